@@ -1,0 +1,21 @@
+namespace VyaBackupDb.Errors;
+
+/// <summary>
+/// Base of every expected failure. The message is one line, safe to print (never holds a secret),
+/// and the exit code says which class of failure it is.
+/// </summary>
+public abstract class VyaException(string message, ExitCode exitCode, Exception? inner = null)
+    : Exception(message, inner)
+{
+    public ExitCode ExitCode { get; } = exitCode;
+}
+
+/// <summary>Invalid configuration: the message names the file, line and key.</summary>
+public sealed class ConfigException(string message) : VyaException(message, ExitCode.UsageOrConfig);
+
+/// <summary>Invalid use of the command line (bad combination, unknown instance, bad file name).</summary>
+public sealed class UsageException(string message) : VyaException(message, ExitCode.UsageOrConfig);
+
+/// <summary>A backup or restore could not be completed.</summary>
+public sealed class OperationFailedException(string message, Exception? inner = null)
+    : VyaException(message, ExitCode.Failed, inner);
