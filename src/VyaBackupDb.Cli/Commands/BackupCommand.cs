@@ -1,0 +1,139 @@
+using System.CommandLine;
+using VyaBackupDb.Config;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Pipeline;
+
+namespace VyaBackupDb.Cli.Commands;
+
+internal static class BackupCommand
+{
+    public static Command Create()
+    {
+        var instance = new Option<int?>("--instance", "-i") { Description = "Back up this instance (its id in the config)" };
+        var all = new Option<bool>("--all", "-a") { Description = "Back up every enabled instance" };
+        var database = new Option<string?>("--database", "-d") { Description = "Back up only this database (needs --instance)" };
+        var compression = new Option<string?>("--compression", "-c")
+        {
+            Description = "none | gzip | zstd | zip (default: the config's, zstd). Bare --compression: compress with the config's codec, or zstd",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        compression.AcceptOnlyFromAmong("none", "gzip", "zstd", "zip");
+        var dryRun = new Option<bool>("--dry-run") { Description = "Print what would be backed up; touch nothing" };
+
+        var command = new Command("backup", "Back up databases, each into its own file") { instance, all, database, compression, dryRun };
+        command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
+        {
+            var config = CommonOptions.LoadConfig(parseResult);
+            var instanceId = parseResult.GetValue(instance);
+            var isAll = parseResult.GetValue(all);
+            var databaseName = parseResult.GetValue(database);
+            if (instanceId is not null && isAll)
+            {
+                throw new UsageException("--instance and --all exclude each other");
+            }
+            if (instanceId is null && !isAll)
+            {
+                throw new UsageException("give --instance ID or --all");
+            }
+            if (databaseName is not null && instanceId is null)
+            {
+                throw new UsageException("--database needs --instance");
+            }
+
+            List<InstanceConfig> instances;
+            if (instanceId is { } id)
+            {
+                var chosen = config.GetInstance(id);
+                if (!chosen.Enabled)
+                {
+                    Output.Warning($"instance {id} ({chosen.Name}) is disabled in the config; backing it up as asked");
+                }
+                instances = [chosen];
+            }
+            else
+            {
+                instances = [.. config.Instances.Where(i => i.Enabled)];
+                if (instances.Count == 0)
+                {
+                    throw new UsageException($"no enabled instance in {config.SourcePath}");
+                }
+            }
+
+            var codec = ChooseCompression(parseResult, compression, config);
+            var request = new BackupRequest(instances, databaseName, codec, parseResult.GetValue(dryRun));
+            var observer = new ConsoleBackupObserver();
+            var operation = new BackupOperation(config, BackupOperation.DefaultStorage(config), TimeProvider.System, observer);
+            var report = await operation.RunAsync(request, cancellationToken).ConfigureAwait(false);
+            if (request.DryRun)
+            {
+                return ExitCode.Success;
+            }
+            observer.Summary(report);
+            return report.ExitCode;
+        }));
+        return command;
+    }
+
+    /// <summary>--compression X wins; bare --compression (the old tool's flag) means "compressed": the config's codec, or zstd.</summary>
+    private static Compression ChooseCompression(ParseResult parseResult, Option<string?> option, AppConfig config)
+    {
+        if (parseResult.GetResult(option) is null)
+        {
+            return config.Compression;
+        }
+        var value = parseResult.GetValue(option);
+        if (value is null)
+        {
+            return config.Compression == Compression.None ? Compression.Zstd : config.Compression;
+        }
+        CompressionNames.TryParse(value, out var chosen);
+        return chosen;
+    }
+
+    private sealed class ConsoleBackupObserver : IBackupObserver
+    {
+        private ProgressLine? _progress;
+
+        public void Planned(BackupItem item) =>
+            Output.Line($"would back up instance {item.Instance.Id} ({item.Instance.Name}) database '{item.Database}' to {item.Location}");
+
+        public void Started(BackupItem item, Func<long> storedBytesSoFar)
+        {
+            if (!Output.IsTerminal)
+            {
+                Output.Log($"backing up {item.Instance.Name}/{item.Database} to {item.Location}");
+            }
+            _progress = new ProgressLine($"{item.Instance.Name}/{item.Database}", storedBytesSoFar);
+        }
+
+        public void Finished(BackupItemResult result)
+        {
+            _progress?.Dispose();
+            _progress = null;
+            var what = $"{result.Instance.Name}/{result.Database}";
+            if (result.Succeeded)
+            {
+                Output.Log($"ok     {what}: {Output.Size(result.StoredBytes)} ({Output.Size(result.PlainBytes)} of SQL) in {Output.Duration(result.Duration)} -> {result.Location}");
+            }
+            else
+            {
+                Output.Log($"FAILED {what}: {result.Error}");
+            }
+        }
+
+        public void Warning(string message) => Output.Warning(message);
+
+        public void Summary(BackupReport report)
+        {
+            var succeeded = report.Results.Count(r => r.Succeeded);
+            var failed = report.Results.Count - succeeded;
+            var size = report.Results.Sum(r => r.StoredBytes);
+            Output.Line($"backup summary: {succeeded} succeeded, {failed} failed, {Output.Size(size)} written, {Output.Duration(report.Duration)}");
+            if (report.Results.Count == 0)
+            {
+                Output.Error("nothing was backed up");
+            }
+        }
+    }
+}

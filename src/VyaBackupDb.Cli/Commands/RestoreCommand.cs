@@ -1,0 +1,85 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+using VyaBackupDb.Config;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Operations;
+
+namespace VyaBackupDb.Cli.Commands;
+
+internal static class RestoreCommand
+{
+    public static Command Create()
+    {
+        var file = new Option<string>("--file", "-f") { Description = "The backup file to restore", Required = true };
+        var instance = new Option<int>("--instance", "-i") { Description = "Restore into this instance (its id in the config)", Required = true };
+        var target = new Option<string?>("--target", "-t") { Description = "Target database (default: the database named in the file name)" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Print what would be done; touch nothing" };
+        var force = new Option<bool>("--force") { Description = "Replace the target database even if it holds tables" };
+
+        var command = new Command("restore", "Restore a backup file into one database") { file, instance, target, dryRun, force };
+        command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
+        {
+            var config = CommonOptions.LoadConfig(parseResult);
+            var request = new RestoreRequest(
+                parseResult.GetRequiredValue(file),
+                config.GetInstance(parseResult.GetValue(instance)),
+                parseResult.GetValue(target),
+                parseResult.GetValue(dryRun),
+                parseResult.GetValue(force));
+            var observer = new ConsoleRestoreObserver(request);
+            var result = await new RestoreOperation(config, observer).RunAsync(request, cancellationToken).ConfigureAwait(false);
+            observer.Done();
+            if (result is not null)
+            {
+                Output.Line($"restore summary: '{result.Plan.Target}' on instance {request.Instance.Id} ({request.Instance.Name}): "
+                    + $"{result.TablesRestored} tables, {Output.Size(result.PlainBytes)} of SQL, {Output.Duration(result.Duration)}");
+            }
+            return ExitCode.Success;
+        }));
+        return command;
+    }
+
+    private sealed class ConsoleRestoreObserver(RestoreRequest request) : IRestoreObserver
+    {
+        private ProgressLine? _progress;
+
+        public void Planned(RestorePlan plan)
+        {
+            var source = plan.FileDbms is { } dbms ? $"{dbms.ToName()} backup" : "SQL dump";
+            if (plan.SourceDatabase is not null)
+            {
+                source += $" of '{plan.SourceDatabase}'";
+            }
+            if (plan.TakenUtc is { } taken)
+            {
+                source += $" taken {taken.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)} UTC";
+            }
+            var target = plan.TargetState switch
+            {
+                { Exists: false } => "will be created",
+                { TableCount: 0 } => "exists, empty",
+                { TableCount: var n } => $"exists with {n} tables, will be replaced",
+            };
+            var verb = request.DryRun ? "would restore" : "restoring";
+            Output.Line($"{verb} {plan.File} ({Output.Size(plan.FileBytes)}, {plan.Compression.ToString().ToLowerInvariant()}, {source}) "
+                + $"into '{plan.Target}' on instance {request.Instance.Id} ({request.Instance.Name}); target {target}");
+        }
+
+        public bool Confirm(string question)
+        {
+            if (Console.IsInputRedirected || !Output.IsTerminal)
+            {
+                return false;
+            }
+            return AnsiConsole.Confirm(question, defaultValue: false);
+        }
+
+        public void Started(long fileBytes, Func<long> fileBytesRead) =>
+            _progress = new ProgressLine("restoring", fileBytesRead, fileBytes);
+
+        public void Warning(string message) => Output.Warning(message);
+
+        public void Done() => _progress?.Dispose();
+    }
+}

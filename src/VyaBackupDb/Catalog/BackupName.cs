@@ -1,0 +1,120 @@
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using VyaBackupDb.Config;
+using VyaBackupDb.Pipeline;
+
+namespace VyaBackupDb.Catalog;
+
+/// <summary>What a backup file's name says about it.</summary>
+public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Database, Compression Compression)
+{
+    private const string TimeFormat = "yyyyMMdd_HHmmss";
+
+    // 20260113_155440_mysql_dns_db.sql.zst (ours and the old tool's current format)
+    private static readonly Regex Current = new(
+        @"^(?<time>\d{8}_\d{6})_(?<dbms>mysql|postgresql)_(?<db>.+)$", RegexOptions.CultureInvariant);
+
+    // dns_db_20260110_020000.sql.gz (the old tool's first format)
+    private static readonly Regex Legacy = new(
+        @"^(?<db>.+)_(?<time>\d{8}_\d{6})$", RegexOptions.CultureInvariant);
+
+    /// <summary>The file name this tool writes: YYYYMMDD_HHMMSS_dbms_database.ext, the database name encoded.</summary>
+    public string FileName =>
+        $"{TimestampUtc.ToString(TimeFormat, CultureInfo.InvariantCulture)}_{Dbms!.Value.ToName()}_{Encode(Database)}{Compression.Extension()}";
+
+    /// <summary>Parses either format; null when the name is not a backup file name.</summary>
+    public static BackupName? TryParse(string fileName)
+    {
+        var compression = CompressionNames.FromFileName(fileName);
+        if (compression is null)
+        {
+            return null;
+        }
+        var stem = fileName[..^compression.Value.Extension().Length];
+
+        var current = Current.Match(stem);
+        if (current.Success && TryTime(current.Groups["time"].Value, out var time)
+            && TryDecode(current.Groups["db"].Value, out var database)
+            && DbmsNames.TryParse(current.Groups["dbms"].Value, out var dbms))
+        {
+            return new BackupName(time, dbms, database, compression.Value);
+        }
+
+        var legacy = Legacy.Match(stem);
+        if (legacy.Success && TryTime(legacy.Groups["time"].Value, out time)
+            && TryDecode(legacy.Groups["db"].Value, out database))
+        {
+            return new BackupName(time, null, database, compression.Value);
+        }
+        return null;
+    }
+
+    private static bool TryTime(string text, out DateTime time) =>
+        DateTime.TryParseExact(text, TimeFormat, CultureInfo.InvariantCulture,
+            DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out time);
+
+    /// <summary>
+    /// Makes a database name safe as (part of) a file name: letters, digits, '_' and '-' stay, every
+    /// other byte of its UTF-8 form becomes %XX. No '/', no '.', so the path stays in its folder, and
+    /// the name decodes back exactly. Plain names (the old tool's) are unchanged.
+    /// </summary>
+    public static string Encode(string name)
+    {
+        var builder = new StringBuilder(name.Length);
+        foreach (var b in Encoding.UTF8.GetBytes(name))
+        {
+            if (b is (>= (byte)'a' and <= (byte)'z') or (>= (byte)'A' and <= (byte)'Z') or (>= (byte)'0' and <= (byte)'9')
+                or (byte)'_' or (byte)'-')
+            {
+                builder.Append((char)b);
+            }
+            else
+            {
+                builder.Append('%').Append(b.ToString("X2", CultureInfo.InvariantCulture));
+            }
+        }
+        return builder.ToString();
+    }
+
+    public static bool TryDecode(string encoded, out string name)
+    {
+        name = "";
+        if (encoded.Length == 0)
+        {
+            return false;
+        }
+        var bytes = new List<byte>(encoded.Length);
+        for (var i = 0; i < encoded.Length; i++)
+        {
+            var c = encoded[i];
+            if (c == '%')
+            {
+                if (i + 2 >= encoded.Length
+                    || !byte.TryParse(encoded.AsSpan(i + 1, 2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var b))
+                {
+                    return false;
+                }
+                bytes.Add(b);
+                i += 2;
+            }
+            else
+            {
+                // Old tool's names may hold '.', non-ASCII and other characters unencoded.
+                var end = encoded.IndexOf('%', i);
+                end = end < 0 ? encoded.Length : end;
+                bytes.AddRange(Encoding.UTF8.GetBytes(encoded[i..end]));
+                i = end - 1;
+            }
+        }
+        try
+        {
+            name = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes.ToArray());
+            return true;
+        }
+        catch (DecoderFallbackException)
+        {
+            return false;
+        }
+    }
+}

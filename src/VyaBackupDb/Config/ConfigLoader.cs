@@ -1,0 +1,256 @@
+using System.Globalization;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Pipeline;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace VyaBackupDb.Config;
+
+/// <summary>
+/// Loads config.yaml. Walks the YAML node tree by hand (rather than deserialising) so that every
+/// error names the file, the line and the key, and unknown keys (typos) are errors, not ignored.
+/// </summary>
+public static class ConfigLoader
+{
+    public const string EnvVar = "VYA_BACKUPDB_CONFIG";
+    public const string DefaultPath = "config.yaml";
+
+    /// <summary>--config, else $VYA_BACKUPDB_CONFIG, else ./config.yaml.</summary>
+    public static string ResolvePath(string? fromCommandLine)
+    {
+        if (!string.IsNullOrEmpty(fromCommandLine))
+        {
+            return fromCommandLine;
+        }
+        var fromEnv = Environment.GetEnvironmentVariable(EnvVar);
+        return string.IsNullOrEmpty(fromEnv) ? DefaultPath : fromEnv;
+    }
+
+    public static AppConfig Load(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"cannot read config file {path}: {e.Message}");
+        }
+        return Parse(text, path);
+    }
+
+    public static AppConfig Parse(string yaml, string path)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yaml));
+        }
+        catch (YamlException e)
+        {
+            throw new ConfigException($"{path}:{e.Start.Line}: invalid YAML: {FirstLine(e.InnerException?.Message ?? e.Message)}");
+        }
+        if (stream.Documents.Count == 0)
+        {
+            throw new ConfigException($"{path}: the config file is empty");
+        }
+        var reader = new Reader(path);
+        var root = reader.Mapping(stream.Documents[0].RootNode, "top level");
+        return reader.ReadConfig(root);
+    }
+
+    private static string FirstLine(string message) => message.Split('\n')[0].Trim();
+
+    private sealed class Reader(string path)
+    {
+        private static readonly string[] TopKeys = ["backup_dir", "compression", "timeout_seconds", "instances"];
+
+        private static readonly string[] InstanceKeys =
+        [
+            "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file",
+            "enabled", "include", "exclude", "filter", "ignore", "tools_dir",
+        ];
+
+        public AppConfig ReadConfig(YamlMappingNode root)
+        {
+            CheckKeys(root, TopKeys, "");
+            var baseDir = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
+            var backupDir = OptionalString(root, "backup_dir", "") ?? throw Error(root, "backup_dir", "is required");
+            backupDir = Path.GetFullPath(Path.Combine(baseDir, backupDir));
+
+            var compressionText = OptionalString(root, "compression", "") ?? "zstd";
+            if (!CompressionNames.TryParse(compressionText, out var compression))
+            {
+                throw Error(root, "compression", $"'{compressionText}' is not one of none, gzip, zstd, zip");
+            }
+
+            var timeoutSeconds = OptionalInt(root, "timeout_seconds", "") ?? 3600;
+            if (timeoutSeconds <= 0)
+            {
+                throw Error(root, "timeout_seconds", "must be a positive number of seconds");
+            }
+
+            var instances = new List<InstanceConfig>();
+            if (Get(root, "instances") is { } instancesNode)
+            {
+                if (instancesNode is not YamlSequenceNode sequence)
+                {
+                    throw new ConfigException($"{path}:{Line(instancesNode)}: instances: expected a list");
+                }
+                for (var i = 0; i < sequence.Children.Count; i++)
+                {
+                    var instance = ReadInstance(Mapping(sequence.Children[i], $"instances[{i}]"), $"instances[{i}].", baseDir);
+                    if (instances.Any(x => x.Id == instance.Id))
+                    {
+                        throw new ConfigException($"{path}:{Line(sequence.Children[i])}: instances[{i}].id: id {instance.Id} is used twice");
+                    }
+                    instances.Add(instance);
+                }
+            }
+            return new AppConfig(path, backupDir, compression, TimeSpan.FromSeconds(timeoutSeconds), instances);
+        }
+
+        private InstanceConfig ReadInstance(YamlMappingNode node, string prefix, string baseDir)
+        {
+            CheckKeys(node, InstanceKeys, prefix);
+            var id = OptionalInt(node, "id", prefix) ?? throw Error(node, prefix + "id", "is required");
+            if (id < 0)
+            {
+                throw Error(node, prefix + "id", "must not be negative");
+            }
+
+            var dbmsText = OptionalString(node, "dbms", prefix) ?? throw Error(node, prefix + "dbms", "is required");
+            if (!DbmsNames.TryParse(dbmsText, out var dbms))
+            {
+                throw Error(Get(node, "dbms")!, prefix + "dbms", $"'{dbmsText}' is not one of mysql, postgresql");
+            }
+
+            var name = OptionalString(node, "name", prefix) ?? $"{dbms.ToName()}-{id}";
+            var host = OptionalString(node, "host", prefix) ?? "127.0.0.1";
+            var port = OptionalInt(node, "port", prefix) ?? (dbms == Dbms.MySql ? 3306 : 5432);
+            if (port is <= 0 or > 65535)
+            {
+                throw Error(Get(node, "port")!, prefix + "port", $"{port} is not a TCP port");
+            }
+            var user = OptionalString(node, "user", prefix) ?? throw Error(node, prefix + "user", "is required");
+
+            var password = ReadPassword(node, prefix, baseDir);
+            var enabled = OptionalBool(node, "enabled", prefix) ?? true;
+            var include = StringList(node, "include", prefix) ?? StringList(node, "filter", prefix) ?? ["*"];
+            var exclude = StringList(node, "exclude", prefix) ?? StringList(node, "ignore", prefix) ?? [];
+            var toolsDir = OptionalString(node, "tools_dir", prefix);
+            return new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir);
+        }
+
+        private PasswordSource ReadPassword(YamlMappingNode node, string prefix, string baseDir)
+        {
+            var given = new[] { "password", "password_env", "password_file" }.Where(k => Get(node, k) is not null).ToList();
+            if (given.Count > 1)
+            {
+                throw Error(Get(node, given[1])!, prefix + given[1], $"give only one of password, password_env, password_file");
+            }
+            if (given.Count == 0)
+            {
+                return PasswordSource.None;
+            }
+            var key = given[0];
+            var value = OptionalString(node, key, prefix)!;
+            var where = $"{path}:{Line(Get(node, key)!)}: {prefix}{key}";
+            return key switch
+            {
+                "password" => PasswordSource.Literal(value),
+                "password_env" => PasswordSource.FromEnv(value, where),
+                _ => PasswordSource.FromFile(Path.GetFullPath(Path.Combine(baseDir, value)), where),
+            };
+        }
+
+        public YamlMappingNode Mapping(YamlNode node, string what) =>
+            node as YamlMappingNode ?? throw new ConfigException($"{path}:{Line(node)}: {what}: expected a mapping of keys to values");
+
+        private void CheckKeys(YamlMappingNode node, string[] allowed, string prefix)
+        {
+            foreach (var key in node.Children.Keys)
+            {
+                var name = (key as YamlScalarNode)?.Value ?? "";
+                if (!allowed.Contains(name))
+                {
+                    throw new ConfigException($"{path}:{Line(key)}: {prefix}{name}: unknown key (known: {string.Join(", ", allowed)})");
+                }
+            }
+        }
+
+        private static YamlNode? Get(YamlMappingNode node, string key) =>
+            node.Children.TryGetValue(new YamlScalarNode(key), out var value) ? value : null;
+
+        private string? OptionalString(YamlMappingNode node, string key, string prefix)
+        {
+            var value = Get(node, key);
+            if (value is null)
+            {
+                return null;
+            }
+            if (value is not YamlScalarNode scalar || scalar.Value is null or "")
+            {
+                throw new ConfigException($"{path}:{Line(value)}: {prefix}{key}: expected a text value");
+            }
+            return scalar.Value;
+        }
+
+        private int? OptionalInt(YamlMappingNode node, string key, string prefix)
+        {
+            var text = OptionalString(node, key, prefix);
+            if (text is null)
+            {
+                return null;
+            }
+            if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
+            {
+                throw new ConfigException($"{path}:{Line(Get(node, key)!)}: {prefix}{key}: '{text}' is not a whole number");
+            }
+            return value;
+        }
+
+        private bool? OptionalBool(YamlMappingNode node, string key, string prefix)
+        {
+            var text = OptionalString(node, key, prefix);
+            return text?.ToLowerInvariant() switch
+            {
+                null => null,
+                "true" or "yes" or "on" => true,
+                "false" or "no" or "off" => false,
+                _ => throw new ConfigException($"{path}:{Line(Get(node, key)!)}: {prefix}{key}: '{text}' is not true or false"),
+            };
+        }
+
+        private List<string>? StringList(YamlMappingNode node, string key, string prefix)
+        {
+            var value = Get(node, key);
+            switch (value)
+            {
+                case null:
+                    return null;
+                case YamlScalarNode { Value: { Length: > 0 } single }:
+                    return [single];
+                case YamlSequenceNode sequence:
+                    var list = new List<string>();
+                    foreach (var item in sequence.Children)
+                    {
+                        if (item is not YamlScalarNode { Value: { Length: > 0 } text })
+                        {
+                            throw new ConfigException($"{path}:{Line(item)}: {prefix}{key}: expected a list of text patterns");
+                        }
+                        list.Add(text);
+                    }
+                    return list;
+                default:
+                    throw new ConfigException($"{path}:{Line(value)}: {prefix}{key}: expected a list of text patterns");
+            }
+        }
+
+        private ConfigException Error(YamlNode near, string key, string problem) =>
+            new($"{path}:{Line(near)}: {key}: {problem}");
+
+        private static long Line(YamlNode node) => node.Start.Line;
+    }
+}

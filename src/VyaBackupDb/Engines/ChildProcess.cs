@@ -1,0 +1,185 @@
+using System.Diagnostics;
+using System.Text;
+using VyaBackupDb.Errors;
+
+namespace VyaBackupDb.Engines;
+
+/// <summary>
+/// The one place that starts processes. Always an argv list (never a shell), stdin closed unless
+/// fed, stderr drained concurrently (a full pipe would hang the child), exit status checked, and
+/// the child killed when the caller cancels or a stream on our side fails.
+/// </summary>
+public static class ChildProcess
+{
+    private const int CopyBufferSize = 1 << 17;
+    private const int StderrKeep = 16 * 1024;
+
+    /// <summary>Runs a short command (e.g. `--version`) and returns its stdout; throws if it fails.</summary>
+    public static async Task<string> CaptureAsync(string file, IReadOnlyList<string> arguments, CancellationToken cancellationToken)
+    {
+        using var output = new MemoryStream();
+        await RunAsync(file, arguments, null, null, output, cancellationToken).ConfigureAwait(false);
+        return Encoding.UTF8.GetString(output.ToArray());
+    }
+
+    /// <summary>
+    /// Runs <paramref name="file"/>; <paramref name="feedStdin"/> writes its input (null: none) and
+    /// its stdout is copied into <paramref name="stdout"/> (null: discarded). Throws <see cref="OperationFailedException"/>
+    /// naming the tool, its exit status and the end of its stderr when it does not exit with 0.
+    /// </summary>
+    public static async Task RunAsync(
+        string file,
+        IReadOnlyList<string> arguments,
+        IReadOnlyDictionary<string, string>? environment,
+        Func<Stream, CancellationToken, Task>? feedStdin,
+        Stream? stdout,
+        CancellationToken cancellationToken)
+    {
+        var tool = Path.GetFileName(file);
+        var startInfo = new ProcessStartInfo(file)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in arguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            startInfo.Environment[name] = value;
+        }
+
+        using var process = new Process { StartInfo = startInfo };
+        try
+        {
+            process.Start();
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new OperationFailedException($"cannot start {file}: {e.Message}");
+        }
+
+        var stderr = DrainStderrAsync(process.StandardError.BaseStream);
+        var copyOut = stdout is null
+            ? process.StandardOutput.BaseStream.CopyToAsync(Stream.Null, cancellationToken)
+            : process.StandardOutput.BaseStream.CopyToAsync(stdout, CopyBufferSize, cancellationToken);
+        var copyIn = FeedStdinAsync(process.StandardInput.BaseStream, feedStdin, cancellationToken);
+
+        try
+        {
+            await WhenAllFailFast(copyOut, copyIn).ConfigureAwait(false);
+            await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ours)
+        {
+            Kill(process);
+            var childError = await ExitErrorAsync(process, tool, stderr).ConfigureAwait(false);
+            // Writing to the child failing (broken pipe) means it quit first: its own error says why.
+            // A failure on our side (disk full while storing its output) is ours to report.
+            if (childError is not null && ours is IOException && copyIn.IsFaulted && !copyOut.IsFaulted)
+            {
+                throw childError;
+            }
+            throw;
+        }
+
+        var error = await ExitErrorAsync(process, tool, stderr).ConfigureAwait(false);
+        if (error is not null)
+        {
+            throw error;
+        }
+    }
+
+    private static async Task FeedStdinAsync(
+        Stream childStdin, Func<Stream, CancellationToken, Task>? feed, CancellationToken cancellationToken)
+    {
+        if (feed is not null)
+        {
+            await feed(childStdin, cancellationToken).ConfigureAwait(false);
+        }
+        // Closing stdin tells the child the input is complete, so only on success: when feeding
+        // fails, the child is killed with its input still open (psql must not commit a half).
+        await childStdin.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Like Task.WhenAll, but fails as soon as either task fails, so the child gets killed at once.</summary>
+    private static async Task WhenAllFailFast(Task first, Task second)
+    {
+        var done = await Task.WhenAny(first, second).ConfigureAwait(false);
+        await done.ConfigureAwait(false);
+        await (done == first ? second : first).ConfigureAwait(false);
+    }
+
+    private static async Task<OperationFailedException?> ExitErrorAsync(Process process, string tool, Task<string> stderr)
+    {
+        if (!process.WaitForExit(10_000))
+        {
+            return new OperationFailedException($"{tool} did not exit after being stopped");
+        }
+        if (process.ExitCode == 0)
+        {
+            return null;
+        }
+        var message = SummarizeStderr(await stderr.ConfigureAwait(false));
+        // .NET reports a child killed by signal N as exit code 128 + N.
+        var status = process.ExitCode > 128 && process.ExitCode < 160
+            ? $"was killed by signal {process.ExitCode - 128}{SignalName(process.ExitCode - 128)}"
+            : $"exited with code {process.ExitCode}";
+        return new OperationFailedException(message.Length == 0 ? $"{tool} {status}" : $"{tool} {status}: {message}");
+    }
+
+    private static string SignalName(int signal) => signal switch
+    {
+        9 => " (SIGKILL)",
+        15 => " (SIGTERM)",
+        6 => " (SIGABRT)",
+        11 => " (SIGSEGV)",
+        13 => " (SIGPIPE)",
+        2 => " (SIGINT)",
+        _ => "",
+    };
+
+    /// <summary>The child's stderr as one line: the last few non-empty lines joined, bounded in length.</summary>
+    private static string SummarizeStderr(string stderr)
+    {
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var text = string.Join(" | ", lines.TakeLast(3));
+        return text.Length > 600 ? "..." + text[^600..] : text;
+    }
+
+    private static async Task<string> DrainStderrAsync(Stream stderr)
+    {
+        // Keep only the end: the error is there, and a chatty tool must not grow memory.
+        var kept = new StringBuilder();
+        using var reader = new StreamReader(stderr, Encoding.UTF8);
+        var buffer = new char[4096];
+        int n;
+        while ((n = await reader.ReadAsync(buffer).ConfigureAwait(false)) > 0)
+        {
+            kept.Append(buffer, 0, n);
+            if (kept.Length > 2 * StderrKeep)
+            {
+                kept.Remove(0, kept.Length - StderrKeep);
+            }
+        }
+        return kept.ToString();
+    }
+
+    private static void Kill(Process process)
+    {
+        try
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
+    }
+}

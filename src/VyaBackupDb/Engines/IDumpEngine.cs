@@ -1,0 +1,53 @@
+using VyaBackupDb.Config;
+
+namespace VyaBackupDb.Engines;
+
+/// <summary>What probing a server found.</summary>
+public sealed record ServerInfo(string Flavor, string Version, IReadOnlyList<string> Databases);
+
+/// <summary>A database as a restore finds it before touching it.</summary>
+public sealed record TargetState(bool Exists, int TableCount);
+
+/// <summary>One database engine (MySQL/MariaDB or PostgreSQL), bound to one configured instance.</summary>
+public interface IDumpEngine
+{
+    InstanceConfig Instance { get; }
+
+    /// <summary>The line a complete dump ends with (checked on backup and restore).</summary>
+    string CompletionTrailer { get; }
+
+    /// <summary>Flavor, version and the user databases (system databases left out).</summary>
+    Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken);
+
+    /// <summary>Writes a plain SQL dump of <paramref name="database"/> that restores under any name.</summary>
+    Task DumpAsync(string database, Stream output, CancellationToken cancellationToken);
+
+    Task<TargetState> GetTargetStateAsync(string database, CancellationToken cancellationToken);
+
+    Task CreateDatabaseAsync(string database, CancellationToken cancellationToken);
+
+    Task DropDatabaseAsync(string database, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Runs a plain SQL dump into <paramref name="targetDatabase"/>. Statements that name another
+    /// database are dropped or pointed at the target; data passes through unchanged.
+    /// </summary>
+    Task RestoreAsync(string targetDatabase, Stream input, CancellationToken cancellationToken);
+}
+
+public static class DumpEngines
+{
+    public static IDumpEngine For(InstanceConfig instance) => instance.Dbms switch
+    {
+        Dbms.MySql => new MySql.MySqlEngine(instance),
+        Dbms.PostgreSql => new Postgres.PostgresEngine(instance),
+        _ => throw new ArgumentOutOfRangeException(nameof(instance)),
+    };
+
+    /// <summary>Databases no glob and no --all ever backs up.</summary>
+    public static bool IsSystemDatabase(Dbms dbms, string name) => dbms switch
+    {
+        Dbms.MySql => name is "information_schema" or "performance_schema" or "mysql" or "sys",
+        _ => name is "template0" or "template1",
+    };
+}

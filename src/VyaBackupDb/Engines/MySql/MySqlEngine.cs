@@ -1,0 +1,195 @@
+using System.Text;
+using MySqlConnector;
+using VyaBackupDb.Config;
+using VyaBackupDb.Errors;
+
+namespace VyaBackupDb.Engines.MySql;
+
+/// <summary>MySQL and MariaDB: mysqldump/mariadb-dump to back up, the mysql/mariadb client to restore.</summary>
+public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
+{
+    private string? _flavor;
+
+    public InstanceConfig Instance { get; } = instance;
+
+    public string CompletionTrailer => "-- Dump completed";
+
+    public async Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var version = (string?)await Scalar(connection, "SELECT VERSION()", cancellationToken).ConfigureAwait(false) ?? "";
+        var flavor = version.Contains("MariaDB", StringComparison.OrdinalIgnoreCase) ? "MariaDB" : "MySQL";
+        var databases = new List<string>();
+        await using (var command = new MySqlCommand("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME", connection))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var name = reader.GetString(0);
+                if (!DumpEngines.IsSystemDatabase(Dbms.MySql, name))
+                {
+                    databases.Add(name);
+                }
+            }
+        }
+        return new ServerInfo(flavor, version.Split('-')[0], databases);
+    }
+
+    public async Task DumpAsync(string database, Stream output, CancellationToken cancellationToken)
+    {
+        var serverIsMariaDb = (await ProbeFlavorAsync(cancellationToken).ConfigureAwait(false)) == "MariaDB";
+        var tool = FindTool(serverIsMariaDb ? ["mariadb-dump", "mysqldump"] : ["mysqldump", "mariadb-dump"]);
+        var toolIsMariaDb = (await ChildProcess.CaptureAsync(tool, ["--version"], cancellationToken).ConfigureAwait(false))
+            .Contains("MariaDB", StringComparison.OrdinalIgnoreCase);
+
+        using var options = OptionFile();
+        List<string> arguments =
+        [
+            $"--defaults-file={options.Path}",
+            "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob",
+            "--quick", "--no-tablespaces", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
+        ];
+        if (!toolIsMariaDb && !serverIsMariaDb)
+        {
+            arguments.Add("--set-gtid-purged=OFF");
+        }
+        if (!toolIsMariaDb && serverIsMariaDb)
+        {
+            // MySQL 8's mysqldump queries COLUMN_STATISTICS, which MariaDB does not have.
+            arguments.Add("--column-statistics=0");
+        }
+        // "--" so that a database named like an option (-f) is taken as a name. No --databases:
+        // the dump must not name the database, so it restores under any name.
+        arguments.Add("--");
+        arguments.Add(database);
+        await ChildProcess.RunAsync(tool, arguments, null, null, output, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<TargetState> GetTargetStateAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var exists = await Scalar(connection,
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = @db", cancellationToken, database).ConfigureAwait(false);
+        if (Convert.ToInt64(exists, System.Globalization.CultureInfo.InvariantCulture) == 0)
+        {
+            return new TargetState(false, 0);
+        }
+        return new TargetState(true, await CountTablesAsync(connection, database, cancellationToken).ConfigureAwait(false));
+    }
+
+    public async Task CreateDatabaseAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await Execute(connection, $"CREATE DATABASE {QuoteIdentifier(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task DropDatabaseAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await Execute(connection, $"DROP DATABASE {QuoteIdentifier(database)}", cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task RestoreAsync(string targetDatabase, Stream input, CancellationToken cancellationToken)
+    {
+        var serverIsMariaDb = (await ProbeFlavorAsync(cancellationToken).ConfigureAwait(false)) == "MariaDB";
+        var tool = FindTool(serverIsMariaDb ? ["mariadb", "mysql"] : ["mysql", "mariadb"]);
+        using var options = OptionFile();
+        List<string> arguments =
+        [
+            $"--defaults-file={options.Path}",
+            // --binary-mode: NUL bytes and \r\n in old dumps' strings reach the server unchanged.
+            "--binary-mode", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
+            $"--database={targetDatabase}",
+        ];
+        var filter = new MySqlDumpFilter(targetDatabase);
+        await ChildProcess.RunAsync(tool, arguments, null,
+            (stdin, ct) => filter.CopyAsync(input, stdin, ct), null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Backtick quoting, backticks doubled: the server's rule for identifiers.</summary>
+    public static string QuoteIdentifier(string name) => "`" + name.Replace("`", "``", StringComparison.Ordinal) + "`";
+
+    private async Task<string> ProbeFlavorAsync(CancellationToken cancellationToken) =>
+        _flavor ??= (await ProbeAsync(cancellationToken).ConfigureAwait(false)).Flavor;
+
+    private string FindTool(string[] names) =>
+        ToolLocator.Find(Instance.ToolsDir, names)
+        ?? throw new OperationFailedException(
+            $"none of {string.Join(", ", names)} found in {Instance.ToolsDir ?? "PATH"}; install mariadb-client or mysql-client");
+
+    private SecretFile OptionFile()
+    {
+        var content = new StringBuilder("[client]\n")
+            .Append("host=").Append(Instance.Host).Append('\n')
+            .Append("port=").Append(Instance.Port).Append('\n')
+            .Append("user=").Append(OptionValue(Instance.User)).Append('\n')
+            .Append("protocol=tcp\n");
+        if (Instance.Password.Resolve() is { } password)
+        {
+            content.Append("password=").Append(OptionValue(password)).Append('\n');
+        }
+        return new SecretFile("client.cnf", content.ToString());
+    }
+
+    /// <summary>Option-file value: double-quoted, backslash and quote escaped.</summary>
+    private static string OptionValue(string value) =>
+        "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+
+    private async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var builder = new MySqlConnectionStringBuilder
+        {
+            Server = Instance.Host,
+            Port = (uint)Instance.Port,
+            UserID = Instance.User,
+            Password = Instance.Password.Resolve() ?? "",
+            AllowPublicKeyRetrieval = true,
+            ConnectionTimeout = 15,
+            Pooling = false,
+        };
+        var connection = new MySqlConnection(builder.ConnectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            return connection;
+        }
+        catch (MySqlException e)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw new OperationFailedException(
+                $"cannot connect to {Instance.Name} ({Instance.Host}:{Instance.Port}) as {Instance.User}: {e.Message}", e);
+        }
+    }
+
+    private static async Task<int> CountTablesAsync(MySqlConnection connection, string database, CancellationToken cancellationToken)
+    {
+        var count = await Scalar(connection,
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE = 'BASE TABLE'",
+            cancellationToken, database).ConfigureAwait(false);
+        return Convert.ToInt32(count, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private static async Task<object?> Scalar(MySqlConnection connection, string sql, CancellationToken cancellationToken, string? database = null)
+    {
+        await using var command = new MySqlCommand(sql, connection);
+        if (database is not null)
+        {
+            command.Parameters.AddWithValue("@db", database);
+        }
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task Execute(MySqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand(sql, connection);
+        try
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (MySqlException e)
+        {
+            throw new OperationFailedException(e.Message, e);
+        }
+    }
+}

@@ -1,0 +1,43 @@
+using System.Text;
+
+namespace VyaBackupDb.Engines;
+
+/// <summary>
+/// A credentials file for a child process (MySQL option file, PGPASSFILE): mode 0600 inside a
+/// private 0700 directory, deleted on dispose. Secrets never go on a command line.
+/// </summary>
+public sealed class SecretFile : IDisposable
+{
+    private readonly DirectoryInfo _directory;
+
+    public SecretFile(string fileName, string content)
+    {
+        _directory = Directory.CreateTempSubdirectory("vya-backupdb-");
+        if (!OperatingSystem.IsWindows())
+        {
+            _directory.UnixFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        }
+        Path = System.IO.Path.Combine(_directory.FullName, fileName);
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        using var stream = new FileStream(Path, options);
+        stream.Write(Encoding.UTF8.GetBytes(content));
+    }
+
+    public string Path { get; }
+
+    public void Dispose()
+    {
+        try
+        {
+            _directory.Delete(recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort: the directory is private and in the temp folder.
+        }
+    }
+}

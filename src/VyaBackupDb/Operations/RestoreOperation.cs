@@ -1,0 +1,194 @@
+using System.Diagnostics;
+using System.Text;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
+using VyaBackupDb.Engines;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Pipeline;
+
+namespace VyaBackupDb.Operations;
+
+public sealed record RestoreRequest(string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force);
+
+public sealed record RestorePlan(
+    string File, long FileBytes, Compression Compression, Dbms? FileDbms, string? SourceDatabase, DateTime? TakenUtc,
+    string Target, TargetState TargetState);
+
+public sealed record RestoreResult(RestorePlan Plan, int TablesRestored, long PlainBytes, TimeSpan Duration);
+
+/// <summary>What a restore tells its user, and how it asks before replacing data.</summary>
+public interface IRestoreObserver
+{
+    void Planned(RestorePlan plan);
+
+    /// <summary>Asks the user; false when there is nobody to ask.</summary>
+    bool Confirm(string question);
+
+    void Started(long fileBytes, Func<long> fileBytesRead);
+
+    void Warning(string message);
+}
+
+/// <summary>
+/// Restores a backup file into one target database: only the target is created, replaced or
+/// written; a dump that ends without its completion trailer fails the restore.
+/// </summary>
+public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer)
+{
+    private const int HeadBytes = 64 * 1024;
+
+    public async Task<RestoreResult?> RunAsync(RestoreRequest request, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var plan = await PlanAsync(request, cancellationToken).ConfigureAwait(false);
+        observer.Planned(plan);
+        var instance = request.Instance;
+        var engine = DumpEngines.For(instance);
+
+        var replacing = plan.TargetState.TableCount > 0;
+        if (replacing && !request.Force && !request.DryRun
+            && !observer.Confirm($"Database '{plan.Target}' on instance {instance.Id} ({instance.Name}) holds {plan.TargetState.TableCount} tables. Replace it?"))
+        {
+            throw new UsageException(
+                $"database '{plan.Target}' on instance {instance.Id} holds {plan.TargetState.TableCount} tables; not replaced (use --force to replace it)");
+        }
+        if (request.DryRun)
+        {
+            return null;
+        }
+
+        if (replacing)
+        {
+            await engine.DropDatabaseAsync(plan.Target, cancellationToken).ConfigureAwait(false);
+        }
+        var createdHere = !plan.TargetState.Exists || replacing;
+        if (createdHere)
+        {
+            await engine.CreateDatabaseAsync(plan.Target, cancellationToken).ConfigureAwait(false);
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(config.Timeout);
+        long plainBytes;
+        try
+        {
+            await using var file = OpenFile(request.File);
+            observer.Started(plan.FileBytes, () => file.Position);
+            await using var plain = new MeasuringStream(Codec.Decompress(plan.Compression, file))
+            {
+                AtEndOfInput = m =>
+                {
+                    if (!m.TailContains(engine.CompletionTrailer))
+                    {
+                        throw new OperationFailedException(
+                            $"{request.File} ends without the dump's completion trailer ('{engine.CompletionTrailer}'): it is truncated or incomplete");
+                    }
+                },
+            };
+            await engine.RestoreAsync(plan.Target, plain, timeout.Token).ConfigureAwait(false);
+            plainBytes = plain.Bytes;
+        }
+        catch (Exception e) when (e is VyaException or IOException or InvalidDataException or OperationCanceledException)
+        {
+            var reason = e switch
+            {
+                OperationCanceledException when !cancellationToken.IsCancellationRequested =>
+                    $"timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)",
+                OperationCanceledException => "interrupted",
+                VyaException => e.Message,
+                _ => $"cannot read {request.File}: {e.Message}",
+            };
+            if (createdHere)
+            {
+                // The target did not exist (or was emptied on request) before: leave no half of it.
+                await engine.DropDatabaseAsync(plan.Target, CancellationToken.None).ConfigureAwait(false);
+                reason += $"; the incomplete database '{plan.Target}' was removed";
+            }
+            if (e is OperationCanceledException && cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+            throw new OperationFailedException($"restore of {Path.GetFileName(request.File)} into '{plan.Target}' failed: {reason}", e);
+        }
+
+        var after = await engine.GetTargetStateAsync(plan.Target, cancellationToken).ConfigureAwait(false);
+        return new RestoreResult(plan, after.TableCount, plainBytes, clock.Elapsed);
+    }
+
+    /// <summary>Reads what the file is (name, codec, which DBMS made it) and the target's state; changes nothing.</summary>
+    public static async Task<RestorePlan> PlanAsync(RestoreRequest request, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(request.File))
+        {
+            throw new UsageException($"backup file not found: {request.File}");
+        }
+        var fileName = Path.GetFileName(request.File);
+        var name = BackupName.TryParse(fileName);
+        var fileBytes = new FileInfo(request.File).Length;
+
+        Compression compression;
+        await using (var file = OpenFile(request.File))
+        {
+            var magic = new byte[4];
+            var n = await file.ReadAtLeastAsync(magic, magic.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            compression = CompressionNames.FromFileName(fileName) ?? Codec.Sniff(magic.AsSpan(0, n));
+        }
+
+        var target = request.Target ?? name?.Database
+            ?? throw new UsageException($"cannot tell the database from the file name '{fileName}'; give --target");
+        if (target.Length == 0)
+        {
+            throw new UsageException("the target database name is empty");
+        }
+
+        var contentDbms = DbmsFromContent(await ReadHeadAsync(request.File, compression, cancellationToken).ConfigureAwait(false));
+        var fileDbms = name?.Dbms ?? contentDbms;
+        if (name?.Dbms is { } named && contentDbms is { } content && named != content)
+        {
+            throw new UsageException($"{fileName} is named as a {named.ToName()} backup but holds a {content.ToName()} dump");
+        }
+        var instance = request.Instance;
+        if (fileDbms is { } dbms && dbms != instance.Dbms)
+        {
+            throw new UsageException(
+                $"{fileName} is a {dbms.ToName()} backup but instance {instance.Id} ({instance.Name}) is {instance.Dbms.ToName()}");
+        }
+
+        var state = await DumpEngines.For(instance).GetTargetStateAsync(target, cancellationToken).ConfigureAwait(false);
+        return new RestorePlan(request.File, fileBytes, compression, fileDbms, name?.Database, name?.TimestampUtc, target, state);
+    }
+
+    private static async Task<string> ReadHeadAsync(string path, Compression compression, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var file = OpenFile(path);
+            await using var plain = Codec.Decompress(compression, file);
+            var head = new byte[HeadBytes];
+            var n = await plain.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            return Encoding.UTF8.GetString(head, 0, n);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or ZstdSharp.ZstdException)
+        {
+            throw new OperationFailedException($"cannot read {path} as {compression.ToName()}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Which DBMS wrote a dump, from its header comment; null when it does not say.</summary>
+    public static Dbms? DbmsFromContent(string head)
+    {
+        if (head.Contains("-- PostgreSQL database dump", StringComparison.Ordinal))
+        {
+            return Dbms.PostgreSql;
+        }
+        if (head.Contains("-- MySQL dump", StringComparison.Ordinal) || head.Contains("-- MariaDB dump", StringComparison.Ordinal)
+            || head.StartsWith("/*M!999999", StringComparison.Ordinal))
+        {
+            return Dbms.MySql;
+        }
+        return null;
+    }
+
+    private static FileStream OpenFile(string path) =>
+        new(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 17);
+}

@@ -1,0 +1,99 @@
+using System.IO.Compression;
+using ZstdSharp;
+
+namespace VyaBackupDb.Pipeline;
+
+public enum Compression
+{
+    None,
+    Gzip,
+    Zstd,
+    Zip,
+}
+
+public static class CompressionNames
+{
+    public static string ToName(this Compression compression) => compression.ToString().ToLowerInvariant();
+
+    public static bool TryParse(string text, out Compression compression)
+    {
+        compression = default;
+        return text.ToLowerInvariant() switch
+        {
+            "none" => Set(Compression.None, out compression),
+            "gzip" or "gz" => Set(Compression.Gzip, out compression),
+            "zstd" or "zst" => Set(Compression.Zstd, out compression),
+            "zip" => Set(Compression.Zip, out compression),
+            _ => false,
+        };
+    }
+
+    private static bool Set(Compression value, out Compression compression)
+    {
+        compression = value;
+        return true;
+    }
+
+    /// <summary>File extension, as the old tool wrote them: .sql, .sql.gz, .zip; and .sql.zst.</summary>
+    public static string Extension(this Compression compression) => compression switch
+    {
+        Compression.None => ".sql",
+        Compression.Gzip => ".sql.gz",
+        Compression.Zstd => ".sql.zst",
+        Compression.Zip => ".zip",
+        _ => throw new ArgumentOutOfRangeException(nameof(compression)),
+    };
+
+    /// <summary>The compression a file name's extension says, or null if it is not a backup file.</summary>
+    public static Compression? FromFileName(string fileName)
+    {
+        // Longest suffix first: ".sql.gz" before ".sql".
+        foreach (var c in new[] { Compression.Gzip, Compression.Zstd, Compression.Zip, Compression.None })
+        {
+            if (fileName.EndsWith(c.Extension(), StringComparison.OrdinalIgnoreCase))
+            {
+                return c;
+            }
+        }
+        return null;
+    }
+}
+
+/// <summary>In-process compression on the stream: no `| gzip`, no temp copies, flat memory.</summary>
+public static class Codec
+{
+    private const int ZstdLevel = 3;
+
+    /// <summary>
+    /// Wraps <paramref name="stored"/> so that what is written is compressed into it.
+    /// Disposing the result finishes the compressed format (zstd frame end, gzip trailer,
+    /// zip central directory) but leaves <paramref name="stored"/> open.
+    /// </summary>
+    public static Stream Compress(Compression compression, Stream stored, string zipEntryName) => compression switch
+    {
+        Compression.None => new NonClosingStream(stored),
+        Compression.Gzip => new GZipStream(stored, CompressionLevel.Fastest, leaveOpen: true),
+        Compression.Zstd => new CompressionStream(stored, ZstdLevel, leaveOpen: true),
+        Compression.Zip => new ZipEntryWriteStream(stored, zipEntryName),
+        _ => throw new ArgumentOutOfRangeException(nameof(compression)),
+    };
+
+    /// <summary>Wraps <paramref name="stored"/> to read the plain dump out of it.</summary>
+    public static Stream Decompress(Compression compression, Stream stored) => compression switch
+    {
+        Compression.None => stored,
+        Compression.Gzip => new GZipStream(stored, CompressionMode.Decompress),
+        Compression.Zstd => new DecompressionStream(stored),
+        Compression.Zip => ZipEntryReadStream.Open(stored),
+        _ => throw new ArgumentOutOfRangeException(nameof(compression)),
+    };
+
+    /// <summary>Sniffs the compression from the first bytes of a file (for files whose name says nothing).</summary>
+    public static Compression Sniff(ReadOnlySpan<byte> head) => head switch
+    {
+        [0x1f, 0x8b, ..] => Compression.Gzip,
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression.Zstd,
+        [0x50, 0x4b, 0x03, 0x04, ..] => Compression.Zip,
+        _ => Compression.None,
+    };
+}

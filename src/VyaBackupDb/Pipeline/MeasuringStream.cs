@@ -1,0 +1,111 @@
+using System.Security.Cryptography;
+
+namespace VyaBackupDb.Pipeline;
+
+/// <summary>
+/// Passes bytes through (in either direction) while counting them, hashing them with SHA-256 and
+/// keeping the last few KiB, which is where a dump's completion trailer lives.
+/// </summary>
+public sealed class MeasuringStream(Stream inner, bool leaveOpen = false) : WrapperStream(inner)
+{
+    private const int TailSize = 4096;
+
+    private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly byte[] _tail = new byte[TailSize];
+    private int _tailLength;
+    private long _bytes;
+
+    /// <summary>Bytes passed so far; safe to read from another thread for progress.</summary>
+    public long Bytes => Interlocked.Read(ref _bytes);
+
+    /// <summary>Hex SHA-256 of everything that passed. Call once, at the end.</summary>
+    public string Sha256Hex() => Convert.ToHexStringLower(_sha256.GetHashAndReset());
+
+    /// <summary>The last bytes that passed (at most 4 KiB).</summary>
+    public ReadOnlySpan<byte> Tail => _tail.AsSpan(0, _tailLength);
+
+    /// <summary>
+    /// Called when a read reaches the end of the input, before the reader learns of it: a check
+    /// that throws here stops a consumer (psql) before it takes the input as complete.
+    /// </summary>
+    public Action<MeasuringStream>? AtEndOfInput { get; init; }
+
+    /// <summary>True when <paramref name="marker"/> occurs in <see cref="Tail"/>.</summary>
+    public bool TailContains(string marker) => Tail.IndexOf(System.Text.Encoding.ASCII.GetBytes(marker)) >= 0;
+
+    public override int Read(Span<byte> buffer)
+    {
+        var n = Inner.Read(buffer);
+        Observe(buffer[..n]);
+        if (n == 0 && buffer.Length > 0)
+        {
+            AtEndOfInput?.Invoke(this);
+        }
+        return n;
+    }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var n = await Inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        Observe(buffer.Span[..n]);
+        if (n == 0 && buffer.Length > 0)
+        {
+            AtEndOfInput?.Invoke(this);
+        }
+        return n;
+    }
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        Inner.Write(buffer);
+        Observe(buffer);
+    }
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        await Inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+        Observe(buffer.Span);
+    }
+
+    private void Observe(ReadOnlySpan<byte> data)
+    {
+        if (data.IsEmpty)
+        {
+            return;
+        }
+        _sha256.AppendData(data);
+        Interlocked.Add(ref _bytes, data.Length);
+        if (data.Length >= TailSize)
+        {
+            data[^TailSize..].CopyTo(_tail);
+            _tailLength = TailSize;
+            return;
+        }
+        var keep = Math.Min(_tailLength, TailSize - data.Length);
+        _tail.AsSpan(_tailLength - keep, keep).CopyTo(_tail);
+        data.CopyTo(_tail.AsSpan(keep));
+        _tailLength = keep + data.Length;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _sha256.Dispose();
+            if (!leaveOpen)
+            {
+                Inner.Dispose();
+            }
+        }
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        _sha256.Dispose();
+        if (!leaveOpen)
+        {
+            await Inner.DisposeAsync().ConfigureAwait(false);
+        }
+        GC.SuppressFinalize(this);
+    }
+}

@@ -1,0 +1,137 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace VyaBackupDb.Storage.Local;
+
+/// <summary>
+/// A directory. Writes go to a hidden temp file beside the target, are fsynced, renamed into place
+/// and the directory fsynced, so a crash leaves either the old state or the whole new file.
+/// </summary>
+public sealed partial class LocalStorage(string root) : IStorage
+{
+    public const string TempMarker = ".vya-tmp-";
+
+    public string Root { get; } = Path.GetFullPath(root);
+
+    public string Describe(string key) => FullPath(key);
+
+    public Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken) =>
+        Task.FromResult<Stream>(new FileStream(FullPath(key), FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 17, useAsync: false));
+
+    public async IAsyncEnumerable<StorageEntry> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await Task.CompletedTask.ConfigureAwait(false);
+        if (!Directory.Exists(Root))
+        {
+            yield break;
+        }
+        foreach (var file in Directory.EnumerateFiles(Root, "*", SearchOption.AllDirectories))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var key = Path.GetRelativePath(Root, file).Replace(Path.DirectorySeparatorChar, '/');
+            if (key.StartsWith(prefix, StringComparison.Ordinal) && !Path.GetFileName(key).StartsWith(TempMarker, StringComparison.Ordinal))
+            {
+                var info = new FileInfo(file);
+                yield return new StorageEntry(key, info.Length, info.LastWriteTimeUtc);
+            }
+        }
+    }
+
+    public Task<IStorageWrite> CreateAsync(string key, CancellationToken cancellationToken)
+    {
+        var target = FullPath(key);
+        var directory = Path.GetDirectoryName(target)!;
+        Directory.CreateDirectory(directory);
+        var temp = Path.Combine(directory, TempMarker + Guid.NewGuid().ToString("N")[..12] + "-" + Path.GetFileName(target));
+        return Task.FromResult<IStorageWrite>(new LocalWrite(temp, target));
+    }
+
+    public Task DeleteAsync(string key, CancellationToken cancellationToken)
+    {
+        File.Delete(FullPath(key));
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The path of a key, refusing any key that would leave the root.</summary>
+    public string FullPath(string key)
+    {
+        var full = Path.GetFullPath(Path.Combine(Root, key));
+        if (!full.StartsWith(Root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"storage key '{key}' leaves {Root}", nameof(key));
+        }
+        return full;
+    }
+
+    private sealed class LocalWrite(string tempPath, string targetPath) : IStorageWrite
+    {
+        private readonly FileStream _file = new(tempPath, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.Write,
+            BufferSize = 1 << 17,
+        });
+
+        private bool _committed;
+
+        public Stream Content => _file;
+
+        public async Task CommitAsync(CancellationToken cancellationToken)
+        {
+            await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+            _file.Flush(flushToDisk: true);
+            await _file.DisposeAsync().ConfigureAwait(false);
+            File.Move(tempPath, targetPath, overwrite: false);
+            _committed = true;
+            SyncDirectory(Path.GetDirectoryName(targetPath)!);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_committed)
+            {
+                return;
+            }
+            try
+            {
+                await _file.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                // Disk full while flushing the last buffer: the file is being removed anyway.
+            }
+            File.Delete(tempPath);
+        }
+    }
+
+    /// <summary>fsync a directory, so a rename in it survives a crash.</summary>
+    private static void SyncDirectory(string directory)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+        var fd = Open(directory, 0 /* O_RDONLY */);
+        if (fd < 0)
+        {
+            return;
+        }
+        try
+        {
+            _ = Fsync(fd);
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync")]
+    private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int Close(int fd);
+}
