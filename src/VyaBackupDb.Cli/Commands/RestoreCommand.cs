@@ -59,7 +59,7 @@ internal static class RestoreCommand
             {
                 { Exists: false } => "will be created",
                 { TableCount: 0 } => "exists, empty",
-                { TableCount: var n } => $"exists with {n} tables, will be replaced",
+                { TableCount: var n } => request.Force ? $"holds {n} tables, will be replaced" : $"holds {n} tables",
             };
             var verb = request.DryRun ? "would restore" : "restoring";
             Output.Line($"{verb} {plan.File} ({Output.Size(plan.FileBytes)}, {plan.Compression.ToString().ToLowerInvariant()}, {source}) "

@@ -41,7 +41,7 @@ public sealed class PasswordSource
         if (_envVar is not null)
         {
             return Environment.GetEnvironmentVariable(_envVar)
-                ?? throw new ConfigException($"{_where}: password_env: environment variable {_envVar} is not set");
+                ?? throw new ConfigException($"{_where}: environment variable {_envVar} is not set");
         }
         if (_file is not null)
         {
@@ -51,7 +51,7 @@ public sealed class PasswordSource
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                throw new ConfigException($"{_where}: password_file: cannot read {_file}: {e.Message}");
+                throw new ConfigException($"{_where}: cannot read {_file}: {e.Message}");
             }
         }
         return null;
