@@ -82,13 +82,13 @@ public static class ConfigLoader
             var compressionText = OptionalString(root, "compression", "") ?? "zstd";
             if (!CompressionNames.TryParse(compressionText, out var compression))
             {
-                throw Error(root, "compression", $"'{compressionText}' is not one of none, gzip, zstd, zip");
+                throw Error(Get(root, "compression")!, "compression", $"'{compressionText}' is not one of none, gzip, zstd, zip");
             }
 
             var timeoutSeconds = OptionalInt(root, "timeout_seconds", "") ?? 3600;
             if (timeoutSeconds <= 0)
             {
-                throw Error(root, "timeout_seconds", "must be a positive number of seconds");
+                throw Error(Get(root, "timeout_seconds")!, "timeout_seconds", "must be a positive number of seconds");
             }
 
             var instances = new List<InstanceConfig>();

@@ -1,0 +1,70 @@
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
+using VyaBackupDb.Pipeline;
+
+namespace VyaBackupDb.Tests.Unit;
+
+public sealed class BackupNameTests
+{
+    [Theory]
+    [InlineData("20260113_155440_mysql_dns_db.zip", "dns_db", Dbms.MySql, Compression.Zip)]
+    [InlineData("20260113_155440_mysql_dns_db.sql.zst", "dns_db", Dbms.MySql, Compression.Zstd)]
+    [InlineData("20260113_155440_postgresql_shop.sql", "shop", Dbms.PostgreSql, Compression.None)]
+    [InlineData("20260113_155440_postgresql_my.db.sql.gz", "my.db", Dbms.PostgreSql, Compression.Gzip)]
+    [InlineData("20260113_155440_mysql_a%60b.sql.zst", "a`b", Dbms.MySql, Compression.Zstd)]
+    public void Parses_the_current_format(string fileName, string database, Dbms dbms, Compression compression)
+    {
+        var name = BackupName.TryParse(fileName);
+        Assert.NotNull(name);
+        Assert.Equal(new DateTime(2026, 1, 13, 15, 54, 40, DateTimeKind.Utc), name.TimestampUtc);
+        Assert.Equal((database, dbms, compression), (name.Database, name.Dbms, name.Compression));
+    }
+
+    [Theory]
+    [InlineData("dns_db_20260110_020000.sql.gz", "dns_db", Compression.Gzip)]
+    [InlineData("dns_db_20260110_020000.sql", "dns_db", Compression.None)]
+    [InlineData("a_b_c_20260110_020000.zip", "a_b_c", Compression.Zip)]
+    public void Parses_the_old_format_without_a_dbms(string fileName, string database, Compression compression)
+    {
+        var name = BackupName.TryParse(fileName);
+        Assert.NotNull(name);
+        Assert.Equal(new DateTime(2026, 1, 10, 2, 0, 0, DateTimeKind.Utc), name.TimestampUtc);
+        Assert.Equal((database, (Dbms?)null, compression), (name.Database, name.Dbms, name.Compression));
+    }
+
+    [Theory]
+    [InlineData("notes.txt")]
+    [InlineData("dump.sql")]
+    [InlineData("20261399_155440_mysql_x.sql")]
+    [InlineData("20260113_155440_mysql_.sql")]
+    [InlineData(".vya-tmp-0123456789ab-20260113_155440_mysql_x")]
+    public void Rejects_what_is_not_a_backup_name(string fileName) => Assert.Null(BackupName.TryParse(fileName));
+
+    [Theory]
+    [InlineData("dns_db")]
+    [InlineData("a`b")]
+    [InlineData("x';DROP DATABASE y;--")]
+    [InlineData("../../tmp/p")]
+    [InlineData("-f")]
+    [InlineData("white space")]
+    [InlineData("ação")]
+    [InlineData("emoji 😀 db")]
+    [InlineData("100%")]
+    [InlineData("my.db")]
+    public void Hostile_names_round_trip_and_stay_one_plain_file_name(string database)
+    {
+        var name = new BackupName(new DateTime(2026, 1, 13, 15, 54, 40, DateTimeKind.Utc), Dbms.MySql, database, Compression.Zstd);
+        var fileName = name.FileName;
+        Assert.Matches("^[A-Za-z0-9_%.-]+$", fileName);
+        Assert.DoesNotContain("..", fileName, StringComparison.Ordinal);
+        Assert.DoesNotContain('/', fileName);
+        Assert.Equal(name, BackupName.TryParse(fileName));
+    }
+
+    [Fact]
+    public void Plain_names_are_written_as_the_old_tool_wrote_them()
+    {
+        var name = new BackupName(new DateTime(2026, 1, 13, 15, 54, 40, DateTimeKind.Utc), Dbms.MySql, "dns_db", Compression.Zip);
+        Assert.Equal("20260113_155440_mysql_dns_db.zip", name.FileName);
+    }
+}

@@ -1,0 +1,83 @@
+using System.Security.Cryptography;
+using VyaBackupDb.Pipeline;
+
+namespace VyaBackupDb.Tests.Unit;
+
+public sealed class CodecTests
+{
+    public static TheoryData<Compression> All => [Compression.None, Compression.Gzip, Compression.Zstd, Compression.Zip];
+
+    [Theory]
+    [MemberData(nameof(All))]
+    public async Task Round_trips_every_byte_value_and_a_large_stream(Compression compression)
+    {
+        var plain = new byte[3 * 1024 * 1024 + 17];
+        RandomNumberGenerator.Fill(plain.AsSpan(0, plain.Length / 2)); // incompressible half
+        for (var i = plain.Length / 2; i < plain.Length; i++)
+        {
+            plain[i] = (byte)i; // every byte value, compressible
+        }
+
+        using var stored = new MemoryStream();
+        await using (var writer = Codec.Compress(compression, stored, "x.sql"))
+        {
+            // Odd-sized writes, as a child process's pipe delivers them.
+            for (var offset = 0; offset < plain.Length; offset += 65_537)
+            {
+                await writer.WriteAsync(plain.AsMemory(offset, Math.Min(65_537, plain.Length - offset)));
+            }
+        }
+        Assert.True(stored.CanWrite, "the codec must leave the stored stream open");
+
+        stored.Position = 0;
+        if (compression != Compression.None)
+        {
+            // Files whose name says nothing are recognised by their first bytes.
+            Assert.Equal(compression, Codec.Sniff(stored.ToArray().AsSpan(0, 4)));
+        }
+        await using var reader = Codec.Decompress(compression, stored);
+        using var decoded = new MemoryStream();
+        await reader.CopyToAsync(decoded);
+        Assert.Equal(SHA256.HashData(plain), SHA256.HashData(decoded.ToArray()));
+    }
+
+    [Fact]
+    public async Task Zip_backups_hold_one_entry_with_the_given_name()
+    {
+        using var stored = new MemoryStream();
+        await using (var writer = Codec.Compress(Compression.Zip, stored, "20260113_155440_mysql_dns_db.sql"))
+        {
+            await writer.WriteAsync("-- MySQL dump\n"u8.ToArray());
+        }
+        stored.Position = 0;
+        using var archive = new System.IO.Compression.ZipArchive(stored);
+        Assert.Equal(["20260113_155440_mysql_dns_db.sql"], archive.Entries.Select(e => e.FullName));
+    }
+
+    [Fact]
+    public async Task A_truncated_zstd_stream_fails_to_decode()
+    {
+        using var stored = new MemoryStream();
+        await using (var writer = Codec.Compress(Compression.Zstd, stored, "x"))
+        {
+            await writer.WriteAsync(RandomNumberGenerator.GetBytes(200_000));
+        }
+        var truncated = new MemoryStream(stored.ToArray()[..^100]);
+        await using var reader = Codec.Decompress(Compression.Zstd, truncated);
+        await Assert.ThrowsAnyAsync<Exception>(() => reader.CopyToAsync(Stream.Null));
+    }
+
+    [Fact]
+    public void Measuring_stream_keeps_the_tail_across_writes()
+    {
+        using var sink = new MemoryStream();
+        using var measured = new MeasuringStream(sink);
+        measured.Write(new byte[10_000]);
+        measured.Write("-- Dump completed on 2026-01-13\n"u8);
+        measured.Write("\n"u8);
+        Assert.True(measured.TailContains("-- Dump completed"));
+        Assert.Equal(10_000 + 33, measured.Bytes);
+        measured.Write(new byte[5000]);
+        Assert.False(measured.TailContains("-- Dump completed"));
+    }
+}

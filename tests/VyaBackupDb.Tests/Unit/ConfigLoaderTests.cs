@@ -1,0 +1,148 @@
+using VyaBackupDb.Config;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Pipeline;
+
+namespace VyaBackupDb.Tests.Unit;
+
+public sealed class ConfigLoaderTests
+{
+    private const string Path = "/etc/vya/config.yaml";
+
+    [Fact]
+    public void Reads_the_documented_shape()
+    {
+        var config = ConfigLoader.Parse("""
+            backup_dir: /var/backups/vya-backupdb
+            compression: gzip
+            timeout_seconds: 120
+            instances:
+              - id: 1
+                name: main-mysql
+                dbms: mysql
+                host: db1.example
+                port: 3307
+                user: vya
+                password: secret
+                enabled: false
+                include: ["dns_*", "web"]
+                exclude: ["tmp_*"]
+              - id: 2
+                dbms: postgresql
+                user: postgres
+                password_env: PG_PW
+            """, Path);
+
+        Assert.Equal("/var/backups/vya-backupdb", config.BackupDir);
+        Assert.Equal(Compression.Gzip, config.Compression);
+        Assert.Equal(TimeSpan.FromSeconds(120), config.Timeout);
+        var mysql = config.GetInstance(1);
+        Assert.Equal(("main-mysql", Dbms.MySql, "db1.example", 3307, "vya", false),
+            (mysql.Name, mysql.Dbms, mysql.Host, mysql.Port, mysql.User, mysql.Enabled));
+        Assert.Equal("secret", mysql.Password.Resolve());
+        Assert.Equal(["dns_*", "web"], mysql.Include);
+        Assert.Equal(["tmp_*"], mysql.Exclude);
+        var pg = config.GetInstance(2);
+        Assert.Equal(("postgresql-2", 5432, "127.0.0.1", true), (pg.Name, pg.Port, pg.Host, pg.Enabled));
+        Assert.Equal(["*"], pg.Include);
+    }
+
+    [Fact]
+    public void Defaults_to_zstd_and_one_hour()
+    {
+        var config = ConfigLoader.Parse("backup_dir: backups\n", Path);
+        Assert.Equal(Compression.Zstd, config.Compression);
+        Assert.Equal(TimeSpan.FromHours(1), config.Timeout);
+        Assert.Equal("/etc/vya/backups", config.BackupDir); // relative to the config file
+    }
+
+    [Fact]
+    public void Accepts_the_old_tools_filter_and_ignore_keys()
+    {
+        var config = ConfigLoader.Parse("""
+            backup_dir: /b
+            instances:
+              - {id: 3, dbms: mysql, user: u, filter: ["a*"], ignore: ["ab"]}
+            """, Path);
+        Assert.Equal(["a*"], config.GetInstance(3).Include);
+        Assert.Equal(["ab"], config.GetInstance(3).Exclude);
+    }
+
+    [Theory]
+    [InlineData("backup_dir: /b\ncompression: lz4\n", ":2: compression: 'lz4' is not one of")]
+    [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: oracle\n    user: u\n", ":4: instances[0].dbms: 'oracle' is not one of")]
+    [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: mysql\n    user: u\n    pasword: x\n", ":6: instances[0].pasword: unknown key")]
+    [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: mysql\n    user: u\n    port: http\n", ":6: instances[0].port: 'http' is not a whole number")]
+    [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: mysql\n", "instances[0].user: is required")]
+    [InlineData("backup_dir: /b\ninstances:\n  - {id: 1, dbms: mysql, user: u}\n  - {id: 1, dbms: mysql, user: v}\n", ":4: instances[1].id: id 1 is used twice")]
+    [InlineData("backup_dir: /b\ninstances:\n  - {id: 1, dbms: mysql, user: u, password: a, password_env: B}\n", "give only one of password")]
+    [InlineData("compression: zstd\n", "backup_dir: is required")]
+    [InlineData("backup_dir: [unclosed\n", "invalid YAML")]
+    [InlineData("backup_dir: /b\ntimeout_seconds: 0\n", ":2: timeout_seconds: must be a positive")]
+    public void Errors_name_the_file_line_and_key(string yaml, string expected)
+    {
+        var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, Path));
+        Assert.StartsWith(Path + ":", error.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.Equal(ExitCode.UsageOrConfig, error.ExitCode);
+        Assert.DoesNotContain('\n', error.Message);
+    }
+
+    [Fact]
+    public void A_missing_password_variable_is_reported_when_used_and_never_shows_a_value()
+    {
+        var config = ConfigLoader.Parse("""
+            backup_dir: /b
+            instances:
+              - id: 1
+                dbms: mysql
+                user: u
+                password_env: VYA_TEST_SURELY_UNSET_VARIABLE
+            """, Path);
+        var error = Assert.Throws<ConfigException>(() => config.GetInstance(1).Password.Resolve());
+        Assert.Equal($"{Path}:6: instances[0].password_env: environment variable VYA_TEST_SURELY_UNSET_VARIABLE is not set", error.Message);
+    }
+
+    [Fact]
+    public void Password_file_is_read_without_its_trailing_newline()
+    {
+        var dir = Directory.CreateTempSubdirectory();
+        try
+        {
+            File.WriteAllText(System.IO.Path.Combine(dir.FullName, "pw"), "s3cret\n");
+            File.WriteAllText(System.IO.Path.Combine(dir.FullName, "config.yaml"),
+                "backup_dir: b\ninstances:\n  - {id: 1, dbms: postgresql, user: u, password_file: pw}\n");
+            var config = ConfigLoader.Load(System.IO.Path.Combine(dir.FullName, "config.yaml"));
+            Assert.Equal("s3cret", config.GetInstance(1).Password.Resolve());
+            Assert.Equal("***", config.GetInstance(1).Password.ToString());
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Config_path_comes_from_the_option_then_the_environment_then_the_working_directory()
+    {
+        Assert.Equal("/x.yaml", ConfigLoader.ResolvePath("/x.yaml"));
+        var saved = Environment.GetEnvironmentVariable(ConfigLoader.EnvVar);
+        try
+        {
+            Environment.SetEnvironmentVariable(ConfigLoader.EnvVar, "/from-env.yaml");
+            Assert.Equal("/from-env.yaml", ConfigLoader.ResolvePath(null));
+            Environment.SetEnvironmentVariable(ConfigLoader.EnvVar, null);
+            Assert.Equal("config.yaml", ConfigLoader.ResolvePath(null));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(ConfigLoader.EnvVar, saved);
+        }
+    }
+
+    [Fact]
+    public void Unknown_instance_is_a_usage_error()
+    {
+        var config = ConfigLoader.Parse("backup_dir: /b\n", Path);
+        Assert.Equal(ExitCode.UsageOrConfig, Assert.Throws<UsageException>(() => config.GetInstance(9)).ExitCode);
+    }
+}

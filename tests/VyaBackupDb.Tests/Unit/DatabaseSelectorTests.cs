@@ -1,0 +1,41 @@
+using VyaBackupDb.Config;
+using VyaBackupDb.Operations;
+
+namespace VyaBackupDb.Tests.Unit;
+
+public sealed class DatabaseSelectorTests
+{
+    private static InstanceConfig Instance(Dbms dbms, string[] include, string[] exclude) =>
+        new(1, "i", dbms, "h", 1, "u", PasswordSource.None, true, include, exclude, null);
+
+    [Theory]
+    [InlineData("*", "anything", true)]
+    [InlineData("dns_*", "dns_db", true)]
+    [InlineData("dns_*", "web_dns_db", false)]
+    [InlineData("db?", "db1", true)]
+    [InlineData("db?", "db12", false)]
+    [InlineData("db[12]", "db2", true)]
+    [InlineData("db[!12]", "db2", false)]
+    [InlineData("a.b", "axb", false)]
+    [InlineData("tmp_*", "TMP_x", false)]
+    public void Globs_match_whole_names(string pattern, string name, bool matches) =>
+        Assert.Equal(matches, DatabaseSelector.GlobMatches(pattern, name));
+
+    [Fact]
+    public void System_databases_are_never_selected_even_by_star()
+    {
+        var mysql = DatabaseSelector.Select(Instance(Dbms.MySql, ["*"], []),
+            ["information_schema", "performance_schema", "mysql", "sys", "dns_db"]);
+        Assert.Equal(["dns_db"], mysql);
+        var pg = DatabaseSelector.Select(Instance(Dbms.PostgreSql, ["*"], []), ["template0", "template1", "postgres", "shop"]);
+        Assert.Equal(["postgres", "shop"], pg);
+    }
+
+    [Fact]
+    public void Exclude_wins_over_include()
+    {
+        var selected = DatabaseSelector.Select(Instance(Dbms.MySql, ["dns_*", "web"], ["dns_tmp*"]),
+            ["dns_a", "dns_tmp1", "web", "other"]);
+        Assert.Equal(["dns_a", "web"], selected);
+    }
+}
