@@ -79,6 +79,12 @@ public static class MySqlTestDb
         await using var connection = await OpenAsync().ConfigureAwait(false);
         var lines = new List<string>();
 
+        await foreach (var row in QueryAsync(connection,
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = @p0", database))
+        {
+            lines.Add($"database defaults: charset={row[0]} collation={row[1]}");
+        }
+
         var columns = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         await foreach (var row in QueryAsync(connection,
             "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.ORDINAL_POSITION, c.COLUMN_TYPE, c.IS_NULLABLE, IFNULL(c.COLUMN_DEFAULT, '<none>'), "
