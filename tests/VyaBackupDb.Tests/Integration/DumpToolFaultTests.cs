@@ -1,0 +1,92 @@
+using VyaBackupDb.Config;
+using VyaBackupDb.Pipeline;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// A dump tool that fails, is killed, or stops early must fail that backup and leave nothing that
+/// looks like a backup (no file, no temp file), while an earlier good backup stays byte for byte.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class DumpToolFaultTests : IAsyncLifetime
+{
+    private static readonly DateTimeOffset GoodTime = new(2026, 1, 13, 15, 54, 40, TimeSpan.Zero);
+    private static readonly DateTimeOffset FailedTime = GoodTime.AddHours(1);
+
+    private readonly Scratch _scratch = new();
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    [SkippableTheory]
+    [InlineData(FakeDump.FailsMidStream, Compression.Zstd)]
+    [InlineData(FakeDump.FailsMidStream, Compression.Zip)]
+    [InlineData(FakeDump.FailsMidStream, Compression.None)]
+    [InlineData(FakeDump.ExitsZeroWithoutTrailer, Compression.Gzip)]
+    [InlineData(FakeDump.ExitsZeroWithoutTrailer, Compression.None)]
+    [InlineData(FakeDump.KilledMidStream, Compression.Zstd)]
+    public async Task MySql_failed_dump_leaves_no_file_and_keeps_the_earlier_backup(FakeDump mode, Compression compression)
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(100))", "INSERT INTO t VALUES (1, 'good')");
+        var tools = FakeTools.Create(_scratch.TempDir("fake"), mode, postgres: false);
+        await AssertFailureLeavesNothingAsync(TestServers.MySql(), TestServers.MySql(toolsDir: tools), db, mode, compression, "mariadb-dump", tools);
+    }
+
+    [SkippableTheory]
+    [InlineData(FakeDump.FailsMidStream, Compression.Zstd)]
+    [InlineData(FakeDump.FailsMidStream, Compression.Zip)]
+    [InlineData(FakeDump.ExitsZeroWithoutTrailer, Compression.Gzip)]
+    [InlineData(FakeDump.KilledMidStream, Compression.None)]
+    public async Task Postgres_failed_dump_leaves_no_file_and_keeps_the_earlier_backup(FakeDump mode, Compression compression)
+    {
+        await TestServers.RequirePostgresAsync();
+        var db = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(db, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'good')");
+        var tools = FakeTools.Create(_scratch.TempDir("fake"), mode, postgres: true);
+        await AssertFailureLeavesNothingAsync(TestServers.Postgres(), TestServers.Postgres(toolsDir: tools), db, mode, compression, "pg_dump", tools);
+    }
+
+    private async Task AssertFailureLeavesNothingAsync(
+        InstanceConfig real, InstanceConfig fake, string db, FakeDump mode, Compression compression, string tool, string toolsDir)
+    {
+        var backupDir = _scratch.TempDir("backups");
+        var good = await Ops.BackupAsync(real, db, compression, backupDir, new FixedTime(GoodTime));
+        Assert.True(good.Succeeded, good.Error);
+        var goodHash = Ops.Sha256(good.Location!);
+        var filesBefore = Ops.FilesUnder(backupDir);
+        Assert.Single(filesBefore);
+
+        var failed = await Ops.BackupAsync(fake, db, compression, backupDir, new FixedTime(FailedTime));
+
+        Assert.False(failed.Succeeded, "a backup whose dump tool misbehaved was reported as a success");
+        Assert.Null(failed.Location);
+        var expected = mode switch
+        {
+            FakeDump.FailsMidStream => new[] { tool, "exited with code 2", "Lost connection to server during query" },
+            FakeDump.ExitsZeroWithoutTrailer => ["completion trailer"],
+            _ => [tool, "killed by signal 9"],
+        };
+        foreach (var text in expected)
+        {
+            Assert.Contains(text, failed.Error, StringComparison.Ordinal);
+        }
+        Assert.DoesNotContain('\n', failed.Error!);
+        // Nothing new: no backup file, no temp file, anywhere under backup_dir.
+        Assert.Equal(filesBefore, Ops.FilesUnder(backupDir));
+        Assert.Equal(goodHash, Ops.Sha256(good.Location!));
+
+        // The fake saw its credentials in a private file, never on its command line, and the file is gone now.
+        var calls = FakeTools.CallsLog(toolsDir);
+        Assert.Contains("credentials: ", calls, StringComparison.Ordinal);
+        Assert.DoesNotContain(fake.Password.Resolve()!, calls, StringComparison.Ordinal);
+        foreach (var line in calls.Split('\n').Where(l => l.StartsWith("credentials: ", StringComparison.Ordinal)))
+        {
+            var path = line["credentials: ".Length..line.LastIndexOf(" mode ", StringComparison.Ordinal)];
+            Assert.EndsWith(" mode 600", line, StringComparison.Ordinal);
+            Assert.False(File.Exists(path), $"the credentials file {path} was left behind");
+        }
+    }
+}
