@@ -49,6 +49,62 @@ public sealed class DumpToolFaultTests : IAsyncLifetime
         await AssertFailureLeavesNothingAsync(TestServers.Postgres(), TestServers.Postgres(toolsDir: tools), db, mode, compression, "pg_dump", tools);
     }
 
+    [SkippableFact]
+    public async Task MySql_hanging_dump_times_out_is_killed_and_leaves_no_file()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)");
+        var tools = FakeTools.Create(_scratch.TempDir("fake"), FakeDump.Hangs, postgres: false);
+        var instance = TestServers.MySql(toolsDir: tools);
+        var backupDir = _scratch.TempDir("backups");
+        var config = TestServers.Config(backupDir, instance) with { Timeout = TimeSpan.FromSeconds(2) };
+        var operation = new Operations.BackupOperation(config, new Storage.Local.LocalStorage(backupDir), TimeProvider.System, new TestBackupObserver());
+
+        var report = await operation.RunAsync(new Operations.BackupRequest([instance], db, Compression.Zstd, DryRun: false), CancellationToken.None);
+
+        var result = Assert.Single(report.Results);
+        Assert.False(result.Succeeded);
+        Assert.Contains("timed out", result.Error, StringComparison.Ordinal);
+        Assert.Equal(Errors.ExitCode.Failed, report.ExitCode);
+        Assert.Empty(Ops.FilesUnder(backupDir));
+        // The tool and its own child are killed, not left running after the backup gave up on them.
+        var pids = File.ReadAllText(Path.Combine(tools, "pids")).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(p => int.Parse(p, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(2, pids.Count);
+        foreach (var pid in pids)
+        {
+            Assert.False(await StillAliveAfterAWhileAsync(pid), $"process {pid} of the fake dump tool is still running");
+        }
+    }
+
+    /// <summary>
+    /// Whether a process is still alive (a zombie awaiting its reaper counts as dead). A SIGKILL takes
+    /// effect asynchronously, so allow it up to 10 s; a process that survives that long was not killed.
+    /// </summary>
+    private static async Task<bool> StillAliveAfterAWhileAsync(int pid)
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            string stat;
+            try
+            {
+                stat = await File.ReadAllTextAsync($"/proc/{pid}/stat");
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or IOException)
+            {
+                return false;
+            }
+            var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
+            if (state is "Z" or "X")
+            {
+                return false;
+            }
+            await Task.Delay(100);
+        }
+        return true;
+    }
+
     private async Task AssertFailureLeavesNothingAsync(
         InstanceConfig real, InstanceConfig fake, string db, FakeDump mode, Compression compression, string tool, string toolsDir)
     {

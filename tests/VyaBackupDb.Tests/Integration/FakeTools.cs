@@ -9,6 +9,8 @@ public enum FakeDump
     ExitsZeroWithoutTrailer,
     /// <summary>Writes ~5 MB of dump, then dies by SIGKILL.</summary>
     KilledMidStream,
+    /// <summary>Writes a little, then hangs (a child `sleep` holds its stdout open); its own pid and the sleep's go to pids.</summary>
+    Hangs,
 }
 
 /// <summary>
@@ -41,6 +43,12 @@ public static class FakeTools
                 yes "INSERT INTO t VALUES (3,'killed');" | head -c 5000000
                 echo
                 kill -9 $$
+                """,
+            FakeDump.Hangs => """
+                echo "INSERT INTO t VALUES (4,'hanging');"
+                sleep 300 &
+                echo "$$ $!" > "$here/pids"
+                wait
                 """,
             _ => throw new ArgumentOutOfRangeException(nameof(mode)),
         };

@@ -107,4 +107,27 @@ public sealed class RestoreFaultTests : IAsyncLifetime
         await Ops.RestoreAsync(TestServers.MySql(), file, copy);
         DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(name), await MySqlTestDb.FingerprintAsync(copy), "copy of the hostile-named database");
     }
+
+    [SkippableFact]
+    public async Task Hostile_postgres_database_name_stays_inside_backup_dir_and_comes_back_exactly()
+    {
+        await TestServers.RequirePostgresAsync();
+        var name = _scratch.TrackPostgres(_scratch.PostgresName() + " ../../É'\"\\ -f");
+        await PgTestDb.CreateAsync(name);
+        await PgTestDb.ExecAsync(name, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var backupDir = _scratch.TempDir("backups");
+
+        var file = await Ops.BackupOkAsync(TestServers.Postgres(), name, Compression.Gzip, backupDir);
+
+        Assert.StartsWith(backupDir + Path.DirectorySeparatorChar, Path.GetFullPath(file), StringComparison.Ordinal);
+        Assert.Single(Ops.FilesUnder(backupDir));
+        var plan = await RestoreOperation.PlanAsync(new RestoreRequest(file, TestServers.Postgres(), null, DryRun: true, Force: false), CancellationToken.None);
+        Assert.Equal(name, plan.SourceDatabase);
+        Assert.Equal(Dbms.PostgreSql, plan.FileDbms);
+        Assert.Equal(new Engines.TargetState(true, 1), plan.TargetState);
+
+        var copy = _scratch.TrackPostgres(_scratch.PostgresName() + " ../'\\\"");
+        await Ops.RestoreAsync(TestServers.Postgres(), file, copy);
+        DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(name), await PgTestDb.FingerprintAsync(copy), "copy of the hostile-named database");
+    }
 }
