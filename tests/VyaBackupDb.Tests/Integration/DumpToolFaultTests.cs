@@ -49,6 +49,35 @@ public sealed class DumpToolFaultTests : IAsyncLifetime
         await AssertFailureLeavesNothingAsync(TestServers.Postgres(), TestServers.Postgres(toolsDir: tools), db, mode, compression, "pg_dump", tools);
     }
 
+    /// <summary>One database the real dump tool cannot dump (a view on a dropped table) does not stop the others.</summary>
+    [SkippableFact]
+    public async Task MySql_one_failing_database_gives_partial_failure_and_the_others_are_backed_up()
+    {
+        await TestServers.RequireMySqlAsync();
+        var prefix = _scratch.MySqlName("vt_pf") + "_";
+        var good = _scratch.TrackMySql(prefix + "good");
+        var broken = _scratch.TrackMySql(prefix + "broken");
+        await MySqlTestDb.CreateAsync(good);
+        await MySqlTestDb.CreateAsync(broken);
+        await MySqlTestDb.ExecAsync(good, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        await MySqlTestDb.ExecAsync(broken, "CREATE TABLE t (id INT)", "CREATE VIEW v AS SELECT id FROM t", "DROP TABLE t");
+        var instance = TestServers.MySql() with { Include = [prefix + "*"] };
+        var backupDir = _scratch.TempDir("backups");
+        var operation = new Operations.BackupOperation(
+            TestServers.Config(backupDir, instance), new Storage.Local.LocalStorage(backupDir), TimeProvider.System, new TestBackupObserver());
+
+        var report = await operation.RunAsync(new Operations.BackupRequest([instance], null, Compression.Zstd, DryRun: false), CancellationToken.None);
+
+        Assert.Equal(Errors.ExitCode.PartialFailure, report.ExitCode);
+        Assert.Equal([broken, good], report.Results.Select(r => r.Database).Order(StringComparer.Ordinal));
+        var failed = Assert.Single(report.Results, r => !r.Succeeded);
+        Assert.Equal(broken, failed.Database);
+        Assert.Contains("exited with code 2", failed.Error, StringComparison.Ordinal);
+        Assert.Contains("references invalid table", failed.Error, StringComparison.Ordinal);
+        var file = Assert.Single(Ops.FilesUnder(backupDir));
+        Assert.EndsWith($"_mysql_{good}.sql.zst", file, StringComparison.Ordinal);
+    }
+
     [SkippableFact]
     public async Task MySql_hanging_dump_times_out_is_killed_and_leaves_no_file()
     {
