@@ -152,4 +152,34 @@ public sealed class MySqlRoundTripTests : IAsyncLifetime
         // The routines work in the copy.
         Assert.Equal("a;--/*", await MySqlTestDb.ScalarAsync(target, "SELECT f_semicolons('a')"));
     }
+
+    /// <summary>
+    /// mysqldump writes "ALTER DATABASE `source` CHARACTER SET ..." around a routine whose
+    /// database collation differs from the database's current default, even without --databases.
+    /// Restored under a new name on a server without the source (the usual disaster case), that
+    /// statement must not hit a database that is not the target. Needs the statement filter.
+    /// </summary>
+    [SkippableFact]
+    public async Task Routine_with_another_database_collation_restores_under_a_new_name_when_the_source_is_gone()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        var target = _scratch.MySqlName();
+        await MySqlTestDb.ExecAsync(source,
+            "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))",
+            "INSERT INTO t VALUES (1, 'one')",
+            "CREATE FUNCTION f_one() RETURNS INT DETERMINISTIC RETURN 1");
+        await MySqlTestDb.ExecAsync(null, $"ALTER DATABASE {MySqlTestDb.Quote(source)} CHARACTER SET latin1 COLLATE latin1_swedish_ci");
+        var before = await MySqlTestDb.FingerprintAsync(source);
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        await MySqlTestDb.DropIfExistsAsync(source);
+
+        var error = await Record.ExceptionAsync(() => Ops.RestoreAsync(TestServers.MySql(), file, target));
+
+        Assert.False(await MySqlTestDb.ExistsAsync(source), "the restore under a new name created the source database");
+        Assert.True(error is null, $"restore failed: {error?.Message}");
+        static DbFingerprint WithoutDefaults(DbFingerprint f) => new(f.Lines.Where(l => !l.StartsWith("database defaults", StringComparison.Ordinal)));
+        DbFingerprint.AssertSame(WithoutDefaults(before), WithoutDefaults(await MySqlTestDb.FingerprintAsync(target)), "the restored copy");
+        Assert.Equal(1, Convert.ToInt32(await MySqlTestDb.ScalarAsync(target, "SELECT f_one()"), System.Globalization.CultureInfo.InvariantCulture));
+    }
 }
