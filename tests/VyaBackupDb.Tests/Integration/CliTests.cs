@@ -142,6 +142,7 @@ public sealed class CliTests : IAsyncLifetime
         const string WrongMySql = "Wr0ng-MySql-Secret-7Qz";
         const string WrongPg = "Wr0ng-Pg-Secret-4Kx";
         var (config, backupDir) = await ConfigAsync(WrongMySql, WrongPg);
+        var target = _scratch.MySqlName();
         var file = Path.Combine(_scratch.TempDir("files"), "20260113_155440_mysql_vt_nothing.sql");
         await File.WriteAllTextAsync(file, "-- MariaDB dump 10.19\nSELECT 1;\n-- Dump completed\n");
 
@@ -150,7 +151,7 @@ public sealed class CliTests : IAsyncLifetime
             await Run.CliAsync("backup", "--instance", "1", "--config", config),
             await Run.CliAsync("backup", "--instance", "2", "--config", config),
             await Run.CliAsync("backup", "--all", "--config", config),
-            await Run.CliAsync("restore", "-f", file, "-i", "1", "-t", "vt_never_created", "--config", config),
+            await Run.CliAsync("restore", "-f", file, "-i", "1", "-t", target, "--config", config),
         };
 
         foreach (var run in runs)
@@ -161,7 +162,7 @@ public sealed class CliTests : IAsyncLifetime
             Assert.Contains("vya_test", run.Stderr, StringComparison.Ordinal);
         }
         Assert.Empty(Ops.FilesUnder(backupDir));
-        Assert.False(await MySqlTestDb.ExistsAsync("vt_never_created"));
+        Assert.False(await MySqlTestDb.ExistsAsync(target));
     }
 
     [SkippableFact]
