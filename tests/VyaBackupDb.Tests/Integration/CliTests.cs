@@ -1,0 +1,187 @@
+using System.Text.RegularExpressions;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// The real CLI as an operator (or cron) runs it: no terminal, stdin closed. Checks exit codes,
+/// that an error is one line on stderr, and that refusals and dry runs change nothing.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class CliTests : IAsyncLifetime
+{
+    private const int Success = 0;
+    private const int Failed = 1;
+    private const int UsageOrConfig = 2;
+
+    private readonly Scratch _scratch = new();
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    private static void AssertOneErrorLine(ProcessResult run, params string[] mentions)
+    {
+        var lines = run.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, $"expected exactly one line on stderr:\n{run}");
+        Assert.StartsWith("vya-backupdb: ", lines[0], StringComparison.Ordinal);
+        foreach (var mention in mentions)
+        {
+            Assert.Contains(mention, lines[0], StringComparison.Ordinal);
+        }
+    }
+
+    private async Task<(string Config, string BackupDir)> ConfigAsync(string? mySqlPassword = null, string? pgPassword = null)
+    {
+        var backupDir = Path.Combine(_scratch.TempDir("backups"), "store");
+        return (await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir, mySqlPassword, pgPassword), backupDir);
+    }
+
+    [Fact]
+    public async Task Backup_with_both_instance_and_all_is_a_usage_error()
+    {
+        var (config, backupDir) = await ConfigAsync();
+
+        var run = await Run.CliAsync("backup", "--instance", "1", "--all", "--config", config);
+
+        Assert.True(run.ExitCode == UsageOrConfig, run.ToString());
+        AssertOneErrorLine(run, "--instance", "--all");
+        Assert.Empty(Ops.FilesUnder(backupDir));
+    }
+
+    [Fact]
+    public async Task Unknown_instance_is_a_usage_error_for_backup_and_restore()
+    {
+        var (config, backupDir) = await ConfigAsync();
+        var file = Path.Combine(_scratch.TempDir("files"), "20260113_155440_mysql_x.sql");
+        await File.WriteAllTextAsync(file, "-- MariaDB dump\n-- Dump completed\n");
+
+        var backup = await Run.CliAsync("backup", "--instance", "42", "--config", config);
+        var restore = await Run.CliAsync("restore", "--file", file, "--instance", "42", "--config", config);
+
+        Assert.True(backup.ExitCode == UsageOrConfig, backup.ToString());
+        AssertOneErrorLine(backup, "instance 42");
+        Assert.True(restore.ExitCode == UsageOrConfig, restore.ToString());
+        AssertOneErrorLine(restore, "instance 42");
+        Assert.Empty(Ops.FilesUnder(backupDir));
+    }
+
+    [SkippableFact]
+    public async Task Backup_dry_run_names_the_target_file_and_writes_nothing()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)");
+        var (config, backupDir) = await ConfigAsync();
+
+        var run = await Run.CliAsync("backup", "--instance", "1", "--database", db, "--dry-run", "--config", config);
+
+        Assert.True(run.ExitCode == Success, run.ToString());
+        var expected = new Regex($@"would back up instance 1 \(it-mysql\) database '{db}' to {Regex.Escape(backupDir)}/it-mysql/\d{{8}}_\d{{6}}_mysql_{db}\.sql\.zst");
+        Assert.Matches(expected, run.Stdout);
+        Assert.False(Directory.Exists(backupDir) && Ops.FilesUnder(backupDir).Count > 0, $"a dry run wrote files: {string.Join(", ", Ops.FilesUnder(backupDir))}");
+    }
+
+    [SkippableFact]
+    public async Task Backup_then_restore_refuses_a_target_with_tables_unless_forced()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY, v TEXT)", "INSERT INTO t VALUES (1, 'from the backup')");
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE precious (id INT PRIMARY KEY)", "INSERT INTO precious VALUES (7)");
+        var targetBefore = await MySqlTestDb.FingerprintAsync(target);
+        var (config, backupDir) = await ConfigAsync();
+
+        var backup = await Run.CliAsync("backup", "-i", "1", "-d", source, "--config", config);
+        Assert.True(backup.ExitCode == Success, backup.ToString());
+        var file = Assert.Single(Ops.FilesUnder(backupDir));
+        Assert.Matches($@"^it-mysql/\d{{8}}_\d{{6}}_mysql_{source}\.sql\.zst$", file);
+        Assert.Contains("1 succeeded, 0 failed", backup.Stdout, StringComparison.Ordinal);
+        file = Path.Combine(backupDir, file);
+
+        var refused = await Run.CliAsync("restore", "-f", file, "-i", "1", "-t", target, "--config", config);
+
+        Assert.True(refused.ExitCode == UsageOrConfig, refused.ToString());
+        AssertOneErrorLine(refused, target, "--force");
+        DbFingerprint.AssertSame(targetBefore, await MySqlTestDb.FingerprintAsync(target), "the target after a refused restore");
+
+        var forced = await Run.CliAsync("restore", "-f", file, "-i", "1", "-t", target, "--force", "--config", config);
+
+        Assert.True(forced.ExitCode == Success, forced.ToString());
+        Assert.Contains($"restore summary: '{target}'", forced.Stdout, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(source), await MySqlTestDb.FingerprintAsync(target), "the target after a forced restore");
+    }
+
+    [SkippableFact]
+    public async Task Restore_dry_run_prints_the_plan_and_creates_nothing()
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var (config, backupDir) = await ConfigAsync();
+        var backup = await Run.CliAsync("backup", "-i", "2", "-d", source, "-c", "gzip", "--config", config);
+        Assert.True(backup.ExitCode == Success, backup.ToString());
+        var file = Path.Combine(backupDir, Assert.Single(Ops.FilesUnder(backupDir)));
+        Assert.EndsWith($"_postgresql_{source}.sql.gz", file, StringComparison.Ordinal);
+        var target = _scratch.PostgresName();
+
+        var run = await Run.CliAsync("restore", "-f", file, "-i", "2", "-t", target, "--dry-run", "--config", config);
+
+        Assert.True(run.ExitCode == Success, run.ToString());
+        Assert.Contains($"would restore {file}", run.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"postgresql backup of '{source}'", run.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"into '{target}' on instance 2 (it-pg); target will be created", run.Stdout, StringComparison.Ordinal);
+        Assert.False(await PgTestDb.ExistsAsync(target), "a dry run created the target database");
+    }
+
+    [SkippableFact]
+    public async Task Wrong_password_fails_with_exit_1_and_never_prints_the_password()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequirePostgresAsync();
+        const string WrongMySql = "Wr0ng-MySql-Secret-7Qz";
+        const string WrongPg = "Wr0ng-Pg-Secret-4Kx";
+        var (config, backupDir) = await ConfigAsync(WrongMySql, WrongPg);
+        var target = _scratch.MySqlName();
+        var file = Path.Combine(_scratch.TempDir("files"), "20260113_155440_mysql_vt_nothing.sql");
+        await File.WriteAllTextAsync(file, "-- MariaDB dump 10.19\nSELECT 1;\n-- Dump completed\n");
+
+        var runs = new[]
+        {
+            await Run.CliAsync("backup", "--instance", "1", "--config", config),
+            await Run.CliAsync("backup", "--instance", "2", "--config", config),
+            await Run.CliAsync("backup", "--all", "--config", config),
+            await Run.CliAsync("restore", "-f", file, "-i", "1", "-t", target, "--config", config),
+        };
+
+        foreach (var run in runs)
+        {
+            Assert.True(run.ExitCode == Failed, run.ToString());
+            Assert.DoesNotContain(WrongMySql, run.Stdout + run.Stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain(WrongPg, run.Stdout + run.Stderr, StringComparison.Ordinal);
+            Assert.Contains("vya_test", run.Stderr, StringComparison.Ordinal);
+        }
+        Assert.Empty(Ops.FilesUnder(backupDir));
+        Assert.False(await MySqlTestDb.ExistsAsync(target));
+    }
+
+    [SkippableFact]
+    public async Task Postgres_backup_into_a_mysql_instance_is_refused_naming_both()
+    {
+        await TestServers.RequirePostgresAsync();
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY)");
+        var (config, backupDir) = await ConfigAsync();
+        var backup = await Run.CliAsync("backup", "-i", "2", "-d", source, "--config", config);
+        Assert.True(backup.ExitCode == Success, backup.ToString());
+        var file = Path.Combine(backupDir, Assert.Single(Ops.FilesUnder(backupDir)));
+        var target = _scratch.MySqlName();
+
+        var run = await Run.CliAsync("restore", "-f", file, "-i", "1", "-t", target, "--config", config);
+
+        Assert.True(run.ExitCode == UsageOrConfig, run.ToString());
+        AssertOneErrorLine(run, "postgresql", "mysql", "instance 1");
+        Assert.False(await MySqlTestDb.ExistsAsync(target), "the refused restore created the target");
+    }
+}

@@ -1,0 +1,92 @@
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>How a fake dump tool misbehaves.</summary>
+public enum FakeDump
+{
+    /// <summary>Writes ~5 MB of dump, then reports an error and exits 2.</summary>
+    FailsMidStream,
+    /// <summary>Writes part of a dump and exits 0 without the completion trailer.</summary>
+    ExitsZeroWithoutTrailer,
+    /// <summary>Writes ~5 MB of dump, then dies by SIGKILL.</summary>
+    KilledMidStream,
+    /// <summary>Writes a little, then hangs (a child `sleep` holds its stdout open); its own pid and the sleep's go to pids.</summary>
+    Hangs,
+}
+
+/// <summary>
+/// A tools_dir of shell scripts standing in for the dump tools. Each answers --version like the
+/// real one (the engines ask), records its argv, the credentials file it was given and that
+/// file's mode to calls.log, then misbehaves as told.
+/// </summary>
+public static class FakeTools
+{
+    public static string Create(string dir, FakeDump mode, bool postgres)
+    {
+        var (versionLine, header) = postgres
+            ? ("pg_dump (PostgreSQL) 15.0", "--\\n-- PostgreSQL database dump\\n--\\n")
+            : ("mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)", "-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB\\n");
+        var tool = postgres ? "pg_dump" : "mariadb-dump";
+        var failure = mode switch
+        {
+            FakeDump.FailsMidStream => $"""
+                yes "INSERT INTO t VALUES (1,'0123456789012345678901234567890123456789');" | head -c 5000000
+                echo
+                echo "{tool}: error: Lost connection to server during query (2013) at row 77777" >&2
+                exit 2
+                """,
+            FakeDump.ExitsZeroWithoutTrailer => """
+                yes "INSERT INTO t VALUES (2,'cut short');" | head -c 200000
+                echo
+                exit 0
+                """,
+            FakeDump.KilledMidStream => """
+                yes "INSERT INTO t VALUES (3,'killed');" | head -c 5000000
+                echo
+                kill -9 $$
+                """,
+            FakeDump.Hangs => """
+                echo "INSERT INTO t VALUES (4,'hanging');"
+                sleep 300 &
+                echo "$$ $!" > "$here/pids"
+                wait
+                """,
+            _ => throw new ArgumentOutOfRangeException(nameof(mode)),
+        };
+        var script = $$"""
+            #!/bin/sh
+            here=$(dirname "$0")
+            if [ "$1" = "--version" ]; then
+              echo "{{versionLine}}"
+              exit 0
+            fi
+            {
+              echo "argv: $*"
+              for a in "$@"; do
+                case "$a" in --defaults-file=*) f="${a#--defaults-file=}"; echo "credentials: $f mode $(stat -c %a "$f")";; esac
+              done
+              if [ -n "$PGPASSFILE" ]; then echo "credentials: $PGPASSFILE mode $(stat -c %a "$PGPASSFILE")"; fi
+            } >> "$here/calls.log"
+            printf '%b' '{{header}}'
+            {{failure}}
+
+            """.Replace("\r\n", "\n", StringComparison.Ordinal);
+
+        var toolsDir = Path.Combine(dir, "tools");
+        Directory.CreateDirectory(toolsDir);
+        var names = postgres ? new[] { "pg_dump", "psql" } : ["mariadb-dump", "mysqldump", "mariadb", "mysql"];
+        foreach (var name in names)
+        {
+            var path = Path.Combine(toolsDir, name);
+            File.WriteAllText(path, script);
+            if (OperatingSystem.IsWindows())
+            {
+                throw new PlatformNotSupportedException("fake dump tools are shell scripts");
+            }
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        return toolsDir;
+    }
+
+    public static string CallsLog(string toolsDir) =>
+        File.Exists(Path.Combine(toolsDir, "calls.log")) ? File.ReadAllText(Path.Combine(toolsDir, "calls.log")) : "";
+}

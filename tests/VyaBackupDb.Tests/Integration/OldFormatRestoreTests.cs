@@ -1,0 +1,262 @@
+using System.IO.Compression;
+using System.Text;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// The old tool's files, made with the real dump tools and the old tool's options: plain dumps
+/// that name their database (mysqldump --databases --add-drop-database; pg_dump --clean --create
+/// --if-exists), as .sql, .sql.gz under the legacy name and .zip with one entry. Restored under a
+/// new name they must fill the target only: the source keeps its content (including what was
+/// added after the dump), and rows whose text looks like those statements come back byte for byte.
+/// These need the statement filters (MySqlDumpFilter / PostgresDumpFilter): with a pass-through
+/// filter the dump's own DROP/CREATE DATABASE, USE and \connect hit the source.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class OldFormatRestoreTests : IAsyncLifetime
+{
+    private const string OldMySqlDumpOptions = "--single-transaction --routines --triggers --events --hex-blob";
+
+    private readonly Scratch _scratch = new();
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    /// <summary>Rows of text that look like the statements a filter must act on, around the source's name.</summary>
+    private static string[] MySqlTrapRows(string src) =>
+    [
+        $"USE `{src}`;",
+        $"\nUSE `{src}`;\n",
+        $"DROP DATABASE `{src}`;",
+        $"/*!40000 DROP DATABASE IF EXISTS `{src}`*/;",
+        $"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `{src}`;",
+        $"USE {src}",
+    ];
+
+    private static string[] PostgresTrapRows(string src) =>
+    [
+        $"\\connect {src}",
+        $"DROP DATABASE {src};",
+        $"DROP DATABASE IF EXISTS {src};",
+        $"CREATE DATABASE {src} WITH TEMPLATE = template0 ENCODING = 'UTF8' LOCALE_PROVIDER = libc;",
+        $"\\connect -reuse-previous=on \"dbname='{src}'\"",
+        $"\n\\connect {src}\n",
+    ];
+
+    /// <summary>Writes <paramref name="plain"/> as the old tool stored it; returns the file to restore.</summary>
+    private static string Package(string plain, string format, string src, string dbms)
+    {
+        var dir = Path.GetDirectoryName(plain)!;
+        switch (format)
+        {
+            case "sql":
+                var sql = Path.Combine(dir, $"{src}_20260110_020000.sql");
+                File.Move(plain, sql);
+                return sql;
+            case "sql.gz":
+                var gz = Path.Combine(dir, $"{src}_20260110_020000.sql.gz");
+                using (var input = File.OpenRead(plain))
+                using (var output = new GZipStream(File.Create(gz), CompressionLevel.Optimal))
+                {
+                    input.CopyTo(output);
+                }
+                File.Delete(plain);
+                return gz;
+            case "zip":
+                var zip = Path.Combine(dir, $"20260113_155440_{dbms}_{src}.zip");
+                using (var archive = ZipFile.Open(zip, ZipArchiveMode.Create))
+                {
+                    archive.CreateEntryFromFile(plain, $"20260113_155440_{dbms}_{src}.sql");
+                }
+                File.Delete(plain);
+                return zip;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(format));
+        }
+    }
+
+    private async Task<(string Source, string File, DbFingerprint Dumped, DbFingerprint SourceNow, string[] Traps)> MakeOldMySqlDumpAsync(string format)
+    {
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlRoundTripTests.CreateHostileAsync(source, bigRow: false);
+        var traps = MySqlTrapRows(source);
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE notes (body TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL)");
+        foreach (var trap in traps)
+        {
+            await MySqlTestDb.ExecWithAsync(source, "INSERT INTO notes VALUES (@p0)", trap);
+        }
+        var dumped = await MySqlTestDb.FingerprintAsync(source);
+
+        var dir = _scratch.TempDir("old");
+        var plain = Path.Combine(dir, "dump.tmp");
+        await Run.MySqlDumpAsync(plain, ["--databases", source, "--add-drop-database", .. OldMySqlDumpOptions.Split(' ')]);
+        var text = await File.ReadAllTextAsync(plain);
+        Assert.Contains($"USE `{source}`;", text, StringComparison.Ordinal);
+        Assert.Contains($"DROP DATABASE IF EXISTS `{source}`", text, StringComparison.Ordinal);
+
+        // Changed after the dump: a restore that touches the source loses or reverts these.
+        await MySqlTestDb.ExecAsync(source,
+            "CREATE TABLE after_dump (id INT PRIMARY KEY)",
+            "INSERT INTO after_dump VALUES (1)",
+            "UPDATE parts SET v = 'changed later' WHERE id = 1");
+        var sourceNow = await MySqlTestDb.FingerprintAsync(source);
+        return (source, Package(plain, format, source, "mysql"), dumped, sourceNow, traps);
+    }
+
+    private async Task<(string Source, string File, DbFingerprint Dumped, DbFingerprint SourceNow, string[] Traps)> MakeOldPostgresDumpAsync(string format)
+    {
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PostgresRoundTripTests.CreateHostileAsync(source, bigRow: false);
+        var traps = PostgresTrapRows(source);
+        // One text column, so that in COPY data each trap is a whole line of its own.
+        await PgTestDb.ExecAsync(source, "CREATE TABLE notes (body text NOT NULL)");
+        foreach (var trap in traps)
+        {
+            await PgTestDb.ExecWithAsync(source, "INSERT INTO notes VALUES ($1)", trap);
+        }
+        var dumped = await PgTestDb.FingerprintAsync(source);
+
+        var dir = _scratch.TempDir("old");
+        var plain = Path.Combine(dir, "dump.tmp");
+        await Run.PgDumpAsync(plain, "--clean", "--create", "--if-exists", "--dbname", source);
+        var text = await File.ReadAllTextAsync(plain);
+        Assert.Contains($"\\connect {source}", text, StringComparison.Ordinal);
+        Assert.Contains($"DROP DATABASE IF EXISTS {source};", text, StringComparison.Ordinal);
+        Assert.Contains($"\nDROP DATABASE {source};\n", text, StringComparison.Ordinal);
+
+        await PgTestDb.ExecAsync(source,
+            "CREATE TABLE after_dump (id int PRIMARY KEY)",
+            "INSERT INTO after_dump VALUES (1)",
+            "UPDATE \"hostile table\" SET note = 'changed after the dump' WHERE id = 2");
+        var sourceNow = await PgTestDb.FingerprintAsync(source);
+        return (source, Package(plain, format, source, "postgresql"), dumped, sourceNow, traps);
+    }
+
+    [SkippableTheory]
+    [InlineData("sql")]
+    [InlineData("sql.gz")]
+    [InlineData("zip")]
+    public async Task MySql_old_dump_restores_under_a_new_name_without_touching_the_source(string format)
+    {
+        await TestServers.RequireMySqlAsync();
+        var (source, file, dumped, sourceNow, traps) = await MakeOldMySqlDumpAsync(format);
+        var target = _scratch.MySqlName();
+
+        Exception? failure = null;
+        try
+        {
+            await Ops.RestoreAsync(TestServers.MySql(), file, target);
+        }
+        catch (Errors.VyaException e)
+        {
+            failure = e;
+        }
+
+        Assert.True(await MySqlTestDb.ExistsAsync(source), $"the source database {source} is gone after restoring into {target}");
+        DbFingerprint.AssertSame(sourceNow, await MySqlTestDb.FingerprintAsync(source), "the source after a restore under a new name");
+        Assert.Null(failure);
+        DbFingerprint.AssertSame(dumped, await MySqlTestDb.FingerprintAsync(target), $"the restored copy ({Path.GetFileName(file)})");
+        var rows = new List<string>();
+        await using (var connection = await MySqlTestDb.OpenAsync(target))
+        await using (var command = new MySqlConnector.MySqlCommand("SELECT CAST(body AS BINARY) FROM notes", connection))
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                rows.Add(Convert.ToHexString((byte[])reader.GetValue(0)));
+            }
+        }
+        Assert.Equal(traps.Select(t => Convert.ToHexString(Encoding.UTF8.GetBytes(t))).Order(), rows.Order());
+    }
+
+    [SkippableTheory]
+    [InlineData("sql")]
+    [InlineData("sql.gz")]
+    [InlineData("zip")]
+    public async Task Postgres_old_dump_restores_under_a_new_name_without_touching_the_source(string format)
+    {
+        await TestServers.RequirePostgresAsync();
+        var (source, file, dumped, sourceNow, traps) = await MakeOldPostgresDumpAsync(format);
+        var target = _scratch.PostgresName();
+
+        Exception? failure = null;
+        try
+        {
+            await Ops.RestoreAsync(TestServers.Postgres(), file, target);
+        }
+        catch (Errors.VyaException e)
+        {
+            failure = e;
+        }
+
+        Assert.True(await PgTestDb.ExistsAsync(source), $"the source database {source} is gone after restoring into {target}");
+        DbFingerprint.AssertSame(sourceNow, await PgTestDb.FingerprintAsync(source), "the source after a restore under a new name");
+        Assert.Null(failure);
+        DbFingerprint.AssertSame(dumped, await PgTestDb.FingerprintAsync(target), $"the restored copy ({Path.GetFileName(file)})");
+        var rows = new List<string>();
+        await using (var connection = await PgTestDb.OpenAsync(target))
+        await using (var command = new Npgsql.NpgsqlCommand("SELECT convert_to(body, 'UTF8') FROM notes", connection))
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                rows.Add(Convert.ToHexString((byte[])reader.GetValue(0)));
+            }
+        }
+        Assert.Equal(traps.Select(t => Convert.ToHexString(Encoding.UTF8.GetBytes(t))).Order(), rows.Order());
+    }
+
+    [SkippableFact]
+    public async Task MySql_legacy_file_name_without_target_names_the_source_database()
+    {
+        await TestServers.RequireMySqlAsync();
+        var (source, file, _, sourceNow, _) = await MakeOldMySqlDumpAsync("sql.gz");
+        Assert.Equal($"{source}_20260110_020000.sql.gz", Path.GetFileName(file));
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+
+        var run = await Run.CliAsync("restore", "--file", file, "--instance", "1", "--dry-run", "--config", config);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains($"of '{source}' taken 2026-01-10 02:00:00 UTC", run.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"into '{source}' on instance 1", run.Stdout, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(sourceNow, await MySqlTestDb.FingerprintAsync(source), "the source after a dry run");
+    }
+
+    /// <summary>
+    /// A dump of two databases cannot be restored into one target: the restore must fail, write
+    /// into neither of the two, and leave no target behind.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_dump_of_two_databases_restored_under_a_new_name_fails_and_touches_neither()
+    {
+        await TestServers.RequireMySqlAsync();
+        var a = await _scratch.NewMySqlDatabaseAsync();
+        var b = await _scratch.NewMySqlDatabaseAsync();
+        foreach (var db in new[] { a, b })
+        {
+            await MySqlTestDb.ExecAsync(db,
+                "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(50))",
+                $"INSERT INTO t VALUES (1, 'in {db}'), (2, 'two')");
+        }
+        var dir = _scratch.TempDir("old");
+        var plain = Path.Combine(dir, "dump.tmp");
+        await Run.MySqlDumpAsync(plain, ["--databases", a, b, "--add-drop-database", .. OldMySqlDumpOptions.Split(' ')]);
+        var file = Package(plain, "sql.gz", a, "mysql");
+        foreach (var db in new[] { a, b })
+        {
+            await MySqlTestDb.ExecAsync(db, "UPDATE t SET v = 'changed after the dump' WHERE id = 2", "CREATE TABLE after_dump (id INT)");
+        }
+        var aNow = await MySqlTestDb.FingerprintAsync(a);
+        var bNow = await MySqlTestDb.FingerprintAsync(b);
+        var target = _scratch.MySqlName();
+
+        var error = await Record.ExceptionAsync(() => Ops.RestoreAsync(TestServers.MySql(), file, target));
+
+        Assert.True(await MySqlTestDb.ExistsAsync(a) && await MySqlTestDb.ExistsAsync(b), "a source database is gone");
+        DbFingerprint.AssertSame(aNow, await MySqlTestDb.FingerprintAsync(a), $"database {a} after the restore");
+        DbFingerprint.AssertSame(bNow, await MySqlTestDb.FingerprintAsync(b), $"database {b} after the restore");
+        Assert.True(error is Errors.VyaException, $"the restore of a two-database dump into one target did not fail cleanly: {error?.ToString() ?? "it succeeded"}");
+        Assert.False(await MySqlTestDb.ExistsAsync(target), $"the failed restore left the target {target} behind");
+    }
+}

@@ -1,0 +1,133 @@
+using VyaBackupDb.Config;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Pipeline;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// Damaged backups fail the restore with a clear error and leave no half-restored target; and a
+/// hostile database name survives the trip through a file name.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class RestoreFaultTests : IAsyncLifetime
+{
+    private readonly Scratch _scratch = new();
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    /// <summary>Keeps the first <paramref name="fraction"/> of a file.</summary>
+    private static void Truncate(string file, double fraction)
+    {
+        using var stream = new FileStream(file, FileMode.Open, FileAccess.ReadWrite);
+        stream.SetLength((long)(stream.Length * fraction));
+    }
+
+    [SkippableTheory]
+    [InlineData(Compression.None)]
+    [InlineData(Compression.Gzip)]
+    [InlineData(Compression.Zstd)]
+    public async Task MySql_truncated_backup_fails_and_leaves_no_target(Compression compression)
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlRoundTripTests.CreateHostileAsync(source, bigRow: false);
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, compression, _scratch.TempDir("backups"));
+        Truncate(file, 0.6);
+        var target = _scratch.MySqlName();
+
+        var error = await Assert.ThrowsAsync<OperationFailedException>(() => Ops.RestoreAsync(TestServers.MySql(), file, target));
+
+        Assert.Contains(Path.GetFileName(file), error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', error.Message);
+        Assert.False(await MySqlTestDb.ExistsAsync(target), $"a failed restore left a half database '{target}'");
+    }
+
+    [SkippableTheory]
+    [InlineData(Compression.None)]
+    [InlineData(Compression.Zip)]
+    public async Task Postgres_truncated_backup_fails_and_leaves_no_target(Compression compression)
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PostgresRoundTripTests.CreateHostileAsync(source, bigRow: false);
+        var file = await Ops.BackupOkAsync(TestServers.Postgres(), source, compression, _scratch.TempDir("backups"));
+        Truncate(file, 0.6);
+        var target = _scratch.PostgresName();
+
+        var error = await Assert.ThrowsAsync<OperationFailedException>(() => Ops.RestoreAsync(TestServers.Postgres(), file, target));
+
+        Assert.DoesNotContain('\n', error.Message);
+        Assert.False(await PgTestDb.ExistsAsync(target), $"a failed restore left a half database '{target}'");
+    }
+
+    [SkippableFact]
+    public async Task Postgres_restore_stops_at_the_first_failing_statement()
+    {
+        await TestServers.RequirePostgresAsync();
+        var dir = _scratch.TempDir("files");
+        var file = Path.Combine(dir, "20260113_155440_postgresql_vt_broken.sql");
+        await File.WriteAllTextAsync(file,
+            "--\n-- PostgreSQL database dump\n--\n"
+            + "CREATE TABLE good (id int);\n"
+            + "INSERT INTO missing_table VALUES (1);\n"
+            + "CREATE TABLE after_error (id int);\n"
+            + "--\n-- PostgreSQL database dump complete\n--\n");
+        var target = _scratch.PostgresName();
+
+        var error = await Assert.ThrowsAsync<OperationFailedException>(() => Ops.RestoreAsync(TestServers.Postgres(), file, target));
+
+        Assert.Contains("missing_table", error.Message, StringComparison.Ordinal);
+        Assert.False(await PgTestDb.ExistsAsync(target), $"a failed restore left a half database '{target}'");
+    }
+
+    [SkippableFact]
+    public async Task Hostile_database_name_stays_inside_backup_dir_and_comes_back_exactly()
+    {
+        await TestServers.RequireMySqlAsync();
+        var name = _scratch.TrackMySql(_scratch.MySqlName() + " ../../é'\"`;-f");
+        await MySqlTestDb.CreateAsync(name);
+        await MySqlTestDb.ExecAsync(name, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var backupDir = _scratch.TempDir("backups");
+
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), name, Compression.Zstd, backupDir);
+
+        Assert.StartsWith(backupDir + Path.DirectorySeparatorChar, Path.GetFullPath(file), StringComparison.Ordinal);
+        Assert.Single(Ops.FilesUnder(backupDir));
+        var plan = await RestoreOperation.PlanAsync(new RestoreRequest(file, TestServers.MySql(), null, DryRun: true, Force: false), CancellationToken.None);
+        Assert.Equal(name, plan.SourceDatabase);
+        Assert.Equal(name, plan.Target);
+        Assert.Equal(Dbms.MySql, plan.FileDbms);
+        Assert.Equal(new Engines.TargetState(true, 1), plan.TargetState);
+
+        var copy = _scratch.MySqlName() + " ../é'`";
+        _scratch.TrackMySql(copy);
+        await Ops.RestoreAsync(TestServers.MySql(), file, copy);
+        DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(name), await MySqlTestDb.FingerprintAsync(copy), "copy of the hostile-named database");
+    }
+
+    [SkippableFact]
+    public async Task Hostile_postgres_database_name_stays_inside_backup_dir_and_comes_back_exactly()
+    {
+        await TestServers.RequirePostgresAsync();
+        var name = _scratch.TrackPostgres(_scratch.PostgresName() + " ../../É'\"\\ -f");
+        await PgTestDb.CreateAsync(name);
+        await PgTestDb.ExecAsync(name, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var backupDir = _scratch.TempDir("backups");
+
+        var file = await Ops.BackupOkAsync(TestServers.Postgres(), name, Compression.Gzip, backupDir);
+
+        Assert.StartsWith(backupDir + Path.DirectorySeparatorChar, Path.GetFullPath(file), StringComparison.Ordinal);
+        Assert.Single(Ops.FilesUnder(backupDir));
+        var plan = await RestoreOperation.PlanAsync(new RestoreRequest(file, TestServers.Postgres(), null, DryRun: true, Force: false), CancellationToken.None);
+        Assert.Equal(name, plan.SourceDatabase);
+        Assert.Equal(Dbms.PostgreSql, plan.FileDbms);
+        Assert.Equal(new Engines.TargetState(true, 1), plan.TargetState);
+
+        var copy = _scratch.TrackPostgres(_scratch.PostgresName() + " ../'\\\"");
+        await Ops.RestoreAsync(TestServers.Postgres(), file, copy);
+        DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(name), await PgTestDb.FingerprintAsync(copy), "copy of the hostile-named database");
+    }
+}

@@ -1,0 +1,200 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using VyaBackupDb.Config;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Pipeline;
+using VyaBackupDb.Storage.Local;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>Records what a backup reports.</summary>
+public sealed class TestBackupObserver : IBackupObserver
+{
+    public List<BackupItem> Planned { get; } = [];
+
+    public List<BackupItemResult> Finished { get; } = [];
+
+    public List<string> Warnings { get; } = [];
+
+    void IBackupObserver.Planned(BackupItem item) => Planned.Add(item);
+
+    void IBackupObserver.Started(BackupItem item, Func<long> storedBytesSoFar)
+    {
+    }
+
+    void IBackupObserver.Finished(BackupItemResult result) => Finished.Add(result);
+
+    void IBackupObserver.Warning(string message) => Warnings.Add(message);
+}
+
+/// <summary>Records what a restore reports; answers confirmations with <see cref="Answer"/>.</summary>
+public sealed class TestRestoreObserver(bool answer = false) : IRestoreObserver
+{
+    public bool Answer { get; } = answer;
+
+    public List<RestorePlan> Plans { get; } = [];
+
+    public List<string> Questions { get; } = [];
+
+    public List<string> Warnings { get; } = [];
+
+    void IRestoreObserver.Planned(RestorePlan plan) => Plans.Add(plan);
+
+    bool IRestoreObserver.Confirm(string question)
+    {
+        Questions.Add(question);
+        return Answer;
+    }
+
+    void IRestoreObserver.Started(long fileBytes, Func<long> fileBytesRead)
+    {
+    }
+
+    void IRestoreObserver.Warning(string message) => Warnings.Add(message);
+}
+
+/// <summary>A clock that always says the same time (to aim a second backup at the first one's file name).</summary>
+public sealed class FixedTime(DateTimeOffset now) : TimeProvider
+{
+    public override DateTimeOffset GetUtcNow() => now;
+}
+
+/// <summary>Runs backups and restores in-process through the library, as the CLI does.</summary>
+public static class Ops
+{
+    public static async Task<BackupItemResult> BackupAsync(
+        InstanceConfig instance, string database, Compression compression, string backupDir, TimeProvider? time = null)
+    {
+        var config = TestServers.Config(backupDir, instance);
+        var observer = new TestBackupObserver();
+        var operation = new BackupOperation(config, new LocalStorage(backupDir), time ?? TimeProvider.System, observer);
+        var report = await operation.RunAsync(new BackupRequest([instance], database, compression, DryRun: false), CancellationToken.None);
+        return Assert.Single(report.Results);
+    }
+
+    /// <summary>Backs up and requires success; returns the backup file's path.</summary>
+    public static async Task<string> BackupOkAsync(InstanceConfig instance, string database, Compression compression, string backupDir)
+    {
+        var result = await BackupAsync(instance, database, compression, backupDir);
+        Assert.True(result.Succeeded, $"backup of {database} ({compression}) failed: {result.Error}");
+        Assert.NotNull(result.Location);
+        Assert.True(File.Exists(result.Location), $"backup reported {result.Location} but it does not exist");
+        return result.Location;
+    }
+
+    public static Task<RestoreResult?> RestoreAsync(
+        InstanceConfig instance, string file, string? target, bool force = false, bool dryRun = false, TestRestoreObserver? observer = null)
+    {
+        var config = TestServers.Config(Path.GetDirectoryName(file)!, instance);
+        var operation = new RestoreOperation(config, observer ?? new TestRestoreObserver());
+        return operation.RunAsync(new RestoreRequest(file, instance, target, dryRun, force), CancellationToken.None);
+    }
+
+    /// <summary>All files under a directory, temp files included, relative paths sorted.</summary>
+    public static List<string> FilesUnder(string dir) =>
+        Directory.Exists(dir)
+            ? [.. Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(dir, f)).Order(StringComparer.Ordinal)]
+            : [];
+
+    public static string Sha256(string file) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file)));
+}
+
+public sealed record ProcessResult(int ExitCode, string Stdout, string Stderr)
+{
+    public override string ToString() => $"exit {ExitCode}\n--- stdout:\n{Stdout}\n--- stderr:\n{Stderr}";
+}
+
+/// <summary>Runs a program to completion with stdin redirected and closed (no terminal), capturing its output.</summary>
+public static class Run
+{
+    public static async Task<ProcessResult> ProgramAsync(
+        string file, IEnumerable<string> arguments, IDictionary<string, string>? environment = null, Stream? stdoutTo = null)
+    {
+        var startInfo = new ProcessStartInfo(file)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in arguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            startInfo.Environment[name] = value;
+        }
+        using var process = Process.Start(startInfo) ?? throw new InvalidOperationException($"cannot start {file}");
+        process.StandardInput.Close();
+        var stderr = process.StandardError.ReadToEndAsync();
+        string stdout;
+        if (stdoutTo is null)
+        {
+            stdout = await process.StandardOutput.ReadToEndAsync();
+        }
+        else
+        {
+            await process.StandardOutput.BaseStream.CopyToAsync(stdoutTo);
+            stdout = "";
+        }
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{file} {string.Join(' ', startInfo.ArgumentList)} did not finish in 3 minutes");
+        }
+        return new ProcessResult(process.ExitCode, stdout, await stderr);
+    }
+
+    /// <summary>Runs the built CLI (vya-backupdb.dll, copied next to the test assembly by the project reference).</summary>
+    public static Task<ProcessResult> CliAsync(params string[] arguments)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "vya-backupdb.dll");
+        Assert.True(File.Exists(dll), $"the CLI is not built next to the tests: {dll}");
+        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
+        return ProgramAsync(dotnet, [dll, .. arguments], new Dictionary<string, string>
+        {
+            // The CLI must not pick up a config from the environment of whoever runs the tests.
+            ["VYA_BACKUPDB_CONFIG"] = "",
+            ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1",
+            ["DOTNET_NOLOGO"] = "1",
+        });
+    }
+
+    /// <summary>The real mysqldump (MariaDB's) with the given options; its output goes to <paramref name="outputFile"/>.</summary>
+    public static async Task MySqlDumpAsync(string outputFile, params string[] options)
+    {
+        var dir = Directory.CreateTempSubdirectory("vya-itest-cnf-");
+        try
+        {
+            var cnf = Path.Combine(dir.FullName, "client.cnf");
+            await File.WriteAllTextAsync(cnf,
+                $"[client]\nhost={TestServers.MySqlHost}\nport={TestServers.MySqlPort}\nuser={TestServers.MySqlUser}\n"
+                + $"password=\"{TestServers.MySqlPassword}\"\nprotocol=tcp\n");
+            await using var output = File.Create(outputFile);
+            var result = await ProgramAsync("mysqldump", [$"--defaults-file={cnf}", .. options], stdoutTo: output);
+            Assert.True(result.ExitCode == 0, $"mysqldump failed: {result}");
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>The real pg_dump 15 with the given options; its output goes to <paramref name="outputFile"/>.</summary>
+    public static async Task PgDumpAsync(string outputFile, params string[] options)
+    {
+        var pgDump = File.Exists("/usr/lib/postgresql/15/bin/pg_dump") ? "/usr/lib/postgresql/15/bin/pg_dump" : "pg_dump";
+        await using var output = File.Create(outputFile);
+        var result = await ProgramAsync(pgDump,
+            ["--host", TestServers.PgHost, "--port", TestServers.PgPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                "--username", TestServers.PgUser, "--no-password", .. options],
+            new Dictionary<string, string> { ["PGPASSWORD"] = TestServers.PgPassword }, output);
+        Assert.True(result.ExitCode == 0, $"pg_dump failed: {result}");
+    }
+}
