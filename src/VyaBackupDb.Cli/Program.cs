@@ -7,6 +7,7 @@ var root = new RootCommand("vya-backupdb: back up and restore MySQL/MariaDB and 
 root.Add(CommonOptions.Config);
 root.Add(BackupCommand.Create());
 root.Add(RestoreCommand.Create());
+root.Add(VerifyCommand.Create());
 
 var parseResult = root.Parse(args);
 if (parseResult.Errors.Count > 0)

@@ -16,8 +16,12 @@ internal static class RestoreCommand
         var target = new Option<string?>("--target", "-t") { Description = "Target database (default: the database named in the file name)" };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print what would be done; touch nothing" };
         var force = new Option<bool>("--force") { Description = "Replace the target database even if it holds tables" };
+        var noVerify = new Option<bool>("--no-verify")
+        {
+            Description = "Skip the checks against the manifest (digests, row and object counts) and the completion trailer",
+        };
 
-        var command = new Command("restore", "Restore a backup file into one database") { file, instance, target, dryRun, force };
+        var command = new Command("restore", "Restore a backup file into one database") { file, instance, target, dryRun, force, noVerify };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
             var config = CommonOptions.LoadConfig(parseResult);
@@ -26,7 +30,8 @@ internal static class RestoreCommand
                 config.GetInstance(parseResult.GetValue(instance)),
                 parseResult.GetValue(target),
                 parseResult.GetValue(dryRun),
-                parseResult.GetValue(force));
+                parseResult.GetValue(force),
+                !parseResult.GetValue(noVerify));
             var observer = new ConsoleRestoreObserver(request);
             var result = await new RestoreOperation(config, observer).RunAsync(request, cancellationToken).ConfigureAwait(false);
             observer.Done();
@@ -77,6 +82,24 @@ internal static class RestoreCommand
 
         public void Started(long fileBytes, Func<long> fileBytesRead) =>
             _progress = new ProgressLine("restoring", fileBytesRead, fileBytes);
+
+        public void Compared(InventoryComparison comparison)
+        {
+            _progress?.Dispose();
+            foreach (var line in comparison.Lines)
+            {
+                var mark = comparison.Mismatches.Contains(line) ? "MISMATCH" : comparison.Warnings.Contains(line) ? "differs " : "ok      ";
+                Output.Line($"  {mark} {line}");
+            }
+            foreach (var mismatch in comparison.Mismatches.Except(comparison.Lines))
+            {
+                Output.Line($"  MISMATCH {mismatch}");
+            }
+            foreach (var warning in comparison.Warnings)
+            {
+                Output.Warning($"{warning} (the count was an estimate: the source was written during the backup?)");
+            }
+        }
 
         public void Warning(string message) => Output.Warning(message);
 

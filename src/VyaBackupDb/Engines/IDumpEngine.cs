@@ -1,9 +1,13 @@
+using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
 
 namespace VyaBackupDb.Engines;
 
 /// <summary>What probing a server found.</summary>
 public sealed record ServerInfo(string Flavor, string Version, IReadOnlyList<string> Databases);
+
+/// <summary>The tool that wrote a dump, and what the database held when it was dumped.</summary>
+public sealed record DumpDetails(string Tool, string ToolVersion, DatabaseInventory Inventory);
 
 /// <summary>A database as a restore finds it before touching it.</summary>
 public sealed record TargetState(bool Exists, int TableCount);
@@ -19,8 +23,14 @@ public interface IDumpEngine
     /// <summary>Flavor, version and the user databases (system databases left out).</summary>
     Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken);
 
-    /// <summary>Writes a plain SQL dump of <paramref name="database"/> that restores under any name.</summary>
-    Task DumpAsync(string database, Stream output, CancellationToken cancellationToken);
+    /// <summary>
+    /// Writes a plain SQL dump of <paramref name="database"/> that restores under any name, and
+    /// counts its rows and objects (in the dump's own snapshot where the engine allows).
+    /// </summary>
+    Task<DumpDetails> DumpAsync(string database, Stream output, CancellationToken cancellationToken);
+
+    /// <summary>Exact row and object counts of a database nobody else is writing (a restored copy).</summary>
+    Task<DatabaseInventory> InventoryAsync(string database, CancellationToken cancellationToken);
 
     Task<TargetState> GetTargetStateAsync(string database, CancellationToken cancellationToken);
 
@@ -43,6 +53,10 @@ public static class DumpEngines
         Dbms.PostgreSql => new Postgres.PostgresEngine(instance),
         _ => throw new ArgumentOutOfRangeException(nameof(instance)),
     };
+
+    /// <summary>The line a complete dump of this DBMS ends with (before psql's \unrestrict).</summary>
+    public static string CompletionTrailer(Dbms dbms) =>
+        dbms == Dbms.MySql ? "-- Dump completed" : "-- PostgreSQL database dump complete";
 
     /// <summary>Databases no glob and no --all ever backs up.</summary>
     public static bool IsSystemDatabase(Dbms dbms, string name) => dbms switch

@@ -19,3 +19,7 @@ public sealed class UsageException(string message) : VyaException(message, ExitC
 /// <summary>A backup or restore could not be completed.</summary>
 public sealed class OperationFailedException(string message, Exception? inner = null)
     : VyaException(message, ExitCode.Failed, inner);
+
+/// <summary>A backup does not match its manifest or digest, or a restored database does not match its backup.</summary>
+public sealed class VerificationFailedException(string message, Exception? inner = null)
+    : VyaException(message, ExitCode.VerificationFailed, inner);

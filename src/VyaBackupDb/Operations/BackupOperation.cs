@@ -61,9 +61,10 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
         {
             var engine = DumpEngines.For(instance);
             IReadOnlyList<string> databases;
+            ServerInfo server;
             try
             {
-                var server = await engine.ProbeAsync(cancellationToken).ConfigureAwait(false);
+                server = await engine.ProbeAsync(cancellationToken).ConfigureAwait(false);
                 databases = ChooseDatabases(instance, server, request.Database);
             }
             catch (VyaException e)
@@ -84,7 +85,7 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
                     observer.Planned(item);
                     continue;
                 }
-                results.Add(await BackupOneAsync(engine, item, request.Compression, cancellationToken).ConfigureAwait(false));
+                results.Add(await BackupOneAsync(engine, server, item, request.Compression, cancellationToken).ConfigureAwait(false));
                 observer.Finished(results[^1]);
             }
         }
@@ -113,9 +114,10 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
     }
 
     private async Task<BackupItemResult> BackupOneAsync(
-        IDumpEngine engine, BackupItem item, Compression compression, CancellationToken cancellationToken)
+        IDumpEngine engine, ServerInfo server, BackupItem item, Compression compression, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
+        var started = time.GetUtcNow();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(config.Timeout);
         try
@@ -125,9 +127,10 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
             observer.Started(item, () => stored.Bytes);
             var entryName = Path.GetFileName(item.Key)[..^compression.Extension().Length] + ".sql";
             var plain = new MeasuringStream(Codec.Compress(compression, stored, entryName));
+            DumpDetails details;
             try
             {
-                await engine.DumpAsync(item.Database, plain, timeout.Token).ConfigureAwait(false);
+                details = await engine.DumpAsync(item.Database, plain, timeout.Token).ConfigureAwait(false);
                 if (!plain.TailContains(engine.CompletionTrailer))
                 {
                     throw new OperationFailedException(
@@ -139,10 +142,46 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
                 await DisposeQuietlyAsync(plain).ConfigureAwait(false);
                 throw;
             }
+            var plainSha256 = plain.Sha256Hex();
             // Finishes the compressed format (zstd frame end, gzip trailer, zip directory).
             await plain.DisposeAsync().ConfigureAwait(false);
             await stored.FlushAsync(timeout.Token).ConfigureAwait(false);
             await write.CommitAsync(timeout.Token).ConfigureAwait(false);
+
+            var manifest = new BackupManifest
+            {
+                ToolVersion = ToolInfo.Version,
+                DataFile = Path.GetFileName(item.Key),
+                InstanceId = item.Instance.Id,
+                InstanceName = item.Instance.Name,
+                Dbms = item.Instance.Dbms.ToName(),
+                ServerFlavor = server.Flavor,
+                ServerVersion = server.Version,
+                Database = item.Database,
+                DumpTool = details.Tool,
+                DumpToolVersion = details.ToolVersion,
+                Compression = compression.ToName(),
+                StartedUtc = started,
+                FinishedUtc = time.GetUtcNow(),
+                PlainBytes = plain.Bytes,
+                StoredBytes = stored.Bytes,
+                PlainSha256 = plainSha256,
+                StoredSha256 = stored.Sha256Hex(),
+                Inventory = details.Inventory,
+            };
+            // The manifest goes last: until it exists, the data file is not a backup.
+            try
+            {
+                await WriteSmallAsync(item.Key + BackupManifest.ChecksumSuffix, System.Text.Encoding.UTF8.GetBytes(manifest.ChecksumLine), timeout.Token)
+                    .ConfigureAwait(false);
+                await WriteSmallAsync(BackupManifest.KeyFor(item.Key), manifest.ToJson(), timeout.Token).ConfigureAwait(false);
+            }
+            catch
+            {
+                await storage.DeleteAsync(item.Key + BackupManifest.ChecksumSuffix, CancellationToken.None).ConfigureAwait(false);
+                await storage.DeleteAsync(item.Key, CancellationToken.None).ConfigureAwait(false);
+                throw;
+            }
             return new BackupItemResult(item.Instance, item.Database, item.Location, null, plain.Bytes, stored.Bytes, clock.Elapsed);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -157,6 +196,13 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
         {
             return Failed(item, $"cannot write {item.Location}: {e.Message}", clock.Elapsed);
         }
+    }
+
+    private async Task WriteSmallAsync(string key, byte[] content, CancellationToken cancellationToken)
+    {
+        await using var write = await storage.CreateAsync(key, cancellationToken).ConfigureAwait(false);
+        await write.Content.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+        await write.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private static BackupItemResult Failed(BackupItem item, string error, TimeSpan duration) =>

@@ -8,13 +8,13 @@ using VyaBackupDb.Pipeline;
 
 namespace VyaBackupDb.Operations;
 
-public sealed record RestoreRequest(string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force);
+public sealed record RestoreRequest(string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force, bool Verify = true);
 
 public sealed record RestorePlan(
     string File, long FileBytes, Compression Compression, Dbms? FileDbms, string? SourceDatabase, DateTime? TakenUtc,
-    string Target, TargetState TargetState);
+    string Target, TargetState TargetState, BackupManifest? Manifest);
 
-public sealed record RestoreResult(RestorePlan Plan, int TablesRestored, long PlainBytes, TimeSpan Duration);
+public sealed record RestoreResult(RestorePlan Plan, int TablesRestored, long PlainBytes, TimeSpan Duration, InventoryComparison? Comparison);
 
 /// <summary>What a restore tells its user, and how it asks before replacing data.</summary>
 public interface IRestoreObserver
@@ -25,6 +25,8 @@ public interface IRestoreObserver
     bool Confirm(string question);
 
     void Started(long fileBytes, Func<long> fileBytesRead);
+
+    void Compared(InventoryComparison comparison);
 
     void Warning(string message);
 }
@@ -44,6 +46,20 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         observer.Planned(plan);
         var instance = request.Instance;
         var engine = DumpEngines.For(instance);
+
+        if (!request.Verify)
+        {
+            observer.Warning("--no-verify: digests, the completion trailer and row counts are not checked");
+        }
+        else if (plan.Manifest is null)
+        {
+            observer.Warning($"no manifest beside {Path.GetFileName(request.File)}: no digest was recorded; checking the completion trailer only");
+        }
+        else if (!request.DryRun
+            && await BackupFileChecker.CheckStoredAsync(request.File, plan.Manifest, cancellationToken).ConfigureAwait(false) is { } problem)
+        {
+            throw new VerificationFailedException($"{request.File}: {problem}; nothing was restored");
+        }
 
         var replacing = plan.TargetState.TableCount > 0;
         if (replacing && !request.Force && !request.DryRun
@@ -72,16 +88,16 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         long plainBytes;
         try
         {
-            await using var file = OpenFile(request.File);
+            await using var file = BackupFileChecker.OpenRead(request.File);
             observer.Started(plan.FileBytes, () => file.Position);
             await using var plain = new MeasuringStream(Codec.Decompress(plan.Compression, file))
             {
+                // Runs before the client sees the end of its input: psql has not committed yet.
                 AtEndOfInput = m =>
                 {
-                    if (!m.TailContains(engine.CompletionTrailer))
+                    if (request.Verify)
                     {
-                        throw new OperationFailedException(
-                            $"{request.File} ends without the dump's completion trailer ('{engine.CompletionTrailer}'): it is truncated or incomplete");
+                        CheckCompleteDump(m, engine.CompletionTrailer, plan);
                     }
                 },
             };
@@ -108,11 +124,37 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             {
                 throw;
             }
-            throw new OperationFailedException($"restore of {Path.GetFileName(request.File)} into '{plan.Target}' failed: {reason}", e);
+            var message = $"restore of {Path.GetFileName(request.File)} into '{plan.Target}' failed: {reason}";
+            throw e is VerificationFailedException ? new VerificationFailedException(message, e) : new OperationFailedException(message, e);
         }
 
         var after = await engine.GetTargetStateAsync(plan.Target, cancellationToken).ConfigureAwait(false);
-        return new RestoreResult(plan, after.TableCount, plainBytes, clock.Elapsed);
+        InventoryComparison? comparison = null;
+        if (request.Verify && plan.Manifest is not null)
+        {
+            var restored = await engine.InventoryAsync(plan.Target, cancellationToken).ConfigureAwait(false);
+            comparison = InventoryComparison.Compare(plan.Manifest.Inventory, restored);
+            observer.Compared(comparison);
+            if (!comparison.Matches)
+            {
+                throw new VerificationFailedException(
+                    $"'{plan.Target}' was restored but differs from the backup's manifest: {string.Join("; ", comparison.Mismatches)}");
+            }
+        }
+        return new RestoreResult(plan, after.TableCount, plainBytes, clock.Elapsed, comparison);
+    }
+
+    private static void CheckCompleteDump(MeasuringStream plain, string trailer, RestorePlan plan)
+    {
+        if (!plain.TailContains(trailer))
+        {
+            throw new OperationFailedException(
+                $"{plan.File} ends without the dump's completion trailer ('{trailer}'): it is truncated or incomplete");
+        }
+        if (plan.Manifest is { } manifest && (plain.Bytes != manifest.PlainBytes || plain.Sha256Hex() != manifest.PlainSha256))
+        {
+            throw new VerificationFailedException($"{plan.File}: the decoded dump differs from its manifest's digest");
+        }
     }
 
     /// <summary>Reads what the file is (name, codec, which DBMS made it) and the target's state; changes nothing.</summary>
@@ -126,13 +168,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         var name = BackupName.TryParse(fileName);
         var fileBytes = new FileInfo(request.File).Length;
 
-        Compression compression;
-        await using (var file = OpenFile(request.File))
-        {
-            var magic = new byte[4];
-            var n = await file.ReadAtLeastAsync(magic, magic.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
-            compression = CompressionNames.FromFileName(fileName) ?? Codec.Sniff(magic.AsSpan(0, n));
-        }
+        var compression = BackupFileChecker.CompressionOf(request.File);
 
         var target = request.Target ?? name?.Database
             ?? throw new UsageException($"cannot tell the database from the file name '{fileName}'; give --target");
@@ -141,12 +177,10 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             throw new UsageException("the target database name is empty");
         }
 
-        var contentDbms = DbmsFromContent(await ReadHeadAsync(request.File, compression, cancellationToken).ConfigureAwait(false));
-        var fileDbms = name?.Dbms ?? contentDbms;
-        if (name?.Dbms is { } named && contentDbms is { } content && named != content)
-        {
-            throw new UsageException($"{fileName} is named as a {named.ToName()} backup but holds a {content.ToName()} dump");
-        }
+        // Which DBMS made the file: its manifest, else its name, else its header (old files).
+        var manifest = BackupFileChecker.LoadManifest(request.File);
+        var fileDbms = manifest is not null && DbmsNames.TryParse(manifest.Dbms, out var recorded) ? recorded
+            : name?.Dbms ?? DbmsFromContent(await ReadHeadAsync(request.File, compression, cancellationToken).ConfigureAwait(false));
         var instance = request.Instance;
         if (fileDbms is { } dbms && dbms != instance.Dbms)
         {
@@ -155,14 +189,14 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         }
 
         var state = await DumpEngines.For(instance).GetTargetStateAsync(target, cancellationToken).ConfigureAwait(false);
-        return new RestorePlan(request.File, fileBytes, compression, fileDbms, name?.Database, name?.TimestampUtc, target, state);
+        return new RestorePlan(request.File, fileBytes, compression, fileDbms, name?.Database, name?.TimestampUtc, target, state, manifest);
     }
 
     private static async Task<string> ReadHeadAsync(string path, Compression compression, CancellationToken cancellationToken)
     {
         try
         {
-            await using var file = OpenFile(path);
+            await using var file = BackupFileChecker.OpenRead(path);
             await using var plain = Codec.Decompress(compression, file);
             var head = new byte[HeadBytes];
             var n = await plain.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
@@ -189,6 +223,4 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         return null;
     }
 
-    private static FileStream OpenFile(string path) =>
-        new(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 17);
 }

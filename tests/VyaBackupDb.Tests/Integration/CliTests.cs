@@ -94,7 +94,7 @@ public sealed class CliTests : IAsyncLifetime
 
         var backup = await Run.CliAsync("backup", "-i", "1", "-d", source, "--config", config);
         Assert.True(backup.ExitCode == Success, backup.ToString());
-        var file = Assert.Single(Ops.FilesUnder(backupDir));
+        var file = Assert.Single(Ops.DataFilesUnder(backupDir));
         Assert.Matches($@"^it-mysql/\d{{8}}_\d{{6}}_mysql_{source}\.sql\.zst$", file);
         Assert.Contains("1 succeeded, 0 failed", backup.Stdout, StringComparison.Ordinal);
         file = Path.Combine(backupDir, file);
@@ -121,7 +121,7 @@ public sealed class CliTests : IAsyncLifetime
         var (config, backupDir) = await ConfigAsync();
         var backup = await Run.CliAsync("backup", "-i", "2", "-d", source, "-c", "gzip", "--config", config);
         Assert.True(backup.ExitCode == Success, backup.ToString());
-        var file = Path.Combine(backupDir, Assert.Single(Ops.FilesUnder(backupDir)));
+        var file = Path.Combine(backupDir, Assert.Single(Ops.DataFilesUnder(backupDir)));
         Assert.EndsWith($"_postgresql_{source}.sql.gz", file, StringComparison.Ordinal);
         var target = _scratch.PostgresName();
 
@@ -175,7 +175,7 @@ public sealed class CliTests : IAsyncLifetime
         var (config, backupDir) = await ConfigAsync();
         var backup = await Run.CliAsync("backup", "-i", "2", "-d", source, "--config", config);
         Assert.True(backup.ExitCode == Success, backup.ToString());
-        var file = Path.Combine(backupDir, Assert.Single(Ops.FilesUnder(backupDir)));
+        var file = Path.Combine(backupDir, Assert.Single(Ops.DataFilesUnder(backupDir)));
         var target = _scratch.MySqlName();
 
         var run = await Run.CliAsync("restore", "-f", file, "-i", "1", "-t", target, "--config", config);

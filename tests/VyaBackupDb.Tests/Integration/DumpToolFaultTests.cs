@@ -74,7 +74,7 @@ public sealed class DumpToolFaultTests : IAsyncLifetime
         Assert.Equal(broken, failed.Database);
         Assert.Contains("exited with code 2", failed.Error, StringComparison.Ordinal);
         Assert.Contains("references invalid table", failed.Error, StringComparison.Ordinal);
-        var file = Assert.Single(Ops.FilesUnder(backupDir));
+        var file = Assert.Single(Ops.DataFilesUnder(backupDir));
         Assert.EndsWith($"_mysql_{good}.sql.zst", file, StringComparison.Ordinal);
     }
 
@@ -142,7 +142,7 @@ public sealed class DumpToolFaultTests : IAsyncLifetime
         Assert.True(good.Succeeded, good.Error);
         var goodHash = Ops.Sha256(good.Location!);
         var filesBefore = Ops.FilesUnder(backupDir);
-        Assert.Single(filesBefore);
+        Assert.Single(Ops.DataFilesUnder(backupDir));
 
         var failed = await Ops.BackupAsync(fake, db, compression, backupDir, new FixedTime(FailedTime));
 

@@ -132,7 +132,7 @@ public sealed class MySqlRoundTripTests : IAsyncLifetime
         var backupDir = _scratch.TempDir("backups");
         var file = await Ops.BackupOkAsync(TestServers.MySql(), source, compression, backupDir);
         Assert.EndsWith(compression.Extension(), file, StringComparison.Ordinal);
-        Assert.Equal([Path.GetRelativePath(backupDir, file)], Ops.FilesUnder(backupDir));
+        Assert.Equal([Path.GetRelativePath(backupDir, file)], Ops.DataFilesUnder(backupDir));
 
         var result = await Ops.RestoreAsync(TestServers.MySql(), file, target);
 

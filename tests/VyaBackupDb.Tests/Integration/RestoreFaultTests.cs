@@ -1,3 +1,4 @@
+using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
 using VyaBackupDb.Errors;
 using VyaBackupDb.Operations;
@@ -38,6 +39,13 @@ public sealed class RestoreFaultTests : IAsyncLifetime
         Truncate(file, 0.6);
         var target = _scratch.MySqlName();
 
+        // With its manifest: caught by the digest check before the target is created.
+        var mismatch = await Assert.ThrowsAsync<VerificationFailedException>(() => Ops.RestoreAsync(TestServers.MySql(), file, target));
+        Assert.Contains("truncated", mismatch.Message, StringComparison.Ordinal);
+        Assert.False(await MySqlTestDb.ExistsAsync(target), "a restore that failed its digest check created the target");
+
+        // Without one (an old tool's file): caught by the missing completion trailer, and the target is removed.
+        File.Delete(file + BackupManifest.Suffix);
         var error = await Assert.ThrowsAsync<OperationFailedException>(() => Ops.RestoreAsync(TestServers.MySql(), file, target));
 
         Assert.Contains(Path.GetFileName(file), error.Message, StringComparison.Ordinal);
@@ -57,6 +65,11 @@ public sealed class RestoreFaultTests : IAsyncLifetime
         Truncate(file, 0.6);
         var target = _scratch.PostgresName();
 
+        var mismatch = await Assert.ThrowsAsync<VerificationFailedException>(() => Ops.RestoreAsync(TestServers.Postgres(), file, target));
+        Assert.Contains("truncated", mismatch.Message, StringComparison.Ordinal);
+        Assert.False(await PgTestDb.ExistsAsync(target), "a restore that failed its digest check created the target");
+
+        File.Delete(file + BackupManifest.Suffix);
         var error = await Assert.ThrowsAsync<OperationFailedException>(() => Ops.RestoreAsync(TestServers.Postgres(), file, target));
 
         Assert.DoesNotContain('\n', error.Message);
@@ -95,7 +108,7 @@ public sealed class RestoreFaultTests : IAsyncLifetime
         var file = await Ops.BackupOkAsync(TestServers.MySql(), name, Compression.Zstd, backupDir);
 
         Assert.StartsWith(backupDir + Path.DirectorySeparatorChar, Path.GetFullPath(file), StringComparison.Ordinal);
-        Assert.Single(Ops.FilesUnder(backupDir));
+        Assert.Single(Ops.DataFilesUnder(backupDir));
         var plan = await RestoreOperation.PlanAsync(new RestoreRequest(file, TestServers.MySql(), null, DryRun: true, Force: false), CancellationToken.None);
         Assert.Equal(name, plan.SourceDatabase);
         Assert.Equal(name, plan.Target);
@@ -120,7 +133,7 @@ public sealed class RestoreFaultTests : IAsyncLifetime
         var file = await Ops.BackupOkAsync(TestServers.Postgres(), name, Compression.Gzip, backupDir);
 
         Assert.StartsWith(backupDir + Path.DirectorySeparatorChar, Path.GetFullPath(file), StringComparison.Ordinal);
-        Assert.Single(Ops.FilesUnder(backupDir));
+        Assert.Single(Ops.DataFilesUnder(backupDir));
         var plan = await RestoreOperation.PlanAsync(new RestoreRequest(file, TestServers.Postgres(), null, DryRun: true, Force: false), CancellationToken.None);
         Assert.Equal(name, plan.SourceDatabase);
         Assert.Equal(Dbms.PostgreSql, plan.FileDbms);

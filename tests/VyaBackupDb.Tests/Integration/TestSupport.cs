@@ -38,7 +38,11 @@ public sealed class TestRestoreObserver(bool answer = false) : IRestoreObserver
 
     public List<string> Warnings { get; } = [];
 
+    public List<InventoryComparison> Comparisons { get; } = [];
+
     void IRestoreObserver.Planned(RestorePlan plan) => Plans.Add(plan);
+
+    void IRestoreObserver.Compared(InventoryComparison comparison) => Comparisons.Add(comparison);
 
     bool IRestoreObserver.Confirm(string question)
     {
@@ -95,6 +99,20 @@ public static class Ops
         Directory.Exists(dir)
             ? [.. Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(dir, f)).Order(StringComparer.Ordinal)]
             : [];
+
+    /// <summary>The backup data files under a directory; each must have its manifest and .sha256 beside it.</summary>
+    public static List<string> DataFilesUnder(string dir)
+    {
+        var all = FilesUnder(dir);
+        var data = all.Where(f => !f.EndsWith(Catalog.BackupManifest.Suffix, StringComparison.Ordinal)
+            && !f.EndsWith(Catalog.BackupManifest.ChecksumSuffix, StringComparison.Ordinal)).ToList();
+        foreach (var file in data)
+        {
+            Assert.Contains(file + Catalog.BackupManifest.Suffix, all);
+            Assert.Contains(file + Catalog.BackupManifest.ChecksumSuffix, all);
+        }
+        return data;
+    }
 
     public static string Sha256(string file) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file)));
 }

@@ -1,5 +1,6 @@
 using System.Text;
 using MySqlConnector;
+using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
 using VyaBackupDb.Errors;
 
@@ -12,7 +13,7 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
 
     public InstanceConfig Instance { get; } = instance;
 
-    public string CompletionTrailer => "-- Dump completed";
+    public string CompletionTrailer => DumpEngines.CompletionTrailer(Dbms.MySql);
 
     public async Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken)
     {
@@ -35,12 +36,12 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
         return new ServerInfo(flavor, version.Split('-')[0], databases);
     }
 
-    public async Task DumpAsync(string database, Stream output, CancellationToken cancellationToken)
+    public async Task<DumpDetails> DumpAsync(string database, Stream output, CancellationToken cancellationToken)
     {
         var serverIsMariaDb = (await ProbeFlavorAsync(cancellationToken).ConfigureAwait(false)) == "MariaDB";
         var tool = FindTool(serverIsMariaDb ? ["mariadb-dump", "mysqldump"] : ["mysqldump", "mariadb-dump"]);
-        var toolIsMariaDb = (await ChildProcess.CaptureAsync(tool, ["--version"], cancellationToken).ConfigureAwait(false))
-            .Contains("MariaDB", StringComparison.OrdinalIgnoreCase);
+        var toolVersion = (await ChildProcess.CaptureAsync(tool, ["--version"], cancellationToken).ConfigureAwait(false)).Trim();
+        var toolIsMariaDb = toolVersion.Contains("MariaDB", StringComparison.OrdinalIgnoreCase);
 
         using var options = OptionFile();
         List<string> arguments =
@@ -62,7 +63,51 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
         // the dump must not name the database, so it restores under any name.
         arguments.Add("--");
         arguments.Add(database);
+        // mysqldump's snapshot cannot be shared, so the counts come from a snapshot of their own
+        // taken just before it: estimates, should anything write meanwhile.
+        var inventory = await InventoryAsync(database, exact: false, cancellationToken).ConfigureAwait(false);
         await ChildProcess.RunAsync(tool, arguments, null, null, output, cancellationToken).ConfigureAwait(false);
+        return new DumpDetails(Path.GetFileName(tool), toolVersion.Split('\n')[0], inventory);
+    }
+
+    public Task<DatabaseInventory> InventoryAsync(string database, CancellationToken cancellationToken) =>
+        InventoryAsync(database, exact: true, cancellationToken);
+
+    private async Task<DatabaseInventory> InventoryAsync(string database, bool exact, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await Execute(connection, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", cancellationToken).ConfigureAwait(false);
+        var tables = new List<string>();
+        await using (var command = new MySqlCommand(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+            connection))
+        {
+            command.Parameters.AddWithValue("@db", database);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                tables.Add(reader.GetString(0));
+            }
+        }
+        var rows = new List<TableRows>();
+        foreach (var table in tables)
+        {
+            var count = await Scalar(connection, $"SELECT COUNT(*) FROM {QuoteIdentifier(database)}.{QuoteIdentifier(table)}",
+                cancellationToken).ConfigureAwait(false);
+            rows.Add(new TableRows(table, Convert.ToInt64(count, System.Globalization.CultureInfo.InvariantCulture), exact));
+        }
+        var objects = new ObjectCounts(
+            Views: await CountAsync("VIEWS", "TABLE_SCHEMA").ConfigureAwait(false),
+            Routines: await CountAsync("ROUTINES", "ROUTINE_SCHEMA").ConfigureAwait(false),
+            Triggers: await CountAsync("TRIGGERS", "TRIGGER_SCHEMA").ConfigureAwait(false),
+            Events: await CountAsync("EVENTS", "EVENT_SCHEMA").ConfigureAwait(false));
+        await Execute(connection, "COMMIT", cancellationToken).ConfigureAwait(false);
+        return new DatabaseInventory(rows, [], objects);
+
+        async Task<int> CountAsync(string view, string schemaColumn) => Convert.ToInt32(
+            await Scalar(connection, $"SELECT COUNT(*) FROM information_schema.{view} WHERE {schemaColumn} = @db", cancellationToken, database)
+                .ConfigureAwait(false),
+            System.Globalization.CultureInfo.InvariantCulture);
     }
 
     public async Task<TargetState> GetTargetStateAsync(string database, CancellationToken cancellationToken)

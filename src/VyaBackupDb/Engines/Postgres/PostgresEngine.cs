@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 using Npgsql;
+using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
 using VyaBackupDb.Errors;
 
@@ -14,7 +15,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     public InstanceConfig Instance { get; } = instance;
 
-    public string CompletionTrailer => "-- PostgreSQL database dump complete";
+    public string CompletionTrailer => DumpEngines.CompletionTrailer(Dbms.PostgreSql);
 
     /// <summary>Set when the chosen client is newer than the server (allowed, but worth saying).</summary>
     public string? ToolWarning { get; private set; }
@@ -43,18 +44,78 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         return new ServerInfo("PostgreSQL", version.Split(' ')[0], databases);
     }
 
-    public async Task DumpAsync(string database, Stream output, CancellationToken cancellationToken)
+    public async Task<DumpDetails> DumpAsync(string database, Stream output, CancellationToken cancellationToken)
     {
         var binDir = await ChooseClientAsync(cancellationToken).ConfigureAwait(false);
+        var pgDump = Path.Combine(binDir, "pg_dump");
+        var toolVersion = (await ChildProcess.CaptureAsync(pgDump, ["--version"], cancellationToken).ConfigureAwait(false)).Trim();
+
+        // Count rows in a snapshot that pg_dump then dumps (--snapshot): the counts are exact.
+        await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken)
+            .ConfigureAwait(false);
+        var snapshot = (string)(await Scalar(connection, "SELECT pg_export_snapshot()", cancellationToken).ConfigureAwait(false))!;
+        var inventory = await InventoryAsync(connection, exact: true, cancellationToken).ConfigureAwait(false);
+
         using var passFile = PassFile();
         string[] arguments =
         [
             "--format=plain", "--no-owner", "--no-privileges", "--no-password", "--encoding=UTF8",
-            "--quote-all-identifiers",
+            "--quote-all-identifiers", $"--snapshot={snapshot}",
             $"--dbname={ConnInfo(database)}",
         ];
-        await ChildProcess.RunAsync(Path.Combine(binDir, "pg_dump"), arguments, Environment(passFile), null, output, cancellationToken)
-            .ConfigureAwait(false);
+        await ChildProcess.RunAsync(pgDump, arguments, Environment(passFile), null, output, cancellationToken).ConfigureAwait(false);
+        await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
+        return new DumpDetails("pg_dump", toolVersion.Split('\n')[0], inventory);
+    }
+
+    public async Task<DatabaseInventory> InventoryAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        return await InventoryAsync(connection, exact: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    private const string UserSchemas = "NOT IN ('pg_catalog', 'information_schema') AND {0} NOT LIKE 'pg\\_toast%' AND {0} NOT LIKE 'pg\\_temp%'";
+
+    private static async Task<DatabaseInventory> InventoryAsync(NpgsqlConnection connection, bool exact, CancellationToken cancellationToken)
+    {
+        var tables = await ListAsync(connection,
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), 0 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            + "WHERE c.relkind IN ('r', 'p') AND n.nspname " + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname") + " ORDER BY 1",
+            cancellationToken).ConfigureAwait(false);
+        var rows = new List<TableRows>();
+        foreach (var (table, _) in tables)
+        {
+            // The name comes from quote_ident: already quoted by the server's own rules.
+            var count = await Scalar(connection, $"SELECT count(*) FROM {table}", cancellationToken).ConfigureAwait(false);
+            rows.Add(new TableRows(table, Convert.ToInt64(count, CultureInfo.InvariantCulture), exact));
+        }
+        var sequences = await ListAsync(connection,
+            "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename), coalesce(last_value, 0) FROM pg_sequences ORDER BY 1",
+            cancellationToken).ConfigureAwait(false);
+        var objects = new ObjectCounts(
+            Views: await CountAsync("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND n.nspname "
+                + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname")).ConfigureAwait(false),
+            Routines: await CountAsync("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname "
+                + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname")).ConfigureAwait(false),
+            Triggers: await CountAsync("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal").ConfigureAwait(false),
+            Events: 0);
+        return new DatabaseInventory(rows, [.. sequences.Select(s => new SequenceValue(s.Name, s.Value))], objects);
+
+        async Task<int> CountAsync(string sql) =>
+            Convert.ToInt32(await Scalar(connection, sql, cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
+    }
+
+    private static async Task<List<(string Name, long Value)>> ListAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var list = new List<(string, long)>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            list.Add((reader.GetString(0), Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture)));
+        }
+        return list;
     }
 
     public async Task<TargetState> GetTargetStateAsync(string database, CancellationToken cancellationToken)

@@ -1,0 +1,62 @@
+using VyaBackupDb.Catalog;
+
+namespace VyaBackupDb.Operations;
+
+/// <summary>A restored database held against the counts its manifest recorded.</summary>
+public sealed record InventoryComparison(IReadOnlyList<string> Lines, IReadOnlyList<string> Mismatches, IReadOnlyList<string> Warnings)
+{
+    public bool Matches => Mismatches.Count == 0;
+
+    public static InventoryComparison Compare(DatabaseInventory expected, DatabaseInventory actual)
+    {
+        var lines = new List<string>();
+        var mismatches = new List<string>();
+        var warnings = new List<string>();
+        var restored = actual.Tables.ToDictionary(t => t.Name, t => t.Rows, StringComparer.Ordinal);
+        foreach (var table in expected.Tables)
+        {
+            if (!restored.Remove(table.Name, out var rows))
+            {
+                mismatches.Add($"table {table.Name} is missing");
+                continue;
+            }
+            var line = $"table {table.Name}: {table.Rows} rows in the backup{(table.Exact ? "" : " (estimate)")}, {rows} restored";
+            lines.Add(line);
+            if (rows != table.Rows)
+            {
+                // A count taken beside the dump's snapshot may differ if the database was being written.
+                (table.Exact ? mismatches : warnings).Add(line);
+            }
+        }
+        mismatches.AddRange(restored.Keys.Select(name => $"table {name} is not in the backup"));
+
+        var sequences = actual.Sequences.ToDictionary(s => s.Name, s => s.Value, StringComparer.Ordinal);
+        foreach (var sequence in expected.Sequences)
+        {
+            var line = sequences.TryGetValue(sequence.Name, out var value)
+                ? $"sequence {sequence.Name}: {sequence.Value} in the backup, {value} restored"
+                : $"sequence {sequence.Name} is missing";
+            lines.Add(line);
+            if (value != sequence.Value)
+            {
+                mismatches.Add(line);
+            }
+        }
+
+        Check("views", expected.Objects.Views, actual.Objects.Views);
+        Check("routines", expected.Objects.Routines, actual.Objects.Routines);
+        Check("triggers", expected.Objects.Triggers, actual.Objects.Triggers);
+        Check("events", expected.Objects.Events, actual.Objects.Events);
+        return new InventoryComparison(lines, mismatches, warnings);
+
+        void Check(string what, int inBackup, int restoredCount)
+        {
+            var line = $"{what}: {inBackup} in the backup, {restoredCount} restored";
+            lines.Add(line);
+            if (inBackup != restoredCount)
+            {
+                mismatches.Add(line);
+            }
+        }
+    }
+}
