@@ -23,3 +23,6 @@ public sealed class OperationFailedException(string message, Exception? inner = 
 /// <summary>A backup does not match its manifest or digest, or a restored database does not match its backup.</summary>
 public sealed class VerificationFailedException(string message, Exception? inner = null)
     : VyaException(message, ExitCode.VerificationFailed, inner);
+
+/// <summary>Another run holds the lock for this instance and database.</summary>
+public sealed class LockedException(string message) : VyaException(message, ExitCode.Locked);

@@ -21,7 +21,8 @@ public sealed record BackupItemResult(
     string? Error,
     long PlainBytes,
     long StoredBytes,
-    TimeSpan Duration)
+    TimeSpan Duration,
+    bool Locked = false)
 {
     public bool Succeeded => Error is null;
 }
@@ -29,7 +30,8 @@ public sealed record BackupItemResult(
 public sealed record BackupReport(IReadOnlyList<BackupItemResult> Results, TimeSpan Duration)
 {
     public ExitCode ExitCode =>
-        Results.Count == 0 || Results.All(r => !r.Succeeded) ? ExitCode.Failed
+        Results.Count > 0 && Results.All(r => r.Locked) ? ExitCode.Locked
+        : Results.Count == 0 || Results.All(r => !r.Succeeded) ? ExitCode.Failed
         : Results.Any(r => !r.Succeeded) ? ExitCode.PartialFailure
         : ExitCode.Success;
 }
@@ -53,6 +55,9 @@ public interface IBackupObserver
 /// </summary>
 public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProvider time, IBackupObserver observer)
 {
+    /// <summary>A temp file this old belongs to no running backup (no dump runs for a day).</summary>
+    private static readonly TimeSpan AbandonedAfter = TimeSpan.FromDays(1);
+
     public async Task<BackupReport> RunAsync(BackupRequest request, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
@@ -72,6 +77,12 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
                 results.Add(new BackupItemResult(instance, request.Database ?? "*", null, e.Message, 0, 0, TimeSpan.Zero));
                 observer.Finished(results[^1]);
                 continue;
+            }
+            if (!request.DryRun)
+            {
+                // Temp files of runs that were killed (a crash cannot clean up after itself).
+                await storage.SweepAbandonedAsync(BackupCatalog.InstancePrefix(instance), time.GetUtcNow() - AbandonedAfter, cancellationToken)
+                    .ConfigureAwait(false);
             }
             if (databases.Count == 0)
             {
@@ -122,6 +133,7 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
         timeout.CancelAfter(config.Timeout);
         try
         {
+            using var held = BackupLock.Acquire(config.BackupDir, item.Instance.Name, item.Database, time, observer.Warning);
             await using var write = await storage.CreateAsync(item.Key, timeout.Token).ConfigureAwait(false);
             var stored = new MeasuringStream(write.Content, leaveOpen: true);
             observer.Started(item, () => stored.Bytes);
@@ -187,6 +199,10 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             return Failed(item, $"timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)", clock.Elapsed);
+        }
+        catch (LockedException e)
+        {
+            return Failed(item, e.Message, clock.Elapsed) with { Locked = true };
         }
         catch (VyaException e)
         {

@@ -18,6 +18,9 @@ public interface IStorage : IReadOnlyStorage
     Task<IStorageWrite> CreateAsync(string key, CancellationToken cancellationToken);
 
     Task DeleteAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>Removes the leftovers of writes that were never committed nor aborted (a killed run), older than a point in time.</summary>
+    Task<int> SweepAbandonedAsync(string prefix, DateTimeOffset olderThan, CancellationToken cancellationToken);
 }
 
 /// <summary>A write in progress. Disposing it without <see cref="CommitAsync"/> aborts it and leaves nothing.</summary>

@@ -52,6 +52,24 @@ public sealed partial class LocalStorage(string root) : IStorage
         return Task.CompletedTask;
     }
 
+    public Task<int> SweepAbandonedAsync(string prefix, DateTimeOffset olderThan, CancellationToken cancellationToken)
+    {
+        var directory = Path.GetDirectoryName(FullPath(prefix + "x"))!;
+        var removed = 0;
+        if (Directory.Exists(directory))
+        {
+            foreach (var temp in Directory.EnumerateFiles(directory, TempMarker + "*"))
+            {
+                if (File.GetLastWriteTimeUtc(temp) < olderThan.UtcDateTime)
+                {
+                    File.Delete(temp);
+                    removed++;
+                }
+            }
+        }
+        return Task.FromResult(removed);
+    }
+
     /// <summary>The path of a key, refusing any key that would leave the root.</summary>
     public string FullPath(string key)
     {

@@ -1,0 +1,83 @@
+using System.Globalization;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Errors;
+
+namespace VyaBackupDb.Operations;
+
+/// <summary>
+/// One backup per instance and database at a time. The lock is a file in backup_dir/.locks held
+/// open with FileShare.None, which .NET implements with flock(): the kernel releases it when the
+/// holder dies, so a lock left by a dead process is simply taken over (with a warning naming it).
+/// A ".holder" file beside it names the holder (pid, host, start time) for the "locked" message;
+/// it is separate because the locked file cannot be read while another process holds it.
+/// </summary>
+public sealed class BackupLock : IDisposable
+{
+    private readonly FileStream _stream;
+    private readonly string _path;
+
+    private BackupLock(FileStream stream, string path)
+    {
+        _stream = stream;
+        _path = path;
+    }
+
+    private static string HolderPath(string lockPath) => lockPath + ".holder";
+
+    public static string PathFor(string backupDir, string instanceName, string database) =>
+        Path.Combine(backupDir, ".locks", BackupName.Encode(instanceName), BackupName.Encode(database) + ".lock");
+
+    public static BackupLock Acquire(string backupDir, string instanceName, string database, TimeProvider time, Action<string> warn)
+    {
+        var path = PathFor(backupDir, instanceName, database);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        FileStream stream;
+        try
+        {
+            stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            var holder = ReadHolder(path);
+            throw new LockedException(
+                $"instance {instanceName} database '{database}' is being backed up by another run ({holder}); lock {path}");
+        }
+        var holderPath = HolderPath(path);
+        if (File.Exists(holderPath))
+        {
+            warn($"took over the lock of instance {instanceName} database '{database}' left by a run that ended without releasing it "
+                + $"({Describe(File.ReadAllText(holderPath))})");
+        }
+        var text = $"pid={Environment.ProcessId}\nhost={Environment.MachineName}\nstarted={time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture)}\n";
+        File.WriteAllText(holderPath, text);
+        return new BackupLock(stream, path);
+    }
+
+    public void Dispose()
+    {
+        File.Delete(HolderPath(_path));
+        File.Delete(_path);
+        _stream.Dispose();
+    }
+
+    private static string ReadHolder(string path)
+    {
+        try
+        {
+            return Describe(File.ReadAllText(HolderPath(path)));
+        }
+        catch (IOException)
+        {
+            return "holder unknown";
+        }
+    }
+
+    private static string Describe(string lockText)
+    {
+        var fields = lockText.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => line.Split('=', 2))
+            .Where(parts => parts.Length == 2)
+            .ToDictionary(parts => parts[0], parts => parts[1]);
+        return $"pid {fields.GetValueOrDefault("pid", "?")} on {fields.GetValueOrDefault("host", "?")} since {fields.GetValueOrDefault("started", "?")}";
+    }
+}
