@@ -185,6 +185,7 @@ internal static class DumpFilterDriver
         var end = History;
         while (true)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var read = await input.ReadAsync(buffer.AsMemory(end), cancellationToken).ConfigureAwait(false);
             var final = read == 0;
             end += read;

@@ -40,6 +40,8 @@ public sealed class MySqlDumpFilterTests
             "ALTER /* c */ SCHEMA\n`dns_db` UPGRADE DATA DIRECTORY NAME;",
             $"ALTER /* c */ SCHEMA\n`{Target}` UPGRADE DATA DIRECTORY NAME;", "dns_db", 0
         },
+        { "USE \"dns_db\";", "", "dns_db", 1 },
+        { "ALTER DATABASE \"dns_db\" CHARACTER SET utf8mb4;", $"ALTER DATABASE `{Target}` CHARACTER SET utf8mb4;", "dns_db", 0 },
         { "ALTER DATABASE CHARACTER SET utf8mb4;", "ALTER DATABASE CHARACTER SET utf8mb4;", null, 0 },
         { "ALTER SCHEMA DEFAULT COLLATE utf8mb4_bin;", "ALTER SCHEMA DEFAULT COLLATE utf8mb4_bin;", null, 0 },
         { "ALTER TABLE `dns_db` ADD COLUMN x INT;", "ALTER TABLE `dns_db` ADD COLUMN x INT;", null, 0 },

@@ -37,6 +37,8 @@ public sealed class PostgresDumpFilterTests
             "SECURITY LABEL FOR selinux ON DATABASE dns_db IS 'system_u:object_r:sepgsql_db_t:s0';",
             $"SECURITY LABEL FOR selinux ON DATABASE {QuotedTarget} IS 'system_u:object_r:sepgsql_db_t:s0';", "dns_db", 0
         },
+        { "ALTER ROLE app IN DATABASE dns_db SET work_mem TO '64MB';", $"ALTER ROLE app IN DATABASE {QuotedTarget} SET work_mem TO '64MB';", "dns_db", 0 },
+        { "ALTER ROLE app SET work_mem TO '64MB';", "ALTER ROLE app SET work_mem TO '64MB';", null, 0 },
         { "GRANT SELECT (a, b) ON TABLE public.t TO app;", "GRANT SELECT (a, b) ON TABLE public.t TO app;", null, 0 },
         { "GRANT app TO bob;", "GRANT app TO bob;", null, 0 },
         { "COMMENT ON TABLE public.t IS 'ALTER DATABASE x';", "COMMENT ON TABLE public.t IS 'ALTER DATABASE x';", null, 0 },
@@ -381,6 +383,18 @@ public sealed class PostgresDumpFilterTests
 
                 """),
             Rewrite("COMMENT ON DATABASE dns_db IS 'DNS zones; ''primary''';", $"COMMENT ON DATABASE {QuotedTarget} IS 'DNS zones; ''primary''';"),
+            Keep("""
+
+
+                --
+                -- Name: dns_db; Type: DATABASE PROPERTIES; Schema: -; Owner: postgres
+                --
+
+
+                """),
+            Rewrite("ALTER DATABASE dns_db SET search_path TO 'public', 'dns';", $"ALTER DATABASE {QuotedTarget} SET search_path TO 'public', 'dns';"),
+            Keep("\n"),
+            Rewrite("ALTER ROLE dns_app IN DATABASE dns_db SET statement_timeout TO '5s';", $"ALTER ROLE dns_app IN DATABASE {QuotedTarget} SET statement_timeout TO '5s';"),
             Keep("""
 
 

@@ -61,6 +61,7 @@ public sealed class MySqlDumpFilter
     private TokenKind tokenKind;
     private long tokenStart;
     private bool tokenOverflow;
+    private bool tokenDoubleQuoted;
 
     // SET statement tracking (sql_mode and user variables saving it).
     private bool setFlags;
@@ -800,6 +801,7 @@ public sealed class MySqlDumpFilter
         tokenStart = bufferBase + i;
         token.Clear();
         tokenOverflow = false;
+        tokenDoubleQuoted = kind == TokenKind.String && buf[i] == '"';
     }
 
     private void AppendToken(ReadOnlySpan<byte> bytes)
@@ -928,7 +930,7 @@ public sealed class MySqlDumpFilter
 
                 goto case Step.UseName;
             case Step.UseName:
-                if (kind is TokenKind.Word or TokenKind.Ident)
+                if (IsName(kind))
                 {
                     ObserveName(text);
                 }
@@ -945,7 +947,7 @@ public sealed class MySqlDumpFilter
                 PassStatement();
                 return;
             case Step.AlterName:
-                if (kind == TokenKind.Ident || (kind == TokenKind.Word && !IsAlterDatabaseOption(text)))
+                if (IsName(kind) && !(kind == TokenKind.Word && IsAlterDatabaseOption(text)))
                 {
                     ObserveName(text);
                     sink.ReleaseReplacing(checked((int)start), checked((int)end), targetIdentifier);
@@ -962,6 +964,14 @@ public sealed class MySqlDumpFilter
                 return;
         }
     }
+
+    /// <summary>
+    /// A token that can be a database name: a bare word, a backtick identifier, or a "double-quoted"
+    /// one (an identifier under ANSI_QUOTES, which mysqldump --compatible=ansi writes; a syntax
+    /// error otherwise, so taking it for a name is harmless).
+    /// </summary>
+    private bool IsName(TokenKind kind) =>
+        kind is TokenKind.Word or TokenKind.Ident || (kind == TokenKind.String && tokenDoubleQuoted);
 
     /// <summary>Words that can follow <c>ALTER DATABASE</c> when the name is left out.</summary>
     private static bool IsAlterDatabaseOption(ReadOnlySpan<byte> word) =>

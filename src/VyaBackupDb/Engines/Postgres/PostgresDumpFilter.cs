@@ -7,8 +7,9 @@ namespace VyaBackupDb.Engines.Postgres;
 /// Filters a plain pg_dump file on its way into <c>psql</c> (already connected to the target, with
 /// ON_ERROR_STOP and --single-transaction) so that only the target database is touched:
 /// <c>CREATE/DROP DATABASE</c> and <c>\connect</c> are dropped; the database name of
-/// <c>ALTER DATABASE</c>, <c>COMMENT ON DATABASE</c>, <c>GRANT/REVOKE ... ON DATABASE</c> and
-/// <c>SECURITY LABEL ... ON DATABASE</c> is replaced by the target; <c>SET name = ...</c> and
+/// <c>ALTER DATABASE</c>, <c>ALTER ROLE ... IN DATABASE</c>, <c>COMMENT ON DATABASE</c>,
+/// <c>GRANT/REVOKE ... ON DATABASE</c> and <c>SECURITY LABEL ... ON DATABASE</c> is replaced by the
+/// target; <c>SET name = ...</c> and
 /// <c>SELECT pg_catalog.set_config('name', ...)</c> of settings the target server does not know are
 /// dropped. Every other byte passes through unchanged, COPY data included.
 /// </summary>
@@ -125,6 +126,9 @@ public sealed class PostgresDumpFilter
         AfterCreate,
         DatabaseName,
         AfterAlter,
+        AlterRoleName,
+        AlterRoleIn,
+        AlterRoleInWhat,
         RewriteName,
         AfterGrantName,
         CommentOn,
@@ -1068,7 +1072,30 @@ public sealed class PostgresDumpFilter
                     return;
                 }
 
+                if (IsWord(kind, text, "ROLE"u8) || IsWord(kind, text, "USER"u8))
+                {
+                    // ALTER ROLE name IN DATABASE db SET ...: pg_dump --create writes it for
+                    // per-database role settings.
+                    step = Step.AlterRoleName;
+                    return;
+                }
+
                 PassStatement();
+                return;
+            case Step.AlterRoleName:
+                if (kind is TokenKind.Word or TokenKind.Ident)
+                {
+                    step = Step.AlterRoleIn;
+                    return;
+                }
+
+                PassStatement();
+                return;
+            case Step.AlterRoleIn:
+                Expect(kind, text, "IN"u8, Step.AlterRoleInWhat);
+                return;
+            case Step.AlterRoleInWhat:
+                Expect(kind, text, "DATABASE"u8, Step.RewriteName);
                 return;
             case Step.RewriteName:
                 if (kind is TokenKind.Word or TokenKind.Ident)
