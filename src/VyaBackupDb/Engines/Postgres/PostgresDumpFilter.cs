@@ -78,7 +78,9 @@ public sealed class PostgresDumpFilter
 
     /// <param name="targetDatabase">The database the dump is restored into.</param>
     /// <param name="isKnownSetting">Returns true if the target server knows a run-time parameter name
-    /// (e.g. "statement_timeout"); false for e.g. "transaction_timeout" on PostgreSQL 15.</param>
+    /// (e.g. "statement_timeout"); false for e.g. "transaction_timeout" on PostgreSQL 15. It gets the
+    /// name as the server would see it: unquoted names folded to lower case, quoted ones as written,
+    /// custom names with their dot ("plpgsql.variable_conflict"). Called once per SET/set_config.</param>
     public PostgresDumpFilter(string targetDatabase, Func<string, bool> isKnownSetting)
     {
         ArgumentException.ThrowIfNullOrEmpty(targetDatabase);
