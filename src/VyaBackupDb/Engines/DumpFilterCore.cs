@@ -1,0 +1,225 @@
+using System.Text;
+
+namespace VyaBackupDb.Engines;
+
+/// <summary>A growable byte buffer; callers keep it bounded.</summary>
+internal sealed class ByteBuffer(int capacity)
+{
+    private byte[] data = new byte[capacity];
+
+    public int Length { get; private set; }
+
+    public ReadOnlySpan<byte> Span => data.AsSpan(0, Length);
+
+    public ReadOnlyMemory<byte> Memory => data.AsMemory(0, Length);
+
+    public void Append(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.IsEmpty)
+        {
+            return;
+        }
+
+        Reserve(bytes.Length);
+        bytes.CopyTo(data.AsSpan(Length));
+        Length += bytes.Length;
+    }
+
+    public void Append(byte value)
+    {
+        Reserve(1);
+        data[Length++] = value;
+    }
+
+    public void Clear() => Length = 0;
+
+    private void Reserve(int extra)
+    {
+        if (Length + extra > data.Length)
+        {
+            Array.Resize(ref data, Math.Max(data.Length * 2, Length + extra));
+        }
+    }
+}
+
+/// <summary>What happens to the bytes of the unit (statement or meta-command) being scanned.</summary>
+internal enum Disposition : byte
+{
+    /// <summary>Written to the output as they come.</summary>
+    Pass,
+
+    /// <summary>Kept in <see cref="FilterSink.Pending"/> until the unit is classified.</summary>
+    Hold,
+
+    /// <summary>Discarded.</summary>
+    Drop,
+}
+
+/// <summary>
+/// Output side of a dump filter: the output buffer, the pending bytes of a unit not yet
+/// classified, and the disposition of the bytes being scanned.
+/// </summary>
+internal sealed class FilterSink
+{
+    public ByteBuffer Output { get; } = new(DumpFilterDriver.ChunkSize + (DumpFilterDriver.ChunkSize / 2));
+
+    public ByteBuffer Pending { get; } = new(4096);
+
+    public Disposition Mode { get; private set; }
+
+    public void Write(ReadOnlySpan<byte> bytes)
+    {
+        switch (Mode)
+        {
+            case Disposition.Pass:
+                Output.Append(bytes);
+                break;
+            case Disposition.Hold:
+                Pending.Append(bytes);
+                break;
+            default:
+                break;
+        }
+    }
+
+    /// <summary>Starts holding the bytes of a new unit.</summary>
+    public void BeginHold()
+    {
+        Pending.Clear();
+        Mode = Disposition.Hold;
+    }
+
+    /// <summary>Releases the held bytes unchanged; the rest of the unit passes.</summary>
+    public void Release()
+    {
+        if (Mode == Disposition.Hold)
+        {
+            Output.Append(Pending.Span);
+            Pending.Clear();
+        }
+
+        Mode = Disposition.Pass;
+    }
+
+    /// <summary>Discards the held bytes; the rest of the unit is discarded too.</summary>
+    public void Discard()
+    {
+        Pending.Clear();
+        Mode = Disposition.Drop;
+    }
+
+    /// <summary>Releases the held bytes with <c>[start, end)</c> replaced; the rest of the unit passes.</summary>
+    public void ReleaseReplacing(int start, int end, ReadOnlySpan<byte> replacement)
+    {
+        var held = Pending.Span;
+        Output.Append(held[..start]);
+        Output.Append(replacement);
+        Output.Append(held[end..]);
+        Pending.Clear();
+        Mode = Disposition.Pass;
+    }
+
+    /// <summary>Back to passing bytes through (between units).</summary>
+    public void EndUnit()
+    {
+        Pending.Clear();
+        Mode = Disposition.Pass;
+    }
+}
+
+/// <summary>Remembers the source database of a dump and refuses a second one.</summary>
+internal sealed class DatabaseNames
+{
+    public string? Source { get; private set; }
+
+    public void Observe(string name)
+    {
+        if (Source is null)
+        {
+            Source = name;
+        }
+        else if (!string.Equals(Source, name, StringComparison.Ordinal))
+        {
+            throw new DumpFilterException(
+                $"the dump holds more than one database ({Source}, {name}); restore them one at a time");
+        }
+    }
+
+    public static string Decode(ReadOnlySpan<byte> name) => Encoding.UTF8.GetString(name);
+}
+
+/// <summary>
+/// Runs a scanner over a stream: reads large chunks, lets the scanner consume what it can (it may
+/// leave a short tail when it needs to look ahead past the end of the data read so far), carries
+/// the tail over, and writes the filtered bytes.
+/// </summary>
+internal static class DumpFilterDriver
+{
+    public const int ChunkSize = 128 * 1024;
+
+    /// <summary>Most bytes a scanner may need beyond the current position to decide.</summary>
+    public const int MaxLookahead = 512;
+
+    /// <summary>Bytes kept before the scan start so scanners can look two bytes behind.</summary>
+    public const int History = 2;
+
+    private const int FlushThreshold = 64 * 1024;
+
+    /// <summary>
+    /// Scans <c>buffer[start..end)</c> and returns how far it consumed. It must consume everything
+    /// when <paramref name="final"/> is set, and must make progress when at least
+    /// <see cref="MaxLookahead"/> bytes are available. <c>buffer[start - 2..start)</c> holds the two
+    /// bytes that preceded <c>start</c> in the input (newlines at the very beginning).
+    /// </summary>
+    public delegate int Scanner(byte[] buffer, int start, int end, bool final);
+
+    public static async Task RunAsync(
+        Scanner scan, FilterSink sink, Stream input, Stream output, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(output);
+
+        var buffer = new byte[History + MaxLookahead + ChunkSize];
+        buffer[0] = (byte)'\n';
+        buffer[1] = (byte)'\n';
+        var end = History;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var read = await input.ReadAsync(buffer.AsMemory(end), cancellationToken).ConfigureAwait(false);
+            var final = read == 0;
+            end += read;
+            var consumed = scan(buffer, History, end, final);
+            if (sink.Output.Length >= FlushThreshold || (final && sink.Output.Length > 0))
+            {
+                await output.WriteAsync(sink.Output.Memory, cancellationToken).ConfigureAwait(false);
+                sink.Output.Clear();
+            }
+
+            if (final)
+            {
+                if (consumed != end)
+                {
+                    throw new InvalidOperationException("dump filter scanner did not consume its final input");
+                }
+
+                break;
+            }
+
+            if (consumed > History)
+            {
+                buffer[0] = buffer[consumed - 2];
+                buffer[1] = buffer[consumed - 1];
+                Buffer.BlockCopy(buffer, consumed, buffer, History, end - consumed);
+                end = History + (end - consumed);
+            }
+
+            if (end == buffer.Length)
+            {
+                throw new InvalidOperationException("dump filter scanner made no progress on a full buffer");
+            }
+        }
+
+        await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,1221 @@
+using System.Buffers;
+using System.Text;
+
+namespace VyaBackupDb.Engines.MySql;
+
+/// <summary>
+/// Filters a plain mysqldump / mariadb-dump file on its way into the <c>mysql</c>/<c>mariadb</c>
+/// client (run with <c>--database=TARGET --binary-mode</c>) so that only the target database is
+/// touched: <c>CREATE/DROP DATABASE|SCHEMA</c> and <c>USE</c> statements are dropped (also inside
+/// <c>/*!...*/</c> conditional comments), and the database name of <c>ALTER DATABASE|SCHEMA name</c>
+/// is replaced by the target. Every other byte passes through unchanged.
+/// </summary>
+/// <remarks>
+/// Statements are split the way the client splits them: at the current delimiter (changed by
+/// <c>DELIMITER</c> lines) outside quotes and comments; a delimiter inside a conditional comment
+/// ends the statement, as in the client. Backslash escapes inside strings follow the session's
+/// <c>NO_BACKSLASH_ESCAPES</c> mode, tracked from <c>SET sql_mode</c> statements as mysqldump
+/// writes them around routines. The filter streams: it holds only the beginning of a statement
+/// until it is classified (at most 64 KiB) and needs no more memory for multi-GB dumps.
+/// </remarks>
+public sealed class MySqlDumpFilter
+{
+    private const int HoldCap = 64 * 1024;
+    private const int TokenCap = 1024;
+    private const int SetTokenLimit = 128;
+    private const int MaxVersionDigits = 10;
+    private const int MaxDelimiterLine = 255;
+    private const int MaxDelimiterLength = 15;
+    private const int MaxUserVariables = 256;
+
+    private static readonly SearchValues<byte> Spaces = SearchValues.Create(" \t\n\r\v\f"u8);
+    private static readonly bool[] WordBytes = BuildWordBytes();
+
+    private readonly byte[] targetIdentifier;
+    private readonly DatabaseNames names = new();
+    private readonly FilterSink sink = new();
+    private readonly ByteBuffer delimiterLine = new(MaxDelimiterLine);
+    private readonly ByteBuffer token = new(64);
+    private readonly Dictionary<string, bool> userVariables = new(StringComparer.OrdinalIgnoreCase);
+
+    private byte[] delimiter = [(byte)';'];
+    private SearchValues<byte> codeStops = BuildCodeStops((byte)';');
+    private bool noBackslashEscapes;
+    private bool started;
+
+    // Scanner position; buf/segment/bufferBase describe the chunk being scanned.
+    private State state;
+    private byte[] buf = [];
+    private int segment;
+    private long bufferBase;
+    private long consumedTotal;
+    private bool needMore;
+    private long unitStart;
+    private bool inConditional;
+    private bool skipVersionDigits;
+
+    // Classification of the current statement.
+    private bool watching;
+    private Step step = Step.Done;
+    private int tokenCount;
+    private TokenKind tokenKind;
+    private long tokenStart;
+    private bool tokenOverflow;
+    private bool tokenDoubleQuoted;
+
+    // SET statement tracking (sql_mode and user variables saving it).
+    private bool setFlags;
+    private bool setBroken;
+    private bool setInValue;
+    private int setDepth;
+    private int setTargetWords;
+    private bool setTargetGlobal;
+    private SetTarget setTarget;
+    private string? setVariable;
+    private int setValueTokens;
+    private bool? setValueFlags;
+
+    public MySqlDumpFilter(string targetDatabase)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(targetDatabase);
+        if (targetDatabase.Contains('\0', StringComparison.Ordinal))
+        {
+            throw new ArgumentException("a database name cannot contain NUL", nameof(targetDatabase));
+        }
+
+        targetIdentifier = Encoding.UTF8.GetBytes(
+            "`" + targetDatabase.Replace("`", "``", StringComparison.Ordinal) + "`");
+    }
+
+    private enum State : byte
+    {
+        Gap,
+        GapLineComment,
+        GapBlockComment,
+        DelimiterLine,
+        Code,
+        SingleQuote,
+        DoubleQuote,
+        Backtick,
+        LineComment,
+        BlockComment,
+    }
+
+    private enum TokenKind : byte
+    {
+        None,
+        Word,
+        Ident,
+        String,
+        Punct,
+    }
+
+    private enum Step : byte
+    {
+        Start,
+        AfterCreate,
+        AfterCreateOr,
+        AfterCreateOrReplace,
+        AfterDrop,
+        DropName,
+        UseName,
+        AfterAlter,
+        AlterName,
+        Set,
+        Done,
+    }
+
+    private enum SetTarget : byte
+    {
+        None,
+        SqlMode,
+        UserVariable,
+        Other,
+    }
+
+    /// <summary>First database named by a CREATE/DROP DATABASE|SCHEMA or USE statement in the dump, or null.</summary>
+    public string? SourceDatabase => names.Source;
+
+    /// <summary>Statements dropped (for the restore summary / tests).</summary>
+    public int DroppedStatements { get; private set; }
+
+    /// <summary>Copies <paramref name="input"/> to <paramref name="output"/> through the filter. One dump per instance.</summary>
+    /// <exception cref="DumpFilterException">The dump holds more than one database, or a statement the filter will not guess about.</exception>
+    public Task CopyAsync(Stream input, Stream output, CancellationToken cancellationToken)
+    {
+        if (started)
+        {
+            throw new InvalidOperationException("a dump filter instance filters one dump only");
+        }
+
+        started = true;
+        return DumpFilterDriver.RunAsync(Scan, sink, input, output, cancellationToken);
+    }
+
+    private int Scan(byte[] buffer, int start, int end, bool final)
+    {
+        buf = buffer;
+        segment = start;
+        bufferBase = consumedTotal - start;
+        needMore = false;
+        var i = start;
+        while (i < end && !needMore)
+        {
+            i = state switch
+            {
+                State.Gap => Gap(i, end, final),
+                State.Code => watching ? CodeWatching(i, end, final) : Code(i, end, final),
+                State.SingleQuote or State.DoubleQuote or State.Backtick => Quoted(i, end, final),
+                State.LineComment or State.GapLineComment => LineComment(i, end),
+                State.BlockComment or State.GapBlockComment => BlockComment(i, end, final),
+                State.DelimiterLine => DelimiterLineState(i, end),
+                _ => throw new InvalidOperationException("unknown scanner state"),
+            };
+        }
+
+        if (final)
+        {
+            EndOfInput(end);
+            i = end;
+        }
+
+        Commit(i);
+        consumedTotal = bufferBase + i;
+        return i;
+    }
+
+    private int NeedMore(int i)
+    {
+        needMore = true;
+        return i;
+    }
+
+    private int At(int index, int end) => index < end ? buf[index] : -1;
+
+    private static bool IsSpace(int c) => c is ' ' or '\t' or '\n' or '\r' or '\v' or '\f';
+
+    private static bool IsDigit(int c) => c is >= '0' and <= '9';
+
+    /// <summary>Passes, holds or drops <c>buf[segment..i)</c> according to the current disposition.</summary>
+    private void Commit(int i)
+    {
+        if (i <= segment)
+        {
+            return;
+        }
+
+        sink.Write(buf.AsSpan(segment, i - segment));
+        segment = i;
+        if (sink.Mode == Disposition.Hold && sink.Pending.Length > HoldCap)
+        {
+            HoldOverflow();
+        }
+    }
+
+    private void HoldOverflow()
+    {
+        if (step is Step.Start or Step.Done)
+        {
+            // Not a database statement (it would have named its verb by now): let it through.
+            sink.Release();
+            watching = false;
+            step = Step.Done;
+            tokenKind = TokenKind.None;
+            return;
+        }
+
+        throw new DumpFilterException(
+            $"the statement at byte {unitStart} of the dump starts like a database statement (CREATE/DROP/ALTER DATABASE) " +
+            $"but runs past {HoldCap / 1024} KiB before naming the database; refusing to guess");
+    }
+
+    // ---- between statements ------------------------------------------------------------------
+
+    private int Gap(int i, int end, bool final)
+    {
+        var k = buf.AsSpan(i, end - i).IndexOfAnyExcept(Spaces);
+        if (k < 0)
+        {
+            return end;
+        }
+
+        i += k;
+        switch (buf[i])
+        {
+            case (byte)'#':
+                state = State.GapLineComment;
+                return i + 1;
+            case (byte)'-':
+                if (end - i < 3 && !final)
+                {
+                    return NeedMore(i);
+                }
+
+                if (At(i + 1, end) == '-' && IsSpaceOrEnd(At(i + 2, end)))
+                {
+                    state = State.GapLineComment;
+                    return i + 2;
+                }
+
+                break;
+            case (byte)'/':
+                if (end - i < 5 + MaxVersionDigits && !final)
+                {
+                    return NeedMore(i);
+                }
+
+                if (At(i + 1, end) == '*')
+                {
+                    var marker = ConditionalMarkerLength(i, end);
+                    if (marker == 0)
+                    {
+                        // A plain comment or an optimizer hint: not executable here.
+                        state = State.GapBlockComment;
+                        return i + 2;
+                    }
+
+                    var j = i + marker;
+                    for (var digits = 0; digits < MaxVersionDigits && IsDigit(At(j, end)); digits++)
+                    {
+                        j++;
+                    }
+
+                    if (At(j, end) == '\\')
+                    {
+                        // "/*M!999999\- enable the sandbox mode */": a client command in a
+                        // conditional comment, not SQL; pass it through and keep looking for the
+                        // statement that follows.
+                        state = State.GapBlockComment;
+                        return j;
+                    }
+                }
+
+                break;
+            case (byte)'d' or (byte)'D':
+                if (end - i < 9 && !final)
+                {
+                    return NeedMore(i);
+                }
+
+                if (end - i >= 9 && Ascii.EqualsIgnoreCase(buf.AsSpan(i, 9), "delimiter"u8))
+                {
+                    delimiterLine.Clear();
+                    state = State.DelimiterLine;
+                    return i;
+                }
+
+                break;
+            default:
+                break;
+        }
+
+        return StartStatement(i);
+    }
+
+    private static bool IsSpaceOrEnd(int c) => c == -1 || IsSpace(c);
+
+    /// <summary>3 for <c>/*!</c>, 4 for <c>/*M!</c>, 0 for any other comment start (buf[i..] is <c>/*</c>).</summary>
+    private int ConditionalMarkerLength(int i, int end)
+    {
+        var c = At(i + 2, end);
+        if (c == '!')
+        {
+            return 3;
+        }
+
+        return c == 'M' && At(i + 3, end) == '!' ? 4 : 0;
+    }
+
+    private int DelimiterLineState(int i, int end)
+    {
+        var span = buf.AsSpan(i, end - i);
+        var k = span.IndexOf((byte)'\n');
+        var line = k < 0 ? span : span[..k];
+        var room = MaxDelimiterLine - delimiterLine.Length;
+        if (room > 0)
+        {
+            delimiterLine.Append(line[..Math.Min(room, line.Length)]);
+        }
+
+        if (k < 0)
+        {
+            return end;
+        }
+
+        ApplyDelimiterLine();
+        state = State.Gap;
+        return i + k;
+    }
+
+    /// <summary>Parses a DELIMITER line the way the client's <c>com_delimiter</c>/<c>get_arg</c> do.</summary>
+    private void ApplyDelimiterLine()
+    {
+        var line = delimiterLine.Span;
+        var p = 0;
+        while (p < line.Length && IsSpace(line[p]))
+        {
+            p++;
+        }
+
+        while (p < line.Length && !IsSpace(line[p]))
+        {
+            p++;
+        }
+
+        while (p < line.Length && IsSpace(line[p]))
+        {
+            p++;
+        }
+
+        if (p >= line.Length)
+        {
+            return;
+        }
+
+        byte quote = 0;
+        if (line[p] is (byte)'\'' or (byte)'"' or (byte)'`')
+        {
+            quote = line[p];
+            p++;
+        }
+
+        Span<byte> value = stackalloc byte[MaxDelimiterLine];
+        var n = 0;
+        var closed = quote == 0;
+        for (; p < line.Length; p++)
+        {
+            var c = line[p];
+            if (quote != 0 && c == '\\' && p + 1 < line.Length && line[p + 1] == quote)
+            {
+                value[n++] = quote;
+                p++;
+                continue;
+            }
+
+            if (c == (quote != 0 ? quote : (byte)' '))
+            {
+                closed = true;
+                break;
+            }
+
+            value[n++] = c;
+        }
+
+        if (n == 0 || !closed || value[..n].Contains((byte)'\\'))
+        {
+            return; // the client rejects it and keeps the delimiter
+        }
+
+        delimiter = value[..Math.Min(n, MaxDelimiterLength)].ToArray();
+        codeStops = BuildCodeStops(delimiter[0]);
+    }
+
+    // ---- inside a statement ------------------------------------------------------------------
+
+    private int StartStatement(int i)
+    {
+        Commit(i);
+        sink.BeginHold();
+        unitStart = bufferBase + i;
+        state = State.Code;
+        watching = true;
+        step = Step.Start;
+        tokenCount = 0;
+        tokenKind = TokenKind.None;
+        inConditional = false;
+        skipVersionDigits = false;
+        return i;
+    }
+
+    private int EndStatement(int after)
+    {
+        Commit(after);
+        if (sink.Mode == Disposition.Hold)
+        {
+            sink.Release();
+        }
+
+        if (step == Step.Set)
+        {
+            FinishSet();
+        }
+
+        sink.EndUnit();
+        state = State.Gap;
+        watching = false;
+        step = Step.Done;
+        tokenKind = TokenKind.None;
+        inConditional = false;
+        skipVersionDigits = false;
+        return after;
+    }
+
+    private void EndOfInput(int end)
+    {
+        if (state == State.Code && tokenKind == TokenKind.Word)
+        {
+            EmitToken(end);
+        }
+
+        if (state == State.DelimiterLine)
+        {
+            ApplyDelimiterLine();
+        }
+
+        Commit(end);
+        if (sink.Mode == Disposition.Hold)
+        {
+            sink.Release();
+        }
+
+        sink.EndUnit();
+    }
+
+    private bool MatchesDelimiter(int i, int end) =>
+        end - i >= delimiter.Length && buf.AsSpan(i, delimiter.Length).SequenceEqual(delimiter);
+
+    /// <summary>Fast path: code of a statement already classified.</summary>
+    private int Code(int i, int end, bool final)
+    {
+        var k = buf.AsSpan(i, end - i).IndexOfAny(codeStops);
+        if (k < 0)
+        {
+            return end;
+        }
+
+        i += k;
+        var b = buf[i];
+        if (b == delimiter[0])
+        {
+            if (end - i < delimiter.Length && !final)
+            {
+                return NeedMore(i);
+            }
+
+            if (MatchesDelimiter(i, end))
+            {
+                return EndStatement(i + delimiter.Length);
+            }
+        }
+
+        switch (b)
+        {
+            case (byte)'\'':
+                state = State.SingleQuote;
+                return i + 1;
+            case (byte)'"':
+                state = State.DoubleQuote;
+                return i + 1;
+            case (byte)'`':
+                state = State.Backtick;
+                return i + 1;
+            case (byte)'\\':
+                if (end - i < 2 && !final)
+                {
+                    return NeedMore(i);
+                }
+
+                return Math.Min(i + 2, end);
+            case (byte)'#':
+                state = State.LineComment;
+                return i + 1;
+            case (byte)'-':
+                if (end - i < 3 && !final)
+                {
+                    return NeedMore(i);
+                }
+
+                if (At(i + 1, end) == '-' && IsSpaceOrEnd(At(i + 2, end)))
+                {
+                    state = State.LineComment;
+                    return i + 2;
+                }
+
+                return i + 1;
+            case (byte)'/':
+                if (end - i < 4 && !final)
+                {
+                    return NeedMore(i);
+                }
+
+                if (At(i + 1, end) == '*')
+                {
+                    var marker = ConditionalMarkerLength(i, end);
+                    if (marker > 0)
+                    {
+                        inConditional = true;
+                        return i + marker;
+                    }
+
+                    state = State.BlockComment;
+                    return i + 2;
+                }
+
+                return i + 1;
+            default:
+                return i + 1;
+        }
+    }
+
+    /// <summary>Slow path: code of a statement being classified, byte by byte, building tokens.</summary>
+    private int CodeWatching(int i, int end, bool final)
+    {
+        while (i < end)
+        {
+            if (!watching)
+            {
+                return i;
+            }
+
+            var b = buf[i];
+            if (b == delimiter[0])
+            {
+                if (end - i < delimiter.Length && !final)
+                {
+                    return NeedMore(i);
+                }
+
+                if (MatchesDelimiter(i, end))
+                {
+                    if (tokenKind == TokenKind.Word)
+                    {
+                        EmitToken(i);
+                    }
+
+                    return EndStatement(i + delimiter.Length);
+                }
+            }
+
+            if (WordBytes[b])
+            {
+                if (skipVersionDigits && IsDigit(b))
+                {
+                    i++;
+                    continue;
+                }
+
+                skipVersionDigits = false;
+                if (tokenKind != TokenKind.Word)
+                {
+                    StartToken(TokenKind.Word, i);
+                }
+
+                AppendToken(b);
+                i++;
+                continue;
+            }
+
+            skipVersionDigits = false;
+            if (tokenKind == TokenKind.Word)
+            {
+                EmitToken(i);
+                continue;
+            }
+
+            switch (b)
+            {
+                case (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r' or (byte)'\v' or (byte)'\f':
+                    i++;
+                    continue;
+                case (byte)'\'':
+                    StartToken(TokenKind.String, i);
+                    state = State.SingleQuote;
+                    return i + 1;
+                case (byte)'"':
+                    StartToken(TokenKind.String, i);
+                    state = State.DoubleQuote;
+                    return i + 1;
+                case (byte)'`':
+                    StartToken(TokenKind.Ident, i);
+                    state = State.Backtick;
+                    return i + 1;
+                case (byte)'\\':
+                    if (end - i < 2 && !final)
+                    {
+                        return NeedMore(i);
+                    }
+
+                    i = Math.Min(i + 2, end);
+                    continue;
+                case (byte)'#':
+                    state = State.LineComment;
+                    return i + 1;
+                case (byte)'-':
+                    if (end - i < 3 && !final)
+                    {
+                        return NeedMore(i);
+                    }
+
+                    if (At(i + 1, end) == '-' && IsSpaceOrEnd(At(i + 2, end)))
+                    {
+                        state = State.LineComment;
+                        return i + 2;
+                    }
+
+                    break;
+                case (byte)'/':
+                    if (end - i < 4 && !final)
+                    {
+                        return NeedMore(i);
+                    }
+
+                    if (At(i + 1, end) == '*')
+                    {
+                        var marker = ConditionalMarkerLength(i, end);
+                        if (marker > 0)
+                        {
+                            // Executable comment: its content is code; skip the marker and version.
+                            inConditional = true;
+                            skipVersionDigits = true;
+                            i += marker;
+                            continue;
+                        }
+
+                        state = State.BlockComment;
+                        return i + 2;
+                    }
+
+                    break;
+                case (byte)'*':
+                    if (inConditional)
+                    {
+                        if (end - i < 2 && !final)
+                        {
+                            return NeedMore(i);
+                        }
+
+                        if (At(i + 1, end) == '/')
+                        {
+                            inConditional = false;
+                            i += 2;
+                            continue;
+                        }
+                    }
+
+                    break;
+                default:
+                    break;
+            }
+
+            StartToken(TokenKind.Punct, i);
+            AppendToken(b);
+            EmitToken(i + 1);
+            i++;
+        }
+
+        return i;
+    }
+
+    private int Quoted(int i, int end, bool final)
+    {
+        var quote = state switch
+        {
+            State.SingleQuote => (byte)'\'',
+            State.DoubleQuote => (byte)'"',
+            _ => (byte)'`',
+        };
+        var escapes = state != State.Backtick && !noBackslashEscapes;
+        var span = buf.AsSpan(i, end - i);
+        var k = escapes ? span.IndexOfAny(quote, (byte)'\\') : span.IndexOf(quote);
+        if (k < 0)
+        {
+            AppendToken(span);
+            return end;
+        }
+
+        AppendToken(span[..k]);
+        i += k;
+        if (buf[i] == '\\')
+        {
+            if (end - i < 2)
+            {
+                if (!final)
+                {
+                    return NeedMore(i);
+                }
+
+                AppendToken(buf.AsSpan(i, 1));
+                return end;
+            }
+
+            AppendToken(buf.AsSpan(i, 2));
+            return i + 2;
+        }
+
+        if (end - i < 2 && !final)
+        {
+            return NeedMore(i);
+        }
+
+        if (At(i + 1, end) == quote)
+        {
+            // A doubled quote stands for one quote character; the client sees the same split.
+            AppendToken(quote);
+            return i + 2;
+        }
+
+        state = State.Code;
+        if (tokenKind is TokenKind.String or TokenKind.Ident)
+        {
+            EmitToken(i + 1);
+        }
+
+        return i + 1;
+    }
+
+    private int LineComment(int i, int end)
+    {
+        var k = buf.AsSpan(i, end - i).IndexOf((byte)'\n');
+        if (k < 0)
+        {
+            return end;
+        }
+
+        state = state == State.GapLineComment ? State.Gap : State.Code;
+        return i + k;
+    }
+
+    private int BlockComment(int i, int end, bool final)
+    {
+        var span = buf.AsSpan(i, end - i);
+        var k = span.IndexOf("*/"u8);
+        if (k >= 0)
+        {
+            state = state == State.GapBlockComment ? State.Gap : State.Code;
+            return i + k + 2;
+        }
+
+        if (!final && span[^1] == '*')
+        {
+            return NeedMore(end - 1);
+        }
+
+        return end;
+    }
+
+    // ---- tokens and classification -----------------------------------------------------------
+
+    private void StartToken(TokenKind kind, int i)
+    {
+        tokenKind = kind;
+        tokenStart = bufferBase + i;
+        token.Clear();
+        tokenOverflow = false;
+        tokenDoubleQuoted = kind == TokenKind.String && buf[i] == '"';
+    }
+
+    private void AppendToken(ReadOnlySpan<byte> bytes)
+    {
+        if (tokenKind == TokenKind.None || tokenOverflow)
+        {
+            return;
+        }
+
+        if (token.Length + bytes.Length > TokenCap)
+        {
+            tokenOverflow = true;
+            return;
+        }
+
+        token.Append(bytes);
+    }
+
+    private void AppendToken(byte value)
+    {
+        if (tokenKind == TokenKind.None || tokenOverflow)
+        {
+            return;
+        }
+
+        if (token.Length >= TokenCap)
+        {
+            tokenOverflow = true;
+            return;
+        }
+
+        token.Append(value);
+    }
+
+    private void EmitToken(int end)
+    {
+        var kind = tokenKind;
+        tokenKind = TokenKind.None;
+        Commit(end);
+        if (step != Step.Done)
+        {
+            OnToken(kind, token.Span, tokenStart - unitStart, bufferBase + end - unitStart);
+        }
+    }
+
+    private static bool Is(ReadOnlySpan<byte> text, ReadOnlySpan<byte> keyword) => Ascii.EqualsIgnoreCase(text, keyword);
+
+    private static bool IsDatabaseKeyword(TokenKind kind, ReadOnlySpan<byte> text) =>
+        kind == TokenKind.Word && (Is(text, "DATABASE"u8) || Is(text, "SCHEMA"u8));
+
+    private void OnToken(TokenKind kind, ReadOnlySpan<byte> text, long start, long end)
+    {
+        tokenCount++;
+        switch (step)
+        {
+            case Step.Start:
+                if (kind == TokenKind.Word)
+                {
+                    if (Is(text, "CREATE"u8))
+                    {
+                        step = Step.AfterCreate;
+                        return;
+                    }
+
+                    if (Is(text, "DROP"u8))
+                    {
+                        step = Step.AfterDrop;
+                        return;
+                    }
+
+                    if (Is(text, "ALTER"u8))
+                    {
+                        step = Step.AfterAlter;
+                        return;
+                    }
+
+                    if (Is(text, "USE"u8))
+                    {
+                        DropStatement(Step.UseName);
+                        return;
+                    }
+
+                    if (Is(text, "SET"u8))
+                    {
+                        sink.Release();
+                        step = Step.Set;
+                        BeginSet();
+                        return;
+                    }
+                }
+
+                PassStatement();
+                return;
+            case Step.AfterCreate:
+                if (kind == TokenKind.Word && Is(text, "OR"u8))
+                {
+                    step = Step.AfterCreateOr;
+                    return;
+                }
+
+                goto case Step.AfterDrop;
+            case Step.AfterCreateOr:
+                if (kind == TokenKind.Word && Is(text, "REPLACE"u8))
+                {
+                    step = Step.AfterCreateOrReplace;
+                    return;
+                }
+
+                PassStatement();
+                return;
+            case Step.AfterCreateOrReplace:
+            case Step.AfterDrop:
+                if (IsDatabaseKeyword(kind, text))
+                {
+                    DropStatement(Step.DropName);
+                    return;
+                }
+
+                PassStatement();
+                return;
+            case Step.DropName:
+                if (kind == TokenKind.Word && (Is(text, "IF"u8) || Is(text, "NOT"u8) || Is(text, "EXISTS"u8)))
+                {
+                    return;
+                }
+
+                goto case Step.UseName;
+            case Step.UseName:
+                if (IsName(kind))
+                {
+                    ObserveName(text);
+                }
+
+                StopWatching();
+                return;
+            case Step.AfterAlter:
+                if (IsDatabaseKeyword(kind, text))
+                {
+                    step = Step.AlterName;
+                    return;
+                }
+
+                PassStatement();
+                return;
+            case Step.AlterName:
+                if (IsName(kind) && !(kind == TokenKind.Word && IsAlterDatabaseOption(text)))
+                {
+                    ObserveName(text);
+                    sink.ReleaseReplacing(checked((int)start), checked((int)end), targetIdentifier);
+                    StopWatching();
+                    return;
+                }
+
+                PassStatement(); // ALTER DATABASE without a name applies to the current (target) database
+                return;
+            case Step.Set:
+                SetToken(kind, text);
+                return;
+            default:
+                return;
+        }
+    }
+
+    /// <summary>
+    /// A token that can be a database name: a bare word, a backtick identifier, or a "double-quoted"
+    /// one (an identifier under ANSI_QUOTES, which mysqldump --compatible=ansi writes; a syntax
+    /// error otherwise, so taking it for a name is harmless).
+    /// </summary>
+    private bool IsName(TokenKind kind) =>
+        kind is TokenKind.Word or TokenKind.Ident || (kind == TokenKind.String && tokenDoubleQuoted);
+
+    /// <summary>Words that can follow <c>ALTER DATABASE</c> when the name is left out.</summary>
+    private static bool IsAlterDatabaseOption(ReadOnlySpan<byte> word) =>
+        Is(word, "DEFAULT"u8) || Is(word, "CHARACTER"u8) || Is(word, "CHARSET"u8) || Is(word, "COLLATE"u8)
+        || Is(word, "ENCRYPTION"u8) || Is(word, "READ"u8) || Is(word, "COMMENT"u8);
+
+    private void ObserveName(ReadOnlySpan<byte> name)
+    {
+        if (tokenOverflow)
+        {
+            throw new DumpFilterException(
+                $"the statement at byte {unitStart} of the dump names a database longer than {TokenCap} bytes");
+        }
+
+        names.Observe(DatabaseNames.Decode(name));
+    }
+
+    private void PassStatement()
+    {
+        sink.Release();
+        StopWatching();
+    }
+
+    private void DropStatement(Step next)
+    {
+        sink.Discard();
+        DroppedStatements++;
+        step = next;
+    }
+
+    private void StopWatching()
+    {
+        watching = false;
+        step = Step.Done;
+    }
+
+    // ---- SET sql_mode tracking -----------------------------------------------------------------
+
+    private void BeginSet()
+    {
+        setFlags = noBackslashEscapes;
+        setBroken = false;
+        ResetAssignment();
+    }
+
+    private void ResetAssignment()
+    {
+        setInValue = false;
+        setDepth = 0;
+        setTargetWords = 0;
+        setTargetGlobal = false;
+        setTarget = SetTarget.None;
+        setVariable = null;
+        setValueTokens = 0;
+        setValueFlags = null;
+    }
+
+    private void SetToken(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        if (tokenCount > SetTokenLimit)
+        {
+            // A long SET: not one of the short sql_mode assignments mysqldump writes.
+            setBroken = true;
+            watching = false;
+            return;
+        }
+
+        if (!setInValue)
+        {
+            if (kind == TokenKind.Punct && text[0] == '=')
+            {
+                setInValue = true;
+            }
+            else if (kind == TokenKind.Word)
+            {
+                ClassifySetTargetWord(text);
+                setTargetWords++;
+            }
+            else if (!(kind == TokenKind.Punct && text[0] == ':'))
+            {
+                setTarget = SetTarget.Other;
+            }
+
+            return;
+        }
+
+        if (kind == TokenKind.Punct)
+        {
+            switch (text[0])
+            {
+                case (byte)'(':
+                    setDepth++;
+                    break;
+                case (byte)')':
+                    if (setDepth > 0)
+                    {
+                        setDepth--;
+                    }
+
+                    break;
+                case (byte)',' when setDepth == 0:
+                    ApplyAssignment();
+                    ResetAssignment();
+                    return;
+                default:
+                    break;
+            }
+        }
+
+        setValueTokens++;
+        if (setValueTokens == 1)
+        {
+            setValueFlags = tokenOverflow ? null : SqlModeValueFlags(kind, text);
+        }
+    }
+
+    private void ClassifySetTargetWord(ReadOnlySpan<byte> word)
+    {
+        if (setTargetWords == 0 && (Is(word, "GLOBAL"u8) || Is(word, "PERSIST"u8) || Is(word, "PERSIST_ONLY"u8)))
+        {
+            setTargetGlobal = true;
+            return;
+        }
+
+        if (setTargetWords == 0 && (Is(word, "SESSION"u8) || Is(word, "LOCAL"u8)))
+        {
+            return;
+        }
+
+        if (word.StartsWith("@@"u8))
+        {
+            setTarget = IsSessionSqlModeVariable(word) && !setTargetGlobal ? SetTarget.SqlMode : SetTarget.Other;
+        }
+        else if (word.Length > 1 && word[0] == '@')
+        {
+            setTarget = SetTarget.UserVariable;
+            setVariable = DatabaseNames.Decode(word[1..]);
+        }
+        else
+        {
+            setTarget = Is(word, "sql_mode"u8) && !setTargetGlobal ? SetTarget.SqlMode : SetTarget.Other;
+        }
+    }
+
+    /// <summary><c>@@sql_mode</c>, <c>@@session.sql_mode</c> or <c>@@local.sql_mode</c>.</summary>
+    private static bool IsSessionSqlModeVariable(ReadOnlySpan<byte> word)
+    {
+        if (!word.StartsWith("@@"u8))
+        {
+            return false;
+        }
+
+        var rest = word[2..];
+        if (rest.Length > 8 && Ascii.EqualsIgnoreCase(rest[..8], "session."u8))
+        {
+            rest = rest[8..];
+        }
+        else if (rest.Length > 6 && Ascii.EqualsIgnoreCase(rest[..6], "local."u8))
+        {
+            rest = rest[6..];
+        }
+
+        return Is(rest, "sql_mode"u8);
+    }
+
+    /// <summary>Whether sql_mode would hold NO_BACKSLASH_ESCAPES if assigned this value; null if unknown.</summary>
+    private bool? SqlModeValueFlags(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        if (kind == TokenKind.String)
+        {
+            return Encoding.Latin1.GetString(text).Contains("NO_BACKSLASH_ESCAPES", StringComparison.OrdinalIgnoreCase);
+        }
+
+        if (kind != TokenKind.Word)
+        {
+            return null;
+        }
+
+        if (IsSessionSqlModeVariable(text))
+        {
+            return setFlags;
+        }
+
+        if (text.Length > 1 && text[0] == '@' && text[1] != '@'
+            && userVariables.TryGetValue(DatabaseNames.Decode(text[1..]), out var saved))
+        {
+            return saved;
+        }
+
+        return null;
+    }
+
+    private void ApplyAssignment()
+    {
+        if (!setInValue)
+        {
+            return;
+        }
+
+        var known = setValueTokens == 1 ? setValueFlags : null;
+        if (setTarget == SetTarget.SqlMode && known is { } flags)
+        {
+            setFlags = flags;
+        }
+        else if (setTarget == SetTarget.UserVariable && setVariable is not null)
+        {
+            if (known is { } value && (userVariables.Count < MaxUserVariables || userVariables.ContainsKey(setVariable)))
+            {
+                userVariables[setVariable] = value;
+            }
+            else
+            {
+                userVariables.Remove(setVariable);
+            }
+        }
+    }
+
+    private void FinishSet()
+    {
+        if (!setBroken)
+        {
+            ApplyAssignment();
+        }
+
+        noBackslashEscapes = setFlags;
+    }
+
+    // ---- tables ------------------------------------------------------------------------------------
+
+    private static bool[] BuildWordBytes()
+    {
+        var table = new bool[256];
+        for (var c = 0; c < 256; c++)
+        {
+            table[c] = c is (>= 'a' and <= 'z') or (>= 'A' and <= 'Z') or (>= '0' and <= '9')
+                or '_' or '$' or '@' or '.' or >= 0x80;
+        }
+
+        return table;
+    }
+
+    private static SearchValues<byte> BuildCodeStops(byte delimiterStart)
+    {
+        var stops = new HashSet<byte>("'\"`\\#-/"u8.ToArray()) { delimiterStart };
+        return SearchValues.Create(stops.ToArray());
+    }
+}

@@ -1,0 +1,128 @@
+using System.Text;
+using VyaBackupDb.Engines;
+
+namespace VyaBackupDb.Tests.Unit;
+
+/// <summary>A read-only stream that hands out its data in reads of the given sizes (cycled).</summary>
+internal sealed class ChunkedStream(byte[] data, IReadOnlyList<int> sizes) : Stream
+{
+    private int position;
+    private int next;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => data.Length;
+
+    public override long Position
+    {
+        get => position;
+        set => throw new NotSupportedException();
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var size = sizes[next];
+        next = (next + 1) % sizes.Count;
+        var n = Math.Min(Math.Min(size, buffer.Length), data.Length - position);
+        data.AsSpan(position, n).CopyTo(buffer);
+        position += n;
+        return n;
+    }
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult(Read(buffer.Span));
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        Task.FromResult(Read(buffer.AsSpan(offset, count)));
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
+
+/// <summary>One piece of a test dump: what goes in and what must come out for it.</summary>
+internal sealed record DumpPart(byte[] Input, byte[] Output)
+{
+    /// <summary>Passes through unchanged.</summary>
+    public static DumpPart Keep(string text) => new(Utf8(text), Utf8(text));
+
+    public static DumpPart Keep(byte[] bytes) => new(bytes, bytes);
+
+    /// <summary>Dropped entirely.</summary>
+    public static DumpPart Drop(string text) => new(Utf8(text), []);
+
+    /// <summary>Comes out as <paramref name="output"/>.</summary>
+    public static DumpPart Rewrite(string input, string output) => new(Utf8(input), Utf8(output));
+
+    public static byte[] Utf8(string text) => Encoding.UTF8.GetBytes(text);
+
+    public static (byte[] Input, byte[] Expected) Join(IEnumerable<DumpPart> parts)
+    {
+        var input = new List<byte>();
+        var output = new List<byte>();
+        foreach (var part in parts)
+        {
+            input.AddRange(part.Input);
+            output.AddRange(part.Output);
+        }
+
+        return (input.ToArray(), output.ToArray());
+    }
+}
+
+internal static class DumpFilterRunner
+{
+    /// <summary>Read patterns that put buffer boundaries everywhere.</summary>
+    public static IEnumerable<int[]> ReadPatterns(int length)
+    {
+        for (var size = 1; size <= 17; size++)
+        {
+            yield return [size];
+        }
+
+        yield return [1, 2, 3, 7];
+        yield return [7, 3, 2, 1, 1];
+        yield return [31];
+        yield return [64];
+        yield return [127];
+        yield return [1000];
+        yield return [4096, 1];
+        yield return [Math.Max(1, length)];
+    }
+
+    public static byte[] Run(Func<Stream, Stream, CancellationToken, Task> copy, byte[] input, IReadOnlyList<int> sizes)
+    {
+        using var source = new ChunkedStream(input, sizes);
+        using var output = new MemoryStream();
+        copy(source, output, CancellationToken.None).GetAwaiter().GetResult();
+        return output.ToArray();
+    }
+
+    /// <summary>The outcome of one run: the bytes written, or the exception message.</summary>
+    public static string Outcome(Func<Stream, Stream, CancellationToken, Task> copy, byte[] input, IReadOnlyList<int> sizes)
+    {
+        try
+        {
+            return "ok:" + Convert.ToHexString(Run(copy, input, sizes));
+        }
+        catch (DumpFilterException e)
+        {
+            return e.GetType().Name + ":" + e.Message;
+        }
+    }
+
+    /// <summary>Shows bytes readably in assertion messages.</summary>
+    public static string Show(byte[] bytes) => Encoding.Latin1.GetString(bytes);
+}

@@ -1,0 +1,532 @@
+using System.Text;
+using VyaBackupDb.Engines;
+using VyaBackupDb.Engines.MySql;
+using VyaBackupDb.Errors;
+using static VyaBackupDb.Tests.Unit.DumpPart;
+
+namespace VyaBackupDb.Tests.Unit;
+
+public sealed class MySqlDumpFilterTests
+{
+    private const string Target = "dns_db_restored";
+
+    /// <summary>Input, expected output, expected source database, expected dropped statement count.</summary>
+    public static TheoryData<string, string, string?, int> Statements => new()
+    {
+        { "USE dns_db;\n", "\n", "dns_db", 1 },
+        { "use `dns``db`;", "", "dns`db", 1 },
+        { "USE `dns_db`", "", "dns_db", 1 },
+        { "/*!40000 DROP DATABASE IF EXISTS `dns_db`*/;\nSELECT 1;\n", "\nSELECT 1;\n", "dns_db", 1 },
+        { "DROP SCHEMA dns_db;", "", "dns_db", 1 },
+        { "Create Schema If Not Exists dns_db;", "", "dns_db", 1 },
+        { "CREATE OR REPLACE DATABASE `dns_db` CHARACTER SET utf8mb4;", "", "dns_db", 1 },
+        {
+            "CREATE DATABASE /*!32312 IF NOT EXISTS*/ `dns_db` /*!40100 DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci */ /*!80016 DEFAULT ENCRYPTION='N' */;\n",
+            "\n", "dns_db", 1
+        },
+        {
+            "DROP DATABASE IF EXISTS `dns_db`; CREATE DATABASE `dns_db`; USE `dns_db`; SELECT 1;",
+            "   SELECT 1;", "dns_db", 3
+        },
+        {
+            "/*!40101 ALTER DATABASE `dns_db` CHARACTER SET latin1 COLLATE latin1_swedish_ci */;\n",
+            $"/*!40101 ALTER DATABASE `{Target}` CHARACTER SET latin1 COLLATE latin1_swedish_ci */;\n", "dns_db", 0
+        },
+        {
+            "ALTER DATABASE dns_db CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci ;;",
+            $"ALTER DATABASE `{Target}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci ;;", "dns_db", 0
+        },
+        {
+            "ALTER /* c */ SCHEMA\n`dns_db` UPGRADE DATA DIRECTORY NAME;",
+            $"ALTER /* c */ SCHEMA\n`{Target}` UPGRADE DATA DIRECTORY NAME;", "dns_db", 0
+        },
+        { "USE \"dns_db\";", "", "dns_db", 1 },
+        { "ALTER DATABASE \"dns_db\" CHARACTER SET utf8mb4;", $"ALTER DATABASE `{Target}` CHARACTER SET utf8mb4;", "dns_db", 0 },
+        { "ALTER DATABASE CHARACTER SET utf8mb4;", "ALTER DATABASE CHARACTER SET utf8mb4;", null, 0 },
+        { "ALTER SCHEMA DEFAULT COLLATE utf8mb4_bin;", "ALTER SCHEMA DEFAULT COLLATE utf8mb4_bin;", null, 0 },
+        { "ALTER TABLE `dns_db` ADD COLUMN x INT;", "ALTER TABLE `dns_db` ADD COLUMN x INT;", null, 0 },
+        { "DROP TABLE IF EXISTS `USE`;", "DROP TABLE IF EXISTS `USE`;", null, 0 },
+        { "SELECT 'USE `dns_db`;';\n", "SELECT 'USE `dns_db`;';\n", null, 0 },
+        { "INSERT INTO t VALUES ('a\\';USE x;');USE y;", "INSERT INTO t VALUES ('a\\';USE x;');", "y", 1 },
+        { "INSERT INTO t VALUES (\"a\\\";USE x;\");USE y;", "INSERT INTO t VALUES (\"a\\\";USE x;\");", "y", 1 },
+        { "INSERT INTO t VALUES ('a'';USE x;');USE y;", "INSERT INTO t VALUES ('a'';USE x;');", "y", 1 },
+        { "SELECT `a``;USE x;`;USE y;", "SELECT `a``;USE x;`;", "y", 1 },
+        { "-- USE dns_db;\n# DROP DATABASE x;\n/* CREATE DATABASE y; */\n", "-- USE dns_db;\n# DROP DATABASE x;\n/* CREATE DATABASE y; */\n", null, 0 },
+        { "SELECT 1 -- ; USE x;\n;USE y;", "SELECT 1 -- ; USE x;\n;", "y", 1 },
+        { "SELECT 1 # ; USE x;\n;USE y;", "SELECT 1 # ; USE x;\n;", "y", 1 },
+        { "SELECT 1 /* ; USE x; */;USE y;", "SELECT 1 /* ; USE x; */;", "y", 1 },
+        { "SELECT /*+ MAX_EXECUTION_TIME(1000) ; */ 1;USE y;", "SELECT /*+ MAX_EXECUTION_TIME(1000) ; */ 1;", "y", 1 },
+        { "SELECT 1--1;USE y;", "SELECT 1--1;", "y", 1 },
+        { "--USE dns_db;", "--USE dns_db;", null, 0 },
+        { "DELIMITER ;;\nUSE dns_db;;\nDELIMITER ;\n", "DELIMITER ;;\n\nDELIMITER ;\n", "dns_db", 1 },
+        { "delimiter //\nUSE dns_db; SELECT 1//\nDELIMITER ;\nSELECT 2;", "delimiter //\n\nDELIMITER ;\nSELECT 2;", "dns_db", 1 },
+        {
+            "DELIMITER //\nCREATE PROCEDURE p() BEGIN SELECT 1; USE x; END//\nDELIMITER ;\nUSE dns_db;\n",
+            "DELIMITER //\nCREATE PROCEDURE p() BEGIN SELECT 1; USE x; END//\nDELIMITER ;\n\n", "dns_db", 1
+        },
+        { "DELIMITER\nUSE dns_db;", "DELIMITER\n", "dns_db", 1 },
+        { "/*M!999999\\- enable the sandbox mode */ \nCREATE DATABASE `dns_db`;\n", "/*M!999999\\- enable the sandbox mode */ \n\n", "dns_db", 1 },
+        { "/*M!100101 DROP DATABASE `dns_db` */;", "", "dns_db", 1 },
+        { "SET @x = 'CREATE DATABASE y';", "SET @x = 'CREATE DATABASE y';", null, 0 },
+        { "SELECT 1 \\';USE y;", "SELECT 1 \\';", "y", 1 },
+        { "  \n\t USE x ; ", "  \n\t  ", "x", 1 },
+        { "USE 🦀db;", "", "🦀db", 1 },
+        { "", "", null, 0 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Statements))]
+    public void Filters_statements(string input, string expected, string? source, int dropped)
+    {
+        AssertFilters(Utf8(input), Utf8(expected), Target, source, dropped);
+    }
+
+    [Fact]
+    public void Rewrites_alter_database_with_target_quoted_by_backticks()
+    {
+        AssertFilters(
+            Utf8("ALTER DATABASE `dns_db` COMMENT 'x';"),
+            Utf8("ALTER DATABASE `we``ird ; db` COMMENT 'x';"),
+            "we`ird ; db", "dns_db", 0);
+    }
+
+    [Fact]
+    public void Filters_a_mysqldump_databases_add_drop_database_dump()
+    {
+        var (input, expected) = Join(MysqldumpParts());
+        AssertFilters(input, expected, Target, "dns_db", 3);
+    }
+
+    [Fact]
+    public void Filters_a_mariadb_dump()
+    {
+        var (input, expected) = Join(
+        [
+            Keep("""
+                /*M!999999\- enable the sandbox mode */ 
+                -- MariaDB dump 10.19-11.4.5-MariaDB, for debian-linux-gnu (x86_64)
+                --
+                -- Host: localhost    Database: dns_db
+                -- ------------------------------------------------------
+                -- Server version	11.4.5-MariaDB-deb12
+
+                /*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;
+                /*!40101 SET @OLD_CHARACTER_SET_RESULTS=@@CHARACTER_SET_RESULTS */;
+                /*!40101 SET @OLD_COLLATION_CONNECTION=@@COLLATION_CONNECTION */;
+                /*!40101 SET NAMES utf8mb4 */;
+                /*!40103 SET @OLD_TIME_ZONE=@@TIME_ZONE */;
+                /*!40103 SET TIME_ZONE='+00:00' */;
+                /*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;
+                /*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;
+                /*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;
+                /*M!100616 SET @OLD_NOTE_VERBOSITY=@@NOTE_VERBOSITY, NOTE_VERBOSITY=0 */;
+
+                --
+                -- Current Database: `dns_db`
+                --
+
+
+                """),
+            Drop("/*!40000 DROP DATABASE IF EXISTS `dns_db`*/;"),
+            Keep("\n\n"),
+            Drop("CREATE DATABASE /*!32312 IF NOT EXISTS*/ `dns_db` /*!40100 DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_uca1400_ai_ci */;"),
+            Keep("\n\n"),
+            Drop("USE `dns_db`;"),
+            Keep("""
+
+
+                --
+                -- Table structure for table `zone`
+                --
+
+                DROP TABLE IF EXISTS `zone`;
+                /*!40101 SET @saved_cs_client     = @@character_set_client */;
+                /*!40101 SET character_set_client = utf8mb4 */;
+                CREATE TABLE `zone` (
+                  `id` int(11) NOT NULL AUTO_INCREMENT,
+                  `name` varchar(255) NOT NULL,
+                  PRIMARY KEY (`id`)
+                ) ENGINE=InnoDB AUTO_INCREMENT=3 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_uca1400_ai_ci;
+                /*!40101 SET character_set_client = @saved_cs_client */;
+
+                --
+                -- Dumping data for table `zone`
+                --
+
+                LOCK TABLES `zone` WRITE;
+                /*!40000 ALTER TABLE `zone` DISABLE KEYS */;
+                INSERT INTO `zone` VALUES
+                (1,'example.org; USE `dns_db`;'),
+                (2,'-- /* \' \" \\ */ DROP DATABASE `dns_db`;');
+                /*!40000 ALTER TABLE `zone` ENABLE KEYS */;
+                UNLOCK TABLES;
+                commit;
+                /*M!100616 SET NOTE_VERBOSITY=@OLD_NOTE_VERBOSITY */;
+
+                -- Dump completed on 2025-03-01 12:00:00
+
+                """),
+        ]);
+        AssertFilters(input, expected, Target, "dns_db", 3);
+    }
+
+    [Fact]
+    public void Passes_all_256_byte_values_inside_strings_byte_for_byte()
+    {
+        static List<byte> Raw(char quote)
+        {
+            var raw = new List<byte>();
+            for (var b = 0; b < 256; b++)
+            {
+                if (b == quote || b == '\\')
+                {
+                    raw.Add((byte)'\\');
+                }
+
+                raw.Add((byte)b);
+            }
+
+            return raw;
+        }
+
+        var insert = new List<byte>(Utf8("INSERT INTO `blobs` VALUES (1,'"));
+        insert.AddRange(Raw('\''));
+        insert.AddRange(Utf8("'),(2,\""));
+        insert.AddRange(Raw('"'));
+        insert.AddRange(Utf8("\"),(3,_binary '"));
+        insert.AddRange(Raw('\''));
+        insert.AddRange(Raw('\''));
+        insert.AddRange(Utf8("');"));
+        var comment = new List<byte>(Utf8("/* "));
+        for (var b = 0; b < 256; b++)
+        {
+            if (b != '*')
+            {
+                comment.Add((byte)b);
+            }
+        }
+
+        comment.AddRange(Utf8(" */"));
+        var (input, expected) = Join(
+        [
+            Keep(insert.ToArray()),
+            Keep("\n"),
+            Drop("USE `dns_db`;"),
+            Keep("\n"),
+            Keep(comment.ToArray()),
+            Keep("\n"),
+            Keep(insert.ToArray()),
+            Drop("DROP DATABASE `dns_db`;"),
+        ]);
+        AssertFilters(input, expected, Target, "dns_db", 2);
+    }
+
+    [Fact]
+    public void Follows_no_backslash_escapes_set_around_routines()
+    {
+        // Under NO_BACKSLASH_ESCAPES, 'C:\' is a whole string; misreading it would hide the USE.
+        var (input, expected) = Join(
+        [
+            Keep("""
+                /*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;
+                /*!50003 SET @saved_sql_mode       = @@sql_mode */ ;
+                /*!50003 SET sql_mode              = 'NO_BACKSLASH_ESCAPES,STRICT_TRANS_TABLES' */ ;
+                DELIMITER ;;
+                CREATE DEFINER=`root`@`localhost` PROCEDURE `p2`()
+                BEGIN
+                  SELECT 'C:\';
+                  SELECT "D:\";
+                END ;;
+                DELIMITER ;
+                /*!50003 SET sql_mode              = @saved_sql_mode */ ;
+
+                """),
+            Drop("USE `dns_db`;"),
+            Keep("\nINSERT INTO t VALUES ('it\\'s; USE x;');\n"),
+            Keep("/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n"),
+            Drop("USE `dns_db`;"),
+            Keep("\n"),
+        ]);
+        AssertFilters(input, expected, Target, "dns_db", 2);
+    }
+
+    [Fact]
+    public void Throws_for_a_dump_of_two_databases()
+    {
+        var input = Utf8("""
+            CREATE DATABASE /*!32312 IF NOT EXISTS*/ `a` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;
+
+            USE `a`;
+            CREATE TABLE t (x int);
+
+            CREATE DATABASE /*!32312 IF NOT EXISTS*/ `b` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;
+
+            USE `b`;
+
+            """);
+        foreach (var pattern in DumpFilterRunner.ReadPatterns(input.Length))
+        {
+            var filter = new MySqlDumpFilter(Target);
+            var e = Assert.Throws<DumpFilterException>(() => DumpFilterRunner.Run(filter.CopyAsync, input, pattern));
+            Assert.Equal("the dump holds more than one database (a, b); restore them one at a time", e.Message);
+            Assert.Equal(ExitCode.Failed, e.ExitCode);
+        }
+    }
+
+    [Theory]
+    [InlineData("USE a;\nALTER DATABASE `b` CHARACTER SET utf8mb4;")]
+    [InlineData("USE a;\nUSE b;")]
+    [InlineData("/*!40000 DROP DATABASE IF EXISTS `a`*/;\n/*!40000 DROP DATABASE IF EXISTS `b`*/;")]
+    public void Throws_when_a_later_statement_names_another_database(string input)
+    {
+        var filter = new MySqlDumpFilter(Target);
+        var e = Assert.Throws<DumpFilterException>(() => DumpFilterRunner.Run(filter.CopyAsync, Utf8(input), [1]));
+        Assert.Contains("(a, b)", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Passes_statements_larger_than_the_classification_cap_intact()
+    {
+        var big = new StringBuilder("INSERT INTO `zone` VALUES ");
+        for (var row = 0; row < 40_000; row++)
+        {
+            big.Append(row == 0 ? "" : ",").Append('(').Append(row).Append(",'USE `dns_db`; -- \\' /* ;;')");
+        }
+
+        big.Append(';');
+        var longHeadComment = "/*!40101 /* " + new string('x', 100_000) + " */ SET @a = 1 */;";
+        var (input, expected) = Join(
+        [
+            Keep(big.ToString()),
+            Keep("\n"),
+            Keep(longHeadComment),
+            Keep("\n"),
+            Drop("USE dns_db;"),
+            Keep("\n"),
+        ]);
+        Assert.True(input.Length > 1_000_000);
+        foreach (var pattern in new[] { new[] { 1 }, [7, 3], [4096], [input.Length] })
+        {
+            var filter = new MySqlDumpFilter(Target);
+            Assert.Equal(expected, DumpFilterRunner.Run(filter.CopyAsync, input, pattern));
+            Assert.Equal(1, filter.DroppedStatements);
+        }
+    }
+
+    [Fact]
+    public void Refuses_a_database_statement_whose_name_comes_after_the_cap()
+    {
+        var input = Utf8("CREATE /* " + new string('x', 100_000) + " */ DATABASE dns_db;");
+        var filter = new MySqlDumpFilter(Target);
+        Assert.Throws<DumpFilterException>(() => DumpFilterRunner.Run(filter.CopyAsync, input, [4096]));
+    }
+
+    [Fact]
+    public void Passes_a_dump_without_database_statements_byte_for_byte()
+    {
+        var (input, _) = Join(MysqldumpParts());
+        var text = Encoding.UTF8.GetString(input);
+        foreach (var statement in new[]
+        {
+            "/*!40000 DROP DATABASE IF EXISTS `dns_db`*/;",
+            "CREATE DATABASE /*!32312 IF NOT EXISTS*/ `dns_db` /*!40100 DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci */ /*!80016 DEFAULT ENCRYPTION='N' */;",
+            "USE `dns_db`;",
+            "ALTER DATABASE `dns_db` CHARACTER SET utf8mb3 COLLATE utf8mb3_general_ci ;",
+            "ALTER DATABASE `dns_db` CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci ;",
+        })
+        {
+            Assert.Contains(statement, text, StringComparison.Ordinal);
+            text = text.Replace(statement, "", StringComparison.Ordinal);
+        }
+
+        var plain = Utf8(text);
+        AssertFilters(plain, plain, Target, null, 0);
+    }
+
+    [Fact]
+    public void Gives_the_same_outcome_for_every_read_pattern_on_random_fragment_soup()
+    {
+        string[] fragments =
+        [
+            "'", "\"", "`", "\\", ";", ";;", "--", "-- ", "#", "/*", "*/", "/*!40000 ", "/*M!100101 ", "*", "/",
+            "\n", "\r\n", " ", "x", "USE dns_db;", "DROP DATABASE dns_db;", "DELIMITER ;;\n", "DELIMITER ;\n",
+            "DELIMITER //\n", "//", "ALTER DATABASE `dns_db` CHARSET x;", "CREATE DATABASE `dns_db`;", "SET sql_mode='NO_BACKSLASH_ESCAPES';",
+            "SET sql_mode='';", "INSERT INTO t VALUES ('a', 1);", "\0", "\u00ff", "delimiter", "/*M!999999\\- x */",
+        ];
+        var random = new Random(20250301);
+        for (var round = 0; round < 300; round++)
+        {
+            var text = new StringBuilder();
+            var count = random.Next(1, 40);
+            for (var k = 0; k < count; k++)
+            {
+                text.Append(fragments[random.Next(fragments.Length)]);
+            }
+
+            var input = Encoding.Latin1.GetBytes(text.ToString());
+            var whole = DumpFilterRunner.Outcome(new MySqlDumpFilter(Target).CopyAsync, input, [input.Length + 1]);
+            foreach (var pattern in new[] { new[] { 1 }, [2], [3], [5], [1, 2, 3, 7] })
+            {
+                Assert.Equal(whole, DumpFilterRunner.Outcome(new MySqlDumpFilter(Target).CopyAsync, input, pattern));
+            }
+        }
+    }
+
+    [Fact]
+    public void Rejects_a_bad_target_name()
+    {
+        Assert.Throws<ArgumentException>(() => new MySqlDumpFilter(""));
+        Assert.Throws<ArgumentException>(() => new MySqlDumpFilter("a\0b"));
+    }
+
+    private static void AssertFilters(byte[] input, byte[] expected, string target, string? source, int dropped)
+    {
+        foreach (var pattern in DumpFilterRunner.ReadPatterns(input.Length))
+        {
+            var filter = new MySqlDumpFilter(target);
+            var output = DumpFilterRunner.Run(filter.CopyAsync, input, pattern);
+            Assert.True(
+                expected.AsSpan().SequenceEqual(output),
+                $"reads of [{string.Join(",", pattern)}]:\nexpected: {DumpFilterRunner.Show(expected)}\nactual:   {DumpFilterRunner.Show(output)}");
+            Assert.Equal(source, filter.SourceDatabase);
+            Assert.Equal(dropped, filter.DroppedStatements);
+        }
+    }
+
+    /// <summary>mysqldump 8.0 --databases dns_db --add-drop-database --routines --triggers --events.</summary>
+    private static DumpPart[] MysqldumpParts() =>
+    [
+        Keep("""
+            -- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)
+            --
+            -- Host: localhost    Database: dns_db
+            -- ------------------------------------------------------
+            -- Server version	8.0.36
+
+            /*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;
+            /*!40101 SET @OLD_CHARACTER_SET_RESULTS=@@CHARACTER_SET_RESULTS */;
+            /*!40101 SET @OLD_COLLATION_CONNECTION=@@COLLATION_CONNECTION */;
+            /*!50503 SET NAMES utf8mb4 */;
+            /*!40103 SET @OLD_TIME_ZONE=@@TIME_ZONE */;
+            /*!40103 SET TIME_ZONE='+00:00' */;
+            /*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;
+            /*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;
+            /*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;
+            /*!40111 SET @OLD_SQL_NOTES=@@SQL_NOTES, SQL_NOTES=0 */;
+
+            --
+            -- Current Database: `dns_db`
+            --
+
+
+            """),
+        Drop("/*!40000 DROP DATABASE IF EXISTS `dns_db`*/;"),
+        Keep("\n\n"),
+        Drop("CREATE DATABASE /*!32312 IF NOT EXISTS*/ `dns_db` /*!40100 DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci */ /*!80016 DEFAULT ENCRYPTION='N' */;"),
+        Keep("\n\n"),
+        Drop("USE `dns_db`;"),
+        Keep("""
+
+
+            --
+            -- Table structure for table `records`
+            --
+
+            DROP TABLE IF EXISTS `records`;
+            /*!40101 SET @saved_cs_client     = @@character_set_client */;
+            /*!50503 SET character_set_client = utf8mb4 */;
+            CREATE TABLE `records` (
+              `id` int NOT NULL AUTO_INCREMENT,
+              `name` varchar(255) NOT NULL,
+              `data` blob,
+              PRIMARY KEY (`id`)
+            ) ENGINE=InnoDB AUTO_INCREMENT=5 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_0900_ai_ci;
+            /*!40101 SET character_set_client = @saved_cs_client */;
+
+            --
+            -- Dumping data for table `records`
+            --
+
+            LOCK TABLES `records` WRITE;
+            /*!40000 ALTER TABLE `records` DISABLE KEYS */;
+            INSERT INTO `records` VALUES (1,'USE `dns_db`;','-- not a comment'),(2,'it\'s /* not */ a \"quote\"\\','DROP DATABASE `dns_db`;'),(3,'x''y # no',NULL),(4,'emoji 🦀 ; \n\r\0\Z',0x00FF27);
+            /*!40000 ALTER TABLE `records` ENABLE KEYS */;
+            UNLOCK TABLES;
+            /*!50003 SET @saved_cs_client      = @@character_set_client */ ;
+            /*!50003 SET @saved_cs_results     = @@character_set_results */ ;
+            /*!50003 SET @saved_col_connection = @@collation_connection */ ;
+            /*!50003 SET character_set_client  = utf8mb4 */ ;
+            /*!50003 SET character_set_results = utf8mb4 */ ;
+            /*!50003 SET collation_connection  = utf8mb4_0900_ai_ci */ ;
+            /*!50003 SET @saved_sql_mode       = @@sql_mode */ ;
+            /*!50003 SET sql_mode              = 'ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION' */ ;
+            DELIMITER ;;
+            /*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER `records_bi` BEFORE INSERT ON `records` FOR EACH ROW BEGIN
+              SET NEW.name = CONCAT(NEW.name, ';');
+              IF NEW.name = 'USE `dns_db`;' THEN SET NEW.name = 'x'; END IF; -- USE dns_db;
+            END */;;
+            DELIMITER ;
+            /*!50003 SET sql_mode              = @saved_sql_mode */ ;
+            /*!50003 SET character_set_client  = @saved_cs_client */ ;
+            /*!50003 SET character_set_results = @saved_cs_results */ ;
+            /*!50003 SET collation_connection  = @saved_col_connection */ ;
+
+            --
+            -- Dumping events for database 'dns_db'
+            --
+            /*!50106 SET @save_time_zone= @@TIME_ZONE */ ;
+            /*!50106 DROP EVENT IF EXISTS `purge` */;
+            DELIMITER ;;
+            /*!50003 SET @saved_cs_client      = @@character_set_client */ ;;
+            /*!50003 SET time_zone             = 'SYSTEM' */ ;;
+            /*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `purge` ON SCHEDULE EVERY 1 DAY STARTS '2024-01-01 00:00:00' ON COMPLETION NOT PRESERVE ENABLE DO DELETE FROM records WHERE name = ';;' */ ;;
+            /*!50003 SET time_zone             = @saved_time_zone */ ;;
+            DELIMITER ;
+            /*!50106 SET TIME_ZONE= @save_time_zone */ ;
+
+            --
+            -- Dumping routines for database 'dns_db'
+            --
+            /*!50003 DROP PROCEDURE IF EXISTS `add_record` */;
+            /*!50003 SET @saved_cs_client      = @@character_set_client */ ;
+            /*!50003 SET sql_mode              = 'STRICT_TRANS_TABLES' */ ;
+
+            """),
+        Rewrite(
+            "ALTER DATABASE `dns_db` CHARACTER SET utf8mb3 COLLATE utf8mb3_general_ci ;",
+            $"ALTER DATABASE `{Target}` CHARACTER SET utf8mb3 COLLATE utf8mb3_general_ci ;"),
+        Keep("""
+
+            DELIMITER ;;
+            CREATE DEFINER=`root`@`localhost` PROCEDURE `add_record`(IN n VARCHAR(255))
+            BEGIN
+              /* a comment; with USE dns_db; */
+              INSERT INTO records (name) VALUES (CONCAT(n, '; DROP DATABASE dns_db;'));
+              # USE other;
+              SELECT "double ""quoted"" ;" AS x;
+            END ;;
+            DELIMITER ;
+
+            """),
+        Rewrite(
+            "ALTER DATABASE `dns_db` CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci ;",
+            $"ALTER DATABASE `{Target}` CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci ;"),
+        Keep("""
+
+            /*!50003 SET sql_mode              = @saved_sql_mode */ ;
+            /*!50003 SET character_set_client  = @saved_cs_client */ ;
+            /*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;
+
+            /*!40101 SET SQL_MODE=@OLD_SQL_MODE */;
+            /*!40014 SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS */;
+            /*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS */;
+            /*!40101 SET CHARACTER_SET_CLIENT=@OLD_CHARACTER_SET_CLIENT */;
+            /*!40101 SET CHARACTER_SET_RESULTS=@OLD_CHARACTER_SET_RESULTS */;
+            /*!40101 SET COLLATION_CONNECTION=@OLD_COLLATION_CONNECTION */;
+            /*!40111 SET SQL_NOTES=@OLD_SQL_NOTES */;
+
+            -- Dump completed on 2025-03-01 12:00:00
+
+            """),
+    ];
+}
