@@ -1,4 +1,5 @@
 using VyaBackupDb.Pipeline;
+using VyaBackupDb.Retention;
 
 namespace VyaBackupDb.Config;
 
@@ -35,11 +36,15 @@ public sealed record AppConfig(
     string BackupDir,
     Compression Compression,
     TimeSpan Timeout,
-    IReadOnlyList<InstanceConfig> Instances)
+    IReadOnlyList<InstanceConfig> Instances,
+    RetentionPolicy? Retention = null)
 {
     public InstanceConfig GetInstance(int id) =>
         Instances.FirstOrDefault(i => i.Id == id)
         ?? throw new Errors.UsageException($"instance {id} is not defined in {SourcePath}");
+
+    /// <summary>The instance's own retention policy, else the top-level one; null (or empty) means keep everything.</summary>
+    public RetentionPolicy? RetentionFor(InstanceConfig instance) => instance.Retention ?? Retention;
 }
 
 public sealed record InstanceConfig(
@@ -53,4 +58,5 @@ public sealed record InstanceConfig(
     bool Enabled,
     IReadOnlyList<string> Include,
     IReadOnlyList<string> Exclude,
-    string? ToolsDir);
+    string? ToolsDir,
+    RetentionPolicy? Retention = null);
