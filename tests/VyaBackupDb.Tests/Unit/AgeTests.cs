@@ -102,6 +102,8 @@ public sealed class AgeTests
             encrypt.Write(plain.AsSpan(100));
         }
         Assert.Equal(plain, DecryptSync(output.ToArray(), [Alice], readSize: 65_536));
+        Assert.Throws<AgeException>(() => DecryptSync(output.ToArray(), [Bob], readSize: 65_536));
+        Assert.Throws<AgeException>(() => DecryptSync(output.ToArray()[..^1], [Alice], readSize: 65_536));
     }
 
     // --- keys ----------------------------------------------------------------

@@ -24,6 +24,7 @@ public sealed class AgeDecryptStream : Stream
     private int _plainEnd;
     private ulong _counter;
     private bool _done;
+    private bool _disposed;
     private string? _failure;
 
     private AgeDecryptStream(Stream inner, bool leaveOpen, byte[] payloadKey, byte[] input, int inputLength)
@@ -168,8 +169,6 @@ public sealed class AgeDecryptStream : Stream
         get => throw new NotSupportedException();
         set => throw new NotSupportedException();
     }
-
-    private bool _disposed;
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 

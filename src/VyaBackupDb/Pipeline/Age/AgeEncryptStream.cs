@@ -91,12 +91,13 @@ public sealed class AgeEncryptStream : Stream
         }
     }
 
-    /// <summary>Nothing to flush: a chunk can only be sealed once it is known whether it is the last.</summary>
-    public override void Flush()
-    {
-    }
+    /// <summary>
+    /// Flushes the chunks written so far; a partly filled chunk stays buffered (it can be sealed
+    /// only once it is known whether it is the last).
+    /// </summary>
+    public override void Flush() => _inner.Flush();
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public override Task FlushAsync(CancellationToken cancellationToken) => _inner.FlushAsync(cancellationToken);
 
     public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
