@@ -40,19 +40,38 @@ public sealed class AgeDecryptStream : Stream
     /// Reads the header of <paramref name="input"/> and unwraps the file key with one of
     /// <paramref name="identities"/> (X25519 recipients) or with <paramref name="passphrase"/>
     /// (an scrypt stanza). Throws <see cref="AgeException"/> if it is not an age file, no key
-    /// fits or the header MAC does not match.
+    /// fits or the header MAC does not match. Unless <paramref name="leaveOpen"/>, the input is
+    /// the stream's from this call on (also disposed when opening fails).
     /// </summary>
     public static async Task<AgeDecryptStream> OpenAsync(
         Stream input, IReadOnlyList<AgeIdentity> identities, AgePassphrase? passphrase = null, bool leaveOpen = false,
-        CancellationToken cancellationToken = default) =>
-        await OpenCoreAsync(input, identities, passphrase, leaveOpen, useAsync: true, cancellationToken).ConfigureAwait(false);
+        CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await OpenCoreAsync(input, identities, passphrase, leaveOpen, useAsync: true, cancellationToken).ConfigureAwait(false);
+        }
+        catch when (!leaveOpen)
+        {
+            await input.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
 
     /// <summary>Synchronous <see cref="OpenAsync"/>.</summary>
     public static AgeDecryptStream Open(
         Stream input, IReadOnlyList<AgeIdentity> identities, AgePassphrase? passphrase = null, bool leaveOpen = false)
     {
-        var open = OpenCoreAsync(input, identities, passphrase, leaveOpen, useAsync: false, CancellationToken.None);
-        return open.IsCompleted ? open.Result : throw new InvalidOperationException("synchronous open did not complete");
+        try
+        {
+            var open = OpenCoreAsync(input, identities, passphrase, leaveOpen, useAsync: false, CancellationToken.None);
+            return open.IsCompleted ? open.Result : throw new InvalidOperationException("synchronous open did not complete");
+        }
+        catch when (!leaveOpen)
+        {
+            input.Dispose();
+            throw;
+        }
     }
 
     private static async ValueTask<AgeDecryptStream> OpenCoreAsync(
@@ -106,22 +125,29 @@ public sealed class AgeDecryptStream : Stream
         }
         var parsed = AgeHeader.Parse(header.GetBuffer().AsSpan(0, (int)header.Length));
         var fileKey = UnwrapFileKey(parsed.Stanzas, identities, passphrase);
-        parsed.VerifyMac(fileKey);
-
-        // The payload nonce, then the first chunk (read on the first Read).
-        buffer.AsSpan(start, end - start).CopyTo(buffer);
-        end -= start;
-        while (end < NonceSize)
+        byte[] payloadKey;
+        try
         {
-            var n = await ReadAsync(input, buffer.AsMemory(end), useAsync, cancellationToken).ConfigureAwait(false);
-            if (n == 0)
+            parsed.VerifyMac(fileKey);
+
+            // The payload nonce, then the first chunk (read on the first Read).
+            buffer.AsSpan(start, end - start).CopyTo(buffer);
+            end -= start;
+            while (end < NonceSize)
             {
-                throw new AgeException("the age file is truncated: it ends before the payload");
+                var n = await ReadAsync(input, buffer.AsMemory(end), useAsync, cancellationToken).ConfigureAwait(false);
+                if (n == 0)
+                {
+                    throw new AgeException("the age file is truncated: it ends before the payload");
+                }
+                end += n;
             }
-            end += n;
+            payloadKey = Hkdf(fileKey, buffer.AsSpan(0, NonceSize), "payload");
         }
-        var payloadKey = Hkdf(fileKey, buffer.AsSpan(0, NonceSize), "payload");
-        CryptographicOperations.ZeroMemory(fileKey);
+        finally
+        {
+            CryptographicOperations.ZeroMemory(fileKey);
+        }
         buffer.AsSpan(NonceSize, end - NonceSize).CopyTo(buffer);
         return new AgeDecryptStream(input, leaveOpen, payloadKey, buffer, end - NonceSize);
     }
