@@ -10,6 +10,7 @@ root.Add(RestoreCommand.Create());
 root.Add(VerifyCommand.Create());
 root.Add(ListCommand.Create());
 root.Add(PruneCommand.Create());
+root.Add(KeygenCommand.Create());
 
 var parseResult = root.Parse(args);
 if (parseResult.Errors.Count > 0)
