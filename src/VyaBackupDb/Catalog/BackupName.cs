@@ -7,8 +7,11 @@ using VyaBackupDb.Pipeline;
 namespace VyaBackupDb.Catalog;
 
 /// <summary>What a backup file's name says about it.</summary>
-public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Database, Compression Compression)
+/// <param name="Encrypted">The file is age-encrypted: its name ends in <see cref="EncryptedSuffix"/>.</param>
+public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Database, Compression Compression, bool Encrypted = false)
 {
+    public const string EncryptedSuffix = ".age";
+
     private const string TimeFormat = "yyyyMMdd_HHmmss";
 
     // 20260113_155440_mysql_dns_db.sql.zst (ours and the old tool's current format)
@@ -21,11 +24,16 @@ public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Databa
 
     /// <summary>The file name this tool writes: YYYYMMDD_HHMMSS_dbms_database.ext, the database name encoded.</summary>
     public string FileName =>
-        $"{TimestampUtc.ToString(TimeFormat, CultureInfo.InvariantCulture)}_{Dbms!.Value.ToName()}_{Encode(Database)}{Compression.Extension()}";
+        $"{TimestampUtc.ToString(TimeFormat, CultureInfo.InvariantCulture)}_{Dbms!.Value.ToName()}_{Encode(Database)}{Compression.Extension()}{(Encrypted ? EncryptedSuffix : "")}";
 
     /// <summary>Parses either format; null when the name is not a backup file name.</summary>
     public static BackupName? TryParse(string fileName)
     {
+        var encrypted = fileName.EndsWith(EncryptedSuffix, StringComparison.OrdinalIgnoreCase);
+        if (encrypted)
+        {
+            fileName = fileName[..^EncryptedSuffix.Length];
+        }
         var compression = CompressionNames.FromFileName(fileName);
         if (compression is null)
         {
@@ -38,14 +46,14 @@ public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Databa
             && TryDecode(current.Groups["db"].Value, out var database)
             && DbmsNames.TryParse(current.Groups["dbms"].Value, out var dbms))
         {
-            return new BackupName(time, dbms, database, compression.Value);
+            return new BackupName(time, dbms, database, compression.Value, encrypted);
         }
 
         var legacy = Legacy.Match(stem);
         if (legacy.Success && TryTime(legacy.Groups["time"].Value, out time)
             && TryDecode(legacy.Groups["db"].Value, out database))
         {
-            return new BackupName(time, null, database, compression.Value);
+            return new BackupName(time, null, database, compression.Value, encrypted);
         }
         return null;
     }

@@ -62,6 +62,17 @@ public sealed class BackupNameTests
     }
 
     [Fact]
+    public void Encrypted_backups_carry_an_extra_age_extension()
+    {
+        var name = new BackupName(new DateTime(2026, 1, 13, 15, 54, 40, DateTimeKind.Utc), Dbms.PostgreSql, "shop", Compression.Zstd, Encrypted: true);
+        Assert.Equal("20260113_155440_postgresql_shop.sql.zst.age", name.FileName);
+        Assert.Equal(name, BackupName.TryParse(name.FileName));
+        Assert.Equal(new BackupName(new DateTime(2026, 1, 10, 2, 0, 0, DateTimeKind.Utc), null, "dns_db", Compression.Gzip, Encrypted: true),
+            BackupName.TryParse("dns_db_20260110_020000.sql.gz.age"));
+        Assert.False(BackupName.TryParse("20260113_155440_postgresql_shop.sql.zst")!.Encrypted);
+    }
+
+    [Fact]
     public void Plain_names_are_written_as_the_old_tool_wrote_them()
     {
         var name = new BackupName(new DateTime(2026, 1, 13, 15, 54, 40, DateTimeKind.Utc), Dbms.MySql, "dns_db", Compression.Zip);
