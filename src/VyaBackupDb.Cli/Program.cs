@@ -8,6 +8,7 @@ root.Add(CommonOptions.Config);
 root.Add(BackupCommand.Create());
 root.Add(RestoreCommand.Create());
 root.Add(VerifyCommand.Create());
+root.Add(VaultCommand.Create());
 
 var parseResult = root.Parse(args);
 if (parseResult.Errors.Count > 0)

@@ -14,6 +14,11 @@ public enum ExitCode
     VerificationFailed = 4,
     /// <summary>Another run holds the lock for this database.</summary>
     Locked = 5,
+    /// <summary>
+    /// The credential vault could not be used: wrong passphrase, a changed, damaged or truncated
+    /// vault file, no passphrase available, or no vault file.
+    /// </summary>
+    VaultError = 7,
     /// <summary>Interrupted (Ctrl+C / SIGTERM); nothing partial was left visible.</summary>
     Interrupted = 130,
 }
