@@ -67,7 +67,8 @@ internal static class BackupCommand
             var report = await operation.RunAsync(request, cancellationToken).ConfigureAwait(false);
             if (request.DryRun)
             {
-                return ExitCode.Success;
+                // A dry run reports only failures (an instance it could not reach): they still fail it.
+                return report.Results.Count == 0 ? ExitCode.Success : report.ExitCode;
             }
             observer.Summary(report);
             return report.ExitCode;
