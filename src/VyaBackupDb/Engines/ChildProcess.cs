@@ -47,6 +47,8 @@ public static class ChildProcess
         {
             startInfo.ArgumentList.Add(argument);
         }
+        // A child gets no secret of ours through its environment (readable in /proc/PID/environ).
+        startInfo.Environment.Remove(Config.Vault.CredentialVault.KeyEnvVar);
         foreach (var (name, value) in environment ?? new Dictionary<string, string>())
         {
             startInfo.Environment[name] = value;
