@@ -47,19 +47,23 @@ public sealed class SecretsHygieneTests : IAsyncLifetime
 
     private static string Marker() => "vya-marker-" + Guid.NewGuid().ToString("N");
 
-    /// <summary>A server user (MariaDB) or role (PostgreSQL) of its own with a marker password; dropped at the end.</summary>
-    private async Task<(string User, string Password)> MarkerUserAsync(bool postgres)
+    /// <summary>
+    /// A server user (MariaDB) or role (PostgreSQL) of its own with a marker password (plus
+    /// <paramref name="tail"/>); dropped at the end.
+    /// </summary>
+    private async Task<(string User, string Password)> MarkerUserAsync(bool postgres, string tail = "")
     {
         var user = "vya_mk_" + Guid.NewGuid().ToString("N")[..10];
-        var password = Marker();
+        var password = Marker() + tail;
         if (postgres)
         {
-            await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {user} LOGIN SUPERUSER PASSWORD '{password}'");
+            await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {user} LOGIN SUPERUSER PASSWORD '{password.Replace("'", "''", StringComparison.Ordinal)}'");
             _dropUsers.Add(() => PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {user}"));
         }
         else
         {
-            await MySqlTestDb.ExecAsync(null, $"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'",
+            var literal = password.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "''", StringComparison.Ordinal);
+            await MySqlTestDb.ExecAsync(null, $"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{literal}'",
                 $"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'127.0.0.1'");
             _dropUsers.Add(() => MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'127.0.0.1'"));
         }
@@ -253,7 +257,8 @@ public sealed class SecretsHygieneTests : IAsyncLifetime
     public async Task Credentials_from_the_vault_back_up_and_restore_through_the_cli(bool postgres)
     {
         await RequireAsync(postgres);
-        var (user, password) = await MarkerUserAsync(postgres);
+        // Quotes, backslashes, '#' and (MySQL: its option files escape it) a line break reach the tools intact.
+        var (user, password) = await MarkerUserAsync(postgres, postgres ? " '\\\"#:*" : "\n'\\\"#;=x");
         var source = await SourceDatabaseAsync(postgres);
         var target = postgres ? _scratch.PostgresName() : _scratch.MySqlName();
         var (config, backupDir) = await ConfigAsync(postgres, "    credentials: vault:server-1");
