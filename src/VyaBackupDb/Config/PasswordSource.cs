@@ -63,6 +63,13 @@ public sealed class PasswordSource
     /// <summary>The password, or null when the instance has none (e.g. peer authentication).</summary>
     public string? Resolve()
     {
+        var password = ResolveUnredacted();
+        Redaction.Remember(password);
+        return password;
+    }
+
+    private string? ResolveUnredacted()
+    {
         if (_vault is not null)
         {
             return VaultEntry().Password;

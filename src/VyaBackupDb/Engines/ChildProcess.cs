@@ -148,7 +148,8 @@ public static class ChildProcess
     private static string SummarizeStderr(string stderr)
     {
         var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var text = string.Join(" | ", lines.TakeLast(3));
+        // A tool may echo what it was given (a bad option-file line, say): never a password.
+        var text = Redaction.Redact(string.Join(" | ", lines.TakeLast(3)));
         return text.Length > 600 ? "..." + text[^600..] : text;
     }
 

@@ -208,6 +208,43 @@ public sealed class SecretsHygieneTests : IAsyncLifetime
         AssertNoMarker(run, "a failed dump", password);
     }
 
+    /// <summary>Defence in depth: a tool that prints its credentials file in its error message gets it masked.</summary>
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_tool_that_echoes_its_credentials_has_them_masked_in_the_error(bool postgres)
+    {
+        await RequireAsync(postgres);
+        var (user, password) = await MarkerUserAsync(postgres, "\nsecond-line-of-it");
+        var source = postgres ? await _scratch.NewPostgresDatabaseAsync() : await _scratch.NewMySqlDatabaseAsync();
+        var tools = Path.Combine(_scratch.TempDir("fake"), "tools");
+        Directory.CreateDirectory(tools);
+        var version = postgres ? "pg_dump (PostgreSQL) 15.0" : "mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)";
+        var script = $$"""
+            #!/bin/sh
+            if [ "$1" = "--version" ]; then echo "{{version}}"; exit 0; fi
+            for a in "$@"; do case "$a" in --defaults-file=*) cat "${a#--defaults-file=}" >&2;; esac; done
+            if [ -n "$PGPASSFILE" ]; then cat "$PGPASSFILE" >&2; fi
+            exit 2
+
+            """;
+        foreach (var name in postgres ? new[] { "pg_dump", "psql" } : ["mariadb-dump", "mysqldump", "mariadb", "mysql"])
+        {
+            await File.WriteAllTextAsync(Path.Combine(tools, name), script.Replace("\r\n", "\n", StringComparison.Ordinal));
+            File.SetUnixFileMode(Path.Combine(tools, name), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        var (config, _) = await ConfigAsync(postgres, "    credentials: vault:echo", tools);
+        var cli = new HygieneCli(_scratch.TempDir("tmp"), new() { [CredentialVault.KeyEnvVar] = Marker() });
+        Assert.Equal(Success, (await cli.RunAsync(password, "vault", "set", "echo", "--user", user, "--password-stdin", "--config", config)).ExitCode);
+
+        var run = await cli.RunAsync(null, "backup", "-i", "1", "-d", source, "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.Contains("exited with code 2", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains("***", run.Stderr, StringComparison.Ordinal);
+        AssertNoMarker(run, "a tool's error", password, "vya-marker-", "second-line-of-it");
+    }
+
     [SkippableTheory]
     [InlineData(false, "INT")]
     [InlineData(true, "INT")]

@@ -84,21 +84,27 @@ public sealed partial class CredentialVault(string path, string? keyFile = null,
 
     private string Passphrase(bool creating)
     {
-        if (_passphrase is not null)
+        if (_passphrase is null)
         {
-            return _passphrase;
+            _passphrase = FindPassphrase(creating);
+            Redaction.Remember(_passphrase);
         }
+        return _passphrase;
+    }
+
+    private string FindPassphrase(bool creating)
+    {
         if (Environment.GetEnvironmentVariable(KeyEnvVar) is { Length: > 0 } fromEnv)
         {
-            return _passphrase = fromEnv;
+            return fromEnv;
         }
         if (Environment.GetEnvironmentVariable(KeyFileEnvVar) is { Length: > 0 } envKeyFile)
         {
-            return _passphrase = ReadKeyFile(envKeyFile, $"${KeyFileEnvVar}");
+            return ReadKeyFile(envKeyFile, $"${KeyFileEnvVar}");
         }
         if (KeyFile is not null)
         {
-            return _passphrase = ReadKeyFile(KeyFile, "vault_key_file");
+            return ReadKeyFile(KeyFile, "vault_key_file");
         }
         var entered = prompt?.Invoke(creating ? $"New passphrase for the vault {Path}: " : $"Passphrase for the vault {Path}: ")
             ?? throw new VaultException(
@@ -111,7 +117,7 @@ public sealed partial class CredentialVault(string path, string? keyFile = null,
         {
             throw new VaultException("the two passphrases differ; the vault was not created");
         }
-        return _passphrase = entered;
+        return entered;
     }
 
     private static string ReadKeyFile(string file, string from)
