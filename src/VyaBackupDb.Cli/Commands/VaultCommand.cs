@@ -29,6 +29,8 @@ internal static class VaultCommand
         {
             var config = CommonOptions.LoadConfig(parseResult);
             var entryName = CheckedName(parseResult.GetRequiredValue(name));
+            // A wrong passphrase fails before the operator types the password.
+            config.Vault.Unlock();
             var password = parseResult.GetValue(passwordStdin) ? ReadPasswordFromStdin() : PromptPassword(entryName);
             var newUser = parseResult.GetValue(user);
             string? storedUser = null;

@@ -69,6 +69,22 @@ public sealed partial class CredentialVault(string path, string? keyFile = null,
 
     public VaultEntry? Find(string name) => Read().TryGetValue(name, out var entry) ? entry : null;
 
+    /// <summary>Gets the passphrase now (and checks it, if the vault exists), before anything else is asked for.</summary>
+    public void Unlock()
+    {
+        lock (_lock)
+        {
+            if (Exists)
+            {
+                Read();
+            }
+            else
+            {
+                Passphrase(creating: true);
+            }
+        }
+    }
+
     /// <summary>Reads the vault (or starts an empty one), applies <paramref name="change"/> and writes it back atomically.</summary>
     public void Update(Action<Dictionary<string, VaultEntry>> change)
     {
