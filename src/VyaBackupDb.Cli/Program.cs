@@ -8,13 +8,17 @@ root.Add(CommonOptions.Config);
 root.Add(BackupCommand.Create());
 root.Add(RestoreCommand.Create());
 root.Add(VerifyCommand.Create());
+root.Add(ListCommand.Create());
+root.Add(PruneCommand.Create());
+root.Add(KeygenCommand.Create());
 root.Add(VaultCommand.Create());
 
 var parseResult = root.Parse(args);
 if (parseResult.Errors.Count > 0)
 {
     // One line, usage exit code; --help shows the rest.
-    await Console.Error.WriteLineAsync($"vya-backupdb: {parseResult.Errors[0].Message} (see vya-backupdb --help)");
+    var message = string.Join(' ', parseResult.Errors[0].Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+    await Console.Error.WriteLineAsync($"vya-backupdb: error: {message} (see vya-backupdb --help)");
     return (int)ExitCode.UsageOrConfig;
 }
 return await parseResult.InvokeAsync();

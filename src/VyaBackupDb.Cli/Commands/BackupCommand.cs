@@ -20,8 +20,12 @@ internal static class BackupCommand
         };
         compression.AcceptOnlyFromAmong("none", "gzip", "zstd", "zip");
         var dryRun = new Option<bool>("--dry-run") { Description = "Print what would be backed up; touch nothing" };
+        var prune = new Option<bool>("--prune")
+        {
+            Description = "After a fully successful run, apply the retention policy to the databases backed up (never after any failure)",
+        };
 
-        var command = new Command("backup", "Back up databases, each into its own file") { instance, all, database, compression, dryRun };
+        var command = new Command("backup", "Back up databases, each into its own file") { instance, all, database, compression, dryRun, prune };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
             var config = CommonOptions.LoadConfig(parseResult);
@@ -67,11 +71,29 @@ internal static class BackupCommand
             var report = await operation.RunAsync(request, cancellationToken).ConfigureAwait(false);
             if (request.DryRun)
             {
+                if (parseResult.GetValue(prune))
+                {
+                    Output.Line("--prune: a dry run backs nothing up, so it prunes nothing; 'vya-backupdb prune --dry-run' shows the plan");
+                }
                 // A dry run reports only failures (an instance it could not reach): they still fail it.
                 return report.Results.Count == 0 ? ExitCode.Success : report.ExitCode;
             }
             observer.Summary(report);
-            return report.ExitCode;
+            if (!parseResult.GetValue(prune))
+            {
+                return report.ExitCode;
+            }
+            if (PruneOperation.TargetsAfter(report) is not { } targets)
+            {
+                Output.Warning("not pruning: this backup run had a failure (retention runs only after a fully successful run)");
+                return report.ExitCode;
+            }
+            var pruned = await PruneCommand.RunAsync(config, targets, dryRun: false, cancellationToken).ConfigureAwait(false);
+            if (pruned != ExitCode.Success)
+            {
+                Output.Error("the backups succeeded, but pruning failed (see above)");
+            }
+            return pruned;
         }));
         return command;
     }

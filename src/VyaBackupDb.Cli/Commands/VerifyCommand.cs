@@ -94,6 +94,10 @@ internal static class VerifyCommand
             {
                 Output.Line($"  MISMATCH {mismatch}");
             }
+            foreach (var warning in comparison.Warnings)
+            {
+                Output.Warning($"{warning} (the count was an estimate: the source was written during the backup?)");
+            }
         }
 
         public void Warning(string message) => Output.Warning(message);

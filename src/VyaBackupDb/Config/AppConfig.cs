@@ -1,5 +1,6 @@
 using VyaBackupDb.Config.Vault;
 using VyaBackupDb.Pipeline;
+using VyaBackupDb.Retention;
 
 namespace VyaBackupDb.Config;
 
@@ -36,7 +37,8 @@ public sealed record AppConfig(
     string BackupDir,
     Compression Compression,
     TimeSpan Timeout,
-    IReadOnlyList<InstanceConfig> Instances)
+    IReadOnlyList<InstanceConfig> Instances,
+    RetentionPolicy? Retention = null)
 {
     /// <summary>The credential vault (<c>vault_file:</c>, default vault.enc beside the config); opened only when used.</summary>
     public CredentialVault Vault { get; init; } =
@@ -48,6 +50,9 @@ public sealed record AppConfig(
     public InstanceConfig GetInstance(int id) =>
         Instances.FirstOrDefault(i => i.Id == id)
         ?? throw new Errors.UsageException($"instance {id} is not defined in {SourcePath}");
+
+    /// <summary>The instance's own retention policy, else the top-level one; null (or empty) means keep everything.</summary>
+    public RetentionPolicy? RetentionFor(InstanceConfig instance) => instance.Retention ?? Retention;
 }
 
 public sealed record InstanceConfig(
@@ -61,7 +66,8 @@ public sealed record InstanceConfig(
     bool Enabled,
     IReadOnlyList<string> Include,
     IReadOnlyList<string> Exclude,
-    string? ToolsDir)
+    string? ToolsDir,
+    RetentionPolicy? Retention = null)
 {
     private readonly string _user = User;
 

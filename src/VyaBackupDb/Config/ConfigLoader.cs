@@ -2,6 +2,7 @@ using System.Globalization;
 using VyaBackupDb.Config.Vault;
 using VyaBackupDb.Errors;
 using VyaBackupDb.Pipeline;
+using VyaBackupDb.Retention;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -88,12 +89,18 @@ public static class ConfigLoader
     {
         private const string VaultPrefix = "vault:";
 
-        private static readonly string[] TopKeys = ["backup_dir", "compression", "timeout_seconds", "vault_file", "vault_key_file", "instances"];
+        private static readonly string[] TopKeys =
+            ["backup_dir", "compression", "timeout_seconds", "retention", "vault_file", "vault_key_file", "instances"];
+
+        private static readonly string[] RetentionKeys =
+        [
+            "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within",
+        ];
 
         private static readonly string[] InstanceKeys =
         [
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
-            "enabled", "include", "exclude", "filter", "ignore", "tools_dir",
+            "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention",
         ];
 
         public AppConfig ReadConfig(YamlMappingNode root)
@@ -114,6 +121,8 @@ public static class ConfigLoader
             {
                 throw Error(Get(root, "timeout_seconds")!, "timeout_seconds", "must be a positive number of seconds");
             }
+
+            var retention = ReadRetention(root, "");
 
             var vaultFile = OptionalString(root, "vault_file", "") ?? CredentialVault.DefaultFileName;
             var vaultKeyFile = OptionalString(root, "vault_key_file", "");
@@ -139,7 +148,7 @@ public static class ConfigLoader
                     instances.Add(instance);
                 }
             }
-            return new AppConfig(path, backupDir, compression, TimeSpan.FromSeconds(timeoutSeconds), instances) { Vault = vault };
+            return new AppConfig(path, backupDir, compression, TimeSpan.FromSeconds(timeoutSeconds), instances, retention) { Vault = vault };
         }
 
         private InstanceConfig ReadInstance(YamlMappingNode node, string prefix, string baseDir, CredentialVault vault)
@@ -189,7 +198,48 @@ public static class ConfigLoader
             var include = StringList(node, "include", prefix) ?? StringList(node, "filter", prefix) ?? ["*"];
             var exclude = StringList(node, "exclude", prefix) ?? StringList(node, "ignore", prefix) ?? [];
             var toolsDir = OptionalString(node, "tools_dir", prefix);
-            return new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir);
+            var retention = ReadRetention(node, prefix);
+            return new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention);
+        }
+
+        /// <summary>A retention: mapping (null when absent). An empty mapping is a policy with no rule: keep everything.</summary>
+        private RetentionPolicy? ReadRetention(YamlMappingNode parent, string prefix)
+        {
+            if (Get(parent, "retention") is not { } value)
+            {
+                return null;
+            }
+            var node = Mapping(value, prefix + "retention");
+            prefix += "retention.";
+            CheckKeys(node, RetentionKeys, prefix);
+            int? Count(string key)
+            {
+                var n = OptionalInt(node, key, prefix);
+                if (n < 0)
+                {
+                    throw Error(Get(node, key)!, prefix + key, $"{n} is negative (give 0 or more)");
+                }
+                return n;
+            }
+            RetentionDuration? within = null;
+            if (OptionalString(node, "keep_within", prefix) is { } text)
+            {
+                if (!RetentionDuration.TryParse(text, out var parsed))
+                {
+                    throw Error(Get(node, "keep_within")!, prefix + "keep_within", $"'{text}' is not {RetentionDuration.Syntax}");
+                }
+                within = parsed;
+            }
+            return new RetentionPolicy
+            {
+                KeepLast = Count("keep_last"),
+                KeepHourly = Count("keep_hourly"),
+                KeepDaily = Count("keep_daily"),
+                KeepWeekly = Count("keep_weekly"),
+                KeepMonthly = Count("keep_monthly"),
+                KeepYearly = Count("keep_yearly"),
+                KeepWithin = within,
+            };
         }
 
         private PasswordSource ReadPassword(YamlMappingNode node, string prefix, string baseDir, CredentialVault vault)

@@ -14,6 +14,8 @@ public enum ExitCode
     VerificationFailed = 4,
     /// <summary>Another run holds the lock for this database.</summary>
     Locked = 5,
+    /// <summary>An encrypted file could not be decrypted: wrong key, tampered or truncated encrypted file; no plaintext written.</summary>
+    DecryptionFailed = 6,
     /// <summary>
     /// The credential vault could not be used: wrong passphrase, a changed, damaged or truncated
     /// vault file, no passphrase available, or no vault file.

@@ -22,6 +22,10 @@ public sealed class BackupLock : IDisposable
         _path = path;
     }
 
+    // What .NET reports when the file is locked by another open file: errno EWOULDBLOCK on
+    // Linux (flock), ERROR_SHARING_VIOLATION on Windows.
+    private static bool IsLockedByOther(IOException e) => e.HResult is 11 or unchecked((int)0x80070020);
+
     private static string HolderPath(string lockPath) => lockPath + ".holder";
 
     public static string PathFor(string backupDir, string instanceName, string database) =>
@@ -36,7 +40,7 @@ public sealed class BackupLock : IDisposable
         {
             stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
-        catch (IOException)
+        catch (IOException e) when (IsLockedByOther(e))
         {
             var holder = ReadHolder(path);
             throw new LockedException(
@@ -55,8 +59,8 @@ public sealed class BackupLock : IDisposable
 
     public void Dispose()
     {
+        // The lock file itself stays: deleting it while held would let two runs lock two different files.
         File.Delete(HolderPath(_path));
-        File.Delete(_path);
         _stream.Dispose();
     }
 

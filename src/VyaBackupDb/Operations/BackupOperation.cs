@@ -240,4 +240,11 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
 
     /// <summary>The storage a config's backups go to (local backup_dir for now).</summary>
     public static IStorage DefaultStorage(AppConfig config) => new LocalStorage(config.BackupDir);
+
+    /// <summary>
+    /// Where an instance's backups are, for list and prune: the one place that chooses, so that
+    /// configured destinations can replace it. For now: <see cref="DefaultStorage"/>, named "local".
+    /// </summary>
+    public static IReadOnlyList<NamedStorage> StoragesFor(AppConfig config, InstanceConfig instance) =>
+        [new NamedStorage("local", DefaultStorage(config))];
 }

@@ -117,8 +117,15 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             if (createdHere)
             {
                 // The target did not exist (or was emptied on request) before: leave no half of it.
-                await engine.DropDatabaseAsync(plan.Target, CancellationToken.None).ConfigureAwait(false);
-                reason += $"; the incomplete database '{plan.Target}' was removed";
+                try
+                {
+                    await engine.DropDatabaseAsync(plan.Target, CancellationToken.None).ConfigureAwait(false);
+                    reason += $"; the incomplete database '{plan.Target}' was removed";
+                }
+                catch (VyaException dropError)
+                {
+                    reason += $"; the incomplete database '{plan.Target}' could not be removed: {dropError.Message}";
+                }
             }
             if (e is OperationCanceledException && cancellationToken.IsCancellationRequested)
             {

@@ -7,12 +7,15 @@ public static class Cli
 {
     /// <summary>
     /// A config.yaml with instance 1 = the MariaDB test server and 2 = the PostgreSQL one;
-    /// passwords default to the right ones. Returns its path.
+    /// passwords default to the right ones. <paramref name="toolsDir"/> (e.g. fake dump tools)
+    /// becomes both instances' tools_dir. Returns its path.
     /// </summary>
     public static async Task<string> WriteConfigAsync(
-        string dir, string backupDir, string? mySqlPassword = null, string? pgPassword = null, string compression = "zstd")
+        string dir, string backupDir, string? mySqlPassword = null, string? pgPassword = null, string compression = "zstd",
+        string? toolsDir = null)
     {
         var path = Path.Combine(dir, "config.yaml");
+        var tools = toolsDir is null ? "" : $"\n    tools_dir: {Yaml(toolsDir)}";
         var yaml = string.Create(CultureInfo.InvariantCulture, $"""
             backup_dir: {Yaml(backupDir)}
             compression: {compression}
@@ -25,7 +28,7 @@ public static class Cli
                 port: {TestServers.MySqlPort}
                 user: {Yaml(TestServers.MySqlUser)}
                 password: {Yaml(mySqlPassword ?? TestServers.MySqlPassword)}
-                include: ["vt_*"]
+                include: ["vt_*"]{tools}
               - id: 2
                 name: it-pg
                 dbms: postgresql
@@ -33,7 +36,7 @@ public static class Cli
                 port: {TestServers.PgPort}
                 user: {Yaml(TestServers.PgUser)}
                 password: {Yaml(pgPassword ?? TestServers.PgPassword)}
-                include: ["vt_*"]
+                include: ["vt_*"]{tools}
 
             """);
         await File.WriteAllTextAsync(path, yaml);

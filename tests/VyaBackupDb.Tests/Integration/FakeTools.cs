@@ -11,6 +11,8 @@ public enum FakeDump
     KilledMidStream,
     /// <summary>Writes a little, then hangs (a child `sleep` holds its stdout open); its own pid and the sleep's go to pids.</summary>
     Hangs,
+    /// <summary>Writes a small but complete dump slowly: 3 s pass before the completion trailer; exits 0.</summary>
+    SlowButComplete,
 }
 
 /// <summary>
@@ -26,6 +28,7 @@ public static class FakeTools
             ? ("pg_dump (PostgreSQL) 15.0", "--\\n-- PostgreSQL database dump\\n--\\n")
             : ("mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)", "-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB\\n");
         var tool = postgres ? "pg_dump" : "mariadb-dump";
+        var trailer = postgres ? "--\\n-- PostgreSQL database dump complete\\n--\\n" : "-- Dump completed on 2026-01-13 15:54:40\\n";
         var failure = mode switch
         {
             FakeDump.FailsMidStream => $"""
@@ -49,6 +52,12 @@ public static class FakeTools
                 sleep 300 &
                 echo "$$ $!" > "$here/pids"
                 wait
+                """,
+            FakeDump.SlowButComplete => $"""
+                echo "CREATE TABLE slow_t (id INT);"
+                sleep 3
+                printf '%b' '{trailer}'
+                exit 0
                 """,
             _ => throw new ArgumentOutOfRangeException(nameof(mode)),
         };

@@ -94,10 +94,19 @@ public static class Ops
         return operation.RunAsync(new RestoreRequest(file, instance, target, dryRun, force), CancellationToken.None);
     }
 
-    /// <summary>All files under a directory, temp files included, relative paths sorted.</summary>
+    /// <summary>
+    /// All files under a directory, temp files included, relative paths sorted; but not the
+    /// lock files in .locks/, which stay (empty, unheld) once a database has been backed up.
+    /// </summary>
     public static List<string> FilesUnder(string dir) =>
         Directory.Exists(dir)
-            ? [.. Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(dir, f)).Order(StringComparer.Ordinal)]
+            ?
+            [
+                .. Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
+                    .Select(f => Path.GetRelativePath(dir, f))
+                    .Where(f => !f.StartsWith(".locks/", StringComparison.Ordinal) || f.EndsWith(".holder", StringComparison.Ordinal))
+                    .Order(StringComparer.Ordinal),
+            ]
             : [];
 
     /// <summary>The backup data files under a directory; each must have its manifest and .sha256 beside it.</summary>

@@ -1,0 +1,166 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Pipeline;
+
+namespace VyaBackupDb.Cli.Commands;
+
+/// <summary>One row of `list`; also its --json shape (snake_case names, stable: scripts read them).</summary>
+internal sealed record ListedBackup(
+    int InstanceId,
+    string Instance,
+    string Database,
+    DateTime TimeUtc,
+    long SizeBytes,
+    string Compression,
+    string? Encryption,
+    bool Complete,
+    bool Verified,
+    string Status,
+    string? Problem,
+    string Storage,
+    string Key,
+    string Location);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
+[JsonSerializable(typeof(List<ListedBackup>))]
+internal sealed partial class ListJson : JsonSerializerContext;
+
+internal static class ListCommand
+{
+    public static Command Create()
+    {
+        var instance = new Option<int?>("--instance", "-i") { Description = "Only the backups of this instance (its id in the config)" };
+        var database = new Option<string?>("--database", "-d") { Description = "Only the backups of this database" };
+        var json = new Option<bool>("--json") { Description = "Print a JSON array (for scripts)" };
+        var all = new Option<bool>("--all", "-a") { Description = "Also list incomplete backups (data files without a manifest)" };
+
+        var command = new Command("list", "List backups, newest first") { instance, database, json, all };
+        command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
+        {
+            var config = CommonOptions.LoadConfig(parseResult);
+            IReadOnlyList<InstanceConfig> instances = parseResult.GetValue(instance) is { } id ? [config.GetInstance(id)] : config.Instances;
+            var databaseName = parseResult.GetValue(database);
+            var includeIncomplete = parseResult.GetValue(all);
+
+            var rows = new List<ListedBackup>();
+            foreach (var inst in instances)
+            {
+                foreach (var storage in BackupOperation.StoragesFor(config, inst))
+                {
+                    foreach (var backup in await BackupCatalog.InspectAsync(storage.Storage, inst, cancellationToken).ConfigureAwait(false))
+                    {
+                        if ((databaseName is null || backup.Entry.Name.Database == databaseName)
+                            && (includeIncomplete || backup.Status != BackupStatus.Incomplete))
+                        {
+                            rows.Add(Row(backup, storage.Name, storage.Storage.Describe(backup.Entry.Key)));
+                        }
+                    }
+                }
+            }
+            rows = [.. rows
+                .OrderByDescending(r => r.TimeUtc)
+                .ThenBy(r => r.InstanceId)
+                .ThenBy(r => r.Database, StringComparer.Ordinal)
+                .ThenBy(r => r.Key, StringComparer.Ordinal)];
+
+            if (parseResult.GetValue(json))
+            {
+                Output.Line(JsonSerializer.Serialize(rows, ListJson.Default.ListListedBackup));
+            }
+            else if (rows.Count == 0)
+            {
+                Output.Line(includeIncomplete ? "no backups found" : "no backups found (--all also lists incomplete ones)");
+            }
+            else if (!Console.IsOutputRedirected)
+            {
+                PrintTable(rows);
+            }
+            else
+            {
+                PrintPlain(rows);
+            }
+            return Errors.ExitCode.Success;
+        }));
+        return command;
+    }
+
+    private static ListedBackup Row(CatalogBackup backup, string storage, string location)
+    {
+        var entry = backup.Entry;
+        var compression = backup.Manifest?.Compression ?? entry.Name.Compression.ToName();
+        return new ListedBackup(
+            backup.Instance.Id,
+            backup.Instance.Name,
+            entry.Name.Database,
+            DateTime.SpecifyKind(entry.Name.TimestampUtc, DateTimeKind.Utc),
+            entry.Size,
+            compression,
+            backup.Manifest?.Encryption,
+            backup.IsComplete,
+            backup.Status == BackupStatus.Verified,
+            backup.Status switch
+            {
+                BackupStatus.Verified => "verified",
+                BackupStatus.SizeMismatch => "size_mismatch",
+                BackupStatus.Incomplete => "incomplete",
+                _ => "bad_manifest",
+            },
+            backup.Problem,
+            storage,
+            entry.Key,
+            location);
+    }
+
+    private static readonly string[] Headers = ["INSTANCE", "DATABASE", "TIME (UTC)", "SIZE", "COMPRESSION", "ENCRYPTION", "VERIFIED", "STORAGE"];
+
+    private static string[] Cells(ListedBackup row) =>
+    [
+        $"{row.Instance} ({row.InstanceId.ToString(CultureInfo.InvariantCulture)})",
+        row.Database,
+        row.TimeUtc.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
+        Output.Size(row.SizeBytes),
+        row.Compression,
+        row.Encryption ?? "-",
+        row.Status switch
+        {
+            "verified" => "yes",
+            "size_mismatch" => "NO: size differs from the manifest",
+            "incomplete" => "incomplete (no manifest)",
+            _ => "NO: manifest unreadable",
+        },
+        row.Storage,
+    ];
+
+    private static void PrintTable(List<ListedBackup> rows)
+    {
+        var table = new Table().Border(TableBorder.Rounded);
+        foreach (var header in Headers)
+        {
+            table.AddColumn(new TableColumn(new Text(header)));
+        }
+        foreach (var row in rows)
+        {
+            // Text, not markup: a database name may hold '[' and ']'.
+            table.AddRow(Cells(row).Select(c => (IRenderable)new Text(c)));
+        }
+        AnsiConsole.Write(table);
+    }
+
+    /// <summary>Aligned columns, two spaces apart, for pipes and cron mail.</summary>
+    private static void PrintPlain(List<ListedBackup> rows)
+    {
+        var lines = rows.Select(Cells).Prepend(Headers).ToList();
+        var widths = Enumerable.Range(0, Headers.Length).Select(i => lines.Max(l => l[i].Length)).ToArray();
+        foreach (var line in lines)
+        {
+            Output.Line(string.Join("  ", line.Select((cell, i) => i == line.Length - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd());
+        }
+    }
+}

@@ -1,0 +1,118 @@
+using System.CommandLine;
+using VyaBackupDb.Config;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Retention;
+
+namespace VyaBackupDb.Cli.Commands;
+
+internal static class PruneCommand
+{
+    public static Command Create()
+    {
+        var instance = new Option<int?>("--instance", "-i") { Description = "Prune the backups of this instance (its id in the config)" };
+        var all = new Option<bool>("--all", "-a") { Description = "Prune the backups of every enabled instance" };
+        var database = new Option<string?>("--database", "-d") { Description = "Only the backups of this database (needs --instance)" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Print the plan (keep or remove, and why, for each backup); delete nothing" };
+
+        var command = new Command("prune", "Apply the retention policy: delete the backups no keep rule keeps")
+        {
+            instance, all, database, dryRun,
+        };
+        command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
+        {
+            var config = CommonOptions.LoadConfig(parseResult);
+            var instanceId = parseResult.GetValue(instance);
+            var isAll = parseResult.GetValue(all);
+            var databaseName = parseResult.GetValue(database);
+            if (instanceId is not null && isAll)
+            {
+                throw new UsageException("--instance and --all exclude each other");
+            }
+            if (instanceId is null && !isAll)
+            {
+                throw new UsageException("give --instance ID or --all");
+            }
+            if (databaseName is not null && instanceId is null)
+            {
+                throw new UsageException("--database needs --instance");
+            }
+
+            List<PruneTarget> targets;
+            if (instanceId is { } id)
+            {
+                var chosen = config.GetInstance(id);
+                targets = [new PruneTarget(chosen, databaseName is null ? null : new HashSet<string>(StringComparer.Ordinal) { databaseName })];
+            }
+            else
+            {
+                targets = [.. config.Instances.Where(i => i.Enabled).Select(i => new PruneTarget(i))];
+                if (targets.Count == 0)
+                {
+                    throw new UsageException($"no enabled instance in {config.SourcePath}");
+                }
+            }
+            return await RunAsync(config, targets, parseResult.GetValue(dryRun), cancellationToken).ConfigureAwait(false);
+        }));
+        return command;
+    }
+
+    /// <summary>Prunes and prints the plan, the deletions and a summary; also what `backup --prune` runs.</summary>
+    public static async Task<ExitCode> RunAsync(AppConfig config, IReadOnlyList<PruneTarget> targets, bool dryRun, CancellationToken cancellationToken)
+    {
+        var operation = new PruneOperation(config, i => BackupOperation.StoragesFor(config, i), TimeProvider.System, new ConsolePruneObserver());
+        var report = await operation.RunAsync(new PruneRequest(targets, dryRun), cancellationToken).ConfigureAwait(false);
+        var kept = report.Results.Sum(r => r.Plan.Kept.Count());
+        var removed = report.Results.Sum(r => r.Plan.Removed.Count());
+        if (dryRun)
+        {
+            Output.Line($"prune summary (dry run): {kept} kept, {removed} would be removed; nothing was deleted");
+        }
+        else
+        {
+            var deletions = report.Results.SelectMany(r => r.Deletions).ToList();
+            var failed = deletions.Count(d => d.Error is not null);
+            Output.Line($"prune summary: {kept} kept, {deletions.Count - failed} removed ({Output.Size(deletions.Sum(d => d.Bytes))} freed), {failed} failed");
+        }
+        return report.ExitCode;
+    }
+
+    private sealed class ConsolePruneObserver : IPruneObserver
+    {
+        public void NoPolicy(InstanceConfig instance) =>
+            Output.Line($"instance {instance.Id} ({instance.Name}): no retention policy configured; keeping everything, deleting nothing");
+
+        public void Planned(PruneResult planned, Func<string, string> describe)
+        {
+            var instance = planned.Instance;
+            Output.Line($"instance {instance.Id} ({instance.Name}), storage {planned.Storage}: {planned.Policy?.Describe()}");
+            if (planned.Plan.Decisions.Count == 0)
+            {
+                Output.Line("  no backups");
+            }
+            string? database = null;
+            foreach (var decision in planned.Plan.Decisions)
+            {
+                if (decision.Backup.Database != database)
+                {
+                    database = decision.Backup.Database;
+                    Output.Line($"  database '{database}':");
+                }
+                var verb = decision.Keep ? "keep" : planned.DryRun ? "would remove" : "remove";
+                Output.Line($"    {verb,-12} {decision.Backup.Key}  ({string.Join(", ", decision.Reasons)})");
+            }
+        }
+
+        public void Deleted(PruneDeletion deletion, Func<string, string> describe)
+        {
+            if (deletion.Error is null)
+            {
+                Output.Log($"deleted {describe(deletion.Decision.Backup.Key)} (manifest first, then .sha256 and data)");
+            }
+            else
+            {
+                Output.Error(deletion.Error);
+            }
+        }
+    }
+}

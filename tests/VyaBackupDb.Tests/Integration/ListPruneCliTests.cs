@@ -1,0 +1,292 @@
+using System.Globalization;
+using System.Text.Json;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
+using VyaBackupDb.Pipeline;
+using static VyaBackupDb.Tests.Integration.FabricatedBackups;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>`list`, `prune` and `backup --prune` as an operator (or cron) runs them: no terminal.</summary>
+[Trait("Category", "Integration")]
+public sealed class ListPruneCliTests : IAsyncLifetime
+{
+    private const int Success = 0;
+    private const int Failed = 1;
+    private const int UsageOrConfig = 2;
+    private const int PartialFailure = 3;
+
+    private readonly Scratch _scratch = new();
+
+    private readonly InstanceConfig _mysql = TestServers.MySql(name: "it-mysql", id: 1);
+    private readonly InstanceConfig _pg = TestServers.Postgres(name: "it-pg", id: 2);
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    /// <summary>A config with instance 1 (MariaDB test server) and 2 (PostgreSQL), and the given retention: lines.</summary>
+    private async Task<(string Config, string BackupDir)> ConfigAsync(string retention = "", string mySqlRetention = "", string include = "vt_*")
+    {
+        var dir = _scratch.TempDir("cfg");
+        var backupDir = Path.Combine(dir, "backups");
+        Directory.CreateDirectory(backupDir);
+        var path = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(path, string.Create(CultureInfo.InvariantCulture, $"""
+            backup_dir: {backupDir}
+            timeout_seconds: 300
+            {retention}
+            instances:
+              - id: 1
+                name: it-mysql
+                dbms: mysql
+                host: '{TestServers.MySqlHost}'
+                port: {TestServers.MySqlPort}
+                user: '{TestServers.MySqlUser}'
+                password: '{TestServers.MySqlPassword}'
+                include: ['{include}']
+                {mySqlRetention}
+              - id: 2
+                name: it-pg
+                dbms: postgresql
+                host: '{TestServers.PgHost}'
+                port: {TestServers.PgPort}
+                user: '{TestServers.PgUser}'
+                password: '{TestServers.PgPassword}'
+
+            """));
+        if (!OperatingSystem.IsWindows())
+        {
+            // It holds passwords: readable by all, it would draw a warning on every run.
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        return (path, backupDir);
+    }
+
+    private static void AssertOneErrorLine(ProcessResult run, params string[] mentions)
+    {
+        var lines = run.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, $"expected exactly one line on stderr:\n{run}");
+        Assert.StartsWith("vya-backupdb: error: ", lines[0], StringComparison.Ordinal);
+        foreach (var mention in mentions)
+        {
+            Assert.Contains(mention, lines[0], StringComparison.Ordinal);
+        }
+    }
+
+    private static List<JsonElement> Json(ProcessResult run)
+    {
+        Assert.True(run.ExitCode == Success, run.ToString());
+        using var document = JsonDocument.Parse(run.Stdout);
+        return [.. document.RootElement.EnumerateArray().Select(e => e.Clone())];
+    }
+
+    [Fact]
+    public async Task List_shows_backups_newest_first_with_their_manifests_facts()
+    {
+        var (config, dir) = await ConfigAsync();
+        Create(dir, _mysql, "dns_db", Utc("20260110_020000"), Compression.Gzip);
+        var newest = Create(dir, _mysql, "dns_db", Utc("20260113_155440"), Compression.Zstd, encryption: "age");
+        Create(dir, _mysql, "dns_db2", Utc("20260112_020000"), recordedSize: 5);
+        Create(dir, _mysql, "dns_db", Utc("20260114_000000"), Compression.Zstd, manifest: false);
+        Create(dir, _pg, "app db", Utc("20260111_020000"));
+        Decoy(dir, "it-mysql/notes.txt");
+        Decoy(dir, "it-mysql/20260113_155440_mysql_dns_db.zip.bak");
+        Create(dir, _mysql with { Name = "it-mysql/old" }, "dns_db", Utc("20260115_000000"));
+
+        var rows = Json(await Run.CliAsync("list", "--json", "--config", config));
+
+        Assert.Equal(["dns_db 2026-01-13T15:54:40Z", "dns_db2 2026-01-12T02:00:00Z", "app db 2026-01-11T02:00:00Z", "dns_db 2026-01-10T02:00:00Z"],
+            rows.Select(r => $"{r.GetProperty("database").GetString()} {r.GetProperty("time_utc").GetString()}"));
+        var top = rows[0];
+        Assert.Equal(1, top.GetProperty("instance_id").GetInt32());
+        Assert.Equal("it-mysql", top.GetProperty("instance").GetString());
+        Assert.Equal(new FileInfo(Path.Combine(dir, newest)).Length, top.GetProperty("size_bytes").GetInt64());
+        Assert.Equal("zstd", top.GetProperty("compression").GetString());
+        Assert.Equal("age", top.GetProperty("encryption").GetString());
+        Assert.True(top.GetProperty("complete").GetBoolean());
+        Assert.True(top.GetProperty("verified").GetBoolean());
+        Assert.Equal("verified", top.GetProperty("status").GetString());
+        Assert.Equal("local", top.GetProperty("storage").GetString());
+        Assert.Equal(newest, top.GetProperty("key").GetString());
+        Assert.Equal(Path.Combine(dir, newest), top.GetProperty("location").GetString());
+        Assert.Equal(JsonValueKind.Null, rows[1].GetProperty("encryption").ValueKind);
+        Assert.False(rows[1].GetProperty("verified").GetBoolean());
+        Assert.Equal("size_mismatch", rows[1].GetProperty("status").GetString());
+        Assert.Equal(2, rows[2].GetProperty("instance_id").GetInt32());
+
+        var all = Json(await Run.CliAsync("list", "--json", "--all", "--config", config));
+        Assert.Equal(5, all.Count);
+        Assert.Equal("incomplete", all[0].GetProperty("status").GetString());
+        Assert.False(all[0].GetProperty("complete").GetBoolean());
+
+        Assert.Equal(["2026-01-13T15:54:40Z", "2026-01-10T02:00:00Z"],
+            Json(await Run.CliAsync("list", "--json", "-i", "1", "-d", "dns_db", "--config", config)).Select(r => r.GetProperty("time_utc").GetString()));
+        Assert.Equal(["app db"], Json(await Run.CliAsync("list", "--json", "--instance", "2", "--config", config)).Select(r => r.GetProperty("database").GetString()));
+    }
+
+    [Fact]
+    public async Task List_prints_aligned_plain_text_when_not_on_a_terminal()
+    {
+        var (config, dir) = await ConfigAsync();
+        Create(dir, _mysql, "dns_db", Utc("20260113_155440"), Compression.Zstd);
+        Create(dir, _mysql, "a_much_longer_database_name", Utc("20260112_020000"), recordedSize: 5);
+        Create(dir, _mysql, "dns_db", Utc("20260114_000000"), manifest: false);
+
+        var run = await Run.CliAsync("list", "--all", "--config", config);
+
+        Assert.True(run.ExitCode == Success, run.ToString());
+        var lines = run.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(4, lines.Length);
+        Assert.StartsWith("INSTANCE", lines[0], StringComparison.Ordinal);
+        var timeColumn = lines[0].IndexOf("TIME (UTC)", StringComparison.Ordinal);
+        Assert.Equal(["2026-01-14 00:00:00", "2026-01-13 15:54:40", "2026-01-12 02:00:00"], lines[1..].Select(l => l.Substring(timeColumn, 19)));
+        Assert.Contains("incomplete (no manifest)", lines[1], StringComparison.Ordinal);
+        Assert.Contains("  yes  ", lines[2], StringComparison.Ordinal);
+        Assert.Contains("NO: size differs", lines[3], StringComparison.Ordinal);
+        Assert.All(lines[1..], l => Assert.EndsWith("local", l, StringComparison.Ordinal));
+        Assert.Contains("it-mysql (1)", lines[1], StringComparison.Ordinal);
+
+        var complete = await Run.CliAsync("list", "--config", config);
+        Assert.Equal(3, complete.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.DoesNotContain("incomplete", complete.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task List_of_nothing_and_of_an_unknown_instance()
+    {
+        var (config, _) = await ConfigAsync();
+
+        var empty = await Run.CliAsync("list", "--config", config);
+        var json = await Run.CliAsync("list", "--json", "--config", config);
+        var unknown = await Run.CliAsync("list", "--instance", "9", "--config", config);
+
+        Assert.True(empty.ExitCode == Success, empty.ToString());
+        Assert.Contains("no backups found", empty.Stdout, StringComparison.Ordinal);
+        Assert.Empty(Json(json));
+        Assert.True(unknown.ExitCode == UsageOrConfig, unknown.ToString());
+        AssertOneErrorLine(unknown, "instance 9");
+    }
+
+    [Fact]
+    public async Task Prune_needs_an_instance_or_all()
+    {
+        var (config, _) = await ConfigAsync();
+
+        var none = await Run.CliAsync("prune", "--config", config);
+        var both = await Run.CliAsync("prune", "--instance", "1", "--all", "--config", config);
+        var db = await Run.CliAsync("prune", "--all", "--database", "x", "--config", config);
+
+        Assert.True(none.ExitCode == UsageOrConfig, none.ToString());
+        AssertOneErrorLine(none, "--instance", "--all");
+        Assert.True(both.ExitCode == UsageOrConfig, both.ToString());
+        Assert.True(db.ExitCode == UsageOrConfig, db.ToString());
+    }
+
+    [Fact]
+    public async Task Prune_dry_run_prints_the_plan_with_reasons_then_prune_deletes_it()
+    {
+        var (config, dir) = await ConfigAsync(retention: "retention: {keep_last: 1}", mySqlRetention: "retention: {keep_last: 2}");
+        var keys = new[] { "20250113_155440", "20250112_155440", "20250111_155440" }.Select(t => Create(dir, _mysql, "dns_db", Utc(t))).ToList();
+        var pgKeys = new[] { "20250113_155440", "20250112_155440" }.Select(t => Create(dir, _pg, "app", Utc(t))).ToList();
+        var incomplete = Create(dir, _mysql, "dns_db", Utc("20250101_000000"), manifest: false);
+        Decoy(dir, "it-mysql/notes.txt");
+        var before = Snapshot(dir);
+
+        var dryRun = await Run.CliAsync("prune", "--instance", "1", "--dry-run", "--config", config);
+
+        Assert.True(dryRun.ExitCode == Success, dryRun.ToString());
+        Assert.Equal(before, Snapshot(dir));
+        Assert.Contains("instance 1 (it-mysql), storage local: keep_last=2", dryRun.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"keep         {keys[0]}  (last #1)", dryRun.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"would remove {keys[2]}  (beyond every keep rule)", dryRun.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"keep         {incomplete}  (incomplete (no manifest)", dryRun.Stdout, StringComparison.Ordinal);
+        Assert.Contains("prune summary (dry run): 3 kept, 1 would be removed; nothing was deleted", dryRun.Stdout, StringComparison.Ordinal);
+
+        var prune = await Run.CliAsync("prune", "--all", "--config", config);
+
+        Assert.True(prune.ExitCode == Success, prune.ToString());
+        Assert.Contains("prune summary: 4 kept, 2 removed", prune.Stdout, StringComparison.Ordinal);
+        var left = Ops.FilesUnder(dir);
+        Assert.Equal(before.Keys.Except([.. FilesOf(keys[2]), .. FilesOf(pgKeys[1])]).Order(StringComparer.Ordinal), left);
+        Assert.DoesNotContain("error", prune.Stderr, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task Prune_without_a_policy_says_so_and_deletes_nothing()
+    {
+        var (config, dir) = await ConfigAsync();
+        Create(dir, _mysql, "dns_db", Utc("20250113_155440"));
+        Create(dir, _mysql, "dns_db", Utc("20240113_155440"));
+        var before = Snapshot(dir);
+
+        var run = await Run.CliAsync("prune", "--all", "--config", config);
+
+        Assert.True(run.ExitCode == Success, run.ToString());
+        Assert.Contains("instance 1 (it-mysql): no retention policy configured; keeping everything", run.Stdout, StringComparison.Ordinal);
+        Assert.Contains("instance 2 (it-pg): no retention policy configured", run.Stdout, StringComparison.Ordinal);
+        Assert.Equal(before, Snapshot(dir));
+    }
+
+    [Fact]
+    public async Task A_bad_retention_setting_is_a_config_error_naming_file_line_and_key()
+    {
+        var (config, _) = await ConfigAsync(retention: "retention: {keep_within: 30x}");
+
+        var run = await Run.CliAsync("prune", "--all", "--dry-run", "--config", config);
+
+        Assert.True(run.ExitCode == UsageOrConfig, run.ToString());
+        AssertOneErrorLine(run, $"{config}:3: retention.keep_within: '30x' is not a duration");
+    }
+
+    /// <summary>
+    /// A run with one failing database prunes nothing (not even the database that succeeded); a
+    /// fully successful run prunes the databases it backed up, and only those.
+    /// </summary>
+    [SkippableFact]
+    public async Task Backup_prune_runs_only_after_a_fully_successful_backup_and_only_for_its_databases()
+    {
+        await TestServers.RequireMySqlAsync();
+        var prefix = _scratch.MySqlName("vt_bp") + "_";
+        var good = _scratch.TrackMySql(prefix + "good");
+        var broken = _scratch.TrackMySql(prefix + "broken");
+        await MySqlTestDb.CreateAsync(good);
+        await MySqlTestDb.CreateAsync(broken);
+        await MySqlTestDb.ExecAsync(good, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        // mariadb-dump fails on a view whose table is gone: one database of the run fails.
+        await MySqlTestDb.ExecAsync(broken, "CREATE TABLE t (id INT)", "CREATE VIEW v AS SELECT id FROM t", "DROP TABLE t");
+        var (config, dir) = await ConfigAsync(mySqlRetention: "retention: {keep_last: 1}", include: prefix + "*");
+        var oldGood = new[] { "20250113_155440", "20250112_155440" }.Select(t => Create(dir, _mysql, good, Utc(t))).ToList();
+        var oldBroken = new[] { "20250113_155440", "20250112_155440" }.Select(t => Create(dir, _mysql, broken, Utc(t))).ToList();
+        var other = new[] { "20250113_155440", "20250112_155440" }.Select(t => Create(dir, _mysql, prefix + "other", Utc(t))).ToList();
+        var before = Snapshot(dir);
+
+        var partial = await Run.CliAsync("backup", "--instance", "1", "--prune", "--config", config);
+
+        Assert.True(partial.ExitCode == PartialFailure, partial.ToString());
+        Assert.Contains("not pruning: this backup run had a failure", partial.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("prune summary", partial.Stdout, StringComparison.Ordinal);
+        var afterPartial = Snapshot(dir);
+        Assert.All(before, f => Assert.Equal(f.Value, afterPartial.GetValueOrDefault(f.Key)));
+        var firstGood = Assert.Single(afterPartial.Keys.Except(before.Keys), k => k.EndsWith($"_mysql_{good}.sql.zst", StringComparison.Ordinal));
+
+        var missing = await Run.CliAsync("backup", "--instance", "1", "--database", prefix + "missing", "--prune", "--config", config);
+
+        Assert.True(missing.ExitCode == Failed, missing.ToString());
+        Assert.Contains("not pruning", missing.Stderr, StringComparison.Ordinal);
+        Assert.Equal(afterPartial, Snapshot(dir));
+
+        await Task.Delay(TimeSpan.FromSeconds(1.1)); // a new second: a new file name
+        var ok = await Run.CliAsync("backup", "--instance", "1", "--database", good, "--prune", "--config", config);
+
+        Assert.True(ok.ExitCode == Success, ok.ToString());
+        Assert.Contains("prune summary: 1 kept, 3 removed", ok.Stdout, StringComparison.Ordinal);
+        var left = Ops.FilesUnder(dir);
+        Assert.All(oldGood.Append(firstGood).SelectMany(FilesOf), f => Assert.DoesNotContain(f, left));
+        Assert.All(oldBroken.Concat(other).SelectMany(FilesOf), f => Assert.Contains(f, left));
+        var newest = Assert.Single(Ops.DataFilesUnder(dir), f => f.EndsWith($"_mysql_{good}.sql.zst", StringComparison.Ordinal));
+        Assert.NotEqual(firstGood, newest);
+    }
+
+    private static IEnumerable<string> FilesOf(string key) => [BackupManifest.KeyFor(key), key + BackupManifest.ChecksumSuffix, key];
+}

@@ -1,0 +1,251 @@
+using System.Diagnostics;
+using System.Globalization;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Pipeline;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// A full disk fails the backup cleanly (no temp file, no manifest, the earlier backup intact),
+/// and two runs for one database never write at once: the second exits "locked" naming the
+/// holder, and a lock left by a dead run is taken over with a warning.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class LockAndDiskFullTests : IAsyncLifetime
+{
+    private const int Success = 0;
+    private const int Failed = 1;
+    private const int Locked = 5;
+
+    private static readonly DateTimeOffset EarlierTime = new(2026, 1, 13, 15, 54, 40, TimeSpan.Zero);
+
+    private readonly Scratch _scratch = new();
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    // ---------------------------------------------------------------- 5. disk full
+
+    [SkippableTheory]
+    [InlineData(Dbms.MySql)]
+    [InlineData(Dbms.PostgreSql)]
+    public async Task Disk_full_fails_the_backup_leaves_no_file_and_keeps_the_earlier_backup(Dbms dbms)
+    {
+        var instance = dbms == Dbms.MySql ? TestServers.MySql(name: "it-mysql") : TestServers.Postgres(name: "it-pg");
+        string db;
+        if (dbms == Dbms.MySql)
+        {
+            await TestServers.RequireMySqlAsync();
+            db = await _scratch.NewMySqlDatabaseAsync();
+            await MySqlTestDb.ExecAsync(db, "CREATE TABLE b (id INT PRIMARY KEY, data LONGBLOB)");
+        }
+        else
+        {
+            await TestServers.RequirePostgresAsync();
+            db = await _scratch.NewPostgresDatabaseAsync();
+            await PgTestDb.ExecAsync(db, "CREATE TABLE b (id int PRIMARY KEY, data bytea)");
+        }
+        var backupDir = _scratch.TempDir("tmpfs");
+        await MountSmallTmpfsAsync(backupDir);
+        try
+        {
+            var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+            var earlier = await Ops.BackupAsync(instance, db, Compression.None, backupDir, new FixedTime(EarlierTime));
+            Assert.True(earlier.Succeeded, earlier.Error);
+            var filesBefore = Ops.FilesUnder(backupDir);
+            var hashesBefore = filesBefore.ToDictionary(f => f, f => Ops.Sha256(Path.Combine(backupDir, f)));
+
+            // ~5 MB of random bytes: a dump (hex) of ~10 MB, compression none, into 2 MB.
+            for (var i = 0; i < 5; i++)
+            {
+                var data = System.Security.Cryptography.RandomNumberGenerator.GetBytes(1 << 20);
+                await (dbms == Dbms.MySql
+                    ? MySqlTestDb.ExecWithAsync(db, "INSERT INTO b VALUES (@p0, @p1)", i, data)
+                    : PgTestDb.ExecWithAsync(db, "INSERT INTO b VALUES ($1, $2)", i, data));
+            }
+
+            var run = await Run.CliAsync("backup", "--instance", dbms == Dbms.MySql ? "1" : "2", "--database", db,
+                "--compression", "none", "--config", config);
+
+            Assert.True(run.ExitCode == Failed, run.ToString());
+            var failed = Assert.Single(run.Stderr.Split('\n'), l => l.Contains("FAILED", StringComparison.Ordinal));
+            Assert.Contains("No space left on device", failed, StringComparison.Ordinal);
+            Assert.Contains($"{instance.Name}/{db}", failed, StringComparison.Ordinal);
+            Assert.Contains("0 succeeded, 1 failed", run.Stdout, StringComparison.Ordinal);
+            // Nothing new: no temp file, no data file, no manifest, no lock; the earlier backup byte for byte.
+            Assert.Equal(filesBefore, Ops.FilesUnder(backupDir));
+            Assert.Equal(hashesBefore, filesBefore.ToDictionary(f => f, f => Ops.Sha256(Path.Combine(backupDir, f))));
+            Assert.True((await BackupFileChecker.CheckAsync(earlier.Location!, CancellationToken.None)).Ok, "the earlier backup no longer verifies");
+        }
+        finally
+        {
+            await UnmountAsync(backupDir);
+        }
+    }
+
+    /// <summary>
+    /// Mounts a 2 MiB tmpfs on <paramref name="dir"/>. Skips where that is not allowed (not root,
+    /// no mount permission), except under CI=true, where the test must run and fails instead.
+    /// </summary>
+    private static async Task MountSmallTmpfsAsync(string dir)
+    {
+        string? problem = null;
+        if (!OperatingSystem.IsLinux())
+        {
+            problem = "tmpfs needs Linux";
+        }
+        else if (!Environment.IsPrivilegedProcess)
+        {
+            problem = "mounting a tmpfs needs root";
+        }
+        else
+        {
+            var mount = await Run.ProgramAsync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", dir]);
+            if (mount.ExitCode != 0)
+            {
+                problem = $"mount -t tmpfs failed: {mount.Stderr.Trim()}";
+            }
+        }
+        if (problem is null)
+        {
+            return;
+        }
+        if (TestServers.IsCi)
+        {
+            throw new InvalidOperationException($"the disk-full test cannot mount its tmpfs: {problem} (CI=true: it must run as root)");
+        }
+        Skip.If(true, $"disk-full test skipped: {problem}");
+    }
+
+    private static async Task UnmountAsync(string dir)
+    {
+        var umount = await Run.ProgramAsync("umount", [dir]);
+        if (umount.ExitCode != 0)
+        {
+            // Busy (a file still open): detach it now, the kernel frees it when the last user goes.
+            var lazy = await Run.ProgramAsync("umount", ["-l", dir]);
+            Assert.True(lazy.ExitCode == 0, $"cannot unmount the test tmpfs {dir}: {umount.Stderr} {lazy.Stderr}");
+        }
+    }
+
+    // ---------------------------------------------------------------- 6. locks
+
+    [SkippableTheory]
+    [InlineData(Dbms.MySql)]
+    [InlineData(Dbms.PostgreSql)]
+    public async Task Second_concurrent_backup_of_the_same_database_exits_locked_naming_the_holder(Dbms dbms)
+    {
+        var (db, instanceName, id) = await NewDatabaseAsync(dbms);
+        var tools = FakeTools.Create(_scratch.TempDir("fake"), FakeDump.SlowButComplete, postgres: dbms == Dbms.PostgreSql);
+        var backupDir = _scratch.TempDir("backups");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir, toolsDir: tools);
+        var holder = BackupLock.PathFor(backupDir, instanceName, db) + ".holder";
+
+        var first = Run.CliAsync("backup", "--instance", id, "--database", db, "--config", config);
+        var pid = await WaitForHolderPidAsync(holder, first);
+        var second = await Run.CliAsync("backup", "--instance", id, "--database", db, "--config", config);
+        Assert.False(first.IsCompleted, "the first backup ended before the second one was refused: the fake dump is too fast for this test");
+        var firstRun = await first;
+
+        Assert.True(second.ExitCode == Locked, second.ToString());
+        var failed = Assert.Single(second.Stderr.Split('\n'), l => l.Contains("FAILED", StringComparison.Ordinal));
+        Assert.Contains("is being backed up by another run", failed, StringComparison.Ordinal);
+        Assert.Contains($"pid {pid} on {Environment.MachineName}", failed, StringComparison.Ordinal);
+        Assert.True(firstRun.ExitCode == Success, firstRun.ToString());
+        Assert.Contains("1 succeeded, 0 failed", firstRun.Stdout, StringComparison.Ordinal);
+        // One backup (the first's, whole), its manifest and checksum; the lock is gone with its holder.
+        var file = Path.Combine(backupDir, Assert.Single(Ops.DataFilesUnder(backupDir)));
+        Assert.Equal(3, Ops.FilesUnder(backupDir).Count);
+        Assert.True((await BackupFileChecker.CheckAsync(file, CancellationToken.None)).Ok, "the first backup does not verify");
+        Assert.Contains("CREATE TABLE slow_t", DecodeText(file), StringComparison.Ordinal);
+    }
+
+    [SkippableTheory]
+    [InlineData(Dbms.MySql)]
+    [InlineData(Dbms.PostgreSql)]
+    public async Task Stale_lock_of_a_dead_process_is_taken_over_with_a_warning(Dbms dbms)
+    {
+        var (db, instanceName, id) = await NewDatabaseAsync(dbms);
+        var backupDir = _scratch.TempDir("backups");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+        var deadPid = await DeadPidAsync();
+        var lockPath = BackupLock.PathFor(backupDir, instanceName, db);
+        Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);
+        await File.WriteAllTextAsync(lockPath, "");
+        await File.WriteAllTextAsync(lockPath + ".holder",
+            $"pid={deadPid}\nhost={Environment.MachineName}\nstarted={EarlierTime.ToString("O", CultureInfo.InvariantCulture)}\n");
+
+        var run = await Run.CliAsync("backup", "--instance", id, "--database", db, "--config", config);
+
+        Assert.True(run.ExitCode == Success, run.ToString());
+        var warning = Assert.Single(run.Stderr.Split('\n'), l => l.Contains("warning:", StringComparison.Ordinal));
+        Assert.Contains("took over the lock", warning, StringComparison.Ordinal);
+        Assert.Contains($"pid {deadPid} on {Environment.MachineName}", warning, StringComparison.Ordinal);
+        Assert.Single(Ops.DataFilesUnder(backupDir));
+        Assert.False(File.Exists(lockPath + ".holder"), "the lock's holder file was left after the backup");
+        // The (empty) lock file may stay, but nobody holds it any more.
+        using (new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        {
+        }
+    }
+
+    private async Task<(string Database, string InstanceName, string Id)> NewDatabaseAsync(Dbms dbms)
+    {
+        if (dbms == Dbms.MySql)
+        {
+            await TestServers.RequireMySqlAsync();
+            var db = await _scratch.NewMySqlDatabaseAsync();
+            await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+            return (db, "it-mysql", "1");
+        }
+        await TestServers.RequirePostgresAsync();
+        var pg = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(pg, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        return (pg, "it-pg", "2");
+    }
+
+    /// <summary>Waits until the running backup has written its lock's holder file; returns the pid it names.</summary>
+    private static async Task<int> WaitForHolderPidAsync(string holder, Task<ProcessResult> running)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            if (running.IsCompleted)
+            {
+                Assert.Fail($"the first backup ended before its lock was seen:\n{await running}");
+            }
+            if (File.Exists(holder))
+            {
+                var text = await File.ReadAllTextAsync(holder);
+                var line = text.Split('\n').FirstOrDefault(l => l.StartsWith("pid=", StringComparison.Ordinal));
+                if (text.Contains("started=", StringComparison.Ordinal) && line is not null)
+                {
+                    return int.Parse(line["pid=".Length..], CultureInfo.InvariantCulture);
+                }
+            }
+            await Task.Delay(25);
+        }
+        throw new TimeoutException($"no lock holder file {holder} after 30 s");
+    }
+
+    /// <summary>The pid of a process that has exited.</summary>
+    private static async Task<int> DeadPidAsync()
+    {
+        using var process = Process.Start(new ProcessStartInfo("true") { UseShellExecute = false })!;
+        await process.WaitForExitAsync();
+        var pid = process.Id;
+        Assert.False(Directory.Exists($"/proc/{pid}"), $"pid {pid} is alive again");
+        return pid;
+    }
+
+    private static string DecodeText(string file)
+    {
+        using var stored = File.OpenRead(file);
+        using var plain = Codec.Decompress(CompressionNames.FromFileName(Path.GetFileName(file))!.Value, stored);
+        using var reader = new StreamReader(plain);
+        return reader.ReadToEnd();
+    }
+}
