@@ -398,10 +398,12 @@ public sealed class SecretsHygieneTests : IAsyncLifetime
 
     private static void Signal(int pid, string signal)
     {
-        using var kill = Process.Start(new ProcessStartInfo("kill", ["-" + signal, pid.ToString(CultureInfo.InvariantCulture)]) { UseShellExecute = false })!;
-        kill.WaitForExit();
-        Assert.Equal(0, kill.ExitCode);
+        var number = signal switch { "INT" => 2, "TERM" => 15, _ => throw new ArgumentOutOfRangeException(nameof(signal)) };
+        Assert.True(SendSignal(pid, number) == 0, $"kill({pid}, SIG{signal}) failed");
     }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
 
     private static async Task<string> StderrSoFar(Process process, Task<string> stderr)
     {
