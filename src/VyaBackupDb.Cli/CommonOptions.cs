@@ -12,8 +12,45 @@ internal static class CommonOptions
         Recursive = true,
     };
 
-    public static AppConfig LoadConfig(ParseResult parseResult) =>
-        ConfigLoader.Load(ConfigLoader.ResolvePath(parseResult.GetValue(Config)));
+    /// <summary>Loads the config (vault passphrase prompted for on a terminal, if needed) and prints its warnings.</summary>
+    public static AppConfig LoadConfig(ParseResult parseResult)
+    {
+        var config = ConfigLoader.Load(ConfigLoader.ResolvePath(parseResult.GetValue(Config)), ReadSecret);
+        foreach (var warning in config.Warnings)
+        {
+            Output.Warning(warning);
+        }
+        return config;
+    }
+
+    /// <summary>Asks on the terminal without echo; null when stdin is not a terminal (cron, pipes).</summary>
+    public static string? ReadSecret(string question)
+    {
+        if (Console.IsInputRedirected)
+        {
+            return null;
+        }
+        Console.Error.Write(question);
+        var text = new System.Text.StringBuilder();
+        while (true)
+        {
+            var key = Console.ReadKey(intercept: true);
+            if (key.Key == ConsoleKey.Enter)
+            {
+                break;
+            }
+            if (key.Key == ConsoleKey.Backspace)
+            {
+                text.Length = Math.Max(0, text.Length - 1);
+            }
+            else if (!char.IsControl(key.KeyChar))
+            {
+                text.Append(key.KeyChar);
+            }
+        }
+        Console.Error.WriteLine();
+        return text.ToString();
+    }
 
     /// <summary>
     /// Runs a command body and turns its outcome into an exit code and at most one error line.

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using VyaBackupDb.Errors;
 
 namespace VyaBackupDb.Cli;
 
@@ -13,13 +14,14 @@ internal static class Output
 
     public static void Line(string text) => Console.Out.WriteLine(text);
 
-    public static void Error(string message) => Console.Error.WriteLine($"vya-backupdb: error: {message}");
+    // Messages may quote servers and tools: scrubbed of every password this run has used.
+    public static void Error(string message) => Console.Error.WriteLine($"vya-backupdb: error: {Redaction.Redact(message)}");
 
-    public static void Warning(string message) => Console.Error.WriteLine($"vya-backupdb: warning: {message}");
+    public static void Warning(string message) => Console.Error.WriteLine($"vya-backupdb: warning: {Redaction.Redact(message)}");
 
     /// <summary>A timestamped log line (plain mode), to stderr so stdout stays for results.</summary>
     public static void Log(string text) =>
-        Console.Error.WriteLine($"{DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture)} {text}");
+        Console.Error.WriteLine($"{DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture)} {Redaction.Redact(text)}");
 
     public static string Size(long bytes)
     {

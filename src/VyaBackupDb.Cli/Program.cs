@@ -11,6 +11,7 @@ root.Add(VerifyCommand.Create());
 root.Add(ListCommand.Create());
 root.Add(PruneCommand.Create());
 root.Add(KeygenCommand.Create());
+root.Add(VaultCommand.Create());
 
 var parseResult = root.Parse(args);
 if (parseResult.Errors.Count > 0)

@@ -75,7 +75,8 @@ internal static class BackupCommand
                 {
                     Output.Line("--prune: a dry run backs nothing up, so it prunes nothing; 'vya-backupdb prune --dry-run' shows the plan");
                 }
-                return ExitCode.Success;
+                // A dry run reports only failures (an instance it could not reach): they still fail it.
+                return report.Results.Count == 0 ? ExitCode.Success : report.ExitCode;
             }
             observer.Summary(report);
             if (!parseResult.GetValue(prune))

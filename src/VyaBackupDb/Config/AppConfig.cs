@@ -1,3 +1,4 @@
+using VyaBackupDb.Config.Vault;
 using VyaBackupDb.Pipeline;
 using VyaBackupDb.Retention;
 
@@ -39,6 +40,13 @@ public sealed record AppConfig(
     IReadOnlyList<InstanceConfig> Instances,
     RetentionPolicy? Retention = null)
 {
+    /// <summary>The credential vault (<c>vault_file:</c>, default vault.enc beside the config); opened only when used.</summary>
+    public CredentialVault Vault { get; init; } =
+        new(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(SourcePath)) ?? ".", CredentialVault.DefaultFileName));
+
+    /// <summary>Things worth telling the operator about the config itself (e.g. a world-readable file holding a password).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
     public InstanceConfig GetInstance(int id) =>
         Instances.FirstOrDefault(i => i.Id == id)
         ?? throw new Errors.UsageException($"instance {id} is not defined in {SourcePath}");
@@ -59,4 +67,14 @@ public sealed record InstanceConfig(
     IReadOnlyList<string> Include,
     IReadOnlyList<string> Exclude,
     string? ToolsDir,
-    RetentionPolicy? Retention = null);
+    RetentionPolicy? Retention = null)
+{
+    private readonly string _user = User;
+
+    /// <summary>The user to log in as: from the config, or from the vault (<c>credentials: vault:NAME</c>), read when first needed.</summary>
+    public string User
+    {
+        get => Password.ResolveUser() ?? _user;
+        init => _user = value;
+    }
+}

@@ -1,4 +1,5 @@
 using System.Globalization;
+using VyaBackupDb.Config.Vault;
 using VyaBackupDb.Errors;
 using VyaBackupDb.Pipeline;
 using VyaBackupDb.Retention;
@@ -27,7 +28,11 @@ public static class ConfigLoader
         return string.IsNullOrEmpty(fromEnv) ? DefaultPath : fromEnv;
     }
 
-    public static AppConfig Load(string path)
+    /// <summary>
+    /// Loads and checks the config. <paramref name="prompt"/> asks for the vault passphrase if a
+    /// vault entry is needed and neither the environment nor a key file gives it.
+    /// </summary>
+    public static AppConfig Load(string path, SecretPrompt? prompt = null)
     {
         string text;
         try
@@ -38,10 +43,27 @@ public static class ConfigLoader
         {
             throw new ConfigException($"cannot read config file {path}: {e.Message}");
         }
-        return Parse(text, path);
+        var config = Parse(text, path, prompt);
+        return config with { Warnings = [.. config.Warnings, .. PermissionWarnings(path, config)] };
     }
 
-    public static AppConfig Parse(string yaml, string path)
+    /// <summary>A config that every local user can read must not hold a password in plain text.</summary>
+    private static IEnumerable<string> PermissionWarnings(string path, AppConfig config)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            yield break;
+        }
+        var mode = File.GetUnixFileMode(path);
+        var literal = config.Instances.Where(i => i.Password.IsLiteral).Select(i => i.Id.ToString(CultureInfo.InvariantCulture)).ToList();
+        if ((mode & UnixFileMode.OtherRead) != 0 && literal.Count > 0)
+        {
+            yield return $"{path} is readable by every user (mode {Convert.ToString((int)mode, 8)}) and holds a password in plain text "
+                + $"(instance {string.Join(", ", literal)}): chmod 600 it, or use password_env, password_file or the vault";
+        }
+    }
+
+    public static AppConfig Parse(string yaml, string path, SecretPrompt? prompt = null)
     {
         var stream = new YamlStream();
         try
@@ -56,16 +78,19 @@ public static class ConfigLoader
         {
             throw new ConfigException($"{path}: the config file is empty");
         }
-        var reader = new Reader(path);
+        var reader = new Reader(path, prompt);
         var root = reader.Mapping(stream.Documents[0].RootNode, "top level");
         return reader.ReadConfig(root);
     }
 
     private static string FirstLine(string message) => message.Split('\n')[0].Trim();
 
-    private sealed class Reader(string path)
+    private sealed class Reader(string path, SecretPrompt? prompt)
     {
-        private static readonly string[] TopKeys = ["backup_dir", "compression", "timeout_seconds", "retention", "instances"];
+        private const string VaultPrefix = "vault:";
+
+        private static readonly string[] TopKeys =
+            ["backup_dir", "compression", "timeout_seconds", "retention", "vault_file", "vault_key_file", "instances"];
 
         private static readonly string[] RetentionKeys =
         [
@@ -74,7 +99,7 @@ public static class ConfigLoader
 
         private static readonly string[] InstanceKeys =
         [
-            "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file",
+            "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
             "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention",
         ];
 
@@ -99,6 +124,13 @@ public static class ConfigLoader
 
             var retention = ReadRetention(root, "");
 
+            var vaultFile = OptionalString(root, "vault_file", "") ?? CredentialVault.DefaultFileName;
+            var vaultKeyFile = OptionalString(root, "vault_key_file", "");
+            var vault = new CredentialVault(
+                Path.Combine(baseDir, vaultFile),
+                vaultKeyFile is null ? null : Path.GetFullPath(Path.Combine(baseDir, vaultKeyFile)),
+                prompt);
+
             var instances = new List<InstanceConfig>();
             if (Get(root, "instances") is { } instancesNode)
             {
@@ -108,7 +140,7 @@ public static class ConfigLoader
                 }
                 for (var i = 0; i < sequence.Children.Count; i++)
                 {
-                    var instance = ReadInstance(Mapping(sequence.Children[i], $"instances[{i}]"), $"instances[{i}].", baseDir);
+                    var instance = ReadInstance(Mapping(sequence.Children[i], $"instances[{i}]"), $"instances[{i}].", baseDir, vault);
                     if (instances.Any(x => x.Id == instance.Id))
                     {
                         throw new ConfigException($"{path}:{Line(sequence.Children[i])}: instances[{i}].id: id {instance.Id} is used twice");
@@ -116,10 +148,10 @@ public static class ConfigLoader
                     instances.Add(instance);
                 }
             }
-            return new AppConfig(path, backupDir, compression, TimeSpan.FromSeconds(timeoutSeconds), instances, retention);
+            return new AppConfig(path, backupDir, compression, TimeSpan.FromSeconds(timeoutSeconds), instances, retention) { Vault = vault };
         }
 
-        private InstanceConfig ReadInstance(YamlMappingNode node, string prefix, string baseDir)
+        private InstanceConfig ReadInstance(YamlMappingNode node, string prefix, string baseDir, CredentialVault vault)
         {
             CheckKeys(node, InstanceKeys, prefix);
             var id = OptionalInt(node, "id", prefix) ?? throw Error(node, prefix + "id", "is required");
@@ -141,9 +173,27 @@ public static class ConfigLoader
             {
                 throw Error(Get(node, "port")!, prefix + "port", $"{port} is not a TCP port");
             }
-            var user = OptionalString(node, "user", prefix) ?? throw Error(node, prefix + "user", "is required");
 
-            var password = ReadPassword(node, prefix, baseDir);
+            string user;
+            PasswordSource password;
+            if (Get(node, "credentials") is { } credentialsNode)
+            {
+                // User and password both from the vault entry.
+                var other = new[] { "user", "password", "password_env", "password_file" }.FirstOrDefault(k => Get(node, k) is not null);
+                if (other is not null)
+                {
+                    throw Error(Get(node, other)!, prefix + other, "give either credentials or user and password, not both");
+                }
+                var entry = VaultReference(OptionalString(node, "credentials", prefix)!, credentialsNode, prefix + "credentials")
+                    ?? throw Error(credentialsNode, prefix + "credentials", "expected vault:NAME");
+                user = "";
+                password = PasswordSource.FromVault(vault, entry, withUser: true, $"{path}:{Line(credentialsNode)}: {prefix}credentials");
+            }
+            else
+            {
+                user = OptionalString(node, "user", prefix) ?? throw Error(node, prefix + "user", "is required (or credentials: vault:NAME)");
+                password = ReadPassword(node, prefix, baseDir, vault);
+            }
             var enabled = OptionalBool(node, "enabled", prefix) ?? true;
             var include = StringList(node, "include", prefix) ?? StringList(node, "filter", prefix) ?? ["*"];
             var exclude = StringList(node, "exclude", prefix) ?? StringList(node, "ignore", prefix) ?? [];
@@ -192,7 +242,7 @@ public static class ConfigLoader
             };
         }
 
-        private PasswordSource ReadPassword(YamlMappingNode node, string prefix, string baseDir)
+        private PasswordSource ReadPassword(YamlMappingNode node, string prefix, string baseDir, CredentialVault vault)
         {
             var given = new[] { "password", "password_env", "password_file" }.Where(k => Get(node, k) is not null).ToList();
             if (given.Count > 1)
@@ -206,12 +256,29 @@ public static class ConfigLoader
             var key = given[0];
             var value = OptionalString(node, key, prefix)!;
             var where = $"{path}:{Line(Get(node, key)!)}: {prefix}{key}";
+            if (key == "password" && VaultReference(value, Get(node, key)!, prefix + key) is { } entry)
+            {
+                return PasswordSource.FromVault(vault, entry, withUser: false, where);
+            }
             return key switch
             {
                 "password" => PasswordSource.Literal(value),
                 "password_env" => PasswordSource.FromEnv(value, where),
                 _ => PasswordSource.FromFile(Path.GetFullPath(Path.Combine(baseDir, value)), where),
             };
+        }
+
+        /// <summary>The entry name of "vault:NAME"; null when the value does not start with "vault:".</summary>
+        private string? VaultReference(string value, YamlNode node, string key)
+        {
+            if (!value.StartsWith(VaultPrefix, StringComparison.Ordinal))
+            {
+                return null;
+            }
+            var name = value[VaultPrefix.Length..];
+            return CredentialVault.IsValidName(name)
+                ? name
+                : throw Error(node, key, "vault:NAME needs an entry name of letters, digits and . _ @ - (starting with a letter or digit)");
         }
 
         public YamlMappingNode Mapping(YamlNode node, string what) =>

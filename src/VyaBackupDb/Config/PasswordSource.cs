@@ -1,10 +1,12 @@
+using VyaBackupDb.Config.Vault;
 using VyaBackupDb.Errors;
 
 namespace VyaBackupDb.Config;
 
 /// <summary>
-/// Where an instance's password comes from. Resolved only when the instance is used, so a
-/// missing variable for one instance does not stop backups of the others. Never prints the value.
+/// Where an instance's password comes from (and, for <c>credentials: vault:NAME</c>, its user).
+/// Resolved only when the instance is used, so a missing variable or a locked vault for one
+/// instance does not stop backups of the others. Never prints the value.
 /// </summary>
 public sealed class PasswordSource
 {
@@ -12,13 +14,21 @@ public sealed class PasswordSource
     private readonly string? _envVar;
     private readonly string? _file;
     private readonly string _where;
+    private readonly CredentialVault? _vault;
+    private readonly string? _vaultEntry;
+    private readonly bool _userFromVault;
 
-    private PasswordSource(string? literal, string? envVar, string? file, string where)
+    private PasswordSource(
+        string? literal, string? envVar, string? file, string where,
+        CredentialVault? vault = null, string? vaultEntry = null, bool userFromVault = false)
     {
         _literal = literal;
         _envVar = envVar;
         _file = file;
         _where = where;
+        _vault = vault;
+        _vaultEntry = vaultEntry;
+        _userFromVault = userFromVault;
     }
 
     public static PasswordSource None { get; } = new(null, null, null, "");
@@ -29,11 +39,41 @@ public sealed class PasswordSource
 
     public static PasswordSource FromFile(string path, string where) => new(null, null, path, where);
 
+    /// <summary>
+    /// The vault entry <paramref name="entry"/>: its password, and with <paramref name="withUser"/>
+    /// (<c>credentials: vault:NAME</c>) its user too.
+    /// </summary>
+    public static PasswordSource FromVault(CredentialVault vault, string entry, bool withUser, string where) =>
+        new(null, null, null, where, vault, entry, withUser);
+
     public bool IsLiteral => _literal is not null;
+
+    /// <summary>The user from the vault for <c>credentials: vault:NAME</c>; null when the user comes from the config.</summary>
+    public string? ResolveUser()
+    {
+        if (!_userFromVault)
+        {
+            return null;
+        }
+        return VaultEntry().User
+            ?? throw new ConfigException(
+                $"{_where}: vault entry '{_vaultEntry}' has no user (set it with: vya-backupdb vault set {_vaultEntry} --user USER)");
+    }
 
     /// <summary>The password, or null when the instance has none (e.g. peer authentication).</summary>
     public string? Resolve()
     {
+        var password = ResolveUnredacted();
+        Redaction.Remember(password);
+        return password;
+    }
+
+    private string? ResolveUnredacted()
+    {
+        if (_vault is not null)
+        {
+            return VaultEntry().Password;
+        }
         if (_literal is not null)
         {
             return _literal;
@@ -55,6 +95,23 @@ public sealed class PasswordSource
             }
         }
         return null;
+    }
+
+    private VaultEntry VaultEntry()
+    {
+        IReadOnlyDictionary<string, VaultEntry> entries;
+        try
+        {
+            entries = _vault!.Read();
+        }
+        catch (VaultException e)
+        {
+            throw new VaultException($"{_where}: vault:{_vaultEntry}: {e.Message}", e);
+        }
+        return entries.TryGetValue(_vaultEntry!, out var entry)
+            ? entry
+            : throw new ConfigException(
+                $"{_where}: there is no entry '{_vaultEntry}' in the vault {_vault.Path} (add it with: vya-backupdb vault set {_vaultEntry})");
     }
 
     public override string ToString() => "***";

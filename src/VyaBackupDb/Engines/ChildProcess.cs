@@ -47,6 +47,8 @@ public static class ChildProcess
         {
             startInfo.ArgumentList.Add(argument);
         }
+        // A child gets no secret of ours through its environment (readable in /proc/PID/environ).
+        startInfo.Environment.Remove(Config.Vault.CredentialVault.KeyEnvVar);
         foreach (var (name, value) in environment ?? new Dictionary<string, string>())
         {
             startInfo.Environment[name] = value;
@@ -146,7 +148,8 @@ public static class ChildProcess
     private static string SummarizeStderr(string stderr)
     {
         var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var text = string.Join(" | ", lines.TakeLast(3));
+        // A tool may echo what it was given (a bad option-file line, say): never a password.
+        var text = Redaction.Redact(string.Join(" | ", lines.TakeLast(3)));
         return text.Length > 600 ? "..." + text[^600..] : text;
     }
 

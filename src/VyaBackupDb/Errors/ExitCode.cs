@@ -16,6 +16,11 @@ public enum ExitCode
     Locked = 5,
     /// <summary>An encrypted file could not be decrypted: wrong key, tampered or truncated encrypted file; no plaintext written.</summary>
     DecryptionFailed = 6,
+    /// <summary>
+    /// The credential vault could not be used: wrong passphrase, a changed, damaged or truncated
+    /// vault file, no passphrase available, or no vault file.
+    /// </summary>
+    VaultError = 7,
     /// <summary>Interrupted (Ctrl+C / SIGTERM); nothing partial was left visible.</summary>
     Interrupted = 130,
 }

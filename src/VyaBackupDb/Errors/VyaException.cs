@@ -26,3 +26,6 @@ public sealed class VerificationFailedException(string message, Exception? inner
 
 /// <summary>Another run holds the lock for this instance and database.</summary>
 public sealed class LockedException(string message) : VyaException(message, ExitCode.Locked);
+
+/// <summary>The credential vault cannot be opened or written (wrong passphrase, changed or damaged file, no passphrase).</summary>
+public sealed class VaultException(string message, Exception? inner = null) : VyaException(message, ExitCode.VaultError, inner);

@@ -22,7 +22,8 @@ public sealed record BackupItemResult(
     long PlainBytes,
     long StoredBytes,
     TimeSpan Duration,
-    bool Locked = false)
+    bool Locked = false,
+    bool VaultFailed = false)
 {
     public bool Succeeded => Error is null;
 }
@@ -31,6 +32,7 @@ public sealed record BackupReport(IReadOnlyList<BackupItemResult> Results, TimeS
 {
     public ExitCode ExitCode =>
         Results.Count > 0 && Results.All(r => r.Locked) ? ExitCode.Locked
+        : Results.Count > 0 && Results.All(r => r.VaultFailed) ? ExitCode.VaultError
         : Results.Count == 0 || Results.All(r => !r.Succeeded) ? ExitCode.Failed
         : Results.Any(r => !r.Succeeded) ? ExitCode.PartialFailure
         : ExitCode.Success;
@@ -74,7 +76,7 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
             }
             catch (VyaException e)
             {
-                results.Add(new BackupItemResult(instance, request.Database ?? "*", null, e.Message, 0, 0, TimeSpan.Zero));
+                results.Add(new BackupItemResult(instance, request.Database ?? "*", null, e.Message, 0, 0, TimeSpan.Zero, VaultFailed: e is VaultException));
                 observer.Finished(results[^1]);
                 continue;
             }

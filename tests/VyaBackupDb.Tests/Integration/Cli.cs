@@ -40,6 +40,11 @@ public static class Cli
 
             """);
         await File.WriteAllTextAsync(path, yaml);
+        if (!OperatingSystem.IsWindows())
+        {
+            // It holds passwords: readable by all, it would draw a warning on every run.
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
         return path;
     }
 

@@ -55,6 +55,11 @@ public sealed class ListPruneCliTests : IAsyncLifetime
                 password: '{TestServers.PgPassword}'
 
             """));
+        if (!OperatingSystem.IsWindows())
+        {
+            // It holds passwords: readable by all, it would draw a warning on every run.
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
         return (path, backupDir);
     }
 

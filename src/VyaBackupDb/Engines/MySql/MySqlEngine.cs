@@ -177,9 +177,13 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
         return new SecretFile("client.cnf", content.ToString());
     }
 
-    /// <summary>Option-file value: double-quoted, backslash and quote escaped.</summary>
+    /// <summary>
+    /// Option-file value: double-quoted, backslash and quote escaped, and line breaks as \n and \r
+    /// (a raw one would end the value and start a line of options of its own).
+    /// </summary>
     private static string OptionValue(string value) =>
-        "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+        "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal)
+            .Replace("\n", "\\n", StringComparison.Ordinal).Replace("\r", "\\r", StringComparison.Ordinal) + "\"";
 
     private async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken)
     {

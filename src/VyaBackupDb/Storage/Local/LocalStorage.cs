@@ -123,7 +123,7 @@ public sealed partial class LocalStorage(string root) : IStorage
     }
 
     /// <summary>fsync a directory, so a rename in it survives a crash.</summary>
-    private static void SyncDirectory(string directory)
+    internal static void SyncDirectory(string directory)
     {
         if (OperatingSystem.IsWindows())
         {
