@@ -21,4 +21,6 @@ if (parseResult.Errors.Count > 0)
     await Console.Error.WriteLineAsync($"vya-backupdb: error: {message} (see vya-backupdb --help)");
     return (int)ExitCode.UsageOrConfig;
 }
-return await parseResult.InvokeAsync();
+// On Ctrl+C / SIGTERM the running command is cancelled: it kills its child, removes temp files
+// and credential files, and may drop a half-restored database. Give that time to finish.
+return await parseResult.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) });
