@@ -1,0 +1,131 @@
+using VyaBackupDb.Errors;
+using VyaBackupDb.Pipeline.Age;
+
+namespace VyaBackupDb.Pipeline;
+
+/// <summary>
+/// The config's `encryption:` section: whom backups are encrypted to (age X25519 recipients, or
+/// one passphrase: age allows a passphrase only alone) and what decrypts them (identity files,
+/// the passphrase). Secrets are read when first needed, never printed.
+/// </summary>
+public sealed class EncryptionSettings(
+    IReadOnlyList<AgeRecipient> recipients,
+    Func<string?> passphrase,
+    IReadOnlyList<string> identityFiles)
+{
+    private AgePassphrase? _passphrase;
+
+    public static EncryptionSettings None { get; } = new([], () => null, []);
+
+    public IReadOnlyList<AgeRecipient> Recipients { get; } = recipients;
+
+    public IReadOnlyList<string> IdentityFiles { get; } = identityFiles;
+
+    public bool CanEncrypt => Recipients.Count > 0 || Passphrase() is not null;
+
+    public AgePassphrase? Passphrase()
+    {
+        if (_passphrase is null && passphrase() is { } text)
+        {
+            Redaction.Remember(text);
+            _passphrase = new AgePassphrase(text);
+        }
+        return _passphrase;
+    }
+
+    /// <summary>The identities of the configured files plus <paramref name="extraIdentityFile"/> (restore --identity).</summary>
+    public IReadOnlyList<AgeIdentity> Identities(string? extraIdentityFile)
+    {
+        var files = extraIdentityFile is null ? IdentityFiles : [extraIdentityFile, .. IdentityFiles];
+        return [.. files.SelectMany(AgeIdentity.ReadKeyFile)];
+    }
+}
+
+/// <summary>The codec chains: plain ⇄ compression ⇄ (age encryption) ⇄ stored bytes.</summary>
+public static class BackupChain
+{
+    /// <summary>
+    /// Wraps <paramref name="stored"/> (left open) so that what is written is compressed and, when
+    /// <paramref name="encryption"/> is given, encrypted. Disposing finishes both formats.
+    /// </summary>
+    public static Stream OpenWrite(Stream stored, Compression compression, string zipEntryName, EncryptionSettings? encryption)
+    {
+        if (encryption is null)
+        {
+            return Codec.Compress(compression, stored, zipEntryName);
+        }
+        if (!encryption.CanEncrypt)
+        {
+            throw new UsageException("encryption asked for, but the config's encryption: section has no recipients and no passphrase");
+        }
+        Stream encrypt = encryption.Recipients.Count > 0
+            ? new AgeEncryptStream(stored, encryption.Recipients, leaveOpen: true)
+            : new AgeEncryptStream(stored, encryption.Passphrase()!, leaveOpen: true);
+        return new Layered(Codec.Compress(compression, encrypt, zipEntryName), encrypt);
+    }
+
+    /// <summary>
+    /// The plain dump read out of <paramref name="stored"/> (which it takes over). An encrypted
+    /// input is authenticated chunk by chunk before any of its bytes come out.
+    /// </summary>
+    public static async Task<Stream> OpenReadAsync(
+        Stream stored, Compression compression, bool encrypted, Func<IReadOnlyList<AgeIdentity>> identities,
+        AgePassphrase? passphrase, CancellationToken cancellationToken)
+    {
+        if (!encrypted)
+        {
+            return Codec.Decompress(compression, stored);
+        }
+        var keys = identities();
+        if (keys.Count == 0 && passphrase is null)
+        {
+            await stored.DisposeAsync().ConfigureAwait(false);
+            throw new AgeException("the backup is encrypted: give --identity FILE, or identity_files / a passphrase in the config's encryption: section",
+                ExitCode.UsageOrConfig);
+        }
+        var decrypted = await AgeDecryptStream.OpenAsync(stored, keys, passphrase, leaveOpen: false, cancellationToken).ConfigureAwait(false);
+        return Codec.Decompress(compression, compression == Compression.Zip ? await SpoolAsync(decrypted, cancellationToken).ConfigureAwait(false) : decrypted);
+    }
+
+    /// <summary>A zip needs a seekable stream: copy the decrypted archive to a private temp file deleted on close.</summary>
+    private static async Task<Stream> SpoolAsync(Stream decrypted, CancellationToken cancellationToken)
+    {
+        var options = new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.ReadWrite,
+            Options = FileOptions.DeleteOnClose,
+            BufferSize = 1 << 17,
+        };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        var spool = new FileStream(Path.Combine(Path.GetTempPath(), $"vya-backupdb-{Guid.NewGuid():N}.zip"), options);
+        await using (decrypted.ConfigureAwait(false))
+        {
+            await decrypted.CopyToAsync(spool, cancellationToken).ConfigureAwait(false);
+        }
+        spool.Position = 0;
+        return spool;
+    }
+
+    /// <summary>A codec over an encryption stream: disposing finishes the codec, then the encryption.</summary>
+    private sealed class Layered(Stream codec, Stream encryption) : WrapperStream(codec)
+    {
+        protected override void Dispose(bool disposing)
+        {
+            base.Dispose(disposing);
+            if (disposing)
+            {
+                encryption.Dispose();
+            }
+        }
+
+        public override async ValueTask DisposeAsync()
+        {
+            await base.DisposeAsync().ConfigureAwait(false);
+            await encryption.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}
