@@ -44,6 +44,9 @@ public sealed record AppConfig(
     public CredentialVault Vault { get; init; } =
         new(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(SourcePath)) ?? ".", CredentialVault.DefaultFileName));
 
+    /// <summary>The encryption: section (age recipients / passphrase / identity files).</summary>
+    public EncryptionSettings Encryption { get; init; } = EncryptionSettings.None;
+
     /// <summary>Things worth telling the operator about the config itself (e.g. a world-readable file holding a password).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 
@@ -70,6 +73,9 @@ public sealed record InstanceConfig(
     RetentionPolicy? Retention = null)
 {
     private readonly string _user = User;
+
+    /// <summary>Encrypt this instance's backups by default (<c>encrypt: true</c>; <c>backup --encrypt</c> does it for one run).</summary>
+    public bool Encrypt { get; init; }
 
     /// <summary>The user to log in as: from the config, or from the vault (<c>credentials: vault:NAME</c>), read when first needed.</summary>
     public string User

@@ -2,6 +2,7 @@ using System.Globalization;
 using VyaBackupDb.Config.Vault;
 using VyaBackupDb.Errors;
 using VyaBackupDb.Pipeline;
+using VyaBackupDb.Pipeline.Age;
 using VyaBackupDb.Retention;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -90,7 +91,9 @@ public static class ConfigLoader
         private const string VaultPrefix = "vault:";
 
         private static readonly string[] TopKeys =
-            ["backup_dir", "compression", "timeout_seconds", "retention", "vault_file", "vault_key_file", "instances"];
+            ["backup_dir", "compression", "timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "instances"];
+
+        private static readonly string[] EncryptionKeys = ["recipients", "passphrase_env", "passphrase_file", "identity_files"];
 
         private static readonly string[] RetentionKeys =
         [
@@ -100,7 +103,7 @@ public static class ConfigLoader
         private static readonly string[] InstanceKeys =
         [
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
-            "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention",
+            "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt",
         ];
 
         public AppConfig ReadConfig(YamlMappingNode root)
@@ -148,7 +151,50 @@ public static class ConfigLoader
                     instances.Add(instance);
                 }
             }
-            return new AppConfig(path, backupDir, compression, TimeSpan.FromSeconds(timeoutSeconds), instances, retention) { Vault = vault };
+            return new AppConfig(path, backupDir, compression, TimeSpan.FromSeconds(timeoutSeconds), instances, retention)
+            {
+                Vault = vault,
+                Encryption = ReadEncryption(root, baseDir),
+            };
+        }
+
+        /// <summary>The encryption: section: age recipients or one passphrase to encrypt; identity files (and the passphrase) to decrypt.</summary>
+        private EncryptionSettings ReadEncryption(YamlMappingNode root, string baseDir)
+        {
+            if (Get(root, "encryption") is not { } node)
+            {
+                return EncryptionSettings.None;
+            }
+            var section = Mapping(node, "encryption");
+            CheckKeys(section, EncryptionKeys, "encryption.");
+            var recipients = new List<AgeRecipient>();
+            foreach (var text in StringList(section, "recipients", "encryption.") ?? [])
+            {
+                if (!AgeRecipient.TryParse(text, out var recipient))
+                {
+                    throw Error(Get(section, "recipients")!, "encryption.recipients", $"'{text}' is not an age public key (age1...)");
+                }
+                recipients.Add(recipient);
+            }
+            var passphraseEnv = OptionalString(section, "passphrase_env", "encryption.");
+            var passphraseFile = OptionalString(section, "passphrase_file", "encryption.");
+            if (passphraseEnv is not null && passphraseFile is not null)
+            {
+                throw Error(Get(section, "passphrase_file")!, "encryption.passphrase_file", "give only one of passphrase_env, passphrase_file");
+            }
+            var passphraseKey = passphraseEnv is not null ? "passphrase_env" : "passphrase_file";
+            if (recipients.Count > 0 && (passphraseEnv ?? passphraseFile) is not null)
+            {
+                // age allows a passphrase only as the file's single key.
+                throw Error(Get(section, passphraseKey)!, "encryption." + passphraseKey, "give recipients or a passphrase, not both");
+            }
+            var where = Get(section, passphraseKey) is { } at ? $"{path}:{Line(at)}: encryption.{passphraseKey}" : "";
+            var passphrase = passphraseEnv is not null ? PasswordSource.FromEnv(passphraseEnv, where)
+                : passphraseFile is not null ? PasswordSource.FromFile(Path.GetFullPath(Path.Combine(baseDir, passphraseFile)), where)
+                : PasswordSource.None;
+            var identities = (StringList(section, "identity_files", "encryption.") ?? [])
+                .Select(file => Path.GetFullPath(Path.Combine(baseDir, file))).ToList();
+            return new EncryptionSettings(recipients, passphrase.Resolve, identities);
         }
 
         private InstanceConfig ReadInstance(YamlMappingNode node, string prefix, string baseDir, CredentialVault vault)
@@ -199,7 +245,10 @@ public static class ConfigLoader
             var exclude = StringList(node, "exclude", prefix) ?? StringList(node, "ignore", prefix) ?? [];
             var toolsDir = OptionalString(node, "tools_dir", prefix);
             var retention = ReadRetention(node, prefix);
-            return new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention);
+            return new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention)
+            {
+                Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
+            };
         }
 
         /// <summary>A retention: mapping (null when absent). An empty mapping is a policy with no rule: keep everything.</summary>
