@@ -35,11 +35,22 @@ public sealed record AppConfig(
     string BackupDir,
     Compression Compression,
     TimeSpan Timeout,
-    IReadOnlyList<InstanceConfig> Instances)
+    IReadOnlyList<InstanceConfig> Instances,
+    IReadOnlyList<StorageConfig>? Storages = null)
 {
     public InstanceConfig GetInstance(int id) =>
         Instances.FirstOrDefault(i => i.Id == id)
         ?? throw new Errors.UsageException($"instance {id} is not defined in {SourcePath}");
+
+    /// <summary>The destinations of the <c>storage:</c> section (<c>local</c>, which is backup_dir, is implicit).</summary>
+    public IReadOnlyList<StorageConfig> StorageConfigs => Storages ?? [];
+
+    /// <summary>A destination by name: <c>local</c> is backup_dir.</summary>
+    public StorageConfig GetStorage(string name) =>
+        name == StorageConfig.LocalName && StorageConfigs.All(s => s.Name != name)
+            ? new LocalStorageConfig(StorageConfig.LocalName, BackupDir)
+            : StorageConfigs.FirstOrDefault(s => s.Name == name)
+              ?? throw new Errors.UsageException($"storage '{name}' is not defined in {SourcePath}");
 }
 
 public sealed record InstanceConfig(
@@ -53,4 +64,9 @@ public sealed record InstanceConfig(
     bool Enabled,
     IReadOnlyList<string> Include,
     IReadOnlyList<string> Exclude,
-    string? ToolsDir);
+    string? ToolsDir,
+    IReadOnlyList<string>? Storage = null)
+{
+    /// <summary>Where this instance's backups go, in order: the first gets the dump, the others a verified copy.</summary>
+    public IReadOnlyList<string> StorageNames => Storage is { Count: > 0 } names ? names : [StorageConfig.LocalName];
+}
