@@ -49,8 +49,9 @@ public sealed class SftpStorage : IStorage, IDisposable
     {
         var client = await ConnectAsync(cancellationToken).ConfigureAwait(false);
         var path = PathOf(key);
-        return await CallAsync("read", key, () => client.OpenAsync(path, FileMode.Open, FileAccess.Read, cancellationToken), missingIsNotFound: true)
+        var stream = await CallAsync("read", key, () => client.OpenAsync(path, FileMode.Open, FileAccess.Read, cancellationToken), missingIsNotFound: true)
             .ConfigureAwait(false);
+        return new GuardedStream(stream, Describe(key));
     }
 
     public async Task<StorageEntry?> StatAsync(string key, CancellationToken cancellationToken)
@@ -139,7 +140,7 @@ public sealed class SftpStorage : IStorage, IDisposable
         var temp = directory + TempMarker + Guid.NewGuid().ToString("N")[..12] + "-" + StorageKey.FileName(key);
         var stream = await CallAsync("create a temp file for", key,
             () => client.OpenAsync(temp, FileMode.CreateNew, FileAccess.Write, cancellationToken)).ConfigureAwait(false);
-        return new SftpWrite(this, client, key, temp, target, stream);
+        return new SftpWrite(this, client, key, temp, target, new GuardedStream(stream, Describe(key)));
     }
 
     private async Task CreateDirectoriesAsync(SftpClient client, string folder, CancellationToken cancellationToken)
@@ -331,7 +332,7 @@ public sealed class SftpStorage : IStorage, IDisposable
         _connectLock.Dispose();
     }
 
-    private sealed class SftpWrite(SftpStorage storage, SftpClient client, string key, string tempPath, string targetPath, SftpFileStream stream)
+    private sealed class SftpWrite(SftpStorage storage, SftpClient client, string key, string tempPath, string targetPath, Stream stream)
         : IStorageWrite
     {
         private bool _closed;
