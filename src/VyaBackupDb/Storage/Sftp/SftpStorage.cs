@@ -20,6 +20,7 @@ public sealed class SftpStorage : IStorage, IDisposable
     private readonly SftpStorageConfig _config;
     private readonly string _root;
     private readonly SemaphoreSlim _connectLock = new(1, 1);
+    private readonly HashSet<string> _knownDirectories = new(StringComparer.Ordinal);
     private SftpClient? _client;
 
     public SftpStorage(SftpStorageConfig config)
@@ -131,11 +132,7 @@ public sealed class SftpStorage : IStorage, IDisposable
     {
         var client = await ConnectAsync(cancellationToken).ConfigureAwait(false);
         var target = PathOf(key);
-        var slash = key.LastIndexOf('/');
-        if (slash > 0)
-        {
-            await CreateDirectoriesAsync(client, key[..slash], cancellationToken).ConfigureAwait(false);
-        }
+        await CreateDirectoriesAsync(client, target[..Math.Max(0, target.LastIndexOf('/'))], cancellationToken).ConfigureAwait(false);
         var directory = target[..(target.LastIndexOf('/') + 1)];
         var temp = directory + TempMarker + Guid.NewGuid().ToString("N")[..12] + "-" + StorageKey.FileName(key);
         var stream = await CallAsync("create a temp file for", key,
@@ -143,14 +140,23 @@ public sealed class SftpStorage : IStorage, IDisposable
         return new SftpWrite(this, client, key, temp, target, new GuardedStream(stream, Describe(key)));
     }
 
-    private async Task CreateDirectoriesAsync(SftpClient client, string folder, CancellationToken cancellationToken)
+    /// <summary>Creates a remote directory and its parents where missing (the base path too).</summary>
+    private async Task CreateDirectoriesAsync(SftpClient client, string directory, CancellationToken cancellationToken)
     {
-        var path = _root;
-        foreach (var segment in folder.Split('/'))
+        if (directory.Length == 0 || _knownDirectories.Contains(directory))
         {
-            path = path.Length == 0 ? segment : Join(path, segment);
+            return;
+        }
+        var path = directory.StartsWith('/') ? "/" : "";
+        foreach (var segment in directory.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            path = path.Length == 0 ? segment : path.EndsWith('/') ? path + segment : path + "/" + segment;
+            if (_knownDirectories.Contains(path))
+            {
+                continue;
+            }
             var current = path;
-            var exists = await CallAsync("check", folder, () => client.ExistsAsync(current, cancellationToken)).ConfigureAwait(false);
+            var exists = await CallAsync("check", directory, () => client.ExistsAsync(current, cancellationToken)).ConfigureAwait(false);
             if (!exists)
             {
                 try
@@ -166,6 +172,7 @@ public sealed class SftpStorage : IStorage, IDisposable
                     throw new StorageException($"sftp: cannot create directory {current} on {HostPort}: {e.Message}", e);
                 }
             }
+            _knownDirectories.Add(current);
         }
     }
 
@@ -316,7 +323,7 @@ public sealed class SftpStorage : IStorage, IDisposable
         }
         catch (SftpPathNotFoundException e) when (missingIsNotFound)
         {
-            throw new FileNotFoundException($"{Describe(key.Length == 0 ? "." : key.TrimEnd('/'))} does not exist", key, e);
+            throw new FileNotFoundException($"{DescribeSafe(key.TrimEnd('/'))} does not exist", key, e);
         }
         catch (SshException e)
         {
