@@ -17,18 +17,19 @@ namespace VyaBackupDb.Storage.S3;
 /// </summary>
 public sealed class S3Storage : IStorage, IDisposable
 {
-    private readonly IAmazonS3 _client;
+    private readonly Lazy<IAmazonS3> _lazyClient;
     private readonly string _bucket;
     private readonly string _prefix;
 
+    /// <summary>Credentials are read on first use, so a missing one fails only what needs this storage.</summary>
     public S3Storage(S3StorageConfig config)
-        : this(CreateClient(config), config.Bucket, config.Prefix, config.PartSizeBytes)
+        : this(new Lazy<IAmazonS3>(() => CreateClient(config)), config.Bucket, config.Prefix, config.PartSizeBytes)
     {
     }
 
-    internal S3Storage(IAmazonS3 client, string bucket, string prefix, int partSizeBytes)
+    internal S3Storage(Lazy<IAmazonS3> client, string bucket, string prefix, int partSizeBytes)
     {
-        _client = client;
+        _lazyClient = client;
         _bucket = bucket;
         _prefix = StorageKey.Folder(prefix);
         PartSize = partSizeBytes;
@@ -79,7 +80,7 @@ public sealed class S3Storage : IStorage, IDisposable
     public async Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken)
     {
         var objectKey = ObjectKey(key);
-        var response = await CallAsync("read", key, () => _client.GetObjectAsync(_bucket, objectKey, cancellationToken), missingIsNotFound: true)
+        var response = await CallAsync("read", key, () => Client.GetObjectAsync(_bucket, objectKey, cancellationToken), missingIsNotFound: true)
             .ConfigureAwait(false);
         return new ResponseStream(response);
     }
@@ -90,7 +91,7 @@ public sealed class S3Storage : IStorage, IDisposable
         try
         {
             var metadata = await CallAsync("stat", key,
-                () => _client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _bucket, Key = objectKey }, cancellationToken),
+                () => Client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _bucket, Key = objectKey }, cancellationToken),
                 missingIsNotFound: true).ConfigureAwait(false);
             return new StorageEntry(key, metadata.ContentLength, metadata.LastModified ?? DateTimeOffset.MinValue.UtcDateTime);
         }
@@ -106,7 +107,7 @@ public sealed class S3Storage : IStorage, IDisposable
         var request = new ListObjectsV2Request { BucketName = _bucket, Prefix = folder.Length == 0 ? null : folder };
         while (true)
         {
-            var response = await CallAsync("list", prefix, () => _client.ListObjectsV2Async(request, cancellationToken)).ConfigureAwait(false);
+            var response = await CallAsync("list", prefix, () => Client.ListObjectsV2Async(request, cancellationToken)).ConfigureAwait(false);
             foreach (var entry in response.S3Objects ?? [])
             {
                 // Folder markers ("x/") some tools create are not objects of ours.
@@ -129,7 +130,7 @@ public sealed class S3Storage : IStorage, IDisposable
     public Task DeleteAsync(string key, CancellationToken cancellationToken)
     {
         var objectKey = ObjectKey(key);
-        return CallAsync("delete", key, () => _client.DeleteObjectAsync(_bucket, objectKey, cancellationToken));
+        return CallAsync("delete", key, () => Client.DeleteObjectAsync(_bucket, objectKey, cancellationToken));
     }
 
     /// <summary>Aborts multipart uploads under the folder started before <paramref name="olderThan"/>.</summary>
@@ -141,7 +142,7 @@ public sealed class S3Storage : IStorage, IDisposable
             if (upload.Initiated is { } initiated && initiated.ToUniversalTime() < olderThan.UtcDateTime)
             {
                 await CallAsync("abort an upload of", KeyOf(upload.Key),
-                    () => _client.AbortMultipartUploadAsync(_bucket, upload.Key, upload.UploadId, cancellationToken)).ConfigureAwait(false);
+                    () => Client.AbortMultipartUploadAsync(_bucket, upload.Key, upload.UploadId, cancellationToken)).ConfigureAwait(false);
                 removed++;
             }
         }
@@ -156,7 +157,7 @@ public sealed class S3Storage : IStorage, IDisposable
         var uploads = new List<MultipartUpload>();
         while (true)
         {
-            var response = await CallAsync("list uploads in", prefix, () => _client.ListMultipartUploadsAsync(request, cancellationToken))
+            var response = await CallAsync("list uploads in", prefix, () => Client.ListMultipartUploadsAsync(request, cancellationToken))
                 .ConfigureAwait(false);
             uploads.AddRange((response.MultipartUploads ?? []).Where(u => u.Key.StartsWith(folder, StringComparison.Ordinal)));
             if (response.IsTruncated != true)
@@ -198,7 +199,15 @@ public sealed class S3Storage : IStorage, IDisposable
 
     private static string FirstLine(string message) => message.Split('\n')[0].Trim();
 
-    public void Dispose() => _client.Dispose();
+    private IAmazonS3 Client => _lazyClient.Value;
+
+    public void Dispose()
+    {
+        if (_lazyClient.IsValueCreated)
+        {
+            _lazyClient.Value.Dispose();
+        }
+    }
 
     /// <summary>A GetObject body; disposing it releases the response (and its connection).</summary>
     private sealed class ResponseStream(GetObjectResponse response) : Pipeline.WrapperStream(response.ResponseStream)
@@ -264,7 +273,7 @@ public sealed class S3Storage : IStorage, IDisposable
                     MD5Digest = Md5(_buffer.AsSpan(0, _length)),
                     UseChunkEncoding = false,
                 };
-                await _storage.CallAsync("write", _key, () => _storage._client.PutObjectAsync(put, cancellationToken)).ConfigureAwait(false);
+                await _storage.CallAsync("write", _key, () => _storage.Client.PutObjectAsync(put, cancellationToken)).ConfigureAwait(false);
             }
             else
             {
@@ -280,7 +289,7 @@ public sealed class S3Storage : IStorage, IDisposable
                     PartETags = _parts,
                 };
                 await _storage.CallAsync("complete the upload of", _key,
-                    () => _storage._client.CompleteMultipartUploadAsync(complete, cancellationToken)).ConfigureAwait(false);
+                    () => _storage.Client.CompleteMultipartUploadAsync(complete, cancellationToken)).ConfigureAwait(false);
             }
             _done = true;
             _buffer = [];
@@ -301,7 +310,7 @@ public sealed class S3Storage : IStorage, IDisposable
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
                 try
                 {
-                    await _storage._client.AbortMultipartUploadAsync(_storage._bucket, _objectKey, _uploadId, timeout.Token).ConfigureAwait(false);
+                    await _storage.Client.AbortMultipartUploadAsync(_storage._bucket, _objectKey, _uploadId, timeout.Token).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is AmazonServiceException or AmazonClientException or HttpRequestException or OperationCanceledException)
                 {
@@ -338,7 +347,7 @@ public sealed class S3Storage : IStorage, IDisposable
             {
                 var initiate = new InitiateMultipartUploadRequest { BucketName = _storage._bucket, Key = _objectKey };
                 var started = await _storage.CallAsync("start an upload of", _key,
-                    () => _storage._client.InitiateMultipartUploadAsync(initiate, cancellationToken)).ConfigureAwait(false);
+                    () => _storage.Client.InitiateMultipartUploadAsync(initiate, cancellationToken)).ConfigureAwait(false);
                 _uploadId = started.UploadId;
             }
             var number = _parts.Count + 1;
@@ -354,7 +363,7 @@ public sealed class S3Storage : IStorage, IDisposable
                 MD5Digest = Md5(_buffer.AsSpan(0, _length)),
                 UseChunkEncoding = false,
             };
-            var response = await _storage.CallAsync($"upload part {number} of", _key, () => _storage._client.UploadPartAsync(part, cancellationToken))
+            var response = await _storage.CallAsync($"upload part {number} of", _key, () => _storage.Client.UploadPartAsync(part, cancellationToken))
                 .ConfigureAwait(false);
             _parts.Add(new PartETag { PartNumber = number, ETag = response.ETag });
             _length = 0;
