@@ -67,7 +67,8 @@ internal static class BackupCommand
             var codec = ChooseCompression(parseResult, compression, config);
             var request = new BackupRequest(instances, databaseName, codec, parseResult.GetValue(dryRun));
             var observer = new ConsoleBackupObserver();
-            var operation = new BackupOperation(config, BackupOperation.DefaultStorage(config), TimeProvider.System, observer);
+            using var storages = new Storage.StorageSet(config);
+            var operation = new BackupOperation(config, storages, TimeProvider.System, observer);
             var report = await operation.RunAsync(request, cancellationToken).ConfigureAwait(false);
             if (request.DryRun)
             {
@@ -119,7 +120,8 @@ internal static class BackupCommand
         private ProgressLine? _progress;
 
         public void Planned(BackupItem item) =>
-            Output.Line($"would back up instance {item.Instance.Id} ({item.Instance.Name}) database '{item.Database}' to {item.Location}");
+            Output.Line($"would back up instance {item.Instance.Id} ({item.Instance.Name}) database '{item.Database}' to {item.Location}"
+                + (item.Copies is { Count: > 0 } copies ? $", then copy it to {string.Join(", ", copies)}" : ""));
 
         public void Started(BackupItem item, Func<long> storedBytesSoFar)
         {
@@ -137,7 +139,8 @@ internal static class BackupCommand
             var what = $"{result.Instance.Name}/{result.Database}";
             if (result.Succeeded)
             {
-                Output.Log($"ok     {what}: {Output.Size(result.StoredBytes)} ({Output.Size(result.PlainBytes)} of SQL) in {Output.Duration(result.Duration)} -> {result.Location}");
+                Output.Log($"ok     {what}: {Output.Size(result.StoredBytes)} ({Output.Size(result.PlainBytes)} of SQL) in {Output.Duration(result.Duration)} -> {result.Location}"
+                    + (result.Copies is { Count: > 0 } copies ? $", copied to {string.Join(", ", copies)}" : ""));
             }
             else
             {

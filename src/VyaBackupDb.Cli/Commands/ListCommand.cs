@@ -7,6 +7,7 @@ using Spectre.Console.Rendering;
 using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
 using VyaBackupDb.Operations;
+using VyaBackupDb.Storage;
 using VyaBackupDb.Pipeline;
 
 namespace VyaBackupDb.Cli.Commands;
@@ -50,9 +51,10 @@ internal static class ListCommand
             var includeIncomplete = parseResult.GetValue(all);
 
             var rows = new List<ListedBackup>();
+            using var storages = new StorageSet(config);
             foreach (var inst in instances)
             {
-                foreach (var storage in BackupOperation.StoragesFor(config, inst))
+                foreach (var storage in storages.For(inst))
                 {
                     foreach (var backup in await BackupCatalog.InspectAsync(storage.Storage, inst, cancellationToken).ConfigureAwait(false))
                     {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using VyaBackupDb.Config;
 using VyaBackupDb.Errors;
 using VyaBackupDb.Operations;
+using VyaBackupDb.Storage;
 using VyaBackupDb.Retention;
 
 namespace VyaBackupDb.Cli.Commands;
@@ -60,7 +61,8 @@ internal static class PruneCommand
     /// <summary>Prunes and prints the plan, the deletions and a summary; also what `backup --prune` runs.</summary>
     public static async Task<ExitCode> RunAsync(AppConfig config, IReadOnlyList<PruneTarget> targets, bool dryRun, CancellationToken cancellationToken)
     {
-        var operation = new PruneOperation(config, i => BackupOperation.StoragesFor(config, i), TimeProvider.System, new ConsolePruneObserver());
+        using var storages = new StorageSet(config);
+        var operation = new PruneOperation(config, storages.For, TimeProvider.System, new ConsolePruneObserver());
         var report = await operation.RunAsync(new PruneRequest(targets, dryRun), cancellationToken).ConfigureAwait(false);
         var kept = report.Results.Sum(r => r.Plan.Kept.Count());
         var removed = report.Results.Sum(r => r.Plan.Removed.Count());

@@ -11,7 +11,11 @@ internal static class RestoreCommand
 {
     public static Command Create()
     {
-        var file = new Option<string>("--file", "-f") { Description = "The backup file to restore", Required = true };
+        var file = new Option<string>("--file", "-f")
+        {
+            Description = "The backup to restore: a path, STORAGE:KEY (a storage named in the config; local = backup_dir), s3://BUCKET/KEY or sftp://HOST/PATH",
+            Required = true,
+        };
         var instance = new Option<int>("--instance", "-i") { Description = "Restore into this instance (its id in the config)", Required = true };
         var target = new Option<string?>("--target", "-t") { Description = "Target database (default: the database named in the file name)" };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print what would be done; touch nothing" };

@@ -8,8 +8,14 @@ internal static class VerifyCommand
 {
     public static Command Create()
     {
-        var file = new Option<string?>("--file", "-f") { Description = "Verify this backup file" };
-        var instance = new Option<int?>("--instance", "-i") { Description = "Verify the backups of this instance (or: restore --file into it)" };
+        var file = new Option<string?>("--file", "-f")
+        {
+            Description = "Verify this backup: a path, STORAGE:KEY (a storage named in the config; local = backup_dir), s3://BUCKET/KEY or sftp://HOST/PATH",
+        };
+        var instance = new Option<int?>("--instance", "-i")
+        {
+            Description = "Verify the backups of this instance in each of its destinations (or: restore --file into it)",
+        };
         var database = new Option<string?>("--database", "-d") { Description = "Only the backups of this database" };
         var latest = new Option<bool>("--latest") { Description = "Only the newest backup of each database" };
         var restore = new Option<bool>("--restore")

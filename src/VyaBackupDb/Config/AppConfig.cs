@@ -38,7 +38,8 @@ public sealed record AppConfig(
     Compression Compression,
     TimeSpan Timeout,
     IReadOnlyList<InstanceConfig> Instances,
-    RetentionPolicy? Retention = null)
+    RetentionPolicy? Retention = null,
+    IReadOnlyList<StorageConfig>? Storages = null)
 {
     /// <summary>The credential vault (<c>vault_file:</c>, default vault.enc beside the config); opened only when used.</summary>
     public CredentialVault Vault { get; init; } =
@@ -56,6 +57,15 @@ public sealed record AppConfig(
 
     /// <summary>The instance's own retention policy, else the top-level one; null (or empty) means keep everything.</summary>
     public RetentionPolicy? RetentionFor(InstanceConfig instance) => instance.Retention ?? Retention;
+    /// <summary>The destinations of the <c>storage:</c> section (<c>local</c>, which is backup_dir, is implicit).</summary>
+    public IReadOnlyList<StorageConfig> StorageConfigs => Storages ?? [];
+
+    /// <summary>A destination by name: <c>local</c> is backup_dir.</summary>
+    public StorageConfig GetStorage(string name) =>
+        name == StorageConfig.LocalName && StorageConfigs.All(s => s.Name != name)
+            ? new LocalStorageConfig(StorageConfig.LocalName, BackupDir)
+            : StorageConfigs.FirstOrDefault(s => s.Name == name)
+              ?? throw new Errors.UsageException($"storage '{name}' is not defined in {SourcePath}");
 }
 
 public sealed record InstanceConfig(
@@ -70,7 +80,8 @@ public sealed record InstanceConfig(
     IReadOnlyList<string> Include,
     IReadOnlyList<string> Exclude,
     string? ToolsDir,
-    RetentionPolicy? Retention = null)
+    RetentionPolicy? Retention = null,
+    IReadOnlyList<string>? Storage = null)
 {
     private readonly string _user = User;
 
@@ -83,4 +94,7 @@ public sealed record InstanceConfig(
         get => Password.ResolveUser() ?? _user;
         init => _user = value;
     }
+
+    /// <summary>Where this instance's backups go, in order: the first gets the dump, the others a verified copy.</summary>
+    public IReadOnlyList<string> StorageNames => Storage is { Count: > 0 } names ? names : [StorageConfig.LocalName];
 }

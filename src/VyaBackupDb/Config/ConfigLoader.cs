@@ -91,7 +91,7 @@ public static class ConfigLoader
         private const string VaultPrefix = "vault:";
 
         private static readonly string[] TopKeys =
-            ["backup_dir", "compression", "timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "instances"];
+            ["backup_dir", "compression", "timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "storage", "instances"];
 
         private static readonly string[] EncryptionKeys = ["recipients", "passphrase_env", "passphrase_file", "identity_files"];
 
@@ -100,10 +100,26 @@ public static class ConfigLoader
             "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within",
         ];
 
+        private static readonly string[] LocalStorageKeys = ["name", "type", "path"];
+
+        private static readonly string[] S3StorageKeys =
+        [
+            "name", "type", "endpoint", "region", "bucket", "prefix", "force_path_style",
+            "access_key_id", "access_key_id_env", "access_key_id_file",
+            "secret_access_key", "secret_access_key_env", "secret_access_key_file", "part_size_mb",
+        ];
+
+        private static readonly string[] SftpStorageKeys =
+        [
+            "name", "type", "host", "port", "user", "password", "password_env", "password_file",
+            "private_key_file", "private_key_passphrase", "private_key_passphrase_env", "private_key_passphrase_file",
+            "host_fingerprint", "path",
+        ];
+
         private static readonly string[] InstanceKeys =
         [
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
-            "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt",
+            "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage",
         ];
 
         public AppConfig ReadConfig(YamlMappingNode root)
@@ -134,6 +150,24 @@ public static class ConfigLoader
                 vaultKeyFile is null ? null : Path.GetFullPath(Path.Combine(baseDir, vaultKeyFile)),
                 prompt);
 
+            var storages = new List<StorageConfig>();
+            if (Get(root, "storage") is { } storageNode)
+            {
+                if (storageNode is not YamlSequenceNode storageList)
+                {
+                    throw new ConfigException($"{path}:{Line(storageNode)}: storage: expected a list of destinations");
+                }
+                for (var i = 0; i < storageList.Children.Count; i++)
+                {
+                    var storage = ReadStorage(Mapping(storageList.Children[i], $"storage[{i}]"), $"storage[{i}].", baseDir, vault);
+                    if (storages.Any(x => x.Name == storage.Name))
+                    {
+                        throw new ConfigException($"{path}:{Line(storageList.Children[i])}: storage[{i}].name: '{storage.Name}' is used twice");
+                    }
+                    storages.Add(storage);
+                }
+            }
+
             var instances = new List<InstanceConfig>();
             if (Get(root, "instances") is { } instancesNode)
             {
@@ -143,7 +177,7 @@ public static class ConfigLoader
                 }
                 for (var i = 0; i < sequence.Children.Count; i++)
                 {
-                    var instance = ReadInstance(Mapping(sequence.Children[i], $"instances[{i}]"), $"instances[{i}].", baseDir, vault);
+                    var instance = ReadInstance(Mapping(sequence.Children[i], $"instances[{i}]"), $"instances[{i}].", baseDir, vault, storages);
                     if (instances.Any(x => x.Id == instance.Id))
                     {
                         throw new ConfigException($"{path}:{Line(sequence.Children[i])}: instances[{i}].id: id {instance.Id} is used twice");
@@ -151,7 +185,7 @@ public static class ConfigLoader
                     instances.Add(instance);
                 }
             }
-            return new AppConfig(path, backupDir, compression, TimeSpan.FromSeconds(timeoutSeconds), instances, retention)
+            return new AppConfig(path, backupDir, compression, TimeSpan.FromSeconds(timeoutSeconds), instances, retention, storages)
             {
                 Vault = vault,
                 Encryption = ReadEncryption(root, baseDir),
@@ -197,7 +231,123 @@ public static class ConfigLoader
             return new EncryptionSettings(recipients, passphrase.Resolve, identities);
         }
 
-        private InstanceConfig ReadInstance(YamlMappingNode node, string prefix, string baseDir, CredentialVault vault)
+
+        private StorageConfig ReadStorage(YamlMappingNode node, string prefix, string baseDir, CredentialVault vault)
+        {
+            var name = OptionalString(node, "name", prefix) ?? throw Error(node, prefix + "name", "is required");
+            if (!System.Text.RegularExpressions.Regex.IsMatch(name, "^[A-Za-z0-9][A-Za-z0-9_.-]*$"))
+            {
+                throw Error(Get(node, "name")!, prefix + "name", $"'{name}' is not a storage name (letters, digits, '_', '.', '-')");
+            }
+            if (name == StorageConfig.LocalName)
+            {
+                throw Error(Get(node, "name")!, prefix + "name", $"'{StorageConfig.LocalName}' is reserved for backup_dir");
+            }
+            var type = OptionalString(node, "type", prefix) ?? throw Error(node, prefix + "type", "is required");
+            switch (type)
+            {
+                case "local":
+                {
+                    CheckKeys(node, LocalStorageKeys, prefix);
+                    var dir = OptionalString(node, "path", prefix) ?? throw Error(node, prefix + "path", "is required");
+                    return new LocalStorageConfig(name, Path.GetFullPath(Path.Combine(baseDir, dir)));
+                }
+                case "s3":
+                {
+                    CheckKeys(node, S3StorageKeys, prefix);
+                    var endpoint = OptionalString(node, "endpoint", prefix);
+                    if (endpoint is not null
+                        && (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https")))
+                    {
+                        throw Error(Get(node, "endpoint")!, prefix + "endpoint", $"'{endpoint}' is not an http:// or https:// URL");
+                    }
+                    var bucket = OptionalString(node, "bucket", prefix) ?? throw Error(node, prefix + "bucket", "is required");
+                    var keyPrefix = OptionalString(node, "prefix", prefix) ?? "";
+                    try
+                    {
+                        keyPrefix = Storage.StorageKey.Folder(keyPrefix);
+                    }
+                    catch (ArgumentException)
+                    {
+                        throw Error(Get(node, "prefix")!, prefix + "prefix", $"'{keyPrefix}' is not a folder (no empty, '.' or '..' segments)");
+                    }
+                    var partSizeMb = OptionalInt(node, "part_size_mb", prefix) ?? S3StorageConfig.DefaultPartSizeBytes / (1024 * 1024);
+                    if (partSizeMb is < 5 or > 5120)
+                    {
+                        throw Error(Get(node, "part_size_mb")!, prefix + "part_size_mb", $"{partSizeMb} is not between 5 and 5120 (S3's limits)");
+                    }
+                    return new S3StorageConfig(
+                        name,
+                        endpoint,
+                        OptionalString(node, "region", prefix) ?? "us-east-1",
+                        bucket,
+                        keyPrefix,
+                        OptionalBool(node, "force_path_style", prefix) ?? endpoint is not null,
+                        ReadSecret(node, prefix, baseDir, "access_key_id", "AWS_ACCESS_KEY_ID"),
+                        ReadSecret(node, prefix, baseDir, "secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+                        partSizeMb * 1024 * 1024);
+                }
+                case "sftp":
+                {
+                    CheckKeys(node, SftpStorageKeys, prefix);
+                    var host = OptionalString(node, "host", prefix) ?? throw Error(node, prefix + "host", "is required");
+                    var port = OptionalInt(node, "port", prefix) ?? 22;
+                    if (port is <= 0 or > 65535)
+                    {
+                        throw Error(Get(node, "port")!, prefix + "port", $"{port} is not a TCP port");
+                    }
+                    var user = OptionalString(node, "user", prefix) ?? throw Error(node, prefix + "user", "is required");
+                    var fingerprint = OptionalString(node, "host_fingerprint", prefix)
+                        ?? throw Error(node, prefix + "host_fingerprint", "is required (the server's host key, as `ssh-keygen -lf KEY.pub` prints it: SHA256:...)");
+                    if (!System.Text.RegularExpressions.Regex.IsMatch(fingerprint, "^SHA256:[A-Za-z0-9+/]{43}=?$"))
+                    {
+                        throw Error(Get(node, "host_fingerprint")!, prefix + "host_fingerprint",
+                            $"'{fingerprint}' is not a SHA256 fingerprint (SHA256: and 43 base64 characters, as `ssh-keygen -lf` prints it)");
+                    }
+                    var keyFile = OptionalString(node, "private_key_file", prefix);
+                    var password = ReadPassword(node, prefix, baseDir, vault);
+                    if (keyFile is null && password == PasswordSource.None)
+                    {
+                        throw Error(node, prefix + "password", "give password, password_env, password_file or private_key_file");
+                    }
+                    return new SftpStorageConfig(
+                        name,
+                        host,
+                        port,
+                        user,
+                        password,
+                        keyFile is null ? null : Path.GetFullPath(Path.Combine(baseDir, keyFile)),
+                        ReadSecret(node, prefix, baseDir, "private_key_passphrase", defaultEnv: null),
+                        fingerprint,
+                        OptionalString(node, "path", prefix) ?? "");
+                }
+                default:
+                    throw Error(Get(node, "type")!, prefix + "type", $"'{type}' is not one of local, s3, sftp");
+            }
+        }
+
+        /// <summary>A secret given as KEY (the value), KEY_env (a variable's name) or KEY_file (a file); else from <paramref name="defaultEnv"/>.</summary>
+        private PasswordSource ReadSecret(YamlMappingNode node, string prefix, string baseDir, string key, string? defaultEnv)
+        {
+            var keys = new[] { key, key + "_env", key + "_file" };
+            var given = keys.Where(k => Get(node, k) is not null).ToList();
+            if (given.Count > 1)
+            {
+                throw Error(Get(node, given[1])!, prefix + given[1], $"give only one of {string.Join(", ", keys)}");
+            }
+            if (given.Count == 0)
+            {
+                return defaultEnv is null ? PasswordSource.None : PasswordSource.FromEnv(defaultEnv, $"{path}:{Line(node)}: {prefix}{key}_env (default)");
+            }
+            var chosen = given[0];
+            var value = OptionalString(node, chosen, prefix)!;
+            var where = $"{path}:{Line(Get(node, chosen)!)}: {prefix}{chosen}";
+            return chosen.EndsWith("_env", StringComparison.Ordinal) ? PasswordSource.FromEnv(value, where)
+                : chosen.EndsWith("_file", StringComparison.Ordinal) ? PasswordSource.FromFile(Path.GetFullPath(Path.Combine(baseDir, value)), where)
+                : PasswordSource.Literal(value);
+        }
+
+        private InstanceConfig ReadInstance(YamlMappingNode node, string prefix, string baseDir, CredentialVault vault, List<StorageConfig> storages)
         {
             CheckKeys(node, InstanceKeys, prefix);
             var id = OptionalInt(node, "id", prefix) ?? throw Error(node, prefix + "id", "is required");
@@ -245,7 +395,20 @@ public static class ConfigLoader
             var exclude = StringList(node, "exclude", prefix) ?? StringList(node, "ignore", prefix) ?? [];
             var toolsDir = OptionalString(node, "tools_dir", prefix);
             var retention = ReadRetention(node, prefix);
-            return new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention)
+            var storage = StringList(node, "storage", prefix);
+            foreach (var storageName in storage ?? [])
+            {
+                if (storageName != StorageConfig.LocalName && storages.All(s => s.Name != storageName))
+                {
+                    throw Error(Get(node, "storage")!, prefix + "storage",
+                        $"'{storageName}' is not defined in the storage section (known: {string.Join(", ", storages.Select(s => s.Name).Prepend(StorageConfig.LocalName))})");
+                }
+            }
+            if (storage is not null && storage.Distinct().Count() != storage.Count)
+            {
+                throw Error(Get(node, "storage")!, prefix + "storage", "names a destination twice");
+            }
+            return new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention, storage)
             {
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
             };

@@ -11,8 +11,8 @@ namespace VyaBackupDb.Operations;
 
 public sealed record BackupRequest(IReadOnlyList<InstanceConfig> Instances, string? Database, Compression Compression, bool DryRun);
 
-/// <summary>One database to back up, and where its backup goes.</summary>
-public sealed record BackupItem(InstanceConfig Instance, string Database, string Key, string Location);
+/// <summary>One database to back up, and where its backup goes (<paramref name="Copies"/>: where it is copied after).</summary>
+public sealed record BackupItem(InstanceConfig Instance, string Database, string Key, string Location, IReadOnlyList<string>? Copies = null);
 
 public sealed record BackupItemResult(
     InstanceConfig Instance,
@@ -23,7 +23,8 @@ public sealed record BackupItemResult(
     long StoredBytes,
     TimeSpan Duration,
     bool Locked = false,
-    bool VaultFailed = false)
+    bool VaultFailed = false,
+    IReadOnlyList<string>? Copies = null)
 {
     public bool Succeeded => Error is null;
 }
@@ -53,12 +54,40 @@ public interface IBackupObserver
 /// <summary>
 /// Backs up databases: dump → digest(plain) → compress → digest(stored) → storage, committed only
 /// when the dump tool exited 0 and the dump ends with its completion trailer. One database
-/// failing does not stop the others.
+/// failing does not stop the others. With several destinations the dump goes to the first and is
+/// then copied from it to each other one; each copy is read back and checked against the
+/// manifest's digest before its own .sha256 and manifest are written.
 /// </summary>
-public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProvider time, IBackupObserver observer)
+public sealed class BackupOperation
 {
     /// <summary>A temp file this old belongs to no running backup (no dump runs for a day).</summary>
     private static readonly TimeSpan AbandonedAfter = TimeSpan.FromDays(1);
+
+    private readonly AppConfig config;
+    private readonly Func<InstanceConfig, IReadOnlyList<NamedStorage>> destinations;
+    private readonly TimeProvider time;
+    private readonly IBackupObserver observer;
+
+    /// <summary>Every instance's backups go to <paramref name="storage"/> (its storage settings are ignored).</summary>
+    public BackupOperation(AppConfig config, IStorage storage, TimeProvider time, IBackupObserver observer)
+        : this(config, _ => [new NamedStorage(StorageConfig.LocalName, storage)], time, observer)
+    {
+    }
+
+    /// <summary>Each instance's backups go to the destinations its <c>storage:</c> names (default: backup_dir).</summary>
+    public BackupOperation(AppConfig config, StorageSet storages, TimeProvider time, IBackupObserver observer)
+        : this(config, storages.For, time, observer)
+    {
+    }
+
+    private BackupOperation(
+        AppConfig config, Func<InstanceConfig, IReadOnlyList<NamedStorage>> destinations, TimeProvider time, IBackupObserver observer)
+    {
+        this.config = config;
+        this.destinations = destinations;
+        this.time = time;
+        this.observer = observer;
+    }
 
     public async Task<BackupReport> RunAsync(BackupRequest request, CancellationToken cancellationToken)
     {
@@ -69,22 +98,27 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
             var engine = DumpEngines.For(instance);
             IReadOnlyList<string> databases;
             ServerInfo server;
+            IReadOnlyList<NamedStorage> targets;
             try
             {
+                targets = destinations(instance);
                 server = await engine.ProbeAsync(cancellationToken).ConfigureAwait(false);
                 databases = ChooseDatabases(instance, server, request.Database);
+                if (!request.DryRun)
+                {
+                    // Temp files and uploads of runs that were killed (a crash cannot clean up after itself).
+                    foreach (var target in targets)
+                    {
+                        await target.Storage.SweepAbandonedAsync(BackupCatalog.InstancePrefix(instance), time.GetUtcNow() - AbandonedAfter, cancellationToken)
+                            .ConfigureAwait(false);
+                    }
+                }
             }
-            catch (VyaException e)
+            catch (Exception e) when (e is VyaException or IOException)
             {
                 results.Add(new BackupItemResult(instance, request.Database ?? "*", null, e.Message, 0, 0, TimeSpan.Zero, VaultFailed: e is VaultException));
                 observer.Finished(results[^1]);
                 continue;
-            }
-            if (!request.DryRun)
-            {
-                // Temp files of runs that were killed (a crash cannot clean up after itself).
-                await storage.SweepAbandonedAsync(BackupCatalog.InstancePrefix(instance), time.GetUtcNow() - AbandonedAfter, cancellationToken)
-                    .ConfigureAwait(false);
             }
             if (databases.Count == 0)
             {
@@ -92,13 +126,13 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
             }
             foreach (var database in databases)
             {
-                var item = PlanItem(instance, database, request.Compression);
+                var item = PlanItem(instance, database, request.Compression, targets);
                 if (request.DryRun)
                 {
                     observer.Planned(item);
                     continue;
                 }
-                results.Add(await BackupOneAsync(engine, server, item, request.Compression, cancellationToken).ConfigureAwait(false));
+                results.Add(await BackupOneAsync(engine, server, item, request.Compression, targets, cancellationToken).ConfigureAwait(false));
                 observer.Finished(results[^1]);
             }
         }
@@ -119,16 +153,19 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
         return [database];
     }
 
-    private BackupItem PlanItem(InstanceConfig instance, string database, Compression compression)
+    private BackupItem PlanItem(InstanceConfig instance, string database, Compression compression, IReadOnlyList<NamedStorage> targets)
     {
         var name = new BackupName(time.GetUtcNow().UtcDateTime, instance.Dbms, database, compression);
         var key = $"{BackupName.Encode(instance.Name)}/{name.FileName}";
-        return new BackupItem(instance, database, key, storage.Describe(key));
+        var copies = targets.Skip(1).Select(t => t.Storage.Describe(key)).ToList();
+        return new BackupItem(instance, database, key, targets[0].Storage.Describe(key), copies.Count == 0 ? null : copies);
     }
 
     private async Task<BackupItemResult> BackupOneAsync(
-        IDumpEngine engine, ServerInfo server, BackupItem item, Compression compression, CancellationToken cancellationToken)
+        IDumpEngine engine, ServerInfo server, BackupItem item, Compression compression, IReadOnlyList<NamedStorage> targets,
+        CancellationToken cancellationToken)
     {
+        var storage = targets[0].Storage;
         var clock = Stopwatch.StartNew();
         var started = time.GetUtcNow();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -186,17 +223,37 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
             // The manifest goes last: until it exists, the data file is not a backup.
             try
             {
-                await WriteSmallAsync(item.Key + BackupManifest.ChecksumSuffix, System.Text.Encoding.UTF8.GetBytes(manifest.ChecksumLine), timeout.Token)
-                    .ConfigureAwait(false);
-                await WriteSmallAsync(BackupManifest.KeyFor(item.Key), manifest.ToJson(), timeout.Token).ConfigureAwait(false);
+                await WriteManifestAsync(storage, item.Key, manifest, timeout.Token).ConfigureAwait(false);
             }
             catch
             {
-                await storage.DeleteAsync(item.Key + BackupManifest.ChecksumSuffix, CancellationToken.None).ConfigureAwait(false);
-                await storage.DeleteAsync(item.Key, CancellationToken.None).ConfigureAwait(false);
+                await DeleteQuietlyAsync(storage, item.Key + BackupManifest.ChecksumSuffix).ConfigureAwait(false);
+                await DeleteQuietlyAsync(storage, item.Key).ConfigureAwait(false);
                 throw;
             }
-            return new BackupItemResult(item.Instance, item.Database, item.Location, null, plain.Bytes, stored.Bytes, clock.Elapsed);
+
+            // The backup is complete in the first destination; now the copies.
+            var copies = new List<string>();
+            var copyErrors = new List<string>();
+            foreach (var target in targets.Skip(1))
+            {
+                try
+                {
+                    await CopyAsync(storage, target.Storage, item.Key, manifest, timeout.Token).ConfigureAwait(false);
+                    copies.Add(target.Storage.Describe(item.Key));
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    copyErrors.Add($"the copy to '{target.Name}' timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)");
+                }
+                catch (Exception e) when (e is VyaException or IOException)
+                {
+                    copyErrors.Add($"the copy to '{target.Name}' failed: {e.Message}");
+                }
+            }
+            var error = copyErrors.Count == 0 ? null : $"backed up to {item.Location}, but {string.Join("; ", copyErrors)}";
+            return new BackupItemResult(item.Instance, item.Database, item.Location, error, plain.Bytes, stored.Bytes, clock.Elapsed,
+                Copies: copies.Count == 0 ? null : copies);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -216,7 +273,70 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
         }
     }
 
-    private async Task WriteSmallAsync(string key, byte[] content, CancellationToken cancellationToken)
+    /// <summary>The .sha256 line, then the manifest: last, since a data file without its manifest is not a backup.</summary>
+    private static async Task WriteManifestAsync(IStorage storage, string key, BackupManifest manifest, CancellationToken cancellationToken)
+    {
+        await WriteSmallAsync(storage, key + BackupManifest.ChecksumSuffix, System.Text.Encoding.UTF8.GetBytes(manifest.ChecksumLine), cancellationToken)
+            .ConfigureAwait(false);
+        await WriteSmallAsync(storage, BackupManifest.KeyFor(key), manifest.ToJson(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Streams a committed backup from one storage into another, checking the bytes read against
+    /// the manifest; reads the copy back and checks it again; then writes its .sha256 and manifest.
+    /// A copy that fails any check is removed.
+    /// </summary>
+    private static async Task CopyAsync(IStorage from, IStorage to, string key, BackupManifest manifest, CancellationToken cancellationToken)
+    {
+        await using (var write = await to.CreateAsync(key, cancellationToken).ConfigureAwait(false))
+        {
+            await using (var source = await from.OpenReadAsync(key, cancellationToken).ConfigureAwait(false))
+            {
+                var copied = new MeasuringStream(write.Content, leaveOpen: true);
+                await source.CopyToAsync(copied, 1 << 20, cancellationToken).ConfigureAwait(false);
+                await copied.FlushAsync(cancellationToken).ConfigureAwait(false);
+                if (copied.Bytes != manifest.StoredBytes || copied.Sha256Hex() != manifest.StoredSha256)
+                {
+                    throw new VerificationFailedException(
+                        $"{from.Describe(key)} read back {copied.Bytes} bytes that differ from its manifest's digest; not copied");
+                }
+                await copied.DisposeAsync().ConfigureAwait(false);
+            }
+            await write.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        try
+        {
+            var location = new BackupLocation(to, key);
+            var (bytes, digest) = await BackupFileChecker.DigestAsync(location, cancellationToken).ConfigureAwait(false);
+            if (bytes != manifest.StoredBytes || digest != manifest.StoredSha256)
+            {
+                throw new VerificationFailedException(
+                    $"the copy {to.Describe(key)} reads back as {bytes} bytes with SHA-256 {digest}, the manifest recorded "
+                    + $"{manifest.StoredBytes} bytes, {manifest.StoredSha256}; the copy was removed");
+            }
+            await WriteManifestAsync(to, key, manifest, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await DeleteQuietlyAsync(to, key + BackupManifest.ChecksumSuffix).ConfigureAwait(false);
+            await DeleteQuietlyAsync(to, key).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Cleanup after a failure: its own error would hide the real one.</summary>
+    private static async Task DeleteQuietlyAsync(IStorage storage, string key)
+    {
+        try
+        {
+            await storage.DeleteAsync(key, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private static async Task WriteSmallAsync(IStorage storage, string key, byte[] content, CancellationToken cancellationToken)
     {
         await using var write = await storage.CreateAsync(key, cancellationToken).ConfigureAwait(false);
         await write.Content.WriteAsync(content, cancellationToken).ConfigureAwait(false);
@@ -237,14 +357,4 @@ public sealed class BackupOperation(AppConfig config, IStorage storage, TimeProv
         {
         }
     }
-
-    /// <summary>The storage a config's backups go to (local backup_dir for now).</summary>
-    public static IStorage DefaultStorage(AppConfig config) => new LocalStorage(config.BackupDir);
-
-    /// <summary>
-    /// Where an instance's backups are, for list and prune: the one place that chooses, so that
-    /// configured destinations can replace it. For now: <see cref="DefaultStorage"/>, named "local".
-    /// </summary>
-    public static IReadOnlyList<NamedStorage> StoragesFor(AppConfig config, InstanceConfig instance) =>
-        [new NamedStorage("local", DefaultStorage(config))];
 }

@@ -5,10 +5,14 @@ using VyaBackupDb.Config;
 using VyaBackupDb.Engines;
 using VyaBackupDb.Errors;
 using VyaBackupDb.Pipeline;
+using VyaBackupDb.Storage;
 
 namespace VyaBackupDb.Operations;
 
-public sealed record RestoreRequest(string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force, bool Verify = true);
+/// <param name="File">What the user gave: a path, NAME:KEY, s3://... or sftp://... (see <see cref="BackupLocations"/>).</param>
+/// <param name="Location">The backup, already resolved (verify passes it); <paramref name="File"/> is then only for messages.</param>
+public sealed record RestoreRequest(
+    string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force, bool Verify = true, BackupLocation? Location = null);
 
 public sealed record RestorePlan(
     string File, long FileBytes, Compression Compression, Dbms? FileDbms, string? SourceDatabase, DateTime? TakenUtc,
@@ -42,7 +46,9 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
     public async Task<RestoreResult?> RunAsync(RestoreRequest request, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
-        var plan = await PlanAsync(request, cancellationToken).ConfigureAwait(false);
+        using var storages = new StorageSet(config);
+        var location = request.Location ?? BackupLocations.Resolve(request.File, config, storages);
+        var plan = await PlanAsync(location, request, cancellationToken).ConfigureAwait(false);
         observer.Planned(plan);
         var instance = request.Instance;
         var engine = DumpEngines.For(instance);
@@ -53,12 +59,12 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         }
         else if (plan.Manifest is null)
         {
-            observer.Warning($"no manifest beside {Path.GetFileName(request.File)}: no digest was recorded; checking the completion trailer only");
+            observer.Warning($"no manifest beside {location.FileName}: no digest was recorded; checking the completion trailer only");
         }
         else if (!request.DryRun
-            && await BackupFileChecker.CheckStoredAsync(request.File, plan.Manifest, cancellationToken).ConfigureAwait(false) is { } problem)
+            && await BackupFileChecker.CheckStoredAsync(location, plan.Manifest, cancellationToken).ConfigureAwait(false) is { } problem)
         {
-            throw new VerificationFailedException($"{request.File}: {problem}; nothing was restored");
+            throw new VerificationFailedException($"{plan.File}: {problem}; nothing was restored");
         }
 
         var replacing = plan.TargetState.TableCount > 0;
@@ -88,8 +94,10 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         long plainBytes;
         try
         {
-            await using var file = BackupFileChecker.OpenRead(request.File);
-            observer.Started(plan.FileBytes, () => file.Position);
+            await using var opened = await location.OpenForDecodingAsync(plan.Compression, timeout.Token).ConfigureAwait(false);
+            // A zip reads a seekable file (its position is the progress); a stream is counted as it passes.
+            var file = opened.CanSeek ? opened : new MeasuringStream(opened, leaveOpen: true);
+            observer.Started(plan.FileBytes, opened.CanSeek ? () => opened.Position : () => ((MeasuringStream)file).Bytes);
             await using var plain = new MeasuringStream(Codec.Decompress(plan.Compression, file))
             {
                 // Runs before the client sees the end of its input: psql has not committed yet.
@@ -112,7 +120,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                     $"timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)",
                 OperationCanceledException => "interrupted",
                 VyaException => e.Message,
-                _ => $"cannot read {request.File}: {e.Message}",
+                _ => $"cannot read {plan.File}: {e.Message}",
             };
             if (createdHere)
             {
@@ -131,7 +139,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             {
                 throw;
             }
-            var message = $"restore of {Path.GetFileName(request.File)} into '{plan.Target}' failed: {reason}";
+            var message = $"restore of {location.FileName} into '{plan.Target}' failed: {reason}";
             throw e is VerificationFailedException ? new VerificationFailedException(message, e) : new OperationFailedException(message, e);
         }
 
@@ -165,17 +173,18 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
     }
 
     /// <summary>Reads what the file is (name, codec, which DBMS made it) and the target's state; changes nothing.</summary>
-    public static async Task<RestorePlan> PlanAsync(RestoreRequest request, CancellationToken cancellationToken)
-    {
-        if (!File.Exists(request.File))
-        {
-            throw new UsageException($"backup file not found: {request.File}");
-        }
-        var fileName = Path.GetFileName(request.File);
-        var name = BackupName.TryParse(fileName);
-        var fileBytes = new FileInfo(request.File).Length;
+    public static Task<RestorePlan> PlanAsync(RestoreRequest request, CancellationToken cancellationToken) =>
+        PlanAsync(request.Location ?? BackupLocations.Resolve(request.File, null, null), request, cancellationToken);
 
-        var compression = BackupFileChecker.CompressionOf(request.File);
+    public static async Task<RestorePlan> PlanAsync(BackupLocation location, RestoreRequest request, CancellationToken cancellationToken)
+    {
+        var entry = await location.StatAsync(cancellationToken).ConfigureAwait(false)
+            ?? throw new UsageException($"backup file not found: {location.Description}");
+        var fileName = location.FileName;
+        var name = BackupName.TryParse(fileName);
+        var fileBytes = entry.Size;
+
+        var compression = await BackupFileChecker.CompressionOfAsync(location, cancellationToken).ConfigureAwait(false);
 
         var target = request.Target ?? name?.Database
             ?? throw new UsageException($"cannot tell the database from the file name '{fileName}'; give --target");
@@ -185,9 +194,9 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         }
 
         // Which DBMS made the file: its manifest, else its name, else its header (old files).
-        var manifest = BackupFileChecker.LoadManifest(request.File);
+        var manifest = await location.LoadManifestAsync(cancellationToken).ConfigureAwait(false);
         var fileDbms = manifest is not null && DbmsNames.TryParse(manifest.Dbms, out var recorded) ? recorded
-            : name?.Dbms ?? DbmsFromContent(await ReadHeadAsync(request.File, compression, cancellationToken).ConfigureAwait(false));
+            : name?.Dbms ?? DbmsFromContent(await ReadHeadAsync(location, compression, cancellationToken).ConfigureAwait(false));
         var instance = request.Instance;
         if (fileDbms is { } dbms && dbms != instance.Dbms)
         {
@@ -196,14 +205,14 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         }
 
         var state = await DumpEngines.For(instance).GetTargetStateAsync(target, cancellationToken).ConfigureAwait(false);
-        return new RestorePlan(request.File, fileBytes, compression, fileDbms, name?.Database, name?.TimestampUtc, target, state, manifest);
+        return new RestorePlan(location.Description, fileBytes, compression, fileDbms, name?.Database, name?.TimestampUtc, target, state, manifest);
     }
 
-    private static async Task<string> ReadHeadAsync(string path, Compression compression, CancellationToken cancellationToken)
+    private static async Task<string> ReadHeadAsync(BackupLocation location, Compression compression, CancellationToken cancellationToken)
     {
         try
         {
-            await using var file = BackupFileChecker.OpenRead(path);
+            await using var file = await location.OpenForDecodingAsync(compression, cancellationToken).ConfigureAwait(false);
             await using var plain = Codec.Decompress(compression, file);
             var head = new byte[HeadBytes];
             var n = await plain.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
@@ -211,7 +220,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         }
         catch (Exception e) when (e is InvalidDataException or IOException or ZstdSharp.ZstdException)
         {
-            throw new OperationFailedException($"cannot read {path} as {compression.ToName()}: {e.Message}", e);
+            throw new OperationFailedException($"cannot read {location.Description} as {compression.ToName()}: {e.Message}", e);
         }
     }
 

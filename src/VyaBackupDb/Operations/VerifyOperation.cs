@@ -2,7 +2,7 @@ using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
 using VyaBackupDb.Engines;
 using VyaBackupDb.Errors;
-using VyaBackupDb.Storage.Local;
+using VyaBackupDb.Storage;
 
 namespace VyaBackupDb.Operations;
 
@@ -27,7 +27,8 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer)
     public async Task<IReadOnlyList<VerifyResult>> RunAsync(VerifyRequest request, CancellationToken cancellationToken)
     {
         var results = new List<VerifyResult>();
-        foreach (var file in await FilesAsync(request, cancellationToken).ConfigureAwait(false))
+        using var storages = new StorageSet(config);
+        foreach (var file in await FilesAsync(request, storages, cancellationToken).ConfigureAwait(false))
         {
             var check = await BackupFileChecker.CheckAsync(file, cancellationToken).ConfigureAwait(false);
             InventoryComparison? comparison = null;
@@ -41,32 +42,38 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer)
         return results;
     }
 
-    private async Task<IReadOnlyList<string>> FilesAsync(VerifyRequest request, CancellationToken cancellationToken)
+    /// <summary>The file given, or the backups of the instance in each of its destinations (copies are checked too).</summary>
+    private async Task<IReadOnlyList<BackupLocation>> FilesAsync(VerifyRequest request, StorageSet storages, CancellationToken cancellationToken)
     {
         if (request.File is not null)
         {
-            return [request.File];
+            return [BackupLocations.Resolve(request.File, config, storages)];
         }
         var instance = request.Instance!;
-        var storage = new LocalStorage(config.BackupDir);
-        var entries = (await BackupCatalog.ListAsync(storage, instance, cancellationToken).ConfigureAwait(false))
-            .Where(e => request.Database is null || e.Name.Database == request.Database)
-            .ToList();
-        foreach (var incomplete in entries.Where(e => !e.HasManifest))
+        var files = new List<BackupLocation>();
+        var places = new List<string>();
+        foreach (var (name, storage) in storages.For(instance))
         {
-            observer.Skipped(storage.Describe(incomplete.Key), "incomplete: no manifest, not a backup");
+            places.Add(name == StorageConfig.LocalName ? config.BackupDir : storage.Describe(BackupCatalog.InstancePrefix(instance).TrimEnd('/')));
+            var entries = (await BackupCatalog.ListAsync(storage, instance, cancellationToken).ConfigureAwait(false))
+                .Where(e => request.Database is null || e.Name.Database == request.Database)
+                .ToList();
+            foreach (var incomplete in entries.Where(e => !e.HasManifest))
+            {
+                observer.Skipped(storage.Describe(incomplete.Key), "incomplete: no manifest, not a backup");
+            }
+            var complete = entries.Where(e => e.HasManifest);
+            if (request.Latest)
+            {
+                complete = complete.GroupBy(e => e.Name.Database, StringComparer.Ordinal).Select(g => g.First());
+            }
+            files.AddRange(complete.Select(e => new BackupLocation(storage, e.Key)));
         }
-        var complete = entries.Where(e => e.HasManifest);
-        if (request.Latest)
-        {
-            complete = complete.GroupBy(e => e.Name.Database, StringComparer.Ordinal).Select(g => g.First());
-        }
-        var files = complete.Select(e => storage.Describe(e.Key)).ToList();
         if (files.Count == 0)
         {
             throw new OperationFailedException(
                 $"no backup with a manifest found for instance {instance.Id} ({instance.Name})"
-                + (request.Database is null ? "" : $" database '{request.Database}'") + $" in {config.BackupDir}");
+                + (request.Database is null ? "" : $" database '{request.Database}'") + $" in {string.Join(", ", places)}");
         }
         return files;
     }
@@ -82,7 +89,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer)
         try
         {
             var result = await new RestoreOperation(config, observer)
-                .RunAsync(new RestoreRequest(check.File, instance, scratch, DryRun: false, Force: false), cancellationToken)
+                .RunAsync(new RestoreRequest(check.File, instance, scratch, DryRun: false, Force: false, Location: check.Location), cancellationToken)
                 .ConfigureAwait(false);
             return (check, result?.Comparison);
         }

@@ -34,8 +34,41 @@ public static class TestServers
 
     public static bool IsCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
 
+    public static string ServersDir => Env("VYA_SERVERS_DIR", "/tmp/vya-backupdb-servers");
+
+    public static int SftpPort => int.Parse(Env("VYA_TEST_SFTP_PORT", "12222"), CultureInfo.InvariantCulture);
+
+    public static string SftpUser => Env("VYA_TEST_SFTP_USER", "vya_sftp");
+
+    public static string SftpPassword => Env("VYA_TEST_SFTP_PASSWORD", "vya-sftp-pw");
+
+    /// <summary>The private key scripts/servers authorized for the SFTP user.</summary>
+    public static string SftpKeyFile => Path.Combine(ServersDir, "sftp", "client_ed25519");
+
+    /// <summary>The SFTP user's home (its login directory) as seen from this machine.</summary>
+    public static string SftpHome => Path.Combine(ServersDir, "sftp", "home");
+
+    /// <summary>The test sshd's host key fingerprint, as scripts/servers wrote it (ssh-keygen -lf).</summary>
+    public static string SftpFingerprint => File.ReadAllText(Path.Combine(ServersDir, "sftp", "host_fingerprint")).Trim();
+
+    public static int S3Port => int.Parse(Env("VYA_TEST_S3_PORT", "19000"), CultureInfo.InvariantCulture);
+
+    public static string S3Bucket => Env("VYA_TEST_S3_BUCKET", "vya-test");
+
+    public static string S3Endpoint => $"http://127.0.0.1:{S3Port}";
+
+    /// <summary>s3rver's fixed credentials.</summary>
+    public const string S3AccessKey = "S3RVER";
+
+    public const string S3SecretKey = "S3RVER";
+
+    /// <summary>Small parts, so that a few MB already make a multipart upload (S3's minimum part size).</summary>
+    public const int S3TestPartSize = 5 * 1024 * 1024;
+
     private static readonly Lazy<Task<string?>> MySqlProblem = new(() => CheckMySqlAsync());
     private static readonly Lazy<Task<string?>> PgProblem = new(() => CheckPostgresAsync());
+    private static readonly Lazy<Task<string?>> SftpProblem = new(() => CheckSftpAsync());
+    private static readonly Lazy<Task<string?>> S3Problem = new(() => CheckS3Async());
 
     public static InstanceConfig MySql(string? toolsDir = null, string? password = null, int id = MySqlInstanceId, string name = "test-mysql") =>
         new(id, name, Dbms.MySql, MySqlHost, MySqlPort, MySqlUser, PasswordSource.Literal(password ?? MySqlPassword),
@@ -47,6 +80,25 @@ public static class TestServers
 
     public static AppConfig Config(string backupDir, params InstanceConfig[] instances) =>
         new("test-config.yaml", backupDir, Pipeline.Compression.Zstd, TimeSpan.FromMinutes(5), instances);
+
+    /// <summary>The s3rver test bucket under a key prefix.</summary>
+    public static S3StorageConfig S3(string prefix, string name = "s3", int partSize = S3TestPartSize) =>
+        new(name, S3Endpoint, "us-east-1", S3Bucket, Storage.StorageKey.Folder(prefix), ForcePathStyle: true,
+            PasswordSource.Literal(S3AccessKey), PasswordSource.Literal(S3SecretKey), partSize);
+
+    /// <summary>A folder (relative to the SFTP user's home) on the test sshd; by key, or by password.</summary>
+    public static SftpStorageConfig Sftp(string path, string name = "sftp", bool usePassword = false, string? fingerprint = null) =>
+        new(name, "127.0.0.1", SftpPort, SftpUser,
+            usePassword ? PasswordSource.Literal(SftpPassword) : PasswordSource.None,
+            usePassword ? null : SftpKeyFile, PasswordSource.None, fingerprint ?? SftpFingerprint, path);
+
+    /// <summary>Skips the test (or fails it when CI=true) unless the SFTP test server answers.</summary>
+    public static async Task RequireSftpAsync() =>
+        Require("SFTP (sshd)", $"127.0.0.1:{SftpPort}", await SftpProblem.Value.ConfigureAwait(false));
+
+    /// <summary>Skips the test (or fails it when CI=true) unless the S3 test server (s3rver) answers.</summary>
+    public static async Task RequireS3Async() =>
+        Require("S3 (s3rver)", S3Endpoint, await S3Problem.Value.ConfigureAwait(false));
 
     /// <summary>Skips the test (or fails it when CI=true) unless the MariaDB test server answers.</summary>
     public static async Task RequireMySqlAsync() =>
@@ -129,6 +181,38 @@ public static class TestServers
         catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
         {
             return $"login as {PgUser} failed: {e.Message}";
+        }
+    }
+
+    private static async Task<string?> CheckSftpAsync()
+    {
+        if (await TcpProblemAsync("127.0.0.1", SftpPort).ConfigureAwait(false) is { } tcp)
+        {
+            return tcp;
+        }
+        if (!File.Exists(SftpKeyFile) || !File.Exists(Path.Combine(ServersDir, "sftp", "host_fingerprint")))
+        {
+            return $"no client key or host fingerprint under {ServersDir}/sftp (run scripts/servers start as root)";
+        }
+        return null;
+    }
+
+    private static async Task<string?> CheckS3Async()
+    {
+        if (await TcpProblemAsync("127.0.0.1", S3Port).ConfigureAwait(false) is { } tcp)
+        {
+            return tcp;
+        }
+        try
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+            var body = await http.GetStringAsync(new Uri($"{S3Endpoint}/{S3Bucket}?uploads")).ConfigureAwait(false);
+            return body.Contains("ListMultipartUploadsResult", StringComparison.Ordinal)
+                ? null : "it does not list multipart uploads (not the server scripts/servers starts?)";
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return $"bucket {S3Bucket}: {e.Message}";
         }
     }
 

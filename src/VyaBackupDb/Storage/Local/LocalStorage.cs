@@ -15,21 +15,39 @@ public sealed partial class LocalStorage(string root) : IStorage
 
     public string Describe(string key) => FullPath(key);
 
-    public Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken) =>
-        Task.FromResult<Stream>(new FileStream(FullPath(key), FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 17, useAsync: false));
+    public Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken)
+    {
+        var path = FullPath(key);
+        try
+        {
+            return Task.FromResult<Stream>(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 17, useAsync: false));
+        }
+        catch (DirectoryNotFoundException e)
+        {
+            throw new FileNotFoundException($"Could not find file '{path}'.", path, e);
+        }
+    }
+
+    public Task<StorageEntry?> StatAsync(string key, CancellationToken cancellationToken)
+    {
+        var info = new FileInfo(FullPath(key));
+        return Task.FromResult(info.Exists ? new StorageEntry(key, info.Length, info.LastWriteTimeUtc) : null);
+    }
 
     public async IAsyncEnumerable<StorageEntry> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await Task.CompletedTask.ConfigureAwait(false);
-        if (!Directory.Exists(Root))
+        var folder = StorageKey.Folder(prefix);
+        var directory = folder.Length == 0 ? Root : FullPath(folder.TrimEnd('/'));
+        if (!Directory.Exists(directory))
         {
             yield break;
         }
-        foreach (var file in Directory.EnumerateFiles(Root, "*", SearchOption.AllDirectories))
+        foreach (var file in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories))
         {
             cancellationToken.ThrowIfCancellationRequested();
             var key = Path.GetRelativePath(Root, file).Replace(Path.DirectorySeparatorChar, '/');
-            if (key.StartsWith(prefix, StringComparison.Ordinal) && !Path.GetFileName(key).StartsWith(TempMarker, StringComparison.Ordinal))
+            if (!Path.GetFileName(key).StartsWith(TempMarker, StringComparison.Ordinal))
             {
                 var info = new FileInfo(file);
                 yield return new StorageEntry(key, info.Length, info.LastWriteTimeUtc);
@@ -54,11 +72,12 @@ public sealed partial class LocalStorage(string root) : IStorage
 
     public Task<int> SweepAbandonedAsync(string prefix, DateTimeOffset olderThan, CancellationToken cancellationToken)
     {
-        var directory = Path.GetDirectoryName(FullPath(prefix + "x"))!;
+        var folder = StorageKey.Folder(prefix);
+        var directory = folder.Length == 0 ? Root : FullPath(folder.TrimEnd('/'));
         var removed = 0;
         if (Directory.Exists(directory))
         {
-            foreach (var temp in Directory.EnumerateFiles(directory, TempMarker + "*"))
+            foreach (var temp in Directory.EnumerateFiles(directory, TempMarker + "*", SearchOption.AllDirectories))
             {
                 if (File.GetLastWriteTimeUtc(temp) < olderThan.UtcDateTime)
                 {
@@ -73,6 +92,7 @@ public sealed partial class LocalStorage(string root) : IStorage
     /// <summary>The path of a key, refusing any key that would leave the root.</summary>
     public string FullPath(string key)
     {
+        StorageKey.Validate(key);
         var full = Path.GetFullPath(Path.Combine(Root, key));
         if (!full.StartsWith(Root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
         {

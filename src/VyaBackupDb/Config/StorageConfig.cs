@@ -1,0 +1,52 @@
+namespace VyaBackupDb.Config;
+
+/// <summary>A destination named in the config's <c>storage:</c> section.</summary>
+public abstract record StorageConfig(string Name)
+{
+    /// <summary>The name of the implicit destination that is <c>backup_dir</c>.</summary>
+    public const string LocalName = "local";
+
+    public abstract string Type { get; }
+}
+
+/// <summary>A directory on this machine (or a mounted one).</summary>
+public sealed record LocalStorageConfig(string Name, string Path) : StorageConfig(Name)
+{
+    public override string Type => "local";
+}
+
+/// <summary>An S3-compatible bucket.</summary>
+/// <param name="Endpoint">Service URL (e.g. http://127.0.0.1:19000); null for AWS itself (then <paramref name="Region"/> picks it).</param>
+/// <param name="Prefix">Key prefix inside the bucket: "" or a folder ending in '/'.</param>
+public sealed record S3StorageConfig(
+    string Name,
+    string? Endpoint,
+    string Region,
+    string Bucket,
+    string Prefix,
+    bool ForcePathStyle,
+    PasswordSource AccessKeyId,
+    PasswordSource SecretAccessKey,
+    int PartSizeBytes) : StorageConfig(Name)
+{
+    public const int DefaultPartSizeBytes = 16 * 1024 * 1024;
+
+    public override string Type => "s3";
+}
+
+/// <summary>A directory on an SFTP server.</summary>
+/// <param name="HostFingerprint">The server's host key as <c>ssh-keygen -lf</c> prints it: SHA256:base64.</param>
+/// <param name="Path">Base directory on the server (relative paths start at the login directory).</param>
+public sealed record SftpStorageConfig(
+    string Name,
+    string Host,
+    int Port,
+    string User,
+    PasswordSource Password,
+    string? PrivateKeyFile,
+    PasswordSource PrivateKeyPassphrase,
+    string HostFingerprint,
+    string Path) : StorageConfig(Name)
+{
+    public override string Type => "sftp";
+}

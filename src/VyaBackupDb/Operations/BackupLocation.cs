@@ -1,0 +1,223 @@
+using System.Text.Json;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Pipeline;
+using VyaBackupDb.Storage;
+using VyaBackupDb.Storage.Local;
+using VyaBackupDb.Storage.S3;
+using VyaBackupDb.Storage.Sftp;
+
+namespace VyaBackupDb.Operations;
+
+/// <summary>
+/// One backup file in some storage: the storage, the key, and what restore and verify need from
+/// it (size, content, the manifest beside it). A local path is a key in a <see cref="LocalStorage"/>
+/// rooted at its directory.
+/// </summary>
+public sealed class BackupLocation(IReadOnlyStorage storage, string key)
+{
+    public IReadOnlyStorage Storage { get; } = storage;
+
+    public string Key { get; } = StorageKey.Validate(key);
+
+    /// <summary>A path or URL, for messages.</summary>
+    public string Description => Storage.Describe(Key);
+
+    public string FileName => StorageKey.FileName(Key);
+
+    public string ManifestKey => BackupManifest.KeyFor(Key);
+
+    public override string ToString() => Description;
+
+    /// <summary>A file on this machine.</summary>
+    public static BackupLocation LocalFile(string path)
+    {
+        var full = Path.GetFullPath(path);
+        return new BackupLocation(new LocalStorage(Path.GetDirectoryName(full)!), Path.GetFileName(full));
+    }
+
+    public Task<StorageEntry?> StatAsync(CancellationToken cancellationToken) => Storage.StatAsync(Key, cancellationToken);
+
+    public async Task<long> SizeAsync(CancellationToken cancellationToken) =>
+        (await StatAsync(cancellationToken).ConfigureAwait(false))?.Size
+        ?? throw new FileNotFoundException($"{Description} does not exist", Description);
+
+    public Task<Stream> OpenReadAsync(CancellationToken cancellationToken) => Storage.OpenReadAsync(Key, cancellationToken);
+
+    /// <summary>
+    /// Opens the file for <see cref="Codec.Decompress"/>. A zip needs a seekable stream (its
+    /// directory is at the end): from a backend that streams (S3), it is first copied to a private
+    /// temp file (0600, deleted when the stream is closed).
+    /// </summary>
+    public async Task<Stream> OpenForDecodingAsync(Compression compression, CancellationToken cancellationToken)
+    {
+        var stream = await OpenReadAsync(cancellationToken).ConfigureAwait(false);
+        if (compression != Compression.Zip || stream.CanSeek)
+        {
+            return stream;
+        }
+        await using (stream.ConfigureAwait(false))
+        {
+            var spool = SpoolFile();
+            try
+            {
+                await stream.CopyToAsync(spool, 1 << 20, cancellationToken).ConfigureAwait(false);
+                spool.Position = 0;
+                return spool;
+            }
+            catch
+            {
+                await spool.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+    }
+
+    private static FileStream SpoolFile()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"vya-backupdb-spool-{Guid.NewGuid():N}.zip");
+        var options = new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.ReadWrite,
+            Options = FileOptions.DeleteOnClose,
+            BufferSize = 1 << 17,
+        };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        return new FileStream(path, options);
+    }
+
+    /// <summary>The manifest beside the file, null if there is none; a damaged one fails verification.</summary>
+    public async Task<BackupManifest?> LoadManifestAsync(CancellationToken cancellationToken)
+    {
+        byte[] json;
+        try
+        {
+            await using var stream = await Storage.OpenReadAsync(ManifestKey, cancellationToken).ConfigureAwait(false);
+            using var buffer = new MemoryStream();
+            await stream.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+            json = buffer.ToArray();
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        try
+        {
+            return BackupManifest.FromJson(json);
+        }
+        catch (JsonException e)
+        {
+            throw new VerificationFailedException($"manifest {Storage.Describe(ManifestKey)} is unreadable: {e.Message}", e);
+        }
+    }
+}
+
+/// <summary>
+/// Turns what the user gave to --file into a <see cref="BackupLocation"/>:
+/// <list type="bullet">
+/// <item><c>NAME:KEY</c>: key KEY in the storage NAME of the config (<c>local</c> is backup_dir),
+/// e.g. <c>offsite:main-mysql/20260113_155440_mysql_dns_db.sql.zst</c>;</item>
+/// <item><c>s3://BUCKET/OBJECT-KEY</c>: the configured S3 storage of that bucket whose prefix the
+/// object key starts with (the longest one);</item>
+/// <item><c>sftp://[USER@]HOST[:PORT]/PATH</c>: the configured SFTP storage of that host and port whose
+/// path PATH is inside (as <c>Describe</c> prints it);</item>
+/// <item>anything else: a path on this machine.</item>
+/// </list>
+/// </summary>
+public static class BackupLocations
+{
+    public static BackupLocation Resolve(string text, AppConfig? config, StorageSet? storages)
+    {
+        if (text.StartsWith("s3://", StringComparison.Ordinal))
+        {
+            return ResolveS3(text, config, storages);
+        }
+        if (text.StartsWith("sftp://", StringComparison.Ordinal))
+        {
+            return ResolveSftp(text, config, storages);
+        }
+        var colon = text.IndexOf(':', StringComparison.Ordinal);
+        if (colon > 0 && config is not null && storages is not null)
+        {
+            var name = text[..colon];
+            if (name == StorageConfig.LocalName || config.StorageConfigs.Any(s => s.Name == name))
+            {
+                var key = text[(colon + 1)..].TrimStart('/');
+                return new BackupLocation(storages.Get(name), CheckKey(key, text));
+            }
+        }
+        if (!File.Exists(text))
+        {
+            throw new UsageException($"backup file not found: {text}");
+        }
+        return BackupLocation.LocalFile(text);
+    }
+
+    private static BackupLocation ResolveS3(string text, AppConfig? config, StorageSet? storages)
+    {
+        var rest = text["s3://".Length..];
+        var slash = rest.IndexOf('/', StringComparison.Ordinal);
+        if (slash <= 0 || slash == rest.Length - 1)
+        {
+            throw new UsageException($"'{text}' is not an S3 location (s3://BUCKET/KEY)");
+        }
+        var bucket = rest[..slash];
+        var objectKey = rest[(slash + 1)..];
+        var match = (config?.StorageConfigs ?? []).OfType<S3StorageConfig>()
+            .Where(s => s.Bucket == bucket && objectKey.StartsWith(s.Prefix, StringComparison.Ordinal) && objectKey.Length > s.Prefix.Length)
+            .OrderByDescending(s => s.Prefix.Length)
+            .FirstOrDefault()
+            ?? throw new UsageException(
+                $"no S3 storage in {config?.SourcePath ?? "the config"} holds {text}: add one for bucket '{bucket}' to its storage: section "
+                + "(its endpoint and credentials are needed), or use NAME:KEY");
+        return new BackupLocation(storages!.Get(match.Name), CheckKey(objectKey[match.Prefix.Length..], text));
+    }
+
+    private static BackupLocation ResolveSftp(string text, AppConfig? config, StorageSet? storages)
+    {
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.AbsolutePath.Length <= 1)
+        {
+            throw new UsageException($"'{text}' is not an SFTP location (sftp://[USER@]HOST[:PORT]/PATH)");
+        }
+        var port = uri.IsDefaultPort || uri.Port < 0 ? 22 : uri.Port;
+        var user = uri.UserInfo.Length == 0 ? null : Uri.UnescapeDataString(uri.UserInfo);
+        var path = Uri.UnescapeDataString(uri.AbsolutePath).TrimStart('/');
+        foreach (var sftp in (config?.StorageConfigs ?? []).OfType<SftpStorageConfig>()
+            .Where(s => string.Equals(s.Host, uri.Host, StringComparison.OrdinalIgnoreCase) && s.Port == port && (user is null || s.User == user))
+            .OrderByDescending(s => s.Path.Trim('/').Length))
+        {
+            var root = sftp.Path.Trim('/');
+            if (root.Length == 0)
+            {
+                return new BackupLocation(storages!.Get(sftp.Name), CheckKey(path, text));
+            }
+            if (path.StartsWith(root + "/", StringComparison.Ordinal))
+            {
+                return new BackupLocation(storages!.Get(sftp.Name), CheckKey(path[(root.Length + 1)..], text));
+            }
+        }
+        throw new UsageException(
+            $"no SFTP storage in {config?.SourcePath ?? "the config"} holds {text}: add one for {uri.Host}:{port} to its storage: section "
+            + "(its credentials and host_fingerprint are needed), or use NAME:KEY");
+    }
+
+    private static string CheckKey(string key, string text)
+    {
+        try
+        {
+            return StorageKey.Validate(key);
+        }
+        catch (ArgumentException)
+        {
+            throw new UsageException($"'{text}' does not name a file in its storage (an empty, '.' or '..' segment?)");
+        }
+    }
+
+    /// <summary>How a location is written for <see cref="Resolve"/>: NAME:KEY.</summary>
+    public static string Format(string storageName, string key) => $"{storageName}:{key}";
+}

@@ -1,0 +1,48 @@
+using VyaBackupDb.Config;
+using VyaBackupDb.Storage.Local;
+using VyaBackupDb.Storage.S3;
+using VyaBackupDb.Storage.Sftp;
+
+namespace VyaBackupDb.Storage;
+
+/// <summary>
+/// The destinations of one config, each opened once on first use (an SFTP connection, an S3
+/// client) and closed when the set is disposed.
+/// </summary>
+public sealed class StorageSet(AppConfig config) : IDisposable
+{
+    private readonly Dictionary<string, IStorage> _open = new(StringComparer.Ordinal);
+
+    public AppConfig Config => config;
+
+    public IStorage Get(string name)
+    {
+        if (!_open.TryGetValue(name, out var storage))
+        {
+            storage = Create(config.GetStorage(name));
+            _open[name] = storage;
+        }
+        return storage;
+    }
+
+    /// <summary>An instance's destinations in order: the first gets the dump, the others copies.</summary>
+    public IReadOnlyList<NamedStorage> For(InstanceConfig instance) =>
+        [.. instance.StorageNames.Select(name => new NamedStorage(name, Get(name)))];
+
+    public static IStorage Create(StorageConfig storage) => storage switch
+    {
+        LocalStorageConfig local => new LocalStorage(local.Path),
+        S3StorageConfig s3 => new S3Storage(s3),
+        SftpStorageConfig sftp => new SftpStorage(sftp),
+        _ => throw new ArgumentOutOfRangeException(nameof(storage)),
+    };
+
+    public void Dispose()
+    {
+        foreach (var storage in _open.Values)
+        {
+            (storage as IDisposable)?.Dispose();
+        }
+        _open.Clear();
+    }
+}
