@@ -25,7 +25,12 @@ internal static class BackupCommand
             Description = "After a fully successful run, apply the retention policy to the databases backed up (never after any failure)",
         };
 
-        var command = new Command("backup", "Back up databases, each into its own file") { instance, all, database, compression, dryRun, prune };
+        var encrypt = new Option<bool>("--encrypt")
+        {
+            Description = "Encrypt with age to the config's encryption: recipients or passphrase (instances with encrypt: true always are)",
+        };
+
+        var command = new Command("backup", "Back up databases, each into its own file") { instance, all, database, compression, encrypt, dryRun, prune };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
             var config = CommonOptions.LoadConfig(parseResult);
@@ -65,7 +70,11 @@ internal static class BackupCommand
             }
 
             var codec = ChooseCompression(parseResult, compression, config);
-            var request = new BackupRequest(instances, databaseName, codec, parseResult.GetValue(dryRun));
+            var request = new BackupRequest(instances, databaseName, codec, parseResult.GetValue(dryRun), parseResult.GetValue(encrypt));
+            if ((request.Encrypt || instances.Any(i => i.Encrypt)) && !config.Encryption.CanEncrypt)
+            {
+                throw new UsageException($"encryption asked for, but {config.SourcePath} has no encryption: recipients or passphrase");
+            }
             var observer = new ConsoleBackupObserver();
             using var storages = new Storage.StorageSet(config);
             var operation = new BackupOperation(config, storages, TimeProvider.System, observer);

@@ -25,7 +25,9 @@ internal static class RestoreCommand
             Description = "Skip the checks against the manifest (digests, row and object counts) and the completion trailer",
         };
 
-        var command = new Command("restore", "Restore a backup file into one database") { file, instance, target, dryRun, force, noVerify };
+        var identity = new Option<string?>("--identity") { Description = "age identity file for an encrypted backup (besides the config's identity_files)" };
+
+        var command = new Command("restore", "Restore a backup file into one database") { file, instance, target, dryRun, force, noVerify, identity };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
             var config = CommonOptions.LoadConfig(parseResult);
@@ -35,7 +37,8 @@ internal static class RestoreCommand
                 parseResult.GetValue(target),
                 parseResult.GetValue(dryRun),
                 parseResult.GetValue(force),
-                !parseResult.GetValue(noVerify));
+                !parseResult.GetValue(noVerify),
+                Keys: config.Encryption.KeysFor(parseResult.GetValue(identity)));
             var observer = new ConsoleRestoreObserver(request);
             var result = await new RestoreOperation(config, observer).RunAsync(request, cancellationToken).ConfigureAwait(false);
             observer.Done();

@@ -23,9 +23,11 @@ internal static class VerifyCommand
             Description = "Also restore into a scratch database (dropped afterwards) and compare row and object counts with the manifest",
         };
 
+        var identity = new Option<string?>("--identity") { Description = "age identity file for encrypted backups (besides the config's identity_files)" };
+
         var command = new Command("verify", "Check backups: digests, decoding, completion trailer; optionally a test restore")
         {
-            file, instance, database, latest, restore,
+            file, instance, database, latest, restore, identity,
         };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
@@ -49,12 +51,15 @@ internal static class VerifyCommand
                 instanceId is { } id ? config.GetInstance(id) : null,
                 parseResult.GetValue(database),
                 parseResult.GetValue(latest),
-                parseResult.GetValue(restore));
+                parseResult.GetValue(restore),
+                parseResult.GetValue(identity));
             var observer = new ConsoleVerifyObserver();
             var results = await new VerifyOperation(config, observer).RunAsync(request, cancellationToken).ConfigureAwait(false);
             var failed = results.Count(r => !r.Check.Ok);
             Output.Line($"verify summary: {results.Count - failed} OK, {failed} failed");
-            return failed == 0 ? ExitCode.Success : ExitCode.VerificationFailed;
+            return failed == 0 ? ExitCode.Success
+                : results.Any(r => r.Check.DecryptionFailed) ? ExitCode.DecryptionFailed
+                : ExitCode.VerificationFailed;
         }));
         return command;
     }

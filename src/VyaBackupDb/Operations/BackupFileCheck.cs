@@ -4,6 +4,7 @@ using VyaBackupDb.Config;
 using VyaBackupDb.Engines;
 using VyaBackupDb.Errors;
 using VyaBackupDb.Pipeline;
+using VyaBackupDb.Pipeline.Age;
 
 namespace VyaBackupDb.Operations;
 
@@ -12,7 +13,13 @@ public sealed record FileCheck(
     string File, BackupManifest? Manifest, IReadOnlyList<string> Problems, IReadOnlyList<string> Notes, BackupLocation? Location = null)
 {
     public bool Ok => Problems.Count == 0;
+
+    /// <summary>The file could not be decrypted (wrong key, tampered or truncated): its own exit code.</summary>
+    public bool DecryptionFailed { get; init; }
 }
+
+/// <summary>How a backup file is stored: its codec, and whether it is age-encrypted.</summary>
+public sealed record StoredFormat(Compression Compression, bool Encrypted);
 
 /// <summary>
 /// Checks a backup file without a database: the stored digest and size against the manifest,
@@ -48,10 +55,11 @@ public static class BackupFileChecker
         return (measured.Bytes, measured.Sha256Hex());
     }
 
-    public static async Task<FileCheck> CheckAsync(BackupLocation location, CancellationToken cancellationToken)
+    public static async Task<FileCheck> CheckAsync(BackupLocation location, DecryptionKeys keys, CancellationToken cancellationToken)
     {
         var problems = new List<string>();
         var notes = new List<string>();
+        var decryptionFailed = false;
         if (await location.StatAsync(cancellationToken).ConfigureAwait(false) is null)
         {
             throw new UsageException($"backup file not found: {location.Description}");
@@ -66,13 +74,13 @@ public static class BackupFileChecker
             problems.Add(storedProblem);
         }
 
-        var compression = await CompressionOfAsync(location, cancellationToken).ConfigureAwait(false);
+        var format = await FormatOfAsync(location, cancellationToken).ConfigureAwait(false);
+        var compression = format.Compression;
         var name = BackupName.TryParse(location.FileName);
         Dbms? dbms = manifest is not null && DbmsNames.TryParse(manifest.Dbms, out var fromManifest) ? fromManifest : name?.Dbms;
         try
         {
-            await using var stored = await location.OpenForDecodingAsync(compression, cancellationToken).ConfigureAwait(false);
-            await using var plain = new MeasuringStream(Codec.Decompress(compression, stored));
+            await using var plain = new MeasuringStream(await OpenPlainAsync(location, format, keys, cancellationToken).ConfigureAwait(false));
             await plain.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
             var trailers = dbms is { } known
                 ? [DumpEngines.CompletionTrailer(known)]
@@ -91,24 +99,50 @@ public static class BackupFileChecker
                 }
             }
         }
+        catch (AgeException e) when (e.ExitCode == ExitCode.DecryptionFailed)
+        {
+            problems.Add($"cannot decrypt: {e.Message}");
+            decryptionFailed = true;
+        }
         catch (Exception e) when (IsDecodeError(e))
         {
             problems.Add($"undecodable as {compression.ToName()}: {e.Message}");
         }
-        return new FileCheck(location.Description, manifest, problems, notes, location);
+        return new FileCheck(location.Description, manifest, problems, notes, location) { DecryptionFailed = decryptionFailed };
     }
 
-    /// <summary>The codec of a backup: from its name, else sniffed from its first bytes.</summary>
-    public static async Task<Compression> CompressionOfAsync(BackupLocation location, CancellationToken cancellationToken)
+    /// <summary>
+    /// How a backup is stored: encrypted when its name ends in .age or it starts with age's header;
+    /// the codec from its name, else sniffed from its first bytes.
+    /// </summary>
+    public static async Task<StoredFormat> FormatOfAsync(BackupLocation location, CancellationToken cancellationToken)
     {
-        if (CompressionNames.FromFileName(location.FileName) is { } named)
+        var name = location.FileName;
+        var encryptedByName = name.EndsWith(BackupName.EncryptedSuffix, StringComparison.OrdinalIgnoreCase);
+        var named = CompressionNames.FromFileName(encryptedByName ? name[..^BackupName.EncryptedSuffix.Length] : name);
+        if (encryptedByName && named is { } codec)
         {
-            return named;
+            return new StoredFormat(codec, Encrypted: true);
         }
         await using var stream = await location.OpenReadAsync(cancellationToken).ConfigureAwait(false);
-        var magic = new byte[4];
-        var n = await stream.ReadAtLeastAsync(magic, magic.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
-        return Codec.Sniff(magic.AsSpan(0, n));
+        var head = new byte[AgeHeaderStart.Length];
+        var n = await stream.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+        return head.AsSpan(0, n).SequenceEqual(AgeHeaderStart)
+            ? new StoredFormat(named ?? Compression.None, Encrypted: true)
+            : new StoredFormat(named ?? Codec.Sniff(head.AsSpan(0, n)), Encrypted: false);
+    }
+
+    private static readonly byte[] AgeHeaderStart = "age-encryption.org/v1\n"u8.ToArray();
+
+    /// <summary>The plain dump inside a backup: decrypted when encrypted, then decompressed.</summary>
+    public static async Task<Stream> OpenPlainAsync(
+        BackupLocation location, StoredFormat format, DecryptionKeys keys, CancellationToken cancellationToken)
+    {
+        // An encrypted zip is spooled after decryption; a plain one from a streaming backend before.
+        var stored = format.Encrypted
+            ? await location.OpenReadAsync(cancellationToken).ConfigureAwait(false)
+            : await location.OpenForDecodingAsync(format.Compression, cancellationToken).ConfigureAwait(false);
+        return await BackupChain.OpenReadAsync(stored, format.Compression, format.Encrypted, keys, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

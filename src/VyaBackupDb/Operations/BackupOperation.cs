@@ -9,7 +9,8 @@ using VyaBackupDb.Storage.Local;
 
 namespace VyaBackupDb.Operations;
 
-public sealed record BackupRequest(IReadOnlyList<InstanceConfig> Instances, string? Database, Compression Compression, bool DryRun);
+/// <param name="Encrypt">Encrypt every backup of this run (backup --encrypt); instances with <c>encrypt: true</c> are encrypted anyway.</param>
+public sealed record BackupRequest(IReadOnlyList<InstanceConfig> Instances, string? Database, Compression Compression, bool DryRun, bool Encrypt = false);
 
 /// <summary>One database to back up, and where its backup goes (<paramref name="Copies"/>: where it is copied after).</summary>
 public sealed record BackupItem(InstanceConfig Instance, string Database, string Key, string Location, IReadOnlyList<string>? Copies = null);
@@ -126,13 +127,14 @@ public sealed class BackupOperation
             }
             foreach (var database in databases)
             {
-                var item = PlanItem(instance, database, request.Compression, targets);
+                var encrypt = request.Encrypt || instance.Encrypt;
+                var item = PlanItem(instance, database, request.Compression, encrypt, targets);
                 if (request.DryRun)
                 {
                     observer.Planned(item);
                     continue;
                 }
-                results.Add(await BackupOneAsync(engine, server, item, request.Compression, targets, cancellationToken).ConfigureAwait(false));
+                results.Add(await BackupOneAsync(engine, server, item, request.Compression, encrypt, targets, cancellationToken).ConfigureAwait(false));
                 observer.Finished(results[^1]);
             }
         }
@@ -153,16 +155,16 @@ public sealed class BackupOperation
         return [database];
     }
 
-    private BackupItem PlanItem(InstanceConfig instance, string database, Compression compression, IReadOnlyList<NamedStorage> targets)
+    private BackupItem PlanItem(InstanceConfig instance, string database, Compression compression, bool encrypt, IReadOnlyList<NamedStorage> targets)
     {
-        var name = new BackupName(time.GetUtcNow().UtcDateTime, instance.Dbms, database, compression);
+        var name = new BackupName(time.GetUtcNow().UtcDateTime, instance.Dbms, database, compression, encrypt);
         var key = $"{BackupName.Encode(instance.Name)}/{name.FileName}";
         var copies = targets.Skip(1).Select(t => t.Storage.Describe(key)).ToList();
         return new BackupItem(instance, database, key, targets[0].Storage.Describe(key), copies.Count == 0 ? null : copies);
     }
 
     private async Task<BackupItemResult> BackupOneAsync(
-        IDumpEngine engine, ServerInfo server, BackupItem item, Compression compression, IReadOnlyList<NamedStorage> targets,
+        IDumpEngine engine, ServerInfo server, BackupItem item, Compression compression, bool encrypt, IReadOnlyList<NamedStorage> targets,
         CancellationToken cancellationToken)
     {
         var storage = targets[0].Storage;
@@ -176,8 +178,9 @@ public sealed class BackupOperation
             await using var write = await storage.CreateAsync(item.Key, timeout.Token).ConfigureAwait(false);
             var stored = new MeasuringStream(write.Content, leaveOpen: true);
             observer.Started(item, () => stored.Bytes);
-            var entryName = Path.GetFileName(item.Key)[..^compression.Extension().Length] + ".sql";
-            var plain = new MeasuringStream(Codec.Compress(compression, stored, entryName));
+            var fileName = Path.GetFileName(item.Key);
+            var entryName = fileName[..^(compression.Extension().Length + (encrypt ? BackupName.EncryptedSuffix.Length : 0))] + ".sql";
+            var plain = new MeasuringStream(BackupChain.OpenWrite(stored, compression, entryName, encrypt ? config.Encryption : null));
             DumpDetails details;
             try
             {
@@ -212,6 +215,7 @@ public sealed class BackupOperation
                 DumpTool = details.Tool,
                 DumpToolVersion = details.ToolVersion,
                 Compression = compression.ToName(),
+                Encryption = encrypt ? EncryptionSettings.AgeName : null,
                 StartedUtc = started,
                 FinishedUtc = time.GetUtcNow(),
                 PlainBytes = plain.Bytes,

@@ -5,18 +5,24 @@ using VyaBackupDb.Config;
 using VyaBackupDb.Engines;
 using VyaBackupDb.Errors;
 using VyaBackupDb.Pipeline;
+using VyaBackupDb.Pipeline.Age;
 using VyaBackupDb.Storage;
 
 namespace VyaBackupDb.Operations;
 
 /// <param name="File">What the user gave: a path, NAME:KEY, s3://... or sftp://... (see <see cref="BackupLocations"/>).</param>
 /// <param name="Location">The backup, already resolved (verify passes it); <paramref name="File"/> is then only for messages.</param>
+/// <param name="Keys">What decrypts an encrypted backup (--identity and the config's encryption: section).</param>
 public sealed record RestoreRequest(
-    string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force, bool Verify = true, BackupLocation? Location = null);
+    string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force, bool Verify = true, BackupLocation? Location = null,
+    DecryptionKeys? Keys = null);
 
 public sealed record RestorePlan(
-    string File, long FileBytes, Compression Compression, Dbms? FileDbms, string? SourceDatabase, DateTime? TakenUtc,
-    string Target, TargetState TargetState, BackupManifest? Manifest);
+    string File, long FileBytes, StoredFormat Format, Dbms? FileDbms, string? SourceDatabase, DateTime? TakenUtc,
+    string Target, TargetState TargetState, BackupManifest? Manifest)
+{
+    public Compression Compression => Format.Compression;
+}
 
 public sealed record RestoreResult(RestorePlan Plan, int TablesRestored, long PlainBytes, TimeSpan Duration, InventoryComparison? Comparison);
 
@@ -94,11 +100,15 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         long plainBytes;
         try
         {
-            await using var opened = await location.OpenForDecodingAsync(plan.Compression, timeout.Token).ConfigureAwait(false);
+            await using var opened = plan.Format.Encrypted
+                ? await location.OpenReadAsync(timeout.Token).ConfigureAwait(false)
+                : await location.OpenForDecodingAsync(plan.Compression, timeout.Token).ConfigureAwait(false);
             // A zip reads a seekable file (its position is the progress); a stream is counted as it passes.
             var file = opened.CanSeek ? opened : new MeasuringStream(opened, leaveOpen: true);
             observer.Started(plan.FileBytes, opened.CanSeek ? () => opened.Position : () => ((MeasuringStream)file).Bytes);
-            await using var plain = new MeasuringStream(Codec.Decompress(plan.Compression, file))
+            var decoded = await BackupChain.OpenReadAsync(file, plan.Compression, plan.Format.Encrypted, Keys(request), timeout.Token)
+                .ConfigureAwait(false);
+            await using var plain = new MeasuringStream(decoded)
             {
                 // Runs before the client sees the end of its input: psql has not committed yet.
                 AtEndOfInput = m =>
@@ -140,7 +150,12 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 throw;
             }
             var message = $"restore of {location.FileName} into '{plan.Target}' failed: {reason}";
-            throw e is VerificationFailedException ? new VerificationFailedException(message, e) : new OperationFailedException(message, e);
+            throw e switch
+            {
+                VerificationFailedException => new VerificationFailedException(message, e),
+                AgeException age => new AgeException(message, age.ExitCode),
+                _ => new OperationFailedException(message, e),
+            };
         }
 
         var after = await engine.GetTargetStateAsync(plan.Target, cancellationToken).ConfigureAwait(false);
@@ -184,7 +199,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         var name = BackupName.TryParse(fileName);
         var fileBytes = entry.Size;
 
-        var compression = await BackupFileChecker.CompressionOfAsync(location, cancellationToken).ConfigureAwait(false);
+        var format = await BackupFileChecker.FormatOfAsync(location, cancellationToken).ConfigureAwait(false);
 
         var target = request.Target ?? name?.Database
             ?? throw new UsageException($"cannot tell the database from the file name '{fileName}'; give --target");
@@ -196,7 +211,12 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         // Which DBMS made the file: its manifest, else its name, else its header (old files).
         var manifest = await location.LoadManifestAsync(cancellationToken).ConfigureAwait(false);
         var fileDbms = manifest is not null && DbmsNames.TryParse(manifest.Dbms, out var recorded) ? recorded
-            : name?.Dbms ?? DbmsFromContent(await ReadHeadAsync(location, compression, cancellationToken).ConfigureAwait(false));
+            : name?.Dbms ?? DbmsFromContent(await ReadHeadAsync(location, format, Keys(request), cancellationToken).ConfigureAwait(false));
+        if (format.Encrypted)
+        {
+            // A wrong or missing key fails here, before the target is touched: opening reads the header only.
+            await using var check = await BackupFileChecker.OpenPlainAsync(location, format, Keys(request), cancellationToken).ConfigureAwait(false);
+        }
         var instance = request.Instance;
         if (fileDbms is { } dbms && dbms != instance.Dbms)
         {
@@ -205,24 +225,26 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         }
 
         var state = await DumpEngines.For(instance).GetTargetStateAsync(target, cancellationToken).ConfigureAwait(false);
-        return new RestorePlan(location.Description, fileBytes, compression, fileDbms, name?.Database, name?.TimestampUtc, target, state, manifest);
+        return new RestorePlan(location.Description, fileBytes, format, fileDbms, name?.Database, name?.TimestampUtc, target, state, manifest);
     }
 
-    private static async Task<string> ReadHeadAsync(BackupLocation location, Compression compression, CancellationToken cancellationToken)
+    private static async Task<string> ReadHeadAsync(
+        BackupLocation location, StoredFormat format, DecryptionKeys keys, CancellationToken cancellationToken)
     {
         try
         {
-            await using var file = await location.OpenForDecodingAsync(compression, cancellationToken).ConfigureAwait(false);
-            await using var plain = Codec.Decompress(compression, file);
+            await using var plain = await BackupFileChecker.OpenPlainAsync(location, format, keys, cancellationToken).ConfigureAwait(false);
             var head = new byte[HeadBytes];
             var n = await plain.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
             return Encoding.UTF8.GetString(head, 0, n);
         }
-        catch (Exception e) when (e is InvalidDataException or IOException or ZstdSharp.ZstdException)
+        catch (Exception e) when (e is InvalidDataException or ZstdSharp.ZstdException || (e is IOException && BackupFileChecker.IsDecodeError(e)))
         {
-            throw new OperationFailedException($"cannot read {location.Description} as {compression.ToName()}: {e.Message}", e);
+            throw new OperationFailedException($"cannot read {location.Description} as {format.Compression.ToName()}: {e.Message}", e);
         }
     }
+
+    private static DecryptionKeys Keys(RestoreRequest request) => request.Keys ?? DecryptionKeys.None;
 
     /// <summary>Which DBMS wrote a dump, from its header comment; null when it does not say.</summary>
     public static Dbms? DbmsFromContent(string head)

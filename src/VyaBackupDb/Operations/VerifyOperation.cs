@@ -2,11 +2,13 @@ using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
 using VyaBackupDb.Engines;
 using VyaBackupDb.Errors;
+using VyaBackupDb.Pipeline;
 using VyaBackupDb.Storage;
 
 namespace VyaBackupDb.Operations;
 
-public sealed record VerifyRequest(string? File, InstanceConfig? Instance, string? Database, bool Latest, bool Restore);
+/// <param name="IdentityFile">An age identity file for encrypted backups (--identity), besides the config's.</param>
+public sealed record VerifyRequest(string? File, InstanceConfig? Instance, string? Database, bool Latest, bool Restore, string? IdentityFile = null);
 
 public sealed record VerifyResult(FileCheck Check, InventoryComparison? Comparison);
 
@@ -28,13 +30,14 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer)
     {
         var results = new List<VerifyResult>();
         using var storages = new StorageSet(config);
+        var keys = config.Encryption.KeysFor(request.IdentityFile);
         foreach (var file in await FilesAsync(request, storages, cancellationToken).ConfigureAwait(false))
         {
-            var check = await BackupFileChecker.CheckAsync(file, cancellationToken).ConfigureAwait(false);
+            var check = await BackupFileChecker.CheckAsync(file, keys, cancellationToken).ConfigureAwait(false);
             InventoryComparison? comparison = null;
             if (request.Restore && check.Ok)
             {
-                (check, comparison) = await TestRestoreAsync(check, request.Instance, cancellationToken).ConfigureAwait(false);
+                (check, comparison) = await TestRestoreAsync(check, request.Instance, keys, cancellationToken).ConfigureAwait(false);
             }
             results.Add(new VerifyResult(check, comparison));
             observer.Checked(results[^1]);
@@ -79,7 +82,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer)
     }
 
     private async Task<(FileCheck, InventoryComparison?)> TestRestoreAsync(
-        FileCheck check, InstanceConfig? instance, CancellationToken cancellationToken)
+        FileCheck check, InstanceConfig? instance, DecryptionKeys keys, CancellationToken cancellationToken)
     {
         instance ??= check.Manifest is { } manifest
             ? config.GetInstance(manifest.InstanceId)
@@ -89,7 +92,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer)
         try
         {
             var result = await new RestoreOperation(config, observer)
-                .RunAsync(new RestoreRequest(check.File, instance, scratch, DryRun: false, Force: false, Location: check.Location), cancellationToken)
+                .RunAsync(new RestoreRequest(check.File, instance, scratch, DryRun: false, Force: false, Location: check.Location, Keys: keys), cancellationToken)
                 .ConfigureAwait(false);
             return (check, result?.Comparison);
         }

@@ -13,6 +13,9 @@ public sealed class EncryptionSettings(
     Func<string?> passphrase,
     IReadOnlyList<string> identityFiles)
 {
+    /// <summary>What a manifest records for an encrypted backup.</summary>
+    public const string AgeName = "age";
+
     private AgePassphrase? _passphrase;
 
     public static EncryptionSettings None { get; } = new([], () => null, []);
@@ -33,12 +36,18 @@ public sealed class EncryptionSettings(
         return _passphrase;
     }
 
-    /// <summary>The identities of the configured files plus <paramref name="extraIdentityFile"/> (restore --identity).</summary>
-    public IReadOnlyList<AgeIdentity> Identities(string? extraIdentityFile)
+    /// <summary>What decrypts: the configured identity files plus <paramref name="extraIdentityFile"/> (--identity), and the passphrase.</summary>
+    public DecryptionKeys KeysFor(string? extraIdentityFile)
     {
         var files = extraIdentityFile is null ? IdentityFiles : [extraIdentityFile, .. IdentityFiles];
-        return [.. files.SelectMany(AgeIdentity.ReadKeyFile)];
+        return new DecryptionKeys(() => [.. files.SelectMany(AgeIdentity.ReadKeyFile)], Passphrase);
     }
+}
+
+/// <summary>Keys for decrypting, read only when an encrypted backup is opened.</summary>
+public sealed record DecryptionKeys(Func<IReadOnlyList<AgeIdentity>> Identities, Func<AgePassphrase?> Passphrase)
+{
+    public static DecryptionKeys None { get; } = new(() => [], () => null);
 }
 
 /// <summary>The codec chains: plain ⇄ compression ⇄ (age encryption) ⇄ stored bytes.</summary>
@@ -69,21 +78,21 @@ public static class BackupChain
     /// input is authenticated chunk by chunk before any of its bytes come out.
     /// </summary>
     public static async Task<Stream> OpenReadAsync(
-        Stream stored, Compression compression, bool encrypted, Func<IReadOnlyList<AgeIdentity>> identities,
-        AgePassphrase? passphrase, CancellationToken cancellationToken)
+        Stream stored, Compression compression, bool encrypted, DecryptionKeys keys, CancellationToken cancellationToken)
     {
         if (!encrypted)
         {
             return Codec.Decompress(compression, stored);
         }
-        var keys = identities();
-        if (keys.Count == 0 && passphrase is null)
+        var identities = keys.Identities();
+        var passphrase = keys.Passphrase();
+        if (identities.Count == 0 && passphrase is null)
         {
             await stored.DisposeAsync().ConfigureAwait(false);
             throw new AgeException("the backup is encrypted: give --identity FILE, or identity_files / a passphrase in the config's encryption: section",
                 ExitCode.UsageOrConfig);
         }
-        var decrypted = await AgeDecryptStream.OpenAsync(stored, keys, passphrase, leaveOpen: false, cancellationToken).ConfigureAwait(false);
+        var decrypted = await AgeDecryptStream.OpenAsync(stored, identities, passphrase, leaveOpen: false, cancellationToken).ConfigureAwait(false);
         return Codec.Decompress(compression, compression == Compression.Zip ? await SpoolAsync(decrypted, cancellationToken).ConfigureAwait(false) : decrypted);
     }
 

@@ -78,7 +78,7 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
             // Nothing new: no temp file, no data file, no manifest, no lock; the earlier backup byte for byte.
             Assert.Equal(filesBefore, Ops.FilesUnder(backupDir));
             Assert.Equal(hashesBefore, filesBefore.ToDictionary(f => f, f => Ops.Sha256(Path.Combine(backupDir, f))));
-            Assert.True((await BackupFileChecker.CheckAsync(BackupLocation.LocalFile(earlier.Location!), CancellationToken.None)).Ok, "the earlier backup no longer verifies");
+            Assert.True((await BackupFileChecker.CheckAsync(BackupLocation.LocalFile(earlier.Location!), Pipeline.DecryptionKeys.None, CancellationToken.None)).Ok, "the earlier backup no longer verifies");
         }
         finally
         {
@@ -159,7 +159,7 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
         // One backup (the first's, whole), its manifest and checksum; the lock is gone with its holder.
         var file = Path.Combine(backupDir, Assert.Single(Ops.DataFilesUnder(backupDir)));
         Assert.Equal(3, Ops.FilesUnder(backupDir).Count);
-        Assert.True((await BackupFileChecker.CheckAsync(BackupLocation.LocalFile(file), CancellationToken.None)).Ok, "the first backup does not verify");
+        Assert.True((await BackupFileChecker.CheckAsync(BackupLocation.LocalFile(file), Pipeline.DecryptionKeys.None, CancellationToken.None)).Ok, "the first backup does not verify");
         Assert.Contains("CREATE TABLE slow_t", DecodeText(file), StringComparison.Ordinal);
     }
 
