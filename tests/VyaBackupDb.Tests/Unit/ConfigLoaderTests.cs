@@ -78,6 +78,9 @@ public sealed class ConfigLoaderTests
     [InlineData("compression: zstd\n", "backup_dir: is required")]
     [InlineData("backup_dir: [unclosed\n", "invalid YAML")]
     [InlineData("backup_dir: /b\ntimeout_seconds: 0\n", ":2: timeout_seconds: must be a positive")]
+    [InlineData("backup_dir: /b\nencryption:\n  recipients: [age1notakey]\n", ":3: encryption.recipients: 'age1notakey' is not an age public key")]
+    [InlineData("backup_dir: /b\nencryption:\n  recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]\n  passphrase_env: P\n", ":4: encryption.passphrase_env: give recipients or a passphrase, not both")]
+    [InlineData("backup_dir: /b\nencryption:\n  recipient: x\n", ":3: encryption.recipient: unknown key")]
     public void Errors_name_the_file_line_and_key(string yaml, string expected)
     {
         var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, Path));
@@ -137,6 +140,26 @@ public sealed class ConfigLoaderTests
         {
             Environment.SetEnvironmentVariable(ConfigLoader.EnvVar, saved);
         }
+    }
+
+    [Fact]
+    public void Encryption_section_and_per_instance_encrypt()
+    {
+        var config = ConfigLoader.Parse("""
+            backup_dir: /b
+            encryption:
+              recipients: ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+              identity_files: [keys/backup.txt]
+            instances:
+              - {id: 1, dbms: mysql, user: u, encrypt: true}
+              - {id: 2, dbms: mysql, user: u}
+            """, Path);
+        Assert.True(config.Encryption.CanEncrypt);
+        Assert.Equal("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p", config.Encryption.Recipients.Single().ToString());
+        Assert.Equal(["/etc/vya/keys/backup.txt"], config.Encryption.IdentityFiles);
+        Assert.True(config.GetInstance(1).Encrypt);
+        Assert.False(config.GetInstance(2).Encrypt);
+        Assert.False(ConfigLoader.Parse("backup_dir: /b\n", Path).Encryption.CanEncrypt);
     }
 
     [Fact]
