@@ -11,6 +11,8 @@ public enum FakeDump
     KilledMidStream,
     /// <summary>Writes a little, then hangs (a child `sleep` holds its stdout open); its own pid and the sleep's go to pids.</summary>
     Hangs,
+    /// <summary>Writes ~12 MB of dump (enough for parts of an upload to leave), then hangs like <see cref="Hangs"/>.</summary>
+    StallsMidStream,
 }
 
 /// <summary>
@@ -48,6 +50,13 @@ public static class FakeTools
                 echo "INSERT INTO t VALUES (4,'hanging');"
                 sleep 300 &
                 echo "$$ $!" > "$here/pids"
+                wait
+                """,
+            FakeDump.StallsMidStream => """
+                sleep 300 &
+                echo "$$ $!" > "$here/pids"
+                head -c 12000000 /dev/urandom | od -A n -t x1 | head -c 12000000
+                echo
                 wait
                 """,
             _ => throw new ArgumentOutOfRangeException(nameof(mode)),
