@@ -205,7 +205,7 @@ public sealed class RemoteStorageTests : IAsyncLifetime
     }
 
     [SkippableFact]
-    public async Task Copy_to_an_unreachable_destination_fails_the_backup_but_keeps_the_first()
+    public async Task Wrong_sftp_host_key_refuses_the_connection_before_the_password_is_sent_and_nothing_is_written()
     {
         await TestServers.RequireMySqlAsync();
         await TestServers.RequireSftpAsync();
