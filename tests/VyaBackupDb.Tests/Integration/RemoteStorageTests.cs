@@ -258,6 +258,53 @@ public sealed class RemoteStorageTests : IAsyncLifetime
     [SkippableTheory]
     [InlineData(Backend.S3)]
     [InlineData(Backend.Sftp)]
+    public async Task Cli_interrupted_mid_upload_exits_130_and_leaves_nothing(Backend backend)
+    {
+        await TestServers.RequireMySqlAsync();
+        await RequireAsync(backend);
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var (config, instance) = Setup(TestServers.MySql(), StorageName(backend));
+        var good = await BackupAsync(config, instance, db, Compression.Zstd, GoodTime);
+        Assert.True(good.Succeeded, good.Error);
+        var storage = Open(backend);
+        var before = await ContentsAsync(storage);
+
+        var tools = FakeTools.Create(_scratch.TempDir("fake"), FakeDump.StallsMidStream, postgres: false);
+        var faked = await WriteConfigAsync(config.BackupDir, tools, StorageName(backend));
+        using var cli = StartCli(redirect: true, "backup", "-i", "1", "-d", db, "-c", "none", "--config", faked);
+        var stderr = cli.StandardError.ReadToEndAsync();
+        var stdout = cli.StandardOutput.ReadToEndAsync();
+        try
+        {
+            await WaitForAsync(async () => (await LeftoversAsync(storage)).Count > 0, cli.WaitForExitAsync());
+            var kill = await Run.ProgramAsync("kill", ["-TERM", cli.Id.ToString(CultureInfo.InvariantCulture)]);
+            Assert.True(kill.ExitCode == 0, kill.ToString());
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await cli.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!cli.HasExited)
+            {
+                cli.Kill();
+            }
+            KillFakeTool(tools);
+        }
+
+        Assert.Equal(130, cli.ExitCode);
+        var errors = (await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.Contains("error", StringComparison.Ordinal)).ToList();
+        Assert.True(errors.Count == 1, await stderr);
+        Assert.Contains("interrupted", errors[0], StringComparison.Ordinal);
+        Assert.DoesNotContain("succeeded", await stdout, StringComparison.Ordinal);
+        // The upload was aborted (the temp file deleted): nothing is left at all, and the earlier backup is unchanged.
+        Assert.Empty(await LeftoversAsync(storage));
+        Assert.Equal(before, await ContentsAsync(storage));
+    }
+
+    [SkippableTheory]
+    [InlineData(Backend.S3)]
+    [InlineData(Backend.Sftp)]
     public async Task Cli_killed_mid_upload_leaves_nothing_visible_and_the_next_sweep_removes_its_leftovers(Backend backend)
     {
         await TestServers.RequireMySqlAsync();
@@ -272,7 +319,7 @@ public sealed class RemoteStorageTests : IAsyncLifetime
 
         var tools = FakeTools.Create(_scratch.TempDir("fake"), FakeDump.StallsMidStream, postgres: false);
         var faked = await WriteConfigAsync(config.BackupDir, tools, StorageName(backend));
-        using var cli = StartCli("backup", "-i", "1", "-d", db, "-c", "none", "--config", faked);
+        using var cli = StartCli(redirect: false, "backup", "-i", "1", "-d", db, "-c", "none", "--config", faked);
         try
         {
             await WaitForAsync(async () => (await LeftoversAsync(storage)).Count > 0, cli.WaitForExitAsync());
@@ -345,15 +392,16 @@ public sealed class RemoteStorageTests : IAsyncLifetime
         return path;
     }
 
-    private static Process StartCli(params string[] arguments)
+    /// <summary>Starts the CLI without waiting for it (to interrupt or kill it); its output is captured when <paramref name="redirect"/>.</summary>
+    private static Process StartCli(bool redirect, params string[] arguments)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "vya-backupdb.dll");
         var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
         var start = new ProcessStartInfo(dotnet)
         {
             RedirectStandardInput = true,
-            RedirectStandardOutput = false,
-            RedirectStandardError = false,
+            RedirectStandardOutput = redirect,
+            RedirectStandardError = redirect,
             UseShellExecute = false,
         };
         start.ArgumentList.Add(dll);

@@ -134,16 +134,32 @@ public sealed class S3Storage : IStorage, IDisposable
     }
 
     /// <summary>Aborts multipart uploads under the folder started before <paramref name="olderThan"/>.</summary>
+    /// <remarks>A server that cannot list uploads (501) has nothing swept; one aborted meanwhile (404) is skipped.</remarks>
     public async Task<int> SweepAbandonedAsync(string prefix, DateTimeOffset olderThan, CancellationToken cancellationToken)
     {
+        IReadOnlyList<MultipartUpload> uploads;
+        try
+        {
+            uploads = await ListUploadsAsync(prefix, cancellationToken).ConfigureAwait(false);
+        }
+        catch (StorageException e) when (e.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.NotImplemented })
+        {
+            return 0;
+        }
         var removed = 0;
-        foreach (var upload in await ListUploadsAsync(prefix, cancellationToken).ConfigureAwait(false))
+        foreach (var upload in uploads)
         {
             if (upload.Initiated is { } initiated && initiated.ToUniversalTime() < olderThan.UtcDateTime)
             {
-                await CallAsync("abort an upload of", KeyOf(upload.Key),
-                    () => Client.AbortMultipartUploadAsync(_bucket, upload.Key, upload.UploadId, cancellationToken)).ConfigureAwait(false);
-                removed++;
+                try
+                {
+                    await CallAsync("abort an upload of", KeyOf(upload.Key),
+                        () => Client.AbortMultipartUploadAsync(_bucket, upload.Key, upload.UploadId, cancellationToken)).ConfigureAwait(false);
+                    removed++;
+                }
+                catch (StorageException e) when (e.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.NotFound })
+                {
+                }
             }
         }
         return removed;
