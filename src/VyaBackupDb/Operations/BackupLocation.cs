@@ -155,7 +155,14 @@ public static class BackupLocations
         {
             throw new UsageException($"backup file not found: {text}");
         }
-        return BackupLocation.LocalFile(text);
+        try
+        {
+            return BackupLocation.LocalFile(text);
+        }
+        catch (ArgumentException)
+        {
+            throw new UsageException($"cannot use '{text}' as a backup file: its name holds a backslash or a control character");
+        }
     }
 
     private static BackupLocation ResolveS3(string text, AppConfig? config, StorageSet? storages)

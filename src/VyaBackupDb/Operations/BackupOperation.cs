@@ -81,7 +81,8 @@ public sealed class BackupOperation
     {
     }
 
-    private BackupOperation(
+    /// <summary>Each instance's backups go to the destinations <paramref name="destinations"/> gives (tests).</summary>
+    internal BackupOperation(
         AppConfig config, Func<InstanceConfig, IReadOnlyList<NamedStorage>> destinations, TimeProvider time, IBackupObserver observer)
     {
         this.config = config;

@@ -13,6 +13,8 @@ public enum FakeDump
     Hangs,
     /// <summary>Writes a small but complete dump slowly: 3 s pass before the completion trailer; exits 0.</summary>
     SlowButComplete,
+    /// <summary>Writes ~12 MB of dump (enough for parts of an upload to leave), then hangs like <see cref="Hangs"/>.</summary>
+    StallsMidStream,
 }
 
 /// <summary>
@@ -58,6 +60,13 @@ public static class FakeTools
                 sleep 3
                 printf '%b' '{trailer}'
                 exit 0
+                """,
+            FakeDump.StallsMidStream => """
+                sleep 300 &
+                echo "$$ $!" > "$here/pids"
+                head -c 12000000 /dev/urandom | od -A n -t x1 | head -c 12000000
+                echo
+                wait
                 """,
             _ => throw new ArgumentOutOfRangeException(nameof(mode)),
         };

@@ -66,7 +66,14 @@ public sealed partial class LocalStorage(string root) : IStorage
 
     public Task DeleteAsync(string key, CancellationToken cancellationToken)
     {
-        File.Delete(FullPath(key));
+        try
+        {
+            File.Delete(FullPath(key));
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // Nothing to delete: not an error (the contract).
+        }
         return Task.CompletedTask;
     }
 

@@ -134,16 +134,32 @@ public sealed class S3Storage : IStorage, IDisposable
     }
 
     /// <summary>Aborts multipart uploads under the folder started before <paramref name="olderThan"/>.</summary>
+    /// <remarks>A server that cannot list uploads (501) has nothing swept; one aborted meanwhile (404) is skipped.</remarks>
     public async Task<int> SweepAbandonedAsync(string prefix, DateTimeOffset olderThan, CancellationToken cancellationToken)
     {
+        IReadOnlyList<MultipartUpload> uploads;
+        try
+        {
+            uploads = await ListUploadsAsync(prefix, cancellationToken).ConfigureAwait(false);
+        }
+        catch (StorageException e) when (e.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.NotImplemented })
+        {
+            return 0;
+        }
         var removed = 0;
-        foreach (var upload in await ListUploadsAsync(prefix, cancellationToken).ConfigureAwait(false))
+        foreach (var upload in uploads)
         {
             if (upload.Initiated is { } initiated && initiated.ToUniversalTime() < olderThan.UtcDateTime)
             {
-                await CallAsync("abort an upload of", KeyOf(upload.Key),
-                    () => Client.AbortMultipartUploadAsync(_bucket, upload.Key, upload.UploadId, cancellationToken)).ConfigureAwait(false);
-                removed++;
+                try
+                {
+                    await CallAsync("abort an upload of", KeyOf(upload.Key),
+                        () => Client.AbortMultipartUploadAsync(_bucket, upload.Key, upload.UploadId, cancellationToken)).ConfigureAwait(false);
+                    removed++;
+                }
+                catch (StorageException e) when (e.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.NotFound })
+                {
+                }
             }
         }
         return removed;
@@ -320,25 +336,53 @@ public sealed class S3Storage : IStorage, IDisposable
 
         private async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
         {
-            ObjectDisposedException.ThrowIf(_done, this);
             while (!data.IsEmpty)
             {
-                if (_length == _buffer.Length)
+                if (MakeRoom())
                 {
-                    if (_length == _storage.PartSize)
-                    {
-                        await SendPartAsync(cancellationToken).ConfigureAwait(false);
-                    }
-                    else
-                    {
-                        Array.Resize(ref _buffer, Math.Min(_storage.PartSize, _buffer.Length * 2));
-                    }
+                    await SendPartAsync(cancellationToken).ConfigureAwait(false);
+                    continue;
                 }
-                var n = Math.Min(data.Length, _buffer.Length - _length);
-                data.Span[..n].CopyTo(_buffer.AsSpan(_length));
-                _length += n;
-                data = data[n..];
+                data = data[Append(data.Span)..];
             }
+        }
+
+        /// <summary>The same for synchronous writers (a codec's Dispose): blocks while a part is sent.</summary>
+        private void Write(ReadOnlySpan<byte> data)
+        {
+            while (!data.IsEmpty)
+            {
+                if (MakeRoom())
+                {
+                    SendPartAsync(CancellationToken.None).GetAwaiter().GetResult();
+                    continue;
+                }
+                data = data[Append(data)..];
+            }
+        }
+
+        /// <summary>Grows the buffer up to one part; true when it is a full part that must be sent first.</summary>
+        private bool MakeRoom()
+        {
+            ObjectDisposedException.ThrowIf(_done, this);
+            if (_length < _buffer.Length)
+            {
+                return false;
+            }
+            if (_length == _storage.PartSize)
+            {
+                return true;
+            }
+            Array.Resize(ref _buffer, Math.Min(_storage.PartSize, _buffer.Length * 2));
+            return false;
+        }
+
+        private int Append(ReadOnlySpan<byte> data)
+        {
+            var n = Math.Min(data.Length, _buffer.Length - _length);
+            data[..n].CopyTo(_buffer.AsSpan(_length));
+            _length += n;
+            return n;
         }
 
         private async Task SendPartAsync(CancellationToken cancellationToken)
@@ -400,11 +444,9 @@ public sealed class S3Storage : IStorage, IDisposable
 
             public override void SetLength(long value) => throw new NotSupportedException();
 
-            public override void Write(byte[] buffer, int offset, int count) =>
-                owner.WriteAsync(buffer.AsMemory(offset, count), CancellationToken.None).AsTask().GetAwaiter().GetResult();
+            public override void Write(byte[] buffer, int offset, int count) => owner.Write(buffer.AsSpan(offset, count));
 
-            public override void Write(ReadOnlySpan<byte> buffer) =>
-                owner.WriteAsync(buffer.ToArray(), CancellationToken.None).AsTask().GetAwaiter().GetResult();
+            public override void Write(ReadOnlySpan<byte> buffer) => owner.Write(buffer);
 
             public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
                 owner.WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();

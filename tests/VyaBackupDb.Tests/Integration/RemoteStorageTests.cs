@@ -1,0 +1,512 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Pipeline;
+using VyaBackupDb.Storage;
+using VyaBackupDb.Storage.S3;
+using VyaBackupDb.Storage.Sftp;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// Backups to S3 (s3rver) and SFTP (OpenSSH) and back: restore from each under a new name and
+/// compare the databases; copies to several destinations, each verified; an upload cut off
+/// midway (cancelled, or the whole CLI killed) leaves nothing that looks like a backup, and the
+/// earlier backups stay byte for byte.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class RemoteStorageTests : IAsyncLifetime
+{
+    private static readonly DateTimeOffset GoodTime = new(2026, 1, 13, 15, 54, 40, TimeSpan.Zero);
+    private static readonly DateTimeOffset LaterTime = GoodTime.AddHours(1);
+
+    private readonly Scratch _scratch = new();
+    private readonly string _s3Prefix = $"itest/{Guid.NewGuid():N}/";
+    private readonly string _sftpFolder = $"itest-{Guid.NewGuid():N}";
+    private readonly List<IStorage> _opened = [];
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public async Task DisposeAsync()
+    {
+        foreach (var storage in _opened)
+        {
+            if (storage is S3Storage s3)
+            {
+                await foreach (var entry in s3.ListAsync("", CancellationToken.None))
+                {
+                    await s3.DeleteAsync(entry.Key, CancellationToken.None);
+                }
+                await s3.SweepAbandonedAsync("", DateTimeOffset.UtcNow.AddDays(1), CancellationToken.None);
+            }
+            (storage as IDisposable)?.Dispose();
+        }
+        var sftpDir = Path.Combine(TestServers.SftpHome, _sftpFolder);
+        if (Directory.Exists(sftpDir))
+        {
+            Directory.Delete(sftpDir, recursive: true);
+        }
+        await _scratch.DisposeAsync();
+    }
+
+    public enum Backend
+    {
+        S3,
+        Sftp,
+    }
+
+    private S3StorageConfig S3Config => TestServers.S3(_s3Prefix, "offsite");
+
+    private SftpStorageConfig SftpConfig => TestServers.Sftp(_sftpFolder, "box", usePassword: true);
+
+    private static Task RequireAsync(Backend backend) => backend == Backend.S3 ? TestServers.RequireS3Async() : TestServers.RequireSftpAsync();
+
+    private string StorageName(Backend backend) => backend == Backend.S3 ? "offsite" : "box";
+
+    /// <summary>A config whose instance writes to <paramref name="destinations"/>, with both remote storages defined.</summary>
+    private (AppConfig Config, InstanceConfig Instance) Setup(InstanceConfig instance, params string[] destinations)
+    {
+        var chosen = instance with { Storage = destinations };
+        var config = TestServers.Config(_scratch.TempDir("backups"), chosen) with { Storages = [S3Config, SftpConfig] };
+        return (config, chosen);
+    }
+
+    /// <summary>A storage opened apart from the code under test, to look at what it left.</summary>
+    private IStorage Open(Backend backend)
+    {
+        IStorage storage = backend == Backend.S3 ? new S3Storage(S3Config) : new SftpStorage(SftpConfig);
+        _opened.Add(storage);
+        return storage;
+    }
+
+    private static async Task<BackupItemResult> BackupAsync(
+        AppConfig config, InstanceConfig instance, string database, Compression compression, DateTimeOffset? at = null,
+        CancellationToken cancellationToken = default)
+    {
+        using var storages = new StorageSet(config);
+        var operation = new BackupOperation(config, storages, at is { } t ? new FixedTime(t) : TimeProvider.System, new TestBackupObserver());
+        var report = await operation.RunAsync(new BackupRequest([instance], database, compression, DryRun: false), cancellationToken);
+        return Assert.Single(report.Results);
+    }
+
+    private static async Task<Dictionary<string, string>> ContentsAsync(IStorage storage)
+    {
+        var contents = new Dictionary<string, string>(StringComparer.Ordinal);
+        await foreach (var entry in storage.ListAsync("", CancellationToken.None))
+        {
+            await using var stream = await storage.OpenReadAsync(entry.Key, CancellationToken.None);
+            contents[entry.Key] = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream));
+        }
+        return contents;
+    }
+
+    private static async Task<IReadOnlyList<string>> LeftoversAsync(IStorage storage) => storage switch
+    {
+        S3Storage s3 => [.. (await s3.ListUploadsAsync("", CancellationToken.None)).Select(u => u.Key)],
+        SftpStorage sftp => await sftp.ListTempFilesAsync("", CancellationToken.None),
+        _ => throw new ArgumentOutOfRangeException(nameof(storage)),
+    };
+
+    [SkippableFact]
+    public async Task MySql_backup_to_s3_as_zip_restores_under_a_new_name_from_its_s3_url()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequireS3Async();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlRoundTripTests.CreateHostileAsync(source, bigRow: false);
+        var (config, instance) = Setup(TestServers.MySql(), "offsite");
+        var before = await MySqlTestDb.FingerprintAsync(source);
+
+        var result = await BackupAsync(config, instance, source, Compression.Zip);
+
+        Assert.True(result.Succeeded, result.Error);
+        Assert.StartsWith($"s3://{TestServers.S3Bucket}/{_s3Prefix}test-mysql/", result.Location, StringComparison.Ordinal);
+        Assert.EndsWith($"_mysql_{source}.zip", result.Location, StringComparison.Ordinal);
+        var stored = await ContentsAsync(Open(Backend.S3));
+        var key = Assert.Single(stored.Keys, k => k.EndsWith(".zip", StringComparison.Ordinal));
+        Assert.Contains(key + BackupManifest.Suffix, stored.Keys);
+        Assert.Contains(key + BackupManifest.ChecksumSuffix, stored.Keys);
+        Assert.DoesNotContain(Ops.FilesUnder(config.BackupDir), f => !f.StartsWith(".locks", StringComparison.Ordinal));
+
+        // A zip is read from a seekable copy: the S3 stream is spooled to a temp file first.
+        var target = _scratch.MySqlName();
+        var restored = await new RestoreOperation(config, new TestRestoreObserver())
+            .RunAsync(new RestoreRequest(result.Location!, instance, target, DryRun: false, Force: false), CancellationToken.None);
+
+        Assert.NotNull(restored);
+        Assert.True(restored.Comparison?.Matches, "the restored counts differ from the manifest");
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), "restored from S3");
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(source), "the source after the round trip");
+    }
+
+    [SkippableFact]
+    public async Task Postgres_backup_to_sftp_restores_under_a_new_name_from_name_and_key()
+    {
+        await TestServers.RequirePostgresAsync();
+        await TestServers.RequireSftpAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PostgresRoundTripTests.CreateHostileAsync(source, bigRow: true);
+        var (config, instance) = Setup(TestServers.Postgres(), "box");
+        var before = await PgTestDb.FingerprintAsync(source);
+
+        var result = await BackupAsync(config, instance, source, Compression.Gzip);
+
+        Assert.True(result.Succeeded, result.Error);
+        Assert.StartsWith($"sftp://{TestServers.SftpUser}@127.0.0.1:{TestServers.SftpPort}/{_sftpFolder}/test-pg/", result.Location, StringComparison.Ordinal);
+        var onServer = Ops.FilesUnder(Path.Combine(TestServers.SftpHome, _sftpFolder));
+        var file = Assert.Single(Ops.DataFilesUnder(Path.Combine(TestServers.SftpHome, _sftpFolder)));
+        Assert.Equal(3, onServer.Count);
+        Assert.Matches($@"^test-pg/\d{{8}}_\d{{6}}_postgresql_{source}\.sql\.gz$", file);
+
+        var target = _scratch.PostgresName();
+        var restored = await new RestoreOperation(config, new TestRestoreObserver())
+            .RunAsync(new RestoreRequest($"box:{file}", instance, target, DryRun: false, Force: false), CancellationToken.None);
+
+        Assert.NotNull(restored);
+        DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "restored from SFTP");
+
+        // verify reads it there too, by the URL the backup reported.
+        var checks = await new VerifyOperation(config, new TestVerifyObserver())
+            .RunAsync(new VerifyRequest(result.Location, null, null, Latest: false, Restore: false), CancellationToken.None);
+        Assert.True(Assert.Single(checks).Check.Ok, string.Join("; ", checks[0].Check.Problems));
+    }
+
+    [SkippableFact]
+    public async Task Backup_to_three_destinations_is_written_once_and_copied_and_each_copy_verifies()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequireS3Async();
+        await TestServers.RequireSftpAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY, v LONGBLOB)", "INSERT INTO t VALUES (1, REPEAT('x', 100000)), (2, NULL)");
+        var (config, instance) = Setup(TestServers.MySql(), "local", "offsite", "box");
+
+        var result = await BackupAsync(config, instance, source, Compression.Zstd);
+
+        Assert.True(result.Succeeded, result.Error);
+        Assert.StartsWith(config.BackupDir, result.Location, StringComparison.Ordinal);
+        Assert.Equal(2, result.Copies?.Count);
+        var local = await ContentsAsync(new Storage.Local.LocalStorage(config.BackupDir));
+        var s3 = await ContentsAsync(Open(Backend.S3));
+        var sftp = await ContentsAsync(Open(Backend.Sftp));
+        Assert.Equal(3, s3.Count);
+        Assert.Equal(s3, sftp);
+        Assert.Equal(s3, local.Where(e => !e.Key.StartsWith(".locks/", StringComparison.Ordinal)).ToDictionary());
+
+        // verify --instance checks the backup in each destination.
+        var checks = await new VerifyOperation(config, new TestVerifyObserver())
+            .RunAsync(new VerifyRequest(null, instance, source, Latest: true, Restore: false), CancellationToken.None);
+        Assert.Equal(3, checks.Count);
+        Assert.All(checks, c => Assert.True(c.Check.Ok, string.Join("; ", c.Check.Problems)));
+        Assert.Equal(3, checks.Select(c => c.Check.File).Distinct().Count());
+    }
+
+    [SkippableFact]
+    public async Task Wrong_sftp_host_key_refuses_the_connection_before_the_password_is_sent_and_nothing_is_written()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequireSftpAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var (config, instance) = Setup(TestServers.MySql(), "local", "box");
+        var wrongKey = SftpConfig with { HostFingerprint = "SHA256:" + new string('A', 43), Password = PasswordSource.Literal("Not-Sent-Secret-5") };
+        config = config with { Storages = [S3Config, wrongKey] };
+
+        var result = await BackupAsync(config, instance, source, Compression.Zstd);
+
+        // The sweep at the start already meets the wrong host key: nothing is written anywhere.
+        Assert.False(result.Succeeded);
+        Assert.Contains("host key", result.Error, StringComparison.Ordinal);
+        Assert.Contains("expects SHA256:AAAA", result.Error, StringComparison.Ordinal);
+        Assert.Contains("connection refused", result.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("Not-Sent-Secret-5", result.Error, StringComparison.Ordinal);
+        Assert.Empty(Ops.DataFilesUnder(config.BackupDir));
+    }
+
+    [SkippableTheory]
+    [InlineData(Backend.S3)]
+    [InlineData(Backend.Sftp)]
+    public async Task Upload_cancelled_midway_leaves_nothing_and_keeps_the_earlier_backup(Backend backend)
+    {
+        await TestServers.RequireMySqlAsync();
+        await RequireAsync(backend);
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(100))", "INSERT INTO t VALUES (1, 'good')");
+        var (config, instance) = Setup(TestServers.MySql(), StorageName(backend));
+        var good = await BackupAsync(config, instance, db, Compression.None, GoodTime);
+        Assert.True(good.Succeeded, good.Error);
+        var storage = Open(backend);
+        var before = await ContentsAsync(storage);
+        Assert.Equal(3, before.Count);
+
+        var tools = FakeTools.Create(_scratch.TempDir("fake"), FakeDump.StallsMidStream, postgres: false);
+        using var cancel = new CancellationTokenSource();
+        var run = BackupAsync(config, instance with { ToolsDir = tools }, db, Compression.None, LaterTime, cancel.Token);
+        // Cancel once the upload is under way on the server (parts sent / temp file written).
+        await WaitForAsync(async () => (await LeftoversAsync(storage)).Count > 0, run);
+        cancel.Cancel();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
+        Assert.Equal(before, await ContentsAsync(storage));
+        Assert.Empty(await LeftoversAsync(storage));
+        await AssertFakeToolGoneAsync(tools);
+    }
+
+    [SkippableTheory]
+    [InlineData(Backend.S3)]
+    [InlineData(Backend.Sftp)]
+    public async Task Cli_interrupted_mid_upload_exits_130_and_leaves_nothing(Backend backend)
+    {
+        await TestServers.RequireMySqlAsync();
+        await RequireAsync(backend);
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var (config, instance) = Setup(TestServers.MySql(), StorageName(backend));
+        var good = await BackupAsync(config, instance, db, Compression.Zstd, GoodTime);
+        Assert.True(good.Succeeded, good.Error);
+        var storage = Open(backend);
+        var before = await ContentsAsync(storage);
+
+        var tools = FakeTools.Create(_scratch.TempDir("fake"), FakeDump.StallsMidStream, postgres: false);
+        var faked = await WriteConfigAsync(config.BackupDir, tools, StorageName(backend));
+        using var cli = StartCli(redirect: true, "backup", "-i", "1", "-d", db, "-c", "none", "--config", faked);
+        var stderr = cli.StandardError.ReadToEndAsync();
+        var stdout = cli.StandardOutput.ReadToEndAsync();
+        try
+        {
+            await WaitForAsync(async () => (await LeftoversAsync(storage)).Count > 0, cli.WaitForExitAsync());
+            var kill = await Run.ProgramAsync("kill", ["-TERM", cli.Id.ToString(CultureInfo.InvariantCulture)]);
+            Assert.True(kill.ExitCode == 0, kill.ToString());
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await cli.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!cli.HasExited)
+            {
+                cli.Kill();
+            }
+            KillFakeTool(tools);
+        }
+
+        Assert.Equal(130, cli.ExitCode);
+        var errors = (await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.Contains("error", StringComparison.Ordinal)).ToList();
+        Assert.True(errors.Count == 1, await stderr);
+        Assert.Contains("interrupted", errors[0], StringComparison.Ordinal);
+        Assert.DoesNotContain("succeeded", await stdout, StringComparison.Ordinal);
+        // The upload was aborted (the temp file deleted): nothing is left at all, and the earlier backup is unchanged.
+        Assert.Empty(await LeftoversAsync(storage));
+        Assert.Equal(before, await ContentsAsync(storage));
+    }
+
+    [SkippableTheory]
+    [InlineData(Backend.S3)]
+    [InlineData(Backend.Sftp)]
+    public async Task Cli_killed_mid_upload_leaves_nothing_visible_and_the_next_sweep_removes_its_leftovers(Backend backend)
+    {
+        await TestServers.RequireMySqlAsync();
+        await RequireAsync(backend);
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(100))", "INSERT INTO t VALUES (1, 'good')");
+        var (config, instance) = Setup(TestServers.MySql(), StorageName(backend));
+        var good = await BackupAsync(config, instance, db, Compression.Zstd, GoodTime);
+        Assert.True(good.Succeeded, good.Error);
+        var storage = Open(backend);
+        var before = await ContentsAsync(storage);
+
+        var tools = FakeTools.Create(_scratch.TempDir("fake"), FakeDump.StallsMidStream, postgres: false);
+        var faked = await WriteConfigAsync(config.BackupDir, tools, StorageName(backend));
+        using var cli = StartCli(redirect: false, "backup", "-i", "1", "-d", db, "-c", "none", "--config", faked);
+        try
+        {
+            await WaitForAsync(async () => (await LeftoversAsync(storage)).Count > 0, cli.WaitForExitAsync());
+        }
+        finally
+        {
+            cli.Kill(entireProcessTree: false);    // SIGKILL: no cleanup runs
+            await cli.WaitForExitAsync();
+            KillFakeTool(tools);
+        }
+
+        // Nothing new is visible: no data file, no .sha256, no manifest; the earlier backup is byte for byte the same.
+        Assert.Equal(before, await ContentsAsync(storage));
+        var left = await LeftoversAsync(storage);
+        Assert.NotEmpty(left);
+        // A later run sweeps what is old enough (a day, in production; here: anything).
+        Assert.Equal(left.Count, await storage.SweepAbandonedAsync("", DateTimeOffset.UtcNow.AddMinutes(1), CancellationToken.None));
+        Assert.Empty(await LeftoversAsync(storage));
+        Assert.Equal(before, await ContentsAsync(storage));
+
+        // The CLI (with the real tools) reads the earlier backup from there: verify, then restore under a new name.
+        var yaml = await WriteConfigAsync(config.BackupDir, null, StorageName(backend));
+        var verify = await Run.CliAsync("verify", "--instance", "1", "--config", yaml);
+        Assert.True(verify.ExitCode == 0, verify.ToString());
+        Assert.Contains("verify summary: 1 OK, 0 failed", verify.Stdout, StringComparison.Ordinal);
+        var target = _scratch.MySqlName();
+        var restore = await Run.CliAsync("restore", "--file", good.Location!, "-i", "1", "-t", target, "--config", yaml);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(db), await MySqlTestDb.FingerprintAsync(target), "restored by the CLI");
+    }
+
+    /// <summary>A config.yaml for the CLI: instance 1 (MariaDB, named like the in-process runs' instance) backing up to one remote storage.</summary>
+    private async Task<string> WriteConfigAsync(string backupDir, string? toolsDir, string storage)
+    {
+        var s3 = S3Config;
+        var sftp = SftpConfig;
+        var path = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+        await File.WriteAllTextAsync(path, string.Create(CultureInfo.InvariantCulture, $"""
+            backup_dir: '{backupDir}'
+            timeout_seconds: 300
+            storage:
+              - name: offsite
+                type: s3
+                endpoint: {s3.Endpoint}
+                bucket: {s3.Bucket}
+                prefix: '{s3.Prefix}'
+                access_key_id: {TestServers.S3AccessKey}
+                secret_access_key: {TestServers.S3SecretKey}
+                part_size_mb: 5
+              - name: box
+                type: sftp
+                host: {sftp.Host}
+                port: {sftp.Port}
+                user: {sftp.User}
+                private_key_file: '{TestServers.SftpKeyFile}'
+                host_fingerprint: {TestServers.SftpFingerprint}
+                path: '{sftp.Path}'
+            instances:
+              - id: 1
+                name: test-mysql
+                dbms: mysql
+                host: '{TestServers.MySqlHost}'
+                port: {TestServers.MySqlPort}
+                user: '{TestServers.MySqlUser}'
+                password: '{TestServers.MySqlPassword}'
+                {(toolsDir is null ? "" : $"tools_dir: '{toolsDir}'")}
+                storage: [{storage}]
+
+            """));
+        return path;
+    }
+
+    /// <summary>Starts the CLI without waiting for it (to interrupt or kill it); its output is captured when <paramref name="redirect"/>.</summary>
+    private static Process StartCli(bool redirect, params string[] arguments)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "vya-backupdb.dll");
+        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
+        var start = new ProcessStartInfo(dotnet)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = redirect,
+            RedirectStandardError = redirect,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(dll);
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+        start.Environment["VYA_BACKUPDB_CONFIG"] = "";
+        return Process.Start(start) ?? throw new InvalidOperationException("cannot start the CLI");
+    }
+
+    /// <summary>Polls until <paramref name="condition"/> holds; fails if <paramref name="run"/> ends first or 60 s pass.</summary>
+    private static async Task WaitForAsync(Func<Task<bool>> condition, Task run)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (run.IsCompleted)
+            {
+                await run;
+                Assert.Fail("the backup ended before its upload was under way");
+            }
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), "the upload did not start within 60 s");
+            await Task.Delay(100);
+        }
+    }
+
+    private static IEnumerable<int> FakeToolPids(string tools)
+    {
+        var file = Path.Combine(tools, "pids");
+        return File.Exists(file)
+            ? File.ReadAllText(file).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(p => int.Parse(p, CultureInfo.InvariantCulture))
+            : [];
+    }
+
+    /// <summary>The fake tool of a killed CLI is an orphan: end it (and its sleep).</summary>
+    private static void KillFakeTool(string tools)
+    {
+        foreach (var pid in FakeToolPids(tools))
+        {
+            try
+            {
+                using var process = Process.GetProcessById(pid);
+                process.Kill();
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
+            {
+            }
+        }
+    }
+
+    /// <summary>A cancelled backup kills its dump tool and the tool's children.</summary>
+    private static async Task AssertFakeToolGoneAsync(string tools)
+    {
+        foreach (var pid in FakeToolPids(tools))
+        {
+            for (var i = 0; i < 100 && IsAlive(pid); i++)
+            {
+                await Task.Delay(100);
+            }
+            Assert.False(IsAlive(pid), $"process {pid} of the fake dump tool is still running");
+        }
+    }
+
+    private static bool IsAlive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0] is not ("Z" or "X");
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or IOException)
+        {
+            return false;
+        }
+    }
+}
+
+/// <summary>Records what verify reports.</summary>
+public sealed class TestVerifyObserver : IVerifyObserver
+{
+    public List<VerifyResult> Checked { get; } = [];
+
+    public List<string> Skipped { get; } = [];
+
+    void IVerifyObserver.Checked(VerifyResult result) => Checked.Add(result);
+
+    void IVerifyObserver.Skipped(string file, string reason) => Skipped.Add($"{file}: {reason}");
+
+    void IRestoreObserver.Planned(RestorePlan plan)
+    {
+    }
+
+    bool IRestoreObserver.Confirm(string question) => false;
+
+    void IRestoreObserver.Started(long fileBytes, Func<long> fileBytesRead)
+    {
+    }
+
+    void IRestoreObserver.Compared(InventoryComparison comparison)
+    {
+    }
+
+    void IRestoreObserver.Warning(string message)
+    {
+    }
+}
