@@ -27,7 +27,11 @@ internal sealed record ListedBackup(
     string? Problem,
     string Storage,
     string Key,
-    string Location);
+    string Location)
+{
+    /// <summary>What restore --file and verify --file take for this backup: STORAGE:KEY.</summary>
+    public string Id => $"{Storage}:{Key}";
+}
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
 [JsonSerializable(typeof(List<ListedBackup>))]
@@ -41,11 +45,16 @@ internal static class ListCommand
         var database = new Option<string?>("--database", "-d") { Description = "Only the backups of this database" };
         var json = new Option<bool>("--json") { Description = "Print a JSON array (for scripts)" };
         var all = new Option<bool>("--all", "-a") { Description = "Also list incomplete backups (data files without a manifest)" };
+        var storageName = new Option<string?>("--storage", "-s") { Description = "Only this destination (a name from the config's storage:, or local)" };
 
-        var command = new Command("list", "List backups, newest first") { instance, database, json, all };
+        var command = new Command("list", "List backups, newest first") { instance, database, storageName, json, all };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
             var config = CommonOptions.LoadConfig(parseResult);
+            if (parseResult.GetValue(storageName) is { } only)
+            {
+                config.GetStorage(only); // an unknown name is a usage error, not an empty list
+            }
             IReadOnlyList<InstanceConfig> instances = parseResult.GetValue(instance) is { } id ? [config.GetInstance(id)] : config.Instances;
             var databaseName = parseResult.GetValue(database);
             var includeIncomplete = parseResult.GetValue(all);
@@ -54,7 +63,7 @@ internal static class ListCommand
             using var storages = new StorageSet(config);
             foreach (var inst in instances)
             {
-                foreach (var storage in storages.For(inst))
+                foreach (var storage in storages.For(inst).Where(s => parseResult.GetValue(storageName) is not { } only || s.Name == only))
                 {
                     foreach (var backup in await BackupCatalog.InspectAsync(storage.Storage, inst, cancellationToken).ConfigureAwait(false))
                     {

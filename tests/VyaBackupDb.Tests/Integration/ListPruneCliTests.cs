@@ -110,6 +110,7 @@ public sealed class ListPruneCliTests : IAsyncLifetime
         Assert.Equal("local", top.GetProperty("storage").GetString());
         Assert.Equal(newest, top.GetProperty("key").GetString());
         Assert.Equal(Path.Combine(dir, newest), top.GetProperty("location").GetString());
+        Assert.Equal("local:" + newest, top.GetProperty("id").GetString()); // what restore/verify --file take
         Assert.Equal(JsonValueKind.Null, rows[1].GetProperty("encryption").ValueKind);
         Assert.False(rows[1].GetProperty("verified").GetBoolean());
         Assert.Equal("size_mismatch", rows[1].GetProperty("status").GetString());
@@ -123,6 +124,11 @@ public sealed class ListPruneCliTests : IAsyncLifetime
         Assert.Equal(["2026-01-13T15:54:40Z", "2026-01-10T02:00:00Z"],
             Json(await Run.CliAsync("list", "--json", "-i", "1", "-d", "dns_db", "--config", config)).Select(r => r.GetProperty("time_utc").GetString()));
         Assert.Equal(["app db"], Json(await Run.CliAsync("list", "--json", "--instance", "2", "--config", config)).Select(r => r.GetProperty("database").GetString()));
+
+        Assert.Equal(4, Json(await Run.CliAsync("list", "--json", "--storage", "local", "--config", config)).Count);
+        var unknown = await Run.CliAsync("list", "--storage", "offsite", "--config", config);
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Contains("storage 'offsite' is not defined", Assert.Single(Cli.ErrorLines(unknown)), StringComparison.Ordinal);
     }
 
     [Fact]
