@@ -13,6 +13,37 @@ internal static class CommonOptions
     };
 
     /// <summary>Loads the config (vault passphrase prompted for on a terminal, if needed) and prints its warnings.</summary>
+    /// <summary>
+    /// The instances a command acts on: --instance ID (even if disabled, with a warning) or
+    /// --all (every enabled one); exactly one of them, and --database only with --instance.
+    /// </summary>
+    public static List<InstanceConfig> ChooseInstances(AppConfig config, int? instanceId, bool all, string? database)
+    {
+        if (instanceId is not null && all)
+        {
+            throw new UsageException("--instance and --all exclude each other");
+        }
+        if (instanceId is null && !all)
+        {
+            throw new UsageException("give --instance ID or --all");
+        }
+        if (database is not null && instanceId is null)
+        {
+            throw new UsageException("--database needs --instance");
+        }
+        if (instanceId is { } id)
+        {
+            var chosen = config.GetInstance(id);
+            if (!chosen.Enabled)
+            {
+                Output.Warning($"instance {id} ({chosen.Name}) is disabled in the config; using it as asked");
+            }
+            return [chosen];
+        }
+        var enabled = config.Instances.Where(i => i.Enabled).ToList();
+        return enabled.Count > 0 ? enabled : throw new UsageException($"no enabled instance in {config.SourcePath}");
+    }
+
     public static AppConfig LoadConfig(ParseResult parseResult)
     {
         var config = ConfigLoader.Load(ConfigLoader.ResolvePath(parseResult.GetValue(Config)), ReadSecret);

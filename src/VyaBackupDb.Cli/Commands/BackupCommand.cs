@@ -34,40 +34,8 @@ internal static class BackupCommand
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
             var config = CommonOptions.LoadConfig(parseResult);
-            var instanceId = parseResult.GetValue(instance);
-            var isAll = parseResult.GetValue(all);
             var databaseName = parseResult.GetValue(database);
-            if (instanceId is not null && isAll)
-            {
-                throw new UsageException("--instance and --all exclude each other");
-            }
-            if (instanceId is null && !isAll)
-            {
-                throw new UsageException("give --instance ID or --all");
-            }
-            if (databaseName is not null && instanceId is null)
-            {
-                throw new UsageException("--database needs --instance");
-            }
-
-            List<InstanceConfig> instances;
-            if (instanceId is { } id)
-            {
-                var chosen = config.GetInstance(id);
-                if (!chosen.Enabled)
-                {
-                    Output.Warning($"instance {id} ({chosen.Name}) is disabled in the config; backing it up as asked");
-                }
-                instances = [chosen];
-            }
-            else
-            {
-                instances = [.. config.Instances.Where(i => i.Enabled)];
-                if (instances.Count == 0)
-                {
-                    throw new UsageException($"no enabled instance in {config.SourcePath}");
-                }
-            }
+            var instances = CommonOptions.ChooseInstances(config, parseResult.GetValue(instance), parseResult.GetValue(all), databaseName);
 
             var codec = ChooseCompression(parseResult, compression, config);
             var request = new BackupRequest(instances, databaseName, codec, parseResult.GetValue(dryRun), parseResult.GetValue(encrypt));

@@ -23,36 +23,13 @@ internal static class PruneCommand
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
             var config = CommonOptions.LoadConfig(parseResult);
-            var instanceId = parseResult.GetValue(instance);
-            var isAll = parseResult.GetValue(all);
             var databaseName = parseResult.GetValue(database);
-            if (instanceId is not null && isAll)
-            {
-                throw new UsageException("--instance and --all exclude each other");
-            }
-            if (instanceId is null && !isAll)
-            {
-                throw new UsageException("give --instance ID or --all");
-            }
-            if (databaseName is not null && instanceId is null)
-            {
-                throw new UsageException("--database needs --instance");
-            }
-
-            List<PruneTarget> targets;
-            if (instanceId is { } id)
-            {
-                var chosen = config.GetInstance(id);
-                targets = [new PruneTarget(chosen, databaseName is null ? null : new HashSet<string>(StringComparer.Ordinal) { databaseName })];
-            }
-            else
-            {
-                targets = [.. config.Instances.Where(i => i.Enabled).Select(i => new PruneTarget(i))];
-                if (targets.Count == 0)
-                {
-                    throw new UsageException($"no enabled instance in {config.SourcePath}");
-                }
-            }
+            var databases = databaseName is null ? null : new HashSet<string>(StringComparer.Ordinal) { databaseName };
+            List<PruneTarget> targets =
+            [
+                .. CommonOptions.ChooseInstances(config, parseResult.GetValue(instance), parseResult.GetValue(all), databaseName)
+                    .Select(i => new PruneTarget(i, databases)),
+            ];
             return await RunAsync(config, targets, parseResult.GetValue(dryRun), cancellationToken).ConfigureAwait(false);
         }));
         return command;
