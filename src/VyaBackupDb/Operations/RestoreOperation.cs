@@ -59,6 +59,14 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         var instance = request.Instance;
         var engine = DumpEngines.For(instance);
 
+        if (plan.FileDbms is null && request.Verify)
+        {
+            // Not our name, no manifest, no mysqldump/pg_dump header: likely the wrong file (a
+            // manifest, a log). Refuse before the target is dropped or created.
+            throw new UsageException(
+                $"{location.FileName} does not look like a backup (no manifest, not a backup file name, no mysqldump/pg_dump header); "
+                + "use --no-verify to restore it anyway");
+        }
         if (!request.Verify)
         {
             observer.Warning("--no-verify: digests, the completion trailer and row counts are not checked");

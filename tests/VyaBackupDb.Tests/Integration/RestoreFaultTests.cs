@@ -77,6 +77,23 @@ public sealed class RestoreFaultTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task A_file_that_is_not_a_dump_is_refused_before_the_target_is_replaced()
+    {
+        await TestServers.RequireMySqlAsync();
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE keep (id INT PRIMARY KEY)", "INSERT INTO keep VALUES (7)");
+        var before = await MySqlTestDb.FingerprintAsync(target);
+        var file = Path.Combine(_scratch.TempDir("files"), "20260113_155440_mysql_dns_db.sql.zst.manifest.json");
+        await File.WriteAllTextAsync(file, "{ \"schema_version\": 1 }\n");
+
+        // Even with --force: the operator named the wrong file, and the target must survive it.
+        var error = await Assert.ThrowsAsync<UsageException>(() => Ops.RestoreAsync(TestServers.MySql(), file, target, force: true));
+
+        Assert.Contains("does not look like a backup", error.Message, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), "the target of a refused restore");
+    }
+
+    [SkippableFact]
     public async Task Postgres_restore_stops_at_the_first_failing_statement()
     {
         await TestServers.RequirePostgresAsync();
