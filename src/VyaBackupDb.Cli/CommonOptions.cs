@@ -103,7 +103,7 @@ internal static class CommonOptions
             Output.Error("interrupted; nothing partial was kept");
             return (int)ExitCode.Interrupted;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or System.Data.Common.DbException)
         {
             Output.Error($"{e.GetType().Name}: {e.Message}");
             return (int)ExitCode.Failed;

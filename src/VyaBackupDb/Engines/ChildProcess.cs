@@ -47,8 +47,13 @@ public static class ChildProcess
         {
             startInfo.ArgumentList.Add(argument);
         }
-        // A child gets no secret of ours through its environment (readable in /proc/PID/environ).
-        startInfo.Environment.Remove(Config.Vault.CredentialVault.KeyEnvVar);
+        // Secrets a child must not see (its environment is readable in /proc/PID/environ) or use: the vault key, and the clients' own password
+        // variables (libpq prefers PGPASSWORD to our PGPASSFILE; MYSQL_PWD would stand in for
+        // an instance without a password). A child gets only the credentials we give it.
+        foreach (var secret in (string[])[Config.Vault.CredentialVault.KeyEnvVar, "PGPASSWORD", "MYSQL_PWD"])
+        {
+            startInfo.Environment.Remove(secret);
+        }
         foreach (var (name, value) in environment ?? new Dictionary<string, string>())
         {
             startInfo.Environment[name] = value;

@@ -7,7 +7,8 @@ namespace VyaBackupDb.Engines;
 public sealed record ServerInfo(string Flavor, string Version, IReadOnlyList<string> Databases);
 
 /// <summary>The tool that wrote a dump, and what the database held when it was dumped.</summary>
-public sealed record DumpDetails(string Tool, string ToolVersion, DatabaseInventory Inventory);
+/// <param name="Warning">Something the operator should know about how the dump was made (e.g. a newer client than the server).</param>
+public sealed record DumpDetails(string Tool, string ToolVersion, DatabaseInventory Inventory, string? Warning = null);
 
 /// <summary>A database as a restore finds it before touching it.</summary>
 public sealed record TargetState(bool Exists, int TableCount);

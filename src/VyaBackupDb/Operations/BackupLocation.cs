@@ -57,38 +57,7 @@ public sealed class BackupLocation(IReadOnlyStorage storage, string key)
         {
             return stream;
         }
-        await using (stream.ConfigureAwait(false))
-        {
-            var spool = SpoolFile();
-            try
-            {
-                await stream.CopyToAsync(spool, 1 << 20, cancellationToken).ConfigureAwait(false);
-                spool.Position = 0;
-                return spool;
-            }
-            catch
-            {
-                await spool.DisposeAsync().ConfigureAwait(false);
-                throw;
-            }
-        }
-    }
-
-    private static FileStream SpoolFile()
-    {
-        var path = Path.Combine(Path.GetTempPath(), $"vya-backupdb-spool-{Guid.NewGuid():N}.zip");
-        var options = new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.ReadWrite,
-            Options = FileOptions.DeleteOnClose,
-            BufferSize = 1 << 17,
-        };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-        return new FileStream(path, options);
+        return await TempSpool.CopyAsync(stream, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The manifest beside the file, null if there is none; a damaged one fails verification.</summary>

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Diagnostics;
 using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
@@ -116,7 +117,7 @@ public sealed class BackupOperation
                     }
                 }
             }
-            catch (Exception e) when (e is VyaException or IOException)
+            catch (Exception e) when (e is VyaException or IOException or DbException)
             {
                 results.Add(new BackupItemResult(instance, request.Database ?? "*", null, e.Message, 0, 0, TimeSpan.Zero, VaultFailed: e is VaultException));
                 observer.Finished(results[^1]);
@@ -186,6 +187,10 @@ public sealed class BackupOperation
             try
             {
                 details = await engine.DumpAsync(item.Database, plain, timeout.Token).ConfigureAwait(false);
+                if (details.Warning is { } warning)
+                {
+                    observer.Warning(warning);
+                }
                 if (!plain.TailContains(engine.CompletionTrailer))
                 {
                     throw new OperationFailedException(
@@ -275,6 +280,11 @@ public sealed class BackupOperation
         catch (IOException e)
         {
             return Failed(item, $"cannot write {item.Location}: {e.Message}", clock.Elapsed);
+        }
+        catch (DbException e)
+        {
+            // The server failed a query of ours (counting rows, probing): this database only.
+            return Failed(item, $"server error: {e.Message}", clock.Elapsed);
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Diagnostics;
 using System.Text;
 using VyaBackupDb.Catalog;
@@ -130,7 +131,8 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             await engine.RestoreAsync(plan.Target, plain, timeout.Token).ConfigureAwait(false);
             plainBytes = plain.Bytes;
         }
-        catch (Exception e) when (e is VyaException or IOException or InvalidDataException or OperationCanceledException)
+        catch (Exception e) when (e is VyaException or IOException or InvalidDataException or OperationCanceledException or DbException
+            || BackupFileChecker.IsDecodeError(e))
         {
             var reason = e switch
             {
@@ -138,6 +140,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                     $"timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)",
                 OperationCanceledException => "interrupted",
                 VyaException => e.Message,
+                DbException => $"server error: {e.Message}",
                 _ => $"cannot read {plan.File}: {e.Message}",
             };
             if (createdHere)
@@ -222,8 +225,9 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             : name?.Dbms ?? DbmsFromContent(await ReadHeadAsync(location, format, Keys(request), cancellationToken).ConfigureAwait(false));
         if (format.Encrypted)
         {
-            // A wrong or missing key fails here, before the target is touched: opening reads the header only.
-            await using var check = await BackupFileChecker.OpenPlainAsync(location, format, Keys(request), cancellationToken).ConfigureAwait(false);
+            // A wrong or missing key fails here, before the target is touched.
+            await BackupChain.CheckKeysAsync(await location.OpenReadAsync(cancellationToken).ConfigureAwait(false), Keys(request), cancellationToken)
+                .ConfigureAwait(false);
         }
         var instance = request.Instance;
         if (fileDbms is { } dbms && dbms != instance.Dbms)

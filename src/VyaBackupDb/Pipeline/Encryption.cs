@@ -84,6 +84,19 @@ public static class BackupChain
         {
             return Codec.Decompress(compression, stored);
         }
+        var decrypted = await DecryptAsync(stored, keys, cancellationToken).ConfigureAwait(false);
+        return Codec.Decompress(compression, compression == Compression.Zip ? await TempSpool.CopyAsync(decrypted, cancellationToken).ConfigureAwait(false) : decrypted);
+    }
+
+    /// <summary>Fails (AgeException) unless <paramref name="keys"/> open the age header of <paramref name="stored"/>; reads the header only.</summary>
+    public static async Task CheckKeysAsync(Stream stored, DecryptionKeys keys, CancellationToken cancellationToken)
+    {
+        await using var decrypted = await DecryptAsync(stored, keys, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Opens the age header of <paramref name="stored"/> (which it takes over) with <paramref name="keys"/>.</summary>
+    private static async Task<AgeDecryptStream> DecryptAsync(Stream stored, DecryptionKeys keys, CancellationToken cancellationToken)
+    {
         var identities = keys.Identities();
         var passphrase = keys.Passphrase();
         if (identities.Count == 0 && passphrase is null)
@@ -92,31 +105,7 @@ public static class BackupChain
             throw new AgeException("the backup is encrypted: give --identity FILE, or identity_files / a passphrase in the config's encryption: section",
                 ExitCode.UsageOrConfig);
         }
-        var decrypted = await AgeDecryptStream.OpenAsync(stored, identities, passphrase, leaveOpen: false, cancellationToken).ConfigureAwait(false);
-        return Codec.Decompress(compression, compression == Compression.Zip ? await SpoolAsync(decrypted, cancellationToken).ConfigureAwait(false) : decrypted);
-    }
-
-    /// <summary>A zip needs a seekable stream: copy the decrypted archive to a private temp file deleted on close.</summary>
-    private static async Task<Stream> SpoolAsync(Stream decrypted, CancellationToken cancellationToken)
-    {
-        var options = new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.ReadWrite,
-            Options = FileOptions.DeleteOnClose,
-            BufferSize = 1 << 17,
-        };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-        var spool = new FileStream(Path.Combine(Path.GetTempPath(), $"vya-backupdb-{Guid.NewGuid():N}.zip"), options);
-        await using (decrypted.ConfigureAwait(false))
-        {
-            await decrypted.CopyToAsync(spool, cancellationToken).ConfigureAwait(false);
-        }
-        spool.Position = 0;
-        return spool;
+        return await AgeDecryptStream.OpenAsync(stored, identities, passphrase, leaveOpen: false, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>A codec over an encryption stream: disposing finishes the codec, then the encryption.</summary>

@@ -54,6 +54,7 @@ internal sealed class ZipEntryReadStream : WrapperStream
         }
         catch (InvalidDataException e)
         {
+            stored.Dispose(); // may be a temp spool of the archive: delete it now
             throw new InvalidDataException($"not a readable zip archive: {e.Message}", e);
         }
         var entries = archive.Entries.Where(e => !e.FullName.EndsWith('/')).ToList();

@@ -18,7 +18,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     public string CompletionTrailer => DumpEngines.CompletionTrailer(Dbms.PostgreSql);
 
     /// <summary>Set when the chosen client is newer than the server (allowed, but worth saying).</summary>
-    public string? ToolWarning { get; private set; }
+    private string? _toolWarning;
 
     public async Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken)
     {
@@ -66,7 +66,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         ];
         await ChildProcess.RunAsync(pgDump, arguments, Environment(passFile), null, output, cancellationToken).ConfigureAwait(false);
         await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
-        return new DumpDetails("pg_dump", toolVersion.Split('\n')[0], inventory);
+        return new DumpDetails("pg_dump", toolVersion.Split('\n')[0], inventory, _toolWarning);
     }
 
     public async Task<DatabaseInventory> InventoryAsync(string database, CancellationToken cancellationToken)
@@ -203,7 +203,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         var newer = candidates.Where(c => c.Major > server).OrderBy(c => c.Major).FirstOrDefault();
         if (newer.BinDir is not null)
         {
-            ToolWarning = $"no PostgreSQL {server} client found; using pg_dump {newer.Major} from {newer.BinDir}";
+            _toolWarning = $"no PostgreSQL {server} client found; using pg_dump {newer.Major} from {newer.BinDir}";
             return newer.BinDir;
         }
         var found = candidates.Count == 0 ? "none found" : "found " + string.Join(", ", candidates.Select(c => c.Major).Distinct());

@@ -108,14 +108,20 @@ public sealed partial class LocalStorage(string root) : IStorage
         return full;
     }
 
+    /// <summary>A backup holds a whole database: created 0600 (the rename keeps the mode), not at the umask's 0644.</summary>
+    private static FileStreamOptions PrivateFile()
+    {
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 1 << 17 };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        return options;
+    }
+
     private sealed class LocalWrite(string tempPath, string targetPath) : IStorageWrite
     {
-        private readonly FileStream _file = new(tempPath, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            BufferSize = 1 << 17,
-        });
+        private readonly FileStream _file = new(tempPath, PrivateFile());
 
         private bool _committed;
 
