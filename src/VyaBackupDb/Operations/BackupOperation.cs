@@ -237,8 +237,7 @@ public sealed class BackupOperation
             }
             catch
             {
-                await DeleteQuietlyAsync(storage, item.Key + BackupManifest.ChecksumSuffix).ConfigureAwait(false);
-                await DeleteQuietlyAsync(storage, item.Key).ConfigureAwait(false);
+                await DeleteDataQuietlyAsync(storage, item.Key).ConfigureAwait(false);
                 throw;
             }
 
@@ -321,33 +320,31 @@ public sealed class BackupOperation
         }
         try
         {
-            var location = new BackupLocation(to, key);
-            var (bytes, digest) = await BackupFileChecker.DigestAsync(location, cancellationToken).ConfigureAwait(false);
-            if (bytes != manifest.StoredBytes || digest != manifest.StoredSha256)
+            if (await BackupFileChecker.CheckStoredAsync(new BackupLocation(to, key), manifest, cancellationToken).ConfigureAwait(false) is { } problem)
             {
-                throw new VerificationFailedException(
-                    $"the copy {to.Describe(key)} reads back as {bytes} bytes with SHA-256 {digest}, the manifest recorded "
-                    + $"{manifest.StoredBytes} bytes, {manifest.StoredSha256}; the copy was removed");
+                throw new VerificationFailedException($"the copy {to.Describe(key)} does not match the manifest ({problem}); the copy was removed");
             }
             await WriteManifestAsync(to, key, manifest, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
-            await DeleteQuietlyAsync(to, key + BackupManifest.ChecksumSuffix).ConfigureAwait(false);
-            await DeleteQuietlyAsync(to, key).ConfigureAwait(false);
+            await DeleteDataQuietlyAsync(to, key).ConfigureAwait(false);
             throw;
         }
     }
 
-    /// <summary>Cleanup after a failure: its own error would hide the real one.</summary>
-    private static async Task DeleteQuietlyAsync(IStorage storage, string key)
+    /// <summary>Removes a data file and its .sha256 after a failure; a cleanup error would hide the real one.</summary>
+    private static async Task DeleteDataQuietlyAsync(IStorage storage, string key)
     {
-        try
+        foreach (var file in new[] { key + BackupManifest.ChecksumSuffix, key })
         {
-            await storage.DeleteAsync(key, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (IOException)
-        {
+            try
+            {
+                await storage.DeleteAsync(file, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+            }
         }
     }
 
