@@ -70,8 +70,8 @@ internal static class RestoreCommand
             var target = plan.TargetState switch
             {
                 { Exists: false } => "will be created",
-                { TableCount: 0 } => "exists, empty",
-                { TableCount: var n } => request.Force ? $"holds {n} tables, will be replaced" : $"holds {n} tables",
+                { HoldsData: false } => "exists, empty",
+                var state => request.Force ? $"holds {state.Contents}, will be replaced" : $"holds {state.Contents}",
             };
             var verb = request.DryRun ? "would restore" : "restoring";
             Output.Line($"{verb} {plan.File} ({Output.Size(plan.FileBytes)}, {plan.Compression.ToString().ToLowerInvariant()}, {source}) "

@@ -11,7 +11,14 @@ public sealed record ServerInfo(string Flavor, string Version, IReadOnlyList<str
 public sealed record DumpDetails(string Tool, string ToolVersion, DatabaseInventory Inventory, string? Warning = null);
 
 /// <summary>A database as a restore finds it before touching it.</summary>
-public sealed record TargetState(bool Exists, int TableCount);
+/// <param name="OtherObjects">Views, routines, events, sequences: a database without tables can still hold work.</param>
+public sealed record TargetState(bool Exists, int TableCount, int OtherObjects = 0)
+{
+    /// <summary>Restoring over it would replace something: it asks first (--force).</summary>
+    public bool HoldsData => TableCount > 0 || OtherObjects > 0;
+
+    public string Contents => OtherObjects == 0 ? $"{TableCount} tables" : $"{TableCount} tables and {OtherObjects} other objects";
+}
 
 /// <summary>One database engine (MySQL/MariaDB or PostgreSQL), bound to one configured instance.</summary>
 public interface IDumpEngine

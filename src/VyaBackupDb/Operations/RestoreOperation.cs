@@ -82,12 +82,12 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             throw new VerificationFailedException($"{plan.File}: {problem}; nothing was restored");
         }
 
-        var replacing = plan.TargetState.TableCount > 0;
+        var replacing = plan.TargetState.HoldsData;
         if (replacing && !request.Force && !request.DryRun
-            && !observer.Confirm($"Database '{plan.Target}' on instance {instance.Id} ({instance.Name}) holds {plan.TargetState.TableCount} tables. Replace it?"))
+            && !observer.Confirm($"Database '{plan.Target}' on instance {instance.Id} ({instance.Name}) holds {plan.TargetState.Contents}. Replace it?"))
         {
             throw new UsageException(
-                $"database '{plan.Target}' on instance {instance.Id} holds {plan.TargetState.TableCount} tables; not replaced (use --force to replace it)");
+                $"database '{plan.Target}' on instance {instance.Id} holds {plan.TargetState.Contents}; not replaced (use --force to replace it)");
         }
         if (request.DryRun)
         {

@@ -77,6 +77,23 @@ public sealed class RestoreFaultTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task A_target_with_no_tables_but_a_routine_is_not_replaced_without_force()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY)");
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE FUNCTION answer() RETURNS INT DETERMINISTIC RETURN 42");
+
+        var error = await Assert.ThrowsAsync<UsageException>(() => Ops.RestoreAsync(TestServers.MySql(), file, target));
+
+        Assert.Contains("0 tables and 1 other objects", error.Message, StringComparison.Ordinal);
+        Assert.Equal(42, Convert.ToInt32(await MySqlTestDb.ScalarAsync(target, "SELECT answer()")));
+        Assert.Equal(0, await MySqlTestDb.TableCountAsync(target));
+    }
+
+    [SkippableFact]
     public async Task A_file_that_is_not_a_dump_is_refused_before_the_target_is_replaced()
     {
         await TestServers.RequireMySqlAsync();

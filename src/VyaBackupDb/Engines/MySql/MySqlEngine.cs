@@ -119,7 +119,12 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
         {
             return new TargetState(false, 0);
         }
-        return new TargetState(true, await CountTablesAsync(connection, database, cancellationToken).ConfigureAwait(false));
+        var others = await Scalar(connection,
+            "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE <> 'BASE TABLE')"
+            + " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = @db)"
+            + " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @db)", cancellationToken, database).ConfigureAwait(false);
+        return new TargetState(true, await CountTablesAsync(connection, database, cancellationToken).ConfigureAwait(false),
+            Convert.ToInt32(others, System.Globalization.CultureInfo.InvariantCulture));
     }
 
     public async Task CreateDatabaseAsync(string database, CancellationToken cancellationToken)

@@ -133,7 +133,12 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         var tables = await Scalar(target,
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
             + "AND table_schema NOT IN ('pg_catalog', 'information_schema')", cancellationToken).ConfigureAwait(false);
-        return new TargetState(true, Convert.ToInt32(tables, CultureInfo.InvariantCulture));
+        var others = await Scalar(target,
+            "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm', 'S') AND n.nspname "
+            + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname") + ")"
+            + " + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname "
+            + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname") + ")", cancellationToken).ConfigureAwait(false);
+        return new TargetState(true, Convert.ToInt32(tables, CultureInfo.InvariantCulture), Convert.ToInt32(others, CultureInfo.InvariantCulture));
     }
 
     public async Task CreateDatabaseAsync(string database, CancellationToken cancellationToken)
