@@ -33,9 +33,6 @@ public sealed record CatalogBackup(InstanceConfig Instance, CatalogEntry Entry, 
 /// <summary>Finds an instance's backups: files in its folder whose names parse as backup names.</summary>
 public static class BackupCatalog
 {
-    /// <summary>A manifest larger than this is not one of ours.</summary>
-    private const int MaxManifestBytes = 64 << 20;
-
     public static string InstancePrefix(InstanceConfig instance) => BackupName.Encode(instance.Name) + "/";
 
     /// <summary>Newest first. Only exact names of this instance's folder; anything else there is left alone.</summary>
@@ -85,14 +82,14 @@ public static class BackupCatalog
             BackupManifest manifest;
             try
             {
-                manifest = await ReadManifestAsync(storage, BackupManifest.KeyFor(entry.Key), cancellationToken).ConfigureAwait(false);
+                manifest = await BackupManifest.ReadAsync(storage, BackupManifest.KeyFor(entry.Key), cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is JsonException or IOException or InvalidDataException or UnauthorizedAccessException)
             {
                 result.Add(new CatalogBackup(instance, entry, null, BackupStatus.BadManifest, $"manifest unreadable: {e.Message}"));
                 continue;
             }
-            var fileName = entry.Key[(entry.Key.LastIndexOf('/') + 1)..];
+            var fileName = StorageKey.FileName(entry.Key);
             string? mismatch =
                 manifest.DataFile != fileName ? $"the manifest describes {manifest.DataFile}"
                 : manifest.Database != entry.Name.Database ? $"the manifest is of database '{manifest.Database}'"
@@ -113,22 +110,5 @@ public static class BackupCatalog
             }
         }
         return result;
-    }
-
-    private static async Task<BackupManifest> ReadManifestAsync(IReadOnlyStorage storage, string key, CancellationToken cancellationToken)
-    {
-        await using var stream = await storage.OpenReadAsync(key, cancellationToken).ConfigureAwait(false);
-        using var buffer = new MemoryStream();
-        var chunk = new byte[81920];
-        int n;
-        while ((n = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
-        {
-            if (buffer.Length + n > MaxManifestBytes)
-            {
-                throw new InvalidDataException($"larger than {MaxManifestBytes >> 20} MiB");
-            }
-            buffer.Write(chunk, 0, n);
-        }
-        return BackupManifest.FromJson(buffer.ToArray());
     }
 }

@@ -63,6 +63,30 @@ public sealed record BackupManifest
         return manifest;
     }
 
+    /// <summary>A manifest is small; anything larger is not one (and must not fill memory).</summary>
+    private const int MaxBytes = 64 << 20;
+
+    /// <summary>
+    /// Reads and parses the manifest at <paramref name="key"/>. Throws FileNotFoundException when
+    /// there is none, JsonException or InvalidDataException when it is not a readable manifest.
+    /// </summary>
+    public static async Task<BackupManifest> ReadAsync(Storage.IReadOnlyStorage storage, string key, CancellationToken cancellationToken)
+    {
+        await using var stream = await storage.OpenReadAsync(key, cancellationToken).ConfigureAwait(false);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int n;
+        while ((n = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            if (buffer.Length + n > MaxBytes)
+            {
+                throw new InvalidDataException($"larger than {MaxBytes >> 20} MiB");
+            }
+            buffer.Write(chunk, 0, n);
+        }
+        return FromJson(buffer.ToArray());
+    }
+
     /// <summary>The `sha256sum -c` line for the data file.</summary>
     public string ChecksumLine => $"{StoredSha256}  {DataFile}\n";
 }

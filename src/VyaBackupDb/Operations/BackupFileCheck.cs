@@ -77,7 +77,7 @@ public static class BackupFileChecker
         var format = await FormatOfAsync(location, cancellationToken).ConfigureAwait(false);
         var compression = format.Compression;
         var name = BackupName.TryParse(location.FileName);
-        Dbms? dbms = manifest is not null && DbmsNames.TryParse(manifest.Dbms, out var fromManifest) ? fromManifest : name?.Dbms;
+        var dbms = DbmsOf(manifest, name);
         try
         {
             await using var plain = new MeasuringStream(await OpenPlainAsync(location, format, keys, cancellationToken).ConfigureAwait(false));
@@ -134,14 +134,24 @@ public static class BackupFileChecker
 
     private static readonly byte[] AgeHeaderStart = "age-encryption.org/v1\n"u8.ToArray();
 
+    /// <summary>Which DBMS made a backup, as its manifest, else its name, says; null when neither does.</summary>
+    public static Dbms? DbmsOf(BackupManifest? manifest, BackupName? name) =>
+        manifest is not null && DbmsNames.TryParse(manifest.Dbms, out var recorded) ? recorded : name?.Dbms;
+
+    /// <summary>
+    /// The stored bytes, ready for <see cref="BackupChain.OpenReadAsync"/>: an encrypted zip is
+    /// spooled after decryption, a plain one from a streaming backend before.
+    /// </summary>
+    public static async Task<Stream> OpenStoredAsync(BackupLocation location, StoredFormat format, CancellationToken cancellationToken) =>
+        format.Encrypted
+            ? await location.OpenReadAsync(cancellationToken).ConfigureAwait(false)
+            : await location.OpenForDecodingAsync(format.Compression, cancellationToken).ConfigureAwait(false);
+
     /// <summary>The plain dump inside a backup: decrypted when encrypted, then decompressed.</summary>
     public static async Task<Stream> OpenPlainAsync(
         BackupLocation location, StoredFormat format, DecryptionKeys keys, CancellationToken cancellationToken)
     {
-        // An encrypted zip is spooled after decryption; a plain one from a streaming backend before.
-        var stored = format.Encrypted
-            ? await location.OpenReadAsync(cancellationToken).ConfigureAwait(false)
-            : await location.OpenForDecodingAsync(format.Compression, cancellationToken).ConfigureAwait(false);
+        var stored = await OpenStoredAsync(location, format, cancellationToken).ConfigureAwait(false);
         return await BackupChain.OpenReadAsync(stored, format.Compression, format.Encrypted, keys, cancellationToken).ConfigureAwait(false);
     }
 

@@ -63,23 +63,15 @@ public sealed class BackupLocation(IReadOnlyStorage storage, string key)
     /// <summary>The manifest beside the file, null if there is none; a damaged one fails verification.</summary>
     public async Task<BackupManifest?> LoadManifestAsync(CancellationToken cancellationToken)
     {
-        byte[] json;
         try
         {
-            await using var stream = await Storage.OpenReadAsync(ManifestKey, cancellationToken).ConfigureAwait(false);
-            using var buffer = new MemoryStream();
-            await stream.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
-            json = buffer.ToArray();
+            return await BackupManifest.ReadAsync(Storage, ManifestKey, cancellationToken).ConfigureAwait(false);
         }
         catch (FileNotFoundException)
         {
             return null;
         }
-        try
-        {
-            return BackupManifest.FromJson(json);
-        }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidDataException)
         {
             throw new VerificationFailedException($"manifest {Storage.Describe(ManifestKey)} is unreadable: {e.Message}", e);
         }

@@ -180,7 +180,7 @@ public sealed class BackupOperation
             await using var write = await storage.CreateAsync(item.Key, timeout.Token).ConfigureAwait(false);
             var stored = new MeasuringStream(write.Content, leaveOpen: true);
             observer.Started(item, () => stored.Bytes);
-            var fileName = Path.GetFileName(item.Key);
+            var fileName = StorageKey.FileName(item.Key);
             var entryName = fileName[..^(compression.Extension().Length + (encrypt ? BackupName.EncryptedSuffix.Length : 0))] + ".sql";
             var plain = new MeasuringStream(BackupChain.OpenWrite(stored, compression, entryName, encrypt ? config.Encryption : null));
             DumpDetails details;
@@ -211,7 +211,7 @@ public sealed class BackupOperation
             var manifest = new BackupManifest
             {
                 ToolVersion = ToolInfo.Version,
-                DataFile = Path.GetFileName(item.Key),
+                DataFile = StorageKey.FileName(item.Key),
                 InstanceId = item.Instance.Id,
                 InstanceName = item.Instance.Name,
                 Dbms = item.Instance.Dbms.ToName(),

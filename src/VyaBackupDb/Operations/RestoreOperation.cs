@@ -109,9 +109,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         long plainBytes;
         try
         {
-            await using var opened = plan.Format.Encrypted
-                ? await location.OpenReadAsync(timeout.Token).ConfigureAwait(false)
-                : await location.OpenForDecodingAsync(plan.Compression, timeout.Token).ConfigureAwait(false);
+            await using var opened = await BackupFileChecker.OpenStoredAsync(location, plan.Format, timeout.Token).ConfigureAwait(false);
             // A zip reads a seekable file (its position is the progress); a stream is counted as it passes.
             var file = opened.CanSeek ? opened : new MeasuringStream(opened, leaveOpen: true);
             observer.Started(plan.FileBytes, opened.CanSeek ? () => opened.Position : () => ((MeasuringStream)file).Bytes);
@@ -221,8 +219,8 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
 
         // Which DBMS made the file: its manifest, else its name, else its header (old files).
         var manifest = await location.LoadManifestAsync(cancellationToken).ConfigureAwait(false);
-        var fileDbms = manifest is not null && DbmsNames.TryParse(manifest.Dbms, out var recorded) ? recorded
-            : name?.Dbms ?? DbmsFromContent(await ReadHeadAsync(location, format, Keys(request), cancellationToken).ConfigureAwait(false));
+        var fileDbms = BackupFileChecker.DbmsOf(manifest, name)
+            ?? DbmsFromContent(await ReadHeadAsync(location, format, Keys(request), cancellationToken).ConfigureAwait(false));
         if (format.Encrypted)
         {
             // A wrong or missing key fails here, before the target is touched.
