@@ -19,6 +19,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     /// <summary>Set when the chosen client is newer than the server (allowed, but worth saying).</summary>
     private string? _toolWarning;
+    private (string BinDir, string Version)? _client;
 
     public async Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken)
     {
@@ -46,9 +47,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     public async Task<DumpDetails> DumpAsync(string database, Stream output, CancellationToken cancellationToken)
     {
-        var binDir = await ChooseClientAsync(cancellationToken).ConfigureAwait(false);
-        var pgDump = Path.Combine(binDir, "pg_dump");
-        var toolVersion = (await ChildProcess.CaptureAsync(pgDump, ["--version"], cancellationToken).ConfigureAwait(false)).Trim();
+        var client = await ChooseClientAsync(cancellationToken).ConfigureAwait(false);
+        var pgDump = Path.Combine(client.BinDir, "pg_dump");
 
         // Count rows in a snapshot that pg_dump then dumps (--snapshot): the counts are exact.
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
@@ -66,7 +66,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         ];
         await ChildProcess.RunAsync(pgDump, arguments, Environment(passFile), null, output, cancellationToken).ConfigureAwait(false);
         await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
-        return new DumpDetails("pg_dump", toolVersion.Split('\n')[0], inventory, _toolWarning);
+        return new DumpDetails("pg_dump", client.Version, inventory, _toolWarning);
     }
 
     public async Task<DatabaseInventory> InventoryAsync(string database, CancellationToken cancellationToken)
@@ -157,7 +157,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     public async Task RestoreAsync(string targetDatabase, Stream input, CancellationToken cancellationToken)
     {
-        var binDir = await ChooseClientAsync(cancellationToken).ConfigureAwait(false);
+        var binDir = (await ChooseClientAsync(cancellationToken).ConfigureAwait(false)).BinDir;
         var knownSettings = await KnownSettingsAsync(targetDatabase, cancellationToken).ConfigureAwait(false);
         using var passFile = PassFile();
         string[] arguments =
@@ -175,17 +175,21 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     public static string QuoteIdentifier(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 
     /// <summary>
-    /// The bin directory of the client tools matching the server's major version; a newer client
-    /// (pg_dump supports older servers) with a warning; else an error naming both versions.
+    /// The bin directory (and pg_dump's version line) of the client tools matching the server's
+    /// major version; a newer client (pg_dump supports older servers) with a warning; else an
+    /// error naming both versions. Chosen once per engine: every database of the run uses it.
     /// </summary>
-    private async Task<string> ChooseClientAsync(CancellationToken cancellationToken)
+    private async Task<(string BinDir, string Version)> ChooseClientAsync(CancellationToken cancellationToken) =>
+        _client ??= await FindClientAsync(cancellationToken).ConfigureAwait(false);
+
+    private async Task<(string BinDir, string Version)> FindClientAsync(CancellationToken cancellationToken)
     {
         if (_serverMajor is null)
         {
             await ProbeAsync(cancellationToken).ConfigureAwait(false);
         }
         var server = _serverMajor!.Value;
-        var candidates = new List<(int Major, string BinDir)>();
+        var candidates = new List<(int Major, string BinDir, string Version)>();
         foreach (var dir in CandidateBinDirs())
         {
             var pgDump = Path.Combine(dir, "pg_dump");
@@ -197,19 +201,19 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             var match = VersionPattern().Match(versionText);
             if (match.Success)
             {
-                candidates.Add((int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), dir));
+                candidates.Add((int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), dir, versionText.Trim().Split('\n')[0]));
             }
         }
         var exact = candidates.FirstOrDefault(c => c.Major == server);
         if (exact.BinDir is not null)
         {
-            return exact.BinDir;
+            return (exact.BinDir, exact.Version);
         }
         var newer = candidates.Where(c => c.Major > server).OrderBy(c => c.Major).FirstOrDefault();
         if (newer.BinDir is not null)
         {
             _toolWarning = $"no PostgreSQL {server} client found; using pg_dump {newer.Major} from {newer.BinDir}";
-            return newer.BinDir;
+            return (newer.BinDir, newer.Version);
         }
         var found = candidates.Count == 0 ? "none found" : "found " + string.Join(", ", candidates.Select(c => c.Major).Distinct());
         throw new OperationFailedException(
