@@ -70,9 +70,7 @@ public static class ChildProcess
         }
 
         var stderr = DrainStderrAsync(process.StandardError.BaseStream);
-        var copyOut = stdout is null
-            ? process.StandardOutput.BaseStream.CopyToAsync(Stream.Null, cancellationToken)
-            : process.StandardOutput.BaseStream.CopyToAsync(stdout, CopyBufferSize, cancellationToken);
+        var copyOut = process.StandardOutput.BaseStream.CopyToAsync(stdout ?? Stream.Null, CopyBufferSize, cancellationToken);
         var copyIn = FeedStdinAsync(process.StandardInput.BaseStream, feedStdin, cancellationToken);
 
         try
