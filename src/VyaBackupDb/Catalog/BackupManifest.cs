@@ -47,6 +47,9 @@ public sealed record BackupManifest
     public required string StoredSha256 { get; init; }
     public required DatabaseInventory Inventory { get; init; }
 
+    /// <summary>A files backup (format "tar"): what the archive holds; null for database backups.</summary>
+    public FilesSummary? Files { get; init; }
+
     public static string KeyFor(string dataKey) => dataKey + Suffix;
 
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, ManifestJson.Default.BackupManifest);
