@@ -105,6 +105,15 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
             {
                 await stored.CopyToAsync(Stream.Null, timeout.Token).ConfigureAwait(false);
             }
+            if (!plain.TailContains(FilesArchiveCheck.EndOfArchive))
+            {
+                const string truncated = "the archive ends without tar's end-of-archive blocks: it is truncated";
+                if (request.Verify)
+                {
+                    throw new OperationFailedException($"{plan.File}: {truncated}");
+                }
+                observer.Warning($"{truncated}; restored anyway (--no-verify)");
+            }
             if (request.Verify && plan.Manifest is { } manifest)
             {
                 var problems = new List<string>();
@@ -144,6 +153,7 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
             {
                 OperationCanceledException => $"timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)",
                 RefusedEntryException => $"refused: {e.Message} (nothing is ever written outside the target)",
+                EndOfStreamException => $"{plan.File} is truncated (it ends inside an entry)",
                 VyaException or PosixException or UnauthorizedAccessException => e.Message,
                 _ => $"cannot read {plan.File}: {e.Message}",
             };

@@ -20,7 +20,7 @@ public sealed class FilesSource(InstanceConfig instance) : IBackupSource
     private static readonly DatabaseInventory NoInventory = new([], [], new ObjectCounts(0, 0, 0, 0));
 
     /// <summary>tar's end of archive: two zero blocks (then zeros up to the record size).</summary>
-    public string CompletionTrailer { get; } = new('\0', 2 * TarArchiveWriter.BlockSize);
+    public string CompletionTrailer => FilesArchiveCheck.EndOfArchive;
 
     public Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken) =>
         Task.FromResult(new ServerInfo("files", Environment.MachineName, [instance.Name]));
