@@ -35,19 +35,20 @@ internal sealed class FilesExtractor
     /// Extracts every entry of <paramref name="plain"/> under <paramref name="root"/>. Throws
     /// <see cref="RefusedEntryException"/> for an entry that would leave it.
     /// </summary>
-    public static async Task<EntryCounts> ExtractAsync(Stream plain, string root, Action<string> warning, CancellationToken cancellationToken)
+    public static EntryCounts Extract(Stream plain, string root, Action<string> warning, CancellationToken cancellationToken)
     {
         var extractor = new FilesExtractor(root, warning);
-        await using var reader = new TarReader(plain, leaveOpen: true);
-        while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+        using var reader = new TarReader(plain, leaveOpen: true);
+        while (reader.GetNextEntry(copyData: false) is { } entry)
         {
-            await extractor.ExtractAsync(entry, cancellationToken).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            extractor.Extract(entry);
         }
         extractor.FinishDirectories();
         return extractor.Counts;
     }
 
-    private async Task ExtractAsync(TarEntry entry, CancellationToken cancellationToken)
+    private void Extract(TarEntry entry)
     {
         var kind = EntryCounts.Kind(entry);
         if (kind == EntryKind.Ignored)
@@ -83,7 +84,7 @@ internal sealed class FilesExtractor
                 break;
             case EntryKind.File:
                 Clear(path, relative, keepDirectory: false);
-                await WriteFileAsync(entry, path, cancellationToken).ConfigureAwait(false);
+                WriteFile(entry, path);
                 break;
             case EntryKind.Symlink:
                 if (string.IsNullOrEmpty(entry.LinkName))
@@ -112,7 +113,7 @@ internal sealed class FilesExtractor
         }
     }
 
-    private async Task WriteFileAsync(TarEntry entry, string path, CancellationToken cancellationToken)
+    private void WriteFile(TarEntry entry, string path)
     {
         var options = new FileStreamOptions
         {
@@ -122,11 +123,8 @@ internal sealed class FilesExtractor
             BufferSize = 0,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         };
-        await using var file = new FileStream(path, options);
-        if (entry.DataStream is { } data)
-        {
-            await data.CopyToAsync(file, CopyBuffer, cancellationToken).ConfigureAwait(false);
-        }
+        using var file = new FileStream(path, options);
+        entry.DataStream?.CopyTo(file, CopyBuffer);
         // Owner before mode: chown clears setuid and setgid.
         SetOwner(entry, path, file.SafeFileHandle);
         File.SetUnixFileMode(file.SafeFileHandle, (UnixFileMode)((int)entry.Mode & 0xFFF));

@@ -98,13 +98,25 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
             var decoded = await BackupChain.OpenReadAsync(zipped ? opened : stored, plan.Format.Compression, plan.Format.Encrypted, keys, timeout.Token)
                 .ConfigureAwait(false);
             await using var plain = new MeasuringStream(decoded);
-            var restored = await FilesExtractor.ExtractAsync(plain, staging.Path, observer.Warning, timeout.Token).ConfigureAwait(false);
-            // What follows tar's end blocks (its record padding), and the codec's end: all of it is checked.
-            await plain.CopyToAsync(Stream.Null, timeout.Token).ConfigureAwait(false);
-            if (!zipped)
-            {
-                await stored.CopyToAsync(Stream.Null, timeout.Token).ConfigureAwait(false);
-            }
+            // Decoding (and its digests) on one side, writing files on the other, at the same time.
+            var (_, restored) = await Pipelined.RunAsync(
+                async (tar, token) =>
+                {
+                    // All of it, also what follows tar's end blocks (its record padding) and the codec's end.
+                    await plain.CopyToAsync(tar, 1 << 20, token).ConfigureAwait(false);
+                    if (!zipped)
+                    {
+                        await stored.CopyToAsync(Stream.Null, token).ConfigureAwait(false);
+                    }
+                    return true;
+                },
+                (tar, token) => Pipelined.OnOwnThread(() =>
+                {
+                    var counts = FilesExtractor.Extract(tar, staging.Path, observer.Warning, token);
+                    tar.CopyTo(Stream.Null); // the rest, so that the decoding side runs to its end
+                    return counts;
+                }, token),
+                timeout.Token).ConfigureAwait(false);
             if (!plain.TailContains(FilesArchiveCheck.EndOfArchive))
             {
                 const string truncated = "the archive ends without tar's end-of-archive blocks: it is truncated";

@@ -33,9 +33,14 @@ public sealed class FilesSource(InstanceConfig instance) : IBackupSource
     public async Task<DumpDetails> DumpAsync(string item, Stream output, CancellationToken cancellationToken)
     {
         var selection = new FileSelection(instance.Include, instance.Exclude);
-        var (summary, warnings) = await Task.Run(
-            () => FilesArchiver.Write(instance.Paths, selection, instance.SkipUnreadable, output, cancellationToken), cancellationToken)
-            .ConfigureAwait(false);
+        var ((summary, warnings), _) = await Pipelined.RunAsync(
+            (tar, token) => Pipelined.OnOwnThread(() => FilesArchiver.Write(instance.Paths, selection, instance.SkipUnreadable, tar, token), token),
+            async (tar, token) =>
+            {
+                await tar.CopyToAsync(output, 1 << 20, token).ConfigureAwait(false);
+                return true;
+            },
+            cancellationToken).ConfigureAwait(false);
         return new DumpDetails("vya-backupdb", ToolInfo.Version, NoInventory, Warning(summary, warnings)) { Format = Format, Files = summary };
     }
 
