@@ -107,22 +107,11 @@ internal sealed class TarArchiveWriter : IDisposable
     private void WriteHeader(string name, byte type, TarMeta meta, long size, string? linkName)
     {
         var pax = new List<(string Key, string Value)>();
+        // A long name goes in a pax record, never in ustar's prefix field (as GNU tar does): .NET's
+        // TarReader before dotnet/runtime#125344 ignores the prefix of an entry with a pax header.
         var nameBytes = Encoding.UTF8.GetBytes(name);
-        byte[] ustarName, prefix = [];
-        if (!IsAscii(nameBytes))
-        {
-            pax.Add(("path", name));
-            ustarName = Fallback(nameBytes, 100);
-        }
-        else if (nameBytes.Length <= 100)
-        {
-            ustarName = nameBytes;
-        }
-        else if (SplitName(nameBytes) is { } split)
-        {
-            (prefix, ustarName) = split;
-        }
-        else
+        var ustarName = nameBytes;
+        if (nameBytes.Length > 100 || !IsAscii(nameBytes))
         {
             pax.Add(("path", name));
             ustarName = Fallback(nameBytes, 100);
@@ -157,15 +146,15 @@ internal sealed class TarArchiveWriter : IDisposable
         {
             var records = PaxRecords(pax);
             var paxName = Fallback(Encoding.UTF8.GetBytes(PaxHeaderName(name)), 100);
-            WriteUstar(paxName, [], (byte)'x', new TarMeta(0x1A4, 0, 0, null, null, Math.Clamp(meta.MtimeSeconds, 0, MaxOctal11), 0),
+            WriteUstar(paxName, (byte)'x', new TarMeta(0x1A4, 0, 0, null, null, Math.Clamp(meta.MtimeSeconds, 0, MaxOctal11), 0),
                 records.Length, []);
             WriteBytes(records);
             PadToBlock();
         }
-        WriteUstar(ustarName, prefix, type, meta, size > MaxOctal11 ? 0 : size, linkBytes, uname, gname);
+        WriteUstar(ustarName, type, meta, size > MaxOctal11 ? 0 : size, linkBytes, uname, gname);
     }
 
-    private void WriteUstar(byte[] name, byte[] prefix, byte type, TarMeta meta, long size, byte[] linkName, byte[]? uname = null, byte[]? gname = null)
+    private void WriteUstar(byte[] name, byte type, TarMeta meta, long size, byte[] linkName, byte[]? uname = null, byte[]? gname = null)
     {
         EnsureRoom(BlockSize);
         var h = _buffer.AsSpan(_used, BlockSize);
@@ -182,7 +171,6 @@ internal sealed class TarArchiveWriter : IDisposable
         "00"u8.CopyTo(h.Slice(263, 2));
         uname?.CopyTo(h.Slice(265, 32));
         gname?.CopyTo(h.Slice(297, 32));
-        prefix.CopyTo(h.Slice(345, 155));
         h.Slice(148, 8).Fill((byte)' ');
         var sum = 0;
         foreach (var b in h)
@@ -209,19 +197,6 @@ internal sealed class TarArchiveWriter : IDisposable
         }
         pax.Add((key, name));
         return Fallback(bytes, 31);
-    }
-
-    /// <summary>Splits a long ASCII name into ustar's prefix (≤ 155) and name (≤ 100) at a '/'; null when it cannot.</summary>
-    private static (byte[] Prefix, byte[] Name)? SplitName(byte[] name)
-    {
-        for (var i = Math.Min(name.Length - 1, 155); i > 0; i--)
-        {
-            if (name[i] == '/' && name.Length - i - 1 is > 0 and <= 100)
-            {
-                return (name[..i], name[(i + 1)..]);
-            }
-        }
-        return null;
     }
 
     /// <summary>What stands in a ustar field when the real value is in a pax record: ASCII, cut to fit.</summary>
