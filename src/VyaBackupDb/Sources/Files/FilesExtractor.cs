@@ -15,8 +15,7 @@ namespace VyaBackupDb.Sources.Files;
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 internal sealed class FilesExtractor
 {
-    private const int CopyBuffer = 1 << 20;
-
+    private readonly byte[] _buffer = new byte[1 << 20];
     private readonly string _root;
     private readonly bool _setOwners = Posix.IsRoot;
     private readonly List<(string Path, int Depth, TarEntry Entry)> _directories = [];
@@ -124,7 +123,14 @@ internal sealed class FilesExtractor
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         };
         using var file = new FileStream(path, options);
-        entry.DataStream?.CopyTo(file, CopyBuffer);
+        if (entry.DataStream is { } data)
+        {
+            int n;
+            while ((n = data.Read(_buffer)) > 0)
+            {
+                file.Write(_buffer, 0, n);
+            }
+        }
         // Owner before mode: chown clears setuid and setgid.
         SetOwner(entry, path, file.SafeFileHandle);
         File.SetUnixFileMode(file.SafeFileHandle, (UnixFileMode)((int)entry.Mode & 0xFFF));
