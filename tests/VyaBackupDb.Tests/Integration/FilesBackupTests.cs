@@ -1,5 +1,10 @@
 using System.Text.Json;
 using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Pipeline;
+using VyaBackupDb.Sources.Files;
+using VyaBackupDb.Storage.Local;
 
 namespace VyaBackupDb.Tests.Integration;
 
@@ -320,6 +325,60 @@ public sealed class FilesBackupTests : IAsyncLifetime
         Assert.True(second.ExitCode == 0, second.ToString());
         Assert.Single(Ops.DataFilesUnder(Path.Combine(backups, "one")));
         Assert.Equal(2, Ops.DataFilesUnder(Path.Combine(backups, "two")).Count);
+    }
+
+    [Fact]
+    public async Task An_interrupted_backup_or_restore_leaves_nothing_behind()
+    {
+        var (dir, _, file, _, source) = await BackedUpTreeAsync();
+        var instance = new InstanceConfig(2, "src", Dbms.Files, "", 0, "", PasswordSource.None, true, [], [], null) { Paths = [source] };
+        var backups = Path.Combine(dir, "interrupted");
+        var config = TestServers.Config(backups, instance);
+        using var stopBackup = new CancellationTokenSource();
+        var backupObserver = new CancellingObserver(stopBackup);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            new BackupOperation(config, new LocalStorage(backups), TimeProvider.System, backupObserver)
+                .RunAsync(new BackupRequest([instance], null, Compression.Zstd, DryRun: false), stopBackup.Token));
+
+        Assert.Empty(Ops.FilesUnder(backups));
+
+        var target = Path.Combine(dir, "target");
+        Directory.CreateDirectory(target);
+        await File.WriteAllTextAsync(Path.Combine(target, "old.txt"), "old\n");
+        using var stopRestore = new CancellationTokenSource();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            new FilesRestoreOperation(config, new CancellingObserver(stopRestore))
+                .RunAsync(new FilesRestoreRequest(file, instance, target, DryRun: false, Force: true), stopRestore.Token));
+
+        Assert.Equal(["old.txt"], Directory.EnumerateFileSystemEntries(target).Select(Path.GetFileName));
+        Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(dir), e => Path.GetFileName(e).StartsWith(".vya-", StringComparison.Ordinal));
+    }
+
+    /// <summary>Cancels its run (as Ctrl+C would) when the backup or the restore has started writing.</summary>
+    private sealed class CancellingObserver(CancellationTokenSource stop) : IBackupObserver, IFilesRestoreObserver
+    {
+        public void Planned(BackupItem item)
+        {
+        }
+
+        public void Started(BackupItem item, Func<long> storedBytesSoFar) => stop.Cancel();
+
+        public void Finished(BackupItemResult result)
+        {
+        }
+
+        public void Warning(string message)
+        {
+        }
+
+        public void Planned(FilesRestorePlan plan)
+        {
+        }
+
+        public bool Confirm(string question) => false;
+
+        public void Started(long fileBytes, Func<long> fileBytesRead) => stop.Cancel();
     }
 
     /// <summary>A small tree backed up by instance 2 (zstd); its listing, and where it came from.</summary>
