@@ -44,14 +44,49 @@ public interface IDumpEngine
 
     Task CreateDatabaseAsync(string database, CancellationToken cancellationToken);
 
+    /// <summary>Drops a database nobody should be using (a staging or scratch database); sessions are not killed.</summary>
     Task DropDatabaseAsync(string database, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Runs a plain SQL dump into <paramref name="targetDatabase"/>. Statements that name another
-    /// database are dropped or pointed at the target; data passes through unchanged.
+    /// Runs a plain SQL dump into <paramref name="database"/> (a fresh staging database). Statements
+    /// that name another database are dropped or pointed at it; data passes through unchanged.
     /// </summary>
-    Task RestoreAsync(string targetDatabase, Stream input, CancellationToken cancellationToken);
+    Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Holds the server's lock on restores into <paramref name="target"/> until disposed. The lock
+    /// lives in the server session, so the server releases it when this process dies.
+    /// </summary>
+    /// <exception cref="Errors.LockedException">Another restore into the same target holds it.</exception>
+    Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken);
+
+    /// <summary>Sessions of other clients that keep <paramref name="database"/> from being replaced (0 when the engine cannot tell).</summary>
+    Task<int> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Puts the complete, checked <paramref name="staging"/> database in the place of
+    /// <paramref name="target"/> (created when missing), then removes what it replaced. Until the
+    /// swap, <paramref name="target"/> is unchanged.
+    /// </summary>
+    Task SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken);
 }
+
+/// <param name="SourceDatabase">The database the backup was taken of, when known: references to it are pointed at the target.</param>
+/// <param name="EnableEvents">MySQL events keep the state they were dumped with (else they are restored disabled).</param>
+public sealed record RestoreOptions(string? SourceDatabase = null, bool EnableEvents = false);
+
+/// <summary>What the restore client was fed, as the statement filter saw it.</summary>
+/// <param name="EndedWithTrailer">Whether the dump ended with its completion trailer, as the filter parsed it (null: the engine cannot tell).</param>
+/// <param name="EventsToEnable">MySQL events restored disabled that were enabled in the dump.</param>
+/// <param name="OtherDatabases">Databases other than the source still named by views, triggers, routines or events.</param>
+public sealed record LoadResult(bool? EndedWithTrailer, IReadOnlyList<string> EventsToEnable, IReadOnlyCollection<string> OtherDatabases)
+{
+    public static LoadResult Unknown { get; } = new(null, [], []);
+}
+
+/// <param name="TerminateConnections">End other sessions on the target instead of failing when they block the swap.</param>
+/// <param name="EventsToEnable">MySQL events to enable once in place.</param>
+public sealed record SwapOptions(bool TerminateConnections, IReadOnlyList<string> EventsToEnable);
 
 public static class DumpEngines
 {

@@ -136,25 +136,67 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
 
     public async Task DropDatabaseAsync(string database, CancellationToken cancellationToken)
     {
+        // Only ever a database of ours (staging, scratch): a session still in it is a client whose
+        // vya-backupdb was killed, and would hold the DROP up.
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await Execute(connection, $"DROP DATABASE {QuoteIdentifier(database)}", cancellationToken).ConfigureAwait(false);
+        await MySqlSwap.KillSessionsAsync(connection, database, cancellationToken).ConfigureAwait(false);
+        await Execute(connection, $"DROP DATABASE IF EXISTS {QuoteIdentifier(database)}", cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task RestoreAsync(string targetDatabase, Stream input, CancellationToken cancellationToken)
+    public async Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken)
     {
         var serverIsMariaDb = (await ProbeFlavorAsync(cancellationToken).ConfigureAwait(false)) == "MariaDB";
         var tool = FindTool(serverIsMariaDb ? ["mariadb", "mysql"] : ["mysql", "mariadb"]);
-        using var options = OptionFile();
+        using var optionFile = OptionFile();
         List<string> arguments =
         [
-            $"--defaults-file={options.Path}",
-            // --binary-mode: NUL bytes and \r\n in old dumps' strings reach the server unchanged.
-            "--binary-mode", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
-            $"--database={targetDatabase}",
+            $"--defaults-file={optionFile.Path}",
+            // --binary-mode: NUL bytes and \r\n in old dumps' strings reach the server unchanged,
+            // and the client's own commands (system, source, tee, ...) are not interpreted.
+            // --local-infile=0: a LOAD DATA LOCAL in a planted file cannot read the host's files.
+            "--binary-mode", "--local-infile=0", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
+            $"--database={database}",
         ];
-        var filter = new MySqlDumpFilter(targetDatabase);
+        var filter = new MySqlDumpFilter(database);
         await ChildProcess.RunAsync(tool, arguments, null,
             (stdin, ct) => filter.CopyAsync(input, stdin, ct), null, cancellationToken).ConfigureAwait(false);
+        return LoadResult.Unknown;
+    }
+
+    public async Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken)
+    {
+        // A named lock lives in its session: the server releases it when this process dies.
+        var name = "vya-backupdb restore " + Convert.ToHexStringLower(RestoreStaging.LockKey(target))[..32];
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (Convert.ToInt64(await Scalar(connection, "SELECT GET_LOCK(@db, 0)", cancellationToken, name).ConfigureAwait(false),
+                System.Globalization.CultureInfo.InvariantCulture) == 1)
+            {
+                return connection;
+            }
+            var holder = await Scalar(connection,
+                "SELECT CONCAT('server connection ', ID, ' from ', HOST) FROM information_schema.PROCESSLIST WHERE ID = IS_USED_LOCK(@db)",
+                cancellationToken, name).ConfigureAwait(false) as string;
+            throw new LockedException($"another restore into '{target}' is running on {Instance.Name}" + (holder is null ? "" : $" ({holder})"));
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Sessions in MySQL block a swap only while they hold table locks; the swap waits for them, bounded.</summary>
+    public Task<int> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken) => Task.FromResult(0);
+
+    public async Task SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken, allowUserVariables: true).ConfigureAwait(false);
+        // A swap blocked by another session's open transaction fails after a minute, target unchanged.
+        await Execute(connection, "SET SESSION lock_wait_timeout = 60", cancellationToken).ConfigureAwait(false);
+        var swap = new MySqlSwap(connection, staging, target);
+        await swap.RunAsync(options, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Backtick quoting, backticks doubled: the server's rule for identifiers.</summary>
@@ -190,7 +232,7 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
         "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal)
             .Replace("\n", "\\n", StringComparison.Ordinal).Replace("\r", "\\r", StringComparison.Ordinal) + "\"";
 
-    private async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken)
+    private async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken, bool allowUserVariables = false)
     {
         var builder = new MySqlConnectionStringBuilder
         {
@@ -201,6 +243,8 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
             AllowPublicKeyRetrieval = true,
             ConnectionTimeout = 15,
             Pooling = false,
+            // Object bodies re-created by a swap may use @variables of their own.
+            AllowUserVariables = allowUserVariables,
         };
         var connection = new MySqlConnection(builder.ConnectionString);
         try
@@ -224,7 +268,7 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
         return Convert.ToInt32(count, System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    private static async Task<object?> Scalar(MySqlConnection connection, string sql, CancellationToken cancellationToken, string? database = null)
+    internal static async Task<object?> Scalar(MySqlConnection connection, string sql, CancellationToken cancellationToken, string? database = null)
     {
         await using var command = new MySqlCommand(sql, connection);
         if (database is not null)
@@ -234,7 +278,7 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
         return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private static async Task Execute(MySqlConnection connection, string sql, CancellationToken cancellationToken)
+    internal static async Task Execute(MySqlConnection connection, string sql, CancellationToken cancellationToken)
     {
         await using var command = new MySqlCommand(sql, connection);
         try

@@ -151,24 +151,116 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     public async Task DropDatabaseAsync(string database, CancellationToken cancellationToken)
     {
+        // Only ever a database of ours (staging, scratch): a session still on it is a psql whose
+        // vya-backupdb was killed. Ended by hand rather than WITH (FORCE), which PostgreSQL 12 lacks.
         await using var connection = await OpenAsync("postgres", cancellationToken).ConfigureAwait(false);
-        await Execute(connection, $"DROP DATABASE {QuoteIdentifier(database)} WITH (FORCE)", cancellationToken).ConfigureAwait(false);
+        await Scalar(connection, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()",
+            cancellationToken, database).ConfigureAwait(false);
+        await Execute(connection, $"DROP DATABASE IF EXISTS {QuoteIdentifier(database)}", cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task RestoreAsync(string targetDatabase, Stream input, CancellationToken cancellationToken)
+    public async Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken)
     {
         var binDir = (await ChooseClientAsync(cancellationToken).ConfigureAwait(false)).BinDir;
-        var knownSettings = await KnownSettingsAsync(targetDatabase, cancellationToken).ConfigureAwait(false);
+        var knownSettings = await KnownSettingsAsync(database, cancellationToken).ConfigureAwait(false);
         using var passFile = PassFile();
+        // No --single-transaction: the staging database is what makes a restore all-or-nothing, and
+        // one transaction would need a lock per table (thousands of tables exhaust the lock table).
         string[] arguments =
         [
-            "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1", "--single-transaction",
-            $"--dbname={ConnInfo(targetDatabase)}",
+            "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1",
+            $"--dbname={ConnInfo(database)}",
         ];
         // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
-        var filter = new PostgresDumpFilter(targetDatabase, name => name.Contains('.', StringComparison.Ordinal) || knownSettings.Contains(name));
+        var filter = new PostgresDumpFilter(database, name => name.Contains('.', StringComparison.Ordinal) || knownSettings.Contains(name));
         await ChildProcess.RunAsync(Path.Combine(binDir, "psql"), arguments, Environment(passFile),
             (stdin, ct) => filter.CopyAsync(input, stdin, ct), null, cancellationToken).ConfigureAwait(false);
+        return LoadResult.Unknown;
+    }
+
+    public async Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken)
+    {
+        var key = BitConverter.ToInt64(RestoreStaging.LockKey(target), 0);
+        var connection = await OpenAsync("postgres", cancellationToken,
+            applicationName: $"vya-backupdb restore (pid {System.Environment.ProcessId} on {System.Environment.MachineName})").ConfigureAwait(false);
+        try
+        {
+            await using var command = new NpgsqlCommand("SELECT pg_try_advisory_lock(@key)", connection);
+            command.Parameters.AddWithValue("key", key);
+            if ((bool)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
+            {
+                return connection;
+            }
+            await using var holder = new NpgsqlCommand(
+                "SELECT a.application_name || coalesce(' from ' || host(a.client_addr), '') || ', since ' || to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC' "
+                + "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                + "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ((@key >> 32) & 4294967295)::oid AND l.objid = (@key & 4294967295)::oid",
+                connection);
+            holder.Parameters.AddWithValue("key", key);
+            var who = await holder.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
+            throw new LockedException($"another restore into '{target}' is running on {Instance.Name}" + (who is null ? "" : $" ({who})"));
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Every session on the database blocks its rename.</summary>
+    public async Task<int> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync("postgres", cancellationToken).ConfigureAwait(false);
+        return Convert.ToInt32(await Scalar(connection,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()", cancellationToken, database)
+            .ConfigureAwait(false), CultureInfo.InvariantCulture);
+    }
+
+    public async Task SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync("postgres", cancellationToken).ConfigureAwait(false);
+        var exists = Convert.ToInt64(await Scalar(connection, "SELECT count(*) FROM pg_database WHERE datname = @db", cancellationToken, target)
+            .ConfigureAwait(false), CultureInfo.InvariantCulture) > 0;
+        if (!exists)
+        {
+            await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(staging)} RENAME TO {QuoteIdentifier(target)}", cancellationToken)
+                .ConfigureAwait(false);
+            return;
+        }
+        var replaced = RestoreStaging.ReplacedName(target);
+        // A rename needs the database to be free of sessions; a client connecting in between makes
+        // it fail, so ending sessions (when asked) is retried a few times.
+        for (var attempt = 1; ; attempt++)
+        {
+            if (options.TerminateConnections)
+            {
+                await Scalar(connection,
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()",
+                    cancellationToken, target).ConfigureAwait(false);
+            }
+            try
+            {
+                // One transaction: the target is the old database or the new one, never neither.
+                await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(target)} RENAME TO {QuoteIdentifier(replaced)}", cancellationToken)
+                    .ConfigureAwait(false);
+                await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(staging)} RENAME TO {QuoteIdentifier(target)}", cancellationToken)
+                    .ConfigureAwait(false);
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                break;
+            }
+            catch (OperationFailedException e) when (e.InnerException is PostgresException { SqlState: "55006" })
+            {
+                if (!options.TerminateConnections || attempt == 3)
+                {
+                    var sessions = await CountBlockingSessionsAsync(target, cancellationToken).ConfigureAwait(false);
+                    throw new OperationFailedException(
+                        $"'{target}' has {sessions} open session(s) of other clients; it is replaced only when they are closed "
+                        + "(--terminate-connections ends them)", e);
+                }
+            }
+        }
+        await Execute(connection, $"DROP DATABASE {QuoteIdentifier(replaced)}", cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Double-quote quoting, quotes doubled: the server's rule for identifiers.</summary>
@@ -281,10 +373,11 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         ["PGCONNECT_TIMEOUT"] = "15",
     };
 
-    private async Task<NpgsqlConnection> OpenAsync(string database, CancellationToken cancellationToken)
+    private async Task<NpgsqlConnection> OpenAsync(string database, CancellationToken cancellationToken, string? applicationName = null)
     {
         var builder = new NpgsqlConnectionStringBuilder
         {
+            ApplicationName = applicationName ?? "vya-backupdb",
             Host = Instance.Host,
             Port = Instance.Port,
             Username = Instance.User,
