@@ -119,7 +119,7 @@ public static class ConfigLoader
         private static readonly string[] InstanceKeys =
         [
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
-            "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage",
+            "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage", "maintenance_database",
         ];
 
         public AppConfig ReadConfig(YamlMappingNode root)
@@ -408,10 +408,11 @@ public static class ConfigLoader
             {
                 throw Error(Get(node, "storage")!, prefix + "storage", "names a destination twice");
             }
-            return new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention, storage)
+            var instance = new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention, storage)
             {
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
             };
+            return OptionalString(node, "maintenance_database", prefix) is { } maintenance ? instance with { MaintenanceDatabase = maintenance } : instance;
         }
 
         /// <summary>A retention: mapping (null when absent). An empty mapping is a policy with no rule: keep everything.</summary>

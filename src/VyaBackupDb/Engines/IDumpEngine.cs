@@ -65,10 +65,12 @@ public interface IDumpEngine
 
     /// <summary>
     /// Puts the complete, checked <paramref name="staging"/> database in the place of
-    /// <paramref name="target"/> (created when missing), then removes what it replaced. Until the
-    /// swap, <paramref name="target"/> is unchanged.
+    /// <paramref name="target"/> (created when missing), then removes what it replaced. An
+    /// exception's message says what state the target is in; once the target holds the new data,
+    /// the rest is done whatever the token says, and what could not be cleaned up is returned as
+    /// warnings (the next restore into the target removes it).
     /// </summary>
-    Task SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken);
+    Task<IReadOnlyList<string>> SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken);
 }
 
 /// <param name="SourceDatabase">The database the backup was taken of, when known: references to it are pointed at the target.</param>

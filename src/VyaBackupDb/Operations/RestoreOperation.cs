@@ -108,6 +108,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         await engine.CreateDatabaseAsync(staging, cancellationToken).ConfigureAwait(false);
         long plainBytes;
         InventoryComparison? comparison = null;
+        IReadOnlyList<string> eventsToEnable;
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -129,9 +130,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             {
                 observer.Warning($"the restored views, triggers, routines or events still name the database '{other}'");
             }
-            await engine.SwapAsync(staging, plan.Target,
-                new SwapOptions(request.TerminateConnections, request.EnableEvents ? load.Result.EventsToEnable : []), timeout.Token)
-                .ConfigureAwait(false);
+            eventsToEnable = request.EnableEvents ? load.Result.EventsToEnable : [];
         }
         catch (Exception error) when (error is VyaException or IOException or InvalidDataException or OperationCanceledException or DbException
             || BackupFileChecker.IsDecodeError(error))
@@ -154,13 +153,9 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 reason = $"{plan.File}: {problem}";
             }
             reason += plan.TargetState.Exists ? $"; '{plan.Target}' was not changed" : $"; '{plan.Target}' was not created";
-            try
+            if (await TryDropAsync(engine, staging).ConfigureAwait(false) is { } dropError)
             {
-                await engine.DropDatabaseAsync(staging, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (VyaException dropError)
-            {
-                reason += $"; the staging database '{staging}' could not be removed ({dropError.Message}): the next restore into '{plan.Target}' removes it";
+                reason += $"; the staging database '{staging}' could not be removed ({dropError}): the next restore into '{plan.Target}' removes it";
             }
             if (e is OperationCanceledException && cancellationToken.IsCancellationRequested)
             {
@@ -174,6 +169,26 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 LockedException => new LockedException(message),
                 _ => new OperationFailedException(message, e),
             };
+        }
+
+        // The swap is not under the load's timeout: it is short, and bounded by the engine.
+        try
+        {
+            foreach (var warning in await engine.SwapAsync(staging, plan.Target, new SwapOptions(request.TerminateConnections, eventsToEnable),
+                cancellationToken).ConfigureAwait(false))
+            {
+                observer.Warning(warning);
+            }
+        }
+        catch (Exception e) when (e is VyaException or DbException or OperationCanceledException)
+        {
+            await TryDropAsync(engine, staging).ConfigureAwait(false);
+            if (e is OperationCanceledException)
+            {
+                throw;
+            }
+            // The engine's message says what state the target is in.
+            throw new OperationFailedException($"restore of {location.FileName} into '{plan.Target}' failed: {e.Message}", e);
         }
 
         var after = await engine.GetTargetStateAsync(plan.Target, cancellationToken).ConfigureAwait(false);
@@ -242,6 +257,20 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         catch (Exception e) when (e is VyaException or IOException)
         {
             return null;
+        }
+    }
+
+    /// <summary>Drops the staging database after a failure; returns why it could not, or null.</summary>
+    private static async Task<string?> TryDropAsync(IDumpEngine engine, string staging)
+    {
+        try
+        {
+            await engine.DropDatabaseAsync(staging, CancellationToken.None).ConfigureAwait(false);
+            return null;
+        }
+        catch (VyaException e)
+        {
+            return e.Message;
         }
     }
 

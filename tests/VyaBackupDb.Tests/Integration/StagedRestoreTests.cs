@@ -42,6 +42,8 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         // the half-loaded staging database is left under a name that says what it is.
         foreach (var delay in new[] { 0, 700 })
         {
+            // The previous round's leftover would be taken for this run's staging database.
+            await DumpEngines.For(Instance(dbms)).DropDatabaseAsync(staging, CancellationToken.None);
             using var killed = Run.StartCli("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--force", "--config", config);
             await WaitForDatabaseAsync(dbms, staging, killed);
             await Task.Delay(delay);
@@ -63,12 +65,9 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         Assert.False(await ExistsAsync(dbms, fresh), "a killed restore into a new name left a database under that name");
 
         // A timeout: the restore fails, says so, removes its staging database; the target is unchanged.
-        var shortConfig = Path.Combine(_scratch.TempDir("cfg-timeout"), "config.yaml");
-        await File.WriteAllTextAsync(shortConfig, (await File.ReadAllTextAsync(config)).Replace("timeout_seconds: 300", "timeout_seconds: 1", StringComparison.Ordinal));
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(shortConfig, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
+        // (The restore client starts 5 s late, so that the 1 s timeout strikes during the load.)
+        var shortConfig = await Cli.WriteConfigAsync(_scratch.TempDir("cfg-timeout"), backupDir, toolsDir: SlowClientTools(dbms));
+        await File.WriteAllTextAsync(shortConfig, (await File.ReadAllTextAsync(shortConfig)).Replace("timeout_seconds: 300", "timeout_seconds: 1", StringComparison.Ordinal));
         var timedOut = await Run.CliAsync("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--force", "--config", shortConfig);
         Assert.True(timedOut.ExitCode == Failed, timedOut.ToString());
         var error = Assert.Single(Cli.ErrorLines(timedOut));
@@ -125,6 +124,29 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     [SkippableTheory]
     [InlineData(Dbms.MySql)]
     [InlineData(Dbms.PostgreSql)]
+    public async Task A_truncated_zstd_file_restored_without_checks_is_reported_as_truncated_not_as_a_killed_client(Dbms dbms)
+    {
+        var source = await NewSourceAsync(dbms, rows: 20_000);
+        var file = await Ops.BackupOkAsync(Instance(dbms), source, Compression.Zstd, _scratch.TempDir("backups"));
+        await using (var stream = new FileStream(file, FileMode.Open, FileAccess.Write))
+        {
+            stream.SetLength(stream.Length / 2);
+        }
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("b"));
+        var target = NewName(dbms);
+
+        var run = await Run.CliAsync("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--no-verify", "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        var error = Assert.Single(Cli.ErrorLines(run));
+        Assert.Contains($"cannot read {file}", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("signal", error, StringComparison.Ordinal);
+        Assert.False(await ExistsAsync(dbms, target), "a failed restore created its target");
+    }
+
+    [SkippableTheory]
+    [InlineData(Dbms.MySql)]
+    [InlineData(Dbms.PostgreSql)]
     public async Task A_server_error_half_way_leaves_a_full_target_and_an_empty_one_as_they_were(Dbms dbms)
     {
         await RequireAsync(dbms);
@@ -171,6 +193,19 @@ public sealed class StagedRestoreTests : IAsyncLifetime
 
         Assert.True(replaced.ExitCode == 0, replaced.ToString());
         DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(source), await PgTestDb.FingerprintAsync(target), "the replaced target");
+    }
+
+    [SkippableFact]
+    public async Task Postgres_maintenance_database_is_configurable()
+    {
+        var source = await NewSourceAsync(Dbms.PostgreSql, rows: 10);
+        var instance = TestServers.Postgres() with { MaintenanceDatabase = "template1" };
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await NewTargetWithDataAsync(Dbms.PostgreSql);
+
+        await Ops.RestoreAsync(instance, file, target, force: true);
+
+        DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(source), await PgTestDb.FingerprintAsync(target), "a restore through template1");
     }
 
     [SkippableFact]
@@ -262,6 +297,30 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         await PgTestDb.ExecAsync(pg, "CREATE TABLE keep (id int PRIMARY KEY, note text)",
             "INSERT INTO keep VALUES (1, 'precious'), (2, 'data')", "CREATE VIEW keep_view AS SELECT note FROM keep");
         return pg;
+    }
+
+    /// <summary>A tools_dir whose restore client sleeps 5 s before it runs the real one.</summary>
+    private string SlowClientTools(Dbms dbms)
+    {
+        var dir = _scratch.TempDir("slow-tools");
+        var real = dbms == Dbms.MySql
+            ? new Dictionary<string, string> { ["mariadb-dump"] = "/usr/bin/mariadb-dump", ["mariadb"] = "/usr/bin/mariadb" }
+            : new Dictionary<string, string>
+            {
+                ["pg_dump"] = Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin/pg_dump",
+                ["psql"] = Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin/psql",
+            };
+        foreach (var (name, path) in real)
+        {
+            var client = name is "mariadb" or "psql";
+            var script = Path.Combine(dir, name);
+            File.WriteAllText(script, $"#!/bin/sh\n{(client ? "sleep 5\n" : "")}exec {path} \"$@\"\n");
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+        }
+        return dir;
     }
 
     private static async Task WaitForDatabaseAsync(Dbms dbms, string name, Process process)

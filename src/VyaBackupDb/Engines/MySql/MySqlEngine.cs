@@ -190,13 +190,12 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
     /// <summary>Sessions in MySQL block a swap only while they hold table locks; the swap waits for them, bounded.</summary>
     public Task<int> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken) => Task.FromResult(0);
 
-    public async Task SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<string>> SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken, allowUserVariables: true).ConfigureAwait(false);
         // A swap blocked by another session's open transaction fails after a minute, target unchanged.
         await Execute(connection, "SET SESSION lock_wait_timeout = 60", cancellationToken).ConfigureAwait(false);
-        var swap = new MySqlSwap(connection, staging, target);
-        await swap.RunAsync(options, cancellationToken).ConfigureAwait(false);
+        return await new MySqlSwap(connection, staging, target).RunAsync(options, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Backtick quoting, backticks doubled: the server's rule for identifiers.</summary>

@@ -24,72 +24,77 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     /// <param name="TimeZone">An event's time zone.</param>
     private sealed record SchemaObject(Kind Kind, string Name, string Create, string? SqlMode, string? TimeZone = null);
 
-    public async Task RunAsync(SwapOptions options, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<string>> RunAsync(SwapOptions options, CancellationToken cancellationToken)
     {
-        var newObjects = await ReadObjectsAsync(staging, cancellationToken).ConfigureAwait(false);
-        foreach (var o in newObjects.Where(o => o.Kind is Kind.Trigger or Kind.View))
-        {
-            await DropAsync(staging, o, cancellationToken).ConfigureAwait(false);
-        }
-        var (charset, collation) = await CharsetAsync(staging, cancellationToken).ConfigureAwait(false);
-        var renames = (await TablesAsync(staging, cancellationToken).ConfigureAwait(false))
-            .Select(t => $"{Q(staging)}.{Q(t)} TO {Q(target)}.{Q(t)}").ToList();
-
-        var targetExists = await ExistsAsync(target, cancellationToken).ConfigureAwait(false);
         var replaced = RestoreStaging.ReplacedName(target);
+        List<SchemaObject> newObjects;
         List<SchemaObject> oldTriggers = [];
-        if (!targetExists)
+        bool targetExists;
+        string charset, collation;
+        var renames = new List<string>();
+        try
         {
-            await ExecuteAsync($"CREATE DATABASE {Q(target)} CHARACTER SET {charset} COLLATE {collation}", cancellationToken).ConfigureAwait(false);
-        }
-        else
-        {
-            if (options.TerminateConnections)
+            // Until the RENAME the target's data is untouched.
+            newObjects = await ReadObjectsAsync(staging, cancellationToken).ConfigureAwait(false);
+            foreach (var o in newObjects.Where(o => o.Kind is Kind.Trigger or Kind.View))
             {
-                await KillSessionsAsync(connection, target, cancellationToken).ConfigureAwait(false);
+                await DropAsync(staging, o, cancellationToken).ConfigureAwait(false);
             }
-            var oldTables = await TablesAsync(target, cancellationToken).ConfigureAwait(false);
-            if (oldTables.Count > 0)
+            (charset, collation) = await CharsetAsync(staging, cancellationToken).ConfigureAwait(false);
+            renames.AddRange((await TablesAsync(staging, cancellationToken).ConfigureAwait(false))
+                .Select(t => $"{Q(staging)}.{Q(t)} TO {Q(target)}.{Q(t)}"));
+            targetExists = await ExistsAsync(target, cancellationToken).ConfigureAwait(false);
+            if (!targetExists)
             {
-                await ExecuteAsync($"CREATE DATABASE {Q(replaced)}", cancellationToken).ConfigureAwait(false);
-                // A table with triggers cannot move to another database.
-                oldTriggers = [.. (await ReadObjectsAsync(target, cancellationToken).ConfigureAwait(false)).Where(o => o.Kind == Kind.Trigger)];
-                foreach (var trigger in oldTriggers)
+                await ExecuteAsync($"CREATE DATABASE {Q(target)} CHARACTER SET {charset} COLLATE {collation}", cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                if (options.TerminateConnections)
                 {
-                    await DropAsync(target, trigger, cancellationToken).ConfigureAwait(false);
+                    await KillSessionsAsync(connection, target, cancellationToken).ConfigureAwait(false);
                 }
-                renames.InsertRange(0, oldTables.Select(t => $"{Q(target)}.{Q(t)} TO {Q(replaced)}.{Q(t)}"));
+                var oldTables = await TablesAsync(target, cancellationToken).ConfigureAwait(false);
+                if (oldTables.Count > 0)
+                {
+                    await ExecuteAsync($"CREATE DATABASE {Q(replaced)}", cancellationToken).ConfigureAwait(false);
+                    renames.InsertRange(0, oldTables.Select(t => $"{Q(target)}.{Q(t)} TO {Q(replaced)}.{Q(t)}"));
+                    // A table with triggers cannot move to another database: they go just before
+                    // the RENAME and come back if it fails.
+                    oldTriggers = [.. (await ReadObjectsAsync(target, cancellationToken).ConfigureAwait(false)).Where(o => o.Kind == Kind.Trigger)];
+                    foreach (var trigger in oldTriggers)
+                    {
+                        await DropAsync(target, trigger, cancellationToken).ConfigureAwait(false);
+                    }
+                }
             }
-        }
-
-        if (renames.Count > 0)
-        {
-            try
+            if (renames.Count > 0)
             {
                 await ExecuteAsync("RENAME TABLE " + string.Join(", ", renames), cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is OperationFailedException or OperationCanceledException)
-            {
-                await CreateAllAsync(target, oldTriggers, rewrite: false, CancellationToken.None).ConfigureAwait(false);
-                await ExecuteAsync($"DROP DATABASE IF EXISTS {Q(replaced)}", CancellationToken.None).ConfigureAwait(false);
-                throw new OperationFailedException($"'{target}' could not be replaced (it is unchanged): {e.Message}", e);
-            }
+        }
+        catch (Exception e) when (e is OperationFailedException or OperationCanceledException or MySqlException)
+        {
+            await CreateAllAsync(target, oldTriggers, rewrite: false, CancellationToken.None).ConfigureAwait(false);
+            await ExecuteAsync($"DROP DATABASE IF EXISTS {Q(replaced)}", CancellationToken.None).ConfigureAwait(false);
+            throw new OperationFailedException($"'{target}' could not be replaced (it is unchanged): {e.Message}", e);
         }
 
+        // The target holds the new tables: the rest is done whatever the token says.
         try
         {
             if (targetExists)
             {
-                foreach (var o in await ReadObjectsAsync(target, cancellationToken).ConfigureAwait(false))
+                foreach (var o in await ReadObjectsAsync(target, CancellationToken.None).ConfigureAwait(false))
                 {
-                    await DropAsync(target, o, cancellationToken).ConfigureAwait(false);
+                    await DropAsync(target, o, CancellationToken.None).ConfigureAwait(false);
                 }
-                await ExecuteAsync($"ALTER DATABASE {Q(target)} CHARACTER SET {charset} COLLATE {collation}", cancellationToken).ConfigureAwait(false);
+                await ExecuteAsync($"ALTER DATABASE {Q(target)} CHARACTER SET {charset} COLLATE {collation}", CancellationToken.None).ConfigureAwait(false);
             }
-            await CreateAllAsync(target, newObjects, rewrite: true, cancellationToken).ConfigureAwait(false);
+            await CreateAllAsync(target, newObjects, rewrite: true, CancellationToken.None).ConfigureAwait(false);
             foreach (var name in options.EventsToEnable)
             {
-                await ExecuteAsync($"ALTER EVENT {Q(target)}.{Q(name)} ENABLE", cancellationToken).ConfigureAwait(false);
+                await ExecuteAsync($"ALTER EVENT {Q(target)}.{Q(name)} ENABLE", CancellationToken.None).ConfigureAwait(false);
             }
         }
         catch (OperationFailedException e)
@@ -98,8 +103,19 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 $"the restored tables are in '{target}' but its views, routines, triggers or events could not all be created: {e.Message}"
                 + (renames.Count > 0 && targetExists ? $"; the replaced tables are kept in '{replaced}'" : ""), e);
         }
-        await ExecuteAsync($"DROP DATABASE {Q(staging)}", cancellationToken).ConfigureAwait(false);
-        await ExecuteAsync($"DROP DATABASE IF EXISTS {Q(replaced)}", cancellationToken).ConfigureAwait(false);
+        var warnings = new List<string>();
+        foreach (var leftover in new[] { staging, replaced })
+        {
+            try
+            {
+                await ExecuteAsync($"DROP DATABASE IF EXISTS {Q(leftover)}", CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (OperationFailedException e)
+            {
+                warnings.Add($"'{leftover}' could not be dropped ({e.Message}); the next restore into '{target}' removes it");
+            }
+        }
+        return warnings;
     }
 
     /// <summary>Creates routines, then views (in an order their dependencies allow), triggers and events.</summary>

@@ -23,7 +23,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     public async Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync("postgres", cancellationToken).ConfigureAwait(false);
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
         var versionNumber = Convert.ToInt32(
             await Scalar(connection, "SHOW server_version_num", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
         _serverMajor = versionNumber / 10000;
@@ -120,7 +120,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     public async Task<TargetState> GetTargetStateAsync(string database, CancellationToken cancellationToken)
     {
-        await using (var connection = await OpenAsync("postgres", cancellationToken).ConfigureAwait(false))
+        await using (var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false))
         {
             var exists = await Scalar(connection, "SELECT COUNT(*) FROM pg_database WHERE datname = @db", cancellationToken, database)
                 .ConfigureAwait(false);
@@ -143,7 +143,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     public async Task CreateDatabaseAsync(string database, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync("postgres", cancellationToken).ConfigureAwait(false);
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
         // template0: a clean database, whatever was added to template1.
         await Execute(connection, $"CREATE DATABASE {QuoteIdentifier(database)} TEMPLATE template0 ENCODING 'UTF8'", cancellationToken)
             .ConfigureAwait(false);
@@ -153,7 +153,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     {
         // Only ever a database of ours (staging, scratch): a session still on it is a psql whose
         // vya-backupdb was killed. Ended by hand rather than WITH (FORCE), which PostgreSQL 12 lacks.
-        await using var connection = await OpenAsync("postgres", cancellationToken).ConfigureAwait(false);
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
         await Scalar(connection, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()",
             cancellationToken, database).ConfigureAwait(false);
         await Execute(connection, $"DROP DATABASE IF EXISTS {QuoteIdentifier(database)}", cancellationToken).ConfigureAwait(false);
@@ -181,7 +181,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     public async Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken)
     {
         var key = BitConverter.ToInt64(RestoreStaging.LockKey(target), 0);
-        var connection = await OpenAsync("postgres", cancellationToken,
+        var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken,
             applicationName: $"vya-backupdb restore (pid {System.Environment.ProcessId} on {System.Environment.MachineName})").ConfigureAwait(false);
         try
         {
@@ -210,29 +210,23 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     /// <summary>Every session on the database blocks its rename.</summary>
     public async Task<int> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync("postgres", cancellationToken).ConfigureAwait(false);
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
         return Convert.ToInt32(await Scalar(connection,
             "SELECT count(*) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()", cancellationToken, database)
             .ConfigureAwait(false), CultureInfo.InvariantCulture);
     }
 
-    public async Task SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<string>> SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync("postgres", cancellationToken).ConfigureAwait(false);
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
         var exists = Convert.ToInt64(await Scalar(connection, "SELECT count(*) FROM pg_database WHERE datname = @db", cancellationToken, target)
             .ConfigureAwait(false), CultureInfo.InvariantCulture) > 0;
-        if (!exists)
-        {
-            await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(staging)} RENAME TO {QuoteIdentifier(target)}", cancellationToken)
-                .ConfigureAwait(false);
-            return;
-        }
         var replaced = RestoreStaging.ReplacedName(target);
         // A rename needs the database to be free of sessions; a client connecting in between makes
         // it fail, so ending sessions (when asked) is retried a few times.
         for (var attempt = 1; ; attempt++)
         {
-            if (options.TerminateConnections)
+            if (exists && options.TerminateConnections)
             {
                 await Scalar(connection,
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()",
@@ -242,25 +236,46 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             {
                 // One transaction: the target is the old database or the new one, never neither.
                 await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(target)} RENAME TO {QuoteIdentifier(replaced)}", cancellationToken)
-                    .ConfigureAwait(false);
+                if (exists)
+                {
+                    await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(target)} RENAME TO {QuoteIdentifier(replaced)}", cancellationToken)
+                        .ConfigureAwait(false);
+                }
                 await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(staging)} RENAME TO {QuoteIdentifier(target)}", cancellationToken)
                     .ConfigureAwait(false);
                 await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                 break;
             }
-            catch (OperationFailedException e) when (e.InnerException is PostgresException { SqlState: "55006" })
+            catch (OperationFailedException e)
             {
-                if (!options.TerminateConnections || attempt == 3)
+                var busy = e.InnerException is PostgresException { SqlState: "55006" };
+                if (busy && options.TerminateConnections && attempt < 3)
                 {
-                    var sessions = await CountBlockingSessionsAsync(target, cancellationToken).ConfigureAwait(false);
-                    throw new OperationFailedException(
-                        $"'{target}' has {sessions} open session(s) of other clients; it is replaced only when they are closed "
-                        + "(--terminate-connections ends them)", e);
+                    continue;
                 }
+                if (!busy)
+                {
+                    throw new OperationFailedException($"'{target}' could not be replaced (it is unchanged): {e.Message}", e);
+                }
+                var sessions = await CountBlockingSessionsAsync(target, cancellationToken).ConfigureAwait(false);
+                throw new OperationFailedException(
+                    $"'{target}' has {sessions} open session(s) of other clients; it is replaced only when they are closed "
+                    + "(--terminate-connections ends them); it is unchanged", e);
             }
         }
-        await Execute(connection, $"DROP DATABASE {QuoteIdentifier(replaced)}", cancellationToken).ConfigureAwait(false);
+        if (!exists)
+        {
+            return [];
+        }
+        try
+        {
+            await DropDatabaseAsync(replaced, CancellationToken.None).ConfigureAwait(false);
+            return [];
+        }
+        catch (OperationFailedException e)
+        {
+            return [$"the replaced database '{replaced}' could not be dropped ({e.Message}); the next restore into '{target}' removes it"];
+        }
     }
 
     /// <summary>Double-quote quoting, quotes doubled: the server's rule for identifiers.</summary>
