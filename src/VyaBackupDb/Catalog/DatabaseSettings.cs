@@ -46,6 +46,13 @@ public sealed record DatabaseSettings
     /// <summary>The database's comment (PostgreSQL; MariaDB 10.5+).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Comment { get; init; }
+
+    /// <summary>A value from the manifest as an error message may show it: one line, control characters as '?', at most 80 characters.</summary>
+    public static string Shown(string value)
+    {
+        var shown = new string([.. value.Take(80).Select(c => char.IsControl(c) ? '?' : c)]);
+        return value.Length > 80 ? shown + "..." : shown;
+    }
 }
 
 /// <summary>One <c>ALTER DATABASE ... SET name = value</c>; the value as pg_db_role_setting holds it.</summary>

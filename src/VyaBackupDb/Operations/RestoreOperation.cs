@@ -101,7 +101,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         var createdHere = !plan.TargetState.Exists || replacing;
         if (createdHere)
         {
-            await engine.CreateDatabaseAsync(plan.Target, cancellationToken).ConfigureAwait(false);
+            await engine.CreateDatabaseAsync(plan.Target, plan.Manifest?.Settings, cancellationToken).ConfigureAwait(false);
         }
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
