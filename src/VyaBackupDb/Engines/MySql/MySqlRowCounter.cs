@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using VyaBackupDb.Pipeline;
 
@@ -73,6 +74,7 @@ public sealed class MySqlRowCounter(Stream inner, bool backslashEscapes = true) 
         Observe(buffer.Span);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first chunk: no tier-0 code
     private void Observe(ReadOnlySpan<byte> data)
     {
         var i = 0;
@@ -220,6 +222,7 @@ public sealed class MySqlRowCounter(Stream inner, bool backslashEscapes = true) 
     /// The hot loop: the tuples of a VALUES list, up to the statement's ';'. State lives in locals
     /// (registers) while it runs; strings are skipped with vectorised searches.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first chunk: no tier-0 code
     private int ScanValues(ReadOnlySpan<byte> data, int i)
     {
         var state = _state;
