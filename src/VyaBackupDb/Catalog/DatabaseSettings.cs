@@ -47,6 +47,22 @@ public sealed record DatabaseSettings
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Comment { get; init; }
 
+    /// <summary>PostgreSQL, <c>owners: true</c>: the dump keeps owners and privileges (restoring it needs <see cref="Roles"/>).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public bool? Owners { get; init; }
+
+    /// <summary>PostgreSQL, <c>owners: true</c>: the database's owner.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Owner { get; init; }
+
+    /// <summary>PostgreSQL, <c>owners: true</c>: the database's own privileges (GRANT ... ON DATABASE); null when they are the defaults.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<DatabaseGrant>? Grants { get; init; }
+
+    /// <summary>PostgreSQL, <c>owners: true</c>: every role the dump and these settings name (owners, grantees): they must exist where it is restored.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? Roles { get; init; }
+
     /// <summary>A value from the manifest as an error message may show it: one line, control characters as '?', at most 80 characters.</summary>
     public static string Shown(string value)
     {
@@ -54,6 +70,9 @@ public sealed record DatabaseSettings
         return value.Length > 80 ? shown + "..." : shown;
     }
 }
+
+/// <summary>One privilege on the database: <paramref name="Grantee"/> is a role, or <c>public</c> for everyone.</summary>
+public sealed record DatabaseGrant(string Grantee, string Privilege, bool Grantable);
 
 /// <summary>One <c>ALTER DATABASE ... SET name = value</c>; the value as pg_db_role_setting holds it.</summary>
 public sealed record DatabaseParameter(string Name, string Value);

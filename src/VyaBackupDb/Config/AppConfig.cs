@@ -88,6 +88,12 @@ public sealed record InstanceConfig(
     /// <summary>Encrypt this instance's backups by default (<c>encrypt: true</c>; <c>backup --encrypt</c> does it for one run).</summary>
     public bool Encrypt { get; init; }
 
+    /// <summary>
+    /// PostgreSQL: keep owners and privileges in the dump (<c>owners: true</c>); a restore then
+    /// needs the roles they name (listed in the manifest) to exist on the target server.
+    /// </summary>
+    public bool Owners { get; init; }
+
     /// <summary>The user to log in as: from the config, or from the vault (<c>credentials: vault:NAME</c>), read when first needed.</summary>
     public string User
     {

@@ -264,6 +264,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
     [SkippableFact]
     public async Task A_MySql_database_comes_back_with_its_character_set_collation_and_comment_under_a_new_name()
     {
+        await TestServers.RequireMySqlAsync();
         var source = _scratch.MySqlName();
         const string Comment = "it's a \\ \"comment\" ; DROP DATABASE x; --";
         await MySqlTestDb.ExecWithAsync("mysql", $"CREATE DATABASE {MySqlTestDb.Quote(source)} CHARACTER SET latin1 COLLATE latin1_swedish_ci COMMENT @p0", Comment);
@@ -284,6 +285,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
     [InlineData("ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'und-u-ks-level2'")]
     public async Task A_Postgres_database_comes_back_with_its_encoding_locale_settings_and_comment_under_a_new_name(string create)
     {
+        await TestServers.RequirePostgresAsync();
         var source = _scratch.PostgresName();
         const string Comment = "it's a \\ comment'; DROP DATABASE postgres; --";
         const string Custom = "x'y; DROP DATABASE postgres; --";
@@ -331,6 +333,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
     [InlineData(Dbms.PostgreSql, "locale_provider", "icu'", "unknown locale provider")]
     public async Task A_manifest_with_invalid_settings_is_refused_before_the_target_is_created(Dbms dbms, string field, string value, string expected)
     {
+        await (dbms == Dbms.MySql ? TestServers.RequireMySqlAsync() : TestServers.RequirePostgresAsync());
         string file;
         if (dbms == Dbms.MySql)
         {
@@ -364,6 +367,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
     [SkippableFact]
     public async Task A_setting_the_server_rejects_leaves_no_database_behind()
     {
+        await TestServers.RequirePostgresAsync();
         var file = await Ops.BackupOkAsync(TestServers.Postgres(), await _scratch.NewPostgresDatabaseAsync(), Compression.Zstd, _scratch.TempDir("backups"));
         EditManifest(file, m => m["settings"]!["parameters"] = new JsonArray(new JsonObject { ["name"] = "work_mem", ["value"] = "lots" }));
         var target = _scratch.PostgresName();
@@ -375,37 +379,78 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         Assert.False(await PgTestDb.ExistsAsync(target));
     }
 
-    [Fact]
-    public void Stored_list_settings_are_split_as_pg_dump_splits_them()
-    {
-        Assert.Equal(["$user", "public", "we ird", "q\"uote"], Engines.Postgres.PostgresEngine.SplitSettingList("\"$user\", public, \"we ird\", \"q\"\"uote\""));
-        Assert.Equal([], Engines.Postgres.PostgresEngine.SplitSettingList("  "));
-        Assert.Null(Engines.Postgres.PostgresEngine.SplitSettingList("\"open"));
-        Assert.Null(Engines.Postgres.PostgresEngine.SplitSettingList("a b"));
-    }
+    // ---------------------------------------------------------------- owners and grants (owners: true)
 
-    [Fact]
-    public void A_version_1_manifest_without_settings_still_loads()
+    [SkippableFact]
+    public async Task With_owners_a_Postgres_database_comes_back_with_its_owners_and_grants_when_the_roles_exist()
     {
-        var json = """
-            {"schema_version": 1, "tool_version": "0.1.0", "data_file": "f.sql", "instance_id": 1, "instance_name": "i", "dbms": "mysql",
-             "server_flavor": "MariaDB", "server_version": "10.11", "database": "d", "dump_tool": "mariadb-dump", "dump_tool_version": "x",
-             "compression": "none", "started_utc": "2026-01-13T15:54:40Z", "finished_utc": "2026-01-13T15:54:41Z", "plain_bytes": 1,
-             "stored_bytes": 1, "plain_sha256": "a", "stored_sha256": "a",
-             "inventory": {"tables": [{"name": "t", "rows": 1, "exact": false}], "sequences": [], "objects": {"views": 0, "routines": 0, "triggers": 0, "events": 0}}}
-            """;
-        var manifest = BackupManifest.FromJson(Encoding.UTF8.GetBytes(json));
-        Assert.Null(manifest.Settings);
-        Assert.Null(manifest.Inventory.OutsideSnapshot);
-        Assert.Equal(new TableRows("t", 1, false), Assert.Single(manifest.Inventory.Tables));
-        Assert.DoesNotContain("\"settings\"", Encoding.UTF8.GetString(manifest.ToJson()), StringComparison.Ordinal);
-        Assert.DoesNotContain("\"history\"", Encoding.UTF8.GetString(manifest.ToJson()), StringComparison.Ordinal);
+        await TestServers.RequirePostgresAsync();
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var owner = $"vt_owner_{suffix}";
+        var reader = $"vt_read er\"{suffix}";
+        var source = _scratch.PostgresName();
+        var target = _scratch.PostgresName();
+        var instance = TestServers.Postgres() with { Owners = true };
+        await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {PgTestDb.Quote(owner)}", $"CREATE ROLE {PgTestDb.Quote(reader)}");
+        try
+        {
+            await PgTestDb.ExecAsync("postgres",
+                $"CREATE DATABASE {PgTestDb.Quote(source)} TEMPLATE template0 OWNER {PgTestDb.Quote(owner)}",
+                $"REVOKE ALL ON DATABASE {PgTestDb.Quote(source)} FROM PUBLIC",
+                $"GRANT CONNECT ON DATABASE {PgTestDb.Quote(source)} TO {PgTestDb.Quote(reader)}");
+            await PgTestDb.ExecAsync(source,
+                $"CREATE SCHEMA app AUTHORIZATION {PgTestDb.Quote(owner)}",
+                "CREATE TABLE app.t (id int PRIMARY KEY)",
+                "INSERT INTO app.t VALUES (1), (2)",
+                $"ALTER TABLE app.t OWNER TO {PgTestDb.Quote(owner)}",
+                $"GRANT SELECT ON app.t TO {PgTestDb.Quote(reader)}",
+                "CREATE FUNCTION app.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+                $"ALTER FUNCTION app.f() OWNER TO {PgTestDb.Quote(owner)}",
+                $"ALTER DEFAULT PRIVILEGES FOR ROLE {PgTestDb.Quote(owner)} IN SCHEMA app GRANT SELECT ON TABLES TO {PgTestDb.Quote(reader)}");
+            var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+            var settings = Manifest(file).Settings;
+            Assert.NotNull(settings);
+            Assert.True(settings.Owners);
+            Assert.Equal(owner, settings.Owner);
+            Assert.Contains(owner, settings.Roles!);
+            Assert.Contains(reader, settings.Roles!);
+            Assert.Contains(new DatabaseGrant(reader, "CONNECT", false), settings.Grants!);
+
+            // A role the backup names is missing: refused before the target exists, naming it.
+            var missing = CopyBackup(file, _scratch.TempDir("missing-role"));
+            EditManifest(missing, m => m["settings"]!["roles"]!.AsArray().Add("vt_gone_" + suffix));
+            var error = await Assert.ThrowsAsync<OperationFailedException>(() => Ops.RestoreAsync(instance, missing, target));
+            Assert.Contains($"lacks the roles vt_gone_{suffix}", error.Message, StringComparison.Ordinal);
+            Assert.False(await PgTestDb.ExistsAsync(target));
+
+            var result = await Ops.RestoreAsync(instance, file, target);
+            Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
+            const string DatabaseAcl =
+                "SELECT pg_get_userbyid(d.datdba), a.grantee::regrole::text, a.privilege_type, a.is_grantable "
+                + "FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $1 ORDER BY 2, 3";
+            Assert.Equal(await PgRowsAsync(DatabaseAcl, source), await PgRowsAsync(DatabaseAcl, target));
+            const string Objects =
+                "SELECT 'table', pg_get_userbyid(relowner), relacl::text FROM pg_class WHERE oid = 'app.t'::regclass "
+                + "UNION ALL SELECT 'schema', pg_get_userbyid(nspowner), nspacl::text FROM pg_namespace WHERE nspname = 'app' "
+                + "UNION ALL SELECT 'function', pg_get_userbyid(proowner), proacl::text FROM pg_proc WHERE oid = 'app.f'::regproc "
+                + "UNION ALL SELECT 'default', pg_get_userbyid(defaclrole), defaclacl::text FROM pg_default_acl ORDER BY 1";
+            var expected = await PgDbRowsAsync(source, Objects);
+            Assert.Equal(4, expected.Count);
+            Assert.Equal(expected, await PgDbRowsAsync(target, Objects));
+        }
+        finally
+        {
+            await PgTestDb.DropIfExistsAsync(source);
+            await PgTestDb.DropIfExistsAsync(target);
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {PgTestDb.Quote(owner)}", $"DROP ROLE IF EXISTS {PgTestDb.Quote(reader)}");
+        }
     }
 
     // ---------------------------------------------------------------- helpers
 
     private async Task<string> NewMySqlAsync(params string[] statements)
     {
+        await TestServers.RequireMySqlAsync();
         var name = await _scratch.NewMySqlDatabaseAsync();
         await MySqlTestDb.ExecAsync(name, statements);
         return name;
@@ -413,6 +458,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
 
     private async Task<string> NewPostgresAsync(params string[] statements)
     {
+        await TestServers.RequirePostgresAsync();
         var name = await _scratch.NewPostgresDatabaseAsync();
         await PgTestDb.ExecAsync(name, statements);
         return name;
@@ -442,6 +488,19 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         {
             command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = parameter });
         }
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(string.Join('|', Enumerable.Range(0, reader.FieldCount).Select(i => Cell(reader.GetValue(i)))));
+        }
+        return rows;
+    }
+
+    private static async Task<List<string>> PgDbRowsAsync(string database, string sql)
+    {
+        await using var connection = await PgTestDb.OpenAsync(database);
+        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
         await using var reader = await command.ExecuteReaderAsync();
         var rows = new List<string>();
         while (await reader.ReadAsync())

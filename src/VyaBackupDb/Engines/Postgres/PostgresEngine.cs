@@ -58,11 +58,17 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         var snapshot = (string)(await Scalar(connection, "SELECT pg_export_snapshot()", cancellationToken).ConfigureAwait(false))!;
         var tables = await ReadTablesAsync(connection, cancellationToken).ConfigureAwait(false);
         var settings = await ReadSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
+        if (Instance.Owners)
+        {
+            settings = await ReadOwnersAsync(connection, settings, cancellationToken).ConfigureAwait(false);
+        }
 
         using var passFile = PassFile();
+        // owners: true keeps OWNER TO and GRANT/REVOKE (the restore then needs those roles).
+        string[] ownership = Instance.Owners ? [] : ["--no-owner", "--no-privileges"];
         string[] arguments =
         [
-            "--format=plain", "--no-owner", "--no-privileges", "--no-password", "--encoding=UTF8",
+            "--format=plain", .. ownership, "--no-password", "--encoding=UTF8",
             "--quote-all-identifiers", $"--snapshot={snapshot}",
             $"--dbname={ConnInfo(database)}",
         ];
@@ -289,11 +295,50 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         };
     }
 
+    /// <summary>
+    /// With owners: true, the database's owner and own privileges, and every role the dump will
+    /// name: owners and grantees of its objects (pg_shdepend), plus the bootstrap superuser when it
+    /// owns any (dependencies on it are not recorded there).
+    /// </summary>
+    private static async Task<DatabaseSettings> ReadOwnersAsync(NpgsqlConnection connection, DatabaseSettings settings, CancellationToken cancellationToken)
+    {
+        var userObjects = string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname");
+        var roles = (await ListAsync(connection,
+            "SELECT DISTINCT r.rolname, 0 FROM pg_shdepend s JOIN pg_roles r ON r.oid = s.refobjid, pg_database d "
+            + "WHERE d.datname = current_database() AND s.refclassid = 'pg_authid'::regclass "
+            + "AND (s.dbid = d.oid OR (s.classid = 'pg_database'::regclass AND s.objid = d.oid)) "
+            + "UNION SELECT pg_get_userbyid(d.datdba), 0 FROM pg_database d WHERE d.datname = current_database() "
+            + "UNION SELECT rolname, 0 FROM pg_roles WHERE oid = 10 AND ("
+            + $"EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relowner = 10 AND n.nspname {userObjects}) "
+            + $"OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proowner = 10 AND n.nspname {userObjects}) "
+            + $"OR EXISTS (SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typowner = 10 AND n.nspname {userObjects}) "
+            + $"OR EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspowner = 10 AND n.nspname {userObjects} AND n.nspname <> 'public')) "
+            + "ORDER BY 1", cancellationToken).ConfigureAwait(false)).Select(r => r.Name).ToList();
+        var owner = (string?)await Scalar(connection, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()",
+            cancellationToken).ConfigureAwait(false);
+        List<DatabaseGrant>? grants = null;
+        if (await Scalar(connection, "SELECT datacl IS NOT NULL FROM pg_database WHERE datname = current_database()", cancellationToken)
+            .ConfigureAwait(false) is true)
+        {
+            grants = [];
+            await using var command = new NpgsqlCommand(
+                "SELECT CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_get_userbyid(a.grantee) END, a.privilege_type, a.is_grantable "
+                + "FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = current_database() ORDER BY 1, 2", connection);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                grants.Add(new DatabaseGrant(reader.GetString(0), reader.GetString(1), reader.GetBoolean(2)));
+            }
+        }
+        return settings with { Owners = true, Owner = owner, Grants = grants, Roles = roles };
+    }
+
     public async Task CreateDatabaseAsync(string database, DatabaseSettings? settings, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync("postgres", cancellationToken).ConfigureAwait(false);
         // Literal() doubles quotes only: right with standard_conforming_strings, which we make sure of.
         await Execute(connection, "SET standard_conforming_strings = on", cancellationToken).ConfigureAwait(false);
+        await RequireRolesAsync(connection, settings, cancellationToken).ConfigureAwait(false);
         var create = await CreateStatementAsync(connection, database, settings, cancellationToken).ConfigureAwait(false);
         var after = await SettingStatementsAsync(connection, database, settings, cancellationToken).ConfigureAwait(false);
         await Execute(connection, create, cancellationToken).ConfigureAwait(false);
@@ -396,7 +441,68 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         {
             statements.Add($"COMMENT ON DATABASE {QuoteIdentifier(database)} IS {Literal(comment)}");
         }
+        if (settings?.Owner is { } owner)
+        {
+            statements.Add($"ALTER DATABASE {QuoteIdentifier(database)} OWNER TO {Role(owner)}");
+        }
+        if (settings?.Grants is { } grants)
+        {
+            // The recorded privileges replace the defaults (PUBLIC may connect; the owner may do all).
+            statements.Add($"REVOKE ALL ON DATABASE {QuoteIdentifier(database)} FROM PUBLIC");
+            if (settings.Owner is { } databaseOwner)
+            {
+                statements.Add($"REVOKE ALL ON DATABASE {QuoteIdentifier(database)} FROM {Role(databaseOwner)}");
+            }
+            foreach (var (grantee, privilege, grantable) in grants)
+            {
+                if (privilege is not ("CONNECT" or "CREATE" or "TEMPORARY"))
+                {
+                    throw new OperationFailedException($"the backup's manifest names an invalid database privilege: '{DatabaseSettings.Shown(privilege)}'");
+                }
+                statements.Add($"GRANT {privilege} ON DATABASE {QuoteIdentifier(database)} TO "
+                    + (grantee == "public" ? "PUBLIC" : Role(grantee)) + (grantable ? " WITH GRANT OPTION" : ""));
+            }
+        }
         return statements;
+    }
+
+    /// <summary>A role name from the manifest, as an identifier.</summary>
+    private static string Role(string name) =>
+        name.Length == 0 || name.Contains('\0', StringComparison.Ordinal)
+            ? throw new OperationFailedException($"the backup's manifest names an invalid role: '{DatabaseSettings.Shown(name)}'")
+            : QuoteIdentifier(name);
+
+    /// <summary>A dump that keeps owners and privileges loads only where every role it names exists: checked before anything is created.</summary>
+    private async Task RequireRolesAsync(NpgsqlConnection connection, DatabaseSettings? settings, CancellationToken cancellationToken)
+    {
+        var needed = (settings?.Roles ?? []).Concat(settings?.Owner is { } owner ? [owner] : [])
+            .Concat((settings?.Grants ?? []).Select(g => g.Grantee).Where(g => g != "public"))
+            .Distinct(StringComparer.Ordinal).ToArray();
+        if (needed.Length == 0)
+        {
+            return;
+        }
+        foreach (var role in needed)
+        {
+            Role(role);
+        }
+        await using var command = new NpgsqlCommand("SELECT rolname FROM pg_roles WHERE rolname = ANY(@roles)", connection);
+        command.Parameters.AddWithValue("roles", needed);
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                found.Add(reader.GetString(0));
+            }
+        }
+        var missing = needed.Where(r => !found.Contains(r)).Order(StringComparer.Ordinal).ToList();
+        if (missing.Count > 0)
+        {
+            throw new OperationFailedException(
+                $"the backup keeps owners and privileges (owners: true) but {Instance.Name} lacks the roles "
+                + $"{string.Join(", ", missing.Select(DatabaseSettings.Shown))}; create them (or restore the server's roles) first");
+        }
     }
 
     /// <summary>Settings whose stored value is a list of quoted elements (pg_dump's variable_is_guc_list_quote).</summary>
