@@ -95,13 +95,6 @@ public sealed class RowCounterTests
         }
     }
 
-    [Fact]
-    public void MySql_without_backslash_escapes_takes_a_backslash_as_a_plain_byte()
-    {
-        const string dump = "CREATE TABLE `t` (`v` text);\nINSERT INTO `t` VALUES ('a\\'),('it''s'),('b\\');\n";
-        Assert.Equal(3, CountMySql(Encoding.UTF8.GetBytes(dump), [int.MaxValue], backslashEscapes: false).Rows["t"]);
-    }
-
     private const string PgDump = """
         --
         -- PostgreSQL database dump
@@ -172,11 +165,10 @@ public sealed class RowCounterTests
         }
     }
 
-    private static (IReadOnlyDictionary<string, long> Rows, IReadOnlyDictionary<string, long> Sequences) CountMySql(
-        byte[] dump, int[] sizes, bool backslashEscapes = true)
+    private static (IReadOnlyDictionary<string, long> Rows, IReadOnlyDictionary<string, long> Sequences) CountMySql(byte[] dump, int[] sizes)
     {
         using var sink = new MemoryStream();
-        using var counter = new MySqlRowCounter(sink, backslashEscapes);
+        using var counter = new MySqlRowCounter(sink);
         Feed(counter, dump, sizes);
         Assert.Equal(dump, sink.ToArray());
         return (counter.Rows, counter.Sequences);

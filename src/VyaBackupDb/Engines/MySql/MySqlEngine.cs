@@ -92,7 +92,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         // the dump must not name the database, so it restores under any name.
         arguments.Add("--");
         arguments.Add(database);
-        var counter = new MySqlRowCounter(output, catalog.BackslashEscapes);
+        var counter = new MySqlRowCounter(output);
         await ChildProcess.RunAsync(tool, arguments, null, null, counter, cancellationToken).ConfigureAwait(false);
 
         var inventory = Reconcile(database, catalog, counter, withHistory, warnings);
@@ -107,7 +107,6 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         HashSet<string> TransactionPrecise,
         List<TableEngine> OutsideSnapshot,
         ObjectCounts Objects,
-        bool BackslashEscapes,
         DatabaseSettings Settings);
 
     /// <summary>mysqldump leaves the data of these engines out (it lives elsewhere): their rows cannot be compared.</summary>
@@ -154,10 +153,8 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
                 transactionPrecise.Add(reader.GetString(0));
             }
         }
-        var sqlMode = (string?)await Scalar(connection, "SELECT @@SESSION.sql_mode", cancellationToken).ConfigureAwait(false) ?? "";
         return new Catalog(engines, versioned, transactionPrecise, outside,
             await CountObjectsAsync(connection, database, cancellationToken).ConfigureAwait(false),
-            BackslashEscapes: !sqlMode.Contains("NO_BACKSLASH_ESCAPES", StringComparison.OrdinalIgnoreCase),
             await ReadSettingsAsync(connection, database, cancellationToken).ConfigureAwait(false));
     }
 

@@ -17,12 +17,12 @@ namespace VyaBackupDb.Engines.MySql;
 /// Statements are recognised at the start of a line, outside <c>DELIMITER ;;</c> blocks (where the
 /// dump puts trigger, routine and event bodies). In VALUES, quotes and backslash escapes are
 /// followed byte by byte (binary data is hex, --hex-blob), scanning vectorised for the few bytes
-/// that matter. <paramref name="backslashEscapes"/> is false when the server's sql_mode has
-/// NO_BACKSLASH_ESCAPES (the dump then doubles quotes and leaves backslashes alone).
+/// that matter. The dump tools set their own session's sql_mode to '' when they connect, so
+/// strings are always escaped with backslashes, whatever the server's sql_mode.
 /// Something the counter misreads can only make a count differ from the restored table's, which
 /// the restore reports as a mismatch: it never hides a missing row.
 /// </remarks>
-public sealed class MySqlRowCounter(Stream inner, bool backslashEscapes = true) : WrapperStream(inner)
+public sealed class MySqlRowCounter(Stream inner) : WrapperStream(inner)
 {
     private enum State
     {
@@ -232,7 +232,7 @@ public sealed class MySqlRowCounter(Stream inner, bool backslashEscapes = true) 
         {
             if (state == State.String)
             {
-                var at = backslashEscapes ? data[i..].IndexOfAny(StringBytes) : data[i..].IndexOf((byte)'\'');
+                var at = data[i..].IndexOfAny(StringBytes);
                 if (at < 0)
                 {
                     i = data.Length;
