@@ -11,7 +11,6 @@ namespace VyaBackupDb.Engines.MySql;
 /// <summary>MySQL and MariaDB: mysqldump/mariadb-dump to back up, the mysql/mariadb client to restore.</summary>
 public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
 {
-    private string? _flavor;
     private ServerInfo? _server;
 
     public InstanceConfig Instance { get; } = instance;
@@ -101,7 +100,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     }
 
     /// <summary>What the catalog says just before the dump.</summary>
-    private sealed record Catalog(
+    private sealed record CatalogBeforeDump(
         Dictionary<string, string?> Engines,
         HashSet<string> Versioned,
         HashSet<string> TransactionPrecise,
@@ -112,8 +111,9 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     /// <summary>mysqldump leaves the data of these engines out (it lives elsewhere): their rows cannot be compared.</summary>
     private static readonly HashSet<string> DataNotDumped = new(["MRG_MyISAM", "MRG_ISAM", "FEDERATED"], StringComparer.OrdinalIgnoreCase);
 
-    private static async Task<Catalog> ReadCatalogAsync(MySqlConnection connection, string database, bool mariaDb, CancellationToken cancellationToken)
+    private async Task<CatalogBeforeDump> ReadCatalogAsync(string database, bool mariaDb, CancellationToken cancellationToken)
     {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         var engines = new Dictionary<string, string?>(StringComparer.Ordinal);
         var versioned = new HashSet<string>(StringComparer.Ordinal);
         var outside = new List<TableEngine>();
@@ -153,19 +153,13 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
                 transactionPrecise.Add(reader.GetString(0));
             }
         }
-        return new Catalog(engines, versioned, transactionPrecise, outside,
+        return new CatalogBeforeDump(engines, versioned, transactionPrecise, outside,
             await CountObjectsAsync(connection, database, cancellationToken).ConfigureAwait(false),
             await ReadSettingsAsync(connection, database, cancellationToken).ConfigureAwait(false));
     }
 
-    private async Task<Catalog> ReadCatalogAsync(string database, bool mariaDb, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await ReadCatalogAsync(connection, database, mariaDb, cancellationToken).ConfigureAwait(false);
-    }
-
     /// <summary>Why the history of system-versioned tables cannot go into this dump; null when it can.</summary>
-    private static string? HistoryProblem(Catalog catalog, ServerInfo server, bool toolIsMariaDb, string toolVersion)
+    private static string? HistoryProblem(CatalogBeforeDump catalog, ServerInfo server, bool toolIsMariaDb, string toolVersion)
     {
         // --dump-history, and system_versioning_insert_history to load it, came with MariaDB 10.11.
         if (!toolIsMariaDb || MariaDbVersion().Match(toolVersion) is not { Success: true } tool || !AtLeast10_11(tool.Groups[1].Value, tool.Groups[2].Value))
@@ -196,7 +190,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     /// counted in it. A table the catalog listed but the dump does not hold was dropped meanwhile
     /// (said in a warning); one only in the dump was created meanwhile (it is in the backup).
     /// </summary>
-    private static DatabaseInventory Reconcile(string database, Catalog catalog, MySqlRowCounter counter, bool withHistory, List<string> warnings)
+    private static DatabaseInventory Reconcile(string database, CatalogBeforeDump catalog, MySqlRowCounter counter, bool withHistory, List<string> warnings)
     {
         var tables = new List<TableRows>();
         foreach (var (name, rows) in counter.Rows.OrderBy(t => t.Key, StringComparer.Ordinal))
@@ -433,7 +427,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         _server ??= await ProbeAsync(cancellationToken).ConfigureAwait(false);
 
     private async Task<string> ProbeFlavorAsync(CancellationToken cancellationToken) =>
-        _flavor ??= (await ProbeAsync(cancellationToken).ConfigureAwait(false)).Flavor;
+        (await ServerAsync(cancellationToken).ConfigureAwait(false)).Flavor;
 
     private string FindTool(string[] names) =>
         ToolLocator.Find(Instance.ToolsDir, names)
