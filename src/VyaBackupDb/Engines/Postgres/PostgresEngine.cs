@@ -57,6 +57,10 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             .ConfigureAwait(false);
         var snapshot = (string)(await Scalar(connection, "SELECT pg_export_snapshot()", cancellationToken).ConfigureAwait(false))!;
         var tables = await ReadTablesAsync(connection, cancellationToken).ConfigureAwait(false);
+        // Sequences are not in any snapshot: read before pg_dump reads them, so that the restored
+        // value can only be the same or higher (the comparison's rule), never lower.
+        var sequences = await ListSequencesAsync(connection, cancellationToken).ConfigureAwait(false);
+        var objects = await CountObjectsAsync(connection, cancellationToken).ConfigureAwait(false);
         var settings = await ReadSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
         if (Instance.Owners)
         {
@@ -74,7 +78,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         ];
         var counter = new PostgresRowCounter(output);
         await ChildProcess.RunAsync(pgDump, arguments, Environment(passFile), null, counter, cancellationToken).ConfigureAwait(false);
-        var inventory = await ReconcileAsync(connection, tables, counter, cancellationToken).ConfigureAwait(false);
+        var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, counter, cancellationToken).ConfigureAwait(false), sequences, objects);
         await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
         return new DumpDetails("pg_dump", client.Version, inventory, _toolWarning, settings);
     }
@@ -101,12 +105,16 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
                 tables[oid] = new CatalogTable(oid, reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetBoolean(4), reader.GetBoolean(5), []);
             }
         }
-        foreach (var (child, parent) in await ListAsync(connection, "SELECT inhrelid::bigint::text, inhparent::bigint FROM pg_inherits", cancellationToken)
-            .ConfigureAwait(false))
+        await using (var command = new NpgsqlCommand("SELECT inhrelid::bigint, inhparent::bigint FROM pg_inherits", connection))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
-            if (tables.TryGetValue(long.Parse(child, CultureInfo.InvariantCulture), out var table))
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                table.Parents.Add(parent);
+                // Index partitions are in pg_inherits too: only tables are looked up.
+                if (tables.TryGetValue(reader.GetInt64(0), out var table))
+                {
+                    table.Parents.Add(reader.GetInt64(1));
+                }
             }
         }
         return tables;
@@ -119,7 +127,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     /// an extension's table; anything else pg_dump left out) is counted in the same snapshot; one in
     /// the dump but not in the catalog is added with the rows the dump holds.
     /// </summary>
-    private static async Task<DatabaseInventory> ReconcileAsync(
+    private static async Task<List<TableRows>> CountRowsAsync(
         NpgsqlConnection connection, Dictionary<long, CatalogTable> tables, PostgresRowCounter counter, CancellationToken cancellationToken)
     {
         var own = new Dictionary<long, long>();
@@ -170,9 +178,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             rows.Add(new TableRows((string)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!, count, Exact: true));
         }
         rows.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
-        return new DatabaseInventory(rows,
-            await ListSequencesAsync(connection, cancellationToken).ConfigureAwait(false),
-            await CountObjectsAsync(connection, cancellationToken).ConfigureAwait(false));
+        return rows;
     }
 
     public async Task<DatabaseInventory> InventoryAsync(string database, CancellationToken cancellationToken)
