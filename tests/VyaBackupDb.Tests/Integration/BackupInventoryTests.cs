@@ -238,6 +238,8 @@ public sealed class BackupInventoryTests : IAsyncLifetime
             "INSERT INTO dog VALUES (3, 'rex', 'woof'), (4, 'fido', 'wuff'), (5, 'odie', 'arf')",
             "INSERT INTO puppy VALUES (6, 'pup', 'yip')",
             "CREATE TABLE \"em pty\" (id int)",
+            "CREATE TABLE nocols ()",
+            "INSERT INTO nocols DEFAULT VALUES", "INSERT INTO nocols DEFAULT VALUES",
             "CREATE SCHEMA \"we\"\"ird\"",
             "CREATE TABLE \"we\"\"ird\".\"Ta\nble\" (\"co\"\"l\" text)",
             "INSERT INTO \"we\"\"ird\".\"Ta\nble\" VALUES (E'a\\nb'), (E'\\\\.'), ('')");
@@ -247,7 +249,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         Assert.Equal(
             new Dictionary<string, long>
             {
-                ["public.animal"] = 6, ["public.dog"] = 4, ["public.puppy"] = 1, ["public.\"em pty\""] = 0,
+                ["public.animal"] = 6, ["public.dog"] = 4, ["public.puppy"] = 1, ["public.\"em pty\""] = 0, ["public.nocols"] = 2,
                 ["public.parted"] = 6, ["public.parted_low"] = 3, ["public.parted_low_a"] = 2, ["public.parted_low_other"] = 1, ["public.parted_high"] = 3,
                 ["\"we\"\"ird\".\"Ta\nble\""] = 3,
             },
