@@ -120,6 +120,7 @@ public static class ConfigLoader
         [
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
             "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage", "maintenance_database",
+            "owners",
         ];
 
         public AppConfig ReadConfig(YamlMappingNode root)
@@ -408,9 +409,15 @@ public static class ConfigLoader
             {
                 throw Error(Get(node, "storage")!, prefix + "storage", "names a destination twice");
             }
+            var owners = OptionalBool(node, "owners", prefix) ?? false;
+            if (owners && dbms != Dbms.PostgreSql)
+            {
+                throw Error(Get(node, "owners")!, prefix + "owners", "applies to postgresql instances only");
+            }
             var instance = new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention, storage)
             {
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
+                Owners = owners,
             };
             return OptionalString(node, "maintenance_database", prefix) is { } maintenance ? instance with { MaintenanceDatabase = maintenance } : instance;
         }

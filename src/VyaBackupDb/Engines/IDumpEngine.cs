@@ -8,7 +8,8 @@ public sealed record ServerInfo(string Flavor, string Version, IReadOnlyList<str
 
 /// <summary>The tool that wrote a dump, and what the database held when it was dumped.</summary>
 /// <param name="Warning">Something the operator should know about how the dump was made (e.g. a newer client than the server).</param>
-public sealed record DumpDetails(string Tool, string ToolVersion, DatabaseInventory Inventory, string? Warning = null);
+/// <param name="Settings">The database's own settings (character set, collation, ...), for the manifest.</param>
+public sealed record DumpDetails(string Tool, string ToolVersion, DatabaseInventory Inventory, string? Warning = null, DatabaseSettings? Settings = null);
 
 /// <summary>A database as a restore finds it before touching it.</summary>
 /// <param name="OtherObjects">Views, routines, events, sequences: a database without tables can still hold work.</param>
@@ -32,8 +33,8 @@ public interface IDumpEngine
     Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken);
 
     /// <summary>
-    /// Writes a plain SQL dump of <paramref name="database"/> that restores under any name, and
-    /// counts its rows and objects (in the dump's own snapshot where the engine allows).
+    /// Writes a plain SQL dump of <paramref name="database"/> that restores under any name, counts
+    /// the rows it holds from the dump stream itself (exact), and records the database's settings.
     /// </summary>
     Task<DumpDetails> DumpAsync(string database, Stream output, CancellationToken cancellationToken);
 
@@ -42,7 +43,13 @@ public interface IDumpEngine
 
     Task<TargetState> GetTargetStateAsync(string database, CancellationToken cancellationToken);
 
-    Task CreateDatabaseAsync(string database, CancellationToken cancellationToken);
+    /// <summary>
+    /// Creates <paramref name="database"/> with the recorded <paramref name="settings"/> (from a
+    /// manifest: untrusted, every name validated and every value quoted); null: the defaults
+    /// (MySQL utf8mb4 / utf8mb4_unicode_ci, PostgreSQL UTF8 from template0). Leaves nothing behind
+    /// when a setting cannot be applied.
+    /// </summary>
+    Task CreateDatabaseAsync(string database, DatabaseSettings? settings, CancellationToken cancellationToken);
 
     /// <summary>Drops a database nobody should be using (a staging or scratch database); sessions are not killed.</summary>
     Task DropDatabaseAsync(string database, CancellationToken cancellationToken);

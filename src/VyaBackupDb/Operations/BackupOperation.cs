@@ -229,6 +229,7 @@ public sealed class BackupOperation
                 PlainSha256 = plainSha256,
                 StoredSha256 = stored.Sha256Hex(),
                 Inventory = details.Inventory,
+                Settings = details.Settings,
             };
             // The manifest goes last: until it exists, the data file is not a backup.
             try

@@ -24,13 +24,13 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     /// <param name="TimeZone">An event's time zone.</param>
     private sealed record SchemaObject(Kind Kind, string Name, string Create, string? SqlMode, string? TimeZone = null);
 
-    public async Task<IReadOnlyList<string>> RunAsync(SwapOptions options, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<string>> RunAsync(SwapOptions swapOptions, CancellationToken cancellationToken)
     {
         var replaced = RestoreStaging.ReplacedName(target);
         List<SchemaObject> newObjects;
         List<SchemaObject> oldTriggers = [];
         bool targetExists;
-        string charset, collation;
+        (string Clause, string? Comment) options;
         var renames = new List<string>();
         try
         {
@@ -40,17 +40,17 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             {
                 await DropAsync(staging, o, cancellationToken).ConfigureAwait(false);
             }
-            (charset, collation) = await CharsetAsync(staging, cancellationToken).ConfigureAwait(false);
+            options = await DatabaseOptionsAsync(staging, cancellationToken).ConfigureAwait(false);
             renames.AddRange((await TablesAsync(staging, cancellationToken).ConfigureAwait(false))
                 .Select(t => $"{Q(staging)}.{Q(t)} TO {Q(target)}.{Q(t)}"));
             targetExists = await ExistsAsync(target, cancellationToken).ConfigureAwait(false);
             if (!targetExists)
             {
-                await ExecuteAsync($"CREATE DATABASE {Q(target)} CHARACTER SET {charset} COLLATE {collation}", cancellationToken).ConfigureAwait(false);
+                await ExecuteWithCommentAsync($"CREATE DATABASE {Q(target)} {options.Clause}", options.Comment, cancellationToken).ConfigureAwait(false);
             }
             else
             {
-                if (options.TerminateConnections)
+                if (swapOptions.TerminateConnections)
                 {
                     await KillSessionsAsync(connection, target, cancellationToken).ConfigureAwait(false);
                 }
@@ -89,10 +89,10 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 {
                     await DropAsync(target, o, CancellationToken.None).ConfigureAwait(false);
                 }
-                await ExecuteAsync($"ALTER DATABASE {Q(target)} CHARACTER SET {charset} COLLATE {collation}", CancellationToken.None).ConfigureAwait(false);
+                await ExecuteWithCommentAsync($"ALTER DATABASE {Q(target)} {options.Clause}", options.Comment, CancellationToken.None).ConfigureAwait(false);
             }
             await CreateAllAsync(target, newObjects, rewrite: true, CancellationToken.None).ConfigureAwait(false);
-            foreach (var name in options.EventsToEnable)
+            foreach (var name in swapOptions.EventsToEnable)
             {
                 await ExecuteAsync($"ALTER EVENT {Q(target)}.{Q(name)} ENABLE", CancellationToken.None).ConfigureAwait(false);
             }
@@ -224,13 +224,36 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         (await NamesAsync("SELECT '', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = @db", database, cancellationToken)
             .ConfigureAwait(false)).Count > 0;
 
-    private async Task<(string Charset, string Collation)> CharsetAsync(string database, CancellationToken cancellationToken)
+    /// <summary>
+    /// The staging database's own options (character set, collation, MariaDB's comment) as a
+    /// CREATE/ALTER DATABASE clause; the comment is a parameter (@comment) of that statement.
+    /// </summary>
+    private async Task<(string Clause, string? Comment)> DatabaseOptionsAsync(string database, CancellationToken cancellationToken)
     {
-        var row = (await NamesAsync(
-            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = @db",
-            database, cancellationToken).ConfigureAwait(false)).Single();
+        await using var command = new MySqlCommand("SELECT * FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = @db", connection);
+        command.Parameters.AddWithValue("@db", database);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         // Names the server itself reported; quoted anyway.
-        return (Q(row.Type), Q(row.Name));
+        var clause = $"CHARACTER SET {Q(reader.GetString(reader.GetOrdinal("DEFAULT_CHARACTER_SET_NAME")))} "
+            + $"COLLATE {Q(reader.GetString(reader.GetOrdinal("DEFAULT_COLLATION_NAME")))}";
+        var comment = Enumerable.Range(0, reader.FieldCount).Any(i => reader.GetName(i) == "SCHEMA_COMMENT")
+            ? reader["SCHEMA_COMMENT"] as string : null;
+        return comment is null ? (clause, null) : (clause + " COMMENT @comment", comment);
+    }
+
+    private async Task ExecuteWithCommentAsync(string sql, string? comment, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand(sql, connection);
+        command.Parameters.AddWithValue("@comment", comment ?? "");
+        try
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (MySqlException e)
+        {
+            throw new OperationFailedException(e.Message, e);
+        }
     }
 
     /// <summary>Ends the sessions of other clients whose current database is <paramref name="database"/>.</summary>
