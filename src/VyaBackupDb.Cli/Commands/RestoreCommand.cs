@@ -112,7 +112,7 @@ internal static class RestoreCommand
             }
             foreach (var warning in comparison.Warnings)
             {
-                Output.Warning($"{warning} (the count was an estimate: the source was written during the backup?)");
+                Output.Warning(warning);
             }
         }
 

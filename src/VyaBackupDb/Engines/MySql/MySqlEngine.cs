@@ -304,7 +304,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             return new TargetState(false, 0);
         }
         var others = await Scalar(connection,
-            "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE <> 'BASE TABLE')"
+            "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE NOT IN ('BASE TABLE', 'SYSTEM VERSIONED'))"
             + " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = @db)"
             + " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @db)", cancellationToken, database).ConfigureAwait(false);
         return new TargetState(true, await CountTablesAsync(connection, database, cancellationToken).ConfigureAwait(false),
@@ -528,7 +528,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     private static async Task<int> CountTablesAsync(MySqlConnection connection, string database, CancellationToken cancellationToken)
     {
         var count = await Scalar(connection,
-            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE = 'BASE TABLE'",
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')",
             cancellationToken, database).ConfigureAwait(false);
         return Convert.ToInt32(count, System.Globalization.CultureInfo.InvariantCulture);
     }
