@@ -26,8 +26,15 @@ internal static class RestoreCommand
         };
 
         var identity = new Option<string?>("--identity") { Description = "age identity file for an encrypted backup (besides the config's identity_files)" };
+        var terminate = new Option<bool>("--terminate-connections")
+        {
+            Description = "End other clients' sessions on the target when they keep it from being replaced (default: fail, target unchanged)",
+        };
 
-        var command = new Command("restore", "Restore a backup file into one database") { file, instance, target, dryRun, force, noVerify, identity };
+        var command = new Command("restore", "Restore a backup file into one database")
+        {
+            file, instance, target, dryRun, force, noVerify, identity, terminate,
+        };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
             var config = CommonOptions.LoadConfig(parseResult);
@@ -44,7 +51,8 @@ internal static class RestoreCommand
                 parseResult.GetValue(dryRun),
                 parseResult.GetValue(force),
                 !parseResult.GetValue(noVerify),
-                Keys: config.Encryption.KeysFor(parseResult.GetValue(identity)));
+                Keys: config.Encryption.KeysFor(parseResult.GetValue(identity)),
+                TerminateConnections: parseResult.GetValue(terminate));
             var observer = new ConsoleRestoreObserver(request);
             var result = await new RestoreOperation(config, observer).RunAsync(request, cancellationToken).ConfigureAwait(false);
             observer.Done();
@@ -110,7 +118,7 @@ internal static class RestoreCommand
             }
             foreach (var warning in comparison.Warnings)
             {
-                Output.Warning($"{warning} (the count was an estimate: the source was written during the backup?)");
+                Output.Warning(warning);
             }
         }
 

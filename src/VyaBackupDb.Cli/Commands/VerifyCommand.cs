@@ -107,7 +107,7 @@ internal static class VerifyCommand
             }
             foreach (var warning in comparison.Warnings)
             {
-                Output.Warning($"{warning} (the count was an estimate: the source was written during the backup?)");
+                Output.Warning(warning);
             }
         }
 

@@ -4,15 +4,37 @@ using System.Text.Json.Serialization;
 namespace VyaBackupDb.Catalog;
 
 /// <summary>Rows of one table, as counted when the backup was taken.</summary>
-/// <param name="Exact">True when counted in the dump's own snapshot; false for a count taken beside it (an estimate).</param>
-public sealed record TableRows(string Name, long Rows, bool Exact);
+/// <param name="Exact">
+/// True when counted from the dump itself (its stream, or its snapshot); false for a count that
+/// cannot be held against the restored table (an estimate, or a table whose data the dump leaves out).
+/// </param>
+/// <param name="History">
+/// A MariaDB system-versioned table whose history is in the dump: <paramref name="Rows"/> counts
+/// every row version, current and historical (as <c>FOR SYSTEM_TIME ALL</c> does).
+/// </param>
+public sealed record TableRows(
+    string Name,
+    long Rows,
+    bool Exact,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] bool? History = null);
 
 public sealed record SequenceValue(string Name, long Value);
 
 public sealed record ObjectCounts(int Views, int Routines, int Triggers, int Events);
 
+/// <summary>A table and its storage engine.</summary>
+public sealed record TableEngine(string Name, string Engine);
+
 /// <summary>What a database held when it was dumped: compared against the restored copy.</summary>
-public sealed record DatabaseInventory(IReadOnlyList<TableRows> Tables, IReadOnlyList<SequenceValue> Sequences, ObjectCounts Objects);
+/// <param name="OutsideSnapshot">
+/// MySQL/MariaDB tables whose engine is not transactional (MyISAM, Aria, MEMORY, ...): the dump's
+/// snapshot does not cover them, so their data may be from another moment than the rest.
+/// </param>
+public sealed record DatabaseInventory(
+    IReadOnlyList<TableRows> Tables,
+    IReadOnlyList<SequenceValue> Sequences,
+    ObjectCounts Objects,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<TableEngine>? OutsideSnapshot = null);
 
 /// <summary>
 /// Written last, beside the data file, after the data is committed: a backup without a manifest
@@ -48,7 +70,12 @@ public sealed record BackupManifest
     public required DatabaseInventory Inventory { get; init; }
 
     /// <summary>A files backup (format "tar"): what the archive holds; null for database backups.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public FilesSummary? Files { get; init; }
+
+    /// <summary>The database's own settings, re-applied when a restore creates the target; null in older manifests.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DatabaseSettings? Settings { get; init; }
 
     public static string KeyFor(string dataKey) => dataKey + Suffix;
 

@@ -105,6 +105,15 @@ public sealed record InstanceConfig(
     /// <summary>A files instance skips what it cannot read (and says so) instead of failing (<c>skip_unreadable: true</c>).</summary>
     public bool SkipUnreadable { get; init; }
 
+    /// <summary>PostgreSQL: the database to connect to when working on others (create, rename, drop, lock).</summary>
+    public string MaintenanceDatabase { get; init; } = "postgres";
+
+    /// <summary>
+    /// PostgreSQL: keep owners and privileges in the dump (<c>owners: true</c>); a restore then
+    /// needs the roles they name (listed in the manifest) to exist on the target server.
+    /// </summary>
+    public bool Owners { get; init; }
+
     /// <summary>The user to log in as: from the config, or from the vault (<c>credentials: vault:NAME</c>), read when first needed.</summary>
     public string User
     {

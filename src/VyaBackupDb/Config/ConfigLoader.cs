@@ -119,7 +119,8 @@ public static class ConfigLoader
         private static readonly string[] InstanceKeys =
         [
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
-            "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage",
+            "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage", "maintenance_database",
+            "owners",
         ];
 
         private static readonly string[] FilesInstanceKeys =
@@ -405,10 +406,17 @@ public static class ConfigLoader
             var toolsDir = OptionalString(node, "tools_dir", prefix);
             var retention = ReadRetention(node, prefix);
             var storage = StorageNames(node, prefix, storages);
-            return new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention, storage)
+            var owners = OptionalBool(node, "owners", prefix) ?? false;
+            if (owners && dbms != Dbms.PostgreSql)
+            {
+                throw Error(Get(node, "owners")!, prefix + "owners", "applies to postgresql instances only");
+            }
+            var instance = new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention, storage)
             {
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
+                Owners = owners,
             };
+            return OptionalString(node, "maintenance_database", prefix) is { } maintenance ? instance with { MaintenanceDatabase = maintenance } : instance;
         }
 
         /// <summary>An instance's storage: list (null when absent): names of the storage section, or local, each once.</summary>

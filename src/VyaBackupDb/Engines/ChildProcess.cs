@@ -80,11 +80,13 @@ public static class ChildProcess
         }
         catch (Exception ours)
         {
+            var childQuitFirst = process.HasExited;
             Kill(process);
             var childError = await ExitErrorAsync(process, tool, stderr).ConfigureAwait(false);
-            // Writing to the child failing (broken pipe) means it quit first: its own error says why.
-            // A failure on our side (disk full while storing its output) is ours to report.
-            if (childError is not null && ours is IOException && copyIn.IsFaulted && !copyOut.IsFaulted)
+            // Writing to the child failing (broken pipe, EPIPE) means it quit first: its own error
+            // says why. A failure on our side (a truncated input, disk full while storing its
+            // output) is ours to report: the child was only killed because of it.
+            if (childError is not null && copyIn.IsFaulted && !copyOut.IsFaulted && (childQuitFirst || ours is IOException { HResult: 32 }))
             {
                 throw childError;
             }

@@ -8,7 +8,8 @@ public sealed record ServerInfo(string Flavor, string Version, IReadOnlyList<str
 
 /// <summary>The tool that wrote a dump, and what the database held when it was dumped.</summary>
 /// <param name="Warning">Something the operator should know about how the dump was made (e.g. a newer client than the server).</param>
-public sealed record DumpDetails(string Tool, string ToolVersion, DatabaseInventory Inventory, string? Warning = null)
+/// <param name="Settings">The database's own settings (character set, collation, ...), for the manifest.</param>
+public sealed record DumpDetails(string Tool, string ToolVersion, DatabaseInventory Inventory, string? Warning = null, DatabaseSettings? Settings = null)
 {
     /// <summary>What the backup set is: "sql" (a dump), "tar" (a files backup).</summary>
     public string Format { get; init; } = "sql";
@@ -39,8 +40,8 @@ public interface IDumpEngine
     Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken);
 
     /// <summary>
-    /// Writes a plain SQL dump of <paramref name="database"/> that restores under any name, and
-    /// counts its rows and objects (in the dump's own snapshot where the engine allows).
+    /// Writes a plain SQL dump of <paramref name="database"/> that restores under any name, counts
+    /// the rows it holds from the dump stream itself (exact), and records the database's settings.
     /// </summary>
     Task<DumpDetails> DumpAsync(string database, Stream output, CancellationToken cancellationToken);
 
@@ -49,16 +50,59 @@ public interface IDumpEngine
 
     Task<TargetState> GetTargetStateAsync(string database, CancellationToken cancellationToken);
 
-    Task CreateDatabaseAsync(string database, CancellationToken cancellationToken);
+    /// <summary>
+    /// Creates <paramref name="database"/> with the recorded <paramref name="settings"/> (from a
+    /// manifest: untrusted, every name validated and every value quoted); null: the defaults
+    /// (MySQL utf8mb4 / utf8mb4_unicode_ci, PostgreSQL UTF8 from template0). Leaves nothing behind
+    /// when a setting cannot be applied.
+    /// </summary>
+    Task CreateDatabaseAsync(string database, DatabaseSettings? settings, CancellationToken cancellationToken);
 
+    /// <summary>Drops a database nobody should be using (a staging or scratch database); sessions are not killed.</summary>
     Task DropDatabaseAsync(string database, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Runs a plain SQL dump into <paramref name="targetDatabase"/>. Statements that name another
-    /// database are dropped or pointed at the target; data passes through unchanged.
+    /// Runs a plain SQL dump into <paramref name="database"/> (a fresh staging database). Statements
+    /// that name another database are dropped or pointed at it; data passes through unchanged.
     /// </summary>
-    Task RestoreAsync(string targetDatabase, Stream input, CancellationToken cancellationToken);
+    Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Holds the server's lock on restores into <paramref name="target"/> until disposed. The lock
+    /// lives in the server session, so the server releases it when this process dies.
+    /// </summary>
+    /// <exception cref="Errors.LockedException">Another restore into the same target holds it.</exception>
+    Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken);
+
+    /// <summary>Sessions of other clients that keep <paramref name="database"/> from being replaced (0 when the engine cannot tell).</summary>
+    Task<int> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Puts the complete, checked <paramref name="staging"/> database in the place of
+    /// <paramref name="target"/> (created when missing), then removes what it replaced. An
+    /// exception's message says what state the target is in; once the target holds the new data,
+    /// the rest is done whatever the token says, and what could not be cleaned up is returned as
+    /// warnings (the next restore into the target removes it).
+    /// </summary>
+    Task<IReadOnlyList<string>> SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken);
 }
+
+/// <param name="SourceDatabase">The database the backup was taken of, when known: references to it are pointed at the target.</param>
+/// <param name="EnableEvents">MySQL events keep the state they were dumped with (else they are restored disabled).</param>
+public sealed record RestoreOptions(string? SourceDatabase = null, bool EnableEvents = false);
+
+/// <summary>What the restore client was fed, as the statement filter saw it.</summary>
+/// <param name="EndedWithTrailer">Whether the dump ended with its completion trailer, as the filter parsed it (null: the engine cannot tell).</param>
+/// <param name="EventsToEnable">MySQL events restored disabled that were enabled in the dump.</param>
+/// <param name="OtherDatabases">Databases other than the source still named by views, triggers, routines or events.</param>
+public sealed record LoadResult(bool? EndedWithTrailer, IReadOnlyList<string> EventsToEnable, IReadOnlyCollection<string> OtherDatabases)
+{
+    public static LoadResult Unknown { get; } = new(null, [], []);
+}
+
+/// <param name="TerminateConnections">End other sessions on the target instead of failing when they block the swap.</param>
+/// <param name="EventsToEnable">MySQL events to enable once in place.</param>
+public sealed record SwapOptions(bool TerminateConnections, IReadOnlyList<string> EventsToEnable);
 
 public static class DumpEngines
 {

@@ -39,9 +39,17 @@ public static class BackupFileChecker
                 : $"{size - manifest.StoredBytes} bytes appended: {size} bytes, the manifest recorded {manifest.StoredBytes}";
         }
         var (bytes, digest) = await DigestAsync(location, cancellationToken).ConfigureAwait(false);
+        return StoredProblem(bytes, digest, manifest);
+    }
+
+    /// <summary>What is wrong with stored bytes of this size and digest, or null when they match the manifest.</summary>
+    public static string? StoredProblem(long bytes, string digest, BackupManifest manifest)
+    {
         if (bytes != manifest.StoredBytes)
         {
-            return $"read {bytes} bytes, the manifest recorded {manifest.StoredBytes}";
+            return bytes < manifest.StoredBytes
+                ? $"truncated: {bytes} bytes, the manifest recorded {manifest.StoredBytes}"
+                : $"{bytes - manifest.StoredBytes} bytes appended: {bytes} bytes, the manifest recorded {manifest.StoredBytes}";
         }
         return digest == manifest.StoredSha256 ? null : $"digest mismatch: the stored file's SHA-256 is {digest}, the manifest recorded {manifest.StoredSha256}";
     }

@@ -217,6 +217,7 @@ public sealed class BackupOperation
                 Inventory = details.Inventory,
                 Format = details.Format,
                 Files = details.Files,
+                Settings = details.Settings,
             };
             // The manifest goes last: until it exists, the data file is not a backup.
             try

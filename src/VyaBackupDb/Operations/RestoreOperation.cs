@@ -14,9 +14,11 @@ namespace VyaBackupDb.Operations;
 /// <param name="File">What the user gave: a path, NAME:KEY, s3://... or sftp://... (see <see cref="BackupLocations"/>).</param>
 /// <param name="Location">The backup, already resolved (verify passes it); <paramref name="File"/> is then only for messages.</param>
 /// <param name="Keys">What decrypts an encrypted backup (--identity and the config's encryption: section).</param>
+/// <param name="TerminateConnections">End other clients' sessions on the target when they keep it from being replaced.</param>
+/// <param name="EnableEvents">MySQL events keep the state they were dumped with (default: restored disabled).</param>
 public sealed record RestoreRequest(
     string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force, bool Verify = true, BackupLocation? Location = null,
-    DecryptionKeys? Keys = null);
+    DecryptionKeys? Keys = null, bool TerminateConnections = false, bool EnableEvents = false);
 
 public sealed record RestorePlan(
     string File, long FileBytes, StoredFormat Format, Dbms? FileDbms, string? SourceDatabase, DateTime? TakenUtc,
@@ -76,11 +78,6 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         {
             observer.Warning($"no manifest beside {location.FileName}: no digest was recorded; checking the completion trailer only");
         }
-        else if (!request.DryRun
-            && await BackupFileChecker.CheckStoredAsync(location, plan.Manifest, cancellationToken).ConfigureAwait(false) is { } problem)
-        {
-            throw new VerificationFailedException($"{plan.File}: {problem}; nothing was restored");
-        }
 
         var replacing = plan.TargetState.HoldsData;
         if (replacing && !request.Force && !request.DryRun
@@ -94,44 +91,51 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             return null;
         }
 
-        if (replacing)
+        // One restore per target at a time; the lock is the server's, so a killed run releases it.
+        await using var targetLock = await engine.LockRestoreAsync(plan.Target, cancellationToken).ConfigureAwait(false);
+        await RemoveLeftoversAsync(engine, plan.Target, cancellationToken).ConfigureAwait(false);
+        if (plan.TargetState.Exists && !request.TerminateConnections
+            && await engine.CountBlockingSessionsAsync(plan.Target, cancellationToken).ConfigureAwait(false) is > 0 and var sessions)
         {
-            await engine.DropDatabaseAsync(plan.Target, cancellationToken).ConfigureAwait(false);
-        }
-        var createdHere = !plan.TargetState.Exists || replacing;
-        if (createdHere)
-        {
-            await engine.CreateDatabaseAsync(plan.Target, cancellationToken).ConfigureAwait(false);
+            throw new UsageException(
+                $"database '{plan.Target}' has {sessions} open session(s) of other clients; a restore replaces it only when they are "
+                + "closed (--terminate-connections ends them)");
         }
 
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(config.Timeout);
+        // The backup goes into a staging database beside the target; the target is replaced only
+        // once the staging database is complete and checked.
+        var staging = RestoreStaging.StagingName(plan.Target);
+        await engine.CreateDatabaseAsync(staging, plan.Manifest?.Settings, cancellationToken).ConfigureAwait(false);
         long plainBytes;
+        InventoryComparison? comparison = null;
+        IReadOnlyList<string> eventsToEnable;
         try
         {
-            await using var opened = await BackupFileChecker.OpenStoredAsync(location, plan.Format, timeout.Token).ConfigureAwait(false);
-            // A zip reads a seekable file (its position is the progress); a stream is counted as it passes.
-            var file = opened.CanSeek ? opened : new MeasuringStream(opened, leaveOpen: true);
-            observer.Started(plan.FileBytes, opened.CanSeek ? () => opened.Position : () => ((MeasuringStream)file).Bytes);
-            var decoded = await BackupChain.OpenReadAsync(file, plan.Compression, plan.Format.Encrypted, Keys(request), timeout.Token)
-                .ConfigureAwait(false);
-            await using var plain = new MeasuringStream(decoded)
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(config.Timeout);
+            var load = await LoadAsync(location, plan, request, engine, staging, timeout.Token).ConfigureAwait(false);
+            plainBytes = load.PlainBytes;
+            if (request.Verify && plan.Manifest is not null)
             {
-                // Runs before the client sees the end of its input: psql has not committed yet.
-                AtEndOfInput = m =>
+                var restored = await engine.InventoryAsync(staging, timeout.Token).ConfigureAwait(false);
+                comparison = InventoryComparison.Compare(plan.Manifest.Inventory, restored);
+                observer.Compared(comparison);
+                if (!comparison.Matches)
                 {
-                    if (request.Verify)
-                    {
-                        CheckCompleteDump(m, engine.CompletionTrailer, plan);
-                    }
-                },
-            };
-            await engine.RestoreAsync(plan.Target, plain, timeout.Token).ConfigureAwait(false);
-            plainBytes = plain.Bytes;
+                    throw new VerificationFailedException(
+                        $"the restored data differs from the backup's manifest: {string.Join("; ", comparison.Mismatches)}");
+                }
+            }
+            foreach (var other in load.Result.OtherDatabases)
+            {
+                observer.Warning($"the restored views, triggers, routines or events still name the database '{other}'");
+            }
+            eventsToEnable = request.EnableEvents ? load.Result.EventsToEnable : [];
         }
-        catch (Exception e) when (e is VyaException or IOException or InvalidDataException or OperationCanceledException or DbException
-            || BackupFileChecker.IsDecodeError(e))
+        catch (Exception error) when (error is VyaException or IOException or InvalidDataException or OperationCanceledException or DbException
+            || BackupFileChecker.IsDecodeError(error))
         {
+            var e = error;
             var reason = e switch
             {
                 OperationCanceledException when !cancellationToken.IsCancellationRequested =>
@@ -141,18 +145,17 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 DbException => $"server error: {e.Message}",
                 _ => $"cannot read {plan.File}: {e.Message}",
             };
-            if (createdHere)
+            if (request.Verify && plan.Manifest is not null && e is not (OperationCanceledException or LockedException)
+                && await DamageAsync(location, plan.Manifest).ConfigureAwait(false) is { } problem)
             {
-                // The target did not exist (or was emptied on request) before: leave no half of it.
-                try
-                {
-                    await engine.DropDatabaseAsync(plan.Target, CancellationToken.None).ConfigureAwait(false);
-                    reason += $"; the incomplete database '{plan.Target}' was removed";
-                }
-                catch (VyaException dropError)
-                {
-                    reason += $"; the incomplete database '{plan.Target}' could not be removed: {dropError.Message}";
-                }
+                // The file is damaged: that, not what it made the client or decoder say, is the failure.
+                e = new VerificationFailedException(problem, e);
+                reason = $"{plan.File}: {problem}";
+            }
+            reason += plan.TargetState.Exists ? $"; '{plan.Target}' was not changed" : $"; '{plan.Target}' was not created";
+            if (await TryDropAsync(engine, staging).ConfigureAwait(false) is { } dropError)
+            {
+                reason += $"; the staging database '{staging}' could not be removed ({dropError}): the next restore into '{plan.Target}' removes it";
             }
             if (e is OperationCanceledException && cancellationToken.IsCancellationRequested)
             {
@@ -163,29 +166,130 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             {
                 VerificationFailedException => new VerificationFailedException(message, e),
                 AgeException age => new AgeException(message, age.ExitCode),
+                LockedException => new LockedException(message),
                 _ => new OperationFailedException(message, e),
             };
         }
 
-        var after = await engine.GetTargetStateAsync(plan.Target, cancellationToken).ConfigureAwait(false);
-        InventoryComparison? comparison = null;
-        if (request.Verify && plan.Manifest is not null)
+        // The swap is not under the load's timeout: it is short, and bounded by the engine.
+        try
         {
-            var restored = await engine.InventoryAsync(plan.Target, cancellationToken).ConfigureAwait(false);
-            comparison = InventoryComparison.Compare(plan.Manifest.Inventory, restored);
-            observer.Compared(comparison);
-            if (!comparison.Matches)
+            foreach (var warning in await engine.SwapAsync(staging, plan.Target, new SwapOptions(request.TerminateConnections, eventsToEnable),
+                cancellationToken).ConfigureAwait(false))
             {
-                throw new VerificationFailedException(
-                    $"'{plan.Target}' was restored but differs from the backup's manifest: {string.Join("; ", comparison.Mismatches)}");
+                observer.Warning(warning);
             }
         }
+        catch (Exception e) when (e is VyaException or DbException or OperationCanceledException)
+        {
+            await TryDropAsync(engine, staging).ConfigureAwait(false);
+            if (e is OperationCanceledException)
+            {
+                throw;
+            }
+            // The engine's message says what state the target is in.
+            throw new OperationFailedException($"restore of {location.FileName} into '{plan.Target}' failed: {e.Message}", e);
+        }
+
+        var after = await engine.GetTargetStateAsync(plan.Target, cancellationToken).ConfigureAwait(false);
         return new RestoreResult(plan, after.TableCount, plainBytes, clock.Elapsed, comparison);
     }
 
-    private static void CheckCompleteDump(MeasuringStream plain, string trailer, RestorePlan plan)
+    /// <summary>Streams the backup into the staging database, checking the trailer and the digests on the way.</summary>
+    private async Task<(long PlainBytes, LoadResult Result)> LoadAsync(
+        BackupLocation location, RestorePlan plan, RestoreRequest request, IDumpEngine engine, string staging, CancellationToken cancellationToken)
     {
-        if (!plain.TailContains(trailer))
+        await using var opened = await BackupFileChecker.OpenStoredAsync(location, plan.Format, cancellationToken).ConfigureAwait(false);
+        // A zip reads a seekable file (its position is the progress); a stream is counted as it passes.
+        var file = opened.CanSeek ? opened : new MeasuringStream(opened, leaveOpen: true);
+        observer.Started(plan.FileBytes, opened.CanSeek ? () => opened.Position : () => ((MeasuringStream)file).Bytes);
+        var decoded = await BackupChain.OpenReadAsync(file, plan.Compression, plan.Format.Encrypted, Keys(request), cancellationToken)
+            .ConfigureAwait(false);
+        await using var plain = new MeasuringStream(decoded)
+        {
+            // Runs before the client sees the end of its input, so that a truncated dump is
+            // reported as such rather than by the client's complaint about a cut statement.
+            AtEndOfInput = m =>
+            {
+                if (request.Verify)
+                {
+                    CheckCompleteDump(m, LoadResult.Unknown, engine.CompletionTrailer, plan);
+                }
+            },
+        };
+        var options = new RestoreOptions(plan.Manifest?.Database ?? plan.SourceDatabase, request.EnableEvents);
+        var result = await engine.RestoreAsync(staging, plain, options, cancellationToken).ConfigureAwait(false);
+        if (request.Verify && result.EndedWithTrailer == false)
+        {
+            // The filter parsed the dump: the trailer seen at the end was inside data, not pg_dump's own.
+            CheckCompleteDump(plain, result, engine.CompletionTrailer, plan);
+        }
+        if (request.Verify && plan.Manifest is { } manifest
+            && await StoredProblemAsync(file, location, manifest, cancellationToken).ConfigureAwait(false) is { } problem)
+        {
+            throw new VerificationFailedException(problem);
+        }
+        return (plain.Bytes, result);
+    }
+
+    /// <summary>
+    /// The stored bytes against the manifest, from the digest taken while they streamed (the rest,
+    /// e.g. bytes appended after the compressed data that the decoder ignored, is read to the end);
+    /// a seekable (zip) file is read once more.
+    /// </summary>
+    private static async Task<string?> StoredProblemAsync(Stream file, BackupLocation location, BackupManifest manifest, CancellationToken cancellationToken)
+    {
+        if (file is not MeasuringStream measured)
+        {
+            return await BackupFileChecker.CheckStoredAsync(location, manifest, cancellationToken).ConfigureAwait(false);
+        }
+        await measured.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+        return BackupFileChecker.StoredProblem(measured.Bytes, measured.Sha256Hex(), manifest);
+    }
+
+    /// <summary>Why the stored file does not match its manifest (size, digest), or null; a read error is not this file's fault.</summary>
+    private static async Task<string?> DamageAsync(BackupLocation location, BackupManifest manifest)
+    {
+        try
+        {
+            return await BackupFileChecker.CheckStoredAsync(location, manifest, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is VyaException or IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Drops the staging database after a failure; returns why it could not, or null.</summary>
+    private static async Task<string?> TryDropAsync(IDumpEngine engine, string staging)
+    {
+        try
+        {
+            await engine.DropDatabaseAsync(staging, CancellationToken.None).ConfigureAwait(false);
+            return null;
+        }
+        catch (VyaException e)
+        {
+            return e.Message;
+        }
+    }
+
+    /// <summary>Removes what a killed restore into the same target left (this run holds the target's lock).</summary>
+    private async Task RemoveLeftoversAsync(IDumpEngine engine, string target, CancellationToken cancellationToken)
+    {
+        foreach (var leftover in new[] { RestoreStaging.StagingName(target), RestoreStaging.ReplacedName(target) })
+        {
+            if ((await engine.GetTargetStateAsync(leftover, cancellationToken).ConfigureAwait(false)).Exists)
+            {
+                observer.Warning($"removing '{leftover}', left by an interrupted restore into '{target}'");
+                await engine.DropDatabaseAsync(leftover, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static void CheckCompleteDump(MeasuringStream plain, LoadResult result, string trailer, RestorePlan plan)
+    {
+        if (!(result.EndedWithTrailer ?? plain.TailContains(trailer)))
         {
             throw new OperationFailedException(
                 $"{plan.File} ends without the dump's completion trailer ('{trailer}'): it is truncated or incomplete");

@@ -90,7 +90,7 @@ public sealed class IntegrityTests : IAsyncLifetime
             Assert.True(restore.ExitCode == VerificationFailed, $"{damage}: restore should exit 4:\n{restore}");
             var error = Assert.Single(Cli.ErrorLines(restore));
             Assert.Contains(problem, error, StringComparison.Ordinal);
-            Assert.Contains("nothing was restored", error, StringComparison.Ordinal);
+            Assert.Contains($"'{target}' was not created", error, StringComparison.Ordinal);
 
             // The library says the same, with the verification-failed exception.
             var thrown = await Assert.ThrowsAsync<VerificationFailedException>(() => Ops.RestoreAsync(instance, file, target));
@@ -240,8 +240,8 @@ public sealed class IntegrityTests : IAsyncLifetime
         Assert.Equal(plain.LongLength, manifest.PlainBytes);
         Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(plain)), manifest.PlainSha256);
 
-        // Row counts as the source holds them; exact only where counted in the dump's own snapshot.
-        var exact = dbms == Dbms.PostgreSql;
+        // Row counts as the source holds them, exact: read off the dump stream.
+        const bool exact = true;
         var prefix = dbms == Dbms.PostgreSql ? "public." : "";
         Assert.Equal(
             [new TableRows(prefix + "t", await CountAsync(dbms, source, "t"), exact), new TableRows(prefix + "u", await CountAsync(dbms, source, "u"), exact)],
@@ -310,7 +310,8 @@ public sealed class IntegrityTests : IAsyncLifetime
             var failedLine = Assert.Single(run.Stdout.Split('\n'), l => l.StartsWith("FAILED", StringComparison.Ordinal));
             Assert.Contains("test restore failed", failedLine, StringComparison.Ordinal);
             Assert.Contains("table public.t: 2001 rows in the backup, 2000 restored", failedLine, StringComparison.Ordinal);
-            Assert.Equal(scratchBefore, await VerifyScratchDatabasesAsync(Dbms.PostgreSql));
+            // Other tests' verify runs come and go meanwhile: only this run's scratch database must be gone.
+            Assert.Empty((await VerifyScratchDatabasesAsync(Dbms.PostgreSql)).Except(scratchBefore));
         }
         finally
         {
@@ -318,9 +319,12 @@ public sealed class IntegrityTests : IAsyncLifetime
         }
     }
 
-    /// <summary>MySQL's counts are estimates (taken beside mysqldump's snapshot): a difference warns, naming the table, and does not fail.</summary>
+    /// <summary>
+    /// MySQL's counts are exact (read off the dump stream): a difference fails the test restore,
+    /// naming the table. A count marked as an estimate (manifests of earlier versions) only warns.
+    /// </summary>
     [SkippableFact]
-    public async Task Verify_restore_warns_naming_the_table_when_an_estimated_mysql_row_count_differs()
+    public async Task Verify_restore_fails_naming_the_table_when_a_mysql_row_count_differs_and_only_warns_for_an_estimate()
     {
         var (instance, source) = await NewSourceAsync(Dbms.MySql);
         var backupDir = _scratch.TempDir("backups");
@@ -332,10 +336,20 @@ public sealed class IntegrityTests : IAsyncLifetime
         {
             var run = await Run.CliAsync("verify", "--instance", "1", "--database", source, "--restore", "--config", config);
 
-            Assert.True(run.ExitCode == Success, run.ToString());
-            Assert.Contains($"OK     {file}, test restore matches the manifest", run.Stdout, StringComparison.Ordinal);
-            Assert.Contains("vya-backupdb: warning: table t: 2001 rows in the backup (estimate), 2000 restored", run.Stderr, StringComparison.Ordinal);
-            Assert.Equal(scratchBefore, await VerifyScratchDatabasesAsync(Dbms.MySql));
+            Assert.True(run.ExitCode == VerificationFailed, run.ToString());
+            var failedLine = Assert.Single(run.Stdout.Split('\n'), l => l.StartsWith("FAILED", StringComparison.Ordinal));
+            Assert.Contains("table t: 2001 rows in the backup, 2000 restored", failedLine, StringComparison.Ordinal);
+
+            var path = file + BackupManifest.Suffix;
+            var json = JsonNode.Parse(await File.ReadAllBytesAsync(path))!;
+            json["inventory"]!["tables"]!.AsArray().Single(t => (string?)t!["name"] == "t")!["exact"] = false;
+            await File.WriteAllTextAsync(path, json.ToJsonString());
+            var estimate = await Run.CliAsync("verify", "--instance", "1", "--database", source, "--restore", "--config", config);
+
+            Assert.True(estimate.ExitCode == Success, estimate.ToString());
+            Assert.Contains($"OK     {file}, test restore matches the manifest", estimate.Stdout, StringComparison.Ordinal);
+            Assert.Contains("vya-backupdb: warning: table t: 2001 rows in the backup (estimate), 2000 restored", estimate.Stderr, StringComparison.Ordinal);
+            Assert.Empty((await VerifyScratchDatabasesAsync(Dbms.MySql)).Except(scratchBefore));
         }
         finally
         {
@@ -361,7 +375,7 @@ public sealed class IntegrityTests : IAsyncLifetime
         var comparison = Assert.Single(observer.Comparisons);
         Assert.True(comparison.Matches, string.Join("; ", comparison.Mismatches));
         Assert.Empty(comparison.Warnings);
-        Assert.Contains($"table {table}: 2000 rows in the backup{(dbms == Dbms.MySql ? " (estimate)" : "")}, 2000 restored", comparison.Lines);
+        Assert.Contains($"table {table}: 2000 rows in the backup, 2000 restored", comparison.Lines);
         Assert.Same(comparison, result!.Comparison);
 
         var target = NewName(dbms);
@@ -387,7 +401,9 @@ public sealed class IntegrityTests : IAsyncLifetime
 
         Assert.True(run.ExitCode == VerificationFailed, run.ToString());
         var error = Assert.Single(Cli.ErrorLines(run));
-        Assert.Contains($"'{target}' was restored but differs from the backup's manifest", error, StringComparison.Ordinal);
+        // Checked in the staging database: the target is never created from data that does not match.
+        Assert.Contains("the restored data differs from the backup's manifest", error, StringComparison.Ordinal);
+        Assert.Contains($"'{target}' was not created", error, StringComparison.Ordinal);
         Assert.Contains("table public.t: 1999 rows in the backup, 2000 restored", error, StringComparison.Ordinal);
         Assert.Contains("MISMATCH table public.t", run.Stdout, StringComparison.Ordinal);
 

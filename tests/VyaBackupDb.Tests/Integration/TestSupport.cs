@@ -178,6 +178,27 @@ public static class Run
         return new ProcessResult(process.ExitCode, stdout, await stderr);
     }
 
+    /// <summary>Starts the built CLI without waiting (stdin closed, output redirected): for tests that kill it midway.</summary>
+    public static Process StartCli(params string[] arguments)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "vya-backupdb.dll");
+        var startInfo = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in (string[])[dll, .. arguments])
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+        startInfo.Environment["VYA_BACKUPDB_CONFIG"] = "";
+        var process = Process.Start(startInfo) ?? throw new InvalidOperationException("cannot start the CLI");
+        process.StandardInput.Close();
+        return process;
+    }
+
     /// <summary>Runs the built CLI (vya-backupdb.dll, copied next to the test assembly by the project reference).</summary>
     public static Task<ProcessResult> CliAsync(params string[] arguments)
     {

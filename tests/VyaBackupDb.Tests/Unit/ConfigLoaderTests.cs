@@ -33,6 +33,7 @@ public sealed class ConfigLoaderTests
             """, Path);
 
         Assert.Equal("/var/backups/vya-backupdb", config.BackupDir);
+        Assert.Equal("postgres", config.GetInstance(2).MaintenanceDatabase);
         Assert.Equal(Compression.Gzip, config.Compression);
         Assert.Equal(TimeSpan.FromSeconds(120), config.Timeout);
         var mysql = config.GetInstance(1);

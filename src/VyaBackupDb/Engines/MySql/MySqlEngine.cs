@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Text;
+using System.Text.RegularExpressions;
 using MySqlConnector;
 using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
@@ -7,9 +9,9 @@ using VyaBackupDb.Errors;
 namespace VyaBackupDb.Engines.MySql;
 
 /// <summary>MySQL and MariaDB: mysqldump/mariadb-dump to back up, the mysql/mariadb client to restore.</summary>
-public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
+public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
 {
-    private string? _flavor;
+    private ServerInfo? _server;
 
     public InstanceConfig Instance { get; } = instance;
 
@@ -38,7 +40,8 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
 
     public async Task<DumpDetails> DumpAsync(string database, Stream output, CancellationToken cancellationToken)
     {
-        var serverIsMariaDb = (await ProbeFlavorAsync(cancellationToken).ConfigureAwait(false)) == "MariaDB";
+        var server = await ServerAsync(cancellationToken).ConfigureAwait(false);
+        var serverIsMariaDb = server.Flavor == "MariaDB";
         var tool = FindTool(serverIsMariaDb ? ["mariadb-dump", "mysqldump"] : ["mysqldump", "mariadb-dump"]);
         var toolVersion = (await ChildProcess.CaptureAsync(tool, ["--version"], cancellationToken).ConfigureAwait(false)).Trim();
         var toolIsMariaDb = toolVersion.Contains("MariaDB", StringComparison.OrdinalIgnoreCase);
@@ -59,55 +62,236 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
             // MySQL 8's mysqldump queries COLUMN_STATISTICS, which MariaDB does not have.
             arguments.Add("--column-statistics=0");
         }
+
+        // The catalog just before the dump: which tables there are and their engines (mysqldump's
+        // snapshot cannot be shared). The rows are counted from the dump itself, as it streams.
+        var catalog = await ReadCatalogAsync(database, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
+        var warnings = new List<string>();
+        var withHistory = false;
+        if (catalog.Versioned.Count > 0)
+        {
+            if (HistoryProblem(catalog, server, toolIsMariaDb, toolVersion) is { } problem)
+            {
+                warnings.Add($"{database}: the history of system-versioned tables {string.Join(", ", catalog.Versioned.Order(StringComparer.Ordinal))} "
+                    + $"is not in the backup ({problem}); only their current rows are");
+            }
+            else
+            {
+                arguments.Add("--dump-history");
+                withHistory = true;
+            }
+        }
+        if (catalog.OutsideSnapshot.Count > 0)
+        {
+            warnings.Add($"{database}: tables outside the dump's snapshot (engine not transactional; their data may be from another moment "
+                + $"than the rest): {string.Join(", ", catalog.OutsideSnapshot.Select(t => $"{t.Name} ({t.Engine})"))}");
+        }
+
         // "--" so that a database named like an option (-f) is taken as a name. No --databases:
         // the dump must not name the database, so it restores under any name.
         arguments.Add("--");
         arguments.Add(database);
-        // mysqldump's snapshot cannot be shared, so the counts come from a snapshot of their own
-        // taken just before it: estimates, should anything write meanwhile.
-        var inventory = await InventoryAsync(database, exact: false, cancellationToken).ConfigureAwait(false);
-        await ChildProcess.RunAsync(tool, arguments, null, null, output, cancellationToken).ConfigureAwait(false);
-        return new DumpDetails(Path.GetFileName(tool), toolVersion.Split('\n')[0], inventory);
+        var counter = new MySqlRowCounter(output);
+        await ChildProcess.RunAsync(tool, arguments, null, null, counter, cancellationToken).ConfigureAwait(false);
+
+        var inventory = Reconcile(database, catalog, counter, withHistory, warnings);
+        return new DumpDetails(Path.GetFileName(tool), toolVersion.Split('\n')[0], inventory,
+            warnings.Count == 0 ? null : string.Join("; ", warnings), catalog.Settings);
     }
 
-    public Task<DatabaseInventory> InventoryAsync(string database, CancellationToken cancellationToken) =>
-        InventoryAsync(database, exact: true, cancellationToken);
+    /// <summary>What the catalog says just before the dump.</summary>
+    private sealed record CatalogBeforeDump(
+        Dictionary<string, string?> Engines,
+        HashSet<string> Versioned,
+        HashSet<string> TransactionPrecise,
+        List<TableEngine> OutsideSnapshot,
+        ObjectCounts Objects,
+        DatabaseSettings Settings);
 
-    private async Task<DatabaseInventory> InventoryAsync(string database, bool exact, CancellationToken cancellationToken)
+    /// <summary>mysqldump leaves the data of these engines out (it lives elsewhere): their rows cannot be compared.</summary>
+    private static readonly HashSet<string> DataNotDumped = new(["MRG_MyISAM", "MRG_ISAM", "FEDERATED"], StringComparer.OrdinalIgnoreCase);
+
+    private async Task<CatalogBeforeDump> ReadCatalogAsync(string database, bool mariaDb, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var engines = new Dictionary<string, string?>(StringComparer.Ordinal);
+        var versioned = new HashSet<string>(StringComparer.Ordinal);
+        var outside = new List<TableEngine>();
+        await using (var command = new MySqlCommand(
+            "SELECT t.TABLE_NAME, t.TABLE_TYPE, t.ENGINE, e.TRANSACTIONS FROM information_schema.TABLES t "
+            + "LEFT JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE "
+            + "WHERE t.TABLE_SCHEMA = @db AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY t.TABLE_NAME", connection))
+        {
+            command.Parameters.AddWithValue("@db", database);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var name = reader.GetString(0);
+                var engine = reader.IsDBNull(2) ? null : reader.GetString(2);
+                engines[name] = engine;
+                if (reader.GetString(1) == "SYSTEM VERSIONED")
+                {
+                    versioned.Add(name);
+                }
+                if (engine is not null && (reader.IsDBNull(3) || !string.Equals(reader.GetString(3), "YES", StringComparison.OrdinalIgnoreCase)))
+                {
+                    outside.Add(new TableEngine(name, engine));
+                }
+            }
+        }
+        var transactionPrecise = new HashSet<string>(StringComparer.Ordinal);
+        if (mariaDb && versioned.Count > 0)
+        {
+            // Versioning by transaction id (a BIGINT row start) has no history mariadb-dump can write.
+            await using var command = new MySqlCommand(
+                "SELECT TABLE_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = @db "
+                + "AND GENERATION_EXPRESSION = 'ROW START' AND DATA_TYPE = 'bigint'", connection);
+            command.Parameters.AddWithValue("@db", database);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                transactionPrecise.Add(reader.GetString(0));
+            }
+        }
+        return new CatalogBeforeDump(engines, versioned, transactionPrecise, outside,
+            await CountObjectsAsync(connection, database, cancellationToken).ConfigureAwait(false),
+            await ReadSettingsAsync(connection, database, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>Why the history of system-versioned tables cannot go into this dump; null when it can.</summary>
+    private static string? HistoryProblem(CatalogBeforeDump catalog, ServerInfo server, bool toolIsMariaDb, string toolVersion)
+    {
+        // --dump-history, and system_versioning_insert_history to load it, came with MariaDB 10.11.
+        if (!toolIsMariaDb || MariaDbVersion().Match(toolVersion) is not { Success: true } tool || !AtLeast10_11(tool.Groups[1].Value, tool.Groups[2].Value))
+        {
+            return "the dump tool is not mariadb-dump 10.11 or newer";
+        }
+        var serverVersion = server.Version.Split('.');
+        if (server.Flavor != "MariaDB" || serverVersion.Length < 2 || !AtLeast10_11(serverVersion[0], serverVersion[1]))
+        {
+            return $"the server is {server.Flavor} {server.Version}, not MariaDB 10.11 or newer";
+        }
+        if (catalog.TransactionPrecise.Count > 0)
+        {
+            return $"mariadb-dump cannot dump transaction-precise history ({string.Join(", ", catalog.TransactionPrecise.Order(StringComparer.Ordinal))})";
+        }
+        return null;
+
+        static bool AtLeast10_11(string major, string minor) =>
+            int.TryParse(major, CultureInfo.InvariantCulture, out var a) && int.TryParse(minor, CultureInfo.InvariantCulture, out var b)
+            && (a > 10 || (a == 10 && b >= 11));
+    }
+
+    [GeneratedRegex(@"(\d+)\.(\d+)\.\d+-MariaDB")]
+    private static partial Regex MariaDbVersion();
+
+    /// <summary>
+    /// The manifest's tables are the ones the dump holds (what a restore creates), with the rows
+    /// counted in it. A table the catalog listed but the dump does not hold was dropped meanwhile
+    /// (said in a warning); one only in the dump was created meanwhile (it is in the backup).
+    /// </summary>
+    private static DatabaseInventory Reconcile(string database, CatalogBeforeDump catalog, MySqlRowCounter counter, bool withHistory, List<string> warnings)
+    {
+        var tables = new List<TableRows>();
+        foreach (var (name, rows) in counter.Rows.OrderBy(t => t.Key, StringComparer.Ordinal))
+        {
+            catalog.Engines.TryGetValue(name, out var engine);
+            var exact = engine is null || !DataNotDumped.Contains(engine);
+            tables.Add(new TableRows(name, rows, exact, withHistory && catalog.Versioned.Contains(name) ? true : null));
+        }
+        var gone = catalog.Engines.Keys.Where(name => !counter.Rows.ContainsKey(name)).Order(StringComparer.Ordinal).ToList();
+        if (gone.Count > 0)
+        {
+            warnings.Add($"{database}: tables dropped while the backup ran are not in it: {string.Join(", ", gone)}");
+        }
+        var sequences = counter.Sequences.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => new SequenceValue(s.Key, s.Value)).ToList();
+        var outside = catalog.OutsideSnapshot.Where(t => counter.Rows.ContainsKey(t.Name)).ToList();
+        return new DatabaseInventory(tables, sequences, catalog.Objects, outside.Count == 0 ? null : outside);
+    }
+
+    /// <summary>
+    /// Exact counts of a database nobody else is writing (a restored copy), as the dump counts
+    /// them: every row version of a system-versioned table, each sequence's next value.
+    /// </summary>
+    public async Task<DatabaseInventory> InventoryAsync(string database, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await Execute(connection, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", cancellationToken).ConfigureAwait(false);
-        var tables = new List<string>();
+        var tables = new List<(string Name, string Type)>();
         await using (var command = new MySqlCommand(
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+            "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db "
+            + "AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE') ORDER BY TABLE_NAME",
             connection))
         {
             command.Parameters.AddWithValue("@db", database);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                tables.Add(reader.GetString(0));
+                tables.Add((reader.GetString(0), reader.GetString(1)));
             }
         }
         var rows = new List<TableRows>();
-        foreach (var table in tables)
+        var sequences = new List<SequenceValue>();
+        foreach (var (table, type) in tables)
         {
-            var count = await Scalar(connection, $"SELECT COUNT(*) FROM {QuoteIdentifier(database)}.{QuoteIdentifier(table)}",
-                cancellationToken).ConfigureAwait(false);
-            rows.Add(new TableRows(table, Convert.ToInt64(count, System.Globalization.CultureInfo.InvariantCulture), exact));
+            var name = $"{QuoteIdentifier(database)}.{QuoteIdentifier(table)}";
+            if (type == "SEQUENCE")
+            {
+                var next = await Scalar(connection, $"SELECT next_not_cached_value FROM {name}", cancellationToken).ConfigureAwait(false);
+                sequences.Add(new SequenceValue(table, Convert.ToInt64(next, CultureInfo.InvariantCulture)));
+                continue;
+            }
+            var count = await Scalar(connection,
+                $"SELECT COUNT(*) FROM {name}{(type == "SYSTEM VERSIONED" ? " FOR SYSTEM_TIME ALL" : "")}", cancellationToken).ConfigureAwait(false);
+            rows.Add(new TableRows(table, Convert.ToInt64(count, CultureInfo.InvariantCulture), Exact: true));
         }
-        var objects = new ObjectCounts(
+        var objects = await CountObjectsAsync(connection, database, cancellationToken).ConfigureAwait(false);
+        await Execute(connection, "COMMIT", cancellationToken).ConfigureAwait(false);
+        return new DatabaseInventory(rows, sequences, objects);
+    }
+
+    private static async Task<ObjectCounts> CountObjectsAsync(MySqlConnection connection, string database, CancellationToken cancellationToken)
+    {
+        return new ObjectCounts(
             Views: await CountAsync("VIEWS", "TABLE_SCHEMA").ConfigureAwait(false),
             Routines: await CountAsync("ROUTINES", "ROUTINE_SCHEMA").ConfigureAwait(false),
             Triggers: await CountAsync("TRIGGERS", "TRIGGER_SCHEMA").ConfigureAwait(false),
             Events: await CountAsync("EVENTS", "EVENT_SCHEMA").ConfigureAwait(false));
-        await Execute(connection, "COMMIT", cancellationToken).ConfigureAwait(false);
-        return new DatabaseInventory(rows, [], objects);
 
         async Task<int> CountAsync(string view, string schemaColumn) => Convert.ToInt32(
             await Scalar(connection, $"SELECT COUNT(*) FROM information_schema.{view} WHERE {schemaColumn} = @db", cancellationToken, database)
                 .ConfigureAwait(false),
-            System.Globalization.CultureInfo.InvariantCulture);
+            CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>The database's default character set and collation (and its comment, on MariaDB).</summary>
+    private static async Task<DatabaseSettings> ReadSettingsAsync(MySqlConnection connection, string database, CancellationToken cancellationToken)
+    {
+        // SELECT *: SCHEMA_COMMENT exists on MariaDB 10.5+ only.
+        await using var command = new MySqlCommand("SELECT * FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = @db", connection);
+        command.Parameters.AddWithValue("@db", database);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            throw new OperationFailedException($"database '{database}' does not exist");
+        }
+        string? Column(string name)
+        {
+            for (var i = 0; i < reader.FieldCount; i++)
+            {
+                if (string.Equals(reader.GetName(i), name, StringComparison.OrdinalIgnoreCase))
+                {
+                    return reader.IsDBNull(i) ? null : reader.GetString(i);
+                }
+            }
+            return null;
+        }
+        return new DatabaseSettings
+        {
+            CharacterSet = Column("DEFAULT_CHARACTER_SET_NAME"),
+            Collation = Column("DEFAULT_COLLATION_NAME"),
+            Comment = Column("SCHEMA_COMMENT") is { Length: > 0 } comment ? comment : null,
+        };
     }
 
     public async Task<TargetState> GetTargetStateAsync(string database, CancellationToken cancellationToken)
@@ -120,48 +304,171 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
             return new TargetState(false, 0);
         }
         var others = await Scalar(connection,
-            "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE <> 'BASE TABLE')"
+            "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE NOT IN ('BASE TABLE', 'SYSTEM VERSIONED'))"
             + " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = @db)"
             + " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @db)", cancellationToken, database).ConfigureAwait(false);
         return new TargetState(true, await CountTablesAsync(connection, database, cancellationToken).ConfigureAwait(false),
             Convert.ToInt32(others, System.Globalization.CultureInfo.InvariantCulture));
     }
 
-    public async Task CreateDatabaseAsync(string database, CancellationToken cancellationToken)
+    public async Task CreateDatabaseAsync(string database, DatabaseSettings? settings, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await Execute(connection, $"CREATE DATABASE {QuoteIdentifier(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-            cancellationToken).ConfigureAwait(false);
+        var characterSet = settings?.CharacterSet;
+        var collation = settings?.Collation;
+        if (characterSet is null && collation is null)
+        {
+            characterSet = "utf8mb4";
+            collation = "utf8mb4_unicode_ci";
+        }
+        // Names from a manifest: spliced into the statement only once they are plain names this
+        // server knows (character sets and collations cannot be bound as parameters).
+        var sql = new StringBuilder($"CREATE DATABASE {QuoteIdentifier(database)}");
+        if (characterSet is not null)
+        {
+            RequirePlainName("character set", characterSet);
+            if (!await ExistsAsync("SELECT COUNT(*) FROM information_schema.CHARACTER_SETS WHERE CHARACTER_SET_NAME = @db", characterSet)
+                .ConfigureAwait(false))
+            {
+                throw new OperationFailedException($"the backup's character set '{characterSet}' is not known to {Instance.Name}");
+            }
+            sql.Append(" CHARACTER SET ").Append(characterSet);
+        }
+        if (collation is not null)
+        {
+            RequirePlainName("collation", collation);
+            if (!await CollationExistsAsync(connection, collation, characterSet, cancellationToken).ConfigureAwait(false))
+            {
+                throw new OperationFailedException(
+                    $"the backup's collation '{collation}'{(characterSet is null ? "" : $" (character set {characterSet})")} is not known to {Instance.Name}");
+            }
+            sql.Append(" COLLATE ").Append(collation);
+        }
+        await using var command = new MySqlCommand { Connection = connection };
+        if (settings?.Comment is { } comment && (await ServerAsync(cancellationToken).ConfigureAwait(false)).Flavor == "MariaDB")
+        {
+            // A parameter: the driver quotes it by the server's rules (backslashes included).
+            sql.Append(" COMMENT @comment");
+            command.Parameters.AddWithValue("@comment", comment);
+        }
+        command.CommandText = sql.ToString();
+        try
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (MySqlException e)
+        {
+            throw new OperationFailedException(e.Message, e);
+        }
+
+        async Task<bool> ExistsAsync(string query, string name) =>
+            Convert.ToInt64(await Scalar(connection, query, cancellationToken, name).ConfigureAwait(false), CultureInfo.InvariantCulture) > 0;
+    }
+
+    private static void RequirePlainName(string what, string name)
+    {
+        if (name.Length is 0 or > 64 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
+        {
+            throw new OperationFailedException($"the backup's manifest names an invalid {what}: '{DatabaseSettings.Shown(name)}'");
+        }
+    }
+
+    /// <summary>A collation of the character set (any, when null): information_schema.COLLATIONS, or MariaDB 10.10+'s full names (utf8mb4_uca1400_ai_ci).</summary>
+    private static async Task<bool> CollationExistsAsync(MySqlConnection connection, string collation, string? characterSet, CancellationToken cancellationToken)
+    {
+        foreach (var (table, column) in new[] { ("COLLATIONS", "COLLATION_NAME"), ("COLLATION_CHARACTER_SET_APPLICABILITY", "FULL_COLLATION_NAME") })
+        {
+            await using var command = new MySqlCommand(
+                $"SELECT COUNT(*) FROM information_schema.{table} WHERE {column} = @co AND (@cs IS NULL OR CHARACTER_SET_NAME = @cs)", connection);
+            command.Parameters.AddWithValue("@co", collation);
+            command.Parameters.AddWithValue("@cs", characterSet);
+            try
+            {
+                if (Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture) > 0)
+                {
+                    return true;
+                }
+            }
+            catch (MySqlException)
+            {
+                // No FULL_COLLATION_NAME column (MySQL, MariaDB before 10.10): only the first list counts.
+            }
+        }
+        return false;
     }
 
     public async Task DropDatabaseAsync(string database, CancellationToken cancellationToken)
     {
+        // Only ever a database of ours (staging, scratch): a session still in it is a client whose
+        // vya-backupdb was killed, and would hold the DROP up.
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await Execute(connection, $"DROP DATABASE {QuoteIdentifier(database)}", cancellationToken).ConfigureAwait(false);
+        await MySqlSwap.KillSessionsAsync(connection, database, cancellationToken).ConfigureAwait(false);
+        await Execute(connection, $"DROP DATABASE IF EXISTS {QuoteIdentifier(database)}", cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task RestoreAsync(string targetDatabase, Stream input, CancellationToken cancellationToken)
+    public async Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken)
     {
         var serverIsMariaDb = (await ProbeFlavorAsync(cancellationToken).ConfigureAwait(false)) == "MariaDB";
         var tool = FindTool(serverIsMariaDb ? ["mariadb", "mysql"] : ["mysql", "mariadb"]);
-        using var options = OptionFile();
+        using var optionFile = OptionFile();
         List<string> arguments =
         [
-            $"--defaults-file={options.Path}",
-            // --binary-mode: NUL bytes and \r\n in old dumps' strings reach the server unchanged.
-            "--binary-mode", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
-            $"--database={targetDatabase}",
+            $"--defaults-file={optionFile.Path}",
+            // --binary-mode: NUL bytes and \r\n in old dumps' strings reach the server unchanged,
+            // and the client's own commands (system, source, tee, ...) are not interpreted.
+            // --local-infile=0: a LOAD DATA LOCAL in a planted file cannot read the host's files.
+            "--binary-mode", "--local-infile=0", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
+            $"--database={database}",
         ];
-        var filter = new MySqlDumpFilter(targetDatabase);
+        var filter = new MySqlDumpFilter(database);
         await ChildProcess.RunAsync(tool, arguments, null,
             (stdin, ct) => filter.CopyAsync(input, stdin, ct), null, cancellationToken).ConfigureAwait(false);
+        return LoadResult.Unknown;
+    }
+
+    public async Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken)
+    {
+        // A named lock lives in its session: the server releases it when this process dies.
+        var name = "vya-backupdb restore " + Convert.ToHexStringLower(RestoreStaging.LockKey(target))[..32];
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (Convert.ToInt64(await Scalar(connection, "SELECT GET_LOCK(@db, 0)", cancellationToken, name).ConfigureAwait(false),
+                System.Globalization.CultureInfo.InvariantCulture) == 1)
+            {
+                return connection;
+            }
+            var holder = await Scalar(connection,
+                "SELECT CONCAT('server connection ', ID, ' from ', HOST) FROM information_schema.PROCESSLIST WHERE ID = IS_USED_LOCK(@db)",
+                cancellationToken, name).ConfigureAwait(false) as string;
+            throw new LockedException($"another restore into '{target}' is running on {Instance.Name}" + (holder is null ? "" : $" ({holder})"));
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Sessions in MySQL block a swap only while they hold table locks; the swap waits for them, bounded.</summary>
+    public Task<int> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken) => Task.FromResult(0);
+
+    public async Task<IReadOnlyList<string>> SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken, allowUserVariables: true).ConfigureAwait(false);
+        // A swap blocked by another session's open transaction fails after a minute, target unchanged.
+        await Execute(connection, "SET SESSION lock_wait_timeout = 60", cancellationToken).ConfigureAwait(false);
+        return await new MySqlSwap(connection, staging, target).RunAsync(options, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Backtick quoting, backticks doubled: the server's rule for identifiers.</summary>
     public static string QuoteIdentifier(string name) => "`" + name.Replace("`", "``", StringComparison.Ordinal) + "`";
 
+    private async Task<ServerInfo> ServerAsync(CancellationToken cancellationToken) =>
+        _server ??= await ProbeAsync(cancellationToken).ConfigureAwait(false);
+
     private async Task<string> ProbeFlavorAsync(CancellationToken cancellationToken) =>
-        _flavor ??= (await ProbeAsync(cancellationToken).ConfigureAwait(false)).Flavor;
+        (await ServerAsync(cancellationToken).ConfigureAwait(false)).Flavor;
 
     private string FindTool(string[] names) =>
         ToolLocator.Find(Instance.ToolsDir, names)
@@ -190,7 +497,7 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
         "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal)
             .Replace("\n", "\\n", StringComparison.Ordinal).Replace("\r", "\\r", StringComparison.Ordinal) + "\"";
 
-    private async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken)
+    private async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken, bool allowUserVariables = false)
     {
         var builder = new MySqlConnectionStringBuilder
         {
@@ -201,6 +508,8 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
             AllowPublicKeyRetrieval = true,
             ConnectionTimeout = 15,
             Pooling = false,
+            // Object bodies re-created by a swap may use @variables of their own.
+            AllowUserVariables = allowUserVariables,
         };
         var connection = new MySqlConnection(builder.ConnectionString);
         try
@@ -219,12 +528,12 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
     private static async Task<int> CountTablesAsync(MySqlConnection connection, string database, CancellationToken cancellationToken)
     {
         var count = await Scalar(connection,
-            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE = 'BASE TABLE'",
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')",
             cancellationToken, database).ConfigureAwait(false);
         return Convert.ToInt32(count, System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    private static async Task<object?> Scalar(MySqlConnection connection, string sql, CancellationToken cancellationToken, string? database = null)
+    internal static async Task<object?> Scalar(MySqlConnection connection, string sql, CancellationToken cancellationToken, string? database = null)
     {
         await using var command = new MySqlCommand(sql, connection);
         if (database is not null)
@@ -234,7 +543,7 @@ public sealed class MySqlEngine(InstanceConfig instance) : IDumpEngine
         return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private static async Task Execute(MySqlConnection connection, string sql, CancellationToken cancellationToken)
+    internal static async Task Execute(MySqlConnection connection, string sql, CancellationToken cancellationToken)
     {
         await using var command = new MySqlCommand(sql, connection);
         try

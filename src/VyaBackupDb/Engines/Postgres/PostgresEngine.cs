@@ -23,7 +23,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     public async Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync("postgres", cancellationToken).ConfigureAwait(false);
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
         var versionNumber = Convert.ToInt32(
             await Scalar(connection, "SHOW server_version_num", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
         _serverMajor = versionNumber / 10000;
@@ -50,35 +50,140 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         var client = await ChooseClientAsync(cancellationToken).ConfigureAwait(false);
         var pgDump = Path.Combine(client.BinDir, "pg_dump");
 
-        // Count rows in a snapshot that pg_dump then dumps (--snapshot): the counts are exact.
+        // One snapshot for the catalog and pg_dump (--snapshot): the tables listed are the tables
+        // dumped, and the rows counted from the dump's COPY blocks are the rows of that snapshot.
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
         await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken)
             .ConfigureAwait(false);
         var snapshot = (string)(await Scalar(connection, "SELECT pg_export_snapshot()", cancellationToken).ConfigureAwait(false))!;
-        var inventory = await InventoryAsync(connection, exact: true, cancellationToken).ConfigureAwait(false);
+        var tables = await ReadTablesAsync(connection, cancellationToken).ConfigureAwait(false);
+        // Sequences are not in any snapshot: read before pg_dump reads them, so that the restored
+        // value can only be the same or higher (the comparison's rule), never lower.
+        var sequences = await ListSequencesAsync(connection, cancellationToken).ConfigureAwait(false);
+        var objects = await CountObjectsAsync(connection, cancellationToken).ConfigureAwait(false);
+        var settings = await ReadSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
+        if (Instance.Owners)
+        {
+            settings = await ReadOwnersAsync(connection, settings, cancellationToken).ConfigureAwait(false);
+        }
 
         using var passFile = PassFile();
+        // owners: true keeps OWNER TO and GRANT/REVOKE (the restore then needs those roles).
+        string[] ownership = Instance.Owners ? [] : ["--no-owner", "--no-privileges"];
         string[] arguments =
         [
-            "--format=plain", "--no-owner", "--no-privileges", "--no-password", "--encoding=UTF8",
+            "--format=plain", .. ownership, "--no-password", "--encoding=UTF8",
             "--quote-all-identifiers", $"--snapshot={snapshot}",
             $"--dbname={ConnInfo(database)}",
         ];
-        await ChildProcess.RunAsync(pgDump, arguments, Environment(passFile), null, output, cancellationToken).ConfigureAwait(false);
+        var counter = new PostgresRowCounter(output);
+        await ChildProcess.RunAsync(pgDump, arguments, Environment(passFile), null, counter, cancellationToken).ConfigureAwait(false);
+        var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, counter, cancellationToken).ConfigureAwait(false), sequences, objects);
         await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
-        return new DumpDetails("pg_dump", client.Version, inventory, _toolWarning);
+        return new DumpDetails("pg_dump", client.Version, inventory, _toolWarning, settings);
+    }
+
+    /// <summary>A table of the catalog, in the dump's snapshot.</summary>
+    /// <param name="Name">schema.table as quote_ident writes them (the manifest's name).</param>
+    /// <param name="InExtension">Created by an extension: CREATE EXTENSION brings its rows back, pg_dump at most the ones added.</param>
+    /// <param name="Parents">The tables it inherits from, or its partitioned parent.</param>
+    private sealed record CatalogTable(long Oid, string Schema, string Table, string Name, bool Partitioned, bool InExtension, List<long> Parents);
+
+    private static async Task<Dictionary<long, CatalogTable>> ReadTablesAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var tables = new Dictionary<long, CatalogTable>();
+        await using (var command = new NpgsqlCommand(
+            "SELECT c.oid::bigint, n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind = 'p', "
+            + "EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') "
+            + "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            + "WHERE c.relkind IN ('r', 'p') AND n.nspname " + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname"), connection))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var oid = reader.GetInt64(0);
+                tables[oid] = new CatalogTable(oid, reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetBoolean(4), reader.GetBoolean(5), []);
+            }
+        }
+        await using (var command = new NpgsqlCommand("SELECT inhrelid::bigint, inhparent::bigint FROM pg_inherits", connection))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                // Index partitions are in pg_inherits too: only tables are looked up.
+                if (tables.TryGetValue(reader.GetInt64(0), out var table))
+                {
+                    table.Parents.Add(reader.GetInt64(1));
+                }
+            }
+        }
+        return tables;
+    }
+
+    /// <summary>
+    /// The manifest's rows per table, as <c>SELECT count(*)</c> on the restored copy will find them:
+    /// a table's own rows (the lines of its COPY block) plus those of every table inheriting from it
+    /// or partitioning it. A table pg_dump wrote no COPY for (a partitioned parent: none of its own;
+    /// an extension's table; anything else pg_dump left out) is counted in the same snapshot; one in
+    /// the dump but not in the catalog is added with the rows the dump holds.
+    /// </summary>
+    private static async Task<List<TableRows>> CountRowsAsync(
+        NpgsqlConnection connection, Dictionary<long, CatalogTable> tables, PostgresRowCounter counter, CancellationToken cancellationToken)
+    {
+        var own = new Dictionary<long, long>();
+        foreach (var table in tables.Values)
+        {
+            if (table.Partitioned)
+            {
+                own[table.Oid] = 0;
+            }
+            else if (!table.InExtension && counter.Rows.TryGetValue((table.Schema, table.Table), out var copied))
+            {
+                own[table.Oid] = copied;
+            }
+            else
+            {
+                // The name comes from quote_ident: already quoted by the server's own rules.
+                own[table.Oid] = Convert.ToInt64(
+                    await Scalar(connection, $"SELECT count(*) FROM ONLY {table.Name}", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
+            }
+        }
+        var children = tables.Values.SelectMany(t => t.Parents.Select(p => (Parent: p, Child: t.Oid))).ToLookup(x => x.Parent, x => x.Child);
+        var rows = new List<TableRows>();
+        foreach (var table in tables.Values)
+        {
+            // Multiple inheritance can reach a table twice; count() sees each row once.
+            var seen = new HashSet<long> { table.Oid };
+            var pending = new Stack<long>(children[table.Oid]);
+            var total = own[table.Oid];
+            while (pending.TryPop(out var oid))
+            {
+                if (seen.Add(oid))
+                {
+                    total += own.GetValueOrDefault(oid);
+                    foreach (var child in children[oid])
+                    {
+                        pending.Push(child);
+                    }
+                }
+            }
+            rows.Add(new TableRows(table.Name, total, Exact: true));
+        }
+        var known = tables.Values.Select(t => (t.Schema, t.Table)).ToHashSet();
+        foreach (var ((schema, table), count) in counter.Rows.Where(r => !known.Contains(r.Key)))
+        {
+            await using var command = new NpgsqlCommand("SELECT quote_ident(@s) || '.' || quote_ident(@t)", connection);
+            command.Parameters.AddWithValue("s", schema);
+            command.Parameters.AddWithValue("t", table);
+            rows.Add(new TableRows((string)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!, count, Exact: true));
+        }
+        rows.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        return rows;
     }
 
     public async Task<DatabaseInventory> InventoryAsync(string database, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
-        return await InventoryAsync(connection, exact: true, cancellationToken).ConfigureAwait(false);
-    }
-
-    private const string UserSchemas = "NOT IN ('pg_catalog', 'information_schema') AND {0} NOT LIKE 'pg\\_toast%' AND {0} NOT LIKE 'pg\\_temp%'";
-
-    private static async Task<DatabaseInventory> InventoryAsync(NpgsqlConnection connection, bool exact, CancellationToken cancellationToken)
-    {
         var tables = await ListAsync(connection,
             "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), 0 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             + "WHERE c.relkind IN ('r', 'p') AND n.nspname " + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname") + " ORDER BY 1",
@@ -88,19 +193,31 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         {
             // The name comes from quote_ident: already quoted by the server's own rules.
             var count = await Scalar(connection, $"SELECT count(*) FROM {table}", cancellationToken).ConfigureAwait(false);
-            rows.Add(new TableRows(table, Convert.ToInt64(count, CultureInfo.InvariantCulture), exact));
+            rows.Add(new TableRows(table, Convert.ToInt64(count, CultureInfo.InvariantCulture), Exact: true));
         }
-        var sequences = await ListAsync(connection,
-            "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename), coalesce(last_value, 0) FROM pg_sequences ORDER BY 1",
-            cancellationToken).ConfigureAwait(false);
-        var objects = new ObjectCounts(
+        return new DatabaseInventory(rows,
+            await ListSequencesAsync(connection, cancellationToken).ConfigureAwait(false),
+            await CountObjectsAsync(connection, cancellationToken).ConfigureAwait(false));
+    }
+
+    private const string UserSchemas = "NOT IN ('pg_catalog', 'information_schema') AND {0} NOT LIKE 'pg\\_toast%' AND {0} NOT LIKE 'pg\\_temp%'";
+
+    private static async Task<List<SequenceValue>> ListSequencesAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
+        [
+            .. (await ListAsync(connection,
+                "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename), coalesce(last_value, 0) FROM pg_sequences ORDER BY 1",
+                cancellationToken).ConfigureAwait(false)).Select(s => new SequenceValue(s.Name, s.Value)),
+        ];
+
+    private static async Task<ObjectCounts> CountObjectsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        return new ObjectCounts(
             Views: await CountAsync("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND n.nspname "
                 + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname")).ConfigureAwait(false),
             Routines: await CountAsync("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname "
                 + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname")).ConfigureAwait(false),
             Triggers: await CountAsync("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal").ConfigureAwait(false),
             Events: 0);
-        return new DatabaseInventory(rows, [.. sequences.Select(s => new SequenceValue(s.Name, s.Value))], objects);
 
         async Task<int> CountAsync(string sql) =>
             Convert.ToInt32(await Scalar(connection, sql, cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
@@ -120,7 +237,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     public async Task<TargetState> GetTargetStateAsync(string database, CancellationToken cancellationToken)
     {
-        await using (var connection = await OpenAsync("postgres", cancellationToken).ConfigureAwait(false))
+        await using (var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false))
         {
             var exists = await Scalar(connection, "SELECT COUNT(*) FROM pg_database WHERE datname = @db", cancellationToken, database)
                 .ConfigureAwait(false);
@@ -141,34 +258,491 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         return new TargetState(true, Convert.ToInt32(tables, CultureInfo.InvariantCulture), Convert.ToInt32(others, CultureInfo.InvariantCulture));
     }
 
-    public async Task CreateDatabaseAsync(string database, CancellationToken cancellationToken)
+    /// <summary>
+    /// The database's encoding, locale (provider, ICU locale and rules where the server has them),
+    /// its own <c>ALTER DATABASE ... SET</c> settings and its comment: what pg_dump writes only with
+    /// --create, which a dump that restores under any name cannot use.
+    /// </summary>
+    private static async Task<DatabaseSettings> ReadSettingsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync("postgres", cancellationToken).ConfigureAwait(false);
-        // template0: a clean database, whatever was added to template1.
-        await Execute(connection, $"CREATE DATABASE {QuoteIdentifier(database)} TEMPLATE template0 ENCODING 'UTF8'", cancellationToken)
-            .ConfigureAwait(false);
+        // to_jsonb: the locale columns differ between versions (daticulocale 15-16, datlocale 17+, daticurules 16+).
+        await using var command = new NpgsqlCommand(
+            "SELECT pg_encoding_to_char(d.encoding), d.datcollate::text, d.datctype::text, to_jsonb(d) ->> 'datlocprovider', "
+            + "coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale'), to_jsonb(d) ->> 'daticurules', "
+            + "shobj_description(d.oid, 'pg_database'), "
+            + "(SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0) "
+            + "FROM pg_database d WHERE d.datname = current_database()", connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        string? Text(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
+        var provider = Text(3) switch
+        {
+            "i" => "icu",
+            "b" => "builtin",
+            null => null,
+            _ => "libc",
+        };
+        var parameters = reader.IsDBNull(7)
+            ? null
+            : reader.GetFieldValue<string[]>(7)
+                .Select(entry => entry.Split('=', 2))
+                .Select(pair => new DatabaseParameter(pair[0], pair.Length > 1 ? pair[1] : ""))
+                .ToList();
+        return new DatabaseSettings
+        {
+            Encoding = Text(0),
+            LcCollate = Text(1),
+            LcCtype = Text(2),
+            LocaleProvider = provider,
+            Locale = provider is "icu" or "builtin" ? Text(4) : null,
+            IcuRules = provider == "icu" && Text(5) is { Length: > 0 } rules ? rules : null,
+            Parameters = parameters is { Count: > 0 } ? parameters : null,
+            Comment = Text(6),
+        };
     }
+
+    /// <summary>
+    /// With owners: true, the database's owner and own privileges, and every role the dump will
+    /// name: owners and grantees of its objects (pg_shdepend), plus the bootstrap superuser when it
+    /// owns any (dependencies on it are not recorded there).
+    /// </summary>
+    private static async Task<DatabaseSettings> ReadOwnersAsync(NpgsqlConnection connection, DatabaseSettings settings, CancellationToken cancellationToken)
+    {
+        var userObjects = string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname");
+        var roles = (await ListAsync(connection,
+            "SELECT DISTINCT r.rolname, 0 FROM pg_shdepend s JOIN pg_roles r ON r.oid = s.refobjid, pg_database d "
+            + "WHERE d.datname = current_database() AND s.refclassid = 'pg_authid'::regclass "
+            + "AND (s.dbid = d.oid OR (s.classid = 'pg_database'::regclass AND s.objid = d.oid)) "
+            + "UNION SELECT pg_get_userbyid(d.datdba), 0 FROM pg_database d WHERE d.datname = current_database() "
+            + "UNION SELECT rolname, 0 FROM pg_roles WHERE oid = 10 AND ("
+            + $"EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relowner = 10 AND n.nspname {userObjects}) "
+            + $"OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proowner = 10 AND n.nspname {userObjects}) "
+            + $"OR EXISTS (SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typowner = 10 AND n.nspname {userObjects}) "
+            + $"OR EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspowner = 10 AND n.nspname {userObjects} AND n.nspname <> 'public')) "
+            + "ORDER BY 1", cancellationToken).ConfigureAwait(false)).Select(r => r.Name).ToList();
+        var owner = (string?)await Scalar(connection, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()",
+            cancellationToken).ConfigureAwait(false);
+        List<DatabaseGrant>? grants = null;
+        if (await Scalar(connection, "SELECT datacl IS NOT NULL FROM pg_database WHERE datname = current_database()", cancellationToken)
+            .ConfigureAwait(false) is true)
+        {
+            grants = [];
+            await using var command = new NpgsqlCommand(
+                "SELECT CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_get_userbyid(a.grantee) END, a.privilege_type, a.is_grantable "
+                + "FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = current_database() ORDER BY 1, 2", connection);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                grants.Add(new DatabaseGrant(reader.GetString(0), reader.GetString(1), reader.GetBoolean(2)));
+            }
+        }
+        return settings with { Owners = true, Owner = owner, Grants = grants, Roles = roles };
+    }
+
+    public async Task CreateDatabaseAsync(string database, DatabaseSettings? settings, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
+        // Literal() doubles quotes only: right with standard_conforming_strings, which we make sure of.
+        await Execute(connection, "SET standard_conforming_strings = on", cancellationToken).ConfigureAwait(false);
+        await RequireRolesAsync(connection, settings, cancellationToken).ConfigureAwait(false);
+        var create = await CreateStatementAsync(connection, database, settings, cancellationToken).ConfigureAwait(false);
+        var after = await SettingStatementsAsync(connection, database, settings, cancellationToken).ConfigureAwait(false);
+        await Execute(connection, create, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            foreach (var statement in after)
+            {
+                await Execute(connection, statement, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationFailedException e)
+        {
+            // A database without its settings is not what the backup recorded: leave none behind.
+            await Execute(connection, $"DROP DATABASE {QuoteIdentifier(database)}", CancellationToken.None).ConfigureAwait(false);
+            throw new OperationFailedException($"cannot apply the backup's settings to '{database}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>CREATE DATABASE from template0 with the recorded encoding and locale; UTF8 and the server's locale without them.</summary>
+    private async Task<string> CreateStatementAsync(NpgsqlConnection connection, string database, DatabaseSettings? settings, CancellationToken cancellationToken)
+    {
+        // template0: a clean database, whatever was added to template1.
+        var sql = new StringBuilder($"CREATE DATABASE {QuoteIdentifier(database)} TEMPLATE template0");
+        var encoding = settings?.Encoding ?? "UTF8";
+        RequireMatch("encoding", encoding, PlainName());
+        if (Convert.ToInt32(await Scalar(connection, "SELECT pg_char_to_encoding(@db)", cancellationToken, encoding).ConfigureAwait(false),
+                CultureInfo.InvariantCulture) < 0)
+        {
+            throw new OperationFailedException($"the backup's encoding '{encoding}' is not known to {Instance.Name}");
+        }
+        sql.Append(" ENCODING ").Append(Literal(encoding));
+        if (settings?.LcCollate is { } collate)
+        {
+            RequireMatch("LC_COLLATE", collate, LocaleName());
+            sql.Append(" LC_COLLATE ").Append(Literal(collate));
+        }
+        if (settings?.LcCtype is { } ctype)
+        {
+            RequireMatch("LC_CTYPE", ctype, LocaleName());
+            sql.Append(" LC_CTYPE ").Append(Literal(ctype));
+        }
+        switch (settings?.LocaleProvider)
+        {
+            case null or "libc":
+                // The default provider: not named, so that servers before 15 take the statement.
+                break;
+            case "icu":
+                sql.Append(" LOCALE_PROVIDER icu");
+                if (settings.Locale is { } icuLocale)
+                {
+                    RequireMatch("ICU locale", icuLocale, LocaleName());
+                    sql.Append(" ICU_LOCALE ").Append(Literal(icuLocale));
+                }
+                if (settings.IcuRules is { } rules)
+                {
+                    sql.Append(" ICU_RULES ").Append(Literal(rules));
+                }
+                break;
+            case "builtin":
+                sql.Append(" LOCALE_PROVIDER builtin");
+                if (settings.Locale is { } builtinLocale)
+                {
+                    RequireMatch("builtin locale", builtinLocale, LocaleName());
+                    sql.Append(" BUILTIN_LOCALE ").Append(Literal(builtinLocale));
+                }
+                break;
+            default:
+                throw new OperationFailedException(
+                    $"the backup's manifest names an unknown locale provider '{DatabaseSettings.Shown(settings.LocaleProvider)}'");
+        }
+        return sql.ToString();
+    }
+
+    /// <summary>The database's ALTER DATABASE ... SET settings and comment, every name checked and every value a quoted literal.</summary>
+    private async Task<List<string>> SettingStatementsAsync(
+        NpgsqlConnection connection, string database, DatabaseSettings? settings, CancellationToken cancellationToken)
+    {
+        var statements = new List<string>();
+        if (settings?.Parameters is { Count: > 0 } parameters)
+        {
+            var known = await KnownSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
+            foreach (var (name, value) in parameters)
+            {
+                RequireMatch("setting name", name, SettingName());
+                // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
+                if (!name.Contains('.', StringComparison.Ordinal) && !known.Contains(name))
+                {
+                    throw new OperationFailedException($"the backup's database setting '{name}' is not known to {Instance.Name}");
+                }
+                var values = QuotedListSettings.Contains(name)
+                    ? SplitSettingList(value) ?? throw new OperationFailedException(
+                        $"the backup's manifest holds an unreadable value for '{name}': '{DatabaseSettings.Shown(value)}'")
+                    : [value];
+                statements.Add($"ALTER DATABASE {QuoteIdentifier(database)} SET "
+                    + string.Join('.', name.Split('.').Select(QuoteIdentifier)) + " TO "
+                    + (values.Count == 0 ? "''" : string.Join(", ", values.Select(Literal))));
+            }
+        }
+        if (settings?.Comment is { } comment)
+        {
+            statements.Add($"COMMENT ON DATABASE {QuoteIdentifier(database)} IS {Literal(comment)}");
+        }
+        if (settings?.Owner is { } owner)
+        {
+            statements.Add($"ALTER DATABASE {QuoteIdentifier(database)} OWNER TO {Role(owner)}");
+        }
+        if (settings?.Grants is { } grants)
+        {
+            // The recorded privileges replace the defaults (PUBLIC may connect; the owner may do all).
+            statements.Add($"REVOKE ALL ON DATABASE {QuoteIdentifier(database)} FROM PUBLIC");
+            if (settings.Owner is { } databaseOwner)
+            {
+                statements.Add($"REVOKE ALL ON DATABASE {QuoteIdentifier(database)} FROM {Role(databaseOwner)}");
+            }
+            foreach (var (grantee, privilege, grantable) in grants)
+            {
+                if (privilege is not ("CONNECT" or "CREATE" or "TEMPORARY"))
+                {
+                    throw new OperationFailedException($"the backup's manifest names an invalid database privilege: '{DatabaseSettings.Shown(privilege)}'");
+                }
+                statements.Add($"GRANT {privilege} ON DATABASE {QuoteIdentifier(database)} TO "
+                    + (grantee == "public" ? "PUBLIC" : Role(grantee)) + (grantable ? " WITH GRANT OPTION" : ""));
+            }
+        }
+        return statements;
+    }
+
+    /// <summary>A role name from the manifest, as an identifier.</summary>
+    private static string Role(string name) =>
+        name.Length == 0 || name.Contains('\0', StringComparison.Ordinal)
+            ? throw new OperationFailedException($"the backup's manifest names an invalid role: '{DatabaseSettings.Shown(name)}'")
+            : QuoteIdentifier(name);
+
+    /// <summary>A dump that keeps owners and privileges loads only where every role it names exists: checked before anything is created.</summary>
+    private async Task RequireRolesAsync(NpgsqlConnection connection, DatabaseSettings? settings, CancellationToken cancellationToken)
+    {
+        var needed = (settings?.Roles ?? []).Concat(settings?.Owner is { } owner ? [owner] : [])
+            .Concat((settings?.Grants ?? []).Select(g => g.Grantee).Where(g => g != "public"))
+            .Distinct(StringComparer.Ordinal).ToArray();
+        if (needed.Length == 0)
+        {
+            return;
+        }
+        foreach (var role in needed)
+        {
+            Role(role);
+        }
+        await using var command = new NpgsqlCommand("SELECT rolname FROM pg_roles WHERE rolname = ANY(@roles)", connection);
+        command.Parameters.AddWithValue("roles", needed);
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                found.Add(reader.GetString(0));
+            }
+        }
+        var missing = needed.Where(r => !found.Contains(r)).Order(StringComparer.Ordinal).ToList();
+        if (missing.Count > 0)
+        {
+            throw new OperationFailedException(
+                $"the backup keeps owners and privileges (owners: true) but {Instance.Name} lacks the roles "
+                + $"{string.Join(", ", missing.Select(DatabaseSettings.Shown))}; create them (or restore the server's roles) first");
+        }
+    }
+
+    /// <summary>Settings whose stored value is a list of quoted elements (pg_dump's variable_is_guc_list_quote).</summary>
+    private static readonly HashSet<string> QuotedListSettings = new(
+        ["local_preload_libraries", "search_path", "session_preload_libraries", "shared_preload_libraries", "temp_tablespaces", "unix_socket_directories"],
+        StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// The elements of a stored list setting (<c>"$user", public</c>), as pg_dump's SplitGUCList
+    /// reads them: comma-separated, double-quoted or bare; null when it is not such a list.
+    /// </summary>
+    internal static List<string>? SplitSettingList(string value)
+    {
+        var items = new List<string>();
+        var i = 0;
+        SkipSpaces();
+        if (i == value.Length)
+        {
+            return items;
+        }
+        while (true)
+        {
+            var item = new StringBuilder();
+            if (value[i] == '"')
+            {
+                i++;
+                while (true)
+                {
+                    if (i == value.Length)
+                    {
+                        return null;
+                    }
+                    if (value[i] == '"')
+                    {
+                        if (i + 1 < value.Length && value[i + 1] == '"')
+                        {
+                            item.Append('"');
+                            i += 2;
+                            continue;
+                        }
+                        i++;
+                        break;
+                    }
+                    item.Append(value[i++]);
+                }
+            }
+            else
+            {
+                var start = i;
+                while (i < value.Length && value[i] != ',' && !char.IsWhiteSpace(value[i]))
+                {
+                    i++;
+                }
+                if (i == start)
+                {
+                    return null;
+                }
+                item.Append(value, start, i - start);
+            }
+            items.Add(item.ToString());
+            SkipSpaces();
+            if (i == value.Length)
+            {
+                return items;
+            }
+            if (value[i] != ',')
+            {
+                return null;
+            }
+            i++;
+            SkipSpaces();
+        }
+
+        void SkipSpaces()
+        {
+            while (i < value.Length && char.IsWhiteSpace(value[i]))
+            {
+                i++;
+            }
+        }
+    }
+
+    /// <summary>A string literal (standard_conforming_strings on): quotes doubled. NUL cannot be in a PostgreSQL string.</summary>
+    private static string Literal(string value) =>
+        value.Contains('\0', StringComparison.Ordinal)
+            ? throw new OperationFailedException($"the backup's manifest holds a value with a NUL character: '{DatabaseSettings.Shown(value)}'")
+            : "'" + value.Replace("'", "''", StringComparison.Ordinal) + "'";
+
+    private static void RequireMatch(string what, string value, Regex pattern)
+    {
+        if (!pattern.IsMatch(value))
+        {
+            throw new OperationFailedException($"the backup's manifest names an invalid {what}: '{DatabaseSettings.Shown(value)}'");
+        }
+    }
+
+    [GeneratedRegex(@"^[A-Za-z0-9_]{1,63}\z")]
+    private static partial Regex PlainName();
+
+    /// <summary>Locale names: en_US.UTF-8, C, sr_RS@latin, und-u-ks-level2, de@collation=phonebook.</summary>
+    [GeneratedRegex(@"^[A-Za-z0-9_.@=;+-]{1,128}\z")]
+    private static partial Regex LocaleName();
+
+    /// <summary>Letters, digits, '_' and '.' (custom settings: ext.name).</summary>
+    [GeneratedRegex(@"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\z")]
+    private static partial Regex SettingName();
 
     public async Task DropDatabaseAsync(string database, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync("postgres", cancellationToken).ConfigureAwait(false);
-        await Execute(connection, $"DROP DATABASE {QuoteIdentifier(database)} WITH (FORCE)", cancellationToken).ConfigureAwait(false);
+        // Only ever a database of ours (staging, scratch): a session still on it is a psql whose
+        // vya-backupdb was killed. Ended by hand rather than WITH (FORCE), which PostgreSQL 12 lacks.
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
+        await Scalar(connection, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()",
+            cancellationToken, database).ConfigureAwait(false);
+        await Execute(connection, $"DROP DATABASE IF EXISTS {QuoteIdentifier(database)}", cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task RestoreAsync(string targetDatabase, Stream input, CancellationToken cancellationToken)
+    public async Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken)
     {
         var binDir = (await ChooseClientAsync(cancellationToken).ConfigureAwait(false)).BinDir;
-        var knownSettings = await KnownSettingsAsync(targetDatabase, cancellationToken).ConfigureAwait(false);
+        var knownSettings = await KnownSettingsAsync(database, cancellationToken).ConfigureAwait(false);
         using var passFile = PassFile();
+        // No --single-transaction: the staging database is what makes a restore all-or-nothing, and
+        // one transaction would need a lock per table (thousands of tables exhaust the lock table).
         string[] arguments =
         [
-            "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1", "--single-transaction",
-            $"--dbname={ConnInfo(targetDatabase)}",
+            "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1",
+            $"--dbname={ConnInfo(database)}",
         ];
         // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
-        var filter = new PostgresDumpFilter(targetDatabase, name => name.Contains('.', StringComparison.Ordinal) || knownSettings.Contains(name));
+        var filter = new PostgresDumpFilter(database, name => name.Contains('.', StringComparison.Ordinal) || knownSettings.Contains(name));
         await ChildProcess.RunAsync(Path.Combine(binDir, "psql"), arguments, Environment(passFile),
             (stdin, ct) => filter.CopyAsync(input, stdin, ct), null, cancellationToken).ConfigureAwait(false);
+        return LoadResult.Unknown;
+    }
+
+    public async Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken)
+    {
+        var key = BitConverter.ToInt64(RestoreStaging.LockKey(target), 0);
+        var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken,
+            applicationName: $"vya-backupdb restore (pid {System.Environment.ProcessId} on {System.Environment.MachineName})").ConfigureAwait(false);
+        try
+        {
+            await using var command = new NpgsqlCommand("SELECT pg_try_advisory_lock(@key)", connection);
+            command.Parameters.AddWithValue("key", key);
+            if ((bool)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
+            {
+                return connection;
+            }
+            await using var holder = new NpgsqlCommand(
+                "SELECT a.application_name || coalesce(' from ' || host(a.client_addr), '') || ', since ' || to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC' "
+                + "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                + "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ((@key >> 32) & 4294967295)::oid AND l.objid = (@key & 4294967295)::oid",
+                connection);
+            holder.Parameters.AddWithValue("key", key);
+            var who = await holder.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
+            throw new LockedException($"another restore into '{target}' is running on {Instance.Name}" + (who is null ? "" : $" ({who})"));
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Every session on the database blocks its rename.</summary>
+    public async Task<int> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
+        return Convert.ToInt32(await Scalar(connection,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()", cancellationToken, database)
+            .ConfigureAwait(false), CultureInfo.InvariantCulture);
+    }
+
+    public async Task<IReadOnlyList<string>> SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
+        var exists = Convert.ToInt64(await Scalar(connection, "SELECT count(*) FROM pg_database WHERE datname = @db", cancellationToken, target)
+            .ConfigureAwait(false), CultureInfo.InvariantCulture) > 0;
+        var replaced = RestoreStaging.ReplacedName(target);
+        // A rename needs the database to be free of sessions; a client connecting in between makes
+        // it fail, so ending sessions (when asked) is retried a few times.
+        for (var attempt = 1; ; attempt++)
+        {
+            if (exists && options.TerminateConnections)
+            {
+                await Scalar(connection,
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()",
+                    cancellationToken, target).ConfigureAwait(false);
+            }
+            try
+            {
+                // One transaction: the target is the old database or the new one, never neither.
+                await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                if (exists)
+                {
+                    await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(target)} RENAME TO {QuoteIdentifier(replaced)}", cancellationToken)
+                        .ConfigureAwait(false);
+                }
+                await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(staging)} RENAME TO {QuoteIdentifier(target)}", cancellationToken)
+                    .ConfigureAwait(false);
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                break;
+            }
+            catch (OperationFailedException e)
+            {
+                var busy = e.InnerException is PostgresException { SqlState: "55006" };
+                if (busy && options.TerminateConnections && attempt < 3)
+                {
+                    continue;
+                }
+                if (!busy)
+                {
+                    throw new OperationFailedException($"'{target}' could not be replaced (it is unchanged): {e.Message}", e);
+                }
+                var sessions = await CountBlockingSessionsAsync(target, cancellationToken).ConfigureAwait(false);
+                throw new OperationFailedException(
+                    $"'{target}' has {sessions} open session(s) of other clients; it is replaced only when they are closed "
+                    + "(--terminate-connections ends them); it is unchanged", e);
+            }
+        }
+        if (!exists)
+        {
+            return [];
+        }
+        try
+        {
+            await DropDatabaseAsync(replaced, CancellationToken.None).ConfigureAwait(false);
+            return [];
+        }
+        catch (OperationFailedException e)
+        {
+            return [$"the replaced database '{replaced}' could not be dropped ({e.Message}); the next restore into '{target}' removes it"];
+        }
     }
 
     /// <summary>Double-quote quoting, quotes doubled: the server's rule for identifiers.</summary>
@@ -248,6 +822,11 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     private async Task<HashSet<string>> KnownSettingsAsync(string database, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        return await KnownSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<HashSet<string>> KnownSettingsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
         await using var command = new NpgsqlCommand("SELECT name FROM pg_settings", connection);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
@@ -281,10 +860,11 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         ["PGCONNECT_TIMEOUT"] = "15",
     };
 
-    private async Task<NpgsqlConnection> OpenAsync(string database, CancellationToken cancellationToken)
+    private async Task<NpgsqlConnection> OpenAsync(string database, CancellationToken cancellationToken, string? applicationName = null)
     {
         var builder = new NpgsqlConnectionStringBuilder
         {
+            ApplicationName = applicationName ?? "vya-backupdb",
             Host = Instance.Host,
             Port = Instance.Port,
             Username = Instance.User,

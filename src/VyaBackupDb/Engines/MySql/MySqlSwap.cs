@@ -1,0 +1,317 @@
+using MySqlConnector;
+using VyaBackupDb.Errors;
+
+namespace VyaBackupDb.Engines.MySql;
+
+/// <summary>
+/// Puts a complete, checked staging database in the place of the target. MySQL cannot rename a
+/// database, so the tables move: one RENAME TABLE statement (atomic) moves the target's old tables
+/// out to the "replaced" database and the staging tables in. Triggers and views cannot leave their
+/// database, so their definitions (and those of routines and events) are read from the staging
+/// database, dropped there, and created again in the target with the staging name pointed at it.
+/// </summary>
+/// <remarks>
+/// Before the RENAME the target's data is unchanged (only its triggers are dropped just before, and
+/// put back if the RENAME fails); after it the target holds the new tables. A process killed in
+/// the few statements around the RENAME leaves the old tables in the "replaced" database, which the
+/// next restore into the same target reports and removes.
+/// </remarks>
+internal sealed class MySqlSwap(MySqlConnection connection, string staging, string target)
+{
+    private enum Kind { Function, Procedure, View, Trigger, Event }
+
+    /// <param name="SqlMode">The sql_mode it was created under (null for views).</param>
+    /// <param name="TimeZone">An event's time zone.</param>
+    private sealed record SchemaObject(Kind Kind, string Name, string Create, string? SqlMode, string? TimeZone = null);
+
+    public async Task<IReadOnlyList<string>> RunAsync(SwapOptions swapOptions, CancellationToken cancellationToken)
+    {
+        var replaced = RestoreStaging.ReplacedName(target);
+        List<SchemaObject> newObjects;
+        List<SchemaObject> oldTriggers = [];
+        bool targetExists;
+        (string Clause, string? Comment) options;
+        var renames = new List<string>();
+        try
+        {
+            // Until the RENAME the target's data is untouched.
+            newObjects = await ReadObjectsAsync(staging, cancellationToken).ConfigureAwait(false);
+            foreach (var o in newObjects.Where(o => o.Kind is Kind.Trigger or Kind.View))
+            {
+                await DropAsync(staging, o, cancellationToken).ConfigureAwait(false);
+            }
+            options = await DatabaseOptionsAsync(staging, cancellationToken).ConfigureAwait(false);
+            renames.AddRange((await TablesAsync(staging, cancellationToken).ConfigureAwait(false))
+                .Select(t => $"{Q(staging)}.{Q(t)} TO {Q(target)}.{Q(t)}"));
+            targetExists = await ExistsAsync(target, cancellationToken).ConfigureAwait(false);
+            if (!targetExists)
+            {
+                await ExecuteWithCommentAsync($"CREATE DATABASE {Q(target)} {options.Clause}", options.Comment, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                if (swapOptions.TerminateConnections)
+                {
+                    await KillSessionsAsync(connection, target, cancellationToken).ConfigureAwait(false);
+                }
+                var oldTables = await TablesAsync(target, cancellationToken).ConfigureAwait(false);
+                if (oldTables.Count > 0)
+                {
+                    await ExecuteAsync($"CREATE DATABASE {Q(replaced)}", cancellationToken).ConfigureAwait(false);
+                    renames.InsertRange(0, oldTables.Select(t => $"{Q(target)}.{Q(t)} TO {Q(replaced)}.{Q(t)}"));
+                    // A table with triggers cannot move to another database: they go just before
+                    // the RENAME and come back if it fails.
+                    oldTriggers = [.. (await ReadObjectsAsync(target, cancellationToken).ConfigureAwait(false)).Where(o => o.Kind == Kind.Trigger)];
+                    foreach (var trigger in oldTriggers)
+                    {
+                        await DropAsync(target, trigger, cancellationToken).ConfigureAwait(false);
+                    }
+                }
+            }
+            if (renames.Count > 0)
+            {
+                await ExecuteAsync("RENAME TABLE " + string.Join(", ", renames), cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is OperationFailedException or OperationCanceledException or MySqlException)
+        {
+            await CreateAllAsync(target, oldTriggers, rewrite: false, CancellationToken.None).ConfigureAwait(false);
+            await ExecuteAsync($"DROP DATABASE IF EXISTS {Q(replaced)}", CancellationToken.None).ConfigureAwait(false);
+            throw new OperationFailedException($"'{target}' could not be replaced (it is unchanged): {e.Message}", e);
+        }
+
+        // The target holds the new tables: the rest is done whatever the token says.
+        try
+        {
+            if (targetExists)
+            {
+                foreach (var o in await ReadObjectsAsync(target, CancellationToken.None).ConfigureAwait(false))
+                {
+                    await DropAsync(target, o, CancellationToken.None).ConfigureAwait(false);
+                }
+                await ExecuteWithCommentAsync($"ALTER DATABASE {Q(target)} {options.Clause}", options.Comment, CancellationToken.None).ConfigureAwait(false);
+            }
+            await CreateAllAsync(target, newObjects, rewrite: true, CancellationToken.None).ConfigureAwait(false);
+            foreach (var name in swapOptions.EventsToEnable)
+            {
+                await ExecuteAsync($"ALTER EVENT {Q(target)}.{Q(name)} ENABLE", CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+        catch (OperationFailedException e)
+        {
+            throw new OperationFailedException(
+                $"the restored tables are in '{target}' but its views, routines, triggers or events could not all be created: {e.Message}"
+                + (renames.Count > 0 && targetExists ? $"; the replaced tables are kept in '{replaced}'" : ""), e);
+        }
+        var warnings = new List<string>();
+        foreach (var leftover in new[] { staging, replaced })
+        {
+            try
+            {
+                await ExecuteAsync($"DROP DATABASE IF EXISTS {Q(leftover)}", CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (OperationFailedException e)
+            {
+                warnings.Add($"'{leftover}' could not be dropped ({e.Message}); the next restore into '{target}' removes it");
+            }
+        }
+        return warnings;
+    }
+
+    /// <summary>Creates routines, then views (in an order their dependencies allow), triggers and events.</summary>
+    private async Task CreateAllAsync(string database, IReadOnlyList<SchemaObject> objects, bool rewrite, CancellationToken cancellationToken)
+    {
+        await connection.ChangeDatabaseAsync(database, cancellationToken).ConfigureAwait(false);
+        var pending = objects.OrderBy(o => o.Kind).ToList();
+        while (pending.Count > 0)
+        {
+            var failed = new List<SchemaObject>();
+            OperationFailedException? lastError = null;
+            foreach (var o in pending)
+            {
+                try
+                {
+                    await CreateAsync(o, rewrite, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationFailedException e) when (o.Kind == Kind.View)
+                {
+                    // A view over a view not created yet: tried again in the next round.
+                    failed.Add(o);
+                    lastError = e;
+                }
+            }
+            if (failed.Count == pending.Count)
+            {
+                throw new OperationFailedException($"view {Q(failed[0].Name)}: {lastError!.Message}", lastError);
+            }
+            pending = failed;
+        }
+    }
+
+    private async Task CreateAsync(SchemaObject o, bool rewrite, CancellationToken cancellationToken)
+    {
+        if (o.SqlMode is not null)
+        {
+            await using var mode = new MySqlCommand("SET SESSION sql_mode = @mode", connection);
+            mode.Parameters.AddWithValue("@mode", o.SqlMode);
+            await mode.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        if (o.TimeZone is not null)
+        {
+            await using var zone = new MySqlCommand("SET SESSION time_zone = @zone", connection);
+            zone.Parameters.AddWithValue("@zone", o.TimeZone);
+            await zone.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        // The staging name only ever appears quoted: SHOW CREATE quotes it, and so does the dump
+        // filter where it pointed the source's name at it. It is long and unique, so this replaces
+        // nothing else.
+        var sql = rewrite ? o.Create.Replace(Q(staging), Q(target), StringComparison.Ordinal) : o.Create;
+        try
+        {
+            await ExecuteAsync(sql, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationFailedException e)
+        {
+            throw new OperationFailedException($"{o.Kind.ToString().ToLowerInvariant()} {Q(o.Name)}: {e.Message}", e);
+        }
+    }
+
+    private async Task<List<SchemaObject>> ReadObjectsAsync(string database, CancellationToken cancellationToken)
+    {
+        var objects = new List<SchemaObject>();
+        foreach (var (type, name) in await NamesAsync(
+            "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = @db AND ROUTINE_TYPE IN ('FUNCTION', 'PROCEDURE')",
+            database, cancellationToken).ConfigureAwait(false))
+        {
+            var kind = type == "FUNCTION" ? Kind.Function : Kind.Procedure;
+            var row = await ShowCreateAsync($"SHOW CREATE {type} {Q(database)}.{Q(name)}", cancellationToken).ConfigureAwait(false);
+            objects.Add(new SchemaObject(kind, name, Text(row[2], kind, name), (string?)row[1]));
+        }
+        foreach (var (_, name) in await NamesAsync(
+            "SELECT '', TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = @db", database, cancellationToken).ConfigureAwait(false))
+        {
+            var row = await ShowCreateAsync($"SHOW CREATE VIEW {Q(database)}.{Q(name)}", cancellationToken).ConfigureAwait(false);
+            objects.Add(new SchemaObject(Kind.View, name, Text(row[1], Kind.View, name), null));
+        }
+        foreach (var (_, name) in await NamesAsync(
+            "SELECT '', TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = @db ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
+            database, cancellationToken).ConfigureAwait(false))
+        {
+            var row = await ShowCreateAsync($"SHOW CREATE TRIGGER {Q(database)}.{Q(name)}", cancellationToken).ConfigureAwait(false);
+            objects.Add(new SchemaObject(Kind.Trigger, name, Text(row[2], Kind.Trigger, name), (string?)row[1]));
+        }
+        foreach (var (_, name) in await NamesAsync(
+            "SELECT '', EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @db", database, cancellationToken).ConfigureAwait(false))
+        {
+            var row = await ShowCreateAsync($"SHOW CREATE EVENT {Q(database)}.{Q(name)}", cancellationToken).ConfigureAwait(false);
+            objects.Add(new SchemaObject(Kind.Event, name, Text(row[3], Kind.Event, name), (string?)row[1], (string?)row[2]));
+        }
+        return objects;
+    }
+
+    private static string Text(object? value, Kind kind, string name) => value as string
+        ?? throw new OperationFailedException($"cannot read the definition of {kind.ToString().ToLowerInvariant()} {Q(name)} (missing privilege?)");
+
+    private async Task DropAsync(string database, SchemaObject o, CancellationToken cancellationToken) =>
+        await ExecuteAsync($"DROP {o.Kind.ToString().ToUpperInvariant()} IF EXISTS {Q(database)}.{Q(o.Name)}", cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Base tables, system-versioned tables and sequences: everything RENAME TABLE moves.</summary>
+    private async Task<List<string>> TablesAsync(string database, CancellationToken cancellationToken) =>
+        [.. (await NamesAsync("SELECT '', TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE <> 'VIEW'",
+            database, cancellationToken).ConfigureAwait(false)).Select(n => n.Name)];
+
+    private async Task<bool> ExistsAsync(string database, CancellationToken cancellationToken) =>
+        (await NamesAsync("SELECT '', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = @db", database, cancellationToken)
+            .ConfigureAwait(false)).Count > 0;
+
+    /// <summary>
+    /// The staging database's own options (character set, collation, MariaDB's comment) as a
+    /// CREATE/ALTER DATABASE clause; the comment is a parameter (@comment) of that statement.
+    /// </summary>
+    private async Task<(string Clause, string? Comment)> DatabaseOptionsAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand("SELECT * FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = @db", connection);
+        command.Parameters.AddWithValue("@db", database);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        // Names the server itself reported; quoted anyway.
+        var clause = $"CHARACTER SET {Q(reader.GetString(reader.GetOrdinal("DEFAULT_CHARACTER_SET_NAME")))} "
+            + $"COLLATE {Q(reader.GetString(reader.GetOrdinal("DEFAULT_COLLATION_NAME")))}";
+        var comment = Enumerable.Range(0, reader.FieldCount).Any(i => reader.GetName(i) == "SCHEMA_COMMENT")
+            ? reader["SCHEMA_COMMENT"] as string : null;
+        return comment is null ? (clause, null) : (clause + " COMMENT @comment", comment);
+    }
+
+    private async Task ExecuteWithCommentAsync(string sql, string? comment, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand(sql, connection);
+        command.Parameters.AddWithValue("@comment", comment ?? "");
+        try
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (MySqlException e)
+        {
+            throw new OperationFailedException(e.Message, e);
+        }
+    }
+
+    /// <summary>Ends the sessions of other clients whose current database is <paramref name="database"/>.</summary>
+    public static async Task KillSessionsAsync(MySqlConnection connection, string database, CancellationToken cancellationToken)
+    {
+        var ids = new List<long>();
+        await using (var command = new MySqlCommand("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = @db AND ID <> CONNECTION_ID()", connection))
+        {
+            command.Parameters.AddWithValue("@db", database);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                ids.Add(Convert.ToInt64(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+        foreach (var id in ids)
+        {
+            try
+            {
+                await MySqlEngine.Execute(connection, $"KILL CONNECTION {id}", cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationFailedException)
+            {
+                // Gone meanwhile.
+            }
+        }
+    }
+
+    private async Task<List<(string Type, string Name)>> NamesAsync(string sql, string database, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand(sql, connection);
+        command.Parameters.AddWithValue("@db", database);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var names = new List<(string, string)>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            names.Add((reader.GetString(0), reader.GetString(1)));
+        }
+        return names;
+    }
+
+    private async Task<object?[]> ShowCreateAsync(string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand(sql, connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            throw new OperationFailedException($"{sql}: no definition returned");
+        }
+        var row = new object?[reader.FieldCount];
+        for (var i = 0; i < row.Length; i++)
+        {
+            row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i) is byte[] bytes ? System.Text.Encoding.UTF8.GetString(bytes) : reader.GetValue(i);
+        }
+        return row;
+    }
+
+    private Task ExecuteAsync(string sql, CancellationToken cancellationToken) => MySqlEngine.Execute(connection, sql, cancellationToken);
+
+    private static string Q(string name) => MySqlEngine.QuoteIdentifier(name);
+}

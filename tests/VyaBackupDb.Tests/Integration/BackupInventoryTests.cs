@@ -1,0 +1,556 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Pipeline;
+using VyaBackupDb.Storage.Local;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// What a backup records about its database: exact row counts read off the dump stream (a restore
+/// that differs exits 4), tables outside MySQL's snapshot, MariaDB history and sequences, and the
+/// database's own settings, re-applied when a restore creates the target.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class BackupInventoryTests : IAsyncLifetime
+{
+    private const int Success = 0;
+    private const int VerificationFailed = 4;
+
+    private readonly Scratch _scratch = new();
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    // ---------------------------------------------------------------- exact counts, exit code 4
+
+    [SkippableTheory]
+    [InlineData(Dbms.MySql)]
+    [InlineData(Dbms.PostgreSql)]
+    public async Task A_restore_holding_other_rows_than_the_backup_counted_exits_4(Dbms dbms)
+    {
+        var (instanceId, source) = dbms == Dbms.MySql
+            ? ("1", await NewMySqlAsync("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')"))
+            : ("2", await NewPostgresAsync("CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')"));
+        var backupDir = _scratch.TempDir("backups");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("config"), backupDir, compression: "none");
+        var backup = await Run.CliAsync("backup", "--instance", instanceId, "--database", source, "--config", config);
+        Assert.True(backup.ExitCode == Success, backup.ToString());
+        var file = Assert.Single(Ops.DataFilesUnder(backupDir));
+        var original = Path.Combine(backupDir, file);
+        var table = dbms == Dbms.MySql ? "t" : "public.t";
+        Assert.Equal(new TableRows(table, 3, Exact: true), Assert.Single(Manifest(original).Inventory.Tables));
+
+        // (a) A row gone from the dump (digests made to match): the restored table has 2 rows, the backup counted 3.
+        var editedDump = CopyBackup(original, _scratch.TempDir("dump-edited"));
+        var sql = await File.ReadAllTextAsync(editedDump);
+        // mariadb-dump 10.11 writes a tuple per line; others one line per statement.
+        var row = dbms == Dbms.PostgreSql ? "2\tb\n" : sql.Contains("(2,'b'),\n", StringComparison.Ordinal) ? "(2,'b'),\n" : ",(2,'b')";
+        Assert.Contains(row, sql, StringComparison.Ordinal);
+        await File.WriteAllTextAsync(editedDump, sql.Replace(row, "", StringComparison.Ordinal));
+        MatchDigests(editedDump);
+        // (b) The manifest says 4 rows where the dump holds 3.
+        var editedManifest = CopyBackup(original, _scratch.TempDir("manifest-edited"));
+        EditManifest(editedManifest, m => m["inventory"]!["tables"]![0]!["rows"] = 4);
+
+        foreach (var (edited, expected) in new[] { (editedDump, "3 rows in the backup, 2 restored"), (editedManifest, "4 rows in the backup, 3 restored") })
+        {
+            var target = dbms == Dbms.MySql ? _scratch.MySqlName() : _scratch.PostgresName();
+            var restore = await Run.CliAsync("restore", "--file", edited, "--instance", instanceId, "--target", target, "--config", config);
+            Assert.True(restore.ExitCode == VerificationFailed, $"{edited}: restore should exit 4:\n{restore}");
+            var error = Assert.Single(Cli.ErrorLines(restore));
+            Assert.Contains($"table {table}: {expected}", error, StringComparison.Ordinal);
+        }
+        var control = await Run.CliAsync("restore", "--file", original, "--instance", instanceId,
+            "--target", dbms == Dbms.MySql ? _scratch.MySqlName() : _scratch.PostgresName(), "--config", config);
+        Assert.True(control.ExitCode == Success, control.ToString());
+    }
+
+    [SkippableFact]
+    public async Task MySql_counts_are_those_of_the_dump_even_when_rows_are_written_while_it_runs()
+    {
+        var source = await NewMySqlAsync(
+            "CREATE TABLE filler (id INT PRIMARY KEY, pad CHAR(200) NOT NULL) ENGINE=InnoDB",
+            "CREATE TABLE w (id INT AUTO_INCREMENT PRIMARY KEY, at DATETIME(6) NOT NULL) ENGINE=InnoDB",
+            "SET SESSION max_recursive_iterations = 200000",
+            "INSERT INTO filler WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 200000) SELECT n, REPEAT('p', 200) FROM s");
+        using var stop = new CancellationTokenSource();
+        var writes = Task.Run(async () =>
+        {
+            var n = 0;
+            await using var connection = await MySqlTestDb.OpenAsync(source);
+            while (!stop.IsCancellationRequested)
+            {
+                await using var command = new MySqlConnector.MySqlCommand("INSERT INTO w (at) VALUES (NOW(6))", connection);
+                await command.ExecuteNonQueryAsync();
+                n++;
+            }
+            return n;
+        });
+        while (Convert.ToInt64(await MySqlTestDb.ScalarAsync(source, "SELECT COUNT(*) FROM w"), CultureInfo.InvariantCulture) < 20)
+        {
+            await Task.Delay(10);
+        }
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        stop.Cancel();
+        var written = await writes;
+        var counted = Assert.Single(Manifest(file).Inventory.Tables, t => t.Name == "w");
+        Assert.True(counted.Exact);
+        Assert.InRange(counted.Rows, 20, written - 1);
+
+        var observer = new TestRestoreObserver();
+        var result = await Ops.RestoreAsync(TestServers.MySql(), file, _scratch.MySqlName(), observer: observer);
+        Assert.NotNull(result);
+        Assert.NotNull(result.Comparison);
+        Assert.True(result.Comparison.Matches, string.Join("; ", result.Comparison.Mismatches));
+        Assert.Empty(result.Comparison.Warnings);
+        Assert.Contains($"table w: {counted.Rows} rows in the backup, {counted.Rows} restored", result.Comparison.Lines);
+    }
+
+    // ---------------------------------------------------------------- MySQL: outside the snapshot, history, sequences
+
+    [SkippableFact]
+    public async Task MySql_tables_outside_the_snapshot_are_named_in_a_warning_and_in_the_manifest()
+    {
+        var source = await NewMySqlAsync(
+            "CREATE TABLE inno (id INT PRIMARY KEY) ENGINE=InnoDB",
+            "CREATE TABLE my (id INT PRIMARY KEY) ENGINE=MyISAM",
+            "CREATE TABLE ar (id INT PRIMARY KEY) ENGINE=Aria",
+            "CREATE TABLE mem (id INT PRIMARY KEY) ENGINE=MEMORY",
+            "INSERT INTO inno VALUES (1)", "INSERT INTO my VALUES (1), (2)", "INSERT INTO ar VALUES (1), (2), (3)");
+        var backupDir = _scratch.TempDir("backups");
+        var observer = new TestBackupObserver();
+        var report = await new BackupOperation(TestServers.Config(backupDir, TestServers.MySql()), new LocalStorage(backupDir), TimeProvider.System, observer)
+            .RunAsync(new BackupRequest([TestServers.MySql()], source, Compression.Zstd, DryRun: false), CancellationToken.None);
+        var result = Assert.Single(report.Results);
+        Assert.True(result.Succeeded, result.Error);
+
+        var warning = Assert.Single(observer.Warnings);
+        Assert.Contains("outside the dump's snapshot", warning, StringComparison.Ordinal);
+        Assert.Contains("ar (Aria), mem (MEMORY), my (MyISAM)", warning, StringComparison.Ordinal);
+        Assert.DoesNotContain("inno", warning, StringComparison.Ordinal);
+        var manifest = Manifest(result.Location!);
+        Assert.Equal([new TableEngine("ar", "Aria"), new TableEngine("mem", "MEMORY"), new TableEngine("my", "MyISAM")], manifest.Inventory.OutsideSnapshot);
+        Assert.Equal(
+            [new TableRows("ar", 3, true), new TableRows("inno", 1, true), new TableRows("mem", 0, true), new TableRows("my", 2, true)],
+            manifest.Inventory.Tables);
+        Assert.Contains("\"outside_snapshot\"", await File.ReadAllTextAsync(result.Location + BackupManifest.Suffix), StringComparison.Ordinal);
+
+        var restored = await Ops.RestoreAsync(TestServers.MySql(), result.Location!, _scratch.MySqlName());
+        Assert.True(restored?.Comparison?.Matches, string.Join("; ", restored?.Comparison?.Mismatches ?? []));
+    }
+
+    [SkippableFact]
+    public async Task MariaDb_system_versioned_history_and_sequences_survive_backup_and_restore()
+    {
+        var source = await NewMySqlAsync(
+            "CREATE TABLE plain (id INT PRIMARY KEY)",
+            "CREATE TABLE hist (id INT PRIMARY KEY, v VARCHAR(20)) WITH SYSTEM VERSIONING",
+            """
+            CREATE TABLE hist_explicit (id INT PRIMARY KEY, v VARCHAR(20),
+              s TIMESTAMP(6) GENERATED ALWAYS AS ROW START, e TIMESTAMP(6) GENERATED ALWAYS AS ROW END,
+              PERIOD FOR SYSTEM_TIME (s, e)) WITH SYSTEM VERSIONING
+            """,
+            "CREATE SEQUENCE seq START WITH 100 INCREMENT BY 5",
+            "INSERT INTO plain VALUES (1)",
+            "INSERT INTO hist VALUES (1, 'one'), (2, 'two'), (3, 'three')",
+            "UPDATE hist SET v = 'ONE' WHERE id = 1",
+            "DELETE FROM hist WHERE id = 2",
+            "INSERT INTO hist_explicit (id, v) VALUES (1, 'x;''y')",
+            "UPDATE hist_explicit SET v = 'z' WHERE id = 1",
+            "SELECT NEXTVAL(seq)", "SELECT NEXTVAL(seq)");
+        const string AllVersions = "SELECT id, v, ROW_START, ROW_END FROM hist FOR SYSTEM_TIME ALL ORDER BY id, ROW_START";
+        const string AllExplicit = "SELECT id, v, s, e FROM hist_explicit FOR SYSTEM_TIME ALL ORDER BY id, s";
+        var sourceHistory = await RowsAsync(source, AllVersions);
+        var sourceExplicit = await RowsAsync(source, AllExplicit);
+        Assert.Equal(4, sourceHistory.Count);
+        Assert.Equal(2, sourceExplicit.Count);
+
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var manifest = Manifest(file);
+        Assert.Equal(
+            [new TableRows("hist", 4, true, History: true), new TableRows("hist_explicit", 2, true, History: true), new TableRows("plain", 1, true)],
+            manifest.Inventory.Tables);
+        var sequence = Assert.Single(manifest.Inventory.Sequences);
+        Assert.Equal("seq", sequence.Name);
+        Assert.True(sequence.Value >= 110, $"sequence value {sequence.Value}");
+
+        var target = _scratch.MySqlName();
+        var result = await Ops.RestoreAsync(TestServers.MySql(), file, target);
+        Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
+        Assert.Equal(sourceHistory, await RowsAsync(target, AllVersions));
+        Assert.Equal(sourceExplicit, await RowsAsync(target, AllExplicit));
+        // Still versioned: a change in the copy makes history of its own.
+        await MySqlTestDb.ExecAsync(target, "UPDATE hist SET v = 'uno' WHERE id = 1");
+        Assert.Equal(5, (await RowsAsync(target, AllVersions)).Count);
+        Assert.Equal(sequence.Value, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT NEXTVAL(seq)"), CultureInfo.InvariantCulture));
+    }
+
+    [SkippableFact]
+    public async Task MariaDb_transaction_precise_history_is_named_in_a_warning_and_the_current_rows_are_kept()
+    {
+        var source = await NewMySqlAsync(
+            """
+            CREATE TABLE trx (id INT PRIMARY KEY, v INT,
+              s BIGINT UNSIGNED GENERATED ALWAYS AS ROW START, e BIGINT UNSIGNED GENERATED ALWAYS AS ROW END,
+              PERIOD FOR SYSTEM_TIME (s, e)) ENGINE=InnoDB WITH SYSTEM VERSIONING
+            """,
+            "INSERT INTO trx (id, v) VALUES (1, 1), (2, 2)", "UPDATE trx SET v = 10 WHERE id = 1");
+        var backupDir = _scratch.TempDir("backups");
+        var observer = new TestBackupObserver();
+        var report = await new BackupOperation(TestServers.Config(backupDir, TestServers.MySql()), new LocalStorage(backupDir), TimeProvider.System, observer)
+            .RunAsync(new BackupRequest([TestServers.MySql()], source, Compression.Zstd, DryRun: false), CancellationToken.None);
+        var result = Assert.Single(report.Results);
+        Assert.True(result.Succeeded, result.Error);
+        var warning = Assert.Single(observer.Warnings);
+        Assert.Contains("history of system-versioned tables trx is not in the backup", warning, StringComparison.Ordinal);
+        Assert.Contains("transaction-precise", warning, StringComparison.Ordinal);
+        Assert.Equal([new TableRows("trx", 2, true)], Manifest(result.Location!).Inventory.Tables);
+
+        var target = _scratch.MySqlName();
+        var restored = await Ops.RestoreAsync(TestServers.MySql(), result.Location!, target);
+        Assert.True(restored?.Comparison?.Matches, string.Join("; ", restored?.Comparison?.Mismatches ?? []));
+        Assert.Equal(["1|10", "2|2"], await RowsAsync(target, "SELECT id, v FROM trx ORDER BY id"));
+    }
+
+    // ---------------------------------------------------------------- PostgreSQL: partitions, inheritance
+
+    [SkippableFact]
+    public async Task Postgres_counts_partitions_and_inheritance_as_count_does_on_the_restored_copy()
+    {
+        var source = await NewPostgresAsync(
+            "CREATE TABLE parted (id int, v text) PARTITION BY RANGE (id)",
+            "CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (100) PARTITION BY LIST (v)",
+            "CREATE TABLE parted_low_a PARTITION OF parted_low FOR VALUES IN ('a')",
+            "CREATE TABLE parted_low_other PARTITION OF parted_low DEFAULT",
+            "CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (100) TO (MAXVALUE)",
+            "INSERT INTO parted VALUES (1, 'a'), (2, 'a'), (3, 'b'), (100, 'x'), (200, 'y'), (300, 'z')",
+            "CREATE TABLE animal (id int, name text)",
+            "CREATE TABLE dog (bark text) INHERITS (animal)",
+            "CREATE TABLE puppy () INHERITS (dog)",
+            "INSERT INTO animal VALUES (1, 'cat'), (2, 'cow')",
+            "INSERT INTO dog VALUES (3, 'rex', 'woof'), (4, 'fido', 'wuff'), (5, 'odie', 'arf')",
+            "INSERT INTO puppy VALUES (6, 'pup', 'yip')",
+            "CREATE TABLE \"em pty\" (id int)",
+            "CREATE TABLE nocols ()",
+            "INSERT INTO nocols DEFAULT VALUES", "INSERT INTO nocols DEFAULT VALUES",
+            "CREATE SCHEMA \"we\"\"ird\"",
+            "CREATE TABLE \"we\"\"ird\".\"Ta\nble\" (\"co\"\"l\" text)",
+            "INSERT INTO \"we\"\"ird\".\"Ta\nble\" VALUES (E'a\\nb'), (E'\\\\.'), ('')");
+        var file = await Ops.BackupOkAsync(TestServers.Postgres(), source, Compression.Zstd, _scratch.TempDir("backups"));
+
+        var counted = Manifest(file).Inventory.Tables.ToDictionary(t => t.Name, t => t.Rows);
+        Assert.Equal(
+            new Dictionary<string, long>
+            {
+                ["public.animal"] = 6, ["public.dog"] = 4, ["public.puppy"] = 1, ["public.\"em pty\""] = 0, ["public.nocols"] = 2,
+                ["public.parted"] = 6, ["public.parted_low"] = 3, ["public.parted_low_a"] = 2, ["public.parted_low_other"] = 1, ["public.parted_high"] = 3,
+                ["\"we\"\"ird\".\"Ta\nble\""] = 3,
+            },
+            counted);
+        Assert.All(Manifest(file).Inventory.Tables, t => Assert.True(t.Exact));
+
+        var result = await Ops.RestoreAsync(TestServers.Postgres(), file, _scratch.PostgresName());
+        Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
+        Assert.Empty(result!.Comparison!.Warnings);
+    }
+
+    // ---------------------------------------------------------------- database settings
+
+    [SkippableFact]
+    public async Task A_MySql_database_comes_back_with_its_character_set_collation_and_comment_under_a_new_name()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = _scratch.MySqlName();
+        const string Comment = "it's a \\ \"comment\" ; DROP DATABASE x; --";
+        await MySqlTestDb.ExecWithAsync("mysql", $"CREATE DATABASE {MySqlTestDb.Quote(source)} CHARACTER SET latin1 COLLATE latin1_swedish_ci COMMENT @p0", Comment);
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO t VALUES (1, 'å')");
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        Assert.Equal(new DatabaseSettings { CharacterSet = "latin1", Collation = "latin1_swedish_ci", Comment = Comment }, Manifest(file).Settings);
+
+        var target = _scratch.MySqlName();
+        var result = await Ops.RestoreAsync(TestServers.MySql(), file, target);
+        Assert.True(result?.Comparison?.Matches);
+        Assert.Equal(["latin1|latin1_swedish_ci|" + Comment], await RowsAsync(null,
+            $"SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME, SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{target}'"));
+        Assert.Equal("å", await MySqlTestDb.ScalarAsync(target, "SELECT v FROM t"));
+    }
+
+    [SkippableTheory]
+    [InlineData("ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'")]
+    [InlineData("ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'und-u-ks-level2'")]
+    public async Task A_Postgres_database_comes_back_with_its_encoding_locale_settings_and_comment_under_a_new_name(string create)
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = _scratch.PostgresName();
+        const string Comment = "it's a \\ comment'; DROP DATABASE postgres; --";
+        const string Custom = "x'y; DROP DATABASE postgres; --";
+        await PgTestDb.ExecAsync("postgres",
+            $"CREATE DATABASE {PgTestDb.Quote(source)} TEMPLATE template0 {create}",
+            $"ALTER DATABASE {PgTestDb.Quote(source)} SET work_mem = '12MB'",
+            $"ALTER DATABASE {PgTestDb.Quote(source)} SET search_path = \"$user\", public, \"we ird\", \"q\"\"uote\"",
+            $"ALTER DATABASE {PgTestDb.Quote(source)} SET myapp.tenant = '{Custom.Replace("'", "''", StringComparison.Ordinal)}'",
+            $"ALTER ROLE {PgTestDb.Quote(TestServers.PgUser)} IN DATABASE {PgTestDb.Quote(source)} SET statement_timeout = '7s'",
+            $"COMMENT ON DATABASE {PgTestDb.Quote(source)} IS '{Comment.Replace("'", "''", StringComparison.Ordinal)}'");
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'abc')");
+        var file = await Ops.BackupOkAsync(TestServers.Postgres(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var settings = Manifest(file).Settings;
+        Assert.NotNull(settings);
+        Assert.Equal(Comment, settings.Comment);
+        Assert.Equal(
+            [new DatabaseParameter("work_mem", "12MB"), new DatabaseParameter("search_path", "\"$user\", public, \"we ird\", \"q\"\"uote\""),
+                new DatabaseParameter("myapp.tenant", Custom)],
+            settings.Parameters);
+
+        var target = _scratch.PostgresName();
+        var result = await Ops.RestoreAsync(TestServers.Postgres(), file, target);
+        Assert.True(result?.Comparison?.Matches);
+        const string Describe =
+            "SELECT pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, d.datlocprovider, coalesce(d.daticulocale, '-'), "
+            + "shobj_description(d.oid, 'pg_database'), "
+            + "(SELECT array_to_string(s.setconfig, ' | ') FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0) "
+            + "FROM pg_database d WHERE d.datname = $1";
+        var expected = Assert.Single(await PgRowsAsync(Describe, source));
+        Assert.Equal(expected, Assert.Single(await PgRowsAsync(Describe, target)));
+        // The role's own setting in the source database is the role's, not the database's: not carried.
+        Assert.Empty(await PgRowsAsync(
+            "SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = $1 AND s.setrole <> 0", target));
+        Assert.Equal("abc", await PgTestDb.ScalarAsync(target, "SELECT v FROM t"));
+    }
+
+    [SkippableTheory]
+    [InlineData(Dbms.MySql, "collation", "latin1_swedish_ci COLLATE utf8mb4_bin", "invalid collation")]
+    [InlineData(Dbms.MySql, "character_set", "klingon", "character set 'klingon' is not known")]
+    [InlineData(Dbms.MySql, "collation", "utf8mb4_bin", "collation 'utf8mb4_bin' (character set latin1) is not known")]
+    [InlineData(Dbms.PostgreSql, "lc_collate", "C' TEMPLATE template1 --", "invalid LC_COLLATE")]
+    [InlineData(Dbms.PostgreSql, "encoding", "KLINGON", "encoding 'KLINGON' is not known")]
+    [InlineData(Dbms.PostgreSql, "parameters", "work_mem TO 1; DROP DATABASE postgres; --", "invalid setting name")]
+    [InlineData(Dbms.PostgreSql, "parameters", "no_such_setting", "database setting 'no_such_setting' is not known")]
+    [InlineData(Dbms.PostgreSql, "locale_provider", "icu'", "unknown locale provider")]
+    public async Task A_manifest_with_invalid_settings_is_refused_before_the_target_is_created(Dbms dbms, string field, string value, string expected)
+    {
+        await (dbms == Dbms.MySql ? TestServers.RequireMySqlAsync() : TestServers.RequirePostgresAsync());
+        string file;
+        if (dbms == Dbms.MySql)
+        {
+            var source = _scratch.MySqlName();
+            await MySqlTestDb.ExecAsync(null, $"CREATE DATABASE {MySqlTestDb.Quote(source)} CHARACTER SET latin1");
+            file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        }
+        else
+        {
+            file = await Ops.BackupOkAsync(TestServers.Postgres(), await _scratch.NewPostgresDatabaseAsync(), Compression.Zstd, _scratch.TempDir("backups"));
+        }
+        EditManifest(file, m =>
+        {
+            var settings = m["settings"]!;
+            settings[field] = field == "parameters" ? new JsonArray(new JsonObject { ["name"] = value, ["value"] = "1" }) : value;
+            if (field == "locale_provider")
+            {
+                settings["locale"] = "und";
+            }
+        });
+        var target = dbms == Dbms.MySql ? _scratch.MySqlName() : _scratch.PostgresName();
+        var instance = dbms == Dbms.MySql ? TestServers.MySql() : TestServers.Postgres();
+
+        var error = await Assert.ThrowsAsync<OperationFailedException>(() => Ops.RestoreAsync(instance, file, target));
+
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', error.Message);
+        Assert.False(dbms == Dbms.MySql ? await MySqlTestDb.ExistsAsync(target) : await PgTestDb.ExistsAsync(target));
+    }
+
+    [SkippableFact]
+    public async Task A_setting_the_server_rejects_leaves_no_database_behind()
+    {
+        await TestServers.RequirePostgresAsync();
+        var file = await Ops.BackupOkAsync(TestServers.Postgres(), await _scratch.NewPostgresDatabaseAsync(), Compression.Zstd, _scratch.TempDir("backups"));
+        EditManifest(file, m => m["settings"]!["parameters"] = new JsonArray(new JsonObject { ["name"] = "work_mem", ["value"] = "lots" }));
+        var target = _scratch.PostgresName();
+
+        var error = await Assert.ThrowsAsync<OperationFailedException>(() => Ops.RestoreAsync(TestServers.Postgres(), file, target));
+
+        Assert.Contains("cannot apply the backup's settings", error.Message, StringComparison.Ordinal);
+        Assert.Contains("work_mem", error.Message, StringComparison.Ordinal);
+        Assert.False(await PgTestDb.ExistsAsync(target));
+    }
+
+    // ---------------------------------------------------------------- owners and grants (owners: true)
+
+    [SkippableFact]
+    public async Task With_owners_a_Postgres_database_comes_back_with_its_owners_and_grants_when_the_roles_exist()
+    {
+        await TestServers.RequirePostgresAsync();
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var owner = $"vt_owner_{suffix}";
+        var reader = $"vt_read er\"{suffix}";
+        var source = _scratch.PostgresName();
+        var target = _scratch.PostgresName();
+        var instance = TestServers.Postgres() with { Owners = true };
+        await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {PgTestDb.Quote(owner)}", $"CREATE ROLE {PgTestDb.Quote(reader)}");
+        try
+        {
+            await PgTestDb.ExecAsync("postgres",
+                $"CREATE DATABASE {PgTestDb.Quote(source)} TEMPLATE template0 OWNER {PgTestDb.Quote(owner)}",
+                $"REVOKE ALL ON DATABASE {PgTestDb.Quote(source)} FROM PUBLIC",
+                $"GRANT CONNECT ON DATABASE {PgTestDb.Quote(source)} TO {PgTestDb.Quote(reader)}");
+            await PgTestDb.ExecAsync(source,
+                $"CREATE SCHEMA app AUTHORIZATION {PgTestDb.Quote(owner)}",
+                "CREATE TABLE app.t (id int PRIMARY KEY)",
+                "INSERT INTO app.t VALUES (1), (2)",
+                $"ALTER TABLE app.t OWNER TO {PgTestDb.Quote(owner)}",
+                $"GRANT SELECT ON app.t TO {PgTestDb.Quote(reader)}",
+                "CREATE FUNCTION app.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+                $"ALTER FUNCTION app.f() OWNER TO {PgTestDb.Quote(owner)}",
+                $"ALTER DEFAULT PRIVILEGES FOR ROLE {PgTestDb.Quote(owner)} IN SCHEMA app GRANT SELECT ON TABLES TO {PgTestDb.Quote(reader)}");
+            var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+            var settings = Manifest(file).Settings;
+            Assert.NotNull(settings);
+            Assert.True(settings.Owners);
+            Assert.Equal(owner, settings.Owner);
+            Assert.Contains(owner, settings.Roles!);
+            Assert.Contains(reader, settings.Roles!);
+            Assert.Contains(new DatabaseGrant(reader, "CONNECT", false), settings.Grants!);
+
+            // A role the backup names is missing: refused before the target exists, naming it.
+            var missing = CopyBackup(file, _scratch.TempDir("missing-role"));
+            EditManifest(missing, m => m["settings"]!["roles"]!.AsArray().Add("vt_gone_" + suffix));
+            var error = await Assert.ThrowsAsync<OperationFailedException>(() => Ops.RestoreAsync(instance, missing, target));
+            Assert.Contains($"lacks the roles vt_gone_{suffix}", error.Message, StringComparison.Ordinal);
+            Assert.False(await PgTestDb.ExistsAsync(target));
+
+            var result = await Ops.RestoreAsync(instance, file, target);
+            Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
+            const string DatabaseAcl =
+                "SELECT pg_get_userbyid(d.datdba), a.grantee::regrole::text, a.privilege_type, a.is_grantable "
+                + "FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $1 ORDER BY 2, 3";
+            Assert.Equal(await PgRowsAsync(DatabaseAcl, source), await PgRowsAsync(DatabaseAcl, target));
+            const string Objects =
+                "SELECT 'table', pg_get_userbyid(relowner), relacl::text FROM pg_class WHERE oid = 'app.t'::regclass "
+                + "UNION ALL SELECT 'schema', pg_get_userbyid(nspowner), nspacl::text FROM pg_namespace WHERE nspname = 'app' "
+                + "UNION ALL SELECT 'function', pg_get_userbyid(proowner), proacl::text FROM pg_proc WHERE oid = 'app.f'::regproc "
+                + "UNION ALL SELECT 'default', pg_get_userbyid(defaclrole), defaclacl::text FROM pg_default_acl ORDER BY 1";
+            var expected = await PgDbRowsAsync(source, Objects);
+            Assert.Equal(4, expected.Count);
+            Assert.Equal(expected, await PgDbRowsAsync(target, Objects));
+        }
+        finally
+        {
+            await PgTestDb.DropIfExistsAsync(source);
+            await PgTestDb.DropIfExistsAsync(target);
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {PgTestDb.Quote(owner)}", $"DROP ROLE IF EXISTS {PgTestDb.Quote(reader)}");
+        }
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private async Task<string> NewMySqlAsync(params string[] statements)
+    {
+        await TestServers.RequireMySqlAsync();
+        var name = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(name, statements);
+        return name;
+    }
+
+    private async Task<string> NewPostgresAsync(params string[] statements)
+    {
+        await TestServers.RequirePostgresAsync();
+        var name = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(name, statements);
+        return name;
+    }
+
+    private static BackupManifest Manifest(string file) => BackupManifest.FromJson(File.ReadAllBytes(file + BackupManifest.Suffix));
+
+    /// <summary>Each row as "a|b|c" (NULL as "NULL", binary as hex).</summary>
+    private static async Task<List<string>> RowsAsync(string? database, string sql)
+    {
+        await using var connection = await MySqlTestDb.OpenAsync(database);
+        await using var command = new MySqlConnector.MySqlCommand(sql, connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(string.Join('|', Enumerable.Range(0, reader.FieldCount).Select(i => Cell(reader.GetValue(i)))));
+        }
+        return rows;
+    }
+
+    private static async Task<List<string>> PgRowsAsync(string sql, params object[] parameters)
+    {
+        await using var connection = await PgTestDb.OpenAsync();
+        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = parameter });
+        }
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(string.Join('|', Enumerable.Range(0, reader.FieldCount).Select(i => Cell(reader.GetValue(i)))));
+        }
+        return rows;
+    }
+
+    private static async Task<List<string>> PgDbRowsAsync(string database, string sql)
+    {
+        await using var connection = await PgTestDb.OpenAsync(database);
+        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(string.Join('|', Enumerable.Range(0, reader.FieldCount).Select(i => Cell(reader.GetValue(i)))));
+        }
+        return rows;
+    }
+
+    private static string Cell(object value) => value switch
+    {
+        DBNull => "NULL",
+        byte[] bytes => Convert.ToHexString(bytes),
+        DateTime time => time.ToString("O", CultureInfo.InvariantCulture),
+        _ => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "",
+    };
+
+    /// <summary>Copies a backup file with its .sha256 and manifest into <paramref name="dir"/>; returns the copy's path.</summary>
+    private static string CopyBackup(string file, string dir)
+    {
+        var copy = Path.Combine(dir, Path.GetFileName(file));
+        foreach (var suffix in new[] { "", BackupManifest.ChecksumSuffix, BackupManifest.Suffix })
+        {
+            File.Copy(file + suffix, copy + suffix);
+        }
+        return copy;
+    }
+
+    private static void EditManifest(string file, Action<JsonNode> edit)
+    {
+        var node = JsonNode.Parse(File.ReadAllBytes(file + BackupManifest.Suffix))!;
+        node["settings"] ??= new JsonObject();
+        edit(node);
+        File.WriteAllText(file + BackupManifest.Suffix, node.ToJsonString());
+    }
+
+    /// <summary>Makes the manifest's sizes and digests (and the .sha256) those of an uncompressed file as it now is.</summary>
+    private static void MatchDigests(string file)
+    {
+        var bytes = File.ReadAllBytes(file);
+        var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        EditManifest(file, m =>
+        {
+            m["plain_bytes"] = bytes.Length;
+            m["stored_bytes"] = bytes.Length;
+            m["plain_sha256"] = sha;
+            m["stored_sha256"] = sha;
+        });
+        File.WriteAllText(file + BackupManifest.ChecksumSuffix, $"{sha}  {Path.GetFileName(file)}\n");
+    }
+}

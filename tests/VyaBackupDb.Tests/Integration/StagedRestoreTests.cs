@@ -1,0 +1,356 @@
+using System.Diagnostics;
+using System.IO.Compression;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
+using VyaBackupDb.Engines;
+using VyaBackupDb.Pipeline;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// A restore never loses what was there: it loads into a staging database beside the target and
+/// replaces the target only once the new data is complete and checked. Killed, timed out, failing
+/// half-way or racing another restore, the old database is still there, unchanged, under its name.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class StagedRestoreTests : IAsyncLifetime
+{
+    private const int Failed = 1;
+    private const int Usage = 2;
+    private const int Locked = 5;
+
+    private readonly Scratch _scratch = new();
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    [SkippableTheory]
+    [InlineData(Dbms.MySql)]
+    [InlineData(Dbms.PostgreSql)]
+    public async Task Killed_timed_out_or_racing_restores_leave_the_old_database_unchanged(Dbms dbms)
+    {
+        var source = await NewSourceAsync(dbms, rows: 400_000);
+        var backupDir = _scratch.TempDir("backups");
+        var file = await Ops.BackupOkAsync(Instance(dbms), source, Compression.Zstd, backupDir);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+        var target = await NewTargetWithDataAsync(dbms);
+        var before = await FingerprintAsync(dbms, target);
+        var staging = Track(dbms, RestoreStaging.StagingName(target));
+
+        // SIGKILL of vya-backupdb while it loads, at two moments: the old database is untouched and
+        // the half-loaded staging database is left under a name that says what it is.
+        foreach (var delay in new[] { 0, 700 })
+        {
+            // The previous round's leftover would be taken for this run's staging database.
+            await DumpEngines.For(Instance(dbms)).DropDatabaseAsync(staging, CancellationToken.None);
+            using var killed = Run.StartCli("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--force", "--config", config);
+            await WaitForDatabaseAsync(dbms, staging, killed);
+            await Task.Delay(delay);
+            Assert.False(killed.HasExited, "the restore finished before it could be killed: make the test data larger");
+            killed.Kill();
+            await killed.WaitForExitAsync();
+            DbFingerprint.AssertSame(before, await FingerprintAsync(dbms, target), $"the target after a SIGKILL {delay} ms into the load");
+        }
+        Assert.True(await ExistsAsync(dbms, staging), "a killed restore's staging database should be left for the next run to find");
+
+        // A killed restore into a new name leaves nothing under that name.
+        var fresh = Track(dbms, NewName(dbms));
+        using (var killed = Run.StartCli("restore", "--file", file, "--instance", Id(dbms), "--target", fresh, "--config", config))
+        {
+            await WaitForDatabaseAsync(dbms, Track(dbms, RestoreStaging.StagingName(fresh)), killed);
+            killed.Kill();
+            await killed.WaitForExitAsync();
+        }
+        Assert.False(await ExistsAsync(dbms, fresh), "a killed restore into a new name left a database under that name");
+
+        // A timeout: the restore fails, says so, removes its staging database; the target is unchanged.
+        // (The restore client starts 5 s late, so that the 1 s timeout strikes during the load.)
+        var shortConfig = await Cli.WriteConfigAsync(_scratch.TempDir("cfg-timeout"), backupDir, toolsDir: SlowClientTools(dbms));
+        await File.WriteAllTextAsync(shortConfig, (await File.ReadAllTextAsync(shortConfig)).Replace("timeout_seconds: 300", "timeout_seconds: 1", StringComparison.Ordinal));
+        var timedOut = await Run.CliAsync("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--force", "--config", shortConfig);
+        Assert.True(timedOut.ExitCode == Failed, timedOut.ToString());
+        var error = Assert.Single(Cli.ErrorLines(timedOut));
+        Assert.Contains("timed out after 1 s", error, StringComparison.Ordinal);
+        Assert.Contains($"'{target}' was not changed", error, StringComparison.Ordinal);
+        Assert.Contains($"removing '{staging}', left by an interrupted restore into '{target}'", timedOut.Stderr, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(before, await FingerprintAsync(dbms, target), "the target after a timed-out restore");
+        Assert.False(await ExistsAsync(dbms, staging), "a timed-out restore left its staging database");
+
+        // Two restores into one target: while one holds the target's lock (here: the test, as
+        // another run would), a second is refused with the "locked" exit code and changes nothing.
+        await using (await DumpEngines.For(Instance(dbms)).LockRestoreAsync(target, CancellationToken.None))
+        {
+            var second = await Run.CliAsync("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--force", "--config", config);
+            Assert.True(second.ExitCode == Locked, second.ToString());
+            Assert.Contains($"another restore into '{target}' is running", Assert.Single(Cli.ErrorLines(second)), StringComparison.Ordinal);
+            DbFingerprint.AssertSame(before, await FingerprintAsync(dbms, target), "the target of a restore refused as locked");
+        }
+        var complete = await Run.CliAsync("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--force", "--config", config);
+        Assert.True(complete.ExitCode == 0, complete.ToString());
+
+        // The complete restore replaced the target with the backup, and left nothing beside it.
+        DbFingerprint.AssertSame(await FingerprintAsync(dbms, source), await FingerprintAsync(dbms, target), "the target after a complete --force restore");
+        Assert.False(await ExistsAsync(dbms, staging), "a complete restore left its staging database");
+        Assert.False(await ExistsAsync(dbms, Track(dbms, RestoreStaging.ReplacedName(target))), "a complete restore left the replaced database");
+    }
+
+    [SkippableTheory]
+    [InlineData(Dbms.MySql)]
+    [InlineData(Dbms.PostgreSql)]
+    public async Task A_truncated_old_file_forced_over_a_database_leaves_it_unchanged(Dbms dbms)
+    {
+        var source = await NewSourceAsync(dbms, rows: 20_000);
+        var dir = _scratch.TempDir("backups");
+        var backup = await Ops.BackupOkAsync(Instance(dbms), source, Compression.None, dir);
+        // The old tool's name and format: plain SQL, gzip, no manifest; cut at 60 %.
+        var plain = await File.ReadAllBytesAsync(backup);
+        var old = Path.Combine(_scratch.TempDir("old"), $"{source}_20260110_020000.sql.gz");
+        await using (var gz = new GZipStream(File.Create(old), CompressionLevel.Fastest))
+        {
+            await gz.WriteAsync(plain.AsMemory(0, plain.Length * 6 / 10));
+        }
+        var target = await NewTargetWithDataAsync(dbms);
+        var before = await FingerprintAsync(dbms, target);
+
+        var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(Instance(dbms), old, target, force: true));
+
+        Assert.Contains("completion trailer", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"'{target}' was not changed", error.Message, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(before, await FingerprintAsync(dbms, target), "the target after a truncated --force restore");
+        Assert.False(await ExistsAsync(dbms, Track(dbms, RestoreStaging.StagingName(target))), "a failed restore left its staging database");
+    }
+
+    [SkippableTheory]
+    [InlineData(Dbms.MySql)]
+    [InlineData(Dbms.PostgreSql)]
+    public async Task A_truncated_zstd_file_restored_without_checks_is_reported_as_truncated_not_as_a_killed_client(Dbms dbms)
+    {
+        var source = await NewSourceAsync(dbms, rows: 20_000);
+        var file = await Ops.BackupOkAsync(Instance(dbms), source, Compression.Zstd, _scratch.TempDir("backups"));
+        await using (var stream = new FileStream(file, FileMode.Open, FileAccess.Write))
+        {
+            stream.SetLength(stream.Length / 2);
+        }
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("b"));
+        var target = NewName(dbms);
+
+        var run = await Run.CliAsync("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--no-verify", "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        var error = Assert.Single(Cli.ErrorLines(run));
+        Assert.Contains($"cannot read {file}", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("signal", error, StringComparison.Ordinal);
+        Assert.False(await ExistsAsync(dbms, target), "a failed restore created its target");
+    }
+
+    [SkippableTheory]
+    [InlineData(Dbms.MySql)]
+    [InlineData(Dbms.PostgreSql)]
+    public async Task A_server_error_half_way_leaves_a_full_target_and_an_empty_one_as_they_were(Dbms dbms)
+    {
+        await RequireAsync(dbms);
+        var file = Path.Combine(_scratch.TempDir("files"), $"20260113_155440_{(dbms == Dbms.MySql ? "mysql" : "postgresql")}_vt_broken.sql");
+        var header = dbms == Dbms.MySql ? "-- MariaDB dump 10.19\n" : "--\n-- PostgreSQL database dump\n--\n";
+        var trailer = dbms == Dbms.MySql ? "-- Dump completed on 2026-01-13 15:54:40\n" : "--\n-- PostgreSQL database dump complete\n--\n";
+        await File.WriteAllTextAsync(file, header
+            + "CREATE TABLE good (id int);\nINSERT INTO good VALUES (1),(2);\n"
+            + "INSERT INTO missing_table VALUES (1);\n"
+            + "CREATE TABLE after_error (id int);\n" + trailer);
+
+        var full = await NewTargetWithDataAsync(dbms);
+        var fullBefore = await FingerprintAsync(dbms, full);
+        var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(Instance(dbms), file, full, force: true));
+        Assert.Contains("missing_table", error.Message, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(fullBefore, await FingerprintAsync(dbms, full), "a full target after a failed --force restore");
+
+        // An existing empty target stays, empty.
+        var empty = dbms == Dbms.MySql ? await _scratch.NewMySqlDatabaseAsync() : await _scratch.NewPostgresDatabaseAsync();
+        await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(Instance(dbms), file, empty));
+        Assert.True(await ExistsAsync(dbms, empty), "a failed restore removed an existing empty target");
+        Assert.Equal(0, dbms == Dbms.MySql ? await MySqlTestDb.TableCountAsync(empty) : await PgTestDb.TableCountAsync(empty));
+    }
+
+    [SkippableFact]
+    public async Task Postgres_target_with_open_sessions_is_replaced_only_when_asked_to_end_them()
+    {
+        var source = await NewSourceAsync(Dbms.PostgreSql, rows: 100);
+        var file = await Ops.BackupOkAsync(TestServers.Postgres(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("b"));
+        var target = await NewTargetWithDataAsync(Dbms.PostgreSql);
+        var before = await PgTestDb.FingerprintAsync(target);
+        await using var application = await PgTestDb.OpenAsync(target);
+
+        var refused = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+        Assert.True(refused.ExitCode == Usage, refused.ToString());
+        Assert.Contains("1 open session(s)", Assert.Single(Cli.ErrorLines(refused)), StringComparison.Ordinal);
+        DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "a target whose sessions were not ended");
+        Assert.Equal(1, Convert.ToInt32(await new Npgsql.NpgsqlCommand("SELECT 1", application).ExecuteScalarAsync()));
+
+        var replaced = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force",
+            "--terminate-connections", "--config", config);
+
+        Assert.True(replaced.ExitCode == 0, replaced.ToString());
+        DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(source), await PgTestDb.FingerprintAsync(target), "the replaced target");
+    }
+
+    [SkippableFact]
+    public async Task Postgres_maintenance_database_is_configurable()
+    {
+        var source = await NewSourceAsync(Dbms.PostgreSql, rows: 10);
+        var instance = TestServers.Postgres() with { MaintenanceDatabase = "template1" };
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await NewTargetWithDataAsync(Dbms.PostgreSql);
+
+        await Ops.RestoreAsync(instance, file, target, force: true);
+
+        DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(source), await PgTestDb.FingerprintAsync(target), "a restore through template1");
+    }
+
+    [SkippableFact]
+    public async Task Postgres_database_with_4000_tables_restores()
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source,
+            "DO $$ BEGIN FOR i IN 1..4000 LOOP EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY); INSERT INTO t%s VALUES (%s)', i, i, i); END LOOP; END $$");
+        var file = await Ops.BackupOkAsync(TestServers.Postgres(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = _scratch.PostgresName();
+
+        var result = await Ops.RestoreAsync(TestServers.Postgres(), file, target);
+
+        Assert.NotNull(result);
+        Assert.Equal(4000, await PgTestDb.TableCountAsync(target));
+        Assert.True(result.Comparison!.Matches);
+    }
+
+    [SkippableFact]
+    public async Task MySql_swap_brings_the_new_views_routines_triggers_and_events_and_removes_the_old_ones()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source,
+            "CREATE TABLE t (id INT PRIMARY KEY, v INT)",
+            "CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(20))",
+            "INSERT INTO t VALUES (1, 10), (2, 20)",
+            "CREATE TRIGGER t_ins AFTER INSERT ON t FOR EACH ROW INSERT INTO audit (note) VALUES (CONCAT('ins ', NEW.id))",
+            "CREATE VIEW v AS SELECT id, v * 2 AS doubled FROM t",
+            "CREATE VIEW vv AS SELECT id FROM v",
+            "CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2",
+            "CREATE PROCEDURE add_row(IN i INT) INSERT INTO t VALUES (i, twice(i))",
+            "CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM audit");
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target,
+            "CREATE TABLE old_table (id INT PRIMARY KEY)", "INSERT INTO old_table VALUES (1)",
+            "CREATE TRIGGER old_trigger BEFORE INSERT ON old_table FOR EACH ROW SET NEW.id = NEW.id + 1",
+            "CREATE VIEW old_view AS SELECT id FROM old_table",
+            "CREATE FUNCTION old_function() RETURNS INT DETERMINISTIC RETURN 1");
+
+        await Ops.RestoreAsync(TestServers.MySql(), file, target, force: true);
+
+        var restored = await MySqlTestDb.FingerprintAsync(target);
+        Assert.Equal(["audit", "t"], restored.Names("table"));
+        Assert.DoesNotContain(restored.Lines, l => l.Contains("old_", StringComparison.Ordinal));
+        // The copy's trigger, routines and views work on the copy.
+        await MySqlTestDb.ExecAsync(target, "CALL add_row(3)");
+        Assert.Equal(12, Convert.ToInt32(await MySqlTestDb.ScalarAsync(target, "SELECT doubled FROM vv JOIN v USING (id) WHERE id = 3")));
+        Assert.Equal(1, Convert.ToInt32(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM audit WHERE note = 'ins 3'")));
+        Assert.Equal(0, Convert.ToInt32(await MySqlTestDb.ScalarAsync(source, "SELECT COUNT(*) FROM audit")));
+        Assert.Equal(1, Convert.ToInt32(await MySqlTestDb.ScalarAsync(null,
+            "SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @p0 AND EVENT_NAME = 'nightly'", target)));
+        Assert.False(await MySqlTestDb.ExistsAsync(_scratch.TrackMySql(RestoreStaging.ReplacedName(target))));
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private async Task<string> NewSourceAsync(Dbms dbms, int rows)
+    {
+        await RequireAsync(dbms);
+        if (dbms == Dbms.MySql)
+        {
+            var name = await _scratch.NewMySqlDatabaseAsync();
+            await MySqlTestDb.ExecAsync(name,
+                "CREATE TABLE big (id INT PRIMARY KEY, payload VARCHAR(100))",
+                $"INSERT INTO big SELECT seq, CONCAT(MD5(seq), MD5(seq * 7)) FROM seq_1_to_{rows}");
+            return name;
+        }
+        var pg = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(pg,
+            $"CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS payload FROM generate_series(1, {rows}) g",
+            "ALTER TABLE big ADD PRIMARY KEY (id)");
+        return pg;
+    }
+
+    /// <summary>A database the operator cares about: other tables, other rows.</summary>
+    private async Task<string> NewTargetWithDataAsync(Dbms dbms)
+    {
+        if (dbms == Dbms.MySql)
+        {
+            var name = await _scratch.NewMySqlDatabaseAsync();
+            await MySqlTestDb.ExecAsync(name, "CREATE TABLE keep (id INT PRIMARY KEY, note VARCHAR(20))",
+                "INSERT INTO keep VALUES (1, 'precious'), (2, 'data')", "CREATE VIEW keep_view AS SELECT note FROM keep");
+            return name;
+        }
+        var pg = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(pg, "CREATE TABLE keep (id int PRIMARY KEY, note text)",
+            "INSERT INTO keep VALUES (1, 'precious'), (2, 'data')", "CREATE VIEW keep_view AS SELECT note FROM keep");
+        return pg;
+    }
+
+    /// <summary>A tools_dir whose restore client sleeps 5 s before it runs the real one.</summary>
+    private string SlowClientTools(Dbms dbms)
+    {
+        var dir = _scratch.TempDir("slow-tools");
+        var real = dbms == Dbms.MySql
+            ? new Dictionary<string, string> { ["mariadb-dump"] = "/usr/bin/mariadb-dump", ["mariadb"] = "/usr/bin/mariadb" }
+            : new Dictionary<string, string>
+            {
+                ["pg_dump"] = Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin/pg_dump",
+                ["psql"] = Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin/psql",
+            };
+        foreach (var (name, path) in real)
+        {
+            var client = name is "mariadb" or "psql";
+            var script = Path.Combine(dir, name);
+            File.WriteAllText(script, $"#!/bin/sh\n{(client ? "sleep 5\n" : "")}exec {path} \"$@\"\n");
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+        }
+        return dir;
+    }
+
+    private static async Task WaitForDatabaseAsync(Dbms dbms, string name, Process process)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!await ExistsAsync(dbms, name))
+        {
+            if (process.HasExited)
+            {
+                await process.WaitForExitAsync();
+                Assert.Fail($"the restore ended (exit {process.ExitCode}) before '{name}' appeared: "
+                    + $"{await process.StandardOutput.ReadToEndAsync()} {await process.StandardError.ReadToEndAsync()}");
+            }
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"'{name}' did not appear within 60 s");
+            await Task.Delay(20);
+        }
+    }
+
+    private string Track(Dbms dbms, string name) => dbms == Dbms.MySql ? _scratch.TrackMySql(name) : _scratch.TrackPostgres(name);
+
+    private string NewName(Dbms dbms) => dbms == Dbms.MySql ? _scratch.MySqlName() : _scratch.PostgresName();
+
+    private static Config.InstanceConfig Instance(Dbms dbms) => dbms == Dbms.MySql ? TestServers.MySql() : TestServers.Postgres();
+
+    private static string Id(Dbms dbms) => dbms == Dbms.MySql ? "1" : "2";
+
+    private static Task RequireAsync(Dbms dbms) => dbms == Dbms.MySql ? TestServers.RequireMySqlAsync() : TestServers.RequirePostgresAsync();
+
+    private static Task<bool> ExistsAsync(Dbms dbms, string name) => dbms == Dbms.MySql ? MySqlTestDb.ExistsAsync(name) : PgTestDb.ExistsAsync(name);
+
+    private static Task<DbFingerprint> FingerprintAsync(Dbms dbms, string name) =>
+        dbms == Dbms.MySql ? MySqlTestDb.FingerprintAsync(name) : PgTestDb.FingerprintAsync(name);
+}
