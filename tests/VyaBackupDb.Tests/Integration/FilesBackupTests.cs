@@ -5,6 +5,7 @@ using VyaBackupDb.Operations;
 using VyaBackupDb.Pipeline;
 using VyaBackupDb.Sources.Files;
 using VyaBackupDb.Storage.Local;
+using VyaBackupDb.Storage.S3;
 
 namespace VyaBackupDb.Tests.Integration;
 
@@ -325,6 +326,75 @@ public sealed class FilesBackupTests : IAsyncLifetime
         Assert.True(second.ExitCode == 0, second.ToString());
         Assert.Single(Ops.DataFilesUnder(Path.Combine(backups, "one")));
         Assert.Equal(2, Ops.DataFilesUnder(Path.Combine(backups, "two")).Count);
+    }
+
+    [SkippableFact]
+    public async Task A_files_backup_is_copied_to_S3_and_restored_from_there()
+    {
+        await TestServers.RequireS3Async();
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "data");
+        var fifo = await FileTrees.BuildAllCasesAsync(source);
+        var before = FileTrees.Listing(source, fifo);
+        var s3 = TestServers.S3($"itest/{Guid.NewGuid():N}/", "offsite");
+        var config = await FileTrees.WriteConfigAsync(dir, Path.Combine(dir, "backups"), $$"""
+            - {id: 3, name: data, dbms: files, storage: [local, offsite], paths: [{{FileTrees.Yaml(source)}}]}
+            """, extra: $$"""
+            storage:
+              - {name: offsite, type: s3, endpoint: '{{s3.Endpoint}}', bucket: {{s3.Bucket}}, prefix: '{{s3.Prefix}}', access_key_id: {{TestServers.S3AccessKey}}, secret_access_key: {{TestServers.S3SecretKey}}, part_size_mb: 5}
+            """);
+        using var storage = new S3Storage(s3);
+        try
+        {
+            var backup = await Run.CliAsync("backup", "--instance", "3", "--config", config);
+            Assert.True(backup.ExitCode == 0, backup.ToString());
+            var list = await Run.CliAsync("list", "--instance", "3", "--storage", "offsite", "--json", "--config", config);
+            var id = Assert.Single(JsonDocument.Parse(list.Stdout).RootElement.EnumerateArray()).GetProperty("id").GetString()!;
+            Assert.StartsWith("offsite:data/", id, StringComparison.Ordinal);
+
+            var target = Path.Combine(dir, "restored");
+            var restore = await Run.CliAsync("restore", "--file", id, "--instance", "3", "--target", target, "--config", config);
+
+            Assert.True(restore.ExitCode == 0, restore.ToString());
+            Assert.Equal(before, FileTrees.Listing(target + source));
+            var verify = await Run.CliAsync("verify", "--file", id, "--config", config);
+            Assert.True(verify.ExitCode == 0, verify.ToString());
+        }
+        finally
+        {
+            await foreach (var entry in storage.ListAsync("", CancellationToken.None))
+            {
+                await storage.DeleteAsync(entry.Key, CancellationToken.None);
+            }
+        }
+    }
+
+    [SkippableFact]
+    public async Task A_target_that_is_a_mount_point_is_filled_in_place()
+    {
+        Skip.IfNot(FileTrees.IsRoot, "mounting a tmpfs needs root");
+        var (dir, config, file, before, source) = await BackedUpTreeAsync();
+        var target = Path.Combine(dir, "mounted");
+        Directory.CreateDirectory(target);
+        var mount = await Run.ProgramAsync("mount", ["-t", "tmpfs", "-o", "size=64m", "vya-test", target]);
+        Skip.If(mount.ExitCode != 0, $"cannot mount a tmpfs here: {mount.Stderr.Trim()}");
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(target, "old.txt"), "old\n");
+
+            var restore = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+            Assert.True(restore.ExitCode == 0, restore.ToString());
+            Assert.Equal(before, FileTrees.Listing(target + source));
+            Assert.False(File.Exists(Path.Combine(target, "old.txt")));
+            Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(target), e => Path.GetFileName(e).StartsWith(".vya-", StringComparison.Ordinal));
+            Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(dir), e => Path.GetFileName(e).StartsWith(".vya-", StringComparison.Ordinal));
+        }
+        finally
+        {
+            var umount = await Run.ProgramAsync("umount", [target]);
+            Assert.True(umount.ExitCode == 0, umount.ToString());
+        }
     }
 
     [Fact]
