@@ -132,15 +132,10 @@ internal sealed class PathGlob
                 {
                     i++;
                 }
+                // Up to the closing ']' (SetEnd skips a ']' that comes first: it is a member).
                 var found = false;
-                var first = true;
                 for (; i < end; i++)
                 {
-                    if (!first && pattern[i] == ']')
-                    {
-                        break;
-                    }
-                    first = false;
                     if (i + 2 < end && pattern[i + 1] == '-')
                     {
                         found |= c >= pattern[i] && c <= pattern[i + 2];
@@ -180,8 +175,7 @@ internal sealed class PathGlob
         {
             i++; // a ']' first in the set is a member
         }
-        var end = pattern.IndexOf(']', i);
-        return end;
+        return pattern.IndexOf(']', i);
     }
 }
 
