@@ -105,7 +105,8 @@ internal static class CommonOptions
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or System.Data.Common.DbException)
         {
-            Output.Error($"{e.GetType().Name}: {e.Message}");
+            // The message alone: one plain line, no .NET type names.
+            Output.Error(e.Message);
             return (int)ExitCode.Failed;
         }
     }

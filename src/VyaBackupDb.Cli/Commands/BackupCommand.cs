@@ -131,8 +131,11 @@ internal static class BackupCommand
         {
             var succeeded = report.Results.Count(r => r.Succeeded);
             var failed = report.Results.Count - succeeded;
+            var uncopied = report.Results.Count(r => !r.Succeeded && r.Location is not null);
             var size = report.Results.Sum(r => r.StoredBytes);
-            Output.Line($"backup summary: {succeeded} succeeded, {failed} failed, {Output.Size(size)} written, {Output.Duration(report.Duration)}");
+            Output.Line($"backup summary: {succeeded} succeeded, {failed} failed"
+                + (uncopied == 0 ? "" : $" ({uncopied} of them backed up, but not to every destination)")
+                + $", {Output.Size(size)} written, {Output.Duration(report.Duration)}");
             if (report.Results.Count == 0)
             {
                 Output.Error("nothing was backed up");

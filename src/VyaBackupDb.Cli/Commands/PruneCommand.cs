@@ -53,6 +53,10 @@ internal static class PruneCommand
             var failed = deletions.Count(d => d.Error is not null);
             Output.Line($"prune summary: {kept} kept, {deletions.Count - failed} removed ({Output.Size(deletions.Sum(d => d.Bytes))} freed), {failed} failed");
         }
+        if (report.Results.Where(r => r.Error is not null).Select(r => r.Storage).Distinct().ToList() is { Count: > 0 } skipped)
+        {
+            Output.Line($"not pruned (cannot be reached): {string.Join(", ", skipped.Select(s => $"'{s}'"))}");
+        }
         return report.ExitCode;
     }
 
@@ -81,6 +85,8 @@ internal static class PruneCommand
                 Output.Line($"    {verb,-12} {decision.Backup.Key}  ({string.Join(", ", decision.Reasons)})");
             }
         }
+
+        public void Unreachable(PruneResult result) => Output.Error(result.Error!);
 
         public void Deleted(PruneDeletion deletion, Func<string, string> describe)
         {

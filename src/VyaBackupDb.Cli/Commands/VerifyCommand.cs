@@ -55,11 +55,15 @@ internal static class VerifyCommand
                 parseResult.GetValue(identity));
             var observer = new ConsoleVerifyObserver();
             var results = await new VerifyOperation(config, observer).RunAsync(request, cancellationToken).ConfigureAwait(false);
-            var failed = results.Count(r => !r.Check.Ok);
-            Output.Line($"verify summary: {results.Count - failed} OK, {failed} failed");
-            return failed == 0 ? ExitCode.Success
-                : results.Any(r => r.Check.DecryptionFailed) ? ExitCode.DecryptionFailed
-                : ExitCode.VerificationFailed;
+            var unreachable = results.Count(r => r.Check.Unreachable);
+            var failed = results.Count(r => !r.Check.Ok) - unreachable;
+            Output.Line($"verify summary: {results.Count - failed - unreachable} OK, {failed} failed"
+                + (unreachable == 0 ? "" : $", {unreachable} could not be read"));
+            // A backup found bad outranks one that could not be read: that needs a look first.
+            return results.Any(r => r.Check.DecryptionFailed) ? ExitCode.DecryptionFailed
+                : failed > 0 ? ExitCode.VerificationFailed
+                : unreachable > 0 ? ExitCode.Failed
+                : ExitCode.Success;
         }));
         return command;
     }
@@ -72,7 +76,11 @@ internal static class VerifyCommand
         {
             _progress?.Dispose();
             var check = result.Check;
-            if (check.Ok)
+            if (check.Unreachable)
+            {
+                Output.Error($"{check.File}: {string.Join("; ", check.Problems)}");
+            }
+            else if (check.Ok)
             {
                 var restored = result.Comparison is null ? "" : ", test restore matches the manifest";
                 Output.Line($"OK     {check.File}{restored}");

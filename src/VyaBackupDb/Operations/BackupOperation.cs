@@ -29,6 +29,12 @@ public sealed record BackupItemResult(
     IReadOnlyList<string>? Copies = null)
 {
     public bool Succeeded => Error is null;
+
+    /// <summary>The destinations (storage names) that hold this backup, complete with its manifest.</summary>
+    public IReadOnlyList<string> Destinations { get; init; } = [];
+
+    /// <summary>The destinations it should have gone to but did not (unreachable, or the copy failed).</summary>
+    public IReadOnlyList<string> FailedDestinations { get; init; } = [];
 }
 
 public sealed record BackupReport(IReadOnlyList<BackupItemResult> Results, TimeSpan Duration)
@@ -69,6 +75,7 @@ public sealed class BackupOperation
     private readonly Func<InstanceConfig, IReadOnlyList<NamedStorage>> destinations;
     private readonly TimeProvider time;
     private readonly IBackupObserver observer;
+    private readonly Dictionary<IStorage, string> _unreachable = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>Every instance's backups go to <paramref name="storage"/> (its storage settings are ignored).</summary>
     public BackupOperation(AppConfig config, IStorage storage, TimeProvider time, IBackupObserver observer)
@@ -102,6 +109,7 @@ public sealed class BackupOperation
             IReadOnlyList<string> databases;
             ServerInfo server;
             IReadOnlyList<NamedStorage> targets;
+            var down = new List<(string Name, string Reason)>();
             try
             {
                 targets = destinations(instance);
@@ -109,12 +117,7 @@ public sealed class BackupOperation
                 databases = ChooseDatabases(instance, server, request.Database);
                 if (!request.DryRun)
                 {
-                    // Temp files and uploads of runs that were killed (a crash cannot clean up after itself).
-                    foreach (var target in targets)
-                    {
-                        await target.Storage.SweepAbandonedAsync(BackupCatalog.InstancePrefix(instance), time.GetUtcNow() - AbandonedAfter, cancellationToken)
-                            .ConfigureAwait(false);
-                    }
+                    (targets, down) = await ReachAsync(instance, targets, cancellationToken).ConfigureAwait(false);
                 }
             }
             catch (Exception e) when (e is VyaException or IOException or DbException)
@@ -136,11 +139,48 @@ public sealed class BackupOperation
                     observer.Planned(item);
                     continue;
                 }
-                results.Add(await BackupOneAsync(engine, server, item, request.Compression, encrypt, targets, cancellationToken).ConfigureAwait(false));
+                results.Add(targets.Count == 0
+                    ? Failed(item, $"no destination can be reached: {string.Join("; ", down.Select(d => d.Reason))}", TimeSpan.Zero)
+                        with { FailedDestinations = [.. down.Select(d => d.Name)] }
+                    : await BackupOneAsync(engine, server, item, request.Compression, encrypt, targets, down, cancellationToken).ConfigureAwait(false));
                 observer.Finished(results[^1]);
             }
         }
         return new BackupReport(results, clock.Elapsed);
+    }
+
+    /// <summary>
+    /// Sweeps each destination of leftovers of killed runs, which also shows whether it can be
+    /// reached. One that cannot is left out of this run (said once, with why): the backup goes to
+    /// the others, and each database's result names the copy that was not made.
+    /// </summary>
+    private async Task<(IReadOnlyList<NamedStorage> Usable, List<(string Name, string Reason)> Down)> ReachAsync(
+        InstanceConfig instance, IReadOnlyList<NamedStorage> targets, CancellationToken cancellationToken)
+    {
+        var usable = new List<NamedStorage>();
+        var down = new List<(string Name, string Reason)>();
+        foreach (var target in targets)
+        {
+            // A destination already found down in this run is not tried again (a dead host costs a connect timeout each time).
+            if (!_unreachable.TryGetValue(target.Storage, out var reason))
+            {
+                try
+                {
+                    await target.Storage.SweepAbandonedAsync(BackupCatalog.InstancePrefix(instance), time.GetUtcNow() - AbandonedAfter, cancellationToken)
+                        .ConfigureAwait(false);
+                    usable.Add(target);
+                    continue;
+                }
+                catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
+                {
+                    // Not said here: each database's result names it (one line each, not one more).
+                    reason = e.Message;
+                    _unreachable[target.Storage] = reason;
+                }
+            }
+            down.Add((target.Name, $"not copied to '{target.Name}': {reason}"));
+        }
+        return (usable, down);
     }
 
     private static List<string> ChooseDatabases(InstanceConfig instance, ServerInfo server, string? database)
@@ -167,7 +207,7 @@ public sealed class BackupOperation
 
     private async Task<BackupItemResult> BackupOneAsync(
         IDumpEngine engine, ServerInfo server, BackupItem item, Compression compression, bool encrypt, IReadOnlyList<NamedStorage> targets,
-        CancellationToken cancellationToken)
+        IReadOnlyList<(string Name, string Reason)> down, CancellationToken cancellationToken)
     {
         var storage = targets[0].Storage;
         var clock = Stopwatch.StartNew();
@@ -243,7 +283,8 @@ public sealed class BackupOperation
 
             // The backup is complete in the first destination; now the copies.
             var copies = new List<string>();
-            var copyErrors = new List<string>();
+            var copyErrors = down.Select(d => d.Reason).ToList();
+            var failedDestinations = down.Select(d => d.Name).ToList();
             foreach (var target in targets.Skip(1))
             {
                 try
@@ -254,15 +295,21 @@ public sealed class BackupOperation
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
                     copyErrors.Add($"the copy to '{target.Name}' timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)");
+                    failedDestinations.Add(target.Name);
                 }
                 catch (Exception e) when (e is VyaException or IOException)
                 {
                     copyErrors.Add($"the copy to '{target.Name}' failed: {e.Message}");
+                    failedDestinations.Add(target.Name);
                 }
             }
             var error = copyErrors.Count == 0 ? null : $"backed up to {item.Location}, but {string.Join("; ", copyErrors)}";
             return new BackupItemResult(item.Instance, item.Database, item.Location, error, plain.Bytes, stored.Bytes, clock.Elapsed,
-                Copies: copies.Count == 0 ? null : copies);
+                Copies: copies.Count == 0 ? null : copies)
+            {
+                FailedDestinations = failedDestinations,
+                Destinations = [targets[0].Name, .. targets.Skip(1).Select(t => t.Name).Where(n => !failedDestinations.Contains(n))],
+            };
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {

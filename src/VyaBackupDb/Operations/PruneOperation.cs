@@ -23,7 +23,10 @@ public sealed record PruneResult(
     IReadOnlyList<PruneDeletion> Deletions,
     bool DryRun)
 {
-    public bool Succeeded => Deletions.All(d => d.Error is null);
+    /// <summary>Why this storage could not be pruned at all (it cannot be reached or listed); null when it was.</summary>
+    public string? Error { get; init; }
+
+    public bool Succeeded => Error is null && Deletions.All(d => d.Error is null);
 }
 
 public sealed record PruneReport(IReadOnlyList<PruneResult> Results)
@@ -41,6 +44,9 @@ public interface IPruneObserver
     void Planned(PruneResult planned, Func<string, string> describe);
 
     void Deleted(PruneDeletion deletion, Func<string, string> describe);
+
+    /// <summary>A storage that could not be pruned (cannot be reached or listed); the others go on.</summary>
+    void Unreachable(PruneResult result);
 }
 
 /// <summary>
@@ -52,6 +58,8 @@ public interface IPruneObserver
 public sealed class PruneOperation(
     AppConfig config, Func<InstanceConfig, IReadOnlyList<NamedStorage>> storages, TimeProvider time, IPruneObserver observer)
 {
+    private readonly Dictionary<IStorage, string> _unreachable = new(ReferenceEqualityComparer.Instance);
+
     public async Task<PruneReport> RunAsync(PruneRequest request, CancellationToken cancellationToken)
     {
         var results = new List<PruneResult>();
@@ -65,7 +73,29 @@ public sealed class PruneOperation(
             }
             foreach (var storage in storages(target.Instance))
             {
-                results.Add(await PruneAsync(target, storage, policy, request.DryRun, cancellationToken).ConfigureAwait(false));
+                if (_unreachable.TryGetValue(storage.Storage, out var known))
+                {
+                    // Already said once in this run; a dead host is not tried again for every instance.
+                    results.Add(new PruneResult(target.Instance, storage.Name, policy, RetentionPlanner.Plan([], policy, time.GetUtcNow()), [], request.DryRun)
+                    {
+                        Error = known,
+                    });
+                    continue;
+                }
+                try
+                {
+                    results.Add(await PruneAsync(target, storage, policy, request.DryRun, cancellationToken).ConfigureAwait(false));
+                }
+                catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
+                {
+                    var failed = new PruneResult(target.Instance, storage.Name, policy, RetentionPlanner.Plan([], policy, time.GetUtcNow()), [], request.DryRun)
+                    {
+                        Error = $"storage '{storage.Name}' cannot be pruned: {e.Message}; nothing was deleted there",
+                    };
+                    _unreachable[storage.Storage] = failed.Error;
+                    observer.Unreachable(failed);
+                    results.Add(failed);
+                }
             }
         }
         return new PruneReport(results);

@@ -23,6 +23,10 @@ public sealed class TestPruneObserver : IPruneObserver
     void IPruneObserver.Planned(PruneResult planned, Func<string, string> describe) => Planned.Add(planned);
 
     void IPruneObserver.Deleted(PruneDeletion deletion, Func<string, string> describe) => Deleted.Add(deletion);
+
+    public List<PruneResult> Unreachable { get; } = [];
+
+    void IPruneObserver.Unreachable(PruneResult result) => Unreachable.Add(result);
 }
 
 /// <summary>

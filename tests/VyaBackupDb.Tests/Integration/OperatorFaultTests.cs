@@ -1,0 +1,162 @@
+using System.Globalization;
+using VyaBackupDb.Catalog;
+using static VyaBackupDb.Tests.Integration.FabricatedBackups;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// Faults an operator meets (issue 12), injected on the real servers through the real CLI: each
+/// test checks the exit code, one clear line about the fault, that earlier backups stay byte for
+/// byte, and that the run leaves nothing in its own TMPDIR.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class OperatorFaultTests : IAsyncLifetime
+{
+    private const int Success = 0;
+    private const int Failed = 1;
+    private const int PartialFailure = 3;
+
+    private readonly Scratch _scratch = new();
+    private string _tmp = "";
+
+    public Task InitializeAsync()
+    {
+        _tmp = _scratch.TempDir("tmpdir");
+        return _scratch.InitializeAsync();
+    }
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    /// <summary>The CLI with its own TMPDIR, so that anything it leaves there is seen.</summary>
+    private Task<ProcessResult> CliAsync(params string[] arguments) =>
+        Run.CliWithEnvAsync(new Dictionary<string, string> { ["TMPDIR"] = _tmp }, arguments);
+
+    private void AssertNothingLeftInTmp() =>
+        Assert.True(Directory.GetFileSystemEntries(_tmp).Length == 0,
+            $"left in TMPDIR: {string.Join(", ", Directory.GetFileSystemEntries(_tmp).Select(Path.GetFileName))}");
+
+    private static List<string> StderrLines(ProcessResult run) => [.. run.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)];
+
+    /// <summary>Asserts that exactly one stderr line mentions <paramref name="what"/>, and returns it.</summary>
+    private static string OneLineAbout(ProcessResult run, string what)
+    {
+        var lines = StderrLines(run).Where(l => l.Contains(what, StringComparison.Ordinal)).ToList();
+        Assert.True(lines.Count == 1, $"expected one stderr line about {what}:\n{run}");
+        return lines[0];
+    }
+
+    /// <summary>
+    /// A config: instance 1 = MariaDB (it-mysql), 2 = PostgreSQL (it-pg), each with its own
+    /// storage: and retention: lines; storage 'vault' is SFTP on a port where nothing listens.
+    /// </summary>
+    private async Task<string> ConfigAsync(
+        string backupDir, string mysqlDatabase, string pgDatabase, string mysqlExtra = "", string pgExtra = "", string storages = "")
+    {
+        var path = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+        var yaml = string.Create(CultureInfo.InvariantCulture, $"""
+            backup_dir: '{backupDir}'
+            compression: zstd
+            timeout_seconds: 300
+            storage:
+              - name: vault
+                type: sftp
+                host: 127.0.0.1
+                port: {DeadPort()}
+                user: nobody
+                password: unused-sftp-pw
+                host_fingerprint: SHA256:T1xBiwSzij0MU+GuugxdpklHowP/H4tDAN5It89LR20
+                path: backups
+            {storages}
+            instances:
+              - id: 1
+                name: it-mysql
+                dbms: mysql
+                host: {TestServers.MySqlHost}
+                port: {TestServers.MySqlPort}
+                user: {TestServers.MySqlUser}
+                password: '{TestServers.MySqlPassword}'
+                include: ['{mysqlDatabase}']
+                {mysqlExtra}
+              - id: 2
+                name: it-pg
+                dbms: postgresql
+                host: {TestServers.PgHost}
+                port: {TestServers.PgPort}
+                user: {TestServers.PgUser}
+                password: '{TestServers.PgPassword}'
+                include: ['{pgDatabase}']
+                {pgExtra}
+
+            """);
+        await File.WriteAllTextAsync(path, yaml);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        return path;
+    }
+
+    /// <summary>A loopback port nothing listens on (bound, then closed).</summary>
+    private static int DeadPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [SkippableFact]
+    public async Task A_destination_that_is_down_fails_only_what_needs_it()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequirePostgresAsync();
+        var mysqlDb = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(mysqlDb, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)");
+        var pgDb = await _scratch.NewPostgresDatabaseAsync();
+        var backupDir = _scratch.TempDir("backups");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var pg = TestServers.Postgres(name: "it-pg");
+        Create(backupDir, mysql, mysqlDb, Utc("20260101_010000"));
+        var oldestPg = Create(backupDir, pg, pgDb, Utc("20260101_010000"));
+        Create(backupDir, pg, pgDb, Utc("20260102_010000"));
+        // The dead SFTP server is instance 1's first destination: the dump goes to the next one.
+        var config = await ConfigAsync(backupDir, mysqlDb, pgDb,
+            mysqlExtra: "storage: [vault, local]\n    retention: {keep_last: 5}", pgExtra: "retention: {keep_last: 2}");
+        var before = Snapshot(backupDir);
+
+        var backup = await CliAsync("backup", "--all", "--config", config);
+
+        Assert.True(backup.ExitCode == PartialFailure, backup.ToString());
+        Assert.Contains("not copied to 'vault'", OneLineAbout(backup, "vault"), StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", backup.Stderr, StringComparison.Ordinal);
+        var local = Ops.DataFilesUnder(backupDir);
+        var newMysql = Assert.Single(local, f => f.StartsWith("it-mysql/", StringComparison.Ordinal) && !before.ContainsKey(f));
+        Assert.Single(local, f => f.StartsWith("it-pg/", StringComparison.Ordinal) && !before.ContainsKey(f));
+        foreach (var (file, sha) in before)
+        {
+            Assert.Equal(sha, Ops.Sha256(Path.Combine(backupDir, file)));
+        }
+
+        var list = await CliAsync("list", "--config", config);
+
+        Assert.True(list.ExitCode == Failed, list.ToString());
+        Assert.Contains("cannot be listed", OneLineAbout(list, "'vault'"), StringComparison.Ordinal);
+        Assert.Single(StderrLines(list));
+        Assert.Contains(mysqlDb, list.Stdout, StringComparison.Ordinal);
+        Assert.Equal(5, list.Stdout.Split('\n').Count(l => l.Contains(mysqlDb, StringComparison.Ordinal) || l.Contains(pgDb, StringComparison.Ordinal)));
+
+        var verify = await CliAsync("verify", "--instance", "1", "--config", config);
+
+        Assert.True(verify.ExitCode == Failed, verify.ToString());
+        Assert.Single(StderrLines(verify));
+        Assert.Contains("'vault'", verify.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"OK     {Path.Combine(backupDir, newMysql)}", verify.Stdout, StringComparison.Ordinal);
+
+        var prune = await CliAsync("prune", "--all", "--config", config);
+
+        // Instance 1's 'vault' cannot be pruned; its local backups are planned, and instance 2 is pruned after it.
+        Assert.True(prune.ExitCode == Failed, prune.ToString());
+        Assert.Contains("cannot be pruned", OneLineAbout(prune, "'vault'"), StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(backupDir, oldestPg)), prune.ToString());
+        AssertNothingLeftInTmp();
+    }
+}
