@@ -27,7 +27,8 @@ internal sealed record ListedBackup(
     string? Problem,
     string Storage,
     string Key,
-    string Location)
+    string Location,
+    DateTime? DigestCheckedUtc)
 {
     /// <summary>What restore --file and verify --file take for this backup: STORAGE:KEY.</summary>
     public string Id => $"{Storage}:{Key}";
@@ -145,7 +146,8 @@ internal static class ListCommand
             backup.Problem,
             storage,
             entry.Key,
-            location);
+            location,
+            backup.DigestCheckedUtc?.UtcDateTime);
     }
 
     private static readonly string[] Headers = ["INSTANCE", "DATABASE", "TIME (UTC)", "SIZE", "COMPRESSION", "ENCRYPTION", "VERIFIED", "STORAGE"];
@@ -160,7 +162,10 @@ internal static class ListCommand
         row.Encryption ?? "-",
         row.Status switch
         {
-            "verified" => "yes",
+            // What was checked, and when: list itself compares sizes only; verify (or prune) reads the digest.
+            "verified" => row.DigestCheckedUtc is { } at
+                ? $"sha256 ok {at.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture)}"
+                : "size ok",
             "size_mismatch" => "NO: size differs from the manifest",
             "incomplete" => "incomplete (no manifest)",
             _ => "NO: manifest unreadable",

@@ -80,6 +80,17 @@ internal static class PruneCommand
                 {
                     database = decision.Backup.Database;
                     Output.Line($"  database '{database}':");
+                    if (planned.Checks.FirstOrDefault(c => c.Database == database) is { } check)
+                    {
+                        if (check.Holds)
+                        {
+                            Output.Error($"not pruning instance {instance.Id} ({instance.Name}) database '{database}' in storage {planned.Storage}: {check.Outcome}");
+                        }
+                        else
+                        {
+                            Output.Line($"    {"check",-12} {check.Key}  ({check.Outcome})");
+                        }
+                    }
                 }
                 var verb = decision.Keep ? "keep" : planned.DryRun ? "would remove" : "remove";
                 Output.Line($"    {verb,-12} {decision.Backup.Key}  ({string.Join(", ", decision.Reasons)})");

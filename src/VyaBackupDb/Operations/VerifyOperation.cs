@@ -24,8 +24,10 @@ public interface IVerifyObserver : IRestoreObserver
 /// completion trailer; with --restore also a test restore into a scratch database (always
 /// dropped afterwards) compared against the manifest's counts.
 /// </summary>
-public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer)
+public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, TimeProvider? timeProvider = null)
 {
+    private readonly TimeProvider time = timeProvider ?? TimeProvider.System;
+
     public async Task<IReadOnlyList<VerifyResult>> RunAsync(VerifyRequest request, CancellationToken cancellationToken)
     {
         var results = new List<VerifyResult>();
@@ -50,10 +52,38 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer)
             {
                 (check, comparison) = await TestRestoreAsync(check, request.Instance, keys, cancellationToken).ConfigureAwait(false);
             }
+            await RecordAsync(file, check, cancellationToken).ConfigureAwait(false);
             results.Add(new VerifyResult(check, comparison));
             observer.Checked(results[^1]);
         }
         return results;
+    }
+
+    /// <summary>
+    /// Records a passed digest check beside the manifest (what prune trusts instead of reading the
+    /// file again); a failed one removes an earlier record. Not being able to write it is a warning.
+    /// </summary>
+    private async Task RecordAsync(BackupLocation file, FileCheck check, CancellationToken cancellationToken)
+    {
+        if (check.Manifest is not { } manifest || file.Storage is not IStorage storage)
+        {
+            return;
+        }
+        try
+        {
+            if (check.Ok)
+            {
+                await VerifyRecord.WriteAsync(storage, file.Key, manifest, "verify", time.GetUtcNow(), replace: null, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await storage.DeleteAsync(VerifyRecord.KeyFor(file.Key), cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
+        {
+            observer.Warning($"the check of {file.Description} could not be recorded beside it: {e.Message}");
+        }
     }
 
     /// <summary>The file given, or the backups of the instance in each of its destinations (copies are checked too).</summary>

@@ -159,4 +159,83 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         Assert.False(File.Exists(Path.Combine(backupDir, oldestPg)), prune.ToString());
         AssertNothingLeftInTmp();
     }
+
+    private const int VerificationFailed = 4;
+
+    /// <summary>Flips one bit in the middle of a file: same size, other digest.</summary>
+    private static void FlipByte(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        bytes[bytes.Length / 2] ^= 0x20;
+        File.WriteAllBytes(path, bytes);
+    }
+
+    [Fact]
+    public async Task Prune_deletes_nothing_of_a_database_whose_newest_kept_backup_fails_its_digest_check()
+    {
+        var backupDir = _scratch.TempDir("backups");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var oldest = Create(backupDir, mysql, "dns_db", Utc("20260101_010000"));
+        var middle = Create(backupDir, mysql, "dns_db", Utc("20260102_010000"));
+        var newest = Create(backupDir, mysql, "dns_db", Utc("20260103_010000"));
+        FlipByte(Path.Combine(backupDir, middle));
+        FlipByte(Path.Combine(backupDir, newest));
+        var config = await ConfigAsync(backupDir, "dns_db", "none", mysqlExtra: "retention: {keep_last: 2}");
+        var before = Snapshot(backupDir);
+
+        // list compares sizes only, and says so.
+        var list = await CliAsync("list", "--instance", "1", "--config", config);
+        Assert.True(list.ExitCode == Success, list.ToString());
+        Assert.Equal(3, list.Stdout.Split('\n').Count(l => l.Contains("size ok", StringComparison.Ordinal)));
+
+        var prune = await CliAsync("prune", "--instance", "1", "--config", config);
+
+        Assert.True(prune.ExitCode == VerificationFailed, prune.ToString());
+        var line = OneLineAbout(prune, "dns_db");
+        Assert.Contains("does not match its manifest", line, StringComparison.Ordinal);
+        Assert.Contains("nothing of it was deleted", line, StringComparison.Ordinal);
+        Assert.Equal(before, Snapshot(backupDir));
+        Assert.True(File.Exists(Path.Combine(backupDir, oldest)));
+        AssertNothingLeftInTmp();
+    }
+
+    [Fact]
+    public async Task Prune_trusts_a_verify_only_while_the_file_is_unchanged_since()
+    {
+        var backupDir = _scratch.TempDir("backups");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var oldest = Create(backupDir, mysql, "dns_db", Utc("20260101_010000"));
+        Create(backupDir, mysql, "dns_db", Utc("20260102_010000"));
+        var newest = Create(backupDir, mysql, "dns_db", Utc("20260103_010000"));
+        var config = await ConfigAsync(backupDir, "dns_db", "none", mysqlExtra: "retention: {keep_last: 1}");
+
+        var verify = await CliAsync("verify", "--instance", "1", "--latest", "--config", config);
+        Assert.True(verify.ExitCode == Success, verify.ToString());
+        Assert.True(File.Exists(Path.Combine(backupDir, VerifyRecord.KeyFor(newest))), "verify records its check beside the manifest");
+        var list = await CliAsync("list", "--instance", "1", "--json", "--config", config);
+        Assert.Contains("\"digest_checked_utc\": \"", list.Stdout, StringComparison.Ordinal);
+
+        // The newest backup changed after it was verified: the record no longer counts, prune reads it again.
+        await Task.Delay(20);
+        FlipByte(Path.Combine(backupDir, newest));
+        var before = Snapshot(backupDir);
+
+        var held = await CliAsync("prune", "--instance", "1", "--config", config);
+
+        Assert.True(held.ExitCode == VerificationFailed, held.ToString());
+        Assert.Contains("does not match its manifest", OneLineAbout(held, "dns_db"), StringComparison.Ordinal);
+        Assert.Equal(before, Snapshot(backupDir));
+
+        // Put right, verified again: prune takes verify's word (no second read) and deletes the older ones.
+        FlipByte(Path.Combine(backupDir, newest));
+        Assert.True((await CliAsync("verify", "--instance", "1", "--latest", "--config", config)).ExitCode == Success);
+
+        var pruned = await CliAsync("prune", "--instance", "1", "--config", config);
+
+        Assert.True(pruned.ExitCode == Success, pruned.ToString());
+        Assert.Contains("digest checked by verify", pruned.Stdout, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(backupDir, oldest)));
+        Assert.Equal([newest], Ops.DataFilesUnder(backupDir));
+        AssertNothingLeftInTmp();
+    }
 }

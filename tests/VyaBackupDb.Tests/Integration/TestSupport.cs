@@ -114,7 +114,8 @@ public static class Ops
     {
         var all = FilesUnder(dir);
         var data = all.Where(f => !f.EndsWith(Catalog.BackupManifest.Suffix, StringComparison.Ordinal)
-            && !f.EndsWith(Catalog.BackupManifest.ChecksumSuffix, StringComparison.Ordinal)).ToList();
+            && !f.EndsWith(Catalog.BackupManifest.ChecksumSuffix, StringComparison.Ordinal)
+            && !f.EndsWith(Catalog.VerifyRecord.Suffix, StringComparison.Ordinal)).ToList();
         foreach (var file in data)
         {
             Assert.Contains(file + Catalog.BackupManifest.Suffix, all);
