@@ -46,7 +46,16 @@ internal static class BackupCommand
             var observer = new ConsoleBackupObserver();
             using var storages = new Storage.StorageSet(config);
             var operation = new BackupOperation(config, storages, TimeProvider.System, observer);
-            var report = await operation.RunAsync(request, cancellationToken).ConfigureAwait(false);
+            BackupReport report;
+            try
+            {
+                report = await operation.RunAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                // Also on Ctrl+C: the progress line stops before the error is printed.
+                observer.Done();
+            }
             if (request.DryRun)
             {
                 if (parseResult.GetValue(prune))
@@ -72,7 +81,7 @@ internal static class BackupCommand
                 Output.Error("the backups succeeded, but pruning failed (see above)");
             }
             return pruned;
-        }));
+        }, cancellationToken));
         return command;
     }
 
@@ -126,6 +135,8 @@ internal static class BackupCommand
         }
 
         public void Warning(string message) => Output.Warning(message);
+
+        public void Done() => _progress?.Dispose();
 
         public void Summary(BackupReport report)
         {

@@ -118,7 +118,7 @@ internal static class ListCommand
             }
             // The lines above named each destination that could not be listed.
             return unreachable.Count > 0 ? Errors.ExitCode.Failed : Errors.ExitCode.Success;
-        }));
+        }, cancellationToken));
         return command;
     }
 

@@ -31,7 +31,7 @@ internal static class PruneCommand
                     .Select(i => new PruneTarget(i, databases)),
             ];
             return await RunAsync(config, targets, parseResult.GetValue(dryRun), cancellationToken).ConfigureAwait(false);
-        }));
+        }, cancellationToken));
         return command;
     }
 

@@ -54,7 +54,16 @@ internal static class VerifyCommand
                 parseResult.GetValue(restore),
                 parseResult.GetValue(identity));
             var observer = new ConsoleVerifyObserver();
-            var results = await new VerifyOperation(config, observer).RunAsync(request, cancellationToken).ConfigureAwait(false);
+            IReadOnlyList<VerifyResult> results;
+            try
+            {
+                results = await new VerifyOperation(config, observer).RunAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                // Also on failure and Ctrl+C: the progress line stops before the error is printed.
+                observer.Done();
+            }
             var unreachable = results.Count(r => r.Check.Unreachable);
             var failed = results.Count(r => !r.Check.Ok) - unreachable;
             Output.Line($"verify summary: {results.Count - failed - unreachable} OK, {failed} failed"
@@ -64,7 +73,7 @@ internal static class VerifyCommand
                 : failed > 0 ? ExitCode.VerificationFailed
                 : unreachable > 0 ? ExitCode.Failed
                 : ExitCode.Success;
-        }));
+        }, cancellationToken));
         return command;
     }
 
@@ -97,14 +106,20 @@ internal static class VerifyCommand
 
         public void Skipped(string file, string reason) => Output.Line($"SKIP   {file}: {reason}");
 
-        public void Planned(RestorePlan plan)
-        {
-        }
+        private RestorePlan? _plan;
+
+        public void Planned(RestorePlan plan) => _plan = plan;
 
         public bool Confirm(string question) => false;
 
-        public void Started(long fileBytes, Func<long> fileBytesRead) =>
+        public void Started(long fileBytes, Func<long> fileBytesRead)
+        {
+            if (!Output.IsTerminal && _plan is { } plan)
+            {
+                Output.Log($"test restore of {plan.File} into the scratch database '{plan.Target}'");
+            }
             _progress = new ProgressLine("test restore", fileBytesRead, fileBytes);
+        }
 
         public void Compared(InventoryComparison comparison)
         {
@@ -120,5 +135,7 @@ internal static class VerifyCommand
         }
 
         public void Warning(string message) => Output.Warning(message);
+
+        public void Done() => _progress?.Dispose();
     }
 }

@@ -139,6 +139,7 @@ public sealed class BackupOperation
                     observer.Planned(item);
                     continue;
                 }
+                cancellationToken.ThrowIfCancellationRequested();
                 results.Add(targets.Count == 0
                     ? Failed(item, $"no destination can be reached: {string.Join("; ", down.Select(d => d.Reason))}", TimeSpan.Zero)
                         with { FailedDestinations = [.. down.Select(d => d.Name)] }
@@ -217,6 +218,8 @@ public sealed class BackupOperation
         try
         {
             using var held = BackupLock.Acquire(config.BackupDir, item.Instance.Name, item.Database, time, observer.Warning);
+            item = await UnusedNameAsync(item, storage, () => PlanItem(item.Instance, item.Database, compression, encrypt, targets), timeout.Token)
+                .ConfigureAwait(false);
             await using var write = await storage.CreateAsync(item.Key, timeout.Token).ConfigureAwait(false);
             var stored = new MeasuringStream(write.Content, leaveOpen: true);
             observer.Started(item, () => stored.Bytes);
@@ -297,7 +300,7 @@ public sealed class BackupOperation
                     copyErrors.Add($"the copy to '{target.Name}' timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)");
                     failedDestinations.Add(target.Name);
                 }
-                catch (Exception e) when (e is VyaException or IOException)
+                catch (Exception e) when (e is VyaException or IOException && !cancellationToken.IsCancellationRequested)
                 {
                     copyErrors.Add($"the copy to '{target.Name}' failed: {e.Message}");
                     failedDestinations.Add(target.Name);
@@ -310,6 +313,11 @@ public sealed class BackupOperation
                 FailedDestinations = failedDestinations,
                 Destinations = [targets[0].Name, .. targets.Skip(1).Select(t => t.Name).Where(n => !failedDestinations.Contains(n))],
             };
+        }
+        catch (Exception e) when (cancellationToken.IsCancellationRequested && e is not OperationCanceledException)
+        {
+            // Ctrl+C also reaches the dump tool (same process group on a terminal): its death is the interruption.
+            throw new OperationCanceledException($"interrupted: {e.Message}", e, cancellationToken);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -332,6 +340,28 @@ public sealed class BackupOperation
             // The server failed a query of ours (counting rows, probing): this database only.
             return Failed(item, $"server error: {e.Message}", clock.Elapsed);
         }
+    }
+
+    /// <summary>
+    /// Names are to the second: a backup of the same database taken in the same second as the
+    /// previous one (both run one after the other, under the lock) waits for the next second
+    /// rather than collide with it. A clock that does not move gives up after a few tries, and the
+    /// commit then refuses to overwrite.
+    /// </summary>
+    private async Task<BackupItem> UnusedNameAsync(BackupItem item, IStorage storage, Func<BackupItem> replan, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            if (await storage.StatAsync(item.Key, cancellationToken).ConfigureAwait(false) is null
+                && await storage.StatAsync(BackupManifest.KeyFor(item.Key), cancellationToken).ConfigureAwait(false) is null)
+            {
+                return item;
+            }
+            var now = time.GetUtcNow();
+            await Task.Delay(TimeSpan.FromMilliseconds(1000 - now.Millisecond + 10), cancellationToken).ConfigureAwait(false);
+            item = replan();
+        }
+        return item;
     }
 
     /// <summary>The .sha256 line, then the manifest: last, since a data file without its manifest is not a backup.</summary>

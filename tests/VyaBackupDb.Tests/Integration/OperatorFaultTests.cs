@@ -50,7 +50,7 @@ public sealed class OperatorFaultTests : IAsyncLifetime
     /// storage: and retention: lines; storage 'vault' is SFTP on a port where nothing listens.
     /// </summary>
     private async Task<string> ConfigAsync(
-        string backupDir, string mysqlDatabase, string pgDatabase, string mysqlExtra = "", string pgExtra = "", string storages = "")
+        string backupDir, string mysqlDatabase, string pgDatabase, string mysqlExtra = "", string pgExtra = "", string topLevel = "")
     {
         var path = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
         var yaml = string.Create(CultureInfo.InvariantCulture, $"""
@@ -66,7 +66,7 @@ public sealed class OperatorFaultTests : IAsyncLifetime
                 password: unused-sftp-pw
                 host_fingerprint: SHA256:T1xBiwSzij0MU+GuugxdpklHowP/H4tDAN5It89LR20
                 path: backups
-            {storages}
+            {topLevel}
             instances:
               - id: 1
                 name: it-mysql
@@ -237,5 +237,146 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         Assert.False(File.Exists(Path.Combine(backupDir, oldest)));
         Assert.Equal([newest], Ops.DataFilesUnder(backupDir));
         AssertNothingLeftInTmp();
+    }
+
+    private const int Interrupted = 130;
+
+    [SkippableFact]
+    public async Task Restore_and_verify_of_encrypted_zips_and_of_a_zip_on_s3_leave_no_spool_in_tmp()
+    {
+        await TestServers.RequirePostgresAsync();
+        await TestServers.RequireS3Async();
+        var db = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(db, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 1000) g");
+        var backupDir = _scratch.TempDir("backups");
+        var keyFile = Path.Combine(_scratch.TempDir("key"), "key.txt");
+        var keygen = await CliAsync("keygen", "--output", keyFile);
+        Assert.True(keygen.ExitCode == Success, keygen.ToString());
+        var s3 = TestServers.S3($"itest/{Guid.NewGuid():N}/", "offsite");
+        var config = await ConfigAsync(backupDir, "none", db, pgExtra: "storage: [local, offsite]", topLevel: string.Create(CultureInfo.InvariantCulture, $"""
+              - name: offsite
+                type: s3
+                endpoint: {s3.Endpoint}
+                region: {s3.Region}
+                bucket: {s3.Bucket}
+                prefix: {s3.Prefix}
+                force_path_style: true
+                access_key_id_env: VYA_TEST_S3_KEY
+                secret_access_key_env: VYA_TEST_S3_SECRET
+            encryption:
+              recipients: ['{keygen.Stdout.Trim()}']
+              identity_files: ['{keyFile}']
+            """));
+        var env = new Dictionary<string, string>
+        {
+            ["TMPDIR"] = _tmp, ["VYA_TEST_S3_KEY"] = TestServers.S3AccessKey, ["VYA_TEST_S3_SECRET"] = TestServers.S3SecretKey,
+        };
+        Task<ProcessResult> Cli(params string[] arguments) => Run.CliWithEnvAsync(env, arguments);
+        try
+        {
+            foreach (var encrypt in new[] { true, false })
+            {
+                var backup = await Cli(["backup", "-i", "2", "-d", db, "--compression", "zip", "--config", config, .. encrypt ? new[] { "--encrypt" } : []]);
+                Assert.True(backup.ExitCode == Success, backup.ToString());
+                AssertNothingLeftInTmp();
+                await Task.Delay(1100); // the next backup's name is one second later
+            }
+            var files = Ops.DataFilesUnder(backupDir);
+            var encrypted = Path.Combine(backupDir, Assert.Single(files, f => f.EndsWith(".zip.age", StringComparison.Ordinal)));
+            var plainKey = Assert.Single(files, f => f.EndsWith(".zip", StringComparison.Ordinal));
+
+            foreach (var file in new[] { encrypted, $"offsite:{encrypted[(backupDir.Length + 1)..]}", $"offsite:{plainKey}" })
+            {
+                var verify = await Cli("verify", "--file", file, "--config", config);
+                Assert.True(verify.ExitCode == Success, verify.ToString());
+                AssertNothingLeftInTmp();
+
+                var target = _scratch.PostgresName();
+                var restore = await Cli("restore", "--file", file, "-i", "2", "--target", target, "--config", config);
+                Assert.True(restore.ExitCode == Success, restore.ToString());
+                AssertNothingLeftInTmp();
+            }
+        }
+        finally
+        {
+            using var storage = new Storage.S3.S3Storage(s3);
+            await foreach (var entry in storage.ListAsync("", CancellationToken.None))
+            {
+                await storage.DeleteAsync(entry.Key, CancellationToken.None);
+            }
+        }
+    }
+
+    [SkippableFact]
+    public async Task Credential_files_of_a_run_killed_by_sigkill_are_removed_by_the_next_run()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        var tools = FakeTools.Create(_scratch.TempDir("fake"), FakeDump.Hangs, postgres: false);
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, db, "none", mysqlExtra: $"tools_dir: '{tools}'");
+        // Somebody else's, alive (this test's own process): never touched.
+        var alive = Directory.CreateDirectory(Path.Combine(_tmp, $"vya-backupdb-secret-{Environment.ProcessId}-abc123"));
+        File.WriteAllText(Path.Combine(alive.FullName, "client.cnf"), "[client]\n");
+
+        var (file, args, env) = Run.CliCommand(new Dictionary<string, string> { ["TMPDIR"] = _tmp }, "backup", "-i", "1", "-d", db, "--config", config);
+        var startInfo = new System.Diagnostics.ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (name, value) in env)
+        {
+            startInfo.Environment[name] = value;
+        }
+        using (var process = System.Diagnostics.Process.Start(startInfo)!)
+        {
+            var pids = Path.Combine(tools, "pids");
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (!File.Exists(pids) || File.ReadAllText(pids).Split(' ').Length < 2)
+            {
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60) && !process.HasExited, "the fake dump tool never started");
+                await Task.Delay(50);
+            }
+            process.Kill(entireProcessTree: true); // SIGKILL: no cleanup can run
+            await process.WaitForExitAsync();
+        }
+        // (The .NET runtime's own diagnostic pipes of the killed process stay too: not ours.)
+        var left = Directory.GetFileSystemEntries(_tmp, "vya-backupdb-*").Where(d => d != alive.FullName).ToList();
+        Assert.True(left.Count == 1, $"expected the killed run's credential directory in TMPDIR: {string.Join(", ", Directory.GetFileSystemEntries(_tmp))}");
+        var secret = left[0];
+        Assert.True(File.Exists(Path.Combine(secret, "client.cnf")), "the killed run's credential file should be there before the next run");
+
+        var list = await CliAsync("list", "--config", config);
+
+        Assert.True(list.ExitCode == Success, list.ToString());
+        Assert.False(Directory.Exists(secret), "the next run did not remove the credential directory of the killed one");
+        Assert.True(Directory.Exists(alive.FullName), "a live process's credential directory was removed");
+        // The killed backup's temp file is not a backup (the sweep removes it once a day old).
+        Assert.Contains("no backups found", list.Stdout, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task Two_backups_of_a_database_in_the_same_second_both_succeed_and_nothing_is_overwritten()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var backupDir = _scratch.TempDir("backups");
+        // A clock at the very start of a second: two quick backups fall in it.
+        var clock = new StartOfSecondClock();
+
+        var first = await Ops.BackupAsync(TestServers.MySql(), db, Pipeline.Compression.Zstd, backupDir, clock);
+        var firstBytes = Ops.Sha256(first.Location!);
+        var second = await Ops.BackupAsync(TestServers.MySql(), db, Pipeline.Compression.Zstd, backupDir, clock);
+
+        Assert.True(first.Succeeded && second.Succeeded, $"{first.Error} / {second.Error}");
+        Assert.NotEqual(first.Location, second.Location);
+        Assert.Equal(2, Ops.DataFilesUnder(backupDir).Count);
+        Assert.Equal(firstBytes, Ops.Sha256(first.Location!));
+    }
+
+    /// <summary>Real time, shifted so that it was exactly on a second when created.</summary>
+    private sealed class StartOfSecondClock : TimeProvider
+    {
+        private readonly TimeSpan _shift = -TimeSpan.FromMilliseconds(DateTimeOffset.UtcNow.Millisecond);
+
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + _shift;
     }
 }
