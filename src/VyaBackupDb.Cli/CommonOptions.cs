@@ -1,5 +1,6 @@
 using System.CommandLine;
 using VyaBackupDb.Config;
+using VyaBackupDb.Engines;
 using VyaBackupDb.Errors;
 
 namespace VyaBackupDb.Cli;
@@ -87,11 +88,28 @@ internal static class CommonOptions
     /// Runs a command body and turns its outcome into an exit code and at most one error line.
     /// Messages of our exceptions are written to be shown (they never hold a secret).
     /// </summary>
-    public static async Task<int> RunAsync(Func<Task<ExitCode>> body)
+    /// <param name="cancellationToken">The command's token: once it is cancelled (Ctrl+C, SIGTERM), whatever
+    /// the body ends with is an interruption (exit 130), also a tool's own error about the same signal.</param>
+    public static async Task<int> RunAsync(Func<Task<ExitCode>> body, CancellationToken cancellationToken = default)
     {
+        // Credential files and spools of runs that were killed (SIGKILL) hold secrets: gone at the next run.
+        TempFiles.RemoveStale();
         try
         {
-            return (int)await body().ConfigureAwait(false);
+            var code = await body().ConfigureAwait(false);
+            if (code != ExitCode.Success && cancellationToken.IsCancellationRequested)
+            {
+                Output.Error("interrupted; nothing partial was kept");
+                return (int)ExitCode.Interrupted;
+            }
+            return (int)code;
+        }
+        catch (Exception e) when (cancellationToken.IsCancellationRequested && e is not OperationCanceledException)
+        {
+            // E.g. psql killed by the same Ctrl+C (the terminal signals the whole process group): the
+            // cleanup has run (the message says what it did); the cause is the interruption.
+            Output.Error($"interrupted: {e.Message}");
+            return (int)ExitCode.Interrupted;
         }
         catch (VyaException e)
         {
@@ -105,7 +123,8 @@ internal static class CommonOptions
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or System.Data.Common.DbException)
         {
-            Output.Error($"{e.GetType().Name}: {e.Message}");
+            // The message alone: one plain line, no .NET type names.
+            Output.Error(e.Message);
             return (int)ExitCode.Failed;
         }
     }

@@ -75,7 +75,18 @@ internal sealed class ProgressLine : IDisposable
             {
                 return;
             }
-            var bytes = _bytes();
+            long bytes;
+            try
+            {
+                bytes = _bytes();
+            }
+            catch (Exception e) when (e is ObjectDisposedException or NotSupportedException or InvalidOperationException or IOException)
+            {
+                // The stream it measures is gone (the run failed or was interrupted): a timer
+                // callback must never throw, it would take the whole process down.
+                _stopped = true;
+                return;
+            }
             var seconds = Math.Max(_clock.Elapsed.TotalSeconds, 0.001);
             var done = _total is > 0 ? $"{Output.Size(bytes)} of {Output.Size(_total.Value)} ({100.0 * bytes / _total.Value:0}%)" : Output.Size(bytes);
             var text = $"{_label}: {done}, {Output.Size((long)(bytes / seconds))}/s, {Output.Duration(_clock.Elapsed)}";

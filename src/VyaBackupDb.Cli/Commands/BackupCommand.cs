@@ -46,7 +46,16 @@ internal static class BackupCommand
             var observer = new ConsoleBackupObserver();
             using var storages = new Storage.StorageSet(config);
             var operation = new BackupOperation(config, storages, TimeProvider.System, observer);
-            var report = await operation.RunAsync(request, cancellationToken).ConfigureAwait(false);
+            BackupReport report;
+            try
+            {
+                report = await operation.RunAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                // Also on Ctrl+C: the progress line stops before the error is printed.
+                observer.Done();
+            }
             if (request.DryRun)
             {
                 if (parseResult.GetValue(prune))
@@ -72,7 +81,7 @@ internal static class BackupCommand
                 Output.Error("the backups succeeded, but pruning failed (see above)");
             }
             return pruned;
-        }));
+        }, cancellationToken));
         return command;
     }
 
@@ -127,12 +136,17 @@ internal static class BackupCommand
 
         public void Warning(string message) => Output.Warning(message);
 
+        public void Done() => _progress?.Dispose();
+
         public void Summary(BackupReport report)
         {
             var succeeded = report.Results.Count(r => r.Succeeded);
             var failed = report.Results.Count - succeeded;
+            var uncopied = report.Results.Count(r => !r.Succeeded && r.Location is not null);
             var size = report.Results.Sum(r => r.StoredBytes);
-            Output.Line($"backup summary: {succeeded} succeeded, {failed} failed, {Output.Size(size)} written, {Output.Duration(report.Duration)}");
+            Output.Line($"backup summary: {succeeded} succeeded, {failed} failed"
+                + (uncopied == 0 ? "" : $" ({uncopied} of them backed up, but not to every destination)")
+                + $", {Output.Size(size)} written, {Output.Duration(report.Duration)}");
             if (report.Results.Count == 0)
             {
                 Output.Error("nothing was backed up");

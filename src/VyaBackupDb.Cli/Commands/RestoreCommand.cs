@@ -48,24 +48,50 @@ internal static class RestoreCommand
                 Keys: config.Encryption.KeysFor(parseResult.GetValue(identity)),
                 TerminateConnections: parseResult.GetValue(terminate));
             var observer = new ConsoleRestoreObserver(request);
-            var result = await new RestoreOperation(config, observer).RunAsync(request, cancellationToken).ConfigureAwait(false);
-            observer.Done();
+            RestoreResult? result;
+            try
+            {
+                result = await new RestoreOperation(config, observer).RunAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                // Also on failure and Ctrl+C: the progress line stops before the error is printed.
+                observer.Done();
+            }
+            if (request.DryRun)
+            {
+                observer.SayPlan();
+            }
             if (result is not null)
             {
                 Output.Line($"restore summary: '{result.Plan.Target}' on instance {request.Instance.Id} ({request.Instance.Name}): "
                     + $"{result.TablesRestored} tables, {Output.Size(result.PlainBytes)} of SQL, {Output.Duration(result.Duration)}");
             }
             return ExitCode.Success;
-        }));
+        }, cancellationToken));
         return command;
     }
 
+    /// <summary>
+    /// Says what the restore does only once it is going to happen (before the question, or when
+    /// the data starts to flow; a dry run at its end), so a file refused as not a backup is not
+    /// first announced as "restoring".
+    /// </summary>
     private sealed class ConsoleRestoreObserver(RestoreRequest request) : IRestoreObserver
     {
         private ProgressLine? _progress;
+        private RestorePlan? _plan;
 
-        public void Planned(RestorePlan plan)
+        public void Planned(RestorePlan plan) => _plan = plan;
+
+        /// <summary>The plan line, once.</summary>
+        public void SayPlan()
         {
+            if (_plan is not { } plan)
+            {
+                return;
+            }
+            _plan = null;
             var source = plan.FileDbms is { } dbms ? $"{dbms.ToName()} backup" : "SQL dump";
             if (plan.SourceDatabase is not null)
             {
@@ -79,7 +105,9 @@ internal static class RestoreCommand
             {
                 { Exists: false } => "will be created",
                 { HoldsData: false } => "exists, empty",
-                var state => request.Force ? $"holds {state.Contents}, will be replaced" : $"holds {state.Contents}",
+                var state => request.Force ? $"holds {state.Contents}, will be replaced"
+                    : request.DryRun ? $"holds {state.Contents}: replacing it needs --force (or a yes on a terminal)"
+                    : $"holds {state.Contents}",
             };
             var verb = request.DryRun ? "would restore" : "restoring";
             Output.Line($"{verb} {plan.File} ({Output.Size(plan.FileBytes)}, {plan.Compression.ToString().ToLowerInvariant()}, {source}) "
@@ -88,6 +116,7 @@ internal static class RestoreCommand
 
         public bool Confirm(string question)
         {
+            SayPlan();
             if (Console.IsInputRedirected || !Output.IsTerminal)
             {
                 return false;
@@ -95,8 +124,11 @@ internal static class RestoreCommand
             return AnsiConsole.Confirm(question, defaultValue: false);
         }
 
-        public void Started(long fileBytes, Func<long> fileBytesRead) =>
+        public void Started(long fileBytes, Func<long> fileBytesRead)
+        {
+            SayPlan();
             _progress = new ProgressLine("restoring", fileBytesRead, fileBytes);
+        }
 
         public void Compared(InventoryComparison comparison)
         {

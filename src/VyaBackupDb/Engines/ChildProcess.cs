@@ -83,6 +83,7 @@ public static class ChildProcess
             var childQuitFirst = process.HasExited;
             Kill(process);
             var childError = await ExitErrorAsync(process, tool, stderr).ConfigureAwait(false);
+            await ThrowIfInterruptedAsync(process, cancellationToken).ConfigureAwait(false);
             // Writing to the child failing (broken pipe, EPIPE) means it quit first: its own error
             // says why. A failure on our side (a truncated input, disk full while storing its
             // output) is ours to report: the child was only killed because of it.
@@ -96,8 +97,29 @@ public static class ChildProcess
         var error = await ExitErrorAsync(process, tool, stderr).ConfigureAwait(false);
         if (error is not null)
         {
+            await ThrowIfInterruptedAsync(process, cancellationToken).ConfigureAwait(false);
             throw error;
         }
+    }
+
+    /// <summary>
+    /// Ctrl+C on a terminal signals the whole foreground process group: the child may die of the
+    /// SIGINT a moment before our own handler cancels the run. Such a death is the interruption,
+    /// not the tool's failure: wait briefly for the cancellation, then report it as one.
+    /// </summary>
+    private static async Task ThrowIfInterruptedAsync(Process process, CancellationToken cancellationToken)
+    {
+        if (process.HasExited && process.ExitCode == 128 + 2 && !cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+        cancellationToken.ThrowIfCancellationRequested();
     }
 
     private static async Task FeedStdinAsync(

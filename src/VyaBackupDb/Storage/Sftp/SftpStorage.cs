@@ -215,6 +215,10 @@ public sealed class SftpStorage : IStorage, IDisposable
             catch (SftpPathNotFoundException)
             {
             }
+            catch (SshException e)
+            {
+                throw new StorageException($"sftp: cannot delete the abandoned temp file {path} on {HostPort} (storage '{_config.Name}'): {e.Message}", e);
+            }
         }
         return removed;
     }

@@ -1,0 +1,382 @@
+using System.Globalization;
+using VyaBackupDb.Catalog;
+using static VyaBackupDb.Tests.Integration.FabricatedBackups;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// Faults an operator meets (issue 12), injected on the real servers through the real CLI: each
+/// test checks the exit code, one clear line about the fault, that earlier backups stay byte for
+/// byte, and that the run leaves nothing in its own TMPDIR.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class OperatorFaultTests : IAsyncLifetime
+{
+    private const int Success = 0;
+    private const int Failed = 1;
+    private const int PartialFailure = 3;
+
+    private readonly Scratch _scratch = new();
+    private string _tmp = "";
+
+    public Task InitializeAsync()
+    {
+        _tmp = _scratch.TempDir("tmpdir");
+        return _scratch.InitializeAsync();
+    }
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    /// <summary>The CLI with its own TMPDIR, so that anything it leaves there is seen.</summary>
+    private Task<ProcessResult> CliAsync(params string[] arguments) =>
+        Run.CliWithEnvAsync(new Dictionary<string, string> { ["TMPDIR"] = _tmp }, arguments);
+
+    private void AssertNothingLeftInTmp() =>
+        Assert.True(Directory.GetFileSystemEntries(_tmp).Length == 0,
+            $"left in TMPDIR: {string.Join(", ", Directory.GetFileSystemEntries(_tmp).Select(Path.GetFileName))}");
+
+    private static List<string> StderrLines(ProcessResult run) => [.. run.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)];
+
+    /// <summary>Asserts that exactly one stderr line mentions <paramref name="what"/>, and returns it.</summary>
+    private static string OneLineAbout(ProcessResult run, string what)
+    {
+        var lines = StderrLines(run).Where(l => l.Contains(what, StringComparison.Ordinal)).ToList();
+        Assert.True(lines.Count == 1, $"expected one stderr line about {what}:\n{run}");
+        return lines[0];
+    }
+
+    /// <summary>
+    /// A config: instance 1 = MariaDB (it-mysql), 2 = PostgreSQL (it-pg), each with its own
+    /// storage: and retention: lines; storage 'vault' is SFTP on a port where nothing listens.
+    /// </summary>
+    private async Task<string> ConfigAsync(
+        string backupDir, string mysqlDatabase, string pgDatabase, string mysqlExtra = "", string pgExtra = "", string topLevel = "")
+    {
+        var path = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+        var yaml = string.Create(CultureInfo.InvariantCulture, $"""
+            backup_dir: '{backupDir}'
+            compression: zstd
+            timeout_seconds: 300
+            storage:
+              - name: vault
+                type: sftp
+                host: 127.0.0.1
+                port: {DeadPort()}
+                user: nobody
+                password: unused-sftp-pw
+                host_fingerprint: SHA256:T1xBiwSzij0MU+GuugxdpklHowP/H4tDAN5It89LR20
+                path: backups
+            {topLevel}
+            instances:
+              - id: 1
+                name: it-mysql
+                dbms: mysql
+                host: {TestServers.MySqlHost}
+                port: {TestServers.MySqlPort}
+                user: {TestServers.MySqlUser}
+                password: '{TestServers.MySqlPassword}'
+                include: ['{mysqlDatabase}']
+                {mysqlExtra}
+              - id: 2
+                name: it-pg
+                dbms: postgresql
+                host: {TestServers.PgHost}
+                port: {TestServers.PgPort}
+                user: {TestServers.PgUser}
+                password: '{TestServers.PgPassword}'
+                include: ['{pgDatabase}']
+                {pgExtra}
+
+            """);
+        await File.WriteAllTextAsync(path, yaml);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        return path;
+    }
+
+    /// <summary>A loopback port nothing listens on (bound, then closed).</summary>
+    private static int DeadPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [SkippableFact]
+    public async Task A_destination_that_is_down_fails_only_what_needs_it()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequirePostgresAsync();
+        var mysqlDb = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(mysqlDb, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)");
+        var pgDb = await _scratch.NewPostgresDatabaseAsync();
+        var backupDir = _scratch.TempDir("backups");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var pg = TestServers.Postgres(name: "it-pg");
+        Create(backupDir, mysql, mysqlDb, Utc("20260101_010000"));
+        var oldestPg = Create(backupDir, pg, pgDb, Utc("20260101_010000"));
+        Create(backupDir, pg, pgDb, Utc("20260102_010000"));
+        // The dead SFTP server is instance 1's first destination: the dump goes to the next one.
+        var config = await ConfigAsync(backupDir, mysqlDb, pgDb,
+            mysqlExtra: "storage: [vault, local]\n    retention: {keep_last: 5}", pgExtra: "retention: {keep_last: 2}");
+        var before = Snapshot(backupDir);
+
+        var backup = await CliAsync("backup", "--all", "--config", config);
+
+        Assert.True(backup.ExitCode == PartialFailure, backup.ToString());
+        Assert.Contains("not copied to 'vault'", OneLineAbout(backup, "vault"), StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", backup.Stderr, StringComparison.Ordinal);
+        var local = Ops.DataFilesUnder(backupDir);
+        var newMysql = Assert.Single(local, f => f.StartsWith("it-mysql/", StringComparison.Ordinal) && !before.ContainsKey(f));
+        Assert.Single(local, f => f.StartsWith("it-pg/", StringComparison.Ordinal) && !before.ContainsKey(f));
+        foreach (var (file, sha) in before)
+        {
+            Assert.Equal(sha, Ops.Sha256(Path.Combine(backupDir, file)));
+        }
+
+        var list = await CliAsync("list", "--config", config);
+
+        Assert.True(list.ExitCode == Failed, list.ToString());
+        Assert.Contains("cannot be listed", OneLineAbout(list, "'vault'"), StringComparison.Ordinal);
+        Assert.Single(StderrLines(list));
+        Assert.Contains(mysqlDb, list.Stdout, StringComparison.Ordinal);
+        Assert.Equal(5, list.Stdout.Split('\n').Count(l => l.Contains(mysqlDb, StringComparison.Ordinal) || l.Contains(pgDb, StringComparison.Ordinal)));
+
+        var verify = await CliAsync("verify", "--instance", "1", "--config", config);
+
+        Assert.True(verify.ExitCode == Failed, verify.ToString());
+        Assert.Single(StderrLines(verify));
+        Assert.Contains("'vault'", verify.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"OK     {Path.Combine(backupDir, newMysql)}", verify.Stdout, StringComparison.Ordinal);
+
+        var prune = await CliAsync("prune", "--all", "--config", config);
+
+        // Instance 1's 'vault' cannot be pruned; its local backups are planned, and instance 2 is pruned after it.
+        Assert.True(prune.ExitCode == Failed, prune.ToString());
+        Assert.Contains("cannot be pruned", OneLineAbout(prune, "'vault'"), StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(backupDir, oldestPg)), prune.ToString());
+        AssertNothingLeftInTmp();
+    }
+
+    private const int VerificationFailed = 4;
+
+    /// <summary>Flips one bit in the middle of a file: same size, other digest.</summary>
+    private static void FlipByte(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        bytes[bytes.Length / 2] ^= 0x20;
+        File.WriteAllBytes(path, bytes);
+    }
+
+    [Fact]
+    public async Task Prune_deletes_nothing_of_a_database_whose_newest_kept_backup_fails_its_digest_check()
+    {
+        var backupDir = _scratch.TempDir("backups");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var oldest = Create(backupDir, mysql, "dns_db", Utc("20260101_010000"));
+        var middle = Create(backupDir, mysql, "dns_db", Utc("20260102_010000"));
+        var newest = Create(backupDir, mysql, "dns_db", Utc("20260103_010000"));
+        FlipByte(Path.Combine(backupDir, middle));
+        FlipByte(Path.Combine(backupDir, newest));
+        var config = await ConfigAsync(backupDir, "dns_db", "none", mysqlExtra: "retention: {keep_last: 2}");
+        var before = Snapshot(backupDir);
+
+        // list compares sizes only, and says so.
+        var list = await CliAsync("list", "--instance", "1", "--config", config);
+        Assert.True(list.ExitCode == Success, list.ToString());
+        Assert.Equal(3, list.Stdout.Split('\n').Count(l => l.Contains("size ok", StringComparison.Ordinal)));
+
+        var prune = await CliAsync("prune", "--instance", "1", "--config", config);
+
+        Assert.True(prune.ExitCode == VerificationFailed, prune.ToString());
+        var line = OneLineAbout(prune, "dns_db");
+        Assert.Contains("does not match its manifest", line, StringComparison.Ordinal);
+        Assert.Contains("nothing of it was deleted", line, StringComparison.Ordinal);
+        Assert.Equal(before, Snapshot(backupDir));
+        Assert.True(File.Exists(Path.Combine(backupDir, oldest)));
+        AssertNothingLeftInTmp();
+    }
+
+    [Fact]
+    public async Task Prune_trusts_a_verify_only_while_the_file_is_unchanged_since()
+    {
+        var backupDir = _scratch.TempDir("backups");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var oldest = Create(backupDir, mysql, "dns_db", Utc("20260101_010000"));
+        Create(backupDir, mysql, "dns_db", Utc("20260102_010000"));
+        var newest = Create(backupDir, mysql, "dns_db", Utc("20260103_010000"));
+        var config = await ConfigAsync(backupDir, "dns_db", "none", mysqlExtra: "retention: {keep_last: 1}");
+
+        var verify = await CliAsync("verify", "--instance", "1", "--latest", "--config", config);
+        Assert.True(verify.ExitCode == Success, verify.ToString());
+        Assert.True(File.Exists(Path.Combine(backupDir, VerifyRecord.KeyFor(newest))), "verify records its check beside the manifest");
+        var list = await CliAsync("list", "--instance", "1", "--json", "--config", config);
+        Assert.Contains("\"digest_checked_utc\": \"", list.Stdout, StringComparison.Ordinal);
+
+        // The newest backup changed after it was verified: the record no longer counts, prune reads it again.
+        await Task.Delay(20);
+        FlipByte(Path.Combine(backupDir, newest));
+        var before = Snapshot(backupDir);
+
+        var held = await CliAsync("prune", "--instance", "1", "--config", config);
+
+        Assert.True(held.ExitCode == VerificationFailed, held.ToString());
+        Assert.Contains("does not match its manifest", OneLineAbout(held, "dns_db"), StringComparison.Ordinal);
+        Assert.Equal(before, Snapshot(backupDir));
+
+        // Put right, verified again: prune takes verify's word (no second read) and deletes the older ones.
+        FlipByte(Path.Combine(backupDir, newest));
+        Assert.True((await CliAsync("verify", "--instance", "1", "--latest", "--config", config)).ExitCode == Success);
+
+        var pruned = await CliAsync("prune", "--instance", "1", "--config", config);
+
+        Assert.True(pruned.ExitCode == Success, pruned.ToString());
+        Assert.Contains("digest checked by verify", pruned.Stdout, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(backupDir, oldest)));
+        Assert.Equal([newest], Ops.DataFilesUnder(backupDir));
+        AssertNothingLeftInTmp();
+    }
+
+    private const int Interrupted = 130;
+
+    [SkippableFact]
+    public async Task Restore_and_verify_of_encrypted_zips_and_of_a_zip_on_s3_leave_no_spool_in_tmp()
+    {
+        await TestServers.RequirePostgresAsync();
+        await TestServers.RequireS3Async();
+        var db = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(db, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 1000) g");
+        var backupDir = _scratch.TempDir("backups");
+        var keyFile = Path.Combine(_scratch.TempDir("key"), "key.txt");
+        var keygen = await CliAsync("keygen", "--output", keyFile);
+        Assert.True(keygen.ExitCode == Success, keygen.ToString());
+        var s3 = TestServers.S3($"itest/{Guid.NewGuid():N}/", "offsite");
+        var config = await ConfigAsync(backupDir, "none", db, pgExtra: "storage: [local, offsite]", topLevel: string.Create(CultureInfo.InvariantCulture, $"""
+              - name: offsite
+                type: s3
+                endpoint: {s3.Endpoint}
+                region: {s3.Region}
+                bucket: {s3.Bucket}
+                prefix: {s3.Prefix}
+                force_path_style: true
+                access_key_id_env: VYA_TEST_S3_KEY
+                secret_access_key_env: VYA_TEST_S3_SECRET
+            encryption:
+              recipients: ['{keygen.Stdout.Trim()}']
+              identity_files: ['{keyFile}']
+            """));
+        var env = new Dictionary<string, string>
+        {
+            ["TMPDIR"] = _tmp, ["VYA_TEST_S3_KEY"] = TestServers.S3AccessKey, ["VYA_TEST_S3_SECRET"] = TestServers.S3SecretKey,
+        };
+        Task<ProcessResult> Cli(params string[] arguments) => Run.CliWithEnvAsync(env, arguments);
+        try
+        {
+            foreach (var encrypt in new[] { true, false })
+            {
+                var backup = await Cli(["backup", "-i", "2", "-d", db, "--compression", "zip", "--config", config, .. encrypt ? new[] { "--encrypt" } : []]);
+                Assert.True(backup.ExitCode == Success, backup.ToString());
+                AssertNothingLeftInTmp();
+                await Task.Delay(1100); // the next backup's name is one second later
+            }
+            var files = Ops.DataFilesUnder(backupDir);
+            var encrypted = Path.Combine(backupDir, Assert.Single(files, f => f.EndsWith(".zip.age", StringComparison.Ordinal)));
+            var plainKey = Assert.Single(files, f => f.EndsWith(".zip", StringComparison.Ordinal));
+
+            foreach (var file in new[] { encrypted, $"offsite:{encrypted[(backupDir.Length + 1)..]}", $"offsite:{plainKey}" })
+            {
+                var verify = await Cli("verify", "--file", file, "--config", config);
+                Assert.True(verify.ExitCode == Success, verify.ToString());
+                AssertNothingLeftInTmp();
+
+                var target = _scratch.PostgresName();
+                var restore = await Cli("restore", "--file", file, "-i", "2", "--target", target, "--config", config);
+                Assert.True(restore.ExitCode == Success, restore.ToString());
+                AssertNothingLeftInTmp();
+            }
+        }
+        finally
+        {
+            using var storage = new Storage.S3.S3Storage(s3);
+            await foreach (var entry in storage.ListAsync("", CancellationToken.None))
+            {
+                await storage.DeleteAsync(entry.Key, CancellationToken.None);
+            }
+        }
+    }
+
+    [SkippableFact]
+    public async Task Credential_files_of_a_run_killed_by_sigkill_are_removed_by_the_next_run()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        var tools = FakeTools.Create(_scratch.TempDir("fake"), FakeDump.Hangs, postgres: false);
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, db, "none", mysqlExtra: $"tools_dir: '{tools}'");
+        // Somebody else's, alive (this test's own process): never touched.
+        var alive = Directory.CreateDirectory(Path.Combine(_tmp, $"vya-backupdb-secret-{Environment.ProcessId}-abc123"));
+        File.WriteAllText(Path.Combine(alive.FullName, "client.cnf"), "[client]\n");
+
+        var (file, args, env) = Run.CliCommand(new Dictionary<string, string> { ["TMPDIR"] = _tmp }, "backup", "-i", "1", "-d", db, "--config", config);
+        var startInfo = new System.Diagnostics.ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (name, value) in env)
+        {
+            startInfo.Environment[name] = value;
+        }
+        using (var process = System.Diagnostics.Process.Start(startInfo)!)
+        {
+            var pids = Path.Combine(tools, "pids");
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (!File.Exists(pids) || File.ReadAllText(pids).Split(' ').Length < 2)
+            {
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60) && !process.HasExited, "the fake dump tool never started");
+                await Task.Delay(50);
+            }
+            process.Kill(entireProcessTree: true); // SIGKILL: no cleanup can run
+            await process.WaitForExitAsync();
+        }
+        // (The .NET runtime's own diagnostic pipes of the killed process stay too: not ours.)
+        var left = Directory.GetFileSystemEntries(_tmp, "vya-backupdb-*").Where(d => d != alive.FullName).ToList();
+        Assert.True(left.Count == 1, $"expected the killed run's credential directory in TMPDIR: {string.Join(", ", Directory.GetFileSystemEntries(_tmp))}");
+        var secret = left[0];
+        Assert.True(File.Exists(Path.Combine(secret, "client.cnf")), "the killed run's credential file should be there before the next run");
+
+        var list = await CliAsync("list", "--config", config);
+
+        Assert.True(list.ExitCode == Success, list.ToString());
+        Assert.False(Directory.Exists(secret), "the next run did not remove the credential directory of the killed one");
+        Assert.True(Directory.Exists(alive.FullName), "a live process's credential directory was removed");
+        // The killed backup's temp file is not a backup (the sweep removes it once a day old).
+        Assert.Contains("no backups found", list.Stdout, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task Two_backups_of_a_database_in_the_same_second_both_succeed_and_nothing_is_overwritten()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var backupDir = _scratch.TempDir("backups");
+        // A clock at the very start of a second: two quick backups fall in it.
+        var clock = new StartOfSecondClock();
+
+        var first = await Ops.BackupAsync(TestServers.MySql(), db, Pipeline.Compression.Zstd, backupDir, clock);
+        var firstBytes = Ops.Sha256(first.Location!);
+        var second = await Ops.BackupAsync(TestServers.MySql(), db, Pipeline.Compression.Zstd, backupDir, clock);
+
+        Assert.True(first.Succeeded && second.Succeeded, $"{first.Error} / {second.Error}");
+        Assert.NotEqual(first.Location, second.Location);
+        Assert.Equal(2, Ops.DataFilesUnder(backupDir).Count);
+        Assert.Equal(firstBytes, Ops.Sha256(first.Location!));
+    }
+
+    /// <summary>Real time, shifted so that it was exactly on a second when created.</summary>
+    private sealed class StartOfSecondClock : TimeProvider
+    {
+        private readonly TimeSpan _shift = -TimeSpan.FromMilliseconds(DateTimeOffset.UtcNow.Millisecond);
+
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + _shift;
+    }
+}
