@@ -225,7 +225,8 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             CheckCompleteDump(plain, result, engine.CompletionTrailer, plan);
         }
         if (request.Verify && plan.Manifest is { } manifest
-            && await StoredProblemAsync(file, location, manifest, cancellationToken).ConfigureAwait(false) is { } problem)
+            && await StoredProblemAsync(plan.Compression == Compression.Zip ? null : file as MeasuringStream, location, manifest, cancellationToken)
+                .ConfigureAwait(false) is { } problem)
         {
             throw new VerificationFailedException(problem);
         }
@@ -235,11 +236,12 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
     /// <summary>
     /// The stored bytes against the manifest, from the digest taken while they streamed (the rest,
     /// e.g. bytes appended after the compressed data that the decoder ignored, is read to the end);
-    /// a seekable (zip) file is read once more.
+    /// without one (a zip, which is spooled to a seekable file first) the file is read once more.
     /// </summary>
-    private static async Task<string?> StoredProblemAsync(Stream file, BackupLocation location, BackupManifest manifest, CancellationToken cancellationToken)
+    private static async Task<string?> StoredProblemAsync(
+        MeasuringStream? measured, BackupLocation location, BackupManifest manifest, CancellationToken cancellationToken)
     {
-        if (file is not MeasuringStream measured)
+        if (measured is null)
         {
             return await BackupFileChecker.CheckStoredAsync(location, manifest, cancellationToken).ConfigureAwait(false);
         }

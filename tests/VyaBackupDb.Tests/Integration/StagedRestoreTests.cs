@@ -213,8 +213,12 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     {
         await TestServers.RequirePostgresAsync();
         var source = await _scratch.NewPostgresDatabaseAsync();
-        await PgTestDb.ExecAsync(source,
-            "DO $$ BEGIN FOR i IN 1..4000 LOOP EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY); INSERT INTO t%s VALUES (%s)', i, i, i); END LOOP; END $$");
+        // In batches: one transaction creating them all would itself exhaust the lock table.
+        for (var batch = 0; batch < 8; batch++)
+        {
+            await PgTestDb.ExecAsync(source, $"DO $$ BEGIN FOR i IN {batch * 500 + 1}..{batch * 500 + 500} LOOP "
+                + "EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY); INSERT INTO t%s VALUES (%s)', i, i, i); END LOOP; END $$");
+        }
         var file = await Ops.BackupOkAsync(TestServers.Postgres(), source, Compression.Zstd, _scratch.TempDir("backups"));
         var target = _scratch.PostgresName();
 
