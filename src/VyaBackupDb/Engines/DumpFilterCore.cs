@@ -33,6 +33,15 @@ internal sealed class ByteBuffer(int capacity)
 
     public void Clear() => Length = 0;
 
+    /// <summary>Inserts <paramref name="bytes"/> at <paramref name="index"/>.</summary>
+    public void Insert(int index, ReadOnlySpan<byte> bytes)
+    {
+        Reserve(bytes.Length);
+        data.AsSpan(index, Length - index).CopyTo(data.AsSpan(index + bytes.Length));
+        bytes.CopyTo(data.AsSpan(index));
+        Length += bytes.Length;
+    }
+
     /// <summary>Drops the first <paramref name="count"/> bytes.</summary>
     public void RemoveFront(int count)
     {
@@ -140,13 +149,28 @@ internal sealed class FilterSink(bool holdOutput = false)
         Mode = Disposition.Pass;
     }
 
+    /// <summary>Whether the hold was released at the cap since the last <see cref="MarkReleasable"/>.</summary>
+    public bool ForcedSinceMark { get; private set; }
+
     /// <summary>Everything in <see cref="Output"/> so far may be written.</summary>
-    public void MarkReleasable() => releasable = Output.Length;
+    public void MarkReleasable()
+    {
+        releasable = Output.Length;
+        ForcedSinceMark = false;
+    }
+
+    /// <summary>Inserts bytes at the last <see cref="MarkReleasable"/> point (before everything held since).</summary>
+    public void InsertAtMark(ReadOnlySpan<byte> bytes) => Output.Insert(releasable, bytes);
 
     /// <summary>How many bytes of <see cref="Output"/> may be written now (a hold past the cap is released).</summary>
     public int Writable()
     {
-        if (!holdOutput || Output.Length - releasable > OutputHoldCap)
+        if (holdOutput && Output.Length - releasable > OutputHoldCap)
+        {
+            ForcedSinceMark = true;
+        }
+
+        if (!holdOutput || ForcedSinceMark)
         {
             releasable = Output.Length;
         }

@@ -335,11 +335,9 @@ public sealed class PostgresDumpFilterTests
         { "SELECT $1$$ x $$;\n", "line 1: a dollar quote glued to the word before it (psql versions read it differently); refused" },
         { "SELECT E'a'\r'b';\n", "line 1: a string literal continued across a carriage return (psql and the server could read it differently); refused" },
         { "SELECT E'a'\n \r'b';\n", "line 2: a string literal continued across a carriage return (psql and the server could read it differently); refused" },
-        { "SELECT 'C:\\';\n", Divergent(1) },
-        { "SELECT 1,\n'it\\''s';\n", Divergent(2) },
         { "SELECT xe'a\\';\n", Divergent(1) },
-        { "SELECT n'\\';\n", Divergent(1) },
-        { "SET standard_conforming_strings = off;\nSELECT 'it\\'s';\n", Divergent(2) },
+        { "SELECT 1; SELECT 'C:\\';\n", Divergent(1) },
+        { "SELECT 1;\nSELECT 2; SELECT 3,\n 'C:\\';\n", Divergent(3) },
         { "SET client_encoding = 'SJIS';\n", "line 1: client encoding SJIS is not something pg_dump writes (psql lexes it differently); refused" },
         { "SET NAMES 'big5';\n", "line 1: client encoding big5 is not something pg_dump writes (psql lexes it differently); refused" },
         { "SET client_encoding TO gbk;\n", "line 1: client encoding gbk is not something pg_dump writes (psql lexes it differently); refused" },
@@ -351,6 +349,30 @@ public sealed class PostgresDumpFilterTests
 
     private static string Divergent(int line) =>
         $"line {line}: a string literal whose end depends on standard_conforming_strings (a quote after an odd number of backslashes; psql could read it differently); refused";
+
+    /// <summary>A plain string whose end depends on standard_conforming_strings gets the setting pinned right before its statement.</summary>
+    [Theory]
+    [InlineData("SELECT 'C:\\';\n", "SET standard_conforming_strings = on;\nSELECT 'C:\\';\n")]
+    [InlineData("SELECT 1;\n  SELECT 1,\n'it\\''s', 'x\\';\n", "SELECT 1;\nSET standard_conforming_strings = on;\n  SELECT 1,\n'it\\''s', 'x\\';\n")]
+    [InlineData("SELECT n'\\';", "SET standard_conforming_strings = on;\nSELECT n'\\';")]
+    [InlineData("/* c\n */ SELECT 'C:\\';", "SET standard_conforming_strings = on;\n/* c\n */ SELECT 'C:\\';")]
+    [InlineData("SET standard_conforming_strings = off;\nSELECT 'it\\'s';\n", "SET standard_conforming_strings = off;\nSET standard_conforming_strings = off;\nSELECT 'it\\'s';\n")]
+    [InlineData("COPY t FROM stdin;\n1\n\\.\nINSERT INTO t VALUES ('a\\'), ('b\\');\nINSERT INTO t VALUES ('c\\');\n",
+        "COPY t FROM stdin;\n1\n\\.\nSET standard_conforming_strings = on;\nINSERT INTO t VALUES ('a\\'), ('b\\');\nSET standard_conforming_strings = on;\nINSERT INTO t VALUES ('c\\');\n")]
+    [InlineData("DROP DATABASE x; DROP DATABASE 'C:\\';\n", " \n")]
+    public void Pins_standard_conforming_strings_before_a_string_whose_end_depends_on_it(string input, string expected)
+    {
+        AssertFilters(Utf8(input), Utf8(expected), KnownOnPostgres17, expected == " \n" ? "x" : null, expected == " \n" ? 2 : 0);
+    }
+
+    [Fact]
+    public void Refuses_such_a_string_when_its_statement_was_already_partly_sent()
+    {
+        var input = Utf8("INSERT INTO t VALUES ('" + new string('x', 100_000) + "', 'C:\\');\n");
+        var filter = new PostgresDumpFilter(Target, KnownOnPostgres17);
+        var (_, refusal) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, input, [4096]);
+        Assert.Equal(Divergent(1), refusal?.Message);
+    }
 
     [Theory]
     [MemberData(nameof(Refusals))]

@@ -96,6 +96,9 @@ public sealed class PostgresDumpFilter
     // The string literal being scanned: whether psql reads it the same way whatever its settings,
     // the backslashes just seen, and the quote-continuation lookahead after its closing quote.
     private bool quoteCertain;
+    private bool quotePlain;
+    private bool pinnedStatement;
+    private int statementsSinceMark;
     private int backslashRun;
     private byte quoteStopPhase;
 
@@ -329,6 +332,40 @@ public sealed class PostgresDumpFilter
 
     private static bool IsSpace(int c) => c is ' ' or '\t' or '\n' or '\r' or '\v' or '\f';
 
+    /// <summary>psql has nothing pending here: what was held may go, and a SET may be put here.</summary>
+    private void MarkLineStart()
+    {
+        sink.MarkReleasable();
+        statementsSinceMark = 0;
+    }
+
+    /// <summary>
+    /// A plain string whose end depends on standard_conforming_strings (a quote after an odd run of
+    /// backslashes, e.g. 'C:\' as pg_dump writes it): psql reads it by the server's setting at the
+    /// start of each line, which code run by the dump could have changed unseen. A
+    /// <c>SET standard_conforming_strings</c> put on a line of its own right before the statement
+    /// makes psql read it the way the filter does. Possible when the statement is the first since
+    /// the last line break between statements and nothing since was released.
+    /// </summary>
+    private void PinStandardStrings(int i)
+    {
+        if (restrictLine is not null || pinnedStatement || sink.Mode == Disposition.Drop)
+        {
+            return;
+        }
+
+        if (!quotePlain || statementsSinceMark != 0 || sink.ForcedSinceMark)
+        {
+            throw Refuse(i, "a string literal whose end depends on standard_conforming_strings " +
+                "(a quote after an odd number of backslashes; psql could read it differently)");
+        }
+
+        sink.InsertAtMark(state == State.Quote
+            ? "SET standard_conforming_strings = on;\n"u8
+            : "SET standard_conforming_strings = off;\n"u8);
+        pinnedStatement = true;
+    }
+
     /// <summary>The 1-based line of <c>buf[i]</c>.</summary>
     private long LineAt(int i) => lines.LineAt(buf, i, bufferBase + i);
 
@@ -388,7 +425,7 @@ public sealed class PostgresDumpFilter
         {
             // A line break between statements: nothing before it can be refused any more.
             Commit(i + newline + 1);
-            sink.MarkReleasable();
+            MarkLineStart();
         }
 
         if (k < 0)
@@ -496,6 +533,7 @@ public sealed class PostgresDumpFilter
         unitStart = bufferBase + i;
         unitLineKnown = 0;
         trailerSeen = false;
+        pinnedStatement = false;
         state = State.Code;
         classifying = true;
         step = Step.Start;
@@ -516,6 +554,7 @@ public sealed class PostgresDumpFilter
     /// <param name="after">End of the statement (after its <c>;</c>).</param>
     private int EndStatement(int after)
     {
+        statementsSinceMark++;
         Commit(after);
         var dropped = sink.Mode == Disposition.Drop;
         if (sink.Mode == Disposition.Hold)
@@ -734,6 +773,7 @@ public sealed class PostgresDumpFilter
     {
         backslashRun = 0;
         quoteCertain = false;
+        quotePlain = true;
         var p1 = buf[i - 1];
         var p2 = buf[i - 2];
         if (p1 == '&')
@@ -745,12 +785,18 @@ public sealed class PostgresDumpFilter
                 return;
             }
 
+            quotePlain = (p2 | 0x20) != 'u';
+
             state = standardStrings ? State.Quote : State.EscapeQuote;
             return;
         }
 
         var letter = p1 | 0x20;
-        if (letter is 'e' or 'b' or 'x' && !IdentCont[p2])
+        if (letter is 'e' or 'b' or 'x' or 'n' && IdentCont[p2])
+        {
+            quotePlain = false; // a prefix, or the end of a word: psql versions differ
+        }
+        else if (letter is 'e' or 'b' or 'x')
         {
             state = letter == 'e' ? State.EscapeQuote : State.BitQuote;
             quoteCertain = true;
@@ -1024,10 +1070,9 @@ public sealed class PostgresDumpFilter
                 throw Refuse(i, "a NUL byte in SQL text");
             }
 
-            if ((backslashRun & 1) == 1 && !quoteCertain && restrictLine is null)
+            if ((backslashRun & 1) == 1 && !quoteCertain)
             {
-                throw Refuse(i, "a string literal whose end depends on standard_conforming_strings " +
-                    "(a quote after an odd number of backslashes; psql could read it differently)");
+                PinStandardStrings(i);
             }
 
             if (end - i < 2 && !final)
@@ -1069,10 +1114,9 @@ public sealed class PostgresDumpFilter
                 i += run;
                 var odd = (backslashRun & 1) == 1;
                 backslashRun = 0;
-                if (odd && buf[i] == '\'' && !quoteCertain && restrictLine is null)
+                if (odd && buf[i] == '\'' && !quoteCertain)
                 {
-                    throw Refuse(i, "a string literal whose end depends on standard_conforming_strings " +
-                        "(a quote after an odd number of backslashes; psql could read it differently)");
+                    PinStandardStrings(i);
                 }
 
                 if (odd)
@@ -1448,7 +1492,7 @@ public sealed class PostgresDumpFilter
             if (b == '\n')
             {
                 Commit(i + 1);
-                sink.MarkReleasable();
+                MarkLineStart();
                 state = State.CopyData;
                 copyLineStart = true;
                 return i + 1;
@@ -1487,7 +1531,7 @@ public sealed class PostgresDumpFilter
         i = CopyLines(i, end, final, out var newlines);
         lines.Counted(bufferBase + i, newlines); // the data's line breaks, found anyway
         Commit(i);
-        sink.MarkReleasable(); // data lines are never refused
+        MarkLineStart(); // data lines are never refused; after \. a line starts
         return i;
     }
 
