@@ -353,9 +353,9 @@ public sealed class PostgresDumpFilterTests
     /// <summary>A plain string whose end depends on standard_conforming_strings gets the setting pinned right before its statement.</summary>
     [Theory]
     [InlineData("SELECT 'C:\\';\n", "SET standard_conforming_strings = on;\nSELECT 'C:\\';\n")]
-    [InlineData("SELECT 1;\n  SELECT 1,\n'it\\''s', 'x\\';\n", "SELECT 1;\nSET standard_conforming_strings = on;\n  SELECT 1,\n'it\\''s', 'x\\';\n")]
+    [InlineData("SELECT 1;\n  SELECT 1,\n'it\\''s', 'x\\';\n", "SELECT 1;\n  SET standard_conforming_strings = on;\nSELECT 1,\n'it\\''s', 'x\\';\n")]
     [InlineData("SELECT n'\\';", "SET standard_conforming_strings = on;\nSELECT n'\\';")]
-    [InlineData("/* c\n */ SELECT 'C:\\';", "SET standard_conforming_strings = on;\n/* c\n */ SELECT 'C:\\';")]
+    [InlineData("/* c\n */ SELECT 'C:\\';", "/* c\n */ SET standard_conforming_strings = on;\nSELECT 'C:\\';")]
     [InlineData("SET standard_conforming_strings = off;\nSELECT 'it\\'s';\n", "SET standard_conforming_strings = off;\nSET standard_conforming_strings = off;\nSELECT 'it\\'s';\n")]
     [InlineData("COPY t FROM stdin;\n1\n\\.\nINSERT INTO t VALUES ('a\\'), ('b\\');\nINSERT INTO t VALUES ('c\\');\n",
         "COPY t FROM stdin;\n1\n\\.\nSET standard_conforming_strings = on;\nINSERT INTO t VALUES ('a\\'), ('b\\');\nSET standard_conforming_strings = on;\nINSERT INTO t VALUES ('c\\');\n")]

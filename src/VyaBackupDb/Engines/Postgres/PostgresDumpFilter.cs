@@ -29,8 +29,9 @@ public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false);
 /// statement, COPY other than <c>COPY ... FROM stdin</c>, psql's own variables (<c>:DBNAME</c>),
 /// NUL bytes outside COPY data, and the few spellings psql versions lex differently (a dollar quote
 /// right after a word, a string continued across a carriage return, a string whose end depends on
-/// standard_conforming_strings). The refused line or statement never reaches psql: output is
-/// held back to the last line break between statements (at most 64 KiB).</para>
+/// standard_conforming_strings, unless pinned by a SET put before its statement). The refused line
+/// or statement never reaches psql: output is held back to the start of the last statement that
+/// began a line (at most 64 KiB).</para>
 /// <para>Statements are split the way psql splits them: at <c>;</c> outside quotes, comments, dollar
 /// quotes, parentheses and <c>BEGIN ... END</c> bodies of SQL-standard functions; after
 /// <c>COPY ... FROM stdin;</c> the lines up to <c>\.</c> are data. <c>standard_conforming_strings</c>
@@ -99,6 +100,7 @@ public sealed class PostgresDumpFilter
     private bool quotePlain;
     private bool pinnedStatement;
     private int statementsSinceMark;
+    private bool lineBreakSinceStatement = true;
     private int backslashRun;
     private byte quoteStopPhase;
 
@@ -337,6 +339,7 @@ public sealed class PostgresDumpFilter
     {
         sink.MarkReleasable();
         statementsSinceMark = 0;
+        lineBreakSinceStatement = false;
     }
 
     /// <summary>
@@ -420,12 +423,11 @@ public sealed class PostgresDumpFilter
     {
         var span = buf.AsSpan(i, end - i);
         var k = span.IndexOfAnyExcept(Spaces);
-        var newline = (k < 0 ? span : span[..k]).LastIndexOf((byte)'\n');
-        if (newline >= 0)
+        if (!lineBreakSinceStatement)
         {
-            // A line break between statements: nothing before it can be refused any more.
-            Commit(i + newline + 1);
-            MarkLineStart();
+            // A line break between statements: nothing before it can be refused any more (marked
+            // when the next statement starts, to keep this per-statement path short).
+            lineBreakSinceStatement = (k < 0 ? span : span[..k]).Contains((byte)'\n');
         }
 
         if (k < 0)
@@ -529,6 +531,11 @@ public sealed class PostgresDumpFilter
     private int StartStatement(int i)
     {
         Commit(i);
+        if (lineBreakSinceStatement)
+        {
+            MarkLineStart();
+        }
+
         sink.BeginHold();
         unitStart = bufferBase + i;
         unitLineKnown = 0;
@@ -555,6 +562,7 @@ public sealed class PostgresDumpFilter
     private int EndStatement(int after)
     {
         statementsSinceMark++;
+        lineBreakSinceStatement = false;
         Commit(after);
         var dropped = sink.Mode == Disposition.Drop;
         if (sink.Mode == Disposition.Hold)
