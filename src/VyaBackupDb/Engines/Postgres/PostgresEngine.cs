@@ -166,7 +166,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             $"--dbname={ConnInfo(targetDatabase)}",
         ];
         // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
-        var filter = new PostgresDumpFilter(targetDatabase, name => name.Contains('.', StringComparison.Ordinal) || knownSettings.Contains(name));
+        var filter = new PostgresDumpFilter(targetDatabase, name => name.Contains('.', StringComparison.Ordinal) || knownSettings.Contains(name), new PostgresFilterOptions(RestrictMetaCommands: PostgresDumpFilter.ClientSupportsRestrict(_client!.Value.Version)));
         await ChildProcess.RunAsync(Path.Combine(binDir, "psql"), arguments, Environment(passFile),
             (stdin, ct) => filter.CopyAsync(input, stdin, ct), null, cancellationToken).ConfigureAwait(false);
     }
