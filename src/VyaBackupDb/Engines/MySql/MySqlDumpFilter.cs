@@ -3,12 +3,26 @@ using System.Text;
 
 namespace VyaBackupDb.Engines.MySql;
 
+/// <summary>What a <see cref="MySqlDumpFilter"/> does besides pointing the dump at its target.</summary>
+/// <param name="SourceDatabase">The database the dump was taken from (from the manifest or the file name), if
+/// known; the dump's own USE / CREATE DATABASE name counts too. Qualifiers naming it in views, triggers,
+/// routines and events are pointed at the target.</param>
+/// <param name="Definer">What becomes of DEFINER clauses.</param>
+/// <param name="KeepEventsEnabled">Leave events enabled as dumped; otherwise they are created DISABLED
+/// (<see cref="MySqlDumpFilter.EnabledEvents"/> lists them).</param>
+public sealed record MySqlFilterOptions(string? SourceDatabase = null, DefinerMode Definer = DefinerMode.Keep, bool KeepEventsEnabled = false);
+
 /// <summary>
 /// Filters a plain mysqldump / mariadb-dump file on its way into the <c>mysql</c>/<c>mariadb</c>
 /// client (run with <c>--database=TARGET --binary-mode</c>) so that only the target database is
 /// touched: <c>CREATE/DROP DATABASE|SCHEMA</c> and <c>USE</c> statements are dropped (also inside
 /// <c>/*!...*/</c> conditional comments), and the database name of <c>ALTER DATABASE|SCHEMA name</c>
-/// is replaced by the target. Every other byte passes through unchanged.
+/// is replaced by the target. In <c>CREATE TRIGGER / VIEW / PROCEDURE / FUNCTION / EVENT</c>
+/// statements (also in mysqldump's conditional-comment forms) a name used as a qualifier
+/// (<c>`shop`.`audit`</c>, <c>shop.audit</c>) that names the source database is pointed at the target,
+/// DEFINER clauses are kept, stripped or made CURRENT_USER, and events are created DISABLED unless
+/// asked otherwise. Identifiers only: strings, comments and data never change. Every other byte
+/// passes through unchanged.
 /// </summary>
 /// <remarks>
 /// Statements are split the way the client splits them: at the current delimiter (changed by
@@ -27,11 +41,16 @@ public sealed class MySqlDumpFilter
     private const int MaxDelimiterLine = 255;
     private const int MaxDelimiterLength = 15;
     private const int MaxUserVariables = 256;
+    private const int MaxReported = 1000;
 
     private static readonly SearchValues<byte> Spaces = SearchValues.Create(" \t\n\r\v\f"u8);
     private static readonly bool[] WordBytes = BuildWordBytes();
 
     private readonly byte[] targetIdentifier;
+    private readonly string targetDatabase;
+    private readonly MySqlFilterOptions options;
+    private readonly HashSet<string> otherQualifiers = new(StringComparer.Ordinal);
+    private readonly List<string> enabledEvents = [];
     private readonly DatabaseNames names = new();
     private readonly FilterSink sink = new();
     private readonly ByteBuffer delimiterLine = new(MaxDelimiterLine);
@@ -62,6 +81,24 @@ public sealed class MySqlDumpFilter
     private long tokenStart;
     private bool tokenOverflow;
     private bool tokenDoubleQuoted;
+    private bool tokenHasAt;
+
+    // An object statement (CREATE TRIGGER/VIEW/PROCEDURE/FUNCTION/EVENT), followed to its end.
+    private bool objectMode;
+    private bool objectHeader;
+    private long holdStart = -1;
+    private bool afterDot;
+    private bool candidatePending;
+    private bool candidateIsSource;
+    private long candidateStart;
+    private long candidateEnd;
+    private string? candidateName;
+    private DefinerPhase definerPhase;
+    private long definerStart;
+    private long definerEnd;
+    private EventPhase eventPhase;
+    private string? eventName;
+    private bool? eventEnabled;
 
     // SET statement tracking (sql_mode and user variables saving it).
     private bool setFlags;
@@ -75,9 +112,20 @@ public sealed class MySqlDumpFilter
     private int setValueTokens;
     private bool? setValueFlags;
 
+    /// <param name="targetDatabase">The database the dump is restored into.</param>
     public MySqlDumpFilter(string targetDatabase)
+        : this(targetDatabase, new MySqlFilterOptions())
     {
+    }
+
+    /// <param name="targetDatabase">The database the dump is restored into.</param>
+    /// <param name="options">Source database, DEFINER mode, events.</param>
+    public MySqlDumpFilter(string targetDatabase, MySqlFilterOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
         ArgumentException.ThrowIfNullOrEmpty(targetDatabase);
+        this.targetDatabase = targetDatabase;
+        this.options = options;
         if (targetDatabase.Contains('\0', StringComparison.Ordinal))
         {
             throw new ArgumentException("a database name cannot contain NUL", nameof(targetDatabase));
@@ -122,7 +170,28 @@ public sealed class MySqlDumpFilter
         AfterAlter,
         AlterName,
         Set,
+        Object,
         Done,
+    }
+
+    private enum DefinerPhase : byte
+    {
+        None,
+        Equals,
+        User,
+        AfterUser,
+        Host,
+        AfterCurrentUser,
+        Parenthesis,
+        Done,
+    }
+
+    private enum EventPhase : byte
+    {
+        None,
+        Name,
+        AfterName,
+        Header,
     }
 
     private enum SetTarget : byte
@@ -138,6 +207,23 @@ public sealed class MySqlDumpFilter
 
     /// <summary>Statements dropped (for the restore summary / tests).</summary>
     public int DroppedStatements { get; private set; }
+
+    /// <summary>Qualifiers naming the source database that were pointed at the target.</summary>
+    public int RewrittenQualifiers { get; private set; }
+
+    /// <summary>
+    /// After <see cref="CopyAsync"/>: other names used as qualifiers (<c>name.x</c>) in views, triggers,
+    /// routines and events: databases the restored objects still use (system schemas, NEW and OLD
+    /// left out). A table or alias used as a column qualifier is listed too, so a caller that
+    /// warns keeps only the names of databases its server has.
+    /// </summary>
+    public IReadOnlyCollection<string> OtherDatabaseQualifiers => otherQualifiers;
+
+    /// <summary>
+    /// After <see cref="CopyAsync"/>: events that were enabled in the dump, in dump order. They are
+    /// created DISABLED unless <see cref="MySqlFilterOptions.KeepEventsEnabled"/>.
+    /// </summary>
+    public IReadOnlyList<string> EnabledEvents => enabledEvents;
 
     /// <summary>Copies <paramref name="input"/> to <paramref name="output"/> through the filter. One dump per instance.</summary>
     /// <exception cref="DumpFilterException">The dump holds more than one database, or a statement the filter will not guess about.</exception>
@@ -214,6 +300,19 @@ public sealed class MySqlDumpFilter
 
     private void HoldOverflow()
     {
+        if (objectMode)
+        {
+            if (definerPhase != DefinerPhase.None || (candidatePending && candidateIsSource))
+            {
+                throw new DumpFilterException(
+                    $"the object statement at byte {unitStart} of the dump has more than {HoldCap / 1024} KiB of comments " +
+                    "inside a DEFINER clause or after a name of the source database; refusing to guess");
+            }
+
+            ReleaseHold(); // a very long token: not a database name
+            return;
+        }
+
         if (step is Step.Start or Step.Done)
         {
             // Not a database statement (it would have named its verb by now): let it through.
@@ -430,6 +529,11 @@ public sealed class MySqlDumpFilter
     private int EndStatement(int after)
     {
         Commit(after);
+        if (objectMode)
+        {
+            FinishObject();
+        }
+
         if (sink.Mode == Disposition.Hold)
         {
             sink.Release();
@@ -463,6 +567,11 @@ public sealed class MySqlDumpFilter
         }
 
         Commit(end);
+        if (objectMode)
+        {
+            FinishObject();
+        }
+
         if (sink.Mode == Disposition.Hold)
         {
             sink.Release();
@@ -586,6 +695,23 @@ public sealed class MySqlDumpFilter
                 }
             }
 
+            if (b == '.' && objectMode && !(tokenKind == TokenKind.Word && tokenHasAt))
+            {
+                // In object statements a dot separates a qualifier from a name (not in @var.names).
+                if (tokenKind == TokenKind.Word)
+                {
+                    EmitToken(i);
+                    continue;
+                }
+
+                skipVersionDigits = false;
+                StartToken(TokenKind.Punct, i);
+                AppendToken(b);
+                EmitToken(i + 1);
+                i++;
+                continue;
+            }
+
             if (WordBytes[b])
             {
                 if (skipVersionDigits && IsDigit(b))
@@ -600,6 +726,7 @@ public sealed class MySqlDumpFilter
                     StartToken(TokenKind.Word, i);
                 }
 
+                tokenHasAt |= b == '@';
                 AppendToken(b);
                 i++;
                 continue;
@@ -797,6 +924,12 @@ public sealed class MySqlDumpFilter
 
     private void StartToken(TokenKind kind, int i)
     {
+        if (objectMode)
+        {
+            ObjectTokenStart(kind, i);
+        }
+
+        tokenHasAt = false;
         tokenKind = kind;
         tokenStart = bufferBase + i;
         token.Clear();
@@ -902,7 +1035,7 @@ public sealed class MySqlDumpFilter
                     return;
                 }
 
-                goto case Step.AfterDrop;
+                goto case Step.AfterCreateOrReplace;
             case Step.AfterCreateOr:
                 if (kind == TokenKind.Word && Is(text, "REPLACE"u8))
                 {
@@ -913,6 +1046,13 @@ public sealed class MySqlDumpFilter
                 PassStatement();
                 return;
             case Step.AfterCreateOrReplace:
+                if (kind == TokenKind.Word && IsObjectHeaderWord(text))
+                {
+                    BeginObject(kind, text, unitStart + start, unitStart + end);
+                    return;
+                }
+
+                goto case Step.AfterDrop;
             case Step.AfterDrop:
                 if (IsDatabaseKeyword(kind, text))
                 {
@@ -921,6 +1061,9 @@ public sealed class MySqlDumpFilter
                 }
 
                 PassStatement();
+                return;
+            case Step.Object:
+                ObjectToken(kind, text, unitStart + start, unitStart + end);
                 return;
             case Step.DropName:
                 if (kind == TokenKind.Word && (Is(text, "IF"u8) || Is(text, "NOT"u8) || Is(text, "EXISTS"u8)))
@@ -1006,6 +1149,335 @@ public sealed class MySqlDumpFilter
     {
         watching = false;
         step = Step.Done;
+    }
+
+    // ---- CREATE TRIGGER / VIEW / PROCEDURE / FUNCTION / EVENT ----------------------------------------
+    //
+    // These statements are followed token by token to the end. A name followed by '.' is a
+    // qualifier: if it names the source database it is pointed at the target. The sink holds only
+    // what is undecided: a name until the token after it is seen, a DEFINER clause until its end.
+
+    private static bool IsObjectWord(ReadOnlySpan<byte> word) =>
+        Is(word, "VIEW"u8) || Is(word, "TRIGGER"u8) || Is(word, "PROCEDURE"u8) || Is(word, "FUNCTION"u8)
+        || Is(word, "EVENT"u8) || Is(word, "PACKAGE"u8);
+
+    /// <summary>Words that may come between CREATE [OR REPLACE] and the object keyword.</summary>
+    private static bool IsObjectHeaderWord(ReadOnlySpan<byte> word) =>
+        IsObjectWord(word) || Is(word, "DEFINER"u8) || Is(word, "ALGORITHM"u8) || Is(word, "SQL"u8) || Is(word, "AGGREGATE"u8);
+
+    /// <summary>The statement is an object definition; the sink holds it from its start.</summary>
+    private void BeginObject(TokenKind kind, ReadOnlySpan<byte> text, long start, long end)
+    {
+        objectMode = true;
+        objectHeader = true;
+        step = Step.Object;
+        holdStart = unitStart;
+        afterDot = false;
+        ObjectToken(kind, text, start, end);
+        if (definerPhase == DefinerPhase.None && holdStart >= 0)
+        {
+            ReleaseHold();
+        }
+    }
+
+    /// <summary>At the first byte of a token in an object statement: decides what waited for it.</summary>
+    private void ObjectTokenStart(TokenKind kind, int i)
+    {
+        var dot = kind == TokenKind.Punct && buf[i] == '.';
+        if (definerPhase != DefinerPhase.None)
+        {
+            if (DefinerContinues(kind, i))
+            {
+                return;
+            }
+
+            FinishDefiner();
+        }
+
+        if (candidatePending)
+        {
+            DecideCandidate(dot);
+        }
+
+        if (!dot && !afterDot && holdStart < 0
+            && (kind == TokenKind.Ident || (kind == TokenKind.Word && buf[i] != '@') || (kind == TokenKind.String && buf[i] == '"')))
+        {
+            // Perhaps a qualifier (or DEFINER, ENABLE, DO): held until its text is known.
+            Commit(i);
+            sink.BeginHold();
+            holdStart = bufferBase + i;
+        }
+
+        afterDot = dot;
+    }
+
+    /// <summary>A whole token of an object statement.</summary>
+    private void ObjectToken(TokenKind kind, ReadOnlySpan<byte> text, long start, long end)
+    {
+        if (definerPhase != DefinerPhase.None)
+        {
+            DefinerToken(kind, text, end);
+            return;
+        }
+
+        if (objectHeader && kind == TokenKind.Word)
+        {
+            if (Is(text, "DEFINER"u8) && holdStart >= 0)
+            {
+                definerPhase = DefinerPhase.Equals;
+                definerStart = start;
+                definerEnd = end;
+                return;
+            }
+
+            if (IsObjectWord(text))
+            {
+                objectHeader = false;
+                eventPhase = Is(text, "EVENT"u8) ? EventPhase.Name : EventPhase.None;
+                ReleaseHeldToken(start);
+                return;
+            }
+        }
+
+        if (eventPhase != EventPhase.None && EventToken(kind, text, start, end))
+        {
+            return;
+        }
+
+        if (holdStart != start)
+        {
+            return; // not held: after a dot, a variable, a number...
+        }
+
+        var name = kind is TokenKind.Ident or TokenKind.String || !IsNumber(text);
+        if (!name || tokenOverflow)
+        {
+            ReleaseHold();
+            return;
+        }
+
+        candidatePending = true;
+        candidateStart = start;
+        candidateEnd = end;
+        candidateName = DatabaseNames.Decode(text);
+        candidateIsSource = IsSource(candidateName);
+        if (!candidateIsSource)
+        {
+            ReleaseHold(); // nothing to rewrite; only reported if a '.' follows
+        }
+    }
+
+    private void ReleaseHeldToken(long start)
+    {
+        if (holdStart == start)
+        {
+            ReleaseHold();
+        }
+    }
+
+    private void ReleaseHold()
+    {
+        sink.Release();
+        holdStart = -1;
+    }
+
+    private static bool IsNumber(ReadOnlySpan<byte> word) => !word.ContainsAnyExceptInRange((byte)'0', (byte)'9');
+
+    private bool IsSource(string name) =>
+        !string.Equals(name, targetDatabase, StringComparison.Ordinal)
+        && (string.Equals(name, options.SourceDatabase, StringComparison.Ordinal)
+            || string.Equals(name, names.Source, StringComparison.Ordinal));
+
+    /// <summary>The name before this token: a qualifier if the token is '.'.</summary>
+    private void DecideCandidate(bool dot)
+    {
+        candidatePending = false;
+        if (dot && candidateIsSource)
+        {
+            sink.ReleaseReplacing(checked((int)(candidateStart - holdStart)), checked((int)(candidateEnd - holdStart)), targetIdentifier);
+            holdStart = -1;
+            RewrittenQualifiers++;
+            return;
+        }
+
+        if (candidateIsSource)
+        {
+            ReleaseHold();
+            return;
+        }
+
+        if (dot && otherQualifiers.Count < MaxReported && !IsSystemOrRowName(candidateName!)
+            && !string.Equals(candidateName, targetDatabase, StringComparison.Ordinal))
+        {
+            otherQualifiers.Add(candidateName!);
+        }
+    }
+
+    /// <summary>Qualifiers that are not another user database: system schemas, and a trigger's NEW and OLD rows.</summary>
+    private static bool IsSystemOrRowName(string name) =>
+        name.Equals("NEW", StringComparison.OrdinalIgnoreCase) || name.Equals("OLD", StringComparison.OrdinalIgnoreCase)
+        || name.Equals("information_schema", StringComparison.OrdinalIgnoreCase)
+        || name.Equals("performance_schema", StringComparison.OrdinalIgnoreCase)
+        || name is "mysql" or "sys";
+
+    // DEFINER = user: 'u'@'h', `u`@`h`, u@h, `u`@h, a role, CURRENT_USER[()].
+
+    private bool DefinerContinues(TokenKind kind, int i) => definerPhase switch
+    {
+        DefinerPhase.Equals => kind == TokenKind.Punct && buf[i] == '=',
+        DefinerPhase.User or DefinerPhase.Host => kind is TokenKind.Word or TokenKind.Ident or TokenKind.String,
+        DefinerPhase.AfterUser => kind == TokenKind.Word && buf[i] == '@',
+        DefinerPhase.AfterCurrentUser => kind == TokenKind.Punct && buf[i] == '(',
+        DefinerPhase.Parenthesis => kind == TokenKind.Punct && buf[i] == ')',
+        _ => false,
+    };
+
+    private void DefinerToken(TokenKind kind, ReadOnlySpan<byte> text, long end)
+    {
+        definerEnd = end;
+        definerPhase = definerPhase switch
+        {
+            DefinerPhase.Equals => DefinerPhase.User,
+            DefinerPhase.User when kind == TokenKind.Word && (Is(text, "CURRENT_USER"u8) || Is(text, "CURRENT_ROLE"u8)) => DefinerPhase.AfterCurrentUser,
+            DefinerPhase.User when kind == TokenKind.Word && text.Contains((byte)'@') => text[^1] == '@' ? DefinerPhase.Host : DefinerPhase.Done,
+            DefinerPhase.User => DefinerPhase.AfterUser,
+            DefinerPhase.AfterUser => text.Length == 1 ? DefinerPhase.Host : DefinerPhase.Done,
+            DefinerPhase.AfterCurrentUser => DefinerPhase.Parenthesis,
+            _ => DefinerPhase.Done,
+        };
+    }
+
+    /// <summary>The DEFINER clause ended: kept, removed, or made CURRENT_USER.</summary>
+    private void FinishDefiner()
+    {
+        var complete = definerPhase is DefinerPhase.Done or DefinerPhase.AfterUser or DefinerPhase.AfterCurrentUser;
+        definerPhase = DefinerPhase.None;
+        if (!complete || options.Definer == DefinerMode.Keep)
+        {
+            ReleaseHold(); // SQL SECURITY DEFINER, or kept as dumped
+            return;
+        }
+
+        sink.ReleaseReplacing(checked((int)(definerStart - holdStart)), checked((int)(definerEnd - holdStart)),
+            options.Definer == DefinerMode.Strip ? [] : "DEFINER=CURRENT_USER"u8);
+        holdStart = -1;
+    }
+
+    /// <summary>CREATE EVENT [IF NOT EXISTS] name ON SCHEDULE ... [ENABLE | DISABLE [ON SLAVE]] ... DO body.</summary>
+    /// <returns>Whether the token was dealt with (not a name to look at).</returns>
+    private bool EventToken(TokenKind kind, ReadOnlySpan<byte> text, long start, long end)
+    {
+        switch (eventPhase)
+        {
+            case EventPhase.Name:
+                if (kind == TokenKind.Word && (Is(text, "IF"u8) || Is(text, "NOT"u8) || Is(text, "EXISTS"u8)))
+                {
+                    ReleaseHeldToken(start);
+                    return true;
+                }
+
+                if (kind is TokenKind.Word or TokenKind.Ident or TokenKind.String)
+                {
+                    eventName = DatabaseNames.Decode(text);
+                    eventPhase = EventPhase.AfterName;
+                }
+
+                return false; // the name may be a qualifier itself
+            case EventPhase.AfterName:
+                eventPhase = kind == TokenKind.Punct && text[0] == '.' ? EventPhase.Name : EventPhase.Header;
+                if (eventPhase == EventPhase.Name)
+                {
+                    return true;
+                }
+
+                goto case EventPhase.Header;
+            case EventPhase.Header:
+                if (kind != TokenKind.Word)
+                {
+                    return false;
+                }
+
+                if (Is(text, "DISABLE"u8))
+                {
+                    eventEnabled = false;
+                    ReleaseHeldToken(start);
+                    return true;
+                }
+
+                if (Is(text, "ENABLE"u8) && holdStart == start)
+                {
+                    eventEnabled = true;
+                    RecordEnabledEvent();
+                    if (options.KeepEventsEnabled)
+                    {
+                        ReleaseHold();
+                    }
+                    else
+                    {
+                        sink.ReleaseReplacing(0, checked((int)(end - start)), "DISABLE"u8);
+                        holdStart = -1;
+                    }
+
+                    return true;
+                }
+
+                if (Is(text, "DO"u8) && holdStart == start)
+                {
+                    eventPhase = EventPhase.None;
+                    if (eventEnabled is null)
+                    {
+                        // No status: the server's default is ENABLE.
+                        RecordEnabledEvent();
+                        if (!options.KeepEventsEnabled)
+                        {
+                            sink.ReleaseReplacing(0, 0, "DISABLE "u8);
+                            holdStart = -1;
+                            return true;
+                        }
+                    }
+
+                    ReleaseHold();
+                    return true;
+                }
+
+                return false;
+            default:
+                return false;
+        }
+    }
+
+    private void RecordEnabledEvent()
+    {
+        if (eventName is not null && enabledEvents.Count < MaxReported)
+        {
+            enabledEvents.Add(eventName);
+        }
+    }
+
+    /// <summary>At the end of an object statement: what still waited is decided.</summary>
+    private void FinishObject()
+    {
+        if (definerPhase != DefinerPhase.None)
+        {
+            FinishDefiner();
+        }
+
+        if (candidatePending)
+        {
+            DecideCandidate(dot: false);
+        }
+
+        if (holdStart >= 0)
+        {
+            ReleaseHold();
+        }
+
+        objectMode = false;
+        objectHeader = false;
+        eventPhase = EventPhase.None;
+        eventName = null;
+        eventEnabled = null;
+        afterDot = false;
     }
 
     // ---- SET sql_mode tracking -----------------------------------------------------------------
