@@ -120,6 +120,7 @@ public static class ConfigLoader
         [
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
             "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage",
+            "definer",
         ];
 
         public AppConfig ReadConfig(YamlMappingNode root)
@@ -411,7 +412,26 @@ public static class ConfigLoader
             return new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention, storage)
             {
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
+                Definer = ReadDefiner(node, prefix, dbms),
             };
+        }
+
+        /// <summary>definer: keep | strip | current-user (MySQL instances only).</summary>
+        private Engines.MySql.DefinerMode ReadDefiner(YamlMappingNode node, string prefix, Dbms dbms)
+        {
+            if (OptionalString(node, "definer", prefix) is not { } text)
+            {
+                return Engines.MySql.DefinerMode.Keep;
+            }
+            if (dbms != Dbms.MySql)
+            {
+                throw Error(Get(node, "definer")!, prefix + "definer", "applies to mysql instances only");
+            }
+            if (!Engines.MySql.DefinerModes.TryParse(text, out var mode))
+            {
+                throw Error(Get(node, "definer")!, prefix + "definer", $"'{text}' is not one of {Engines.MySql.DefinerModes.Names}");
+            }
+            return mode;
         }
 
         /// <summary>A retention: mapping (null when absent). An empty mapping is a policy with no rule: keep everything.</summary>
