@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
 using VyaBackupDb.Config;
+using VyaBackupDb.Engines.MySql;
 using VyaBackupDb.Errors;
 using VyaBackupDb.Operations;
 
@@ -26,8 +27,16 @@ internal static class RestoreCommand
         };
 
         var identity = new Option<string?>("--identity") { Description = "age identity file for an encrypted backup (besides the config's identity_files)" };
+        var definer = DefinerOption();
+        var enableEvents = new Option<bool>("--enable-events")
+        {
+            Description = "MySQL: leave events enabled as dumped (by default they are restored disabled, so a copy runs no scheduled jobs)",
+        };
 
-        var command = new Command("restore", "Restore a backup file into one database") { file, instance, target, dryRun, force, noVerify, identity };
+        var command = new Command("restore", "Restore a backup file into one database")
+        {
+            file, instance, target, dryRun, force, noVerify, identity, definer, enableEvents,
+        };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
             var config = CommonOptions.LoadConfig(parseResult);
@@ -38,7 +47,9 @@ internal static class RestoreCommand
                 parseResult.GetValue(dryRun),
                 parseResult.GetValue(force),
                 !parseResult.GetValue(noVerify),
-                Keys: config.Encryption.KeysFor(parseResult.GetValue(identity)));
+                Keys: config.Encryption.KeysFor(parseResult.GetValue(identity)),
+                Definer: DefinerValue(parseResult, definer),
+                EnableEvents: parseResult.GetValue(enableEvents));
             var observer = new ConsoleRestoreObserver(request);
             var result = await new RestoreOperation(config, observer).RunAsync(request, cancellationToken).ConfigureAwait(false);
             observer.Done();
@@ -51,6 +62,22 @@ internal static class RestoreCommand
         }));
         return command;
     }
+
+    /// <summary>--definer keep|strip|current-user (restore and verify --restore).</summary>
+    internal static Option<string?> DefinerOption()
+    {
+        var option = new Option<string?>("--definer")
+        {
+            Description = "MySQL: DEFINER of views, triggers, routines and events: keep (as dumped), strip (the restoring account "
+                + "becomes the definer) or current-user; default: the instance's definer setting, else keep",
+        };
+        option.AcceptOnlyFromAmong("keep", "strip", "current-user");
+        return option;
+    }
+
+    /// <summary>The --definer given, or null (the instance's setting applies).</summary>
+    internal static DefinerMode? DefinerValue(ParseResult parseResult, Option<string?> option) =>
+        DefinerModes.TryParse(parseResult.GetValue(option), out var mode) ? mode : null;
 
     private sealed class ConsoleRestoreObserver(RestoreRequest request) : IRestoreObserver
     {

@@ -14,9 +14,11 @@ namespace VyaBackupDb.Operations;
 /// <param name="File">What the user gave: a path, NAME:KEY, s3://... or sftp://... (see <see cref="BackupLocations"/>).</param>
 /// <param name="Location">The backup, already resolved (verify passes it); <paramref name="File"/> is then only for messages.</param>
 /// <param name="Keys">What decrypts an encrypted backup (--identity and the config's encryption: section).</param>
+/// <param name="Definer">MySQL: DEFINER clauses (--definer); null: the instance's <c>definer:</c> setting.</param>
+/// <param name="EnableEvents">MySQL: events stay enabled as dumped (--enable-events); otherwise they are restored disabled.</param>
 public sealed record RestoreRequest(
     string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force, bool Verify = true, BackupLocation? Location = null,
-    DecryptionKeys? Keys = null);
+    DecryptionKeys? Keys = null, Engines.MySql.DefinerMode? Definer = null, bool EnableEvents = false);
 
 public sealed record RestorePlan(
     string File, long FileBytes, StoredFormat Format, Dbms? FileDbms, string? SourceDatabase, DateTime? TakenUtc,
