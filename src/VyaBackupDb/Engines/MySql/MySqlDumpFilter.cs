@@ -42,15 +42,20 @@ public sealed class MySqlDumpFilter
     private const int MaxDelimiterLength = 15;
     private const int MaxUserVariables = 256;
     private const int MaxReported = 1000;
+    private const int MaxRewind = 256;
 
     private static readonly SearchValues<byte> Spaces = SearchValues.Create(" \t\n\r\v\f"u8);
     private static readonly bool[] WordBytes = BuildWordBytes();
 
     private readonly byte[] targetIdentifier;
-    private readonly string targetDatabase;
     private readonly MySqlFilterOptions options;
     private readonly HashSet<string> otherQualifiers = new(StringComparer.Ordinal);
     private readonly List<string> enabledEvents = [];
+    private readonly ByteBuffer candidateText = new(64);
+    private readonly byte[] targetBytes;
+    private readonly byte[]? sourceBytes;
+    private string? learnedSource;
+    private byte[]? learnedSourceBytes;
     private readonly DatabaseNames names = new();
     private readonly FilterSink sink = new();
     private readonly ByteBuffer delimiterLine = new(MaxDelimiterLine);
@@ -92,7 +97,8 @@ public sealed class MySqlDumpFilter
     private bool candidateIsSource;
     private long candidateStart;
     private long candidateEnd;
-    private string? candidateName;
+    private bool tokenAfterDot;
+    private long lastTokenStart = -1;
     private DefinerPhase definerPhase;
     private long definerStart;
     private long definerEnd;
@@ -124,8 +130,9 @@ public sealed class MySqlDumpFilter
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentException.ThrowIfNullOrEmpty(targetDatabase);
-        this.targetDatabase = targetDatabase;
         this.options = options;
+        targetBytes = Encoding.UTF8.GetBytes(targetDatabase);
+        sourceBytes = options.SourceDatabase is { Length: > 0 } source ? Encoding.UTF8.GetBytes(source) : null;
         if (targetDatabase.Contains('\0', StringComparison.Ordinal))
         {
             throw new ArgumentException("a database name cannot contain NUL", nameof(targetDatabase));
@@ -264,6 +271,10 @@ public sealed class MySqlDumpFilter
             EndOfInput(end);
             i = end;
         }
+        else if (objectMode)
+        {
+            i = RewindSplitName(i);
+        }
 
         Commit(i);
         consumedTotal = bufferBase + i;
@@ -302,15 +313,9 @@ public sealed class MySqlDumpFilter
     {
         if (objectMode)
         {
-            if (definerPhase != DefinerPhase.None || (candidatePending && candidateIsSource))
-            {
-                throw new DumpFilterException(
-                    $"the object statement at byte {unitStart} of the dump has more than {HoldCap / 1024} KiB of comments " +
-                    "inside a DEFINER clause or after a name of the source database; refusing to guess");
-            }
-
-            ReleaseHold(); // a very long token: not a database name
-            return;
+            throw new DumpFilterException(
+                $"the object statement at byte {unitStart} of the dump has more than {HoldCap / 1024} KiB of comments " +
+                "inside a DEFINER clause or after a name of the source database; refusing to guess");
         }
 
         if (step is Step.Start or Step.Done)
@@ -726,9 +731,17 @@ public sealed class MySqlDumpFilter
                     StartToken(TokenKind.Word, i);
                 }
 
-                tokenHasAt |= b == '@';
-                AppendToken(b);
-                i++;
+                // The rest of the word at once (up to a possible delimiter, or a dot in an object statement).
+                var j = i;
+                do
+                {
+                    tokenHasAt |= buf[j] == '@';
+                    j++;
+                }
+                while (j < end && WordBytes[buf[j]] && buf[j] != delimiter[0] && !(buf[j] == '.' && objectMode && !tokenHasAt));
+
+                AppendToken(buf.AsSpan(i, j - i));
+                i = j;
                 continue;
             }
 
@@ -742,8 +755,12 @@ public sealed class MySqlDumpFilter
             switch (b)
             {
                 case (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r' or (byte)'\v' or (byte)'\f':
-                    i++;
-                    continue;
+                    {
+                        var blank = buf.AsSpan(i + 1, end - i - 1).IndexOfAnyExcept(Spaces);
+                        i = blank < 0 ? end : i + 1 + blank;
+                        continue;
+                    }
+
                 case (byte)'\'':
                     StartToken(TokenKind.String, i);
                     state = State.SingleQuote;
@@ -973,6 +990,14 @@ public sealed class MySqlDumpFilter
     {
         var kind = tokenKind;
         tokenKind = TokenKind.None;
+        if (objectMode)
+        {
+            // Its bytes go out after it is looked at: it may be held or replaced.
+            OnToken(kind, token.Span, tokenStart - unitStart, bufferBase + end - unitStart);
+            Commit(end);
+            return;
+        }
+
         Commit(end);
         if (step != Step.Done)
         {
@@ -1154,8 +1179,10 @@ public sealed class MySqlDumpFilter
     // ---- CREATE TRIGGER / VIEW / PROCEDURE / FUNCTION / EVENT ----------------------------------------
     //
     // These statements are followed token by token to the end. A name followed by '.' is a
-    // qualifier: if it names the source database it is pointed at the target. The sink holds only
-    // what is undecided: a name until the token after it is seen, a DEFINER clause until its end.
+    // qualifier: if it names the source database it is pointed at the target. A token is only
+    // looked at when whole (one split across reads is scanned again from its start), so the sink
+    // holds only what may still change: a name of the source until the token after it, a DEFINER
+    // clause being stripped or rewritten until its end.
 
     private static bool IsObjectWord(ReadOnlySpan<byte> word) =>
         Is(word, "VIEW"u8) || Is(word, "TRIGGER"u8) || Is(word, "PROCEDURE"u8) || Is(word, "FUNCTION"u8)
@@ -1165,7 +1192,7 @@ public sealed class MySqlDumpFilter
     private static bool IsObjectHeaderWord(ReadOnlySpan<byte> word) =>
         IsObjectWord(word) || Is(word, "DEFINER"u8) || Is(word, "ALGORITHM"u8) || Is(word, "SQL"u8) || Is(word, "AGGREGATE"u8);
 
-    /// <summary>The statement is an object definition; the sink holds it from its start.</summary>
+    /// <summary>The statement is an object definition; the sink holds it from its start until this token is seen.</summary>
     private void BeginObject(TokenKind kind, ReadOnlySpan<byte> text, long start, long end)
     {
         objectMode = true;
@@ -1173,8 +1200,10 @@ public sealed class MySqlDumpFilter
         step = Step.Object;
         holdStart = unitStart;
         afterDot = false;
+        tokenAfterDot = false;
+        lastTokenStart = start;
         ObjectToken(kind, text, start, end);
-        if (definerPhase == DefinerPhase.None && holdStart >= 0)
+        if (holdStart >= 0 && (definerPhase == DefinerPhase.None || options.Definer == DefinerMode.Keep))
         {
             ReleaseHold();
         }
@@ -1183,6 +1212,13 @@ public sealed class MySqlDumpFilter
     /// <summary>At the first byte of a token in an object statement: decides what waited for it.</summary>
     private void ObjectTokenStart(TokenKind kind, int i)
     {
+        var position = bufferBase + i;
+        if (position == lastTokenStart)
+        {
+            return; // the same token again, scanned from its start after a read ended inside it
+        }
+
+        lastTokenStart = position;
         var dot = kind == TokenKind.Punct && buf[i] == '.';
         if (definerPhase != DefinerPhase.None)
         {
@@ -1199,16 +1235,34 @@ public sealed class MySqlDumpFilter
             DecideCandidate(dot);
         }
 
-        if (!dot && !afterDot && holdStart < 0
-            && (kind == TokenKind.Ident || (kind == TokenKind.Word && buf[i] != '@') || (kind == TokenKind.String && buf[i] == '"')))
+        tokenAfterDot = afterDot;
+        afterDot = dot;
+    }
+
+    /// <summary>
+    /// At the end of a read inside an object statement: a name token split by it is scanned again
+    /// from its start with the next read, so that it is whole when looked at.
+    /// </summary>
+    private int RewindSplitName(int i)
+    {
+        if (tokenKind is not (TokenKind.Word or TokenKind.Ident or TokenKind.String) || (tokenKind == TokenKind.String && !tokenDoubleQuoted))
         {
-            // Perhaps a qualifier (or DEFINER, ENABLE, DO): held until its text is known.
-            Commit(i);
-            sink.BeginHold();
-            holdStart = bufferBase + i;
+            return i;
         }
 
-        afterDot = dot;
+        var start = (int)(tokenStart - bufferBase);
+        if (start < segment || i - start > MaxRewind)
+        {
+            return i; // too long to be a database name
+        }
+
+        tokenKind = TokenKind.None;
+        if (state is State.Backtick or State.DoubleQuote)
+        {
+            state = State.Code;
+        }
+
+        return start;
     }
 
     /// <summary>A whole token of an object statement.</summary>
@@ -1222,11 +1276,16 @@ public sealed class MySqlDumpFilter
 
         if (objectHeader && kind == TokenKind.Word)
         {
-            if (Is(text, "DEFINER"u8) && holdStart >= 0)
+            if (Is(text, "DEFINER"u8))
             {
                 definerPhase = DefinerPhase.Equals;
                 definerStart = start;
                 definerEnd = end;
+                if (options.Definer != DefinerMode.Keep)
+                {
+                    HoldFrom(start);
+                }
+
                 return;
             }
 
@@ -1234,7 +1293,6 @@ public sealed class MySqlDumpFilter
             {
                 objectHeader = false;
                 eventPhase = Is(text, "EVENT"u8) ? EventPhase.Name : EventPhase.None;
-                ReleaseHeldToken(start);
                 return;
             }
         }
@@ -1244,35 +1302,36 @@ public sealed class MySqlDumpFilter
             return;
         }
 
-        if (holdStart != start)
+        var name = kind == TokenKind.Ident || (kind == TokenKind.String && tokenDoubleQuoted)
+            || (kind == TokenKind.Word && text[0] != '@' && !IsNumber(text));
+        if (!name || tokenAfterDot || tokenOverflow)
         {
-            return; // not held: after a dot, a variable, a number...
-        }
-
-        var name = kind is TokenKind.Ident or TokenKind.String || !IsNumber(text);
-        if (!name || tokenOverflow)
-        {
-            ReleaseHold();
             return;
         }
 
         candidatePending = true;
         candidateStart = start;
         candidateEnd = end;
-        candidateName = DatabaseNames.Decode(text);
-        candidateIsSource = IsSource(candidateName);
-        if (!candidateIsSource)
+        candidateText.Clear();
+        candidateText.Append(text);
+        candidateIsSource = IsSource(text);
+        if (candidateIsSource)
         {
-            ReleaseHold(); // nothing to rewrite; only reported if a '.' follows
+            HoldFrom(start);
         }
     }
 
-    private void ReleaseHeldToken(long start)
+    /// <summary>Holds from <paramref name="start"/> (a whole token in the current buffer) on.</summary>
+    private void HoldFrom(long start)
     {
-        if (holdStart == start)
+        if (holdStart >= 0)
         {
-            ReleaseHold();
+            return; // already holding from before it
         }
+
+        Commit((int)(start - bufferBase));
+        sink.BeginHold();
+        holdStart = start;
     }
 
     private void ReleaseHold()
@@ -1281,44 +1340,71 @@ public sealed class MySqlDumpFilter
         holdStart = -1;
     }
 
+    /// <summary>Writes <paramref name="replacement"/> instead of <c>[start, end)</c> (a whole token, or empty before one).</summary>
+    private void ReplaceToken(long start, long end, ReadOnlySpan<byte> replacement)
+    {
+        Commit((int)(start - bufferBase));
+        sink.Write(replacement);
+        segment = (int)(end - bufferBase);
+    }
+
     private static bool IsNumber(ReadOnlySpan<byte> word) => !word.ContainsAnyExceptInRange((byte)'0', (byte)'9');
 
-    private bool IsSource(string name) =>
-        !string.Equals(name, targetDatabase, StringComparison.Ordinal)
-        && (string.Equals(name, options.SourceDatabase, StringComparison.Ordinal)
-            || string.Equals(name, names.Source, StringComparison.Ordinal));
+    private bool IsSource(ReadOnlySpan<byte> name)
+    {
+        if (names.Source is { } learned && !ReferenceEquals(learned, learnedSource))
+        {
+            learnedSource = learned;
+            learnedSourceBytes = Encoding.UTF8.GetBytes(learned);
+        }
+
+        return !name.SequenceEqual(targetBytes)
+            && ((sourceBytes is not null && name.SequenceEqual(sourceBytes))
+                || (learnedSourceBytes is not null && name.SequenceEqual(learnedSourceBytes)));
+    }
 
     /// <summary>The name before this token: a qualifier if the token is '.'.</summary>
     private void DecideCandidate(bool dot)
     {
         candidatePending = false;
-        if (dot && candidateIsSource)
-        {
-            sink.ReleaseReplacing(checked((int)(candidateStart - holdStart)), checked((int)(candidateEnd - holdStart)), targetIdentifier);
-            holdStart = -1;
-            RewrittenQualifiers++;
-            return;
-        }
-
         if (candidateIsSource)
         {
-            ReleaseHold();
+            if (dot)
+            {
+                sink.ReleaseReplacing(checked((int)(candidateStart - holdStart)), checked((int)(candidateEnd - holdStart)), targetIdentifier);
+                holdStart = -1;
+                RewrittenQualifiers++;
+            }
+            else
+            {
+                ReleaseHold();
+            }
+
             return;
         }
 
-        if (dot && otherQualifiers.Count < MaxReported && !IsSystemOrRowName(candidateName!)
-            && !string.Equals(candidateName, targetDatabase, StringComparison.Ordinal))
+        if (dot && otherQualifiers.Count < MaxReported)
         {
-            otherQualifiers.Add(candidateName!);
+            RecordOtherQualifier(candidateText.Span);
         }
     }
 
-    /// <summary>Qualifiers that are not another user database: system schemas, and a trigger's NEW and OLD rows.</summary>
-    private static bool IsSystemOrRowName(string name) =>
-        name.Equals("NEW", StringComparison.OrdinalIgnoreCase) || name.Equals("OLD", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("information_schema", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("performance_schema", StringComparison.OrdinalIgnoreCase)
-        || name is "mysql" or "sys";
+    private void RecordOtherQualifier(ReadOnlySpan<byte> name)
+    {
+        if (name.SequenceEqual(targetBytes) || Is(name, "NEW"u8) || Is(name, "OLD"u8) || Is(name, "information_schema"u8)
+            || Is(name, "performance_schema"u8) || name.SequenceEqual("mysql"u8) || name.SequenceEqual("sys"u8))
+        {
+            return; // the target, a trigger's rows, a system schema
+        }
+
+        Span<char> chars = stackalloc char[TokenCap];
+        var text = chars[..Encoding.UTF8.GetChars(name, chars)];
+        var lookup = otherQualifiers.GetAlternateLookup<ReadOnlySpan<char>>();
+        if (!lookup.Contains(text))
+        {
+            otherQualifiers.Add(text.ToString());
+        }
+    }
 
     // DEFINER = user: 'u'@'h', `u`@`h`, u@h, `u`@h, a role, CURRENT_USER[()].
 
@@ -1352,9 +1438,14 @@ public sealed class MySqlDumpFilter
     {
         var complete = definerPhase is DefinerPhase.Done or DefinerPhase.AfterUser or DefinerPhase.AfterCurrentUser;
         definerPhase = DefinerPhase.None;
-        if (!complete || options.Definer == DefinerMode.Keep)
+        if (holdStart < 0)
         {
-            ReleaseHold(); // SQL SECURITY DEFINER, or kept as dumped
+            return; // kept as dumped: nothing was held
+        }
+
+        if (!complete)
+        {
+            ReleaseHold(); // SQL SECURITY DEFINER, not a clause
             return;
         }
 
@@ -1372,7 +1463,6 @@ public sealed class MySqlDumpFilter
             case EventPhase.Name:
                 if (kind == TokenKind.Word && (Is(text, "IF"u8) || Is(text, "NOT"u8) || Is(text, "EXISTS"u8)))
                 {
-                    ReleaseHeldToken(start);
                     return true;
                 }
 
@@ -1400,28 +1490,22 @@ public sealed class MySqlDumpFilter
                 if (Is(text, "DISABLE"u8))
                 {
                     eventEnabled = false;
-                    ReleaseHeldToken(start);
                     return true;
                 }
 
-                if (Is(text, "ENABLE"u8) && holdStart == start)
+                if (Is(text, "ENABLE"u8))
                 {
                     eventEnabled = true;
                     RecordEnabledEvent();
-                    if (options.KeepEventsEnabled)
+                    if (!options.KeepEventsEnabled)
                     {
-                        ReleaseHold();
-                    }
-                    else
-                    {
-                        sink.ReleaseReplacing(0, checked((int)(end - start)), "DISABLE"u8);
-                        holdStart = -1;
+                        ReplaceToken(start, end, "DISABLE"u8);
                     }
 
                     return true;
                 }
 
-                if (Is(text, "DO"u8) && holdStart == start)
+                if (Is(text, "DO"u8))
                 {
                     eventPhase = EventPhase.None;
                     if (eventEnabled is null)
@@ -1430,13 +1514,10 @@ public sealed class MySqlDumpFilter
                         RecordEnabledEvent();
                         if (!options.KeepEventsEnabled)
                         {
-                            sink.ReleaseReplacing(0, 0, "DISABLE "u8);
-                            holdStart = -1;
-                            return true;
+                            ReplaceToken(start, start, "DISABLE "u8);
                         }
                     }
 
-                    ReleaseHold();
                     return true;
                 }
 
@@ -1478,6 +1559,8 @@ public sealed class MySqlDumpFilter
         eventName = null;
         eventEnabled = null;
         afterDot = false;
+        tokenAfterDot = false;
+        lastTokenStart = -1;
     }
 
     // ---- SET sql_mode tracking -----------------------------------------------------------------
