@@ -30,7 +30,12 @@ public sealed record MySqlFilterOptions(string? SourceDatabase = null, DefinerMo
 /// ends the statement, as in the client. Backslash escapes inside strings follow the session's
 /// <c>NO_BACKSLASH_ESCAPES</c> mode, tracked from <c>SET sql_mode</c> statements as mysqldump
 /// writes them around routines. The filter streams: it holds only the beginning of a statement
-/// until it is classified (at most 64 KiB) and needs no more memory for multi-GB dumps.
+/// until it is classified (at most 64 KiB) and needs no more memory for multi-GB dumps. Object
+/// statements are followed token by token to their end (slower, but they are a small part of a
+/// dump); only a name of the source database until the next token, or a DEFINER clause being
+/// rewritten, is held. A name used as a qualifier is taken as a database name, so a table or
+/// alias named exactly like the source database (<c>shop.id</c> with a table <c>shop</c>) is
+/// rewritten too.
 /// </remarks>
 public sealed class MySqlDumpFilter
 {
