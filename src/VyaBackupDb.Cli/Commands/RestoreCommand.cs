@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
 using VyaBackupDb.Config;
+using VyaBackupDb.Engines.MySql;
 using VyaBackupDb.Errors;
 using VyaBackupDb.Operations;
 
@@ -30,10 +31,15 @@ internal static class RestoreCommand
         {
             Description = "End other clients' sessions on the target when they keep it from being replaced (default: fail, target unchanged)",
         };
+        var definer = DefinerOption();
+        var enableEvents = new Option<bool>("--enable-events")
+        {
+            Description = "MySQL: leave events enabled as dumped (by default they are restored disabled, so a copy runs no scheduled jobs)",
+        };
 
         var command = new Command("restore", "Restore a backup file into one database")
         {
-            file, instance, target, dryRun, force, noVerify, identity, terminate,
+            file, instance, target, dryRun, force, noVerify, identity, terminate, definer, enableEvents,
         };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
@@ -46,7 +52,9 @@ internal static class RestoreCommand
                 parseResult.GetValue(force),
                 !parseResult.GetValue(noVerify),
                 Keys: config.Encryption.KeysFor(parseResult.GetValue(identity)),
-                TerminateConnections: parseResult.GetValue(terminate));
+                TerminateConnections: parseResult.GetValue(terminate),
+                Definer: DefinerValue(parseResult, definer),
+                EnableEvents: parseResult.GetValue(enableEvents));
             var observer = new ConsoleRestoreObserver(request);
             RestoreResult? result;
             try
@@ -71,6 +79,22 @@ internal static class RestoreCommand
         }, cancellationToken));
         return command;
     }
+
+    /// <summary>--definer keep|strip|current-user (restore and verify --restore).</summary>
+    internal static Option<string?> DefinerOption()
+    {
+        var option = new Option<string?>("--definer")
+        {
+            Description = "MySQL: DEFINER of views, triggers, routines and events: keep (as dumped), strip (the restoring account "
+                + "becomes the definer) or current-user; default: the instance's definer setting, else keep",
+        };
+        option.AcceptOnlyFromAmong("keep", "strip", "current-user");
+        return option;
+    }
+
+    /// <summary>The --definer given, or null (the instance's setting applies).</summary>
+    internal static DefinerMode? DefinerValue(ParseResult parseResult, Option<string?> option) =>
+        DefinerModes.TryParse(parseResult.GetValue(option), out var mode) ? mode : null;
 
     /// <summary>
     /// Says what the restore does only once it is going to happen (before the question, or when

@@ -25,9 +25,10 @@ internal static class VerifyCommand
 
         var identity = new Option<string?>("--identity") { Description = "age identity file for encrypted backups (besides the config's identity_files)" };
 
+        var definer = RestoreCommand.DefinerOption();
         var command = new Command("verify", "Check backups: digests, decoding, completion trailer; optionally a test restore")
         {
-            file, instance, database, latest, restore, identity,
+            file, instance, database, latest, restore, identity, definer,
         };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
@@ -52,7 +53,8 @@ internal static class VerifyCommand
                 parseResult.GetValue(database),
                 parseResult.GetValue(latest),
                 parseResult.GetValue(restore),
-                parseResult.GetValue(identity));
+                parseResult.GetValue(identity),
+                RestoreCommand.DefinerValue(parseResult, definer));
             var observer = new ConsoleVerifyObserver();
             IReadOnlyList<VerifyResult> results;
             try

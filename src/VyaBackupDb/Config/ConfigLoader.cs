@@ -120,7 +120,7 @@ public static class ConfigLoader
         [
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
             "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage", "maintenance_database",
-            "owners",
+            "owners", "definer",
         ];
 
         public AppConfig ReadConfig(YamlMappingNode root)
@@ -418,8 +418,27 @@ public static class ConfigLoader
             {
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
                 Owners = owners,
+                Definer = ReadDefiner(node, prefix, dbms),
             };
             return OptionalString(node, "maintenance_database", prefix) is { } maintenance ? instance with { MaintenanceDatabase = maintenance } : instance;
+        }
+
+        /// <summary>definer: keep | strip | current-user (MySQL instances only).</summary>
+        private Engines.MySql.DefinerMode ReadDefiner(YamlMappingNode node, string prefix, Dbms dbms)
+        {
+            if (OptionalString(node, "definer", prefix) is not { } text)
+            {
+                return Engines.MySql.DefinerMode.Keep;
+            }
+            if (dbms != Dbms.MySql)
+            {
+                throw Error(Get(node, "definer")!, prefix + "definer", "applies to mysql instances only");
+            }
+            if (!Engines.MySql.DefinerModes.TryParse(text, out var mode))
+            {
+                throw Error(Get(node, "definer")!, prefix + "definer", $"'{text}' is not one of {Engines.MySql.DefinerModes.Names}");
+            }
+            return mode;
         }
 
         /// <summary>A retention: mapping (null when absent). An empty mapping is a policy with no rule: keep everything.</summary>

@@ -15,10 +15,11 @@ namespace VyaBackupDb.Operations;
 /// <param name="Location">The backup, already resolved (verify passes it); <paramref name="File"/> is then only for messages.</param>
 /// <param name="Keys">What decrypts an encrypted backup (--identity and the config's encryption: section).</param>
 /// <param name="TerminateConnections">End other clients' sessions on the target when they keep it from being replaced.</param>
-/// <param name="EnableEvents">MySQL events keep the state they were dumped with (default: restored disabled).</param>
+/// <param name="Definer">MySQL: DEFINER clauses (--definer); null: the instance's <c>definer:</c> setting.</param>
+/// <param name="EnableEvents">MySQL: events stay enabled as dumped (--enable-events); otherwise they are restored disabled.</param>
 public sealed record RestoreRequest(
     string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force, bool Verify = true, BackupLocation? Location = null,
-    DecryptionKeys? Keys = null, bool TerminateConnections = false, bool EnableEvents = false);
+    DecryptionKeys? Keys = null, bool TerminateConnections = false, Engines.MySql.DefinerMode? Definer = null, bool EnableEvents = false);
 
 public sealed record RestorePlan(
     string File, long FileBytes, StoredFormat Format, Dbms? FileDbms, string? SourceDatabase, DateTime? TakenUtc,
@@ -217,7 +218,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 }
             },
         };
-        var options = new RestoreOptions(plan.Manifest?.Database ?? plan.SourceDatabase, request.EnableEvents);
+        var options = new RestoreOptions(plan.Manifest?.Database ?? plan.SourceDatabase, request.Definer ?? request.Instance.Definer);
         var result = await engine.RestoreAsync(staging, plain, options, cancellationToken).ConfigureAwait(false);
         if (request.Verify && result.EndedWithTrailer == false)
         {

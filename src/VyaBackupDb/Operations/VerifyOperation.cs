@@ -8,7 +8,10 @@ using VyaBackupDb.Storage;
 namespace VyaBackupDb.Operations;
 
 /// <param name="IdentityFile">An age identity file for encrypted backups (--identity), besides the config's.</param>
-public sealed record VerifyRequest(string? File, InstanceConfig? Instance, string? Database, bool Latest, bool Restore, string? IdentityFile = null);
+/// <param name="Definer">MySQL: DEFINER clauses of the test restore (--definer); null: the instance's setting.</param>
+public sealed record VerifyRequest(
+    string? File, InstanceConfig? Instance, string? Database, bool Latest, bool Restore, string? IdentityFile = null,
+    Engines.MySql.DefinerMode? Definer = null);
 
 public sealed record VerifyResult(FileCheck Check, InventoryComparison? Comparison);
 
@@ -50,7 +53,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
             InventoryComparison? comparison = null;
             if (request.Restore && check.Ok)
             {
-                (check, comparison) = await TestRestoreAsync(check, request.Instance, keys, cancellationToken).ConfigureAwait(false);
+                (check, comparison) = await TestRestoreAsync(check, request.Instance, keys, request.Definer, cancellationToken).ConfigureAwait(false);
             }
             await RecordAsync(file, check, cancellationToken).ConfigureAwait(false);
             results.Add(new VerifyResult(check, comparison));
@@ -137,7 +140,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
     }
 
     private async Task<(FileCheck, InventoryComparison?)> TestRestoreAsync(
-        FileCheck check, InstanceConfig? instance, DecryptionKeys keys, CancellationToken cancellationToken)
+        FileCheck check, InstanceConfig? instance, DecryptionKeys keys, Engines.MySql.DefinerMode? definer, CancellationToken cancellationToken)
     {
         instance ??= check.Manifest is { } manifest
             ? config.GetInstance(manifest.InstanceId)
@@ -147,7 +150,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
         try
         {
             var result = await new RestoreOperation(config, observer)
-                .RunAsync(new RestoreRequest(check.File, instance, scratch, DryRun: false, Force: false, Location: check.Location, Keys: keys), cancellationToken)
+                .RunAsync(new RestoreRequest(check.File, instance, scratch, DryRun: false, Force: false, Location: check.Location, Keys: keys, Definer: definer), cancellationToken)
                 .ConfigureAwait(false);
             return (check, result?.Comparison);
         }
