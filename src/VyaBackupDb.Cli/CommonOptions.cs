@@ -2,6 +2,7 @@ using System.CommandLine;
 using VyaBackupDb.Config;
 using VyaBackupDb.Engines;
 using VyaBackupDb.Errors;
+using VyaBackupDb.Storage;
 
 namespace VyaBackupDb.Cli;
 
@@ -123,8 +124,8 @@ internal static class CommonOptions
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or System.Data.Common.DbException)
         {
-            // The message alone: one plain line, no .NET type names.
-            Output.Error(e.Message);
+            // The message alone: one plain line, no .NET type names; it is a library's or server's text.
+            Output.Error(e is StorageException ? e.Message : Redaction.Redact(e.Message));
             return (int)ExitCode.Failed;
         }
     }

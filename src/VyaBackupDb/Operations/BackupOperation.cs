@@ -122,7 +122,9 @@ public sealed class BackupOperation
             }
             catch (Exception e) when (e is VyaException or IOException or DbException)
             {
-                results.Add(new BackupItemResult(instance, request.Database ?? "*", null, e.Message, 0, 0, TimeSpan.Zero, VaultFailed: e is VaultException));
+                // Ours are scrubbed already; a driver's message (DbException) is outside text.
+                var message = e is VyaException or StorageException ? e.Message : Redaction.Redact(e.Message);
+                results.Add(new BackupItemResult(instance, request.Database ?? "*", null, message, 0, 0, TimeSpan.Zero, VaultFailed: e is VaultException));
                 observer.Finished(results[^1]);
                 continue;
             }
@@ -338,7 +340,7 @@ public sealed class BackupOperation
         catch (DbException e)
         {
             // The server failed a query of ours (counting rows, probing): this database only.
-            return Failed(item, $"server error: {e.Message}", clock.Elapsed);
+            return Failed(item, $"server error: {Redaction.Redact(e.Message)}", clock.Elapsed);
         }
     }
 

@@ -10,6 +10,7 @@ namespace VyaBackupDb.Tests.Integration;
 /// byte, and that the run leaves nothing in its own TMPDIR.
 /// </summary>
 [Trait("Category", "Integration")]
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class OperatorFaultTests : IAsyncLifetime
 {
     private const int Success = 0;
@@ -378,5 +379,138 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         private readonly TimeSpan _shift = -TimeSpan.FromMilliseconds(DateTimeOffset.UtcNow.Millisecond);
 
         public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + _shift;
+    }
+
+    [SkippableFact]
+    public async Task A_password_that_is_a_common_word_is_not_revealed_by_masking_our_own_words()
+    {
+        await TestServers.RequireMySqlAsync();
+        var user = "vya_ow_" + Guid.NewGuid().ToString("N")[..10];
+        await MySqlTestDb.ExecAsync(null, $"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'database'", $"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'127.0.0.1'");
+        try
+        {
+            var config = await ConfigAsync(_scratch.TempDir("backups"), "none", "none");
+            await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+                .Replace($"user: {TestServers.MySqlUser}\n    password: '{TestServers.MySqlPassword}'", $"user: {user}\n    password: 'database'", StringComparison.Ordinal));
+            var missing = "vt_missing_" + Guid.NewGuid().ToString("N")[..6];
+
+            var run = await CliAsync("backup", "-i", "1", "-d", missing, "--config", config);
+
+            Assert.True(run.ExitCode == Failed, run.ToString());
+            Assert.Contains($"database '{missing}' does not exist", OneLineAbout(run, missing), StringComparison.Ordinal);
+            Assert.DoesNotContain("***", run.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'127.0.0.1'");
+        }
+    }
+
+    [SkippableFact]
+    public async Task Dump_tools_get_only_the_environment_they_need()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        var tools = Path.Combine(_scratch.TempDir("fake"), "tools");
+        Directory.CreateDirectory(tools);
+        // A dump tool that records what it was given, then writes a small complete dump.
+        var script = """
+            #!/bin/sh
+            if [ "$1" = "--version" ]; then echo "mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)"; exit 0; fi
+            env > "$(dirname "$0")/env.log"
+            printf -- '-- MariaDB dump 10.19\nCREATE TABLE t (id INT);\n-- Dump completed on 2026-01-13 15:54:40\n'
+
+            """;
+        foreach (var name in new[] { "mariadb-dump", "mysqldump" })
+        {
+            await File.WriteAllTextAsync(Path.Combine(tools, name), script);
+            File.SetUnixFileMode(Path.Combine(tools, name), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        var config = await ConfigAsync(_scratch.TempDir("backups"), db, "none", mysqlExtra: $"tools_dir: '{tools}'");
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+            .Replace($"password: '{TestServers.MySqlPassword}'", "password_env: VYA_T_DB_PASSWORD", StringComparison.Ordinal));
+        var markers = new Dictionary<string, string>
+        {
+            ["VYA_T_DB_PASSWORD"] = TestServers.MySqlPassword,
+            ["AWS_SECRET_ACCESS_KEY"] = "aws-secret-" + Guid.NewGuid().ToString("N"),
+            ["VYA_T_OTHER_SECRET"] = "other-secret-" + Guid.NewGuid().ToString("N"),
+            ["VYA_BACKUPDB_VAULT_KEY"] = "vault-key-" + Guid.NewGuid().ToString("N"),
+        };
+
+        var run = await Run.CliWithEnvAsync(new Dictionary<string, string>(markers) { ["TMPDIR"] = _tmp, ["LANG"] = "C.UTF-8" },
+            "backup", "-i", "1", "-d", db, "--config", config);
+
+        Assert.True(run.ExitCode == Success, run.ToString());
+        var env = await File.ReadAllTextAsync(Path.Combine(tools, "env.log"));
+        foreach (var (name, value) in markers)
+        {
+            Assert.DoesNotContain(name + "=", env, StringComparison.Ordinal);
+            Assert.DoesNotContain(value, env, StringComparison.Ordinal);
+        }
+        Assert.Contains("PATH=", env, StringComparison.Ordinal);
+        Assert.Contains("LANG=C.UTF-8", env, StringComparison.Ordinal);
+        Assert.DoesNotContain("DOTNET_", env, StringComparison.Ordinal);
+        AssertNothingLeftInTmp();
+    }
+
+    [SkippableFact]
+    public async Task Sftp_uploads_are_created_0600()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequireSftpAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        var folder = $"itest-{Guid.NewGuid():N}";
+        var config = await ConfigAsync(_scratch.TempDir("backups"), db, "none", mysqlExtra: "storage: [box]", topLevel: $"""
+              - name: box
+                type: sftp
+                host: 127.0.0.1
+                port: {TestServers.SftpPort}
+                user: {TestServers.SftpUser}
+                private_key_file: '{TestServers.SftpKeyFile}'
+                host_fingerprint: '{TestServers.SftpFingerprint}'
+                path: {folder}
+            """);
+        var home = Path.Combine(TestServers.SftpHome, folder);
+        try
+        {
+            var run = await CliAsync("backup", "-i", "1", "-d", db, "--config", config);
+
+            Assert.True(run.ExitCode == Success, run.ToString());
+            var files = Directory.GetFiles(home, "*", SearchOption.AllDirectories);
+            Assert.Equal(3, files.Length);
+            Assert.All(files, f => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f)));
+        }
+        finally
+        {
+            if (Directory.Exists(home))
+            {
+                Directory.Delete(home, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_world_readable_config_with_storage_secrets_gets_a_warning_naming_them()
+    {
+        var config = await ConfigAsync(_scratch.TempDir("backups"), "none", "none", topLevel: """
+              - name: offsite
+                type: s3
+                endpoint: http://127.0.0.1:1
+                bucket: b
+                access_key_id: AKIDEXAMPLE
+                secret_access_key: plain-s3-secret-in-config
+            """);
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+            .Replace($"password: '{TestServers.MySqlPassword}'", "password_env: NOT_SET_ANYWHERE", StringComparison.Ordinal)
+            .Replace($"password: '{TestServers.PgPassword}'", "password_env: NOT_SET_ANYWHERE", StringComparison.Ordinal));
+        File.SetUnixFileMode(config, (UnixFileMode)Convert.ToInt32("644", 8));
+
+        var run = await CliAsync("list", "--storage", "local", "--config", config);
+
+        var warning = OneLineAbout(run, "readable by every user");
+        Assert.Contains("storage 'offsite' secret_access_key", warning, StringComparison.Ordinal);
+        Assert.Contains("storage 'vault' password", warning, StringComparison.Ordinal);
+        Assert.DoesNotContain("instance", warning, StringComparison.Ordinal);
+        Assert.DoesNotContain("plain-s3-secret-in-config", run.Stderr + run.Stdout, StringComparison.Ordinal);
     }
 }
