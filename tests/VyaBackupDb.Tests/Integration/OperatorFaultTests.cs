@@ -513,4 +513,92 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         Assert.DoesNotContain("instance", warning, StringComparison.Ordinal);
         Assert.DoesNotContain("plain-s3-secret-in-config", run.Stderr + run.Stdout, StringComparison.Ordinal);
     }
+
+    private const int UsageOrConfig = 2;
+
+    [Theory]
+    [InlineData("list --instance abc", "--instance: 'abc' is not a whole number")]
+    [InlineData("frobnicate", "Unrecognized command or argument 'frobnicate'")]
+    [InlineData("", "no command given")]
+    [InlineData("vault", "'vault' needs a subcommand")]
+    public async Task Command_line_errors_are_one_plain_line_without_dotnet_internals(string arguments, string expected)
+    {
+        var run = await CliAsync(arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+
+        Assert.True(run.ExitCode == UsageOrConfig, run.ToString());
+        var line = Assert.Single(StderrLines(run));
+        Assert.StartsWith("vya-backupdb: error: ", line, StringComparison.Ordinal);
+        Assert.Contains(expected, line, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("Required command", line, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task Restore_takes_the_bare_file_name_list_shows_and_announces_only_what_it_does()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)");
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, db, "none");
+        Assert.Equal(Success, (await CliAsync("backup", "-i", "1", "-d", db, "--config", config)).ExitCode);
+        var name = Path.GetFileName(Assert.Single(Ops.DataFilesUnder(backupDir)));
+        var before = Snapshot(backupDir);
+
+        // Not a file in the current directory: found in instance 1's destinations.
+        var target = _scratch.MySqlName();
+        var restore = await CliAsync("restore", "--file", name, "-i", "1", "--target", target, "--config", config);
+        Assert.True(restore.ExitCode == Success, restore.ToString());
+        Assert.Equal(2L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM t"), CultureInfo.InvariantCulture));
+
+        // A dry run onto a target that holds data says that --force would be needed.
+        var dryRun = await CliAsync("restore", "--file", name, "-i", "1", "--target", target, "--dry-run", "--config", config);
+        Assert.True(dryRun.ExitCode == Success, dryRun.ToString());
+        Assert.Contains("needs --force", dryRun.Stdout, StringComparison.Ordinal);
+
+        // A file that is not a backup is refused without first being announced as restored.
+        var notes = Path.Combine(_scratch.TempDir("files"), "notes.sql");
+        await File.WriteAllTextAsync(notes, "hello\n");
+        var other = _scratch.MySqlName();
+        var refused = await CliAsync("restore", "--file", notes, "-i", "1", "--target", other, "--config", config);
+        Assert.True(refused.ExitCode == UsageOrConfig, refused.ToString());
+        Assert.DoesNotContain("restoring", refused.Stdout, StringComparison.Ordinal);
+        Assert.Contains("does not look like a backup", Assert.Single(StderrLines(refused)), StringComparison.Ordinal);
+        Assert.False(await MySqlTestDb.ExistsAsync(other));
+
+        // A name that is nowhere: one line saying where it looked.
+        var missing = await CliAsync("restore", "--file", "20200101_000000_mysql_nowhere.sql.zst", "-i", "1", "--config", config);
+        Assert.True(missing.ExitCode == UsageOrConfig, missing.ToString());
+        Assert.Contains(Path.Combine(backupDir, "it-mysql"), Assert.Single(StderrLines(missing)), StringComparison.Ordinal);
+        Assert.Equal(before, Snapshot(backupDir));
+        AssertNothingLeftInTmp();
+    }
+
+    [SkippableFact]
+    public async Task Backup_all_prune_with_one_server_down_prunes_the_others_and_names_what_it_skipped()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        var backupDir = _scratch.TempDir("backups");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var pg = TestServers.Postgres(name: "it-pg");
+        var oldMysql = Create(backupDir, mysql, db, Utc("20260101_010000"));
+        var oldPg = Create(backupDir, pg, "pgdb", Utc("20260101_010000"));
+        Create(backupDir, pg, "pgdb", Utc("20260102_010000"));
+        var config = await ConfigAsync(backupDir, db, "pgdb", mysqlExtra: "retention: {keep_last: 1}", pgExtra: "retention: {keep_last: 1}");
+        // The PostgreSQL server of instance 2 is down for good.
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+            .Replace($"port: {TestServers.PgPort}", $"port: {DeadPort()}", StringComparison.Ordinal));
+        var pgBefore = Snapshot(backupDir).Where(f => f.Key.StartsWith("it-pg/", StringComparison.Ordinal)).ToDictionary();
+
+        var run = await CliAsync("backup", "--all", "--prune", "--config", config);
+
+        Assert.True(run.ExitCode == PartialFailure, run.ToString());
+        Assert.Contains("its backup failed", OneLineAbout(run, "not pruning instance 2 (it-pg)"), StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(backupDir, oldMysql)), "instance 1 was not pruned");
+        Assert.Single(Ops.DataFilesUnder(backupDir), f => f.StartsWith("it-mysql/", StringComparison.Ordinal));
+        Assert.Equal(pgBefore, Snapshot(backupDir).Where(f => f.Key.StartsWith("it-pg/", StringComparison.Ordinal)).ToDictionary());
+        Assert.True(File.Exists(Path.Combine(backupDir, oldPg)));
+        AssertNothingLeftInTmp();
+    }
 }
