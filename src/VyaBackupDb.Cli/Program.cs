@@ -10,6 +10,7 @@ root.Add(RestoreCommand.Create());
 root.Add(VerifyCommand.Create());
 root.Add(ListCommand.Create());
 root.Add(PruneCommand.Create());
+root.Add(CopyCommand.Create());
 root.Add(KeygenCommand.Create());
 root.Add(VaultCommand.Create());
 

@@ -367,7 +367,7 @@ public sealed class BackupOperation
     }
 
     /// <summary>The .sha256 line, then the manifest: last, since a data file without its manifest is not a backup.</summary>
-    private static async Task WriteManifestAsync(IStorage storage, string key, BackupManifest manifest, CancellationToken cancellationToken)
+    internal static async Task WriteManifestAsync(IStorage storage, string key, BackupManifest manifest, CancellationToken cancellationToken)
     {
         await WriteSmallAsync(storage, key + BackupManifest.ChecksumSuffix, System.Text.Encoding.UTF8.GetBytes(manifest.ChecksumLine), cancellationToken)
             .ConfigureAwait(false);
@@ -379,7 +379,7 @@ public sealed class BackupOperation
     /// the manifest; reads the copy back and checks it again; then writes its .sha256 and manifest.
     /// A copy that fails any check is removed.
     /// </summary>
-    private static async Task CopyAsync(IStorage from, IStorage to, string key, BackupManifest manifest, CancellationToken cancellationToken)
+    internal static async Task CopyAsync(IStorage from, IStorage to, string key, BackupManifest manifest, CancellationToken cancellationToken)
     {
         await using (var write = await to.CreateAsync(key, cancellationToken).ConfigureAwait(false))
         {

@@ -601,4 +601,71 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         Assert.True(File.Exists(Path.Combine(backupDir, oldPg)));
         AssertNothingLeftInTmp();
     }
+
+    [SkippableFact]
+    public async Task Copy_brings_a_destination_that_was_down_up_to_date_checking_each_backup_against_its_manifest()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequireSftpAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)");
+        var backupDir = _scratch.TempDir("backups");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var damaged = Create(backupDir, mysql, db, Utc("20260101_010000"));
+        FlipByte(Path.Combine(backupDir, damaged));
+        var folder = $"itest-{Guid.NewGuid():N}";
+        var box = $"""
+              - name: box
+                type: sftp
+                host: 127.0.0.1
+                port: {TestServers.SftpPort}
+                user: {TestServers.SftpUser}
+                private_key_file: '{TestServers.SftpKeyFile}'
+                host_fingerprint: '{TestServers.SftpFingerprint}'
+                path: {folder}
+            """;
+        var config = await ConfigAsync(backupDir, db, "none", mysqlExtra: "storage: [local, box]", topLevel: box);
+        var down = await ConfigAsync(backupDir, db, "none", mysqlExtra: "storage: [local, box]",
+            topLevel: box.Replace($"port: {TestServers.SftpPort}", $"port: {DeadPort()}", StringComparison.Ordinal));
+        var home = Path.Combine(TestServers.SftpHome, folder);
+        try
+        {
+            // The offsite server is down during the backup: the local one is complete, the copy missing.
+            var backup = await CliAsync("backup", "-i", "1", "-d", db, "--config", down);
+            Assert.True(backup.ExitCode == Failed, backup.ToString());
+            var fresh = Assert.Single(Ops.DataFilesUnder(backupDir), f => f != damaged);
+            var before = Snapshot(backupDir);
+
+            var dryRun = await CliAsync("copy", "--to", "box", "-i", "1", "--dry-run", "--config", config);
+            Assert.True(dryRun.ExitCode == Success, dryRun.ToString());
+            Assert.Contains($"would copy {Path.Combine(backupDir, fresh)}", dryRun.Stdout, StringComparison.Ordinal);
+            Assert.False(Directory.Exists(home) && Directory.EnumerateFiles(home, "*", SearchOption.AllDirectories).Any());
+
+            // Back up: copy what it lacks. The damaged old backup is refused (its digest), the good one copied.
+            var copy = await CliAsync("copy", "--to", "box", "-i", "1", "--config", config);
+
+            Assert.True(copy.ExitCode == VerificationFailed, copy.ToString());
+            Assert.Contains("differ from its manifest's digest", OneLineAbout(copy, Path.GetFileName(damaged)), StringComparison.Ordinal);
+            Assert.Contains("copy summary: 1 copied to 'box', 1 failed", copy.Stdout, StringComparison.Ordinal);
+            var remote = Directory.GetFiles(home, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(home, f)).Order(StringComparer.Ordinal).ToList();
+            Assert.Equal(new[] { fresh, fresh + BackupManifest.Suffix, fresh + BackupManifest.ChecksumSuffix }.Order(StringComparer.Ordinal), remote);
+            Assert.Equal(Ops.Sha256(Path.Combine(backupDir, fresh)), Ops.Sha256(Path.Combine(home, fresh)));
+            Assert.Equal(before, Snapshot(backupDir));
+            var verify = await CliAsync("verify", "--file", $"box:{fresh}", "--config", config);
+            Assert.True(verify.ExitCode == Success, verify.ToString());
+
+            // The newest backup of each database (--latest) is there now: nothing to do.
+            var again = await CliAsync("copy", "--to", "box", "-i", "1", "--latest", "--config", config);
+            Assert.True(again.ExitCode == Success, again.ToString());
+            Assert.Contains("copy summary: 0 copied", again.Stdout, StringComparison.Ordinal);
+            AssertNothingLeftInTmp();
+        }
+        finally
+        {
+            if (Directory.Exists(home))
+            {
+                Directory.Delete(home, recursive: true);
+            }
+        }
+    }
 }
