@@ -22,7 +22,7 @@ internal static class BackupCommand
         var dryRun = new Option<bool>("--dry-run") { Description = "Print what would be backed up; touch nothing" };
         var prune = new Option<bool>("--prune")
         {
-            Description = "After a fully successful run, apply the retention policy to the databases backed up (never after any failure)",
+            Description = "Then apply the retention policy to the databases backed up (not to those whose backup failed, nor where a copy failed)",
         };
 
         var encrypt = new Option<bool>("--encrypt")
@@ -70,17 +70,23 @@ internal static class BackupCommand
             {
                 return report.ExitCode;
             }
-            if (PruneOperation.TargetsAfter(report) is not { } targets)
+            // What failed is not pruned (its newest backup may be the one that failed); the rest is.
+            var (targets, skipped) = PruneOperation.TargetsAfter(report);
+            foreach (var what in skipped)
             {
-                Output.Warning("not pruning: this backup run had a failure (retention runs only after a fully successful run)");
+                Output.Warning($"not pruning {what}");
+            }
+            if (targets.Count == 0)
+            {
                 return report.ExitCode;
             }
             var pruned = await PruneCommand.RunAsync(config, targets, dryRun: false, cancellationToken).ConfigureAwait(false);
             if (pruned != ExitCode.Success)
             {
-                Output.Error("the backups succeeded, but pruning failed (see above)");
+                Output.Error("pruning failed (see above)");
             }
-            return pruned;
+            // A backup failure outranks a pruning one.
+            return report.ExitCode != ExitCode.Success ? report.ExitCode : pruned;
         }, cancellationToken));
         return command;
     }

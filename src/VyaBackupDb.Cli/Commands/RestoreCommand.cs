@@ -44,13 +44,19 @@ internal static class RestoreCommand
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
             var config = CommonOptions.LoadConfig(parseResult);
+            var into = config.GetInstance(parseResult.GetValue(instance));
+            // A bare file name (as list shows it) is looked up in the instance's destinations.
+            using var storages = new Storage.StorageSet(config);
+            var location = await BackupLocations.FindAsync(parseResult.GetRequiredValue(file), into, config, storages, cancellationToken)
+                .ConfigureAwait(false);
             var request = new RestoreRequest(
-                parseResult.GetRequiredValue(file),
-                config.GetInstance(parseResult.GetValue(instance)),
+                location.Description,
+                into,
                 parseResult.GetValue(target),
                 parseResult.GetValue(dryRun),
                 parseResult.GetValue(force),
                 !parseResult.GetValue(noVerify),
+                Location: location,
                 Keys: config.Encryption.KeysFor(parseResult.GetValue(identity)),
                 TerminateConnections: parseResult.GetValue(terminate),
                 Definer: DefinerValue(parseResult, definer),

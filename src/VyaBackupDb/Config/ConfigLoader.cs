@@ -56,11 +56,22 @@ public static class ConfigLoader
             yield break;
         }
         var mode = File.GetUnixFileMode(path);
-        var literal = config.Instances.Where(i => i.Password.IsLiteral).Select(i => i.Id.ToString(CultureInfo.InvariantCulture)).ToList();
+        List<string> literal =
+        [
+            .. config.Instances.Where(i => i.Password.IsLiteral).Select(i => $"instance {i.Id.ToString(CultureInfo.InvariantCulture)}"),
+            // A destination's secrets as much as a database's password.
+            .. config.StorageConfigs.SelectMany(s => s switch
+            {
+                S3StorageConfig s3 when s3.SecretAccessKey.IsLiteral => [$"storage '{s3.Name}' secret_access_key"],
+                SftpStorageConfig sftp => new[] { (sftp.Password, "password"), (sftp.PrivateKeyPassphrase, "private_key_passphrase") }
+                    .Where(p => p.Item1.IsLiteral).Select(p => $"storage '{sftp.Name}' {p.Item2}"),
+                _ => [],
+            }),
+        ];
         if ((mode & UnixFileMode.OtherRead) != 0 && literal.Count > 0)
         {
-            yield return $"{path} is readable by every user (mode {Convert.ToString((int)mode, 8)}) and holds a password in plain text "
-                + $"(instance {string.Join(", ", literal)}): chmod 600 it, or use password_env, password_file or the vault";
+            yield return $"{path} is readable by every user (mode {Convert.ToString((int)mode, 8)}) and holds secrets in plain text "
+                + $"({string.Join(", ", literal)}): chmod 600 it, or use the _env or _file forms (or the vault for passwords)";
         }
     }
 

@@ -47,12 +47,15 @@ public static class ChildProcess
         {
             startInfo.ArgumentList.Add(argument);
         }
-        // Secrets a child must not see (its environment is readable in /proc/PID/environ) or use: the vault key, and the clients' own password
-        // variables (libpq prefers PGPASSWORD to our PGPASSFILE; MYSQL_PWD would stand in for
-        // an instance without a password). A child gets only the credentials we give it.
-        foreach (var secret in (string[])[Config.Vault.CredentialVault.KeyEnvVar, "PGPASSWORD", "MYSQL_PWD"])
+        // A child gets only what it needs (its environment is readable in /proc/PID/environ): not
+        // our password_env variables, S3 keys, the vault key, nor the clients' own password
+        // variables (libpq prefers PGPASSWORD to our PGPASSFILE). An allowlist, so that a secret in
+        // a variable of any name stays with us; the credentials are the ones we pass.
+        var inherited = startInfo.Environment.Where(v => IsInherited(v.Key)).ToList();
+        startInfo.Environment.Clear();
+        foreach (var (name, value) in inherited)
         {
-            startInfo.Environment.Remove(secret);
+            startInfo.Environment[name] = value;
         }
         foreach (var (name, value) in environment ?? new Dictionary<string, string>())
         {
@@ -121,6 +124,17 @@ public static class ChildProcess
         }
         cancellationToken.ThrowIfCancellationRequested();
     }
+
+    /// <summary>
+    /// What a dump or restore tool may inherit: where to find things and how to speak (PATH,
+    /// HOME, locale, time zone, TMPDIR), and TLS settings an operator may set for libpq or
+    /// OpenSSL (PGSSL*, PGGSSENCMODE, PGREQUIREAUTH, PGCHANNELBINDING, SSL_CERT_FILE/DIR).
+    /// </summary>
+    internal static bool IsInherited(string name) =>
+        name is "PATH" or "HOME" or "USER" or "LOGNAME" or "LANG" or "LANGUAGE" or "TZ" or "TMPDIR" or "TERM"
+            or "PGGSSENCMODE" or "PGREQUIREAUTH" or "PGCHANNELBINDING" or "SSL_CERT_FILE" or "SSL_CERT_DIR"
+        || name.StartsWith("LC_", StringComparison.Ordinal)
+        || name.StartsWith("PGSSL", StringComparison.Ordinal);
 
     private static async Task FeedStdinAsync(
         Stream childStdin, Func<Stream, CancellationToken, Task>? feed, CancellationToken cancellationToken)

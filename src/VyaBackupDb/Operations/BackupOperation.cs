@@ -122,7 +122,9 @@ public sealed class BackupOperation
             }
             catch (Exception e) when (e is VyaException or IOException or DbException)
             {
-                results.Add(new BackupItemResult(instance, request.Database ?? "*", null, e.Message, 0, 0, TimeSpan.Zero, VaultFailed: e is VaultException));
+                // Ours are scrubbed already; a driver's message (DbException) is outside text.
+                var message = e is VyaException or StorageException ? e.Message : Redaction.Redact(e.Message);
+                results.Add(new BackupItemResult(instance, request.Database ?? "*", null, message, 0, 0, TimeSpan.Zero, VaultFailed: e is VaultException));
                 observer.Finished(results[^1]);
                 continue;
             }
@@ -339,7 +341,7 @@ public sealed class BackupOperation
         catch (DbException e)
         {
             // The server failed a query of ours (counting rows, probing): this database only.
-            return Failed(item, $"server error: {e.Message}", clock.Elapsed);
+            return Failed(item, $"server error: {Redaction.Redact(e.Message)}", clock.Elapsed);
         }
     }
 
@@ -366,7 +368,7 @@ public sealed class BackupOperation
     }
 
     /// <summary>The .sha256 line, then the manifest: last, since a data file without its manifest is not a backup.</summary>
-    private static async Task WriteManifestAsync(IStorage storage, string key, BackupManifest manifest, CancellationToken cancellationToken)
+    internal static async Task WriteManifestAsync(IStorage storage, string key, BackupManifest manifest, CancellationToken cancellationToken)
     {
         await WriteSmallAsync(storage, key + BackupManifest.ChecksumSuffix, System.Text.Encoding.UTF8.GetBytes(manifest.ChecksumLine), cancellationToken)
             .ConfigureAwait(false);
@@ -378,7 +380,7 @@ public sealed class BackupOperation
     /// the manifest; reads the copy back and checks it again; then writes its .sha256 and manifest.
     /// A copy that fails any check is removed.
     /// </summary>
-    private static async Task CopyAsync(IStorage from, IStorage to, string key, BackupManifest manifest, CancellationToken cancellationToken)
+    internal static async Task CopyAsync(IStorage from, IStorage to, string key, BackupManifest manifest, CancellationToken cancellationToken)
     {
         await using (var write = await to.CreateAsync(key, cancellationToken).ConfigureAwait(false))
         {

@@ -7,8 +7,11 @@ using VyaBackupDb.Storage;
 
 namespace VyaBackupDb.Operations;
 
-/// <summary>An instance to prune; <paramref name="Databases"/> null means all of its databases.</summary>
-public sealed record PruneTarget(InstanceConfig Instance, IReadOnlySet<string>? Databases = null);
+/// <summary>
+/// An instance to prune; <paramref name="Databases"/> null means all of its databases,
+/// <paramref name="Storages"/> null all of its destinations.
+/// </summary>
+public sealed record PruneTarget(InstanceConfig Instance, IReadOnlySet<string>? Databases = null, IReadOnlySet<string>? Storages = null);
 
 public sealed record PruneRequest(IReadOnlyList<PruneTarget> Targets, bool DryRun);
 
@@ -85,7 +88,7 @@ public sealed class PruneOperation(
                 observer.NoPolicy(target.Instance);
                 continue;
             }
-            foreach (var storage in storages(target.Instance))
+            foreach (var storage in storages(target.Instance).Where(s => target.Storages is null || target.Storages.Contains(s.Name)))
             {
                 if (_unreachable.TryGetValue(storage.Storage, out var known))
                 {
@@ -250,16 +253,39 @@ public sealed class PruneOperation(
 
     /// <summary>
     /// What `backup --prune` prunes after a backup run: the instances and databases of that run,
-    /// and only when every backup of the run succeeded. Null when the run had any failure.
+    /// except what failed. A database whose backup failed (or was locked), and an instance that
+    /// could not be backed up at all, are not pruned; a database backed up but not copied to
+    /// every destination is pruned only where it was. <c>Skipped</c> says what was left out, and why.
     /// </summary>
-    public static IReadOnlyList<PruneTarget>? TargetsAfter(BackupReport report)
+    public static (IReadOnlyList<PruneTarget> Targets, IReadOnlyList<string> Skipped) TargetsAfter(BackupReport report)
     {
-        if (report.ExitCode != ExitCode.Success)
+        var targets = new List<PruneTarget>();
+        var skipped = new List<string>();
+        foreach (var instance in report.Results.GroupBy(r => r.Instance.Id))
         {
-            return null;
+            var inst = instance.First().Instance;
+            var name = $"instance {inst.Id} ({inst.Name})";
+            if (instance.Any(r => r.Database == "*" && r.Location is null))
+            {
+                skipped.Add($"{name}: its backup failed");
+                continue;
+            }
+            foreach (var failed in instance.Where(r => r.Location is null))
+            {
+                skipped.Add($"{name} database '{failed.Database}': its backup {(failed.Locked ? "was locked by another run" : "failed")}");
+            }
+            foreach (var partial in instance.Where(r => r.Location is not null && r.FailedDestinations.Count > 0))
+            {
+                skipped.Add($"{name} database '{partial.Database}' in {string.Join(", ", partial.FailedDestinations.Select(d => $"'{d}'"))}: not copied there");
+            }
+            // One target per set of destinations (usually one per instance: all of them).
+            foreach (var group in instance.Where(r => r.Location is not null)
+                .GroupBy(r => r.FailedDestinations.Count == 0 ? "" : string.Join('\n', r.Destinations), StringComparer.Ordinal))
+            {
+                targets.Add(new PruneTarget(inst, group.Select(r => r.Database).ToHashSet(StringComparer.Ordinal),
+                    group.Key.Length == 0 ? null : group.Key.Split('\n').ToHashSet(StringComparer.Ordinal)));
+            }
         }
-        return [.. report.Results
-            .GroupBy(r => r.Instance.Id)
-            .Select(g => new PruneTarget(g.First().Instance, g.Select(r => r.Database).ToHashSet(StringComparer.Ordinal)))];
+        return (targets, skipped);
     }
 }

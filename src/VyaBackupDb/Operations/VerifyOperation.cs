@@ -95,7 +95,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
     {
         if (request.File is not null)
         {
-            return [BackupLocations.Resolve(request.File, config, storages)];
+            return [await BackupLocations.FindAsync(request.File, request.Instance, config, storages, cancellationToken).ConfigureAwait(false)];
         }
         var instance = request.Instance!;
         var files = new List<BackupLocation>();

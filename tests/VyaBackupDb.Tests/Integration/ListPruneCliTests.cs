@@ -252,7 +252,7 @@ public sealed class ListPruneCliTests : IAsyncLifetime
     /// fully successful run prunes the databases it backed up, and only those.
     /// </summary>
     [SkippableFact]
-    public async Task Backup_prune_runs_only_after_a_fully_successful_backup_and_only_for_its_databases()
+    public async Task Backup_prune_prunes_the_databases_backed_up_and_never_one_whose_backup_failed()
     {
         await TestServers.RequireMySqlAsync();
         var prefix = _scratch.MySqlName("vt_bp") + "_";
@@ -271,11 +271,13 @@ public sealed class ListPruneCliTests : IAsyncLifetime
 
         var partial = await Run.CliAsync("backup", "--instance", "1", "--prune", "--config", config);
 
+        // The failed database is not pruned (and said so); the one backed up is.
         Assert.True(partial.ExitCode == PartialFailure, partial.ToString());
-        Assert.Contains("not pruning: this backup run had a failure", partial.Stderr, StringComparison.Ordinal);
-        Assert.DoesNotContain("prune summary", partial.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"not pruning instance 1 (it-mysql) database '{broken}': its backup failed", partial.Stderr, StringComparison.Ordinal);
+        Assert.Contains("prune summary: 1 kept, 2 removed", partial.Stdout, StringComparison.Ordinal);
         var afterPartial = Snapshot(dir);
-        Assert.All(before, f => Assert.Equal(f.Value, afterPartial.GetValueOrDefault(f.Key)));
+        Assert.All(before.Where(f => !oldGood.SelectMany(FilesOf).Contains(f.Key)), f => Assert.Equal(f.Value, afterPartial.GetValueOrDefault(f.Key)));
+        Assert.All(oldGood.SelectMany(FilesOf), f => Assert.DoesNotContain(f, afterPartial.Keys));
         var firstGood = Assert.Single(afterPartial.Keys.Except(before.Keys), k => k.EndsWith($"_mysql_{good}.sql.zst", StringComparison.Ordinal));
 
         var missing = await Run.CliAsync("backup", "--instance", "1", "--database", prefix + "missing", "--prune", "--config", config);
@@ -288,7 +290,7 @@ public sealed class ListPruneCliTests : IAsyncLifetime
         var ok = await Run.CliAsync("backup", "--instance", "1", "--database", good, "--prune", "--config", config);
 
         Assert.True(ok.ExitCode == Success, ok.ToString());
-        Assert.Contains("prune summary: 1 kept, 3 removed", ok.Stdout, StringComparison.Ordinal);
+        Assert.Contains("prune summary: 1 kept, 1 removed", ok.Stdout, StringComparison.Ordinal);
         var left = Ops.FilesUnder(dir);
         Assert.All(oldGood.Append(firstGood).SelectMany(FilesOf), f => Assert.DoesNotContain(f, left));
         Assert.All(oldBroken.Concat(other).SelectMany(FilesOf), f => Assert.Contains(f, left));

@@ -10,6 +10,7 @@ namespace VyaBackupDb.Tests.Integration;
 /// byte, and that the run leaves nothing in its own TMPDIR.
 /// </summary>
 [Trait("Category", "Integration")]
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class OperatorFaultTests : IAsyncLifetime
 {
     private const int Success = 0;
@@ -378,5 +379,293 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         private readonly TimeSpan _shift = -TimeSpan.FromMilliseconds(DateTimeOffset.UtcNow.Millisecond);
 
         public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + _shift;
+    }
+
+    [SkippableFact]
+    public async Task A_password_that_is_a_common_word_is_not_revealed_by_masking_our_own_words()
+    {
+        await TestServers.RequireMySqlAsync();
+        var user = "vya_ow_" + Guid.NewGuid().ToString("N")[..10];
+        await MySqlTestDb.ExecAsync(null, $"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'database'", $"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'127.0.0.1'");
+        try
+        {
+            var config = await ConfigAsync(_scratch.TempDir("backups"), "none", "none");
+            await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+                .Replace($"user: {TestServers.MySqlUser}\n    password: '{TestServers.MySqlPassword}'", $"user: {user}\n    password: 'database'", StringComparison.Ordinal));
+            var missing = "vt_missing_" + Guid.NewGuid().ToString("N")[..6];
+
+            var run = await CliAsync("backup", "-i", "1", "-d", missing, "--config", config);
+
+            Assert.True(run.ExitCode == Failed, run.ToString());
+            Assert.Contains($"database '{missing}' does not exist", OneLineAbout(run, missing), StringComparison.Ordinal);
+            Assert.DoesNotContain("***", run.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'127.0.0.1'");
+        }
+    }
+
+    [SkippableFact]
+    public async Task Dump_tools_get_only_the_environment_they_need()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        var tools = Path.Combine(_scratch.TempDir("fake"), "tools");
+        Directory.CreateDirectory(tools);
+        // A dump tool that records what it was given, then writes a small complete dump.
+        var script = """
+            #!/bin/sh
+            if [ "$1" = "--version" ]; then echo "mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)"; exit 0; fi
+            env > "$(dirname "$0")/env.log"
+            printf -- '-- MariaDB dump 10.19\nCREATE TABLE t (id INT);\n-- Dump completed on 2026-01-13 15:54:40\n'
+
+            """;
+        foreach (var name in new[] { "mariadb-dump", "mysqldump" })
+        {
+            await File.WriteAllTextAsync(Path.Combine(tools, name), script);
+            File.SetUnixFileMode(Path.Combine(tools, name), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        var config = await ConfigAsync(_scratch.TempDir("backups"), db, "none", mysqlExtra: $"tools_dir: '{tools}'");
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+            .Replace($"password: '{TestServers.MySqlPassword}'", "password_env: VYA_T_DB_PASSWORD", StringComparison.Ordinal));
+        var markers = new Dictionary<string, string>
+        {
+            ["VYA_T_DB_PASSWORD"] = TestServers.MySqlPassword,
+            ["AWS_SECRET_ACCESS_KEY"] = "aws-secret-" + Guid.NewGuid().ToString("N"),
+            ["VYA_T_OTHER_SECRET"] = "other-secret-" + Guid.NewGuid().ToString("N"),
+            ["VYA_BACKUPDB_VAULT_KEY"] = "vault-key-" + Guid.NewGuid().ToString("N"),
+        };
+
+        var run = await Run.CliWithEnvAsync(new Dictionary<string, string>(markers) { ["TMPDIR"] = _tmp, ["LANG"] = "C.UTF-8" },
+            "backup", "-i", "1", "-d", db, "--config", config);
+
+        Assert.True(run.ExitCode == Success, run.ToString());
+        var env = await File.ReadAllTextAsync(Path.Combine(tools, "env.log"));
+        foreach (var (name, value) in markers)
+        {
+            Assert.DoesNotContain(name + "=", env, StringComparison.Ordinal);
+            Assert.DoesNotContain(value, env, StringComparison.Ordinal);
+        }
+        Assert.Contains("PATH=", env, StringComparison.Ordinal);
+        Assert.Contains("LANG=C.UTF-8", env, StringComparison.Ordinal);
+        Assert.DoesNotContain("DOTNET_", env, StringComparison.Ordinal);
+        AssertNothingLeftInTmp();
+    }
+
+    [SkippableFact]
+    public async Task Sftp_uploads_are_created_0600()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequireSftpAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        var folder = $"itest-{Guid.NewGuid():N}";
+        var config = await ConfigAsync(_scratch.TempDir("backups"), db, "none", mysqlExtra: "storage: [box]", topLevel: $"""
+              - name: box
+                type: sftp
+                host: 127.0.0.1
+                port: {TestServers.SftpPort}
+                user: {TestServers.SftpUser}
+                private_key_file: '{TestServers.SftpKeyFile}'
+                host_fingerprint: '{TestServers.SftpFingerprint}'
+                path: {folder}
+            """);
+        var home = Path.Combine(TestServers.SftpHome, folder);
+        try
+        {
+            var run = await CliAsync("backup", "-i", "1", "-d", db, "--config", config);
+
+            Assert.True(run.ExitCode == Success, run.ToString());
+            var files = Directory.GetFiles(home, "*", SearchOption.AllDirectories);
+            Assert.Equal(3, files.Length);
+            Assert.All(files, f => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f)));
+        }
+        finally
+        {
+            if (Directory.Exists(home))
+            {
+                Directory.Delete(home, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_world_readable_config_with_storage_secrets_gets_a_warning_naming_them()
+    {
+        var config = await ConfigAsync(_scratch.TempDir("backups"), "none", "none", topLevel: """
+              - name: offsite
+                type: s3
+                endpoint: http://127.0.0.1:1
+                bucket: b
+                access_key_id: AKIDEXAMPLE
+                secret_access_key: plain-s3-secret-in-config
+            """);
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+            .Replace($"password: '{TestServers.MySqlPassword}'", "password_env: NOT_SET_ANYWHERE", StringComparison.Ordinal)
+            .Replace($"password: '{TestServers.PgPassword}'", "password_env: NOT_SET_ANYWHERE", StringComparison.Ordinal));
+        File.SetUnixFileMode(config, (UnixFileMode)Convert.ToInt32("644", 8));
+
+        var run = await CliAsync("list", "--storage", "local", "--config", config);
+
+        var warning = OneLineAbout(run, "readable by every user");
+        Assert.Contains("storage 'offsite' secret_access_key", warning, StringComparison.Ordinal);
+        Assert.Contains("storage 'vault' password", warning, StringComparison.Ordinal);
+        Assert.DoesNotContain("instance", warning, StringComparison.Ordinal);
+        Assert.DoesNotContain("plain-s3-secret-in-config", run.Stderr + run.Stdout, StringComparison.Ordinal);
+    }
+
+    private const int UsageOrConfig = 2;
+
+    [Theory]
+    [InlineData("list --instance abc", "--instance: 'abc' is not a whole number")]
+    [InlineData("frobnicate", "Unrecognized command or argument 'frobnicate'")]
+    [InlineData("", "no command given")]
+    [InlineData("vault", "'vault' needs a subcommand")]
+    public async Task Command_line_errors_are_one_plain_line_without_dotnet_internals(string arguments, string expected)
+    {
+        var run = await CliAsync(arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+
+        Assert.True(run.ExitCode == UsageOrConfig, run.ToString());
+        var line = Assert.Single(StderrLines(run));
+        Assert.StartsWith("vya-backupdb: error: ", line, StringComparison.Ordinal);
+        Assert.Contains(expected, line, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("Required command", line, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task Restore_takes_the_bare_file_name_list_shows_and_announces_only_what_it_does()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)");
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, db, "none");
+        Assert.Equal(Success, (await CliAsync("backup", "-i", "1", "-d", db, "--config", config)).ExitCode);
+        var name = Path.GetFileName(Assert.Single(Ops.DataFilesUnder(backupDir)));
+        var before = Snapshot(backupDir);
+
+        // Not a file in the current directory: found in instance 1's destinations.
+        var target = _scratch.MySqlName();
+        var restore = await CliAsync("restore", "--file", name, "-i", "1", "--target", target, "--config", config);
+        Assert.True(restore.ExitCode == Success, restore.ToString());
+        Assert.Equal(2L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM t"), CultureInfo.InvariantCulture));
+
+        // A dry run onto a target that holds data says that --force would be needed.
+        var dryRun = await CliAsync("restore", "--file", name, "-i", "1", "--target", target, "--dry-run", "--config", config);
+        Assert.True(dryRun.ExitCode == Success, dryRun.ToString());
+        Assert.Contains("needs --force", dryRun.Stdout, StringComparison.Ordinal);
+
+        // A file that is not a backup is refused without first being announced as restored.
+        var notes = Path.Combine(_scratch.TempDir("files"), "notes.sql");
+        await File.WriteAllTextAsync(notes, "hello\n");
+        var other = _scratch.MySqlName();
+        var refused = await CliAsync("restore", "--file", notes, "-i", "1", "--target", other, "--config", config);
+        Assert.True(refused.ExitCode == UsageOrConfig, refused.ToString());
+        Assert.DoesNotContain("restoring", refused.Stdout, StringComparison.Ordinal);
+        Assert.Contains("does not look like a backup", Assert.Single(StderrLines(refused)), StringComparison.Ordinal);
+        Assert.False(await MySqlTestDb.ExistsAsync(other));
+
+        // A name that is nowhere: one line saying where it looked.
+        var missing = await CliAsync("restore", "--file", "20200101_000000_mysql_nowhere.sql.zst", "-i", "1", "--config", config);
+        Assert.True(missing.ExitCode == UsageOrConfig, missing.ToString());
+        Assert.Contains(Path.Combine(backupDir, "it-mysql"), Assert.Single(StderrLines(missing)), StringComparison.Ordinal);
+        Assert.Equal(before, Snapshot(backupDir));
+        AssertNothingLeftInTmp();
+    }
+
+    [SkippableFact]
+    public async Task Backup_all_prune_with_one_server_down_prunes_the_others_and_names_what_it_skipped()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        var backupDir = _scratch.TempDir("backups");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var pg = TestServers.Postgres(name: "it-pg");
+        var oldMysql = Create(backupDir, mysql, db, Utc("20260101_010000"));
+        var oldPg = Create(backupDir, pg, "pgdb", Utc("20260101_010000"));
+        Create(backupDir, pg, "pgdb", Utc("20260102_010000"));
+        var config = await ConfigAsync(backupDir, db, "pgdb", mysqlExtra: "retention: {keep_last: 1}", pgExtra: "retention: {keep_last: 1}");
+        // The PostgreSQL server of instance 2 is down for good.
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+            .Replace($"port: {TestServers.PgPort}", $"port: {DeadPort()}", StringComparison.Ordinal));
+        var pgBefore = Snapshot(backupDir).Where(f => f.Key.StartsWith("it-pg/", StringComparison.Ordinal)).ToDictionary();
+
+        var run = await CliAsync("backup", "--all", "--prune", "--config", config);
+
+        Assert.True(run.ExitCode == PartialFailure, run.ToString());
+        Assert.Contains("its backup failed", OneLineAbout(run, "not pruning instance 2 (it-pg)"), StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(backupDir, oldMysql)), "instance 1 was not pruned");
+        Assert.Single(Ops.DataFilesUnder(backupDir), f => f.StartsWith("it-mysql/", StringComparison.Ordinal));
+        Assert.Equal(pgBefore, Snapshot(backupDir).Where(f => f.Key.StartsWith("it-pg/", StringComparison.Ordinal)).ToDictionary());
+        Assert.True(File.Exists(Path.Combine(backupDir, oldPg)));
+        AssertNothingLeftInTmp();
+    }
+
+    [SkippableFact]
+    public async Task Copy_brings_a_destination_that_was_down_up_to_date_checking_each_backup_against_its_manifest()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequireSftpAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)");
+        var backupDir = _scratch.TempDir("backups");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var damaged = Create(backupDir, mysql, db, Utc("20260101_010000"));
+        FlipByte(Path.Combine(backupDir, damaged));
+        var folder = $"itest-{Guid.NewGuid():N}";
+        var box = $"""
+              - name: box
+                type: sftp
+                host: 127.0.0.1
+                port: {TestServers.SftpPort}
+                user: {TestServers.SftpUser}
+                private_key_file: '{TestServers.SftpKeyFile}'
+                host_fingerprint: '{TestServers.SftpFingerprint}'
+                path: {folder}
+            """;
+        var config = await ConfigAsync(backupDir, db, "none", mysqlExtra: "storage: [local, box]", topLevel: box);
+        var down = await ConfigAsync(backupDir, db, "none", mysqlExtra: "storage: [local, box]",
+            topLevel: box.Replace($"port: {TestServers.SftpPort}", $"port: {DeadPort()}", StringComparison.Ordinal));
+        var home = Path.Combine(TestServers.SftpHome, folder);
+        try
+        {
+            // The offsite server is down during the backup: the local one is complete, the copy missing.
+            var backup = await CliAsync("backup", "-i", "1", "-d", db, "--config", down);
+            Assert.True(backup.ExitCode == Failed, backup.ToString());
+            var fresh = Assert.Single(Ops.DataFilesUnder(backupDir), f => f != damaged);
+            var before = Snapshot(backupDir);
+
+            var dryRun = await CliAsync("copy", "--to", "box", "-i", "1", "--dry-run", "--config", config);
+            Assert.True(dryRun.ExitCode == Success, dryRun.ToString());
+            Assert.Contains($"would copy {Path.Combine(backupDir, fresh)}", dryRun.Stdout, StringComparison.Ordinal);
+            Assert.False(Directory.Exists(home) && Directory.EnumerateFiles(home, "*", SearchOption.AllDirectories).Any());
+
+            // Back up: copy what it lacks. The damaged old backup is refused (its digest), the good one copied.
+            var copy = await CliAsync("copy", "--to", "box", "-i", "1", "--config", config);
+
+            Assert.True(copy.ExitCode == VerificationFailed, copy.ToString());
+            Assert.Contains("differ from its manifest's digest", OneLineAbout(copy, Path.GetFileName(damaged)), StringComparison.Ordinal);
+            Assert.Contains("copy summary: 1 copied to 'box', 1 failed", copy.Stdout, StringComparison.Ordinal);
+            var remote = Directory.GetFiles(home, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(home, f)).Order(StringComparer.Ordinal).ToList();
+            Assert.Equal(new[] { fresh, fresh + BackupManifest.Suffix, fresh + BackupManifest.ChecksumSuffix }.Order(StringComparer.Ordinal), remote);
+            Assert.Equal(Ops.Sha256(Path.Combine(backupDir, fresh)), Ops.Sha256(Path.Combine(home, fresh)));
+            Assert.Equal(before, Snapshot(backupDir));
+            var verify = await CliAsync("verify", "--file", $"box:{fresh}", "--config", config);
+            Assert.True(verify.ExitCode == Success, verify.ToString());
+
+            // The newest backup of each database (--latest) is there now: nothing to do.
+            var again = await CliAsync("copy", "--to", "box", "-i", "1", "--latest", "--config", config);
+            Assert.True(again.ExitCode == Success, again.ToString());
+            Assert.Contains("copy summary: 0 copied", again.Stdout, StringComparison.Ordinal);
+            AssertNothingLeftInTmp();
+        }
+        finally
+        {
+            if (Directory.Exists(home))
+            {
+                Directory.Delete(home, recursive: true);
+            }
+        }
     }
 }
