@@ -112,26 +112,26 @@ internal static class BackupCommand
         private ProgressLine? _progress;
 
         public void Planned(BackupItem item) =>
-            Output.Line($"would back up instance {item.Instance.Id} ({item.Instance.Name}) database '{item.Database}' to {item.Location}"
+            Output.Line($"would back up instance {item.Instance.Id} ({item.Instance.Name}) {What(item.Instance, item.Database)} to {item.Location}"
                 + (item.Copies is { Count: > 0 } copies ? $", then copy it to {string.Join(", ", copies)}" : ""));
 
         public void Started(BackupItem item, Func<long> storedBytesSoFar)
         {
             if (!Output.IsTerminal)
             {
-                Output.Log($"backing up {item.Instance.Name}/{item.Database} to {item.Location}");
+                Output.Log($"backing up {Label(item.Instance, item.Database)} to {item.Location}");
             }
-            _progress = new ProgressLine($"{item.Instance.Name}/{item.Database}", storedBytesSoFar);
+            _progress = new ProgressLine(Label(item.Instance, item.Database), storedBytesSoFar);
         }
 
         public void Finished(BackupItemResult result)
         {
             _progress?.Dispose();
             _progress = null;
-            var what = $"{result.Instance.Name}/{result.Database}";
+            var what = Label(result.Instance, result.Database);
             if (result.Succeeded)
             {
-                Output.Log($"ok     {what}: {Output.Size(result.StoredBytes)} ({Output.Size(result.PlainBytes)} of SQL) in {Output.Duration(result.Duration)} -> {result.Location}"
+                Output.Log($"ok     {what}: {Output.Size(result.StoredBytes)} ({Output.Size(result.PlainBytes)} of {(result.Instance.Dbms == Dbms.Files ? "tar" : "SQL")}) in {Output.Duration(result.Duration)} -> {result.Location}"
                     + (result.Copies is { Count: > 0 } copies ? $", copied to {string.Join(", ", copies)}" : ""));
             }
             else
@@ -143,6 +143,14 @@ internal static class BackupCommand
         public void Warning(string message) => Output.Warning(message);
 
         public void Done() => _progress?.Dispose();
+
+        /// <summary>instance/database, or a files instance's name.</summary>
+        private static string Label(InstanceConfig instance, string database) =>
+            instance.Dbms == Dbms.Files ? instance.Name : $"{instance.Name}/{database}";
+
+        /// <summary>A database, or a files instance's paths.</summary>
+        private static string What(InstanceConfig instance, string database) =>
+            instance.Dbms == Dbms.Files ? $"paths {string.Join(", ", instance.Paths)}" : $"database '{database}'";
 
         public void Summary(BackupReport report)
         {

@@ -18,9 +18,9 @@ internal static class RestoreCommand
             Required = true,
         };
         var instance = new Option<int>("--instance", "-i") { Description = "Restore into this instance (its id in the config)", Required = true };
-        var target = new Option<string?>("--target", "-t") { Description = "Target database (default: the database named in the file name)" };
+        var target = new Option<string?>("--target", "-t") { Description = "Target database (default: the database named in the file name); for a files instance, the directory to rebuild the tree in" };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print what would be done; touch nothing" };
-        var force = new Option<bool>("--force") { Description = "Replace the target database even if it holds tables" };
+        var force = new Option<bool>("--force") { Description = "Replace the target database even if it holds tables (a files instance: replace the target directory's content)" };
         var noVerify = new Option<bool>("--no-verify")
         {
             Description = "Skip the checks against the manifest (digests, row and object counts) and the completion trailer",
@@ -44,6 +44,12 @@ internal static class RestoreCommand
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
             var config = CommonOptions.LoadConfig(parseResult);
+            if (!OperatingSystem.IsWindows() && config.GetInstance(parseResult.GetValue(instance)) is { Dbms: Dbms.Files } files)
+            {
+                return await FilesRestore.RunAsync(config, files, parseResult.GetRequiredValue(file), parseResult.GetValue(target),
+                    parseResult.GetValue(dryRun), parseResult.GetValue(force), !parseResult.GetValue(noVerify),
+                    config.Encryption.KeysFor(parseResult.GetValue(identity)), cancellationToken).ConfigureAwait(false);
+            }
             var into = config.GetInstance(parseResult.GetValue(instance));
             // A bare file name (as list shows it) is looked up in the instance's destinations.
             using var storages = new Storage.StorageSet(config);

@@ -69,6 +69,10 @@ public sealed record BackupManifest
     public required string StoredSha256 { get; init; }
     public required DatabaseInventory Inventory { get; init; }
 
+    /// <summary>A files backup (format "tar"): what the archive holds; null for database backups.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public FilesSummary? Files { get; init; }
+
     /// <summary>The database's own settings, re-applied when a restore creates the target; null in older manifests.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public DatabaseSettings? Settings { get; init; }

@@ -14,17 +14,24 @@ public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Databa
 
     private const string TimeFormat = "yyyyMMdd_HHmmss";
 
-    // 20260113_155440_mysql_dns_db.sql.zst (ours and the old tool's current format)
+    // 20260113_155440_mysql_dns_db.sql.zst (ours and the old tool's current format); files backups: 20260113_155440_files_etc.tar.zst
     private static readonly Regex Current = new(
-        @"^(?<time>\d{8}_\d{6})_(?<dbms>mysql|postgresql)_(?<db>.+)$", RegexOptions.CultureInvariant);
+        @"^(?<time>\d{8}_\d{6})_(?<dbms>mysql|postgresql|files)_(?<db>.+)$", RegexOptions.CultureInvariant);
 
     // dns_db_20260110_020000.sql.gz (the old tool's first format)
     private static readonly Regex Legacy = new(
         @"^(?<db>.+)_(?<time>\d{8}_\d{6})$", RegexOptions.CultureInvariant);
 
     /// <summary>The file name this tool writes: YYYYMMDD_HHMMSS_dbms_database.ext, the database name encoded.</summary>
-    public string FileName =>
-        $"{TimestampUtc.ToString(TimeFormat, CultureInfo.InvariantCulture)}_{Dbms!.Value.ToName()}_{Encode(Database)}{Compression.Extension()}{(Encrypted ? EncryptedSuffix : "")}";
+    public string FileName => $"{Stem}{Extension}{(Encrypted ? EncryptedSuffix : "")}";
+
+    /// <summary>The name of the plain content (a zip backup's one entry): the stem and .sql, or .tar for a files backup.</summary>
+    public string PlainFileName => Stem + (Dbms == Config.Dbms.Files ? Compression.None.TarExtension() : Compression.None.Extension());
+
+    /// <summary>.sql.zst and the like; a files backup (the instance's name in place of a database): .tar.zst and the like.</summary>
+    private string Extension => Dbms == Config.Dbms.Files ? Compression.TarExtension() : Compression.Extension();
+
+    private string Stem => $"{TimestampUtc.ToString(TimeFormat, CultureInfo.InvariantCulture)}_{Dbms!.Value.ToName()}_{Encode(Database)}";
 
     /// <summary>Parses either format; null when the name is not a backup file name.</summary>
     public static BackupName? TryParse(string fileName)
@@ -39,14 +46,21 @@ public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Databa
         {
             return null;
         }
-        var stem = fileName[..^compression.Value.Extension().Length];
+        // A tar is a files backup, anything else a dump.
+        var tar = fileName.EndsWith(compression.Value.TarExtension(), StringComparison.OrdinalIgnoreCase);
+        var stem = fileName[..^(tar ? compression.Value.TarExtension() : compression.Value.Extension()).Length];
 
         var current = Current.Match(stem);
         if (current.Success && TryTime(current.Groups["time"].Value, out var time)
             && TryDecode(current.Groups["db"].Value, out var database)
-            && DbmsNames.TryParse(current.Groups["dbms"].Value, out var dbms))
+            && DbmsNames.TryParse(current.Groups["dbms"].Value, out var dbms)
+            && tar == (dbms == Config.Dbms.Files))
         {
             return new BackupName(time, dbms, database, compression.Value, encrypted);
+        }
+        if (tar)
+        {
+            return null;
         }
 
         var legacy = Legacy.Match(stem);

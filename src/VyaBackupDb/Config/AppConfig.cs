@@ -8,12 +8,20 @@ public enum Dbms
 {
     MySql,
     PostgreSql,
+
+    /// <summary>Not a database: directories backed up as one tar per instance (<c>dbms: files</c>).</summary>
+    Files,
 }
 
 public static class DbmsNames
 {
     /// <summary>The name used in config files and backup file names.</summary>
-    public static string ToName(this Dbms dbms) => dbms == Dbms.MySql ? "mysql" : "postgresql";
+    public static string ToName(this Dbms dbms) => dbms switch
+    {
+        Dbms.MySql => "mysql",
+        Dbms.PostgreSql => "postgresql",
+        _ => "files",
+    };
 
     public static bool TryParse(string text, out Dbms dbms)
     {
@@ -24,6 +32,9 @@ public static class DbmsNames
                 return true;
             case "postgresql" or "postgres" or "pgsql":
                 dbms = Dbms.PostgreSql;
+                return true;
+            case "files":
+                dbms = Dbms.Files;
                 return true;
             default:
                 dbms = default;
@@ -87,6 +98,12 @@ public sealed record InstanceConfig(
 
     /// <summary>Encrypt this instance's backups by default (<c>encrypt: true</c>; <c>backup --encrypt</c> does it for one run).</summary>
     public bool Encrypt { get; init; }
+
+    /// <summary>A files instance's directories (absolute, normalised); include/exclude match paths relative to each.</summary>
+    public IReadOnlyList<string> Paths { get; init; } = [];
+
+    /// <summary>A files instance skips what it cannot read (and says so) instead of failing (<c>skip_unreadable: true</c>).</summary>
+    public bool SkipUnreadable { get; init; }
 
     /// <summary>PostgreSQL: the database to connect to when working on others (create, rename, drop, lock).</summary>
     public string MaintenanceDatabase { get; init; } = "postgres";

@@ -134,6 +134,11 @@ public static class ConfigLoader
             "owners", "definer",
         ];
 
+        private static readonly string[] FilesInstanceKeys =
+        [
+            "id", "name", "dbms", "paths", "include", "exclude", "skip_unreadable", "enabled", "retention", "encrypt", "storage",
+        ];
+
         public AppConfig ReadConfig(YamlMappingNode root)
         {
             CheckKeys(root, TopKeys, "");
@@ -361,6 +366,10 @@ public static class ConfigLoader
 
         private InstanceConfig ReadInstance(YamlMappingNode node, string prefix, string baseDir, CredentialVault vault, List<StorageConfig> storages)
         {
+            if (Get(node, "dbms") is YamlScalarNode { Value: { } kind } && DbmsNames.TryParse(kind, out var files) && files == Dbms.Files)
+            {
+                return ReadFilesInstance(node, prefix, storages);
+            }
             CheckKeys(node, InstanceKeys, prefix);
             var id = OptionalInt(node, "id", prefix) ?? throw Error(node, prefix + "id", "is required");
             if (id < 0)
@@ -407,6 +416,24 @@ public static class ConfigLoader
             var exclude = StringList(node, "exclude", prefix) ?? StringList(node, "ignore", prefix) ?? [];
             var toolsDir = OptionalString(node, "tools_dir", prefix);
             var retention = ReadRetention(node, prefix);
+            var storage = StorageNames(node, prefix, storages);
+            var owners = OptionalBool(node, "owners", prefix) ?? false;
+            if (owners && dbms != Dbms.PostgreSql)
+            {
+                throw Error(Get(node, "owners")!, prefix + "owners", "applies to postgresql instances only");
+            }
+            var instance = new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention, storage)
+            {
+                Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
+                Owners = owners,
+                Definer = ReadDefiner(node, prefix, dbms),
+            };
+            return OptionalString(node, "maintenance_database", prefix) is { } maintenance ? instance with { MaintenanceDatabase = maintenance } : instance;
+        }
+
+        /// <summary>An instance's storage: list (null when absent): names of the storage section, or local, each once.</summary>
+        private List<string>? StorageNames(YamlMappingNode node, string prefix, List<StorageConfig> storages)
+        {
             var storage = StringList(node, "storage", prefix);
             foreach (var storageName in storage ?? [])
             {
@@ -420,18 +447,86 @@ public static class ConfigLoader
             {
                 throw Error(Get(node, "storage")!, prefix + "storage", "names a destination twice");
             }
-            var owners = OptionalBool(node, "owners", prefix) ?? false;
-            if (owners && dbms != Dbms.PostgreSql)
+            return storage;
+        }
+
+        /// <summary>
+        /// A files instance: <c>paths</c> (absolute directories, none inside another) and the
+        /// include/exclude patterns matched against paths relative to each; no server, no credentials.
+        /// </summary>
+        private InstanceConfig ReadFilesInstance(YamlMappingNode node, string prefix, List<StorageConfig> storages)
+        {
+            CheckKeys(node, FilesInstanceKeys, prefix);
+            var id = OptionalInt(node, "id", prefix) ?? throw Error(node, prefix + "id", "is required");
+            if (id < 0)
             {
-                throw Error(Get(node, "owners")!, prefix + "owners", "applies to postgresql instances only");
+                throw Error(node, prefix + "id", "must not be negative");
             }
-            var instance = new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention, storage)
+            var paths = ReadPaths(node, prefix);
+            var include = ReadPatterns(node, "include", prefix);
+            var exclude = ReadPatterns(node, "exclude", prefix);
+            return new InstanceConfig(
+                id, OptionalString(node, "name", prefix) ?? $"{Dbms.Files.ToName()}-{id}", Dbms.Files, "", 0, "", PasswordSource.None,
+                OptionalBool(node, "enabled", prefix) ?? true, include, exclude, null, ReadRetention(node, prefix), StorageNames(node, prefix, storages))
             {
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
-                Owners = owners,
-                Definer = ReadDefiner(node, prefix, dbms),
+                Paths = paths,
+                SkipUnreadable = OptionalBool(node, "skip_unreadable", prefix) ?? false,
             };
-            return OptionalString(node, "maintenance_database", prefix) is { } maintenance ? instance with { MaintenanceDatabase = maintenance } : instance;
+        }
+
+        private List<string> ReadPaths(YamlMappingNode node, string prefix)
+        {
+            var key = prefix + "paths";
+            if (Get(node, "paths") is not { } value)
+            {
+                throw Error(node, key, "is required: the directories to back up (absolute paths)");
+            }
+            var items = value is YamlSequenceNode sequence ? sequence.Children.ToList() : [value];
+            var paths = new List<string>();
+            foreach (var item in items)
+            {
+                if (item is not YamlScalarNode { Value: { Length: > 0 } text })
+                {
+                    throw Error(item, key, "expected a list of absolute paths");
+                }
+                var segments = text.Split('/', StringSplitOptions.RemoveEmptyEntries);
+                if (!text.StartsWith('/') || segments.Any(s => s is "." or "..") || text.Contains('\0', StringComparison.Ordinal))
+                {
+                    throw Error(item, key, $"'{text}' is not an absolute path without '.' or '..' (e.g. /srv/app)");
+                }
+                var path = "/" + string.Join('/', segments);
+                foreach (var other in paths)
+                {
+                    if (other == path || Inside(path, other) || Inside(other, path))
+                    {
+                        throw Error(item, key, other == path ? $"'{path}' is listed twice" : $"'{path}' and '{other}' overlap (one is inside the other): list only the outer one");
+                    }
+                }
+                paths.Add(path);
+            }
+            if (paths.Count == 0)
+            {
+                throw Error(value, key, "is empty: list the directories to back up");
+            }
+            return paths;
+
+            static bool Inside(string path, string root) => root == "/" || path.StartsWith(root + "/", StringComparison.Ordinal);
+        }
+
+        /// <summary>A files instance's include/exclude: patterns relative to each root (empty: include everything, exclude nothing).</summary>
+        private List<string> ReadPatterns(YamlMappingNode node, string key, string prefix)
+        {
+            var patterns = StringList(node, key, prefix) ?? [];
+            foreach (var pattern in patterns)
+            {
+                if (pattern.StartsWith('/') || pattern.Split('/').Any(s => s is "." or ".."))
+                {
+                    throw Error(Get(node, key)!, prefix + key,
+                        $"'{pattern}' must be relative to each path, without '.' or '..' (e.g. 'logs/**' or '**/*.tmp', not '/srv/app/logs')");
+                }
+            }
+            return patterns;
         }
 
         /// <summary>definer: keep | strip | current-user (MySQL instances only).</summary>

@@ -9,7 +9,14 @@ public sealed record ServerInfo(string Flavor, string Version, IReadOnlyList<str
 /// <summary>The tool that wrote a dump, and what the database held when it was dumped.</summary>
 /// <param name="Warning">Something the operator should know about how the dump was made (e.g. a newer client than the server).</param>
 /// <param name="Settings">The database's own settings (character set, collation, ...), for the manifest.</param>
-public sealed record DumpDetails(string Tool, string ToolVersion, DatabaseInventory Inventory, string? Warning = null, DatabaseSettings? Settings = null);
+public sealed record DumpDetails(string Tool, string ToolVersion, DatabaseInventory Inventory, string? Warning = null, DatabaseSettings? Settings = null)
+{
+    /// <summary>What the backup set is: "sql" (a dump), "tar" (a files backup).</summary>
+    public string Format { get; init; } = "sql";
+
+    /// <summary>A files backup's counts and notes (the manifest's files section).</summary>
+    public FilesSummary? Files { get; init; }
+}
 
 /// <summary>A database as a restore finds it before touching it.</summary>
 /// <param name="OtherObjects">Views, routines, events, sequences: a database without tables can still hold work.</param>
@@ -103,7 +110,7 @@ public static class DumpEngines
     {
         Dbms.MySql => new MySql.MySqlEngine(instance),
         Dbms.PostgreSql => new Postgres.PostgresEngine(instance),
-        _ => throw new ArgumentOutOfRangeException(nameof(instance)),
+        _ => throw new Errors.UsageException($"instance {instance.Id} ({instance.Name}) backs up files, not databases"),
     };
 
     /// <summary>The line a complete dump of this DBMS ends with (before psql's \unrestrict).</summary>

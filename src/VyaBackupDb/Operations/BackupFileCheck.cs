@@ -92,11 +92,16 @@ public static class BackupFileChecker
         try
         {
             await using var plain = new MeasuringStream(await OpenPlainAsync(location, format, keys, cancellationToken).ConfigureAwait(false));
+            if (dbms == Dbms.Files)
+            {
+                // Every entry read and its name checked, the end blocks, the counts against the manifest.
+                problems.AddRange(await Sources.Files.FilesArchiveCheck.ReadAsync(plain, manifest?.Files, cancellationToken).ConfigureAwait(false));
+            }
             await plain.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
             var trailers = dbms is { } known
                 ? [DumpEngines.CompletionTrailer(known)]
                 : new[] { DumpEngines.CompletionTrailer(Dbms.MySql), DumpEngines.CompletionTrailer(Dbms.PostgreSql) };
-            if (!trailers.Any(plain.TailContains))
+            if (dbms != Dbms.Files && !trailers.Any(plain.TailContains))
             {
                 problems.Add("truncated: the dump ends without its completion trailer");
             }

@@ -105,7 +105,7 @@ public sealed class BackupOperation
         var results = new List<BackupItemResult>();
         foreach (var instance in request.Instances)
         {
-            var engine = DumpEngines.For(instance);
+            var engine = Sources.BackupSources.For(instance);
             IReadOnlyList<string> databases;
             ServerInfo server;
             IReadOnlyList<NamedStorage> targets;
@@ -114,7 +114,7 @@ public sealed class BackupOperation
             {
                 targets = destinations(instance);
                 server = await engine.ProbeAsync(cancellationToken).ConfigureAwait(false);
-                databases = ChooseDatabases(instance, server, request.Database);
+                databases = engine.Select(server, request.Database);
                 if (!request.DryRun)
                 {
                     (targets, down) = await ReachAsync(instance, targets, cancellationToken).ConfigureAwait(false);
@@ -186,20 +186,6 @@ public sealed class BackupOperation
         return (usable, down);
     }
 
-    private static List<string> ChooseDatabases(InstanceConfig instance, ServerInfo server, string? database)
-    {
-        if (database is null)
-        {
-            return [.. DatabaseSelector.Select(instance, server.Databases)];
-        }
-        // An explicit --database is taken as asked, filters or not; it only has to exist.
-        if (!server.Databases.Contains(database, StringComparer.Ordinal))
-        {
-            throw new OperationFailedException($"database '{database}' does not exist on instance {instance.Id} ({instance.Name})");
-        }
-        return [database];
-    }
-
     private BackupItem PlanItem(InstanceConfig instance, string database, Compression compression, bool encrypt, IReadOnlyList<NamedStorage> targets)
     {
         var name = new BackupName(time.GetUtcNow().UtcDateTime, instance.Dbms, database, compression, encrypt);
@@ -209,7 +195,7 @@ public sealed class BackupOperation
     }
 
     private async Task<BackupItemResult> BackupOneAsync(
-        IDumpEngine engine, ServerInfo server, BackupItem item, Compression compression, bool encrypt, IReadOnlyList<NamedStorage> targets,
+        Sources.IBackupSource engine, ServerInfo server, BackupItem item, Compression compression, bool encrypt, IReadOnlyList<NamedStorage> targets,
         IReadOnlyList<(string Name, string Reason)> down, CancellationToken cancellationToken)
     {
         var storage = targets[0].Storage;
@@ -226,7 +212,7 @@ public sealed class BackupOperation
             var stored = new MeasuringStream(write.Content, leaveOpen: true);
             observer.Started(item, () => stored.Bytes);
             var fileName = StorageKey.FileName(item.Key);
-            var entryName = fileName[..^(compression.Extension().Length + (encrypt ? BackupName.EncryptedSuffix.Length : 0))] + ".sql";
+            var entryName = BackupName.TryParse(fileName)!.PlainFileName;
             var plain = new MeasuringStream(BackupChain.OpenWrite(stored, compression, entryName, encrypt ? config.Encryption : null));
             DumpDetails details;
             try
@@ -274,6 +260,8 @@ public sealed class BackupOperation
                 PlainSha256 = plainSha256,
                 StoredSha256 = stored.Sha256Hex(),
                 Inventory = details.Inventory,
+                Format = details.Format,
+                Files = details.Files,
                 Settings = details.Settings,
             };
             // The manifest goes last: until it exists, the data file is not a backup.

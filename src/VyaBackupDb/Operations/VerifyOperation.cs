@@ -51,7 +51,11 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
                 continue;
             }
             InventoryComparison? comparison = null;
-            if (request.Restore && check.Ok)
+            if (request.Restore && check.Ok && check.Manifest?.Files is not null)
+            {
+                check = check with { Notes = [.. check.Notes, "a files backup has no test restore: every entry was read and checked instead"] };
+            }
+            else if (request.Restore && check.Ok)
             {
                 (check, comparison) = await TestRestoreAsync(check, request.Instance, keys, request.Definer, cancellationToken).ConfigureAwait(false);
             }

@@ -44,9 +44,26 @@ public static class CompressionNames
         _ => throw new ArgumentOutOfRangeException(nameof(compression)),
     };
 
+    /// <summary>File extension of a files backup (a tar): .tar, .tar.gz, .tar.zst, .tar.zip (a zip holding one .tar).</summary>
+    public static string TarExtension(this Compression compression) => compression switch
+    {
+        Compression.None => ".tar",
+        Compression.Gzip => ".tar.gz",
+        Compression.Zstd => ".tar.zst",
+        Compression.Zip => ".tar.zip",
+        _ => throw new ArgumentOutOfRangeException(nameof(compression)),
+    };
+
     /// <summary>The compression a file name's extension says, or null if it is not a backup file.</summary>
     public static Compression? FromFileName(string fileName)
     {
+        foreach (var c in new[] { Compression.Gzip, Compression.Zstd, Compression.Zip, Compression.None })
+        {
+            if (fileName.EndsWith(c.TarExtension(), StringComparison.OrdinalIgnoreCase))
+            {
+                return c;
+            }
+        }
         // Longest suffix first: ".sql.gz" before ".sql".
         foreach (var c in new[] { Compression.Gzip, Compression.Zstd, Compression.Zip, Compression.None })
         {

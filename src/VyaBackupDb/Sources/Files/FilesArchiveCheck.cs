@@ -1,0 +1,60 @@
+using System.Formats.Tar;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Pipeline;
+
+namespace VyaBackupDb.Sources.Files;
+
+/// <summary>
+/// verify's read of a files backup: every entry parsed (header checksums) and its data read, the
+/// names checked as a restore would check them, tar's end-of-archive blocks present, and the
+/// entries counted against the manifest.
+/// </summary>
+public static class FilesArchiveCheck
+{
+    /// <summary>Reads <paramref name="plain"/> to its end; returns the problems found (none: the archive is good).</summary>
+    public static async Task<IReadOnlyList<string>> ReadAsync(MeasuringStream plain, FilesSummary? recorded, CancellationToken cancellationToken)
+    {
+        var problems = new List<string>();
+        var counts = new EntryCounts();
+        var refused = 0;
+        await using (var reader = new TarReader(plain, leaveOpen: true))
+        {
+            while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+            {
+                if (EntryCounts.Kind(entry) == EntryKind.Ignored)
+                {
+                    continue;
+                }
+                counts.Count(entry);
+                try
+                {
+                    ArchiveEntries.RelativePath(entry.Name);
+                    if (entry.EntryType == TarEntryType.HardLink)
+                    {
+                        ArchiveEntries.RelativePath(entry.LinkName, $"hard link '{entry.Name}' to");
+                    }
+                }
+                catch (RefusedEntryException e) when (refused++ < 10)
+                {
+                    problems.Add($"a restore would refuse it: {e.Message}");
+                }
+                catch (RefusedEntryException)
+                {
+                }
+            }
+        }
+        await plain.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+        if (!plain.TailContains(EndOfArchive))
+        {
+            problems.Add("truncated: the archive ends without tar's end-of-archive blocks");
+        }
+        if (recorded is not null)
+        {
+            problems.AddRange(counts.CompareWith(recorded));
+        }
+        return problems;
+    }
+
+    /// <summary>Two zero blocks: what every complete tar ends with (then zeros to its record size).</summary>
+    internal static string EndOfArchive { get; } = new('\0', 2 * TarArchiveWriter.BlockSize);
+}

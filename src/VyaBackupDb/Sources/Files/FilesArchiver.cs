@@ -1,0 +1,338 @@
+using System.IO.Enumeration;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Errors;
+
+namespace VyaBackupDb.Sources.Files;
+
+/// <summary>
+/// Writes the tar of a files instance: each root depth first, names in byte order; entry names
+/// are the absolute paths without their leading '/' (as GNU tar writes them). Symlinks are stored
+/// as links, never followed; a file with several names is stored once, then as hard links. A file
+/// is read through the descriptor it was opened with (no symlink followed, no FIFO waited for),
+/// and exactly the size its header gives is stored: a file that changes, grows, shrinks or
+/// vanishes meanwhile is noted (and reported), never presented as good.
+/// </summary>
+internal sealed class FilesArchiver
+{
+    private static readonly EnumerationOptions ListOptions = new()
+    {
+        RecurseSubdirectories = false,
+        IgnoreInaccessible = false,
+        AttributesToSkip = 0,
+        ReturnSpecialDirectories = false,
+    };
+
+    private readonly FileSelection _selection;
+    private readonly bool _skipUnreadable;
+    private readonly TarArchiveWriter _tar;
+    private readonly CancellationToken _cancellationToken;
+    private readonly Dictionary<(ulong Device, ulong Inode), string> _firstNames = [];
+    private readonly List<(string Name, TarMeta Meta)> _pending = [];
+    private readonly List<string> _segments = [];
+    private readonly List<FileNote> _changed = [];
+    private readonly List<FileNote> _skipped = [];
+    private readonly List<string> _warnings = [];
+    private long _files, _directories, _symlinks, _hardLinks, _bytes, _changedCount, _skippedCount;
+
+    private FilesArchiver(FileSelection selection, bool skipUnreadable, TarArchiveWriter tar, CancellationToken cancellationToken)
+    {
+        _selection = selection;
+        _skipUnreadable = skipUnreadable;
+        _tar = tar;
+        _cancellationToken = cancellationToken;
+    }
+
+    /// <summary>
+    /// Archives <paramref name="roots"/> (absolute, normalised) into <paramref name="output"/>.
+    /// Throws <see cref="OperationFailedException"/> for a missing root or an unreadable file
+    /// (unless <paramref name="skipUnreadable"/>).
+    /// </summary>
+    public static (FilesSummary Summary, IReadOnlyList<string> Warnings) Write(
+        IReadOnlyList<string> roots, FileSelection selection, bool skipUnreadable, Stream output, CancellationToken cancellationToken)
+    {
+        using var tar = new TarArchiveWriter(output);
+        var archiver = new FilesArchiver(selection, skipUnreadable, tar, cancellationToken);
+        foreach (var root in roots)
+        {
+            archiver.Root(root);
+        }
+        tar.Finish();
+        var summary = new FilesSummary
+        {
+            Paths = roots,
+            Files = archiver._files,
+            Directories = archiver._directories,
+            Symlinks = archiver._symlinks,
+            HardLinks = archiver._hardLinks,
+            TotalBytes = archiver._bytes,
+            ChangedCount = archiver._changedCount,
+            Changed = archiver._changed,
+            SkippedCount = archiver._skippedCount,
+            Skipped = archiver._skipped,
+        };
+        return (summary, archiver._warnings);
+    }
+
+    private void Root(string root)
+    {
+        FileStat stat;
+        try
+        {
+            stat = Posix.LStat(root);
+        }
+        catch (PosixException e)
+        {
+            throw new OperationFailedException($"cannot back up {root} (paths:): {Reason(e)}");
+        }
+        if (stat.IsSymlink)
+        {
+            _warnings.Add($"{root} (paths:) is a symlink: the link is stored, not what it points to; list its target in paths to back that up");
+        }
+        _segments.Clear();
+        Visit(root, root.TrimStart('/'), stat, ancestorIncluded: false);
+    }
+
+    private void Visit(string path, string name, FileStat stat, bool ancestorIncluded)
+    {
+        _cancellationToken.ThrowIfCancellationRequested();
+        var included = ancestorIncluded || _selection.Included(_segments);
+        if (stat.IsDirectory)
+        {
+            VisitDirectory(path, name, stat, included);
+        }
+        else if (!included)
+        {
+        }
+        else if (stat.IsRegular)
+        {
+            WriteRegular(path, name);
+        }
+        else if (stat.IsSymlink)
+        {
+            WriteSymlink(path, name, stat);
+        }
+        else
+        {
+            Skip(path, (stat.Type switch { 0xC000 => "a socket", 0x1000 => "a FIFO", 0x2000 => "a character device", 0x6000 => "a block device", _ => "a special file" })
+                + ": not backed up");
+        }
+    }
+
+    private void VisitDirectory(string path, string name, FileStat stat, bool included)
+    {
+        if (!included && !_selection.MayIncludeBelow(_segments))
+        {
+            return;
+        }
+        List<string> children;
+        try
+        {
+            children = [.. new FileSystemEnumerable<string>(path, static (ref FileSystemEntry e) => e.FileName.ToString(), ListOptions)];
+        }
+        catch (Exception e) when (e is DirectoryNotFoundException)
+        {
+            Changed(path, "vanished while being read");
+            return;
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            Unreadable(path, e.Message);
+            return;
+        }
+        children.Sort(StringComparer.Ordinal);
+
+        // The root "/" has no entry of its own (its name would be empty).
+        var meta = TarMeta.Of(stat);
+        var pending = name.Length > 0;
+        if (pending)
+        {
+            _pending.Add((name, meta));
+        }
+        var depth = _pending.Count;
+        if (pending && included)
+        {
+            WritePending();
+        }
+        foreach (var child in children)
+        {
+            _segments.Add(child);
+            try
+            {
+                var childPath = path == "/" ? "/" + child : path + "/" + child;
+                var childName = name.Length == 0 ? child : name + "/" + child;
+                if (_selection.Excluded(_segments))
+                {
+                    continue;
+                }
+                if (child.Contains('\uFFFD', StringComparison.Ordinal))
+                {
+                    Unreadable(childPath, "its name is not valid UTF-8");
+                    continue;
+                }
+                FileStat childStat;
+                try
+                {
+                    childStat = Posix.LStat(childPath);
+                }
+                catch (PosixException e) when (e.IsMissing)
+                {
+                    Changed(childPath, "vanished while being read");
+                    continue;
+                }
+                catch (PosixException e)
+                {
+                    Unreadable(childPath, Reason(e));
+                    continue;
+                }
+                Visit(childPath, childName, childStat, included);
+            }
+            finally
+            {
+                _segments.RemoveAt(_segments.Count - 1);
+            }
+        }
+        if (pending && _pending.Count == depth && depth > 0)
+        {
+            // Nothing below was included: the directory is left out too.
+            _pending.RemoveAt(_pending.Count - 1);
+        }
+    }
+
+    private void WriteRegular(string path, string name)
+    {
+        Microsoft.Win32.SafeHandles.SafeFileHandle handle;
+        try
+        {
+            handle = Posix.OpenReadNoFollow(path);
+        }
+        catch (PosixException e) when (e.IsMissing)
+        {
+            Changed(path, "vanished while being read");
+            return;
+        }
+        catch (PosixException e) when (e.Errno is PosixException.ELOOP or PosixException.ENXIO)
+        {
+            Changed(path, "replaced by a symlink or special file while being read: not stored");
+            return;
+        }
+        catch (PosixException e)
+        {
+            Unreadable(path, Reason(e));
+            return;
+        }
+        using (handle)
+        {
+            var before = Posix.FStat(handle, path);
+            if (!before.IsRegular)
+            {
+                Changed(path, "replaced by something other than a file while being read: not stored");
+                return;
+            }
+            var meta = TarMeta.Of(before);
+            if (before.Links > 1)
+            {
+                if (_firstNames.TryGetValue((before.Device, before.Inode), out var first))
+                {
+                    WritePending();
+                    _tar.WriteHardLink(name, first, meta);
+                    _hardLinks++;
+                    return;
+                }
+                _firstNames[(before.Device, before.Inode)] = name;
+            }
+            WritePending();
+            long read;
+            try
+            {
+                read = _tar.WriteFile(name, meta, before.Size, (buffer, offset) => RandomAccess.Read(handle, buffer.Span, offset), _cancellationToken);
+            }
+            catch (IOException e) when (e is not PosixException)
+            {
+                // The header is written: the file cannot be left out any more.
+                throw new OperationFailedException($"cannot read {path}: {e.Message}", e);
+            }
+            _files++;
+            _bytes += before.Size;
+            var after = Posix.FStat(handle, path);
+            if (read < before.Size)
+            {
+                Changed(path, $"shrank while being read: stored with its last {before.Size - read} bytes as zeros");
+            }
+            else if (after.Size > before.Size)
+            {
+                Changed(path, $"grew while being read: stored its first {before.Size} bytes");
+            }
+            else if (!after.SameVersionAs(before))
+            {
+                Changed(path, "changed while being read: the stored copy may mix old and new content");
+            }
+        }
+    }
+
+    private void WriteSymlink(string path, string name, FileStat stat)
+    {
+        string? target;
+        try
+        {
+            target = new FileInfo(path).LinkTarget;
+        }
+        catch (IOException)
+        {
+            target = null;
+        }
+        if (target is null)
+        {
+            Changed(path, "vanished while being read");
+            return;
+        }
+        WritePending();
+        _tar.WriteSymlink(name, target, TarMeta.Of(stat));
+        _symlinks++;
+    }
+
+    /// <summary>Writes the directories on the way to an entry that are not written yet.</summary>
+    private void WritePending()
+    {
+        foreach (var (name, meta) in _pending)
+        {
+            _tar.WriteDirectory(name, meta);
+            _directories++;
+        }
+        _pending.Clear();
+    }
+
+    private void Unreadable(string path, string reason)
+    {
+        if (!_skipUnreadable)
+        {
+            throw new OperationFailedException(
+                $"cannot read {path}: {reason}; nothing was backed up (skip_unreadable: true in the instance skips such files, and says so)");
+        }
+        Skip(path, $"unreadable ({reason}): skipped");
+    }
+
+    private void Changed(string path, string reason)
+    {
+        _changedCount++;
+        if (_changed.Count < FilesSummary.MaxNotes)
+        {
+            _changed.Add(new FileNote(path, reason));
+        }
+    }
+
+    private void Skip(string path, string reason)
+    {
+        _skippedCount++;
+        if (_skipped.Count < FilesSummary.MaxNotes)
+        {
+            _skipped.Add(new FileNote(path, reason));
+        }
+    }
+
+    /// <summary>The C library's text without the path prefix ("Permission denied").</summary>
+    private static string Reason(PosixException e)
+    {
+        var colon = e.Message.LastIndexOf(": ", StringComparison.Ordinal);
+        return colon < 0 ? e.Message : e.Message[(colon + 2)..];
+    }
+}

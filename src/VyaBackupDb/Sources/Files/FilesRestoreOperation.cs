@@ -1,0 +1,405 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Pipeline;
+using VyaBackupDb.Pipeline.Age;
+using VyaBackupDb.Storage;
+using VyaBackupDb.Storage.Local;
+
+namespace VyaBackupDb.Sources.Files;
+
+/// <param name="File">What the user gave: a path, NAME:KEY, s3://... or sftp://... (see <see cref="BackupLocations"/>).</param>
+/// <param name="Target">The directory to rebuild the tree in; must be missing or empty unless <paramref name="Force"/>.</param>
+public sealed record FilesRestoreRequest(
+    string File, InstanceConfig Instance, string Target, bool DryRun, bool Force, bool Verify = true, DecryptionKeys? Keys = null);
+
+public enum TargetDirectoryState
+{
+    Missing,
+    Empty,
+    HoldsFiles,
+}
+
+public sealed record FilesRestorePlan(
+    string File, long FileBytes, StoredFormat Format, BackupManifest? Manifest, DateTime? TakenUtc, string Target, TargetDirectoryState TargetState);
+
+public sealed record FilesRestoreResult(FilesRestorePlan Plan, EntryCounts Restored, long PlainBytes, TimeSpan Duration);
+
+/// <summary>What a files restore tells its user, and how it asks before replacing a directory's content.</summary>
+public interface IFilesRestoreObserver
+{
+    void Planned(FilesRestorePlan plan);
+
+    /// <summary>Asks the user; false when there is nobody to ask.</summary>
+    bool Confirm(string question);
+
+    void Started(long fileBytes, Func<long> fileBytesRead);
+
+    void Warning(string message);
+}
+
+/// <summary>
+/// Restores a files backup into a directory. The tree is built in a private staging directory
+/// beside the target (inside it when the target is a mount point), checked against the
+/// manifest (digests, entry counts), and only then renamed into place: a failure, a refused
+/// entry or an interruption leaves the target as it was. With --force the target's old content
+/// is swapped out (atomically where the file system allows) and removed afterwards.
+/// </summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserver observer)
+{
+    private const string StagingPrefix = ".vya-restore-";
+    private const string ReplacedPrefix = ".vya-replaced-";
+
+    public async Task<FilesRestoreResult?> RunAsync(FilesRestoreRequest request, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        using var storages = new StorageSet(config);
+        var location = BackupLocations.Resolve(request.File, config, storages);
+        var plan = await PlanAsync(location, request, cancellationToken).ConfigureAwait(false);
+        observer.Planned(plan);
+        if (!request.Verify)
+        {
+            observer.Warning("--no-verify: digests and entry counts are not checked against the manifest");
+        }
+        else if (plan.Manifest is null)
+        {
+            observer.Warning($"no manifest beside {location.FileName}: no digest was recorded; the archive is read but not checked against one");
+        }
+        if (plan.TargetState == TargetDirectoryState.HoldsFiles && !request.Force && !request.DryRun
+            && !observer.Confirm($"{plan.Target} is not empty. Replace its content with the backup's?"))
+        {
+            throw new UsageException($"{plan.Target} is not empty; not replaced (use --force to replace its content)");
+        }
+        if (request.DryRun)
+        {
+            return null;
+        }
+        var keys = request.Keys ?? DecryptionKeys.None;
+        // A zip is read by seeking: its stored digest cannot be taken on the way, so it is checked first.
+        var zipped = plan.Format.Compression == Compression.Zip && !plan.Format.Encrypted;
+        if (zipped && request.Verify && plan.Manifest is { } zipManifest
+            && await BackupFileChecker.CheckStoredAsync(location, zipManifest, cancellationToken).ConfigureAwait(false) is { } problem)
+        {
+            throw new VerificationFailedException($"{plan.File}: {problem}; nothing was restored");
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(config.Timeout);
+        var staging = Staging.Create(plan.Target, plan.TargetState);
+        try
+        {
+            await using var opened = await BackupFileChecker.OpenStoredAsync(location, plan.Format, timeout.Token).ConfigureAwait(false);
+            var stored = new MeasuringStream(opened, leaveOpen: true);
+            observer.Started(plan.FileBytes, zipped && opened.CanSeek ? () => opened.Position : () => stored.Bytes);
+            var decoded = await BackupChain.OpenReadAsync(zipped ? opened : stored, plan.Format.Compression, plan.Format.Encrypted, keys, timeout.Token)
+                .ConfigureAwait(false);
+            await using var plain = new MeasuringStream(decoded);
+            // Decoding (and its digests) on one side, writing files on the other, at the same time.
+            var (_, restored) = await Pipelined.RunAsync(
+                async (tar, token) =>
+                {
+                    // All of it, also what follows tar's end blocks (its record padding) and the codec's end.
+                    await plain.CopyToAsync(tar, 1 << 20, token).ConfigureAwait(false);
+                    if (!zipped)
+                    {
+                        await stored.CopyToAsync(Stream.Null, token).ConfigureAwait(false);
+                    }
+                    return true;
+                },
+                (tar, token) => Pipelined.OnOwnThread(() =>
+                {
+                    var counts = FilesExtractor.Extract(tar, staging.Path, observer.Warning, token);
+                    tar.CopyTo(Stream.Null); // the rest, so that the decoding side runs to its end
+                    return counts;
+                }, token),
+                timeout.Token).ConfigureAwait(false);
+            if (!plain.TailContains(FilesArchiveCheck.EndOfArchive))
+            {
+                const string truncated = "the archive ends without tar's end-of-archive blocks: it is truncated";
+                if (request.Verify)
+                {
+                    throw new OperationFailedException($"{plan.File}: {truncated}");
+                }
+                observer.Warning($"{truncated}; restored anyway (--no-verify)");
+            }
+            if (request.Verify && plan.Manifest is { } manifest)
+            {
+                var problems = new List<string>();
+                if (!zipped && (stored.Bytes != manifest.StoredBytes || stored.Sha256Hex() != manifest.StoredSha256))
+                {
+                    problems.Add($"the stored file ({stored.Bytes} bytes) differs from its manifest's digest");
+                }
+                if (plain.Bytes != manifest.PlainBytes || plain.Sha256Hex() != manifest.PlainSha256)
+                {
+                    problems.Add($"the decoded archive ({plain.Bytes} bytes) differs from its manifest's digest");
+                }
+                if (manifest.Files is { } files)
+                {
+                    problems.AddRange(restored.CompareWith(files));
+                }
+                if (problems.Count > 0)
+                {
+                    throw new VerificationFailedException($"{plan.File}: {string.Join("; ", problems)}");
+                }
+            }
+            var leftOver = staging.Commit();
+            if (leftOver is not null)
+            {
+                observer.Warning(leftOver);
+            }
+            return new FilesRestoreResult(plan, restored, plain.Bytes, clock.Elapsed);
+        }
+        catch (Exception e) when (e is VyaException or IOException or InvalidDataException or OperationCanceledException
+            or UnauthorizedAccessException or RefusedEntryException || BackupFileChecker.IsDecodeError(e))
+        {
+            var cleanup = staging.Abandon();
+            if (e is OperationCanceledException && cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+            var reason = e switch
+            {
+                OperationCanceledException => $"timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)",
+                RefusedEntryException => $"refused: {e.Message} (nothing is ever written outside the target)",
+                EndOfStreamException => $"{plan.File} is truncated (it ends inside an entry)",
+                VyaException or PosixException or UnauthorizedAccessException => e.Message,
+                _ => $"cannot read {plan.File}: {e.Message}",
+            };
+            var message = $"restore of {location.FileName} into {plan.Target} failed: {reason}; {plan.Target} was not changed{cleanup}";
+            throw e switch
+            {
+                VerificationFailedException => new VerificationFailedException(message, e),
+                AgeException age => new AgeException(message, age.ExitCode),
+                _ => new OperationFailedException(message, e),
+            };
+        }
+    }
+
+    /// <summary>Reads what the file is and the target's state; changes nothing.</summary>
+    private static async Task<FilesRestorePlan> PlanAsync(BackupLocation location, FilesRestoreRequest request, CancellationToken cancellationToken)
+    {
+        var entry = await location.StatAsync(cancellationToken).ConfigureAwait(false)
+            ?? throw new UsageException($"backup file not found: {location.Description}");
+        var format = await BackupFileChecker.FormatOfAsync(location, cancellationToken).ConfigureAwait(false);
+        var manifest = await location.LoadManifestAsync(cancellationToken).ConfigureAwait(false);
+        var name = BackupName.TryParse(location.FileName);
+        var keys = request.Keys ?? DecryptionKeys.None;
+        var instance = request.Instance;
+        if (BackupFileChecker.DbmsOf(manifest, name) is { } dbms && dbms != Dbms.Files)
+        {
+            throw new UsageException($"{location.FileName} is a {dbms.ToName()} backup but instance {instance.Id} ({instance.Name}) backs up files");
+        }
+        if (format.Encrypted)
+        {
+            // A wrong or missing key fails here, before anything is written.
+            await BackupChain.CheckKeysAsync(await location.OpenReadAsync(cancellationToken).ConfigureAwait(false), keys, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        if (manifest is null && name is null && request.Verify && !await LooksLikeTarAsync(location, format, keys, cancellationToken).ConfigureAwait(false))
+        {
+            throw new UsageException(
+                $"{location.FileName} does not look like a files backup (no manifest, not a backup file name, not a tar archive); "
+                + "use --no-verify to restore it anyway");
+        }
+        var target = TargetPath(request.Target);
+        return new FilesRestorePlan(location.Description, entry.Size, format, manifest, name?.TimestampUtc, target, StateOf(target));
+    }
+
+    private static string TargetPath(string target)
+    {
+        if (target.Length == 0)
+        {
+            throw new UsageException("the target directory is empty");
+        }
+        var full = Path.GetFullPath(target).TrimEnd('/');
+        return full.Length == 0 ? throw new UsageException("the target directory cannot be / (restore into a directory, then move what you need)") : full;
+    }
+
+    private static TargetDirectoryState StateOf(string target)
+    {
+        if (Posix.TryLStat(target) is not { } stat)
+        {
+            return TargetDirectoryState.Missing;
+        }
+        if (stat.IsSymlink)
+        {
+            throw new UsageException($"{target} is a symlink; give the directory itself as --target");
+        }
+        if (!stat.IsDirectory)
+        {
+            throw new UsageException($"{target} exists and is not a directory");
+        }
+        return Directory.EnumerateFileSystemEntries(target).Any() ? TargetDirectoryState.HoldsFiles : TargetDirectoryState.Empty;
+    }
+
+    /// <summary>A ustar/pax/GNU header: "ustar" at offset 257 of the first block.</summary>
+    private static async Task<bool> LooksLikeTarAsync(BackupLocation location, StoredFormat format, DecryptionKeys keys, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var plain = await BackupFileChecker.OpenPlainAsync(location, format, keys, cancellationToken).ConfigureAwait(false);
+            var head = new byte[TarArchiveWriter.BlockSize];
+            var n = await plain.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            return n == head.Length && head.AsSpan(257, 5).SequenceEqual("ustar"u8);
+        }
+        catch (Exception e) when (BackupFileChecker.IsDecodeError(e))
+        {
+            throw new OperationFailedException($"cannot read {location.Description} as {format.Compression.ToName()}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// The private directory a restore builds its tree in: beside the target (same file system, so
+    /// a rename puts it in place), or inside the target when the target is a mount point.
+    /// </summary>
+    private sealed class Staging
+    {
+        private readonly string _target;
+        private readonly TargetDirectoryState _state;
+        private readonly bool _inside;
+
+        private Staging(string target, TargetDirectoryState state, bool inside, string path)
+        {
+            _target = target;
+            _state = state;
+            _inside = inside;
+            Path = path;
+        }
+
+        public string Path { get; }
+
+        private string Parent => System.IO.Path.GetDirectoryName(_target)!;
+
+        public static Staging Create(string target, TargetDirectoryState state)
+        {
+            var parent = System.IO.Path.GetDirectoryName(target)!;
+            Directory.CreateDirectory(parent);
+            var inside = state != TargetDirectoryState.Missing && Posix.LStat(target).Device != Posix.LStat(parent).Device;
+            var path = System.IO.Path.Combine(inside ? target : parent, StagingPrefix + RandomSuffix());
+            // Private while it is built: nobody else can enter it or change it under the restore.
+            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            return new Staging(target, state, inside, path);
+        }
+
+        /// <summary>Puts the tree in place of the target; returns a warning when the replaced content could not be removed.</summary>
+        public string? Commit()
+        {
+            if (_inside)
+            {
+                return CommitInside();
+            }
+            if (_state == TargetDirectoryState.Missing || _state == TargetDirectoryState.Empty)
+            {
+                SetRootMetadata();
+                // rename(2) replaces an empty directory atomically, and fails on one that is not.
+                Posix.Rename(Path, _target);
+                LocalStorage.SyncDirectory(Parent);
+                return null;
+            }
+            SetRootMetadata();
+            string replaced;
+            if (Posix.TryExchange(Path, _target))
+            {
+                replaced = Path;
+            }
+            else
+            {
+                replaced = System.IO.Path.Combine(Parent, ReplacedPrefix + RandomSuffix());
+                Posix.Rename(_target, replaced);
+                try
+                {
+                    Posix.Rename(Path, _target);
+                }
+                catch
+                {
+                    Posix.Rename(replaced, _target);
+                    throw;
+                }
+            }
+            LocalStorage.SyncDirectory(Parent);
+            return RemoveTree(replaced) is { } error
+                ? $"the replaced content of {_target} could not be removed ({error}): it is in {replaced}"
+                : null;
+        }
+
+        /// <summary>The target is a mount point: its entries are moved (renames within it), old out, new in.</summary>
+        private string? CommitInside()
+        {
+            string? replaced = null;
+            if (_state == TargetDirectoryState.HoldsFiles)
+            {
+                replaced = System.IO.Path.Combine(_target, ReplacedPrefix + RandomSuffix());
+                Directory.CreateDirectory(replaced, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                foreach (var old in Directory.EnumerateFileSystemEntries(_target).ToList())
+                {
+                    if (old != Path && old != replaced)
+                    {
+                        Posix.Rename(old, System.IO.Path.Combine(replaced, System.IO.Path.GetFileName(old)));
+                    }
+                }
+            }
+            foreach (var entry in Directory.EnumerateFileSystemEntries(Path).ToList())
+            {
+                Posix.Rename(entry, System.IO.Path.Combine(_target, System.IO.Path.GetFileName(entry)));
+            }
+            Directory.Delete(Path);
+            LocalStorage.SyncDirectory(_target);
+            return replaced is not null && RemoveTree(replaced) is { } error
+                ? $"the replaced content of {_target} could not be removed ({error}): it is in {replaced}"
+                : null;
+        }
+
+        /// <summary>The new directory takes the old one's mode and owner; a new one is made as mkdir would (0755).</summary>
+        private void SetRootMetadata()
+        {
+            if (_state == TargetDirectoryState.Missing)
+            {
+                File.SetUnixFileMode(Path, (UnixFileMode)0x1ED); // 0755
+                return;
+            }
+            var old = Posix.LStat(_target);
+            if (Posix.IsRoot)
+            {
+                Posix.ChownNoFollow(Path, old.Uid, old.Gid);
+            }
+            File.SetUnixFileMode(Path, (UnixFileMode)old.Permissions);
+        }
+
+        /// <summary>Removes the staging directory after a failure; returns text for the error message.</summary>
+        public string Abandon() =>
+            RemoveTree(Path) is { } error ? $" (its staging directory {Path} could not be removed: {error})" : "";
+
+        private static string RandomSuffix() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
+
+        /// <summary>Deletes a tree, never following a symlink, first making its directories writable (a restored one may be 0555); null on success.</summary>
+        private static string? RemoveTree(string path)
+        {
+            try
+            {
+                MakeWritable(path);
+                Directory.Delete(path, recursive: true);
+                return null;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return e.Message;
+            }
+        }
+
+        private static void MakeWritable(string directory)
+        {
+            File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            foreach (var child in Directory.EnumerateDirectories(directory))
+            {
+                if (Posix.TryLStat(child) is { IsDirectory: true })
+                {
+                    MakeWritable(child);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+using VyaBackupDb.Config;
+using VyaBackupDb.Engines;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Operations;
+
+namespace VyaBackupDb.Sources;
+
+/// <summary>
+/// What a backup reads: a database server (<see cref="IDumpEngine"/>) or a directory tree
+/// (<see cref="Files.FilesSource"/>). The backup operation needs only this; a new kind is a new
+/// folder with one of these, and one line in <see cref="BackupSources.For"/>.
+/// </summary>
+public interface IBackupSource
+{
+    /// <summary>What a complete backup set ends with (a dump's completion trailer, tar's end blocks): checked before it is committed.</summary>
+    string CompletionTrailer { get; }
+
+    /// <summary>What the source is (flavor, version) and which items it holds.</summary>
+    Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken);
+
+    /// <summary>The items a run backs up, each into its own file: the instance's selection, or the one asked for (--database).</summary>
+    IReadOnlyList<string> Select(ServerInfo server, string? requested);
+
+    /// <summary>Writes one item's backup set (plain, before compression) and says what it held.</summary>
+    Task<DumpDetails> DumpAsync(string item, Stream output, CancellationToken cancellationToken);
+}
+
+public static class BackupSources
+{
+    public static IBackupSource For(InstanceConfig instance) =>
+        instance.Dbms == Dbms.Files ? new Files.FilesSource(instance) : new DatabaseSource(DumpEngines.For(instance));
+
+    /// <summary>A database server: one backup per database that passes include/exclude.</summary>
+    private sealed class DatabaseSource(IDumpEngine engine) : IBackupSource
+    {
+        public string CompletionTrailer => engine.CompletionTrailer;
+
+        public Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken) => engine.ProbeAsync(cancellationToken);
+
+        public IReadOnlyList<string> Select(ServerInfo server, string? requested)
+        {
+            if (requested is null)
+            {
+                return DatabaseSelector.Select(engine.Instance, server.Databases);
+            }
+            // An explicit --database is taken as asked, filters or not; it only has to exist.
+            if (!server.Databases.Contains(requested, StringComparer.Ordinal))
+            {
+                throw new OperationFailedException($"database '{requested}' does not exist on instance {engine.Instance.Id} ({engine.Instance.Name})");
+            }
+            return [requested];
+        }
+
+        public Task<DumpDetails> DumpAsync(string item, Stream output, CancellationToken cancellationToken) =>
+            engine.DumpAsync(item, output, cancellationToken);
+    }
+}

@@ -1,0 +1,486 @@
+using System.Text.Json;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Pipeline;
+using VyaBackupDb.Sources.Files;
+using VyaBackupDb.Storage.Local;
+using VyaBackupDb.Storage.S3;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// Files backups end to end, through the CLI: a tree with every case round-trips exactly (also
+/// through GNU tar and zstd alone), changing and unreadable files are reported, and restores
+/// write only into their target, which they leave as it was when anything fails.
+/// </summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+public sealed class FilesBackupTests : IAsyncLifetime
+{
+    private readonly Scratch _scratch = new();
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    [Fact]
+    public async Task A_tree_with_every_case_round_trips_exactly_and_GNU_tar_reads_the_archive_the_same()
+    {
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "srv", "app");
+        var fifo = await FileTrees.BuildAllCasesAsync(source);
+        var before = FileTrees.Listing(source, fifo);
+        var backups = Path.Combine(dir, "backups");
+        var config = await FileTrees.WriteConfigAsync(dir, backups, $"""
+            - id: 7
+              name: app files
+              dbms: files
+              paths: [{FileTrees.Yaml(source)}]
+            """);
+
+        var backup = await Run.CliAsync("backup", "--instance", "7", "--config", config);
+
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        Assert.Contains($"{fifo} (a FIFO: not backed up)", backup.Stderr, StringComparison.Ordinal);
+        var file = Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups)));
+        Assert.Matches(@"/app%20files/\d{8}_\d{6}_files_app%20files\.tar\.zst$", file);
+        var manifest = BackupManifest.FromJson(await File.ReadAllBytesAsync(file + BackupManifest.Suffix));
+        Assert.Equal("tar", manifest.Format);
+        Assert.Equal("files", manifest.Dbms);
+        var files = Assert.IsType<FilesSummary>(manifest.Files);
+        Assert.Equal([source], files.Paths);
+        Assert.Equal(2, files.HardLinks);
+        Assert.Equal(5, files.Symlinks);
+        Assert.False(files.ChangedDuringBackup);
+        Assert.Equal(fifo, Assert.Single(files.Skipped).Path);
+        Assert.Equal(before.Count(l => l.Contains(" file ", StringComparison.Ordinal)) - 2, files.Files);
+        var sha = await Run.ProgramAsync("sh", ["-c", "cd \"$(dirname \"$1\")\" && sha256sum -c \"$(basename \"$1\").sha256\"", "sh", file]);
+        Assert.True(sha.ExitCode == 0, sha.ToString());
+
+        // Our restore rebuilds the tree under the target, as the absolute path without its '/'.
+        var target = Path.Combine(dir, "restored");
+        var restore = await Run.CliAsync("restore", "--file", file, "--instance", "7", "--target", target, "--config", config);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Equal(before, FileTrees.Listing(target + source));
+        Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(dir), e => Path.GetFileName(e).StartsWith(".vya-", StringComparison.Ordinal));
+
+        // The standard tools alone give the same tree.
+        var gnu = Path.Combine(dir, "gnu");
+        Directory.CreateDirectory(gnu);
+        var tar = await Run.ProgramAsync("sh", ["-c", "zstd -dc \"$1\" | tar -x -C \"$2\"", "sh", file, gnu]);
+        Assert.True(tar.ExitCode == 0, tar.ToString());
+        Assert.Equal(before, FileTrees.Listing(gnu + source));
+
+        // And GNU tar finds the archive identical to the source (content, modes, owners, times, links).
+        var compare = await Run.ProgramAsync("sh", ["-c", "zstd -dc \"$1\" | tar --compare -C /", "sh", file]);
+        Assert.True(compare.ExitCode == 0, compare.ToString());
+
+        var verify = await Run.CliAsync("verify", "--instance", "7", "--config", config);
+        Assert.True(verify.ExitCode == 0, verify.ToString());
+        var list = await Run.CliAsync("list", "--instance", "7", "--json", "--config", config);
+        Assert.True(list.ExitCode == 0, list.ToString());
+        var listed = Assert.Single(JsonDocument.Parse(list.Stdout).RootElement.EnumerateArray());
+        Assert.Equal("app files", listed.GetProperty("database").GetString());
+        Assert.True(listed.GetProperty("verified").GetBoolean());
+    }
+
+    [SkippableTheory]
+    [InlineData("gzip", false)]
+    [InlineData("zip", false)]
+    [InlineData("none", true)]
+    public async Task Other_codecs_and_encryption_round_trip(string compression, bool encrypt)
+    {
+        if (encrypt)
+        {
+            AgeTool.Require();
+        }
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "data");
+        var fifo = await FileTrees.BuildAllCasesAsync(source);
+        var before = FileTrees.Listing(source, fifo);
+        var keyFile = Path.Combine(dir, "key.txt");
+        var extra = "";
+        if (encrypt)
+        {
+            var keygen = await AgeTool.RunAsync("age-keygen", ["-o", keyFile]);
+            Assert.True(keygen.ExitCode == 0, keygen.ToString());
+            var publicKey = (await File.ReadAllLinesAsync(keyFile)).First(l => l.StartsWith("# public key: ", StringComparison.Ordinal))["# public key: ".Length..];
+            extra = $"encryption: {{recipients: [{publicKey}]}}";
+        }
+        var backups = Path.Combine(dir, "backups");
+        var config = await FileTrees.WriteConfigAsync(dir, backups, $$"""
+            - {id: 3, name: data, dbms: files, encrypt: {{(encrypt ? "true" : "false")}}, paths: [{{FileTrees.Yaml(source)}}]}
+            """, compression, extra);
+
+        var backup = await Run.CliAsync("backup", "--instance", "3", "--config", config);
+
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        var file = Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups)));
+        var extension = compression switch { "gzip" => ".tar.gz", "zip" => ".tar.zip", _ => ".tar" } + (encrypt ? ".age" : "");
+        Assert.EndsWith(extension, file, StringComparison.Ordinal);
+        var target = Path.Combine(dir, "restored");
+        var restore = await Run.CliAsync(["restore", "--file", file, "--instance", "3", "--target", target, "--config", config,
+            .. encrypt ? new[] { "--identity", keyFile } : []]);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Equal(before, FileTrees.Listing(target + source));
+        var verify = await Run.CliAsync(["verify", "--file", file, "--config", config, .. encrypt ? new[] { "--identity", keyFile } : []]);
+        Assert.True(verify.ExitCode == 0, verify.ToString());
+    }
+
+    [Fact]
+    public async Task A_file_growing_during_the_backup_is_named_in_a_warning_and_flagged_in_the_manifest()
+    {
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "logs");
+        Directory.CreateDirectory(source);
+        var growing = Path.Combine(source, "app.log");
+        // Large enough that reading it takes a while; appended to all the time.
+        await File.WriteAllBytesAsync(growing, new byte[48 << 20]);
+        await File.WriteAllTextAsync(Path.Combine(source, "steady.txt"), "steady\n");
+        var backups = Path.Combine(dir, "backups");
+        var config = await FileTrees.WriteConfigAsync(dir, backups, $$"""
+            - {id: 4, name: logs, dbms: files, paths: [{{FileTrees.Yaml(source)}}]}
+            """);
+
+        using var stop = new CancellationTokenSource();
+        var writer = Task.Run(async () =>
+        {
+            await using var log = new FileStream(growing, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 1);
+            var line = "a line of the log\n"u8.ToArray();
+            while (!stop.IsCancellationRequested)
+            {
+                await log.WriteAsync(line);
+                await log.FlushAsync();
+            }
+        });
+        ProcessResult backup;
+        try
+        {
+            backup = await Run.CliAsync("backup", "--instance", "4", "--config", config);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await writer;
+        }
+
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        var warning = Assert.Single(backup.Stderr.Split('\n'), l => l.Contains("warning", StringComparison.Ordinal));
+        Assert.Contains($"{growing} (grew while being read", warning, StringComparison.Ordinal);
+        var file = Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups)));
+        var files = BackupManifest.FromJson(await File.ReadAllBytesAsync(file + BackupManifest.Suffix)).Files!;
+        Assert.True(files.ChangedDuringBackup);
+        Assert.Equal(growing, Assert.Single(files.Changed).Path);
+        Assert.Contains("\"changed_during_backup\": true", await File.ReadAllTextAsync(file + BackupManifest.Suffix), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_unreadable_file_fails_the_backup_naming_it_and_skip_unreadable_skips_it_and_says_so()
+    {
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "etc");
+        Directory.CreateDirectory(source);
+        await File.WriteAllTextAsync(Path.Combine(source, "public.conf"), "ok\n");
+        var secret = Path.Combine(source, "secret.key");
+        await File.WriteAllTextAsync(secret, "secret\n");
+        File.SetUnixFileMode(secret, UnixFileMode.None);
+        var backups = Path.Combine(dir, "backups");
+        var config = await FileTrees.WriteConfigAsync(dir, backups, $$"""
+            - {id: 5, name: strict, dbms: files, paths: [{{FileTrees.Yaml(source)}}]}
+            - {id: 6, name: lenient, dbms: files, skip_unreadable: true, paths: [{{FileTrees.Yaml(source)}}]}
+            """);
+
+        var strict = await CliWithoutReadOverrideAsync("backup", "--instance", "5", "--config", config);
+
+        Assert.True(strict.ExitCode == 1, strict.ToString());
+        Assert.Contains($"cannot read {secret}: Permission denied", strict.Stderr, StringComparison.Ordinal);
+        Assert.Empty(Ops.FilesUnder(Path.Combine(backups, "strict")));
+
+        var lenient = await CliWithoutReadOverrideAsync("backup", "--instance", "6", "--config", config);
+
+        Assert.True(lenient.ExitCode == 0, lenient.ToString());
+        Assert.Contains($"{secret} (unreadable (Permission denied): skipped)", lenient.Stderr, StringComparison.Ordinal);
+        var file = Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups)));
+        var files = BackupManifest.FromJson(await File.ReadAllBytesAsync(file + BackupManifest.Suffix)).Files!;
+        Assert.Equal(1, files.Files);
+        Assert.Equal(secret, Assert.Single(files.Skipped).Path);
+    }
+
+    [Fact]
+    public async Task Include_and_exclude_match_paths_relative_to_each_root()
+    {
+        var dir = _scratch.TempDir("files");
+        var first = Path.Combine(dir, "one");
+        var second = Path.Combine(dir, "two");
+        foreach (var path in new[] { "conf/app.conf", "conf/app.conf.tmp", "logs/a.log", "logs/old/b.log", "cache/x", "data/keep.txt", "data/cache/y" })
+        {
+            foreach (var root in new[] { first, second })
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(root, path))!);
+                await File.WriteAllTextAsync(Path.Combine(root, path), path);
+            }
+        }
+        var backups = Path.Combine(dir, "backups");
+        var config = await FileTrees.WriteConfigAsync(dir, backups, $"""
+            - id: 8
+              name: selected
+              dbms: files
+              paths: [{FileTrees.Yaml(first)}, {FileTrees.Yaml(second)}]
+              include: ["conf/**", "logs", "data/**"]
+              exclude: ["**/*.tmp", "data/cache"]
+            """);
+
+        var backup = await Run.CliAsync("backup", "--instance", "8", "--config", config);
+
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        var target = Path.Combine(dir, "restored");
+        var restore = await Run.CliAsync("restore", "--file", Path.Combine(backups, Ops.DataFilesUnder(backups)[0]), "--instance", "8",
+            "--target", target, "--config", config);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        foreach (var root in new[] { first, second })
+        {
+            var restored = Directory.EnumerateFiles(target + root, "*", SearchOption.AllDirectories)
+                .Select(f => Path.GetRelativePath(target + root, f)).Order(StringComparer.Ordinal);
+            Assert.Equal(["conf/app.conf", "data/keep.txt", "logs/a.log", "logs/old/b.log"], restored);
+        }
+    }
+
+    [Fact]
+    public async Task Restore_refuses_a_directory_that_is_not_empty_and_with_force_replaces_its_content()
+    {
+        var (dir, config, file, before, source) = await BackedUpTreeAsync();
+        var target = Path.Combine(dir, "target");
+        Directory.CreateDirectory(target);
+        await File.WriteAllTextAsync(Path.Combine(target, "old.txt"), "old content\n");
+
+        var refused = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--config", config);
+
+        Assert.True(refused.ExitCode == 2, refused.ToString());
+        Assert.Single(Cli.ErrorLines(refused));
+        Assert.Equal(["old.txt"], Directory.EnumerateFileSystemEntries(target).Select(Path.GetFileName));
+
+        var forced = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+        Assert.True(forced.ExitCode == 0, forced.ToString());
+        Assert.False(File.Exists(Path.Combine(target, "old.txt")));
+        Assert.Equal(before, FileTrees.Listing(target + source));
+        Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(dir), e => Path.GetFileName(e).StartsWith(".vya-", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("truncated")]
+    [InlineData("corrupted")]
+    public async Task A_damaged_backup_leaves_the_target_as_it_was(string damage)
+    {
+        var (dir, config, file, _, _) = await BackedUpTreeAsync();
+        var bytes = await File.ReadAllBytesAsync(file);
+        if (damage == "truncated")
+        {
+            await File.WriteAllBytesAsync(file, bytes[..(bytes.Length * 2 / 3)]);
+        }
+        else
+        {
+            bytes[bytes.Length / 2] ^= 0x55;
+            await File.WriteAllBytesAsync(file, bytes);
+        }
+        var target = Path.Combine(dir, "target");
+        Directory.CreateDirectory(target);
+        await File.WriteAllTextAsync(Path.Combine(target, "old.txt"), "old content\n");
+        var missing = Path.Combine(dir, "missing");
+
+        var replace = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+        var create = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", missing, "--config", config);
+
+        Assert.True(replace.ExitCode is 1 or 4, replace.ToString());
+        Assert.Single(Cli.ErrorLines(replace));
+        Assert.Equal(["old.txt"], Directory.EnumerateFileSystemEntries(target).Select(Path.GetFileName));
+        Assert.Equal("old content\n", await File.ReadAllTextAsync(Path.Combine(target, "old.txt")));
+        Assert.True(create.ExitCode is 1 or 4, create.ToString());
+        Assert.False(Path.Exists(missing));
+        Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(dir), e => Path.GetFileName(e).StartsWith(".vya-", StringComparison.Ordinal));
+        var verify = await Run.CliAsync("verify", "--file", file, "--config", config);
+        Assert.True(verify.ExitCode == 4, verify.ToString());
+    }
+
+    [Fact]
+    public async Task Backup_all_takes_files_instances_and_prune_applies_their_retention()
+    {
+        var dir = _scratch.TempDir("files");
+        var one = Path.Combine(dir, "one");
+        var two = Path.Combine(dir, "two");
+        Directory.CreateDirectory(one);
+        Directory.CreateDirectory(two);
+        await File.WriteAllTextAsync(Path.Combine(one, "f"), "1");
+        await File.WriteAllTextAsync(Path.Combine(two, "f"), "2");
+        var backups = Path.Combine(dir, "backups");
+        var config = await FileTrees.WriteConfigAsync(dir, backups, $$"""
+            - {id: 1, name: one, dbms: files, paths: [{{FileTrees.Yaml(one)}}], retention: {keep_last: 1} }
+            - {id: 2, name: two, dbms: files, paths: [{{FileTrees.Yaml(two)}}]}
+            """);
+
+        var first = await Run.CliAsync("backup", "--all", "--config", config);
+        await Task.Delay(1100); // the next backup gets another second in its name
+        var second = await Run.CliAsync("backup", "--all", "--prune", "--config", config);
+
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Single(Ops.DataFilesUnder(Path.Combine(backups, "one")));
+        Assert.Equal(2, Ops.DataFilesUnder(Path.Combine(backups, "two")).Count);
+    }
+
+    [SkippableFact]
+    public async Task A_files_backup_is_copied_to_S3_and_restored_from_there()
+    {
+        await TestServers.RequireS3Async();
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "data");
+        var fifo = await FileTrees.BuildAllCasesAsync(source);
+        var before = FileTrees.Listing(source, fifo);
+        var s3 = TestServers.S3($"itest/{Guid.NewGuid():N}/", "offsite");
+        var config = await FileTrees.WriteConfigAsync(dir, Path.Combine(dir, "backups"), $$"""
+            - {id: 3, name: data, dbms: files, storage: [local, offsite], paths: [{{FileTrees.Yaml(source)}}]}
+            """, extra: $$"""
+            storage:
+              - {name: offsite, type: s3, endpoint: '{{s3.Endpoint}}', bucket: {{s3.Bucket}}, prefix: '{{s3.Prefix}}', access_key_id: {{TestServers.S3AccessKey}}, secret_access_key: {{TestServers.S3SecretKey}}, part_size_mb: 5}
+            """);
+        using var storage = new S3Storage(s3);
+        try
+        {
+            var backup = await Run.CliAsync("backup", "--instance", "3", "--config", config);
+            Assert.True(backup.ExitCode == 0, backup.ToString());
+            var list = await Run.CliAsync("list", "--instance", "3", "--storage", "offsite", "--json", "--config", config);
+            var id = Assert.Single(JsonDocument.Parse(list.Stdout).RootElement.EnumerateArray()).GetProperty("id").GetString()!;
+            Assert.StartsWith("offsite:data/", id, StringComparison.Ordinal);
+
+            var target = Path.Combine(dir, "restored");
+            var restore = await Run.CliAsync("restore", "--file", id, "--instance", "3", "--target", target, "--config", config);
+
+            Assert.True(restore.ExitCode == 0, restore.ToString());
+            Assert.Equal(before, FileTrees.Listing(target + source));
+            var verify = await Run.CliAsync("verify", "--file", id, "--config", config);
+            Assert.True(verify.ExitCode == 0, verify.ToString());
+        }
+        finally
+        {
+            await foreach (var entry in storage.ListAsync("", CancellationToken.None))
+            {
+                await storage.DeleteAsync(entry.Key, CancellationToken.None);
+            }
+        }
+    }
+
+    [SkippableFact]
+    public async Task A_target_that_is_a_mount_point_is_filled_in_place()
+    {
+        Skip.IfNot(FileTrees.IsRoot, "mounting a tmpfs needs root");
+        var (dir, config, file, before, source) = await BackedUpTreeAsync();
+        var target = Path.Combine(dir, "mounted");
+        Directory.CreateDirectory(target);
+        var mount = await Run.ProgramAsync("mount", ["-t", "tmpfs", "-o", "size=64m", "vya-test", target]);
+        Skip.If(mount.ExitCode != 0, $"cannot mount a tmpfs here: {mount.Stderr.Trim()}");
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(target, "old.txt"), "old\n");
+
+            var restore = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+            Assert.True(restore.ExitCode == 0, restore.ToString());
+            Assert.Equal(before, FileTrees.Listing(target + source));
+            Assert.False(File.Exists(Path.Combine(target, "old.txt")));
+            Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(target), e => Path.GetFileName(e).StartsWith(".vya-", StringComparison.Ordinal));
+            Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(dir), e => Path.GetFileName(e).StartsWith(".vya-", StringComparison.Ordinal));
+        }
+        finally
+        {
+            var umount = await Run.ProgramAsync("umount", [target]);
+            Assert.True(umount.ExitCode == 0, umount.ToString());
+        }
+    }
+
+    [Fact]
+    public async Task An_interrupted_backup_or_restore_leaves_nothing_behind()
+    {
+        var (dir, _, file, _, source) = await BackedUpTreeAsync();
+        var instance = new InstanceConfig(2, "src", Dbms.Files, "", 0, "", PasswordSource.None, true, [], [], null) { Paths = [source] };
+        var backups = Path.Combine(dir, "interrupted");
+        var config = TestServers.Config(backups, instance);
+        using var stopBackup = new CancellationTokenSource();
+        var backupObserver = new CancellingObserver(stopBackup);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            new BackupOperation(config, new LocalStorage(backups), TimeProvider.System, backupObserver)
+                .RunAsync(new BackupRequest([instance], null, Compression.Zstd, DryRun: false), stopBackup.Token));
+
+        Assert.Empty(Ops.FilesUnder(backups));
+
+        var target = Path.Combine(dir, "target");
+        Directory.CreateDirectory(target);
+        await File.WriteAllTextAsync(Path.Combine(target, "old.txt"), "old\n");
+        using var stopRestore = new CancellationTokenSource();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            new FilesRestoreOperation(config, new CancellingObserver(stopRestore))
+                .RunAsync(new FilesRestoreRequest(file, instance, target, DryRun: false, Force: true), stopRestore.Token));
+
+        Assert.Equal(["old.txt"], Directory.EnumerateFileSystemEntries(target).Select(Path.GetFileName));
+        Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(dir), e => Path.GetFileName(e).StartsWith(".vya-", StringComparison.Ordinal));
+    }
+
+    /// <summary>Cancels its run (as Ctrl+C would) when the backup or the restore has started writing.</summary>
+    private sealed class CancellingObserver(CancellationTokenSource stop) : IBackupObserver, IFilesRestoreObserver
+    {
+        public void Planned(BackupItem item)
+        {
+        }
+
+        public void Started(BackupItem item, Func<long> storedBytesSoFar) => stop.Cancel();
+
+        public void Finished(BackupItemResult result)
+        {
+        }
+
+        public void Warning(string message)
+        {
+        }
+
+        public void Planned(FilesRestorePlan plan)
+        {
+        }
+
+        public bool Confirm(string question) => false;
+
+        public void Started(long fileBytes, Func<long> fileBytesRead) => stop.Cancel();
+    }
+
+    /// <summary>A small tree backed up by instance 2 (zstd); its listing, and where it came from.</summary>
+    private async Task<(string Dir, string Config, string File, List<string> Before, string Source)> BackedUpTreeAsync()
+    {
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "src");
+        Directory.CreateDirectory(Path.Combine(source, "sub"));
+        var random = new byte[2 << 20];
+        new Random(7).NextBytes(random);
+        await File.WriteAllBytesAsync(Path.Combine(source, "random.bin"), random);
+        await File.WriteAllTextAsync(Path.Combine(source, "sub", "text.txt"), string.Concat(Enumerable.Repeat("some text\n", 50_000)));
+        File.CreateSymbolicLink(Path.Combine(source, "link"), "sub/text.txt");
+        var backups = Path.Combine(dir, "backups");
+        var config = await FileTrees.WriteConfigAsync(dir, backups, $$"""
+            - {id: 2, name: src, dbms: files, paths: [{{FileTrees.Yaml(source)}}]}
+            """);
+        var backup = await Run.CliAsync("backup", "--instance", "2", "--config", config);
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        return (dir, config, Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups))), FileTrees.Listing(source), source);
+    }
+
+    /// <summary>The CLI without the power to read what its mode forbids (root's CAP_DAC_OVERRIDE dropped), as any other user would run it.</summary>
+    private static Task<ProcessResult> CliWithoutReadOverrideAsync(params string[] arguments)
+    {
+        if (!FileTrees.IsRoot)
+        {
+            return Run.CliAsync(arguments);
+        }
+        var dll = Path.Combine(AppContext.BaseDirectory, "vya-backupdb.dll");
+        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
+        return Run.ProgramAsync("setpriv", ["--bounding-set=-dac_override,-dac_read_search", dotnet, dll, .. arguments],
+            new Dictionary<string, string> { ["VYA_BACKUPDB_CONFIG"] = "", ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1" });
+    }
+}

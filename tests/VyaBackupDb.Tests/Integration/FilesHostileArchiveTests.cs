@@ -1,0 +1,133 @@
+using System.Formats.Tar;
+using System.Text;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// Archives vya-backupdb did not write, built to escape the target: '..' and absolute names, a
+/// symlink and then a file through it, hard links to paths outside. A restore refuses each with
+/// one error line, writes nothing outside the target, and leaves the target as it was (missing,
+/// or empty) with no staging directory behind.
+/// </summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+public sealed class FilesHostileArchiveTests : IAsyncLifetime
+{
+    private readonly Scratch _scratch = new();
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    public static TheoryData<string, bool> Cases() => new()
+    {
+        { "dot-dot", false },
+        { "dot-dot-deep", true },
+        { "absolute", false },
+        { "symlink-then-file", false },
+        { "symlink-relative-then-file", true },
+        { "hard-link-outside", false },
+        { "hard-link-absolute", true },
+        { "hard-link-through-symlink", false },
+        { "symlink-replacing-directory", true },
+        { "gnu-long-name-dot-dot", false },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public async Task A_hostile_archive_writes_nothing_outside_the_target(string attack, bool targetExists)
+    {
+        var dir = _scratch.TempDir("hostile");
+        var work = Path.Combine(dir, "work");           // the target's parent: staging goes here
+        var target = Path.Combine(work, "target");
+        var outside = Path.Combine(dir, "outside");     // what an attack aims at
+        Directory.CreateDirectory(work);
+        Directory.CreateDirectory(outside);
+        var secret = Path.Combine(outside, "secret.txt");
+        await File.WriteAllTextAsync(secret, "secret\n");
+        var absolute = Path.Combine(dir, "absolute-planted.txt");
+        if (targetExists)
+        {
+            Directory.CreateDirectory(target);
+        }
+        var archive = Path.Combine(dir, "hostile.tar");
+        await WriteArchiveAsync(archive, attack, outside, absolute);
+        var config = await FileTrees.WriteConfigAsync(dir, Path.Combine(dir, "backups"), $$"""
+            - {id: 1, name: restore-here, dbms: files, paths: [/nonexistent]}
+            """);
+        var outsideBefore = FileTrees.Listing(outside);
+        var dirBefore = Names(dir);
+
+        var restore = await Run.CliAsync("restore", "--file", archive, "--instance", "1", "--target", target, "--config", config);
+
+        Assert.True(restore.ExitCode == 1, restore.ToString());
+        var error = Assert.Single(Cli.ErrorLines(restore));
+        Assert.Contains("refused", error, StringComparison.Ordinal);
+        Assert.Contains("was not changed", error, StringComparison.Ordinal);
+        Assert.Equal(outsideBefore, FileTrees.Listing(outside));
+        Assert.Equal(dirBefore, Names(dir));
+        Assert.Equal(targetExists ? ["target"] : [], Names(work));
+        if (targetExists)
+        {
+            Assert.Empty(Directory.EnumerateFileSystemEntries(target));
+        }
+        Assert.False(File.Exists(absolute));
+        Assert.Equal("secret\n", await File.ReadAllTextAsync(secret));
+    }
+
+    private static List<string> Names(string dir) => [.. Directory.EnumerateFileSystemEntries(dir).Select(e => Path.GetFileName(e)).Order(StringComparer.Ordinal)];
+
+    /// <summary>Each attack after a harmless directory and file, so that extraction is under way when it comes.</summary>
+    private static async Task WriteArchiveAsync(string path, string attack, string outside, string absolute)
+    {
+        await using var file = File.Create(path);
+        await using var tar = new TarWriter(file, attack.StartsWith("gnu", StringComparison.Ordinal) ? TarEntryFormat.Gnu : TarEntryFormat.Pax);
+        await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.Directory, "fine/"));
+        await tar.WriteEntryAsync(FileEntry("fine/ok.txt"));
+        switch (attack)
+        {
+            case "dot-dot":
+                await tar.WriteEntryAsync(FileEntry("../planted.txt"));
+                break;
+            case "dot-dot-deep":
+                await tar.WriteEntryAsync(FileEntry("fine/../../../outside/planted.txt"));
+                break;
+            case "absolute":
+                await tar.WriteEntryAsync(FileEntry(absolute));
+                break;
+            case "symlink-then-file":
+                await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.SymbolicLink, "escape") { LinkName = outside });
+                await tar.WriteEntryAsync(FileEntry("escape/planted.txt"));
+                break;
+            case "symlink-relative-then-file":
+                await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.SymbolicLink, "fine/escape") { LinkName = "../../../outside" });
+                await tar.WriteEntryAsync(FileEntry("fine/escape/planted.txt"));
+                break;
+            case "hard-link-outside":
+                await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.HardLink, "stolen") { LinkName = "../../outside/secret.txt" });
+                break;
+            case "hard-link-absolute":
+                await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.HardLink, "stolen") { LinkName = Path.Combine(outside, "secret.txt") });
+                break;
+            case "hard-link-through-symlink":
+                await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.SymbolicLink, "escape") { LinkName = outside });
+                await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.HardLink, "stolen") { LinkName = "escape/secret.txt" });
+                break;
+            case "symlink-replacing-directory":
+                await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.SymbolicLink, "fine") { LinkName = outside });
+                await tar.WriteEntryAsync(FileEntry("fine/planted.txt"));
+                break;
+            case "gnu-long-name-dot-dot":
+                await tar.WriteEntryAsync(new GnuTarEntry(TarEntryType.RegularFile, string.Concat(Enumerable.Repeat("../", 40)) + "planted.txt")
+                {
+                    DataStream = new MemoryStream(Encoding.UTF8.GetBytes("planted\n")),
+                });
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(attack));
+        }
+        await tar.WriteEntryAsync(FileEntry("fine/after.txt"));
+    }
+
+    private static PaxTarEntry FileEntry(string name) =>
+        new(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(Encoding.UTF8.GetBytes("planted\n")) };
+}
