@@ -1,10 +1,12 @@
 using System.CommandLine;
 using VyaBackupDb.Config;
+using VyaBackupDb.Engines;
 using VyaBackupDb.Errors;
+using VyaBackupDb.Storage;
 
 namespace VyaBackupDb.Cli;
 
-internal static class CommonOptions
+internal static partial class CommonOptions
 {
     public static readonly Option<string?> Config = new("--config")
     {
@@ -43,6 +45,39 @@ internal static class CommonOptions
         var enabled = config.Instances.Where(i => i.Enabled).ToList();
         return enabled.Count > 0 ? enabled : throw new UsageException($"no enabled instance in {config.SourcePath}");
     }
+
+    /// <summary>
+    /// The command line's first error as one plain line: no .NET type names ("System.Nullable`1"),
+    /// and an unknown command named as such rather than "Required command was not provided".
+    /// </summary>
+    public static string DescribeParseErrors(ParseResult parseResult, RootCommand root)
+    {
+        var messages = parseResult.Errors
+            .Select(e => string.Join(' ', e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
+            .ToList();
+        var commands = string.Join(", ", root.Subcommands.Where(c => !c.Hidden).Select(c => c.Name));
+        var message = messages.FirstOrDefault(m => m.StartsWith("Unrecognized command or argument", StringComparison.Ordinal)) ?? messages[0];
+        if (message.StartsWith("Required command was not provided", StringComparison.Ordinal))
+        {
+            return parseResult.CommandResult.Command == root
+                ? $"no command given (one of: {commands})"
+                : $"'{parseResult.CommandResult.Command.Name}' needs a subcommand (one of: {string.Join(", ", parseResult.CommandResult.Command.Subcommands.Select(c => c.Name))})";
+        }
+        if (message.StartsWith("Unrecognized command or argument", StringComparison.Ordinal) && parseResult.CommandResult.Command == root)
+        {
+            return $"{message.TrimEnd('.')} (commands: {commands})";
+        }
+        var typed = ParseFailure().Match(message);
+        if (typed.Success)
+        {
+            var kind = typed.Groups["type"].Value.Contains("Int", StringComparison.Ordinal) ? "a whole number" : "a valid value";
+            return $"{typed.Groups["option"].Value}: '{typed.Groups["value"].Value}' is not {kind}";
+        }
+        return message;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^Cannot parse argument '(?<value>.*)' for option '(?<option>[^']*)' as expected type '(?<type>[^']*)'")]
+    private static partial System.Text.RegularExpressions.Regex ParseFailure();
 
     public static AppConfig LoadConfig(ParseResult parseResult)
     {
@@ -87,11 +122,28 @@ internal static class CommonOptions
     /// Runs a command body and turns its outcome into an exit code and at most one error line.
     /// Messages of our exceptions are written to be shown (they never hold a secret).
     /// </summary>
-    public static async Task<int> RunAsync(Func<Task<ExitCode>> body)
+    /// <param name="cancellationToken">The command's token: once it is cancelled (Ctrl+C, SIGTERM), whatever
+    /// the body ends with is an interruption (exit 130), also a tool's own error about the same signal.</param>
+    public static async Task<int> RunAsync(Func<Task<ExitCode>> body, CancellationToken cancellationToken = default)
     {
+        // Credential files and spools of runs that were killed (SIGKILL) hold secrets: gone at the next run.
+        TempFiles.RemoveStale();
         try
         {
-            return (int)await body().ConfigureAwait(false);
+            var code = await body().ConfigureAwait(false);
+            if (code != ExitCode.Success && cancellationToken.IsCancellationRequested)
+            {
+                Output.Error("interrupted; nothing partial was kept");
+                return (int)ExitCode.Interrupted;
+            }
+            return (int)code;
+        }
+        catch (Exception e) when (cancellationToken.IsCancellationRequested && e is not OperationCanceledException)
+        {
+            // E.g. psql killed by the same Ctrl+C (the terminal signals the whole process group): the
+            // cleanup has run (the message says what it did); the cause is the interruption.
+            Output.Error($"interrupted: {e.Message}");
+            return (int)ExitCode.Interrupted;
         }
         catch (VyaException e)
         {
@@ -105,7 +157,8 @@ internal static class CommonOptions
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or System.Data.Common.DbException)
         {
-            Output.Error($"{e.GetType().Name}: {e.Message}");
+            // The message alone: one plain line, no .NET type names; it is a library's or server's text.
+            Output.Error(e is StorageException ? e.Message : Redaction.Redact(e.Message));
             return (int)ExitCode.Failed;
         }
     }

@@ -14,14 +14,15 @@ internal static class Output
 
     public static void Line(string text) => Console.Out.WriteLine(text);
 
-    // Messages may quote servers and tools: scrubbed of every password this run has used.
-    public static void Error(string message) => Console.Error.WriteLine($"vya-backupdb: error: {Redaction.Redact(message)}");
+    // Messages are ours; what they quote of servers and tools was redacted where it came in
+    // (Redaction): redacting our own words here would make the mask an oracle.
+    public static void Error(string message) => Console.Error.WriteLine($"vya-backupdb: error: {message}");
 
-    public static void Warning(string message) => Console.Error.WriteLine($"vya-backupdb: warning: {Redaction.Redact(message)}");
+    public static void Warning(string message) => Console.Error.WriteLine($"vya-backupdb: warning: {message}");
 
     /// <summary>A timestamped log line (plain mode), to stderr so stdout stays for results.</summary>
     public static void Log(string text) =>
-        Console.Error.WriteLine($"{DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture)} {Redaction.Redact(text)}");
+        Console.Error.WriteLine($"{DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture)} {text}");
 
     public static string Size(long bytes)
     {
@@ -75,7 +76,18 @@ internal sealed class ProgressLine : IDisposable
             {
                 return;
             }
-            var bytes = _bytes();
+            long bytes;
+            try
+            {
+                bytes = _bytes();
+            }
+            catch (Exception e) when (e is ObjectDisposedException or NotSupportedException or InvalidOperationException or IOException)
+            {
+                // The stream it measures is gone (the run failed or was interrupted): a timer
+                // callback must never throw, it would take the whole process down.
+                _stopped = true;
+                return;
+            }
             var seconds = Math.Max(_clock.Elapsed.TotalSeconds, 0.001);
             var done = _total is > 0 ? $"{Output.Size(bytes)} of {Output.Size(_total.Value)} ({100.0 * bytes / _total.Value:0}%)" : Output.Size(bytes);
             var text = $"{_label}: {done}, {Output.Size((long)(bytes / seconds))}/s, {Output.Duration(_clock.Elapsed)}";

@@ -10,6 +10,7 @@ root.Add(RestoreCommand.Create());
 root.Add(VerifyCommand.Create());
 root.Add(ListCommand.Create());
 root.Add(PruneCommand.Create());
+root.Add(CopyCommand.Create());
 root.Add(KeygenCommand.Create());
 root.Add(VaultCommand.Create());
 
@@ -17,8 +18,7 @@ var parseResult = root.Parse(args);
 if (parseResult.Errors.Count > 0)
 {
     // One line, usage exit code; --help shows the rest.
-    var message = string.Join(' ', parseResult.Errors[0].Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
-    await Console.Error.WriteLineAsync($"vya-backupdb: error: {message} (see vya-backupdb --help)");
+    await Console.Error.WriteLineAsync($"vya-backupdb: error: {CommonOptions.DescribeParseErrors(parseResult, root)} (see vya-backupdb --help)");
     return (int)ExitCode.UsageOrConfig;
 }
 // On Ctrl+C / SIGTERM the running command is cancelled: it kills its child, removes temp files

@@ -22,7 +22,7 @@ internal static class BackupCommand
         var dryRun = new Option<bool>("--dry-run") { Description = "Print what would be backed up; touch nothing" };
         var prune = new Option<bool>("--prune")
         {
-            Description = "After a fully successful run, apply the retention policy to the databases backed up (never after any failure)",
+            Description = "Then apply the retention policy to the databases backed up (not to those whose backup failed, nor where a copy failed)",
         };
 
         var encrypt = new Option<bool>("--encrypt")
@@ -46,7 +46,16 @@ internal static class BackupCommand
             var observer = new ConsoleBackupObserver();
             using var storages = new Storage.StorageSet(config);
             var operation = new BackupOperation(config, storages, TimeProvider.System, observer);
-            var report = await operation.RunAsync(request, cancellationToken).ConfigureAwait(false);
+            BackupReport report;
+            try
+            {
+                report = await operation.RunAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                // Also on Ctrl+C: the progress line stops before the error is printed.
+                observer.Done();
+            }
             if (request.DryRun)
             {
                 if (parseResult.GetValue(prune))
@@ -61,18 +70,24 @@ internal static class BackupCommand
             {
                 return report.ExitCode;
             }
-            if (PruneOperation.TargetsAfter(report) is not { } targets)
+            // What failed is not pruned (its newest backup may be the one that failed); the rest is.
+            var (targets, skipped) = PruneOperation.TargetsAfter(report);
+            foreach (var what in skipped)
             {
-                Output.Warning("not pruning: this backup run had a failure (retention runs only after a fully successful run)");
+                Output.Warning($"not pruning {what}");
+            }
+            if (targets.Count == 0)
+            {
                 return report.ExitCode;
             }
             var pruned = await PruneCommand.RunAsync(config, targets, dryRun: false, cancellationToken).ConfigureAwait(false);
             if (pruned != ExitCode.Success)
             {
-                Output.Error("the backups succeeded, but pruning failed (see above)");
+                Output.Error("pruning failed (see above)");
             }
-            return pruned;
-        }));
+            // A backup failure outranks a pruning one.
+            return report.ExitCode != ExitCode.Success ? report.ExitCode : pruned;
+        }, cancellationToken));
         return command;
     }
 
@@ -127,6 +142,8 @@ internal static class BackupCommand
 
         public void Warning(string message) => Output.Warning(message);
 
+        public void Done() => _progress?.Dispose();
+
         /// <summary>instance/database, or a files instance's name.</summary>
         private static string Label(InstanceConfig instance, string database) =>
             instance.Dbms == Dbms.Files ? instance.Name : $"{instance.Name}/{database}";
@@ -139,8 +156,11 @@ internal static class BackupCommand
         {
             var succeeded = report.Results.Count(r => r.Succeeded);
             var failed = report.Results.Count - succeeded;
+            var uncopied = report.Results.Count(r => !r.Succeeded && r.Location is not null);
             var size = report.Results.Sum(r => r.StoredBytes);
-            Output.Line($"backup summary: {succeeded} succeeded, {failed} failed, {Output.Size(size)} written, {Output.Duration(report.Duration)}");
+            Output.Line($"backup summary: {succeeded} succeeded, {failed} failed"
+                + (uncopied == 0 ? "" : $" ({uncopied} of them backed up, but not to every destination)")
+                + $", {Output.Size(size)} written, {Output.Duration(report.Duration)}");
             if (report.Results.Count == 0)
             {
                 Output.Error("nothing was backed up");

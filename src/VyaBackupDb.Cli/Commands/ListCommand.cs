@@ -27,7 +27,8 @@ internal sealed record ListedBackup(
     string? Problem,
     string Storage,
     string Key,
-    string Location)
+    string Location,
+    DateTime? DigestCheckedUtc)
 {
     /// <summary>What restore --file and verify --file take for this backup: STORAGE:KEY.</summary>
     public string Id => $"{Storage}:{Key}";
@@ -61,16 +62,33 @@ internal static class ListCommand
 
             var rows = new List<ListedBackup>();
             using var storages = new StorageSet(config);
+            // A destination that cannot be listed is named once and skipped; the others are still listed.
+            var unreachable = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var inst in instances)
             {
-                foreach (var storage in storages.For(inst).Where(s => parseResult.GetValue(storageName) is not { } only || s.Name == only))
+                foreach (var name in inst.StorageNames.Where(s => parseResult.GetValue(storageName) is not { } only || s == only))
                 {
-                    foreach (var backup in await BackupCatalog.InspectAsync(storage.Storage, inst, cancellationToken).ConfigureAwait(false))
+                    if (unreachable.ContainsKey(name))
+                    {
+                        continue;
+                    }
+                    IReadOnlyList<CatalogBackup> backups;
+                    try
+                    {
+                        backups = await BackupCatalog.InspectAsync(storages.Get(name), inst, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
+                    {
+                        unreachable[name] = e.Message;
+                        Output.Error($"storage '{name}' cannot be listed: {e.Message}; its backups are not shown");
+                        continue;
+                    }
+                    foreach (var backup in backups)
                     {
                         if ((databaseName is null || backup.Entry.Name.Database == databaseName)
                             && (includeIncomplete || backup.Status != BackupStatus.Incomplete))
                         {
-                            rows.Add(Row(backup, storage.Name, storage.Storage.Describe(backup.Entry.Key)));
+                            rows.Add(Row(backup, name, storages.Get(name).Describe(backup.Entry.Key)));
                         }
                     }
                 }
@@ -87,7 +105,8 @@ internal static class ListCommand
             }
             else if (rows.Count == 0)
             {
-                Output.Line(includeIncomplete ? "no backups found" : "no backups found (--all also lists incomplete ones)");
+                Output.Line((includeIncomplete ? "no backups found" : "no backups found (--all also lists incomplete ones)")
+                    + (unreachable.Count == 0 ? "" : $" in the destinations that could be listed"));
             }
             else if (!Console.IsOutputRedirected)
             {
@@ -97,8 +116,9 @@ internal static class ListCommand
             {
                 PrintPlain(rows);
             }
-            return Errors.ExitCode.Success;
-        }));
+            // The lines above named each destination that could not be listed.
+            return unreachable.Count > 0 ? Errors.ExitCode.Failed : Errors.ExitCode.Success;
+        }, cancellationToken));
         return command;
     }
 
@@ -126,7 +146,8 @@ internal static class ListCommand
             backup.Problem,
             storage,
             entry.Key,
-            location);
+            location,
+            backup.DigestCheckedUtc?.UtcDateTime);
     }
 
     private static readonly string[] Headers = ["INSTANCE", "DATABASE", "TIME (UTC)", "SIZE", "COMPRESSION", "ENCRYPTION", "VERIFIED", "STORAGE"];
@@ -141,7 +162,10 @@ internal static class ListCommand
         row.Encryption ?? "-",
         row.Status switch
         {
-            "verified" => "yes",
+            // What was checked, and when: list itself compares sizes only; verify (or prune) reads the digest.
+            "verified" => row.DigestCheckedUtc is { } at
+                ? $"sha256 ok {at.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture)}"
+                : "size ok",
             "size_mismatch" => "NO: size differs from the manifest",
             "incomplete" => "incomplete (no manifest)",
             _ => "NO: manifest unreadable",

@@ -31,7 +31,7 @@ internal static class PruneCommand
                     .Select(i => new PruneTarget(i, databases)),
             ];
             return await RunAsync(config, targets, parseResult.GetValue(dryRun), cancellationToken).ConfigureAwait(false);
-        }));
+        }, cancellationToken));
         return command;
     }
 
@@ -52,6 +52,10 @@ internal static class PruneCommand
             var deletions = report.Results.SelectMany(r => r.Deletions).ToList();
             var failed = deletions.Count(d => d.Error is not null);
             Output.Line($"prune summary: {kept} kept, {deletions.Count - failed} removed ({Output.Size(deletions.Sum(d => d.Bytes))} freed), {failed} failed");
+        }
+        if (report.Results.Where(r => r.Error is not null).Select(r => r.Storage).Distinct().ToList() is { Count: > 0 } skipped)
+        {
+            Output.Line($"not pruned (cannot be reached): {string.Join(", ", skipped.Select(s => $"'{s}'"))}");
         }
         return report.ExitCode;
     }
@@ -76,11 +80,24 @@ internal static class PruneCommand
                 {
                     database = decision.Backup.Database;
                     Output.Line($"  database '{database}':");
+                    if (planned.Checks.FirstOrDefault(c => c.Database == database) is { } check)
+                    {
+                        if (check.Holds)
+                        {
+                            Output.Error($"not pruning instance {instance.Id} ({instance.Name}) database '{database}' in storage {planned.Storage}: {check.Outcome}");
+                        }
+                        else
+                        {
+                            Output.Line($"    {"check",-12} {check.Key}  ({check.Outcome})");
+                        }
+                    }
                 }
                 var verb = decision.Keep ? "keep" : planned.DryRun ? "would remove" : "remove";
                 Output.Line($"    {verb,-12} {decision.Backup.Key}  ({string.Join(", ", decision.Reasons)})");
             }
         }
+
+        public void Unreachable(PruneResult result) => Output.Error(result.Error!);
 
         public void Deleted(PruneDeletion deletion, Func<string, string> describe)
         {

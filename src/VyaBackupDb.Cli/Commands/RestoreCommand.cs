@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
 using VyaBackupDb.Config;
+using VyaBackupDb.Engines.MySql;
 using VyaBackupDb.Errors;
 using VyaBackupDb.Operations;
 
@@ -30,10 +31,15 @@ internal static class RestoreCommand
         {
             Description = "End other clients' sessions on the target when they keep it from being replaced (default: fail, target unchanged)",
         };
+        var definer = DefinerOption();
+        var enableEvents = new Option<bool>("--enable-events")
+        {
+            Description = "MySQL: leave events enabled as dumped (by default they are restored disabled, so a copy runs no scheduled jobs)",
+        };
 
         var command = new Command("restore", "Restore a backup file into one database")
         {
-            file, instance, target, dryRun, force, noVerify, identity, terminate,
+            file, instance, target, dryRun, force, noVerify, identity, terminate, definer, enableEvents,
         };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
@@ -44,34 +50,84 @@ internal static class RestoreCommand
                     parseResult.GetValue(dryRun), parseResult.GetValue(force), !parseResult.GetValue(noVerify),
                     config.Encryption.KeysFor(parseResult.GetValue(identity)), cancellationToken).ConfigureAwait(false);
             }
+            var into = config.GetInstance(parseResult.GetValue(instance));
+            // A bare file name (as list shows it) is looked up in the instance's destinations.
+            using var storages = new Storage.StorageSet(config);
+            var location = await BackupLocations.FindAsync(parseResult.GetRequiredValue(file), into, config, storages, cancellationToken)
+                .ConfigureAwait(false);
             var request = new RestoreRequest(
-                parseResult.GetRequiredValue(file),
-                config.GetInstance(parseResult.GetValue(instance)),
+                location.Description,
+                into,
                 parseResult.GetValue(target),
                 parseResult.GetValue(dryRun),
                 parseResult.GetValue(force),
                 !parseResult.GetValue(noVerify),
+                Location: location,
                 Keys: config.Encryption.KeysFor(parseResult.GetValue(identity)),
-                TerminateConnections: parseResult.GetValue(terminate));
+                TerminateConnections: parseResult.GetValue(terminate),
+                Definer: DefinerValue(parseResult, definer),
+                EnableEvents: parseResult.GetValue(enableEvents));
             var observer = new ConsoleRestoreObserver(request);
-            var result = await new RestoreOperation(config, observer).RunAsync(request, cancellationToken).ConfigureAwait(false);
-            observer.Done();
+            RestoreResult? result;
+            try
+            {
+                result = await new RestoreOperation(config, observer).RunAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                // Also on failure and Ctrl+C: the progress line stops before the error is printed.
+                observer.Done();
+            }
+            if (request.DryRun)
+            {
+                observer.SayPlan();
+            }
             if (result is not null)
             {
                 Output.Line($"restore summary: '{result.Plan.Target}' on instance {request.Instance.Id} ({request.Instance.Name}): "
                     + $"{result.TablesRestored} tables, {Output.Size(result.PlainBytes)} of SQL, {Output.Duration(result.Duration)}");
             }
             return ExitCode.Success;
-        }));
+        }, cancellationToken));
         return command;
     }
 
+    /// <summary>--definer keep|strip|current-user (restore and verify --restore).</summary>
+    internal static Option<string?> DefinerOption()
+    {
+        var option = new Option<string?>("--definer")
+        {
+            Description = "MySQL: DEFINER of views, triggers, routines and events: keep (as dumped), strip (the restoring account "
+                + "becomes the definer) or current-user; default: the instance's definer setting, else keep",
+        };
+        option.AcceptOnlyFromAmong("keep", "strip", "current-user");
+        return option;
+    }
+
+    /// <summary>The --definer given, or null (the instance's setting applies).</summary>
+    internal static DefinerMode? DefinerValue(ParseResult parseResult, Option<string?> option) =>
+        DefinerModes.TryParse(parseResult.GetValue(option), out var mode) ? mode : null;
+
+    /// <summary>
+    /// Says what the restore does only once it is going to happen (before the question, or when
+    /// the data starts to flow; a dry run at its end), so a file refused as not a backup is not
+    /// first announced as "restoring".
+    /// </summary>
     private sealed class ConsoleRestoreObserver(RestoreRequest request) : IRestoreObserver
     {
         private ProgressLine? _progress;
+        private RestorePlan? _plan;
 
-        public void Planned(RestorePlan plan)
+        public void Planned(RestorePlan plan) => _plan = plan;
+
+        /// <summary>The plan line, once.</summary>
+        public void SayPlan()
         {
+            if (_plan is not { } plan)
+            {
+                return;
+            }
+            _plan = null;
             var source = plan.FileDbms is { } dbms ? $"{dbms.ToName()} backup" : "SQL dump";
             if (plan.SourceDatabase is not null)
             {
@@ -85,7 +141,9 @@ internal static class RestoreCommand
             {
                 { Exists: false } => "will be created",
                 { HoldsData: false } => "exists, empty",
-                var state => request.Force ? $"holds {state.Contents}, will be replaced" : $"holds {state.Contents}",
+                var state => request.Force ? $"holds {state.Contents}, will be replaced"
+                    : request.DryRun ? $"holds {state.Contents}: replacing it needs --force (or a yes on a terminal)"
+                    : $"holds {state.Contents}",
             };
             var verb = request.DryRun ? "would restore" : "restoring";
             Output.Line($"{verb} {plan.File} ({Output.Size(plan.FileBytes)}, {plan.Compression.ToString().ToLowerInvariant()}, {source}) "
@@ -94,6 +152,7 @@ internal static class RestoreCommand
 
         public bool Confirm(string question)
         {
+            SayPlan();
             if (Console.IsInputRedirected || !Output.IsTerminal)
             {
                 return false;
@@ -101,8 +160,11 @@ internal static class RestoreCommand
             return AnsiConsole.Confirm(question, defaultValue: false);
         }
 
-        public void Started(long fileBytes, Func<long> fileBytesRead) =>
+        public void Started(long fileBytes, Func<long> fileBytesRead)
+        {
+            SayPlan();
             _progress = new ProgressLine("restoring", fileBytesRead, fileBytes);
+        }
 
         public void Compared(InventoryComparison comparison)
         {

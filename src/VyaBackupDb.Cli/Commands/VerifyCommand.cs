@@ -25,9 +25,10 @@ internal static class VerifyCommand
 
         var identity = new Option<string?>("--identity") { Description = "age identity file for encrypted backups (besides the config's identity_files)" };
 
+        var definer = RestoreCommand.DefinerOption();
         var command = new Command("verify", "Check backups: digests, decoding, completion trailer; optionally a test restore")
         {
-            file, instance, database, latest, restore, identity,
+            file, instance, database, latest, restore, identity, definer,
         };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
@@ -52,15 +53,29 @@ internal static class VerifyCommand
                 parseResult.GetValue(database),
                 parseResult.GetValue(latest),
                 parseResult.GetValue(restore),
-                parseResult.GetValue(identity));
+                parseResult.GetValue(identity),
+                RestoreCommand.DefinerValue(parseResult, definer));
             var observer = new ConsoleVerifyObserver();
-            var results = await new VerifyOperation(config, observer).RunAsync(request, cancellationToken).ConfigureAwait(false);
-            var failed = results.Count(r => !r.Check.Ok);
-            Output.Line($"verify summary: {results.Count - failed} OK, {failed} failed");
-            return failed == 0 ? ExitCode.Success
-                : results.Any(r => r.Check.DecryptionFailed) ? ExitCode.DecryptionFailed
-                : ExitCode.VerificationFailed;
-        }));
+            IReadOnlyList<VerifyResult> results;
+            try
+            {
+                results = await new VerifyOperation(config, observer).RunAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                // Also on failure and Ctrl+C: the progress line stops before the error is printed.
+                observer.Done();
+            }
+            var unreachable = results.Count(r => r.Check.Unreachable);
+            var failed = results.Count(r => !r.Check.Ok) - unreachable;
+            Output.Line($"verify summary: {results.Count - failed - unreachable} OK, {failed} failed"
+                + (unreachable == 0 ? "" : $", {unreachable} could not be read"));
+            // A backup found bad outranks one that could not be read: that needs a look first.
+            return results.Any(r => r.Check.DecryptionFailed) ? ExitCode.DecryptionFailed
+                : failed > 0 ? ExitCode.VerificationFailed
+                : unreachable > 0 ? ExitCode.Failed
+                : ExitCode.Success;
+        }, cancellationToken));
         return command;
     }
 
@@ -72,7 +87,11 @@ internal static class VerifyCommand
         {
             _progress?.Dispose();
             var check = result.Check;
-            if (check.Ok)
+            if (check.Unreachable)
+            {
+                Output.Error($"{check.File}: {string.Join("; ", check.Problems)}");
+            }
+            else if (check.Ok)
             {
                 var restored = result.Comparison is null ? "" : ", test restore matches the manifest";
                 Output.Line($"OK     {check.File}{restored}");
@@ -89,14 +108,20 @@ internal static class VerifyCommand
 
         public void Skipped(string file, string reason) => Output.Line($"SKIP   {file}: {reason}");
 
-        public void Planned(RestorePlan plan)
-        {
-        }
+        private RestorePlan? _plan;
+
+        public void Planned(RestorePlan plan) => _plan = plan;
 
         public bool Confirm(string question) => false;
 
-        public void Started(long fileBytes, Func<long> fileBytesRead) =>
+        public void Started(long fileBytes, Func<long> fileBytesRead)
+        {
+            if (!Output.IsTerminal && _plan is { } plan)
+            {
+                Output.Log($"test restore of {plan.File} into the scratch database '{plan.Target}'");
+            }
             _progress = new ProgressLine("test restore", fileBytesRead, fileBytes);
+        }
 
         public void Compared(InventoryComparison comparison)
         {
@@ -112,5 +137,7 @@ internal static class VerifyCommand
         }
 
         public void Warning(string message) => Output.Warning(message);
+
+        public void Done() => _progress?.Dispose();
     }
 }

@@ -5,7 +5,11 @@ using VyaBackupDb.Storage;
 namespace VyaBackupDb.Catalog;
 
 /// <summary>A data file found in storage; complete only when its manifest is there too.</summary>
-public sealed record CatalogEntry(string Key, BackupName Name, long Size, bool HasManifest, bool HasChecksum = false);
+/// <param name="Modified">When the storage last saw the data file change (its own clock).</param>
+/// <param name="VerifyRecordModified">When its <see cref="VerifyRecord"/> was written (storage clock); null when there is none.</param>
+public sealed record CatalogEntry(
+    string Key, BackupName Name, long Size, bool HasManifest, bool HasChecksum = false,
+    DateTimeOffset Modified = default, DateTimeOffset? VerifyRecordModified = null);
 
 /// <summary>What a data file is, judged by its manifest (read) and its size (no digest: that is verify's job).</summary>
 public enum BackupStatus
@@ -28,6 +32,12 @@ public sealed record CatalogBackup(InstanceConfig Instance, CatalogEntry Entry, 
 {
     /// <summary>Has a readable manifest of its own: a backup, as far as retention counts.</summary>
     public bool IsComplete => Status is BackupStatus.Verified or BackupStatus.SizeMismatch;
+
+    /// <summary>
+    /// When its stored SHA-256 was last found to match the manifest (a <see cref="VerifyRecord"/>
+    /// newer than the file); null when only the size is known to match.
+    /// </summary>
+    public DateTimeOffset? DigestCheckedUtc { get; init; }
 }
 
 /// <summary>Finds an instance's backups: files in its folder whose names parse as backup names.</summary>
@@ -59,14 +69,16 @@ public static class BackupCatalog
                 continue;
             }
             entries.Add(new CatalogEntry(key, name, entry.Size,
-                keys.ContainsKey(BackupManifest.KeyFor(key)), keys.ContainsKey(key + BackupManifest.ChecksumSuffix)));
+                keys.ContainsKey(BackupManifest.KeyFor(key)), keys.ContainsKey(key + BackupManifest.ChecksumSuffix),
+                entry.LastModified, keys.TryGetValue(VerifyRecord.KeyFor(key), out var record) ? record.LastModified : null));
         }
         return [.. entries.OrderByDescending(e => e.Name.TimestampUtc).ThenBy(e => e.Key, StringComparer.Ordinal)];
     }
 
     /// <summary>
     /// <see cref="ListAsync"/> with each manifest read and checked against its file: that it parses,
-    /// names this file, database and dbms, and that the stored size matches. Reads no data file.
+    /// names this file, database and dbms, and that the stored size matches; and its verify record,
+    /// if any (<see cref="CatalogBackup.DigestCheckedUtc"/>). Reads no data file.
     /// </summary>
     public static async Task<IReadOnlyList<CatalogBackup>> InspectAsync(
         IReadOnlyStorage storage, InstanceConfig instance, CancellationToken cancellationToken)
@@ -106,7 +118,13 @@ public static class BackupCatalog
             }
             else
             {
-                result.Add(new CatalogBackup(instance, entry, manifest, BackupStatus.Verified, null));
+                var record = entry.VerifyRecordModified is not null
+                    ? await VerifyRecord.ReadAsync(storage, entry.Key, cancellationToken).ConfigureAwait(false) : null;
+                result.Add(new CatalogBackup(instance, entry, manifest, BackupStatus.Verified, null)
+                {
+                    DigestCheckedUtc = record is not null && record.Covers(manifest, entry.VerifyRecordModified!.Value, entry.Modified)
+                        ? record.CheckedUtc : null,
+                });
             }
         }
         return result;

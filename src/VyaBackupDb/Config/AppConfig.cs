@@ -114,6 +114,9 @@ public sealed record InstanceConfig(
     /// </summary>
     public bool Owners { get; init; }
 
+    /// <summary>MySQL: what a restore does with DEFINER clauses (<c>definer:</c>; <c>restore --definer</c> for one run).</summary>
+    public Engines.MySql.DefinerMode Definer { get; init; }
+
     /// <summary>The user to log in as: from the config, or from the vault (<c>credentials: vault:NAME</c>), read when first needed.</summary>
     public string User
     {

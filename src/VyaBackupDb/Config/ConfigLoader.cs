@@ -56,11 +56,22 @@ public static class ConfigLoader
             yield break;
         }
         var mode = File.GetUnixFileMode(path);
-        var literal = config.Instances.Where(i => i.Password.IsLiteral).Select(i => i.Id.ToString(CultureInfo.InvariantCulture)).ToList();
+        List<string> literal =
+        [
+            .. config.Instances.Where(i => i.Password.IsLiteral).Select(i => $"instance {i.Id.ToString(CultureInfo.InvariantCulture)}"),
+            // A destination's secrets as much as a database's password.
+            .. config.StorageConfigs.SelectMany(s => s switch
+            {
+                S3StorageConfig s3 when s3.SecretAccessKey.IsLiteral => [$"storage '{s3.Name}' secret_access_key"],
+                SftpStorageConfig sftp => new[] { (sftp.Password, "password"), (sftp.PrivateKeyPassphrase, "private_key_passphrase") }
+                    .Where(p => p.Item1.IsLiteral).Select(p => $"storage '{sftp.Name}' {p.Item2}"),
+                _ => [],
+            }),
+        ];
         if ((mode & UnixFileMode.OtherRead) != 0 && literal.Count > 0)
         {
-            yield return $"{path} is readable by every user (mode {Convert.ToString((int)mode, 8)}) and holds a password in plain text "
-                + $"(instance {string.Join(", ", literal)}): chmod 600 it, or use password_env, password_file or the vault";
+            yield return $"{path} is readable by every user (mode {Convert.ToString((int)mode, 8)}) and holds secrets in plain text "
+                + $"({string.Join(", ", literal)}): chmod 600 it, or use the _env or _file forms (or the vault for passwords)";
         }
     }
 
@@ -120,7 +131,7 @@ public static class ConfigLoader
         [
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
             "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage", "maintenance_database",
-            "owners",
+            "owners", "definer",
         ];
 
         private static readonly string[] FilesInstanceKeys =
@@ -415,6 +426,7 @@ public static class ConfigLoader
             {
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
                 Owners = owners,
+                Definer = ReadDefiner(node, prefix, dbms),
             };
             return OptionalString(node, "maintenance_database", prefix) is { } maintenance ? instance with { MaintenanceDatabase = maintenance } : instance;
         }
@@ -515,6 +527,24 @@ public static class ConfigLoader
                 }
             }
             return patterns;
+        }
+
+        /// <summary>definer: keep | strip | current-user (MySQL instances only).</summary>
+        private Engines.MySql.DefinerMode ReadDefiner(YamlMappingNode node, string prefix, Dbms dbms)
+        {
+            if (OptionalString(node, "definer", prefix) is not { } text)
+            {
+                return Engines.MySql.DefinerMode.Keep;
+            }
+            if (dbms != Dbms.MySql)
+            {
+                throw Error(Get(node, "definer")!, prefix + "definer", "applies to mysql instances only");
+            }
+            if (!Engines.MySql.DefinerModes.TryParse(text, out var mode))
+            {
+                throw Error(Get(node, "definer")!, prefix + "definer", $"'{text}' is not one of {Engines.MySql.DefinerModes.Names}");
+            }
+            return mode;
         }
 
         /// <summary>A retention: mapping (null when absent). An empty mapping is a policy with no rule: keep everything.</summary>

@@ -47,12 +47,15 @@ public static class ChildProcess
         {
             startInfo.ArgumentList.Add(argument);
         }
-        // Secrets a child must not see (its environment is readable in /proc/PID/environ) or use: the vault key, and the clients' own password
-        // variables (libpq prefers PGPASSWORD to our PGPASSFILE; MYSQL_PWD would stand in for
-        // an instance without a password). A child gets only the credentials we give it.
-        foreach (var secret in (string[])[Config.Vault.CredentialVault.KeyEnvVar, "PGPASSWORD", "MYSQL_PWD"])
+        // A child gets only what it needs (its environment is readable in /proc/PID/environ): not
+        // our password_env variables, S3 keys, the vault key, nor the clients' own password
+        // variables (libpq prefers PGPASSWORD to our PGPASSFILE). An allowlist, so that a secret in
+        // a variable of any name stays with us; the credentials are the ones we pass.
+        var inherited = startInfo.Environment.Where(v => IsInherited(v.Key)).ToList();
+        startInfo.Environment.Clear();
+        foreach (var (name, value) in inherited)
         {
-            startInfo.Environment.Remove(secret);
+            startInfo.Environment[name] = value;
         }
         foreach (var (name, value) in environment ?? new Dictionary<string, string>())
         {
@@ -83,6 +86,7 @@ public static class ChildProcess
             var childQuitFirst = process.HasExited;
             Kill(process);
             var childError = await ExitErrorAsync(process, tool, stderr).ConfigureAwait(false);
+            await ThrowIfInterruptedAsync(process, cancellationToken).ConfigureAwait(false);
             // Writing to the child failing (broken pipe, EPIPE) means it quit first: its own error
             // says why. A failure on our side (a truncated input, disk full while storing its
             // output) is ours to report: the child was only killed because of it.
@@ -96,9 +100,41 @@ public static class ChildProcess
         var error = await ExitErrorAsync(process, tool, stderr).ConfigureAwait(false);
         if (error is not null)
         {
+            await ThrowIfInterruptedAsync(process, cancellationToken).ConfigureAwait(false);
             throw error;
         }
     }
+
+    /// <summary>
+    /// Ctrl+C on a terminal signals the whole foreground process group: the child may die of the
+    /// SIGINT a moment before our own handler cancels the run. Such a death is the interruption,
+    /// not the tool's failure: wait briefly for the cancellation, then report it as one.
+    /// </summary>
+    private static async Task ThrowIfInterruptedAsync(Process process, CancellationToken cancellationToken)
+    {
+        if (process.HasExited && process.ExitCode == 128 + 2 && !cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    /// <summary>
+    /// What a dump or restore tool may inherit: where to find things and how to speak (PATH,
+    /// HOME, locale, time zone, TMPDIR), and TLS settings an operator may set for libpq or
+    /// OpenSSL (PGSSL*, PGGSSENCMODE, PGREQUIREAUTH, PGCHANNELBINDING, SSL_CERT_FILE/DIR).
+    /// </summary>
+    internal static bool IsInherited(string name) =>
+        name is "PATH" or "HOME" or "USER" or "LOGNAME" or "LANG" or "LANGUAGE" or "TZ" or "TMPDIR" or "TERM"
+            or "PGGSSENCMODE" or "PGREQUIREAUTH" or "PGCHANNELBINDING" or "SSL_CERT_FILE" or "SSL_CERT_DIR"
+        || name.StartsWith("LC_", StringComparison.Ordinal)
+        || name.StartsWith("PGSSL", StringComparison.Ordinal);
 
     private static async Task FeedStdinAsync(
         Stream childStdin, Func<Stream, CancellationToken, Task>? feed, CancellationToken cancellationToken)

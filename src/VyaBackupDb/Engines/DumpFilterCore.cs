@@ -33,6 +33,22 @@ internal sealed class ByteBuffer(int capacity)
 
     public void Clear() => Length = 0;
 
+    /// <summary>Inserts <paramref name="bytes"/> at <paramref name="index"/>.</summary>
+    public void Insert(int index, ReadOnlySpan<byte> bytes)
+    {
+        Reserve(bytes.Length);
+        data.AsSpan(index, Length - index).CopyTo(data.AsSpan(index + bytes.Length));
+        bytes.CopyTo(data.AsSpan(index));
+        Length += bytes.Length;
+    }
+
+    /// <summary>Drops the first <paramref name="count"/> bytes.</summary>
+    public void RemoveFront(int count)
+    {
+        data.AsSpan(count, Length - count).CopyTo(data);
+        Length -= count;
+    }
+
     private void Reserve(int extra)
     {
         if (Length + extra > data.Length)
@@ -59,8 +75,15 @@ internal enum Disposition : byte
 /// Output side of a dump filter: the output buffer, the pending bytes of a unit not yet
 /// classified, and the disposition of the bytes being scanned.
 /// </summary>
-internal sealed class FilterSink
+/// <param name="holdOutput">Whether output is written only up to <see cref="MarkReleasable"/> (the
+/// scanner marks points where nothing written so far can still be refused), so a refused line
+/// or statement never reaches the client; at most <see cref="OutputHoldCap"/> bytes are held.</param>
+internal sealed class FilterSink(bool holdOutput = false)
 {
+    public const int OutputHoldCap = 64 * 1024;
+
+    private int releasable;
+
     public ByteBuffer Output { get; } = new(DumpFilterDriver.ChunkSize + (DumpFilterDriver.ChunkSize / 2));
 
     public ByteBuffer Pending { get; } = new(4096);
@@ -125,6 +148,80 @@ internal sealed class FilterSink
         Pending.Clear();
         Mode = Disposition.Pass;
     }
+
+    /// <summary>Whether the hold was released at the cap since the last <see cref="MarkReleasable"/>.</summary>
+    public bool ForcedSinceMark { get; private set; }
+
+    /// <summary>Everything in <see cref="Output"/> so far may be written.</summary>
+    public void MarkReleasable()
+    {
+        releasable = Output.Length;
+        ForcedSinceMark = false;
+    }
+
+    /// <summary>Inserts bytes at the last <see cref="MarkReleasable"/> point (before everything held since).</summary>
+    public void InsertAtMark(ReadOnlySpan<byte> bytes) => Output.Insert(releasable, bytes);
+
+    /// <summary>How many bytes of <see cref="Output"/> may be written now (a hold past the cap is released).</summary>
+    public int Writable()
+    {
+        if (holdOutput && Output.Length - releasable > OutputHoldCap)
+        {
+            ForcedSinceMark = true;
+        }
+
+        if (!holdOutput || ForcedSinceMark)
+        {
+            releasable = Output.Length;
+        }
+
+        return releasable;
+    }
+
+    /// <summary>Forgets the first <paramref name="count"/> bytes of <see cref="Output"/> (written).</summary>
+    public void Written(int count)
+    {
+        if (count == Output.Length)
+        {
+            Output.Clear();
+        }
+        else
+        {
+            Output.RemoveFront(count);
+        }
+
+        releasable -= count;
+    }
+}
+
+/// <summary>Counts lines (<c>\n</c>) of the input as a scanner moves forward, for messages.</summary>
+internal struct LineCounter
+{
+    private long newlines;
+    private long countedTo;
+
+    /// <summary>The 1-based line of absolute input position <paramref name="position"/> (<c>buffer[index]</c>).</summary>
+    public long LineAt(byte[] buffer, int index, long position)
+    {
+        if (position >= countedTo)
+        {
+            var from = index - (int)(position - countedTo);
+            newlines += buffer.AsSpan(from, index - from).Count((byte)'\n');
+            countedTo = position;
+            return newlines + 1;
+        }
+
+        // Earlier in the current buffer: count back.
+        var back = buffer.AsSpan(index, (int)(countedTo - position)).Count((byte)'\n');
+        return newlines - back + 1;
+    }
+
+    /// <summary>The scanner counted the <paramref name="count"/> line breaks up to <paramref name="position"/> itself.</summary>
+    public void Counted(long position, long count)
+    {
+        newlines += count;
+        countedTo = position;
+    }
 }
 
 /// <summary>Remembers the source database of a dump and refuses a second one.</summary>
@@ -160,15 +257,15 @@ internal static class DumpFilterDriver
     /// <summary>Most bytes a scanner may need beyond the current position to decide.</summary>
     public const int MaxLookahead = 512;
 
-    /// <summary>Bytes kept before the scan start so scanners can look two bytes behind.</summary>
-    public const int History = 2;
+    /// <summary>Bytes kept before the scan start so scanners can look four bytes behind.</summary>
+    public const int History = 4;
 
     private const int FlushThreshold = 64 * 1024;
 
     /// <summary>
     /// Scans <c>buffer[start..end)</c> and returns how far it consumed. It must consume everything
     /// when <paramref name="final"/> is set, and must make progress when at least
-    /// <see cref="MaxLookahead"/> bytes are available. <c>buffer[start - 2..start)</c> holds the two
+    /// <see cref="MaxLookahead"/> bytes are available. <c>buffer[start - History..start)</c> holds the
     /// bytes that preceded <c>start</c> in the input (newlines at the very beginning).
     /// </summary>
     public delegate int Scanner(byte[] buffer, int start, int end, bool final);
@@ -180,8 +277,7 @@ internal static class DumpFilterDriver
         ArgumentNullException.ThrowIfNull(output);
 
         var buffer = new byte[History + MaxLookahead + ChunkSize];
-        buffer[0] = (byte)'\n';
-        buffer[1] = (byte)'\n';
+        buffer.AsSpan(0, History).Fill((byte)'\n');
         var end = History;
         while (true)
         {
@@ -190,10 +286,19 @@ internal static class DumpFilterDriver
             var final = read == 0;
             end += read;
             var consumed = scan(buffer, History, end, final);
+            if (final)
+            {
+                sink.MarkReleasable(); // nothing left that could be refused
+            }
+
             if (sink.Output.Length >= FlushThreshold || (final && sink.Output.Length > 0))
             {
-                await output.WriteAsync(sink.Output.Memory, cancellationToken).ConfigureAwait(false);
-                sink.Output.Clear();
+                var writable = sink.Writable();
+                if (writable > 0)
+                {
+                    await output.WriteAsync(sink.Output.Memory[..writable], cancellationToken).ConfigureAwait(false);
+                    sink.Written(writable);
+                }
             }
 
             if (final)
@@ -208,9 +313,7 @@ internal static class DumpFilterDriver
 
             if (consumed > History)
             {
-                buffer[0] = buffer[consumed - 2];
-                buffer[1] = buffer[consumed - 1];
-                Buffer.BlockCopy(buffer, consumed, buffer, History, end - consumed);
+                Buffer.BlockCopy(buffer, consumed - History, buffer, 0, History + (end - consumed));
                 end = History + (end - consumed);
             }
 

@@ -88,8 +88,8 @@ public interface IDumpEngine
 }
 
 /// <param name="SourceDatabase">The database the backup was taken of, when known: references to it are pointed at the target.</param>
-/// <param name="EnableEvents">MySQL events keep the state they were dumped with (else they are restored disabled).</param>
-public sealed record RestoreOptions(string? SourceDatabase = null, bool EnableEvents = false);
+/// <param name="Definer">MySQL: what happens to DEFINER clauses.</param>
+public sealed record RestoreOptions(string? SourceDatabase = null, MySql.DefinerMode Definer = MySql.DefinerMode.Keep);
 
 /// <summary>What the restore client was fed, as the statement filter saw it.</summary>
 /// <param name="EndedWithTrailer">Whether the dump ended with its completion trailer, as the filter parsed it (null: the engine cannot tell).</param>

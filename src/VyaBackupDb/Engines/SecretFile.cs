@@ -12,7 +12,8 @@ public sealed class SecretFile : IDisposable
 
     public SecretFile(string fileName, string content)
     {
-        _directory = Directory.CreateTempSubdirectory("vya-backupdb-");
+        // The pid in the name lets a later run remove it if this process is killed (TempFiles.RemoveStale).
+        _directory = Directory.CreateTempSubdirectory(TempFiles.PrefixFor(TempFiles.Secret));
         if (!OperatingSystem.IsWindows())
         {
             _directory.UnixFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;

@@ -1,11 +1,12 @@
 namespace VyaBackupDb.Errors;
 
 /// <summary>
-/// Base of every expected failure. The message is one line, safe to print (never holds a secret),
-/// and the exit code says which class of failure it is.
+/// Base of every expected failure. The message is one line, safe to print (never holds a secret:
+/// what it quotes of <c>inner</c>, a server's or library's text, is redacted), and the exit code
+/// says which class of failure it is.
 /// </summary>
 public abstract class VyaException(string message, ExitCode exitCode, Exception? inner = null)
-    : Exception(message, inner)
+    : Exception(Redaction.RedactOutside(message, inner), inner)
 {
     public ExitCode ExitCode { get; } = exitCode;
 }

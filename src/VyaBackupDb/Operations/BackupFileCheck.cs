@@ -16,6 +16,9 @@ public sealed record FileCheck(
 
     /// <summary>The file could not be decrypted (wrong key, tampered or truncated): its own exit code.</summary>
     public bool DecryptionFailed { get; init; }
+
+    /// <summary>The file (or its storage) could not be read at all: nothing is known about it, which is not a verification failure.</summary>
+    public bool Unreachable { get; init; }
 }
 
 /// <summary>How a backup file is stored: its codec, and whether it is age-encrypted.</summary>

@@ -126,6 +126,45 @@ public static class BackupLocations
         }
     }
 
+    /// <summary>
+    /// What the user gave to --file, resolved: a bare backup file name (as `list` shows it) that is
+    /// not a file in the current directory is looked up in the instance's folder of each of the
+    /// instance's destinations, in order (no <paramref name="instance"/>: of every instance of
+    /// its dbms); anything else as <see cref="Resolve"/> does. A destination that cannot be
+    /// reached is passed over.
+    /// </summary>
+    public static async Task<BackupLocation> FindAsync(
+        string text, InstanceConfig? instance, AppConfig config, StorageSet storages, CancellationToken cancellationToken)
+    {
+        if (text.Contains('/', StringComparison.Ordinal) || text.Contains(':', StringComparison.Ordinal) || File.Exists(text)
+            || BackupName.TryParse(text) is not { } name)
+        {
+            return Resolve(text, config, storages);
+        }
+        var instances = instance is not null ? [instance] : config.Instances.Where(i => name.Dbms is null || i.Dbms == name.Dbms).ToList();
+        var searched = new List<string>();
+        foreach (var candidate in instances)
+        {
+            foreach (var (storageName, storage) in storages.For(candidate))
+            {
+                var key = BackupCatalog.InstancePrefix(candidate) + text;
+                searched.Add(storage.Describe(key));
+                try
+                {
+                    if (await storage.StatAsync(key, cancellationToken).ConfigureAwait(false) is not null)
+                    {
+                        return new BackupLocation(storage, key);
+                    }
+                }
+                catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
+                {
+                    searched[^1] += $" (storage '{storageName}' cannot be reached)";
+                }
+            }
+        }
+        throw new UsageException($"backup file not found: {text} is neither here nor at {string.Join(", ", searched)}");
+    }
+
     private static BackupLocation ResolveS3(string text, AppConfig? config, StorageSet? storages)
     {
         var rest = text["s3://".Length..];

@@ -29,6 +29,12 @@ public sealed record BackupItemResult(
     IReadOnlyList<string>? Copies = null)
 {
     public bool Succeeded => Error is null;
+
+    /// <summary>The destinations (storage names) that hold this backup, complete with its manifest.</summary>
+    public IReadOnlyList<string> Destinations { get; init; } = [];
+
+    /// <summary>The destinations it should have gone to but did not (unreachable, or the copy failed).</summary>
+    public IReadOnlyList<string> FailedDestinations { get; init; } = [];
 }
 
 public sealed record BackupReport(IReadOnlyList<BackupItemResult> Results, TimeSpan Duration)
@@ -69,6 +75,7 @@ public sealed class BackupOperation
     private readonly Func<InstanceConfig, IReadOnlyList<NamedStorage>> destinations;
     private readonly TimeProvider time;
     private readonly IBackupObserver observer;
+    private readonly Dictionary<IStorage, string> _unreachable = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>Every instance's backups go to <paramref name="storage"/> (its storage settings are ignored).</summary>
     public BackupOperation(AppConfig config, IStorage storage, TimeProvider time, IBackupObserver observer)
@@ -102,6 +109,7 @@ public sealed class BackupOperation
             IReadOnlyList<string> databases;
             ServerInfo server;
             IReadOnlyList<NamedStorage> targets;
+            var down = new List<(string Name, string Reason)>();
             try
             {
                 targets = destinations(instance);
@@ -109,17 +117,14 @@ public sealed class BackupOperation
                 databases = engine.Select(server, request.Database);
                 if (!request.DryRun)
                 {
-                    // Temp files and uploads of runs that were killed (a crash cannot clean up after itself).
-                    foreach (var target in targets)
-                    {
-                        await target.Storage.SweepAbandonedAsync(BackupCatalog.InstancePrefix(instance), time.GetUtcNow() - AbandonedAfter, cancellationToken)
-                            .ConfigureAwait(false);
-                    }
+                    (targets, down) = await ReachAsync(instance, targets, cancellationToken).ConfigureAwait(false);
                 }
             }
             catch (Exception e) when (e is VyaException or IOException or DbException)
             {
-                results.Add(new BackupItemResult(instance, request.Database ?? "*", null, e.Message, 0, 0, TimeSpan.Zero, VaultFailed: e is VaultException));
+                // Ours are scrubbed already; a driver's message (DbException) is outside text.
+                var message = e is VyaException or StorageException ? e.Message : Redaction.Redact(e.Message);
+                results.Add(new BackupItemResult(instance, request.Database ?? "*", null, message, 0, 0, TimeSpan.Zero, VaultFailed: e is VaultException));
                 observer.Finished(results[^1]);
                 continue;
             }
@@ -136,11 +141,49 @@ public sealed class BackupOperation
                     observer.Planned(item);
                     continue;
                 }
-                results.Add(await BackupOneAsync(engine, server, item, request.Compression, encrypt, targets, cancellationToken).ConfigureAwait(false));
+                cancellationToken.ThrowIfCancellationRequested();
+                results.Add(targets.Count == 0
+                    ? Failed(item, $"no destination can be reached: {string.Join("; ", down.Select(d => d.Reason))}", TimeSpan.Zero)
+                        with { FailedDestinations = [.. down.Select(d => d.Name)] }
+                    : await BackupOneAsync(engine, server, item, request.Compression, encrypt, targets, down, cancellationToken).ConfigureAwait(false));
                 observer.Finished(results[^1]);
             }
         }
         return new BackupReport(results, clock.Elapsed);
+    }
+
+    /// <summary>
+    /// Sweeps each destination of leftovers of killed runs, which also shows whether it can be
+    /// reached. One that cannot is left out of this run (said once, with why): the backup goes to
+    /// the others, and each database's result names the copy that was not made.
+    /// </summary>
+    private async Task<(IReadOnlyList<NamedStorage> Usable, List<(string Name, string Reason)> Down)> ReachAsync(
+        InstanceConfig instance, IReadOnlyList<NamedStorage> targets, CancellationToken cancellationToken)
+    {
+        var usable = new List<NamedStorage>();
+        var down = new List<(string Name, string Reason)>();
+        foreach (var target in targets)
+        {
+            // A destination already found down in this run is not tried again (a dead host costs a connect timeout each time).
+            if (!_unreachable.TryGetValue(target.Storage, out var reason))
+            {
+                try
+                {
+                    await target.Storage.SweepAbandonedAsync(BackupCatalog.InstancePrefix(instance), time.GetUtcNow() - AbandonedAfter, cancellationToken)
+                        .ConfigureAwait(false);
+                    usable.Add(target);
+                    continue;
+                }
+                catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
+                {
+                    // Not said here: each database's result names it (one line each, not one more).
+                    reason = e.Message;
+                    _unreachable[target.Storage] = reason;
+                }
+            }
+            down.Add((target.Name, $"not copied to '{target.Name}': {reason}"));
+        }
+        return (usable, down);
     }
 
     private BackupItem PlanItem(InstanceConfig instance, string database, Compression compression, bool encrypt, IReadOnlyList<NamedStorage> targets)
@@ -153,7 +196,7 @@ public sealed class BackupOperation
 
     private async Task<BackupItemResult> BackupOneAsync(
         Sources.IBackupSource engine, ServerInfo server, BackupItem item, Compression compression, bool encrypt, IReadOnlyList<NamedStorage> targets,
-        CancellationToken cancellationToken)
+        IReadOnlyList<(string Name, string Reason)> down, CancellationToken cancellationToken)
     {
         var storage = targets[0].Storage;
         var clock = Stopwatch.StartNew();
@@ -163,6 +206,8 @@ public sealed class BackupOperation
         try
         {
             using var held = BackupLock.Acquire(config.BackupDir, item.Instance.Name, item.Database, time, observer.Warning);
+            item = await UnusedNameAsync(item, storage, () => PlanItem(item.Instance, item.Database, compression, encrypt, targets), timeout.Token)
+                .ConfigureAwait(false);
             await using var write = await storage.CreateAsync(item.Key, timeout.Token).ConfigureAwait(false);
             var stored = new MeasuringStream(write.Content, leaveOpen: true);
             observer.Started(item, () => stored.Bytes);
@@ -232,7 +277,8 @@ public sealed class BackupOperation
 
             // The backup is complete in the first destination; now the copies.
             var copies = new List<string>();
-            var copyErrors = new List<string>();
+            var copyErrors = down.Select(d => d.Reason).ToList();
+            var failedDestinations = down.Select(d => d.Name).ToList();
             foreach (var target in targets.Skip(1))
             {
                 try
@@ -243,15 +289,26 @@ public sealed class BackupOperation
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
                     copyErrors.Add($"the copy to '{target.Name}' timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)");
+                    failedDestinations.Add(target.Name);
                 }
-                catch (Exception e) when (e is VyaException or IOException)
+                catch (Exception e) when (e is VyaException or IOException && !cancellationToken.IsCancellationRequested)
                 {
                     copyErrors.Add($"the copy to '{target.Name}' failed: {e.Message}");
+                    failedDestinations.Add(target.Name);
                 }
             }
             var error = copyErrors.Count == 0 ? null : $"backed up to {item.Location}, but {string.Join("; ", copyErrors)}";
             return new BackupItemResult(item.Instance, item.Database, item.Location, error, plain.Bytes, stored.Bytes, clock.Elapsed,
-                Copies: copies.Count == 0 ? null : copies);
+                Copies: copies.Count == 0 ? null : copies)
+            {
+                FailedDestinations = failedDestinations,
+                Destinations = [targets[0].Name, .. targets.Skip(1).Select(t => t.Name).Where(n => !failedDestinations.Contains(n))],
+            };
+        }
+        catch (Exception e) when (cancellationToken.IsCancellationRequested && e is not OperationCanceledException)
+        {
+            // Ctrl+C also reaches the dump tool (same process group on a terminal): its death is the interruption.
+            throw new OperationCanceledException($"interrupted: {e.Message}", e, cancellationToken);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -272,12 +329,34 @@ public sealed class BackupOperation
         catch (DbException e)
         {
             // The server failed a query of ours (counting rows, probing): this database only.
-            return Failed(item, $"server error: {e.Message}", clock.Elapsed);
+            return Failed(item, $"server error: {Redaction.Redact(e.Message)}", clock.Elapsed);
         }
     }
 
+    /// <summary>
+    /// Names are to the second: a backup of the same database taken in the same second as the
+    /// previous one (both run one after the other, under the lock) waits for the next second
+    /// rather than collide with it. A clock that does not move gives up after a few tries, and the
+    /// commit then refuses to overwrite.
+    /// </summary>
+    private async Task<BackupItem> UnusedNameAsync(BackupItem item, IStorage storage, Func<BackupItem> replan, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            if (await storage.StatAsync(item.Key, cancellationToken).ConfigureAwait(false) is null
+                && await storage.StatAsync(BackupManifest.KeyFor(item.Key), cancellationToken).ConfigureAwait(false) is null)
+            {
+                return item;
+            }
+            var now = time.GetUtcNow();
+            await Task.Delay(TimeSpan.FromMilliseconds(1000 - now.Millisecond + 10), cancellationToken).ConfigureAwait(false);
+            item = replan();
+        }
+        return item;
+    }
+
     /// <summary>The .sha256 line, then the manifest: last, since a data file without its manifest is not a backup.</summary>
-    private static async Task WriteManifestAsync(IStorage storage, string key, BackupManifest manifest, CancellationToken cancellationToken)
+    internal static async Task WriteManifestAsync(IStorage storage, string key, BackupManifest manifest, CancellationToken cancellationToken)
     {
         await WriteSmallAsync(storage, key + BackupManifest.ChecksumSuffix, System.Text.Encoding.UTF8.GetBytes(manifest.ChecksumLine), cancellationToken)
             .ConfigureAwait(false);
@@ -289,7 +368,7 @@ public sealed class BackupOperation
     /// the manifest; reads the copy back and checks it again; then writes its .sha256 and manifest.
     /// A copy that fails any check is removed.
     /// </summary>
-    private static async Task CopyAsync(IStorage from, IStorage to, string key, BackupManifest manifest, CancellationToken cancellationToken)
+    internal static async Task CopyAsync(IStorage from, IStorage to, string key, BackupManifest manifest, CancellationToken cancellationToken)
     {
         await using (var write = await to.CreateAsync(key, cancellationToken).ConfigureAwait(false))
         {

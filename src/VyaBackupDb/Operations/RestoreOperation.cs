@@ -15,10 +15,11 @@ namespace VyaBackupDb.Operations;
 /// <param name="Location">The backup, already resolved (verify passes it); <paramref name="File"/> is then only for messages.</param>
 /// <param name="Keys">What decrypts an encrypted backup (--identity and the config's encryption: section).</param>
 /// <param name="TerminateConnections">End other clients' sessions on the target when they keep it from being replaced.</param>
-/// <param name="EnableEvents">MySQL events keep the state they were dumped with (default: restored disabled).</param>
+/// <param name="Definer">MySQL: DEFINER clauses (--definer); null: the instance's <c>definer:</c> setting.</param>
+/// <param name="EnableEvents">MySQL: events stay enabled as dumped (--enable-events); otherwise they are restored disabled.</param>
 public sealed record RestoreRequest(
     string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force, bool Verify = true, BackupLocation? Location = null,
-    DecryptionKeys? Keys = null, bool TerminateConnections = false, bool EnableEvents = false);
+    DecryptionKeys? Keys = null, bool TerminateConnections = false, Engines.MySql.DefinerMode? Definer = null, bool EnableEvents = false);
 
 public sealed record RestorePlan(
     string File, long FileBytes, StoredFormat Format, Dbms? FileDbms, string? SourceDatabase, DateTime? TakenUtc,
@@ -217,7 +218,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 }
             },
         };
-        var options = new RestoreOptions(plan.Manifest?.Database ?? plan.SourceDatabase, request.EnableEvents);
+        var options = new RestoreOptions(plan.Manifest?.Database ?? plan.SourceDatabase, request.Definer ?? request.Instance.Definer);
         var result = await engine.RestoreAsync(staging, plain, options, cancellationToken).ConfigureAwait(false);
         if (request.Verify && result.EndedWithTrailer == false)
         {
@@ -225,7 +226,8 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             CheckCompleteDump(plain, result, engine.CompletionTrailer, plan);
         }
         if (request.Verify && plan.Manifest is { } manifest
-            && await StoredProblemAsync(file, location, manifest, cancellationToken).ConfigureAwait(false) is { } problem)
+            && await StoredProblemAsync(plan.Compression == Compression.Zip ? null : file as MeasuringStream, location, manifest, cancellationToken)
+                .ConfigureAwait(false) is { } problem)
         {
             throw new VerificationFailedException(problem);
         }
@@ -235,11 +237,12 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
     /// <summary>
     /// The stored bytes against the manifest, from the digest taken while they streamed (the rest,
     /// e.g. bytes appended after the compressed data that the decoder ignored, is read to the end);
-    /// a seekable (zip) file is read once more.
+    /// without one (a zip, which is spooled to a seekable file first) the file is read once more.
     /// </summary>
-    private static async Task<string?> StoredProblemAsync(Stream file, BackupLocation location, BackupManifest manifest, CancellationToken cancellationToken)
+    private static async Task<string?> StoredProblemAsync(
+        MeasuringStream? measured, BackupLocation location, BackupManifest manifest, CancellationToken cancellationToken)
     {
-        if (file is not MeasuringStream measured)
+        if (measured is null)
         {
             return await BackupFileChecker.CheckStoredAsync(location, manifest, cancellationToken).ConfigureAwait(false);
         }

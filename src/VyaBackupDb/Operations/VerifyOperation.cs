@@ -8,7 +8,10 @@ using VyaBackupDb.Storage;
 namespace VyaBackupDb.Operations;
 
 /// <param name="IdentityFile">An age identity file for encrypted backups (--identity), besides the config's.</param>
-public sealed record VerifyRequest(string? File, InstanceConfig? Instance, string? Database, bool Latest, bool Restore, string? IdentityFile = null);
+/// <param name="Definer">MySQL: DEFINER clauses of the test restore (--definer); null: the instance's setting.</param>
+public sealed record VerifyRequest(
+    string? File, InstanceConfig? Instance, string? Database, bool Latest, bool Restore, string? IdentityFile = null,
+    Engines.MySql.DefinerMode? Definer = null);
 
 public sealed record VerifyResult(FileCheck Check, InventoryComparison? Comparison);
 
@@ -24,16 +27,29 @@ public interface IVerifyObserver : IRestoreObserver
 /// completion trailer; with --restore also a test restore into a scratch database (always
 /// dropped afterwards) compared against the manifest's counts.
 /// </summary>
-public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer)
+public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, TimeProvider? timeProvider = null)
 {
+    private readonly TimeProvider time = timeProvider ?? TimeProvider.System;
+
     public async Task<IReadOnlyList<VerifyResult>> RunAsync(VerifyRequest request, CancellationToken cancellationToken)
     {
         var results = new List<VerifyResult>();
         using var storages = new StorageSet(config);
         var keys = config.Encryption.KeysFor(request.IdentityFile);
-        foreach (var file in await FilesAsync(request, storages, cancellationToken).ConfigureAwait(false))
+        foreach (var file in await FilesAsync(request, storages, results, cancellationToken).ConfigureAwait(false))
         {
-            var check = await BackupFileChecker.CheckAsync(file, keys, cancellationToken).ConfigureAwait(false);
+            FileCheck check;
+            try
+            {
+                check = await BackupFileChecker.CheckAsync(file, keys, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken) && e is not UsageException)
+            {
+                // Its storage failed (down, refused): that file is unchecked, the others go on.
+                results.Add(new VerifyResult(new FileCheck(file.Description, null, [$"cannot be read: {e.Message}"], [], file) { Unreachable = true }, null));
+                observer.Checked(results[^1]);
+                continue;
+            }
             InventoryComparison? comparison = null;
             if (request.Restore && check.Ok && check.Manifest?.Files is not null)
             {
@@ -41,30 +57,72 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer)
             }
             else if (request.Restore && check.Ok)
             {
-                (check, comparison) = await TestRestoreAsync(check, request.Instance, keys, cancellationToken).ConfigureAwait(false);
+                (check, comparison) = await TestRestoreAsync(check, request.Instance, keys, request.Definer, cancellationToken).ConfigureAwait(false);
             }
+            await RecordAsync(file, check, cancellationToken).ConfigureAwait(false);
             results.Add(new VerifyResult(check, comparison));
             observer.Checked(results[^1]);
         }
         return results;
     }
 
+    /// <summary>
+    /// Records a passed digest check beside the manifest (what prune trusts instead of reading the
+    /// file again); a failed one removes an earlier record. Not being able to write it is a warning.
+    /// </summary>
+    private async Task RecordAsync(BackupLocation file, FileCheck check, CancellationToken cancellationToken)
+    {
+        if (check.Manifest is not { } manifest || file.Storage is not IStorage storage)
+        {
+            return;
+        }
+        try
+        {
+            if (check.Ok)
+            {
+                await VerifyRecord.WriteAsync(storage, file.Key, manifest, "verify", time.GetUtcNow(), replace: null, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await storage.DeleteAsync(VerifyRecord.KeyFor(file.Key), cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
+        {
+            observer.Warning($"the check of {file.Description} could not be recorded beside it: {e.Message}");
+        }
+    }
+
     /// <summary>The file given, or the backups of the instance in each of its destinations (copies are checked too).</summary>
-    private async Task<IReadOnlyList<BackupLocation>> FilesAsync(VerifyRequest request, StorageSet storages, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<BackupLocation>> FilesAsync(
+        VerifyRequest request, StorageSet storages, List<VerifyResult> results, CancellationToken cancellationToken)
     {
         if (request.File is not null)
         {
-            return [BackupLocations.Resolve(request.File, config, storages)];
+            return [await BackupLocations.FindAsync(request.File, request.Instance, config, storages, cancellationToken).ConfigureAwait(false)];
         }
         var instance = request.Instance!;
         var files = new List<BackupLocation>();
         var places = new List<string>();
         foreach (var (name, storage) in storages.For(instance))
         {
-            places.Add(name == StorageConfig.LocalName ? config.BackupDir : storage.Describe(BackupCatalog.InstancePrefix(instance).TrimEnd('/')));
-            var entries = (await BackupCatalog.ListAsync(storage, instance, cancellationToken).ConfigureAwait(false))
-                .Where(e => request.Database is null || e.Name.Database == request.Database)
-                .ToList();
+            var place = name == StorageConfig.LocalName ? config.BackupDir : storage.Describe(BackupCatalog.InstancePrefix(instance).TrimEnd('/'));
+            places.Add(place);
+            List<CatalogEntry> entries;
+            try
+            {
+                entries = [.. (await BackupCatalog.ListAsync(storage, instance, cancellationToken).ConfigureAwait(false))
+                    .Where(e => request.Database is null || e.Name.Database == request.Database)];
+            }
+            catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
+            {
+                // One destination down: its backups are unchecked (and said so), the others are checked.
+                results.Add(new VerifyResult(
+                    new FileCheck($"storage '{name}' ({place})", null, [$"cannot be listed, its backups were not checked: {e.Message}"], []) { Unreachable = true },
+                    null));
+                observer.Checked(results[^1]);
+                continue;
+            }
             foreach (var incomplete in entries.Where(e => !e.HasManifest))
             {
                 observer.Skipped(storage.Describe(incomplete.Key), "incomplete: no manifest, not a backup");
@@ -76,7 +134,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer)
             }
             files.AddRange(complete.Select(e => new BackupLocation(storage, e.Key)));
         }
-        if (files.Count == 0)
+        if (files.Count == 0 && results.Count == 0)
         {
             throw new OperationFailedException(
                 $"no backup with a manifest found for instance {instance.Id} ({instance.Name})"
@@ -86,7 +144,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer)
     }
 
     private async Task<(FileCheck, InventoryComparison?)> TestRestoreAsync(
-        FileCheck check, InstanceConfig? instance, DecryptionKeys keys, CancellationToken cancellationToken)
+        FileCheck check, InstanceConfig? instance, DecryptionKeys keys, Engines.MySql.DefinerMode? definer, CancellationToken cancellationToken)
     {
         instance ??= check.Manifest is { } manifest
             ? config.GetInstance(manifest.InstanceId)
@@ -96,7 +154,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer)
         try
         {
             var result = await new RestoreOperation(config, observer)
-                .RunAsync(new RestoreRequest(check.File, instance, scratch, DryRun: false, Force: false, Location: check.Location, Keys: keys), cancellationToken)
+                .RunAsync(new RestoreRequest(check.File, instance, scratch, DryRun: false, Force: false, Location: check.Location, Keys: keys, Definer: definer), cancellationToken)
                 .ConfigureAwait(false);
             return (check, result?.Comparison);
         }

@@ -90,10 +90,24 @@ public static class Codec
     {
         Compression.None => new NonClosingStream(stored),
         Compression.Gzip => new GZipStream(stored, CompressionLevel.Fastest, leaveOpen: true),
-        Compression.Zstd => new CompressionStream(stored, ZstdLevel, leaveOpen: true),
+        Compression.Zstd => ZstdWithChecksum(stored),
         Compression.Zip => new ZipEntryWriteStream(stored, zipEntryName),
         _ => throw new ArgumentOutOfRangeException(nameof(compression)),
     };
+
+    /// <summary>
+    /// zstd frames carry their content checksum (XXH64; `zstd -lv` shows "Check: XXH64"), so a
+    /// damaged file fails to decode also where the manifest is gone or `zstd -d` reads it.
+    /// </summary>
+    private static CompressionStream ZstdWithChecksum(Stream stored)
+    {
+        var stream = new CompressionStream(stored, ZstdLevel, leaveOpen: true);
+        stream.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
+        // Compression on worker threads (one per core) while this thread feeds it, so that it is
+        // not what bounds a backup; the output is an ordinary zstd stream.
+        stream.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_nbWorkers, Environment.ProcessorCount);
+        return stream;
+    }
 
     /// <summary>Wraps <paramref name="stored"/> to read the plain dump out of it.</summary>
     public static Stream Decompress(Compression compression, Stream stored) => compression switch

@@ -29,7 +29,8 @@ public static class TempSpool
 
     private static FileStream Create()
     {
-        var path = Path.Combine(Path.GetTempPath(), $"vya-backupdb-spool-{Guid.NewGuid():N}.zip");
+        // The pid in the name lets a later run remove it if this process is killed (TempFiles.RemoveStale).
+        var path = Path.Combine(Path.GetTempPath(), $"{Engines.TempFiles.PrefixFor(Engines.TempFiles.Spool)}{Guid.NewGuid():N}.zip");
         var options = new FileStreamOptions
         {
             Mode = FileMode.CreateNew,

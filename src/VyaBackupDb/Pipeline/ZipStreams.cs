@@ -74,4 +74,12 @@ internal sealed class ZipEntryReadStream : WrapperStream
             _archive.Dispose();
         }
     }
+
+    // Without this, `await using` closed the entry but not the archive, and the archive's stream
+    // (a spool of the decrypted dump in /tmp) stayed behind.
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync().ConfigureAwait(false);
+        await _archive.DisposeAsync().ConfigureAwait(false);
+    }
 }

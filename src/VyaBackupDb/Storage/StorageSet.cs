@@ -37,6 +37,14 @@ public sealed class StorageSet(AppConfig config) : IDisposable
         _ => throw new ArgumentOutOfRangeException(nameof(storage)),
     };
 
+    /// <summary>
+    /// A failure of one storage (unreachable, refused, misconfigured credentials), as opposed to an
+    /// interruption or a bug: it fails what needs that storage, and the others go on.
+    /// </summary>
+    public static bool IsStorageFault(Exception e, CancellationToken cancellationToken) =>
+        !cancellationToken.IsCancellationRequested
+        && e is IOException or UnauthorizedAccessException or TimeoutException or (Errors.VyaException and not Errors.LockedException);
+
     public void Dispose()
     {
         foreach (var storage in _open.Values)

@@ -148,7 +148,8 @@ public sealed class ListPruneCliTests : IAsyncLifetime
         var timeColumn = lines[0].IndexOf("TIME (UTC)", StringComparison.Ordinal);
         Assert.Equal(["2026-01-14 00:00:00", "2026-01-13 15:54:40", "2026-01-12 02:00:00"], lines[1..].Select(l => l.Substring(timeColumn, 19)));
         Assert.Contains("incomplete (no manifest)", lines[1], StringComparison.Ordinal);
-        Assert.Contains("  yes  ", lines[2], StringComparison.Ordinal);
+        // Only the size is known to match: list reads no data file (verify does, and then says "sha256 ok").
+        Assert.Contains("  size ok  ", lines[2], StringComparison.Ordinal);
         Assert.Contains("NO: size differs", lines[3], StringComparison.Ordinal);
         Assert.All(lines[1..], l => Assert.EndsWith("local", l, StringComparison.Ordinal));
         Assert.Contains("it-mysql (1)", lines[1], StringComparison.Ordinal);
@@ -213,8 +214,9 @@ public sealed class ListPruneCliTests : IAsyncLifetime
 
         Assert.True(prune.ExitCode == Success, prune.ToString());
         Assert.Contains("prune summary: 4 kept, 2 removed", prune.Stdout, StringComparison.Ordinal);
-        var left = Ops.FilesUnder(dir);
+        var left = Ops.FilesUnder(dir).Where(f => !f.EndsWith(Catalog.VerifyRecord.Suffix, StringComparison.Ordinal));
         Assert.Equal(before.Keys.Except([.. FilesOf(keys[2]), .. FilesOf(pgKeys[1])]).Order(StringComparer.Ordinal), left);
+        Assert.Contains($"check        {keys[0]}  (digest checked now)", prune.Stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("error", prune.Stderr, StringComparison.OrdinalIgnoreCase);
     }
 
@@ -250,7 +252,7 @@ public sealed class ListPruneCliTests : IAsyncLifetime
     /// fully successful run prunes the databases it backed up, and only those.
     /// </summary>
     [SkippableFact]
-    public async Task Backup_prune_runs_only_after_a_fully_successful_backup_and_only_for_its_databases()
+    public async Task Backup_prune_prunes_the_databases_backed_up_and_never_one_whose_backup_failed()
     {
         await TestServers.RequireMySqlAsync();
         var prefix = _scratch.MySqlName("vt_bp") + "_";
@@ -269,11 +271,13 @@ public sealed class ListPruneCliTests : IAsyncLifetime
 
         var partial = await Run.CliAsync("backup", "--instance", "1", "--prune", "--config", config);
 
+        // The failed database is not pruned (and said so); the one backed up is.
         Assert.True(partial.ExitCode == PartialFailure, partial.ToString());
-        Assert.Contains("not pruning: this backup run had a failure", partial.Stderr, StringComparison.Ordinal);
-        Assert.DoesNotContain("prune summary", partial.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"not pruning instance 1 (it-mysql) database '{broken}': its backup failed", partial.Stderr, StringComparison.Ordinal);
+        Assert.Contains("prune summary: 1 kept, 2 removed", partial.Stdout, StringComparison.Ordinal);
         var afterPartial = Snapshot(dir);
-        Assert.All(before, f => Assert.Equal(f.Value, afterPartial.GetValueOrDefault(f.Key)));
+        Assert.All(before.Where(f => !oldGood.SelectMany(FilesOf).Contains(f.Key)), f => Assert.Equal(f.Value, afterPartial.GetValueOrDefault(f.Key)));
+        Assert.All(oldGood.SelectMany(FilesOf), f => Assert.DoesNotContain(f, afterPartial.Keys));
         var firstGood = Assert.Single(afterPartial.Keys.Except(before.Keys), k => k.EndsWith($"_mysql_{good}.sql.zst", StringComparison.Ordinal));
 
         var missing = await Run.CliAsync("backup", "--instance", "1", "--database", prefix + "missing", "--prune", "--config", config);
@@ -286,7 +290,7 @@ public sealed class ListPruneCliTests : IAsyncLifetime
         var ok = await Run.CliAsync("backup", "--instance", "1", "--database", good, "--prune", "--config", config);
 
         Assert.True(ok.ExitCode == Success, ok.ToString());
-        Assert.Contains("prune summary: 1 kept, 3 removed", ok.Stdout, StringComparison.Ordinal);
+        Assert.Contains("prune summary: 1 kept, 1 removed", ok.Stdout, StringComparison.Ordinal);
         var left = Ops.FilesUnder(dir);
         Assert.All(oldGood.Append(firstGood).SelectMany(FilesOf), f => Assert.DoesNotContain(f, left));
         Assert.All(oldBroken.Concat(other).SelectMany(FilesOf), f => Assert.Contains(f, left));

@@ -23,6 +23,10 @@ public sealed class TestPruneObserver : IPruneObserver
     void IPruneObserver.Planned(PruneResult planned, Func<string, string> describe) => Planned.Add(planned);
 
     void IPruneObserver.Deleted(PruneDeletion deletion, Func<string, string> describe) => Deleted.Add(deletion);
+
+    public List<PruneResult> Unreachable { get; } = [];
+
+    void IPruneObserver.Unreachable(PruneResult result) => Unreachable.Add(result);
 }
 
 /// <summary>
@@ -106,6 +110,10 @@ public sealed class PruneTests : IAsyncLifetime
         string[] removed = [dnsDb[2], dnsDb[3], dnsDb[4], dnsDb2[2]];
         Assert.Equal(removed.SelectMany(FilesOf), storage.Deleted);
         var after = Snapshot(dir);
+        // Besides: the record of the digest check of each database's newest backup, made before anything was deleted.
+        Assert.Equal(new[] { VerifyRecord.KeyFor(dnsDb[0]), VerifyRecord.KeyFor(dnsDb2[0]) }.Order(StringComparer.Ordinal),
+            after.Keys.Where(k => k.EndsWith(VerifyRecord.Suffix, StringComparison.Ordinal)).Order(StringComparer.Ordinal));
+        after = after.Where(f => !f.Key.EndsWith(VerifyRecord.Suffix, StringComparison.Ordinal)).ToDictionary();
         Assert.Equal(before.Keys.Except(removed.SelectMany(FilesOf)).Order(StringComparer.Ordinal), after.Keys);
         Assert.All(after, f => Assert.Equal(before[f.Key], f.Value));
         Assert.All(untouchable, f => Assert.True(after.ContainsKey(f), $"prune touched {f}"));
@@ -267,20 +275,36 @@ public sealed class PruneTests : IAsyncLifetime
     }
 
     [Fact]
-    public void Backup_prune_targets_only_the_databases_of_a_fully_successful_run()
+    public void Backup_prune_targets_what_was_backed_up_and_leaves_out_what_failed()
     {
         var pg = TestServers.Postgres();
         BackupItemResult Ok(InstanceConfig i, string db) => new(i, db, "x", null, 1, 1, TimeSpan.Zero);
         BackupItemResult Bad(InstanceConfig i, string db) => new(i, db, null, "boom", 0, 0, TimeSpan.Zero);
 
-        var targets = PruneOperation.TargetsAfter(new BackupReport([Ok(_mysql, "a"), Ok(_mysql, "b"), Ok(pg, "c")], TimeSpan.Zero));
+        var (targets, skipped) = PruneOperation.TargetsAfter(new BackupReport([Ok(_mysql, "a"), Ok(_mysql, "b"), Ok(pg, "c")], TimeSpan.Zero));
 
-        Assert.NotNull(targets);
         Assert.Equal([(_mysql.Id, new[] { "a", "b" }), (pg.Id, new[] { "c" })],
             targets.Select(t => (t.Instance.Id, t.Databases!.Order(StringComparer.Ordinal).ToArray())));
-        Assert.Null(PruneOperation.TargetsAfter(new BackupReport([Ok(_mysql, "a"), Bad(pg, "c")], TimeSpan.Zero)));
-        Assert.Null(PruneOperation.TargetsAfter(new BackupReport([Bad(_mysql, "*")], TimeSpan.Zero)));
-        Assert.Null(PruneOperation.TargetsAfter(new BackupReport([Ok(_mysql, "a"), Bad(_mysql, "b") with { Locked = true }], TimeSpan.Zero)));
-        Assert.Null(PruneOperation.TargetsAfter(new BackupReport([], TimeSpan.Zero)));
+        Assert.All(targets, t => Assert.Null(t.Storages));
+        Assert.Empty(skipped);
+
+        // One server down: the other is still pruned.
+        (targets, skipped) = PruneOperation.TargetsAfter(new BackupReport([Ok(_mysql, "a"), Bad(pg, "*")], TimeSpan.Zero));
+        Assert.Equal(_mysql.Id, Assert.Single(targets).Instance.Id);
+        Assert.Contains("its backup failed", Assert.Single(skipped), StringComparison.Ordinal);
+
+        // A failed or locked database is left out, its siblings are pruned.
+        (targets, skipped) = PruneOperation.TargetsAfter(new BackupReport(
+            [Ok(_mysql, "a"), Bad(_mysql, "b"), Bad(_mysql, "c") with { Locked = true }], TimeSpan.Zero));
+        Assert.Equal(["a"], Assert.Single(targets).Databases!);
+        Assert.Equal(2, skipped.Count);
+
+        // Backed up, but a copy failed: pruned only where the backup is.
+        (targets, skipped) = PruneOperation.TargetsAfter(new BackupReport(
+            [Ok(_mysql, "a") with { Error = "copy failed", Destinations = ["local"], FailedDestinations = ["vault"] }], TimeSpan.Zero));
+        Assert.Equal(["local"], Assert.Single(targets).Storages!);
+        Assert.Contains("'vault'", Assert.Single(skipped), StringComparison.Ordinal);
+
+        Assert.Empty(PruneOperation.TargetsAfter(new BackupReport([], TimeSpan.Zero)).Targets);
     }
 }

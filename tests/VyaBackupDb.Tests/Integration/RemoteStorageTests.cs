@@ -217,13 +217,17 @@ public sealed class RemoteStorageTests : IAsyncLifetime
 
         var result = await BackupAsync(config, instance, source, Compression.Zstd);
 
-        // The sweep at the start already meets the wrong host key: nothing is written anywhere.
+        // The sweep at the start already meets the wrong host key: nothing is sent to that server;
+        // the backup goes to the other destination (a destination that is refused fails only its copy).
         Assert.False(result.Succeeded);
+        Assert.Contains("not copied to 'box'", result.Error, StringComparison.Ordinal);
         Assert.Contains("host key", result.Error, StringComparison.Ordinal);
         Assert.Contains("expects SHA256:AAAA", result.Error, StringComparison.Ordinal);
         Assert.Contains("connection refused", result.Error, StringComparison.Ordinal);
         Assert.DoesNotContain("Not-Sent-Secret-5", result.Error, StringComparison.Ordinal);
-        Assert.Empty(Ops.DataFilesUnder(config.BackupDir));
+        Assert.Single(Ops.DataFilesUnder(config.BackupDir));
+        Assert.Equal(["local"], result.Destinations);
+        Assert.False(Directory.Exists(Path.Combine(TestServers.SftpHome, _sftpFolder)), "something was written to the refused server");
     }
 
     [SkippableTheory]

@@ -114,7 +114,8 @@ public static class Ops
     {
         var all = FilesUnder(dir);
         var data = all.Where(f => !f.EndsWith(Catalog.BackupManifest.Suffix, StringComparison.Ordinal)
-            && !f.EndsWith(Catalog.BackupManifest.ChecksumSuffix, StringComparison.Ordinal)).ToList();
+            && !f.EndsWith(Catalog.BackupManifest.ChecksumSuffix, StringComparison.Ordinal)
+            && !f.EndsWith(Catalog.VerifyRecord.Suffix, StringComparison.Ordinal)).ToList();
         foreach (var file in data)
         {
             Assert.Contains(file + Catalog.BackupManifest.Suffix, all);
@@ -200,18 +201,34 @@ public static class Run
     }
 
     /// <summary>Runs the built CLI (vya-backupdb.dll, copied next to the test assembly by the project reference).</summary>
-    public static Task<ProcessResult> CliAsync(params string[] arguments)
+    public static Task<ProcessResult> CliAsync(params string[] arguments) => CliWithEnvAsync(null, arguments);
+
+    /// <summary>The CLI with extra environment variables (e.g. its own TMPDIR, to see what it leaves there).</summary>
+    public static Task<ProcessResult> CliWithEnvAsync(IDictionary<string, string>? environment, params string[] arguments)
+    {
+        var (file, args, env) = CliCommand(environment, arguments);
+        return ProgramAsync(file, args, env);
+    }
+
+    /// <summary>How to start the built CLI (vya-backupdb.dll next to the test assembly): program, arguments, environment.</summary>
+    public static (string File, List<string> Arguments, Dictionary<string, string> Environment) CliCommand(
+        IDictionary<string, string>? environment, params string[] arguments)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "vya-backupdb.dll");
         Assert.True(File.Exists(dll), $"the CLI is not built next to the tests: {dll}");
         var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
-        return ProgramAsync(dotnet, [dll, .. arguments], new Dictionary<string, string>
+        var env = new Dictionary<string, string>
         {
             // The CLI must not pick up a config from the environment of whoever runs the tests.
             ["VYA_BACKUPDB_CONFIG"] = "",
             ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1",
             ["DOTNET_NOLOGO"] = "1",
-        });
+        };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            env[name] = value;
+        }
+        return (dotnet, [dll, .. arguments], env);
     }
 
     /// <summary>The real mysqldump (MariaDB's) with the given options; its output goes to <paramref name="outputFile"/>.</summary>

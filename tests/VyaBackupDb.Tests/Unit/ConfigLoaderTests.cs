@@ -169,4 +169,30 @@ public sealed class ConfigLoaderTests
         var config = ConfigLoader.Parse("backup_dir: /b\n", Path);
         Assert.Equal(ExitCode.UsageOrConfig, Assert.Throws<UsageException>(() => config.GetInstance(9)).ExitCode);
     }
+
+    [Fact]
+    public void Reads_the_definer_mode_of_mysql_instances()
+    {
+        var config = ConfigLoader.Parse("""
+            backup_dir: /b
+            instances:
+              - {id: 1, dbms: mysql, user: u, definer: strip}
+              - {id: 2, dbms: mysql, user: u, definer: current-user}
+              - {id: 3, dbms: mysql, user: u}
+            """, Path);
+        Assert.Equal(
+            [Engines.MySql.DefinerMode.Strip, Engines.MySql.DefinerMode.CurrentUser, Engines.MySql.DefinerMode.Keep],
+            [config.GetInstance(1).Definer, config.GetInstance(2).Definer, config.GetInstance(3).Definer]);
+    }
+
+    [Theory]
+    [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: mysql\n    user: u\n    definer: root\n",
+        ":6: instances[0].definer: 'root' is not one of keep, strip, current-user")]
+    [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: postgresql\n    user: u\n    definer: strip\n",
+        ":6: instances[0].definer: applies to mysql instances only")]
+    public void Rejects_a_bad_definer_mode_naming_the_line(string yaml, string expected)
+    {
+        var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, Path));
+        Assert.Equal(Path + expected, error.Message);
+    }
 }

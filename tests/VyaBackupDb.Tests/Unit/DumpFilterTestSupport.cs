@@ -110,6 +110,23 @@ internal static class DumpFilterRunner
         return output.ToArray();
     }
 
+    /// <summary>Runs until the end or a refusal: what was written to the output by then, and the refusal.</summary>
+    public static (byte[] Written, DumpFilterException? Refusal) RunUntilRefused(
+        Func<Stream, Stream, CancellationToken, Task> copy, byte[] input, IReadOnlyList<int> sizes)
+    {
+        using var source = new ChunkedStream(input, sizes);
+        using var output = new MemoryStream();
+        try
+        {
+            copy(source, output, CancellationToken.None).GetAwaiter().GetResult();
+            return (output.ToArray(), null);
+        }
+        catch (DumpFilterException e)
+        {
+            return (output.ToArray(), e);
+        }
+    }
+
     /// <summary>The outcome of one run: the bytes written, or the exception message.</summary>
     public static string Outcome(Func<Stream, Stream, CancellationToken, Task> copy, byte[] input, IReadOnlyList<int> sizes)
     {

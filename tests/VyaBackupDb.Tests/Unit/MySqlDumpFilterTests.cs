@@ -324,7 +324,7 @@ public sealed class MySqlDumpFilterTests
     [Fact]
     public void Passes_a_dump_without_database_statements_byte_for_byte()
     {
-        var (input, _) = Join(MysqldumpParts());
+        var (input, _) = Join(MysqldumpParts(keepEvents: true));
         var text = Encoding.UTF8.GetString(input);
         foreach (var statement in new[]
         {
@@ -340,7 +340,7 @@ public sealed class MySqlDumpFilterTests
         }
 
         var plain = Utf8(text);
-        AssertFilters(plain, plain, Target, null, 0);
+        AssertFilters(plain, plain, Target, null, 0, new MySqlFilterOptions(KeepEventsEnabled: true));
     }
 
     [Fact]
@@ -372,6 +372,237 @@ public sealed class MySqlDumpFilterTests
         }
     }
 
+    // ---- a copy is a copy: qualifiers, DEFINER, events ---------------------------------------------
+
+    private const string Quoted = "`dns_db_restored`";
+
+    /// <summary>Input, expected output (the source is dns_db, given by the caller).</summary>
+    public static TheoryData<string, string> Qualifiers => new()
+    {
+        {
+            "DELIMITER ;;\n/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER `t_ai` AFTER INSERT ON `t` FOR EACH ROW BEGIN\n  INSERT INTO `dns_db`.`audit` VALUES (NEW.id, 'dns_db.t; `dns_db`.x');\n  INSERT INTO dns_db.audit2 SELECT * FROM dns_db . t -- dns_db.t\n  ;\nEND */;;\nDELIMITER ;\n",
+            $"DELIMITER ;;\n/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER `t_ai` AFTER INSERT ON `t` FOR EACH ROW BEGIN\n  INSERT INTO {Quoted}.`audit` VALUES (NEW.id, 'dns_db.t; `dns_db`.x');\n  INSERT INTO {Quoted}.audit2 SELECT * FROM {Quoted} . t -- dns_db.t\n  ;\nEND */;;\nDELIMITER ;\n"
+        },
+        {
+            "/*!50001 CREATE ALGORITHM=UNDEFINED */\n/*!50013 DEFINER=`root`@`localhost` SQL SECURITY DEFINER */\n/*!50001 VIEW `v` AS select `dns_db`.`t`.`id` AS `id` from `dns_db`.`t` where `t`.`s` = \"dns_db.t\" */;\n",
+            $"/*!50001 CREATE ALGORITHM=UNDEFINED */\n/*!50013 DEFINER=`root`@`localhost` SQL SECURITY DEFINER */\n/*!50001 VIEW `v` AS select {Quoted}.`t`.`id` AS `id` from {Quoted}.`t` where `t`.`s` = \"dns_db.t\" */;\n"
+        },
+        {
+            "DELIMITER //\nCREATE DEFINER=`root`@`%` PROCEDURE `dns_db`.`p`(IN n INT)\nBEGIN\n  SET @dns_db.x = 1; SELECT @@session.sql_mode, dns_db, 1.5, `dns_db`x;\n  CALL dns_db.q(dns_db.f(n));\nEND//\nDELIMITER ;\n",
+            $"DELIMITER //\nCREATE DEFINER=`root`@`%` PROCEDURE {Quoted}.`p`(IN n INT)\nBEGIN\n  SET @dns_db.x = 1; SELECT @@session.sql_mode, dns_db, 1.5, `dns_db`x;\n  CALL {Quoted}.q({Quoted}.f(n));\nEND//\nDELIMITER ;\n"
+        },
+        {
+            "CREATE FUNCTION f() RETURNS INT RETURN (SELECT COUNT(*) FROM \"dns_db\".t, DNS_DB.t, `dns``db`.t);",
+            $"CREATE FUNCTION f() RETURNS INT RETURN (SELECT COUNT(*) FROM {Quoted}.t, DNS_DB.t, `dns``db`.t);"
+        },
+        {
+            "INSERT INTO dns_db.t VALUES ('dns_db.t');\nCREATE TABLE x (a INT REFERENCES dns_db.t (a));\nSELECT dns_db.f();\n",
+            "INSERT INTO dns_db.t VALUES ('dns_db.t');\nCREATE TABLE x (a INT REFERENCES dns_db.t (a));\nSELECT dns_db.f();\n"
+        },
+        {
+            "CREATE OR REPLACE VIEW dns_db.v AS SELECT a.b.dns_db.c, x.dns_db FROM t;",
+            $"CREATE OR REPLACE VIEW {Quoted}.v AS SELECT a.b.dns_db.c, x.dns_db FROM t;"
+        },
+    };
+
+    [Theory]
+    [MemberData(nameof(Qualifiers))]
+    public void Points_qualifiers_naming_the_source_at_the_target_in_object_statements(string input, string expected)
+    {
+        AssertFilters(Utf8(input), Utf8(expected), Target, null, 0, new MySqlFilterOptions(SourceDatabase: "dns_db"));
+    }
+
+    [Fact]
+    public void Learns_the_source_from_the_dump_and_lists_other_databases()
+    {
+        var input = """
+            CREATE DATABASE /*!32312 IF NOT EXISTS*/ `shop` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;
+            USE `shop`;
+            DELIMITER ;;
+            CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW BEGIN INSERT INTO shop.audit VALUES (NEW.id, OLD.id); INSERT INTO `billing`.log SELECT * FROM information_schema.tables, mysql.user, Shop.x, t.c; END;;
+            """;
+        var expected = $"""
+
+
+            DELIMITER ;;
+            CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW BEGIN INSERT INTO {Quoted}.audit VALUES (NEW.id, OLD.id); INSERT INTO `billing`.log SELECT * FROM information_schema.tables, mysql.user, Shop.x, t.c; END;;
+            """;
+        var filter = AssertFilters(Utf8(input), Utf8(expected), Target, "shop", 2);
+        Assert.Equal(["Shop", "billing", "t"], filter.OtherDatabaseQualifiers.Order(StringComparer.Ordinal));
+        Assert.Equal(1, filter.RewrittenQualifiers);
+    }
+
+    [Fact]
+    public void Leaves_qualifiers_alone_when_restoring_under_the_same_name()
+    {
+        var input = Utf8("CREATE VIEW v AS SELECT * FROM shop.t;");
+        var filter = AssertFilters(input, input, "shop", null, 0, new MySqlFilterOptions(SourceDatabase: "shop"));
+        Assert.Empty(filter.OtherDatabaseQualifiers);
+        Assert.Equal(0, filter.RewrittenQualifiers);
+    }
+
+    /// <summary>Input, expected output with DEFINER stripped, expected output with DEFINER=CURRENT_USER.</summary>
+    public static TheoryData<string, string, string> Definers => new()
+    {
+        {
+            "/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW SET @x = 1 */;",
+            "/*!50003 CREATE*/ /*!50017 */ /*!50003 TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW SET @x = 1 */;",
+            "/*!50003 CREATE*/ /*!50017 DEFINER=CURRENT_USER*/ /*!50003 TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW SET @x = 1 */;"
+        },
+        {
+            "/*!50001 CREATE ALGORITHM=UNDEFINED */ /*!50013 DEFINER=`root`@`localhost` SQL SECURITY DEFINER */ /*!50001 VIEW `v` AS select 1 AS `definer` */;",
+            "/*!50001 CREATE ALGORITHM=UNDEFINED */ /*!50013  SQL SECURITY DEFINER */ /*!50001 VIEW `v` AS select 1 AS `definer` */;",
+            "/*!50001 CREATE ALGORITHM=UNDEFINED */ /*!50013 DEFINER=CURRENT_USER SQL SECURITY DEFINER */ /*!50001 VIEW `v` AS select 1 AS `definer` */;"
+        },
+        {
+            "CREATE DEFINER='app'@'%' PROCEDURE p() SELECT definer FROM information_schema.routines;",
+            "CREATE  PROCEDURE p() SELECT definer FROM information_schema.routines;",
+            "CREATE DEFINER=CURRENT_USER PROCEDURE p() SELECT definer FROM information_schema.routines;"
+        },
+        {
+            "CREATE OR REPLACE DEFINER = app@localhost FUNCTION f() RETURNS INT RETURN 1;",
+            "CREATE OR REPLACE  FUNCTION f() RETURNS INT RETURN 1;",
+            "CREATE OR REPLACE DEFINER=CURRENT_USER FUNCTION f() RETURNS INT RETURN 1;"
+        },
+        {
+            "CREATE DEFINER=`app`@127.0.0.1 /* c */ EVENT e ON SCHEDULE EVERY 1 DAY DISABLE DO SELECT 1;",
+            "CREATE  /* c */ EVENT e ON SCHEDULE EVERY 1 DAY DISABLE DO SELECT 1;",
+            "CREATE DEFINER=CURRENT_USER /* c */ EVENT e ON SCHEDULE EVERY 1 DAY DISABLE DO SELECT 1;"
+        },
+        {
+            "CREATE DEFINER=CURRENT_USER() VIEW v AS SELECT 1;",
+            "CREATE  VIEW v AS SELECT 1;",
+            "CREATE DEFINER=CURRENT_USER VIEW v AS SELECT 1;"
+        },
+        {
+            "CREATE DEFINER=`app_role` PROCEDURE p() BEGIN END;",
+            "CREATE  PROCEDURE p() BEGIN END;",
+            "CREATE DEFINER=CURRENT_USER PROCEDURE p() BEGIN END;"
+        },
+        {
+            "CREATE SQL SECURITY DEFINER VIEW v AS SELECT 1;",
+            "CREATE SQL SECURITY DEFINER VIEW v AS SELECT 1;",
+            "CREATE SQL SECURITY DEFINER VIEW v AS SELECT 1;"
+        },
+        {
+            "CREATE TABLE definer (definer INT);",
+            "CREATE TABLE definer (definer INT);",
+            "CREATE TABLE definer (definer INT);"
+        },
+    };
+
+    [Theory]
+    [MemberData(nameof(Definers))]
+    public void Keeps_strips_or_rewrites_definers(string input, string stripped, string currentUser)
+    {
+        AssertFilters(Utf8(input), Utf8(input), Target, null, 0, new MySqlFilterOptions(Definer: DefinerMode.Keep, KeepEventsEnabled: true));
+        AssertFilters(Utf8(input), Utf8(stripped), Target, null, 0, new MySqlFilterOptions(Definer: DefinerMode.Strip, KeepEventsEnabled: true));
+        AssertFilters(Utf8(input), Utf8(currentUser), Target, null, 0, new MySqlFilterOptions(Definer: DefinerMode.CurrentUser, KeepEventsEnabled: true));
+    }
+
+    /// <summary>Input, expected output (events disabled), events that were enabled.</summary>
+    public static TheoryData<string, string, string[]> Events => new()
+    {
+        {
+            "/*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `ev_purge` ON SCHEDULE EVERY 1 DAY STARTS '2026-11-26 18:12:57' ON COMPLETION NOT PRESERVE ENABLE DO DELETE FROM shop.audit WHERE id < 0 */ ;;",
+            $"/*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `ev_purge` ON SCHEDULE EVERY 1 DAY STARTS '2026-11-26 18:12:57' ON COMPLETION NOT PRESERVE DISABLE DO DELETE FROM {Quoted}.audit WHERE id < 0 */ ;;",
+            ["ev_purge"]
+        },
+        {
+            "CREATE EVENT IF NOT EXISTS shop.`e``1` ON SCHEDULE AT '2030-01-01' DO INSERT INTO t VALUES ('ENABLE DO');\nCREATE EVENT e2 ON SCHEDULE EVERY 1 HOUR DISABLE ON SLAVE COMMENT 'ENABLE' DO SELECT 1;\nCREATE EVENT e3 ON SCHEDULE EVERY 1 HOUR DISABLE DO SELECT 1;\n",
+            $"CREATE EVENT IF NOT EXISTS {Quoted}.`e``1` ON SCHEDULE AT '2030-01-01' DISABLE DO INSERT INTO t VALUES ('ENABLE DO');\nCREATE EVENT e2 ON SCHEDULE EVERY 1 HOUR DISABLE ON SLAVE COMMENT 'ENABLE' DO SELECT 1;\nCREATE EVENT e3 ON SCHEDULE EVERY 1 HOUR DISABLE DO SELECT 1;\n",
+            ["e`1"]
+        },
+        {
+            "create event do_it on schedule every 1 day enable comment 'x' do select 'DISABLE';",
+            "create event do_it on schedule every 1 day DISABLE comment 'x' do select 'DISABLE';",
+            ["do_it"]
+        },
+    };
+
+    [Theory]
+    [MemberData(nameof(Events))]
+    public void Creates_events_disabled_and_lists_the_enabled_ones(string input, string disabled, string[] enabled)
+    {
+        var options = new MySqlFilterOptions(SourceDatabase: "shop");
+        var filter = AssertFilters(Utf8(input), Utf8(disabled), Target, null, 0, options);
+        Assert.Equal(enabled, filter.EnabledEvents);
+
+        var keep = AssertFilters(Utf8(input), Utf8(disabled.Replace("DISABLE DO INSERT", "DO INSERT", StringComparison.Ordinal)
+            .Replace("day DISABLE comment", "day enable comment", StringComparison.Ordinal)
+            .Replace("PRESERVE DISABLE DO", "PRESERVE ENABLE DO", StringComparison.Ordinal)), Target, null, 0, options with { KeepEventsEnabled = true });
+        Assert.Equal(enabled, keep.EnabledEvents);
+    }
+
+    [Fact]
+    public void Streams_a_large_routine_body_rewriting_all_along()
+    {
+        var body = new StringBuilder("DELIMITER ;;\nCREATE PROCEDURE p()\nBEGIN\n");
+        var expected = new StringBuilder("DELIMITER ;;\nCREATE PROCEDURE p()\nBEGIN\n");
+        for (var k = 0; body.Length < 2_000_000; k++)
+        {
+            var line = $"  INSERT INTO shop.t{k} VALUES ('{new string('s', 300)} shop.x', \"shop\".y, /* shop.z */ 1);\n";
+            body.Append(line);
+            expected.Append(line.Replace("INTO shop.", $"INTO {Quoted}.", StringComparison.Ordinal)
+                .Replace("\"shop\".y", $"{Quoted}.y", StringComparison.Ordinal));
+        }
+
+        body.Append("END;;\nDELIMITER ;\n");
+        expected.Append("END;;\nDELIMITER ;\n");
+        var input = Utf8(body.ToString());
+        foreach (var pattern in new[] { new[] { 1 }, [7, 3], [4096], [input.Length] })
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "shop"));
+            Assert.Equal(expected.ToString(), Encoding.UTF8.GetString(DumpFilterRunner.Run(filter.CopyAsync, input, pattern)));
+        }
+    }
+
+    [Fact]
+    public void Refuses_to_guess_when_a_source_qualifier_is_followed_by_a_huge_comment()
+    {
+        var input = Utf8("CREATE VIEW v AS SELECT * FROM shop /* " + new string('x', 100_000) + " */ .t;");
+        var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "shop"));
+        Assert.Throws<DumpFilterException>(() => DumpFilterRunner.Run(filter.CopyAsync, input, [4096]));
+    }
+
+    [Fact]
+    public void Gives_the_same_outcome_for_every_read_pattern_on_object_statement_soup()
+    {
+        string[] fragments =
+        [
+            "CREATE ", "DEFINER", "=", "`root`", "@", "'h'", "CURRENT_USER", "()", " TRIGGER ", " VIEW ", " EVENT ", " PROCEDURE ",
+            "shop", "`shop`", "\"shop\"", ".", " . ", "x", "ENABLE", " DISABLE ", " DO ", "ON SCHEDULE", "/*!50003 ", "*/", ";",
+            ";;", "DELIMITER ;;\n", "DELIMITER ;\n", "'str.shop'", "-- c\n", "/* c */", "@shop.x", "NEW", ".", "1.5", " ", "\n",
+            "USE shop;", "SQL SECURITY DEFINER", "OR REPLACE", "ALGORITHM=MERGE",
+        ];
+        var random = new Random(20261126);
+        for (var round = 0; round < 400; round++)
+        {
+            var text = new StringBuilder();
+            var count = random.Next(1, 30);
+            for (var k = 0; k < count; k++)
+            {
+                text.Append(fragments[random.Next(fragments.Length)]);
+            }
+
+            var input = Encoding.Latin1.GetBytes(text.ToString());
+            var whole = Outcome(input, [input.Length + 1], (DefinerMode)(round % 3));
+            foreach (var pattern in new[] { new[] { 1 }, [2], [3], [5], [1, 2, 3, 7] })
+            {
+                Assert.Equal(whole, Outcome(input, pattern, (DefinerMode)(round % 3)));
+            }
+        }
+    }
+
+    private static string Outcome(byte[] input, int[] pattern, DefinerMode definer)
+    {
+        var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "shop", Definer: definer));
+        var (written, refusal) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, input, pattern);
+        return refusal is null
+            ? $"ok:{Convert.ToHexString(written)}:{string.Join(",", filter.EnabledEvents)}:{string.Join(",", filter.OtherDatabaseQualifiers.Order(StringComparer.Ordinal))}:{filter.RewrittenQualifiers}"
+            : $"refused:{refusal.Message}";
+    }
+
     [Fact]
     public void Rejects_a_bad_target_name()
     {
@@ -379,11 +610,14 @@ public sealed class MySqlDumpFilterTests
         Assert.Throws<ArgumentException>(() => new MySqlDumpFilter("a\0b"));
     }
 
-    private static void AssertFilters(byte[] input, byte[] expected, string target, string? source, int dropped)
+    private static MySqlDumpFilter AssertFilters(
+        byte[] input, byte[] expected, string target, string? source, int dropped, MySqlFilterOptions? options = null)
     {
+        MySqlDumpFilter? last = null;
         foreach (var pattern in DumpFilterRunner.ReadPatterns(input.Length))
         {
-            var filter = new MySqlDumpFilter(target);
+            var filter = options is null ? new MySqlDumpFilter(target) : new MySqlDumpFilter(target, options);
+            last = filter;
             var output = DumpFilterRunner.Run(filter.CopyAsync, input, pattern);
             Assert.True(
                 expected.AsSpan().SequenceEqual(output),
@@ -391,10 +625,12 @@ public sealed class MySqlDumpFilterTests
             Assert.Equal(source, filter.SourceDatabase);
             Assert.Equal(dropped, filter.DroppedStatements);
         }
+
+        return last!;
     }
 
     /// <summary>mysqldump 8.0 --databases dns_db --add-drop-database --routines --triggers --events.</summary>
-    private static DumpPart[] MysqldumpParts() =>
+    private static DumpPart[] MysqldumpParts(bool keepEvents = false) =>
     [
         Keep("""
             -- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)
@@ -479,7 +715,11 @@ public sealed class MySqlDumpFilterTests
             DELIMITER ;;
             /*!50003 SET @saved_cs_client      = @@character_set_client */ ;;
             /*!50003 SET time_zone             = 'SYSTEM' */ ;;
-            /*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `purge` ON SCHEDULE EVERY 1 DAY STARTS '2024-01-01 00:00:00' ON COMPLETION NOT PRESERVE ENABLE DO DELETE FROM records WHERE name = ';;' */ ;;
+            /*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `purge` ON SCHEDULE EVERY 1 DAY STARTS '2024-01-01 00:00:00' ON COMPLETION NOT PRESERVE 
+            """),
+        Rewrite("ENABLE", keepEvents ? "ENABLE" : "DISABLE"),
+        Keep("""
+             DO DELETE FROM records WHERE name = ';;' */ ;;
             /*!50003 SET time_zone             = @saved_time_zone */ ;;
             DELIMITER ;
             /*!50106 SET TIME_ZONE= @save_time_zone */ ;

@@ -22,4 +22,18 @@ public sealed class RedactionTests
         Redaction.Remember("ab");
         Assert.Equal("a table, abc", Redaction.Redact("a table, abc"));
     }
+
+    [Fact]
+    public void Our_own_words_are_never_masked_so_the_mask_tells_nothing()
+    {
+        var secret = "w" + Guid.NewGuid().ToString("N")[..12];
+        Redaction.Remember(secret);
+
+        // A message of ours that happens to hold the same word: left alone.
+        Assert.Equal($"{secret} '{secret}x' does not exist", new OperationFailedException($"{secret} '{secret}x' does not exist").Message);
+        // What it quotes of a server or library: masked, where the word stands whole.
+        var quoted = new OperationFailedException($"{secret}: server said: bad {secret}\\n{secret}",
+            new InvalidOperationException($"server said: bad {secret}\\n{secret}"));
+        Assert.Equal($"{secret}: server said: bad ***\\n***", quoted.Message);
+    }
 }

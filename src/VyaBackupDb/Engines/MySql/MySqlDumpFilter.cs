@@ -3,12 +3,26 @@ using System.Text;
 
 namespace VyaBackupDb.Engines.MySql;
 
+/// <summary>What a <see cref="MySqlDumpFilter"/> does besides pointing the dump at its target.</summary>
+/// <param name="SourceDatabase">The database the dump was taken from (from the manifest or the file name), if
+/// known; the dump's own USE / CREATE DATABASE name counts too. Qualifiers naming it in views, triggers,
+/// routines and events are pointed at the target.</param>
+/// <param name="Definer">What becomes of DEFINER clauses.</param>
+/// <param name="KeepEventsEnabled">Leave events enabled as dumped; otherwise they are created DISABLED
+/// (<see cref="MySqlDumpFilter.EnabledEvents"/> lists them).</param>
+public sealed record MySqlFilterOptions(string? SourceDatabase = null, DefinerMode Definer = DefinerMode.Keep, bool KeepEventsEnabled = false);
+
 /// <summary>
 /// Filters a plain mysqldump / mariadb-dump file on its way into the <c>mysql</c>/<c>mariadb</c>
 /// client (run with <c>--database=TARGET --binary-mode</c>) so that only the target database is
 /// touched: <c>CREATE/DROP DATABASE|SCHEMA</c> and <c>USE</c> statements are dropped (also inside
 /// <c>/*!...*/</c> conditional comments), and the database name of <c>ALTER DATABASE|SCHEMA name</c>
-/// is replaced by the target. Every other byte passes through unchanged.
+/// is replaced by the target. In <c>CREATE TRIGGER / VIEW / PROCEDURE / FUNCTION / EVENT</c>
+/// statements (also in mysqldump's conditional-comment forms) a name used as a qualifier
+/// (<c>`shop`.`audit`</c>, <c>shop.audit</c>) that names the source database is pointed at the target,
+/// DEFINER clauses are kept, stripped or made CURRENT_USER, and events are created DISABLED unless
+/// asked otherwise. Identifiers only: strings, comments and data never change. Every other byte
+/// passes through unchanged.
 /// </summary>
 /// <remarks>
 /// Statements are split the way the client splits them: at the current delimiter (changed by
@@ -16,7 +30,12 @@ namespace VyaBackupDb.Engines.MySql;
 /// ends the statement, as in the client. Backslash escapes inside strings follow the session's
 /// <c>NO_BACKSLASH_ESCAPES</c> mode, tracked from <c>SET sql_mode</c> statements as mysqldump
 /// writes them around routines. The filter streams: it holds only the beginning of a statement
-/// until it is classified (at most 64 KiB) and needs no more memory for multi-GB dumps.
+/// until it is classified (at most 64 KiB) and needs no more memory for multi-GB dumps. Object
+/// statements are followed token by token to their end (slower, but they are a small part of a
+/// dump); only a name of the source database until the next token, or a DEFINER clause being
+/// rewritten, is held. A name used as a qualifier is taken as a database name, so a table or
+/// alias named exactly like the source database (<c>shop.id</c> with a table <c>shop</c>) is
+/// rewritten too.
 /// </remarks>
 public sealed class MySqlDumpFilter
 {
@@ -27,11 +46,21 @@ public sealed class MySqlDumpFilter
     private const int MaxDelimiterLine = 255;
     private const int MaxDelimiterLength = 15;
     private const int MaxUserVariables = 256;
+    private const int MaxReported = 1000;
+    private const int MaxRewind = 256;
 
     private static readonly SearchValues<byte> Spaces = SearchValues.Create(" \t\n\r\v\f"u8);
     private static readonly bool[] WordBytes = BuildWordBytes();
 
     private readonly byte[] targetIdentifier;
+    private readonly MySqlFilterOptions options;
+    private readonly HashSet<string> otherQualifiers = new(StringComparer.Ordinal);
+    private readonly List<string> enabledEvents = [];
+    private readonly ByteBuffer candidateText = new(64);
+    private readonly byte[] targetBytes;
+    private readonly byte[]? sourceBytes;
+    private string? learnedSource;
+    private byte[]? learnedSourceBytes;
     private readonly DatabaseNames names = new();
     private readonly FilterSink sink = new();
     private readonly ByteBuffer delimiterLine = new(MaxDelimiterLine);
@@ -62,6 +91,25 @@ public sealed class MySqlDumpFilter
     private long tokenStart;
     private bool tokenOverflow;
     private bool tokenDoubleQuoted;
+    private bool tokenHasAt;
+
+    // An object statement (CREATE TRIGGER/VIEW/PROCEDURE/FUNCTION/EVENT), followed to its end.
+    private bool objectMode;
+    private bool objectHeader;
+    private long holdStart = -1;
+    private bool afterDot;
+    private bool candidatePending;
+    private bool candidateIsSource;
+    private long candidateStart;
+    private long candidateEnd;
+    private bool tokenAfterDot;
+    private long lastTokenStart = -1;
+    private DefinerPhase definerPhase;
+    private long definerStart;
+    private long definerEnd;
+    private EventPhase eventPhase;
+    private string? eventName;
+    private bool? eventEnabled;
 
     // SET statement tracking (sql_mode and user variables saving it).
     private bool setFlags;
@@ -75,9 +123,21 @@ public sealed class MySqlDumpFilter
     private int setValueTokens;
     private bool? setValueFlags;
 
+    /// <param name="targetDatabase">The database the dump is restored into.</param>
     public MySqlDumpFilter(string targetDatabase)
+        : this(targetDatabase, new MySqlFilterOptions())
     {
+    }
+
+    /// <param name="targetDatabase">The database the dump is restored into.</param>
+    /// <param name="options">Source database, DEFINER mode, events.</param>
+    public MySqlDumpFilter(string targetDatabase, MySqlFilterOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
         ArgumentException.ThrowIfNullOrEmpty(targetDatabase);
+        this.options = options;
+        targetBytes = Encoding.UTF8.GetBytes(targetDatabase);
+        sourceBytes = options.SourceDatabase is { Length: > 0 } source ? Encoding.UTF8.GetBytes(source) : null;
         if (targetDatabase.Contains('\0', StringComparison.Ordinal))
         {
             throw new ArgumentException("a database name cannot contain NUL", nameof(targetDatabase));
@@ -122,7 +182,28 @@ public sealed class MySqlDumpFilter
         AfterAlter,
         AlterName,
         Set,
+        Object,
         Done,
+    }
+
+    private enum DefinerPhase : byte
+    {
+        None,
+        Equals,
+        User,
+        AfterUser,
+        Host,
+        AfterCurrentUser,
+        Parenthesis,
+        Done,
+    }
+
+    private enum EventPhase : byte
+    {
+        None,
+        Name,
+        AfterName,
+        Header,
     }
 
     private enum SetTarget : byte
@@ -138,6 +219,23 @@ public sealed class MySqlDumpFilter
 
     /// <summary>Statements dropped (for the restore summary / tests).</summary>
     public int DroppedStatements { get; private set; }
+
+    /// <summary>Qualifiers naming the source database that were pointed at the target.</summary>
+    public int RewrittenQualifiers { get; private set; }
+
+    /// <summary>
+    /// After <see cref="CopyAsync"/>: other names used as qualifiers (<c>name.x</c>) in views, triggers,
+    /// routines and events: databases the restored objects still use (system schemas, NEW and OLD
+    /// left out). A table or alias used as a column qualifier is listed too, so a caller that
+    /// warns keeps only the names of databases its server has.
+    /// </summary>
+    public IReadOnlyCollection<string> OtherDatabaseQualifiers => otherQualifiers;
+
+    /// <summary>
+    /// After <see cref="CopyAsync"/>: events that were enabled in the dump, in dump order. They are
+    /// created DISABLED unless <see cref="MySqlFilterOptions.KeepEventsEnabled"/>.
+    /// </summary>
+    public IReadOnlyList<string> EnabledEvents => enabledEvents;
 
     /// <summary>Copies <paramref name="input"/> to <paramref name="output"/> through the filter. One dump per instance.</summary>
     /// <exception cref="DumpFilterException">The dump holds more than one database, or a statement the filter will not guess about.</exception>
@@ -178,6 +276,10 @@ public sealed class MySqlDumpFilter
             EndOfInput(end);
             i = end;
         }
+        else if (objectMode)
+        {
+            i = RewindSplitName(i);
+        }
 
         Commit(i);
         consumedTotal = bufferBase + i;
@@ -214,6 +316,13 @@ public sealed class MySqlDumpFilter
 
     private void HoldOverflow()
     {
+        if (objectMode)
+        {
+            throw new DumpFilterException(
+                $"the object statement at byte {unitStart} of the dump has more than {HoldCap / 1024} KiB of comments " +
+                "inside a DEFINER clause or after a name of the source database; refusing to guess");
+        }
+
         if (step is Step.Start or Step.Done)
         {
             // Not a database statement (it would have named its verb by now): let it through.
@@ -430,6 +539,11 @@ public sealed class MySqlDumpFilter
     private int EndStatement(int after)
     {
         Commit(after);
+        if (objectMode)
+        {
+            FinishObject();
+        }
+
         if (sink.Mode == Disposition.Hold)
         {
             sink.Release();
@@ -463,6 +577,11 @@ public sealed class MySqlDumpFilter
         }
 
         Commit(end);
+        if (objectMode)
+        {
+            FinishObject();
+        }
+
         if (sink.Mode == Disposition.Hold)
         {
             sink.Release();
@@ -586,6 +705,23 @@ public sealed class MySqlDumpFilter
                 }
             }
 
+            if (b == '.' && objectMode && !(tokenKind == TokenKind.Word && tokenHasAt))
+            {
+                // In object statements a dot separates a qualifier from a name (not in @var.names).
+                if (tokenKind == TokenKind.Word)
+                {
+                    EmitToken(i);
+                    continue;
+                }
+
+                skipVersionDigits = false;
+                StartToken(TokenKind.Punct, i);
+                AppendToken(b);
+                EmitToken(i + 1);
+                i++;
+                continue;
+            }
+
             if (WordBytes[b])
             {
                 if (skipVersionDigits && IsDigit(b))
@@ -600,8 +736,17 @@ public sealed class MySqlDumpFilter
                     StartToken(TokenKind.Word, i);
                 }
 
-                AppendToken(b);
-                i++;
+                // The rest of the word at once (up to a possible delimiter, or a dot in an object statement).
+                var j = i;
+                do
+                {
+                    tokenHasAt |= buf[j] == '@';
+                    j++;
+                }
+                while (j < end && WordBytes[buf[j]] && buf[j] != delimiter[0] && !(buf[j] == '.' && objectMode && !tokenHasAt));
+
+                AppendToken(buf.AsSpan(i, j - i));
+                i = j;
                 continue;
             }
 
@@ -615,8 +760,12 @@ public sealed class MySqlDumpFilter
             switch (b)
             {
                 case (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r' or (byte)'\v' or (byte)'\f':
-                    i++;
-                    continue;
+                    {
+                        var blank = buf.AsSpan(i + 1, end - i - 1).IndexOfAnyExcept(Spaces);
+                        i = blank < 0 ? end : i + 1 + blank;
+                        continue;
+                    }
+
                 case (byte)'\'':
                     StartToken(TokenKind.String, i);
                     state = State.SingleQuote;
@@ -797,6 +946,12 @@ public sealed class MySqlDumpFilter
 
     private void StartToken(TokenKind kind, int i)
     {
+        if (objectMode)
+        {
+            ObjectTokenStart(kind, i);
+        }
+
+        tokenHasAt = false;
         tokenKind = kind;
         tokenStart = bufferBase + i;
         token.Clear();
@@ -840,6 +995,14 @@ public sealed class MySqlDumpFilter
     {
         var kind = tokenKind;
         tokenKind = TokenKind.None;
+        if (objectMode)
+        {
+            // Its bytes go out after it is looked at: it may be held or replaced.
+            OnToken(kind, token.Span, tokenStart - unitStart, bufferBase + end - unitStart);
+            Commit(end);
+            return;
+        }
+
         Commit(end);
         if (step != Step.Done)
         {
@@ -902,7 +1065,7 @@ public sealed class MySqlDumpFilter
                     return;
                 }
 
-                goto case Step.AfterDrop;
+                goto case Step.AfterCreateOrReplace;
             case Step.AfterCreateOr:
                 if (kind == TokenKind.Word && Is(text, "REPLACE"u8))
                 {
@@ -913,6 +1076,13 @@ public sealed class MySqlDumpFilter
                 PassStatement();
                 return;
             case Step.AfterCreateOrReplace:
+                if (kind == TokenKind.Word && IsObjectHeaderWord(text))
+                {
+                    BeginObject(kind, text, unitStart + start, unitStart + end);
+                    return;
+                }
+
+                goto case Step.AfterDrop;
             case Step.AfterDrop:
                 if (IsDatabaseKeyword(kind, text))
                 {
@@ -921,6 +1091,9 @@ public sealed class MySqlDumpFilter
                 }
 
                 PassStatement();
+                return;
+            case Step.Object:
+                ObjectToken(kind, text, unitStart + start, unitStart + end);
                 return;
             case Step.DropName:
                 if (kind == TokenKind.Word && (Is(text, "IF"u8) || Is(text, "NOT"u8) || Is(text, "EXISTS"u8)))
@@ -1006,6 +1179,393 @@ public sealed class MySqlDumpFilter
     {
         watching = false;
         step = Step.Done;
+    }
+
+    // ---- CREATE TRIGGER / VIEW / PROCEDURE / FUNCTION / EVENT ----------------------------------------
+    //
+    // These statements are followed token by token to the end. A name followed by '.' is a
+    // qualifier: if it names the source database it is pointed at the target. A token is only
+    // looked at when whole (one split across reads is scanned again from its start), so the sink
+    // holds only what may still change: a name of the source until the token after it, a DEFINER
+    // clause being stripped or rewritten until its end.
+
+    private static bool IsObjectWord(ReadOnlySpan<byte> word) =>
+        Is(word, "VIEW"u8) || Is(word, "TRIGGER"u8) || Is(word, "PROCEDURE"u8) || Is(word, "FUNCTION"u8)
+        || Is(word, "EVENT"u8) || Is(word, "PACKAGE"u8);
+
+    /// <summary>Words that may come between CREATE [OR REPLACE] and the object keyword.</summary>
+    private static bool IsObjectHeaderWord(ReadOnlySpan<byte> word) =>
+        IsObjectWord(word) || Is(word, "DEFINER"u8) || Is(word, "ALGORITHM"u8) || Is(word, "SQL"u8) || Is(word, "AGGREGATE"u8);
+
+    /// <summary>The statement is an object definition; the sink holds it from its start until this token is seen.</summary>
+    private void BeginObject(TokenKind kind, ReadOnlySpan<byte> text, long start, long end)
+    {
+        objectMode = true;
+        objectHeader = true;
+        step = Step.Object;
+        holdStart = unitStart;
+        afterDot = false;
+        tokenAfterDot = false;
+        lastTokenStart = start;
+        ObjectToken(kind, text, start, end);
+        if (holdStart >= 0 && (definerPhase == DefinerPhase.None || options.Definer == DefinerMode.Keep))
+        {
+            ReleaseHold();
+        }
+    }
+
+    /// <summary>At the first byte of a token in an object statement: decides what waited for it.</summary>
+    private void ObjectTokenStart(TokenKind kind, int i)
+    {
+        var position = bufferBase + i;
+        if (position == lastTokenStart)
+        {
+            return; // the same token again, scanned from its start after a read ended inside it
+        }
+
+        lastTokenStart = position;
+        var dot = kind == TokenKind.Punct && buf[i] == '.';
+        if (definerPhase != DefinerPhase.None)
+        {
+            if (DefinerContinues(kind, i))
+            {
+                return;
+            }
+
+            FinishDefiner();
+        }
+
+        if (candidatePending)
+        {
+            DecideCandidate(dot);
+        }
+
+        tokenAfterDot = afterDot;
+        afterDot = dot;
+    }
+
+    /// <summary>
+    /// At the end of a read inside an object statement: a name token split by it is scanned again
+    /// from its start with the next read, so that it is whole when looked at.
+    /// </summary>
+    private int RewindSplitName(int i)
+    {
+        if (tokenKind is not (TokenKind.Word or TokenKind.Ident or TokenKind.String) || (tokenKind == TokenKind.String && !tokenDoubleQuoted))
+        {
+            return i;
+        }
+
+        var start = (int)(tokenStart - bufferBase);
+        if (start < segment || i - start > MaxRewind)
+        {
+            return i; // too long to be a database name
+        }
+
+        tokenKind = TokenKind.None;
+        if (state is State.Backtick or State.DoubleQuote)
+        {
+            state = State.Code;
+        }
+
+        return start;
+    }
+
+    /// <summary>A whole token of an object statement.</summary>
+    private void ObjectToken(TokenKind kind, ReadOnlySpan<byte> text, long start, long end)
+    {
+        if (definerPhase != DefinerPhase.None)
+        {
+            DefinerToken(kind, text, end);
+            return;
+        }
+
+        if (objectHeader && kind == TokenKind.Word)
+        {
+            if (Is(text, "DEFINER"u8))
+            {
+                definerPhase = DefinerPhase.Equals;
+                definerStart = start;
+                definerEnd = end;
+                if (options.Definer != DefinerMode.Keep)
+                {
+                    HoldFrom(start);
+                }
+
+                return;
+            }
+
+            if (IsObjectWord(text))
+            {
+                objectHeader = false;
+                eventPhase = Is(text, "EVENT"u8) ? EventPhase.Name : EventPhase.None;
+                return;
+            }
+        }
+
+        if (eventPhase != EventPhase.None && EventToken(kind, text, start, end))
+        {
+            return;
+        }
+
+        var name = kind == TokenKind.Ident || (kind == TokenKind.String && tokenDoubleQuoted)
+            || (kind == TokenKind.Word && text[0] != '@' && !IsNumber(text));
+        if (!name || tokenAfterDot || tokenOverflow)
+        {
+            return;
+        }
+
+        candidatePending = true;
+        candidateStart = start;
+        candidateEnd = end;
+        candidateText.Clear();
+        candidateText.Append(text);
+        candidateIsSource = IsSource(text);
+        if (candidateIsSource)
+        {
+            HoldFrom(start);
+        }
+    }
+
+    /// <summary>Holds from <paramref name="start"/> (a whole token in the current buffer) on.</summary>
+    private void HoldFrom(long start)
+    {
+        if (holdStart >= 0)
+        {
+            return; // already holding from before it
+        }
+
+        Commit((int)(start - bufferBase));
+        sink.BeginHold();
+        holdStart = start;
+    }
+
+    private void ReleaseHold()
+    {
+        sink.Release();
+        holdStart = -1;
+    }
+
+    /// <summary>Writes <paramref name="replacement"/> instead of <c>[start, end)</c> (a whole token, or empty before one).</summary>
+    private void ReplaceToken(long start, long end, ReadOnlySpan<byte> replacement)
+    {
+        Commit((int)(start - bufferBase));
+        sink.Write(replacement);
+        segment = (int)(end - bufferBase);
+    }
+
+    private static bool IsNumber(ReadOnlySpan<byte> word) => !word.ContainsAnyExceptInRange((byte)'0', (byte)'9');
+
+    private bool IsSource(ReadOnlySpan<byte> name)
+    {
+        if (names.Source is { } learned && !ReferenceEquals(learned, learnedSource))
+        {
+            learnedSource = learned;
+            learnedSourceBytes = Encoding.UTF8.GetBytes(learned);
+        }
+
+        return !name.SequenceEqual(targetBytes)
+            && ((sourceBytes is not null && name.SequenceEqual(sourceBytes))
+                || (learnedSourceBytes is not null && name.SequenceEqual(learnedSourceBytes)));
+    }
+
+    /// <summary>The name before this token: a qualifier if the token is '.'.</summary>
+    private void DecideCandidate(bool dot)
+    {
+        candidatePending = false;
+        if (candidateIsSource)
+        {
+            if (dot)
+            {
+                sink.ReleaseReplacing(checked((int)(candidateStart - holdStart)), checked((int)(candidateEnd - holdStart)), targetIdentifier);
+                holdStart = -1;
+                RewrittenQualifiers++;
+            }
+            else
+            {
+                ReleaseHold();
+            }
+
+            return;
+        }
+
+        if (dot && otherQualifiers.Count < MaxReported)
+        {
+            RecordOtherQualifier(candidateText.Span);
+        }
+    }
+
+    private void RecordOtherQualifier(ReadOnlySpan<byte> name)
+    {
+        if (name.SequenceEqual(targetBytes) || Is(name, "NEW"u8) || Is(name, "OLD"u8) || Is(name, "information_schema"u8)
+            || Is(name, "performance_schema"u8) || name.SequenceEqual("mysql"u8) || name.SequenceEqual("sys"u8))
+        {
+            return; // the target, a trigger's rows, a system schema
+        }
+
+        Span<char> chars = stackalloc char[TokenCap];
+        var text = chars[..Encoding.UTF8.GetChars(name, chars)];
+        var lookup = otherQualifiers.GetAlternateLookup<ReadOnlySpan<char>>();
+        if (!lookup.Contains(text))
+        {
+            otherQualifiers.Add(text.ToString());
+        }
+    }
+
+    // DEFINER = user: 'u'@'h', `u`@`h`, u@h, `u`@h, a role, CURRENT_USER[()].
+
+    private bool DefinerContinues(TokenKind kind, int i) => definerPhase switch
+    {
+        DefinerPhase.Equals => kind == TokenKind.Punct && buf[i] == '=',
+        DefinerPhase.User or DefinerPhase.Host => kind is TokenKind.Word or TokenKind.Ident or TokenKind.String,
+        DefinerPhase.AfterUser => kind == TokenKind.Word && buf[i] == '@',
+        DefinerPhase.AfterCurrentUser => kind == TokenKind.Punct && buf[i] == '(',
+        DefinerPhase.Parenthesis => kind == TokenKind.Punct && buf[i] == ')',
+        _ => false,
+    };
+
+    private void DefinerToken(TokenKind kind, ReadOnlySpan<byte> text, long end)
+    {
+        definerEnd = end;
+        definerPhase = definerPhase switch
+        {
+            DefinerPhase.Equals => DefinerPhase.User,
+            DefinerPhase.User when kind == TokenKind.Word && (Is(text, "CURRENT_USER"u8) || Is(text, "CURRENT_ROLE"u8)) => DefinerPhase.AfterCurrentUser,
+            DefinerPhase.User when kind == TokenKind.Word && text.Contains((byte)'@') => text[^1] == '@' ? DefinerPhase.Host : DefinerPhase.Done,
+            DefinerPhase.User => DefinerPhase.AfterUser,
+            DefinerPhase.AfterUser => text.Length == 1 ? DefinerPhase.Host : DefinerPhase.Done,
+            DefinerPhase.AfterCurrentUser => DefinerPhase.Parenthesis,
+            _ => DefinerPhase.Done,
+        };
+    }
+
+    /// <summary>The DEFINER clause ended: kept, removed, or made CURRENT_USER.</summary>
+    private void FinishDefiner()
+    {
+        var complete = definerPhase is DefinerPhase.Done or DefinerPhase.AfterUser or DefinerPhase.AfterCurrentUser;
+        definerPhase = DefinerPhase.None;
+        if (holdStart < 0)
+        {
+            return; // kept as dumped: nothing was held
+        }
+
+        if (!complete)
+        {
+            ReleaseHold(); // SQL SECURITY DEFINER, not a clause
+            return;
+        }
+
+        sink.ReleaseReplacing(checked((int)(definerStart - holdStart)), checked((int)(definerEnd - holdStart)),
+            options.Definer == DefinerMode.Strip ? [] : "DEFINER=CURRENT_USER"u8);
+        holdStart = -1;
+    }
+
+    /// <summary>CREATE EVENT [IF NOT EXISTS] name ON SCHEDULE ... [ENABLE | DISABLE [ON SLAVE]] ... DO body.</summary>
+    /// <returns>Whether the token was dealt with (not a name to look at).</returns>
+    private bool EventToken(TokenKind kind, ReadOnlySpan<byte> text, long start, long end)
+    {
+        switch (eventPhase)
+        {
+            case EventPhase.Name:
+                if (kind == TokenKind.Word && (Is(text, "IF"u8) || Is(text, "NOT"u8) || Is(text, "EXISTS"u8)))
+                {
+                    return true;
+                }
+
+                if (kind is TokenKind.Word or TokenKind.Ident or TokenKind.String)
+                {
+                    eventName = DatabaseNames.Decode(text);
+                    eventPhase = EventPhase.AfterName;
+                }
+
+                return false; // the name may be a qualifier itself
+            case EventPhase.AfterName:
+                eventPhase = kind == TokenKind.Punct && text[0] == '.' ? EventPhase.Name : EventPhase.Header;
+                if (eventPhase == EventPhase.Name)
+                {
+                    return true;
+                }
+
+                goto case EventPhase.Header;
+            case EventPhase.Header:
+                if (kind != TokenKind.Word)
+                {
+                    return false;
+                }
+
+                if (Is(text, "DISABLE"u8))
+                {
+                    eventEnabled = false;
+                    return true;
+                }
+
+                if (Is(text, "ENABLE"u8))
+                {
+                    eventEnabled = true;
+                    RecordEnabledEvent();
+                    if (!options.KeepEventsEnabled)
+                    {
+                        ReplaceToken(start, end, "DISABLE"u8);
+                    }
+
+                    return true;
+                }
+
+                if (Is(text, "DO"u8))
+                {
+                    eventPhase = EventPhase.None;
+                    if (eventEnabled is null)
+                    {
+                        // No status: the server's default is ENABLE.
+                        RecordEnabledEvent();
+                        if (!options.KeepEventsEnabled)
+                        {
+                            ReplaceToken(start, start, "DISABLE "u8);
+                        }
+                    }
+
+                    return true;
+                }
+
+                return false;
+            default:
+                return false;
+        }
+    }
+
+    private void RecordEnabledEvent()
+    {
+        if (eventName is not null && enabledEvents.Count < MaxReported)
+        {
+            enabledEvents.Add(eventName);
+        }
+    }
+
+    /// <summary>At the end of an object statement: what still waited is decided.</summary>
+    private void FinishObject()
+    {
+        if (definerPhase != DefinerPhase.None)
+        {
+            FinishDefiner();
+        }
+
+        if (candidatePending)
+        {
+            DecideCandidate(dot: false);
+        }
+
+        if (holdStart >= 0)
+        {
+            ReleaseHold();
+        }
+
+        objectMode = false;
+        objectHeader = false;
+        eventPhase = EventPhase.None;
+        eventName = null;
+        eventEnabled = null;
+        afterDot = false;
+        tokenAfterDot = false;
+        lastTokenStart = -1;
     }
 
     // ---- SET sql_mode tracking -----------------------------------------------------------------

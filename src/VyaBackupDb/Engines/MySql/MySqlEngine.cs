@@ -420,10 +420,16 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             "--binary-mode", "--local-infile=0", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
             $"--database={database}",
         ];
-        var filter = new MySqlDumpFilter(database);
+        // Events are created disabled in the staging database, so that none runs there; the swap
+        // enables the ones asked for once they are in place.
+        var filter = new MySqlDumpFilter(database, new MySqlFilterOptions(options.SourceDatabase, options.Definer, KeepEventsEnabled: false));
         await ChildProcess.RunAsync(tool, arguments, null,
             (stdin, ct) => filter.CopyAsync(input, stdin, ct), null, cancellationToken).ConfigureAwait(false);
-        return LoadResult.Unknown;
+        // The filter's other qualifiers include table names and aliases (t.c): only databases count.
+        var databases = (await ProbeAsync(cancellationToken).ConfigureAwait(false)).Databases;
+        var others = filter.OtherDatabaseQualifiers
+            .Where(q => q != database && q != filter.SourceDatabase && databases.Contains(q, StringComparer.Ordinal)).ToList();
+        return new LoadResult(null, filter.EnabledEvents, others);
     }
 
     public async Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken)

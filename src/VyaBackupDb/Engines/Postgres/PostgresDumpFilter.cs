@@ -1,11 +1,19 @@
 using System.Buffers;
+using System.Security.Cryptography;
 using System.Text;
 
 namespace VyaBackupDb.Engines.Postgres;
 
+/// <summary>What a <see cref="PostgresDumpFilter"/> does besides pointing the dump at its target.</summary>
+/// <param name="RestrictMetaCommands">Start the output with <c>\restrict KEY</c> (a random key; the dump's own
+/// <c>\restrict</c>/<c>\unrestrict</c> lines are dropped), so psql itself refuses every meta-command
+/// that could get past the filter. Only for a psql that knows <c>\restrict</c>
+/// (<see cref="PostgresDumpFilter.ClientSupportsRestrict"/>).</param>
+public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false);
+
 /// <summary>
 /// Filters a plain pg_dump file on its way into <c>psql</c> (already connected to the target, with
-/// ON_ERROR_STOP and --single-transaction) so that only the target database is touched:
+/// ON_ERROR_STOP) so that only the target database is touched and nothing runs on the restore host:
 /// <c>CREATE/DROP DATABASE</c> and <c>\connect</c> are dropped; the database name of
 /// <c>ALTER DATABASE</c>, <c>ALTER ROLE ... IN DATABASE</c>, <c>COMMENT ON DATABASE</c>,
 /// <c>GRANT/REVOKE ... ON DATABASE</c> and <c>SECURITY LABEL ... ON DATABASE</c> is replaced by the
@@ -14,12 +22,21 @@ namespace VyaBackupDb.Engines.Postgres;
 /// dropped. Every other byte passes through unchanged, COPY data included.
 /// </summary>
 /// <remarks>
-/// Statements are split the way psql splits them: at <c>;</c> outside quotes, comments, dollar
-/// quotes, parentheses and <c>BEGIN ... END</c> bodies of SQL-standard functions; a backslash
-/// outside quotes starts a meta-command that runs to the end of the line; after
+/// <para>Only what pg_dump writes is accepted. psql runs a backslash meta-command wherever it sees a
+/// backslash outside quotes, comments and COPY data (<c>\!</c> runs a shell command), so any
+/// meta-command other than <c>\connect</c>, <c>\restrict KEY</c> and <c>\unrestrict KEY</c> on a line
+/// of its own refuses the dump (<see cref="DumpFilterException"/>), as do a backslash inside a
+/// statement, COPY other than <c>COPY ... FROM stdin</c>, psql's own variables (<c>:DBNAME</c>),
+/// NUL bytes outside COPY data, and the few spellings psql versions lex differently (a dollar quote
+/// right after a word, a string continued across a carriage return, a string whose end depends on
+/// standard_conforming_strings, unless pinned by a SET put before its statement). The refused line
+/// or statement never reaches psql: output is held back to the start of the last statement that
+/// began a line (at most 64 KiB).</para>
+/// <para>Statements are split the way psql splits them: at <c>;</c> outside quotes, comments, dollar
+/// quotes, parentheses and <c>BEGIN ... END</c> bodies of SQL-standard functions; after
 /// <c>COPY ... FROM stdin;</c> the lines up to <c>\.</c> are data. <c>standard_conforming_strings</c>
 /// is tracked from <c>SET</c> statements. The filter streams and holds at most 64 KiB of a statement's
-/// beginning.
+/// beginning.</para>
 /// </remarks>
 public sealed class PostgresDumpFilter
 {
@@ -28,20 +45,34 @@ public sealed class PostgresDumpFilter
     private const int MaxDollarTag = 256;
     private const int GrantTokenLimit = 64;
     private const int CopyTokenLimit = 8192;
+    private const int MaxShownName = 32;
+    private const int MaxVariableName = 64;
 
     private static readonly SearchValues<byte> Spaces = SearchValues.Create(" \t\n\r\v\f"u8);
-    private static readonly SearchValues<byte> CodeStops = SearchValues.Create("'\"$-/;()\\"u8);
+    private static readonly SearchValues<byte> CodeStops = SearchValues.Create("'\"$-/;()\\:\0"u8);
+    private static readonly SearchValues<byte> QuoteStops = SearchValues.Create("'\\\0"u8);
+    private static readonly SearchValues<byte> LineEnds = SearchValues.Create("\n\r\0"u8);
     private static readonly bool[] IdentStart = BuildTable(digits: false, dollar: false);
     private static readonly bool[] IdentCont = BuildTable(digits: true, dollar: true);
     private static readonly bool[] DollarTagCont = BuildTable(digits: true, dollar: false);
 
+    /// <summary>Client-only encodings: psql hides the bytes after their lead bytes from its lexer.</summary>
+    private static readonly HashSet<string> UnsafeClientEncodings = new(StringComparer.Ordinal)
+    {
+        "sjis", "mskanji", "shiftjis", "win932", "windows932", "cp932", "shiftjis2004", "big5", "win950", "windows950",
+        "cp950", "gbk", "win936", "windows936", "cp936", "uhc", "win949", "windows949", "cp949", "gb18030", "johab",
+    };
+
     private readonly byte[] targetIdentifier;
     private readonly Func<string, bool> isKnownSetting;
+    private readonly byte[]? restrictLine;
     private readonly DatabaseNames names = new();
-    private readonly FilterSink sink = new();
+    private readonly FilterSink sink = new(holdOutput: true);
     private readonly ByteBuffer token = new(64);
     private readonly ByteBuffer dollarTag = new(16);
+    private readonly ByteBuffer trailerText = new(64);
     private readonly byte[] psqlIdentifiers = new byte[4];
+    private LineCounter lines;
     private bool started;
 
     // Scanner position; buf/segment/bufferBase describe the chunk being scanned.
@@ -52,14 +83,31 @@ public sealed class PostgresDumpFilter
     private long consumedTotal;
     private bool needMore;
     private long unitStart;
+    private long unitLineKnown; // 0 until counted (lazily: counting every statement's start costs)
     private bool standardStrings = true;
     private int commentDepth;
     private int parenDepth;
     private int beginDepth;
     private long dollarCloseEnd = -1;
     private bool copyFromStdin;
+    private bool isCopy;
     private bool copyLineStart;
     private bool copyRestComment;
+
+    // The string literal being scanned: whether psql reads it the same way whatever its settings,
+    // the backslashes just seen, and the quote-continuation lookahead after its closing quote.
+    private bool quoteCertain;
+    private bool quotePlain;
+    private bool pinnedStatement;
+    private int statementsSinceMark;
+    private bool lineBreakSinceStatement = true;
+    private int backslashRun;
+    private byte quoteStopPhase;
+
+    // The completion trailer: a top-level "-- PostgreSQL database dump complete" line, followed by
+    // nothing but comments, blank lines and \unrestrict.
+    private bool capturingTrailer;
+    private bool trailerSeen;
 
     // psql's own heuristic for CREATE FUNCTION ... BEGIN ATOMIC ... END bodies.
     private bool psqlTracking;
@@ -81,7 +129,8 @@ public sealed class PostgresDumpFilter
     /// (e.g. "statement_timeout"); false for e.g. "transaction_timeout" on PostgreSQL 15. It gets the
     /// name as the server would see it: unquoted names folded to lower case, quoted ones as written,
     /// custom names with their dot ("plpgsql.variable_conflict"). Called once per SET/set_config.</param>
-    public PostgresDumpFilter(string targetDatabase, Func<string, bool> isKnownSetting)
+    /// <param name="options">Null: the defaults.</param>
+    public PostgresDumpFilter(string targetDatabase, Func<string, bool> isKnownSetting, PostgresFilterOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(targetDatabase);
         ArgumentNullException.ThrowIfNull(isKnownSetting);
@@ -93,6 +142,12 @@ public sealed class PostgresDumpFilter
         targetIdentifier = Encoding.UTF8.GetBytes(
             "\"" + targetDatabase.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"");
         this.isKnownSetting = isKnownSetting;
+        if (options?.RestrictMetaCommands == true)
+        {
+            // Letters and digits only: the key is a psql argument (no quoting, no backticks).
+            restrictLine = Encoding.ASCII.GetBytes(
+                "\\restrict " + RandomNumberGenerator.GetString("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 32) + "\n");
+        }
     }
 
     private enum State : byte
@@ -104,6 +159,8 @@ public sealed class PostgresDumpFilter
         Code,
         Quote,
         EscapeQuote,
+        BitQuote,
+        QuoteStop,
         DoubleQuote,
         Dollar,
         LineComment,
@@ -147,12 +204,15 @@ public sealed class PostgresDumpFilter
         SetAfterName,
         SetDot,
         SetStandardStringsValue,
+        SetEncodingValue,
         ResetName,
         Select,
         SelectDot,
         SelectSetConfig,
         SelectParen,
         SelectName,
+        SelectEncodingComma,
+        SelectEncodingValue,
         CopyScan,
         CopyFrom,
         Done,
@@ -164,8 +224,48 @@ public sealed class PostgresDumpFilter
     /// <summary>Statements and meta-commands dropped (for the restore summary / tests).</summary>
     public int DroppedStatements { get; private set; }
 
+    /// <summary>
+    /// After <see cref="CopyAsync"/>: whether the dump ended the way a complete pg_dump file ends: the
+    /// line <c>-- PostgreSQL database dump complete</c> between statements (not inside COPY data, a
+    /// string or a comment block), followed by nothing but comments, blank lines and <c>\unrestrict</c>.
+    /// </summary>
+    public bool EndedWithCompletionTrailer => trailerSeen;
+
+    /// <summary>
+    /// Whether the psql of this <c>--version</c> line (or its pg_dump's, same package) knows
+    /// <c>\restrict</c>: 13.22, 14.19, 15.14, 16.10, 17.6 and later, and 18 onwards.
+    /// </summary>
+    public static bool ClientSupportsRestrict(string versionLine)
+    {
+        ArgumentNullException.ThrowIfNull(versionLine);
+        var match = System.Text.RegularExpressions.Regex.Match(versionLine, @"\(PostgreSQL\) (\d+)(?:\.(\d+))?(\S*)");
+        if (!match.Success)
+        {
+            return false;
+        }
+
+        var major = int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        var minor = match.Groups[2].Success ? int.Parse(match.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) : 0;
+        if (match.Groups[3].Value.Length > 0)
+        {
+            return major >= 19; // 18beta/rc may predate \restrict
+        }
+
+        return major switch
+        {
+            >= 18 => true,
+            17 => minor >= 6,
+            16 => minor >= 10,
+            15 => minor >= 14,
+            14 => minor >= 19,
+            13 => minor >= 22,
+            _ => false,
+        };
+    }
+
     /// <summary>Copies <paramref name="input"/> to <paramref name="output"/> through the filter. One dump per instance.</summary>
-    /// <exception cref="DumpFilterException">The dump holds more than one database, or a construct the filter will not guess about.</exception>
+    /// <exception cref="DumpFilterException">The dump holds more than one database, something pg_dump does not
+    /// write (a meta-command, COPY to or from a file or program), or a construct the filter will not guess about.</exception>
     public Task CopyAsync(Stream input, Stream output, CancellationToken cancellationToken)
     {
         if (started)
@@ -174,6 +274,12 @@ public sealed class PostgresDumpFilter
         }
 
         started = true;
+        if (restrictLine is not null)
+        {
+            sink.Output.Append(restrictLine);
+            sink.MarkReleasable();
+        }
+
         return DumpFilterDriver.RunAsync(Scan, sink, input, output, cancellationToken);
     }
 
@@ -190,7 +296,11 @@ public sealed class PostgresDumpFilter
             {
                 State.Gap => Gap(i, end, final),
                 State.Code => classifying || psqlTracking ? CodeWatching(i, end, final) : Code(i, end, final),
-                State.Quote or State.EscapeQuote or State.DoubleQuote => Quoted(i, end, final),
+                State.Quote => Quoted(i, end, final),
+                State.EscapeQuote => EscapeQuoted(i, end, final),
+                State.BitQuote => BitQuoted(i, end),
+                State.DoubleQuote => DoubleQuoted(i, end, final),
+                State.QuoteStop => QuoteStop(i, end, final),
                 State.Dollar => DollarBody(i, end, final),
                 State.LineComment or State.GapLineComment => LineComment(i, end),
                 State.BlockComment or State.GapBlockComment => BlockComment(i, end, final),
@@ -208,6 +318,8 @@ public sealed class PostgresDumpFilter
         }
 
         Commit(i);
+        _ = UnitLine;
+        LineAt(i);
         consumedTotal = bufferBase + i;
         return i;
     }
@@ -221,6 +333,49 @@ public sealed class PostgresDumpFilter
     private int At(int index, int end) => index < end ? buf[index] : -1;
 
     private static bool IsSpace(int c) => c is ' ' or '\t' or '\n' or '\r' or '\v' or '\f';
+
+    /// <summary>psql has nothing pending here: what was held may go, and a SET may be put here.</summary>
+    private void MarkLineStart()
+    {
+        sink.MarkReleasable();
+        statementsSinceMark = 0;
+        lineBreakSinceStatement = false;
+    }
+
+    /// <summary>
+    /// A plain string whose end depends on standard_conforming_strings (a quote after an odd run of
+    /// backslashes, e.g. 'C:\' as pg_dump writes it): psql reads it by the server's setting at the
+    /// start of each line, which code run by the dump could have changed unseen. A
+    /// <c>SET standard_conforming_strings</c> put on a line of its own right before the statement
+    /// makes psql read it the way the filter does. Possible when the statement is the first since
+    /// the last line break between statements and nothing since was released.
+    /// </summary>
+    private void PinStandardStrings(int i)
+    {
+        if (restrictLine is not null || pinnedStatement || sink.Mode == Disposition.Drop)
+        {
+            return;
+        }
+
+        if (!quotePlain || statementsSinceMark != 0 || sink.ForcedSinceMark)
+        {
+            throw Refuse(i, "a string literal whose end depends on standard_conforming_strings " +
+                "(a quote after an odd number of backslashes; psql could read it differently)");
+        }
+
+        sink.InsertAtMark(state == State.Quote
+            ? "SET standard_conforming_strings = on;\n"u8
+            : "SET standard_conforming_strings = off;\n"u8);
+        pinnedStatement = true;
+    }
+
+    /// <summary>The 1-based line of <c>buf[i]</c>.</summary>
+    private long LineAt(int i) => lines.LineAt(buf, i, bufferBase + i);
+
+    /// <summary>The line the current statement or meta-command starts on (it starts in the current chunk until counted).</summary>
+    private long UnitLine => unitLineKnown != 0 ? unitLineKnown : unitLineKnown = LineAt((int)(unitStart - bufferBase));
+
+    private DumpFilterException Refuse(int i, string what) => new($"line {LineAt(i)}: {what}; refused");
 
     private void Commit(int i)
     {
@@ -242,7 +397,7 @@ public sealed class PostgresDumpFilter
         if (state == State.Meta)
         {
             throw new DumpFilterException(
-                $"the psql meta-command at byte {unitStart} of the dump is longer than {HoldCap / 1024} KiB; refusing to guess");
+                $"line {UnitLine}: a psql meta-command line longer than {HoldCap / 1024} KiB; refused");
         }
 
         switch (step)
@@ -257,7 +412,7 @@ public sealed class PostgresDumpFilter
                 return;
             default:
                 throw new DumpFilterException(
-                    $"the statement at byte {unitStart} of the dump starts like a database statement " +
+                    $"line {UnitLine}: the statement starts like a database statement " +
                     $"but runs past {HoldCap / 1024} KiB before naming the database; refusing to guess");
         }
     }
@@ -266,7 +421,15 @@ public sealed class PostgresDumpFilter
 
     private int Gap(int i, int end, bool final)
     {
-        var k = buf.AsSpan(i, end - i).IndexOfAnyExcept(Spaces);
+        var span = buf.AsSpan(i, end - i);
+        var k = span.IndexOfAnyExcept(Spaces);
+        if (!lineBreakSinceStatement)
+        {
+            // A line break between statements: nothing before it can be refused any more (marked
+            // when the next statement starts, to keep this per-statement path short).
+            lineBreakSinceStatement = (k < 0 ? span : span[..k]).Contains((byte)'\n');
+        }
+
         if (k < 0)
         {
             return end;
@@ -284,6 +447,8 @@ public sealed class PostgresDumpFilter
                 if (At(i + 1, end) == '-')
                 {
                     state = State.GapLineComment;
+                    capturingTrailer = buf[i - 1] == '\n';
+                    trailerText.Clear();
                     return i + 2;
                 }
 
@@ -306,6 +471,7 @@ public sealed class PostgresDumpFilter
                 Commit(i);
                 sink.BeginHold();
                 unitStart = bufferBase + i;
+                unitLineKnown = 0;
                 state = State.Meta;
                 return i + 1;
             default:
@@ -317,13 +483,19 @@ public sealed class PostgresDumpFilter
 
     private int MetaLine(int i, int end)
     {
-        var k = buf.AsSpan(i, end - i).IndexOf((byte)'\n');
+        var span = buf.AsSpan(i, end - i);
+        var k = span.IndexOfAny((byte)'\n', (byte)'\0');
         if (k < 0)
         {
             return end;
         }
 
         i += k;
+        if (buf[i] == 0)
+        {
+            throw Refuse(i, "a NUL byte in a psql meta-command line");
+        }
+
         Commit(i);
         FinishMeta();
         state = State.Gap;
@@ -332,14 +504,23 @@ public sealed class PostgresDumpFilter
 
     private void FinishMeta()
     {
-        if (ShouldDropMetaLine(sink.Pending.Span))
+        switch (ClassifyMetaLine(sink.Pending.Span))
         {
-            sink.Discard();
-            DroppedStatements++;
-        }
-        else
-        {
-            sink.Release();
+            case MetaLineKind.Connect:
+                sink.Discard();
+                DroppedStatements++;
+                trailerSeen = false;
+                break;
+            case var kind when restrictLine is not null:
+                // Ours comes first; psql refuses a second one, and the dump's key would lift ours.
+                sink.Discard();
+                DroppedStatements++;
+                trailerSeen &= kind == MetaLineKind.Unrestrict;
+                break;
+            case var kind:
+                sink.Release();
+                trailerSeen &= kind == MetaLineKind.Unrestrict;
+                break;
         }
 
         sink.EndUnit();
@@ -350,8 +531,16 @@ public sealed class PostgresDumpFilter
     private int StartStatement(int i)
     {
         Commit(i);
+        if (lineBreakSinceStatement)
+        {
+            MarkLineStart();
+        }
+
         sink.BeginHold();
         unitStart = bufferBase + i;
+        unitLineKnown = 0;
+        trailerSeen = false;
+        pinnedStatement = false;
         state = State.Code;
         classifying = true;
         step = Step.Start;
@@ -360,6 +549,7 @@ public sealed class PostgresDumpFilter
         rewritingGrant = false;
         pendingStandardStrings = null;
         copyFromStdin = false;
+        isCopy = false;
         parenDepth = 0;
         beginDepth = 0;
         psqlTracking = true;
@@ -368,10 +558,11 @@ public sealed class PostgresDumpFilter
         return i;
     }
 
-    /// <param name="after">End of the statement (after its <c>;</c>, or at the backslash of a meta-command).</param>
-    /// <param name="semicolon">Whether a <c>;</c> ended it (psql sends it) rather than a meta-command.</param>
-    private int EndStatement(int after, bool semicolon)
+    /// <param name="after">End of the statement (after its <c>;</c>).</param>
+    private int EndStatement(int after)
     {
+        statementsSinceMark++;
+        lineBreakSinceStatement = false;
         Commit(after);
         var dropped = sink.Mode == Disposition.Drop;
         if (sink.Mode == Disposition.Hold)
@@ -380,19 +571,17 @@ public sealed class PostgresDumpFilter
         }
 
         sink.EndUnit();
-        if (!dropped && pendingStandardStrings is { } standard)
+        if (!dropped)
         {
-            standardStrings = standard;
+            CheckCopy();
+            if (pendingStandardStrings is { } standard)
+            {
+                standardStrings = standard;
+            }
         }
 
         if (copyFromStdin && !dropped)
         {
-            if (!semicolon)
-            {
-                throw new DumpFilterException(
-                    $"the COPY ... FROM stdin at byte {unitStart} of the dump is ended by a psql meta-command; not supported");
-            }
-
             state = State.CopyLineRest;
             copyRestComment = false;
         }
@@ -406,9 +595,20 @@ public sealed class PostgresDumpFilter
         tokenKind = TokenKind.None;
         pendingStandardStrings = null;
         copyFromStdin = false;
+        isCopy = false;
         parenDepth = 0;
         beginDepth = 0;
         return after;
+    }
+
+    /// <summary>COPY runs on the server: to or from one of its files, or a program. pg_dump writes only FROM stdin.</summary>
+    private void CheckCopy()
+    {
+        if (isCopy && !copyFromStdin)
+        {
+            throw new DumpFilterException(
+                $"line {UnitLine}: COPY other than COPY ... FROM stdin (a server file or program) is not something pg_dump writes; refused");
+        }
     }
 
     private void EndOfInput(int end)
@@ -423,17 +623,24 @@ public sealed class PostgresDumpFilter
         {
             FinishMeta();
         }
+        else if (state == State.GapLineComment)
+        {
+            FinishGapComment();
+        }
         else if (sink.Mode == Disposition.Hold)
         {
             sink.Release();
         }
 
+        if (state is State.Code or State.Quote or State.EscapeQuote or State.BitQuote or State.QuoteStop
+            or State.DoubleQuote or State.Dollar or State.LineComment or State.BlockComment)
+        {
+            // psql sends an unterminated last statement at the end of its input.
+            CheckCopy();
+        }
+
         sink.EndUnit();
     }
-
-    /// <summary>Whether the <c>'</c> at <paramref name="i"/> starts an escape string (E'...').</summary>
-    private bool IsEscapeStringStart(int i) =>
-        !standardStrings || ((buf[i - 1] | 0x20) == 'e' && !IdentCont[buf[i - 2]]);
 
     /// <summary>Fast path: code of a statement already classified.</summary>
     private int Code(int i, int end, bool final)
@@ -450,7 +657,7 @@ public sealed class PostgresDumpFilter
             case (byte)';':
                 if (parenDepth == 0 && beginDepth == 0)
                 {
-                    return EndStatement(i + 1, semicolon: true);
+                    return EndStatement(i + 1);
                 }
 
                 return i + 1;
@@ -465,7 +672,7 @@ public sealed class PostgresDumpFilter
 
                 return i + 1;
             case (byte)'\'':
-                state = IsEscapeStringStart(i) ? State.EscapeQuote : State.Quote;
+                StartQuote(i);
                 return i + 1;
             case (byte)'"':
                 state = State.DoubleQuote;
@@ -499,79 +706,186 @@ public sealed class PostgresDumpFilter
                 }
 
                 return i + 1;
+            case (byte)':':
+                return Colon(i, end, final);
             case (byte)'\\':
-                // A meta-command inside a statement: psql runs it at once. Treat what came before as
-                // a statement of its own and the meta-command as a unit of its own.
-                return EndStatement(i, semicolon: false);
+                return RefuseBackslash(i, end, final);
             default:
-                return i + 1;
+                throw Refuse(i, "a NUL byte in SQL text");
         }
+    }
+
+    /// <summary>A backslash in SQL: psql runs what follows as a meta-command (or, for \; and \:, changes the statement).</summary>
+    private int RefuseBackslash(int i, int end, bool final)
+    {
+        if (end - i <= MaxShownName && !final)
+        {
+            return NeedMore(i);
+        }
+
+        throw Refuse(i, $"psql meta-command {ShowMetaCommand(buf.AsSpan(i, end - i))} inside a statement is not something pg_dump writes");
+    }
+
+    /// <summary>
+    /// At a <c>:</c> in code: psql replaces <c>:name</c> by the value of its variable <c>name</c> and
+    /// lexes the value as SQL, meta-commands included. Its own variables (DBNAME, USER, ...) are
+    /// upper case; pg_dump writes <c>:</c> only in casts (<c>::</c>) and array slices.
+    /// </summary>
+    private int Colon(int i, int end, bool final)
+    {
+        if (end - i < 2 && !final)
+        {
+            return NeedMore(i);
+        }
+
+        var next = At(i + 1, end);
+        if (next is ':' or '=')
+        {
+            return i + 2; // a cast (psql pairs colons from the left) or :=
+        }
+
+        var j = i + 1;
+        var upper = false;
+        var lower = false;
+        while (j < end && j - i <= MaxVariableName && IsVariableChar(buf[j]))
+        {
+            upper |= buf[j] is >= (byte)'A' and <= (byte)'Z';
+            lower |= buf[j] is >= (byte)'a' and <= (byte)'z';
+            j++;
+        }
+
+        if (j == end && j - i <= MaxVariableName && !final)
+        {
+            return NeedMore(i);
+        }
+
+        if (upper && !lower)
+        {
+            throw Refuse(i, $"psql variable {Show(buf.AsSpan(i, Math.Min(j - i, MaxShownName)))} is not something pg_dump writes");
+        }
+
+        return i + 1;
+    }
+
+    private static bool IsVariableChar(byte c) => c is (>= (byte)'a' and <= (byte)'z') or (>= (byte)'A' and <= (byte)'Z')
+        or (>= (byte)'0' and <= (byte)'9') or (byte)'_' or >= 0x80;
+
+    /// <summary>
+    /// At a <c>'</c> in code: which kind of string starts here, as psql's lexer decides from the
+    /// characters before it (E'', B'', X'', N'', U&amp;''). A prefix letter glued to a word is read
+    /// differently by psql versions (an identifier's last letter, or a prefix after a number);
+    /// such a string, and a plain one (read by the server's standard_conforming_strings), is not
+    /// "certain": if its end depends on the reading, it is refused.
+    /// </summary>
+    private void StartQuote(int i)
+    {
+        backslashRun = 0;
+        quoteCertain = false;
+        quotePlain = true;
+        var p1 = buf[i - 1];
+        var p2 = buf[i - 2];
+        if (p1 == '&')
+        {
+            if ((p2 | 0x20) == 'u' && !IdentCont[buf[i - 3]])
+            {
+                state = State.Quote; // U&'...': no backslash escapes, whatever the settings
+                quoteCertain = true;
+                return;
+            }
+
+            quotePlain = (p2 | 0x20) != 'u';
+
+            state = standardStrings ? State.Quote : State.EscapeQuote;
+            return;
+        }
+
+        var letter = p1 | 0x20;
+        if (letter is 'e' or 'b' or 'x' or 'n' && IdentCont[p2])
+        {
+            quotePlain = false; // a prefix, or the end of a word: psql versions differ
+        }
+        else if (letter is 'e' or 'b' or 'x')
+        {
+            state = letter == 'e' ? State.EscapeQuote : State.BitQuote;
+            quoteCertain = true;
+            return;
+        }
+
+        state = standardStrings ? State.Quote : State.EscapeQuote;
     }
 
     /// <summary>At a <c>$</c> in code: starts a dollar quote, or returns the next position.</summary>
     private int DollarStart(int i, int end, bool final)
     {
-        if (IdentCont[buf[i - 1]] && bufferBase + i != dollarCloseEnd)
-        {
-            return i + 1; // inside an identifier or a parameter ($1)
-        }
-
         var j = i + 1;
         if (j >= end)
         {
             return final ? i + 1 : NeedMore(i);
         }
 
+        var tagEnd = -1;
         if (buf[j] == '$')
         {
-            dollarTag.Clear();
-            state = State.Dollar;
-            return j + 1;
+            tagEnd = j;
         }
-
-        if (!IdentStart[buf[j]])
+        else if (IdentStart[buf[j]])
         {
-            return i + 1;
-        }
-
-        var limit = i + 2 + MaxDollarTag;
-        j++;
-        while (j < end && j < limit && DollarTagCont[buf[j]])
-        {
+            var limit = i + 2 + MaxDollarTag;
             j++;
+            while (j < end && j < limit && DollarTagCont[buf[j]])
+            {
+                j++;
+            }
+
+            if (j >= limit)
+            {
+                throw Refuse(i, $"a dollar-quote tag longer than {MaxDollarTag} bytes");
+            }
+
+            if (j >= end)
+            {
+                return final ? i + 1 : NeedMore(i);
+            }
+
+            if (buf[j] == '$')
+            {
+                tagEnd = j;
+            }
         }
 
-        if (j >= limit)
+        var afterWord = IdentCont[buf[i - 1]] && bufferBase + i != dollarCloseEnd;
+        if (tagEnd < 0)
         {
-            throw new DumpFilterException(
-                $"a dollar-quote tag at byte {bufferBase + i} of the dump is longer than {MaxDollarTag} bytes; not supported");
+            return i + 1; // a parameter ($1), or part of a word
         }
 
-        if (j >= end)
+        if (afterWord)
         {
-            return final ? i + 1 : NeedMore(i);
-        }
-
-        if (buf[j] != '$')
-        {
-            return i + 1;
+            // After an identifier the $ is part of it; after a number or $1 it starts a dollar quote
+            // (psql versions disagree on which is which).
+            throw Refuse(i, "a dollar quote glued to the word before it (psql versions read it differently)");
         }
 
         dollarTag.Clear();
-        dollarTag.Append(buf.AsSpan(i + 1, j - i - 1));
+        dollarTag.Append(buf.AsSpan(i + 1, tagEnd - i - 1));
         state = State.Dollar;
-        return j + 1;
+        return tagEnd + 1;
     }
 
     private int DollarBody(int i, int end, bool final)
     {
-        var k = buf.AsSpan(i, end - i).IndexOf((byte)'$');
+        var k = buf.AsSpan(i, end - i).IndexOfAny((byte)'$', (byte)'\0');
         if (k < 0)
         {
             return end;
         }
 
         i += k;
+        if (buf[i] == 0)
+        {
+            throw Refuse(i, "a NUL byte in SQL text");
+        }
+
         var tag = dollarTag.Span;
         var length = tag.Length + 2;
         if (end - i < length)
@@ -600,7 +914,26 @@ public sealed class PostgresDumpFilter
             }
 
             var b = buf[i];
-            if (IdentCont[b] && (tokenKind == TokenKind.Word || b != '$'))
+            if (b == '$')
+            {
+                // After a word: part of it (DollarStart refuses a dollar quote glued to it).
+                var next = DollarStart(i, end, final);
+                if (needMore || state == State.Dollar)
+                {
+                    return next;
+                }
+
+                if (tokenKind != TokenKind.Word)
+                {
+                    StartToken(TokenKind.Word, i); // a parameter such as $1
+                }
+
+                AppendToken(b);
+                i = next;
+                continue;
+            }
+
+            if (IdentCont[b])
             {
                 if (tokenKind != TokenKind.Word)
                 {
@@ -612,11 +945,12 @@ public sealed class PostgresDumpFilter
                 continue;
             }
 
-            if (b == '\'' && tokenKind == TokenKind.Word && token.Length == 1 && (token.Span[0] | 0x20) == 'e')
+            if (b == '\'' && tokenKind == TokenKind.Word && token.Length == 1 && (token.Span[0] | 0x20) is (byte)'e' or (byte)'b' or (byte)'x' or (byte)'n')
             {
-                // E'...': the E belongs to the string.
-                StartToken(TokenKind.String, i - 1);
-                state = State.EscapeQuote;
+                // E'...', B'...', X'...', N'...': the letter belongs to the string.
+                tokenKind = TokenKind.String;
+                token.Clear();
+                StartQuote(i);
                 return i + 1;
             }
 
@@ -634,31 +968,18 @@ public sealed class PostgresDumpFilter
                 case (byte)';':
                     if (parenDepth == 0 && beginDepth == 0)
                     {
-                        return EndStatement(i + 1, semicolon: true);
+                        return EndStatement(i + 1);
                     }
 
                     break;
                 case (byte)'\'':
                     StartToken(TokenKind.String, i);
-                    state = standardStrings ? State.Quote : State.EscapeQuote;
+                    StartQuote(i);
                     return i + 1;
                 case (byte)'"':
                     StartToken(TokenKind.Ident, i);
                     state = State.DoubleQuote;
                     return i + 1;
-                case (byte)'$':
-                    {
-                        var next = DollarStart(i, end, final);
-                        if (needMore || state == State.Dollar)
-                        {
-                            return next;
-                        }
-
-                        StartToken(TokenKind.Word, i); // a parameter such as $1
-                        AppendToken(b);
-                        return next;
-                    }
-
                 case (byte)'-':
                     if (end - i < 2 && !final)
                     {
@@ -686,8 +1007,25 @@ public sealed class PostgresDumpFilter
                     }
 
                     break;
+                case (byte)':':
+                    {
+                        var next = Colon(i, end, final);
+                        if (needMore)
+                        {
+                            return next;
+                        }
+
+                        StartToken(TokenKind.Punct, i);
+                        AppendToken(b);
+                        EmitToken(i + 1);
+                        i = next; // past a cast's second colon too
+                        continue;
+                    }
+
                 case (byte)'\\':
-                    return EndStatement(i, semicolon: false);
+                    return RefuseBackslash(i, end, final);
+                case 0:
+                    throw Refuse(i, "a NUL byte in SQL text");
                 default:
                     break;
             }
@@ -710,11 +1048,144 @@ public sealed class PostgresDumpFilter
         return i;
     }
 
+    /// <summary>
+    /// Inside '...' read without backslash escapes (standard_conforming_strings on, or U&amp;'...').
+    /// A quote after an odd run of backslashes would end the string in the other reading; unless
+    /// psql is known to read it this way, that is refused. <see cref="backslashRun"/> holds the
+    /// backslashes right before <paramref name="i"/>.
+    /// </summary>
     private int Quoted(int i, int end, bool final)
     {
-        var quote = state == State.DoubleQuote ? (byte)'"' : (byte)'\'';
+        while (true)
+        {
+            var span = buf.AsSpan(i, end - i);
+            var k = span.IndexOfAny((byte)'\'', (byte)'\0');
+            if (k < 0)
+            {
+                AppendToken(span);
+                var trailing = span.Length - span.TrimEnd((byte)'\\').Length;
+                backslashRun = trailing == span.Length ? backslashRun + trailing : trailing;
+                return end;
+            }
+
+            AppendToken(span[..k]);
+            var before = span[..k];
+            var run = before.Length - before.TrimEnd((byte)'\\').Length;
+            backslashRun = run == before.Length ? backslashRun + run : run;
+            i += k;
+            if (buf[i] == 0)
+            {
+                throw Refuse(i, "a NUL byte in SQL text");
+            }
+
+            if ((backslashRun & 1) == 1 && !quoteCertain)
+            {
+                PinStandardStrings(i);
+            }
+
+            if (end - i < 2 && !final)
+            {
+                return NeedMore(i);
+            }
+
+            backslashRun = 0;
+            if (At(i + 1, end) != '\'')
+            {
+                return CloseQuote(i, end);
+            }
+
+            AppendToken((byte)'\'');
+            i += 2;
+        }
+    }
+
+    /// <summary>
+    /// Inside E'...' (or '...' with standard_conforming_strings off): a backslash escapes the next
+    /// byte. <see cref="backslashRun"/> counts an unfinished run of backslashes.
+    /// </summary>
+    private int EscapeQuoted(int i, int end, bool final)
+    {
+        while (i < end)
+        {
+            if (backslashRun > 0)
+            {
+                var run = buf.AsSpan(i, end - i).IndexOfAnyExcept((byte)'\\');
+                if (run < 0)
+                {
+                    AppendToken(buf.AsSpan(i, end - i));
+                    backslashRun += end - i;
+                    return end;
+                }
+
+                AppendToken(buf.AsSpan(i, run));
+                backslashRun += run;
+                i += run;
+                var odd = (backslashRun & 1) == 1;
+                backslashRun = 0;
+                if (odd && buf[i] == '\'' && !quoteCertain)
+                {
+                    PinStandardStrings(i);
+                }
+
+                if (odd)
+                {
+                    if (buf[i] == 0)
+                    {
+                        throw Refuse(i, "a NUL byte in SQL text");
+                    }
+
+                    AppendToken(buf[i]); // escaped
+                    i++;
+                    continue;
+                }
+            }
+
+            var span = buf.AsSpan(i, end - i);
+            var k = span.IndexOfAny(QuoteStops);
+            if (k < 0)
+            {
+                AppendToken(span);
+                return end;
+            }
+
+            AppendToken(span[..k]);
+            i += k;
+            switch (buf[i])
+            {
+                case (byte)'\\':
+                    backslashRun = 1;
+                    AppendToken((byte)'\\');
+                    i++;
+                    continue;
+                case 0:
+                    throw Refuse(i, "a NUL byte in SQL text");
+                default:
+                    break;
+            }
+
+            if (end - i < 2 && !final)
+            {
+                return NeedMore(i);
+            }
+
+            if (At(i + 1, end) == '\'')
+            {
+                AppendToken((byte)'\'');
+                i += 2;
+                continue;
+            }
+
+            return CloseQuote(i, end);
+        }
+
+        return i;
+    }
+
+    /// <summary>Inside B'...' or X'...': psql ends it at the first quote.</summary>
+    private int BitQuoted(int i, int end)
+    {
         var span = buf.AsSpan(i, end - i);
-        var k = state == State.EscapeQuote ? span.IndexOfAny(quote, (byte)'\\') : span.IndexOf(quote);
+        var k = span.IndexOfAny((byte)'\'', (byte)'\0');
         if (k < 0)
         {
             AppendToken(span);
@@ -723,21 +1194,150 @@ public sealed class PostgresDumpFilter
 
         AppendToken(span[..k]);
         i += k;
-        if (buf[i] == '\\')
+        if (buf[i] == 0)
         {
-            if (end - i < 2)
-            {
-                if (!final)
-                {
-                    return NeedMore(i);
-                }
+            throw Refuse(i, "a NUL byte in SQL text");
+        }
 
-                AppendToken(buf.AsSpan(i, 1));
-                return end;
+        return CloseQuote(i, end);
+    }
+
+    /// <summary>At the closing quote of a string: psql looks ahead for a continuation ('a'&lt;newline&gt;'b').</summary>
+    private int CloseQuote(int i, int end)
+    {
+        // Usually a comma, parenthesis or semicolon follows: no lookahead needed.
+        state = At(i + 1, end) is ' ' or '\t' or '\f' or '\r' or '\n' or '-' or -1 ? State.QuoteStop : State.Code;
+        quoteStopPhase = 0;
+        if (tokenKind == TokenKind.String)
+        {
+            EmitToken(i + 1);
+        }
+
+        return i + 1;
+    }
+
+    /// <summary>
+    /// After a closing quote, psql's {quotecontinue}: whitespace with a newline, then a quote,
+    /// continues the same string. psql lexes line by line without the \n, so only a \r counts as
+    /// that newline, and a quote at the very end of a line carries the lookahead over to the next.
+    /// pg_dump never writes a continuation; the filter refuses one rather than follow it.
+    /// </summary>
+    private int QuoteStop(int i, int end, bool final)
+    {
+        while (i < end)
+        {
+            var c = buf[i];
+            switch (quoteStopPhase)
+            {
+                case 0 or 1:
+                    if (c is (byte)' ' or (byte)'\t' or (byte)'\f')
+                    {
+                        quoteStopPhase = 1;
+                        i++;
+                        continue;
+                    }
+
+                    if (c == '\n' && quoteStopPhase == 0)
+                    {
+                        i++; // psql's next line starts in the same lookahead
+                        continue;
+                    }
+
+                    if (c == '\r')
+                    {
+                        quoteStopPhase = 3;
+                        i++;
+                        continue;
+                    }
+
+                    if (c == '-')
+                    {
+                        if (end - i < 2 && !final)
+                        {
+                            return NeedMore(i);
+                        }
+
+                        if (At(i + 1, end) == '-')
+                        {
+                            quoteStopPhase = 2;
+                            i += 2;
+                            continue;
+                        }
+                    }
+
+                    break;
+                case 2 or 4:
+                    {
+                        var k = buf.AsSpan(i, end - i).IndexOfAny(LineEnds);
+                        if (k < 0)
+                        {
+                            return end;
+                        }
+
+                        i += k;
+                        if (buf[i] == '\r')
+                        {
+                            quoteStopPhase = 3;
+                            i++;
+                            continue;
+                        }
+
+                        break;
+                    }
+
+                default:
+                    if (c is (byte)' ' or (byte)'\t' or (byte)'\f' or (byte)'\r')
+                    {
+                        i++;
+                        continue;
+                    }
+
+                    if (c == '\'')
+                    {
+                        throw Refuse(i, "a string literal continued across a carriage return (psql and the server could read it differently)");
+                    }
+
+                    if (c == '-')
+                    {
+                        if (end - i < 2 && !final)
+                        {
+                            return NeedMore(i);
+                        }
+
+                        if (At(i + 1, end) == '-')
+                        {
+                            quoteStopPhase = 4;
+                            i += 2;
+                            continue;
+                        }
+                    }
+
+                    break;
             }
 
-            AppendToken(buf.AsSpan(i, 2));
-            return i + 2;
+            // No continuation: the string ended at its quote; what followed is code.
+            state = State.Code;
+            return i;
+        }
+
+        return i;
+    }
+
+    private int DoubleQuoted(int i, int end, bool final)
+    {
+        var span = buf.AsSpan(i, end - i);
+        var k = span.IndexOfAny((byte)'"', (byte)'\0');
+        if (k < 0)
+        {
+            AppendToken(span);
+            return end;
+        }
+
+        AppendToken(span[..k]);
+        i += k;
+        if (buf[i] == 0)
+        {
+            throw Refuse(i, "a NUL byte in SQL text");
         }
 
         if (end - i < 2 && !final)
@@ -745,14 +1345,14 @@ public sealed class PostgresDumpFilter
             return NeedMore(i);
         }
 
-        if (At(i + 1, end) == quote)
+        if (At(i + 1, end) == '"')
         {
-            AppendToken(quote);
+            AppendToken((byte)'"');
             return i + 2;
         }
 
         state = State.Code;
-        if (tokenKind is TokenKind.String or TokenKind.Ident)
+        if (tokenKind == TokenKind.Ident)
         {
             EmitToken(i + 1);
         }
@@ -762,14 +1362,54 @@ public sealed class PostgresDumpFilter
 
     private int LineComment(int i, int end)
     {
-        var k = buf.AsSpan(i, end - i).IndexOfAny((byte)'\n', (byte)'\r');
+        var span = buf.AsSpan(i, end - i);
+        var k = span.IndexOfAny(LineEnds);
+        if (capturingTrailer)
+        {
+            var text = k < 0 ? span : span[..k];
+            if (trailerText.Length + text.Length <= 64)
+            {
+                trailerText.Append(text);
+            }
+            else
+            {
+                capturingTrailer = false;
+            }
+        }
+
         if (k < 0)
         {
             return end;
         }
 
-        state = state == State.GapLineComment ? State.Gap : State.Code;
-        return i + k;
+        i += k;
+        if (buf[i] == 0)
+        {
+            throw Refuse(i, "a NUL byte in SQL text");
+        }
+
+        if (state == State.GapLineComment)
+        {
+            FinishGapComment();
+            state = State.Gap;
+        }
+        else
+        {
+            state = State.Code;
+        }
+
+        return i;
+    }
+
+    /// <summary>At the end of a comment line between statements: is it pg_dump's completion trailer?</summary>
+    private void FinishGapComment()
+    {
+        if (capturingTrailer && trailerText.Span.SequenceEqual(" PostgreSQL database dump complete"u8))
+        {
+            trailerSeen = true;
+        }
+
+        capturingTrailer = false;
     }
 
     /// <summary>Nested <c>/* */</c> comments, as in PostgreSQL.</summary>
@@ -777,13 +1417,18 @@ public sealed class PostgresDumpFilter
     {
         while (true)
         {
-            var k = buf.AsSpan(i, end - i).IndexOfAny((byte)'*', (byte)'/');
+            var k = buf.AsSpan(i, end - i).IndexOfAny((byte)'*', (byte)'/', (byte)'\0');
             if (k < 0)
             {
                 return end;
             }
 
             i += k;
+            if (buf[i] == 0)
+            {
+                throw Refuse(i, "a NUL byte in SQL text");
+            }
+
             if (end - i < 2)
             {
                 return final ? end : NeedMore(i);
@@ -814,25 +1459,39 @@ public sealed class PostgresDumpFilter
 
     // ---- COPY ... FROM stdin data --------------------------------------------------------------
 
+    /// <summary>
+    /// The rest of the <c>COPY ... FROM stdin;</c> line: psql reads the data from the next line and
+    /// lexes this rest after the data, so only blanks and a comment may follow.
+    /// </summary>
     private int CopyLineRest(int i, int end, bool final)
     {
         while (i < end)
         {
             if (copyRestComment)
             {
-                var k = buf.AsSpan(i, end - i).IndexOf((byte)'\n');
+                var k = buf.AsSpan(i, end - i).IndexOfAny(LineEnds);
                 if (k < 0)
                 {
                     return end;
                 }
 
                 i += k;
+                if (buf[i] == 0)
+                {
+                    throw Refuse(i, "a NUL byte in SQL text");
+                }
+
                 copyRestComment = false;
+                if (buf[i] == '\r')
+                {
+                    i++; // a comment ends at \r too: what follows is code
+                }
+
                 continue;
             }
 
             var b = buf[i];
-            if (b is (byte)' ' or (byte)'\t' or (byte)'\r')
+            if (b is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\f')
             {
                 i++;
                 continue;
@@ -840,6 +1499,8 @@ public sealed class PostgresDumpFilter
 
             if (b == '\n')
             {
+                Commit(i + 1);
+                MarkLineStart();
                 state = State.CopyData;
                 copyLineStart = true;
                 return i + 1;
@@ -860,8 +1521,12 @@ public sealed class PostgresDumpFilter
                 }
             }
 
-            throw new DumpFilterException(
-                $"text follows 'COPY ... FROM stdin;' on its line at byte {bufferBase + i} of the dump; not supported");
+            if (b == '\\')
+            {
+                return RefuseBackslash(i, end, final);
+            }
+
+            throw Refuse(i, "text after 'COPY ... FROM stdin;' on its line (psql runs it after the data)");
         }
 
         return i;
@@ -869,6 +1534,18 @@ public sealed class PostgresDumpFilter
 
     private int CopyData(int i, int end, bool final)
     {
+        _ = UnitLine;
+        LineAt(i);
+        i = CopyLines(i, end, final, out var newlines);
+        lines.Counted(bufferBase + i, newlines); // the data's line breaks, found anyway
+        Commit(i);
+        MarkLineStart(); // data lines are never refused; after \. a line starts
+        return i;
+    }
+
+    private int CopyLines(int i, int end, bool final, out long newlines)
+    {
+        newlines = 0;
         while (i < end)
         {
             if (copyLineStart)
@@ -894,6 +1571,7 @@ public sealed class PostgresDumpFilter
                         if (terminator > 0)
                         {
                             state = State.Gap;
+                            newlines += terminator - 2 - (c == '\r' ? 1 : 0);
                             return i + terminator;
                         }
                     }
@@ -909,6 +1587,7 @@ public sealed class PostgresDumpFilter
             }
 
             i += k + 1;
+            newlines++;
             copyLineStart = true;
         }
 
@@ -1122,7 +1801,7 @@ public sealed class PostgresDumpFilter
                 if (IsPunct(kind, text, (byte)','))
                 {
                     throw new DumpFilterException(
-                        $"the GRANT/REVOKE at byte {unitStart} of the dump names several databases; not supported");
+                        $"line {UnitLine}: the GRANT/REVOKE names several databases; not supported");
                 }
 
                 StopClassifying();
@@ -1183,6 +1862,13 @@ public sealed class PostgresDumpFilter
                     return;
                 }
 
+                if (IsWord(kind, text, "NAMES"u8))
+                {
+                    sink.Release();
+                    step = Step.SetEncodingValue; // SET NAMES x is SET client_encoding TO x
+                    return;
+                }
+
                 goto case Step.SetName;
             case Step.SetName:
                 if (kind is TokenKind.Word or TokenKind.Ident && !tokenOverflow)
@@ -1218,6 +1904,24 @@ public sealed class PostgresDumpFilter
                 }
 
                 PassStatement();
+                return;
+            case Step.SetEncodingValue:
+            case Step.SelectEncodingValue:
+                if (kind is TokenKind.Word or TokenKind.String && !tokenOverflow)
+                {
+                    CheckClientEncoding(text);
+                }
+
+                StopClassifying();
+                return;
+            case Step.SelectEncodingComma:
+                if (IsPunct(kind, text, (byte)','))
+                {
+                    step = Step.SelectEncodingValue;
+                    return;
+                }
+
+                StopClassifying();
                 return;
             case Step.SetStandardStringsValue:
                 if (kind is TokenKind.Word or TokenKind.String)
@@ -1269,6 +1973,13 @@ public sealed class PostgresDumpFilter
                 if (kind == TokenKind.String && !tokenOverflow)
                 {
                     settingName = Encoding.UTF8.GetString(text);
+                    if (string.Equals(settingName, "client_encoding", StringComparison.OrdinalIgnoreCase) && isKnownSetting(settingName))
+                    {
+                        sink.Release();
+                        step = Step.SelectEncodingComma;
+                        return;
+                    }
+
                     DecideSetting(standardStringsValueFollows: false);
                     return;
                 }
@@ -1288,7 +1999,7 @@ public sealed class PostgresDumpFilter
                 if (tokenCount > CopyTokenLimit)
                 {
                     throw new DumpFilterException(
-                        $"the COPY statement at byte {unitStart} of the dump is too long to classify; not supported");
+                        $"line {UnitLine}: the COPY statement is too long to classify; not supported");
                 }
 
                 return;
@@ -1345,6 +2056,7 @@ public sealed class PostgresDumpFilter
         else if (Is(text, "COPY"u8))
         {
             sink.Release();
+            isCopy = true;
             step = Step.CopyScan;
         }
         else
@@ -1383,7 +2095,42 @@ public sealed class PostgresDumpFilter
             return;
         }
 
+        if (standardStringsValueFollows
+            && string.Equals(settingName, "client_encoding", StringComparison.OrdinalIgnoreCase))
+        {
+            sink.Release();
+            step = Step.SetEncodingValue;
+            return;
+        }
+
         PassStatement();
+    }
+
+    /// <summary>
+    /// psql hides the byte after each lead byte of a client-only multibyte encoding (SJIS, BIG5,
+    /// GBK, UHC, GB18030, JOHAB) from its lexer: a quote or backslash there means something else to
+    /// psql than to this filter. pg_dump writes the server's encoding, never one of these.
+    /// </summary>
+    private void CheckClientEncoding(ReadOnlySpan<byte> value)
+    {
+        var normalized = new StringBuilder();
+        foreach (var c in value)
+        {
+            if (c is (>= (byte)'a' and <= (byte)'z') or (>= (byte)'0' and <= (byte)'9'))
+            {
+                normalized.Append((char)c);
+            }
+            else if (c is >= (byte)'A' and <= (byte)'Z')
+            {
+                normalized.Append((char)(c | 0x20));
+            }
+        }
+
+        if (UnsafeClientEncodings.Contains(normalized.ToString()))
+        {
+            throw new DumpFilterException(
+                $"line {UnitLine}: client encoding {Show(value)} is not something pg_dump writes (psql lexes it differently); refused");
+        }
     }
 
     private static bool? ParseStandardStrings(ReadOnlySpan<byte> value)
@@ -1423,7 +2170,7 @@ public sealed class PostgresDumpFilter
         if (tokenOverflow)
         {
             throw new DumpFilterException(
-                $"the statement at byte {unitStart} of the dump names a database longer than {TokenCap} bytes");
+                $"line {UnitLine}: the statement names a database longer than {TokenCap} bytes");
         }
 
         names.Observe(kind == TokenKind.Ident ? Encoding.UTF8.GetString(text) : FoldIdentifier(text));
@@ -1443,38 +2190,60 @@ public sealed class PostgresDumpFilter
 
     // ---- psql meta-commands ----------------------------------------------------------------------
 
-    /// <summary>
-    /// Decides about one meta-command line (from its backslash to the end of the line): every
-    /// <c>\connect</c>/<c>\c</c> is dropped (psql is already connected to the target) and the database it
-    /// names is recorded; anything else passes.
-    /// </summary>
-    private bool ShouldDropMetaLine(ReadOnlySpan<byte> line)
+    private enum MetaLineKind : byte
     {
-        var commands = 0;
-        var connect = false;
-        var separator = false;
+        Connect,
+        Restrict,
+        Unrestrict,
+    }
+
+    /// <summary>
+    /// Classifies one meta-command line (from its backslash to the end of the line). pg_dump writes
+    /// <c>\connect</c> (dropped: psql is already connected to the target; the database it names is
+    /// recorded) and <c>\restrict KEY</c> / <c>\unrestrict KEY</c> on lines of their own; anything
+    /// else is refused.
+    /// </summary>
+    private MetaLineKind ClassifyMetaLine(ReadOnlySpan<byte> line)
+    {
+        var name = MetaCommandName(line);
+        if (name.SequenceEqual("restrict"u8) || name.SequenceEqual("unrestrict"u8))
+        {
+            // pg_dump's key is letters and digits; psql would expand backticks or :variables in anything else.
+            var rest = line[(1 + name.Length)..].TrimEnd(" \t\r\f"u8);
+            var key = rest.TrimStart(" \t\f"u8);
+            if (key.Length == rest.Length || key.Length == 0 || key.ContainsAnyExcept(KeyBytes))
+            {
+                throw new DumpFilterException(
+                    $"line {UnitLine}: psql meta-command \\{Encoding.ASCII.GetString(name)} is not written the way pg_dump writes it; refused");
+            }
+
+            return name[0] == 'r' ? MetaLineKind.Restrict : MetaLineKind.Unrestrict;
+        }
+
+        if (!name.SequenceEqual("connect"u8) && !name.SequenceEqual("c"u8))
+        {
+            throw new DumpFilterException(
+                $"line {UnitLine}: psql meta-command {ShowMetaCommand(line)} is not something pg_dump writes; refused");
+        }
+
         List<MetaArgument>? connectArguments = null;
         var p = 0;
         while (p < line.Length)
         {
-            p++; // the backslash
-            if (p < line.Length && line[p] == '\\')
+            if (p > 0)
             {
-                separator = true;
-                break;
+                // A second command on the \connect line (or the \\ separator): psql would run it.
+                throw new DumpFilterException(
+                    $"line {UnitLine}: psql meta-command {ShowMetaCommand(line[p..])} is not something pg_dump writes; refused");
             }
 
-            var nameStart = p;
+            p++; // the backslash
             while (p < line.Length && !IsSpace(line[p]) && line[p] != '\\')
             {
                 p++;
             }
 
-            var name = line[nameStart..p];
-            var isConnect = name.SequenceEqual("c"u8) || name.SequenceEqual("connect"u8);
-            commands++;
-            connect |= isConnect;
-            var arguments = isConnect ? new List<MetaArgument>() : null;
+            connectArguments = [];
             while (true)
             {
                 while (p < line.Length && IsSpace(line[p]))
@@ -1487,31 +2256,8 @@ public sealed class PostgresDumpFilter
                     break;
                 }
 
-                var argument = ReadMetaArgument(line, ref p);
-                arguments?.Add(argument);
+                connectArguments.Add(ReadMetaArgument(line, ref p));
             }
-
-            if (isConnect)
-            {
-                connectArguments = arguments;
-            }
-        }
-
-        if (separator)
-        {
-            throw new DumpFilterException(
-                $"the psql line at byte {unitStart} of the dump uses the \\\\ separator; not supported");
-        }
-
-        if (!connect)
-        {
-            return false;
-        }
-
-        if (commands > 1)
-        {
-            throw new DumpFilterException(
-                $"the psql line at byte {unitStart} of the dump holds \\connect and another meta-command; not supported");
         }
 
         var database = ConnectDatabase(connectArguments!);
@@ -1520,7 +2266,42 @@ public sealed class PostgresDumpFilter
             names.Observe(database);
         }
 
-        return true;
+        return MetaLineKind.Connect;
+    }
+
+    private static readonly SearchValues<byte> KeyBytes =
+        SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"u8);
+
+    /// <summary>The command name after the backslash, as psql reads it: up to a blank or the next backslash.</summary>
+    private static ReadOnlySpan<byte> MetaCommandName(ReadOnlySpan<byte> fromBackslash)
+    {
+        var rest = fromBackslash[1..];
+        var length = rest.IndexOfAny(" \t\n\r\f\\"u8);
+        return length < 0 ? rest : rest[..length];
+    }
+
+    /// <summary>"\name" for a message: at most a few printable characters.</summary>
+    private static string ShowMetaCommand(ReadOnlySpan<byte> fromBackslash)
+    {
+        var name = MetaCommandName(fromBackslash);
+        if (name.IsEmpty && fromBackslash.Length > 1 && fromBackslash[1] == '\\')
+        {
+            name = "\\"u8;
+        }
+
+        return "\\" + Show(name[..Math.Min(name.Length, MaxShownName)]);
+    }
+
+    /// <summary>Bytes for a one-line message: printable ASCII kept, anything else as '?'.</summary>
+    private static string Show(ReadOnlySpan<byte> bytes)
+    {
+        var text = new StringBuilder(bytes.Length);
+        foreach (var c in bytes)
+        {
+            text.Append(c is >= 0x20 and < 0x7f ? (char)c : '?');
+        }
+
+        return text.ToString();
     }
 
     private readonly record struct MetaArgument(string Value, bool Quoted, bool Unsupported);

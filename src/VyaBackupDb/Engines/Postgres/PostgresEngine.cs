@@ -639,10 +639,10 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             $"--dbname={ConnInfo(database)}",
         ];
         // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
-        var filter = new PostgresDumpFilter(database, name => name.Contains('.', StringComparison.Ordinal) || knownSettings.Contains(name));
+        var filter = new PostgresDumpFilter(database, name => name.Contains('.', StringComparison.Ordinal) || knownSettings.Contains(name), new PostgresFilterOptions(RestrictMetaCommands: PostgresDumpFilter.ClientSupportsRestrict(_client!.Value.Version)));
         await ChildProcess.RunAsync(Path.Combine(binDir, "psql"), arguments, Environment(passFile),
             (stdin, ct) => filter.CopyAsync(input, stdin, ct), null, cancellationToken).ConfigureAwait(false);
-        return LoadResult.Unknown;
+        return new LoadResult(filter.EndedWithCompletionTrailer, [], []);
     }
 
     public async Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken)

@@ -137,6 +137,22 @@ public sealed class SftpStorage : IStorage, IDisposable
         var temp = directory + TempMarker + Guid.NewGuid().ToString("N")[..12] + "-" + StorageKey.FileName(key);
         var stream = await CallAsync("create a temp file for", key,
             () => client.OpenAsync(temp, FileMode.CreateNew, FileAccess.Write, cancellationToken)).ConfigureAwait(false);
+        try
+        {
+            // A backup holds a whole database: 0600 before any byte is written (the server's
+            // default is its umask, usually 0644), kept by the rename.
+            await CallAsync("restrict the mode of", key, () =>
+            {
+                client.ChangePermissions(temp, 600);
+                return Task.FromResult(true);
+            }).ConfigureAwait(false);
+        }
+        catch
+        {
+            await stream.DisposeAsync().ConfigureAwait(false);
+            await client.DeleteFileAsync(temp, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
         return new SftpWrite(this, client, key, temp, target, new GuardedStream(stream, Describe(key)));
     }
 
@@ -214,6 +230,10 @@ public sealed class SftpStorage : IStorage, IDisposable
             }
             catch (SftpPathNotFoundException)
             {
+            }
+            catch (SshException e)
+            {
+                throw new StorageException($"sftp: cannot delete the abandoned temp file {path} on {HostPort} (storage '{_config.Name}'): {e.Message}", e);
             }
         }
         return removed;

@@ -1,0 +1,168 @@
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Storage;
+
+namespace VyaBackupDb.Operations;
+
+/// <param name="To">The destination (a storage name of the config, or local) the backups go to.</param>
+/// <param name="From">Where they are copied from; null: each of the instance's other destinations, in order.</param>
+public sealed record CopyRequest(
+    IReadOnlyList<InstanceConfig> Instances, string To, string? From, string? Database, bool Latest, bool DryRun);
+
+/// <summary>
+/// One backup: copied (or would be), already there, or failed. <paramref name="Error"/> null: fine.
+/// <paramref name="Mismatch"/>: the source did not match its manifest (a verification failure).
+/// </summary>
+public sealed record CopyResult(InstanceConfig Instance, string Source, string Target, bool Copied, string? Error, bool Mismatch = false);
+
+public sealed record CopyReport(IReadOnlyList<CopyResult> Results, IReadOnlyList<string> Unreachable)
+{
+    public ExitCode ExitCode =>
+        Results.Any(r => r.Mismatch) ? ExitCode.VerificationFailed
+        : Results.Any(r => r.Error is not null) || Unreachable.Count > 0 ? ExitCode.Failed
+        : ExitCode.Success;
+}
+
+public interface ICopyObserver
+{
+    void Copied(CopyResult result, bool dryRun);
+
+    /// <summary>A storage that could not be reached or listed: what needs it is skipped, the rest goes on.</summary>
+    void Unreachable(string message);
+}
+
+/// <summary>
+/// Copies existing backups to a destination later (e.g. when the offsite server is back): every
+/// complete backup of the instance that the destination lacks, streamed from a source and checked
+/// against the manifest's SHA-256 as it is read, read back from the destination and checked again,
+/// then its .sha256 and manifest written last, exactly as the copies made at backup time.
+/// </summary>
+public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyObserver observer)
+{
+    public async Task<CopyReport> RunAsync(CopyRequest request, CancellationToken cancellationToken)
+    {
+        config.GetStorage(request.To); // an unknown name is a usage error
+        if (request.From is { } from)
+        {
+            config.GetStorage(from);
+            if (from == request.To)
+            {
+                throw new UsageException("--from and --to name the same destination");
+            }
+        }
+        var results = new List<CopyResult>();
+        var unreachable = new List<string>();
+        var down = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var instance in request.Instances)
+        {
+            var sources = request.From is { } only ? [only] : instance.StorageNames.Where(n => n != request.To).ToList();
+            if (sources.Count == 0)
+            {
+                throw new UsageException($"instance {instance.Id} ({instance.Name}) has no destination but '{request.To}' to copy from: give --from");
+            }
+            var to = storages.Get(request.To);
+            Dictionary<string, CatalogBackup> present;
+            try
+            {
+                if (down.Contains(request.To))
+                {
+                    continue;
+                }
+                if (!request.DryRun)
+                {
+                    // Leftovers of an interrupted copy, as a backup run would remove them.
+                    await to.SweepAbandonedAsync(BackupCatalog.InstancePrefix(instance), DateTimeOffset.UtcNow.AddDays(-1), cancellationToken)
+                        .ConfigureAwait(false);
+                }
+                present = (await BackupCatalog.InspectAsync(to, instance, cancellationToken).ConfigureAwait(false))
+                    .ToDictionary(b => b.Entry.Key, StringComparer.Ordinal);
+            }
+            catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
+            {
+                down.Add(request.To);
+                unreachable.Add(request.To);
+                observer.Unreachable($"storage '{request.To}' cannot be reached: {e.Message}; nothing was copied to it");
+                continue;
+            }
+            var done = new HashSet<string>(present.Where(p => p.Value.IsComplete).Select(p => p.Key), StringComparer.Ordinal);
+            foreach (var sourceName in sources.Where(s => !down.Contains(s)))
+            {
+                var source = storages.Get(sourceName);
+                IEnumerable<CatalogBackup> backups;
+                try
+                {
+                    backups = (await BackupCatalog.InspectAsync(source, instance, cancellationToken).ConfigureAwait(false))
+                        .Where(b => b.Status == BackupStatus.Verified && (request.Database is null || b.Entry.Name.Database == request.Database));
+                }
+                catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
+                {
+                    down.Add(sourceName);
+                    unreachable.Add(sourceName);
+                    observer.Unreachable($"storage '{sourceName}' cannot be reached: {e.Message}; nothing was copied from it");
+                    continue;
+                }
+                if (request.Latest)
+                {
+                    backups = backups.GroupBy(b => b.Entry.Name.Database, StringComparer.Ordinal).Select(g => g.First());
+                }
+                foreach (var backup in backups.ToList())
+                {
+                    if (!done.Add(backup.Entry.Key))
+                    {
+                        continue;
+                    }
+                    var result = await CopyOneAsync(instance, source, to, backup, present.GetValueOrDefault(backup.Entry.Key), request.DryRun, cancellationToken)
+                        .ConfigureAwait(false);
+                    results.Add(result);
+                    observer.Copied(result, request.DryRun);
+                }
+            }
+        }
+        return new CopyReport(results, unreachable);
+    }
+
+    private async Task<CopyResult> CopyOneAsync(
+        InstanceConfig instance, IStorage from, IStorage to, CatalogBackup backup, CatalogBackup? leftover, bool dryRun,
+        CancellationToken cancellationToken)
+    {
+        var key = backup.Entry.Key;
+        var manifest = backup.Manifest!;
+        var (source, target) = (from.Describe(key), to.Describe(key));
+        if (dryRun)
+        {
+            return new CopyResult(instance, source, target, Copied: false, null);
+        }
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(config.Timeout);
+        try
+        {
+            if (leftover is not null)
+            {
+                // A data file without its manifest (a copy cut off before its manifest): complete it
+                // if it is this backup, byte for byte; never overwrite it.
+                if (await BackupFileChecker.CheckStoredAsync(new BackupLocation(to, key), manifest, timeout.Token).ConfigureAwait(false) is { } problem)
+                {
+                    return new CopyResult(instance, source, target, false,
+                        $"{target} is already there without a manifest, and is not this backup ({problem}): remove it by hand, then copy again");
+                }
+                await BackupOperation.WriteManifestAsync(to, key, manifest, timeout.Token).ConfigureAwait(false);
+                return new CopyResult(instance, source, target, Copied: true, null);
+            }
+            await BackupOperation.CopyAsync(from, to, key, manifest, timeout.Token).ConfigureAwait(false);
+            return new CopyResult(instance, source, target, Copied: true, null);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new CopyResult(instance, source, target, false, $"timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)");
+        }
+        catch (VerificationFailedException e)
+        {
+            return new CopyResult(instance, source, target, false, e.Message, Mismatch: true);
+        }
+        catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
+        {
+            return new CopyResult(instance, source, target, false, e.Message);
+        }
+    }
+}

@@ -1,0 +1,671 @@
+using System.Globalization;
+using VyaBackupDb.Catalog;
+using static VyaBackupDb.Tests.Integration.FabricatedBackups;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// Faults an operator meets (issue 12), injected on the real servers through the real CLI: each
+/// test checks the exit code, one clear line about the fault, that earlier backups stay byte for
+/// byte, and that the run leaves nothing in its own TMPDIR.
+/// </summary>
+[Trait("Category", "Integration")]
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+public sealed class OperatorFaultTests : IAsyncLifetime
+{
+    private const int Success = 0;
+    private const int Failed = 1;
+    private const int PartialFailure = 3;
+
+    private readonly Scratch _scratch = new();
+    private string _tmp = "";
+
+    public Task InitializeAsync()
+    {
+        _tmp = _scratch.TempDir("tmpdir");
+        return _scratch.InitializeAsync();
+    }
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    /// <summary>The CLI with its own TMPDIR, so that anything it leaves there is seen.</summary>
+    private Task<ProcessResult> CliAsync(params string[] arguments) =>
+        Run.CliWithEnvAsync(new Dictionary<string, string> { ["TMPDIR"] = _tmp }, arguments);
+
+    private void AssertNothingLeftInTmp() =>
+        Assert.True(Directory.GetFileSystemEntries(_tmp).Length == 0,
+            $"left in TMPDIR: {string.Join(", ", Directory.GetFileSystemEntries(_tmp).Select(Path.GetFileName))}");
+
+    private static List<string> StderrLines(ProcessResult run) => [.. run.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)];
+
+    /// <summary>Asserts that exactly one stderr line mentions <paramref name="what"/>, and returns it.</summary>
+    private static string OneLineAbout(ProcessResult run, string what)
+    {
+        var lines = StderrLines(run).Where(l => l.Contains(what, StringComparison.Ordinal)).ToList();
+        Assert.True(lines.Count == 1, $"expected one stderr line about {what}:\n{run}");
+        return lines[0];
+    }
+
+    /// <summary>
+    /// A config: instance 1 = MariaDB (it-mysql), 2 = PostgreSQL (it-pg), each with its own
+    /// storage: and retention: lines; storage 'vault' is SFTP on a port where nothing listens.
+    /// </summary>
+    private async Task<string> ConfigAsync(
+        string backupDir, string mysqlDatabase, string pgDatabase, string mysqlExtra = "", string pgExtra = "", string topLevel = "")
+    {
+        var path = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+        var yaml = string.Create(CultureInfo.InvariantCulture, $"""
+            backup_dir: '{backupDir}'
+            compression: zstd
+            timeout_seconds: 300
+            storage:
+              - name: vault
+                type: sftp
+                host: 127.0.0.1
+                port: {DeadPort()}
+                user: nobody
+                password: unused-sftp-pw
+                host_fingerprint: SHA256:T1xBiwSzij0MU+GuugxdpklHowP/H4tDAN5It89LR20
+                path: backups
+            {topLevel}
+            instances:
+              - id: 1
+                name: it-mysql
+                dbms: mysql
+                host: {TestServers.MySqlHost}
+                port: {TestServers.MySqlPort}
+                user: {TestServers.MySqlUser}
+                password: '{TestServers.MySqlPassword}'
+                include: ['{mysqlDatabase}']
+                {mysqlExtra}
+              - id: 2
+                name: it-pg
+                dbms: postgresql
+                host: {TestServers.PgHost}
+                port: {TestServers.PgPort}
+                user: {TestServers.PgUser}
+                password: '{TestServers.PgPassword}'
+                include: ['{pgDatabase}']
+                {pgExtra}
+
+            """);
+        await File.WriteAllTextAsync(path, yaml);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        return path;
+    }
+
+    /// <summary>A loopback port nothing listens on (bound, then closed).</summary>
+    private static int DeadPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [SkippableFact]
+    public async Task A_destination_that_is_down_fails_only_what_needs_it()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequirePostgresAsync();
+        var mysqlDb = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(mysqlDb, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)");
+        var pgDb = await _scratch.NewPostgresDatabaseAsync();
+        var backupDir = _scratch.TempDir("backups");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var pg = TestServers.Postgres(name: "it-pg");
+        Create(backupDir, mysql, mysqlDb, Utc("20260101_010000"));
+        var oldestPg = Create(backupDir, pg, pgDb, Utc("20260101_010000"));
+        Create(backupDir, pg, pgDb, Utc("20260102_010000"));
+        // The dead SFTP server is instance 1's first destination: the dump goes to the next one.
+        var config = await ConfigAsync(backupDir, mysqlDb, pgDb,
+            mysqlExtra: "storage: [vault, local]\n    retention: {keep_last: 5}", pgExtra: "retention: {keep_last: 2}");
+        var before = Snapshot(backupDir);
+
+        var backup = await CliAsync("backup", "--all", "--config", config);
+
+        Assert.True(backup.ExitCode == PartialFailure, backup.ToString());
+        Assert.Contains("not copied to 'vault'", OneLineAbout(backup, "vault"), StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", backup.Stderr, StringComparison.Ordinal);
+        var local = Ops.DataFilesUnder(backupDir);
+        var newMysql = Assert.Single(local, f => f.StartsWith("it-mysql/", StringComparison.Ordinal) && !before.ContainsKey(f));
+        Assert.Single(local, f => f.StartsWith("it-pg/", StringComparison.Ordinal) && !before.ContainsKey(f));
+        foreach (var (file, sha) in before)
+        {
+            Assert.Equal(sha, Ops.Sha256(Path.Combine(backupDir, file)));
+        }
+
+        var list = await CliAsync("list", "--config", config);
+
+        Assert.True(list.ExitCode == Failed, list.ToString());
+        Assert.Contains("cannot be listed", OneLineAbout(list, "'vault'"), StringComparison.Ordinal);
+        Assert.Single(StderrLines(list));
+        Assert.Contains(mysqlDb, list.Stdout, StringComparison.Ordinal);
+        Assert.Equal(5, list.Stdout.Split('\n').Count(l => l.Contains(mysqlDb, StringComparison.Ordinal) || l.Contains(pgDb, StringComparison.Ordinal)));
+
+        var verify = await CliAsync("verify", "--instance", "1", "--config", config);
+
+        Assert.True(verify.ExitCode == Failed, verify.ToString());
+        Assert.Single(StderrLines(verify));
+        Assert.Contains("'vault'", verify.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"OK     {Path.Combine(backupDir, newMysql)}", verify.Stdout, StringComparison.Ordinal);
+
+        var prune = await CliAsync("prune", "--all", "--config", config);
+
+        // Instance 1's 'vault' cannot be pruned; its local backups are planned, and instance 2 is pruned after it.
+        Assert.True(prune.ExitCode == Failed, prune.ToString());
+        Assert.Contains("cannot be pruned", OneLineAbout(prune, "'vault'"), StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(backupDir, oldestPg)), prune.ToString());
+        AssertNothingLeftInTmp();
+    }
+
+    private const int VerificationFailed = 4;
+
+    /// <summary>Flips one bit in the middle of a file: same size, other digest.</summary>
+    private static void FlipByte(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        bytes[bytes.Length / 2] ^= 0x20;
+        File.WriteAllBytes(path, bytes);
+    }
+
+    [Fact]
+    public async Task Prune_deletes_nothing_of_a_database_whose_newest_kept_backup_fails_its_digest_check()
+    {
+        var backupDir = _scratch.TempDir("backups");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var oldest = Create(backupDir, mysql, "dns_db", Utc("20260101_010000"));
+        var middle = Create(backupDir, mysql, "dns_db", Utc("20260102_010000"));
+        var newest = Create(backupDir, mysql, "dns_db", Utc("20260103_010000"));
+        FlipByte(Path.Combine(backupDir, middle));
+        FlipByte(Path.Combine(backupDir, newest));
+        var config = await ConfigAsync(backupDir, "dns_db", "none", mysqlExtra: "retention: {keep_last: 2}");
+        var before = Snapshot(backupDir);
+
+        // list compares sizes only, and says so.
+        var list = await CliAsync("list", "--instance", "1", "--config", config);
+        Assert.True(list.ExitCode == Success, list.ToString());
+        Assert.Equal(3, list.Stdout.Split('\n').Count(l => l.Contains("size ok", StringComparison.Ordinal)));
+
+        var prune = await CliAsync("prune", "--instance", "1", "--config", config);
+
+        Assert.True(prune.ExitCode == VerificationFailed, prune.ToString());
+        var line = OneLineAbout(prune, "dns_db");
+        Assert.Contains("does not match its manifest", line, StringComparison.Ordinal);
+        Assert.Contains("nothing of it was deleted", line, StringComparison.Ordinal);
+        Assert.Equal(before, Snapshot(backupDir));
+        Assert.True(File.Exists(Path.Combine(backupDir, oldest)));
+        AssertNothingLeftInTmp();
+    }
+
+    [Fact]
+    public async Task Prune_trusts_a_verify_only_while_the_file_is_unchanged_since()
+    {
+        var backupDir = _scratch.TempDir("backups");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var oldest = Create(backupDir, mysql, "dns_db", Utc("20260101_010000"));
+        Create(backupDir, mysql, "dns_db", Utc("20260102_010000"));
+        var newest = Create(backupDir, mysql, "dns_db", Utc("20260103_010000"));
+        var config = await ConfigAsync(backupDir, "dns_db", "none", mysqlExtra: "retention: {keep_last: 1}");
+
+        var verify = await CliAsync("verify", "--instance", "1", "--latest", "--config", config);
+        Assert.True(verify.ExitCode == Success, verify.ToString());
+        Assert.True(File.Exists(Path.Combine(backupDir, VerifyRecord.KeyFor(newest))), "verify records its check beside the manifest");
+        var list = await CliAsync("list", "--instance", "1", "--json", "--config", config);
+        Assert.Contains("\"digest_checked_utc\": \"", list.Stdout, StringComparison.Ordinal);
+
+        // The newest backup changed after it was verified: the record no longer counts, prune reads it again.
+        await Task.Delay(20);
+        FlipByte(Path.Combine(backupDir, newest));
+        var before = Snapshot(backupDir);
+
+        var held = await CliAsync("prune", "--instance", "1", "--config", config);
+
+        Assert.True(held.ExitCode == VerificationFailed, held.ToString());
+        Assert.Contains("does not match its manifest", OneLineAbout(held, "dns_db"), StringComparison.Ordinal);
+        Assert.Equal(before, Snapshot(backupDir));
+
+        // Put right, verified again: prune takes verify's word (no second read) and deletes the older ones.
+        FlipByte(Path.Combine(backupDir, newest));
+        Assert.True((await CliAsync("verify", "--instance", "1", "--latest", "--config", config)).ExitCode == Success);
+
+        var pruned = await CliAsync("prune", "--instance", "1", "--config", config);
+
+        Assert.True(pruned.ExitCode == Success, pruned.ToString());
+        Assert.Contains("digest checked by verify", pruned.Stdout, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(backupDir, oldest)));
+        Assert.Equal([newest], Ops.DataFilesUnder(backupDir));
+        AssertNothingLeftInTmp();
+    }
+
+    private const int Interrupted = 130;
+
+    [SkippableFact]
+    public async Task Restore_and_verify_of_encrypted_zips_and_of_a_zip_on_s3_leave_no_spool_in_tmp()
+    {
+        await TestServers.RequirePostgresAsync();
+        await TestServers.RequireS3Async();
+        var db = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(db, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 1000) g");
+        var backupDir = _scratch.TempDir("backups");
+        var keyFile = Path.Combine(_scratch.TempDir("key"), "key.txt");
+        var keygen = await CliAsync("keygen", "--output", keyFile);
+        Assert.True(keygen.ExitCode == Success, keygen.ToString());
+        var s3 = TestServers.S3($"itest/{Guid.NewGuid():N}/", "offsite");
+        var config = await ConfigAsync(backupDir, "none", db, pgExtra: "storage: [local, offsite]", topLevel: string.Create(CultureInfo.InvariantCulture, $"""
+              - name: offsite
+                type: s3
+                endpoint: {s3.Endpoint}
+                region: {s3.Region}
+                bucket: {s3.Bucket}
+                prefix: {s3.Prefix}
+                force_path_style: true
+                access_key_id_env: VYA_TEST_S3_KEY
+                secret_access_key_env: VYA_TEST_S3_SECRET
+            encryption:
+              recipients: ['{keygen.Stdout.Trim()}']
+              identity_files: ['{keyFile}']
+            """));
+        var env = new Dictionary<string, string>
+        {
+            ["TMPDIR"] = _tmp, ["VYA_TEST_S3_KEY"] = TestServers.S3AccessKey, ["VYA_TEST_S3_SECRET"] = TestServers.S3SecretKey,
+        };
+        Task<ProcessResult> Cli(params string[] arguments) => Run.CliWithEnvAsync(env, arguments);
+        try
+        {
+            foreach (var encrypt in new[] { true, false })
+            {
+                var backup = await Cli(["backup", "-i", "2", "-d", db, "--compression", "zip", "--config", config, .. encrypt ? new[] { "--encrypt" } : []]);
+                Assert.True(backup.ExitCode == Success, backup.ToString());
+                AssertNothingLeftInTmp();
+                await Task.Delay(1100); // the next backup's name is one second later
+            }
+            var files = Ops.DataFilesUnder(backupDir);
+            var encrypted = Path.Combine(backupDir, Assert.Single(files, f => f.EndsWith(".zip.age", StringComparison.Ordinal)));
+            var plainKey = Assert.Single(files, f => f.EndsWith(".zip", StringComparison.Ordinal));
+
+            foreach (var file in new[] { encrypted, $"offsite:{encrypted[(backupDir.Length + 1)..]}", $"offsite:{plainKey}" })
+            {
+                var verify = await Cli("verify", "--file", file, "--config", config);
+                Assert.True(verify.ExitCode == Success, verify.ToString());
+                AssertNothingLeftInTmp();
+
+                var target = _scratch.PostgresName();
+                var restore = await Cli("restore", "--file", file, "-i", "2", "--target", target, "--config", config);
+                Assert.True(restore.ExitCode == Success, restore.ToString());
+                AssertNothingLeftInTmp();
+            }
+        }
+        finally
+        {
+            using var storage = new Storage.S3.S3Storage(s3);
+            await foreach (var entry in storage.ListAsync("", CancellationToken.None))
+            {
+                await storage.DeleteAsync(entry.Key, CancellationToken.None);
+            }
+        }
+    }
+
+    [SkippableFact]
+    public async Task Credential_files_of_a_run_killed_by_sigkill_are_removed_by_the_next_run()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        var tools = FakeTools.Create(_scratch.TempDir("fake"), FakeDump.Hangs, postgres: false);
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, db, "none", mysqlExtra: $"tools_dir: '{tools}'");
+        // Somebody else's, alive (this test's own process): never touched.
+        var alive = Directory.CreateDirectory(Path.Combine(_tmp, $"vya-backupdb-secret-{Environment.ProcessId}-abc123"));
+        File.WriteAllText(Path.Combine(alive.FullName, "client.cnf"), "[client]\n");
+
+        var (file, args, env) = Run.CliCommand(new Dictionary<string, string> { ["TMPDIR"] = _tmp }, "backup", "-i", "1", "-d", db, "--config", config);
+        var startInfo = new System.Diagnostics.ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (name, value) in env)
+        {
+            startInfo.Environment[name] = value;
+        }
+        using (var process = System.Diagnostics.Process.Start(startInfo)!)
+        {
+            var pids = Path.Combine(tools, "pids");
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (!File.Exists(pids) || File.ReadAllText(pids).Split(' ').Length < 2)
+            {
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60) && !process.HasExited, "the fake dump tool never started");
+                await Task.Delay(50);
+            }
+            process.Kill(entireProcessTree: true); // SIGKILL: no cleanup can run
+            await process.WaitForExitAsync();
+        }
+        // (The .NET runtime's own diagnostic pipes of the killed process stay too: not ours.)
+        var left = Directory.GetFileSystemEntries(_tmp, "vya-backupdb-*").Where(d => d != alive.FullName).ToList();
+        Assert.True(left.Count == 1, $"expected the killed run's credential directory in TMPDIR: {string.Join(", ", Directory.GetFileSystemEntries(_tmp))}");
+        var secret = left[0];
+        Assert.True(File.Exists(Path.Combine(secret, "client.cnf")), "the killed run's credential file should be there before the next run");
+
+        var list = await CliAsync("list", "--config", config);
+
+        Assert.True(list.ExitCode == Success, list.ToString());
+        Assert.False(Directory.Exists(secret), "the next run did not remove the credential directory of the killed one");
+        Assert.True(Directory.Exists(alive.FullName), "a live process's credential directory was removed");
+        // The killed backup's temp file is not a backup (the sweep removes it once a day old).
+        Assert.Contains("no backups found", list.Stdout, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task Two_backups_of_a_database_in_the_same_second_both_succeed_and_nothing_is_overwritten()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var backupDir = _scratch.TempDir("backups");
+        // A clock at the very start of a second: two quick backups fall in it.
+        var clock = new StartOfSecondClock();
+
+        var first = await Ops.BackupAsync(TestServers.MySql(), db, Pipeline.Compression.Zstd, backupDir, clock);
+        var firstBytes = Ops.Sha256(first.Location!);
+        var second = await Ops.BackupAsync(TestServers.MySql(), db, Pipeline.Compression.Zstd, backupDir, clock);
+
+        Assert.True(first.Succeeded && second.Succeeded, $"{first.Error} / {second.Error}");
+        Assert.NotEqual(first.Location, second.Location);
+        Assert.Equal(2, Ops.DataFilesUnder(backupDir).Count);
+        Assert.Equal(firstBytes, Ops.Sha256(first.Location!));
+    }
+
+    /// <summary>Real time, shifted so that it was exactly on a second when created.</summary>
+    private sealed class StartOfSecondClock : TimeProvider
+    {
+        private readonly TimeSpan _shift = -TimeSpan.FromMilliseconds(DateTimeOffset.UtcNow.Millisecond);
+
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + _shift;
+    }
+
+    [SkippableFact]
+    public async Task A_password_that_is_a_common_word_is_not_revealed_by_masking_our_own_words()
+    {
+        await TestServers.RequireMySqlAsync();
+        var user = "vya_ow_" + Guid.NewGuid().ToString("N")[..10];
+        await MySqlTestDb.ExecAsync(null, $"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'database'", $"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'127.0.0.1'");
+        try
+        {
+            var config = await ConfigAsync(_scratch.TempDir("backups"), "none", "none");
+            await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+                .Replace($"user: {TestServers.MySqlUser}\n    password: '{TestServers.MySqlPassword}'", $"user: {user}\n    password: 'database'", StringComparison.Ordinal));
+            var missing = "vt_missing_" + Guid.NewGuid().ToString("N")[..6];
+
+            var run = await CliAsync("backup", "-i", "1", "-d", missing, "--config", config);
+
+            Assert.True(run.ExitCode == Failed, run.ToString());
+            Assert.Contains($"database '{missing}' does not exist", OneLineAbout(run, missing), StringComparison.Ordinal);
+            Assert.DoesNotContain("***", run.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'127.0.0.1'");
+        }
+    }
+
+    [SkippableFact]
+    public async Task Dump_tools_get_only_the_environment_they_need()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        var tools = Path.Combine(_scratch.TempDir("fake"), "tools");
+        Directory.CreateDirectory(tools);
+        // A dump tool that records what it was given, then writes a small complete dump.
+        var script = """
+            #!/bin/sh
+            if [ "$1" = "--version" ]; then echo "mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)"; exit 0; fi
+            env > "$(dirname "$0")/env.log"
+            printf -- '-- MariaDB dump 10.19\nCREATE TABLE t (id INT);\n-- Dump completed on 2026-01-13 15:54:40\n'
+
+            """;
+        foreach (var name in new[] { "mariadb-dump", "mysqldump" })
+        {
+            await File.WriteAllTextAsync(Path.Combine(tools, name), script);
+            File.SetUnixFileMode(Path.Combine(tools, name), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        var config = await ConfigAsync(_scratch.TempDir("backups"), db, "none", mysqlExtra: $"tools_dir: '{tools}'");
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+            .Replace($"password: '{TestServers.MySqlPassword}'", "password_env: VYA_T_DB_PASSWORD", StringComparison.Ordinal));
+        var markers = new Dictionary<string, string>
+        {
+            ["VYA_T_DB_PASSWORD"] = TestServers.MySqlPassword,
+            ["AWS_SECRET_ACCESS_KEY"] = "aws-secret-" + Guid.NewGuid().ToString("N"),
+            ["VYA_T_OTHER_SECRET"] = "other-secret-" + Guid.NewGuid().ToString("N"),
+            ["VYA_BACKUPDB_VAULT_KEY"] = "vault-key-" + Guid.NewGuid().ToString("N"),
+        };
+
+        var run = await Run.CliWithEnvAsync(new Dictionary<string, string>(markers) { ["TMPDIR"] = _tmp, ["LANG"] = "C.UTF-8" },
+            "backup", "-i", "1", "-d", db, "--config", config);
+
+        Assert.True(run.ExitCode == Success, run.ToString());
+        var env = await File.ReadAllTextAsync(Path.Combine(tools, "env.log"));
+        foreach (var (name, value) in markers)
+        {
+            Assert.DoesNotContain(name + "=", env, StringComparison.Ordinal);
+            Assert.DoesNotContain(value, env, StringComparison.Ordinal);
+        }
+        Assert.Contains("PATH=", env, StringComparison.Ordinal);
+        Assert.Contains("LANG=C.UTF-8", env, StringComparison.Ordinal);
+        Assert.DoesNotContain("DOTNET_", env, StringComparison.Ordinal);
+        AssertNothingLeftInTmp();
+    }
+
+    [SkippableFact]
+    public async Task Sftp_uploads_are_created_0600()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequireSftpAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        var folder = $"itest-{Guid.NewGuid():N}";
+        var config = await ConfigAsync(_scratch.TempDir("backups"), db, "none", mysqlExtra: "storage: [box]", topLevel: $"""
+              - name: box
+                type: sftp
+                host: 127.0.0.1
+                port: {TestServers.SftpPort}
+                user: {TestServers.SftpUser}
+                private_key_file: '{TestServers.SftpKeyFile}'
+                host_fingerprint: '{TestServers.SftpFingerprint}'
+                path: {folder}
+            """);
+        var home = Path.Combine(TestServers.SftpHome, folder);
+        try
+        {
+            var run = await CliAsync("backup", "-i", "1", "-d", db, "--config", config);
+
+            Assert.True(run.ExitCode == Success, run.ToString());
+            var files = Directory.GetFiles(home, "*", SearchOption.AllDirectories);
+            Assert.Equal(3, files.Length);
+            Assert.All(files, f => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f)));
+        }
+        finally
+        {
+            if (Directory.Exists(home))
+            {
+                Directory.Delete(home, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_world_readable_config_with_storage_secrets_gets_a_warning_naming_them()
+    {
+        var config = await ConfigAsync(_scratch.TempDir("backups"), "none", "none", topLevel: """
+              - name: offsite
+                type: s3
+                endpoint: http://127.0.0.1:1
+                bucket: b
+                access_key_id: AKIDEXAMPLE
+                secret_access_key: plain-s3-secret-in-config
+            """);
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+            .Replace($"password: '{TestServers.MySqlPassword}'", "password_env: NOT_SET_ANYWHERE", StringComparison.Ordinal)
+            .Replace($"password: '{TestServers.PgPassword}'", "password_env: NOT_SET_ANYWHERE", StringComparison.Ordinal));
+        File.SetUnixFileMode(config, (UnixFileMode)Convert.ToInt32("644", 8));
+
+        var run = await CliAsync("list", "--storage", "local", "--config", config);
+
+        var warning = OneLineAbout(run, "readable by every user");
+        Assert.Contains("storage 'offsite' secret_access_key", warning, StringComparison.Ordinal);
+        Assert.Contains("storage 'vault' password", warning, StringComparison.Ordinal);
+        Assert.DoesNotContain("instance", warning, StringComparison.Ordinal);
+        Assert.DoesNotContain("plain-s3-secret-in-config", run.Stderr + run.Stdout, StringComparison.Ordinal);
+    }
+
+    private const int UsageOrConfig = 2;
+
+    [Theory]
+    [InlineData("list --instance abc", "--instance: 'abc' is not a whole number")]
+    [InlineData("frobnicate", "Unrecognized command or argument 'frobnicate'")]
+    [InlineData("", "no command given")]
+    [InlineData("vault", "'vault' needs a subcommand")]
+    public async Task Command_line_errors_are_one_plain_line_without_dotnet_internals(string arguments, string expected)
+    {
+        var run = await CliAsync(arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+
+        Assert.True(run.ExitCode == UsageOrConfig, run.ToString());
+        var line = Assert.Single(StderrLines(run));
+        Assert.StartsWith("vya-backupdb: error: ", line, StringComparison.Ordinal);
+        Assert.Contains(expected, line, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("Required command", line, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task Restore_takes_the_bare_file_name_list_shows_and_announces_only_what_it_does()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)");
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, db, "none");
+        Assert.Equal(Success, (await CliAsync("backup", "-i", "1", "-d", db, "--config", config)).ExitCode);
+        var name = Path.GetFileName(Assert.Single(Ops.DataFilesUnder(backupDir)));
+        var before = Snapshot(backupDir);
+
+        // Not a file in the current directory: found in instance 1's destinations.
+        var target = _scratch.MySqlName();
+        var restore = await CliAsync("restore", "--file", name, "-i", "1", "--target", target, "--config", config);
+        Assert.True(restore.ExitCode == Success, restore.ToString());
+        Assert.Equal(2L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM t"), CultureInfo.InvariantCulture));
+
+        // A dry run onto a target that holds data says that --force would be needed.
+        var dryRun = await CliAsync("restore", "--file", name, "-i", "1", "--target", target, "--dry-run", "--config", config);
+        Assert.True(dryRun.ExitCode == Success, dryRun.ToString());
+        Assert.Contains("needs --force", dryRun.Stdout, StringComparison.Ordinal);
+
+        // A file that is not a backup is refused without first being announced as restored.
+        var notes = Path.Combine(_scratch.TempDir("files"), "notes.sql");
+        await File.WriteAllTextAsync(notes, "hello\n");
+        var other = _scratch.MySqlName();
+        var refused = await CliAsync("restore", "--file", notes, "-i", "1", "--target", other, "--config", config);
+        Assert.True(refused.ExitCode == UsageOrConfig, refused.ToString());
+        Assert.DoesNotContain("restoring", refused.Stdout, StringComparison.Ordinal);
+        Assert.Contains("does not look like a backup", Assert.Single(StderrLines(refused)), StringComparison.Ordinal);
+        Assert.False(await MySqlTestDb.ExistsAsync(other));
+
+        // A name that is nowhere: one line saying where it looked.
+        var missing = await CliAsync("restore", "--file", "20200101_000000_mysql_nowhere.sql.zst", "-i", "1", "--config", config);
+        Assert.True(missing.ExitCode == UsageOrConfig, missing.ToString());
+        Assert.Contains(Path.Combine(backupDir, "it-mysql"), Assert.Single(StderrLines(missing)), StringComparison.Ordinal);
+        Assert.Equal(before, Snapshot(backupDir));
+        AssertNothingLeftInTmp();
+    }
+
+    [SkippableFact]
+    public async Task Backup_all_prune_with_one_server_down_prunes_the_others_and_names_what_it_skipped()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        var backupDir = _scratch.TempDir("backups");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var pg = TestServers.Postgres(name: "it-pg");
+        var oldMysql = Create(backupDir, mysql, db, Utc("20260101_010000"));
+        var oldPg = Create(backupDir, pg, "pgdb", Utc("20260101_010000"));
+        Create(backupDir, pg, "pgdb", Utc("20260102_010000"));
+        var config = await ConfigAsync(backupDir, db, "pgdb", mysqlExtra: "retention: {keep_last: 1}", pgExtra: "retention: {keep_last: 1}");
+        // The PostgreSQL server of instance 2 is down for good.
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+            .Replace($"port: {TestServers.PgPort}", $"port: {DeadPort()}", StringComparison.Ordinal));
+        var pgBefore = Snapshot(backupDir).Where(f => f.Key.StartsWith("it-pg/", StringComparison.Ordinal)).ToDictionary();
+
+        var run = await CliAsync("backup", "--all", "--prune", "--config", config);
+
+        Assert.True(run.ExitCode == PartialFailure, run.ToString());
+        Assert.Contains("its backup failed", OneLineAbout(run, "not pruning instance 2 (it-pg)"), StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(backupDir, oldMysql)), "instance 1 was not pruned");
+        Assert.Single(Ops.DataFilesUnder(backupDir), f => f.StartsWith("it-mysql/", StringComparison.Ordinal));
+        Assert.Equal(pgBefore, Snapshot(backupDir).Where(f => f.Key.StartsWith("it-pg/", StringComparison.Ordinal)).ToDictionary());
+        Assert.True(File.Exists(Path.Combine(backupDir, oldPg)));
+        AssertNothingLeftInTmp();
+    }
+
+    [SkippableFact]
+    public async Task Copy_brings_a_destination_that_was_down_up_to_date_checking_each_backup_against_its_manifest()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequireSftpAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)");
+        var backupDir = _scratch.TempDir("backups");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var damaged = Create(backupDir, mysql, db, Utc("20260101_010000"));
+        FlipByte(Path.Combine(backupDir, damaged));
+        var folder = $"itest-{Guid.NewGuid():N}";
+        var box = $"""
+              - name: box
+                type: sftp
+                host: 127.0.0.1
+                port: {TestServers.SftpPort}
+                user: {TestServers.SftpUser}
+                private_key_file: '{TestServers.SftpKeyFile}'
+                host_fingerprint: '{TestServers.SftpFingerprint}'
+                path: {folder}
+            """;
+        var config = await ConfigAsync(backupDir, db, "none", mysqlExtra: "storage: [local, box]", topLevel: box);
+        var down = await ConfigAsync(backupDir, db, "none", mysqlExtra: "storage: [local, box]",
+            topLevel: box.Replace($"port: {TestServers.SftpPort}", $"port: {DeadPort()}", StringComparison.Ordinal));
+        var home = Path.Combine(TestServers.SftpHome, folder);
+        try
+        {
+            // The offsite server is down during the backup: the local one is complete, the copy missing.
+            var backup = await CliAsync("backup", "-i", "1", "-d", db, "--config", down);
+            Assert.True(backup.ExitCode == Failed, backup.ToString());
+            var fresh = Assert.Single(Ops.DataFilesUnder(backupDir), f => f != damaged);
+            var before = Snapshot(backupDir);
+
+            var dryRun = await CliAsync("copy", "--to", "box", "-i", "1", "--dry-run", "--config", config);
+            Assert.True(dryRun.ExitCode == Success, dryRun.ToString());
+            Assert.Contains($"would copy {Path.Combine(backupDir, fresh)}", dryRun.Stdout, StringComparison.Ordinal);
+            Assert.False(Directory.Exists(home) && Directory.EnumerateFiles(home, "*", SearchOption.AllDirectories).Any());
+
+            // Back up: copy what it lacks. The damaged old backup is refused (its digest), the good one copied.
+            var copy = await CliAsync("copy", "--to", "box", "-i", "1", "--config", config);
+
+            Assert.True(copy.ExitCode == VerificationFailed, copy.ToString());
+            Assert.Contains("differ from its manifest's digest", OneLineAbout(copy, Path.GetFileName(damaged)), StringComparison.Ordinal);
+            Assert.Contains("copy summary: 1 copied to 'box', 1 failed", copy.Stdout, StringComparison.Ordinal);
+            var remote = Directory.GetFiles(home, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(home, f)).Order(StringComparer.Ordinal).ToList();
+            Assert.Equal(new[] { fresh, fresh + BackupManifest.Suffix, fresh + BackupManifest.ChecksumSuffix }.Order(StringComparer.Ordinal), remote);
+            Assert.Equal(Ops.Sha256(Path.Combine(backupDir, fresh)), Ops.Sha256(Path.Combine(home, fresh)));
+            Assert.Equal(before, Snapshot(backupDir));
+            var verify = await CliAsync("verify", "--file", $"box:{fresh}", "--config", config);
+            Assert.True(verify.ExitCode == Success, verify.ToString());
+
+            // The newest backup of each database (--latest) is there now: nothing to do.
+            var again = await CliAsync("copy", "--to", "box", "-i", "1", "--latest", "--config", config);
+            Assert.True(again.ExitCode == Success, again.ToString());
+            Assert.Contains("copy summary: 0 copied", again.Stdout, StringComparison.Ordinal);
+            AssertNothingLeftInTmp();
+        }
+        finally
+        {
+            if (Directory.Exists(home))
+            {
+                Directory.Delete(home, recursive: true);
+            }
+        }
+    }
+}
