@@ -259,7 +259,8 @@ public sealed class FilesBackupTests : IAsyncLifetime
         Assert.Single(Cli.ErrorLines(refused));
         Assert.Equal(["old.txt"], Directory.EnumerateFileSystemEntries(target).Select(Path.GetFileName));
 
-        var forced = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+        // The bare file name, as list shows it, is found in the instance's folder.
+        var forced = await Run.CliAsync("restore", "--file", Path.GetFileName(file), "--instance", "2", "--target", target, "--force", "--config", config);
 
         Assert.True(forced.ExitCode == 0, forced.ToString());
         Assert.False(File.Exists(Path.Combine(target, "old.txt")));

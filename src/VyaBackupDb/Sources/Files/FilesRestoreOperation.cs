@@ -11,7 +11,7 @@ using VyaBackupDb.Storage.Local;
 
 namespace VyaBackupDb.Sources.Files;
 
-/// <param name="File">What the user gave: a path, NAME:KEY, s3://... or sftp://... (see <see cref="BackupLocations"/>).</param>
+/// <param name="File">What the user gave: a path, a bare file name, NAME:KEY, s3://... or sftp://... (see <see cref="BackupLocations"/>).</param>
 /// <param name="Target">The directory to rebuild the tree in; must be missing or empty unless <paramref name="Force"/>.</param>
 public sealed record FilesRestoreRequest(
     string File, InstanceConfig Instance, string Target, bool DryRun, bool Force, bool Verify = true, DecryptionKeys? Keys = null);
@@ -58,7 +58,8 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
     {
         var clock = Stopwatch.StartNew();
         using var storages = new StorageSet(config);
-        var location = BackupLocations.Resolve(request.File, config, storages);
+        // A bare file name (as list shows it) is looked up in the instance's destinations.
+        var location = await BackupLocations.FindAsync(request.File, request.Instance, config, storages, cancellationToken).ConfigureAwait(false);
         var plan = await PlanAsync(location, request, cancellationToken).ConfigureAwait(false);
         observer.Planned(plan);
         if (!request.Verify)
