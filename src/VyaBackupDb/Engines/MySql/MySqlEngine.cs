@@ -423,8 +423,17 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         // Events are created disabled in the staging database, so that none runs there; the swap
         // enables the ones asked for once they are in place.
         var filter = new MySqlDumpFilter(database, new MySqlFilterOptions(options.SourceDatabase, options.Definer, KeepEventsEnabled: false));
-        await ChildProcess.RunAsync(tool, arguments, null,
-            (stdin, ct) => filter.CopyAsync(input, stdin, ct), null, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await ChildProcess.RunAsync(tool, arguments, null,
+                (stdin, ct) => filter.CopyAsync(input, stdin, ct), null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationFailedException e) when (options.Definer == DefinerMode.Keep && e.Message.Contains("ERROR 1227", StringComparison.Ordinal))
+        {
+            throw new OperationFailedException(
+                $"{e.Message}; a view, trigger, routine or event keeps the DEFINER it was dumped with, which only an account with "
+                + "SUPER or SET USER may create: restore with --definer strip (or definer: strip) to make the restoring account its definer", e);
+        }
         // The filter's other qualifiers include table names and aliases (t.c): only databases count.
         var databases = (await ProbeAsync(cancellationToken).ConfigureAwait(false)).Databases;
         var others = filter.OtherDatabaseQualifiers
