@@ -128,6 +128,15 @@ public sealed class BackupOperation
                 observer.Finished(results[^1]);
                 continue;
             }
+            if (targets.Count == 0)
+            {
+                // Every destination is down: nothing of this instance can be written anywhere.
+                results.Add(new BackupItemResult(instance, request.Database ?? "*", null,
+                    $"no destination can be reached: {string.Join("; ", down.Select(d => d.Reason))}",
+                    0, 0, TimeSpan.Zero) { FailedDestinations = [.. down.Select(d => d.Name)] });
+                observer.Finished(results[^1]);
+                continue;
+            }
             if (databases.Count == 0)
             {
                 observer.Warning($"instance {instance.Id} ({instance.Name}): no database matches include/exclude");
@@ -142,10 +151,7 @@ public sealed class BackupOperation
                     continue;
                 }
                 cancellationToken.ThrowIfCancellationRequested();
-                results.Add(targets.Count == 0
-                    ? Failed(item, $"no destination can be reached: {string.Join("; ", down.Select(d => d.Reason))}", TimeSpan.Zero)
-                        with { FailedDestinations = [.. down.Select(d => d.Name)] }
-                    : await BackupOneAsync(engine, server, item, request.Compression, encrypt, targets, down, cancellationToken).ConfigureAwait(false));
+                results.Add(await BackupOneAsync(engine, server, item, request.Compression, encrypt, targets, down, cancellationToken).ConfigureAwait(false));
                 observer.Finished(results[^1]);
             }
         }
@@ -181,7 +187,7 @@ public sealed class BackupOperation
                     _unreachable[target.Storage] = reason;
                 }
             }
-            down.Add((target.Name, $"not copied to '{target.Name}': {reason}"));
+            down.Add((target.Name, reason));
         }
         return (usable, down);
     }
@@ -277,7 +283,7 @@ public sealed class BackupOperation
 
             // The backup is complete in the first destination; now the copies.
             var copies = new List<string>();
-            var copyErrors = down.Select(d => d.Reason).ToList();
+            var copyErrors = down.Select(d => $"not copied to '{d.Name}': {d.Reason}").ToList();
             var failedDestinations = down.Select(d => d.Name).ToList();
             foreach (var target in targets.Skip(1))
             {

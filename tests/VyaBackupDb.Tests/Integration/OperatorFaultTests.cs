@@ -161,6 +161,22 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         AssertNothingLeftInTmp();
     }
 
+    [SkippableFact]
+    public async Task With_every_destination_down_the_backup_fails_in_one_line_and_writes_nothing()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, db, "none", mysqlExtra: "storage: [vault]");
+
+        var run = await CliAsync("backup", "-i", "1", "-d", db, "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.Contains("no destination can be reached", OneLineAbout(run, "'vault'"), StringComparison.Ordinal);
+        Assert.Empty(Ops.DataFilesUnder(backupDir));
+        AssertNothingLeftInTmp();
+    }
+
     private const int VerificationFailed = 4;
 
     /// <summary>Flips one bit in the middle of a file: same size, other digest.</summary>
