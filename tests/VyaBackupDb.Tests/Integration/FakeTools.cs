@@ -108,3 +108,32 @@ public static class FakeTools
     public static string CallsLog(string toolsDir) =>
         File.Exists(Path.Combine(toolsDir, "calls.log")) ? File.ReadAllText(Path.Combine(toolsDir, "calls.log")) : "";
 }
+
+/// <summary>
+/// A tools_dir of wrappers around the real client tools that pause the data midway (after the
+/// first 4 MB, for a minute), so that a test can interrupt or kill a run while data is in flight
+/// however fast the machine is.
+/// </summary>
+public static class StallingTools
+{
+    public static string Create(string dir, bool postgres)
+    {
+        var bin = postgres ? Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin" : "/usr/bin";
+        var (dump, client) = postgres ? ("pg_dump", "psql") : ("mariadb-dump", "mariadb");
+        // dd, not head: head may read past its count and drop the rest; dd reads exactly 4 MiB.
+        const string stall = "{ dd bs=1048576 count=4 iflag=fullblock status=none; sleep 60; cat; }";
+        Write(dump, $"\"{bin}/{dump}\" \"$@\" | {stall}");
+        Write(client, $"{stall} | \"{bin}/{client}\" \"$@\"");
+        return dir;
+
+        void Write(string name, string pipeline)
+        {
+            var path = Path.Combine(dir, name);
+            File.WriteAllText(path, $"#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then exec \"{bin}/{name}\" \"$@\"; fi\n{pipeline}\n");
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+        }
+    }
+}

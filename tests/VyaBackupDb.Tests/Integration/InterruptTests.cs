@@ -15,6 +15,9 @@ public sealed class BigPostgresFixture : IAsyncLifetime
 
     public string Config { get; private set; } = "";
 
+    /// <summary>The same, with client tools that pause midway (<see cref="StallingTools"/>): runs that are sure to be interruptible.</summary>
+    public string StallingConfig { get; private set; } = "";
+
     /// <summary>Relative path (under <see cref="BackupDir"/>) of the backup of <see cref="Database"/>.</summary>
     public string Backup { get; private set; } = "";
 
@@ -51,6 +54,13 @@ public sealed class BigPostgresFixture : IAsyncLifetime
         if (!OperatingSystem.IsWindows())
         {
             File.SetUnixFileMode(Config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        StallingConfig = Path.Combine(Scratch.TempDir("cfg-stalling"), "config.yaml");
+        await File.WriteAllTextAsync(StallingConfig, (await File.ReadAllTextAsync(Config))
+            + $"    tools_dir: '{StallingTools.Create(Scratch.TempDir("stalling-tools"), postgres: true)}'\n");
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(StallingConfig, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         }
         var run = await Run.CliAsync("backup", "-i", "2", "-d", Database, "--config", Config);
         Assert.True(run.ExitCode == 0, run.ToString());
@@ -103,9 +113,9 @@ public sealed class InterruptTests(BigPostgresFixture big) : IClassFixture<BigPo
         var scratchBefore = await ScratchDatabasesAsync();
         string[] arguments = operation switch
         {
-            Operation.Backup => ["backup", "-i", "2", "-d", big.Database, "--config", big.Config],
-            Operation.Restore => ["restore", "--file", backupFile, "-i", "2", "--target", target, "--config", big.Config],
-            _ => ["verify", "--file", backupFile, "--restore", "-i", "2", "--config", big.Config],
+            Operation.Backup => ["backup", "-i", "2", "-d", big.Database, "--config", big.StallingConfig],
+            Operation.Restore => ["restore", "--file", backupFile, "-i", "2", "--target", target, "--config", big.StallingConfig],
+            _ => ["verify", "--file", backupFile, "--restore", "-i", "2", "--config", big.StallingConfig],
         };
         // What shows that the work is under way: the progress line on a terminal, a log line off it.
         var marker = (operation, terminal) switch

@@ -37,6 +37,9 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         var target = await NewTargetWithDataAsync(dbms);
         var before = await FingerprintAsync(dbms, target);
         var staging = Track(dbms, RestoreStaging.StagingName(target));
+        // Client tools that pause after the first 4 MB: the kills land mid-load however fast the machine.
+        var stallingConfig = await Cli.WriteConfigAsync(_scratch.TempDir("cfg-stalling"), backupDir,
+            toolsDir: StallingTools.Create(_scratch.TempDir("stalling-tools"), dbms == Dbms.PostgreSql));
 
         // SIGKILL of vya-backupdb while it loads, at two moments: the old database is untouched and
         // the half-loaded staging database is left under a name that says what it is.
@@ -44,7 +47,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         {
             // The previous round's leftover would be taken for this run's staging database.
             await DumpEngines.For(Instance(dbms)).DropDatabaseAsync(staging, CancellationToken.None);
-            using var killed = Run.StartCli("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--force", "--config", config);
+            using var killed = Run.StartCli("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--force", "--config", stallingConfig);
             await WaitForDatabaseAsync(dbms, staging, killed);
             await Task.Delay(delay);
             Assert.False(killed.HasExited, "the restore finished before it could be killed: make the test data larger");
@@ -56,7 +59,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
 
         // A killed restore into a new name leaves nothing under that name.
         var fresh = Track(dbms, NewName(dbms));
-        using (var killed = Run.StartCli("restore", "--file", file, "--instance", Id(dbms), "--target", fresh, "--config", config))
+        using (var killed = Run.StartCli("restore", "--file", file, "--instance", Id(dbms), "--target", fresh, "--config", stallingConfig))
         {
             await WaitForDatabaseAsync(dbms, Track(dbms, RestoreStaging.StagingName(fresh)), killed);
             killed.Kill();
