@@ -40,7 +40,7 @@ public sealed class MemoryStorageContractTests : StorageContractTests
     }
 }
 
-/// <summary>Against s3rver (scripts/servers), each test under a prefix of its own.</summary>
+/// <summary>Against the Ceph RADOS Gateway (scripts/servers), each test under a prefix of its own.</summary>
 [Trait("Category", "Integration")]
 public sealed class S3StorageContractTests : StorageContractTests
 {
