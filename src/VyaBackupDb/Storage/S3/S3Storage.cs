@@ -14,8 +14,9 @@ namespace VyaBackupDb.Storage.S3;
 /// commit. A write shorter than one part is a single PutObject on commit. Parts start at the
 /// configured size and grow with the upload (<see cref="NextPartSize"/>), so any object up to
 /// S3's 5 TiB fits in its 10,000 parts while memory stays bounded by <see cref="MaxPartSize"/>.
-/// Commit is a conditional create (If-None-Match: *): it never replaces an existing object,
-/// even one written meanwhile by another run. Disposing without commit aborts the upload;
+/// Commit is a conditional create (If-None-Match: *): it never replaces an existing object, even
+/// one written meanwhile by another run where the server honours the condition (AWS; Ceph 16 on
+/// PutObject only; elsewhere the existence check just before is what there is). Disposing without commit aborts the upload;
 /// uploads of killed runs are aborted by <see cref="SweepAbandonedAsync"/>.
 /// </summary>
 public sealed class S3Storage : IStorage, IDisposable
@@ -298,6 +299,7 @@ public sealed class S3Storage : IStorage, IDisposable
             _objectKey = storage.ObjectKey(key);
             _content = new PartStream(this);
             _partSize = storage.PartSize;
+            PeakBufferSize = _buffer.Length;
         }
 
         public Stream Content => _content;
@@ -308,8 +310,8 @@ public sealed class S3Storage : IStorage, IDisposable
         /// <summary>The size of each part sent, in order.</summary>
         public IReadOnlyList<int> PartSizes => _partSizes;
 
-        /// <summary>The largest buffer this write has held.</summary>
-        public int BufferSize => _buffer.Length;
+        /// <summary>The largest buffer this write has held: the memory it used.</summary>
+        public int PeakBufferSize { get; private set; }
 
         /// <summary>The multipart upload's id, once started.</summary>
         public string? UploadId => _uploadId;
@@ -433,6 +435,7 @@ public sealed class S3Storage : IStorage, IDisposable
                 return true;
             }
             Array.Resize(ref _buffer, (int)Math.Min(_partSize, 2L * _buffer.Length));
+            PeakBufferSize = Math.Max(PeakBufferSize, _buffer.Length);
             return false;
         }
 
