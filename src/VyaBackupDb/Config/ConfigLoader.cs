@@ -289,9 +289,10 @@ public static class ConfigLoader
                         throw Error(Get(node, "prefix")!, prefix + "prefix", $"'{keyPrefix}' is not a folder (no empty, '.' or '..' segments)");
                     }
                     var partSizeMb = OptionalInt(node, "part_size_mb", prefix) ?? S3StorageConfig.DefaultPartSizeBytes / (1024 * 1024);
-                    if (partSizeMb is < 5 or > 5120)
+                    if (partSizeMb is < 5 or > Storage.S3.S3Storage.MaxPartSize / (1024 * 1024))
                     {
-                        throw Error(Get(node, "part_size_mb")!, prefix + "part_size_mb", $"{partSizeMb} is not between 5 and 5120 (S3's limits)");
+                        throw Error(Get(node, "part_size_mb")!, prefix + "part_size_mb",
+                            $"{partSizeMb} is not between 5 (S3's smallest part) and {Storage.S3.S3Storage.MaxPartSize / (1024 * 1024)} (the most a part holds in memory)");
                     }
                     return new S3StorageConfig(
                         name,

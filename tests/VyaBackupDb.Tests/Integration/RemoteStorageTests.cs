@@ -12,7 +12,7 @@ using VyaBackupDb.Storage.Sftp;
 namespace VyaBackupDb.Tests.Integration;
 
 /// <summary>
-/// Backups to S3 (s3rver) and SFTP (OpenSSH) and back: restore from each under a new name and
+/// Backups to S3 (Ceph RADOS Gateway) and SFTP (OpenSSH) and back: restore from each under a new name and
 /// compare the databases; copies to several destinations, each verified; an upload cut off
 /// midway (cancelled, or the whole CLI killed) leaves nothing that looks like a backup, and the
 /// earlier backups stay byte for byte.

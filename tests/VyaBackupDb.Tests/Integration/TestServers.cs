@@ -51,16 +51,16 @@ public static class TestServers
     /// <summary>The test sshd's host key fingerprint, as scripts/servers wrote it (ssh-keygen -lf).</summary>
     public static string SftpFingerprint => File.ReadAllText(Path.Combine(ServersDir, "sftp", "host_fingerprint")).Trim();
 
-    public static int S3Port => int.Parse(Env("VYA_TEST_S3_PORT", "19000"), CultureInfo.InvariantCulture);
+    public static int S3Port => int.Parse(Env("VYA_TEST_S3_PORT", "17480"), CultureInfo.InvariantCulture);
 
     public static string S3Bucket => Env("VYA_TEST_S3_BUCKET", "vya-test");
 
     public static string S3Endpoint => $"http://127.0.0.1:{S3Port}";
 
-    /// <summary>s3rver's fixed credentials.</summary>
-    public const string S3AccessKey = "S3RVER";
+    /// <summary>The keys of the user scripts/servers creates on the Ceph RADOS Gateway.</summary>
+    public const string S3AccessKey = "vya-test-access";
 
-    public const string S3SecretKey = "S3RVER";
+    public const string S3SecretKey = "vya-test-secret";
 
     /// <summary>Small parts, so that a few MB already make a multipart upload (S3's minimum part size).</summary>
     public const int S3TestPartSize = 5 * 1024 * 1024;
@@ -81,7 +81,7 @@ public static class TestServers
     public static AppConfig Config(string backupDir, params InstanceConfig[] instances) =>
         new("test-config.yaml", backupDir, Pipeline.Compression.Zstd, TimeSpan.FromMinutes(5), instances);
 
-    /// <summary>The s3rver test bucket under a key prefix.</summary>
+    /// <summary>The test bucket on the Ceph RADOS Gateway, under a key prefix.</summary>
     public static S3StorageConfig S3(string prefix, string name = "s3", int partSize = S3TestPartSize) =>
         new(name, S3Endpoint, "us-east-1", S3Bucket, Storage.StorageKey.Folder(prefix), ForcePathStyle: true,
             PasswordSource.Literal(S3AccessKey), PasswordSource.Literal(S3SecretKey), partSize);
@@ -96,9 +96,9 @@ public static class TestServers
     public static async Task RequireSftpAsync() =>
         Require("SFTP (sshd)", $"127.0.0.1:{SftpPort}", await SftpProblem.Value.ConfigureAwait(false));
 
-    /// <summary>Skips the test (or fails it when CI=true) unless the S3 test server (s3rver) answers.</summary>
+    /// <summary>Skips the test (or fails it when CI=true) unless the S3 test server (Ceph RADOS Gateway) answers.</summary>
     public static async Task RequireS3Async() =>
-        Require("S3 (s3rver)", S3Endpoint, await S3Problem.Value.ConfigureAwait(false));
+        Require("S3 (Ceph RADOS Gateway)", S3Endpoint, await S3Problem.Value.ConfigureAwait(false));
 
     /// <summary>Skips the test (or fails it when CI=true) unless the MariaDB test server answers.</summary>
     public static async Task RequireMySqlAsync() =>
@@ -203,14 +203,15 @@ public static class TestServers
         {
             return tcp;
         }
+        // The test user lists the uploads in the test bucket (what the sweep tests need).
+        using var storage = new Storage.S3.S3Storage(S3(""));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         try
         {
-            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-            var body = await http.GetStringAsync(new Uri($"{S3Endpoint}/{S3Bucket}?uploads")).ConfigureAwait(false);
-            return body.Contains("ListMultipartUploadsResult", StringComparison.Ordinal)
-                ? null : "it does not list multipart uploads (not the server scripts/servers starts?)";
+            await storage.ListUploadsAsync("", timeout.Token).ConfigureAwait(false);
+            return null;
         }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        catch (Exception e) when (e is IOException or OperationCanceledException)
         {
             return $"bucket {S3Bucket}: {e.Message}";
         }

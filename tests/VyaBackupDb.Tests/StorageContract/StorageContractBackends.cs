@@ -40,7 +40,7 @@ public sealed class MemoryStorageContractTests : StorageContractTests
     }
 }
 
-/// <summary>Against s3rver (scripts/servers), each test under a prefix of its own.</summary>
+/// <summary>Against the Ceph RADOS Gateway (scripts/servers), each test under a prefix of its own.</summary>
 [Trait("Category", "Integration")]
 public sealed class S3StorageContractTests : StorageContractTests
 {
@@ -60,6 +60,7 @@ public sealed class S3StorageContractTests : StorageContractTests
         var s3 = Assert.IsType<S3Storage.S3Write>(write);
         // A streamed multipart upload, one part buffered at a time.
         Assert.Equal((int)((bytes + TestServers.S3TestPartSize - 1) / TestServers.S3TestPartSize), s3.PartsUploaded);
+        Assert.Equal(TestServers.S3TestPartSize, s3.PeakBufferSize);
     }
 
     protected override async Task CleanupAsync(IStorage storage)

@@ -5,7 +5,7 @@ namespace VyaBackupDb.Tests.StorageContract;
 
 /// <summary>
 /// What every storage backend promises (IStorage.cs), checked the same way against each one:
-/// local directory, in-memory, S3 (s3rver) and SFTP (OpenSSH). Each test gets an empty storage
+/// local directory, in-memory, S3 (Ceph RADOS Gateway) and SFTP (OpenSSH). Each test gets an empty storage
 /// of its own. A subclass says how to open one and how to see leftovers of unfinished writes
 /// (temp files, multipart uploads), which must never be visible as keys.
 /// </summary>

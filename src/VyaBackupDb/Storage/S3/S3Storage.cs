@@ -8,15 +8,25 @@ using VyaBackupDb.Config;
 namespace VyaBackupDb.Storage.S3;
 
 /// <summary>
-/// An S3-compatible bucket (AWS, MinIO, Ceph, Garage, s3rver...). A write is a streaming multipart
-/// upload with one part buffered at a time (fixed part size, flat memory), each part sent with its
-/// Content-MD5 so the server rejects a part damaged on the way; the object appears only when the
-/// upload is completed on commit. A write shorter than one part is a single PutObject on commit.
-/// Disposing without commit aborts the upload; uploads of killed runs are aborted by
-/// <see cref="SweepAbandonedAsync"/>.
+/// An S3-compatible bucket (AWS, Ceph RGW, MinIO, Garage...). A write is a streaming multipart
+/// upload with one part buffered at a time, each part sent with its Content-MD5 so the server
+/// rejects a part damaged on the way; the object appears only when the upload is completed on
+/// commit. A write shorter than one part is a single PutObject on commit. Parts start at the
+/// configured size and grow with the upload (<see cref="NextPartSize"/>), so any object up to
+/// S3's 5 TiB fits in its 10,000 parts while memory stays bounded by <see cref="MaxPartSize"/>.
+/// Commit is a conditional create (If-None-Match: *): it never replaces an existing object, even
+/// one written meanwhile by another run where the server honours the condition (AWS; Ceph 16 on
+/// PutObject only; elsewhere the existence check just before is what there is). Disposing without commit aborts the upload;
+/// uploads of killed runs are aborted by <see cref="SweepAbandonedAsync"/>.
 /// </summary>
 public sealed class S3Storage : IStorage, IDisposable
 {
+    /// <summary>S3's most parts in one multipart upload.</summary>
+    public const int MaxParts = 10_000;
+
+    /// <summary>The largest part sent, so the most one write holds in memory.</summary>
+    public const int MaxPartSize = 1 << 30;
+
     private readonly Lazy<IAmazonS3> _lazyClient;
     private readonly string _bucket;
     private readonly string _prefix;
@@ -27,34 +37,59 @@ public sealed class S3Storage : IStorage, IDisposable
     {
     }
 
-    internal S3Storage(Lazy<IAmazonS3> client, string bucket, string prefix, int partSizeBytes)
+    /// <param name="maxParts">The part-count limit: S3's, or a small one in tests to show the parts growing.</param>
+    internal S3Storage(Lazy<IAmazonS3> client, string bucket, string prefix, int partSizeBytes, int maxParts = MaxParts)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(partSizeBytes, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(partSizeBytes, MaxPartSize);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxParts, 10);
         _lazyClient = client;
         _bucket = bucket;
         _prefix = StorageKey.Folder(prefix);
         PartSize = partSizeBytes;
+        PartLimit = maxParts;
     }
 
-    /// <summary>Bytes per multipart part (the most one write holds in memory).</summary>
+    /// <summary>Bytes in the first parts of an upload.</summary>
     public int PartSize { get; }
+
+    /// <summary>The most parts one upload may have.</summary>
+    public int PartLimit { get; }
+
+    /// <summary>
+    /// The size of the next part: it doubles (up to <see cref="MaxPartSize"/>) each time the bytes
+    /// sent reach a tenth of the part limit times the current size. With S3's 10,000 parts: 1,000
+    /// parts of the configured size, then 500 of twice that, 500 of four times..., so a part is
+    /// about 1/1000 to 1/500 of what was sent before it, and 10,000 parts hold more than 5 TiB
+    /// for any starting size of 5 MiB or more.
+    /// </summary>
+    public static int NextPartSize(int current, long sent, int partLimit) =>
+        sent >= (long)(partLimit / 10) * current && current < MaxPartSize ? (int)Math.Min(MaxPartSize, 2L * current) : current;
 
     public string Bucket => _bucket;
 
     /// <summary>The key prefix in the bucket: "" or a folder ending in '/'.</summary>
     public string Prefix => _prefix;
 
-    public static IAmazonS3 CreateClient(S3StorageConfig config)
+    public static IAmazonS3 CreateClient(S3StorageConfig config) => CreateClient(config, null);
+
+    /// <param name="httpClientFactory">Tests put a fault between the client and the server here.</param>
+    internal static IAmazonS3 CreateClient(S3StorageConfig config, HttpClientFactory? httpClientFactory)
     {
         var s3Config = new AmazonS3Config
         {
             ForcePathStyle = config.ForcePathStyle,
             // Only the checksums we send ourselves (Content-MD5 per part): the SDK's default trailing
-            // CRC (aws-chunked) is not understood by every S3-compatible server.
+            // CRC (aws-chunked) is refused by some S3-compatible servers (Ceph RGW 16: 411).
             RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
             ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
             Timeout = TimeSpan.FromMinutes(5),
             MaxErrorRetry = 4,
         };
+        if (httpClientFactory is not null)
+        {
+            s3Config.HttpClientFactory = httpClientFactory;
+        }
         if (config.Endpoint is { } endpoint)
         {
             s3Config.ServiceURL = endpoint;
@@ -249,8 +284,11 @@ public sealed class S3Storage : IStorage, IDisposable
         private readonly string _objectKey;
         private readonly List<PartETag> _parts = [];
         private readonly PartStream _content;
+        private readonly List<int> _partSizes = [];
         private byte[] _buffer = new byte[64 * 1024];
         private int _length;
+        private int _partSize;
+        private long _sent;
         private string? _uploadId;
         private bool _done;
 
@@ -260,6 +298,8 @@ public sealed class S3Storage : IStorage, IDisposable
             _key = key;
             _objectKey = storage.ObjectKey(key);
             _content = new PartStream(this);
+            _partSize = storage.PartSize;
+            PeakBufferSize = _buffer.Length;
         }
 
         public Stream Content => _content;
@@ -267,49 +307,70 @@ public sealed class S3Storage : IStorage, IDisposable
         /// <summary>Parts sent so far (0 while the write still fits in one buffer).</summary>
         public int PartsUploaded => _parts.Count;
 
+        /// <summary>The size of each part sent, in order.</summary>
+        public IReadOnlyList<int> PartSizes => _partSizes;
+
+        /// <summary>The largest buffer this write has held: the memory it used.</summary>
+        public int PeakBufferSize { get; private set; }
+
         /// <summary>The multipart upload's id, once started.</summary>
         public string? UploadId => _uploadId;
 
         public async Task CommitAsync(CancellationToken cancellationToken)
         {
             ObjectDisposedException.ThrowIf(_done, this);
+            // The conditional create below is what keeps an object from being replaced; this check
+            // fails early, and is all there is on a server that ignores If-None-Match.
             if (await _storage.StatAsync(_key, cancellationToken).ConfigureAwait(false) is not null)
             {
-                throw new StorageException($"{_storage.Describe(_key)} already exists; not overwritten");
+                throw AlreadyExists();
             }
-            if (_uploadId is null)
+            try
             {
-                using var body = new MemoryStream(_buffer, 0, _length, writable: false);
-                var put = new PutObjectRequest
+                if (_uploadId is null)
                 {
-                    BucketName = _storage._bucket,
-                    Key = _objectKey,
-                    InputStream = body,
-                    AutoCloseStream = false,
-                    MD5Digest = Md5(_buffer.AsSpan(0, _length)),
-                    UseChunkEncoding = false,
-                };
-                await _storage.CallAsync("write", _key, () => _storage.Client.PutObjectAsync(put, cancellationToken)).ConfigureAwait(false);
-            }
-            else
-            {
-                if (_length > 0)
-                {
-                    await SendPartAsync(cancellationToken).ConfigureAwait(false);
+                    using var body = new MemoryStream(_buffer, 0, _length, writable: false);
+                    var put = new PutObjectRequest
+                    {
+                        BucketName = _storage._bucket,
+                        Key = _objectKey,
+                        InputStream = body,
+                        AutoCloseStream = false,
+                        MD5Digest = Md5(_buffer.AsSpan(0, _length)),
+                        UseChunkEncoding = false,
+                        IfNoneMatch = "*",
+                    };
+                    await _storage.CallAsync("write", _key, () => _storage.Client.PutObjectAsync(put, cancellationToken)).ConfigureAwait(false);
                 }
-                var complete = new CompleteMultipartUploadRequest
+                else
                 {
-                    BucketName = _storage._bucket,
-                    Key = _objectKey,
-                    UploadId = _uploadId,
-                    PartETags = _parts,
-                };
-                await _storage.CallAsync("complete the upload of", _key,
-                    () => _storage.Client.CompleteMultipartUploadAsync(complete, cancellationToken)).ConfigureAwait(false);
+                    if (_length > 0)
+                    {
+                        await SendPartAsync(cancellationToken).ConfigureAwait(false);
+                    }
+                    var complete = new CompleteMultipartUploadRequest
+                    {
+                        BucketName = _storage._bucket,
+                        Key = _objectKey,
+                        UploadId = _uploadId,
+                        PartETags = _parts,
+                        IfNoneMatch = "*",
+                    };
+                    await _storage.CallAsync("complete the upload of", _key,
+                        () => _storage.Client.CompleteMultipartUploadAsync(complete, cancellationToken)).ConfigureAwait(false);
+                }
+            }
+            catch (StorageException e) when (e.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.PreconditionFailed })
+            {
+                // Created meanwhile by someone else: theirs stays, this upload is aborted on dispose.
+                throw AlreadyExists(e.InnerException);
             }
             _done = true;
             _buffer = [];
         }
+
+        private StorageException AlreadyExists(Exception? inner = null) =>
+            new($"{_storage.Describe(_key)} already exists; not overwritten", inner);
 
         public async ValueTask DisposeAsync()
         {
@@ -369,11 +430,12 @@ public sealed class S3Storage : IStorage, IDisposable
             {
                 return false;
             }
-            if (_length == _storage.PartSize)
+            if (_length >= _partSize)
             {
                 return true;
             }
-            Array.Resize(ref _buffer, Math.Min(_storage.PartSize, _buffer.Length * 2));
+            Array.Resize(ref _buffer, (int)Math.Min(_partSize, 2L * _buffer.Length));
+            PeakBufferSize = Math.Max(PeakBufferSize, _buffer.Length);
             return false;
         }
 
@@ -395,6 +457,11 @@ public sealed class S3Storage : IStorage, IDisposable
                 _uploadId = started.UploadId;
             }
             var number = _parts.Count + 1;
+            if (number > _storage.PartLimit)
+            {
+                throw new StorageException(
+                    $"S3 upload of {_storage.Describe(_key)} failed: more than {_storage.PartLimit} parts ({_sent} bytes sent), too large for one object");
+            }
             using var body = new MemoryStream(_buffer, 0, _length, writable: false);
             var part = new UploadPartRequest
             {
@@ -410,7 +477,10 @@ public sealed class S3Storage : IStorage, IDisposable
             var response = await _storage.CallAsync($"upload part {number} of", _key, () => _storage.Client.UploadPartAsync(part, cancellationToken))
                 .ConfigureAwait(false);
             _parts.Add(new PartETag { PartNumber = number, ETag = response.ETag });
+            _partSizes.Add(_length);
+            _sent += _length;
             _length = 0;
+            _partSize = NextPartSize(_partSize, _sent, _storage.PartLimit);
         }
 
         private static string Md5(ReadOnlySpan<byte> data) =>
