@@ -95,10 +95,7 @@ public sealed record RestoreOptions(string? SourceDatabase = null, MySql.Definer
 /// <param name="EndedWithTrailer">Whether the dump ended with its completion trailer, as the filter parsed it (null: the engine cannot tell).</param>
 /// <param name="EventsToEnable">MySQL events restored disabled that were enabled in the dump.</param>
 /// <param name="OtherDatabases">Databases other than the source still named by views, triggers, routines or events.</param>
-public sealed record LoadResult(bool? EndedWithTrailer, IReadOnlyList<string> EventsToEnable, IReadOnlyCollection<string> OtherDatabases)
-{
-    public static LoadResult Unknown { get; } = new(null, [], []);
-}
+public sealed record LoadResult(bool? EndedWithTrailer, IReadOnlyList<string> EventsToEnable, IReadOnlyCollection<string> OtherDatabases);
 
 /// <param name="TerminateConnections">End other sessions on the target instead of failing when they block the swap.</param>
 /// <param name="EventsToEnable">MySQL events to enable once in place.</param>

@@ -214,7 +214,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             {
                 if (request.Verify)
                 {
-                    CheckCompleteDump(m, LoadResult.Unknown, engine.CompletionTrailer, plan);
+                    CheckCompleteDump(m, m.TailContains(engine.CompletionTrailer), engine.CompletionTrailer, plan);
                 }
             },
         };
@@ -223,7 +223,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         if (request.Verify && result.EndedWithTrailer == false)
         {
             // The filter parsed the dump: the trailer seen at the end was inside data, not pg_dump's own.
-            CheckCompleteDump(plain, result, engine.CompletionTrailer, plan);
+            CheckCompleteDump(plain, endsWithTrailer: false, engine.CompletionTrailer, plan);
         }
         if (request.Verify && plan.Manifest is { } manifest
             && await StoredProblemAsync(plan.Compression == Compression.Zip ? null : file as MeasuringStream, location, manifest, cancellationToken)
@@ -290,9 +290,9 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         }
     }
 
-    private static void CheckCompleteDump(MeasuringStream plain, LoadResult result, string trailer, RestorePlan plan)
+    private static void CheckCompleteDump(MeasuringStream plain, bool endsWithTrailer, string trailer, RestorePlan plan)
     {
-        if (!(result.EndedWithTrailer ?? plain.TailContains(trailer)))
+        if (!endsWithTrailer)
         {
             throw new OperationFailedException(
                 $"{plan.File} ends without the dump's completion trailer ('{trailer}'): it is truncated or incomplete");
