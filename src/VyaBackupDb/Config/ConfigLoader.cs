@@ -131,7 +131,7 @@ public static class ConfigLoader
         [
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
             "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage", "maintenance_database",
-            "owners", "definer",
+            "owners", "definer", "globals", "globals_passwords", "globals_tablespaces",
         ];
 
         private static readonly string[] FilesInstanceKeys =
@@ -427,6 +427,9 @@ public static class ConfigLoader
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
                 Owners = owners,
                 Definer = ReadDefiner(node, prefix, dbms),
+                Globals = OptionalBool(node, "globals", prefix) ?? true,
+                GlobalsPasswords = OptionalBool(node, "globals_passwords", prefix) ?? false,
+                GlobalsTablespaces = OptionalBool(node, "globals_tablespaces", prefix) ?? false,
             };
             return OptionalString(node, "maintenance_database", prefix) is { } maintenance ? instance with { MaintenanceDatabase = maintenance } : instance;
         }
