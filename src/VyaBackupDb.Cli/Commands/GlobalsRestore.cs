@@ -22,12 +22,19 @@ internal static class GlobalsRestore
             throw new UsageException($"{location.FileName} is a backup of database '{name.Database}', not of users and grants; restore it without --globals");
         }
         var format = await BackupFileChecker.FormatOfAsync(location, cancellationToken).ConfigureAwait(false);
+        var manifest = verify ? await location.LoadManifestAsync(cancellationToken).ConfigureAwait(false) : null;
         string script;
-        await using (var plain = await BackupFileChecker.OpenPlainAsync(location, format, keys, cancellationToken).ConfigureAwait(false))
-        using (var reader = new StreamReader(plain))
+        await using (var plain = new MeasuringStream(await BackupFileChecker.OpenPlainAsync(location, format, keys, cancellationToken).ConfigureAwait(false)))
         {
-            // A few kilobytes per account: read whole.
-            script = await reader.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
+            using (var reader = new StreamReader(plain, leaveOpen: true))
+            {
+                // A few kilobytes per account: read whole.
+                script = await reader.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
+            }
+            if (manifest is not null && plain.Sha256Hex() != manifest.PlainSha256)
+            {
+                throw new VerificationFailedException($"{location.FileName} does not match its manifest's digest; nothing was applied");
+            }
         }
         var trailer = DumpEngines.CompletionTrailer(instance.Dbms);
         if (verify && !script.TrimEnd().EndsWith(trailer, StringComparison.Ordinal))

@@ -118,6 +118,11 @@ public sealed class GlobalsTests : IAsyncLifetime
             var again = await CliOkAsync("--config", config, "restore", "--globals", "--file", globals, "--instance", "2");
             Assert.Contains("skipped", again.Stderr, StringComparison.Ordinal);
             Assert.Contains(app, again.Stderr, StringComparison.Ordinal);
+
+            // --replace-existing sets the recorded settings again on a role that drifted.
+            await PgTestDb.ExecAsync("postgres", $"ALTER ROLE {app} SET work_mem = '16MB'");
+            await CliOkAsync("--config", config, "restore", "--globals", "--file", globals, "--instance", "2", "--replace-existing");
+            Assert.Contains("work_mem=8MB", (string[])(await PgTestDb.ScalarAsync("postgres", "SELECT rolconfig FROM pg_roles WHERE rolname = $1", app))!);
         }
         finally
         {
