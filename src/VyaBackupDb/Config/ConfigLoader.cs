@@ -422,6 +422,10 @@ public static class ConfigLoader
             {
                 throw Error(Get(node, "owners")!, prefix + "owners", "applies to postgresql instances only");
             }
+            if (dbms != Dbms.PostgreSql && Get(node, "globals_tablespaces") is { } tablespacesNode)
+            {
+                throw Error(tablespacesNode, prefix + "globals_tablespaces", "applies to postgresql instances only");
+            }
             var instance = new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention, storage)
             {
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
