@@ -11,7 +11,7 @@ namespace VyaBackupDb.Cli.Commands;
 internal static class GlobalsRestore
 {
     public static async Task<ExitCode> RunAsync(
-        AppConfig config, InstanceConfig instance, string file, bool dryRun, bool replaceExisting, bool verify, DecryptionKeys keys,
+        AppConfig config, InstanceConfig instance, string file, bool dryRun, bool replaceExisting, IReadOnlyList<string> only, bool verify, DecryptionKeys keys,
         CancellationToken cancellationToken)
     {
         var engine = Globals.For(DumpEngines.For(instance));
@@ -43,7 +43,7 @@ internal static class GlobalsRestore
         }
         var verb = dryRun ? "would restore" : "restoring";
         Output.Line($"{verb} users, roles and grants from {location.Description} into instance {instance.Id} ({instance.Name})");
-        var result = await Globals.RestoreAsync(engine, script, new GlobalsRestoreOptions(dryRun, replaceExisting),
+        var result = await Globals.RestoreAsync(engine, script, new GlobalsRestoreOptions(dryRun, replaceExisting, only),
             Output.Line, Output.Warning, cancellationToken).ConfigureAwait(false);
         if (dryRun)
         {

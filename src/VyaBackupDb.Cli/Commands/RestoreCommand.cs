@@ -46,9 +46,14 @@ internal static class RestoreCommand
             Description = "With --globals: replace roles/accounts that already exist (default: skip them, with a warning)",
         };
 
+        var account = new Option<string[]>("--account")
+        {
+            Description = "With --globals: restore only this role/account (PostgreSQL role; MySQL user or role name, any host); repeatable",
+        };
+
         var command = new Command("restore", "Restore a backup file into one database")
         {
-            file, instance, target, dryRun, force, noVerify, identity, terminate, definer, enableEvents, globals, replaceExisting,
+            file, instance, target, dryRun, force, noVerify, identity, terminate, definer, enableEvents, globals, replaceExisting, account,
         };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
@@ -63,7 +68,7 @@ internal static class RestoreCommand
             if (parseResult.GetValue(globals))
             {
                 return await GlobalsRestore.RunAsync(config, into, parseResult.GetRequiredValue(file), parseResult.GetValue(dryRun),
-                    parseResult.GetValue(replaceExisting), !parseResult.GetValue(noVerify), config.Encryption.KeysFor(parseResult.GetValue(identity)),
+                    parseResult.GetValue(replaceExisting), parseResult.GetValue(account) ?? [], !parseResult.GetValue(noVerify), config.Encryption.KeysFor(parseResult.GetValue(identity)),
                     cancellationToken).ConfigureAwait(false);
             }
             if (Catalog.BackupName.TryParse(Path.GetFileName(parseResult.GetRequiredValue(file))) is { Database: Engines.Globals.ItemName })

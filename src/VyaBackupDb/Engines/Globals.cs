@@ -18,6 +18,9 @@ public interface IGlobalsEngine
     /// <summary>Whether an account is the one this instance logs in as: never created, altered or dropped.</summary>
     bool IsRestoringAccount(GlobalsAccount account);
 
+    /// <summary>The user or role name of an account (MySQL: without its host).</summary>
+    string AccountName(GlobalsAccount account);
+
     /// <summary>The statements that put an existing account in the state the backup recorded (restore --globals --replace-existing).</summary>
     IReadOnlyList<string> ReplaceStatements(GlobalsAccount account);
 
@@ -30,7 +33,8 @@ public interface IGlobalsEngine
 /// <param name="Grants">Its privileges and memberships: run once every account exists.</param>
 public sealed record GlobalsAccount(string Key, List<string> Create, List<string> Grants);
 
-public sealed record GlobalsRestoreOptions(bool DryRun, bool ReplaceExisting);
+/// <param name="Only">Restore only these roles/accounts (PostgreSQL role names; MySQL user or role names, any host); empty: all.</param>
+public sealed record GlobalsRestoreOptions(bool DryRun, bool ReplaceExisting, IReadOnlyList<string>? Only = null);
 
 /// <param name="Restored">Accounts created (or replaced).</param>
 /// <param name="Skipped">Accounts that already existed, left as they are.</param>
@@ -58,7 +62,8 @@ public static class Globals
     public static async Task<GlobalsRestoreResult> RestoreAsync(
         IGlobalsEngine engine, string script, GlobalsRestoreOptions options, Action<string> print, Action<string> warn, CancellationToken cancellationToken)
     {
-        var accounts = engine.ParseGlobals(script);
+        var accounts = engine.ParseGlobals(script)
+            .Where(a => options.Only is not { Count: > 0 } only || only.Contains(engine.AccountName(a), StringComparer.Ordinal)).ToList();
         var existing = await engine.ExistingAccountsAsync(cancellationToken).ConfigureAwait(false);
         var skipped = new List<string>();
         var chosen = new List<(GlobalsAccount Account, IReadOnlyList<string> Create)>();

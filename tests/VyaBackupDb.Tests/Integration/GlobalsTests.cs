@@ -58,6 +58,13 @@ public sealed class GlobalsTests : IAsyncLifetime
     private static string Only(string backupDir, string suffix) =>
         Path.Combine(backupDir, Assert.Single(Ops.DataFilesUnder(backupDir), f => f.EndsWith(suffix, StringComparison.Ordinal)));
 
+    /// <summary>
+    /// --account for each: the shared test servers hold other tests' roles, which a full restore
+    /// would bring back after their tests dropped them. The restoring account is named too, to
+    /// show that it is left alone even when asked for.
+    /// </summary>
+    private static string[] Mine(params string[] names) => [.. names.SelectMany(n => new[] { "--account", n })];
+
     private static async Task<ProcessResult> CliOkAsync(params string[] arguments)
     {
         var run = await Run.CliAsync(arguments);
@@ -94,7 +101,7 @@ public sealed class GlobalsTests : IAsyncLifetime
             Assert.Contains($"CREATE ROLE \"{app}\";", dry.Stdout, StringComparison.Ordinal);
             Assert.False(await PgRoleExistsAsync(app));
 
-            var run = await CliOkAsync("--config", config, "restore", "--globals", "--file", globals, "--instance", "2");
+            var run = await CliOkAsync(["--config", config, "restore", "--globals", "--file", globals, "--instance", "2", .. Mine(app, group, TestServers.PgUser)]);
             Assert.Contains($"{TestServers.PgUser} is the account this restore logs in as", run.Stderr, StringComparison.Ordinal);
             Assert.True(await PgRoleExistsAsync(app));
             Assert.True(await PgRoleExistsAsync(group));
@@ -115,13 +122,13 @@ public sealed class GlobalsTests : IAsyncLifetime
             }
 
             // Again: they exist now, and are skipped by name.
-            var again = await CliOkAsync("--config", config, "restore", "--globals", "--file", globals, "--instance", "2");
+            var again = await CliOkAsync(["--config", config, "restore", "--globals", "--file", globals, "--instance", "2", .. Mine(app, group, TestServers.PgUser)]);
             Assert.Contains("skipped", again.Stderr, StringComparison.Ordinal);
             Assert.Contains(app, again.Stderr, StringComparison.Ordinal);
 
             // --replace-existing sets the recorded settings again on a role that drifted.
             await PgTestDb.ExecAsync("postgres", $"ALTER ROLE {app} SET work_mem = '16MB'");
-            await CliOkAsync("--config", config, "restore", "--globals", "--file", globals, "--instance", "2", "--replace-existing");
+            await CliOkAsync(["--config", config, "restore", "--globals", "--file", globals, "--instance", "2", "--replace-existing", .. Mine(app, group)]);
             Assert.Contains("work_mem=8MB", (string[])(await PgTestDb.ScalarAsync("postgres", "SELECT rolconfig FROM pg_roles WHERE rolname = $1", app))!);
         }
         finally
@@ -158,7 +165,7 @@ public sealed class GlobalsTests : IAsyncLifetime
             Assert.Contains($"CREATE ROLE `{role}`", dry.Stdout, StringComparison.Ordinal);
             Assert.False(await MySqlAccountExistsAsync(user));
 
-            var run = await CliOkAsync("--config", config, "restore", "--globals", "--file", globals, "--instance", "1");
+            var run = await CliOkAsync(["--config", config, "restore", "--globals", "--file", globals, "--instance", "1", .. Mine(user, role, TestServers.MySqlUser)]);
             Assert.Contains("is the account this restore logs in as", run.Stderr, StringComparison.Ordinal);
             Assert.True(await MySqlAccountExistsAsync(user));
             Assert.True(await MySqlAccountExistsAsync(role));
@@ -172,7 +179,7 @@ public sealed class GlobalsTests : IAsyncLifetime
                 Assert.Equal(3L, Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture));
             }
 
-            var again = await CliOkAsync("--config", config, "restore", "--globals", "--file", globals, "--instance", "1");
+            var again = await CliOkAsync(["--config", config, "restore", "--globals", "--file", globals, "--instance", "1", .. Mine(user, role, TestServers.MySqlUser)]);
             Assert.Contains("skipped", again.Stderr, StringComparison.Ordinal);
             Assert.Contains(user, again.Stderr, StringComparison.Ordinal);
         }

@@ -103,6 +103,27 @@ public sealed partial class MySqlEngine : IGlobalsEngine
     public bool IsRestoringAccount(GlobalsAccount account) => account.Key.StartsWith(Quote(Instance.User) + "@", StringComparison.Ordinal)
         || account.Key == Quote(Instance.User);
 
+    public string AccountName(GlobalsAccount account)
+    {
+        // `user`@`host` or `role`: the first backquoted name, `` an escaped backquote.
+        var name = new StringBuilder();
+        for (var i = 1; i < account.Key.Length; i++)
+        {
+            if (account.Key[i] == '`')
+            {
+                if (i + 1 < account.Key.Length && account.Key[i + 1] == '`')
+                {
+                    name.Append('`');
+                    i++;
+                    continue;
+                }
+                break;
+            }
+            name.Append(account.Key[i]);
+        }
+        return name.ToString();
+    }
+
     /// <summary>Dropped and created again, so that it has the recorded grants and no others.</summary>
     public IReadOnlyList<string> ReplaceStatements(GlobalsAccount account) =>
         [account.Create.Any(s => s.StartsWith("CREATE ROLE ", StringComparison.Ordinal)) ? $"DROP ROLE IF EXISTS {account.Key}" : $"DROP USER IF EXISTS {account.Key}",

@@ -68,6 +68,8 @@ public sealed partial class PostgresEngine : IGlobalsEngine
 
     public bool IsRestoringAccount(GlobalsAccount account) => account.Key == Instance.User;
 
+    public string AccountName(GlobalsAccount account) => account.Key;
+
     /// <summary>An existing role keeps its identity (objects it owns); its attributes and settings are set as recorded.</summary>
     public IReadOnlyList<string> ReplaceStatements(GlobalsAccount account) =>
         [.. account.Create.Where(s => !s.StartsWith("CREATE ROLE ", StringComparison.Ordinal))];
