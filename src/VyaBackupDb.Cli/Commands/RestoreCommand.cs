@@ -37,9 +37,23 @@ internal static class RestoreCommand
             Description = "MySQL: leave events enabled as dumped (by default they are restored disabled, so a copy runs no scheduled jobs)",
         };
 
+        var globals = new Option<bool>("--globals")
+        {
+            Description = "Restore a users/roles/grants backup (the _globals item) into the instance's server; --dry-run prints the statements",
+        };
+        var replaceExisting = new Option<bool>("--replace-existing")
+        {
+            Description = "With --globals: replace roles/accounts that already exist (default: skip them, with a warning)",
+        };
+
+        var account = new Option<string[]>("--account")
+        {
+            Description = "With --globals: restore only this role/account (PostgreSQL role; MySQL user or role name, any host); repeatable",
+        };
+
         var command = new Command("restore", "Restore a backup file into one database")
         {
-            file, instance, target, dryRun, force, noVerify, identity, terminate, definer, enableEvents,
+            file, instance, target, dryRun, force, noVerify, identity, terminate, definer, enableEvents, globals, replaceExisting, account,
         };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
@@ -51,6 +65,16 @@ internal static class RestoreCommand
                     config.Encryption.KeysFor(parseResult.GetValue(identity)), cancellationToken).ConfigureAwait(false);
             }
             var into = config.GetInstance(parseResult.GetValue(instance));
+            if (parseResult.GetValue(globals))
+            {
+                return await GlobalsRestore.RunAsync(config, into, parseResult.GetRequiredValue(file), parseResult.GetValue(dryRun),
+                    parseResult.GetValue(replaceExisting), parseResult.GetValue(account) ?? [], !parseResult.GetValue(noVerify), config.Encryption.KeysFor(parseResult.GetValue(identity)),
+                    cancellationToken).ConfigureAwait(false);
+            }
+            if (Catalog.BackupName.TryParse(Path.GetFileName(parseResult.GetRequiredValue(file))) is { Database: Engines.Globals.ItemName })
+            {
+                throw new UsageException("this is a backup of users, roles and grants: restore it with --globals");
+            }
             // A bare file name (as list shows it) is looked up in the instance's destinations.
             using var storages = new Storage.StorageSet(config);
             var location = await BackupLocations.FindAsync(parseResult.GetRequiredValue(file), into, config, storages, cancellationToken)

@@ -114,6 +114,15 @@ public sealed record InstanceConfig(
     /// </summary>
     public bool Owners { get; init; }
 
+    /// <summary>Back up the server's roles/accounts and grants as the item <c>_globals</c> (<c>globals:</c>, default true).</summary>
+    public bool Globals { get; init; } = true;
+
+    /// <summary>The globals item keeps role passwords (PostgreSQL) / password hashes (MySQL) (<c>globals_passwords: true</c>).</summary>
+    public bool GlobalsPasswords { get; init; }
+
+    /// <summary>PostgreSQL: the globals item includes tablespaces (<c>globals_tablespaces: true</c>).</summary>
+    public bool GlobalsTablespaces { get; init; }
+
     /// <summary>MySQL: what a restore does with DEFINER clauses (<c>definer:</c>; <c>restore --definer</c> for one run).</summary>
     public Engines.MySql.DefinerMode Definer { get; init; }
 

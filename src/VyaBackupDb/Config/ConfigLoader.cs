@@ -131,7 +131,7 @@ public static class ConfigLoader
         [
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
             "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage", "maintenance_database",
-            "owners", "definer",
+            "owners", "definer", "globals", "globals_passwords", "globals_tablespaces",
         ];
 
         private static readonly string[] FilesInstanceKeys =
@@ -423,11 +423,18 @@ public static class ConfigLoader
             {
                 throw Error(Get(node, "owners")!, prefix + "owners", "applies to postgresql instances only");
             }
+            if (dbms != Dbms.PostgreSql && Get(node, "globals_tablespaces") is { } tablespacesNode)
+            {
+                throw Error(tablespacesNode, prefix + "globals_tablespaces", "applies to postgresql instances only");
+            }
             var instance = new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention, storage)
             {
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
                 Owners = owners,
                 Definer = ReadDefiner(node, prefix, dbms),
+                Globals = OptionalBool(node, "globals", prefix) ?? true,
+                GlobalsPasswords = OptionalBool(node, "globals_passwords", prefix) ?? false,
+                GlobalsTablespaces = OptionalBool(node, "globals_tablespaces", prefix) ?? false,
             };
             return OptionalString(node, "maintenance_database", prefix) is { } maintenance ? instance with { MaintenanceDatabase = maintenance } : instance;
         }

@@ -55,6 +55,11 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
             {
                 check = check with { Notes = [.. check.Notes, "a files backup has no test restore: every entry was read and checked instead"] };
             }
+            else if (request.Restore && check.Ok && check.Manifest?.Database == Engines.Globals.ItemName)
+            {
+                // Restoring roles into a scratch database is not a thing: they are server-wide.
+                check = check with { Notes = [.. check.Notes, "a users/roles/grants backup has no test restore: it was read and checked instead"] };
+            }
             else if (request.Restore && check.Ok)
             {
                 (check, comparison) = await TestRestoreAsync(check, request.Instance, keys, request.Definer, cancellationToken).ConfigureAwait(false);

@@ -41,7 +41,13 @@ public static class BackupSources
         {
             if (requested is null)
             {
-                return DatabaseSelector.Select(engine.Instance, server.Databases);
+                var databases = DatabaseSelector.Select(engine.Instance, server.Databases);
+                // The roles/accounts and grants: their own item, after the databases.
+                return engine.Instance.Globals ? [.. databases.Where(d => d != Globals.ItemName), Globals.ItemName] : databases;
+            }
+            if (requested == Globals.ItemName)
+            {
+                return [requested];
             }
             // An explicit --database is taken as asked, filters or not; it only has to exist.
             if (!server.Databases.Contains(requested, StringComparer.Ordinal))
@@ -52,6 +58,8 @@ public static class BackupSources
         }
 
         public Task<DumpDetails> DumpAsync(string item, Stream output, CancellationToken cancellationToken) =>
-            engine.DumpAsync(item, output, cancellationToken);
+            item == Globals.ItemName
+                ? Globals.For(engine).DumpGlobalsAsync(output, cancellationToken)
+                : engine.DumpAsync(item, output, cancellationToken);
     }
 }

@@ -28,7 +28,8 @@ public static class Cli
                 port: {TestServers.MySqlPort}
                 user: {Yaml(TestServers.MySqlUser)}
                 password: {Yaml(mySqlPassword ?? TestServers.MySqlPassword)}
-                include: ["vt_*"]{tools}
+                include: ["vt_*"]
+                globals: false{tools}
               - id: 2
                 name: it-pg
                 dbms: postgresql
@@ -36,7 +37,8 @@ public static class Cli
                 port: {TestServers.PgPort}
                 user: {Yaml(TestServers.PgUser)}
                 password: {Yaml(pgPassword ?? TestServers.PgPassword)}
-                include: ["vt_*"]{tools}
+                include: ["vt_*"]
+                globals: false{tools}
 
             """);
         await File.WriteAllTextAsync(path, yaml);

@@ -45,6 +45,7 @@ public sealed class ListPruneCliTests : IAsyncLifetime
                 user: '{TestServers.MySqlUser}'
                 password: '{TestServers.MySqlPassword}'
                 include: ['{include}']
+                globals: false
                 {mySqlRetention}
               - id: 2
                 name: it-pg
@@ -53,6 +54,7 @@ public sealed class ListPruneCliTests : IAsyncLifetime
                 port: {TestServers.PgPort}
                 user: '{TestServers.PgUser}'
                 password: '{TestServers.PgPassword}'
+                globals: false
 
             """));
         if (!OperatingSystem.IsWindows())

@@ -77,6 +77,7 @@ public sealed class OperatorFaultTests : IAsyncLifetime
                 user: {TestServers.MySqlUser}
                 password: '{TestServers.MySqlPassword}'
                 include: ['{mysqlDatabase}']
+                globals: false
                 {mysqlExtra}
               - id: 2
                 name: it-pg
@@ -86,6 +87,7 @@ public sealed class OperatorFaultTests : IAsyncLifetime
                 user: {TestServers.PgUser}
                 password: '{TestServers.PgPassword}'
                 include: ['{pgDatabase}']
+                globals: false
                 {pgExtra}
 
             """);

@@ -48,6 +48,33 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
+    public void Globals_are_backed_up_by_default_without_passwords_and_can_be_turned_off()
+    {
+        var config = ConfigLoader.Parse("""
+            backup_dir: /b
+            instances:
+              - id: 1
+                dbms: mysql
+                user: vya
+              - id: 2
+                dbms: postgresql
+                user: vya
+                globals: false
+              - id: 3
+                dbms: postgresql
+                user: vya
+                globals_passwords: true
+                globals_tablespaces: true
+            """, Path);
+        Assert.Equal((true, false, false), (config.GetInstance(1).Globals, config.GetInstance(1).GlobalsPasswords, config.GetInstance(1).GlobalsTablespaces));
+        Assert.False(config.GetInstance(2).Globals);
+        Assert.Equal((true, true, true), (config.GetInstance(3).Globals, config.GetInstance(3).GlobalsPasswords, config.GetInstance(3).GlobalsTablespaces));
+        var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(
+            "backup_dir: /b\ninstances:\n  - id: 1\n    dbms: mysql\n    user: vya\n    globals_tablespaces: true\n", Path));
+        Assert.Contains("globals_tablespaces", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Defaults_to_zstd_and_one_hour()
     {
         var config = ConfigLoader.Parse("backup_dir: backups\n", Path);
