@@ -30,6 +30,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         List<SchemaObject> newObjects;
         List<SchemaObject> oldTriggers = [];
         bool targetExists;
+        var createdTarget = false;
         (string Clause, string? Comment) options;
         var renames = new List<string>();
         try
@@ -47,6 +48,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             if (!targetExists)
             {
                 await ExecuteWithCommentAsync($"CREATE DATABASE {Q(target)} {options.Clause}", options.Comment, cancellationToken).ConfigureAwait(false);
+                createdTarget = true;
             }
             else
             {
@@ -75,9 +77,17 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         }
         catch (Exception e) when (e is OperationFailedException or OperationCanceledException or MySqlException)
         {
-            await CreateAllAsync(target, oldTriggers, rewrite: false, CancellationToken.None).ConfigureAwait(false);
-            await ExecuteAsync($"DROP DATABASE IF EXISTS {Q(replaced)}", CancellationToken.None).ConfigureAwait(false);
-            throw new OperationFailedException($"'{target}' could not be replaced (it is unchanged): {e.Message}", e);
+            if (oldTriggers.Count > 0)
+            {
+                await CreateAllAsync(target, oldTriggers, rewrite: false, CancellationToken.None).ConfigureAwait(false);
+            }
+            // The empty target this swap created, and the one that was to take the old tables.
+            foreach (var created in createdTarget ? [target, replaced] : new[] { replaced })
+            {
+                await ExecuteAsync($"DROP DATABASE IF EXISTS {Q(created)}", CancellationToken.None).ConfigureAwait(false);
+            }
+            throw new OperationFailedException(
+                $"'{target}' could not be {(createdTarget ? "created" : "replaced (it is unchanged)")}: {e.Message}", e);
         }
 
         // The target holds the new tables: the rest is done whatever the token says.
