@@ -6,7 +6,7 @@ namespace VyaBackupDb.Pipeline;
 /// Passes bytes through (in either direction) while counting them, hashing them with SHA-256 and
 /// keeping the last few KiB, which is where a dump's completion trailer lives.
 /// </summary>
-public sealed class MeasuringStream(Stream inner, bool leaveOpen = false) : WrapperStream(inner)
+public sealed class MeasuringStream(Stream inner, bool leaveOpen = false) : ObservingStream(inner)
 {
     private const int TailSize = 4096;
 
@@ -55,19 +55,7 @@ public sealed class MeasuringStream(Stream inner, bool leaveOpen = false) : Wrap
         return n;
     }
 
-    public override void Write(ReadOnlySpan<byte> buffer)
-    {
-        Inner.Write(buffer);
-        Observe(buffer);
-    }
-
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        await Inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
-        Observe(buffer.Span);
-    }
-
-    private void Observe(ReadOnlySpan<byte> data)
+    protected override void Observe(ReadOnlySpan<byte> data)
     {
         if (data.IsEmpty)
         {

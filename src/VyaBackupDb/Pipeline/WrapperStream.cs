@@ -73,3 +73,21 @@ public sealed class NonClosingStream(Stream inner) : WrapperStream(inner)
         return ValueTask.CompletedTask;
     }
 }
+
+/// <summary>A pass-through that sees every byte written through it (after the inner stream took it).</summary>
+public abstract class ObservingStream(Stream inner) : WrapperStream(inner)
+{
+    public sealed override void Write(ReadOnlySpan<byte> buffer)
+    {
+        Inner.Write(buffer);
+        Observe(buffer);
+    }
+
+    public sealed override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        await Inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+        Observe(buffer.Span);
+    }
+
+    protected abstract void Observe(ReadOnlySpan<byte> data);
+}

@@ -22,7 +22,7 @@ namespace VyaBackupDb.Engines.MySql;
 /// Something the counter misreads can only make a count differ from the restored table's, which
 /// the restore reports as a mismatch: it never hides a missing row.
 /// </remarks>
-public sealed class MySqlRowCounter(Stream inner) : WrapperStream(inner)
+public sealed class MySqlRowCounter(Stream inner) : ObservingStream(inner)
 {
     private enum State
     {
@@ -62,20 +62,8 @@ public sealed class MySqlRowCounter(Stream inner) : WrapperStream(inner)
     /// <summary>The value each MariaDB sequence is set to (its next value, as SETVAL(s, n, 0) gives it).</summary>
     public IReadOnlyDictionary<string, long> Sequences => _sequences;
 
-    public override void Write(ReadOnlySpan<byte> buffer)
-    {
-        Inner.Write(buffer);
-        Observe(buffer);
-    }
-
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        await Inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
-        Observe(buffer.Span);
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first chunk: no tier-0 code
-    private void Observe(ReadOnlySpan<byte> data)
+    protected override void Observe(ReadOnlySpan<byte> data)
     {
         var i = 0;
         while (i < data.Length)

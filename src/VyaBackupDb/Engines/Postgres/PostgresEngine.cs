@@ -621,8 +621,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         // Only ever a database of ours (staging, scratch): a session still on it is a psql whose
         // vya-backupdb was killed. Ended by hand rather than WITH (FORCE), which PostgreSQL 12 lacks.
         await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
-        await Scalar(connection, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()",
-            cancellationToken, database).ConfigureAwait(false);
+        await EndSessionsAsync(connection, database, cancellationToken).ConfigureAwait(false);
         await Execute(connection, $"DROP DATABASE IF EXISTS {QuoteIdentifier(database)}", cancellationToken).ConfigureAwait(false);
     }
 
@@ -674,6 +673,11 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         }
     }
 
+    /// <summary>Ends the sessions of other clients on <paramref name="database"/>.</summary>
+    private static Task EndSessionsAsync(NpgsqlConnection connection, string database, CancellationToken cancellationToken) =>
+        Scalar(connection, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()",
+            cancellationToken, database);
+
     /// <summary>Every session on the database blocks its rename.</summary>
     public async Task<int> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken)
     {
@@ -695,9 +699,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         {
             if (exists && options.TerminateConnections)
             {
-                await Scalar(connection,
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()",
-                    cancellationToken, target).ConfigureAwait(false);
+                await EndSessionsAsync(connection, target, cancellationToken).ConfigureAwait(false);
             }
             try
             {

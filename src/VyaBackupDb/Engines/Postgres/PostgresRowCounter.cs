@@ -17,7 +17,7 @@ namespace VyaBackupDb.Engines.Postgres;
 /// Something the counter misreads can only make a count differ from the restored table's, which
 /// the restore reports as a mismatch: it never hides a missing row.
 /// </remarks>
-public sealed class PostgresRowCounter(Stream inner) : WrapperStream(inner)
+public sealed class PostgresRowCounter(Stream inner) : ObservingStream(inner)
 {
     private enum State { LineStart, SkipLine, Header, CopyLineStart, CopyBackslash, CopyDot, CopyInLine }
 
@@ -35,20 +35,8 @@ public sealed class PostgresRowCounter(Stream inner) : WrapperStream(inner)
     /// <summary>Every table whose data the dump holds, by (schema, table) as the server names them, with its row count.</summary>
     public IReadOnlyDictionary<(string Schema, string Table), long> Rows => _rows;
 
-    public override void Write(ReadOnlySpan<byte> buffer)
-    {
-        Inner.Write(buffer);
-        Observe(buffer);
-    }
-
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        await Inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
-        Observe(buffer.Span);
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first chunk: no tier-0 code
-    private void Observe(ReadOnlySpan<byte> data)
+    protected override void Observe(ReadOnlySpan<byte> data)
     {
         var i = 0;
         while (i < data.Length)
