@@ -62,6 +62,15 @@ public sealed record AppConfig(
     /// <summary>Things worth telling the operator about the config itself (e.g. a world-readable file holding a password).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 
+    /// <summary>The time zone of instances' schedules that name none (<c>time_zone:</c>, default UTC).</summary>
+    public TimeZoneInfo TimeZone { get; init; } = TimeZoneInfo.Utc;
+
+    /// <summary>How long a storage lock lasts unless renewed (<c>lock_lease_seconds:</c>): a dead runner's lock clears after it.</summary>
+    public TimeSpan LockLease { get; init; } = Operations.StorageLock.DefaultLease;
+
+    /// <summary>schedule: how long a running backup may go on after SIGTERM before it is cancelled (<c>stop_grace_seconds:</c>).</summary>
+    public TimeSpan StopGrace { get; init; } = TimeSpan.FromSeconds(60);
+
     public InstanceConfig GetInstance(int id) =>
         Instances.FirstOrDefault(i => i.Id == id)
         ?? throw new Errors.UsageException($"instance {id} is not defined in {SourcePath}");
@@ -133,6 +142,19 @@ public sealed record InstanceConfig(
         init => _user = value;
     }
 
+    /// <summary>When the schedule command backs this instance up (<c>schedule:</c>); null: never.</summary>
+    public ScheduleConfig? Schedule { get; init; }
+
     /// <summary>Where this instance's backups go, in order: the first gets the dump, the others a verified copy.</summary>
     public IReadOnlyList<string> StorageNames => Storage is { Count: > 0 } names ? names : [StorageConfig.LocalName];
+}
+
+/// <summary>An instance's schedule: a cron expression in a time zone, and what follows each run.</summary>
+/// <param name="Expression">As written in the config (for messages).</param>
+/// <param name="Verify">Check each new backup's digests after the run (<c>schedule_verify:</c>).</param>
+/// <param name="Prune">Apply retention after the run, to what succeeded (<c>schedule_prune:</c>).</param>
+public sealed record ScheduleConfig(string Expression, Cronos.CronExpression Cron, TimeZoneInfo TimeZone, bool Verify, bool Prune)
+{
+    /// <summary>The first time this schedule fires strictly after <paramref name="after"/>; null if never.</summary>
+    public DateTimeOffset? NextAfter(DateTimeOffset after) => Cron.GetNextOccurrence(after, TimeZone);
 }

@@ -101,8 +101,15 @@ public static class ConfigLoader
     {
         private const string VaultPrefix = "vault:";
 
+        /// <summary>Scheduling and several runners (the schedule command, storage locks).</summary>
+        private static readonly string[] ScheduleTopKeys = ["time_zone", "lock_lease_seconds", "stop_grace_seconds"];
+
+        /// <summary>An instance's schedule (database and files instances alike).</summary>
+        private static readonly string[] ScheduleInstanceKeys = ["schedule", "schedule_time_zone", "schedule_verify", "schedule_prune"];
+
         private static readonly string[] TopKeys =
-            ["backup_dir", "compression", "timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "storage", "instances"];
+            ["backup_dir", "compression", "timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "storage", "instances",
+                .. ScheduleTopKeys];
 
         private static readonly string[] EncryptionKeys = ["recipients", "passphrase_env", "passphrase_file", "identity_files"];
 
@@ -132,11 +139,13 @@ public static class ConfigLoader
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
             "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage", "maintenance_database",
             "owners", "definer", "globals", "globals_passwords", "globals_tablespaces",
+            .. ScheduleInstanceKeys,
         ];
 
         private static readonly string[] FilesInstanceKeys =
         [
             "id", "name", "dbms", "paths", "include", "exclude", "skip_unreadable", "enabled", "retention", "encrypt", "storage",
+            .. ScheduleInstanceKeys,
         ];
 
         public AppConfig ReadConfig(YamlMappingNode root)
@@ -185,6 +194,7 @@ public static class ConfigLoader
                 }
             }
 
+            var timeZone = ReadTimeZone(root, "time_zone", "") ?? TimeZoneInfo.Utc;
             var instances = new List<InstanceConfig>();
             if (Get(root, "instances") is { } instancesNode)
             {
@@ -194,7 +204,9 @@ public static class ConfigLoader
                 }
                 for (var i = 0; i < sequence.Children.Count; i++)
                 {
-                    var instance = ReadInstance(Mapping(sequence.Children[i], $"instances[{i}]"), $"instances[{i}].", baseDir, vault, storages);
+                    var instanceNode = Mapping(sequence.Children[i], $"instances[{i}]");
+                    var instance = ReadInstance(instanceNode, $"instances[{i}].", baseDir, vault, storages);
+                    instance = instance with { Schedule = ReadSchedule(instanceNode, $"instances[{i}].", timeZone) };
                     if (instances.Any(x => x.Id == instance.Id))
                     {
                         throw new ConfigException($"{path}:{Line(sequence.Children[i])}: instances[{i}].id: id {instance.Id} is used twice");
@@ -206,7 +218,58 @@ public static class ConfigLoader
             {
                 Vault = vault,
                 Encryption = ReadEncryption(root, baseDir),
+                TimeZone = timeZone,
+                LockLease = TimeSpan.FromSeconds(Seconds(root, "lock_lease_seconds", (int)Operations.StorageLock.DefaultLease.TotalSeconds, min: 30)),
+                StopGrace = TimeSpan.FromSeconds(Seconds(root, "stop_grace_seconds", 60, min: 0)),
             };
+        }
+
+        /// <summary>A number of seconds (a top-level key), at least <paramref name="min"/>.</summary>
+        private int Seconds(YamlMappingNode root, string key, int fallback, int min)
+        {
+            var value = OptionalInt(root, key, "") ?? fallback;
+            return value >= min ? value : throw Error(Get(root, key)!, key, $"{value} is less than {min} seconds");
+        }
+
+        /// <summary>An IANA time zone name (Europe/Paris, UTC), checked now so that a typo is not found at 2 a.m.</summary>
+        private TimeZoneInfo? ReadTimeZone(YamlMappingNode node, string key, string prefix)
+        {
+            if (OptionalString(node, key, prefix) is not { } name)
+            {
+                return null;
+            }
+            try
+            {
+                return TimeZoneInfo.FindSystemTimeZoneById(name);
+            }
+            catch (Exception e) when (e is TimeZoneNotFoundException or InvalidTimeZoneException)
+            {
+                throw Error(Get(node, key)!, prefix + key, $"'{name}' is not a time zone known here (an IANA name such as Europe/Paris, or UTC)");
+            }
+        }
+
+        /// <summary>schedule: a cron expression (minute hour day-of-month month day-of-week, or @daily...) in a time zone.</summary>
+        private ScheduleConfig? ReadSchedule(YamlMappingNode node, string prefix, TimeZoneInfo defaultZone)
+        {
+            var zone = ReadTimeZone(node, "schedule_time_zone", prefix);
+            var verify = OptionalBool(node, "schedule_verify", prefix);
+            var prune = OptionalBool(node, "schedule_prune", prefix);
+            if (OptionalString(node, "schedule", prefix) is not { } text)
+            {
+                var orphan = new[] { "schedule_time_zone", "schedule_verify", "schedule_prune" }.FirstOrDefault(k => Get(node, k) is not null);
+                return orphan is null ? null : throw Error(Get(node, orphan)!, prefix + orphan, "needs a schedule: (a cron expression)");
+            }
+            Cronos.CronExpression cron;
+            try
+            {
+                cron = Cronos.CronExpression.Parse(text, Cronos.CronFormat.Standard);
+            }
+            catch (Cronos.CronFormatException e)
+            {
+                throw Error(Get(node, "schedule")!, prefix + "schedule",
+                    $"'{text}' is not a cron expression (minute hour day-of-month month day-of-week, e.g. \"0 2 * * *\", or @daily): {FirstLine(e.Message)}");
+            }
+            return new ScheduleConfig(text, cron, zone ?? defaultZone, verify ?? false, prune ?? false);
         }
 
         /// <summary>The encryption: section: age recipients or one passphrase to encrypt; identity files (and the passphrase) to decrypt.</summary>

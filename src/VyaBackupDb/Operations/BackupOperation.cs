@@ -209,9 +209,13 @@ public sealed class BackupOperation
         var started = time.GetUtcNow();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(config.Timeout);
+        StorageLock? held = null;
         try
         {
-            using var held = BackupLock.Acquire(config.BackupDir, item.Instance.Name, item.Database, time, observer.Warning);
+            // In backup_dir and in each destination, so that runners sharing a destination back up a database one at a time.
+            held = await StorageLock.AcquireAsync(config.BackupDir, item.Instance.Name, item.Database, [.. targets.Select(t => t.Storage)],
+                config.LockLease, time, observer.Warning, timeout, timeout.Token).ConfigureAwait(false);
+            await using var release = held;
             item = await UnusedNameAsync(item, storage, () => PlanItem(item.Instance, item.Database, compression, encrypt, targets), timeout.Token)
                 .ConfigureAwait(false);
             await using var write = await storage.CreateAsync(item.Key, timeout.Token).ConfigureAwait(false);
@@ -318,7 +322,8 @@ public sealed class BackupOperation
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return Failed(item, $"timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)", clock.Elapsed);
+            return Failed(item, held?.Lost is { } lost ? $"stopped: {lost}" : $"timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)",
+                clock.Elapsed);
         }
         catch (LockedException e)
         {

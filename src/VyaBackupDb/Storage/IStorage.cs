@@ -57,6 +57,31 @@ public interface IStorage : IReadOnlyStorage
     /// Returns how many were removed.
     /// </summary>
     Task<int> SweepAbandonedAsync(string prefix, DateTimeOffset olderThan, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Creates a small object only if no object has that key, atomically where the backend can
+    /// (S3 If-None-Match: *, SFTP and local O_EXCL): of two runners creating the same key at once,
+    /// exactly one gets true. What <see cref="Operations.StorageLock"/> is built on. The default
+    /// (a commit that refuses to overwrite) is only as atomic as the backend's commit.
+    /// </summary>
+    async Task<bool> TryCreateExclusiveAsync(string key, byte[] content, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var write = await CreateAsync(key, cancellationToken).ConfigureAwait(false);
+            await write.Content.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+            await write.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (IOException)
+        {
+            if (await StatAsync(key, cancellationToken).ConfigureAwait(false) is null)
+            {
+                throw;
+            }
+            return false;
+        }
+    }
 }
 
 /// <summary>A write in progress. Disposing it without <see cref="CommitAsync"/> aborts it and leaves nothing.</summary>

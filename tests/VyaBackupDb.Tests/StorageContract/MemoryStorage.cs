@@ -57,6 +57,9 @@ public sealed class MemoryStorage(TimeProvider? time = null) : IStorage
         return Task.CompletedTask;
     }
 
+    public Task<bool> TryCreateExclusiveAsync(string key, byte[] content, CancellationToken cancellationToken) =>
+        Task.FromResult(_objects.TryAdd(StorageKey.Validate(key), ([.. content], _time.GetUtcNow())));
+
     public Task<int> SweepAbandonedAsync(string prefix, DateTimeOffset olderThan, CancellationToken cancellationToken)
     {
         var folder = StorageKey.Folder(prefix);

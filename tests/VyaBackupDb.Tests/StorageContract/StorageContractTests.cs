@@ -191,6 +191,22 @@ public abstract class StorageContractTests : IAsyncLifetime
         Assert.Empty(await LeftoversAsync(storage, ""));
     }
 
+    /// <summary>What the lock of several runners rests on: of creators racing for one key, exactly one wins.</summary>
+    [SkippableFact]
+    public async Task Exclusive_create_lets_exactly_one_of_racing_creators_win_and_never_replaces()
+    {
+        var storage = await StorageAsync();
+        var contenders = Enumerable.Range(0, 6).Select(i => Bytes(100 + i, 20 + i)).ToList();
+        var won = await Task.WhenAll(contenders.Select(c => Task.Run(() => storage.TryCreateExclusiveAsync("x/lock", c, CancellationToken.None))));
+
+        Assert.Single(won, w => w);
+        var winner = Array.IndexOf(won, true);
+        Assert.Equal(contenders[winner], await ReadAsync(storage, "x/lock"));
+        Assert.False(await storage.TryCreateExclusiveAsync("x/lock", Bytes(10, 9), CancellationToken.None));
+        Assert.Equal(contenders[winner], await ReadAsync(storage, "x/lock"));
+        Assert.Equal(["x/lock"], await KeysAsync(storage, ""));
+    }
+
     [SkippableFact]
     public async Task Large_streamed_write_round_trips_exactly()
     {

@@ -96,6 +96,28 @@ public sealed partial class LocalStorage(string root) : IStorage
         return Task.FromResult(removed);
     }
 
+    /// <summary>O_CREAT|O_EXCL: the kernel lets one creator win. A reader may see the file before its bytes (StorageLock allows for that).</summary>
+    public async Task<bool> TryCreateExclusiveAsync(string key, byte[] content, CancellationToken cancellationToken)
+    {
+        var path = FullPath(key);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        FileStream file;
+        try
+        {
+            file = new FileStream(path, PrivateFile());
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+            return false;
+        }
+        await using (file.ConfigureAwait(false))
+        {
+            await file.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+            file.Flush(flushToDisk: true);
+        }
+        return true;
+    }
+
     /// <summary>The path of a key, refusing any key that would leave the root.</summary>
     public string FullPath(string key)
     {

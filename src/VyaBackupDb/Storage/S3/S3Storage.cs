@@ -168,6 +168,31 @@ public sealed class S3Storage : IStorage, IDisposable
         return CallAsync("delete", key, () => Client.DeleteObjectAsync(_bucket, objectKey, cancellationToken));
     }
 
+    /// <summary>One PutObject with If-None-Match: * (honoured by AWS and by Ceph RGW 16 on PutObject): 412 means it exists.</summary>
+    public async Task<bool> TryCreateExclusiveAsync(string key, byte[] content, CancellationToken cancellationToken)
+    {
+        using var body = new MemoryStream(content, writable: false);
+        var put = new PutObjectRequest
+        {
+            BucketName = _bucket,
+            Key = ObjectKey(key),
+            InputStream = body,
+            AutoCloseStream = false,
+            MD5Digest = S3Write.Md5(content),
+            UseChunkEncoding = false,
+            IfNoneMatch = "*",
+        };
+        try
+        {
+            await CallAsync("create", key, () => Client.PutObjectAsync(put, cancellationToken)).ConfigureAwait(false);
+            return true;
+        }
+        catch (StorageException e) when (e.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.PreconditionFailed or HttpStatusCode.Conflict })
+        {
+            return false;
+        }
+    }
+
     /// <summary>Aborts multipart uploads under the folder started before <paramref name="olderThan"/>.</summary>
     /// <remarks>A server that cannot list uploads (501) has nothing swept; one aborted meanwhile (404) is skipped.</remarks>
     public async Task<int> SweepAbandonedAsync(string prefix, DateTimeOffset olderThan, CancellationToken cancellationToken)
@@ -483,7 +508,7 @@ public sealed class S3Storage : IStorage, IDisposable
             _partSize = NextPartSize(_partSize, _sent, _storage.PartLimit);
         }
 
-        private static string Md5(ReadOnlySpan<byte> data) =>
+        internal static string Md5(ReadOnlySpan<byte> data) =>
 #pragma warning disable CA5351 // MD5 is what Content-MD5 is: an integrity check of the part in transit, not security.
             Convert.ToBase64String(System.Security.Cryptography.MD5.HashData(data));
 #pragma warning restore CA5351

@@ -156,6 +156,40 @@ public sealed class SftpStorage : IStorage, IDisposable
         return new SftpWrite(this, client, key, temp, target, new GuardedStream(stream, Describe(key)));
     }
 
+    /// <summary>
+    /// SSH_FXF_CREAT|SSH_FXF_EXCL (FileMode.CreateNew): the server's O_EXCL lets one creator win. A
+    /// reader may see the file before its bytes (StorageLock allows for that).
+    /// </summary>
+    public async Task<bool> TryCreateExclusiveAsync(string key, byte[] content, CancellationToken cancellationToken)
+    {
+        var client = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        var target = PathOf(key);
+        await CreateDirectoriesAsync(client, target[..Math.Max(0, target.LastIndexOf('/'))], cancellationToken).ConfigureAwait(false);
+        Stream stream;
+        try
+        {
+            stream = await client.OpenAsync(target, FileMode.CreateNew, FileAccess.Write, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SshException e)
+        {
+            // The server says only "failure" when the file exists: look.
+            if (await StatAsync(key, cancellationToken).ConfigureAwait(false) is not null)
+            {
+                return false;
+            }
+            throw new StorageException($"sftp: cannot create {DescribeSafe(key)}: {e.Message}", e);
+        }
+        await using (stream.ConfigureAwait(false))
+        {
+            await CallAsync("write", key, async () =>
+            {
+                await stream.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+                return true;
+            }).ConfigureAwait(false);
+        }
+        return true;
+    }
+
     /// <summary>Creates a remote directory and its parents where missing (the base path too).</summary>
     private async Task CreateDirectoriesAsync(SftpClient client, string directory, CancellationToken cancellationToken)
     {

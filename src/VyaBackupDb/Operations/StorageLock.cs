@@ -1,0 +1,296 @@
+using System.Globalization;
+using System.Text;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Storage;
+using VyaBackupDb.Storage.Local;
+
+namespace VyaBackupDb.Operations;
+
+/// <summary>
+/// One backup of an instance and database at a time, also across runners (hosts, pods) that share
+/// a destination. Taken before anything is written, released at the end:
+/// <list type="bullet">
+/// <item>backup_dir and every local destination: <see cref="BackupLock"/> (an flock the kernel releases when its holder dies);</item>
+/// <item>every other destination (S3, SFTP): a lease object under <c>.locks/INSTANCE/DATABASE/</c>, created with
+/// <see cref="IStorage.TryCreateExclusiveAsync"/> and holding its owner (host, pid, run id) and an expiry.</item>
+/// </list>
+/// A lease is a numbered object (a generation). To take the lock, a runner creates the next number
+/// exclusively, then lists again and backs off if anyone else holds a live lease. It renews by creating
+/// the next number again (a third of the lease before it expires) and deleting its old one, so renewals and
+/// take-overs need nothing but exclusive create: two runners taking over the same expired lease race for
+/// one number, and only one gets it. A lease whose expiry has passed belongs to a dead (or cut off)
+/// runner and is taken over with a warning. A runner that cannot renew (its number was taken, or the
+/// storage stayed unreachable until expiry) has lost the lock: <see cref="Lost"/> says why and the backup is
+/// cancelled (nothing half-written: the manifest is still written last). Hosts' clocks must agree to well
+/// within a lease (NTP), since each compares the expiry written by another with its own clock.
+/// </summary>
+public sealed class StorageLock : IAsyncDisposable
+{
+    /// <summary>Default lease: long enough to ride out a storage hiccup, short enough that a dead runner's lock clears soon.</summary>
+    public static readonly TimeSpan DefaultLease = TimeSpan.FromMinutes(10);
+
+    private const string Suffix = ".lease";
+
+    private readonly List<BackupLock> _local = [];
+    private readonly List<Lease> _leases = [];
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _duration;
+    private readonly string _run = Guid.NewGuid().ToString("N")[..16];
+    private readonly DateTimeOffset _started;
+    private readonly CancellationTokenSource _stop = new();
+    private Task _renewal = Task.CompletedTask;
+
+    private StorageLock(TimeProvider time, TimeSpan duration)
+    {
+        _time = time;
+        _duration = duration;
+        _started = time.GetUtcNow();
+    }
+
+    /// <summary>Why the lock was lost while held (the backup was then cancelled); null while it is held.</summary>
+    public string? Lost { get; private set; }
+
+    /// <summary>The folder of a database's lease objects in a storage.</summary>
+    public static string FolderFor(string instanceName, string database) =>
+        $".locks/{BackupName.Encode(instanceName)}/{BackupName.Encode(database)}";
+
+    /// <summary>The key of one generation of a lease.</summary>
+    public static string KeyFor(string instanceName, string database, long generation) =>
+        $"{FolderFor(instanceName, database)}/{generation.ToString("D12", CultureInfo.InvariantCulture)}{Suffix}";
+
+    /// <summary>
+    /// Takes the lock of <paramref name="instanceName"/>/<paramref name="database"/> in backup_dir and in
+    /// every destination; throws <see cref="LockedException"/> (naming the holder) when any is held.
+    /// <paramref name="onLost"/> is cancelled if a lease is lost while held.
+    /// </summary>
+    public static async Task<StorageLock> AcquireAsync(
+        string backupDir, string instanceName, string database, IReadOnlyList<IStorage> destinations, TimeSpan lease, TimeProvider time,
+        Action<string> warn, CancellationTokenSource onLost, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(lease, TimeSpan.FromSeconds(3));
+        var held = new StorageLock(time, lease);
+        try
+        {
+            var roots = destinations.OfType<LocalStorage>().Select(s => s.Root).Prepend(Path.GetFullPath(backupDir)).Distinct(StringComparer.Ordinal);
+            foreach (var root in roots)
+            {
+                held._local.Add(BackupLock.Acquire(root, instanceName, database, time, warn));
+            }
+            foreach (var storage in destinations.Where(s => s is not LocalStorage).Distinct())
+            {
+                held._leases.Add(await held.TakeAsync(storage, instanceName, database, warn, cancellationToken).ConfigureAwait(false));
+            }
+        }
+        catch
+        {
+            await held.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        if (held._leases.Count > 0)
+        {
+            held._renewal = held.RenewAsync(onLost);
+        }
+        return held;
+    }
+
+    private async Task<Lease> TakeAsync(IStorage storage, string instanceName, string database, Action<string> warn, CancellationToken cancellationToken)
+    {
+        var folder = FolderFor(instanceName, database);
+        var what = $"instance {instanceName} database '{database}'";
+        for (var attempt = 0; attempt < 4; attempt++)
+        {
+            var now = _time.GetUtcNow();
+            var found = await ReadAsync(storage, folder, cancellationToken).ConfigureAwait(false);
+            if (found.FirstOrDefault(l => !l.ExpiredAt(now)) is { } live)
+            {
+                throw Locked(storage, what, live);
+            }
+            var generation = found.Count == 0 ? 1 : found.Max(l => l.Generation) + 1;
+            var mine = new Lease(storage, KeyFor(instanceName, database, generation), generation, _run, "this run", now + _duration);
+            if (!await storage.TryCreateExclusiveAsync(mine.Key, Owner(mine.Expires), cancellationToken).ConfigureAwait(false))
+            {
+                continue;
+            }
+            // Another runner may have created a different number meanwhile: whoever sees another live lease backs off.
+            var after = await ReadAsync(storage, folder, cancellationToken).ConfigureAwait(false);
+            if (after.FirstOrDefault(l => l.Run != _run && !l.ExpiredAt(_time.GetUtcNow())) is { } rival)
+            {
+                await DeleteQuietlyAsync(storage, mine.Key).ConfigureAwait(false);
+                throw Locked(storage, what, rival);
+            }
+            foreach (var dead in found)
+            {
+                warn($"took over the lock of {what} in {storage.Describe(dead.Key)}: its lease expired at {Time(dead.Expires)} "
+                    + $"({dead.Holder}); that run ended without releasing it");
+                await DeleteQuietlyAsync(storage, dead.Key).ConfigureAwait(false);
+            }
+            return mine;
+        }
+        throw new LockedException($"{what} is being locked by other runs at the same time in {storage.Describe(folder)}; try again");
+    }
+
+    private static LockedException Locked(IStorage storage, string what, Lease holder) =>
+        new($"{what} is being backed up by another run ({holder.Holder}, lease until {Time(holder.Expires)}); lock {storage.Describe(holder.Key)}");
+
+    /// <summary>Renews each lease a third of the way before it ends; on a lease lost, says why and cancels <paramref name="onLost"/>.</summary>
+    private async Task RenewAsync(CancellationTokenSource onLost)
+    {
+        var every = _duration / 3;
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(every, _time, _stop.Token).ConfigureAwait(false);
+                for (var i = 0; i < _leases.Count; i++)
+                {
+                    var old = _leases[i];
+                    var now = _time.GetUtcNow();
+                    var next = old with
+                    {
+                        Generation = old.Generation + 1,
+                        Key = old.Key[..(old.Key.LastIndexOf('/') + 1)] + (old.Generation + 1).ToString("D12", CultureInfo.InvariantCulture) + Suffix,
+                        Expires = now + _duration,
+                    };
+                    bool created;
+                    try
+                    {
+                        created = await old.Storage.TryCreateExclusiveAsync(next.Key, Owner(next.Expires), _stop.Token).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is IOException or TimeoutException && !_stop.IsCancellationRequested)
+                    {
+                        if (_time.GetUtcNow() < old.Expires)
+                        {
+                            continue;  // Tried again at the next round, while the lease lasts.
+                        }
+                        LoseLock($"the lock's lease in {old.Storage.Describe(old.Key)} could not be renewed before it expired: {e.Message}", onLost);
+                        return;
+                    }
+                    if (!created)
+                    {
+                        LoseLock($"another run took over the lock in {old.Storage.Describe(old.Key)} (this run's lease was thought expired)", onLost);
+                        return;
+                    }
+                    _leases[i] = next;
+                    await DeleteQuietlyAsync(old.Storage, old.Key).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    private void LoseLock(string reason, CancellationTokenSource onLost)
+    {
+        Lost = reason;
+        try
+        {
+            onLost.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The backup ended meanwhile.
+        }
+    }
+
+    /// <summary>Stops renewing and deletes this run's leases; then the local locks.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _renewal.ConfigureAwait(false);
+        _stop.Dispose();
+        await ReleaseLeasesAsync().ConfigureAwait(false);
+        foreach (var local in _local)
+        {
+            local.Dispose();
+        }
+    }
+
+    private async Task ReleaseLeasesAsync()
+    {
+        foreach (var lease in _leases)
+        {
+            await DeleteQuietlyAsync(lease.Storage, lease.Key).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Best effort: a lease that cannot be deleted expires on its own.</summary>
+    private static async Task DeleteQuietlyAsync(IStorage storage, string key)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            await storage.DeleteAsync(key, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or TimeoutException or OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>What a lease object holds: who, since when, until when.</summary>
+    private byte[] Owner(DateTimeOffset expires) => Encoding.UTF8.GetBytes(
+        $"host={Environment.MachineName}\npid={Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}\nrun={_run}\n"
+        + $"started={Time(_started)}\nexpires={Time(expires)}\n");
+
+    private static string Time(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    /// <summary>Every lease object in a folder, read. One that vanished meanwhile is left out.</summary>
+    private async Task<List<Lease>> ReadAsync(IStorage storage, string folder, CancellationToken cancellationToken)
+    {
+        var leases = new List<Lease>();
+        var entries = new List<StorageEntry>();
+        await foreach (var entry in storage.ListAsync(folder, cancellationToken).ConfigureAwait(false))
+        {
+            entries.Add(entry);
+        }
+        foreach (var entry in entries)
+        {
+            var name = StorageKey.FileName(entry.Key);
+            if (!name.EndsWith(Suffix, StringComparison.Ordinal)
+                || !long.TryParse(name[..^Suffix.Length], NumberStyles.None, CultureInfo.InvariantCulture, out var generation))
+            {
+                continue;
+            }
+            string text;
+            try
+            {
+                await using var stream = await storage.OpenReadAsync(entry.Key, cancellationToken).ConfigureAwait(false);
+                using var reader = new StreamReader(stream, Encoding.UTF8);
+                text = await reader.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (FileNotFoundException)
+            {
+                continue;
+            }
+            leases.Add(Lease.Parse(storage, entry, generation, text, _duration));
+        }
+        return leases;
+    }
+
+    /// <param name="Holder">Who holds it, for messages (host, pid, run, since).</param>
+    private sealed record Lease(IStorage Storage, string Key, long Generation, string Run, string Holder, DateTimeOffset Expires)
+    {
+        public bool ExpiredAt(DateTimeOffset now) => Expires <= now;
+
+        /// <summary>
+        /// A lease as written; one still being written (an empty file on SFTP or a local disk) or unreadable
+        /// counts as held for a lease from when it was written.
+        /// </summary>
+        public static Lease Parse(IStorage storage, StorageEntry entry, long generation, string text, TimeSpan duration)
+        {
+            var fields = text.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                .Select(line => line.Split('=', 2))
+                .Where(parts => parts.Length == 2)
+                .GroupBy(parts => parts[0], StringComparer.Ordinal)
+                .ToDictionary(g => g.Key, g => g.First()[1], StringComparer.Ordinal);
+            var expires = fields.TryGetValue("expires", out var e)
+                && DateTimeOffset.TryParse(e, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
+                    ? parsed
+                    : new DateTimeOffset(entry.LastModified.UtcDateTime, TimeSpan.Zero) + duration;
+            var holder = $"pid {fields.GetValueOrDefault("pid", "?")} on {fields.GetValueOrDefault("host", "?")}, run {fields.GetValueOrDefault("run", "?")}, "
+                + $"since {fields.GetValueOrDefault("started", "?")}";
+            return new Lease(storage, entry.Key, generation, fields.GetValueOrDefault("run", ""), holder, expires);
+        }
+    }
+}
