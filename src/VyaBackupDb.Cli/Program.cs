@@ -13,6 +13,7 @@ root.Add(PruneCommand.Create());
 root.Add(CopyCommand.Create());
 root.Add(KeygenCommand.Create());
 root.Add(VaultCommand.Create());
+root.Add(ScheduleCommand.Create());
 
 var parseResult = root.Parse(args);
 if (parseResult.Errors.Count > 0)
@@ -23,4 +24,6 @@ if (parseResult.Errors.Count > 0)
 }
 // On Ctrl+C / SIGTERM the running command is cancelled: it kills its child, removes temp files
 // and credential files, and may drop a half-restored database. Give that time to finish.
-return await parseResult.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) });
+// `schedule` handles its signals itself (a grace period for the running backup, SIGHUP reloads).
+var service = parseResult.CommandResult.Command.Name == "schedule";
+return await parseResult.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = service ? null : TimeSpan.FromSeconds(30) });

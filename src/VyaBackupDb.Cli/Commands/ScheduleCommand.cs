@@ -1,0 +1,284 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using VyaBackupDb.Config;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Storage;
+
+namespace VyaBackupDb.Cli.Commands;
+
+/// <summary>
+/// `schedule`: a foreground service. Backs each scheduled instance up when its cron expression comes due
+/// (then verify / prune as configured). SIGHUP reloads the config (a bad one is refused and the old one
+/// kept); SIGTERM or SIGINT stops: no new run, a running backup gets the grace period to finish, then is
+/// cancelled (nothing partial kept); a second signal cancels at once. Exit 0 after a clean stop, 130 when
+/// a backup had to be cancelled.
+/// </summary>
+internal static class ScheduleCommand
+{
+    public static Command Create()
+    {
+        var instances = new Option<int[]>("--instance", "-i")
+        {
+            Description = "Run only the schedules of these instances (repeatable; default: every enabled instance with a schedule:)",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var grace = new Option<int?>("--grace-seconds")
+        {
+            Description = "After SIGTERM/SIGINT, how long a running backup may go on before it is cancelled (default: the config's stop_grace_seconds, 60)",
+        };
+        var command = new Command("schedule", "Run as a service: back up each instance when its schedule: comes due; SIGHUP reloads the config, SIGTERM stops")
+        {
+            instances, grace,
+        };
+        command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(
+            () => new Service(parseResult, parseResult.GetValue(instances) ?? [], parseResult.GetValue(grace)).RunAsync(), cancellationToken));
+        return command;
+    }
+
+    private sealed class Service(ParseResult parseResult, int[] chosen, int? graceSeconds)
+    {
+        private readonly Lock _reloading = new();
+        private readonly CancellationTokenSource _stopping = new();
+        private AppConfig _config = null!;
+        private BackupScheduler _scheduler = null!;
+        private int _signals;
+        private int _cancelled;
+
+        public async Task<ExitCode> RunAsync()
+        {
+            var path = ConfigLoader.ResolvePath(parseResult.GetValue(CommonOptions.Config));
+            _config = CommonOptions.LoadConfig(parseResult);
+            var jobs = Select(_config);
+            if (jobs.Count == 0)
+            {
+                throw new UsageException($"no enabled instance{(chosen.Length > 0 ? " of those chosen" : "")} has a schedule: in {_config.SourcePath}");
+            }
+            using var scheduler = _scheduler = new BackupScheduler(TimeProvider.System, RunJobAsync, new LogObserver());
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+            using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+            using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+            {
+                context.Cancel = true;
+                _ = Task.Run(() => Reload(path));
+            });
+            scheduler.Load(jobs);
+            Output.Log($"schedule: {jobs.Count} scheduled instance(s) from {path}; SIGHUP reloads it, SIGTERM stops (grace {Grace.TotalSeconds:0} s)");
+            await scheduler.RunAsync(_stopping.Token).ConfigureAwait(false);
+
+            var idle = scheduler.Idle;
+            if (!idle.IsCompleted)
+            {
+                Output.Log($"schedule: stopping; waiting up to {Grace.TotalSeconds:0} s for {scheduler.RunningCount} running backup(s) to finish");
+                if (await Task.WhenAny(idle, Task.Delay(Grace)).ConfigureAwait(false) != idle)
+                {
+                    Output.Log("schedule: the grace period is over: cancelling the running backup(s)");
+                    Cancel();
+                }
+                await idle.ConfigureAwait(false);
+            }
+            if (Volatile.Read(ref _cancelled) != 0)
+            {
+                Output.Error("interrupted: the running backup was cancelled at the end of the grace period; nothing partial was kept");
+                return ExitCode.Interrupted;
+            }
+            Output.Log("schedule: stopped");
+            return ExitCode.Success;
+        }
+
+        private TimeSpan Grace => graceSeconds is { } seconds ? TimeSpan.FromSeconds(Math.Max(0, seconds)) : _config.StopGrace;
+
+        private void Stop(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            if (Interlocked.Increment(ref _signals) == 1)
+            {
+                Output.Log($"schedule: {context.Signal}: no new runs; stopping");
+                _stopping.Cancel();
+            }
+            else
+            {
+                Output.Log($"schedule: {context.Signal} again: cancelling the running backup(s) now");
+                Cancel();
+            }
+        }
+
+        private void Cancel()
+        {
+            if (_scheduler.RunningCount > 0)
+            {
+                Interlocked.Exchange(ref _cancelled, 1);
+            }
+            _scheduler.Abort();
+        }
+
+        /// <summary>SIGHUP: the new config replaces the old one only if it loads and schedules something; runs in progress go on.</summary>
+        private void Reload(string path)
+        {
+            lock (_reloading)
+            {
+                try
+                {
+                    // No prompt: a service has no terminal (the vault passphrase comes from the environment or a key file).
+                    var fresh = ConfigLoader.Load(path);
+                    var jobs = Select(fresh);
+                    if (jobs.Count == 0)
+                    {
+                        throw new UsageException($"no enabled instance has a schedule: in {path}");
+                    }
+                    foreach (var warning in fresh.Warnings)
+                    {
+                        Output.Warning(warning);
+                    }
+                    Volatile.Write(ref _config, fresh);
+                    _scheduler.Load(jobs);
+                    Output.Log($"schedule: reloaded {path}: {jobs.Count} scheduled instance(s)");
+                }
+                catch (VyaException e)
+                {
+                    Output.Error($"reload of {path} refused, the previous config stays in force: {e.Message}");
+                }
+            }
+        }
+
+        /// <summary>The enabled instances with a schedule (those chosen with --instance, if any).</summary>
+        private List<InstanceConfig> Select(AppConfig config)
+        {
+            foreach (var id in chosen)
+            {
+                var instance = config.GetInstance(id);
+                if (instance.Schedule is null)
+                {
+                    throw new UsageException($"instance {id} ({instance.Name}) has no schedule: in {config.SourcePath}");
+                }
+            }
+            return [.. config.Instances.Where(i => i.Enabled && i.Schedule is not null && (chosen.Length == 0 || chosen.Contains(i.Id)))];
+        }
+
+        /// <summary>One run: back the instance up, then verify and prune as its schedule says.</summary>
+        private async Task RunJobAsync(InstanceConfig instance, CancellationToken cancellationToken)
+        {
+            var config = Volatile.Read(ref _config);
+            var label = $"instance {instance.Id} ({instance.Name})";
+            Output.Log($"run of {label} started");
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            try
+            {
+                using var storages = new StorageSet(config);
+                var report = await new BackupOperation(config, storages, TimeProvider.System, new LogObserver())
+                    .RunAsync(new BackupRequest([instance], null, config.Compression, DryRun: false), cancellationToken).ConfigureAwait(false);
+                var failed = report.Results.Count(r => !r.Succeeded);
+                var locked = report.Results.Count(r => r.Locked);
+                Output.Log($"run of {label}: {report.Results.Count - failed} backed up, {failed} failed"
+                    + (locked > 0 ? $" ({locked} locked by another run)" : "") + $", {Output.Duration(clock.Elapsed)}");
+                if (instance.Schedule!.Verify)
+                {
+                    await VerifyAsync(config, instance, report, cancellationToken).ConfigureAwait(false);
+                }
+                if (instance.Schedule.Prune)
+                {
+                    var (targets, skipped) = PruneOperation.TargetsAfter(report);
+                    foreach (var what in skipped)
+                    {
+                        Output.Warning($"not pruning {what}");
+                    }
+                    if (targets.Count > 0 && await PruneCommand.RunAsync(config, targets, dryRun: false, cancellationToken).ConfigureAwait(false) != ExitCode.Success)
+                    {
+                        Output.Error($"pruning after the run of {label} failed (see above)");
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                Output.Error($"run of {label} cancelled; nothing partial was kept");
+            }
+            catch (Exception e) when (cancellationToken.IsCancellationRequested)
+            {
+                Output.Error($"run of {label} cancelled: {e.Message}");
+            }
+            catch (Exception e) when (e is VyaException or IOException or UnauthorizedAccessException)
+            {
+                // The next run is tried as scheduled.
+                Output.Error($"run of {label} failed: {e.Message}");
+            }
+        }
+
+        /// <summary>Reads back each new backup and checks it against its manifest (as `verify --file`).</summary>
+        private static async Task VerifyAsync(AppConfig config, InstanceConfig instance, BackupReport report, CancellationToken cancellationToken)
+        {
+            var verify = new VerifyOperation(config, new LogObserver());
+            foreach (var result in report.Results.Where(r => r.Location is not null && r.Error is null))
+            {
+                var checks = await verify.RunAsync(new VerifyRequest(result.Location, null, null, Latest: false, Restore: false), cancellationToken)
+                    .ConfigureAwait(false);
+                foreach (var check in checks.Select(c => c.Check))
+                {
+                    if (check.Ok)
+                    {
+                        Output.Log($"verified {check.File}: OK");
+                    }
+                    else
+                    {
+                        Output.Error($"verify of {check.File} (instance {instance.Id}) FAILED: {string.Join("; ", check.Problems)}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Plain log lines: a service's output goes to the journal or a pod's log.</summary>
+    private sealed class LogObserver : IBackupObserver, IScheduleObserver, IVerifyObserver
+    {
+        public void Next(InstanceConfig instance, DateTimeOffset due)
+        {
+            var zone = instance.Schedule!.TimeZone;
+            var local = TimeZoneInfo.ConvertTime(due, zone);
+            Output.Log($"next run of instance {instance.Id} ({instance.Name}): {local.ToString("yyyy-MM-dd HH:mm zzz", CultureInfo.InvariantCulture)} "
+                + $"({instance.Schedule.Expression}, {zone.Id})");
+        }
+
+        public void Skipped(InstanceConfig instance, DateTimeOffset due, DateTimeOffset runningSince) =>
+            Output.Warning($"skipped the run of instance {instance.Id} ({instance.Name}) due at {Utc(due)}: "
+                + $"its previous run, started at {Utc(runningSince)}, is still going");
+
+        public void RunFailed(InstanceConfig instance, Exception error) =>
+            Output.Error($"run of instance {instance.Id} ({instance.Name}) failed: {Redaction.Redact(error.Message)}");
+
+        public void Planned(BackupItem item)
+        {
+        }
+
+        public void Started(BackupItem item, Func<long> storedBytesSoFar) =>
+            Output.Log($"backing up {item.Instance.Name}/{item.Database} to {item.Location}");
+
+        public void Finished(BackupItemResult result) =>
+            Output.Log(result.Succeeded
+                ? $"ok     {result.Instance.Name}/{result.Database}: {Output.Size(result.StoredBytes)} in {Output.Duration(result.Duration)} -> {result.Location}"
+                : $"{(result.Locked ? "LOCKED" : "FAILED")} {result.Instance.Name}/{result.Database}: {result.Error}");
+
+        public void Warning(string message) => Output.Warning(message);
+
+        public void Checked(VerifyResult result)
+        {
+        }
+
+        public void Skipped(string file, string reason) => Output.Warning($"verify skipped {file}: {reason}");
+
+        public void Planned(RestorePlan plan)
+        {
+        }
+
+        public bool Confirm(string question) => false;
+
+        public void Started(long fileBytes, Func<long> fileBytesRead)
+        {
+        }
+
+        public void Compared(InventoryComparison comparison)
+        {
+        }
+
+        private static string Utc(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+    }
+}
