@@ -248,7 +248,7 @@ public static class ConfigLoader
             }
         }
 
-        /// <summary>schedule: a cron expression (minute hour day-of-month month day-of-week, or @daily...) in a time zone.</summary>
+        /// <summary>schedule: a cron expression (minute hour day-of-month month day-of-week, or @daily...; a leading seconds field allowed) in a time zone.</summary>
         private ScheduleConfig? ReadSchedule(YamlMappingNode node, string prefix, TimeZoneInfo defaultZone)
         {
             var zone = ReadTimeZone(node, "schedule_time_zone", prefix);
@@ -262,7 +262,9 @@ public static class ConfigLoader
             Cronos.CronExpression cron;
             try
             {
-                cron = Cronos.CronExpression.Parse(text, Cronos.CronFormat.Standard);
+                // Six fields: seconds first (for tests and short intervals); five: standard cron.
+                var seconds = text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length == 6;
+                cron = Cronos.CronExpression.Parse(text, seconds ? Cronos.CronFormat.IncludeSeconds : Cronos.CronFormat.Standard);
             }
             catch (Cronos.CronFormatException e)
             {
