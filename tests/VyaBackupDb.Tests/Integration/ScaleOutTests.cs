@@ -1,0 +1,271 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Pipeline;
+using VyaBackupDb.Storage;
+using VyaBackupDb.Storage.S3;
+using VyaBackupDb.Storage.Sftp;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// Several runners (hosts, pods) sharing one destination: the lock held in the storage lets one back a
+/// database up while the other reports it locked (exit 5) and goes on with the other databases; the
+/// lease of a runner that died is taken over with a warning; a runner whose lease was taken stops its
+/// backup without leaving anything that looks like a backup. Against the Ceph RADOS Gateway and OpenSSH.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class ScaleOutTests : IAsyncLifetime
+{
+    private const string InstanceName = "it-pg";
+
+    private readonly Scratch _scratch = new();
+    private readonly string _s3Prefix = $"itest/{Guid.NewGuid():N}/";
+    private readonly string _sftpFolder = $"itest-{Guid.NewGuid():N}";
+    private readonly List<IStorage> _opened = [];
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public async Task DisposeAsync()
+    {
+        foreach (var storage in _opened)
+        {
+            if (storage is S3Storage s3)
+            {
+                await foreach (var entry in s3.ListAsync("", CancellationToken.None))
+                {
+                    await s3.DeleteAsync(entry.Key, CancellationToken.None);
+                }
+                await s3.SweepAbandonedAsync("", DateTimeOffset.UtcNow.AddDays(1), CancellationToken.None);
+            }
+            (storage as IDisposable)?.Dispose();
+        }
+        var sftpDir = Path.Combine(TestServers.SftpHome, _sftpFolder);
+        if (Directory.Exists(sftpDir))
+        {
+            Directory.Delete(sftpDir, recursive: true);
+        }
+        await _scratch.DisposeAsync();
+    }
+
+    public enum Backend
+    {
+        S3,
+        Sftp,
+    }
+
+    private StorageConfig StorageConfig(Backend backend) =>
+        backend == Backend.S3 ? TestServers.S3(_s3Prefix, "shared") : TestServers.Sftp(_sftpFolder, "shared", usePassword: true);
+
+    private static Task RequireAsync(Backend backend) => backend == Backend.S3 ? TestServers.RequireS3Async() : TestServers.RequireSftpAsync();
+
+    private IStorage Open(Backend backend)
+    {
+        var storage = StorageSet.Create(StorageConfig(backend));
+        _opened.Add(storage);
+        return storage;
+    }
+
+    /// <summary>A runner of its own (its own backup_dir, as on another host) whose instance writes only to the shared destination.</summary>
+    private (AppConfig Config, InstanceConfig Instance) Runner(Backend backend, string[] databases, TimeSpan? lease = null, string? toolsDir = null)
+    {
+        var instance = TestServers.Postgres(toolsDir, name: InstanceName) with { Include = databases, Storage = ["shared"] };
+        var config = TestServers.Config(_scratch.TempDir("runner"), instance) with { Storages = [StorageConfig(backend)] };
+        return (lease is { } l ? config with { LockLease = l } : config, instance);
+    }
+
+    private static async Task<BackupReport> BackupAsync(AppConfig config, InstanceConfig instance, TestBackupObserver observer)
+    {
+        using var storages = new StorageSet(config);
+        var operation = new BackupOperation(config, storages, TimeProvider.System, observer);
+        return await operation.RunAsync(new BackupRequest([instance], null, Compression.Zstd, DryRun: false), CancellationToken.None);
+    }
+
+    private static async Task<List<string>> KeysAsync(IStorage storage, string prefix)
+    {
+        var keys = new List<string>();
+        await foreach (var entry in storage.ListAsync(prefix, CancellationToken.None))
+        {
+            keys.Add(entry.Key);
+        }
+        return keys;
+    }
+
+    /// <summary>What a runner that died (SIGKILL, a pod evicted) leaves: its lease object, as it wrote it.</summary>
+    private static async Task PlantLeaseAsync(IStorage storage, string database, long generation, DateTimeOffset expires)
+    {
+        var text = $"host=dead-host\npid=4242\nrun=0123456789abcdef\nstarted={expires.AddMinutes(-30):yyyy-MM-dd'T'HH:mm:ss'Z'}\n"
+            + $"expires={expires.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)}\n";
+        Assert.True(await storage.TryCreateExclusiveAsync(StorageLock.KeyFor(InstanceName, database, generation), Encoding.UTF8.GetBytes(text), CancellationToken.None));
+    }
+
+    /// <summary>A pg_dump that waits <paramref name="seconds"/> before dumping (the real one then runs).</summary>
+    private string SlowTools(int seconds)
+    {
+        var dir = _scratch.TempDir("slow-tools");
+        var bin = Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin";
+        foreach (var tool in new[] { "pg_dump", "psql" })
+        {
+            var path = Path.Combine(dir, tool);
+            var wait = tool == "pg_dump" ? $"sleep {seconds}\n" : "";
+            File.WriteAllText(path, $"#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then exec \"{bin}/{tool}\" \"$@\"; fi\n{wait}exec \"{bin}/{tool}\" \"$@\"\n");
+            SetMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        return dir;
+    }
+
+    private static void SetMode(string path, UnixFileMode mode)
+    {
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, mode);
+        }
+    }
+
+    private async Task<string> SmallDatabaseAsync()
+    {
+        var database = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(database, "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 1000) g");
+        return database;
+    }
+
+    /// <summary>The YAML of a runner's config, for runs of the CLI.</summary>
+    private async Task<string> WriteConfigAsync(string database, string? toolsDir)
+    {
+        var dir = _scratch.TempDir("cfg");
+        var path = Path.Combine(dir, "config.yaml");
+        var tools = toolsDir is null ? "" : $"\n    tools_dir: '{toolsDir}'";
+        await File.WriteAllTextAsync(path, string.Create(CultureInfo.InvariantCulture, $"""
+            backup_dir: '{_scratch.TempDir("runner-backups")}'
+            storage:
+              - name: shared
+                type: s3
+                endpoint: {TestServers.S3Endpoint}
+                bucket: {TestServers.S3Bucket}
+                prefix: '{_s3Prefix}'
+                access_key_id: {TestServers.S3AccessKey}
+                secret_access_key: {TestServers.S3SecretKey}
+            instances:
+              - id: 2
+                name: {InstanceName}
+                dbms: postgresql
+                host: {TestServers.PgHost}
+                port: {TestServers.PgPort}
+                user: {TestServers.PgUser}
+                password: '{TestServers.PgPassword}'
+                include: ['{database}']
+                globals: false
+                storage: [shared]{tools}
+
+            """));
+        SetMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return path;
+    }
+
+    [SkippableFact]
+    public async Task Two_runners_sharing_an_s3_bucket_one_backs_up_and_the_other_reports_locked()
+    {
+        await TestServers.RequirePostgresAsync();
+        await TestServers.RequireS3Async();
+        var database = await SmallDatabaseAsync();
+        var slow = await WriteConfigAsync(database, SlowTools(6));
+        var quick = await WriteConfigAsync(database, toolsDir: null);
+        var s3 = Open(Backend.S3);
+        var locks = StorageLock.FolderFor(InstanceName, database);
+
+        using var first = Run.StartCli("backup", "-i", "2", "-d", database, "--config", slow);
+        var stderr = first.StandardError.ReadToEndAsync();
+        var clock = Stopwatch.StartNew();
+        while ((await KeysAsync(s3, locks)).Count == 0)
+        {
+            if (first.HasExited || clock.Elapsed > TimeSpan.FromSeconds(60))
+            {
+                Assert.Fail($"the first runner never took the lock: {await stderr}");
+            }
+            await Task.Delay(100);
+        }
+
+        var second = await Run.CliAsync("backup", "-i", "2", "-d", database, "--config", quick);
+        Assert.True(second.ExitCode == 5, second.ToString());
+        Assert.Contains("is being backed up by another run", second.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"pid {first.Id} on {Environment.MachineName}", second.Stderr, StringComparison.Ordinal);
+
+        await first.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.True(first.ExitCode == 0, await stderr);
+        var backups = (await KeysAsync(s3, InstanceName)).Where(k => k.EndsWith(BackupManifest.Suffix, StringComparison.Ordinal)).ToList();
+        Assert.Single(backups);
+        Assert.Empty(await KeysAsync(s3, ".locks"));
+    }
+
+    [SkippableTheory]
+    [InlineData(Backend.S3)]
+    [InlineData(Backend.Sftp)]
+    public async Task A_dead_runners_expired_lease_is_taken_over_and_a_live_one_locks_only_its_database(Backend backend)
+    {
+        await TestServers.RequirePostgresAsync();
+        await RequireAsync(backend);
+        var expired = await SmallDatabaseAsync();
+        var held = await SmallDatabaseAsync();
+        var storage = Open(backend);
+        await PlantLeaseAsync(storage, expired, 41, DateTimeOffset.UtcNow.AddMinutes(-1));
+        await PlantLeaseAsync(storage, held, 7, DateTimeOffset.UtcNow.AddMinutes(10));
+        var (config, instance) = Runner(backend, [expired, held]);
+        var observer = new TestBackupObserver();
+
+        var report = await BackupAsync(config, instance, observer);
+
+        var taken = Assert.Single(report.Results, r => r.Database == expired);
+        Assert.True(taken.Succeeded, taken.Error);
+        var warning = Assert.Single(observer.Warnings, w => w.Contains("took over the lock", StringComparison.Ordinal));
+        Assert.Contains("pid 4242 on dead-host", warning, StringComparison.Ordinal);
+        Assert.Empty(await KeysAsync(storage, StorageLock.FolderFor(InstanceName, expired)));
+
+        var locked = Assert.Single(report.Results, r => r.Database == held);
+        Assert.True(locked.Locked, locked.Error);
+        Assert.Contains("pid 4242 on dead-host", locked.Error, StringComparison.Ordinal);
+        Assert.Equal(Errors.ExitCode.PartialFailure, report.ExitCode);
+        // The other runner's lease is left as it was; nothing of the locked database was written.
+        Assert.Equal([StorageLock.KeyFor(InstanceName, held, 7)], await KeysAsync(storage, StorageLock.FolderFor(InstanceName, held)));
+        var written = await KeysAsync(storage, InstanceName);
+        Assert.DoesNotContain(written, k => k.Contains(held, StringComparison.Ordinal));
+        Assert.Contains(written, k => k.Contains(expired, StringComparison.Ordinal) && k.EndsWith(BackupManifest.Suffix, StringComparison.Ordinal));
+    }
+
+    [SkippableTheory]
+    [InlineData(Backend.S3)]
+    [InlineData(Backend.Sftp)]
+    public async Task A_runner_whose_lease_is_taken_stops_its_backup_and_leaves_nothing_that_looks_like_a_backup(Backend backend)
+    {
+        await TestServers.RequirePostgresAsync();
+        await RequireAsync(backend);
+        var database = await SmallDatabaseAsync();
+        var storage = Open(backend);
+        // A short lease, renewed every 2 s, and a dump that takes 8 s: the renewal meets the rival's generation.
+        var (config, instance) = Runner(backend, [database], lease: TimeSpan.FromSeconds(6), toolsDir: SlowTools(8));
+        var observer = new TestBackupObserver();
+        var folder = StorageLock.FolderFor(InstanceName, database);
+
+        var backup = BackupAsync(config, instance, observer);
+        var clock = Stopwatch.StartNew();
+        List<string> leases;
+        while ((leases = await KeysAsync(storage, folder)).Count == 0)
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "the backup never took the lock");
+            await Task.Delay(50);
+        }
+        // Another runner thought the lease expired (a clock off, a stalled network) and took the next generation.
+        var generation = long.Parse(Path.GetFileName(leases.Max(StringComparer.Ordinal))!.Split('.')[0], CultureInfo.InvariantCulture);
+        await PlantLeaseAsync(storage, database, generation + 1, DateTimeOffset.UtcNow.AddMinutes(10));
+
+        var report = await backup.WaitAsync(TimeSpan.FromMinutes(1));
+
+        var result = Assert.Single(report.Results);
+        Assert.False(result.Succeeded);
+        Assert.Contains("another run took over the lock", result.Error, StringComparison.Ordinal);
+        Assert.Empty(await KeysAsync(storage, InstanceName));
+        Assert.Equal([StorageLock.KeyFor(InstanceName, database, generation + 1)], await KeysAsync(storage, folder));
+    }
+}
