@@ -63,8 +63,8 @@ internal static class ScheduleCommand
                 context.Cancel = true;
                 _ = Task.Run(() => Reload(path));
             });
-            scheduler.Load(jobs);
             Output.Log($"schedule: {jobs.Count} scheduled instance(s) from {path}; SIGHUP reloads it, SIGTERM stops (grace {Grace.TotalSeconds:0} s)");
+            scheduler.Load(jobs);
             await scheduler.RunAsync(_stopping.Token).ConfigureAwait(false);
 
             var idle = scheduler.Idle;
@@ -234,7 +234,7 @@ internal static class ScheduleCommand
         {
             var zone = instance.Schedule!.TimeZone;
             var local = TimeZoneInfo.ConvertTime(due, zone);
-            Output.Log($"next run of instance {instance.Id} ({instance.Name}): {local.ToString("yyyy-MM-dd HH:mm zzz", CultureInfo.InvariantCulture)} "
+            Output.Log($"next run of instance {instance.Id} ({instance.Name}): {local.ToString("yyyy-MM-dd HH:mm:ss zzz", CultureInfo.InvariantCulture)} "
                 + $"({instance.Schedule.Expression}, {zone.Id})");
         }
 

@@ -1,0 +1,261 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// `vya-backupdb schedule` run as a service (a child process, signals sent to it alone): SIGTERM during a
+/// backup waits the grace period, then cancels it (exit 130, no backup file, no temp file); a backup that
+/// ends within the grace is kept (exit 0), and due times that came while it ran were skipped and said so;
+/// SIGHUP reloads a changed schedule, and refuses a broken config keeping the old one.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class ScheduleCliTests : IAsyncLifetime
+{
+    private const int Sigterm = 15;
+    private const int Sighup = 1;
+
+    private readonly Scratch _scratch = new();
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
+
+    /// <summary>The schedule service, its output gathered as it comes.</summary>
+    private sealed class Service : IDisposable
+    {
+        private readonly StringBuilder _output = new();
+        private readonly Task _pumps;
+
+        public Service(string config)
+        {
+            var (file, args, env) = Run.CliCommand(null, ["schedule", "--config", config]);
+            var startInfo = new ProcessStartInfo(file, args)
+            {
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            foreach (var (name, value) in env)
+            {
+                startInfo.Environment[name] = value;
+            }
+            Process = Process.Start(startInfo)!;
+            Process.StandardInput.Close();
+            _pumps = Task.WhenAll(PumpAsync(Process.StandardOutput), PumpAsync(Process.StandardError));
+        }
+
+        public Process Process { get; }
+
+        public string Output
+        {
+            get
+            {
+                lock (_output)
+                {
+                    return _output.ToString();
+                }
+            }
+        }
+
+        public async Task WaitForAsync(string marker, int occurrences = 1)
+        {
+            var clock = Stopwatch.StartNew();
+            while (Count(marker) < occurrences)
+            {
+                if (Process.HasExited || clock.Elapsed > TimeSpan.FromSeconds(90))
+                {
+                    Assert.Fail($"'{marker}' never showed {occurrences} time(s):\n{Output}");
+                }
+                await Task.Delay(50);
+            }
+        }
+
+        public int Count(string marker)
+        {
+            var text = Output;
+            var count = 0;
+            for (var at = text.IndexOf(marker, StringComparison.Ordinal); at >= 0; at = text.IndexOf(marker, at + marker.Length, StringComparison.Ordinal))
+            {
+                count++;
+            }
+            return count;
+        }
+
+        public void Signal(int signal) => Assert.Equal(0, SendSignal(Process.Id, signal));
+
+        public async Task<int> ExitAsync()
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+            try
+            {
+                await Process.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Process.Kill(entireProcessTree: true);
+                Assert.Fail($"it did not stop:\n{Output}");
+            }
+            await _pumps;
+            return Process.ExitCode;
+        }
+
+        private async Task PumpAsync(StreamReader reader)
+        {
+            var buffer = new char[4096];
+            int n;
+            while ((n = await reader.ReadAsync(buffer)) > 0)
+            {
+                lock (_output)
+                {
+                    _output.Append(buffer, 0, n);
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            if (!Process.HasExited)
+            {
+                Process.Kill(entireProcessTree: true);
+            }
+            Process.Dispose();
+        }
+    }
+
+    private async Task<string> SmallDatabaseAsync()
+    {
+        var database = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(database, "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 1000) g");
+        return database;
+    }
+
+    /// <summary>A pg_dump that waits before dumping (and psql as it is: the tool locator wants both).</summary>
+    private string SlowDumpTools(int seconds)
+    {
+        var dir = _scratch.TempDir("slow-tools");
+        var bin = Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin";
+        foreach (var tool in new[] { "pg_dump", "psql" })
+        {
+            var path = Path.Combine(dir, tool);
+            var wait = tool == "pg_dump" ? $"sleep {seconds}\n" : "";
+            File.WriteAllText(path, $"#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then exec \"{bin}/{tool}\" \"$@\"; fi\n{wait}exec \"{bin}/{tool}\" \"$@\"\n");
+            SetMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        return dir;
+    }
+
+    private static void SetMode(string path, UnixFileMode mode)
+    {
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, mode);
+        }
+    }
+
+    private static async Task WriteConfigAsync(string path, string backupDir, string database, string schedule, string? toolsDir, int graceSeconds)
+    {
+        var tools = toolsDir is null ? "" : $"\n    tools_dir: '{toolsDir}'";
+        await File.WriteAllTextAsync(path, string.Create(CultureInfo.InvariantCulture, $"""
+            backup_dir: '{backupDir}'
+            stop_grace_seconds: {graceSeconds}
+            instances:
+              - id: 2
+                name: it-pg
+                dbms: postgresql
+                host: {TestServers.PgHost}
+                port: {TestServers.PgPort}
+                user: {TestServers.PgUser}
+                password: '{TestServers.PgPassword}'
+                include: ['{database}']
+                globals: false
+                schedule: "{schedule}"{tools}
+
+            """));
+        SetMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
+    [SkippableFact]
+    public async Task Sigterm_during_a_backup_waits_the_grace_then_cancels_it_exits_130_and_leaves_no_backup()
+    {
+        await TestServers.RequirePostgresAsync();
+        var database = await SmallDatabaseAsync();
+        var backups = _scratch.TempDir("backups");
+        var config = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+        // The stalling tools hold the dump for a minute: far longer than the 3 s grace.
+        await WriteConfigAsync(config, backups, database, "* * * * * *", StallingTools.Create(_scratch.TempDir("stalling"), postgres: true), graceSeconds: 3);
+        using var service = new Service(config);
+        await service.WaitForAsync("backing up it-pg/");
+        await Task.Delay(500);
+
+        var clock = Stopwatch.StartNew();
+        service.Signal(Sigterm);
+        var exit = await service.ExitAsync();
+
+        Assert.True(exit == 130, $"exit {exit}:\n{service.Output}");
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(20));
+        Assert.Contains("waiting up to 3 s for 1 running backup(s)", service.Output, StringComparison.Ordinal);
+        Assert.Contains("vya-backupdb: error: interrupted", service.Output, StringComparison.Ordinal);
+        Assert.Equal(1, service.Count("run of instance 2 (it-pg) started"));
+        // Nothing that looks like a backup, and no temp file either.
+        Assert.Empty(Ops.FilesUnder(backups));
+    }
+
+    [SkippableFact]
+    public async Task Sigterm_during_a_backup_that_ends_within_the_grace_keeps_it_and_exits_0_and_overlapping_runs_were_skipped()
+    {
+        await TestServers.RequirePostgresAsync();
+        var database = await SmallDatabaseAsync();
+        var backups = _scratch.TempDir("backups");
+        var config = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+        // Due every second, each run takes 4 s: the due times in between are skipped.
+        await WriteConfigAsync(config, backups, database, "* * * * * *", SlowDumpTools(4), graceSeconds: 60);
+        using var service = new Service(config);
+        await service.WaitForAsync("skipped the run of instance 2 (it-pg) due at");
+        Assert.Equal(1, service.Count("run of instance 2 (it-pg) started"));
+
+        service.Signal(Sigterm);
+        var exit = await service.ExitAsync();
+
+        Assert.True(exit == 0, $"exit {exit}:\n{service.Output}");
+        Assert.Contains("its previous run, started at", service.Output, StringComparison.Ordinal);
+        Assert.Contains("schedule: stopped", service.Output, StringComparison.Ordinal);
+        Assert.Equal(service.Count("run of instance 2 (it-pg) started"), Ops.DataFilesUnder(backups).Count);
+        Assert.Equal(1, service.Count("run of instance 2 (it-pg) started"));
+    }
+
+    [SkippableFact]
+    public async Task Sighup_reloads_a_changed_schedule_and_refuses_a_broken_config_keeping_the_old_one()
+    {
+        await TestServers.RequirePostgresAsync();
+        var database = await SmallDatabaseAsync();
+        var backups = _scratch.TempDir("backups");
+        var config = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+        await WriteConfigAsync(config, backups, database, "0 0 1 1 *", toolsDir: null, graceSeconds: 60);
+        using var service = new Service(config);
+        await service.WaitForAsync("next run of instance 2 (it-pg)");
+        Assert.Empty(Ops.DataFilesUnder(backups));
+
+        await WriteConfigAsync(config, backups, database, "*/2 * * * * *", toolsDir: null, graceSeconds: 60);
+        service.Signal(Sighup);
+        await service.WaitForAsync("schedule: reloaded");
+        await service.WaitForAsync("ok     it-pg/");
+
+        await File.WriteAllTextAsync(config, "backup_dir: [not, a, path\n");
+        service.Signal(Sighup);
+        await service.WaitForAsync("refused, the previous config stays in force");
+        // Still running on the reloaded schedule.
+        var done = service.Count("ok     it-pg/");
+        await service.WaitForAsync("ok     it-pg/", done + 1);
+
+        service.Signal(Sigterm);
+        Assert.Equal(0, await service.ExitAsync());
+        Assert.Equal(service.Count("ok     it-pg/"), Ops.DataFilesUnder(backups).Count);
+    }
+}
