@@ -116,7 +116,11 @@ public sealed class StorageLock : IAsyncDisposable
             var after = await ReadAsync(storage, folder, cancellationToken).ConfigureAwait(false);
             if (after.FirstOrDefault(l => l.Run != _run && !l.ExpiredAt(_time.GetUtcNow())) is { } rival)
             {
-                await DeleteQuietlyAsync(storage, mine.Key).ConfigureAwait(false);
+                // Only if it is still ours: on a server that ignored If-None-Match the key may now hold the rival's lease.
+                if (after.Any(l => l.Key == mine.Key && l.Run == _run))
+                {
+                    await DeleteQuietlyAsync(storage, mine.Key).ConfigureAwait(false);
+                }
                 throw Locked(storage, what, rival);
             }
             foreach (var dead in found)
