@@ -79,7 +79,16 @@ public sealed class StorageLock : IAsyncDisposable
             }
             foreach (var storage in destinations.Where(s => s is not LocalStorage).Distinct())
             {
-                held._leases.Add(await held.TakeAsync(storage, instanceName, database, warn, cancellationToken).ConfigureAwait(false));
+                try
+                {
+                    held._leases.Add(await held.TakeAsync(storage, instanceName, database, warn, cancellationToken).ConfigureAwait(false));
+                }
+                catch (IOException e) when (storage != destinations[0] && !cancellationToken.IsCancellationRequested)
+                {
+                    // A copy's destination failing now fails its copy (reported there), not the backup; the copy never overwrites.
+                    warn($"could not take the lock of instance {instanceName} database '{database}' in {storage.Describe(FolderFor(instanceName, database))}: "
+                        + $"{e.Message}; going on without it there");
+                }
             }
         }
         catch

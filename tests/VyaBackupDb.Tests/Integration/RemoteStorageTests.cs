@@ -92,11 +92,16 @@ public sealed class RemoteStorageTests : IAsyncLifetime
         return Assert.Single(report.Results);
     }
 
+    /// <summary>Every object and its digest, but the leases of the storage lock (.locks/: a killed run's stays until it expires).</summary>
     private static async Task<Dictionary<string, string>> ContentsAsync(IStorage storage)
     {
         var contents = new Dictionary<string, string>(StringComparer.Ordinal);
         await foreach (var entry in storage.ListAsync("", CancellationToken.None))
         {
+            if (entry.Key.StartsWith(".locks/", StringComparison.Ordinal))
+            {
+                continue;
+            }
             await using var stream = await storage.OpenReadAsync(entry.Key, CancellationToken.None);
             contents[entry.Key] = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream));
         }
@@ -337,6 +342,11 @@ public sealed class RemoteStorageTests : IAsyncLifetime
 
         // Nothing new is visible: no data file, no .sha256, no manifest; the earlier backup is byte for byte the same.
         Assert.Equal(before, await ContentsAsync(storage));
+        // What the killed run held: its lease in the storage, which expires (lock_lease_seconds) and is then taken over.
+        await foreach (var lease in storage.ListAsync(".locks", CancellationToken.None))
+        {
+            Assert.StartsWith(StorageLock.FolderFor(instance.Name, db) + "/", lease.Key, StringComparison.Ordinal);
+        }
         var left = await LeftoversAsync(storage);
         Assert.NotEmpty(left);
         // A later run sweeps what is old enough (a day, in production; here: anything).
