@@ -16,8 +16,8 @@ namespace VyaBackupDb.Operations;
 /// <see cref="IStorage.TryCreateExclusiveAsync"/> and holding its owner (host, pid, run id) and an expiry.</item>
 /// </list>
 /// A lease is a numbered object (a generation). To take the lock, a runner creates the next number
-/// exclusively, then lists again and backs off if anyone else holds a live lease. It renews by creating
-/// the next number again (a third of the lease before it expires) and deleting its old one, so renewals and
+/// exclusively, then lists again and backs off if anyone else holds a live lease. Every third of the lease it renews by creating
+/// the next number again and deleting its old one, so renewals and
 /// take-overs need nothing but exclusive create: two runners taking over the same expired lease race for
 /// one number, and only one gets it. A lease whose expiry has passed belongs to a dead (or cut off)
 /// runner and is taken over with a warning. A runner that cannot renew (its number was taken, or the
@@ -168,9 +168,11 @@ public sealed class StorageLock : IAsyncDisposable
                     bool created;
                     try
                     {
-                        created = await old.Storage.TryCreateExclusiveAsync(next.Key, Owner(next.Expires), _stop.Token).ConfigureAwait(false);
+                        // Not cancelled by the release: a create cut off midway could leave a lease nobody deletes.
+                        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                        created = await old.Storage.TryCreateExclusiveAsync(next.Key, Owner(next.Expires), limit.Token).ConfigureAwait(false);
                     }
-                    catch (Exception e) when (e is IOException or TimeoutException && !_stop.IsCancellationRequested)
+                    catch (Exception e) when (e is IOException or TimeoutException or OperationCanceledException)
                     {
                         if (_time.GetUtcNow() < old.Expires)
                         {
