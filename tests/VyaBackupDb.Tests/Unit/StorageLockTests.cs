@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Time.Testing;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Storage;
+using VyaBackupDb.Tests.StorageContract;
+
+namespace VyaBackupDb.Tests.Unit;
+
+/// <summary>
+/// The lease protocol on a storage in memory (the real servers: ScaleOutTests): runners on separate hosts
+/// racing for one database get one lock between them; the holder renews its lease (a new generation, the
+/// old one deleted) as the clock moves; the release leaves nothing.
+/// </summary>
+public sealed class StorageLockTests : IDisposable
+{
+    private readonly List<string> _dirs = [];
+
+    /// <summary>A backup_dir of its own: as on another host (the local flock is not what is under test).</summary>
+    private string HostDir()
+    {
+        var dir = Directory.CreateTempSubdirectory("vya-lock-host-").FullName;
+        _dirs.Add(dir);
+        return dir;
+    }
+
+    public void Dispose()
+    {
+        foreach (var dir in _dirs)
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static async Task<List<string>> KeysAsync(IStorage storage)
+    {
+        var keys = new List<string>();
+        await foreach (var entry in storage.ListAsync(".locks", CancellationToken.None))
+        {
+            keys.Add(entry.Key);
+        }
+        return keys;
+    }
+
+    [Fact]
+    public async Task Of_runners_racing_for_one_database_exactly_one_holds_it_and_the_others_are_told_locked()
+    {
+        var storage = new MemoryStorage();
+        using var lost = new CancellationTokenSource();
+        var attempts = Enumerable.Range(0, 8).Select(_ => HostDir()).Select(dir => Task.Run(async () =>
+        {
+            try
+            {
+                return await StorageLock.AcquireAsync(dir, "main", "shop", [storage], TimeSpan.FromMinutes(10), TimeProvider.System, _ => { }, lost,
+                    CancellationToken.None);
+            }
+            catch (LockedException)
+            {
+                return null;
+            }
+        })).ToList();
+
+        var held = Assert.Single(await Task.WhenAll(attempts), l => l is not null)!;
+        Assert.Single(await KeysAsync(storage));
+        await held.DisposeAsync();
+        Assert.Empty(await KeysAsync(storage));
+        Assert.False(lost.IsCancellationRequested);
+    }
+
+    [Fact]
+    public async Task The_holder_renews_its_lease_as_time_passes_and_a_second_runner_stays_locked_out()
+    {
+        var storage = new MemoryStorage();
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var lost = new CancellationTokenSource();
+        var lease = TimeSpan.FromSeconds(30);
+        await using var held = await StorageLock.AcquireAsync(HostDir(), "main", "shop", [storage], lease, time, _ => { }, lost, CancellationToken.None);
+        Assert.Equal([StorageLock.KeyFor("main", "shop", 1)], await KeysAsync(storage));
+
+        // Past the first lease: renewed twice meanwhile, so still held.
+        for (var generation = 2; generation <= 4; generation++)
+        {
+            time.Advance(lease / 3);
+            var expected = StorageLock.KeyFor("main", "shop", generation);
+            var clock = Stopwatch.StartNew();
+            while (!(await KeysAsync(storage)).SequenceEqual([expected]))
+            {
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"not renewed to generation {generation}: {string.Join(", ", await KeysAsync(storage))}");
+                await Task.Delay(10);
+            }
+        }
+        var second = await Assert.ThrowsAsync<LockedException>(() =>
+            StorageLock.AcquireAsync(HostDir(), "main", "shop", [storage], lease, time, _ => { }, lost, CancellationToken.None));
+        Assert.Contains($"pid {Environment.ProcessId} on {Environment.MachineName}", second.Message, StringComparison.Ordinal);
+        Assert.Null(held.Lost);
+        Assert.False(lost.IsCancellationRequested);
+    }
+}
