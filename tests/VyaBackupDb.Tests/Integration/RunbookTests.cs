@@ -1,6 +1,9 @@
 namespace VyaBackupDb.Tests.Integration;
 
-/// <summary>Alone: the runbook restores a whole instance's roles, which must not race other tests' roles.</summary>
+/// <summary>
+/// Alone: the runbook and <see cref="WholeServerRestoreTests"/> restore a whole instance's roles, which must
+/// not race other tests' roles (and, across test runs, share the second servers under <see cref="SecondServers.LockAsync"/>).
+/// </summary>
 [CollectionDefinition(nameof(RunbookTests), DisableParallelization = true)]
 public sealed class RunbookCollection;
 
