@@ -9,8 +9,9 @@ public sealed class RunbookCollection;
 
 /// <summary>
 /// docs/disaster-recovery.md cannot go stale: scripts/runbook runs its every sh block against the
-/// test servers (backups of every kind restored with vya-backupdb and with the standard tools
-/// alone) and checks that what they restored equals the sources.
+/// test servers (backups of every kind, also from S3 and SFTP, restored with vya-backupdb and with
+/// the standard tools alone; a whole instance onto the second servers) and checks that what they
+/// restored equals the sources.
 /// </summary>
 [Trait("Category", "Integration")]
 [Collection(nameof(RunbookTests))]
@@ -21,6 +22,10 @@ public sealed class RunbookTests
     {
         await TestServers.RequireMySqlAsync();
         await TestServers.RequirePostgresAsync();
+        await TestServers.RequireSecondMySqlAsync();
+        await TestServers.RequireSecondPostgresAsync();
+        await TestServers.RequireS3Async();
+        await TestServers.RequireSftpAsync();
         var root = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(root, "VyaBackupDb.slnx")))
         {
