@@ -363,7 +363,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
 
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', error.Message);
-        Assert.False(await TestServers.DatabaseExistsAsync(dbms, target));
+        Assert.False(await TestServers.ExistsAsync(dbms, target));
     }
 
     [SkippableFact]

@@ -6,6 +6,7 @@ using VyaBackupDb.Config;
 using VyaBackupDb.Errors;
 using VyaBackupDb.Pipeline;
 using ZstdSharp;
+using static VyaBackupDb.Tests.Integration.TestServers;
 
 namespace VyaBackupDb.Tests.Integration;
 
@@ -71,7 +72,7 @@ public sealed class IntegrityTests : IAsyncLifetime
         var control = Run.CliAsync("verify", "--file", original, "--config", config);
         var runs = cases.Select(c => (
             Verify: Run.CliAsync("verify", "--file", c.File, "--config", config),
-            Restore: Run.CliAsync("restore", "--file", c.File, "--instance", TestServers.InstanceId(dbms), "--target", c.Target, "--config", config))).ToList();
+            Restore: Run.CliAsync("restore", "--file", c.File, "--instance", Id(dbms), "--target", c.Target, "--config", config))).ToList();
         var controlRun = await control;
         Assert.True(controlRun.ExitCode == Success, $"the undamaged backup does not verify:\n{controlRun}");
 
@@ -96,7 +97,7 @@ public sealed class IntegrityTests : IAsyncLifetime
             var thrown = await Assert.ThrowsAsync<VerificationFailedException>(() => Ops.RestoreAsync(instance, file, target));
             Assert.Contains(problem, thrown.Message, StringComparison.Ordinal);
 
-            Assert.False(await TestServers.DatabaseExistsAsync(dbms, target), $"{damage}: a restore of a damaged file created the target '{target}'");
+            Assert.False(await ExistsAsync(dbms, target), $"{damage}: a restore of a damaged file created the target '{target}'");
             // Checking wrote nothing and changed nothing beside the file.
             Assert.Equal(hashes, HashesUnder(Path.GetDirectoryName(file)!));
         }
@@ -152,21 +153,21 @@ public sealed class IntegrityTests : IAsyncLifetime
 
         var target = NewName(dbms);
         var verify = await Run.CliAsync("verify", "--file", withManifest, "--config", config);
-        var restore = await Run.CliAsync("restore", "--file", withManifest, "--instance", TestServers.InstanceId(dbms), "--target", target, "--config", config);
+        var restore = await Run.CliAsync("restore", "--file", withManifest, "--instance", Id(dbms), "--target", target, "--config", config);
         Assert.True(verify.ExitCode == VerificationFailed, verify.ToString());
         Assert.Contains($"truncated: {first.Length} bytes, the manifest recorded {twoFrames.Length}", verify.Stdout, StringComparison.Ordinal);
         Assert.True(restore.ExitCode == VerificationFailed, restore.ToString());
         Assert.Contains("truncated", Assert.Single(Cli.ErrorLines(restore)), StringComparison.Ordinal);
-        Assert.False(await TestServers.DatabaseExistsAsync(dbms, target), "a restore that failed its digest check created the target");
+        Assert.False(await ExistsAsync(dbms, target), "a restore that failed its digest check created the target");
 
         var verifyBare = await Run.CliAsync("verify", "--file", bare, "--config", config);
-        var restoreBare = await Run.CliAsync("restore", "--file", bare, "--instance", TestServers.InstanceId(dbms), "--target", target, "--config", config);
+        var restoreBare = await Run.CliAsync("restore", "--file", bare, "--instance", Id(dbms), "--target", target, "--config", config);
         Assert.True(verifyBare.ExitCode == VerificationFailed, verifyBare.ToString());
         Assert.Contains("truncated: the dump ends without its completion trailer", verifyBare.Stdout, StringComparison.Ordinal);
         Assert.True(restoreBare.ExitCode == Failed, restoreBare.ToString());
         var error = Assert.Single(Cli.ErrorLines(restoreBare));
         Assert.Contains("completion trailer", error, StringComparison.Ordinal);
-        Assert.False(await TestServers.DatabaseExistsAsync(dbms, target), $"a restore of a cut file left the target '{target}'");
+        Assert.False(await ExistsAsync(dbms, target), $"a restore of a cut file left the target '{target}'");
     }
 
     // ---------------------------------------------------------------- 3. manifest deleted
@@ -184,8 +185,8 @@ public sealed class IntegrityTests : IAsyncLifetime
         Assert.True(good.Succeeded && orphan.Succeeded, $"{good.Error} {orphan.Error}");
         File.Delete(orphan.Location + BackupManifest.Suffix);
 
-        var all = await Run.CliAsync("verify", "--instance", TestServers.InstanceId(dbms), "--config", config);
-        var latest = await Run.CliAsync("verify", "--instance", TestServers.InstanceId(dbms), "--database", source, "--latest", "--config", config);
+        var all = await Run.CliAsync("verify", "--instance", Id(dbms), "--config", config);
+        var latest = await Run.CliAsync("verify", "--instance", Id(dbms), "--database", source, "--latest", "--config", config);
 
         foreach (var run in new[] { all, latest })
         {
@@ -212,7 +213,7 @@ public sealed class IntegrityTests : IAsyncLifetime
         var (instance, source) = await NewSourceAsync(dbms);
         var backupDir = _scratch.TempDir("backups");
         var config = await ConfigAsync(backupDir);
-        var backup = await Run.CliAsync("backup", "--instance", TestServers.InstanceId(dbms), "--database", source, "--compression", compression, "--config", config);
+        var backup = await Run.CliAsync("backup", "--instance", Id(dbms), "--database", source, "--compression", compression, "--config", config);
         Assert.True(backup.ExitCode == Success, backup.ToString());
         var file = Path.Combine(backupDir, Assert.Single(Ops.DataFilesUnder(backupDir)));
 
@@ -276,7 +277,7 @@ public sealed class IntegrityTests : IAsyncLifetime
         var scratchBefore = await VerifyScratchDatabasesAsync(dbms);
         try
         {
-            var run = await Run.CliAsync("verify", "--instance", TestServers.InstanceId(dbms), "--database", source, "--restore", "--config", config);
+            var run = await Run.CliAsync("verify", "--instance", Id(dbms), "--database", source, "--restore", "--config", config);
 
             Assert.True(run.ExitCode == Success, run.ToString());
             Assert.Contains($"OK     {file}, test restore matches the manifest", run.Stdout, StringComparison.Ordinal);
@@ -379,7 +380,7 @@ public sealed class IntegrityTests : IAsyncLifetime
         Assert.Same(comparison, result!.Comparison);
 
         var target = NewName(dbms);
-        var run = await Run.CliAsync("restore", "--file", file, "--instance", TestServers.InstanceId(dbms), "--target", target, "--config", config);
+        var run = await Run.CliAsync("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--config", config);
         Assert.True(run.ExitCode == Success, run.ToString());
         Assert.Contains($"ok       table {table}: 2000 rows in the backup", run.Stdout, StringComparison.Ordinal);
         Assert.Contains("ok       views: 1 in the backup, 1 restored", run.Stdout, StringComparison.Ordinal);
@@ -442,7 +443,7 @@ public sealed class IntegrityTests : IAsyncLifetime
                 "CREATE VIEW vw AS SELECT id FROM t WHERE id < 10",
                 "CREATE PROCEDURE p() SELECT COUNT(*) FROM t",
                 "CREATE TRIGGER trg BEFORE INSERT ON u FOR EACH ROW SET NEW.id = NEW.id");
-            return (TestServers.Instance(dbms), db);
+            return (Instance(dbms), db);
         }
         await TestServers.RequirePostgresAsync();
         var pg = await _scratch.NewPostgresDatabaseAsync();
@@ -454,7 +455,7 @@ public sealed class IntegrityTests : IAsyncLifetime
             "CREATE VIEW vw AS SELECT id FROM t WHERE id < 10",
             "CREATE FUNCTION trg_fn() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
             "CREATE TRIGGER trg BEFORE INSERT ON u FOR EACH ROW EXECUTE FUNCTION trg_fn()");
-        return (TestServers.Instance(dbms), pg);
+        return (Instance(dbms), pg);
     }
 
     private static async Task<long> CountAsync(Dbms dbms, string database, string table) =>

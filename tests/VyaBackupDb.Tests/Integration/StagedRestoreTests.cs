@@ -4,6 +4,7 @@ using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
 using VyaBackupDb.Engines;
 using VyaBackupDb.Pipeline;
+using static VyaBackupDb.Tests.Integration.TestServers;
 
 namespace VyaBackupDb.Tests.Integration;
 
@@ -32,7 +33,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     {
         var source = await NewSourceAsync(dbms, rows: 400_000);
         var backupDir = _scratch.TempDir("backups");
-        var file = await Ops.BackupOkAsync(TestServers.Instance(dbms), source, Compression.Zstd, backupDir);
+        var file = await Ops.BackupOkAsync(Instance(dbms), source, Compression.Zstd, backupDir);
         var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
         var target = await NewTargetWithDataAsync(dbms);
         var before = await FingerprintAsync(dbms, target);
@@ -46,8 +47,8 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         foreach (var delay in new[] { 0, 700 })
         {
             // The previous round's leftover would be taken for this run's staging database.
-            await DumpEngines.For(TestServers.Instance(dbms)).DropDatabaseAsync(staging, CancellationToken.None);
-            using var killed = Run.StartCli("restore", "--file", file, "--instance", TestServers.InstanceId(dbms), "--target", target, "--force", "--config", stallingConfig);
+            await DumpEngines.For(Instance(dbms)).DropDatabaseAsync(staging, CancellationToken.None);
+            using var killed = Run.StartCli("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--force", "--config", stallingConfig);
             await WaitForDatabaseAsync(dbms, staging, killed);
             await Task.Delay(delay);
             Assert.False(killed.HasExited, "the restore finished before it could be killed: make the test data larger");
@@ -55,47 +56,47 @@ public sealed class StagedRestoreTests : IAsyncLifetime
             await killed.WaitForExitAsync();
             DbFingerprint.AssertSame(before, await FingerprintAsync(dbms, target), $"the target after a SIGKILL {delay} ms into the load");
         }
-        Assert.True(await TestServers.DatabaseExistsAsync(dbms, staging), "a killed restore's staging database should be left for the next run to find");
+        Assert.True(await ExistsAsync(dbms, staging), "a killed restore's staging database should be left for the next run to find");
 
         // A killed restore into a new name leaves nothing under that name.
         var fresh = Track(dbms, NewName(dbms));
-        using (var killed = Run.StartCli("restore", "--file", file, "--instance", TestServers.InstanceId(dbms), "--target", fresh, "--config", stallingConfig))
+        using (var killed = Run.StartCli("restore", "--file", file, "--instance", Id(dbms), "--target", fresh, "--config", stallingConfig))
         {
             await WaitForDatabaseAsync(dbms, Track(dbms, RestoreStaging.StagingName(fresh)), killed);
             killed.Kill();
             await killed.WaitForExitAsync();
         }
-        Assert.False(await TestServers.DatabaseExistsAsync(dbms, fresh), "a killed restore into a new name left a database under that name");
+        Assert.False(await ExistsAsync(dbms, fresh), "a killed restore into a new name left a database under that name");
 
         // A timeout: the restore fails, says so, removes its staging database; the target is unchanged.
         // (The restore client starts 5 s late, so that the 1 s timeout strikes during the load.)
         var shortConfig = await Cli.WriteConfigAsync(_scratch.TempDir("cfg-timeout"), backupDir, toolsDir: SlowClientTools(dbms));
         await File.WriteAllTextAsync(shortConfig, (await File.ReadAllTextAsync(shortConfig)).Replace("timeout_seconds: 300", "timeout_seconds: 1", StringComparison.Ordinal));
-        var timedOut = await Run.CliAsync("restore", "--file", file, "--instance", TestServers.InstanceId(dbms), "--target", target, "--force", "--config", shortConfig);
+        var timedOut = await Run.CliAsync("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--force", "--config", shortConfig);
         Assert.True(timedOut.ExitCode == Failed, timedOut.ToString());
         var error = Assert.Single(Cli.ErrorLines(timedOut));
         Assert.Contains("timed out after 1 s", error, StringComparison.Ordinal);
         Assert.Contains($"'{target}' was not changed", error, StringComparison.Ordinal);
         Assert.Contains($"removing '{staging}', left by an interrupted restore into '{target}'", timedOut.Stderr, StringComparison.Ordinal);
         DbFingerprint.AssertSame(before, await FingerprintAsync(dbms, target), "the target after a timed-out restore");
-        Assert.False(await TestServers.DatabaseExistsAsync(dbms, staging), "a timed-out restore left its staging database");
+        Assert.False(await ExistsAsync(dbms, staging), "a timed-out restore left its staging database");
 
         // Two restores into one target: while one holds the target's lock (here: the test, as
         // another run would), a second is refused with the "locked" exit code and changes nothing.
-        await using (await DumpEngines.For(TestServers.Instance(dbms)).LockRestoreAsync(target, CancellationToken.None))
+        await using (await DumpEngines.For(Instance(dbms)).LockRestoreAsync(target, CancellationToken.None))
         {
-            var second = await Run.CliAsync("restore", "--file", file, "--instance", TestServers.InstanceId(dbms), "--target", target, "--force", "--config", config);
+            var second = await Run.CliAsync("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--force", "--config", config);
             Assert.True(second.ExitCode == Locked, second.ToString());
             Assert.Contains($"another restore into '{target}' is running", Assert.Single(Cli.ErrorLines(second)), StringComparison.Ordinal);
             DbFingerprint.AssertSame(before, await FingerprintAsync(dbms, target), "the target of a restore refused as locked");
         }
-        var complete = await Run.CliAsync("restore", "--file", file, "--instance", TestServers.InstanceId(dbms), "--target", target, "--force", "--config", config);
+        var complete = await Run.CliAsync("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--force", "--config", config);
         Assert.True(complete.ExitCode == 0, complete.ToString());
 
         // The complete restore replaced the target with the backup, and left nothing beside it.
         DbFingerprint.AssertSame(await FingerprintAsync(dbms, source), await FingerprintAsync(dbms, target), "the target after a complete --force restore");
-        Assert.False(await TestServers.DatabaseExistsAsync(dbms, staging), "a complete restore left its staging database");
-        Assert.False(await TestServers.DatabaseExistsAsync(dbms, Track(dbms, RestoreStaging.ReplacedName(target))), "a complete restore left the replaced database");
+        Assert.False(await ExistsAsync(dbms, staging), "a complete restore left its staging database");
+        Assert.False(await ExistsAsync(dbms, Track(dbms, RestoreStaging.ReplacedName(target))), "a complete restore left the replaced database");
     }
 
     [SkippableTheory]
@@ -147,7 +148,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     {
         var source = await NewSourceAsync(dbms, rows: 20_000);
         var dir = _scratch.TempDir("backups");
-        var backup = await Ops.BackupOkAsync(TestServers.Instance(dbms), source, Compression.None, dir);
+        var backup = await Ops.BackupOkAsync(Instance(dbms), source, Compression.None, dir);
         // The old tool's name and format: plain SQL, gzip, no manifest; cut at 60 %.
         var plain = await File.ReadAllBytesAsync(backup);
         var old = Path.Combine(_scratch.TempDir("old"), $"{source}_20260110_020000.sql.gz");
@@ -158,12 +159,12 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         var target = await NewTargetWithDataAsync(dbms);
         var before = await FingerprintAsync(dbms, target);
 
-        var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(TestServers.Instance(dbms), old, target, force: true));
+        var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(Instance(dbms), old, target, force: true));
 
         Assert.Contains("completion trailer", error.Message, StringComparison.Ordinal);
         Assert.Contains($"'{target}' was not changed", error.Message, StringComparison.Ordinal);
         DbFingerprint.AssertSame(before, await FingerprintAsync(dbms, target), "the target after a truncated --force restore");
-        Assert.False(await TestServers.DatabaseExistsAsync(dbms, Track(dbms, RestoreStaging.StagingName(target))), "a failed restore left its staging database");
+        Assert.False(await ExistsAsync(dbms, Track(dbms, RestoreStaging.StagingName(target))), "a failed restore left its staging database");
     }
 
     [SkippableTheory]
@@ -172,7 +173,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     public async Task A_truncated_zstd_file_restored_without_checks_is_reported_as_truncated_not_as_a_killed_client(Dbms dbms)
     {
         var source = await NewSourceAsync(dbms, rows: 20_000);
-        var file = await Ops.BackupOkAsync(TestServers.Instance(dbms), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var file = await Ops.BackupOkAsync(Instance(dbms), source, Compression.Zstd, _scratch.TempDir("backups"));
         await using (var stream = new FileStream(file, FileMode.Open, FileAccess.Write))
         {
             stream.SetLength(stream.Length / 2);
@@ -180,13 +181,13 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("b"));
         var target = NewName(dbms);
 
-        var run = await Run.CliAsync("restore", "--file", file, "--instance", TestServers.InstanceId(dbms), "--target", target, "--no-verify", "--config", config);
+        var run = await Run.CliAsync("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--no-verify", "--config", config);
 
         Assert.True(run.ExitCode == Failed, run.ToString());
         var error = Assert.Single(Cli.ErrorLines(run));
         Assert.Contains($"cannot read {file}", error, StringComparison.Ordinal);
         Assert.DoesNotContain("signal", error, StringComparison.Ordinal);
-        Assert.False(await TestServers.DatabaseExistsAsync(dbms, target), "a failed restore created its target");
+        Assert.False(await ExistsAsync(dbms, target), "a failed restore created its target");
     }
 
     [SkippableTheory]
@@ -194,7 +195,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     [InlineData(Dbms.PostgreSql)]
     public async Task A_server_error_half_way_leaves_a_full_target_and_an_empty_one_as_they_were(Dbms dbms)
     {
-        await TestServers.RequireAsync(dbms);
+        await RequireAsync(dbms);
         var file = Path.Combine(_scratch.TempDir("files"), $"20260113_155440_{(dbms == Dbms.MySql ? "mysql" : "postgresql")}_vt_broken.sql");
         var header = dbms == Dbms.MySql ? "-- MariaDB dump 10.19\n" : "--\n-- PostgreSQL database dump\n--\n";
         var trailer = dbms == Dbms.MySql ? "-- Dump completed on 2026-01-13 15:54:40\n" : "--\n-- PostgreSQL database dump complete\n--\n";
@@ -205,14 +206,14 @@ public sealed class StagedRestoreTests : IAsyncLifetime
 
         var full = await NewTargetWithDataAsync(dbms);
         var fullBefore = await FingerprintAsync(dbms, full);
-        var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(TestServers.Instance(dbms), file, full, force: true));
+        var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(Instance(dbms), file, full, force: true));
         Assert.Contains("missing_table", error.Message, StringComparison.Ordinal);
         DbFingerprint.AssertSame(fullBefore, await FingerprintAsync(dbms, full), "a full target after a failed --force restore");
 
         // An existing empty target stays, empty.
         var empty = dbms == Dbms.MySql ? await _scratch.NewMySqlDatabaseAsync() : await _scratch.NewPostgresDatabaseAsync();
-        await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(TestServers.Instance(dbms), file, empty));
-        Assert.True(await TestServers.DatabaseExistsAsync(dbms, empty), "a failed restore removed an existing empty target");
+        await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(Instance(dbms), file, empty));
+        Assert.True(await ExistsAsync(dbms, empty), "a failed restore removed an existing empty target");
         Assert.Equal(0, dbms == Dbms.MySql ? await MySqlTestDb.TableCountAsync(empty) : await PgTestDb.TableCountAsync(empty));
     }
 
@@ -330,7 +331,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
 
     private async Task<string> NewSourceAsync(Dbms dbms, int rows)
     {
-        await TestServers.RequireAsync(dbms);
+        await RequireAsync(dbms);
         if (dbms == Dbms.MySql)
         {
             var name = await _scratch.NewMySqlDatabaseAsync();
@@ -389,7 +390,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     private static async Task WaitForDatabaseAsync(Dbms dbms, string name, Process process)
     {
         var clock = Stopwatch.StartNew();
-        while (!await TestServers.DatabaseExistsAsync(dbms, name))
+        while (!await ExistsAsync(dbms, name))
         {
             if (process.HasExited)
             {

@@ -87,15 +87,18 @@ public static class TestServers
         new(id, name, Dbms.PostgreSql, PgHost, PgPort, PgUser, PasswordSource.Literal(password ?? PgPassword),
             Enabled: true, Include: ["*"], Exclude: [], ToolsDir: toolsDir) { Globals = false };
 
+    // Per dbms, for tests run on both (IntegrityTests, StagedRestoreTests: `using static TestServers`).
+
     /// <summary>The test server of a dbms as the CLI's test config (<see cref="Cli.WriteConfigAsync"/>) names it, so both write to the same folder.</summary>
     public static InstanceConfig Instance(Dbms dbms) => dbms == Dbms.MySql ? MySql(name: "it-mysql") : Postgres(name: "it-pg");
 
     /// <summary>Its id, as <c>--instance</c> takes it.</summary>
-    public static string InstanceId(Dbms dbms) => (dbms == Dbms.MySql ? MySqlInstanceId : PostgresInstanceId).ToString(CultureInfo.InvariantCulture);
+    public static string Id(Dbms dbms) => (dbms == Dbms.MySql ? MySqlInstanceId : PostgresInstanceId).ToString(CultureInfo.InvariantCulture);
 
     public static Task RequireAsync(Dbms dbms) => dbms == Dbms.MySql ? RequireMySqlAsync() : RequirePostgresAsync();
 
-    public static Task<bool> DatabaseExistsAsync(Dbms dbms, string database) =>
+    /// <summary>Whether the database exists on the dbms's test server.</summary>
+    public static Task<bool> ExistsAsync(Dbms dbms, string database) =>
         dbms == Dbms.MySql ? MySqlTestDb.ExistsAsync(database) : PgTestDb.ExistsAsync(database);
 
     public static AppConfig Config(string backupDir, params InstanceConfig[] instances) =>
