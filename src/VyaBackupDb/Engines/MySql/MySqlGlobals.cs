@@ -34,20 +34,33 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         foreach (var (user, host, role) in accounts.Where(a => !IsBuiltIn(a.User, a.Host)))
         {
             var account = role ? Quote(user) : $"{Quote(user)}@{Quote(host)}";
-            text.Append(AccountMarker).Append(account).Append('\n');
-            var create = role ? $"CREATE ROLE {Quote(user)}"
-                : (string)(await RowAsync(connection, $"SHOW CREATE USER {account}", cancellationToken).ConfigureAwait(false))[0];
-            text.Append(role ? create : CreateUser(create, canLock)).Append(";\n");
-            await using var command = new MySqlCommand($"SHOW GRANTS FOR {account}", connection);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            try
             {
-                text.Append(Passwords(reader.GetString(0))).Append(";\n");
+                text.Append(await AccountBlockAsync(connection, account, role ? $"CREATE ROLE {account}" : null, canLock, cancellationToken).ConfigureAwait(false));
+            }
+            catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.PasswordNoMatch or MySqlErrorCode.CannotUser or MySqlErrorCode.NonExistingGrant)
+            {
+                // Dropped since the list was read: not on the server any more, so not in its backup either.
             }
         }
         text.Append(CompletionTrailer).Append('\n');
         await output.WriteAsync(Encoding.UTF8.GetBytes(text.ToString()), cancellationToken).ConfigureAwait(false);
         return Globals.Details("SHOW GRANTS", version);
+    }
+
+    /// <summary>One account's "-- account:" block: how to create it (<paramref name="createRole"/> for a role), then its grants.</summary>
+    private async Task<string> AccountBlockAsync(MySqlConnection connection, string account, string? createRole, bool canLock, CancellationToken cancellationToken)
+    {
+        var block = new StringBuilder().Append(AccountMarker).Append(account).Append('\n');
+        var create = createRole ?? CreateUser((string)(await RowAsync(connection, $"SHOW CREATE USER {account}", cancellationToken).ConfigureAwait(false))[0], canLock);
+        block.Append(create).Append(";\n");
+        await using var command = new MySqlCommand($"SHOW GRANTS FOR {account}", connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            block.Append(Passwords(reader.GetString(0))).Append(";\n");
+        }
+        return block.ToString();
     }
 
     /// <summary>Password hashes stay only when the instance asks for them (globals_passwords: true).</summary>
