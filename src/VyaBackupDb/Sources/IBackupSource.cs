@@ -23,6 +23,9 @@ public interface IBackupSource
 
     /// <summary>Writes one item's backup set (plain, before compression) and says what it held.</summary>
     Task<DumpDetails> DumpAsync(string item, Stream output, CancellationToken cancellationToken);
+
+    /// <summary>About how many plain bytes an item's backup will be (the server's own figure), for progress; null when unknown.</summary>
+    Task<long?> SizeAsync(string item, CancellationToken cancellationToken);
 }
 
 public static class BackupSources
@@ -61,5 +64,8 @@ public static class BackupSources
             item == Globals.ItemName
                 ? Globals.For(engine).DumpGlobalsAsync(output, cancellationToken)
                 : engine.DumpAsync(item, output, cancellationToken);
+
+        public Task<long?> SizeAsync(string item, CancellationToken cancellationToken) =>
+            item == Globals.ItemName ? Task.FromResult<long?>(null) : engine.DatabaseSizeAsync(item, cancellationToken);
     }
 }
