@@ -30,6 +30,12 @@ internal sealed partial class LogJson : JsonSerializerContext;
 internal static class Output
 {
     private static readonly Lock WriteLock = new();
+
+    /// <summary>Messages quote names ('db', a -> b): kept readable, not \u0027-escaped (nothing here goes into HTML).</summary>
+    private static readonly LogJson LogJsonContext = new(new JsonSerializerOptions(LogJson.Default.Options)
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
     private static FileStream? _logFile;
     private static IReadOnlyList<string> _live = [];
     private static int _liveDrawn;
@@ -80,12 +86,16 @@ internal static class Output
 
     // Messages are ours; what they quote of servers and tools was redacted where it came in
     // (Redaction): redacting our own words here would make the mask an oracle.
-    public static void Error(string message) => Write("error", message, null, null);
+    public static void Error(string message) => Write("error", message, null, null, logLine: false);
 
-    public static void Warning(string message) => Write("warning", message, null, null);
+    public static void Warning(string message) => Write("warning", message, null, null, logLine: false);
 
-    /// <summary>A timestamped log line, to stderr so stdout stays for results; the instance and database it is about, when there is one.</summary>
-    public static void Log(string text, InstanceConfig? instance = null, string? database = null) => Write("info", text, instance, database);
+    /// <summary>
+    /// A timestamped log line, to stderr so stdout stays for results; the instance and database it
+    /// is about, when there is one; <paramref name="failure"/>: level "error" (a database that failed).
+    /// </summary>
+    public static void Log(string text, InstanceConfig? instance = null, string? database = null, bool failure = false) =>
+        Write(failure ? "error" : "info", text, instance, database, logLine: true);
 
     /// <summary>Replaces the live lines at the bottom of the terminal (jobs in progress); none when not <see cref="IsLive"/>.</summary>
     public static void SetLive(IReadOnlyList<string> lines)
@@ -102,18 +112,14 @@ internal static class Output
         }
     }
 
-    private static void Write(string level, string message, InstanceConfig? instance, string? database)
+    private static void Write(string level, string message, InstanceConfig? instance, string? database, bool logLine)
     {
         var now = DateTime.UtcNow;
         var json = Format == LogFormat.Json || _logFile is not null
             ? JsonSerializer.Serialize(
-                new LogRecord(now, level, message, instance?.Name, instance?.Id, instance?.Dbms == Dbms.Files ? null : database), LogJson.Default.LogRecord)
+                new LogRecord(now, level, message, instance?.Name, instance?.Id, instance?.Dbms == Dbms.Files ? null : database), LogJsonContext.LogRecord)
             : null;
-        var text = level switch
-        {
-            "info" => $"{Stamp(now)} {message}",
-            _ => $"vya-backupdb: {level}: {message}",
-        };
+        var text = logLine ? $"{Stamp(now)} {message}" : $"vya-backupdb: {level}: {message}";
         lock (WriteLock)
         {
             EraseLive();
@@ -122,7 +128,7 @@ internal static class Output
             if (_logFile is not null)
             {
                 // Text files get the time on every line, errors and warnings too.
-                var line = Format == LogFormat.Json ? json! : level == "info" ? text : $"{Stamp(now)} {text}";
+                var line = Format == LogFormat.Json ? json! : logLine ? text : $"{Stamp(now)} {text}";
                 try
                 {
                     // At the end even if another process appended meanwhile (FileMode.Append is no O_APPEND).

@@ -127,7 +127,7 @@ internal sealed class ConsoleBackupObserver : IBackupObserver, IDisposable
         }
         else
         {
-            Output.Log($"FAILED {what}: {result.Error}", result.Instance, result.Database == "*" ? null : result.Database);
+            Output.Log($"FAILED {what}: {result.Error}", result.Instance, result.Database == "*" ? null : result.Database, failure: true);
         }
     }
 
@@ -228,6 +228,12 @@ internal sealed class ConsoleBackupObserver : IBackupObserver, IDisposable
 /// <summary>The end of a run: a results table (terminal) or aligned lines (pipes), the summary line, or the --json document.</summary>
 internal static class BackupResults
 {
+    /// <summary>Error messages quote names ('db'): kept readable, not \u0027-escaped.</summary>
+    private static readonly BackupJson JsonContext = new(new JsonSerializerOptions(BackupJson.Default.Options)
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+
     private static readonly string[] Headers = ["INSTANCE", "DATABASE", "STATUS", "SIZE", "DURATION", "FILE / ERROR"];
 
     public static void Print(BackupReport report)
@@ -300,7 +306,7 @@ internal static class BackupResults
             report.Results.Count(r => !r.Succeeded),
             report.Results.Sum(r => r.StoredBytes),
             results);
-        Output.Line(JsonSerializer.Serialize(document, BackupJson.Default.BackupRunJson));
+        Output.Line(JsonSerializer.Serialize(document, JsonContext.BackupRunJson));
     }
 
     private static BackupResultJson Json(BackupItemResult r) => new(
