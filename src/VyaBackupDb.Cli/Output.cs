@@ -210,7 +210,7 @@ internal static class Output
 }
 
 /// <summary>
-/// A progress line redrawn in place on a terminal (bytes, rate, elapsed), or a log line every
+/// A progress line redrawn in place on a terminal (bytes, rate, elapsed; with a total, the percentage and time left), or a log line every
 /// 30 s when not on a terminal, so long dumps still show signs of life in cron mail.
 /// </summary>
 internal sealed class ProgressLine : IDisposable
@@ -254,7 +254,11 @@ internal sealed class ProgressLine : IDisposable
             }
             var seconds = Math.Max(_clock.Elapsed.TotalSeconds, 0.001);
             var done = _total is > 0 ? $"{Output.Size(bytes)} of {Output.Size(_total.Value)} ({100.0 * bytes / _total.Value:0}%)" : Output.Size(bytes);
-            var text = $"{_label}: {done}, {Output.Size((long)(bytes / seconds))}/s, {Output.Duration(_clock.Elapsed)}";
+            var rate = bytes / seconds;
+            var left = _total is > 0 && bytes > 0 && bytes < _total && seconds > 2
+                ? $", ~{Output.Duration(TimeSpan.FromSeconds((_total.Value - bytes) / rate))} left"
+                : "";
+            var text = $"{_label}: {done}, {Output.Size((long)rate)}/s, {Output.Duration(_clock.Elapsed)}{left}";
             if (Output.IsLive)
             {
                 Console.Error.Write("\r\u001b[2K" + text);
