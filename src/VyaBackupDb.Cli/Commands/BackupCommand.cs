@@ -30,7 +30,8 @@ internal static class BackupCommand
             Description = "Encrypt with age to the config's encryption: recipients or passphrase (instances with encrypt: true always are)",
         };
 
-        var parallel = new Option<int>("--parallel", "-j")
+        var jobs = CommonOptions.JobsOption();
+        var parallel = new Option<int>("--parallel")
         {
             Description = "Back up this many instances at once (the databases of one instance go one after another)",
             DefaultValueFactory = _ => 1,
@@ -39,7 +40,7 @@ internal static class BackupCommand
 
         var command = new Command("backup", "Back up databases, each into its own file")
         {
-            instance, all, database, compression, encrypt, dryRun, prune, parallel, json,
+            instance, all, database, compression, encrypt, dryRun, prune, jobs, parallel, json,
         };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
@@ -58,7 +59,7 @@ internal static class BackupCommand
 
             var codec = ChooseCompression(parseResult, compression, config);
             var request = new BackupRequest(instances, databaseName, codec, parseResult.GetValue(dryRun), parseResult.GetValue(encrypt),
-                parseResult.GetValue(parallel));
+                parseResult.GetValue(jobs), parseResult.GetValue(parallel));
             if ((request.Encrypt || instances.Any(i => i.Encrypt)) && !config.Encryption.CanEncrypt)
             {
                 throw new UsageException($"encryption asked for, but {config.SourcePath} has no encryption: recipients or passphrase");

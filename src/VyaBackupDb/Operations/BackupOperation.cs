@@ -12,9 +12,11 @@ using VyaBackupDb.Storage.Local;
 namespace VyaBackupDb.Operations;
 
 /// <param name="Encrypt">Encrypt every backup of this run (backup --encrypt); instances with <c>encrypt: true</c> are encrypted anyway.</param>
+/// <param name="Jobs">Connections of a parallel backup (--jobs); null: each instance's <c>jobs:</c>, else the number of cores.</param>
 /// <param name="Parallel">How many instances are backed up at once (backup --parallel); the databases of one instance go one after another.</param>
 public sealed record BackupRequest(
-    IReadOnlyList<InstanceConfig> Instances, string? Database, Compression Compression, bool DryRun, bool Encrypt = false, int Parallel = 1);
+    IReadOnlyList<InstanceConfig> Instances, string? Database, Compression Compression, bool DryRun, bool Encrypt = false, int? Jobs = null,
+    int Parallel = 1);
 
 /// <summary>One database to back up, and where its backup goes (<paramref name="Copies"/>: where it is copied after).</summary>
 public sealed record BackupItem(InstanceConfig Instance, string Database, string Key, string Location, IReadOnlyList<string>? Copies = null)
@@ -160,7 +162,7 @@ public sealed class BackupOperation
         InstanceConfig instance, BackupRequest request, List<BackupItem> planned, CancellationToken cancellationToken)
     {
         var results = new List<BackupItemResult>();
-        var engine = Sources.BackupSources.For(instance);
+        var engine = Sources.BackupSources.For(instance, request.Jobs);
         IReadOnlyList<string> databases;
         ServerInfo server;
         IReadOnlyList<NamedStorage> targets;
@@ -204,12 +206,12 @@ public sealed class BackupOperation
             var encrypt = request.Encrypt || instance.Encrypt;
             if (request.DryRun)
             {
-                planned.Add(PlanItem(instance, database, request.Compression, encrypt, targets));
+                planned.Add(PlanItem(instance, database, request.Compression, encrypt, engine.WritesSet(database), targets));
                 continue;
             }
             cancellationToken.ThrowIfCancellationRequested();
             var expected = await SizeQuietlyAsync(engine, instance, database, cancellationToken).ConfigureAwait(false);
-            var item = PlanItem(instance, database, request.Compression, encrypt, targets) with { ExpectedBytes = expected };
+            var item = PlanItem(instance, database, request.Compression, encrypt, engine.WritesSet(database), targets) with { ExpectedBytes = expected };
             started = time.GetUtcNow();
             var result = await BackupOneAsync(engine, server, item, request.Compression, encrypt, targets, down, cancellationToken).ConfigureAwait(false);
             Add(result with { StartedUtc = started, FinishedUtc = time.GetUtcNow() });
@@ -298,9 +300,10 @@ public sealed class BackupOperation
         return (usable, down);
     }
 
-    private BackupItem PlanItem(InstanceConfig instance, string database, Compression compression, bool encrypt, IReadOnlyList<NamedStorage> targets)
+    private BackupItem PlanItem(
+        InstanceConfig instance, string database, Compression compression, bool encrypt, bool set, IReadOnlyList<NamedStorage> targets)
     {
-        var name = new BackupName(time.GetUtcNow().UtcDateTime, instance.Dbms, database, compression, encrypt);
+        var name = new BackupName(time.GetUtcNow().UtcDateTime, instance.Dbms, database, compression, encrypt, set);
         var key = $"{BackupName.Encode(instance.Name)}/{name.FileName}";
         var copies = targets.Skip(1).Select(t => t.Storage.Describe(key)).ToList();
         return new BackupItem(instance, database, key, targets[0].Storage.Describe(key), copies.Count == 0 ? null : copies);
@@ -318,7 +321,7 @@ public sealed class BackupOperation
         try
         {
             using var held = BackupLock.Acquire(config.BackupDir, item.Instance.Name, item.Database, time, observer.Warning);
-            item = await UnusedNameAsync(item, storage, () => PlanItem(item.Instance, item.Database, compression, encrypt, targets), timeout.Token)
+            item = await UnusedNameAsync(item, storage, () => PlanItem(item.Instance, item.Database, compression, encrypt, engine.WritesSet(item.Database), targets), timeout.Token)
                 .ConfigureAwait(false);
             await using var write = await storage.CreateAsync(item.Key, timeout.Token).ConfigureAwait(false);
             var stored = new MeasuringStream(write.Content, leaveOpen: true);
@@ -334,10 +337,12 @@ public sealed class BackupOperation
                 {
                     observer.Warning(warning);
                 }
-                if (!plain.TailContains(engine.CompletionTrailer))
+                var set = engine.WritesSet(item.Database);
+                if (!plain.TailContains(set ? Sources.Sets.BackupSet.EndOfArchive : engine.CompletionTrailer))
                 {
-                    throw new OperationFailedException(
-                        $"the dump of {item.Database} ended without its completion trailer ('{engine.CompletionTrailer}'): it is incomplete");
+                    throw new OperationFailedException(set
+                        ? $"the backup set of {item.Database} ended before its post.sql: it is incomplete"
+                        : $"the dump of {item.Database} ended without its completion trailer ('{engine.CompletionTrailer}'): it is incomplete");
                 }
             }
             catch
@@ -375,6 +380,10 @@ public sealed class BackupOperation
                 Format = details.Format,
                 Files = details.Files,
                 Settings = details.Settings,
+                SchemaVersion = details.Entries is null ? BackupManifest.SqlSchemaVersion : BackupManifest.CurrentSchemaVersion,
+                Entries = details.Entries,
+                Jobs = details.Jobs,
+                SourcePosition = details.SourcePosition,
             };
             // The manifest goes last: until it exists, the data file is not a backup.
             try
