@@ -38,6 +38,7 @@ internal static partial class CommonOptions
     public static void ConfigureLogging(ParseResult parseResult) =>
         Output.Configure(parseResult.GetValue(LogFormat) == "json" ? Cli.LogFormat.Json : Cli.LogFormat.Text, parseResult.GetValue(LogFile));
 
+    /// <summary>Loads the config (vault passphrase prompted for on a terminal, if needed) and prints its warnings.</summary>
     /// <summary>
     /// The instances a command acts on: --instance ID (even if disabled, with a warning) or
     /// --all (every enabled one); exactly one of them, and --database only with --instance.

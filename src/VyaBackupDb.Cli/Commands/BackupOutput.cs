@@ -136,13 +136,13 @@ internal sealed class ConsoleBackupObserver : IBackupObserver, IDisposable
     /// <summary>Stops the progress display (also on Ctrl+C, before the error line).</summary>
     public void Dispose()
     {
+        _timer.Dispose();
         lock (_lock)
         {
             _done = true;
             _running.Clear();
+            Output.SetLive([]);
         }
-        _timer.Dispose();
-        Output.SetLive([]);
     }
 
     private void Tick()
@@ -167,18 +167,16 @@ internal sealed class ConsoleBackupObserver : IBackupObserver, IDisposable
         }
     }
 
+    /// <summary>Under the lock, so that a late timer tick cannot draw lines again after <see cref="Dispose"/> (Output never calls back here).</summary>
     private void Redraw()
     {
-        List<string> lines;
         lock (_lock)
         {
-            if (_done)
+            if (!_done)
             {
-                return;
+                Output.SetLive([.. _running.Select(Describe)]);
             }
-            lines = [.. _running.Select(Describe)];
         }
-        Output.SetLive(lines);
     }
 
     /// <summary>"it-pg/shop: 42% 1.2 GiB of ~2.9 GiB (310.4 MiB stored), 25.3 MiB/s, 0:48, ~1:07 left".</summary>
