@@ -97,6 +97,9 @@ public sealed class FleetTests : IAsyncLifetime
         var okLine = Assert.Single(records, r => r.GetProperty("message").GetString()!.StartsWith("ok ", StringComparison.Ordinal)
             && r.GetProperty("instance").GetString() == "it-pg");
         Assert.Equal(("info", 2, pgDb), (okLine.GetProperty("level").GetString(), okLine.GetProperty("instance_id").GetInt32(), okLine.GetProperty("database").GetString()));
+        // Progress is measured against the size the server reports for the database.
+        var pgStart = Assert.Single(records, r => r.GetProperty("message").GetString()!.StartsWith($"backing up it-pg/{pgDb} ", StringComparison.Ordinal));
+        Assert.Contains("(the server reports ", pgStart.GetProperty("message").GetString(), StringComparison.Ordinal);
         var failed = records.Where(r => r.GetProperty("level").GetString() == "error").ToList();
         Assert.Equal(["closed-pg", "mute-mysql", "mute-mysql-2", "mute-pg"],
             failed.Select(r => r.GetProperty("instance").GetString()).Order(StringComparer.Ordinal));
@@ -141,6 +144,33 @@ public sealed class FleetTests : IAsyncLifetime
         Assert.Contains(log, l => l.Contains($"ok     it-mysql/{mysqlDb}", StringComparison.Ordinal));
         Assert.Contains(log, l => l.Contains($"ok     it-pg/{pgDb}", StringComparison.Ordinal));
         Assert.All(log.Skip(1), l => Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", l));
+    }
+
+    [SkippableFact]
+    public async Task On_a_terminal_each_running_backup_has_a_live_line_with_its_percentage_then_a_table()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequirePostgresAsync();
+        var mysqlDb = await _scratch.NewMySqlDatabaseAsync();
+        var pgDb = await _scratch.NewPostgresDatabaseAsync();
+        var mysqlTools = FakeTools.Create(_scratch.TempDir("fake-mysql"), FakeDump.SlowButComplete, postgres: false);
+        var pgTools = FakeTools.Create(_scratch.TempDir("fake-pg"), FakeDump.SlowButComplete, postgres: true);
+        var config = await WriteConfigAsync(_scratch.TempDir("backups"), mysqlDb, pgDb, mysqlTools: mysqlTools, pgTools: pgTools);
+        var (dotnet, arguments, environment) = Run.CliCommand(null, "backup", "--all", "--parallel", "2", "--config", config);
+
+        // script(1) gives the CLI a pseudo-terminal for stdout and stderr, as an operator's shell would.
+        var run = await Run.ProgramAsync("script",
+            ["-q", "-e", "-c", string.Join(' ', arguments.Prepend(dotnet).Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'")), "/dev/null"],
+            environment);
+
+        Assert.True(run.ExitCode == Success, run.ToString());
+        // Both jobs on screen at once, each with a percentage of the size its server reports (an
+        // empty PostgreSQL database is still a few MB), redrawn in place (cursor up, clear).
+        Assert.Matches($@"it-pg/{pgDb}: +\d+% [\d.]+ [KMG]?i?B of ~[\d.]+ [KMG]iB", run.Stdout);
+        Assert.Contains("\u001b[2A", run.Stdout, StringComparison.Ordinal);
+        // Then the results table, framed.
+        Assert.Contains("│ INSTANCE", run.Stdout, StringComparison.Ordinal);
+        Assert.Contains("backup summary: 2 succeeded, 0 failed", run.Stdout, StringComparison.Ordinal);
     }
 
     [Fact]
