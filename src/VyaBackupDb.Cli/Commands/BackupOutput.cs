@@ -109,7 +109,7 @@ internal sealed class ConsoleBackupObserver : IBackupObserver, IDisposable
         {
             _running.Add(new Job(item, storedBytesSoFar, plainBytesSoFar, Stopwatch.StartNew()));
         }
-        Tick();
+        Redraw();
     }
 
     public void Finished(BackupItemResult result)
@@ -159,11 +159,7 @@ internal sealed class ConsoleBackupObserver : IBackupObserver, IDisposable
         }
         foreach (var (job, text) in lines)
         {
-            // The first tick comes with Started: that line is said already.
-            if (job.Clock.Elapsed > TimeSpan.FromSeconds(1))
-            {
-                Output.Log(text, job.Item.Instance, job.Item.Database);
-            }
+            Output.Log(text, job.Item.Instance, job.Item.Database);
         }
     }
 
