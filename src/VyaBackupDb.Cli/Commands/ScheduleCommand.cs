@@ -249,7 +249,7 @@ internal static class ScheduleCommand
         {
         }
 
-        public void Started(BackupItem item, Func<long> storedBytesSoFar) =>
+        public void Started(BackupItem item, Func<long> storedBytesSoFar, Func<long> plainBytesSoFar) =>
             Output.Log($"backing up {item.Instance.Name}/{item.Database} to {item.Location}");
 
         public void Finished(BackupItemResult result) =>

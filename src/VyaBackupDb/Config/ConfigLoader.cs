@@ -111,7 +111,7 @@ public static class ConfigLoader
         private static readonly string[] ScheduleInstanceKeys = ["schedule", "schedule_time_zone", "schedule_verify", "schedule_prune"];
 
         private static readonly string[] TopKeys =
-            ["backup_dir", "compression", "timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "storage", "instances",
+            ["backup_dir", "compression", "timeout_seconds", "connect_timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "storage", "instances",
                 .. ScheduleTopKeys];
 
         private static readonly string[] EncryptionKeys = ["recipients", "passphrase_env", "passphrase_file", "identity_files"];
@@ -170,6 +170,12 @@ public static class ConfigLoader
                 throw Error(Get(root, "timeout_seconds")!, "timeout_seconds", "must be a positive number of seconds");
             }
 
+            var connectTimeoutSeconds = OptionalInt(root, "connect_timeout_seconds", "") ?? 30;
+            if (connectTimeoutSeconds <= 0)
+            {
+                throw Error(Get(root, "connect_timeout_seconds")!, "connect_timeout_seconds", "must be a positive number of seconds");
+            }
+
             var retention = ReadRetention(root, "");
 
             var vaultFile = OptionalString(root, "vault_file", "") ?? CredentialVault.DefaultFileName;
@@ -221,6 +227,7 @@ public static class ConfigLoader
             {
                 Vault = vault,
                 Encryption = ReadEncryption(root, baseDir),
+                ConnectTimeout = TimeSpan.FromSeconds(connectTimeoutSeconds),
                 TimeZone = timeZone,
                 LockLease = TimeSpan.FromSeconds(Seconds(root, "lock_lease_seconds", (int)Operations.StorageLock.DefaultLease.TotalSeconds, min: 30)),
                 StopGrace = TimeSpan.FromSeconds(Seconds(root, "stop_grace_seconds", 60, min: 0)),
