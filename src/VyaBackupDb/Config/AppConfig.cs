@@ -62,6 +62,9 @@ public sealed record AppConfig(
     /// <summary>Things worth telling the operator about the config itself (e.g. a world-readable file holding a password).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 
+    /// <summary>The notify: section: who is told about each backup run (one message per run).</summary>
+    public IReadOnlyList<NotifierConfig> Notifiers { get; init; } = [];
+
     public InstanceConfig GetInstance(int id) =>
         Instances.FirstOrDefault(i => i.Id == id)
         ?? throw new Errors.UsageException($"instance {id} is not defined in {SourcePath}");
@@ -138,6 +141,12 @@ public sealed record InstanceConfig(
         get => Password.ResolveUser() ?? _user;
         init => _user = value;
     }
+
+    /// <summary>
+    /// How often a backup of each database is expected (<c>expect_every:</c>); null: from the
+    /// instance's schedule, else a day. `status` reports what is overdue against it.
+    /// </summary>
+    public TimeSpan? ExpectEvery { get; init; }
 
     /// <summary>Where this instance's backups go, in order: the first gets the dump, the others a verified copy.</summary>
     public IReadOnlyList<string> StorageNames => Storage is { Count: > 0 } names ? names : [StorageConfig.LocalName];

@@ -13,7 +13,7 @@ namespace VyaBackupDb.Config;
 /// Loads config.yaml. Walks the YAML node tree by hand (rather than deserialising) so that every
 /// error names the file, the line and the key, and unknown keys (typos) are errors, not ignored.
 /// </summary>
-public static class ConfigLoader
+public static partial class ConfigLoader
 {
     public const string EnvVar = "VYA_BACKUPDB_CONFIG";
     public const string DefaultPath = "config.yaml";
@@ -100,12 +100,12 @@ public static class ConfigLoader
 
     private static string FirstLine(string message) => message.Split('\n')[0].Trim();
 
-    private sealed class Reader(string path, SecretPrompt? prompt)
+    private sealed partial class Reader(string path, SecretPrompt? prompt)
     {
         private const string VaultPrefix = "vault:";
 
         private static readonly string[] TopKeys =
-            ["backup_dir", "compression", "timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "storage", "instances"];
+            ["backup_dir", "compression", "timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "storage", "instances", "notify"];
 
         private static readonly string[] EncryptionKeys = ["recipients", "passphrase_env", "passphrase_file", "identity_files"];
 
@@ -135,11 +135,13 @@ public static class ConfigLoader
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
             "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage", "maintenance_database",
             "owners", "definer", "globals", "globals_passwords", "globals_tablespaces", "engine", "jobs",
+            "expect_every",
         ];
 
         private static readonly string[] FilesInstanceKeys =
         [
             "id", "name", "dbms", "paths", "include", "exclude", "skip_unreadable", "enabled", "retention", "encrypt", "storage",
+            "expect_every",
         ];
 
         public AppConfig ReadConfig(YamlMappingNode root)
@@ -209,6 +211,7 @@ public static class ConfigLoader
             {
                 Vault = vault,
                 Encryption = ReadEncryption(root, baseDir),
+                Notifiers = ReadNotifiers(root, baseDir, vault),
             };
         }
 
@@ -440,6 +443,7 @@ public static class ConfigLoader
                 GlobalsTablespaces = OptionalBool(node, "globals_tablespaces", prefix) ?? false,
                 Engine = ReadEngine(node, prefix),
                 Jobs = ReadJobs(node, prefix),
+                ExpectEvery = ReadExpectEvery(node, prefix),
             };
             return OptionalString(node, "maintenance_database", prefix) is { } maintenance ? instance with { MaintenanceDatabase = maintenance } : instance;
         }
@@ -485,6 +489,7 @@ public static class ConfigLoader
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
                 Paths = paths,
                 SkipUnreadable = OptionalBool(node, "skip_unreadable", prefix) ?? false,
+                ExpectEvery = ReadExpectEvery(node, prefix),
             };
         }
 
