@@ -13,6 +13,7 @@ root.Add(PruneCommand.Create());
 root.Add(CopyCommand.Create());
 root.Add(KeygenCommand.Create());
 root.Add(VaultCommand.Create());
+root.Add(StatusCommand.Create());
 
 var parseResult = root.Parse(args);
 if (parseResult.Errors.Count > 0)

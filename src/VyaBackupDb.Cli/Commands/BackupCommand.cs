@@ -32,7 +32,13 @@ internal static class BackupCommand
 
         var jobs = CommonOptions.JobsOption();
 
+        var metricsFile = new Option<string?>("--metrics-file")
+        {
+            Description = "After the run, write Prometheus metrics to this file (textfile collector format, replaced atomically)",
+        };
+
         var command = new Command("backup", "Back up databases, each into its own file") { instance, all, database, compression, encrypt, dryRun, prune, jobs };
+        command.Add(metricsFile);
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
             var config = CommonOptions.LoadConfig(parseResult);
@@ -45,6 +51,11 @@ internal static class BackupCommand
             if ((request.Encrypt || instances.Any(i => i.Encrypt)) && !config.Encryption.CanEncrypt)
             {
                 throw new UsageException($"encryption asked for, but {config.SourcePath} has no encryption: recipients or passphrase");
+            }
+            var metricsPath = parseResult.GetValue(metricsFile);
+            if (metricsPath is not null && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(metricsPath))))
+            {
+                throw new UsageException($"--metrics-file {metricsPath}: its directory does not exist");
             }
             var observer = new ConsoleBackupObserver();
             using var storages = new Storage.StorageSet(config);
@@ -69,6 +80,13 @@ internal static class BackupCommand
                 return report.Results.Count == 0 ? ExitCode.Success : report.ExitCode;
             }
             observer.Summary(report);
+            // Notifiers and metrics: a failure of theirs is a warning, never the run's exit code.
+            var reporter = new Reporting.RunReporter(config, storages.For, TimeProvider.System, Output.Warning);
+            await reporter.NotifyAsync(report, cancellationToken).ConfigureAwait(false);
+            if (metricsPath is not null)
+            {
+                await reporter.WriteMetricsFileAsync(metricsPath, report, cancellationToken).ConfigureAwait(false);
+            }
             if (!parseResult.GetValue(prune))
             {
                 return report.ExitCode;
