@@ -32,6 +32,7 @@ public static class StatusHtml
         .charts{display:flex;gap:.8rem;flex-wrap:wrap}
         svg.chart{background:#fbfcfd;border:1px solid #eaeef2}
         svg.chart text{font-size:10px;fill:#59636e}
+        svg.chart text.caption{font-size:11px;font-weight:600;fill:#1f2328}
         svg.chart .axis{stroke:#afb8c1;stroke-width:1}
         svg.chart .line{fill:none;stroke-width:2}
         svg.size-chart .line{stroke:#0969da}svg.size-chart circle{fill:#0969da}
@@ -74,8 +75,8 @@ public static class StatusHtml
         {
             var label = $"{row.Instance}/{row.Database}";
             html.Append("<section class=\"card\" data-database=\"").Append(E(label)).Append("\">\n<h2>").Append(E(label)).Append("</h2>\n<div class=\"charts\">\n");
-            Chart(html, "size-chart", $"Stored size of {label}", row.History, p => p.SizeBytes, v => Size((long)v));
-            Chart(html, "duration-chart", $"Backup duration of {label}", row.History, p => p.DurationSeconds, Age);
+            Chart(html, "size-chart", "stored size", $"Stored size of {label}", row.History, p => p.SizeBytes, v => Size((long)v));
+            Chart(html, "duration-chart", "duration", $"Backup duration of {label}", row.History, p => p.DurationSeconds, Age);
             html.Append("</div>\n</section>\n");
         }
         html.Append("</div>\n</body>\n</html>\n");
@@ -83,7 +84,7 @@ public static class StatusHtml
     }
 
     /// <summary>A line chart of one value over the backups' times: y from 0 to the largest value, a dot per backup with its value as a tooltip.</summary>
-    private static void Chart(StringBuilder html, string kind, string title, IReadOnlyList<StatusPoint> points, Func<StatusPoint, double> value, Func<double, string> format)
+    private static void Chart(StringBuilder html, string kind, string caption, string title, IReadOnlyList<StatusPoint> points, Func<StatusPoint, double> value, Func<double, string> format)
     {
         const int plotWidth = ChartWidth - Left - Right;
         const int plotHeight = ChartHeight - Top - Bottom;
@@ -99,6 +100,7 @@ public static class StatusHtml
             .Append(CultureInfo.InvariantCulture, $"<line class=\"axis\" x1=\"{Left}\" y1=\"{Top + plotHeight}\" x2=\"{Left + plotWidth}\" y2=\"{Top + plotHeight}\"/>\n");
         html.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left - 4}\" y=\"{Top + 8}\" text-anchor=\"end\">{E(format(max))}</text>")
             .Append(CultureInfo.InvariantCulture, $"<text x=\"{Left - 4}\" y=\"{Top + plotHeight}\" text-anchor=\"end\">0</text>\n");
+        html.Append(CultureInfo.InvariantCulture, $"<text class=\"caption\" x=\"{Left + plotWidth}\" y=\"{Top + 8}\" text-anchor=\"end\">{E(caption)}</text>\n");
         html.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left}\" y=\"{ChartHeight - 8}\">{E(Day(first))}</text>");
         if (points.Count > 1)
         {
