@@ -198,6 +198,18 @@ public static partial class ConfigLoader
         }
     }
 
+    /// <summary>A notifier's secrets written in the config itself (for the warning about a world-readable config).</summary>
+    private static IEnumerable<string> NotifierLiterals(NotifierConfig notifier) => notifier switch
+    {
+        WebhookNotifierConfig hook =>
+        [
+            .. hook.Url.IsLiteral ? [$"notifier '{hook.Name}' url"] : Array.Empty<string>(),
+            .. hook.Headers.Where(h => h.Value.IsLiteral).Select(h => $"notifier '{hook.Name}' header {h.Name}"),
+        ],
+        EmailNotifierConfig mail when mail.Password.IsLiteral => [$"notifier '{mail.Name}' password"],
+        _ => [],
+    };
+
     internal static bool IsHttpUrl(string text) =>
         Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https";
 

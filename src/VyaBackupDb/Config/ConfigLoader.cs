@@ -70,6 +70,7 @@ public static partial class ConfigLoader
                     .Where(p => p.Item1.IsLiteral).Select(p => $"storage '{sftp.Name}' {p.Item2}"),
                 _ => [],
             }),
+            .. config.Notifiers.SelectMany(NotifierLiterals),
         ];
         if ((mode & UnixFileMode.OtherRead) != 0 && literal.Count > 0)
         {

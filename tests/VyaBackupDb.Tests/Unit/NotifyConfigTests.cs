@@ -77,6 +77,47 @@ public sealed class NotifyConfigTests
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
     }
 
+    [SkippableFact]
+    public void A_world_readable_config_with_a_notifier_secret_in_it_gets_a_warning()
+    {
+        Skip.If(OperatingSystem.IsWindows(), "file modes are POSIX");
+        var dir = Directory.CreateTempSubdirectory("vya-notify-cfg-");
+        try
+        {
+            var file = System.IO.Path.Combine(dir.FullName, "config.yaml");
+            File.WriteAllText(file, """
+                backup_dir: b
+                notify:
+                  - type: webhook
+                    name: hook
+                    url_env: HOOK_URL
+                    headers:
+                      - name: Authorization
+                        value: Bearer abc
+                  - type: email
+                    name: mail
+                    host: h
+                    from: a@b
+                    to: c@d
+                    user: u
+                    password_env: SMTP_PW
+                """);
+#pragma warning disable CA1416 // skipped on Windows above
+            File.SetUnixFileMode(file, (UnixFileMode)Convert.ToInt32("644", 8));
+#pragma warning restore CA1416
+
+            var warning = Assert.Single(ConfigLoader.Load(file).Warnings);
+
+            Assert.Contains("notifier 'hook' header Authorization", warning, StringComparison.Ordinal);
+            Assert.DoesNotContain("Bearer abc", warning, StringComparison.Ordinal);
+            Assert.DoesNotContain("'mail'", warning, StringComparison.Ordinal);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
     [Fact]
     public void Expect_every_is_a_duration()
     {
