@@ -14,7 +14,7 @@ public sealed class WebhookSink : IDisposable
     private readonly Queue<int> _statuses;
     private readonly Task _loop;
 
-    public sealed record Request(string Method, string Path, string ContentType, IReadOnlyDictionary<string, string> Headers, byte[] Body);
+    public sealed record Request(DateTimeOffset At, string Method, string Path, string ContentType, IReadOnlyDictionary<string, string> Headers, byte[] Body);
 
     public List<Request> Requests { get; } = [];
 
@@ -49,6 +49,7 @@ public sealed class WebhookSink : IDisposable
             lock (Requests)
             {
                 Requests.Add(new Request(
+                    DateTimeOffset.UtcNow,
                     context.Request.HttpMethod,
                     context.Request.Url!.AbsolutePath,
                     context.Request.ContentType ?? "",

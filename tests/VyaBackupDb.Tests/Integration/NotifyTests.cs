@@ -115,6 +115,8 @@ public sealed class NotifyTests : IAsyncLifetime
         Assert.True(run.ExitCode == 3, run.ToString());
         Assert.Equal(2, hook.Requests.Count);
         Assert.Equal(hook.Requests[0].Body, hook.Requests[1].Body);
+        // The retry waited (backoff: 1 s before the first retry).
+        Assert.True(hook.Requests[1].At - hook.Requests[0].At >= TimeSpan.FromSeconds(0.9), $"{hook.Requests[1].At - hook.Requests[0].At}");
         var request = hook.Requests[1];
         Assert.Equal("POST", request.Method);
         Assert.Equal($"/hooks/{UrlToken}", request.Path);
