@@ -275,9 +275,14 @@ public static partial class Metrics
             {
                 run[name] = value;
             }
+            else if (name == Prefix + RunDatabases.Name && labels.TryGetValue("result", out var result))
+            {
+                run[$"{name}:{result}"] = value;
+            }
         }
         RunMetrics? lastRun = run.TryGetValue(Prefix + RunTime.Name, out var finished)
-            ? new RunMetrics(FromUnix(finished), run.GetValueOrDefault(Prefix + RunDuration.Name), 0, 0,
+            ? new RunMetrics(FromUnix(finished), run.GetValueOrDefault(Prefix + RunDuration.Name),
+                (int)run.GetValueOrDefault(Prefix + RunDatabases.Name + ":ok"), (int)run.GetValueOrDefault(Prefix + RunDatabases.Name + ":failed"),
                 (long)run.GetValueOrDefault(Prefix + RunSize.Name), (int)run.GetValueOrDefault(Prefix + RunExitCode.Name),
                 (long)run.GetValueOrDefault(Prefix + Runs.Name))
             : null;

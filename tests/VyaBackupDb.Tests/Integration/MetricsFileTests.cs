@@ -87,6 +87,28 @@ public sealed partial class MetricsFileTests : IAsyncLifetime
         $"{{database=\"{database}\",instance_id=\"{id}\",instance_name=\"{instance}\"}}";
 
     [Fact]
+    public void Hostile_names_are_escaped_and_the_counters_come_back_from_the_file()
+    {
+        var hostile = "we\"ird\\name\nwith {braces}, commas=and \u00e9";
+        var snapshot = new Reporting.MetricsSnapshot(
+        [
+            new Reporting.DatabaseMetrics(7, "inst \"q\"", hostile, DateTimeOffset.FromUnixTimeSeconds(1_790_000_000), 12.5, 4096, 3, 0,
+                DateTimeOffset.FromUnixTimeSeconds(1_790_000_100), 4),
+        ], new Reporting.RunMetrics(DateTimeOffset.FromUnixTimeSeconds(1_790_000_100), 20, 0, 1, 0, 1, 9));
+
+        var text = Reporting.Metrics.Render(snapshot);
+        var parsed = PromText.Parse(text);
+        var back = Reporting.Metrics.Parse(text);
+
+        var labels = "{database=\"we\\\"ird\\\\name\\nwith {braces}, commas=and \u00e9\",instance_id=\"7\",instance_name=\"inst \\\"q\\\"\"}";
+        Assert.Equal(0, parsed.Value("vya_backupdb_last_status", labels));
+        Assert.Equal(4, parsed.Value("vya_backupdb_failures_total", labels));
+        Assert.Equal(1_790_000_000, parsed.Value("vya_backupdb_last_success_timestamp_seconds", labels));
+        Assert.Equal(snapshot.Databases[0], Assert.Single(back.Databases));
+        Assert.Equal(snapshot.LastRun, back.LastRun);
+    }
+
+    [Fact]
     public void The_strict_parser_refuses_what_Prometheus_refuses()
     {
         string[] bad =
