@@ -70,6 +70,16 @@ internal static class BackupCommand
                 // Also on Ctrl+C: the progress line stops before the error is printed.
                 observer.Done();
             }
+            if (!request.DryRun)
+            {
+                // Notifiers and metrics (whatever the output's form): a failure of theirs is a warning, never the run's exit code.
+                var reporter = new Reporting.RunReporter(config, storages.For, TimeProvider.System, Output.Warning);
+                await reporter.NotifyAsync(report, cancellationToken).ConfigureAwait(false);
+                if (metricsPath is not null)
+                {
+                    await reporter.WriteMetricsFileAsync(metricsPath, report, cancellationToken).ConfigureAwait(false);
+                }
+            }
             if (request.DryRun)
             {
                 if (parseResult.GetValue(prune))
@@ -80,13 +90,6 @@ internal static class BackupCommand
                 return report.Results.Count == 0 ? ExitCode.Success : report.ExitCode;
             }
             observer.Summary(report);
-            // Notifiers and metrics: a failure of theirs is a warning, never the run's exit code.
-            var reporter = new Reporting.RunReporter(config, storages.For, TimeProvider.System, Output.Warning);
-            await reporter.NotifyAsync(report, cancellationToken).ConfigureAwait(false);
-            if (metricsPath is not null)
-            {
-                await reporter.WriteMetricsFileAsync(metricsPath, report, cancellationToken).ConfigureAwait(false);
-            }
             if (!parseResult.GetValue(prune))
             {
                 return report.ExitCode;
