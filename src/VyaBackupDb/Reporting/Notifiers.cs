@@ -187,7 +187,7 @@ public static class Notifiers
         var failed = message.Results.Where(r => r.Status != "ok").ToList();
         mail.Subject = message.Status switch
         {
-            "success" => $"[vya-backupdb] {message.Host}: {message.Succeeded} backups OK",
+            "ok" => $"[vya-backupdb] {message.Host}: {message.Succeeded} backups OK",
             _ => $"[vya-backupdb] {message.Host}: {(message.Failed == 0 ? "nothing was backed up" : $"{message.Failed} backup{(message.Failed == 1 ? "" : "s")} FAILED")}"
                 + (failed.Count > 0 ? $" ({string.Join(", ", failed.Take(3).Select(RunNotification.Label))}{(failed.Count > 3 ? ", ..." : "")})" : ""),
         };
@@ -198,12 +198,12 @@ public static class Notifiers
         body.AppendLine();
         foreach (var item in failed)
         {
-            body.AppendLine(CultureInfo.InvariantCulture, $"FAILED  {RunNotification.Label(item)}: {item.Error}");
+            body.AppendLine(CultureInfo.InvariantCulture, $"{item.Status.ToUpperInvariant().Replace('_', ' '),-8}{RunNotification.Label(item)}: {item.Error}");
         }
         foreach (var item in message.Results.Where(r => r.Status == "ok"))
         {
             body.AppendLine(CultureInfo.InvariantCulture,
-                $"ok      {RunNotification.Label(item)}: {item.SizeBytes} bytes in {item.DurationSeconds:0.0} s -> {item.File}");
+                $"{"ok",-8}{RunNotification.Label(item)}: {item.Bytes} bytes in {item.DurationSeconds:0.0} s -> {item.File}");
         }
         mail.Body = new TextPart("plain") { Text = body.ToString() };
         return mail;

@@ -7,15 +7,17 @@ using VyaBackupDb.Operations;
 namespace VyaBackupDb.Reporting;
 
 /// <summary>One database of a run, as a notification tells it.</summary>
-/// <param name="Status">"ok", "failed" or "locked".</param>
+/// <param name="Status">"ok", "failed", "locked" or "not_copied" (backed up, but not to every destination); as in `backup --json`.</param>
+/// <param name="Bytes">Stored (compressed, encrypted) size.</param>
 /// <param name="File">Where the backup went (a path, or s3://..., sftp://...); null when it failed before.</param>
 public sealed record RunItem(
     int InstanceId,
     string Instance,
+    string Dbms,
     string Database,
     string Status,
     string? Error,
-    long SizeBytes,
+    long Bytes,
     long PlainBytes,
     double DurationSeconds,
     string? File);
@@ -24,7 +26,7 @@ public sealed record RunItem(
 /// What a backup run sends to its notifiers: one message per run. Also the webhook's JSON body
 /// (snake_case names, stable: receivers parse them; null fields are written as null).
 /// </summary>
-/// <param name="Status">"success", "partial_failure" or "failure".</param>
+/// <param name="Status">"ok", "partial_failure", "failed", "locked" or "vault_error": the exit code's meaning, as in `backup --json`.</param>
 /// <param name="Text">A one-line summary (chat webhooks, e.g. Slack's and Mattermost's, show the <c>text</c> field).</param>
 public sealed record RunNotification(
     string Tool,
@@ -37,11 +39,11 @@ public sealed record RunNotification(
     double DurationSeconds,
     int Succeeded,
     int Failed,
-    long SizeBytes,
+    long Bytes,
     string Text,
     IReadOnlyList<RunItem> Results)
 {
-    public bool HasFailures => Failed > 0 || Results.Count == 0;
+    public bool HasFailures => Status != "ok";
 
     /// <summary>The message for a finished run.</summary>
     public static RunNotification From(BackupReport report, DateTimeOffset finishedUtc, string? host = null)
@@ -49,8 +51,9 @@ public sealed record RunNotification(
         var items = report.Results.Select(r => new RunItem(
             r.Instance.Id,
             r.Instance.Name,
+            r.Instance.Dbms.ToName(),
             r.Database,
-            r.Succeeded ? "ok" : r.Locked ? "locked" : "failed",
+            r.Succeeded ? "ok" : r.Locked ? "locked" : r.Location is not null ? "not_copied" : "failed",
             r.Error,
             r.StoredBytes,
             r.PlainBytes,
@@ -58,7 +61,14 @@ public sealed record RunNotification(
             r.Location)).ToList();
         var succeeded = items.Count(i => i.Status == "ok");
         var failed = items.Count - succeeded;
-        var status = failed == 0 && items.Count > 0 ? "success" : succeeded > 0 ? "partial_failure" : "failure";
+        var status = report.ExitCode switch
+        {
+            Errors.ExitCode.Success => "ok",
+            Errors.ExitCode.PartialFailure => "partial_failure",
+            Errors.ExitCode.Locked => "locked",
+            Errors.ExitCode.VaultError => "vault_error",
+            _ => "failed",
+        };
         host ??= Environment.MachineName;
         var failedNames = items.Where(i => i.Status != "ok").Select(i => Label(i)).ToList();
         var text = string.Create(CultureInfo.InvariantCulture,
@@ -75,7 +85,7 @@ public sealed record RunNotification(
             Math.Round(report.Duration.TotalSeconds, 3),
             succeeded,
             failed,
-            items.Sum(i => i.SizeBytes),
+            items.Sum(i => i.Bytes),
             text,
             items);
     }

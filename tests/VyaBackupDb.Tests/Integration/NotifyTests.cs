@@ -133,15 +133,15 @@ public sealed class NotifyTests : IAsyncLifetime
         Assert.Contains("1 failed", root.GetProperty("text").GetString(), StringComparison.Ordinal);
         var results = root.GetProperty("results").EnumerateArray().ToList();
         Assert.Equal(2, results.Count);
-        string[] fields = ["instance_id", "instance", "database", "status", "error", "size_bytes", "plain_bytes", "duration_seconds", "file"];
+        string[] fields = ["instance_id", "instance", "dbms", "database", "status", "error", "bytes", "plain_bytes", "duration_seconds", "file"];
         Assert.All(results, r => Assert.Equal(fields, r.EnumerateObject().Select(p => p.Name)));
         var ok = results.Single(r => r.GetProperty("instance").GetString() == "it-mysql");
         Assert.Equal(database, ok.GetProperty("database").GetString());
         Assert.Equal("ok", ok.GetProperty("status").GetString());
         Assert.Equal(JsonValueKind.Null, ok.GetProperty("error").ValueKind);
-        Assert.True(ok.GetProperty("size_bytes").GetInt64() > 0);
+        Assert.True(ok.GetProperty("bytes").GetInt64() > 0);
         Assert.True(File.Exists(ok.GetProperty("file").GetString()), "the file the message names is the backup");
-        Assert.Equal(new FileInfo(ok.GetProperty("file").GetString()!).Length, ok.GetProperty("size_bytes").GetInt64());
+        Assert.Equal(new FileInfo(ok.GetProperty("file").GetString()!).Length, ok.GetProperty("bytes").GetInt64());
         var failed = results.Single(r => r.GetProperty("instance").GetString() == "it-dead-pg");
         Assert.Equal("failed", failed.GetProperty("status").GetString());
         Assert.Contains("cannot connect", failed.GetProperty("error").GetString(), StringComparison.Ordinal);

@@ -140,7 +140,7 @@ public sealed class NotifyConfigTests
 
         var message = RunNotification.From(report, finished, "db-host");
 
-        Assert.Equal(("partial_failure", 3, 1, 1, 40L), (message.Status, message.ExitCode, message.Succeeded, message.Failed, message.SizeBytes));
+        Assert.Equal(("partial_failure", 3, 1, 1, 40L), (message.Status, message.ExitCode, message.Succeeded, message.Failed, message.Bytes));
         Assert.Equal(finished.AddSeconds(-3), message.StartedUtc);
         Assert.Equal("vya-backupdb on db-host: 1 backed up, 1 failed (main/crm)", message.Text);
         Assert.True(message.Wanted(NotifyOn.Failure));
