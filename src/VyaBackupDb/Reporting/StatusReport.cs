@@ -55,8 +55,14 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
         var errors = new List<string>();
         foreach (var instance in instances)
         {
-            var history = await BackupHistory.ReadAsync(instance, destinations(instance), depth, cancellationToken).ConfigureAwait(false);
+            var targets = destinations(instance);
+            var history = await BackupHistory.ReadAsync(instance, targets, depth, cancellationToken).ConfigureAwait(false);
             errors.AddRange(history.Errors.Select(e => $"instance {instance.Id} ({instance.Name}): {e}"));
+            if (history.Errors.Count == targets.Count)
+            {
+                // Nothing could be read: not "no backup", but unknown (the error says why).
+                continue;
+            }
             var databases = history.Databases.Where(d => d.Complete > 0 || d.Incomplete > 0).ToList();
             if (databases.Count == 0)
             {

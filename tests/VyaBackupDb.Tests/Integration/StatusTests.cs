@@ -140,6 +140,38 @@ public sealed partial class StatusTests : IAsyncLifetime
         Assert.True(calm.ExitCode == 0, calm.ToString());
     }
 
+    [Fact]
+    public async Task A_destination_that_cannot_be_read_is_an_error_not_an_overdue_backup()
+    {
+        var dir = _scratch.TempDir("status-down");
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, string.Create(CultureInfo.InvariantCulture, $"""
+            backup_dir: store
+            storage:
+              - name: down
+                type: sftp
+                host: 127.0.0.1
+                port: {WebhookSink.FreePort()}
+                user: nobody
+                password_env: NO_SUCH_PASSWORD_VARIABLE
+                host_fingerprint: SHA256:T1xBiwSzij0MU+GuugxdpklHowP/H4tDAN5It89LR20
+            instances:
+              - id: 1
+                name: st-down
+                dbms: mysql
+                user: nobody
+                storage: [down]
+            """));
+
+        var run = await Run.CliAsync("status", "--json", "--config", config);
+
+        Assert.True(run.ExitCode == 1, run.ToString());
+        using var json = JsonDocument.Parse(run.Stdout);
+        Assert.Empty(json.RootElement.GetProperty("databases").EnumerateArray());
+        var error = Assert.Single(Cli.ErrorLines(run));
+        Assert.StartsWith("vya-backupdb: error: instance 1 (st-down): storage 'down' cannot be listed", error, StringComparison.Ordinal);
+    }
+
     [SkippableFact]
     public async Task Status_html_renders_in_headless_chromium_with_a_size_and_a_duration_chart_per_database()
     {
