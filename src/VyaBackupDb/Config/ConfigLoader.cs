@@ -106,7 +106,7 @@ public static partial class ConfigLoader
         private const string VaultPrefix = "vault:";
 
         private static readonly string[] TopKeys =
-            ["backup_dir", "compression", "timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "storage", "instances", "notify"];
+            ["backup_dir", "compression", "timeout_seconds", "connect_timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "storage", "instances", "notify"];
 
         private static readonly string[] EncryptionKeys = ["recipients", "passphrase_env", "passphrase_file", "identity_files"];
 
@@ -164,6 +164,12 @@ public static partial class ConfigLoader
                 throw Error(Get(root, "timeout_seconds")!, "timeout_seconds", "must be a positive number of seconds");
             }
 
+            var connectTimeoutSeconds = OptionalInt(root, "connect_timeout_seconds", "") ?? 30;
+            if (connectTimeoutSeconds <= 0)
+            {
+                throw Error(Get(root, "connect_timeout_seconds")!, "connect_timeout_seconds", "must be a positive number of seconds");
+            }
+
             var retention = ReadRetention(root, "");
 
             var vaultFile = OptionalString(root, "vault_file", "") ?? CredentialVault.DefaultFileName;
@@ -212,6 +218,7 @@ public static partial class ConfigLoader
             {
                 Vault = vault,
                 Encryption = ReadEncryption(root, baseDir),
+                ConnectTimeout = TimeSpan.FromSeconds(connectTimeoutSeconds),
                 Notifiers = ReadNotifiers(root, baseDir, vault),
             };
         }
