@@ -1,0 +1,170 @@
+using System.Buffers;
+using System.Threading.Channels;
+using MySqlConnector;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Sources.Sets;
+
+namespace VyaBackupDb.Engines.MySql;
+
+/// <summary>The parallel restore of a backup set: schema and post-data through the dump restore path, data on several clients at once.</summary>
+public sealed partial class MySqlEngine
+{
+    /// <summary>One data chunk read out of the set (a pooled buffer), waiting for a loader.</summary>
+    private sealed record LoadChunk(string Entry, byte[] Buffer, int Length);
+
+    private async Task<LoadResult> RestoreSetCoreAsync(string database, BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken)
+    {
+        jobs = Math.Max(1, jobs);
+        var schema = await set.NextAsync(cancellationToken).ConfigureAwait(false);
+        if (schema is not { Kind: SetEntryKind.Schema })
+        {
+            throw new InvalidDataException("the backup set does not start with schema.sql");
+        }
+        // The schema (and below, the triggers) go through the same filter as a plain dump: definers,
+        // qualifiers, events created disabled, no other database reachable.
+        var schemaLoad = await RestoreAsync(database, schema.Content, options, cancellationToken).ConfigureAwait(false);
+        await schema.Content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+
+        var tables = await BaseTablesAsync(database, cancellationToken).ConfigureAwait(false);
+        // The binary log stays on (no sql_log_bin = 0): the schema, the swap's RENAME and the triggers
+        // reach replicas through it, and a replica given those without the rows would hold empty tables.
+        const string preamble = "SET SESSION foreign_key_checks = 0, unique_checks = 0;\n";
+
+        SetEntryContent? entry;
+        using (var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            var chunks = Channel.CreateBounded<LoadChunk>(new BoundedChannelOptions(jobs) { SingleWriter = true });
+            var loaders = Enumerable.Range(0, jobs).Select(_ => Task.Run(() => LoadChunksAsync(database, chunks.Reader, tables, preamble, failed), failed.Token)).ToList();
+            try
+            {
+                while ((entry = await set.NextAsync(failed.Token).ConfigureAwait(false)) is { Kind: SetEntryKind.Data })
+                {
+                    await chunks.Writer.WriteAsync(await ReadChunkAsync(entry, failed.Token).ConfigureAwait(false), failed.Token).ConfigureAwait(false);
+                }
+                chunks.Writer.Complete();
+                await Task.WhenAll(loaders).ConfigureAwait(false);
+            }
+            catch (Exception ours)
+            {
+                chunks.Writer.TryComplete();
+                await failed.CancelAsync().ConfigureAwait(false);
+                try
+                {
+                    await Task.WhenAll(loaders).ConfigureAwait(false);
+                }
+                catch (Exception) when (ours is OperationCanceledException && !cancellationToken.IsCancellationRequested)
+                {
+                    // The reader was cancelled because a loader failed: the loader's error is the one to report.
+                    var first = loaders.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).FirstOrDefault(e => e is not OperationCanceledException);
+                    if (first is not null)
+                    {
+                        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+                    }
+                    throw;
+                }
+                catch (Exception)
+                {
+                    // Ours is the cause; the loaders only stopped because of it.
+                }
+                throw;
+            }
+        }
+        if (entry is not { Kind: SetEntryKind.Post })
+        {
+            throw new InvalidDataException("the backup set ends without post.sql");
+        }
+        var postLoad = await RestoreAsync(database, entry.Content, options, cancellationToken).ConfigureAwait(false);
+        await entry.Content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+        if (await set.NextAsync(cancellationToken).ConfigureAwait(false) is { } extra)
+        {
+            throw new InvalidDataException($"the backup set holds {extra.Name} after post.sql");
+        }
+        return new LoadResult(null, [.. schemaLoad.EventsToEnable, .. postLoad.EventsToEnable],
+            schemaLoad.OtherDatabases.Union(postLoad.OtherDatabases, StringComparer.Ordinal).ToList());
+    }
+
+    /// <summary>Reads one data entry whole (its digest is checked at its end), into a buffer from the pool.</summary>
+    private static async Task<LoadChunk> ReadChunkAsync(SetEntryContent entry, CancellationToken cancellationToken)
+    {
+        if (entry.Length > Array.MaxLength)
+        {
+            throw new InvalidDataException($"backup entry {entry.Name} is larger than a data chunk can be");
+        }
+        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Max(1, entry.Length));
+        try
+        {
+            var length = (int)entry.Length;
+            await entry.Content.ReadExactlyAsync(buffer.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
+            if (await entry.Content.ReadAsync(buffer.AsMemory(0, 0), cancellationToken).ConfigureAwait(false) != 0
+                || await entry.Content.ReadAsync(new byte[1], cancellationToken).ConfigureAwait(false) != 0)
+            {
+                throw new InvalidDataException($"backup entry {entry.Name} is longer than its header says");
+            }
+            return new LoadChunk(entry.Name, buffer, length);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// One loader: a mysql/mariadb client fed checked chunks one after the other. A client per
+    /// loader rather than statements on the driver: the chunks go to the server as the bytes they
+    /// are (no UTF-16 round trip of 8 MiB strings), in the client's own streaming, and the client
+    /// is the restore path's tool with its safe flags.
+    /// </summary>
+    private async Task LoadChunksAsync(
+        string database, ChannelReader<LoadChunk> chunks, IReadOnlySet<string> tables, string preamble, CancellationTokenSource failed)
+    {
+        var serverIsMariaDb = (await ProbeFlavorAsync(failed.Token).ConfigureAwait(false)) == "MariaDB";
+        var tool = FindTool(serverIsMariaDb ? ["mariadb", "mysql"] : ["mysql", "mariadb"]);
+        using var optionFile = OptionFile();
+        List<string> arguments =
+        [
+            $"--defaults-file={optionFile.Path}",
+            "--binary-mode", "--local-infile=0", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
+            $"--database={database}",
+        ];
+        try
+        {
+            await ChildProcess.RunAsync(tool, arguments, null, async (stdin, ct) =>
+            {
+                await stdin.WriteAsync(System.Text.Encoding.UTF8.GetBytes(preamble), ct).ConfigureAwait(false);
+                await foreach (var chunk in chunks.ReadAllAsync(ct).ConfigureAwait(false))
+                {
+                    try
+                    {
+                        MySqlChunkCheck.Check(chunk.Buffer.AsSpan(0, chunk.Length), tables, chunk.Entry);
+                        await stdin.WriteAsync(chunk.Buffer.AsMemory(0, chunk.Length), ct).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(chunk.Buffer);
+                    }
+                }
+            }, null, failed.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !failed.IsCancellationRequested)
+        {
+            await failed.CancelAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task<HashSet<string>> BaseTablesAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new MySqlCommand(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')", connection);
+        command.Parameters.AddWithValue("@db", database);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var tables = new HashSet<string>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            tables.Add(reader.GetString(0));
+        }
+        return tables;
+    }
+}
