@@ -23,7 +23,7 @@ public sealed partial class MySqlEngine
     /// <summary>What the parallel dump reads per table from the catalog, under the backup lock.</summary>
     private sealed record SetTable(string Name, List<SetColumn> Columns, bool ColumnList, string? IntegerKey, long DataBytes);
 
-    private async Task<DumpSetResult> DumpSetCoreAsync(string database, BackupSetWriter set, int jobs, CancellationToken cancellationToken)
+    internal async Task<DumpSetResult> DumpSetCoreAsync(string database, BackupSetWriter set, int jobs, CancellationToken cancellationToken)
     {
         jobs = Math.Max(1, jobs);
         var server = await ServerAsync(cancellationToken).ConfigureAwait(false);
@@ -44,8 +44,8 @@ public sealed partial class MySqlEngine
                 // sql_mode '': no PAD_CHAR_TO_FULL_LENGTH, ANSI_QUOTES or NO_BACKSLASH_ESCAPES in what the server
                 // formats; UTC for TIMESTAMP values (the chunks set the same zone); no server-side timeout while
                 // the set's writer makes this reader wait.
-                await Execute(worker, "SET SESSION sql_mode = '', time_zone = '+00:00', net_write_timeout = 86400, "
-                    + "TRANSACTION ISOLATION LEVEL REPEATABLE READ", cancellationToken).ConfigureAwait(false);
+                await Execute(worker, "SET SESSION sql_mode = '', time_zone = '+00:00', net_write_timeout = 86400", cancellationToken).ConfigureAwait(false);
+                await Execute(worker, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", cancellationToken).ConfigureAwait(false);
             }
             await Execute(control, "SET SESSION lock_wait_timeout = 300", cancellationToken).ConfigureAwait(false);
 
@@ -157,7 +157,7 @@ public sealed partial class MySqlEngine
     }
 
     /// <summary>What the parallel dump found, and the binlog position of its snapshot (null when the server keeps no binlog).</summary>
-    private sealed record DumpSetResult(DumpDetails Details, string? SourcePosition);
+    internal sealed record DumpSetResult(DumpDetails Details, string? SourcePosition);
 
     private static async Task LockForSnapshotAsync(MySqlConnection control, bool mariaDb, CancellationToken cancellationToken)
     {

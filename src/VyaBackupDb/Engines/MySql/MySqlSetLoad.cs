@@ -12,7 +12,7 @@ public sealed partial class MySqlEngine
     /// <summary>One data chunk read out of the set (a pooled buffer), waiting for a loader.</summary>
     private sealed record LoadChunk(string Entry, byte[] Buffer, int Length);
 
-    private async Task<LoadResult> RestoreSetCoreAsync(string database, BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken)
+    internal async Task<LoadResult> RestoreSetCoreAsync(string database, BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken)
     {
         jobs = Math.Max(1, jobs);
         var schema = await set.NextAsync(cancellationToken).ConfigureAwait(false);
