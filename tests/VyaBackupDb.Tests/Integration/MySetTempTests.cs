@@ -46,3 +46,30 @@ public sealed class MySetTempTests : IAsyncLifetime
         Assert.Equal(1100L, result.Details.Inventory.Sequences.Single().Value);
     }
 }
+
+// TEMPORARY: timing on a prepared database (MYSET_BENCH_DB), to be replaced by bench/compare rows.
+[Trait("Category", "Integration")]
+public sealed class MySetTempBench
+{
+    [SkippableFact]
+    public async Task Time_dump_and_load()
+    {
+        var db = Environment.GetEnvironmentVariable("MYSET_BENCH_DB");
+        Skip.If(db is null);
+        var jobs = int.Parse(Environment.GetEnvironmentVariable("MYSET_JOBS") ?? "2", System.Globalization.CultureInfo.InvariantCulture);
+        var engine = new MySqlEngine(TestServers.MySql());
+        var set = new BackupSetWriter();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var cpu = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
+        await engine.DumpSetCoreAsync(db, set, jobs, CancellationToken.None);
+        var report = $"dump {clock.Elapsed.TotalSeconds:F2}s cpu {(System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds:F2}s chunks {set.All.Count} bytes {set.All.Sum(e => e.Content.Length)}";
+        var target = db + "_copy";
+        await MySqlTestDb.DropIfExistsAsync(target);
+        await MySqlTestDb.CreateAsync(target);
+        clock.Restart();
+        cpu = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
+        await engine.RestoreSetCoreAsync(target, new BackupSetReader(set.All.Select(e => (e.Name, e.Kind, e.Content))), new RestoreOptions(db), jobs, CancellationToken.None);
+        report += $"; load {clock.Elapsed.TotalSeconds:F2}s cpu {(System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds:F2}s";
+        File.WriteAllText("/tmp/myset-bench.txt", report);
+    }
+}
