@@ -19,6 +19,23 @@ internal static partial class CommonOptions
     /// The instances a command acts on: --instance ID (even if disabled, with a warning) or
     /// --all (every enabled one); exactly one of them, and --database only with --instance.
     /// </summary>
+    /// <summary>--jobs N (backup and restore): connections of a parallel engine (engine: parallel).</summary>
+    public static Option<int?> JobsOption()
+    {
+        var option = new Option<int?>("--jobs", "-j")
+        {
+            Description = $"Connections a parallel backup or restore uses (engine: parallel; default: the instance's jobs:, else the number of cores, {Environment.ProcessorCount})",
+        };
+        option.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int?>() is < 1 or > ConfigLoader.MaxJobs)
+            {
+                result.AddError($"--jobs must be between 1 and {ConfigLoader.MaxJobs}");
+            }
+        });
+        return option;
+    }
+
     public static List<InstanceConfig> ChooseInstances(AppConfig config, int? instanceId, bool all, string? database)
     {
         if (instanceId is not null && all)

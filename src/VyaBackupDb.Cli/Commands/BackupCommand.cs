@@ -30,7 +30,9 @@ internal static class BackupCommand
             Description = "Encrypt with age to the config's encryption: recipients or passphrase (instances with encrypt: true always are)",
         };
 
-        var command = new Command("backup", "Back up databases, each into its own file") { instance, all, database, compression, encrypt, dryRun, prune };
+        var jobs = CommonOptions.JobsOption();
+
+        var command = new Command("backup", "Back up databases, each into its own file") { instance, all, database, compression, encrypt, dryRun, prune, jobs };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
             var config = CommonOptions.LoadConfig(parseResult);
@@ -38,7 +40,8 @@ internal static class BackupCommand
             var instances = CommonOptions.ChooseInstances(config, parseResult.GetValue(instance), parseResult.GetValue(all), databaseName);
 
             var codec = ChooseCompression(parseResult, compression, config);
-            var request = new BackupRequest(instances, databaseName, codec, parseResult.GetValue(dryRun), parseResult.GetValue(encrypt));
+            var request = new BackupRequest(instances, databaseName, codec, parseResult.GetValue(dryRun), parseResult.GetValue(encrypt),
+                parseResult.GetValue(jobs));
             if ((request.Encrypt || instances.Any(i => i.Encrypt)) && !config.Encryption.CanEncrypt)
             {
                 throw new UsageException($"encryption asked for, but {config.SourcePath} has no encryption: recipients or passphrase");

@@ -51,9 +51,11 @@ internal static class RestoreCommand
             Description = "With --globals: restore only this role/account (PostgreSQL role; MySQL user or role name, any host); repeatable",
         };
 
+        var jobs = CommonOptions.JobsOption();
+
         var command = new Command("restore", "Restore a backup file into one database")
         {
-            file, instance, target, dryRun, force, noVerify, identity, terminate, definer, enableEvents, globals, replaceExisting, account,
+            file, instance, target, dryRun, force, noVerify, identity, terminate, definer, enableEvents, globals, replaceExisting, account, jobs,
         };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
@@ -90,7 +92,8 @@ internal static class RestoreCommand
                 Keys: config.Encryption.KeysFor(parseResult.GetValue(identity)),
                 TerminateConnections: parseResult.GetValue(terminate),
                 Definer: DefinerValue(parseResult, definer),
-                EnableEvents: parseResult.GetValue(enableEvents));
+                EnableEvents: parseResult.GetValue(enableEvents),
+                Jobs: parseResult.GetValue(jobs));
             var observer = new ConsoleRestoreObserver(request);
             RestoreResult? result;
             try

@@ -43,11 +43,13 @@ public sealed record DatabaseInventory(
 /// </summary>
 public sealed record BackupManifest
 {
-    public const int CurrentSchemaVersion = 1;
+    /// <summary>Version 2 adds a backup set's entries (format "set"); other backups keep writing version 1.</summary>
+    public const int CurrentSchemaVersion = 2;
+    public const int SqlSchemaVersion = 1;
     public const string Suffix = ".manifest.json";
     public const string ChecksumSuffix = ".sha256";
 
-    public int SchemaVersion { get; init; } = CurrentSchemaVersion;
+    public int SchemaVersion { get; init; } = SqlSchemaVersion;
     public required string ToolVersion { get; init; }
     public required string DataFile { get; init; }
     public required int InstanceId { get; init; }
@@ -77,6 +79,18 @@ public sealed record BackupManifest
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public DatabaseSettings? Settings { get; init; }
 
+    /// <summary>A backup set's entries in order, with their digests and rows (format "set"); null for other backups.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<Sources.Sets.SetEntry>? Entries { get; init; }
+
+    /// <summary>The connections a backup set was written with.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? Jobs { get; init; }
+
+    /// <summary>Where the snapshot stands in the server's log (MySQL binlog file:position and GTID; PostgreSQL WAL LSN), when known.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? SourcePosition { get; init; }
+
     public static string KeyFor(string dataKey) => dataKey + Suffix;
 
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, ManifestJson.Default.BackupManifest);
@@ -86,9 +100,13 @@ public sealed record BackupManifest
     {
         var manifest = JsonSerializer.Deserialize(json, ManifestJson.Default.BackupManifest)
             ?? throw new JsonException("empty manifest");
-        if (manifest.SchemaVersion != CurrentSchemaVersion)
+        if (manifest.SchemaVersion is < SqlSchemaVersion or > CurrentSchemaVersion)
         {
-            throw new JsonException($"manifest schema version {manifest.SchemaVersion} is not supported (this tool reads {CurrentSchemaVersion})");
+            throw new JsonException($"manifest schema version {manifest.SchemaVersion} is not supported (this tool reads {SqlSchemaVersion} to {CurrentSchemaVersion})");
+        }
+        if ((manifest.Format == Sources.Sets.BackupSet.Format) != (manifest.Entries is not null))
+        {
+            throw new JsonException("a backup set's manifest lists its entries, and only a backup set's does");
         }
         return manifest;
     }

@@ -8,13 +8,15 @@ namespace VyaBackupDb.Catalog;
 
 /// <summary>What a backup file's name says about it.</summary>
 /// <param name="Encrypted">The file is age-encrypted: its name ends in <see cref="EncryptedSuffix"/>.</param>
-public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Database, Compression Compression, bool Encrypted = false)
+/// <param name="Set">A database backup written as a backup set (a tar: .tar.zst and the like), not one dump (.sql.zst).</param>
+public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Database, Compression Compression, bool Encrypted = false, bool Set = false)
 {
     public const string EncryptedSuffix = ".age";
 
     private const string TimeFormat = "yyyyMMdd_HHmmss";
 
-    // 20260113_155440_mysql_dns_db.sql.zst (ours and the old tool's current format); files backups: 20260113_155440_files_etc.tar.zst
+    // 20260113_155440_mysql_dns_db.sql.zst (ours and the old tool's current format); backup sets: 20260113_155440_mysql_dns_db.tar.zst;
+    // files backups: 20260113_155440_files_etc.tar.zst
     private static readonly Regex Current = new(
         @"^(?<time>\d{8}_\d{6})_(?<dbms>mysql|postgresql|files)_(?<db>.+)$", RegexOptions.CultureInvariant);
 
@@ -25,11 +27,13 @@ public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Databa
     /// <summary>The file name this tool writes: YYYYMMDD_HHMMSS_dbms_database.ext, the database name encoded.</summary>
     public string FileName => $"{Stem}{Extension}{(Encrypted ? EncryptedSuffix : "")}";
 
-    /// <summary>The name of the plain content (a zip backup's one entry): the stem and .sql, or .tar for a files backup.</summary>
-    public string PlainFileName => Stem + (Dbms == Config.Dbms.Files ? Compression.None.TarExtension() : Compression.None.Extension());
+    /// <summary>The name of the plain content (a zip backup's one entry): the stem and .sql, or .tar for a files backup or a backup set.</summary>
+    public string PlainFileName => Stem + (IsTar ? Compression.None.TarExtension() : Compression.None.Extension());
 
-    /// <summary>.sql.zst and the like; a files backup (the instance's name in place of a database): .tar.zst and the like.</summary>
-    private string Extension => Dbms == Config.Dbms.Files ? Compression.TarExtension() : Compression.Extension();
+    /// <summary>.sql.zst and the like; a files backup (the instance's name in place of a database) or a backup set: .tar.zst and the like.</summary>
+    private string Extension => IsTar ? Compression.TarExtension() : Compression.Extension();
+
+    private bool IsTar => Set || Dbms == Config.Dbms.Files;
 
     private string Stem => $"{TimestampUtc.ToString(TimeFormat, CultureInfo.InvariantCulture)}_{Dbms!.Value.ToName()}_{Encode(Database)}";
 
@@ -46,7 +50,7 @@ public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Databa
         {
             return null;
         }
-        // A tar is a files backup, anything else a dump.
+        // A tar is a files backup or a backup set, anything else a dump.
         var tar = fileName.EndsWith(compression.Value.TarExtension(), StringComparison.OrdinalIgnoreCase);
         var stem = fileName[..^(tar ? compression.Value.TarExtension() : compression.Value.Extension()).Length];
 
@@ -54,9 +58,9 @@ public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Databa
         if (current.Success && TryTime(current.Groups["time"].Value, out var time)
             && TryDecode(current.Groups["db"].Value, out var database)
             && DbmsNames.TryParse(current.Groups["dbms"].Value, out var dbms)
-            && tar == (dbms == Config.Dbms.Files))
+            && (tar || dbms != Config.Dbms.Files))
         {
-            return new BackupName(time, dbms, database, compression.Value, encrypted);
+            return new BackupName(time, dbms, database, compression.Value, encrypted, Set: tar && dbms != Config.Dbms.Files);
         }
         if (tar)
         {

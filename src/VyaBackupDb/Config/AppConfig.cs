@@ -123,6 +123,12 @@ public sealed record InstanceConfig(
     /// <summary>PostgreSQL: the globals item includes tablespaces (<c>globals_tablespaces: true</c>).</summary>
     public bool GlobalsTablespaces { get; init; }
 
+    /// <summary>How databases are dumped (<c>engine:</c>): one stream from the server's dump tool, or a parallel backup set.</summary>
+    public BackupEngine Engine { get; init; } = BackupEngine.Dump;
+
+    /// <summary>Connections a parallel backup or restore uses (<c>jobs:</c>; <c>--jobs</c> for one run); null: the number of cores.</summary>
+    public int? Jobs { get; init; }
+
     /// <summary>MySQL: what a restore does with DEFINER clauses (<c>definer:</c>; <c>restore --definer</c> for one run).</summary>
     public Engines.MySql.DefinerMode Definer { get; init; }
 
@@ -135,4 +141,14 @@ public sealed record InstanceConfig(
 
     /// <summary>Where this instance's backups go, in order: the first gets the dump, the others a verified copy.</summary>
     public IReadOnlyList<string> StorageNames => Storage is { Count: > 0 } names ? names : [StorageConfig.LocalName];
+}
+
+/// <summary>How a database instance is dumped (<c>engine:</c>).</summary>
+public enum BackupEngine
+{
+    /// <summary>One SQL stream from mariadb-dump / pg_dump: a .sql file any client restores.</summary>
+    Dump,
+
+    /// <summary>A backup set: schema, table data read and loaded on several connections at once, post-data.</summary>
+    Parallel,
 }

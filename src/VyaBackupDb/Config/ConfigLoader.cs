@@ -18,6 +18,9 @@ public static class ConfigLoader
     public const string EnvVar = "VYA_BACKUPDB_CONFIG";
     public const string DefaultPath = "config.yaml";
 
+    /// <summary>The most connections <c>jobs:</c> / <c>--jobs</c> may ask for.</summary>
+    public const int MaxJobs = 64;
+
     /// <summary>--config, else $VYA_BACKUPDB_CONFIG, else ./config.yaml.</summary>
     public static string ResolvePath(string? fromCommandLine)
     {
@@ -131,7 +134,7 @@ public static class ConfigLoader
         [
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
             "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage", "maintenance_database",
-            "owners", "definer", "globals", "globals_passwords", "globals_tablespaces",
+            "owners", "definer", "globals", "globals_passwords", "globals_tablespaces", "engine", "jobs",
         ];
 
         private static readonly string[] FilesInstanceKeys =
@@ -435,6 +438,8 @@ public static class ConfigLoader
                 Globals = OptionalBool(node, "globals", prefix) ?? true,
                 GlobalsPasswords = OptionalBool(node, "globals_passwords", prefix) ?? false,
                 GlobalsTablespaces = OptionalBool(node, "globals_tablespaces", prefix) ?? false,
+                Engine = ReadEngine(node, prefix),
+                Jobs = ReadJobs(node, prefix),
             };
             return OptionalString(node, "maintenance_database", prefix) is { } maintenance ? instance with { MaintenanceDatabase = maintenance } : instance;
         }
@@ -535,6 +540,25 @@ public static class ConfigLoader
                 }
             }
             return patterns;
+        }
+
+        /// <summary>engine: dump | parallel.</summary>
+        private BackupEngine ReadEngine(YamlMappingNode node, string prefix) => OptionalString(node, "engine", prefix) switch
+        {
+            null or "dump" => BackupEngine.Dump,
+            "parallel" => BackupEngine.Parallel,
+            var text => throw Error(Get(node, "engine")!, prefix + "engine", $"'{text}' is not one of dump, parallel"),
+        };
+
+        /// <summary>jobs: 1 to 64 connections.</summary>
+        private int? ReadJobs(YamlMappingNode node, string prefix)
+        {
+            var jobs = OptionalInt(node, "jobs", prefix);
+            if (jobs is < 1 or > MaxJobs)
+            {
+                throw Error(Get(node, "jobs")!, prefix + "jobs", $"must be between 1 and {MaxJobs}");
+            }
+            return jobs;
         }
 
         /// <summary>definer: keep | strip | current-user (MySQL instances only).</summary>

@@ -11,8 +11,17 @@ public sealed record ServerInfo(string Flavor, string Version, IReadOnlyList<str
 /// <param name="Settings">The database's own settings (character set, collation, ...), for the manifest.</param>
 public sealed record DumpDetails(string Tool, string ToolVersion, DatabaseInventory Inventory, string? Warning = null, DatabaseSettings? Settings = null)
 {
-    /// <summary>What the backup set is: "sql" (a dump), "tar" (a files backup).</summary>
+    /// <summary>What the backup is: "sql" (a dump), "set" (a backup set, see Sources/Sets), "tar" (a files backup).</summary>
     public string Format { get; init; } = "sql";
+
+    /// <summary>A backup set's entries, in order (the manifest's list).</summary>
+    public IReadOnlyList<Sources.Sets.SetEntry>? Entries { get; init; }
+
+    /// <summary>The connections a backup set was written with.</summary>
+    public int? Jobs { get; init; }
+
+    /// <summary>Where the dump's snapshot stands in the server's log (binlog file:position and GTID, WAL LSN), when known.</summary>
+    public string? SourcePosition { get; init; }
 
     /// <summary>A files backup's counts and notes (the manifest's files section).</summary>
     public FilesSummary? Files { get; init; }
@@ -45,6 +54,14 @@ public interface IDumpEngine
     /// </summary>
     Task<DumpDetails> DumpAsync(string database, Stream output, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Writes a backup set of <paramref name="database"/> (<c>engine: parallel</c>): schema.sql, the
+    /// table data in chunks read on <paramref name="jobs"/> connections sharing one snapshot,
+    /// post.sql last; exact row counts from what was written. Sets <see cref="DumpDetails.SourcePosition"/>;
+    /// the caller adds the format and the entries.
+    /// </summary>
+    Task<DumpDetails> DumpSetAsync(string database, Sources.Sets.BackupSetWriter set, int jobs, CancellationToken cancellationToken);
+
     /// <summary>Exact row and object counts of a database nobody else is writing (a restored copy).</summary>
     Task<DatabaseInventory> InventoryAsync(string database, CancellationToken cancellationToken);
 
@@ -66,6 +83,15 @@ public interface IDumpEngine
     /// that name another database are dropped or pointed at it; data passes through unchanged.
     /// </summary>
     Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Loads a backup set into <paramref name="database"/> (a fresh staging database): schema.sql
+    /// as <see cref="RestoreAsync"/> does, the data chunks on <paramref name="jobs"/> connections,
+    /// post.sql last. Reads every entry up to and including post.sql; the caller then checks the
+    /// set's end. Anything in a chunk but rows of one table of the set is refused.
+    /// </summary>
+    Task<LoadResult> RestoreSetAsync(
+        string database, Sources.Sets.BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken);
 
     /// <summary>
     /// Holds the server's lock on restores into <paramref name="target"/> until disposed. The lock

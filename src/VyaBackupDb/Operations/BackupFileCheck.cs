@@ -97,11 +97,17 @@ public static class BackupFileChecker
                 // Every entry read and its name checked, the end blocks, the counts against the manifest.
                 problems.AddRange(await Sources.Files.FilesArchiveCheck.ReadAsync(plain, manifest?.Files, cancellationToken).ConfigureAwait(false));
             }
+            var set = manifest is not null ? manifest.Format == Sources.Sets.BackupSet.Format : name?.Set == true;
+            if (set && await SetProblemAsync(plain, manifest?.Entries, cancellationToken).ConfigureAwait(false) is { } setProblem)
+            {
+                problems.Add(setProblem);
+            }
             await plain.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
             var trailers = dbms is { } known
                 ? [DumpEngines.CompletionTrailer(known)]
                 : new[] { DumpEngines.CompletionTrailer(Dbms.MySql), DumpEngines.CompletionTrailer(Dbms.PostgreSql) };
-            if (dbms != Dbms.Files && !trailers.Any(plain.TailContains))
+            // A set's completeness is its entries (read above); files backups check their own end.
+            if (!set && dbms != Dbms.Files && !trailers.Any(plain.TailContains))
             {
                 problems.Add("truncated: the dump ends without its completion trailer");
             }
@@ -125,6 +131,24 @@ public static class BackupFileChecker
             problems.Add($"undecodable as {compression.ToName()}: {e.Message}");
         }
         return new FileCheck(location.Description, manifest, problems, notes, location) { DecryptionFailed = decryptionFailed };
+    }
+
+    /// <summary>Reads every entry of a backup set, in order and against the manifest's list; what is wrong, or null.</summary>
+    private static async Task<string?> SetProblemAsync(Stream plain, IReadOnlyList<Sources.Sets.SetEntry>? entries, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var set = new Sources.Sets.BackupSetReader(plain, entries);
+            while (await set.NextAsync(cancellationToken).ConfigureAwait(false) is not null)
+            {
+            }
+            await set.CheckEndAsync(cancellationToken).ConfigureAwait(false);
+            return null;
+        }
+        catch (InvalidDataException e)
+        {
+            return e.Message;
+        }
     }
 
     /// <summary>

@@ -11,7 +11,9 @@ using VyaBackupDb.Storage.Local;
 namespace VyaBackupDb.Operations;
 
 /// <param name="Encrypt">Encrypt every backup of this run (backup --encrypt); instances with <c>encrypt: true</c> are encrypted anyway.</param>
-public sealed record BackupRequest(IReadOnlyList<InstanceConfig> Instances, string? Database, Compression Compression, bool DryRun, bool Encrypt = false);
+/// <param name="Jobs">Connections of a parallel backup (--jobs); null: each instance's <c>jobs:</c>, else the number of cores.</param>
+public sealed record BackupRequest(
+    IReadOnlyList<InstanceConfig> Instances, string? Database, Compression Compression, bool DryRun, bool Encrypt = false, int? Jobs = null);
 
 /// <summary>One database to back up, and where its backup goes (<paramref name="Copies"/>: where it is copied after).</summary>
 public sealed record BackupItem(InstanceConfig Instance, string Database, string Key, string Location, IReadOnlyList<string>? Copies = null);
@@ -105,7 +107,7 @@ public sealed class BackupOperation
         var results = new List<BackupItemResult>();
         foreach (var instance in request.Instances)
         {
-            var engine = Sources.BackupSources.For(instance);
+            var engine = Sources.BackupSources.For(instance, request.Jobs);
             IReadOnlyList<string> databases;
             ServerInfo server;
             IReadOnlyList<NamedStorage> targets;
@@ -144,7 +146,7 @@ public sealed class BackupOperation
             foreach (var database in databases)
             {
                 var encrypt = request.Encrypt || instance.Encrypt;
-                var item = PlanItem(instance, database, request.Compression, encrypt, targets);
+                var item = PlanItem(instance, database, request.Compression, encrypt, engine.WritesSet(database), targets);
                 if (request.DryRun)
                 {
                     observer.Planned(item);
@@ -192,9 +194,10 @@ public sealed class BackupOperation
         return (usable, down);
     }
 
-    private BackupItem PlanItem(InstanceConfig instance, string database, Compression compression, bool encrypt, IReadOnlyList<NamedStorage> targets)
+    private BackupItem PlanItem(
+        InstanceConfig instance, string database, Compression compression, bool encrypt, bool set, IReadOnlyList<NamedStorage> targets)
     {
-        var name = new BackupName(time.GetUtcNow().UtcDateTime, instance.Dbms, database, compression, encrypt);
+        var name = new BackupName(time.GetUtcNow().UtcDateTime, instance.Dbms, database, compression, encrypt, set);
         var key = $"{BackupName.Encode(instance.Name)}/{name.FileName}";
         var copies = targets.Skip(1).Select(t => t.Storage.Describe(key)).ToList();
         return new BackupItem(instance, database, key, targets[0].Storage.Describe(key), copies.Count == 0 ? null : copies);
@@ -212,7 +215,7 @@ public sealed class BackupOperation
         try
         {
             using var held = BackupLock.Acquire(config.BackupDir, item.Instance.Name, item.Database, time, observer.Warning);
-            item = await UnusedNameAsync(item, storage, () => PlanItem(item.Instance, item.Database, compression, encrypt, targets), timeout.Token)
+            item = await UnusedNameAsync(item, storage, () => PlanItem(item.Instance, item.Database, compression, encrypt, engine.WritesSet(item.Database), targets), timeout.Token)
                 .ConfigureAwait(false);
             await using var write = await storage.CreateAsync(item.Key, timeout.Token).ConfigureAwait(false);
             var stored = new MeasuringStream(write.Content, leaveOpen: true);
@@ -228,10 +231,12 @@ public sealed class BackupOperation
                 {
                     observer.Warning(warning);
                 }
-                if (!plain.TailContains(engine.CompletionTrailer))
+                var set = engine.WritesSet(item.Database);
+                if (!plain.TailContains(set ? Sources.Sets.BackupSet.EndOfArchive : engine.CompletionTrailer))
                 {
-                    throw new OperationFailedException(
-                        $"the dump of {item.Database} ended without its completion trailer ('{engine.CompletionTrailer}'): it is incomplete");
+                    throw new OperationFailedException(set
+                        ? $"the backup set of {item.Database} ended before its post.sql: it is incomplete"
+                        : $"the dump of {item.Database} ended without its completion trailer ('{engine.CompletionTrailer}'): it is incomplete");
                 }
             }
             catch
@@ -269,6 +274,10 @@ public sealed class BackupOperation
                 Format = details.Format,
                 Files = details.Files,
                 Settings = details.Settings,
+                SchemaVersion = details.Entries is null ? BackupManifest.SqlSchemaVersion : BackupManifest.CurrentSchemaVersion,
+                Entries = details.Entries,
+                Jobs = details.Jobs,
+                SourcePosition = details.SourcePosition,
             };
             // The manifest goes last: until it exists, the data file is not a backup.
             try

@@ -17,13 +17,16 @@ namespace VyaBackupDb.Operations;
 /// <param name="TerminateConnections">End other clients' sessions on the target when they keep it from being replaced.</param>
 /// <param name="Definer">MySQL: DEFINER clauses (--definer); null: the instance's <c>definer:</c> setting.</param>
 /// <param name="EnableEvents">MySQL: events stay enabled as dumped (--enable-events); otherwise they are restored disabled.</param>
+/// <param name="Jobs">Connections loading a backup set (--jobs); null: the instance's <c>jobs:</c>, else the number of cores.</param>
 public sealed record RestoreRequest(
     string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force, bool Verify = true, BackupLocation? Location = null,
-    DecryptionKeys? Keys = null, bool TerminateConnections = false, Engines.MySql.DefinerMode? Definer = null, bool EnableEvents = false);
+    DecryptionKeys? Keys = null, bool TerminateConnections = false, Engines.MySql.DefinerMode? Definer = null, bool EnableEvents = false,
+    int? Jobs = null);
 
+/// <param name="IsSet">The file is a backup set (a tar of schema, data chunks and post-data), not one dump.</param>
 public sealed record RestorePlan(
     string File, long FileBytes, StoredFormat Format, Dbms? FileDbms, string? SourceDatabase, DateTime? TakenUtc,
-    string Target, TargetState TargetState, BackupManifest? Manifest)
+    string Target, TargetState TargetState, BackupManifest? Manifest, bool IsSet = false)
 {
     public Compression Compression => Format.Compression;
 }
@@ -206,6 +209,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         observer.Started(plan.FileBytes, opened.CanSeek ? () => opened.Position : () => ((MeasuringStream)file).Bytes);
         var decoded = await BackupChain.OpenReadAsync(file, plan.Compression, plan.Format.Encrypted, Keys(request), cancellationToken)
             .ConfigureAwait(false);
+        var trailer = plan.IsSet ? Sources.Sets.BackupSet.EndOfArchive : engine.CompletionTrailer;
         await using var plain = new MeasuringStream(decoded)
         {
             // Runs before the client sees the end of its input, so that a truncated dump is
@@ -214,16 +218,28 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             {
                 if (request.Verify)
                 {
-                    CheckCompleteDump(m, m.TailContains(engine.CompletionTrailer), engine.CompletionTrailer, plan);
+                    CheckCompleteDump(m, m.TailContains(trailer), trailer, plan);
                 }
             },
         };
         var options = new RestoreOptions(plan.Manifest?.Database ?? plan.SourceDatabase, request.Definer ?? request.Instance.Definer);
-        var result = await engine.RestoreAsync(staging, plain, options, cancellationToken).ConfigureAwait(false);
+        LoadResult result;
+        if (plan.IsSet)
+        {
+            // Without --no-verify every entry is held against the manifest's list as it is read.
+            await using var set = new Sources.Sets.BackupSetReader(plain, request.Verify ? plan.Manifest?.Entries : null);
+            var jobs = request.Jobs ?? request.Instance.Jobs ?? Environment.ProcessorCount;
+            result = await engine.RestoreSetAsync(staging, set, options, jobs, cancellationToken).ConfigureAwait(false);
+            await set.CheckEndAsync(cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            result = await engine.RestoreAsync(staging, plain, options, cancellationToken).ConfigureAwait(false);
+        }
         if (request.Verify && result.EndedWithTrailer == false)
         {
             // The filter parsed the dump: the trailer seen at the end was inside data, not pg_dump's own.
-            CheckCompleteDump(plain, endsWithTrailer: false, engine.CompletionTrailer, plan);
+            CheckCompleteDump(plain, endsWithTrailer: false, trailer, plan);
         }
         if (request.Verify && plan.Manifest is { } manifest
             && await StoredProblemAsync(plan.Compression == Compression.Zip ? null : file as MeasuringStream, location, manifest, cancellationToken)
@@ -341,8 +357,12 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 $"{fileName} is a {dbms.ToName()} backup but instance {instance.Id} ({instance.Name}) is {instance.Dbms.ToName()}");
         }
 
+        // A set says so in its manifest, else its name (.tar.zst), else its first entry's name.
+        var isSet = manifest is not null ? manifest.Format == Sources.Sets.BackupSet.Format
+            : name?.Dbms is not null ? name.Set
+            : IsSetHead(await ReadHeadAsync(location, format, Keys(request), cancellationToken).ConfigureAwait(false));
         var state = await DumpEngines.For(instance).GetTargetStateAsync(target, cancellationToken).ConfigureAwait(false);
-        return new RestorePlan(location.Description, fileBytes, format, fileDbms, name?.Database, name?.TimestampUtc, target, state, manifest);
+        return new RestorePlan(location.Description, fileBytes, format, fileDbms, name?.Database, name?.TimestampUtc, target, state, manifest, isSet);
     }
 
     private static async Task<string> ReadHeadAsync(
@@ -364,6 +384,11 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
     private static DecryptionKeys Keys(RestoreRequest request) => request.Keys ?? DecryptionKeys.None;
 
     /// <summary>Which DBMS wrote a dump, from its header comment; null when it does not say.</summary>
+    /// <summary>A tar whose first entry is a backup set's schema.sql.</summary>
+    private static bool IsSetHead(string head) =>
+        head.StartsWith(Sources.Sets.BackupSet.SchemaEntry + "\0", StringComparison.Ordinal) && head.Length > 262
+        && head.AsSpan(257, 5).SequenceEqual("ustar");
+
     public static Dbms? DbmsFromContent(string head)
     {
         if (head.Contains("-- PostgreSQL database dump", StringComparison.Ordinal))

@@ -21,19 +21,27 @@ public interface IBackupSource
     /// <summary>The items a run backs up, each into its own file: the instance's selection, or the one asked for (--database).</summary>
     IReadOnlyList<string> Select(ServerInfo server, string? requested);
 
-    /// <summary>Writes one item's backup set (plain, before compression) and says what it held.</summary>
+    /// <summary>Whether <paramref name="item"/> is written as a backup set (a tar of entries, see Sets/) rather than one dump.</summary>
+    bool WritesSet(string item);
+
+    /// <summary>Writes one item's backup (plain, before compression) and says what it held.</summary>
     Task<DumpDetails> DumpAsync(string item, Stream output, CancellationToken cancellationToken);
 }
 
 public static class BackupSources
 {
-    public static IBackupSource For(InstanceConfig instance) =>
-        instance.Dbms == Dbms.Files ? new Files.FilesSource(instance) : new DatabaseSource(DumpEngines.For(instance));
+    /// <param name="jobs">Connections of a parallel backup (--jobs); null: the instance's <c>jobs:</c>, else the number of cores.</param>
+    public static IBackupSource For(InstanceConfig instance, int? jobs = null) =>
+        instance.Dbms == Dbms.Files
+            ? new Files.FilesSource(instance)
+            : new DatabaseSource(DumpEngines.For(instance), jobs ?? instance.Jobs ?? Environment.ProcessorCount);
 
     /// <summary>A database server: one backup per database that passes include/exclude.</summary>
-    private sealed class DatabaseSource(IDumpEngine engine) : IBackupSource
+    private sealed class DatabaseSource(IDumpEngine engine, int jobs) : IBackupSource
     {
         public string CompletionTrailer => engine.CompletionTrailer;
+
+        public bool WritesSet(string item) => engine.Instance.Engine == BackupEngine.Parallel && item != Globals.ItemName;
 
         public Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken) => engine.ProbeAsync(cancellationToken);
 
@@ -57,9 +65,19 @@ public static class BackupSources
             return [requested];
         }
 
-        public Task<DumpDetails> DumpAsync(string item, Stream output, CancellationToken cancellationToken) =>
-            item == Globals.ItemName
-                ? Globals.For(engine).DumpGlobalsAsync(output, cancellationToken)
-                : engine.DumpAsync(item, output, cancellationToken);
+        public async Task<DumpDetails> DumpAsync(string item, Stream output, CancellationToken cancellationToken)
+        {
+            if (item == Globals.ItemName)
+            {
+                return await Globals.For(engine).DumpGlobalsAsync(output, cancellationToken).ConfigureAwait(false);
+            }
+            if (!WritesSet(item))
+            {
+                return await engine.DumpAsync(item, output, cancellationToken).ConfigureAwait(false);
+            }
+            using var set = new Sets.BackupSetWriter(output, TimeProvider.System);
+            var details = await engine.DumpSetAsync(item, set, jobs, cancellationToken).ConfigureAwait(false);
+            return details with { Format = Sets.BackupSet.Format, Entries = set.Entries, Jobs = jobs };
+        }
     }
 }

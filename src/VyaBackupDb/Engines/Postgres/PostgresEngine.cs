@@ -17,6 +17,13 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     public string CompletionTrailer => DumpEngines.CompletionTrailer(Dbms.PostgreSql);
 
+    public Task<DumpDetails> DumpSetAsync(string database, Sources.Sets.BackupSetWriter set, int jobs, CancellationToken cancellationToken) =>
+        throw new UsageException("engine: parallel is not available for PostgreSQL yet");
+
+    public Task<LoadResult> RestoreSetAsync(
+        string database, Sources.Sets.BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken) =>
+        throw new UsageException("restoring a backup set is not available for PostgreSQL yet");
+
     /// <summary>Set when the chosen client is newer than the server (allowed, but worth saying).</summary>
     private string? _toolWarning;
     private (string BinDir, string Version)? _client;

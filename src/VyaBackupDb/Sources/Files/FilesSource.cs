@@ -22,6 +22,8 @@ public sealed class FilesSource(InstanceConfig instance) : IBackupSource
     /// <summary>tar's end of archive: two zero blocks (then zeros up to the record size).</summary>
     public string CompletionTrailer => FilesArchiveCheck.EndOfArchive;
 
+    public bool WritesSet(string item) => false;
+
     public Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken) =>
         Task.FromResult(new ServerInfo("files", Environment.MachineName, [instance.Name]));
 
