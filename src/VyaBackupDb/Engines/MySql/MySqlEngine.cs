@@ -18,11 +18,11 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     public string CompletionTrailer => DumpEngines.CompletionTrailer(Dbms.MySql);
 
     public Task<DumpDetails> DumpSetAsync(string database, Sources.Sets.BackupSetWriter set, int jobs, CancellationToken cancellationToken) =>
-        throw new UsageException("engine: parallel is not available for MySQL/MariaDB yet");
+        DumpSetCoreAsync(database, set, jobs, cancellationToken);
 
     public Task<LoadResult> RestoreSetAsync(
         string database, Sources.Sets.BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken) =>
-        throw new UsageException("restoring a backup set is not available for MySQL/MariaDB yet");
+        RestoreSetCoreAsync(database, set, options, jobs, cancellationToken);
 
     public async Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken)
     {

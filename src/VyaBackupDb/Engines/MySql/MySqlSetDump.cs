@@ -23,7 +23,7 @@ public sealed partial class MySqlEngine
     /// <summary>What the parallel dump reads per table from the catalog, under the backup lock.</summary>
     private sealed record SetTable(string Name, List<SetColumn> Columns, bool ColumnList, string? IntegerKey, long DataBytes);
 
-    internal async Task<DumpSetResult> DumpSetCoreAsync(string database, BackupSetWriter set, int jobs, CancellationToken cancellationToken)
+    private async Task<DumpDetails> DumpSetCoreAsync(string database, BackupSetWriter set, int jobs, CancellationToken cancellationToken)
     {
         jobs = Math.Max(1, jobs);
         var server = await ServerAsync(cancellationToken).ConfigureAwait(false);
@@ -117,9 +117,8 @@ public sealed partial class MySqlEngine
                 [.. schemaCounter.Sequences.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => new SequenceValue(s.Key, s.Value))],
                 catalog.Objects,
                 catalog.OutsideSnapshot.Count == 0 ? null : catalog.OutsideSnapshot);
-            var details = new DumpDetails("vya-backupdb (parallel) + " + Path.GetFileName(tool), toolVersion.Split('\n')[0], inventory,
-                warnings.Count == 0 ? null : string.Join("; ", warnings), catalog.Settings);
-            return new DumpSetResult(details, position);
+            return new DumpDetails(Path.GetFileName(tool), toolVersion.Split('\n')[0], inventory,
+                warnings.Count == 0 ? null : string.Join("; ", warnings), catalog.Settings) { SourcePosition = position };
         }
         finally
         {
@@ -155,9 +154,6 @@ public sealed partial class MySqlEngine
             }
         }
     }
-
-    /// <summary>What the parallel dump found, and the binlog position of its snapshot (null when the server keeps no binlog).</summary>
-    internal sealed record DumpSetResult(DumpDetails Details, string? SourcePosition);
 
     private static async Task LockForSnapshotAsync(MySqlConnection control, bool mariaDb, CancellationToken cancellationToken)
     {

@@ -12,7 +12,7 @@ public sealed partial class MySqlEngine
     /// <summary>One data chunk read out of the set (a pooled buffer), waiting for a loader.</summary>
     private sealed record LoadChunk(string Entry, byte[] Buffer, int Length);
 
-    internal async Task<LoadResult> RestoreSetCoreAsync(string database, BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken)
+    private async Task<LoadResult> RestoreSetCoreAsync(string database, BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken)
     {
         jobs = Math.Max(1, jobs);
         var schema = await set.NextAsync(cancellationToken).ConfigureAwait(false);
@@ -78,10 +78,6 @@ public sealed partial class MySqlEngine
         await AddIndexesAsync(database, deferred, jobs, cancellationToken).ConfigureAwait(false);
         var postLoad = await RestoreAsync(database, entry.Content, options, cancellationToken).ConfigureAwait(false);
         await entry.Content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
-        if (await set.NextAsync(cancellationToken).ConfigureAwait(false) is { } extra)
-        {
-            throw new InvalidDataException($"the backup set holds {extra.Name} after post.sql");
-        }
         return new LoadResult(null, [.. schemaLoad.EventsToEnable, .. postLoad.EventsToEnable],
             schemaLoad.OtherDatabases.Union(postLoad.OtherDatabases, StringComparer.Ordinal).ToList());
     }
