@@ -21,14 +21,32 @@ public sealed class HostileNameTests : IAsyncLifetime
         "ação",
     ];
 
+    /// <summary>Every name under engine: dump (0) and engine: parallel on 1 and 4 connections.</summary>
+    public static TheoryData<string, int> NamesWithJobs
+    {
+        get
+        {
+            var data = new TheoryData<string, int>();
+            foreach (var jobs in new[] { 0, 1, 4 })
+            {
+                foreach (var name in Names)
+                {
+                    data.Add(name, jobs);
+                }
+            }
+            return data;
+        }
+    }
+
     public Task InitializeAsync() => _scratch.InitializeAsync();
 
     public Task DisposeAsync() => _scratch.DisposeAsync();
 
     [SkippableTheory]
-    [MemberData(nameof(Names))]
-    public async Task MySql_hostile_name_round_trips_exactly(string hostile)
+    [MemberData(nameof(NamesWithJobs))]
+    public async Task MySql_hostile_name_round_trips_exactly(string hostile, int jobs)
     {
+        var instance = MySqlTestDb.Instance(jobs);
         await TestServers.RequireMySqlAsync();
         // A unique suffix keeps parallel runs apart; the hostile part comes first, as it would in the wild.
         var source = _scratch.TrackMySql(hostile + "_" + _scratch.MySqlName(""));
@@ -39,17 +57,17 @@ public sealed class HostileNameTests : IAsyncLifetime
         var bystanderBefore = await MySqlTestDb.FingerprintAsync(bystander);
         var backupDir = _scratch.TempDir("backups");
 
-        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, backupDir);
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, backupDir);
 
         AssertInside(backupDir, file);
         Assert.Equal(source, BackupName.TryParse(Path.GetFileName(file))!.Database);
         var copy = _scratch.TrackMySql(hostile + "_copy_" + _scratch.MySqlName(""));
-        await Ops.RestoreAsync(TestServers.MySql(), file, copy);
+        await Ops.RestoreAsync(instance, file, copy);
         DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(source), await MySqlTestDb.FingerprintAsync(copy), $"copy of '{source}'");
         DbFingerprint.AssertSame(bystanderBefore, await MySqlTestDb.FingerprintAsync(bystander), "an unrelated database");
 
         // Without --target the name comes back from the file name, exactly: into the source itself, forced.
-        await Ops.RestoreAsync(TestServers.MySql(), file, target: null, force: true);
+        await Ops.RestoreAsync(instance, file, target: null, force: true);
         Assert.Equal(2L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(source, "SELECT COUNT(*) FROM t")));
     }
 

@@ -28,6 +28,11 @@ internal static class MySqlChunkCheck
             throw Refused(entry, "it does not start with the set's header", 0);
         }
         var i = header.Length;
+        if (chunk[i..].StartsWith(MySqlTableReader.HistoryHeader))
+        {
+            // Rows of a system-versioned table's history: allowed to set their own row start and end.
+            i += MySqlTableReader.HistoryHeader.Length;
+        }
         string? table = null;
         long rows = 0;
         while (i < chunk.Length)

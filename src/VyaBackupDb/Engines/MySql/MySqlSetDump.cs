@@ -21,7 +21,11 @@ public sealed partial class MySqlEngine
     private sealed record SetWorkItem(string Table, MySqlTableReader Reader, string? Where, long EstimatedBytes);
 
     /// <summary>What the parallel dump reads per table from the catalog, under the backup lock.</summary>
-    private sealed record SetTable(string Name, List<SetColumn> Columns, bool ColumnList, string? IntegerKey, long DataBytes);
+    /// <param name="Period">A system-versioned table's row start and end columns (MariaDB names the implicit ones row_start and row_end).</param>
+    private sealed record SetTable(string Name, List<SetColumn> Columns, bool ColumnList, string? IntegerKey, long DataBytes)
+    {
+        public (string Start, string End) Period { get; set; } = ("row_start", "row_end");
+    }
 
     private async Task<DumpDetails> DumpSetCoreAsync(string database, BackupSetWriter set, int jobs, CancellationToken cancellationToken)
     {
@@ -81,10 +85,19 @@ public sealed partial class MySqlEngine
             }
 
             var warnings = new List<string>();
+            var withHistory = false;
             if (catalog.Versioned.Count > 0)
             {
-                warnings.Add($"{database}: the history of system-versioned tables {string.Join(", ", catalog.Versioned.Order(StringComparer.Ordinal))} "
-                    + "is not in the backup (the parallel engine reads current rows only; engine: dump keeps history); only their current rows are");
+                // The same rule as the dump engine's: history goes in where the server can load it back.
+                if (HistoryProblem(catalog, server, toolIsMariaDb, toolVersion) is { } problem)
+                {
+                    warnings.Add($"{database}: the history of system-versioned tables {string.Join(", ", catalog.Versioned.Order(StringComparer.Ordinal))} "
+                        + $"is not in the backup ({problem}); only their current rows are");
+                }
+                else
+                {
+                    withHistory = true;
+                }
             }
             if (catalog.OutsideSnapshot.Count > 0)
             {
@@ -105,7 +118,8 @@ public sealed partial class MySqlEngine
                 {
                     continue;
                 }
-                items.AddRange(await PlanTableAsync(control, database, table, jobs, cancellationToken).ConfigureAwait(false));
+                var history = withHistory && catalog.Versioned.Contains(name);
+                items.AddRange(await PlanTableAsync(control, database, table, history, jobs, cancellationToken).ConfigureAwait(false));
             }
             await ReadTablesAsync(database, set, workers, items, rows, cancellationToken).ConfigureAwait(false);
 
@@ -113,7 +127,8 @@ public sealed partial class MySqlEngine
             await set.WritePostAsync(post, post.Length, cancellationToken).ConfigureAwait(false);
 
             var inventory = new DatabaseInventory(
-                [.. inBackup.Select(t => new TableRows(t, rows[t], catalog.Engines[t] is not { } e || !DataNotDumped.Contains(e)))],
+                [.. inBackup.Select(t => new TableRows(t, rows[t], catalog.Engines[t] is not { } e || !DataNotDumped.Contains(e),
+                    withHistory && catalog.Versioned.Contains(t) ? true : null))],
                 [.. schemaCounter.Sequences.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => new SequenceValue(s.Key, s.Value))],
                 catalog.Objects,
                 catalog.OutsideSnapshot.Count == 0 ? null : catalog.OutsideSnapshot);
@@ -245,6 +260,14 @@ public sealed partial class MySqlEngine
                 var generation = reader.GetString(4);
                 // Generated columns (and explicit row start/end columns of system versioning) are computed by
                 // the server: they are left out, and the INSERT then names the columns it gives.
+                if (generation is "ROW START")
+                {
+                    table.Period = (reader.GetString(1), table.Period.End);
+                }
+                else if (generation is "ROW END")
+                {
+                    table.Period = (table.Period.Start, reader.GetString(1));
+                }
                 if (extra.Contains("GENERATED", StringComparison.OrdinalIgnoreCase) || generation is "ROW START" or "ROW END")
                 {
                     tables[name] = table with { ColumnList = true };
@@ -279,9 +302,13 @@ public sealed partial class MySqlEngine
 
     /// <summary>A table as one work item, or, when it is large and has an integer key, as key ranges that together cover every value.</summary>
     private static async Task<List<SetWorkItem>> PlanTableAsync(
-        MySqlConnection control, string database, SetTable table, int jobs, CancellationToken cancellationToken)
+        MySqlConnection control, string database, SetTable table, bool history, int jobs, CancellationToken cancellationToken)
     {
-        var reader = new MySqlTableReader(table.Name, table.Columns, table.ColumnList);
+        var reader = history
+            ? new MySqlTableReader(table.Name,
+                [.. table.Columns, new SetColumn(table.Period.Start, ColumnKind.Text, true), new SetColumn(table.Period.End, ColumnKind.Text, true)],
+                columnList: true, history: true)
+            : new MySqlTableReader(table.Name, table.Columns, table.ColumnList);
         var pieces = (int)Math.Min(64, (table.DataBytes + SetRangeBytes - 1) / SetRangeBytes);
         if (jobs == 1 || table.IntegerKey is not { } key || pieces < 2)
         {

@@ -47,6 +47,9 @@ internal sealed class MySqlTableReader
     public static readonly byte[] ChunkHeader =
         "SET NAMES utf8mb4;\nSET time_zone = '+00:00';\nSET sql_mode = 'NO_AUTO_VALUE_ON_ZERO';\nSET foreign_key_checks = 0, unique_checks = 0;\n"u8.ToArray();
 
+    /// <summary>The line a chunk of a system-versioned table's history adds to the header: its rows carry their own row start and end.</summary>
+    public static readonly byte[] HistoryHeader = "SET system_versioning_insert_history = 1;\n"u8.ToArray();
+
     /// <summary>One INSERT statement grows to about this much (a row may be larger): what mysqldump's extended inserts are.</summary>
     public const int StatementBytes = 1 << 20;
 
@@ -54,12 +57,17 @@ internal sealed class MySqlTableReader
 
     private readonly string _table;
     private readonly byte[] _insert;
+    private readonly byte[] _header;
     private readonly IReadOnlyList<SetColumn> _columns;
+    private readonly bool _history;
 
-    public MySqlTableReader(string table, IReadOnlyList<SetColumn> columns, bool columnList)
+    /// <param name="history">A system-versioned table read with every row version (the last two columns are its row start and end).</param>
+    public MySqlTableReader(string table, IReadOnlyList<SetColumn> columns, bool columnList, bool history = false)
     {
         _table = table;
         _columns = columns;
+        _history = history;
+        _header = history ? [.. ChunkHeader, .. HistoryHeader] : ChunkHeader;
         var insert = new StringBuilder("INSERT INTO ").Append(MySqlEngine.QuoteIdentifier(table));
         if (columnList)
         {
@@ -84,6 +92,10 @@ internal sealed class MySqlTableReader
             });
         }
         sql.Append(" FROM ").Append(MySqlEngine.QuoteIdentifier(database)).Append('.').Append(MySqlEngine.QuoteIdentifier(_table));
+        if (_history)
+        {
+            sql.Append(" FOR SYSTEM_TIME ALL");
+        }
         if (where is not null)
         {
             sql.Append(" WHERE ").Append(where);
@@ -125,7 +137,7 @@ internal sealed class MySqlTableReader
                     }
                     if (chunk.Length == 0)
                     {
-                        chunk.Append(ChunkHeader);
+                        chunk.Append(_header);
                     }
                     statementStart = chunk.Length;
                     chunk.Append(_insert);
