@@ -146,28 +146,7 @@ internal sealed class MySqlTableReader
                 {
                     chunk.Append(","u8);
                 }
-                chunk.Append("("u8);
-                for (var i = 0; i < _columns.Count; i++)
-                {
-                    if (i > 0)
-                    {
-                        chunk.Append(","u8);
-                    }
-                    if (reader.IsDBNull(i))
-                    {
-                        chunk.Append("NULL"u8);
-                        continue;
-                    }
-                    var length = (int)reader.GetBytes(i, 0, null, 0, 0);
-                    if (length > scratch.Length)
-                    {
-                        ArrayPool<byte>.Shared.Return(scratch);
-                        scratch = ArrayPool<byte>.Shared.Rent(length);
-                    }
-                    reader.GetBytes(i, 0, scratch, 0, length);
-                    WriteValue(chunk, _columns[i].Kind, scratch.AsSpan(0, length));
-                }
-                chunk.Append(")"u8);
+                AppendRow(reader, chunk, ref scratch);
                 rows++;
             }
             if (statementStart >= 0)
@@ -180,6 +159,34 @@ internal sealed class MySqlTableReader
         {
             ArrayPool<byte>.Shared.Return(scratch);
         }
+    }
+
+    /// <summary>One row as a tuple: hot from the first row (no tier-0 code), so not in the async method.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void AppendRow(MySqlDataReader reader, ChunkBuffer chunk, ref byte[] scratch)
+    {
+        chunk.Append("("u8);
+        for (var i = 0; i < _columns.Count; i++)
+        {
+            if (i > 0)
+            {
+                chunk.Append(","u8);
+            }
+            if (reader.IsDBNull(i))
+            {
+                chunk.Append("NULL"u8);
+                continue;
+            }
+            var length = (int)reader.GetBytes(i, 0, null, 0, 0);
+            if (length > scratch.Length)
+            {
+                ArrayPool<byte>.Shared.Return(scratch);
+                scratch = ArrayPool<byte>.Shared.Rent(length);
+            }
+            reader.GetBytes(i, 0, scratch, 0, length);
+            WriteValue(chunk, _columns[i].Kind, scratch.AsSpan(0, length));
+        }
+        chunk.Append(")"u8);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
