@@ -11,8 +11,12 @@ namespace VyaBackupDb.Engines.MySql;
 /// <summary>The parallel dump (engine: parallel): one snapshot shared by several connections, written as a backup set.</summary>
 public sealed partial class MySqlEngine
 {
-    /// <summary>A data chunk is handed to the set when it reaches this size (one row may make it larger).</summary>
-    internal const int SetChunkBytes = 8 << 20;
+    /// <summary>
+    /// A data chunk is handed to the set once it reaches this size, so that with its last
+    /// statement (about 1 MiB) and row it stays under 8 MiB, the pool's bucket for it (a large row
+    /// may make it larger): a chunk just over 8 MiB would take a 16 MiB buffer, here and in the restore.
+    /// </summary>
+    internal const int SetChunkBytes = (7 << 20) - (64 << 10);
 
     /// <summary>A table with a single-column integer primary key is read in key ranges of about this size (by the catalog's estimate).</summary>
     internal const long SetRangeBytes = 64L << 20;
@@ -375,7 +379,7 @@ public sealed partial class MySqlEngine
 
         async Task WorkAsync(MySqlConnection worker)
         {
-            using var chunk = new ChunkBuffer(SetChunkBytes + (SetChunkBytes / 4));
+            using var chunk = new ChunkBuffer(8 << 20);
             try
             {
                 while (queue.Reader.TryRead(out var item))
