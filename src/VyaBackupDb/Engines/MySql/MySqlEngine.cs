@@ -519,7 +519,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal)
             .Replace("\n", "\\n", StringComparison.Ordinal).Replace("\r", "\\r", StringComparison.Ordinal) + "\"";
 
-    private async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken, bool allowUserVariables = false)
+    private async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken, bool allowUserVariables = false, bool loadLocalInfile = false)
     {
         var builder = new MySqlConnectionStringBuilder
         {
@@ -532,6 +532,8 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             Pooling = false,
             // Object bodies re-created by a swap may use @variables of their own.
             AllowUserVariables = allowUserVariables,
+            // The parallel restore's LOAD DATA LOCAL: the driver sends only the streams it is given, never a file the server names.
+            AllowLoadLocalInfile = loadLocalInfile,
         };
         var connection = new MySqlConnection(builder.ConnectionString);
         try

@@ -32,11 +32,18 @@ public sealed partial class MySqlEngine
 
         var deferred = await DeferIndexesAsync(database, cancellationToken).ConfigureAwait(false);
 
+        // LOAD DATA where the server takes it (MariaDB's default; MySQL 8 turns local_infile off), else INSERTs through clients.
+        var columns = await LoadLocalAllowedAsync(cancellationToken).ConfigureAwait(false)
+            ? await InsertedColumnsAsync(database, cancellationToken).ConfigureAwait(false)
+            : null;
+
         SetEntryContent? entry;
         using (var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
             var chunks = Channel.CreateBounded<LoadChunk>(new BoundedChannelOptions(jobs) { SingleWriter = true });
-            var loaders = Enumerable.Range(0, jobs).Select(_ => Task.Run(() => LoadChunksAsync(database, chunks.Reader, tables, preamble, failed), failed.Token)).ToList();
+            var loaders = Enumerable.Range(0, jobs).Select(_ => Task.Run(() => columns is null
+                ? LoadChunksAsync(database, chunks.Reader, tables, preamble, failed)
+                : BulkLoadChunksAsync(database, chunks.Reader, tables, columns, failed), failed.Token)).ToList();
             try
             {
                 while ((entry = await set.NextAsync(failed.Token).ConfigureAwait(false)) is { Kind: SetEntryKind.Data })
@@ -150,6 +157,106 @@ public sealed partial class MySqlEngine
             await failed.CancelAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>
+    /// One loader on the driver: each checked chunk becomes one LOAD DATA LOCAL from a stream,
+    /// which must load exactly the rows the chunk holds (LOAD DATA LOCAL skips a duplicate key
+    /// where an INSERT would fail: a short count is that failure).
+    /// </summary>
+    private async Task BulkLoadChunksAsync(
+        string database, ChannelReader<LoadChunk> chunks, IReadOnlySet<string> tables,
+        IReadOnlyDictionary<string, IReadOnlyList<MySqlLoadData.Column>> columns, CancellationTokenSource failed)
+    {
+        try
+        {
+            await using var connection = await OpenAsync(failed.Token, loadLocalInfile: true).ConfigureAwait(false);
+            await connection.ChangeDatabaseAsync(database, failed.Token).ConfigureAwait(false);
+            // What each chunk's header sets, for the whole session.
+            await Execute(connection, "SET SESSION foreign_key_checks = 0, unique_checks = 0, sql_mode = 'NO_AUTO_VALUE_ON_ZERO', "
+                + "time_zone = '+00:00'", failed.Token).ConfigureAwait(false);
+            using var input = new ChunkBuffer(8 << 20);
+            var history = false;
+            await foreach (var chunk in chunks.ReadAllAsync(failed.Token).ConfigureAwait(false))
+            {
+                MySqlLoadData.Plan plan;
+                try
+                {
+                    MySqlChunkCheck.Check(chunk.Buffer.AsSpan(0, chunk.Length), tables, chunk.Entry);
+                    input.Clear();
+                    plan = MySqlLoadData.Convert(chunk.Buffer.AsSpan(0, chunk.Length), columns, input, chunk.Entry);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(chunk.Buffer);
+                }
+                if (plan.History != history)
+                {
+                    await Execute(connection, $"SET SESSION system_versioning_insert_history = {(plan.History ? 1 : 0)}", failed.Token).ConfigureAwait(false);
+                    history = plan.History;
+                }
+                var loader = new MySqlBulkLoader(connection)
+                {
+                    TableName = QuoteIdentifier(plan.Table),
+                    CharacterSet = "utf8mb4",
+                    Local = true,
+                    FieldTerminator = "\t",
+                    LineTerminator = "\n",
+                    EscapeCharacter = '\\',
+                    SourceStream = new MemoryStream(input.Buffer, 0, input.Length, writable: false),
+                };
+                loader.Columns.AddRange(plan.Columns);
+                loader.Expressions.AddRange(plan.Expressions);
+                var loaded = await loader.LoadAsync(failed.Token).ConfigureAwait(false);
+                if (loaded != plan.Rows)
+                {
+                    throw new OperationFailedException(
+                        $"backup entry {chunk.Entry} loaded {loaded} of its {plan.Rows} rows into {plan.Table} (a duplicate key or a value the table refused)");
+                }
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !failed.IsCancellationRequested)
+        {
+            await failed.CancelAsync().ConfigureAwait(false);
+            if (e is MySqlException)
+            {
+                throw new OperationFailedException($"loading the data into {database}: {e.Message}", e);
+            }
+            throw;
+        }
+    }
+
+    private async Task<bool> LoadLocalAllowedAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        return Convert.ToInt64(await Scalar(connection, "SELECT @@GLOBAL.local_infile", cancellationToken).ConfigureAwait(false),
+            System.Globalization.CultureInfo.InvariantCulture) == 1;
+    }
+
+    /// <summary>Every column of the staging database's base tables, in order, with how the dump writes it.</summary>
+    private async Task<Dictionary<string, IReadOnlyList<MySqlLoadData.Column>>> InsertedColumnsAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new MySqlCommand(
+            "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.EXTRA, IFNULL(c.GENERATION_EXPRESSION, '') FROM information_schema.COLUMNS c "
+            + "JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
+            + "WHERE c.TABLE_SCHEMA = @db AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION", connection);
+        command.Parameters.AddWithValue("@db", database);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var columns = new Dictionary<string, List<MySqlLoadData.Column>>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (!columns.TryGetValue(reader.GetString(0), out var list))
+            {
+                columns[reader.GetString(0)] = list = [];
+            }
+            var extra = reader.GetString(3);
+            var inserted = !extra.Contains("GENERATED", StringComparison.OrdinalIgnoreCase)
+                && !extra.Contains("INVISIBLE", StringComparison.OrdinalIgnoreCase)
+                && reader.GetString(4) is not ("ROW START" or "ROW END");
+            list.Add(new MySqlLoadData.Column(reader.GetString(1), MySqlTableReader.KindOf(reader.GetString(2)), inserted));
+        }
+        return columns.ToDictionary(c => c.Key, c => (IReadOnlyList<MySqlLoadData.Column>)c.Value, StringComparer.Ordinal);
     }
 
     private async Task<HashSet<string>> BaseTablesAsync(string database, CancellationToken cancellationToken)

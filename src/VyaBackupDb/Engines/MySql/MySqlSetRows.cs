@@ -271,6 +271,9 @@ internal sealed class ChunkBuffer : IDisposable
 
     public ReadOnlyMemory<byte> Memory => _buffer.AsMemory(0, Length);
 
+    /// <summary>The buffer itself (its first <see cref="Length"/> bytes are the chunk), valid until the next append.</summary>
+    public byte[] Buffer => _buffer;
+
     public void Clear() => Length = 0;
 
     public void Append(ReadOnlySpan<byte> bytes)
