@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using MySqlConnector;
 using VyaBackupDb.Catalog;
+using VyaBackupDb.Operations;
 using VyaBackupDb.Pipeline;
 using VyaBackupDb.Sources.Sets;
 
@@ -22,10 +23,12 @@ public sealed class MySqlParallelTests : IAsyncLifetime
 
     public Task DisposeAsync() => _scratch.DisposeAsync();
 
+    /// <param name="inserts">Load with INSERTs through the client (a server without local_infile) instead of LOAD DATA LOCAL.</param>
     [SkippableTheory]
-    [InlineData(1)]
-    [InlineData(4)]
-    public async Task Every_column_type_comes_back_exactly(int jobs)
+    [InlineData(1, false)]
+    [InlineData(4, false)]
+    [InlineData(4, true)]
+    public async Task Every_column_type_comes_back_exactly(int jobs, bool inserts)
     {
         await TestServers.RequireMySqlAsync();
         var source = await _scratch.NewMySqlDatabaseAsync();
@@ -54,7 +57,16 @@ public sealed class MySqlParallelTests : IAsyncLifetime
         var target = _scratch.MySqlName();
         var instance = MySqlTestDb.Instance(jobs);
         var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
-        var result = await Ops.RestoreAsync(instance, file, target);
+        Engines.MySql.MySqlEngine.PreferInsertsForTests = inserts;
+        RestoreResult? result;
+        try
+        {
+            result = await Ops.RestoreAsync(instance, file, target);
+        }
+        finally
+        {
+            Engines.MySql.MySqlEngine.PreferInsertsForTests = false;
+        }
         Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
 
         // Numbers compare as numbers (FLOAT exactly: its 6-digit text would not), everything else byte for byte.
@@ -146,8 +158,10 @@ public sealed class MySqlParallelTests : IAsyncLifetime
         Assert.DoesNotContain(Ops.FilesUnder(backupDir), f => f.EndsWith(BackupManifest.Suffix, StringComparison.Ordinal));
     }
 
-    [SkippableFact]
-    public async Task A_loader_connection_killed_during_a_parallel_restore_fails_it_and_keeps_the_old_target()
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_loader_connection_killed_during_a_parallel_restore_fails_it_and_keeps_the_old_target(bool inserts)
     {
         await TestServers.RequireMySqlAsync();
         var source = await _scratch.NewMySqlDatabaseAsync();
@@ -157,9 +171,19 @@ public sealed class MySqlParallelTests : IAsyncLifetime
         await MySqlTestDb.ExecAsync(target, "CREATE TABLE old (id INT PRIMARY KEY)", "INSERT INTO old VALUES (1), (2)");
         var targetBefore = await MySqlTestDb.FingerprintAsync(target);
 
-        var restore = Ops.RestoreAsync(MySqlTestDb.Instance(2), file, target, force: true);
-        var killed = await KillFirstAsync("INSERT INTO `filler%", restore);
-        var error = await Record.ExceptionAsync(() => restore);
+        Engines.MySql.MySqlEngine.PreferInsertsForTests = inserts;
+        bool killed;
+        Exception? error;
+        try
+        {
+            var restore = Ops.RestoreAsync(MySqlTestDb.Instance(2), file, target, force: true);
+            killed = await KillFirstAsync(inserts ? "INSERT INTO `filler%" : "LOAD DATA LOCAL INFILE % INTO TABLE `filler%", restore);
+            error = await Record.ExceptionAsync(() => restore);
+        }
+        finally
+        {
+            Engines.MySql.MySqlEngine.PreferInsertsForTests = false;
+        }
 
         Assert.True(killed, "the restore ended before a loader's statement could be killed");
         Assert.NotNull(error);

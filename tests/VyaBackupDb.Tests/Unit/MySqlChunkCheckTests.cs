@@ -68,4 +68,36 @@ public sealed class MySqlChunkCheckTests
         MySqlTableReader.WriteValue(chunk, ColumnKind.Bit, "101"u8);
         Assert.Equal("'a\\'b\\\\c\\0d\\n\\r\\Z😀'X'00ABFF'X''b'101'", Encoding.UTF8.GetString(chunk.Memory.Span));
     }
+
+    [Fact]
+    public void A_chunk_becomes_LOAD_DATA_input_with_the_same_values()
+    {
+        var columns = new Dictionary<string, IReadOnlyList<MySqlLoadData.Column>>(StringComparer.Ordinal)
+        {
+            ["t"] =
+            [
+                new("id", ColumnKind.Number, true), new("s", ColumnKind.Text, true), new("b", ColumnKind.Binary, true),
+                new("bits", ColumnKind.Bit, true), new("f", ColumnKind.Float, true), new("g", ColumnKind.Number, false),
+            ],
+        };
+        using var output = new ChunkBuffer(16);
+        var chunk = Encoding.UTF8.GetBytes(Header
+            + "INSERT INTO `t` VALUES (1,'a\\'b\\\\c\\0\\n\tx',X'00FF',b'101',-1.5e-300),(2,'',X'',b'0',NULL);\n"
+            + "INSERT INTO `t` VALUES (3,NULL,NULL,NULL,0.10000000149011612);\n");
+
+        var plan = MySqlLoadData.Convert(chunk, columns, output, "data/000001.sql");
+
+        Assert.Equal(("t", 3L, false), (plan.Table, plan.Rows, plan.History));
+        Assert.Equal(["`id`", "`s`", "@v2", "@v3", "`f`"], plan.Columns);
+        Assert.Equal(["`b` = UNHEX(@v2)", "`bits` = CAST(CONV(@v3, 2, 10) AS UNSIGNED)"], plan.Expressions);
+        Assert.Equal(
+            "1\ta\\'b\\\\c\\0\\n\\tx\t00FF\t101\t-1.5e-300\n2\t\t\t0\t\\N\n3\t\\N\t\\N\t\\N\t0.10000000149011612\n",
+            Encoding.UTF8.GetString(output.Memory.Span));
+
+        // A literal of another kind than the dump writes for its column is refused.
+        Assert.Throws<DumpFilterException>(() => MySqlLoadData.Convert(
+            Encoding.UTF8.GetBytes(Header + "INSERT INTO `t` VALUES ('1','s',X'',b'1',1);\n"), columns, output, "data/000002.sql"));
+        Assert.Throws<DumpFilterException>(() => MySqlLoadData.Convert(
+            Encoding.UTF8.GetBytes(Header + "INSERT INTO `t` VALUES (1,'s',X'',b'1');\n"), columns, output, "data/000003.sql"));
+    }
 }
