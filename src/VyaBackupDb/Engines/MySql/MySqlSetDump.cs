@@ -83,10 +83,13 @@ public sealed partial class MySqlEngine
                     DumpPartAsync(schemaCounter, "--no-data", "--skip-triggers", "--routines", "--events"),
                     DumpPartAsync(post, "--no-data", "--no-create-info", "--triggers")).ConfigureAwait(false);
             }
-            finally
+            catch
             {
-                await UnlockSnapshotAsync(control, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
+                // The failure is the one to report; closing the connection releases the lock anyway.
+                await control.CloseAsync().ConfigureAwait(false);
+                throw;
             }
+            await UnlockSnapshotAsync(control, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
 
             var warnings = new List<string>();
             var withHistory = false;
@@ -196,14 +199,8 @@ public sealed partial class MySqlEngine
         }
     }
 
-    private static async Task UnlockSnapshotAsync(MySqlConnection control, bool mariaDb, CancellationToken cancellationToken)
-    {
-        if (control.State == System.Data.ConnectionState.Open)
-        {
-            // The session ending releases it too (a failed run closes the connection).
-            await Execute(control, mariaDb ? "BACKUP STAGE END" : "UNLOCK TABLES", cancellationToken).ConfigureAwait(false);
-        }
-    }
+    private static Task UnlockSnapshotAsync(MySqlConnection control, bool mariaDb, CancellationToken cancellationToken) =>
+        Execute(control, mariaDb ? "BACKUP STAGE END" : "UNLOCK TABLES", cancellationToken);
 
     /// <summary>"file:position" of the binlog (and the GTID position, when there is one), or null when binary logging is off.</summary>
     private static async Task<string?> ReadSourcePositionAsync(MySqlConnection control, bool mariaDb, CancellationToken cancellationToken)

@@ -206,6 +206,7 @@ public sealed partial class MySqlEngine
                     TableName = QuoteIdentifier(plan.Table),
                     CharacterSet = "utf8mb4",
                     Local = true,
+                    Timeout = 0, // bounded by the run's timeout (the token), not the driver's 30 s
                     FieldTerminator = "\t",
                     LineTerminator = "\n",
                     EscapeCharacter = '\\',
