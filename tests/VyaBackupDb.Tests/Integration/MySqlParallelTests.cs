@@ -53,7 +53,15 @@ public sealed class MySqlParallelTests : IAsyncLifetime
             (2, 3.4028234e38, -0.001, -1.5e-300, -0.000000000000000000000000000001, 0, b'0', b'0', '2026-00-00', '1000-01-01 00:00:00',
              NULL, '-838:59:59', 1901, 'b c', '', '[]', POINT(1.5, -2), '', '', '', '', '', NULL, NULL, NULL),
             (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
-            """);
+            """,
+            // Foreign keys (their tables keep their indexes during the load), and plain indexes the load adds back after the rows.
+            "CREATE TABLE parent (id INT PRIMARY KEY, v INT, KEY kv (v)) ENGINE=InnoDB",
+            "CREATE TABLE child (id INT PRIMARY KEY, p INT, w VARCHAR(10), KEY kw (w(3), id DESC), CONSTRAINT fk FOREIGN KEY (p) REFERENCES parent (id)) ENGINE=InnoDB",
+            "CREATE TABLE indexed (id INT PRIMARY KEY, a INT, b VARCHAR(20), KEY ka (a), KEY kab (a, b(5)) COMMENT 'two; \"parts\"') ENGINE=InnoDB",
+            "INSERT INTO parent VALUES (1, 10), (2, 20)", "INSERT INTO child VALUES (1, 1, 'x'), (2, 2, 'y'), (3, NULL, NULL)",
+            "INSERT INTO indexed SELECT seq, seq % 7, CONCAT('b', seq) FROM seq_1_to_1000");
+        var before = await MySqlTestDb.FingerprintAsync(source);
+        var createIndexed = await ShowCreateAsync(source, "indexed");
         var target = _scratch.MySqlName();
         var instance = MySqlTestDb.Instance(jobs);
         var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
@@ -78,6 +86,11 @@ public sealed class MySqlParallelTests : IAsyncLifetime
             $"SELECT GROUP_CONCAT(a.id) FROM {MySqlTestDb.Quote(source)}.types a LEFT JOIN {MySqlTestDb.Quote(target)}.types b USING (id) WHERE b.id IS NULL OR {differs}");
         Assert.Null(different);
         Assert.Equal(3L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM types"), CultureInfo.InvariantCulture));
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), $"restored copy (jobs {jobs}, inserts {inserts})");
+        Assert.Equal(createIndexed, await ShowCreateAsync(target, "indexed"));
+        Assert.Equal(1L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(null,
+            "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = @p0 AND CONSTRAINT_NAME = 'fk'", target),
+            CultureInfo.InvariantCulture));
     }
 
     /// <summary>
@@ -255,6 +268,15 @@ public sealed class MySqlParallelTests : IAsyncLifetime
             stdoutTo: null);
         Assert.True(result.ExitCode == 0, result.ToString());
         DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), "restored by hand");
+    }
+
+    private static async Task<string> ShowCreateAsync(string database, string table)
+    {
+        await using var connection = await MySqlTestDb.OpenAsync(database);
+        await using var command = new MySqlCommand($"SHOW CREATE TABLE {MySqlTestDb.Quote(table)}", connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        return reader.GetString(1);
     }
 
     /// <summary>Tables of random-ish rows, enough for a parallel dump or load to take a moment.</summary>
