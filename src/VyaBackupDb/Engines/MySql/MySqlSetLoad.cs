@@ -46,7 +46,9 @@ public sealed partial class MySqlEngine
         SetEntryContent? entry;
         using (var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
-            var chunks = Channel.CreateBounded<LoadChunk>(new BoundedChannelOptions(jobs) { SingleWriter = true });
+            // One chunk waits while each loader loads one: reading the next takes a fraction of loading one, and
+            // memory stays at about jobs + 2 chunks (8 MiB each).
+            var chunks = Channel.CreateBounded<LoadChunk>(new BoundedChannelOptions(1) { SingleWriter = true });
             var loaders = Enumerable.Range(0, jobs).Select(_ => Task.Run(() => columns is null
                 ? LoadChunksAsync(database, chunks.Reader, tables, preamble, failed)
                 : BulkLoadChunksAsync(database, chunks.Reader, tables, columns, failed), failed.Token)).ToList();
