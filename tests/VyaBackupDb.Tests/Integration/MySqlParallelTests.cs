@@ -244,6 +244,27 @@ public sealed class MySqlParallelTests : IAsyncLifetime
         Assert.False(File.Exists("/tmp/vya-planted"), "a planted statement wrote a file");
     }
 
+    [SkippableFact]
+    public async Task A_database_with_no_rows_or_no_tables_round_trips()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source,
+            "CREATE FUNCTION f_two() RETURNS INT DETERMINISTIC RETURN 2", "CREATE VIEW v AS SELECT f_two() AS two");
+        var backupDir = _scratch.TempDir("backups");
+        var noTables = await Ops.BackupOkAsync(MySqlTestDb.Instance(2), source, Compression.Zstd, backupDir);
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE empty_t (id INT PRIMARY KEY, k INT, KEY k (k))");
+        var before = await MySqlTestDb.FingerprintAsync(source);
+        var emptyTable = await Ops.BackupOkAsync(MySqlTestDb.Instance(2), source, Compression.Gzip, backupDir);
+
+        var first = _scratch.MySqlName();
+        Assert.True((await Ops.RestoreAsync(MySqlTestDb.Instance(2), noTables, first))?.Comparison?.Matches);
+        Assert.Equal(2, Convert.ToInt32(await MySqlTestDb.ScalarAsync(first, "SELECT two FROM v"), CultureInfo.InvariantCulture));
+        var second = _scratch.MySqlName();
+        Assert.True((await Ops.RestoreAsync(MySqlTestDb.Instance(2), emptyTable, second))?.Comparison?.Matches);
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(second), "a database with an empty table");
+    }
+
     /// <summary>docs/backup-format.md: a backup set restores with zstd, tar and the mariadb client alone.</summary>
     [SkippableFact]
     public async Task A_parallel_backup_restores_with_standard_tools_alone()
