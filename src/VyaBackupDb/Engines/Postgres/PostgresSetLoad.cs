@@ -13,10 +13,52 @@ namespace VyaBackupDb.Engines.Postgres;
 public sealed partial class PostgresEngine
 {
     /// <summary>Chunks up to this size are read into memory and loaded by the next free connection; larger ones are streamed.</summary>
-    private const int BufferedChunkBytes = 32 << 20;
+    private const int BufferedChunkBytes = 16 << 20;
 
     /// <summary>A chunk on its way to a loader: in memory, or (a big one) its stream, with the reader waiting for it.</summary>
     private sealed record LoadItem(string Name, byte[]? Buffer, int Length, Stream? Stream, long StreamLength, TaskCompletionSource? Done);
+
+    /// <summary>
+    /// The buffers chunks are read into, reused: at most one per chunk in flight (the queue's
+    /// capacity, the loaders, the reader), so memory stays flat whatever the set's size.
+    /// </summary>
+    private sealed class ChunkPool(int keep)
+    {
+        private readonly System.Collections.Concurrent.ConcurrentBag<byte[]> _free = [];
+
+        public byte[] Rent(int length)
+        {
+            var misfit = new List<byte[]>();
+            try
+            {
+                while (_free.TryTake(out var buffer))
+                {
+                    if (buffer.Length >= length)
+                    {
+                        return buffer;
+                    }
+                    misfit.Add(buffer);
+                }
+                return GC.AllocateUninitializedArray<byte>(Math.Max(length, ChunkBytes + (1 << 20)));
+            }
+            finally
+            {
+                foreach (var buffer in misfit)
+                {
+                    Return(buffer);
+                }
+            }
+        }
+
+        public void Return(byte[] buffer)
+        {
+            // A buffer grown for one long row is not kept.
+            if (_free.Count < keep && buffer.Length <= ChunkBytes + (1 << 20))
+            {
+                _free.Add(buffer);
+            }
+        }
+    }
 
     /// <summary>A table the schema created: its columns that COPY may fill.</summary>
     private sealed record LoadTable(HashSet<string> Columns);
@@ -25,6 +67,7 @@ public sealed partial class PostgresEngine
         string database, BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken)
     {
         jobs = Math.Max(1, jobs);
+        var sw = System.Diagnostics.Stopwatch.StartNew(); // TRACE
         var schema = await set.NextAsync(cancellationToken).ConfigureAwait(false);
         if (schema is not { Kind: SetEntryKind.Schema })
         {
@@ -32,11 +75,13 @@ public sealed partial class PostgresEngine
         }
         await RestoreAsync(database, schema.Content, options, cancellationToken).ConfigureAwait(false);
 
+        System.Console.Error.WriteLine($"TRACE schema {sw.ElapsedMilliseconds}");
         var tables = await ReadLoadTablesAsync(database, cancellationToken).ConfigureAwait(false);
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var queue = Channel.CreateBounded<LoadItem>(new BoundedChannelOptions(jobs) { SingleWriter = true });
         var connections = new List<NpgsqlConnection>();
         var loaders = new List<Task>();
+        var pool = new ChunkPool(2 * jobs + 1);
         SetEntryContent? post = null;
         try
         {
@@ -46,9 +91,9 @@ public sealed partial class PostgresEngine
                 connections.Add(connection);
                 // Commits need not wait for the disk: the swap's own commit does, after all of them.
                 await ExecuteAsync(connection, SessionSettings + "; SET synchronous_commit = off", failed.Token).ConfigureAwait(false);
-                loaders.Add(Task.Run(() => LoadChunksAsync(connection, queue.Reader, tables, failed.Token)));
+                loaders.Add(Task.Run(() => LoadChunksAsync(connection, queue.Reader, tables, pool, failed.Token)));
             }
-            var reading = ReadChunksAsync(set, queue.Writer, failed.Token);
+            var reading = ReadChunksAsync(set, queue.Writer, pool, failed.Token);
             var all = new List<Task>(loaders) { reading };
             await FirstFailureAsync(all, failed).ConfigureAwait(false);
             post = await reading.ConfigureAwait(false);
@@ -60,14 +105,48 @@ public sealed partial class PostgresEngine
                 await connection.DisposeAsync().ConfigureAwait(false);
             }
         }
-        await RestoreAsync(database, post.Content, options, cancellationToken).ConfigureAwait(false);
+        System.Console.Error.WriteLine($"TRACE data {sw.ElapsedMilliseconds}");
+        await RestorePostAsync(database, post, options, jobs, cancellationToken).ConfigureAwait(false);
+        System.Console.Error.WriteLine($"TRACE post {sw.ElapsedMilliseconds}");
         await AnalyzeAsync(database, jobs, cancellationToken).ConfigureAwait(false);
+        System.Console.Error.WriteLine($"TRACE analyze {sw.ElapsedMilliseconds}");
         // Complete: the set reader has checked every entry up to post.sql; the caller checks its end.
         return new LoadResult(null, [], []);
     }
 
+    /// <summary>
+    /// post.sql, held in a private temp file (its digest is checked before any of it runs): its indexes
+    /// and primary-key/unique constraints shared among <paramref name="jobs"/> psql runs, then the rest
+    /// in order on one. Every part goes through the statement filter with pg_dump's settings first.
+    /// </summary>
+    private async Task RestorePostAsync(string database, SetEntryContent post, RestoreOptions options, int jobs, CancellationToken cancellationToken)
+    {
+        await using var file = SpoolFile.Create();
+        await post.Content.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
+        await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+        var (preamble, entries) = PostgresPostData.Split(file);
+        var parallel = entries.Where(e => e.Parallel).ToList();
+        List<(long, long)> rest = [(0, file.Length)];
+        if (jobs > 1 && parallel.Count > 1)
+        {
+            var bundles = Math.Min(jobs, parallel.Count);
+            using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var runs = Enumerable.Range(0, bundles).Select(b => Task.Run(async () =>
+            {
+                List<(long, long)> ranges = [(0, preamble), .. parallel.Where((_, i) => i % bundles == b).Select(e => (e.Start, e.Length))];
+                await using var input = new PostgresPostData.Ranges(file.Name, ranges);
+                await RestoreAsync(database, input, options, failed.Token).ConfigureAwait(false);
+            })).ToList();
+            await FirstFailureAsync(runs, failed).ConfigureAwait(false);
+            rest = [(0, preamble), .. entries.Where(e => !e.Parallel).Select(e => (e.Start, e.Length))];
+        }
+        await using var remaining = new PostgresPostData.Ranges(file.Name, rest);
+        await RestoreAsync(database, remaining, options, cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Reads the data chunks in order and hands them to the loaders; returns post.sql, unread.</summary>
-    private static async Task<SetEntryContent> ReadChunksAsync(BackupSetReader set, ChannelWriter<LoadItem> queue, CancellationToken cancellationToken)
+    private static async Task<SetEntryContent> ReadChunksAsync(
+        BackupSetReader set, ChannelWriter<LoadItem> queue, ChunkPool pool, CancellationToken cancellationToken)
     {
         try
         {
@@ -83,14 +162,14 @@ public sealed partial class PostgresEngine
                 }
                 if (entry.Length <= BufferedChunkBytes)
                 {
-                    var buffer = GC.AllocateUninitializedArray<byte>((int)entry.Length);
-                    await entry.Content.ReadExactlyAsync(buffer, cancellationToken).ConfigureAwait(false);
+                    var buffer = pool.Rent((int)entry.Length);
+                    await entry.Content.ReadExactlyAsync(buffer.AsMemory(0, (int)entry.Length), cancellationToken).ConfigureAwait(false);
                     // The read that finds the end checks the entry's digest: nothing damaged reaches a loader.
                     if (await entry.Content.ReadAsync(new byte[1], cancellationToken).ConfigureAwait(false) != 0)
                     {
                         throw new InvalidDataException($"the backup set's entry '{entry.Name}' is longer than its header says");
                     }
-                    await queue.WriteAsync(new LoadItem(entry.Name, buffer, buffer.Length, null, 0, null), cancellationToken).ConfigureAwait(false);
+                    await queue.WriteAsync(new LoadItem(entry.Name, buffer, (int)entry.Length, null, 0, null), cancellationToken).ConfigureAwait(false);
                 }
                 else
                 {
@@ -130,7 +209,7 @@ public sealed partial class PostgresEngine
 
     private static async Task LoadChunksAsync(
         NpgsqlConnection connection, ChannelReader<LoadItem> queue, Dictionary<(string Schema, string Table), LoadTable> tables,
-        CancellationToken cancellationToken)
+        ChunkPool pool, CancellationToken cancellationToken)
     {
         while (await queue.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -141,6 +220,7 @@ public sealed partial class PostgresEngine
                     if (item.Buffer is not null)
                     {
                         await LoadBufferedAsync(connection, item, tables, cancellationToken).ConfigureAwait(false);
+                        pool.Return(item.Buffer);
                     }
                     else
                     {
