@@ -862,7 +862,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         ["PGCONNECT_TIMEOUT"] = "15",
     };
 
-    private async Task<NpgsqlConnection> OpenAsync(string database, CancellationToken cancellationToken, string? applicationName = null)
+    /// <param name="bufferBytes">Socket buffers of a connection that moves table data (COPY), else the driver's default.</param>
+    private async Task<NpgsqlConnection> OpenAsync(string database, CancellationToken cancellationToken, string? applicationName = null, int? bufferBytes = null)
     {
         var builder = new NpgsqlConnectionStringBuilder
         {
@@ -875,6 +876,11 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             Timeout = 15,
             Pooling = false,
         };
+        if (bufferBytes is { } bytes)
+        {
+            builder.ReadBufferSize = bytes;
+            builder.WriteBufferSize = bytes;
+        }
         var connection = new NpgsqlConnection(builder.ConnectionString);
         try
         {

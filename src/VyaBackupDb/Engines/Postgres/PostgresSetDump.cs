@@ -25,6 +25,9 @@ public sealed partial class PostgresEngine
 
     private const int ReadBytes = 1 << 20;
 
+    /// <summary>The driver's socket buffers on connections that move COPY data (its default, 8 KiB, means a read per row or two).</summary>
+    private const int CopyBufferBytes = 1 << 20;
+
     /// <summary>A table whose rows go into the set: its COPY header, and how to read it.</summary>
     /// <param name="Condition">An extension's configuration table: the extension's own filter (pg_dump's), else null.</param>
     private sealed record CopyTable(long Oid, string Schema, string Table, string Name, IReadOnlyList<string> Columns, long Bytes, string? Condition)
@@ -257,7 +260,7 @@ public sealed partial class PostgresEngine
             // Every reader imports the snapshot before any reads: the exporting transaction is open until all have.
             for (var i = 0; i < Math.Min(jobs, Math.Max(1, tables.Count)); i++)
             {
-                var reader = await OpenAsync(database, failed.Token).ConfigureAwait(false);
+                var reader = await OpenAsync(database, failed.Token, bufferBytes: CopyBufferBytes).ConfigureAwait(false);
                 connections.Add(reader);
                 await ExecuteAsync(reader, SessionSettings, failed.Token).ConfigureAwait(false);
                 await ExecuteAsync(reader, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", failed.Token).ConfigureAwait(false);
@@ -408,8 +411,9 @@ public sealed partial class PostgresEngine
             {
                 buffers.Grow(fill);
             }
-            var read = await raw.ReadAsync(buffers.Current.AsMemory(fill, buffers.Current.Length - fill - PostgresCopyChunk.EndLine.Length),
-                cancellationToken).ConfigureAwait(false);
+            // A read returns one row (one CopyData message) at most: synchronous reads, on this worker's own thread, cost least.
+            cancellationToken.ThrowIfCancellationRequested();
+            var read = raw.Read(buffers.Current.AsSpan(fill, buffers.Current.Length - fill - PostgresCopyChunk.EndLine.Length));
             if (read == 0)
             {
                 if (fill > header.Length)

@@ -67,7 +67,6 @@ public sealed partial class PostgresEngine
         string database, BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken)
     {
         jobs = Math.Max(1, jobs);
-        var sw = System.Diagnostics.Stopwatch.StartNew(); // TRACE
         var schema = await set.NextAsync(cancellationToken).ConfigureAwait(false);
         if (schema is not { Kind: SetEntryKind.Schema })
         {
@@ -75,7 +74,6 @@ public sealed partial class PostgresEngine
         }
         await RestoreAsync(database, schema.Content, options, cancellationToken).ConfigureAwait(false);
 
-        System.Console.Error.WriteLine($"TRACE schema {sw.ElapsedMilliseconds}");
         var tables = await ReadLoadTablesAsync(database, cancellationToken).ConfigureAwait(false);
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var queue = Channel.CreateBounded<LoadItem>(new BoundedChannelOptions(jobs) { SingleWriter = true });
@@ -87,7 +85,7 @@ public sealed partial class PostgresEngine
         {
             for (var i = 0; i < jobs; i++)
             {
-                var connection = await OpenAsync(database, failed.Token).ConfigureAwait(false);
+                var connection = await OpenAsync(database, failed.Token, bufferBytes: CopyBufferBytes).ConfigureAwait(false);
                 connections.Add(connection);
                 // Commits need not wait for the disk: the swap's own commit does, after all of them.
                 await ExecuteAsync(connection, SessionSettings + "; SET synchronous_commit = off", failed.Token).ConfigureAwait(false);
@@ -105,11 +103,8 @@ public sealed partial class PostgresEngine
                 await connection.DisposeAsync().ConfigureAwait(false);
             }
         }
-        System.Console.Error.WriteLine($"TRACE data {sw.ElapsedMilliseconds}");
         await RestorePostAsync(database, post, options, jobs, cancellationToken).ConfigureAwait(false);
-        System.Console.Error.WriteLine($"TRACE post {sw.ElapsedMilliseconds}");
         await AnalyzeAsync(database, jobs, cancellationToken).ConfigureAwait(false);
-        System.Console.Error.WriteLine($"TRACE analyze {sw.ElapsedMilliseconds}");
         // Complete: the set reader has checked every entry up to post.sql; the caller checks its end.
         return new LoadResult(null, [], []);
     }
