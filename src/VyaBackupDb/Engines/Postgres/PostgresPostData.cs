@@ -17,6 +17,7 @@ public static class PostgresPostData
     public sealed record Part(long Start, long Length, bool Parallel);
 
     private static readonly byte[] NamePrefix = "-- Name: "u8.ToArray();
+    private static readonly byte[] DataPrefix = "-- Data for Name: "u8.ToArray();
     private static readonly byte[] TypeMark = "; Type: "u8.ToArray();
     private static readonly byte[] DumpComplete = "-- PostgreSQL database dump complete"u8.ToArray();
 
@@ -37,12 +38,12 @@ public static class PostgresPostData
             if (count >= 3 && IsDashes(lines[0].Text) && IsDashes(lines[2].Text))
             {
                 var middle = lines[1].Text.AsSpan();
-                if (middle.StartsWith(NamePrefix) && middle.IndexOf(TypeMark) is var at and >= 0)
+                if ((middle.StartsWith(NamePrefix) || middle.StartsWith(DataPrefix)) && middle.IndexOf(TypeMark) is var at and >= 0)
                 {
                     var type = middle[(at + TypeMark.Length)..];
                     var end = type.IndexOf("; "u8);
                     type = end < 0 ? type : type[..end];
-                    starts.Add((lines[0].Offset, type.SequenceEqual("INDEX"u8) || type.SequenceEqual("CONSTRAINT"u8)));
+                    starts.Add((lines[0].Offset, middle.StartsWith(NamePrefix) && (type.SequenceEqual("INDEX"u8) || type.SequenceEqual("CONSTRAINT"u8))));
                 }
                 else if (middle.SequenceEqual(DumpComplete))
                 {

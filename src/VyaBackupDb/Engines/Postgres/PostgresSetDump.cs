@@ -20,17 +20,16 @@ public sealed partial class PostgresEngine
     /// <summary>A data chunk's target size: rows are added until it is reached (one row may be bigger).</summary>
     internal const int ChunkBytes = 8 << 20;
 
-    /// <summary>Tables larger than this are read in page ranges on several connections (PostgreSQL 14+: TID range scans).</summary>
-    private const long MinSplitBytes = 64L << 20;
+    /// <summary>Tables larger than this are read in page ranges on several connections (PostgreSQL 14+: TID range scans); tests lower it.</summary>
+    internal static long MinSplitBytes { get; set; } = 64L << 20;
 
     private const int ReadBytes = 1 << 20;
 
     /// <summary>The driver's socket buffers on connections that move COPY data (its default, 8 KiB, means a read per row or two).</summary>
     private const int CopyBufferBytes = 1 << 20;
 
-    /// <summary>A table whose rows go into the set: its COPY header, and how to read it.</summary>
-    /// <param name="Condition">An extension's configuration table: the extension's own filter (pg_dump's), else null.</param>
-    private sealed record CopyTable(long Oid, string Schema, string Table, string Name, IReadOnlyList<string> Columns, long Bytes, string? Condition)
+    /// <summary>A table whose rows go into the set as chunks.</summary>
+    private sealed record CopyTable(long Oid, string Schema, string Table, string Name, IReadOnlyList<string> Columns, long Bytes)
     {
         public string Quoted => QuoteIdentifier(Schema) + "." + QuoteIdentifier(Table);
 
@@ -40,21 +39,12 @@ public sealed partial class PostgresEngine
     /// <summary>A piece of work for a reader: a whole table, or the pages [From, To) of one (To null: to its end).</summary>
     private sealed record CopyPiece(CopyTable Table, long? FromPage, long? ToPage)
     {
-        public string Command
-        {
-            get
-            {
-                if (FromPage is null && Table.Condition is null)
-                {
-                    return $"COPY {Table.Quoted}" + (Table.Columns.Count == 0 ? "" : $" ({Table.ColumnList})") + " TO STDOUT";
-                }
-                var where = FromPage is { } from
-                    ? string.Create(CultureInfo.InvariantCulture, $"WHERE ctid >= '({from},0)'::pg_catalog.tid")
-                        + (ToPage is { } to ? string.Create(CultureInfo.InvariantCulture, $" AND ctid < '({to},0)'::pg_catalog.tid") : "")
-                    : Table.Condition!;
-                return $"COPY (SELECT {Table.ColumnList} FROM ONLY {Table.Quoted} {where}) TO STDOUT";
-            }
-        }
+        public string Command => FromPage is not { } from
+            ? $"COPY {Table.Quoted}" + (Table.Columns.Count == 0 ? "" : $" ({Table.ColumnList})") + " TO STDOUT"
+            : $"COPY (SELECT {Table.ColumnList} FROM ONLY {Table.Quoted} "
+                + string.Create(CultureInfo.InvariantCulture, $"WHERE ctid >= '({from},0)'::pg_catalog.tid")
+                + (ToPage is { } to ? string.Create(CultureInfo.InvariantCulture, $" AND ctid < '({to},0)'::pg_catalog.tid") : "")
+                + ") TO STDOUT";
     }
 
     private async Task<DumpDetails> DumpSetCoreAsync(string database, BackupSetWriter set, int jobs, CancellationToken cancellationToken)
@@ -99,10 +89,11 @@ public sealed partial class PostgresEngine
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         await using var schema = SpoolFile.Create();
         await using var post = SpoolFile.Create();
-        // Large objects and post-data in one pg_dump run, while the schema and the data are read;
-        // every table's data (and the sequences, set below) left out.
+        // The rest of the data section (sequences, large objects, extensions' configuration tables)
+        // and post-data in one pg_dump run, while the schema and the data are read: the data of
+        // the tables copied here left out, each by its exact name.
         var postDump = ChildProcess.RunAsync(pgDump,
-            DumpArguments(database, snapshot, ["--section=data", "--section=post-data", "--exclude-table-data=*.*"]),
+            DumpArguments(database, snapshot, ["--section=data", "--section=post-data", .. copyTables.Select(t => "--exclude-table-data=" + ExactPattern(t))]),
             Environment(passFile), null, post, failed.Token);
         _ = postDump.ContinueWith(_ => failed.Cancel(), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         try
@@ -114,10 +105,6 @@ public sealed partial class PostgresEngine
 
             var rows = await CopyAllAsync(database, snapshot, copyTables, set, jobs, failed).ConfigureAwait(false);
             await postDump.ConfigureAwait(false);
-            // Read after the data: a sequence is not in any snapshot, and a value at least as high
-            // as the inventory's (read first) is what the comparison allows.
-            var setval = await SequenceValuesAsync(connection, cancellationToken).ConfigureAwait(false);
-            await post.WriteAsync(setval, cancellationToken).ConfigureAwait(false);
             post.Position = 0;
             await set.WritePostAsync(post, post.Length, cancellationToken).ConfigureAwait(false);
 
@@ -169,13 +156,16 @@ public sealed partial class PostgresEngine
         + "SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3; SET xmloption = content; "
         + "SET row_security = off; SELECT pg_catalog.set_config('search_path', '', false)";
 
+    /// <summary>A pg_dump pattern matching exactly this table: both names double-quoted (where nothing is a wildcard), quotes doubled.</summary>
+    private static string ExactPattern(CopyTable table) => QuoteIdentifier(table.Schema) + "." + QuoteIdentifier(table.Table);
+
     [GeneratedRegex(@"^[0-9A-Fa-f-]{1,64}\z")]
     private static partial Regex SnapshotName();
 
     /// <summary>
-    /// The tables whose rows pg_dump would write: ordinary tables (leaf partitions included, each with
-    /// its own rows) outside extensions, and extensions' configuration tables with their filter;
-    /// every column but generated ones.
+    /// The tables whose rows are copied: ordinary tables (leaf partitions included, each with its own
+    /// rows) that are not an extension's (pg_dump writes what an extension's configuration tables
+    /// hold beyond what CREATE EXTENSION puts there); every column but generated ones.
     /// </summary>
     private async Task<List<CopyTable>> ReadCopyTablesAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
@@ -184,24 +174,17 @@ public sealed partial class PostgresEngine
             "SELECT c.oid::bigint, n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
             + "coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a "
             + $"WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped{generated}), '{{}}'), "
-            + "pg_catalog.pg_relation_size(c.oid), x.cond, "
-            + "EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e') "
+            + "pg_catalog.pg_relation_size(c.oid) "
             + "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            + "LEFT JOIN (SELECT unnest(e.extconfig)::bigint AS oid, unnest(e.extcondition) AS cond FROM pg_catalog.pg_extension e) x ON x.oid = c.oid::bigint "
-            + "WHERE c.relkind = 'r' AND n.nspname " + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname");
+            + "WHERE c.relkind = 'r' AND n.nspname " + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname")
+            + " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e')";
         var list = new List<CopyTable>();
         await using var command = new NpgsqlCommand(sql, connection);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            var config = !reader.IsDBNull(6);
-            if (reader.GetBoolean(7) && !config)
-            {
-                // CREATE EXTENSION brings it back whole.
-                continue;
-            }
             list.Add(new CopyTable(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
-                reader.GetFieldValue<string[]>(4), reader.GetInt64(5), config ? reader.GetString(6) : null));
+                reader.GetFieldValue<string[]>(4), reader.GetInt64(5)));
         }
         return list;
     }
@@ -223,7 +206,7 @@ public sealed partial class PostgresEngine
         var pieces = new List<(CopyPiece Piece, long Bytes)>();
         foreach (var table in tables)
         {
-            if (jobs == 1 || _serverMajor < 14 || table.Condition is not null || table.Bytes < Math.Max(MinSplitBytes, 2 * pieceBytes))
+            if (jobs == 1 || _serverMajor < 14 || table.Bytes < Math.Max(MinSplitBytes, 2 * pieceBytes))
             {
                 pieces.Add((new CopyPiece(table, null, null), table.Bytes));
                 continue;
@@ -455,51 +438,6 @@ public sealed partial class PostgresEngine
                 .ConfigureAwait(false);
             return count;
         }
-    }
-
-    /// <summary>
-    /// <c>setval</c> of every sequence pg_dump would set (not an extension's, unless one of its
-    /// configuration), as pg_dump writes it; appended to post.sql.
-    /// </summary>
-    private static async Task<byte[]> SequenceValuesAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
-    {
-        var names = new List<string>();
-        await using (var command = new NpgsqlCommand(
-            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            + "WHERE c.relkind = 'S' AND n.nspname " + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname")
-            + " AND (NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e') "
-            + "OR EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE c.oid = ANY (e.extconfig))) ORDER BY 1", connection))
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
-        {
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                names.Add(reader.GetString(0));
-            }
-        }
-        var text = new StringBuilder();
-        if (names.Count > 0)
-        {
-            text.Append("\n--\n-- Sequences, as the backup found them (vya-backupdb)\n--\n\n");
-        }
-        foreach (var batch in names.Chunk(200))
-        {
-            // The names come from quote_ident: already quoted by the server's own rules.
-            var sql = string.Join(" UNION ALL ", batch.Select((name, i) =>
-                string.Create(CultureInfo.InvariantCulture, $"SELECT {i}, last_value, is_called FROM {name}")));
-            await using var command = new NpgsqlCommand(sql, connection);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            var values = new (long Value, bool Called)[batch.Length];
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                values[reader.GetInt32(0)] = (reader.GetInt64(1), reader.GetBoolean(2));
-            }
-            for (var i = 0; i < batch.Length; i++)
-            {
-                text.Append(CultureInfo.InvariantCulture,
-                    $"SELECT pg_catalog.setval('{batch[i].Replace("'", "''", StringComparison.Ordinal)}', {values[i].Value}, {(values[i].Called ? "true" : "false")});\n");
-            }
-        }
-        return Encoding.UTF8.GetBytes(text.ToString());
     }
 
     /// <summary>Runs statements whose failure is a server error (wrapped by the caller).</summary>

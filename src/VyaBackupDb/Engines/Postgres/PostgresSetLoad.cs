@@ -15,6 +15,9 @@ public sealed partial class PostgresEngine
     /// <summary>Chunks up to this size are read into memory and loaded by the next free connection; larger ones are streamed.</summary>
     private const int BufferedChunkBytes = 16 << 20;
 
+    /// <summary>The most of post.sql's head (settings) repeated before each part when its indexes are built in parallel.</summary>
+    private const int PreambleBytes = 16 << 10;
+
     /// <summary>A chunk on its way to a loader: in memory, or (a big one) its stream, with the reader waiting for it.</summary>
     private sealed record LoadItem(string Name, byte[]? Buffer, int Length, Stream? Stream, long StreamLength, TaskCompletionSource? Done);
 
@@ -122,7 +125,8 @@ public sealed partial class PostgresEngine
         var (preamble, entries) = PostgresPostData.Split(file);
         var parallel = entries.Where(e => e.Parallel).ToList();
         List<(long, long)> rest = [(0, file.Length)];
-        if (jobs > 1 && parallel.Count > 1)
+        // The preamble is repeated before every part: only pg_dump's few settings, never anything big.
+        if (jobs > 1 && parallel.Count > 1 && preamble <= PreambleBytes)
         {
             var bundles = Math.Min(jobs, parallel.Count);
             using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
