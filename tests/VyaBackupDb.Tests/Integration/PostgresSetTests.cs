@@ -5,6 +5,7 @@ using Npgsql;
 using VyaBackupDb.Catalog;
 using VyaBackupDb.Engines;
 using VyaBackupDb.Engines.Postgres;
+using VyaBackupDb.Operations;
 using VyaBackupDb.Pipeline;
 using VyaBackupDb.Sources.Sets;
 
@@ -73,7 +74,18 @@ public sealed class PostgresSetTests : IAsyncLifetime
 
         var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
         var target = _scratch.PostgresName();
-        var result = await Ops.RestoreAsync(instance, file, target);
+        var previous = PostgresEngine.BufferedChunkBytes;
+        // On four connections every chunk is streamed (the path of chunks too big to hold), on one held.
+        PostgresEngine.BufferedChunkBytes = engine == PgEngines.Parallel4 ? 1024 : previous;
+        RestoreResult? result;
+        try
+        {
+            result = await Ops.RestoreAsync(instance, file, target);
+        }
+        finally
+        {
+            PostgresEngine.BufferedChunkBytes = previous;
+        }
 
         Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
         DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), $"restored copy ({engine})");
@@ -236,26 +248,37 @@ public sealed class PostgresSetTests : IAsyncLifetime
         Assert.False(await PgTestDb.ExistsAsync(RestoreStaging.StagingName(target)), "the staging database was left behind");
     }
 
-    public static TheoryData<string, string> PlantedChunks => new()
-    {
-        { "a table the schema does not have", "COPY \"public\".\"other\" (\"id\", \"v\") FROM stdin;\n1\tx\n\\.\n" },
-        { "another schema", "COPY \"pg_catalog\".\"pg_class\" (\"relname\") FROM stdin;\nx\n\\.\n" },
-        { "FROM PROGRAM", "COPY \"public\".\"t\" (\"id\", \"v\") FROM PROGRAM 'touch /tmp/vya-planted-program';\n1\tx\n\\.\n" },
-        { "SQL after the end of the rows", "COPY \"public\".\"t\" (\"id\", \"v\") FROM stdin;\n1\tx\n\\.\nCREATE TABLE planted (id int);\n\\.\n" },
-        { "SQL after the last line", "COPY \"public\".\"t\" (\"id\", \"v\") FROM stdin;\n1\tx\n\\.\nDROP TABLE t;\n" },
-        { "an unquoted name", "COPY public.t (id, v) FROM stdin;\n1\tx\n\\.\n" },
-        { "a statement", "DROP TABLE \"public\".\"t\";\n" },
-        { "a column the table does not have", "COPY \"public\".\"t\" (\"id\", \"v\", \"ctid\") FROM stdin;\n1\tx\t(0,1)\n\\.\n" },
-        { "a second statement on the header line", "COPY \"public\".\"t\" (\"id\", \"v\") FROM stdin; DROP TABLE \"public\".\"t\";\n\\.\n" },
-    };
+    private static readonly (string What, string Chunk)[] PlantedChunks =
+    [
+        ("a table the schema does not have", "COPY \"public\".\"other\" (\"id\", \"v\") FROM stdin;\n1\tx\n\\.\n"),
+        ("another schema", "COPY \"pg_catalog\".\"pg_class\" (\"relname\") FROM stdin;\nx\n\\.\n"),
+        ("FROM PROGRAM", "COPY \"public\".\"t\" (\"id\", \"v\") FROM PROGRAM 'touch /tmp/vya-planted-program';\n1\tx\n\\.\n"),
+        ("SQL after the end of the rows", "COPY \"public\".\"t\" (\"id\", \"v\") FROM stdin;\n1\tx\n\\.\nCREATE TABLE planted (id int);\n\\.\n"),
+        ("SQL after the last line", "COPY \"public\".\"t\" (\"id\", \"v\") FROM stdin;\n1\tx\n\\.\nDROP TABLE t;\n"),
+        ("an unquoted name", "COPY public.t (id, v) FROM stdin;\n1\tx\n\\.\n"),
+        ("a statement", "DROP TABLE \"public\".\"t\";\n"),
+        ("a column the table does not have", "COPY \"public\".\"t\" (\"id\", \"v\", \"ctid\") FROM stdin;\n1\tx\t(0,1)\n\\.\n"),
+        ("a second statement on the header line", "COPY \"public\".\"t\" (\"id\", \"v\") FROM stdin; DROP TABLE \"public\".\"t\";\n\\.\n"),
+    ];
 
     /// <summary>
     /// Someone who can write to the bucket rewrites a chunk (and the manifest's digests to match):
     /// anything but rows of a table of the set is refused, and nothing is created.
     /// </summary>
+    public static TheoryData<string, string, bool> PlantedChunksBufferedAndStreamed()
+    {
+        var data = new TheoryData<string, string, bool>();
+        foreach (var (what, chunk) in PlantedChunks)
+        {
+            data.Add(what, chunk, false);
+            data.Add(what, chunk, true);
+        }
+        return data;
+    }
+
     [SkippableTheory]
-    [MemberData(nameof(PlantedChunks))]
-    public async Task A_planted_chunk_is_refused(string what, string chunk)
+    [MemberData(nameof(PlantedChunksBufferedAndStreamed))]
+    public async Task A_planted_chunk_is_refused(string what, string chunk, bool streamed)
     {
         await TestServers.RequirePostgresAsync();
         var instance = PgEngines.Instance(PgEngines.Parallel4);
@@ -265,7 +288,18 @@ public sealed class PostgresSetTests : IAsyncLifetime
         Replace(file, "data/000001.sql", Encoding.UTF8.GetBytes(chunk));
         var target = _scratch.PostgresName();
 
-        var error = await Assert.ThrowsAnyAsync<Errors.VyaException>(() => Ops.RestoreAsync(instance, file, target));
+        var previous = PostgresEngine.BufferedChunkBytes;
+        // Streamed: a chunk too big to hold is checked as it goes to the server.
+        PostgresEngine.BufferedChunkBytes = streamed ? 8 : previous;
+        Errors.VyaException error;
+        try
+        {
+            error = await Assert.ThrowsAnyAsync<Errors.VyaException>(() => Ops.RestoreAsync(instance, file, target));
+        }
+        finally
+        {
+            PostgresEngine.BufferedChunkBytes = previous;
+        }
 
         Assert.Contains("refused", error.Message, StringComparison.Ordinal);
         Assert.Contains("data/000001.sql", error.Message, StringComparison.Ordinal);

@@ -25,6 +25,26 @@ public static class PostgresCopyChunk
             + (columns.Count == 0 ? "" : " (" + string.Join(", ", columns.Select(PostgresEngine.QuoteIdentifier)) + ")")
             + Suffix + "\n");
 
+    /// <summary>
+    /// Where the header line ends: the first newline outside double quotes (a quoted name may hold
+    /// one). <paramref name="quoted"/> carries the state across buffers. -1 when not in <paramref name="data"/>.
+    /// </summary>
+    public static int HeaderEnd(ReadOnlySpan<byte> data, ref bool quoted)
+    {
+        for (var i = 0; i < data.Length; i++)
+        {
+            if (data[i] == (byte)'"')
+            {
+                quoted = !quoted;
+            }
+            else if (data[i] == (byte)'\n' && !quoted)
+            {
+                return i;
+            }
+        }
+        return -1;
+    }
+
     /// <summary>A parsed header: the table and the columns the rows hold, in order (empty: a table without columns).</summary>
     public sealed record Target(string Schema, string Table, IReadOnlyList<string> Columns);
 

@@ -12,8 +12,8 @@ namespace VyaBackupDb.Engines.Postgres;
 /// </summary>
 public sealed partial class PostgresEngine
 {
-    /// <summary>Chunks up to this size are read into memory and loaded by the next free connection; larger ones are streamed.</summary>
-    private const int BufferedChunkBytes = 16 << 20;
+    /// <summary>Chunks up to this size are read into memory and loaded by the next free connection; larger ones are streamed (tests lower it).</summary>
+    internal static int BufferedChunkBytes { get; set; } = 16 << 20;
 
     /// <summary>The most of post.sql's head (settings) repeated before each part when its indexes are built in parallel.</summary>
     private const int PreambleBytes = 16 << 10;
@@ -270,7 +270,8 @@ public sealed partial class PostgresEngine
         NpgsqlConnection connection, LoadItem item, Dictionary<(string Schema, string Table), LoadTable> tables, CancellationToken cancellationToken)
     {
         var chunk = item.Buffer.AsMemory(0, item.Length);
-        var newline = chunk.Span.IndexOf((byte)'\n');
+        var quoted = false;
+        var newline = PostgresCopyChunk.HeaderEnd(chunk.Span[..Math.Min(chunk.Length, PostgresCopyChunk.MaxHeaderBytes + 1)], ref quoted);
         if (newline < 0 || newline > PostgresCopyChunk.MaxHeaderBytes)
         {
             throw new DumpFilterException($"the backup set's entry '{item.Name}' is not a COPY of one table's rows; the backup was refused");
@@ -283,9 +284,36 @@ public sealed partial class PostgresEngine
         {
             throw Planted(item.Name);
         }
-        await using var import = await connection.BeginTextImportAsync(command, cancellationToken).ConfigureAwait(false);
-        var raw = ((StreamWriter)import).BaseStream;
-        await raw.WriteAsync(chunk[(newline + 1)..^end], cancellationToken).ConfigureAwait(false);
+        await ImportAsync(connection, command, raw => raw.WriteAsync(chunk[(newline + 1)..^end], cancellationToken).AsTask(), cancellationToken)
+            .ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs one COPY FROM STDIN, <paramref name="write"/> giving it the rows (the raw bytes under the
+    /// text writer: sent as they are, never decoded). If anything fails the COPY is cancelled, so that
+    /// no part of the chunk is committed, and that failure is the one thrown.
+    /// </summary>
+    private static async Task ImportAsync(NpgsqlConnection connection, string command, Func<Stream, Task> write, CancellationToken cancellationToken)
+    {
+        var import = await connection.BeginTextImportAsync(command, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await write(((StreamWriter)import).BaseStream).ConfigureAwait(false);
+        }
+        catch
+        {
+            try
+            {
+                ((NpgsqlCopyTextWriter)import).Cancel();
+                await import.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is NpgsqlException or PostgresException or ObjectDisposedException or InvalidOperationException or IOException)
+            {
+                // Already broken: the first failure is the one to report.
+            }
+            throw;
+        }
+        await import.DisposeAsync().ConfigureAwait(false);
     }
 
     private static async Task LoadStreamedAsync(
@@ -297,6 +325,7 @@ public sealed partial class PostgresEngine
         var header = new MemoryStream();
         int newline;
         int filled;
+        var quoted = false;
         while (true)
         {
             filled = await input.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
@@ -304,7 +333,7 @@ public sealed partial class PostgresEngine
             {
                 throw new InvalidDataException($"the backup set's entry '{item.Name}' is truncated");
             }
-            newline = buffer.AsSpan(0, filled).IndexOf((byte)'\n');
+            newline = PostgresCopyChunk.HeaderEnd(buffer.AsSpan(0, filled), ref quoted);
             if (newline >= 0)
             {
                 header.Write(buffer, 0, newline);
@@ -323,51 +352,50 @@ public sealed partial class PostgresEngine
         {
             throw Planted(item.Name);
         }
-        await using var import = await connection.BeginTextImportAsync(command, cancellationToken).ConfigureAwait(false);
-        var raw = ((StreamWriter)import).BaseStream;
-        var tail = new byte[end + 2];
-        var tailLength = 0;
-        // The last two bytes before each buffer, so that a \. line across two reads is seen: "\n" to start.
-        var carry = new byte[] { 0, (byte)'\n' };
-        long sent = 0;
-        var start = newline + 1;
-        while (true)
+        await ImportAsync(connection, command, raw => SendRowsAsync(raw, buffer, filled, newline + 1), cancellationToken).ConfigureAwait(false);
+
+        async Task SendRowsAsync(Stream raw, byte[] buffer, int filled, int start)
         {
-            var data = buffer.AsMemory(start, filled - start);
-            var rows = (int)Math.Min(data.Length, rowsLength - sent);
-            if (rows > 0)
+            var tail = new byte[end + 2];
+            var tailLength = 0;
+            // The last two bytes before each buffer, so that a \. line across two reads is seen: "\n" to start.
+            var carry = new byte[] { 0, (byte)'\n' };
+            long sent = 0;
+            var scan = new byte[buffer.Length + 2];
+            while (true)
             {
-                var scan = new byte[rows + 2];
-                carry.CopyTo(scan, 0);
-                data.Span[..rows].CopyTo(scan.AsSpan(2));
-                if (PostgresCopyChunk.HasEndMarker(scan))
+                var data = buffer.AsMemory(start, filled - start);
+                var rows = (int)Math.Min(data.Length, rowsLength - sent);
+                if (rows > 0)
                 {
-                    import.Cancel();
-                    throw Planted(item.Name);
+                    carry.CopyTo(scan, 0);
+                    data.Span[..rows].CopyTo(scan.AsSpan(2));
+                    if (PostgresCopyChunk.HasEndMarker(scan.AsSpan(0, rows + 2)))
+                    {
+                        throw Planted(item.Name);
+                    }
+                    scan.AsSpan(rows, 2).CopyTo(carry);
+                    await raw.WriteAsync(data[..rows], cancellationToken).ConfigureAwait(false);
+                    sent += rows;
                 }
-                scan.AsSpan(rows).CopyTo(carry);
-                await raw.WriteAsync(data[..rows], cancellationToken).ConfigureAwait(false);
-                sent += rows;
+                var rest = data.Span[rows..];
+                if (tailLength + rest.Length > tail.Length)
+                {
+                    throw new InvalidDataException($"the backup set's entry '{item.Name}' is longer than its header says");
+                }
+                rest.CopyTo(tail.AsSpan(tailLength));
+                tailLength += rest.Length;
+                filled = await input.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+                start = 0;
+                if (filled == 0)
+                {
+                    break;
+                }
             }
-            var rest = data.Span[rows..];
-            if (tailLength + rest.Length > tail.Length)
+            if (sent != rowsLength || !tail.AsSpan(0, tailLength).SequenceEqual(PostgresCopyChunk.EndLine) || carry[1] != (byte)'\n')
             {
-                import.Cancel();
-                throw new InvalidDataException($"the backup set's entry '{item.Name}' is longer than its header says");
+                throw Planted(item.Name);
             }
-            rest.CopyTo(tail.AsSpan(tailLength));
-            tailLength += rest.Length;
-            filled = await input.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
-            start = 0;
-            if (filled == 0)
-            {
-                break;
-            }
-        }
-        if (sent != rowsLength || !tail.AsSpan(0, tailLength).SequenceEqual(PostgresCopyChunk.EndLine) || carry[1] != (byte)'\n')
-        {
-            import.Cancel();
-            throw Planted(item.Name);
         }
     }
 
