@@ -154,8 +154,11 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
         instance ??= check.Manifest is { } manifest
             ? config.GetInstance(manifest.InstanceId)
             : throw new UsageException($"{check.File} has no manifest: give --instance to test-restore it");
-        var scratch = $"vya_verify_{DateTime.UtcNow:yyyyMMddHHmmss}_{Guid.NewGuid().ToString("N")[..8]}";
+        // Short enough that the staging database's name keeps all of it (RestoreStaging keeps 30
+        // characters): a killed run's leftover says which scratch database it belongs to.
+        var scratch = ScratchPrefix + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
         var engine = DumpEngines.For(instance);
+        await RemoveAbandonedScratchAsync(engine, cancellationToken).ConfigureAwait(false);
         try
         {
             var result = await new RestoreOperation(config, observer)
@@ -180,6 +183,41 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
             {
                 // Said, not thrown: an exception here would hide the verification's own outcome.
                 observer.Warning($"the scratch database '{scratch}' could not be removed: {e.Message}");
+            }
+        }
+    }
+
+    private const string ScratchPrefix = "vya_verify_";
+
+    private static readonly System.Text.RegularExpressions.Regex ScratchOrLeftover = new(
+        $"^(?:{RestoreStaging.StagingPrefix}|{RestoreStaging.ReplacedPrefix})?(?:[0-9a-f]{{8}}_)?(?<scratch>{ScratchPrefix}[0-9a-f]{{16}})$",
+        System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>
+    /// Removes what a killed test restore left: its scratch database, or the staging database it
+    /// was loading. One whose restore lock is held belongs to a verify still running and stays.
+    /// </summary>
+    private async Task RemoveAbandonedScratchAsync(IDumpEngine engine, CancellationToken cancellationToken)
+    {
+        var server = await engine.ProbeAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var database in server.Databases)
+        {
+            var match = ScratchOrLeftover.Match(database);
+            var scratch = match.Groups["scratch"].Value;
+            if (!match.Success || (database != scratch && database != RestoreStaging.StagingName(scratch)
+                && database != RestoreStaging.ReplacedName(scratch)))
+            {
+                continue;
+            }
+            try
+            {
+                await using var held = await engine.LockRestoreAsync(scratch, cancellationToken).ConfigureAwait(false);
+                observer.Warning($"removing '{database}', left by an interrupted verify --restore");
+                await engine.DropDatabaseAsync(database, cancellationToken).ConfigureAwait(false);
+            }
+            catch (LockedException)
+            {
+                // Another verify is restoring into it right now.
             }
         }
     }

@@ -101,6 +101,48 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     [SkippableTheory]
     [InlineData(Dbms.MySql)]
     [InlineData(Dbms.PostgreSql)]
+    public async Task A_killed_verify_restore_leaves_what_the_next_verify_removes(Dbms dbms)
+    {
+        var source = await NewSourceAsync(dbms, rows: 400_000);
+        var backupDir = _scratch.TempDir("backups");
+        var file = await Ops.BackupOkAsync(Instance(dbms), source, Compression.Zstd, backupDir);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+        var stallingConfig = await Cli.WriteConfigAsync(_scratch.TempDir("cfg-stalling"), backupDir,
+            toolsDir: StallingTools.Create(_scratch.TempDir("stalling-tools"), dbms == Dbms.PostgreSql));
+        var engine = DumpEngines.For(Instance(dbms));
+
+        string leftover;
+        using (var killed = Run.StartCli("verify", "--file", file, "--restore", "--config", stallingConfig))
+        {
+            var clock = Stopwatch.StartNew();
+            while (true)
+            {
+                var found = (await engine.ProbeAsync(CancellationToken.None)).Databases
+                    .FirstOrDefault(d => d.StartsWith(RestoreStaging.StagingPrefix, StringComparison.Ordinal) && d.Contains("_vya_verify_", StringComparison.Ordinal));
+                if (found is not null)
+                {
+                    leftover = Track(dbms, found);
+                    break;
+                }
+                Assert.False(killed.HasExited, "verify --restore ended before its staging database appeared");
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), "no staging database appeared within 60 s");
+                await Task.Delay(20);
+            }
+            killed.Kill();
+            await killed.WaitForExitAsync();
+        }
+        Assert.True(await ExistsAsync(dbms, leftover), "the killed verify's staging database should still be there");
+
+        var next = await Run.CliAsync("verify", "--file", file, "--restore", "--config", config);
+        Assert.True(next.ExitCode == 0, next.ToString());
+        Assert.Contains($"removing '{leftover}', left by an interrupted verify --restore", next.Stderr, StringComparison.Ordinal);
+        Assert.False(await ExistsAsync(dbms, leftover), "the next verify --restore did not remove the killed one's staging database");
+        Assert.DoesNotContain((await engine.ProbeAsync(CancellationToken.None)).Databases, d => d.Contains("vya_verify_", StringComparison.Ordinal));
+    }
+
+    [SkippableTheory]
+    [InlineData(Dbms.MySql)]
+    [InlineData(Dbms.PostgreSql)]
     public async Task A_truncated_old_file_forced_over_a_database_leaves_it_unchanged(Dbms dbms)
     {
         var source = await NewSourceAsync(dbms, rows: 20_000);

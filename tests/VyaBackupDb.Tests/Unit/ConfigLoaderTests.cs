@@ -222,4 +222,28 @@ public sealed class ConfigLoaderTests
         var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, Path));
         Assert.Equal(Path + expected, error.Message);
     }
+
+    [Fact]
+    public void Reads_the_engine_and_jobs_of_database_instances()
+    {
+        var config = ConfigLoader.Parse("""
+            backup_dir: /b
+            instances:
+              - {id: 1, dbms: mysql, user: u, engine: parallel, jobs: 4}
+              - {id: 2, dbms: postgresql, user: u}
+            """, Path);
+        Assert.Equal((BackupEngine.Parallel, 4), (config.GetInstance(1).Engine, config.GetInstance(1).Jobs));
+        Assert.Equal((BackupEngine.Dump, (int?)null), (config.GetInstance(2).Engine, config.GetInstance(2).Jobs));
+    }
+
+    [Theory]
+    [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: mysql\n    user: u\n    engine: mydumper\n",
+        ":6: instances[0].engine: 'mydumper' is not one of dump, parallel")]
+    [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: postgresql\n    user: u\n    jobs: 0\n",
+        ":6: instances[0].jobs: must be between 1 and 64")]
+    public void Rejects_a_bad_engine_or_jobs_naming_the_line(string yaml, string expected)
+    {
+        var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, Path));
+        Assert.Equal(Path + expected, error.Message);
+    }
 }
