@@ -862,7 +862,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         ["PGCONNECT_TIMEOUT"] = "15",
     };
 
-    /// <param name="bufferBytes">Socket buffers of a connection that moves table data (COPY), else the driver's default.</param>
+    /// <param name="bufferBytes">Socket buffers of a connection that moves table data (COPY), else the driver's default; such a connection has no command timeout.</param>
     private async Task<NpgsqlConnection> OpenAsync(string database, CancellationToken cancellationToken, string? applicationName = null, int? bufferBytes = null)
     {
         var builder = new NpgsqlConnectionStringBuilder
@@ -880,6 +880,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         {
             builder.ReadBufferSize = bytes;
             builder.WriteBufferSize = bytes;
+            // A table's COPY may take long: the run's own timeout (the token, which cancels it) bounds it.
+            builder.CommandTimeout = 0;
         }
         var connection = new NpgsqlConnection(builder.ConnectionString);
         try

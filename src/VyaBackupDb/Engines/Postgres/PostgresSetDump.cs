@@ -384,6 +384,18 @@ public sealed partial class PostgresEngine
         var header = PostgresCopyChunk.Header(table.Schema, table.Table, table.Columns);
         long total = 0;
         using var export = await connection.BeginTextExportAsync(piece.Command, cancellationToken).ConfigureAwait(false);
+        // The reads below are synchronous: a cancelled run (or another worker's failure) cancels the COPY on the server.
+        await using var cancel = cancellationToken.Register(() =>
+        {
+            try
+            {
+                ((NpgsqlCopyTextReader)export).Cancel();
+            }
+            catch (Exception e) when (e is NpgsqlException or ObjectDisposedException or InvalidOperationException or IOException)
+            {
+                // The COPY ended or broke meanwhile.
+            }
+        });
         // The raw bytes under the text reader: COPY's text is passed on as the server sent it, never decoded.
         var raw = ((StreamReader)export).BaseStream;
         header.CopyTo(buffers.Current, 0);
