@@ -107,10 +107,10 @@ public sealed class PostgresSetTests : IAsyncLifetime
         await TestServers.RequirePostgresAsync();
         var instance = PgEngines.Instance(engine);
         var source = await _scratch.NewPostgresDatabaseAsync();
-        const int Accounts = 10000;
+        const int Accounts = 20000;
         await PgTestDb.ExecAsync(source,
             "CREATE TABLE account (id int PRIMARY KEY, balance bigint NOT NULL, pad text)",
-            // Padding that does not compress: the rows stay in the table's own pages (about 5 MB of them).
+            // Padding that does not compress: the rows stay in the table's own pages (about 10 MB of them: cut into two chunks or more).
             $"INSERT INTO account SELECT i, 1000, (SELECT string_agg(md5(i::text || j::text), '') FROM generate_series(1, 15) j) FROM generate_series(1, {Accounts}) i",
             "CREATE TABLE ledger (id bigserial PRIMARY KEY, src int NOT NULL, dst int NOT NULL, amount bigint NOT NULL)");
         var previous = PostgresEngine.MinSplitBytes;
@@ -161,6 +161,7 @@ public sealed class PostgresSetTests : IAsyncLifetime
         }
         var manifest = BackupManifest.FromJson(File.ReadAllBytes(file + BackupManifest.Suffix));
         Assert.Matches("^[0-9A-F]+/[0-9A-F]+$", manifest.SourcePosition);
+        Assert.True(manifest.Entries!.Count(e => e.Table == "public.account") > 1, "the account table fits one chunk: no cut was made");
         if (engine == PgEngines.Parallel4)
         {
             Assert.True(manifest.Entries!.Count(e => e.Table == "public.account") > 1, "the account table was not split among connections");

@@ -340,17 +340,14 @@ public sealed partial class PostgresEngine
         }
     }
 
-    /// <summary>Two buffers (a worker's only memory): one being filled and sent, one taking the rest of the row the cut went through.</summary>
+    /// <summary>A worker's one buffer: the chunk being filled, from its header on.</summary>
     private sealed class ChunkBuffers
     {
         private const int Size = ChunkBytes + ReadBytes + 4;
 
         public byte[] Current = GC.AllocateUninitializedArray<byte>(Size);
-        public byte[] Spare = GC.AllocateUninitializedArray<byte>(Size);
 
-        public void Swap() => (Current, Spare) = (Spare, Current);
-
-        /// <summary>A row longer than the buffer: both doubled (the spare takes what is left of it after a cut).</summary>
+        /// <summary>A row longer than the buffer: doubled.</summary>
         public void Grow(int keep)
         {
             if ((long)Current.Length * 2 > Array.MaxLength)
@@ -360,7 +357,6 @@ public sealed partial class PostgresEngine
             var bigger = GC.AllocateUninitializedArray<byte>(Current.Length * 2);
             Current.AsSpan(0, keep).CopyTo(bigger);
             Current = bigger;
-            Spare = GC.AllocateUninitializedArray<byte>(bigger.Length);
         }
 
         /// <summary>After a long row: back to the usual size once what is kept fits.</summary>
@@ -371,7 +367,6 @@ public sealed partial class PostgresEngine
                 var usual = GC.AllocateUninitializedArray<byte>(Size);
                 Current.AsSpan(0, keep).CopyTo(usual);
                 Current = usual;
-                Spare = GC.AllocateUninitializedArray<byte>(Size);
             }
         }
     }
@@ -400,6 +395,7 @@ public sealed partial class PostgresEngine
         var raw = ((StreamReader)export).BaseStream;
         header.CopyTo(buffers.Current, 0);
         var fill = header.Length;
+        var saved = new byte[PostgresCopyChunk.EndLine.Length];
         while (true)
         {
             if (buffers.Current.Length - fill - PostgresCopyChunk.EndLine.Length < ReadBytes / 4)
@@ -432,11 +428,13 @@ public sealed partial class PostgresEngine
                 continue;
             }
             cut += header.Length + 1;
+            // The start of the next row is overwritten by the chunk's end line while it is written: kept aside, then moved up.
             var rest = fill - cut;
-            header.CopyTo(buffers.Spare, 0);
-            buffers.Current.AsSpan(cut, rest).CopyTo(buffers.Spare.AsSpan(header.Length));
+            var kept = Math.Min(rest, saved.Length);
+            buffers.Current.AsSpan(cut, kept).CopyTo(saved);
             total += await EmitAsync(cut).ConfigureAwait(false);
-            buffers.Swap();
+            saved.AsSpan(0, kept).CopyTo(buffers.Current.AsSpan(cut));
+            buffers.Current.AsSpan(cut, rest).CopyTo(buffers.Current.AsSpan(header.Length));
             fill = header.Length + rest;
             buffers.Shrink(fill);
         }
