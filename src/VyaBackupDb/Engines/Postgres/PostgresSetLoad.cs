@@ -78,6 +78,7 @@ public sealed partial class PostgresEngine
         await RestoreAsync(database, schema.Content, options, cancellationToken).ConfigureAwait(false);
 
         var tables = await ReadLoadTablesAsync(database, cancellationToken).ConfigureAwait(false);
+        var paused = await PauseAutovacuumAsync(database, cancellationToken).ConfigureAwait(false);
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var queue = Channel.CreateBounded<LoadItem>(new BoundedChannelOptions(jobs) { SingleWriter = true });
         var connections = new List<NpgsqlConnection>();
@@ -108,6 +109,7 @@ public sealed partial class PostgresEngine
         }
         await RestorePostAsync(database, post, options, jobs, cancellationToken).ConfigureAwait(false);
         await AnalyzeAsync(database, jobs, cancellationToken).ConfigureAwait(false);
+        await ResumeAutovacuumAsync(database, paused, cancellationToken).ConfigureAwait(false);
         // Complete: the set reader has checked every entry up to post.sql; the caller checks its end.
         return new LoadResult(null, [], []);
     }
@@ -396,6 +398,37 @@ public sealed partial class PostgresEngine
             {
                 throw Planted(item.Name);
             }
+        }
+    }
+
+    /// <summary>
+    /// Keeps autovacuum off the tables while they are loaded (it would vacuum and analyze each one
+    /// as its rows arrive, competing with the load, and ANALYZE runs at the end anyway): tables
+    /// without a setting of their own get <c>autovacuum_enabled = false</c>, taken back by
+    /// <see cref="ResumeAutovacuumAsync"/> before the swap. Returns those tables (names quoted).
+    /// </summary>
+    private async Task<List<string>> PauseAutovacuumAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        var names = (await ListAsync(connection,
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), 0 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            + "WHERE c.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) o WHERE o LIKE 'autovacuum\\_enabled=%') AND n.nspname "
+            + string.Format(System.Globalization.CultureInfo.InvariantCulture, UserSchemas, "n.nspname"),
+            cancellationToken).ConfigureAwait(false)).Select(t => t.Name).ToList();
+        foreach (var name in names)
+        {
+            // The name comes from quote_ident: already quoted by the server's own rules.
+            await Execute(connection, $"ALTER TABLE ONLY {name} SET (autovacuum_enabled = false)", cancellationToken).ConfigureAwait(false);
+        }
+        return names;
+    }
+
+    private async Task ResumeAutovacuumAsync(string database, List<string> names, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        foreach (var name in names)
+        {
+            await Execute(connection, $"ALTER TABLE ONLY {name} RESET (autovacuum_enabled)", cancellationToken).ConfigureAwait(false);
         }
     }
 
