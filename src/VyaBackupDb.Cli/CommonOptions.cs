@@ -14,6 +14,30 @@ internal static partial class CommonOptions
         Recursive = true,
     };
 
+    public static readonly Option<string> LogFormat = CreateLogFormat();
+
+    public static readonly Option<string?> LogFile = new("--log-file")
+    {
+        Description = "Also append every log, warning and error line to this file (created 0600; same format and redaction as the console)",
+        Recursive = true,
+    };
+
+    private static Option<string> CreateLogFormat()
+    {
+        var option = new Option<string>("--log-format")
+        {
+            Description = "Log lines on stderr (and --log-file): text, or json (one object per line: time, level, message, instance, database)",
+            DefaultValueFactory = _ => "text",
+            Recursive = true,
+        };
+        option.AcceptOnlyFromAmong("text", "json");
+        return option;
+    }
+
+    /// <summary>Sets up logging from --log-format and --log-file, before any command runs.</summary>
+    public static void ConfigureLogging(ParseResult parseResult) =>
+        Output.Configure(parseResult.GetValue(LogFormat) == "json" ? Cli.LogFormat.Json : Cli.LogFormat.Text, parseResult.GetValue(LogFile));
+
     /// <summary>Loads the config (vault passphrase prompted for on a terminal, if needed) and prints its warnings.</summary>
     /// <summary>
     /// The instances a command acts on: --instance ID (even if disabled, with a warning) or

@@ -1,28 +1,192 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using VyaBackupDb.Config;
 using VyaBackupDb.Errors;
 
 namespace VyaBackupDb.Cli;
 
+/// <summary>How log lines (stderr, --log-file) are written: <c>--log-format text|json</c>.</summary>
+internal enum LogFormat
+{
+    Text,
+    Json,
+}
+
+/// <summary>One log line in JSON (--log-format json): stable snake_case fields, absent when unknown.</summary>
+internal sealed record LogRecord(DateTime Time, string Level, string Message, string? Instance = null, int? InstanceId = null, string? Database = null);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(LogRecord))]
+internal sealed partial class LogJson : JsonSerializerContext;
+
 /// <summary>
-/// Console output: results on stdout, errors and progress on stderr. A live progress line only
-/// when stderr is a terminal; plain log lines otherwise (cron, CI, pipes).
+/// Console output: results on stdout, errors and progress on stderr. Live progress lines only
+/// when stderr is a terminal (and logs are text); plain log lines otherwise (cron, CI, pipes).
+/// Every line goes out whole under one lock, so the lines of jobs running at once never mix.
 /// </summary>
 internal static class Output
 {
+    private static readonly Lock WriteLock = new();
+
+    /// <summary>Messages quote names ('db', a -> b): kept readable, not \u0027-escaped (nothing here goes into HTML).</summary>
+    private static readonly LogJson LogJsonContext = new(new JsonSerializerOptions(LogJson.Default.Options)
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+    private static FileStream? _logFile;
+    private static IReadOnlyList<string> _live = [];
+    private static int _liveDrawn;
+
     public static bool IsTerminal { get; } = !Console.IsErrorRedirected;
 
-    public static void Line(string text) => Console.Out.WriteLine(text);
+    public static LogFormat Format { get; private set; }
+
+    /// <summary>Progress redrawn in place: a terminal, and text logs (JSON lines stay one object per line).</summary>
+    public static bool IsLive => IsTerminal && Format == LogFormat.Text;
+
+    /// <summary>
+    /// --log-format and --log-file. The file is appended to (created 0600: the lines name hosts
+    /// and users) and gets every log, warning and error line, in the same format and with the same
+    /// redaction as the console (messages hold no secret where they are made).
+    /// </summary>
+    public static void Configure(LogFormat format, string? logFile)
+    {
+        Format = format;
+        if (logFile is null)
+        {
+            return;
+        }
+        var options = new FileStreamOptions { Mode = FileMode.Append, Access = FileAccess.Write, Share = FileShare.ReadWrite | FileShare.Delete };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        try
+        {
+            _logFile = new FileStream(logFile, options);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"--log-file {logFile}: cannot open it for appending: {e.Message}");
+        }
+    }
+
+    public static void Line(string text)
+    {
+        lock (WriteLock)
+        {
+            EraseLive();
+            Console.Out.WriteLine(text);
+            DrawLive();
+        }
+    }
 
     // Messages are ours; what they quote of servers and tools was redacted where it came in
     // (Redaction): redacting our own words here would make the mask an oracle.
-    public static void Error(string message) => Console.Error.WriteLine($"vya-backupdb: error: {message}");
+    public static void Error(string message) => Write("error", message, null, null, logLine: false);
 
-    public static void Warning(string message) => Console.Error.WriteLine($"vya-backupdb: warning: {message}");
+    public static void Warning(string message) => Write("warning", message, null, null, logLine: false);
 
-    /// <summary>A timestamped log line (plain mode), to stderr so stdout stays for results.</summary>
-    public static void Log(string text) =>
-        Console.Error.WriteLine($"{DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture)} {text}");
+    /// <summary>
+    /// A timestamped log line, to stderr so stdout stays for results; the instance and database it
+    /// is about, when there is one; <paramref name="failure"/>: level "error" (a database that failed).
+    /// </summary>
+    public static void Log(string text, InstanceConfig? instance = null, string? database = null, bool failure = false) =>
+        Write(failure ? "error" : "info", text, instance, database, logLine: true);
+
+    /// <summary>Replaces the live lines at the bottom of the terminal (jobs in progress); none when not <see cref="IsLive"/>.</summary>
+    public static void SetLive(IReadOnlyList<string> lines)
+    {
+        if (!IsLive)
+        {
+            return;
+        }
+        lock (WriteLock)
+        {
+            EraseLive();
+            _live = lines;
+            DrawLive();
+        }
+    }
+
+    private static void Write(string level, string message, InstanceConfig? instance, string? database, bool logLine)
+    {
+        var now = DateTime.UtcNow;
+        var json = Format == LogFormat.Json || _logFile is not null
+            ? JsonSerializer.Serialize(
+                new LogRecord(now, level, message, instance?.Name, instance?.Id, instance?.Dbms == Dbms.Files ? null : database), LogJsonContext.LogRecord)
+            : null;
+        var text = logLine ? $"{Stamp(now)} {message}" : $"vya-backupdb: {level}: {message}";
+        lock (WriteLock)
+        {
+            EraseLive();
+            Console.Error.WriteLine(Format == LogFormat.Json ? json : text);
+            DrawLive();
+            if (_logFile is not null)
+            {
+                // Text files get the time on every line, errors and warnings too.
+                var line = Format == LogFormat.Json ? json! : logLine ? text : $"{Stamp(now)} {text}";
+                try
+                {
+                    // At the end even if another process appended meanwhile (FileMode.Append is no O_APPEND).
+                    _logFile.Seek(0, SeekOrigin.End);
+                    _logFile.Write(Encoding.UTF8.GetBytes(line + "\n"));
+                    _logFile.Flush();
+                }
+                catch (IOException e)
+                {
+                    // A full disk under the log must not fail the backup: say it once on the console, then stop logging there.
+                    _logFile.Dispose();
+                    _logFile = null;
+                    Console.Error.WriteLine($"vya-backupdb: warning: --log-file: {e.Message}; no longer writing to it");
+                }
+            }
+        }
+    }
+
+    private static string Stamp(DateTime utc) => utc.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
+
+    private static void EraseLive()
+    {
+        if (_liveDrawn > 0)
+        {
+            // Up to the first live line, and clear from there to the end of the screen.
+            Console.Error.Write($"\u001b[{_liveDrawn}A\r\u001b[J");
+            _liveDrawn = 0;
+        }
+    }
+
+    private static void DrawLive()
+    {
+        if (_live.Count == 0)
+        {
+            return;
+        }
+        var width = Width();
+        var text = new StringBuilder();
+        foreach (var line in _live)
+        {
+            // Never wider than the terminal: a wrapped line would throw the erase count off.
+            text.Append(line.Length < width ? line : line[..Math.Max(0, width - 1)]).Append('\n');
+        }
+        Console.Error.Write(text.ToString());
+        _liveDrawn = _live.Count;
+    }
+
+    private static int Width()
+    {
+        try
+        {
+            return Console.WindowWidth > 0 ? Console.WindowWidth : 120;
+        }
+        catch (IOException)
+        {
+            return 120;
+        }
+    }
 
     public static string Size(long bytes)
     {
@@ -46,7 +210,7 @@ internal static class Output
 }
 
 /// <summary>
-/// A progress line redrawn in place on a terminal (bytes, rate, elapsed), or a log line every
+/// A progress line redrawn in place on a terminal (bytes, rate, elapsed; with a total, the percentage and time left), or a log line every
 /// 30 s when not on a terminal, so long dumps still show signs of life in cron mail.
 /// </summary>
 internal sealed class ProgressLine : IDisposable
@@ -64,7 +228,7 @@ internal sealed class ProgressLine : IDisposable
         _label = label;
         _bytes = bytes;
         _total = total;
-        var period = Output.IsTerminal ? TimeSpan.FromMilliseconds(250) : TimeSpan.FromSeconds(30);
+        var period = Output.IsLive ? TimeSpan.FromMilliseconds(250) : TimeSpan.FromSeconds(30);
         _timer = new Timer(_ => Render(), null, period, period);
     }
 
@@ -90,8 +254,12 @@ internal sealed class ProgressLine : IDisposable
             }
             var seconds = Math.Max(_clock.Elapsed.TotalSeconds, 0.001);
             var done = _total is > 0 ? $"{Output.Size(bytes)} of {Output.Size(_total.Value)} ({100.0 * bytes / _total.Value:0}%)" : Output.Size(bytes);
-            var text = $"{_label}: {done}, {Output.Size((long)(bytes / seconds))}/s, {Output.Duration(_clock.Elapsed)}";
-            if (Output.IsTerminal)
+            var rate = bytes / seconds;
+            var left = _total is > 0 && bytes > 0 && bytes < _total && seconds > 2
+                ? $", ~{Output.Duration(TimeSpan.FromSeconds((_total.Value - bytes) / rate))} left"
+                : "";
+            var text = $"{_label}: {done}, {Output.Size((long)rate)}/s, {Output.Duration(_clock.Elapsed)}{left}";
+            if (Output.IsLive)
             {
                 Console.Error.Write("\r\u001b[2K" + text);
             }
@@ -108,7 +276,7 @@ internal sealed class ProgressLine : IDisposable
         {
             _stopped = true;
             _timer.Dispose();
-            if (Output.IsTerminal)
+            if (Output.IsLive)
             {
                 Console.Error.Write("\r\u001b[2K");
             }

@@ -5,6 +5,8 @@ using VyaBackupDb.Errors;
 
 var root = new RootCommand("vya-backupdb: back up and restore MySQL/MariaDB and PostgreSQL databases.");
 root.Add(CommonOptions.Config);
+root.Add(CommonOptions.LogFormat);
+root.Add(CommonOptions.LogFile);
 root.Add(BackupCommand.Create());
 root.Add(RestoreCommand.Create());
 root.Add(VerifyCommand.Create());
@@ -19,6 +21,15 @@ if (parseResult.Errors.Count > 0)
 {
     // One line, usage exit code; --help shows the rest.
     await Console.Error.WriteLineAsync($"vya-backupdb: error: {CommonOptions.DescribeParseErrors(parseResult, root)} (see vya-backupdb --help)");
+    return (int)ExitCode.UsageOrConfig;
+}
+try
+{
+    CommonOptions.ConfigureLogging(parseResult);
+}
+catch (UsageException e)
+{
+    await Console.Error.WriteLineAsync($"vya-backupdb: error: {e.Message}");
     return (int)ExitCode.UsageOrConfig;
 }
 // On Ctrl+C / SIGTERM the running command is cancelled: it kills its child, removes temp files

@@ -10,7 +10,7 @@ internal static class BackupCommand
 {
     public static Command Create()
     {
-        var instance = new Option<int?>("--instance", "-i") { Description = "Back up this instance (its id in the config)" };
+        var instance = new Option<int[]>("--instance", "-i") { Description = "Back up this instance (its id in the config); repeat it for several" };
         var all = new Option<bool>("--all", "-a") { Description = "Back up every enabled instance" };
         var database = new Option<string?>("--database", "-d") { Description = "Back up only this database (needs --instance)" };
         var compression = new Option<string?>("--compression", "-c")
@@ -31,24 +31,43 @@ internal static class BackupCommand
         };
 
         var jobs = CommonOptions.JobsOption();
+        var parallel = new Option<int>("--parallel")
+        {
+            Description = "Back up this many instances at once (the databases of one instance go one after another)",
+            DefaultValueFactory = _ => 1,
+        };
+        var json = new Option<bool>("--json") { Description = "Print the run's results as one JSON document on stdout (for scripts)" };
 
-        var command = new Command("backup", "Back up databases, each into its own file") { instance, all, database, compression, encrypt, dryRun, prune, jobs };
+        var command = new Command("backup", "Back up databases, each into its own file")
+        {
+            instance, all, database, compression, encrypt, dryRun, prune, jobs, parallel, json,
+        };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
+            var asJson = parseResult.GetValue(json);
+            if (parseResult.GetValue(parallel) < 1)
+            {
+                throw new UsageException("--parallel: give 1 or more");
+            }
+            if (asJson && parseResult.GetValue(prune))
+            {
+                throw new UsageException("--json and --prune: the JSON document is the backup's alone; run 'vya-backupdb prune' after it");
+            }
             var config = CommonOptions.LoadConfig(parseResult);
             var databaseName = parseResult.GetValue(database);
-            var instances = CommonOptions.ChooseInstances(config, parseResult.GetValue(instance), parseResult.GetValue(all), databaseName);
+            var instances = ChooseInstances(config, parseResult.GetValue(instance) ?? [], parseResult.GetValue(all), databaseName);
 
             var codec = ChooseCompression(parseResult, compression, config);
             var request = new BackupRequest(instances, databaseName, codec, parseResult.GetValue(dryRun), parseResult.GetValue(encrypt),
-                parseResult.GetValue(jobs));
+                parseResult.GetValue(jobs), parseResult.GetValue(parallel));
             if ((request.Encrypt || instances.Any(i => i.Encrypt)) && !config.Encryption.CanEncrypt)
             {
                 throw new UsageException($"encryption asked for, but {config.SourcePath} has no encryption: recipients or passphrase");
             }
-            var observer = new ConsoleBackupObserver();
+            var observer = new ConsoleBackupObserver { Json = asJson };
             using var storages = new Storage.StorageSet(config);
             var operation = new BackupOperation(config, storages, TimeProvider.System, observer);
+            var startedUtc = DateTime.UtcNow;
             BackupReport report;
             try
             {
@@ -56,8 +75,13 @@ internal static class BackupCommand
             }
             finally
             {
-                // Also on Ctrl+C: the progress line stops before the error is printed.
-                observer.Done();
+                // Also on Ctrl+C: the progress lines go before the error is printed.
+                observer.Dispose();
+            }
+            if (asJson)
+            {
+                BackupResults.PrintJson(report, observer.Planned, instances, request.Parallel, startedUtc);
+                return request.DryRun && report.Results.Count == 0 ? ExitCode.Success : report.ExitCode;
             }
             if (request.DryRun)
             {
@@ -68,7 +92,7 @@ internal static class BackupCommand
                 // A dry run reports only failures (an instance it could not reach): they still fail it.
                 return report.Results.Count == 0 ? ExitCode.Success : report.ExitCode;
             }
-            observer.Summary(report);
+            BackupResults.Print(report);
             if (!parseResult.GetValue(prune))
             {
                 return report.ExitCode;
@@ -94,6 +118,27 @@ internal static class BackupCommand
         return command;
     }
 
+    /// <summary>
+    /// --all, or one or more --instance (backup takes several: a fleet's subset); --database only
+    /// with a single --instance. One instance: the rule every command shares.
+    /// </summary>
+    private static List<InstanceConfig> ChooseInstances(AppConfig config, int[] ids, bool all, string? database)
+    {
+        if (ids.Length <= 1)
+        {
+            return CommonOptions.ChooseInstances(config, ids.Length == 1 ? ids[0] : null, all, database);
+        }
+        if (all)
+        {
+            throw new UsageException("--instance and --all exclude each other");
+        }
+        if (database is not null)
+        {
+            throw new UsageException("--database needs a single --instance");
+        }
+        return [.. ids.Distinct().Select(id => CommonOptions.ChooseInstances(config, id, all: false, database: null)[0])];
+    }
+
     /// <summary>--compression X wins; bare --compression (the old tool's flag) means "compressed": the config's codec, or zstd.</summary>
     private static Compression ChooseCompression(ParseResult parseResult, Option<string?> option, AppConfig config)
     {
@@ -108,66 +153,5 @@ internal static class BackupCommand
         }
         CompressionNames.TryParse(value, out var chosen);
         return chosen;
-    }
-
-    private sealed class ConsoleBackupObserver : IBackupObserver
-    {
-        private ProgressLine? _progress;
-
-        public void Planned(BackupItem item) =>
-            Output.Line($"would back up instance {item.Instance.Id} ({item.Instance.Name}) {What(item.Instance, item.Database)} to {item.Location}"
-                + (item.Copies is { Count: > 0 } copies ? $", then copy it to {string.Join(", ", copies)}" : ""));
-
-        public void Started(BackupItem item, Func<long> storedBytesSoFar)
-        {
-            if (!Output.IsTerminal)
-            {
-                Output.Log($"backing up {Label(item.Instance, item.Database)} to {item.Location}");
-            }
-            _progress = new ProgressLine(Label(item.Instance, item.Database), storedBytesSoFar);
-        }
-
-        public void Finished(BackupItemResult result)
-        {
-            _progress?.Dispose();
-            _progress = null;
-            var what = Label(result.Instance, result.Database);
-            if (result.Succeeded)
-            {
-                Output.Log($"ok     {what}: {Output.Size(result.StoredBytes)} ({Output.Size(result.PlainBytes)} of {(result.Instance.Dbms == Dbms.Files ? "tar" : "SQL")}) in {Output.Duration(result.Duration)} -> {result.Location}"
-                    + (result.Copies is { Count: > 0 } copies ? $", copied to {string.Join(", ", copies)}" : ""));
-            }
-            else
-            {
-                Output.Log($"FAILED {what}: {result.Error}");
-            }
-        }
-
-        public void Warning(string message) => Output.Warning(message);
-
-        public void Done() => _progress?.Dispose();
-
-        /// <summary>instance/database, or a files instance's name.</summary>
-        private static string Label(InstanceConfig instance, string database) =>
-            instance.Dbms == Dbms.Files ? instance.Name : $"{instance.Name}/{database}";
-
-        /// <summary>A database, or a files instance's paths.</summary>
-        private static string What(InstanceConfig instance, string database) =>
-            instance.Dbms == Dbms.Files ? $"paths {string.Join(", ", instance.Paths)}" : $"database '{database}'";
-
-        public void Summary(BackupReport report)
-        {
-            var succeeded = report.Results.Count(r => r.Succeeded);
-            var failed = report.Results.Count - succeeded;
-            var uncopied = report.Results.Count(r => !r.Succeeded && r.Location is not null);
-            var size = report.Results.Sum(r => r.StoredBytes);
-            Output.Line($"backup summary: {succeeded} succeeded, {failed} failed"
-                + (uncopied == 0 ? "" : $" ({uncopied} of them backed up, but not to every destination)")
-                + $", {Output.Size(size)} written, {Output.Duration(report.Duration)}");
-            if (report.Results.Count == 0)
-            {
-                Output.Error("nothing was backed up");
-            }
-        }
     }
 }

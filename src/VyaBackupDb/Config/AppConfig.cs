@@ -56,6 +56,9 @@ public sealed record AppConfig(
     public CredentialVault Vault { get; init; } =
         new(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(SourcePath)) ?? ".", CredentialVault.DefaultFileName));
 
+    /// <summary>How long a server may take to answer a backup's first contact (connect, log in, list databases): a dead one fails fast (<c>connect_timeout_seconds</c>).</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>The encryption: section (age recipients / passphrase / identity files).</summary>
     public EncryptionSettings Encryption { get; init; } = EncryptionSettings.None;
 

@@ -105,7 +105,7 @@ public static class ConfigLoader
         private const string VaultPrefix = "vault:";
 
         private static readonly string[] TopKeys =
-            ["backup_dir", "compression", "timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "storage", "instances"];
+            ["backup_dir", "compression", "timeout_seconds", "connect_timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "storage", "instances"];
 
         private static readonly string[] EncryptionKeys = ["recipients", "passphrase_env", "passphrase_file", "identity_files"];
 
@@ -161,6 +161,12 @@ public static class ConfigLoader
                 throw Error(Get(root, "timeout_seconds")!, "timeout_seconds", "must be a positive number of seconds");
             }
 
+            var connectTimeoutSeconds = OptionalInt(root, "connect_timeout_seconds", "") ?? 30;
+            if (connectTimeoutSeconds <= 0)
+            {
+                throw Error(Get(root, "connect_timeout_seconds")!, "connect_timeout_seconds", "must be a positive number of seconds");
+            }
+
             var retention = ReadRetention(root, "");
 
             var vaultFile = OptionalString(root, "vault_file", "") ?? CredentialVault.DefaultFileName;
@@ -209,6 +215,7 @@ public static class ConfigLoader
             {
                 Vault = vault,
                 Encryption = ReadEncryption(root, baseDir),
+                ConnectTimeout = TimeSpan.FromSeconds(connectTimeoutSeconds),
             };
         }
 

@@ -48,6 +48,9 @@ public interface IDumpEngine
     /// <summary>Flavor, version and the user databases (system databases left out).</summary>
     Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken);
 
+    /// <summary>The database's size as the server reports it (MySQL: data + index length; PostgreSQL: pg_database_size): progress estimates only.</summary>
+    Task<long?> DatabaseSizeAsync(string database, CancellationToken cancellationToken);
+
     /// <summary>
     /// Writes a plain SQL dump of <paramref name="database"/> that restores under any name, counts
     /// the rows it holds from the dump stream itself (exact), and records the database's settings.

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Diagnostics;
 using VyaBackupDb.Catalog;
@@ -12,11 +13,17 @@ namespace VyaBackupDb.Operations;
 
 /// <param name="Encrypt">Encrypt every backup of this run (backup --encrypt); instances with <c>encrypt: true</c> are encrypted anyway.</param>
 /// <param name="Jobs">Connections of a parallel backup (--jobs); null: each instance's <c>jobs:</c>, else the number of cores.</param>
+/// <param name="Parallel">How many instances are backed up at once (backup --parallel); the databases of one instance go one after another.</param>
 public sealed record BackupRequest(
-    IReadOnlyList<InstanceConfig> Instances, string? Database, Compression Compression, bool DryRun, bool Encrypt = false, int? Jobs = null);
+    IReadOnlyList<InstanceConfig> Instances, string? Database, Compression Compression, bool DryRun, bool Encrypt = false, int? Jobs = null,
+    int Parallel = 1);
 
 /// <summary>One database to back up, and where its backup goes (<paramref name="Copies"/>: where it is copied after).</summary>
-public sealed record BackupItem(InstanceConfig Instance, string Database, string Key, string Location, IReadOnlyList<string>? Copies = null);
+public sealed record BackupItem(InstanceConfig Instance, string Database, string Key, string Location, IReadOnlyList<string>? Copies = null)
+{
+    /// <summary>The database's size as its server reports it, when known: what progress estimates the dump's size by.</summary>
+    public long? ExpectedBytes { get; init; }
+}
 
 public sealed record BackupItemResult(
     InstanceConfig Instance,
@@ -37,6 +44,11 @@ public sealed record BackupItemResult(
 
     /// <summary>The destinations it should have gone to but did not (unreachable, or the copy failed).</summary>
     public IReadOnlyList<string> FailedDestinations { get; init; } = [];
+
+    /// <summary>When this database's backup (or its instance's failed probe) started and ended.</summary>
+    public DateTimeOffset? StartedUtc { get; init; }
+
+    public DateTimeOffset? FinishedUtc { get; init; }
 }
 
 public sealed record BackupReport(IReadOnlyList<BackupItemResult> Results, TimeSpan Duration)
@@ -49,12 +61,12 @@ public sealed record BackupReport(IReadOnlyList<BackupItemResult> Results, TimeS
         : ExitCode.Success;
 }
 
-/// <summary>What a backup run tells its user as it goes.</summary>
+/// <summary>What a backup run tells its user as it goes; with several instances at once (--parallel), from several threads at once.</summary>
 public interface IBackupObserver
 {
     void Planned(BackupItem item);
 
-    void Started(BackupItem item, Func<long> storedBytesSoFar);
+    void Started(BackupItem item, Func<long> storedBytesSoFar, Func<long> plainBytesSoFar);
 
     void Finished(BackupItemResult result);
 
@@ -77,7 +89,10 @@ public sealed class BackupOperation
     private readonly Func<InstanceConfig, IReadOnlyList<NamedStorage>> destinations;
     private readonly TimeProvider time;
     private readonly IBackupObserver observer;
-    private readonly Dictionary<IStorage, string> _unreachable = new(ReferenceEqualityComparer.Instance);
+    private readonly ConcurrentDictionary<IStorage, string> _unreachable = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>Destinations are opened on first use (<see cref="StorageSet"/>): one instance at a time.</summary>
+    private readonly Lock _destinationsLock = new();
 
     /// <summary>Every instance's backups go to <paramref name="storage"/> (its storage settings are ignored).</summary>
     public BackupOperation(AppConfig config, IStorage storage, TimeProvider time, IBackupObserver observer)
@@ -101,63 +116,154 @@ public sealed class BackupOperation
         this.observer = observer;
     }
 
+    /// <summary>
+    /// Backs up the request's instances, up to <see cref="BackupRequest.Parallel"/> at once, taken in
+    /// the request's order; the results come back in that order (instance, then database), whichever
+    /// finished first.
+    /// </summary>
     public async Task<BackupReport> RunAsync(BackupRequest request, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
-        var results = new List<BackupItemResult>();
-        foreach (var instance in request.Instances)
+        var instances = request.Instances;
+        var results = new List<BackupItemResult>[instances.Count];
+        var planned = new List<BackupItem>[instances.Count];
+        var next = -1;
+        var stop = false;
+        async Task WorkAsync()
         {
-            var engine = Sources.BackupSources.For(instance, request.Jobs);
-            IReadOnlyList<string> databases;
-            ServerInfo server;
-            IReadOnlyList<NamedStorage> targets;
-            var down = new List<(string Name, string Reason)>();
-            try
+            int index;
+            while (!Volatile.Read(ref stop) && (index = Interlocked.Increment(ref next)) < instances.Count)
             {
-                targets = destinations(instance);
-                server = await engine.ProbeAsync(cancellationToken).ConfigureAwait(false);
-                databases = engine.Select(server, request.Database);
-                if (!request.DryRun)
+                planned[index] = [];
+                try
                 {
-                    (targets, down) = await ReachAsync(instance, targets, cancellationToken).ConfigureAwait(false);
+                    results[index] = await BackupInstanceAsync(instances[index], request, planned[index], cancellationToken).ConfigureAwait(false);
                 }
-            }
-            catch (Exception e) when (e is VyaException or IOException or DbException)
-            {
-                // Ours are scrubbed already; a driver's message (DbException) is outside text.
-                var message = e is VyaException or StorageException ? e.Message : Redaction.Redact(e.Message);
-                results.Add(new BackupItemResult(instance, request.Database ?? "*", null, message, 0, 0, TimeSpan.Zero, VaultFailed: e is VaultException));
-                observer.Finished(results[^1]);
-                continue;
-            }
-            if (targets.Count == 0)
-            {
-                // Every destination is down: nothing of this instance can be written anywhere.
-                results.Add(new BackupItemResult(instance, request.Database ?? "*", null,
-                    $"no destination can be reached: {string.Join("; ", down.Select(d => d.Reason))}",
-                    0, 0, TimeSpan.Zero) { FailedDestinations = [.. down.Select(d => d.Name)] });
-                observer.Finished(results[^1]);
-                continue;
-            }
-            if (databases.Count == 0)
-            {
-                observer.Warning($"instance {instance.Id} ({instance.Name}): no database matches include/exclude");
-            }
-            foreach (var database in databases)
-            {
-                var encrypt = request.Encrypt || instance.Encrypt;
-                var item = PlanItem(instance, database, request.Compression, encrypt, engine.WritesSet(database), targets);
-                if (request.DryRun)
+                catch
                 {
-                    observer.Planned(item);
-                    continue;
+                    // Interrupted (or a bug): no further instance starts; those running finish or stop on the same token.
+                    Volatile.Write(ref stop, true);
+                    throw;
                 }
-                cancellationToken.ThrowIfCancellationRequested();
-                results.Add(await BackupOneAsync(engine, server, item, request.Compression, encrypt, targets, down, cancellationToken).ConfigureAwait(false));
-                observer.Finished(results[^1]);
             }
         }
-        return new BackupReport(results, clock.Elapsed);
+        var workers = Math.Clamp(request.Parallel, 1, Math.Max(1, instances.Count));
+        await Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(WorkAsync, CancellationToken.None))).ConfigureAwait(false);
+        // A dry run says what it would do in the config's order, not in the order probes answered.
+        foreach (var item in planned.Where(p => p is not null).SelectMany(p => p))
+        {
+            observer.Planned(item);
+        }
+        return new BackupReport([.. results.Where(r => r is not null).SelectMany(r => r)], clock.Elapsed);
+    }
+
+    /// <summary>One instance: probe it (within connect_timeout_seconds), then back up its databases one after another.</summary>
+    private async Task<List<BackupItemResult>> BackupInstanceAsync(
+        InstanceConfig instance, BackupRequest request, List<BackupItem> planned, CancellationToken cancellationToken)
+    {
+        var results = new List<BackupItemResult>();
+        var engine = Sources.BackupSources.For(instance, request.Jobs);
+        IReadOnlyList<string> databases;
+        ServerInfo server;
+        IReadOnlyList<NamedStorage> targets;
+        var down = new List<(string Name, string Reason)>();
+        var started = time.GetUtcNow();
+        var probeClock = Stopwatch.StartNew();
+        try
+        {
+            lock (_destinationsLock)
+            {
+                targets = destinations(instance);
+            }
+            server = await WithinConnectTimeoutAsync(instance, engine.ProbeAsync, cancellationToken).ConfigureAwait(false);
+            databases = engine.Select(server, request.Database);
+            if (!request.DryRun)
+            {
+                (targets, down) = await ReachAsync(instance, targets, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is VyaException or IOException or DbException)
+        {
+            // Ours are scrubbed already; a driver's message (DbException) is outside text.
+            var message = e is VyaException or StorageException ? e.Message : Redaction.Redact(e.Message);
+            Add(new BackupItemResult(instance, request.Database ?? "*", null, message, 0, 0, probeClock.Elapsed, VaultFailed: e is VaultException));
+            return results;
+        }
+        if (targets.Count == 0)
+        {
+            // Every destination is down: nothing of this instance can be written anywhere.
+            Add(new BackupItemResult(instance, request.Database ?? "*", null,
+                $"no destination can be reached: {string.Join("; ", down.Select(d => d.Reason))}",
+                0, 0, probeClock.Elapsed) { FailedDestinations = [.. down.Select(d => d.Name)] });
+            return results;
+        }
+        if (databases.Count == 0)
+        {
+            observer.Warning($"instance {instance.Id} ({instance.Name}): no database matches include/exclude");
+        }
+        foreach (var database in databases)
+        {
+            var encrypt = request.Encrypt || instance.Encrypt;
+            if (request.DryRun)
+            {
+                planned.Add(PlanItem(instance, database, request.Compression, encrypt, engine.WritesSet(database), targets));
+                continue;
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+            var expected = await SizeQuietlyAsync(engine, instance, database, cancellationToken).ConfigureAwait(false);
+            var item = PlanItem(instance, database, request.Compression, encrypt, engine.WritesSet(database), targets) with { ExpectedBytes = expected };
+            started = time.GetUtcNow();
+            var result = await BackupOneAsync(engine, server, item, request.Compression, encrypt, targets, down, cancellationToken).ConfigureAwait(false);
+            Add(result with { StartedUtc = started, FinishedUtc = time.GetUtcNow() });
+        }
+        return results;
+
+        void Add(BackupItemResult result)
+        {
+            result = result.StartedUtc is null ? result with { StartedUtc = started, FinishedUtc = time.GetUtcNow() } : result;
+            results.Add(result);
+            observer.Finished(result);
+        }
+    }
+
+    /// <summary>
+    /// A server's first answer (connect, log in, list databases), bounded by connect_timeout_seconds:
+    /// a server that is down or does not speak fails its instance fast instead of holding the run.
+    /// </summary>
+    private async Task<T> WithinConnectTimeoutAsync<T>(
+        InstanceConfig instance, Func<CancellationToken, Task<T>> step, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(config.ConnectTimeout);
+        var task = step(timeout.Token);
+        try
+        {
+            // WaitAsync: the run goes on even if a driver is slow to notice the cancellation.
+            return await task.WaitAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested
+            && e is OperationCanceledException or VyaException or DbException or IOException or TimeoutException)
+        {
+            // Whatever the abandoned call ends with has been reported as this timeout.
+            _ = task.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            var where = instance.Dbms == Dbms.Files ? $"its paths ({string.Join(", ", instance.Paths)})" : $"{instance.Host}:{instance.Port}";
+            throw new OperationFailedException(
+                $"no answer from {where} within {config.ConnectTimeout.TotalSeconds:0} s (connect_timeout_seconds)", e);
+        }
+    }
+
+    /// <summary>The database's size for progress estimates; unknown (null) rather than a failure when the server cannot say.</summary>
+    private async Task<long?> SizeQuietlyAsync(Sources.IBackupSource engine, InstanceConfig instance, string database, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await WithinConnectTimeoutAsync(instance, token => engine.SizeAsync(database, token), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested
+            && e is VyaException or DbException or IOException or InvalidOperationException or OverflowException or FormatException)
+        {
+            return null;
+        }
     }
 
     /// <summary>
@@ -219,10 +325,10 @@ public sealed class BackupOperation
                 .ConfigureAwait(false);
             await using var write = await storage.CreateAsync(item.Key, timeout.Token).ConfigureAwait(false);
             var stored = new MeasuringStream(write.Content, leaveOpen: true);
-            observer.Started(item, () => stored.Bytes);
             var fileName = StorageKey.FileName(item.Key);
             var entryName = BackupName.TryParse(fileName)!.PlainFileName;
             var plain = new MeasuringStream(BackupChain.OpenWrite(stored, compression, entryName, encrypt ? config.Encryption : null));
+            observer.Started(item, () => stored.Bytes, () => plain.Bytes);
             DumpDetails details;
             try
             {
@@ -365,7 +471,7 @@ public sealed class BackupOperation
             }
             var now = time.GetUtcNow();
             await Task.Delay(TimeSpan.FromMilliseconds(1000 - now.Millisecond + 10), cancellationToken).ConfigureAwait(false);
-            item = replan();
+            item = replan() with { ExpectedBytes = item.ExpectedBytes };
         }
         return item;
     }

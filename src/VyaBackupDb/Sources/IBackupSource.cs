@@ -26,6 +26,9 @@ public interface IBackupSource
 
     /// <summary>Writes one item's backup (plain, before compression) and says what it held.</summary>
     Task<DumpDetails> DumpAsync(string item, Stream output, CancellationToken cancellationToken);
+
+    /// <summary>About how many plain bytes an item's backup will be (the server's own figure), for progress; null when unknown.</summary>
+    Task<long?> SizeAsync(string item, CancellationToken cancellationToken);
 }
 
 public static class BackupSources
@@ -79,5 +82,8 @@ public static class BackupSources
             var details = await engine.DumpSetAsync(item, set, jobs, cancellationToken).ConfigureAwait(false);
             return details with { Format = Sets.BackupSet.Format, Entries = set.Entries, Jobs = jobs };
         }
+
+        public Task<long?> SizeAsync(string item, CancellationToken cancellationToken) =>
+            item == Globals.ItemName ? Task.FromResult<long?>(null) : engine.DatabaseSizeAsync(item, cancellationToken);
     }
 }

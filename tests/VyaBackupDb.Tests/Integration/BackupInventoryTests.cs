@@ -340,7 +340,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
     [InlineData(Dbms.PostgreSql, "locale_provider", "icu'", "unknown locale provider")]
     public async Task A_manifest_with_invalid_settings_is_refused_before_the_target_is_created(Dbms dbms, string field, string value, string expected)
     {
-        await (dbms == Dbms.MySql ? TestServers.RequireMySqlAsync() : TestServers.RequirePostgresAsync());
+        await TestServers.RequireAsync(dbms);
         string file;
         if (dbms == Dbms.MySql)
         {
@@ -362,13 +362,13 @@ public sealed class BackupInventoryTests : IAsyncLifetime
             }
         });
         var target = dbms == Dbms.MySql ? _scratch.MySqlName() : _scratch.PostgresName();
-        var instance = dbms == Dbms.MySql ? TestServers.MySql() : TestServers.Postgres();
+        var instance = TestServers.Instance(dbms);
 
         var error = await Assert.ThrowsAsync<OperationFailedException>(() => Ops.RestoreAsync(instance, file, target));
 
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', error.Message);
-        Assert.False(dbms == Dbms.MySql ? await MySqlTestDb.ExistsAsync(target) : await PgTestDb.ExistsAsync(target));
+        Assert.False(await TestServers.ExistsAsync(dbms, target));
     }
 
     [SkippableFact]

@@ -433,7 +433,7 @@ public sealed class FilesBackupTests : IAsyncLifetime
         {
         }
 
-        public void Started(BackupItem item, Func<long> storedBytesSoFar) => stop.Cancel();
+        public void Started(BackupItem item, Func<long> storedBytesSoFar, Func<long> plainBytesSoFar) => stop.Cancel();
 
         public void Finished(BackupItemResult result)
         {

@@ -17,7 +17,7 @@ public sealed class GlobalsTests : IAsyncLifetime
 
     public Task DisposeAsync() => _scratch.DisposeAsync();
 
-    private async Task<(string Config, string BackupDir)> ConfigAsync(string database)
+    private async Task<(string Config, string BackupDir)> ConfigAsync(string database, bool passwords = true)
     {
         var dir = _scratch.TempDir("globals");
         var backupDir = Path.Combine(dir, "backups");
@@ -35,7 +35,7 @@ public sealed class GlobalsTests : IAsyncLifetime
                 user: '{TestServers.MySqlUser}'
                 password: '{TestServers.MySqlPassword}'
                 include: ['{database}']
-                globals_passwords: true
+                globals_passwords: {(passwords ? "true" : "false")}
               - id: 2
                 name: it-pg
                 dbms: postgresql
@@ -45,7 +45,7 @@ public sealed class GlobalsTests : IAsyncLifetime
                 password: '{TestServers.PgPassword}'
                 include: ['{database}']
                 owners: true
-                globals_passwords: true
+                globals_passwords: {(passwords ? "true" : "false")}
 
             """));
         if (!OperatingSystem.IsWindows())
@@ -186,6 +186,53 @@ public sealed class GlobalsTests : IAsyncLifetime
         finally
         {
             await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'%'", $"DROP ROLE IF EXISTS {role}");
+        }
+    }
+
+    [Fact]
+    public async Task Without_their_passwords_restored_accounts_cannot_log_in_until_a_password_is_set()
+    {
+        var (myDatabase, pgDatabase) = (await _scratch.NewMySqlDatabaseAsync(), await _scratch.NewPostgresDatabaseAsync());
+        var (user, app) = (_scratch.MySqlName("vt_u_"), _scratch.PostgresName("vt_app_"));
+        try
+        {
+            await MySqlTestDb.ExecAsync(null, $"CREATE USER '{user}'@'%' IDENTIFIED BY 'app-pw-5'", $"GRANT SELECT ON `{myDatabase}`.* TO '{user}'@'%'");
+            await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {app} LOGIN PASSWORD 'app-pw-6'");
+            var (config, backupDir) = await ConfigAsync(myDatabase, passwords: false);
+            var (pgConfig, pgBackupDir) = await ConfigAsync(pgDatabase, passwords: false);
+            await CliOkAsync("--config", config, "backup", "--instance", "1");
+            await CliOkAsync("--config", pgConfig, "backup", "--instance", "2");
+            await MySqlTestDb.ExecAsync(null, $"DROP USER '{user}'@'%'");
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE {app}");
+
+            await CliOkAsync(["--config", config, "restore", "--globals", "--file", Only(backupDir, "_mysql__globals.sql.zst"), "--instance", "1", .. Mine(user)]);
+            await CliOkAsync(["--config", pgConfig, "restore", "--globals", "--file", Only(pgBackupDir, "_postgresql__globals.sql.zst"), "--instance", "2", .. Mine(app)]);
+
+            // MySQL: locked (an account without its password would take an empty one); PostgreSQL: no password, no login.
+            var myLogin = new MySqlConnectionStringBuilder(TestServers.MySqlConnectionString(myDatabase)) { UserID = user, Password = "" };
+            await Assert.ThrowsAsync<MySqlException>(() => OpenAsync(new MySqlConnection(myLogin.ConnectionString)));
+            var pgLogin = new NpgsqlConnectionStringBuilder(TestServers.PgConnectionString(pgDatabase)) { Username = app, Password = "app-pw-6" };
+            Assert.Equal(PostgresErrorCodes.InvalidPassword,
+                (await Assert.ThrowsAsync<PostgresException>(() => OpenAsync(new NpgsqlConnection(pgLogin.ConnectionString)))).SqlState);
+
+            // What the runbook says to do then.
+            await MySqlTestDb.ExecAsync(null, $"ALTER USER '{user}'@'%' IDENTIFIED BY 'new-pw-5' ACCOUNT UNLOCK");
+            await PgTestDb.ExecAsync("postgres", $"ALTER ROLE {app} PASSWORD 'new-pw-6'");
+            await OpenAsync(new MySqlConnection(new MySqlConnectionStringBuilder(myLogin.ConnectionString) { Password = "new-pw-5" }.ConnectionString));
+            await OpenAsync(new NpgsqlConnection(new NpgsqlConnectionStringBuilder(pgLogin.ConnectionString) { Password = "new-pw-6" }.ConnectionString));
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'%'");
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {app}");
+        }
+    }
+
+    private static async Task OpenAsync(System.Data.Common.DbConnection connection)
+    {
+        await using (connection)
+        {
+            await connection.OpenAsync();
         }
     }
 

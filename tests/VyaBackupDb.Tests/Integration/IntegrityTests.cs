@@ -6,6 +6,7 @@ using VyaBackupDb.Config;
 using VyaBackupDb.Errors;
 using VyaBackupDb.Pipeline;
 using ZstdSharp;
+using static VyaBackupDb.Tests.Integration.TestServers;
 
 namespace VyaBackupDb.Tests.Integration;
 
@@ -420,18 +421,9 @@ public sealed class IntegrityTests : IAsyncLifetime
 
     // ---------------------------------------------------------------- helpers
 
-    private static string Id(Dbms dbms) => dbms == Dbms.MySql ? "1" : "2";
-
-    /// <summary>The instance as the CLI config (<see cref="Cli.WriteConfigAsync"/>) names it, so both write to the same folder.</summary>
-    private static InstanceConfig Instance(Dbms dbms) =>
-        dbms == Dbms.MySql ? TestServers.MySql(name: "it-mysql") : TestServers.Postgres(name: "it-pg");
-
     private async Task<string> ConfigAsync(string backupDir) => await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
 
     private string NewName(Dbms dbms) => dbms == Dbms.MySql ? _scratch.MySqlName() : _scratch.PostgresName();
-
-    private static Task<bool> ExistsAsync(Dbms dbms, string database) =>
-        dbms == Dbms.MySql ? MySqlTestDb.ExistsAsync(database) : PgTestDb.ExistsAsync(database);
 
     /// <summary>
     /// A database with table t (2000 rows; in PostgreSQL a serial id), table u (3 rows), a view,

@@ -1,13 +1,17 @@
 namespace VyaBackupDb.Tests.Integration;
 
-/// <summary>Alone: the runbook restores a whole instance's roles, which must not race other tests' roles.</summary>
+/// <summary>
+/// Alone: the runbook and <see cref="WholeServerRestoreTests"/> restore a whole instance's roles, which must
+/// not race other tests' roles (and, across test runs, share the second servers under <see cref="SecondServers.LockAsync"/>).
+/// </summary>
 [CollectionDefinition(nameof(RunbookTests), DisableParallelization = true)]
 public sealed class RunbookCollection;
 
 /// <summary>
 /// docs/disaster-recovery.md cannot go stale: scripts/runbook runs its every sh block against the
-/// test servers (backups of every kind restored with vya-backupdb and with the standard tools
-/// alone) and checks that what they restored equals the sources.
+/// test servers (backups of every kind, also from S3 and SFTP, restored with vya-backupdb and with
+/// the standard tools alone; a whole instance onto the second servers) and checks that what they
+/// restored equals the sources.
 /// </summary>
 [Trait("Category", "Integration")]
 [Collection(nameof(RunbookTests))]
@@ -18,6 +22,10 @@ public sealed class RunbookTests
     {
         await TestServers.RequireMySqlAsync();
         await TestServers.RequirePostgresAsync();
+        await TestServers.RequireSecondMySqlAsync();
+        await TestServers.RequireSecondPostgresAsync();
+        await TestServers.RequireS3Async();
+        await TestServers.RequireSftpAsync();
         var root = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(root, "VyaBackupDb.slnx")))
         {

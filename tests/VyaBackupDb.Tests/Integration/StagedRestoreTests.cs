@@ -4,6 +4,7 @@ using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
 using VyaBackupDb.Engines;
 using VyaBackupDb.Pipeline;
+using static VyaBackupDb.Tests.Integration.TestServers;
 
 namespace VyaBackupDb.Tests.Integration;
 
@@ -405,14 +406,6 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     private string Track(Dbms dbms, string name) => dbms == Dbms.MySql ? _scratch.TrackMySql(name) : _scratch.TrackPostgres(name);
 
     private string NewName(Dbms dbms) => dbms == Dbms.MySql ? _scratch.MySqlName() : _scratch.PostgresName();
-
-    private static Config.InstanceConfig Instance(Dbms dbms) => dbms == Dbms.MySql ? TestServers.MySql() : TestServers.Postgres();
-
-    private static string Id(Dbms dbms) => dbms == Dbms.MySql ? "1" : "2";
-
-    private static Task RequireAsync(Dbms dbms) => dbms == Dbms.MySql ? TestServers.RequireMySqlAsync() : TestServers.RequirePostgresAsync();
-
-    private static Task<bool> ExistsAsync(Dbms dbms, string name) => dbms == Dbms.MySql ? MySqlTestDb.ExistsAsync(name) : PgTestDb.ExistsAsync(name);
 
     private static Task<DbFingerprint> FingerprintAsync(Dbms dbms, string name) =>
         dbms == Dbms.MySql ? MySqlTestDb.FingerprintAsync(name) : PgTestDb.FingerprintAsync(name);

@@ -32,6 +32,12 @@ public static class TestServers
 
     public static string PgPassword => Env("VYA_TEST_PG_PASSWORD", "vya-test-pw");
 
+    /// <summary>The second, fresh MariaDB (same host, user and password): the "new machine" of the whole-server restore tests.</summary>
+    public static int MySql2Port => int.Parse(Env("VYA_TEST_MYSQL2_PORT", "13307"), CultureInfo.InvariantCulture);
+
+    /// <summary>The second, fresh PostgreSQL (same host, user and password).</summary>
+    public static int Pg2Port => int.Parse(Env("VYA_TEST_PG2_PORT", "15433"), CultureInfo.InvariantCulture);
+
     public static bool IsCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
 
     public static string ServersDir => Env("VYA_SERVERS_DIR", "/tmp/vya-backupdb-servers");
@@ -65,8 +71,10 @@ public static class TestServers
     /// <summary>Small parts, so that a few MB already make a multipart upload (S3's minimum part size).</summary>
     public const int S3TestPartSize = 5 * 1024 * 1024;
 
-    private static readonly Lazy<Task<string?>> MySqlProblem = new(() => CheckMySqlAsync());
-    private static readonly Lazy<Task<string?>> PgProblem = new(() => CheckPostgresAsync());
+    private static readonly Lazy<Task<string?>> MySqlProblem = new(() => CheckMySqlAsync(MySqlPort));
+    private static readonly Lazy<Task<string?>> PgProblem = new(() => CheckPostgresAsync(PgPort));
+    private static readonly Lazy<Task<string?>> MySql2Problem = new(() => CheckMySqlAsync(MySql2Port));
+    private static readonly Lazy<Task<string?>> Pg2Problem = new(() => CheckPostgresAsync(Pg2Port));
     private static readonly Lazy<Task<string?>> SftpProblem = new(() => CheckSftpAsync());
     private static readonly Lazy<Task<string?>> S3Problem = new(() => CheckS3Async());
 
@@ -78,6 +86,20 @@ public static class TestServers
     public static InstanceConfig Postgres(string? toolsDir = null, string? password = null, int id = PostgresInstanceId, string name = "test-pg") =>
         new(id, name, Dbms.PostgreSql, PgHost, PgPort, PgUser, PasswordSource.Literal(password ?? PgPassword),
             Enabled: true, Include: ["*"], Exclude: [], ToolsDir: toolsDir) { Globals = false };
+
+    // Per dbms, for tests run on both (IntegrityTests, StagedRestoreTests: `using static TestServers`).
+
+    /// <summary>The test server of a dbms as the CLI's test config (<see cref="Cli.WriteConfigAsync"/>) names it, so both write to the same folder.</summary>
+    public static InstanceConfig Instance(Dbms dbms) => dbms == Dbms.MySql ? MySql(name: "it-mysql") : Postgres(name: "it-pg");
+
+    /// <summary>Its id, as <c>--instance</c> takes it.</summary>
+    public static string Id(Dbms dbms) => (dbms == Dbms.MySql ? MySqlInstanceId : PostgresInstanceId).ToString(CultureInfo.InvariantCulture);
+
+    public static Task RequireAsync(Dbms dbms) => dbms == Dbms.MySql ? RequireMySqlAsync() : RequirePostgresAsync();
+
+    /// <summary>Whether the database exists on the dbms's test server.</summary>
+    public static Task<bool> ExistsAsync(Dbms dbms, string database) =>
+        dbms == Dbms.MySql ? MySqlTestDb.ExistsAsync(database) : PgTestDb.ExistsAsync(database);
 
     public static AppConfig Config(string backupDir, params InstanceConfig[] instances) =>
         new("test-config.yaml", backupDir, Pipeline.Compression.Zstd, TimeSpan.FromMinutes(5), instances);
@@ -109,10 +131,19 @@ public static class TestServers
     public static async Task RequirePostgresAsync() =>
         Require("PostgreSQL", $"{PgHost}:{PgPort}", await PgProblem.Value.ConfigureAwait(false));
 
-    public static string MySqlConnectionString(string? database = null) => new MySqlConnectionStringBuilder
+    /// <summary>Skips the test (or fails it when CI=true) unless the second MariaDB test server answers.</summary>
+    public static async Task RequireSecondMySqlAsync() =>
+        Require("Second MariaDB", $"{MySqlHost}:{MySql2Port}", await MySql2Problem.Value.ConfigureAwait(false));
+
+    /// <summary>Skips the test (or fails it when CI=true) unless the second PostgreSQL test server answers.</summary>
+    public static async Task RequireSecondPostgresAsync() =>
+        Require("Second PostgreSQL", $"{PgHost}:{Pg2Port}", await Pg2Problem.Value.ConfigureAwait(false));
+
+    /// <param name="port">Another server's port (the second one's); the first server's by default.</param>
+    public static string MySqlConnectionString(string? database = null, int? port = null) => new MySqlConnectionStringBuilder
     {
         Server = MySqlHost,
-        Port = (uint)MySqlPort,
+        Port = (uint)(port ?? MySqlPort),
         UserID = MySqlUser,
         Password = MySqlPassword,
         Database = database ?? "",
@@ -123,10 +154,10 @@ public static class TestServers
         Pooling = false,
     }.ConnectionString;
 
-    public static string PgConnectionString(string database = "postgres") => new NpgsqlConnectionStringBuilder
+    public static string PgConnectionString(string database = "postgres", int? port = null) => new NpgsqlConnectionStringBuilder
     {
         Host = PgHost,
-        Port = PgPort,
+        Port = port ?? PgPort,
         Username = PgUser,
         Password = PgPassword,
         Database = database,
@@ -149,15 +180,15 @@ public static class TestServers
         Skip.If(true, message);
     }
 
-    private static async Task<string?> CheckMySqlAsync()
+    private static async Task<string?> CheckMySqlAsync(int port)
     {
-        if (await TcpProblemAsync(MySqlHost, MySqlPort).ConfigureAwait(false) is { } tcp)
+        if (await TcpProblemAsync(MySqlHost, port).ConfigureAwait(false) is { } tcp)
         {
             return tcp;
         }
         try
         {
-            await using var connection = new MySqlConnection(MySqlConnectionString());
+            await using var connection = new MySqlConnection(MySqlConnectionString(port: port));
             await connection.OpenAsync().ConfigureAwait(false);
             return null;
         }
@@ -167,15 +198,15 @@ public static class TestServers
         }
     }
 
-    private static async Task<string?> CheckPostgresAsync()
+    private static async Task<string?> CheckPostgresAsync(int port)
     {
-        if (await TcpProblemAsync(PgHost, PgPort).ConfigureAwait(false) is { } tcp)
+        if (await TcpProblemAsync(PgHost, port).ConfigureAwait(false) is { } tcp)
         {
             return tcp;
         }
         try
         {
-            await using var connection = new NpgsqlConnection(PgConnectionString());
+            await using var connection = new NpgsqlConnection(PgConnectionString(port: port));
             await connection.OpenAsync().ConfigureAwait(false);
             return null;
         }

@@ -18,7 +18,7 @@ public sealed class TestBackupObserver : IBackupObserver
 
     void IBackupObserver.Planned(BackupItem item) => Planned.Add(item);
 
-    void IBackupObserver.Started(BackupItem item, Func<long> storedBytesSoFar)
+    void IBackupObserver.Started(BackupItem item, Func<long> storedBytesSoFar, Func<long> plainBytesSoFar)
     {
     }
 

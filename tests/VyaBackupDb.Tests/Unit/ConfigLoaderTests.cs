@@ -36,6 +36,7 @@ public sealed class ConfigLoaderTests
         Assert.Equal("postgres", config.GetInstance(2).MaintenanceDatabase);
         Assert.Equal(Compression.Gzip, config.Compression);
         Assert.Equal(TimeSpan.FromSeconds(120), config.Timeout);
+        Assert.Equal(TimeSpan.FromSeconds(30), config.ConnectTimeout);
         var mysql = config.GetInstance(1);
         Assert.Equal(("main-mysql", Dbms.MySql, "db1.example", 3307, "vya", false),
             (mysql.Name, mysql.Dbms, mysql.Host, mysql.Port, mysql.User, mysql.Enabled));
@@ -106,6 +107,7 @@ public sealed class ConfigLoaderTests
     [InlineData("compression: zstd\n", "backup_dir: is required")]
     [InlineData("backup_dir: [unclosed\n", "invalid YAML")]
     [InlineData("backup_dir: /b\ntimeout_seconds: 0\n", ":2: timeout_seconds: must be a positive")]
+    [InlineData("backup_dir: /b\nconnect_timeout_seconds: -1\n", ":2: connect_timeout_seconds: must be a positive")]
     [InlineData("backup_dir: /b\nencryption:\n  recipients: [age1notakey]\n", ":3: encryption.recipients: 'age1notakey' is not an age public key")]
     [InlineData("backup_dir: /b\nencryption:\n  recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]\n  passphrase_env: P\n", ":4: encryption.passphrase_env: give recipients or a passphrase, not both")]
     [InlineData("backup_dir: /b\nencryption:\n  recipient: x\n", ":3: encryption.recipient: unknown key")]

@@ -120,9 +120,9 @@ public sealed class FilesUnitTests
 
     [Theory]
     [InlineData("20260113_155440_files_etc.sql.zst")]
-    [InlineData("20260113_155440_mysql_etc.tar.zst")]
     [InlineData("backup.tar.gz")]
-    public void A_tar_is_a_files_backup_and_a_dump_is_not(string fileName) => Assert.Null(BackupName.TryParse(fileName));
+    [InlineData("etc_20260113_155440.tar.gz")]
+    public void A_files_backup_is_a_tar_and_a_tar_without_a_dbms_is_no_backup(string fileName) => Assert.Null(BackupName.TryParse(fileName));
 
     [Fact]
     public void Headers_hold_what_ustar_cannot_in_pax_records_that_TarReader_reads_back()

@@ -45,6 +45,15 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         return new ServerInfo(flavor, version.Split('-')[0], databases);
     }
 
+    public async Task<long?> DatabaseSizeAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var size = await Scalar(connection,
+            "SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db", cancellationToken, database)
+            .ConfigureAwait(false);
+        return size is null or DBNull ? null : Convert.ToInt64(size, CultureInfo.InvariantCulture);
+    }
+
     public async Task<DumpDetails> DumpAsync(string database, Stream output, CancellationToken cancellationToken)
     {
         var server = await ServerAsync(cancellationToken).ConfigureAwait(false);

@@ -17,6 +17,8 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         await using var connection = await OpenAsync(cancellationToken, allowUserVariables: true).ConfigureAwait(false);
         var version = (string?)await Scalar(connection, "SELECT VERSION()", cancellationToken).ConfigureAwait(false) ?? "";
         var mariaDb = version.Contains("MariaDB", StringComparison.OrdinalIgnoreCase);
+        // ACCOUNT LOCK came with MariaDB 10.4.2 and MySQL 5.7.6.
+        var canLock = Version.TryParse(version.Split('-')[0], out var number) && number >= (mariaDb ? new Version(10, 4, 2) : new Version(5, 7, 6));
         var accounts = new List<(string User, string Host, bool Role)>();
         await using (var command = new MySqlCommand(
             mariaDb ? "SELECT User, Host, is_role = 'Y' FROM mysql.user ORDER BY is_role DESC, User, Host" : "SELECT User, Host, 0 FROM mysql.user ORDER BY User, Host",
@@ -32,15 +34,13 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         foreach (var (user, host, role) in accounts.Where(a => !IsBuiltIn(a.User, a.Host)))
         {
             var account = role ? Quote(user) : $"{Quote(user)}@{Quote(host)}";
-            text.Append(AccountMarker).Append(account).Append('\n');
-            var create = role ? $"CREATE ROLE {Quote(user)}"
-                : (string)(await RowAsync(connection, $"SHOW CREATE USER {account}", cancellationToken).ConfigureAwait(false))[0];
-            text.Append(Passwords(create)).Append(";\n");
-            await using var command = new MySqlCommand($"SHOW GRANTS FOR {account}", connection);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            try
             {
-                text.Append(Passwords(reader.GetString(0))).Append(";\n");
+                text.Append(await AccountBlockAsync(connection, account, role ? $"CREATE ROLE {account}" : null, canLock, cancellationToken).ConfigureAwait(false));
+            }
+            catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.PasswordNoMatch or MySqlErrorCode.CannotUser or MySqlErrorCode.NonExistingGrant)
+            {
+                // Dropped since the list was read: not on the server any more, so not in its backup either.
             }
         }
         text.Append(CompletionTrailer).Append('\n');
@@ -48,8 +48,38 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         return Globals.Details("SHOW GRANTS", version);
     }
 
+    /// <summary>One account's "-- account:" block: how to create it (<paramref name="createRole"/> for a role), then its grants.</summary>
+    private async Task<string> AccountBlockAsync(MySqlConnection connection, string account, string? createRole, bool canLock, CancellationToken cancellationToken)
+    {
+        var block = new StringBuilder().Append(AccountMarker).Append(account).Append('\n');
+        var create = createRole ?? CreateUser((string)(await RowAsync(connection, $"SHOW CREATE USER {account}", cancellationToken).ConfigureAwait(false))[0], canLock);
+        block.Append(create).Append(";\n");
+        await using var command = new MySqlCommand($"SHOW GRANTS FOR {account}", connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            block.Append(Passwords(reader.GetString(0))).Append(";\n");
+        }
+        return block.ToString();
+    }
+
     /// <summary>Password hashes stay only when the instance asks for them (globals_passwords: true).</summary>
     private string Passwords(string statement) => Instance.GlobalsPasswords ? statement : PasswordClause().Replace(statement, "");
+
+    /// <summary>
+    /// An account whose password (or other authentication) is left out is created locked: without
+    /// it, anyone could log in to the restored account with an empty password (servers too old to
+    /// lock an account: as it is, without its password).
+    /// </summary>
+    private string CreateUser(string statement, bool canLock)
+    {
+        var stripped = Passwords(statement);
+        if (stripped == statement || !canLock)
+        {
+            return stripped;
+        }
+        return AccountLockOption().IsMatch(stripped) ? AccountLockOption().Replace(stripped, "ACCOUNT LOCK") : stripped + " ACCOUNT LOCK";
+    }
 
     /// <summary>Accounts every server creates itself.</summary>
     private static bool IsBuiltIn(string user, string host) =>
@@ -140,4 +170,7 @@ public sealed partial class MySqlEngine : IGlobalsEngine
 
     [GeneratedRegex(@"\s+IDENTIFIED\s+(?:BY\s+PASSWORD\s+'[^']*'|VIA\s+\S+(?:\s+(?:USING|AS)\s+'[^']*')?(?:\s+OR\s+\S+(?:\s+(?:USING|AS)\s+'[^']*')?)*|WITH\s+'?\S+?'?(?:\s+AS\s+'[^']*')?)(?=\s|$)")]
     private static partial Regex PasswordClause();
+
+    [GeneratedRegex(@"\bACCOUNT\s+(?:UN)?LOCK\b")]
+    private static partial Regex AccountLockOption();
 }

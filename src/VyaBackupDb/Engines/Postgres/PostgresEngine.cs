@@ -52,6 +52,13 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         return new ServerInfo("PostgreSQL", version.Split(' ')[0], databases);
     }
 
+    public async Task<long?> DatabaseSizeAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
+        var size = await Scalar(connection, "SELECT pg_database_size(@db)", cancellationToken, database).ConfigureAwait(false);
+        return size is null or DBNull ? null : Convert.ToInt64(size, CultureInfo.InvariantCulture);
+    }
+
     public async Task<DumpDetails> DumpAsync(string database, Stream output, CancellationToken cancellationToken)
     {
         var client = await ChooseClientAsync(cancellationToken).ConfigureAwait(false);

@@ -32,6 +32,9 @@ public sealed class FilesSource(InstanceConfig instance) : IBackupSource
             ? [instance.Name]
             : throw new UsageException($"instance {instance.Id} ({instance.Name}) backs up files: --database does not apply to it");
 
+    /// <summary>Unknown without walking the trees twice: progress shows bytes only.</summary>
+    public Task<long?> SizeAsync(string item, CancellationToken cancellationToken) => Task.FromResult<long?>(null);
+
     public async Task<DumpDetails> DumpAsync(string item, Stream output, CancellationToken cancellationToken)
     {
         var selection = new FileSelection(instance.Include, instance.Exclude);
