@@ -237,9 +237,11 @@ public sealed class BackupInventoryTests : IAsyncLifetime
 
     // ---------------------------------------------------------------- PostgreSQL: partitions, inheritance
 
-    [SkippableFact]
-    public async Task Postgres_counts_partitions_and_inheritance_as_count_does_on_the_restored_copy()
+    [SkippableTheory]
+    [MemberData(nameof(PgEngines.All), MemberType = typeof(PgEngines))]
+    public async Task Postgres_counts_partitions_and_inheritance_as_count_does_on_the_restored_copy(string engine)
     {
+        var instance = PgEngines.Instance(engine);
         var source = await NewPostgresAsync(
             "CREATE TABLE parted (id int, v text) PARTITION BY RANGE (id)",
             "CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (100) PARTITION BY LIST (v)",
@@ -259,7 +261,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
             "CREATE SCHEMA \"we\"\"ird\"",
             "CREATE TABLE \"we\"\"ird\".\"Ta\nble\" (\"co\"\"l\" text)",
             "INSERT INTO \"we\"\"ird\".\"Ta\nble\" VALUES (E'a\\nb'), (E'\\\\.'), ('')");
-        var file = await Ops.BackupOkAsync(TestServers.Postgres(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
 
         var counted = Manifest(file).Inventory.Tables.ToDictionary(t => t.Name, t => t.Rows);
         Assert.Equal(
@@ -272,7 +274,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
             counted);
         Assert.All(Manifest(file).Inventory.Tables, t => Assert.True(t.Exact));
 
-        var result = await Ops.RestoreAsync(TestServers.Postgres(), file, _scratch.PostgresName());
+        var result = await Ops.RestoreAsync(instance, file, _scratch.PostgresName());
         Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
         Assert.Empty(result!.Comparison!.Warnings);
     }
@@ -303,10 +305,13 @@ public sealed class BackupInventoryTests : IAsyncLifetime
     }
 
     [SkippableTheory]
-    [InlineData("ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'")]
-    [InlineData("ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'und-u-ks-level2'")]
-    public async Task A_Postgres_database_comes_back_with_its_encoding_locale_settings_and_comment_under_a_new_name(string create)
+    [InlineData("ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'", PgEngines.Dump)]
+    [InlineData("ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'", PgEngines.Parallel4)]
+    [InlineData("ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'und-u-ks-level2'", PgEngines.Dump)]
+    [InlineData("ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'und-u-ks-level2'", PgEngines.Parallel1)]
+    public async Task A_Postgres_database_comes_back_with_its_encoding_locale_settings_and_comment_under_a_new_name(string create, string engine)
     {
+        var instance = PgEngines.Instance(engine);
         await TestServers.RequirePostgresAsync();
         var source = _scratch.PostgresName();
         const string Comment = "it's a \\ comment'; DROP DATABASE postgres; --";
@@ -319,7 +324,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
             $"ALTER ROLE {PgTestDb.Quote(TestServers.PgUser)} IN DATABASE {PgTestDb.Quote(source)} SET statement_timeout = '7s'",
             $"COMMENT ON DATABASE {PgTestDb.Quote(source)} IS '{Comment.Replace("'", "''", StringComparison.Ordinal)}'");
         await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'abc')");
-        var file = await Ops.BackupOkAsync(TestServers.Postgres(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
         var settings = Manifest(file).Settings;
         Assert.NotNull(settings);
         Assert.Equal(Comment, settings.Comment);
@@ -329,7 +334,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
             settings.Parameters);
 
         var target = _scratch.PostgresName();
-        var result = await Ops.RestoreAsync(TestServers.Postgres(), file, target);
+        var result = await Ops.RestoreAsync(instance, file, target);
         Assert.True(result?.Comparison?.Matches);
         const string Describe =
             "SELECT pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, d.datlocprovider, coalesce(d.daticulocale, '-'), "
