@@ -16,6 +16,7 @@ root.Add(CopyCommand.Create());
 root.Add(KeygenCommand.Create());
 root.Add(VaultCommand.Create());
 root.Add(ScheduleCommand.Create());
+root.Add(StatusCommand.Create());
 
 var parseResult = root.Parse(args);
 if (parseResult.Errors.Count > 0)

@@ -38,10 +38,16 @@ internal static class BackupCommand
         };
         var json = new Option<bool>("--json") { Description = "Print the run's results as one JSON document on stdout (for scripts)" };
 
+        var metricsFile = new Option<string?>("--metrics-file")
+        {
+            Description = "After the run, write Prometheus metrics to this file (textfile collector format, replaced atomically)",
+        };
+
         var command = new Command("backup", "Back up databases, each into its own file")
         {
             instance, all, database, compression, encrypt, dryRun, prune, jobs, parallel, json,
         };
+        command.Add(metricsFile);
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
             var asJson = parseResult.GetValue(json);
@@ -64,6 +70,11 @@ internal static class BackupCommand
             {
                 throw new UsageException($"encryption asked for, but {config.SourcePath} has no encryption: recipients or passphrase");
             }
+            var metricsPath = parseResult.GetValue(metricsFile);
+            if (metricsPath is not null && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(metricsPath))))
+            {
+                throw new UsageException($"--metrics-file {metricsPath}: its directory does not exist");
+            }
             var observer = new ConsoleBackupObserver { Json = asJson };
             using var storages = new Storage.StorageSet(config);
             var operation = new BackupOperation(config, storages, TimeProvider.System, observer);
@@ -77,6 +88,16 @@ internal static class BackupCommand
             {
                 // Also on Ctrl+C: the progress lines go before the error is printed.
                 observer.Dispose();
+            }
+            if (!request.DryRun)
+            {
+                // Notifiers and metrics (whatever the output's form): a failure of theirs is a warning, never the run's exit code.
+                var reporter = new Reporting.RunReporter(config, storages.For, TimeProvider.System, Output.Warning);
+                await reporter.NotifyAsync(report, cancellationToken).ConfigureAwait(false);
+                if (metricsPath is not null)
+                {
+                    await reporter.WriteMetricsFileAsync(metricsPath, report, cancellationToken).ConfigureAwait(false);
+                }
             }
             if (asJson)
             {

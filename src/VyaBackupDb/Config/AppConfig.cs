@@ -74,6 +74,9 @@ public sealed record AppConfig(
     /// <summary>schedule: how long a running backup may go on after SIGTERM before it is cancelled (<c>stop_grace_seconds:</c>).</summary>
     public TimeSpan StopGrace { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>The notify: section: who is told about each backup run (one message per run).</summary>
+    public IReadOnlyList<NotifierConfig> Notifiers { get; init; } = [];
+
     public InstanceConfig GetInstance(int id) =>
         Instances.FirstOrDefault(i => i.Id == id)
         ?? throw new Errors.UsageException($"instance {id} is not defined in {SourcePath}");
@@ -153,6 +156,12 @@ public sealed record InstanceConfig(
 
     /// <summary>When the schedule command backs this instance up (<c>schedule:</c>); null: never.</summary>
     public ScheduleConfig? Schedule { get; init; }
+
+    /// <summary>
+    /// How often a backup of each database is expected (<c>expect_every:</c>); null: from the
+    /// instance's schedule, else a day. `status` reports what is overdue against it.
+    /// </summary>
+    public TimeSpan? ExpectEvery { get; init; }
 
     /// <summary>Where this instance's backups go, in order: the first gets the dump, the others a verified copy.</summary>
     public IReadOnlyList<string> StorageNames => Storage is { Count: > 0 } names ? names : [StorageConfig.LocalName];

@@ -13,7 +13,7 @@ namespace VyaBackupDb.Config;
 /// Loads config.yaml. Walks the YAML node tree by hand (rather than deserialising) so that every
 /// error names the file, the line and the key, and unknown keys (typos) are errors, not ignored.
 /// </summary>
-public static class ConfigLoader
+public static partial class ConfigLoader
 {
     public const string EnvVar = "VYA_BACKUPDB_CONFIG";
     public const string DefaultPath = "config.yaml";
@@ -70,6 +70,7 @@ public static class ConfigLoader
                     .Where(p => p.Item1.IsLiteral).Select(p => $"storage '{sftp.Name}' {p.Item2}"),
                 _ => [],
             }),
+            .. config.Notifiers.SelectMany(NotifierLiterals),
         ];
         if ((mode & UnixFileMode.OtherRead) != 0 && literal.Count > 0)
         {
@@ -100,7 +101,7 @@ public static class ConfigLoader
 
     private static string FirstLine(string message) => message.Split('\n')[0].Trim();
 
-    private sealed class Reader(string path, SecretPrompt? prompt)
+    private sealed partial class Reader(string path, SecretPrompt? prompt)
     {
         private const string VaultPrefix = "vault:";
 
@@ -111,7 +112,7 @@ public static class ConfigLoader
         private static readonly string[] ScheduleInstanceKeys = ["schedule", "schedule_time_zone", "schedule_verify", "schedule_prune"];
 
         private static readonly string[] TopKeys =
-            ["backup_dir", "compression", "timeout_seconds", "connect_timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "storage", "instances",
+            ["backup_dir", "compression", "timeout_seconds", "connect_timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "storage", "instances", "notify",
                 .. ScheduleTopKeys];
 
         private static readonly string[] EncryptionKeys = ["recipients", "passphrase_env", "passphrase_file", "identity_files"];
@@ -142,12 +143,14 @@ public static class ConfigLoader
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
             "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage", "maintenance_database",
             "owners", "definer", "globals", "globals_passwords", "globals_tablespaces", "engine", "jobs",
+            "expect_every",
             .. ScheduleInstanceKeys,
         ];
 
         private static readonly string[] FilesInstanceKeys =
         [
             "id", "name", "dbms", "paths", "include", "exclude", "skip_unreadable", "enabled", "retention", "encrypt", "storage",
+            "expect_every",
             .. ScheduleInstanceKeys,
         ];
 
@@ -231,6 +234,7 @@ public static class ConfigLoader
                 TimeZone = timeZone,
                 LockLease = TimeSpan.FromSeconds(Seconds(root, "lock_lease_seconds", (int)Operations.StorageLock.DefaultLease.TotalSeconds, min: 30)),
                 StopGrace = TimeSpan.FromSeconds(Seconds(root, "stop_grace_seconds", 60, min: 0)),
+                Notifiers = ReadNotifiers(root, baseDir, vault),
             };
         }
 
@@ -512,6 +516,7 @@ public static class ConfigLoader
                 GlobalsTablespaces = OptionalBool(node, "globals_tablespaces", prefix) ?? false,
                 Engine = ReadEngine(node, prefix),
                 Jobs = ReadJobs(node, prefix),
+                ExpectEvery = ReadExpectEvery(node, prefix),
             };
             return OptionalString(node, "maintenance_database", prefix) is { } maintenance ? instance with { MaintenanceDatabase = maintenance } : instance;
         }
@@ -557,6 +562,7 @@ public static class ConfigLoader
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
                 Paths = paths,
                 SkipUnreadable = OptionalBool(node, "skip_unreadable", prefix) ?? false,
+                ExpectEvery = ReadExpectEvery(node, prefix),
             };
         }
 

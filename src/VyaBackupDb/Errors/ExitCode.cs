@@ -21,6 +21,8 @@ public enum ExitCode
     /// vault file, no passphrase available, or no vault file.
     /// </summary>
     VaultError = 7,
+    /// <summary>`status`: a backup is overdue (older than its instance's expected interval), or an instance has none.</summary>
+    Overdue = 8,
     /// <summary>Interrupted (Ctrl+C / SIGTERM); nothing partial was left visible.</summary>
     Interrupted = 130,
 }

@@ -72,9 +72,13 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         Assert.True(control.ExitCode == Success, control.ToString());
     }
 
-    [SkippableFact]
-    public async Task MySql_counts_are_those_of_the_dump_even_when_rows_are_written_while_it_runs()
+    [SkippableTheory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(4)]
+    public async Task MySql_counts_are_those_of_the_dump_even_when_rows_are_written_while_it_runs(int jobs)
     {
+        var instance = MySqlTestDb.Instance(jobs);
         var source = await NewMySqlAsync(
             "CREATE TABLE filler (id INT PRIMARY KEY, pad CHAR(200) NOT NULL) ENGINE=InnoDB",
             "CREATE TABLE w (id INT AUTO_INCREMENT PRIMARY KEY, at DATETIME(6) NOT NULL) ENGINE=InnoDB",
@@ -97,7 +101,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         {
             await Task.Delay(10);
         }
-        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
         stop.Cancel();
         var written = await writes;
         var counted = Assert.Single(Manifest(file).Inventory.Tables, t => t.Name == "w");
@@ -105,7 +109,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         Assert.InRange(counted.Rows, 20, written - 1);
 
         var observer = new TestRestoreObserver();
-        var result = await Ops.RestoreAsync(TestServers.MySql(), file, _scratch.MySqlName(), observer: observer);
+        var result = await Ops.RestoreAsync(instance, file, _scratch.MySqlName(), observer: observer);
         Assert.NotNull(result);
         Assert.NotNull(result.Comparison);
         Assert.True(result.Comparison.Matches, string.Join("; ", result.Comparison.Mismatches));
@@ -115,9 +119,13 @@ public sealed class BackupInventoryTests : IAsyncLifetime
 
     // ---------------------------------------------------------------- MySQL: outside the snapshot, history, sequences
 
-    [SkippableFact]
-    public async Task MySql_tables_outside_the_snapshot_are_named_in_a_warning_and_in_the_manifest()
+    [SkippableTheory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(4)]
+    public async Task MySql_tables_outside_the_snapshot_are_named_in_a_warning_and_in_the_manifest(int jobs)
     {
+        var instance = MySqlTestDb.Instance(jobs);
         var source = await NewMySqlAsync(
             "CREATE TABLE inno (id INT PRIMARY KEY) ENGINE=InnoDB",
             "CREATE TABLE my (id INT PRIMARY KEY) ENGINE=MyISAM",
@@ -126,8 +134,8 @@ public sealed class BackupInventoryTests : IAsyncLifetime
             "INSERT INTO inno VALUES (1)", "INSERT INTO my VALUES (1), (2)", "INSERT INTO ar VALUES (1), (2), (3)");
         var backupDir = _scratch.TempDir("backups");
         var observer = new TestBackupObserver();
-        var report = await new BackupOperation(TestServers.Config(backupDir, TestServers.MySql()), new LocalStorage(backupDir), TimeProvider.System, observer)
-            .RunAsync(new BackupRequest([TestServers.MySql()], source, Compression.Zstd, DryRun: false), CancellationToken.None);
+        var report = await new BackupOperation(TestServers.Config(backupDir, instance), new LocalStorage(backupDir), TimeProvider.System, observer)
+            .RunAsync(new BackupRequest([instance], source, Compression.Zstd, DryRun: false), CancellationToken.None);
         var result = Assert.Single(report.Results);
         Assert.True(result.Succeeded, result.Error);
 
@@ -142,13 +150,17 @@ public sealed class BackupInventoryTests : IAsyncLifetime
             manifest.Inventory.Tables);
         Assert.Contains("\"outside_snapshot\"", await File.ReadAllTextAsync(result.Location + BackupManifest.Suffix), StringComparison.Ordinal);
 
-        var restored = await Ops.RestoreAsync(TestServers.MySql(), result.Location!, _scratch.MySqlName());
+        var restored = await Ops.RestoreAsync(instance, result.Location!, _scratch.MySqlName());
         Assert.True(restored?.Comparison?.Matches, string.Join("; ", restored?.Comparison?.Mismatches ?? []));
     }
 
-    [SkippableFact]
-    public async Task MariaDb_system_versioned_history_and_sequences_survive_backup_and_restore()
+    [SkippableTheory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(4)]
+    public async Task MariaDb_system_versioned_history_and_sequences_survive_backup_and_restore(int jobs)
     {
+        var instance = MySqlTestDb.Instance(jobs);
         var source = await NewMySqlAsync(
             "CREATE TABLE plain (id INT PRIMARY KEY)",
             "CREATE TABLE hist (id INT PRIMARY KEY, v VARCHAR(20)) WITH SYSTEM VERSIONING",
@@ -172,7 +184,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         Assert.Equal(4, sourceHistory.Count);
         Assert.Equal(2, sourceExplicit.Count);
 
-        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
         var manifest = Manifest(file);
         Assert.Equal(
             [new TableRows("hist", 4, true, History: true), new TableRows("hist_explicit", 2, true, History: true), new TableRows("plain", 1, true)],
@@ -182,7 +194,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         Assert.True(sequence.Value >= 110, $"sequence value {sequence.Value}");
 
         var target = _scratch.MySqlName();
-        var result = await Ops.RestoreAsync(TestServers.MySql(), file, target);
+        var result = await Ops.RestoreAsync(instance, file, target);
         Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
         Assert.Equal(sourceHistory, await RowsAsync(target, AllVersions));
         Assert.Equal(sourceExplicit, await RowsAsync(target, AllExplicit));
@@ -192,9 +204,13 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         Assert.Equal(sequence.Value, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT NEXTVAL(seq)"), CultureInfo.InvariantCulture));
     }
 
-    [SkippableFact]
-    public async Task MariaDb_transaction_precise_history_is_named_in_a_warning_and_the_current_rows_are_kept()
+    [SkippableTheory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(4)]
+    public async Task MariaDb_transaction_precise_history_is_named_in_a_warning_and_the_current_rows_are_kept(int jobs)
     {
+        var instance = MySqlTestDb.Instance(jobs);
         var source = await NewMySqlAsync(
             """
             CREATE TABLE trx (id INT PRIMARY KEY, v INT,
@@ -204,8 +220,8 @@ public sealed class BackupInventoryTests : IAsyncLifetime
             "INSERT INTO trx (id, v) VALUES (1, 1), (2, 2)", "UPDATE trx SET v = 10 WHERE id = 1");
         var backupDir = _scratch.TempDir("backups");
         var observer = new TestBackupObserver();
-        var report = await new BackupOperation(TestServers.Config(backupDir, TestServers.MySql()), new LocalStorage(backupDir), TimeProvider.System, observer)
-            .RunAsync(new BackupRequest([TestServers.MySql()], source, Compression.Zstd, DryRun: false), CancellationToken.None);
+        var report = await new BackupOperation(TestServers.Config(backupDir, instance), new LocalStorage(backupDir), TimeProvider.System, observer)
+            .RunAsync(new BackupRequest([instance], source, Compression.Zstd, DryRun: false), CancellationToken.None);
         var result = Assert.Single(report.Results);
         Assert.True(result.Succeeded, result.Error);
         var warning = Assert.Single(observer.Warnings);
@@ -214,16 +230,18 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         Assert.Equal([new TableRows("trx", 2, true)], Manifest(result.Location!).Inventory.Tables);
 
         var target = _scratch.MySqlName();
-        var restored = await Ops.RestoreAsync(TestServers.MySql(), result.Location!, target);
+        var restored = await Ops.RestoreAsync(instance, result.Location!, target);
         Assert.True(restored?.Comparison?.Matches, string.Join("; ", restored?.Comparison?.Mismatches ?? []));
         Assert.Equal(["1|10", "2|2"], await RowsAsync(target, "SELECT id, v FROM trx ORDER BY id"));
     }
 
     // ---------------------------------------------------------------- PostgreSQL: partitions, inheritance
 
-    [SkippableFact]
-    public async Task Postgres_counts_partitions_and_inheritance_as_count_does_on_the_restored_copy()
+    [SkippableTheory]
+    [MemberData(nameof(PgEngines.All), MemberType = typeof(PgEngines))]
+    public async Task Postgres_counts_partitions_and_inheritance_as_count_does_on_the_restored_copy(string engine)
     {
+        var instance = PgEngines.Instance(engine);
         var source = await NewPostgresAsync(
             "CREATE TABLE parted (id int, v text) PARTITION BY RANGE (id)",
             "CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (100) PARTITION BY LIST (v)",
@@ -243,7 +261,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
             "CREATE SCHEMA \"we\"\"ird\"",
             "CREATE TABLE \"we\"\"ird\".\"Ta\nble\" (\"co\"\"l\" text)",
             "INSERT INTO \"we\"\"ird\".\"Ta\nble\" VALUES (E'a\\nb'), (E'\\\\.'), ('')");
-        var file = await Ops.BackupOkAsync(TestServers.Postgres(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
 
         var counted = Manifest(file).Inventory.Tables.ToDictionary(t => t.Name, t => t.Rows);
         Assert.Equal(
@@ -256,26 +274,30 @@ public sealed class BackupInventoryTests : IAsyncLifetime
             counted);
         Assert.All(Manifest(file).Inventory.Tables, t => Assert.True(t.Exact));
 
-        var result = await Ops.RestoreAsync(TestServers.Postgres(), file, _scratch.PostgresName());
+        var result = await Ops.RestoreAsync(instance, file, _scratch.PostgresName());
         Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
         Assert.Empty(result!.Comparison!.Warnings);
     }
 
     // ---------------------------------------------------------------- database settings
 
-    [SkippableFact]
-    public async Task A_MySql_database_comes_back_with_its_character_set_collation_and_comment_under_a_new_name()
+    [SkippableTheory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(4)]
+    public async Task A_MySql_database_comes_back_with_its_character_set_collation_and_comment_under_a_new_name(int jobs)
     {
+        var instance = MySqlTestDb.Instance(jobs);
         await TestServers.RequireMySqlAsync();
         var source = _scratch.MySqlName();
         const string Comment = "it's a \\ \"comment\" ; DROP DATABASE x; --";
         await MySqlTestDb.ExecWithAsync("mysql", $"CREATE DATABASE {MySqlTestDb.Quote(source)} CHARACTER SET latin1 COLLATE latin1_swedish_ci COMMENT @p0", Comment);
         await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO t VALUES (1, 'å')");
-        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
         Assert.Equal(new DatabaseSettings { CharacterSet = "latin1", Collation = "latin1_swedish_ci", Comment = Comment }, Manifest(file).Settings);
 
         var target = _scratch.MySqlName();
-        var result = await Ops.RestoreAsync(TestServers.MySql(), file, target);
+        var result = await Ops.RestoreAsync(instance, file, target);
         Assert.True(result?.Comparison?.Matches);
         Assert.Equal(["latin1|latin1_swedish_ci|" + Comment], await RowsAsync(null,
             $"SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME, SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{target}'"));
@@ -283,10 +305,13 @@ public sealed class BackupInventoryTests : IAsyncLifetime
     }
 
     [SkippableTheory]
-    [InlineData("ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'")]
-    [InlineData("ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'und-u-ks-level2'")]
-    public async Task A_Postgres_database_comes_back_with_its_encoding_locale_settings_and_comment_under_a_new_name(string create)
+    [InlineData("ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'", PgEngines.Dump)]
+    [InlineData("ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'", PgEngines.Parallel4)]
+    [InlineData("ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'und-u-ks-level2'", PgEngines.Dump)]
+    [InlineData("ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'und-u-ks-level2'", PgEngines.Parallel1)]
+    public async Task A_Postgres_database_comes_back_with_its_encoding_locale_settings_and_comment_under_a_new_name(string create, string engine)
     {
+        var instance = PgEngines.Instance(engine);
         await TestServers.RequirePostgresAsync();
         var source = _scratch.PostgresName();
         const string Comment = "it's a \\ comment'; DROP DATABASE postgres; --";
@@ -299,7 +324,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
             $"ALTER ROLE {PgTestDb.Quote(TestServers.PgUser)} IN DATABASE {PgTestDb.Quote(source)} SET statement_timeout = '7s'",
             $"COMMENT ON DATABASE {PgTestDb.Quote(source)} IS '{Comment.Replace("'", "''", StringComparison.Ordinal)}'");
         await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'abc')");
-        var file = await Ops.BackupOkAsync(TestServers.Postgres(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
         var settings = Manifest(file).Settings;
         Assert.NotNull(settings);
         Assert.Equal(Comment, settings.Comment);
@@ -309,7 +334,7 @@ public sealed class BackupInventoryTests : IAsyncLifetime
             settings.Parameters);
 
         var target = _scratch.PostgresName();
-        var result = await Ops.RestoreAsync(TestServers.Postgres(), file, target);
+        var result = await Ops.RestoreAsync(instance, file, target);
         Assert.True(result?.Comparison?.Matches);
         const string Describe =
             "SELECT pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, d.datlocprovider, coalesce(d.daticulocale, '-'), "

@@ -21,14 +21,32 @@ public sealed class HostileNameTests : IAsyncLifetime
         "ação",
     ];
 
+    /// <summary>Every name under engine: dump (0) and engine: parallel on 1 and 4 connections.</summary>
+    public static TheoryData<string, int> NamesWithJobs
+    {
+        get
+        {
+            var data = new TheoryData<string, int>();
+            foreach (var jobs in new[] { 0, 1, 4 })
+            {
+                foreach (var name in Names)
+                {
+                    data.Add(name, jobs);
+                }
+            }
+            return data;
+        }
+    }
+
     public Task InitializeAsync() => _scratch.InitializeAsync();
 
     public Task DisposeAsync() => _scratch.DisposeAsync();
 
     [SkippableTheory]
-    [MemberData(nameof(Names))]
-    public async Task MySql_hostile_name_round_trips_exactly(string hostile)
+    [MemberData(nameof(NamesWithJobs))]
+    public async Task MySql_hostile_name_round_trips_exactly(string hostile, int jobs)
     {
+        var instance = MySqlTestDb.Instance(jobs);
         await TestServers.RequireMySqlAsync();
         // A unique suffix keeps parallel runs apart; the hostile part comes first, as it would in the wild.
         var source = _scratch.TrackMySql(hostile + "_" + _scratch.MySqlName(""));
@@ -39,25 +57,39 @@ public sealed class HostileNameTests : IAsyncLifetime
         var bystanderBefore = await MySqlTestDb.FingerprintAsync(bystander);
         var backupDir = _scratch.TempDir("backups");
 
-        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, backupDir);
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, backupDir);
 
         AssertInside(backupDir, file);
         Assert.Equal(source, BackupName.TryParse(Path.GetFileName(file))!.Database);
         var copy = _scratch.TrackMySql(hostile + "_copy_" + _scratch.MySqlName(""));
-        await Ops.RestoreAsync(TestServers.MySql(), file, copy);
+        await Ops.RestoreAsync(instance, file, copy);
         DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(source), await MySqlTestDb.FingerprintAsync(copy), $"copy of '{source}'");
         DbFingerprint.AssertSame(bystanderBefore, await MySqlTestDb.FingerprintAsync(bystander), "an unrelated database");
 
         // Without --target the name comes back from the file name, exactly: into the source itself, forced.
-        await Ops.RestoreAsync(TestServers.MySql(), file, target: null, force: true);
+        await Ops.RestoreAsync(instance, file, target: null, force: true);
         Assert.Equal(2L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(source, "SELECT COUNT(*) FROM t")));
     }
 
+    public static TheoryData<string, string> NamesAndEngines()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var name in Names)
+        {
+            foreach (var engine in PgEngines.All)
+            {
+                data.Add(name, engine);
+            }
+        }
+        return data;
+    }
+
     [SkippableTheory]
-    [MemberData(nameof(Names))]
-    public async Task Postgres_hostile_name_round_trips_exactly(string hostile)
+    [MemberData(nameof(NamesAndEngines))]
+    public async Task Postgres_hostile_name_round_trips_exactly(string hostile, string engine)
     {
         await TestServers.RequirePostgresAsync();
+        var instance = PgEngines.Instance(engine);
         var source = _scratch.TrackPostgres(hostile + "_" + _scratch.PostgresName(""));
         var bystander = await _scratch.NewPostgresDatabaseAsync();
         await PgTestDb.ExecAsync(bystander, "CREATE TABLE keep (id int PRIMARY KEY)", "INSERT INTO keep VALUES (42)");
@@ -66,16 +98,16 @@ public sealed class HostileNameTests : IAsyncLifetime
         var bystanderBefore = await PgTestDb.FingerprintAsync(bystander);
         var backupDir = _scratch.TempDir("backups");
 
-        var file = await Ops.BackupOkAsync(TestServers.Postgres(), source, Compression.Gzip, backupDir);
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Gzip, backupDir);
 
         AssertInside(backupDir, file);
         Assert.Equal(source, BackupName.TryParse(Path.GetFileName(file))!.Database);
         var copy = _scratch.TrackPostgres(hostile + "_copy_" + _scratch.PostgresName(""));
-        await Ops.RestoreAsync(TestServers.Postgres(), file, copy);
+        await Ops.RestoreAsync(instance, file, copy);
         DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(source), await PgTestDb.FingerprintAsync(copy), $"copy of '{source}'");
         DbFingerprint.AssertSame(bystanderBefore, await PgTestDb.FingerprintAsync(bystander), "an unrelated database");
 
-        await Ops.RestoreAsync(TestServers.Postgres(), file, target: null, force: true);
+        await Ops.RestoreAsync(instance, file, target: null, force: true);
         Assert.Equal(2L, Convert.ToInt64(await PgTestDb.ScalarAsync(source, "SELECT count(*) FROM t")));
     }
 

@@ -110,13 +110,19 @@ public sealed class MySqlRoundTripTests : IAsyncLifetime
         return payload;
     }
 
+    /// <param name="jobs">0: engine: dump; N: engine: parallel on N connections (see <see cref="MySqlTestDb.Instance"/>).</param>
     [SkippableTheory]
-    [InlineData(Compression.None)]
-    [InlineData(Compression.Gzip)]
-    [InlineData(Compression.Zstd)]
-    [InlineData(Compression.Zip)]
-    public async Task Backup_then_restore_under_a_new_name_gives_an_identical_copy(Compression compression)
+    [InlineData(Compression.None, 0)]
+    [InlineData(Compression.Gzip, 0)]
+    [InlineData(Compression.Zstd, 0)]
+    [InlineData(Compression.Zip, 0)]
+    [InlineData(Compression.None, 1)]
+    [InlineData(Compression.Zstd, 1)]
+    [InlineData(Compression.Gzip, 4)]
+    [InlineData(Compression.Zstd, 4)]
+    public async Task Backup_then_restore_under_a_new_name_gives_an_identical_copy(Compression compression, int jobs)
     {
+        var instance = MySqlTestDb.Instance(jobs);
         await TestServers.RequireMySqlAsync();
         var source = await _scratch.NewMySqlDatabaseAsync();
         // The target's name is awkward on purpose: a space, a quote and a backtick.
@@ -130,15 +136,15 @@ public sealed class MySqlRoundTripTests : IAsyncLifetime
         Assert.Equal(5, before.Names("table").Count);
 
         var backupDir = _scratch.TempDir("backups");
-        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, compression, backupDir);
-        Assert.EndsWith(compression.Extension(), file, StringComparison.Ordinal);
+        var file = await Ops.BackupOkAsync(instance, source, compression, backupDir);
+        Assert.EndsWith(jobs == 0 ? compression.Extension() : compression.TarExtension(), file, StringComparison.Ordinal);
         Assert.Equal([Path.GetRelativePath(backupDir, file)], Ops.DataFilesUnder(backupDir));
 
-        var result = await Ops.RestoreAsync(TestServers.MySql(), file, target);
+        var result = await Ops.RestoreAsync(instance, file, target);
 
         Assert.NotNull(result);
         Assert.Equal(5, result.TablesRestored);
-        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), $"restored copy ({compression})");
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), $"restored copy ({compression}, jobs {jobs})");
         DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(source), "source after backup and restore");
 
         // The values themselves, read back with the driver (not only through the server's hashes).
@@ -159,9 +165,13 @@ public sealed class MySqlRoundTripTests : IAsyncLifetime
     /// Restored under a new name on a server without the source (the usual disaster case), that
     /// statement must not hit a database that is not the target. Needs the statement filter.
     /// </summary>
-    [SkippableFact]
-    public async Task Routine_with_another_database_collation_restores_under_a_new_name_when_the_source_is_gone()
+    [SkippableTheory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(4)]
+    public async Task Routine_with_another_database_collation_restores_under_a_new_name_when_the_source_is_gone(int jobs)
     {
+        var instance = MySqlTestDb.Instance(jobs);
         await TestServers.RequireMySqlAsync();
         var source = await _scratch.NewMySqlDatabaseAsync();
         var target = _scratch.MySqlName();
@@ -171,10 +181,10 @@ public sealed class MySqlRoundTripTests : IAsyncLifetime
             "CREATE FUNCTION f_one() RETURNS INT DETERMINISTIC RETURN 1");
         await MySqlTestDb.ExecAsync(null, $"ALTER DATABASE {MySqlTestDb.Quote(source)} CHARACTER SET latin1 COLLATE latin1_swedish_ci");
         var before = await MySqlTestDb.FingerprintAsync(source);
-        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
         await MySqlTestDb.DropIfExistsAsync(source);
 
-        var error = await Record.ExceptionAsync(() => Ops.RestoreAsync(TestServers.MySql(), file, target));
+        var error = await Record.ExceptionAsync(() => Ops.RestoreAsync(instance, file, target));
 
         Assert.False(await MySqlTestDb.ExistsAsync(source), "the restore under a new name created the source database");
         Assert.True(error is null, $"restore failed: {error?.Message}");

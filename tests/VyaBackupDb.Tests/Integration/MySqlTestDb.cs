@@ -9,6 +9,13 @@ public static class MySqlTestDb
 {
     public static string Quote(string name) => MySqlEngine.QuoteIdentifier(name);
 
+    /// <summary>
+    /// The test instance with the engine a round-trip test runs under: 0 is engine: dump (one
+    /// stream from mariadb-dump), N is engine: parallel on N connections, for backup and restore.
+    /// </summary>
+    public static Config.InstanceConfig Instance(int jobs) =>
+        jobs == 0 ? TestServers.MySql() : TestServers.MySql() with { Engine = Config.BackupEngine.Parallel, Jobs = jobs };
+
     public static async Task<MySqlConnection> OpenAsync(string? database = null)
     {
         var connection = new MySqlConnection(TestServers.MySqlConnectionString(database));

@@ -93,12 +93,18 @@ public sealed class PostgresRoundTripTests : IAsyncLifetime
     }
 
     [SkippableTheory]
-    [InlineData(Compression.None)]
-    [InlineData(Compression.Gzip)]
-    [InlineData(Compression.Zstd)]
-    [InlineData(Compression.Zip)]
-    public async Task Backup_then_restore_under_a_new_name_gives_an_identical_copy(Compression compression)
+    [InlineData(Compression.None, PgEngines.Dump)]
+    [InlineData(Compression.Gzip, PgEngines.Dump)]
+    [InlineData(Compression.Zstd, PgEngines.Dump)]
+    [InlineData(Compression.Zip, PgEngines.Dump)]
+    [InlineData(Compression.Zstd, PgEngines.Parallel1)]
+    [InlineData(Compression.None, PgEngines.Parallel4)]
+    [InlineData(Compression.Gzip, PgEngines.Parallel4)]
+    [InlineData(Compression.Zstd, PgEngines.Parallel4)]
+    [InlineData(Compression.Zip, PgEngines.Parallel4)]
+    public async Task Backup_then_restore_under_a_new_name_gives_an_identical_copy(Compression compression, string engine)
     {
+        var instance = PgEngines.Instance(engine);
         await TestServers.RequirePostgresAsync();
         var source = await _scratch.NewPostgresDatabaseAsync();
         var target = _scratch.PostgresName() + " Co\"py'd";
@@ -113,15 +119,15 @@ public sealed class PostgresRoundTripTests : IAsyncLifetime
         Assert.Equal(4, before.Names("table").Count);
 
         var backupDir = _scratch.TempDir("backups");
-        var file = await Ops.BackupOkAsync(TestServers.Postgres(), source, compression, backupDir);
-        Assert.EndsWith(compression.Extension(), file, StringComparison.Ordinal);
+        var file = await Ops.BackupOkAsync(instance, source, compression, backupDir);
+        Assert.EndsWith(engine == PgEngines.Dump ? compression.Extension() : compression.TarExtension(), file, StringComparison.Ordinal);
         Assert.Equal([Path.GetRelativePath(backupDir, file)], Ops.DataFilesUnder(backupDir));
 
-        var result = await Ops.RestoreAsync(TestServers.Postgres(), file, target);
+        var result = await Ops.RestoreAsync(instance, file, target);
 
         Assert.NotNull(result);
         Assert.Equal(4, result.TablesRestored);
-        DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), $"restored copy ({compression})");
+        DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), $"restored copy ({compression}, {engine})");
         DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(source), "source after backup and restore");
 
         byte[] all = [.. Enumerable.Range(0, 256).Select(i => (byte)i)];

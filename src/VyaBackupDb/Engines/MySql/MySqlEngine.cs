@@ -18,11 +18,11 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     public string CompletionTrailer => DumpEngines.CompletionTrailer(Dbms.MySql);
 
     public Task<DumpDetails> DumpSetAsync(string database, Sources.Sets.BackupSetWriter set, int jobs, CancellationToken cancellationToken) =>
-        throw new UsageException("engine: parallel is not available for MySQL/MariaDB yet");
+        DumpSetCoreAsync(database, set, jobs, cancellationToken);
 
     public Task<LoadResult> RestoreSetAsync(
         string database, Sources.Sets.BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken) =>
-        throw new UsageException("restoring a backup set is not available for MySQL/MariaDB yet");
+        RestoreSetCoreAsync(database, set, options, jobs, cancellationToken);
 
     public async Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken)
     {
@@ -528,7 +528,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal)
             .Replace("\n", "\\n", StringComparison.Ordinal).Replace("\r", "\\r", StringComparison.Ordinal) + "\"";
 
-    private async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken, bool allowUserVariables = false)
+    private async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken, bool allowUserVariables = false, bool loadLocalInfile = false)
     {
         var builder = new MySqlConnectionStringBuilder
         {
@@ -541,6 +541,8 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             Pooling = false,
             // Object bodies re-created by a swap may use @variables of their own.
             AllowUserVariables = allowUserVariables,
+            // The parallel restore's LOAD DATA LOCAL: the driver sends only the streams it is given, never a file the server names.
+            AllowLoadLocalInfile = loadLocalInfile,
         };
         var connection = new MySqlConnection(builder.ConnectionString);
         try

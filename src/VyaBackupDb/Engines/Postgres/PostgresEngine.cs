@@ -18,11 +18,11 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     public string CompletionTrailer => DumpEngines.CompletionTrailer(Dbms.PostgreSql);
 
     public Task<DumpDetails> DumpSetAsync(string database, Sources.Sets.BackupSetWriter set, int jobs, CancellationToken cancellationToken) =>
-        throw new UsageException("engine: parallel is not available for PostgreSQL yet");
+        DumpSetCoreAsync(database, set, jobs, cancellationToken);
 
     public Task<LoadResult> RestoreSetAsync(
         string database, Sources.Sets.BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken) =>
-        throw new UsageException("restoring a backup set is not available for PostgreSQL yet");
+        RestoreSetCoreAsync(database, set, options, jobs, cancellationToken);
 
     /// <summary>Set when the chosen client is newer than the server (allowed, but worth saying).</summary>
     private string? _toolWarning;
@@ -82,17 +82,9 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         }
 
         using var passFile = PassFile();
-        // owners: true keeps OWNER TO and GRANT/REVOKE (the restore then needs those roles).
-        string[] ownership = Instance.Owners ? [] : ["--no-owner", "--no-privileges"];
-        string[] arguments =
-        [
-            "--format=plain", .. ownership, "--no-password", "--encoding=UTF8",
-            "--quote-all-identifiers", $"--snapshot={snapshot}",
-            $"--dbname={ConnInfo(database)}",
-        ];
         var counter = new PostgresRowCounter(output);
-        await ChildProcess.RunAsync(pgDump, arguments, Environment(passFile), null, counter, cancellationToken).ConfigureAwait(false);
-        var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, counter, cancellationToken).ConfigureAwait(false), sequences, objects);
+        await ChildProcess.RunAsync(pgDump, DumpArguments(database, snapshot, []), Environment(passFile), null, counter, cancellationToken).ConfigureAwait(false);
+        var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, counter.Rows, cancellationToken).ConfigureAwait(false), sequences, objects);
         await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
         return new DumpDetails("pg_dump", client.Version, inventory, _toolWarning, settings);
     }
@@ -142,7 +134,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     /// the dump but not in the catalog is added with the rows the dump holds.
     /// </summary>
     private static async Task<List<TableRows>> CountRowsAsync(
-        NpgsqlConnection connection, Dictionary<long, CatalogTable> tables, PostgresRowCounter counter, CancellationToken cancellationToken)
+        NpgsqlConnection connection, Dictionary<long, CatalogTable> tables, IReadOnlyDictionary<(string Schema, string Table), long> copied,
+        CancellationToken cancellationToken)
     {
         var own = new Dictionary<long, long>();
         foreach (var table in tables.Values)
@@ -151,9 +144,9 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             {
                 own[table.Oid] = 0;
             }
-            else if (!table.InExtension && counter.Rows.TryGetValue((table.Schema, table.Table), out var copied))
+            else if (!table.InExtension && copied.TryGetValue((table.Schema, table.Table), out var count))
             {
-                own[table.Oid] = copied;
+                own[table.Oid] = count;
             }
             else
             {
@@ -184,7 +177,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             rows.Add(new TableRows(table.Name, total, Exact: true));
         }
         var known = tables.Values.Select(t => (t.Schema, t.Table)).ToHashSet();
-        foreach (var ((schema, table), count) in counter.Rows.Where(r => !known.Contains(r.Key)))
+        foreach (var ((schema, table), count) in copied.Where(r => !known.Contains(r.Key)))
         {
             await using var command = new NpgsqlCommand("SELECT quote_ident(@s) || '.' || quote_ident(@t)", connection);
             command.Parameters.AddWithValue("s", schema);
@@ -876,7 +869,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         ["PGCONNECT_TIMEOUT"] = "15",
     };
 
-    private async Task<NpgsqlConnection> OpenAsync(string database, CancellationToken cancellationToken, string? applicationName = null)
+    /// <param name="bufferBytes">Socket buffers of a connection that moves table data (COPY), else the driver's default; such a connection has no command timeout.</param>
+    private async Task<NpgsqlConnection> OpenAsync(string database, CancellationToken cancellationToken, string? applicationName = null, int? bufferBytes = null)
     {
         var builder = new NpgsqlConnectionStringBuilder
         {
@@ -889,6 +883,13 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             Timeout = 15,
             Pooling = false,
         };
+        if (bufferBytes is { } bytes)
+        {
+            builder.ReadBufferSize = bytes;
+            builder.WriteBufferSize = bytes;
+            // A table's COPY may take long: the run's own timeout (the token, which cancels it) bounds it.
+            builder.CommandTimeout = 0;
+        }
         var connection = new NpgsqlConnection(builder.ConnectionString);
         try
         {

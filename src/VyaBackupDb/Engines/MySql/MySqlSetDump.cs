@@ -1,0 +1,430 @@
+using System.Globalization;
+using System.Text;
+using System.Threading.Channels;
+using MySqlConnector;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Sources.Sets;
+
+namespace VyaBackupDb.Engines.MySql;
+
+/// <summary>The parallel dump (engine: parallel): one snapshot shared by several connections, written as a backup set.</summary>
+public sealed partial class MySqlEngine
+{
+    /// <summary>
+    /// A data chunk is handed to the set once it reaches this size, so that with its last
+    /// statement (about 1 MiB) and row it stays under 8 MiB, the pool's bucket for it (a large row
+    /// may make it larger): a chunk just over 8 MiB would take a 16 MiB buffer, here and in the restore.
+    /// </summary>
+    internal const int SetChunkBytes = (7 << 20) - (64 << 10);
+
+    /// <summary>A table with a single-column integer primary key is read in key ranges of about this size (by the catalog's estimate).</summary>
+    internal const long SetRangeBytes = 64L << 20;
+
+    /// <summary>One table, or one primary-key range of one, read by one connection.</summary>
+    private sealed record SetWorkItem(string Table, MySqlTableReader Reader, string? Where, long EstimatedBytes);
+
+    /// <summary>What the parallel dump reads per table from the catalog, under the backup lock.</summary>
+    /// <param name="Period">A system-versioned table's row start and end columns (MariaDB names the implicit ones row_start and row_end).</param>
+    private sealed record SetTable(string Name, List<SetColumn> Columns, bool ColumnList, string? IntegerKey, long DataBytes)
+    {
+        public (string Start, string End) Period { get; set; } = ("row_start", "row_end");
+    }
+
+    private async Task<DumpDetails> DumpSetCoreAsync(string database, BackupSetWriter set, int jobs, CancellationToken cancellationToken)
+    {
+        jobs = Math.Max(1, jobs);
+        var server = await ServerAsync(cancellationToken).ConfigureAwait(false);
+        var serverIsMariaDb = server.Flavor == "MariaDB";
+        var tool = FindTool(serverIsMariaDb ? ["mariadb-dump", "mysqldump"] : ["mysqldump", "mariadb-dump"]);
+        var toolVersion = (await ChildProcess.CaptureAsync(tool, ["--version"], cancellationToken).ConfigureAwait(false)).Trim();
+        var toolIsMariaDb = toolVersion.Contains("MariaDB", StringComparison.OrdinalIgnoreCase);
+
+        // Every connection is open before the lock is taken: the lock is held as briefly as can be.
+        var workers = new List<MySqlConnection>();
+        try
+        {
+            await using var control = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            for (var i = 0; i < jobs; i++)
+            {
+                var worker = await OpenAsync(cancellationToken).ConfigureAwait(false);
+                workers.Add(worker);
+                // sql_mode '': no PAD_CHAR_TO_FULL_LENGTH, ANSI_QUOTES or NO_BACKSLASH_ESCAPES in what the server
+                // formats; UTC for TIMESTAMP values (the chunks set the same zone); no server-side timeout while
+                // the set's writer makes this reader wait.
+                await Execute(worker, "SET SESSION sql_mode = '', time_zone = '+00:00', net_write_timeout = 86400", cancellationToken).ConfigureAwait(false);
+                await Execute(worker, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", cancellationToken).ConfigureAwait(false);
+            }
+            await Execute(control, "SET SESSION lock_wait_timeout = 300", cancellationToken).ConfigureAwait(false);
+
+            CatalogBeforeDump catalog;
+            string? position;
+            Dictionary<string, SetTable> tables;
+            MemoryStream schema, post;
+            MySqlRowCounter schemaCounter;
+            // MariaDB's backup stages block DDL and commits without closing every table as FLUSH TABLES WITH
+            // READ LOCK does; while they are held, each worker's snapshot starts at the same point.
+            await LockForSnapshotAsync(control, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                foreach (var worker in workers)
+                {
+                    await Execute(worker, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", cancellationToken).ConfigureAwait(false);
+                }
+                position = await ReadSourcePositionAsync(control, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
+                catalog = await ReadCatalogAsync(database, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
+                tables = await ReadSetTablesAsync(control, database, cancellationToken).ConfigureAwait(false);
+
+                // The schema and the triggers come from the server's own dump tool, in the same locked window.
+                schema = new MemoryStream();
+                post = new MemoryStream();
+                schemaCounter = new MySqlRowCounter(schema);
+                await Task.WhenAll(
+                    DumpPartAsync(schemaCounter, "--no-data", "--skip-triggers", "--routines", "--events"),
+                    DumpPartAsync(post, "--no-data", "--no-create-info", "--triggers")).ConfigureAwait(false);
+            }
+            catch
+            {
+                // The failure is the one to report; closing the connection releases the lock anyway.
+                await control.CloseAsync().ConfigureAwait(false);
+                throw;
+            }
+            await UnlockSnapshotAsync(control, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
+
+            var warnings = new List<string>();
+            var withHistory = false;
+            if (catalog.Versioned.Count > 0)
+            {
+                // The same rule as the dump engine's: history goes in where the server can load it back.
+                if (HistoryProblem(catalog, server, toolIsMariaDb, toolVersion) is { } problem)
+                {
+                    warnings.Add($"{database}: the history of system-versioned tables {string.Join(", ", catalog.Versioned.Order(StringComparer.Ordinal))} "
+                        + $"is not in the backup ({problem}); only their current rows are");
+                }
+                else
+                {
+                    withHistory = true;
+                }
+            }
+            if (catalog.OutsideSnapshot.Count > 0)
+            {
+                warnings.Add($"{database}: tables outside the dump's snapshot (engine not transactional; their data may be from another moment "
+                    + $"than the rest): {string.Join(", ", catalog.OutsideSnapshot.Select(t => $"{t.Name} ({t.Engine})"))}");
+            }
+
+            schema.Position = 0;
+            await set.WriteSchemaAsync(schema, schema.Length, cancellationToken).ConfigureAwait(false);
+
+            // The tables the schema creates are the backup's; the data of engines that keep it elsewhere is left out, as mysqldump does.
+            var inBackup = schemaCounter.Rows.Keys.Where(catalog.Engines.ContainsKey).Order(StringComparer.Ordinal).ToList();
+            var rows = inBackup.ToDictionary(t => t, _ => 0L, StringComparer.Ordinal);
+            var items = new List<SetWorkItem>();
+            foreach (var name in inBackup)
+            {
+                if ((catalog.Engines[name] is { } engine && DataNotDumped.Contains(engine)) || !tables.TryGetValue(name, out var table))
+                {
+                    continue;
+                }
+                var history = withHistory && catalog.Versioned.Contains(name);
+                items.AddRange(await PlanTableAsync(control, database, table, history, jobs, cancellationToken).ConfigureAwait(false));
+            }
+            await ReadTablesAsync(database, set, workers, items, rows, cancellationToken).ConfigureAwait(false);
+
+            post.Position = 0;
+            await set.WritePostAsync(post, post.Length, cancellationToken).ConfigureAwait(false);
+
+            var inventory = new DatabaseInventory(
+                [.. inBackup.Select(t => new TableRows(t, rows[t], catalog.Engines[t] is not { } e || !DataNotDumped.Contains(e),
+                    withHistory && catalog.Versioned.Contains(t) ? true : null))],
+                [.. schemaCounter.Sequences.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => new SequenceValue(s.Key, s.Value))],
+                catalog.Objects,
+                catalog.OutsideSnapshot.Count == 0 ? null : catalog.OutsideSnapshot);
+            return new DumpDetails(Path.GetFileName(tool), toolVersion.Split('\n')[0], inventory,
+                warnings.Count == 0 ? null : string.Join("; ", warnings), catalog.Settings) { SourcePosition = position };
+        }
+        finally
+        {
+            foreach (var worker in workers)
+            {
+                await worker.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        async Task DumpPartAsync(Stream output, params string[] what)
+        {
+            using var options = OptionFile();
+            List<string> arguments =
+            [
+                $"--defaults-file={options.Path}", "--single-transaction", "--no-tablespaces", "--max-allowed-packet=1G",
+                "--default-character-set=utf8mb4", .. what,
+            ];
+            if (!toolIsMariaDb && !serverIsMariaDb)
+            {
+                arguments.Add("--set-gtid-purged=OFF");
+            }
+            if (!toolIsMariaDb && serverIsMariaDb)
+            {
+                arguments.Add("--column-statistics=0");
+            }
+            arguments.Add("--");
+            arguments.Add(database);
+            var tail = new TailStream(output, 256);
+            await ChildProcess.RunAsync(tool, arguments, null, null, tail, cancellationToken).ConfigureAwait(false);
+            if (!tail.Contains(CompletionTrailer))
+            {
+                throw new OperationFailedException($"{Path.GetFileName(tool)} exited without its completion trailer ({CompletionTrailer})");
+            }
+        }
+    }
+
+    private static async Task LockForSnapshotAsync(MySqlConnection control, bool mariaDb, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (mariaDb)
+            {
+                await Execute(control, "BACKUP STAGE START", cancellationToken).ConfigureAwait(false);
+                await Execute(control, "BACKUP STAGE BLOCK_DDL", cancellationToken).ConfigureAwait(false);
+                await Execute(control, "BACKUP STAGE BLOCK_COMMIT", cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await Execute(control, "FLUSH TABLES WITH READ LOCK", cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationFailedException e)
+        {
+            throw new OperationFailedException($"cannot take the backup lock for a consistent snapshot ({e.Message}); "
+                + "the parallel engine needs the RELOAD privilege (MariaDB: or BACKUP STAGE's); engine: dump does not", e);
+        }
+    }
+
+    private static Task UnlockSnapshotAsync(MySqlConnection control, bool mariaDb, CancellationToken cancellationToken) =>
+        Execute(control, mariaDb ? "BACKUP STAGE END" : "UNLOCK TABLES", cancellationToken);
+
+    /// <summary>"file:position" of the binlog (and the GTID position, when there is one), or null when binary logging is off.</summary>
+    private static async Task<string?> ReadSourcePositionAsync(MySqlConnection control, bool mariaDb, CancellationToken cancellationToken)
+    {
+        string? file = null, offset = null, gtid = null;
+        foreach (var sql in new[] { "SHOW MASTER STATUS", "SHOW BINARY LOG STATUS" })
+        {
+            try
+            {
+                await using var command = new MySqlCommand(sql, control);
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    file = reader.GetString(0);
+                    offset = Convert.ToString(reader.GetValue(1), CultureInfo.InvariantCulture);
+                    if (!mariaDb && reader.FieldCount > 4 && !reader.IsDBNull(4))
+                    {
+                        gtid = reader.GetString(4);
+                    }
+                }
+                break;
+            }
+            catch (MySqlException)
+            {
+                // MySQL 8.4 knows only the second statement.
+            }
+        }
+        if (file is null)
+        {
+            return null;
+        }
+        if (mariaDb)
+        {
+            gtid = await Scalar(control, "SELECT @@gtid_binlog_pos", cancellationToken).ConfigureAwait(false) as string;
+        }
+        return string.IsNullOrWhiteSpace(gtid) ? $"{file}:{offset}" : $"{file}:{offset} gtid {gtid.Replace("\n", "", StringComparison.Ordinal)}";
+    }
+
+    /// <summary>Columns, single-column integer primary keys and data sizes of the database's base tables.</summary>
+    private static async Task<Dictionary<string, SetTable>> ReadSetTablesAsync(MySqlConnection connection, string database, CancellationToken cancellationToken)
+    {
+        var tables = new Dictionary<string, SetTable>(StringComparer.Ordinal);
+        await using (var command = new MySqlCommand(
+            "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.EXTRA, IFNULL(c.GENERATION_EXPRESSION, ''), IFNULL(t.DATA_LENGTH, 0) "
+            + "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
+            + "WHERE c.TABLE_SCHEMA = @db AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION", connection))
+        {
+            command.Parameters.AddWithValue("@db", database);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var name = reader.GetString(0);
+                if (!tables.TryGetValue(name, out var table))
+                {
+                    tables[name] = table = new SetTable(name, [], false, null, Convert.ToInt64(reader.GetValue(5), CultureInfo.InvariantCulture));
+                }
+                var extra = reader.GetString(3);
+                var generation = reader.GetString(4);
+                // Generated columns (and explicit row start/end columns of system versioning) are computed by
+                // the server: they are left out, and the INSERT then names the columns it gives.
+                if (generation is "ROW START")
+                {
+                    table.Period = (reader.GetString(1), table.Period.End);
+                }
+                else if (generation is "ROW END")
+                {
+                    table.Period = (table.Period.Start, reader.GetString(1));
+                }
+                if (extra.Contains("GENERATED", StringComparison.OrdinalIgnoreCase) || generation is "ROW START" or "ROW END")
+                {
+                    tables[name] = table with { ColumnList = true };
+                    continue;
+                }
+                var invisible = extra.Contains("INVISIBLE", StringComparison.OrdinalIgnoreCase);
+                table.Columns.Add(new SetColumn(reader.GetString(1), MySqlTableReader.KindOf(reader.GetString(2)), invisible));
+                if (invisible)
+                {
+                    tables[name] = table with { ColumnList = true };
+                }
+            }
+        }
+        await using (var command = new MySqlCommand(
+            "SELECT s.TABLE_NAME, MIN(s.COLUMN_NAME) FROM information_schema.STATISTICS s JOIN information_schema.COLUMNS c "
+            + "ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME "
+            + "WHERE s.TABLE_SCHEMA = @db AND s.INDEX_NAME = 'PRIMARY' "
+            + "GROUP BY s.TABLE_NAME HAVING COUNT(*) = 1 AND MIN(c.DATA_TYPE) IN ('tinyint', 'smallint', 'mediumint', 'int', 'bigint')", connection))
+        {
+            command.Parameters.AddWithValue("@db", database);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (tables.TryGetValue(reader.GetString(0), out var table))
+                {
+                    tables[table.Name] = table with { IntegerKey = reader.GetString(1) };
+                }
+            }
+        }
+        return tables;
+    }
+
+    /// <summary>A table as one work item, or, when it is large and has an integer key, as key ranges that together cover every value.</summary>
+    private static async Task<List<SetWorkItem>> PlanTableAsync(
+        MySqlConnection control, string database, SetTable table, bool history, int jobs, CancellationToken cancellationToken)
+    {
+        var reader = history
+            ? new MySqlTableReader(table.Name,
+                [.. table.Columns, new SetColumn(table.Period.Start, ColumnKind.Text, true), new SetColumn(table.Period.End, ColumnKind.Text, true)],
+                columnList: true, history: true)
+            : new MySqlTableReader(table.Name, table.Columns, table.ColumnList);
+        var pieces = (int)Math.Min(64, (table.DataBytes + SetRangeBytes - 1) / SetRangeBytes);
+        if (jobs == 1 || table.IntegerKey is not { } key || pieces < 2)
+        {
+            return [new SetWorkItem(table.Name, reader, null, table.DataBytes)];
+        }
+        var quotedKey = QuoteIdentifier(key);
+        await using var command = new MySqlCommand(
+            $"SELECT MIN({quotedKey}), MAX({quotedKey}) FROM {QuoteIdentifier(database)}.{QuoteIdentifier(table.Name)}", control);
+        await using var result = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        if (!await result.ReadAsync(cancellationToken).ConfigureAwait(false) || result.IsDBNull(0))
+        {
+            return [new SetWorkItem(table.Name, reader, null, table.DataBytes)];
+        }
+        // The bounds come from outside the snapshot: the first and last ranges are open, so rows
+        // beyond them are read all the same.
+        var low = Convert.ToDecimal(result.GetValue(0), CultureInfo.InvariantCulture);
+        var high = Convert.ToDecimal(result.GetValue(1), CultureInfo.InvariantCulture);
+        var step = Math.Ceiling((high - low + 1) / pieces);
+        var items = new List<SetWorkItem>();
+        string? previous = null;
+        for (var i = 1; i <= pieces; i++)
+        {
+            var bound = i == pieces ? null : (low + (step * i)).ToString(CultureInfo.InvariantCulture);
+            var where = (previous, bound) switch
+            {
+                (null, not null) => $"{quotedKey} < {bound}",
+                (not null, not null) => $"{quotedKey} >= {previous} AND {quotedKey} < {bound}",
+                _ => $"{quotedKey} >= {previous}",
+            };
+            items.Add(new SetWorkItem(table.Name, reader, where, table.DataBytes / pieces));
+            previous = bound;
+        }
+        return items;
+    }
+
+    /// <summary>Reads the work items on the workers' connections (largest first), each into chunks of its own.</summary>
+    private static async Task ReadTablesAsync(
+        string database, BackupSetWriter set, List<MySqlConnection> workers, List<SetWorkItem> items, Dictionary<string, long> rows,
+        CancellationToken cancellationToken)
+    {
+        var queue = Channel.CreateUnbounded<SetWorkItem>();
+        foreach (var item in items.OrderByDescending(i => i.EstimatedBytes))
+        {
+            queue.Writer.TryWrite(item);
+        }
+        queue.Writer.Complete();
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var tasks = workers.Select(worker => Task.Run(() => WorkAsync(worker), failed.Token)).ToList();
+        try
+        {
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+        }
+        catch
+        {
+            // The first failure, not the cancellations it caused in the other workers.
+            var first = tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!)
+                .FirstOrDefault(e => e is not OperationCanceledException);
+            if (first is not null && !cancellationToken.IsCancellationRequested)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+            }
+            throw;
+        }
+
+        async Task WorkAsync(MySqlConnection worker)
+        {
+            using var chunk = new ChunkBuffer(8 << 20);
+            try
+            {
+                while (queue.Reader.TryRead(out var item))
+                {
+                    await item.Reader.ReadAsync(worker, item.Reader.Select(database, item.Where), chunk, async (full, count, ct) =>
+                    {
+                        await set.WriteDataAsync(item.Table, count, full.Memory, ct).ConfigureAwait(false);
+                        full.Clear();
+                        lock (rows)
+                        {
+                            rows[item.Table] += count;
+                        }
+                    }, SetChunkBytes, failed.Token).ConfigureAwait(false);
+                }
+            }
+            catch (Exception e) when (e is MySqlException or InvalidOperationException && !failed.IsCancellationRequested)
+            {
+                await failed.CancelAsync().ConfigureAwait(false);
+                throw new OperationFailedException($"reading the data of {database}: {e.Message}", e);
+            }
+            catch
+            {
+                await failed.CancelAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+    }
+
+    /// <summary>Passes writes through and keeps the last bytes (to find a dump's completion trailer).</summary>
+    private sealed class TailStream(Stream inner, int keep) : Pipeline.ObservingStream(inner)
+    {
+        private readonly byte[] _tail = new byte[keep];
+        private int _length;
+
+        protected override void Observe(ReadOnlySpan<byte> data)
+        {
+            if (data.Length >= _tail.Length)
+            {
+                data[^_tail.Length..].CopyTo(_tail);
+                _length = _tail.Length;
+                return;
+            }
+            var kept = Math.Min(_length, _tail.Length - data.Length);
+            _tail.AsSpan(_length - kept, kept).CopyTo(_tail);
+            data.CopyTo(_tail.AsSpan(kept));
+            _length = kept + data.Length;
+        }
+
+        public bool Contains(string text) => Encoding.UTF8.GetString(_tail, 0, _length).Contains(text, StringComparison.Ordinal);
+    }
+}

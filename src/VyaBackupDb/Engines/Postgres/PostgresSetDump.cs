@@ -1,0 +1,481 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using System.Threading.Channels;
+using Npgsql;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Sources.Sets;
+
+namespace VyaBackupDb.Engines.Postgres;
+
+/// <summary>
+/// The parallel backup (<c>engine: parallel</c>): one exported snapshot, schema and post-data from
+/// pg_dump with <c>--snapshot</c>, the table data by <c>COPY ... TO STDOUT</c> on several
+/// connections that import the snapshot, cut into chunks on row boundaries.
+/// </summary>
+public sealed partial class PostgresEngine
+{
+    /// <summary>A data chunk's target size: rows are added until it is reached (one row may be bigger).</summary>
+    internal const int ChunkBytes = 8 << 20;
+
+    /// <summary>Tables larger than this are read in page ranges on several connections (PostgreSQL 14+: TID range scans); tests lower it.</summary>
+    internal static long MinSplitBytes { get; set; } = 64L << 20;
+
+    private const int ReadBytes = 1 << 20;
+
+    /// <summary>The driver's socket buffers on connections that move COPY data (its default, 8 KiB, means a read per row or two).</summary>
+    private const int CopyBufferBytes = 1 << 20;
+
+    /// <summary>A table whose rows go into the set as chunks.</summary>
+    private sealed record CopyTable(long Oid, string Schema, string Table, string Name, IReadOnlyList<string> Columns, long Bytes)
+    {
+        public string Quoted => QuoteIdentifier(Schema) + "." + QuoteIdentifier(Table);
+
+        public string ColumnList => string.Join(", ", Columns.Select(QuoteIdentifier));
+    }
+
+    /// <summary>A piece of work for a reader: a whole table, or the pages [From, To) of one (To null: to its end).</summary>
+    private sealed record CopyPiece(CopyTable Table, long? FromPage, long? ToPage)
+    {
+        public string Command => FromPage is not { } from
+            ? $"COPY {Table.Quoted}" + (Table.Columns.Count == 0 ? "" : $" ({Table.ColumnList})") + " TO STDOUT"
+            : $"COPY (SELECT {Table.ColumnList} FROM ONLY {Table.Quoted} "
+                + string.Create(CultureInfo.InvariantCulture, $"WHERE ctid >= '({from},0)'::pg_catalog.tid")
+                + (ToPage is { } to ? string.Create(CultureInfo.InvariantCulture, $" AND ctid < '({to},0)'::pg_catalog.tid") : "")
+                + ") TO STDOUT";
+    }
+
+    private async Task<DumpDetails> DumpSetCoreAsync(string database, BackupSetWriter set, int jobs, CancellationToken cancellationToken)
+    {
+        jobs = Math.Max(1, jobs);
+        var client = await ChooseClientAsync(cancellationToken).ConfigureAwait(false);
+        await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        await ExecuteAsync(connection, SessionSettings, cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken)
+            .ConfigureAwait(false);
+        // The snapshot every reader and both pg_dump runs share, and where it stands in the WAL:
+        // read just after it was taken, so every transaction it sees committed before that position.
+        string snapshot;
+        string? position;
+        await using (var command = new NpgsqlCommand(
+            "SELECT pg_catalog.pg_export_snapshot(), CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() "
+            + "ELSE pg_catalog.pg_current_wal_lsn() END::text", connection))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            snapshot = reader.GetString(0);
+            position = reader.IsDBNull(1) ? null : reader.GetString(1);
+        }
+        if (!SnapshotName().IsMatch(snapshot))
+        {
+            throw new OperationFailedException($"the server exported an unexpected snapshot name '{snapshot}'");
+        }
+        var tables = await ReadTablesAsync(connection, cancellationToken).ConfigureAwait(false);
+        var sequences = await ListSequencesAsync(connection, cancellationToken).ConfigureAwait(false);
+        var objects = await CountObjectsAsync(connection, cancellationToken).ConfigureAwait(false);
+        var settings = await ReadSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
+        if (Instance.Owners)
+        {
+            settings = await ReadOwnersAsync(connection, settings, cancellationToken).ConfigureAwait(false);
+        }
+        var copyTables = await ReadCopyTablesAsync(connection, cancellationToken).ConfigureAwait(false);
+        // Held to the end: a TRUNCATE or DROP after the snapshot would otherwise empty a table for it.
+        await LockAsync(connection, copyTables, cancellationToken).ConfigureAwait(false);
+
+        using var passFile = PassFile();
+        var pgDump = Path.Combine(client.BinDir, "pg_dump");
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        await using var schema = SpoolFile.Create();
+        await using var post = SpoolFile.Create();
+        // The rest of the data section (sequences, large objects, extensions' configuration tables)
+        // and post-data in one pg_dump run, while the schema and the data are read: the data of
+        // the tables copied here left out, each by its exact name.
+        var postDump = ChildProcess.RunAsync(pgDump,
+            DumpArguments(database, snapshot, ["--section=data", "--section=post-data", .. copyTables.Select(t => "--exclude-table-data=" + ExactPattern(t))]),
+            Environment(passFile), null, post, failed.Token);
+        _ = postDump.ContinueWith(_ => failed.Cancel(), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        try
+        {
+            await ChildProcess.RunAsync(pgDump, DumpArguments(database, snapshot, ["--section=pre-data"]), Environment(passFile), null, schema,
+                failed.Token).ConfigureAwait(false);
+            schema.Position = 0;
+            await set.WriteSchemaAsync(schema, schema.Length, failed.Token).ConfigureAwait(false);
+
+            var rows = await CopyAllAsync(database, snapshot, copyTables, set, jobs, failed).ConfigureAwait(false);
+            await postDump.ConfigureAwait(false);
+            post.Position = 0;
+            await set.WritePostAsync(post, post.Length, cancellationToken).ConfigureAwait(false);
+
+            var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, rows, cancellationToken).ConfigureAwait(false), sequences, objects);
+            await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
+            return new DumpDetails("pg_dump+copy", client.Version, inventory, _toolWarning, settings) { SourcePosition = position };
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && postDump.IsFaulted)
+        {
+            // pg_dump failed first (cancelling the rest): its error is the one to report.
+            await postDump.ConfigureAwait(false);
+            throw;
+        }
+        catch
+        {
+            await failed.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await postDump.ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationFailedException or OperationCanceledException or IOException)
+            {
+                // The first failure is the one reported.
+            }
+            throw;
+        }
+    }
+
+    /// <summary>What pg_dump is run with (the plain dump and both parts of a set): the same flags, owners and snapshot.</summary>
+    private string[] DumpArguments(string database, string snapshot, IReadOnlyList<string> extra)
+    {
+        // owners: true keeps OWNER TO and GRANT/REVOKE (the restore then needs those roles).
+        string[] ownership = Instance.Owners ? [] : ["--no-owner", "--no-privileges"];
+        return
+        [
+            "--format=plain", .. ownership, "--no-password", "--encoding=UTF8",
+            "--quote-all-identifiers", $"--snapshot={snapshot}", .. extra,
+            $"--dbname={ConnInfo(database)}",
+        ];
+    }
+
+    /// <summary>
+    /// Settings of every session that reads or loads a set, as pg_dump's: nothing times out, output
+    /// in the formats any server reads back, names qualified (search_path empty), row security an
+    /// error rather than a filter.
+    /// </summary>
+    private const string SessionSettings =
+        "SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0; "
+        + "SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3; SET xmloption = content; "
+        + "SET row_security = off; SELECT pg_catalog.set_config('search_path', '', false)";
+
+    /// <summary>A pg_dump pattern matching exactly this table: both names double-quoted (where nothing is a wildcard), quotes doubled.</summary>
+    private static string ExactPattern(CopyTable table) => QuoteIdentifier(table.Schema) + "." + QuoteIdentifier(table.Table);
+
+    [GeneratedRegex(@"^[0-9A-Fa-f-]{1,64}\z")]
+    private static partial Regex SnapshotName();
+
+    /// <summary>
+    /// The tables whose rows are copied: ordinary tables (leaf partitions included, each with its own
+    /// rows) that are not an extension's (pg_dump writes what an extension's configuration tables
+    /// hold beyond what CREATE EXTENSION puts there); every column but generated ones.
+    /// </summary>
+    private async Task<List<CopyTable>> ReadCopyTablesAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var generated = _serverMajor >= 12 ? " AND a.attgenerated = ''" : "";
+        var sql =
+            "SELECT c.oid::bigint, n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
+            + "coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a "
+            + $"WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped{generated}), '{{}}'), "
+            + "pg_catalog.pg_relation_size(c.oid) "
+            + "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            + "WHERE c.relkind = 'r' AND n.nspname " + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname")
+            + " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e')";
+        var list = new List<CopyTable>();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            list.Add(new CopyTable(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
+                reader.GetFieldValue<string[]>(4), reader.GetInt64(5)));
+        }
+        return list;
+    }
+
+    private static async Task LockAsync(NpgsqlConnection connection, List<CopyTable> tables, CancellationToken cancellationToken)
+    {
+        foreach (var batch in tables.Chunk(500))
+        {
+            await Execute(connection, "LOCK TABLE " + string.Join(", ", batch.Select(t => "ONLY " + t.Quoted)) + " IN ACCESS SHARE MODE",
+                cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The pieces, biggest first: a table over <see cref="MinSplitBytes"/> is cut in page ranges (the last one open-ended) when the server scans TID ranges.</summary>
+    private List<CopyPiece> Plan(List<CopyTable> tables, int jobs, long blockSize)
+    {
+        var total = tables.Sum(t => t.Bytes);
+        var pieceBytes = Math.Max(MinSplitBytes / 2, total / (jobs * 4L));
+        var pieces = new List<(CopyPiece Piece, long Bytes)>();
+        foreach (var table in tables)
+        {
+            if (jobs == 1 || _serverMajor < 14 || table.Bytes < Math.Max(MinSplitBytes, 2 * pieceBytes))
+            {
+                pieces.Add((new CopyPiece(table, null, null), table.Bytes));
+                continue;
+            }
+            var pages = table.Bytes / blockSize;
+            var step = Math.Max(1, pieceBytes / blockSize);
+            for (long from = 0; from < pages; from += step)
+            {
+                var to = from + step >= pages ? (long?)null : from + step;
+                pieces.Add((new CopyPiece(table, from, to), (Math.Min(to ?? pages, pages) - from) * blockSize));
+            }
+        }
+        return [.. pieces.OrderByDescending(p => p.Bytes).Select(p => p.Piece)];
+    }
+
+    /// <summary>
+    /// Reads every table on <paramref name="jobs"/> connections that import the snapshot and writes
+    /// the chunks into the set; returns the rows written per table. The first failure cancels the rest.
+    /// </summary>
+    private async Task<Dictionary<(string Schema, string Table), long>> CopyAllAsync(
+        string database, string snapshot, List<CopyTable> tables, BackupSetWriter set, int jobs, CancellationTokenSource failed)
+    {
+        var rows = new ConcurrentDictionary<(string Schema, string Table), long>();
+        foreach (var table in tables)
+        {
+            rows[(table.Schema, table.Table)] = 0;
+        }
+        var blockSize = 8192L;
+        var queue = Channel.CreateUnbounded<CopyPiece>();
+        var workers = new List<Task>();
+        var connections = new List<NpgsqlConnection>();
+        try
+        {
+            // Every reader imports the snapshot before any reads: the exporting transaction is open until all have.
+            for (var i = 0; i < Math.Min(jobs, Math.Max(1, tables.Count)); i++)
+            {
+                var reader = await OpenAsync(database, failed.Token, bufferBytes: CopyBufferBytes).ConfigureAwait(false);
+                connections.Add(reader);
+                await ExecuteAsync(reader, SessionSettings, failed.Token).ConfigureAwait(false);
+                await ExecuteAsync(reader, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", failed.Token).ConfigureAwait(false);
+                await ExecuteAsync(reader, $"SET TRANSACTION SNAPSHOT '{snapshot}'", failed.Token).ConfigureAwait(false);
+                if (i == 0)
+                {
+                    blockSize = Convert.ToInt64(await Scalar(reader, "SELECT current_setting('block_size')::bigint", failed.Token).ConfigureAwait(false),
+                        CultureInfo.InvariantCulture);
+                }
+            }
+            foreach (var piece in Plan(tables, jobs, blockSize))
+            {
+                queue.Writer.TryWrite(piece);
+            }
+            queue.Writer.Complete();
+            foreach (var reader in connections)
+            {
+                workers.Add(Task.Run(() => ReadPiecesAsync(reader, queue.Reader, set, rows, failed.Token)));
+            }
+            await FirstFailureAsync(workers, failed).ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (var reader in connections)
+            {
+                await reader.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        return new Dictionary<(string, string), long>(rows);
+    }
+
+    /// <summary>Waits for all; on the first failure cancels the others and throws that failure (not the cancellations it caused).</summary>
+    private static async Task FirstFailureAsync(List<Task> tasks, CancellationTokenSource failed)
+    {
+        var pending = new List<Task>(tasks);
+        Exception? first = null;
+        while (pending.Count > 0)
+        {
+            var done = await Task.WhenAny(pending).ConfigureAwait(false);
+            pending.Remove(done);
+            if (done.Exception is { } e && first is null)
+            {
+                first = e.InnerException ?? e;
+                await failed.CancelAsync().ConfigureAwait(false);
+            }
+            else if (done.IsCanceled && first is null && !failed.IsCancellationRequested)
+            {
+                first = new OperationCanceledException();
+            }
+        }
+        if (first is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+        }
+        foreach (var task in tasks)
+        {
+            await task.ConfigureAwait(false);
+        }
+    }
+
+    private static async Task ReadPiecesAsync(
+        NpgsqlConnection connection, ChannelReader<CopyPiece> queue, BackupSetWriter set,
+        ConcurrentDictionary<(string Schema, string Table), long> rows, CancellationToken cancellationToken)
+    {
+        var locked = new HashSet<long>();
+        var buffers = new ChunkBuffers();
+        while (await queue.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (queue.TryRead(out var piece))
+            {
+                try
+                {
+                    if (locked.Add(piece.Table.Oid))
+                    {
+                        // NOWAIT: a session queued for an exclusive lock behind the main connection's
+                        // would make this one wait forever (what pg_dump's workers do too).
+                        await ExecuteAsync(connection, $"LOCK TABLE ONLY {piece.Table.Quoted} IN ACCESS SHARE MODE NOWAIT", cancellationToken)
+                            .ConfigureAwait(false);
+                    }
+                    var count = await CopyPieceAsync(connection, piece, set, buffers, cancellationToken).ConfigureAwait(false);
+                    rows.AddOrUpdate((piece.Table.Schema, piece.Table.Table), count, (_, sum) => sum + count);
+                }
+                catch (PostgresException e) when (e.SqlState == "55P03")
+                {
+                    throw new OperationFailedException(
+                        $"table {piece.Table.Name} is waiting to be changed by another session (ALTER, DROP, TRUNCATE, ...); "
+                        + "the backup stopped rather than wait on it; run it again", e);
+                }
+                catch (Exception e) when (e is NpgsqlException or PostgresException)
+                {
+                    throw new OperationFailedException($"reading table {piece.Table.Name} failed: {e.Message}", e);
+                }
+            }
+        }
+    }
+
+    /// <summary>A worker's one buffer: the chunk being filled, from its header on.</summary>
+    private sealed class ChunkBuffers
+    {
+        private const int Size = ChunkBytes + ReadBytes + 4;
+
+        public byte[] Current = GC.AllocateUninitializedArray<byte>(Size);
+
+        /// <summary>A row longer than the buffer: doubled.</summary>
+        public void Grow(int keep)
+        {
+            if ((long)Current.Length * 2 > Array.MaxLength)
+            {
+                throw new OperationFailedException("a row is too long to be held in one chunk (over 1 GiB of COPY text)");
+            }
+            var bigger = GC.AllocateUninitializedArray<byte>(Current.Length * 2);
+            Current.AsSpan(0, keep).CopyTo(bigger);
+            Current = bigger;
+        }
+
+        /// <summary>After a long row: back to the usual size once what is kept fits.</summary>
+        public void Shrink(int keep)
+        {
+            if (Current.Length > Size && keep <= ChunkBytes)
+            {
+                var usual = GC.AllocateUninitializedArray<byte>(Size);
+                Current.AsSpan(0, keep).CopyTo(usual);
+                Current = usual;
+            }
+        }
+    }
+
+    /// <summary>Copies one piece into chunks of about <see cref="ChunkBytes"/>, each cut after a row; returns the rows.</summary>
+    private static async Task<long> CopyPieceAsync(
+        NpgsqlConnection connection, CopyPiece piece, BackupSetWriter set, ChunkBuffers buffers, CancellationToken cancellationToken)
+    {
+        var table = piece.Table;
+        var header = PostgresCopyChunk.Header(table.Schema, table.Table, table.Columns);
+        long total = 0;
+        using var export = await connection.BeginTextExportAsync(piece.Command, cancellationToken).ConfigureAwait(false);
+        // The reads below are synchronous: a cancelled run (or another worker's failure) cancels the COPY on the server.
+        await using var cancel = cancellationToken.Register(() =>
+        {
+            try
+            {
+                ((NpgsqlCopyTextReader)export).Cancel();
+            }
+            catch (Exception e) when (e is NpgsqlException or ObjectDisposedException or InvalidOperationException or IOException)
+            {
+                // The COPY ended or broke meanwhile.
+            }
+        });
+        // The raw bytes under the text reader: COPY's text is passed on as the server sent it, never decoded.
+        var raw = ((StreamReader)export).BaseStream;
+        header.CopyTo(buffers.Current, 0);
+        var fill = header.Length;
+        var saved = new byte[PostgresCopyChunk.EndLine.Length];
+        while (true)
+        {
+            if (buffers.Current.Length - fill - PostgresCopyChunk.EndLine.Length < ReadBytes / 4)
+            {
+                buffers.Grow(fill);
+            }
+            // A read returns one row (one CopyData message) at most: synchronous reads, on this worker's own thread, cost least.
+            cancellationToken.ThrowIfCancellationRequested();
+            var read = raw.Read(buffers.Current.AsSpan(fill, buffers.Current.Length - fill - PostgresCopyChunk.EndLine.Length));
+            if (read == 0)
+            {
+                if (fill > header.Length)
+                {
+                    if (buffers.Current[fill - 1] != (byte)'\n')
+                    {
+                        throw new OperationFailedException($"reading table {table.Name}: the server's COPY data ended inside a row");
+                    }
+                    total += await EmitAsync(fill).ConfigureAwait(false);
+                }
+                return total;
+            }
+            fill += read;
+            if (fill - header.Length < ChunkBytes)
+            {
+                continue;
+            }
+            var cut = buffers.Current.AsSpan(header.Length, fill - header.Length).LastIndexOf((byte)'\n');
+            if (cut < 0)
+            {
+                continue;
+            }
+            cut += header.Length + 1;
+            // The start of the next row is overwritten by the chunk's end line while it is written: kept aside, then moved up.
+            var rest = fill - cut;
+            var kept = Math.Min(rest, saved.Length);
+            buffers.Current.AsSpan(cut, kept).CopyTo(saved);
+            total += await EmitAsync(cut).ConfigureAwait(false);
+            saved.AsSpan(0, kept).CopyTo(buffers.Current.AsSpan(cut));
+            buffers.Current.AsSpan(cut, rest).CopyTo(buffers.Current.AsSpan(header.Length));
+            fill = header.Length + rest;
+            buffers.Shrink(fill);
+        }
+
+        async Task<long> EmitAsync(int end)
+        {
+            var chunk = buffers.Current;
+            var count = chunk.AsSpan(header.Length, end - header.Length).Count((byte)'\n');
+            PostgresCopyChunk.EndLine.CopyTo(chunk.AsSpan(end));
+            await set.WriteDataAsync(table.Name, count, chunk.AsMemory(0, end + PostgresCopyChunk.EndLine.Length), cancellationToken)
+                .ConfigureAwait(false);
+            return count;
+        }
+    }
+
+    /// <summary>Runs statements whose failure is a server error (wrapped by the caller).</summary>
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>A private temp file (0600, deleted on close) for a part of a set whose size must be known before it is stored.</summary>
+    private static class SpoolFile
+    {
+        public static FileStream Create()
+        {
+            // The pid in the name lets a later run remove it if this process is killed (TempFiles.RemoveStale).
+            var path = Path.Combine(Path.GetTempPath(), $"{TempFiles.PrefixFor(TempFiles.Spool)}{Guid.NewGuid():N}");
+            var options = new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.ReadWrite,
+                Options = FileOptions.DeleteOnClose,
+                BufferSize = 1 << 16,
+            };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            }
+            return new FileStream(path, options);
+        }
+    }
+}

@@ -1,0 +1,464 @@
+using System.Threading.Channels;
+using Npgsql;
+using VyaBackupDb.Errors;
+using VyaBackupDb.Sources.Sets;
+
+namespace VyaBackupDb.Engines.Postgres;
+
+/// <summary>
+/// Loading a backup set: schema.sql and post.sql through the statement filter and psql (as a plain
+/// dump), the data chunks on several connections, each by a <c>COPY ... FROM STDIN</c> of our own
+/// making for a table the schema created: a chunk's bytes only ever reach the server as COPY rows.
+/// </summary>
+public sealed partial class PostgresEngine
+{
+    /// <summary>Chunks up to this size are read into memory and loaded by the next free connection; larger ones are streamed (tests lower it).</summary>
+    internal static int BufferedChunkBytes { get; set; } = 16 << 20;
+
+    /// <summary>The most of post.sql's head (settings) repeated before each part when its indexes are built in parallel.</summary>
+    private const int PreambleBytes = 16 << 10;
+
+    /// <summary>A chunk on its way to a loader: in memory, or (a big one) its stream, with the reader waiting for it.</summary>
+    private sealed record LoadItem(string Name, byte[]? Buffer, int Length, Stream? Stream, long StreamLength, TaskCompletionSource? Done);
+
+    /// <summary>
+    /// The buffers chunks are read into, reused: at most one per chunk in flight (the queue's
+    /// capacity, the loaders, the reader), so memory stays flat whatever the set's size.
+    /// </summary>
+    private sealed class ChunkPool(int keep)
+    {
+        private readonly System.Collections.Concurrent.ConcurrentBag<byte[]> _free = [];
+
+        public byte[] Rent(int length)
+        {
+            var misfit = new List<byte[]>();
+            try
+            {
+                while (_free.TryTake(out var buffer))
+                {
+                    if (buffer.Length >= length)
+                    {
+                        return buffer;
+                    }
+                    misfit.Add(buffer);
+                }
+                return GC.AllocateUninitializedArray<byte>(Math.Max(length, ChunkBytes + (1 << 20)));
+            }
+            finally
+            {
+                foreach (var buffer in misfit)
+                {
+                    Return(buffer);
+                }
+            }
+        }
+
+        public void Return(byte[] buffer)
+        {
+            // A buffer grown for one long row is not kept.
+            if (_free.Count < keep && buffer.Length <= ChunkBytes + (1 << 20))
+            {
+                _free.Add(buffer);
+            }
+        }
+    }
+
+    /// <summary>A table the schema created: its columns that COPY may fill.</summary>
+    private sealed record LoadTable(HashSet<string> Columns);
+
+    private async Task<LoadResult> RestoreSetCoreAsync(
+        string database, BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken)
+    {
+        jobs = Math.Max(1, jobs);
+        var schema = await set.NextAsync(cancellationToken).ConfigureAwait(false);
+        if (schema is not { Kind: SetEntryKind.Schema })
+        {
+            throw new InvalidDataException("the backup set does not start with schema.sql");
+        }
+        await RestoreAsync(database, schema.Content, options, cancellationToken).ConfigureAwait(false);
+
+        var tables = await ReadLoadTablesAsync(database, cancellationToken).ConfigureAwait(false);
+        var paused = await PauseAutovacuumAsync(database, cancellationToken).ConfigureAwait(false);
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var queue = Channel.CreateBounded<LoadItem>(new BoundedChannelOptions(jobs) { SingleWriter = true });
+        var connections = new List<NpgsqlConnection>();
+        var loaders = new List<Task>();
+        var pool = new ChunkPool(2 * jobs + 1);
+        SetEntryContent? post = null;
+        try
+        {
+            for (var i = 0; i < jobs; i++)
+            {
+                var connection = await OpenAsync(database, failed.Token, bufferBytes: CopyBufferBytes).ConfigureAwait(false);
+                connections.Add(connection);
+                // Commits need not wait for the disk: the swap's own commit does, after all of them.
+                await ExecuteAsync(connection, SessionSettings + "; SET synchronous_commit = off", failed.Token).ConfigureAwait(false);
+                loaders.Add(Task.Run(() => LoadChunksAsync(connection, queue.Reader, tables, pool, failed.Token)));
+            }
+            var reading = ReadChunksAsync(set, queue.Writer, pool, failed.Token);
+            var all = new List<Task>(loaders) { reading };
+            await FirstFailureAsync(all, failed).ConfigureAwait(false);
+            post = await reading.ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (var connection in connections)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        await RestorePostAsync(database, post, options, jobs, cancellationToken).ConfigureAwait(false);
+        await AnalyzeAsync(database, jobs, cancellationToken).ConfigureAwait(false);
+        await ResumeAutovacuumAsync(database, paused, cancellationToken).ConfigureAwait(false);
+        // Complete: the set reader has checked every entry up to post.sql; the caller checks its end.
+        return new LoadResult(null, [], []);
+    }
+
+    /// <summary>
+    /// post.sql, held in a private temp file (its digest is checked before any of it runs): its indexes
+    /// and primary-key/unique constraints shared among <paramref name="jobs"/> psql runs, then the rest
+    /// in order on one. Every part goes through the statement filter with pg_dump's settings first.
+    /// </summary>
+    private async Task RestorePostAsync(string database, SetEntryContent post, RestoreOptions options, int jobs, CancellationToken cancellationToken)
+    {
+        await using var file = SpoolFile.Create();
+        await post.Content.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
+        await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+        var (preamble, entries) = PostgresPostData.Split(file);
+        var parallel = entries.Where(e => e.Parallel).ToList();
+        List<(long, long)> rest = [(0, file.Length)];
+        // The preamble is repeated before every part: only pg_dump's few settings, never anything big.
+        if (jobs > 1 && parallel.Count > 1 && preamble <= PreambleBytes)
+        {
+            var bundles = Math.Min(jobs, parallel.Count);
+            using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var runs = Enumerable.Range(0, bundles).Select(b => Task.Run(async () =>
+            {
+                List<(long, long)> ranges = [(0, preamble), .. parallel.Where((_, i) => i % bundles == b).Select(e => (e.Start, e.Length))];
+                await using var input = new PostgresPostData.Ranges(file.Name, ranges);
+                await RestoreAsync(database, input, options, failed.Token).ConfigureAwait(false);
+            })).ToList();
+            await FirstFailureAsync(runs, failed).ConfigureAwait(false);
+            rest = [(0, preamble), .. entries.Where(e => !e.Parallel).Select(e => (e.Start, e.Length))];
+        }
+        await using var remaining = new PostgresPostData.Ranges(file.Name, rest);
+        await RestoreAsync(database, remaining, options, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Reads the data chunks in order and hands them to the loaders; returns post.sql, unread.</summary>
+    private static async Task<SetEntryContent> ReadChunksAsync(
+        BackupSetReader set, ChannelWriter<LoadItem> queue, ChunkPool pool, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (await set.NextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
+            {
+                if (entry.Kind == SetEntryKind.Post)
+                {
+                    return entry;
+                }
+                if (entry.Kind != SetEntryKind.Data)
+                {
+                    throw new InvalidDataException($"the backup set's entry '{entry.Name}' is out of order");
+                }
+                if (entry.Length <= BufferedChunkBytes)
+                {
+                    var buffer = pool.Rent((int)entry.Length);
+                    await entry.Content.ReadExactlyAsync(buffer.AsMemory(0, (int)entry.Length), cancellationToken).ConfigureAwait(false);
+                    // The read that finds the end checks the entry's digest: nothing damaged reaches a loader.
+                    if (await entry.Content.ReadAsync(new byte[1], cancellationToken).ConfigureAwait(false) != 0)
+                    {
+                        throw new InvalidDataException($"the backup set's entry '{entry.Name}' is longer than its header says");
+                    }
+                    await queue.WriteAsync(new LoadItem(entry.Name, buffer, (int)entry.Length, null, 0, null), cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    // Too big to hold: a loader reads it from the set while the set waits.
+                    var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    await queue.WriteAsync(new LoadItem(entry.Name, null, 0, entry.Content, entry.Length, done), cancellationToken).ConfigureAwait(false);
+                    await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
+            }
+            throw new InvalidDataException("the backup set ends before post.sql: it is truncated or incomplete");
+        }
+        finally
+        {
+            queue.TryComplete();
+        }
+    }
+
+    /// <summary>The ordinary tables the schema step created (schema, name) with their columns but generated ones.</summary>
+    private async Task<Dictionary<(string Schema, string Table), LoadTable>> ReadLoadTablesAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        var generated = _serverMajor >= 12 ? " AND a.attgenerated = ''" : "";
+        await using var command = new NpgsqlCommand(
+            "SELECT n.nspname, c.relname, coalesce((SELECT array_agg(a.attname::text) FROM pg_catalog.pg_attribute a "
+            + $"WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped{generated}), '{{}}') "
+            + "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            + "WHERE c.relkind = 'r' AND n.nspname " + string.Format(System.Globalization.CultureInfo.InvariantCulture, UserSchemas, "n.nspname"),
+            connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var tables = new Dictionary<(string, string), LoadTable>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            tables[(reader.GetString(0), reader.GetString(1))] = new LoadTable(new HashSet<string>(reader.GetFieldValue<string[]>(2), StringComparer.Ordinal));
+        }
+        return tables;
+    }
+
+    private static async Task LoadChunksAsync(
+        NpgsqlConnection connection, ChannelReader<LoadItem> queue, Dictionary<(string Schema, string Table), LoadTable> tables,
+        ChunkPool pool, CancellationToken cancellationToken)
+    {
+        while (await queue.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (queue.TryRead(out var item))
+            {
+                try
+                {
+                    if (item.Buffer is not null)
+                    {
+                        await LoadBufferedAsync(connection, item, tables, cancellationToken).ConfigureAwait(false);
+                        pool.Return(item.Buffer);
+                    }
+                    else
+                    {
+                        await LoadStreamedAsync(connection, item, tables, cancellationToken).ConfigureAwait(false);
+                        item.Done!.SetResult();
+                    }
+                }
+                catch (Exception e)
+                {
+                    item.Done?.TrySetException(e);
+                    if (e is NpgsqlException or PostgresException)
+                    {
+                        throw new OperationFailedException($"loading {item.Name} failed: {e.Message}", e);
+                    }
+                    throw;
+                }
+            }
+        }
+    }
+
+    /// <summary>The COPY a chunk's header asks for, validated: exactly our header's shape, a table the schema created, its columns.</summary>
+    private static string CopyCommand(string entry, ReadOnlySpan<byte> headerLine, Dictionary<(string Schema, string Table), LoadTable> tables)
+    {
+        if (PostgresCopyChunk.Parse(headerLine) is not { } target)
+        {
+            throw new DumpFilterException($"the backup set's entry '{entry}' is not a COPY of one table's rows; the backup was refused");
+        }
+        if (!tables.TryGetValue((target.Schema, target.Table), out var table))
+        {
+            throw new DumpFilterException(
+                $"the backup set's entry '{entry}' loads into {Shown(target.Schema)}.{Shown(target.Table)}, which is not a table of the backup's schema; the backup was refused");
+        }
+        if (target.Columns.FirstOrDefault(c => !table.Columns.Contains(c)) is { } unknown)
+        {
+            throw new DumpFilterException(
+                $"the backup set's entry '{entry}' names a column {Shown(unknown)} that {Shown(target.Schema)}.{Shown(target.Table)} does not have; the backup was refused");
+        }
+        return $"COPY {QuoteIdentifier(target.Schema)}.{QuoteIdentifier(target.Table)}"
+            + (target.Columns.Count == 0 ? "" : " (" + string.Join(", ", target.Columns.Select(QuoteIdentifier)) + ")") + " FROM STDIN";
+    }
+
+    private static string Shown(string name) => Catalog.DatabaseSettings.Shown(QuoteIdentifier(name));
+
+    private static DumpFilterException Planted(string entry) =>
+        new($"the backup set's entry '{entry}' holds something after its rows' end (\\.); the backup was refused");
+
+    private static async Task LoadBufferedAsync(
+        NpgsqlConnection connection, LoadItem item, Dictionary<(string Schema, string Table), LoadTable> tables, CancellationToken cancellationToken)
+    {
+        var chunk = item.Buffer.AsMemory(0, item.Length);
+        var quoted = false;
+        var newline = PostgresCopyChunk.HeaderEnd(chunk.Span[..Math.Min(chunk.Length, PostgresCopyChunk.MaxHeaderBytes + 1)], ref quoted);
+        if (newline < 0 || newline > PostgresCopyChunk.MaxHeaderBytes)
+        {
+            throw new DumpFilterException($"the backup set's entry '{item.Name}' is not a COPY of one table's rows; the backup was refused");
+        }
+        var command = CopyCommand(item.Name, chunk.Span[..newline], tables);
+        // The rows end with the line \. and nothing after it; no row before it may start with \. either.
+        var end = PostgresCopyChunk.EndLine.Length;
+        if (chunk.Length - newline - 1 < end || !chunk.Span[^end..].SequenceEqual(PostgresCopyChunk.EndLine)
+            || PostgresCopyChunk.HasEndMarker(chunk.Span[newline..^end]))
+        {
+            throw Planted(item.Name);
+        }
+        await ImportAsync(connection, command, raw => raw.WriteAsync(chunk[(newline + 1)..^end], cancellationToken).AsTask(), cancellationToken)
+            .ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs one COPY FROM STDIN, <paramref name="write"/> giving it the rows (the raw bytes under the
+    /// text writer: sent as they are, never decoded). If anything fails the COPY is cancelled, so that
+    /// no part of the chunk is committed, and that failure is the one thrown.
+    /// </summary>
+    private static async Task ImportAsync(NpgsqlConnection connection, string command, Func<Stream, Task> write, CancellationToken cancellationToken)
+    {
+        var import = await connection.BeginTextImportAsync(command, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await write(((StreamWriter)import).BaseStream).ConfigureAwait(false);
+        }
+        catch
+        {
+            try
+            {
+                ((NpgsqlCopyTextWriter)import).Cancel();
+                await import.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is NpgsqlException or PostgresException or ObjectDisposedException or InvalidOperationException or IOException)
+            {
+                // Already broken: the first failure is the one to report.
+            }
+            throw;
+        }
+        await import.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private static async Task LoadStreamedAsync(
+        NpgsqlConnection connection, LoadItem item, Dictionary<(string Schema, string Table), LoadTable> tables, CancellationToken cancellationToken)
+    {
+        var input = item.Stream!;
+        var buffer = GC.AllocateUninitializedArray<byte>(1 << 20);
+        // The header line, then the rows: everything up to the last three bytes, which must be \.\n.
+        var header = new MemoryStream();
+        int newline;
+        int filled;
+        var quoted = false;
+        while (true)
+        {
+            filled = await input.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            if (filled == 0)
+            {
+                throw new InvalidDataException($"the backup set's entry '{item.Name}' is truncated");
+            }
+            newline = PostgresCopyChunk.HeaderEnd(buffer.AsSpan(0, filled), ref quoted);
+            if (newline >= 0)
+            {
+                header.Write(buffer, 0, newline);
+                break;
+            }
+            header.Write(buffer, 0, filled);
+            if (header.Length > PostgresCopyChunk.MaxHeaderBytes)
+            {
+                throw new DumpFilterException($"the backup set's entry '{item.Name}' is not a COPY of one table's rows; the backup was refused");
+            }
+        }
+        var command = CopyCommand(item.Name, header.GetBuffer().AsSpan(0, (int)header.Length), tables);
+        var end = PostgresCopyChunk.EndLine.Length;
+        var rowsLength = item.StreamLength - header.Length - 1 - end;
+        if (rowsLength < 0)
+        {
+            throw Planted(item.Name);
+        }
+        await ImportAsync(connection, command, raw => SendRowsAsync(raw, buffer, filled, newline + 1), cancellationToken).ConfigureAwait(false);
+
+        async Task SendRowsAsync(Stream raw, byte[] buffer, int filled, int start)
+        {
+            var tail = new byte[end + 2];
+            var tailLength = 0;
+            // The last two bytes before each buffer, so that a \. line across two reads is seen: "\n" to start.
+            var carry = new byte[] { 0, (byte)'\n' };
+            long sent = 0;
+            var scan = new byte[buffer.Length + 2];
+            while (true)
+            {
+                var data = buffer.AsMemory(start, filled - start);
+                var rows = (int)Math.Min(data.Length, rowsLength - sent);
+                if (rows > 0)
+                {
+                    carry.CopyTo(scan, 0);
+                    data.Span[..rows].CopyTo(scan.AsSpan(2));
+                    if (PostgresCopyChunk.HasEndMarker(scan.AsSpan(0, rows + 2)))
+                    {
+                        throw Planted(item.Name);
+                    }
+                    scan.AsSpan(rows, 2).CopyTo(carry);
+                    await raw.WriteAsync(data[..rows], cancellationToken).ConfigureAwait(false);
+                    sent += rows;
+                }
+                var rest = data.Span[rows..];
+                if (tailLength + rest.Length > tail.Length)
+                {
+                    throw new InvalidDataException($"the backup set's entry '{item.Name}' is longer than its header says");
+                }
+                rest.CopyTo(tail.AsSpan(tailLength));
+                tailLength += rest.Length;
+                filled = await input.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+                start = 0;
+                if (filled == 0)
+                {
+                    break;
+                }
+            }
+            if (sent != rowsLength || !tail.AsSpan(0, tailLength).SequenceEqual(PostgresCopyChunk.EndLine) || carry[1] != (byte)'\n')
+            {
+                throw Planted(item.Name);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Keeps autovacuum off the tables while they are loaded (it would vacuum and analyze each one
+    /// as its rows arrive, competing with the load, and ANALYZE runs at the end anyway): tables
+    /// without a setting of their own get <c>autovacuum_enabled = false</c>, taken back by
+    /// <see cref="ResumeAutovacuumAsync"/> before the swap. Returns those tables (names quoted).
+    /// </summary>
+    private async Task<List<string>> PauseAutovacuumAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        var names = (await ListAsync(connection,
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), 0 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            + "WHERE c.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) o WHERE o LIKE 'autovacuum\\_enabled=%') AND n.nspname "
+            + string.Format(System.Globalization.CultureInfo.InvariantCulture, UserSchemas, "n.nspname"),
+            cancellationToken).ConfigureAwait(false)).Select(t => t.Name).ToList();
+        foreach (var name in names)
+        {
+            // The name comes from quote_ident: already quoted by the server's own rules.
+            await Execute(connection, $"ALTER TABLE ONLY {name} SET (autovacuum_enabled = false)", cancellationToken).ConfigureAwait(false);
+        }
+        return names;
+    }
+
+    private async Task ResumeAutovacuumAsync(string database, List<string> names, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        foreach (var name in names)
+        {
+            await Execute(connection, $"ALTER TABLE ONLY {name} RESET (autovacuum_enabled)", cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Fresh statistics for the planner, the tables shared among the connections.</summary>
+    private async Task AnalyzeAsync(string database, int jobs, CancellationToken cancellationToken)
+    {
+        List<string> names;
+        await using (var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false))
+        {
+            names = [.. (await ListAsync(connection,
+                "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), 0 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                + "WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname " + string.Format(System.Globalization.CultureInfo.InvariantCulture, UserSchemas, "n.nspname"),
+                cancellationToken).ConfigureAwait(false)).Select(t => t.Name)];
+        }
+        var queue = Channel.CreateUnbounded<string>();
+        foreach (var name in names)
+        {
+            queue.Writer.TryWrite(name);
+        }
+        queue.Writer.Complete();
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var workers = Enumerable.Range(0, Math.Min(jobs, Math.Max(1, names.Count))).Select(_ => Task.Run(async () =>
+        {
+            await using var connection = await OpenAsync(database, failed.Token).ConfigureAwait(false);
+            while (queue.Reader.TryRead(out var name))
+            {
+                // The name comes from quote_ident: already quoted by the server's own rules.
+                await Execute(connection, $"ANALYZE {name}", failed.Token).ConfigureAwait(false);
+            }
+        })).ToList();
+        await FirstFailureAsync(workers, failed).ConfigureAwait(false);
+    }
+}

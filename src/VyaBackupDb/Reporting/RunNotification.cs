@@ -1,0 +1,106 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using VyaBackupDb.Config;
+using VyaBackupDb.Operations;
+
+namespace VyaBackupDb.Reporting;
+
+/// <summary>One database of a run, as a notification tells it.</summary>
+/// <param name="Status">"ok", "failed", "locked" or "not_copied" (backed up, but not to every destination); as in `backup --json`.</param>
+/// <param name="Bytes">Stored (compressed, encrypted) size.</param>
+/// <param name="File">Where the backup went (a path, or s3://..., sftp://...); null when it failed before.</param>
+public sealed record RunItem(
+    int InstanceId,
+    string Instance,
+    string Dbms,
+    string Database,
+    string Status,
+    string? Error,
+    long Bytes,
+    long PlainBytes,
+    double DurationSeconds,
+    string? File);
+
+/// <summary>
+/// What a backup run sends to its notifiers: one message per run. Also the webhook's JSON body
+/// (snake_case names, stable: receivers parse them; null fields are written as null).
+/// </summary>
+/// <param name="Status">"ok", "partial_failure", "failed", "locked" or "vault_error": the exit code's meaning, as in `backup --json`.</param>
+/// <param name="Text">A one-line summary (chat webhooks, e.g. Slack's and Mattermost's, show the <c>text</c> field).</param>
+public sealed record RunNotification(
+    string Tool,
+    string ToolVersion,
+    string Host,
+    string Status,
+    int ExitCode,
+    DateTimeOffset StartedUtc,
+    DateTimeOffset FinishedUtc,
+    double DurationSeconds,
+    int Succeeded,
+    int Failed,
+    long Bytes,
+    string Text,
+    IReadOnlyList<RunItem> Results)
+{
+    public bool HasFailures => Status != "ok";
+
+    /// <summary>The message for a finished run.</summary>
+    public static RunNotification From(BackupReport report, DateTimeOffset finishedUtc, string? host = null)
+    {
+        var items = report.Results.Select(r => new RunItem(
+            r.Instance.Id,
+            r.Instance.Name,
+            r.Instance.Dbms.ToName(),
+            r.Database,
+            r.Succeeded ? "ok" : r.Locked ? "locked" : r.Location is not null ? "not_copied" : "failed",
+            r.Error,
+            r.StoredBytes,
+            r.PlainBytes,
+            Math.Round(r.Duration.TotalSeconds, 3),
+            r.Location)).ToList();
+        var succeeded = items.Count(i => i.Status == "ok");
+        var failed = items.Count - succeeded;
+        var status = report.ExitCode switch
+        {
+            Errors.ExitCode.Success => "ok",
+            Errors.ExitCode.PartialFailure => "partial_failure",
+            Errors.ExitCode.Locked => "locked",
+            Errors.ExitCode.VaultError => "vault_error",
+            _ => "failed",
+        };
+        host ??= Environment.MachineName;
+        var failedNames = items.Where(i => i.Status != "ok").Select(i => Label(i)).ToList();
+        var text = string.Create(CultureInfo.InvariantCulture,
+            $"vya-backupdb on {host}: {succeeded} backed up, {failed} failed")
+            + (failedNames.Count == 0 ? "" : " (" + string.Join(", ", failedNames.Take(10)) + (failedNames.Count > 10 ? ", ..." : "") + ")");
+        return new RunNotification(
+            "vya-backupdb",
+            ToolInfo.Version,
+            host,
+            status,
+            (int)report.ExitCode,
+            finishedUtc - report.Duration,
+            finishedUtc,
+            Math.Round(report.Duration.TotalSeconds, 3),
+            succeeded,
+            failed,
+            items.Sum(i => i.Bytes),
+            text,
+            items);
+    }
+
+    /// <summary>instance/database ("*" when the instance failed before its databases were known).</summary>
+    public static string Label(RunItem item) => $"{item.Instance}/{item.Database}";
+
+    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, NotificationJson.Default.RunNotification);
+
+    public static RunNotification? FromJson(ReadOnlySpan<byte> json) => JsonSerializer.Deserialize(json, NotificationJson.Default.RunNotification);
+
+    /// <summary>Whether <paramref name="on"/> asks for this run's message.</summary>
+    public bool Wanted(NotifyOn on) => on == NotifyOn.Always || HasFailures;
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(RunNotification))]
+internal sealed partial class NotificationJson : JsonSerializerContext;

@@ -1,0 +1,42 @@
+using VyaBackupDb.Config;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Storage;
+
+namespace VyaBackupDb.Reporting;
+
+/// <summary>
+/// What follows a backup run (backup, and each run of `schedule`): its message to the notifiers,
+/// and the metrics. Neither changes the run's outcome: a failure here is a warning.
+/// </summary>
+public sealed class RunReporter(AppConfig config, Func<InstanceConfig, IReadOnlyList<NamedStorage>> destinations, TimeProvider time, Action<string> warning)
+{
+    /// <summary>Sends the run's one message to each notifier that wants it.</summary>
+    public async Task NotifyAsync(BackupReport report, CancellationToken cancellationToken)
+    {
+        if (config.Notifiers.Count == 0)
+        {
+            return;
+        }
+        var message = RunNotification.From(report, time.GetUtcNow());
+        await Notifiers.SendAsync(config.Notifiers, message, warning, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The metrics after <paramref name="report"/> (null: none ran), from the storage and <paramref name="previous"/>.</summary>
+    public Task<MetricsSnapshot> CollectMetricsAsync(BackupReport? report, MetricsSnapshot? previous, CancellationToken cancellationToken) =>
+        Metrics.CollectAsync(config.Instances, destinations, report, previous, time.GetUtcNow(), warning, cancellationToken);
+
+    /// <summary>Updates the metrics file at <paramref name="path"/> (textfile collector) with the run; its previous content carries the counters.</summary>
+    public async Task WriteMetricsFileAsync(string path, BackupReport report, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var previous = await Metrics.ReadFileAsync(path, cancellationToken).ConfigureAwait(false);
+            var snapshot = await CollectMetricsAsync(report, previous, cancellationToken).ConfigureAwait(false);
+            await Metrics.WriteFileAsync(path, Metrics.Render(snapshot), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            warning($"the metrics file {path} could not be written: {e.Message}");
+        }
+    }
+}

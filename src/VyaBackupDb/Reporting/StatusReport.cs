@@ -1,0 +1,112 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using VyaBackupDb.Config;
+using VyaBackupDb.Storage;
+
+namespace VyaBackupDb.Reporting;
+
+/// <summary>One backup in a database's trend.</summary>
+public sealed record StatusPoint(DateTimeOffset TimeUtc, long SizeBytes, double DurationSeconds);
+
+/// <summary>
+/// One database in `status` (its --json shape: snake_case names, stable). <see cref="Database"/> is
+/// null for an instance that has no backup at all.
+/// </summary>
+/// <param name="ExpectedEverySeconds">The interval its backups are expected at (expect_every:, else a day).</param>
+/// <param name="DueUtc">When the next backup is due; overdue from a quarter of the interval after that.</param>
+/// <param name="History">The last backups, oldest first (the charts' points).</param>
+public sealed record DatabaseStatus(
+    int InstanceId,
+    string Instance,
+    string Dbms,
+    bool Enabled,
+    string? Database,
+    DateTimeOffset? LastBackupUtc,
+    double? AgeSeconds,
+    double ExpectedEverySeconds,
+    DateTimeOffset? DueUtc,
+    bool Overdue,
+    long? LastSizeBytes,
+    double? LastDurationSeconds,
+    int Backups,
+    int Incomplete,
+    DateTimeOffset? LastVerifiedUtc,
+    string? LastVerifiedFile,
+    bool NewestVerified,
+    IReadOnlyList<StatusPoint> History);
+
+/// <param name="Errors">Destinations that could not be listed: what they hold is missing above.</param>
+public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IReadOnlyList<DatabaseStatus> Databases, IReadOnlyList<string> Errors)
+{
+    /// <summary>The default expected interval when an instance says nothing (no expect_every:).</summary>
+    public static readonly TimeSpan DefaultExpectEvery = TimeSpan.FromDays(1);
+
+    public int OverdueCount => Databases.Count(d => d.Overdue);
+
+    /// <summary>
+    /// The status of every instance given: per database, from the manifests in its destinations
+    /// (the last <paramref name="depth"/> backups for the trend). Reads no data file and asks no server.
+    /// </summary>
+    public static async Task<StatusReport> BuildAsync(
+        IReadOnlyList<InstanceConfig> instances, Func<InstanceConfig, IReadOnlyList<NamedStorage>> destinations, int depth, DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        var rows = new List<DatabaseStatus>();
+        var errors = new List<string>();
+        foreach (var instance in instances)
+        {
+            var targets = destinations(instance);
+            var history = await BackupHistory.ReadAsync(instance, targets, depth, cancellationToken).ConfigureAwait(false);
+            errors.AddRange(history.Errors.Select(e => $"instance {instance.Id} ({instance.Name}): {e}"));
+            if (history.Errors.Count == targets.Count)
+            {
+                // Nothing could be read: not "no backup", but unknown (the error says why).
+                continue;
+            }
+            var databases = history.Databases.Where(d => d.Complete > 0 || d.Incomplete > 0).ToList();
+            if (databases.Count == 0)
+            {
+                rows.Add(Row(instance, null, null, now));
+            }
+            rows.AddRange(databases.Select(d => Row(instance, d.Database, d, now)));
+        }
+        return new StatusReport(now, Environment.MachineName, rows, errors);
+    }
+
+    private static DatabaseStatus Row(InstanceConfig instance, string? database, DatabaseHistory? history, DateTimeOffset now)
+    {
+        var last = history?.Last;
+        var every = instance.ExpectEvery ?? DefaultExpectEvery;
+        DateTimeOffset? due = last is null ? null : NextDue(instance, last.FinishedUtc, every);
+        // A run takes time and a schedule drifts: overdue only a quarter of the interval after it was due.
+        var overdue = instance.Enabled && (last is null || now > due!.Value + (due.Value - last.FinishedUtc) / 4);
+        return new DatabaseStatus(
+            instance.Id,
+            instance.Name,
+            instance.Dbms.ToName(),
+            instance.Enabled,
+            database,
+            last?.FinishedUtc,
+            last is null ? null : Math.Round((now - last.FinishedUtc).TotalSeconds),
+            every.TotalSeconds,
+            due,
+            overdue,
+            last?.StoredBytes,
+            last is null ? null : Math.Round(last.Duration.TotalSeconds, 3),
+            history?.Complete ?? 0,
+            history?.Incomplete ?? 0,
+            history?.LastVerifiedUtc,
+            history?.LastVerifiedFile,
+            history?.NewestVerified ?? false,
+            [.. (history?.Recent ?? []).Reverse().Select(p => new StatusPoint(p.FinishedUtc, p.StoredBytes, Math.Round(p.Duration.TotalSeconds, 3)))]);
+    }
+
+    /// <summary>When the backup after one that finished at <paramref name="last"/> is due.</summary>
+    private static DateTimeOffset NextDue(InstanceConfig instance, DateTimeOffset last, TimeSpan every) => last + every;
+
+    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, StatusJson.Default.StatusReport);
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
+[JsonSerializable(typeof(StatusReport))]
+internal sealed partial class StatusJson : JsonSerializerContext;

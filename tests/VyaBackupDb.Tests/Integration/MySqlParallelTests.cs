@@ -1,0 +1,380 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using MySqlConnector;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Pipeline;
+using VyaBackupDb.Sources.Sets;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// What only the parallel MySQL engine (engine: parallel) has: every column type exact, one
+/// snapshot across its connections, a killed connection failing the run cleanly, planted chunks
+/// refused, and its backup set restored with standard tools alone (docs/backup-format.md).
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class MySqlParallelTests : IAsyncLifetime
+{
+    private readonly Scratch _scratch = new();
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    /// <param name="inserts">Load with INSERTs through the client (a server without local_infile) instead of LOAD DATA LOCAL.</param>
+    [SkippableTheory]
+    [InlineData(1, false)]
+    [InlineData(4, false)]
+    [InlineData(4, true)]
+    public async Task Every_column_type_comes_back_exactly(int jobs, bool inserts)
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source,
+            """
+            CREATE TABLE types (
+              id INT PRIMARY KEY, f FLOAT, f2 FLOAT(7,3), d DOUBLE, dec65 DECIMAL(65,30), u BIGINT UNSIGNED, b1 BIT(1), b64 BIT(64),
+              dz DATE, dt DATETIME(6), ts TIMESTAMP(6) NULL, tm TIME(6), y YEAR, e ENUM('', 'a', 'b c'), s SET('x', 'y'),
+              js JSON, g GEOMETRY, l1 VARCHAR(300) CHARACTER SET latin1, l1b BLOB, bin4 BINARY(4), vsp VARCHAR(10),
+              emo TEXT CHARACTER SET utf8mb4, gen INT AS (id * 2) VIRTUAL, gst VARCHAR(20) AS (CONCAT('g', id)) PERSISTENT,
+              hid INT INVISIBLE, u6 UUID, i6 INET6
+            ) ENGINE=InnoDB
+            """,
+            "SET SESSION time_zone = '+05:30', sql_mode = 'NO_ENGINE_SUBSTITUTION'",
+            """
+            INSERT INTO types (id, f, f2, d, dec65, u, b1, b64, dz, dt, ts, tm, y, e, s, js, g, l1, l1b, bin4, vsp, emo, hid, u6, i6) VALUES
+            (1, 0.1, 30.93, 0.1, '12345678901234567890123456789012345.123456789012345678901234567891', 18446744073709551615, b'1',
+             b'1111111111111111111111111111111111111111111111111111111111111111', '0000-00-00', '2026-01-13 15:54:40.123456',
+             '2026-01-13 15:54:40.654321', '838:59:59.999999', 2155, '', 'x,y', '{"k": [1, "😀", null]}', ST_GeomFromText('POLYGON((0 0,1 0,1 1,0 0))', 4326),
+             CONVERT(UNHEX('000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F7F808182838485868788898A8B8C8D8E8F909192939495969798999A9B9C9D9E9FA0FFFEE9') USING latin1),
+             UNHEX('00FF5C27'), UNHEX('0100'), 'sp  ', '😀👍🏽 \\ '' " \0 \r\n', 7, 'a1b2c3d4-0000-4000-8000-000000000001', '::ffff:1.2.3.4'),
+            (2, 3.4028234e38, -0.001, -1.5e-300, -0.000000000000000000000000000001, 0, b'0', b'0', '2026-00-00', '1000-01-01 00:00:00',
+             NULL, '-838:59:59', 1901, 'b c', '', '[]', POINT(1.5, -2), '', '', '', '', '', NULL, NULL, NULL),
+            (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
+            """,
+            // Foreign keys (their tables keep their indexes during the load), and plain indexes the load adds back after the rows.
+            "CREATE TABLE parent (id INT PRIMARY KEY, v INT, KEY kv (v)) ENGINE=InnoDB",
+            "CREATE TABLE child (id INT PRIMARY KEY, p INT, w VARCHAR(10), KEY kw (w(3), id DESC), CONSTRAINT fk FOREIGN KEY (p) REFERENCES parent (id)) ENGINE=InnoDB",
+            "CREATE TABLE indexed (id INT PRIMARY KEY, a INT, b VARCHAR(20), KEY ka (a), KEY kab (a, b(5)) COMMENT 'two; \"parts\"') ENGINE=InnoDB",
+            "INSERT INTO parent VALUES (1, 10), (2, 20)", "INSERT INTO child VALUES (1, 1, 'x'), (2, 2, 'y'), (3, NULL, NULL)",
+            "INSERT INTO indexed SELECT seq, seq % 7, CONCAT('b', seq) FROM seq_1_to_1000");
+        var before = await MySqlTestDb.FingerprintAsync(source);
+        var createIndexed = await ShowCreateAsync(source, "indexed");
+        var target = _scratch.MySqlName();
+        var instance = MySqlTestDb.Instance(jobs);
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+        Engines.MySql.MySqlEngine.PreferInsertsForTests = inserts;
+        RestoreResult? result;
+        try
+        {
+            result = await Ops.RestoreAsync(instance, file, target);
+        }
+        finally
+        {
+            Engines.MySql.MySqlEngine.PreferInsertsForTests = false;
+        }
+        Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
+
+        // Numbers compare as numbers (FLOAT exactly: its 6-digit text would not), everything else byte for byte.
+        string[] numeric = ["f", "f2", "d", "dec65", "u", "b1", "b64", "y", "gen", "hid"];
+        string[] bytes = ["dz", "dt", "ts", "tm", "e", "s", "js", "g", "l1", "l1b", "bin4", "vsp", "emo", "gst", "u6", "i6"];
+        var differs = string.Join(" OR ", numeric.Select(c => $"NOT (a.{c} <=> b.{c})")
+            .Concat(bytes.Select(c => $"NOT (CAST(a.{c} AS BINARY) <=> CAST(b.{c} AS BINARY))")));
+        var different = await MySqlTestDb.ScalarAsync(null,
+            $"SELECT GROUP_CONCAT(a.id) FROM {MySqlTestDb.Quote(source)}.types a LEFT JOIN {MySqlTestDb.Quote(target)}.types b USING (id) WHERE b.id IS NULL OR {differs}");
+        Assert.Null(different);
+        Assert.Equal(3L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM types"), CultureInfo.InvariantCulture));
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), $"restored copy (jobs {jobs}, inserts {inserts})");
+        Assert.Equal(createIndexed, await ShowCreateAsync(target, "indexed"));
+        Assert.Equal(1L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(null,
+            "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = @p0 AND CONSTRAINT_NAME = 'fk'", target),
+            CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>
+    /// Money moves between two tables while the backup runs, each transfer one transaction: the
+    /// workers read the tables on different connections, and the total must still be exact.
+    /// </summary>
+    [SkippableFact]
+    public async Task Transfers_committed_during_a_parallel_backup_are_wholly_in_it_or_wholly_out()
+    {
+        await TestServers.RequireMySqlAsync();
+        const int Accounts = 1000;
+        const long Total = 2L * Accounts * 1000;
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source,
+            "CREATE TABLE a (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB",
+            "CREATE TABLE b (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB",
+            $"INSERT INTO a SELECT seq, 1000 FROM seq_1_to_{Accounts}",
+            $"INSERT INTO b SELECT seq, 1000 FROM seq_1_to_{Accounts}");
+        await FillerAsync(source, tables: 4, rows: 40_000);
+
+        using var stop = new CancellationTokenSource();
+        long transfers = 0;
+        var workload = Enumerable.Range(0, 2).Select(worker => Task.Run(async () =>
+        {
+            var random = new Random(worker);
+            await using var connection = await MySqlTestDb.OpenAsync(source);
+            while (!stop.IsCancellationRequested)
+            {
+                var (from, to) = random.Next(2) == 0 ? ("a", "b") : ("b", "a");
+                await using var transaction = await connection.BeginTransactionAsync();
+                await using (var command = new MySqlCommand(
+                    $"UPDATE {from} SET balance = balance - 7 WHERE id = {random.Next(1, Accounts + 1)}; "
+                    + $"UPDATE {to} SET balance = balance + 7 WHERE id = {random.Next(1, Accounts + 1)}", connection, transaction))
+                {
+                    await command.ExecuteNonQueryAsync();
+                }
+                await transaction.CommitAsync();
+                Interlocked.Increment(ref transfers);
+            }
+        })).ToList();
+        while (Interlocked.Read(ref transfers) < 50)
+        {
+            await Task.Delay(10);
+        }
+
+        var before = Interlocked.Read(ref transfers);
+        var file = await Ops.BackupOkAsync(MySqlTestDb.Instance(4), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var during = Interlocked.Read(ref transfers) - before;
+        await stop.CancelAsync();
+        await Task.WhenAll(workload);
+        Assert.True(during > 0, "no transfer was committed while the backup ran");
+
+        var target = _scratch.MySqlName();
+        await Ops.RestoreAsync(MySqlTestDb.Instance(4), file, target);
+        var restored = Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT (SELECT SUM(balance) FROM a) + (SELECT SUM(balance) FROM b)"),
+            CultureInfo.InvariantCulture);
+        Assert.Equal(Total, restored);
+        Assert.Equal(Total, Convert.ToInt64(await MySqlTestDb.ScalarAsync(source, "SELECT (SELECT SUM(balance) FROM a) + (SELECT SUM(balance) FROM b)"),
+            CultureInfo.InvariantCulture));
+    }
+
+    [SkippableFact]
+    public async Task A_worker_connection_killed_during_a_parallel_backup_fails_it_and_leaves_no_backup()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await FillerAsync(source, tables: 4, rows: 150_000);
+        var backupDir = _scratch.TempDir("backups");
+
+        var backup = Ops.BackupAsync(MySqlTestDb.Instance(2), source, Compression.Zstd, backupDir);
+        var killed = await KillFirstAsync($"SELECT CAST(% FROM {MySqlTestDb.Quote(source)}.%", backup);
+        var result = await backup;
+
+        Assert.True(killed, "the backup ended before a worker's query could be killed");
+        Assert.False(result.Succeeded, "a backup whose worker connection was killed succeeded");
+        Assert.DoesNotContain('\n', result.Error!);
+        Assert.Empty(Ops.DataFilesUnder(backupDir));
+        Assert.DoesNotContain(Ops.FilesUnder(backupDir), f => f.EndsWith(BackupManifest.Suffix, StringComparison.Ordinal));
+    }
+
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_loader_connection_killed_during_a_parallel_restore_fails_it_and_keeps_the_old_target(bool inserts)
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await FillerAsync(source, tables: 4, rows: 150_000);
+        var file = await Ops.BackupOkAsync(MySqlTestDb.Instance(2), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE old (id INT PRIMARY KEY)", "INSERT INTO old VALUES (1), (2)");
+        var targetBefore = await MySqlTestDb.FingerprintAsync(target);
+
+        Engines.MySql.MySqlEngine.PreferInsertsForTests = inserts;
+        bool killed;
+        Exception? error;
+        try
+        {
+            var restore = Ops.RestoreAsync(MySqlTestDb.Instance(2), file, target, force: true);
+            killed = await KillFirstAsync(inserts ? "INSERT INTO `filler%" : "LOAD DATA LOCAL INFILE % INTO TABLE `filler%", restore);
+            error = await Record.ExceptionAsync(() => restore);
+        }
+        finally
+        {
+            Engines.MySql.MySqlEngine.PreferInsertsForTests = false;
+        }
+
+        Assert.True(killed, "the restore ended before a loader's statement could be killed");
+        Assert.NotNull(error);
+        Assert.DoesNotContain('\n', error.Message);
+        DbFingerprint.AssertSame(targetBefore, await MySqlTestDb.FingerprintAsync(target), "the old target after a failed parallel restore");
+    }
+
+    public static TheoryData<string> Planted =>
+    [
+        "DROP TABLE `t`;\n",
+        "INSERT INTO `{bystander}`.`keep` VALUES (99);\n",
+        "INSERT INTO `t` VALUES (5,'five');\nDELETE FROM `t`;\n",
+        "INSERT INTO `t` VALUES (5,'five');\nINSERT INTO `{bystander}`.`keep` VALUES (99);\n",
+        "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE `t`;\n",
+        "SELECT * FROM `t` INTO OUTFILE '/tmp/vya-planted';\n",
+        "INSERT INTO `t` VALUES (5,(SELECT COUNT(*) FROM `mysql`.`user`));\n",
+    ];
+
+    /// <summary>
+    /// A data chunk replaced by one that does something else, with the manifest's digests made to
+    /// match (as someone who can write to the bucket could): refused before any of it runs.
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(Planted))]
+    public async Task A_planted_chunk_is_refused_and_nothing_else_is_touched(string planted)
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        var bystander = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", "INSERT INTO t VALUES (1, 'one'), (2, 'two')");
+        await MySqlTestDb.ExecAsync(bystander, "CREATE TABLE keep (id INT PRIMARY KEY)", "INSERT INTO keep VALUES (42)");
+        var bystanderBefore = await MySqlTestDb.FingerprintAsync(bystander);
+        var file = await Ops.BackupOkAsync(MySqlTestDb.Instance(2), source, Compression.None, _scratch.TempDir("backups"));
+        var chunk = Encoding.UTF8.GetString(Engines.MySql.MySqlTableReader.ChunkHeader) + planted.Replace("{bystander}", bystander, StringComparison.Ordinal);
+        await ReplaceDataAsync(file, "t", Encoding.UTF8.GetBytes(chunk));
+
+        var target = _scratch.MySqlName();
+        var error = await Record.ExceptionAsync(() => Ops.RestoreAsync(MySqlTestDb.Instance(2), file, target));
+
+        Assert.NotNull(error);
+        Assert.Contains("refused", error.Message, StringComparison.Ordinal);
+        Assert.Contains("data/000001.sql", error.Message, StringComparison.Ordinal);
+        Assert.False(await MySqlTestDb.ExistsAsync(target), "a refused restore left its target behind");
+        DbFingerprint.AssertSame(bystanderBefore, await MySqlTestDb.FingerprintAsync(bystander), "another database");
+        Assert.False(File.Exists("/tmp/vya-planted"), "a planted statement wrote a file");
+    }
+
+    [SkippableFact]
+    public async Task A_database_with_no_rows_or_no_tables_round_trips()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source,
+            "CREATE FUNCTION f_two() RETURNS INT DETERMINISTIC RETURN 2", "CREATE VIEW v AS SELECT f_two() AS two");
+        var backupDir = _scratch.TempDir("backups");
+        var noTables = await Ops.BackupOkAsync(MySqlTestDb.Instance(2), source, Compression.Zstd, backupDir);
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE empty_t (id INT PRIMARY KEY, k INT, KEY k (k))");
+        var before = await MySqlTestDb.FingerprintAsync(source);
+        var emptyTable = await Ops.BackupOkAsync(MySqlTestDb.Instance(2), source, Compression.Gzip, backupDir);
+
+        var first = _scratch.MySqlName();
+        Assert.True((await Ops.RestoreAsync(MySqlTestDb.Instance(2), noTables, first))?.Comparison?.Matches);
+        Assert.Equal(2, Convert.ToInt32(await MySqlTestDb.ScalarAsync(first, "SELECT two FROM v"), CultureInfo.InvariantCulture));
+        var second = _scratch.MySqlName();
+        Assert.True((await Ops.RestoreAsync(MySqlTestDb.Instance(2), emptyTable, second))?.Comparison?.Matches);
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(second), "a database with an empty table");
+    }
+
+    /// <summary>docs/backup-format.md: a backup set restores with zstd, tar and the mariadb client alone.</summary>
+    [SkippableFact]
+    public async Task A_parallel_backup_restores_with_standard_tools_alone()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlRoundTripTests.CreateHostileAsync(source, bigRow: true);
+        var before = await MySqlTestDb.FingerprintAsync(source);
+        var file = await Ops.BackupOkAsync(MySqlTestDb.Instance(4), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = _scratch.MySqlName();
+        var work = _scratch.TempDir("by-hand");
+        var cnf = Path.Combine(work, "client.cnf");
+        await File.WriteAllTextAsync(cnf,
+            $"[client]\nhost={TestServers.MySqlHost}\nport={TestServers.MySqlPort}\nuser={TestServers.MySqlUser}\npassword=\"{TestServers.MySqlPassword}\"\nprotocol=tcp\n");
+
+        // The commands of docs/backup-format.md, with the credentials in an option file.
+        var result = await Run.ProgramAsync("bash", ["-euo", "pipefail", "-c",
+            "cd \"$WORK\" && mkdir set && zstd -dc \"$F\" | tar -x -C set\n"
+            + "mariadb --defaults-file=\"$CNF\" -e \"CREATE DATABASE \\`$DB\\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci\"\n"
+            + "cat set/schema.sql set/data/*.sql set/post.sql | mariadb --defaults-file=\"$CNF\" \"$DB\""],
+            new Dictionary<string, string> { ["F"] = file, ["CNF"] = cnf, ["DB"] = target, ["WORK"] = work },
+            stdoutTo: null);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), "restored by hand");
+    }
+
+    private static async Task<string> ShowCreateAsync(string database, string table)
+    {
+        await using var connection = await MySqlTestDb.OpenAsync(database);
+        await using var command = new MySqlCommand($"SHOW CREATE TABLE {MySqlTestDb.Quote(table)}", connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        return reader.GetString(1);
+    }
+
+    /// <summary>Tables of random-ish rows, enough for a parallel dump or load to take a moment.</summary>
+    private static async Task FillerAsync(string database, int tables, int rows)
+    {
+        for (var t = 1; t <= tables; t++)
+        {
+            await MySqlTestDb.ExecAsync(database,
+                $"CREATE TABLE filler{t} (id INT PRIMARY KEY, k INT NOT NULL, pad CHAR(200) NOT NULL, KEY k (k)) ENGINE=InnoDB",
+                $"INSERT INTO filler{t} SELECT seq, seq % 977, REPEAT(CHAR(65 + seq % 26), 200) FROM seq_1_to_{rows}");
+        }
+    }
+
+    /// <summary>Kills the first server connection whose running statement matches <paramref name="like"/>, while <paramref name="running"/> has not ended.</summary>
+    private static async Task<bool> KillFirstAsync(string like, Task running)
+    {
+        await using var connection = await MySqlTestDb.OpenAsync();
+        while (!running.IsCompleted)
+        {
+            await using var find = new MySqlCommand(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE @like LIMIT 1", connection);
+            find.Parameters.AddWithValue("@like", like);
+            if (await find.ExecuteScalarAsync() is { } id)
+            {
+                await using var kill = new MySqlCommand($"KILL CONNECTION {Convert.ToInt64(id, CultureInfo.InvariantCulture)}", connection);
+                try
+                {
+                    await kill.ExecuteNonQueryAsync();
+                    return true;
+                }
+                catch (MySqlException)
+                {
+                    // It ended just now; look again.
+                }
+            }
+            await Task.Delay(5);
+        }
+        return false;
+    }
+
+    /// <summary>Rewrites an uncompressed backup set so that its one data chunk is <paramref name="content"/>, manifest and .sha256 to match.</summary>
+    private static async Task ReplaceDataAsync(string file, string table, byte[] content)
+    {
+        byte[] schema, post;
+        await using (var input = File.OpenRead(file))
+        await using (var reader = new BackupSetReader(input, null))
+        {
+            schema = await ReadAllAsync(await reader.NextAsync(CancellationToken.None));
+            SetEntryContent? entry;
+            while ((entry = await reader.NextAsync(CancellationToken.None))!.Kind == SetEntryKind.Data)
+            {
+            }
+            post = await ReadAllAsync(entry);
+        }
+        IReadOnlyList<SetEntry> entries;
+        await using (var output = File.Create(file))
+        {
+            using var writer = new BackupSetWriter(output, TimeProvider.System);
+            await writer.WriteSchemaAsync(new MemoryStream(schema), schema.Length, CancellationToken.None);
+            await writer.WriteDataAsync(table, 1, content, CancellationToken.None);
+            await writer.WritePostAsync(new MemoryStream(post), post.Length, CancellationToken.None);
+            entries = writer.Entries;
+        }
+        var sha = Ops.Sha256(file);
+        var length = new FileInfo(file).Length;
+        var manifest = BackupManifest.FromJson(await File.ReadAllBytesAsync(file + BackupManifest.Suffix)) with
+        {
+            Entries = entries, PlainBytes = length, StoredBytes = length, PlainSha256 = sha, StoredSha256 = sha,
+        };
+        await File.WriteAllBytesAsync(file + BackupManifest.Suffix, manifest.ToJson());
+        await File.WriteAllTextAsync(file + BackupManifest.ChecksumSuffix, manifest.ChecksumLine);
+
+        static async Task<byte[]> ReadAllAsync(SetEntryContent? entry)
+        {
+            using var buffer = new MemoryStream();
+            await entry!.Content.CopyToAsync(buffer);
+            return buffer.ToArray();
+        }
+    }
+}

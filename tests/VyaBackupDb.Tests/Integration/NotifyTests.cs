@@ -1,0 +1,224 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using VyaBackupDb.Config.Vault;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// Notifiers as an operator meets them: the real CLI backs up real databases and tells a local
+/// webhook and a local SMTP server about the run, once per run; a notifier that fails is a warning
+/// and never changes the exit code; no secret reaches a message.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class NotifyTests : IAsyncLifetime
+{
+    private const string HookToken = "Bearer hook-t0ken-from-the-vault";
+    private const string UrlToken = "T0kenInTheUrlPath";
+    private const string SmtpPassword = "smtp-pa55word-from-the-vault";
+
+    private readonly Scratch _scratch = new();
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    /// <summary>A config with the MariaDB test server as instance 1 (only <paramref name="database"/>), an extra instance and notify: section; a vault beside it.</summary>
+    private async Task<string> ConfigAsync(string database, string extraInstances, string notify)
+    {
+        var dir = _scratch.TempDir("notify-cfg");
+        var vault = new CredentialVault(Path.Combine(dir, "vault.enc"), Path.Combine(dir, "vault.key")) { Kdf = new ScryptParameters(4, 1, 1) };
+        await File.WriteAllTextAsync(Path.Combine(dir, "vault.key"), "vault passphrase for tests\n");
+        vault.Update(entries =>
+        {
+            entries["hook"] = new VaultEntry(null, HookToken);
+            entries["smtp"] = new VaultEntry("mailer", SmtpPassword);
+        });
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, string.Create(CultureInfo.InvariantCulture, $"""
+            backup_dir: {Path.Combine(_scratch.TempDir("notify-store"), "store")}
+            timeout_seconds: 120
+            vault_key_file: vault.key
+            instances:
+              - id: 1
+                name: it-mysql
+                dbms: mysql
+                host: {TestServers.MySqlHost}
+                port: {TestServers.MySqlPort}
+                user: {TestServers.MySqlUser}
+                password_env: IT_MYSQL_PASSWORD
+                include: ['{database}']
+                globals: false
+            {extraInstances}
+            notify:
+            {notify}
+            """));
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        return config;
+    }
+
+    private static Dictionary<string, string> Env(params (string Name, string Value)[] extra)
+    {
+        var env = new Dictionary<string, string> { ["IT_MYSQL_PASSWORD"] = TestServers.MySqlPassword };
+        foreach (var (name, value) in extra)
+        {
+            env[name] = value;
+        }
+        return env;
+    }
+
+    private static void AssertNoSecret(string text, string where)
+    {
+        foreach (var secret in new[] { HookToken, "hook-t0ken", UrlToken, SmtpPassword, TestServers.MySqlPassword })
+        {
+            Assert.False(text.Contains(secret, StringComparison.Ordinal), $"{where} holds a secret ({secret}):\n{text}");
+        }
+    }
+
+    [SkippableFact]
+    public async Task Webhook_gets_one_json_body_per_run_retried_after_a_500_and_a_dead_notifier_is_only_a_warning()
+    {
+        await TestServers.RequireMySqlAsync();
+        var database = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(database, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", "INSERT INTO t VALUES (1, 'one'), (2, 'two')");
+        using var hook = new WebhookSink(UrlToken, 500);
+        var deadPort = WebhookSink.FreePort();
+        var config = await ConfigAsync(database, string.Create(CultureInfo.InvariantCulture, $"""
+              - id: 2
+                name: it-dead-pg
+                dbms: postgresql
+                host: 127.0.0.1
+                port: {WebhookSink.FreePort()}
+                user: nobody
+            """), string.Create(CultureInfo.InvariantCulture, $"""
+              - type: webhook
+                url_env: IT_HOOK_URL
+                on: always
+                retries: 2
+                timeout_seconds: 5
+                headers:
+                  - name: Authorization
+                    value: vault:hook
+              - type: webhook
+                name: dead-hook
+                url: http://127.0.0.1:{deadPort}/nobody-listens
+                retries: 0
+                timeout_seconds: 2
+            """));
+
+        var run = await Run.CliWithEnvAsync(Env(("IT_HOOK_URL", hook.Url)), "backup", "--all", "--config", config);
+
+        // One database backed up, one instance down: the backup's own exit code, whatever the notifiers did.
+        Assert.True(run.ExitCode == 3, run.ToString());
+        Assert.Equal(2, hook.Requests.Count);
+        Assert.Equal(hook.Requests[0].Body, hook.Requests[1].Body);
+        // The retry waited (backoff: 1 s before the first retry).
+        Assert.True(hook.Requests[1].At - hook.Requests[0].At >= TimeSpan.FromSeconds(0.9), $"{hook.Requests[1].At - hook.Requests[0].At}");
+        var request = hook.Requests[1];
+        Assert.Equal("POST", request.Method);
+        Assert.Equal($"/hooks/{UrlToken}", request.Path);
+        Assert.StartsWith("application/json", request.ContentType, StringComparison.Ordinal);
+        Assert.Equal(HookToken, request.Headers["Authorization"]);
+
+        using var json = JsonDocument.Parse(request.Body);
+        var root = json.RootElement;
+        Assert.Equal("partial_failure", root.GetProperty("status").GetString());
+        Assert.Equal(3, root.GetProperty("exit_code").GetInt32());
+        Assert.Equal(Environment.MachineName, root.GetProperty("host").GetString());
+        Assert.Equal(1, root.GetProperty("succeeded").GetInt32());
+        Assert.Equal(1, root.GetProperty("failed").GetInt32());
+        Assert.Contains("1 failed", root.GetProperty("text").GetString(), StringComparison.Ordinal);
+        var results = root.GetProperty("results").EnumerateArray().ToList();
+        Assert.Equal(2, results.Count);
+        string[] fields = ["instance_id", "instance", "dbms", "database", "status", "error", "bytes", "plain_bytes", "duration_seconds", "file"];
+        Assert.All(results, r => Assert.Equal(fields, r.EnumerateObject().Select(p => p.Name)));
+        var ok = results.Single(r => r.GetProperty("instance").GetString() == "it-mysql");
+        Assert.Equal(database, ok.GetProperty("database").GetString());
+        Assert.Equal("ok", ok.GetProperty("status").GetString());
+        Assert.Equal(JsonValueKind.Null, ok.GetProperty("error").ValueKind);
+        Assert.True(ok.GetProperty("bytes").GetInt64() > 0);
+        Assert.True(File.Exists(ok.GetProperty("file").GetString()), "the file the message names is the backup");
+        Assert.Equal(new FileInfo(ok.GetProperty("file").GetString()!).Length, ok.GetProperty("bytes").GetInt64());
+        var failed = results.Single(r => r.GetProperty("instance").GetString() == "it-dead-pg");
+        Assert.Equal("failed", failed.GetProperty("status").GetString());
+        Assert.Contains("cannot connect", failed.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Equal(JsonValueKind.Null, failed.GetProperty("file").ValueKind);
+
+        // The dead notifier: one warning that names it; the retried one: none.
+        var warnings = run.Stderr.Split('\n').Where(l => l.Contains("notifier", StringComparison.Ordinal)).ToList();
+        var warning = Assert.Single(warnings);
+        Assert.StartsWith("vya-backupdb: warning: notifier 'dead-hook' (webhook)", warning, StringComparison.Ordinal);
+        Assert.DoesNotContain("nobody-listens", warning, StringComparison.Ordinal);
+        AssertNoSecret(Encoding.UTF8.GetString(request.Body), "the webhook's body");
+        AssertNoSecret(run.Stdout + run.Stderr, "the CLI's output");
+    }
+
+    [SkippableFact]
+    public async Task Failure_mail_arrives_over_starttls_with_the_database_and_its_error_and_no_password()
+    {
+        await TestServers.RequireMySqlAsync();
+        var database = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(database, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        using var smtp = new SmtpSink();
+        using var untrusted = new SmtpSink();
+        // Colons and lower case, as openssl prints it.
+        var pinned = string.Join(':', smtp.Fingerprint.ToLowerInvariant().Chunk(2).Select(c => new string(c)));
+        var config = await ConfigAsync(database, "", string.Create(CultureInfo.InvariantCulture, $"""
+              - type: email
+                name: ops-mail
+                host: 127.0.0.1
+                port: {smtp.Port}
+                starttls: required
+                tls_fingerprint: '{pinned}'
+                from: backups@example.test
+                to: [ops@example.test, dba@example.test]
+                user: mailer
+                password: vault:smtp
+                timeout_seconds: 20
+              - type: email
+                name: untrusted
+                host: 127.0.0.1
+                port: {untrusted.Port}
+                from: backups@example.test
+                to: ops@example.test
+                user: mailer
+                password: vault:smtp
+                timeout_seconds: 20
+            """));
+        var missing = _scratch.MySqlName("vt_missing_");
+
+        var run = await Run.CliWithEnvAsync(Env(), "backup", "--instance", "1", "--database", missing, "--config", config);
+
+        Assert.True(run.ExitCode == 1, run.ToString());
+        var raw = Assert.Single(smtp.Messages);
+        AssertNoSecret(raw, "the mail");
+        using var mail = MimeKit.MimeMessage.Load(new MemoryStream(Encoding.UTF8.GetBytes(raw)));
+        Assert.StartsWith("[vya-backupdb] ", mail.Subject, StringComparison.Ordinal);
+        Assert.Contains("1 backup FAILED", mail.Subject, StringComparison.Ordinal);
+        Assert.Contains($"it-mysql/{missing}", mail.Subject, StringComparison.Ordinal);
+        Assert.Equal(new[] { "ops@example.test", "dba@example.test" }, mail.To.Mailboxes.Select(m => m.Address));
+        Assert.Contains($"FAILED  it-mysql/{missing}: database '{missing}' does not exist", mail.TextBody, StringComparison.Ordinal);
+        Assert.Contains(Environment.MachineName, mail.TextBody, StringComparison.Ordinal);
+        Assert.Equal(new[] { ("mailer", SmtpPassword) }, smtp.Logins);
+        Assert.True(smtp.AuthOnlyUnderTls, string.Join("\n", smtp.Commands));
+        Assert.True(smtp.Commands.IndexOf("STARTTLS") < smtp.Commands.FindIndex(c => c.StartsWith("AUTH", StringComparison.Ordinal)));
+
+        // The server whose certificate is not pinned (and not trusted by the system) gets no login and no mail.
+        Assert.Empty(untrusted.Logins);
+        Assert.Empty(untrusted.Messages);
+        var warning = Assert.Single(run.Stderr.Split('\n'), l => l.Contains("notifier", StringComparison.Ordinal));
+        Assert.StartsWith("vya-backupdb: warning: notifier 'untrusted' (email)", warning, StringComparison.Ordinal);
+        Assert.Contains("not trusted", warning, StringComparison.Ordinal);
+        AssertNoSecret(run.Stdout + run.Stderr, "the CLI's output");
+
+        // on: failure (the default): a run that succeeds sends nothing.
+        var success = await Run.CliWithEnvAsync(Env(), "backup", "--instance", "1", "--database", database, "--config", config);
+
+        Assert.True(success.ExitCode == 0, success.ToString());
+        Assert.Single(smtp.Messages);
+        Assert.Empty(untrusted.Messages);
+    }
+}

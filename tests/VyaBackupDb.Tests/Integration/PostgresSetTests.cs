@@ -1,0 +1,387 @@
+using System.Formats.Tar;
+using System.Security.Cryptography;
+using System.Text;
+using Npgsql;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Engines;
+using VyaBackupDb.Engines.Postgres;
+using VyaBackupDb.Operations;
+using VyaBackupDb.Pipeline;
+using VyaBackupDb.Sources.Sets;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// PostgreSQL's parallel engine (engine: parallel): what the plain dump round-trips beyond the
+/// hostile data (large objects, extensions' types, partitions, generated and identity columns,
+/// foreign keys, policies, materialized views, unlogged tables), one snapshot for all connections,
+/// a connection killed mid-dump and mid-load, chunks planted in a set, and the restore with
+/// standard tools that docs/backup-format.md describes.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class PostgresSetTests : IAsyncLifetime
+{
+    private readonly Scratch _scratch = new();
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    /// <summary>What the fingerprint does not look at: constraints, policies, large objects, materialized views, persistence, comments.</summary>
+    private const string Extras =
+        "SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ': ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE connamespace = 'public'::regnamespace "
+        + "UNION ALL SELECT 'policy ' || tablename || ' ' || policyname || ': ' || coalesce(qual, '') FROM pg_policies "
+        + "UNION ALL SELECT 'rls ' || relname || ' ' || relrowsecurity::text || '/' || relforcerowsecurity::text || ' persistence ' || relpersistence::text || ' options ' || coalesce(array_to_string(reloptions, ','), '') FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') "
+        + "UNION ALL SELECT 'lo ' || oid || ' ' || md5(lo_get(oid)) || ' ' || coalesce(obj_description(oid, 'pg_largeobject'), '') FROM pg_largeobject_metadata "
+        + "UNION ALL SELECT 'matview ' || count(*) || ' ' || sum(n) FROM mv "
+        + "UNION ALL SELECT 'extension ' || extname FROM pg_extension "
+        + "UNION ALL SELECT 'comment ' || coalesce(obj_description('public.g'::regclass, 'pg_class'), '') "
+        + "ORDER BY 1";
+
+    [SkippableTheory]
+    [MemberData(nameof(PgEngines.All), MemberType = typeof(PgEngines))]
+    public async Task Large_objects_extension_types_partitions_generated_columns_keys_and_policies_round_trip(string engine)
+    {
+        await TestServers.RequirePostgresAsync();
+        var instance = PgEngines.Instance(engine);
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source,
+            "CREATE EXTENSION citext", "CREATE EXTENSION hstore", "CREATE EXTENSION btree_gist",
+            """
+            CREATE TABLE g (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, a int NOT NULL, doubled int GENERATED ALWAYS AS (a * 2) STORED,
+              name citext, h hstore, during tsrange, r regclass, EXCLUDE USING gist (a WITH =, during WITH &&))
+            """,
+            "COMMENT ON TABLE g IS 'a ''commented'' table'",
+            "INSERT INTO g (a, name, h, during, r) SELECT i, 'Name ' || i, hstore('k', i::text), tsrange('2026-01-01', '2026-01-02'), 'g'::regclass FROM generate_series(1, 500) i",
+            "CREATE TABLE parted (id int, k text, PRIMARY KEY (id, k)) PARTITION BY LIST (k)",
+            "CREATE TABLE parted_a PARTITION OF parted FOR VALUES IN ('a')",
+            "CREATE TABLE parted_rest PARTITION OF parted DEFAULT",
+            "INSERT INTO parted SELECT i, CASE WHEN i % 3 = 0 THEN 'a' ELSE 'b' || i END FROM generate_series(1, 300) i",
+            "CREATE TABLE child_fk (id int PRIMARY KEY, g_id int REFERENCES g (id), parent int REFERENCES child_fk (id))",
+            "INSERT INTO child_fk VALUES (1, 1, NULL), (2, 2, 1), (3, 500, 2)",
+            "CREATE UNLOGGED TABLE scratchpad (v text)",
+            "INSERT INTO scratchpad VALUES ('kept in the backup')",
+            // The restore pauses autovacuum on the tables it loads: a table's own setting stays as it was.
+            "ALTER TABLE scratchpad SET (autovacuum_enabled = false, fillfactor = 70)",
+            "ALTER TABLE g ENABLE ROW LEVEL SECURITY", "ALTER TABLE g FORCE ROW LEVEL SECURITY",
+            "CREATE POLICY positive ON g USING (a > 0)",
+            "CREATE MATERIALIZED VIEW mv AS SELECT k, count(*) AS n FROM parted GROUP BY k",
+            "CREATE UNIQUE INDEX mv_k ON mv (k)",
+            "SELECT lo_from_bytea(424242, '\\x00ff0d0a5c2e0a'::bytea)",
+            "COMMENT ON LARGE OBJECT 424242 IS 'a large object'",
+            "SELECT lo_from_bytea(424243, convert_to(repeat('large ', 100000), 'UTF8'))");
+        var before = await PgTestDb.FingerprintAsync(source);
+        var extras = await RowsAsync(source, Extras);
+        Assert.Contains("lo 424242 " + Convert.ToHexStringLower(MD5.HashData([0x00, 0xff, 0x0d, 0x0a, 0x5c, 0x2e, 0x0a])) + " a large object", extras);
+
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = _scratch.PostgresName();
+        var previous = PostgresEngine.BufferedChunkBytes;
+        // On four connections every chunk is streamed (the path of chunks too big to hold), on one held.
+        PostgresEngine.BufferedChunkBytes = engine == PgEngines.Parallel4 ? 1024 : previous;
+        RestoreResult? result;
+        try
+        {
+            result = await Ops.RestoreAsync(instance, file, target);
+        }
+        finally
+        {
+            PostgresEngine.BufferedChunkBytes = previous;
+        }
+
+        Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
+        DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), $"restored copy ({engine})");
+        Assert.Equal(extras, await RowsAsync(target, Extras));
+        // The identity continues where the source's would.
+        Assert.Equal(501, await PgTestDb.ScalarAsync(target, "INSERT INTO g (a) VALUES (501) RETURNING id"));
+    }
+
+    /// <summary>
+    /// Transfers between accounts commit all through the backup (each one moves money and writes a
+    /// ledger row, in two tables read by different connections): the copy holds every transfer
+    /// whole or not at all, so its total is the starting total and its ledger explains every balance.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(PgEngines.Parallel4)]
+    [InlineData(PgEngines.Parallel1)]
+    public async Task Transfers_committed_during_a_parallel_backup_are_wholly_in_it_or_wholly_out(string engine)
+    {
+        await TestServers.RequirePostgresAsync();
+        var instance = PgEngines.Instance(engine);
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        const int Accounts = 20000;
+        await PgTestDb.ExecAsync(source,
+            "CREATE TABLE account (id int PRIMARY KEY, balance bigint NOT NULL, pad text)",
+            // Padding that does not compress: the rows stay in the table's own pages (about 10 MB of them: cut into two chunks or more).
+            $"INSERT INTO account SELECT i, 1000, (SELECT string_agg(md5(i::text || j::text), '') FROM generate_series(1, 15) j) FROM generate_series(1, {Accounts}) i",
+            "CREATE TABLE ledger (id bigserial PRIMARY KEY, src int NOT NULL, dst int NOT NULL, amount bigint NOT NULL)");
+        var previous = PostgresEngine.MinSplitBytes;
+        using var stop = new CancellationTokenSource();
+        var transfers = 0;
+        async Task TransferAsync(int seed)
+        {
+            var random = new Random(seed);
+            await using var connection = await PgTestDb.OpenAsync(source);
+            while (!stop.IsCancellationRequested)
+            {
+                var from = random.Next(1, Accounts + 1);
+                var to = random.Next(1, Accounts);
+                to = to >= from ? to + 1 : to;
+                var amount = random.Next(1, 50);
+                await using var transaction = await connection.BeginTransactionAsync();
+                await using (var command = new NpgsqlCommand(
+                    // One statement locks both rows in index order: two transfers never wait on each other in a circle.
+                    "WITH moved AS (UPDATE account SET balance = balance + CASE WHEN id = $1 THEN -$3 ELSE $3 END WHERE id IN ($1, $2) RETURNING id) "
+                    + "INSERT INTO ledger (src, dst, amount) SELECT $1, $2, $3 FROM moved WHERE id = $1", connection))
+                {
+                    command.Parameters.Add(new NpgsqlParameter { Value = from });
+                    command.Parameters.Add(new NpgsqlParameter { Value = to });
+                    command.Parameters.Add(new NpgsqlParameter { Value = (long)amount });
+                    await command.ExecuteNonQueryAsync();
+                }
+                await transaction.CommitAsync();
+                Interlocked.Increment(ref transfers);
+            }
+        }
+        // Small page ranges: the account table is read by several connections at once.
+        PostgresEngine.MinSplitBytes = 1 << 20;
+        string file;
+        var workload = Enumerable.Range(1, 3).Select(i => Task.Run(() => TransferAsync(i))).ToList();
+        try
+        {
+            while (Volatile.Read(ref transfers) < 50)
+            {
+                await Task.Delay(20);
+            }
+            file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+        }
+        finally
+        {
+            PostgresEngine.MinSplitBytes = previous;
+            await stop.CancelAsync();
+            await Task.WhenAll(workload);
+        }
+        var manifest = BackupManifest.FromJson(File.ReadAllBytes(file + BackupManifest.Suffix));
+        Assert.Matches("^[0-9A-F]+/[0-9A-F]+$", manifest.SourcePosition);
+        Assert.True(manifest.Entries!.Count(e => e.Table == "public.account") > 1, "the account table fits one chunk: no cut was made");
+        if (engine == PgEngines.Parallel4)
+        {
+            Assert.True(manifest.Entries!.Count(e => e.Table == "public.account") > 1, "the account table was not split among connections");
+        }
+
+        var target = _scratch.PostgresName();
+        var result = await Ops.RestoreAsync(instance, file, target);
+        Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
+        Assert.Equal((long)Accounts * 1000, Convert.ToInt64(await PgTestDb.ScalarAsync(target, "SELECT sum(balance) FROM account")));
+        Assert.Equal(0L, Convert.ToInt64(await PgTestDb.ScalarAsync(target,
+            "SELECT count(*) FROM account a WHERE a.balance <> 1000 - coalesce((SELECT sum(amount) FROM ledger WHERE src = a.id), 0) "
+            + "+ coalesce((SELECT sum(amount) FROM ledger WHERE dst = a.id), 0)")));
+        Assert.True(Convert.ToInt64(await PgTestDb.ScalarAsync(target, "SELECT count(*) FROM ledger")) >= 50);
+    }
+
+    /// <summary>A database big enough that its COPY runs for a moment: ~40 MB in two tables.</summary>
+    private async Task<string> NewBulkDatabaseAsync()
+    {
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source,
+            "CREATE TABLE bulk1 (id int PRIMARY KEY, body text)",
+            "INSERT INTO bulk1 SELECT i, repeat(md5(i::text), 6) FROM generate_series(1, 100000) i",
+            "CREATE TABLE bulk2 (id int PRIMARY KEY, body text)",
+            "INSERT INTO bulk2 SELECT i, repeat(md5(i::text), 6) FROM generate_series(1, 100000) i");
+        return source;
+    }
+
+    /// <summary>Ends the first session of ours on <paramref name="database"/> running a COPY, as soon as there is one; whether it found one.</summary>
+    private static async Task<bool> TerminateCopyAsync(string database, Task until)
+    {
+        await using var connection = await PgTestDb.OpenAsync();
+        while (!until.IsCompleted)
+        {
+            await using var command = new NpgsqlCommand(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'vya-backupdb' "
+                + "AND query LIKE 'COPY %' AND state = 'active' LIMIT 1", connection);
+            command.Parameters.Add(new NpgsqlParameter { Value = database });
+            if (await command.ExecuteScalarAsync() is true)
+            {
+                return true;
+            }
+            await Task.Delay(5);
+        }
+        return false;
+    }
+
+    [SkippableFact]
+    public async Task A_connection_killed_in_the_middle_of_a_parallel_dump_fails_the_backup_and_leaves_none()
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await NewBulkDatabaseAsync();
+        var backupDir = _scratch.TempDir("backups");
+
+        var backup = Ops.BackupAsync(PgEngines.Instance(PgEngines.Parallel4), source, Compression.Zstd, backupDir);
+        var killed = await TerminateCopyAsync(source, backup);
+        var result = await backup;
+
+        Assert.True(killed, "no COPY was seen to kill");
+        Assert.False(result.Succeeded);
+        Assert.Contains("terminating connection", result.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', result.Error!);
+        Assert.Empty(Ops.DataFilesUnder(backupDir));
+        Assert.Empty(Ops.FilesUnder(backupDir));
+    }
+
+    [SkippableFact]
+    public async Task A_connection_killed_in_the_middle_of_a_parallel_load_fails_the_restore_and_keeps_the_old_database()
+    {
+        await TestServers.RequirePostgresAsync();
+        var instance = PgEngines.Instance(PgEngines.Parallel4);
+        var source = await NewBulkDatabaseAsync();
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(target, "CREATE TABLE old (id int PRIMARY KEY)", "INSERT INTO old VALUES (7)");
+        var before = await PgTestDb.FingerprintAsync(target);
+
+        var restore = Ops.RestoreAsync(instance, file, target, force: true);
+        var killed = await TerminateCopyAsync(RestoreStaging.StagingName(target), restore);
+        var error = await Assert.ThrowsAnyAsync<Errors.VyaException>(() => restore);
+
+        Assert.True(killed, "no COPY was seen to kill");
+        Assert.Contains("terminating connection", error.Message, StringComparison.Ordinal);
+        Assert.Contains("was not changed", error.Message, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the old target");
+        Assert.False(await PgTestDb.ExistsAsync(RestoreStaging.StagingName(target)), "the staging database was left behind");
+    }
+
+    private static readonly (string What, string Chunk)[] PlantedChunks =
+    [
+        ("a table the schema does not have", "COPY \"public\".\"other\" (\"id\", \"v\") FROM stdin;\n1\tx\n\\.\n"),
+        ("another schema", "COPY \"pg_catalog\".\"pg_class\" (\"relname\") FROM stdin;\nx\n\\.\n"),
+        ("FROM PROGRAM", "COPY \"public\".\"t\" (\"id\", \"v\") FROM PROGRAM 'touch /tmp/vya-planted-program';\n1\tx\n\\.\n"),
+        ("SQL after the end of the rows", "COPY \"public\".\"t\" (\"id\", \"v\") FROM stdin;\n1\tx\n\\.\nCREATE TABLE planted (id int);\n\\.\n"),
+        ("SQL after the last line", "COPY \"public\".\"t\" (\"id\", \"v\") FROM stdin;\n1\tx\n\\.\nDROP TABLE t;\n"),
+        ("an unquoted name", "COPY public.t (id, v) FROM stdin;\n1\tx\n\\.\n"),
+        ("a statement", "DROP TABLE \"public\".\"t\";\n"),
+        ("a column the table does not have", "COPY \"public\".\"t\" (\"id\", \"v\", \"ctid\") FROM stdin;\n1\tx\t(0,1)\n\\.\n"),
+        ("a second statement on the header line", "COPY \"public\".\"t\" (\"id\", \"v\") FROM stdin; DROP TABLE \"public\".\"t\";\n\\.\n"),
+    ];
+
+    /// <summary>
+    /// Someone who can write to the bucket rewrites a chunk (and the manifest's digests to match):
+    /// anything but rows of a table of the set is refused, and nothing is created.
+    /// </summary>
+    public static TheoryData<string, string, bool> PlantedChunksBufferedAndStreamed()
+    {
+        var data = new TheoryData<string, string, bool>();
+        foreach (var (what, chunk) in PlantedChunks)
+        {
+            data.Add(what, chunk, false);
+            data.Add(what, chunk, true);
+        }
+        return data;
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(PlantedChunksBufferedAndStreamed))]
+    public async Task A_planted_chunk_is_refused(string what, string chunk, bool streamed)
+    {
+        await TestServers.RequirePostgresAsync();
+        var instance = PgEngines.Instance(PgEngines.Parallel4);
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'one'), (2, 'two')");
+        var file = await Ops.BackupOkAsync(instance, source, Compression.None, _scratch.TempDir("backups"));
+        Replace(file, "data/000001.sql", Encoding.UTF8.GetBytes(chunk));
+        var target = _scratch.PostgresName();
+
+        var previous = PostgresEngine.BufferedChunkBytes;
+        // Streamed: a chunk too big to hold is checked as it goes to the server.
+        PostgresEngine.BufferedChunkBytes = streamed ? 8 : previous;
+        Errors.VyaException error;
+        try
+        {
+            error = await Assert.ThrowsAnyAsync<Errors.VyaException>(() => Ops.RestoreAsync(instance, file, target));
+        }
+        finally
+        {
+            PostgresEngine.BufferedChunkBytes = previous;
+        }
+
+        Assert.Contains("refused", error.Message, StringComparison.Ordinal);
+        Assert.Contains("data/000001.sql", error.Message, StringComparison.Ordinal);
+        Assert.False(await PgTestDb.ExistsAsync(target), $"{what}: the target was created");
+        Assert.False(File.Exists("/tmp/vya-planted-program"), "a program ran");
+        Assert.Equal(2L, Convert.ToInt64(await PgTestDb.ScalarAsync(source, "SELECT count(*) FROM t")));
+    }
+
+    /// <summary>Rewrites one entry of an uncompressed set and the manifest (entries, digests, sizes) to match, as a forger would.</summary>
+    private static void Replace(string file, string entryName, byte[] content)
+    {
+        var rewritten = new MemoryStream();
+        using (var reader = new TarReader(new MemoryStream(File.ReadAllBytes(file))))
+        using (var writer = new TarWriter(rewritten, TarEntryFormat.Pax, leaveOpen: true))
+        {
+            while (reader.GetNextEntry(copyData: true) is { } entry)
+            {
+                var data = new MemoryStream();
+                entry.DataStream?.CopyTo(data);
+                writer.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, entry.Name)
+                {
+                    DataStream = new MemoryStream(entry.Name == entryName ? content : data.ToArray()),
+                });
+            }
+        }
+        var bytes = rewritten.ToArray();
+        File.WriteAllBytes(file, bytes);
+        var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        var manifest = BackupManifest.FromJson(File.ReadAllBytes(file + BackupManifest.Suffix));
+        manifest = manifest with
+        {
+            Entries = [.. manifest.Entries!.Select(e => e.Name == entryName
+                ? e with { Bytes = content.Length, Sha256 = Convert.ToHexStringLower(SHA256.HashData(content)) }
+                : e)],
+            PlainBytes = bytes.Length,
+            StoredBytes = bytes.Length,
+            PlainSha256 = sha,
+            StoredSha256 = sha,
+        };
+        File.WriteAllBytes(file + BackupManifest.Suffix, manifest.ToJson());
+        File.WriteAllText(file + BackupManifest.ChecksumSuffix, $"{sha}  {Path.GetFileName(file)}\n");
+    }
+
+    /// <summary>docs/backup-format.md: zstd, tar and psql alone restore a set (here the hostile database with its big row).</summary>
+    [SkippableFact]
+    public async Task A_set_restores_with_zstd_tar_and_psql_alone_as_the_docs_say()
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PostgresRoundTripTests.CreateHostileAsync(source, bigRow: true);
+        var before = await PgTestDb.FingerprintAsync(source);
+        var file = await Ops.BackupOkAsync(PgEngines.Instance(PgEngines.Parallel4), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewPostgresDatabaseAsync();
+        var dir = _scratch.TempDir("extracted");
+        var psql = Path.Combine(Directory.GetDirectories("/usr/lib/postgresql").Order().Last(), "bin", "psql");
+
+        // As the docs write it, with the connection in the environment.
+        var result = await Run.ProgramAsync("bash", ["-c",
+            $"set -o pipefail; zstd -dc '{file}' | tar -x -C '{dir}' && cat '{dir}'/schema.sql '{dir}'/data/*.sql '{dir}'/post.sql | '{psql}' -X -q -v ON_ERROR_STOP=1 -d \"$PGDATABASE\""],
+            new Dictionary<string, string>
+            {
+                ["PGHOST"] = TestServers.PgHost, ["PGPORT"] = TestServers.PgPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["PGUSER"] = TestServers.PgUser, ["PGPASSWORD"] = TestServers.PgPassword, ["PGDATABASE"] = target,
+            });
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "restored with zstd, tar and psql");
+    }
+
+    private static async Task<List<string>> RowsAsync(string database, string sql)
+    {
+        await using var connection = await PgTestDb.OpenAsync(database);
+        await using var command = new NpgsqlCommand(sql, connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(reader.IsDBNull(0) ? "NULL" : reader.GetString(0));
+        }
+        return rows;
+    }
+}

@@ -1,0 +1,236 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
+using VyaBackupDb.Storage.Local;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// `status` over a backup_dir with backups of known times, sizes and durations: what is overdue
+/// (and the exit code that says so), the trend, the last verify; the HTML page rendered by a real
+/// headless Chromium, with its charts.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed partial class StatusTests : IAsyncLifetime
+{
+    private readonly Scratch _scratch = new();
+    private readonly DateTime _now = DateTime.UtcNow;
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    /// <summary>A complete backup (data file, .sha256, manifest) of <paramref name="size"/> bytes that took <paramref name="seconds"/>.</summary>
+    private static string Backup(string backupDir, InstanceConfig instance, string database, DateTime finishedUtc, int size, double seconds)
+    {
+        var stamp = finishedUtc.AddTicks(-(finishedUtc.Ticks % TimeSpan.TicksPerSecond));
+        var name = new BackupName(stamp.AddSeconds(-Math.Ceiling(seconds)), instance.Dbms, database, Pipeline.Compression.None);
+        var key = $"{BackupName.Encode(instance.Name)}/{name.FileName}";
+        var path = Path.Combine(backupDir, key);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var content = new byte[size];
+        File.WriteAllBytes(path, content);
+        var sha = Convert.ToHexStringLower(SHA256.HashData(content));
+        File.WriteAllText(path + BackupManifest.ChecksumSuffix, $"{sha}  {name.FileName}\n");
+        File.WriteAllBytes(path + BackupManifest.Suffix, new BackupManifest
+        {
+            ToolVersion = "test",
+            DataFile = name.FileName,
+            InstanceId = instance.Id,
+            InstanceName = instance.Name,
+            Dbms = instance.Dbms.ToName(),
+            ServerFlavor = "fabricated",
+            ServerVersion = "0",
+            Database = database,
+            DumpTool = "none",
+            DumpToolVersion = "0",
+            Compression = "none",
+            StartedUtc = new DateTimeOffset(stamp, TimeSpan.Zero).AddSeconds(-seconds),
+            FinishedUtc = new DateTimeOffset(stamp, TimeSpan.Zero),
+            PlainBytes = size,
+            StoredBytes = size,
+            PlainSha256 = sha,
+            StoredSha256 = sha,
+            Inventory = new DatabaseInventory([], [], new ObjectCounts(0, 0, 0, 0)),
+        }.ToJson());
+        return key;
+    }
+
+    private async Task<(string Config, string BackupDir)> FleetAsync()
+    {
+        var dir = _scratch.TempDir("status-cfg");
+        var backupDir = Path.Combine(dir, "store");
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, """
+            backup_dir: store
+            instances:
+              - id: 1
+                name: st-mysql
+                dbms: mysql
+                user: nobody
+                expect_every: 6h
+              - id: 2
+                name: st-pg
+                dbms: postgresql
+                user: nobody
+              - id: 3
+                name: st-off
+                dbms: postgresql
+                user: nobody
+                enabled: false
+            """);
+        var mysql = TestServers.MySql(name: "st-mysql");
+        // fresh: every 6 h, growing, the newest verified; stale: last one 10 h ago (due 4 h ago, overdue after 1.5 h more).
+        string? newest = null;
+        for (var i = 4; i >= 0; i--)
+        {
+            newest = Backup(backupDir, mysql, "fresh", _now.AddHours(-1 - (6 * i)), 1000 + (250 * (4 - i)), 10 + (5 * i));
+        }
+        Backup(backupDir, mysql, "stale", _now.AddHours(-16), 4000, 30);
+        Backup(backupDir, mysql, "stale", _now.AddHours(-10), 4100, 32);
+        await VerifyRecord.WriteAsync(new LocalStorage(backupDir), newest!,
+            await BackupManifest.ReadAsync(new LocalStorage(backupDir), BackupManifest.KeyFor(newest!), CancellationToken.None),
+            "verify", DateTimeOffset.UtcNow, replace: null, CancellationToken.None);
+        return (config, backupDir);
+    }
+
+    [Fact]
+    public async Task Status_reports_what_is_overdue_with_trends_and_the_last_verify_and_exits_8()
+    {
+        var (config, _) = await FleetAsync();
+
+        var run = await Run.CliAsync("status", "--json", "--config", config);
+
+        Assert.True(run.ExitCode == 8, run.ToString());
+        using var json = JsonDocument.Parse(run.Stdout);
+        var rows = json.RootElement.GetProperty("databases").EnumerateArray().ToList();
+        Assert.Equal(new[] { "st-mysql/fresh", "st-mysql/stale", "st-pg/", "st-off/" }, rows.Select(r => $"{r.GetProperty("instance").GetString()}/{r.GetProperty("database").GetString()}"));
+        var fresh = rows[0];
+        Assert.False(fresh.GetProperty("overdue").GetBoolean());
+        Assert.Equal(6 * 3600, fresh.GetProperty("expected_every_seconds").GetDouble());
+        Assert.Equal(5, fresh.GetProperty("backups").GetInt32());
+        Assert.Equal(2000, fresh.GetProperty("last_size_bytes").GetInt64());
+        Assert.Equal(10, fresh.GetProperty("last_duration_seconds").GetDouble());
+        Assert.InRange(fresh.GetProperty("age_seconds").GetDouble(), 3600 - 5, 3600 + 120);
+        Assert.True(fresh.GetProperty("newest_verified").GetBoolean());
+        var history = fresh.GetProperty("history").EnumerateArray().ToList();
+        Assert.Equal(new long[] { 1000, 1250, 1500, 1750, 2000 }, history.Select(p => p.GetProperty("size_bytes").GetInt64()));
+        Assert.Equal(new double[] { 30, 25, 20, 15, 10 }, history.Select(p => p.GetProperty("duration_seconds").GetDouble()));
+        var stale = rows[1];
+        Assert.True(stale.GetProperty("overdue").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, stale.GetProperty("last_verified_utc").ValueKind);
+        Assert.True(rows[2].GetProperty("overdue").GetBoolean(), "an enabled instance without any backup is overdue");
+        Assert.Equal(86400, rows[2].GetProperty("expected_every_seconds").GetDouble());
+        Assert.False(rows[3].GetProperty("overdue").GetBoolean(), "a disabled instance is never overdue");
+        Assert.Equal(2, json.RootElement.GetProperty("overdue_count").GetInt32());
+
+        // Plain text (not a terminal): one line per database, and what is overdue.
+        var plain = await Run.CliAsync("status", "--config", config);
+        Assert.True(plain.ExitCode == 8, plain.ToString());
+        Assert.Matches(@"(?m)^st-mysql \(1\)\s+stale\s+OVERDUE\s", plain.Stdout);
+        Assert.Matches(@"(?m)^st-mysql \(1\)\s+fresh\s+ok\s", plain.Stdout);
+        Assert.Contains("2 overdue: st-mysql/stale, st-pg/(no backup)", plain.Stdout, StringComparison.Ordinal);
+
+        // A disabled instance alone: nothing overdue, exit 0.
+        var calm = await Run.CliAsync("status", "--instance", "3", "--config", config);
+        Assert.True(calm.ExitCode == 0, calm.ToString());
+    }
+
+    [Fact]
+    public async Task A_destination_that_cannot_be_read_is_an_error_not_an_overdue_backup()
+    {
+        var dir = _scratch.TempDir("status-down");
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, string.Create(CultureInfo.InvariantCulture, $"""
+            backup_dir: store
+            storage:
+              - name: down
+                type: sftp
+                host: 127.0.0.1
+                port: {WebhookSink.FreePort()}
+                user: nobody
+                password_env: NO_SUCH_PASSWORD_VARIABLE
+                host_fingerprint: SHA256:T1xBiwSzij0MU+GuugxdpklHowP/H4tDAN5It89LR20
+            instances:
+              - id: 1
+                name: st-down
+                dbms: mysql
+                user: nobody
+                storage: [down]
+            """));
+
+        var run = await Run.CliAsync("status", "--json", "--config", config);
+
+        Assert.True(run.ExitCode == 1, run.ToString());
+        using var json = JsonDocument.Parse(run.Stdout);
+        Assert.Empty(json.RootElement.GetProperty("databases").EnumerateArray());
+        var error = Assert.Single(Cli.ErrorLines(run));
+        Assert.StartsWith("vya-backupdb: error: instance 1 (st-down): storage 'down' cannot be listed", error, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task Status_html_renders_in_headless_chromium_with_a_size_and_a_duration_chart_per_database()
+    {
+        var chromium = RequireChromium();
+        var (config, _) = await FleetAsync();
+        var page = Path.Combine(_scratch.TempDir("status-html"), "status.html");
+
+        var run = await Run.CliAsync("status", "--html", page, "--config", config);
+
+        Assert.True(run.ExitCode == 8, run.ToString());
+        var html = await File.ReadAllTextAsync(page);
+        // Self-contained: no script, no stylesheet or image fetched from anywhere.
+        Assert.DoesNotContain("<script", html, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("<link", html, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("src=", html, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("url(", html, StringComparison.OrdinalIgnoreCase);
+
+        var profile = _scratch.TempDir("chromium-profile");
+        var dom = await Run.ProgramAsync(chromium,
+            ["--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", $"--user-data-dir={profile}", "--dump-dom", new Uri(page).AbsoluteUri]);
+        Assert.True(dom.ExitCode == 0, dom.ToString());
+        var rendered = dom.Stdout;
+        Assert.Contains("<h1>Backup status</h1>", rendered, StringComparison.Ordinal);
+        // One card per database with backups, each with its two charts, each chart a line with a dot per backup.
+        var cards = CardPattern().Matches(rendered).Select(m => m.Groups[1].Value).ToList();
+        Assert.Equal(new[] { "st-mysql/fresh", "st-mysql/stale" }, cards);
+        Assert.Equal(2, Regex.Matches(rendered, "<svg class=\"chart size-chart\"").Count);
+        Assert.Equal(2, Regex.Matches(rendered, "<svg class=\"chart duration-chart\"").Count);
+        var lines = PolylinePattern().Matches(rendered).Select(m => m.Groups[1].Value.Split(' ').Length).ToList();
+        Assert.Equal(new[] { 5, 5, 2, 2 }, lines);
+        Assert.Equal(2 * (5 + 2), Regex.Matches(rendered, "<circle ").Count);
+        // The size chart of fresh rises (SVG's y grows downwards): its points go up, left to right.
+        var sizeLine = PolylinePattern().Match(rendered).Groups[1].Value.Split(' ')
+            .Select(p => double.Parse(p.Split(',')[1], CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(sizeLine.OrderDescending(), sizeLine);
+        Assert.Contains("overdue", rendered, StringComparison.Ordinal);
+    }
+
+    [GeneratedRegex("<section class=\"card\" data-database=\"([^\"]*)\"")]
+    private static partial Regex CardPattern();
+
+    [GeneratedRegex("<polyline class=\"line\" points=\"([^\"]*)\"")]
+    private static partial Regex PolylinePattern();
+
+    /// <summary>Debian's chromium; the test skips without it, but fails under CI=true (scripts/servers installs it).</summary>
+    private static string RequireChromium()
+    {
+        var found = new[] { "chromium", "chromium-browser" }
+            .SelectMany(name => (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(dir => Path.Combine(dir, name)))
+            .FirstOrDefault(File.Exists);
+        if (found is null)
+        {
+            const string message = "chromium is not installed (apt-get install chromium; scripts/servers start installs it as root)";
+            if (TestServers.IsCi)
+            {
+                throw new InvalidOperationException(message + " (CI=true: a missing tool fails the test instead of skipping it)");
+            }
+            Skip.If(true, message);
+        }
+        return found!;
+    }
+}
