@@ -28,18 +28,29 @@ internal static class ScheduleCommand
         {
             Description = "After SIGTERM/SIGINT, how long a running backup may go on before it is cancelled (default: the config's stop_grace_seconds, 60)",
         };
+        var metricsFile = new Option<string?>("--metrics-file")
+        {
+            Description = "After each run, write Prometheus metrics to this file (textfile collector format, replaced atomically)",
+        };
+        var metricsListen = new Option<string?>("--metrics-listen")
+        {
+            Description = "Serve the same metrics at http://HOST:PORT/metrics: PORT alone listens on 127.0.0.1, *:PORT on every address",
+        };
         var command = new Command("schedule", "Run as a service: back up each instance when its schedule: comes due; SIGHUP reloads the config, SIGTERM stops")
         {
-            instances, grace,
+            instances, grace, metricsFile, metricsListen,
         };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(
-            () => new Service(parseResult, parseResult.GetValue(instances) ?? [], parseResult.GetValue(grace)).RunAsync(), cancellationToken));
+            () => new Service(parseResult, parseResult.GetValue(instances) ?? [], parseResult.GetValue(grace),
+                parseResult.GetValue(metricsFile), parseResult.GetValue(metricsListen)).RunAsync(), cancellationToken));
         return command;
     }
 
-    private sealed class Service(ParseResult parseResult, int[] chosen, int? graceSeconds)
+    private sealed class Service(ParseResult parseResult, int[] chosen, int? graceSeconds, string? metricsFile, string? metricsListen)
     {
         private readonly Lock _reloading = new();
+        private readonly SemaphoreSlim _reporting = new(1, 1);
+        private Reporting.MetricsSnapshot? _metrics;
         private readonly CancellationTokenSource _stopping = new();
         private AppConfig _config = null!;
         private BackupScheduler _scheduler = null!;
@@ -55,6 +66,19 @@ internal static class ScheduleCommand
             {
                 throw new UsageException($"no enabled instance{(chosen.Length > 0 ? " of those chosen" : "")} has a schedule: in {_config.SourcePath}");
             }
+            if (metricsFile is not null && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(metricsFile))))
+            {
+                throw new UsageException($"--metrics-file {metricsFile}: its directory does not exist");
+            }
+            if (metricsFile is not null || metricsListen is not null)
+            {
+                // What the storage holds now (every runner's backups), and this runner's counters from the previous file.
+                var previous = metricsFile is null ? null : await Reporting.Metrics.ReadFileAsync(metricsFile, CancellationToken.None).ConfigureAwait(false);
+                using var storages = new StorageSet(_config);
+                _metrics = await new Reporting.RunReporter(_config, storages.For, TimeProvider.System, Output.Warning)
+                    .CollectMetricsAsync(null, previous, CancellationToken.None).ConfigureAwait(false);
+            }
+            using var endpoint = metricsListen is null ? null : MetricsEndpoint.Start(metricsListen, () => Reporting.Metrics.Render(Volatile.Read(ref _metrics)!));
             using var scheduler = _scheduler = new BackupScheduler(TimeProvider.System, RunJobAsync, new LogObserver());
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
             using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
@@ -172,6 +196,7 @@ internal static class ScheduleCommand
                 var locked = report.Results.Count(r => r.Locked);
                 Output.Log($"run of {label}: {report.Results.Count - failed} backed up, {failed} failed"
                     + (locked > 0 ? $" ({locked} locked by another run)" : "") + $", {Output.Duration(clock.Elapsed)}");
+                await ReportAsync(config, storages, report, cancellationToken).ConfigureAwait(false);
                 if (instance.Schedule!.Verify)
                 {
                     await VerifyAsync(config, instance, report, cancellationToken).ConfigureAwait(false);
@@ -201,6 +226,36 @@ internal static class ScheduleCommand
             {
                 // The next run is tried as scheduled.
                 Output.Error($"run of {label} failed: {e.Message}");
+            }
+        }
+
+        /// <summary>The run's message to the notifiers; the metrics (file and /metrics) updated with it. A failure of theirs is a warning.</summary>
+        private async Task ReportAsync(AppConfig config, StorageSet storages, BackupReport report, CancellationToken cancellationToken)
+        {
+            var reporter = new Reporting.RunReporter(config, storages.For, TimeProvider.System, Output.Warning);
+            await reporter.NotifyAsync(report, cancellationToken).ConfigureAwait(false);
+            if (Volatile.Read(ref _metrics) is null)
+            {
+                return;
+            }
+            // One run at a time: each carries the counters of the one before.
+            await _reporting.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var snapshot = await reporter.CollectMetricsAsync(report, _metrics, cancellationToken).ConfigureAwait(false);
+                Volatile.Write(ref _metrics, snapshot);
+                if (metricsFile is not null)
+                {
+                    await Reporting.Metrics.WriteFileAsync(metricsFile, Reporting.Metrics.Render(snapshot), cancellationToken).ConfigureAwait(false);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Output.Warning($"the metrics could not be updated: {e.Message}");
+            }
+            finally
+            {
+                _reporting.Release();
             }
         }
 

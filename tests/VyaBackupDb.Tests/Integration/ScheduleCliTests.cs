@@ -32,9 +32,9 @@ public sealed class ScheduleCliTests : IAsyncLifetime
         private readonly StringBuilder _output = new();
         private readonly Task _pumps;
 
-        public Service(string config)
+        public Service(string config, params string[] extra)
         {
-            var (file, args, env) = Run.CliCommand(null, ["schedule", "--config", config]);
+            var (file, args, env) = Run.CliCommand(null, ["schedule", "--config", config, .. extra]);
             var startInfo = new ProcessStartInfo(file, args)
             {
                 RedirectStandardInput = true,
@@ -257,5 +257,33 @@ public sealed class ScheduleCliTests : IAsyncLifetime
         service.Signal(Sigterm);
         Assert.Equal(0, await service.ExitAsync());
         Assert.Equal(service.Count("ok     it-pg/"), Ops.DataFilesUnder(backups).Count);
+    }
+
+    [SkippableFact]
+    public async Task Metrics_are_served_on_loopback_and_written_to_the_file_after_each_run()
+    {
+        await TestServers.RequirePostgresAsync();
+        var database = await SmallDatabaseAsync();
+        var backups = _scratch.TempDir("backups");
+        var config = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+        var metricsFile = Path.Combine(_scratch.TempDir("metrics"), "vya.prom");
+        await WriteConfigAsync(config, backups, database, "*/2 * * * * *", toolsDir: null, graceSeconds: 60);
+        var free = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        free.Start();
+        var port = ((System.Net.IPEndPoint)free.LocalEndpoint).Port;
+        free.Stop();
+        using var service = new Service(config, "--metrics-listen", port.ToString(CultureInfo.InvariantCulture), "--metrics-file", metricsFile);
+        await service.WaitForAsync("run of instance 2 (it-pg): 1 backed up");
+        // A run starts only when the previous one is over, its metrics included.
+        await service.WaitForAsync("run of instance 2 (it-pg) started", 2);
+
+        using var http = new HttpClient();
+        var served = await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics"));
+        var series = $"vya_backupdb_last_status{{instance_id=\"2\",instance_name=\"it-pg\",database=\"{database}\"}} 1";
+        Assert.Contains(series, served, StringComparison.Ordinal);
+        Assert.Contains(series, await File.ReadAllTextAsync(metricsFile), StringComparison.Ordinal);
+
+        service.Signal(Sigterm);
+        Assert.Equal(0, await service.ExitAsync());
     }
 }
