@@ -76,8 +76,8 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
     private static DatabaseStatus Row(InstanceConfig instance, string? database, DatabaseHistory? history, DateTimeOffset now)
     {
         var last = history?.Last;
-        var every = instance.ExpectEvery ?? DefaultExpectEvery;
-        DateTimeOffset? due = last is null ? null : NextDue(instance, last.FinishedUtc, every);
+        DateTimeOffset? due = last is null ? null : NextDue(instance, last.FinishedUtc);
+        var every = due is { } next ? next - last!.FinishedUtc : Interval(instance, now);
         // A run takes time and a schedule drifts: overdue only a quarter of the interval after it was due.
         var overdue = instance.Enabled && (last is null || now > due!.Value + (due.Value - last.FinishedUtc) / 4);
         return new DatabaseStatus(
@@ -101,8 +101,16 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
             [.. (history?.Recent ?? []).Reverse().Select(p => new StatusPoint(p.FinishedUtc, p.StoredBytes, Math.Round(p.Duration.TotalSeconds, 3)))]);
     }
 
-    /// <summary>When the backup after one that finished at <paramref name="last"/> is due.</summary>
-    private static DateTimeOffset NextDue(InstanceConfig instance, DateTimeOffset last, TimeSpan every) => last + every;
+    /// <summary>
+    /// When the backup after one that finished at <paramref name="last"/> is due: expect_every
+    /// after it, else the instance's schedule's next time, else a day after it.
+    /// </summary>
+    private static DateTimeOffset NextDue(InstanceConfig instance, DateTimeOffset last) =>
+        instance.ExpectEvery is { } every ? last + every
+        : instance.Schedule?.NextAfter(last) ?? last + DefaultExpectEvery;
+
+    /// <summary>The expected interval of an instance without a backup yet.</summary>
+    private static TimeSpan Interval(InstanceConfig instance, DateTimeOffset now) => NextDue(instance, now) - now;
 
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, StatusJson.Default.StatusReport);
 }

@@ -141,6 +141,42 @@ public sealed partial class StatusTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Without_expect_every_the_next_backup_is_due_when_the_schedule_next_fires()
+    {
+        var dir = _scratch.TempDir("status-cron");
+        var backupDir = Path.Combine(dir, "store");
+        var config = Path.Combine(dir, "config.yaml");
+        // Daily at a time 12 h from now: a backup 3 h old is due in 12 h. Hourly: due 2 h ago.
+        var daily = _now.AddHours(12);
+        await File.WriteAllTextAsync(config, $"""
+            backup_dir: store
+            instances:
+              - id: 1
+                name: cron-daily
+                dbms: mysql
+                user: nobody
+                schedule: "{daily.Minute} {daily.Hour} * * *"
+              - id: 2
+                name: cron-hourly
+                dbms: mysql
+                user: nobody
+                schedule: "0 * * * *"
+            """);
+        Backup(backupDir, TestServers.MySql(name: "cron-daily"), "db", _now.AddHours(-3), 100, 1);
+        Backup(backupDir, TestServers.MySql(name: "cron-hourly"), "db", _now.AddHours(-3), 100, 1);
+
+        var run = await Run.CliAsync("status", "--json", "--config", config);
+
+        Assert.True(run.ExitCode == 8, run.ToString());
+        using var json = JsonDocument.Parse(run.Stdout);
+        var rows = json.RootElement.GetProperty("databases").EnumerateArray().ToDictionary(r => r.GetProperty("instance").GetString()!);
+        Assert.False(rows["cron-daily"].GetProperty("overdue").GetBoolean());
+        Assert.InRange(rows["cron-daily"].GetProperty("expected_every_seconds").GetDouble(), (15 * 3600) - 120, (15 * 3600) + 60);
+        Assert.True(rows["cron-hourly"].GetProperty("overdue").GetBoolean());
+        Assert.InRange(rows["cron-hourly"].GetProperty("expected_every_seconds").GetDouble(), 1, 3600);
+    }
+
+    [Fact]
     public async Task A_destination_that_cannot_be_read_is_an_error_not_an_overdue_backup()
     {
         var dir = _scratch.TempDir("status-down");
