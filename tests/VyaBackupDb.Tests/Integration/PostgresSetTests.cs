@@ -245,7 +245,9 @@ public sealed class PostgresSetTests : IAsyncLifetime
         var error = await Assert.ThrowsAnyAsync<Errors.VyaException>(() => restore);
 
         Assert.True(killed, "no COPY was seen to kill");
-        Assert.Contains("terminating connection", error.Message, StringComparison.Ordinal);
+        // The server's message when it is read, else the broken connection's, when the kill lands during a write.
+        Assert.Matches("terminating connection|transport connection|Broken pipe|Connection reset", error.Message);
+        Assert.DoesNotContain('\n', error.Message);
         Assert.Contains("was not changed", error.Message, StringComparison.Ordinal);
         DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the old target");
         Assert.False(await PgTestDb.ExistsAsync(RestoreStaging.StagingName(target)), "the staging database was left behind");

@@ -234,7 +234,10 @@ public sealed partial class PostgresEngine
                     item.Done?.TrySetException(e);
                     if (e is NpgsqlException or PostgresException)
                     {
-                        throw new OperationFailedException($"loading {item.Name} failed: {e.Message}", e);
+                        // A write to a connection the server closed says only "Exception while writing
+                        // to stream": the socket's own error, inside it, says what happened.
+                        var cause = e.GetBaseException() is { } root && root != e ? $"{e.Message} ({root.Message})" : e.Message;
+                        throw new OperationFailedException($"loading {item.Name} failed: {cause}", e);
                     }
                     throw;
                 }
