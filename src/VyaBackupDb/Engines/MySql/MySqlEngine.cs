@@ -82,25 +82,10 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         // The catalog just before the dump: which tables there are and their engines (mysqldump's
         // snapshot cannot be shared). The rows are counted from the dump itself, as it streams.
         var catalog = await ReadCatalogAsync(database, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
-        var warnings = new List<string>();
-        var withHistory = false;
-        if (catalog.Versioned.Count > 0)
+        var (withHistory, warnings) = CatalogWarnings(database, catalog, server, toolIsMariaDb, toolVersion);
+        if (withHistory)
         {
-            if (HistoryProblem(catalog, server, toolIsMariaDb, toolVersion) is { } problem)
-            {
-                warnings.Add($"{database}: the history of system-versioned tables {string.Join(", ", catalog.Versioned.Order(StringComparer.Ordinal))} "
-                    + $"is not in the backup ({problem}); only their current rows are");
-            }
-            else
-            {
-                arguments.Add("--dump-history");
-                withHistory = true;
-            }
-        }
-        if (catalog.OutsideSnapshot.Count > 0)
-        {
-            warnings.Add($"{database}: tables outside the dump's snapshot (engine not transactional; their data may be from another moment "
-                + $"than the rest): {string.Join(", ", catalog.OutsideSnapshot.Select(t => $"{t.Name} ({t.Engine})"))}");
+            arguments.Add("--dump-history");
         }
 
         // "--" so that a database named like an option (-f) is taken as a name. No --databases:
@@ -172,6 +157,35 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         return new CatalogBeforeDump(engines, versioned, transactionPrecise, outside,
             await CountObjectsAsync(connection, database, cancellationToken).ConfigureAwait(false),
             await ReadSettingsAsync(connection, database, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// Whether the backup keeps system-versioned history (where the server can load it back), and
+    /// the warnings about what the catalog shows: history left out, tables outside the snapshot.
+    /// </summary>
+    private static (bool WithHistory, List<string> Warnings) CatalogWarnings(
+        string database, CatalogBeforeDump catalog, ServerInfo server, bool toolIsMariaDb, string toolVersion)
+    {
+        var warnings = new List<string>();
+        var withHistory = false;
+        if (catalog.Versioned.Count > 0)
+        {
+            if (HistoryProblem(catalog, server, toolIsMariaDb, toolVersion) is { } problem)
+            {
+                warnings.Add($"{database}: the history of system-versioned tables {string.Join(", ", catalog.Versioned.Order(StringComparer.Ordinal))} "
+                    + $"is not in the backup ({problem}); only their current rows are");
+            }
+            else
+            {
+                withHistory = true;
+            }
+        }
+        if (catalog.OutsideSnapshot.Count > 0)
+        {
+            warnings.Add($"{database}: tables outside the dump's snapshot (engine not transactional; their data may be from another moment "
+                + $"than the rest): {string.Join(", ", catalog.OutsideSnapshot.Select(t => $"{t.Name} ({t.Engine})"))}");
+        }
+        return (withHistory, warnings);
     }
 
     /// <summary>Why the history of system-versioned tables cannot go into this dump; null when it can.</summary>

@@ -91,26 +91,8 @@ public sealed partial class MySqlEngine
             }
             await UnlockSnapshotAsync(control, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
 
-            var warnings = new List<string>();
-            var withHistory = false;
-            if (catalog.Versioned.Count > 0)
-            {
-                // The same rule as the dump engine's: history goes in where the server can load it back.
-                if (HistoryProblem(catalog, server, toolIsMariaDb, toolVersion) is { } problem)
-                {
-                    warnings.Add($"{database}: the history of system-versioned tables {string.Join(", ", catalog.Versioned.Order(StringComparer.Ordinal))} "
-                        + $"is not in the backup ({problem}); only their current rows are");
-                }
-                else
-                {
-                    withHistory = true;
-                }
-            }
-            if (catalog.OutsideSnapshot.Count > 0)
-            {
-                warnings.Add($"{database}: tables outside the dump's snapshot (engine not transactional; their data may be from another moment "
-                    + $"than the rest): {string.Join(", ", catalog.OutsideSnapshot.Select(t => $"{t.Name} ({t.Engine})"))}");
-            }
+            // The same rules as the dump engine's: history goes in where the server can load it back.
+            var (withHistory, warnings) = CatalogWarnings(database, catalog, server, toolIsMariaDb, toolVersion);
 
             schema.Position = 0;
             await set.WriteSchemaAsync(schema, schema.Length, cancellationToken).ConfigureAwait(false);
