@@ -13,15 +13,20 @@ namespace VyaBackupDb.Tests.Integration;
 public static class FabricatedBackups
 {
     /// <summary>Writes one backup; returns its data file's key (instance folder/file name).</summary>
+    /// <param name="size">The data file's size (zeros); null: a small fabricated dump.</param>
+    /// <param name="duration">How long the manifest says the backup took (from <paramref name="timestampUtc"/>); null: a second.</param>
     public static string Create(
         string backupDir, InstanceConfig instance, string database, DateTime timestampUtc,
-        Compression compression = Compression.None, bool manifest = true, long? recordedSize = null, string? encryption = null)
+        Compression compression = Compression.None, bool manifest = true, long? recordedSize = null, string? encryption = null,
+        int? size = null, TimeSpan? duration = null)
     {
         var name = new BackupName(timestampUtc, instance.Dbms, database, compression);
         var key = $"{BackupName.Encode(instance.Name)}/{name.FileName}";
         var path = Path.Combine(backupDir, key);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var content = Encoding.UTF8.GetBytes($"-- fabricated dump of {database} at {timestampUtc:O}\n-- Dump completed\n");
+        var content = size is { } bytes
+            ? new byte[bytes]
+            : Encoding.UTF8.GetBytes($"-- fabricated dump of {database} at {timestampUtc:O}\n-- Dump completed\n");
         File.WriteAllBytes(path, content);
         var sha = Convert.ToHexStringLower(SHA256.HashData(content));
         File.WriteAllText(path + BackupManifest.ChecksumSuffix, $"{sha}  {name.FileName}\n");
@@ -42,7 +47,7 @@ public static class FabricatedBackups
                 Compression = compression.ToName(),
                 Encryption = encryption,
                 StartedUtc = new DateTimeOffset(timestampUtc, TimeSpan.Zero),
-                FinishedUtc = new DateTimeOffset(timestampUtc, TimeSpan.Zero).AddSeconds(1),
+                FinishedUtc = new DateTimeOffset(timestampUtc, TimeSpan.Zero) + (duration ?? TimeSpan.FromSeconds(1)),
                 PlainBytes = content.Length,
                 StoredBytes = recordedSize ?? content.Length,
                 PlainSha256 = sha,

@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using VyaBackupDb.Catalog;
@@ -24,40 +22,11 @@ public sealed partial class StatusTests : IAsyncLifetime
 
     public Task DisposeAsync() => _scratch.DisposeAsync();
 
-    /// <summary>A complete backup (data file, .sha256, manifest) of <paramref name="size"/> bytes that took <paramref name="seconds"/>.</summary>
-    private static string Backup(string backupDir, InstanceConfig instance, string database, DateTime finishedUtc, int size, double seconds)
+    /// <summary>A complete backup (data file, .sha256, manifest) of <paramref name="size"/> bytes that took <paramref name="seconds"/> and finished at <paramref name="finishedUtc"/>.</summary>
+    private static string Backup(string backupDir, InstanceConfig instance, string database, DateTime finishedUtc, int size, int seconds)
     {
         var stamp = finishedUtc.AddTicks(-(finishedUtc.Ticks % TimeSpan.TicksPerSecond));
-        var name = new BackupName(stamp.AddSeconds(-Math.Ceiling(seconds)), instance.Dbms, database, Pipeline.Compression.None);
-        var key = $"{BackupName.Encode(instance.Name)}/{name.FileName}";
-        var path = Path.Combine(backupDir, key);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var content = new byte[size];
-        File.WriteAllBytes(path, content);
-        var sha = Convert.ToHexStringLower(SHA256.HashData(content));
-        File.WriteAllText(path + BackupManifest.ChecksumSuffix, $"{sha}  {name.FileName}\n");
-        File.WriteAllBytes(path + BackupManifest.Suffix, new BackupManifest
-        {
-            ToolVersion = "test",
-            DataFile = name.FileName,
-            InstanceId = instance.Id,
-            InstanceName = instance.Name,
-            Dbms = instance.Dbms.ToName(),
-            ServerFlavor = "fabricated",
-            ServerVersion = "0",
-            Database = database,
-            DumpTool = "none",
-            DumpToolVersion = "0",
-            Compression = "none",
-            StartedUtc = new DateTimeOffset(stamp, TimeSpan.Zero).AddSeconds(-seconds),
-            FinishedUtc = new DateTimeOffset(stamp, TimeSpan.Zero),
-            PlainBytes = size,
-            StoredBytes = size,
-            PlainSha256 = sha,
-            StoredSha256 = sha,
-            Inventory = new DatabaseInventory([], [], new ObjectCounts(0, 0, 0, 0)),
-        }.ToJson());
-        return key;
+        return FabricatedBackups.Create(backupDir, instance, database, stamp.AddSeconds(-seconds), size: size, duration: TimeSpan.FromSeconds(seconds));
     }
 
     private async Task<(string Config, string BackupDir)> FleetAsync()
