@@ -137,3 +137,23 @@ public static class StallingTools
         }
     }
 }
+
+/// <summary>A tools_dir whose pg_dump waits before the real one dumps (psql as it is: the tool locator wants both).</summary>
+public static class SlowDumpTools
+{
+    public static string Create(string dir, int seconds)
+    {
+        var bin = Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin";
+        foreach (var tool in new[] { "pg_dump", "psql" })
+        {
+            var path = Path.Combine(dir, tool);
+            var wait = tool == "pg_dump" ? $"sleep {seconds}\n" : "";
+            File.WriteAllText(path, $"#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then exec \"{bin}/{tool}\" \"$@\"; fi\n{wait}exec \"{bin}/{tool}\" \"$@\"\n");
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+        }
+        return dir;
+    }
+}

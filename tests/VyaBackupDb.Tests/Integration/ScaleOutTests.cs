@@ -102,21 +102,6 @@ public sealed class ScaleOutTests : IAsyncLifetime
         Assert.True(await storage.TryCreateExclusiveAsync(StorageLock.KeyFor(InstanceName, database, generation), Encoding.UTF8.GetBytes(text), CancellationToken.None));
     }
 
-    /// <summary>A pg_dump that waits <paramref name="seconds"/> before dumping (the real one then runs).</summary>
-    private string SlowTools(int seconds)
-    {
-        var dir = _scratch.TempDir("slow-tools");
-        var bin = Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin";
-        foreach (var tool in new[] { "pg_dump", "psql" })
-        {
-            var path = Path.Combine(dir, tool);
-            var wait = tool == "pg_dump" ? $"sleep {seconds}\n" : "";
-            File.WriteAllText(path, $"#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then exec \"{bin}/{tool}\" \"$@\"; fi\n{wait}exec \"{bin}/{tool}\" \"$@\"\n");
-            SetMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
-        return dir;
-    }
-
     private static void SetMode(string path, UnixFileMode mode)
     {
         if (!OperatingSystem.IsWindows())
@@ -171,7 +156,7 @@ public sealed class ScaleOutTests : IAsyncLifetime
         await TestServers.RequirePostgresAsync();
         await TestServers.RequireS3Async();
         var database = await SmallDatabaseAsync();
-        var slow = await WriteConfigAsync(database, SlowTools(6));
+        var slow = await WriteConfigAsync(database, SlowDumpTools.Create(_scratch.TempDir("slow-tools"), 6));
         var quick = await WriteConfigAsync(database, toolsDir: null);
         var s3 = Open(Backend.S3);
         var locks = StorageLock.FolderFor(InstanceName, database);
@@ -244,7 +229,7 @@ public sealed class ScaleOutTests : IAsyncLifetime
         var database = await SmallDatabaseAsync();
         var storage = Open(backend);
         // A short lease, renewed every 2 s, and a dump that takes 8 s: the renewal meets the rival's generation.
-        var (config, instance) = Runner(backend, [database], lease: TimeSpan.FromSeconds(6), toolsDir: SlowTools(8));
+        var (config, instance) = Runner(backend, [database], lease: TimeSpan.FromSeconds(6), toolsDir: SlowDumpTools.Create(_scratch.TempDir("slow-tools"), 8));
         var observer = new TestBackupObserver();
         var folder = StorageLock.FolderFor(InstanceName, database);
 

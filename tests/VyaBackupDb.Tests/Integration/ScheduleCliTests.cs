@@ -136,21 +136,6 @@ public sealed class ScheduleCliTests : IAsyncLifetime
         return database;
     }
 
-    /// <summary>A pg_dump that waits before dumping (and psql as it is: the tool locator wants both).</summary>
-    private string SlowDumpTools(int seconds)
-    {
-        var dir = _scratch.TempDir("slow-tools");
-        var bin = Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin";
-        foreach (var tool in new[] { "pg_dump", "psql" })
-        {
-            var path = Path.Combine(dir, tool);
-            var wait = tool == "pg_dump" ? $"sleep {seconds}\n" : "";
-            File.WriteAllText(path, $"#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then exec \"{bin}/{tool}\" \"$@\"; fi\n{wait}exec \"{bin}/{tool}\" \"$@\"\n");
-            SetMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
-        return dir;
-    }
-
     private static void SetMode(string path, UnixFileMode mode)
     {
         if (!OperatingSystem.IsWindows())
@@ -215,7 +200,7 @@ public sealed class ScheduleCliTests : IAsyncLifetime
         var backups = _scratch.TempDir("backups");
         var config = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
         // Due every second, each run takes 4 s: the due times in between are skipped.
-        await WriteConfigAsync(config, backups, database, "* * * * * *", SlowDumpTools(4), graceSeconds: 60);
+        await WriteConfigAsync(config, backups, database, "* * * * * *", SlowDumpTools.Create(_scratch.TempDir("slow-tools"), 4), graceSeconds: 60);
         using var service = new Service(config);
         await service.WaitForAsync("skipped the run of instance 2 (it-pg) due at");
         Assert.Equal(1, service.Count("run of instance 2 (it-pg) started"));
