@@ -24,31 +24,13 @@ public sealed class RemoteStorageTests : IAsyncLifetime
     private static readonly DateTimeOffset LaterTime = GoodTime.AddHours(1);
 
     private readonly Scratch _scratch = new();
-    private readonly string _s3Prefix = $"itest/{Guid.NewGuid():N}/";
-    private readonly string _sftpFolder = $"itest-{Guid.NewGuid():N}";
-    private readonly List<IStorage> _opened = [];
+    private readonly RemoteScratch _remote = new();
 
     public Task InitializeAsync() => _scratch.InitializeAsync();
 
     public async Task DisposeAsync()
     {
-        foreach (var storage in _opened)
-        {
-            if (storage is S3Storage s3)
-            {
-                await foreach (var entry in s3.ListAsync("", CancellationToken.None))
-                {
-                    await s3.DeleteAsync(entry.Key, CancellationToken.None);
-                }
-                await s3.SweepAbandonedAsync("", DateTimeOffset.UtcNow.AddDays(1), CancellationToken.None);
-            }
-            (storage as IDisposable)?.Dispose();
-        }
-        var sftpDir = Path.Combine(TestServers.SftpHome, _sftpFolder);
-        if (Directory.Exists(sftpDir))
-        {
-            Directory.Delete(sftpDir, recursive: true);
-        }
+        await _remote.DisposeAsync();
         await _scratch.DisposeAsync();
     }
 
@@ -58,9 +40,9 @@ public sealed class RemoteStorageTests : IAsyncLifetime
         Sftp,
     }
 
-    private S3StorageConfig S3Config => TestServers.S3(_s3Prefix, "offsite");
+    private S3StorageConfig S3Config => TestServers.S3(_remote.S3Prefix, "offsite");
 
-    private SftpStorageConfig SftpConfig => TestServers.Sftp(_sftpFolder, "box", usePassword: true);
+    private SftpStorageConfig SftpConfig => TestServers.Sftp(_remote.SftpFolder, "box", usePassword: true);
 
     private static Task RequireAsync(Backend backend) => backend == Backend.S3 ? TestServers.RequireS3Async() : TestServers.RequireSftpAsync();
 
@@ -75,12 +57,7 @@ public sealed class RemoteStorageTests : IAsyncLifetime
     }
 
     /// <summary>A storage opened apart from the code under test, to look at what it left.</summary>
-    private IStorage Open(Backend backend)
-    {
-        IStorage storage = backend == Backend.S3 ? new S3Storage(S3Config) : new SftpStorage(SftpConfig);
-        _opened.Add(storage);
-        return storage;
-    }
+    private IStorage Open(Backend backend) => _remote.Track(backend == Backend.S3 ? new S3Storage(S3Config) : new SftpStorage(SftpConfig));
 
     private static async Task<BackupItemResult> BackupAsync(
         AppConfig config, InstanceConfig instance, string database, Compression compression, DateTimeOffset? at = null,
@@ -128,7 +105,7 @@ public sealed class RemoteStorageTests : IAsyncLifetime
         var result = await BackupAsync(config, instance, source, Compression.Zip);
 
         Assert.True(result.Succeeded, result.Error);
-        Assert.StartsWith($"s3://{TestServers.S3Bucket}/{_s3Prefix}test-mysql/", result.Location, StringComparison.Ordinal);
+        Assert.StartsWith($"s3://{TestServers.S3Bucket}/{_remote.S3Prefix}test-mysql/", result.Location, StringComparison.Ordinal);
         Assert.EndsWith($"_mysql_{source}.zip", result.Location, StringComparison.Ordinal);
         var stored = await ContentsAsync(Open(Backend.S3));
         var key = Assert.Single(stored.Keys, k => k.EndsWith(".zip", StringComparison.Ordinal));
@@ -160,9 +137,9 @@ public sealed class RemoteStorageTests : IAsyncLifetime
         var result = await BackupAsync(config, instance, source, Compression.Gzip);
 
         Assert.True(result.Succeeded, result.Error);
-        Assert.StartsWith($"sftp://{TestServers.SftpUser}@127.0.0.1:{TestServers.SftpPort}/{_sftpFolder}/test-pg/", result.Location, StringComparison.Ordinal);
-        var onServer = Ops.FilesUnder(Path.Combine(TestServers.SftpHome, _sftpFolder));
-        var file = Assert.Single(Ops.DataFilesUnder(Path.Combine(TestServers.SftpHome, _sftpFolder)));
+        Assert.StartsWith($"sftp://{TestServers.SftpUser}@127.0.0.1:{TestServers.SftpPort}/{_remote.SftpFolder}/test-pg/", result.Location, StringComparison.Ordinal);
+        var onServer = Ops.FilesUnder(Path.Combine(TestServers.SftpHome, _remote.SftpFolder));
+        var file = Assert.Single(Ops.DataFilesUnder(Path.Combine(TestServers.SftpHome, _remote.SftpFolder)));
         Assert.Equal(3, onServer.Count);
         Assert.Matches($@"^test-pg/\d{{8}}_\d{{6}}_postgresql_{source}\.sql\.gz$", file);
 
@@ -232,7 +209,7 @@ public sealed class RemoteStorageTests : IAsyncLifetime
         Assert.DoesNotContain("Not-Sent-Secret-5", result.Error, StringComparison.Ordinal);
         Assert.Single(Ops.DataFilesUnder(config.BackupDir));
         Assert.Equal(["local"], result.Destinations);
-        Assert.False(Directory.Exists(Path.Combine(TestServers.SftpHome, _sftpFolder)), "something was written to the refused server");
+        Assert.False(Directory.Exists(Path.Combine(TestServers.SftpHome, _remote.SftpFolder)), "something was written to the refused server");
     }
 
     [SkippableTheory]

@@ -23,31 +23,13 @@ public sealed class ScaleOutTests : IAsyncLifetime
     private const string InstanceName = "it-pg";
 
     private readonly Scratch _scratch = new();
-    private readonly string _s3Prefix = $"itest/{Guid.NewGuid():N}/";
-    private readonly string _sftpFolder = $"itest-{Guid.NewGuid():N}";
-    private readonly List<IStorage> _opened = [];
+    private readonly RemoteScratch _remote = new();
 
     public Task InitializeAsync() => _scratch.InitializeAsync();
 
     public async Task DisposeAsync()
     {
-        foreach (var storage in _opened)
-        {
-            if (storage is S3Storage s3)
-            {
-                await foreach (var entry in s3.ListAsync("", CancellationToken.None))
-                {
-                    await s3.DeleteAsync(entry.Key, CancellationToken.None);
-                }
-                await s3.SweepAbandonedAsync("", DateTimeOffset.UtcNow.AddDays(1), CancellationToken.None);
-            }
-            (storage as IDisposable)?.Dispose();
-        }
-        var sftpDir = Path.Combine(TestServers.SftpHome, _sftpFolder);
-        if (Directory.Exists(sftpDir))
-        {
-            Directory.Delete(sftpDir, recursive: true);
-        }
+        await _remote.DisposeAsync();
         await _scratch.DisposeAsync();
     }
 
@@ -58,16 +40,11 @@ public sealed class ScaleOutTests : IAsyncLifetime
     }
 
     private StorageConfig StorageConfig(Backend backend) =>
-        backend == Backend.S3 ? TestServers.S3(_s3Prefix, "shared") : TestServers.Sftp(_sftpFolder, "shared", usePassword: true);
+        backend == Backend.S3 ? TestServers.S3(_remote.S3Prefix, "shared") : TestServers.Sftp(_remote.SftpFolder, "shared", usePassword: true);
 
     private static Task RequireAsync(Backend backend) => backend == Backend.S3 ? TestServers.RequireS3Async() : TestServers.RequireSftpAsync();
 
-    private IStorage Open(Backend backend)
-    {
-        var storage = StorageSet.Create(StorageConfig(backend));
-        _opened.Add(storage);
-        return storage;
-    }
+    private IStorage Open(Backend backend) => _remote.Track(StorageSet.Create(StorageConfig(backend)));
 
     /// <summary>A runner of its own (its own backup_dir, as on another host) whose instance writes only to the shared destination.</summary>
     private (AppConfig Config, InstanceConfig Instance) Runner(Backend backend, string[] databases, TimeSpan? lease = null, string? toolsDir = null)
@@ -130,7 +107,7 @@ public sealed class ScaleOutTests : IAsyncLifetime
                 type: s3
                 endpoint: {TestServers.S3Endpoint}
                 bucket: {TestServers.S3Bucket}
-                prefix: '{_s3Prefix}'
+                prefix: '{_remote.S3Prefix}'
                 access_key_id: {TestServers.S3AccessKey}
                 secret_access_key: {TestServers.S3SecretKey}
             instances:
