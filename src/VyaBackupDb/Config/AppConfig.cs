@@ -56,6 +56,9 @@ public sealed record AppConfig(
     public CredentialVault Vault { get; init; } =
         new(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(SourcePath)) ?? ".", CredentialVault.DefaultFileName));
 
+    /// <summary>The configured codec's level (<c>compression_level:</c>); null means its fast default (zstd 3, gzip 1). A <c>--compression</c> naming another codec uses that one's default.</summary>
+    public int? CompressionLevel { get; init; }
+
     /// <summary>How long a server may take to answer a backup's first contact (connect, log in, list databases): a dead one fails fast (<c>connect_timeout_seconds</c>).</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
 

@@ -112,7 +112,7 @@ public static partial class ConfigLoader
         private static readonly string[] ScheduleInstanceKeys = ["schedule", "schedule_time_zone", "schedule_verify", "schedule_prune"];
 
         private static readonly string[] TopKeys =
-            ["backup_dir", "compression", "timeout_seconds", "connect_timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "storage", "instances", "notify",
+            ["backup_dir", "compression", "compression_level", "timeout_seconds", "connect_timeout_seconds", "retention", "vault_file", "vault_key_file", "encryption", "storage", "instances", "notify",
                 .. ScheduleTopKeys];
 
         private static readonly string[] EncryptionKeys = ["recipients", "passphrase_env", "passphrase_file", "identity_files"];
@@ -165,6 +165,18 @@ public static partial class ConfigLoader
             if (!CompressionNames.TryParse(compressionText, out var compression))
             {
                 throw Error(Get(root, "compression")!, "compression", $"'{compressionText}' is not one of none, gzip, zstd, zip");
+            }
+
+            var compressionLevel = OptionalInt(root, "compression_level", "");
+            if (compressionLevel is { } level)
+            {
+                var range = Codec.LevelRange(compression)
+                    ?? throw Error(Get(root, "compression_level")!, "compression_level", $"is for gzip and zstd; {compression.ToName()} has no level to choose");
+                if (level < range.Min || level > range.Max)
+                {
+                    throw Error(Get(root, "compression_level")!, "compression_level",
+                        $"{level} is outside {compression.ToName()}'s levels {range.Min}-{range.Max}");
+                }
             }
 
             var timeoutSeconds = OptionalInt(root, "timeout_seconds", "") ?? 3600;
@@ -231,6 +243,7 @@ public static partial class ConfigLoader
                 Vault = vault,
                 Encryption = ReadEncryption(root, baseDir),
                 ConnectTimeout = TimeSpan.FromSeconds(connectTimeoutSeconds),
+                CompressionLevel = compressionLevel,
                 TimeZone = timeZone,
                 LockLease = TimeSpan.FromSeconds(Seconds(root, "lock_lease_seconds", (int)Operations.StorageLock.DefaultLease.TotalSeconds, min: 30)),
                 StopGrace = TimeSpan.FromSeconds(Seconds(root, "stop_grace_seconds", 60, min: 0)),

@@ -331,7 +331,8 @@ public sealed class BackupOperation
             var stored = new MeasuringStream(write.Content, leaveOpen: true);
             var fileName = StorageKey.FileName(item.Key);
             var entryName = BackupName.TryParse(fileName)!.PlainFileName;
-            var plain = new MeasuringStream(BackupChain.OpenWrite(stored, compression, entryName, encrypt ? config.Encryption : null));
+            var plain = new MeasuringStream(BackupChain.OpenWrite(stored, compression,
+                compression == config.Compression ? config.CompressionLevel : null, entryName, encrypt ? config.Encryption : null));
             observer.Started(item, () => stored.Bytes, () => plain.Bytes);
             DumpDetails details;
             try

@@ -81,16 +81,27 @@ public static class Codec
 {
     private const int ZstdLevel = 3;
 
+    /// <summary>The levels <c>compression_level:</c> accepts for a codec, or null when it has none to choose.</summary>
+    public static (int Min, int Max)? LevelRange(Compression compression) => compression switch
+    {
+        Compression.Gzip => (1, 9),
+        Compression.Zstd => (1, 19),
+        _ => null,
+    };
+
     /// <summary>
     /// Wraps <paramref name="stored"/> so that what is written is compressed into it.
     /// Disposing the result finishes the compressed format (zstd frame end, gzip trailer,
     /// zip central directory) but leaves <paramref name="stored"/> open.
+    /// <paramref name="level"/> (in <see cref="LevelRange"/>) overrides the codec's fast default.
     /// </summary>
-    public static Stream Compress(Compression compression, Stream stored, string zipEntryName) => compression switch
+    public static Stream Compress(Compression compression, Stream stored, string zipEntryName, int? level = null) => compression switch
     {
         Compression.None => new NonClosingStream(stored),
-        Compression.Gzip => new GZipStream(stored, CompressionLevel.Fastest, leaveOpen: true),
-        Compression.Zstd => ZstdWithChecksum(stored),
+        Compression.Gzip => level is { } gzipLevel
+            ? new GZipStream(stored, new ZLibCompressionOptions { CompressionLevel = gzipLevel }, leaveOpen: true)
+            : new GZipStream(stored, CompressionLevel.Fastest, leaveOpen: true),
+        Compression.Zstd => ZstdWithChecksum(stored, level ?? ZstdLevel),
         Compression.Zip => new ZipEntryWriteStream(stored, zipEntryName),
         _ => throw new ArgumentOutOfRangeException(nameof(compression)),
     };
@@ -99,9 +110,9 @@ public static class Codec
     /// zstd frames carry their content checksum (XXH64; `zstd -lv` shows "Check: XXH64"), so a
     /// damaged file fails to decode also where the manifest is gone or `zstd -d` reads it.
     /// </summary>
-    private static CompressionStream ZstdWithChecksum(Stream stored)
+    private static CompressionStream ZstdWithChecksum(Stream stored, int level)
     {
-        var stream = new CompressionStream(stored, ZstdLevel, leaveOpen: true);
+        var stream = new CompressionStream(stored, level, leaveOpen: true);
         stream.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
         // Compression on worker threads (one per core) while this thread feeds it, so that it is
         // not what bounds a backup; the output is an ordinary zstd stream.

@@ -57,11 +57,11 @@ public static class BackupChain
     /// Wraps <paramref name="stored"/> (left open) so that what is written is compressed and, when
     /// <paramref name="encryption"/> is given, encrypted. Disposing finishes both formats.
     /// </summary>
-    public static Stream OpenWrite(Stream stored, Compression compression, string zipEntryName, EncryptionSettings? encryption)
+    public static Stream OpenWrite(Stream stored, Compression compression, int? level, string zipEntryName, EncryptionSettings? encryption)
     {
         if (encryption is null)
         {
-            return Codec.Compress(compression, stored, zipEntryName);
+            return Codec.Compress(compression, stored, zipEntryName, level);
         }
         if (!encryption.CanEncrypt)
         {
@@ -70,7 +70,7 @@ public static class BackupChain
         Stream encrypt = encryption.Recipients.Count > 0
             ? new AgeEncryptStream(stored, encryption.Recipients, leaveOpen: true)
             : new AgeEncryptStream(stored, encryption.Passphrase()!, leaveOpen: true);
-        return new Layered(Codec.Compress(compression, encrypt, zipEntryName), encrypt);
+        return new Layered(Codec.Compress(compression, encrypt, zipEntryName, level), encrypt);
     }
 
     /// <summary>

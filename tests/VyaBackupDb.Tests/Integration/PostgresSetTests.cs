@@ -8,6 +8,7 @@ using VyaBackupDb.Engines.Postgres;
 using VyaBackupDb.Operations;
 using VyaBackupDb.Pipeline;
 using VyaBackupDb.Sources.Sets;
+using VyaBackupDb.Storage.Local;
 
 namespace VyaBackupDb.Tests.Integration;
 
@@ -217,13 +218,19 @@ public sealed class PostgresSetTests : IAsyncLifetime
         var source = await NewBulkDatabaseAsync();
         var backupDir = _scratch.TempDir("backups");
 
-        var backup = Ops.BackupAsync(PgEngines.Instance(PgEngines.Parallel4), source, Compression.Zstd, backupDir);
+        // zstd's slowest level holds the writer long enough that the other readers' COPYs are still
+        // streaming when the test looks for one, however fast the machine.
+        var instance = PgEngines.Instance(PgEngines.Parallel4);
+        var config = TestServers.Config(backupDir, instance) with { CompressionLevel = 19 };
+        var operation = new BackupOperation(config, new LocalStorage(backupDir), TimeProvider.System, new TestBackupObserver());
+        var backup = operation.RunAsync(new BackupRequest([instance], source, Compression.Zstd, DryRun: false), CancellationToken.None);
         var killed = await TerminateCopyAsync(source, backup);
-        var result = await backup;
+        var result = Assert.Single((await backup).Results);
 
         Assert.True(killed, "no COPY was seen to kill");
         Assert.False(result.Succeeded);
-        Assert.Contains("terminating connection", result.Error, StringComparison.Ordinal);
+        // The server's message, or (when the kill lands while the server waits on our reading) none.
+        Assert.Matches("terminating connection|the server closed the connection", result.Error);
         Assert.DoesNotContain('\n', result.Error!);
         Assert.Empty(Ops.DataFilesUnder(backupDir));
         Assert.Empty(Ops.FilesUnder(backupDir));
@@ -246,7 +253,7 @@ public sealed class PostgresSetTests : IAsyncLifetime
 
         Assert.True(killed, "no COPY was seen to kill");
         // The server's message when it is read, else the broken connection's, when the kill lands during a write.
-        Assert.Matches("terminating connection|transport connection|Broken pipe|Connection reset", error.Message);
+        Assert.Matches("terminating connection|the connection to the server broke|the server closed the connection", error.Message);
         Assert.DoesNotContain('\n', error.Message);
         Assert.Contains("was not changed", error.Message, StringComparison.Ordinal);
         DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the old target");

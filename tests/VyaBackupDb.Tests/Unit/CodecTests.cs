@@ -54,6 +54,34 @@ public sealed class CodecTests
         Assert.Equal(["20260113_155440_mysql_dns_db.sql"], archive.Entries.Select(e => e.FullName));
     }
 
+    [Theory]
+    [InlineData(Compression.Zstd, 1, 19)]
+    [InlineData(Compression.Gzip, 1, 9)]
+    public async Task A_higher_level_writes_a_smaller_stream_that_decodes_the_same(Compression compression, int fast, int small)
+    {
+        // Text with long-range repeats, where the stronger levels find more than the fast ones.
+        var words = Enumerable.Range(0, 4000).Select(i => $"row {i * 7919 % 10007} {(i % 13 == 0 ? "pending" : "settled")} {i % 97}.{i % 89:00};").ToArray();
+        var plain = System.Text.Encoding.ASCII.GetBytes(string.Join('\n', Enumerable.Range(0, 50).SelectMany(_ => words.Skip(Random.Shared.Next(2000)).Take(2000))));
+
+        async Task<byte[]> CompressAsync(int level)
+        {
+            using var stored = new MemoryStream();
+            await using (var writer = Codec.Compress(compression, stored, "x", level))
+            {
+                await writer.WriteAsync(plain);
+            }
+            return stored.ToArray();
+        }
+
+        var fastBytes = await CompressAsync(fast);
+        var smallBytes = await CompressAsync(small);
+        Assert.True(smallBytes.Length < fastBytes.Length, $"level {small}: {smallBytes.Length} bytes, level {fast}: {fastBytes.Length}");
+        await using var reader = Codec.Decompress(compression, new MemoryStream(smallBytes));
+        using var decoded = new MemoryStream();
+        await reader.CopyToAsync(decoded);
+        Assert.Equal(plain, decoded.ToArray());
+    }
+
     [Fact]
     public async Task A_truncated_zstd_stream_fails_to_decode()
     {

@@ -334,7 +334,7 @@ public sealed partial class PostgresEngine
                 }
                 catch (Exception e) when (e is NpgsqlException or PostgresException)
                 {
-                    throw new OperationFailedException($"reading table {piece.Table.Name} failed: {e.Message}", e);
+                    throw new OperationFailedException($"reading table {piece.Table.Name} failed: {PostgresFailure.Describe(e)}", e);
                 }
             }
         }

@@ -234,10 +234,7 @@ public sealed partial class PostgresEngine
                     item.Done?.TrySetException(e);
                     if (e is NpgsqlException or PostgresException)
                     {
-                        // A write to a connection the server closed says only "Exception while writing
-                        // to stream": the socket's own error, inside it, says what happened.
-                        var cause = e.GetBaseException() is { } root && root != e ? $"{e.Message} ({root.Message})" : e.Message;
-                        throw new OperationFailedException($"loading {item.Name} failed: {cause}", e);
+                        throw new OperationFailedException($"loading {item.Name} failed: {PostgresFailure.Describe(e)}", e);
                     }
                     throw;
                 }
