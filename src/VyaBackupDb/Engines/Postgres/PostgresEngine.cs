@@ -773,7 +773,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         }
         var server = _serverMajor!.Value;
         var candidates = new List<(int Major, string BinDir, string Version)>();
-        foreach (var dir in CandidateBinDirs())
+        foreach (var dir in CandidateBinDirs(server))
         {
             var pgDump = Path.Combine(dir, "pg_dump");
             if (!File.Exists(pgDump) || !File.Exists(Path.Combine(dir, "psql")))
@@ -784,13 +784,14 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             var match = VersionPattern().Match(versionText);
             if (match.Success)
             {
-                candidates.Add((int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), dir, versionText.Trim().Split('\n')[0]));
+                var major = int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
+                var version = versionText.Trim().Split('\n')[0];
+                if (major == server)
+                {
+                    return (dir, version);
+                }
+                candidates.Add((major, dir, version));
             }
-        }
-        var exact = candidates.FirstOrDefault(c => c.Major == server);
-        if (exact.BinDir is not null)
-        {
-            return (exact.BinDir, exact.Version);
         }
         var newer = candidates.Where(c => c.Major > server).OrderBy(c => c.Major).FirstOrDefault();
         if (newer.BinDir is not null)
@@ -804,7 +805,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             + $"install postgresql-client-{server} or set tools_dir");
     }
 
-    private IEnumerable<string> CandidateBinDirs()
+    /// <summary>Where client tools may be; Debian's directory of the server's major first, so that the usual case asks one pg_dump its version.</summary>
+    private IEnumerable<string> CandidateBinDirs(int serverMajor)
     {
         if (Instance.ToolsDir is not null)
         {
@@ -814,7 +816,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         const string debianRoot = "/usr/lib/postgresql";
         if (Directory.Exists(debianRoot))
         {
-            foreach (var dir in Directory.GetDirectories(debianRoot))
+            var major = serverMajor.ToString(CultureInfo.InvariantCulture);
+            foreach (var dir in Directory.GetDirectories(debianRoot).OrderBy(d => Path.GetFileName(d) == major ? 0 : 1))
             {
                 yield return Path.Combine(dir, "bin");
             }
