@@ -65,8 +65,12 @@ public interface IDumpEngine
     /// </summary>
     Task<DumpDetails> DumpSetAsync(string database, Sources.Sets.BackupSetWriter set, int jobs, CancellationToken cancellationToken);
 
-    /// <summary>Exact row and object counts of a database nobody else is writing (a restored copy).</summary>
-    Task<DatabaseInventory> InventoryAsync(string database, CancellationToken cancellationToken);
+    /// <summary>
+    /// Exact row and object counts of a database nobody else is writing (a restored copy). Tables in
+    /// <paramref name="loadedRows"/> are not counted again: their rows are what the restore's own
+    /// loads put in them, each confirmed by the server, so no second full read is needed.
+    /// </summary>
+    Task<DatabaseInventory> InventoryAsync(string database, IReadOnlyDictionary<TableKey, long>? loadedRows, CancellationToken cancellationToken);
 
     Task<TargetState> GetTargetStateAsync(string database, CancellationToken cancellationToken);
 
@@ -124,7 +128,13 @@ public sealed record RestoreOptions(string? SourceDatabase = null, MySql.Definer
 /// <param name="EndedWithTrailer">Whether the dump ended with its completion trailer, as the filter parsed it (null: the engine cannot tell).</param>
 /// <param name="EventsToEnable">MySQL events restored disabled that were enabled in the dump.</param>
 /// <param name="OtherDatabases">Databases other than the source still named by views, triggers, routines or events.</param>
-public sealed record LoadResult(bool? EndedWithTrailer, IReadOnlyList<string> EventsToEnable, IReadOnlyCollection<string> OtherDatabases);
+/// <param name="LoadedRows">A backup set's load: the rows loaded into each table all of whose chunks the driver loaded and counted.</param>
+public sealed record LoadResult(
+    bool? EndedWithTrailer, IReadOnlyList<string> EventsToEnable, IReadOnlyCollection<string> OtherDatabases,
+    IReadOnlyDictionary<TableKey, long>? LoadedRows = null);
+
+/// <summary>A table by its unquoted names (MySQL: Schema is empty, the table's database being the restore's).</summary>
+public readonly record struct TableKey(string Schema, string Table);
 
 /// <param name="TerminateConnections">End other sessions on the target instead of failing when they block the swap.</param>
 /// <param name="EventsToEnable">MySQL events to enable once in place.</param>

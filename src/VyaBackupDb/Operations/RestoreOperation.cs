@@ -121,7 +121,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             plainBytes = load.PlainBytes;
             if (request.Verify && plan.Manifest is not null)
             {
-                var restored = await engine.InventoryAsync(staging, timeout.Token).ConfigureAwait(false);
+                var restored = await engine.InventoryAsync(staging, load.Result.LoadedRows, timeout.Token).ConfigureAwait(false);
                 comparison = InventoryComparison.Compare(plan.Manifest.Inventory, restored);
                 observer.Compared(comparison);
                 if (!comparison.Matches)

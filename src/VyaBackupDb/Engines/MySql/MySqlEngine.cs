@@ -243,7 +243,8 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     /// Exact counts of a database nobody else is writing (a restored copy), as the dump counts
     /// them: every row version of a system-versioned table, each sequence's next value.
     /// </summary>
-    public async Task<DatabaseInventory> InventoryAsync(string database, CancellationToken cancellationToken)
+    public async Task<DatabaseInventory> InventoryAsync(
+        string database, IReadOnlyDictionary<TableKey, long>? loadedRows, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await Execute(connection, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", cancellationToken).ConfigureAwait(false);
@@ -269,6 +270,12 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             {
                 var next = await Scalar(connection, $"SELECT next_not_cached_value FROM {name}", cancellationToken).ConfigureAwait(false);
                 sequences.Add(new SequenceValue(table, Convert.ToInt64(next, CultureInfo.InvariantCulture)));
+                continue;
+            }
+            // A system-versioned table's count holds its history, which the load's count does not tell apart.
+            if (type == "BASE TABLE" && loadedRows is not null && loadedRows.TryGetValue(new TableKey("", table), out var loaded))
+            {
+                rows.Add(new TableRows(table, loaded, Exact: true));
                 continue;
             }
             var count = await Scalar(connection,

@@ -43,6 +43,8 @@ public sealed partial class MySqlEngine
             ? await InsertedColumnsAsync(database, cancellationToken).ConfigureAwait(false)
             : null;
 
+        // Rows each LOAD DATA put in its table, as the server counted them (the INSERT path through clients counts none).
+        var loaded = new System.Collections.Concurrent.ConcurrentDictionary<TableKey, long>();
         SetEntryContent? entry;
         using (var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
@@ -51,7 +53,7 @@ public sealed partial class MySqlEngine
             var chunks = Channel.CreateBounded<LoadChunk>(new BoundedChannelOptions(1) { SingleWriter = true });
             var loaders = Enumerable.Range(0, jobs).Select(_ => Task.Run(() => columns is null
                 ? LoadChunksAsync(database, chunks.Reader, tables, preamble, failed)
-                : BulkLoadChunksAsync(database, chunks.Reader, tables, columns, failed), failed.Token)).ToList();
+                : BulkLoadChunksAsync(database, chunks.Reader, tables, columns, loaded, failed), failed.Token)).ToList();
             try
             {
                 while ((entry = await set.NextAsync(failed.Token).ConfigureAwait(false)) is { Kind: SetEntryKind.Data })
@@ -94,7 +96,7 @@ public sealed partial class MySqlEngine
         var postLoad = await RestoreAsync(database, entry.Content, options, cancellationToken).ConfigureAwait(false);
         await entry.Content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
         return new LoadResult(null, [.. schemaLoad.EventsToEnable, .. postLoad.EventsToEnable],
-            schemaLoad.OtherDatabases.Union(postLoad.OtherDatabases, StringComparer.Ordinal).ToList());
+            schemaLoad.OtherDatabases.Union(postLoad.OtherDatabases, StringComparer.Ordinal).ToList(), columns is null ? null : loaded);
     }
 
     /// <summary>Reads one data entry whole (its digest is checked at its end), into a buffer from the pool.</summary>
@@ -174,7 +176,8 @@ public sealed partial class MySqlEngine
     /// </summary>
     private async Task BulkLoadChunksAsync(
         string database, ChannelReader<LoadChunk> chunks, IReadOnlySet<string> tables,
-        IReadOnlyDictionary<string, IReadOnlyList<MySqlLoadData.Column>> columns, CancellationTokenSource failed)
+        IReadOnlyDictionary<string, IReadOnlyList<MySqlLoadData.Column>> columns,
+        System.Collections.Concurrent.ConcurrentDictionary<TableKey, long> loaded, CancellationTokenSource failed)
     {
         try
         {
@@ -216,12 +219,13 @@ public sealed partial class MySqlEngine
                 };
                 loader.Columns.AddRange(plan.Columns);
                 loader.Expressions.AddRange(plan.Expressions);
-                var loaded = await loader.LoadAsync(failed.Token).ConfigureAwait(false);
-                if (loaded != plan.Rows)
+                var rows = await loader.LoadAsync(failed.Token).ConfigureAwait(false);
+                if (rows != plan.Rows)
                 {
                     throw new OperationFailedException(
-                        $"backup entry {chunk.Entry} loaded {loaded} of its {plan.Rows} rows into {plan.Table} (a duplicate key or a value the table refused)");
+                        $"backup entry {chunk.Entry} loaded {rows} of its {plan.Rows} rows into {plan.Table} (a duplicate key or a value the table refused)");
                 }
+                loaded.AddOrUpdate(new TableKey("", plan.Table), rows, (_, sum) => sum + rows);
             }
         }
         catch (Exception e) when (e is not OperationCanceledException || !failed.IsCancellationRequested)

@@ -188,20 +188,14 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         return rows;
     }
 
-    public async Task<DatabaseInventory> InventoryAsync(string database, CancellationToken cancellationToken)
+    public async Task<DatabaseInventory> InventoryAsync(
+        string database, IReadOnlyDictionary<TableKey, long>? loadedRows, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
-        var tables = await ListAsync(connection,
-            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), 0 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            + "WHERE c.relkind IN ('r', 'p') AND n.nspname " + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname") + " ORDER BY 1",
-            cancellationToken).ConfigureAwait(false);
-        var rows = new List<TableRows>();
-        foreach (var (table, _) in tables)
-        {
-            // The name comes from quote_ident: already quoted by the server's own rules.
-            var count = await Scalar(connection, $"SELECT count(*) FROM {table}", cancellationToken).ConfigureAwait(false);
-            rows.Add(new TableRows(table, Convert.ToInt64(count, CultureInfo.InvariantCulture), Exact: true));
-        }
+        var tables = await ReadTablesAsync(connection, cancellationToken).ConfigureAwait(false);
+        // A table's count is its own rows (loaded, else counted) plus its partitions' and children's, as count(*) sees them.
+        var own = (loadedRows ?? new Dictionary<TableKey, long>()).ToDictionary(r => (r.Key.Schema, r.Key.Table), r => r.Value);
+        var rows = await CountRowsAsync(connection, tables, own, cancellationToken).ConfigureAwait(false);
         return new DatabaseInventory(rows,
             await ListSequencesAsync(connection, cancellationToken).ConfigureAwait(false),
             await CountObjectsAsync(connection, cancellationToken).ConfigureAwait(false));

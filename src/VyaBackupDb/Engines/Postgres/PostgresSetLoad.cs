@@ -84,6 +84,7 @@ public sealed partial class PostgresEngine
         var connections = new List<NpgsqlConnection>();
         var loaders = new List<Task>();
         var pool = new ChunkPool(2 * jobs + 1);
+        var loaded = new System.Collections.Concurrent.ConcurrentDictionary<TableKey, long>();
         SetEntryContent? post = null;
         try
         {
@@ -93,7 +94,7 @@ public sealed partial class PostgresEngine
                 connections.Add(connection);
                 // Commits need not wait for the disk: the swap's own commit does, after all of them.
                 await ExecuteAsync(connection, SessionSettings + "; SET synchronous_commit = off", failed.Token).ConfigureAwait(false);
-                loaders.Add(Task.Run(() => LoadChunksAsync(connection, queue.Reader, tables, pool, failed.Token)));
+                loaders.Add(Task.Run(() => LoadChunksAsync(connection, queue.Reader, tables, pool, loaded, failed.Token)));
             }
             var reading = ReadChunksAsync(set, queue.Writer, pool, failed.Token);
             var all = new List<Task>(loaders) { reading };
@@ -111,7 +112,7 @@ public sealed partial class PostgresEngine
         await AnalyzeAsync(database, jobs, cancellationToken).ConfigureAwait(false);
         await ResumeAutovacuumAsync(database, paused, cancellationToken).ConfigureAwait(false);
         // Complete: the set reader has checked every entry up to post.sql; the caller checks its end.
-        return new LoadResult(null, [], []);
+        return new LoadResult(null, [], [], loaded);
     }
 
     /// <summary>
@@ -210,7 +211,7 @@ public sealed partial class PostgresEngine
 
     private static async Task LoadChunksAsync(
         NpgsqlConnection connection, ChannelReader<LoadItem> queue, Dictionary<(string Schema, string Table), LoadTable> tables,
-        ChunkPool pool, CancellationToken cancellationToken)
+        ChunkPool pool, System.Collections.Concurrent.ConcurrentDictionary<TableKey, long> loaded, CancellationToken cancellationToken)
     {
         while (await queue.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -218,16 +219,19 @@ public sealed partial class PostgresEngine
             {
                 try
                 {
+                    (TableKey Table, long Rows) copied;
                     if (item.Buffer is not null)
                     {
-                        await LoadBufferedAsync(connection, item, tables, cancellationToken).ConfigureAwait(false);
+                        copied = await LoadBufferedAsync(connection, item, tables, cancellationToken).ConfigureAwait(false);
                         pool.Return(item.Buffer);
                     }
                     else
                     {
-                        await LoadStreamedAsync(connection, item, tables, cancellationToken).ConfigureAwait(false);
+                        copied = await LoadStreamedAsync(connection, item, tables, cancellationToken).ConfigureAwait(false);
                         item.Done!.SetResult();
                     }
+                    // The COPY succeeded, so each line sent is a row in the table (a line the server could not take fails it whole).
+                    loaded.AddOrUpdate(copied.Table, copied.Rows, (_, sum) => sum + copied.Rows);
                 }
                 catch (Exception e)
                 {
@@ -243,7 +247,7 @@ public sealed partial class PostgresEngine
     }
 
     /// <summary>The COPY a chunk's header asks for, validated: exactly our header's shape, a table the schema created, its columns.</summary>
-    private static string CopyCommand(string entry, ReadOnlySpan<byte> headerLine, Dictionary<(string Schema, string Table), LoadTable> tables)
+    private static (string Command, TableKey Table) CopyCommand(string entry, ReadOnlySpan<byte> headerLine, Dictionary<(string Schema, string Table), LoadTable> tables)
     {
         if (PostgresCopyChunk.Parse(headerLine) is not { } target)
         {
@@ -259,8 +263,9 @@ public sealed partial class PostgresEngine
             throw new DumpFilterException(
                 $"the backup set's entry '{entry}' names a column {Shown(unknown)} that {Shown(target.Schema)}.{Shown(target.Table)} does not have; the backup was refused");
         }
-        return $"COPY {QuoteIdentifier(target.Schema)}.{QuoteIdentifier(target.Table)}"
-            + (target.Columns.Count == 0 ? "" : " (" + string.Join(", ", target.Columns.Select(QuoteIdentifier)) + ")") + " FROM STDIN";
+        return ($"COPY {QuoteIdentifier(target.Schema)}.{QuoteIdentifier(target.Table)}"
+            + (target.Columns.Count == 0 ? "" : " (" + string.Join(", ", target.Columns.Select(QuoteIdentifier)) + ")") + " FROM STDIN",
+            new TableKey(target.Schema, target.Table));
     }
 
     private static string Shown(string name) => Catalog.DatabaseSettings.Shown(QuoteIdentifier(name));
@@ -268,7 +273,8 @@ public sealed partial class PostgresEngine
     private static DumpFilterException Planted(string entry) =>
         new($"the backup set's entry '{entry}' holds something after its rows' end (\\.); the backup was refused");
 
-    private static async Task LoadBufferedAsync(
+    /// <summary>Loads a chunk held in memory; returns its table and the rows it sent.</summary>
+    private static async Task<(TableKey Table, long Rows)> LoadBufferedAsync(
         NpgsqlConnection connection, LoadItem item, Dictionary<(string Schema, string Table), LoadTable> tables, CancellationToken cancellationToken)
     {
         var chunk = item.Buffer.AsMemory(0, item.Length);
@@ -278,7 +284,7 @@ public sealed partial class PostgresEngine
         {
             throw new DumpFilterException($"the backup set's entry '{item.Name}' is not a COPY of one table's rows; the backup was refused");
         }
-        var command = CopyCommand(item.Name, chunk.Span[..newline], tables);
+        var (command, table) = CopyCommand(item.Name, chunk.Span[..newline], tables);
         // The rows end with the line \. and nothing after it; no row before it may start with \. either.
         var end = PostgresCopyChunk.EndLine.Length;
         if (chunk.Length - newline - 1 < end || !chunk.Span[^end..].SequenceEqual(PostgresCopyChunk.EndLine)
@@ -286,8 +292,9 @@ public sealed partial class PostgresEngine
         {
             throw Planted(item.Name);
         }
-        await ImportAsync(connection, command, raw => raw.WriteAsync(chunk[(newline + 1)..^end], cancellationToken).AsTask(), cancellationToken)
-            .ConfigureAwait(false);
+        var rows = chunk[(newline + 1)..^end];
+        await ImportAsync(connection, command, raw => raw.WriteAsync(rows, cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
+        return (table, rows.Span.Count((byte)'\n'));
     }
 
     /// <summary>
@@ -318,7 +325,8 @@ public sealed partial class PostgresEngine
         await import.DisposeAsync().ConfigureAwait(false);
     }
 
-    private static async Task LoadStreamedAsync(
+    /// <summary>Loads a chunk too big to hold, from the set as it is read; returns its table and the rows it sent.</summary>
+    private static async Task<(TableKey Table, long Rows)> LoadStreamedAsync(
         NpgsqlConnection connection, LoadItem item, Dictionary<(string Schema, string Table), LoadTable> tables, CancellationToken cancellationToken)
     {
         var input = item.Stream!;
@@ -347,14 +355,16 @@ public sealed partial class PostgresEngine
                 throw new DumpFilterException($"the backup set's entry '{item.Name}' is not a COPY of one table's rows; the backup was refused");
             }
         }
-        var command = CopyCommand(item.Name, header.GetBuffer().AsSpan(0, (int)header.Length), tables);
+        var (command, table) = CopyCommand(item.Name, header.GetBuffer().AsSpan(0, (int)header.Length), tables);
         var end = PostgresCopyChunk.EndLine.Length;
         var rowsLength = item.StreamLength - header.Length - 1 - end;
         if (rowsLength < 0)
         {
             throw Planted(item.Name);
         }
+        long lines = 0;
         await ImportAsync(connection, command, raw => SendRowsAsync(raw, buffer, filled, newline + 1), cancellationToken).ConfigureAwait(false);
+        return (table, lines);
 
         async Task SendRowsAsync(Stream raw, byte[] buffer, int filled, int start)
         {
@@ -378,6 +388,7 @@ public sealed partial class PostgresEngine
                     }
                     scan.AsSpan(rows, 2).CopyTo(carry);
                     await raw.WriteAsync(data[..rows], cancellationToken).ConfigureAwait(false);
+                    lines += data.Span[..rows].Count((byte)'\n');
                     sent += rows;
                 }
                 var rest = data.Span[rows..];
