@@ -48,7 +48,7 @@ internal static partial class CommonOptions
     {
         var option = new Option<int?>("--jobs", "-j")
         {
-            Description = $"Connections a parallel backup or restore uses (engine: parallel; default: the instance's jobs:, else the number of cores, {Environment.ProcessorCount})",
+            Description = $"Connections a parallel backup or restore uses (engine: parallel; default: the instance's jobs:, else one per core up to 8, here {ConfigLoader.DefaultJobs})",
         };
         option.Validators.Add(result =>
         {

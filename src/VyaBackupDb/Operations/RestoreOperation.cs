@@ -228,7 +228,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         {
             // Without --no-verify every entry is held against the manifest's list as it is read.
             await using var set = new Sources.Sets.BackupSetReader(plain, request.Verify ? plan.Manifest?.Entries : null);
-            var jobs = request.Jobs ?? request.Instance.Jobs ?? Environment.ProcessorCount;
+            var jobs = request.Jobs ?? request.Instance.Jobs ?? Config.ConfigLoader.DefaultJobs;
             result = await engine.RestoreSetAsync(staging, set, options, jobs, cancellationToken).ConfigureAwait(false);
             await set.CheckEndAsync(cancellationToken).ConfigureAwait(false);
         }

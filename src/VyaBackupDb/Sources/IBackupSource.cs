@@ -33,11 +33,11 @@ public interface IBackupSource
 
 public static class BackupSources
 {
-    /// <param name="jobs">Connections of a parallel backup (--jobs); null: the instance's <c>jobs:</c>, else the number of cores.</param>
+    /// <param name="jobs">Connections of a parallel backup (--jobs); null: the instance's <c>jobs:</c>, else <see cref="ConfigLoader.DefaultJobs"/>.</param>
     public static IBackupSource For(InstanceConfig instance, int? jobs = null) =>
         instance.Dbms == Dbms.Files
             ? new Files.FilesSource(instance)
-            : new DatabaseSource(DumpEngines.For(instance), jobs ?? instance.Jobs ?? Environment.ProcessorCount);
+            : new DatabaseSource(DumpEngines.For(instance), jobs ?? instance.Jobs ?? ConfigLoader.DefaultJobs);
 
     /// <summary>A database server: one backup per database that passes include/exclude.</summary>
     private sealed class DatabaseSource(IDumpEngine engine, int jobs) : IBackupSource

@@ -80,10 +80,12 @@ public sealed partial class PostgresEngine
         var tables = await ReadLoadTablesAsync(database, cancellationToken).ConfigureAwait(false);
         var paused = await PauseAutovacuumAsync(database, cancellationToken).ConfigureAwait(false);
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var queue = Channel.CreateBounded<LoadItem>(new BoundedChannelOptions(jobs) { SingleWriter = true });
+        // One chunk waits while each loader loads one: memory is jobs + 2 chunks, and a loader that
+        // finishes finds the next one ready.
+        var queue = Channel.CreateBounded<LoadItem>(new BoundedChannelOptions(1) { SingleWriter = true });
         var connections = new List<NpgsqlConnection>();
         var loaders = new List<Task>();
-        var pool = new ChunkPool(2 * jobs + 1);
+        var pool = new ChunkPool(jobs + 2);
         var loaded = new System.Collections.Concurrent.ConcurrentDictionary<TableKey, long>();
         SetEntryContent? post = null;
         try
