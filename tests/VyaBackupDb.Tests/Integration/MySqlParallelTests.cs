@@ -301,6 +301,30 @@ public sealed class MySqlParallelTests : IAsyncLifetime
     }
 
     /// <summary>Tables of random-ish rows, enough for a parallel dump or load to take a moment.</summary>
+    [SkippableFact]
+    public async Task An_index_build_killed_during_a_parallel_restore_fails_it_and_keeps_the_old_target()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await FillerAsync(source, tables: 4, rows: 150_000);
+        var file = await Ops.BackupOkAsync(MySqlTestDb.Instance(2), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE old (id INT PRIMARY KEY)", "INSERT INTO old VALUES (1), (2)");
+        var targetBefore = await MySqlTestDb.FingerprintAsync(target);
+
+        // The deferred indexes are built while other tables still load, or after the load: either way, killed.
+        var restore = Ops.RestoreAsync(MySqlTestDb.Instance(2), file, target, force: true);
+        var killed = await KillFirstAsync("ALTER TABLE %`filler% ADD KEY%", restore);
+        var error = await Record.ExceptionAsync(() => restore);
+
+        Assert.True(killed, "the restore ended before an index build could be killed");
+        Assert.IsAssignableFrom<Errors.VyaException>(error);
+        Assert.Contains("adding the indexes", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', error.Message);
+        DbFingerprint.AssertSame(targetBefore, await MySqlTestDb.FingerprintAsync(target), "the old target after a failed parallel restore");
+        Assert.False(await MySqlTestDb.ExistsAsync(Engines.RestoreStaging.StagingName(target)), "the staging database was left behind");
+    }
+
     private static async Task FillerAsync(string database, int tables, int rows)
     {
         for (var t = 1; t <= tables; t++)

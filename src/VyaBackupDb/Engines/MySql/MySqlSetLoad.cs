@@ -48,12 +48,13 @@ public sealed partial class MySqlEngine
         SetEntryContent? entry;
         using (var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
+            var early = columns is null ? null : EarlyIndexes.Start(this, database, deferred, set.Expected, failed);
             // One chunk waits while each loader loads one: reading the next takes a fraction of loading one, and
             // memory stays at about jobs + 2 chunks (8 MiB each).
             var chunks = Channel.CreateBounded<LoadChunk>(new BoundedChannelOptions(1) { SingleWriter = true });
             var loaders = Enumerable.Range(0, jobs).Select(_ => Task.Run(() => columns is null
                 ? LoadChunksAsync(database, chunks.Reader, tables, preamble, failed)
-                : BulkLoadChunksAsync(database, chunks.Reader, tables, columns, loaded, failed), failed.Token)).ToList();
+                : BulkLoadChunksAsync(database, chunks.Reader, tables, columns, loaded, early, failed), failed.Token)).ToList();
             try
             {
                 while ((entry = await set.NextAsync(failed.Token).ConfigureAwait(false)) is { Kind: SetEntryKind.Data })
@@ -62,6 +63,10 @@ public sealed partial class MySqlEngine
                 }
                 chunks.Writer.Complete();
                 await Task.WhenAll(loaders).ConfigureAwait(false);
+                if (early is not null)
+                {
+                    deferred = await early.FinishAsync().ConfigureAwait(false);
+                }
             }
             catch (Exception ours)
             {
@@ -69,12 +74,12 @@ public sealed partial class MySqlEngine
                 await failed.CancelAsync().ConfigureAwait(false);
                 try
                 {
-                    await Task.WhenAll(loaders).ConfigureAwait(false);
+                    await Task.WhenAll([.. loaders, early?.Builder ?? Task.CompletedTask]).ConfigureAwait(false);
                 }
                 catch (Exception) when (ours is OperationCanceledException && !cancellationToken.IsCancellationRequested)
                 {
-                    // The reader was cancelled because a loader failed: the loader's error is the one to report.
-                    var first = loaders.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).FirstOrDefault(e => e is not OperationCanceledException);
+                    // The reader was cancelled because a loader (or the index builder) failed: its error is the one to report.
+                    var first = loaders.Append(early?.Builder ?? Task.CompletedTask).Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).FirstOrDefault(e => e is not OperationCanceledException);
                     if (first is not null)
                     {
                         System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
@@ -177,7 +182,7 @@ public sealed partial class MySqlEngine
     private async Task BulkLoadChunksAsync(
         string database, ChannelReader<LoadChunk> chunks, IReadOnlySet<string> tables,
         IReadOnlyDictionary<string, IReadOnlyList<MySqlLoadData.Column>> columns,
-        System.Collections.Concurrent.ConcurrentDictionary<TableKey, long> loaded, CancellationTokenSource failed)
+        System.Collections.Concurrent.ConcurrentDictionary<TableKey, long> loaded, EarlyIndexes? early, CancellationTokenSource failed)
     {
         try
         {
@@ -226,6 +231,7 @@ public sealed partial class MySqlEngine
                         $"backup entry {chunk.Entry} loaded {rows} of its {plan.Rows} rows into {plan.Table} (a duplicate key or a value the table refused)");
                 }
                 loaded.AddOrUpdate(new TableKey("", plan.Table), rows, (_, sum) => sum + rows);
+                early?.ChunkLoaded(plan.Table);
             }
         }
         catch (Exception e) when (e is not OperationCanceledException || !failed.IsCancellationRequested)
@@ -355,23 +361,99 @@ public sealed partial class MySqlEngine
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var workers = Enumerable.Range(0, Math.Min(jobs, deferred.Count)).Select(_ => Task.Run(async () =>
         {
-            try
+            await using var connection = await OpenAsync(failed.Token).ConfigureAwait(false);
+            while (queue.TryDequeue(out var table))
             {
-                await using var connection = await OpenAsync(failed.Token).ConfigureAwait(false);
-                while (queue.TryDequeue(out var table))
-                {
-                    await using var command = new MySqlCommand(
-                        $"ALTER TABLE {QuoteIdentifier(database)}.{QuoteIdentifier(table.Table)} {string.Join(", ", table.Definitions.Select(d => "ADD " + d))}",
-                        connection) { CommandTimeout = 0 };
-                    await command.ExecuteNonQueryAsync(failed.Token).ConfigureAwait(false);
-                }
-            }
-            catch (MySqlException e)
-            {
-                await failed.CancelAsync().ConfigureAwait(false);
-                throw new OperationFailedException($"adding the indexes of {database} back after the load: {e.Message}", e);
+                await AddIndexesAsync(connection, database, table, failed).ConfigureAwait(false);
             }
         }, failed.Token)).ToList();
         await Task.WhenAll(workers).ConfigureAwait(false);
+    }
+
+    private static async Task AddIndexesAsync(MySqlConnection connection, string database, DeferredIndexes table, CancellationTokenSource failed)
+    {
+        try
+        {
+            await using var command = new MySqlCommand(
+                $"ALTER TABLE {QuoteIdentifier(database)}.{QuoteIdentifier(table.Table)} {string.Join(", ", table.Definitions.Select(d => "ADD " + d))}",
+                connection) { CommandTimeout = 0 };
+            await command.ExecuteNonQueryAsync(failed.Token).ConfigureAwait(false);
+        }
+        catch (MySqlException e)
+        {
+            await failed.CancelAsync().ConfigureAwait(false);
+            throw new OperationFailedException($"adding the indexes of {database} back after the load: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// Builds a table's deferred indexes as soon as the last of its chunks (by the manifest's list)
+    /// is loaded, on one connection beside the loaders, as pg_restore does: the index of one table
+    /// is sorted while the next ones load. The rest wait for the end of the load.
+    /// </summary>
+    private sealed class EarlyIndexes
+    {
+        private readonly Dictionary<string, int> _chunksLeft;
+        private readonly Dictionary<string, DeferredIndexes> _waiting;
+        private readonly Channel<DeferredIndexes> _ready = Channel.CreateUnbounded<DeferredIndexes>();
+
+        /// <summary>The connection building indexes: a failure there fails the load like a loader's.</summary>
+        public Task Builder { get; private set; } = Task.CompletedTask;
+
+        private EarlyIndexes(Dictionary<string, int> chunksLeft, Dictionary<string, DeferredIndexes> waiting)
+        {
+            _chunksLeft = chunksLeft;
+            _waiting = waiting;
+        }
+
+        /// <summary>Null when there is nothing to build early: no deferred indexes, or no manifest list to count chunks by.</summary>
+        public static EarlyIndexes? Start(MySqlEngine engine, string database, List<DeferredIndexes> deferred, IReadOnlyList<SetEntry>? entries,
+            CancellationTokenSource failed)
+        {
+            if (deferred.Count == 0 || entries is null)
+            {
+                return null;
+            }
+            var chunksLeft = entries.Where(e => e.Table is not null && e.Name != BackupSet.SchemaEntry && e.Name != BackupSet.PostEntry)
+                .GroupBy(e => e.Table!, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+            // A table without chunks (no rows) keeps waiting: its indexes are added after the load with the rest.
+            var early = new EarlyIndexes(chunksLeft, deferred.ToDictionary(d => d.Table, StringComparer.Ordinal));
+            early.Builder = Task.Run(async () =>
+            {
+                await using var connection = await engine.OpenAsync(failed.Token).ConfigureAwait(false);
+                await foreach (var table in early._ready.Reader.ReadAllAsync(failed.Token).ConfigureAwait(false))
+                {
+                    await AddIndexesAsync(connection, database, table, failed).ConfigureAwait(false);
+                }
+            }, failed.Token);
+            return early;
+        }
+
+        public void ChunkLoaded(string table)
+        {
+            lock (_chunksLeft)
+            {
+                if (!_chunksLeft.TryGetValue(table, out var left))
+                {
+                    return;
+                }
+                _chunksLeft[table] = --left;
+                if (left == 0 && _waiting.Remove(table, out var ready))
+                {
+                    _ready.Writer.TryWrite(ready);
+                }
+            }
+        }
+
+        /// <summary>Waits for the builds under way; returns the tables whose indexes are still to add.</summary>
+        public async Task<List<DeferredIndexes>> FinishAsync()
+        {
+            _ready.Writer.TryComplete();
+            await Builder.ConfigureAwait(false);
+            lock (_chunksLeft)
+            {
+                return [.. _waiting.Values];
+            }
+        }
     }
 }

@@ -17,6 +17,9 @@ public sealed class BackupSetReader(Stream plain, IReadOnlyList<SetEntry>? expec
     private int _index;
     private bool _ended;
 
+    /// <summary>The manifest's list of entries this set is held to, or null when it is read unchecked.</summary>
+    public IReadOnlyList<SetEntry>? Expected => expected;
+
     /// <summary>The next entry, or null once post.sql was read and the archive ended there.</summary>
     public async Task<SetEntryContent?> NextAsync(CancellationToken cancellationToken)
     {
