@@ -193,15 +193,19 @@ public sealed class PostgresSetTests : IAsyncLifetime
     }
 
     /// <summary>Ends the first session of ours on <paramref name="database"/> running a COPY, as soon as there is one; whether it found one.</summary>
-    private static async Task<bool> TerminateCopyAsync(string database, Task until)
+    private static Task<bool> TerminateCopyAsync(string database, Task until) => TerminateAsync(database, "COPY %", until);
+
+    /// <summary>Ends the first session of ours on <paramref name="database"/> running a statement <paramref name="like"/>; whether it found one.</summary>
+    private static async Task<bool> TerminateAsync(string database, string like, Task until)
     {
         await using var connection = await PgTestDb.OpenAsync();
         while (!until.IsCompleted)
         {
             await using var command = new NpgsqlCommand(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'vya-backupdb' "
-                + "AND query LIKE 'COPY %' AND state = 'active' LIMIT 1", connection);
+                + "AND query LIKE $2 AND state = 'active' LIMIT 1", connection);
             command.Parameters.Add(new NpgsqlParameter { Value = database });
+            command.Parameters.Add(new NpgsqlParameter { Value = like });
             if (await command.ExecuteScalarAsync() is true)
             {
                 return true;
@@ -253,6 +257,32 @@ public sealed class PostgresSetTests : IAsyncLifetime
 
         Assert.True(killed, "no COPY was seen to kill");
         // The server's message when it is read, else the broken connection's, when the kill lands during a write.
+        Assert.Matches("terminating connection|the connection to the server broke|the server closed the connection", error.Message);
+        Assert.DoesNotContain('\n', error.Message);
+        Assert.Contains("was not changed", error.Message, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the old target");
+        Assert.False(await PgTestDb.ExistsAsync(RestoreStaging.StagingName(target)), "the staging database was left behind");
+    }
+
+    [SkippableFact]
+    public async Task An_analyze_killed_during_a_parallel_restore_fails_it_and_keeps_the_old_database()
+    {
+        await TestServers.RequirePostgresAsync();
+        var instance = PgEngines.Instance(PgEngines.Parallel4);
+        var source = await NewBulkDatabaseAsync();
+        // The biggest statistics target: ANALYZE reads every row and sorts them, long enough to be seen.
+        await PgTestDb.ExecAsync(source, "ALTER TABLE bulk1 ALTER COLUMN body SET STATISTICS 10000", "ALTER TABLE bulk2 ALTER COLUMN body SET STATISTICS 10000");
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(target, "CREATE TABLE old (id int PRIMARY KEY)", "INSERT INTO old VALUES (7)");
+        var before = await PgTestDb.FingerprintAsync(target);
+
+        // A table is analyzed beside the loaders once its rows are in, or after post.sql: either way, killed.
+        var restore = Ops.RestoreAsync(instance, file, target, force: true);
+        var killed = await TerminateAsync(RestoreStaging.StagingName(target), "ANALYZE %", restore);
+        var error = await Assert.ThrowsAnyAsync<Errors.VyaException>(() => restore);
+
+        Assert.True(killed, "no ANALYZE was seen to kill");
         Assert.Matches("terminating connection|the connection to the server broke|the server closed the connection", error.Message);
         Assert.DoesNotContain('\n', error.Message);
         Assert.Contains("was not changed", error.Message, StringComparison.Ordinal);

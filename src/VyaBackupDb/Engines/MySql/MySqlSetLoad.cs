@@ -48,7 +48,14 @@ public sealed partial class MySqlEngine
         SetEntryContent? entry;
         using (var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
-            var early = columns is null ? null : EarlyIndexes.Start(this, database, deferred, set.Expected, failed);
+            // A table's indexes are built as soon as its rows are in (LOAD DATA path: the loaders count its chunks).
+            var byTable = deferred.ToDictionary(d => d.Table, StringComparer.Ordinal);
+            MySqlConnection? indexing = null;
+            var early = columns is null ? null : TableCompletion.Start(set.Expected, byTable.Keys, async (table, token) =>
+            {
+                indexing ??= await OpenAsync(token).ConfigureAwait(false);
+                await AddIndexesAsync(indexing, database, byTable[table], failed).ConfigureAwait(false);
+            }, failed);
             // One chunk waits while each loader loads one: reading the next takes a fraction of loading one, and
             // memory stays at about jobs + 2 chunks (8 MiB each).
             var chunks = Channel.CreateBounded<LoadChunk>(new BoundedChannelOptions(1) { SingleWriter = true });
@@ -65,7 +72,8 @@ public sealed partial class MySqlEngine
                 await Task.WhenAll(loaders).ConfigureAwait(false);
                 if (early is not null)
                 {
-                    deferred = await early.FinishAsync().ConfigureAwait(false);
+                    var built = await early.FinishAsync().ConfigureAwait(false);
+                    deferred = [.. deferred.Where(d => !built.Contains(d.Table))];
                 }
             }
             catch (Exception ours)
@@ -74,12 +82,12 @@ public sealed partial class MySqlEngine
                 await failed.CancelAsync().ConfigureAwait(false);
                 try
                 {
-                    await Task.WhenAll([.. loaders, early?.Builder ?? Task.CompletedTask]).ConfigureAwait(false);
+                    await Task.WhenAll([.. loaders, early?.Worker ?? Task.CompletedTask]).ConfigureAwait(false);
                 }
                 catch (Exception) when (ours is OperationCanceledException && !cancellationToken.IsCancellationRequested)
                 {
                     // The reader was cancelled because a loader (or the index builder) failed: its error is the one to report.
-                    var first = loaders.Append(early?.Builder ?? Task.CompletedTask).Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).FirstOrDefault(e => e is not OperationCanceledException);
+                    var first = loaders.Append(early?.Worker ?? Task.CompletedTask).Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).FirstOrDefault(e => e is not OperationCanceledException);
                     if (first is not null)
                     {
                         System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
@@ -91,6 +99,13 @@ public sealed partial class MySqlEngine
                     // Ours is the cause; the loaders only stopped because of it.
                 }
                 throw;
+            }
+            finally
+            {
+                if (indexing is not null)
+                {
+                    await indexing.DisposeAsync().ConfigureAwait(false);
+                }
             }
         }
         if (entry is not { Kind: SetEntryKind.Post })
@@ -182,7 +197,7 @@ public sealed partial class MySqlEngine
     private async Task BulkLoadChunksAsync(
         string database, ChannelReader<LoadChunk> chunks, IReadOnlySet<string> tables,
         IReadOnlyDictionary<string, IReadOnlyList<MySqlLoadData.Column>> columns,
-        System.Collections.Concurrent.ConcurrentDictionary<TableKey, long> loaded, EarlyIndexes? early, CancellationTokenSource failed)
+        System.Collections.Concurrent.ConcurrentDictionary<TableKey, long> loaded, TableCompletion? early, CancellationTokenSource failed)
     {
         try
         {
@@ -383,77 +398,6 @@ public sealed partial class MySqlEngine
         {
             await failed.CancelAsync().ConfigureAwait(false);
             throw new OperationFailedException($"adding the indexes of {database} back after the load: {e.Message}", e);
-        }
-    }
-
-    /// <summary>
-    /// Builds a table's deferred indexes as soon as the last of its chunks (by the manifest's list)
-    /// is loaded, on one connection beside the loaders, as pg_restore does: the index of one table
-    /// is sorted while the next ones load. The rest wait for the end of the load.
-    /// </summary>
-    private sealed class EarlyIndexes
-    {
-        private readonly Dictionary<string, int> _chunksLeft;
-        private readonly Dictionary<string, DeferredIndexes> _waiting;
-        private readonly Channel<DeferredIndexes> _ready = Channel.CreateUnbounded<DeferredIndexes>();
-
-        /// <summary>The connection building indexes: a failure there fails the load like a loader's.</summary>
-        public Task Builder { get; private set; } = Task.CompletedTask;
-
-        private EarlyIndexes(Dictionary<string, int> chunksLeft, Dictionary<string, DeferredIndexes> waiting)
-        {
-            _chunksLeft = chunksLeft;
-            _waiting = waiting;
-        }
-
-        /// <summary>Null when there is nothing to build early: no deferred indexes, or no manifest list to count chunks by.</summary>
-        public static EarlyIndexes? Start(MySqlEngine engine, string database, List<DeferredIndexes> deferred, IReadOnlyList<SetEntry>? entries,
-            CancellationTokenSource failed)
-        {
-            if (deferred.Count == 0 || entries is null)
-            {
-                return null;
-            }
-            var chunksLeft = entries.Where(e => e.Table is not null && e.Name != BackupSet.SchemaEntry && e.Name != BackupSet.PostEntry)
-                .GroupBy(e => e.Table!, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
-            // A table without chunks (no rows) keeps waiting: its indexes are added after the load with the rest.
-            var early = new EarlyIndexes(chunksLeft, deferred.ToDictionary(d => d.Table, StringComparer.Ordinal));
-            early.Builder = Task.Run(async () =>
-            {
-                await using var connection = await engine.OpenAsync(failed.Token).ConfigureAwait(false);
-                await foreach (var table in early._ready.Reader.ReadAllAsync(failed.Token).ConfigureAwait(false))
-                {
-                    await AddIndexesAsync(connection, database, table, failed).ConfigureAwait(false);
-                }
-            }, failed.Token);
-            return early;
-        }
-
-        public void ChunkLoaded(string table)
-        {
-            lock (_chunksLeft)
-            {
-                if (!_chunksLeft.TryGetValue(table, out var left))
-                {
-                    return;
-                }
-                _chunksLeft[table] = --left;
-                if (left == 0 && _waiting.Remove(table, out var ready))
-                {
-                    _ready.Writer.TryWrite(ready);
-                }
-            }
-        }
-
-        /// <summary>Waits for the builds under way; returns the tables whose indexes are still to add.</summary>
-        public async Task<List<DeferredIndexes>> FinishAsync()
-        {
-            _ready.Writer.TryComplete();
-            await Builder.ConfigureAwait(false);
-            lock (_chunksLeft)
-            {
-                return [.. _waiting.Values];
-            }
         }
     }
 }

@@ -63,8 +63,8 @@ public sealed partial class PostgresEngine
         }
     }
 
-    /// <summary>A table the schema created: its columns that COPY may fill.</summary>
-    private sealed record LoadTable(HashSet<string> Columns);
+    /// <summary>A table the schema created: its name as quote_ident writes it (the manifest's), its columns that COPY may fill.</summary>
+    private sealed record LoadTable(string Name, HashSet<string> Columns);
 
     private async Task<LoadResult> RestoreSetCoreAsync(
         string database, BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken)
@@ -88,6 +88,15 @@ public sealed partial class PostgresEngine
         var pool = new ChunkPool(jobs + 2);
         var loaded = new System.Collections.Concurrent.ConcurrentDictionary<TableKey, long>();
         SetEntryContent? post = null;
+        // A table is analyzed as soon as its rows are in, beside the loaders; the rest after post.sql.
+        NpgsqlConnection? analyzing = null;
+        var early = TableCompletion.Start(set.Expected, tables.Values.Select(t => t.Name), async (table, token) =>
+        {
+            analyzing ??= await OpenAsync(database, token).ConfigureAwait(false);
+            // A name of the catalog (quote_ident): already quoted by the server's own rules.
+            await ExecuteAsync(analyzing, $"ANALYZE {table}", token).ConfigureAwait(false);
+        }, failed);
+        IReadOnlyCollection<string> analyzed = [];
         try
         {
             for (var i = 0; i < jobs; i++)
@@ -96,22 +105,44 @@ public sealed partial class PostgresEngine
                 connections.Add(connection);
                 // Commits need not wait for the disk: the swap's own commit does, after all of them.
                 await ExecuteAsync(connection, SessionSettings + "; SET synchronous_commit = off", failed.Token).ConfigureAwait(false);
-                loaders.Add(Task.Run(() => LoadChunksAsync(connection, queue.Reader, tables, pool, loaded, failed.Token)));
+                loaders.Add(Task.Run(() => LoadChunksAsync(connection, queue.Reader, tables, pool, loaded, early, failed.Token)));
             }
             var reading = ReadChunksAsync(set, queue.Writer, pool, failed.Token);
             var all = new List<Task>(loaders) { reading };
-            await FirstFailureAsync(all, failed).ConfigureAwait(false);
-            post = await reading.ConfigureAwait(false);
+            try
+            {
+                await FirstFailureAsync(all, failed).ConfigureAwait(false);
+                post = await reading.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (early is not null && !cancellationToken.IsCancellationRequested)
+            {
+                // The load was stopped from inside: if the early ANALYZE failed, its error is the one to report.
+                try
+                {
+                    await early.Worker.ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+                throw;
+            }
+            analyzed = early is null ? [] : await early.FinishAsync().ConfigureAwait(false);
         }
         finally
         {
-            foreach (var connection in connections)
+            if (early is not null)
+            {
+                // Done, or stopped here: its connection is closed below.
+                await failed.CancelAsync().ConfigureAwait(false);
+                await early.Worker.ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+            }
+            foreach (var connection in connections.Append(analyzing).OfType<NpgsqlConnection>())
             {
                 await connection.DisposeAsync().ConfigureAwait(false);
             }
         }
         await RestorePostAsync(database, post, options, jobs, cancellationToken).ConfigureAwait(false);
-        await AnalyzeAsync(database, jobs, cancellationToken).ConfigureAwait(false);
+        await AnalyzeAsync(database, jobs, analyzed, cancellationToken).ConfigureAwait(false);
         await ResumeAutovacuumAsync(database, paused, cancellationToken).ConfigureAwait(false);
         // Complete: the set reader has checked every entry up to post.sql; the caller checks its end.
         return new LoadResult(null, [], [], loaded);
@@ -197,7 +228,8 @@ public sealed partial class PostgresEngine
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
         var generated = _serverMajor >= 12 ? " AND a.attgenerated = ''" : "";
         await using var command = new NpgsqlCommand(
-            "SELECT n.nspname, c.relname, coalesce((SELECT array_agg(a.attname::text) FROM pg_catalog.pg_attribute a "
+            "SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
+            + "coalesce((SELECT array_agg(a.attname::text) FROM pg_catalog.pg_attribute a "
             + $"WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped{generated}), '{{}}') "
             + "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             + "WHERE c.relkind = 'r' AND n.nspname " + string.Format(System.Globalization.CultureInfo.InvariantCulture, UserSchemas, "n.nspname"),
@@ -206,14 +238,16 @@ public sealed partial class PostgresEngine
         var tables = new Dictionary<(string, string), LoadTable>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            tables[(reader.GetString(0), reader.GetString(1))] = new LoadTable(new HashSet<string>(reader.GetFieldValue<string[]>(2), StringComparer.Ordinal));
+            tables[(reader.GetString(0), reader.GetString(1))] = new LoadTable(
+                reader.GetString(2), new HashSet<string>(reader.GetFieldValue<string[]>(3), StringComparer.Ordinal));
         }
         return tables;
     }
 
     private static async Task LoadChunksAsync(
         NpgsqlConnection connection, ChannelReader<LoadItem> queue, Dictionary<(string Schema, string Table), LoadTable> tables,
-        ChunkPool pool, System.Collections.Concurrent.ConcurrentDictionary<TableKey, long> loaded, CancellationToken cancellationToken)
+        ChunkPool pool, System.Collections.Concurrent.ConcurrentDictionary<TableKey, long> loaded, TableCompletion? early,
+        CancellationToken cancellationToken)
     {
         while (await queue.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -234,6 +268,7 @@ public sealed partial class PostgresEngine
                     }
                     // The COPY succeeded, so each line sent is a row in the table (a line the server could not take fails it whole).
                     loaded.AddOrUpdate(copied.Table, copied.Rows, (_, sum) => sum + copied.Rows);
+                    early?.ChunkLoaded(tables[(copied.Table.Schema, copied.Table.Table)].Name);
                 }
                 catch (Exception e)
                 {
@@ -446,15 +481,26 @@ public sealed partial class PostgresEngine
     }
 
     /// <summary>Fresh statistics for the planner, the tables shared among the connections.</summary>
-    private async Task AnalyzeAsync(string database, int jobs, CancellationToken cancellationToken)
+    /// <summary>
+    /// ANALYZE of every table and materialized view but those <paramref name="analyzed"/> during the
+    /// load, unless post.sql gave them an index on an expression (whose statistics ANALYZE gathers).
+    /// </summary>
+    private async Task AnalyzeAsync(string database, int jobs, IReadOnlyCollection<string> analyzed, CancellationToken cancellationToken)
     {
-        List<string> names;
+        var names = new List<string>();
         await using (var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false))
+        await using (var command = new NpgsqlCommand(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            + "WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname " + string.Format(System.Globalization.CultureInfo.InvariantCulture, UserSchemas, "n.nspname")
+            + " AND (NOT (quote_ident(n.nspname) || '.' || quote_ident(c.relname)) = ANY($1) "
+            + "OR EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indexprs IS NOT NULL))", connection))
         {
-            names = [.. (await ListAsync(connection,
-                "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), 0 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                + "WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname " + string.Format(System.Globalization.CultureInfo.InvariantCulture, UserSchemas, "n.nspname"),
-                cancellationToken).ConfigureAwait(false)).Select(t => t.Name)];
+            command.Parameters.Add(new NpgsqlParameter { Value = analyzed.ToArray() });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                names.Add(reader.GetString(0));
+            }
         }
         var queue = Channel.CreateUnbounded<string>();
         foreach (var name in names)
