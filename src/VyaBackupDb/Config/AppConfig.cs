@@ -144,8 +144,14 @@ public sealed record InstanceConfig(
     /// <summary>How databases are dumped (<c>engine:</c>): one stream from the server's dump tool, or a parallel backup set.</summary>
     public BackupEngine Engine { get; init; } = BackupEngine.Dump;
 
-    /// <summary>Connections a parallel backup or restore uses (<c>jobs:</c>; <c>--jobs</c> for one run); null: the number of cores.</summary>
+    /// <summary>Connections a parallel backup or restore uses (<c>jobs:</c>; <c>--jobs</c> for one run); null: <see cref="ConfigLoader.DefaultJobs"/>.</summary>
     public int? Jobs { get; init; }
+
+    /// <summary>
+    /// MySQL: a parallel restore may load rows with <c>LOAD DATA LOCAL</c> where the server allows it
+    /// (<c>load_data_local: false</c>: always INSERTs, for hosts whose policy forbids the client side of it).
+    /// </summary>
+    public bool LoadDataLocal { get; init; } = true;
 
     /// <summary>MySQL: what a restore does with DEFINER clauses (<c>definer:</c>; <c>restore --definer</c> for one run).</summary>
     public Engines.MySql.DefinerMode Definer { get; init; }

@@ -148,7 +148,7 @@ public static partial class ConfigLoader
         [
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
             "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage", "maintenance_database",
-            "owners", "definer", "globals", "globals_passwords", "globals_tablespaces", "engine", "jobs",
+            "owners", "definer", "globals", "globals_passwords", "globals_tablespaces", "engine", "jobs", "load_data_local",
             "expect_every",
             .. ScheduleInstanceKeys,
         ];
@@ -525,6 +525,10 @@ public static partial class ConfigLoader
             {
                 throw Error(tablespacesNode, prefix + "globals_tablespaces", "applies to postgresql instances only");
             }
+            if (dbms != Dbms.MySql && Get(node, "load_data_local") is { } loadDataNode)
+            {
+                throw Error(loadDataNode, prefix + "load_data_local", "applies to mysql instances only");
+            }
             var instance = new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention, storage)
             {
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
@@ -535,6 +539,7 @@ public static partial class ConfigLoader
                 GlobalsTablespaces = OptionalBool(node, "globals_tablespaces", prefix) ?? false,
                 Engine = ReadEngine(node, prefix),
                 Jobs = ReadJobs(node, prefix),
+                LoadDataLocal = OptionalBool(node, "load_data_local", prefix) ?? true,
                 ExpectEvery = ReadExpectEvery(node, prefix),
             };
             return OptionalString(node, "maintenance_database", prefix) is { } maintenance ? instance with { MaintenanceDatabase = maintenance } : instance;

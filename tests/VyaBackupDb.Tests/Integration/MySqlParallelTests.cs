@@ -65,16 +65,8 @@ public sealed class MySqlParallelTests : IAsyncLifetime
         var target = _scratch.MySqlName();
         var instance = MySqlTestDb.Instance(jobs);
         var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
-        Engines.MySql.MySqlEngine.PreferInsertsForTests = inserts;
-        RestoreResult? result;
-        try
-        {
-            result = await Ops.RestoreAsync(instance, file, target);
-        }
-        finally
-        {
-            Engines.MySql.MySqlEngine.PreferInsertsForTests = false;
-        }
+        // load_data_local: false loads with INSERTs, as a server with local_infile off makes it.
+        var result = await Ops.RestoreAsync(instance with { LoadDataLocal = !inserts }, file, target);
         Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
 
         // Numbers compare as numbers (FLOAT exactly: its 6-digit text would not), everything else byte for byte.
@@ -184,19 +176,9 @@ public sealed class MySqlParallelTests : IAsyncLifetime
         await MySqlTestDb.ExecAsync(target, "CREATE TABLE old (id INT PRIMARY KEY)", "INSERT INTO old VALUES (1), (2)");
         var targetBefore = await MySqlTestDb.FingerprintAsync(target);
 
-        Engines.MySql.MySqlEngine.PreferInsertsForTests = inserts;
-        bool killed;
-        Exception? error;
-        try
-        {
-            var restore = Ops.RestoreAsync(MySqlTestDb.Instance(2), file, target, force: true);
-            killed = await KillFirstAsync(inserts ? "INSERT INTO `filler%" : "LOAD DATA LOCAL INFILE % INTO TABLE `filler%", restore);
-            error = await Record.ExceptionAsync(() => restore);
-        }
-        finally
-        {
-            Engines.MySql.MySqlEngine.PreferInsertsForTests = false;
-        }
+        var restore = Ops.RestoreAsync(MySqlTestDb.Instance(2) with { LoadDataLocal = !inserts }, file, target, force: true);
+        var killed = await KillFirstAsync(inserts ? "INSERT INTO `filler%" : "LOAD DATA LOCAL INFILE % INTO TABLE `filler%", restore);
+        var error = await Record.ExceptionAsync(() => restore);
 
         Assert.True(killed, "the restore ended before a loader's statement could be killed");
         Assert.NotNull(error);

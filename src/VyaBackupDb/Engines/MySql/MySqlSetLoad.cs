@@ -9,12 +9,6 @@ namespace VyaBackupDb.Engines.MySql;
 /// <summary>The parallel restore of a backup set: schema and post-data through the dump restore path, data on several clients at once.</summary>
 public sealed partial class MySqlEngine
 {
-    /// <summary>
-    /// Tests only: load through the clients' INSERTs even where the server takes LOAD DATA LOCAL
-    /// (as a server with local_infile off makes it), so that both paths run on the test server.
-    /// </summary>
-    internal static volatile bool PreferInsertsForTests;
-
     /// <summary>One data chunk read out of the set (a pooled buffer), waiting for a loader.</summary>
     private sealed record LoadChunk(string Entry, byte[] Buffer, int Length);
 
@@ -38,8 +32,9 @@ public sealed partial class MySqlEngine
 
         var deferred = await DeferIndexesAsync(database, cancellationToken).ConfigureAwait(false);
 
-        // LOAD DATA where the server takes it (MariaDB's default; MySQL 8 turns local_infile off), else INSERTs through clients.
-        var columns = !PreferInsertsForTests && await LoadLocalAllowedAsync(cancellationToken).ConfigureAwait(false)
+        // LOAD DATA where the server takes it (MariaDB's default; MySQL 8 turns local_infile off) and the config
+        // allows it, else INSERTs through clients.
+        var columns = Instance.LoadDataLocal && await LoadLocalAllowedAsync(cancellationToken).ConfigureAwait(false)
             ? await InsertedColumnsAsync(database, cancellationToken).ConfigureAwait(false)
             : null;
 
