@@ -76,13 +76,22 @@ internal static class BackupCommand
                 throw new UsageException($"--metrics-file {metricsPath}: its directory does not exist");
             }
             var observer = new ConsoleBackupObserver { Json = asJson };
+            var tracker = new Reporting.RunTracker(observer);
             using var storages = new Storage.StorageSet(config);
-            var operation = new BackupOperation(config, storages, TimeProvider.System, observer);
+            var operation = new BackupOperation(config, storages, TimeProvider.System, tracker);
             var startedUtc = DateTime.UtcNow;
             BackupReport report;
             try
             {
                 report = await operation.RunAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !request.DryRun)
+            {
+                // Stopped (Ctrl+C, SIGTERM): an unattended run's notifiers hear of it, then the run ends with 130.
+                observer.Dispose();
+                await new Reporting.RunReporter(config, storages.For, TimeProvider.System, Output.Warning)
+                    .NotifyInterruptedAsync(tracker, startedUtc).ConfigureAwait(false);
+                throw;
             }
             finally
             {

@@ -187,10 +187,12 @@ internal static class ScheduleCommand
             var label = $"instance {instance.Id} ({instance.Name})";
             Output.Log($"run of {label} started");
             var clock = System.Diagnostics.Stopwatch.StartNew();
+            var startedUtc = DateTimeOffset.UtcNow;
+            var tracker = new Reporting.RunTracker(new LogObserver());
+            using var storages = new StorageSet(config);
             try
             {
-                using var storages = new StorageSet(config);
-                var report = await new BackupOperation(config, storages, TimeProvider.System, new LogObserver())
+                var report = await new BackupOperation(config, storages, TimeProvider.System, tracker)
                     .RunAsync(new BackupRequest([instance], null, config.Compression, DryRun: false), cancellationToken).ConfigureAwait(false);
                 var failed = report.Results.Count(r => !r.Succeeded);
                 var locked = report.Results.Count(r => r.Locked);
@@ -217,6 +219,8 @@ internal static class ScheduleCommand
             catch (OperationCanceledException)
             {
                 Output.Error($"run of {label} cancelled; nothing partial was kept");
+                await new Reporting.RunReporter(config, storages.For, TimeProvider.System, Output.Warning)
+                    .NotifyInterruptedAsync(tracker, startedUtc).ConfigureAwait(false);
             }
             catch (Exception e) when (cancellationToken.IsCancellationRequested)
             {

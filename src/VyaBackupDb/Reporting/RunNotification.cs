@@ -7,7 +7,7 @@ using VyaBackupDb.Operations;
 namespace VyaBackupDb.Reporting;
 
 /// <summary>One database of a run, as a notification tells it.</summary>
-/// <param name="Status">"ok", "failed", "locked" or "not_copied" (backed up, but not to every destination); as in `backup --json`.</param>
+/// <param name="Status">"ok", "failed", "locked" or "not_copied" (backed up, but not to every destination), as in `backup --json`; "interrupted" (under way when the run was stopped).</param>
 /// <param name="Bytes">Stored (compressed, encrypted) size.</param>
 /// <param name="File">Where the backup went (a path, or s3://..., sftp://...); null when it failed before.</param>
 public sealed record RunItem(
@@ -26,7 +26,7 @@ public sealed record RunItem(
 /// What a backup run sends to its notifiers: one message per run. Also the webhook's JSON body
 /// (snake_case names, stable: receivers parse them; null fields are written as null).
 /// </summary>
-/// <param name="Status">"ok", "partial_failure", "failed", "locked" or "vault_error": the exit code's meaning, as in `backup --json`.</param>
+/// <param name="Status">"ok", "partial_failure", "failed", "locked" or "vault_error": the exit code's meaning, as in `backup --json`; "interrupted" (Ctrl+C, SIGTERM: exit code 130).</param>
 /// <param name="Text">A one-line summary (chat webhooks, e.g. Slack's and Mattermost's, show the <c>text</c> field).</param>
 public sealed record RunNotification(
     string Tool,
@@ -48,19 +48,6 @@ public sealed record RunNotification(
     /// <summary>The message for a finished run.</summary>
     public static RunNotification From(BackupReport report, DateTimeOffset finishedUtc, string? host = null)
     {
-        var items = report.Results.Select(r => new RunItem(
-            r.Instance.Id,
-            r.Instance.Name,
-            r.Instance.Dbms.ToName(),
-            r.Database,
-            r.Succeeded ? "ok" : r.Locked ? "locked" : r.Location is not null ? "not_copied" : "failed",
-            r.Error,
-            r.StoredBytes,
-            r.PlainBytes,
-            Math.Round(r.Duration.TotalSeconds, 3),
-            r.Location)).ToList();
-        var succeeded = items.Count(i => i.Status == "ok");
-        var failed = items.Count - succeeded;
         var status = report.ExitCode switch
         {
             Errors.ExitCode.Success => "ok",
@@ -69,20 +56,54 @@ public sealed record RunNotification(
             Errors.ExitCode.VaultError => "vault_error",
             _ => "failed",
         };
+        return Create(status, report.ExitCode, [.. report.Results.Select(Item)], finishedUtc - report.Duration, finishedUtc, host, "");
+    }
+
+    /// <summary>
+    /// The message for a run stopped by Ctrl+C or SIGTERM: what finished, and the databases whose
+    /// backup was under way (status "interrupted": nothing of theirs was kept).
+    /// </summary>
+    public static RunNotification Interrupted(
+        IReadOnlyList<BackupItemResult> finished, IReadOnlyList<BackupItem> running, DateTimeOffset startedUtc, DateTimeOffset finishedUtc, string? host = null)
+    {
+        var items = finished.Select(Item)
+            .Concat(running.Select(i => new RunItem(
+                i.Instance.Id, i.Instance.Name, i.Instance.Dbms.ToName(), i.Database, "interrupted", "the run was interrupted", 0, 0, 0, null)))
+            .ToList();
+        return Create("interrupted", Errors.ExitCode.Interrupted, items, startedUtc, finishedUtc, host, "interrupted: ");
+    }
+
+    private static RunItem Item(BackupItemResult r) => new(
+        r.Instance.Id,
+        r.Instance.Name,
+        r.Instance.Dbms.ToName(),
+        r.Database,
+        r.Succeeded ? "ok" : r.Locked ? "locked" : r.Location is not null ? "not_copied" : "failed",
+        r.Error,
+        r.StoredBytes,
+        r.PlainBytes,
+        Math.Round(r.Duration.TotalSeconds, 3),
+        r.Location);
+
+    private static RunNotification Create(
+        string status, Errors.ExitCode exitCode, List<RunItem> items, DateTimeOffset startedUtc, DateTimeOffset finishedUtc, string? host, string prefix)
+    {
+        var succeeded = items.Count(i => i.Status == "ok");
+        var failed = items.Count - succeeded;
         host ??= Environment.MachineName;
         var failedNames = items.Where(i => i.Status != "ok").Select(i => Label(i)).ToList();
         var text = string.Create(CultureInfo.InvariantCulture,
-            $"vya-backupdb on {host}: {succeeded} backed up, {failed} failed")
+            $"vya-backupdb on {host}: {prefix}{succeeded} backed up, {failed} failed")
             + (failedNames.Count == 0 ? "" : " (" + string.Join(", ", failedNames.Take(10)) + (failedNames.Count > 10 ? ", ..." : "") + ")");
         return new RunNotification(
             "vya-backupdb",
             ToolInfo.Version,
             host,
             status,
-            (int)report.ExitCode,
-            finishedUtc - report.Duration,
+            (int)exitCode,
+            startedUtc,
             finishedUtc,
-            Math.Round(report.Duration.TotalSeconds, 3),
+            Math.Round((finishedUtc - startedUtc).TotalSeconds, 3),
             succeeded,
             failed,
             items.Sum(i => i.Bytes),

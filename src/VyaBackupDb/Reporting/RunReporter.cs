@@ -21,6 +21,32 @@ public sealed class RunReporter(AppConfig config, Func<InstanceConfig, IReadOnly
         await Notifiers.SendAsync(config.Notifiers, message, warning, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Tells the notifiers that the run was interrupted (Ctrl+C, SIGTERM), with what <paramref name="tracker"/>
+    /// saw finish and what was under way. Its own time limit: the run's cancellation has already fired.
+    /// </summary>
+    public async Task NotifyInterruptedAsync(RunTracker tracker, DateTimeOffset startedUtc)
+    {
+        if (config.Notifiers.Count == 0)
+        {
+            return;
+        }
+        var (finished, running) = tracker.Snapshot();
+        var message = RunNotification.Interrupted(finished, running, startedUtc, time.GetUtcNow());
+        using var limit = new CancellationTokenSource(InterruptedNotifyLimit);
+        try
+        {
+            await Notifiers.SendAsync(config.Notifiers, message, warning, limit.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            warning($"the notification of the interrupted run was not sent within {InterruptedNotifyLimit.TotalSeconds:0} s");
+        }
+    }
+
+    /// <summary>How long a stopping run waits for its notifiers (systemd gives a stopping unit 90 s by default).</summary>
+    private static readonly TimeSpan InterruptedNotifyLimit = TimeSpan.FromSeconds(20);
+
     /// <summary>The metrics after <paramref name="report"/> (null: none ran), from the storage and <paramref name="previous"/>.</summary>
     public Task<MetricsSnapshot> CollectMetricsAsync(BackupReport? report, MetricsSnapshot? previous, CancellationToken cancellationToken) =>
         Metrics.CollectAsync(config.Instances, destinations, report, previous, time.GetUtcNow(), warning, cancellationToken);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -154,6 +155,74 @@ public sealed class NotifyTests : IAsyncLifetime
         Assert.DoesNotContain("nobody-listens", warning, StringComparison.Ordinal);
         AssertNoSecret(Encoding.UTF8.GetString(request.Body), "the webhook's body");
         AssertNoSecret(run.Stdout + run.Stderr, "the CLI's output");
+    }
+
+    [SkippableFact]
+    public async Task A_run_stopped_by_SIGTERM_sends_one_interrupted_message_and_exits_130()
+    {
+        await TestServers.RequireMySqlAsync();
+        var database = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(database, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        using var hook = new WebhookSink(UrlToken);
+        // mariadb-dump that stalls before its end: the backup is under way when the stop comes.
+        var tools = StallingTools.Create(_scratch.TempDir("stalling"), postgres: false);
+        var config = await ConfigAsync(database, $"    tools_dir: '{tools}'", """
+              - type: webhook
+                url_env: IT_HOOK_URL
+                timeout_seconds: 5
+            """);
+        var (file, arguments, env) = Run.CliCommand(Env(("IT_HOOK_URL", hook.Url)), "backup", "--instance", "1", "--config", config);
+        var start = new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (name, value) in env)
+        {
+            start.Environment[name] = value;
+        }
+        using var process = Process.Start(start)!;
+        var output = new StringBuilder();
+        var pumps = new[] { process.StandardOutput, process.StandardError }.Select(reader => Task.Run(async () =>
+        {
+            while (await reader.ReadLineAsync() is { } line)
+            {
+                lock (output)
+                {
+                    output.AppendLine(line);
+                }
+            }
+        })).ToList();
+        string Text()
+        {
+            lock (output)
+            {
+                return output.ToString();
+            }
+        }
+        var clock = Stopwatch.StartNew();
+        while (!Text().Contains("backing up", StringComparison.Ordinal))
+        {
+            Assert.True(!process.HasExited && clock.Elapsed < TimeSpan.FromMinutes(1), $"the backup never started:\n{Text()}");
+            await Task.Delay(50);
+        }
+        await Task.Delay(500);
+
+        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(limit.Token);
+        await Task.WhenAll(pumps);
+
+        Assert.True(process.ExitCode == 130, $"exit {process.ExitCode}:\n{Text()}");
+        var request = Assert.Single(hook.Requests);
+        using var json = JsonDocument.Parse(request.Body);
+        var root = json.RootElement;
+        Assert.Equal("interrupted", root.GetProperty("status").GetString());
+        Assert.Equal(130, root.GetProperty("exit_code").GetInt32());
+        Assert.Contains("interrupted", root.GetProperty("text").GetString(), StringComparison.Ordinal);
+        var item = Assert.Single(root.GetProperty("results").EnumerateArray());
+        Assert.Equal(database, item.GetProperty("database").GetString());
+        Assert.Equal("interrupted", item.GetProperty("status").GetString());
+        AssertNoSecret(Encoding.UTF8.GetString(request.Body), "the message");
     }
 
     [SkippableFact]
