@@ -193,8 +193,16 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     {
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
         var tables = await ReadTablesAsync(connection, cancellationToken).ConfigureAwait(false);
-        // A table's count is its own rows (loaded, else counted) plus its partitions' and children's, as count(*) sees them.
-        var own = (loadedRows ?? new Dictionary<TableKey, long>()).ToDictionary(r => (r.Key.Schema, r.Key.Table), r => r.Value);
+        // A table's count is its own rows (loaded, else counted) plus its partitions' and children's, as count(*) sees
+        // them; only for the tables that are there now (post.sql could have dropped one).
+        var own = new Dictionary<(string Schema, string Table), long>();
+        foreach (var table in tables.Values)
+        {
+            if (loadedRows?.TryGetValue(new TableKey(table.Schema, table.Table), out var loaded) == true)
+            {
+                own[(table.Schema, table.Table)] = loaded;
+            }
+        }
         var rows = await CountRowsAsync(connection, tables, own, cancellationToken).ConfigureAwait(false);
         return new DatabaseInventory(rows,
             await ListSequencesAsync(connection, cancellationToken).ConfigureAwait(false),
