@@ -287,7 +287,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             await engine.DropDatabaseAsync(staging, CancellationToken.None).ConfigureAwait(false);
             return null;
         }
-        catch (VyaException e)
+        catch (Exception e) when (e is VyaException or DbException or IOException)
         {
             return e.Message;
         }

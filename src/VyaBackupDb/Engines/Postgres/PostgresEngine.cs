@@ -631,8 +631,23 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         // vya-backupdb was killed. Ended by hand rather than WITH (FORCE), which PostgreSQL 12 lacks.
         await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
         await EndSessionsAsync(connection, database, cancellationToken).ConfigureAwait(false);
-        await Execute(connection, $"DROP DATABASE IF EXISTS {QuoteIdentifier(database)}", cancellationToken).ConfigureAwait(false);
+        // DROP DATABASE waits for a checkpoint, which on a busy server takes longer than the driver's 30 s.
+        await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {QuoteIdentifier(database)}", connection) { CommandTimeout = DropTimeoutSeconds };
+        try
+        {
+            await drop.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (PostgresException e)
+        {
+            throw new OperationFailedException(e.MessageText, e);
+        }
+        catch (NpgsqlException e)
+        {
+            throw new OperationFailedException($"dropping {database}: {PostgresFailure.Describe(e)}", e);
+        }
     }
+
+    private const int DropTimeoutSeconds = 600;
 
     public async Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken)
     {

@@ -18,6 +18,8 @@ internal static class PostgresFailure
             $"the connection to the server broke ({socket.Message})",
         NpgsqlException when e.GetBaseException() is EndOfStreamException or IOException =>
             "the server closed the connection in the middle of a command (the session was terminated or the server stopped)",
+        NpgsqlException when e.GetBaseException() is TimeoutException =>
+            "the server did not answer in time",
         _ => e.Message,
     };
 }
