@@ -10,6 +10,13 @@ using static VyaBackupDb.Tests.Integration.TestServers;
 
 namespace VyaBackupDb.Tests.Integration;
 
+/// <summary>The test classes that run verify --restore, whose scratch databases (vya_verify_*) the others look for: one at a time.</summary>
+[CollectionDefinition(Name)]
+public sealed class VerifyScratch
+{
+    public const string Name = "verify --restore scratch databases";
+}
+
 /// <summary>How a stored backup file is damaged.</summary>
 public enum Damage
 {
@@ -28,10 +35,11 @@ public enum Damage
 /// and fail restore before the target exists; a file without a manifest is not a backup; the
 /// manifest says what the file and the database held; test restores and post-restore checks
 /// compare counts and leave no scratch database. All through the real CLI where the user sees it.
-/// Tests that run verify --restore live in this class only, so no other test's scratch database
-/// shows up while they look for leftovers.
+/// Tests that run verify --restore are in the <see cref="VerifyScratch"/> collection (one at a
+/// time), so no other test's scratch database shows up while they look for leftovers.
 /// </summary>
 [Trait("Category", "Integration")]
+[Collection(VerifyScratch.Name)]
 public sealed class IntegrityTests : IAsyncLifetime
 {
     private const int Success = 0;

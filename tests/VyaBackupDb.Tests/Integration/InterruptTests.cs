@@ -78,6 +78,7 @@ public sealed class BigPostgresFixture : IAsyncLifetime
 /// for byte, nothing left in TMPDIR.
 /// </summary>
 [Trait("Category", "Integration")]
+[Collection(VerifyScratch.Name)]
 public sealed class InterruptTests(BigPostgresFixture big) : IClassFixture<BigPostgresFixture>, IAsyncLifetime
 {
     private const int Interrupted = 130;

@@ -14,6 +14,7 @@ namespace VyaBackupDb.Tests.Integration;
 /// half-way or racing another restore, the old database is still there, unchanged, under its name.
 /// </summary>
 [Trait("Category", "Integration")]
+[Collection(VerifyScratch.Name)]
 public sealed class StagedRestoreTests : IAsyncLifetime
 {
     private const int Failed = 1;
