@@ -283,14 +283,7 @@ internal static class BackupResults
             .ToList();
         var code = planned.Count > 0 && report.Results.Count == 0 ? ExitCode.Success : report.ExitCode;
         var document = new BackupRunJson(
-            code switch
-            {
-                ExitCode.Success => "ok",
-                ExitCode.PartialFailure => "partial_failure",
-                ExitCode.Locked => "locked",
-                ExitCode.VaultError => "vault_error",
-                _ => "failed",
-            },
+            BackupReport.StatusName(code),
             (int)code,
             startedUtc,
             startedUtc + report.Duration,
@@ -308,7 +301,7 @@ internal static class BackupResults
         r.Instance.Name,
         r.Instance.Dbms.ToName(),
         r.Database,
-        Status(r),
+        r.Status,
         r.Error,
         r.StoredBytes,
         r.PlainBytes,
@@ -320,14 +313,11 @@ internal static class BackupResults
         [.. r.FailedDestinations],
         [.. r.Copies ?? []]);
 
-    private static string Status(BackupItemResult r) =>
-        r.Succeeded ? "ok" : r.Locked ? "locked" : r.Location is not null ? "not_copied" : "failed";
-
     private static string[] Cells(BackupItemResult r) =>
     [
         $"{r.Instance.Name} ({r.Instance.Id.ToString(CultureInfo.InvariantCulture)})",
         r.Instance.Dbms == Dbms.Files ? "(files)" : r.Database,
-        Status(r),
+        r.Status,
         r.Succeeded || r.Location is not null ? Output.Size(r.StoredBytes) : "-",
         Output.Duration(r.Duration),
         r.Error is null ? r.Location ?? "" : r.Location is null ? r.Error : $"{r.Location}; {r.Error}",

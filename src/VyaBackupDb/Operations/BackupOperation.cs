@@ -39,6 +39,9 @@ public sealed record BackupItemResult(
 {
     public bool Succeeded => Error is null;
 
+    /// <summary>"ok", "failed", "locked" or "not_copied" (backed up, but not to every destination): as `backup --json` and the notifications name it.</summary>
+    public string Status => Succeeded ? "ok" : Locked ? "locked" : Location is not null ? "not_copied" : "failed";
+
     /// <summary>The destinations (storage names) that hold this backup, complete with its manifest.</summary>
     public IReadOnlyList<string> Destinations { get; init; } = [];
 
@@ -59,6 +62,17 @@ public sealed record BackupReport(IReadOnlyList<BackupItemResult> Results, TimeS
         : Results.Count == 0 || Results.All(r => !r.Succeeded) ? ExitCode.Failed
         : Results.Any(r => !r.Succeeded) ? ExitCode.PartialFailure
         : ExitCode.Success;
+
+    /// <summary>A run's exit code as `backup --json` and the notifications name it.</summary>
+    public static string StatusName(ExitCode code) => code switch
+    {
+        ExitCode.Success => "ok",
+        ExitCode.PartialFailure => "partial_failure",
+        ExitCode.Locked => "locked",
+        ExitCode.VaultError => "vault_error",
+        ExitCode.Interrupted => "interrupted",
+        _ => "failed",
+    };
 }
 
 /// <summary>What a backup run tells its user as it goes; with several instances at once (--parallel), from several threads at once.</summary>

@@ -46,18 +46,8 @@ public sealed record RunNotification(
     public bool HasFailures => Status != "ok";
 
     /// <summary>The message for a finished run.</summary>
-    public static RunNotification From(BackupReport report, DateTimeOffset finishedUtc, string? host = null)
-    {
-        var status = report.ExitCode switch
-        {
-            Errors.ExitCode.Success => "ok",
-            Errors.ExitCode.PartialFailure => "partial_failure",
-            Errors.ExitCode.Locked => "locked",
-            Errors.ExitCode.VaultError => "vault_error",
-            _ => "failed",
-        };
-        return Create(status, report.ExitCode, [.. report.Results.Select(Item)], finishedUtc - report.Duration, finishedUtc, host, "");
-    }
+    public static RunNotification From(BackupReport report, DateTimeOffset finishedUtc, string? host = null) =>
+        Create(report.ExitCode, [.. report.Results.Select(Item)], finishedUtc - report.Duration, finishedUtc, host, "");
 
     /// <summary>
     /// The message for a run stopped by Ctrl+C or SIGTERM: what finished, and the databases whose
@@ -70,7 +60,7 @@ public sealed record RunNotification(
             .Concat(running.Select(i => new RunItem(
                 i.Instance.Id, i.Instance.Name, i.Instance.Dbms.ToName(), i.Database, "interrupted", "the run was interrupted", 0, 0, 0, null)))
             .ToList();
-        return Create("interrupted", Errors.ExitCode.Interrupted, items, startedUtc, finishedUtc, host, "interrupted: ");
+        return Create(Errors.ExitCode.Interrupted, items, startedUtc, finishedUtc, host, "interrupted: ");
     }
 
     private static RunItem Item(BackupItemResult r) => new(
@@ -78,7 +68,7 @@ public sealed record RunNotification(
         r.Instance.Name,
         r.Instance.Dbms.ToName(),
         r.Database,
-        r.Succeeded ? "ok" : r.Locked ? "locked" : r.Location is not null ? "not_copied" : "failed",
+        r.Status,
         r.Error,
         r.StoredBytes,
         r.PlainBytes,
@@ -86,7 +76,7 @@ public sealed record RunNotification(
         r.Location);
 
     private static RunNotification Create(
-        string status, Errors.ExitCode exitCode, List<RunItem> items, DateTimeOffset startedUtc, DateTimeOffset finishedUtc, string? host, string prefix)
+        Errors.ExitCode exitCode, List<RunItem> items, DateTimeOffset startedUtc, DateTimeOffset finishedUtc, string? host, string prefix)
     {
         var succeeded = items.Count(i => i.Status == "ok");
         var failed = items.Count - succeeded;
@@ -99,7 +89,7 @@ public sealed record RunNotification(
             "vya-backupdb",
             ToolInfo.Version,
             host,
-            status,
+            BackupReport.StatusName(exitCode),
             (int)exitCode,
             startedUtc,
             finishedUtc,
