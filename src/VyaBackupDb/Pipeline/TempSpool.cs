@@ -11,7 +11,7 @@ public static class TempSpool
     {
         await using (source.ConfigureAwait(false))
         {
-            var spool = Create();
+            var spool = CreateFile(".zip");
             try
             {
                 await source.CopyToAsync(spool, 1 << 20, cancellationToken).ConfigureAwait(false);
@@ -27,10 +27,11 @@ public static class TempSpool
         }
     }
 
-    private static FileStream Create()
+    /// <summary>A new private temp file (0600), deleted when closed; <paramref name="suffix"/> ends its name.</summary>
+    public static FileStream CreateFile(string suffix = "")
     {
         // The pid in the name lets a later run remove it if this process is killed (TempFiles.RemoveStale).
-        var path = Path.Combine(Path.GetTempPath(), $"{Engines.TempFiles.PrefixFor(Engines.TempFiles.Spool)}{Guid.NewGuid():N}.zip");
+        var path = Path.Combine(Path.GetTempPath(), $"{Engines.TempFiles.PrefixFor(Engines.TempFiles.Spool)}{Guid.NewGuid():N}{suffix}");
         var options = new FileStreamOptions
         {
             Mode = FileMode.CreateNew,

@@ -87,8 +87,9 @@ public sealed partial class PostgresEngine
         using var passFile = PassFile();
         var pgDump = Path.Combine(client.BinDir, "pg_dump");
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        await using var schema = SpoolFile.Create();
-        await using var post = SpoolFile.Create();
+        // Spooled: a set entry's size must be known before it is stored.
+        await using var schema = Pipeline.TempSpool.CreateFile();
+        await using var post = Pipeline.TempSpool.CreateFile();
         // The rest of the data section (sequences, large objects, extensions' configuration tables)
         // and post-data in one pg_dump run, while the schema and the data are read: the data of
         // the tables copied here left out, each by its exact name.
@@ -455,27 +456,5 @@ public sealed partial class PostgresEngine
     {
         await using var command = new NpgsqlCommand(sql, connection);
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>A private temp file (0600, deleted on close) for a part of a set whose size must be known before it is stored.</summary>
-    private static class SpoolFile
-    {
-        public static FileStream Create()
-        {
-            // The pid in the name lets a later run remove it if this process is killed (TempFiles.RemoveStale).
-            var path = Path.Combine(Path.GetTempPath(), $"{TempFiles.PrefixFor(TempFiles.Spool)}{Guid.NewGuid():N}");
-            var options = new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.ReadWrite,
-                Options = FileOptions.DeleteOnClose,
-                BufferSize = 1 << 16,
-            };
-            if (!OperatingSystem.IsWindows())
-            {
-                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-            }
-            return new FileStream(path, options);
-        }
     }
 }

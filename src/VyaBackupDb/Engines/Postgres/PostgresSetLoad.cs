@@ -155,7 +155,7 @@ public sealed partial class PostgresEngine
     /// </summary>
     private async Task RestorePostAsync(string database, SetEntryContent post, RestoreOptions options, int jobs, CancellationToken cancellationToken)
     {
-        await using var file = SpoolFile.Create();
+        await using var file = Pipeline.TempSpool.CreateFile();
         await post.Content.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
         await file.FlushAsync(cancellationToken).ConfigureAwait(false);
         var (preamble, entries) = PostgresPostData.Split(file);
