@@ -70,16 +70,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken)
             .ConfigureAwait(false);
         var snapshot = (string)(await Scalar(connection, "SELECT pg_export_snapshot()", cancellationToken).ConfigureAwait(false))!;
-        var tables = await ReadTablesAsync(connection, cancellationToken).ConfigureAwait(false);
-        // Sequences are not in any snapshot: read before pg_dump reads them, so that the restored
-        // value can only be the same or higher (the comparison's rule), never lower.
-        var sequences = await ListSequencesAsync(connection, cancellationToken).ConfigureAwait(false);
-        var objects = await CountObjectsAsync(connection, cancellationToken).ConfigureAwait(false);
-        var settings = await ReadSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
-        if (Instance.Owners)
-        {
-            settings = await ReadOwnersAsync(connection, settings, cancellationToken).ConfigureAwait(false);
-        }
+        var (tables, sequences, objects, settings) = await ReadDumpCatalogAsync(connection, cancellationToken).ConfigureAwait(false);
 
         using var passFile = PassFile();
         var counter = new PostgresRowCounter(output);
@@ -87,6 +78,26 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, counter.Rows, cancellationToken).ConfigureAwait(false), sequences, objects);
         await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
         return new DumpDetails("pg_dump", client.Version, inventory, _toolWarning, settings);
+    }
+
+    /// <summary>
+    /// What a dump records of the database, read in its snapshot before pg_dump runs: the tables,
+    /// the sequences (in no snapshot: read before pg_dump reads them, so that the restored value can
+    /// only be the same or higher, the comparison's rule, never lower), the object counts and the
+    /// database's settings (and owners, with <c>owners: true</c>).
+    /// </summary>
+    private async Task<(Dictionary<long, CatalogTable> Tables, List<SequenceValue> Sequences, ObjectCounts Objects, DatabaseSettings Settings)>
+        ReadDumpCatalogAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var tables = await ReadTablesAsync(connection, cancellationToken).ConfigureAwait(false);
+        var sequences = await ListSequencesAsync(connection, cancellationToken).ConfigureAwait(false);
+        var objects = await CountObjectsAsync(connection, cancellationToken).ConfigureAwait(false);
+        var settings = await ReadSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
+        if (Instance.Owners)
+        {
+            settings = await ReadOwnersAsync(connection, settings, cancellationToken).ConfigureAwait(false);
+        }
+        return (tables, sequences, objects, settings);
     }
 
     /// <summary>A table of the catalog, in the dump's snapshot.</summary>

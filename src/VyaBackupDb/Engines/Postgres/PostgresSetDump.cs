@@ -72,14 +72,7 @@ public sealed partial class PostgresEngine
         {
             throw new OperationFailedException($"the server exported an unexpected snapshot name '{snapshot}'");
         }
-        var tables = await ReadTablesAsync(connection, cancellationToken).ConfigureAwait(false);
-        var sequences = await ListSequencesAsync(connection, cancellationToken).ConfigureAwait(false);
-        var objects = await CountObjectsAsync(connection, cancellationToken).ConfigureAwait(false);
-        var settings = await ReadSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
-        if (Instance.Owners)
-        {
-            settings = await ReadOwnersAsync(connection, settings, cancellationToken).ConfigureAwait(false);
-        }
+        var (tables, sequences, objects, settings) = await ReadDumpCatalogAsync(connection, cancellationToken).ConfigureAwait(false);
         var copyTables = await ReadCopyTablesAsync(connection, cancellationToken).ConfigureAwait(false);
         // Held to the end: a TRUNCATE or DROP after the snapshot would otherwise empty a table for it.
         await LockAsync(connection, copyTables, cancellationToken).ConfigureAwait(false);
