@@ -192,7 +192,11 @@ public sealed class PostgresSetTests : IAsyncLifetime
         return source;
     }
 
-    /// <summary>Ends the first session of ours on <paramref name="database"/> running a statement <paramref name="like"/>, as soon as there is one; whether it found one.</summary>
+    /// <summary>
+    /// Ends the first session of ours on <paramref name="database"/> that runs a statement <paramref name="like"/>,
+    /// or ran it and is still in its transaction (a reader whose COPY the server has sent whole into the socket
+    /// buffers, which on a fast machine can be all of it), as soon as there is one; whether it found one.
+    /// </summary>
     private static async Task<bool> TerminateAsync(string database, string like, Task until)
     {
         await using var connection = await PgTestDb.OpenAsync();
@@ -200,7 +204,7 @@ public sealed class PostgresSetTests : IAsyncLifetime
         {
             await using var command = new NpgsqlCommand(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'vya-backupdb' "
-                + "AND query LIKE $2 AND state = 'active' LIMIT 1", connection);
+                + "AND query LIKE $2 AND state IN ('active', 'idle in transaction') LIMIT 1", connection);
             command.Parameters.Add(new NpgsqlParameter { Value = database });
             command.Parameters.Add(new NpgsqlParameter { Value = like });
             if (await command.ExecuteScalarAsync() is true)
@@ -219,16 +223,27 @@ public sealed class PostgresSetTests : IAsyncLifetime
         var source = await NewBulkDatabaseAsync();
         var backupDir = _scratch.TempDir("backups");
 
-        // zstd's slowest level holds the writer long enough that the other readers' COPYs are still
-        // streaming when the test looks for one, however fast the machine.
+        // Many small pieces per reader, and zstd's slowest level holding the writer: whenever the test
+        // finds a reader, it still has pieces to read, however fast the machine.
         var instance = PgEngines.Instance(PgEngines.Parallel4);
         var config = TestServers.Config(backupDir, instance) with { CompressionLevel = 19 };
         var operation = new BackupOperation(config, new LocalStorage(backupDir), TimeProvider.System, new TestBackupObserver());
-        var backup = operation.RunAsync(new BackupRequest([instance], source, Compression.Zstd, DryRun: false), CancellationToken.None);
-        var killed = await TerminateAsync(source, "COPY %", backup);
-        var result = Assert.Single((await backup).Results);
+        var previous = PostgresEngine.MinSplitBytes;
+        PostgresEngine.MinSplitBytes = 1 << 20;
+        BackupItemResult result;
+        bool killed;
+        try
+        {
+            var backup = operation.RunAsync(new BackupRequest([instance], source, Compression.Zstd, DryRun: false), CancellationToken.None);
+            killed = await TerminateAsync(source, "COPY %", backup);
+            result = Assert.Single((await backup).Results);
+        }
+        finally
+        {
+            PostgresEngine.MinSplitBytes = previous;
+        }
 
-        Assert.True(killed, "no COPY was seen to kill");
+        Assert.True(killed, $"no COPY was seen to kill; the backup ended with: {result.Error ?? "success"}");
         Assert.False(result.Succeeded);
         // The server's message, or (when the kill lands while the server waits on our reading) none.
         Assert.Matches("terminating connection|the server closed the connection", result.Error);
