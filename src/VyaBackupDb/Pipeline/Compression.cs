@@ -103,7 +103,7 @@ public static class Codec
         Compression.Gzip => level is { } gzipLevel
             ? new GZipStream(stored, new ZLibCompressionOptions { CompressionLevel = gzipLevel }, leaveOpen: true)
             : new GZipStream(stored, CompressionLevel.Fastest, leaveOpen: true),
-        Compression.Zstd => ZstdWithChecksum(stored, level ?? ZstdLevel),
+        Compression.Zstd => ZstdWithChecksum(stored, level ?? ZstdLevel, NativeZstdStream.IsAvailable),
         Compression.Zip => new ZipEntryWriteStream(stored, zipEntryName),
         _ => throw new ArgumentOutOfRangeException(nameof(compression)),
     };
@@ -111,16 +111,21 @@ public static class Codec
     /// <summary>
     /// zstd frames carry their content checksum (XXH64; `zstd -lv` shows "Check: XXH64"), so a
     /// damaged file fails to decode also where the manifest is gone or `zstd -d` reads it.
+    /// Compression runs on worker threads while this thread feeds it, so that it is not what bounds a
+    /// backup; the output is an ordinary zstd stream. Each worker holds about two jobs' worth of
+    /// buffers: at most 4 workers of 4 MiB jobs keep that near 40 MB on any machine (one per core
+    /// and the default 8 MiB job took 20 MB per core; 4 MiB jobs cost 2% in size, no speed here).
     /// </summary>
-    private static CompressionStream ZstdWithChecksum(Stream stored, int level)
+    internal static Stream ZstdWithChecksum(Stream stored, int level, bool native)
     {
+        var workers = Math.Min(Environment.ProcessorCount, MaxZstdWorkers);
+        if (native)
+        {
+            return new NativeZstdStream(stored, level, workers, ZstdJobBytes);
+        }
         var stream = new CompressionStream(stored, level, leaveOpen: true);
         stream.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
-        // Compression on worker threads while this thread feeds it, so that it is not what bounds a
-        // backup; the output is an ordinary zstd stream. Each worker holds about two jobs' worth of
-        // buffers: at most 4 workers of 4 MiB jobs keep that near 40 MB on any machine (one per core
-        // and the default 8 MiB job took 20 MB per core; 4 MiB jobs cost 2% in size, no speed here).
-        stream.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_nbWorkers, Math.Min(Environment.ProcessorCount, MaxZstdWorkers));
+        stream.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_nbWorkers, workers);
         stream.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_jobSize, ZstdJobBytes);
         return stream;
     }

@@ -41,6 +41,41 @@ public sealed class CodecTests
         Assert.Equal(SHA256.HashData(plain), SHA256.HashData(decoded.ToArray()));
     }
 
+    /// <summary>The system's libzstd where the host has it (as this one does), the managed port where not: the same stream either way.</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Both_zstd_encoders_write_a_checksummed_stream_that_decodes_to_the_input(bool native)
+    {
+        Assert.True(NativeZstdStream.IsAvailable, "libzstd.so.1 is not loadable here");
+        var plain = new byte[9 * 1024 * 1024 + 5];
+        RandomNumberGenerator.Fill(plain.AsSpan(0, 1 << 20));
+        for (var i = 1 << 20; i < plain.Length; i++)
+        {
+            plain[i] = (byte)(i % 251 ^ i / 4096);
+        }
+
+        using var stored = new MemoryStream();
+        await using (var writer = Codec.ZstdWithChecksum(stored, 3, native))
+        {
+            // Every way the pipeline writes: synchronous and asynchronous pieces, a flush in between.
+            writer.Write(plain.AsSpan(0, 1000));
+            await writer.FlushAsync();
+            await writer.WriteAsync(plain.AsMemory(1000, 5 << 20));
+            writer.Write(plain, 1000 + (5 << 20), plain.Length - 1000 - (5 << 20));
+        }
+        Assert.True(stored.CanWrite, "the codec must leave the stored stream open");
+        Assert.True(stored.Length < plain.Length / 2, $"{stored.Length} bytes: not compressed");
+
+        stored.Position = 0;
+        await using var reader = Codec.Decompress(Compression.Zstd, stored);
+        using var decoded = new MemoryStream();
+        await reader.CopyToAsync(decoded);
+        Assert.Equal(SHA256.HashData(plain), SHA256.HashData(decoded.ToArray()));
+        // The frame header's checksum flag (bit 2 of the descriptor after the 4-byte magic).
+        Assert.NotEqual(0, stored.ToArray()[4] & 0x04);
+    }
+
     [Fact]
     public async Task Zip_backups_hold_one_entry_with_the_given_name()
     {
