@@ -521,6 +521,10 @@ public sealed class SecretsHygieneTests : IAsyncLifetime
                     {
                         continue;
                     }
+                    // The environment before the command line: a process in the middle of its exec shows an
+                    // empty command line, then (a moment later) the new program's environment; read in this
+                    // order, an environment read after the exec goes with the command line it was started with.
+                    var environ = ReadOrNull(dir + "/environ");
                     var cmdline = ReadOrNull(dir + "/cmdline");
                     if (cmdline is null)
                     {
@@ -536,7 +540,7 @@ public sealed class SecretsHygieneTests : IAsyncLifetime
                     {
                         leaks.Add($"{dir}/cmdline: {string.Join(' ', argv)}");
                     }
-                    if (ReadOrNull(dir + "/environ") is { } environ)
+                    if (environ is not null)
                     {
                         foreach (var marker in _markers.Where(m => environ.Contains(m, StringComparison.Ordinal)))
                         {
