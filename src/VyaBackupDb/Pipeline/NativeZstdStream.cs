@@ -106,7 +106,7 @@ internal sealed partial class NativeZstdStream : Stream
 
     public override async Task FlushAsync(CancellationToken cancellationToken)
     {
-        Drain(FlushBlock);
+        await DrainAsync(FlushBlock, cancellationToken).ConfigureAwait(false);
         await _stored.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -136,14 +136,7 @@ internal sealed partial class NativeZstdStream : Stream
         {
             if (_context != IntPtr.Zero)
             {
-                var input = default(InBuffer);
-                nuint left;
-                do
-                {
-                    var produced = Step(ref input, End, out left);
-                    await _stored.WriteAsync(_output.AsMemory(0, produced)).ConfigureAwait(false);
-                }
-                while (left != 0);
+                await DrainAsync(End, CancellationToken.None).ConfigureAwait(false);
             }
         }
         finally
@@ -155,7 +148,7 @@ internal sealed partial class NativeZstdStream : Stream
 
     ~NativeZstdStream() => Free();
 
-    /// <summary>Flushes (a block end) or ends the frame: until the library has nothing left to write.</summary>
+    /// <summary>Flushes (a block end) or ends the frame: until the library has nothing left to write (below, the same asynchronously).</summary>
     private void Drain(int directive)
     {
         var input = default(InBuffer);
@@ -163,6 +156,18 @@ internal sealed partial class NativeZstdStream : Stream
         do
         {
             _stored.Write(_output, 0, Step(ref input, directive, out left));
+        }
+        while (left != 0);
+    }
+
+    private async Task DrainAsync(int directive, CancellationToken cancellationToken)
+    {
+        var input = default(InBuffer);
+        nuint left;
+        do
+        {
+            var produced = Step(ref input, directive, out left);
+            await _stored.WriteAsync(_output.AsMemory(0, produced), cancellationToken).ConfigureAwait(false);
         }
         while (left != 0);
     }
