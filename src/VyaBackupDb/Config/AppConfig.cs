@@ -153,6 +153,12 @@ public sealed record InstanceConfig(
     /// </summary>
     public bool LoadDataLocal { get; init; } = true;
 
+    /// <summary>
+    /// MySQL: how long a parallel backup keeps trying to take the server's backup lock
+    /// (<c>lock_wait_seconds:</c>) while another session's long statement or LOCK TABLES holds it.
+    /// </summary>
+    public int LockWaitSeconds { get; init; } = 60;
+
     /// <summary>MySQL: what a restore does with DEFINER clauses (<c>definer:</c>; <c>restore --definer</c> for one run).</summary>
     public Engines.MySql.DefinerMode Definer { get; init; }
 

@@ -148,7 +148,7 @@ public static partial class ConfigLoader
         [
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
             "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage", "maintenance_database",
-            "owners", "definer", "globals", "globals_passwords", "globals_tablespaces", "engine", "jobs", "load_data_local",
+            "owners", "definer", "globals", "globals_passwords", "globals_tablespaces", "engine", "jobs", "load_data_local", "lock_wait_seconds",
             "expect_every",
             .. ScheduleInstanceKeys,
         ];
@@ -529,6 +529,15 @@ public static partial class ConfigLoader
             {
                 throw Error(loadDataNode, prefix + "load_data_local", "applies to mysql instances only");
             }
+            if (dbms != Dbms.MySql && Get(node, "lock_wait_seconds") is { } lockWaitNode)
+            {
+                throw Error(lockWaitNode, prefix + "lock_wait_seconds", "applies to mysql instances only");
+            }
+            var lockWaitSeconds = OptionalInt(node, "lock_wait_seconds", prefix) ?? 60;
+            if (lockWaitSeconds is < 1 or > 86400)
+            {
+                throw Error(Get(node, "lock_wait_seconds")!, prefix + "lock_wait_seconds", "must be between 1 and 86400 seconds");
+            }
             var instance = new InstanceConfig(id, name, dbms, host, port, user, password, enabled, include, exclude, toolsDir, retention, storage)
             {
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
@@ -540,6 +549,7 @@ public static partial class ConfigLoader
                 Engine = ReadEngine(node, prefix),
                 Jobs = ReadJobs(node, prefix),
                 LoadDataLocal = OptionalBool(node, "load_data_local", prefix) ?? true,
+                LockWaitSeconds = lockWaitSeconds,
                 ExpectEvery = ReadExpectEvery(node, prefix),
             };
             return OptionalString(node, "maintenance_database", prefix) is { } maintenance ? instance with { MaintenanceDatabase = maintenance } : instance;

@@ -112,7 +112,9 @@ public static class FakeTools
 /// <summary>
 /// A tools_dir of wrappers around the real client tools that pause the data midway (after the
 /// first 4 MB, for a minute), so that a test can interrupt or kill a run while data is in flight
-/// however fast the machine is.
+/// however fast the machine is. The pause ends early once vya-backupdb is gone, so that a client it
+/// left behind sees the end of its input then, as a real one would, and does not hold its locks
+/// (mariadb-dump's output loads under LOCK TABLES) against other tests for the rest of the minute.
 /// </summary>
 public static class StallingTools
 {
@@ -121,7 +123,8 @@ public static class StallingTools
         var bin = postgres ? Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin" : "/usr/bin";
         var (dump, client) = postgres ? ("pg_dump", "psql") : ("mariadb-dump", "mariadb");
         // dd, not head: head may read past its count and drop the rest; dd reads exactly 4 MiB.
-        const string stall = "{ dd bs=1048576 count=4 iflag=fullblock status=none; sleep 60; cat; }";
+        const string stall = "{ dd bs=1048576 count=4 iflag=fullblock status=none; "
+            + "i=0; while [ $i -lt 600 ] && kill -0 $PPID 2>/dev/null; do sleep 0.1; i=$((i+1)); done; cat; }";
         Write(dump, $"\"{bin}/{dump}\" \"$@\" | {stall}");
         Write(client, $"{stall} | \"{bin}/{client}\" \"$@\"");
         return dir;

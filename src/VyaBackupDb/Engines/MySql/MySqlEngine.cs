@@ -559,6 +559,9 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             Password = Instance.Password.Resolve() ?? "",
             AllowPublicKeyRetrieval = true,
             ConnectionTimeout = 15,
+            // No fixed 30 s per statement: the operation's timeout_seconds and the server's
+            // lock_wait_timeout bound them, each with its own message.
+            DefaultCommandTimeout = 0,
             Pooling = false,
             // Object bodies re-created by a swap may use @variables of their own.
             AllowUserVariables = allowUserVariables,

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Threading.Channels;
@@ -55,7 +56,6 @@ public sealed partial class MySqlEngine
                 await Execute(worker, "SET SESSION sql_mode = '', time_zone = '+00:00', net_write_timeout = 86400", cancellationToken).ConfigureAwait(false);
                 await Execute(worker, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", cancellationToken).ConfigureAwait(false);
             }
-            await Execute(control, "SET SESSION lock_wait_timeout = 300", cancellationToken).ConfigureAwait(false);
 
             CatalogBeforeDump catalog;
             string? position;
@@ -159,26 +159,80 @@ public sealed partial class MySqlEngine
         }
     }
 
-    private static async Task LockForSnapshotAsync(MySqlConnection control, bool mariaDb, CancellationToken cancellationToken)
+    /// <summary>Each attempt at the backup lock waits at most this long (the session's lock_wait_timeout).</summary>
+    private const int LockAttemptSeconds = 2;
+
+    /// <summary>
+    /// Takes the backup lock in attempts of <see cref="LockAttemptSeconds"/> until the instance's
+    /// lock_wait_seconds have passed. A waiting lock request holds up other sessions' DDL (BACKUP STAGE)
+    /// or writes (FLUSH TABLES WITH READ LOCK) behind it: with short attempts, a long statement or a
+    /// LOCK TABLES elsewhere stalls the server for one attempt at most, never for the whole wait.
+    /// </summary>
+    private async Task LockForSnapshotAsync(MySqlConnection control, bool mariaDb, CancellationToken cancellationToken)
     {
-        try
+        await Execute(control, $"SET SESSION lock_wait_timeout = {LockAttemptSeconds}", cancellationToken).ConfigureAwait(false);
+        var waited = Stopwatch.StartNew();
+        while (true)
         {
-            if (mariaDb)
+            var started = false;
+            try
             {
-                await Execute(control, "BACKUP STAGE START", cancellationToken).ConfigureAwait(false);
-                await Execute(control, "BACKUP STAGE BLOCK_DDL", cancellationToken).ConfigureAwait(false);
-                await Execute(control, "BACKUP STAGE BLOCK_COMMIT", cancellationToken).ConfigureAwait(false);
+                if (mariaDb)
+                {
+                    await Execute(control, "BACKUP STAGE START", cancellationToken).ConfigureAwait(false);
+                    started = true;
+                    await Execute(control, "BACKUP STAGE BLOCK_DDL", cancellationToken).ConfigureAwait(false);
+                    await Execute(control, "BACKUP STAGE BLOCK_COMMIT", cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    await Execute(control, "FLUSH TABLES WITH READ LOCK", cancellationToken).ConfigureAwait(false);
+                }
+                // What the control connection reads under the lock and after it waits as it did before.
+                await Execute(control, "SET SESSION lock_wait_timeout = 300", cancellationToken).ConfigureAwait(false);
+                return;
             }
-            else
+            catch (OperationFailedException e) when (e.InnerException is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout })
             {
-                await Execute(control, "FLUSH TABLES WITH READ LOCK", cancellationToken).ConfigureAwait(false);
+                if (started)
+                {
+                    await UnlockSnapshotAsync(control, mariaDb, cancellationToken).ConfigureAwait(false);
+                }
+                if (waited.Elapsed.TotalSeconds + LockAttemptSeconds > Instance.LockWaitSeconds)
+                {
+                    throw new OperationFailedException($"could not take the backup lock for a consistent snapshot within {Instance.LockWaitSeconds} s "
+                        + $"(lock_wait_seconds): {await DescribeLongestSessionsAsync(control, cancellationToken).ConfigureAwait(false)}; "
+                        + "try again later, or use engine: dump, which takes no lock", e);
+                }
+                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationFailedException e)
+            {
+                throw new OperationFailedException($"cannot take the backup lock for a consistent snapshot ({e.Message}); "
+                    + "the parallel engine needs the RELOAD privilege (MariaDB: or BACKUP STAGE's); engine: dump does not", e);
             }
         }
-        catch (OperationFailedException e)
+    }
+
+    /// <summary>
+    /// The server's longest-running other sessions, by id, user, command, state and time: never the
+    /// statement's text, which may hold a password (CREATE USER … IDENTIFIED BY).
+    /// </summary>
+    private static async Task<string> DescribeLongestSessionsAsync(MySqlConnection control, CancellationToken cancellationToken)
+    {
+        var sessions = new List<string>();
+        await using var command = new MySqlCommand(
+            "SELECT ID, USER, COMMAND, STATE, TIME FROM information_schema.PROCESSLIST "
+            + "WHERE ID <> CONNECTION_ID() AND COMMAND NOT IN ('Daemon', 'Binlog Dump') AND TIME >= 1 ORDER BY TIME DESC LIMIT 3", control);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            throw new OperationFailedException($"cannot take the backup lock for a consistent snapshot ({e.Message}); "
-                + "the parallel engine needs the RELOAD privilege (MariaDB: or BACKUP STAGE's); engine: dump does not", e);
+            var state = reader.IsDBNull(3) || reader.GetString(3).Length == 0 ? "" : $", '{reader.GetString(3)}'";
+            sessions.Add($"connection {reader.GetValue(0)} ({reader.GetString(1)}, {reader.GetString(2)}{state}) for {reader.GetValue(4)} s");
         }
+        return sessions.Count == 0
+            ? "another session holds it (a table lock or a transaction; this account cannot see which)"
+            : "the longest-running sessions: " + string.Join(", ", sessions);
     }
 
     private static Task UnlockSnapshotAsync(MySqlConnection control, bool mariaDb, CancellationToken cancellationToken) =>
