@@ -64,7 +64,7 @@ public sealed partial class MySqlEngine
             MySqlRowCounter schemaCounter;
             // MariaDB's backup stages block DDL and commits without closing every table as FLUSH TABLES WITH
             // READ LOCK does; while they are held, each worker's snapshot starts at the same point.
-            await LockForSnapshotAsync(control, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
+            await LockForSnapshotAsync(control, workers, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
             try
             {
                 foreach (var worker in workers)
@@ -168,7 +168,7 @@ public sealed partial class MySqlEngine
     /// or writes (FLUSH TABLES WITH READ LOCK) behind it: with short attempts, a long statement or a
     /// LOCK TABLES elsewhere stalls the server for one attempt at most, never for the whole wait.
     /// </summary>
-    private async Task LockForSnapshotAsync(MySqlConnection control, bool mariaDb, CancellationToken cancellationToken)
+    private async Task LockForSnapshotAsync(MySqlConnection control, List<MySqlConnection> workers, bool mariaDb, CancellationToken cancellationToken)
     {
         await Execute(control, $"SET SESSION lock_wait_timeout = {LockAttemptSeconds}", cancellationToken).ConfigureAwait(false);
         var waited = Stopwatch.StartNew();
@@ -201,7 +201,7 @@ public sealed partial class MySqlEngine
                 if (waited.Elapsed.TotalSeconds + LockAttemptSeconds > Instance.LockWaitSeconds)
                 {
                     throw new OperationFailedException($"could not take the backup lock for a consistent snapshot within {Instance.LockWaitSeconds} s "
-                        + $"(lock_wait_seconds): {await DescribeLongestSessionsAsync(control, cancellationToken).ConfigureAwait(false)}; "
+                        + $"(lock_wait_seconds): {await DescribeLongestStatementsAsync(control, workers, cancellationToken).ConfigureAwait(false)}; "
                         + "try again later, or use engine: dump, which takes no lock", e);
                 }
                 await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
@@ -215,24 +215,27 @@ public sealed partial class MySqlEngine
     }
 
     /// <summary>
-    /// The server's longest-running other sessions, by id, user, command, state and time: never the
-    /// statement's text, which may hold a password (CREATE USER … IDENTIFIED BY).
+    /// The server's longest-running statements other than this backup's, by connection id, user,
+    /// command, state and time: never the statement's text, which may hold a password (CREATE USER …
+    /// IDENTIFIED BY). Idle sessions are left out: every connection pool has them, and the one that
+    /// holds LOCK TABLES cannot be told from the rest.
     /// </summary>
-    private static async Task<string> DescribeLongestSessionsAsync(MySqlConnection control, CancellationToken cancellationToken)
+    private static async Task<string> DescribeLongestStatementsAsync(MySqlConnection control, List<MySqlConnection> workers, CancellationToken cancellationToken)
     {
-        var sessions = new List<string>();
+        var statements = new List<string>();
+        var ours = string.Join(", ", workers.Select(w => w.ServerThread).Append(control.ServerThread));
         await using var command = new MySqlCommand(
             "SELECT ID, USER, COMMAND, STATE, TIME FROM information_schema.PROCESSLIST "
-            + "WHERE ID <> CONNECTION_ID() AND COMMAND NOT IN ('Daemon', 'Binlog Dump') AND TIME >= 1 ORDER BY TIME DESC LIMIT 3", control);
+            + $"WHERE ID NOT IN ({ours}) AND COMMAND NOT IN ('Sleep', 'Daemon', 'Binlog Dump') AND TIME >= 1 ORDER BY TIME DESC LIMIT 3", control);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             var state = reader.IsDBNull(3) || reader.GetString(3).Length == 0 ? "" : $", '{reader.GetString(3)}'";
-            sessions.Add($"connection {reader.GetValue(0)} ({reader.GetString(1)}, {reader.GetString(2)}{state}) for {reader.GetValue(4)} s");
+            statements.Add($"connection {reader.GetValue(0)} ({reader.GetString(1)}, {reader.GetString(2)}{state}) for {reader.GetValue(4)} s");
         }
-        return sessions.Count == 0
-            ? "another session holds it (a table lock or a transaction; this account cannot see which)"
-            : "the longest-running sessions: " + string.Join(", ", sessions);
+        return statements.Count == 0
+            ? "no statement has run for long, so an idle session holds a table lock (LOCK TABLES) or a transaction"
+            : "the longest-running statements: " + string.Join(", ", statements);
     }
 
     private static Task UnlockSnapshotAsync(MySqlConnection control, bool mariaDb, CancellationToken cancellationToken) =>
