@@ -440,6 +440,8 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         // vya-backupdb was killed, and would hold the DROP up.
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await MySqlSwap.KillSessionsAsync(connection, database, cancellationToken).ConfigureAwait(false);
+        // A cleanup after a failure runs without the run's token: a lock it still meets fails it after a minute.
+        await Execute(connection, "SET SESSION lock_wait_timeout = 60", cancellationToken).ConfigureAwait(false);
         await Execute(connection, $"DROP DATABASE IF EXISTS {QuoteIdentifier(database)}", cancellationToken).ConfigureAwait(false);
     }
 

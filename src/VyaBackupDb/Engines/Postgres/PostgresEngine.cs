@@ -900,7 +900,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         ["PGCONNECT_TIMEOUT"] = "15",
     };
 
-    /// <param name="bufferBytes">Socket buffers of a connection that moves table data (COPY), else the driver's default; such a connection has no command timeout.</param>
+    /// <param name="bufferBytes">Socket buffers of a connection that moves table data (COPY), else the driver's default.</param>
     private async Task<NpgsqlConnection> OpenAsync(string database, CancellationToken cancellationToken, string? applicationName = null, int? bufferBytes = null)
     {
         var builder = new NpgsqlConnectionStringBuilder
@@ -912,14 +912,15 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             Password = Instance.Password.Resolve(),
             Database = database,
             Timeout = 15,
+            // No fixed 30 s per statement: a COPY, an ANALYZE or a lock wait on a big or busy server
+            // takes longer; the run's own timeout (the token, which cancels it) bounds them.
+            CommandTimeout = 0,
             Pooling = false,
         };
         if (bufferBytes is { } bytes)
         {
             builder.ReadBufferSize = bytes;
             builder.WriteBufferSize = bytes;
-            // A table's COPY may take long: the run's own timeout (the token, which cancels it) bounds it.
-            builder.CommandTimeout = 0;
         }
         var connection = new NpgsqlConnection(builder.ConnectionString);
         try
