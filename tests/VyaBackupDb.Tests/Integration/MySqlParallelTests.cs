@@ -144,54 +144,6 @@ public sealed class MySqlParallelTests : IAsyncLifetime
             CultureInfo.InvariantCulture));
     }
 
-    /// <summary>
-    /// Another session holds LOCK TABLES, so the backup lock cannot be had: the backup tries in short
-    /// attempts, other sessions' DDL goes on between them, and it gives up after lock_wait_seconds with
-    /// one line and no backup; once the table lock is released, a waiting backup goes on and is complete.
-    /// </summary>
-    [SkippableFact]
-    public async Task A_backup_waiting_for_the_backup_lock_does_not_stall_the_server_and_gives_up_clearly()
-    {
-        await TestServers.RequireMySqlAsync();
-        var source = await _scratch.NewMySqlDatabaseAsync();
-        var other = await _scratch.NewMySqlDatabaseAsync();
-        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO t VALUES (1, 'one'), (2, 'two')");
-        await MySqlTestDb.ExecAsync(other, "CREATE TABLE locked (id INT PRIMARY KEY)");
-        var backupDir = _scratch.TempDir("backups");
-        await using var holder = await MySqlTestDb.OpenAsync(other);
-        await using (var lockTables = new MySqlCommand("LOCK TABLES locked WRITE", holder))
-        {
-            await lockTables.ExecuteNonQueryAsync();
-        }
-
-        var givingUp = Ops.BackupAsync(MySqlTestDb.Instance(2) with { LockWaitSeconds = 6 }, source, Compression.Zstd, backupDir);
-        for (var i = 0; i < 3 && !givingUp.IsCompleted; i++)
-        {
-            // Held up by one attempt (2 s) at most, never by the whole wait.
-            await MySqlTestDb.ExecAsync(other, "SET SESSION lock_wait_timeout = 4", $"CREATE TABLE made_meanwhile_{i} (id INT)");
-            await Task.Delay(1000);
-        }
-        var failed = await givingUp;
-        Assert.False(failed.Succeeded, "a backup took its lock while another session held LOCK TABLES");
-        Assert.Contains("could not take the backup lock for a consistent snapshot within 6 s (lock_wait_seconds)", failed.Error, StringComparison.Ordinal);
-        Assert.Contains("engine: dump", failed.Error, StringComparison.Ordinal);
-        Assert.DoesNotContain('\n', failed.Error!);
-        Assert.Empty(Ops.DataFilesUnder(backupDir));
-
-        var waiting = Ops.BackupAsync(MySqlTestDb.Instance(2), source, Compression.Zstd, backupDir);
-        await Task.Delay(3000);
-        Assert.False(waiting.IsCompleted, "the backup did not wait for the table lock");
-        await using (var unlock = new MySqlCommand("UNLOCK TABLES", holder))
-        {
-            await unlock.ExecuteNonQueryAsync();
-        }
-        var done = await waiting;
-        Assert.True(done.Succeeded, done.Error);
-        var target = _scratch.MySqlName();
-        await Ops.RestoreAsync(MySqlTestDb.Instance(2), done.Location!, target);
-        DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(source), await MySqlTestDb.FingerprintAsync(target), "a backup that waited for its lock");
-    }
-
     [SkippableFact]
     public async Task A_worker_connection_killed_during_a_parallel_backup_fails_it_and_leaves_no_backup()
     {
