@@ -153,7 +153,7 @@ public sealed class MySqlParallelTests : IAsyncLifetime
         var backupDir = _scratch.TempDir("backups");
 
         var backup = Ops.BackupAsync(MySqlTestDb.Instance(2), source, Compression.Zstd, backupDir);
-        var killed = await KillFirstAsync($"SELECT CAST(% FROM {MySqlTestDb.Quote(source)}.%", backup);
+        var killed = await KillFirstAsync("SELECT CAST(% FROM %", source, backup);
         var result = await backup;
 
         Assert.True(killed, "the backup ended before a worker's query could be killed");
@@ -181,7 +181,7 @@ public sealed class MySqlParallelTests : IAsyncLifetime
 
         // Index builds run beside the loaders (a table's, once its rows are in) or after them: either is killed.
         var restore = Ops.RestoreAsync(MySqlTestDb.Instance(2) with { LoadDataLocal = loadDataLocal }, file, target, force: true);
-        var killed = await KillFirstAsync(statement, restore);
+        var killed = await KillFirstAsync(statement, Engines.RestoreStaging.StagingName(target), restore);
         var error = await Record.ExceptionAsync(() => restore);
 
         Assert.True(killed, $"the restore ended before a statement like {statement} could be killed");
@@ -299,15 +299,22 @@ public sealed class MySqlParallelTests : IAsyncLifetime
         }
     }
 
-    /// <summary>Kills the first server connection whose running statement matches <paramref name="like"/>, while <paramref name="running"/> has not ended.</summary>
-    private static async Task<bool> KillFirstAsync(string like, Task running)
+    /// <summary>
+    /// Kills the first server connection whose running statement matches <paramref name="like"/> and
+    /// is on <paramref name="database"/> (its current database, or named in the statement: never
+    /// another test's), while <paramref name="running"/> has not ended.
+    /// </summary>
+    private static async Task<bool> KillFirstAsync(string like, string database, Task running)
     {
         await using var connection = await MySqlTestDb.OpenAsync();
         while (!running.IsCompleted)
         {
             await using var find = new MySqlCommand(
-                "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE @like LIMIT 1", connection);
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE @like "
+                + "AND (DB = @db OR INSTR(INFO, @quoted) > 0) LIMIT 1", connection);
             find.Parameters.AddWithValue("@like", like);
+            find.Parameters.AddWithValue("@db", database);
+            find.Parameters.AddWithValue("@quoted", MySqlTestDb.Quote(database));
             if (await find.ExecuteScalarAsync() is { } id)
             {
                 await using var kill = new MySqlCommand($"KILL CONNECTION {Convert.ToInt64(id, CultureInfo.InvariantCulture)}", connection);
