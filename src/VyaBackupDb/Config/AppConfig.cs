@@ -154,8 +154,9 @@ public sealed record InstanceConfig(
     public bool LoadDataLocal { get; init; } = true;
 
     /// <summary>
-    /// MySQL: how long a parallel backup keeps trying to take the server's backup lock
-    /// (<c>lock_wait_seconds:</c>) while another session's long statement or LOCK TABLES holds it.
+    /// How long a parallel backup waits for the locks it needs (<c>lock_wait_seconds:</c>): MySQL's
+    /// backup lock, which another session's long statement or LOCK TABLES may hold up; PostgreSQL's
+    /// share locks on the tables, which a session holding or awaiting one exclusively holds up.
     /// </summary>
     public int LockWaitSeconds { get; init; } = 60;
 

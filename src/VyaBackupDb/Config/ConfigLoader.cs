@@ -529,10 +529,6 @@ public static partial class ConfigLoader
             {
                 throw Error(loadDataNode, prefix + "load_data_local", "applies to mysql instances only");
             }
-            if (dbms != Dbms.MySql && Get(node, "lock_wait_seconds") is { } lockWaitNode)
-            {
-                throw Error(lockWaitNode, prefix + "lock_wait_seconds", "applies to mysql instances only");
-            }
             var lockWaitSeconds = OptionalInt(node, "lock_wait_seconds", prefix) ?? 60;
             if (lockWaitSeconds is < 1 or > 86400)
             {

@@ -6,12 +6,12 @@ namespace VyaBackupDb.Tests.Integration;
 /// <summary>
 /// Alone: a session here holds LOCK TABLES, which keeps every parallel MySQL backup on the server
 /// from taking its lock (other tests' backups would wait, and their waiting would hold up this
-/// test's DDL).
+/// test's DDL); on PostgreSQL, a table locked exclusively.
 /// </summary>
 [CollectionDefinition(nameof(BackupLockTests), DisableParallelization = true)]
 public sealed class BackupLockCollection;
 
-/// <summary>How the parallel MySQL engine waits for the server's backup lock.</summary>
+/// <summary>How the parallel engines wait for the locks they need (lock_wait_seconds).</summary>
 [Trait("Category", "Integration")]
 [Collection(nameof(BackupLockTests))]
 public sealed class BackupLockTests : IAsyncLifetime
@@ -68,5 +68,40 @@ public sealed class BackupLockTests : IAsyncLifetime
         var target = _scratch.MySqlName();
         await Ops.RestoreAsync(MySqlTestDb.Instance(2), done.Location!, target);
         DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(source), await MySqlTestDb.FingerprintAsync(target), "a backup that waited for its lock");
+    }
+
+    /// <summary>
+    /// A session holds a table exclusively (as ALTER TABLE or VACUUM FULL would): the parallel
+    /// backup waits lock_wait_seconds for it, then fails with one line and leaves no backup; the
+    /// holder's work is not disturbed.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_postgres_backup_waits_for_an_exclusive_table_lock_for_lock_wait_seconds_then_gives_up()
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'one')");
+        var backupDir = _scratch.TempDir("backups");
+        await using var holder = await PgTestDb.OpenAsync(source);
+        await using var transaction = await holder.BeginTransactionAsync();
+        await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE t IN ACCESS EXCLUSIVE MODE", holder, transaction))
+        {
+            await lockTable.ExecuteNonQueryAsync();
+        }
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var failed = await Ops.BackupAsync(PgEngines.Instance(PgEngines.Parallel4) with { LockWaitSeconds = 3 }, source, Compression.Zstd, backupDir);
+
+        Assert.False(failed.Succeeded, "a backup read a table another session held exclusively");
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(3), $"the backup gave up after {clock.Elapsed}, before lock_wait_seconds");
+        Assert.Contains("could not lock the tables for the backup within 3 s (lock_wait_seconds)", failed.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', failed.Error!);
+        Assert.Empty(Ops.DataFilesUnder(backupDir));
+        await using (var insert = new Npgsql.NpgsqlCommand("INSERT INTO t VALUES (2, 'two')", holder, transaction))
+        {
+            await insert.ExecuteNonQueryAsync();
+        }
+        await transaction.CommitAsync();
+        Assert.Equal(2L, Convert.ToInt64(await PgTestDb.ScalarAsync(source, "SELECT count(*) FROM t"), System.Globalization.CultureInfo.InvariantCulture));
     }
 }

@@ -237,7 +237,9 @@ public sealed class ConfigLoaderTests
             instances:
               - {id: 1, dbms: mysql, user: u, engine: parallel, jobs: 4, lock_wait_seconds: 600}
               - {id: 2, dbms: postgresql, user: u}
+              - {id: 3, dbms: postgresql, user: u, lock_wait_seconds: 5}
             """, Path);
+        Assert.Equal(5, config.GetInstance(3).LockWaitSeconds);
         Assert.Equal((BackupEngine.Parallel, 4, 600), (config.GetInstance(1).Engine, config.GetInstance(1).Jobs, config.GetInstance(1).LockWaitSeconds));
         Assert.Equal((BackupEngine.Dump, (int?)null, 60), (config.GetInstance(2).Engine, config.GetInstance(2).Jobs, config.GetInstance(2).LockWaitSeconds));
     }
@@ -249,8 +251,6 @@ public sealed class ConfigLoaderTests
         ":6: instances[0].jobs: must be between 1 and 64")]
     [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: mysql\n    user: u\n    lock_wait_seconds: 0\n",
         ":6: instances[0].lock_wait_seconds: must be between 1 and 86400 seconds")]
-    [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: postgresql\n    user: u\n    lock_wait_seconds: 5\n",
-        ":6: instances[0].lock_wait_seconds: applies to mysql instances only")]
     public void Rejects_a_bad_engine_or_jobs_naming_the_line(string yaml, string expected)
     {
         var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, Path));

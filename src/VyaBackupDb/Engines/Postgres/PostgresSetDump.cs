@@ -73,9 +73,15 @@ public sealed partial class PostgresEngine
             throw new OperationFailedException($"the server exported an unexpected snapshot name '{snapshot}'");
         }
         var (tables, sequences, objects, settings) = await ReadDumpCatalogAsync(connection, cancellationToken).ConfigureAwait(false);
-        var copyTables = await ReadCopyTablesAsync(connection, cancellationToken).ConfigureAwait(false);
-        // Held to the end: a TRUNCATE or DROP after the snapshot would otherwise empty a table for it.
-        await LockAsync(connection, copyTables, cancellationToken).ConfigureAwait(false);
+        // The tables' sizes and their share locks wait for a session that holds one exclusively (ALTER TABLE,
+        // VACUUM FULL, ...) for lock_wait_seconds at most. The locks are held to the end: a TRUNCATE or DROP
+        // after the snapshot would otherwise empty a table for it.
+        var copyTables = await WithLockTimeoutAsync(connection, Instance.LockWaitSeconds, async () =>
+        {
+            var found = await ReadCopyTablesAsync(connection, cancellationToken).ConfigureAwait(false);
+            await LockAsync(connection, found, cancellationToken).ConfigureAwait(false);
+            return found;
+        }, cancellationToken).ConfigureAwait(false);
 
         using var passFile = PassFile();
         var pgDump = Path.Combine(client.BinDir, "pg_dump");
@@ -187,8 +193,29 @@ public sealed partial class PostgresEngine
     {
         foreach (var batch in tables.Chunk(500))
         {
-            await Execute(connection, "LOCK TABLE " + string.Join(", ", batch.Select(t => "ONLY " + t.Quoted)) + " IN ACCESS SHARE MODE",
+            await ExecuteAsync(connection, "LOCK TABLE " + string.Join(", ", batch.Select(t => "ONLY " + t.Quoted)) + " IN ACCESS SHARE MODE",
                 cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Runs <paramref name="work"/> with the session's lock_timeout at <paramref name="waitSeconds"/>; a lock it waited for longer fails the backup, saying why.</summary>
+    private static async Task<T> WithLockTimeoutAsync<T>(NpgsqlConnection connection, int waitSeconds, Func<Task<T>> work, CancellationToken cancellationToken)
+    {
+        await ExecuteAsync(connection, $"SET lock_timeout = '{waitSeconds}s'", cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var result = await work().ConfigureAwait(false);
+            await ExecuteAsync(connection, "SET lock_timeout = 0", cancellationToken).ConfigureAwait(false);
+            return result;
+        }
+        catch (PostgresException e) when (e.SqlState == "55P03")
+        {
+            throw new OperationFailedException($"could not lock the tables for the backup within {waitSeconds} s (lock_wait_seconds): "
+                + "another session holds one of them exclusively or waits to (ALTER TABLE, VACUUM FULL, LOCK TABLE, ...); try again later", e);
+        }
+        catch (PostgresException e)
+        {
+            throw new OperationFailedException(e.MessageText, e);
         }
     }
 
