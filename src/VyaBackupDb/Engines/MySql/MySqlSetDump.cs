@@ -188,7 +188,7 @@ public sealed partial class MySqlEngine
                 {
                     await Execute(control, "FLUSH TABLES WITH READ LOCK", cancellationToken).ConfigureAwait(false);
                 }
-                // What the control connection reads under the lock and after it waits as it did before.
+                // The control connection's later statements (the catalog, the tables' key ranges) may wait longer.
                 await Execute(control, "SET SESSION lock_wait_timeout = 300", cancellationToken).ConfigureAwait(false);
                 return;
             }
