@@ -193,7 +193,7 @@ public sealed partial class PostgresEngine
     {
         foreach (var batch in tables.Chunk(500))
         {
-            await ExecuteAsync(connection, "LOCK TABLE " + string.Join(", ", batch.Select(t => "ONLY " + t.Quoted)) + " IN ACCESS SHARE MODE",
+            await Execute(connection, "LOCK TABLE " + string.Join(", ", batch.Select(t => "ONLY " + t.Quoted)) + " IN ACCESS SHARE MODE",
                 cancellationToken).ConfigureAwait(false);
         }
     }
@@ -208,14 +208,11 @@ public sealed partial class PostgresEngine
             await ExecuteAsync(connection, "SET lock_timeout = 0", cancellationToken).ConfigureAwait(false);
             return result;
         }
-        catch (PostgresException e) when (e.SqlState == "55P03")
+        // The lock timeout as the server reports it, or as Execute wraps it.
+        catch (Exception e) when ((e as PostgresException ?? e.InnerException as PostgresException)?.SqlState == "55P03")
         {
             throw new OperationFailedException($"could not lock the tables for the backup within {waitSeconds} s (lock_wait_seconds): "
                 + "another session holds one of them exclusively or waits to (ALTER TABLE, VACUUM FULL, LOCK TABLE, ...); try again later", e);
-        }
-        catch (PostgresException e)
-        {
-            throw new OperationFailedException(e.MessageText, e);
         }
     }
 
