@@ -342,31 +342,42 @@ public sealed class PostgresSetTests : IAsyncLifetime
     }
 
     /// <summary>Rewrites one entry of an uncompressed set and the manifest (entries, digests, sizes) to match, as a forger would.</summary>
-    private static void Replace(string file, string entryName, byte[] content)
+    private static void Replace(string file, string entryName, byte[] content) =>
+        Rewrite(file, entries => [.. entries.Select(e => e.Name == entryName ? (e.Name, content) : e)]);
+
+    /// <summary>Rewrites the entries of an uncompressed set and its manifest to match.</summary>
+    private static void Rewrite(string file, Func<List<(string Name, byte[] Content)>, List<(string Name, byte[] Content)>> change)
     {
-        var rewritten = new MemoryStream();
+        var entries = new List<(string Name, byte[] Content)>();
         using (var reader = new TarReader(new MemoryStream(File.ReadAllBytes(file))))
-        using (var writer = new TarWriter(rewritten, TarEntryFormat.Pax, leaveOpen: true))
         {
             while (reader.GetNextEntry(copyData: true) is { } entry)
             {
                 var data = new MemoryStream();
                 entry.DataStream?.CopyTo(data);
-                writer.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, entry.Name)
-                {
-                    DataStream = new MemoryStream(entry.Name == entryName ? content : data.ToArray()),
-                });
+                entries.Add((entry.Name, data.ToArray()));
+            }
+        }
+        entries = change(entries);
+        var rewritten = new MemoryStream();
+        using (var writer = new TarWriter(rewritten, TarEntryFormat.Pax, leaveOpen: true))
+        {
+            foreach (var (name, content) in entries)
+            {
+                writer.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(content) });
             }
         }
         var bytes = rewritten.ToArray();
         File.WriteAllBytes(file, bytes);
         var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
         var manifest = BackupManifest.FromJson(File.ReadAllBytes(file + BackupManifest.Suffix));
+        var listed = manifest.Entries!.ToDictionary(e => e.Name);
         manifest = manifest with
         {
-            Entries = [.. manifest.Entries!.Select(e => e.Name == entryName
-                ? e with { Bytes = content.Length, Sha256 = Convert.ToHexStringLower(SHA256.HashData(content)) }
-                : e)],
+            Entries = [.. entries.Select(e => (listed.GetValueOrDefault(e.Name) ?? new SetEntry(e.Name, 0, "")) with
+            {
+                Bytes = e.Content.Length, Sha256 = Convert.ToHexStringLower(SHA256.HashData(e.Content)),
+            })],
             PlainBytes = bytes.Length,
             StoredBytes = bytes.Length,
             PlainSha256 = sha,
@@ -374,6 +385,65 @@ public sealed class PostgresSetTests : IAsyncLifetime
         };
         File.WriteAllBytes(file + BackupManifest.Suffix, manifest.ToJson());
         File.WriteAllText(file + BackupManifest.ChecksumSuffix, $"{sha}  {Path.GetFileName(file)}\n");
+    }
+
+    /// <summary>
+    /// Sets written before keys.sql existed hold the indexes and key constraints in post.sql: they
+    /// restore as before (built after the load, several at once).
+    /// </summary>
+    [SkippableFact]
+    public async Task A_set_without_keys_sql_restores_its_keys_from_post_sql()
+    {
+        await TestServers.RequirePostgresAsync();
+        var instance = PgEngines.Instance(PgEngines.Parallel4);
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source,
+            "CREATE TABLE t (id int PRIMARY KEY, v text UNIQUE, w int)", "CREATE INDEX t_lower ON t (lower(v)) WHERE w > 5",
+            "CREATE TABLE c (id int PRIMARY KEY, t_id int REFERENCES t (id))",
+            "INSERT INTO t SELECT i, 'v' || i, i FROM generate_series(1, 2000) i", "INSERT INTO c SELECT i, i FROM generate_series(1, 100) i");
+        var before = await PgTestDb.FingerprintAsync(source);
+        var extras = await RowsAsync(source, "SELECT conrelid::regclass || ' ' || conname || ': ' || pg_get_constraintdef(oid) FROM pg_constraint "
+            + "WHERE connamespace = 'public'::regnamespace ORDER BY 1");
+        var file = await Ops.BackupOkAsync(instance, source, Compression.None, _scratch.TempDir("backups"));
+        // As the earlier layout had it: the keys at the start of post-data, in post.sql (after the rest of the data section here).
+        Rewrite(file, entries =>
+        {
+            var keys = entries.Single(e => e.Name == "keys.sql").Content;
+            return [.. entries.Where(e => e.Name != "keys.sql").Select(e => e.Name == "post.sql" ? (e.Name, [.. keys, .. e.Content]) : e)];
+        });
+
+        var target = _scratch.PostgresName();
+        var result = await Ops.RestoreAsync(instance, file, target);
+
+        Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
+        DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "restored from a set without keys.sql");
+        Assert.Equal(extras, await RowsAsync(target, "SELECT conrelid::regclass || ' ' || conname || ': ' || pg_get_constraintdef(oid) FROM pg_constraint "
+            + "WHERE connamespace = 'public'::regnamespace ORDER BY 1"));
+    }
+
+    /// <summary>keys.sql goes through the statement filter like post.sql: a planted command is refused and runs nothing.</summary>
+    [SkippableFact]
+    public async Task A_planted_keys_sql_is_refused()
+    {
+        await TestServers.RequirePostgresAsync();
+        var instance = PgEngines.Instance(PgEngines.Parallel4);
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'one'), (2, 'two')");
+        var file = await Ops.BackupOkAsync(instance, source, Compression.None, _scratch.TempDir("backups"));
+        var marker = Path.Combine(_scratch.TempDir("planted"), "ran");
+        Replace(file, "keys.sql", Encoding.UTF8.GetBytes(
+            "--\n-- Name: t t_pkey; Type: CONSTRAINT; Schema: public; Owner: x\n--\n\n"
+            + $"COPY \"public\".\"t\" (\"id\") TO PROGRAM 'touch {marker}';\n"));
+        var target = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(target, "CREATE TABLE old (id int PRIMARY KEY)", "INSERT INTO old VALUES (7)");
+        var before = await PgTestDb.FingerprintAsync(target);
+
+        var error = await Assert.ThrowsAnyAsync<Errors.VyaException>(() => Ops.RestoreAsync(instance, file, target, force: true));
+
+        Assert.Contains("COPY other than COPY ... FROM stdin", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', error.Message);
+        Assert.False(File.Exists(marker), "the planted command ran");
+        DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the old target");
     }
 
     /// <summary>docs/backup-format.md: zstd, tar and psql alone restore a set (here the hostile database with its big row).</summary>
@@ -391,7 +461,7 @@ public sealed class PostgresSetTests : IAsyncLifetime
 
         // As the docs write it, with the connection in the environment.
         var result = await Run.ProgramAsync("bash", ["-c",
-            $"set -o pipefail; zstd -dc '{file}' | tar -x -C '{dir}' && cat '{dir}'/schema.sql '{dir}'/data/*.sql '{dir}'/post.sql | '{psql}' -X -q -v ON_ERROR_STOP=1 -d \"$PGDATABASE\""],
+            $"set -o pipefail; zstd -dc '{file}' | tar -x -C '{dir}' && cat '{dir}'/schema.sql '{dir}'/data/*.sql '{dir}'/keys.sql '{dir}'/post.sql | '{psql}' -X -q -v ON_ERROR_STOP=1 -d \"$PGDATABASE\""],
             new Dictionary<string, string>
             {
                 ["PGHOST"] = TestServers.PgHost, ["PGPORT"] = TestServers.PgPort.ToString(System.Globalization.CultureInfo.InvariantCulture),

@@ -8,12 +8,16 @@ namespace VyaBackupDb.Tests.Unit;
 
 public sealed class BackupSetTests
 {
-    private static async Task<(byte[] Bytes, IReadOnlyList<SetEntry> Entries)> WriteSetAsync(int chunks)
+    private static async Task<(byte[] Bytes, IReadOnlyList<SetEntry> Entries)> WriteSetAsync(int chunks, string? keys = null)
     {
         using var output = new MemoryStream();
         using (var set = new BackupSetWriter(output, TimeProvider.System))
         {
             await WriteTextAsync(set.WriteSchemaAsync, "CREATE TABLE t (id int);\n");
+            if (keys is not null)
+            {
+                await WriteTextAsync(set.WriteKeysAsync, keys);
+            }
             // Producers on several threads: each chunk lands whole, numbered in the order it got in.
             await Parallel.ForAsync(0, chunks, async (i, ct) =>
                 await set.WriteDataAsync("t", rows: i + 1, Encoding.UTF8.GetBytes($"INSERT INTO t VALUES ({i});\n"), ct));
@@ -53,6 +57,16 @@ public sealed class BackupSetTests
         Assert.Equal(entries.Select(e => e.Name), read.Select(r => r.Name));
         Assert.Equal("CREATE INDEX i ON t (id);\n", read[^1].Text);
         Assert.Equal(20, read.Count(r => r.Kind == SetEntryKind.Data && r.Text.StartsWith("INSERT INTO t VALUES (", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task Keys_come_right_after_the_schema_and_the_chunks_are_still_numbered_from_one()
+    {
+        var (bytes, entries) = await WriteSetAsync(chunks: 3, keys: "ALTER TABLE t ADD PRIMARY KEY (id);\n");
+
+        Assert.Equal(["schema.sql", "keys.sql", "data/000001.sql", "data/000002.sql", "data/000003.sql", "post.sql"], entries.Select(e => e.Name));
+        var read = await ReadSetAsync(bytes, entries);
+        Assert.Equal((SetEntryKind.Keys, "ALTER TABLE t ADD PRIMARY KEY (id);\n"), (read[1].Kind, read[1].Text));
     }
 
     [Fact]
@@ -143,6 +157,12 @@ public sealed class BackupSetTests
             await ReadSetAsync(await TarOf("data/000001.sql", "post.sql"), null))).Message);
         Assert.Contains("after post.sql", (await Assert.ThrowsAsync<InvalidDataException>(async () =>
             await ReadSetAsync(await TarOf("schema.sql", "post.sql", "data/000001.sql"), null))).Message);
+        Assert.Contains("'keys.sql' is out of order", (await Assert.ThrowsAsync<InvalidDataException>(async () =>
+            await ReadSetAsync(await TarOf("schema.sql", "data/000001.sql", "keys.sql", "post.sql"), null))).Message);
+        Assert.Contains("'keys.sql' is out of order", (await Assert.ThrowsAsync<InvalidDataException>(async () =>
+            await ReadSetAsync(await TarOf("schema.sql", "keys.sql", "keys.sql", "post.sql"), null))).Message);
+        Assert.Contains("'data/000002.sql' is out of order", (await Assert.ThrowsAsync<InvalidDataException>(async () =>
+            await ReadSetAsync(await TarOf("schema.sql", "keys.sql", "data/000002.sql", "post.sql"), null))).Message);
     }
 
     [Fact]

@@ -46,10 +46,13 @@ public sealed partial class MySqlEngine
             // A table's indexes are built as soon as its rows are in (LOAD DATA path: the loaders count its chunks).
             var byTable = deferred.ToDictionary(d => d.Table, StringComparer.Ordinal);
             MySqlConnection? indexing = null;
-            var early = columns is null ? null : TableCompletion.Start(set.Expected, byTable.Keys, async (table, token) =>
+            var early = columns is null ? null : TableCompletion.Start(set.Expected, byTable.Keys, async (batch, token) =>
             {
                 indexing ??= await OpenAsync(token).ConfigureAwait(false);
-                await AddIndexesAsync(indexing, database, byTable[table], failed).ConfigureAwait(false);
+                foreach (var table in batch)
+                {
+                    await AddIndexesAsync(indexing, database, byTable[table], failed).ConfigureAwait(false);
+                }
             }, failed);
             // One chunk waits while each loader loads one: reading the next takes a fraction of loading one, and
             // memory stays at about jobs + 2 chunks (8 MiB each).
@@ -105,7 +108,7 @@ public sealed partial class MySqlEngine
         }
         if (entry is not { Kind: SetEntryKind.Post })
         {
-            throw new InvalidDataException("the backup set ends without post.sql");
+            throw new InvalidDataException(entry is null ? "the backup set ends without post.sql" : $"the backup set's entry '{entry.Name}' is out of order");
         }
         await AddIndexesAsync(database, deferred, jobs, cancellationToken).ConfigureAwait(false);
         var postLoad = await RestoreAsync(database, entry.Content, options, cancellationToken).ConfigureAwait(false);

@@ -1,7 +1,7 @@
 namespace VyaBackupDb.Engines.Postgres;
 
 /// <summary>
-/// pg_dump's post-data output split at its entry headers (<c>--\n-- Name: ...; Type: INDEX; ...\n--</c>),
+/// pg_dump's post-data output (post.sql, keys.sql) split at its entry headers (<c>--\n-- Name: ...; Type: INDEX; ...\n--</c>),
 /// so that indexes and primary-key/unique constraints can be built on several connections at once
 /// (each such statement locks one table; nothing else in post-data comes before them) and the rest
 /// (foreign keys, triggers, rules, comments, materialized view data, ...) runs after them in order.
@@ -11,7 +11,7 @@ namespace VyaBackupDb.Engines.Postgres;
 /// like one could only cut a statement in two, which psql then rejects (ON_ERROR_STOP): the restore
 /// fails, it cannot come out different. Every part still goes through the statement filter.
 /// </remarks>
-public static class PostgresPostData
+public static partial class PostgresPostData
 {
     /// <summary>A byte range of the file; <paramref name="Parallel"/>: an INDEX or CONSTRAINT entry.</summary>
     public sealed record Part(long Start, long Length, bool Parallel);
@@ -66,6 +66,31 @@ public static class PostgresPostData
     }
 
     private static bool IsDashes(byte[] line) => line is [(byte)'-', (byte)'-'];
+
+    /// <summary>
+    /// The table an entry of keys.sql builds a key on, from its statement as pg_dump writes it
+    /// (<c>ALTER TABLE ONLY "s"."t" ADD CONSTRAINT ...</c>, <c>CREATE [UNIQUE] INDEX "i" ON [ONLY] "s"."t" ...</c>);
+    /// null for anything else. It only says when the entry runs (the statement itself goes through
+    /// the filter like any other): a wrong answer could only build a key while rows still load.
+    /// </summary>
+    public static (string Schema, string Table)? KeyTable(ReadOnlySpan<byte> entry)
+    {
+        // The statement starts after the header's comment lines and the blank lines.
+        while (entry.Length > 0 && (entry[0] == (byte)'\n' || entry.StartsWith("--"u8)))
+        {
+            var newline = entry.IndexOf((byte)'\n');
+            entry = newline < 0 ? [] : entry[(newline + 1)..];
+        }
+        var text = System.Text.Encoding.UTF8.GetString(entry[..Math.Min(entry.Length, 4096)]);
+        var match = KeyStatement().Match(text);
+        return match.Success ? (Unquote(match.Groups["schema"].Value), Unquote(match.Groups["table"].Value)) : null;
+    }
+
+    private static string Unquote(string quoted) => quoted[1..^1].Replace("\"\"", "\"", StringComparison.Ordinal);
+
+    [System.Text.RegularExpressions.GeneratedRegex(
+        @"\A(?:ALTER TABLE (?:ONLY )?|CREATE (?:UNIQUE )?INDEX ""(?:[^""]|"""")+"" ON (?:ONLY )?)(?<schema>""(?:[^""]|"""")+"")\.(?<table>""(?:[^""]|"""")+"")\s")]
+    private static partial System.Text.RegularExpressions.Regex KeyStatement();
 
     /// <summary>The file's lines (without their newline) and where each starts; long lines are cut short (only short ones matter here).</summary>
     private static IEnumerable<(long Offset, byte[] Text)> Lines(Stream file)
@@ -134,7 +159,7 @@ public static class PostgresPostData
                 var n = _file.Read(buffer[..(int)Math.Min(buffer.Length, length - _done)]);
                 if (n == 0)
                 {
-                    throw new EndOfStreamException("post.sql ended early");
+                    throw new EndOfStreamException("a spooled entry of the backup set ended early");
                 }
                 _done += n;
                 return n;

@@ -88,13 +88,22 @@ public sealed partial class PostgresEngine
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         // Spooled: a set entry's size must be known before it is stored.
         await using var schema = Pipeline.TempSpool.CreateFile();
+        await using var keys = Pipeline.TempSpool.CreateFile();
         await using var post = Pipeline.TempSpool.CreateFile();
-        // The rest of the data section (sequences, large objects, extensions' configuration tables)
-        // and post-data in one pg_dump run, while the schema and the data are read: the data of
-        // the tables copied here left out, each by its exact name.
-        var postDump = ChildProcess.RunAsync(pgDump,
-            DumpArguments(database, snapshot, ["--section=data", "--section=post-data", .. copyTables.Select(t => "--exclude-table-data=" + ExactPattern(t))]),
-            Environment(passFile), null, post, failed.Token);
+        // Post-data as an archive (pg_dump's custom format), whose list of entries says which are the
+        // tables' keys: those go into keys.sql before the data, so that a restore can build each table's
+        // as soon as its rows are in; the rest into post.sql, after the rest of the data section
+        // (sequences, large objects, extensions' configuration tables; the data of the tables copied
+        // here left out, each by its exact name), which is dumped while the data is read.
+        var postData = DumpPostDataAsync(pgDump, database, snapshot, connection, passFile, failed.Token);
+        var postDump = Task.Run(async () =>
+        {
+            var archive = await postData.ConfigureAwait(false);
+            await ChildProcess.RunAsync(pgDump,
+                DumpArguments(database, snapshot, ["--section=data", .. copyTables.Select(t => "--exclude-table-data=" + ExactPattern(t))]),
+                Environment(passFile), null, post, failed.Token).ConfigureAwait(false);
+            await archive.WriteAsync(archive.Rest, post, failed.Token).ConfigureAwait(false);
+        });
         _ = postDump.ContinueWith(_ => failed.Cancel(), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         try
         {
@@ -102,6 +111,13 @@ public sealed partial class PostgresEngine
                 failed.Token).ConfigureAwait(false);
             schema.Position = 0;
             await set.WriteSchemaAsync(schema, schema.Length, failed.Token).ConfigureAwait(false);
+            var archive = await postData.ConfigureAwait(false);
+            if (archive.Keys.Count > 0)
+            {
+                await archive.WriteAsync(archive.Keys, keys, failed.Token).ConfigureAwait(false);
+                keys.Position = 0;
+                await set.WriteKeysAsync(keys, keys.Length, failed.Token).ConfigureAwait(false);
+            }
 
             var rows = await CopyAllAsync(database, snapshot, copyTables, set, jobs, failed).ConfigureAwait(false);
             await postDump.ConfigureAwait(false);
@@ -131,16 +147,110 @@ public sealed partial class PostgresEngine
             }
             throw;
         }
+        finally
+        {
+            if (postData.IsCompletedSuccessfully)
+            {
+                await postData.Result.DisposeAsync().ConfigureAwait(false);
+            }
+        }
     }
 
-    /// <summary>What pg_dump is run with (the plain dump and both parts of a set): the same flags, owners and snapshot.</summary>
-    private string[] DumpArguments(string database, string snapshot, IReadOnlyList<string> extra)
+    /// <summary>
+    /// pg_dump's post-data section in its custom format (a private temp file), with its list of
+    /// entries (<c>pg_restore --list</c>) parted into the tables' keys and the rest. Each part is
+    /// written out as SQL by <c>pg_restore --use-list</c>, exactly as pg_dump's plain format has it.
+    /// </summary>
+    private sealed class PostDataArchive(FileStream file, string pgRestore, string[] ownership, IReadOnlyDictionary<string, string> environment)
+        : IAsyncDisposable
+    {
+        /// <summary>The primary-key, unique and exclusion constraints and the indexes of tables (not of materialized views).</summary>
+        public List<string> Keys { get; } = [];
+
+        public List<string> Rest { get; } = [];
+
+        public string Path => file.Name;
+
+        /// <summary>Appends the SQL of <paramref name="entries"/> (lines of the archive's list) to <paramref name="output"/>.</summary>
+        public async Task WriteAsync(IReadOnlyList<string> entries, Stream output, CancellationToken cancellationToken)
+        {
+            await using var list = Pipeline.TempSpool.CreateFile(".list");
+            await list.WriteAsync(Encoding.UTF8.GetBytes(string.Join('\n', entries) + "\n"), cancellationToken).ConfigureAwait(false);
+            await list.FlushAsync(cancellationToken).ConfigureAwait(false);
+            await ChildProcess.RunAsync(pgRestore, [.. ownership, $"--use-list={list.Name}", "--file=-", file.Name], environment, null, output,
+                cancellationToken).ConfigureAwait(false);
+        }
+
+        public ValueTask DisposeAsync() => file.DisposeAsync();
+    }
+
+    /// <summary>
+    /// Dumps post-data (<see cref="PostDataArchive"/>) and parts its entries: an INDEX (pg_class's
+    /// oid 1259 in the list line) or CONSTRAINT (pg_constraint's, 2606: primary key, unique,
+    /// exclusion; foreign keys and checks have other types) is a key when the snapshot's catalog says
+    /// its table is an ordinary or partitioned table.
+    /// </summary>
+    private async Task<PostDataArchive> DumpPostDataAsync(
+        string pgDump, string database, string snapshot, NpgsqlConnection connection, SecretFile passFile, CancellationToken cancellationToken)
+    {
+        string[] ownership = Instance.Owners ? [] : ["--no-owner", "--no-privileges"];
+        var pgRestore = Path.Combine(Path.GetDirectoryName(pgDump)!, "pg_restore");
+        var archive = new PostDataArchive(Pipeline.TempSpool.CreateFile(".dump"), pgRestore, ownership, Environment(passFile));
+        try
+        {
+            await ChildProcess.RunAsync(pgDump, DumpArguments(database, snapshot, ["--section=post-data", "--compress=0", $"--file={archive.Path}"], "custom"),
+                Environment(passFile), null, null, cancellationToken).ConfigureAwait(false);
+            using var listing = new MemoryStream();
+            await ChildProcess.RunAsync(pgRestore, ["--list", archive.Path], Environment(passFile), null, listing, cancellationToken).ConfigureAwait(false);
+            var lines = Encoding.UTF8.GetString(listing.GetBuffer(), 0, (int)listing.Length).Split('\n')
+                .Where(line => line.Length > 0 && !line.StartsWith(';')).ToList();
+            var candidates = lines.Select(line => KeyEntry().Match(line)).Where(m => m.Success)
+                .Select(m => (Kind: m.Groups["catalog"].Value == "1259" ? "i" : "c", Oid: long.Parse(m.Groups["oid"].Value, CultureInfo.InvariantCulture)))
+                .ToList();
+            var keys = new HashSet<(string, long)>();
+            if (candidates.Count > 0)
+            {
+                await using var command = new NpgsqlCommand(
+                    "SELECT 'i', i.indexrelid::bigint FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class t ON t.oid = i.indrelid "
+                    + "WHERE i.indexrelid::bigint = ANY($1) AND t.relkind IN ('r', 'p') "
+                    + "UNION ALL SELECT 'c', c.oid::bigint FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t ON t.oid = c.conrelid "
+                    + "WHERE c.oid::bigint = ANY($2) AND t.relkind IN ('r', 'p')", connection);
+                command.Parameters.Add(new NpgsqlParameter { Value = candidates.Where(c => c.Kind == "i").Select(c => c.Oid).ToArray() });
+                command.Parameters.Add(new NpgsqlParameter { Value = candidates.Where(c => c.Kind == "c").Select(c => c.Oid).ToArray() });
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    keys.Add((reader.GetString(0), reader.GetInt64(1)));
+                }
+            }
+            foreach (var line in lines)
+            {
+                var match = KeyEntry().Match(line);
+                var isKey = match.Success && keys.Contains((match.Groups["catalog"].Value == "1259" ? "i" : "c",
+                    long.Parse(match.Groups["oid"].Value, CultureInfo.InvariantCulture)));
+                (isKey ? archive.Keys : archive.Rest).Add(line);
+            }
+            return archive;
+        }
+        catch
+        {
+            await archive.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>A line of <c>pg_restore --list</c> for an index or a (key) constraint: "dump id; catalog oid TYPE ...".</summary>
+    [GeneratedRegex(@"^[0-9]+; (?<catalog>1259) (?<oid>[0-9]+) INDEX |^[0-9]+; (?<catalog>2606) (?<oid>[0-9]+) CONSTRAINT ")]
+    private static partial Regex KeyEntry();
+
+    /// <summary>What pg_dump is run with (the plain dump and the parts of a set): the same flags, owners and snapshot.</summary>
+    private string[] DumpArguments(string database, string snapshot, IReadOnlyList<string> extra, string format = "plain")
     {
         // owners: true keeps OWNER TO and GRANT/REVOKE (the restore then needs those roles).
         string[] ownership = Instance.Owners ? [] : ["--no-owner", "--no-privileges"];
         return
         [
-            "--format=plain", .. ownership, "--no-password", "--encoding=UTF8",
+            $"--format={format}", .. ownership, "--no-password", "--encoding=UTF8",
             "--quote-all-identifiers", $"--snapshot={snapshot}", .. extra,
             $"--dbname={ConnInfo(database)}",
         ];

@@ -78,6 +78,12 @@ public sealed partial class PostgresEngine
         await RestoreAsync(database, schema.Content, options, cancellationToken).ConfigureAwait(false);
 
         var tables = await ReadLoadTablesAsync(database, cancellationToken).ConfigureAwait(false);
+        var first = await set.NextAsync(cancellationToken).ConfigureAwait(false);
+        await using var keys = first is { Kind: SetEntryKind.Keys } ? await SpoolKeysAsync(first, tables, cancellationToken).ConfigureAwait(false) : null;
+        if (keys is not null)
+        {
+            first = await set.NextAsync(cancellationToken).ConfigureAwait(false);
+        }
         var paused = await PauseAutovacuumAsync(database, cancellationToken).ConfigureAwait(false);
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         // One chunk waits while each loader loads one: memory is jobs + 2 chunks, and a loader that
@@ -88,13 +94,20 @@ public sealed partial class PostgresEngine
         var pool = new ChunkPool(jobs + 2);
         var loaded = new System.Collections.Concurrent.ConcurrentDictionary<TableKey, long>();
         SetEntryContent? post = null;
-        // A table is analyzed as soon as its rows are in, beside the loaders; the rest after post.sql.
+        // As soon as a table's rows are in, beside the loaders: its keys built, then it is analyzed; the rest after the load.
         NpgsqlConnection? analyzing = null;
-        var early = TableCompletion.Start(set.Expected, tables.Values.Select(t => t.Name), async (table, token) =>
+        var early = TableCompletion.Start(set.Expected, tables.Values.Select(t => t.Name), async (batch, token) =>
         {
+            if (keys is not null)
+            {
+                await RestorePartsAsync(database, keys, [.. batch.SelectMany(keys.Of)], 1, options, token).ConfigureAwait(false);
+            }
             analyzing ??= await OpenAsync(database, token).ConfigureAwait(false);
-            // A name of the catalog (quote_ident): already quoted by the server's own rules.
-            await ExecuteAsync(analyzing, $"ANALYZE {table}", token).ConfigureAwait(false);
+            foreach (var table in batch)
+            {
+                // A name of the catalog (quote_ident): already quoted by the server's own rules.
+                await ExecuteAsync(analyzing, $"ANALYZE {table}", token).ConfigureAwait(false);
+            }
         }, failed);
         IReadOnlyCollection<string> analyzed = [];
         try
@@ -107,7 +120,7 @@ public sealed partial class PostgresEngine
                 await ExecuteAsync(connection, SessionSettings + "; SET synchronous_commit = off", failed.Token).ConfigureAwait(false);
                 loaders.Add(Task.Run(() => LoadChunksAsync(connection, queue.Reader, tables, pool, loaded, early, failed.Token)));
             }
-            var reading = ReadChunksAsync(set, queue.Writer, pool, failed.Token);
+            var reading = ReadChunksAsync(set, first, queue.Writer, pool, failed.Token);
             var all = new List<Task>(loaders) { reading };
             try
             {
@@ -141,51 +154,132 @@ public sealed partial class PostgresEngine
                 await connection.DisposeAsync().ConfigureAwait(false);
             }
         }
+        if (keys is not null)
+        {
+            // The keys of the tables completed last, of tables without rows, and of partitioned tables.
+            var built = analyzed.ToHashSet(StringComparer.Ordinal);
+            await RestorePartsAsync(database, keys, [.. keys.Entries.Where(e => e.Table is not { } table || !built.Contains(table)).Select(e => e.Part)],
+                jobs, options, cancellationToken).ConfigureAwait(false);
+        }
         await RestorePostAsync(database, post, options, jobs, cancellationToken).ConfigureAwait(false);
-        await AnalyzeAsync(database, jobs, analyzed, cancellationToken).ConfigureAwait(false);
+        // Tables analyzed before their indexes were built lack the statistics of expression indexes.
+        await AnalyzeAsync(database, jobs, analyzed, reanalyzeExpressionIndexed: keys is null, cancellationToken).ConfigureAwait(false);
         await ResumeAutovacuumAsync(database, paused, cancellationToken).ConfigureAwait(false);
         // Complete: the set reader has checked every entry up to post.sql; the caller checks its end.
         return new LoadResult(null, [], [], loaded);
     }
 
+    /// <summary>A spooled post-data file (keys.sql, post.sql) split into its entries; those of keys.sql with their table.</summary>
+    private sealed class PostDataFile(FileStream file, long preamble, List<(PostgresPostData.Part Part, string? Table)> entries) : IAsyncDisposable
+    {
+        public string Path => file.Name;
+
+        /// <summary>pg_dump's settings before the first entry, repeated before every run of some of the entries.</summary>
+        public long Preamble => preamble;
+
+        public List<(PostgresPostData.Part Part, string? Table)> Entries => entries;
+
+        public IEnumerable<PostgresPostData.Part> Of(string table) => entries.Where(e => e.Table == table).Select(e => e.Part);
+
+        public ValueTask DisposeAsync() => file.DisposeAsync();
+    }
+
+    /// <summary>Holds an entry in a private temp file (its digest is checked before any of it runs) and splits it.</summary>
+    private static async Task<PostDataFile> SpoolAsync(
+        SetEntryContent entry, Dictionary<(string Schema, string Table), LoadTable>? tables, CancellationToken cancellationToken)
+    {
+        var file = Pipeline.TempSpool.CreateFile();
+        try
+        {
+            await entry.Content.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
+            await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+            var (preamble, parts) = PostgresPostData.Split(file);
+            var entries = new List<(PostgresPostData.Part, string?)>();
+            foreach (var part in parts)
+            {
+                string? table = null;
+                if (tables is not null && part.Parallel && part.Length <= PreambleBytes)
+                {
+                    var text = new byte[part.Length];
+                    file.Position = part.Start;
+                    file.ReadExactly(text);
+                    table = PostgresPostData.KeyTable(text) is { } key && tables.TryGetValue(key, out var found) ? found.Name : null;
+                }
+                entries.Add((part, table));
+            }
+            return new PostDataFile(file, preamble, entries);
+        }
+        catch
+        {
+            await file.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>keys.sql: only indexes and key constraints, each of a table the schema created (or of none known, built after the load).</summary>
+    private static async Task<PostDataFile> SpoolKeysAsync(
+        SetEntryContent entry, Dictionary<(string Schema, string Table), LoadTable> tables, CancellationToken cancellationToken)
+    {
+        var keys = await SpoolAsync(entry, tables, cancellationToken).ConfigureAwait(false);
+        if (keys.Preamble > PreambleBytes)
+        {
+            await keys.DisposeAsync().ConfigureAwait(false);
+            throw new InvalidDataException("the backup set's keys.sql does not start as pg_dump's post-data does");
+        }
+        return keys;
+    }
+
     /// <summary>
-    /// post.sql, held in a private temp file (its digest is checked before any of it runs): its indexes
-    /// and primary-key/unique constraints shared among <paramref name="jobs"/> psql runs, then the rest
-    /// in order on one. Every part goes through the statement filter with pg_dump's settings first.
+    /// Runs <paramref name="parts"/> of a post-data file shared among up to <paramref name="jobs"/>
+    /// psql runs, each through the statement filter with the file's preamble (pg_dump's settings) first.
+    /// </summary>
+    private async Task RestorePartsAsync(
+        string database, PostDataFile file, IReadOnlyList<PostgresPostData.Part> parts, int jobs, RestoreOptions options, CancellationToken cancellationToken)
+    {
+        if (parts.Count == 0)
+        {
+            return;
+        }
+        var bundles = Math.Min(jobs, parts.Count);
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var runs = Enumerable.Range(0, bundles).Select(b => Task.Run(async () =>
+        {
+            List<(long, long)> ranges = [(0, file.Preamble), .. parts.Where((_, i) => i % bundles == b).Select(e => (e.Start, e.Length))];
+            await using var input = new PostgresPostData.Ranges(file.Path, ranges);
+            await RestoreAsync(database, input, options, failed.Token).ConfigureAwait(false);
+        })).ToList();
+        await FirstFailureAsync(runs, failed).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// post.sql: its indexes and primary-key/unique constraints (those of sets without keys.sql, and of
+    /// materialized views) shared among <paramref name="jobs"/> psql runs, then the rest in order on one.
     /// </summary>
     private async Task RestorePostAsync(string database, SetEntryContent post, RestoreOptions options, int jobs, CancellationToken cancellationToken)
     {
-        await using var file = Pipeline.TempSpool.CreateFile();
-        await post.Content.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
-        await file.FlushAsync(cancellationToken).ConfigureAwait(false);
-        var (preamble, entries) = PostgresPostData.Split(file);
-        var parallel = entries.Where(e => e.Parallel).ToList();
-        List<(long, long)> rest = [(0, file.Length)];
+        await using var file = await SpoolAsync(post, null, cancellationToken).ConfigureAwait(false);
+        var parallel = file.Entries.Select(e => e.Part).Where(e => e.Parallel).ToList();
         // The preamble is repeated before every part: only pg_dump's few settings, never anything big.
-        if (jobs > 1 && parallel.Count > 1 && preamble <= PreambleBytes)
+        if (jobs > 1 && parallel.Count > 1 && file.Preamble <= PreambleBytes)
         {
-            var bundles = Math.Min(jobs, parallel.Count);
-            using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var runs = Enumerable.Range(0, bundles).Select(b => Task.Run(async () =>
-            {
-                List<(long, long)> ranges = [(0, preamble), .. parallel.Where((_, i) => i % bundles == b).Select(e => (e.Start, e.Length))];
-                await using var input = new PostgresPostData.Ranges(file.Name, ranges);
-                await RestoreAsync(database, input, options, failed.Token).ConfigureAwait(false);
-            })).ToList();
-            await FirstFailureAsync(runs, failed).ConfigureAwait(false);
-            rest = [(0, preamble), .. entries.Where(e => !e.Parallel).Select(e => (e.Start, e.Length))];
+            await RestorePartsAsync(database, file, parallel, jobs, options, cancellationToken).ConfigureAwait(false);
+            await RestorePartsAsync(database, file, [.. file.Entries.Select(e => e.Part).Where(e => !e.Parallel)], 1, options, cancellationToken)
+                .ConfigureAwait(false);
         }
-        await using var remaining = new PostgresPostData.Ranges(file.Name, rest);
-        await RestoreAsync(database, remaining, options, cancellationToken).ConfigureAwait(false);
+        else
+        {
+            await using var whole = new PostgresPostData.Ranges(file.Path, [(0, new FileInfo(file.Path).Length)]);
+            await RestoreAsync(database, whole, options, cancellationToken).ConfigureAwait(false);
+        }
     }
 
-    /// <summary>Reads the data chunks in order and hands them to the loaders; returns post.sql, unread.</summary>
+    /// <summary>Reads the data chunks in order, from <paramref name="first"/>, and hands them to the loaders; returns post.sql, unread.</summary>
     private static async Task<SetEntryContent> ReadChunksAsync(
-        BackupSetReader set, ChannelWriter<LoadItem> queue, ChunkPool pool, CancellationToken cancellationToken)
+        BackupSetReader set, SetEntryContent? first, ChannelWriter<LoadItem> queue, ChunkPool pool, CancellationToken cancellationToken)
     {
         try
         {
-            while (await set.NextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
+            for (var entry = first; entry is not null; entry = await set.NextAsync(cancellationToken).ConfigureAwait(false))
             {
                 if (entry.Kind == SetEntryKind.Post)
                 {
@@ -480,12 +574,13 @@ public sealed partial class PostgresEngine
         }
     }
 
-    /// <summary>Fresh statistics for the planner, the tables shared among the connections.</summary>
     /// <summary>
-    /// ANALYZE of every table and materialized view but those <paramref name="analyzed"/> during the
-    /// load, unless post.sql gave them an index on an expression (whose statistics ANALYZE gathers).
+    /// Fresh statistics for the planner, the tables shared among the connections: ANALYZE of every
+    /// table and materialized view but those <paramref name="analyzed"/> during the load, unless
+    /// they were analyzed before an index on an expression was built (whose statistics ANALYZE gathers).
     /// </summary>
-    private async Task AnalyzeAsync(string database, int jobs, IReadOnlyCollection<string> analyzed, CancellationToken cancellationToken)
+    private async Task AnalyzeAsync(
+        string database, int jobs, IReadOnlyCollection<string> analyzed, bool reanalyzeExpressionIndexed, CancellationToken cancellationToken)
     {
         var names = new List<string>();
         await using (var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false))
@@ -493,9 +588,10 @@ public sealed partial class PostgresEngine
             "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             + "WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname " + string.Format(System.Globalization.CultureInfo.InvariantCulture, UserSchemas, "n.nspname")
             + " AND (NOT (quote_ident(n.nspname) || '.' || quote_ident(c.relname)) = ANY($1) "
-            + "OR EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indexprs IS NOT NULL))", connection))
+            + "OR $2 AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indexprs IS NOT NULL))", connection))
         {
             command.Parameters.Add(new NpgsqlParameter { Value = analyzed.ToArray() });
+            command.Parameters.Add(new NpgsqlParameter { Value = reanalyzeExpressionIndexed });
             await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {

@@ -5,13 +5,14 @@ namespace VyaBackupDb.Sources.Sets;
 
 /// <summary>One entry of a backup set, as the manifest lists it.</summary>
 /// <param name="Bytes">The entry's plain size.</param>
-/// <param name="Table">A data chunk's table, as the inventory spells it; null for schema.sql and post.sql.</param>
-/// <param name="Rows">The rows the chunk holds; null for schema.sql and post.sql.</param>
+/// <param name="Table">A data chunk's table, as the inventory spells it; null for the other entries.</param>
+/// <param name="Rows">The rows the chunk holds; null for the other entries.</param>
 public sealed record SetEntry(string Name, long Bytes, string Sha256, string? Table = null, long? Rows = null);
 
 public enum SetEntryKind
 {
     Schema,
+    Keys,
     Data,
     Post,
 }
@@ -20,14 +21,17 @@ public enum SetEntryKind
 public sealed record SetEntryContent(string Name, SetEntryKind Kind, long Length, Stream Content);
 
 /// <summary>
-/// The layout of a backup set: a pax tar holding <c>schema.sql</c>, then the data chunks
-/// <c>data/000001.sql</c>, <c>data/000002.sql</c>, ... in the order they were written, then
-/// <c>post.sql</c>, which marks the set complete. Concatenated in that order, they are a dump.
+/// The layout of a backup set: a pax tar holding <c>schema.sql</c>, optionally <c>keys.sql</c>
+/// (PostgreSQL: the tables' indexes and key constraints, which a restore builds as each table's rows
+/// are in), then the data chunks <c>data/000001.sql</c>, <c>data/000002.sql</c>, ... in the order
+/// they were written, then <c>post.sql</c>, which marks the set complete. Concatenated in that order,
+/// they are a dump.
 /// </summary>
 public static class BackupSet
 {
     public const string Format = "set";
     public const string SchemaEntry = "schema.sql";
+    public const string KeysEntry = "keys.sql";
     public const string PostEntry = "post.sql";
 
     /// <summary>What a complete set's plain stream ends with: tar's end blocks.</summary>
@@ -43,6 +47,10 @@ public static class BackupSet
         if (name == SchemaEntry)
         {
             return (SetEntryKind.Schema, 0);
+        }
+        if (name == KeysEntry)
+        {
+            return (SetEntryKind.Keys, 0);
         }
         if (name == PostEntry)
         {

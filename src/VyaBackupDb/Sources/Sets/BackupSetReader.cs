@@ -5,8 +5,8 @@ namespace VyaBackupDb.Sources.Sets;
 
 /// <summary>
 /// Reads a backup set from its plain stream, entry by entry (the tar is one stream). The set is
-/// untrusted: entries must come in the set's order with the set's names only (schema.sql, data
-/// chunks numbered from 1 without gaps, post.sql, the end of the archive), and when the manifest's
+/// untrusted: entries must come in the set's order with the set's names only (schema.sql, keys.sql
+/// or not, data chunks numbered from 1 without gaps, post.sql, the end of the archive), and when the manifest's
 /// list is given, each entry must be the one it lists, with its size and digest. Anything else is
 /// an <see cref="InvalidDataException"/> naming the entry.
 /// </summary>
@@ -15,6 +15,7 @@ public sealed class BackupSetReader(Stream plain, IReadOnlyList<SetEntry>? expec
     private readonly TarReader _tar = new(plain, leaveOpen: true);
     private CheckedContent? _current;
     private int _index;
+    private int _dataChunks;
     private bool _ended;
 
     /// <summary>The manifest's list of entries this set is held to, or null when it is read unchecked.</summary>
@@ -48,7 +49,8 @@ public sealed class BackupSetReader(Stream plain, IReadOnlyList<SetEntry>? expec
         var inOrder = kind.Kind switch
         {
             SetEntryKind.Schema => _index == 0,
-            SetEntryKind.Data => _index > 0 && kind.Number == _index,
+            SetEntryKind.Keys => _index == 1,
+            SetEntryKind.Data => _index > 0 && kind.Number == _dataChunks + 1,
             _ => _index > 0,
         };
         if (!inOrder)
@@ -69,6 +71,10 @@ public sealed class BackupSetReader(Stream plain, IReadOnlyList<SetEntry>? expec
             }
         }
         _index++;
+        if (kind.Kind == SetEntryKind.Data)
+        {
+            _dataChunks++;
+        }
         _current = new CheckedContent(entry.DataStream ?? Stream.Null, entry.Name, entry.Length, listed?.Sha256);
         if (kind.Kind == SetEntryKind.Post)
         {

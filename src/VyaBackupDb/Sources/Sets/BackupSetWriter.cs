@@ -15,6 +15,7 @@ public sealed class BackupSetWriter : IDisposable
     private readonly List<SetEntry> _entries = [];
     private readonly TarMeta _meta;
     private bool _schemaWritten;
+    private int _dataChunks;
     private bool _finished;
 
     public BackupSetWriter(Stream output, TimeProvider time)
@@ -40,6 +41,10 @@ public sealed class BackupSetWriter : IDisposable
     public Task WriteSchemaAsync(Stream content, long length, CancellationToken cancellationToken) =>
         WriteAsync(SetEntryKind.Schema, table: null, rows: null, length, (buffer, _) => content.Read(buffer.Span), cancellationToken);
 
+    /// <summary>Writes keys.sql: <paramref name="length"/> bytes of <paramref name="content"/>. Right after schema.sql, if at all.</summary>
+    public Task WriteKeysAsync(Stream content, long length, CancellationToken cancellationToken) =>
+        WriteAsync(SetEntryKind.Keys, table: null, rows: null, length, (buffer, _) => content.Read(buffer.Span), cancellationToken);
+
     /// <summary>Writes one data chunk of <paramref name="table"/> holding <paramref name="rows"/> rows.</summary>
     public Task WriteDataAsync(string table, long rows, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
         WriteAsync(SetEntryKind.Data, table, rows, content.Length, (buffer, offset) =>
@@ -62,15 +67,16 @@ public sealed class BackupSetWriter : IDisposable
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (_finished || (kind == SetEntryKind.Schema) == _schemaWritten)
+            if (_finished || (kind == SetEntryKind.Schema) == _schemaWritten || (kind == SetEntryKind.Keys && _entries.Count != 1))
             {
                 throw new InvalidOperationException($"a backup set's {kind} entry written out of order");
             }
             var name = kind switch
             {
                 SetEntryKind.Schema => BackupSet.SchemaEntry,
+                SetEntryKind.Keys => BackupSet.KeysEntry,
                 SetEntryKind.Post => BackupSet.PostEntry,
-                _ => BackupSet.DataEntry(_entries.Count),
+                _ => BackupSet.DataEntry(++_dataChunks),
             };
             using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             var written = _tar.WriteFile(name, _meta, length, (buffer, offset) =>

@@ -3,10 +3,11 @@ using System.Threading.Channels;
 namespace VyaBackupDb.Sources.Sets;
 
 /// <summary>
-/// Runs a piece of work on a table (build its indexes, analyze it) as soon as the last of its
-/// chunks, by the manifest's list, is loaded: on one side task beside the loaders, a table at a
-/// time, as pg_restore builds one table's indexes while the next ones load. What is not done by
-/// the end of the load (a table without chunks, or without a list to count by) is left to the caller.
+/// Runs a piece of work on tables (build their indexes, analyze them) as soon as the last of their
+/// chunks, by the manifest's list, is loaded: on one side task beside the loaders, on the tables
+/// completed since its last run, as pg_restore builds one table's indexes while the next ones load.
+/// What is not done by the end of the load (a table without chunks, or without a list to count by,
+/// or completed too late to be started) is left to the caller, which can share it among connections.
 /// </summary>
 public sealed class TableCompletion
 {
@@ -14,6 +15,7 @@ public sealed class TableCompletion
     private readonly HashSet<string> _wanted;
     private readonly List<string> _done = [];
     private readonly Channel<string> _ready = Channel.CreateUnbounded<string>();
+    private volatile bool _finishing;
 
     private TableCompletion(Dictionary<string, int> chunksLeft, HashSet<string> wanted)
     {
@@ -30,7 +32,8 @@ public sealed class TableCompletion
     /// <paramref name="work"/> failing cancels <paramref name="failed"/>.
     /// </summary>
     public static TableCompletion? Start(
-        IReadOnlyList<SetEntry>? entries, IEnumerable<string> tables, Func<string, CancellationToken, Task> work, CancellationTokenSource failed)
+        IReadOnlyList<SetEntry>? entries, IEnumerable<string> tables, Func<IReadOnlyList<string>, CancellationToken, Task> work,
+        CancellationTokenSource failed)
     {
         var wanted = tables.ToHashSet(StringComparer.Ordinal);
         if (entries is null || wanted.Count == 0)
@@ -44,12 +47,18 @@ public sealed class TableCompletion
         {
             try
             {
-                await foreach (var table in completion._ready.Reader.ReadAllAsync(failed.Token).ConfigureAwait(false))
+                var ready = completion._ready.Reader;
+                while (!completion._finishing && await ready.WaitToReadAsync(failed.Token).ConfigureAwait(false))
                 {
-                    await work(table, failed.Token).ConfigureAwait(false);
+                    var batch = new List<string>();
+                    while (ready.TryRead(out var table))
+                    {
+                        batch.Add(table);
+                    }
+                    await work(batch, failed.Token).ConfigureAwait(false);
                     lock (completion._done)
                     {
-                        completion._done.Add(table);
+                        completion._done.AddRange(batch);
                     }
                 }
             }
@@ -79,9 +88,10 @@ public sealed class TableCompletion
         }
     }
 
-    /// <summary>Waits for the work under way (the load is over); returns the tables it was done for.</summary>
+    /// <summary>The load is over: waits for the work under way, starts no more; returns the tables it was done for.</summary>
     public async Task<IReadOnlyCollection<string>> FinishAsync()
     {
+        _finishing = true;
         _ready.Writer.TryComplete();
         await Worker.ConfigureAwait(false);
         lock (_done)
