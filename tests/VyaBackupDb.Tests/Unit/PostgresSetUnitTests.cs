@@ -111,4 +111,18 @@ public sealed class PostgresSetUnitTests
         Assert.Contains("--x';", Text(entries[2].Start, entries[2].Length), StringComparison.Ordinal);
         Assert.Equal(bytes.Length, preamble + entries.Sum(e => e.Length));
     }
+
+    /// <summary>keys.sql's entries name their table as pg_dump writes it: the restore builds them once its rows are in.</summary>
+    [Theory]
+    [InlineData("--\n-- Name: t t_pkey; Type: CONSTRAINT; Schema: public; Owner: o\n--\n\nALTER TABLE ONLY \"public\".\"t\"\n    ADD CONSTRAINT \"t_pkey\" PRIMARY KEY (\"id\");\n", "public", "t")]
+    [InlineData("--\n-- Name: i; Type: INDEX; Schema: s; Owner: o\n--\n\nCREATE UNIQUE INDEX \"i\" ON \"we\"\"ird s\".\"a.b\" USING \"btree\" (\"k\");\n", "we\"ird s", "a.b")]
+    [InlineData("--\n-- Name: p_k; Type: INDEX; Schema: public; Owner: o\n--\n\nCREATE INDEX \"p \"\" ON x\" ON ONLY \"public\".\"p\" USING \"btree\" (\"k\");\n", "public", "p")]
+    [InlineData("--\n-- Name: t t_pkey; Type: CONSTRAINT; Schema: public; Owner: o\n--\n\nCOPY \"public\".\"t\" TO PROGRAM 'x';\n", null, null)]
+    [InlineData("ALTER TABLE ONLY public.t ADD CONSTRAINT t_pkey PRIMARY KEY (id);\n", null, null)]
+    public void A_key_entry_names_its_table(string entry, string? schema, string? table)
+    {
+        var found = PostgresPostData.KeyTable(Encoding.UTF8.GetBytes(entry));
+
+        Assert.Equal(schema is null ? null : (schema, table!), found);
+    }
 }

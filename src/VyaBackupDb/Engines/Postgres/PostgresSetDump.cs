@@ -202,33 +202,33 @@ public sealed partial class PostgresEngine
                 Environment(passFile), null, null, cancellationToken).ConfigureAwait(false);
             using var listing = new MemoryStream();
             await ChildProcess.RunAsync(pgRestore, ["--list", archive.Path], Environment(passFile), null, listing, cancellationToken).ConfigureAwait(false);
-            var lines = Encoding.UTF8.GetString(listing.GetBuffer(), 0, (int)listing.Length).Split('\n')
-                .Where(line => line.Length > 0 && !line.StartsWith(';')).ToList();
-            var candidates = lines.Select(line => KeyEntry().Match(line)).Where(m => m.Success)
-                .Select(m => (Kind: m.Groups["catalog"].Value == "1259" ? "i" : "c", Oid: long.Parse(m.Groups["oid"].Value, CultureInfo.InvariantCulture)))
+            // Each entry with, for an index or a constraint, its catalog's oid and its own.
+            var entries = Encoding.UTF8.GetString(listing.GetBuffer(), 0, (int)listing.Length).Split('\n')
+                .Where(line => line.Length > 0 && !line.StartsWith(';'))
+                .Select(line => (Line: line, Key: KeyEntry().Match(line) is { Success: true } m
+                    ? (m.Groups["catalog"].Value, long.Parse(m.Groups["oid"].Value, CultureInfo.InvariantCulture))
+                    : ((string Catalog, long Oid)?)null))
                 .ToList();
+            var candidates = entries.Select(e => e.Key).OfType<(string Catalog, long Oid)>().ToList();
             var keys = new HashSet<(string, long)>();
             if (candidates.Count > 0)
             {
                 await using var command = new NpgsqlCommand(
-                    "SELECT 'i', i.indexrelid::bigint FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class t ON t.oid = i.indrelid "
+                    "SELECT '1259', i.indexrelid::bigint FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class t ON t.oid = i.indrelid "
                     + "WHERE i.indexrelid::bigint = ANY($1) AND t.relkind IN ('r', 'p') "
-                    + "UNION ALL SELECT 'c', c.oid::bigint FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t ON t.oid = c.conrelid "
+                    + "UNION ALL SELECT '2606', c.oid::bigint FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t ON t.oid = c.conrelid "
                     + "WHERE c.oid::bigint = ANY($2) AND t.relkind IN ('r', 'p')", connection);
-                command.Parameters.Add(new NpgsqlParameter { Value = candidates.Where(c => c.Kind == "i").Select(c => c.Oid).ToArray() });
-                command.Parameters.Add(new NpgsqlParameter { Value = candidates.Where(c => c.Kind == "c").Select(c => c.Oid).ToArray() });
+                command.Parameters.Add(new NpgsqlParameter { Value = candidates.Where(c => c.Catalog == "1259").Select(c => c.Oid).ToArray() });
+                command.Parameters.Add(new NpgsqlParameter { Value = candidates.Where(c => c.Catalog == "2606").Select(c => c.Oid).ToArray() });
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 {
                     keys.Add((reader.GetString(0), reader.GetInt64(1)));
                 }
             }
-            foreach (var line in lines)
+            foreach (var (line, key) in entries)
             {
-                var match = KeyEntry().Match(line);
-                var isKey = match.Success && keys.Contains((match.Groups["catalog"].Value == "1259" ? "i" : "c",
-                    long.Parse(match.Groups["oid"].Value, CultureInfo.InvariantCulture)));
-                (isKey ? archive.Keys : archive.Rest).Add(line);
+                (key is { } k && keys.Contains(k) ? archive.Keys : archive.Rest).Add(line);
             }
             return archive;
         }

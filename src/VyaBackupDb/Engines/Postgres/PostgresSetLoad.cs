@@ -129,7 +129,7 @@ public sealed partial class PostgresEngine
             }
             catch (OperationCanceledException) when (early is not null && !cancellationToken.IsCancellationRequested)
             {
-                // The load was stopped from inside: if the early ANALYZE failed, its error is the one to report.
+                // The load was stopped from inside: if the side task (keys, ANALYZE) failed, its error is the one to report.
                 try
                 {
                     await early.Worker.ConfigureAwait(false);
@@ -139,6 +139,12 @@ public sealed partial class PostgresEngine
                 }
                 throw;
             }
+            // The keys of the tables not taken by the side task (completed last, without rows, or partitioned),
+            // shared among the connections beside the side task's last work.
+            var taken = early?.Stop() ?? new HashSet<string>();
+            var building = keys is null ? Task.CompletedTask : RestorePartsAsync(database, keys,
+                [.. keys.Entries.Where(e => e.Table is not { } table || !taken.Contains(table)).Select(e => e.Part)], jobs, options, failed.Token);
+            await FirstFailureAsync([early?.Worker ?? Task.CompletedTask, building], failed).ConfigureAwait(false);
             analyzed = early is null ? [] : await early.FinishAsync().ConfigureAwait(false);
         }
         finally
@@ -153,13 +159,6 @@ public sealed partial class PostgresEngine
             {
                 await connection.DisposeAsync().ConfigureAwait(false);
             }
-        }
-        if (keys is not null)
-        {
-            // The keys of the tables completed last, of tables without rows, and of partitioned tables.
-            var built = analyzed.ToHashSet(StringComparer.Ordinal);
-            await RestorePartsAsync(database, keys, [.. keys.Entries.Where(e => e.Table is not { } table || !built.Contains(table)).Select(e => e.Part)],
-                jobs, options, cancellationToken).ConfigureAwait(false);
         }
         await RestorePostAsync(database, post, options, jobs, cancellationToken).ConfigureAwait(false);
         // Tables analyzed before their indexes were built lack the statistics of expression indexes.

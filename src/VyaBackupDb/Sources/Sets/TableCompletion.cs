@@ -15,7 +15,9 @@ public sealed class TableCompletion
     private readonly HashSet<string> _wanted;
     private readonly List<string> _done = [];
     private readonly Channel<string> _ready = Channel.CreateUnbounded<string>();
-    private volatile bool _finishing;
+    // The tables handed to the work so far, and whether it may take more (both under this lock).
+    private readonly HashSet<string> _taken = new(StringComparer.Ordinal);
+    private bool _stopped;
 
     private TableCompletion(Dictionary<string, int> chunksLeft, HashSet<string> wanted)
     {
@@ -48,12 +50,20 @@ public sealed class TableCompletion
             try
             {
                 var ready = completion._ready.Reader;
-                while (!completion._finishing && await ready.WaitToReadAsync(failed.Token).ConfigureAwait(false))
+                while (await ready.WaitToReadAsync(failed.Token).ConfigureAwait(false))
                 {
                     var batch = new List<string>();
-                    while (ready.TryRead(out var table))
+                    lock (completion._taken)
                     {
-                        batch.Add(table);
+                        if (completion._stopped)
+                        {
+                            break;
+                        }
+                        while (ready.TryRead(out var table))
+                        {
+                            batch.Add(table);
+                        }
+                        completion._taken.UnionWith(batch);
                     }
                     await work(batch, failed.Token).ConfigureAwait(false);
                     lock (completion._done)
@@ -88,11 +98,24 @@ public sealed class TableCompletion
         }
     }
 
-    /// <summary>The load is over: waits for the work under way, starts no more; returns the tables it was done for.</summary>
+    /// <summary>
+    /// The load is over: the work takes no more tables. Returns those it has taken (done, or under
+    /// way in <see cref="Worker"/>): the caller can do the rest beside it.
+    /// </summary>
+    public IReadOnlySet<string> Stop()
+    {
+        lock (_taken)
+        {
+            _stopped = true;
+            _ready.Writer.TryComplete();
+            return _taken.ToHashSet(StringComparer.Ordinal);
+        }
+    }
+
+    /// <summary>Stops (<see cref="Stop"/>) and waits for the work under way; returns the tables it was done for.</summary>
     public async Task<IReadOnlyCollection<string>> FinishAsync()
     {
-        _finishing = true;
-        _ready.Writer.TryComplete();
+        Stop();
         await Worker.ConfigureAwait(false);
         lock (_done)
         {
