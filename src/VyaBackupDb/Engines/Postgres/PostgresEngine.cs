@@ -27,6 +27,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     /// <summary>Set when the chosen client is newer than the server (allowed, but worth saying).</summary>
     private string? _toolWarning;
     private (string BinDir, string Version)? _client;
+    private HashSet<string>? _knownSettings;
 
     public async Task<ServerInfo> ProbeAsync(CancellationToken cancellationToken)
     {
@@ -859,10 +860,15 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     [GeneratedRegex(@"\(PostgreSQL\)\s+(\d+)")]
     private static partial Regex VersionPattern();
 
+    /// <summary>The server's settings, read once: a set restore runs psql many times (schema, keys, post-data).</summary>
     private async Task<HashSet<string>> KnownSettingsAsync(string database, CancellationToken cancellationToken)
     {
+        if (_knownSettings is { } known)
+        {
+            return known;
+        }
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
-        return await KnownSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
+        return _knownSettings = await KnownSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task<HashSet<string>> KnownSettingsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
