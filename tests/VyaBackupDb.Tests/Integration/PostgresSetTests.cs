@@ -421,6 +421,34 @@ public sealed class PostgresSetTests : IAsyncLifetime
             + "WHERE connamespace = 'public'::regnamespace ORDER BY 1"));
     }
 
+    /// <summary>
+    /// A key of keys.sql that cannot be built (here a unique constraint the rows break) fails the
+    /// restore with the server's one line, and the old database stays as it was.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_key_that_cannot_be_built_fails_the_restore_and_keeps_the_old_database()
+    {
+        await TestServers.RequirePostgresAsync();
+        var instance = PgEngines.Instance(PgEngines.Parallel4);
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, v int)", "INSERT INTO t SELECT i, i % 10 FROM generate_series(1, 5000) i");
+        var file = await Ops.BackupOkAsync(instance, source, Compression.None, _scratch.TempDir("backups"));
+        Replace(file, "keys.sql", Encoding.UTF8.GetBytes(
+            "--\n-- Name: t t_v_key; Type: CONSTRAINT; Schema: public; Owner: x\n--\n\n"
+            + "ALTER TABLE ONLY \"public\".\"t\"\n    ADD CONSTRAINT \"t_v_key\" UNIQUE (\"v\");\n"));
+        var target = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(target, "CREATE TABLE old (id int PRIMARY KEY)", "INSERT INTO old VALUES (7)");
+        var before = await PgTestDb.FingerprintAsync(target);
+
+        var error = await Assert.ThrowsAnyAsync<Errors.VyaException>(() => Ops.RestoreAsync(instance, file, target, force: true));
+
+        Assert.Contains("could not create unique index", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', error.Message);
+        Assert.Contains("was not changed", error.Message, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the old target");
+        Assert.False(await PgTestDb.ExistsAsync(RestoreStaging.StagingName(target)), "the staging database was left behind");
+    }
+
     /// <summary>keys.sql goes through the statement filter like post.sql: a planted command is refused and runs nothing.</summary>
     [SkippableFact]
     public async Task A_planted_keys_sql_is_refused()
