@@ -18,8 +18,13 @@ public sealed class MeasuringStream(Stream inner, bool leaveOpen = false) : Obse
     /// <summary>Bytes passed so far; safe to read from another thread for progress.</summary>
     public long Bytes => Interlocked.Read(ref _bytes);
 
+    /// <summary>Whether the bytes are hashed (<see cref="Sha256Hex"/>); on by default.</summary>
+    public bool Hashing { get; init; } = true;
+
     /// <summary>Hex SHA-256 of everything that passed. Call once, at the end.</summary>
-    public string Sha256Hex() => Convert.ToHexStringLower(_sha256.GetHashAndReset());
+    public string Sha256Hex() => Hashing
+        ? Convert.ToHexStringLower(_sha256.GetHashAndReset())
+        : throw new InvalidOperationException("this stream was not hashed");
 
     /// <summary>The last bytes that passed (at most 4 KiB).</summary>
     public ReadOnlySpan<byte> Tail => _tail.AsSpan(0, _tailLength);
@@ -61,7 +66,10 @@ public sealed class MeasuringStream(Stream inner, bool leaveOpen = false) : Obse
         {
             return;
         }
-        _sha256.AppendData(data);
+        if (Hashing)
+        {
+            _sha256.AppendData(data);
+        }
         Interlocked.Add(ref _bytes, data.Length);
         if (data.Length >= TailSize)
         {
