@@ -193,15 +193,15 @@ public sealed partial class PostgresEngine
     private async Task<PostDataArchive> DumpPostDataAsync(
         string pgDump, string database, string snapshot, NpgsqlConnection connection, SecretFile passFile, CancellationToken cancellationToken)
     {
-        string[] ownership = Instance.Owners ? [] : ["--no-owner", "--no-privileges"];
         var pgRestore = Path.Combine(Path.GetDirectoryName(pgDump)!, "pg_restore");
-        var archive = new PostDataArchive(Pipeline.TempSpool.CreateFile(".dump"), pgRestore, ownership, Environment(passFile));
+        var environment = Environment(passFile);
+        var archive = new PostDataArchive(Pipeline.TempSpool.CreateFile(".dump"), pgRestore, OwnershipArguments, environment);
         try
         {
             await ChildProcess.RunAsync(pgDump, DumpArguments(database, snapshot, ["--section=post-data", "--compress=0", $"--file={archive.Path}"], "custom"),
-                Environment(passFile), null, null, cancellationToken).ConfigureAwait(false);
+                environment, null, null, cancellationToken).ConfigureAwait(false);
             using var listing = new MemoryStream();
-            await ChildProcess.RunAsync(pgRestore, ["--list", archive.Path], Environment(passFile), null, listing, cancellationToken).ConfigureAwait(false);
+            await ChildProcess.RunAsync(pgRestore, ["--list", archive.Path], environment, null, listing, cancellationToken).ConfigureAwait(false);
             // Each entry with, for an index or a constraint, its catalog's oid and its own.
             var entries = Encoding.UTF8.GetString(listing.GetBuffer(), 0, (int)listing.Length).Split('\n')
                 .Where(line => line.Length > 0 && !line.StartsWith(';'))
@@ -244,17 +244,15 @@ public sealed partial class PostgresEngine
     private static partial Regex KeyEntry();
 
     /// <summary>What pg_dump is run with (the plain dump and the parts of a set): the same flags, owners and snapshot.</summary>
-    private string[] DumpArguments(string database, string snapshot, IReadOnlyList<string> extra, string format = "plain")
-    {
-        // owners: true keeps OWNER TO and GRANT/REVOKE (the restore then needs those roles).
-        string[] ownership = Instance.Owners ? [] : ["--no-owner", "--no-privileges"];
-        return
+    private string[] DumpArguments(string database, string snapshot, IReadOnlyList<string> extra, string format = "plain") =>
         [
-            $"--format={format}", .. ownership, "--no-password", "--encoding=UTF8",
+            $"--format={format}", .. OwnershipArguments, "--no-password", "--encoding=UTF8",
             "--quote-all-identifiers", $"--snapshot={snapshot}", .. extra,
             $"--dbname={ConnInfo(database)}",
         ];
-    }
+
+    /// <summary>For pg_dump and pg_restore alike: owners: true keeps OWNER TO and GRANT/REVOKE (the restore then needs those roles).</summary>
+    private string[] OwnershipArguments => Instance.Owners ? [] : ["--no-owner", "--no-privileges"];
 
     /// <summary>
     /// Settings of every session that reads or loads a set, as pg_dump's: nothing times out, output
