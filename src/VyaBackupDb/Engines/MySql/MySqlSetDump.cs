@@ -283,8 +283,8 @@ public sealed partial class MySqlEngine
     {
         var tables = new Dictionary<string, SetTable>(StringComparer.Ordinal);
         await using (var command = new MySqlCommand(
-            "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.EXTRA, IFNULL(c.GENERATION_EXPRESSION, ''), IFNULL(t.DATA_LENGTH, 0) "
-            + "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
+            "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.EXTRA, IFNULL(c.GENERATION_EXPRESSION, ''), IFNULL(t.DATA_LENGTH, 0), "
+            + "IFNULL(c.CHARACTER_SET_NAME, '') FROM information_schema.COLUMNS c JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
             + "WHERE c.TABLE_SCHEMA = @db AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION", connection))
         {
             command.Parameters.AddWithValue("@db", database);
@@ -314,7 +314,7 @@ public sealed partial class MySqlEngine
                     continue;
                 }
                 var invisible = extra.Contains("INVISIBLE", StringComparison.OrdinalIgnoreCase);
-                table.Columns.Add(new SetColumn(reader.GetString(1), MySqlTableReader.KindOf(reader.GetString(2)), invisible));
+                table.Columns.Add(new SetColumn(reader.GetString(1), MySqlTableReader.KindOf(reader.GetString(2)), invisible, SetColumn.StoresUtf8(reader.GetString(6))));
                 if (invisible)
                 {
                     tables[name] = table with { ColumnList = true };
