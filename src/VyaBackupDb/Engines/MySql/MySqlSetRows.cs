@@ -154,7 +154,7 @@ internal sealed class MySqlTableReader
                 }
                 else
                 {
-                    chunk.Append(","u8);
+                    chunk.Append((byte)',');
                 }
                 AppendRow(reader, chunk, ref scratch);
                 rows++;
@@ -175,28 +175,33 @@ internal sealed class MySqlTableReader
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AppendRow(MySqlDataReader reader, ChunkBuffer chunk, ref byte[] scratch)
     {
-        chunk.Append("("u8);
+        chunk.Append((byte)'(');
         for (var i = 0; i < _columns.Count; i++)
         {
             if (i > 0)
             {
-                chunk.Append(","u8);
+                chunk.Append((byte)',');
             }
             if (reader.IsDBNull(i))
             {
                 chunk.Append("NULL"u8);
                 continue;
             }
-            var length = (int)reader.GetBytes(i, 0, null, 0, 0);
-            if (length > scratch.Length)
+            // One copy for a value that fits the scratch buffer (nearly all); the driver checks the column on every call.
+            var length = (int)reader.GetBytes(i, 0, scratch, 0, scratch.Length);
+            if (length == scratch.Length)
             {
-                ArrayPool<byte>.Shared.Return(scratch);
-                scratch = ArrayPool<byte>.Shared.Rent(length);
+                length = (int)reader.GetBytes(i, 0, null, 0, 0);
+                if (length > scratch.Length)
+                {
+                    ArrayPool<byte>.Shared.Return(scratch);
+                    scratch = ArrayPool<byte>.Shared.Rent(length);
+                    reader.GetBytes(i, 0, scratch, 0, length);
+                }
             }
-            reader.GetBytes(i, 0, scratch, 0, length);
             WriteValue(chunk, _columns[i].Kind, scratch.AsSpan(0, length));
         }
-        chunk.Append(")"u8);
+        chunk.Append((byte)')');
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -292,16 +297,29 @@ internal sealed class ChunkBuffer : IDisposable
         Length += bytes.Length;
     }
 
+    public void Append(byte value)
+    {
+        GetSpan(1)[0] = value;
+        Length++;
+    }
+
+    /// <summary>Room for <paramref name="size"/> more bytes; small enough to inline into the rows loop, which calls it for every value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Span<byte> GetSpan(int size)
     {
         if (_buffer.Length - Length < size)
         {
-            var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(Array.MaxLength, Math.Max((long)_buffer.Length * 2, (long)Length + size)));
-            _buffer.AsSpan(0, Length).CopyTo(bigger);
-            ArrayPool<byte>.Shared.Return(_buffer);
-            _buffer = bigger;
+            Grow(size);
         }
         return _buffer.AsSpan(Length);
+    }
+
+    private void Grow(int size)
+    {
+        var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(Array.MaxLength, Math.Max((long)_buffer.Length * 2, (long)Length + size)));
+        _buffer.AsSpan(0, Length).CopyTo(bigger);
+        ArrayPool<byte>.Shared.Return(_buffer);
+        _buffer = bigger;
     }
 
     public void Advance(int count) => Length += count;
