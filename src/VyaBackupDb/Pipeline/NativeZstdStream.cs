@@ -10,7 +10,7 @@ namespace VyaBackupDb.Pipeline;
 /// (bench/README.md). The output is the same zstd format; hosts without the library use the port.
 /// Writes compress into <c>stored</c>; disposing ends the frame and leaves <c>stored</c> open.
 /// </summary>
-internal sealed partial class NativeZstdStream : Stream
+internal sealed partial class NativeZstdStream : WriteOnlyStream
 {
     private const string Library = "libzstd.so.1";
 
@@ -59,19 +59,6 @@ internal sealed partial class NativeZstdStream : Stream
         }
     }
 
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
     public override unsafe void Write(ReadOnlySpan<byte> buffer)
     {
         fixed (byte* source = buffer)
@@ -83,9 +70,6 @@ internal sealed partial class NativeZstdStream : Stream
             }
         }
     }
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -109,10 +93,6 @@ internal sealed partial class NativeZstdStream : Stream
         await DrainAsync(FlushBlock, cancellationToken).ConfigureAwait(false);
         await _stored.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

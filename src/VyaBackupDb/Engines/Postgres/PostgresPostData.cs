@@ -130,19 +130,11 @@ public static partial class PostgresPostData
     }
 
     /// <summary>Reads the given byte ranges of a file one after the other, as one stream.</summary>
-    public sealed class Ranges(string path, IReadOnlyList<(long Start, long Length)> ranges) : Stream
+    public sealed class Ranges(string path, IReadOnlyList<(long Start, long Length)> ranges) : Pipeline.ReadOnlyStream
     {
         private readonly FileStream _file = new(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
         private int _range;
         private long _done;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override int Read(Span<byte> buffer)
         {
@@ -167,15 +159,8 @@ public static partial class PostgresPostData
             return 0;
         }
 
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            new(Read(buffer.Span));
 
         protected override void Dispose(bool disposing)
         {

@@ -12,7 +12,7 @@ namespace VyaBackupDb.Pipeline.Age;
 /// fails. Every failure is an <see cref="AgeException"/>, and every read after one fails again.
 /// Memory: one encrypted and one plain chunk.
 /// </summary>
-public sealed class AgeDecryptStream : Stream
+public sealed class AgeDecryptStream : ReadOnlyStream
 {
     private readonly Stream _inner;
     private readonly bool _leaveOpen;
@@ -186,17 +186,6 @@ public sealed class AgeDecryptStream : Stream
     }
 
     public override bool CanRead => _failure is null && !_disposed;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -221,9 +210,6 @@ public sealed class AgeDecryptStream : Stream
         }
         return TakePlain(buffer);
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -333,16 +319,6 @@ public sealed class AgeDecryptStream : Stream
 
     private static async ValueTask<int> ReadAsync(Stream input, Memory<byte> buffer, bool useAsync, CancellationToken cancellationToken) =>
         useAsync ? await input.ReadAsync(buffer, cancellationToken).ConfigureAwait(false) : input.Read(buffer.Span);
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -12,7 +12,7 @@ namespace VyaBackupDb.Pipeline.Age;
 /// whether it is the last; disposing writes the final chunk, so dispose only on success (a
 /// storage write that is not committed is thrown away anyway). Memory: one chunk.
 /// </summary>
-public sealed class AgeEncryptStream : Stream
+public sealed class AgeEncryptStream : WriteOnlyStream
 {
     private readonly Stream _inner;
     private readonly bool _leaveOpen;
@@ -49,18 +49,7 @@ public sealed class AgeEncryptStream : Stream
         CryptographicOperations.ZeroMemory(fileKey);
     }
 
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
     public override bool CanWrite => !_disposed;
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
@@ -74,9 +63,6 @@ public sealed class AgeEncryptStream : Stream
             buffer = buffer[Buffer(buffer)..];
         }
     }
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -98,12 +84,6 @@ public sealed class AgeEncryptStream : Stream
     public override void Flush() => _inner.Flush();
 
     public override Task FlushAsync(CancellationToken cancellationToken) => _inner.FlushAsync(cancellationToken);
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -110,19 +110,14 @@ public sealed class BackupSetReader(Stream plain, IReadOnlyList<SetEntry>? expec
         new([.. name.Take(200).Select(c => char.IsControl(c) ? '?' : c)]);
 
     /// <summary>An entry's content; at its end, its size and (when the manifest gives it) its SHA-256 are checked.</summary>
-    private sealed class CheckedContent(Stream inner, string name, long length, string? sha256) : Stream
+    private sealed class CheckedContent(Stream inner, string name, long length, string? sha256) : Pipeline.ReadOnlyStream
     {
         private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         private long _read;
         private bool _checked;
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
         public override long Length => length;
         public override long Position { get => _read; set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override int Read(Span<byte> buffer)
         {
@@ -135,9 +130,6 @@ public sealed class BackupSetReader(Stream plain, IReadOnlyList<SetEntry>? expec
             var n = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
             return Account(buffer.Span[..n]);
         }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
         private int Account(ReadOnlySpan<byte> data)
         {
@@ -157,16 +149,6 @@ public sealed class BackupSetReader(Stream plain, IReadOnlyList<SetEntry>? expec
             }
             return data.Length;
         }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {

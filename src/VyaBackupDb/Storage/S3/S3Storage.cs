@@ -514,37 +514,15 @@ public sealed class S3Storage : IStorage, IDisposable
 #pragma warning restore CA5351
 
         /// <summary>The write side the backup chain sees: write-only, not seekable.</summary>
-        private sealed class PartStream(S3Write owner) : Stream
+        private sealed class PartStream(S3Write owner) : Pipeline.WriteOnlyStream
         {
-            public override bool CanRead => false;
-            public override bool CanSeek => false;
-            public override bool CanWrite => true;
-            public override long Length => throw new NotSupportedException();
-
-            public override long Position
-            {
-                get => throw new NotSupportedException();
-                set => throw new NotSupportedException();
-            }
-
             public override void Flush()
             {
             }
 
             public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-            public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-            public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-            public override void SetLength(long value) => throw new NotSupportedException();
-
-            public override void Write(byte[] buffer, int offset, int count) => owner.Write(buffer.AsSpan(offset, count));
-
             public override void Write(ReadOnlySpan<byte> buffer) => owner.Write(buffer);
-
-            public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-                owner.WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
             public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
                 owner.WriteAsync(buffer, cancellationToken);
