@@ -88,6 +88,45 @@ public sealed class MySqlParallelTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// An account with what engine: dump needs but without RELOAD cannot take the backup lock: the
+    /// parallel backup fails in one line that names the privilege and the engine that does without
+    /// it, and leaves no backup; engine: dump backs the same database up with the same account.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_parallel_backup_by_an_account_without_RELOAD_fails_in_one_line_and_engine_dump_still_works()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO t VALUES (1, 'one'), (2, 'two')");
+        var user = "vya_nr_" + Guid.NewGuid().ToString("N")[..10];
+        await MySqlTestDb.ExecAsync(null, $"CREATE USER '{user}'@'%' IDENTIFIED BY 'no-reload-pw'",
+            $"GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES, PROCESS ON *.* TO '{user}'@'%'");
+        try
+        {
+            var account = TestServers.MySql(password: "no-reload-pw") with { User = user };
+            var backupDir = _scratch.TempDir("backups");
+
+            var parallel = await Ops.BackupAsync(account with { Engine = Config.BackupEngine.Parallel, Jobs = 2 }, source, Compression.Zstd, backupDir);
+
+            Assert.False(parallel.Succeeded, "a parallel backup took the backup lock without RELOAD");
+            Assert.Contains("the parallel engine needs the RELOAD privilege", parallel.Error, StringComparison.Ordinal);
+            Assert.Contains("engine: dump does not", parallel.Error, StringComparison.Ordinal);
+            Assert.DoesNotContain('\n', parallel.Error!);
+            Assert.Empty(Ops.DataFilesUnder(backupDir));
+
+            var dump = await Ops.BackupAsync(account, source, Compression.Zstd, backupDir);
+            Assert.True(dump.Succeeded, dump.Error);
+            var target = _scratch.MySqlName();
+            await Ops.RestoreAsync(MySqlTestDb.Instance(0), dump.Location!, target);
+            DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(source), await MySqlTestDb.FingerprintAsync(target), "engine: dump by the same account");
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'%'");
+        }
+    }
+
+    /// <summary>
     /// Money moves between two tables while the backup runs, each transfer one transaction: the
     /// workers read the tables on different connections, and the total must still be exact.
     /// </summary>
