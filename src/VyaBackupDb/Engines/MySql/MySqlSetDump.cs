@@ -314,7 +314,7 @@ public sealed partial class MySqlEngine
                     continue;
                 }
                 var invisible = extra.Contains("INVISIBLE", StringComparison.OrdinalIgnoreCase);
-                table.Columns.Add(new SetColumn(reader.GetString(1), MySqlTableReader.KindOf(reader.GetString(2)), invisible, SetColumn.StoresUtf8(reader.GetString(6))));
+                table.Columns.Add(new SetColumn(reader.GetString(1), MySqlTableReader.KindOf(reader.GetString(2)), invisible, SetColumn.IsUtf8(reader.GetString(2), reader.GetString(6))));
                 if (invisible)
                 {
                     tables[name] = table with { ColumnList = true };
