@@ -13,7 +13,6 @@ public sealed class TableCompletion
 {
     private readonly Dictionary<string, int> _chunksLeft;
     private readonly HashSet<string> _wanted;
-    private readonly List<string> _done = [];
     private readonly Channel<string> _ready = Channel.CreateUnbounded<string>();
     // The tables handed to the work so far, and whether it may take more (both under this lock).
     private readonly HashSet<string> _taken = new(StringComparer.Ordinal);
@@ -66,10 +65,6 @@ public sealed class TableCompletion
                         completion._taken.UnionWith(batch);
                     }
                     await work(batch, failed.Token).ConfigureAwait(false);
-                    lock (completion._done)
-                    {
-                        completion._done.AddRange(batch);
-                    }
                 }
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -115,11 +110,9 @@ public sealed class TableCompletion
     /// <summary>Stops (<see cref="Stop"/>) and waits for the work under way; returns the tables it was done for.</summary>
     public async Task<IReadOnlyCollection<string>> FinishAsync()
     {
-        Stop();
+        var taken = Stop();
+        // The work fails the worker, so a worker that ended well did it for every table it took.
         await Worker.ConfigureAwait(false);
-        lock (_done)
-        {
-            return [.. _done];
-        }
+        return taken;
     }
 }
