@@ -173,6 +173,8 @@ public sealed partial class PostgresEngine
     {
         public string Path => file.Name;
 
+        public long Length => file.Length;
+
         /// <summary>pg_dump's settings before the first entry, repeated before every run of some of the entries.</summary>
         public long Preamble => preamble;
 
@@ -267,7 +269,7 @@ public sealed partial class PostgresEngine
         }
         else
         {
-            await using var whole = new PostgresPostData.Ranges(file.Path, [(0, new FileInfo(file.Path).Length)]);
+            await using var whole = new PostgresPostData.Ranges(file.Path, [(0, file.Length)]);
             await RestoreAsync(database, whole, options, cancellationToken).ConfigureAwait(false);
         }
     }
