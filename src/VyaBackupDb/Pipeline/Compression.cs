@@ -103,7 +103,7 @@ public static class Codec
         Compression.Gzip => level is { } gzipLevel
             ? new GZipStream(stored, new ZLibCompressionOptions { CompressionLevel = gzipLevel }, leaveOpen: true)
             : new GZipStream(stored, CompressionLevel.Fastest, leaveOpen: true),
-        Compression.Zstd => ZstdWithChecksum(stored, level ?? ZstdLevel, NativeZstdStream.IsAvailable),
+        Compression.Zstd => ZstdWithChecksum(stored, level ?? ZstdLevel, NativeZstd.IsAvailable),
         Compression.Zip => new ZipEntryWriteStream(stored, zipEntryName),
         _ => throw new ArgumentOutOfRangeException(nameof(compression)),
     };
@@ -121,7 +121,7 @@ public static class Codec
         var workers = Math.Min(Environment.ProcessorCount, MaxZstdWorkers);
         if (native)
         {
-            return new NativeZstdStream(stored, level, workers, ZstdJobBytes);
+            return new NativeZstdEncodeStream(stored, level, workers, ZstdJobBytes);
         }
         var stream = new CompressionStream(stored, level, leaveOpen: true);
         stream.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
@@ -130,15 +130,19 @@ public static class Codec
         return stream;
     }
 
-    /// <summary>Wraps <paramref name="stored"/> to read the plain dump out of it.</summary>
+    /// <summary>Wraps <paramref name="stored"/> (disposed with the result) to read the plain dump out of it.</summary>
     public static Stream Decompress(Compression compression, Stream stored) => compression switch
     {
         Compression.None => stored,
         Compression.Gzip => new GZipStream(stored, CompressionMode.Decompress),
-        Compression.Zstd => new DecompressionStream(stored),
+        Compression.Zstd => ZstdDecoder(stored, NativeZstd.IsAvailable),
         Compression.Zip => ZipEntryReadStream.Open(stored),
         _ => throw new ArgumentOutOfRangeException(nameof(compression)),
     };
+
+    /// <summary>libzstd where the host has it (several times as fast), else the managed port.</summary>
+    internal static Stream ZstdDecoder(Stream stored, bool native) =>
+        native ? new NativeZstdDecodeStream(stored) : new DecompressionStream(stored, leaveOpen: false);
 
     /// <summary>Sniffs the compression from the first bytes of a file (for files whose name says nothing).</summary>
     public static Compression Sniff(ReadOnlySpan<byte> head) => head switch

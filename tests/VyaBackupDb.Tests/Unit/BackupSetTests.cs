@@ -176,4 +176,16 @@ public sealed class BackupSetTests
         Assert.False(BackupName.TryParse("20260113_155440_mysql_dns_db.sql.zst")!.Set);
         Assert.Null(BackupName.TryParse("20260113_155440_files_etc.sql.zst"));
     }
+
+    [Fact]
+    public void Parallel_readers_take_the_largest_tables_jobs_at_a_time_with_their_pieces_in_turn()
+    {
+        (IReadOnlyList<string> Pieces, long Bytes) Table(string name, int pieces, long bytes) =>
+            ([.. Enumerable.Range(1, pieces).Select(i => pieces == 1 ? name : $"{name}{i}")], bytes);
+        var tables = new[] { Table("b", 1, 100), Table("a", 3, 300), Table("d", 1, 50), Table("c", 2, 200) };
+
+        Assert.Equal(["a1", "c1", "a2", "c2", "a3", "b", "d"], ReadOrder.Of(tables, jobs: 2));
+        Assert.Equal(["a1", "a2", "a3", "c1", "c2", "b", "d"], ReadOrder.Of(tables, jobs: 1));
+        Assert.Equal(["a1", "c1", "b", "d", "a2", "c2", "a3"], ReadOrder.Of(tables, jobs: 4));
+    }
 }

@@ -47,7 +47,7 @@ public sealed class CodecTests
     [InlineData(false)]
     public async Task Both_zstd_encoders_write_a_checksummed_stream_that_decodes_to_the_input(bool native)
     {
-        Assert.True(NativeZstdStream.IsAvailable, "libzstd.so.1 is not loadable here");
+        Assert.True(NativeZstd.IsAvailable, "libzstd.so.1 is not loadable here");
         var plain = new byte[9 * 1024 * 1024 + 5];
         RandomNumberGenerator.Fill(plain.AsSpan(0, 1 << 20));
         for (var i = 1 << 20; i < plain.Length; i++)
@@ -117,21 +117,78 @@ public sealed class CodecTests
         Assert.Equal(plain, decoded.ToArray());
     }
 
+    /// <summary>Both decoders (libzstd's and the port's) read every frame of a stream, in reads of any size, and nothing after the last.</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Both_zstd_decoders_read_every_frame_whatever_the_size_of_the_reads(bool native)
+    {
+        var first = RandomNumberGenerator.GetBytes(300_000);
+        var second = System.Text.Encoding.ASCII.GetBytes(string.Concat(Enumerable.Range(0, 40_000).Select(i => $"row {i},")));
+        using var stored = new MemoryStream();
+        foreach (var part in new[] { first, second })
+        {
+            await using var writer = Codec.ZstdWithChecksum(stored, 3, native: true);
+            await writer.WriteAsync(part);
+        }
+        byte[] expected = [.. first, .. second];
+
+        foreach (var readSize in new[] { 1, 7, 4096, 1 << 20 })
+        {
+            var buffer = new byte[readSize];
+            using var decoded = new MemoryStream();
+            await using (var reader = Codec.ZstdDecoder(new MemoryStream(stored.ToArray()), native))
+            {
+                int n;
+                // Synchronous and asynchronous reads in turn, as the pipeline mixes them.
+                while ((n = decoded.Length % 2 == 0 ? reader.Read(buffer) : await reader.ReadAsync(buffer)) > 0)
+                {
+                    decoded.Write(buffer, 0, n);
+                }
+                Assert.Equal(0, await reader.ReadAsync(buffer));
+            }
+            Assert.True(expected.AsSpan().SequenceEqual(decoded.ToArray()), $"reads of {readSize} bytes decoded {decoded.Length} bytes, not the {expected.Length} written");
+        }
+    }
+
     [Fact]
-    public async Task A_truncated_zstd_stream_fails_to_decode()
+    public async Task Disposing_the_zstd_decoder_closes_the_stored_stream_it_took_over()
+    {
+        var stored = new MemoryStream();
+        await using (var writer = Codec.Compress(Compression.Zstd, stored, "x"))
+        {
+            await writer.WriteAsync(new byte[1000]);
+        }
+        stored.Position = 0;
+        await using (var reader = Codec.Decompress(Compression.Zstd, stored))
+        {
+            await reader.CopyToAsync(Stream.Null);
+        }
+        Assert.False(stored.CanRead, "the stored stream was left open");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_truncated_zstd_stream_fails_to_decode(bool native)
     {
         using var stored = new MemoryStream();
         await using (var writer = Codec.Compress(Compression.Zstd, stored, "x"))
         {
             await writer.WriteAsync(RandomNumberGenerator.GetBytes(200_000));
         }
-        var truncated = new MemoryStream(stored.ToArray()[..^100]);
-        await using var reader = Codec.Decompress(Compression.Zstd, truncated);
-        await Assert.ThrowsAnyAsync<Exception>(() => reader.CopyToAsync(Stream.Null));
+        foreach (var cut in new[] { 100, stored.Length - 3 })
+        {
+            await using var reader = Codec.ZstdDecoder(new MemoryStream(stored.ToArray()[..^(int)cut]), native);
+            var error = await Assert.ThrowsAnyAsync<Exception>(() => reader.CopyToAsync(Stream.Null));
+            Assert.True(Operations.BackupFileChecker.IsDecodeError(error), $"cut {cut} bytes: {error.GetType().Name}: {error.Message}");
+        }
     }
 
-    [Fact]
-    public async Task Zstd_frames_carry_a_content_checksum_so_a_flipped_byte_fails_to_decode()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Zstd_frames_carry_a_content_checksum_so_a_flipped_byte_fails_to_decode(bool native)
     {
         using var stored = new MemoryStream();
         await using (var writer = Codec.Compress(Compression.Zstd, stored, "x"))
@@ -162,8 +219,9 @@ public sealed class CodecTests
         }
 
         bytes[bytes.Length / 2] ^= 0x01;
-        await using var reader = Codec.Decompress(Compression.Zstd, new MemoryStream(bytes));
-        await Assert.ThrowsAnyAsync<Exception>(() => reader.CopyToAsync(Stream.Null));
+        await using var reader = Codec.ZstdDecoder(new MemoryStream(bytes), native);
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => reader.CopyToAsync(Stream.Null));
+        Assert.True(Operations.BackupFileChecker.IsDecodeError(error), $"{error.GetType().Name}: {error.Message}");
     }
 
     [Fact]

@@ -23,7 +23,7 @@ public sealed partial class MySqlEngine
     internal const long SetRangeBytes = 64L << 20;
 
     /// <summary>One table, or one primary-key range of one, read by one connection.</summary>
-    private sealed record SetWorkItem(string Table, MySqlTableReader Reader, string? Where, long EstimatedBytes);
+    private sealed record SetWorkItem(string Table, MySqlTableReader Reader, string? Where);
 
     /// <summary>What the parallel dump reads per table from the catalog, under the backup lock.</summary>
     /// <param name="Period">A system-versioned table's row start and end columns (MariaDB names the implicit ones row_start and row_end).</param>
@@ -100,7 +100,7 @@ public sealed partial class MySqlEngine
             // The tables the schema creates are the backup's; the data of engines that keep it elsewhere is left out, as mysqldump does.
             var inBackup = schemaCounter.Rows.Keys.Where(catalog.Engines.ContainsKey).Order(StringComparer.Ordinal).ToList();
             var rows = inBackup.ToDictionary(t => t, _ => 0L, StringComparer.Ordinal);
-            var items = new List<SetWorkItem>();
+            var items = new List<(IReadOnlyList<SetWorkItem> Pieces, long Bytes)>();
             foreach (var name in inBackup)
             {
                 if ((catalog.Engines[name] is { } engine && DataNotDumped.Contains(engine)) || !tables.TryGetValue(name, out var table))
@@ -108,9 +108,9 @@ public sealed partial class MySqlEngine
                     continue;
                 }
                 var history = withHistory && catalog.Versioned.Contains(name);
-                items.AddRange(await PlanTableAsync(control, database, table, history, jobs, cancellationToken).ConfigureAwait(false));
+                items.Add((await PlanTableAsync(control, database, table, history, jobs, cancellationToken).ConfigureAwait(false), table.DataBytes));
             }
-            await ReadTablesAsync(database, set, workers, items, rows, cancellationToken).ConfigureAwait(false);
+            await ReadTablesAsync(database, set, workers, ReadOrder.Of(items, jobs), rows, cancellationToken).ConfigureAwait(false);
 
             post.Position = 0;
             await set.WritePostAsync(post, post.Length, cancellationToken).ConfigureAwait(false);
@@ -352,7 +352,7 @@ public sealed partial class MySqlEngine
         var pieces = (int)Math.Min(64, (table.DataBytes + SetRangeBytes - 1) / SetRangeBytes);
         if (jobs == 1 || table.IntegerKey is not { } key || pieces < 2)
         {
-            return [new SetWorkItem(table.Name, reader, null, table.DataBytes)];
+            return [new SetWorkItem(table.Name, reader, null)];
         }
         var quotedKey = QuoteIdentifier(key);
         await using var command = new MySqlCommand(
@@ -360,7 +360,7 @@ public sealed partial class MySqlEngine
         await using var result = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         if (!await result.ReadAsync(cancellationToken).ConfigureAwait(false) || result.IsDBNull(0))
         {
-            return [new SetWorkItem(table.Name, reader, null, table.DataBytes)];
+            return [new SetWorkItem(table.Name, reader, null)];
         }
         // The bounds come from outside the snapshot: the first and last ranges are open, so rows
         // beyond them are read all the same.
@@ -378,19 +378,19 @@ public sealed partial class MySqlEngine
                 (not null, not null) => $"{quotedKey} >= {previous} AND {quotedKey} < {bound}",
                 _ => $"{quotedKey} >= {previous}",
             };
-            items.Add(new SetWorkItem(table.Name, reader, where, table.DataBytes / pieces));
+            items.Add(new SetWorkItem(table.Name, reader, where));
             previous = bound;
         }
         return items;
     }
 
-    /// <summary>Reads the work items on the workers' connections (largest first), each into chunks of its own.</summary>
+    /// <summary>Reads the work items on the workers' connections (in <see cref="ReadOrder"/>), each into chunks of its own.</summary>
     private static async Task ReadTablesAsync(
         string database, BackupSetWriter set, List<MySqlConnection> workers, List<SetWorkItem> items, Dictionary<string, long> rows,
         CancellationToken cancellationToken)
     {
         var queue = Channel.CreateUnbounded<SetWorkItem>();
-        foreach (var item in items.OrderByDescending(i => i.EstimatedBytes))
+        foreach (var item in items)
         {
             queue.Writer.TryWrite(item);
         }

@@ -324,28 +324,29 @@ public sealed partial class PostgresEngine
         }
     }
 
-    /// <summary>The pieces, biggest first: a table over <see cref="MinSplitBytes"/> is cut in page ranges (the last one open-ended) when the server scans TID ranges.</summary>
+    /// <summary>The pieces in <see cref="ReadOrder"/>: a table over <see cref="MinSplitBytes"/> is cut in page ranges (the last one open-ended) when the server scans TID ranges.</summary>
     private List<CopyPiece> Plan(List<CopyTable> tables, int jobs, long blockSize)
     {
         var total = tables.Sum(t => t.Bytes);
         var pieceBytes = Math.Max(MinSplitBytes / 2, total / (jobs * 4L));
-        var pieces = new List<(CopyPiece Piece, long Bytes)>();
+        var planned = new List<(IReadOnlyList<CopyPiece> Pieces, long Bytes)>();
         foreach (var table in tables)
         {
             if (jobs == 1 || _serverMajor < 14 || table.Bytes < Math.Max(MinSplitBytes, 2 * pieceBytes))
             {
-                pieces.Add((new CopyPiece(table, null, null), table.Bytes));
+                planned.Add(([new CopyPiece(table, null, null)], table.Bytes));
                 continue;
             }
             var pages = table.Bytes / blockSize;
             var step = Math.Max(1, pieceBytes / blockSize);
+            var pieces = new List<CopyPiece>();
             for (long from = 0; from < pages; from += step)
             {
-                var to = from + step >= pages ? (long?)null : from + step;
-                pieces.Add((new CopyPiece(table, from, to), (Math.Min(to ?? pages, pages) - from) * blockSize));
+                pieces.Add(new CopyPiece(table, from, from + step >= pages ? null : from + step));
             }
+            planned.Add((pieces, table.Bytes));
         }
-        return [.. pieces.OrderByDescending(p => p.Bytes).Select(p => p.Piece)];
+        return ReadOrder.Of(planned, jobs);
     }
 
     /// <summary>
