@@ -252,6 +252,50 @@ public sealed class PostgresSetTests : IAsyncLifetime
         Assert.Empty(Ops.FilesUnder(backupDir));
     }
 
+    /// <summary>
+    /// The restored database is analyzed when it becomes visible: every table with rows, inheritance and
+    /// partition parents and materialized views included, has the planner's statistics (pg_restore leaves
+    /// that to autovacuum), whether a table was analyzed beside the load or after it.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(PgEngines.Parallel1)]
+    [InlineData(PgEngines.Parallel4)]
+    public async Task A_parallel_restore_leaves_every_table_with_statistics(string engine)
+    {
+        await TestServers.RequirePostgresAsync();
+        var instance = PgEngines.Instance(engine);
+        var source = await NewBulkDatabaseAsync();
+        await PgTestDb.ExecAsync(source,
+            "CREATE TABLE plain (v int)",
+            "INSERT INTO plain SELECT i FROM generate_series(1, 1000) i",
+            "CREATE TABLE parent (id int PRIMARY KEY, v text)",
+            "CREATE TABLE child (extra int) INHERITS (parent)",
+            "INSERT INTO parent SELECT i, 'p' FROM generate_series(1, 500) i",
+            "INSERT INTO child SELECT i, 'c', i FROM generate_series(501, 1500) i",
+            "CREATE TABLE part (id int, v text, PRIMARY KEY (id)) PARTITION BY RANGE (id)",
+            "CREATE TABLE part_low PARTITION OF part FOR VALUES FROM (0) TO (1000)",
+            "CREATE TABLE part_high PARTITION OF part FOR VALUES FROM (1000) TO (3000)",
+            "INSERT INTO part SELECT i, 'x' FROM generate_series(1, 2500) i",
+            "CREATE MATERIALIZED VIEW totals AS SELECT id % 10 AS k, count(*) AS n FROM bulk1 GROUP BY 1");
+        string[] relations = ["bulk1", "bulk2", "plain", "parent", "child", "part", "part_low", "part_high", "totals"];
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewPostgresDatabaseAsync();
+
+        await Ops.RestoreAsync(instance, file, target, force: true);
+
+        var analyzed = new List<string>();
+        await using (var connection = await PgTestDb.OpenAsync(target))
+        await using (var command = new Npgsql.NpgsqlCommand("SELECT DISTINCT tablename::text FROM pg_stats WHERE schemaname = 'public'", connection))
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                analyzed.Add(reader.GetString(0));
+            }
+        }
+        Assert.Empty(relations.Except(analyzed));
+    }
+
     /// <param name="statement">What is killed: a loader's COPY, or an ANALYZE (beside the loaders once a table's rows are in, or after post.sql).</param>
     [SkippableTheory]
     [InlineData("COPY %")]

@@ -63,8 +63,11 @@ public sealed partial class PostgresEngine
         }
     }
 
-    /// <summary>A table the schema created: its name as quote_ident writes it (the manifest's), its columns that COPY may fill.</summary>
-    private sealed record LoadTable(string Name, HashSet<string> Columns);
+    /// <summary>
+    /// A table the schema created: its name as quote_ident writes it (the manifest's), its columns that COPY may fill,
+    /// and whether other tables inherit from it (its ANALYZE then reads and locks those too).
+    /// </summary>
+    private sealed record LoadTable(string Name, HashSet<string> Columns, bool HasChildren);
 
     private async Task<LoadResult> RestoreSetCoreAsync(
         string database, BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken)
@@ -140,12 +143,13 @@ public sealed partial class PostgresEngine
                 throw;
             }
             // The keys of the tables not taken by the side task (completed last, without rows, or partitioned),
-            // shared among the connections beside the side task's last work.
+            // then their ANALYZE, shared among the connections beside the side task's last work. Not that of a
+            // parent: it locks its children too, which the side task may be altering (a deadlock); it waits for the end.
             var taken = early?.Stop() ?? new HashSet<string>();
-            var building = keys is null ? Task.CompletedTask : RestorePartsAsync(database, keys,
-                [.. keys.Entries.Where(e => e.Table is not { } table || !taken.Contains(table)).Select(e => e.Part)], jobs, options, failed.Token);
+            var rest = keys is null ? [] : tables.Values.Where(t => !t.HasChildren && !taken.Contains(t.Name)).Select(t => t.Name).ToList();
+            var building = keys is null ? Task.CompletedTask : KeysThenAnalyzeAsync(keys, taken, rest);
             await FirstFailureAsync([early?.Worker ?? Task.CompletedTask, building], failed).ConfigureAwait(false);
-            analyzed = early is null ? [] : await early.FinishAsync().ConfigureAwait(false);
+            analyzed = [.. early is null ? [] : await early.FinishAsync().ConfigureAwait(false), .. rest];
         }
         finally
         {
@@ -166,6 +170,13 @@ public sealed partial class PostgresEngine
         await ResumeAutovacuumAsync(database, paused, cancellationToken).ConfigureAwait(false);
         // Complete: the set reader has checked every entry up to post.sql; the caller checks its end.
         return new LoadResult(null, [], [], loaded);
+
+        async Task KeysThenAnalyzeAsync(PostDataFile keys, IReadOnlySet<string> taken, List<string> tables)
+        {
+            await RestorePartsAsync(database, keys,
+                [.. keys.Entries.Where(e => e.Table is not { } table || !taken.Contains(table)).Select(e => e.Part)], jobs, options, failed.Token).ConfigureAwait(false);
+            await AnalyzeTablesAsync(database, jobs, tables, failed.Token).ConfigureAwait(false);
+        }
     }
 
     /// <summary>A spooled post-data file (keys.sql, post.sql) split into its entries; those of keys.sql with their table.</summary>
@@ -325,7 +336,7 @@ public sealed partial class PostgresEngine
         await using var command = new NpgsqlCommand(
             "SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
             + "coalesce((SELECT array_agg(a.attname::text) FROM pg_catalog.pg_attribute a "
-            + $"WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped{generated}), '{{}}') "
+            + $"WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped{generated}), '{{}}'), c.relhassubclass "
             + "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             + "WHERE c.relkind = 'r' AND n.nspname " + string.Format(System.Globalization.CultureInfo.InvariantCulture, UserSchemas, "n.nspname"),
             connection);
@@ -334,7 +345,7 @@ public sealed partial class PostgresEngine
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             tables[(reader.GetString(0), reader.GetString(1))] = new LoadTable(
-                reader.GetString(2), new HashSet<string>(reader.GetFieldValue<string[]>(3), StringComparer.Ordinal));
+                reader.GetString(2), new HashSet<string>(reader.GetFieldValue<string[]>(3), StringComparer.Ordinal), reader.GetBoolean(4));
         }
         return tables;
     }
@@ -599,6 +610,16 @@ public sealed partial class PostgresEngine
                 names.Add(reader.GetString(0));
             }
         }
+        await AnalyzeTablesAsync(database, jobs, names, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>ANALYZE of <paramref name="names"/> (quote_ident names: already quoted by the server's own rules) on <paramref name="jobs"/> connections.</summary>
+    private async Task AnalyzeTablesAsync(string database, int jobs, IReadOnlyList<string> names, CancellationToken cancellationToken)
+    {
+        if (names.Count == 0)
+        {
+            return;
+        }
         var queue = Channel.CreateUnbounded<string>();
         foreach (var name in names)
         {
@@ -606,12 +627,11 @@ public sealed partial class PostgresEngine
         }
         queue.Writer.Complete();
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var workers = Enumerable.Range(0, Math.Min(jobs, Math.Max(1, names.Count))).Select(_ => Task.Run(async () =>
+        var workers = Enumerable.Range(0, Math.Min(jobs, names.Count)).Select(_ => Task.Run(async () =>
         {
             await using var connection = await OpenAsync(database, failed.Token).ConfigureAwait(false);
             while (queue.Reader.TryRead(out var name))
             {
-                // The name comes from quote_ident: already quoted by the server's own rules.
                 await Execute(connection, $"ANALYZE {name}", failed.Token).ConfigureAwait(false);
             }
         })).ToList();
