@@ -92,6 +92,37 @@ public sealed class MySqlParallelTests : IAsyncLifetime
     /// parallel backup fails in one line that names the privilege and the engine that does without
     /// it, and leaves no backup; engine: dump backs the same database up with the same account.
     /// </summary>
+    /// <summary>
+    /// A parallel backup that stops (its timeout, another connection's failure) stops the server's reads:
+    /// each is killed rather than read to its end, and reports the cancellation, not the server's "interrupted".
+    /// </summary>
+    [SkippableFact]
+    public async Task A_cancelled_table_read_stops_the_query_and_reports_the_cancellation()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY, body TEXT)",
+            "INSERT INTO t SELECT seq, REPEAT(MD5(seq), 8) FROM seq_1_to_200000");
+        var table = new Engines.MySql.MySqlTableReader("t",
+            [new Engines.MySql.SetColumn("id", Engines.MySql.ColumnKind.Number, false), new Engines.MySql.SetColumn("body", Engines.MySql.ColumnKind.Text, false, Utf8: true)],
+            columnList: false);
+        await using var connection = await MySqlTestDb.OpenAsync(source);
+        using var cancel = new CancellationTokenSource();
+        using var chunk = new Engines.MySql.ChunkBuffer(1 << 20);
+        long rowsRead = 0;
+
+        var read = table.ReadAsync(connection, table.Select(source, null), chunk, (full, rows, _) =>
+        {
+            rowsRead += rows;
+            full.Clear();
+            cancel.Cancel();
+            return Task.CompletedTask;
+        }, 1 << 20, cancel.Token);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => read);
+        Assert.InRange(rowsRead, 1, 199_999);
+    }
+
     [SkippableFact]
     public async Task A_parallel_backup_by_an_account_without_RELOAD_fails_in_one_line_and_engine_dump_still_works()
     {

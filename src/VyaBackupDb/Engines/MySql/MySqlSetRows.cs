@@ -131,12 +131,15 @@ internal sealed class MySqlTableReader
     {
         await using var command = new MySqlCommand(select, connection) { CommandTimeout = 0 };
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        // Cancelled as the driver would on a cancelled read (KILL QUERY), but registered once for the query
+        // rather than once per row (2 % of the backup's CPU).
+        await using var cancel = cancellationToken.UnsafeRegister(state => ((MySqlCommand)state!).Cancel(), command);
         var scratch = ArrayPool<byte>.Shared.Rent(1 << 16);
         try
         {
             long rows = 0;
             var statementStart = -1L;
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
             {
                 if (statementStart < 0 || chunk.Length - statementStart >= StatementBytes)
                 {
@@ -168,6 +171,10 @@ internal sealed class MySqlTableReader
                 chunk.Append(";\n"u8);
                 await emit(chunk, rows, cancellationToken).ConfigureAwait(false);
             }
+        }
+        catch (MySqlException e) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException("the read was cancelled", e, cancellationToken);
         }
         finally
         {
