@@ -140,7 +140,7 @@ public static class Codec
         _ => throw new ArgumentOutOfRangeException(nameof(compression)),
     };
 
-    /// <summary>libzstd where the host has it (several times as fast), else the managed port.</summary>
+    /// <summary>libzstd where the host has it (<see cref="NativeZstd"/>), else the managed port.</summary>
     internal static Stream ZstdDecoder(Stream stored, bool native) =>
         native ? new NativeZstdDecodeStream(stored) : new DecompressionStream(stored, leaveOpen: false);
 

@@ -5,7 +5,7 @@ namespace VyaBackupDb.Pipeline;
 /// <summary>
 /// The system's libzstd (libzstd.so.1: dpkg, rpm and systemd depend on it, so every Debian, Ubuntu
 /// and RHEL-family host has it). It compresses about 1.5 times as fast as the managed port and
-/// decodes several times as fast, without the port's large methods to compile at every start
+/// decodes with a fifth less CPU, without the port's large methods to compile at every start
 /// (bench/README.md). The format is the same; hosts without the library use the port.
 /// </summary>
 internal static partial class NativeZstd

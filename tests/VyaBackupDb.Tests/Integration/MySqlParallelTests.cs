@@ -88,11 +88,6 @@ public sealed class MySqlParallelTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// An account with what engine: dump needs but without RELOAD cannot take the backup lock: the
-    /// parallel backup fails in one line that names the privilege and the engine that does without
-    /// it, and leaves no backup; engine: dump backs the same database up with the same account.
-    /// </summary>
-    /// <summary>
     /// A parallel backup that stops (its timeout, another connection's failure) stops the server's reads:
     /// each is killed rather than read to its end, and reports the cancellation, not the server's "interrupted".
     /// </summary>
@@ -123,6 +118,11 @@ public sealed class MySqlParallelTests : IAsyncLifetime
         Assert.InRange(rowsRead, 1, 199_999);
     }
 
+    /// <summary>
+    /// An account with what engine: dump needs but without RELOAD cannot take the backup lock: the
+    /// parallel backup fails in one line that names the privilege and the engine that does without
+    /// it, and leaves no backup; engine: dump backs the same database up with the same account.
+    /// </summary>
     [SkippableFact]
     public async Task A_parallel_backup_by_an_account_without_RELOAD_fails_in_one_line_and_engine_dump_still_works()
     {

@@ -132,7 +132,7 @@ internal sealed class MySqlTableReader
         await using var command = new MySqlCommand(select, connection) { CommandTimeout = 0 };
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         // Cancelled as the driver would on a cancelled read (KILL QUERY), but registered once for the query
-        // rather than once per row (2 % of the backup's CPU).
+        // rather than once per row (the backup took 7 % more CPU so).
         await using var cancel = cancellationToken.UnsafeRegister(state => ((MySqlCommand)state!).Cancel(), command);
         var scratch = ArrayPool<byte>.Shared.Rent(1 << 16);
         try
