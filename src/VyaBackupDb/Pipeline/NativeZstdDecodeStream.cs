@@ -86,7 +86,7 @@ internal sealed class NativeZstdDecodeStream : ReadOnlyStream
         ended = false;
         if (_inputStart == _inputEnd && _storedEnded && !_outputPending)
         {
-            ended = _frameLeft == 0 ? true : throw new InvalidDataException("the zstd stream ends inside a frame: the file is truncated");
+            ended = _frameLeft == 0 ? true : throw new InvalidDataException("it ends inside a zstd frame: the file is truncated");
             return 0;
         }
         fixed (byte* source = _input)
@@ -97,7 +97,7 @@ internal sealed class NativeZstdDecodeStream : ReadOnlyStream
             var left = NativeZstd.ZSTD_decompressStream(_context, ref output, ref input);
             if (NativeZstd.IsError(left))
             {
-                throw new InvalidDataException($"zstd: {NativeZstd.ErrorName(left)}");
+                throw new InvalidDataException(NativeZstd.ErrorName(left));
             }
             _inputStart += (int)input.Position;
             _frameLeft = left;

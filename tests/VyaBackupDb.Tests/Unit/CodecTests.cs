@@ -182,6 +182,10 @@ public sealed class CodecTests
             await using var reader = Codec.ZstdDecoder(new MemoryStream(stored.ToArray()[..^(int)cut]), native);
             var error = await Assert.ThrowsAnyAsync<Exception>(() => reader.CopyToAsync(Stream.Null));
             Assert.True(Operations.BackupFileChecker.IsDecodeError(error), $"cut {cut} bytes: {error.GetType().Name}: {error.Message}");
+            if (native)
+            {
+                Assert.Contains("truncated", error.Message, StringComparison.Ordinal);
+            }
         }
     }
 
