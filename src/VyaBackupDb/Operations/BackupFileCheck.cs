@@ -34,28 +34,23 @@ public static class BackupFileChecker
     /// <summary>Reads the stored file once: a problem (size or digest differs from the manifest), or null.</summary>
     public static async Task<string?> CheckStoredAsync(BackupLocation location, BackupManifest manifest, CancellationToken cancellationToken)
     {
-        var size = await location.SizeAsync(cancellationToken).ConfigureAwait(false);
-        if (size != manifest.StoredBytes)
+        if (SizeProblem(await location.SizeAsync(cancellationToken).ConfigureAwait(false), manifest) is { } problem)
         {
-            return size < manifest.StoredBytes
-                ? $"truncated: {size} bytes, the manifest recorded {manifest.StoredBytes}"
-                : $"{size - manifest.StoredBytes} bytes appended: {size} bytes, the manifest recorded {manifest.StoredBytes}";
+            return problem;
         }
         var (bytes, digest) = await DigestAsync(location, cancellationToken).ConfigureAwait(false);
         return StoredProblem(bytes, digest, manifest);
     }
 
     /// <summary>What is wrong with stored bytes of this size and digest, or null when they match the manifest.</summary>
-    public static string? StoredProblem(long bytes, string digest, BackupManifest manifest)
-    {
-        if (bytes != manifest.StoredBytes)
-        {
-            return bytes < manifest.StoredBytes
-                ? $"truncated: {bytes} bytes, the manifest recorded {manifest.StoredBytes}"
-                : $"{bytes - manifest.StoredBytes} bytes appended: {bytes} bytes, the manifest recorded {manifest.StoredBytes}";
-        }
-        return digest == manifest.StoredSha256 ? null : $"digest mismatch: the stored file's SHA-256 is {digest}, the manifest recorded {manifest.StoredSha256}";
-    }
+    public static string? StoredProblem(long bytes, string digest, BackupManifest manifest) =>
+        SizeProblem(bytes, manifest)
+        ?? (digest == manifest.StoredSha256 ? null : $"digest mismatch: the stored file's SHA-256 is {digest}, the manifest recorded {manifest.StoredSha256}");
+
+    private static string? SizeProblem(long bytes, BackupManifest manifest) =>
+        bytes == manifest.StoredBytes ? null
+        : bytes < manifest.StoredBytes ? $"truncated: {bytes} bytes, the manifest recorded {manifest.StoredBytes}"
+        : $"{bytes - manifest.StoredBytes} bytes appended: {bytes} bytes, the manifest recorded {manifest.StoredBytes}";
 
     /// <summary>Size and hex SHA-256 of the stored bytes, read once.</summary>
     public static async Task<(long Bytes, string Sha256)> DigestAsync(BackupLocation location, CancellationToken cancellationToken)
@@ -76,13 +71,12 @@ public static class BackupFileChecker
             throw new UsageException($"backup file not found: {location.Description}");
         }
         var manifest = await location.LoadManifestAsync(cancellationToken).ConfigureAwait(false);
+        // The size first (no read); then the digest, taken as the stored bytes stream through the decoder.
+        var storedProblem = manifest is null ? null : SizeProblem(await location.SizeAsync(cancellationToken).ConfigureAwait(false), manifest);
+        var storedChecked = storedProblem is not null;
         if (manifest is null)
         {
             notes.Add("no manifest: no digest was recorded; decoded and checked the trailer only");
-        }
-        else if (await CheckStoredAsync(location, manifest, cancellationToken).ConfigureAwait(false) is { } storedProblem)
-        {
-            problems.Add(storedProblem);
         }
 
         var format = await FormatOfAsync(location, cancellationToken).ConfigureAwait(false);
@@ -91,7 +85,11 @@ public static class BackupFileChecker
         var dbms = DbmsOf(manifest, name);
         try
         {
-            await using var plain = new MeasuringStream(await OpenPlainAsync(location, format, keys, cancellationToken).ConfigureAwait(false));
+            var opened = await OpenStoredAsync(location, format, cancellationToken).ConfigureAwait(false);
+            // A zip is decoded from a seekable (or spooled) file: its digest is taken by a read of its own, below.
+            var stored = manifest is not null && !storedChecked && compression != Compression.Zip ? new MeasuringStream(opened) : null;
+            await using var plain = new MeasuringStream(await BackupChain.OpenReadAsync(
+                stored ?? opened, compression, format.Encrypted, keys, cancellationToken).ConfigureAwait(false));
             if (dbms == Dbms.Files)
             {
                 // Every entry read and its name checked, the end blocks, the counts against the manifest.
@@ -120,6 +118,13 @@ public static class BackupFileChecker
                         + $"recorded {manifest.PlainBytes} bytes, {manifest.PlainSha256})");
                 }
             }
+            if (stored is not null)
+            {
+                // What follows the codec's end (bytes appended to the file) counts too.
+                await stored.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+                storedProblem = StoredProblem(stored.Bytes, stored.Sha256Hex(), manifest!);
+                storedChecked = true;
+            }
         }
         catch (AgeException e) when (e.ExitCode == ExitCode.DecryptionFailed)
         {
@@ -129,6 +134,15 @@ public static class BackupFileChecker
         catch (Exception e) when (IsDecodeError(e))
         {
             problems.Add($"undecodable as {compression.ToName()}: {e.Message}");
+        }
+        if (manifest is not null && !storedChecked)
+        {
+            // A zip, or decoding that stopped before the end: the stored file read once more.
+            storedProblem = await CheckStoredAsync(location, manifest, cancellationToken).ConfigureAwait(false);
+        }
+        if (storedProblem is not null)
+        {
+            problems.Insert(0, storedProblem);
         }
         return new FileCheck(location.Description, manifest, problems, notes, location) { DecryptionFailed = decryptionFailed };
     }

@@ -76,17 +76,28 @@ public static class FabricatedBackups
         Ops.FilesUnder(dir).ToDictionary(f => f, f => Ops.Sha256(Path.Combine(dir, f)), StringComparer.Ordinal);
 }
 
-/// <summary>A storage that records every delete (in order) and can fail chosen ones.</summary>
+/// <summary>A storage that records every delete (in order) and every read, and can fail chosen deletes.</summary>
 public sealed class RecordingStorage(IStorage inner) : IStorage
 {
     public List<string> Deleted { get; } = [];
+
+    /// <summary>Every stream opened, by key, with the bytes read from it.</summary>
+    public List<(string Key, Pipeline.MeasuringStream Stream)> Reads { get; } = [];
 
     /// <summary>Keys whose delete throws an IOException (nothing is deleted then).</summary>
     public HashSet<string> FailingDeletes { get; } = new(StringComparer.Ordinal);
 
     public string Describe(string key) => inner.Describe(key);
 
-    public Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken) => inner.OpenReadAsync(key, cancellationToken);
+    public async Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken)
+    {
+        var measured = new Pipeline.MeasuringStream(await inner.OpenReadAsync(key, cancellationToken)) { Hashing = false };
+        lock (Reads)
+        {
+            Reads.Add((key, measured));
+        }
+        return measured;
+    }
 
     public IAsyncEnumerable<StorageEntry> ListAsync(string prefix, CancellationToken cancellationToken) => inner.ListAsync(prefix, cancellationToken);
 

@@ -57,6 +57,42 @@ public sealed class IntegrityTests : IAsyncLifetime
 
     // ---------------------------------------------------------------- 1. damaged files
 
+    /// <summary>
+    /// verify checks the stored digest as the bytes stream through the decoder: the data file is read
+    /// once (from S3 or SFTP, downloaded once), also where bytes were appended after the codec's end.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(Compression.Zstd, false)]
+    [InlineData(Compression.Gzip, false)]
+    [InlineData(Compression.None, false)]
+    [InlineData(Compression.Zstd, true)]
+    public async Task Verify_reads_the_data_file_once_and_still_finds_bytes_appended_to_it(Compression compression, bool appended)
+    {
+        var (instance, source) = await NewSourceAsync(Dbms.MySql);
+        // Incompressible rows: a file far larger than what is read to recognise its format.
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE noise (id INT PRIMARY KEY, b BLOB)", "INSERT INTO noise SELECT seq, RANDOM_BYTES(1000) FROM seq_1_to_2000");
+        var file = await Ops.BackupOkAsync(instance, source, compression, _scratch.TempDir("backups"));
+        if (appended)
+        {
+            Apply(file, Damage.Appended100Bytes);
+        }
+        var storage = RecordingStorage.Local(Path.GetDirectoryName(file)!);
+        var location = new Operations.BackupLocation(storage, Path.GetFileName(file));
+
+        var check = await Operations.BackupFileChecker.CheckAsync(location, DecryptionKeys.None, CancellationToken.None);
+
+        if (appended)
+        {
+            Assert.Contains(check.Problems, p => p.Contains("100 bytes appended", StringComparison.Ordinal));
+        }
+        else
+        {
+            Assert.Empty(check.Problems);
+            var whole = storage.Reads.Where(r => r.Key == Path.GetFileName(file) && r.Stream.Bytes >= new FileInfo(file).Length).ToList();
+            Assert.True(whole.Count == 1, $"the data file was read whole {whole.Count} times");
+        }
+    }
+
     [SkippableTheory]
     [InlineData(Dbms.MySql, Compression.Zstd)]
     [InlineData(Dbms.MySql, Compression.Gzip)]
