@@ -47,6 +47,16 @@ public static class BackupFileChecker
         SizeProblem(bytes, manifest)
         ?? (digest == manifest.StoredSha256 ? null : $"digest mismatch: the stored file's SHA-256 is {digest}, the manifest recorded {manifest.StoredSha256}");
 
+    /// <summary>
+    /// Stored bytes measured as they streamed through the decoder, read on to their end (bytes appended after
+    /// the codec's end count too), against the manifest.
+    /// </summary>
+    public static async Task<string?> StoredProblemAsync(MeasuringStream measured, BackupManifest manifest, CancellationToken cancellationToken)
+    {
+        await measured.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+        return StoredProblem(measured.Bytes, measured.Sha256Hex(), manifest);
+    }
+
     private static string? SizeProblem(long bytes, BackupManifest manifest) =>
         bytes == manifest.StoredBytes ? null
         : bytes < manifest.StoredBytes ? $"truncated: {bytes} bytes, the manifest recorded {manifest.StoredBytes}"
@@ -120,9 +130,7 @@ public static class BackupFileChecker
             }
             if (stored is not null)
             {
-                // What follows the codec's end (bytes appended to the file) counts too.
-                await stored.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
-                storedProblem = StoredProblem(stored.Bytes, stored.Sha256Hex(), manifest!);
+                storedProblem = await StoredProblemAsync(stored, manifest!, cancellationToken).ConfigureAwait(false);
                 storedChecked = true;
             }
         }

@@ -259,16 +259,11 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
     /// e.g. bytes appended after the compressed data that the decoder ignored, is read to the end);
     /// without one (a zip, which is spooled to a seekable file first) the file is read once more.
     /// </summary>
-    private static async Task<string?> StoredProblemAsync(
-        MeasuringStream? measured, BackupLocation location, BackupManifest manifest, CancellationToken cancellationToken)
-    {
-        if (measured is null)
-        {
-            return await BackupFileChecker.CheckStoredAsync(location, manifest, cancellationToken).ConfigureAwait(false);
-        }
-        await measured.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
-        return BackupFileChecker.StoredProblem(measured.Bytes, measured.Sha256Hex(), manifest);
-    }
+    private static Task<string?> StoredProblemAsync(
+        MeasuringStream? measured, BackupLocation location, BackupManifest manifest, CancellationToken cancellationToken) =>
+        measured is null
+            ? BackupFileChecker.CheckStoredAsync(location, manifest, cancellationToken)
+            : BackupFileChecker.StoredProblemAsync(measured, manifest, cancellationToken);
 
     /// <summary>Why the stored file does not match its manifest (size, digest), or null; a read error is not this file's fault.</summary>
     private static async Task<string?> DamageAsync(BackupLocation location, BackupManifest manifest)

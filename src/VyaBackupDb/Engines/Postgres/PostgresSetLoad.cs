@@ -171,11 +171,11 @@ public sealed partial class PostgresEngine
         // Complete: the set reader has checked every entry up to post.sql; the caller checks its end.
         return new LoadResult(null, [], [], loaded);
 
-        async Task KeysThenAnalyzeAsync(PostDataFile keys, IReadOnlySet<string> taken, List<string> tables)
+        async Task KeysThenAnalyzeAsync(PostDataFile keys, IReadOnlySet<string> taken, List<string> rest)
         {
             await RestorePartsAsync(database, keys,
                 [.. keys.Entries.Where(e => e.Table is not { } table || !taken.Contains(table)).Select(e => e.Part)], jobs, options, failed.Token).ConfigureAwait(false);
-            await AnalyzeTablesAsync(database, jobs, tables, failed.Token).ConfigureAwait(false);
+            await AnalyzeTablesAsync(database, jobs, rest, failed.Token).ConfigureAwait(false);
         }
     }
 
