@@ -1,3 +1,4 @@
+using System.Globalization;
 using MySqlConnector;
 using VyaBackupDb.Pipeline;
 
@@ -6,7 +7,8 @@ namespace VyaBackupDb.Tests.Integration;
 /// <summary>
 /// Alone: a session here holds LOCK TABLES, which keeps every parallel MySQL backup on the server
 /// from taking its lock (other tests' backups would wait, and their waiting would hold up this
-/// test's DDL); on PostgreSQL, a table locked exclusively.
+/// test's DDL), or blocks every commit with a short innodb_lock_wait_timeout; on PostgreSQL, a
+/// table locked exclusively.
 /// </summary>
 [CollectionDefinition(nameof(BackupLockTests), DisableParallelization = true)]
 public sealed class BackupLockCollection;
@@ -68,6 +70,71 @@ public sealed class BackupLockTests : IAsyncLifetime
         var target = _scratch.MySqlName();
         await Ops.RestoreAsync(MySqlTestDb.Instance(2), done.Location!, target);
         DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(source), await MySqlTestDb.FingerprintAsync(target), "a backup that waited for its lock");
+    }
+
+    /// <summary>
+    /// Another session blocks every commit on the server (another backup's BACKUP STAGE
+    /// BLOCK_COMMIT, or FLUSH TABLES WITH READ LOCK) while a parallel restore loads one table on four
+    /// connections: MariaDB loads an empty table's first rows with a table lock (bulk insert, under
+    /// unique_checks = 0) kept until that loader commits, so the other loaders of the table wait on it
+    /// as long as the commit block lasts, longer than innodb_lock_wait_timeout here. They must wait
+    /// as the commit does, not fail: the restore completes with the source's data once commits resume.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_parallel_restore_waits_out_a_commit_block_held_longer_than_innodb_lock_wait_timeout(bool loadDataLocal)
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source,
+            "CREATE TABLE t (id INT PRIMARY KEY, pad CHAR(200) NOT NULL) ENGINE=InnoDB",
+            "INSERT INTO t SELECT seq, REPEAT(CHAR(65 + seq % 26), 200) FROM seq_1_to_150000");
+        var file = await Ops.BackupOkAsync(MySqlTestDb.Instance(4), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = _scratch.MySqlName();
+        var staging = Engines.RestoreStaging.StagingName(target);
+
+        var lockWait = await MySqlTestDb.ScalarAsync(null, "SELECT @@GLOBAL.innodb_lock_wait_timeout");
+        await MySqlTestDb.ExecAsync(null, "SET GLOBAL innodb_lock_wait_timeout = 1");
+        try
+        {
+            await using var holder = await MySqlTestDb.OpenAsync();
+            var restore = Ops.RestoreAsync(MySqlTestDb.Instance(4) with { LoadDataLocal = loadDataLocal }, file, target);
+            // Commits are blocked once the staging table exists, before its first rows go in.
+            while (!restore.IsCompleted && await MySqlTestDb.ScalarAsync(null,
+                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = @p0 AND TABLE_NAME = 't'", staging) is null)
+            {
+                await Task.Delay(5);
+            }
+            Assert.False(restore.IsCompleted, "the restore ended before its staging table was seen");
+            await using (var block = new MySqlCommand("BACKUP STAGE START; BACKUP STAGE BLOCK_DDL; BACKUP STAGE BLOCK_COMMIT", holder))
+            {
+                await block.ExecuteNonQueryAsync();
+            }
+            var loaderWaited = false;
+            for (var i = 0; i < 40; i++)
+            {
+                loaderWaited |= Convert.ToInt64(await MySqlTestDb.ScalarAsync(null, "SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS"),
+                    CultureInfo.InvariantCulture) > 0;
+                await Task.Delay(100);
+            }
+            if (restore.IsCompleted)
+            {
+                await restore; // its error, if it failed
+            }
+            Assert.False(restore.IsCompleted, "the restore ended while commits were blocked");
+            Assert.True(loaderWaited, "no loader waited for another's table lock while commits were blocked");
+            await using (var end = new MySqlCommand("BACKUP STAGE END", holder))
+            {
+                await end.ExecuteNonQueryAsync();
+            }
+            await restore;
+            DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(source), await MySqlTestDb.FingerprintAsync(target), "a restore that waited out a commit block");
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"SET GLOBAL innodb_lock_wait_timeout = {lockWait}");
+        }
     }
 
     /// <summary>

@@ -9,6 +9,14 @@ namespace VyaBackupDb.Engines.MySql;
 /// <summary>The parallel restore of a backup set: schema and post-data through the dump restore path, data on several clients at once.</summary>
 public sealed partial class MySqlEngine
 {
+    /// <summary>
+    /// Every loader's session. MariaDB loads an empty table's first rows with a table lock held until
+    /// that loader commits, and a commit waits out any other session's commit block (another backup's
+    /// BACKUP STAGE BLOCK_COMMIT, FLUSH TABLES WITH READ LOCK): the table's other loaders wait on the
+    /// lock as long as the commit waits on the block (lock_wait_timeout), not innodb_lock_wait_timeout's 50 s.
+    /// </summary>
+    private const string LoaderSettings = "foreign_key_checks = 0, unique_checks = 0, innodb_lock_wait_timeout = @@SESSION.lock_wait_timeout";
+
     /// <summary>One data chunk read out of the set (a pooled buffer), waiting for a loader.</summary>
     private sealed record LoadChunk(string Entry, byte[] Buffer, int Length);
 
@@ -28,7 +36,7 @@ public sealed partial class MySqlEngine
         var tables = await BaseTablesAsync(database, cancellationToken).ConfigureAwait(false);
         // The binary log stays on (no sql_log_bin = 0): the schema, the swap's RENAME and the triggers
         // reach replicas through it, and a replica given those without the rows would hold empty tables.
-        const string preamble = "SET SESSION foreign_key_checks = 0, unique_checks = 0;\n";
+        const string preamble = $"SET SESSION {LoaderSettings};\n";
 
         var deferred = await DeferIndexesAsync(database, cancellationToken).ConfigureAwait(false);
 
@@ -202,8 +210,8 @@ public sealed partial class MySqlEngine
             await using var connection = await OpenAsync(failed.Token, loadLocalInfile: true).ConfigureAwait(false);
             await connection.ChangeDatabaseAsync(database, failed.Token).ConfigureAwait(false);
             // What each chunk's header sets, for the whole session.
-            await Execute(connection, "SET SESSION foreign_key_checks = 0, unique_checks = 0, sql_mode = 'NO_AUTO_VALUE_ON_ZERO', "
-                + "time_zone = '+00:00'", failed.Token).ConfigureAwait(false);
+            await Execute(connection, $"SET SESSION {LoaderSettings}, sql_mode = 'NO_AUTO_VALUE_ON_ZERO', time_zone = '+00:00'",
+                failed.Token).ConfigureAwait(false);
             using var input = new ChunkBuffer(8 << 20);
             var history = false;
             await foreach (var chunk in chunks.ReadAllAsync(failed.Token).ConfigureAwait(false))
