@@ -447,18 +447,9 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
 
     public async Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken)
     {
-        var serverIsMariaDb = (await ProbeFlavorAsync(cancellationToken).ConfigureAwait(false)) == "MariaDB";
-        var tool = FindTool(serverIsMariaDb ? ["mariadb", "mysql"] : ["mysql", "mariadb"]);
+        var tool = await ClientToolAsync(cancellationToken).ConfigureAwait(false);
         using var optionFile = OptionFile();
-        List<string> arguments =
-        [
-            $"--defaults-file={optionFile.Path}",
-            // --binary-mode: NUL bytes and \r\n in old dumps' strings reach the server unchanged,
-            // and the client's own commands (system, source, tee, ...) are not interpreted.
-            // --local-infile=0: a LOAD DATA LOCAL in a planted file cannot read the host's files.
-            "--binary-mode", "--local-infile=0", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
-            $"--database={database}",
-        ];
+        var arguments = ClientArguments(optionFile, database);
         // Events are created disabled in the staging database, so that none runs there; the swap
         // enables the ones asked for once they are in place.
         var filter = new MySqlDumpFilter(database, new MySqlFilterOptions(options.SourceDatabase, options.Definer, KeepEventsEnabled: false));
@@ -529,6 +520,20 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         ?? throw new OperationFailedException(
             $"none of {string.Join(", ", names)} found in {Instance.ToolsDir ?? "PATH"}; install mariadb-client or mysql-client");
 
+    /// <summary>The command-line client of the server's flavor, which every restore feeds.</summary>
+    private async Task<string> ClientToolAsync(CancellationToken cancellationToken) =>
+        FindTool((await ProbeFlavorAsync(cancellationToken).ConfigureAwait(false)) == "MariaDB" ? ["mariadb", "mysql"] : ["mysql", "mariadb"]);
+
+    private static List<string> ClientArguments(SecretFile optionFile, string database) =>
+    [
+        $"--defaults-file={optionFile.Path}",
+        // --binary-mode: NUL bytes and \r\n in old dumps' strings reach the server unchanged,
+        // and the client's own commands (system, source, tee, ...) are not interpreted.
+        // --local-infile=0: a LOAD DATA LOCAL in a planted file cannot read the host's files.
+        "--binary-mode", "--local-infile=0", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
+        $"--database={database}",
+    ];
+
     private SecretFile OptionFile()
     {
         var content = new StringBuilder("[client]\n")
@@ -540,6 +545,10 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         {
             content.Append("password=").Append(OptionValue(password)).Append('\n');
         }
+        // Read by the mariadb client alone (not mariadb-dump, not MySQL's client, which never echoes): a
+        // statement the server refuses is not printed into the error, which may be a megabyte of rows and
+        // goes to logs and notifications. loose-: a client too old to know the option goes on.
+        content.Append("[mariadb-client]\nloose-skip-print-query-on-error\n");
         return new SecretFile("client.cnf", content.ToString());
     }
 

@@ -160,15 +160,9 @@ public sealed partial class MySqlEngine
     private async Task LoadChunksAsync(
         string database, ChannelReader<LoadChunk> chunks, IReadOnlySet<string> tables, string preamble, CancellationTokenSource failed)
     {
-        var serverIsMariaDb = (await ProbeFlavorAsync(failed.Token).ConfigureAwait(false)) == "MariaDB";
-        var tool = FindTool(serverIsMariaDb ? ["mariadb", "mysql"] : ["mysql", "mariadb"]);
+        var tool = await ClientToolAsync(failed.Token).ConfigureAwait(false);
         using var optionFile = OptionFile();
-        List<string> arguments =
-        [
-            $"--defaults-file={optionFile.Path}",
-            "--binary-mode", "--local-infile=0", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
-            $"--database={database}",
-        ];
+        var arguments = ClientArguments(optionFile, database);
         try
         {
             await ChildProcess.RunAsync(tool, arguments, null, async (stdin, ct) =>
