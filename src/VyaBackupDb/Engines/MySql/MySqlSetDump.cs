@@ -57,31 +57,35 @@ public sealed partial class MySqlEngine
                 await Execute(worker, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", cancellationToken).ConfigureAwait(false);
             }
 
-            CatalogBeforeDump catalog;
+            SchemaRead read;
             string? position;
-            Dictionary<string, SetTable> tables;
-            MemoryStream schema, post;
-            MySqlRowCounter schemaCounter;
-            // MariaDB's backup stages block DDL and commits without closing every table as FLUSH TABLES WITH
-            // READ LOCK does; while they are held, each worker's snapshot starts at the same point.
-            await LockForSnapshotAsync(control, workers, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
             try
             {
+                // The schema, the triggers and the catalog are read while DDL is blocked; on MariaDB commits
+                // go on meanwhile (BACKUP STAGE BLOCK_DDL) and are blocked only while the snapshots start.
+                read = await LockForSnapshotAsync(control, workers, serverIsMariaDb, async () =>
+                {
+                    var counters = serverIsMariaDb ? await ReadCountersAsync(control, database, cancellationToken).ConfigureAwait(false) : null;
+                    var catalog = await ReadCatalogAsync(database, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
+                    var tables = await ReadSetTablesAsync(control, database, cancellationToken).ConfigureAwait(false);
+                    var schema = new MemoryStream();
+                    var post = new MemoryStream();
+                    var schemaCounter = new MySqlRowCounter(schema);
+                    await Task.WhenAll(
+                        DumpPartAsync(schemaCounter, "--no-data", "--skip-triggers", "--routines", "--events"),
+                        DumpPartAsync(post, "--no-data", "--no-create-info", "--triggers")).ConfigureAwait(false);
+                    return new SchemaRead(catalog, tables, schema, post, schemaCounter, counters);
+                }, cancellationToken).ConfigureAwait(false);
                 foreach (var worker in workers)
                 {
                     await Execute(worker, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", cancellationToken).ConfigureAwait(false);
                 }
                 position = await ReadSourcePositionAsync(control, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
-                catalog = await ReadCatalogAsync(database, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
-                tables = await ReadSetTablesAsync(control, database, cancellationToken).ConfigureAwait(false);
-
-                // The schema and the triggers come from the server's own dump tool, in the same locked window.
-                schema = new MemoryStream();
-                post = new MemoryStream();
-                schemaCounter = new MySqlRowCounter(schema);
-                await Task.WhenAll(
-                    DumpPartAsync(schemaCounter, "--no-data", "--skip-triggers", "--routines", "--events"),
-                    DumpPartAsync(post, "--no-data", "--no-create-info", "--triggers")).ConfigureAwait(false);
+                if (read.Counters is { } before)
+                {
+                    await WriteCounterChangesAsync(read.SchemaCounter, before,
+                        await ReadCountersAsync(control, database, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+                }
             }
             catch
             {
@@ -91,6 +95,7 @@ public sealed partial class MySqlEngine
             }
             await UnlockSnapshotAsync(control, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
 
+            var (catalog, tables, schema, post, schemaCounter, _) = read;
             // The same rules as the dump engine's: history goes in where the server can load it back.
             var (withHistory, warnings) = CatalogWarnings(database, catalog, server, toolIsMariaDb, toolVersion);
 
@@ -162,55 +167,137 @@ public sealed partial class MySqlEngine
     /// <summary>Each attempt at the backup lock waits at most this long (the session's lock_wait_timeout).</summary>
     private const int LockAttemptSeconds = 2;
 
+    /// <summary>What the backup reads while DDL is blocked: the catalog, the tables, the schema and triggers, and (MariaDB) the counters they were read at.</summary>
+    private sealed record SchemaRead(
+        CatalogBeforeDump Catalog, Dictionary<string, SetTable> Tables, MemoryStream Schema, MemoryStream Post,
+        MySqlRowCounter SchemaCounter, Dictionary<(bool Sequence, string Name), long>? Counters);
+
     /// <summary>
     /// Takes the backup lock in attempts of <see cref="LockAttemptSeconds"/> until the instance's
-    /// lock_wait_seconds have passed. A waiting lock request holds up other sessions' DDL (BACKUP STAGE)
-    /// or writes (FLUSH TABLES WITH READ LOCK) behind it: with short attempts, a long statement or a
-    /// LOCK TABLES elsewhere stalls the server for one attempt at most, never for the whole wait.
+    /// lock_wait_seconds have passed, and runs <paramref name="whileDdlBlocked"/> under it. A waiting
+    /// lock request holds up other sessions' DDL (BACKUP STAGE) or writes (FLUSH TABLES WITH READ
+    /// LOCK) behind it: with short attempts, a long statement or a LOCK TABLES elsewhere stalls the
+    /// server for one attempt at most, never for the whole wait. MariaDB blocks DDL first
+    /// (BLOCK_DDL) and commits (BLOCK_COMMIT) only once <paramref name="whileDdlBlocked"/> is done;
+    /// MySQL's FLUSH TABLES WITH READ LOCK blocks both from the start.
     /// </summary>
-    private async Task LockForSnapshotAsync(MySqlConnection control, List<MySqlConnection> workers, bool mariaDb, CancellationToken cancellationToken)
+    private async Task<T> LockForSnapshotAsync<T>(
+        MySqlConnection control, List<MySqlConnection> workers, bool mariaDb, Func<Task<T>> whileDdlBlocked, CancellationToken cancellationToken)
     {
-        await Execute(control, $"SET SESSION lock_wait_timeout = {LockAttemptSeconds}", cancellationToken).ConfigureAwait(false);
         var waited = Stopwatch.StartNew();
         while (true)
         {
-            var started = false;
+            await Execute(control, $"SET SESSION lock_wait_timeout = {LockAttemptSeconds}", cancellationToken).ConfigureAwait(false);
+            var started = mariaDb && await TakeAsync("BACKUP STAGE START").ConfigureAwait(false);
+            if (mariaDb ? started && await TakeAsync("BACKUP STAGE BLOCK_DDL").ConfigureAwait(false) : await TakeAsync("FLUSH TABLES WITH READ LOCK").ConfigureAwait(false))
+            {
+                // What is read under the lock may wait longer than an attempt (the catalog, the tables' key ranges).
+                await Execute(control, "SET SESSION lock_wait_timeout = 300", cancellationToken).ConfigureAwait(false);
+                var read = await whileDdlBlocked().ConfigureAwait(false);
+                if (!mariaDb)
+                {
+                    return read;
+                }
+                await Execute(control, $"SET SESSION lock_wait_timeout = {LockAttemptSeconds}", cancellationToken).ConfigureAwait(false);
+                if (await TakeAsync("BACKUP STAGE BLOCK_COMMIT").ConfigureAwait(false))
+                {
+                    await Execute(control, "SET SESSION lock_wait_timeout = 300", cancellationToken).ConfigureAwait(false);
+                    return read;
+                }
+            }
+            if (started)
+            {
+                await UnlockSnapshotAsync(control, mariaDb, cancellationToken).ConfigureAwait(false);
+            }
+            if (waited.Elapsed.TotalSeconds + LockAttemptSeconds > Instance.LockWaitSeconds)
+            {
+                throw new OperationFailedException($"could not take the backup lock for a consistent snapshot within {Instance.LockWaitSeconds} s "
+                    + $"(lock_wait_seconds): {await DescribeLongestStatementsAsync(control, workers, cancellationToken).ConfigureAwait(false)}; "
+                    + "try again later, or use engine: dump, which takes no lock");
+            }
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+        }
+
+        // True once taken; false when it waited out the attempt (another session holds it up).
+        async Task<bool> TakeAsync(string statement)
+        {
             try
             {
-                if (mariaDb)
-                {
-                    await Execute(control, "BACKUP STAGE START", cancellationToken).ConfigureAwait(false);
-                    started = true;
-                    await Execute(control, "BACKUP STAGE BLOCK_DDL", cancellationToken).ConfigureAwait(false);
-                    await Execute(control, "BACKUP STAGE BLOCK_COMMIT", cancellationToken).ConfigureAwait(false);
-                }
-                else
-                {
-                    await Execute(control, "FLUSH TABLES WITH READ LOCK", cancellationToken).ConfigureAwait(false);
-                }
-                // The control connection's later statements (the catalog, the tables' key ranges) may wait longer.
-                await Execute(control, "SET SESSION lock_wait_timeout = 300", cancellationToken).ConfigureAwait(false);
-                return;
+                await Execute(control, statement, cancellationToken).ConfigureAwait(false);
+                return true;
             }
             catch (OperationFailedException e) when (e.InnerException is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout })
             {
-                if (started)
-                {
-                    await UnlockSnapshotAsync(control, mariaDb, cancellationToken).ConfigureAwait(false);
-                }
-                if (waited.Elapsed.TotalSeconds + LockAttemptSeconds > Instance.LockWaitSeconds)
-                {
-                    throw new OperationFailedException($"could not take the backup lock for a consistent snapshot within {Instance.LockWaitSeconds} s "
-                        + $"(lock_wait_seconds): {await DescribeLongestStatementsAsync(control, workers, cancellationToken).ConfigureAwait(false)}; "
-                        + "try again later, or use engine: dump, which takes no lock", e);
-                }
-                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+                return false;
             }
             catch (OperationFailedException e)
             {
                 throw new OperationFailedException($"cannot take the backup lock for a consistent snapshot ({e.Message}); "
                     + "the parallel engine needs the RELOAD privilege (MariaDB: or BACKUP STAGE's); engine: dump does not", e);
             }
+        }
+    }
+
+    /// <summary>
+    /// Each table's AUTO_INCREMENT and each sequence's next value (what mariadb-dump writes into the
+    /// schema). DDL is blocked, so they only grow: read before the schema is dumped and again once
+    /// the snapshots have started, an unchanged one is what the schema holds.
+    /// </summary>
+    private static async Task<Dictionary<(bool Sequence, string Name), long>> ReadCountersAsync(
+        MySqlConnection control, string database, CancellationToken cancellationToken)
+    {
+        var counters = new Dictionary<(bool Sequence, string Name), long>();
+        var sequences = new List<string>();
+        await using (var command = new MySqlCommand(
+            "SELECT TABLE_NAME, TABLE_TYPE, AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db "
+            + "AND (AUTO_INCREMENT IS NOT NULL OR TABLE_TYPE = 'SEQUENCE')", control))
+        {
+            command.Parameters.AddWithValue("@db", database);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (reader.GetString(1) == "SEQUENCE")
+                {
+                    sequences.Add(reader.GetString(0));
+                }
+                else
+                {
+                    counters[(false, reader.GetString(0))] = Convert.ToInt64(reader.GetValue(2), CultureInfo.InvariantCulture);
+                }
+            }
+        }
+        foreach (var sequence in sequences)
+        {
+            counters[(true, sequence)] = Convert.ToInt64(await Scalar(control,
+                $"SELECT next_not_cached_value FROM {QuoteIdentifier(database)}.{QuoteIdentifier(sequence)}", cancellationToken).ConfigureAwait(false),
+                CultureInfo.InvariantCulture);
+        }
+        return counters;
+    }
+
+    /// <summary>
+    /// Appends to the schema what moved on while it was dumped, before the snapshots started: a
+    /// table's AUTO_INCREMENT (so that a restored table does not hand out again ids the source
+    /// already gave) and a sequence's next value (which rows of the snapshot may have used).
+    /// </summary>
+    private static async Task WriteCounterChangesAsync(
+        Stream schema, Dictionary<(bool Sequence, string Name), long> before, Dictionary<(bool Sequence, string Name), long> after,
+        CancellationToken cancellationToken)
+    {
+        var changes = new StringBuilder();
+        foreach (var ((sequence, name), value) in after.OrderBy(c => c.Key.Name, StringComparer.Ordinal))
+        {
+            if (before.TryGetValue((sequence, name), out var dumped) && dumped == value)
+            {
+                continue;
+            }
+            changes.Append(sequence
+                ? FormattableString.Invariant($"DO SETVAL({QuoteIdentifier(name)}, {value}, 0);\n")
+                : FormattableString.Invariant($"ALTER TABLE {QuoteIdentifier(name)} AUTO_INCREMENT = {value};\n"));
+        }
+        if (changes.Length > 0)
+        {
+            await schema.WriteAsync(Encoding.UTF8.GetBytes(changes.ToString()), cancellationToken).ConfigureAwait(false);
         }
     }
 
