@@ -197,12 +197,61 @@ public sealed class BackupLockTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// A session holds a table exclusively (as ALTER TABLE or VACUUM FULL would): the parallel
-    /// backup waits lock_wait_seconds for it, then fails with one line and leaves no backup; the
-    /// holder's work is not disturbed.
+    /// An ALTER TABLE asked for just after a PostgreSQL backup locked its tables waits for the
+    /// backup, and pg_dump's own lock on the table, asked for later, waits behind the ALTER: each
+    /// waits on the other, which the server cannot see. The backup gives up after
+    /// lock_wait_seconds with one line (before, it hung until timeout_seconds, and with it the
+    /// ALTER and every query on the table queued behind it); the ALTER then goes through.
     /// </summary>
     [SkippableFact]
-    public async Task A_postgres_backup_waits_for_an_exclusive_table_lock_for_lock_wait_seconds_then_gives_up()
+    public async Task A_postgres_backup_and_an_alter_waiting_on_each_other_end_after_lock_wait_seconds()
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t SELECT generate_series(1, 1000)");
+        // pg_dump starts 2 s late, once the backup's own connection has locked the tables.
+        var tools = _scratch.TempDir("tools");
+        var started = Path.Combine(tools, "started");
+        var bin = Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin";
+        var wrapper = Path.Combine(tools, "pg_dump");
+        await File.WriteAllTextAsync(wrapper,
+            $"#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then exec {bin}/pg_dump \"$@\"; fi\ntouch '{started}'; sleep 2; exec {bin}/pg_dump \"$@\"\n");
+        foreach (var tool in new[] { "pg_restore", "psql" })
+        {
+            File.CreateSymbolicLink(Path.Combine(tools, tool), Path.Combine(bin, tool));
+        }
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        var instance = PgEngines.Instance(PgEngines.Parallel4) with { ToolsDir = tools, LockWaitSeconds = 3 };
+
+        var backup = Ops.BackupAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+        while (!File.Exists(started) && !backup.IsCompleted)
+        {
+            await Task.Delay(10);
+        }
+        Assert.True(File.Exists(started), $"the backup ended before pg_dump started: {(backup.IsCompleted ? backup.Result.Error : "")}");
+        await using var alterer = await PgTestDb.OpenAsync(source);
+        // Its own lock_timeout ends the ALTER if the backup hangs, so that the test reports the hang.
+        var alter = new Npgsql.NpgsqlCommand("SET lock_timeout = '30s'; ALTER TABLE t ADD COLUMN added int", alterer).ExecuteNonQueryAsync();
+
+        var failed = await backup.WaitAsync(TimeSpan.FromSeconds(40));
+        Assert.False(failed.Succeeded, "the backup went through while an ALTER waited for it");
+        Assert.Contains("within 3 s (lock_wait_seconds)", failed.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', failed.Error!);
+        await alter.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>
+    /// A session holds a table exclusively (as ALTER TABLE or VACUUM FULL would): the backup
+    /// (pg_dump's or the parallel engine's) waits lock_wait_seconds for it, then fails with one
+    /// line and leaves no backup; the holder's work is not disturbed.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(PgEngines.Dump)]
+    [InlineData(PgEngines.Parallel4)]
+    public async Task A_postgres_backup_waits_for_an_exclusive_table_lock_for_lock_wait_seconds_then_gives_up(string engine)
     {
         await TestServers.RequirePostgresAsync();
         var source = await _scratch.NewPostgresDatabaseAsync();
@@ -216,7 +265,8 @@ public sealed class BackupLockTests : IAsyncLifetime
         }
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var failed = await Ops.BackupAsync(PgEngines.Instance(PgEngines.Parallel4) with { LockWaitSeconds = 3 }, source, Compression.Zstd, backupDir);
+        var failed = await Ops.BackupAsync(PgEngines.Instance(engine) with { LockWaitSeconds = 3 }, source, Compression.Zstd, backupDir)
+            .WaitAsync(TimeSpan.FromSeconds(60));
 
         Assert.False(failed.Succeeded, "a backup read a table another session held exclusively");
         Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(3), $"the backup gave up after {clock.Elapsed}, before lock_wait_seconds");

@@ -244,9 +244,15 @@ public sealed partial class PostgresEngine
     private static partial Regex KeyEntry();
 
     /// <summary>What pg_dump is run with (the plain dump and the parts of a set): the same flags, owners and snapshot.</summary>
+    /// <remarks>
+    /// --lock-wait-timeout: pg_dump locks every table it dumps, and waits behind a session queued
+    /// for one exclusively (an ALTER TABLE asked for after the backup's own connection locked the
+    /// tables), which waits for the backup: neither would ever go on.
+    /// </remarks>
     private string[] DumpArguments(string database, string snapshot, IReadOnlyList<string> extra, string format = "plain") =>
         [
             $"--format={format}", .. OwnershipArguments, "--no-password", "--encoding=UTF8",
+            string.Create(CultureInfo.InvariantCulture, $"--lock-wait-timeout={Instance.LockWaitSeconds}s"),
             "--quote-all-identifiers", $"--snapshot={snapshot}", .. extra,
             $"--dbname={ConnInfo(database)}",
         ];
@@ -319,10 +325,16 @@ public sealed partial class PostgresEngine
         // The lock timeout as the server reports it, or as Execute wraps it.
         catch (Exception e) when ((e as PostgresException ?? e.InnerException as PostgresException)?.SqlState == "55P03")
         {
-            throw new OperationFailedException($"could not lock the tables for the backup within {waitSeconds} s (lock_wait_seconds): "
-                + "another session holds one of them exclusively or waits to (ALTER TABLE, VACUUM FULL, LOCK TABLE, ...); try again later", e);
+            throw LockWaitFailure(waitSeconds, e);
         }
     }
+
+    private static OperationFailedException LockWaitFailure(int waitSeconds, Exception e) =>
+        new($"could not lock the tables for the backup within {waitSeconds} s (lock_wait_seconds): "
+            + "another session holds one of them exclusively or waits to (ALTER TABLE, VACUUM FULL, LOCK TABLE, ...); try again later", e);
+
+    /// <summary>pg_dump gave up on a table lock after --lock-wait-timeout (its message with LC_MESSAGES=C).</summary>
+    private static bool IsPgDumpLockTimeout(OperationFailedException e) => e.Message.Contains("Query was: LOCK TABLE", StringComparison.Ordinal);
 
     /// <summary>The pieces in <see cref="ReadOrder"/>: a table over <see cref="MinSplitBytes"/> is cut in page ranges (the last one open-ended) when the server scans TID ranges.</summary>
     private List<CopyPiece> Plan(List<CopyTable> tables, int jobs, long blockSize)
