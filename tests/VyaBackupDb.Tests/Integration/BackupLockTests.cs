@@ -90,18 +90,8 @@ public sealed class BackupLockTests : IAsyncLifetime
             "CREATE SEQUENCE s NOCACHE",
             "CREATE TABLE used (n BIGINT PRIMARY KEY)",
             "INSERT INTO used VALUES (NEXTVAL(s)), (NEXTVAL(s))");
-        var tools = _scratch.TempDir("tools");
+        var tools = HoldingDumpTools.Create(_scratch.TempDir("tools"), 4);
         var dumped = Path.Combine(tools, "dumped");
-        var wrapper = Path.Combine(tools, "mariadb-dump");
-        await File.WriteAllTextAsync(wrapper,
-            "#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then exec /usr/bin/mariadb-dump \"$@\"; fi\n"
-            + "/usr/bin/mariadb-dump \"$@\"; status=$?\n"
-            + $"touch '{dumped}'; i=0; while [ $i -lt 40 ] && kill -0 $PPID 2>/dev/null; do sleep 0.1; i=$((i+1)); done\n"
-            + "exit $status\n");
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
 
         var backup = Ops.BackupAsync(MySqlTestDb.Instance(2) with { ToolsDir = tools }, source, Compression.Zstd, _scratch.TempDir("backups"));
         while (!File.Exists(dumped) && !backup.IsCompleted)
@@ -210,20 +200,8 @@ public sealed class BackupLockTests : IAsyncLifetime
         var source = await _scratch.NewPostgresDatabaseAsync();
         await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t SELECT generate_series(1, 1000)");
         // pg_dump starts 2 s late, once the backup's own connection has locked the tables.
-        var tools = _scratch.TempDir("tools");
+        var tools = SlowDumpTools.Create(_scratch.TempDir("tools"), 2);
         var started = Path.Combine(tools, "started");
-        var bin = Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin";
-        var wrapper = Path.Combine(tools, "pg_dump");
-        await File.WriteAllTextAsync(wrapper,
-            $"#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then exec {bin}/pg_dump \"$@\"; fi\ntouch '{started}'; sleep 2; exec {bin}/pg_dump \"$@\"\n");
-        foreach (var tool in new[] { "pg_restore", "psql" })
-        {
-            File.CreateSymbolicLink(Path.Combine(tools, tool), Path.Combine(bin, tool));
-        }
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
         var instance = PgEngines.Instance(PgEngines.Parallel4) with { ToolsDir = tools, LockWaitSeconds = 3 };
 
         var backup = Ops.BackupAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));

@@ -125,37 +125,54 @@ public static class StallingTools
         // dd, not head: head may read past its count and drop the rest; dd reads exactly 4 MiB.
         const string stall = "{ dd bs=1048576 count=4 iflag=fullblock status=none; "
             + "i=0; while [ $i -lt 600 ] && kill -0 $PPID 2>/dev/null; do sleep 0.1; i=$((i+1)); done; cat; }";
-        Write(dump, $"\"{bin}/{dump}\" \"$@\" | {stall}");
-        Write(client, $"{stall} | \"{bin}/{client}\" \"$@\"");
+        WrappedTool.Write(dir, bin, dump, $"\"{bin}/{dump}\" \"$@\" | {stall}");
+        WrappedTool.Write(dir, bin, client, $"{stall} | \"{bin}/{client}\" \"$@\"");
         return dir;
-
-        void Write(string name, string pipeline)
-        {
-            var path = Path.Combine(dir, name);
-            File.WriteAllText(path, $"#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then exec \"{bin}/{name}\" \"$@\"; fi\n{pipeline}\n");
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            }
-        }
     }
 }
 
-/// <summary>A tools_dir whose pg_dump waits before the real one dumps (psql as it is: the tool locator wants both).</summary>
+/// <summary>
+/// A tools_dir whose pg_dump waits before the real one dumps, having first created the file
+/// <c>started</c> in the directory (psql and pg_restore as they are: the tool locator wants psql,
+/// a set's post-data pg_restore).
+/// </summary>
 public static class SlowDumpTools
 {
     public static string Create(string dir, int seconds)
     {
         var bin = Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin";
-        foreach (var tool in new[] { "pg_dump", "psql" })
+        WrappedTool.Write(dir, bin, "pg_dump", $"touch '{Path.Combine(dir, "started")}'\nsleep {seconds}\nexec \"{bin}/pg_dump\" \"$@\"");
+        foreach (var tool in new[] { "psql", "pg_restore" })
         {
-            var path = Path.Combine(dir, tool);
-            var wait = tool == "pg_dump" ? $"sleep {seconds}\n" : "";
-            File.WriteAllText(path, $"#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then exec \"{bin}/{tool}\" \"$@\"; fi\n{wait}exec \"{bin}/{tool}\" \"$@\"\n");
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            }
+            WrappedTool.Write(dir, bin, tool, $"exec \"{bin}/{tool}\" \"$@\"");
+        }
+        return dir;
+    }
+}
+
+/// <summary>
+/// A tools_dir whose mariadb-dump dumps as the real one, then creates the file <c>dumped</c> in
+/// the directory and holds its exit for <paramref name="seconds"/> (less once vya-backupdb is gone).
+/// </summary>
+public static class HoldingDumpTools
+{
+    public static string Create(string dir, int seconds) =>
+        WrappedTool.Write(dir, "/usr/bin", "mariadb-dump",
+            $"\"/usr/bin/mariadb-dump\" \"$@\"; status=$?\ntouch '{Path.Combine(dir, "dumped")}'\n"
+            + $"i=0; while [ $i -lt {seconds * 10} ] && kill -0 $PPID 2>/dev/null; do sleep 0.1; i=$((i+1)); done\nexit $status");
+}
+
+/// <summary>A shell script standing in for a client tool: --version goes to the real one in <c>bin</c>, anything else to the script's body.</summary>
+public static class WrappedTool
+{
+    /// <returns>The tools_dir.</returns>
+    public static string Write(string dir, string bin, string tool, string body)
+    {
+        var path = Path.Combine(dir, tool);
+        File.WriteAllText(path, $"#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then exec \"{bin}/{tool}\" \"$@\"; fi\n{body}\n");
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
         return dir;
     }
