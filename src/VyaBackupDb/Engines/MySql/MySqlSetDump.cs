@@ -188,8 +188,18 @@ public sealed partial class MySqlEngine
         while (true)
         {
             await Execute(control, $"SET SESSION lock_wait_timeout = {LockAttemptSeconds}", cancellationToken).ConfigureAwait(false);
-            var started = mariaDb && await TakeAsync("BACKUP STAGE START").ConfigureAwait(false);
-            if (mariaDb ? started && await TakeAsync("BACKUP STAGE BLOCK_DDL").ConfigureAwait(false) : await TakeAsync("FLUSH TABLES WITH READ LOCK").ConfigureAwait(false))
+            var started = false;
+            bool locked;
+            if (mariaDb)
+            {
+                started = await TakeAsync("BACKUP STAGE START").ConfigureAwait(false);
+                locked = started && await TakeAsync("BACKUP STAGE BLOCK_DDL").ConfigureAwait(false);
+            }
+            else
+            {
+                locked = await TakeAsync("FLUSH TABLES WITH READ LOCK").ConfigureAwait(false);
+            }
+            if (locked)
             {
                 // What is read under the lock may wait longer than an attempt (the catalog, the tables' key ranges).
                 await Execute(control, "SET SESSION lock_wait_timeout = 300", cancellationToken).ConfigureAwait(false);

@@ -333,8 +333,10 @@ public sealed partial class PostgresEngine
         new($"could not lock the tables for the backup within {waitSeconds} s (lock_wait_seconds): "
             + "another session holds one of them exclusively or waits to (ALTER TABLE, VACUUM FULL, LOCK TABLE, ...); try again later", e);
 
-    /// <summary>pg_dump gave up on a table lock after --lock-wait-timeout (its message with LC_MESSAGES=C).</summary>
-    private static bool IsPgDumpLockTimeout(OperationFailedException e) => e.Message.Contains("Query was: LOCK TABLE", StringComparison.Ordinal);
+    /// <summary>pg_dump gave up on a table lock after --lock-wait-timeout (its messages with LC_MESSAGES=C).</summary>
+    private static bool IsPgDumpLockTimeout(OperationFailedException e) =>
+        e.Message.Contains("canceling statement due to statement timeout", StringComparison.Ordinal)
+        && e.Message.Contains("Query was: LOCK TABLE", StringComparison.Ordinal);
 
     /// <summary>The pieces in <see cref="ReadOrder"/>: a table over <see cref="MinSplitBytes"/> is cut in page ranges (the last one open-ended) when the server scans TID ranges.</summary>
     private List<CopyPiece> Plan(List<CopyTable> tables, int jobs, long blockSize)
