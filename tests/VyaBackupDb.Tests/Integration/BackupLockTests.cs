@@ -187,6 +187,88 @@ public sealed class BackupLockTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A session holds the target's table in an open transaction when a restore is ready to put
+    /// the new tables in its place: the swap's RENAME waits for it, and every other query on the
+    /// table would queue behind the waiting RENAME. It waits in attempts of 2 s instead, so the
+    /// application's queries go on between them, and the swap goes through once the transaction ends.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_restore_waiting_to_replace_a_table_in_use_lets_other_queries_through()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO t VALUES (1, 'new'), (2, 'new')");
+        var file = await Ops.BackupOkAsync(MySqlTestDb.Instance(2), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO t VALUES (1, 'old')");
+        await using var holder = await MySqlTestDb.OpenAsync(target);
+        await using var transaction = await holder.BeginTransactionAsync();
+        await using (var read = new MySqlCommand("SELECT COUNT(*) FROM t", holder, transaction))
+        {
+            await read.ExecuteScalarAsync();
+        }
+
+        var restore = Ops.RestoreAsync(MySqlTestDb.Instance(2), file, target, force: true);
+        while (!restore.IsCompleted && Convert.ToInt64(await MySqlTestDb.ScalarAsync(null,
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'RENAME TABLE %' AND INSTR(INFO, @p0) > 0",
+            MySqlTestDb.Quote(target)), CultureInfo.InvariantCulture) == 0)
+        {
+            await Task.Delay(10);
+        }
+        Assert.False(restore.IsCompleted, "the restore ended before its swap waited for the table");
+        var slowest = TimeSpan.Zero;
+        for (var i = 0; i < 6; i++)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM t");
+            slowest = clock.Elapsed > slowest ? clock.Elapsed : slowest;
+            await Task.Delay(300);
+        }
+        Assert.True(slowest < TimeSpan.FromSeconds(3), $"a query on the table waited {slowest} behind the swap");
+        Assert.False(restore.IsCompleted, "the swap did not wait for the open transaction");
+        await transaction.CommitAsync();
+        await restore;
+
+        DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(source), await MySqlTestDb.FingerprintAsync(target), "the target replaced after the wait");
+    }
+
+    /// <summary>
+    /// The transaction holding the target's table does not end: the swap gives up after
+    /// lock_wait_seconds, and the target is as it was, the trigger of its other table too (each
+    /// attempt drops it just before the RENAME and puts it back when the RENAME waits too long).
+    /// </summary>
+    [SkippableFact]
+    public async Task A_restore_whose_swap_waits_out_lock_wait_seconds_leaves_the_target_unchanged()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)");
+        var file = await Ops.BackupOkAsync(MySqlTestDb.Instance(2), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target,
+            "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (7)",
+            "CREATE TABLE audited (id INT PRIMARY KEY, n INT NOT NULL DEFAULT 0)",
+            "CREATE TRIGGER count_up BEFORE INSERT ON audited FOR EACH ROW SET NEW.n = NEW.id * 10");
+        var before = await MySqlTestDb.FingerprintAsync(target);
+        await using var holder = await MySqlTestDb.OpenAsync(target);
+        await using var transaction = await holder.BeginTransactionAsync();
+        await using (var read = new MySqlCommand("SELECT COUNT(*) FROM t", holder, transaction))
+        {
+            await read.ExecuteScalarAsync();
+        }
+
+        var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(
+            () => Ops.RestoreAsync(MySqlTestDb.Instance(2) with { LockWaitSeconds = 5 }, file, target, force: true));
+        await transaction.RollbackAsync();
+
+        Assert.Contains("could not be replaced (it is unchanged)", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', error.Message);
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), "the target of a swap that gave up");
+        await MySqlTestDb.ExecAsync(target, "INSERT INTO audited (id) VALUES (3)");
+        Assert.Equal(30, Convert.ToInt32(await MySqlTestDb.ScalarAsync(target, "SELECT n FROM audited WHERE id = 3"), CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>
     /// An ALTER TABLE asked for just after a PostgreSQL backup locked its tables waits for the
     /// backup, and pg_dump's own lock on the table, asked for later, waits behind the ALTER: each
     /// waits on the other, which the server cannot see. The backup gives up after

@@ -501,9 +501,9 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     public async Task<IReadOnlyList<string>> SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken, allowUserVariables: true).ConfigureAwait(false);
-        // A swap blocked by another session's open transaction fails after a minute, target unchanged.
-        await Execute(connection, "SET SESSION lock_wait_timeout = 60", cancellationToken).ConfigureAwait(false);
-        return await new MySqlSwap(connection, staging, target).RunAsync(options, cancellationToken).ConfigureAwait(false);
+        // A swap blocked by another session's open transaction fails after lock_wait_seconds, target unchanged.
+        await Execute(connection, $"SET SESSION lock_wait_timeout = {Instance.LockWaitSeconds}", cancellationToken).ConfigureAwait(false);
+        return await new MySqlSwap(connection, staging, target, Instance.LockWaitSeconds).RunAsync(options, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Backtick quoting, backticks doubled: the server's rule for identifiers.</summary>

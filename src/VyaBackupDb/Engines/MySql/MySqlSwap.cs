@@ -16,8 +16,15 @@ namespace VyaBackupDb.Engines.MySql;
 /// the few statements around the RENAME leaves the old tables in the "replaced" database, which the
 /// next restore into the same target reports and removes.
 /// </remarks>
-internal sealed class MySqlSwap(MySqlConnection connection, string staging, string target)
+/// <param name="lockWaitSeconds">How long the RENAME waits, in attempts, for sessions that hold the target's tables.</param>
+internal sealed class MySqlSwap(MySqlConnection connection, string staging, string target, int lockWaitSeconds)
 {
+    /// <summary>
+    /// Each attempt at the RENAME waits at most this long (lock_wait_timeout): every other query on
+    /// the tables queues behind a waiting RENAME, so it waits in short attempts and lets them through between.
+    /// </summary>
+    private const int AttemptSeconds = 2;
+
     private enum Kind { Function, Procedure, View, Trigger, Event }
 
     /// <param name="SqlMode">The sql_mode it was created under (null for views).</param>
@@ -61,26 +68,16 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 {
                     await ExecuteAsync($"CREATE DATABASE {Q(replaced)}", cancellationToken).ConfigureAwait(false);
                     renames.InsertRange(0, oldTables.Select(t => $"{Q(target)}.{Q(t)} TO {Q(replaced)}.{Q(t)}"));
-                    // A table with triggers cannot move to another database: they go just before
-                    // the RENAME and come back if it fails.
                     oldTriggers = [.. (await ReadObjectsAsync(target, cancellationToken).ConfigureAwait(false)).Where(o => o.Kind == Kind.Trigger)];
-                    foreach (var trigger in oldTriggers)
-                    {
-                        await DropAsync(target, trigger, cancellationToken).ConfigureAwait(false);
-                    }
                 }
             }
             if (renames.Count > 0)
             {
-                await ExecuteAsync("RENAME TABLE " + string.Join(", ", renames), cancellationToken).ConfigureAwait(false);
+                await RenameInAttemptsAsync(renames, oldTriggers, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is OperationFailedException or OperationCanceledException or MySqlException)
         {
-            if (oldTriggers.Count > 0)
-            {
-                await CreateAllAsync(target, oldTriggers, rewrite: false, CancellationToken.None).ConfigureAwait(false);
-            }
             // The empty target this swap created, and the one that was to take the old tables.
             foreach (var created in createdTarget ? [target, replaced] : new[] { replaced })
             {
@@ -126,6 +123,46 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             }
         }
         return warnings;
+    }
+
+    /// <summary>
+    /// The RENAME, in attempts of <see cref="AttemptSeconds"/> until lock_wait_seconds have passed. A
+    /// table with triggers cannot move to another database: the old tables' triggers go just before
+    /// each attempt and come back after any that fails.
+    /// </summary>
+    private async Task RenameInAttemptsAsync(List<string> renames, List<SchemaObject> oldTriggers, CancellationToken cancellationToken)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            await ExecuteAsync($"SET SESSION lock_wait_timeout = {AttemptSeconds}", cancellationToken).ConfigureAwait(false);
+            var dropped = new List<SchemaObject>();
+            try
+            {
+                foreach (var trigger in oldTriggers)
+                {
+                    await DropAsync(target, trigger, cancellationToken).ConfigureAwait(false);
+                    dropped.Add(trigger);
+                }
+                await ExecuteAsync("RENAME TABLE " + string.Join(", ", renames), cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception e) when (e is OperationFailedException or OperationCanceledException or MySqlException)
+            {
+                await CreateAllAsync(target, dropped, rewrite: false, CancellationToken.None).ConfigureAwait(false);
+                if (e.InnerException is not MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout }
+                    || waited.Elapsed.TotalSeconds + AttemptSeconds >= lockWaitSeconds)
+                {
+                    throw;
+                }
+            }
+            finally
+            {
+                // The statements after the swap (the target's views, triggers, events) may wait longer.
+                await ExecuteAsync($"SET SESSION lock_wait_timeout = {lockWaitSeconds}", CancellationToken.None).ConfigureAwait(false);
+            }
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Creates routines, then views (in an order their dependencies allow), triggers and events.</summary>
