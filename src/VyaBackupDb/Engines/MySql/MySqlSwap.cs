@@ -145,23 +145,23 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                     dropped.Add(trigger);
                 }
                 await ExecuteAsync("RENAME TABLE " + string.Join(", ", renames), cancellationToken).ConfigureAwait(false);
-                return;
             }
             catch (Exception e) when (e is OperationFailedException or OperationCanceledException or MySqlException)
             {
+                // Putting the triggers back (and what follows a failure) may wait longer than an attempt.
+                await ExecuteAsync($"SET SESSION lock_wait_timeout = {lockWaitSeconds}", CancellationToken.None).ConfigureAwait(false);
                 await CreateAllAsync(target, dropped, rewrite: false, CancellationToken.None).ConfigureAwait(false);
                 if (e.InnerException is not MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout }
                     || waited.Elapsed.TotalSeconds + AttemptSeconds >= lockWaitSeconds)
                 {
                     throw;
                 }
+                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+                continue;
             }
-            finally
-            {
-                // The statements after the swap (the target's views, triggers, events) may wait longer.
-                await ExecuteAsync($"SET SESSION lock_wait_timeout = {lockWaitSeconds}", CancellationToken.None).ConfigureAwait(false);
-            }
-            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+            // The target's views, triggers and events, created next, may wait longer too.
+            await ExecuteAsync($"SET SESSION lock_wait_timeout = {lockWaitSeconds}", CancellationToken.None).ConfigureAwait(false);
+            return;
         }
     }
 
