@@ -202,11 +202,7 @@ public sealed class BackupLockTests : IAsyncLifetime
         var target = await _scratch.NewMySqlDatabaseAsync();
         await MySqlTestDb.ExecAsync(target, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO t VALUES (1, 'old')");
         await using var holder = await MySqlTestDb.OpenAsync(target);
-        await using var transaction = await holder.BeginTransactionAsync();
-        await using (var read = new MySqlCommand("SELECT COUNT(*) FROM t", holder, transaction))
-        {
-            await read.ExecuteScalarAsync();
-        }
+        await using var transaction = await HoldTableAsync(holder);
 
         var restore = Ops.RestoreAsync(MySqlTestDb.Instance(2), file, target, force: true);
         while (!restore.IsCompleted && Convert.ToInt64(await MySqlTestDb.ScalarAsync(null,
@@ -251,11 +247,7 @@ public sealed class BackupLockTests : IAsyncLifetime
             "CREATE TRIGGER count_up BEFORE INSERT ON audited FOR EACH ROW SET NEW.n = NEW.id * 10");
         var before = await MySqlTestDb.FingerprintAsync(target);
         await using var holder = await MySqlTestDb.OpenAsync(target);
-        await using var transaction = await holder.BeginTransactionAsync();
-        await using (var read = new MySqlCommand("SELECT COUNT(*) FROM t", holder, transaction))
-        {
-            await read.ExecuteScalarAsync();
-        }
+        await using var transaction = await HoldTableAsync(holder);
 
         var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(
             () => Ops.RestoreAsync(MySqlTestDb.Instance(2) with { LockWaitSeconds = 5 }, file, target, force: true));
@@ -339,5 +331,14 @@ public sealed class BackupLockTests : IAsyncLifetime
         }
         await transaction.CommitAsync();
         Assert.Equal(2L, Convert.ToInt64(await PgTestDb.ScalarAsync(source, "SELECT count(*) FROM t"), System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Reads table t in a transaction left open: the session holds the table (its metadata lock) until the transaction ends.</summary>
+    private static async Task<MySqlTransaction> HoldTableAsync(MySqlConnection holder)
+    {
+        var transaction = await holder.BeginTransactionAsync();
+        await using var read = new MySqlCommand("SELECT COUNT(*) FROM t", holder, transaction);
+        await read.ExecuteScalarAsync();
+        return transaction;
     }
 }
