@@ -684,9 +684,11 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         using var passFile = PassFile();
         // No --single-transaction: the staging database is what makes a restore all-or-nothing, and
         // one transaction would need a lock per table (thousands of tables exhaust the lock table).
+        // VERBOSITY=terse: an error is the server's message alone, without the DETAIL and CONTEXT
+        // lines that quote a refused row ("Failing row contains (...)") into logs and notifications.
         string[] arguments =
         [
-            "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1",
+            "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1", "--set=VERBOSITY=terse",
             $"--dbname={ConnInfo(database)}",
         ];
         // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
