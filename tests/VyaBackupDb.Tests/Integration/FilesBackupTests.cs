@@ -143,16 +143,18 @@ public sealed class FilesBackupTests : IAsyncLifetime
             """);
 
         using var stop = new CancellationTokenSource();
-        var writer = Task.Run(async () =>
+        // A thread of its own, writing synchronously: appending must not wait for the thread pool
+        // (busy with the CLI's output) during the few milliseconds the file is read.
+        var writer = new Thread(() =>
         {
-            await using var log = new FileStream(growing, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 1);
+            using var log = new FileStream(growing, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 1);
             var line = "a line of the log\n"u8.ToArray();
             while (!stop.IsCancellationRequested)
             {
-                await log.WriteAsync(line);
-                await log.FlushAsync();
+                log.Write(line);
             }
         });
+        writer.Start();
         ProcessResult backup;
         try
         {
@@ -161,7 +163,7 @@ public sealed class FilesBackupTests : IAsyncLifetime
         finally
         {
             await stop.CancelAsync();
-            await writer;
+            writer.Join();
         }
 
         Assert.True(backup.ExitCode == 0, backup.ToString());
