@@ -164,8 +164,11 @@ public sealed partial class MySqlEngine
         }
     }
 
-    /// <summary>Each attempt at the backup lock waits at most this long (the session's lock_wait_timeout).</summary>
-    private const int LockAttemptSeconds = 2;
+    /// <summary>
+    /// Each attempt at a lock that other sessions' statements queue behind while it waits (the backup
+    /// lock, a restore's RENAME) waits at most this long (the session's lock_wait_timeout).
+    /// </summary>
+    internal const int LockAttemptSeconds = 2;
 
     /// <summary>What the backup reads while DDL is blocked: the catalog, the tables, the schema and triggers, and (MariaDB) the counters they were read at.</summary>
     private sealed record SchemaRead(

@@ -19,12 +19,6 @@ namespace VyaBackupDb.Engines.MySql;
 /// <param name="lockWaitSeconds">How long the RENAME waits, in attempts, for sessions that hold the target's tables.</param>
 internal sealed class MySqlSwap(MySqlConnection connection, string staging, string target, int lockWaitSeconds)
 {
-    /// <summary>
-    /// Each attempt at the RENAME waits at most this long (lock_wait_timeout): every other query on
-    /// the tables queues behind a waiting RENAME, so it waits in short attempts and lets them through between.
-    /// </summary>
-    private const int AttemptSeconds = 2;
-
     private enum Kind { Function, Procedure, View, Trigger, Event }
 
     /// <param name="SqlMode">The sql_mode it was created under (null for views).</param>
@@ -126,16 +120,17 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     }
 
     /// <summary>
-    /// The RENAME, in attempts of <see cref="AttemptSeconds"/> until lock_wait_seconds have passed. A
+    /// The RENAME, in attempts of <see cref="MySqlEngine.LockAttemptSeconds"/> until lock_wait_seconds have passed. A
     /// table with triggers cannot move to another database: the old tables' triggers go just before
-    /// each attempt and come back after any that fails.
+    /// each attempt and come back after any that fails. Every other query on the tables queues
+    /// behind a waiting RENAME: short attempts let them through between.
     /// </summary>
     private async Task RenameInAttemptsAsync(List<string> renames, List<SchemaObject> oldTriggers, CancellationToken cancellationToken)
     {
         var waited = System.Diagnostics.Stopwatch.StartNew();
         while (true)
         {
-            await ExecuteAsync($"SET SESSION lock_wait_timeout = {AttemptSeconds}", cancellationToken).ConfigureAwait(false);
+            await ExecuteAsync($"SET SESSION lock_wait_timeout = {MySqlEngine.LockAttemptSeconds}", cancellationToken).ConfigureAwait(false);
             var dropped = new List<SchemaObject>();
             try
             {
@@ -152,7 +147,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 await ExecuteAsync($"SET SESSION lock_wait_timeout = {lockWaitSeconds}", CancellationToken.None).ConfigureAwait(false);
                 await CreateAllAsync(target, dropped, rewrite: false, CancellationToken.None).ConfigureAwait(false);
                 if (e.InnerException is not MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout }
-                    || waited.Elapsed.TotalSeconds + AttemptSeconds >= lockWaitSeconds)
+                    || waited.Elapsed.TotalSeconds + MySqlEngine.LockAttemptSeconds >= lockWaitSeconds)
                 {
                     throw;
                 }

@@ -17,17 +17,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     public string CompletionTrailer => DumpEngines.CompletionTrailer(Dbms.PostgreSql);
 
-    public async Task<DumpDetails> DumpSetAsync(string database, Sources.Sets.BackupSetWriter set, int jobs, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await DumpSetCoreAsync(database, set, jobs, cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationFailedException e) when (IsPgDumpLockTimeout(e))
-        {
-            throw LockWaitFailure(Instance.LockWaitSeconds, e);
-        }
-    }
+    public Task<DumpDetails> DumpSetAsync(string database, Sources.Sets.BackupSetWriter set, int jobs, CancellationToken cancellationToken) =>
+        DumpSetCoreAsync(database, set, jobs, cancellationToken);
 
     public Task<LoadResult> RestoreSetAsync(
         string database, Sources.Sets.BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken) =>
@@ -84,14 +75,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
         using var passFile = PassFile();
         var counter = new PostgresRowCounter(output);
-        try
-        {
-            await ChildProcess.RunAsync(pgDump, DumpArguments(database, snapshot, []), Environment(passFile), null, counter, cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationFailedException e) when (IsPgDumpLockTimeout(e))
-        {
-            throw LockWaitFailure(Instance.LockWaitSeconds, e);
-        }
+        await RunPgDumpAsync(pgDump, DumpArguments(database, snapshot, []), Environment(passFile), counter, cancellationToken).ConfigureAwait(false);
         var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, counter.Rows, cancellationToken).ConfigureAwait(false), sequences, objects);
         await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
         return new DumpDetails("pg_dump", client.Version, inventory, _toolWarning, settings);

@@ -99,16 +99,16 @@ public sealed partial class PostgresEngine
         var postDump = Task.Run(async () =>
         {
             var archive = await postData.ConfigureAwait(false);
-            await ChildProcess.RunAsync(pgDump,
+            await RunPgDumpAsync(pgDump,
                 DumpArguments(database, snapshot, ["--section=data", .. copyTables.Select(t => "--exclude-table-data=" + ExactPattern(t))]),
-                Environment(passFile), null, post, failed.Token).ConfigureAwait(false);
+                Environment(passFile), post, failed.Token).ConfigureAwait(false);
             await archive.WriteAsync(archive.Rest, post, failed.Token).ConfigureAwait(false);
         });
         _ = postDump.ContinueWith(_ => failed.Cancel(), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         try
         {
-            await ChildProcess.RunAsync(pgDump, DumpArguments(database, snapshot, ["--section=pre-data"]), Environment(passFile), null, schema,
-                failed.Token).ConfigureAwait(false);
+            await RunPgDumpAsync(pgDump, DumpArguments(database, snapshot, ["--section=pre-data"]), Environment(passFile), schema, failed.Token)
+                .ConfigureAwait(false);
             schema.Position = 0;
             await set.WriteSchemaAsync(schema, schema.Length, failed.Token).ConfigureAwait(false);
             var archive = await postData.ConfigureAwait(false);
@@ -198,8 +198,8 @@ public sealed partial class PostgresEngine
         var archive = new PostDataArchive(Pipeline.TempSpool.CreateFile(".dump"), pgRestore, OwnershipArguments, environment);
         try
         {
-            await ChildProcess.RunAsync(pgDump, DumpArguments(database, snapshot, ["--section=post-data", "--compress=0", $"--file={archive.Path}"], "custom"),
-                environment, null, null, cancellationToken).ConfigureAwait(false);
+            await RunPgDumpAsync(pgDump, DumpArguments(database, snapshot, ["--section=post-data", "--compress=0", $"--file={archive.Path}"], "custom"),
+                environment, null, cancellationToken).ConfigureAwait(false);
             using var listing = new MemoryStream();
             await ChildProcess.RunAsync(pgRestore, ["--list", archive.Path], environment, null, listing, cancellationToken).ConfigureAwait(false);
             // Each entry with, for an index or a constraint, its catalog's oid and its own.
@@ -333,10 +333,23 @@ public sealed partial class PostgresEngine
         new($"could not lock the tables for the backup within {waitSeconds} s (lock_wait_seconds): "
             + "another session holds one of them exclusively or waits to (ALTER TABLE, VACUUM FULL, LOCK TABLE, ...); try again later", e);
 
-    /// <summary>pg_dump gave up on a table lock after --lock-wait-timeout (its messages with LC_MESSAGES=C).</summary>
-    private static bool IsPgDumpLockTimeout(OperationFailedException e) =>
-        e.Message.Contains("canceling statement due to statement timeout", StringComparison.Ordinal)
-        && e.Message.Contains("Query was: LOCK TABLE", StringComparison.Ordinal);
+    /// <summary>
+    /// Runs pg_dump (with <see cref="DumpArguments"/>); its giving up on a table lock after
+    /// --lock-wait-timeout (its messages with LC_MESSAGES=C) is reported as the backup's lock wait.
+    /// </summary>
+    private async Task RunPgDumpAsync(
+        string pgDump, string[] arguments, IReadOnlyDictionary<string, string> environment, Stream? output, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await ChildProcess.RunAsync(pgDump, arguments, environment, null, output, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationFailedException e) when (e.Message.Contains("canceling statement due to statement timeout", StringComparison.Ordinal)
+            && e.Message.Contains("Query was: LOCK TABLE", StringComparison.Ordinal))
+        {
+            throw LockWaitFailure(Instance.LockWaitSeconds, e);
+        }
+    }
 
     /// <summary>The pieces in <see cref="ReadOrder"/>: a table over <see cref="MinSplitBytes"/> is cut in page ranges (the last one open-ended) when the server scans TID ranges.</summary>
     private List<CopyPiece> Plan(List<CopyTable> tables, int jobs, long blockSize)
