@@ -261,6 +261,76 @@ public sealed class BackupLockTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// vya-backupdb is killed (SIGKILL) while its swap waits for a table in use. The server goes on
+    /// with the dead client's RENAME: when its attempt times out, the target is as it was, with the
+    /// trigger of its other table (the swap no longer drops the old tables' triggers before its
+    /// RENAME, as a table with triggers cannot move to another database); when the table is
+    /// released in time, the target holds the new tables, and the next restore leaves exactly the
+    /// backup's content (nothing of the old tables, which the RENAME had put aside in it).
+    /// </summary>
+    [SkippableFact]
+    public async Task A_restore_killed_while_its_swap_waits_leaves_the_old_target_whole_or_the_new_tables()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source,
+            "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)",
+            "CREATE TABLE audited (id INT PRIMARY KEY, n INT NOT NULL DEFAULT 0)",
+            "CREATE TRIGGER count_up BEFORE INSERT ON audited FOR EACH ROW SET NEW.n = NEW.id * 100");
+        var backupDir = _scratch.TempDir("backups");
+        var file = await Ops.BackupOkAsync(TestServers.Instance(Config.Dbms.MySql), source, Compression.Zstd, backupDir);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        _scratch.TrackMySql(Engines.RestoreStaging.StagingName(target));
+        _scratch.TrackMySql(Engines.RestoreStaging.ReplacedName(target));
+        await MySqlTestDb.ExecAsync(target,
+            "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (7)",
+            "CREATE TABLE audited (id INT PRIMARY KEY, n INT NOT NULL DEFAULT 0)",
+            "CREATE TRIGGER count_up BEFORE INSERT ON audited FOR EACH ROW SET NEW.n = NEW.id * 10");
+        var before = await MySqlTestDb.FingerprintAsync(target);
+        var mySqlId = TestServers.Id(Config.Dbms.MySql);
+
+        async Task KillWhileTheSwapWaitsAsync(bool releaseAtOnce)
+        {
+            await using var holder = await MySqlTestDb.OpenAsync(target);
+            await using var transaction = await HoldTableAsync(holder);
+            using var killed = Run.StartCli("restore", "--file", file, "--instance", mySqlId, "--target", target, "--force", "--config", config);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (!await RenameRunsAsync())
+            {
+                Assert.False(killed.HasExited, "the restore ended before its swap waited for the table");
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), "the swap did not start within 60 s");
+                await Task.Delay(10);
+            }
+            killed.Kill();
+            await killed.WaitForExitAsync();
+            if (releaseAtOnce)
+            {
+                await transaction.RollbackAsync();
+            }
+            while (await RenameRunsAsync())
+            {
+                await Task.Delay(10);
+            }
+        }
+
+        async Task<bool> RenameRunsAsync() => Convert.ToInt64(await MySqlTestDb.ScalarAsync(null,
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'RENAME TABLE %' AND INSTR(INFO, @p0) > 0",
+            MySqlTestDb.Quote(target)), CultureInfo.InvariantCulture) > 0;
+
+        await KillWhileTheSwapWaitsAsync(releaseAtOnce: false);
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), "the target of a restore killed while its swap waited");
+        await MySqlTestDb.ExecAsync(target, "INSERT INTO audited (id) VALUES (3)");
+        Assert.Equal(30, Convert.ToInt32(await MySqlTestDb.ScalarAsync(target, "SELECT n FROM audited WHERE id = 3"), CultureInfo.InvariantCulture));
+
+        await KillWhileTheSwapWaitsAsync(releaseAtOnce: true);
+        Assert.Equal(2L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM t"), CultureInfo.InvariantCulture));
+        var next = await Run.CliAsync("restore", "--file", file, "--instance", mySqlId, "--target", target, "--force", "--config", config);
+        Assert.True(next.ExitCode == 0, next.ToString());
+        DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(source), await MySqlTestDb.FingerprintAsync(target), "the target after the next restore");
+    }
+
+    /// <summary>
     /// An ALTER TABLE asked for just after a PostgreSQL backup locked its tables waits for the
     /// backup, and pg_dump's own lock on the table, asked for later, waits behind the ALTER: each
     /// waits on the other, which the server cannot see. The backup gives up after

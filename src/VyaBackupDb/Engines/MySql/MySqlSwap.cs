@@ -5,16 +5,19 @@ namespace VyaBackupDb.Engines.MySql;
 
 /// <summary>
 /// Puts a complete, checked staging database in the place of the target. MySQL cannot rename a
-/// database, so the tables move: one RENAME TABLE statement (atomic) moves the target's old tables
-/// out to the "replaced" database and the staging tables in. Triggers and views cannot leave their
-/// database, so their definitions (and those of routines and events) are read from the staging
-/// database, dropped there, and created again in the target with the staging name pointed at it.
+/// database, so the tables move: one RENAME TABLE statement (atomic) renames the target's old
+/// tables aside, within the target, and moves the staging tables in; the old ones then move out to
+/// the "replaced" database. A table with triggers cannot move to another database: the staging
+/// tables' triggers and views are read and dropped before, and created again in the target with
+/// the staging name pointed at it (with the routines and events); the old tables' triggers go with
+/// them aside and are dropped after.
 /// </summary>
 /// <remarks>
-/// Before the RENAME the target's data is unchanged (only its triggers are dropped just before, and
-/// put back if the RENAME fails); after it the target holds the new tables. A process killed in
-/// the few statements around the RENAME leaves the old tables in the "replaced" database, which the
-/// next restore into the same target reports and removes.
+/// Until the RENAME the target is unchanged, triggers included; after it the target holds the new
+/// tables. The server finishes a RENAME whose client died (or gives up after its 2 s attempt): a
+/// process killed while it waits leaves either the old target whole or the new tables. Killed
+/// after it, the new objects may be missing and the old tables still aside in the target, or in
+/// the "replaced" database, which the next restore into the same target reports and removes.
 /// </remarks>
 /// <param name="lockWaitSeconds">How long the RENAME waits, in attempts, for sessions that hold the target's tables.</param>
 internal sealed class MySqlSwap(MySqlConnection connection, string staging, string target, int lockWaitSeconds)
@@ -29,7 +32,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     {
         var replaced = RestoreStaging.ReplacedName(target);
         List<SchemaObject> newObjects;
-        List<SchemaObject> oldTriggers = [];
+        var aside = new List<(string Table, string Aside)>();
         bool targetExists;
         var createdTarget = false;
         (string Clause, string? Comment) options;
@@ -61,13 +64,13 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 if (oldTables.Count > 0)
                 {
                     await ExecuteAsync($"CREATE DATABASE {Q(replaced)}", cancellationToken).ConfigureAwait(false);
-                    renames.InsertRange(0, oldTables.Select(t => $"{Q(target)}.{Q(t)} TO {Q(replaced)}.{Q(t)}"));
-                    oldTriggers = [.. (await ReadObjectsAsync(target, cancellationToken).ConfigureAwait(false)).Where(o => o.Kind == Kind.Trigger)];
+                    aside.AddRange(AsideNames(oldTables, replaced));
+                    renames.InsertRange(0, aside.Select(a => $"{Q(target)}.{Q(a.Table)} TO {Q(target)}.{Q(a.Aside)}"));
                 }
             }
             if (renames.Count > 0)
             {
-                await RenameInAttemptsAsync(renames, oldTriggers, cancellationToken).ConfigureAwait(false);
+                await RenameInAttemptsAsync(renames, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is OperationFailedException or OperationCanceledException or MySqlException)
@@ -82,17 +85,25 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         }
 
         // The target holds the new tables: the rest is done whatever the token says.
+        var oldTablesAreIn = $"'{target}', renamed '{replaced}_<n>'";
         try
         {
             if (targetExists)
             {
+                // The old objects, the triggers of the old tables aside too; then those tables can leave.
                 foreach (var o in await ReadObjectsAsync(target, CancellationToken.None).ConfigureAwait(false))
                 {
                     await DropAsync(target, o, CancellationToken.None).ConfigureAwait(false);
                 }
+                if (aside.Count > 0)
+                {
+                    await ExecuteAsync("RENAME TABLE " + string.Join(", ", aside.Select(a => $"{Q(target)}.{Q(a.Aside)} TO {Q(replaced)}.{Q(a.Table)}")),
+                        CancellationToken.None).ConfigureAwait(false);
+                    oldTablesAreIn = $"'{replaced}'";
+                }
                 await ExecuteWithCommentAsync($"ALTER DATABASE {Q(target)} {options.Clause}", options.Comment, CancellationToken.None).ConfigureAwait(false);
             }
-            await CreateAllAsync(target, newObjects, rewrite: true, CancellationToken.None).ConfigureAwait(false);
+            await CreateAllAsync(newObjects, CancellationToken.None).ConfigureAwait(false);
             foreach (var name in swapOptions.EventsToEnable)
             {
                 await ExecuteAsync($"ALTER EVENT {Q(target)}.{Q(name)} ENABLE", CancellationToken.None).ConfigureAwait(false);
@@ -102,7 +113,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         {
             throw new OperationFailedException(
                 $"the restored tables are in '{target}' but its views, routines, triggers or events could not all be created: {e.Message}"
-                + (renames.Count > 0 && targetExists ? $"; the replaced tables are kept in '{replaced}'" : ""), e);
+                + (aside.Count > 0 ? $"; the replaced tables are kept in {oldTablesAreIn}" : ""), e);
         }
         var warnings = new List<string>();
         foreach (var leftover in new[] { staging, replaced })
@@ -120,50 +131,55 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     }
 
     /// <summary>
-    /// The RENAME, in attempts of <see cref="MySqlEngine.LockAttemptSeconds"/> until lock_wait_seconds have passed. A
-    /// table with triggers cannot move to another database: the old tables' triggers go just before
-    /// each attempt and come back after any that fails. Every other query on the tables queues
-    /// behind a waiting RENAME: short attempts let them through between.
+    /// The RENAME, in attempts of <see cref="MySqlEngine.LockAttemptSeconds"/> until lock_wait_seconds have passed.
+    /// Every other query on the tables queues behind a waiting RENAME: short attempts let them through between.
     /// </summary>
-    private async Task RenameInAttemptsAsync(List<string> renames, List<SchemaObject> oldTriggers, CancellationToken cancellationToken)
+    private async Task RenameInAttemptsAsync(List<string> renames, CancellationToken cancellationToken)
     {
         var waited = System.Diagnostics.Stopwatch.StartNew();
         while (true)
         {
             await ExecuteAsync($"SET SESSION lock_wait_timeout = {MySqlEngine.LockAttemptSeconds}", cancellationToken).ConfigureAwait(false);
-            var dropped = new List<SchemaObject>();
             try
             {
-                foreach (var trigger in oldTriggers)
-                {
-                    await DropAsync(target, trigger, cancellationToken).ConfigureAwait(false);
-                    dropped.Add(trigger);
-                }
                 await ExecuteAsync("RENAME TABLE " + string.Join(", ", renames), cancellationToken).ConfigureAwait(false);
+                break;
             }
-            catch (Exception e) when (e is OperationFailedException or OperationCanceledException or MySqlException)
+            catch (OperationFailedException e) when (e.InnerException is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout }
+                && waited.Elapsed.TotalSeconds + MySqlEngine.LockAttemptSeconds < lockWaitSeconds)
             {
-                // Putting the triggers back (and what follows a failure) may wait longer than an attempt.
-                await ExecuteAsync($"SET SESSION lock_wait_timeout = {lockWaitSeconds}", CancellationToken.None).ConfigureAwait(false);
-                await CreateAllAsync(target, dropped, rewrite: false, CancellationToken.None).ConfigureAwait(false);
-                if (e.InnerException is not MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout }
-                    || waited.Elapsed.TotalSeconds + MySqlEngine.LockAttemptSeconds >= lockWaitSeconds)
-                {
-                    throw;
-                }
                 await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
-                continue;
             }
-            // The target's views, triggers and events, created next, may wait longer too.
-            await ExecuteAsync($"SET SESSION lock_wait_timeout = {lockWaitSeconds}", CancellationToken.None).ConfigureAwait(false);
-            return;
+        }
+        // What follows (the old tables out, the new objects in) may wait longer than an attempt.
+        await ExecuteAsync($"SET SESSION lock_wait_timeout = {lockWaitSeconds}", CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A name in the target for each old table while the RENAME puts the new one in its place:
+    /// the replaced database's name (up to 52 characters, unique to this target) and a number no
+    /// table there has (one an interrupted swap left aside is moved out with the rest).
+    /// </summary>
+    private static IEnumerable<(string Table, string Aside)> AsideNames(List<string> tables, string replaced)
+    {
+        var taken = new HashSet<string>(tables, StringComparer.OrdinalIgnoreCase);
+        var number = 0;
+        foreach (var table in tables)
+        {
+            string name;
+            do
+            {
+                name = $"{replaced}_{++number}";
+            }
+            while (taken.Contains(name));
+            yield return (table, name);
         }
     }
 
-    /// <summary>Creates routines, then views (in an order their dependencies allow), triggers and events.</summary>
-    private async Task CreateAllAsync(string database, IReadOnlyList<SchemaObject> objects, bool rewrite, CancellationToken cancellationToken)
+    /// <summary>Creates in the target routines, then views (in an order their dependencies allow), triggers and events.</summary>
+    private async Task CreateAllAsync(IReadOnlyList<SchemaObject> objects, CancellationToken cancellationToken)
     {
-        await connection.ChangeDatabaseAsync(database, cancellationToken).ConfigureAwait(false);
+        await connection.ChangeDatabaseAsync(target, cancellationToken).ConfigureAwait(false);
         var pending = objects.OrderBy(o => o.Kind).ToList();
         while (pending.Count > 0)
         {
@@ -173,7 +189,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             {
                 try
                 {
-                    await CreateAsync(o, rewrite, cancellationToken).ConfigureAwait(false);
+                    await CreateAsync(o, cancellationToken).ConfigureAwait(false);
                 }
                 catch (OperationFailedException e) when (o.Kind == Kind.View)
                 {
@@ -190,7 +206,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         }
     }
 
-    private async Task CreateAsync(SchemaObject o, bool rewrite, CancellationToken cancellationToken)
+    private async Task CreateAsync(SchemaObject o, CancellationToken cancellationToken)
     {
         if (o.SqlMode is not null)
         {
@@ -207,7 +223,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         // The staging name only ever appears quoted: SHOW CREATE quotes it, and so does the dump
         // filter where it pointed the source's name at it. It is long and unique, so this replaces
         // nothing else.
-        var sql = rewrite ? o.Create.Replace(Q(staging), Q(target), StringComparison.Ordinal) : o.Create;
+        var sql = o.Create.Replace(Q(staging), Q(target), StringComparison.Ordinal);
         try
         {
             await ExecuteAsync(sql, cancellationToken).ConfigureAwait(false);
