@@ -242,7 +242,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         }
         if (request.Verify && result.EndedWithTrailer == false)
         {
-            // The filter parsed the dump: the trailer seen at the end was inside data, not pg_dump's own.
+            // The filter parsed the dump: the trailer seen at the end was inside data, or statements followed it.
             CheckCompleteDump(plain, endsWithTrailer: false, trailer, plan);
         }
         if (request.Verify && plan.Manifest is { } manifest
@@ -310,7 +310,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         if (!endsWithTrailer)
         {
             throw new OperationFailedException(
-                $"{plan.File} ends without the dump's completion trailer ('{trailer}'): it is truncated or incomplete");
+                $"{plan.File} does not end with the dump's completion trailer ('{trailer}'): it is truncated, or something was added after it");
         }
         if (plan.Manifest is { } manifest && (plain.Bytes != manifest.PlainBytes || (plain.Hashing && plain.Sha256Hex() != manifest.PlainSha256)))
         {

@@ -259,4 +259,53 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
         Assert.True(error is Errors.VyaException, $"the restore of a two-database dump into one target did not fail cleanly: {error?.ToString() ?? "it succeeded"}");
         Assert.False(await MySqlTestDb.ExistsAsync(target), $"the failed restore left the target {target} behind");
     }
+
+    /// <summary>
+    /// An old-tool dump someone planted a statement in (anyone who can write to the bucket can):
+    /// the client's charset command hiding a USE of another database, a write into another
+    /// database, a file written on the server, statements after the completion trailer. Each is
+    /// refused with one line and exit code 1; the target keeps its data, the other database its
+    /// rows, and no file appears.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("\\C utf8mb4\nUSE `{other}`;\n", "a client command (\\C)")]
+    [InlineData("INSERT INTO `{other}`.`o` VALUES (99);\n", "another database")]
+    [InlineData("SELECT 1 INTO OUTFILE '{marker}';\n", "a SELECT statement other than SETVAL")]
+    [InlineData("PREPARE s FROM 'DROP TABLE `{other}`.`o`';\nEXECUTE s;\n", "a PREPARE statement")]
+    [InlineData("after the trailer: DROP TABLE `t`;\n", "does not end with the dump's completion trailer")]
+    public async Task A_planted_mysql_dump_is_refused_and_touches_neither_its_target_nor_another_database(string payload, string expected)
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", "INSERT INTO t VALUES (1, 'backup')");
+        var other = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(other, "CREATE TABLE o (id INT PRIMARY KEY)", "INSERT INTO o VALUES (42)");
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", "INSERT INTO t VALUES (1, 'old'), (2, 'old')");
+        var otherBefore = await MySqlTestDb.FingerprintAsync(other);
+        var targetBefore = await MySqlTestDb.FingerprintAsync(target);
+        var marker = Path.Combine(Path.GetTempPath(), $"vya-itest-outfile-{Guid.NewGuid():N}");
+
+        var dir = _scratch.TempDir("old");
+        var plain = Path.Combine(dir, "dump.tmp");
+        await Run.MySqlDumpAsync(plain, [source, .. OldMySqlDumpOptions.Split(' ')]);
+        var text = await File.ReadAllTextAsync(plain);
+        var planted = payload.Replace("{other}", other, StringComparison.Ordinal).Replace("{marker}", marker, StringComparison.Ordinal);
+        const string afterTrailer = "after the trailer: ";
+        text = planted.StartsWith(afterTrailer, StringComparison.Ordinal)
+            ? text + planted[afterTrailer.Length..]
+            : text.Replace("DROP TABLE IF EXISTS `t`;", planted + "DROP TABLE IF EXISTS `t`;", StringComparison.Ordinal);
+        Assert.Contains(planted.Replace(afterTrailer, "", StringComparison.Ordinal), text, StringComparison.Ordinal);
+        await File.WriteAllTextAsync(plain, text);
+        var file = Package(plain, "sql", source, "mysql");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+
+        var run = await Run.CliAsync("restore", "--file", file, "--instance", "1", "--target", target, "--force", "--config", config);
+
+        Assert.True(run.ExitCode == 1, run.ToString());
+        Assert.Contains(expected, Assert.Single(Cli.ErrorLines(run)), StringComparison.Ordinal);
+        DbFingerprint.AssertSame(targetBefore, await MySqlTestDb.FingerprintAsync(target), "the target of a refused planted dump");
+        DbFingerprint.AssertSame(otherBefore, await MySqlTestDb.FingerprintAsync(other), "another database after a planted dump");
+        Assert.False(File.Exists(marker), "a planted dump wrote a file on the server");
+    }
 }

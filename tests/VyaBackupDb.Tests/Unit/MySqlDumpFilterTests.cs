@@ -16,7 +16,7 @@ public sealed class MySqlDumpFilterTests
         { "USE dns_db;\n", "\n", "dns_db", 1 },
         { "use `dns``db`;", "", "dns`db", 1 },
         { "USE `dns_db`", "", "dns_db", 1 },
-        { "/*!40000 DROP DATABASE IF EXISTS `dns_db`*/;\nSELECT 1;\n", "\nSELECT 1;\n", "dns_db", 1 },
+        { "/*!40000 DROP DATABASE IF EXISTS `dns_db`*/;\nINSERT INTO t VALUES (1);\n", "\nINSERT INTO t VALUES (1);\n", "dns_db", 1 },
         { "DROP SCHEMA dns_db;", "", "dns_db", 1 },
         { "Create Schema If Not Exists dns_db;", "", "dns_db", 1 },
         { "CREATE OR REPLACE DATABASE `dns_db` CHARACTER SET utf8mb4;", "", "dns_db", 1 },
@@ -25,8 +25,8 @@ public sealed class MySqlDumpFilterTests
             "\n", "dns_db", 1
         },
         {
-            "DROP DATABASE IF EXISTS `dns_db`; CREATE DATABASE `dns_db`; USE `dns_db`; SELECT 1;",
-            "   SELECT 1;", "dns_db", 3
+            "DROP DATABASE IF EXISTS `dns_db`; CREATE DATABASE `dns_db`; USE `dns_db`; INSERT INTO t VALUES (1);",
+            "   INSERT INTO t VALUES (1);", "dns_db", 3
         },
         {
             "/*!40101 ALTER DATABASE `dns_db` CHARACTER SET latin1 COLLATE latin1_swedish_ci */;\n",
@@ -44,22 +44,21 @@ public sealed class MySqlDumpFilterTests
         { "ALTER DATABASE \"dns_db\" CHARACTER SET utf8mb4;", $"ALTER DATABASE `{Target}` CHARACTER SET utf8mb4;", "dns_db", 0 },
         { "ALTER DATABASE CHARACTER SET utf8mb4;", "ALTER DATABASE CHARACTER SET utf8mb4;", null, 0 },
         { "ALTER SCHEMA DEFAULT COLLATE utf8mb4_bin;", "ALTER SCHEMA DEFAULT COLLATE utf8mb4_bin;", null, 0 },
-        { "ALTER TABLE `dns_db` ADD COLUMN x INT;", "ALTER TABLE `dns_db` ADD COLUMN x INT;", null, 0 },
+        { "ALTER TABLE `dns_db` DISABLE KEYS;", "ALTER TABLE `dns_db` DISABLE KEYS;", null, 0 },
         { "DROP TABLE IF EXISTS `USE`;", "DROP TABLE IF EXISTS `USE`;", null, 0 },
-        { "SELECT 'USE `dns_db`;';\n", "SELECT 'USE `dns_db`;';\n", null, 0 },
+        { "INSERT INTO t VALUES ('USE `dns_db`;');\n", "INSERT INTO t VALUES ('USE `dns_db`;');\n", null, 0 },
         { "INSERT INTO t VALUES ('a\\';USE x;');USE y;", "INSERT INTO t VALUES ('a\\';USE x;');", "y", 1 },
         { "INSERT INTO t VALUES (\"a\\\";USE x;\");USE y;", "INSERT INTO t VALUES (\"a\\\";USE x;\");", "y", 1 },
         { "INSERT INTO t VALUES ('a'';USE x;');USE y;", "INSERT INTO t VALUES ('a'';USE x;');", "y", 1 },
-        { "SELECT `a``;USE x;`;USE y;", "SELECT `a``;USE x;`;", "y", 1 },
+        { "INSERT INTO `a``;USE x;` VALUES (1);USE y;", "INSERT INTO `a``;USE x;` VALUES (1);", "y", 1 },
         { "-- USE dns_db;\n# DROP DATABASE x;\n/* CREATE DATABASE y; */\n", "-- USE dns_db;\n# DROP DATABASE x;\n/* CREATE DATABASE y; */\n", null, 0 },
-        { "SELECT 1 -- ; USE x;\n;USE y;", "SELECT 1 -- ; USE x;\n;", "y", 1 },
-        { "SELECT 1 # ; USE x;\n;USE y;", "SELECT 1 # ; USE x;\n;", "y", 1 },
-        { "SELECT 1 /* ; USE x; */;USE y;", "SELECT 1 /* ; USE x; */;", "y", 1 },
-        { "SELECT /*+ MAX_EXECUTION_TIME(1000) ; */ 1;USE y;", "SELECT /*+ MAX_EXECUTION_TIME(1000) ; */ 1;", "y", 1 },
-        { "SELECT 1--1;USE y;", "SELECT 1--1;", "y", 1 },
-        { "--USE dns_db;", "--USE dns_db;", null, 0 },
+        { "INSERT INTO t VALUES (1) -- ; USE x;\n;USE y;", "INSERT INTO t VALUES (1) -- ; USE x;\n;", "y", 1 },
+        { "INSERT INTO t VALUES (1) # ; USE x;\n;USE y;", "INSERT INTO t VALUES (1) # ; USE x;\n;", "y", 1 },
+        { "INSERT INTO t VALUES (1) /* ; USE x; */;USE y;", "INSERT INTO t VALUES (1) /* ; USE x; */;", "y", 1 },
+        { "INSERT /*+ MAX_EXECUTION_TIME(1000) ; */ INTO t VALUES (1);USE y;", "INSERT /*+ MAX_EXECUTION_TIME(1000) ; */ INTO t VALUES (1);", "y", 1 },
+        { "INSERT INTO t VALUES (1--1);USE y;", "INSERT INTO t VALUES (1--1);", "y", 1 },
         { "DELIMITER ;;\nUSE dns_db;;\nDELIMITER ;\n", "DELIMITER ;;\n\nDELIMITER ;\n", "dns_db", 1 },
-        { "delimiter //\nUSE dns_db; SELECT 1//\nDELIMITER ;\nSELECT 2;", "delimiter //\n\nDELIMITER ;\nSELECT 2;", "dns_db", 1 },
+        { "delimiter //\nUSE dns_db; INSERT INTO t VALUES (1)//\nDELIMITER ;\nINSERT INTO t VALUES (2);", "delimiter //\n\nDELIMITER ;\nINSERT INTO t VALUES (2);", "dns_db", 1 },
         {
             "DELIMITER //\nCREATE PROCEDURE p() BEGIN SELECT 1; USE x; END//\nDELIMITER ;\nUSE dns_db;\n",
             "DELIMITER //\nCREATE PROCEDURE p() BEGIN SELECT 1; USE x; END//\nDELIMITER ;\n\n", "dns_db", 1
@@ -68,7 +67,6 @@ public sealed class MySqlDumpFilterTests
         { "/*M!999999\\- enable the sandbox mode */ \nCREATE DATABASE `dns_db`;\n", "/*M!999999\\- enable the sandbox mode */ \n\n", "dns_db", 1 },
         { "/*M!100101 DROP DATABASE `dns_db` */;", "", "dns_db", 1 },
         { "SET @x = 'CREATE DATABASE y';", "SET @x = 'CREATE DATABASE y';", null, 0 },
-        { "SELECT 1 \\';USE y;", "SELECT 1 \\';", "y", 1 },
         { "  \n\t USE x ; ", "  \n\t  ", "x", 1 },
         { "USE 🦀db;", "", "🦀db", 1 },
         { "", "", null, 0 },
@@ -284,6 +282,70 @@ public sealed class MySqlDumpFilterTests
         Assert.Contains("(a, b)", e.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// A planted file: what mysqldump never writes and would reach beyond the target (other
+    /// databases, accounts, server settings, files on the server, the client's charset command)
+    /// refuses the file before that statement reaches the client.
+    /// </summary>
+    [Theory]
+    [InlineData("\\C utf8mb4\nUSE other;\n", "a client command (\\C)")]
+    [InlineData("INSERT INTO t VALUES (1);\n\\C latin1\n", "a client command (\\C)")]
+    [InlineData("/*M!999999\\C latin1 */\nUSE other;\n", "a client command (\\C)")]
+    [InlineData("SELECT 1 \\';USE y;", "a SELECT statement other than SETVAL")]
+    [InlineData("--USE dns_db;", "a statement that does not start with a keyword")]
+    [InlineData("INSERT INTO other.o VALUES (99);", "a INSERT statement on a table of another database (other.o")]
+    [InlineData("INSERT INTO `other`.`o` VALUES (99);", "a INSERT statement on a table of another database (.")]
+    [InlineData("REPLACE INTO dns_db.t VALUES (1);", "a REPLACE statement on a table of another database (dns_db.t")]
+    [InlineData("DROP TABLE IF EXISTS `t`, `other`.`o`;", "a DROP statement on a table of another database")]
+    [InlineData("CREATE TABLE other.evil (i int);", "a CREATE statement on a table of another database (other.evil")]
+    [InlineData("ALTER TABLE t RENAME TO other.t;", "an ALTER TABLE ... RENAME statement")]
+    [InlineData("PREPARE s FROM 'DROP DATABASE other'; EXECUTE s;", "a PREPARE statement")]
+    [InlineData("CREATE USER evil@'%' IDENTIFIED BY 'x';", "a CREATE USER statement")]
+    [InlineData("GRANT ALL ON *.* TO evil@'%';", "a GRANT statement")]
+    [InlineData("SET GLOBAL max_connections = 1;", "a SET GLOBAL statement")]
+    [InlineData("SET @@global.max_connections = 1;", "a SET GLOBAL statement")]
+    [InlineData("SET @a = 1, GLOBAL max_connections = 1;", "a SET GLOBAL statement")]
+    [InlineData("SET PASSWORD FOR root@localhost = PASSWORD('x');", "a SET PASSWORD statement")]
+    [InlineData("SET STATEMENT max_statement_time = 1 FOR DROP DATABASE other;", "a SET STATEMENT statement")]
+    [InlineData("LOAD DATA INFILE '/etc/passwd' INTO TABLE t;", "a LOAD statement")]
+    [InlineData("SELECT 1 INTO OUTFILE '/tmp/x';", "a SELECT statement other than SETVAL")]
+    [InlineData("INSERT INTO t SELECT * FROM other.o;", "an INSERT that is not of VALUES")]
+    [InlineData("INSERT INTO t VALUES (1, (SELECT COUNT(*) FROM other.o));", "a function call or subquery in an INSERT's rows")]
+    [InlineData("INSERT INTO t VALUES (1),(load_file('/etc/passwd'));", "a function call or subquery in an INSERT's rows")]
+    [InlineData("INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE a = 2;", "an INSERT whose rows are not lists of values")]
+    [InlineData("CREATE FUNCTION f RETURNS STRING SONAME 'evil.so';", "a CREATE FUNCTION ... SONAME statement")]
+    [InlineData("CREATE PROCEDURE other.p() BEGIN END;", "a CREATE PROCEDURE statement of an object in another database (other)")]
+    [InlineData("CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = 1;\nINSERT INTO t VALUES (1);", "an INSERT into a table whose trigger the dump created first (t)")]
+    [InlineData("CHANGE MASTER TO MASTER_HOST = 'evil';", "a CHANGE statement")]
+    [InlineData("BEGIN NOT ATOMIC DROP DATABASE other; END;", "a BEGIN statement")]
+    [InlineData("CALL other.p();", "a CALL statement")]
+    public void Refuses_statements_mysqldump_does_not_write(string input, string refusal)
+    {
+        foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db"));
+            var (written, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, Utf8(input), pattern);
+            Assert.NotNull(e);
+            Assert.Contains(refusal, e.Message, StringComparison.Ordinal);
+            Assert.EndsWith("which mysqldump does not write; refused", e.Message, StringComparison.Ordinal);
+            // Nothing of the refused statement reached the client (only what came before it).
+            Assert.DoesNotContain("other", Encoding.UTF8.GetString(written), StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
+    [InlineData("INSERT INTO t VALUES (1);\n-- Dump completed on 2026-01-10  2:00:00\n", true)]
+    [InlineData("INSERT INTO t VALUES (1);\n-- Dump completed\n\n/* trailing comment */\n", true)]
+    [InlineData("INSERT INTO t VALUES (1);\n-- Dump completed on 2026-01-10\nDROP TABLE t;\n", false)]
+    [InlineData("-- Dump completed\nINSERT INTO t VALUES (1);\n", false)]
+    [InlineData("INSERT INTO t VALUES ('-- Dump completed');\n", false)]
+    public void Tells_whether_the_dump_ends_with_its_completion_trailer(string input, bool ended)
+    {
+        var filter = new MySqlDumpFilter(Target);
+        DumpFilterRunner.Run(filter.CopyAsync, Utf8(input), [5]);
+        Assert.Equal(ended, filter.EndedWithCompletionTrailer);
+    }
+
     [Fact]
     public void Passes_statements_larger_than_the_classification_cap_intact()
     {
@@ -294,7 +356,7 @@ public sealed class MySqlDumpFilterTests
         }
 
         big.Append(';');
-        var longHeadComment = "/*!40101 /* " + new string('x', 100_000) + " */ SET @a = 1 */;";
+        var longHeadComment = "/*!40101 SET @a = /* " + new string('x', 100_000) + " */ 1 */;";
         var (input, expected) = Join(
         [
             Keep(big.ToString()),
@@ -396,8 +458,8 @@ public sealed class MySqlDumpFilterTests
             $"CREATE FUNCTION f() RETURNS INT RETURN (SELECT COUNT(*) FROM {Quoted}.t, DNS_DB.t, `dns``db`.t);"
         },
         {
-            "INSERT INTO dns_db.t VALUES ('dns_db.t');\nCREATE TABLE x (a INT REFERENCES dns_db.t (a));\nSELECT dns_db.f();\n",
-            "INSERT INTO dns_db.t VALUES ('dns_db.t');\nCREATE TABLE x (a INT REFERENCES dns_db.t (a));\nSELECT dns_db.f();\n"
+            "INSERT INTO t VALUES ('dns_db.t');\nCREATE TABLE x (a INT REFERENCES dns_db.t (a));\n",
+            "INSERT INTO t VALUES ('dns_db.t');\nCREATE TABLE x (a INT REFERENCES dns_db.t (a));\n"
         },
         {
             "CREATE OR REPLACE VIEW dns_db.v AS SELECT a.b.dns_db.c, x.dns_db FROM t;",

@@ -69,6 +69,9 @@ public sealed class MySqlDumpFilter
 
     private byte[] delimiter = [(byte)';'];
     private SearchValues<byte> codeStops = BuildCodeStops((byte)';');
+    private SearchValues<byte> rowStops = BuildRowStops((byte)';');
+    private readonly HashSet<string> triggerTables = new(StringComparer.OrdinalIgnoreCase);
+    private bool endedWithTrailer;
     private bool noBackslashEscapes;
     private bool started;
 
@@ -84,6 +87,10 @@ public sealed class MySqlDumpFilter
     private bool skipVersionDigits;
 
     // Classification of the current statement.
+    private byte[] verb = [];
+    private bool nameList;
+    private Step afterName;
+    private int columnDepth;
     private bool watching;
     private Step step = Step.Done;
     private int tokenCount;
@@ -93,8 +100,19 @@ public sealed class MySqlDumpFilter
     private bool tokenDoubleQuoted;
     private bool tokenHasAt;
 
+    // The rows of an INSERT/REPLACE ... VALUES, checked by the fast path: literals only.
+    private bool rowData;
+    private int rowDepth;
+    private bool rowOpenNext;
+
     // An object statement (CREATE TRIGGER/VIEW/PROCEDURE/FUNCTION/EVENT), followed to its end.
     private bool objectMode;
+    private bool objectIsTrigger;
+    private bool objectIsFunction;
+    private bool triggerTableNext;
+    private bool objectNameNext;
+    private byte[] objectWord = [];
+    private bool candidateIsObjectName;
     private bool objectHeader;
     private long holdStart = -1;
     private bool afterDot;
@@ -117,7 +135,6 @@ public sealed class MySqlDumpFilter
     private bool setInValue;
     private int setDepth;
     private int setTargetWords;
-    private bool setTargetGlobal;
     private SetTarget setTarget;
     private string? setVariable;
     private int setValueTokens;
@@ -183,6 +200,17 @@ public sealed class MySqlDumpFilter
         AlterName,
         Set,
         Object,
+        TableName,
+        AfterTableName,
+        AlterTableClause,
+        InsertHead,
+        InsertColumns,
+        InsertValues,
+        LockTables,
+        StartTransaction,
+        AnalyzeTable,
+        Setval,
+        SetvalOpen,
         Done,
     }
 
@@ -216,6 +244,12 @@ public sealed class MySqlDumpFilter
 
     /// <summary>First database named by a CREATE/DROP DATABASE|SCHEMA or USE statement in the dump, or null.</summary>
     public string? SourceDatabase => names.Source;
+
+    /// <summary>
+    /// After <see cref="CopyAsync"/>: whether the dump ended with mysqldump's completion trailer
+    /// (<c>-- Dump completed</c>) with no statement after it.
+    /// </summary>
+    public bool EndedWithCompletionTrailer => endedWithTrailer;
 
     /// <summary>Statements dropped (for the restore summary / tests).</summary>
     public int DroppedStatements { get; private set; }
@@ -294,6 +328,8 @@ public sealed class MySqlDumpFilter
 
     private int At(int index, int end) => index < end ? buf[index] : -1;
 
+    private static ReadOnlySpan<byte> CompletionTrailer => "-- Dump completed"u8;
+
     private static bool IsSpace(int c) => c is ' ' or '\t' or '\n' or '\r' or '\v' or '\f';
 
     private static bool IsDigit(int c) => c is >= '0' and <= '9';
@@ -323,19 +359,14 @@ public sealed class MySqlDumpFilter
                 "inside a DEFINER clause or after a name of the source database; refusing to guess");
         }
 
-        if (step is Step.Start or Step.Done)
+        if (step == Step.Done)
         {
-            // Not a database statement (it would have named its verb by now): let it through.
-            sink.Release();
-            watching = false;
-            step = Step.Done;
-            tokenKind = TokenKind.None;
             return;
         }
 
         throw new DumpFilterException(
-            $"the statement at byte {unitStart} of the dump starts like a database statement (CREATE/DROP/ALTER DATABASE) " +
-            $"but runs past {HoldCap / 1024} KiB before naming the database; refusing to guess");
+            $"the statement at byte {unitStart} of the dump runs past {HoldCap / 1024} KiB before it can be told "
+            + "what it is and which database it writes to; refusing to guess");
     }
 
     // ---- between statements ------------------------------------------------------------------
@@ -355,20 +386,21 @@ public sealed class MySqlDumpFilter
                 state = State.GapLineComment;
                 return i + 1;
             case (byte)'-':
-                if (end - i < 3 && !final)
+                if (end - i < CompletionTrailer.Length && !final)
                 {
                     return NeedMore(i);
                 }
 
                 if (At(i + 1, end) == '-' && IsSpaceOrEnd(At(i + 2, end)))
                 {
+                    endedWithTrailer |= buf.AsSpan(i, end - i).StartsWith(CompletionTrailer);
                     state = State.GapLineComment;
                     return i + 2;
                 }
 
                 break;
             case (byte)'/':
-                if (end - i < 5 + MaxVersionDigits && !final)
+                if (end - i < 6 + MaxVersionDigits && !final)
                 {
                     return NeedMore(i);
                 }
@@ -393,7 +425,12 @@ public sealed class MySqlDumpFilter
                     {
                         // "/*M!999999\- enable the sandbox mode */": a client command in a
                         // conditional comment, not SQL; pass it through and keep looking for the
-                        // statement that follows.
+                        // statement that follows. Any other command there would run too.
+                        if (At(j + 1, end) != '-')
+                        {
+                            throw ClientCommand(j, end);
+                        }
+
                         state = State.GapBlockComment;
                         return j;
                     }
@@ -517,6 +554,7 @@ public sealed class MySqlDumpFilter
 
         delimiter = value[..Math.Min(n, MaxDelimiterLength)].ToArray();
         codeStops = BuildCodeStops(delimiter[0]);
+        rowStops = BuildRowStops(delimiter[0]);
     }
 
     // ---- inside a statement ------------------------------------------------------------------
@@ -529,6 +567,10 @@ public sealed class MySqlDumpFilter
         state = State.Code;
         watching = true;
         step = Step.Start;
+        endedWithTrailer = false;
+        nameList = false;
+        afterName = Step.Done;
+        rowData = false;
         tokenCount = 0;
         tokenKind = TokenKind.None;
         inConditional = false;
@@ -557,6 +599,7 @@ public sealed class MySqlDumpFilter
         sink.EndUnit();
         state = State.Gap;
         watching = false;
+        rowData = false;
         step = Step.Done;
         tokenKind = TokenKind.None;
         inConditional = false;
@@ -596,7 +639,36 @@ public sealed class MySqlDumpFilter
     /// <summary>Fast path: code of a statement already classified.</summary>
     private int Code(int i, int end, bool final)
     {
-        var k = buf.AsSpan(i, end - i).IndexOfAny(codeStops);
+        if (rowData && rowDepth == 0)
+        {
+            // Between rows: "(" opens the next one, "," separates them; nothing else but blanks.
+            var next = buf.AsSpan(i, end - i).IndexOfAnyExcept(Spaces);
+            if (next < 0)
+            {
+                return end;
+            }
+
+            i += next;
+            switch (buf[i])
+            {
+                case (byte)'(' when rowOpenNext:
+                    rowDepth = 1;
+                    rowOpenNext = false;
+                    return i + 1;
+                case (byte)',' when !rowOpenNext:
+                    rowOpenNext = true;
+                    return i + 1;
+                default:
+                    if (buf[i] != delimiter[0] && buf[i] is not ((byte)'/' or (byte)'-' or (byte)'#'))
+                    {
+                        throw Refuse("an INSERT whose rows are not lists of values");
+                    }
+
+                    break;
+            }
+        }
+
+        var k = buf.AsSpan(i, end - i).IndexOfAny(rowData ? rowStops : codeStops);
         if (k < 0)
         {
             return end;
@@ -604,6 +676,17 @@ public sealed class MySqlDumpFilter
 
         i += k;
         var b = buf[i];
+        if (rowData && b is (byte)'(' or (byte)')')
+        {
+            // A "(" inside a row is a function call or a subquery: mysqldump writes literals.
+            if (b == '(')
+            {
+                throw Refuse("a function call or subquery in an INSERT's rows");
+            }
+
+            rowDepth = 0;
+            return i + 1;
+        }
         if (b == delimiter[0])
         {
             if (end - i < delimiter.Length && !final)
@@ -634,7 +717,7 @@ public sealed class MySqlDumpFilter
                     return NeedMore(i);
                 }
 
-                return Math.Min(i + 2, end);
+                throw ClientCommand(i, end);
             case (byte)'#':
                 state = State.LineComment;
                 return i + 1;
@@ -784,8 +867,7 @@ public sealed class MySqlDumpFilter
                         return NeedMore(i);
                     }
 
-                    i = Math.Min(i + 2, end);
-                    continue;
+                    throw ClientCommand(i, end);
                 case (byte)'#':
                     state = State.LineComment;
                     return i + 1;
@@ -1023,6 +1105,7 @@ public sealed class MySqlDumpFilter
             case Step.Start:
                 if (kind == TokenKind.Word)
                 {
+                    verb = text.Length <= 32 ? text.ToArray() : [];
                     if (Is(text, "CREATE"u8))
                     {
                         step = Step.AfterCreate;
@@ -1049,15 +1132,50 @@ public sealed class MySqlDumpFilter
 
                     if (Is(text, "SET"u8))
                     {
-                        sink.Release();
+                        // Held until its first word says it is not one that changes the server or an account.
                         step = Step.Set;
                         BeginSet();
                         return;
                     }
+
+                    if (Is(text, "INSERT"u8) || Is(text, "REPLACE"u8))
+                    {
+                        step = Step.InsertHead;
+                        return;
+                    }
+
+                    if (Is(text, "LOCK"u8) || Is(text, "UNLOCK"u8))
+                    {
+                        step = Step.LockTables;
+                        return;
+                    }
+
+                    if (Is(text, "START"u8))
+                    {
+                        step = Step.StartTransaction;
+                        return;
+                    }
+
+                    if (Is(text, "ANALYZE"u8))
+                    {
+                        step = Step.AnalyzeTable;
+                        return;
+                    }
+
+                    if (Is(text, "SELECT"u8) || Is(text, "DO"u8))
+                    {
+                        step = Step.Setval;
+                        return;
+                    }
+
+                    if (Is(text, "COMMIT"u8))
+                    {
+                        PassStatement();
+                        return;
+                    }
                 }
 
-                PassStatement();
-                return;
+                throw Refuse(kind == TokenKind.Word ? $"a {Words(text)} statement" : "a statement that does not start with a keyword");
             case Step.AfterCreate:
                 if (kind == TokenKind.Word && Is(text, "OR"u8))
                 {
@@ -1073,8 +1191,7 @@ public sealed class MySqlDumpFilter
                     return;
                 }
 
-                PassStatement();
-                return;
+                throw Refuse("a CREATE OR statement without REPLACE");
             case Step.AfterCreateOrReplace:
                 if (kind == TokenKind.Word && IsObjectHeaderWord(text))
                 {
@@ -1082,7 +1199,19 @@ public sealed class MySqlDumpFilter
                     return;
                 }
 
-                goto case Step.AfterDrop;
+                if (IsDatabaseKeyword(kind, text))
+                {
+                    DropStatement(Step.DropName);
+                    return;
+                }
+
+                if (kind == TokenKind.Word && (Is(text, "TABLE"u8) || Is(text, "SEQUENCE"u8)))
+                {
+                    ExpectTableName(list: false, Step.Done);
+                    return;
+                }
+
+                throw Refuse($"a CREATE {Words(text)} statement");
             case Step.AfterDrop:
                 if (IsDatabaseKeyword(kind, text))
                 {
@@ -1090,8 +1219,19 @@ public sealed class MySqlDumpFilter
                     return;
                 }
 
-                PassStatement();
-                return;
+                if (kind == TokenKind.Word && (Is(text, "TABLE"u8) || Is(text, "VIEW"u8) || Is(text, "SEQUENCE"u8)))
+                {
+                    ExpectTableName(list: true, Step.Done);
+                    return;
+                }
+
+                if (kind == TokenKind.Word && IsObjectWord(text) && !Is(text, "VIEW"u8))
+                {
+                    ExpectTableName(list: false, Step.Done);
+                    return;
+                }
+
+                throw Refuse($"a DROP {Words(text)} statement");
             case Step.Object:
                 ObjectToken(kind, text, unitStart + start, unitStart + end);
                 return;
@@ -1117,8 +1257,13 @@ public sealed class MySqlDumpFilter
                     return;
                 }
 
-                PassStatement();
-                return;
+                if (kind == TokenKind.Word && Is(text, "TABLE"u8))
+                {
+                    ExpectTableName(list: false, Step.AlterTableClause);
+                    return;
+                }
+
+                throw Refuse($"an ALTER {Words(text)} statement");
             case Step.AlterName:
                 if (IsName(kind) && !(kind == TokenKind.Word && IsAlterDatabaseOption(text)))
                 {
@@ -1133,9 +1278,178 @@ public sealed class MySqlDumpFilter
             case Step.Set:
                 SetToken(kind, text);
                 return;
+            case Step.TableName:
+                if (kind == TokenKind.Word && (Is(text, "IF"u8) || Is(text, "NOT"u8) || Is(text, "EXISTS"u8) || Is(text, "BODY"u8)))
+                {
+                    return;
+                }
+
+                if (!IsName(kind) || tokenOverflow)
+                {
+                    throw Refuse($"a {Words(verb)} statement without a plain name");
+                }
+
+                if (kind == TokenKind.Word && text.Contains((byte)'.'))
+                {
+                    throw OtherDatabase(text);
+                }
+
+                if (afterName == Step.InsertColumns && triggerTables.Contains(DatabaseNames.Decode(text)))
+                {
+                    // mysqldump creates a table's triggers after its rows: none fires during a restore.
+                    throw Refuse($"an INSERT into a table whose trigger the dump created first ({DatabaseNames.Decode(text)})");
+                }
+
+                step = Step.AfterTableName;
+                return;
+            case Step.AfterTableName:
+                if (kind == TokenKind.Word && text[0] == '.')
+                {
+                    throw OtherDatabase(text);
+                }
+
+                if (nameList && kind == TokenKind.Punct && text[0] == ',')
+                {
+                    step = Step.TableName;
+                    return;
+                }
+
+                if (afterName == Step.AlterTableClause)
+                {
+                    step = Step.AlterTableClause;
+                    goto case Step.AlterTableClause;
+                }
+
+                if (afterName != Step.InsertColumns)
+                {
+                    PassStatement();
+                    return;
+                }
+
+                if (kind == TokenKind.Punct && text[0] == '(')
+                {
+                    step = Step.InsertColumns;
+                    columnDepth = 1;
+                    return;
+                }
+
+                goto case Step.InsertValues;
+            case Step.AlterTableClause:
+                // mysqldump's DISABLE/ENABLE KEYS, and the AUTO_INCREMENT = n a backup set appends.
+                if ((kind == TokenKind.Word && (Is(text, "DISABLE"u8) || Is(text, "ENABLE"u8) || Is(text, "KEYS"u8)
+                        || Is(text, "AUTO_INCREMENT"u8) || IsNumber(text)))
+                    || (kind == TokenKind.Punct && text[0] == '='))
+                {
+                    return;
+                }
+
+                throw Refuse($"an ALTER TABLE ... {Words(text)} statement");
+            case Step.InsertHead:
+                if (kind == TokenKind.Word && (Is(text, "INTO"u8) || Is(text, "IGNORE"u8)
+                    || Is(text, "LOW_PRIORITY"u8) || Is(text, "HIGH_PRIORITY"u8) || Is(text, "DELAYED"u8)))
+                {
+                    return;
+                }
+
+                ExpectTableName(list: false, Step.InsertColumns);
+                goto case Step.TableName;
+            case Step.InsertColumns:
+                if (kind == TokenKind.Punct)
+                {
+                    columnDepth += text[0] == '(' ? 1 : text[0] == ')' ? -1 : 0;
+                    step = columnDepth == 0 ? Step.InsertValues : Step.InsertColumns;
+                }
+
+                return;
+            case Step.InsertValues:
+                if (kind == TokenKind.Word && (Is(text, "VALUES"u8) || Is(text, "VALUE"u8)))
+                {
+                    PassStatement();
+                    rowData = true;
+                    rowDepth = 0;
+                    rowOpenNext = true;
+                    return;
+                }
+
+                throw Refuse("an INSERT that is not of VALUES");
+            case Step.LockTables:
+                if (kind == TokenKind.Word && (Is(text, "TABLES"u8) || Is(text, "TABLE"u8)))
+                {
+                    PassStatement();
+                    return;
+                }
+
+                throw Refuse($"a {Words(verb)} {Words(text)} statement");
+            case Step.StartTransaction:
+                if (kind == TokenKind.Word && Is(text, "TRANSACTION"u8))
+                {
+                    PassStatement();
+                    return;
+                }
+
+                throw Refuse($"a START {Words(text)} statement");
+            case Step.AnalyzeTable:
+                if (kind == TokenKind.Word && Is(text, "TABLE"u8))
+                {
+                    ExpectTableName(list: true, Step.Done);
+                    return;
+                }
+
+                throw Refuse($"an ANALYZE {Words(text)} statement");
+            case Step.Setval:
+                // MariaDB's dump sets a sequence with SELECT SETVAL(`s`, ...), a backup set with DO SETVAL.
+                if (kind == TokenKind.Word && Is(text, "SETVAL"u8))
+                {
+                    step = Step.SetvalOpen;
+                    return;
+                }
+
+                throw Refuse($"a {Words(verb)} statement other than SETVAL");
+            case Step.SetvalOpen:
+                if (kind == TokenKind.Punct && text[0] == '(')
+                {
+                    ExpectTableName(list: false, Step.Done);
+                    return;
+                }
+
+                throw Refuse($"a {Words(verb)} statement other than SETVAL");
             default:
                 return;
         }
+    }
+
+    /// <summary>The next token is a table (or routine, sequence...) name of the target; <paramref name="then"/> follows it.</summary>
+    private void ExpectTableName(bool list, Step then)
+    {
+        nameList = list;
+        afterName = then;
+        step = Step.TableName;
+    }
+
+    private DumpFilterException OtherDatabase(ReadOnlySpan<byte> name) =>
+        Refuse($"a {Words(verb)} statement on a table of another database ({Printable(name)}…)");
+
+    private DumpFilterException ClientCommand(int i, int end) =>
+        Refuse(At(i + 1, end) is > ' ' and < 127 and var c ? $"a client command (\\{(char)c})" : "a client command (\\)", bufferBase + i);
+
+    private DumpFilterException Refuse(string what) => Refuse(what, unitStart);
+
+    /// <summary>A statement (or client command) that is not something mysqldump writes: the file is refused before it runs.</summary>
+    private static DumpFilterException Refuse(string what, long at) =>
+        new($"the dump holds {what} at byte {at}, which mysqldump does not write; refused");
+
+    /// <summary>A keyword for a message: upper case, printable ASCII only.</summary>
+    private static string Words(ReadOnlySpan<byte> word) => Printable(word).ToUpperInvariant();
+
+    private static string Printable(ReadOnlySpan<byte> text)
+    {
+        var shown = new StringBuilder();
+        foreach (var b in text[..Math.Min(text.Length, 32)])
+        {
+            shown.Append(b is > (byte)' ' and < 127 ? (char)b : '?');
+        }
+
+        return shown.ToString();
     }
 
     /// <summary>
@@ -1297,8 +1611,30 @@ public sealed class MySqlDumpFilter
             if (IsObjectWord(text))
             {
                 objectHeader = false;
+                objectIsTrigger = Is(text, "TRIGGER"u8);
+                objectIsFunction = Is(text, "FUNCTION"u8);
+                objectNameNext = true;
+                objectWord = text.ToArray();
                 eventPhase = Is(text, "EVENT"u8) ? EventPhase.Name : EventPhase.None;
                 return;
+            }
+        }
+
+        if (objectIsFunction && kind == TokenKind.Word && Is(text, "SONAME"u8))
+        {
+            throw Refuse("a CREATE FUNCTION ... SONAME statement (a server plugin)");
+        }
+
+        if (objectIsTrigger)
+        {
+            // The table after ON (possibly qualified): an INSERT into it later in the dump would fire the trigger.
+            if (kind == TokenKind.Word && (Is(text, "ON"u8) || Is(text, "FOR"u8)))
+            {
+                triggerTableNext = Is(text, "ON"u8);
+            }
+            else if (triggerTableNext && IsName(kind))
+            {
+                triggerTables.Add(DatabaseNames.Decode(text));
             }
         }
 
@@ -1315,6 +1651,8 @@ public sealed class MySqlDumpFilter
         }
 
         candidatePending = true;
+        candidateIsObjectName = objectNameNext && !(kind == TokenKind.Word && (Is(text, "IF"u8) || Is(text, "NOT"u8) || Is(text, "EXISTS"u8)));
+        objectNameNext &= !candidateIsObjectName;
         candidateStart = start;
         candidateEnd = end;
         candidateText.Clear();
@@ -1386,6 +1724,11 @@ public sealed class MySqlDumpFilter
             }
 
             return;
+        }
+
+        if (dot && candidateIsObjectName)
+        {
+            throw Refuse($"a CREATE {Words(objectWord)} statement of an object in another database ({Printable(candidateText.Span)})");
         }
 
         if (dot && otherQualifiers.Count < MaxReported)
@@ -1560,6 +1903,11 @@ public sealed class MySqlDumpFilter
 
         objectMode = false;
         objectHeader = false;
+        objectIsTrigger = false;
+        objectIsFunction = false;
+        triggerTableNext = false;
+        objectNameNext = false;
+        candidateIsObjectName = false;
         eventPhase = EventPhase.None;
         eventName = null;
         eventEnabled = null;
@@ -1582,7 +1930,6 @@ public sealed class MySqlDumpFilter
         setInValue = false;
         setDepth = 0;
         setTargetWords = 0;
-        setTargetGlobal = false;
         setTarget = SetTarget.None;
         setVariable = null;
         setValueTokens = 0;
@@ -1591,6 +1938,25 @@ public sealed class MySqlDumpFilter
 
     private void SetToken(TokenKind kind, ReadOnlySpan<byte> text)
     {
+        if (tokenCount == 2)
+        {
+            if (kind == TokenKind.Word && (Is(text, "PASSWORD"u8) || Is(text, "ROLE"u8) || Is(text, "DEFAULT"u8) || Is(text, "STATEMENT"u8)))
+            {
+                // An account's password or roles, or (MariaDB) any statement under SET STATEMENT ... FOR.
+                throw Refuse($"a SET {Words(text)} statement");
+            }
+
+            if (kind == TokenKind.Word && Is(text, "@@GLOBAL.GTID_PURGED"u8))
+            {
+                // MySQL's dump of a GTID server: the source's replication state, not the database's.
+                DropStatement(Step.Done);
+                watching = false;
+                return;
+            }
+
+            sink.Release();
+        }
+
         if (tokenCount > SetTokenLimit)
         {
             // A long SET: not one of the short sql_mode assignments mysqldump writes.
@@ -1650,10 +2016,10 @@ public sealed class MySqlDumpFilter
 
     private void ClassifySetTargetWord(ReadOnlySpan<byte> word)
     {
-        if (setTargetWords == 0 && (Is(word, "GLOBAL"u8) || Is(word, "PERSIST"u8) || Is(word, "PERSIST_ONLY"u8)))
+        if (setTargetWords == 0 && (Is(word, "GLOBAL"u8) || Is(word, "PERSIST"u8) || Is(word, "PERSIST_ONLY"u8)
+            || StartsWithIgnoreCase(word, "@@GLOBAL."u8) || StartsWithIgnoreCase(word, "@@PERSIST"u8)))
         {
-            setTargetGlobal = true;
-            return;
+            throw Refuse("a SET GLOBAL statement");
         }
 
         if (setTargetWords == 0 && (Is(word, "SESSION"u8) || Is(word, "LOCAL"u8)))
@@ -1663,7 +2029,7 @@ public sealed class MySqlDumpFilter
 
         if (word.StartsWith("@@"u8))
         {
-            setTarget = IsSessionSqlModeVariable(word) && !setTargetGlobal ? SetTarget.SqlMode : SetTarget.Other;
+            setTarget = IsSessionSqlModeVariable(word) ? SetTarget.SqlMode : SetTarget.Other;
         }
         else if (word.Length > 1 && word[0] == '@')
         {
@@ -1672,9 +2038,12 @@ public sealed class MySqlDumpFilter
         }
         else
         {
-            setTarget = Is(word, "sql_mode"u8) && !setTargetGlobal ? SetTarget.SqlMode : SetTarget.Other;
+            setTarget = Is(word, "sql_mode"u8) ? SetTarget.SqlMode : SetTarget.Other;
         }
     }
+
+    private static bool StartsWithIgnoreCase(ReadOnlySpan<byte> word, ReadOnlySpan<byte> prefix) =>
+        word.Length >= prefix.Length && Ascii.EqualsIgnoreCase(word[..prefix.Length], prefix);
 
     /// <summary><c>@@sql_mode</c>, <c>@@session.sql_mode</c> or <c>@@local.sql_mode</c>.</summary>
     private static bool IsSessionSqlModeVariable(ReadOnlySpan<byte> word)
@@ -1776,6 +2145,13 @@ public sealed class MySqlDumpFilter
     private static SearchValues<byte> BuildCodeStops(byte delimiterStart)
     {
         var stops = new HashSet<byte>("'\"`\\#-/"u8.ToArray()) { delimiterStart };
+        return SearchValues.Create(stops.ToArray());
+    }
+
+    /// <summary>In an INSERT's rows also the parentheses, which tell a row's end from a call.</summary>
+    private static SearchValues<byte> BuildRowStops(byte delimiterStart)
+    {
+        var stops = new HashSet<byte>("'\"`\\#-/()"u8.ToArray()) { delimiterStart };
         return SearchValues.Create(stops.ToArray());
     }
 }

@@ -468,7 +468,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         var databases = (await ProbeAsync(cancellationToken).ConfigureAwait(false)).Databases;
         var others = filter.OtherDatabaseQualifiers
             .Where(q => q != database && q != filter.SourceDatabase && databases.Contains(q, StringComparer.Ordinal)).ToList();
-        return new LoadResult(null, filter.EnabledEvents, others);
+        return new LoadResult(filter.EndedWithCompletionTrailer, filter.EnabledEvents, others);
     }
 
     public async Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken)
