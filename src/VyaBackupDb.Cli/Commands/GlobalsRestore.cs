@@ -41,9 +41,11 @@ internal static class GlobalsRestore
         {
             throw new VerificationFailedException($"{location.FileName} does not end with its completion trailer ('{trailer}'): it is incomplete; nothing was applied");
         }
+        // Refused (a statement the backup does not write, an --account not in it) before anything is announced or run.
+        var accounts = Globals.Select(engine, engine.ParseGlobals(script, Output.Warning), only);
         var verb = dryRun ? "would restore" : "restoring";
         Output.Line($"{verb} users, roles and grants from {location.Description} into instance {instance.Id} ({instance.Name})");
-        var result = await Globals.RestoreAsync(engine, script, new GlobalsRestoreOptions(dryRun, replaceExisting, only),
+        var result = await Globals.RestoreAsync(engine, accounts, new GlobalsRestoreOptions(dryRun, replaceExisting),
             Output.Line, Output.Warning, cancellationToken).ConfigureAwait(false);
         if (dryRun)
         {

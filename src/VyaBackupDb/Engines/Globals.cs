@@ -9,8 +9,13 @@ public interface IGlobalsEngine
     /// <summary>Writes the roles/accounts, memberships, settings and grants as SQL, ending with the engine's completion trailer.</summary>
     Task<DumpDetails> DumpGlobalsAsync(Stream output, CancellationToken cancellationToken);
 
-    /// <summary>The accounts of a globals script (one group of statements each), as this engine wrote it.</summary>
-    IReadOnlyList<GlobalsAccount> ParseGlobals(string script);
+    /// <summary>
+    /// The accounts of a globals script (one group of statements each). Only the statements this
+    /// engine's globals backup writes are accepted, each about the account of its group; anything
+    /// else refuses the whole script (<see cref="DumpFilterException"/> naming the line), before
+    /// anything runs. What is recognised but not restored is named through <paramref name="warn"/>.
+    /// </summary>
+    IReadOnlyList<GlobalsAccount> ParseGlobals(string script, Action<string> warn);
 
     /// <summary>The accounts that exist on the server now (keys as <see cref="GlobalsAccount.Key"/> spells them).</summary>
     Task<HashSet<string>> ExistingAccountsAsync(CancellationToken cancellationToken);
@@ -21,8 +26,21 @@ public interface IGlobalsEngine
     /// <summary>The user or role name of an account (MySQL: without its host).</summary>
     string AccountName(GlobalsAccount account);
 
-    /// <summary>The statements that put an existing account in the state the backup recorded (restore --globals --replace-existing).</summary>
+    /// <summary>
+    /// The statements that put an existing account in the state the backup recorded (restore
+    /// --globals --replace-existing), its grants then run on it; other accounts stay as they are.
+    /// </summary>
     IReadOnlyList<string> ReplaceStatements(GlobalsAccount account);
+
+    /// <summary>Removes an account this restore created (its grants failed): a re-run then creates it whole.</summary>
+    IReadOnlyList<string> DropStatements(GlobalsAccount account);
+
+    /// <summary>
+    /// Takes back what creating the account gave the restoring account, once every grant has run
+    /// (MariaDB: CREATE ROLE grants the new role to its creator WITH ADMIN OPTION, which the
+    /// restore needs to grant the role on).
+    /// </summary>
+    IReadOnlyList<string> RevokeFromCreator(GlobalsAccount created);
 
     /// <summary>Runs one account's statements in order; an error names the statement's failure.</summary>
     Task ExecuteAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken);
@@ -33,8 +51,7 @@ public interface IGlobalsEngine
 /// <param name="Grants">Its privileges and memberships: run once every account exists.</param>
 public sealed record GlobalsAccount(string Key, List<string> Create, List<string> Grants);
 
-/// <param name="Only">Restore only these roles/accounts (PostgreSQL role names; MySQL user or role names, any host); empty: all.</param>
-public sealed record GlobalsRestoreOptions(bool DryRun, bool ReplaceExisting, IReadOnlyList<string>? Only = null);
+public sealed record GlobalsRestoreOptions(bool DryRun, bool ReplaceExisting);
 
 /// <param name="Restored">Accounts created (or replaced).</param>
 /// <param name="Skipped">Accounts that already existed, left as they are.</param>
@@ -54,19 +71,37 @@ public static class Globals
         new(tool, toolVersion, new DatabaseInventory([], [], new ObjectCounts(0, 0, 0, 0)), warning);
 
     /// <summary>
-    /// Applies a globals script: every account created first (one at a time, so that a failure
-    /// names it), then every account's grants. Existing accounts are skipped unless
+    /// The accounts named by <paramref name="only"/> (user or role names; empty: all). A name that
+    /// matches none of them is a usage error: a typo must not pass as "0 restored".
+    /// </summary>
+    public static IReadOnlyList<GlobalsAccount> Select(IGlobalsEngine engine, IReadOnlyList<GlobalsAccount> accounts, IReadOnlyList<string>? only)
+    {
+        if (only is not { Count: > 0 })
+        {
+            return accounts;
+        }
+        var unmatched = only.Where(name => !accounts.Any(a => engine.AccountName(a) == name)).Distinct(StringComparer.Ordinal).ToList();
+        if (unmatched.Count > 0)
+        {
+            throw new UsageException($"--account {string.Join(", ", unmatched.Select(GlobalsSql.Show))}: not in this backup; nothing was restored");
+        }
+        return [.. accounts.Where(a => only.Contains(engine.AccountName(a), StringComparer.Ordinal))];
+    }
+
+    /// <summary>
+    /// Applies the accounts of a globals script: every account created first (one at a time, so
+    /// that a failure names it), then every account's grants. Existing accounts are skipped unless
     /// <see cref="GlobalsRestoreOptions.ReplaceExisting"/>; the restoring account never changes.
-    /// A dry run prints the statements it would run and touches nothing.
+    /// An account this run created whose grants fail is dropped again. A dry run prints the
+    /// statements it would run and touches nothing.
     /// </summary>
     public static async Task<GlobalsRestoreResult> RestoreAsync(
-        IGlobalsEngine engine, string script, GlobalsRestoreOptions options, Action<string> print, Action<string> warn, CancellationToken cancellationToken)
+        IGlobalsEngine engine, IReadOnlyList<GlobalsAccount> accounts, GlobalsRestoreOptions options, Action<string> print, Action<string> warn,
+        CancellationToken cancellationToken)
     {
-        var accounts = engine.ParseGlobals(script)
-            .Where(a => options.Only is not { Count: > 0 } only || only.Contains(engine.AccountName(a), StringComparer.Ordinal)).ToList();
         var existing = await engine.ExistingAccountsAsync(cancellationToken).ConfigureAwait(false);
         var skipped = new List<string>();
-        var chosen = new List<(GlobalsAccount Account, IReadOnlyList<string> Create)>();
+        var chosen = new List<(GlobalsAccount Account, IReadOnlyList<string> Create, bool Created)>();
         foreach (var account in accounts)
         {
             if (engine.IsRestoringAccount(account))
@@ -75,11 +110,11 @@ public static class Globals
             }
             else if (!existing.Contains(account.Key))
             {
-                chosen.Add((account, account.Create));
+                chosen.Add((account, account.Create, true));
             }
             else if (options.ReplaceExisting)
             {
-                chosen.Add((account, engine.ReplaceStatements(account)));
+                chosen.Add((account, engine.ReplaceStatements(account), false));
             }
             else
             {
@@ -90,66 +125,102 @@ public static class Globals
         {
             warn($"already on the server, skipped (--replace-existing to replace them): {string.Join(", ", skipped)}");
         }
-        var failed = new List<string>();
-        var restored = new List<string>();
-        async Task RunAsync(GlobalsAccount account, IReadOnlyList<string> statements)
+        var failed = new Dictionary<string, string>(StringComparer.Ordinal);
+        async Task<bool> RunAsync(GlobalsAccount account, IReadOnlyList<string> statements)
         {
-            if (statements.Count == 0 || failed.Any(f => f.StartsWith(account.Key + ":", StringComparison.Ordinal)))
+            if (failed.ContainsKey(account.Key))
             {
-                return;
+                return false;
             }
             if (options.DryRun)
             {
                 foreach (var statement in statements)
                 {
-                    print(statement);
+                    print(statement + ";");
                 }
-                return;
+                return true;
             }
             try
             {
                 await engine.ExecuteAsync(statements, cancellationToken).ConfigureAwait(false);
+                return true;
             }
             catch (OperationFailedException e)
             {
-                failed.Add($"{account.Key}: {e.Message}");
-                warn($"{account.Key} not restored: {e.Message}");
+                failed[account.Key] = e.Message;
+                return false;
             }
         }
-        foreach (var (account, create) in chosen)
+        foreach (var (account, create, _) in chosen)
         {
             await RunAsync(account, create).ConfigureAwait(false);
         }
-        foreach (var (account, _) in chosen)
+        foreach (var (account, _, created) in chosen)
         {
-            await RunAsync(account, account.Grants).ConfigureAwait(false);
-            if (!failed.Any(f => f.StartsWith(account.Key + ":", StringComparison.Ordinal)))
+            if (!failed.ContainsKey(account.Key) && !await RunAsync(account, account.Grants).ConfigureAwait(false) && created)
             {
-                restored.Add(account.Key);
+                try
+                {
+                    await engine.ExecuteAsync(engine.DropStatements(account), cancellationToken).ConfigureAwait(false);
+                    failed[account.Key] += " (it was removed again)";
+                }
+                catch (OperationFailedException e)
+                {
+                    failed[account.Key] += $"; it is left without its grants (removing it failed: {e.Message})";
+                }
             }
         }
-        return new GlobalsRestoreResult(restored, skipped, failed);
+        foreach (var (account, _, created) in chosen)
+        {
+            if (created)
+            {
+                await RunAsync(account, engine.RevokeFromCreator(account)).ConfigureAwait(false);
+            }
+        }
+        foreach (var (key, why) in failed)
+        {
+            warn($"{key} not restored: {why}");
+        }
+        var restored = chosen.Select(c => c.Account.Key).Where(k => !failed.ContainsKey(k)).ToList();
+        return new GlobalsRestoreResult(restored, skipped, [.. failed.Select(f => $"{f.Key}: {f.Value}")]);
     }
 
-    /// <summary>SQL statements of a script, one per entry: lines up to one ending with ';' (comments and psql meta-commands left out).</summary>
-    public static IEnumerable<string> Statements(string script)
+    /// <summary>
+    /// The SQL statements of a script with the line each starts on: lines up to one ending with
+    /// ';' (the ';' left out). Comment lines and psql meta-commands between statements are left
+    /// out, but for comment lines starting with <paramref name="marker"/>, which come as their own
+    /// entries.
+    /// </summary>
+    public static IEnumerable<(int Line, string Text)> Statements(string script, string? marker = null)
     {
         var current = new System.Text.StringBuilder();
+        var start = 0;
+        var number = 0;
         foreach (var line in script.Split('\n'))
         {
+            number++;
             var trimmed = line.TrimEnd('\r');
-            if (current.Length == 0 && (trimmed.Length == 0 || trimmed.StartsWith("--", StringComparison.Ordinal) || trimmed.StartsWith('\\')))
+            if (current.Length == 0)
             {
-                continue;
+                if (marker is not null && trimmed.StartsWith(marker, StringComparison.Ordinal))
+                {
+                    yield return (number, trimmed);
+                    continue;
+                }
+                if (trimmed.Length == 0 || trimmed.StartsWith("--", StringComparison.Ordinal) || trimmed.StartsWith('\\'))
+                {
+                    continue;
+                }
+                start = number;
             }
-            if (current.Length > 0)
+            else
             {
                 current.Append('\n');
             }
             current.Append(trimmed);
             if (trimmed.EndsWith(';'))
             {
-                yield return current.ToString();
+                yield return (start, current.ToString(0, current.Length - 1));
                 current.Clear();
             }
         }

@@ -97,22 +97,151 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         return row;
     }
 
-    public IReadOnlyList<GlobalsAccount> ParseGlobals(string script)
+    /// <summary>
+    /// Each "-- account:" block: its CREATE USER (one account) or CREATE ROLE first, then what
+    /// SHOW GRANTS writes: GRANT ... TO, REVOKE ... FROM (MySQL's partial revokes) and SET DEFAULT
+    /// ROLE ... FOR, each naming the block's account as the one it changes.
+    /// </summary>
+    public IReadOnlyList<GlobalsAccount> ParseGlobals(string script, Action<string> warn)
     {
         var accounts = new List<GlobalsAccount>();
-        var blocks = script.Split("\n" + AccountMarker);
-        foreach (var block in blocks.Skip(1))
+        (GlobalsAccount Account, string User, string? Host, int Line, HashSet<string> HeldRoles)? block = null;
+        void EndBlock()
         {
-            var newline = block.IndexOf('\n', StringComparison.Ordinal);
-            var account = new GlobalsAccount(block[..newline], [], []);
-            foreach (var statement in Globals.Statements(block[(newline + 1)..]))
+            if (block is { } ended && ended.Account.Create.Count == 0)
             {
-                var sql = statement.TrimEnd(';');
-                (sql.StartsWith("CREATE ", StringComparison.Ordinal) ? account.Create : account.Grants).Add(sql);
+                throw new DumpFilterException($"line {ended.Line}: {GlobalsSql.Show(ended.Account.Key)} has no CREATE USER or CREATE ROLE; refused");
             }
-            accounts.Add(account);
         }
+        foreach (var (line, text) in Globals.Statements(script, AccountMarker))
+        {
+            try
+            {
+                if (text.StartsWith(AccountMarker, StringComparison.Ordinal))
+                {
+                    EndBlock();
+                    var tokens = GlobalsSql.Tokens(text[AccountMarker.Length..], '`');
+                    if (ReadAccount(tokens, 0) is not { } named || named.Next != tokens.Count)
+                    {
+                        throw new FormatException("an \"-- account:\" line that names no account");
+                    }
+                    var key = named.Host is null ? Quote(named.User) : $"{Quote(named.User)}@{Quote(named.Host)}";
+                    if (accounts.Any(a => a.Key == key))
+                    {
+                        throw new FormatException($"{GlobalsSql.Show(key)} a second time");
+                    }
+                    block = (new GlobalsAccount(key, [], []), named.User, named.Host, line, new HashSet<string>(StringComparer.Ordinal));
+                    accounts.Add(block.Value.Account);
+                    continue;
+                }
+                if (block is not { } current)
+                {
+                    throw new FormatException("a statement before the first \"-- account:\" line");
+                }
+                var kind = CheckStatement(GlobalsSql.Tokens(text, '`'), current.User, current.Host, current.HeldRoles);
+                if ((kind == StatementKind.Create) != (current.Account.Create.Count == 0))
+                {
+                    throw new FormatException(kind == StatementKind.Create ? "a second CREATE in one account's block" : "a grant before the account's CREATE");
+                }
+                if (kind != StatementKind.HeldRoleGrant)
+                {
+                    (kind == StatementKind.Create ? current.Account.Create : current.Account.Grants).Add(text);
+                }
+            }
+            catch (FormatException e)
+            {
+                throw new DumpFilterException($"line {line}: {e.Message}; refused");
+            }
+        }
+        EndBlock();
         return accounts;
+    }
+
+    private enum StatementKind
+    {
+        /// <summary>The block's CREATE USER or CREATE ROLE.</summary>
+        Create,
+        /// <summary>A grant (or revoke, or default role) of the block's account.</summary>
+        Grant,
+        /// <summary>A grant of a role the block's account holds: MariaDB lists them with the role's; they come from that role's own block.</summary>
+        HeldRoleGrant,
+    }
+
+    /// <summary>What a statement of a block is; one that changes another account (but a held role's grant, left out) throws.</summary>
+    private static StatementKind CheckStatement(List<GlobalsToken> tokens, string user, string? host, HashSet<string> heldRoles)
+    {
+        bool At(int index, string word) => index < tokens.Count && tokens[index].Is(word);
+        var heldRoleGrant = false;
+        void Names(int index)
+        {
+            if (ReadAccount(tokens, index) is { } named && named.User == user && string.Equals(named.Host, host, StringComparison.OrdinalIgnoreCase))
+            {
+                return;
+            }
+            if (At(0, "GRANT") && ReadAccount(tokens, index) is { Host: null } role && heldRoles.Contains(role.User))
+            {
+                heldRoleGrant = true;
+                return;
+            }
+            throw new FormatException($"{GlobalsSql.Kind(tokens)} names another account than its block's");
+        }
+        int NextAfter(int index) => ReadAccount(tokens, index)!.Value.Next;
+        int First(string word) => tokens.FindIndex(1, t => t.Is(word));
+        if (At(0, "CREATE") && At(1, "USER") && host is not null)
+        {
+            Names(2);
+            // More accounts would follow as a list; the list after DEFAULT ROLE (MySQL 8) is of roles.
+            var rest = tokens.Skip(NextAfter(2)).ToList();
+            var roles = rest.FindIndex(t => t.Is("ROLE"));
+            if (rest.Take(roles > 0 && rest[roles - 1].Is("DEFAULT") ? roles : rest.Count).Any(t => t.IsSymbol(',')))
+            {
+                throw new FormatException("CREATE USER of more than one account");
+            }
+            return StatementKind.Create;
+        }
+        if (At(0, "CREATE") && At(1, "ROLE") && host is null)
+        {
+            Names(2);
+            return NextAfter(2) == tokens.Count ? StatementKind.Create : throw new FormatException("CREATE ROLE with options");
+        }
+        if (At(0, "GRANT") && First("TO") is > 1 and var to)
+        {
+            Names(to + 1);
+            if (tokens.Skip(NextAfter(to + 1)).Any(t => t.IsSymbol(',')))
+            {
+                throw new FormatException("GRANT to more than one account");
+            }
+            if (to == 2 && tokens[1].IsName)
+            {
+                heldRoles.Add(tokens[1].Text); // GRANT `role` TO ...: the holder's block lists the role's grants next
+            }
+            return heldRoleGrant ? StatementKind.HeldRoleGrant : StatementKind.Grant;
+        }
+        if (At(0, "REVOKE") && First("FROM") is > 1 and var from)
+        {
+            Names(from + 1);
+            return NextAfter(from + 1) == tokens.Count ? StatementKind.Grant : throw new FormatException("REVOKE from more than one account");
+        }
+        if (At(0, "SET") && At(1, "DEFAULT") && At(2, "ROLE") && tokens.Count > 4 && (tokens[3].IsName || tokens[3].Is("NONE")) && At(4, "FOR"))
+        {
+            Names(5);
+            return NextAfter(5) == tokens.Count ? StatementKind.Grant : throw new FormatException("SET DEFAULT ROLE for more than one account");
+        }
+        throw new FormatException($"{(GlobalsSql.Kind(tokens) is { Length: > 0 } kind ? kind : "this statement")} is not something the globals backup writes");
+    }
+
+    /// <summary>`user`@`host` (or 'user'@'host'), or a role's `name`, at <paramref name="index"/>; null if there is none.</summary>
+    private static (string User, string? Host, int Next)? ReadAccount(List<GlobalsToken> tokens, int index)
+    {
+        if (index >= tokens.Count || !tokens[index].IsName)
+        {
+            return null;
+        }
+        if (index + 2 < tokens.Count && tokens[index + 1].IsSymbol('@') && tokens[index + 2].IsName)
+        {
+            return (tokens[index].Text, tokens[index + 2].Text, index + 3);
+        }
+        return index + 1 < tokens.Count && tokens[index + 1].IsSymbol('@') ? null : (tokens[index].Text, null, index + 1);
     }
 
     public async Task<HashSet<string>> ExistingAccountsAsync(CancellationToken cancellationToken)
@@ -154,10 +283,20 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         return name.ToString();
     }
 
-    /// <summary>Dropped and created again, so that it has the recorded grants and no others.</summary>
-    public IReadOnlyList<string> ReplaceStatements(GlobalsAccount account) =>
-        [account.Create.Any(s => s.StartsWith("CREATE ROLE ", StringComparison.Ordinal)) ? $"DROP ROLE IF EXISTS {account.Key}" : $"DROP USER IF EXISTS {account.Key}",
-            .. account.Create];
+    /// <summary>
+    /// So that it has the recorded grants and no others. A user is dropped and created again; a
+    /// role loses its own privileges (and roles) instead: dropping it would revoke it from every
+    /// account that holds it.
+    /// </summary>
+    public IReadOnlyList<string> ReplaceStatements(GlobalsAccount account) => IsRole(account)
+        ? [$"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account.Key}"]
+        : [$"DROP USER IF EXISTS {account.Key}", .. account.Create];
+
+    public IReadOnlyList<string> DropStatements(GlobalsAccount account) => [IsRole(account) ? $"DROP ROLE {account.Key}" : $"DROP USER {account.Key}"];
+
+    public IReadOnlyList<string> RevokeFromCreator(GlobalsAccount created) => IsRole(created) ? [$"REVOKE {created.Key} FROM CURRENT_USER"] : [];
+
+    private static bool IsRole(GlobalsAccount account) => GlobalsSql.Tokens(account.Create[0], '`')[1].Is("ROLE");
 
     public async Task ExecuteAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken)
     {

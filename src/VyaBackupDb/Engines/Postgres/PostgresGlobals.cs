@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using Npgsql;
 using VyaBackupDb.Config;
 
@@ -25,39 +24,103 @@ public sealed partial class PostgresEngine : IGlobalsEngine
         return Globals.Details("pg_dumpall", client.Version.Replace("pg_dump", "pg_dumpall", StringComparison.Ordinal), _toolWarning);
     }
 
-    public IReadOnlyList<GlobalsAccount> ParseGlobals(string script)
+    /// <summary>
+    /// What pg_dumpall --globals-only writes, grouped by role: CREATE ROLE first, then ALTER ROLE
+    /// ... WITH / SET / IN DATABASE ... SET, COMMENT ON ROLE, SECURITY LABEL ON ROLE; GRANT of
+    /// roles or of a parameter's privileges TO the role. The dump's own SET statements are left
+    /// out; so are tablespaces (globals_tablespaces), named in a warning.
+    /// </summary>
+    public IReadOnlyList<GlobalsAccount> ParseGlobals(string script, Action<string> warn)
     {
         var accounts = new Dictionary<string, GlobalsAccount>(StringComparer.Ordinal);
-        var other = new GlobalsAccount("(other statements)", [], []);
-        GlobalsAccount Of(string quoted)
+        var tablespaces = new List<string>();
+        foreach (var (line, text) in Globals.Statements(script))
         {
-            var name = Unquote(quoted);
-            if (!accounts.TryGetValue(name, out var account))
+            try
             {
-                accounts[name] = account = new GlobalsAccount(name, [], []);
+                var tokens = GlobalsSql.Tokens(text, '"');
+                bool At(int index, string word) => index < tokens.Count && tokens[index].Is(word);
+                bool NameAt(int index) => index < tokens.Count && tokens[index].Kind == GlobalsTokenKind.Identifier;
+                GlobalsAccount Of(int index) =>
+                    NameAt(index) && accounts.TryGetValue(tokens[index].Text, out var account) ? account
+                    : throw new FormatException($"{GlobalsSql.Kind(tokens)} about a role not created before it");
+                int First(string word) => tokens.FindIndex(t => t.Is(word));
+                if (At(0, "SET") || (At(0, "SELECT") && tokens.Count > 3 && tokens[1].Is("pg_catalog") && tokens[3].Is("set_config")))
+                {
+                    continue; // session settings of the dump itself
+                }
+                if (TablespaceOf(tokens) is { } tablespace)
+                {
+                    tablespaces.Add(tablespace);
+                    continue;
+                }
+                if (At(0, "CREATE") && At(1, "ROLE") && NameAt(2) && tokens.Count == 3)
+                {
+                    if (!accounts.TryAdd(tokens[2].Text, new GlobalsAccount(tokens[2].Text, [text], [])))
+                    {
+                        throw new FormatException($"CREATE ROLE {GlobalsSql.Show(tokens[2].Text)} a second time");
+                    }
+                }
+                else if (At(0, "ALTER") && At(1, "ROLE") && (At(3, "WITH") || At(3, "SET") || (At(3, "IN") && At(4, "DATABASE") && NameAt(5) && At(6, "SET"))))
+                {
+                    Of(2).Create.Add(text);
+                }
+                else if (At(0, "COMMENT") && At(1, "ON") && At(2, "ROLE") && At(4, "IS") && tokens.Count == 6 && tokens[5].Kind == GlobalsTokenKind.String)
+                {
+                    Of(3).Create.Add(text);
+                }
+                else if (At(0, "SECURITY") && At(1, "LABEL") && First("ON") is var on and (2 or 4) && At(on + 1, "ROLE") && At(on + 3, "IS")
+                    && tokens.Count == on + 5 && tokens[^1].Kind == GlobalsTokenKind.String)
+                {
+                    Of(on + 2).Create.Add(text);
+                }
+                else if (At(0, "GRANT") && First("TO") is > 1 and var to && IsGrantOf(tokens[1..to]))
+                {
+                    // Options (PostgreSQL 16: WITH ADMIN OPTION, INHERIT FALSE) and GRANTED BY follow the one grantee; a ',' would add one.
+                    if (to + 2 < tokens.Count && !At(to + 2, "WITH") && !At(to + 2, "GRANTED"))
+                    {
+                        throw new FormatException("GRANT to more than one role");
+                    }
+                    Of(to + 1).Grants.Add(text);
+                }
+                else
+                {
+                    throw new FormatException($"{(GlobalsSql.Kind(tokens) is { Length: > 0 } kind ? kind : "this statement")} is not something pg_dumpall --globals-only writes");
+                }
             }
-            return account;
+            catch (FormatException e)
+            {
+                throw new DumpFilterException($"line {line}: {e.Message}; refused");
+            }
         }
-        foreach (var statement in Globals.Statements(script))
+        if (tablespaces.Count > 0)
         {
-            if (statement.StartsWith("SET ", StringComparison.Ordinal) || statement.StartsWith("SELECT pg_catalog.set_config", StringComparison.Ordinal))
-            {
-                continue; // session settings of the dump itself
-            }
-            if (RoleStatement().Match(statement) is { Success: true } role)
-            {
-                Of(role.Groups[1].Value).Create.Add(statement);
-            }
-            else if (statement.StartsWith("GRANT ", StringComparison.Ordinal) && GrantTo().Match(statement) is { Success: true } grant)
-            {
-                Of(grant.Groups[1].Value).Grants.Add(statement);
-            }
-            else
-            {
-                other.Grants.Add(statement);
-            }
+            warn($"tablespaces are not restored (create them by hand): {string.Join(", ", tablespaces.Distinct(StringComparer.Ordinal).Select(GlobalsSql.Show))}");
         }
-        return other.Grants.Count == 0 ? [.. accounts.Values] : [.. accounts.Values, other];
+        return [.. accounts.Values];
+    }
+
+    /// <summary>What a GRANT gives: roles ("a", "b") or privileges on a parameter (PostgreSQL 15+).</summary>
+    private static bool IsGrantOf(List<GlobalsToken> granted)
+    {
+        var on = granted.FindIndex(t => t.Is("ON"));
+        if (on >= 0)
+        {
+            return on + 2 < granted.Count && granted[on + 1].Is("PARAMETER");
+        }
+        return granted.Count % 2 == 1 && granted.Select((t, i) => i % 2 == 0 ? t.Kind == GlobalsTokenKind.Identifier : t.IsSymbol(',')).All(ok => ok);
+    }
+
+    /// <summary>The tablespace a statement of pg_dumpall's tablespace section is about; null for any other statement.</summary>
+    private static string? TablespaceOf(List<GlobalsToken> tokens)
+    {
+        var at = tokens.FindIndex(t => t.Is("TABLESPACE"));
+        var isTablespaceStatement = at >= 0 && at + 1 < tokens.Count && tokens[at + 1].Kind == GlobalsTokenKind.Identifier && (
+            (at == 1 && (tokens[0].Is("CREATE") || tokens[0].Is("ALTER")))
+            || (tokens[0].Is("COMMENT") && at == 2)
+            || (tokens[0].Is("SECURITY") && tokens[at - 1].Is("ON"))
+            || ((tokens[0].Is("GRANT") || tokens[0].Is("REVOKE")) && tokens[at - 1].Is("ON")));
+        return isTablespaceStatement ? tokens[at + 1].Text : null;
     }
 
     public async Task<HashSet<string>> ExistingAccountsAsync(CancellationToken cancellationToken)
@@ -71,8 +134,12 @@ public sealed partial class PostgresEngine : IGlobalsEngine
     public string AccountName(GlobalsAccount account) => account.Key;
 
     /// <summary>An existing role keeps its identity (objects it owns); its attributes and settings are set as recorded.</summary>
-    public IReadOnlyList<string> ReplaceStatements(GlobalsAccount account) =>
-        [.. account.Create.Where(s => !s.StartsWith("CREATE ROLE ", StringComparison.Ordinal))];
+    public IReadOnlyList<string> ReplaceStatements(GlobalsAccount account) => account.Create[1..];
+
+    public IReadOnlyList<string> DropStatements(GlobalsAccount account) => [$"DROP ROLE {QuoteIdentifier(account.Key)}"];
+
+    /// <summary>Nothing: a superuser (what restoring roles takes) that creates a role is not made a member of it.</summary>
+    public IReadOnlyList<string> RevokeFromCreator(GlobalsAccount created) => [];
 
     public async Task ExecuteAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken)
     {
@@ -84,13 +151,4 @@ public sealed partial class PostgresEngine : IGlobalsEngine
         }
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
-
-    private static string Unquote(string identifier) =>
-        identifier.StartsWith('"') ? identifier[1..^1].Replace("\"\"", "\"", StringComparison.Ordinal) : identifier;
-
-    [GeneratedRegex("""^(?:CREATE ROLE|ALTER ROLE|COMMENT ON ROLE|SECURITY LABEL (?:FOR \S+ )?ON ROLE) ("(?:[^"]|"")*"|[^\s;]+)""")]
-    private static partial Regex RoleStatement();
-
-    [GeneratedRegex("""\sTO ("(?:[^"]|"")*"|[^\s;]+)""")]
-    private static partial Regex GrantTo();
 }
