@@ -179,11 +179,11 @@ internal static class RestoreCommand
 
         public bool Confirm(string question)
         {
-            SayPlan();
             if (Console.IsInputRedirected || !Output.IsTerminal)
             {
                 return false;
             }
+            SayPlan();
             return AnsiConsole.Confirm(question, defaultValue: false);
         }
 

@@ -73,6 +73,11 @@ public static class Notifiers
             throw new ConfigException($"notifier '{config.Name}': its url is not an http:// or https:// URL");
         }
         var headers = config.Headers.Select(h => (h.Name, Value: h.Value.Resolve() ?? "")).ToList();
+        if (headers.FirstOrDefault(h => h.Value.Any(char.IsControl)) is { Name: { } broken })
+        {
+            // Sent as is, a line break would end the header and start another the config does not name.
+            throw new ConfigException($"notifier '{config.Name}': the value of header {broken} holds a line break or another control character");
+        }
         var body = message.ToJson();
         // A redirect would re-send the body (or drop it) to a place the config does not name.
         using var handler = new SocketsHttpHandler { AllowAutoRedirect = false, ConnectTimeout = config.Timeout };

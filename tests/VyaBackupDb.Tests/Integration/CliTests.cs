@@ -103,6 +103,7 @@ public sealed class CliTests : IAsyncLifetime
 
         Assert.True(refused.ExitCode == UsageOrConfig, refused.ToString());
         AssertOneErrorLine(refused, target, "--force");
+        Assert.DoesNotContain("restoring", refused.Stdout, StringComparison.Ordinal);
         DbFingerprint.AssertSame(targetBefore, await MySqlTestDb.FingerprintAsync(target), "the target after a refused restore");
 
         var forced = await Run.CliAsync("restore", "-f", file, "-i", "1", "-t", target, "--force", "--config", config);

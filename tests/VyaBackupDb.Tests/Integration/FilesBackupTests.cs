@@ -259,6 +259,7 @@ public sealed class FilesBackupTests : IAsyncLifetime
 
         Assert.True(refused.ExitCode == 2, refused.ToString());
         Assert.Single(Cli.ErrorLines(refused));
+        Assert.DoesNotContain("restoring", refused.Stdout, StringComparison.Ordinal);
         Assert.Equal(["old.txt"], Directory.EnumerateFileSystemEntries(target).Select(Path.GetFileName));
 
         // The bare file name, as list shows it, is found in the instance's folder.

@@ -157,6 +157,38 @@ public sealed class NotifyTests : IAsyncLifetime
         AssertNoSecret(run.Stdout + run.Stderr, "the CLI's output");
     }
 
+    /// <summary>
+    /// A header value with a line break (a token file edited on Windows, a planted environment
+    /// variable) would end the header and start another: nothing is sent, and the warning says why.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_webhook_header_value_with_a_line_break_is_not_sent()
+    {
+        await TestServers.RequireMySqlAsync();
+        var database = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(database, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        using var hook = new WebhookSink(UrlToken);
+        var config = await ConfigAsync(database, "", """
+              - type: webhook
+                name: injected
+                url_env: IT_HOOK_URL
+                on: always
+                retries: 0
+                headers:
+                  - name: Authorization
+                    value_env: IT_HOOK_HEADER
+            """);
+
+        var run = await Run.CliWithEnvAsync(Env(("IT_HOOK_URL", hook.Url), ("IT_HOOK_HEADER", "Bearer x\r\nX-Injected: yes")),
+            "backup", "--all", "--config", config);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Empty(hook.Requests);
+        var warning = Assert.Single(run.Stderr.Split('\n'), l => l.Contains("notifier 'injected'", StringComparison.Ordinal));
+        Assert.Contains("the value of header Authorization holds a line break", warning, StringComparison.Ordinal);
+        Assert.DoesNotContain("Bearer", run.Stdout + run.Stderr, StringComparison.Ordinal);
+    }
+
     [SkippableFact]
     public async Task A_run_stopped_by_SIGTERM_sends_one_interrupted_message_and_exits_130()
     {
