@@ -47,6 +47,14 @@ internal static class KeygenCommand
             {
                 throw new UsageException($"{path} already exists; keygen never overwrites a key file");
             }
+            catch (DirectoryNotFoundException)
+            {
+                throw new UsageException($"cannot write {path}: its folder does not exist");
+            }
+            catch (UnauthorizedAccessException)
+            {
+                throw new UsageException($"cannot write {path}: permission denied");
+            }
             try
             {
                 await using (file.ConfigureAwait(false))

@@ -254,6 +254,18 @@ public sealed class KeygenCliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Keygen_into_a_missing_folder_says_so_in_one_line()
+    {
+        var path = Path.Combine(_scratch.TempDir("keygen"), "keys", "key.txt");
+
+        var run = await Run.CliAsync("keygen", "--output", path);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Equal($"vya-backupdb: error: cannot write {path}: its folder does not exist\n", run.Stderr);
+        Assert.Equal("", run.Stdout);
+    }
+
+    [Fact]
     public async Task Keygen_without_output_prints_the_file_on_stdout_and_the_public_key_on_stderr()
     {
         var run = await Run.CliAsync("keygen");
