@@ -330,7 +330,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         var name = BackupName.TryParse(fileName);
         var fileBytes = entry.Size;
 
-        var format = await BackupFileChecker.FormatOfAsync(location, cancellationToken).ConfigureAwait(false);
+        var format = await BackupFileChecker.RestorableFormatAsync(location, cancellationToken).ConfigureAwait(false);
 
         var target = request.Target ?? name?.Database
             ?? throw new UsageException($"cannot tell the database from the file name '{fileName}'; give --target");

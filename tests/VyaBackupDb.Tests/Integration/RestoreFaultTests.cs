@@ -190,6 +190,7 @@ public sealed class RestoreFaultTests : IAsyncLifetime
 
     private const int Success = 0;
     private const int UsageOrConfig = 2;
+    private const int VerificationFailed = 4;
 
     /// <summary>
     /// A restore replaces its target whole: a system database is refused, dry run or --force, with
@@ -338,6 +339,46 @@ public sealed class RestoreFaultTests : IAsyncLifetime
 
         Assert.True(exact.ExitCode == Success, exact.ToString());
         DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(source), await PgTestDb.FingerprintAsync(cut), "the 63-byte target");
+    }
+
+    /// <summary>
+    /// A file whose bytes are not what its name says (a plain dump renamed .sql.gz, zstd data in a
+    /// .sql.gz, ...) is refused before anything runs, in one line that says what it holds: restore
+    /// exits 2, as for a file that is no backup at all; verify reports it as the file's problem (4).
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(".sql.gz", Compression.None, "is not gzip data, as its name says, but plain text")]
+    [InlineData(".sql.gz", Compression.Zstd, "is not gzip data, as its name says, but zstd data")]
+    [InlineData(".sql.gz", Compression.Zip, "is not gzip data, as its name says, but a zip archive")]
+    [InlineData(".sql.zst", Compression.Gzip, "is not zstd data, as its name says, but gzip data")]
+    [InlineData(".zip", Compression.None, "is not a zip archive, as its name says, but plain text")]
+    [InlineData(".sql", Compression.Gzip, "is not uncompressed data, as its name says, but gzip data")]
+    public async Task A_file_that_is_not_what_its_name_says_is_refused_saying_what_it_holds(string extension, Compression content, string expected)
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var plain = await File.ReadAllBytesAsync(await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.None, _scratch.TempDir("backups")));
+        var dir = _scratch.TempDir("odd");
+        var file = Path.Combine(dir, $"20260110_020000_mysql_{source}{extension}");
+        await using (var stored = File.Create(file))
+        await using (var writer = Codec.Compress(content, stored, "dump.sql"))
+        {
+            await writer.WriteAsync(plain);
+        }
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), dir);
+        var target = _scratch.MySqlName();
+
+        var restore = await Run.CliAsync("restore", "-f", file, "-i", "1", "-t", target, "--config", config);
+
+        Assert.True(restore.ExitCode == UsageOrConfig, restore.ToString());
+        Assert.Contains($"{file} {expected}", Assert.Single(Cli.ErrorLines(restore)), StringComparison.Ordinal);
+        Assert.False(await MySqlTestDb.ExistsAsync(target), "a refused restore created its target");
+
+        var verify = await Run.CliAsync("verify", "-f", file, "--config", config);
+
+        Assert.True(verify.ExitCode == VerificationFailed, verify.ToString());
+        Assert.Contains($"{file}: {expected["is ".Length..]}", verify.Stdout + verify.Stderr, StringComparison.Ordinal);
     }
 
     [SkippableFact]
