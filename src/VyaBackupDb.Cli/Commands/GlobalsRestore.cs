@@ -21,7 +21,7 @@ internal static class GlobalsRestore
         {
             throw new UsageException($"{location.FileName} is a backup of database '{name.Database}', not of users and grants; restore it without --globals");
         }
-        var format = await BackupFileChecker.FormatOfAsync(location, cancellationToken).ConfigureAwait(false);
+        var format = await BackupFileChecker.RestorableFormatAsync(location, cancellationToken).ConfigureAwait(false);
         var manifest = verify ? await location.LoadManifestAsync(cancellationToken).ConfigureAwait(false) : null;
         string script;
         await using (var plain = new MeasuringStream(await BackupFileChecker.OpenPlainAsync(location, format, keys, cancellationToken).ConfigureAwait(false)))

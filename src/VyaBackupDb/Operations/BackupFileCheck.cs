@@ -22,7 +22,8 @@ public sealed record FileCheck(
 }
 
 /// <summary>How a backup file is stored: its codec, and whether it is age-encrypted.</summary>
-public sealed record StoredFormat(Compression Compression, bool Encrypted);
+/// <param name="NotAsNamed">Why the file's first bytes are not the codec its name says (<see cref="Codec.NotAsNamed"/>), or null.</param>
+public sealed record StoredFormat(Compression Compression, bool Encrypted, string? NotAsNamed = null);
 
 /// <summary>
 /// Checks a backup file without a database: the stored digest and size against the manifest,
@@ -93,55 +94,63 @@ public static class BackupFileChecker
         var compression = format.Compression;
         var name = BackupName.TryParse(location.FileName);
         var dbms = DbmsOf(manifest, name);
-        try
+        if (format.NotAsNamed is { } notAsNamed)
         {
-            var opened = await OpenStoredAsync(location, format, cancellationToken).ConfigureAwait(false);
-            // A zip is decoded from a seekable (or spooled) file: its digest is taken by a read of its own, below.
-            var stored = manifest is not null && !storedChecked && compression != Compression.Zip ? new MeasuringStream(opened) : null;
-            await using var plain = new MeasuringStream(await BackupChain.OpenReadAsync(
-                stored ?? opened, compression, format.Encrypted, keys, cancellationToken).ConfigureAwait(false));
-            if (dbms == Dbms.Files)
+            // Said as it is, rather than as the decoder's complaint about an unknown method.
+            problems.Add(notAsNamed);
+        }
+        else
+        {
+            try
             {
-                // Every entry read and its name checked, the end blocks, the counts against the manifest.
-                problems.AddRange(await Sources.Files.FilesArchiveCheck.ReadAsync(plain, manifest?.Files, cancellationToken).ConfigureAwait(false));
-            }
-            var set = manifest is not null ? manifest.Format == Sources.Sets.BackupSet.Format : name?.Set == true;
-            if (set && await SetProblemAsync(plain, manifest?.Entries, cancellationToken).ConfigureAwait(false) is { } setProblem)
-            {
-                problems.Add(setProblem);
-            }
-            await plain.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
-            var trailers = dbms is { } known
-                ? [DumpEngines.CompletionTrailer(known)]
-                : new[] { DumpEngines.CompletionTrailer(Dbms.MySql), DumpEngines.CompletionTrailer(Dbms.PostgreSql) };
-            // A set's completeness is its entries (read above); files backups check their own end.
-            if (!set && dbms != Dbms.Files && !trailers.Any(plain.TailContains))
-            {
-                problems.Add("truncated: the dump ends without its completion trailer");
-            }
-            if (manifest is not null)
-            {
-                var plainDigest = plain.Sha256Hex();
-                if (plain.Bytes != manifest.PlainBytes || plainDigest != manifest.PlainSha256)
+                var opened = await OpenStoredAsync(location, format, cancellationToken).ConfigureAwait(false);
+                // A zip is decoded from a seekable (or spooled) file: its digest is taken by a read of its own, below.
+                var stored = manifest is not null && !storedChecked && compression != Compression.Zip ? new MeasuringStream(opened) : null;
+                await using var plain = new MeasuringStream(await BackupChain.OpenReadAsync(
+                    stored ?? opened, compression, format.Encrypted, keys, cancellationToken).ConfigureAwait(false));
+                if (dbms == Dbms.Files)
                 {
-                    problems.Add($"the decoded dump differs from the manifest ({plain.Bytes} bytes, SHA-256 {plainDigest}; "
-                        + $"recorded {manifest.PlainBytes} bytes, {manifest.PlainSha256})");
+                    // Every entry read and its name checked, the end blocks, the counts against the manifest.
+                    problems.AddRange(await Sources.Files.FilesArchiveCheck.ReadAsync(plain, manifest?.Files, cancellationToken).ConfigureAwait(false));
+                }
+                var set = manifest is not null ? manifest.Format == Sources.Sets.BackupSet.Format : name?.Set == true;
+                if (set && await SetProblemAsync(plain, manifest?.Entries, cancellationToken).ConfigureAwait(false) is { } setProblem)
+                {
+                    problems.Add(setProblem);
+                }
+                await plain.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+                var trailers = dbms is { } known
+                    ? [DumpEngines.CompletionTrailer(known)]
+                    : new[] { DumpEngines.CompletionTrailer(Dbms.MySql), DumpEngines.CompletionTrailer(Dbms.PostgreSql) };
+                // A set's completeness is its entries (read above); files backups check their own end.
+                if (!set && dbms != Dbms.Files && !trailers.Any(plain.TailContains))
+                {
+                    problems.Add("truncated: the dump ends without its completion trailer");
+                }
+                if (manifest is not null)
+                {
+                    var plainDigest = plain.Sha256Hex();
+                    if (plain.Bytes != manifest.PlainBytes || plainDigest != manifest.PlainSha256)
+                    {
+                        problems.Add($"the decoded dump differs from the manifest ({plain.Bytes} bytes, SHA-256 {plainDigest}; "
+                            + $"recorded {manifest.PlainBytes} bytes, {manifest.PlainSha256})");
+                    }
+                }
+                if (stored is not null)
+                {
+                    storedProblem = await StoredProblemAsync(stored, manifest!, cancellationToken).ConfigureAwait(false);
+                    storedChecked = true;
                 }
             }
-            if (stored is not null)
+            catch (AgeException e) when (e.ExitCode == ExitCode.DecryptionFailed)
             {
-                storedProblem = await StoredProblemAsync(stored, manifest!, cancellationToken).ConfigureAwait(false);
-                storedChecked = true;
+                problems.Add($"cannot decrypt: {e.Message}");
+                decryptionFailed = true;
             }
-        }
-        catch (AgeException e) when (e.ExitCode == ExitCode.DecryptionFailed)
-        {
-            problems.Add($"cannot decrypt: {e.Message}");
-            decryptionFailed = true;
-        }
-        catch (Exception e) when (IsDecodeError(e))
-        {
-            problems.Add($"undecodable as {compression.ToName()}: {e.Message}");
+            catch (Exception e) when (IsDecodeError(e))
+            {
+                problems.Add($"undecodable as {compression.ToName()}: {e.Message}");
+            }
         }
         if (manifest is not null && !storedChecked)
         {
@@ -187,11 +196,33 @@ public static class BackupFileChecker
             return new StoredFormat(codec, Encrypted: true);
         }
         await using var stream = await location.OpenReadAsync(cancellationToken).ConfigureAwait(false);
-        var head = new byte[AgeHeaderStart.Length];
-        var n = await stream.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
-        return head.AsSpan(0, n).SequenceEqual(AgeHeaderStart)
-            ? new StoredFormat(named ?? Compression.None, Encrypted: true)
-            : new StoredFormat(named ?? Codec.Sniff(head.AsSpan(0, n)), Encrypted: false);
+        var buffer = new byte[Codec.DescribeBytes];
+        var head = buffer.AsSpan(0, await stream.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false));
+        if (head.StartsWith(AgeHeaderStart))
+        {
+            return new StoredFormat(named ?? Compression.None, Encrypted: true);
+        }
+        return named is { } stated
+            ? new StoredFormat(stated, Encrypted: false, Codec.NotAsNamed(stated, head))
+            : new StoredFormat(Codec.Sniff(head), Encrypted: false);
+    }
+
+    /// <summary>
+    /// <see cref="FormatOfAsync"/> for a restore: a file whose bytes are not what its name says
+    /// (a plain dump renamed .sql.gz) is refused, saying what it holds, before anything runs. A
+    /// backup damaged since its manifest was written (emptied, overwritten) is left to the
+    /// restore's digest check, which reports the damage (exit 4).
+    /// </summary>
+    public static async Task<StoredFormat> RestorableFormatAsync(BackupLocation location, CancellationToken cancellationToken)
+    {
+        var format = await FormatOfAsync(location, cancellationToken).ConfigureAwait(false);
+        if (format.NotAsNamed is not { } problem
+            || (await location.LoadManifestAsync(cancellationToken).ConfigureAwait(false) is { } manifest
+                && await CheckStoredAsync(location, manifest, cancellationToken).ConfigureAwait(false) is not null))
+        {
+            return format;
+        }
+        throw new UsageException($"{location.Description} is {problem}");
     }
 
     private static readonly byte[] AgeHeaderStart = "age-encryption.org/v1\n"u8.ToArray();

@@ -330,13 +330,14 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         var name = BackupName.TryParse(fileName);
         var fileBytes = entry.Size;
 
-        var format = await BackupFileChecker.FormatOfAsync(location, cancellationToken).ConfigureAwait(false);
+        var format = await BackupFileChecker.RestorableFormatAsync(location, cancellationToken).ConfigureAwait(false);
 
         var target = request.Target ?? name?.Database
             ?? throw new UsageException($"cannot tell the database from the file name '{fileName}'; give --target");
-        if (target.Length == 0)
+        // Before any connection: a system database, or a name the server would refuse or cut.
+        if (RestoreTarget.Problem(request.Instance, target) is { } targetProblem)
         {
-            throw new UsageException("the target database name is empty");
+            throw new UsageException(targetProblem);
         }
 
         // Which DBMS made the file: its manifest, else its name, else its header (old files).

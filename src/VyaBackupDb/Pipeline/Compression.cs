@@ -149,7 +149,57 @@ public static class Codec
     {
         [0x1f, 0x8b, ..] => Compression.Gzip,
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression.Zstd,
-        [0x50, 0x4b, 0x03, 0x04, ..] => Compression.Zip,
+        [>= 0x50 and <= 0x5f, 0x2a, 0x4d, 0x18, ..] => Compression.Zstd, // a skippable frame first, as pzstd writes
+        [0x50, 0x4b, 0x03, 0x04, ..] or [0x50, 0x4b, 0x05, 0x06, ..] => Compression.Zip, // an entry, or an empty archive
         _ => Compression.None,
     };
+
+    /// <summary>The bytes to read for <see cref="Describe"/> (a tar's magic is at 257).</summary>
+    public const int DescribeBytes = 512;
+
+    /// <summary>
+    /// Why a stored file's first bytes are not what its name's codec says, e.g. "not gzip data, as
+    /// its name says, but plain text (an uncompressed dump?)"; null when they are. Said instead of a
+    /// decoder's own complaint ("unsupported compression method").
+    /// </summary>
+    public static string? NotAsNamed(Compression named, ReadOnlySpan<byte> head) =>
+        Sniff(head) == named ? null : $"not {DataName(named)}, as its name says, but {Describe(head)}";
+
+    private static string DataName(Compression compression) => compression switch
+    {
+        Compression.Gzip => "gzip data",
+        Compression.Zstd => "zstd data",
+        Compression.Zip => "a zip archive",
+        _ => "uncompressed data",
+    };
+
+    /// <summary>What a file's first bytes look like, in words.</summary>
+    private static string Describe(ReadOnlySpan<byte> head)
+    {
+        if (Sniff(head) is not Compression.None and var compression)
+        {
+            return DataName(compression);
+        }
+        if (head.IsEmpty)
+        {
+            return "an empty file";
+        }
+        if (head.Length > 262 && head[257..262].SequenceEqual("ustar"u8))
+        {
+            return "a tar archive";
+        }
+        if (head.StartsWith("-----BEGIN AGE ENCRYPTED FILE-----"u8))
+        {
+            return "an ASCII-armored age file (use binary age files)";
+        }
+        // Text: no control bytes but whitespace (any 8-bit encoding, as old dumps may be latin1).
+        foreach (var b in head)
+        {
+            if (b < 0x20 && b is not ((byte)'\t' or (byte)'\n' or (byte)'\r' or (byte)'\f'))
+            {
+                return "data of an unknown kind";
+            }
+        }
+        return "plain text (an uncompressed dump?)";
+    }
 }

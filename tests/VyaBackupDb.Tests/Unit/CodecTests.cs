@@ -41,6 +41,36 @@ public sealed class CodecTests
         Assert.Equal(SHA256.HashData(plain), SHA256.HashData(decoded.ToArray()));
     }
 
+    /// <summary>A file's first bytes against the codec its name says: null when they match, else what they are.</summary>
+    [Theory]
+    [InlineData(Compression.Gzip, "1f8b08", null)]
+    [InlineData(Compression.Zstd, "28b52ffd", null)]
+    [InlineData(Compression.Zstd, "502a4d1804000000", null)] // pzstd's skippable frame first
+    [InlineData(Compression.Zip, "504b0304", null)]
+    [InlineData(Compression.Zip, "504b0506", null)] // an empty archive
+    [InlineData(Compression.None, "2d2d204d7953514c2064756d70", null)] // -- MySQL dump
+    [InlineData(Compression.Gzip, "2d2d204d7953514c2064756d700a", "not gzip data, as its name says, but plain text (an uncompressed dump?)")]
+    [InlineData(Compression.Gzip, "28b52ffd", "not gzip data, as its name says, but zstd data")]
+    [InlineData(Compression.Gzip, "504b0304", "not gzip data, as its name says, but a zip archive")]
+    [InlineData(Compression.Gzip, "", "not gzip data, as its name says, but an empty file")]
+    [InlineData(Compression.Gzip, "00ff00ff", "not gzip data, as its name says, but data of an unknown kind")]
+    [InlineData(Compression.Zstd, "1f8b08", "not zstd data, as its name says, but gzip data")]
+    [InlineData(Compression.Zip, "e96cc3a90a", "not a zip archive, as its name says, but plain text (an uncompressed dump?)")] // latin1 and UTF-8 text
+    [InlineData(Compression.None, "1f8b08", "not uncompressed data, as its name says, but gzip data")]
+    public void A_file_whose_first_bytes_are_not_its_names_codec_is_told_apart(Compression named, string headHex, string? expected) =>
+        Assert.Equal(expected, Codec.NotAsNamed(named, Convert.FromHexString(headHex)));
+
+    [Fact]
+    public void A_tar_or_an_armored_age_file_under_a_codecs_name_is_named_as_such()
+    {
+        var tar = new byte[512];
+        "schema.sql"u8.CopyTo(tar);
+        "ustar"u8.CopyTo(tar.AsSpan(257));
+        Assert.Equal("not zstd data, as its name says, but a tar archive", Codec.NotAsNamed(Compression.Zstd, tar));
+        Assert.Equal("not gzip data, as its name says, but an ASCII-armored age file (use binary age files)",
+            Codec.NotAsNamed(Compression.Gzip, "-----BEGIN AGE ENCRYPTED FILE-----\n"u8));
+    }
+
     /// <summary>The system's libzstd where the host has it (as this one does), the managed port where not: the same stream either way.</summary>
     [Theory]
     [InlineData(true)]

@@ -185,7 +185,7 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
     {
         var entry = await location.StatAsync(cancellationToken).ConfigureAwait(false)
             ?? throw new UsageException($"backup file not found: {location.Description}");
-        var format = await BackupFileChecker.FormatOfAsync(location, cancellationToken).ConfigureAwait(false);
+        var format = await BackupFileChecker.RestorableFormatAsync(location, cancellationToken).ConfigureAwait(false);
         var manifest = await location.LoadManifestAsync(cancellationToken).ConfigureAwait(false);
         var name = BackupName.TryParse(location.FileName);
         var keys = request.Keys ?? DecryptionKeys.None;

@@ -1,0 +1,75 @@
+using System.Text;
+using VyaBackupDb.Config;
+
+namespace VyaBackupDb.Engines;
+
+/// <summary>
+/// Which names a restore may write into. A restore replaces its target whole, so a system database
+/// is never one (it may still be backed up); and a name the server would refuse or change is caught
+/// before anything runs, not by the server's error half way through (or, PostgreSQL, by a database
+/// silently created under a shorter name).
+/// </summary>
+public static class RestoreTarget
+{
+    private static readonly string[] MySqlSystem = ["mysql", "information_schema", "performance_schema", "sys"];
+    private static readonly string[] PostgresSystem = ["template0", "template1", "postgres"];
+
+    /// <summary>MySQL/MariaDB: the longest database name, in characters.</summary>
+    public const int MySqlMaxChars = 64;
+
+    /// <summary>PostgreSQL: the longest name (NAMEDATALEN - 1), in bytes; a longer one is cut with only a NOTICE.</summary>
+    public const int PostgresMaxBytes = 63;
+
+    /// <summary>Why <paramref name="target"/> cannot be restored into on <paramref name="instance"/>, or null when it can.</summary>
+    public static string? Problem(InstanceConfig instance, string target)
+    {
+        if (target.Length == 0)
+        {
+            return "the target database name is empty";
+        }
+        return instance.Dbms switch
+        {
+            Dbms.MySql => MySqlProblem(target),
+            Dbms.PostgreSql => PostgresProblem(target, instance.MaintenanceDatabase),
+            _ => null,
+        };
+    }
+
+    private static string? MySqlProblem(string target)
+    {
+        // In any case: a server with lower_case_table_names (or on Windows/macOS) takes 'MySQL' for 'mysql'.
+        if (MySqlSystem.Contains(target, StringComparer.OrdinalIgnoreCase))
+        {
+            return $"'{target}' is a system database of the MySQL/MariaDB server: a restore never replaces it; give another --target";
+        }
+        var name = $"'{target}' cannot be a MySQL/MariaDB database name";
+        // Database names are stored as utf8mb3: nothing beyond U+FFFF (emoji and the like).
+        if (target.Any(char.IsSurrogate))
+        {
+            return $"{name}: it has a character outside the Basic Multilingual Plane (e.g. an emoji)";
+        }
+        if (target[^1] is ' ' or '\t' or '\n' or '\r' or '\v' or '\f')
+        {
+            return $"{name}: it ends with a space";
+        }
+        return target.Length > MySqlMaxChars ? $"{name}: it is longer than {MySqlMaxChars} characters ({target.Length})" : null;
+    }
+
+    private static string? PostgresProblem(string target, string maintenanceDatabase)
+    {
+        // Quoted names are case-sensitive: 'Postgres' is another database.
+        if (PostgresSystem.Contains(target, StringComparer.Ordinal))
+        {
+            return $"'{target}' is a system database of the PostgreSQL server: a restore never replaces it; give another --target";
+        }
+        if (target == maintenanceDatabase)
+        {
+            return $"'{target}' is the instance's maintenance_database (the one the tool connects to): a restore never replaces it; give another --target";
+        }
+        // Counted in UTF-8; a server encoding with fewer bytes per character would take a little more.
+        var bytes = Encoding.UTF8.GetByteCount(target);
+        return bytes > PostgresMaxBytes
+            ? $"'{target}' cannot be a PostgreSQL database name: it is {bytes} bytes long, and the server would cut it to {PostgresMaxBytes}"
+            : null;
+    }
+}
