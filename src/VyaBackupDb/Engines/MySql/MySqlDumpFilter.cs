@@ -72,6 +72,7 @@ public sealed class MySqlDumpFilter
     private SearchValues<byte> rowStops = BuildRowStops((byte)';');
     private readonly HashSet<string> triggerTables = new(StringComparer.OrdinalIgnoreCase);
     private bool endedWithTrailer;
+    private bool rocksDbPrepared;
     private bool noBackslashEscapes;
     private bool started;
 
@@ -211,6 +212,9 @@ public sealed class MySqlDumpFilter
         AnalyzeTable,
         Setval,
         SetvalOpen,
+        RocksDbProbe,
+        RocksDbPrepare,
+        RocksDbPrepareSource,
         Done,
     }
 
@@ -1173,9 +1177,21 @@ public sealed class MySqlDumpFilter
                         PassStatement();
                         return;
                     }
+
+                    if (Is(text, "PREPARE"u8))
+                    {
+                        step = Step.RocksDbPrepare;
+                        return;
+                    }
+
+                    if ((Is(text, "EXECUTE"u8) || Is(text, "DEALLOCATE"u8)) && rocksDbPrepared)
+                    {
+                        DropRocksDbStatement();
+                        return;
+                    }
                 }
 
-                throw Refuse(kind == TokenKind.Word ? $"a {Words(text)} statement" : "a statement that does not start with a keyword");
+                throw Refuse(kind == TokenKind.Word ? $"{A(text)} statement" : "a statement that does not start with a keyword");
             case Step.AfterCreate:
                 if (kind == TokenKind.Word && Is(text, "OR"u8))
                 {
@@ -1286,7 +1302,7 @@ public sealed class MySqlDumpFilter
 
                 if (!IsName(kind) || tokenOverflow)
                 {
-                    throw Refuse($"a {Words(verb)} statement without a plain name");
+                    throw Refuse($"{A(verb)} statement without a plain name");
                 }
 
                 if (kind == TokenKind.Word && text.Contains((byte)'.'))
@@ -1379,7 +1395,7 @@ public sealed class MySqlDumpFilter
                     return;
                 }
 
-                throw Refuse($"a {Words(verb)} {Words(text)} statement");
+                throw Refuse($"{A(verb)} {Words(text)} statement");
             case Step.StartTransaction:
                 if (kind == TokenKind.Word && Is(text, "TRANSACTION"u8))
                 {
@@ -1404,7 +1420,13 @@ public sealed class MySqlDumpFilter
                     return;
                 }
 
-                throw Refuse($"a {Words(verb)} statement other than SETVAL");
+                if (kind == TokenKind.Word && Is(text, "COUNT"u8) && Is(verb, "SELECT"u8))
+                {
+                    step = Step.RocksDbProbe;
+                    return;
+                }
+
+                throw Refuse($"{A(verb)} statement other than SETVAL");
             case Step.SetvalOpen:
                 if (kind == TokenKind.Punct && text[0] == '(')
                 {
@@ -1412,10 +1434,59 @@ public sealed class MySqlDumpFilter
                     return;
                 }
 
-                throw Refuse($"a {Words(verb)} statement other than SETVAL");
+                throw Refuse($"{A(verb)} statement other than SETVAL");
+            case Step.RocksDbProbe:
+                // Percona Server's dump asks whether the server has RocksDB's bulk load:
+                // SELECT COUNT(*) INTO @rocksdb_has_p_s_session_variables FROM INFORMATION_SCHEMA.TABLES ...
+                if ((kind == TokenKind.Punct && text[0] is (byte)'(' or (byte)'*' or (byte)')') || (kind == TokenKind.Word && Is(text, "INTO"u8)))
+                {
+                    return;
+                }
+
+                if (kind == TokenKind.Word && StartsWithIgnoreCase(text, "@rocksdb_"u8))
+                {
+                    DropRocksDbStatement();
+                    return;
+                }
+
+                throw Refuse("a SELECT statement other than SETVAL");
+            case Step.RocksDbPrepare:
+                if (kind == TokenKind.Word && Is(text, "FROM"u8))
+                {
+                    step = Step.RocksDbPrepareSource;
+                    return;
+                }
+
+                if (tokenCount == 2 && IsName(kind))
+                {
+                    return;
+                }
+
+                throw Refuse("a PREPARE statement");
+            case Step.RocksDbPrepareSource:
+                // ... and turns it on and off with PREPARE s FROM @rocksdb_enable_bulk_load / @disable_bulk_load.
+                if (kind == TokenKind.Word && (StartsWithIgnoreCase(text, "@rocksdb_"u8) || Is(text, "@disable_bulk_load"u8)))
+                {
+                    rocksDbPrepared = true;
+                    DropRocksDbStatement();
+                    return;
+                }
+
+                throw Refuse("a PREPARE statement");
             default:
                 return;
         }
+    }
+
+    /// <summary>
+    /// Percona Server's dump switches RocksDB's bulk load on and off around the data with SELECT
+    /// ... INTO, PREPARE, EXECUTE and DEALLOCATE of its own variables: left out, as they only
+    /// concern RocksDB tables (nothing of them runs, whatever the variables were set to).
+    /// </summary>
+    private void DropRocksDbStatement()
+    {
+        DropStatement(Step.Done);
+        watching = false;
     }
 
     /// <summary>The next token is a table (or routine, sequence...) name of the target; <paramref name="then"/> follows it.</summary>
@@ -1427,7 +1498,7 @@ public sealed class MySqlDumpFilter
     }
 
     private DumpFilterException OtherDatabase(ReadOnlySpan<byte> name) =>
-        Refuse($"a {Words(verb)} statement on a table of another database ({Printable(name)}…)");
+        Refuse($"{A(verb)} statement on a table of another database ({Printable(name)}…)");
 
     private DumpFilterException ClientCommand(int i, int end) =>
         Refuse(At(i + 1, end) is > ' ' and < 127 and var c ? $"a client command (\\{(char)c})" : "a client command (\\)", bufferBase + i);
@@ -1437,6 +1508,13 @@ public sealed class MySqlDumpFilter
     /// <summary>A statement (or client command) that is not something mysqldump writes: the file is refused before it runs.</summary>
     private static DumpFilterException Refuse(string what, long at) =>
         new($"the dump holds {what} at byte {at}, which mysqldump does not write; refused");
+
+    /// <summary>"a PREPARE", "an INSERT": a keyword with its article.</summary>
+    private static string A(ReadOnlySpan<byte> word)
+    {
+        var shown = Words(word);
+        return (shown.Length > 0 && "AEIOU".Contains(shown[0], StringComparison.Ordinal) ? "an " : "a ") + shown;
+    }
 
     /// <summary>A keyword for a message: upper case, printable ASCII only.</summary>
     private static string Words(ReadOnlySpan<byte> word) => Printable(word).ToUpperInvariant();
