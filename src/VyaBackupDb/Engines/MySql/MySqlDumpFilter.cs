@@ -1154,7 +1154,7 @@ public sealed class MySqlDumpFilter
                         return;
                     }
 
-                    if (Is(text, "START"u8))
+                    if (Is(text, "START"u8) || Is(text, "STOP"u8) || Is(text, "CHANGE"u8))
                     {
                         step = Step.StartTransaction;
                         return;
@@ -1397,13 +1397,19 @@ public sealed class MySqlDumpFilter
 
                 throw Refuse($"{A(verb)} {Words(text)} statement");
             case Step.StartTransaction:
-                if (kind == TokenKind.Word && Is(text, "TRANSACTION"u8))
+                if (kind == TokenKind.Word && Is(text, "TRANSACTION"u8) && Is(verb, "START"u8))
                 {
                     PassStatement();
                     return;
                 }
 
-                throw Refuse($"a START {Words(text)} statement");
+                if (kind == TokenKind.Word && (Is(text, "SLAVE"u8) || Is(text, "REPLICA"u8) || Is(text, "MASTER"u8) || Is(text, "REPLICATION"u8)))
+                {
+                    DropReplicationStatement();
+                    return;
+                }
+
+                throw Refuse($"{A(verb)} {Words(text)} statement");
             case Step.AnalyzeTable:
                 if (kind == TokenKind.Word && Is(text, "TABLE"u8))
                 {
@@ -1476,6 +1482,17 @@ public sealed class MySqlDumpFilter
             default:
                 return;
         }
+    }
+
+    /// <summary>
+    /// The source server's replication state (--master-data, --dump-slave, GTID positions): CHANGE
+    /// MASTER / REPLICATION SOURCE, START / STOP SLAVE, SET GLOBAL gtid_slave_pos / GTID_PURGED.
+    /// Left out: a restore changes its target database, not how the server replicates.
+    /// </summary>
+    private void DropReplicationStatement()
+    {
+        DropStatement(Step.Done);
+        watching = false;
     }
 
     /// <summary>
@@ -2024,15 +2041,29 @@ public sealed class MySqlDumpFilter
                 throw Refuse($"a SET {Words(text)} statement");
             }
 
-            if (kind == TokenKind.Word && Is(text, "@@GLOBAL.GTID_PURGED"u8))
+            if (kind == TokenKind.Word && (Is(text, "@@GLOBAL.GTID_PURGED"u8) || Is(text, "@@GLOBAL.gtid_slave_pos"u8)))
             {
-                // MySQL's dump of a GTID server: the source's replication state, not the database's.
-                DropStatement(Step.Done);
-                watching = false;
+                DropReplicationStatement();
                 return;
             }
 
+            if (kind == TokenKind.Word && Is(text, "GLOBAL"u8))
+            {
+                return; // held: SET GLOBAL gtid_slave_pos is left out, any other refused
+            }
+
             sink.Release();
+        }
+
+        if (tokenCount == 3 && sink.Mode == Disposition.Hold)
+        {
+            if (kind == TokenKind.Word && Is(text, "gtid_slave_pos"u8))
+            {
+                DropReplicationStatement();
+                return;
+            }
+
+            throw Refuse("a SET GLOBAL statement");
         }
 
         if (tokenCount > SetTokenLimit)
