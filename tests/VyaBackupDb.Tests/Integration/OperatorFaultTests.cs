@@ -179,6 +179,52 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         AssertNothingLeftInTmp();
     }
 
+    /// <summary>
+    /// Destinations that are there but refuse writes, even to root: a path under /sys (EPERM: permission
+    /// denied) and a path under a regular file (not a directory). Each fails what needs it; the run goes on.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_destination_that_refuses_writes_fails_only_what_needs_it_and_the_run_goes_on()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequirePostgresAsync();
+        var mysqlDb = await _scratch.NewMySqlDatabaseAsync();
+        var pgDb = await _scratch.NewPostgresDatabaseAsync();
+        var backupDir = _scratch.TempDir("backups");
+        var denied = $"/sys/vya-test-{Guid.NewGuid():N}";
+        var regularFile = Path.Combine(_scratch.TempDir("file"), "not-a-dir");
+        File.WriteAllText(regularFile, "x");
+        var underFile = Path.Combine(regularFile, "backups");
+        var config = await ConfigAsync(backupDir, mysqlDb, pgDb,
+            mysqlExtra: "storage: [denied]", pgExtra: "storage: [local, denied, underfile]", topLevel: $$"""
+              - {name: denied, type: local, path: '{{denied}}'}
+              - {name: underfile, type: local, path: '{{underFile}}'}
+            """);
+
+        var run = await CliAsync("backup", "--all", "--parallel", "2", "--json", "--config", config);
+
+        // No database went everywhere it should: exit 1 (a not_copied counts as failed, as documented).
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.DoesNotContain("Exception", run.ToString(), StringComparison.Ordinal);
+        var results = System.Text.Json.JsonDocument.Parse(run.Stdout).RootElement.GetProperty("results").EnumerateArray().ToList();
+        Assert.Equal(2, results.Count);
+        var mysql = results[0];
+        Assert.Equal("failed", mysql.GetProperty("status").GetString());
+        Assert.Contains(denied, mysql.GetProperty("error").GetString(), StringComparison.Ordinal);
+        var pg = results[1];
+        Assert.True(pg.GetProperty("status").GetString() == "not_copied", pg.ToString());
+        Assert.Equal(["local"], pg.GetProperty("destinations").EnumerateArray().Select(d => d.GetString()));
+        Assert.Equal(["denied", "underfile"], pg.GetProperty("failed_destinations").EnumerateArray().Select(d => d.GetString()));
+        var error = pg.GetProperty("error").GetString()!;
+        Assert.Contains(denied, error, StringComparison.Ordinal);
+        Assert.Contains(underFile, error, StringComparison.Ordinal);
+        Assert.DoesNotContain(backupDir, error[error.IndexOf("but", StringComparison.Ordinal)..], StringComparison.Ordinal);
+        var kept = Assert.Single(Ops.DataFilesUnder(backupDir));
+        Assert.Equal(Path.Combine(backupDir, kept), pg.GetProperty("file").GetString());
+        Assert.True(File.Exists(Path.Combine(backupDir, kept + BackupManifest.Suffix)));
+        AssertNothingLeftInTmp();
+    }
+
     private const int VerificationFailed = 4;
 
     /// <summary>Flips one bit in the middle of a file: same size, other digest.</summary>
