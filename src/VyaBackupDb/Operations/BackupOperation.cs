@@ -496,11 +496,18 @@ public sealed class BackupOperation
         return item;
     }
 
-    /// <summary>The .sha256 line, then the manifest: last, since a data file without its manifest is not a backup.</summary>
-    internal static async Task WriteManifestAsync(IStorage storage, string key, BackupManifest manifest, CancellationToken cancellationToken)
+    /// <summary>
+    /// The .sha256 line (unless <paramref name="checksumWritten"/>: a cut-off copy's, checked), then the manifest:
+    /// last, since a data file without its manifest is not a backup.
+    /// </summary>
+    internal static async Task WriteManifestAsync(
+        IStorage storage, string key, BackupManifest manifest, CancellationToken cancellationToken, bool checksumWritten = false)
     {
-        await WriteSmallAsync(storage, key + BackupManifest.ChecksumSuffix, System.Text.Encoding.UTF8.GetBytes(manifest.ChecksumLine), cancellationToken)
-            .ConfigureAwait(false);
+        if (!checksumWritten)
+        {
+            await WriteSmallAsync(storage, key + BackupManifest.ChecksumSuffix, System.Text.Encoding.UTF8.GetBytes(manifest.ChecksumLine), cancellationToken)
+                .ConfigureAwait(false);
+        }
         await WriteSmallAsync(storage, BackupManifest.KeyFor(key), manifest.ToJson(), cancellationToken).ConfigureAwait(false);
     }
 
