@@ -162,6 +162,42 @@ public sealed class ListPruneCliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_damaged_manifest_is_described_by_its_fields_without_dotnet_type_names()
+    {
+        var (config, dir) = await ConfigAsync();
+        void Damage(string key, Action<System.Text.Json.Nodes.JsonObject> change)
+        {
+            var path = Path.Combine(dir, key + BackupManifest.Suffix);
+            var manifest = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+            change(manifest);
+            File.WriteAllText(path, manifest.ToJsonString());
+        }
+        Damage(Create(dir, _mysql, "wrong_type", Utc("20260113_000000")), m => m["stored_bytes"] = "many");
+        Damage(Create(dir, _mysql, "missing", Utc("20260112_000000")), m => { m.Remove("instance_id"); m.Remove("dbms"); });
+        Damage(Create(dir, _mysql, "nested", Utc("20260111_000000")), m => m["inventory"]!.AsObject().Remove("tables"));
+        File.WriteAllText(Path.Combine(dir, Create(dir, _mysql, "not_json", Utc("20260110_000000")) + BackupManifest.Suffix), "{\"data_file\": ");
+
+        var rows = Json(await Run.CliAsync("list", "--all", "--json", "--config", config));
+        var verify = await Run.CliAsync("verify", "-i", "1", "--config", config);
+
+        Assert.Equal(
+            [
+                "wrong_type: manifest unreadable: field stored_bytes has the wrong type",
+                "missing: manifest unreadable: missing field(s) instance_id, dbms",
+                "nested: manifest unreadable: missing field(s) inventory.tables",
+                "not_json: manifest unreadable: not valid JSON (line 1)",
+            ],
+            rows.Select(r => $"{r.GetProperty("database").GetString()}: {r.GetProperty("problem").GetString()}"));
+        foreach (var text in new[] { verify.Stdout, verify.Stderr })
+        {
+            Assert.DoesNotContain("VyaBackupDb.", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("JSON value", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("deserialization", text, StringComparison.Ordinal);
+        }
+        Assert.Contains("missing field(s) instance_id, dbms", verify.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task List_of_nothing_and_of_an_unknown_instance()
     {
         var (config, _) = await ConfigAsync();
