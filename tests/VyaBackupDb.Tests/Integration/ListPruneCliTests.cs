@@ -107,8 +107,8 @@ public sealed class ListPruneCliTests : IAsyncLifetime
         Assert.Equal("zstd", top.GetProperty("compression").GetString());
         Assert.Equal("age", top.GetProperty("encryption").GetString());
         Assert.True(top.GetProperty("complete").GetBoolean());
-        Assert.True(top.GetProperty("verified").GetBoolean());
-        Assert.Equal("verified", top.GetProperty("status").GetString());
+        Assert.False(top.GetProperty("verified").GetBoolean());
+        Assert.Equal("size_ok", top.GetProperty("status").GetString());
         Assert.Equal("local", top.GetProperty("storage").GetString());
         Assert.Equal(newest, top.GetProperty("key").GetString());
         Assert.Equal(Path.Combine(dir, newest), top.GetProperty("location").GetString());
@@ -131,6 +131,26 @@ public sealed class ListPruneCliTests : IAsyncLifetime
         var unknown = await Run.CliAsync("list", "--storage", "offsite", "--config", config);
         Assert.Equal(2, unknown.ExitCode);
         Assert.Contains("storage 'offsite' is not defined", Assert.Single(Cli.ErrorLines(unknown)), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task List_json_says_verified_only_once_verify_has_checked_the_digest()
+    {
+        var (config, dir) = await ConfigAsync();
+        var key = Create(dir, _mysql, "dns_db", Utc("20260113_155440"));
+
+        var fresh = Assert.Single(Json(await Run.CliAsync("list", "--json", "--config", config)));
+        var verify = await Run.CliAsync("verify", "--file", "local:" + key, "--config", config);
+        var checkedRow = Assert.Single(Json(await Run.CliAsync("list", "--json", "--config", config)));
+
+        // Only the manifest and the size were looked at: complete, not verified.
+        Assert.Equal((true, false, "size_ok", JsonValueKind.Null),
+            (fresh.GetProperty("complete").GetBoolean(), fresh.GetProperty("verified").GetBoolean(), fresh.GetProperty("status").GetString(),
+                fresh.GetProperty("digest_checked_utc").ValueKind));
+        Assert.True(verify.ExitCode == Success, verify.ToString());
+        Assert.Equal((true, true, "verified", JsonValueKind.String),
+            (checkedRow.GetProperty("complete").GetBoolean(), checkedRow.GetProperty("verified").GetBoolean(), checkedRow.GetProperty("status").GetString(),
+                checkedRow.GetProperty("digest_checked_utc").ValueKind));
     }
 
     [Fact]
