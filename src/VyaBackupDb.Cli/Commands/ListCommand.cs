@@ -135,10 +135,11 @@ internal static class ListCommand
             compression,
             backup.Manifest?.Encryption,
             backup.IsComplete,
-            backup.Status == BackupStatus.Verified,
+            // Verified: verify read the file and its SHA-256 matched; the catalog itself compares sizes only.
+            backup.DigestCheckedUtc is not null,
             backup.Status switch
             {
-                BackupStatus.Verified => "verified",
+                BackupStatus.Verified => backup.DigestCheckedUtc is null ? "size_ok" : "verified",
                 BackupStatus.SizeMismatch => "size_mismatch",
                 BackupStatus.Incomplete => "incomplete",
                 _ => "bad_manifest",
@@ -163,9 +164,8 @@ internal static class ListCommand
         row.Status switch
         {
             // What was checked, and when: list itself compares sizes only; verify (or prune) reads the digest.
-            "verified" => row.DigestCheckedUtc is { } at
-                ? $"sha256 ok {at.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture)}"
-                : "size ok",
+            "verified" => $"sha256 ok {row.DigestCheckedUtc!.Value.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture)}",
+            "size_ok" => "size ok",
             "size_mismatch" => "NO: size differs from the manifest",
             "incomplete" => "incomplete (no manifest)",
             _ => "NO: manifest unreadable",

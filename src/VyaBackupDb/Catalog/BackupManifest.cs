@@ -98,8 +98,16 @@ public sealed record BackupManifest
     /// <summary>Parses a manifest; throws <see cref="JsonException"/> for anything malformed or of an unknown schema.</summary>
     public static BackupManifest FromJson(ReadOnlySpan<byte> json)
     {
-        var manifest = JsonSerializer.Deserialize(json, ManifestJson.Default.BackupManifest)
-            ?? throw new JsonException("empty manifest");
+        BackupManifest? parsed;
+        try
+        {
+            parsed = JsonSerializer.Deserialize(json, ManifestJson.Default.BackupManifest);
+        }
+        catch (JsonException e)
+        {
+            throw new JsonException(Describe(e), e);
+        }
+        var manifest = parsed ?? throw new JsonException("empty manifest");
         if (manifest.SchemaVersion is < SqlSchemaVersion or > CurrentSchemaVersion)
         {
             throw new JsonException($"manifest schema version {manifest.SchemaVersion} is not supported (this tool reads {SqlSchemaVersion} to {CurrentSchemaVersion})");
@@ -109,6 +117,28 @@ public sealed record BackupManifest
             throw new JsonException("a backup set's manifest lists its entries, and only a backup set's does");
         }
         return manifest;
+    }
+
+    /// <summary>
+    /// What is wrong, in the manifest's own field names: System.Text.Json's messages name .NET types
+    /// ("could not be converted to VyaBackupDb.Catalog.BackupManifest").
+    /// </summary>
+    private static string Describe(JsonException e)
+    {
+        // "$.inventory.tables[0].rows" -> "inventory.tables[0].rows"
+        var path = e.Path is { Length: > 1 } p ? p.TrimStart('$').TrimStart('.') : null;
+        var missing = e.Message.IndexOf("missing required properties including:", StringComparison.Ordinal);
+        if (missing >= 0)
+        {
+            // The names come quoted: ... including: 'instance_id', 'dbms'.
+            var names = e.Message[missing..].Split('\'').Where((_, i) => i % 2 == 1).Select(n => path is null ? n : $"{path}.{n}");
+            return $"missing field(s) {string.Join(", ", names)}";
+        }
+        if (e.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal) && path is not null)
+        {
+            return $"field {path} has the wrong type";
+        }
+        return e.LineNumber is { } line ? $"not valid JSON (line {line + 1})" : "not valid JSON";
     }
 
     /// <summary>A manifest is small; anything larger is not one (and must not fill memory).</summary>

@@ -241,6 +241,18 @@ public static partial class ConfigLoader
                     {
                         throw new ConfigException($"{path}:{Line(sequence.Children[i])}: instances[{i}].id: id {instance.Id} is used twice");
                     }
+                    // An instance's backups are the files in the folder of its name: two instances in one folder would
+                    // list and prune each other's. Case too: backup_dir may be on a case-insensitive file system.
+                    if (instances.FirstOrDefault(x => string.Equals(x.Name, instance.Name, StringComparison.OrdinalIgnoreCase)) is { } other)
+                    {
+                        var nameNode = Get(instanceNode, "name");
+                        var which = nameNode is null ? $"'{instance.Name}' (the default name of id {instance.Id})" : $"'{instance.Name}'";
+                        var clash = other.Name == instance.Name
+                            ? $"is also instance {other.Id}'s name"
+                            : $"differs only in case from instance {other.Id}'s name '{other.Name}'";
+                        throw new ConfigException(
+                            $"{path}:{Line(nameNode ?? sequence.Children[i])}: instances[{i}].name: {which} {clash}; each instance needs a name (its backup folder) of its own");
+                    }
                     instances.Add(instance);
                 }
             }

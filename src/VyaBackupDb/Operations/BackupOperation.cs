@@ -196,7 +196,7 @@ public sealed class BackupOperation
                 (targets, down) = await ReachAsync(instance, targets, cancellationToken).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (e is VyaException or IOException or DbException)
+        catch (Exception e) when (e is VyaException or IOException or UnauthorizedAccessException or DbException)
         {
             // Ours are scrubbed already; a driver's message (DbException) is outside text.
             var message = e is VyaException or StorageException ? e.Message : Redaction.Redact(e.Message);
@@ -431,7 +431,7 @@ public sealed class BackupOperation
                     copyErrors.Add($"the copy to '{target.Name}' timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)");
                     failedDestinations.Add(target.Name);
                 }
-                catch (Exception e) when (e is VyaException or IOException && !cancellationToken.IsCancellationRequested)
+                catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
                 {
                     copyErrors.Add($"the copy to '{target.Name}' failed: {e.Message}");
                     failedDestinations.Add(target.Name);
@@ -463,7 +463,7 @@ public sealed class BackupOperation
         {
             return Failed(item, e.Message, clock.Elapsed);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return Failed(item, $"cannot write {item.Location}: {e.Message}", clock.Elapsed);
         }
@@ -496,11 +496,18 @@ public sealed class BackupOperation
         return item;
     }
 
-    /// <summary>The .sha256 line, then the manifest: last, since a data file without its manifest is not a backup.</summary>
-    internal static async Task WriteManifestAsync(IStorage storage, string key, BackupManifest manifest, CancellationToken cancellationToken)
+    /// <summary>
+    /// The .sha256 line (unless <paramref name="checksumWritten"/>: a cut-off copy's, checked), then the manifest:
+    /// last, since a data file without its manifest is not a backup.
+    /// </summary>
+    internal static async Task WriteManifestAsync(
+        IStorage storage, string key, BackupManifest manifest, CancellationToken cancellationToken, bool checksumWritten = false)
     {
-        await WriteSmallAsync(storage, key + BackupManifest.ChecksumSuffix, System.Text.Encoding.UTF8.GetBytes(manifest.ChecksumLine), cancellationToken)
-            .ConfigureAwait(false);
+        if (!checksumWritten)
+        {
+            await WriteSmallAsync(storage, key + BackupManifest.ChecksumSuffix, System.Text.Encoding.UTF8.GetBytes(manifest.ChecksumLine), cancellationToken)
+                .ConfigureAwait(false);
+        }
         await WriteSmallAsync(storage, BackupManifest.KeyFor(key), manifest.ToJson(), cancellationToken).ConfigureAwait(false);
     }
 
@@ -551,7 +558,7 @@ public sealed class BackupOperation
             {
                 await storage.DeleteAsync(file, CancellationToken.None).ConfigureAwait(false);
             }
-            catch (IOException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
             }
         }

@@ -72,18 +72,28 @@ public sealed class StorageLock : IAsyncDisposable
         var held = new StorageLock(time, lease);
         try
         {
-            var roots = destinations.OfType<LocalStorage>().Select(s => s.Root).Prepend(Path.GetFullPath(backupDir)).Distinct(StringComparer.Ordinal);
-            foreach (var root in roots)
-            {
-                held._local.Add(BackupLock.Acquire(root, instanceName, database, time, warn));
-            }
-            foreach (var storage in destinations.Where(s => s is not LocalStorage).Distinct())
+            var backupDirRoot = Path.GetFullPath(backupDir);
+            held._local.Add(BackupLock.Acquire(backupDirRoot, instanceName, database, time, warn));
+            var lockedRoots = new HashSet<string>([backupDirRoot], StringComparer.Ordinal);
+            // Local destinations first (as backup_dir), then the others.
+            foreach (var storage in destinations.OrderBy(s => s is LocalStorage ? 0 : 1).Distinct())
             {
                 try
                 {
-                    held._leases.Add(await held.TakeAsync(storage, instanceName, database, warn, cancellationToken).ConfigureAwait(false));
+                    if (storage is LocalStorage local)
+                    {
+                        if (lockedRoots.Add(local.Root))
+                        {
+                            held._local.Add(BackupLock.Acquire(local.Root, instanceName, database, time, warn));
+                        }
+                    }
+                    else
+                    {
+                        held._leases.Add(await held.TakeAsync(storage, instanceName, database, warn, cancellationToken).ConfigureAwait(false));
+                    }
                 }
-                catch (IOException e) when (storage != destinations[0] && !cancellationToken.IsCancellationRequested)
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException
+                    && storage != destinations[0] && !cancellationToken.IsCancellationRequested)
                 {
                     // A copy's destination failing now fails its copy (reported there), not the backup; the copy never overwrites.
                     warn($"could not take the lock of instance {instanceName} database '{database}' in {storage.Describe(FolderFor(instanceName, database))}: "

@@ -107,8 +107,8 @@ public sealed class ListPruneCliTests : IAsyncLifetime
         Assert.Equal("zstd", top.GetProperty("compression").GetString());
         Assert.Equal("age", top.GetProperty("encryption").GetString());
         Assert.True(top.GetProperty("complete").GetBoolean());
-        Assert.True(top.GetProperty("verified").GetBoolean());
-        Assert.Equal("verified", top.GetProperty("status").GetString());
+        Assert.False(top.GetProperty("verified").GetBoolean());
+        Assert.Equal("size_ok", top.GetProperty("status").GetString());
         Assert.Equal("local", top.GetProperty("storage").GetString());
         Assert.Equal(newest, top.GetProperty("key").GetString());
         Assert.Equal(Path.Combine(dir, newest), top.GetProperty("location").GetString());
@@ -131,6 +131,26 @@ public sealed class ListPruneCliTests : IAsyncLifetime
         var unknown = await Run.CliAsync("list", "--storage", "offsite", "--config", config);
         Assert.Equal(2, unknown.ExitCode);
         Assert.Contains("storage 'offsite' is not defined", Assert.Single(Cli.ErrorLines(unknown)), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task List_json_says_verified_only_once_verify_has_checked_the_digest()
+    {
+        var (config, dir) = await ConfigAsync();
+        var key = Create(dir, _mysql, "dns_db", Utc("20260113_155440"));
+
+        var fresh = Assert.Single(Json(await Run.CliAsync("list", "--json", "--config", config)));
+        var verify = await Run.CliAsync("verify", "--file", "local:" + key, "--config", config);
+        var checkedRow = Assert.Single(Json(await Run.CliAsync("list", "--json", "--config", config)));
+
+        // Only the manifest and the size were looked at: complete, not verified.
+        Assert.Equal((true, false, "size_ok", JsonValueKind.Null),
+            (fresh.GetProperty("complete").GetBoolean(), fresh.GetProperty("verified").GetBoolean(), fresh.GetProperty("status").GetString(),
+                fresh.GetProperty("digest_checked_utc").ValueKind));
+        Assert.True(verify.ExitCode == Success, verify.ToString());
+        Assert.Equal((true, true, "verified", JsonValueKind.String),
+            (checkedRow.GetProperty("complete").GetBoolean(), checkedRow.GetProperty("verified").GetBoolean(), checkedRow.GetProperty("status").GetString(),
+                checkedRow.GetProperty("digest_checked_utc").ValueKind));
     }
 
     [Fact]
@@ -159,6 +179,42 @@ public sealed class ListPruneCliTests : IAsyncLifetime
         var complete = await Run.CliAsync("list", "--config", config);
         Assert.Equal(3, complete.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
         Assert.DoesNotContain("incomplete", complete.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_damaged_manifest_is_described_by_its_fields_without_dotnet_type_names()
+    {
+        var (config, dir) = await ConfigAsync();
+        void Damage(string key, Action<System.Text.Json.Nodes.JsonObject> change)
+        {
+            var path = Path.Combine(dir, key + BackupManifest.Suffix);
+            var manifest = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+            change(manifest);
+            File.WriteAllText(path, manifest.ToJsonString());
+        }
+        Damage(Create(dir, _mysql, "wrong_type", Utc("20260113_000000")), m => m["stored_bytes"] = "many");
+        Damage(Create(dir, _mysql, "missing", Utc("20260112_000000")), m => { m.Remove("instance_id"); m.Remove("dbms"); });
+        Damage(Create(dir, _mysql, "nested", Utc("20260111_000000")), m => m["inventory"]!.AsObject().Remove("tables"));
+        File.WriteAllText(Path.Combine(dir, Create(dir, _mysql, "not_json", Utc("20260110_000000")) + BackupManifest.Suffix), "{\"data_file\": ");
+
+        var rows = Json(await Run.CliAsync("list", "--all", "--json", "--config", config));
+        var verify = await Run.CliAsync("verify", "-i", "1", "--config", config);
+
+        Assert.Equal(
+            [
+                "wrong_type: manifest unreadable: field stored_bytes has the wrong type",
+                "missing: manifest unreadable: missing field(s) instance_id, dbms",
+                "nested: manifest unreadable: missing field(s) inventory.tables",
+                "not_json: manifest unreadable: not valid JSON (line 1)",
+            ],
+            rows.Select(r => $"{r.GetProperty("database").GetString()}: {r.GetProperty("problem").GetString()}"));
+        foreach (var text in new[] { verify.Stdout, verify.Stderr })
+        {
+            Assert.DoesNotContain("VyaBackupDb.", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("JSON value", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("deserialization", text, StringComparison.Ordinal);
+        }
+        Assert.Contains("missing field(s) instance_id, dbms", verify.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -87,6 +87,40 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A file size limit (ulimit -f, SIGXFSZ ignored as a service manager may set it) makes a write fail with
+    /// EFBIG, which .NET reports as an ArgumentOutOfRangeException: the backup fails in one line, no trace, no temp file.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("none")]
+    [InlineData("gzip")]
+    [InlineData("zstd")]
+    public async Task A_file_size_limit_fails_the_backup_in_one_line_and_leaves_no_temp_file(string compression)
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE b (id INT PRIMARY KEY, data LONGBLOB)");
+        for (var i = 0; i < 3; i++)
+        {
+            await MySqlTestDb.ExecWithAsync(db, "INSERT INTO b VALUES (@p0, @p1)", i, System.Security.Cryptography.RandomNumberGenerator.GetBytes(1 << 20));
+        }
+        var backupDir = _scratch.TempDir("backups");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+        var (dotnet, arguments, environment) = Run.CliCommand(null, "backup", "-i", "1", "-d", db, "--compression", compression, "--config", config);
+        // W^X maps the runtime's code through a file, which the limit would also stop.
+        environment["DOTNET_EnableWriteXorExecute"] = "0";
+
+        var run = await Run.ProgramAsync("bash", ["-c", "trap '' XFSZ; ulimit -f 1024; exec \"$@\"", "bash", dotnet, .. arguments], environment);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.DoesNotContain("Exception", run.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.Stderr, StringComparison.Ordinal);
+        var failed = Assert.Single(run.Stderr.Split('\n'), l => l.Contains("FAILED", StringComparison.Ordinal));
+        Assert.Contains("file size limit", failed, StringComparison.Ordinal);
+        Assert.Contains("0 succeeded, 1 failed", run.Stdout, StringComparison.Ordinal);
+        Assert.Empty(Ops.FilesUnder(backupDir));
+    }
+
+    /// <summary>
     /// Mounts a 2 MiB tmpfs on <paramref name="dir"/>. Skips where that is not allowed (not root,
     /// no mount permission), except under CI=true, where the test must run and fails instead.
     /// </summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using VyaBackupDb.Catalog;
+using VyaBackupDb.Config;
 using static VyaBackupDb.Tests.Integration.FabricatedBackups;
 
 namespace VyaBackupDb.Tests.Integration;
@@ -176,6 +177,52 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         Assert.True(run.ExitCode == Failed, run.ToString());
         Assert.Contains("no destination can be reached", OneLineAbout(run, "'vault'"), StringComparison.Ordinal);
         Assert.Empty(Ops.DataFilesUnder(backupDir));
+        AssertNothingLeftInTmp();
+    }
+
+    /// <summary>
+    /// Destinations that are there but refuse writes, even to root: a path under /sys (EPERM: permission
+    /// denied) and a path under a regular file (not a directory). Each fails what needs it; the run goes on.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_destination_that_refuses_writes_fails_only_what_needs_it_and_the_run_goes_on()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequirePostgresAsync();
+        var mysqlDb = await _scratch.NewMySqlDatabaseAsync();
+        var pgDb = await _scratch.NewPostgresDatabaseAsync();
+        var backupDir = _scratch.TempDir("backups");
+        var denied = $"/sys/vya-test-{Guid.NewGuid():N}";
+        var regularFile = Path.Combine(_scratch.TempDir("file"), "not-a-dir");
+        File.WriteAllText(regularFile, "x");
+        var underFile = Path.Combine(regularFile, "backups");
+        var config = await ConfigAsync(backupDir, mysqlDb, pgDb,
+            mysqlExtra: "storage: [denied]", pgExtra: "storage: [local, denied, underfile]", topLevel: $$"""
+              - {name: denied, type: local, path: '{{denied}}'}
+              - {name: underfile, type: local, path: '{{underFile}}'}
+            """);
+
+        var run = await CliAsync("backup", "--all", "--parallel", "2", "--json", "--config", config);
+
+        // No database went everywhere it should: exit 1 (a not_copied counts as failed, as documented).
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.DoesNotContain("Exception", run.ToString(), StringComparison.Ordinal);
+        var results = System.Text.Json.JsonDocument.Parse(run.Stdout).RootElement.GetProperty("results").EnumerateArray().ToList();
+        Assert.Equal(2, results.Count);
+        var mysql = results[0];
+        Assert.Equal("failed", mysql.GetProperty("status").GetString());
+        Assert.Contains(denied, mysql.GetProperty("error").GetString(), StringComparison.Ordinal);
+        var pg = results[1];
+        Assert.True(pg.GetProperty("status").GetString() == "not_copied", pg.ToString());
+        Assert.Equal(["local"], pg.GetProperty("destinations").EnumerateArray().Select(d => d.GetString()));
+        Assert.Equal(["denied", "underfile"], pg.GetProperty("failed_destinations").EnumerateArray().Select(d => d.GetString()));
+        var error = pg.GetProperty("error").GetString()!;
+        Assert.Contains(denied, error, StringComparison.Ordinal);
+        Assert.Contains(underFile, error, StringComparison.Ordinal);
+        Assert.DoesNotContain(backupDir, error[error.IndexOf("but", StringComparison.Ordinal)..], StringComparison.Ordinal);
+        var kept = Assert.Single(Ops.DataFilesUnder(backupDir));
+        Assert.Equal(Path.Combine(backupDir, kept), pg.GetProperty("file").GetString());
+        Assert.True(File.Exists(Path.Combine(backupDir, kept + BackupManifest.Suffix)));
         AssertNothingLeftInTmp();
     }
 
@@ -684,6 +731,100 @@ public sealed class OperatorFaultTests : IAsyncLifetime
             {
                 Directory.Delete(home, recursive: true);
             }
+        }
+    }
+
+    /// <summary>
+    /// A copy cut off after its data file and .sha256, before its manifest: the next copy completes it
+    /// (the data checked byte for byte against the manifest); a .sha256 there that is not this backup's is
+    /// named for removal by hand, and nothing is overwritten.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("local", true)]
+    [InlineData("local", false)]
+    [InlineData("sftp", true)]
+    [InlineData("s3", true)]
+    public async Task Copy_completes_a_copy_cut_off_before_its_manifest(string backend, bool rightChecksum)
+    {
+        await TestServers.RequireMySqlAsync();
+        if (backend == "sftp")
+        {
+            await TestServers.RequireSftpAsync();
+        }
+        if (backend == "s3")
+        {
+            await TestServers.RequireS3Async();
+        }
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)");
+        var backupDir = _scratch.TempDir("backups");
+        var folder = $"itest-{Guid.NewGuid():N}";
+        StorageConfig box = backend switch
+        {
+            "local" => new LocalStorageConfig("box", _scratch.TempDir("box")),
+            "sftp" => TestServers.Sftp(folder, "box"),
+            _ => TestServers.S3($"itest/{folder}/", "box"),
+        };
+        var boxYaml = box switch
+        {
+            LocalStorageConfig local => $"  - {{name: box, type: local, path: '{local.Path}'}}",
+            SftpStorageConfig => $"""
+                  - name: box
+                    type: sftp
+                    host: 127.0.0.1
+                    port: {TestServers.SftpPort}
+                    user: {TestServers.SftpUser}
+                    private_key_file: '{TestServers.SftpKeyFile}'
+                    host_fingerprint: '{TestServers.SftpFingerprint}'
+                    path: {folder}
+                """,
+            S3StorageConfig s3 => $"  - {{name: box, type: s3, endpoint: '{s3.Endpoint}', bucket: {s3.Bucket}, prefix: '{s3.Prefix}', "
+                + $"access_key_id: {TestServers.S3AccessKey}, secret_access_key: {TestServers.S3SecretKey}}}",
+            _ => throw new InvalidOperationException(),
+        };
+        var config = await ConfigAsync(backupDir, db, "none", topLevel: boxYaml);
+        var storage = Storage.StorageSet.Create(box);
+        try
+        {
+            var backup = await CliAsync("backup", "-i", "1", "-d", db, "--config", config);
+            Assert.True(backup.ExitCode == Success, backup.ToString());
+            var key = Assert.Single(Ops.DataFilesUnder(backupDir));
+            // What a copy cut off between its .sha256 and its manifest leaves.
+            var checksum = rightChecksum
+                ? File.ReadAllBytes(Path.Combine(backupDir, key + BackupManifest.ChecksumSuffix))
+                : System.Text.Encoding.UTF8.GetBytes($"{new string('0', 64)}  {Path.GetFileName(key)}\n");
+            foreach (var (name, content) in new[] { (key, File.ReadAllBytes(Path.Combine(backupDir, key))), (key + BackupManifest.ChecksumSuffix, checksum) })
+            {
+                await using var write = await storage.CreateAsync(name, CancellationToken.None);
+                await write.Content.WriteAsync(content);
+                await write.CommitAsync(CancellationToken.None);
+            }
+
+            var copy = await CliAsync("copy", "--to", "box", "-i", "1", "--config", config);
+
+            if (!rightChecksum)
+            {
+                Assert.True(copy.ExitCode == Failed, copy.ToString());
+                Assert.Contains("remove it by hand", OneLineAbout(copy, key + BackupManifest.ChecksumSuffix), StringComparison.Ordinal);
+                Assert.Null(await storage.StatAsync(key + BackupManifest.Suffix, CancellationToken.None));
+                return;
+            }
+            Assert.True(copy.ExitCode == Success, copy.ToString());
+            Assert.Contains("copy summary: 1 copied to 'box'", copy.Stdout, StringComparison.Ordinal);
+            var verify = await CliAsync("verify", "--file", $"box:{key}", "--config", config);
+            Assert.True(verify.ExitCode == Success, verify.ToString());
+            var again = await CliAsync("copy", "--to", "box", "-i", "1", "--config", config);
+            Assert.True(again.ExitCode == Success, again.ToString());
+            Assert.Contains("copy summary: 0 copied", again.Stdout, StringComparison.Ordinal);
+            AssertNothingLeftInTmp();
+        }
+        finally
+        {
+            await foreach (var entry in storage.ListAsync("", CancellationToken.None))
+            {
+                await storage.DeleteAsync(entry.Key, CancellationToken.None);
+            }
+            (storage as IDisposable)?.Dispose();
         }
     }
 }

@@ -104,6 +104,29 @@ public sealed class S3ServerTests : IAsyncLifetime
         request.Content = damaged;
     }
 
+    /// <summary>The server's refusals of a HEAD or a list come without text: the message says what they mean.</summary>
+    [SkippableTheory]
+    [InlineData("secret", "the secret access key is wrong (SignatureDoesNotMatch)")]
+    [InlineData("key id", "the access key id is not known to the server (InvalidAccessKeyId)")]
+    [InlineData("bucket", "no such bucket (NoSuchBucket)")]
+    public async Task Wrong_credentials_and_a_missing_bucket_are_said_in_plain_words(string wrong, string expected)
+    {
+        await TestServers.RequireS3Async();
+        var config = TestServers.S3(_prefix);
+        config = wrong switch
+        {
+            "secret" => config with { SecretAccessKey = Config.PasswordSource.Literal("not-the-secret-key") },
+            "key id" => config with { AccessKeyId = Config.PasswordSource.Literal("NOSUCHKEYID") },
+            _ => config with { Bucket = $"vya-no-such-bucket-{Guid.NewGuid():N}"[..40] },
+        };
+        using var storage = new S3Storage(config);
+
+        var error = await Assert.ThrowsAsync<StorageException>(async () => await KeysAsync(storage));
+
+        Assert.StartsWith("S3 list s3://", error.Message, StringComparison.Ordinal);
+        Assert.EndsWith($" failed: {expected}", error.Message, StringComparison.Ordinal);
+    }
+
     [SkippableFact]
     public async Task A_part_damaged_on_the_way_is_refused_and_the_upload_leaves_nothing()
     {

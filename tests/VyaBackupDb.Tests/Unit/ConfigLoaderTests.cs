@@ -124,6 +124,23 @@ public sealed class ConfigLoaderTests
         Assert.DoesNotContain('\n', error.Message);
     }
 
+    // One folder per instance name: two instances in one folder would list, and prune, each other's backups.
+    [Theory]
+    [InlineData("  - {id: 1, name: web, dbms: mysql, user: u}\n  - {id: 2, name: web, dbms: postgresql, user: u}\n",
+        ":4: instances[1].name: 'web' is also instance 1's name; each instance needs a name (its backup folder) of its own")]
+    [InlineData("  - {id: 1, name: mysql-2, dbms: mysql, user: u}\n  - {id: 2, dbms: mysql, user: u}\n",
+        ":4: instances[1].name: 'mysql-2' (the default name of id 2) is also instance 1's name")]
+    [InlineData("  - {id: 1, name: Web, dbms: mysql, user: u}\n  - {id: 2, name: web, dbms: mysql, user: u}\n",
+        ":4: instances[1].name: 'web' differs only in case from instance 1's name 'Web'")]
+    [InlineData("  - {id: 1, name: files-3, dbms: mysql, user: u}\n  - {id: 3, dbms: files, paths: [/etc]}\n",
+        ":4: instances[1].name: 'files-3' (the default name of id 3) is also instance 1's name")]
+    public void Two_instances_cannot_share_a_name(string instances, string expected)
+    {
+        var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("backup_dir: /b\ninstances:\n" + instances, Path));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.Equal(ExitCode.UsageOrConfig, error.ExitCode);
+    }
+
     [Fact]
     public void A_missing_password_variable_is_reported_when_used_and_never_shows_a_value()
     {

@@ -143,7 +143,7 @@ public sealed partial class LocalStorage(string root) : IStorage
 
     private sealed class LocalWrite(string tempPath, string targetPath) : IStorageWrite
     {
-        private readonly FileStream _file = new(tempPath, PrivateFile());
+        private readonly TempFileStream _file = new(new FileStream(tempPath, PrivateFile()));
 
         private bool _committed;
 
@@ -175,6 +175,90 @@ public sealed partial class LocalStorage(string root) : IStorage
             }
             File.Delete(tempPath);
         }
+    }
+
+    /// <summary>
+    /// A temp file's stream whose write failures are all <see cref="IOException"/>s: EFBIG (larger than the
+    /// file system or the process's file size limit allows) comes from .NET as an ArgumentOutOfRangeException.
+    /// </summary>
+    private sealed class TempFileStream(FileStream file) : Pipeline.WrapperStream(file)
+    {
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            try
+            {
+                file.Write(buffer);
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                throw TooLarge(e);
+            }
+        }
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                await file.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                throw TooLarge(e);
+            }
+        }
+
+        public override void Flush() => Flush(flushToDisk: false);
+
+        public override async Task FlushAsync(CancellationToken cancellationToken)
+        {
+            try
+            {
+                await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                throw TooLarge(e);
+            }
+        }
+
+        public void Flush(bool flushToDisk)
+        {
+            try
+            {
+                file.Flush(flushToDisk);
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                throw TooLarge(e);
+            }
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            try
+            {
+                base.Dispose(disposing);
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                throw TooLarge(e);
+            }
+        }
+
+        public override async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await base.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                throw TooLarge(e);
+            }
+        }
+
+        private static IOException TooLarge(ArgumentOutOfRangeException e) =>
+            new("the file would be larger than the file system or the file size limit (ulimit -f) allows", e);
     }
 
     /// <summary>fsync a directory, so a rename in it survives a crash.</summary>

@@ -259,7 +259,7 @@ public sealed class S3Storage : IStorage, IDisposable
         catch (AmazonServiceException e)
         {
             var code = string.IsNullOrEmpty(e.ErrorCode) ? $"HTTP {(int)e.StatusCode}" : e.ErrorCode;
-            throw new StorageException($"S3 {what} {DescribeSafe(key)} failed: {FirstLine(e.Message)} ({code})", e);
+            throw new StorageException($"S3 {what} {DescribeSafe(key)} failed: {Reason(e)} ({code})", e);
         }
         catch (AmazonClientException e)
         {
@@ -270,6 +270,22 @@ public sealed class S3Storage : IStorage, IDisposable
             throw new StorageException($"S3 {what} {DescribeSafe(key)} failed: {FirstLine(e.Message)}", e);
         }
     }
+
+    /// <summary>
+    /// What a refusal means. Servers often send no text (Ceph never does for these), and the
+    /// common ones are the operator's to fix: named in the config's words.
+    /// </summary>
+    private static string Reason(AmazonServiceException e) => e.ErrorCode switch
+    {
+        "SignatureDoesNotMatch" => "the secret access key is wrong",
+        "InvalidAccessKeyId" => "the access key id is not known to the server",
+        "NoSuchBucket" => "no such bucket",
+        "AccessDenied" => "access denied to these credentials",
+        "RequestTimeTooSkewed" => "this host's clock differs too much from the server's",
+        "AuthorizationHeaderMalformed" or "PermanentRedirect" => "the bucket is in another region than the configured one",
+        _ when FirstLine(e.Message) is { Length: > 0 } text => text,
+        _ => $"HTTP {(int)e.StatusCode} {e.StatusCode}",
+    };
 
     private string DescribeSafe(string key) => key.Length == 0 ? $"s3://{_bucket}/{_prefix}" : $"s3://{_bucket}/{_prefix}{key}";
 
