@@ -207,6 +207,58 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
         Assert.Equal(traps.Select(t => Convert.ToHexString(Encoding.UTF8.GetBytes(t))).Order(), rows.Order());
     }
 
+    /// <summary>
+    /// README: a backup file runs nothing on the restore host and touches only its target. An old
+    /// pg_dump file with a statement planted that pg_dump never writes (a DO block running a shell
+    /// command through COPY ... TO PROGRAM; a cluster-wide superuser) is refused with one line and
+    /// exit code 1 before that statement reaches psql: the existing target is unchanged, the
+    /// command did not run, the role does not exist.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("DO")]
+    [InlineData("CREATE ROLE")]
+    public async Task Postgres_old_dump_with_a_planted_statement_is_refused_and_runs_nothing(string planted)
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'one')");
+        var dir = _scratch.TempDir("old");
+        var plain = Path.Combine(dir, "dump.tmp");
+        await Run.PgDumpAsync(plain, "--clean", "--create", "--if-exists", "--dbname", source);
+        var marker = $"/tmp/vya-planted-{Guid.NewGuid():N}";
+        var role = _scratch.PostgresName("vt_evil_");
+        var statement = planted == "DO"
+            ? $"DO $x$ BEGIN EXECUTE 'COPY (select 1) TO PROGRAM ''touch {marker}'''; END $x$;"
+            : $"CREATE ROLE {role} SUPERUSER LOGIN PASSWORD 'x';";
+        var text = await File.ReadAllTextAsync(plain);
+        var table = text.IndexOf("CREATE TABLE public.t", StringComparison.Ordinal);
+        Assert.True(table > 0, "pg_dump wrote no CREATE TABLE public.t");
+        await File.WriteAllTextAsync(plain, text[..table] + statement + "\n\n" + text[table..]);
+        var file = Package(plain, "sql", source, "postgresql");
+        var target = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(target, "CREATE TABLE precious (id int PRIMARY KEY)", "INSERT INTO precious VALUES (7)");
+        var before = await PgTestDb.FingerprintAsync(target);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+        try
+        {
+            var run = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+            Assert.True(run.ExitCode == 1, run.ToString());
+            var error = Assert.Single(Cli.ErrorLines(run));
+            Assert.StartsWith("vya-backupdb: error: ", error, StringComparison.Ordinal);
+            Assert.Contains($"statement {planted} is not something pg_dump writes; refused", error, StringComparison.Ordinal);
+            Assert.False(File.Exists(marker), "the planted shell command ran on the database host");
+            Assert.Equal(0L, Convert.ToInt64(await PgTestDb.ScalarAsync("postgres", "SELECT count(*) FROM pg_roles WHERE rolname = $1", role),
+                System.Globalization.CultureInfo.InvariantCulture));
+            DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the target after a refused restore");
+        }
+        finally
+        {
+            File.Delete(marker);
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {role}");
+        }
+    }
+
     [SkippableFact]
     public async Task MySql_legacy_file_name_without_target_names_the_source_database()
     {
