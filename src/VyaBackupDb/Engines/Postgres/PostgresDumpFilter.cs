@@ -32,6 +32,11 @@ public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false);
 /// standard_conforming_strings, unless pinned by a SET put before its statement). The refused line
 /// or statement never reaches psql: output is held back to the start of the last statement that
 /// began a line (at most 64 KiB).</para>
+/// <para>Statements too: one passes only if it starts the way a statement of pg_dump's does
+/// (CREATE/ALTER/DROP/COMMENT/GRANT of an object of one database, SET of pg_dump's settings,
+/// pg_dump's own SELECTs, INSERT INTO ... VALUES, COPY ... FROM stdin, ...); SELECT and INSERT are
+/// checked to their end for anything but plain values. Code the dump defines (functions, view
+/// queries) is not looked into: it runs as the restoring account when the load calls it.</para>
 /// <para>Statements are split the way psql splits them: at <c>;</c> outside quotes, comments, dollar
 /// quotes, parentheses and <c>BEGIN ... END</c> bodies of SQL-standard functions; after
 /// <c>COPY ... FROM stdin;</c> the lines up to <c>\.</c> are data. <c>standard_conforming_strings</c>
