@@ -2296,10 +2296,8 @@ public sealed class PostgresDumpFilter
     };
 
     /// <summary>The words of pg_dump --inserts' rows after VALUES: literals and ON CONFLICT DO NOTHING.</summary>
-    private static readonly HashSet<string> InsertValueWords = new(StringComparer.OrdinalIgnoreCase)
-    {
-        "NULL", "DEFAULT", "true", "false", "ON", "CONFLICT", "DO", "NOTHING",
-    };
+    private static readonly byte[][] InsertValueWords =
+        [.. new[] { "NULL", "DEFAULT", "true", "false", "ON", "CONFLICT", "DO", "NOTHING" }.Select(Encoding.ASCII.GetBytes)];
 
     private enum WordCheck : byte
     {
@@ -2331,7 +2329,7 @@ public sealed class PostgresDumpFilter
                 || !(Is(text, "SELECT"u8) || Is(text, "WITH"u8) || Is(text, "TABLE"u8) || Is(text, "RETURNING"u8)),
             _ => kind switch
             {
-                TokenKind.Word => IsNumber(text) || InsertValueWords.Contains(FoldIdentifier(text)),
+                TokenKind.Word => IsNumber(text) || IsOneOf(text, InsertValueWords),
                 TokenKind.Ident => false,
                 TokenKind.Punct when text[0] == '(' => !lastWasWord,
                 _ => true,
@@ -2344,7 +2342,7 @@ public sealed class PostgresDumpFilter
         }
 
         lastWasWord = kind == TokenKind.Word;
-        lastWordCalls = kind == TokenKind.Word && SelectFunctions.Contains(FoldIdentifier(text));
+        lastWordCalls = wordCheck == WordCheck.Select && kind == TokenKind.Word && SelectFunctions.Contains(FoldIdentifier(text));
         if (wordCheck == WordCheck.InsertTarget && kind == TokenKind.Word && parenDepth == 0 && Is(text, "VALUES"u8))
         {
             wordCheck = WordCheck.InsertValues;
@@ -2353,6 +2351,19 @@ public sealed class PostgresDumpFilter
     }
 
     private static bool IsNumber(ReadOnlySpan<byte> word) => word[0] is >= (byte)'0' and <= (byte)'9';
+
+    private static bool IsOneOf(ReadOnlySpan<byte> word, byte[][] keywords)
+    {
+        foreach (var keyword in keywords)
+        {
+            if (Is(word, keyword))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     /// <summary>The first words after CREATE, ALTER, DROP, ... ON: an object type of <see cref="ObjectTypes"/>.</summary>
     private void StartObjectType(TokenKind kind, ReadOnlySpan<byte> text)
