@@ -207,6 +207,142 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
         Assert.Equal(traps.Select(t => Convert.ToHexString(Encoding.UTF8.GetBytes(t))).Order(), rows.Order());
     }
 
+    /// <summary>
+    /// README: a backup file runs nothing on the restore host and touches only its target. An old
+    /// pg_dump file with a statement planted that pg_dump never writes (a DO block running a shell
+    /// command through COPY ... TO PROGRAM; a cluster-wide superuser) is refused with one line and
+    /// exit code 1 before that statement reaches psql: the existing target is unchanged, the
+    /// command did not run, the role does not exist.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("DO")]
+    [InlineData("CREATE ROLE")]
+    public async Task Postgres_old_dump_with_a_planted_statement_is_refused_and_runs_nothing(string planted)
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'one')");
+        var dir = _scratch.TempDir("old");
+        var plain = Path.Combine(dir, "dump.tmp");
+        await Run.PgDumpAsync(plain, "--clean", "--create", "--if-exists", "--dbname", source);
+        var marker = $"/tmp/vya-planted-{Guid.NewGuid():N}";
+        var role = _scratch.PostgresName("vt_evil_");
+        var statement = planted == "DO"
+            ? $"DO $x$ BEGIN EXECUTE 'COPY (select 1) TO PROGRAM ''touch {marker}'''; END $x$;"
+            : $"CREATE ROLE {role} SUPERUSER LOGIN PASSWORD 'x';";
+        var text = await File.ReadAllTextAsync(plain);
+        var table = text.IndexOf("CREATE TABLE public.t", StringComparison.Ordinal);
+        Assert.True(table > 0, "pg_dump wrote no CREATE TABLE public.t");
+        await File.WriteAllTextAsync(plain, text[..table] + statement + "\n\n" + text[table..]);
+        var file = Package(plain, "sql", source, "postgresql");
+        var target = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(target, "CREATE TABLE precious (id int PRIMARY KEY)", "INSERT INTO precious VALUES (7)");
+        var before = await PgTestDb.FingerprintAsync(target);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+        try
+        {
+            var run = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+            Assert.True(run.ExitCode == 1, run.ToString());
+            var error = Assert.Single(Cli.ErrorLines(run));
+            Assert.StartsWith("vya-backupdb: error: ", error, StringComparison.Ordinal);
+            Assert.Contains($"statement {planted} is not something pg_dump writes; refused", error, StringComparison.Ordinal);
+            Assert.False(File.Exists(marker), "the planted shell command ran on the database host");
+            Assert.Equal(0L, Convert.ToInt64(await PgTestDb.ScalarAsync("postgres", "SELECT count(*) FROM pg_roles WHERE rolname = $1", role),
+                System.Globalization.CultureInfo.InvariantCulture));
+            DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the target after a refused restore");
+        }
+        finally
+        {
+            File.Delete(marker);
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {role}");
+        }
+    }
+
+    /// <summary>
+    /// The statement filter accepts only what pg_dump writes: every kind of object pg_dump dumps
+    /// (extensions, partitions, publications, policies, event triggers, large objects, foreign
+    /// tables, ...), dumped with each of the old tool's and pg_dump's output options, passes it
+    /// whole; the --inserts dump restores to the same database.
+    /// </summary>
+    [SkippableFact]
+    public async Task Postgres_plain_dumps_of_every_kind_of_object_and_option_pass_the_statement_filter()
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PostgresRoundTripTests.CreateHostileAsync(source, bigRow: false);
+        await PgTestDb.ExecAsync(source,
+            "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+            "CREATE EXTENSION IF NOT EXISTS postgres_fdw",
+            "CREATE SCHEMA app",
+            "CREATE TABLE app.parted (id int GENERATED ALWAYS AS IDENTITY, at date NOT NULL, doubled int GENERATED ALWAYS AS (id * 2) STORED, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)",
+            "CREATE TABLE app.parted_2024 PARTITION OF app.parted FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')",
+            "INSERT INTO app.parted (at) VALUES ('2024-03-01'), ('2024-04-01')",
+            "CREATE UNLOGGED TABLE app.scratch (v text)",
+            "CREATE FUNCTION app.audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+            "CREATE TRIGGER audited BEFORE INSERT ON app.scratch FOR EACH ROW EXECUTE FUNCTION app.audit()",
+            "CREATE FUNCTION app.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$",
+            "CREATE EVENT TRIGGER vt_ddl_" + source + " ON ddl_command_end EXECUTE FUNCTION app.on_ddl()",
+            "ALTER EVENT TRIGGER vt_ddl_" + source + " DISABLE",
+            "CREATE PROCEDURE app.noop() LANGUAGE sql AS $$ SELECT 1 $$",
+            "CREATE AGGREGATE app.total(int) (SFUNC = int4pl, STYPE = int)",
+            "CREATE DOMAIN app.positive AS int CHECK (VALUE > 0)",
+            "CREATE TYPE app.span AS RANGE (SUBTYPE = int)",
+            "CREATE COLLATION app.german (provider = libc, locale = 'C')",
+            "CREATE TEXT SEARCH CONFIGURATION app.simple2 (COPY = pg_catalog.simple)",
+            "CREATE MATERIALIZED VIEW app.counts AS SELECT count(*) AS n FROM app.parted",
+            "CREATE VIEW app.recent AS SELECT * FROM app.parted WHERE at > '2024-01-01'",
+            "CREATE RULE keep AS ON DELETE TO app.recent DO INSTEAD NOTHING",
+            "CREATE STATISTICS app.corr ON id, at FROM app.parted_2024",
+            "CREATE PUBLICATION vt_pub_" + source + " FOR TABLE app.parted_2024",
+            "ALTER TABLE app.scratch ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY mine ON app.scratch USING (v <> 'hidden')",
+            "CREATE SERVER elsewhere FOREIGN DATA WRAPPER postgres_fdw OPTIONS (dbname 'nowhere')",
+            "CREATE USER MAPPING FOR CURRENT_USER SERVER elsewhere OPTIONS (user 'nobody')",
+            "CREATE FOREIGN TABLE app.remote (id int) SERVER elsewhere",
+            "GRANT USAGE ON SCHEMA app TO PUBLIC",
+            "GRANT SELECT (id) ON app.parted TO PUBLIC",
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO PUBLIC",
+            "COMMENT ON TABLE app.parted IS 'it''s; \\connect x'",
+            "SELECT lo_from_bytea(0, '\\x00ff0d0a5c2e0a'::bytea)",
+            "SELECT lo_from_bytea(0, convert_to(repeat('large ', 10000), 'UTF8'))",
+            "SELECT setval('ticket_seq', 4242)");
+        await PgTestDb.ExecAsync(source, "COMMENT ON LARGE OBJECT " + await PgTestDb.ScalarAsync(source, "SELECT min(oid) FROM pg_largeobject_metadata") + " IS 'blob'");
+        string[][] optionSets =
+        [
+            [],
+            ["--clean", "--create", "--if-exists"],
+            ["--clean", "--if-exists", "--inserts", "--use-set-session-authorization"],
+            ["--column-inserts", "--rows-per-insert=3", "--on-conflict-do-nothing", "--no-owner", "--no-privileges"],
+            ["--create", "--blobs", "--quote-all-identifiers", "--disable-dollar-quoting"],
+        ];
+        var dir = _scratch.TempDir("dumps");
+        foreach (var options in optionSets)
+        {
+            var plain = Path.Combine(dir, "dump.sql");
+            await Run.PgDumpAsync(plain, [.. options, "--dbname", source]);
+            var text = await File.ReadAllTextAsync(plain);
+            foreach (var written in new[] { "CREATE EXTENSION", "ATTACH PARTITION", "CREATE PUBLICATION", "CREATE POLICY", "CREATE EVENT TRIGGER",
+                "CREATE FOREIGN TABLE", "CREATE USER MAPPING", "lo_open", "lowrite", "setval", "REFRESH MATERIALIZED VIEW" })
+            {
+                Assert.True(text.Contains(written, StringComparison.OrdinalIgnoreCase), $"pg_dump {string.Join(' ', options)} wrote no {written}");
+            }
+
+            var filter = new VyaBackupDb.Engines.Postgres.PostgresDumpFilter("vt_filtered", _ => true);
+            await using var input = File.OpenRead(plain);
+            using var output = new MemoryStream();
+            var refused = await Record.ExceptionAsync(() => filter.CopyAsync(input, output, CancellationToken.None));
+            Assert.True(refused is null, $"pg_dump {string.Join(' ', options)}: {refused?.Message}");
+            Assert.True(filter.EndedWithCompletionTrailer, $"pg_dump {string.Join(' ', options)}: no completion trailer");
+        }
+
+        var inserts = Path.Combine(dir, $"{source}_20260110_020000.sql");
+        await Run.PgDumpAsync(inserts, "--inserts", "--use-set-session-authorization", "--dbname", source);
+        var target = _scratch.PostgresName();
+        await Ops.RestoreAsync(TestServers.Postgres(), inserts, target);
+        DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(source), await PgTestDb.FingerprintAsync(target), "restored from pg_dump --inserts");
+    }
+
     [SkippableFact]
     public async Task MySql_legacy_file_name_without_target_names_the_source_database()
     {

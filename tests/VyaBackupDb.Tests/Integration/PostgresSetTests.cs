@@ -507,6 +507,26 @@ public sealed class PostgresSetTests : IAsyncLifetime
         Assert.False(File.Exists(marker), "the planted command ran");
     }
 
+    /// <summary>keys.sql goes through the statement allowlist too: a DO block pg_dump never writes is refused before it runs.</summary>
+    [SkippableFact]
+    public async Task A_keys_sql_with_a_planted_do_block_is_refused()
+    {
+        var marker = $"/tmp/vya-planted-{Guid.NewGuid():N}";
+        try
+        {
+            var error = await RestoreWithKeysOverAnOldDatabaseAsync(
+                "--\n-- Name: t t_pkey; Type: CONSTRAINT; Schema: public; Owner: x\n--\n\n"
+                + $"DO $x$ BEGIN EXECUTE 'COPY (select 1) TO PROGRAM ''touch {marker}'''; END $x$;\n");
+
+            Assert.Contains("statement DO is not something pg_dump writes; refused", error.Message, StringComparison.Ordinal);
+            Assert.False(File.Exists(marker), "the planted command ran");
+        }
+        finally
+        {
+            File.Delete(marker);
+        }
+    }
+
     /// <summary>docs/backup-format.md: zstd, tar and psql alone restore a set (here the hostile database with its big row).</summary>
     [SkippableFact]
     public async Task A_set_restores_with_zstd_tar_and_psql_alone_as_the_docs_say()

@@ -32,6 +32,11 @@ public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false);
 /// standard_conforming_strings, unless pinned by a SET put before its statement). The refused line
 /// or statement never reaches psql: output is held back to the start of the last statement that
 /// began a line (at most 64 KiB).</para>
+/// <para>Statements too: one passes only if it starts the way a statement of pg_dump's does
+/// (CREATE/ALTER/DROP/COMMENT/GRANT of an object of one database, SET of pg_dump's settings,
+/// pg_dump's own SELECTs, INSERT INTO ... VALUES, COPY ... FROM stdin, ...); SELECT and INSERT are
+/// checked to their end for anything but plain values. Code the dump defines (functions, view
+/// queries) is not looked into: it runs as the restoring account when the load calls it.</para>
 /// <para>Statements are split the way psql splits them: at <c>;</c> outside quotes, comments, dollar
 /// quotes, parentheses and <c>BEGIN ... END</c> bodies of SQL-standard functions; after
 /// <c>COPY ... FROM stdin;</c> the lines up to <c>\.</c> are data. <c>standard_conforming_strings</c>
@@ -123,6 +128,11 @@ public sealed class PostgresDumpFilter
     private bool rewritingGrant;
     private string settingName = string.Empty;
     private bool? pendingStandardStrings;
+    private WordCheck wordCheck;
+    private bool lastWasWord;
+    private bool lastWordCalls;
+    private readonly List<string> objectWords = [];
+    private readonly StringBuilder leading = new();
 
     /// <param name="targetDatabase">The database the dump is restored into.</param>
     /// <param name="isKnownSetting">Returns true if the target server knows a run-time parameter name
@@ -183,6 +193,8 @@ public sealed class PostgresDumpFilter
         Start,
         AfterDrop,
         AfterCreate,
+        CreateOrReplace,
+        ObjectType,
         DatabaseName,
         AfterAlter,
         AlterRoleName,
@@ -191,30 +203,34 @@ public sealed class PostgresDumpFilter
         RewriteName,
         AfterGrantName,
         CommentOn,
-        CommentOnWhat,
+        OnWhat,
         GrantScan,
-        GrantOnWhat,
         SecurityLabel,
         SecurityLabelAfter,
         SecurityLabelProvider,
         SecurityLabelAfterProvider,
-        SecurityLabelOnWhat,
         SetStart,
+        SetSession,
         SetName,
         SetAfterName,
         SetDot,
         SetStandardStringsValue,
         SetEncodingValue,
         ResetName,
+        ResetSession,
         Select,
         SelectDot,
-        SelectSetConfig,
+        SelectFunction,
         SelectParen,
         SelectName,
         SelectEncodingComma,
         SelectEncodingValue,
         CopyScan,
         CopyFrom,
+        Bare,
+        Refresh,
+        RefreshMaterialized,
+        InsertInto,
         Done,
     }
 
@@ -402,18 +418,17 @@ public sealed class PostgresDumpFilter
 
         switch (step)
         {
-            case Step.Start or Step.Done or Step.GrantScan or Step.SetStart or Step.SetName or Step.SetAfterName
-                or Step.SetDot or Step.Select or Step.SelectDot or Step.SelectSetConfig or Step.SelectParen
-                or Step.SelectName:
-                // Not a database statement: let it through.
-                sink.Release();
-                StopClassifying();
-                tokenKind = TokenKind.None;
-                return;
-            default:
+            case Step.AfterDrop or Step.AfterCreate or Step.DatabaseName or Step.AfterAlter or Step.AlterRoleName
+                or Step.AlterRoleIn or Step.AlterRoleInWhat or Step.RewriteName or Step.AfterGrantName or Step.CommentOn
+                or Step.OnWhat or Step.GrantScan or Step.SecurityLabel or Step.SecurityLabelAfter
+                or Step.SecurityLabelProvider or Step.SecurityLabelAfterProvider:
                 throw new DumpFilterException(
                     $"line {UnitLine}: the statement starts like a database statement " +
                     $"but runs past {HoldCap / 1024} KiB before naming the database; refusing to guess");
+            default:
+                // Not a database statement: it goes on to psql, still classified (psql runs nothing before its ';').
+                sink.Release();
+                return;
         }
     }
 
@@ -548,6 +563,11 @@ public sealed class PostgresDumpFilter
         tokenKind = TokenKind.None;
         rewritingGrant = false;
         pendingStandardStrings = null;
+        wordCheck = WordCheck.None;
+        lastWasWord = false;
+        lastWordCalls = false;
+        objectWords.Clear();
+        leading.Clear();
         copyFromStdin = false;
         isCopy = false;
         parenDepth = 0;
@@ -561,6 +581,11 @@ public sealed class PostgresDumpFilter
     /// <param name="after">End of the statement (after its <c>;</c>).</param>
     private int EndStatement(int after)
     {
+        if (Undecided)
+        {
+            throw RefuseUndecided();
+        }
+
         statementsSinceMark++;
         lineBreakSinceStatement = false;
         Commit(after);
@@ -590,6 +615,7 @@ public sealed class PostgresDumpFilter
             state = State.Gap;
         }
 
+        wordCheck = WordCheck.None;
         StopClassifying();
         psqlTracking = false;
         tokenKind = TokenKind.None;
@@ -616,6 +642,12 @@ public sealed class PostgresDumpFilter
         if (state == State.Code && tokenKind == TokenKind.Word)
         {
             EmitToken(end);
+        }
+
+        if (state is State.Code or State.Quote or State.EscapeQuote or State.BitQuote or State.QuoteStop
+            or State.DoubleQuote or State.Dollar or State.LineComment or State.BlockComment && Undecided)
+        {
+            throw RefuseUndecided(); // psql would send the unterminated statement at the end of its input
         }
 
         Commit(end);
@@ -1716,6 +1748,11 @@ public sealed class PostgresDumpFilter
     private void OnToken(TokenKind kind, ReadOnlySpan<byte> text, long start, long end)
     {
         tokenCount++;
+        if (wordCheck != WordCheck.None)
+        {
+            CheckWord(kind, text);
+        }
+
         switch (step)
         {
             case Step.Start:
@@ -1725,13 +1762,33 @@ public sealed class PostgresDumpFilter
             case Step.AfterCreate:
                 if (IsWord(kind, text, "DATABASE"u8))
                 {
+                    RequireHeld();
                     sink.Discard();
                     DroppedStatements++;
                     step = Step.DatabaseName;
                     return;
                 }
 
-                PassStatement();
+                if (step == Step.AfterCreate && IsWord(kind, text, "OR"u8))
+                {
+                    AddLeading(text);
+                    step = Step.CreateOrReplace;
+                    return;
+                }
+
+                StartObjectType(kind, text);
+                return;
+            case Step.CreateOrReplace:
+                if (IsWord(kind, text, "REPLACE"u8))
+                {
+                    AddLeading(text);
+                    step = Step.ObjectType;
+                    return;
+                }
+
+                throw NotPgDump(text);
+            case Step.ObjectType:
+                OnObjectTypeWord(kind, text);
                 return;
             case Step.DatabaseName:
                 if (IsWord(kind, text, "IF"u8) || IsWord(kind, text, "EXISTS"u8))
@@ -1756,32 +1813,34 @@ public sealed class PostgresDumpFilter
                 if (IsWord(kind, text, "ROLE"u8) || IsWord(kind, text, "USER"u8))
                 {
                     // ALTER ROLE name IN DATABASE db SET ...: pg_dump --create writes it for
-                    // per-database role settings.
+                    // per-database role settings. Any other ALTER ROLE changes the whole cluster.
+                    AddLeading(text);
                     step = Step.AlterRoleName;
                     return;
                 }
 
-                PassStatement();
+                StartObjectType(kind, text);
                 return;
             case Step.AlterRoleName:
                 if (kind is TokenKind.Word or TokenKind.Ident)
                 {
+                    AddLeading(text);
                     step = Step.AlterRoleIn;
                     return;
                 }
 
-                PassStatement();
-                return;
+                throw NotPgDump();
             case Step.AlterRoleIn:
-                Expect(kind, text, "IN"u8, Step.AlterRoleInWhat);
+                ExpectOrRefuse(kind, text, "IN"u8, Step.AlterRoleInWhat);
                 return;
             case Step.AlterRoleInWhat:
-                Expect(kind, text, "DATABASE"u8, Step.RewriteName);
+                ExpectOrRefuse(kind, text, "DATABASE"u8, Step.RewriteName);
                 return;
             case Step.RewriteName:
                 if (kind is TokenKind.Word or TokenKind.Ident)
                 {
                     ObserveName(kind, text);
+                    RequireHeld();
                     sink.ReleaseReplacing(checked((int)start), checked((int)end), targetIdentifier);
                     if (rewritingGrant)
                     {
@@ -1807,32 +1866,40 @@ public sealed class PostgresDumpFilter
                 StopClassifying();
                 return;
             case Step.CommentOn:
-                Expect(kind, text, "ON"u8, Step.CommentOnWhat);
+                ExpectOrRefuse(kind, text, "ON"u8, Step.OnWhat);
                 return;
-            case Step.CommentOnWhat:
-            case Step.GrantOnWhat:
-            case Step.SecurityLabelOnWhat:
-                Expect(kind, text, "DATABASE"u8, Step.RewriteName);
+            case Step.OnWhat:
+                if (IsWord(kind, text, "DATABASE"u8))
+                {
+                    step = Step.RewriteName;
+                    return;
+                }
+
+                StartObjectType(kind, text);
                 return;
             case Step.GrantScan:
                 if (parenDepth == 0)
                 {
                     if (IsWord(kind, text, "ON"u8))
                     {
+                        AddLeading("..."u8);
+                        AddLeading(text);
                         rewritingGrant = true;
-                        step = Step.GrantOnWhat;
+                        step = Step.OnWhat;
                         return;
                     }
 
                     if (IsWord(kind, text, "TO"u8) || IsWord(kind, text, "FROM"u8) || tokenCount > GrantTokenLimit)
                     {
-                        PassStatement();
+                        // pg_dump grants privileges on objects; a role granted to a role is pg_dumpall's.
+                        AddLeading("..."u8);
+                        throw NotPgDump(text);
                     }
                 }
 
                 return;
             case Step.SecurityLabel:
-                Expect(kind, text, "LABEL"u8, Step.SecurityLabelAfter);
+                ExpectOrRefuse(kind, text, "LABEL"u8, Step.SecurityLabelAfter);
                 return;
             case Step.SecurityLabelAfter:
                 if (IsWord(kind, text, "FOR"u8))
@@ -1841,7 +1908,7 @@ public sealed class PostgresDumpFilter
                     return;
                 }
 
-                Expect(kind, text, "ON"u8, Step.SecurityLabelOnWhat);
+                ExpectOrRefuse(kind, text, "ON"u8, Step.OnWhat);
                 return;
             case Step.SecurityLabelProvider:
                 if (kind is TokenKind.Word or TokenKind.Ident or TokenKind.String)
@@ -1850,14 +1917,21 @@ public sealed class PostgresDumpFilter
                     return;
                 }
 
-                PassStatement();
-                return;
+                throw NotPgDump();
             case Step.SecurityLabelAfterProvider:
-                Expect(kind, text, "ON"u8, Step.SecurityLabelOnWhat);
+                ExpectOrRefuse(kind, text, "ON"u8, Step.OnWhat);
                 return;
             case Step.SetStart:
-                if (IsWord(kind, text, "SESSION"u8) || IsWord(kind, text, "LOCAL"u8))
+                if (IsWord(kind, text, "SESSION"u8))
                 {
+                    AddLeading(text);
+                    step = Step.SetSession;
+                    return;
+                }
+
+                if (IsWord(kind, text, "LOCAL"u8))
+                {
+                    AddLeading(text);
                     step = Step.SetName;
                     return;
                 }
@@ -1870,16 +1944,24 @@ public sealed class PostgresDumpFilter
                 }
 
                 goto case Step.SetName;
+            case Step.SetSession:
+                if (IsWord(kind, text, "AUTHORIZATION"u8))
+                {
+                    PassStatement(); // pg_dump --use-set-session-authorization
+                    return;
+                }
+
+                goto case Step.SetName;
             case Step.SetName:
                 if (kind is TokenKind.Word or TokenKind.Ident && !tokenOverflow)
                 {
+                    AddLeading(text);
                     settingName = SettingPart(kind, text);
                     step = Step.SetAfterName;
                     return;
                 }
 
-                PassStatement();
-                return;
+                throw NotPgDump(text);
             case Step.SetDot:
                 if (kind is TokenKind.Word or TokenKind.Ident && !tokenOverflow)
                 {
@@ -1888,8 +1970,7 @@ public sealed class PostgresDumpFilter
                     return;
                 }
 
-                PassStatement();
-                return;
+                throw NotPgDump();
             case Step.SetAfterName:
                 if (IsPunct(kind, text, (byte)'.'))
                 {
@@ -1903,8 +1984,7 @@ public sealed class PostgresDumpFilter
                     return;
                 }
 
-                PassStatement();
-                return;
+                throw NotPgDump(); // SET ROLE x, SET TIME ZONE ..., SET TRANSACTION ...
             case Step.SetEncodingValue:
             case Step.SelectEncodingValue:
                 if (kind is TokenKind.Word or TokenKind.String && !tokenOverflow)
@@ -1932,13 +2012,16 @@ public sealed class PostgresDumpFilter
                 StopClassifying();
                 return;
             case Step.ResetName:
-                if (IsWord(kind, text, "standard_conforming_strings"u8) || IsWord(kind, text, "ALL"u8))
+                ExpectOrRefuse(kind, text, "SESSION"u8, Step.ResetSession);
+                return;
+            case Step.ResetSession:
+                if (IsWord(kind, text, "AUTHORIZATION"u8))
                 {
-                    pendingStandardStrings = true;
+                    PassStatement();
+                    return;
                 }
 
-                StopClassifying();
-                return;
+                throw NotPgDump(text);
             case Step.Select:
                 if (IsWord(kind, text, "pg_catalog"u8))
                 {
@@ -1946,19 +2029,29 @@ public sealed class PostgresDumpFilter
                     return;
                 }
 
-                Expect(kind, text, "set_config"u8, Step.SelectParen);
-                return;
-            case Step.SelectDot:
-                if (IsPunct(kind, text, (byte)'.'))
+                if (IsPunct(kind, text, (byte)'*'))
                 {
-                    step = Step.SelectSetConfig;
+                    PassStatement(); // SELECT * FROM pg_catalog.pg_restore_relation_stats(...): its words are checked
                     return;
                 }
 
-                PassStatement();
-                return;
-            case Step.SelectSetConfig:
-                Expect(kind, text, "set_config"u8, Step.SelectParen);
+                throw NotPgDump(text);
+            case Step.SelectDot:
+                if (IsPunct(kind, text, (byte)'.'))
+                {
+                    step = Step.SelectFunction;
+                    return;
+                }
+
+                throw NotPgDump(text);
+            case Step.SelectFunction:
+                if (IsWord(kind, text, "set_config"u8))
+                {
+                    step = Step.SelectParen;
+                    return;
+                }
+
+                PassStatement(); // setval, lo_create, ...: the word check refused anything else
                 return;
             case Step.SelectParen:
                 if (IsPunct(kind, text, (byte)'('))
@@ -1967,8 +2060,7 @@ public sealed class PostgresDumpFilter
                     return;
                 }
 
-                PassStatement();
-                return;
+                throw NotPgDump(text);
             case Step.SelectName:
                 if (kind == TokenKind.String && !tokenOverflow)
                 {
@@ -1984,8 +2076,31 @@ public sealed class PostgresDumpFilter
                     return;
                 }
 
-                PassStatement();
+                throw NotPgDump(text);
+            case Step.Bare:
+                throw NotPgDump(text);
+            case Step.Refresh:
+                ExpectOrRefuse(kind, text, "MATERIALIZED"u8, Step.RefreshMaterialized);
                 return;
+            case Step.RefreshMaterialized:
+                if (IsWord(kind, text, "VIEW"u8))
+                {
+                    PassStatement();
+                    return;
+                }
+
+                throw NotPgDump(text);
+            case Step.InsertInto:
+                if (IsWord(kind, text, "INTO"u8))
+                {
+                    // The rows of pg_dump --inserts can be long: released now, their words checked as they come.
+                    sink.Release();
+                    wordCheck = WordCheck.InsertTarget;
+                    step = Step.Done;
+                    return;
+                }
+
+                throw NotPgDump(text);
             case Step.CopyScan:
             case Step.CopyFrom:
                 if (step == Step.CopyFrom && IsWord(kind, text, "STDIN"u8))
@@ -2008,14 +2123,19 @@ public sealed class PostgresDumpFilter
         }
     }
 
+    /// <summary>
+    /// The first word of a statement: only the statements pg_dump writes (see <see cref="ObjectTypes"/>,
+    /// <see cref="PgDumpSettings"/>, <see cref="SelectWords"/>) get further; anything else
+    /// (DO, CALL, CREATE ROLE, ALTER SYSTEM, SET ROLE, LOAD, VACUUM, UPDATE, ...) refuses the dump.
+    /// </summary>
     private void OnFirstToken(TokenKind kind, ReadOnlySpan<byte> text)
     {
         if (kind != TokenKind.Word)
         {
-            PassStatement();
-            return;
+            throw NotPgDump(text);
         }
 
+        AddLeading(text);
         if (Is(text, "DROP"u8))
         {
             step = Step.AfterDrop;
@@ -2046,11 +2166,11 @@ public sealed class PostgresDumpFilter
         }
         else if (Is(text, "SELECT"u8))
         {
+            wordCheck = WordCheck.Select;
             step = Step.Select;
         }
         else if (Is(text, "RESET"u8))
         {
-            sink.Release();
             step = Step.ResetName;
         }
         else if (Is(text, "COPY"u8))
@@ -2059,28 +2179,45 @@ public sealed class PostgresDumpFilter
             isCopy = true;
             step = Step.CopyScan;
         }
+        else if (Is(text, "INSERT"u8))
+        {
+            step = Step.InsertInto;
+        }
+        else if (Is(text, "REFRESH"u8))
+        {
+            step = Step.Refresh;
+        }
+        else if (Is(text, "BEGIN"u8) || Is(text, "COMMIT"u8))
+        {
+            step = Step.Bare; // around large objects
+        }
         else
         {
-            PassStatement();
+            throw NotPgDump();
         }
     }
 
-    private void Expect(TokenKind kind, ReadOnlySpan<byte> text, ReadOnlySpan<byte> keyword, Step next)
+    private void ExpectOrRefuse(TokenKind kind, ReadOnlySpan<byte> text, ReadOnlySpan<byte> keyword, Step next)
     {
-        if (IsWord(kind, text, keyword))
+        if (!IsWord(kind, text, keyword))
         {
-            step = next;
+            throw NotPgDump(text);
         }
-        else
-        {
-            PassStatement();
-        }
+
+        AddLeading(text);
+        step = next;
     }
 
     private void DecideSetting(bool standardStringsValueFollows)
     {
+        if (!PgDumpSettings.Contains(settingName))
+        {
+            throw NotPgDump(standardStringsValueFollows ? default : Encoding.UTF8.GetBytes("pg_catalog.set_config('" + settingName + "')"));
+        }
+
         if (!isKnownSetting(settingName))
         {
+            RequireHeld();
             sink.Discard();
             DroppedStatements++;
             StopClassifying();
@@ -2105,6 +2242,217 @@ public sealed class PostgresDumpFilter
 
         PassStatement();
     }
+
+    // ---- the statements pg_dump writes -------------------------------------------------------------
+
+    /// <summary>
+    /// What follows CREATE [OR REPLACE], ALTER, DROP, COMMENT ON, SECURITY LABEL ... ON and
+    /// GRANT/REVOKE ... ON in what pg_dump writes (9.x to 18, plain format, any options): objects of
+    /// one database (DATABASE itself is pointed at the target). Never ROLE, USER, GROUP, TABLESPACE,
+    /// SYSTEM or PARAMETER: those change the whole cluster (pg_dumpall writes them).
+    /// </summary>
+    private static readonly string[][] ObjectTypes =
+    [
+        .. new[]
+        {
+            "ACCESS METHOD", "AGGREGATE", "CAST", "COLLATION", "COLUMN", "CONSTRAINT", "CONSTRAINT TRIGGER", "CONVERSION",
+            "DEFAULT CONVERSION", "DEFAULT PRIVILEGES", "DOMAIN", "EVENT TRIGGER", "EXTENSION", "FOREIGN DATA WRAPPER",
+            "FOREIGN SERVER", "FOREIGN TABLE", "FUNCTION", "INDEX", "UNIQUE INDEX", "LANGUAGE", "PROCEDURAL LANGUAGE",
+            "TRUSTED LANGUAGE", "TRUSTED PROCEDURAL LANGUAGE", "LARGE OBJECT", "MATERIALIZED VIEW", "OPERATOR",
+            "OPERATOR CLASS", "OPERATOR FAMILY", "POLICY", "PROCEDURE", "PUBLICATION", "RULE", "SCHEMA", "SEQUENCE",
+            "SERVER", "STATISTICS", "SUBSCRIPTION", "TABLE", "UNLOGGED TABLE", "TEXT SEARCH CONFIGURATION",
+            "TEXT SEARCH DICTIONARY", "TEXT SEARCH PARSER", "TEXT SEARCH TEMPLATE", "TRANSFORM", "TRIGGER", "TYPE",
+            "USER MAPPING", "VIEW",
+        }.Select(phrase => phrase.Split(' ')),
+    ];
+
+    /// <summary>The settings pg_dump sets with SET and set_config (9.x to 18); SET ROLE is pg_restore's, not pg_dump's.</summary>
+    private static readonly HashSet<string> PgDumpSettings = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "transaction_timeout",
+        "client_encoding", "standard_conforming_strings", "search_path", "check_function_bodies", "xmloption",
+        "client_min_messages", "escape_string_warning", "row_security", "default_tablespace",
+        "default_table_access_method", "default_with_oids",
+    };
+
+    /// <summary>
+    /// The words of pg_dump's SELECTs: <c>SELECT pg_catalog.set_config(...)</c>, <c>setval</c>, the
+    /// large-object calls (<c>lo_create</c>, <c>lo_open</c>, <c>lowrite</c>, <c>lo_close</c>,
+    /// <c>lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata WHERE oid = '...'</c>) and
+    /// pg_dump 18's statistics (<c>SELECT * FROM pg_catalog.pg_restore_relation_stats('version', '180000'::integer, ...)</c>).
+    /// Anything else (another function, a subquery) refuses the statement.
+    /// </summary>
+    private static readonly HashSet<string> SelectWords = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "pg_catalog", "FROM", "WHERE", "oid", "pg_largeobject_metadata", "true", "false", "NULL",
+        "integer", "bigint", "smallint", "real", "boolean", "text", "regclass",
+    };
+
+    /// <summary>The functions of <see cref="SelectWords"/>: the only words a <c>(</c> may follow.</summary>
+    private static readonly HashSet<string> SelectFunctions = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "set_config", "setval", "lo_create", "lo_open", "lowrite", "lo_close", "lo_unlink",
+        "pg_restore_relation_stats", "pg_restore_attribute_stats",
+    };
+
+    /// <summary>The words of pg_dump --inserts' rows after VALUES: literals and ON CONFLICT DO NOTHING.</summary>
+    private static readonly byte[][] InsertValueWords =
+        [.. new[] { "NULL", "DEFAULT", "true", "false", "ON", "CONFLICT", "DO", "NOTHING" }.Select(Encoding.ASCII.GetBytes)];
+
+    private enum WordCheck : byte
+    {
+        None,
+
+        /// <summary>SELECT: only <see cref="SelectWords"/> and <see cref="SelectFunctions"/>.</summary>
+        Select,
+
+        /// <summary>INSERT INTO name [(columns)] [OVERRIDING ...] before VALUES: no query.</summary>
+        InsertTarget,
+
+        /// <summary>After INSERT's VALUES: only literals.</summary>
+        InsertValues,
+    }
+
+    /// <summary>Checks each word of a SELECT or INSERT to its end: pg_dump writes literals there, never a query or a call.</summary>
+    private void CheckWord(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        var allowed = wordCheck switch
+        {
+            WordCheck.Select => kind switch
+            {
+                TokenKind.Word => IsNumber(text) || SelectWords.Contains(FoldIdentifier(text)) || SelectFunctions.Contains(FoldIdentifier(text)),
+                TokenKind.Ident => false,
+                TokenKind.Punct when text[0] == '(' => lastWordCalls,
+                _ => true,
+            },
+            WordCheck.InsertTarget => kind != TokenKind.Word
+                || !(Is(text, "SELECT"u8) || Is(text, "WITH"u8) || Is(text, "TABLE"u8) || Is(text, "RETURNING"u8)),
+            _ => kind switch
+            {
+                TokenKind.Word => IsNumber(text) || IsOneOf(text, InsertValueWords),
+                TokenKind.Ident => false,
+                TokenKind.Punct when text[0] == '(' => !lastWasWord,
+                _ => true,
+            },
+        };
+        if (!allowed)
+        {
+            AddLeading("..."u8);
+            throw NotPgDump(text);
+        }
+
+        lastWasWord = kind == TokenKind.Word;
+        lastWordCalls = wordCheck == WordCheck.Select && kind == TokenKind.Word && SelectFunctions.Contains(FoldIdentifier(text));
+        if (wordCheck == WordCheck.InsertTarget && kind == TokenKind.Word && parenDepth == 0 && Is(text, "VALUES"u8))
+        {
+            wordCheck = WordCheck.InsertValues;
+            lastWasWord = false; // VALUES (...
+        }
+    }
+
+    private static bool IsNumber(ReadOnlySpan<byte> word) => word[0] is >= (byte)'0' and <= (byte)'9';
+
+    private static bool IsOneOf(ReadOnlySpan<byte> word, byte[][] keywords)
+    {
+        foreach (var keyword in keywords)
+        {
+            if (Is(word, keyword))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The first words after CREATE, ALTER, DROP, ... ON: an object type of <see cref="ObjectTypes"/>.</summary>
+    private void StartObjectType(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        step = Step.ObjectType;
+        OnObjectTypeWord(kind, text);
+    }
+
+    private void OnObjectTypeWord(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        if (kind != TokenKind.Word || objectWords.Count >= 4)
+        {
+            throw NotPgDump(text);
+        }
+
+        objectWords.Add(Encoding.ASCII.GetString(text).ToUpperInvariant());
+        var complete = false;
+        var partial = false;
+        foreach (var phrase in ObjectTypes)
+        {
+            if (phrase.Length >= objectWords.Count && objectWords.SequenceEqual(phrase.Take(objectWords.Count)))
+            {
+                complete |= phrase.Length == objectWords.Count;
+                partial |= phrase.Length > objectWords.Count;
+            }
+        }
+
+        if (complete)
+        {
+            objectWords.Clear();
+            PassStatement();
+        }
+        else if (!partial)
+        {
+            objectWords.RemoveAt(objectWords.Count - 1);
+            foreach (var word in objectWords)
+            {
+                AddLeading(Encoding.ASCII.GetBytes(word));
+            }
+
+            throw NotPgDump(objectWords.Count == 0 ? text : default);
+        }
+    }
+
+    /// <summary>Remembers a word of the statement's start, for the refusal message.</summary>
+    private void AddLeading(ReadOnlySpan<byte> word)
+    {
+        if (leading.Length < 4 * MaxShownName)
+        {
+            leading.Append(leading.Length == 0 ? "" : " ").Append(Show(word[..Math.Min(word.Length, MaxShownName)]));
+        }
+    }
+
+    /// <summary>The statement, as far as it was read (and <paramref name="offending"/>), is not one pg_dump writes.</summary>
+    private DumpFilterException NotPgDump(ReadOnlySpan<byte> offending = default)
+    {
+        if (!offending.IsEmpty)
+        {
+            AddLeading(offending);
+        }
+
+        return new DumpFilterException($"line {UnitLine}: statement {leading} is not something pg_dump writes; refused");
+    }
+
+    /// <summary>A statement that ended before its start was seen whole (<c>CREATE USER;</c>, <c>INSERT INTO t;</c>).</summary>
+    private DumpFilterException RefuseUndecided()
+    {
+        foreach (var word in objectWords)
+        {
+            AddLeading(Encoding.ASCII.GetBytes(word));
+        }
+
+        return NotPgDump();
+    }
+
+    /// <summary>Dropping or rewriting needs the statement still held (a statement held past the cap was released).</summary>
+    private void RequireHeld()
+    {
+        if (sink.Mode != Disposition.Hold)
+        {
+            throw new DumpFilterException(
+                $"line {UnitLine}: the statement runs past {HoldCap / 1024} KiB before it can be classified; refusing to guess");
+        }
+    }
+
+    /// <summary>At the end of a statement: whether its start was one pg_dump writes, whole.</summary>
+    private bool Undecided => classifying && step is not (Step.Start or Step.Done or Step.Bare or Step.DatabaseName
+        or Step.AfterGrantName or Step.SetStandardStringsValue or Step.SetEncodingValue or Step.SelectEncodingComma
+        or Step.SelectEncodingValue or Step.CopyScan or Step.CopyFrom) || wordCheck == WordCheck.InsertTarget;
 
     /// <summary>
     /// psql hides the byte after each lead byte of a client-only multibyte encoding (SJIS, BIG5,
@@ -2182,9 +2530,10 @@ public sealed class PostgresDumpFilter
         StopClassifying();
     }
 
+    /// <summary>Classified; the words of a SELECT or INSERT are still checked to its end.</summary>
     private void StopClassifying()
     {
-        classifying = false;
+        classifying = wordCheck != WordCheck.None;
         step = Step.Done;
     }
 
