@@ -192,4 +192,38 @@ public sealed class MySqlRoundTripTests : IAsyncLifetime
         DbFingerprint.AssertSame(WithoutDefaults(before), WithoutDefaults(await MySqlTestDb.FingerprintAsync(target)), "the restored copy");
         Assert.Equal(1, Convert.ToInt32(await MySqlTestDb.ScalarAsync(target, "SELECT f_one()"), System.Globalization.CultureInfo.InvariantCulture));
     }
+
+    /// <summary>
+    /// A view records no sql_mode: the swap created views under the mode the routine created just
+    /// before had left (NO_BACKSLASH_ESCAPES), which doubled the backslashes of their literals (the
+    /// view then returned no row) or failed on a doubled quote after the swap. Both engines, over
+    /// an existing target.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(0)]
+    [InlineData(4)]
+    public async Task Views_mean_the_same_after_a_routine_created_under_no_backslash_escapes(int jobs)
+    {
+        await TestServers.RequireMySqlAsync();
+        var instance = MySqlTestDb.Instance(jobs);
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source,
+            "CREATE TABLE t (id INT PRIMARY KEY, p VARCHAR(50))",
+            "INSERT INTO t VALUES (1, 'C:\\\\dir'), (2, 'it''s'), (3, 'plain')",
+            "CREATE VIEW v_path AS SELECT id, p, 'C:\\\\dir' AS lit FROM t WHERE p LIKE 'C:\\\\\\\\%'",
+            "CREATE VIEW v_quote AS SELECT id FROM t WHERE p <> 'it''s'",
+            "SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'",
+            "CREATE PROCEDURE p_nbe() SELECT 'x\\' AS y");
+        Assert.Equal(1L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(source, "SELECT COUNT(*) FROM v_path"), System.Globalization.CultureInfo.InvariantCulture));
+        var before = await MySqlTestDb.FingerprintAsync(source);
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE old_t (id INT PRIMARY KEY)", "CREATE VIEW old_v AS SELECT 1 AS one");
+
+        await Ops.RestoreAsync(instance, file, target, force: true);
+
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), $"the restored copy (jobs {jobs})");
+        Assert.Equal(1L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM v_path"), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(2L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM v_quote"), System.Globalization.CultureInfo.InvariantCulture));
+    }
 }

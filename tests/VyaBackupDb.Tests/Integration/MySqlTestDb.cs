@@ -97,7 +97,7 @@ public static class MySqlTestDb
             "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.ORDINAL_POSITION, c.COLUMN_TYPE, c.IS_NULLABLE, IFNULL(c.COLUMN_DEFAULT, '<none>'), "
             + "IFNULL(c.COLLATION_NAME, '-'), c.EXTRA, c.COLUMN_KEY "
             + "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
-            + "ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
+            + "ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND BINARY t.TABLE_NAME = c.TABLE_NAME "
             + "WHERE c.TABLE_SCHEMA = @p0 AND t.TABLE_TYPE = 'BASE TABLE' ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION", database))
         {
             lines.Add($"column {row[0]}.{row[1]}: #{row[2]} {row[3]} null={row[4]} default={row[5]} collation={row[6]} extra={row[7]} key={row[8]}");
@@ -140,13 +140,13 @@ public static class MySqlTestDb
         }
         await foreach (var row in QueryAsync(connection,
             "SELECT TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, EVENT_OBJECT_TABLE, SHA2(ACTION_STATEMENT, 256) "
-            + "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = @p0", database))
+            + "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = @p0 AND BINARY TRIGGER_SCHEMA = @p0", database))
         {
             lines.Add($"trigger {row[0]}: {row[1]} {row[2]} ON {row[3]} body={row[4]}");
         }
         await foreach (var row in QueryAsync(connection,
             "SELECT EVENT_NAME, STATUS, EVENT_TYPE, IFNULL(INTERVAL_VALUE, ''), IFNULL(INTERVAL_FIELD, ''), SHA2(EVENT_DEFINITION, 256) "
-            + "FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @p0", database))
+            + "FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @p0 AND BINARY EVENT_SCHEMA = @p0", database))
         {
             lines.Add($"event {row[0]}: {row[1]} {row[2]} every {row[3]} {row[4]} body={row[5]}");
         }

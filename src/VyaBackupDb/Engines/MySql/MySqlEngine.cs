@@ -343,7 +343,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         var others = await Scalar(connection,
             "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE NOT IN ('BASE TABLE', 'SYSTEM VERSIONED'))"
             + " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = @db)"
-            + " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @db)", cancellationToken, database).ConfigureAwait(false);
+            + " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @db AND BINARY EVENT_SCHEMA = @db)", cancellationToken, database).ConfigureAwait(false);
         return new TargetState(true, await CountTablesAsync(connection, database, cancellationToken).ConfigureAwait(false),
             Convert.ToInt32(others, System.Globalization.CultureInfo.InvariantCulture));
     }

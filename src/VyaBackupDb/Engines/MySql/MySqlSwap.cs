@@ -200,7 +200,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             }
             if (failed.Count == pending.Count)
             {
-                throw new OperationFailedException($"view {Q(failed[0].Name)}: {lastError!.Message}", lastError);
+                throw lastError!; // it names the view
             }
             pending = failed;
         }
@@ -208,12 +208,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
 
     private async Task CreateAsync(SchemaObject o, CancellationToken cancellationToken)
     {
-        if (o.SqlMode is not null)
-        {
-            await using var mode = new MySqlCommand("SET SESSION sql_mode = @mode", connection);
-            mode.Parameters.AddWithValue("@mode", o.SqlMode);
-            await mode.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
+        await SetSqlModeAsync(o.SqlMode ?? ShowCreateSqlMode, cancellationToken).ConfigureAwait(false);
         if (o.TimeZone is not null)
         {
             await using var zone = new MySqlCommand("SET SESSION time_zone = @zone", connection);
@@ -234,8 +229,23 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         }
     }
 
+    /// <summary>
+    /// The sql_mode definitions are read under, and a view (which records none) is created under:
+    /// SHOW CREATE writes a view's text for it (backslashes escaped, backticks), whereas a mode left
+    /// by the routine created before (NO_BACKSLASH_ESCAPES, ANSI_QUOTES) would read it otherwise.
+    /// </summary>
+    private const string ShowCreateSqlMode = "";
+
+    private async Task SetSqlModeAsync(string sqlMode, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand("SET SESSION sql_mode = @mode", connection);
+        command.Parameters.AddWithValue("@mode", sqlMode);
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     private async Task<List<SchemaObject>> ReadObjectsAsync(string database, CancellationToken cancellationToken)
     {
+        await SetSqlModeAsync(ShowCreateSqlMode, cancellationToken).ConfigureAwait(false);
         var objects = new List<SchemaObject>();
         foreach (var (type, name) in await NamesAsync(
             "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = @db AND ROUTINE_TYPE IN ('FUNCTION', 'PROCEDURE')",
@@ -252,14 +262,14 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             objects.Add(new SchemaObject(Kind.View, name, Text(row[1], Kind.View, name), null));
         }
         foreach (var (_, name) in await NamesAsync(
-            "SELECT '', TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = @db ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
+            "SELECT '', TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = @db AND BINARY TRIGGER_SCHEMA = @db ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
             database, cancellationToken).ConfigureAwait(false))
         {
             var row = await ShowCreateAsync($"SHOW CREATE TRIGGER {Q(database)}.{Q(name)}", cancellationToken).ConfigureAwait(false);
             objects.Add(new SchemaObject(Kind.Trigger, name, Text(row[2], Kind.Trigger, name), (string?)row[1]));
         }
         foreach (var (_, name) in await NamesAsync(
-            "SELECT '', EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @db", database, cancellationToken).ConfigureAwait(false))
+            "SELECT '', EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @db AND BINARY EVENT_SCHEMA = @db", database, cancellationToken).ConfigureAwait(false))
         {
             var row = await ShowCreateAsync($"SHOW CREATE EVENT {Q(database)}.{Q(name)}", cancellationToken).ConfigureAwait(false);
             objects.Add(new SchemaObject(Kind.Event, name, Text(row[3], Kind.Event, name), (string?)row[1], (string?)row[2]));
@@ -318,7 +328,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     public static async Task KillSessionsAsync(MySqlConnection connection, string database, CancellationToken cancellationToken)
     {
         var ids = new List<long>();
-        await using (var command = new MySqlCommand("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = @db AND ID <> CONNECTION_ID()", connection))
+        await using (var command = new MySqlCommand("SELECT ID FROM information_schema.PROCESSLIST WHERE BINARY DB = @db AND ID <> CONNECTION_ID()", connection))
         {
             command.Parameters.AddWithValue("@db", database);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
