@@ -119,6 +119,38 @@ public sealed class BackupInventoryTests : IAsyncLifetime
 
     // ---------------------------------------------------------------- MySQL: outside the snapshot, history, sequences
 
+    /// <summary>
+    /// MariaDB prints a FLOAT with 6 significant digits, and so does mariadb-dump: engine: dump
+    /// names those columns in a warning (16777217 came back as 16777200, silently); the parallel
+    /// engine reads them exactly and says nothing. A FLOAT(M,D) is printed to its scale: not named.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(0)]
+    [InlineData(2)]
+    public async Task MySql_float_columns_engine_dump_rounds_are_named_in_a_warning(int jobs)
+    {
+        var instance = MySqlTestDb.Instance(jobs);
+        var source = await NewMySqlAsync(
+            "CREATE TABLE m (id INT PRIMARY KEY, f FLOAT, scaled FLOAT(7,3), d DOUBLE)",
+            "INSERT INTO m VALUES (1, 16777217, 30.93, 0.1)");
+        var backupDir = _scratch.TempDir("backups");
+        var observer = new TestBackupObserver();
+        var report = await new BackupOperation(TestServers.Config(backupDir, instance), new LocalStorage(backupDir), TimeProvider.System, observer)
+            .RunAsync(new BackupRequest([instance], source, Compression.Zstd, DryRun: false), CancellationToken.None);
+        var result = Assert.Single(report.Results);
+        Assert.True(result.Succeeded, result.Error);
+
+        if (jobs == 0)
+        {
+            var warning = Assert.Single(observer.Warnings);
+            Assert.Contains("FLOAT columns m.f are dumped as MariaDB prints them, to 6 significant digits", warning, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Empty(observer.Warnings);
+        }
+    }
+
     [SkippableTheory]
     [InlineData(0)]
     [InlineData(1)]

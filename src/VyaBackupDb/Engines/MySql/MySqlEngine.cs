@@ -87,6 +87,11 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         {
             arguments.Add("--dump-history");
         }
+        if (serverIsMariaDb && await RoundedFloatColumnsAsync(database, cancellationToken).ConfigureAwait(false) is { Count: > 0 } floats)
+        {
+            warnings.Add($"{database}: FLOAT columns {string.Join(", ", floats.Take(10))}{(floats.Count > 10 ? ", ..." : "")} are dumped as "
+                + "MariaDB prints them, to 6 significant digits: a value with more comes back rounded (engine: parallel keeps them exactly)");
+        }
 
         // "--" so that a database named like an option (-f) is taken as a name. No --databases:
         // the dump must not name the database, so it restores under any name.
@@ -98,6 +103,23 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         var inventory = Reconcile(database, catalog, counter, withHistory, warnings);
         return new DumpDetails(Path.GetFileName(tool), toolVersion.Split('\n')[0], inventory,
             warnings.Count == 0 ? null : string.Join("; ", warnings), catalog.Settings);
+    }
+
+    /// <summary>MariaDB prints a FLOAT without a scale with 6 significant digits, and so does its dump: these columns (table.column).</summary>
+    private async Task<List<string>> RoundedFloatColumnsAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new MySqlCommand(
+            "SELECT CONCAT(TABLE_NAME, '.', COLUMN_NAME) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = @db "
+            + "AND DATA_TYPE = 'float' AND NUMERIC_SCALE IS NULL ORDER BY TABLE_NAME, ORDINAL_POSITION", connection);
+        command.Parameters.AddWithValue("@db", database);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var columns = new List<string>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            columns.Add(reader.GetString(0));
+        }
+        return columns;
     }
 
     /// <summary>What the catalog says just before the dump.</summary>
