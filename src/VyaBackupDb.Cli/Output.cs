@@ -210,6 +210,39 @@ internal static class Output
 }
 
 /// <summary>
+/// A restore's plan line ("restoring FILE into TARGET; target ..."), said once and only when the
+/// restore is going to happen: before the question on a terminal, when the data starts to flow,
+/// or at the end of a dry run. A file refused (not a backup, --force missing) is never first
+/// announced as "restoring".
+/// </summary>
+internal sealed class PlanLine
+{
+    private string? _line;
+
+    public void Set(string line) => _line = line;
+
+    public void Say()
+    {
+        if (_line is { } line)
+        {
+            _line = null;
+            Output.Line(line);
+        }
+    }
+
+    /// <summary>Asks on a terminal, after the plan line; without one the answer is no, and nothing is said.</summary>
+    public bool Confirm(string question)
+    {
+        if (Console.IsInputRedirected || !Output.IsTerminal)
+        {
+            return false;
+        }
+        Say();
+        return Spectre.Console.AnsiConsole.Confirm(question, defaultValue: false);
+    }
+}
+
+/// <summary>
 /// A progress line redrawn in place on a terminal (bytes, rate, elapsed; with a total, the percentage and time left), or a log line every
 /// 30 s when not on a terminal, so long dumps still show signs of life in cron mail.
 /// </summary>

@@ -32,11 +32,10 @@ internal static class FilesRestore
         return ExitCode.Success;
     }
 
-    /// <summary>Says what the restore does only once it is going to happen (as the database restore's observer).</summary>
     private sealed class Observer(FilesRestoreRequest request) : IFilesRestoreObserver
     {
+        private readonly PlanLine _planLine = new();
         private ProgressLine? _progress;
-        private string? _planLine;
 
         public void Planned(FilesRestorePlan plan)
         {
@@ -56,22 +55,14 @@ internal static class FilesRestore
                 _ => request.Force ? "not empty, its content will be replaced" : "not empty",
             };
             var verb = request.DryRun ? "would restore" : "restoring";
-            _planLine = $"{verb} {plan.File} ({Output.Size(plan.FileBytes)}, {plan.Format.Compression.ToName()}, {source}) into {plan.Target}; target {state}";
+            _planLine.Set($"{verb} {plan.File} ({Output.Size(plan.FileBytes)}, {plan.Format.Compression.ToName()}, {source}) into {plan.Target}; target {state}");
         }
 
-        public bool Confirm(string question)
-        {
-            if (Console.IsInputRedirected || !Output.IsTerminal)
-            {
-                return false;
-            }
-            SayPlan();
-            return AnsiConsole.Confirm(question, defaultValue: false);
-        }
+        public bool Confirm(string question) => _planLine.Confirm(question);
 
         public void Started(long fileBytes, Func<long> fileBytesRead)
         {
-            SayPlan();
+            _planLine.Say();
             _progress = new ProgressLine("restoring", fileBytesRead, fileBytes);
         }
 
@@ -80,17 +71,8 @@ internal static class FilesRestore
         /// <summary>After a run that was not refused: a dry run's plan line is said here.</summary>
         public void Done()
         {
-            SayPlan();
+            _planLine.Say();
             _progress?.Dispose();
-        }
-
-        private void SayPlan()
-        {
-            if (_planLine is not null)
-            {
-                Output.Line(_planLine);
-                _planLine = null;
-            }
         }
     }
 }

@@ -135,26 +135,13 @@ internal static class RestoreCommand
     internal static DefinerMode? DefinerValue(ParseResult parseResult, Option<string?> option) =>
         DefinerModes.TryParse(parseResult.GetValue(option), out var mode) ? mode : null;
 
-    /// <summary>
-    /// Says what the restore does only once it is going to happen (before the question, or when
-    /// the data starts to flow; a dry run at its end), so a file refused as not a backup is not
-    /// first announced as "restoring".
-    /// </summary>
     private sealed class ConsoleRestoreObserver(RestoreRequest request) : IRestoreObserver
     {
+        private readonly PlanLine _planLine = new();
         private ProgressLine? _progress;
-        private RestorePlan? _plan;
 
-        public void Planned(RestorePlan plan) => _plan = plan;
-
-        /// <summary>The plan line, once.</summary>
-        public void SayPlan()
+        public void Planned(RestorePlan plan)
         {
-            if (_plan is not { } plan)
-            {
-                return;
-            }
-            _plan = null;
             var source = plan.FileDbms is { } dbms ? $"{dbms.ToName()} backup" : "SQL dump";
             if (plan.SourceDatabase is not null)
             {
@@ -173,23 +160,18 @@ internal static class RestoreCommand
                     : $"holds {state.Contents}",
             };
             var verb = request.DryRun ? "would restore" : "restoring";
-            Output.Line($"{verb} {plan.File} ({Output.Size(plan.FileBytes)}, {plan.Compression.ToString().ToLowerInvariant()}, {source}) "
+            _planLine.Set($"{verb} {plan.File} ({Output.Size(plan.FileBytes)}, {plan.Compression.ToString().ToLowerInvariant()}, {source}) "
                 + $"into '{plan.Target}' on instance {request.Instance.Id} ({request.Instance.Name}); target {target}");
         }
 
-        public bool Confirm(string question)
-        {
-            if (Console.IsInputRedirected || !Output.IsTerminal)
-            {
-                return false;
-            }
-            SayPlan();
-            return AnsiConsole.Confirm(question, defaultValue: false);
-        }
+        /// <summary>A dry run's plan line, at its end.</summary>
+        public void SayPlan() => _planLine.Say();
+
+        public bool Confirm(string question) => _planLine.Confirm(question);
 
         public void Started(long fileBytes, Func<long> fileBytesRead)
         {
-            SayPlan();
+            _planLine.Say();
             _progress = new ProgressLine("restoring", fileBytesRead, fileBytes);
         }
 
