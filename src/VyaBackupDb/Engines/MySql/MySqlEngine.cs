@@ -315,11 +315,17 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             Views: await CountAsync("VIEWS", "TABLE_SCHEMA").ConfigureAwait(false),
             Routines: await CountAsync("ROUTINES", "ROUTINE_SCHEMA").ConfigureAwait(false),
             Triggers: await CountAsync("TRIGGERS", "TRIGGER_SCHEMA").ConfigureAwait(false),
-            Events: await CountAsync("EVENTS", "EVENT_SCHEMA").ConfigureAwait(false));
+            // A one-time event whose time has passed, kept only because it is disabled, is dropped
+            // by the server as soon as a restore creates it (ON COMPLETION NOT PRESERVE): not counted.
+            Events: await CountAsync("EVENTS", "EVENT_SCHEMA",
+                " AND NOT (EVENT_TYPE = 'ONE TIME' AND ON_COMPLETION = 'NOT PRESERVE' AND EXECUTE_AT <= CONVERT_TZ(NOW(), @@session.time_zone, TIME_ZONE))")
+                .ConfigureAwait(false));
 
-        async Task<int> CountAsync(string view, string schemaColumn) => Convert.ToInt32(
-            await Scalar(connection, $"SELECT COUNT(*) FROM information_schema.{view} WHERE {schemaColumn} = @db", cancellationToken, database)
-                .ConfigureAwait(false),
+        // Both comparisons: the first lets the server read only this database, the second (exact
+        // bytes) leaves out one whose name differs only in case.
+        async Task<int> CountAsync(string view, string schemaColumn, string also = "") => Convert.ToInt32(
+            await Scalar(connection, $"SELECT COUNT(*) FROM information_schema.{view} WHERE {schemaColumn} = @db AND BINARY {schemaColumn} = @db{also}",
+                cancellationToken, database).ConfigureAwait(false),
             CultureInfo.InvariantCulture);
     }
 
