@@ -62,13 +62,15 @@ internal static class ListCommand
 
             var rows = new List<ListedBackup>();
             using var storages = new StorageSet(config);
-            // A destination that cannot be listed is named once and skipped; the others are still listed.
-            var unreachable = new Dictionary<string, string>(StringComparer.Ordinal);
+            // A destination that is down is named once and skipped; a folder that cannot be listed fails
+            // only its instance. The others are still listed.
+            var down = new HashSet<string>(StringComparer.Ordinal);
+            var failures = 0;
             foreach (var inst in instances)
             {
                 foreach (var name in inst.StorageNames.Where(s => parseResult.GetValue(storageName) is not { } only || s == only))
                 {
-                    if (unreachable.ContainsKey(name))
+                    if (down.Contains(name))
                     {
                         continue;
                     }
@@ -79,8 +81,16 @@ internal static class ListCommand
                     }
                     catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
                     {
-                        unreachable[name] = e.Message;
-                        Output.Error($"storage '{name}' cannot be listed: {e.Message}; its backups are not shown");
+                        failures++;
+                        if (StorageSet.IsDestinationDown(e))
+                        {
+                            down.Add(name);
+                            Output.Error($"storage '{name}' cannot be listed: {e.Message}; its backups are not shown");
+                        }
+                        else
+                        {
+                            Output.Error($"instance {inst.Id} ({inst.Name}): storage '{name}' cannot be listed: {e.Message}; its backups there are not shown");
+                        }
                         continue;
                     }
                     foreach (var backup in backups)
@@ -106,7 +116,7 @@ internal static class ListCommand
             else if (rows.Count == 0)
             {
                 Output.Line((includeIncomplete ? "no backups found" : "no backups found (--all also lists incomplete ones)")
-                    + (unreachable.Count == 0 ? "" : $" in the destinations that could be listed"));
+                    + (failures == 0 ? "" : " in the destinations that could be listed"));
             }
             else if (!Console.IsOutputRedirected)
             {
@@ -116,8 +126,8 @@ internal static class ListCommand
             {
                 PrintPlain(rows);
             }
-            // The lines above named each destination that could not be listed.
-            return unreachable.Count > 0 ? Errors.ExitCode.Failed : Errors.ExitCode.Success;
+            // The lines above named each destination or folder that could not be listed.
+            return failures > 0 ? Errors.ExitCode.Failed : Errors.ExitCode.Success;
         }, cancellationToken));
         return command;
     }

@@ -53,9 +53,10 @@ internal static class PruneCommand
             var failed = deletions.Count(d => d.Error is not null);
             Output.Line($"prune summary: {kept} kept, {deletions.Count - failed} removed ({Output.Size(deletions.Sum(d => d.Bytes))} freed), {failed} failed");
         }
-        if (report.Results.Where(r => r.Error is not null).Select(r => r.Storage).Distinct().ToList() is { Count: > 0 } skipped)
+        if (report.Results.Where(r => r.Error is not null).ToList() is { Count: > 0 } skipped)
         {
-            Output.Line($"not pruned (cannot be reached): {string.Join(", ", skipped.Select(s => $"'{s}'"))}");
+            Output.Line("not pruned (cannot be reached or listed): "
+                + string.Join(", ", skipped.Select(r => $"instance {r.Instance.Id} ({r.Instance.Name}) in '{r.Storage}'")));
         }
         return report.ExitCode;
     }

@@ -292,7 +292,8 @@ public sealed class BackupOperation
         var down = new List<(string Name, string Reason)>();
         foreach (var target in targets)
         {
-            // A destination already found down in this run is not tried again (a dead host costs a connect timeout each time).
+            // A destination already found down in this run is not tried again (a dead host costs a connect timeout each time);
+            // one whose instance folder failed is tried again for the next instance.
             if (!_unreachable.TryGetValue(target.Storage, out var reason))
             {
                 try
@@ -306,7 +307,10 @@ public sealed class BackupOperation
                 {
                     // Not said here: each database's result names it (one line each, not one more).
                     reason = e.Message;
-                    _unreachable[target.Storage] = reason;
+                    if (StorageSet.IsDestinationDown(e))
+                    {
+                        _unreachable[target.Storage] = reason;
+                    }
                 }
             }
             down.Add((target.Name, reason));

@@ -75,7 +75,8 @@ public interface IPruneObserver
 public sealed class PruneOperation(
     AppConfig config, Func<InstanceConfig, IReadOnlyList<NamedStorage>> storages, TimeProvider time, IPruneObserver observer)
 {
-    private readonly Dictionary<IStorage, string> _unreachable = new(ReferenceEqualityComparer.Instance);
+    /// <summary>Destinations found down in this run (not one folder in them: <see cref="StorageSet.IsDestinationDown"/>), with why.</summary>
+    private readonly Dictionary<IStorage, string> _down = new(ReferenceEqualityComparer.Instance);
 
     public async Task<PruneReport> RunAsync(PruneRequest request, CancellationToken cancellationToken)
     {
@@ -90,7 +91,7 @@ public sealed class PruneOperation(
             }
             foreach (var storage in storages(target.Instance).Where(s => target.Storages is null || target.Storages.Contains(s.Name)))
             {
-                if (_unreachable.TryGetValue(storage.Storage, out var known))
+                if (_down.TryGetValue(storage.Storage, out var known))
                 {
                     // Already said once in this run; a dead host is not tried again for every instance.
                     results.Add(new PruneResult(target.Instance, storage.Name, policy, RetentionPlanner.Plan([], policy, time.GetUtcNow()), [], request.DryRun)
@@ -105,11 +106,17 @@ public sealed class PruneOperation(
                 }
                 catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
                 {
+                    // A destination that is down is said once for all its instances; a folder that cannot be listed is its instance's.
+                    var down = StorageSet.IsDestinationDown(e);
                     var failed = new PruneResult(target.Instance, storage.Name, policy, RetentionPlanner.Plan([], policy, time.GetUtcNow()), [], request.DryRun)
                     {
-                        Error = $"storage '{storage.Name}' cannot be pruned: {e.Message}; nothing was deleted there",
+                        Error = (down ? "" : $"instance {target.Instance.Id} ({target.Instance.Name}): ")
+                            + $"storage '{storage.Name}' cannot be pruned: {e.Message}; nothing was deleted there",
                     };
-                    _unreachable[storage.Storage] = failed.Error;
+                    if (down)
+                    {
+                        _down[storage.Storage] = failed.Error;
+                    }
                     observer.Unreachable(failed);
                     results.Add(failed);
                 }

@@ -45,6 +45,15 @@ public sealed class StorageSet(AppConfig config) : IDisposable
         !cancellationToken.IsCancellationRequested
         && e is IOException or UnauthorizedAccessException or TimeoutException or (Errors.VyaException and not Errors.LockedException);
 
+    /// <summary>
+    /// A storage fault of the destination as a whole (cannot connect, login refused, no such bucket,
+    /// its credentials unusable), which every instance there would meet again: a run tries such a
+    /// destination once. Any other fault (permission denied on a folder, not a directory) is the
+    /// folder's, and fails only the instance it belongs to.
+    /// </summary>
+    public static bool IsDestinationDown(Exception e) =>
+        e is StorageException { WholeDestination: true } or TimeoutException or Errors.ConfigException or Errors.VaultException;
+
     public void Dispose()
     {
         foreach (var storage in _open.Values)

@@ -192,13 +192,13 @@ public sealed class FilesBackupTests : IAsyncLifetime
             - {id: 6, name: lenient, dbms: files, skip_unreadable: true, paths: [{{FileTrees.Yaml(source)}}]}
             """);
 
-        var strict = await CliWithoutReadOverrideAsync("backup", "--instance", "5", "--config", config);
+        var strict = await Run.CliWithoutReadOverrideAsync("backup", "--instance", "5", "--config", config);
 
         Assert.True(strict.ExitCode == 1, strict.ToString());
         Assert.Contains($"cannot read {secret}: Permission denied", strict.Stderr, StringComparison.Ordinal);
         Assert.Empty(Ops.FilesUnder(Path.Combine(backups, "strict")));
 
-        var lenient = await CliWithoutReadOverrideAsync("backup", "--instance", "6", "--config", config);
+        var lenient = await Run.CliWithoutReadOverrideAsync("backup", "--instance", "6", "--config", config);
 
         Assert.True(lenient.ExitCode == 0, lenient.ToString());
         Assert.Contains($"{secret} (unreadable (Permission denied): skipped)", lenient.Stderr, StringComparison.Ordinal);
@@ -473,18 +473,5 @@ public sealed class FilesBackupTests : IAsyncLifetime
         var backup = await Run.CliAsync("backup", "--instance", "2", "--config", config);
         Assert.True(backup.ExitCode == 0, backup.ToString());
         return (dir, config, Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups))), FileTrees.Listing(source), source);
-    }
-
-    /// <summary>The CLI without the power to read what its mode forbids (root's CAP_DAC_OVERRIDE dropped), as any other user would run it.</summary>
-    private static Task<ProcessResult> CliWithoutReadOverrideAsync(params string[] arguments)
-    {
-        if (!FileTrees.IsRoot)
-        {
-            return Run.CliAsync(arguments);
-        }
-        var dll = Path.Combine(AppContext.BaseDirectory, "vya-backupdb.dll");
-        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
-        return Run.ProgramAsync("setpriv", ["--bounding-set=-dac_override,-dac_read_search", dotnet, dll, .. arguments],
-            new Dictionary<string, string> { ["VYA_BACKUPDB_CONFIG"] = "", ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1" });
     }
 }

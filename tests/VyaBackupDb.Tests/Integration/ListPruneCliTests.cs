@@ -356,5 +356,51 @@ public sealed class ListPruneCliTests : IAsyncLifetime
         Assert.NotEqual(firstGood, newest);
     }
 
+    /// <summary>
+    /// One instance's folder that cannot be listed (no read permission, as any user but root meets it)
+    /// fails that instance only: the other instance's backups on the same destination are listed and pruned.
+    /// </summary>
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task A_folder_that_cannot_be_listed_fails_only_its_instance_in_list_and_prune()
+    {
+        var (config, dir) = await ConfigAsync(retention: "retention: {keep_last: 1}");
+        Create(dir, _mysql, "dns_db", Utc("20250112_155440"));
+        Create(dir, _mysql, "dns_db", Utc("20250111_155440"));
+        var pgKeys = new[] { "20250113_155440", "20250112_155440" }.Select(t => Create(dir, _pg, "app", Utc(t))).ToList();
+        var locked = Path.Combine(dir, "it-mysql");
+        var lockedBefore = Snapshot(locked);
+        File.SetUnixFileMode(locked, UnixFileMode.None);
+        try
+        {
+            var list = await Run.CliWithoutReadOverrideAsync("list", "--json", "--config", config);
+
+            Assert.True(list.ExitCode == Failed, list.ToString());
+            AssertOneErrorLine(list, "instance 1 (it-mysql)", "storage 'local'", "cannot be listed", locked);
+            using (var rows = JsonDocument.Parse(list.Stdout))
+            {
+                Assert.Equal(pgKeys, rows.RootElement.EnumerateArray().Select(r => r.GetProperty("key").GetString()));
+            }
+
+            var prune = await Run.CliWithoutReadOverrideAsync("prune", "--all", "--config", config);
+
+            Assert.True(prune.ExitCode == Failed, prune.ToString());
+            var error = Assert.Single(Cli.ErrorLines(prune)); // the other stderr lines log what was deleted
+            Assert.StartsWith("vya-backupdb: error: instance 1 (it-mysql): storage 'local' cannot be pruned: ", error, StringComparison.Ordinal);
+            Assert.Contains(locked, error, StringComparison.Ordinal);
+            Assert.EndsWith("nothing was deleted there", error, StringComparison.Ordinal);
+            Assert.Contains("prune summary: 1 kept, 1 removed", prune.Stdout, StringComparison.Ordinal);
+            Assert.Contains("not pruned (cannot be reached or listed): instance 1 (it-mysql) in 'local'", prune.Stdout, StringComparison.Ordinal);
+            Assert.DoesNotContain("it-pg) in", prune.Stdout, StringComparison.Ordinal);
+            Assert.True(File.Exists(Path.Combine(dir, pgKeys[0])));
+            Assert.All(FilesOf(pgKeys[1]), f => Assert.False(File.Exists(Path.Combine(dir, f)), f));
+        }
+        finally
+        {
+            File.SetUnixFileMode(locked, (UnixFileMode)Convert.ToInt32("755", 8));
+        }
+        Assert.Equal(lockedBefore, Snapshot(locked));
+    }
+
     private static IEnumerable<string> FilesOf(string key) => [BackupManifest.KeyFor(key), key + BackupManifest.ChecksumSuffix, key];
 }

@@ -164,6 +164,40 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         AssertNothingLeftInTmp();
     }
 
+    /// <summary>
+    /// One instance's folder that cannot be listed (no read permission, as any user but root meets it)
+    /// fails that instance's backup only: the destination is not taken for down, the next instance is backed up there.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_folder_that_cannot_be_listed_fails_only_its_instance_s_backup()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequirePostgresAsync();
+        var mysqlDb = await _scratch.NewMySqlDatabaseAsync();
+        var pgDb = await _scratch.NewPostgresDatabaseAsync();
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, mysqlDb, pgDb);
+        var locked = Path.Combine(backupDir, Create(backupDir, TestServers.MySql(name: "it-mysql"), mysqlDb, Utc("20260101_010000")));
+        var folder = Path.GetDirectoryName(locked)!;
+        File.SetUnixFileMode(folder, UnixFileMode.None);
+        try
+        {
+            var backup = await Run.CliWithoutReadOverrideAsync("backup", "--all", "--config", config);
+
+            Assert.True(backup.ExitCode == PartialFailure, backup.ToString());
+            var failed = OneLineAbout(backup, "FAILED");
+            Assert.Contains("it-mysql/", failed, StringComparison.Ordinal);
+            Assert.Contains(folder, failed, StringComparison.Ordinal);
+            Assert.DoesNotContain("Exception", backup.Stderr, StringComparison.Ordinal);
+            Assert.Single(Ops.DataFilesUnder(Path.Combine(backupDir, "it-pg")));
+        }
+        finally
+        {
+            File.SetUnixFileMode(folder, (UnixFileMode)Convert.ToInt32("755", 8));
+        }
+        Assert.Equal([Path.GetFileName(locked)], Ops.DataFilesUnder(folder));
+    }
+
     [SkippableFact]
     public async Task With_every_destination_down_the_backup_fails_in_one_line_and_writes_nothing()
     {

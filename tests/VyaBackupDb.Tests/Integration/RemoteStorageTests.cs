@@ -186,6 +186,37 @@ public sealed class RemoteStorageTests : IAsyncLifetime
         Assert.Equal(3, checks.Select(c => c.Check.File).Distinct().Count());
     }
 
+    /// <summary>
+    /// What a run remembers as a destination that is down (tried once for all its instances): a refused
+    /// login or a missing bucket; an instance folder the server's user may not read is that folder's problem only.
+    /// </summary>
+    [SkippableFact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task A_refused_login_or_missing_bucket_is_the_destination_s_fault_and_a_bad_folder_is_not()
+    {
+        await TestServers.RequireSftpAsync();
+        await TestServers.RequireS3Async();
+        var instance = TestServers.MySql(name: "it-folder");
+
+        var wrongPassword = _remote.Track(new SftpStorage(SftpConfig with { Password = PasswordSource.Literal("wrong-sftp-pw") }));
+        var refused = await Assert.ThrowsAsync<StorageException>(() => BackupCatalog.ListAsync(wrongPassword, instance, CancellationToken.None));
+        Assert.True(StorageSet.IsDestinationDown(refused), refused.Message);
+
+        using (var noBucket = new S3Storage(S3Config with { Bucket = "vya-no-such-bucket-" + Guid.NewGuid().ToString("N")[..8] }))
+        {
+            var missing = await Assert.ThrowsAsync<StorageException>(() => BackupCatalog.ListAsync(noBucket, instance, CancellationToken.None));
+            Assert.True(StorageSet.IsDestinationDown(missing), missing.Message);
+        }
+
+        // The SFTP server's user may not read this instance's folder (made by root, mode 000).
+        var folder = Path.Combine(TestServers.SftpHome, _remote.SftpFolder, "it-folder");
+        Directory.CreateDirectory(folder);
+        File.SetUnixFileMode(folder, UnixFileMode.None);
+        var denied = await Assert.ThrowsAsync<StorageException>(() => BackupCatalog.ListAsync(Open(Backend.Sftp), instance, CancellationToken.None));
+        Assert.Contains("denied", denied.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.False(StorageSet.IsDestinationDown(denied), denied.Message);
+    }
+
     [SkippableFact]
     public async Task Wrong_sftp_host_key_refuses_the_connection_before_the_password_is_sent_and_nothing_is_written()
     {

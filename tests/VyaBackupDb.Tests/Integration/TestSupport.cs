@@ -231,6 +231,20 @@ public static class Run
         return (dotnet, [dll, .. arguments], env);
     }
 
+    /// <summary>
+    /// The CLI without the power to read what a file's mode forbids (root's CAP_DAC_OVERRIDE and
+    /// CAP_DAC_READ_SEARCH dropped), as any other user would run it.
+    /// </summary>
+    public static Task<ProcessResult> CliWithoutReadOverrideAsync(params string[] arguments)
+    {
+        if (!Environment.IsPrivilegedProcess)
+        {
+            return CliAsync(arguments);
+        }
+        var (file, args, env) = CliCommand(null, arguments);
+        return ProgramAsync("setpriv", ["--bounding-set=-dac_override,-dac_read_search", file, .. args], env);
+    }
+
     /// <summary>The real mysqldump (MariaDB's) with the given options; its output goes to <paramref name="outputFile"/>.</summary>
     public static async Task MySqlDumpAsync(string outputFile, params string[] options)
     {

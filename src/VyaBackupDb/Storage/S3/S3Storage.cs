@@ -259,15 +259,16 @@ public sealed class S3Storage : IStorage, IDisposable
         catch (AmazonServiceException e)
         {
             var code = string.IsNullOrEmpty(e.ErrorCode) ? $"HTTP {(int)e.StatusCode}" : e.ErrorCode;
-            throw new StorageException($"S3 {what} {DescribeSafe(key)} failed: {Reason(e)} ({code})", e);
+            throw new StorageException($"S3 {what} {DescribeSafe(key)} failed: {Reason(e)} ({code})", e, wholeDestination: RefusesEveryKey(e));
         }
         catch (AmazonClientException e)
         {
-            throw new StorageException($"S3 {what} {DescribeSafe(key)} failed: {FirstLine(e.Message)}", e);
+            // No answer from the server (refused, timed out, name not resolved).
+            throw new StorageException($"S3 {what} {DescribeSafe(key)} failed: {FirstLine(e.Message)}", e, wholeDestination: true);
         }
         catch (HttpRequestException e)
         {
-            throw new StorageException($"S3 {what} {DescribeSafe(key)} failed: {FirstLine(e.Message)}", e);
+            throw new StorageException($"S3 {what} {DescribeSafe(key)} failed: {FirstLine(e.Message)}", e, wholeDestination: true);
         }
     }
 
@@ -286,6 +287,13 @@ public sealed class S3Storage : IStorage, IDisposable
         _ when FirstLine(e.Message) is { Length: > 0 } text => text,
         _ => $"HTTP {(int)e.StatusCode} {e.StatusCode}",
     };
+
+    /// <summary>
+    /// A refusal of the bucket or the credentials, which every key shares. AccessDenied is not one:
+    /// a bucket policy may grant some prefixes and not others.
+    /// </summary>
+    private static bool RefusesEveryKey(AmazonServiceException e) => e.ErrorCode is
+        "NoSuchBucket" or "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "RequestTimeTooSkewed" or "AuthorizationHeaderMalformed" or "PermanentRedirect";
 
     private string DescribeSafe(string key) => key.Length == 0 ? $"s3://{_bucket}/{_prefix}" : $"s3://{_bucket}/{_prefix}{key}";
 

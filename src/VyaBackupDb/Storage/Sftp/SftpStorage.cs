@@ -321,10 +321,10 @@ public sealed class SftpStorage : IStorage, IDisposable
                 {
                     throw new StorageException(
                         $"sftp: the host key of {HostPort} is {presented}, but storage '{_config.Name}' expects {expected} "
-                        + "(host_fingerprint): connection refused, nothing was sent", e);
+                        + "(host_fingerprint): connection refused, nothing was sent", e, wholeDestination: true);
                 }
                 var what = e is SshAuthenticationException ? $"login as {_config.User} failed" : "cannot connect";
-                throw new StorageException($"sftp: {what} to {HostPort} (storage '{_config.Name}'): {e.Message}", e);
+                throw new StorageException($"sftp: {what} to {HostPort} (storage '{_config.Name}'): {e.Message}", e, wholeDestination: true);
             }
             _client = client;
             return client;
@@ -348,7 +348,7 @@ public sealed class SftpStorage : IStorage, IDisposable
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or SshException)
             {
-                throw new StorageException($"sftp: cannot read the private key {keyFile} of storage '{_config.Name}': {e.Message}", e);
+                throw new StorageException($"sftp: cannot read the private key {keyFile} of storage '{_config.Name}': {e.Message}", e, wholeDestination: true);
             }
             methods.Add(new PrivateKeyAuthenticationMethod(_config.User, key));
         }
@@ -381,7 +381,9 @@ public sealed class SftpStorage : IStorage, IDisposable
         }
         catch (SshException e)
         {
-            throw new StorageException($"sftp: cannot {what} {DescribeSafe(key)}: {e.Message}", e);
+            // A lost connection or a server that stopped answering is the host's; anything else (permission denied, not a directory) the path's.
+            throw new StorageException($"sftp: cannot {what} {DescribeSafe(key)}: {e.Message}", e,
+                wholeDestination: e is SshConnectionException or SshOperationTimeoutException);
         }
     }
 
