@@ -35,8 +35,12 @@ public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false);
 /// <para>Statements too: one passes only if it starts the way a statement of pg_dump's does
 /// (CREATE/ALTER/DROP/COMMENT/GRANT of an object of one database, SET of pg_dump's settings,
 /// pg_dump's own SELECTs, INSERT INTO ... VALUES, COPY ... FROM stdin, ...); SELECT and INSERT are
-/// checked to their end for anything but plain values. Code the dump defines (functions, view
-/// queries) is not looked into: it runs as the restoring account when the load calls it.</para>
+/// checked to their end for anything but plain values. Nor rows into what the dump created as a
+/// foreign table (postgres_fdw writes them into any database), a partitioned table with a foreign
+/// partition or a view, nor a RENAME/SET SCHEMA that could hide one; a subscription only created
+/// with connect = false and never enabled, refreshed or dropped (each connects to its publisher).
+/// Code the dump defines (functions, view queries, rules, triggers) is not looked into: it runs as
+/// the restoring account when the load calls it.</para>
 /// <para>Statements are split the way psql splits them: at <c>;</c> outside quotes, comments, dollar
 /// quotes, parentheses and <c>BEGIN ... END</c> bodies of SQL-standard functions; after
 /// <c>COPY ... FROM stdin;</c> the lines up to <c>\.</c> are data. <c>standard_conforming_strings</c>
