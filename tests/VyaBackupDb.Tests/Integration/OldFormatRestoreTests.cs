@@ -260,6 +260,50 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// README: a backup file touches only its target. An old pg_dump file with a postgres_fdw
+    /// chain planted (every statement one pg_dump writes) whose rows go through a foreign table
+    /// into another database: refused with one line and exit code 1, the other database keeps its
+    /// rows, the existing target is unchanged.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("COPY public.ft (id) FROM stdin;\n99\n\\.\n", "COPY into foreign table public.ft")]
+    [InlineData("INSERT INTO public.ft VALUES (99);\n", "INSERT into foreign table public.ft")]
+    public async Task Postgres_old_dump_writing_into_another_database_through_a_foreign_table_is_refused(string rows, string expected)
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'one')");
+        var other = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(other, "CREATE TABLE o (id int PRIMARY KEY)", "INSERT INTO o VALUES (42)");
+        var dir = _scratch.TempDir("old");
+        var plain = Path.Combine(dir, "dump.tmp");
+        await Run.PgDumpAsync(plain, "--clean", "--create", "--if-exists", "--dbname", source);
+        var planted =
+            "CREATE EXTENSION IF NOT EXISTS postgres_fdw WITH SCHEMA public;\n" +
+            $"CREATE SERVER s FOREIGN DATA WRAPPER postgres_fdw OPTIONS (dbname '{other}', host '127.0.0.1', port '{TestServers.PgPort}');\n" +
+            $"CREATE USER MAPPING FOR CURRENT_USER SERVER s OPTIONS (\"user\" '{TestServers.PgUser}', password '{TestServers.PgPassword}');\n" +
+            "CREATE FOREIGN TABLE public.ft (id integer) SERVER s OPTIONS (table_name 'o');\n" + rows + "\n";
+        var text = await File.ReadAllTextAsync(plain);
+        var table = text.IndexOf("CREATE TABLE public.t", StringComparison.Ordinal);
+        Assert.True(table > 0, "pg_dump wrote no CREATE TABLE public.t");
+        await File.WriteAllTextAsync(plain, text[..table] + planted + text[table..]);
+        var file = Package(plain, "sql", source, "postgresql");
+        var target = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(target, "CREATE TABLE precious (id int PRIMARY KEY)", "INSERT INTO precious VALUES (7)");
+        var targetBefore = await PgTestDb.FingerprintAsync(target);
+        var otherBefore = await PgTestDb.FingerprintAsync(other);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+
+        var run = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+        DbFingerprint.AssertSame(otherBefore, await PgTestDb.FingerprintAsync(other), "another database after a planted foreign table");
+        Assert.True(run.ExitCode == 1, run.ToString());
+        var error = Assert.Single(Cli.ErrorLines(run));
+        Assert.Contains(expected, error, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(targetBefore, await PgTestDb.FingerprintAsync(target), "the target after a refused restore");
+    }
+
+    /// <summary>
     /// The statement filter accepts only what pg_dump writes: every kind of object pg_dump dumps
     /// (extensions, partitions, publications, policies, event triggers, large objects, foreign
     /// tables, ...), dumped with each of the old tool's and pg_dump's output options, passes it

@@ -435,6 +435,118 @@ public sealed class PostgresDumpFilterTests
         }
     }
 
+    // ---- rows that would go to another database ------------------------------------------------
+
+    private const string Fdw = "CREATE EXTENSION IF NOT EXISTS postgres_fdw WITH SCHEMA public;\n" +
+        "CREATE SERVER s FOREIGN DATA WRAPPER postgres_fdw OPTIONS (dbname 'other', host '127.0.0.1');\n" +
+        "CREATE USER MAPPING FOR CURRENT_USER SERVER s OPTIONS (\"user\" 'u', password 'p');\n";
+
+    private static string Into(string verb, string what) =>
+        $"{verb} into {what} is not something pg_dump writes; refused";
+
+    private static string ForeignTable(string name) => $"foreign table {name} (its rows go to another server)";
+
+    private static string WithForeignPartition(string name) => $"{name}, a partitioned table with a foreign partition (its rows can go to another server)";
+
+    /// <summary>
+    /// A dump whose statements are all ones pg_dump writes, but whose rows go to another database:
+    /// into a foreign table (pg_dump writes no rows for one), a partitioned table with a foreign
+    /// partition, or a view. Input (its last statement is the refused one), then the refusal.
+    /// </summary>
+    public static TheoryData<string, string> RowsForElsewhere => new()
+    {
+        { Fdw + "CREATE FOREIGN TABLE public.ft (\n    id integer\n)\nSERVER s\nOPTIONS (\n    table_name 'o'\n);\nCOPY public.ft (id) FROM stdin;\n1\n\\.\n", "line 11: " + Into("COPY", ForeignTable("public.ft")) },
+        { Fdw + "CREATE FOREIGN TABLE public.ft (id integer) SERVER s;\nINSERT INTO public.ft VALUES (1);\n", "line 5: " + Into("INSERT", ForeignTable("public.ft")) },
+        { "CREATE FOREIGN TABLE ft (id integer) SERVER s;\nCOPY public.ft FROM stdin;\n", "line 2: " + Into("COPY", ForeignTable("public.ft")) },
+        { "CREATE FOREIGN TABLE public.ft (id integer) SERVER s;\nSET search_path = public;\nINSERT INTO ft VALUES (1);\n", "line 3: " + Into("INSERT", ForeignTable("ft")) },
+        { "CREATE FOREIGN TABLE IF NOT EXISTS \"Remote\".\"FT\" (id integer) SERVER s;\nCOPY \"Remote\".\"FT\" FROM stdin;\n", "line 2: " + Into("COPY", ForeignTable("Remote.FT")) },
+        { "CREATE FOREIGN TABLE PUBLIC.FT (id integer) SERVER s;\ninsert into \"public\".\"ft\" (id) values (1);\n", "line 2: " + Into("INSERT", ForeignTable("public.ft")) },
+        { "CREATE FOREIGN TABLE x.ft (id integer) SERVER s;\nCOPY db.x.ft FROM stdin;\n", "line 2: " + Into("COPY", ForeignTable("x.ft")) },
+        { "CREATE FOREIGN TABLE if (id integer) SERVER s;\nCOPY IF FROM stdin;\n", "line 2: " + Into("COPY", ForeignTable("if")) },
+        {
+            "CREATE TABLE public.m (id integer, at date) PARTITION BY RANGE (at);\nCREATE FOREIGN TABLE public.fp (id integer, at date) SERVER s;\n" +
+            "ALTER TABLE ONLY public.m ATTACH PARTITION public.fp FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\nCOPY public.m (id, at) FROM stdin;\n",
+            "line 4: " + Into("COPY", WithForeignPartition("public.m"))
+        },
+        {
+            "CREATE TABLE public.m (id integer, at date) PARTITION BY RANGE (at);\n" +
+            "CREATE FOREIGN TABLE public.fp PARTITION OF public.m FOR VALUES FROM ('2024-01-01') TO ('2025-01-01') SERVER s;\nINSERT INTO public.m VALUES (1, '2024-03-01');\n",
+            "line 3: " + Into("INSERT", WithForeignPartition("public.m"))
+        },
+        {
+            "CREATE TABLE public.m2 PARTITION OF public.m FOR VALUES FROM ('2024-01-01') TO ('2025-01-01') PARTITION BY RANGE (at);\n" +
+            "CREATE FOREIGN TABLE public.fp (id integer, at date) SERVER s;\nALTER TABLE IF EXISTS ONLY public.m2 ATTACH PARTITION public.fp DEFAULT;\nCOPY public.m FROM stdin;\n",
+            "line 4: " + Into("COPY", WithForeignPartition("public.m"))
+        },
+        { "CREATE VIEW public.v AS\n SELECT id FROM public.ft;\nINSERT INTO public.v VALUES (1);\n", "line 3: " + Into("INSERT", "view public.v (pg_dump writes no rows into a view)") },
+        { "CREATE OR REPLACE VIEW public.v AS SELECT 1 AS id;\nCOPY public.v FROM stdin;\n", "line 2: " + Into("COPY", "view public.v (pg_dump writes no rows into a view)") },
+        { "CREATE FOREIGN TABLE public.ft (id integer) SERVER s;\nALTER FOREIGN TABLE public.ft RENAME TO t;\n", "line 2: statement ALTER ... RENAME is not something pg_dump writes; refused" },
+        { "ALTER TABLE IF EXISTS ONLY public.ft RENAME COLUMN a TO b;\n", "line 1: statement ALTER ... RENAME is not something pg_dump writes; refused" },
+        { "ALTER INDEX public.ft RENAME TO t;\n", "line 1: statement ALTER ... RENAME is not something pg_dump writes; refused" },
+        { "ALTER TABLE public.ft SET SCHEMA other;\n", "line 1: statement ALTER ... SET SCHEMA is not something pg_dump writes; refused" },
+        { "ALTER SCHEMA public RENAME TO other;\n", "line 1: statement ALTER ... RENAME is not something pg_dump writes; refused" },
+        { "COPY U&\"f\\0074\" FROM stdin;\n", "line 1: statement COPY U& is not something pg_dump writes; refused" },
+        { "CREATE FOREIGN TABLE public.ft (id integer) SERVER s;\nCOPY public.ft FROM stdin;\n", "line 2: " + Into("COPY", ForeignTable("public.ft")) },
+    };
+
+    [Theory]
+    [MemberData(nameof(RowsForElsewhere))]
+    public void Refuses_rows_that_would_go_to_another_database(string input, string message)
+    {
+        var bytes = Utf8(input);
+        var refused = input.LastIndexOf('\n', input.LastIndexOf(';') - 1) + 1;
+        foreach (var pattern in new[] { new[] { 1 }, [7, 3], [4096], [bytes.Length] })
+        {
+            var filter = new PostgresDumpFilter(Target, KnownOnPostgres17);
+            var (written, refusal) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, bytes, pattern);
+            Assert.Equal(message, refusal?.Message);
+            Assert.True(written.Length <= refused, $"reads of [{string.Join(",", pattern)}]: the refused statement reached psql");
+        }
+    }
+
+    /// <summary>What pg_dump writes around foreign tables, views, partitions and subscriptions passes byte for byte.</summary>
+    [Theory]
+    [InlineData("CREATE FOREIGN TABLE remote.orders (id integer) SERVER s;\nCOPY public.orders (id) FROM stdin;\n1\n\\.\nINSERT INTO public.orders VALUES (2);\n")]
+    [InlineData("CREATE FOREIGN TABLE public.ft (id integer) SERVER s;\nCOPY public.ftx FROM stdin;\n\\.\nINSERT INTO public.\"FT\" VALUES (1);\n")]
+    [InlineData("DROP FOREIGN TABLE IF EXISTS public.ft;\nCREATE FOREIGN TABLE public.ft (id integer) SERVER s;\nALTER FOREIGN TABLE public.ft OWNER TO app;\nALTER FOREIGN TABLE ONLY public.ft ALTER COLUMN id SET (n_distinct = 1);\nCOMMENT ON FOREIGN TABLE public.ft IS 'x';\n")]
+    [InlineData("CREATE TABLE public.m (id integer, at date) PARTITION BY RANGE (at);\nCREATE TABLE public.m_2024 (id integer, at date);\nCREATE FOREIGN TABLE public.ft (id integer) SERVER s;\n" +
+        "ALTER TABLE ONLY public.m ATTACH PARTITION public.m_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\nCOPY public.m_2024 (id, at) FROM stdin;\n1\t2024-03-01\n\\.\nCOPY public.m FROM stdin;\n\\.\n")]
+    [InlineData("CREATE TABLE public.if (id integer);\nCREATE TABLE IF NOT EXISTS public.t (id integer);\nALTER TABLE public.t SET (fillfactor = 50);\nALTER TABLE ONLY public.t SET WITHOUT CLUSTER;\nCREATE VIEW public.v AS SELECT 1;\nINSERT INTO public.t VALUES (1);\n")]
+    [InlineData("DROP SUBSCRIPTION IF EXISTS s;\nCREATE SUBSCRIPTION s CONNECTION 'host=x dbname=y' PUBLICATION p, \"Q\" WITH (connect = false, slot_name = 's', binary = true, streaming = parallel);\nALTER SUBSCRIPTION s OWNER TO app;\nCOMMENT ON SUBSCRIPTION s IS 'x';\n")]
+    [InlineData("CREATE SUBSCRIPTION \"S\" CONNECTION 'connect = true' PUBLICATION \"with\" WITH (connect = false, slot_name = NONE);\n")]
+    public void Passes_what_pg_dump_writes_for_foreign_tables_views_partitions_and_subscriptions(string statements)
+    {
+        AssertFilters(Utf8(statements), Utf8(statements), KnownOnPostgres17, null, 0);
+    }
+
+    /// <summary>
+    /// pg_dump writes every subscription with connect = false first: without it, CREATE SUBSCRIPTION
+    /// connects to the publisher and creates a replication slot there. ALTER SUBSCRIPTION other
+    /// than OWNER TO (ENABLE, REFRESH, CONNECTION) connects too, and so does a DROP of a
+    /// subscription the dump made (to drop its slot).
+    /// </summary>
+    [Theory]
+    [InlineData("CREATE SUBSCRIPTION s CONNECTION 'host=x dbname=y' PUBLICATION p;", "line 1: CREATE SUBSCRIPTION without WITH (connect = false, ...) is not something pg_dump writes (it connects to another server); refused")]
+    [InlineData("CREATE SUBSCRIPTION s CONNECTION 'host=x dbname=y' PUBLICATION p WITH (connect = true, slot_name = 's');", "line 1: CREATE SUBSCRIPTION without WITH (connect = false, ...) is not something pg_dump writes (it connects to another server); refused")]
+    [InlineData("CREATE SUBSCRIPTION s CONNECTION 'host=x' PUBLICATION p WITH (slot_name = 's', connect = false);", "line 1: CREATE SUBSCRIPTION without WITH (connect = false, ...) is not something pg_dump writes (it connects to another server); refused")]
+    [InlineData("CREATE SUBSCRIPTION s CONNECTION 'host=x' PUBLICATION p WITH (connect = 'false');", "line 1: CREATE SUBSCRIPTION without WITH (connect = false, ...) is not something pg_dump writes (it connects to another server); refused")]
+    [InlineData("ALTER SUBSCRIPTION s ENABLE;", "line 1: statement ALTER SUBSCRIPTION s ENABLE is not something pg_dump writes; refused")]
+    [InlineData("ALTER SUBSCRIPTION s REFRESH PUBLICATION;", "line 1: statement ALTER SUBSCRIPTION s REFRESH is not something pg_dump writes; refused")]
+    [InlineData("ALTER SUBSCRIPTION s CONNECTION 'host=y';", "line 1: statement ALTER SUBSCRIPTION s CONNECTION is not something pg_dump writes; refused")]
+    [InlineData("CREATE SUBSCRIPTION s CONNECTION 'host=x' PUBLICATION p WITH (connect = false, slot_name = 'victim');\nDROP SUBSCRIPTION s;", "line 2: DROP SUBSCRIPTION of a subscription the dump created is not something pg_dump writes (it connects to another server); refused")]
+    public void Refuses_subscriptions_that_connect_to_another_server(string input, string message)
+    {
+        var bytes = Utf8(input + "\n");
+        var refused = input.LastIndexOf('\n') + 1;
+        foreach (var pattern in new[] { new[] { 1 }, [7, 3], [bytes.Length] })
+        {
+            var filter = new PostgresDumpFilter(Target, KnownOnPostgres17);
+            var (written, refusal) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, bytes, pattern);
+            Assert.Equal(message, refusal?.Message);
+            Assert.True(written.Length <= refused, $"reads of [{string.Join(",", pattern)}]: the refused statement reached psql");
+        }
+    }
+
     /// <summary>pg_dump --inserts rows are long: they go on to psql as they come, and a call after the first 64 KiB still refuses the statement before its ';'.</summary>
     [Fact]
     public void Refuses_a_call_late_in_a_long_insert()

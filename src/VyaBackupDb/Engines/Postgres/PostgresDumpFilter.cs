@@ -35,8 +35,12 @@ public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false);
 /// <para>Statements too: one passes only if it starts the way a statement of pg_dump's does
 /// (CREATE/ALTER/DROP/COMMENT/GRANT of an object of one database, SET of pg_dump's settings,
 /// pg_dump's own SELECTs, INSERT INTO ... VALUES, COPY ... FROM stdin, ...); SELECT and INSERT are
-/// checked to their end for anything but plain values. Code the dump defines (functions, view
-/// queries) is not looked into: it runs as the restoring account when the load calls it.</para>
+/// checked to their end for anything but plain values. Nor rows into what the dump created as a
+/// foreign table (postgres_fdw writes them into any database), a partitioned table with a foreign
+/// partition or a view, nor a RENAME/SET SCHEMA that could hide one; a subscription only created
+/// with connect = false and never enabled, refreshed or dropped (each connects to its publisher).
+/// Code the dump defines (functions, view queries, rules, triggers) is not looked into: it runs as
+/// the restoring account when the load calls it.</para>
 /// <para>Statements are split the way psql splits them: at <c>;</c> outside quotes, comments, dollar
 /// quotes, parentheses and <c>BEGIN ... END</c> bodies of SQL-standard functions; after
 /// <c>COPY ... FROM stdin;</c> the lines up to <c>\.</c> are data. <c>standard_conforming_strings</c>
@@ -133,6 +137,20 @@ public sealed class PostgresDumpFilter
     private bool lastWordCalls;
     private readonly List<string> objectWords = [];
     private readonly StringBuilder leading = new();
+
+    // The relation statements: what the statement does, and the relation name being read.
+    private Verb verb;
+    private NameUse nameUse;
+    private readonly List<string> nameParts = [];
+    private byte nameIfClause; // 1 right after IF, 2 inside IF [NOT] EXISTS
+    private bool nameLastWasU;
+    private RelationName statementRelation;
+
+    // What the dump created that rows must not be written into, by relation name (see RelationKind),
+    // the partitions attached so far (child, parent), and the subscriptions it created.
+    private readonly Dictionary<string, List<(string? Schema, RelationKind Kind)>> noRows = new(StringComparer.Ordinal);
+    private readonly List<(RelationName Child, RelationName Parent)> partitions = [];
+    private readonly HashSet<string> subscriptions = new(StringComparer.Ordinal);
 
     /// <param name="targetDatabase">The database the dump is restored into.</param>
     /// <param name="isKnownSetting">Returns true if the target server knows a run-time parameter name
@@ -231,7 +249,70 @@ public sealed class PostgresDumpFilter
         Refresh,
         RefreshMaterialized,
         InsertInto,
+        RelationName,
+        RelationNameDot,
+        AfterRelation,
+        PartitionOf,
+        AttachPartition,
+        AlterSet,
+        SubscriptionName,
+        SubscriptionScan,
+        SubscriptionWith,
+        SubscriptionConnect,
+        SubscriptionEquals,
+        SubscriptionValue,
+        AlterSubscriptionName,
+        AlterSubscriptionWhat,
+        DropSubscription,
         Done,
+    }
+
+    /// <summary>The first word of a statement, where the relation statements need it.</summary>
+    private enum Verb : byte
+    {
+        Other,
+        Create,
+        Alter,
+        Drop,
+    }
+
+    /// <summary>What the relation name being read is, in its statement.</summary>
+    private enum NameUse : byte
+    {
+        Copy,
+        Insert,
+        CreateTable,
+        CreateForeignTable,
+        CreateView,
+        AlterRelation,
+        AlterSchema,
+        PartitionParent,
+        AttachedChild,
+    }
+
+    /// <summary>Why rows must not be written into a relation of the dump.</summary>
+    private enum RelationKind : byte
+    {
+        /// <summary>A foreign table: its rows go to the server it names (postgres_fdw: any database).</summary>
+        Foreign,
+
+        /// <summary>A partitioned table with a foreign partition: its rows are routed there.</summary>
+        ForeignPartition,
+
+        /// <summary>A view: an updatable one passes rows on to its tables.</summary>
+        View,
+    }
+
+    /// <summary>A relation as a statement names it: schema (null if unqualified) and name, as keys (<see cref="NameKey"/>).</summary>
+    private readonly record struct RelationName(string? Schema, string Name)
+    {
+        /// <summary>Whether the two names can be the same relation: unqualified, either could be in any schema.</summary>
+        public bool Matches(RelationName other) =>
+            Name == other.Name && (Schema is null || other.Schema is null || Schema == other.Schema);
+
+        public override string ToString() => Schema is null ? Shown(Name) : Shown(Schema) + "." + Shown(Name);
+
+        private static string Shown(string key) => Show(Encoding.Latin1.GetBytes(key));
     }
 
     /// <summary>First database named by DROP/CREATE DATABASE, \connect or ALTER DATABASE in the dump, or null.</summary>
@@ -568,6 +649,7 @@ public sealed class PostgresDumpFilter
         lastWordCalls = false;
         objectWords.Clear();
         leading.Clear();
+        verb = Verb.Other;
         copyFromStdin = false;
         isCopy = false;
         parenDepth = 0;
@@ -2096,30 +2178,35 @@ public sealed class PostgresDumpFilter
                     // The rows of pg_dump --inserts can be long: released now, their words checked as they come.
                     sink.Release();
                     wordCheck = WordCheck.InsertTarget;
-                    step = Step.Done;
+                    StartRelationName(NameUse.Insert);
                     return;
                 }
 
                 throw NotPgDump(text);
             case Step.CopyScan:
             case Step.CopyFrom:
-                if (step == Step.CopyFrom && IsWord(kind, text, "STDIN"u8))
-                {
-                    copyFromStdin = true;
-                    StopClassifying();
-                    return;
-                }
-
-                step = parenDepth == 0 && IsWord(kind, text, "FROM"u8) ? Step.CopyFrom : Step.CopyScan;
-                if (tokenCount > CopyTokenLimit)
-                {
-                    throw new DumpFilterException(
-                        $"line {UnitLine}: the COPY statement is too long to classify; not supported");
-                }
-
+                CopyToken(kind, text);
                 return;
             default:
+                OnRelationToken(kind, text);
                 return;
+        }
+    }
+
+    private void CopyToken(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        if (step == Step.CopyFrom && IsWord(kind, text, "STDIN"u8))
+        {
+            copyFromStdin = true;
+            StopClassifying();
+            return;
+        }
+
+        step = parenDepth == 0 && IsWord(kind, text, "FROM"u8) ? Step.CopyFrom : Step.CopyScan;
+        if (tokenCount > CopyTokenLimit)
+        {
+            throw new DumpFilterException(
+                $"line {UnitLine}: the COPY statement is too long to classify; not supported");
         }
     }
 
@@ -2138,14 +2225,17 @@ public sealed class PostgresDumpFilter
         AddLeading(text);
         if (Is(text, "DROP"u8))
         {
+            verb = Verb.Drop;
             step = Step.AfterDrop;
         }
         else if (Is(text, "CREATE"u8))
         {
+            verb = Verb.Create;
             step = Step.AfterCreate;
         }
         else if (Is(text, "ALTER"u8))
         {
+            verb = Verb.Alter;
             step = Step.AfterAlter;
         }
         else if (Is(text, "COMMENT"u8))
@@ -2177,7 +2267,7 @@ public sealed class PostgresDumpFilter
         {
             sink.Release();
             isCopy = true;
-            step = Step.CopyScan;
+            StartRelationName(NameUse.Copy);
         }
         else if (Is(text, "INSERT"u8))
         {
@@ -2393,8 +2483,9 @@ public sealed class PostgresDumpFilter
 
         if (complete)
         {
+            var type = string.Join(' ', objectWords);
             objectWords.Clear();
-            PassStatement();
+            OnObjectType(type);
         }
         else if (!partial)
         {
@@ -2407,6 +2498,419 @@ public sealed class PostgresDumpFilter
             throw NotPgDump(objectWords.Count == 0 ? text : default);
         }
     }
+
+    // ---- rows that would go to another database ---------------------------------------------------
+
+    /// <summary>
+    /// After the object type of CREATE/ALTER/DROP: the statements that decide where rows go read on.
+    /// A foreign table's rows go to the server it names (postgres_fdw: any database, on any host),
+    /// and a subscription connects to its publisher: pg_dump writes no rows into foreign tables (nor
+    /// partitioned tables routing to one, nor views), never renames or moves a relation (which could
+    /// hide a foreign table under another name), and creates subscriptions with connect = false.
+    /// </summary>
+    private void OnObjectType(string type)
+    {
+        switch (verb, type)
+        {
+            case (Verb.Create, "TABLE" or "UNLOGGED TABLE"):
+                StartRelationName(NameUse.CreateTable);
+                return;
+            case (Verb.Create, "FOREIGN TABLE"):
+                StartRelationName(NameUse.CreateForeignTable);
+                return;
+            case (Verb.Create, "VIEW" or "MATERIALIZED VIEW"):
+                StartRelationName(NameUse.CreateView);
+                return;
+            case (Verb.Alter, "TABLE" or "FOREIGN TABLE" or "VIEW" or "MATERIALIZED VIEW" or "INDEX"):
+                StartRelationName(NameUse.AlterRelation);
+                return;
+            case (Verb.Alter, "SCHEMA"):
+                StartRelationName(NameUse.AlterSchema);
+                return;
+            case (Verb.Create, "SUBSCRIPTION"):
+                sink.Release();
+                step = Step.SubscriptionName;
+                return;
+            case (Verb.Alter, "SUBSCRIPTION"):
+                AddLeading("SUBSCRIPTION"u8);
+                step = Step.AlterSubscriptionName;
+                return;
+            case (Verb.Drop, "SUBSCRIPTION"):
+                sink.Release();
+                step = Step.DropSubscription;
+                return;
+            default:
+                PassStatement();
+                return;
+        }
+    }
+
+    private void StartRelationName(NameUse use)
+    {
+        sink.Release(); // psql runs nothing before the ';', and the output is held to the statement's line
+        nameUse = use;
+        nameParts.Clear();
+        nameIfClause = 0;
+        nameLastWasU = false;
+        step = Step.RelationName;
+    }
+
+    private void OnRelationToken(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        switch (step)
+        {
+            case Step.RelationName:
+                if (nameParts.Count == 0 && kind == TokenKind.Word)
+                {
+                    // IF [NOT] EXISTS, ONLY, COPY's old BINARY: reserved words but IF (a table may be named "if").
+                    if (nameIfClause > 0 && (Is(text, "NOT"u8) || Is(text, "EXISTS"u8)))
+                    {
+                        nameIfClause = 2;
+                        return;
+                    }
+
+                    if (nameIfClause == 1)
+                    {
+                        nameIfClause = 0;
+                        AddNamePart(TokenKind.Word, "if"u8);
+                        OnRelationToken(kind, text); // what followed "if" (its dot, or what comes after the name)
+                        return;
+                    }
+
+                    if (nameIfClause == 0 && Is(text, "IF"u8))
+                    {
+                        nameIfClause = 1;
+                        return;
+                    }
+
+                    if (Is(text, "ONLY"u8) || (nameUse == NameUse.Copy && Is(text, "BINARY"u8)))
+                    {
+                        return;
+                    }
+                }
+
+                if (kind is TokenKind.Word or TokenKind.Ident)
+                {
+                    AddNamePart(kind, text);
+                    return;
+                }
+
+                if (nameIfClause == 1)
+                {
+                    nameIfClause = 0;
+                    AddNamePart(TokenKind.Word, "if"u8);
+                    OnRelationToken(kind, text);
+                    return;
+                }
+
+                if (nameUse == NameUse.Copy && nameParts.Count == 0)
+                {
+                    step = Step.CopyScan; // COPY (query) TO ...: refused as not FROM stdin
+                    CopyToken(kind, text);
+                    return;
+                }
+
+                throw NotPgDump(text);
+            case Step.RelationNameDot:
+                if (IsPunct(kind, text, (byte)'.'))
+                {
+                    step = Step.RelationName;
+                    return;
+                }
+
+                if (nameLastWasU && IsPunct(kind, text, (byte)'&'))
+                {
+                    throw NotPgDump("U&"u8); // U&"..." escapes name another relation than the filter reads
+                }
+
+                OnRelationName(kind, text);
+                return;
+            case Step.AfterRelation:
+                OnAfterRelation(kind, text);
+                return;
+            case Step.PartitionOf:
+                if (IsWord(kind, text, "OF"u8))
+                {
+                    StartRelationName(NameUse.PartitionParent);
+                    return;
+                }
+
+                StopClassifying();
+                return;
+            case Step.AttachPartition:
+                if (IsWord(kind, text, "PARTITION"u8))
+                {
+                    StartRelationName(NameUse.AttachedChild);
+                    return;
+                }
+
+                StopClassifying();
+                return;
+            case Step.AlterSet:
+                if (IsWord(kind, text, "SCHEMA"u8))
+                {
+                    AddLeading("..."u8);
+                    AddLeading("SET"u8);
+                    throw NotPgDump(text);
+                }
+
+                StopClassifying();
+                return;
+            default:
+                OnSubscriptionToken(kind, text);
+                return;
+        }
+    }
+
+    private void AddNamePart(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        nameParts.Add(NameKey(kind, text));
+        nameLastWasU = kind == TokenKind.Word && text.Length == 1 && (text[0] | 0x20) == 'u';
+        step = Step.RelationNameDot;
+    }
+
+    /// <summary>
+    /// A name part as the server reads it: unquoted names fold to lower case. The server cuts names
+    /// at 63 bytes (at a character boundary, by its encoding); a key of the first 60 bytes makes
+    /// two spellings of one name the same key. Bytes kept as they are (Latin1).
+    /// </summary>
+    private static string NameKey(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        Span<byte> key = stackalloc byte[Math.Min(text.Length, 60)];
+        text[..key.Length].CopyTo(key);
+        if (kind == TokenKind.Word)
+        {
+            for (var k = 0; k < key.Length; k++)
+            {
+                key[k] = key[k] is >= (byte)'A' and <= (byte)'Z' ? (byte)(key[k] | 0x20) : key[k];
+            }
+        }
+
+        return Encoding.Latin1.GetString(key);
+    }
+
+    /// <summary>The name is read; <paramref name="text"/> is the token after it.</summary>
+    private void OnRelationName(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        var relation = new RelationName(nameParts.Count > 1 ? nameParts[^2] : null, nameParts[^1]);
+        switch (nameUse)
+        {
+            case NameUse.Copy:
+            case NameUse.Insert:
+                if (FindNoRows(relation) is { } what)
+                {
+                    var description = what switch
+                    {
+                        RelationKind.Foreign => $"foreign table {relation} (its rows go to another server)",
+                        RelationKind.ForeignPartition => $"{relation}, a partitioned table with a foreign partition (its rows can go to another server)",
+                        _ => $"view {relation} (pg_dump writes no rows into a view)",
+                    };
+                    throw new DumpFilterException(
+                        $"line {UnitLine}: {(nameUse == NameUse.Copy ? "COPY" : "INSERT")} into {description} is not something pg_dump writes; refused");
+                }
+
+                if (nameUse == NameUse.Copy)
+                {
+                    step = Step.CopyScan;
+                    CopyToken(kind, text);
+                }
+                else
+                {
+                    StopClassifying(); // the word check goes on
+                }
+
+                return;
+            case NameUse.CreateForeignTable:
+                MarkNoRows(relation, RelationKind.Foreign);
+                break;
+            case NameUse.CreateView:
+                MarkNoRows(relation, RelationKind.View);
+                StopClassifying();
+                return;
+            case NameUse.PartitionParent:
+                AddPartition(statementRelation, relation);
+                StopClassifying();
+                return;
+            case NameUse.AttachedChild:
+                AddPartition(relation, statementRelation);
+                StopClassifying();
+                return;
+            default:
+                break;
+        }
+
+        statementRelation = relation;
+        step = Step.AfterRelation;
+        OnAfterRelation(kind, text);
+    }
+
+    private void OnAfterRelation(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        if (nameUse is NameUse.CreateTable or NameUse.CreateForeignTable && IsWord(kind, text, "PARTITION"u8))
+        {
+            step = Step.PartitionOf;
+            return;
+        }
+
+        if (nameUse is NameUse.AlterRelation or NameUse.AlterSchema)
+        {
+            if (IsPunct(kind, text, (byte)'*'))
+            {
+                return; // ALTER TABLE name * (and its children)
+            }
+
+            if (IsWord(kind, text, "RENAME"u8))
+            {
+                AddLeading("..."u8);
+                throw NotPgDump(text);
+            }
+
+            if (IsWord(kind, text, "SET"u8))
+            {
+                step = Step.AlterSet;
+                return;
+            }
+
+            if (nameUse == NameUse.AlterRelation && IsWord(kind, text, "ATTACH"u8))
+            {
+                step = Step.AttachPartition;
+                return;
+            }
+        }
+
+        StopClassifying();
+    }
+
+    private void MarkNoRows(RelationName relation, RelationKind kind)
+    {
+        if (!noRows.TryGetValue(relation.Name, out var entries))
+        {
+            noRows[relation.Name] = entries = [];
+        }
+
+        if (entries.Contains((relation.Schema, kind)))
+        {
+            return;
+        }
+
+        entries.Add((relation.Schema, kind));
+        if (kind != RelationKind.View)
+        {
+            // Rows copied into a partitioned table are routed to its partitions, to any depth.
+            foreach (var (child, parent) in partitions.ToArray())
+            {
+                if (child.Matches(relation))
+                {
+                    MarkNoRows(parent, RelationKind.ForeignPartition);
+                }
+            }
+        }
+    }
+
+    private void AddPartition(RelationName child, RelationName parent)
+    {
+        partitions.Add((child, parent));
+        if (FindNoRows(child) is RelationKind.Foreign or RelationKind.ForeignPartition)
+        {
+            MarkNoRows(parent, RelationKind.ForeignPartition);
+        }
+    }
+
+    /// <summary>Why rows must not go into the relation, or null; foreign before views.</summary>
+    private RelationKind? FindNoRows(RelationName relation)
+    {
+        if (!noRows.TryGetValue(relation.Name, out var entries))
+        {
+            return null;
+        }
+
+        RelationKind? found = null;
+        foreach (var (schema, kind) in entries)
+        {
+            if (relation.Matches(new RelationName(schema, relation.Name)) && (found is null || kind < found))
+            {
+                found = kind;
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>
+    /// CREATE SUBSCRIPTION name ... WITH (connect = false, ...) as pg_dump writes it; without
+    /// connect = false it connects to the publisher and creates a replication slot there. ALTER
+    /// SUBSCRIPTION only OWNER TO (ENABLE, REFRESH, CONNECTION connect); DROP SUBSCRIPTION not of
+    /// one the dump created (it connects to drop the slot).
+    /// </summary>
+    private void OnSubscriptionToken(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        switch (step)
+        {
+            case Step.SubscriptionName:
+                if (kind is TokenKind.Word or TokenKind.Ident)
+                {
+                    subscriptions.Add(NameKey(kind, text));
+                    step = Step.SubscriptionScan;
+                    return;
+                }
+
+                throw RefuseSubscription();
+            case Step.SubscriptionScan:
+                if (parenDepth == 0 && IsWord(kind, text, "WITH"u8))
+                {
+                    step = Step.SubscriptionWith;
+                }
+
+                return;
+            case Step.SubscriptionWith:
+                step = IsPunct(kind, text, (byte)'(') ? Step.SubscriptionConnect : throw RefuseSubscription();
+                return;
+            case Step.SubscriptionConnect:
+                step = IsWord(kind, text, "connect"u8) ? Step.SubscriptionEquals : throw RefuseSubscription();
+                return;
+            case Step.SubscriptionEquals:
+                step = IsPunct(kind, text, (byte)'=') ? Step.SubscriptionValue : throw RefuseSubscription();
+                return;
+            case Step.SubscriptionValue:
+                if (IsWord(kind, text, "false"u8))
+                {
+                    StopClassifying();
+                    return;
+                }
+
+                throw RefuseSubscription();
+            case Step.AlterSubscriptionName:
+                if (kind is TokenKind.Word or TokenKind.Ident)
+                {
+                    AddLeading(text);
+                    step = Step.AlterSubscriptionWhat;
+                    return;
+                }
+
+                throw NotPgDump(text);
+            case Step.AlterSubscriptionWhat:
+                if (IsWord(kind, text, "OWNER"u8))
+                {
+                    PassStatement();
+                    return;
+                }
+
+                throw NotPgDump(text);
+            case Step.DropSubscription:
+                if (kind is TokenKind.Word or TokenKind.Ident && subscriptions.Contains(NameKey(kind, text)))
+                {
+                    throw new DumpFilterException(
+                        $"line {UnitLine}: DROP SUBSCRIPTION of a subscription the dump created is not something pg_dump writes (it connects to another server); refused");
+                }
+
+                return;
+            default:
+                return;
+        }
+    }
+
+    private DumpFilterException RefuseSubscription() => new(
+        $"line {UnitLine}: CREATE SUBSCRIPTION without WITH (connect = false, ...) is not something pg_dump writes (it connects to another server); refused");
 
     /// <summary>Remembers a word of the statement's start, for the refusal message.</summary>
     private void AddLeading(ReadOnlySpan<byte> word)
@@ -2431,6 +2935,12 @@ public sealed class PostgresDumpFilter
     /// <summary>A statement that ended before its start was seen whole (<c>CREATE USER;</c>, <c>INSERT INTO t;</c>).</summary>
     private DumpFilterException RefuseUndecided()
     {
+        if (step is Step.SubscriptionName or Step.SubscriptionScan or Step.SubscriptionWith or Step.SubscriptionConnect
+            or Step.SubscriptionEquals or Step.SubscriptionValue)
+        {
+            return RefuseSubscription();
+        }
+
         foreach (var word in objectWords)
         {
             AddLeading(Encoding.ASCII.GetBytes(word));
@@ -2452,7 +2962,9 @@ public sealed class PostgresDumpFilter
     /// <summary>At the end of a statement: whether its start was one pg_dump writes, whole.</summary>
     private bool Undecided => classifying && step is not (Step.Start or Step.Done or Step.Bare or Step.DatabaseName
         or Step.AfterGrantName or Step.SetStandardStringsValue or Step.SetEncodingValue or Step.SelectEncodingComma
-        or Step.SelectEncodingValue or Step.CopyScan or Step.CopyFrom) || wordCheck == WordCheck.InsertTarget;
+        or Step.SelectEncodingValue or Step.CopyScan or Step.CopyFrom or Step.RelationName or Step.RelationNameDot
+        or Step.AfterRelation or Step.PartitionOf or Step.AttachPartition or Step.AlterSet or Step.DropSubscription)
+        || wordCheck == WordCheck.InsertTarget;
 
     /// <summary>
     /// psql hides the byte after each lead byte of a client-only multibyte encoding (SJIS, BIG5,
