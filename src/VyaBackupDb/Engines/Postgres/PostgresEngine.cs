@@ -711,17 +711,22 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         }
     }
 
+    /// <summary>
+    /// Other clients' sessions on a database. Only client backends: an autovacuum worker visiting
+    /// it (every database, every few seconds on a busy server) is stopped by the server itself
+    /// when the database is renamed or dropped; counted, it refused a restore now and then.
+    /// </summary>
+    private const string OtherClients = "FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid() AND backend_type = 'client backend'";
+
     /// <summary>Ends the sessions of other clients on <paramref name="database"/>.</summary>
     private static Task EndSessionsAsync(NpgsqlConnection connection, string database, CancellationToken cancellationToken) =>
-        Scalar(connection, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()",
-            cancellationToken, database);
+        Scalar(connection, $"SELECT count(pg_terminate_backend(pid)) {OtherClients}", cancellationToken, database);
 
-    /// <summary>Every session on the database blocks its rename.</summary>
+    /// <summary>Every other client's session on the database blocks its rename.</summary>
     public async Task<int> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
-        return Convert.ToInt32(await Scalar(connection,
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid()", cancellationToken, database)
+        return Convert.ToInt32(await Scalar(connection, $"SELECT count(*) {OtherClients}", cancellationToken, database)
             .ConfigureAwait(false), CultureInfo.InvariantCulture);
     }
 
