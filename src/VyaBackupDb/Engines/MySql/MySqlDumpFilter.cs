@@ -208,7 +208,7 @@ public sealed class MySqlDumpFilter
         InsertColumns,
         InsertValues,
         LockTables,
-        StartTransaction,
+        StartStopChange,
         AnalyzeTable,
         Setval,
         SetvalOpen,
@@ -1156,7 +1156,7 @@ public sealed class MySqlDumpFilter
 
                     if (Is(text, "START"u8) || Is(text, "STOP"u8) || Is(text, "CHANGE"u8))
                     {
-                        step = Step.StartTransaction;
+                        step = Step.StartStopChange;
                         return;
                     }
 
@@ -1186,7 +1186,7 @@ public sealed class MySqlDumpFilter
 
                     if ((Is(text, "EXECUTE"u8) || Is(text, "DEALLOCATE"u8)) && rocksDbPrepared)
                     {
-                        DropRocksDbStatement();
+                        LeaveOut();
                         return;
                     }
                 }
@@ -1396,7 +1396,7 @@ public sealed class MySqlDumpFilter
                 }
 
                 throw Refuse($"{A(verb)} {Words(text)} statement");
-            case Step.StartTransaction:
+            case Step.StartStopChange:
                 if (kind == TokenKind.Word && Is(text, "TRANSACTION"u8) && Is(verb, "START"u8))
                 {
                     PassStatement();
@@ -1405,7 +1405,7 @@ public sealed class MySqlDumpFilter
 
                 if (kind == TokenKind.Word && (Is(text, "SLAVE"u8) || Is(text, "REPLICA"u8) || Is(text, "MASTER"u8) || Is(text, "REPLICATION"u8)))
                 {
-                    DropReplicationStatement();
+                    LeaveOut();
                     return;
                 }
 
@@ -1451,7 +1451,7 @@ public sealed class MySqlDumpFilter
 
                 if (kind == TokenKind.Word && StartsWithIgnoreCase(text, "@rocksdb_"u8))
                 {
-                    DropRocksDbStatement();
+                    LeaveOut();
                     return;
                 }
 
@@ -1474,7 +1474,7 @@ public sealed class MySqlDumpFilter
                 if (kind == TokenKind.Word && (StartsWithIgnoreCase(text, "@rocksdb_"u8) || Is(text, "@disable_bulk_load"u8)))
                 {
                     rocksDbPrepared = true;
-                    DropRocksDbStatement();
+                    LeaveOut();
                     return;
                 }
 
@@ -1485,22 +1485,15 @@ public sealed class MySqlDumpFilter
     }
 
     /// <summary>
-    /// The source server's replication state (--master-data, --dump-slave, GTID positions): CHANGE
-    /// MASTER / REPLICATION SOURCE, START / STOP SLAVE, SET GLOBAL gtid_slave_pos / GTID_PURGED.
-    /// Left out: a restore changes its target database, not how the server replicates.
+    /// Leaves the whole statement out, unread. Real dumps carry two kinds a restore must not run:
+    /// the source server's replication state (--master-data, --dump-slave, GTID positions: CHANGE
+    /// MASTER / REPLICATION SOURCE, START / STOP SLAVE, SET GLOBAL gtid_slave_pos / GTID_PURGED),
+    /// as a restore changes its target database, not how the server replicates; and Percona
+    /// Server's switches of RocksDB's bulk load around the data (SELECT ... INTO, PREPARE, EXECUTE
+    /// and DEALLOCATE of its own variables), which concern RocksDB tables only (nothing of them
+    /// runs, whatever the variables were set to).
     /// </summary>
-    private void DropReplicationStatement()
-    {
-        DropStatement(Step.Done);
-        watching = false;
-    }
-
-    /// <summary>
-    /// Percona Server's dump switches RocksDB's bulk load on and off around the data with SELECT
-    /// ... INTO, PREPARE, EXECUTE and DEALLOCATE of its own variables: left out, as they only
-    /// concern RocksDB tables (nothing of them runs, whatever the variables were set to).
-    /// </summary>
-    private void DropRocksDbStatement()
+    private void LeaveOut()
     {
         DropStatement(Step.Done);
         watching = false;
@@ -2043,7 +2036,7 @@ public sealed class MySqlDumpFilter
 
             if (kind == TokenKind.Word && (Is(text, "@@GLOBAL.GTID_PURGED"u8) || Is(text, "@@GLOBAL.gtid_slave_pos"u8)))
             {
-                DropReplicationStatement();
+                LeaveOut();
                 return;
             }
 
@@ -2059,7 +2052,7 @@ public sealed class MySqlDumpFilter
         {
             if (kind == TokenKind.Word && Is(text, "gtid_slave_pos"u8))
             {
-                DropReplicationStatement();
+                LeaveOut();
                 return;
             }
 
