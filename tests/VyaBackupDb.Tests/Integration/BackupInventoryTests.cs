@@ -162,22 +162,29 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         var source = await NewMySqlAsync(
             "CREATE TABLE m (id INT PRIMARY KEY, f FLOAT, scaled FLOAT(7,3), d DOUBLE)",
             "INSERT INTO m VALUES (1, 16777217, 30.93, 0.1)");
+        var (result, warnings) = await BackupOkWithWarningsAsync(instance, source);
+
+        if (jobs == 0)
+        {
+            var warning = Assert.Single(warnings);
+            Assert.Contains("FLOAT columns m.f are dumped as MariaDB prints them, to 6 significant digits", warning, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Empty(warnings);
+        }
+    }
+
+    /// <summary>Backs <paramref name="source"/> up into a folder of its own: its one result (succeeded), and the warnings the run gave.</summary>
+    private async Task<(BackupItemResult Result, List<string> Warnings)> BackupOkWithWarningsAsync(InstanceConfig instance, string source)
+    {
         var backupDir = _scratch.TempDir("backups");
         var observer = new TestBackupObserver();
         var report = await new BackupOperation(TestServers.Config(backupDir, instance), new LocalStorage(backupDir), TimeProvider.System, observer)
             .RunAsync(new BackupRequest([instance], source, Compression.Zstd, DryRun: false), CancellationToken.None);
         var result = Assert.Single(report.Results);
         Assert.True(result.Succeeded, result.Error);
-
-        if (jobs == 0)
-        {
-            var warning = Assert.Single(observer.Warnings);
-            Assert.Contains("FLOAT columns m.f are dumped as MariaDB prints them, to 6 significant digits", warning, StringComparison.Ordinal);
-        }
-        else
-        {
-            Assert.Empty(observer.Warnings);
-        }
+        return (result, observer.Warnings);
     }
 
     [SkippableTheory]
@@ -193,14 +200,9 @@ public sealed class BackupInventoryTests : IAsyncLifetime
             "CREATE TABLE ar (id INT PRIMARY KEY) ENGINE=Aria",
             "CREATE TABLE mem (id INT PRIMARY KEY) ENGINE=MEMORY",
             "INSERT INTO inno VALUES (1)", "INSERT INTO my VALUES (1), (2)", "INSERT INTO ar VALUES (1), (2), (3)");
-        var backupDir = _scratch.TempDir("backups");
-        var observer = new TestBackupObserver();
-        var report = await new BackupOperation(TestServers.Config(backupDir, instance), new LocalStorage(backupDir), TimeProvider.System, observer)
-            .RunAsync(new BackupRequest([instance], source, Compression.Zstd, DryRun: false), CancellationToken.None);
-        var result = Assert.Single(report.Results);
-        Assert.True(result.Succeeded, result.Error);
+        var (result, warnings) = await BackupOkWithWarningsAsync(instance, source);
 
-        var warning = Assert.Single(observer.Warnings);
+        var warning = Assert.Single(warnings);
         Assert.Contains("outside the dump's snapshot", warning, StringComparison.Ordinal);
         Assert.Contains("ar (Aria), mem (MEMORY), my (MyISAM)", warning, StringComparison.Ordinal);
         Assert.DoesNotContain("inno", warning, StringComparison.Ordinal);
@@ -279,13 +281,8 @@ public sealed class BackupInventoryTests : IAsyncLifetime
               PERIOD FOR SYSTEM_TIME (s, e)) ENGINE=InnoDB WITH SYSTEM VERSIONING
             """,
             "INSERT INTO trx (id, v) VALUES (1, 1), (2, 2)", "UPDATE trx SET v = 10 WHERE id = 1");
-        var backupDir = _scratch.TempDir("backups");
-        var observer = new TestBackupObserver();
-        var report = await new BackupOperation(TestServers.Config(backupDir, instance), new LocalStorage(backupDir), TimeProvider.System, observer)
-            .RunAsync(new BackupRequest([instance], source, Compression.Zstd, DryRun: false), CancellationToken.None);
-        var result = Assert.Single(report.Results);
-        Assert.True(result.Succeeded, result.Error);
-        var warning = Assert.Single(observer.Warnings);
+        var (result, warnings) = await BackupOkWithWarningsAsync(instance, source);
+        var warning = Assert.Single(warnings);
         Assert.Contains("history of system-versioned tables trx is not in the backup", warning, StringComparison.Ordinal);
         Assert.Contains("transaction-precise", warning, StringComparison.Ordinal);
         Assert.Equal([new TableRows("trx", 2, true)], Manifest(result.Location!).Inventory.Tables);
