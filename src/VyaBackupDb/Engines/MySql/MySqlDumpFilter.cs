@@ -10,7 +10,10 @@ namespace VyaBackupDb.Engines.MySql;
 /// <param name="Definer">What becomes of DEFINER clauses.</param>
 /// <param name="KeepEventsEnabled">Leave events enabled as dumped; otherwise they are created DISABLED
 /// (<see cref="MySqlDumpFilter.EnabledEvents"/> lists them).</param>
-public sealed record MySqlFilterOptions(string? SourceDatabase = null, DefinerMode Definer = DefinerMode.Keep, bool KeepEventsEnabled = false);
+/// <param name="ServerSqlMode">The sql_mode the restoring session starts with (the server's global one): how
+/// the server reads the dump's first statements, before it sets its own.</param>
+public sealed record MySqlFilterOptions(string? SourceDatabase = null, DefinerMode Definer = DefinerMode.Keep, bool KeepEventsEnabled = false,
+    string? ServerSqlMode = null);
 
 /// <summary>
 /// Filters a plain mysqldump / mariadb-dump file on its way into the <c>mysql</c>/<c>mariadb</c>
@@ -48,9 +51,12 @@ public sealed class MySqlDumpFilter
     private const int MaxUserVariables = 256;
     private const int MaxReported = 1000;
     private const int MaxRewind = 256;
+    private const int MaxRowWord = 64;
 
     private static readonly SearchValues<byte> Spaces = SearchValues.Create(" \t\n\r\v\f"u8);
     private static readonly bool[] WordBytes = BuildWordBytes();
+    private static readonly bool[] RowWordStops = BuildRowWordStops();
+    private static readonly SearchValues<byte> HexDigits = SearchValues.Create("0123456789abcdefABCDEF"u8);
 
     private readonly byte[] targetIdentifier;
     private readonly MySqlFilterOptions options;
@@ -65,15 +71,21 @@ public sealed class MySqlDumpFilter
     private readonly FilterSink sink = new();
     private readonly ByteBuffer delimiterLine = new(MaxDelimiterLine);
     private readonly ByteBuffer token = new(64);
-    private readonly Dictionary<string, bool> userVariables = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, SetValue> userVariables = new(StringComparer.OrdinalIgnoreCase);
 
     private byte[] delimiter = [(byte)';'];
     private SearchValues<byte> codeStops = BuildCodeStops((byte)';');
     private SearchValues<byte> rowStops = BuildRowStops((byte)';');
     private readonly HashSet<string> triggerTables = new(StringComparer.OrdinalIgnoreCase);
+    private readonly HashSet<string> viewTables = new(StringComparer.OrdinalIgnoreCase);
+    private readonly HashSet<string> remoteTables = new(StringComparer.OrdinalIgnoreCase);
+    private string createdTable = "";
+    private bool engineNext;
+    private int createTableTokens;
     private bool endedWithTrailer;
     private bool rocksDbPrepared;
-    private bool noBackslashEscapes;
+    private readonly SqlModeFlags serverSqlMode;
+    private SqlModeFlags sqlMode;
     private bool started;
 
     // Scanner position; buf/segment/bufferBase describe the chunk being scanned.
@@ -105,11 +117,13 @@ public sealed class MySqlDumpFilter
     private bool rowData;
     private int rowDepth;
     private bool rowOpenNext;
+    private bool rowHexDigits;
 
     // An object statement (CREATE TRIGGER/VIEW/PROCEDURE/FUNCTION/EVENT), followed to its end.
     private bool objectMode;
     private bool objectIsTrigger;
     private bool objectIsFunction;
+    private bool viewNameNext;
     private bool triggerTableNext;
     private bool objectNameNext;
     private byte[] objectWord = [];
@@ -130,16 +144,19 @@ public sealed class MySqlDumpFilter
     private string? eventName;
     private bool? eventEnabled;
 
-    // SET statement tracking (sql_mode and user variables saving it).
-    private bool setFlags;
-    private bool setBroken;
+    // SET statement tracking (sql_mode, the client character set, user variables saving them).
+    private SqlModeFlags setMode;
     private bool setInValue;
     private int setDepth;
     private int setTargetWords;
     private SetTarget setTarget;
     private string? setVariable;
     private int setValueTokens;
-    private bool? setValueFlags;
+    private SetValue setValue;
+    private string setValueText = "";
+    private bool setCollate;
+    private bool setCharacterNext;
+    private bool setAfterIf;
 
     /// <param name="targetDatabase">The database the dump is restored into.</param>
     public MySqlDumpFilter(string targetDatabase)
@@ -154,6 +171,8 @@ public sealed class MySqlDumpFilter
         ArgumentNullException.ThrowIfNull(options);
         ArgumentException.ThrowIfNullOrEmpty(targetDatabase);
         this.options = options;
+        serverSqlMode = SqlModeOf(Encoding.UTF8.GetBytes(options.ServerSqlMode ?? ""));
+        sqlMode = serverSqlMode;
         targetBytes = Encoding.UTF8.GetBytes(targetDatabase);
         sourceBytes = options.SourceDatabase is { Length: > 0 } source ? Encoding.UTF8.GetBytes(source) : null;
         if (targetDatabase.Contains('\0', StringComparison.Ordinal))
@@ -204,6 +223,7 @@ public sealed class MySqlDumpFilter
         TableName,
         AfterTableName,
         AlterTableClause,
+        CreateTableBody,
         InsertHead,
         InsertColumns,
         InsertValues,
@@ -242,6 +262,7 @@ public sealed class MySqlDumpFilter
     {
         None,
         SqlMode,
+        Charset,
         UserVariable,
         Other,
     }
@@ -584,6 +605,11 @@ public sealed class MySqlDumpFilter
 
     private int EndStatement(int after)
     {
+        if (step == Step.Set)
+        {
+            FinishSet(); // before its delimiter is passed: a refused SET never runs
+        }
+
         Commit(after);
         if (objectMode)
         {
@@ -593,11 +619,6 @@ public sealed class MySqlDumpFilter
         if (sink.Mode == Disposition.Hold)
         {
             sink.Release();
-        }
-
-        if (step == Step.Set)
-        {
-            FinishSet();
         }
 
         sink.EndUnit();
@@ -643,6 +664,18 @@ public sealed class MySqlDumpFilter
     /// <summary>Fast path: code of a statement already classified.</summary>
     private int Code(int i, int end, bool final)
     {
+        if (rowHexDigits)
+        {
+            var digits = buf.AsSpan(i, end - i).IndexOfAnyExcept(HexDigits);
+            if (digits < 0)
+            {
+                return end;
+            }
+
+            rowHexDigits = false;
+            i += digits;
+        }
+
         if (rowData && rowDepth == 0)
         {
             // Between rows: "(" opens the next one, "," separates them; nothing else but blanks.
@@ -704,6 +737,16 @@ public sealed class MySqlDumpFilter
             }
         }
 
+        if (rowData && RowWordStops[b])
+        {
+            return RowWord(i, end, final);
+        }
+
+        if (rowData && (b == '`' || (b == '"' && (sqlMode & SqlModeFlags.AnsiQuotes) != 0)))
+        {
+            throw Refuse("a quoted name in an INSERT's rows");
+        }
+
         switch (b)
         {
             case (byte)'\'':
@@ -762,6 +805,50 @@ public sealed class MySqlDumpFilter
                 return i + 1;
         }
     }
+
+    /// <summary>
+    /// Outside the strings of a row, mysqldump writes numbers, NULL, hex (<c>0x4142</c>) and bit
+    /// (<c>b'101'</c>) literals and <c>_binary</c>; any other word (<c>NEXT VALUE FOR other.s</c>,
+    /// a column), a variable (<c>@v := ...</c>, which would change what a later SET means to the
+    /// server but not to this filter) or a byte above ASCII is refused.
+    /// </summary>
+    private int RowWord(int i, int end, bool final)
+    {
+        var b = buf[i];
+        var before = buf[i - 1]; // DumpFilterDriver keeps the bytes before the scan start
+        if (b == 'x' && before == '0' && !IsRowWordByte(buf[i - 2]))
+        {
+            rowHexDigits = true;
+            return i + 1;
+        }
+
+        var j = i;
+        while (j < end && j - i <= MaxRowWord && IsRowWordByte(buf[j]))
+        {
+            j++;
+        }
+
+        if (j == end && !final && j - i <= MaxRowWord)
+        {
+            return NeedMore(i);
+        }
+
+        var word = buf.AsSpan(i, j - i);
+        var literal = Is(word, "NULL"u8) || Is(word, "_binary"u8)
+            || (word.Length == 1 && (b is (byte)'b' or (byte)'B' or (byte)'x' or (byte)'X') && At(j, end) == '\'')
+            || ((b is (byte)'e' or (byte)'E') && (IsDigit(before) || before == '.') && IsNumber(word[1..]));
+        if (!literal)
+        {
+            throw Refuse(b == '@' ? "a variable in an INSERT's rows"
+                : b >= 0x80 ? "a byte above ASCII outside the strings of an INSERT's rows"
+                : $"a name or keyword in an INSERT's rows ({Printable(word)})");
+        }
+
+        return j;
+    }
+
+    /// <summary>Letters, digits, '_', '$', '@' and bytes above ASCII: what a word or variable in a row is made of.</summary>
+    private static bool IsRowWordByte(byte b) => IsDigit(b) || RowWordStops[b];
 
     /// <summary>Slow path: code of a statement being classified, byte by byte, building tokens.</summary>
     private int CodeWatching(int i, int end, bool final)
@@ -949,9 +1036,12 @@ public sealed class MySqlDumpFilter
             State.DoubleQuote => (byte)'"',
             _ => (byte)'`',
         };
-        var escapes = state != State.Backtick && !noBackslashEscapes;
+        // Under ANSI_QUOTES "..." is a name, read without escapes; one holding a backslash is refused,
+        // since a client that does not know ANSI_QUOTES would read it as a string with an escape.
+        var ansiName = state == State.DoubleQuote && (sqlMode & SqlModeFlags.AnsiQuotes) != 0;
+        var escapes = state != State.Backtick && !ansiName && (sqlMode & SqlModeFlags.NoBackslashEscapes) == 0;
         var span = buf.AsSpan(i, end - i);
-        var k = escapes ? span.IndexOfAny(quote, (byte)'\\') : span.IndexOf(quote);
+        var k = escapes || ansiName ? span.IndexOfAny(quote, (byte)'\\') : span.IndexOf(quote);
         if (k < 0)
         {
             AppendToken(span);
@@ -962,6 +1052,11 @@ public sealed class MySqlDumpFilter
         i += k;
         if (buf[i] == '\\')
         {
+            if (ansiName)
+            {
+                throw Refuse("a backslash in a double-quoted name under ANSI_QUOTES", bufferBase + i);
+            }
+
             if (end - i < 2)
             {
                 if (!final)
@@ -1223,7 +1318,7 @@ public sealed class MySqlDumpFilter
 
                 if (kind == TokenKind.Word && (Is(text, "TABLE"u8) || Is(text, "SEQUENCE"u8)))
                 {
-                    ExpectTableName(list: false, Step.Done);
+                    ExpectTableName(list: false, Is(text, "TABLE"u8) ? Step.CreateTableBody : Step.Done);
                     return;
                 }
 
@@ -1310,10 +1405,13 @@ public sealed class MySqlDumpFilter
                     throw OtherDatabase(text);
                 }
 
-                if (afterName == Step.InsertColumns && triggerTables.Contains(DatabaseNames.Decode(text)))
+                if (afterName == Step.InsertColumns)
                 {
-                    // mysqldump creates a table's triggers after its rows: none fires during a restore.
-                    throw Refuse($"an INSERT into a table whose trigger the dump created first ({DatabaseNames.Decode(text)})");
+                    RefuseRowsInto(DatabaseNames.Decode(text));
+                }
+                else if (afterName == Step.CreateTableBody)
+                {
+                    createdTable = DatabaseNames.Decode(text);
                 }
 
                 step = Step.AfterTableName;
@@ -1334,6 +1432,16 @@ public sealed class MySqlDumpFilter
                 {
                     step = Step.AlterTableClause;
                     goto case Step.AlterTableClause;
+                }
+
+                if (afterName == Step.CreateTableBody)
+                {
+                    sink.Release();
+                    step = Step.CreateTableBody;
+                    columnDepth = 0;
+                    createTableTokens = 0;
+                    engineNext = false;
+                    goto case Step.CreateTableBody;
                 }
 
                 if (afterName != Step.InsertColumns)
@@ -1360,6 +1468,28 @@ public sealed class MySqlDumpFilter
                 }
 
                 throw Refuse($"an ALTER TABLE ... {Words(text)} statement");
+            case Step.CreateTableBody:
+                // Columns, keys and table options, as mysqldump writes them; not ... SELECT (rows read
+                // from anywhere) nor ... LIKE. An engine whose rows live elsewhere is remembered.
+                createTableTokens++;
+                if (kind == TokenKind.Punct)
+                {
+                    columnDepth += text[0] == '(' ? 1 : text[0] == ')' ? -1 : 0;
+                    return;
+                }
+
+                if (kind == TokenKind.Word && (Is(text, "SELECT"u8) || (Is(text, "LIKE"u8) && createTableTokens <= 2)))
+                {
+                    throw Refuse($"a CREATE TABLE ... {Words(text)} statement");
+                }
+
+                if (engineNext && IsRemoteEngine(text))
+                {
+                    remoteTables.Add(createdTable);
+                }
+
+                engineNext = kind == TokenKind.Word && Is(text, "ENGINE"u8);
+                return;
             case Step.InsertHead:
                 if (kind == TokenKind.Word && (Is(text, "INTO"u8) || Is(text, "IGNORE"u8)
                     || Is(text, "LOW_PRIORITY"u8) || Is(text, "HIGH_PRIORITY"u8) || Is(text, "DELAYED"u8)))
@@ -1500,6 +1630,32 @@ public sealed class MySqlDumpFilter
     }
 
     /// <summary>The next token is a table (or routine, sequence...) name of the target; <paramref name="then"/> follows it.</summary>
+    /// <summary>
+    /// mysqldump writes no rows into a view, or into a table whose trigger it created first (it
+    /// creates triggers after the rows), or into a MERGE, FEDERATED, CONNECT or SPIDER table (their
+    /// rows live in other tables, files or servers): rows into one could reach beyond the target.
+    /// </summary>
+    private void RefuseRowsInto(string table)
+    {
+        if (triggerTables.Contains(table))
+        {
+            throw Refuse($"an INSERT into a table whose trigger the dump created first ({table})");
+        }
+
+        if (viewTables.Contains(table))
+        {
+            throw Refuse($"an INSERT into a view ({table})");
+        }
+
+        if (remoteTables.Contains(table))
+        {
+            throw Refuse($"an INSERT into a MERGE, FEDERATED, CONNECT or SPIDER table ({table})");
+        }
+    }
+
+    private static bool IsRemoteEngine(ReadOnlySpan<byte> engine) =>
+        Is(engine, "MRG_MyISAM"u8) || Is(engine, "MERGE"u8) || Is(engine, "FEDERATED"u8) || Is(engine, "CONNECT"u8) || Is(engine, "SPIDER"u8);
+
     private void ExpectTableName(bool list, Step then)
     {
         nameList = list;
@@ -1701,6 +1857,7 @@ public sealed class MySqlDumpFilter
                 objectHeader = false;
                 objectIsTrigger = Is(text, "TRIGGER"u8);
                 objectIsFunction = Is(text, "FUNCTION"u8);
+                viewNameNext = Is(text, "VIEW"u8);
                 objectNameNext = true;
                 objectWord = text.ToArray();
                 eventPhase = Is(text, "EVENT"u8) ? EventPhase.Name : EventPhase.None;
@@ -1723,6 +1880,19 @@ public sealed class MySqlDumpFilter
             else if (triggerTableNext && IsName(kind))
             {
                 triggerTables.Add(DatabaseNames.Decode(text));
+            }
+        }
+
+        if (viewNameNext)
+        {
+            // The names up to its columns or AS (a qualifier too): rows into the view would go to the tables it reads.
+            if ((kind == TokenKind.Word && Is(text, "AS"u8)) || (kind == TokenKind.Punct && text[0] == '('))
+            {
+                viewNameNext = false;
+            }
+            else if (IsName(kind))
+            {
+                viewTables.Add(DatabaseNames.Decode(text));
             }
         }
 
@@ -1993,6 +2163,7 @@ public sealed class MySqlDumpFilter
         objectHeader = false;
         objectIsTrigger = false;
         objectIsFunction = false;
+        viewNameNext = false;
         triggerTableNext = false;
         objectNameNext = false;
         candidateIsObjectName = false;
@@ -2004,12 +2175,34 @@ public sealed class MySqlDumpFilter
         lastTokenStart = -1;
     }
 
-    // ---- SET sql_mode tracking -----------------------------------------------------------------
+    // ---- SET: how the server reads the statements that follow ---------------------------------------
+    //
+    // The server finds a string's end by sql_mode (NO_BACKSLASH_ESCAPES; under ANSI_QUOTES "..." is a
+    // name, without escapes) and by the client character set (in big5, cp932, gbk, sjis and gb18030
+    // a backslash byte can end a multi-byte character). This filter must read every statement as the
+    // server will, or a planted dump could hide a statement inside what the filter takes for a
+    // string. So it follows every SET of sql_mode and of the client character set (also through the
+    // user variables mysqldump saves them in), and refuses one whose value it cannot know or whose
+    // character set it cannot read.
+
+    [Flags]
+    private enum SqlModeFlags : byte
+    {
+        None = 0,
+        NoBackslashEscapes = 1,
+        AnsiQuotes = 2,
+    }
+
+    /// <summary>What a SET value means to the server's reading: the sql_mode flags it gives (null: not
+    /// known), and whether it names a client character set read as this filter reads (false: not known).</summary>
+    private readonly record struct SetValue(SqlModeFlags? SqlMode, bool ReadableCharset)
+    {
+        public static SetValue Unknown => new(null, false);
+    }
 
     private void BeginSet()
     {
-        setFlags = noBackslashEscapes;
-        setBroken = false;
+        setMode = sqlMode;
         ResetAssignment();
     }
 
@@ -2021,7 +2214,11 @@ public sealed class MySqlDumpFilter
         setTarget = SetTarget.None;
         setVariable = null;
         setValueTokens = 0;
-        setValueFlags = null;
+        setValue = SetValue.Unknown;
+        setValueText = "";
+        setCollate = false;
+        setCharacterNext = false;
+        setAfterIf = false;
     }
 
     private void SetToken(TokenKind kind, ReadOnlySpan<byte> text)
@@ -2061,10 +2258,7 @@ public sealed class MySqlDumpFilter
 
         if (tokenCount > SetTokenLimit)
         {
-            // A long SET: not one of the short sql_mode assignments mysqldump writes.
-            setBroken = true;
-            watching = false;
-            return;
+            throw Refuse($"a SET statement of more than {SetTokenLimit} words");
         }
 
         if (!setInValue)
@@ -2091,6 +2285,12 @@ public sealed class MySqlDumpFilter
             switch (text[0])
             {
                 case (byte)'(':
+                    // mysqldump's values are literals and variables; Percona's dump adds IF (...).
+                    if (!setAfterIf)
+                    {
+                        throw Refuse("a function call or subquery in a SET statement");
+                    }
+
                     setDepth++;
                     break;
                 case (byte)')':
@@ -2109,10 +2309,16 @@ public sealed class MySqlDumpFilter
             }
         }
 
+        setAfterIf = kind == TokenKind.Word && Is(text, "IF"u8);
         setValueTokens++;
         if (setValueTokens == 1)
         {
-            setValueFlags = tokenOverflow ? null : SqlModeValueFlags(kind, text);
+            setValue = tokenOverflow ? SetValue.Unknown : ValueOf(kind, text);
+            setValueText = Printable(text);
+        }
+        else if (setValueTokens == 2 && setTarget == SetTarget.Charset && kind == TokenKind.Word && Is(text, "COLLATE"u8))
+        {
+            setCollate = true; // SET NAMES x COLLATE y
         }
     }
 
@@ -2129,71 +2335,112 @@ public sealed class MySqlDumpFilter
             return;
         }
 
-        if (word.StartsWith("@@"u8))
+        if (setCharacterNext || Is(word, "NAMES"u8) || Is(word, "CHARSET"u8))
         {
-            setTarget = IsSessionSqlModeVariable(word) ? SetTarget.SqlMode : SetTarget.Other;
+            // SET NAMES x, SET CHARACTER SET x, SET CHARSET x: the value follows without '='.
+            setTarget = setCharacterNext && !Is(word, "SET"u8) ? SetTarget.Other : SetTarget.Charset;
+            setCharacterNext = false;
+            setInValue = true;
         }
-        else if (word.Length > 1 && word[0] == '@')
+        else if (Is(word, "CHARACTER"u8))
+        {
+            setCharacterNext = true;
+        }
+        else if (word.Length > 1 && word[0] == '@' && word[1] != '@')
         {
             setTarget = SetTarget.UserVariable;
             setVariable = DatabaseNames.Decode(word[1..]);
         }
         else
         {
-            setTarget = Is(word, "sql_mode"u8) ? SetTarget.SqlMode : SetTarget.Other;
+            setTarget = IsSessionVariable(word, "sql_mode"u8) ? SetTarget.SqlMode
+                : IsSessionVariable(word, "character_set_client"u8) ? SetTarget.Charset
+                : SetTarget.Other;
         }
     }
 
     private static bool StartsWithIgnoreCase(ReadOnlySpan<byte> word, ReadOnlySpan<byte> prefix) =>
         word.Length >= prefix.Length && Ascii.EqualsIgnoreCase(word[..prefix.Length], prefix);
 
-    /// <summary><c>@@sql_mode</c>, <c>@@session.sql_mode</c> or <c>@@local.sql_mode</c>.</summary>
-    private static bool IsSessionSqlModeVariable(ReadOnlySpan<byte> word)
+    /// <summary><c>name</c>, <c>@@name</c>, <c>@@session.name</c> or <c>@@local.name</c>.</summary>
+    private static bool IsSessionVariable(ReadOnlySpan<byte> word, ReadOnlySpan<byte> name)
     {
-        if (!word.StartsWith("@@"u8))
+        if (word.StartsWith("@@"u8))
         {
-            return false;
+            word = word[2..];
+            if (StartsWithIgnoreCase(word, "session."u8))
+            {
+                word = word[8..];
+            }
+            else if (StartsWithIgnoreCase(word, "local."u8))
+            {
+                word = word[6..];
+            }
         }
 
-        var rest = word[2..];
-        if (rest.Length > 8 && Ascii.EqualsIgnoreCase(rest[..8], "session."u8))
-        {
-            rest = rest[8..];
-        }
-        else if (rest.Length > 6 && Ascii.EqualsIgnoreCase(rest[..6], "local."u8))
-        {
-            rest = rest[6..];
-        }
-
-        return Is(rest, "sql_mode"u8);
+        return Is(word, name);
     }
 
-    /// <summary>Whether sql_mode would hold NO_BACKSLASH_ESCAPES if assigned this value; null if unknown.</summary>
-    private bool? SqlModeValueFlags(TokenKind kind, ReadOnlySpan<byte> text)
+    /// <summary>What the first token of a SET value means (the value is known only if it is the whole value).</summary>
+    private SetValue ValueOf(TokenKind kind, ReadOnlySpan<byte> text)
     {
-        if (kind == TokenKind.String)
+        if (kind is TokenKind.String or TokenKind.Ident)
         {
-            return Encoding.Latin1.GetString(text).Contains("NO_BACKSLASH_ESCAPES", StringComparison.OrdinalIgnoreCase);
+            return Named(text);
         }
 
         if (kind != TokenKind.Word)
         {
-            return null;
+            return SetValue.Unknown;
         }
 
-        if (IsSessionSqlModeVariable(text))
+        if (text.StartsWith("@@"u8))
         {
-            return setFlags;
+            return IsSessionVariable(text, "sql_mode"u8) ? new SetValue(setMode, false)
+                : IsSessionVariable(text, "character_set_client"u8) ? new SetValue(null, true) // never one refused
+                : SetValue.Unknown;
         }
 
-        if (text.Length > 1 && text[0] == '@' && text[1] != '@'
-            && userVariables.TryGetValue(DatabaseNames.Decode(text[1..]), out var saved))
+        if (text[0] == '@')
         {
-            return saved;
+            return userVariables.TryGetValue(DatabaseNames.Decode(text[1..]), out var saved) ? saved : SetValue.Unknown;
         }
 
-        return null;
+        if (Is(text, "DEFAULT"u8))
+        {
+            return new SetValue(serverSqlMode, false); // the server's global sql_mode, as the session started
+        }
+
+        return IsDigit(text[0]) ? SetValue.Unknown : Named(text);
     }
+
+    private static SetValue Named(ReadOnlySpan<byte> text) => new(SqlModeOf(text), IsReadableCharset(text.Trim((byte)' ')));
+
+    /// <summary>The flags of an sql_mode list; ANSI and the other combination modes include ANSI_QUOTES.</summary>
+    private static SqlModeFlags SqlModeOf(ReadOnlySpan<byte> modes)
+    {
+        var flags = SqlModeFlags.None;
+        foreach (var range in modes.Split((byte)','))
+        {
+            var mode = modes[range].Trim((byte)' ');
+            if (Is(mode, "NO_BACKSLASH_ESCAPES"u8))
+            {
+                flags |= SqlModeFlags.NoBackslashEscapes;
+            }
+            else if (Is(mode, "ANSI_QUOTES"u8) || Is(mode, "ANSI"u8) || Is(mode, "DB2"u8) || Is(mode, "MAXDB"u8)
+                || Is(mode, "MSSQL"u8) || Is(mode, "ORACLE"u8) || Is(mode, "POSTGRESQL"u8))
+            {
+                flags |= SqlModeFlags.AnsiQuotes;
+            }
+        }
+
+        return flags;
+    }
+
+    /// <summary>Not one whose multi-byte characters can end in a backslash (the server also refuses unknown names).</summary>
+    private static bool IsReadableCharset(ReadOnlySpan<byte> name) =>
+        name.Length > 0 && !(Is(name, "big5"u8) || Is(name, "cp932"u8) || Is(name, "gbk"u8) || Is(name, "sjis"u8)
+            || Is(name, "gb18030"u8) || Is(name, "DEFAULT"u8));
 
     private void ApplyAssignment()
     {
@@ -2202,32 +2449,37 @@ public sealed class MySqlDumpFilter
             return;
         }
 
-        var known = setValueTokens == 1 ? setValueFlags : null;
-        if (setTarget == SetTarget.SqlMode && known is { } flags)
+        var value = setValueTokens == 1 || (setCollate && setValueTokens == 3) ? setValue : SetValue.Unknown;
+        switch (setTarget)
         {
-            setFlags = flags;
-        }
-        else if (setTarget == SetTarget.UserVariable && setVariable is not null)
-        {
-            if (known is { } value && (userVariables.Count < MaxUserVariables || userVariables.ContainsKey(setVariable)))
-            {
-                userVariables[setVariable] = value;
-            }
-            else
-            {
-                userVariables.Remove(setVariable);
-            }
+            case SetTarget.SqlMode:
+                setMode = value.SqlMode ?? throw Refuse("a SET sql_mode to a value this check cannot read");
+                break;
+            case SetTarget.Charset when !value.ReadableCharset:
+                throw new DumpFilterException(
+                    $"the dump sets the client character set to {(setValueTokens == 1 ? setValueText : "a value this check cannot read")} "
+                    + $"at byte {unitStart}: in big5, cp932, gbk, sjis and gb18030 a multi-byte character can end in a backslash, "
+                    + "which this check would take for an escape where the server does not; refused");
+            case SetTarget.UserVariable when setVariable is not null:
+                if (userVariables.Count < MaxUserVariables || userVariables.ContainsKey(setVariable))
+                {
+                    userVariables[setVariable] = value;
+                }
+                else
+                {
+                    userVariables.Remove(setVariable);
+                }
+
+                break;
+            default:
+                break;
         }
     }
 
     private void FinishSet()
     {
-        if (!setBroken)
-        {
-            ApplyAssignment();
-        }
-
-        noBackslashEscapes = setFlags;
+        ApplyAssignment();
+        sqlMode = setMode;
     }
 
     // ---- tables ------------------------------------------------------------------------------------
@@ -2250,10 +2502,29 @@ public sealed class MySqlDumpFilter
         return SearchValues.Create(stops.ToArray());
     }
 
-    /// <summary>In an INSERT's rows also the parentheses, which tell a row's end from a call.</summary>
+    /// <summary>In an INSERT's rows also the parentheses, which tell a row's end from a call, and the start of any word.</summary>
     private static SearchValues<byte> BuildRowStops(byte delimiterStart)
     {
         var stops = new HashSet<byte>("'\"`\\#-/()"u8.ToArray()) { delimiterStart };
+        for (var c = 0; c < 256; c++)
+        {
+            if (RowWordStops[c])
+            {
+                stops.Add((byte)c);
+            }
+        }
+
         return SearchValues.Create(stops.ToArray());
+    }
+
+    private static bool[] BuildRowWordStops()
+    {
+        var table = new bool[256];
+        for (var c = 0; c < 256; c++)
+        {
+            table[c] = c is (>= 'a' and <= 'z') or (>= 'A' and <= 'Z') or '_' or '$' or '@' or >= 0x80;
+        }
+
+        return table;
     }
 }

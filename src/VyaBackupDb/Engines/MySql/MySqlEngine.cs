@@ -479,8 +479,15 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         using var optionFile = OptionFile();
         var arguments = ClientArguments(optionFile, database);
         // Events are created disabled in the staging database, so that none runs there; the swap
-        // enables the ones asked for once they are in place.
-        var filter = new MySqlDumpFilter(database, new MySqlFilterOptions(options.SourceDatabase, options.Definer, KeepEventsEnabled: false));
+        // enables the ones asked for once they are in place. The filter reads the dump as the server
+        // will, from the sql_mode the client's session starts with.
+        string serverSqlMode;
+        await using (var connection = await OpenAsync(cancellationToken).ConfigureAwait(false))
+        {
+            serverSqlMode = (string)(await Scalar(connection, "SELECT @@SESSION.sql_mode", cancellationToken).ConfigureAwait(false))!;
+        }
+        var filter = new MySqlDumpFilter(database,
+            new MySqlFilterOptions(options.SourceDatabase, options.Definer, KeepEventsEnabled: false, ServerSqlMode: serverSqlMode));
         try
         {
             await ChildProcess.RunAsync(tool, arguments, null,
