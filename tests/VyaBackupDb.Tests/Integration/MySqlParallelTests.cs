@@ -305,6 +305,43 @@ public sealed class MySqlParallelTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A set's schema.sql planted with what makes its rows go elsewhere as they load, digests made
+    /// to match: a trigger (the set's own come after the rows, in post.sql) that writes into another
+    /// database, or a MERGE table over another database's table that a chunk fills. Refused on both
+    /// load paths; the other database keeps its rows.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(true, "DELIMITER ;;\nCREATE TRIGGER `tr` BEFORE INSERT ON `t` FOR EACH ROW INSERT INTO `{bystander}`.`keep` VALUES (NEW.id + 100) ;;\nDELIMITER ;\n",
+        "t", "a trigger before a backup set's rows")]
+    [InlineData(false, "DELIMITER ;;\nCREATE TRIGGER `tr` BEFORE INSERT ON `t` FOR EACH ROW INSERT INTO `{bystander}`.`keep` VALUES (NEW.id + 100) ;;\nDELIMITER ;\n",
+        "t", "a trigger before a backup set's rows")]
+    [InlineData(true, "CREATE TABLE `m` (`id` int) ENGINE=MRG_MyISAM UNION=(`{bystander}`.`keep`) INSERT_METHOD=LAST;\n",
+        "m", "it names table 'm', which the backup's schema does not create")]
+    [InlineData(false, "CREATE TABLE `m` (`id` int) ENGINE=MRG_MyISAM UNION=(`{bystander}`.`keep`) INSERT_METHOD=LAST;\n",
+        "m", "it names table 'm', which the backup's schema does not create")]
+    public async Task A_set_schema_planted_to_send_rows_elsewhere_is_refused(bool loadDataLocal, string schemaAddition, string table, string expected)
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        var bystander = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", "INSERT INTO t VALUES (1, 'one'), (2, 'two')");
+        await MySqlTestDb.ExecAsync(bystander, "CREATE TABLE keep (id INT PRIMARY KEY) ENGINE=MyISAM", "INSERT INTO keep VALUES (42)");
+        var bystanderBefore = await MySqlTestDb.FingerprintAsync(bystander);
+        var file = await Ops.BackupOkAsync(MySqlTestDb.Instance(2), source, Compression.None, _scratch.TempDir("backups"));
+        var chunk = Encoding.UTF8.GetString(Engines.MySql.MySqlTableReader.ChunkHeader) + $"INSERT INTO `{table}` VALUES (7);\n";
+        var addition = schemaAddition.Replace("{bystander}", bystander, StringComparison.Ordinal);
+        await ReplaceDataAsync(file, table, Encoding.UTF8.GetBytes(chunk), schema => schema + addition);
+
+        var target = _scratch.MySqlName();
+        var error = await Record.ExceptionAsync(() => Ops.RestoreAsync(MySqlTestDb.Instance(2) with { LoadDataLocal = loadDataLocal }, file, target));
+
+        Assert.NotNull(error);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.False(await MySqlTestDb.ExistsAsync(target), "a refused restore left its target behind");
+        DbFingerprint.AssertSame(bystanderBefore, await MySqlTestDb.FingerprintAsync(bystander), "another database");
+    }
+
+    /// <summary>
     /// Names that differ only in case are different tables and databases on Linux, but
     /// information_schema compares them without case: the backup read every column of `Users`
     /// for `users` too (a chunk its INSERT path and the standard tools could not load), and a
@@ -447,8 +484,11 @@ public sealed class MySqlParallelTests : IAsyncLifetime
         return false;
     }
 
-    /// <summary>Rewrites an uncompressed backup set so that its one data chunk is <paramref name="content"/>, manifest and .sha256 to match.</summary>
-    private static async Task ReplaceDataAsync(string file, string table, byte[] content)
+    /// <summary>
+    /// Rewrites an uncompressed backup set so that its one data chunk is <paramref name="content"/> (and its
+    /// schema.sql what <paramref name="editSchema"/> makes of it), manifest and .sha256 to match.
+    /// </summary>
+    private static async Task ReplaceDataAsync(string file, string table, byte[] content, Func<string, string>? editSchema = null)
     {
         byte[] schema, post;
         await using (var input = File.OpenRead(file))
@@ -460,6 +500,10 @@ public sealed class MySqlParallelTests : IAsyncLifetime
             {
             }
             post = await ReadAllAsync(entry);
+        }
+        if (editSchema is not null)
+        {
+            schema = Encoding.UTF8.GetBytes(editSchema(Encoding.UTF8.GetString(schema)));
         }
         IReadOnlyList<SetEntry> entries;
         await using (var output = File.Create(file))

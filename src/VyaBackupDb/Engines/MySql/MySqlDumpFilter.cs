@@ -12,8 +12,10 @@ namespace VyaBackupDb.Engines.MySql;
 /// (<see cref="MySqlDumpFilter.EnabledEvents"/> lists them).</param>
 /// <param name="ServerSqlMode">The sql_mode the restoring session starts with (the server's global one): how
 /// the server reads the dump's first statements, before it sets its own.</param>
+/// <param name="RowsFollow">The dump is a backup set's schema.sql, whose rows load after it: a trigger in it
+/// would fire on them (the set's triggers come after the rows, in post.sql), so one is refused.</param>
 public sealed record MySqlFilterOptions(string? SourceDatabase = null, DefinerMode Definer = DefinerMode.Keep, bool KeepEventsEnabled = false,
-    string? ServerSqlMode = null);
+    string? ServerSqlMode = null, bool RowsFollow = false);
 
 /// <summary>
 /// Filters a plain mysqldump / mariadb-dump file on its way into the <c>mysql</c>/<c>mariadb</c>
@@ -1856,6 +1858,11 @@ public sealed class MySqlDumpFilter
             {
                 objectHeader = false;
                 objectIsTrigger = Is(text, "TRIGGER"u8);
+                if (objectIsTrigger && options.RowsFollow)
+                {
+                    throw Refuse("a trigger before a backup set's rows (the set's own come after them, in post.sql)");
+                }
+
                 objectIsFunction = Is(text, "FUNCTION"u8);
                 viewNameNext = Is(text, "VIEW"u8);
                 objectNameNext = true;

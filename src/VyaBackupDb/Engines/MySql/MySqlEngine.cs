@@ -473,7 +473,11 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         await Execute(connection, $"DROP DATABASE IF EXISTS {QuoteIdentifier(database)}", cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken)
+    public Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken) =>
+        RestoreThroughClientAsync(database, input, options, rowsFollow: false, cancellationToken);
+
+    /// <summary>A plain dump, or a backup set's schema.sql (<paramref name="rowsFollow"/>) or post.sql, through the filter into the client.</summary>
+    private async Task<LoadResult> RestoreThroughClientAsync(string database, Stream input, RestoreOptions options, bool rowsFollow, CancellationToken cancellationToken)
     {
         var tool = await ClientToolAsync(cancellationToken).ConfigureAwait(false);
         using var optionFile = OptionFile();
@@ -487,7 +491,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             serverSqlMode = (string)(await Scalar(connection, "SELECT @@SESSION.sql_mode", cancellationToken).ConfigureAwait(false))!;
         }
         var filter = new MySqlDumpFilter(database,
-            new MySqlFilterOptions(options.SourceDatabase, options.Definer, KeepEventsEnabled: false, ServerSqlMode: serverSqlMode));
+            new MySqlFilterOptions(options.SourceDatabase, options.Definer, KeepEventsEnabled: false, ServerSqlMode: serverSqlMode, RowsFollow: rowsFollow));
         try
         {
             await ChildProcess.RunAsync(tool, arguments, null,

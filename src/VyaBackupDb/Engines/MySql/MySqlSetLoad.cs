@@ -30,7 +30,7 @@ public sealed partial class MySqlEngine
         }
         // The schema (and below, the triggers) go through the same filter as a plain dump: definers,
         // qualifiers, events created disabled, no other database reachable.
-        var schemaLoad = await RestoreAsync(database, schema.Content, options, cancellationToken).ConfigureAwait(false);
+        var schemaLoad = await RestoreThroughClientAsync(database, schema.Content, options, rowsFollow: true, cancellationToken).ConfigureAwait(false);
         await schema.Content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
 
         var tables = await BaseTablesAsync(database, cancellationToken).ConfigureAwait(false);
@@ -119,7 +119,7 @@ public sealed partial class MySqlEngine
             throw new InvalidDataException(entry is null ? "the backup set ends without post.sql" : $"the backup set's entry '{entry.Name}' is out of order");
         }
         await AddIndexesAsync(database, deferred, jobs, cancellationToken).ConfigureAwait(false);
-        var postLoad = await RestoreAsync(database, entry.Content, options, cancellationToken).ConfigureAwait(false);
+        var postLoad = await RestoreThroughClientAsync(database, entry.Content, options, rowsFollow: false, cancellationToken).ConfigureAwait(false);
         await entry.Content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
         return new LoadResult(null, [.. schemaLoad.EventsToEnable, .. postLoad.EventsToEnable],
             schemaLoad.OtherDatabases.Union(postLoad.OtherDatabases, StringComparer.Ordinal).ToList(), columns is null ? null : loaded);
@@ -293,11 +293,16 @@ public sealed partial class MySqlEngine
         return columns.ToDictionary(c => c.Key, c => (IReadOnlyList<MySqlLoadData.Column>)c.Value, StringComparer.Ordinal);
     }
 
+    /// <summary>
+    /// The tables a chunk may fill: not a view, nor a MERGE, FEDERATED, CONNECT or SPIDER table, whose rows
+    /// would go to other tables, files or servers (the backup writes none for the first two, as mysqldump).
+    /// </summary>
     private async Task<HashSet<string>> BaseTablesAsync(string database, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new MySqlCommand(
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')", connection);
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') "
+            + "AND ENGINE NOT IN ('MRG_MyISAM', 'MRG_ISAM', 'FEDERATED', 'CONNECT', 'SPIDER')", connection);
         command.Parameters.AddWithValue("@db", database);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var tables = new HashSet<string>(StringComparer.Ordinal);
