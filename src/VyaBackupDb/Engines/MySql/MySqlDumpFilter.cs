@@ -1631,7 +1631,6 @@ public sealed class MySqlDumpFilter
         watching = false;
     }
 
-    /// <summary>The next token is a table (or routine, sequence...) name of the target; <paramref name="then"/> follows it.</summary>
     /// <summary>
     /// mysqldump writes no rows into a view, or into a table whose trigger it created first (it
     /// creates triggers after the rows), or into a MERGE, FEDERATED, CONNECT or SPIDER table (their
@@ -1658,6 +1657,7 @@ public sealed class MySqlDumpFilter
     private static bool IsRemoteEngine(ReadOnlySpan<byte> engine) =>
         Is(engine, "MRG_MyISAM"u8) || Is(engine, "MERGE"u8) || Is(engine, "FEDERATED"u8) || Is(engine, "CONNECT"u8) || Is(engine, "SPIDER"u8);
 
+    /// <summary>The next token is a table (or routine, sequence...) name of the target; <paramref name="then"/> follows it.</summary>
     private void ExpectTableName(bool list, Step then)
     {
         nameList = list;
