@@ -260,6 +260,60 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// README: a backup file runs nothing on the restore host. A plain dump (no manifest) that sets
+    /// client_encoding or standard_conforming_strings in a way the filter cannot read for certain
+    /// (SJIS as a quoted identifier: psql then hides the quote after the 0x95 lead byte; "of",
+    /// which the server takes for off) would hide a statement inside what the filter reads as one
+    /// string: refused with one line and exit code 1, the command did not run, no role, the
+    /// existing target unchanged.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("SET client_encoding TO \"SJIS\";\nCREATE TABLE public.a (x text);\nCOMMENT ON TABLE public.a IS E'\u0095\\'; {payload} -- ';\n",
+        "client_encoding set other than to a plain encoding name")]
+    [InlineData("SET standard_conforming_strings = of;\nCREATE TABLE public.a (x text);\nCOMMENT ON TABLE public.a IS 'x\\' '; {payload} -- ';\n",
+        "standard_conforming_strings set other than by SET to on or off")]
+    public async Task Postgres_dump_hiding_a_statement_behind_the_lexer_settings_is_refused_and_runs_nothing(string planted, string expected)
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'one')");
+        var dir = _scratch.TempDir("old");
+        var plain = Path.Combine(dir, "dump.tmp");
+        await Run.PgDumpAsync(plain, "--dbname", source);
+        var marker = $"/tmp/vya-planted-{Guid.NewGuid():N}";
+        var role = _scratch.PostgresName("vt_evil_");
+        var payload = $"COPY (SELECT 1) TO PROGRAM 'touch {marker}'; CREATE ROLE {role} SUPERUSER LOGIN;";
+        // Latin1: one char one byte, so U+0095 is the raw byte 0x95 and pg_dump's UTF-8 stays as it is.
+        var text = await File.ReadAllTextAsync(plain, Encoding.Latin1);
+        var table = text.IndexOf("CREATE TABLE public.t", StringComparison.Ordinal);
+        Assert.True(table > 0, "pg_dump wrote no CREATE TABLE public.t");
+        await File.WriteAllTextAsync(plain, text[..table] + planted.Replace("{payload}", payload, StringComparison.Ordinal) + "\n" + text[table..], Encoding.Latin1);
+        var file = Package(plain, "sql", source, "postgresql");
+        var target = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(target, "CREATE TABLE precious (id int PRIMARY KEY)", "INSERT INTO precious VALUES (7)");
+        var before = await PgTestDb.FingerprintAsync(target);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+        try
+        {
+            var run = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+            Assert.False(File.Exists(marker), "the planted shell command ran on the database host");
+            Assert.Equal(0L, Convert.ToInt64(await PgTestDb.ScalarAsync("postgres", "SELECT count(*) FROM pg_roles WHERE rolname = $1", role),
+                System.Globalization.CultureInfo.InvariantCulture));
+            Assert.True(run.ExitCode == 1, run.ToString());
+            var error = Assert.Single(Cli.ErrorLines(run));
+            Assert.StartsWith("vya-backupdb: error: ", error, StringComparison.Ordinal);
+            Assert.Contains($"{expected} is not something pg_dump writes (the filter could not know how psql reads what follows); refused", error, StringComparison.Ordinal);
+            DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the target after a refused restore");
+        }
+        finally
+        {
+            File.Delete(marker);
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {role}");
+        }
+    }
+
+    /// <summary>
     /// README: a backup file touches only its target. An old pg_dump file with a postgres_fdw
     /// chain planted (every statement one pg_dump writes) whose rows go through a foreign table
     /// into another database: refused with one line and exit code 1, the other database keeps its

@@ -44,7 +44,10 @@ public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false);
 /// <para>Statements are split the way psql splits them: at <c>;</c> outside quotes, comments, dollar
 /// quotes, parentheses and <c>BEGIN ... END</c> bodies of SQL-standard functions; after
 /// <c>COPY ... FROM stdin;</c> the lines up to <c>\.</c> are data. <c>standard_conforming_strings</c>
-/// is tracked from <c>SET</c> statements. The filter streams and holds at most 64 KiB of a statement's
+/// is tracked from <c>SET</c> statements; it and <c>client_encoding</c> (which change how psql lexes
+/// what follows) pass only as pg_dump sets them: <c>SET</c> to on/off, to a server encoding, each a
+/// plain word or '...' string (never SET LOCAL, DEFAULT, set_config of the former, nor anything
+/// else the filter could read otherwise than psql). The filter streams and holds at most 64 KiB of a statement's
 /// beginning.</para>
 /// </remarks>
 public sealed class PostgresDumpFilter
@@ -65,11 +68,18 @@ public sealed class PostgresDumpFilter
     private static readonly bool[] IdentCont = BuildTable(digits: true, dollar: true);
     private static readonly bool[] DollarTagCont = BuildTable(digits: true, dollar: false);
 
-    /// <summary>Client-only encodings: psql hides the bytes after their lead bytes from its lexer.</summary>
-    private static readonly HashSet<string> UnsafeClientEncodings = new(StringComparer.Ordinal)
+    /// <summary>
+    /// The server encodings, as pg_dump names them (pg_encoding_to_char) and the server compares them
+    /// (lower case, letters and digits only). Each keeps every ASCII byte ASCII, as the filter reads
+    /// the dump; the client-only ones (SJIS, BIG5, GBK, UHC, GB18030, JOHAB) are not among them: psql
+    /// hides the byte after each of their lead bytes (a quote, a backslash) from its lexer.
+    /// </summary>
+    private static readonly HashSet<string> ServerEncodings = new(StringComparer.Ordinal)
     {
-        "sjis", "mskanji", "shiftjis", "win932", "windows932", "cp932", "shiftjis2004", "big5", "win950", "windows950",
-        "cp950", "gbk", "win936", "windows936", "cp936", "uhc", "win949", "windows949", "cp949", "gb18030", "johab",
+        "sqlascii", "utf8", "eucjp", "euccn", "euckr", "euctw", "eucjis2004", "muleinternal", "latin1", "latin2",
+        "latin3", "latin4", "latin5", "latin6", "latin7", "latin8", "latin9", "latin10", "iso88595", "iso88596",
+        "iso88597", "iso88598", "koi8r", "koi8u", "win866", "win874", "win1250", "win1251", "win1252", "win1253",
+        "win1254", "win1255", "win1256", "win1257", "win1258",
     };
 
     private readonly byte[] targetIdentifier;
@@ -129,6 +139,8 @@ public sealed class PostgresDumpFilter
     private TokenKind tokenKind;
     private long tokenStart;
     private bool tokenOverflow;
+    private bool tokenPrefixed; // a string token written E'...', B'...', X'...' or N'...'
+    private bool setLocal;
     private bool rewritingGrant;
     private string settingName = string.Empty;
     private bool? pendingStandardStrings;
@@ -243,6 +255,8 @@ public sealed class PostgresDumpFilter
         SelectName,
         SelectEncodingComma,
         SelectEncodingValue,
+        SelectEncodingAfter,
+        SetValueEnd,
         CopyScan,
         CopyFrom,
         Bare,
@@ -449,7 +463,7 @@ public sealed class PostgresDumpFilter
     /// </summary>
     private void PinStandardStrings(int i)
     {
-        if (restrictLine is not null || pinnedStatement || sink.Mode == Disposition.Drop)
+        if (pinnedStatement || sink.Mode == Disposition.Drop)
         {
             return;
         }
@@ -644,6 +658,7 @@ public sealed class PostgresDumpFilter
         tokenKind = TokenKind.None;
         rewritingGrant = false;
         pendingStandardStrings = null;
+        setLocal = false;
         wordCheck = WordCheck.None;
         lastWasWord = false;
         lastWordCalls = false;
@@ -1063,6 +1078,7 @@ public sealed class PostgresDumpFilter
             {
                 // E'...', B'...', X'...', N'...': the letter belongs to the string.
                 tokenKind = TokenKind.String;
+                tokenPrefixed = true;
                 token.Clear();
                 StartQuote(i);
                 return i + 1;
@@ -1716,6 +1732,7 @@ public sealed class PostgresDumpFilter
         tokenStart = bufferBase + i;
         token.Clear();
         tokenOverflow = false;
+        tokenPrefixed = false;
     }
 
     private void AppendToken(ReadOnlySpan<byte> bytes)
@@ -2014,14 +2031,15 @@ public sealed class PostgresDumpFilter
                 if (IsWord(kind, text, "LOCAL"u8))
                 {
                     AddLeading(text);
+                    setLocal = true;
                     step = Step.SetName;
                     return;
                 }
 
                 if (IsWord(kind, text, "NAMES"u8))
                 {
-                    sink.Release();
-                    step = Step.SetEncodingValue; // SET NAMES x is SET client_encoding TO x
+                    settingName = "client_encoding"; // SET NAMES x is SET client_encoding TO x
+                    step = Step.SetEncodingValue;
                     return;
                 }
 
@@ -2069,30 +2087,31 @@ public sealed class PostgresDumpFilter
                 throw NotPgDump(); // SET ROLE x, SET TIME ZONE ..., SET TRANSACTION ...
             case Step.SetEncodingValue:
             case Step.SelectEncodingValue:
-                if (kind is TokenKind.Word or TokenKind.String && !tokenOverflow)
+                if (setLocal || !IsPlainValue(kind))
                 {
-                    CheckClientEncoding(text);
+                    throw RefuseLexerSetting();
                 }
 
-                StopClassifying();
+                CheckClientEncoding(text);
+                step = step == Step.SetEncodingValue ? Step.SetValueEnd : Step.SelectEncodingAfter;
                 return;
             case Step.SelectEncodingComma:
-                if (IsPunct(kind, text, (byte)','))
+                step = IsPunct(kind, text, (byte)',') ? Step.SelectEncodingValue : throw RefuseLexerSetting();
+                return;
+            case Step.SelectEncodingAfter:
+                if (!IsPunct(kind, text, (byte)','))
                 {
-                    step = Step.SelectEncodingValue;
-                    return;
+                    throw RefuseLexerSetting();
                 }
 
-                StopClassifying();
+                StopClassifying(); // the word check reads the rest (false)
                 return;
             case Step.SetStandardStringsValue:
-                if (kind is TokenKind.Word or TokenKind.String)
-                {
-                    pendingStandardStrings = ParseStandardStrings(text);
-                }
-
-                StopClassifying();
+                pendingStandardStrings = IsPlainValue(kind) ? ParseStandardStrings(text) : null;
+                step = pendingStandardStrings is null ? throw RefuseLexerSetting() : Step.SetValueEnd;
                 return;
+            case Step.SetValueEnd:
+                throw RefuseLexerSetting();
             case Step.ResetName:
                 ExpectOrRefuse(kind, text, "SESSION"u8, Step.ResetSession);
                 return;
@@ -2147,9 +2166,8 @@ public sealed class PostgresDumpFilter
                 if (kind == TokenKind.String && !tokenOverflow)
                 {
                     settingName = Encoding.UTF8.GetString(text);
-                    if (string.Equals(settingName, "client_encoding", StringComparison.OrdinalIgnoreCase) && isKnownSetting(settingName))
+                    if (string.Equals(settingName, "client_encoding", StringComparison.OrdinalIgnoreCase))
                     {
-                        sink.Release();
                         step = Step.SelectEncodingComma;
                         return;
                     }
@@ -2305,6 +2323,14 @@ public sealed class PostgresDumpFilter
             throw NotPgDump(standardStringsValueFollows ? default : Encoding.UTF8.GetBytes("pg_catalog.set_config('" + settingName + "')"));
         }
 
+        var standardStrings = string.Equals(settingName, "standard_conforming_strings", StringComparison.OrdinalIgnoreCase);
+        var encoding = string.Equals(settingName, "client_encoding", StringComparison.OrdinalIgnoreCase);
+        if ((standardStrings && !standardStringsValueFollows) || ((standardStrings || encoding) && setLocal))
+        {
+            // set_config and SET LOCAL: what the setting is after them depends on the transaction.
+            throw RefuseLexerSetting();
+        }
+
         if (!isKnownSetting(settingName))
         {
             RequireHeld();
@@ -2314,18 +2340,14 @@ public sealed class PostgresDumpFilter
             return;
         }
 
-        if (standardStringsValueFollows
-            && string.Equals(settingName, "standard_conforming_strings", StringComparison.OrdinalIgnoreCase))
+        if (standardStrings)
         {
-            sink.Release();
             step = Step.SetStandardStringsValue;
             return;
         }
 
-        if (standardStringsValueFollows
-            && string.Equals(settingName, "client_encoding", StringComparison.OrdinalIgnoreCase))
+        if (encoding)
         {
-            sink.Release();
             step = Step.SetEncodingValue;
             return;
         }
@@ -2935,6 +2957,12 @@ public sealed class PostgresDumpFilter
     /// <summary>A statement that ended before its start was seen whole (<c>CREATE USER;</c>, <c>INSERT INTO t;</c>).</summary>
     private DumpFilterException RefuseUndecided()
     {
+        if (step is Step.SetEncodingValue or Step.SelectEncodingComma or Step.SelectEncodingValue or Step.SelectEncodingAfter
+            or Step.SetStandardStringsValue)
+        {
+            return RefuseLexerSetting();
+        }
+
         if (step is Step.SubscriptionName or Step.SubscriptionScan or Step.SubscriptionWith or Step.SubscriptionConnect
             or Step.SubscriptionEquals or Step.SubscriptionValue)
         {
@@ -2961,15 +2989,13 @@ public sealed class PostgresDumpFilter
 
     /// <summary>At the end of a statement: whether its start was one pg_dump writes, whole.</summary>
     private bool Undecided => classifying && step is not (Step.Start or Step.Done or Step.Bare or Step.DatabaseName
-        or Step.AfterGrantName or Step.SetStandardStringsValue or Step.SetEncodingValue or Step.SelectEncodingComma
-        or Step.SelectEncodingValue or Step.CopyScan or Step.CopyFrom or Step.RelationName or Step.RelationNameDot
+        or Step.AfterGrantName or Step.SetValueEnd or Step.CopyScan or Step.CopyFrom or Step.RelationName or Step.RelationNameDot
         or Step.AfterRelation or Step.PartitionOf or Step.AttachPartition or Step.AlterSet or Step.DropSubscription)
         || wordCheck == WordCheck.InsertTarget;
 
     /// <summary>
-    /// psql hides the byte after each lead byte of a client-only multibyte encoding (SJIS, BIG5,
-    /// GBK, UHC, GB18030, JOHAB) from its lexer: a quote or backslash there means something else to
-    /// psql than to this filter. pg_dump writes the server's encoding, never one of these.
+    /// A client encoding psql lexes the dump in the way the filter does: a server encoding (see
+    /// <see cref="ServerEncodings"/>), which is what pg_dump writes.
     /// </summary>
     private void CheckClientEncoding(ReadOnlySpan<byte> value)
     {
@@ -2986,16 +3012,32 @@ public sealed class PostgresDumpFilter
             }
         }
 
-        if (UnsafeClientEncodings.Contains(normalized.ToString()))
+        if (!ServerEncodings.Contains(normalized.ToString()))
         {
-            throw new DumpFilterException(
-                $"line {UnitLine}: client encoding {Show(value)} is not something pg_dump writes (psql lexes it differently); refused");
+            throw RefuseLexerSetting($"client encoding {Show(value)}");
         }
+    }
+
+    /// <summary>A setting's value the filter reads for certain: a plain word or a plain '...' string, whole.</summary>
+    private bool IsPlainValue(TokenKind kind) => (kind == TokenKind.Word || (kind == TokenKind.String && !tokenPrefixed)) && !tokenOverflow;
+
+    /// <summary>
+    /// client_encoding and standard_conforming_strings change how psql lexes what follows: set any
+    /// other way than pg_dump sets them (a value the filter cannot be sure of, SET LOCAL, set_config,
+    /// DEFAULT), the filter could read the rest of the dump differently from psql.
+    /// </summary>
+    private DumpFilterException RefuseLexerSetting(string? what = null)
+    {
+        what ??= string.Equals(settingName, "standard_conforming_strings", StringComparison.OrdinalIgnoreCase)
+            ? "standard_conforming_strings set other than by SET to on or off"
+            : "client_encoding set other than to a plain encoding name";
+        return new DumpFilterException(
+            $"line {UnitLine}: {what} is not something pg_dump writes (the filter could not know how psql reads what follows); refused");
     }
 
     private static bool? ParseStandardStrings(ReadOnlySpan<byte> value)
     {
-        if (Is(value, "on"u8) || Is(value, "true"u8) || Is(value, "yes"u8) || Is(value, "1"u8) || Is(value, "DEFAULT"u8))
+        if (Is(value, "on"u8) || Is(value, "true"u8) || Is(value, "yes"u8) || Is(value, "1"u8))
         {
             return true;
         }

@@ -677,7 +677,13 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         ];
         // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
         var filter = new PostgresDumpFilter(database, name => name.Contains('.', StringComparison.Ordinal) || knownSettings.Contains(name), new PostgresFilterOptions(RestrictMetaCommands: PostgresDumpFilter.ClientSupportsRestrict(_client!.Value.Version)));
-        await ChildProcess.RunAsync(Path.Combine(binDir, "psql"), arguments, Environment(passFile),
+        // The session starts as the filter reads the dump, whatever settings the database or role
+        // carry (the manifest's, an ALTER DATABASE ... SET run by an earlier file of a set) or the
+        // operator's locale: a client's own options come before them (and are what RESET goes back to).
+        var environment = Environment(passFile);
+        environment["PGCLIENTENCODING"] = "SQL_ASCII";
+        environment["PGOPTIONS"] = "-c standard_conforming_strings=on";
+        await ChildProcess.RunAsync(Path.Combine(binDir, "psql"), arguments, environment,
             (stdin, ct) => filter.CopyAsync(input, stdin, ct), null, cancellationToken).ConfigureAwait(false);
         return new LoadResult(filter.EndedWithCompletionTrailer, [], []);
     }
