@@ -338,6 +338,8 @@ public sealed class MySqlDumpFilterTests
     [InlineData("CREATE TABLE t (a int) SELECT a FROM other.t;", "a CREATE TABLE ... SELECT statement")]
     [InlineData("CREATE TABLE t AS SELECT a FROM other.t;", "a CREATE TABLE ... SELECT statement")]
     [InlineData("CREATE TABLE t LIKE other.t;", "a CREATE TABLE ... LIKE statement")]
+    [InlineData("CREATE TABLE `x` (`a` int) --\u0001 '\n; DROP TABLE other.o; -- '\n;", "a -- comment marker before a control character")]
+    [InlineData("--\u0001 '\nDROP TABLE other.o; -- '\n", "a -- comment marker before a control character")]
     [InlineData("INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE a = 2;", "an INSERT whose rows are not lists of values")]
     [InlineData("CREATE FUNCTION f RETURNS STRING SONAME 'evil.so';", "a CREATE FUNCTION ... SONAME statement")]
     [InlineData("CREATE PROCEDURE other.p() BEGIN END;", "a CREATE PROCEDURE statement of an object in another database (other)")]

@@ -418,7 +418,7 @@ public sealed class MySqlDumpFilter
                     return NeedMore(i);
                 }
 
-                if (At(i + 1, end) == '-' && IsSpaceOrEnd(At(i + 2, end)))
+                if (IsDashComment(i, end))
                 {
                     endedWithTrailer |= buf.AsSpan(i, end - i).StartsWith(CompletionTrailer);
                     state = State.GapLineComment;
@@ -486,6 +486,26 @@ public sealed class MySqlDumpFilter
     }
 
     private static bool IsSpaceOrEnd(int c) => c == -1 || IsSpace(c);
+
+    /// <summary>
+    /// Whether <c>buf[i..]</c> (a '-') starts a <c>-- </c> comment. The server also takes <c>--</c> before a
+    /// control character for one, where the client and this filter read code: such a dump is refused.
+    /// </summary>
+    private bool IsDashComment(int i, int end)
+    {
+        if (At(i + 1, end) != '-')
+        {
+            return false;
+        }
+
+        var c = At(i + 2, end);
+        if ((c is (>= 0 and < ' ') or 0x7F) && !IsSpace(c))
+        {
+            throw Refuse("a -- comment marker before a control character", bufferBase + i);
+        }
+
+        return IsSpaceOrEnd(c);
+    }
 
     /// <summary>3 for <c>/*!</c>, 4 for <c>/*M!</c>, 0 for any other comment start (buf[i..] is <c>/*</c>).</summary>
     private int ConditionalMarkerLength(int i, int end)
@@ -776,7 +796,7 @@ public sealed class MySqlDumpFilter
                     return NeedMore(i);
                 }
 
-                if (At(i + 1, end) == '-' && IsSpaceOrEnd(At(i + 2, end)))
+                if (IsDashComment(i, end))
                 {
                     state = State.LineComment;
                     return i + 2;
@@ -970,7 +990,7 @@ public sealed class MySqlDumpFilter
                         return NeedMore(i);
                     }
 
-                    if (At(i + 1, end) == '-' && IsSpaceOrEnd(At(i + 2, end)))
+                    if (IsDashComment(i, end))
                     {
                         state = State.LineComment;
                         return i + 2;
