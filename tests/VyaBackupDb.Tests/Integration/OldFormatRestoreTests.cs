@@ -508,13 +508,14 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
     [InlineData("PREPARE s FROM 'DROP TABLE `{other}`.`o`';\nEXECUTE s;\n", "a PREPARE statement")]
     [InlineData("after the trailer: DROP TABLE `t`;\n", "does not end with the dump's completion trailer")]
     // The server reads gbk's 0x81 0x5c as one character (the filter an escaped quote), "b\" under
-    // ANSI_QUOTES as a name, and -- before a control character as a comment: each time the DROP
-    // would ride in what looks like one statement.
+    // ANSI_QUOTES as a name, -- before a control character and a comment of a later version as
+    // comments: each time the DROP would ride in what looks like one statement.
     [InlineData("/*!40101 SET NAMES gbk */;\nCREATE TABLE `x` (`a` varbinary(10));\nINSERT INTO `x` VALUES ('\u4e01\\'); DROP TABLE `{other}`.`o`; -- ');\n",
         "sets the client character set to gbk")]
     [InlineData("/*!40101 SET SQL_MODE='ANSI_QUOTES' */;\nCREATE TABLE `x` (`a` int, `b\\` int);\nINSERT INTO `x` VALUES (1, \"b\\\"); DROP TABLE `{other}`.`o`; -- \");\n",
         "a quoted name in an INSERT's rows")]
     [InlineData("CREATE TABLE `x` (`a` int) --\u0001 '\n; DROP TABLE `{other}`.`o`; -- '\n;\n", "a -- comment marker before a control character")]
+    [InlineData("CREATE TABLE `x` (`a` int) /*!999999 ' */ ; DROP TABLE `{other}`.`o`; -- ' */;\n", "a quote inside a /*!...*/ comment whose version this server skips")]
     [InlineData("CREATE VIEW `vv` AS SELECT `id` FROM `{other}`.`o`;\nINSERT INTO `vv` VALUES (7);\n", "an INSERT into a view (vv)")]
     [InlineData("CREATE TABLE `m` (`id` int) ENGINE=MRG_MyISAM UNION=(`{other}`.`o`) INSERT_METHOD=LAST;\nINSERT INTO `m` VALUES (7);\n",
         "an INSERT into a MERGE, FEDERATED, CONNECT or SPIDER table (m)")]

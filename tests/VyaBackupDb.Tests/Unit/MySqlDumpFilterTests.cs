@@ -361,6 +361,31 @@ public sealed class MySqlDumpFilterTests
         }
     }
 
+    /// <summary>
+    /// A conditional comment of a later version than the server's is a plain comment to it (a quote in
+    /// it starts nothing), and /*M!...*/ is one to MySQL; the same comment of an earlier version is code.
+    /// </summary>
+    [Theory]
+    [InlineData("MariaDB", "10.11.19", "CREATE TABLE t (a int) /*!999999 ' */ ; DROP TABLE other.o; -- ' */;", true)]
+    [InlineData("MariaDB", "10.11.19", "CREATE TABLE t (a int) /*!101120 ' */ ;", true)]
+    [InlineData("MariaDB", "10.11.19", "/*!40101 SET NAMES 'utf8mb4' */;\nCREATE TABLE t (a int) /*!101119 COMMENT 'x' */;", false)]
+    [InlineData("MySQL", "8.0.35", "CREATE TABLE t (a int) /*M!100100 ' */ ;", true)]
+    [InlineData("MySQL", "8.0.35", "CREATE TABLE t (a int) /*!80036 ' */ ;", true)]
+    [InlineData("MySQL", "8.0.35", "SET @@SESSION.SQL_LOG_BIN= 0;\nCREATE TABLE t (a int) /*!80016 DEFAULT ENCRYPTION='N' */;", false)]
+    public void Refuses_a_quote_in_a_conditional_comment_the_server_skips(string flavor, string version, string input, bool refused)
+    {
+        foreach (var pattern in new[] { new[] { 1 }, [5], [4096] })
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(Server: new ServerInfo(flavor, version, [])));
+            var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, Utf8(input), pattern);
+            Assert.Equal(refused, e is not null);
+            if (refused)
+            {
+                Assert.Contains("a quote inside a /*!...*/ comment whose version this server skips", e!.Message, StringComparison.Ordinal);
+            }
+        }
+    }
+
     /// <summary>Percona Server's dump switches RocksDB's bulk load on and off with PREPARE/EXECUTE: left out, the rest kept.</summary>
     [Fact]
     public void Leaves_out_percona_servers_rocksdb_bulk_load_switches()

@@ -14,8 +14,9 @@ namespace VyaBackupDb.Engines.MySql;
 /// the server reads the dump's first statements, before it sets its own.</param>
 /// <param name="RowsFollow">The dump is a backup set's schema.sql, whose rows load after it: a trigger in it
 /// would fire on them (the set's triggers come after the rows, in post.sql), so one is refused.</param>
+/// <param name="Server">The server's flavor and version: which <c>/*!NNNNN ... */</c> comments it skips.</param>
 public sealed record MySqlFilterOptions(string? SourceDatabase = null, DefinerMode Definer = DefinerMode.Keep, bool KeepEventsEnabled = false,
-    string? ServerSqlMode = null, bool RowsFollow = false);
+    string? ServerSqlMode = null, bool RowsFollow = false, ServerInfo? Server = null);
 
 /// <summary>
 /// Filters a plain mysqldump / mariadb-dump file on its way into the <c>mysql</c>/<c>mariadb</c>
@@ -54,6 +55,9 @@ public sealed class MySqlDumpFilter
     private const int MaxReported = 1000;
     private const int MaxRewind = 256;
     private const int MaxRowWord = 64;
+
+    /// <summary>Bytes a scanner needs after a '/' to read a conditional comment's marker and version.</summary>
+    private const int ConditionalLookahead = 4 + 7;
 
     private static readonly SearchValues<byte> Spaces = SearchValues.Create(" \t\n\r\v\f"u8);
     private static readonly bool[] WordBytes = BuildWordBytes();
@@ -99,6 +103,7 @@ public sealed class MySqlDumpFilter
     private bool needMore;
     private long unitStart;
     private bool inConditional;
+    private bool skippedConditional;
     private bool skipVersionDigits;
 
     // Classification of the current statement.
@@ -519,6 +524,55 @@ public sealed class MySqlDumpFilter
         return c == 'M' && At(i + 3, end) == '!' ? 4 : 0;
     }
 
+    /// <summary>
+    /// Whether the server skips the conditional comment at <c>buf[i..]</c> (its marker <paramref name="marker"/>
+    /// bytes long): a version above its own (MariaDB reads 5 or 6 digits, MySQL 5), or <c>/*M!</c> on MySQL.
+    /// Unknown without the server (unit tests): executed.
+    /// </summary>
+    private bool SkippedByServer(int i, int end, int marker)
+    {
+        if (options.Server is not { } server)
+        {
+            return false;
+        }
+
+        var mariaDb = server.Flavor == "MariaDB";
+        if (marker == 4 && !mariaDb)
+        {
+            return true;
+        }
+
+        var digits = 0;
+        while (digits < 6 && IsDigit(At(i + marker + digits, end)))
+        {
+            digits++;
+        }
+
+        var length = mariaDb && digits == 6 ? 6 : digits >= 5 ? 5 : 0;
+        return length > 0
+            && long.Parse(buf.AsSpan(i + marker, length), System.Globalization.CultureInfo.InvariantCulture) > VersionNumber(server.Version);
+    }
+
+    /// <summary>"10.11.19" as the server compares it with a comment's version: 101119.</summary>
+    private static long VersionNumber(string version)
+    {
+        var parts = version.Split('.');
+        long number = 0;
+        for (var k = 0; k < 3; k++)
+        {
+            number = (number * 100) + (k < parts.Length && int.TryParse(parts[k], out var part) ? part : 0);
+        }
+
+        return number;
+    }
+
+    /// <summary>
+    /// The server reads a conditional comment it skips as a plain comment, where this filter and the
+    /// client read code: a quote in one would start a string for them alone.
+    /// </summary>
+    private DumpFilterException QuoteInSkippedComment(int i) =>
+        Refuse("a quote inside a /*!...*/ comment whose version this server skips", bufferBase + i);
+
     private int DelimiterLineState(int i, int end)
     {
         var span = buf.AsSpan(i, end - i);
@@ -621,6 +675,7 @@ public sealed class MySqlDumpFilter
         tokenCount = 0;
         tokenKind = TokenKind.None;
         inConditional = false;
+        skippedConditional = false;
         skipVersionDigits = false;
         return i;
     }
@@ -650,6 +705,7 @@ public sealed class MySqlDumpFilter
         step = Step.Done;
         tokenKind = TokenKind.None;
         inConditional = false;
+        skippedConditional = false;
         skipVersionDigits = false;
         return after;
     }
@@ -769,6 +825,11 @@ public sealed class MySqlDumpFilter
             throw Refuse("a quoted name in an INSERT's rows");
         }
 
+        if (skippedConditional && b is (byte)'\'' or (byte)'"' or (byte)'`')
+        {
+            throw QuoteInSkippedComment(i);
+        }
+
         switch (b)
         {
             case (byte)'\'':
@@ -804,17 +865,19 @@ public sealed class MySqlDumpFilter
 
                 return i + 1;
             case (byte)'/':
-                if (end - i < 4 && !final)
+                if (end - i < ConditionalLookahead && !final)
                 {
                     return NeedMore(i);
                 }
 
+                skippedConditional &= buf[i - 1] != '*'; // "*/" ends it
                 if (At(i + 1, end) == '*')
                 {
                     var marker = ConditionalMarkerLength(i, end);
                     if (marker > 0)
                     {
                         inConditional = true;
+                        skippedConditional = SkippedByServer(i, end, marker);
                         return i + marker;
                     }
 
@@ -962,6 +1025,8 @@ public sealed class MySqlDumpFilter
                         continue;
                     }
 
+                case (byte)'\'' or (byte)'"' or (byte)'`' when skippedConditional:
+                    throw QuoteInSkippedComment(i);
                 case (byte)'\'':
                     StartToken(TokenKind.String, i);
                     state = State.SingleQuote;
@@ -998,7 +1063,7 @@ public sealed class MySqlDumpFilter
 
                     break;
                 case (byte)'/':
-                    if (end - i < 4 && !final)
+                    if (end - i < ConditionalLookahead && !final)
                     {
                         return NeedMore(i);
                     }
@@ -1010,6 +1075,7 @@ public sealed class MySqlDumpFilter
                         {
                             // Executable comment: its content is code; skip the marker and version.
                             inConditional = true;
+                            skippedConditional = SkippedByServer(i, end, marker);
                             skipVersionDigits = true;
                             i += marker;
                             continue;
@@ -1031,6 +1097,7 @@ public sealed class MySqlDumpFilter
                         if (At(i + 1, end) == '/')
                         {
                             inConditional = false;
+                            skippedConditional = false;
                             i += 2;
                             continue;
                         }

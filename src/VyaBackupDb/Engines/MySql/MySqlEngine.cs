@@ -491,7 +491,8 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             serverSqlMode = (string)(await Scalar(connection, "SELECT @@SESSION.sql_mode", cancellationToken).ConfigureAwait(false))!;
         }
         var filter = new MySqlDumpFilter(database,
-            new MySqlFilterOptions(options.SourceDatabase, options.Definer, KeepEventsEnabled: false, ServerSqlMode: serverSqlMode, RowsFollow: rowsFollow));
+            new MySqlFilterOptions(options.SourceDatabase, options.Definer, KeepEventsEnabled: false, ServerSqlMode: serverSqlMode, RowsFollow: rowsFollow,
+                Server: await ServerAsync(cancellationToken).ConfigureAwait(false)));
         try
         {
             await ChildProcess.RunAsync(tool, arguments, null,
