@@ -527,6 +527,93 @@ public sealed class PostgresSetTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A set's SQL files are one dump cut in pieces: a postgres_fdw foreign table planted in
+    /// schema.sql (each statement one pg_dump writes) and rows into it planted in post.sql are
+    /// refused as in one plain dump; the other database keeps its rows.
+    /// </summary>
+    [SkippableFact]
+    public async Task Rows_in_post_sql_into_a_foreign_table_of_schema_sql_are_refused()
+    {
+        var error = await RestoreWritingIntoAnotherDatabaseAsync(
+            ForeignServer + Entry("ft", "FOREIGN TABLE", "CREATE FOREIGN TABLE \"public\".\"ft\" (\"id\" integer) SERVER \"xs\";"),
+            DataEntry);
+
+        Assert.Contains("INSERT into foreign table public.ft (its rows go to another server) is not something pg_dump writes", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// post.sql's entries run in bundles of a few, cut at comment lines anyone can write: an entry that
+    /// leaves standard_conforming_strings off makes the next one in the file read differently from how it
+    /// runs in another bundle (here a foreign table hidden in a string, and rows into it in a third entry): refused.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_post_sql_entry_read_differently_in_another_bundle_is_refused()
+    {
+        var error = await RestoreWritingIntoAnotherDatabaseAsync(ForeignServer,
+            Entry("t_v_idx", "INDEX", "CREATE INDEX \"t_v_idx\" ON \"public\".\"t\" USING \"btree\" (\"v\");\nSET standard_conforming_strings = off;")
+            + Entry("t_id_idx", "INDEX",
+                "COMMENT ON TABLE \"public\".\"t\" IS 'x\\'; CREATE FOREIGN TABLE \"public\".\"ft\" (\"id\" integer) SERVER \"xs\"; --';")
+            + DataEntry);
+
+        Assert.Contains("post.sql is not pg_dump's post-data", error.Message, StringComparison.Ordinal);
+    }
+
+    private static string Entry(string name, string type, string statement) =>
+        $"--\n-- Name: {name}; Type: {type}; Schema: public; Owner: -\n--\n\n{statement}\n\n\n";
+
+    private static readonly string DataEntry =
+        "--\n-- Data for Name: ft; Type: TABLE DATA; Schema: public; Owner: -\n--\n\nINSERT INTO \"public\".\"ft\" VALUES (2);\n\n\n";
+
+    /// <summary>A foreign server "xs" for the database named {other} (its table ft), with a user mapping that reaches it.</summary>
+    private static string ForeignServer =>
+        "--\n-- Name: postgres_fdw; Type: EXTENSION; Schema: -; Owner: -\n--\n\nCREATE EXTENSION IF NOT EXISTS \"postgres_fdw\" WITH SCHEMA \"public\";\n\n\n"
+        + "--\n-- Name: xs; Type: SERVER; Schema: -; Owner: -\n--\n\n"
+        + $"CREATE SERVER \"xs\" FOREIGN DATA WRAPPER \"postgres_fdw\" OPTIONS (\"host\" '127.0.0.1', \"port\" '{TestServers.PgPort}', \"dbname\" '{{other}}');\n\n\n"
+        + "--\n-- Name: USER MAPPING public SERVER xs; Type: USER MAPPING; Schema: -; Owner: -\n--\n\n"
+        + $"CREATE USER MAPPING FOR PUBLIC SERVER \"xs\" OPTIONS (\"user\" '{TestServers.PgUser}', \"password\" '{TestServers.PgPassword}');\n\n\n";
+
+    /// <summary>
+    /// Backs up a table, puts <paramref name="schema"/> ({other}: another database, with a table ft)
+    /// at the end of schema.sql's statements and <paramref name="post"/> after post.sql's settings (the
+    /// manifest made to match, as a forger would) and restores the set on 4 connections: it must fail
+    /// in one line, the other database keep its rows, and no target nor staging database be left. Returns its error.
+    /// </summary>
+    private async Task<Errors.VyaException> RestoreWritingIntoAnotherDatabaseAsync(string schema, string post)
+    {
+        await TestServers.RequirePostgresAsync();
+        var instance = PgEngines.Instance(PgEngines.Parallel4);
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 100) i");
+        var other = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(other, "CREATE TABLE ft (id int PRIMARY KEY)", "INSERT INTO ft VALUES (42)");
+        var otherBefore = await PgTestDb.FingerprintAsync(other);
+        var file = await Ops.BackupOkAsync(instance, source, Compression.None, _scratch.TempDir("backups"));
+        Rewrite(file, entries => [.. entries.Select(e => e.Name switch
+        {
+            "schema.sql" => (e.Name, BeforeTrailer(e.Content, schema.Replace("{other}", other, StringComparison.Ordinal))),
+            "post.sql" => (e.Name, BeforeTrailer(e.Content, post)),
+            _ => e,
+        })]);
+        var target = _scratch.PostgresName();
+
+        var error = await Assert.ThrowsAnyAsync<Errors.VyaException>(() => Ops.RestoreAsync(instance, file, target));
+
+        Assert.DoesNotContain('\n', error.Message);
+        DbFingerprint.AssertSame(otherBefore, await PgTestDb.FingerprintAsync(other), "another database after a planted foreign table");
+        Assert.False(await PgTestDb.ExistsAsync(target), "the target was created");
+        Assert.False(await PgTestDb.ExistsAsync(RestoreStaging.StagingName(target)), "the staging database was left behind");
+        return error;
+
+        static byte[] BeforeTrailer(byte[] content, string planted)
+        {
+            var text = Encoding.UTF8.GetString(content);
+            var trailer = text.IndexOf("--\n-- PostgreSQL database dump complete", StringComparison.Ordinal);
+            Assert.True(trailer > 0, "pg_dump wrote no completion trailer");
+            return Encoding.UTF8.GetBytes(text[..trailer] + planted + text[trailer..]);
+        }
+    }
+
     /// <summary>docs/backup-format.md: zstd, tar and psql alone restore a set (here the hostile database with its big row).</summary>
     [SkippableFact]
     public async Task A_set_restores_with_zstd_tar_and_psql_alone_as_the_docs_say()

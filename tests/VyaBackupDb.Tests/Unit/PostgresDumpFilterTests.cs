@@ -508,6 +508,31 @@ public sealed class PostgresDumpFilterTests
         }
     }
 
+    /// <summary>
+    /// A backup set's files are filtered one after the other, each with the facts of those before
+    /// (<see cref="PostgresDumpFacts"/>): each dump above cut before its refused statement is refused
+    /// in the second file as in one dump; without the first file's facts that statement passes.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(RowsForElsewhere))]
+    public void Refuses_rows_that_would_go_to_another_database_by_what_an_earlier_file_created(string input, string message)
+    {
+        var cut = input.LastIndexOf('\n', input.LastIndexOf(';') - 1) + 1;
+        var facts = new PostgresDumpFacts();
+        DumpFilterRunner.Run(new PostgresDumpFilter(Target, KnownOnPostgres17, new PostgresFilterOptions(Facts: facts)).CopyAsync, Utf8(input[..cut]), [4096]);
+        var second = new PostgresDumpFilter(Target, KnownOnPostgres17, new PostgresFilterOptions(Facts: facts.Copy()));
+
+        var (_, refusal) = DumpFilterRunner.RunUntilRefused(second.CopyAsync, Utf8(input[cut..]), [4096]);
+
+        // The line is the second file's own.
+        Assert.Equal(message[message.IndexOf(": ", StringComparison.Ordinal)..], refusal?.Message[refusal.Message.IndexOf(": ", StringComparison.Ordinal)..]);
+        if (message.Contains(" into ", StringComparison.Ordinal))
+        {
+            var alone = new PostgresDumpFilter(Target, KnownOnPostgres17);
+            Assert.Null(DumpFilterRunner.RunUntilRefused(alone.CopyAsync, Utf8(input[cut..]), [4096]).Refusal);
+        }
+    }
+
     /// <summary>What pg_dump writes around foreign tables, views, partitions and subscriptions passes byte for byte.</summary>
     [Theory]
     [InlineData("CREATE FOREIGN TABLE remote.orders (id integer) SERVER s;\nCOPY public.orders (id) FROM stdin;\n1\n\\.\nINSERT INTO public.orders VALUES (2);\n")]

@@ -9,7 +9,39 @@ namespace VyaBackupDb.Engines.Postgres;
 /// <c>\restrict</c>/<c>\unrestrict</c> lines are dropped), so psql itself refuses every meta-command
 /// that could get past the filter. Only for a psql that knows <c>\restrict</c>
 /// (<see cref="PostgresDumpFilter.ClientSupportsRestrict"/>).</param>
-public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false);
+/// <param name="Facts">What earlier files of the same restore created (a backup set's schema.sql
+/// for its post.sql): this filter refuses by them too and adds what its dump creates. Null: a dump alone.</param>
+public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false, PostgresDumpFacts? Facts = null);
+
+/// <summary>
+/// What a dump created that later statements are refused by: the relations rows must not be
+/// written into (foreign tables, partitioned tables routing to one, views), the partitions
+/// attached, the subscriptions created. Facts are only ever added: more of them only refuse more.
+/// A backup set's files share them, so that post.sql cannot write into a foreign table schema.sql created.
+/// </summary>
+public sealed class PostgresDumpFacts
+{
+    /// <summary>By relation name (see <see cref="PostgresDumpFilter.RelationKind"/>): the schemas it was created in (null: unqualified) and why.</summary>
+    internal Dictionary<string, List<(string? Schema, PostgresDumpFilter.RelationKind Kind)>> NoRows { get; } = new(StringComparer.Ordinal);
+
+    internal HashSet<(PostgresDumpFilter.RelationName Child, PostgresDumpFilter.RelationName Parent)> Partitions { get; } = [];
+
+    internal HashSet<string> Subscriptions { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>A copy to give a filter that runs beside others (a filter adds to its facts as it reads).</summary>
+    public PostgresDumpFacts Copy()
+    {
+        var copy = new PostgresDumpFacts();
+        foreach (var (name, entries) in NoRows)
+        {
+            copy.NoRows[name] = [.. entries];
+        }
+
+        copy.Partitions.UnionWith(Partitions);
+        copy.Subscriptions.UnionWith(Subscriptions);
+        return copy;
+    }
+}
 
 /// <summary>
 /// Filters a plain pg_dump file on its way into <c>psql</c> (already connected to the target, with
@@ -158,11 +190,8 @@ public sealed class PostgresDumpFilter
     private bool nameLastWasU;
     private RelationName statementRelation;
 
-    // What the dump created that rows must not be written into, by relation name (see RelationKind),
-    // the partitions attached so far (child, parent), and the subscriptions it created.
-    private readonly Dictionary<string, List<(string? Schema, RelationKind Kind)>> noRows = new(StringComparer.Ordinal);
-    private readonly List<(RelationName Child, RelationName Parent)> partitions = [];
-    private readonly HashSet<string> subscriptions = new(StringComparer.Ordinal);
+    // What the dump (and the files restored before it) created that later statements are refused by.
+    private readonly PostgresDumpFacts facts;
 
     /// <param name="targetDatabase">The database the dump is restored into.</param>
     /// <param name="isKnownSetting">Returns true if the target server knows a run-time parameter name
@@ -182,6 +211,7 @@ public sealed class PostgresDumpFilter
         targetIdentifier = Encoding.UTF8.GetBytes(
             "\"" + targetDatabase.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"");
         this.isKnownSetting = isKnownSetting;
+        facts = options?.Facts ?? new PostgresDumpFacts();
         if (options?.RestrictMetaCommands == true)
         {
             // Letters and digits only: the key is a psql argument (no quoting, no backticks).
@@ -305,7 +335,7 @@ public sealed class PostgresDumpFilter
     }
 
     /// <summary>Why rows must not be written into a relation of the dump.</summary>
-    private enum RelationKind : byte
+    internal enum RelationKind : byte
     {
         /// <summary>A foreign table: its rows go to the server it names (postgres_fdw: any database).</summary>
         Foreign,
@@ -318,7 +348,7 @@ public sealed class PostgresDumpFilter
     }
 
     /// <summary>A relation as a statement names it: schema (null if unqualified) and name, as keys (<see cref="NameKey"/>).</summary>
-    private readonly record struct RelationName(string? Schema, string Name)
+    internal readonly record struct RelationName(string? Schema, string Name)
     {
         /// <summary>Whether the two names can be the same relation: unqualified, either could be in any schema.</summary>
         public bool Matches(RelationName other) =>
@@ -341,6 +371,16 @@ public sealed class PostgresDumpFilter
     /// string or a comment block), followed by nothing but comments, blank lines and <c>\unrestrict</c>.
     /// </summary>
     public bool EndedWithCompletionTrailer => trailerSeen;
+
+    /// <summary>
+    /// After <see cref="CopyAsync"/>: whether the input ended between statements (no statement,
+    /// string, comment block or COPY data left open), so that psql reads input that follows it from
+    /// its start, as a filter of that input alone would (given <see cref="StandardConformingStrings"/>).
+    /// </summary>
+    internal bool EndedBetweenStatements => state is State.Gap or State.GapLineComment or State.Meta;
+
+    /// <summary>standard_conforming_strings as the filter reads the dump (at its end, after <see cref="CopyAsync"/>).</summary>
+    internal bool StandardConformingStrings => standardStrings;
 
     /// <summary>
     /// Whether the psql of this <c>--version</c> line (or its pg_dump's, same package) knows
@@ -2805,9 +2845,9 @@ public sealed class PostgresDumpFilter
 
     private void MarkNoRows(RelationName relation, RelationKind kind)
     {
-        if (!noRows.TryGetValue(relation.Name, out var entries))
+        if (!facts.NoRows.TryGetValue(relation.Name, out var entries))
         {
-            noRows[relation.Name] = entries = [];
+            facts.NoRows[relation.Name] = entries = [];
         }
 
         if (entries.Contains((relation.Schema, kind)))
@@ -2819,7 +2859,7 @@ public sealed class PostgresDumpFilter
         if (kind != RelationKind.View)
         {
             // Rows copied into a partitioned table are routed to its partitions, to any depth.
-            foreach (var (child, parent) in partitions.ToArray())
+            foreach (var (child, parent) in facts.Partitions.ToArray())
             {
                 if (child.Matches(relation))
                 {
@@ -2831,7 +2871,7 @@ public sealed class PostgresDumpFilter
 
     private void AddPartition(RelationName child, RelationName parent)
     {
-        partitions.Add((child, parent));
+        facts.Partitions.Add((child, parent));
         if (FindNoRows(child) is RelationKind.Foreign or RelationKind.ForeignPartition)
         {
             MarkNoRows(parent, RelationKind.ForeignPartition);
@@ -2841,7 +2881,7 @@ public sealed class PostgresDumpFilter
     /// <summary>Why rows must not go into the relation, or null; foreign before views.</summary>
     private RelationKind? FindNoRows(RelationName relation)
     {
-        if (!noRows.TryGetValue(relation.Name, out var entries))
+        if (!facts.NoRows.TryGetValue(relation.Name, out var entries))
         {
             return null;
         }
@@ -2871,7 +2911,7 @@ public sealed class PostgresDumpFilter
             case Step.SubscriptionName:
                 if (kind is TokenKind.Word or TokenKind.Ident)
                 {
-                    subscriptions.Add(NameKey(kind, text));
+                    facts.Subscriptions.Add(NameKey(kind, text));
                     step = Step.SubscriptionScan;
                     return;
                 }
@@ -2919,7 +2959,7 @@ public sealed class PostgresDumpFilter
 
                 throw NotPgDump(text);
             case Step.DropSubscription:
-                if (kind is TokenKind.Word or TokenKind.Ident && subscriptions.Contains(NameKey(kind, text)))
+                if (kind is TokenKind.Word or TokenKind.Ident && facts.Subscriptions.Contains(NameKey(kind, text)))
                 {
                     throw new DumpFilterException(
                         $"line {UnitLine}: DROP SUBSCRIPTION of a subscription the dump created is not something pg_dump writes (it connects to another server); refused");

@@ -661,10 +661,14 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     private const int DropTimeoutSeconds = 600;
 
-    public async Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken)
+    public Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken) =>
+        RestoreAsync(database, input, options, null, cancellationToken);
+
+    /// <param name="facts">What the files of a set restored before this one created: refused by, and added to. Null: a dump alone.</param>
+    private async Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, PostgresDumpFacts? facts, CancellationToken cancellationToken)
     {
         var binDir = (await ChooseClientAsync(cancellationToken).ConfigureAwait(false)).BinDir;
-        var knownSettings = await KnownSettingsAsync(database, cancellationToken).ConfigureAwait(false);
+        var filter = await NewFilterAsync(database, facts, cancellationToken).ConfigureAwait(false);
         using var passFile = PassFile();
         // No --single-transaction: the staging database is what makes a restore all-or-nothing, and
         // one transaction would need a lock per table (thousands of tables exhaust the lock table).
@@ -675,8 +679,6 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1", "--set=VERBOSITY=terse",
             $"--dbname={ConnInfo(database)}",
         ];
-        // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
-        var filter = new PostgresDumpFilter(database, name => name.Contains('.', StringComparison.Ordinal) || knownSettings.Contains(name), new PostgresFilterOptions(RestrictMetaCommands: PostgresDumpFilter.ClientSupportsRestrict(_client!.Value.Version)));
         // The session starts as the filter reads the dump, whatever settings the database or role
         // carry (the manifest's, an ALTER DATABASE ... SET run by an earlier file of a set) or the
         // operator's locale: a client's own options come before them (and are what RESET goes back to).
@@ -686,6 +688,16 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         await ChildProcess.RunAsync(Path.Combine(binDir, "psql"), arguments, environment,
             (stdin, ct) => filter.CopyAsync(input, stdin, ct), null, cancellationToken).ConfigureAwait(false);
         return new LoadResult(filter.EndedWithCompletionTrailer, [], []);
+    }
+
+    /// <summary>The statement filter for a dump restored into <paramref name="database"/> by this engine's psql.</summary>
+    private async Task<PostgresDumpFilter> NewFilterAsync(string database, PostgresDumpFacts? facts, CancellationToken cancellationToken)
+    {
+        var client = await ChooseClientAsync(cancellationToken).ConfigureAwait(false);
+        var knownSettings = await KnownSettingsAsync(database, cancellationToken).ConfigureAwait(false);
+        // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
+        return new PostgresDumpFilter(database, name => name.Contains('.', StringComparison.Ordinal) || knownSettings.Contains(name),
+            new PostgresFilterOptions(RestrictMetaCommands: PostgresDumpFilter.ClientSupportsRestrict(client.Version), Facts: facts));
     }
 
     public async Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken)

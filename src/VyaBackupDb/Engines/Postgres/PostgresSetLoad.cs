@@ -78,13 +78,17 @@ public sealed partial class PostgresEngine
         {
             throw new InvalidDataException("the backup set does not start with schema.sql");
         }
-        await RestoreAsync(database, schema.Content, options, cancellationToken).ConfigureAwait(false);
+        // The set's SQL files are one dump cut in pieces: what one created (a foreign table, a view) the
+        // others are refused by, as the pieces together would be.
+        var facts = new PostgresDumpFacts();
+        await RestoreAsync(database, schema.Content, options, facts, cancellationToken).ConfigureAwait(false);
 
         var tables = await ReadLoadTablesAsync(database, cancellationToken).ConfigureAwait(false);
         var first = await set.NextAsync(cancellationToken).ConfigureAwait(false);
         await using var keys = first is { Kind: SetEntryKind.Keys } ? await SpoolKeysAsync(first, tables, cancellationToken).ConfigureAwait(false) : null;
         if (keys is not null)
         {
+            await CheckPostDataAsync(database, first!.Name, keys, split: true, facts, cancellationToken).ConfigureAwait(false);
             first = await set.NextAsync(cancellationToken).ConfigureAwait(false);
         }
         var paused = await PauseAutovacuumAsync(database, cancellationToken).ConfigureAwait(false);
@@ -103,7 +107,7 @@ public sealed partial class PostgresEngine
         {
             if (keys is not null)
             {
-                await RestorePartsAsync(database, keys, [.. batch.SelectMany(keys.Of)], 1, options, token).ConfigureAwait(false);
+                await RestorePartsAsync(database, keys, [.. batch.SelectMany(keys.Of)], 1, options, facts, token).ConfigureAwait(false);
             }
             analyzing ??= await OpenAsync(database, token).ConfigureAwait(false);
             foreach (var table in batch)
@@ -164,7 +168,7 @@ public sealed partial class PostgresEngine
                 await connection.DisposeAsync().ConfigureAwait(false);
             }
         }
-        await RestorePostAsync(database, post, options, jobs, cancellationToken).ConfigureAwait(false);
+        await RestorePostAsync(database, post, options, jobs, facts, cancellationToken).ConfigureAwait(false);
         // Tables analyzed before their indexes were built lack the statistics of expression indexes.
         await AnalyzeAsync(database, jobs, analyzed, reanalyzeExpressionIndexed: keys is null, cancellationToken).ConfigureAwait(false);
         await ResumeAutovacuumAsync(database, paused, cancellationToken).ConfigureAwait(false);
@@ -174,7 +178,7 @@ public sealed partial class PostgresEngine
         async Task KeysThenAnalyzeAsync(PostDataFile keys, IReadOnlySet<string> taken, List<string> rest)
         {
             await RestorePartsAsync(database, keys,
-                [.. keys.Entries.Where(e => e.Table is not { } table || !taken.Contains(table)).Select(e => e.Part)], jobs, options, failed.Token).ConfigureAwait(false);
+                [.. keys.Entries.Where(e => e.Table is not { } table || !taken.Contains(table)).Select(e => e.Part)], jobs, options, facts, failed.Token).ConfigureAwait(false);
             await AnalyzeTablesAsync(database, jobs, rest, failed.Token).ConfigureAwait(false);
         }
     }
@@ -242,11 +246,51 @@ public sealed partial class PostgresEngine
     }
 
     /// <summary>
+    /// Reads a spooled post-data file through the statement filter before any of it runs, as its
+    /// runs will: refused as a plain dump would be, and what it creates added to <paramref name="facts"/>
+    /// (each run is filtered alone: without them a part could write into a foreign table another created).
+    /// <paramref name="split"/>: its parts run in bundles of any few, each after the preamble. Then the
+    /// preamble and every part must end between statements, with standard_conforming_strings as the
+    /// preamble leaves it: so each part of a run is read as it is read here, after the preamble alone
+    /// (the parts are cut at comment lines anyone can write, even inside a string).
+    /// </summary>
+    private async Task CheckPostDataAsync(
+        string database, string name, PostDataFile file, bool split, PostgresDumpFacts facts, CancellationToken cancellationToken)
+    {
+        if (!split)
+        {
+            await FilterAsync([(0, file.Length)]).ConfigureAwait(false);
+            return;
+        }
+        var preamble = await FilterAsync([(0, file.Preamble)]).ConfigureAwait(false);
+        foreach (var (part, _) in file.Entries)
+        {
+            var run = await FilterAsync([(0, file.Preamble), (part.Start, part.Length)]).ConfigureAwait(false);
+            if (!preamble.EndedBetweenStatements || !run.EndedBetweenStatements || run.StandardConformingStrings != preamble.StandardConformingStrings)
+            {
+                throw new DumpFilterException(
+                    $"the backup set's {name} is not pg_dump's post-data: an entry ends inside a statement, string or comment, "
+                    + "or changes standard_conforming_strings; the backup was refused");
+            }
+        }
+
+        async Task<PostgresDumpFilter> FilterAsync(List<(long, long)> ranges)
+        {
+            var filter = await NewFilterAsync(database, facts, cancellationToken).ConfigureAwait(false);
+            await using var input = new PostgresPostData.Ranges(file.Path, ranges);
+            await filter.CopyAsync(input, Stream.Null, cancellationToken).ConfigureAwait(false);
+            return filter;
+        }
+    }
+
+    /// <summary>
     /// Runs <paramref name="parts"/> of a post-data file shared among up to <paramref name="jobs"/>
-    /// psql runs, each through the statement filter with the file's preamble (pg_dump's settings) first.
+    /// psql runs, each through the statement filter with the file's preamble (pg_dump's settings) first
+    /// and the <paramref name="facts"/> of the set's files (its own copy: the runs are filtered side by side).
     /// </summary>
     private async Task RestorePartsAsync(
-        string database, PostDataFile file, IReadOnlyList<PostgresPostData.Part> parts, int jobs, RestoreOptions options, CancellationToken cancellationToken)
+        string database, PostDataFile file, IReadOnlyList<PostgresPostData.Part> parts, int jobs, RestoreOptions options,
+        PostgresDumpFacts facts, CancellationToken cancellationToken)
     {
         if (parts.Count == 0)
         {
@@ -258,7 +302,7 @@ public sealed partial class PostgresEngine
         {
             List<(long, long)> ranges = [(0, file.Preamble), .. parts.Where((_, i) => i % bundles == b).Select(e => (e.Start, e.Length))];
             await using var input = new PostgresPostData.Ranges(file.Path, ranges);
-            await RestoreAsync(database, input, options, failed.Token).ConfigureAwait(false);
+            await RestoreAsync(database, input, options, facts.Copy(), failed.Token).ConfigureAwait(false);
         })).ToList();
         await FirstFailureAsync(runs, failed).ConfigureAwait(false);
     }
@@ -267,21 +311,24 @@ public sealed partial class PostgresEngine
     /// post.sql: its indexes and primary-key/unique constraints (those of sets without keys.sql, and of
     /// materialized views) shared among <paramref name="jobs"/> psql runs, then the rest in order on one.
     /// </summary>
-    private async Task RestorePostAsync(string database, SetEntryContent post, RestoreOptions options, int jobs, CancellationToken cancellationToken)
+    private async Task RestorePostAsync(
+        string database, SetEntryContent post, RestoreOptions options, int jobs, PostgresDumpFacts facts, CancellationToken cancellationToken)
     {
         await using var file = await SpoolAsync(post, null, cancellationToken).ConfigureAwait(false);
         var parallel = file.Entries.Select(e => e.Part).Where(e => e.Parallel).ToList();
         // The preamble is repeated before every part: only pg_dump's few settings, never anything big.
-        if (jobs > 1 && parallel.Count > 1 && file.Preamble <= PreambleBytes)
+        var split = jobs > 1 && parallel.Count > 1 && file.Preamble <= PreambleBytes;
+        await CheckPostDataAsync(database, post.Name, file, split, facts, cancellationToken).ConfigureAwait(false);
+        if (split)
         {
-            await RestorePartsAsync(database, file, parallel, jobs, options, cancellationToken).ConfigureAwait(false);
-            await RestorePartsAsync(database, file, [.. file.Entries.Select(e => e.Part).Where(e => !e.Parallel)], 1, options, cancellationToken)
+            await RestorePartsAsync(database, file, parallel, jobs, options, facts, cancellationToken).ConfigureAwait(false);
+            await RestorePartsAsync(database, file, [.. file.Entries.Select(e => e.Part).Where(e => !e.Parallel)], 1, options, facts, cancellationToken)
                 .ConfigureAwait(false);
         }
         else
         {
             await using var whole = new PostgresPostData.Ranges(file.Path, [(0, file.Length)]);
-            await RestoreAsync(database, whole, options, cancellationToken).ConfigureAwait(false);
+            await RestoreAsync(database, whole, options, facts, cancellationToken).ConfigureAwait(false);
         }
     }
 
