@@ -24,7 +24,7 @@ public sealed class BackupLock : IDisposable
         TakenOverFrom = takenOverFrom;
     }
 
-    /// <summary>The run id of the dead run whose lock this was (from its holder file), or null.</summary>
+    /// <summary>The run id of the dead run of this host whose lock this was (from its holder file), or null.</summary>
     public string? TakenOverFrom { get; }
 
     // What .NET reports when the file is locked by another open file: errno EWOULDBLOCK on
@@ -57,7 +57,11 @@ public sealed class BackupLock : IDisposable
         if (File.Exists(holderPath))
         {
             var dead = Fields(File.ReadAllText(holderPath));
-            takenOverFrom = dead.GetValueOrDefault("run") is { Length: > 0 } deadRun ? deadRun : null;
+            // Only a holder of this host is known dead by the free flock: a backup_dir shared over NFS with
+            // host-local flocks (local_lock=flock) may show another host's live holder.
+            takenOverFrom = dead.GetValueOrDefault("host") == Environment.MachineName && dead.GetValueOrDefault("run") is { Length: > 0 } deadRun
+                ? deadRun
+                : null;
             warn($"took over the lock of instance {instanceName} database '{database}' left by a run that ended without releasing it "
                 + $"({Describe(dead)})");
         }
