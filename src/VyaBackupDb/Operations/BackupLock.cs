@@ -8,19 +8,24 @@ namespace VyaBackupDb.Operations;
 /// One backup per instance and database at a time. The lock is a file in backup_dir/.locks held
 /// open with FileShare.None, which .NET implements with flock(): the kernel releases it when the
 /// holder dies, so a lock left by a dead process is simply taken over (with a warning naming it).
-/// A ".holder" file beside it names the holder (pid, host, start time) for the "locked" message;
-/// it is separate because the locked file cannot be read while another process holds it.
+/// A ".holder" file beside it names the holder (pid, host, run id, start time) for the "locked" message;
+/// it is separate because the locked file cannot be read while another process holds it. Found
+/// beside a free lock, it names a run that died holding the lock (<see cref="TakenOverFrom"/>).
 /// </summary>
 public sealed class BackupLock : IDisposable
 {
     private readonly FileStream _stream;
     private readonly string _path;
 
-    private BackupLock(FileStream stream, string path)
+    private BackupLock(FileStream stream, string path, string? takenOverFrom)
     {
         _stream = stream;
         _path = path;
+        TakenOverFrom = takenOverFrom;
     }
+
+    /// <summary>The run id of the dead run of this host whose lock this was (from its holder file), or null.</summary>
+    public string? TakenOverFrom { get; }
 
     // What .NET reports when the file is locked by another open file: errno EWOULDBLOCK on
     // Linux (flock), ERROR_SHARING_VIOLATION on Windows.
@@ -31,7 +36,8 @@ public sealed class BackupLock : IDisposable
     public static string PathFor(string backupDir, string instanceName, string database) =>
         Path.Combine(backupDir, ".locks", BackupName.Encode(instanceName), BackupName.Encode(database) + ".lock");
 
-    public static BackupLock Acquire(string backupDir, string instanceName, string database, TimeProvider time, Action<string> warn)
+    /// <param name="run">This run's id, written in the holder file: a lease in a storage names the same id.</param>
+    public static BackupLock Acquire(string backupDir, string instanceName, string database, string run, TimeProvider time, Action<string> warn)
     {
         var path = PathFor(backupDir, instanceName, database);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
@@ -47,14 +53,21 @@ public sealed class BackupLock : IDisposable
                 $"instance {instanceName} database '{database}' is being backed up by another run ({holder}); lock {path}");
         }
         var holderPath = HolderPath(path);
+        string? takenOverFrom = null;
         if (File.Exists(holderPath))
         {
+            var dead = Fields(File.ReadAllText(holderPath));
+            // Only a holder of this host is known dead by the free flock: a backup_dir shared over NFS with
+            // host-local flocks (local_lock=flock) may show another host's live holder.
+            takenOverFrom = dead.GetValueOrDefault("host") == Environment.MachineName && dead.GetValueOrDefault("run") is { Length: > 0 } deadRun
+                ? deadRun
+                : null;
             warn($"took over the lock of instance {instanceName} database '{database}' left by a run that ended without releasing it "
-                + $"({Describe(File.ReadAllText(holderPath))})");
+                + $"({Describe(dead)})");
         }
-        var text = $"pid={Environment.ProcessId}\nhost={Environment.MachineName}\nstarted={time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture)}\n";
+        var text = $"pid={Environment.ProcessId}\nhost={Environment.MachineName}\nrun={run}\nstarted={time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture)}\n";
         File.WriteAllText(holderPath, text);
-        return new BackupLock(stream, path);
+        return new BackupLock(stream, path, takenOverFrom);
     }
 
     public void Dispose()
@@ -68,7 +81,7 @@ public sealed class BackupLock : IDisposable
     {
         try
         {
-            return Describe(File.ReadAllText(HolderPath(path)));
+            return Describe(Fields(File.ReadAllText(HolderPath(path))));
         }
         catch (IOException)
         {
@@ -76,12 +89,14 @@ public sealed class BackupLock : IDisposable
         }
     }
 
-    private static string Describe(string lockText)
-    {
-        var fields = lockText.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+    private static Dictionary<string, string> Fields(string holderText) =>
+        holderText.Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Select(line => line.Split('=', 2))
             .Where(parts => parts.Length == 2)
-            .ToDictionary(parts => parts[0], parts => parts[1]);
-        return $"pid {fields.GetValueOrDefault("pid", "?")} on {fields.GetValueOrDefault("host", "?")} since {fields.GetValueOrDefault("started", "?")}";
-    }
+            .GroupBy(parts => parts[0], StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.First()[1], StringComparer.Ordinal);
+
+    private static string Describe(Dictionary<string, string> fields) =>
+        $"pid {fields.GetValueOrDefault("pid", "?")} on {fields.GetValueOrDefault("host", "?")}"
+        + (fields.TryGetValue("run", out var run) ? $", run {run}," : "") + $" since {fields.GetValueOrDefault("started", "?")}";
 }

@@ -1,5 +1,6 @@
 using System.Data.Common;
 using System.Diagnostics;
+using System.Net.Sockets;
 using System.Text;
 using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
@@ -227,18 +228,29 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             },
         };
         var options = new RestoreOptions(plan.Manifest?.Database ?? plan.SourceDatabase, request.Definer ?? request.Instance.Definer);
+        // Only an error reading the backup is the file's: another I/O error of the load is the client's or the load's own.
+        await using var reading = new ReadWatchStream(plain);
         LoadResult result;
-        if (plan.IsSet)
+        try
         {
-            // Without --no-verify every entry is held against the manifest's list as it is read.
-            await using var set = new Sources.Sets.BackupSetReader(plain, request.Verify ? plan.Manifest?.Entries : null);
-            var jobs = request.Jobs ?? request.Instance.Jobs ?? Config.ConfigLoader.DefaultJobs;
-            result = await engine.RestoreSetAsync(staging, set, options, jobs, cancellationToken).ConfigureAwait(false);
-            await set.CheckEndAsync(cancellationToken).ConfigureAwait(false);
+            if (plan.IsSet)
+            {
+                // Without --no-verify every entry is held against the manifest's list as it is read.
+                await using var set = new Sources.Sets.BackupSetReader(reading, request.Verify ? plan.Manifest?.Entries : null);
+                var jobs = request.Jobs ?? request.Instance.Jobs ?? Config.ConfigLoader.DefaultJobs;
+                result = await engine.RestoreSetAsync(staging, set, options, jobs, cancellationToken).ConfigureAwait(false);
+                await set.CheckEndAsync(cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                result = await engine.RestoreAsync(staging, reading, options, cancellationToken).ConfigureAwait(false);
+            }
         }
-        else
+        catch (IOException e) when (!reading.Failed)
         {
-            result = await engine.RestoreAsync(staging, plain, options, cancellationToken).ConfigureAwait(false);
+            throw new OperationFailedException(IsClientGone(e)
+                ? $"the database client quit before the end of the backup ({e.Message}): it, or its connection to the server, ended"
+                : $"loading failed: {e.Message}", e);
         }
         if (request.Verify && result.EndedWithTrailer == false)
         {
@@ -252,6 +264,56 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             throw new VerificationFailedException(problem);
         }
         return (plain.Bytes, result);
+    }
+
+    /// <summary>
+    /// Writing into the client's stdin failed: .NET writes into a pipe through a socket, whose error (EPIPE:
+    /// the client had quit) comes inside; the client's own error, when the engine has it, comes instead.
+    /// </summary>
+    private static bool IsClientGone(IOException e) => e.InnerException is SocketException;
+
+    /// <summary>Forwards reads, noting whether one failed (not cancelled: the load may stop its reading); leaves the stream it reads open.</summary>
+    private sealed class ReadWatchStream(Stream inner) : WrapperStream(inner)
+    {
+        private volatile bool _failed;
+
+        public bool Failed => _failed;
+
+        public override int Read(Span<byte> buffer)
+        {
+            try
+            {
+                return base.Read(buffer);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                _failed = true;
+                throw;
+            }
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                return await base.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                _failed = true;
+                throw;
+            }
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+        }
+
+        public override ValueTask DisposeAsync()
+        {
+            GC.SuppressFinalize(this);
+            return ValueTask.CompletedTask;
+        }
     }
 
     /// <summary>

@@ -20,7 +20,9 @@ namespace VyaBackupDb.Operations;
 /// the next number again and deleting its old one, so renewals and
 /// take-overs need nothing but exclusive create: two runners taking over the same expired lease race for
 /// one number, and only one gets it. A lease whose expiry has passed belongs to a dead (or cut off)
-/// runner and is taken over with a warning. A runner that cannot renew (its number was taken, or the
+/// runner and is taken over with a warning. So is, at once, a live lease of the run whose local lock
+/// (<see cref="BackupLock"/>, same run id) this run just took over: the kernel freed that flock, so that run
+/// is dead, and nobody else may take a lease it holds. A runner that cannot renew (its number was taken, or the
 /// storage stayed unreachable until expiry) has lost the lock: <see cref="Lost"/> says why and the backup is
 /// cancelled (nothing half-written: the manifest is still written last). Hosts' clocks must agree to well
 /// within a lease (NTP), since each compares the expiry written by another with its own clock.
@@ -73,7 +75,7 @@ public sealed class StorageLock : IAsyncDisposable
         try
         {
             var backupDirRoot = Path.GetFullPath(backupDir);
-            held._local.Add(BackupLock.Acquire(backupDirRoot, instanceName, database, time, warn));
+            held._local.Add(BackupLock.Acquire(backupDirRoot, instanceName, database, held._run, time, warn));
             var lockedRoots = new HashSet<string>([backupDirRoot], StringComparer.Ordinal);
             // Local destinations first (as backup_dir), then the others.
             foreach (var storage in destinations.OrderBy(s => s is LocalStorage ? 0 : 1).Distinct())
@@ -84,7 +86,7 @@ public sealed class StorageLock : IAsyncDisposable
                     {
                         if (lockedRoots.Add(local.Root))
                         {
-                            held._local.Add(BackupLock.Acquire(local.Root, instanceName, database, time, warn));
+                            held._local.Add(BackupLock.Acquire(local.Root, instanceName, database, held._run, time, warn));
                         }
                     }
                     else
@@ -117,11 +119,13 @@ public sealed class StorageLock : IAsyncDisposable
     {
         var folder = FolderFor(instanceName, database);
         var what = $"instance {instanceName} database '{database}'";
+        // A lease of a run that died holding this host's lock: nobody else may take it, so it is dead too.
+        bool DiedHere(Lease lease) => _local.Any(local => local.TakenOverFrom == lease.Run);
         for (var attempt = 0; attempt < 4; attempt++)
         {
             var now = _time.GetUtcNow();
             var found = await ReadAsync(storage, folder, cancellationToken).ConfigureAwait(false);
-            if (found.FirstOrDefault(l => !l.ExpiredAt(now)) is { } live)
+            if (found.FirstOrDefault(l => !l.ExpiredAt(now) && !DiedHere(l)) is { } live)
             {
                 throw Locked(storage, what, live);
             }
@@ -133,7 +137,7 @@ public sealed class StorageLock : IAsyncDisposable
             }
             // Another runner may have created a different number meanwhile: whoever sees another live lease backs off.
             var after = await ReadAsync(storage, folder, cancellationToken).ConfigureAwait(false);
-            if (after.FirstOrDefault(l => l.Run != _run && !l.ExpiredAt(_time.GetUtcNow())) is { } rival)
+            if (after.FirstOrDefault(l => l.Run != _run && !DiedHere(l) && !l.ExpiredAt(_time.GetUtcNow())) is { } rival)
             {
                 // Only if it is still ours: on a server that ignored If-None-Match the key may now hold the rival's lease.
                 if (after.Any(l => l.Key == mine.Key && l.Run == _run))
@@ -144,8 +148,11 @@ public sealed class StorageLock : IAsyncDisposable
             }
             foreach (var dead in found)
             {
-                warn($"took over the lock of {what} in {storage.Describe(dead.Key)}: its lease expired at {Time(dead.Expires)} "
-                    + $"({dead.Holder}); that run ended without releasing it");
+                warn(dead.ExpiredAt(now)
+                    ? $"took over the lock of {what} in {storage.Describe(dead.Key)}: its lease expired at {Time(dead.Expires)} "
+                        + $"({dead.Holder}); that run ended without releasing it"
+                    : $"took over the lock of {what} in {storage.Describe(dead.Key)} at once, its lease being until {Time(dead.Expires)} "
+                        + $"({dead.Holder}): that run ended on this host without releasing it (its local lock was free)");
                 await DeleteQuietlyAsync(storage, dead.Key).ConfigureAwait(false);
             }
             return mine;
@@ -154,7 +161,8 @@ public sealed class StorageLock : IAsyncDisposable
     }
 
     private static LockedException Locked(IStorage storage, string what, Lease holder) =>
-        new($"{what} is being backed up by another run ({holder.Holder}, lease until {Time(holder.Expires)}); lock {storage.Describe(holder.Key)}");
+        new($"{what} is being backed up by another run ({holder.Holder}); the lock frees when that run ends, or at {Time(holder.Expires)} "
+            + $"if it died (its lease expires); lock {storage.Describe(holder.Key)}");
 
     /// <summary>Renews each lease a third of the way before it ends; on a lease lost, says why and cancels <paramref name="onLost"/>.</summary>
     private async Task RenewAsync(CancellationTokenSource onLost)

@@ -94,22 +94,36 @@ public sealed class ScaleOutTests : IAsyncLifetime
         return database;
     }
 
-    /// <summary>The YAML of a runner's config, for runs of the CLI.</summary>
-    private async Task<string> WriteConfigAsync(string database, string? toolsDir)
+    /// <summary>The YAML of a runner's config, for runs of the CLI; runners given the same <paramref name="backupDir"/> are on one host.</summary>
+    private async Task<string> WriteConfigAsync(string database, string? toolsDir, Backend backend = Backend.S3, string? backupDir = null)
     {
         var dir = _scratch.TempDir("cfg");
         var path = Path.Combine(dir, "config.yaml");
         var tools = toolsDir is null ? "" : $"\n    tools_dir: '{toolsDir}'";
+        var storage = backend == Backend.S3
+            ? $"""
+                  - name: shared
+                    type: s3
+                    endpoint: {TestServers.S3Endpoint}
+                    bucket: {TestServers.S3Bucket}
+                    prefix: '{_remote.S3Prefix}'
+                    access_key_id: {TestServers.S3AccessKey}
+                    secret_access_key: {TestServers.S3SecretKey}
+                """
+            : $"""
+                  - name: shared
+                    type: sftp
+                    host: 127.0.0.1
+                    port: {TestServers.SftpPort}
+                    user: {TestServers.SftpUser}
+                    private_key_file: '{TestServers.SftpKeyFile}'
+                    host_fingerprint: {TestServers.SftpFingerprint}
+                    path: '{_remote.SftpFolder}'
+                """;
         await File.WriteAllTextAsync(path, string.Create(CultureInfo.InvariantCulture, $"""
-            backup_dir: '{_scratch.TempDir("runner-backups")}'
+            backup_dir: '{backupDir ?? _scratch.TempDir("runner-backups")}'
             storage:
-              - name: shared
-                type: s3
-                endpoint: {TestServers.S3Endpoint}
-                bucket: {TestServers.S3Bucket}
-                prefix: '{_remote.S3Prefix}'
-                access_key_id: {TestServers.S3AccessKey}
-                secret_access_key: {TestServers.S3SecretKey}
+            {storage}
             instances:
               - id: 2
                 name: {InstanceName}
@@ -229,5 +243,78 @@ public sealed class ScaleOutTests : IAsyncLifetime
         Assert.Contains("another run took over the lock", result.Error, StringComparison.Ordinal);
         Assert.Empty(await KeysAsync(storage, InstanceName));
         Assert.Equal([StorageLock.KeyFor(InstanceName, database, generation + 1)], await KeysAsync(storage, folder));
+    }
+    /// <summary>
+    /// A run SIGKILLed while it holds the lease: the next run on its host takes the local lock over (the
+    /// kernel released the dead run's flock, and its holder file names its run) and, the lease being that
+    /// same run's, the lease too, at once, rather than failing the database until the lease expires. A live
+    /// lease of any other run is still waited out (exit 5), saying when it frees.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(Backend.S3)]
+    [InlineData(Backend.Sftp)]
+    public async Task The_lease_of_a_run_killed_on_this_host_is_taken_over_at_once_but_another_runs_is_waited_out(Backend backend)
+    {
+        await TestServers.RequirePostgresAsync();
+        await RequireAsync(backend);
+        var database = await SmallDatabaseAsync();
+        var backupDir = _scratch.TempDir("runner-backups");
+        var slow = await WriteConfigAsync(database, SlowDumpTools.Create(_scratch.TempDir("slow-tools"), 60), backend, backupDir);
+        var quick = await WriteConfigAsync(database, toolsDir: null, backend, backupDir);
+        var storage = Open(backend);
+        var folder = StorageLock.FolderFor(InstanceName, database);
+
+        // Killed; in place of its lease, the live lease of a run elsewhere: that one is waited out.
+        await KillWhileItHoldsTheLeaseAsync(slow, database, storage, folder);
+        foreach (var key in await KeysAsync(storage, folder))
+        {
+            await storage.DeleteAsync(key, CancellationToken.None);
+        }
+        var expires = DateTimeOffset.UtcNow.AddMinutes(10);
+        await PlantLeaseAsync(storage, database, 1, expires);
+        var refused = await Run.CliAsync("backup", "-i", "2", "-d", database, "--config", quick);
+        Assert.True(refused.ExitCode == 5, refused.ToString());
+        var locked = Assert.Single(refused.Stderr.Split('\n'), l => l.Contains("is being backed up by another run", StringComparison.Ordinal));
+        Assert.Contains("pid 4242 on dead-host", locked, StringComparison.Ordinal);
+        Assert.Contains($"the lock frees when that run ends, or at {expires.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)} if it died", locked, StringComparison.Ordinal);
+        Assert.Equal([StorageLock.KeyFor(InstanceName, database, 1)], await KeysAsync(storage, folder));
+        await storage.DeleteAsync(StorageLock.KeyFor(InstanceName, database, 1), CancellationToken.None);
+
+        // Killed, its lease left as it was: the next run takes it over at once, and says whose it was.
+        var dead = await KillWhileItHoldsTheLeaseAsync(slow, database, storage, folder);
+        var next = await Run.CliAsync("backup", "-i", "2", "-d", database, "--config", quick);
+        Assert.True(next.ExitCode == 0, next.ToString());
+        var warning = Assert.Single(next.Stderr.Split('\n'), l => l.Contains("warning:", StringComparison.Ordinal)
+            && l.Contains(storage.Describe(folder), StringComparison.Ordinal));
+        Assert.Contains($"pid {dead} on {Environment.MachineName}", warning, StringComparison.Ordinal);
+        Assert.Contains("at once", warning, StringComparison.Ordinal);
+        Assert.Contains("ended on this host without releasing it", warning, StringComparison.Ordinal);
+        Assert.Empty(await KeysAsync(storage, folder));
+        Assert.Single(await KeysAsync(storage, InstanceName), k => k.EndsWith(BackupManifest.Suffix, StringComparison.Ordinal));
+    }
+
+    /// <summary>Starts a backup whose dump stalls, SIGKILLs it (and its dump) once its lease is in the storage; returns its pid.</summary>
+    private static async Task<int> KillWhileItHoldsTheLeaseAsync(string config, string database, IStorage storage, string folder)
+    {
+        using var cli = Run.StartCli("backup", "-i", "2", "-d", database, "--config", config);
+        var stderr = cli.StandardError.ReadToEndAsync();
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            while ((await KeysAsync(storage, folder)).Count == 0)
+            {
+                if (cli.HasExited || clock.Elapsed > TimeSpan.FromSeconds(60))
+                {
+                    Assert.Fail($"the backup never took the lock: {await stderr}");
+                }
+                await Task.Delay(50);
+            }
+        }
+        finally
+        {
+            cli.Kill(entireProcessTree: true);
+            await cli.WaitForExitAsync();
+        }
+        return cli.Id;
     }
 }

@@ -218,6 +218,92 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         Assert.Equal(0, dbms == Dbms.MySql ? await MySqlTestDb.TableCountAsync(empty) : await PgTestDb.TableCountAsync(empty));
     }
 
+    /// <summary>
+    /// The restore client's server connection ended mid-load (an administrator, a failover): the client
+    /// quits, and our next write into it fails (EPIPE). That is the connection's end, not the backup
+    /// file's: the error says so, not "cannot read" the file; the target is unchanged. The client here
+    /// holds its exit a moment after the real one ended, as any can, between closing its input and exiting.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(Dbms.MySql)]
+    [InlineData(Dbms.PostgreSql)]
+    public async Task A_restore_whose_server_connection_is_killed_mid_load_says_so_and_leaves_the_target_unchanged(Dbms dbms)
+    {
+        var source = await NewSourceAsync(dbms, rows: 400_000);
+        var backupDir = _scratch.TempDir("backups");
+        var file = await Ops.BackupOkAsync(Instance(dbms), source, Compression.Zstd, backupDir);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir, toolsDir: SlowToExitClientTools(dbms));
+        var target = await NewTargetWithDataAsync(dbms);
+        var before = await FingerprintAsync(dbms, target);
+        var staging = Track(dbms, RestoreStaging.StagingName(target));
+
+        using var restore = Run.StartCli("restore", "--file", file, "--instance", Id(dbms), "--target", target, "--force", "--config", config);
+        var stderr = restore.StandardError.ReadToEndAsync();
+        Assert.True(await KillLoadingConnectionAsync(dbms, staging, restore.WaitForExitAsync()), $"no loading session was seen to kill: {await stderr}");
+        await restore.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
+
+        Assert.True(restore.ExitCode == Failed, await stderr);
+        var error = Assert.Single((await stderr).Split('\n'), l => l.Contains("error", StringComparison.Ordinal));
+        Assert.False(error.Contains("cannot read", StringComparison.Ordinal), await stderr);
+        Assert.Matches("connection to (the )?server", error);
+        Assert.Contains($"'{target}' was not changed", error, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(before, await FingerprintAsync(dbms, target), "the target after its restore's connection was killed");
+        Assert.False(await ExistsAsync(dbms, staging), "the failed restore left its staging database");
+    }
+
+    /// <summary>Ends the client's session loading <paramref name="database"/> (on PostgreSQL: once it copies rows); whether it found one before <paramref name="until"/>.</summary>
+    private static async Task<bool> KillLoadingConnectionAsync(Dbms dbms, string database, Task until)
+    {
+        var find = dbms == Dbms.MySql
+            ? "SELECT id FROM information_schema.processlist WHERE db = @db AND id <> CONNECTION_ID() LIMIT 1"
+            : "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = @db AND state = 'active' AND query LIKE 'COPY%' LIMIT 1";
+        while (!until.IsCompleted)
+        {
+            if (dbms == Dbms.MySql)
+            {
+                await using var connection = await MySqlTestDb.OpenAsync();
+                await using var command = new MySqlConnector.MySqlCommand(find, connection);
+                command.Parameters.AddWithValue("@db", database);
+                if (await command.ExecuteScalarAsync() is { } id)
+                {
+                    await using var kill = new MySqlConnector.MySqlCommand($"KILL {Convert.ToInt64(id, System.Globalization.CultureInfo.InvariantCulture)}", connection);
+                    await kill.ExecuteNonQueryAsync();
+                    return true;
+                }
+            }
+            else
+            {
+                await using var connection = await PgTestDb.OpenAsync();
+                await using var command = new Npgsql.NpgsqlCommand(find, connection);
+                command.Parameters.AddWithValue("db", database);
+                if (await command.ExecuteScalarAsync() is true)
+                {
+                    return true;
+                }
+            }
+            await Task.Delay(20);
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// A tools_dir whose restore client is the real one, fed by a script that pauses 2 s after the first 4 MB
+    /// (the kill lands mid-load however fast the machine), keeps none of the client's input open itself, and
+    /// exits 3 s after the client did (the dump tool as it is).
+    /// </summary>
+    private string SlowToExitClientTools(Dbms dbms)
+    {
+        var dir = _scratch.TempDir("slow-exit-tools");
+        var bin = dbms == Dbms.MySql ? "/usr/bin" : Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin";
+        var (dump, client) = dbms == Dbms.MySql ? ("mariadb-dump", "mariadb") : ("pg_dump", "psql");
+        WrappedTool.Write(dir, bin, dump, $"exec \"{bin}/{dump}\" \"$@\"");
+        // The input moves to fd 3, which only the feeding pipeline keeps open.
+        WrappedTool.Write(dir, bin, client, "exec 3<&0 0</dev/null\n"
+            + $"{{ dd bs=1048576 count=4 iflag=fullblock status=none; sleep 2; cat; }} <&3 3<&- | \"{bin}/{client}\" \"$@\" 3<&- &\n"
+            + "exec 3<&-\nwait $!; status=$?\nsleep 3\nexit $status");
+        return dir;
+    }
+
     [SkippableFact]
     public async Task Postgres_target_with_open_sessions_is_replaced_only_when_asked_to_end_them()
     {
