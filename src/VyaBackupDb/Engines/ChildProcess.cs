@@ -81,16 +81,18 @@ public static class ChildProcess
             await WhenAllFailFast(copyOut, copyIn).ConfigureAwait(false);
             await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ours)
+        catch (Exception)
         {
             var childQuitFirst = process.HasExited;
             Kill(process);
             var childError = await ExitErrorAsync(process, tool, stderr).ConfigureAwait(false);
             await ThrowIfInterruptedAsync(process, cancellationToken).ConfigureAwait(false);
-            // Writing to the child failing (broken pipe, EPIPE) means it quit first: its own error
-            // says why. A failure on our side (a truncated input, disk full while storing its
-            // output) is ours to report: the child was only killed because of it.
-            if (childError is not null && copyIn.IsFaulted && !copyOut.IsFaulted && (childQuitFirst || ours is IOException { HResult: 32 }))
+            // Writing to the child failing (broken pipe, EPIPE: .NET leaves no code for it on the
+            // exception, the pipe says so) means it quit first: its own error says why. A failure on
+            // our side (a truncated input, disk full while storing its output) is ours to report:
+            // the child was only killed because of it.
+            var pipeBroken = process.StandardInput.BaseStream is System.IO.Pipes.PipeStream { IsConnected: false };
+            if (childError is not null && copyIn.IsFaulted && !copyOut.IsFaulted && (childQuitFirst || pipeBroken))
             {
                 throw childError;
             }
