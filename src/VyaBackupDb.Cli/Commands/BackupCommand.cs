@@ -48,103 +48,107 @@ internal static class BackupCommand
             instance, all, database, compression, encrypt, dryRun, prune, jobs, parallel, json,
         };
         command.Add(metricsFile);
-        command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
+        command.SetAction((parseResult, cancellationToken) =>
         {
-            var asJson = parseResult.GetValue(json);
-            if (parseResult.GetValue(parallel) < 1)
+            // A stop (Ctrl+C, SIGTERM) interrupts the run while it works (backup, prune): exit 130. It is
+            // cancelled by the stop only until that work is done: a later stop cuts the report short
+            // (the notifiers still sending give up, with a warning) and the run keeps its exit code.
+            var interrupted = new CancellationTokenSource();
+            var workingRegistration = cancellationToken.Register(interrupted.Cancel);
+            return CommonOptions.RunAsync(async () =>
             {
-                throw new UsageException("--parallel: give 1 or more");
-            }
-            if (asJson && parseResult.GetValue(prune))
-            {
-                throw new UsageException("--json and --prune: the JSON document is the backup's alone; run 'vya-backupdb prune' after it");
-            }
-            var config = CommonOptions.LoadConfig(parseResult);
-            var databaseName = parseResult.GetValue(database);
-            var instances = ChooseInstances(config, parseResult.GetValue(instance) ?? [], parseResult.GetValue(all), databaseName);
+                using var disposeAfter = interrupted;
+                using var working = workingRegistration;
+                var asJson = parseResult.GetValue(json);
+                if (parseResult.GetValue(parallel) < 1)
+                {
+                    throw new UsageException("--parallel: give 1 or more");
+                }
+                if (asJson && parseResult.GetValue(prune))
+                {
+                    throw new UsageException("--json and --prune: the JSON document is the backup's alone; run 'vya-backupdb prune' after it");
+                }
+                var config = CommonOptions.LoadConfig(parseResult);
+                var databaseName = parseResult.GetValue(database);
+                var instances = ChooseInstances(config, parseResult.GetValue(instance) ?? [], parseResult.GetValue(all), databaseName);
 
-            var codec = ChooseCompression(parseResult, compression, config);
-            var request = new BackupRequest(instances, databaseName, codec, parseResult.GetValue(dryRun), parseResult.GetValue(encrypt),
-                parseResult.GetValue(jobs), parseResult.GetValue(parallel));
-            if ((request.Encrypt || instances.Any(i => i.Encrypt)) && !config.Encryption.CanEncrypt)
-            {
-                throw new UsageException($"encryption asked for, but {config.SourcePath} has no encryption: recipients or passphrase");
-            }
-            var metricsPath = parseResult.GetValue(metricsFile);
-            if (metricsPath is not null && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(metricsPath))))
-            {
-                throw new UsageException($"--metrics-file {metricsPath}: its directory does not exist");
-            }
-            var observer = new ConsoleBackupObserver { Json = asJson };
-            var tracker = new Reporting.RunTracker(observer);
-            using var storages = new Storage.StorageSet(config);
-            var operation = new BackupOperation(config, storages, TimeProvider.System, tracker);
-            var startedUtc = DateTime.UtcNow;
-            BackupReport report;
-            try
-            {
-                report = await operation.RunAsync(request, cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !request.DryRun)
-            {
-                // Stopped (Ctrl+C, SIGTERM): an unattended run's notifiers hear of it, then the run ends with 130.
-                observer.Dispose();
-                await new Reporting.RunReporter(config, storages.For, TimeProvider.System, Output.Warning)
-                    .NotifyInterruptedAsync(tracker, startedUtc).ConfigureAwait(false);
-                throw;
-            }
-            finally
-            {
-                // Also on Ctrl+C: the progress lines go before the error is printed.
-                observer.Dispose();
-            }
-            if (!request.DryRun)
-            {
-                // Notifiers and metrics (whatever the output's form): a failure of theirs is a warning, never the run's exit code.
+                var codec = ChooseCompression(parseResult, compression, config);
+                var request = new BackupRequest(instances, databaseName, codec, parseResult.GetValue(dryRun), parseResult.GetValue(encrypt),
+                    parseResult.GetValue(jobs), parseResult.GetValue(parallel));
+                if ((request.Encrypt || instances.Any(i => i.Encrypt)) && !config.Encryption.CanEncrypt)
+                {
+                    throw new UsageException($"encryption asked for, but {config.SourcePath} has no encryption: recipients or passphrase");
+                }
+                var metricsPath = parseResult.GetValue(metricsFile);
+                if (metricsPath is not null && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(metricsPath))))
+                {
+                    throw new UsageException($"--metrics-file {metricsPath}: its directory does not exist");
+                }
+                var observer = new ConsoleBackupObserver { Json = asJson };
+                var tracker = new Reporting.RunTracker(observer);
+                using var storages = new Storage.StorageSet(config);
+                var operation = new BackupOperation(config, storages, TimeProvider.System, tracker);
                 var reporter = new Reporting.RunReporter(config, storages.For, TimeProvider.System, Output.Warning);
-                await reporter.NotifyAsync(report, cancellationToken).ConfigureAwait(false);
+                var startedUtc = DateTime.UtcNow;
+                Reporting.RunOutcome outcome;
+                try
+                {
+                    var report = await operation.RunAsync(request, cancellationToken).ConfigureAwait(false);
+                    // The progress lines go before anything else is printed.
+                    observer.Dispose();
+                    if (request.DryRun)
+                    {
+                        if (asJson)
+                        {
+                            BackupResults.PrintJson(report, observer.Planned, instances, request.Parallel, startedUtc);
+                        }
+                        else if (parseResult.GetValue(prune))
+                        {
+                            Output.Line("--prune: a dry run backs nothing up, so it prunes nothing; 'vya-backupdb prune --dry-run' shows the plan");
+                        }
+                        // A dry run reports only failures (an instance it could not reach): they still fail it.
+                        return report.Results.Count == 0 ? ExitCode.Success : report.ExitCode;
+                    }
+                    if (asJson)
+                    {
+                        BackupResults.PrintJson(report, observer.Planned, instances, request.Parallel, startedUtc);
+                    }
+                    else
+                    {
+                        BackupResults.Print(report);
+                    }
+                    outcome = new Reporting.RunOutcome(report);
+                    if (parseResult.GetValue(prune))
+                    {
+                        // What failed is not pruned (its newest backup may be the one that failed); the rest is.
+                        outcome = await PruneCommand.AfterBackupAsync(config, outcome, "pruning failed (see above)", cancellationToken).ConfigureAwait(false);
+                    }
+                    // The work is done: from here a stop no longer interrupts the run.
+                    working.Dispose();
+                    interrupted.Token.ThrowIfCancellationRequested();
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !request.DryRun)
+                {
+                    // Stopped (Ctrl+C, SIGTERM): an unattended run's notifiers hear of it, then the run ends with 130.
+                    observer.Dispose();
+                    await reporter.NotifyInterruptedAsync(tracker, startedUtc).ConfigureAwait(false);
+                    throw;
+                }
+                finally
+                {
+                    // Also on Ctrl+C: the progress lines go before the error is printed.
+                    observer.Dispose();
+                }
+                // The run's report, once all it does is done (whatever the output's form). The metrics file is
+                // written even after a stop (it is quick, and says what the run did); a failure of either is a warning.
                 if (metricsPath is not null)
                 {
-                    await reporter.WriteMetricsFileAsync(metricsPath, report, cancellationToken).ConfigureAwait(false);
+                    await reporter.WriteMetricsFileAsync(metricsPath, outcome, CancellationToken.None).ConfigureAwait(false);
                 }
-            }
-            if (asJson)
-            {
-                BackupResults.PrintJson(report, observer.Planned, instances, request.Parallel, startedUtc);
-                return request.DryRun && report.Results.Count == 0 ? ExitCode.Success : report.ExitCode;
-            }
-            if (request.DryRun)
-            {
-                if (parseResult.GetValue(prune))
-                {
-                    Output.Line("--prune: a dry run backs nothing up, so it prunes nothing; 'vya-backupdb prune --dry-run' shows the plan");
-                }
-                // A dry run reports only failures (an instance it could not reach): they still fail it.
-                return report.Results.Count == 0 ? ExitCode.Success : report.ExitCode;
-            }
-            BackupResults.Print(report);
-            if (!parseResult.GetValue(prune))
-            {
-                return report.ExitCode;
-            }
-            // What failed is not pruned (its newest backup may be the one that failed); the rest is.
-            var (targets, skipped) = PruneOperation.TargetsAfter(report);
-            foreach (var what in skipped)
-            {
-                Output.Warning($"not pruning {what}");
-            }
-            if (targets.Count == 0)
-            {
-                return report.ExitCode;
-            }
-            var pruned = await PruneCommand.RunAsync(config, targets, dryRun: false, cancellationToken).ConfigureAwait(false);
-            if (pruned != ExitCode.Success)
-            {
-                Output.Error("pruning failed (see above)");
-            }
-            // A backup failure outranks a pruning one.
-            return report.ExitCode != ExitCode.Success ? report.ExitCode : pruned;
-        }, cancellationToken));
+                await reporter.NotifyAsync(outcome, cancellationToken).ConfigureAwait(false);
+                return outcome.ExitCode;
+            }, interrupted.Token);
+        });
         return command;
     }
 

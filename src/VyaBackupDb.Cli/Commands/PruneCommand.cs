@@ -30,13 +30,45 @@ internal static class PruneCommand
                 .. CommonOptions.ChooseInstances(config, parseResult.GetValue(instance), parseResult.GetValue(all), databaseName)
                     .Select(i => new PruneTarget(i, databases)),
             ];
-            return await RunAsync(config, targets, parseResult.GetValue(dryRun), cancellationToken).ConfigureAwait(false);
+            return (await RunAsync(config, targets, parseResult.GetValue(dryRun), cancellationToken).ConfigureAwait(false)).ExitCode;
         }, cancellationToken));
         return command;
     }
 
-    /// <summary>Prunes and prints the plan, the deletions and a summary; also what `backup --prune` runs.</summary>
-    public static async Task<ExitCode> RunAsync(AppConfig config, IReadOnlyList<PruneTarget> targets, bool dryRun, CancellationToken cancellationToken)
+    /// <summary>
+    /// `backup --prune` and `schedule_prune`: retention applied to what the run backed up (not to what
+    /// failed). A prune that fails makes the run fail: <paramref name="failedLine"/> is printed, and the
+    /// outcome (the run's report) says what failed.
+    /// </summary>
+    public static async Task<Reporting.RunOutcome> AfterBackupAsync(
+        AppConfig config, Reporting.RunOutcome outcome, string failedLine, CancellationToken cancellationToken)
+    {
+        var (targets, skipped) = PruneOperation.TargetsAfter(outcome.Backup);
+        foreach (var what in skipped)
+        {
+            Output.Warning($"not pruning {what}");
+        }
+        if (targets.Count == 0)
+        {
+            return outcome;
+        }
+        var report = await RunAsync(config, targets, dryRun: false, cancellationToken).ConfigureAwait(false);
+        if (report.ExitCode == ExitCode.Success)
+        {
+            return outcome;
+        }
+        Output.Error(failedLine);
+        List<string> problems =
+        [
+            .. report.Results.SelectMany(r => (string?[])[r.Error, .. r.Checks.Where(c => c.Holds).Select(c => $"database '{c.Database}': {c.Outcome}"),
+                .. r.Deletions.Select(d => d.Error)]).OfType<string>(),
+        ];
+        return outcome.Failed(report.ExitCode,
+            "pruning failed" + (problems.Count == 0 ? "" : $": {problems[0]}" + (problems.Count > 1 ? $" (and {problems.Count - 1} more)" : "")));
+    }
+
+    /// <summary>Prunes and prints the plan, the deletions and a summary.</summary>
+    private static async Task<PruneReport> RunAsync(AppConfig config, IReadOnlyList<PruneTarget> targets, bool dryRun, CancellationToken cancellationToken)
     {
         using var storages = new StorageSet(config);
         var operation = new PruneOperation(config, storages.For, TimeProvider.System, new ConsolePruneObserver());
@@ -58,7 +90,7 @@ internal static class PruneCommand
             Output.Line("not pruned (cannot be reached or listed): "
                 + string.Join(", ", skipped.Select(r => $"instance {r.Instance.Id} ({r.Instance.Name}) in '{r.Storage}'")));
         }
-        return report.ExitCode;
+        return report;
     }
 
     private sealed class ConsolePruneObserver : IPruneObserver

@@ -55,6 +55,8 @@ internal static class ScheduleCommand
         private AppConfig _config = null!;
         private BackupScheduler _scheduler = null!;
         private int _signals;
+
+        /// <summary>1 once a run was cancelled while it worked (not while it reported): the service then exits 130.</summary>
         private int _cancelled;
 
         public async Task<ExitCode> RunAsync()
@@ -128,14 +130,8 @@ internal static class ScheduleCommand
             }
         }
 
-        private void Cancel()
-        {
-            if (_scheduler.RunningCount > 0)
-            {
-                Interlocked.Exchange(ref _cancelled, 1);
-            }
-            _scheduler.Abort();
-        }
+        /// <summary>Cancels the running runs: one still backing up (or verifying, pruning) is interrupted, one reporting gives its message up.</summary>
+        private void Cancel() => _scheduler.Abort();
 
         /// <summary>SIGHUP: the new config replaces the old one only if it loads and schedules something; runs in progress go on.</summary>
         private void Reload(string path)
@@ -180,7 +176,11 @@ internal static class ScheduleCommand
             return [.. config.Instances.Where(i => i.Enabled && i.Schedule is not null && (chosen.Length == 0 || chosen.Contains(i.Id)))];
         }
 
-        /// <summary>One run: back the instance up, then verify and prune as its schedule says.</summary>
+        /// <summary>
+        /// One run: back the instance up, then verify and prune as its schedule says; then its report
+        /// (message, metrics) with what all of that did. Cancelled (the grace period is over) while it
+        /// works, the run is interrupted; while it reports, only its message is given up.
+        /// </summary>
         private async Task RunJobAsync(InstanceConfig instance, CancellationToken cancellationToken)
         {
             var config = Volatile.Read(ref _config);
@@ -190,6 +190,8 @@ internal static class ScheduleCommand
             var startedUtc = DateTimeOffset.UtcNow;
             var tracker = new Reporting.RunTracker(new LogObserver());
             using var storages = new StorageSet(config);
+            var reporter = new Reporting.RunReporter(config, storages.For, TimeProvider.System, Output.Warning);
+            Reporting.RunOutcome? outcome = null;
             try
             {
                 var report = await new BackupOperation(config, storages, TimeProvider.System, tracker)
@@ -198,76 +200,81 @@ internal static class ScheduleCommand
                 var locked = report.Results.Count(r => r.Locked);
                 Output.Log($"run of {label}: {report.Results.Count - failed} backed up, {failed} failed"
                     + (locked > 0 ? $" ({locked} locked by another run)" : "") + $", {Output.Duration(clock.Elapsed)}");
-                await ReportAsync(config, storages, report, cancellationToken).ConfigureAwait(false);
+                outcome = new Reporting.RunOutcome(report);
                 if (instance.Schedule!.Verify)
                 {
-                    await VerifyAsync(config, instance, report, cancellationToken).ConfigureAwait(false);
+                    outcome = await VerifyAsync(config, instance, outcome, cancellationToken).ConfigureAwait(false);
                 }
                 if (instance.Schedule.Prune)
                 {
-                    var (targets, skipped) = PruneOperation.TargetsAfter(report);
-                    foreach (var what in skipped)
-                    {
-                        Output.Warning($"not pruning {what}");
-                    }
-                    if (targets.Count > 0 && await PruneCommand.RunAsync(config, targets, dryRun: false, cancellationToken).ConfigureAwait(false) != ExitCode.Success)
-                    {
-                        Output.Error($"pruning after the run of {label} failed (see above)");
-                    }
+                    outcome = await PruneCommand.AfterBackupAsync(config, outcome, $"pruning after the run of {label} failed (see above)", cancellationToken)
+                        .ConfigureAwait(false);
                 }
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
+                Interlocked.Exchange(ref _cancelled, 1);
                 Output.Error($"run of {label} cancelled; nothing partial was kept");
-                await new Reporting.RunReporter(config, storages.For, TimeProvider.System, Output.Warning)
-                    .NotifyInterruptedAsync(tracker, startedUtc).ConfigureAwait(false);
+                await reporter.NotifyInterruptedAsync(tracker, startedUtc).ConfigureAwait(false);
+                return;
             }
             catch (Exception e) when (cancellationToken.IsCancellationRequested)
             {
+                Interlocked.Exchange(ref _cancelled, 1);
                 Output.Error($"run of {label} cancelled: {e.Message}");
+                return;
             }
             catch (Exception e) when (e is VyaException or IOException or UnauthorizedAccessException)
             {
-                // The next run is tried as scheduled.
+                // The next run is tried as scheduled. After the backups (its verify or prune failed), the run is still reported.
                 Output.Error($"run of {label} failed: {e.Message}");
+                if (outcome is null)
+                {
+                    return;
+                }
+                outcome = outcome.Failed(e is VyaException v ? v.ExitCode : ExitCode.Failed, e.Message);
             }
+            await ReportAsync(reporter, outcome, cancellationToken).ConfigureAwait(false);
         }
 
-        /// <summary>The run's message to the notifiers; the metrics (file and /metrics) updated with it. A failure of theirs is a warning.</summary>
-        private async Task ReportAsync(AppConfig config, StorageSet storages, BackupReport report, CancellationToken cancellationToken)
+        /// <summary>
+        /// The run's metrics (file and /metrics), then its message to the notifiers. The metrics are
+        /// written even when the service is being stopped; the message is given up then (a warning).
+        /// A failure of either is a warning.
+        /// </summary>
+        private async Task ReportAsync(Reporting.RunReporter reporter, Reporting.RunOutcome outcome, CancellationToken cancellationToken)
         {
-            var reporter = new Reporting.RunReporter(config, storages.For, TimeProvider.System, Output.Warning);
-            await reporter.NotifyAsync(report, cancellationToken).ConfigureAwait(false);
-            if (Volatile.Read(ref _metrics) is null)
+            if (Volatile.Read(ref _metrics) is not null)
             {
-                return;
-            }
-            // One run at a time: each carries the counters of the one before.
-            await _reporting.WaitAsync(cancellationToken).ConfigureAwait(false);
-            try
-            {
-                var snapshot = await reporter.CollectMetricsAsync(report, _metrics, cancellationToken).ConfigureAwait(false);
-                Volatile.Write(ref _metrics, snapshot);
-                if (metricsFile is not null)
+                // One run at a time: each carries the counters of the one before.
+                await _reporting.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+                try
                 {
-                    await Reporting.Metrics.WriteFileAsync(metricsFile, Reporting.Metrics.Render(snapshot), cancellationToken).ConfigureAwait(false);
+                    var snapshot = await reporter.CollectMetricsAsync(outcome, _metrics, CancellationToken.None).ConfigureAwait(false);
+                    Volatile.Write(ref _metrics, snapshot);
+                    if (metricsFile is not null)
+                    {
+                        await Reporting.Metrics.WriteFileAsync(metricsFile, Reporting.Metrics.Render(snapshot), CancellationToken.None).ConfigureAwait(false);
+                    }
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    Output.Warning($"the metrics could not be updated: {e.Message}");
+                }
+                finally
+                {
+                    _reporting.Release();
                 }
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                Output.Warning($"the metrics could not be updated: {e.Message}");
-            }
-            finally
-            {
-                _reporting.Release();
-            }
+            await reporter.NotifyAsync(outcome, cancellationToken).ConfigureAwait(false);
         }
 
-        /// <summary>Reads back each new backup and checks it against its manifest (as `verify --file`).</summary>
-        private static async Task VerifyAsync(AppConfig config, InstanceConfig instance, BackupReport report, CancellationToken cancellationToken)
+        /// <summary>Reads back each new backup and checks it against its manifest (as `verify --file`); one that does not match fails the run.</summary>
+        private static async Task<Reporting.RunOutcome> VerifyAsync(
+            AppConfig config, InstanceConfig instance, Reporting.RunOutcome outcome, CancellationToken cancellationToken)
         {
             var verify = new VerifyOperation(config, new LogObserver());
-            foreach (var result in report.Results.Where(r => r.Location is not null && r.Error is null))
+            foreach (var result in outcome.Backup.Results.Where(r => r.Location is not null && r.Error is null))
             {
                 var checks = await verify.RunAsync(new VerifyRequest(result.Location, null, null, Latest: false, Restore: false), cancellationToken)
                     .ConfigureAwait(false);
@@ -279,10 +286,13 @@ internal static class ScheduleCommand
                     }
                     else
                     {
-                        Output.Error($"verify of {check.File} (instance {instance.Id}) FAILED: {string.Join("; ", check.Problems)}");
+                        var problems = string.Join("; ", check.Problems);
+                        Output.Error($"verify of {check.File} (instance {instance.Id}) FAILED: {problems}");
+                        outcome = outcome.Failed(ExitCode.VerificationFailed, $"verify of {check.File} FAILED: {problems}");
                     }
                 }
             }
+            return outcome;
         }
     }
 

@@ -235,7 +235,7 @@ public sealed class PruneOperation(
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return new PruneDeletion(decision, 0, $"cannot delete {storage.Describe(manifestKey)}: {e.Message}; the backup is unchanged");
+            return new PruneDeletion(decision, 0, $"cannot delete {storage.Describe(manifestKey)}: {e.Message.TrimEnd('.')}; the backup is unchanged");
         }
         try
         {
@@ -252,7 +252,7 @@ public sealed class PruneOperation(
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return new PruneDeletion(decision, 0,
-                $"deleted the manifest of {storage.Describe(key)} but not the rest: {e.Message}; the file is now incomplete "
+                $"deleted the manifest of {storage.Describe(key)} but not the rest: {e.Message.TrimEnd('.')}; the file is now incomplete "
                 + "(no manifest), which prune never deletes: remove it and its .sha256 by hand");
         }
         return new PruneDeletion(decision, backup.Entry.Size, null);

@@ -50,12 +50,12 @@ public static partial class Metrics
     public const string Prefix = "vya_backupdb_";
 
     /// <summary>
-    /// The snapshot after <paramref name="report"/> (null: no run, just the storage's view):
+    /// The snapshot after <paramref name="run"/> (null: no run, just the storage's view):
     /// <paramref name="previous"/> updated from the storage and the run. A destination that cannot
     /// be listed is a warning; its databases keep their previous values.
     /// </summary>
     public static async Task<MetricsSnapshot> CollectAsync(
-        IReadOnlyList<InstanceConfig> instances, Func<InstanceConfig, IReadOnlyList<NamedStorage>> destinations, BackupReport? report,
+        IReadOnlyList<InstanceConfig> instances, Func<InstanceConfig, IReadOnlyList<NamedStorage>> destinations, RunOutcome? run,
         MetricsSnapshot? previous, DateTimeOffset now, Action<string> warning, CancellationToken cancellationToken)
     {
         previous ??= MetricsSnapshot.Empty;
@@ -98,7 +98,7 @@ public static partial class Metrics
             }
         }
         var lastRun = previous.LastRun;
-        if (report is not null)
+        if (run?.Backup is { } report)
         {
             foreach (var result in report.Results)
             {
@@ -129,7 +129,7 @@ public static partial class Metrics
             }
             var succeeded = report.Results.Count(r => r.Succeeded);
             lastRun = new RunMetrics(now, Math.Round(report.Duration.TotalSeconds, 3), succeeded, report.Results.Count - succeeded,
-                report.Results.Sum(r => r.StoredBytes), (int)report.ExitCode, (previous.LastRun?.Runs ?? 0) + 1);
+                report.Results.Sum(r => r.StoredBytes), (int)run.ExitCode, (previous.LastRun?.Runs ?? 0) + 1);
         }
         var order = instances.Select((instance, index) => (instance.Name, index)).ToDictionary(x => x.Name, x => x.index, StringComparer.Ordinal);
         return new MetricsSnapshot(

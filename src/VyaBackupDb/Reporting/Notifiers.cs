@@ -24,8 +24,9 @@ public static class Notifiers
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(60);
 
     /// <returns>How many notifiers were sent to successfully.</returns>
+    /// <param name="whenCancelled">Why a notifier still sending when <paramref name="cancellationToken"/> fires gave up (its warning says it).</param>
     public static async Task<int> SendAsync(
-        IReadOnlyList<NotifierConfig> notifiers, RunNotification message, Action<string> warning, CancellationToken cancellationToken)
+        IReadOnlyList<NotifierConfig> notifiers, RunNotification message, Action<string> warning, string whenCancelled, CancellationToken cancellationToken)
     {
         var sends = notifiers.Where(n => message.Wanted(n.On)).Select(async notifier =>
         {
@@ -39,9 +40,10 @@ public static class Notifiers
                 }).ConfigureAwait(false);
                 return true;
             }
-            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            catch (Exception e)
             {
-                warning($"notifier '{notifier.Name}' ({notifier.Type}) could not send the run's message: {Describe(e)}");
+                var why = e is OperationCanceledException && cancellationToken.IsCancellationRequested ? whenCancelled : Describe(e);
+                warning($"notifier '{notifier.Name}' ({notifier.Type}) could not send the run's message: {why}");
                 return false;
             }
         }).ToList();
@@ -49,19 +51,59 @@ public static class Notifiers
         return sent.Count(s => s);
     }
 
-    /// <summary>One line: ours as is; a library's (HTTP, SMTP, TLS) redacted, with its cause when it adds something.</summary>
+    /// <summary>
+    /// One line: ours as is; a library's (SMTP, TLS) redacted, with its cause when it adds something
+    /// (rather than its "see inner exception").
+    /// </summary>
     private static string Describe(Exception e)
     {
         if (e is VyaException)
         {
             return e.Message;
         }
-        var text = e.Message.Split('\n')[0].Trim().TrimEnd('.');
-        if (e.InnerException is { } inner && !string.IsNullOrWhiteSpace(inner.Message) && !text.Contains(inner.Message, StringComparison.Ordinal))
+        var text = FirstLine(e.Message);
+        if (e.InnerException is { } inner && !string.IsNullOrWhiteSpace(inner.Message) && !text.Contains(FirstLine(inner.Message), StringComparison.Ordinal))
         {
-            text += ": " + inner.Message.Split('\n')[0].Trim().TrimEnd('.');
+            var seeInner = text.IndexOf(", see inner exception", StringComparison.OrdinalIgnoreCase);
+            text = (seeInner >= 0 ? text[..seeInner] : text) + ": " + FirstLine(inner.Message);
         }
         return Redaction.Redact(text);
+    }
+
+    private static string FirstLine(string message) => message.Split('\n')[0].Trim().TrimEnd('.');
+
+    /// <summary>
+    /// Why a webhook request failed, in our words: the library's text names the host and port (and may
+    /// hold more of the URL, which is a secret), so only the kind of failure is told, and the cause of a
+    /// TLS failure when it holds no part of <paramref name="url"/>.
+    /// </summary>
+    private static string DescribeWebhookFailure(HttpRequestException e, Uri url)
+    {
+        var socket = e.InnerException as System.Net.Sockets.SocketException;
+        var problem = e.HttpRequestError switch
+        {
+            HttpRequestError.NameResolutionError => "its host name could not be resolved",
+            HttpRequestError.ConnectionError when socket?.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionRefused => "the connection was refused",
+            HttpRequestError.ConnectionError when socket?.SocketErrorCode == System.Net.Sockets.SocketError.TimedOut => "the connection timed out",
+            HttpRequestError.ConnectionError when socket?.SocketErrorCode is System.Net.Sockets.SocketError.HostUnreachable
+                or System.Net.Sockets.SocketError.NetworkUnreachable => "its host cannot be reached",
+            HttpRequestError.ConnectionError => "the connection failed",
+            HttpRequestError.SecureConnectionError => "the TLS connection could not be established",
+            HttpRequestError.ResponseEnded => "the receiver closed the connection before it answered",
+            HttpRequestError.InvalidResponse or HttpRequestError.HttpProtocolError => "the receiver's answer is not valid HTTP",
+            HttpRequestError.ProxyTunnelError => "the proxy refused the connection",
+            _ => "the request failed",
+        };
+        if (e.HttpRequestError == HttpRequestError.SecureConnectionError && e.InnerException?.Message is { Length: > 0 } cause)
+        {
+            cause = FirstLine(cause);
+            string[] parts = [url.Host, url.Authority, url.AbsolutePath.Trim('/'), url.Query.TrimStart('?'), url.UserInfo];
+            if (!parts.Any(p => p.Length > 0 && cause.Contains(p, StringComparison.OrdinalIgnoreCase)))
+            {
+                problem += $" ({Redaction.Redact(cause)})";
+            }
+        }
+        return problem;
     }
 
     /// <summary>POSTs the JSON body; retries network errors, timeouts, 408, 429 and 5xx with exponential backoff.</summary>
@@ -120,7 +162,7 @@ public static class Notifiers
                 }
                 catch (HttpRequestException e)
                 {
-                    problem = Describe(e);
+                    problem = DescribeWebhookFailure(e, new Uri(url));
                 }
             }
             if (attempt >= config.Retries)
@@ -193,6 +235,8 @@ public static class Notifiers
         mail.Subject = message.Status switch
         {
             "ok" => $"[vya-backupdb] {message.Host}: {message.Succeeded} backups OK",
+            // The backups went well, a later step (verify, prune) did not: the body's first line says which.
+            _ when message.Failed == 0 && message.Succeeded > 0 => $"[vya-backupdb] {message.Host}: {message.Succeeded} backups OK, but the run FAILED",
             _ => $"[vya-backupdb] {message.Host}: {(message.Failed == 0 ? "nothing was backed up" : $"{message.Failed} backup{(message.Failed == 1 ? "" : "s")} FAILED")}"
                 + (failed.Count > 0 ? $" ({string.Join(", ", failed.Take(3).Select(RunNotification.Label))}{(failed.Count > 3 ? ", ..." : "")})" : ""),
         };

@@ -23,6 +23,22 @@ public sealed record RunItem(
     string? File);
 
 /// <summary>
+/// A finished run as its report (notification, metrics) tells it: the backups, what its later steps
+/// (verify, prune) found wrong, and the run's exit code: a backup failure outranks theirs.
+/// </summary>
+public sealed record RunOutcome(BackupReport Backup, Errors.ExitCode ExitCode, IReadOnlyList<string> Problems)
+{
+    public RunOutcome(BackupReport backup)
+        : this(backup, backup.ExitCode, [])
+    {
+    }
+
+    /// <summary>This outcome after a later step failed: <paramref name="problem"/> says what (e.g. "pruning failed: ...").</summary>
+    public RunOutcome Failed(Errors.ExitCode code, string problem) =>
+        new(Backup, ExitCode == Errors.ExitCode.Success ? code : ExitCode, [.. Problems, problem]);
+}
+
+/// <summary>
 /// What a backup run sends to its notifiers: one message per run. Also the webhook's JSON body
 /// (snake_case names, stable: receivers parse them; null fields are written as null).
 /// </summary>
@@ -45,9 +61,12 @@ public sealed record RunNotification(
 {
     public bool HasFailures => Status != "ok";
 
-    /// <summary>The message for a finished run.</summary>
-    public static RunNotification From(BackupReport report, DateTimeOffset finishedUtc, string? host = null) =>
-        Create(report.ExitCode, [.. report.Results.Select(Item)], finishedUtc - report.Duration, finishedUtc, host, "");
+    /// <summary>The message for a finished run (its duration is the backups').</summary>
+    public static RunNotification From(BackupReport report, DateTimeOffset finishedUtc, string? host = null) => From(new RunOutcome(report), finishedUtc, host);
+
+    /// <summary>The message for a finished run: its backups, and what its verify or prune steps found wrong.</summary>
+    public static RunNotification From(RunOutcome outcome, DateTimeOffset finishedUtc, string? host = null) =>
+        Create(outcome.ExitCode, [.. outcome.Backup.Results.Select(Item)], finishedUtc - outcome.Backup.Duration, finishedUtc, host, "", outcome.Problems);
 
     /// <summary>
     /// The message for a run stopped by Ctrl+C or SIGTERM: what finished, and the databases whose
@@ -60,7 +79,7 @@ public sealed record RunNotification(
             .Concat(running.Select(i => new RunItem(
                 i.Instance.Id, i.Instance.Name, i.Instance.Dbms.ToName(), i.Database, "interrupted", "the run was interrupted", 0, 0, 0, null)))
             .ToList();
-        return Create(Errors.ExitCode.Interrupted, items, startedUtc, finishedUtc, host, "interrupted: ");
+        return Create(Errors.ExitCode.Interrupted, items, startedUtc, finishedUtc, host, "interrupted: ", []);
     }
 
     private static RunItem Item(BackupItemResult r) => new(
@@ -76,7 +95,8 @@ public sealed record RunNotification(
         r.Location);
 
     private static RunNotification Create(
-        Errors.ExitCode exitCode, List<RunItem> items, DateTimeOffset startedUtc, DateTimeOffset finishedUtc, string? host, string prefix)
+        Errors.ExitCode exitCode, List<RunItem> items, DateTimeOffset startedUtc, DateTimeOffset finishedUtc, string? host, string prefix,
+        IReadOnlyList<string> problems)
     {
         var succeeded = items.Count(i => i.Status == "ok");
         var failed = items.Count - succeeded;
@@ -84,7 +104,8 @@ public sealed record RunNotification(
         var failedNames = items.Where(i => i.Status != "ok").Select(i => Label(i)).ToList();
         var text = string.Create(CultureInfo.InvariantCulture,
             $"vya-backupdb on {host}: {prefix}{succeeded} backed up, {failed} failed")
-            + (failedNames.Count == 0 ? "" : " (" + string.Join(", ", failedNames.Take(10)) + (failedNames.Count > 10 ? ", ..." : "") + ")");
+            + (failedNames.Count == 0 ? "" : " (" + string.Join(", ", failedNames.Take(10)) + (failedNames.Count > 10 ? ", ..." : "") + ")")
+            + string.Concat(problems.Select(p => "; " + p));
         return new RunNotification(
             "vya-backupdb",
             ToolInfo.Version,

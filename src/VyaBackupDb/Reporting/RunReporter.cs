@@ -10,15 +10,19 @@ namespace VyaBackupDb.Reporting;
 /// </summary>
 public sealed class RunReporter(AppConfig config, Func<InstanceConfig, IReadOnlyList<NamedStorage>> destinations, TimeProvider time, Action<string> warning)
 {
-    /// <summary>Sends the run's one message to each notifier that wants it.</summary>
-    public async Task NotifyAsync(BackupReport report, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends the run's one message to each notifier that wants it. Cancelled (a stop once the run's work
+    /// is done), the notifiers still sending give up, each with a warning: it never throws for that.
+    /// </summary>
+    public async Task NotifyAsync(RunOutcome outcome, CancellationToken cancellationToken)
     {
         if (config.Notifiers.Count == 0)
         {
             return;
         }
-        var message = RunNotification.From(report, time.GetUtcNow());
-        await Notifiers.SendAsync(config.Notifiers, message, warning, cancellationToken).ConfigureAwait(false);
+        var message = RunNotification.From(outcome, time.GetUtcNow());
+        await Notifiers.SendAsync(config.Notifiers, message, warning, "the run was stopped (Ctrl+C, SIGTERM) before it was sent", cancellationToken)
+            .ConfigureAwait(false);
     }
 
     /// <summary>
@@ -34,30 +38,27 @@ public sealed class RunReporter(AppConfig config, Func<InstanceConfig, IReadOnly
         var (finished, running) = tracker.Snapshot();
         var message = RunNotification.Interrupted(finished, running, startedUtc, time.GetUtcNow());
         using var limit = new CancellationTokenSource(InterruptedNotifyLimit);
-        try
-        {
-            await Notifiers.SendAsync(config.Notifiers, message, warning, limit.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            warning($"the notification of the interrupted run was not sent within {InterruptedNotifyLimit.TotalSeconds:0} s");
-        }
+        await Notifiers.SendAsync(config.Notifiers, message, warning,
+            $"the message of the interrupted run was not sent within {InterruptedNotifyLimit.TotalSeconds:0} s", limit.Token).ConfigureAwait(false);
     }
 
     /// <summary>How long a stopping run waits for its notifiers (systemd gives a stopping unit 90 s by default).</summary>
     private static readonly TimeSpan InterruptedNotifyLimit = TimeSpan.FromSeconds(20);
 
-    /// <summary>The metrics after <paramref name="report"/> (null: none ran), from the storage and <paramref name="previous"/>.</summary>
-    public Task<MetricsSnapshot> CollectMetricsAsync(BackupReport? report, MetricsSnapshot? previous, CancellationToken cancellationToken) =>
-        Metrics.CollectAsync(config.Instances, destinations, report, previous, time.GetUtcNow(), warning, cancellationToken);
+    /// <summary>
+    /// The metrics after <paramref name="outcome"/> (null: none ran), from the storage (read now: after
+    /// the run's prune) and <paramref name="previous"/>.
+    /// </summary>
+    public Task<MetricsSnapshot> CollectMetricsAsync(RunOutcome? outcome, MetricsSnapshot? previous, CancellationToken cancellationToken) =>
+        Metrics.CollectAsync(config.Instances, destinations, outcome, previous, time.GetUtcNow(), warning, cancellationToken);
 
     /// <summary>Updates the metrics file at <paramref name="path"/> (textfile collector) with the run; its previous content carries the counters.</summary>
-    public async Task WriteMetricsFileAsync(string path, BackupReport report, CancellationToken cancellationToken)
+    public async Task WriteMetricsFileAsync(string path, RunOutcome outcome, CancellationToken cancellationToken)
     {
         try
         {
             var previous = await Metrics.ReadFileAsync(path, cancellationToken).ConfigureAwait(false);
-            var snapshot = await CollectMetricsAsync(report, previous, cancellationToken).ConfigureAwait(false);
+            var snapshot = await CollectMetricsAsync(outcome, previous, cancellationToken).ConfigureAwait(false);
             await Metrics.WriteFileAsync(path, Metrics.Render(snapshot), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

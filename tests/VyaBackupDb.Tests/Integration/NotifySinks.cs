@@ -13,6 +13,7 @@ public sealed class WebhookSink : IDisposable
     private readonly HttpListener _listener = new();
     private readonly Queue<int> _statuses;
     private readonly Task _loop;
+    private readonly CancellationTokenSource _closing = new();
 
     public sealed record Request(DateTimeOffset At, string Method, string Path, string ContentType, IReadOnlyDictionary<string, string> Headers, byte[] Body);
 
@@ -20,6 +21,9 @@ public sealed class WebhookSink : IDisposable
 
     /// <summary>The URL to post to (its last segment plays the token a chat webhook hides in its URL).</summary>
     public string Url { get; }
+
+    /// <summary>How long it holds each request (recorded at once) before it answers: a receiver that hangs.</summary>
+    public TimeSpan AnswerAfter { get; init; }
 
     public WebhookSink(string pathToken, params int[] statuses)
     {
@@ -57,6 +61,17 @@ public sealed class WebhookSink : IDisposable
                     body.ToArray()));
                 context.Response.StatusCode = _statuses.TryDequeue(out var status) ? status : 200;
             }
+            if (AnswerAfter > TimeSpan.Zero)
+            {
+                try
+                {
+                    await Task.Delay(AnswerAfter, _closing.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
             context.Response.Close();
         }
     }
@@ -70,9 +85,11 @@ public sealed class WebhookSink : IDisposable
 
     public void Dispose()
     {
+        _closing.Cancel();
         _listener.Stop();
         _listener.Close();
         _loop.Wait(TimeSpan.FromSeconds(5));
+        _closing.Dispose();
     }
 }
 

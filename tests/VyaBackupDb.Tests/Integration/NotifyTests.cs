@@ -257,6 +257,187 @@ public sealed class NotifyTests : IAsyncLifetime
         AssertNoSecret(Encoding.UTF8.GetString(request.Body), "the message");
     }
 
+    /// <summary>
+    /// backup --prune: the message and the metrics come once the prune is done, and carry its outcome.
+    /// A prune that removed a backup leaves the backups gauge at what is left; one that could not
+    /// delete a backup makes the run a failure (exit 1) that an on: failure notifier hears of, saying what failed.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_prune_that_fails_after_the_backup_is_the_runs_failure_in_the_message_and_the_metrics()
+    {
+        await TestServers.RequireMySqlAsync();
+        var database = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(database, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        using var hook = new WebhookSink(UrlToken);
+        var config = await ConfigAsync(database, "    retention: {keep_last: 1}", """
+              - type: webhook
+                name: on-failure
+                url_env: IT_HOOK_URL
+                retries: 0
+            """);
+        var env = Env(("IT_HOOK_URL", hook.Url));
+        var metrics = Path.Combine(_scratch.TempDir("notify-metrics"), "vya.prom");
+        var labels = $"{{database=\"{database}\",instance_id=\"1\",instance_name=\"it-mysql\"}}";
+        Assert.True((await Run.CliWithEnvAsync(env, "backup", "--all", "--config", config)).ExitCode == 0);
+
+        var pruned = await Run.CliWithEnvAsync(env, "backup", "--all", "--prune", "--metrics-file", metrics, "--config", config);
+
+        Assert.True(pruned.ExitCode == 0, pruned.ToString());
+        Assert.Empty(hook.Requests);
+        var afterPrune = PromText.Parse(await File.ReadAllTextAsync(metrics));
+        Assert.Equal(1, afterPrune.Value("vya_backupdb_backups", labels));
+        Assert.Equal(0, afterPrune.Value("vya_backupdb_run_exit_code", ""));
+
+        // The backup kept by that prune cannot be deleted by the next one.
+        var store = File.ReadAllText(config).Split('\n').Single(l => l.StartsWith("backup_dir: ", StringComparison.Ordinal))["backup_dir: ".Length..].Trim();
+        var manifest = Assert.Single(Directory.GetFiles(store, "*.manifest.json", SearchOption.AllDirectories));
+        Skip.If(!await ChattrAsync("+i", manifest), "chattr +i is not available here");
+        try
+        {
+            var failed = await Run.CliWithEnvAsync(env, "backup", "--all", "--prune", "--metrics-file", metrics, "--config", config);
+
+            Assert.True(failed.ExitCode == 1, failed.ToString());
+            Assert.Contains("pruning failed", failed.Stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain(".;", failed.Stderr, StringComparison.Ordinal);
+            var request = Assert.Single(hook.Requests);
+            using var json = JsonDocument.Parse(request.Body);
+            var root = json.RootElement;
+            Assert.Equal("failed", root.GetProperty("status").GetString());
+            Assert.Equal(1, root.GetProperty("exit_code").GetInt32());
+            var text = root.GetProperty("text").GetString()!;
+            Assert.Contains("1 backed up, 0 failed", text, StringComparison.Ordinal);
+            Assert.Contains("pruning failed", text, StringComparison.Ordinal);
+            Assert.Contains("cannot delete", text, StringComparison.Ordinal);
+            Assert.Equal("ok", Assert.Single(root.GetProperty("results").EnumerateArray()).GetProperty("status").GetString());
+            var afterFailure = PromText.Parse(await File.ReadAllTextAsync(metrics));
+            Assert.Equal(1, afterFailure.Value("vya_backupdb_run_exit_code", ""));
+            Assert.Equal(2, afterFailure.Value("vya_backupdb_backups", labels));
+        }
+        finally
+        {
+            await ChattrAsync("-i", manifest);
+        }
+    }
+
+    /// <summary>Sets or clears a file attribute (root, on a file system that has them); false when it cannot.</summary>
+    internal static async Task<bool> ChattrAsync(string change, string path)
+    {
+        try
+        {
+            return (await Run.ProgramAsync("chattr", [change, path])).ExitCode == 0;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// SIGTERM while a notifier is still sending, after the backups are done: the message is given up
+    /// (a warning naming the notifier), the run keeps its outcome: its summary, its metrics file, exit 0.
+    /// </summary>
+    [SkippableFact]
+    public async Task SIGTERM_while_a_notifier_sends_gives_up_the_message_but_keeps_the_runs_outcome_and_metrics()
+    {
+        await TestServers.RequireMySqlAsync();
+        var database = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(database, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        using var hook = new WebhookSink(UrlToken) { AnswerAfter = TimeSpan.FromMinutes(2) };
+        var config = await ConfigAsync(database, "", """
+              - type: webhook
+                name: hanging
+                url_env: IT_HOOK_URL
+                on: always
+                retries: 0
+                timeout_seconds: 60
+            """);
+        var metrics = Path.Combine(_scratch.TempDir("notify-metrics"), "vya.prom");
+        var (file, arguments, env) = Run.CliCommand(Env(("IT_HOOK_URL", hook.Url)), "backup", "--instance", "1", "--metrics-file", metrics, "--config", config);
+        var start = new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (name, value) in env)
+        {
+            start.Environment[name] = value;
+        }
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        var clock = Stopwatch.StartNew();
+        while (hook.Requests.Count == 0)
+        {
+            Assert.True(!process.HasExited && clock.Elapsed < TimeSpan.FromMinutes(1), "no message came");
+            await Task.Delay(50);
+        }
+        await Task.Delay(500);
+
+        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)])!)
+        {
+            await kill.WaitForExitAsync();
+            Assert.Equal(0, kill.ExitCode);
+        }
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        await process.WaitForExitAsync(limit.Token);
+        var output = $"--- stdout:\n{await stdout}\n--- stderr:\n{await stderr}";
+
+        Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}:\n{output}");
+        Assert.DoesNotContain("interrupted", output, StringComparison.Ordinal);
+        Assert.Contains($"ok     it-mysql/{database}", output, StringComparison.Ordinal);
+        Assert.Contains("backup summary: 1 succeeded, 0 failed", await stdout, StringComparison.Ordinal);
+        var warning = Assert.Single((await stderr).Split('\n'), l => l.Contains("notifier 'hanging'", StringComparison.Ordinal));
+        Assert.True(warning.Contains("stopped", StringComparison.Ordinal), output);
+        var prom = PromText.Parse(await File.ReadAllTextAsync(metrics));
+        Assert.Equal(0, prom.Value("vya_backupdb_run_exit_code", ""));
+        Assert.Single(hook.Requests);
+    }
+
+    /// <summary>
+    /// A webhook that cannot be reached: the warning says why in our words, with no part of its URL
+    /// (host, port, path, query) and no library's "see inner exception".
+    /// </summary>
+    [SkippableFact]
+    public async Task A_webhook_that_cannot_be_reached_is_a_warning_without_any_part_of_its_url()
+    {
+        await TestServers.RequireMySqlAsync();
+        var database = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(database, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        // A plain-HTTP receiver asked for TLS, a host name that does not resolve, a port nobody listens on.
+        using var plain = new WebhookSink(UrlToken);
+        var plainPort = new Uri(plain.Url).Port.ToString(CultureInfo.InvariantCulture);
+        var deadPort = WebhookSink.FreePort().ToString(CultureInfo.InvariantCulture);
+        var config = await ConfigAsync(database, "", string.Create(CultureInfo.InvariantCulture, $"""
+              - type: webhook
+                name: tls
+                url: 'https://127.0.0.1:{plainPort}/hooks/{UrlToken}?key=q5ecret'
+                on: always
+                retries: 0
+              - type: webhook
+                name: unresolved
+                url: 'http://team-acme-9f8e7d.invalid/hooks/{UrlToken}'
+                on: always
+                retries: 0
+              - type: webhook
+                name: refused
+                url: 'http://127.0.0.1:{deadPort}/hooks/{UrlToken}'
+                on: always
+                retries: 0
+            """));
+
+        var run = await Run.CliWithEnvAsync(Env(), "backup", "--instance", "1", "--config", config);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var warnings = run.Stderr.Split('\n').Where(l => l.Contains("could not send", StringComparison.Ordinal)).ToList();
+        Assert.Equal(3, warnings.Count);
+        foreach (var warning in warnings)
+        {
+            foreach (var part in new[] { "team-acme", "9f8e7d", ".invalid", "127.0.0.1", plainPort, deadPort, "hooks", UrlToken, "q5ecret", "inner exception" })
+            {
+                Assert.False(warning.Contains(part, StringComparison.OrdinalIgnoreCase), $"'{part}' in: {warning}");
+            }
+        }
+        Assert.Contains(warnings, w => w.Contains("notifier 'unresolved'", StringComparison.Ordinal) && w.Contains("host name", StringComparison.Ordinal));
+        Assert.Contains(warnings, w => w.Contains("notifier 'refused'", StringComparison.Ordinal) && w.Contains("refused", StringComparison.Ordinal));
+        Assert.Contains(warnings, w => w.Contains("notifier 'tls'", StringComparison.Ordinal) && w.Contains("TLS", StringComparison.Ordinal));
+    }
+
     [SkippableFact]
     public async Task Failure_mail_arrives_over_starttls_with_the_database_and_its_error_and_no_password()
     {

@@ -144,12 +144,17 @@ public sealed class ScheduleCliTests : IAsyncLifetime
         }
     }
 
-    private static async Task WriteConfigAsync(string path, string backupDir, string database, string schedule, string? toolsDir, int graceSeconds)
+    /// <param name="more">Top-level settings (e.g. notify:), as YAML lines.</param>
+    /// <param name="moreOfInstance">Settings of the instance, as YAML lines indented by four spaces.</param>
+    private static async Task WriteConfigAsync(
+        string path, string backupDir, string database, string schedule, string? toolsDir, int graceSeconds, string more = "", string moreOfInstance = "")
     {
         var tools = toolsDir is null ? "" : $"\n    tools_dir: '{toolsDir}'";
+        tools += moreOfInstance.Length == 0 ? "" : "\n" + moreOfInstance;
         await File.WriteAllTextAsync(path, string.Create(CultureInfo.InvariantCulture, $"""
             backup_dir: '{backupDir}'
             stop_grace_seconds: {graceSeconds}
+            {more}
             instances:
               - id: 2
                 name: it-pg
@@ -270,5 +275,133 @@ public sealed class ScheduleCliTests : IAsyncLifetime
 
         service.Signal(Sigterm);
         Assert.Equal(0, await service.ExitAsync());
+    }
+
+    /// <summary>
+    /// The run's message is sent once its backups are done; a stop that comes while a notifier is still
+    /// sending (past the grace period) gives the message up with a warning: the run is not "interrupted",
+    /// its metrics are written, and the service exits 0 (no backup had to be cancelled).
+    /// </summary>
+    [SkippableFact]
+    public async Task Sigterm_while_a_notifier_sends_gives_up_the_message_and_is_no_interrupted_run()
+    {
+        await TestServers.RequirePostgresAsync();
+        var database = await SmallDatabaseAsync();
+        var backups = _scratch.TempDir("backups");
+        var config = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+        var metricsFile = Path.Combine(_scratch.TempDir("metrics"), "vya.prom");
+        using var hook = new WebhookSink("sched") { AnswerAfter = TimeSpan.FromMinutes(5) };
+        await WriteConfigAsync(config, backups, database, "*/2 * * * * *", toolsDir: null, graceSeconds: 3, more: $$"""
+            notify:
+              - {type: webhook, name: hanging, url: '{{hook.Url}}', on: always, retries: 0, timeout_seconds: 300}
+            """);
+        using var service = new Service(config, "--metrics-file", metricsFile);
+        await service.WaitForAsync("run of instance 2 (it-pg): 1 backed up");
+        var clock = Stopwatch.StartNew();
+        while (hook.Requests.Count == 0)
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromMinutes(1), $"no message came:\n{service.Output}");
+            await Task.Delay(50);
+        }
+
+        service.Signal(Sigterm);
+        var exit = await service.ExitAsync();
+
+        Assert.True(exit == 0, $"exit {exit}:\n{service.Output}");
+        Assert.DoesNotContain("interrupted", service.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("cancelled", service.Output, StringComparison.Ordinal);
+        Assert.Contains("notifier 'hanging' (webhook) could not send the run's message", service.Output, StringComparison.Ordinal);
+        Assert.Single(hook.Requests);
+        Assert.Single(Ops.DataFilesUnder(backups));
+        var series = $"vya_backupdb_last_status{{instance_id=\"2\",instance_name=\"it-pg\",database=\"{database}\"}} 1";
+        Assert.Contains(series, await File.ReadAllTextAsync(metricsFile), StringComparison.Ordinal);
+    }
+
+    /// <summary>schedule_prune that cannot delete a backup: the run's message (on: failure) and its metrics say the run failed, and why.</summary>
+    [SkippableFact]
+    public async Task A_scheduled_prune_that_fails_is_in_the_runs_message_and_metrics()
+    {
+        await TestServers.RequirePostgresAsync();
+        var database = await SmallDatabaseAsync();
+        var backups = _scratch.TempDir("backups");
+        var config = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+        var metricsFile = Path.Combine(_scratch.TempDir("metrics"), "vya.prom");
+        using var hook = new WebhookSink("sched");
+        await WriteConfigAsync(config, backups, database, "*/2 * * * * *", toolsDir: null, graceSeconds: 60, more: $$"""
+            notify:
+              - {type: webhook, name: on-failure, url: '{{hook.Url}}', retries: 0}
+            """, moreOfInstance: "    schedule_prune: true\n    retention: {keep_last: 1}");
+        var first = await Run.CliAsync("backup", "--instance", "2", "--config", config);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        var manifest = Assert.Single(Directory.GetFiles(backups, "*.manifest.json", SearchOption.AllDirectories));
+        Skip.If(!await NotifyTests.ChattrAsync("+i", manifest), "chattr +i is not available here");
+        try
+        {
+            using var service = new Service(config, "--metrics-file", metricsFile);
+            await service.WaitForAsync("pruning after the run of instance 2 (it-pg) failed");
+            var clock = Stopwatch.StartNew();
+            while (hook.Requests.Count == 0)
+            {
+                Assert.True(clock.Elapsed < TimeSpan.FromMinutes(1), $"no message came:\n{service.Output}");
+                await Task.Delay(50);
+            }
+            service.Signal(Sigterm);
+            Assert.Equal(0, await service.ExitAsync());
+
+            using var json = System.Text.Json.JsonDocument.Parse(hook.Requests[0].Body);
+            var root = json.RootElement;
+            Assert.Equal("failed", root.GetProperty("status").GetString());
+            Assert.Equal(1, root.GetProperty("exit_code").GetInt32());
+            Assert.Contains("pruning failed", root.GetProperty("text").GetString(), StringComparison.Ordinal);
+            var prom = PromText.Parse(await File.ReadAllTextAsync(metricsFile));
+            Assert.Equal(1, prom.Value("vya_backupdb_run_exit_code", ""));
+        }
+        finally
+        {
+            await NotifyTests.ChattrAsync("-i", manifest);
+        }
+    }
+
+    /// <summary>
+    /// /metrics answers whatever name the scraper puts in its Host header (localhost for 127.0.0.1
+    /// and the other way round), and an IPv6 literal ([::1]:PORT) listens there.
+    /// </summary>
+    [SkippableFact]
+    public async Task Metrics_are_served_whatever_the_Host_header_and_on_an_IPv6_literal()
+    {
+        await TestServers.RequirePostgresAsync();
+        var database = await SmallDatabaseAsync();
+        var backups = _scratch.TempDir("backups");
+        var config = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+        await WriteConfigAsync(config, backups, database, "0 0 1 1 *", toolsDir: null, graceSeconds: 60);
+        var backup = await Run.CliAsync("backup", "--instance", "2", "--config", config);
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        var series = $"vya_backupdb_backups{{instance_id=\"2\",instance_name=\"it-pg\",database=\"{database}\"}} 1";
+        using var http = new HttpClient();
+
+        async Task<string> ScrapeAsync(string listen, string url, string? host)
+        {
+            using var service = new Service(config, "--metrics-listen", listen);
+            await service.WaitForAsync("next run of instance 2 (it-pg)");
+            using var request = new HttpRequestMessage(HttpMethod.Get, url);
+            if (host is not null)
+            {
+                request.Headers.Host = host;
+            }
+            using var response = await http.SendAsync(request);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.IsSuccessStatusCode, $"{url} (Host: {host}) with --metrics-listen {listen}: {(int)response.StatusCode}\n{service.Output}");
+            Assert.Equal("text/plain; version=0.0.4; charset=utf-8", response.Content.Headers.ContentType?.ToString());
+            service.Signal(Sigterm);
+            Assert.Equal(0, await service.ExitAsync());
+            return body;
+        }
+
+        var port = WebhookSink.FreePort().ToString(CultureInfo.InvariantCulture);
+        Assert.Contains(series, await ScrapeAsync(port, $"http://127.0.0.1:{port}/metrics", $"localhost:{port}"), StringComparison.Ordinal);
+        port = WebhookSink.FreePort().ToString(CultureInfo.InvariantCulture);
+        Assert.Contains(series, await ScrapeAsync($"localhost:{port}", $"http://127.0.0.1:{port}/metrics", null), StringComparison.Ordinal);
+        port = WebhookSink.FreePort().ToString(CultureInfo.InvariantCulture);
+        Assert.Contains(series, await ScrapeAsync($"[::1]:{port}", $"http://[::1]:{port}/metrics", null), StringComparison.Ordinal);
     }
 }
