@@ -361,6 +361,37 @@ public sealed class MySqlDumpFilterTests
         }
     }
 
+    /// <summary>The session settings mysqldump and mariadb-dump write, and their user variables, pass unchanged.</summary>
+    [Theory]
+    [InlineData("/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;\n/*!50503 SET NAMES utf8mb4 */;\n/*!40101 SET CHARACTER_SET_CLIENT=@OLD_CHARACTER_SET_CLIENT */;\n")]
+    [InlineData("SET @saved_cs_client     = @@character_set_client;\nSET character_set_client = utf8mb4;\nSET character_set_client = @saved_cs_client;\n")]
+    [InlineData("SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci;\nSET CHARACTER SET latin1;\nSET @@session.character_set_client = 'ujis';\n")]
+    [InlineData("/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\nSET sql_mode = DEFAULT;\n/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n")]
+    [InlineData("/*!50003 SET @saved_sql_mode       = @@sql_mode */ ;\n/*!50003 SET sql_mode              = 'PIPES_AS_CONCAT,ANSI_QUOTES,ORACLE' */ ;\n/*!50003 SET sql_mode              = @saved_sql_mode */ ;\n")]
+    public void Passes_the_session_settings_mysqldump_writes(string input)
+    {
+        AssertFilters(Utf8(input), Utf8(input), Target, null, 0);
+    }
+
+    /// <summary>A client character set whose characters can end in a backslash, or one the filter cannot know, is refused.</summary>
+    [Theory]
+    [InlineData("SET CHARACTER SET gbk;", "gbk")]
+    [InlineData("SET NAMES 'sjis' COLLATE sjis_bin;", "sjis")]
+    [InlineData("/*!40101 SET character_set_client = cp932 */;", "cp932")]
+    [InlineData("SET @c = 'big5';\nSET character_set_client = @c;", "@c")]
+    [InlineData("SET character_set_client = @never_set;", "@never_set")]
+    [InlineData("SET NAMES DEFAULT;", "DEFAULT")]
+    public void Refuses_a_client_character_set_it_cannot_read(string input, string shown)
+    {
+        foreach (var pattern in new[] { new[] { 1 }, [4096] })
+        {
+            var filter = new MySqlDumpFilter(Target);
+            var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, Utf8(input), pattern);
+            Assert.NotNull(e);
+            Assert.StartsWith($"the dump sets the client character set to {shown} at byte ", e.Message, StringComparison.Ordinal);
+        }
+    }
+
     /// <summary>
     /// A conditional comment of a later version than the server's is a plain comment to it (a quote in
     /// it starts nothing), and /*M!...*/ is one to MySQL; the same comment of an earlier version is code.

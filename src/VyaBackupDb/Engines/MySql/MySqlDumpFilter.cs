@@ -2543,7 +2543,8 @@ public sealed class MySqlDumpFilter
             return;
         }
 
-        var value = setValueTokens == 1 || (setCollate && setValueTokens == 3) ? setValue : SetValue.Unknown;
+        var whole = setValueTokens == 1 || (setCollate && setValueTokens == 3); // x, or NAMES x COLLATE y
+        var value = whole ? setValue : SetValue.Unknown;
         switch (setTarget)
         {
             case SetTarget.SqlMode:
@@ -2551,7 +2552,7 @@ public sealed class MySqlDumpFilter
                 break;
             case SetTarget.Charset when !value.ReadableCharset:
                 throw new DumpFilterException(
-                    $"the dump sets the client character set to {(setValueTokens == 1 ? setValueText : "a value this check cannot read")} "
+                    $"the dump sets the client character set to {(whole ? setValueText : "a value this check cannot read")} "
                     + $"at byte {unitStart}: in big5, cp932, gbk, sjis and gb18030 a multi-byte character can end in a backslash, "
                     + "which this check would take for an escape where the server does not; refused");
             case SetTarget.UserVariable when setVariable is not null:
