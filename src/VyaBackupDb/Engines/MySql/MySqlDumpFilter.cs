@@ -88,6 +88,8 @@ public sealed class MySqlDumpFilter
     private string createdTable = "";
     private bool engineNext;
     private int createTableTokens;
+    private bool setvalClosed;
+    private bool gapLineStart = true;
     private bool endedWithTrailer;
     private bool rocksDbPrepared;
     private readonly SqlModeFlags serverSqlMode;
@@ -231,6 +233,8 @@ public sealed class MySqlDumpFilter
         AfterTableName,
         AlterTableClause,
         CreateTableBody,
+        SetvalArguments,
+        LockTableNames,
         InsertHead,
         InsertColumns,
         InsertValues,
@@ -406,6 +410,7 @@ public sealed class MySqlDumpFilter
     private int Gap(int i, int end, bool final)
     {
         var k = buf.AsSpan(i, end - i).IndexOfAnyExcept(Spaces);
+        gapLineStart |= buf.AsSpan(i, k < 0 ? end - i : k).Contains((byte)'\n');
         if (k < 0)
         {
             return end;
@@ -444,6 +449,7 @@ public sealed class MySqlDumpFilter
                     {
                         // A plain comment or an optimizer hint: not executable here.
                         state = State.GapBlockComment;
+                        gapLineStart = false;
                         return i + 2;
                     }
 
@@ -475,7 +481,8 @@ public sealed class MySqlDumpFilter
                     return NeedMore(i);
                 }
 
-                if (end - i >= 9 && Ascii.EqualsIgnoreCase(buf.AsSpan(i, 9), "delimiter"u8))
+                // The client reads a DELIMITER command only at the start of a line; elsewhere it is SQL (refused).
+                if (gapLineStart && end - i >= 9 && Ascii.EqualsIgnoreCase(buf.AsSpan(i, 9), "delimiter"u8))
                 {
                     delimiterLine.Clear();
                     state = State.DelimiterLine;
@@ -632,8 +639,9 @@ public sealed class MySqlDumpFilter
         for (; p < line.Length; p++)
         {
             var c = line[p];
-            if (quote != 0 && c == '\\' && p + 1 < line.Length && line[p + 1] == quote)
+            if (quote != 0 && (c == '\\' || c == quote) && p + 1 < line.Length && line[p + 1] == quote)
             {
+                // \' and '' stand for the quote, as in the client's get_arg.
                 value[n++] = quote;
                 p++;
                 continue;
@@ -672,6 +680,7 @@ public sealed class MySqlDumpFilter
         nameList = false;
         afterName = Step.Done;
         rowData = false;
+        setvalClosed = false;
         tokenCount = 0;
         tokenKind = TokenKind.None;
         inConditional = false;
@@ -700,6 +709,7 @@ public sealed class MySqlDumpFilter
 
         sink.EndUnit();
         state = State.Gap;
+        gapLineStart = false;
         watching = false;
         rowData = false;
         step = Step.Done;
@@ -1523,6 +1533,12 @@ public sealed class MySqlDumpFilter
                     goto case Step.AlterTableClause;
                 }
 
+                if (afterName == Step.SetvalArguments)
+                {
+                    step = Step.SetvalArguments;
+                    goto case Step.SetvalArguments;
+                }
+
                 if (afterName == Step.CreateTableBody)
                 {
                     sink.Release();
@@ -1610,11 +1626,20 @@ public sealed class MySqlDumpFilter
             case Step.LockTables:
                 if (kind == TokenKind.Word && (Is(text, "TABLES"u8) || Is(text, "TABLE"u8)))
                 {
-                    PassStatement();
+                    sink.Release();
+                    step = Step.LockTableNames;
                     return;
                 }
 
                 throw Refuse($"{A(verb)} {Words(text)} statement");
+            case Step.LockTableNames:
+                // Names, aliases and lock types: a qualified name would lock another database's table.
+                if (kind == TokenKind.Word && text.Contains((byte)'.'))
+                {
+                    throw Refuse($"{A(verb)} TABLES statement on a table of another database");
+                }
+
+                return;
             case Step.StartStopChange:
                 if (kind == TokenKind.Word && Is(text, "TRANSACTION"u8) && Is(verb, "START"u8))
                 {
@@ -1655,11 +1680,21 @@ public sealed class MySqlDumpFilter
             case Step.SetvalOpen:
                 if (kind == TokenKind.Punct && text[0] == '(')
                 {
-                    ExpectTableName(list: false, Step.Done);
+                    ExpectTableName(list: false, Step.SetvalArguments);
                     return;
                 }
 
                 throw Refuse($"{A(verb)} statement other than SETVAL");
+            case Step.SetvalArguments:
+                // SETVAL(`s`, 42, 0): numbers, then nothing after the ')' (no INTO OUTFILE, no other call).
+                if (setvalClosed || !((kind == TokenKind.Punct && text[0] is (byte)',' or (byte)'-' or (byte)')')
+                    || (kind == TokenKind.Word && (IsNumber(text) || Is(text, "TRUE"u8) || Is(text, "FALSE"u8)))))
+                {
+                    throw Refuse($"{A(verb)} SETVAL statement with more than a sequence and numbers");
+                }
+
+                setvalClosed = kind == TokenKind.Punct && text[0] == ')';
+                return;
             case Step.RocksDbProbe:
                 // Percona Server's dump asks whether the server has RocksDB's bulk load:
                 // SELECT COUNT(*) INTO @rocksdb_has_p_s_session_variables FROM INFORMATION_SCHEMA.TABLES ...
@@ -2366,6 +2401,11 @@ public sealed class MySqlDumpFilter
                 ClassifySetTargetWord(text);
                 setTargetWords++;
             }
+            else if (kind is TokenKind.Ident or TokenKind.String)
+            {
+                // `sql_mode`, @`v`, @'v': names mysqldump never quotes, which the server reads as the bare ones.
+                throw Refuse("a SET statement of a quoted name");
+            }
             else if (!(kind == TokenKind.Punct && text[0] == ':'))
             {
                 setTarget = SetTarget.Other;
@@ -2444,6 +2484,12 @@ public sealed class MySqlDumpFilter
         {
             setTarget = SetTarget.UserVariable;
             setVariable = DatabaseNames.Decode(word[1..]);
+        }
+        else if (IsSessionVariable(word, "default_storage_engine"u8) || IsSessionVariable(word, "storage_engine"u8)
+            || IsSessionVariable(word, "enforce_storage_engine"u8) || IsSessionVariable(word, "default_tmp_storage_engine"u8))
+        {
+            // A table created without ENGINE= would get it: a MERGE or FEDERATED one unseen.
+            throw Refuse($"a SET of {Words(word)}");
         }
         else
         {
