@@ -212,7 +212,8 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
     /// pg_dump file with a statement planted that pg_dump never writes (a DO block running a shell
     /// command through COPY ... TO PROGRAM; a cluster-wide superuser), or hidden behind a setting
     /// the filter cannot read for certain (SJIS as a quoted identifier: psql then hides the quote
-    /// after the 0x95 lead byte; "of", which the server takes for off), is refused with one line
+    /// after the 0x95 lead byte; "of", which the server takes for off; a function named begin, so
+    /// that psql sends the statements after it with it and the server runs them), is refused with one line
     /// and exit code 1 before it reaches psql: the existing target is unchanged, the command did
     /// not run, the role does not exist.
     /// </summary>
@@ -224,6 +225,8 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
         "client_encoding set other than to a plain encoding name is not something pg_dump writes (the filter could not know how psql reads what follows); refused")]
     [InlineData("SET standard_conforming_strings = of;\nCREATE TABLE public.a (x text);\nCOMMENT ON TABLE public.a IS 'x\\' '; {payload} -- ';\n",
         "standard_conforming_strings set other than by SET to on or off is not something pg_dump writes (the filter could not know how psql reads what follows); refused")]
+    [InlineData("CREATE FUNCTION public.begin() RETURNS integer LANGUAGE sql AS 'select 1';\n{payload}\nSELECT 1 AS end;\n",
+        "a CREATE FUNCTION or PROCEDURE that psql and the server would end at different places is not something pg_dump writes; refused")]
     public async Task Postgres_old_dump_with_a_planted_statement_is_refused_and_runs_nothing(string planted, string expected)
     {
         await TestServers.RequirePostgresAsync();

@@ -79,6 +79,14 @@ public sealed class PostgresDumpFilterTests
             "CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC INSERT INTO t VALUES (1); END;", "y", 1
         },
         { "CREATE TABLE begin (x int);DROP DATABASE y;", "CREATE TABLE begin (x int);", "y", 1 },
+        // SQL-standard bodies as pg_dump writes them: psql's BEGIN/CASE/END count ends them where the server does.
+        {
+            "CREATE FUNCTION public.f(begin integer) RETURNS text\n    LANGUAGE sql\n    BEGIN ATOMIC\n SELECT CASE\n   WHEN (f.begin > 0) THEN 'end;'::text\n   ELSE (SELECT CASE WHEN true THEN 'x' END)\n  END AS c; -- end;\n /* end; */ SELECT 'a' || $$end;$$;\n SELECT CASE WHEN true THEN 1 END AS \"end\";\nend;\nDROP DATABASE y;\n",
+            "CREATE FUNCTION public.f(begin integer) RETURNS text\n    LANGUAGE sql\n    BEGIN ATOMIC\n SELECT CASE\n   WHEN (f.begin > 0) THEN 'end;'::text\n   ELSE (SELECT CASE WHEN true THEN 'x' END)\n  END AS c; -- end;\n /* end; */ SELECT 'a' || $$end;$$;\n SELECT CASE WHEN true THEN 1 END AS \"end\";\nend;\n\n",
+            "y", 1
+        },
+        { "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC\nEND;DROP DATABASE y;", "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC\nEND;", "y", 1 },
+        { "CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN CASE WHEN true THEN 1 END;DROP DATABASE y;", "CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN CASE WHEN true THEN 1 END;", "y", 1 },
         {
             "COPY public.t (a, b) FROM stdin;\n\\connect dns_db\nDROP DATABASE dns_db;\t'\n\\.x\n$$ /* \" ;\n\\.\nDROP DATABASE y;\n",
             "COPY public.t (a, b) FROM stdin;\n\\connect dns_db\nDROP DATABASE dns_db;\t'\n\\.x\n$$ /* \" ;\n\\.\n\n", "y", 1
@@ -676,7 +684,17 @@ public sealed class PostgresDumpFilterTests
         { "SET LOCAL standard_conforming_strings = off;\n", UnreadableStandardStrings(1) },
         { "BEGIN;\nSET LOCAL standard_conforming_strings = on;\nCOMMIT;\n", UnreadableStandardStrings(2) },
         { "SELECT pg_catalog.set_config('standard_conforming_strings', 'off', false);\n", UnreadableStandardStrings(1) },
+        // psql counts BEGIN/CASE/END in a CREATE FUNCTION to find its end; the server ends it at every ';' outside a BEGIN ATOMIC body.
+        { "CREATE FUNCTION public.begin() RETURNS integer LANGUAGE sql AS 'select 1';\nCOPY (SELECT 1) TO PROGRAM 'touch /tmp/x';\nCREATE ROLE x SUPERUSER LOGIN;\nSELECT 1 AS end;\n", EndsElsewhere(1) },
+        { "CREATE FUNCTION public.begin() RETURNS integer LANGUAGE sql AS 'select 1';\nCOPY (SELECT 1) TO PROGRAM 'touch /tmp/x';\n", EndsElsewhere(1) },
+        { "\nCREATE OR REPLACE PROCEDURE p(int) LANGUAGE sql AS 'select 1' SET search_path = begin;\nCOPY (SELECT 1) TO PROGRAM 'touch /tmp/x';\n", EndsElsewhere(2) },
+        { "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1 AS begin; END; COPY (SELECT 1) TO PROGRAM 'touch /tmp/x'; SELECT 1 AS end;", EndsElsewhere(1) },
+        { "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1 AS end; COPY (SELECT 1) TO PROGRAM 'touch /tmp/x'; END;", EndsElsewhere(1) },
+        { "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true THEN 1 END AS x, 1 AS begin; END", EndsElsewhere(1) },
     };
+
+    private static string EndsElsewhere(int line) =>
+        $"line {line}: a CREATE FUNCTION or PROCEDURE that psql and the server would end at different places is not something pg_dump writes; refused";
 
     private const string NotPlainEncoding = "client_encoding set other than to a plain encoding name";
 
@@ -753,6 +771,7 @@ public sealed class PostgresDumpFilterTests
     [InlineData("COPY t TO PROGRAM 'touch /tmp/x';\n")]
     [InlineData("DO $$ BEGIN PERFORM 1; END $$;\n")]
     [InlineData("CREATE ROLE x SUPERUSER;\n")]
+    [InlineData("CREATE FUNCTION public.begin() RETURNS integer LANGUAGE sql AS 'select 1';\nCOPY (SELECT 1) TO PROGRAM 'touch /tmp/x';\nSELECT 1 AS end;\n")]
     public void Writes_nothing_of_the_refused_line_or_statement_after_a_large_dump(string offending)
     {
         // A COPY block big enough to be flushed to psql before the refusal.

@@ -74,7 +74,9 @@ public sealed class PostgresDumpFacts
 /// Code the dump defines (functions, view queries, rules, triggers) is not looked into: it runs as
 /// the restoring account when the load calls it.</para>
 /// <para>Statements are split the way psql splits them: at <c>;</c> outside quotes, comments, dollar
-/// quotes, parentheses and <c>BEGIN ... END</c> bodies of SQL-standard functions; after
+/// quotes, parentheses and <c>BEGIN ... END</c> bodies of SQL-standard functions (psql counts
+/// BEGIN/CASE/END words; the server, which runs every statement of what psql sends, ends a body at
+/// its END: a CREATE FUNCTION they would end at different <c>;</c> is refused); after
 /// <c>COPY ... FROM stdin;</c> the lines up to <c>\.</c> are data. <c>standard_conforming_strings</c>
 /// is tracked from <c>SET</c> statements; it and <c>client_encoding</c> (which change how psql lexes
 /// what follows) pass only as pg_dump sets them: <c>SET</c> to on/off, to a server encoding, each a
@@ -163,6 +165,12 @@ public sealed class PostgresDumpFilter
     // psql's own heuristic for CREATE FUNCTION ... BEGIN ATOMIC ... END bodies.
     private bool psqlTracking;
     private int psqlIdentifierCount;
+
+    // The server's grammar for the same statement: a BEGIN ATOMIC body ends at the END that starts
+    // one of its statements (inside a body, END cannot start one; CASE ... END is inside one).
+    private bool atomicBody;
+    private bool bodyStatementStart;
+    private bool lastWasBegin;
 
     // Classification of the current statement.
     private bool classifying;
@@ -712,6 +720,9 @@ public sealed class PostgresDumpFilter
         psqlTracking = true;
         psqlIdentifierCount = 0;
         Array.Clear(psqlIdentifiers);
+        atomicBody = false;
+        bodyStatementStart = false;
+        lastWasBegin = false;
         return i;
     }
 
@@ -785,6 +796,11 @@ public sealed class PostgresDumpFilter
             or State.DoubleQuote or State.Dollar or State.LineComment or State.BlockComment && Undecided)
         {
             throw RefuseUndecided(); // psql would send the unterminated statement at the end of its input
+        }
+
+        if (beginDepth > 0)
+        {
+            throw RefuseEndsElsewhere(); // psql would send what it still counts as one function at the end of its input
         }
 
         Commit(end);
@@ -1087,8 +1103,14 @@ public sealed class PostgresDumpFilter
             {
                 // After a word: part of it (DollarStart refuses a dollar quote glued to it).
                 var next = DollarStart(i, end, final);
-                if (needMore || state == State.Dollar)
+                if (needMore)
                 {
+                    return next;
+                }
+
+                if (state == State.Dollar)
+                {
+                    ServerToken(TokenKind.String, []); // a dollar-quoted string
                     return next;
                 }
 
@@ -1136,9 +1158,13 @@ public sealed class PostgresDumpFilter
                     i++;
                     continue;
                 case (byte)';':
-                    if (parenDepth == 0 && beginDepth == 0)
+                    if (parenDepth == 0)
                     {
-                        return EndStatement(i + 1);
+                        CheckServerEndsHereToo();
+                        if (beginDepth == 0)
+                        {
+                            return EndStatement(i + 1);
+                        }
                     }
 
                     break;
@@ -1813,9 +1839,14 @@ public sealed class PostgresDumpFilter
         tokenKind = TokenKind.None;
         Commit(end);
         var text = token.Span;
-        if (psqlTracking && kind == TokenKind.Word && IdentStart[text[0]])
+        if (psqlTracking)
         {
-            PsqlIdentifier(text);
+            if (kind == TokenKind.Word && IdentStart[text[0]])
+            {
+                PsqlIdentifier(text);
+            }
+
+            ServerToken(kind, text);
         }
 
         if (classifying)
@@ -1835,11 +1866,7 @@ public sealed class PostgresDumpFilter
         }
 
         psqlIdentifierCount++;
-        var ids = psqlIdentifiers;
-        var function = ids[0] == 'c'
-            && (ids[1] is (byte)'f' or (byte)'p'
-                || (ids[1] == 'o' && ids[2] == 'r' && ids[3] is (byte)'f' or (byte)'p'));
-        if (function)
+        if (PsqlFunction)
         {
             if (parenDepth == 0)
             {
@@ -1863,6 +1890,7 @@ public sealed class PostgresDumpFilter
             return;
         }
 
+        var ids = psqlIdentifiers;
         var possible = ids[0] == 'c' && psqlIdentifierCount switch
         {
             1 => true,
@@ -1875,6 +1903,63 @@ public sealed class PostgresDumpFilter
             psqlTracking = false;
         }
     }
+
+    /// <summary>The statement starts CREATE [OR REPLACE] FUNCTION|PROCEDURE, as psql (and so the server) reads it.</summary>
+    private bool PsqlFunction
+    {
+        get
+        {
+            var ids = psqlIdentifiers;
+            return ids[0] == 'c'
+                && (ids[1] is (byte)'f' or (byte)'p'
+                    || (ids[1] == 'o' && ids[2] == 'r' && ids[3] is (byte)'f' or (byte)'p'));
+        }
+    }
+
+    /// <summary>
+    /// Follows a CREATE FUNCTION|PROCEDURE token by token as the server's grammar reads it: where a
+    /// BEGIN ATOMIC body starts and ends (keywords are unquoted words; any other token is none of them).
+    /// </summary>
+    private void ServerToken(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        if (!PsqlFunction)
+        {
+            return;
+        }
+
+        var keyword = kind == TokenKind.Word ? text : [];
+        if (atomicBody)
+        {
+            if (bodyStatementStart && Is(keyword, "end"u8))
+            {
+                atomicBody = false;
+            }
+
+            bodyStatementStart = kind == TokenKind.Punct && text.SequenceEqual(";"u8);
+        }
+        else if (lastWasBegin && Is(keyword, "atomic"u8))
+        {
+            atomicBody = true;
+            bodyStatementStart = true;
+        }
+
+        lastWasBegin = !atomicBody && parenDepth == 0 && Is(keyword, "begin"u8);
+    }
+
+    /// <summary>
+    /// At a <c>;</c> outside parentheses: psql sends the whole text to its <c>;</c> as one query, and the
+    /// server runs every statement in it. Both must end a CREATE FUNCTION at the same <c>;</c>.
+    /// </summary>
+    private void CheckServerEndsHereToo()
+    {
+        if (psqlTracking && PsqlFunction && atomicBody == (beginDepth == 0))
+        {
+            throw RefuseEndsElsewhere();
+        }
+    }
+
+    private DumpFilterException RefuseEndsElsewhere() => new(
+        $"line {UnitLine}: a CREATE FUNCTION or PROCEDURE that psql and the server would end at different places is not something pg_dump writes; refused");
 
     private static bool Is(ReadOnlySpan<byte> text, ReadOnlySpan<byte> keyword) => Ascii.EqualsIgnoreCase(text, keyword);
 
