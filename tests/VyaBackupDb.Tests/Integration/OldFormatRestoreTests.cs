@@ -473,6 +473,8 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
         "a quoted name in an INSERT's rows")]
     [InlineData("CREATE TABLE `x` (`a` int) --\u0001 '\n; DROP TABLE `{other}`.`o`; -- '\n;\n", "a -- comment marker before a control character")]
     [InlineData("CREATE TABLE `x` (`a` int) /*!999999 ' */ ; DROP TABLE `{other}`.`o`; -- ' */;\n", "a quote inside a /*!...*/ comment whose version this server skips")]
+    [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() BEGIN SELECT 1; END; DROP TABLE `{other}`.`o` ;;\nDELIMITER ;\n",
+        "a ';' at which the server ends the CREATE statement")]
     [InlineData("CREATE VIEW `vv` AS SELECT `id` FROM `{other}`.`o`;\nINSERT INTO `vv` VALUES (7);\n", "an INSERT into a view (vv)")]
     [InlineData("CREATE TABLE `m` (`id` int) ENGINE=MRG_MyISAM UNION=(`{other}`.`o`) INSERT_METHOD=LAST;\nINSERT INTO `m` VALUES (7);\n",
         "an INSERT into a MERGE, FEDERATED, CONNECT or SPIDER table (m)")]

@@ -339,6 +339,17 @@ public sealed class MySqlDumpFilterTests
     [InlineData("CREATE TABLE t AS SELECT a FROM other.t;", "a CREATE TABLE ... SELECT statement")]
     [InlineData("CREATE TABLE t LIKE other.t;", "a CREATE TABLE ... LIKE statement")]
     [InlineData("CREATE TABLE `x` (`a` int) --\u0001 '\n; DROP TABLE other.o; -- '\n;", "a -- comment marker before a control character")]
+    [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() BEGIN SELECT 1; END; DROP TABLE other.o ;;\nDELIMITER ;\n", "a ';' at which the server ends the CREATE statement")]
+    [InlineData("DELIMITER ;;\nCREATE TRIGGER `tr` BEFORE INSERT ON `t` FOR EACH ROW SET NEW.a = 1; DROP TABLE other.o ;;\n", "a ';' at which the server ends the CREATE statement")]
+    [InlineData("DELIMITER ;;\nCREATE TRIGGER `tr` BEFORE INSERT ON `t` FOR EACH ROW SET NEW.a = begin; DROP TABLE other.o; SELECT 1 AS end ;;\n", "a ';' at which the server ends the CREATE statement")]
+    [InlineData("DELIMITER ;;\nCREATE FUNCTION `f`() RETURNS int RETURN begin; DROP TABLE other.o; END ;;\n", "a ';' at which the server ends the CREATE statement")]
+    [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() BEGIN DO begin; END; DROP TABLE other.o; END ;;\n", "a ';' at which the server ends the CREATE statement")]
+    [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() begin: LOOP LEAVE begin; END LOOP begin; DROP TABLE other.o; END ;;\n", "a ';' at which the server ends the CREATE statement")]
+    [InlineData("DELIMITER ;;\nCREATE EVENT `e` ON SCHEDULE EVERY 1 DAY DO SELECT 1; DROP TABLE other.o ;;\n", "a ';' at which the server ends the CREATE statement")]
+    [InlineData("DELIMITER //\nCREATE VIEW `v` AS SELECT 1; DROP TABLE other.o //\n", "a ';' at which the server ends the CREATE statement")]
+    [InlineData("SET sql_mode = 'ORACLE';\nDELIMITER ;;\nCREATE PROCEDURE p AS BEGIN NULL; END; DROP TABLE other.o ;;\n", "a ';' at which the server ends the CREATE statement")]
+    [InlineData("DELIMITER ;;\nCREATE TRIGGER `tr` BEFORE INSERT ON `t`; DROP TABLE other.o ;;\n", "a ';' at which the server ends the CREATE statement")]
+    [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() BEGIN SELECT 1; END IF; DROP TABLE other.o; END ;;\n", "an END IF that closes no block of its kind")]
     [InlineData("SELECT SETVAL(`s`, 5, 0), `f`();", "a SELECT SETVAL statement with more than a sequence and numbers")]
     [InlineData("SELECT SETVAL(`s`, 5, 0) INTO OUTFILE '/tmp/x';", "a SELECT SETVAL statement with more than a sequence and numbers")]
     [InlineData("SET `sql_mode` = 'NO_BACKSLASH_ESCAPES';", "a SET statement of a quoted name")]
@@ -381,6 +392,19 @@ public sealed class MySqlDumpFilterTests
     public void Passes_the_session_settings_mysqldump_writes(string input)
     {
         AssertFilters(Utf8(input), Utf8(input), Target, null, 0);
+    }
+
+    /// <summary>Routines, triggers and events as mysqldump writes them, with every kind of block, pass unchanged.</summary>
+    [Theory]
+    [InlineData("DELIMITER ;;\nCREATE DEFINER=`root`@`localhost` PROCEDURE `p`(IN x INT, OUT y VARCHAR(10))\n    MODIFIES SQL DATA\n    COMMENT 'a ; b'\nbegin_label: BEGIN\n  DECLARE done INT DEFAULT 0;\n  DECLARE c CURSOR FOR SELECT `a` FROM `t`;\n  DECLARE CONTINUE HANDLER FOR NOT FOUND SET done = 1;\n  DECLARE EXIT HANDLER FOR SQLSTATE VALUE '23000', 1062 BEGIN ROLLBACK; RESIGNAL; END;\n  IF x > 1 THEN SET y = 'a'; ELSEIF x = 1 THEN SET y = CASE x WHEN 1 THEN 'b' ELSE 'c' END; ELSE BEGIN END; END IF;\n  CASE x WHEN 1 THEN SELECT 1; ELSE SELECT 2; END CASE;\n  l: LOOP IF done THEN LEAVE l; END IF; END LOOP l;\n  WHILE x < 3 DO SET x = x + 1; END WHILE;\n  REPEAT SET x = x - 1; UNTIL x = 0 END REPEAT;\n  SELECT `begin`, (SELECT 1) FROM `t`;\nEND begin_label ;;\nDELIMITER ;\n")]
+    [InlineData("DELIMITER ;;\nCREATE DEFINER=`root`@`localhost` FUNCTION `f`(x INT) RETURNS varchar(20) CHARSET utf8mb4 COLLATE utf8mb4_general_ci\n    DETERMINISTIC\nBEGIN\n  RETURN CONCAT('x', x);\nEND ;;\nCREATE FUNCTION `g`() RETURNS int(11) RETURN 1 ;;\nDELIMITER ;\n")]
+    [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER `tr` BEFORE INSERT ON `t` FOR EACH ROW FOLLOWS `other_tr` BEGIN IF NEW.a > 1 THEN SET NEW.a = 1; END IF; END */;;\n/*!50003 CREATE*/ /*!50003 TRIGGER `tr2` BEFORE UPDATE ON `row` FOR EACH ROW SET NEW.a = 2 */;;\nDELIMITER ;\n")]
+    [InlineData("DELIMITER ;;\n/*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `e` ON SCHEDULE EVERY 1 DAY STARTS '2026-01-01 00:00:00' ON COMPLETION NOT PRESERVE DISABLE DO BEGIN DELETE FROM `t`; INSERT INTO `t` VALUES (1); END */ ;;\nDELIMITER ;\n")]
+    public void Passes_routines_triggers_and_events_with_blocks(string input)
+    {
+        var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(Definer: DefinerMode.Keep, KeepEventsEnabled: true));
+        var output = DumpFilterRunner.Run(filter.CopyAsync, Utf8(input), [7]);
+        Assert.Equal(input, Encoding.UTF8.GetString(output));
     }
 
     /// <summary>A client character set whose characters can end in a backslash, or one the filter cannot know, is refused.</summary>

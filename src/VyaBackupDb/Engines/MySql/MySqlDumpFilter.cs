@@ -133,6 +133,7 @@ public sealed class MySqlDumpFilter
     private bool objectIsTrigger;
     private bool objectIsFunction;
     private bool viewNameNext;
+    private MySqlBodyBlocks? bodyBlocks;
     private bool triggerTableNext;
     private bool objectNameNext;
     private byte[] objectWord = [];
@@ -1961,6 +1962,17 @@ public sealed class MySqlDumpFilter
             return;
         }
 
+        if (bodyBlocks?.Accept(kind switch
+            {
+                TokenKind.Word => MySqlBodyBlocks.Token.Word,
+                TokenKind.Ident => MySqlBodyBlocks.Token.Name,
+                TokenKind.Punct => MySqlBodyBlocks.Token.Punct,
+                _ => MySqlBodyBlocks.Token.Literal,
+            }, text) is { } problem)
+        {
+            throw Refuse(problem, start);
+        }
+
         if (objectHeader && kind == TokenKind.Word)
         {
             if (Is(text, "DEFINER"u8))
@@ -1987,6 +1999,8 @@ public sealed class MySqlDumpFilter
 
                 objectIsFunction = Is(text, "FUNCTION"u8);
                 viewNameNext = Is(text, "VIEW"u8);
+                // Where the server ends the statement it is sent as: nothing may follow (see MySqlBodyBlocks).
+                bodyBlocks = new MySqlBodyBlocks(text);
                 objectNameNext = true;
                 objectWord = text.ToArray();
                 eventPhase = Is(text, "EVENT"u8) ? EventPhase.Name : EventPhase.None;
@@ -2277,6 +2291,13 @@ public sealed class MySqlDumpFilter
         {
             FinishDefiner();
         }
+
+        if (bodyBlocks?.Finish() is { } problem)
+        {
+            throw Refuse(problem);
+        }
+
+        bodyBlocks = null;
 
         if (candidatePending)
         {
