@@ -28,7 +28,7 @@ internal sealed class MySqlBodyBlocks
     private bool statementStart;
     private string? pendingWord;
     private bool pendingEnd;
-    private bool endAtStatementStart;
+    private bool midEnd;
     private bool labelMayFollow;
     private int skipWords;
     private Handler handler;
@@ -96,7 +96,7 @@ internal sealed class MySqlBodyBlocks
         if (pendingEnd)
         {
             pendingEnd = false;
-            Pop(endAtStatementStart ? 'B' : 'c', "END"u8);
+            Pop('B', "END"u8);
         }
 
         return problem;
@@ -110,6 +110,20 @@ internal sealed class MySqlBodyBlocks
             return HeaderToken(kind, text);
         }
 
+        if (midEnd)
+        {
+            midEnd = false;
+            if (blocks.TryPeek(out var open) && ((open == 'R' && kind == Token.Word && Is(text, "REPEAT"u8)) || open == 'c'))
+            {
+                blocks.Pop();
+                if (open == 'R')
+                {
+                    labelMayFollow = true;
+                    return true;
+                }
+            }
+        }
+
         if (pendingEnd)
         {
             pendingEnd = false;
@@ -120,7 +134,7 @@ internal sealed class MySqlBodyBlocks
                 return true;
             }
 
-            Pop(endAtStatementStart ? 'B' : 'c', "END"u8);
+            Pop('B', "END"u8);
             labelMayFollow = true;
         }
 
@@ -207,8 +221,9 @@ internal sealed class MySqlBodyBlocks
         }
         else if (Is(text, "END"u8))
         {
-            pendingEnd = true;
-            endAtStatementStart = false;
+            // A CASE expression's END, or REPEAT's (UNTIL condition END REPEAT). Any other END here is
+            // a name (`end` is not reserved): the server's other blocks end only at a statement's start.
+            midEnd = true;
         }
         else if ((Is(text, "THEN"u8) || Is(text, "ELSE"u8)) && blocks.TryPeek(out var top) && top is 'I' or 'C')
         {
@@ -260,8 +275,7 @@ internal sealed class MySqlBodyBlocks
                 statementStart = blocks.TryPeek(out var top) && top is 'I' or 'C';
                 break;
             case "END":
-                pendingEnd = true;
-                endAtStatementStart = true;
+                pendingEnd = true; // closes the block of the kind that follows it, or a BEGIN
                 break;
             case "DECLARE":
                 handler = Handler.Declare;
