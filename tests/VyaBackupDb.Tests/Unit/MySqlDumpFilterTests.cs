@@ -350,6 +350,8 @@ public sealed class MySqlDumpFilterTests
     [InlineData("SET sql_mode = 'ORACLE';\nDELIMITER ;;\nCREATE PROCEDURE p AS BEGIN NULL; END; DROP TABLE other.o ;;\n", "a ';' at which the server ends the CREATE statement")]
     [InlineData("DELIMITER ;;\nCREATE TRIGGER `tr` BEFORE INSERT ON `t`; DROP TABLE other.o ;;\n", "a ';' at which the server ends the CREATE statement")]
     [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() BEGIN SELECT 1; END IF; DROP TABLE other.o; END ;;\n", "an END IF that closes no block of its kind")]
+    [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() FOR i IN 1..2 DO SELECT `x` FROM `a` AS do FOR UPDATE; END FOR; DROP TABLE other.o ;;\n", "a ';' at which the server ends the CREATE statement")]
+    [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() BEGIN IF 1 THEN SELECT 1; END IF; ;;\n", "a routine body whose blocks are not all closed")]
     [InlineData("SELECT SETVAL(`s`, 5, 0), `f`();", "a SELECT SETVAL statement with more than a sequence and numbers")]
     [InlineData("SELECT SETVAL(`s`, 5, 0) INTO OUTFILE '/tmp/x';", "a SELECT SETVAL statement with more than a sequence and numbers")]
     [InlineData("SET `sql_mode` = 'NO_BACKSLASH_ESCAPES';", "a SET statement of a quoted name")]
@@ -380,6 +382,18 @@ public sealed class MySqlDumpFilterTests
             Assert.Contains(refusal, e.Message, StringComparison.Ordinal);
             Assert.EndsWith("which mysqldump does not write; refused", e.Message, StringComparison.Ordinal);
         }
+    }
+
+    /// <summary>A block opener in a comment the server skips is no block: the ';' after the body's END still ends it.</summary>
+    [Theory]
+    [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() BEGIN /*!99999 BEGIN */ SELECT 1; END; DROP TABLE other.o ;;\n")]
+    [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() BEGIN /*!50700 BEGIN */ SELECT 1; END; DROP TABLE other.o ;;\n")]
+    public void Reads_a_routine_body_without_what_the_server_skips(string input)
+    {
+        var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(Server: new ServerInfo("MariaDB", "10.11.19", [])));
+        var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, Utf8(input), [4096]);
+        Assert.NotNull(e);
+        Assert.Contains("a ';' at which the server ends the CREATE statement", e.Message, StringComparison.Ordinal);
     }
 
     /// <summary>The session settings mysqldump and mariadb-dump write, and their user variables, pass unchanged.</summary>
@@ -438,6 +452,9 @@ public sealed class MySqlDumpFilterTests
     [InlineData("MySQL", "8.0.35", "CREATE TABLE t (a int) /*M!100100 ' */ ;", true)]
     [InlineData("MySQL", "8.0.35", "CREATE TABLE t (a int) /*!80036 ' */ ;", true)]
     [InlineData("MySQL", "8.0.35", "SET @@SESSION.SQL_LOG_BIN= 0;\nCREATE TABLE t (a int) /*!80016 DEFAULT ENCRYPTION='N' */;", false)]
+    [InlineData("MariaDB", "10.11.19", "CREATE TABLE `b` (`x` int) /*!50700 ' */; DROP TABLE other.o; -- ' */;", true)]
+    [InlineData("MariaDB", "10.11.19", "CREATE TABLE `b` (`x` int) /*M!50700 COMMENT 'x' */;", false)]
+    [InlineData("MariaDB", "10.11.19", "SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ 'f3a1:1-5';", false)]
     public void Refuses_a_quote_in_a_conditional_comment_the_server_skips(string flavor, string version, string input, bool refused)
     {
         foreach (var pattern in new[] { new[] { 1 }, [5], [4096] })

@@ -90,13 +90,29 @@ internal sealed class MySqlBodyBlocks
         return problem;
     }
 
-    /// <summary>At the end of the statement: an END still waiting for the word after it closes its block.</summary>
+    /// <summary>At the end of the statement: the last word (an END) closes its block; every block must be closed.</summary>
     public string? Finish()
     {
+        if (midEnd && blocks.TryPeek(out var open) && open == 'c')
+        {
+            blocks.Pop(); // a CASE expression's END, last
+        }
+
+        if (pendingWord is not null)
+        {
+            StartStatement(pendingWord); // the body's last word: its END
+            pendingWord = null;
+        }
+
         if (pendingEnd)
         {
             pendingEnd = false;
             Pop('B', "END"u8);
+        }
+
+        if (blocks.Count > 0)
+        {
+            problem ??= "a routine body whose blocks are not all closed where the statement ends";
         }
 
         return problem;
@@ -231,6 +247,9 @@ internal sealed class MySqlBodyBlocks
         }
         else if (Is(text, "DO"u8) && blocks.TryPeek(out var loop) && loop is 'W' or 'F')
         {
+            // The DO after WHILE's or FOR's condition, once: `do` is not reserved (an alias may be named so).
+            blocks.Pop();
+            blocks.Push(loop == 'W' ? 'w' : 'f');
             statementStart = true;
         }
         else if (handler == Handler.Declare && Is(text, "HANDLER"u8))
@@ -475,7 +494,7 @@ internal sealed class MySqlBodyBlocks
     /// <summary>IF, CASE, LOOP, REPEAT, WHILE, FOR after an END: the block kind it closes.</summary>
     private static char? KindOf(ReadOnlySpan<byte> word) =>
         Is(word, "IF"u8) ? 'I' : Is(word, "CASE"u8) ? 'C' : Is(word, "LOOP"u8) ? 'L' : Is(word, "REPEAT"u8) ? 'R'
-        : Is(word, "WHILE"u8) ? 'W' : Is(word, "FOR"u8) ? 'F' : null;
+        : Is(word, "WHILE"u8) ? 'w' : Is(word, "FOR"u8) ? 'f' : null; // a loop is closed after its DO
 
     private static bool Is(ReadOnlySpan<byte> text, ReadOnlySpan<byte> keyword) => Ascii.EqualsIgnoreCase(text, keyword);
 }

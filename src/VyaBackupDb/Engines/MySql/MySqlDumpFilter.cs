@@ -557,8 +557,14 @@ public sealed class MySqlDumpFilter
         }
 
         var length = mariaDb && digits == 6 ? 6 : digits >= 5 ? 5 : 0;
-        return length > 0
-            && long.Parse(buf.AsSpan(i + marker, length), System.Globalization.CultureInfo.InvariantCulture) > VersionNumber(server.Version);
+        if (length == 0)
+        {
+            return false;
+        }
+
+        var version = long.Parse(buf.AsSpan(i + marker, length), System.Globalization.CultureInfo.InvariantCulture);
+        // MariaDB also skips MySQL's own versions from 5.7 on (/*!50700 to /*!99999), not /*M!.
+        return version > VersionNumber(server.Version) || (mariaDb && marker == 3 && length == 5 && version >= 50700);
     }
 
     /// <summary>"10.11.19" as the server compares it with a comment's version: 101119.</summary>
@@ -836,7 +842,8 @@ public sealed class MySqlDumpFilter
             throw Refuse("a quoted name in an INSERT's rows");
         }
 
-        if (skippedConditional && b is (byte)'\'' or (byte)'"' or (byte)'`')
+        // A statement left out never reaches the server: how it reads it does not matter.
+        if (skippedConditional && (b is (byte)'\'' or (byte)'"' or (byte)'`') && sink.Mode != Disposition.Drop)
         {
             throw QuoteInSkippedComment(i);
         }
@@ -1036,7 +1043,7 @@ public sealed class MySqlDumpFilter
                         continue;
                     }
 
-                case (byte)'\'' or (byte)'"' or (byte)'`' when skippedConditional:
+                case (byte)'\'' or (byte)'"' or (byte)'`' when skippedConditional && sink.Mode != Disposition.Drop:
                     throw QuoteInSkippedComment(i);
                 case (byte)'\'':
                     StartToken(TokenKind.String, i);
@@ -1962,7 +1969,8 @@ public sealed class MySqlDumpFilter
             return;
         }
 
-        if (bodyBlocks?.Accept(kind switch
+        // What the server skips (a /*!NNNNN ... */ of another version) is no part of the body it reads.
+        if (!skippedConditional && bodyBlocks?.Accept(kind switch
             {
                 TokenKind.Word => MySqlBodyBlocks.Token.Word,
                 TokenKind.Ident => MySqlBodyBlocks.Token.Name,
