@@ -17,6 +17,8 @@ internal sealed class MySqlBodyBlocks
 {
     private const int MaxDepth = 256;
 
+    /// <summary>Open blocks: B BEGIN, I IF, C CASE statement, c CASE expression, L LOOP, R REPEAT,
+    /// W/F WHILE/FOR before their DO, w/f after it.</summary>
     private readonly Stack<char> blocks = new();
     private readonly bool routine;
     private readonly bool function;
