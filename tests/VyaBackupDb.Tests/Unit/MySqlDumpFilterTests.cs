@@ -415,6 +415,7 @@ public sealed class MySqlDumpFilterTests
     [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER `tr` BEFORE INSERT ON `t` FOR EACH ROW FOLLOWS `other_tr` BEGIN IF NEW.a > 1 THEN SET NEW.a = 1; END IF; END */;;\n/*!50003 CREATE*/ /*!50003 TRIGGER `tr2` BEFORE UPDATE ON `row` FOR EACH ROW SET NEW.a = 2 */;;\nDELIMITER ;\n")]
     [InlineData("DELIMITER ;;\n/*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `e` ON SCHEDULE EVERY 1 DAY STARTS '2026-01-01 00:00:00' ON COMPLETION NOT PRESERVE DISABLE DO BEGIN DELETE FROM `t`; INSERT INTO `t` VALUES (1); END */ ;;\nDELIMITER ;\n")]
     [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() BEGIN SELECT start, end FROM `t` WHERE end > 1 AND CASE WHEN end THEN 1 END; END ;;\nDELIMITER ;\n")]
+    [InlineData("DELIMITER ;;\nCREATE FUNCTION `f`() RETURNS NATIONAL CHAR(10) BEGIN RETURN 'a'; END ;;\nCREATE FUNCTION `g`() RETURNS DOUBLE PRECISION BEGIN RETURN 1; END ;;\nCREATE FUNCTION `h`() RETURNS CHAR(3) CHARACTER SET latin1 BEGIN RETURN 'a'; END ;;\nCREATE TRIGGER `tr` BEFORE INSERT ON `t` FOR EACH ROW FOLLOWS `db`.`other` BEGIN SET @a = 1; END ;;\nDELIMITER ;\n")]
     public void Passes_routines_triggers_and_events_with_blocks(string input)
     {
         var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(Definer: DefinerMode.Keep, KeepEventsEnabled: true));

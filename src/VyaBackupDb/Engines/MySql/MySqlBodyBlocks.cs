@@ -409,21 +409,19 @@ internal sealed class MySqlBodyBlocks
                     return true;
                 }
 
+                // The rest of a type of several words (NATIONAL CHAR, DOUBLE PRECISION, LONG VARCHAR,
+                // CHAR VARYING) and its attributes; no statement starts with one of them.
                 if (word && (Is(text, "UNSIGNED"u8) || Is(text, "SIGNED"u8) || Is(text, "ZEROFILL"u8) || Is(text, "BINARY"u8)
-                    || Is(text, "ASCII"u8) || Is(text, "UNICODE"u8) || Is(text, "BYTE"u8)))
+                    || Is(text, "ASCII"u8) || Is(text, "UNICODE"u8) || Is(text, "BYTE"u8) || Is(text, "CHAR"u8)
+                    || Is(text, "CHARACTER"u8) || Is(text, "VARCHAR"u8) || Is(text, "VARCHARACTER"u8) || Is(text, "VARYING"u8)
+                    || Is(text, "PRECISION"u8) || Is(text, "VARBINARY"u8)))
                 {
                     return true;
                 }
 
-                if (word && (Is(text, "CHARSET"u8) || Is(text, "COLLATE"u8)))
+                if (word && (Is(text, "CHARSET"u8) || Is(text, "SET"u8) || Is(text, "COLLATE"u8)))
                 {
-                    skipWords = 1;
-                    return true;
-                }
-
-                if (word && Is(text, "CHARACTER"u8))
-                {
-                    skipWords = 2; // SET name
+                    skipWords = 1; // its name
                     return true;
                 }
 
@@ -452,6 +450,12 @@ internal sealed class MySqlBodyBlocks
                 if (skipWords > 0)
                 {
                     skipWords--;
+                    return true;
+                }
+
+                if (punct == '.')
+                {
+                    skipWords = 1; // FOLLOWS db.other_trigger
                     return true;
                 }
 
