@@ -32,24 +32,36 @@ internal sealed class MetricsEndpoint : IDisposable
     public static MetricsEndpoint Start(string listen, Func<string> render)
     {
         var listeners = new List<TcpListener>();
-        try
+        SocketException? refused = null;
+        foreach (var address in Addresses(listen, out var port))
         {
-            foreach (var address in Addresses(listen, out var port))
+            var listener = new TcpListener(address, port);
+            if (address.Equals(IPAddress.IPv6Any))
             {
-                var listener = new TcpListener(address, port);
-                if (address.Equals(IPAddress.IPv6Any))
-                {
-                    // Every address, IPv4 ones included.
-                    listener.Server.DualMode = true;
-                }
-                listeners.Add(listener);
+                // Every address, IPv4 ones included.
+                listener.Server.DualMode = true;
+            }
+            try
+            {
                 listener.Start();
+                listeners.Add(listener);
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.AddressFamilyNotSupported or SocketError.AddressNotAvailable)
+            {
+                // A name's address the host cannot have (localhost's ::1 where IPv6 is off): the others serve.
+                listener.Dispose();
+                refused ??= e;
+            }
+            catch (SocketException e)
+            {
+                listener.Dispose();
+                listeners.ForEach(l => l.Dispose());
+                throw new UsageException($"--metrics-listen {listen}: cannot listen there: {e.Message.TrimEnd('.')}");
             }
         }
-        catch (SocketException e)
+        if (listeners.Count == 0)
         {
-            listeners.ForEach(l => l.Dispose());
-            throw new UsageException($"--metrics-listen {listen}: cannot listen there: {e.Message.TrimEnd('.')}");
+            throw new UsageException($"--metrics-listen {listen}: cannot listen there: {refused?.Message.TrimEnd('.')}");
         }
         var endpoint = new MetricsEndpoint(listeners, render);
         foreach (var listener in listeners)
