@@ -93,6 +93,7 @@ public sealed class MySqlDumpFilter
     private bool endedWithTrailer;
     private bool rocksDbPrepared;
     private readonly SqlModeFlags serverSqlMode;
+    private readonly long serverVersion;
     private SqlModeFlags sqlMode;
     private bool started;
 
@@ -182,6 +183,7 @@ public sealed class MySqlDumpFilter
         ArgumentException.ThrowIfNullOrEmpty(targetDatabase);
         this.options = options;
         serverSqlMode = SqlModeOf(Encoding.UTF8.GetBytes(options.ServerSqlMode ?? ""));
+        serverVersion = options.Server is { } server ? VersionNumber(server.Version) : 0;
         sqlMode = serverSqlMode;
         targetBytes = Encoding.UTF8.GetBytes(targetDatabase);
         sourceBytes = options.SourceDatabase is { Length: > 0 } source ? Encoding.UTF8.GetBytes(source) : null;
@@ -564,7 +566,7 @@ public sealed class MySqlDumpFilter
 
         var version = long.Parse(buf.AsSpan(i + marker, length), System.Globalization.CultureInfo.InvariantCulture);
         // MariaDB also skips MySQL's own versions from 5.7 on (/*!50700 to /*!99999), not /*M!.
-        return version > VersionNumber(server.Version) || (mariaDb && marker == 3 && length == 5 && version >= 50700);
+        return version > serverVersion || (mariaDb && marker == 3 && length == 5 && version >= 50700);
     }
 
     /// <summary>"10.11.19" as the server compares it with a comment's version: 101119.</summary>
