@@ -13,6 +13,9 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
 {
     private ServerInfo? _server;
 
+    /// <summary>The sql_mode a new session starts with (a set's schema.sql and post.sql both need it).</summary>
+    private string? _sessionSqlMode;
+
     public InstanceConfig Instance { get; } = instance;
 
     public string CompletionTrailer => DumpEngines.CompletionTrailer(Dbms.MySql);
@@ -485,13 +488,13 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         // Events are created disabled in the staging database, so that none runs there; the swap
         // enables the ones asked for once they are in place. The filter reads the dump as the server
         // will, from the sql_mode the client's session starts with.
-        string serverSqlMode;
-        await using (var connection = await OpenAsync(cancellationToken).ConfigureAwait(false))
+        if (_sessionSqlMode is null)
         {
-            serverSqlMode = (string)(await Scalar(connection, "SELECT @@SESSION.sql_mode", cancellationToken).ConfigureAwait(false))!;
+            await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            _sessionSqlMode = (string)(await Scalar(connection, "SELECT @@SESSION.sql_mode", cancellationToken).ConfigureAwait(false))!;
         }
         var filter = new MySqlDumpFilter(database,
-            new MySqlFilterOptions(options.SourceDatabase, options.Definer, KeepEventsEnabled: false, ServerSqlMode: serverSqlMode, RowsFollow: rowsFollow,
+            new MySqlFilterOptions(options.SourceDatabase, options.Definer, KeepEventsEnabled: false, ServerSqlMode: _sessionSqlMode, RowsFollow: rowsFollow,
                 Server: await ServerAsync(cancellationToken).ConfigureAwait(false)));
         try
         {
