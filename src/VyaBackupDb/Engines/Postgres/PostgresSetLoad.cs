@@ -88,7 +88,7 @@ public sealed partial class PostgresEngine
         await using var keys = first is { Kind: SetEntryKind.Keys } ? await SpoolKeysAsync(first, tables, cancellationToken).ConfigureAwait(false) : null;
         if (keys is not null)
         {
-            await CheckPostDataAsync(database, first!.Name, keys, split: true, facts, cancellationToken).ConfigureAwait(false);
+            await CheckPostDataAsync(database, first!.Name, keys, facts, cancellationToken).ConfigureAwait(false);
             first = await set.NextAsync(cancellationToken).ConfigureAwait(false);
         }
         var paused = await PauseAutovacuumAsync(database, cancellationToken).ConfigureAwait(false);
@@ -246,22 +246,18 @@ public sealed partial class PostgresEngine
     }
 
     /// <summary>
-    /// Reads a spooled post-data file through the statement filter before any of it runs, as its
-    /// runs will: refused as a plain dump would be, and what it creates added to <paramref name="facts"/>
-    /// (each run is filtered alone: without them a part could write into a foreign table another created).
-    /// <paramref name="split"/>: its parts run in bundles of any few, each after the preamble. Then the
-    /// preamble and every part must end between statements, with standard_conforming_strings as the
-    /// preamble leaves it: so each part of a run is read as it is read here, after the preamble alone
-    /// (the parts are cut at comment lines anyone can write, even inside a string).
+    /// Reads a spooled post-data file whose parts run in bundles of any few (each after the preamble)
+    /// through the statement filter before any of it runs, as its runs will: refused as a plain dump
+    /// would be, and what it creates added to <paramref name="facts"/> (each run is filtered alone:
+    /// without them a part could write into a foreign table another created). The preamble and every
+    /// part must end between statements, with standard_conforming_strings as the preamble leaves it:
+    /// so each part of a run is read as it is read here, after the preamble alone (the parts are cut at
+    /// comment lines anyone can write, even inside a string). A file run whole, in order, is filtered
+    /// as it runs, as a plain dump.
     /// </summary>
     private async Task CheckPostDataAsync(
-        string database, string name, PostDataFile file, bool split, PostgresDumpFacts facts, CancellationToken cancellationToken)
+        string database, string name, PostDataFile file, PostgresDumpFacts facts, CancellationToken cancellationToken)
     {
-        if (!split)
-        {
-            await FilterAsync([(0, file.Length)]).ConfigureAwait(false);
-            return;
-        }
         var preamble = await FilterAsync([(0, file.Preamble)]).ConfigureAwait(false);
         foreach (var (part, _) in file.Entries)
         {
@@ -318,9 +314,9 @@ public sealed partial class PostgresEngine
         var parallel = file.Entries.Select(e => e.Part).Where(e => e.Parallel).ToList();
         // The preamble is repeated before every part: only pg_dump's few settings, never anything big.
         var split = jobs > 1 && parallel.Count > 1 && file.Preamble <= PreambleBytes;
-        await CheckPostDataAsync(database, post.Name, file, split, facts, cancellationToken).ConfigureAwait(false);
         if (split)
         {
+            await CheckPostDataAsync(database, post.Name, file, facts, cancellationToken).ConfigureAwait(false);
             await RestorePartsAsync(database, file, parallel, jobs, options, facts, cancellationToken).ConfigureAwait(false);
             await RestorePartsAsync(database, file, [.. file.Entries.Select(e => e.Part).Where(e => !e.Parallel)], 1, options, facts, cancellationToken)
                 .ConfigureAwait(false);
