@@ -32,6 +32,7 @@ internal static class RestoreCommand
             Description = "End other clients' sessions on the target when they keep it from being replaced (default: fail, target unchanged)",
         };
         var definer = DefinerOption();
+        var allowDataDirectory = AllowDataDirectoryOption();
         var enableEvents = new Option<bool>("--enable-events")
         {
             Description = "MySQL: leave events enabled as dumped (by default they are restored disabled, so a copy runs no scheduled jobs)",
@@ -55,7 +56,7 @@ internal static class RestoreCommand
 
         var command = new Command("restore", "Restore a backup file into one database")
         {
-            file, instance, target, dryRun, force, noVerify, identity, terminate, definer, enableEvents, globals, replaceExisting, account, jobs,
+            file, instance, target, dryRun, force, noVerify, identity, terminate, definer, allowDataDirectory, enableEvents, globals, replaceExisting, account, jobs,
         };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
@@ -93,7 +94,8 @@ internal static class RestoreCommand
                 TerminateConnections: parseResult.GetValue(terminate),
                 Definer: DefinerValue(parseResult, definer),
                 EnableEvents: parseResult.GetValue(enableEvents),
-                Jobs: parseResult.GetValue(jobs));
+                Jobs: parseResult.GetValue(jobs),
+                AllowDataDirectory: parseResult.GetValue(allowDataDirectory));
             var observer = new ConsoleRestoreObserver(request);
             RestoreResult? result;
             try
@@ -130,6 +132,13 @@ internal static class RestoreCommand
         option.AcceptOnlyFromAmong("keep", "strip", "current-user");
         return option;
     }
+
+    /// <summary>--allow-data-directory (restore and verify --restore).</summary>
+    internal static Option<bool> AllowDataDirectoryOption() => new("--allow-data-directory")
+    {
+        Description = "MySQL: create tables with the DATA DIRECTORY / INDEX DIRECTORY they were dumped with (by default such a "
+            + "backup is refused: its table files would be written outside the server's data directory)",
+    };
 
     /// <summary>The --definer given, or null (the instance's setting applies).</summary>
     internal static DefinerMode? DefinerValue(ParseResult parseResult, Option<string?> option) =>

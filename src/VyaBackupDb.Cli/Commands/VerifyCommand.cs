@@ -26,9 +26,10 @@ internal static class VerifyCommand
         var identity = new Option<string?>("--identity") { Description = "age identity file for encrypted backups (besides the config's identity_files)" };
 
         var definer = RestoreCommand.DefinerOption();
+        var allowDataDirectory = RestoreCommand.AllowDataDirectoryOption();
         var command = new Command("verify", "Check backups: digests, decoding, completion trailer; optionally a test restore")
         {
-            file, instance, database, latest, restore, identity, definer,
+            file, instance, database, latest, restore, identity, definer, allowDataDirectory,
         };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
@@ -54,7 +55,8 @@ internal static class VerifyCommand
                 parseResult.GetValue(latest),
                 parseResult.GetValue(restore),
                 parseResult.GetValue(identity),
-                RestoreCommand.DefinerValue(parseResult, definer));
+                RestoreCommand.DefinerValue(parseResult, definer),
+                parseResult.GetValue(allowDataDirectory));
             var observer = new ConsoleVerifyObserver();
             IReadOnlyList<VerifyResult> results;
             try

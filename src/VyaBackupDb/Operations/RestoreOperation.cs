@@ -18,11 +18,12 @@ namespace VyaBackupDb.Operations;
 /// <param name="TerminateConnections">End other clients' sessions on the target when they keep it from being replaced.</param>
 /// <param name="Definer">MySQL: DEFINER clauses (--definer); null: the instance's <c>definer:</c> setting.</param>
 /// <param name="EnableEvents">MySQL: events stay enabled as dumped (--enable-events); otherwise they are restored disabled.</param>
+/// <param name="AllowDataDirectory">MySQL: tables keep the DATA / INDEX DIRECTORY they were dumped with (--allow-data-directory).</param>
 /// <param name="Jobs">Connections loading a backup set (--jobs); null: the instance's <c>jobs:</c>, else the number of cores.</param>
 public sealed record RestoreRequest(
     string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force, bool Verify = true, BackupLocation? Location = null,
     DecryptionKeys? Keys = null, bool TerminateConnections = false, Engines.MySql.DefinerMode? Definer = null, bool EnableEvents = false,
-    int? Jobs = null);
+    int? Jobs = null, bool AllowDataDirectory = false);
 
 /// <param name="IsSet">The file is a backup set (a tar of schema, data chunks and post-data), not one dump.</param>
 public sealed record RestorePlan(
@@ -227,7 +228,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 }
             },
         };
-        var options = new RestoreOptions(plan.Manifest?.Database ?? plan.SourceDatabase, request.Definer ?? request.Instance.Definer);
+        var options = new RestoreOptions(plan.Manifest?.Database ?? plan.SourceDatabase, request.Definer ?? request.Instance.Definer, request.AllowDataDirectory);
         // Only an error reading the backup is the file's: another I/O error of the load is the client's or the load's own.
         await using var reading = new ReadWatchStream(plain);
         LoadResult result;

@@ -9,9 +9,10 @@ namespace VyaBackupDb.Operations;
 
 /// <param name="IdentityFile">An age identity file for encrypted backups (--identity), besides the config's.</param>
 /// <param name="Definer">MySQL: DEFINER clauses of the test restore (--definer); null: the instance's setting.</param>
+/// <param name="AllowDataDirectory">MySQL: the test restore creates tables with the DATA / INDEX DIRECTORY they were dumped with.</param>
 public sealed record VerifyRequest(
     string? File, InstanceConfig? Instance, string? Database, bool Latest, bool Restore, string? IdentityFile = null,
-    Engines.MySql.DefinerMode? Definer = null);
+    Engines.MySql.DefinerMode? Definer = null, bool AllowDataDirectory = false);
 
 public sealed record VerifyResult(FileCheck Check, InventoryComparison? Comparison);
 
@@ -62,7 +63,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
             }
             else if (request.Restore && check.Ok)
             {
-                (check, comparison) = await TestRestoreAsync(check, request.Instance, keys, request.Definer, cancellationToken).ConfigureAwait(false);
+                (check, comparison) = await TestRestoreAsync(check, request, keys, cancellationToken).ConfigureAwait(false);
             }
             await RecordAsync(file, check, cancellationToken).ConfigureAwait(false);
             results.Add(new VerifyResult(check, comparison));
@@ -149,11 +150,11 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
     }
 
     private async Task<(FileCheck, InventoryComparison?)> TestRestoreAsync(
-        FileCheck check, InstanceConfig? instance, DecryptionKeys keys, Engines.MySql.DefinerMode? definer, CancellationToken cancellationToken)
+        FileCheck check, VerifyRequest request, DecryptionKeys keys, CancellationToken cancellationToken)
     {
-        instance ??= check.Manifest is { } manifest
+        var instance = request.Instance ?? (check.Manifest is { } manifest
             ? config.GetInstance(manifest.InstanceId)
-            : throw new UsageException($"{check.File} has no manifest: give --instance to test-restore it");
+            : throw new UsageException($"{check.File} has no manifest: give --instance to test-restore it"));
         // Short enough that the staging database's name keeps all of it (RestoreStaging keeps 30
         // characters): a killed run's leftover says which scratch database it belongs to.
         var scratch = ScratchPrefix + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
@@ -162,7 +163,8 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
         try
         {
             var result = await new RestoreOperation(config, observer)
-                .RunAsync(new RestoreRequest(check.File, instance, scratch, DryRun: false, Force: false, Location: check.Location, Keys: keys, Definer: definer), cancellationToken)
+                .RunAsync(new RestoreRequest(check.File, instance, scratch, DryRun: false, Force: false, Location: check.Location, Keys: keys,
+                    Definer: request.Definer, AllowDataDirectory: request.AllowDataDirectory), cancellationToken)
                 .ConfigureAwait(false);
             return (check, result?.Comparison);
         }

@@ -514,4 +514,49 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
         DbFingerprint.AssertSame(otherBefore, await MySqlTestDb.FingerprintAsync(other), "another database after a planted dump");
         Assert.False(File.Exists(marker), "a planted dump wrote a file on the server");
     }
+
+    /// <summary>
+    /// A table created with DATA DIRECTORY (planted, or as a real table on another disk is dumped) would have the
+    /// server write its files in that directory: refused with one line, target and directory unchanged; with
+    /// --allow-data-directory the same backup restores, its table file where the dump says.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_mysql_table_with_a_data_directory_is_restored_there_only_when_allowed()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB", "INSERT INTO t VALUES (1, 'backup')");
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", "INSERT INTO t VALUES (1, 'old'), (2, 'old')");
+        var targetBefore = await MySqlTestDb.FingerprintAsync(target);
+        // The server's account must be able to write there.
+        var tableFiles = _scratch.TempDir("table-files");
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(tableFiles, (UnixFileMode)Convert.ToInt32("777", 8));
+        }
+
+        var dir = _scratch.TempDir("old");
+        var plain = Path.Combine(dir, "dump.tmp");
+        await Run.MySqlDumpAsync(plain, [source, .. OldMySqlDumpOptions.Split(' ')]);
+        var text = await File.ReadAllTextAsync(plain);
+        Assert.Contains(") ENGINE=InnoDB", text, StringComparison.Ordinal);
+        await File.WriteAllTextAsync(plain, text.Replace(") ENGINE=InnoDB", $") ENGINE=InnoDB DATA DIRECTORY='{tableFiles}'", StringComparison.Ordinal));
+        var file = Package(plain, "sql", source, "mysql");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+
+        var refused = await Run.CliAsync("restore", "--file", file, "--instance", "1", "--target", target, "--force", "--config", config);
+
+        Assert.True(refused.ExitCode == 1, refused.ToString());
+        Assert.Contains("creates table t with a DATA or INDEX DIRECTORY", Assert.Single(Cli.ErrorLines(refused)), StringComparison.Ordinal);
+        DbFingerprint.AssertSame(targetBefore, await MySqlTestDb.FingerprintAsync(target), "the target of a refused restore");
+        Assert.Empty(Directory.EnumerateFileSystemEntries(tableFiles));
+
+        var allowed = await Run.CliAsync("restore", "--file", file, "--instance", "1", "--target", target, "--force", "--allow-data-directory", "--config", config);
+
+        Assert.True(allowed.ExitCode == 0, allowed.ToString());
+        DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(source), await MySqlTestDb.FingerprintAsync(target), "the restored target");
+        // InnoDB keeps the file in a folder named after the database it was created in (the restore's staging one).
+        Assert.Single(Directory.EnumerateFiles(tableFiles, "t.ibd", SearchOption.AllDirectories));
+    }
 }

@@ -384,6 +384,39 @@ public sealed class MySqlDumpFilterTests
         }
     }
 
+    /// <summary>DATA / INDEX DIRECTORY (as SHOW CREATE TABLE writes them, for the table or a partition) would make the
+    /// server write table files wherever the dump says: refused unless asked for, and then passed unchanged.</summary>
+    [Theory]
+    [InlineData("CREATE TABLE `t` (\n  `a` int(11) DEFAULT NULL\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 DATA DIRECTORY='/tmp/x/';\n")]
+    [InlineData("CREATE TABLE `m` (\n  `a` int(11) DEFAULT NULL\n) ENGINE=MyISAM INDEX DIRECTORY='/tmp/x/';\n")]
+    [InlineData("CREATE TABLE m (a int) ENGINE=MyISAM data /* c */ directory = '/tmp/x/';\n")]
+    [InlineData("CREATE TABLE `p` (\n  `a` int(11) DEFAULT NULL\n) ENGINE=InnoDB\n PARTITION BY RANGE (`a`)\n"
+        + "(PARTITION `p0` VALUES LESS THAN (10) DATA DIRECTORY = '/tmp/x' ENGINE = InnoDB,\n PARTITION `p1` VALUES LESS THAN MAXVALUE ENGINE = InnoDB);\n")]
+    [InlineData("CREATE TABLE `p` (`a` int) /*!50100 PARTITION BY HASH (`a`) (PARTITION `p0` DATA DIRECTORY = '/tmp/x' ENGINE = InnoDB) */;\n")]
+    public void Refuses_table_files_outside_the_data_directory_unless_allowed(string input)
+    {
+        foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db"));
+            var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, Utf8(input), pattern);
+            Assert.NotNull(e);
+            Assert.Contains("with a DATA or INDEX DIRECTORY at byte 0", e.Message, StringComparison.Ordinal);
+            Assert.Contains("--allow-data-directory", e.Message, StringComparison.Ordinal);
+
+            var allowing = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db", AllowDataDirectory: true));
+            Assert.Equal(input, Encoding.UTF8.GetString(DumpFilterRunner.Run(allowing.CopyAsync, Utf8(input), pattern)));
+        }
+    }
+
+    /// <summary>Columns, keys and comments named like the clause are no clause.</summary>
+    [Fact]
+    public void Passes_tables_that_only_name_data_or_directories()
+    {
+        const string input = "CREATE TABLE `t` (\n  `data` varchar(10) COMMENT 'DATA DIRECTORY',\n  `directory` int,\n"
+            + "  KEY `data` (`directory`),\n  KEY `index` (`data`)\n) ENGINE=InnoDB COMMENT='index directory';\n";
+        Assert.Equal(input, Encoding.UTF8.GetString(DumpFilterRunner.Run(new MySqlDumpFilter(Target).CopyAsync, Utf8(input), [3])));
+    }
+
     /// <summary>A block opener in a comment the server skips is no block: the ';' after the body's END still ends it.</summary>
     [Theory]
     [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() BEGIN /*!99999 BEGIN */ SELECT 1; END; DROP TABLE other.o ;;\n")]

@@ -15,8 +15,10 @@ namespace VyaBackupDb.Engines.MySql;
 /// <param name="RowsFollow">The dump is a backup set's schema.sql, whose rows load after it: a trigger in it
 /// would fire on them (the set's triggers come after the rows, in post.sql), so one is refused.</param>
 /// <param name="Server">The server's flavor and version: which <c>/*!NNNNN ... */</c> comments it skips.</param>
+/// <param name="AllowDataDirectory">Let <c>CREATE TABLE ... DATA DIRECTORY / INDEX DIRECTORY</c> through: the server
+/// then creates the table's files in the directory the dump names, outside its data directory.</param>
 public sealed record MySqlFilterOptions(string? SourceDatabase = null, DefinerMode Definer = DefinerMode.Keep, bool KeepEventsEnabled = false,
-    string? ServerSqlMode = null, bool RowsFollow = false, ServerInfo? Server = null);
+    string? ServerSqlMode = null, bool RowsFollow = false, ServerInfo? Server = null, bool AllowDataDirectory = false);
 
 /// <summary>
 /// Filters a plain mysqldump / mariadb-dump file on its way into the <c>mysql</c>/<c>mariadb</c>
@@ -87,6 +89,7 @@ public sealed class MySqlDumpFilter
     private readonly HashSet<string> remoteTables = new(StringComparer.OrdinalIgnoreCase);
     private string createdTable = "";
     private bool engineNext;
+    private bool directoryNext;
     private int createTableTokens;
     private bool setvalClosed;
     private bool gapLineStart = true;
@@ -1556,6 +1559,7 @@ public sealed class MySqlDumpFilter
                     columnDepth = 0;
                     createTableTokens = 0;
                     engineNext = false;
+                    directoryNext = false;
                     goto case Step.CreateTableBody;
                 }
 
@@ -1603,7 +1607,16 @@ public sealed class MySqlDumpFilter
                     remoteTables.Add(createdTable);
                 }
 
+                if (directoryNext && kind == TokenKind.Word && Is(text, "DIRECTORY"u8) && !options.AllowDataDirectory)
+                {
+                    throw new DumpFilterException(
+                        $"the dump creates table {Printable(Encoding.UTF8.GetBytes(createdTable))} with a DATA or INDEX DIRECTORY at byte {unitStart}: "
+                        + "its files would be written outside the server's data directory; refused (restore with --allow-data-directory "
+                        + "to create them in the directory the dump names)");
+                }
+
                 engineNext = kind == TokenKind.Word && Is(text, "ENGINE"u8);
+                directoryNext = kind == TokenKind.Word && (Is(text, "DATA"u8) || Is(text, "INDEX"u8));
                 return;
             case Step.InsertHead:
                 if (kind == TokenKind.Word && (Is(text, "INTO"u8) || Is(text, "IGNORE"u8)

@@ -495,6 +495,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         }
         var filter = new MySqlDumpFilter(database,
             new MySqlFilterOptions(options.SourceDatabase, options.Definer, KeepEventsEnabled: false, ServerSqlMode: _sessionSqlMode, RowsFollow: rowsFollow,
+                AllowDataDirectory: options.AllowDataDirectory,
                 Server: await ServerAsync(cancellationToken).ConfigureAwait(false)));
         try
         {
