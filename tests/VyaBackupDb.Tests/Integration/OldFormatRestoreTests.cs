@@ -475,6 +475,7 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
     [InlineData("CREATE TABLE `x` (`a` int) /*!999999 ' */ ; DROP TABLE `{other}`.`o`; -- ' */;\n", "a quote inside a /*!...*/ comment whose version this server skips")]
     [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() BEGIN SELECT 1; END; DROP TABLE `{other}`.`o` ;;\nDELIMITER ;\n",
         "a ';' at which the server ends the CREATE statement")]
+    [InlineData("DELIMITER ;;\nCREATE TABLE `x` (`a` int); DROP TABLE `{other}`.`o` ;;\nDELIMITER ;\n", "a ';' inside a statement under a DELIMITER of its own")]
     [InlineData("CREATE VIEW `vv` AS SELECT `id` FROM `{other}`.`o`;\nINSERT INTO `vv` VALUES (7);\n", "an INSERT into a view (vv)")]
     [InlineData("CREATE TABLE `m` (`id` int) ENGINE=MRG_MyISAM UNION=(`{other}`.`o`) INSERT_METHOD=LAST;\nINSERT INTO `m` VALUES (7);\n",
         "an INSERT into a MERGE, FEDERATED, CONNECT or SPIDER table (m)")]

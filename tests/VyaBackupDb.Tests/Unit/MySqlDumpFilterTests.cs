@@ -372,6 +372,13 @@ public sealed class MySqlDumpFilterTests
     [InlineData("CALL other.p();", "a CALL statement")]
     [InlineData("EXECUTE s;", "an EXECUTE statement")]
     [InlineData("SET @rocksdb_x = 'DROP DATABASE other';\nPREPARE s FROM @x;\nEXECUTE s;", "a PREPARE statement")]
+    // Under a DELIMITER of its own the server runs each ';'-ended statement of what the client sends.
+    [InlineData("DELIMITER ;;\nCREATE TABLE `t` (`a` int); DROP TABLE other.o ;;\nDELIMITER ;\n", "a ';' inside a statement under a DELIMITER of its own")]
+    [InlineData("DELIMITER ;;\nDROP TABLE IF EXISTS `t`; DROP TABLE other.o ;;\nDELIMITER ;\n", "a ';' inside a statement under a DELIMITER of its own")]
+    [InlineData("DELIMITER ;;\n/*!50003 SET sql_mode = '' */; DROP TABLE other.o ;;\nDELIMITER ;\n", "a ';' inside a statement under a DELIMITER of its own")]
+    [InlineData("DELIMITER ;;\nINSERT INTO `t` VALUES ('a;'); DROP TABLE other.o ;;\nDELIMITER ;\n", "a ';' inside a statement under a DELIMITER of its own")]
+    [InlineData("DELIMITER $$\nINSERT INTO `t` VALUES (1); DROP TABLE other.o $$\nDELIMITER ;\n", "an INSERT whose rows are not lists of values")]
+    [InlineData("DELIMITER $$\nLOCK TABLES `t` WRITE; DROP TABLE other.o $$\nDELIMITER ;\n", "a ';' inside a statement under a DELIMITER of its own")]
     public void Refuses_statements_mysqldump_does_not_write(string input, string refusal)
     {
         foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })

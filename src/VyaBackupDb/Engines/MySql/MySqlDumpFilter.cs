@@ -589,6 +589,17 @@ public sealed class MySqlDumpFilter
     /// The server reads a conditional comment it skips as a plain comment, where this filter and the
     /// client read code: a quote in one would start a string for them alone.
     /// </summary>
+    /// <summary>
+    /// Under a DELIMITER of its own the client sends everything up to it as one query, and the server
+    /// runs each ';'-ended statement in it: a ';' inside anything but a routine, trigger or event
+    /// (whose blocks <see cref="MySqlBodyBlocks"/> follows) would start a statement this filter never saw.
+    /// </summary>
+    private bool SemicolonInside(int i) =>
+        buf[i] == ';' && !objectMode && sink.Mode != Disposition.Drop && !(delimiter.Length == 1 && delimiter[0] == ';');
+
+    private DumpFilterException SemicolonUnderDelimiter(int i) =>
+        Refuse("a ';' inside a statement under a DELIMITER of its own, at which the server would start another statement", bufferBase + i);
+
     private DumpFilterException QuoteInSkippedComment(int i) =>
         Refuse("a quote inside a /*!...*/ comment whose version this server skips", bufferBase + i);
 
@@ -837,6 +848,11 @@ public sealed class MySqlDumpFilter
             }
         }
 
+        if (SemicolonInside(i))
+        {
+            throw SemicolonUnderDelimiter(i);
+        }
+
         if (rowData && RowWordStops[b])
         {
             return RowWord(i, end, final);
@@ -985,6 +1001,11 @@ public sealed class MySqlDumpFilter
 
                     return EndStatement(i + delimiter.Length);
                 }
+            }
+
+            if (SemicolonInside(i))
+            {
+                throw SemicolonUnderDelimiter(i);
             }
 
             if (b == '.' && objectMode && !(tokenKind == TokenKind.Word && tokenHasAt))
@@ -2681,16 +2702,17 @@ public sealed class MySqlDumpFilter
         return table;
     }
 
+    /// <summary>Also ';' under another delimiter: the server ends a statement there (see <see cref="SemicolonInside"/>).</summary>
     private static SearchValues<byte> BuildCodeStops(byte delimiterStart)
     {
-        var stops = new HashSet<byte>("'\"`\\#-/"u8.ToArray()) { delimiterStart };
+        var stops = new HashSet<byte>("'\"`\\#-/;"u8.ToArray()) { delimiterStart };
         return SearchValues.Create(stops.ToArray());
     }
 
     /// <summary>In an INSERT's rows also the parentheses, which tell a row's end from a call, and the start of any word.</summary>
     private static SearchValues<byte> BuildRowStops(byte delimiterStart)
     {
-        var stops = new HashSet<byte>("'\"`\\#-/()"u8.ToArray()) { delimiterStart };
+        var stops = new HashSet<byte>("'\"`\\#-/();"u8.ToArray()) { delimiterStart };
         for (var c = 0; c < 256; c++)
         {
             if (RowWordStops[c])
