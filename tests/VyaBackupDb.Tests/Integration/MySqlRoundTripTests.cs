@@ -226,4 +226,35 @@ public sealed class MySqlRoundTripTests : IAsyncLifetime
         Assert.Equal(1L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM v_path"), System.Globalization.CultureInfo.InvariantCulture));
         Assert.Equal(2L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM v_quote"), System.Globalization.CultureInfo.InvariantCulture));
     }
+
+    /// <summary>
+    /// MariaDB writes a sequence default as nextval(`source`.`s`): the copy drew its numbers from the source's
+    /// sequence (and from nowhere once the source was gone), and a dump's LOCK TABLES made the rows of such a
+    /// table unloadable (the sequence was not locked), so engine: dump backups of it never restored.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(0)]
+    [InlineData(2)]
+    public async Task A_copy_draws_its_defaults_from_its_own_sequence(int jobs)
+    {
+        await TestServers.RequireMySqlAsync();
+        var instance = MySqlTestDb.Instance(jobs);
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source,
+            "CREATE SEQUENCE sq",
+            "CREATE TABLE d (id INT PRIMARY KEY DEFAULT (NEXTVAL(sq)), n INT)",
+            "INSERT INTO d (n) VALUES (1), (2)");
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+        var sourceNext = await MySqlTestDb.ScalarAsync(source, "SELECT next_not_cached_value FROM sq");
+        var target = _scratch.MySqlName();
+
+        await Ops.RestoreAsync(instance, file, target);
+
+        var create = (string)(await MySqlTestDb.ScalarAsync(target, "SELECT COLUMN_DEFAULT FROM information_schema.COLUMNS "
+            + $"WHERE TABLE_SCHEMA = '{target}' AND TABLE_NAME = 'd' AND COLUMN_NAME = 'id'"))!;
+        Assert.Contains($"`{target}`.`sq`", create, StringComparison.Ordinal);
+        await MySqlTestDb.ExecAsync(target, "INSERT INTO d (n) VALUES (3)");
+        Assert.Equal(sourceNext, await MySqlTestDb.ScalarAsync(source, "SELECT next_not_cached_value FROM sq"));
+        Assert.Equal(3L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM d"), System.Globalization.CultureInfo.InvariantCulture));
+    }
 }

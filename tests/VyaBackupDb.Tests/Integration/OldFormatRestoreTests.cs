@@ -478,7 +478,8 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
     [InlineData("DELIMITER ;;\nCREATE TABLE `x` (`a` int); DROP TABLE `{other}`.`o` ;;\nDELIMITER ;\n", "a ';' inside a statement under a DELIMITER of its own")]
     [InlineData("CREATE VIEW `vv` AS SELECT `id` FROM `{other}`.`o`;\nINSERT INTO `vv` VALUES (7);\n", "an INSERT into a view (vv)")]
     [InlineData("CREATE TABLE `m` (`id` int) ENGINE=MRG_MyISAM UNION=(`{other}`.`o`) INSERT_METHOD=LAST;\nINSERT INTO `m` VALUES (7);\n",
-        "an INSERT into a MERGE, FEDERATED, CONNECT or SPIDER table (m)")]
+        "creates table m over a sequence or table of another database")]
+    [InlineData("CREATE TABLE `x` (`a` int) AUTO_INCREMENT=1.SELECT `id` FROM `{other}`.`o`;\n", "a CREATE TABLE ... SELECT statement")]
     public async Task A_planted_mysql_dump_is_refused_and_touches_neither_its_target_nor_another_database(string payload, string expected)
     {
         await TestServers.RequireMySqlAsync();

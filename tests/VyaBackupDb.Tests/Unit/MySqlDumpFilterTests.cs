@@ -97,7 +97,7 @@ public sealed class MySqlDumpFilterTests
     public void Filters_a_mysqldump_databases_add_drop_database_dump()
     {
         var (input, expected) = Join(MysqldumpParts());
-        AssertFilters(input, expected, Target, "dns_db", 3);
+        AssertFilters(input, expected, Target, "dns_db", 5);
     }
 
     [Fact]
@@ -156,13 +156,21 @@ public sealed class MySqlDumpFilterTests
                 -- Dumping data for table `zone`
                 --
 
-                LOCK TABLES `zone` WRITE;
+                
+                """),
+            Drop("LOCK TABLES `zone` WRITE;"),
+            Keep("""
+                
                 /*!40000 ALTER TABLE `zone` DISABLE KEYS */;
                 INSERT INTO `zone` VALUES
                 (1,'example.org; USE `dns_db`;'),
                 (2,'-- /* \' \" \\ */ DROP DATABASE `dns_db`;');
                 /*!40000 ALTER TABLE `zone` ENABLE KEYS */;
-                UNLOCK TABLES;
+                
+                """),
+            Drop("UNLOCK TABLES;"),
+            Keep("""
+                
                 commit;
                 /*M!100616 SET NOTE_VERBOSITY=@OLD_NOTE_VERBOSITY */;
 
@@ -170,7 +178,7 @@ public sealed class MySqlDumpFilterTests
 
                 """),
         ]);
-        AssertFilters(input, expected, Target, "dns_db", 3);
+        AssertFilters(input, expected, Target, "dns_db", 5);
     }
 
     [Fact]
@@ -333,10 +341,11 @@ public sealed class MySqlDumpFilterTests
     [InlineData("SET @x = sys_exec('touch /tmp/x');", "a function call or subquery in a SET statement")]
     [InlineData("CREATE VIEW v AS SELECT a FROM other.t;\nINSERT INTO v VALUES (1);", "an INSERT into a view (v)")]
     [InlineData("/*!50001 CREATE ALGORITHM=UNDEFINED */\n/*!50001 VIEW `dns_db`.`v` AS SELECT 1 AS `a` */;\nINSERT INTO `v` VALUES (1);", "an INSERT into a view (v)")]
-    [InlineData("CREATE TABLE m (a int) ENGINE=MRG_MyISAM UNION=(other.t) INSERT_METHOD=LAST;\nINSERT INTO m VALUES (1);", "an INSERT into a MERGE, FEDERATED, CONNECT or SPIDER table (m)")]
+    [InlineData("CREATE TABLE m (a int) ENGINE=MRG_MyISAM UNION=(t) INSERT_METHOD=LAST;\nINSERT INTO m VALUES (1);", "an INSERT into a MERGE, FEDERATED, CONNECT or SPIDER table (m)")]
     [InlineData("CREATE TABLE `f` (`a` int) ENGINE=FEDERATED CONNECTION='mysql://u@h/db/t';\nINSERT INTO `f` VALUES (1);", "an INSERT into a MERGE, FEDERATED, CONNECT or SPIDER table (f)")]
     [InlineData("CREATE TABLE t (a int) SELECT a FROM other.t;", "a CREATE TABLE ... SELECT statement")]
     [InlineData("CREATE TABLE t AS SELECT a FROM other.t;", "a CREATE TABLE ... SELECT statement")]
+    [InlineData("CREATE TABLE `t` (`a` int) AUTO_INCREMENT=1.SELECT s FROM other.v;", "a CREATE TABLE ... SELECT statement")]
     [InlineData("CREATE TABLE t LIKE other.t;", "a CREATE TABLE ... LIKE statement")]
     [InlineData("CREATE TABLE `x` (`a` int) --\u0001 '\n; DROP TABLE other.o; -- '\n;", "a -- comment marker before a control character")]
     [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() BEGIN SELECT 1; END; DROP TABLE other.o ;;\nDELIMITER ;\n", "a ';' at which the server ends the CREATE statement")]
@@ -358,8 +367,6 @@ public sealed class MySqlDumpFilterTests
     [InlineData("SET @@session.`sql_mode` = 'NO_BACKSLASH_ESCAPES';", "a SET statement of a quoted name")]
     [InlineData("SET @m = '';\nSET @`m` = 'NO_BACKSLASH_ESCAPES';", "a SET statement of a quoted name")]
     [InlineData("SET default_storage_engine = 'MRG_MyISAM';", "a SET of DEFAULT_STORAGE_ENGINE")]
-    [InlineData("LOCK TABLES `t` WRITE, `other`.`o` READ;", "a LOCK TABLES statement on a table of another database")]
-    [InlineData("LOCK TABLES other.o AS x READ;", "a LOCK TABLES statement on a table of another database")]
     [InlineData("CREATE TABLE `t` (`a` int); DELIMITER //\nSELECT 1 //", "a DELIMITER statement")]
     [InlineData("DELIMITER '''X'\nCREATE TABLE `t2` (`a` int) 'X DROP TABLE other.o 'X", "a DROP statement on a table of another database")]
     [InlineData("--\u0001 '\nDROP TABLE other.o; -- '\n", "a -- comment marker before a control character")]
@@ -378,7 +385,6 @@ public sealed class MySqlDumpFilterTests
     [InlineData("DELIMITER ;;\n/*!50003 SET sql_mode = '' */; DROP TABLE other.o ;;\nDELIMITER ;\n", "a ';' inside a statement under a DELIMITER of its own")]
     [InlineData("DELIMITER ;;\nINSERT INTO `t` VALUES ('a;'); DROP TABLE other.o ;;\nDELIMITER ;\n", "a ';' inside a statement under a DELIMITER of its own")]
     [InlineData("DELIMITER $$\nINSERT INTO `t` VALUES (1); DROP TABLE other.o $$\nDELIMITER ;\n", "an INSERT whose rows are not lists of values")]
-    [InlineData("DELIMITER $$\nLOCK TABLES `t` WRITE; DROP TABLE other.o $$\nDELIMITER ;\n", "a ';' inside a statement under a DELIMITER of its own")]
     public void Refuses_statements_mysqldump_does_not_write(string input, string refusal)
     {
         foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
@@ -400,6 +406,7 @@ public sealed class MySqlDumpFilterTests
     [InlineData("CREATE TABLE `p` (\n  `a` int(11) DEFAULT NULL\n) ENGINE=InnoDB\n PARTITION BY RANGE (`a`)\n"
         + "(PARTITION `p0` VALUES LESS THAN (10) DATA DIRECTORY = '/tmp/x' ENGINE = InnoDB,\n PARTITION `p1` VALUES LESS THAN MAXVALUE ENGINE = InnoDB);\n")]
     [InlineData("CREATE TABLE `p` (`a` int) /*!50100 PARTITION BY HASH (`a`) (PARTITION `p0` DATA DIRECTORY = '/tmp/x' ENGINE = InnoDB) */;\n")]
+    [InlineData("CREATE TABLE `m` (`a` int) ENGINE=MyISAM MAX_ROWS=1.DATA DIRECTORY='/tmp/x/';\n")]
     public void Refuses_table_files_outside_the_data_directory_unless_allowed(string input)
     {
         foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
@@ -412,6 +419,43 @@ public sealed class MySqlDumpFilterTests
 
             var allowing = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db", AllowDataDirectory: true));
             Assert.Equal(input, Encoding.UTF8.GetString(DumpFilterRunner.Run(allowing.CopyAsync, Utf8(input), pattern)));
+        }
+    }
+
+    /// <summary>
+    /// In a table, a qualifier naming the source (MariaDB writes a sequence default as nextval(`db`.`s`)) is pointed
+    /// at the target, as in views: the copy draws from its own sequence. A foreign key may still name another database.
+    /// </summary>
+    [Theory]
+    [InlineData("CREATE TABLE `t` (\n  `id` bigint(20) NOT NULL DEFAULT nextval(`dns_db`.`s`),\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB;\n",
+        "CREATE TABLE `t` (\n  `id` bigint(20) NOT NULL DEFAULT nextval(`TARGET`.`s`),\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB;\n")]
+    [InlineData("CREATE TABLE t (id bigint DEFAULT nextval(dns_db.s), n int DEFAULT 1.5e-07);\n",
+        "CREATE TABLE t (id bigint DEFAULT nextval(`TARGET`.s), n int DEFAULT 1.5e-07);\n")]
+    [InlineData("CREATE TABLE `c` (\n  `p` int(11),\n  CONSTRAINT `fk` FOREIGN KEY (`p`) REFERENCES `other`.`parent` (`id`) ON DELETE CASCADE\n) ENGINE=InnoDB;\n",
+        "CREATE TABLE `c` (\n  `p` int(11),\n  CONSTRAINT `fk` FOREIGN KEY (`p`) REFERENCES `other`.`parent` (`id`) ON DELETE CASCADE\n) ENGINE=InnoDB;\n")]
+    public void Points_a_tables_source_qualifiers_at_the_target(string input, string expected)
+    {
+        foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db"));
+            Assert.Equal(expected.Replace("TARGET", Target, StringComparison.Ordinal),
+                Encoding.UTF8.GetString(DumpFilterRunner.Run(filter.CopyAsync, Utf8(input), pattern)));
+        }
+    }
+
+    /// <summary>A default drawing from another database's sequence, or a MERGE table over its tables, would write there.</summary>
+    [Theory]
+    [InlineData("CREATE TABLE `t` (`id` bigint DEFAULT nextval(`other`.`s`), `x` int);\nINSERT INTO `t` (`x`) VALUES (1);\n")]
+    [InlineData("CREATE TABLE t (id bigint DEFAULT NEXT VALUE FOR other.s);\n")]
+    [InlineData("CREATE TABLE `m` (`id` int) ENGINE=MRG_MyISAM UNION=(`other`.`o`) INSERT_METHOD=LAST;\n")]
+    public void Refuses_a_table_over_another_databases_sequence_or_tables(string input)
+    {
+        foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db"));
+            var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, Utf8(input), pattern);
+            Assert.NotNull(e);
+            Assert.Contains("over a sequence or table of another database (other) at byte 0", e.Message, StringComparison.Ordinal);
         }
     }
 
@@ -538,12 +582,13 @@ public sealed class MySqlDumpFilterTests
             "/*!50717 SELECT COUNT(*) INTO @rocksdb_has_p_s_session_variables FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'performance_schema' AND TABLE_NAME = 'session_variables' */;",
             "/*!50717 PREPARE s FROM @rocksdb_get_is_supported */;", "/*!50717 EXECUTE s */;", "/*!50717 DEALLOCATE PREPARE s */;",
             "/*!50112 PREPARE s FROM @disable_bulk_load */;", "/*!50112 EXECUTE s */;", "/*!50112 DEALLOCATE PREPARE s */;",
+            "LOCK TABLES `t` WRITE;", "UNLOCK TABLES;",
         })
         {
             Assert.Contains(dropped, expected, StringComparison.Ordinal);
             expected = expected.Replace(dropped, "", StringComparison.Ordinal);
         }
-        AssertFilters(input, Utf8(expected), Target, null, 7);
+        AssertFilters(input, Utf8(expected), Target, null, 9);
     }
 
     [Theory]
@@ -608,6 +653,8 @@ public sealed class MySqlDumpFilterTests
             "USE `dns_db`;",
             "ALTER DATABASE `dns_db` CHARACTER SET utf8mb3 COLLATE utf8mb3_general_ci ;",
             "ALTER DATABASE `dns_db` CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci ;",
+            "LOCK TABLES `records` WRITE;",
+            "UNLOCK TABLES;",
         })
         {
             Assert.Contains(statement, text, StringComparison.Ordinal);
@@ -672,7 +719,7 @@ public sealed class MySqlDumpFilterTests
         },
         {
             "INSERT INTO t VALUES ('dns_db.t');\nCREATE TABLE x (a INT REFERENCES dns_db.t (a));\n",
-            "INSERT INTO t VALUES ('dns_db.t');\nCREATE TABLE x (a INT REFERENCES dns_db.t (a));\n"
+            $"INSERT INTO t VALUES ('dns_db.t');\nCREATE TABLE x (a INT REFERENCES {Quoted}.t (a));\n"
         },
         {
             "CREATE OR REPLACE VIEW dns_db.v AS SELECT a.b.dns_db.c, x.dns_db FROM t;",
@@ -958,11 +1005,19 @@ public sealed class MySqlDumpFilterTests
             -- Dumping data for table `records`
             --
 
-            LOCK TABLES `records` WRITE;
+            
+            """),
+        Drop("LOCK TABLES `records` WRITE;"),
+        Keep("""
+            
             /*!40000 ALTER TABLE `records` DISABLE KEYS */;
             INSERT INTO `records` VALUES (1,'USE `dns_db`;','-- not a comment'),(2,'it\'s /* not */ a \"quote\"\\','DROP DATABASE `dns_db`;'),(3,'x''y # no',NULL),(4,'emoji 🦀 ; \n\r\0\Z',0x00FF27);
             /*!40000 ALTER TABLE `records` ENABLE KEYS */;
-            UNLOCK TABLES;
+            
+            """),
+        Drop("UNLOCK TABLES;"),
+        Keep("""
+            
             /*!50003 SET @saved_cs_client      = @@character_set_client */ ;
             /*!50003 SET @saved_cs_results     = @@character_set_results */ ;
             /*!50003 SET @saved_col_connection = @@collation_connection */ ;

@@ -90,6 +90,8 @@ public sealed class MySqlDumpFilter
     private string createdTable = "";
     private bool engineNext;
     private bool directoryNext;
+    private bool referenceNext;
+    private bool candidateIsReference;
     private int createTableTokens;
     private bool setvalClosed;
     private bool gapLineStart = true;
@@ -240,7 +242,6 @@ public sealed class MySqlDumpFilter
         AlterTableClause,
         CreateTableBody,
         SetvalArguments,
-        LockTableNames,
         InsertHead,
         InsertColumns,
         InsertValues,
@@ -595,7 +596,7 @@ public sealed class MySqlDumpFilter
     /// (whose blocks <see cref="MySqlBodyBlocks"/> follows) would start a statement this filter never saw.
     /// </summary>
     private bool SemicolonInside(int i) =>
-        buf[i] == ';' && !objectMode && sink.Mode != Disposition.Drop && !(delimiter.Length == 1 && delimiter[0] == ';');
+        buf[i] == ';' && bodyBlocks is null && sink.Mode != Disposition.Drop && !(delimiter.Length == 1 && delimiter[0] == ';');
 
     private DumpFilterException SemicolonUnderDelimiter(int i) =>
         Refuse("a ';' inside a statement under a DELIMITER of its own, at which the server would start another statement", bufferBase + i);
@@ -1581,6 +1582,10 @@ public sealed class MySqlDumpFilter
                     createTableTokens = 0;
                     engineNext = false;
                     directoryNext = false;
+                    referenceNext = false;
+                    // Its names are followed as an object statement's are: a qualifier naming the source is pointed at the target.
+                    objectMode = true;
+                    lastTokenStart = unitStart + start;
                     goto case Step.CreateTableBody;
                 }
 
@@ -1638,6 +1643,12 @@ public sealed class MySqlDumpFilter
 
                 engineNext = kind == TokenKind.Word && Is(text, "ENGINE"u8);
                 directoryNext = kind == TokenKind.Word && (Is(text, "DATA"u8) || Is(text, "INDEX"u8));
+                if (NameToken(kind, text, unitStart + start, unitStart + end))
+                {
+                    candidateIsReference = referenceNext;
+                }
+
+                referenceNext = kind == TokenKind.Word && Is(text, "REFERENCES"u8);
                 return;
             case Step.InsertHead:
                 if (kind == TokenKind.Word && (Is(text, "INTO"u8) || Is(text, "IGNORE"u8)
@@ -1668,22 +1679,15 @@ public sealed class MySqlDumpFilter
 
                 throw Refuse("an INSERT that is not of VALUES");
             case Step.LockTables:
+                // Left out: mysqldump's LOCK TABLES ... WRITE around a table's rows only speeds a MyISAM load up,
+                // and a table whose default draws from a sequence cannot be written under it (the sequence is not locked).
                 if (kind == TokenKind.Word && (Is(text, "TABLES"u8) || Is(text, "TABLE"u8)))
                 {
-                    sink.Release();
-                    step = Step.LockTableNames;
+                    LeaveOut();
                     return;
                 }
 
                 throw Refuse($"{A(verb)} {Words(text)} statement");
-            case Step.LockTableNames:
-                // Names, aliases and lock types: a qualified name would lock another database's table.
-                if (kind == TokenKind.Word && text.Contains((byte)'.'))
-                {
-                    throw Refuse($"{A(verb)} TABLES statement on a table of another database");
-                }
-
-                return;
             case Step.StartStopChange:
                 if (kind == TokenKind.Word && Is(text, "TRANSACTION"u8) && Is(verb, "START"u8))
                 {
@@ -2088,14 +2092,22 @@ public sealed class MySqlDumpFilter
             return;
         }
 
+        NameToken(kind, text, start, end);
+    }
+
+    /// <summary>A name that may be a qualifier (the next token tells): one of the source is held to be pointed at the target.</summary>
+    /// <returns>Whether it waits for the next token.</returns>
+    private bool NameToken(TokenKind kind, ReadOnlySpan<byte> text, long start, long end)
+    {
         var name = kind == TokenKind.Ident || (kind == TokenKind.String && tokenDoubleQuoted)
             || (kind == TokenKind.Word && text[0] != '@' && !IsNumber(text));
         if (!name || tokenAfterDot || tokenOverflow)
         {
-            return;
+            return false;
         }
 
         candidatePending = true;
+        candidateIsReference = false;
         candidateIsObjectName = objectNameNext && !(kind == TokenKind.Word && (Is(text, "IF"u8) || Is(text, "NOT"u8) || Is(text, "EXISTS"u8)));
         objectNameNext &= !candidateIsObjectName;
         candidateStart = start;
@@ -2107,6 +2119,8 @@ public sealed class MySqlDumpFilter
         {
             HoldFrom(start);
         }
+
+        return true;
     }
 
     /// <summary>Holds from <paramref name="start"/> (a whole token in the current buffer) on.</summary>
@@ -2176,19 +2190,33 @@ public sealed class MySqlDumpFilter
             throw Refuse($"a CREATE {Words(objectWord)} statement of an object in another database ({Printable(candidateText.Span)})");
         }
 
-        if (dot && otherQualifiers.Count < MaxReported)
+        if (!dot || !IsOtherDatabase(candidateText.Span))
+        {
+            return;
+        }
+
+        // A table's foreign key may reference another database's table (the server only reads it); its
+        // default drawing from another database's sequence, or a MERGE table over its tables, would write there.
+        if (step == Step.CreateTableBody && !candidateIsReference)
+        {
+            throw new DumpFilterException(
+                $"the dump creates table {Printable(Encoding.UTF8.GetBytes(createdTable))} over a sequence or table of another database "
+                + $"({Printable(candidateText.Span)}) at byte {unitStart}: the restore and the copy would write there; refused");
+        }
+
+        if (otherQualifiers.Count < MaxReported)
         {
             RecordOtherQualifier(candidateText.Span);
         }
     }
 
+    /// <summary>Neither the target, a trigger's rows, nor a system schema.</summary>
+    private bool IsOtherDatabase(ReadOnlySpan<byte> name) =>
+        !(name.SequenceEqual(targetBytes) || Is(name, "NEW"u8) || Is(name, "OLD"u8) || Is(name, "information_schema"u8)
+            || Is(name, "performance_schema"u8) || name.SequenceEqual("mysql"u8) || name.SequenceEqual("sys"u8));
+
     private void RecordOtherQualifier(ReadOnlySpan<byte> name)
     {
-        if (name.SequenceEqual(targetBytes) || Is(name, "NEW"u8) || Is(name, "OLD"u8) || Is(name, "information_schema"u8)
-            || Is(name, "performance_schema"u8) || name.SequenceEqual("mysql"u8) || name.SequenceEqual("sys"u8))
-        {
-            return; // the target, a trigger's rows, a system schema
-        }
 
         Span<char> chars = stackalloc char[TokenCap];
         var text = chars[..Encoding.UTF8.GetChars(name, chars)];

@@ -10,7 +10,8 @@ namespace VyaBackupDb.Engines.MySql;
 /// the "replaced" database. A table with triggers cannot move to another database: the staging
 /// tables' triggers and views are read and dropped before, and created again in the target with
 /// the staging name pointed at it (with the routines and events); the old tables' triggers go with
-/// them aside and are dropped after.
+/// them aside and are dropped after. Column defaults naming the staging database (a sequence's
+/// nextval) are pointed at the target, as the objects are.
 /// </summary>
 /// <remarks>
 /// Until the RENAME the target is unchanged, triggers included; after it the target holds the new
@@ -32,6 +33,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     {
         var replaced = RestoreStaging.ReplacedName(target);
         List<SchemaObject> newObjects;
+        List<(string Table, string Column, string Default)> stagingDefaults;
         var aside = new List<(string Table, string Aside)>();
         bool targetExists;
         var createdTarget = false;
@@ -41,6 +43,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         {
             // Until the RENAME the target's data is untouched.
             newObjects = await ReadObjectsAsync(staging, cancellationToken).ConfigureAwait(false);
+            stagingDefaults = await DefaultsNamingAsync(staging, cancellationToken).ConfigureAwait(false);
             foreach (var o in newObjects.Where(o => o.Kind is Kind.Trigger or Kind.View))
             {
                 await DropAsync(staging, o, cancellationToken).ConfigureAwait(false);
@@ -102,6 +105,11 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                     oldTablesAreIn = $"'{replaced}'";
                 }
                 await ExecuteWithCommentAsync($"ALTER DATABASE {Q(target)} {options.Clause}", options.Comment, CancellationToken.None).ConfigureAwait(false);
+            }
+            foreach (var (table, column, expression) in stagingDefaults)
+            {
+                await ExecuteAsync($"ALTER TABLE {Q(target)}.{Q(table)} ALTER COLUMN {Q(column)} SET DEFAULT ("
+                    + expression.Replace(Q(staging), Q(target), StringComparison.Ordinal) + ")", CancellationToken.None).ConfigureAwait(false);
             }
             await CreateAllAsync(newObjects, CancellationToken.None).ConfigureAwait(false);
             foreach (var name in swapOptions.EventsToEnable)
@@ -287,6 +295,26 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     private async Task<List<string>> TablesAsync(string database, CancellationToken cancellationToken) =>
         [.. (await NamesAsync("SELECT '', TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_TYPE <> 'VIEW'",
             database, cancellationToken).ConfigureAwait(false)).Select(n => n.Name)];
+
+    /// <summary>
+    /// Column defaults that name the staging database (MariaDB's nextval(`db`.`sequence`), which the dump filter
+    /// points at it): RENAME TABLE keeps them, so they are pointed at the target once the tables are there.
+    /// </summary>
+    private async Task<List<(string Table, string Column, string Default)>> DefaultsNamingAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_DEFAULT FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = @db AND LOCATE(@quoted, COLUMN_DEFAULT) > 0",
+            connection);
+        command.Parameters.AddWithValue("@db", database);
+        command.Parameters.AddWithValue("@quoted", Q(database));
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var defaults = new List<(string, string, string)>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            defaults.Add((reader.GetString(0), reader.GetString(1), reader.GetString(2)));
+        }
+        return defaults;
+    }
 
     private async Task<bool> ExistsAsync(string database, CancellationToken cancellationToken) =>
         (await NamesAsync("SELECT '', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = @db", database, cancellationToken)
