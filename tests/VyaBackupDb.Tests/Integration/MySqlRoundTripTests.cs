@@ -226,6 +226,78 @@ public sealed class MySqlRoundTripTests : IAsyncLifetime
         Assert.Equal(1L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM v_path"), System.Globalization.CultureInfo.InvariantCulture));
         Assert.Equal(2L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM v_quote"), System.Globalization.CultureInfo.InvariantCulture));
     }
+    /// <summary>
+    /// A view, routine, trigger or event reads and compares its literals under the character set
+    /// and collation it was created under. The swap re-created them under its own utf8mb4 session:
+    /// 'abc' = 'ABC' created under utf8mb4_bin became true, and a latin1 'é' a utf8mb4 one. The
+    /// database collation each records (here not the database's own) comes back too. Both engines.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(0)]
+    [InlineData(4)]
+    public async Task Objects_keep_the_character_set_and_collation_they_were_created_under(int jobs)
+    {
+        await TestServers.RequireMySqlAsync();
+        var instance = MySqlTestDb.Instance(jobs);
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source,
+            "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(10), bin_hit INT, lat VARCHAR(40))",
+            "SET NAMES utf8mb4 COLLATE utf8mb4_bin",
+            "CREATE FUNCTION f_bin() RETURNS INT DETERMINISTIC RETURN 'abc' = 'ABC'",
+            "CREATE PROCEDURE p_bin() SELECT 'abc' = 'ABC' AS eq",
+            "CREATE VIEW v_bin AS SELECT 'abc' = 'ABC' AS eq",
+            "CREATE TRIGGER tr_bin BEFORE INSERT ON t FOR EACH ROW SET NEW.bin_hit = ('abc' = 'ABC')",
+            "CREATE EVENT ev_bin ON SCHEDULE EVERY 1 DAY DISABLE DO SELECT 'abc' = 'ABC'");
+        // This driver sends UTF-8: the server converts each statement to latin1 and runs it as a
+        // latin1 client's would be ('é' is the byte E9).
+        string[] latin1 =
+        [
+            "CREATE FUNCTION f_lat() RETURNS VARCHAR(40) DETERMINISTIC RETURN CONCAT('é', COLLATION('x'))",
+            "CREATE PROCEDURE p_lat() SELECT CONCAT('é', COLLATION('x')) AS l",
+            "CREATE VIEW v_lat AS SELECT CONCAT('é', COLLATION('x')) AS l",
+            "CREATE TRIGGER tr_lat BEFORE INSERT ON t FOR EACH ROW SET NEW.lat = CONCAT('é', COLLATION('x'))",
+            "CREATE EVENT ev_lat ON SCHEDULE EVERY 1 DAY DISABLE DO SELECT 'é'",
+        ];
+        await using (var connection = await MySqlTestDb.OpenAsync(source))
+        {
+            foreach (var sql in latin1)
+            {
+                await using var command = new MySqlConnector.MySqlCommand(
+                    "SET NAMES latin1; EXECUTE IMMEDIATE CONVERT(CONVERT(CONVERT(@p0 USING utf8mb4) USING latin1) USING binary); SET NAMES utf8mb4", connection);
+                command.Parameters.AddWithValue("@p0", System.Text.Encoding.UTF8.GetBytes(sql));
+                await command.ExecuteNonQueryAsync();
+            }
+        }
+        await MySqlTestDb.ExecAsync(null, $"ALTER DATABASE {MySqlTestDb.Quote(source)} CHARACTER SET latin1 COLLATE latin1_german1_ci");
+        var results = new[]
+        {
+            "SELECT f_bin()", "SELECT eq FROM v_bin", "SELECT f_lat()", "SELECT l FROM v_lat",
+            "INSERT INTO t (id, s) VALUES (1, 'abc')", "SELECT CONCAT(bin_hit, ' ', lat) FROM t", "DELETE FROM t",
+        };
+        async Task<string> ResultsAsync(string db)
+        {
+            var values = new List<string>();
+            foreach (var sql in results)
+            {
+                values.Add(Convert.ToString(await MySqlTestDb.ScalarAsync(db, sql), System.Globalization.CultureInfo.InvariantCulture) ?? "<null>");
+            }
+            values.Add(Convert.ToString(await MySqlTestDb.ScalarAsync(db, "SELECT HEX(ROUTINE_DEFINITION) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = @p0 AND ROUTINE_NAME = 'f_lat'", db),
+                System.Globalization.CultureInfo.InvariantCulture)!);
+            return string.Join(" | ", values);
+        }
+        var sourceResults = await ResultsAsync(source);
+        Assert.Equal("0 | 0 | élatin1_swedish_ci | élatin1_swedish_ci |  | 0 élatin1_swedish_ci |  | "
+            + Convert.ToHexString("RETURN CONCAT('é', COLLATION('x'))"u8), sourceResults);
+        var before = await MySqlTestDb.FingerprintAsync(source);
+        Assert.EndsWith("created under latin1 latin1_swedish_ci database utf8mb4_unicode_ci", before.Lines.Single(l => l.StartsWith("routine f_lat", StringComparison.Ordinal)), StringComparison.Ordinal);
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = _scratch.MySqlName();
+
+        await Ops.RestoreAsync(instance, file, target);
+
+        Assert.Equal(sourceResults, await ResultsAsync(target));
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), $"the restored copy (jobs {jobs})");
+    }
 
     /// <summary>
     /// MariaDB writes a sequence default as nextval(`source`.`s`): the copy drew its numbers from the source's

@@ -79,7 +79,8 @@ public static class MySqlTestDb
 
     /// <summary>
     /// Every base table's rows hashed from their exact bytes (SHA2 of each value, NULL marked
-    /// apart from any value), plus columns, partitions, routines, triggers, events and views.
+    /// apart from any value), plus columns, partitions, routines, triggers, events and views (with
+    /// the character set, collation and database collation each was created under).
     /// </summary>
     public static async Task<DbFingerprint> FingerprintAsync(string database)
     {
@@ -133,29 +134,29 @@ public static class MySqlTestDb
             lines.Add($"partition {row[0]}.{row[1]}: {row[2]} {row[3]} {row[4]}");
         }
         await foreach (var row in QueryAsync(connection,
-            "SELECT ROUTINE_NAME, ROUTINE_TYPE, IFNULL(DTD_IDENTIFIER, ''), SHA2(ROUTINE_DEFINITION, 256) "
+            "SELECT ROUTINE_NAME, ROUTINE_TYPE, IFNULL(DTD_IDENTIFIER, ''), SHA2(ROUTINE_DEFINITION, 256), CHARACTER_SET_CLIENT, COLLATION_CONNECTION, DATABASE_COLLATION "
             + "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = @p0", database))
         {
-            lines.Add($"routine {row[0]}: {row[1]} returns={row[2]} body={row[3]}");
+            lines.Add($"routine {row[0]}: {row[1]} returns={row[2]} body={row[3]} created under {row[4]} {row[5]} database {row[6]}");
         }
         await foreach (var row in QueryAsync(connection,
-            "SELECT TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, EVENT_OBJECT_TABLE, SHA2(ACTION_STATEMENT, 256) "
+            "SELECT TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, EVENT_OBJECT_TABLE, SHA2(ACTION_STATEMENT, 256), CHARACTER_SET_CLIENT, COLLATION_CONNECTION, DATABASE_COLLATION "
             + "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = @p0 AND BINARY TRIGGER_SCHEMA = @p0", database))
         {
-            lines.Add($"trigger {row[0]}: {row[1]} {row[2]} ON {row[3]} body={row[4]}");
+            lines.Add($"trigger {row[0]}: {row[1]} {row[2]} ON {row[3]} body={row[4]} created under {row[5]} {row[6]} database {row[7]}");
         }
         await foreach (var row in QueryAsync(connection,
-            "SELECT EVENT_NAME, STATUS, EVENT_TYPE, IFNULL(INTERVAL_VALUE, ''), IFNULL(INTERVAL_FIELD, ''), SHA2(EVENT_DEFINITION, 256) "
+            "SELECT EVENT_NAME, STATUS, EVENT_TYPE, IFNULL(INTERVAL_VALUE, ''), IFNULL(INTERVAL_FIELD, ''), SHA2(EVENT_DEFINITION, 256), CHARACTER_SET_CLIENT, COLLATION_CONNECTION, DATABASE_COLLATION "
             + "FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @p0 AND BINARY EVENT_SCHEMA = @p0", database))
         {
-            lines.Add($"event {row[0]}: {row[1]} {row[2]} every {row[3]} {row[4]} body={row[5]}");
+            lines.Add($"event {row[0]}: {row[1]} {row[2]} every {row[3]} {row[4]} body={row[5]} created under {row[6]} {row[7]} database {row[8]}");
         }
         await foreach (var row in QueryAsync(connection,
-            "SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = @p0", database))
+            "SELECT TABLE_NAME, VIEW_DEFINITION, CHARACTER_SET_CLIENT, COLLATION_CONNECTION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = @p0", database))
         {
             // The server writes the view's own database into its definition; leave it out.
             var definition = row[1].Replace(Quote(database) + ".", "", StringComparison.Ordinal);
-            lines.Add($"view {row[0]}: {definition}");
+            lines.Add($"view {row[0]}: {definition} created under {row[2]} {row[3]}");
         }
         return new DbFingerprint(lines);
     }

@@ -26,8 +26,12 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     private enum Kind { Function, Procedure, View, Trigger, Event }
 
     /// <param name="SqlMode">The sql_mode it was created under (null for views).</param>
+    /// <param name="Charset">The character_set_client it was created under: how the server read its text.</param>
+    /// <param name="Collation">The collation_connection it was created under: how its literals compare.</param>
+    /// <param name="DatabaseCollation">The database's collation when it was created (null for views, which record none).</param>
     /// <param name="TimeZone">An event's time zone.</param>
-    private sealed record SchemaObject(Kind Kind, string Name, string Create, string? SqlMode, string? TimeZone = null);
+    private sealed record SchemaObject(Kind Kind, string Name, string Create, string? SqlMode, string Charset, string Collation,
+        string? DatabaseCollation, string? TimeZone = null);
 
     public async Task<IReadOnlyList<string>> RunAsync(SwapOptions swapOptions, CancellationToken cancellationToken)
     {
@@ -188,6 +192,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     private async Task CreateAllAsync(IReadOnlyList<SchemaObject> objects, CancellationToken cancellationToken)
     {
         await connection.ChangeDatabaseAsync(target, cancellationToken).ConfigureAwait(false);
+        var session = await CharsetAsync(cancellationToken).ConfigureAwait(false);
         var pending = objects.OrderBy(o => o.Kind).ToList();
         while (pending.Count > 0)
         {
@@ -197,7 +202,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             {
                 try
                 {
-                    await CreateAsync(o, cancellationToken).ConfigureAwait(false);
+                    await CreateAsync(o, session, cancellationToken).ConfigureAwait(false);
                 }
                 catch (OperationFailedException e) when (o.Kind == Kind.View)
                 {
@@ -214,7 +219,8 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         }
     }
 
-    private async Task CreateAsync(SchemaObject o, CancellationToken cancellationToken)
+    /// <param name="session">The session's own character set and collations, set back after each object.</param>
+    private async Task CreateAsync(SchemaObject o, SessionCharset session, CancellationToken cancellationToken)
     {
         await SetSqlModeAsync(o.SqlMode ?? ShowCreateSqlMode, cancellationToken).ConfigureAwait(false);
         if (o.TimeZone is not null)
@@ -229,12 +235,100 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         var sql = o.Create.Replace(Q(staging), Q(target), StringComparison.Ordinal);
         try
         {
-            await ExecuteAsync(sql, cancellationToken).ConfigureAwait(false);
+            // The character set and collation it was created under decide what its literals are and
+            // how they compare; a routine, trigger or event also keeps the database collation then.
+            if (o.DatabaseCollation is not null && o.DatabaseCollation != session.DatabaseCollation)
+            {
+                await SetDatabaseCollationAsync(o.DatabaseCollation, cancellationToken).ConfigureAwait(false);
+            }
+            try
+            {
+                await ExecuteUnderAsync(sql, o.Charset, o.Collation, session, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (o.DatabaseCollation is not null && o.DatabaseCollation != session.DatabaseCollation)
+                {
+                    await SetDatabaseCollationAsync(session.DatabaseCollation, CancellationToken.None).ConfigureAwait(false);
+                }
+            }
         }
         catch (OperationFailedException e)
         {
             throw new OperationFailedException($"{o.Kind.ToString().ToLowerInvariant()} {Q(o.Name)}: {e.Message}", e);
         }
+        catch (MySqlException e)
+        {
+            throw new OperationFailedException($"{o.Kind.ToString().ToLowerInvariant()} {Q(o.Name)}: {e.Message}", e);
+        }
+    }
+
+    /// <param name="DatabaseCollation">The target's default collation.</param>
+    private sealed record SessionCharset(string Client, string Connection, string DatabaseCollation);
+
+    private async Task<SessionCharset> CharsetAsync(CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand(
+            "SELECT @@character_set_client, @@collation_connection, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()",
+            connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        return new SessionCharset(reader.GetString(0), reader.GetString(1), reader.GetString(2));
+    }
+
+    private async Task SetDatabaseCollationAsync(string collation, CancellationToken cancellationToken) =>
+        // A collation name the server itself reported; quoted anyway.
+        await ExecuteAsync($"ALTER DATABASE {Q(target)} COLLATE {Q(collation)}", cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// Runs <paramref name="sql"/> with character_set_client and collation_connection as given, as a
+    /// client of that character set would have sent it. This session sends UTF-8: text that is
+    /// ASCII, or in a UTF-8 character set, is the same bytes; other text the server converts to
+    /// <paramref name="charset"/> and runs as a prepared statement (MariaDB prepares any CREATE;
+    /// MySQL no routine, trigger or event, which then fails rather than change its literals).
+    /// </summary>
+    private async Task ExecuteUnderAsync(string sql, string charset, string collation, SessionCharset session, CancellationToken cancellationToken)
+    {
+        var sameBytes = sql.All(char.IsAscii) || charset.StartsWith("utf8", StringComparison.OrdinalIgnoreCase);
+        if (!sameBytes)
+        {
+            // Still on this session's UTF-8; binary, so that PREPARE takes the bytes as they are.
+            // A character the set cannot hold (the target's name, say) would become '?'.
+            await using var text = new MySqlCommand(
+                $"SET @vya_definition = CONVERT(CONVERT(@text USING {Q(charset)}) USING binary); "
+                + $"SELECT BINARY CONVERT(CONVERT(@text USING {Q(charset)}) USING utf8mb4) = BINARY @text", connection);
+            text.Parameters.AddWithValue("@text", sql);
+            if (Convert.ToInt64(await text.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture) != 1)
+            {
+                throw new OperationFailedException($"its definition in '{target}' has characters its character set {charset} cannot hold");
+            }
+        }
+        await SetCharsetAsync(charset, collation, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (sameBytes)
+            {
+                await ExecuteAsync(sql, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await ExecuteAsync("PREPARE vya_definition FROM @vya_definition", cancellationToken).ConfigureAwait(false);
+                await ExecuteAsync("EXECUTE vya_definition", cancellationToken).ConfigureAwait(false);
+                await ExecuteAsync("DEALLOCATE PREPARE vya_definition", cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            await SetCharsetAsync(session.Client, session.Connection, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private async Task SetCharsetAsync(string charset, string collation, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand("SET SESSION character_set_client = @charset, collation_connection = @collation", connection);
+        command.Parameters.AddWithValue("@charset", charset);
+        command.Parameters.AddWithValue("@collation", collation);
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -260,33 +354,26 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             database, cancellationToken).ConfigureAwait(false))
         {
             var kind = type == "FUNCTION" ? Kind.Function : Kind.Procedure;
-            var row = await ShowCreateAsync($"SHOW CREATE {type} {Q(database)}.{Q(name)}", cancellationToken).ConfigureAwait(false);
-            objects.Add(new SchemaObject(kind, name, Text(row[2], kind, name), (string?)row[1]));
+            objects.Add(await ShowCreateAsync(kind, database, name, $"Create {(kind == Kind.Function ? "Function" : "Procedure")}", cancellationToken).ConfigureAwait(false));
         }
         foreach (var (_, name) in await NamesAsync(
             "SELECT '', TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = @db", database, cancellationToken).ConfigureAwait(false))
         {
-            var row = await ShowCreateAsync($"SHOW CREATE VIEW {Q(database)}.{Q(name)}", cancellationToken).ConfigureAwait(false);
-            objects.Add(new SchemaObject(Kind.View, name, Text(row[1], Kind.View, name), null));
+            objects.Add(await ShowCreateAsync(Kind.View, database, name, "Create View", cancellationToken).ConfigureAwait(false));
         }
         foreach (var (_, name) in await NamesAsync(
             "SELECT '', TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = @db AND BINARY TRIGGER_SCHEMA = @db ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
             database, cancellationToken).ConfigureAwait(false))
         {
-            var row = await ShowCreateAsync($"SHOW CREATE TRIGGER {Q(database)}.{Q(name)}", cancellationToken).ConfigureAwait(false);
-            objects.Add(new SchemaObject(Kind.Trigger, name, Text(row[2], Kind.Trigger, name), (string?)row[1]));
+            objects.Add(await ShowCreateAsync(Kind.Trigger, database, name, "SQL Original Statement", cancellationToken).ConfigureAwait(false));
         }
         foreach (var (_, name) in await NamesAsync(
             "SELECT '', EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @db AND BINARY EVENT_SCHEMA = @db", database, cancellationToken).ConfigureAwait(false))
         {
-            var row = await ShowCreateAsync($"SHOW CREATE EVENT {Q(database)}.{Q(name)}", cancellationToken).ConfigureAwait(false);
-            objects.Add(new SchemaObject(Kind.Event, name, Text(row[3], Kind.Event, name), (string?)row[1], (string?)row[2]));
+            objects.Add(await ShowCreateAsync(Kind.Event, database, name, "Create Event", cancellationToken).ConfigureAwait(false));
         }
         return objects;
     }
-
-    private static string Text(object? value, Kind kind, string name) => value as string
-        ?? throw new OperationFailedException($"cannot read the definition of {kind.ToString().ToLowerInvariant()} {Q(name)} (missing privilege?)");
 
     private async Task DropAsync(string database, SchemaObject o, CancellationToken cancellationToken) =>
         await ExecuteAsync($"DROP {o.Kind.ToString().ToUpperInvariant()} IF EXISTS {Q(database)}.{Q(o.Name)}", cancellationToken).ConfigureAwait(false);
@@ -391,20 +478,28 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         return names;
     }
 
-    private async Task<object?[]> ShowCreateAsync(string sql, CancellationToken cancellationToken)
+    /// <summary>An object's definition and what it was created under, from SHOW CREATE (its column <paramref name="textColumn"/> holds the text).</summary>
+    private async Task<SchemaObject> ShowCreateAsync(Kind kind, string database, string name, string textColumn, CancellationToken cancellationToken)
     {
+        var sql = $"SHOW CREATE {kind.ToString().ToUpperInvariant()} {Q(database)}.{Q(name)}";
         await using var command = new MySqlCommand(sql, connection);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             throw new OperationFailedException($"{sql}: no definition returned");
         }
-        var row = new object?[reader.FieldCount];
-        for (var i = 0; i < row.Length; i++)
+        string? Column(string column)
         {
-            row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i) is byte[] bytes ? System.Text.Encoding.UTF8.GetString(bytes) : reader.GetValue(i);
+            var i = Enumerable.Range(0, reader.FieldCount).FirstOrDefault(i => reader.GetName(i) == column, -1);
+            return i < 0 || reader.IsDBNull(i) ? null
+                : reader.GetValue(i) is byte[] bytes ? System.Text.Encoding.UTF8.GetString(bytes) : Convert.ToString(reader.GetValue(i), System.Globalization.CultureInfo.InvariantCulture);
         }
-        return row;
+        var text = Column(textColumn)
+            ?? throw new OperationFailedException($"cannot read the definition of {kind.ToString().ToLowerInvariant()} {Q(name)} (missing privilege?)");
+        return new SchemaObject(kind, name, text, Column("sql_mode"),
+            Column("character_set_client") ?? throw new OperationFailedException($"{sql}: no character_set_client returned"),
+            Column("collation_connection") ?? throw new OperationFailedException($"{sql}: no collation_connection returned"),
+            Column("Database Collation"), Column("time_zone"));
     }
 
     private Task ExecuteAsync(string sql, CancellationToken cancellationToken) => MySqlEngine.Execute(connection, sql, cancellationToken);
