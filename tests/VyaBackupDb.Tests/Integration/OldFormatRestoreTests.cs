@@ -479,7 +479,12 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
     [InlineData("CREATE VIEW `vv` AS SELECT `id` FROM `{other}`.`o`;\nINSERT INTO `vv` VALUES (7);\n", "an INSERT into a view (vv)")]
     [InlineData("CREATE TABLE `m` (`id` int) ENGINE=MRG_MyISAM UNION=(`{other}`.`o`) INSERT_METHOD=LAST;\nINSERT INTO `m` VALUES (7);\n",
         "creates table m over a sequence or table of another database")]
-    [InlineData("CREATE TABLE `x` (`a` int) AUTO_INCREMENT=1.SELECT `id` FROM `{other}`.`o`;\n", "a CREATE TABLE ... SELECT statement")]
+    // The server decodes '\gbk' to gbk (then 0x81 0x5c is one character); 1.SELECT is the number 1. and the keyword SELECT.
+    [InlineData("SET NAMES '\\gbk';\nCREATE TABLE `x` (`a` varbinary(10));\nINSERT INTO `x` VALUES ('\u4e01\\'); DROP TABLE `{other}`.`o`; -- ');\n",
+        "sets the client character set to \\gbk")]
+    [InlineData("SET sql_mode = '\\NO_BACKSLASH_ESCAPES';\nCREATE TABLE `x` (`a` varbinary(10));\nINSERT INTO `x` VALUES ('\\'); DROP TABLE `{other}`.`o`; -- ');\n",
+        "a SET sql_mode to a value this check cannot read")]
+    [InlineData("CREATE TABLE `x` (`a` int) AUTO_INCREMENT=1.SELECT `id` AS `b` FROM `{other}`.`o`;\n", "a CREATE TABLE ... SELECT statement")]
     public async Task A_planted_mysql_dump_is_refused_and_touches_neither_its_target_nor_another_database(string payload, string expected)
     {
         await TestServers.RequireMySqlAsync();

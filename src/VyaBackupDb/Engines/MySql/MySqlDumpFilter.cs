@@ -57,6 +57,7 @@ public sealed class MySqlDumpFilter
     private const int MaxReported = 1000;
     private const int MaxRewind = 256;
     private const int MaxRowWord = 64;
+    private const int MaxNumber = 256;
 
     /// <summary>Bytes a scanner needs after a '/' to read a conditional comment's marker and version.</summary>
     private const int ConditionalLookahead = 4 + 7;
@@ -112,7 +113,7 @@ public sealed class MySqlDumpFilter
     private long unitStart;
     private bool inConditional;
     private bool skippedConditional;
-    private bool skipVersionDigits;
+    private readonly bool mariaDbLexer;
 
     // Classification of the current statement.
     private byte[] verb = [];
@@ -127,6 +128,13 @@ public sealed class MySqlDumpFilter
     private bool tokenOverflow;
     private bool tokenDoubleQuoted;
     private bool tokenHasAt;
+    private bool tokenIsName;
+    private bool dotDotNext;
+
+    // Where the last bare word (a name or keyword) ended, and where a name follows a '.' directly: the
+    // server reads what starts there as a name, never as a number or keyword (t.1abc, t.5, t.select).
+    private long lastWordEnd = -1;
+    private long nameAt = -1;
 
     // The rows of an INSERT/REPLACE ... VALUES, checked by the fast path: literals only.
     private bool rowData;
@@ -189,6 +197,7 @@ public sealed class MySqlDumpFilter
         this.options = options;
         serverSqlMode = SqlModeOf(Encoding.UTF8.GetBytes(options.ServerSqlMode ?? ""));
         serverVersion = options.Server is { } server ? VersionNumber(server.Version) : 0;
+        mariaDbLexer = options.Server is not { } known || known.Flavor == "MariaDB";
         sqlMode = serverSqlMode;
         targetBytes = Encoding.UTF8.GetBytes(targetDatabase);
         sourceBytes = options.SourceDatabase is { Length: > 0 } source ? Encoding.UTF8.GetBytes(source) : null;
@@ -222,6 +231,7 @@ public sealed class MySqlDumpFilter
         Ident,
         String,
         Punct,
+        Number,
     }
 
     private enum Step : byte
@@ -709,7 +719,6 @@ public sealed class MySqlDumpFilter
         tokenKind = TokenKind.None;
         inConditional = false;
         skippedConditional = false;
-        skipVersionDigits = false;
         return i;
     }
 
@@ -740,7 +749,6 @@ public sealed class MySqlDumpFilter
         tokenKind = TokenKind.None;
         inConditional = false;
         skippedConditional = false;
-        skipVersionDigits = false;
         return after;
     }
 
@@ -941,7 +949,7 @@ public sealed class MySqlDumpFilter
     {
         var b = buf[i];
         var before = buf[i - 1]; // DumpFilterDriver keeps the bytes before the scan start
-        if (b == 'x' && before == '0' && !IsRowWordByte(buf[i - 2]))
+        if (b == 'x' && before == '0' && !IsRowWordByte(buf[i - 2]) && buf[i - 2] != '.')
         {
             rowHexDigits = true;
             return i + 1;
@@ -953,15 +961,18 @@ public sealed class MySqlDumpFilter
             j++;
         }
 
-        if (j == end && !final && j - i <= MaxRowWord)
+        if (j + 1 >= end && !final && j - i <= MaxRowWord)
         {
             return NeedMore(i);
         }
 
         var word = buf.AsSpan(i, j - i);
+        // An exponent as the server reads one: 1e5, 1.5e-3, 1.e5 (1e alone is a name, 1e5x the number and a name).
+        var exponent = (b is (byte)'e' or (byte)'E') && (IsDigit(before) || (before == '.' && IsDigit(buf[i - 2])))
+            && (word.Length > 1 ? IsNumber(word[1..]) : At(j, end) is '+' or '-' && IsDigit(At(j + 1, end)));
         var literal = Is(word, "NULL"u8) || Is(word, "_binary"u8)
             || (word.Length == 1 && (b is (byte)'b' or (byte)'B' or (byte)'x' or (byte)'X') && At(j, end) == '\'')
-            || ((b is (byte)'e' or (byte)'E') && (IsDigit(before) || before == '.') && IsNumber(word[1..]));
+            || exponent;
         if (!literal)
         {
             throw Refuse(b == '@' ? "a variable in an INSERT's rows"
@@ -1009,16 +1020,75 @@ public sealed class MySqlDumpFilter
                 throw SemicolonUnderDelimiter(i);
             }
 
-            if (b == '.' && objectMode && !(tokenKind == TokenKind.Word && tokenHasAt))
+            if (b == '.' && !(tokenKind == TokenKind.Word && tokenHasAt))
             {
-                // In object statements a dot separates a qualifier from a name (not in @var.names).
+                // A dot is read as the server reads it (not in @var.names, which are one token).
+                if (end - i < 2 && !final)
+                {
+                    return NeedMore(i);
+                }
+
+                var next = At(i + 1, end);
                 if (tokenKind == TokenKind.Word)
                 {
+                    // "a.b": a name follows at once. Outside object statements the qualified name stays one word.
+                    if (!objectMode && IsNameByte(next))
+                    {
+                        nameAt = bufferBase + i + 1;
+                        AppendToken(b);
+                        i++;
+                        continue;
+                    }
+
                     EmitToken(i);
                     continue;
                 }
 
-                skipVersionDigits = false;
+                if (IsDigit(next) && bufferBase + i != lastWordEnd)
+                {
+                    // ".5" is a number, except right after a name ("t.5" names column 5 of t). After a
+                    // quoted name MariaDB reads a number (`t`.5abc is `t`, .5 and abc), MySQL may not: refused.
+                    if (buf[i - 1] == '`' || (buf[i - 1] == '"' && (sqlMode & SqlModeFlags.AnsiQuotes) != 0))
+                    {
+                        throw Refuse("a number right after a quoted name", bufferBase + i);
+                    }
+
+                    var number = StartNumber(i, end, final);
+                    if (number < 0)
+                    {
+                        return NeedMore(i);
+                    }
+
+                    i += number;
+                    continue;
+                }
+
+                if (mariaDbLexer && next == '.')
+                {
+                    // MariaDB's "..", as in FOR i IN 1..10: one token, after which a number or keyword may follow.
+                    dotDotNext = true;
+                    StartToken(TokenKind.Punct, i);
+                    dotDotNext = false;
+                    AppendToken(".."u8);
+                    EmitToken(i + 2);
+                    i += 2;
+                    continue;
+                }
+
+                if (IsNameByte(next))
+                {
+                    nameAt = bufferBase + i + 1;
+                }
+
+                if (!objectMode)
+                {
+                    // ".name", "." (after a quoted name): a word, as a qualified name is.
+                    StartToken(TokenKind.Word, i);
+                    AppendToken(b);
+                    i++;
+                    continue;
+                }
+
                 StartToken(TokenKind.Punct, i);
                 AppendToken(b);
                 EmitToken(i + 1);
@@ -1028,33 +1098,42 @@ public sealed class MySqlDumpFilter
 
             if (WordBytes[b])
             {
-                if (skipVersionDigits && IsDigit(b))
-                {
-                    i++;
-                    continue;
-                }
-
-                skipVersionDigits = false;
                 if (tokenKind != TokenKind.Word)
                 {
+                    if (IsDigit(b) && bufferBase + i != nameAt)
+                    {
+                        // A number, or a name that starts with digits (1abc, 0x1g, 1e).
+                        var number = StartNumber(i, end, final);
+                        if (number < 0)
+                        {
+                            return NeedMore(i);
+                        }
+
+                        if (number > 0)
+                        {
+                            i += number;
+                            continue;
+                        }
+                    }
+
                     StartToken(TokenKind.Word, i);
                 }
 
-                // The rest of the word at once (up to a possible delimiter, or a dot in an object statement).
+                // The rest of the word at once, up to a possible delimiter or a dot (decided above; in
+                // @var.names and user@host names a dot is part of the word).
                 var j = i;
                 do
                 {
                     tokenHasAt |= buf[j] == '@';
                     j++;
                 }
-                while (j < end && WordBytes[buf[j]] && buf[j] != delimiter[0] && !(buf[j] == '.' && objectMode && !tokenHasAt));
+                while (j < end && WordBytes[buf[j]] && buf[j] != delimiter[0] && (buf[j] != '.' || tokenHasAt));
 
                 AppendToken(buf.AsSpan(i, j - i));
                 i = j;
                 continue;
             }
 
-            skipVersionDigits = false;
             if (tokenKind == TokenKind.Word)
             {
                 EmitToken(i);
@@ -1118,11 +1197,10 @@ public sealed class MySqlDumpFilter
                         var marker = ConditionalMarkerLength(i, end);
                         if (marker > 0)
                         {
-                            // Executable comment: its content is code; skip the marker and version.
+                            // Executable comment: its content is code; skip the marker and the version the server reads.
                             inConditional = true;
                             skippedConditional = SkippedByServer(i, end, marker);
-                            skipVersionDigits = true;
-                            i += marker;
+                            i += marker + VersionLength(i, end, marker);
                             continue;
                         }
 
@@ -1160,6 +1238,167 @@ public sealed class MySqlDumpFilter
         }
 
         return i;
+    }
+
+    /// <summary>Letters, digits, '_', '$' and bytes above ASCII: what the server reads a name of (not '@' or '.').</summary>
+    private static bool IsNameByte(int c) => c >= 0 && c != '@' && c != '.' && WordBytes[c];
+
+    /// <summary>
+    /// At a digit, or a '.' before one, that starts a token: reads the number the server reads there as one
+    /// <see cref="TokenKind.Number"/> token and returns its length; 0 when the digits start a name instead
+    /// (<c>1abc</c>, <c>0x1g</c>, <c>1e</c>, <c>1e+x</c>); -1 when more input is needed to tell. As in the server's
+    /// lexer, whatever follows a number starts a new token: <c>1.SELECT</c> is the number <c>1.</c> and the
+    /// keyword SELECT, <c>1e5END</c> the number <c>1e5</c> and END.
+    /// </summary>
+    private int StartNumber(int i, int end, bool final)
+    {
+        var length = NumberLength(i, end, final);
+        if (length > 0)
+        {
+            StartToken(TokenKind.Number, i);
+            AppendToken(buf.AsSpan(i, length));
+            EmitToken(i + length);
+        }
+
+        return length;
+    }
+
+    private int NumberLength(int i, int end, bool final)
+    {
+        var more = false;
+        var tooLong = false;
+        var malformed = false;
+        int length;
+        if (buf[i] == '.')
+        {
+            length = Fraction(i + 1);
+        }
+        else if (buf[i] == '0' && C(i + 1) is 'x' or 'b')
+        {
+            // 0x1F, 0b101: at least one digit, and no name byte right after (0x1g is a name).
+            var hex = C(i + 1) == 'x';
+            var k = i + 2;
+            while (hex ? IsHexDigit(C(k)) : C(k) is '0' or '1')
+            {
+                k++;
+            }
+
+            length = k - i >= 3 && !IsNameByte(C(k)) ? k - i : 0;
+        }
+        else
+        {
+            var k = Digits(i);
+            var c = C(k);
+            if (!IsNameByte(c))
+            {
+                // 12, or 12. / 12.5 / 12.5e-3 (MariaDB reads "1..9" as 1 and "..").
+                length = c == '.' && !(mariaDbLexer && C(k + 1) == '.') ? Fraction(k + 1) : k - i;
+            }
+            else if (c is 'e' or 'E' && IsDigit(C(k + 1)))
+            {
+                length = Digits(k + 1) - i; // 1e5
+            }
+            else if (c is 'e' or 'E' && C(k + 1) is '+' or '-' && IsDigit(C(k + 2)))
+            {
+                length = Digits(k + 2) - i; // 1e+5
+            }
+            else
+            {
+                length = 0; // a name: 1abc, 1e, 1ex
+            }
+        }
+
+        if (tooLong)
+        {
+            throw Refuse($"a number longer than {MaxNumber} bytes", bufferBase + i);
+        }
+
+        if (more)
+        {
+            return -1;
+        }
+
+        if (malformed)
+        {
+            // 1.e or 1.5e+ : the server stops with a syntax error; this check does not guess what it runs first.
+            throw Refuse("a number with an exponent but no digits", bufferBase + i);
+        }
+
+        return length;
+
+        int C(int k)
+        {
+            if (k - i > MaxNumber + 2)
+            {
+                tooLong = true;
+                return -1;
+            }
+
+            if (k < end)
+            {
+                return buf[k];
+            }
+
+            more |= !final;
+            return -1;
+        }
+
+        int Digits(int k)
+        {
+            while (IsDigit(C(k)))
+            {
+                k++;
+            }
+
+            return k;
+        }
+
+        int Fraction(int k)
+        {
+            k = Digits(k);
+            if (C(k) is not ('e' or 'E'))
+            {
+                return k - i;
+            }
+
+            k++;
+            if (C(k) is '+' or '-')
+            {
+                k++;
+            }
+
+            malformed = !IsDigit(C(k));
+            return Digits(k) - i;
+        }
+    }
+
+    private static bool IsHexDigit(int c) => c is (>= '0' and <= '9') or (>= 'a' and <= 'f') or (>= 'A' and <= 'F');
+
+    /// <summary>
+    /// How many digits after a <c>/*!</c> or <c>/*M!</c> marker the server reads as the version: 5, or 6 on MariaDB when a
+    /// sixth digit follows; none when fewer than 5 digits follow (then they are code). More digits than the server reads
+    /// would start a number right after the version: refused, as no dump writes one.
+    /// </summary>
+    private int VersionLength(int i, int end, int marker)
+    {
+        var digits = 0;
+        while (digits < 7 && IsDigit(At(i + marker + digits, end)))
+        {
+            digits++;
+        }
+
+        if (digits < 5)
+        {
+            return 0;
+        }
+
+        var length = mariaDbLexer && digits >= 6 ? 6 : 5;
+        if (digits > length && !skippedConditional)
+        {
+            throw Refuse("a /*!...*/ version number that runs into more digits", bufferBase + i);
+        }
+
+        return length;
     }
 
     private int Quoted(int i, int end, bool final)
@@ -1269,6 +1508,7 @@ public sealed class MySqlDumpFilter
         tokenHasAt = false;
         tokenKind = kind;
         tokenStart = bufferBase + i;
+        tokenIsName = kind == TokenKind.Word && tokenStart == nameAt;
         token.Clear();
         tokenOverflow = false;
         tokenDoubleQuoted = kind == TokenKind.String && buf[i] == '"';
@@ -1310,6 +1550,11 @@ public sealed class MySqlDumpFilter
     {
         var kind = tokenKind;
         tokenKind = TokenKind.None;
+        if (kind == TokenKind.Word)
+        {
+            lastWordEnd = bufferBase + end;
+        }
+
         if (objectMode)
         {
             // Its bytes go out after it is looked at: it may be held or replaced.
@@ -1606,7 +1851,8 @@ public sealed class MySqlDumpFilter
             case Step.AlterTableClause:
                 // mysqldump's DISABLE/ENABLE KEYS, and the AUTO_INCREMENT = n a backup set appends.
                 if ((kind == TokenKind.Word && (Is(text, "DISABLE"u8) || Is(text, "ENABLE"u8) || Is(text, "KEYS"u8)
-                        || Is(text, "AUTO_INCREMENT"u8) || IsNumber(text)))
+                        || Is(text, "AUTO_INCREMENT"u8)))
+                    || (kind == TokenKind.Number && IsNumber(text))
                     || (kind == TokenKind.Punct && text[0] == '='))
                 {
                     return;
@@ -1736,7 +1982,8 @@ public sealed class MySqlDumpFilter
             case Step.SetvalArguments:
                 // SETVAL(`s`, 42, 0): numbers, then nothing after the ')' (no INTO OUTFILE, no other call).
                 if (setvalClosed || !((kind == TokenKind.Punct && text[0] is (byte)',' or (byte)'-' or (byte)')')
-                    || (kind == TokenKind.Word && (IsNumber(text) || Is(text, "TRUE"u8) || Is(text, "FALSE"u8)))))
+                    || (kind == TokenKind.Number && IsNumber(text))
+                    || (kind == TokenKind.Word && (Is(text, "TRUE"u8) || Is(text, "FALSE"u8)))))
                 {
                     throw Refuse($"{A(verb)} SETVAL statement with more than a sequence and numbers");
                 }
@@ -1954,7 +2201,7 @@ public sealed class MySqlDumpFilter
         }
 
         lastTokenStart = position;
-        var dot = kind == TokenKind.Punct && buf[i] == '.';
+        var dot = kind == TokenKind.Punct && buf[i] == '.' && !dotDotNext;
         if (definerPhase != DefinerPhase.None)
         {
             if (DefinerContinues(kind, i))
@@ -2012,7 +2259,8 @@ public sealed class MySqlDumpFilter
         // What the server skips (a /*!NNNNN ... */ of another version) is no part of the body it reads.
         if (!skippedConditional && bodyBlocks?.Accept(kind switch
             {
-                TokenKind.Word => MySqlBodyBlocks.Token.Word,
+                // A word right after a '.' is a name to the server, even END or BEGIN.
+                TokenKind.Word => tokenIsName ? MySqlBodyBlocks.Token.Name : MySqlBodyBlocks.Token.Word,
                 TokenKind.Ident => MySqlBodyBlocks.Token.Name,
                 TokenKind.Punct => MySqlBodyBlocks.Token.Punct,
                 _ => MySqlBodyBlocks.Token.Literal,
@@ -2100,7 +2348,7 @@ public sealed class MySqlDumpFilter
     private bool NameToken(TokenKind kind, ReadOnlySpan<byte> text, long start, long end)
     {
         var name = kind == TokenKind.Ident || (kind == TokenKind.String && tokenDoubleQuoted)
-            || (kind == TokenKind.Word && text[0] != '@' && !IsNumber(text));
+            || (kind == TokenKind.Word && text[0] != '@');
         if (!name || tokenAfterDot || tokenOverflow)
         {
             return false;
@@ -2531,6 +2779,9 @@ public sealed class MySqlDumpFilter
                     ApplyAssignment();
                     ResetAssignment();
                     return;
+                case (byte)':':
+                    // SET @a = @b := 'NO_BACKSLASH_ESCAPES' would change @b unseen.
+                    throw Refuse("an assignment inside a SET value");
                 default:
                     break;
             }
@@ -2619,7 +2870,9 @@ public sealed class MySqlDumpFilter
     {
         if (kind is TokenKind.String or TokenKind.Ident)
         {
-            return Named(text);
+            // The token holds a quoted value as written ('\gbk' is gbk to the server, which decodes \g as g):
+            // an escape or a doubled quote is not decoded here, so such a value is not known.
+            return text.IndexOfAny("\\'\"`"u8) >= 0 ? SetValue.Unknown : Named(text);
         }
 
         if (kind != TokenKind.Word)
