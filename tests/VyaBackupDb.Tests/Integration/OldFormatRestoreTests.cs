@@ -271,6 +271,69 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// README: a backup file runs nothing on the database host and touches only its target. An old
+    /// pg_dump file with a statement planted that pg_dump never writes but that runs a query as it
+    /// loads, with no function of the dump's own: CREATE TABLE ... AS (writing a file on the server
+    /// with lo_export, copying pg_authid's password hashes, or writing into another database with
+    /// dblink), a materialized view filled as it is created, ALTER COLUMN ... TYPE ... USING, a
+    /// partition bound that is an expression. Refused with one line and exit code 1 before it
+    /// reaches psql: no file written, the other database and the existing target unchanged.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("CREATE TABLE public.loot AS SELECT pg_catalog.pg_read_file('/etc/hostname') AS leak, {export} AS o;\n",
+        "statement CREATE TABLE ... AS is not something pg_dump writes; refused")]
+    [InlineData("CREATE TABLE public.hashes AS TABLE pg_catalog.pg_authid;\n", "statement CREATE TABLE ... AS is not something pg_dump writes; refused")]
+    [InlineData("CREATE EXTENSION IF NOT EXISTS dblink WITH SCHEMA public;\n" +
+        "CREATE UNLOGGED TABLE public.r AS SELECT public.dblink_exec('{other}', 'DELETE FROM o') AS r;\n",
+        "statement CREATE UNLOGGED TABLE ... AS is not something pg_dump writes; refused")]
+    [InlineData("CREATE MATERIALIZED VIEW public.mv AS SELECT {export} AS o;\n",
+        "statement CREATE MATERIALIZED VIEW ... without WITH NO DATA is not something pg_dump writes; refused")]
+    [InlineData("CREATE TABLE public.u (v text);\nINSERT INTO public.u VALUES ('x');\nALTER TABLE public.u ALTER COLUMN v TYPE text USING {export}::text;\n",
+        "statement ALTER TABLE ... ALTER ... USING is not something pg_dump writes; refused")]
+    [InlineData("CREATE TABLE public.p (a integer) PARTITION BY LIST (a);\nCREATE TABLE public.p1 PARTITION OF public.p FOR VALUES IN ({export});\n",
+        "statement CREATE TABLE ... FOR VALUES ... pg_catalog is not something pg_dump writes; refused")]
+    [InlineData("CREATE TABLE public.p (a integer) PARTITION BY LIST (a);\nCREATE TABLE public.p1 (a integer);\n" +
+        "ALTER TABLE ONLY public.p ATTACH PARTITION public.p1 FOR VALUES IN ({export});\n",
+        "statement ALTER TABLE ... FOR VALUES ... pg_catalog is not something pg_dump writes; refused")]
+    public async Task Postgres_old_dump_with_a_planted_query_run_at_load_time_is_refused_and_touches_nothing(string planted, string expected)
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'one')");
+        var other = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(other, "CREATE TABLE o (id int PRIMARY KEY)", "INSERT INTO o VALUES (42)");
+        var dir = _scratch.TempDir("old");
+        var plain = Path.Combine(dir, "dump.tmp");
+        await Run.PgDumpAsync(plain, "--clean", "--create", "--if-exists", "--dbname", source);
+        var marker = $"/tmp/vya-planted-{Guid.NewGuid():N}";
+        var statement = planted
+            .Replace("{export}", $"pg_catalog.lo_export(424242, '{marker}')", StringComparison.Ordinal)
+            .Replace("{other}", $"host=127.0.0.1 port={TestServers.PgPort} dbname={other} user={TestServers.PgUser} password={TestServers.PgPassword}", StringComparison.Ordinal);
+        var text = await File.ReadAllTextAsync(plain);
+        var table = text.IndexOf("CREATE TABLE public.t", StringComparison.Ordinal);
+        Assert.True(table > 0, "pg_dump wrote no CREATE TABLE public.t");
+        // The large object lo_export writes out, made as pg_dump makes one (lo_export cannot see one made in the same statement).
+        const string largeObject = "SELECT pg_catalog.lo_create('424242');\n";
+        await File.WriteAllTextAsync(plain, text[..table] + largeObject + statement + "\n" + text[table..]);
+        var file = Package(plain, "sql", source, "postgresql");
+        var target = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(target, "CREATE TABLE precious (id int PRIMARY KEY)", "INSERT INTO precious VALUES (7)");
+        var targetBefore = await PgTestDb.FingerprintAsync(target);
+        var otherBefore = await PgTestDb.FingerprintAsync(other);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+
+        var run = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+        Assert.False(File.Exists(marker), "the planted query wrote a file on the database host");
+        DbFingerprint.AssertSame(otherBefore, await PgTestDb.FingerprintAsync(other), "another database after a planted query");
+        Assert.True(run.ExitCode == 1, run.ToString());
+        var error = Assert.Single(Cli.ErrorLines(run));
+        Assert.StartsWith("vya-backupdb: error: ", error, StringComparison.Ordinal);
+        Assert.Contains(expected, error, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(targetBefore, await PgTestDb.FingerprintAsync(target), "the target after a refused restore");
+    }
+
+    /// <summary>
     /// README: a backup file touches only its target. An old pg_dump file with a postgres_fdw
     /// chain planted (every statement one pg_dump writes) whose rows go through a foreign table
     /// into another database: refused with one line and exit code 1, the other database keeps its

@@ -67,7 +67,10 @@ public sealed class PostgresDumpFacts
 /// <para>Statements too: one passes only if it starts the way a statement of pg_dump's does
 /// (CREATE/ALTER/DROP/COMMENT/GRANT of an object of one database, SET of pg_dump's settings,
 /// pg_dump's own SELECTs, INSERT INTO ... VALUES, COPY ... FROM stdin, ...); SELECT and INSERT are
-/// checked to their end for anything but plain values. Nor rows into what the dump created as a
+/// checked to their end for anything but plain values. Nor a query run as the dump loads, with no
+/// function of its own: CREATE TABLE ... AS, a materialized view not WITH NO DATA, ALTER COLUMN ...
+/// TYPE ... USING, a partition bound other than plain values, CREATE SCHEMA's own CREATE and GRANT
+/// (CREATE TABLE, ALTER TABLE and CREATE MATERIALIZED VIEW are read to their end). Nor rows into what the dump created as a
 /// foreign table (postgres_fdw writes them into any database), a partitioned table with a foreign
 /// partition or a view, nor a RENAME/SET SCHEMA that could hide one; a subscription only created
 /// with connect = false and never enabled, refreshed or dropped (each connects to its publisher).
@@ -197,6 +200,17 @@ public sealed class PostgresDumpFilter
     private byte nameIfClause; // 1 right after IF, 2 inside IF [NOT] EXISTS
     private bool nameLastWasU;
     private RelationName statementRelation;
+    private string statementType = string.Empty; // the object type of CREATE/ALTER, e.g. "TABLE"
+
+    // A partition bound being read: its parenthesized groups left (FROM (...) TO (...): two), and
+    // whether the CREATE TABLE goes on after it (ATTACH PARTITION ends with it).
+    private int boundGroupsLeft;
+    private bool boundInCreate;
+
+    // ALTER TABLE's subcommands: whether the next top-level token starts one, and whether the one
+    // being read is ALTER [COLUMN] (whose TYPE ... USING would run an expression on every row).
+    private bool alterSubcommandStart;
+    private bool alterColumnSubcommand;
 
     // What the dump (and the files restored before it) created that later statements are refused by.
     private readonly PostgresDumpFacts facts;
@@ -307,6 +321,18 @@ public sealed class PostgresDumpFilter
         PartitionOf,
         AttachPartition,
         AlterSet,
+        TableRest,
+        AlterRest,
+        SchemaRest,
+        MatView,
+        MatViewWith,
+        MatViewWithNo,
+        MatViewNoData,
+        BoundFor,
+        BoundKind,
+        BoundOpen,
+        BoundValues,
+        BoundTo,
         SubscriptionName,
         SubscriptionScan,
         SubscriptionWith,
@@ -2657,6 +2683,7 @@ public sealed class PostgresDumpFilter
     /// </summary>
     private void OnObjectType(string type)
     {
+        statementType = type;
         switch (verb, type)
         {
             case (Verb.Create, "TABLE" or "UNLOGGED TABLE"):
@@ -2673,6 +2700,10 @@ public sealed class PostgresDumpFilter
                 return;
             case (Verb.Alter, "SCHEMA"):
                 StartRelationName(NameUse.AlterSchema);
+                return;
+            case (Verb.Create, "SCHEMA"):
+                sink.Release();
+                step = Step.SchemaRest;
                 return;
             case (Verb.Create, "SUBSCRIPTION"):
                 sink.Release();
@@ -2699,6 +2730,9 @@ public sealed class PostgresDumpFilter
         nameParts.Clear();
         nameIfClause = 0;
         nameLastWasU = false;
+        boundInCreate = false;
+        alterSubcommandStart = false;
+        alterColumnSubcommand = false;
         step = Step.RelationName;
     }
 
@@ -2782,7 +2816,7 @@ public sealed class PostgresDumpFilter
                     return;
                 }
 
-                StopClassifying();
+                OnTableRest(kind, text); // a table named "partition"
                 return;
             case Step.AttachPartition:
                 if (IsWord(kind, text, "PARTITION"u8))
@@ -2791,7 +2825,7 @@ public sealed class PostgresDumpFilter
                     return;
                 }
 
-                StopClassifying();
+                OnAlterRest(kind, text);
                 return;
             case Step.AlterSet:
                 if (IsWord(kind, text, "SCHEMA"u8))
@@ -2801,7 +2835,36 @@ public sealed class PostgresDumpFilter
                     throw NotPgDump(text);
                 }
 
-                StopClassifying();
+                step = Step.AlterRest;
+                OnAlterRest(kind, text);
+                return;
+            case Step.TableRest:
+                OnTableRest(kind, text);
+                return;
+            case Step.AlterRest:
+                OnAlterRest(kind, text);
+                return;
+            case Step.SchemaRest:
+                if (parenDepth == 0 && (IsWord(kind, text, "CREATE"u8) || IsWord(kind, text, "GRANT"u8)))
+                {
+                    // CREATE SCHEMA's own CREATE TABLE, VIEW, ... and GRANT: pg_dump writes each on its own.
+                    AddLeading("SCHEMA ..."u8);
+                    throw NotPgDump(text);
+                }
+
+                return;
+            case Step.MatView:
+            case Step.MatViewWith:
+            case Step.MatViewWithNo:
+            case Step.MatViewNoData:
+                OnMaterializedViewToken(kind, text);
+                return;
+            case Step.BoundFor:
+            case Step.BoundKind:
+            case Step.BoundOpen:
+            case Step.BoundValues:
+            case Step.BoundTo:
+                OnBoundToken(kind, text);
                 return;
             default:
                 OnSubscriptionToken(kind, text);
@@ -2872,15 +2935,31 @@ public sealed class PostgresDumpFilter
                 break;
             case NameUse.CreateView:
                 MarkNoRows(relation, RelationKind.View);
+                if (statementType == "MATERIALIZED VIEW")
+                {
+                    step = Step.MatView;
+                    OnMaterializedViewToken(kind, text);
+                    return;
+                }
+
                 StopClassifying();
                 return;
             case NameUse.PartitionParent:
                 AddPartition(statementRelation, relation);
-                StopClassifying();
+                step = Step.TableRest;
+                boundInCreate = true;
+                OnTableRest(kind, text);
                 return;
             case NameUse.AttachedChild:
                 AddPartition(relation, statementRelation);
-                StopClassifying();
+                if (IsWord(kind, text, "FOR"u8))
+                {
+                    boundInCreate = false;
+                    step = Step.BoundFor;
+                    return;
+                }
+
+                StopClassifying(); // DEFAULT
                 return;
             default:
                 break;
@@ -2923,9 +3002,174 @@ public sealed class PostgresDumpFilter
                 step = Step.AttachPartition;
                 return;
             }
+
+            if (nameUse == NameUse.AlterRelation)
+            {
+                step = Step.AlterRest;
+                alterSubcommandStart = true;
+                OnAlterRest(kind, text);
+                return;
+            }
+        }
+
+        if (nameUse is NameUse.CreateTable or NameUse.CreateForeignTable)
+        {
+            OnTableRest(kind, text);
+            return;
         }
 
         StopClassifying();
+    }
+
+    /// <summary>
+    /// The rest of CREATE [UNLOGGED|FOREIGN] TABLE after its name (and PARTITION OF parent):
+    /// read to its end. pg_dump never writes CREATE TABLE ... AS, which runs its query at load
+    /// time (CREATE TABLE x AS TABLE pg_authid, ... AS SELECT pg_read_file(...)), and writes a
+    /// partition's bound (FOR VALUES ...) as plain values only.
+    /// </summary>
+    private void OnTableRest(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        step = Step.TableRest;
+        if (parenDepth != 0)
+        {
+            return;
+        }
+
+        if (IsWord(kind, text, "AS"u8))
+        {
+            AddLeading(Encoding.ASCII.GetBytes(statementType));
+            AddLeading("..."u8);
+            throw NotPgDump(text);
+        }
+
+        if (boundInCreate && IsWord(kind, text, "FOR"u8))
+        {
+            step = Step.BoundFor;
+        }
+    }
+
+    /// <summary>
+    /// ALTER TABLE's subcommands, to the end of the statement: pg_dump's ALTER [COLUMN] subcommands
+    /// (SET DEFAULT, ADD GENERATED ... AS IDENTITY, SET STATISTICS, ...) never have a USING, which
+    /// in ALTER COLUMN ... TYPE ... USING runs an expression for every row. (USING in other
+    /// subcommands: ADD CONSTRAINT ... EXCLUDE USING gist, REPLICA IDENTITY USING INDEX.)
+    /// </summary>
+    private void OnAlterRest(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        step = Step.AlterRest;
+        if (parenDepth != 0)
+        {
+            return;
+        }
+
+        if (IsPunct(kind, text, (byte)','))
+        {
+            alterSubcommandStart = true;
+            return;
+        }
+
+        if (alterSubcommandStart)
+        {
+            alterSubcommandStart = false;
+            alterColumnSubcommand = IsWord(kind, text, "ALTER"u8);
+            return;
+        }
+
+        if (alterColumnSubcommand && IsWord(kind, text, "USING"u8))
+        {
+            AddLeading(Encoding.ASCII.GetBytes(statementType));
+            AddLeading("... ALTER ..."u8);
+            throw NotPgDump(text);
+        }
+    }
+
+    /// <summary>
+    /// CREATE MATERIALIZED VIEW, to its end: pg_dump writes it WITH NO DATA (its query runs at
+    /// REFRESH MATERIALIZED VIEW, after the data); without, the query runs as it is created.
+    /// Only the last top-level words count: WITH NO DATA, then the ';'.
+    /// </summary>
+    private void OnMaterializedViewToken(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        var top = parenDepth == 0;
+        step = step switch
+        {
+            _ when top && IsWord(kind, text, "WITH"u8) => Step.MatViewWith,
+            Step.MatViewWith when top && IsWord(kind, text, "NO"u8) => Step.MatViewWithNo,
+            Step.MatViewWithNo when top && IsWord(kind, text, "DATA"u8) => Step.MatViewNoData,
+            _ => Step.MatView,
+        };
+    }
+
+    /// <summary>
+    /// A partition bound as pg_dump writes it (from pg_get_expr): <c>FOR VALUES IN (...)</c>,
+    /// <c>FROM (...) TO (...)</c> or <c>WITH (modulus n, remainder n)</c> of plain values only:
+    /// strings, numbers, MINVALUE, MAXVALUE, NULL, true, false. An expression there (a call, a
+    /// subquery, a cast) runs as the partition is created or attached.
+    /// </summary>
+    private void OnBoundToken(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        switch (step)
+        {
+            case Step.BoundFor:
+                step = IsWord(kind, text, "VALUES"u8) ? Step.BoundKind : throw NotPgDumpBound(text);
+                return;
+            case Step.BoundKind:
+                boundGroupsLeft = IsWord(kind, text, "FROM"u8) ? 2
+                    : IsWord(kind, text, "IN"u8) || IsWord(kind, text, "WITH"u8) ? 1
+                    : throw NotPgDumpBound(text);
+                step = Step.BoundOpen;
+                return;
+            case Step.BoundTo:
+                step = IsWord(kind, text, "TO"u8) ? Step.BoundOpen : throw NotPgDumpBound(text);
+                return;
+            case Step.BoundOpen:
+                step = IsPunct(kind, text, (byte)'(') ? Step.BoundValues : throw NotPgDumpBound(text);
+                return;
+            default:
+                break;
+        }
+
+        if (IsPunct(kind, text, (byte)')') && parenDepth == 1)
+        {
+            boundGroupsLeft--;
+            if (boundGroupsLeft > 0)
+            {
+                step = Step.BoundTo;
+            }
+            else if (boundInCreate)
+            {
+                step = Step.TableRest;
+            }
+            else
+            {
+                StopClassifying();
+            }
+
+            return;
+        }
+
+        var plain = kind switch
+        {
+            TokenKind.String => true,
+            TokenKind.Word => IsNumber(text) || IsOneOf(text, BoundValueWords),
+            TokenKind.Punct => text[0] is (byte)',' or (byte)'.',
+            _ => false,
+        };
+        if (!plain)
+        {
+            throw NotPgDumpBound(text);
+        }
+    }
+
+    /// <summary>The words of a partition bound's values, as pg_get_expr writes them.</summary>
+    private static readonly byte[][] BoundValueWords =
+        [.. new[] { "MINVALUE", "MAXVALUE", "NULL", "true", "false", "modulus", "remainder" }.Select(Encoding.ASCII.GetBytes)];
+
+    private DumpFilterException NotPgDumpBound(ReadOnlySpan<byte> offending)
+    {
+        AddLeading(Encoding.ASCII.GetBytes(statementType));
+        AddLeading("... FOR VALUES ..."u8);
+        return NotPgDump(offending);
     }
 
     private void MarkNoRows(RelationName relation, RelationKind kind)
@@ -3094,6 +3338,14 @@ public sealed class PostgresDumpFilter
             return RefuseSubscription();
         }
 
+        if (step is Step.MatView or Step.MatViewWith or Step.MatViewWithNo)
+        {
+            // Its query would run now, as the restoring account (pg_dump's runs at REFRESH, after the data).
+            AddLeading("MATERIALIZED VIEW ..."u8);
+            AddLeading("without WITH NO DATA"u8);
+            return NotPgDump();
+        }
+
         foreach (var word in objectWords)
         {
             AddLeading(Encoding.ASCII.GetBytes(word));
@@ -3115,7 +3367,8 @@ public sealed class PostgresDumpFilter
     /// <summary>At the end of a statement: whether its start was one pg_dump writes, whole.</summary>
     private bool Undecided => classifying && step is not (Step.Start or Step.Done or Step.Bare or Step.DatabaseName
         or Step.AfterGrantName or Step.SetValueEnd or Step.CopyScan or Step.CopyFrom or Step.RelationName or Step.RelationNameDot
-        or Step.AfterRelation or Step.PartitionOf or Step.AttachPartition or Step.AlterSet or Step.DropSubscription)
+        or Step.AfterRelation or Step.PartitionOf or Step.AttachPartition or Step.AlterSet or Step.DropSubscription
+        or Step.TableRest or Step.AlterRest or Step.SchemaRest or Step.MatViewNoData)
         || wordCheck == WordCheck.InsertTarget;
 
     /// <summary>
