@@ -227,6 +227,9 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
         "standard_conforming_strings set other than by SET to on or off is not something pg_dump writes (the filter could not know how psql reads what follows); refused")]
     [InlineData("CREATE FUNCTION public.begin() RETURNS integer LANGUAGE sql AS 'select 1';\n{payload}\nSELECT 1 AS end;\n",
         "a CREATE FUNCTION or PROCEDURE that psql and the server would end at different places is not something pg_dump writes; refused")]
+    // psql reads a COPY data line as a C string: after the NUL it sees no line end, so the \. inside the comment ends its data.
+    [InlineData("CREATE TABLE public.n (s text);\nCOPY public.n (s) FROM stdin;\nx\0\n\\.\nCOMMENT ON TABLE public.n IS '\n\\.\n{payload}\n-- ';\n",
+        "a NUL byte in COPY data; refused")]
     public async Task Postgres_old_dump_with_a_planted_statement_is_refused_and_runs_nothing(string planted, string expected)
     {
         await TestServers.RequirePostgresAsync();

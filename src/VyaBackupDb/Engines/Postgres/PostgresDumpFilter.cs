@@ -1802,10 +1802,16 @@ public sealed class PostgresDumpFilter
                 copyLineStart = false;
             }
 
-            var k = buf.AsSpan(i, end - i).IndexOf((byte)'\n');
+            // psql reads a data line as a C string: after a NUL it would not see the line's end, nor a \. after it.
+            var k = buf.AsSpan(i, end - i).IndexOfAny((byte)'\n', (byte)0);
             if (k < 0)
             {
                 return end;
+            }
+
+            if (buf[i + k] == 0)
+            {
+                throw Refuse(i + k, "a NUL byte in COPY data");
             }
 
             i += k + 1;
