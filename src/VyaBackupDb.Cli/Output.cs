@@ -59,7 +59,8 @@ internal static class Output
         {
             return;
         }
-        var options = new FileStreamOptions { Mode = FileMode.Append, Access = FileAccess.Write, Share = FileShare.ReadWrite | FileShare.Delete };
+        // Unbuffered: each line goes out whole as it is written, and a failed write leaves nothing for a later flush to fail on.
+        var options = new FileStreamOptions { Mode = FileMode.Append, Access = FileAccess.Write, Share = FileShare.ReadWrite | FileShare.Delete, BufferSize = 0 };
         if (!OperatingSystem.IsWindows())
         {
             options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
@@ -76,6 +77,7 @@ internal static class Output
 
     public static void Line(string text)
     {
+        text = IoErrors.Tidy(text);
         lock (WriteLock)
         {
             EraseLive();
@@ -114,6 +116,7 @@ internal static class Output
 
     private static void Write(string level, string message, InstanceConfig? instance, string? database, bool logLine)
     {
+        message = IoErrors.Tidy(message);
         var now = DateTime.UtcNow;
         var json = Format == LogFormat.Json || _logFile is not null
             ? JsonSerializer.Serialize(
@@ -128,22 +131,41 @@ internal static class Output
             if (_logFile is not null)
             {
                 // Text files get the time on every line, errors and warnings too.
-                var line = Format == LogFormat.Json ? json! : logLine ? text : $"{Stamp(now)} {text}";
-                try
-                {
-                    // At the end even if another process appended meanwhile (FileMode.Append is no O_APPEND).
-                    _logFile.Seek(0, SeekOrigin.End);
-                    _logFile.Write(Encoding.UTF8.GetBytes(line + "\n"));
-                    _logFile.Flush();
-                }
-                catch (IOException e)
-                {
-                    // A full disk under the log must not fail the backup: say it once on the console, then stop logging there.
-                    _logFile.Dispose();
-                    _logFile = null;
-                    Console.Error.WriteLine($"vya-backupdb: warning: --log-file: {e.Message}; no longer writing to it");
-                }
+                WriteToLogFile(Format == LogFormat.Json ? json! : logLine ? text : $"{Stamp(now)} {text}");
             }
+        }
+    }
+
+    /// <summary>
+    /// Appends one line to --log-file. A full disk (or any other failure) under the log must not fail
+    /// the backup: one warning on the console, then no more logging there. Never throws.
+    /// </summary>
+    private static void WriteToLogFile(string line)
+    {
+        try
+        {
+            // At the end even if another process appended meanwhile (FileMode.Append is no O_APPEND).
+            _logFile!.Seek(0, SeekOrigin.End);
+            _logFile.Write(Encoding.UTF8.GetBytes(line + "\n"));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentOutOfRangeException)
+        {
+            // Unbuffered (bufferSize 0): closing has nothing left to write, so it cannot fail the same way again.
+            var file = _logFile!;
+            _logFile = null;
+            try
+            {
+                file.Dispose();
+            }
+            catch (IOException)
+            {
+            }
+            // EFBIG (file size limit) comes from .NET as an ArgumentOutOfRangeException.
+            var reason = e is ArgumentOutOfRangeException ? "the file size limit (ulimit -f) is reached" : IoErrors.Tidy(e.Message);
+            var warning = $"--log-file: {reason}; no longer writing to it";
+            Console.Error.WriteLine(Format == LogFormat.Json
+                ? JsonSerializer.Serialize(new LogRecord(DateTime.UtcNow, "warning", warning), LogJsonContext.LogRecord)
+                : $"vya-backupdb: warning: {warning}");
         }
     }
 

@@ -71,7 +71,7 @@ internal static class VerifyCommand
             var unreachable = results.Count(r => r.Check.Unreachable);
             var failed = results.Count(r => !r.Check.Ok) - unreachable;
             Output.Line($"verify summary: {results.Count - failed - unreachable} OK, {failed} failed"
-                + (unreachable == 0 ? "" : $", {unreachable} could not be read"));
+                + (unreachable == 0 ? "" : $", {unreachable} could not be checked"));
             // A backup found bad outranks one that could not be read: that needs a look first.
             return results.Any(r => r.Check.DecryptionFailed) ? ExitCode.DecryptionFailed
                 : failed > 0 ? ExitCode.VerificationFailed

@@ -12,20 +12,36 @@ public sealed class SecretFile : IDisposable
 
     public SecretFile(string fileName, string content)
     {
-        // The pid in the name lets a later run remove it if this process is killed (TempFiles.RemoveStale).
-        _directory = Directory.CreateTempSubdirectory(TempFiles.PrefixFor(TempFiles.Secret));
-        if (!OperatingSystem.IsWindows())
+        try
         {
-            _directory.UnixFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+            // The pid in the name lets a later run remove it if this process is killed (TempFiles.RemoveStale).
+            _directory = Directory.CreateTempSubdirectory(TempFiles.PrefixFor(TempFiles.Secret));
         }
-        Path = System.IO.Path.Combine(_directory.FullName, fileName);
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
+        catch (Exception e) when (TempFiles.IsWriteFault(e))
         {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            throw TempFiles.Fault(e);
         }
-        using var stream = new FileStream(Path, options);
-        stream.Write(Encoding.UTF8.GetBytes(content));
+        try
+        {
+            if (!OperatingSystem.IsWindows())
+            {
+                _directory.UnixFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+            }
+            Path = System.IO.Path.Combine(_directory.FullName, fileName);
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            }
+            using var stream = new FileStream(Path, options);
+            stream.Write(Encoding.UTF8.GetBytes(content));
+        }
+        catch (Exception e)
+        {
+            // Nobody disposes what a constructor failed to make: the folder (and what part of the file got written) goes now.
+            Dispose();
+            throw TempFiles.IsWriteFault(e) ? TempFiles.Fault(e) : e;
+        }
     }
 
     public string Path { get; }

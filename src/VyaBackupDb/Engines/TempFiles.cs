@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using VyaBackupDb.Errors;
 
 namespace VyaBackupDb.Engines;
 
@@ -13,6 +14,25 @@ public static partial class TempFiles
     /// <summary>Kinds of temp entries: a credential directory, a spooled zip.</summary>
     public const string Secret = "secret";
     public const string Spool = "spool";
+
+    /// <summary>
+    /// The failure to make or write a temp file, worded as the temp directory's (missing, not
+    /// writable, full), so that it is not taken for a fault of the backup being read or written.
+    /// </summary>
+    public static TempDirectoryException Fault(Exception e)
+    {
+        var directory = Path.TrimEndingDirectorySeparator(Path.GetTempPath());
+        var cause = !Directory.Exists(directory) ? $"the temporary directory {directory} does not exist"
+            : IoErrors.IsDiskFull(e) ? $"no space left in the temporary directory {directory}"
+            : e is UnauthorizedAccessException ? $"the temporary directory {directory} is not writable"
+            // EFBIG comes from .NET as an ArgumentOutOfRangeException.
+            : e is ArgumentOutOfRangeException ? $"a temporary file in {directory} would be larger than the file size limit (ulimit -f) allows"
+            : $"cannot write in the temporary directory {directory}: {IoErrors.Tidy(e.Message)}";
+        return new TempDirectoryException($"{cause} (TMPDIR)", e);
+    }
+
+    /// <summary>What <see cref="Fault"/> rewords: a failure to create or write a file.</summary>
+    public static bool IsWriteFault(Exception e) => e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException;
 
     /// <summary>What older versions created without a pid: removed once a day old.</summary>
     private static readonly TimeSpan LegacyAge = TimeSpan.FromDays(1);

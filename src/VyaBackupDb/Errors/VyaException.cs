@@ -30,3 +30,9 @@ public sealed class LockedException(string message) : VyaException(message, Exit
 
 /// <summary>The credential vault cannot be opened or written (wrong passphrase, changed or damaged file, no passphrase).</summary>
 public sealed class VaultException(string message, Exception? inner = null) : VyaException(message, ExitCode.VaultError, inner);
+
+/// <summary>
+/// A temp file of this host (in TMPDIR: credential files, spools) could not be made or written: the
+/// temp directory is missing, not writable or full. An I/O error here, never a fault of the backup.
+/// </summary>
+public sealed class TempDirectoryException(string message, Exception? inner = null) : VyaException(message, ExitCode.Failed, inner);

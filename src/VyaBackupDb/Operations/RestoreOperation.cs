@@ -173,6 +173,8 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 VerificationFailedException => new VerificationFailedException(message, e),
                 AgeException age => new AgeException(message, age.ExitCode),
                 LockedException => new LockedException(message),
+                // This host's temp directory, not the backup: a verify must not call the backup bad for it.
+                TempDirectoryException => new TempDirectoryException(message, e),
                 _ => new OperationFailedException(message, e),
             };
         }

@@ -44,6 +44,11 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
             {
                 check = await BackupFileChecker.CheckAsync(file, keys, cancellationToken).ConfigureAwait(false);
             }
+            catch (TempDirectoryException e)
+            {
+                Unchecked(file, e, results);
+                continue;
+            }
             catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken) && e is not UsageException)
             {
                 // Its storage failed (down, refused): that file is unchecked, the others go on.
@@ -63,13 +68,31 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
             }
             else if (request.Restore && check.Ok)
             {
-                (check, comparison) = await TestRestoreAsync(check, request, keys, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    (check, comparison) = await TestRestoreAsync(check, request, keys, cancellationToken).ConfigureAwait(false);
+                }
+                catch (TempDirectoryException e)
+                {
+                    Unchecked(file, e, results);
+                    continue;
+                }
             }
             await RecordAsync(file, check, cancellationToken).ConfigureAwait(false);
             results.Add(new VerifyResult(check, comparison));
             observer.Checked(results[^1]);
         }
         return results;
+    }
+
+    /// <summary>
+    /// A file this host could not check (its temp directory missing or full): not a bad backup, so
+    /// the file's earlier verify record stays.
+    /// </summary>
+    private void Unchecked(BackupLocation file, TempDirectoryException e, List<VerifyResult> results)
+    {
+        results.Add(new VerifyResult(new FileCheck(file.Description, null, [$"not checked: {e.Message}"], [], file) { Unreachable = true }, null));
+        observer.Checked(results[^1]);
     }
 
     /// <summary>
@@ -168,7 +191,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
                 .ConfigureAwait(false);
             return (check, result?.Comparison);
         }
-        catch (VyaException e) when (e is not UsageException)
+        catch (VyaException e) when (e is not UsageException and not TempDirectoryException)
         {
             return (check with { Problems = [.. check.Problems, $"test restore failed: {e.Message}"] }, null);
         }

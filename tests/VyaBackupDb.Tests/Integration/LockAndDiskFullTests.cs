@@ -105,11 +105,8 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
         }
         var backupDir = _scratch.TempDir("backups");
         var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
-        var (dotnet, arguments, environment) = Run.CliCommand(null, "backup", "-i", "1", "-d", db, "--compression", compression, "--config", config);
-        // W^X maps the runtime's code through a file, which the limit would also stop.
-        environment["DOTNET_EnableWriteXorExecute"] = "0";
 
-        var run = await Run.ProgramAsync("bash", ["-c", "trap '' XFSZ; ulimit -f 1024; exec \"$@\"", "bash", dotnet, .. arguments], environment);
+        var run = await CliUnderFileSizeLimitAsync(1024, null, "backup", "-i", "1", "-d", db, "--compression", compression, "--config", config);
 
         Assert.True(run.ExitCode == Failed, run.ToString());
         Assert.DoesNotContain("Exception", run.ToString(), StringComparison.Ordinal);
@@ -118,6 +115,134 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
         Assert.Contains("file size limit", failed, StringComparison.Ordinal);
         Assert.Contains("0 succeeded, 1 failed", run.Stdout, StringComparison.Ordinal);
         Assert.Empty(Ops.FilesUnder(backupDir));
+    }
+
+    /// <summary>
+    /// The CLI under a file size limit of <paramref name="kib"/> KiB (ulimit -f; SIGXFSZ ignored, as a service
+    /// manager may set it): a write past it fails (EFBIG) as one on a full disk would, without root or a mount.
+    /// </summary>
+    private static Task<ProcessResult> CliUnderFileSizeLimitAsync(int kib, IDictionary<string, string>? environment, params string[] arguments)
+    {
+        var (dotnet, args, env) = Run.CliCommand(environment, arguments);
+        // W^X maps the runtime's code through a file, which the limit would also stop.
+        env["DOTNET_EnableWriteXorExecute"] = "0";
+        return Run.ProgramAsync("bash", ["-c", $"trap '' XFSZ; ulimit -f {kib}; exec \"$@\"", "bash", dotnet, .. args], env);
+    }
+
+    // ---------------------------------------------------------------- this host's own files: the log, TMPDIR, the vault
+
+    /// <summary>--log-file on a full disk (/dev/full: every write fails with ENOSPC): one warning, and the backup is not the worse for it.</summary>
+    [SkippableTheory]
+    [InlineData("text")]
+    [InlineData("json")]
+    public async Task A_log_file_on_a_full_disk_is_dropped_with_one_warning_and_the_backup_succeeds(string format)
+    {
+        var (db, _, id) = await NewDatabaseAsync(Dbms.PostgreSql);
+        var backupDir = _scratch.TempDir("backups");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+
+        var run = await Run.CliAsync("--log-file", "/dev/full", "--log-format", format, "backup", "--instance", id, "--database", db, "--config", config);
+
+        Assert.True(run.ExitCode == Success, run.ToString());
+        Assert.DoesNotContain("Exception", run.ToString(), StringComparison.Ordinal);
+        var warning = Assert.Single(run.Stderr.Split('\n'), l => l.Contains("--log-file", StringComparison.Ordinal));
+        Assert.Contains("--log-file: No space left on device (/dev/full); no longer writing to it", warning, StringComparison.Ordinal);
+        Assert.Contains(format == "json" ? "\"level\":\"warning\"" : "vya-backupdb: warning:", warning, StringComparison.Ordinal);
+        Assert.Contains("1 succeeded, 0 failed", run.Stdout, StringComparison.Ordinal);
+        Assert.Single(Ops.DataFilesUnder(backupDir));
+    }
+
+    /// <summary>
+    /// verify of a good encrypted zip (decrypted into a spool in TMPDIR) whose spool cannot be written: this host's
+    /// problem, not the backup's. Exit 1, the temp directory named, the earlier verify record kept.
+    /// </summary>
+    [SkippableFact]
+    public async Task Verify_that_cannot_spool_in_the_temp_directory_exits_1_naming_it_and_keeps_the_verify_record()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE b (id INT PRIMARY KEY, data LONGBLOB)");
+        for (var i = 0; i < 2; i++)
+        {
+            await MySqlTestDb.ExecWithAsync(db, "INSERT INTO b VALUES (@p0, @p1)", i, System.Security.Cryptography.RandomNumberGenerator.GetBytes(1 << 20));
+        }
+        var dir = _scratch.TempDir("enc");
+        var keyFile = Path.Combine(dir, "key.txt");
+        var keygen = await Run.CliAsync("keygen", "--output", keyFile);
+        Assert.True(keygen.ExitCode == Success, keygen.ToString());
+        var backupDir = _scratch.TempDir("backups");
+        var config = await Cli.WriteConfigAsync(dir, backupDir);
+        await File.AppendAllTextAsync(config, $"encryption:\n  recipients: [\"{keygen.Stdout.Trim()}\"]\n  identity_files: ['{keyFile}']\n");
+        var backup = await Run.CliAsync("backup", "-i", "1", "-d", db, "--compression", "zip", "--encrypt", "--config", config);
+        Assert.True(backup.ExitCode == Success, backup.ToString());
+        var file = Path.Combine(backupDir, Assert.Single(Ops.DataFilesUnder(backupDir)));
+        Assert.EndsWith(".zip.age", file, StringComparison.Ordinal);
+        var verified = await Run.CliAsync("verify", "--file", file, "--config", config);
+        Assert.True(verified.ExitCode == Success, verified.ToString());
+        var record = VerifyRecord.KeyFor(file);
+        var recorded = await File.ReadAllBytesAsync(record);
+        var tmp = _scratch.TempDir("tmp");
+
+        // The 2 MiB of decrypted zip do not fit under a 1 MiB limit.
+        var run = await CliUnderFileSizeLimitAsync(1024, new Dictionary<string, string> { ["TMPDIR"] = tmp }, "verify", "--file", file, "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.DoesNotContain("FAILED", run.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", run.ToString(), StringComparison.Ordinal);
+        var error = Assert.Single(run.Stderr.Split('\n'), l => l.Contains("error:", StringComparison.Ordinal));
+        Assert.Contains($"not checked: a temporary file in {tmp} would be larger than the file size limit (ulimit -f) allows (TMPDIR)", error, StringComparison.Ordinal);
+        Assert.Equal(recorded, await File.ReadAllBytesAsync(record));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(tmp));
+    }
+
+    /// <summary>TMPDIR that does not exist: backup and restore fail naming it, not the backup file.</summary>
+    [SkippableFact]
+    public async Task A_missing_temp_directory_is_named_in_the_error_not_the_backup_file()
+    {
+        var (db, _, id) = await NewDatabaseAsync(Dbms.PostgreSql);
+        var backupDir = _scratch.TempDir("backups");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+        var missing = Path.Combine(_scratch.TempDir("tmp"), "missing");
+        var environment = new Dictionary<string, string> { ["TMPDIR"] = missing };
+        var cause = $"the temporary directory {missing} does not exist (TMPDIR)";
+
+        var backup = await Run.CliWithEnvAsync(environment, "backup", "-i", id, "-d", db, "--config", config);
+
+        Assert.True(backup.ExitCode == Failed, backup.ToString());
+        var failed = Assert.Single(backup.Stderr.Split('\n'), l => l.Contains("FAILED", StringComparison.Ordinal));
+        Assert.EndsWith($"{db}: {cause}", failed, StringComparison.Ordinal);
+        Assert.Empty(Ops.DataFilesUnder(backupDir));
+
+        var good = await Run.CliAsync("backup", "-i", id, "-d", db, "--config", config);
+        Assert.True(good.ExitCode == Success, good.ToString());
+        var file = Path.Combine(backupDir, Assert.Single(Ops.DataFilesUnder(backupDir)));
+        var restore = await Run.CliWithEnvAsync(environment, "restore", "--file", file, "-i", id, "--target", db + "_copy", "--config", config);
+
+        Assert.True(restore.ExitCode == Failed, restore.ToString());
+        var error = Assert.Single(restore.Stderr.Split('\n'), l => l.Contains("error:", StringComparison.Ordinal));
+        Assert.Contains($"failed: {cause}; '{db}_copy' was not created", error, StringComparison.Ordinal);
+    }
+
+    /// <summary>`vault set` that cannot write the vault file (here: the file size limit): an I/O error, exit 1, not a vault problem (7).</summary>
+    [Fact]
+    public async Task Vault_set_that_cannot_write_the_vault_file_exits_1()
+    {
+        var dir = _scratch.TempDir("vault");
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, $"backup_dir: '{dir}'\nvault_file: '{dir}/vault.enc'\ninstances: []\n");
+        var (dotnet, args, env) = Run.CliCommand(
+            new Dictionary<string, string> { ["VYA_BACKUPDB_VAULT_KEY"] = "vault-test-passphrase" },
+            "vault", "set", "some-server", "--user", "u", "--password-stdin", "--config", config);
+        env["DOTNET_EnableWriteXorExecute"] = "0";
+
+        var run = await Run.ProgramAsync("bash", ["-c", "trap '' XFSZ; ulimit -f 0; echo pw | exec \"$@\"", "bash", dotnet, .. args], env);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.DoesNotContain("Exception", run.ToString(), StringComparison.Ordinal);
+        var error = Assert.Single(run.Stderr.Split('\n'), l => l.Contains("error:", StringComparison.Ordinal));
+        Assert.Contains($"cannot write vault {dir}/vault.enc: the file size limit (ulimit -f) is reached", error, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(dir, "vault.enc")));
+        Assert.Equal(["config.yaml"], Directory.EnumerateFileSystemEntries(dir).Select(Path.GetFileName));
     }
 
     /// <summary>

@@ -220,6 +220,30 @@ public sealed class ScheduleCliTests : IAsyncLifetime
         Assert.Equal(1, service.Count("run of instance 2 (it-pg) started"));
     }
 
+    /// <summary>
+    /// --log-file on a full disk (/dev/full: every write fails with ENOSPC): one warning, the log file
+    /// is dropped, and the service goes on taking its backups.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_log_file_on_a_full_disk_is_dropped_with_one_warning_and_the_schedule_goes_on()
+    {
+        await TestServers.RequirePostgresAsync();
+        var database = await SmallDatabaseAsync();
+        var backups = _scratch.TempDir("backups");
+        var config = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+        await WriteConfigAsync(config, backups, database, "*/2 * * * * *", toolsDir: null, graceSeconds: 60);
+        using var service = new Service(config, "--log-file", "/dev/full");
+
+        await service.WaitForAsync("ok     it-pg/", 2);
+        service.Signal(Sigterm);
+
+        Assert.True(await service.ExitAsync() == 0, service.Output);
+        var warning = Assert.Single(service.Output.Split('\n'), l => l.Contains("warning:", StringComparison.Ordinal));
+        Assert.Contains("--log-file: No space left on device (/dev/full); no longer writing to it", warning, StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", service.Output, StringComparison.Ordinal);
+        Assert.Equal(service.Count("ok     it-pg/"), Ops.DataFilesUnder(backups).Count);
+    }
+
     [SkippableFact]
     public async Task Sighup_reloads_a_changed_schedule_and_refuses_a_broken_config_keeping_the_old_one()
     {

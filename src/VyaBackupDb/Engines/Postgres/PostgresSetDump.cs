@@ -161,7 +161,7 @@ public sealed partial class PostgresEngine
     /// entries (<c>pg_restore --list</c>) parted into the tables' keys and the rest. Each part is
     /// written out as SQL by <c>pg_restore --use-list</c>, exactly as pg_dump's plain format has it.
     /// </summary>
-    private sealed class PostDataArchive(FileStream file, string pgRestore, string[] ownership, IReadOnlyDictionary<string, string> environment)
+    private sealed class PostDataArchive(Pipeline.SpoolFile file, string pgRestore, string[] ownership, IReadOnlyDictionary<string, string> environment)
         : IAsyncDisposable
     {
         /// <summary>The primary-key, unique and exclusion constraints and the indexes of tables (not of materialized views).</summary>

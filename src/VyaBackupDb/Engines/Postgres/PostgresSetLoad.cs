@@ -184,7 +184,7 @@ public sealed partial class PostgresEngine
     }
 
     /// <summary>A spooled post-data file (keys.sql, post.sql) split into its entries; those of keys.sql with their table.</summary>
-    private sealed class PostDataFile(FileStream file, long preamble, List<(PostgresPostData.Part Part, string? Table)> entries) : IAsyncDisposable
+    private sealed class PostDataFile(Pipeline.SpoolFile file, long preamble, List<(PostgresPostData.Part Part, string? Table)> entries) : IAsyncDisposable
     {
         public string Path => file.Name;
 

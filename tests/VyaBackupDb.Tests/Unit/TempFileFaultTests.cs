@@ -1,0 +1,43 @@
+using VyaBackupDb.Engines;
+using VyaBackupDb.Errors;
+
+namespace VyaBackupDb.Tests.Unit;
+
+/// <summary>Failures of this host's own files (TMPDIR, a full disk) are worded as such.</summary>
+public sealed class TempFileFaultTests
+{
+    [Fact]
+    public void A_credential_file_that_cannot_be_made_leaves_no_private_directory_behind()
+    {
+        var prefix = TempFiles.PrefixFor(TempFiles.Secret);
+        // An empty credential directory of this process: what a failed constructor left.
+        List<string> Empty() => [.. Directory.EnumerateDirectories(Path.GetTempPath(), prefix + "*")
+            .Where(d => !Directory.EnumerateFileSystemEntries(d).Any())];
+        var before = Empty();
+
+        // The folder is made, then the file in it fails (here: a name inside a folder that does not exist).
+        Assert.ThrowsAny<Exception>(() => new SecretFile(Path.Combine("no-such-folder", "pgpass"), "*:*:*:*:secret\n"));
+
+        Assert.Empty(Empty().Except(before));
+    }
+
+    [Theory]
+    [InlineData("No space left on device : '/tmp/x/pgpass'", "No space left on device (/tmp/x/pgpass)")]
+    [InlineData("cannot write /b/x.sql.zst: No space left on device : '/b/.x.tmp'", "cannot write /b/x.sql.zst: No space left on device (/b/.x.tmp)")]
+    [InlineData("disk full", "disk full")]
+    public void Dotnet_path_suffixes_read_as_a_path_in_parentheses(string message, string printed) =>
+        Assert.Equal(printed, IoErrors.Tidy(message));
+
+    [SkippableFact]
+    public void A_write_to_a_full_device_is_a_full_disk()
+    {
+        Skip.IfNot(File.Exists("/dev/full"), "no /dev/full");
+        var e = Assert.ThrowsAny<IOException>(() =>
+        {
+            using var full = new FileStream("/dev/full", FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
+            full.Write(new byte[16]);
+        });
+        Assert.True(IoErrors.IsDiskFull(e), e.ToString());
+        Assert.False(IoErrors.IsDiskFull(new FileNotFoundException("gone")));
+    }
+}
