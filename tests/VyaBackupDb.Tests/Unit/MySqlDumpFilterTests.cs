@@ -488,6 +488,25 @@ public sealed class MySqlDumpFilterTests
         Assert.Equal(input, Encoding.UTF8.GetString(DumpFilterRunner.Run(new MySqlDumpFilter(Target).CopyAsync, Utf8(input), [3])));
     }
 
+    /// <summary>Words in a comment the server skips are no part of the statement it reads.</summary>
+    [Theory]
+    [InlineData("/*!999999 DROP TABLE x */ INSERT INTO other.o SELECT 1;\n", "on a table of another database")]
+    [InlineData("/*!999999 SET @a = 1 */ CREATE USER evil@localhost;\n", "a CREATE USER statement")]
+    [InlineData("DROP TABLE IF EXISTS other/*!999999 x*/.o;\n", "on a table of another database")]
+    [InlineData("CREATE TABLE `t` (`id` bigint DEFAULT nextval(other/*!999999 x*/.s));\n", "over a sequence or table of another database (other)")]
+    [InlineData("CREATE TABLE `t` (`a` int) ENGINE=MyISAM DATA /*!999999 x*/ DIRECTORY='/tmp/x';\n", "with a DATA or INDEX DIRECTORY")]
+    [InlineData("CREATE SEQUENCE `sq` ENGINE=InnoDB DATA DIRECTORY='/tmp/x';\n", "with a DATA or INDEX DIRECTORY")]
+    public void Reads_statements_without_what_the_server_skips(string input, string refusal)
+    {
+        foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(Server: new ServerInfo("MariaDB", "10.11.19", [])));
+            var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, Utf8(input), pattern);
+            Assert.NotNull(e);
+            Assert.Contains(refusal, e.Message, StringComparison.Ordinal);
+        }
+    }
+
     /// <summary>A block opener in a comment the server skips is no block: the ';' after the body's END still ends it.</summary>
     [Theory]
     [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() BEGIN /*!99999 BEGIN */ SELECT 1; END; DROP TABLE other.o ;;\n")]

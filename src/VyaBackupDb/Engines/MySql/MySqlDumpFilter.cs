@@ -1020,6 +1020,14 @@ public sealed class MySqlDumpFilter
                 throw SemicolonUnderDelimiter(i);
             }
 
+            // What the server skips as a comment is no part of the statement it reads: no token there. The
+            // bytes the client reads otherwise (quotes, comment markers, backslashes) are still looked at below.
+            if (skippedConditional && b is not ((byte)'*' or (byte)'\'' or (byte)'"' or (byte)'`' or (byte)'\\' or (byte)'#' or (byte)'-' or (byte)'/'))
+            {
+                i++;
+                continue;
+            }
+
             if (b == '.' && !(tokenKind == TokenKind.Word && tokenHasAt))
             {
                 // A dot is read as the server reads it (not in @var.names, which are one token).
@@ -1231,9 +1239,13 @@ public sealed class MySqlDumpFilter
                     break;
             }
 
-            StartToken(TokenKind.Punct, i);
-            AppendToken(b);
-            EmitToken(i + 1);
+            if (!skippedConditional)
+            {
+                StartToken(TokenKind.Punct, i);
+                AppendToken(b);
+                EmitToken(i + 1);
+            }
+
             i++;
         }
 
@@ -1697,7 +1709,8 @@ public sealed class MySqlDumpFilter
 
                 if (kind == TokenKind.Word && (Is(text, "TABLE"u8) || Is(text, "SEQUENCE"u8)))
                 {
-                    ExpectTableName(list: false, Is(text, "TABLE"u8) ? Step.CreateTableBody : Step.Done);
+                    // A sequence takes table options too (ENGINE, DATA DIRECTORY).
+                    ExpectTableName(list: false, Step.CreateTableBody);
                     return;
                 }
 
