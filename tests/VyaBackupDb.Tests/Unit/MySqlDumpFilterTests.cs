@@ -463,6 +463,21 @@ public sealed class MySqlDumpFilterTests
         }
     }
 
+    /// <summary>A dump without USE (and no manifest) still names its database in its header: its names point at the target.</summary>
+    [Fact]
+    public void Learns_the_source_from_the_dump_header()
+    {
+        const string Input = "-- MariaDB dump 10.19-10.11.19-MariaDB, for debian-linux-gnu (x86_64)\n--\n-- Host: 127.0.0.1    Database: shop\r\n"
+            + "-- ------------------------------------------------------\n"
+            + "CREATE TABLE `r` (\n  `id` int(11) NOT NULL DEFAULT nextval(`shop`.`sq`)\n);\n";
+        foreach (var pattern in new[] { new[] { 1 }, [5], [4096] })
+        {
+            var filter = new MySqlDumpFilter(Target);
+            Assert.Equal(Input.Replace("`shop`.`sq`", $"`{Target}`.`sq`", StringComparison.Ordinal),
+                Encoding.UTF8.GetString(DumpFilterRunner.Run(filter.CopyAsync, Utf8(Input), pattern)));
+        }
+    }
+
     /// <summary>A default drawing from another database's sequence, or a MERGE table over its tables, would write there.</summary>
     [Theory]
     [InlineData("CREATE TABLE `t` (`id` bigint DEFAULT nextval(`other`.`s`), `x` int);\nINSERT INTO `t` (`x`) VALUES (1);\n")]
@@ -729,7 +744,8 @@ public sealed class MySqlDumpFilterTests
         }
 
         var plain = Utf8(text);
-        AssertFilters(plain, plain, Target, null, 0, new MySqlFilterOptions(KeepEventsEnabled: true));
+        // Its header still names the database (which no name in it qualifies).
+        AssertFilters(plain, plain, Target, "dns_db", 0, new MySqlFilterOptions(KeepEventsEnabled: true));
     }
 
     [Fact]

@@ -59,6 +59,11 @@ public sealed class MySqlDumpFilter
     private const int MaxRowWord = 64;
     private const int MaxNumber = 256;
 
+    /// <summary>How far into a dump its header may name the database (mysqldump: "-- Host: h    Database: db").</summary>
+    private const int HeaderBytes = 4096;
+    private const int MaxDatabaseName = 64;
+    private static ReadOnlySpan<byte> HostHeader => "-- Host: "u8;
+
     /// <summary>Bytes a scanner needs after a '/' to read a conditional comment's marker and version.</summary>
     private const int ConditionalLookahead = 4 + 7;
 
@@ -424,6 +429,25 @@ public sealed class MySqlDumpFilter
 
     // ---- between statements ------------------------------------------------------------------
 
+    /// <summary>
+    /// The database a dump without USE says it was taken of: its names then point at the target, as a USE's
+    /// would. A false header can only make more names point at the target.
+    /// </summary>
+    private void LearnSourceFromHeader(ReadOnlySpan<byte> line)
+    {
+        var at = line.IndexOf("Database: "u8);
+        if (at < 0)
+        {
+            return;
+        }
+
+        var name = line[(at + "Database: ".Length)..].TrimEnd(" \t\r"u8);
+        if (name.Length is > 0 and <= MaxDatabaseName * 4 && !name.Contains((byte)'`'))
+        {
+            names.Observe(DatabaseNames.Decode(name));
+        }
+    }
+
     private int Gap(int i, int end, bool final)
     {
         var k = buf.AsSpan(i, end - i).IndexOfAnyExcept(Spaces);
@@ -447,6 +471,17 @@ public sealed class MySqlDumpFilter
 
                 if (IsDashComment(i, end))
                 {
+                    if (bufferBase + i < HeaderBytes && buf.AsSpan(i, end - i).StartsWith(HostHeader))
+                    {
+                        var line = buf.AsSpan(i, end - i).IndexOf((byte)'\n');
+                        if (line < 0 && !final && end - i < DumpFilterDriver.MaxLookahead)
+                        {
+                            return NeedMore(i);
+                        }
+
+                        LearnSourceFromHeader(buf.AsSpan(i, line < 0 ? end - i : line));
+                    }
+
                     endedWithTrailer |= buf.AsSpan(i, end - i).StartsWith(CompletionTrailer);
                     state = State.GapLineComment;
                     return i + 2;
