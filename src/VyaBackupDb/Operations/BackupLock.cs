@@ -66,7 +66,23 @@ public sealed class BackupLock : IDisposable
                 + $"({Describe(dead)})");
         }
         var text = $"pid={Environment.ProcessId}\nhost={Environment.MachineName}\nrun={run}\nstarted={time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture)}\n";
-        File.WriteAllText(holderPath, text);
+        try
+        {
+            File.WriteAllText(holderPath, text);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
+        {
+            // Half written, it would name nobody ("pid ?") in the next run's warning.
+            TryDelete(holderPath);
+            stream.Dispose();
+            if (IoErrors.IsTooManyOpenFiles(e))
+            {
+                throw;
+            }
+            // EFBIG (the file size limit) comes from .NET as an ArgumentOutOfRangeException.
+            var reason = e is ArgumentOutOfRangeException ? "the file size limit (ulimit -f) is reached" : e.Message;
+            throw new OperationFailedException($"cannot write the lock file {holderPath}: {reason}", e);
+        }
         return new BackupLock(stream, path, takenOverFrom);
     }
 
@@ -75,6 +91,17 @@ public sealed class BackupLock : IDisposable
         // The lock file itself stays: deleting it while held would let two runs lock two different files.
         File.Delete(HolderPath(_path));
         _stream.Dispose();
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
     }
 
     private static string ReadHolder(string path)
