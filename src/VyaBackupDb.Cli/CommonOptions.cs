@@ -186,6 +186,12 @@ internal static partial class CommonOptions
             Output.Error($"interrupted: {e.Message}");
             return (int)ExitCode.Interrupted;
         }
+        catch (Exception e) when (IoErrors.IsTooManyOpenFiles(e))
+        {
+            // Whatever it hit first (a config file, a password file, a runtime assembly): this host's limit is the cause.
+            Output.Error(IoErrors.TooManyOpenFiles());
+            return (int)ExitCode.Failed;
+        }
         catch (VyaException e)
         {
             Output.Error(e.Message);

@@ -3,6 +3,17 @@ using VyaBackupDb.Cli;
 using VyaBackupDb.Cli.Commands;
 using VyaBackupDb.Errors;
 
+// With a low open files limit (the runtime alone holds ~60 files), an error must still be said in one line:
+// open stdout and stderr, and set up the console (its first write loads an assembly), and note the limit,
+// while files can still be opened.
+_ = Console.Out;
+_ = Console.Error;
+using (var stderr = Console.OpenStandardError())
+{
+    stderr.Write([]);
+}
+IoErrors.ReadOpenFilesLimit();
+
 var root = new RootCommand("vya-backupdb: back up and restore MySQL/MariaDB and PostgreSQL databases.");
 root.Add(CommonOptions.Config);
 root.Add(CommonOptions.LogFormat);

@@ -6,6 +6,7 @@ using Spectre.Console;
 using Spectre.Console.Rendering;
 using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
+using VyaBackupDb.Errors;
 using VyaBackupDb.Operations;
 using VyaBackupDb.Storage;
 using VyaBackupDb.Pipeline;
@@ -85,11 +86,11 @@ internal static class ListCommand
                         if (StorageSet.IsDestinationDown(e))
                         {
                             down.Add(name);
-                            Output.Error($"storage '{name}' cannot be listed: {e.Message}; its backups are not shown");
+                            Output.Error($"storage '{name}' cannot be listed: {IoErrors.Describe(e)}; its backups are not shown");
                         }
                         else
                         {
-                            Output.Error($"instance {inst.Id} ({inst.Name}): storage '{name}' cannot be listed: {e.Message}; its backups there are not shown");
+                            Output.Error($"instance {inst.Id} ({inst.Name}): storage '{name}' cannot be listed: {IoErrors.Describe(e)}; its backups there are not shown");
                         }
                         continue;
                     }

@@ -49,7 +49,8 @@ public static partial class ConfigLoader
         {
             text = File.ReadAllText(path);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        // Too many open files is this host's limit, not a config error (exit 2): it goes up as it is.
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException && !IoErrors.IsTooManyOpenFiles(e))
         {
             throw new ConfigException($"cannot read config file {path}: {e.Message}");
         }

@@ -89,7 +89,8 @@ public sealed class PasswordSource
             {
                 return File.ReadAllText(_file).TrimEnd('\r', '\n');
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            // Too many open files is this host's limit, not a config error (exit 2): it goes up as it is.
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException && !IoErrors.IsTooManyOpenFiles(e))
             {
                 throw new ConfigException($"{_where}: cannot read {_file}: {e.Message}");
             }

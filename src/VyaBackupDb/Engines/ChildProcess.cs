@@ -69,7 +69,7 @@ public static class ChildProcess
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            throw new OperationFailedException($"cannot start {file}: {e.Message}");
+            throw new OperationFailedException($"cannot start {file}: {e.Message}", e);
         }
 
         var stderr = DrainStderrAsync(process.StandardError.BaseStream);

@@ -1,3 +1,5 @@
+using System.ComponentModel;
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 
 namespace VyaBackupDb.Errors;
@@ -8,6 +10,61 @@ public static partial class IoErrors
     /// <summary>ENOSPC on Linux; ERROR_DISK_FULL / ERROR_HANDLE_DISK_FULL on Windows (an HRESULT's low word).</summary>
     public static bool IsDiskFull(Exception e) =>
         e is IOException io && (OperatingSystem.IsWindows() ? (io.HResult & 0xFFFF) is 112 or 39 : io.HResult == 28);
+
+    /// <summary>
+    /// EMFILE (this process is at its open files limit) or ENFILE (the system's), here or under a wrapper:
+    /// .NET gives the errno as the HResult of an IOException, the NativeErrorCode of a Win32Exception (a child
+    /// not started). A runtime assembly it cannot open then is a FileNotFoundException ("cannot find the file").
+    /// </summary>
+    public static bool IsTooManyOpenFiles(Exception? e)
+    {
+        for (; e is not null && !OperatingSystem.IsWindows(); e = e.InnerException)
+        {
+            if (e is IOException { HResult: 24 or 23 } or Win32Exception { NativeErrorCode: 24 or 23 } || IsAssemblyNotLoaded(e))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // Its FileName is an assembly's name ("System.IO.Pipes, Version=..."), not a path: the runtime's own files are
+    // where they were at startup, and failing to open one is what a low limit does.
+    private static bool IsAssemblyNotLoaded(Exception e) =>
+        ((e as FileNotFoundException)?.FileName ?? (e as FileLoadException)?.FileName)?.Contains(", PublicKeyToken=", StringComparison.Ordinal) == true;
+
+    /// <summary>The one line for <see cref="IsTooManyOpenFiles"/>.</summary>
+    public static string TooManyOpenFiles() =>
+        _openFilesLimit is { } limit ? $"too many open files (limit {limit})" : "too many open files";
+
+    /// <summary>An error's text as shown: <see cref="TooManyOpenFiles"/> for what it says, else its message.</summary>
+    public static string Describe(Exception e) => IsTooManyOpenFiles(e) ? TooManyOpenFiles() : e.Message;
+
+    private static ulong? _openFilesLimit;
+
+    /// <summary>
+    /// Notes the open files limit (the soft RLIMIT_NOFILE: the .NET runtime raises it to the hard limit at startup
+    /// itself) for <see cref="TooManyOpenFiles"/>. Called at startup: once the files are all taken, even loading
+    /// libc to ask would fail.
+    /// </summary>
+    public static void ReadOpenFilesLimit()
+    {
+        if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())
+        {
+            var resource = OperatingSystem.IsLinux() ? 7 : 8; // RLIMIT_NOFILE
+            _openFilesLimit = GetRLimit(resource, out var limit) == 0 ? limit.Current : null;
+        }
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct RLimit
+    {
+        public ulong Current;
+        public ulong Maximum;
+    }
+
+    [LibraryImport("libc", EntryPoint = "getrlimit")]
+    private static partial int GetRLimit(int resource, out RLimit limit);
 
     // .NET appends the path to an errno's text as "TEXT : 'PATH'".
     [GeneratedRegex(@" : '(?<path>[^'\n]*)'", RegexOptions.CultureInvariant)]

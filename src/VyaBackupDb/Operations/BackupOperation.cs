@@ -199,7 +199,7 @@ public sealed class BackupOperation
         catch (Exception e) when (e is VyaException or IOException or UnauthorizedAccessException or DbException)
         {
             // Ours are scrubbed already; a driver's message (DbException) is outside text.
-            var message = e is VyaException or StorageException ? e.Message : Redaction.Redact(e.Message);
+            var message = e is VyaException or StorageException ? IoErrors.Describe(e) : Redaction.Redact(IoErrors.Describe(e));
             Add(new BackupItemResult(instance, request.Database ?? "*", null, message, 0, 0, probeClock.Elapsed, VaultFailed: e is VaultException));
             return results;
         }
@@ -458,6 +458,10 @@ public sealed class BackupOperation
         {
             return Failed(item, held?.Lost is { } lost ? $"stopped: {lost}" : $"timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)",
                 clock.Elapsed);
+        }
+        catch (Exception e) when (IoErrors.IsTooManyOpenFiles(e))
+        {
+            return Failed(item, IoErrors.TooManyOpenFiles(), clock.Elapsed);
         }
         catch (LockedException e)
         {

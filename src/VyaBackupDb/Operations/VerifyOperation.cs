@@ -147,7 +147,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
             {
                 // One destination down: its backups are unchecked (and said so), the others are checked.
                 results.Add(new VerifyResult(
-                    new FileCheck($"storage '{name}' ({place})", null, [$"cannot be listed, its backups were not checked: {e.Message}"], []) { Unreachable = true },
+                    new FileCheck($"storage '{name}' ({place})", null, [$"cannot be listed, its backups were not checked: {IoErrors.Describe(e)}"], []) { Unreachable = true },
                     null));
                 observer.Checked(results[^1]);
                 continue;

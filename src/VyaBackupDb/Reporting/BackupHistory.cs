@@ -1,6 +1,7 @@
 using System.Text.Json;
 using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
+using VyaBackupDb.Errors;
 using VyaBackupDb.Storage;
 
 namespace VyaBackupDb.Reporting;
@@ -60,7 +61,7 @@ public static class BackupHistory
             }
             catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
             {
-                errors.Add($"storage '{destination.Name}' cannot be listed: {e.Message}");
+                errors.Add($"storage '{destination.Name}' cannot be listed: {IoErrors.Describe(e)}");
                 continue;
             }
             foreach (var byDatabase in entries.GroupBy(e => e.Name.Database, StringComparer.Ordinal))
