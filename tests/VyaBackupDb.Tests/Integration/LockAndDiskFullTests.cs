@@ -117,6 +117,91 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
         Assert.Empty(Ops.FilesUnder(backupDir));
     }
 
+    /// <summary>`backup` that cannot even write its lock's holder file (ulimit -f 0): the database fails in one line, exit 1, no holder left.</summary>
+    [SkippableFact]
+    public async Task A_lock_holder_file_that_cannot_be_written_fails_the_backup_in_one_line()
+    {
+        var (db, instanceName, id) = await NewDatabaseAsync(Dbms.MySql);
+        var backupDir = _scratch.TempDir("backups");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+
+        var run = await CliUnderFileSizeLimitAsync(0, null, "backup", "-i", id, "-d", db, "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.DoesNotContain("Exception", run.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.Stderr, StringComparison.Ordinal);
+        var failed = Assert.Single(run.Stderr.Split('\n'), l => l.Contains("FAILED", StringComparison.Ordinal));
+        Assert.Contains($"{instanceName}/{db}: cannot write the lock file", failed, StringComparison.Ordinal);
+        Assert.EndsWith("the file size limit (ulimit -f) is reached", failed, StringComparison.Ordinal);
+        Assert.False(File.Exists(BackupLock.PathFor(backupDir, instanceName, db) + ".holder"), "an empty holder file was left");
+        Assert.Empty(Ops.DataFilesUnder(backupDir));
+    }
+
+    // ---------------------------------------------------------------- the open files limit
+
+    /// <summary>
+    /// A hard open files limit the runtime nearly fills by itself (~60 files): `list` says so in one line, exit 1
+    /// (was an unhandled exception, exit 134, or "Could not load file or assembly").
+    /// </summary>
+    [Fact]
+    public async Task List_under_a_low_open_files_limit_says_so_in_one_line()
+    {
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+
+        var run = await CliUnderOpenFilesLimitAsync(64, "list", "--all", "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.DoesNotContain("Exception", run.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.Stderr, StringComparison.Ordinal);
+        Assert.Equal("vya-backupdb: error: too many open files (limit 64)", run.Stderr.Trim());
+    }
+
+    /// <summary>
+    /// A backup (parallel engine, --jobs 4) under a limit too low for it: every error line names the limit, none a
+    /// .NET type or "Could not load file or assembly", none a config error (exit 2), no stack trace; exit 1.
+    /// </summary>
+    [SkippableFact]
+    public async Task Backup_under_a_low_open_files_limit_names_the_limit_in_each_error()
+    {
+        var (db, _, _) = await NewDatabaseAsync(Dbms.MySql);
+        var dir = _scratch.TempDir("cfg");
+        var backupDir = _scratch.TempDir("backups");
+        var passwordFile = Path.Combine(dir, "pw");
+        await File.WriteAllTextAsync(passwordFile, TestServers.MySqlPassword);
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, $"""
+            backup_dir: '{backupDir}'
+            instances:
+              - id: 1
+                name: it-mysql
+                dbms: mysql
+                engine: parallel
+                host: '{TestServers.MySqlHost}'
+                port: {TestServers.MySqlPort}
+                user: '{TestServers.MySqlUser}'
+                password_file: '{passwordFile}'
+                include: ['{db}']
+                globals: false
+            """);
+
+        var run = await CliUnderOpenFilesLimitAsync(100, "backup", "--all", "--jobs", "4", "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.DoesNotContain("Exception", run.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.Stderr, StringComparison.Ordinal);
+        var errors = run.Stderr.Split('\n').Where(l => l.Contains("FAILED", StringComparison.Ordinal) || l.Contains("error:", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(errors);
+        Assert.All(errors, l => Assert.EndsWith("too many open files (limit 100)", l, StringComparison.Ordinal));
+        Assert.Empty(Ops.DataFilesUnder(backupDir));
+    }
+
+    /// <summary>The CLI under an open files limit of <paramref name="files"/> (ulimit -n: soft and hard, so the runtime cannot raise it).</summary>
+    private static Task<ProcessResult> CliUnderOpenFilesLimitAsync(int files, params string[] arguments)
+    {
+        var (dotnet, args, env) = Run.CliCommand(null, arguments);
+        return Run.ProgramAsync("bash", ["-c", $"ulimit -n {files}; exec \"$@\"", "bash", dotnet, .. args], env);
+    }
+
     /// <summary>
     /// The CLI under a file size limit of <paramref name="kib"/> KiB (ulimit -f; SIGXFSZ ignored, as a service
     /// manager may set it): a write past it fails (EFBIG) as one on a full disk would, without root or a mount.
