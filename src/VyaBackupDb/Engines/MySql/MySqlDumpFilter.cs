@@ -2743,12 +2743,6 @@ public sealed class MySqlDumpFilter
     {
         if (tokenCount == 2)
         {
-            if (kind == TokenKind.Word && (Is(text, "PASSWORD"u8) || Is(text, "ROLE"u8) || Is(text, "DEFAULT"u8) || Is(text, "STATEMENT"u8)))
-            {
-                // An account's password or roles, or (MariaDB) any statement under SET STATEMENT ... FOR.
-                throw Refuse($"a SET {Words(text)} statement");
-            }
-
             if (kind == TokenKind.Word && (Is(text, "@@GLOBAL.GTID_PURGED"u8) || Is(text, "@@GLOBAL.gtid_slave_pos"u8)))
             {
                 LeaveOut();
@@ -2793,11 +2787,11 @@ public sealed class MySqlDumpFilter
             else if (kind is TokenKind.Ident or TokenKind.String)
             {
                 // `sql_mode`, @`v`, @'v': names mysqldump never quotes, which the server reads as the bare ones.
-                throw Refuse("a SET statement of a quoted name");
+                throw UnwrittenSetTarget();
             }
             else if (!(kind == TokenKind.Punct && text[0] == ':'))
             {
-                setTarget = SetTarget.Other;
+                throw UnwrittenSetTarget();
             }
 
             return;
@@ -2848,34 +2842,70 @@ public sealed class MySqlDumpFilter
         }
     }
 
+    /// <summary>
+    /// A word before a SET assignment's '='. Only the targets mysqldump writes pass: <c>name</c>, <c>SESSION name</c>,
+    /// <c>LOCAL name</c>, <c>@var</c>, <c>@@name</c>, <c>@@session.name</c>, <c>@@local.name</c>, <c>NAMES x</c>,
+    /// <c>CHARACTER SET x</c>, <c>CHARSET x</c>. The server reads more (<c>@@global . x</c>, <c>@@session/**/.sql_mode</c>:
+    /// a scope and its variable apart), which this check would take for other variables than the server sets.
+    /// </summary>
     private void ClassifySetTargetWord(ReadOnlySpan<byte> word)
     {
         if (setTargetWords == 0 && (Is(word, "GLOBAL"u8) || Is(word, "PERSIST"u8) || Is(word, "PERSIST_ONLY"u8)
-            || StartsWithIgnoreCase(word, "@@GLOBAL."u8) || StartsWithIgnoreCase(word, "@@PERSIST"u8)))
+            || StartsWithIgnoreCase(word, "@@GLOBAL"u8) || StartsWithIgnoreCase(word, "@@PERSIST"u8)))
         {
             throw Refuse("a SET GLOBAL statement");
         }
 
+        if (setTargetWords == 0 && (Is(word, "PASSWORD"u8) || Is(word, "ROLE"u8) || Is(word, "DEFAULT"u8) || Is(word, "STATEMENT"u8)))
+        {
+            // An account's password or roles (also after a ',': SET @a = 1, PASSWORD FOR u = '*...'), or
+            // (MariaDB) any statement under SET STATEMENT ... FOR.
+            throw Refuse($"a SET {Words(word)} statement");
+        }
+
+        if (setCharacterNext)
+        {
+            // SET CHARACTER SET x: the value follows without '='.
+            setCharacterNext = false;
+            setTarget = Is(word, "SET"u8) ? SetTarget.Charset : throw UnwrittenSetTarget();
+            setInValue = true;
+            return;
+        }
+
+        if (setTarget != SetTarget.None)
+        {
+            throw UnwrittenSetTarget(); // a second name before the '=' (@@session .sql_mode, SESSION TRANSACTION ...)
+        }
+
+        var scoped = setTargetWords == 1; // after SESSION or LOCAL: a plain name only
         if (setTargetWords == 0 && (Is(word, "SESSION"u8) || Is(word, "LOCAL"u8)))
         {
             return;
         }
 
-        if (setCharacterNext || Is(word, "NAMES"u8) || Is(word, "CHARSET"u8))
+        if (!scoped && (Is(word, "NAMES"u8) || Is(word, "CHARSET"u8)))
         {
-            // SET NAMES x, SET CHARACTER SET x, SET CHARSET x: the value follows without '='.
-            setTarget = setCharacterNext && !Is(word, "SET"u8) ? SetTarget.Other : SetTarget.Charset;
-            setCharacterNext = false;
+            // SET NAMES x, SET CHARSET x: the value follows without '='.
+            setTarget = SetTarget.Charset;
             setInValue = true;
         }
-        else if (Is(word, "CHARACTER"u8))
+        else if (!scoped && Is(word, "CHARACTER"u8))
         {
             setCharacterNext = true;
         }
-        else if (word.Length > 1 && word[0] == '@' && word[1] != '@')
+        else if (!scoped && word.Length > 1 && word[0] == '@' && word[1] != '@')
         {
+            if (!IsPlainName(word[1..], dots: true))
+            {
+                throw UnwrittenSetTarget();
+            }
+
             setTarget = SetTarget.UserVariable;
             setVariable = DatabaseNames.Decode(word[1..]);
+        }
+        else if ((scoped || !word.StartsWith("@@"u8)) ? !IsPlainName(word, dots: false) : !IsPlainName(SystemVariableName(word), dots: false))
+        {
+            throw UnwrittenSetTarget();
         }
         else if (IsSessionVariable(word, "default_storage_engine"u8) || IsSessionVariable(word, "storage_engine"u8)
             || IsSessionVariable(word, "enforce_storage_engine"u8) || IsSessionVariable(word, "default_tmp_storage_engine"u8))
@@ -2891,11 +2921,33 @@ public sealed class MySqlDumpFilter
         }
     }
 
+    private DumpFilterException UnwrittenSetTarget() => Refuse("a SET of a variable not written as mysqldump writes one");
+
+    /// <summary>Letters, digits, '_' and '$' (and '.', in a user variable's name): a name as mysqldump writes a variable's.</summary>
+    private static bool IsPlainName(ReadOnlySpan<byte> name, bool dots)
+    {
+        if (name.IsEmpty)
+        {
+            return false;
+        }
+
+        foreach (var b in name)
+        {
+            if (!(b is (>= (byte)'a' and <= (byte)'z') or (>= (byte)'A' and <= (byte)'Z') or (>= (byte)'0' and <= (byte)'9') or (byte)'_' or (byte)'$'
+                || (dots && b == '.')))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     private static bool StartsWithIgnoreCase(ReadOnlySpan<byte> word, ReadOnlySpan<byte> prefix) =>
         word.Length >= prefix.Length && Ascii.EqualsIgnoreCase(word[..prefix.Length], prefix);
 
-    /// <summary><c>name</c>, <c>@@name</c>, <c>@@session.name</c> or <c>@@local.name</c>.</summary>
-    private static bool IsSessionVariable(ReadOnlySpan<byte> word, ReadOnlySpan<byte> name)
+    /// <summary>The variable of <c>@@name</c>, <c>@@session.name</c> or <c>@@local.name</c> (of a plain <c>name</c>: itself).</summary>
+    private static ReadOnlySpan<byte> SystemVariableName(ReadOnlySpan<byte> word)
     {
         if (word.StartsWith("@@"u8))
         {
@@ -2910,8 +2962,11 @@ public sealed class MySqlDumpFilter
             }
         }
 
-        return Is(word, name);
+        return word;
     }
+
+    /// <summary><c>name</c>, <c>@@name</c>, <c>@@session.name</c> or <c>@@local.name</c>.</summary>
+    private static bool IsSessionVariable(ReadOnlySpan<byte> word, ReadOnlySpan<byte> name) => Is(SystemVariableName(word), name);
 
     /// <summary>What the first token of a SET value means (the value is known only if it is the whole value).</summary>
     private SetValue ValueOf(TokenKind kind, ReadOnlySpan<byte> text)
