@@ -558,7 +558,7 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
     [InlineData("SET @@global . general_log_file = '{marker}';\nSET @@global/**/.general_log = 1;\nCREATE TABLE `x` (`a` int);\nSET @@GLOBAL .general_log = 0;\n",
         "a SET GLOBAL statement")]
     [InlineData("SET @@SESSION .sql_mode = 'ANSI_QUOTES';\nCREATE VIEW `vv` AS SELECT 1 AS \"a\\\";INSERT INTO `{other}`.`o` VALUES (99);DO 1 -- \";\n",
-        "a SET of a variable not written as mysqldump writes one")]
+        "a SET of a variable in another form than name, @var, @@name or @@session.name")]
     // Under latin1 the byte 0xE4 ({E4}) is the ä of utf8mb4: one table to the server, whose trigger the INSERT fires.
     [InlineData("SET NAMES latin1;\nCREATE TABLE `{E4}` (`a` int);\nDELIMITER ;;\nCREATE TRIGGER `tr` BEFORE INSERT ON `{E4}` FOR EACH ROW INSERT INTO `{other}`.`o` VALUES (77) ;;\nDELIMITER ;\nSET NAMES utf8mb4;\nINSERT INTO `ä` VALUES (1);\n",
         "under a client character set other than UTF-8")]

@@ -2941,7 +2941,7 @@ public sealed class MySqlDumpFilter
         }
     }
 
-    private DumpFilterException UnwrittenSetTarget() => Refuse("a SET of a variable not written as mysqldump writes one");
+    private DumpFilterException UnwrittenSetTarget() => Refuse("a SET of a variable in another form than name, @var, @@name or @@session.name");
 
     /// <summary>Letters, digits, '_' and '$' (and '.', in a user variable's name): a name as mysqldump writes a variable's.</summary>
     private static bool IsPlainName(ReadOnlySpan<byte> name, bool dots)
