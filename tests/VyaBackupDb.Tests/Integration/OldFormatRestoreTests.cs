@@ -553,6 +553,15 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
     [InlineData("CREATE TABLE `x` (`a` int) AUTO_INCREMENT=1.SELECT `id` AS `b` FROM `{other}`.`o`;\n", "a CREATE TABLE ... SELECT statement")]
     // The server skips a comment of a later version: the statement it reads is the INSERT, not the DROP.
     [InlineData("/*!999999 DROP TABLE x */ INSERT INTO `{other}`.`o` SELECT 43;\n", "on a table of another database")]
+    // The server reads @@global . x and @@session/**/.x as a scope and its variable: a general log written on the server,
+    // ANSI_QUOTES on (then "a\" ends a name where the client reads on in a string).
+    [InlineData("SET @@global . general_log_file = '{marker}';\nSET @@global/**/.general_log = 1;\nCREATE TABLE `x` (`a` int);\nSET @@GLOBAL .general_log = 0;\n",
+        "a SET GLOBAL statement")]
+    [InlineData("SET @@SESSION .sql_mode = 'ANSI_QUOTES';\nCREATE VIEW `vv` AS SELECT 1 AS \"a\\\";INSERT INTO `{other}`.`o` VALUES (99);DO 1 -- \";\n",
+        "a SET of a variable in another form than name, @var, @@name or @@session.name")]
+    // Under latin1 the byte 0xE4 ({E4}) is the ä of utf8mb4: one table to the server, whose trigger the INSERT fires.
+    [InlineData("SET NAMES latin1;\nCREATE TABLE `{E4}` (`a` int);\nDELIMITER ;;\nCREATE TRIGGER `tr` BEFORE INSERT ON `{E4}` FOR EACH ROW INSERT INTO `{other}`.`o` VALUES (77) ;;\nDELIMITER ;\nSET NAMES utf8mb4;\nINSERT INTO `ä` VALUES (1);\n",
+        "under a client character set other than UTF-8")]
     public async Task A_planted_mysql_dump_is_refused_and_touches_neither_its_target_nor_another_database(string payload, string expected)
     {
         await TestServers.RequireMySqlAsync();
@@ -577,7 +586,8 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
             ? text + planted[afterTrailer.Length..]
             : text.Replace("DROP TABLE IF EXISTS `t`;", planted + "DROP TABLE IF EXISTS `t`;", StringComparison.Ordinal);
         Assert.Contains(planted.Replace(afterTrailer, "", StringComparison.Ordinal), text, StringComparison.Ordinal);
-        await File.WriteAllTextAsync(plain, text);
+        // {E4}: the single byte 0xE4, latin1's ä (not UTF-8).
+        await File.WriteAllBytesAsync(plain, [.. text.Split("{E4}").SelectMany((part, k) => k == 0 ? Encoding.UTF8.GetBytes(part) : [0xE4, .. Encoding.UTF8.GetBytes(part)])]);
         var file = Package(plain, "sql", source, "mysql");
         var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
 

@@ -322,6 +322,24 @@ public sealed class MySqlDumpFilterTests
     [InlineData("SET @a = 1, GLOBAL max_connections = 1;", "a SET GLOBAL statement")]
     [InlineData("SET PASSWORD FOR root@localhost = PASSWORD('x');", "a SET PASSWORD statement")]
     [InlineData("SET STATEMENT max_statement_time = 1 FOR DROP DATABASE other;", "a SET STATEMENT statement")]
+    // The server reads a scope and its variable apart too (@@global . x, @@session/**/.x): only what mysqldump writes passes.
+    [InlineData("SET @@global . max_connect_errors = 4242;", "a SET GLOBAL statement")]
+    [InlineData("SET @@GLOBAL .general_log = 1;", "a SET GLOBAL statement")]
+    [InlineData("SET @@global/**/.general_log_file = '/tmp/x';", "a SET GLOBAL statement")]
+    [InlineData("SET @a = 1, @@global. general_log = 1;", "a SET GLOBAL statement")]
+    [InlineData("SET @@SESSION .sql_mode = 'ANSI_QUOTES';\nCREATE VIEW v AS SELECT 1 AS \"a\\\";DROP TABLE other.o;DO 1 -- \";", "a SET of a variable in another form than name, @var, @@name or @@session.name")]
+    [InlineData("SET @@session/**/.sql_mode = 'ANSI_QUOTES';", "a SET of a variable in another form than name, @var, @@name or @@session.name")]
+    [InlineData("SET @@session . sql_mode = 'ANSI_QUOTES';", "a SET of a variable in another form than name, @var, @@name or @@session.name")]
+    [InlineData("SET @@session. sql_mode = 'NO_BACKSLASH_ESCAPES';", "a SET of a variable in another form than name, @var, @@name or @@session.name")]
+    [InlineData("SET @@local .sql_mode = 'ANSI';", "a SET of a variable in another form than name, @var, @@name or @@session.name")]
+    [InlineData("SET @a = 1, @@session .character_set_client = 'gbk';", "a SET of a variable in another form than name, @var, @@name or @@session.name")]
+    [InlineData("SET SESSION @@session.sql_mode = 'ANSI';", "a SET of a variable in another form than name, @var, @@name or @@session.name")]
+    [InlineData("SET hot_cache.key_buffer_size = 1024;", "a SET of a variable in another form than name, @var, @@name or @@session.name")]
+    [InlineData("SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED;", "a SET of a variable in another form than name, @var, @@name or @@session.name")]
+    [InlineData("SET @a = 1, PASSWORD FOR root@localhost = '*81EEDB8F332C36DE0C01BD695EF255F904AEF934';", "a SET PASSWORD statement")]
+    [InlineData("SET @a = 1, PASSWORD = '*81EEDB8F332C36DE0C01BD695EF255F904AEF934';", "a SET PASSWORD statement")]
+    [InlineData("SET @a = 1, DEFAULT ROLE NONE;", "a SET DEFAULT statement")]
+    [InlineData("SET @a = 1, ROLE NONE;", "a SET ROLE statement")]
     [InlineData("LOAD DATA INFILE '/etc/passwd' INTO TABLE t;", "a LOAD statement")]
     [InlineData("SELECT 1 INTO OUTFILE '/tmp/x';", "a SELECT statement other than SETVAL")]
     [InlineData("INSERT INTO t SELECT * FROM other.o;", "an INSERT that is not of VALUES")]
@@ -344,6 +362,9 @@ public sealed class MySqlDumpFilterTests
     [InlineData("SET @m = '\\NO_BACKSLASH_ESCAPES';\nSET sql_mode = @m;", "a SET sql_mode to a value this check cannot read")]
     [InlineData("SET sql_mode = _latin1'NO_BACKSLASH_ESCAPES';", "a SET sql_mode to a value this check cannot read")]
     [InlineData("SET @m = 'STRICT_ALL_TABLES';\nSET @a = @m := 'NO_BACKSLASH_ESCAPES';\nSET sql_mode = @m;", "an assignment inside a SET value")]
+    // The server reads every value of a SET before it assigns any: @m and @@sql_mode as they were before it.
+    [InlineData("SET @m = 'NO_BACKSLASH_ESCAPES';\nSET @m = '', sql_mode = @m;\nINSERT INTO t VALUES ('\\'); DROP TABLE other.o; -- ');", "a DROP statement on a table of another database")]
+    [InlineData("SET sql_mode = 'NO_BACKSLASH_ESCAPES';\nSET sql_mode = '', @m = @@sql_mode;\nSET sql_mode = @m;\nINSERT INTO t VALUES ('\\'); DROP TABLE other.o; -- ');", "a DROP statement on a table of another database")]
     // The server reads 1.SELECT as the number 1. and the keyword SELECT (1e5END as 1e5 and END): no word hides a keyword.
     [InlineData("CREATE TABLE t (a int) AUTO_INCREMENT=1.SELECT s, LOAD_FILE('/etc/hostname') FROM other.v;", "a CREATE TABLE ... SELECT statement")]
     [InlineData("CREATE TABLE t (a int) AUTO_INCREMENT=1.5SELECT f() AS b;", "a CREATE TABLE ... SELECT statement")]
@@ -381,9 +402,9 @@ public sealed class MySqlDumpFilterTests
     [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`() BEGIN IF 1 THEN SELECT 1; END IF; ;;\n", "a routine body whose blocks are not all closed")]
     [InlineData("SELECT SETVAL(`s`, 5, 0), `f`();", "a SELECT SETVAL statement with more than a sequence and numbers")]
     [InlineData("SELECT SETVAL(`s`, 5, 0) INTO OUTFILE '/tmp/x';", "a SELECT SETVAL statement with more than a sequence and numbers")]
-    [InlineData("SET `sql_mode` = 'NO_BACKSLASH_ESCAPES';", "a SET statement of a quoted name")]
-    [InlineData("SET @@session.`sql_mode` = 'NO_BACKSLASH_ESCAPES';", "a SET statement of a quoted name")]
-    [InlineData("SET @m = '';\nSET @`m` = 'NO_BACKSLASH_ESCAPES';", "a SET statement of a quoted name")]
+    [InlineData("SET `sql_mode` = 'NO_BACKSLASH_ESCAPES';", "a SET of a variable in another form than name, @var, @@name or @@session.name")]
+    [InlineData("SET @@session.`sql_mode` = 'NO_BACKSLASH_ESCAPES';", "a SET of a variable in another form than name, @var, @@name or @@session.name")]
+    [InlineData("SET @m = '';\nSET @`m` = 'NO_BACKSLASH_ESCAPES';", "a SET of a variable in another form than name, @var, @@name or @@session.name")]
     [InlineData("SET default_storage_engine = 'MRG_MyISAM';", "a SET of DEFAULT_STORAGE_ENGINE")]
     [InlineData("CREATE TABLE `t` (`a` int); DELIMITER //\nSELECT 1 //", "a DELIMITER statement")]
     [InlineData("DELIMITER '''X'\nCREATE TABLE `t2` (`a` int) 'X DROP TABLE other.o 'X", "a DROP statement on a table of another database")]
@@ -541,6 +562,8 @@ public sealed class MySqlDumpFilterTests
     [InlineData("SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci;\nSET CHARACTER SET latin1;\nSET @@session.character_set_client = 'ujis';\n")]
     [InlineData("/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\nSET sql_mode = DEFAULT;\n/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n")]
     [InlineData("/*!50003 SET @saved_sql_mode       = @@sql_mode */ ;\n/*!50003 SET sql_mode              = 'PIPES_AS_CONCAT,ANSI_QUOTES,ORACLE' */ ;\n/*!50003 SET sql_mode              = @saved_sql_mode */ ;\n")]
+    [InlineData("SET @MYSQLDUMP_TEMP_LOG_BIN = @@SESSION.SQL_LOG_BIN;\nSET @@SESSION.SQL_LOG_BIN= 0;\nSET @@SESSION.SQL_LOG_BIN = @MYSQLDUMP_TEMP_LOG_BIN;\n")]
+    [InlineData("SET SESSION time_zone = '+00:00', LOCAL autocommit := 0, @@local.unique_checks = 0, @a.b = 1;\nSET CHARSET utf8mb4;\n")]
     public void Passes_the_session_settings_mysqldump_writes(string input)
     {
         AssertFilters(Utf8(input), Utf8(input), Target, null, 0);
@@ -597,6 +620,9 @@ public sealed class MySqlDumpFilterTests
     [InlineData("SET NAMES _latin1'gbk';", "a value this check cannot read")]
     [InlineData("SET NAMES X'67626b';", "a value this check cannot read")]
     [InlineData("SET NAMES 0x67626b;", "0x67626b")]
+    [InlineData("SET NAMES swe7;", "swe7")]
+    // The server reads every value of a SET before it assigns any: @c is still gbk where character_set_client takes it.
+    [InlineData("SET @c = 'gbk';\nSET @c = 'latin1', character_set_client = @c;", "@c")]
     public void Refuses_a_client_character_set_it_cannot_read(string input, string shown)
     {
         foreach (var pattern in new[] { new[] { 1 }, [4096] })
@@ -606,6 +632,70 @@ public sealed class MySqlDumpFilterTests
             Assert.NotNull(e);
             Assert.StartsWith($"the dump sets the client character set to {shown} at byte ", e.Message, StringComparison.Ordinal);
         }
+    }
+
+    /// <summary>
+    /// Under a client character set other than UTF-8 the server reads a name's bytes above ASCII as other characters
+    /// than this filter, which decodes UTF-8 (in latin1 the table `\xE4` is the `ä` of utf8mb4): a name it records or
+    /// compares with such a byte is refused. {E4} stands for the byte 0xE4.
+    /// </summary>
+    [Theory]
+    [InlineData("SET NAMES latin1;\nCREATE TABLE `{E4}` (a int);\nDELIMITER ;;\nCREATE TRIGGER tr BEFORE INSERT ON `{E4}` FOR EACH ROW INSERT INTO other.o VALUES (77) ;;\nDELIMITER ;\nSET NAMES utf8mb4;\nINSERT INTO `ä` VALUES (1);\n")]
+    [InlineData("CREATE TABLE `ä` (a int);\nSET character_set_client = latin1;\nDELIMITER ;;\nCREATE TRIGGER tr BEFORE INSERT ON `{E4}` FOR EACH ROW INSERT INTO other.o VALUES (77) ;;\nDELIMITER ;\n")]
+    [InlineData("SET NAMES latin1;\nINSERT INTO `{E4}` VALUES (1);\n")]
+    [InlineData("SET CHARACTER SET cp1251;\nCREATE VIEW `{E4}` AS SELECT 1;\n")]
+    [InlineData("SET @c = 'latin1';\nSET character_set_client = @c;\nCREATE VIEW v AS SELECT a FROM `{E4}`.t;\n")]
+    [InlineData("SET NAMES binary;\nCREATE VIEW v AS SELECT a FROM `ä`.t;\n")]
+    [InlineData("/*!40101 SET NAMES latin1 */;\nUSE `{E4}`;\n")]
+    public void Refuses_a_name_above_ascii_under_a_client_character_set_other_than_utf8(string input)
+    {
+        foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db"));
+            var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, Latin1Byte(input), pattern);
+            Assert.NotNull(e);
+            Assert.Contains("under a client character set other than UTF-8", e.Message, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>
+    /// What mysqldump writes around a routine or trigger created under latin1 passes unchanged: non-ASCII bytes in its
+    /// strings and comments (not names), ASCII names, and non-ASCII names again once the saved character set is back.
+    /// </summary>
+    [Fact]
+    public void Passes_latin1_strings_in_a_routine_and_utf8_names_around_it()
+    {
+        const string input = """
+            /*!40101 SET NAMES utf8mb4 */;
+            /*!40101 SET @saved_cs_client     = @@character_set_client */;
+            /*!40101 SET character_set_client = utf8mb4 */;
+            CREATE TABLE `ä` (`ö` varchar(10));
+            /*!40101 SET character_set_client = @saved_cs_client */;
+            INSERT INTO `ä` VALUES ('ü');
+            /*!50003 SET @saved_cs_client      = @@character_set_client */ ;
+            /*!50003 SET character_set_client  = latin1 */ ;
+            DELIMITER ;;
+            CREATE DEFINER=`root`@`localhost` PROCEDURE `p`() BEGIN SELECT '{E4}' AS `a` FROM `dns_db`.`t` /* {E4} */; END ;;
+            DELIMITER ;
+            /*!50003 SET character_set_client  = @saved_cs_client */ ;
+            DELIMITER ;;
+            CREATE TRIGGER `tr` BEFORE INSERT ON `ä` FOR EACH ROW SET NEW.`ö` = 'ä' ;;
+            DELIMITER ;
+
+            """;
+        var expected = input.Replace("`dns_db`.`t`", $"`{Target}`.`t`", StringComparison.Ordinal);
+        foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db", Definer: DefinerMode.Keep));
+            Assert.Equal(Latin1Byte(expected), DumpFilterRunner.Run(filter.CopyAsync, Latin1Byte(input), pattern));
+        }
+    }
+
+    /// <summary>UTF-8 bytes of <paramref name="text"/>, each "{E4}" in it the single byte 0xE4 (latin1's ä).</summary>
+    private static byte[] Latin1Byte(string text)
+    {
+        var parts = text.Split("{E4}");
+        return [.. parts.SelectMany((part, k) => k == 0 ? Utf8(part) : [0xE4, .. Utf8(part)])];
     }
 
     /// <summary>

@@ -106,6 +106,9 @@ public sealed class MySqlDumpFilter
     private readonly SqlModeFlags serverSqlMode;
     private readonly long serverVersion;
     private SqlModeFlags sqlMode;
+
+    // Whether the client character set is a UTF-8 one, as this filter decodes names (the restore's client starts with utf8mb4).
+    private bool clientUtf8 = true;
     private bool started;
 
     // Scanner position; buf/segment/bufferBase describe the chunk being scanned.
@@ -186,6 +189,8 @@ public sealed class MySqlDumpFilter
     private bool setCollate;
     private bool setCharacterNext;
     private bool setAfterIf;
+    private bool setClientUtf8;
+    private readonly List<(string Name, SetValue Value)> setUserVariables = [];
 
     /// <param name="targetDatabase">The database the dump is restored into.</param>
     public MySqlDumpFilter(string targetDatabase)
@@ -1834,10 +1839,12 @@ public sealed class MySqlDumpFilter
 
                 if (afterName == Step.InsertColumns)
                 {
+                    RequireComparableName(text);
                     RefuseRowsInto(DatabaseNames.Decode(text));
                 }
                 else if (afterName == Step.CreateTableBody)
                 {
+                    RequireComparableName(text);
                     createdTable = DatabaseNames.Decode(text);
                 }
 
@@ -2184,6 +2191,7 @@ public sealed class MySqlDumpFilter
                 $"the statement at byte {unitStart} of the dump names a database longer than {TokenCap} bytes");
         }
 
+        RequireComparableName(name);
         names.Observe(DatabaseNames.Decode(name));
     }
 
@@ -2366,6 +2374,7 @@ public sealed class MySqlDumpFilter
             }
             else if (triggerTableNext && IsName(kind))
             {
+                RequireComparableName(text);
                 triggerTables.Add(DatabaseNames.Decode(text));
             }
         }
@@ -2379,6 +2388,7 @@ public sealed class MySqlDumpFilter
             }
             else if (IsName(kind))
             {
+                RequireComparableName(text);
                 viewTables.Add(DatabaseNames.Decode(text));
             }
         }
@@ -2465,6 +2475,11 @@ public sealed class MySqlDumpFilter
     private void DecideCandidate(bool dot)
     {
         candidatePending = false;
+        if (dot)
+        {
+            RequireComparableName(candidateText.Span);
+        }
+
         if (candidateIsSource)
         {
             if (dot)
@@ -2712,15 +2727,20 @@ public sealed class MySqlDumpFilter
     }
 
     /// <summary>What a SET value means to the server's reading: the sql_mode flags it gives (null: not
-    /// known), and whether it names a client character set read as this filter reads (false: not known).</summary>
-    private readonly record struct SetValue(SqlModeFlags? SqlMode, bool ReadableCharset)
+    /// known), whether it names a client character set read as this filter reads (false: not known), and
+    /// whether that one is UTF-8, as this filter decodes names.</summary>
+    private readonly record struct SetValue(SqlModeFlags? SqlMode, bool ReadableCharset, bool Utf8Charset)
     {
-        public static SetValue Unknown => new(null, false);
+        public static SetValue Unknown => new(null, false, false);
     }
 
+    /// <remarks>The server reads every value of a SET before it assigns any (<c>SET @c = 'latin1', NAMES @c</c> reads
+    /// the @c from before), so values here are read from the state at the statement's start, and applied at its end.</remarks>
     private void BeginSet()
     {
         setMode = sqlMode;
+        setClientUtf8 = clientUtf8;
+        setUserVariables.Clear();
         ResetAssignment();
     }
 
@@ -2743,12 +2763,6 @@ public sealed class MySqlDumpFilter
     {
         if (tokenCount == 2)
         {
-            if (kind == TokenKind.Word && (Is(text, "PASSWORD"u8) || Is(text, "ROLE"u8) || Is(text, "DEFAULT"u8) || Is(text, "STATEMENT"u8)))
-            {
-                // An account's password or roles, or (MariaDB) any statement under SET STATEMENT ... FOR.
-                throw Refuse($"a SET {Words(text)} statement");
-            }
-
             if (kind == TokenKind.Word && (Is(text, "@@GLOBAL.GTID_PURGED"u8) || Is(text, "@@GLOBAL.gtid_slave_pos"u8)))
             {
                 LeaveOut();
@@ -2793,11 +2807,11 @@ public sealed class MySqlDumpFilter
             else if (kind is TokenKind.Ident or TokenKind.String)
             {
                 // `sql_mode`, @`v`, @'v': names mysqldump never quotes, which the server reads as the bare ones.
-                throw Refuse("a SET statement of a quoted name");
+                throw UnwrittenSetTarget();
             }
             else if (!(kind == TokenKind.Punct && text[0] == ':'))
             {
-                setTarget = SetTarget.Other;
+                throw UnwrittenSetTarget();
             }
 
             return;
@@ -2848,34 +2862,70 @@ public sealed class MySqlDumpFilter
         }
     }
 
+    /// <summary>
+    /// A word before a SET assignment's '='. Only the targets mysqldump writes pass: <c>name</c>, <c>SESSION name</c>,
+    /// <c>LOCAL name</c>, <c>@var</c>, <c>@@name</c>, <c>@@session.name</c>, <c>@@local.name</c>, <c>NAMES x</c>,
+    /// <c>CHARACTER SET x</c>, <c>CHARSET x</c>. The server reads more (<c>@@global . x</c>, <c>@@session/**/.sql_mode</c>:
+    /// a scope and its variable apart), which this check would take for other variables than the server sets.
+    /// </summary>
     private void ClassifySetTargetWord(ReadOnlySpan<byte> word)
     {
         if (setTargetWords == 0 && (Is(word, "GLOBAL"u8) || Is(word, "PERSIST"u8) || Is(word, "PERSIST_ONLY"u8)
-            || StartsWithIgnoreCase(word, "@@GLOBAL."u8) || StartsWithIgnoreCase(word, "@@PERSIST"u8)))
+            || StartsWithIgnoreCase(word, "@@GLOBAL"u8) || StartsWithIgnoreCase(word, "@@PERSIST"u8)))
         {
             throw Refuse("a SET GLOBAL statement");
         }
 
+        if (setTargetWords == 0 && (Is(word, "PASSWORD"u8) || Is(word, "ROLE"u8) || Is(word, "DEFAULT"u8) || Is(word, "STATEMENT"u8)))
+        {
+            // An account's password or roles (also after a ',': SET @a = 1, PASSWORD FOR u = '*...'), or
+            // (MariaDB) any statement under SET STATEMENT ... FOR.
+            throw Refuse($"a SET {Words(word)} statement");
+        }
+
+        if (setCharacterNext)
+        {
+            // SET CHARACTER SET x: the value follows without '='.
+            setCharacterNext = false;
+            setTarget = Is(word, "SET"u8) ? SetTarget.Charset : throw UnwrittenSetTarget();
+            setInValue = true;
+            return;
+        }
+
+        if (setTarget != SetTarget.None)
+        {
+            throw UnwrittenSetTarget(); // a second name before the '=' (@@session .sql_mode, SESSION TRANSACTION ...)
+        }
+
+        var scoped = setTargetWords == 1; // after SESSION or LOCAL: a plain name only
         if (setTargetWords == 0 && (Is(word, "SESSION"u8) || Is(word, "LOCAL"u8)))
         {
             return;
         }
 
-        if (setCharacterNext || Is(word, "NAMES"u8) || Is(word, "CHARSET"u8))
+        if (!scoped && (Is(word, "NAMES"u8) || Is(word, "CHARSET"u8)))
         {
-            // SET NAMES x, SET CHARACTER SET x, SET CHARSET x: the value follows without '='.
-            setTarget = setCharacterNext && !Is(word, "SET"u8) ? SetTarget.Other : SetTarget.Charset;
-            setCharacterNext = false;
+            // SET NAMES x, SET CHARSET x: the value follows without '='.
+            setTarget = SetTarget.Charset;
             setInValue = true;
         }
-        else if (Is(word, "CHARACTER"u8))
+        else if (!scoped && Is(word, "CHARACTER"u8))
         {
             setCharacterNext = true;
         }
-        else if (word.Length > 1 && word[0] == '@' && word[1] != '@')
+        else if (!scoped && word.Length > 1 && word[0] == '@' && word[1] != '@')
         {
+            if (!IsPlainName(word[1..], dots: true))
+            {
+                throw UnwrittenSetTarget();
+            }
+
             setTarget = SetTarget.UserVariable;
             setVariable = DatabaseNames.Decode(word[1..]);
+        }
+        else if ((scoped || !word.StartsWith("@@"u8)) ? !IsPlainName(word, dots: false) : !IsPlainName(SystemVariableName(word), dots: false))
+        {
+            throw UnwrittenSetTarget();
         }
         else if (IsSessionVariable(word, "default_storage_engine"u8) || IsSessionVariable(word, "storage_engine"u8)
             || IsSessionVariable(word, "enforce_storage_engine"u8) || IsSessionVariable(word, "default_tmp_storage_engine"u8))
@@ -2891,11 +2941,33 @@ public sealed class MySqlDumpFilter
         }
     }
 
+    private DumpFilterException UnwrittenSetTarget() => Refuse("a SET of a variable in another form than name, @var, @@name or @@session.name");
+
+    /// <summary>Letters, digits, '_' and '$' (and '.', in a user variable's name): a name as mysqldump writes a variable's.</summary>
+    private static bool IsPlainName(ReadOnlySpan<byte> name, bool dots)
+    {
+        if (name.IsEmpty)
+        {
+            return false;
+        }
+
+        foreach (var b in name)
+        {
+            if (!(b is (>= (byte)'a' and <= (byte)'z') or (>= (byte)'A' and <= (byte)'Z') or (>= (byte)'0' and <= (byte)'9') or (byte)'_' or (byte)'$'
+                || (dots && b == '.')))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     private static bool StartsWithIgnoreCase(ReadOnlySpan<byte> word, ReadOnlySpan<byte> prefix) =>
         word.Length >= prefix.Length && Ascii.EqualsIgnoreCase(word[..prefix.Length], prefix);
 
-    /// <summary><c>name</c>, <c>@@name</c>, <c>@@session.name</c> or <c>@@local.name</c>.</summary>
-    private static bool IsSessionVariable(ReadOnlySpan<byte> word, ReadOnlySpan<byte> name)
+    /// <summary>The variable of <c>@@name</c>, <c>@@session.name</c> or <c>@@local.name</c> (of a plain <c>name</c>: itself).</summary>
+    private static ReadOnlySpan<byte> SystemVariableName(ReadOnlySpan<byte> word)
     {
         if (word.StartsWith("@@"u8))
         {
@@ -2910,8 +2982,11 @@ public sealed class MySqlDumpFilter
             }
         }
 
-        return Is(word, name);
+        return word;
     }
+
+    /// <summary><c>name</c>, <c>@@name</c>, <c>@@session.name</c> or <c>@@local.name</c>.</summary>
+    private static bool IsSessionVariable(ReadOnlySpan<byte> word, ReadOnlySpan<byte> name) => Is(SystemVariableName(word), name);
 
     /// <summary>What the first token of a SET value means (the value is known only if it is the whole value).</summary>
     private SetValue ValueOf(TokenKind kind, ReadOnlySpan<byte> text)
@@ -2930,8 +3005,8 @@ public sealed class MySqlDumpFilter
 
         if (text.StartsWith("@@"u8))
         {
-            return IsSessionVariable(text, "sql_mode"u8) ? new SetValue(setMode, false)
-                : IsSessionVariable(text, "character_set_client"u8) ? new SetValue(null, true) // never one refused
+            return IsSessionVariable(text, "sql_mode"u8) ? new SetValue(sqlMode, false, false)
+                : IsSessionVariable(text, "character_set_client"u8) ? new SetValue(null, true, clientUtf8) // never one refused
                 : SetValue.Unknown;
         }
 
@@ -2942,13 +3017,17 @@ public sealed class MySqlDumpFilter
 
         if (Is(text, "DEFAULT"u8))
         {
-            return new SetValue(serverSqlMode, false); // the server's global sql_mode, as the session started
+            return new SetValue(serverSqlMode, false, false); // the server's global sql_mode, as the session started
         }
 
         return IsDigit(text[0]) ? SetValue.Unknown : Named(text);
     }
 
-    private static SetValue Named(ReadOnlySpan<byte> text) => new(SqlModeOf(text), IsReadableCharset(text.Trim((byte)' ')));
+    private static SetValue Named(ReadOnlySpan<byte> text)
+    {
+        var name = text.Trim((byte)' ');
+        return new(SqlModeOf(text), IsReadableCharset(name), Is(name, "utf8"u8) || Is(name, "utf8mb3"u8) || Is(name, "utf8mb4"u8));
+    }
 
     /// <summary>The flags of an sql_mode list; ANSI and the other combination modes include ANSI_QUOTES.</summary>
     private static SqlModeFlags SqlModeOf(ReadOnlySpan<byte> modes)
@@ -2971,10 +3050,13 @@ public sealed class MySqlDumpFilter
         return flags;
     }
 
-    /// <summary>Not one whose multi-byte characters can end in a backslash (the server also refuses unknown names).</summary>
+    /// <summary>
+    /// Not one whose multi-byte characters can end in a backslash, nor swe7, where ASCII bytes are other letters
+    /// (<c>`{`</c> is the table ä) (the server also refuses unknown names).
+    /// </summary>
     private static bool IsReadableCharset(ReadOnlySpan<byte> name) =>
         name.Length > 0 && !(Is(name, "big5"u8) || Is(name, "cp932"u8) || Is(name, "gbk"u8) || Is(name, "sjis"u8)
-            || Is(name, "gb18030"u8) || Is(name, "DEFAULT"u8));
+            || Is(name, "gb18030"u8) || Is(name, "swe7"u8) || Is(name, "DEFAULT"u8));
 
     private void ApplyAssignment()
     {
@@ -2994,17 +3076,12 @@ public sealed class MySqlDumpFilter
                 throw new DumpFilterException(
                     $"the dump sets the client character set to {(whole ? setValueText : "a value this check cannot read")} "
                     + $"at byte {unitStart}: in big5, cp932, gbk, sjis and gb18030 a multi-byte character can end in a backslash, "
-                    + "which this check would take for an escape where the server does not; refused");
+                    + "which this check would take for an escape where the server does not, and in swe7 ASCII bytes are other letters; refused");
+            case SetTarget.Charset:
+                setClientUtf8 = value.Utf8Charset;
+                break;
             case SetTarget.UserVariable when setVariable is not null:
-                if (userVariables.Count < MaxUserVariables || userVariables.ContainsKey(setVariable))
-                {
-                    userVariables[setVariable] = value;
-                }
-                else
-                {
-                    userVariables.Remove(setVariable);
-                }
-
+                setUserVariables.Add((setVariable, value));
                 break;
             default:
                 break;
@@ -3015,6 +3092,33 @@ public sealed class MySqlDumpFilter
     {
         ApplyAssignment();
         sqlMode = setMode;
+        clientUtf8 = setClientUtf8;
+        foreach (var (name, value) in setUserVariables)
+        {
+            if (userVariables.Count < MaxUserVariables || userVariables.ContainsKey(name))
+            {
+                userVariables[name] = value;
+            }
+            else
+            {
+                userVariables.Remove(name);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A name this filter records or compares (a database, a table rows go into, a trigger's or view's, a qualifier):
+    /// it decodes names as UTF-8, so under another client character set one with bytes above ASCII is refused (in
+    /// latin1 the table `\xE4` is the `\xC3\xA4` of utf8mb4; this filter would see two tables where the server sees one).
+    /// </summary>
+    private void RequireComparableName(ReadOnlySpan<byte> name)
+    {
+        if (!clientUtf8 && name.ContainsAnyExceptInRange((byte)0, (byte)0x7F))
+        {
+            throw new DumpFilterException(
+                $"the dump names {Printable(name)} at byte {unitStart} under a client character set other than UTF-8: "
+                + "the server reads its bytes above ASCII as other characters than this check does; refused");
+        }
     }
 
     // ---- tables ------------------------------------------------------------------------------------
