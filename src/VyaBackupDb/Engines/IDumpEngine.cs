@@ -115,7 +115,7 @@ public interface IDumpEngine
     /// <paramref name="target"/> (created when missing), then removes what it replaced. An
     /// exception's message says what state the target is in; once the target holds the new data,
     /// the rest is done whatever the token says, and what could not be cleaned up is returned as
-    /// warnings (the next restore into the target removes it).
+    /// warnings.
     /// </summary>
     Task<IReadOnlyList<string>> SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken);
 }
@@ -139,7 +139,8 @@ public readonly record struct TableKey(string Schema, string Table);
 
 /// <param name="TerminateConnections">End other sessions on the target instead of failing when they block the swap.</param>
 /// <param name="EventsToEnable">MySQL events to enable once in place.</param>
-public sealed record SwapOptions(bool TerminateConnections, IReadOnlyList<string> EventsToEnable);
+/// <param name="Replaced">The database what the target held moves to (a name no kept leftover has), dropped once the swap is complete.</param>
+public sealed record SwapOptions(bool TerminateConnections, IReadOnlyList<string> EventsToEnable, string Replaced);
 
 public static class DumpEngines
 {

@@ -99,7 +99,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
 
         // One restore per target at a time; the lock is the server's, so a killed run releases it.
         await using var targetLock = await engine.LockRestoreAsync(plan.Target, cancellationToken).ConfigureAwait(false);
-        await RemoveLeftoversAsync(engine, plan.Target, cancellationToken).ConfigureAwait(false);
+        var replaced = await HandleLeftoversAsync(engine, plan.Target, cancellationToken).ConfigureAwait(false);
         if (plan.TargetState.Exists && !request.TerminateConnections
             && await engine.CountBlockingSessionsAsync(plan.Target, cancellationToken).ConfigureAwait(false) is > 0 and var sessions)
         {
@@ -131,6 +131,13 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                     throw new VerificationFailedException(
                         $"the restored data differs from the backup's manifest: {string.Join("; ", comparison.Mismatches)}");
                 }
+            }
+            if (load.Result.OtherDatabases.Contains(plan.Target, StringComparer.Ordinal))
+            {
+                // The swap replaces the very tables they would read (MySQL): refused while nothing has changed.
+                throw new OperationFailedException(
+                    $"the backup's views, triggers, routines or events name the target database '{plan.Target}' itself, "
+                    + "whose tables the restore replaces; refused");
             }
             foreach (var other in load.Result.OtherDatabases)
             {
@@ -182,7 +189,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         // The swap is not under the load's timeout: it is short, and bounded by the engine.
         try
         {
-            foreach (var warning in await engine.SwapAsync(staging, plan.Target, new SwapOptions(request.TerminateConnections, eventsToEnable),
+            foreach (var warning in await engine.SwapAsync(staging, plan.Target, new SwapOptions(request.TerminateConnections, eventsToEnable, replaced),
                 cancellationToken).ConfigureAwait(false))
             {
                 observer.Warning(warning);
@@ -357,17 +364,42 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         }
     }
 
-    /// <summary>Removes what a killed restore into the same target left (this run holds the target's lock).</summary>
-    private async Task RemoveLeftoversAsync(IDumpEngine engine, string target, CancellationToken cancellationToken)
+    /// <summary>
+    /// What a killed or failed restore into the same target left (this run holds the target's
+    /// lock): the staging database is removed, and so is an empty replaced database. One holding
+    /// anything is the only copy of what a failed swap replaced: it is kept, said each time, and
+    /// this restore's swap moves what it replaces to the first replaced name not taken.
+    /// </summary>
+    /// <returns>The replaced database this restore's swap uses.</returns>
+    private async Task<string> HandleLeftoversAsync(IDumpEngine engine, string target, CancellationToken cancellationToken)
     {
-        foreach (var leftover in new[] { RestoreStaging.StagingName(target), RestoreStaging.ReplacedName(target) })
+        var staging = RestoreStaging.StagingName(target);
+        if ((await engine.GetTargetStateAsync(staging, cancellationToken).ConfigureAwait(false)).Exists)
         {
-            if ((await engine.GetTargetStateAsync(leftover, cancellationToken).ConfigureAwait(false)).Exists)
+            observer.Warning($"removing '{staging}', left by an interrupted restore into '{target}'");
+            await engine.DropDatabaseAsync(staging, cancellationToken).ConfigureAwait(false);
+        }
+        var kept = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var leftover in (await engine.ProbeAsync(cancellationToken).ConfigureAwait(false)).Databases
+            .Where(d => RestoreStaging.IsReplacedName(d, target)))
+        {
+            if ((await engine.GetTargetStateAsync(leftover, cancellationToken).ConfigureAwait(false)).HoldsData)
+            {
+                observer.Warning($"'{leftover}' holds the tables a failed restore into '{target}' replaced; drop it once you no longer need them");
+                kept.Add(leftover);
+            }
+            else
             {
                 observer.Warning($"removing '{leftover}', left by an interrupted restore into '{target}'");
                 await engine.DropDatabaseAsync(leftover, cancellationToken).ConfigureAwait(false);
             }
         }
+        var number = 1;
+        while (kept.Contains(RestoreStaging.ReplacedName(target, number)))
+        {
+            number++;
+        }
+        return RestoreStaging.ReplacedName(target, number);
     }
 
     private static void CheckCompleteDump(MeasuringStream plain, bool endsWithTrailer, string trailer, RestorePlan plan)

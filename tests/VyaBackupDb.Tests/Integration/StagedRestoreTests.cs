@@ -414,6 +414,105 @@ public sealed class StagedRestoreTests : IAsyncLifetime
             "SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @p0 AND EVENT_NAME = 'nightly'", database);
     }
 
+    /// <summary>
+    /// What the MySQL swap would fail at after its RENAME (when the target already holds the new
+    /// tables and the old ones are aside) is found before it: the restore fails with one line, the
+    /// target as it was, nothing left. A view over the target's own table was created in staging
+    /// while that table was there, and could not be once the RENAME had replaced it; a default over
+    /// a sequence the dump dropped could not be pointed at the target.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("CREATE TABLE t (a int);\nINSERT INTO t VALUES (5);\nCREATE VIEW v AS SELECT a FROM {target}.old;\n", "name the target database")]
+    [InlineData("CREATE SEQUENCE s;\nCREATE TABLE t (a int DEFAULT nextval(`{source}`.`s`), b int);\nINSERT INTO t VALUES (1,1);\nDROP SEQUENCE s;\n",
+        "the default of column `a` of table `t`")]
+    public async Task MySql_swap_fails_before_the_rename_what_it_could_not_finish_after_it(string body, string why)
+    {
+        await TestServers.RequireMySqlAsync();
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE old (a int)", "INSERT INTO old VALUES (42)");
+        var before = await MySqlTestDb.FingerprintAsync(target);
+        var source = _scratch.MySqlName();
+        var backupDir = _scratch.TempDir("files");
+        var file = Path.Combine(backupDir, $"20260113_155440_mysql_{source}.sql");
+        await File.WriteAllTextAsync(file, $"-- MariaDB dump 10.19\n--\n-- Host: 127.0.0.1    Database: {source}\n-- ----\n\n"
+            + body.Replace("{target}", target, StringComparison.Ordinal).Replace("{source}", source, StringComparison.Ordinal)
+            + "\n-- Dump completed on 2026-01-13 15:54:40\n");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+
+        var run = await Run.CliAsync("restore", "-f", file, "-i", "1", "-t", target, "--force", "--config", config);
+
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), "the target after a swap that could not be finished");
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        var error = Assert.Single(Cli.ErrorLines(run));
+        Assert.Contains(why, error, StringComparison.Ordinal);
+        Assert.Contains("unchanged", error.Replace("not changed", "unchanged", StringComparison.Ordinal), StringComparison.Ordinal);
+        Assert.False(await MySqlTestDb.ExistsAsync(_scratch.TrackMySql(RestoreStaging.ReplacedName(target))), "a failed swap left a replaced database");
+        Assert.False(await MySqlTestDb.ExistsAsync(_scratch.TrackMySql(RestoreStaging.StagingName(target))), "a failed swap left the staging database");
+    }
+
+    /// <summary>
+    /// A replaced database left holding tables (a swap that failed or was killed after its RENAME)
+    /// is the only copy of what that restore replaced: the next restores into the same target keep
+    /// it, say so each time, and move what they replace elsewhere. An empty one is removed.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(Dbms.MySql)]
+    [InlineData(Dbms.PostgreSql)]
+    public async Task A_leftover_replaced_database_holding_tables_survives_the_next_restores(Dbms dbms)
+    {
+        var source = await NewSourceAsync(dbms, rows: 10);
+        var file = await Ops.BackupOkAsync(Instance(dbms), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await NewTargetWithDataAsync(dbms);
+        var leftover = Track(dbms, RestoreStaging.ReplacedName(target));
+        Track(dbms, RestoreStaging.ReplacedName(target, 2));
+        if (dbms == Dbms.MySql)
+        {
+            await MySqlTestDb.CreateAsync(leftover);
+            await MySqlTestDb.ExecAsync(leftover, "CREATE TABLE only_copy (id INT PRIMARY KEY)", "INSERT INTO only_copy VALUES (7)");
+        }
+        else
+        {
+            await PgTestDb.CreateAsync(leftover);
+            await PgTestDb.ExecAsync(leftover, "CREATE TABLE only_copy (id int PRIMARY KEY)", "INSERT INTO only_copy VALUES (7)");
+        }
+        var kept = await FingerprintAsync(dbms, leftover);
+
+        foreach (var round in new[] { 1, 2 })
+        {
+            var observer = new TestRestoreObserver();
+            await Ops.RestoreAsync(Instance(dbms), file, target, force: true, observer: observer);
+
+            DbFingerprint.AssertSame(kept, await FingerprintAsync(dbms, leftover), $"the leftover replaced database after restore {round}");
+            Assert.Contains($"'{leftover}' holds the tables a failed restore into '{target}' replaced; drop it once you no longer need them",
+                observer.Warnings);
+            Assert.Equal([dbms == Dbms.MySql ? "big" : "public.big"], (await FingerprintAsync(dbms, target)).Names("table"));
+            Assert.False(await ExistsAsync(dbms, RestoreStaging.ReplacedName(target, 2)), "a complete restore left its own replaced database");
+        }
+    }
+
+    /// <summary>
+    /// Old tables a killed MySQL swap left aside in the target are the only copy of what it
+    /// replaced: the next restore moves them out with the rest and keeps them, saying where.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_old_tables_a_killed_swap_left_aside_in_the_target_are_kept()
+    {
+        var source = await NewSourceAsync(Dbms.MySql, rows: 10);
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        var aside = RestoreStaging.ReplacedName(target) + "_1";
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE big (id INT PRIMARY KEY)", $"CREATE TABLE {MySqlTestDb.Quote(aside)} (id INT PRIMARY KEY)",
+            $"INSERT INTO {MySqlTestDb.Quote(aside)} VALUES (42)");
+        var replaced = _scratch.TrackMySql(RestoreStaging.ReplacedName(target));
+
+        var observer = new TestRestoreObserver();
+        await Ops.RestoreAsync(TestServers.MySql(), file, target, force: true, observer: observer);
+
+        Assert.Equal(42, Convert.ToInt32(await MySqlTestDb.ScalarAsync(replaced, $"SELECT id FROM {MySqlTestDb.Quote(aside)}")));
+        Assert.Contains(observer.Warnings, w => w.StartsWith($"'{replaced}' holds the tables a failed restore into '{target}' replaced", StringComparison.Ordinal));
+        Assert.Equal(["big"], (await MySqlTestDb.FingerprintAsync(target)).Names("table"));
+    }
+
     // ---------------------------------------------------------------- helpers
 
     private async Task<string> NewSourceAsync(Dbms dbms, int rows)

@@ -11,14 +11,16 @@ namespace VyaBackupDb.Engines.MySql;
 /// tables' triggers and views are read and dropped before, and created again in the target with
 /// the staging name pointed at it (with the routines and events); the old tables' triggers go with
 /// them aside and are dropped after. Column defaults naming the staging database (a sequence's
-/// nextval) are pointed at the target, as the objects are.
+/// nextval) are pointed at the target, as the objects are. What can be known to fail after the
+/// RENAME (a default over a sequence that is gone, a definition the target's name cannot be
+/// written into) is tried before it, so that it fails with the target unchanged.
 /// </summary>
 /// <remarks>
 /// Until the RENAME the target is unchanged, triggers included; after it the target holds the new
 /// tables. The server finishes a RENAME whose client died (or gives up after its 2 s attempt): a
 /// process killed while it waits leaves either the old target whole or the new tables. Killed
 /// after it, the new objects may be missing and the old tables still aside in the target, or in
-/// the "replaced" database, which the next restore into the same target reports and removes.
+/// the "replaced" database, which later restores into the same target keep and report.
 /// </remarks>
 /// <param name="lockWaitSeconds">How long the RENAME waits, in attempts, for sessions that hold the target's tables.</param>
 internal sealed class MySqlSwap(MySqlConnection connection, string staging, string target, int lockWaitSeconds)
@@ -35,7 +37,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
 
     public async Task<IReadOnlyList<string>> RunAsync(SwapOptions swapOptions, CancellationToken cancellationToken)
     {
-        var replaced = RestoreStaging.ReplacedName(target);
+        var replaced = swapOptions.Replaced;
         List<SchemaObject> newObjects;
         List<(string Table, string Column, string Default)> stagingDefaults;
         var aside = new List<(string Table, string Aside)>();
@@ -48,6 +50,8 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             // Until the RENAME the target's data is untouched.
             newObjects = await ReadObjectsAsync(staging, cancellationToken).ConfigureAwait(false);
             stagingDefaults = await DefaultsNamingAsync(staging, cancellationToken).ConfigureAwait(false);
+            await CheckDefaultsAsync(stagingDefaults, cancellationToken).ConfigureAwait(false);
+            await CheckDefinitionsAsync(newObjects, cancellationToken).ConfigureAwait(false);
             foreach (var o in newObjects.Where(o => o.Kind is Kind.Trigger or Kind.View))
             {
                 await DropAsync(staging, o, cancellationToken).ConfigureAwait(false);
@@ -71,7 +75,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 if (oldTables.Count > 0)
                 {
                     await ExecuteAsync($"CREATE DATABASE {Q(replaced)}", cancellationToken).ConfigureAwait(false);
-                    aside.AddRange(AsideNames(oldTables, replaced));
+                    aside.AddRange(AsideNames(oldTables));
                     renames.InsertRange(0, aside.Select(a => $"{Q(target)}.{Q(a.Table)} TO {Q(target)}.{Q(a.Aside)}"));
                 }
             }
@@ -92,7 +96,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         }
 
         // The target holds the new tables: the rest is done whatever the token says.
-        var oldTablesAreIn = $"'{target}', renamed '{replaced}_<n>'";
+        var oldTablesAreIn = $"'{target}', renamed '{RestoreStaging.ReplacedName(target)}_<n>'";
         try
         {
             if (targetExists)
@@ -125,10 +129,17 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         {
             throw new OperationFailedException(
                 $"the restored tables are in '{target}' but its views, routines, triggers or events could not all be created: {e.Message}"
-                + (aside.Count > 0 ? $"; the replaced tables are kept in {oldTablesAreIn}" : ""), e);
+                + (aside.Count > 0 ? $"; the tables it replaced are kept in {oldTablesAreIn} (later restores keep them too): drop them once you no longer need them" : ""), e);
         }
         var warnings = new List<string>();
-        foreach (var leftover in new[] { staging, replaced })
+        // Old tables an interrupted swap left aside in the target moved out with the rest: the only copy of what it replaced.
+        var leftAside = aside.Where(a => a.Table.StartsWith(RestoreStaging.ReplacedName(target) + "_", StringComparison.Ordinal)).Select(a => a.Table).ToList();
+        if (leftAside.Count > 0)
+        {
+            warnings.Add($"'{replaced}' holds the tables a failed restore into '{target}' replaced ({string.Join(", ", leftAside)}), and what this one "
+                + "replaced; drop it once you no longer need them");
+        }
+        foreach (var leftover in leftAside.Count > 0 ? [staging] : new[] { staging, replaced })
         {
             try
             {
@@ -136,7 +147,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             }
             catch (OperationFailedException e)
             {
-                warnings.Add($"'{leftover}' could not be dropped ({e.Message}); the next restore into '{target}' removes it");
+                warnings.Add($"'{leftover}' could not be dropped ({e.Message}); drop it once you no longer need it");
             }
         }
         return warnings;
@@ -169,10 +180,10 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
 
     /// <summary>
     /// A name in the target for each old table while the RENAME puts the new one in its place:
-    /// the replaced database's name (up to 52 characters, unique to this target) and a number no
+    /// the plain replaced name (up to 52 characters, unique to this target) and a number no
     /// table there has (one an interrupted swap left aside is moved out with the rest).
     /// </summary>
-    private static IEnumerable<(string Table, string Aside)> AsideNames(List<string> tables, string replaced)
+    private IEnumerable<(string Table, string Aside)> AsideNames(List<string> tables)
     {
         var taken = new HashSet<string>(tables, StringComparer.OrdinalIgnoreCase);
         var number = 0;
@@ -181,7 +192,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             string name;
             do
             {
-                name = $"{replaced}_{++number}";
+                name = $"{RestoreStaging.ReplacedName(target)}_{++number}";
             }
             while (taken.Contains(name));
             yield return (table, name);
@@ -229,10 +240,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             zone.Parameters.AddWithValue("@zone", o.TimeZone);
             await zone.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
-        // The staging name only ever appears quoted: SHOW CREATE quotes it, and so does the dump
-        // filter where it pointed the source's name at it. It is long and unique, so this replaces
-        // nothing else.
-        var sql = o.Create.Replace(Q(staging), Q(target), StringComparison.Ordinal);
+        var sql = Definition(o);
         try
         {
             // The character set and collation it was created under decide what its literals are and
@@ -263,6 +271,57 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         }
     }
 
+    /// <summary>
+    /// An object's definition as it is created in the target. The staging name only ever appears
+    /// quoted: SHOW CREATE quotes it, and so does the dump filter where it pointed the source's name
+    /// at it. It is long and unique, so this replaces nothing else.
+    /// </summary>
+    private string Definition(SchemaObject o) => o.Create.Replace(Q(staging), Q(target), StringComparison.Ordinal);
+
+    /// <summary>Text that is ASCII, or in a UTF-8 character set, is the same bytes in this session's UTF-8.</summary>
+    private static bool SameBytes(string sql, string charset) => sql.All(char.IsAscii) || charset.StartsWith("utf8", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Before the RENAME: each definition, with the target's name in it, can be written in the
+    /// character set it was created under (a character it cannot hold, in the target's name say,
+    /// would become '?').
+    /// </summary>
+    private async Task CheckDefinitionsAsync(List<SchemaObject> objects, CancellationToken cancellationToken)
+    {
+        foreach (var o in objects.Where(o => !SameBytes(Definition(o), o.Charset)))
+        {
+            await using var text = new MySqlCommand(
+                $"SELECT BINARY CONVERT(CONVERT(@text USING {Q(o.Charset)}) USING utf8mb4) = BINARY @text", connection);
+            text.Parameters.AddWithValue("@text", Definition(o));
+            if (Convert.ToInt64(await text.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture) != 1)
+            {
+                throw new OperationFailedException(
+                    $"{o.Kind.ToString().ToLowerInvariant()} {Q(o.Name)}: its definition in '{target}' has characters its character set {o.Charset} cannot hold");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Before the RENAME: each default that names the staging database is set again, unchanged,
+    /// in staging. The server checks it as it will after the RENAME (MariaDB: that the sequence
+    /// of a nextval is there), where the same statement names the target.
+    /// </summary>
+    private async Task CheckDefaultsAsync(List<(string Table, string Column, string Default)> defaults, CancellationToken cancellationToken)
+    {
+        foreach (var (table, column, expression) in defaults)
+        {
+            try
+            {
+                await ExecuteAsync($"ALTER TABLE {Q(staging)}.{Q(table)} ALTER COLUMN {Q(column)} SET DEFAULT ({expression})", cancellationToken)
+                    .ConfigureAwait(false);
+            }
+            catch (OperationFailedException e)
+            {
+                throw new OperationFailedException($"the default of column {Q(column)} of table {Q(table)} cannot be kept: {e.Message}", e);
+            }
+        }
+    }
+
     /// <param name="DatabaseCollation">The target's default collation.</param>
     private sealed record SessionCharset(string Client, string Connection, string DatabaseCollation);
 
@@ -289,19 +348,14 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     /// </summary>
     private async Task ExecuteUnderAsync(string sql, string charset, string collation, SessionCharset session, CancellationToken cancellationToken)
     {
-        var sameBytes = sql.All(char.IsAscii) || charset.StartsWith("utf8", StringComparison.OrdinalIgnoreCase);
+        var sameBytes = SameBytes(sql, charset);
         if (!sameBytes)
         {
-            // Still on this session's UTF-8; binary, so that PREPARE takes the bytes as they are.
-            // A character the set cannot hold (the target's name, say) would become '?'.
-            await using var text = new MySqlCommand(
-                $"SET @vya_definition = CONVERT(CONVERT(@text USING {Q(charset)}) USING binary); "
-                + $"SELECT BINARY CONVERT(CONVERT(@text USING {Q(charset)}) USING utf8mb4) = BINARY @text", connection);
+            // Still on this session's UTF-8; binary, so that PREPARE takes the bytes as they are
+            // (CheckDefinitionsAsync made sure before the RENAME that the set holds them all).
+            await using var text = new MySqlCommand($"SET @vya_definition = CONVERT(CONVERT(@text USING {Q(charset)}) USING binary)", connection);
             text.Parameters.AddWithValue("@text", sql);
-            if (Convert.ToInt64(await text.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture) != 1)
-            {
-                throw new OperationFailedException($"its definition in '{target}' has characters its character set {charset} cannot hold");
-            }
+            await text.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
         await SetCharsetAsync(charset, collation, cancellationToken).ConfigureAwait(false);
         try

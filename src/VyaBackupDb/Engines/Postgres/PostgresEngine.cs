@@ -753,7 +753,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
         var exists = Convert.ToInt64(await Scalar(connection, "SELECT count(*) FROM pg_database WHERE datname = @db", cancellationToken, target)
             .ConfigureAwait(false), CultureInfo.InvariantCulture) > 0;
-        var replaced = RestoreStaging.ReplacedName(target);
+        var replaced = options.Replaced;
         // A rename needs the database to be free of sessions; a client connecting in between makes
         // it fail, so ending sessions (when asked) is retried a few times.
         for (var attempt = 1; ; attempt++)
@@ -804,7 +804,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         }
         catch (OperationFailedException e)
         {
-            return [$"the replaced database '{replaced}' could not be dropped ({e.Message}); the next restore into '{target}' removes it"];
+            return [$"the replaced database '{replaced}' could not be dropped ({e.Message}); drop it once you no longer need it"];
         }
     }
 
