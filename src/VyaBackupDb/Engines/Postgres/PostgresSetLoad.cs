@@ -377,7 +377,7 @@ public sealed partial class PostgresEngine
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
         var generated = _serverMajor >= 12 ? " AND a.attgenerated = ''" : "";
         await using var command = new NpgsqlCommand(
-            "SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
+            "SELECT n.nspname, c.relname, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), "
             + "coalesce((SELECT array_agg(a.attname::text) FROM pg_catalog.pg_attribute a "
             + $"WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped{generated}), '{{}}'), c.relhassubclass "
             + "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -608,7 +608,7 @@ public sealed partial class PostgresEngine
     {
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
         var names = (await ListAsync(connection,
-            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), 0 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), 0 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             + "WHERE c.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) o WHERE o LIKE 'autovacuum\\_enabled=%') AND n.nspname "
             + string.Format(System.Globalization.CultureInfo.InvariantCulture, UserSchemas, "n.nspname"),
             cancellationToken).ConfigureAwait(false)).Select(t => t.Name).ToList();
@@ -640,9 +640,9 @@ public sealed partial class PostgresEngine
         var names = new List<string>();
         await using (var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false))
         await using (var command = new NpgsqlCommand(
-            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             + "WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname " + string.Format(System.Globalization.CultureInfo.InvariantCulture, UserSchemas, "n.nspname")
-            + " AND (NOT (quote_ident(n.nspname) || '.' || quote_ident(c.relname)) = ANY($1) "
+            + " AND (NOT (pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)) = ANY($1) "
             + "OR $2 AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indexprs IS NOT NULL))", connection))
         {
             command.Parameters.Add(new NpgsqlParameter { Value = analyzed.ToArray() });
