@@ -132,6 +132,10 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                         $"the restored data differs from the backup's manifest: {string.Join("; ", comparison.Mismatches)}");
                 }
             }
+            foreach (var warning in load.Result.Warnings ?? [])
+            {
+                observer.Warning(warning);
+            }
             foreach (var other in load.Result.OtherDatabases)
             {
                 observer.Warning($"the restored views, triggers, routines or events still name the database '{other}'");
