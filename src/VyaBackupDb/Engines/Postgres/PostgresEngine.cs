@@ -647,15 +647,22 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {QuoteIdentifier(database)}", connection) { CommandTimeout = DropTimeoutSeconds };
         try
         {
+            // A template cannot be dropped; one of ours is a template only by what a restore loaded into it.
+            if (await Scalar(connection, "SELECT datistemplate FROM pg_catalog.pg_database WHERE datname = @db", cancellationToken, database)
+                .ConfigureAwait(false) is true)
+            {
+                await using var plain = new NpgsqlCommand($"ALTER DATABASE {QuoteIdentifier(database)} IS_TEMPLATE false", connection);
+                await plain.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
             await drop.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException e)
         {
-            throw new OperationFailedException(e.MessageText, e);
+            throw new OperationFailedException($"dropping '{database}': {e.MessageText}", e);
         }
         catch (NpgsqlException e)
         {
-            throw new OperationFailedException($"dropping {database}: {PostgresFailure.Describe(e)}", e);
+            throw new OperationFailedException($"dropping '{database}': {PostgresFailure.Describe(e)}", e);
         }
     }
 
@@ -697,7 +704,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         var knownSettings = await KnownSettingsAsync(database, cancellationToken).ConfigureAwait(false);
         // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
         return new PostgresDumpFilter(database, name => name.Contains('.', StringComparison.Ordinal) || knownSettings.Contains(name),
-            new PostgresFilterOptions(RestrictMetaCommands: PostgresDumpFilter.ClientSupportsRestrict(client.Version), Facts: facts));
+            new PostgresFilterOptions(RestrictMetaCommands: PostgresDumpFilter.ClientSupportsRestrict(client.Version), Facts: facts,
+                DatabaseOwner: Instance.Owners));
     }
 
     public async Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken)
