@@ -130,9 +130,10 @@ public sealed record RestoreOptions(string? SourceDatabase = null, MySql.Definer
 /// <param name="EventsToEnable">MySQL events restored disabled that were enabled in the dump.</param>
 /// <param name="OtherDatabases">Databases other than the source still named by views, triggers, routines or events.</param>
 /// <param name="LoadedRows">A backup set's load: the rows loaded into each table all of whose chunks the driver loaded and counted.</param>
+/// <param name="Warnings">What the restore left undone that the operator may want to do (a table not analyzed).</param>
 public sealed record LoadResult(
     bool? EndedWithTrailer, IReadOnlyList<string> EventsToEnable, IReadOnlyCollection<string> OtherDatabases,
-    IReadOnlyDictionary<TableKey, long>? LoadedRows = null);
+    IReadOnlyDictionary<TableKey, long>? LoadedRows = null, IReadOnlyList<string>? Warnings = null);
 
 /// <summary>A table by its unquoted names (MySQL: Schema is empty, the table's database being the restore's).</summary>
 public readonly record struct TableKey(string Schema, string Table);

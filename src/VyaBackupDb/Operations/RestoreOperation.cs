@@ -139,6 +139,10 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                     $"the backup's views, triggers, routines or events name the target database '{plan.Target}' itself, "
                     + "whose tables the restore replaces; refused");
             }
+            foreach (var warning in load.Result.Warnings ?? [])
+            {
+                observer.Warning(warning);
+            }
             foreach (var other in load.Result.OtherDatabases)
             {
                 observer.Warning($"the restored views, triggers, routines or events still name the database '{other}'");

@@ -381,6 +381,57 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// pg_dump --create of a template database with a connection limit writes ALTER DATABASE ...
+    /// IS_TEMPLATE = true and CONNECTION LIMIT = 1 (planted, the same): the restored target is neither,
+    /// so the next restore replaces it; a leftover of ours made a template by an earlier restore is
+    /// removed all the same.
+    /// </summary>
+    [SkippableFact]
+    public async Task Postgres_dump_of_a_template_database_restores_into_a_target_later_restores_replace()
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'one')");
+        await PgTestDb.ExecAsync("postgres", $"ALTER DATABASE {source} IS_TEMPLATE true CONNECTION LIMIT 1");
+        var dir = _scratch.TempDir("old");
+        var plain = Path.Combine(dir, "dump.tmp");
+        try
+        {
+            // Not --clean: for a template it writes UPDATE pg_catalog.pg_database ..., which the filter refuses.
+            await Run.PgDumpAsync(plain, "--create", "--dbname", source);
+        }
+        finally
+        {
+            await PgTestDb.ExecAsync("postgres", $"ALTER DATABASE {source} IS_TEMPLATE false CONNECTION LIMIT -1");
+        }
+        var text = await File.ReadAllTextAsync(plain);
+        Assert.Contains($"ALTER DATABASE {source} IS_TEMPLATE = true;", text, StringComparison.Ordinal);
+        Assert.Contains($"ALTER DATABASE {source} CONNECTION LIMIT = 1;", text, StringComparison.Ordinal);
+        var file = Package(plain, "sql", source, "postgresql");
+        var target = _scratch.PostgresName();
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+
+        for (var round = 1; round <= 2; round++)
+        {
+            var run = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+            Assert.True(run.ExitCode == 0, $"restore {round}: {run}");
+            Assert.Equal("False -1", await PgTestDb.ScalarAsync("postgres",
+                "SELECT datistemplate::text || ' ' || datconnlimit FROM pg_database WHERE datname = $1", target) is string state
+                ? state.Replace("false", "False", StringComparison.Ordinal) : null);
+            Assert.Equal(1L, await PgTestDb.ScalarAsync(target, "SELECT count(*) FROM t"));
+        }
+
+        // A template left by an older restore where the replaced target waits to be dropped.
+        var replaced = _scratch.TrackPostgres(VyaBackupDb.Engines.RestoreStaging.ReplacedName(target));
+        await PgTestDb.CreateAsync(replaced);
+        await PgTestDb.ExecAsync("postgres", $"ALTER DATABASE {PgTestDb.Quote(replaced)} IS_TEMPLATE true");
+        var again = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.False(await PgTestDb.ExistsAsync(replaced), $"{replaced} is still there");
+    }
+
+    /// <summary>
     /// The statement filter accepts only what pg_dump writes: every kind of object pg_dump dumps
     /// (extensions, partitions, publications, policies, event triggers, large objects, foreign
     /// tables, ...), dumped with each of the old tool's and pg_dump's output options, passes it

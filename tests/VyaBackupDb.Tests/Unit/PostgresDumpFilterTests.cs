@@ -27,9 +27,15 @@ public sealed class PostgresDumpFilterTests
         },
         { "CREATE DATABASE \"DNS\"\"db\";", "", "DNS\"db", 1 },
         { "create database DnsDb;", "", "dnsdb", 1 },
-        { "ALTER DATABASE dns_db OWNER TO postgres;", $"ALTER DATABASE {QuotedTarget} OWNER TO postgres;", "dns_db", 0 },
+        // owners: false (the default): the database's owner is left out with every other owner.
+        { "ALTER DATABASE dns_db OWNER TO postgres;", "", "dns_db", 1 },
         { "ALTER DATABASE \"DNS db\" SET search_path TO public;", $"ALTER DATABASE {QuotedTarget} SET search_path TO public;", "DNS db", 0 },
-        { "ALTER DATABASE dns_db IS_TEMPLATE = true;", $"ALTER DATABASE {QuotedTarget} IS_TEMPLATE = true;", "dns_db", 0 },
+        // What pg_dump --create writes of a template or a limited database is no property of a restored target.
+        { "ALTER DATABASE dns_db IS_TEMPLATE = true;", "", "dns_db", 1 },
+        { "ALTER DATABASE dns_db CONNECTION LIMIT = 3;\n", "\n", "dns_db", 1 },
+        { "ALTER DATABASE \"dns_db\" IS_TEMPLATE true;\n\nALTER DATABASE \"dns_db\" WITH CONNECTION LIMIT 1;", "\n\n", "dns_db", 2 },
+        { "ALTER DATABASE dns_db WITH ALLOW_CONNECTIONS false IS_TEMPLATE true;", "", "dns_db", 1 },
+        { "ALTER DATABASE dns_db ALLOW_CONNECTIONS false;", "", "dns_db", 1 },
         { "COMMENT ON DATABASE dns_db IS 'DNS; records';", $"COMMENT ON DATABASE {QuotedTarget} IS 'DNS; records';", "dns_db", 0 },
         { "GRANT CONNECT,TEMPORARY ON DATABASE dns_db TO app;", $"GRANT CONNECT,TEMPORARY ON DATABASE {QuotedTarget} TO app;", "dns_db", 0 },
         { "REVOKE ALL ON DATABASE dns_db FROM PUBLIC;", $"REVOKE ALL ON DATABASE {QuotedTarget} FROM PUBLIC;", "dns_db", 0 },
@@ -119,9 +125,22 @@ public sealed class PostgresDumpFilterTests
     {
         foreach (var pattern in DumpFilterRunner.ReadPatterns(40))
         {
-            var filter = new PostgresDumpFilter("we\"ird ; db", KnownOnPostgres17);
+            var filter = new PostgresDumpFilter("we\"ird ; db", KnownOnPostgres17, new PostgresFilterOptions(DatabaseOwner: true));
             var output = DumpFilterRunner.Run(filter.CopyAsync, Utf8("ALTER DATABASE dns_db OWNER TO x;"), pattern);
             Assert.Equal("ALTER DATABASE \"we\"\"ird ; db\" OWNER TO x;", Encoding.UTF8.GetString(output));
+        }
+    }
+
+    [Fact]
+    public void Passes_the_database_owner_only_for_an_instance_that_keeps_owners()
+    {
+        foreach (var pattern in DumpFilterRunner.ReadPatterns(40))
+        {
+            var filter = new PostgresDumpFilter(Target, KnownOnPostgres17, new PostgresFilterOptions(DatabaseOwner: true));
+            var output = DumpFilterRunner.Run(filter.CopyAsync,
+                Utf8("ALTER DATABASE dns_db OWNER TO app;\nALTER DATABASE dns_db IS_TEMPLATE = true;\nALTER DATABASE dns_db SET work_mem TO '8MB';\n"), pattern);
+            Assert.Equal($"ALTER DATABASE {QuotedTarget} OWNER TO app;\n\nALTER DATABASE {QuotedTarget} SET work_mem TO '8MB';\n", Encoding.UTF8.GetString(output));
+            Assert.Equal(1, filter.DroppedStatements);
         }
     }
 
@@ -129,14 +148,14 @@ public sealed class PostgresDumpFilterTests
     public void Filters_a_pg_dump_clean_create_if_exists_dump_for_postgres_15()
     {
         var (input, expected) = Join(PgDumpParts(transactionTimeoutKnown: false));
-        AssertFilters(input, expected, KnownOnPostgres15, "dns_db", 5);
+        AssertFilters(input, expected, KnownOnPostgres15, "dns_db", 6);
     }
 
     [Fact]
     public void Keeps_set_transaction_timeout_when_the_target_knows_it()
     {
         var (input, expected) = Join(PgDumpParts(transactionTimeoutKnown: true));
-        AssertFilters(input, expected, KnownOnPostgres17, "dns_db", 3);
+        AssertFilters(input, expected, KnownOnPostgres17, "dns_db", 4);
     }
 
     [Fact]
@@ -390,6 +409,10 @@ public sealed class PostgresDumpFilterTests
         { "do $$ begin end $$", "do" },
         { "CALL public.p();", "CALL" },
         { "CREATE ROLE evil SUPERUSER LOGIN PASSWORD 'x';", "CREATE ROLE" },
+        { "ALTER DATABASE dns_db RENAME TO other;", "ALTER DATABASE RENAME" },
+        { "ALTER DATABASE dns_db SET TABLESPACE elsewhere;", "ALTER DATABASE SET TABLESPACE" },
+        { "ALTER DATABASE dns_db RESET ALL;", "ALTER DATABASE RESET" },
+        { "ALTER DATABASE dns_db REFRESH COLLATION VERSION;", "ALTER DATABASE REFRESH" },
         { "CREATE USER evil;", "CREATE USER" },
         { "CREATE USER;", "CREATE USER" },
         { "CREATE GROUP g;", "CREATE GROUP" },
@@ -1029,7 +1052,7 @@ public sealed class PostgresDumpFilterTests
                 """),
             Drop("CREATE DATABASE dns_db WITH TEMPLATE = template0 ENCODING = 'UTF8' LOCALE_PROVIDER = libc LOCALE = 'en_US.UTF-8';"),
             Keep("\n\n\n"),
-            Rewrite("ALTER DATABASE dns_db OWNER TO postgres;", $"ALTER DATABASE {QuotedTarget} OWNER TO postgres;"),
+            Drop("ALTER DATABASE dns_db OWNER TO postgres;"),
             Keep("\n\n\\unrestrict Xr4nd0mK3yXr4nd0mK3y\n"),
             Drop("\\connect dns_db"),
             Keep("""

@@ -11,7 +11,9 @@ namespace VyaBackupDb.Engines.Postgres;
 /// (<see cref="PostgresDumpFilter.ClientSupportsRestrict"/>).</param>
 /// <param name="Facts">What earlier files of the same restore created (a backup set's schema.sql
 /// for its post.sql): this filter refuses by them too and adds what its dump creates. Null: a dump alone.</param>
-public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false, PostgresDumpFacts? Facts = null);
+/// <param name="DatabaseOwner">Pass <c>ALTER DATABASE ... OWNER TO</c> (the instance keeps owners, <c>owners: true</c>);
+/// otherwise it is left out, as every other owner is by <c>--no-owner</c>.</param>
+public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false, PostgresDumpFacts? Facts = null, bool DatabaseOwner = false);
 
 /// <summary>
 /// What a dump created that later statements are refused by: the relations rows must not be
@@ -185,6 +187,10 @@ public sealed class PostgresDumpFilter
     private bool tokenPrefixed; // a string token written E'...', B'...', X'...' or N'...'
     private bool setLocal;
     private bool rewritingGrant;
+    private bool alteringDatabase;
+    private int databaseNameStart;
+    private int databaseNameEnd;
+    private readonly bool passDatabaseOwner;
     private string settingName = string.Empty;
     private bool? pendingStandardStrings;
     private WordCheck wordCheck;
@@ -234,6 +240,7 @@ public sealed class PostgresDumpFilter
             "\"" + targetDatabase.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"");
         this.isKnownSetting = isKnownSetting;
         facts = options?.Facts ?? new PostgresDumpFacts();
+        passDatabaseOwner = options?.DatabaseOwner == true;
         if (options?.RestrictMetaCommands == true)
         {
             // Letters and digits only: the key is a psql argument (no quoting, no backticks).
@@ -284,6 +291,8 @@ public sealed class PostgresDumpFilter
         AlterRoleInWhat,
         RewriteName,
         AfterGrantName,
+        AlterDatabaseAction,
+        AlterDatabaseSet,
         CommentOn,
         OnWhat,
         GrantScan,
@@ -731,6 +740,7 @@ public sealed class PostgresDumpFilter
         tokenCount = 0;
         tokenKind = TokenKind.None;
         rewritingGrant = false;
+        alteringDatabase = false;
         pendingStandardStrings = null;
         setLocal = false;
         wordCheck = WordCheck.None;
@@ -1990,6 +2000,41 @@ public sealed class PostgresDumpFilter
         }
     }
 
+    /// <summary>
+    /// What an ALTER DATABASE of pg_dump's does to the database (now the target): its settings (SET)
+    /// pass; its owner only with <see cref="PostgresFilterOptions.DatabaseOwner"/>; the properties
+    /// pg_dump --create writes (CONNECTION LIMIT, IS_TEMPLATE, and ALLOW_CONNECTIONS or WITH ...) are
+    /// left out: the restore creates the target, and a template or a connection limit made it one
+    /// no later restore can replace or reach. Anything else (RENAME, RESET, REFRESH ...) is refused.
+    /// </summary>
+    private void OnAlterDatabaseAction(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        if (IsWord(kind, text, "SET"u8))
+        {
+            AddLeading(text);
+            step = Step.AlterDatabaseSet;
+            return;
+        }
+
+        if (IsWord(kind, text, "OWNER"u8) && passDatabaseOwner)
+        {
+            sink.ReleaseReplacing(databaseNameStart, databaseNameEnd, targetIdentifier);
+            StopClassifying();
+            return;
+        }
+
+        if (IsWord(kind, text, "OWNER"u8) || IsWord(kind, text, "CONNECTION"u8) || IsWord(kind, text, "IS_TEMPLATE"u8)
+            || IsWord(kind, text, "ALLOW_CONNECTIONS"u8) || IsWord(kind, text, "WITH"u8))
+        {
+            sink.Discard();
+            DroppedStatements++;
+            StopClassifying();
+            return;
+        }
+
+        throw NotPgDump(text);
+    }
+
     private DumpFilterException RefuseEndsElsewhere() => new(
         $"line {UnitLine}: a CREATE FUNCTION or PROCEDURE that psql and the server would end at different places is not something pg_dump writes; refused");
 
@@ -2062,6 +2107,8 @@ public sealed class PostgresDumpFilter
             case Step.AfterAlter:
                 if (IsWord(kind, text, "DATABASE"u8))
                 {
+                    AddLeading(text);
+                    alteringDatabase = true;
                     step = Step.RewriteName;
                     return;
                 }
@@ -2097,6 +2144,15 @@ public sealed class PostgresDumpFilter
                 {
                     ObserveName(kind, text);
                     RequireHeld();
+                    if (alteringDatabase)
+                    {
+                        // Held until what it alters is known.
+                        databaseNameStart = checked((int)start);
+                        databaseNameEnd = checked((int)end);
+                        step = Step.AlterDatabaseAction;
+                        return;
+                    }
+
                     sink.ReleaseReplacing(checked((int)start), checked((int)end), targetIdentifier);
                     if (rewritingGrant)
                     {
@@ -2111,6 +2167,19 @@ public sealed class PostgresDumpFilter
                 }
 
                 PassStatement();
+                return;
+            case Step.AlterDatabaseAction:
+                OnAlterDatabaseAction(kind, text);
+                return;
+            case Step.AlterDatabaseSet:
+                // SET name TO value (pg_dump's); SET TABLESPACE moves the database.
+                if (IsWord(kind, text, "TABLESPACE"u8))
+                {
+                    throw NotPgDump(text);
+                }
+
+                sink.ReleaseReplacing(databaseNameStart, databaseNameEnd, targetIdentifier);
+                StopClassifying();
                 return;
             case Step.AfterGrantName:
                 if (IsPunct(kind, text, (byte)','))

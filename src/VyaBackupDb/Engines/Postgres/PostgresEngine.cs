@@ -111,7 +111,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     {
         var tables = new Dictionary<long, CatalogTable>();
         await using (var command = new NpgsqlCommand(
-            "SELECT c.oid::bigint, n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind = 'p', "
+            "SELECT c.oid::bigint, n.nspname, c.relname, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), c.relkind = 'p', "
             + "EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') "
             + "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             + "WHERE c.relkind IN ('r', 'p') AND n.nspname " + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname"), connection))
@@ -191,7 +191,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         var known = tables.Values.Select(t => (t.Schema, t.Table)).ToHashSet();
         foreach (var ((schema, table), count) in copied.Where(r => !known.Contains(r.Key)))
         {
-            await using var command = new NpgsqlCommand("SELECT quote_ident(@s) || '.' || quote_ident(@t)", connection);
+            await using var command = new NpgsqlCommand("SELECT pg_catalog.quote_ident(@s) || '.' || pg_catalog.quote_ident(@t)", connection);
             command.Parameters.AddWithValue("s", schema);
             command.Parameters.AddWithValue("t", table);
             rows.Add(new TableRows((string)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!, count, Exact: true));
@@ -226,7 +226,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     private static async Task<List<SequenceValue>> ListSequencesAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
         [
             .. (await ListAsync(connection,
-                "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename), coalesce(last_value, 0) FROM pg_sequences ORDER BY 1",
+                "SELECT pg_catalog.quote_ident(schemaname) || '.' || pg_catalog.quote_ident(sequencename), coalesce(last_value, 0) FROM pg_sequences ORDER BY 1",
                 cancellationToken).ConfigureAwait(false)).Select(s => new SequenceValue(s.Name, s.Value)),
         ];
 
@@ -647,15 +647,22 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {QuoteIdentifier(database)}", connection) { CommandTimeout = DropTimeoutSeconds };
         try
         {
+            // A template cannot be dropped; one of ours is a template only by what a restore loaded into it.
+            if (await Scalar(connection, "SELECT datistemplate FROM pg_catalog.pg_database WHERE datname = @db", cancellationToken, database)
+                .ConfigureAwait(false) is true)
+            {
+                await using var plain = new NpgsqlCommand($"ALTER DATABASE {QuoteIdentifier(database)} IS_TEMPLATE false", connection);
+                await plain.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
             await drop.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException e)
         {
-            throw new OperationFailedException(e.MessageText, e);
+            throw new OperationFailedException($"dropping '{database}': {e.MessageText}", e);
         }
         catch (NpgsqlException e)
         {
-            throw new OperationFailedException($"dropping {database}: {PostgresFailure.Describe(e)}", e);
+            throw new OperationFailedException($"dropping '{database}': {PostgresFailure.Describe(e)}", e);
         }
     }
 
@@ -697,7 +704,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         var knownSettings = await KnownSettingsAsync(database, cancellationToken).ConfigureAwait(false);
         // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
         return new PostgresDumpFilter(database, name => name.Contains('.', StringComparison.Ordinal) || knownSettings.Contains(name),
-            new PostgresFilterOptions(RestrictMetaCommands: PostgresDumpFilter.ClientSupportsRestrict(client.Version), Facts: facts));
+            new PostgresFilterOptions(RestrictMetaCommands: PostgresDumpFilter.ClientSupportsRestrict(client.Version), Facts: facts,
+                DatabaseOwner: Instance.Owners));
     }
 
     public async Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken)
@@ -947,6 +955,12 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             // takes longer; the run's own timeout (the token, which cancels it) bounds them.
             CommandTimeout = 0,
             Pooling = false,
+            // Sent in the startup packet: the session's own value (over the database's and role's
+            // settings, and what RESET or DISCARD ALL go back to). With only pg_catalog on the path,
+            // a function, operator or cast the database defines (public.quote_ident(name)) can
+            // never stand in for the catalog's in the tool's queries, which run as the instance's
+            // (super)user; pg_dump's own scripts do the same.
+            SearchPath = "pg_catalog",
         };
         if (bufferBytes is { } bytes)
         {

@@ -285,7 +285,7 @@ public sealed partial class PostgresEngine
     {
         var generated = _serverMajor >= 12 ? " AND a.attgenerated = ''" : "";
         var sql =
-            "SELECT c.oid::bigint, n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
+            "SELECT c.oid::bigint, n.nspname, c.relname, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), "
             + "coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a "
             + $"WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped{generated}), '{{}}'), "
             + "pg_catalog.pg_relation_size(c.oid) "

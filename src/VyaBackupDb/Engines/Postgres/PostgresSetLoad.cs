@@ -103,6 +103,7 @@ public sealed partial class PostgresEngine
         SetEntryContent? post = null;
         // As soon as a table's rows are in, beside the loaders: its keys built, then it is analyzed; the rest after the load.
         NpgsqlConnection? analyzing = null;
+        var notAnalyzed = new System.Collections.Concurrent.ConcurrentBag<string>();
         var early = TableCompletion.Start(set.Expected, tables.Values.Select(t => t.Name), async (batch, token) =>
         {
             if (keys is not null)
@@ -112,8 +113,7 @@ public sealed partial class PostgresEngine
             analyzing ??= await OpenAsync(database, token).ConfigureAwait(false);
             foreach (var table in batch)
             {
-                // A name of the catalog (quote_ident): already quoted by the server's own rules.
-                await ExecuteAsync(analyzing, $"ANALYZE {table}", token).ConfigureAwait(false);
+                await AnalyzeUnlessForeignAsync(analyzing, table, notAnalyzed, token).ConfigureAwait(false);
             }
         }, failed);
         IReadOnlyCollection<string> analyzed = [];
@@ -170,16 +170,19 @@ public sealed partial class PostgresEngine
         }
         await RestorePostAsync(database, post, options, jobs, facts, cancellationToken).ConfigureAwait(false);
         // Tables analyzed before their indexes were built lack the statistics of expression indexes.
-        await AnalyzeAsync(database, jobs, analyzed, reanalyzeExpressionIndexed: keys is null, cancellationToken).ConfigureAwait(false);
+        await AnalyzeAsync(database, jobs, analyzed, reanalyzeExpressionIndexed: keys is null, notAnalyzed, cancellationToken).ConfigureAwait(false);
         await ResumeAutovacuumAsync(database, paused, cancellationToken).ConfigureAwait(false);
         // Complete: the set reader has checked every entry up to post.sql; the caller checks its end.
-        return new LoadResult(null, [], [], loaded);
+        return new LoadResult(null, [], [], loaded,
+            [.. notAnalyzed.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(name =>
+                $"{name} was not analyzed: a foreign table inherits from it or partitions it, and ANALYZE would read that table's "
+                + "rows (another server's, a file's) into the restored statistics; run ANALYZE on it yourself if that is wanted")]);
 
         async Task KeysThenAnalyzeAsync(PostDataFile keys, IReadOnlySet<string> taken, List<string> rest)
         {
             await RestorePartsAsync(database, keys,
                 [.. keys.Entries.Where(e => e.Table is not { } table || !taken.Contains(table)).Select(e => e.Part)], jobs, options, facts, failed.Token).ConfigureAwait(false);
-            await AnalyzeTablesAsync(database, jobs, rest, failed.Token).ConfigureAwait(false);
+            await AnalyzeTablesAsync(database, jobs, rest, notAnalyzed, failed.Token).ConfigureAwait(false);
         }
     }
 
@@ -377,7 +380,7 @@ public sealed partial class PostgresEngine
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
         var generated = _serverMajor >= 12 ? " AND a.attgenerated = ''" : "";
         await using var command = new NpgsqlCommand(
-            "SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
+            "SELECT n.nspname, c.relname, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), "
             + "coalesce((SELECT array_agg(a.attname::text) FROM pg_catalog.pg_attribute a "
             + $"WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped{generated}), '{{}}'), c.relhassubclass "
             + "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -608,7 +611,7 @@ public sealed partial class PostgresEngine
     {
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
         var names = (await ListAsync(connection,
-            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), 0 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), 0 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             + "WHERE c.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) o WHERE o LIKE 'autovacuum\\_enabled=%') AND n.nspname "
             + string.Format(System.Globalization.CultureInfo.InvariantCulture, UserSchemas, "n.nspname"),
             cancellationToken).ConfigureAwait(false)).Select(t => t.Name).ToList();
@@ -635,14 +638,15 @@ public sealed partial class PostgresEngine
     /// they were analyzed before an index on an expression was built (whose statistics ANALYZE gathers).
     /// </summary>
     private async Task AnalyzeAsync(
-        string database, int jobs, IReadOnlyCollection<string> analyzed, bool reanalyzeExpressionIndexed, CancellationToken cancellationToken)
+        string database, int jobs, IReadOnlyCollection<string> analyzed, bool reanalyzeExpressionIndexed,
+        System.Collections.Concurrent.ConcurrentBag<string> notAnalyzed, CancellationToken cancellationToken)
     {
         var names = new List<string>();
         await using (var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false))
         await using (var command = new NpgsqlCommand(
-            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             + "WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname " + string.Format(System.Globalization.CultureInfo.InvariantCulture, UserSchemas, "n.nspname")
-            + " AND (NOT (quote_ident(n.nspname) || '.' || quote_ident(c.relname)) = ANY($1) "
+            + " AND (NOT (pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)) = ANY($1) "
             + "OR $2 AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indexprs IS NOT NULL))", connection))
         {
             command.Parameters.Add(new NpgsqlParameter { Value = analyzed.ToArray() });
@@ -653,11 +657,16 @@ public sealed partial class PostgresEngine
                 names.Add(reader.GetString(0));
             }
         }
-        await AnalyzeTablesAsync(database, jobs, names, cancellationToken).ConfigureAwait(false);
+        await AnalyzeTablesAsync(database, jobs, names, notAnalyzed, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>ANALYZE of <paramref name="names"/> (quote_ident names: already quoted by the server's own rules) on <paramref name="jobs"/> connections.</summary>
-    private async Task AnalyzeTablesAsync(string database, int jobs, IReadOnlyList<string> names, CancellationToken cancellationToken)
+    /// <summary>
+    /// ANALYZE of <paramref name="names"/> (quote_ident names: already quoted by the server's own rules) on
+    /// <paramref name="jobs"/> connections; those with a foreign table in their tree added to <paramref name="notAnalyzed"/>.
+    /// </summary>
+    private async Task AnalyzeTablesAsync(
+        string database, int jobs, IReadOnlyList<string> names, System.Collections.Concurrent.ConcurrentBag<string> notAnalyzed,
+        CancellationToken cancellationToken)
     {
         if (names.Count == 0)
         {
@@ -675,9 +684,31 @@ public sealed partial class PostgresEngine
             await using var connection = await OpenAsync(database, failed.Token).ConfigureAwait(false);
             while (queue.Reader.TryRead(out var name))
             {
-                await Execute(connection, $"ANALYZE {name}", failed.Token).ConfigureAwait(false);
+                await AnalyzeUnlessForeignAsync(connection, name, notAnalyzed, failed.Token).ConfigureAwait(false);
             }
         })).ToList();
         await FirstFailureAsync(workers, failed).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// ANALYZE of a table (a quote_ident name), unless a foreign table inherits from it or is one of its
+    /// partitions, at any depth: ANALYZE samples those too, so the restored statistics (pg_stats, readable
+    /// by the database's users) would hold what the foreign table reads: another database's rows
+    /// (postgres_fdw), a file of the server's host (file_fdw). Such a table is added to <paramref name="notAnalyzed"/>.
+    /// </summary>
+    private static async Task AnalyzeUnlessForeignAsync(
+        NpgsqlConnection connection, string name, System.Collections.Concurrent.ConcurrentBag<string> notAnalyzed, CancellationToken cancellationToken)
+    {
+        await using var check = new NpgsqlCommand(
+            "WITH RECURSIVE tree(oid) AS (SELECT $1::pg_catalog.regclass::pg_catalog.oid "
+            + "UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.oid) "
+            + "SELECT EXISTS (SELECT 1 FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.oid WHERE c.relkind = 'f')", connection);
+        check.Parameters.Add(new NpgsqlParameter { Value = name });
+        if ((bool)(await check.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
+        {
+            notAnalyzed.Add(name);
+            return;
+        }
+        await Execute(connection, $"ANALYZE {name}", cancellationToken).ConfigureAwait(false);
     }
 }
