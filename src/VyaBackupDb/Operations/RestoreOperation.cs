@@ -384,10 +384,18 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             await engine.DropDatabaseAsync(staging, cancellationToken).ConfigureAwait(false);
         }
         var kept = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var leftover in (await engine.ProbeAsync(cancellationToken).ConfigureAwait(false)).Databases
-            .Where(d => RestoreStaging.IsReplacedName(d, target)))
+        // The plain name is looked up by itself too: a probe lists no template database (an older run's leftover may be one).
+        var candidates = (await engine.ProbeAsync(cancellationToken).ConfigureAwait(false)).Databases
+            .Where(d => RestoreStaging.IsReplacedName(d, target)).Append(RestoreStaging.ReplacedName(target)).Distinct(StringComparer.Ordinal);
+        foreach (var leftover in candidates)
         {
-            if ((await engine.GetTargetStateAsync(leftover, cancellationToken).ConfigureAwait(false)).HoldsData)
+            var state = await engine.GetTargetStateAsync(leftover, cancellationToken).ConfigureAwait(false);
+            if (!state.Exists)
+            {
+                continue;
+            }
+
+            if (state.HoldsData)
             {
                 observer.Warning($"'{leftover}' holds the tables a failed restore into '{target}' replaced; drop it once you no longer need them");
                 kept.Add(leftover);
