@@ -308,7 +308,7 @@ public sealed class MySqlDumpFilterTests
     [InlineData("SELECT 1 \\';USE y;", "a SELECT statement other than SETVAL")]
     [InlineData("--USE dns_db;", "a statement that does not start with a keyword")]
     [InlineData("INSERT INTO other.o VALUES (99);", "an INSERT statement on a table of another database (other.o")]
-    [InlineData("INSERT INTO `other`.`o` VALUES (99);", "an INSERT statement on a table of another database (.")]
+    [InlineData("INSERT INTO `other`.`o` VALUES (99);", "an INSERT statement on a table of another database (other…")]
     [InlineData("REPLACE INTO dns_db.t VALUES (1);", "a REPLACE statement on a table of another database (dns_db.t")]
     [InlineData("DROP TABLE IF EXISTS `t`, `other`.`o`;", "a DROP statement on a table of another database")]
     [InlineData("CREATE TABLE other.evil (i int);", "a CREATE statement on a table of another database (other.evil")]

@@ -94,6 +94,7 @@ public sealed class MySqlDumpFilter
     private readonly HashSet<string> viewTables = new(StringComparer.OrdinalIgnoreCase);
     private readonly HashSet<string> remoteTables = new(StringComparer.OrdinalIgnoreCase);
     private string createdTable = "";
+    private string tableName = "";
     private bool engineNext;
     private bool directoryNext;
     private bool referenceNext;
@@ -1837,15 +1838,16 @@ public sealed class MySqlDumpFilter
                     throw OtherDatabase(text);
                 }
 
+                tableName = DatabaseNames.Decode(text);
                 if (afterName == Step.InsertColumns)
                 {
                     RequireComparableName(text);
-                    RefuseRowsInto(DatabaseNames.Decode(text));
+                    RefuseRowsInto(tableName);
                 }
                 else if (afterName == Step.CreateTableBody)
                 {
                     RequireComparableName(text);
-                    createdTable = DatabaseNames.Decode(text);
+                    createdTable = tableName;
                 }
 
                 step = Step.AfterTableName;
@@ -1853,7 +1855,8 @@ public sealed class MySqlDumpFilter
             case Step.AfterTableName:
                 if (kind == TokenKind.Word && text[0] == '.')
                 {
-                    throw OtherDatabase(text);
+                    // `other`.`t`: the name before the dot was the database's.
+                    throw OtherDatabase(Encoding.UTF8.GetBytes(tableName));
                 }
 
                 if (nameList && kind == TokenKind.Punct && text[0] == ',')
