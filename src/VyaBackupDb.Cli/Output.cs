@@ -148,7 +148,7 @@ internal static class Output
             _logFile!.Seek(0, SeekOrigin.End);
             _logFile.Write(Encoding.UTF8.GetBytes(line + "\n"));
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentOutOfRangeException)
+        catch (Exception e) when (IoErrors.IsWriteFault(e) || e is NotSupportedException)
         {
             // Unbuffered (bufferSize 0): closing has nothing left to write, so it cannot fail the same way again.
             var file = _logFile!;
@@ -160,9 +160,7 @@ internal static class Output
             catch (IOException)
             {
             }
-            // EFBIG (file size limit) comes from .NET as an ArgumentOutOfRangeException.
-            var reason = e is ArgumentOutOfRangeException ? "the file size limit (ulimit -f) is reached" : IoErrors.Tidy(e.Message);
-            var warning = $"--log-file: {reason}; no longer writing to it";
+            var warning = $"--log-file: {IoErrors.Tidy(IoErrors.WriteFaultReason(e))}; no longer writing to it";
             Console.Error.WriteLine(Format == LogFormat.Json
                 ? JsonSerializer.Serialize(new LogRecord(DateTime.UtcNow, "warning", warning), LogJsonContext.LogRecord)
                 : $"vya-backupdb: warning: {warning}");

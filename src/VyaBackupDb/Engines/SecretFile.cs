@@ -1,4 +1,5 @@
 using System.Text;
+using VyaBackupDb.Errors;
 
 namespace VyaBackupDb.Engines;
 
@@ -17,7 +18,7 @@ public sealed class SecretFile : IDisposable
             // The pid in the name lets a later run remove it if this process is killed (TempFiles.RemoveStale).
             _directory = Directory.CreateTempSubdirectory(TempFiles.PrefixFor(TempFiles.Secret));
         }
-        catch (Exception e) when (TempFiles.IsWriteFault(e))
+        catch (Exception e) when (IoErrors.IsWriteFault(e))
         {
             throw TempFiles.Fault(e);
         }
@@ -40,7 +41,7 @@ public sealed class SecretFile : IDisposable
         {
             // Nobody disposes what a constructor failed to make: the folder (and what part of the file got written) goes now.
             Dispose();
-            throw TempFiles.IsWriteFault(e) ? TempFiles.Fault(e) : e;
+            throw IoErrors.IsWriteFault(e) ? TempFiles.Fault(e) : e;
         }
     }
 

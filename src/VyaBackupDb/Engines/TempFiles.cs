@@ -16,7 +16,7 @@ public static partial class TempFiles
     public const string Spool = "spool";
 
     /// <summary>
-    /// The failure to make or write a temp file, worded as the temp directory's (missing, not
+    /// The failure to make or write a temp file (<see cref="IoErrors.IsWriteFault"/>), worded as the temp directory's (missing, not
     /// writable, full), so that it is not taken for a fault of the backup being read or written.
     /// </summary>
     public static TempDirectoryException Fault(Exception e)
@@ -30,9 +30,6 @@ public static partial class TempFiles
             : $"cannot write in the temporary directory {directory}: {IoErrors.Tidy(e.Message)}";
         return new TempDirectoryException($"{cause} (TMPDIR)", e);
     }
-
-    /// <summary>What <see cref="Fault"/> rewords: a failure to create or write a file.</summary>
-    public static bool IsWriteFault(Exception e) => e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException;
 
     /// <summary>What older versions created without a pid: removed once a day old.</summary>
     private static readonly TimeSpan LegacyAge = TimeSpan.FromDays(1);

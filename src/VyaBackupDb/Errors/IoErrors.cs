@@ -11,6 +11,12 @@ public static partial class IoErrors
     public static bool IsDiskFull(Exception e) =>
         e is IOException io && (OperatingSystem.IsWindows() ? (io.HResult & 0xFFFF) is 112 or 39 : io.HResult == 28);
 
+    /// <summary>A failure to create or write a file: EFBIG (the file size limit) comes from .NET as an ArgumentOutOfRangeException.</summary>
+    public static bool IsWriteFault(Exception e) => e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException;
+
+    /// <summary>Why a write (<see cref="IsWriteFault"/>) failed, in words.</summary>
+    public static string WriteFaultReason(Exception e) => e is ArgumentOutOfRangeException ? "the file size limit (ulimit -f) is reached" : e.Message;
+
     /// <summary>
     /// EMFILE (this process is at its open files limit) or ENFILE (the system's), here or under a wrapper:
     /// .NET gives the errno as the HResult of an IOException, the NativeErrorCode of a Win32Exception (a child

@@ -70,7 +70,7 @@ public sealed class BackupLock : IDisposable
         {
             File.WriteAllText(holderPath, text);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
+        catch (Exception e) when (IoErrors.IsWriteFault(e))
         {
             // Half written, it would name nobody ("pid ?") in the next run's warning.
             TryDelete(holderPath);
@@ -79,9 +79,7 @@ public sealed class BackupLock : IDisposable
             {
                 throw;
             }
-            // EFBIG (the file size limit) comes from .NET as an ArgumentOutOfRangeException.
-            var reason = e is ArgumentOutOfRangeException ? "the file size limit (ulimit -f) is reached" : e.Message;
-            throw new OperationFailedException($"cannot write the lock file {holderPath}: {reason}", e);
+            throw new OperationFailedException($"cannot write the lock file {holderPath}: {IoErrors.WriteFaultReason(e)}", e);
         }
         return new BackupLock(stream, path, takenOverFrom);
     }

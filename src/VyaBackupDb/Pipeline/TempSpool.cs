@@ -1,4 +1,5 @@
 using VyaBackupDb.Engines;
+using VyaBackupDb.Errors;
 
 namespace VyaBackupDb.Pipeline;
 
@@ -49,7 +50,7 @@ public static class TempSpool
         {
             return new SpoolFile(new FileStream(path, options));
         }
-        catch (Exception e) when (TempFiles.IsWriteFault(e))
+        catch (Exception e) when (IoErrors.IsWriteFault(e))
         {
             throw TempFiles.Fault(e);
         }
@@ -98,7 +99,7 @@ public sealed class SpoolFile(FileStream file) : Stream
         {
             file.Write(buffer);
         }
-        catch (Exception e) when (TempFiles.IsWriteFault(e))
+        catch (Exception e) when (IoErrors.IsWriteFault(e))
         {
             throw TempFiles.Fault(e);
         }
@@ -113,7 +114,7 @@ public sealed class SpoolFile(FileStream file) : Stream
         {
             await file.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (TempFiles.IsWriteFault(e))
+        catch (Exception e) when (IoErrors.IsWriteFault(e))
         {
             throw TempFiles.Fault(e);
         }
@@ -128,7 +129,7 @@ public sealed class SpoolFile(FileStream file) : Stream
         {
             await file.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (TempFiles.IsWriteFault(e))
+        catch (Exception e) when (IoErrors.IsWriteFault(e))
         {
             throw TempFiles.Fault(e);
         }
@@ -141,7 +142,7 @@ public sealed class SpoolFile(FileStream file) : Stream
         {
             await file.DisposeAsync().ConfigureAwait(false);
         }
-        catch (Exception e) when (TempFiles.IsWriteFault(e))
+        catch (Exception e) when (IoErrors.IsWriteFault(e))
         {
         }
     }
@@ -161,7 +162,7 @@ public sealed class SpoolFile(FileStream file) : Stream
         {
             await file.DisposeAsync().ConfigureAwait(false);
         }
-        catch (Exception e) when (TempFiles.IsWriteFault(e))
+        catch (Exception e) when (IoErrors.IsWriteFault(e))
         {
             throw TempFiles.Fault(e);
         }
@@ -180,7 +181,7 @@ public sealed class SpoolFile(FileStream file) : Stream
         {
             return action();
         }
-        catch (Exception e) when (TempFiles.IsWriteFault(e))
+        catch (Exception e) when (IoErrors.IsWriteFault(e))
         {
             throw TempFiles.Fault(e);
         }

@@ -175,13 +175,11 @@ public static class VaultFile
             File.Move(temp, full, overwrite: true);
             LocalStorage.SyncDirectory(directory);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
+        catch (Exception e) when (IoErrors.IsWriteFault(e))
         {
             TryDelete(temp);
-            // EFBIG (the file size limit) comes from .NET as an ArgumentOutOfRangeException.
-            var reason = e is ArgumentOutOfRangeException ? "the file size limit (ulimit -f) is reached" : e.Message;
             // A full disk or a read-only folder is an I/O error (exit 1), not a problem of the vault or its passphrase (exit 7).
-            throw new OperationFailedException($"cannot write vault {full}: {reason}", e);
+            throw new OperationFailedException($"cannot write vault {full}: {IoErrors.WriteFaultReason(e)}", e);
         }
     }
 

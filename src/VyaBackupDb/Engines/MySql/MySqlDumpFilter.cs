@@ -93,8 +93,7 @@ public sealed class MySqlDumpFilter
     private readonly HashSet<string> triggerTables = new(StringComparer.OrdinalIgnoreCase);
     private readonly HashSet<string> viewTables = new(StringComparer.OrdinalIgnoreCase);
     private readonly HashSet<string> remoteTables = new(StringComparer.OrdinalIgnoreCase);
-    private string createdTable = "";
-    private string tableName = "";
+    private string tableName = ""; // the statement's table, once read (a CREATE TABLE's while its body is)
     private bool engineNext;
     private bool directoryNext;
     private bool referenceNext;
@@ -1839,15 +1838,14 @@ public sealed class MySqlDumpFilter
                 }
 
                 tableName = DatabaseNames.Decode(text);
+                if (afterName is Step.InsertColumns or Step.CreateTableBody)
+                {
+                    RequireComparableName(text);
+                }
+
                 if (afterName == Step.InsertColumns)
                 {
-                    RequireComparableName(text);
                     RefuseRowsInto(tableName);
-                }
-                else if (afterName == Step.CreateTableBody)
-                {
-                    RequireComparableName(text);
-                    createdTable = tableName;
                 }
 
                 step = Step.AfterTableName;
@@ -1934,13 +1932,13 @@ public sealed class MySqlDumpFilter
 
                 if (engineNext && IsRemoteEngine(text))
                 {
-                    remoteTables.Add(createdTable);
+                    remoteTables.Add(tableName);
                 }
 
                 if (directoryNext && kind == TokenKind.Word && Is(text, "DIRECTORY"u8) && !options.AllowDataDirectory)
                 {
                     throw new DumpFilterException(
-                        $"the dump creates table {Printable(Encoding.UTF8.GetBytes(createdTable))} with a DATA or INDEX DIRECTORY at byte {unitStart}: "
+                        $"the dump creates table {ShownTable} with a DATA or INDEX DIRECTORY at byte {unitStart}: "
                         + "its files would be written outside the server's data directory; refused (restore with --allow-data-directory "
                         + "to create them in the directory the dump names)");
                 }
@@ -2161,6 +2159,8 @@ public sealed class MySqlDumpFilter
 
     /// <summary>A keyword for a message: upper case, printable ASCII only.</summary>
     private static string Words(ReadOnlySpan<byte> word) => Printable(word).ToUpperInvariant();
+
+    private string ShownTable => Printable(Encoding.UTF8.GetBytes(tableName));
 
     private static string Printable(ReadOnlySpan<byte> text)
     {
@@ -2514,7 +2514,7 @@ public sealed class MySqlDumpFilter
         if (step == Step.CreateTableBody && !candidateIsReference)
         {
             throw new DumpFilterException(
-                $"the dump creates table {Printable(Encoding.UTF8.GetBytes(createdTable))} over a sequence or table of another database "
+                $"the dump creates table {ShownTable} over a sequence or table of another database "
                 + $"({Printable(candidateText.Span)}) at byte {unitStart}: the restore and the copy would write there; refused");
         }
 

@@ -27,6 +27,9 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
 {
     private enum Kind { Function, Procedure, View, Trigger, Event }
 
+    /// <summary>What old tables are renamed within the target while the RENAME runs: the plain replaced name and a number.</summary>
+    private readonly string asidePrefix = RestoreStaging.ReplacedName(target) + "_";
+
     /// <param name="SqlMode">The sql_mode it was created under (null for views).</param>
     /// <param name="Charset">The character_set_client it was created under: how the server read its text.</param>
     /// <param name="Collation">The collation_connection it was created under: how its literals compare.</param>
@@ -96,7 +99,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         }
 
         // The target holds the new tables: the rest is done whatever the token says.
-        var oldTablesAreIn = $"'{target}', renamed '{RestoreStaging.ReplacedName(target)}_<n>'";
+        var oldTablesAreIn = $"'{target}', renamed '{asidePrefix}<n>'";
         try
         {
             if (targetExists)
@@ -116,8 +119,8 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             }
             foreach (var (table, column, expression) in stagingDefaults)
             {
-                await ExecuteAsync($"ALTER TABLE {Q(target)}.{Q(table)} ALTER COLUMN {Q(column)} SET DEFAULT ("
-                    + expression.Replace(Q(staging), Q(target), StringComparison.Ordinal) + ")", CancellationToken.None).ConfigureAwait(false);
+                await SetDefaultAsync(target, table, column, expression.Replace(Q(staging), Q(target), StringComparison.Ordinal), CancellationToken.None)
+                    .ConfigureAwait(false);
             }
             await CreateAllAsync(newObjects, CancellationToken.None).ConfigureAwait(false);
             foreach (var name in swapOptions.EventsToEnable)
@@ -133,7 +136,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         }
         var warnings = new List<string>();
         // Old tables an interrupted swap left aside in the target moved out with the rest: the only copy of what it replaced.
-        var leftAside = aside.Where(a => a.Table.StartsWith(RestoreStaging.ReplacedName(target) + "_", StringComparison.Ordinal)).Select(a => a.Table).ToList();
+        var leftAside = aside.Where(a => a.Table.StartsWith(asidePrefix, StringComparison.Ordinal)).Select(a => a.Table).ToList();
         if (leftAside.Count > 0)
         {
             warnings.Add($"'{replaced}' holds the tables a failed restore into '{target}' replaced ({string.Join(", ", leftAside)}), and what this one "
@@ -192,7 +195,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             string name;
             do
             {
-                name = $"{RestoreStaging.ReplacedName(target)}_{++number}";
+                name = $"{asidePrefix}{++number}";
             }
             while (taken.Contains(name));
             yield return (table, name);
@@ -245,9 +248,10 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         {
             // The character set and collation it was created under decide what its literals are and
             // how they compare; a routine, trigger or event also keeps the database collation then.
-            if (o.DatabaseCollation is not null && o.DatabaseCollation != session.DatabaseCollation)
+            var otherCollation = o.DatabaseCollation is not null && o.DatabaseCollation != session.DatabaseCollation;
+            if (otherCollation)
             {
-                await SetDatabaseCollationAsync(o.DatabaseCollation, cancellationToken).ConfigureAwait(false);
+                await SetDatabaseCollationAsync(o.DatabaseCollation!, cancellationToken).ConfigureAwait(false);
             }
             try
             {
@@ -255,7 +259,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             }
             finally
             {
-                if (o.DatabaseCollation is not null && o.DatabaseCollation != session.DatabaseCollation)
+                if (otherCollation)
                 {
                     await SetDatabaseCollationAsync(session.DatabaseCollation, CancellationToken.None).ConfigureAwait(false);
                 }
@@ -312,8 +316,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         {
             try
             {
-                await ExecuteAsync($"ALTER TABLE {Q(staging)}.{Q(table)} ALTER COLUMN {Q(column)} SET DEFAULT ({expression})", cancellationToken)
-                    .ConfigureAwait(false);
+                await SetDefaultAsync(staging, table, column, expression, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationFailedException e)
             {
@@ -321,6 +324,9 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             }
         }
     }
+
+    private Task SetDefaultAsync(string database, string table, string column, string expression, CancellationToken cancellationToken) =>
+        ExecuteAsync($"ALTER TABLE {Q(database)}.{Q(table)} ALTER COLUMN {Q(column)} SET DEFAULT ({expression})", cancellationToken);
 
     /// <param name="DatabaseCollation">The target's default collation.</param>
     private sealed record SessionCharset(string Client, string Connection, string DatabaseCollation);
