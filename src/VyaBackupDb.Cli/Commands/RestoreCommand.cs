@@ -33,6 +33,7 @@ internal static class RestoreCommand
         };
         var definer = DefinerOption();
         var allowDataDirectory = AllowDataDirectoryOption();
+        var trustBackup = TrustBackupOption();
         var enableEvents = new Option<bool>("--enable-events")
         {
             Description = "MySQL: leave events enabled as dumped (by default they are restored disabled, so a copy runs no scheduled jobs)",
@@ -56,7 +57,7 @@ internal static class RestoreCommand
 
         var command = new Command("restore", "Restore a backup file into one database")
         {
-            file, instance, target, dryRun, force, noVerify, identity, terminate, definer, allowDataDirectory, enableEvents, globals, replaceExisting, account, jobs,
+            file, instance, target, dryRun, force, noVerify, identity, terminate, definer, allowDataDirectory, trustBackup, enableEvents, globals, replaceExisting, account, jobs,
         };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
@@ -95,7 +96,8 @@ internal static class RestoreCommand
                 Definer: DefinerValue(parseResult, definer),
                 EnableEvents: parseResult.GetValue(enableEvents),
                 Jobs: parseResult.GetValue(jobs),
-                AllowDataDirectory: parseResult.GetValue(allowDataDirectory));
+                AllowDataDirectory: parseResult.GetValue(allowDataDirectory),
+                TrustBackup: parseResult.GetValue(trustBackup));
             var observer = new ConsoleRestoreObserver(request);
             RestoreResult? result;
             try
@@ -138,6 +140,14 @@ internal static class RestoreCommand
     {
         Description = "MySQL: create tables with the DATA DIRECTORY / INDEX DIRECTORY they were dumped with (by default such a "
             + "backup is refused: its table files would be written outside the server's data directory)",
+    };
+
+    /// <summary>--trust-backup (restore and verify --restore).</summary>
+    internal static Option<bool> TrustBackupOption() => new("--trust-backup")
+    {
+        Description = "PostgreSQL: load as the instance's account even when it is a superuser (by default a superuser's restore loads "
+            + "as a temporary unprivileged role, so that code the backup defines cannot act as the superuser); for a backup "
+            + "you trust that needs a superuser to load (an untrusted extension or language, an event trigger)",
     };
 
     /// <summary>The --definer given, or null (the instance's setting applies).</summary>

@@ -27,9 +27,10 @@ internal static class VerifyCommand
 
         var definer = RestoreCommand.DefinerOption();
         var allowDataDirectory = RestoreCommand.AllowDataDirectoryOption();
+        var trustBackup = RestoreCommand.TrustBackupOption();
         var command = new Command("verify", "Check backups: digests, decoding, completion trailer; optionally a test restore")
         {
-            file, instance, database, latest, restore, identity, definer, allowDataDirectory,
+            file, instance, database, latest, restore, identity, definer, allowDataDirectory, trustBackup,
         };
         command.SetAction((parseResult, cancellationToken) => CommonOptions.RunAsync(async () =>
         {
@@ -56,7 +57,8 @@ internal static class VerifyCommand
                 parseResult.GetValue(restore),
                 parseResult.GetValue(identity),
                 RestoreCommand.DefinerValue(parseResult, definer),
-                parseResult.GetValue(allowDataDirectory));
+                parseResult.GetValue(allowDataDirectory),
+                parseResult.GetValue(trustBackup));
             var observer = new ConsoleVerifyObserver();
             IReadOnlyList<VerifyResult> results;
             try

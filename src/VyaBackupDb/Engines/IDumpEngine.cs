@@ -123,7 +123,9 @@ public interface IDumpEngine
 /// <param name="SourceDatabase">The database the backup was taken of, when known: references to it are pointed at the target.</param>
 /// <param name="Definer">MySQL: what happens to DEFINER clauses.</param>
 /// <param name="AllowDataDirectory">MySQL: tables are created with the DATA / INDEX DIRECTORY the dump names (otherwise refused).</param>
-public sealed record RestoreOptions(string? SourceDatabase = null, MySql.DefinerMode Definer = MySql.DefinerMode.Keep, bool AllowDataDirectory = false);
+/// <param name="TrustBackup">PostgreSQL: load as the instance's account even when it is a superuser (the backup's code then runs with its rights).</param>
+public sealed record RestoreOptions(string? SourceDatabase = null, MySql.DefinerMode Definer = MySql.DefinerMode.Keep, bool AllowDataDirectory = false,
+    bool TrustBackup = false);
 
 /// <summary>What the restore client was fed, as the statement filter saw it.</summary>
 /// <param name="EndedWithTrailer">Whether the dump ended with its completion trailer, as the filter parsed it (null: the engine cannot tell).</param>

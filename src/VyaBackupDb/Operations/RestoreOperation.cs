@@ -20,10 +20,11 @@ namespace VyaBackupDb.Operations;
 /// <param name="EnableEvents">MySQL: events stay enabled as dumped (--enable-events); otherwise they are restored disabled.</param>
 /// <param name="AllowDataDirectory">MySQL: tables keep the DATA / INDEX DIRECTORY they were dumped with (--allow-data-directory).</param>
 /// <param name="Jobs">Connections loading a backup set (--jobs); null: the instance's <c>jobs:</c>, else the number of cores.</param>
+/// <param name="TrustBackup">PostgreSQL: load as the instance's account even when it is a superuser (--trust-backup).</param>
 public sealed record RestoreRequest(
     string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force, bool Verify = true, BackupLocation? Location = null,
     DecryptionKeys? Keys = null, bool TerminateConnections = false, Engines.MySql.DefinerMode? Definer = null, bool EnableEvents = false,
-    int? Jobs = null, bool AllowDataDirectory = false);
+    int? Jobs = null, bool AllowDataDirectory = false, bool TrustBackup = false);
 
 /// <param name="IsSet">The file is a backup set (a tar of schema, data chunks and post-data), not one dump.</param>
 public sealed record RestorePlan(
@@ -241,7 +242,8 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 }
             },
         };
-        var options = new RestoreOptions(plan.Manifest?.Database ?? plan.SourceDatabase, request.Definer ?? request.Instance.Definer, request.AllowDataDirectory);
+        var options = new RestoreOptions(plan.Manifest?.Database ?? plan.SourceDatabase, request.Definer ?? request.Instance.Definer, request.AllowDataDirectory,
+            request.TrustBackup);
         // Only an error reading the backup is the file's: another I/O error of the load is the client's or the load's own.
         await using var reading = new ReadWatchStream(plain);
         LoadResult result;

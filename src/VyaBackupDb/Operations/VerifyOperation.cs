@@ -10,9 +10,10 @@ namespace VyaBackupDb.Operations;
 /// <param name="IdentityFile">An age identity file for encrypted backups (--identity), besides the config's.</param>
 /// <param name="Definer">MySQL: DEFINER clauses of the test restore (--definer); null: the instance's setting.</param>
 /// <param name="AllowDataDirectory">MySQL: the test restore creates tables with the DATA / INDEX DIRECTORY they were dumped with.</param>
+/// <param name="TrustBackup">PostgreSQL: the test restore loads as the instance's account even when it is a superuser.</param>
 public sealed record VerifyRequest(
     string? File, InstanceConfig? Instance, string? Database, bool Latest, bool Restore, string? IdentityFile = null,
-    Engines.MySql.DefinerMode? Definer = null, bool AllowDataDirectory = false);
+    Engines.MySql.DefinerMode? Definer = null, bool AllowDataDirectory = false, bool TrustBackup = false);
 
 public sealed record VerifyResult(FileCheck Check, InventoryComparison? Comparison);
 
@@ -187,7 +188,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
         {
             var result = await new RestoreOperation(config, observer)
                 .RunAsync(new RestoreRequest(check.File, instance, scratch, DryRun: false, Force: false, Location: check.Location, Keys: keys,
-                    Definer: request.Definer, AllowDataDirectory: request.AllowDataDirectory), cancellationToken)
+                    Definer: request.Definer, AllowDataDirectory: request.AllowDataDirectory, TrustBackup: request.TrustBackup), cancellationToken)
                 .ConfigureAwait(false);
             return (check, result?.Comparison);
         }

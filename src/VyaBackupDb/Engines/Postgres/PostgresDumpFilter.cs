@@ -13,7 +13,19 @@ namespace VyaBackupDb.Engines.Postgres;
 /// for its post.sql): this filter refuses by them too and adds what its dump creates. Null: a dump alone.</param>
 /// <param name="DatabaseOwner">Pass <c>ALTER DATABASE ... OWNER TO</c> (the instance keeps owners, <c>owners: true</c>);
 /// otherwise it is left out, as every other owner is by <c>--no-owner</c>.</param>
-public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false, PostgresDumpFacts? Facts = null, bool DatabaseOwner = false);
+/// <param name="HoldBackOwnerStatements">Leave out, and keep in <see cref="PostgresDumpFilter.HeldBack"/>, the statements
+/// that only a superuser (or a member of the roles they name) may run and that run no code:
+/// <c>ALTER ... OWNER TO role</c>, <c>ALTER DEFAULT PRIVILEGES FOR ROLE ...</c>, <c>COMMENT ON EXTENSION</c>.
+/// For a load as an unprivileged account, which the instance's account follows with them.</param>
+public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false, PostgresDumpFacts? Facts = null, bool DatabaseOwner = false,
+    bool HoldBackOwnerStatements = false);
+
+/// <summary>A statement a <see cref="PostgresDumpFilter"/> held back, with what the dump had set when it came (how psql reads it).</summary>
+/// <param name="Sql">The statement's bytes, its <c>;</c> included.</param>
+/// <param name="ClientEncoding">The dump's last <c>SET client_encoding</c> value before it (null: none).</param>
+/// <param name="StandardConformingStrings">standard_conforming_strings as the dump had set it.</param>
+/// <param name="SearchPath">The dump's last statement setting search_path before it, whole (null: none).</param>
+public sealed record HeldBackStatement(byte[] Sql, string? ClientEncoding, bool StandardConformingStrings, byte[]? SearchPath);
 
 /// <summary>
 /// What a dump created that later statements are refused by: the relations rows must not be
@@ -221,6 +233,19 @@ public sealed class PostgresDumpFilter
     // What the dump (and the files restored before it) created that later statements are refused by.
     private readonly PostgresDumpFacts facts;
 
+    // Statements held back for the instance's account (null: none are): the shape of the one being
+    // read, and what the dump set that the held-back ones are read under.
+    private readonly List<HeldBackStatement>? heldBack;
+    private HoldBack holdBack;
+    private int holdBackTokens;
+    private bool holdBackTopComma;
+    private byte ownerClause; // 1 after a top-level OWNER, 2 after its TO, 3 after the role
+    private bool holdBackMatched;
+    private bool capturingSearchPath;
+    private byte[]? searchPathStatement;
+    private string? clientEncoding;
+    private string? pendingClientEncoding;
+
     /// <param name="targetDatabase">The database the dump is restored into.</param>
     /// <param name="isKnownSetting">Returns true if the target server knows a run-time parameter name
     /// (e.g. "statement_timeout"); false for e.g. "transaction_timeout" on PostgreSQL 15. It gets the
@@ -241,6 +266,7 @@ public sealed class PostgresDumpFilter
         this.isKnownSetting = isKnownSetting;
         facts = options?.Facts ?? new PostgresDumpFacts();
         passDatabaseOwner = options?.DatabaseOwner == true;
+        heldBack = options?.HoldBackOwnerStatements == true ? [] : null;
         if (options?.RestrictMetaCommands == true)
         {
             // Letters and digits only: the key is a psql argument (no quoting, no backticks).
@@ -404,6 +430,12 @@ public sealed class PostgresDumpFilter
 
     /// <summary>First database named by DROP/CREATE DATABASE, \connect or ALTER DATABASE in the dump, or null.</summary>
     public string? SourceDatabase => names.Source;
+
+    /// <summary>
+    /// After <see cref="CopyAsync"/>, with <see cref="PostgresFilterOptions.HoldBackOwnerStatements"/>: the statements
+    /// left out for the instance's account to run after the load, in the dump's order (empty otherwise).
+    /// </summary>
+    public IReadOnlyList<HeldBackStatement> HeldBack => heldBack ?? [];
 
     /// <summary>Statements and meta-commands dropped (for the restore summary / tests).</summary>
     public int DroppedStatements { get; private set; }
@@ -759,6 +791,13 @@ public sealed class PostgresDumpFilter
         atomicBody = false;
         bodyStatementStart = false;
         lastWasBegin = false;
+        holdBack = HoldBack.None;
+        holdBackTokens = 0;
+        holdBackTopComma = false;
+        ownerClause = 0;
+        holdBackMatched = false;
+        capturingSearchPath = false;
+        pendingClientEncoding = null;
         return i;
     }
 
@@ -773,6 +812,11 @@ public sealed class PostgresDumpFilter
         statementsSinceMark++;
         lineBreakSinceStatement = false;
         Commit(after);
+        if (sink.Mode == Disposition.Hold)
+        {
+            KeepForInstanceAccount();
+        }
+
         var dropped = sink.Mode == Disposition.Drop;
         if (sink.Mode == Disposition.Hold)
         {
@@ -787,6 +831,8 @@ public sealed class PostgresDumpFilter
             {
                 standardStrings = standard;
             }
+
+            clientEncoding = pendingClientEncoding ?? clientEncoding;
         }
 
         if (copyFromStdin && !dropped)
@@ -1895,6 +1941,11 @@ public sealed class PostgresDumpFilter
         {
             OnToken(kind, text, tokenStart - unitStart, bufferBase + end - unitStart);
         }
+
+        if (holdBack != HoldBack.None)
+        {
+            WatchHoldBack(kind, text);
+        }
     }
 
     /// <summary>psql's BEGIN ... END tracking for CREATE [OR REPLACE] FUNCTION|PROCEDURE (psqlscan.l).</summary>
@@ -2481,10 +2532,12 @@ public sealed class PostgresDumpFilter
         {
             verb = Verb.Alter;
             step = Step.AfterAlter;
+            holdBack = heldBack is null ? HoldBack.None : HoldBack.Alter;
         }
         else if (Is(text, "COMMENT"u8))
         {
             step = Step.CommentOn;
+            holdBack = heldBack is null ? HoldBack.None : HoldBack.Comment;
         }
         else if (Is(text, "GRANT"u8) || Is(text, "REVOKE"u8))
         {
@@ -2578,6 +2631,7 @@ public sealed class PostgresDumpFilter
             return;
         }
 
+        capturingSearchPath = heldBack is not null && string.Equals(settingName, "search_path", StringComparison.OrdinalIgnoreCase);
         PassStatement();
     }
 
@@ -2800,7 +2854,11 @@ public sealed class PostgresDumpFilter
 
     private void StartRelationName(NameUse use)
     {
-        sink.Release(); // psql runs nothing before the ';', and the output is held to the statement's line
+        if (!HoldingToEnd)
+        {
+            sink.Release(); // psql runs nothing before the ';', and the output is held to the statement's line
+        }
+
         nameUse = use;
         nameParts.Clear();
         nameIfClause = 0;
@@ -3469,6 +3527,8 @@ public sealed class PostgresDumpFilter
         {
             throw RefuseLexerSetting($"client encoding {Show(value)}");
         }
+
+        pendingClientEncoding = normalized.ToString();
     }
 
     /// <summary>A setting's value the filter reads for certain: a plain word or a plain '...' string, whole.</summary>
@@ -3533,8 +3593,105 @@ public sealed class PostgresDumpFilter
 
     private void PassStatement()
     {
-        sink.Release();
+        if (!HoldingToEnd)
+        {
+            sink.Release();
+        }
+
         StopClassifying();
+    }
+
+    /// <summary>The statement may be held back or records a setting the held-back ones need: held whole (up to the cap).</summary>
+    private bool HoldingToEnd => holdBack != HoldBack.None || capturingSearchPath;
+
+    // ---- statements held back for the instance's account --------------------------------------------
+
+    private enum HoldBack : byte
+    {
+        None,
+        Alter,
+        AlterOwner,
+        DefaultPrivileges,
+        Comment,
+    }
+
+    /// <summary>
+    /// Follows an ALTER or COMMENT to its end for the shapes held back: <c>ALTER ... OWNER TO role</c>
+    /// with no top-level comma (ALTER TABLE's subcommands are comma-separated; every other ALTER
+    /// takes OWNER TO alone), <c>ALTER DEFAULT PRIVILEGES FOR ROLE|USER ...</c>, and
+    /// <c>COMMENT ON EXTENSION name IS 'text'|NULL</c>. Each is catalog work only: run by the instance's
+    /// account after the load, it calls no function of the dump.
+    /// </summary>
+    private void WatchHoldBack(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        var index = ++holdBackTokens; // 1: ALTER or COMMENT
+        switch (holdBack)
+        {
+            case HoldBack.Alter when index == 2:
+                holdBack = IsWord(kind, text, "DEFAULT"u8) ? HoldBack.DefaultPrivileges
+                    : IsWord(kind, text, "DATABASE"u8) || IsWord(kind, text, "ROLE"u8) || IsWord(kind, text, "USER"u8) ? HoldBack.None
+                    : HoldBack.AlterOwner;
+                return;
+            case HoldBack.DefaultPrivileges:
+                holdBackMatched = index switch
+                {
+                    3 => IsWord(kind, text, "PRIVILEGES"u8),
+                    4 => holdBackMatched && IsWord(kind, text, "FOR"u8),
+                    5 => holdBackMatched && (IsWord(kind, text, "ROLE"u8) || IsWord(kind, text, "USER"u8)),
+                    _ => holdBackMatched,
+                };
+                return;
+            case HoldBack.AlterOwner:
+                if (parenDepth == 0 && IsPunct(kind, text, (byte)','))
+                {
+                    holdBackTopComma = true;
+                }
+
+                ownerClause = parenDepth != 0 ? (byte)0
+                    : IsWord(kind, text, "OWNER"u8) ? (byte)1
+                    : ownerClause == 1 && IsWord(kind, text, "TO"u8) ? (byte)2
+                    : ownerClause == 2 && kind is TokenKind.Word or TokenKind.Ident ? (byte)3
+                    : (byte)0;
+                holdBackMatched = ownerClause == 3 && !holdBackTopComma;
+                return;
+            case HoldBack.Comment:
+                holdBackMatched = index switch
+                {
+                    2 => IsWord(kind, text, "ON"u8),
+                    3 => holdBackMatched && IsWord(kind, text, "EXTENSION"u8),
+                    4 => holdBackMatched && kind is TokenKind.Word or TokenKind.Ident,
+                    5 => holdBackMatched && IsWord(kind, text, "IS"u8),
+                    6 => holdBackMatched && (kind == TokenKind.String || IsWord(kind, text, "NULL"u8)),
+                    _ => false,
+                };
+                return;
+            default:
+                return;
+        }
+    }
+
+    /// <summary>
+    /// At the end of a statement still held whole: one of the held-back shapes is kept for the
+    /// instance's account (and left out here); a statement setting search_path is remembered for them.
+    /// </summary>
+    private void KeepForInstanceAccount()
+    {
+        if (heldBack is null)
+        {
+            return;
+        }
+
+        if (holdBack != HoldBack.None && holdBackMatched)
+        {
+            heldBack.Add(new HeldBackStatement(sink.Pending.Span.ToArray(), clientEncoding, standardStrings, searchPathStatement));
+            sink.Discard();
+            return;
+        }
+
+        if (capturingSearchPath)
+        {
+            searchPathStatement = sink.Pending.Span.ToArray();
+        }
     }
 
     /// <summary>Classified; the words of a SELECT or INSERT are still checked to its end.</summary>

@@ -22,7 +22,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     public Task<LoadResult> RestoreSetAsync(
         string database, Sources.Sets.BackupSetReader set, RestoreOptions options, int jobs, CancellationToken cancellationToken) =>
-        RestoreSetCoreAsync(database, set, options, jobs, cancellationToken);
+        LoadAsync(database, options, () => RestoreSetCoreAsync(database, set, options, jobs, cancellationToken), cancellationToken);
 
     /// <summary>Set when the chosen client is newer than the server (allowed, but worth saying).</summary>
     private string? _toolWarning;
@@ -655,6 +655,11 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
                 await plain.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
             await drop.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            if (database.StartsWith(RestoreStaging.StagingPrefix, StringComparison.Ordinal))
+            {
+                // The load role of a killed run (see PostgresLoadRole) goes with its staging database.
+                await DropRoleIfExistsAsync(connection, database, cancellationToken).ConfigureAwait(false);
+            }
         }
         catch (PostgresException e)
         {
@@ -669,14 +674,14 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     private const int DropTimeoutSeconds = 600;
 
     public Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken) =>
-        RestoreAsync(database, input, options, null, cancellationToken);
+        LoadAsync(database, options, () => RestoreAsync(database, input, options, null, cancellationToken), cancellationToken);
 
     /// <param name="facts">What the files of a set restored before this one created: refused by, and added to. Null: a dump alone.</param>
     private async Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, PostgresDumpFacts? facts, CancellationToken cancellationToken)
     {
         var binDir = (await ChooseClientAsync(cancellationToken).ConfigureAwait(false)).BinDir;
         var filter = await NewFilterAsync(database, facts, cancellationToken).ConfigureAwait(false);
-        using var passFile = PassFile();
+        using var passFile = PassFile(database);
         // No --single-transaction: the staging database is what makes a restore all-or-nothing, and
         // one transaction would need a lock per table (thousands of tables exhaust the lock table).
         // VERBOSITY=terse: an error is the server's message alone, without the DETAIL and CONTEXT
@@ -694,6 +699,13 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         environment["PGOPTIONS"] = "-c standard_conforming_strings=on";
         await ChildProcess.RunAsync(Path.Combine(binDir, "psql"), arguments, environment,
             (stdin, ct) => filter.CopyAsync(input, stdin, ct), null, cancellationToken).ConfigureAwait(false);
+        if (LoadRoleFor(database) is { } loadRole)
+        {
+            lock (loadRole.HeldBack)
+            {
+                loadRole.HeldBack.AddRange(filter.HeldBack);
+            }
+        }
         return new LoadResult(filter.EndedWithCompletionTrailer, [], []);
     }
 
@@ -705,7 +717,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
         return new PostgresDumpFilter(database, name => name.Contains('.', StringComparison.Ordinal) || knownSettings.Contains(name),
             new PostgresFilterOptions(RestrictMetaCommands: PostgresDumpFilter.ClientSupportsRestrict(client.Version), Facts: facts,
-                DatabaseOwner: Instance.Owners));
+                DatabaseOwner: Instance.Owners, HoldBackOwnerStatements: LoadRoleFor(database) is not null));
     }
 
     public async Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken)
@@ -918,15 +930,15 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     /// <summary>A libpq connection string; values single-quoted so any database name is taken literally.</summary>
     private string ConnInfo(string database) =>
-        $"host={ConnValue(Instance.Host)} port={Instance.Port} user={ConnValue(Instance.User)} dbname={ConnValue(database)} application_name=vya-backupdb";
+        $"host={ConnValue(Instance.Host)} port={Instance.Port} user={ConnValue(LoadRoleFor(database)?.Name ?? Instance.User)} dbname={ConnValue(database)} application_name=vya-backupdb";
 
     private static string ConnValue(string value) =>
         "'" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'";
 
-    /// <summary>A PGPASSFILE matching any host, port, database and user of this connection.</summary>
-    private SecretFile PassFile()
+    /// <summary>A PGPASSFILE matching any host, port, database and user of this connection (the load role's on its database).</summary>
+    private SecretFile PassFile(string? database = null)
     {
-        var password = Instance.Password.Resolve() ?? "";
+        var password = (database is null ? null : LoadRoleFor(database)?.Password) ?? Instance.Password.Resolve() ?? "";
         var escaped = password.Replace("\\", "\\\\", StringComparison.Ordinal).Replace(":", "\\:", StringComparison.Ordinal);
         return new SecretFile("pgpass", $"*:*:*:*:{escaped}\n");
     }
@@ -942,13 +954,14 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     /// <param name="bufferBytes">Socket buffers of a connection that moves table data (COPY), else the driver's default.</param>
     private async Task<NpgsqlConnection> OpenAsync(string database, CancellationToken cancellationToken, string? applicationName = null, int? bufferBytes = null)
     {
+        var loadRole = LoadRoleFor(database);
         var builder = new NpgsqlConnectionStringBuilder
         {
             ApplicationName = applicationName ?? "vya-backupdb",
             Host = Instance.Host,
             Port = Instance.Port,
-            Username = Instance.User,
-            Password = Instance.Password.Resolve(),
+            Username = loadRole?.Name ?? Instance.User,
+            Password = loadRole?.Password ?? Instance.Password.Resolve(),
             Database = database,
             Timeout = 15,
             // No fixed 30 s per statement: a COPY, an ANALYZE or a lock wait on a big or busy server
@@ -977,7 +990,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         {
             await connection.DisposeAsync().ConfigureAwait(false);
             throw new OperationFailedException(
-                $"cannot connect to {Instance.Name} ({Instance.Host}:{Instance.Port}) database {database} as {Instance.User}: {e.Message}", e);
+                $"cannot connect to {Instance.Name} ({Instance.Host}:{Instance.Port}) database {database} as {builder.Username}: {e.Message}", e);
         }
     }
 

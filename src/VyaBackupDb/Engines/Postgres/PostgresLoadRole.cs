@@ -1,0 +1,239 @@
+using System.Security.Cryptography;
+using System.Text;
+using Npgsql;
+using VyaBackupDb.Errors;
+
+namespace VyaBackupDb.Engines.Postgres;
+
+/// <summary>
+/// The load as an unprivileged role. What a dump defines runs as the account that loads it (a
+/// CHECK constraint on every copied row, a column default, an index expression, a trigger): as a
+/// superuser, a planted backup's function could create roles, read any table of the server or run
+/// programs on its host. So when the instance's account is a superuser, the staging database is
+/// loaded by a role made for it: LOGIN and nothing else, the owner of the staging database while the
+/// load runs, named like it (a later restore into the same target, under the same lock, finds a
+/// leftover of a killed run) and valid for a week at most. Every session of the load connects as
+/// it: psql, the COPY connections, index builds and ANALYZE. What only a superuser may do and runs
+/// no code (the dump's <c>OWNER TO</c>, <c>ALTER DEFAULT PRIVILEGES FOR ROLE</c>,
+/// <c>COMMENT ON EXTENSION</c>) the filter holds back; the instance's account runs it after the
+/// load, takes over what the role still owns, and drops it. <c>--trust-backup</c> loads as the
+/// instance's account, as restores did before.
+/// </summary>
+public sealed partial class PostgresEngine
+{
+    /// <summary>The role the current load runs as, and what its filters held back (null: the instance's account loads).</summary>
+    private LoadRole? _loadRole;
+
+    private sealed class LoadRole(string database, string name, string password, string databaseOwner)
+    {
+        public string Database => database;
+
+        public string Name => name;
+
+        public string Password => password;
+
+        /// <summary>Who owned the staging database before the load: its owner again after it.</summary>
+        public string DatabaseOwner => databaseOwner;
+
+        public List<HeldBackStatement> HeldBack { get; } = [];
+    }
+
+    /// <summary>The role a session on <paramref name="database"/> connects as during a load, or null for the instance's account.</summary>
+    private LoadRole? LoadRoleFor(string database) => _loadRole is { } role && role.Database == database ? role : null;
+
+    /// <summary>Runs <paramref name="load"/> into <paramref name="database"/> as a load role, unless the backup is trusted or the account is no superuser.</summary>
+    private async Task<LoadResult> LoadAsync(string database, RestoreOptions options, Func<Task<LoadResult>> load, CancellationToken cancellationToken)
+    {
+        if (options.TrustBackup || _loadRole is not null || !await IsSuperuserAsync(cancellationToken).ConfigureAwait(false))
+        {
+            return await load().ConfigureAwait(false);
+        }
+        var role = await CreateLoadRoleAsync(database, cancellationToken).ConfigureAwait(false);
+        _loadRole = role;
+        try
+        {
+            LoadResult result;
+            try
+            {
+                result = await load().ConfigureAwait(false);
+            }
+            catch (OperationFailedException e) when (IsPermissionFailure(e))
+            {
+                throw new OperationFailedException(
+                    $"{e.Message} (the load runs as an unprivileged role, so that the backup's own code cannot act as {Instance.User}; "
+                    + $"restore with --trust-backup to load it as {Instance.User})", e);
+            }
+            _loadRole = null;
+            await HandOverAsync(role, cancellationToken).ConfigureAwait(false);
+            return result;
+        }
+        finally
+        {
+            _loadRole = null;
+            await DropLoadRoleAsync(role).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<bool> IsSuperuserAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
+        return await Scalar(connection, "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user", cancellationToken)
+            .ConfigureAwait(false) is true;
+    }
+
+    /// <summary>The role, created with a random password, owning <paramref name="database"/> (whose owner is remembered).</summary>
+    private async Task<LoadRole> CreateLoadRoleAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
+        var owner = (string)(await Scalar(connection,
+            "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = @db", cancellationToken, database)
+            .ConfigureAwait(false))!;
+        // Letters and digits: spliced into the statement as a literal (CREATE ROLE takes no parameters).
+        var password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
+        var name = database;
+        await DropRoleIfExistsAsync(connection, name, cancellationToken).ConfigureAwait(false);
+        var validUntil = DateTime.UtcNow.AddDays(7).ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture);
+        await Execute(connection, $"CREATE ROLE {QuoteIdentifier(name)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS "
+            + $"PASSWORD '{password}' VALID UNTIL '{validUntil}+00'", cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(database)} OWNER TO {QuoteIdentifier(name)}", cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await DropRoleIfExistsAsync(connection, name, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+        return new LoadRole(database, name, password, owner);
+    }
+
+    /// <summary>
+    /// After a complete load: the held-back statements run as the instance's account, the database
+    /// goes back to its owner and what the role still owns to the instance's account (as a dump
+    /// without owners belongs to the account that restores it).
+    /// </summary>
+    private async Task HandOverAsync(LoadRole role, CancellationToken cancellationToken)
+    {
+        if (role.HeldBack.Count > 0)
+        {
+            await RunHeldBackAsync(role.Database, role.HeldBack, cancellationToken).ConfigureAwait(false);
+        }
+        await using var connection = await OpenAsync(role.Database, cancellationToken).ConfigureAwait(false);
+        await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(role.Database)} OWNER TO {QuoteIdentifier(role.DatabaseOwner)}", cancellationToken)
+            .ConfigureAwait(false);
+        await Execute(connection, $"REASSIGN OWNED BY {QuoteIdentifier(role.Name)} TO CURRENT_USER", cancellationToken).ConfigureAwait(false);
+        await Execute(connection, $"DROP OWNED BY {QuoteIdentifier(role.Name)}", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The held-back statements through psql as the instance's account, each under the settings the dump had set before it.</summary>
+    private async Task RunHeldBackAsync(string database, List<HeldBackStatement> statements, CancellationToken cancellationToken)
+    {
+        var client = await ChooseClientAsync(cancellationToken).ConfigureAwait(false);
+        using var script = new MemoryStream();
+        if (PostgresDumpFilter.ClientSupportsRestrict(client.Version))
+        {
+            Write("\\restrict " + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)) + "\n");
+        }
+        string? encoding = null;
+        var standardStrings = true;
+        byte[]? searchPath = null;
+        foreach (var statement in statements)
+        {
+            if (statement.ClientEncoding != encoding)
+            {
+                encoding = statement.ClientEncoding;
+                Write($"SET client_encoding = '{encoding ?? "SQL_ASCII"}';\n");
+            }
+            if (statement.StandardConformingStrings != standardStrings)
+            {
+                standardStrings = statement.StandardConformingStrings;
+                Write($"SET standard_conforming_strings = {(standardStrings ? "on" : "off")};\n");
+            }
+            if (!ReferenceEquals(statement.SearchPath, searchPath))
+            {
+                searchPath = statement.SearchPath;
+                if (searchPath is null)
+                {
+                    Write("RESET search_path;\n");
+                }
+                else
+                {
+                    script.Write(searchPath);
+                    Write("\n");
+                }
+            }
+            script.Write(statement.Sql);
+            Write("\n");
+        }
+        script.Position = 0;
+        using var passFile = PassFile();
+        var environment = Environment(passFile);
+        environment["PGCLIENTENCODING"] = "SQL_ASCII";
+        environment["PGOPTIONS"] = "-c standard_conforming_strings=on";
+        await ChildProcess.RunAsync(Path.Combine(client.BinDir, "psql"),
+            ["--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1", "--set=VERBOSITY=terse", $"--dbname={ConnInfo(database)}"],
+            environment, (stdin, ct) => script.CopyToAsync(stdin, ct), null, cancellationToken).ConfigureAwait(false);
+
+        void Write(string text) => script.Write(Encoding.ASCII.GetBytes(text));
+    }
+
+    /// <summary>Drops the role (its sessions ended first); a role left behind cannot log in after a week, and the next restore into the target drops it.</summary>
+    private async Task DropLoadRoleAsync(LoadRole role)
+    {
+        try
+        {
+            await using var connection = await OpenAsync(Instance.MaintenanceDatabase, CancellationToken.None).ConfigureAwait(false);
+            await Scalar(connection, "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity WHERE usename = @db",
+                CancellationToken.None, role.Name).ConfigureAwait(false);
+            if (await Scalar(connection, "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = @db",
+                    CancellationToken.None, role.Database).ConfigureAwait(false) is string owner && owner == role.Name)
+            {
+                // A failed load: the database (dropped next) goes back to its owner so that the role owns nothing outside it.
+                await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(role.Database)} OWNER TO {QuoteIdentifier(role.DatabaseOwner)}",
+                    CancellationToken.None).ConfigureAwait(false);
+            }
+            await DropRoleIfExistsAsync(connection, role.Name, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (OperationFailedException)
+        {
+            // The database is dropped with its objects next; the next restore into the target drops the role.
+        }
+    }
+
+    /// <summary>
+    /// Drops a load role of ours. Objects it still owns can only be in its staging database: in it
+    /// (when it exists) they are dropped first, as the staging database is about to be.
+    /// </summary>
+    private async Task DropRoleIfExistsAsync(NpgsqlConnection connection, string name, CancellationToken cancellationToken)
+    {
+        if (await Scalar(connection, "SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = @db", cancellationToken, name)
+                .ConfigureAwait(false) is 0L)
+        {
+            return;
+        }
+        if (await Scalar(connection, "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = @db", cancellationToken, name)
+                .ConfigureAwait(false) is not 0L)
+        {
+            await using var inDatabase = await OpenAsync(name, cancellationToken).ConfigureAwait(false);
+            await Execute(inDatabase, $"DROP OWNED BY {QuoteIdentifier(name)}", cancellationToken).ConfigureAwait(false);
+        }
+        await Execute(connection, $"DROP ROLE {QuoteIdentifier(name)}", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>A failure the load role's missing rights explain: the server's insufficient_privilege, or psql's message of it.</summary>
+    private static bool IsPermissionFailure(Exception e)
+    {
+        for (var inner = e; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is PostgresException { SqlState: "42501" })
+            {
+                return true;
+            }
+        }
+        return e.Message.Contains("permission denied", StringComparison.Ordinal)
+            || e.Message.Contains("must be superuser", StringComparison.Ordinal)
+            || e.Message.Contains("must be owner", StringComparison.Ordinal)
+            || e.Message.Contains("must be able to SET ROLE", StringComparison.Ordinal)
+            || e.Message.Contains("must be member of role", StringComparison.Ordinal);
+    }
+}
