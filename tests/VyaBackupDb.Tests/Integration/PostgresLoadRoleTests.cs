@@ -1,0 +1,695 @@
+using System.Globalization;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// A PostgreSQL restore by an instance whose account is a superuser loads the dump as a temporary
+/// LOGIN role (vya_restore_..., no SUPERUSER, CREATEDB or CREATEROLE) that owns the staging
+/// database for the load: code the dump defines (a CHECK constraint, a column DEFAULT, an index
+/// expression) runs with that role's rights, never the superuser's. Owners, privileges and default
+/// privileges still come back (the statements only a superuser may run are held back and run by
+/// the instance's account after the load); the role is dropped afterwards, also after a failure.
+/// A dump that needs superuser rights (an untrusted extension) fails with one line naming
+/// --trust-backup, and loads as the instance's account with it.
+/// All through the real CLI, against the real test server.
+/// </summary>
+/// <remarks>
+/// Leftover roles and databases are looked for by the target's name (the role and the staging
+/// database are named after the target: vya_restore_HASH_target), not by the prefix alone: other
+/// test classes restore on the same server at the same time.
+/// </remarks>
+[Trait("Category", "Integration")]
+public sealed class PostgresLoadRoleTests : IAsyncLifetime
+{
+    private const string Header = """
+        --
+        -- PostgreSQL database dump
+        --
+
+        -- Dumped from database version 15.18
+        -- Dumped by pg_dump version 15.18
+
+        SET statement_timeout = 0;
+        SET lock_timeout = 0;
+        SET idle_in_transaction_session_timeout = 0;
+        SET client_encoding = 'UTF8';
+        SET standard_conforming_strings = on;
+        SELECT pg_catalog.set_config('search_path', '', false);
+        SET check_function_bodies = false;
+        SET xmloption = content;
+        SET client_min_messages = warning;
+        SET row_security = off;
+
+        SET default_tablespace = '';
+
+        SET default_table_access_method = heap;
+
+
+        """;
+
+    private const string Footer = """
+
+
+        --
+        -- PostgreSQL database dump complete
+        --
+
+
+        """;
+
+    private readonly Scratch _scratch = new();
+    private readonly List<string> _roles = [];
+    private readonly List<string> _files = [];
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public async Task DisposeAsync()
+    {
+        try
+        {
+            // First the databases: the roles own objects and hold privileges in them.
+            await _scratch.DisposeAsync();
+        }
+        finally
+        {
+            foreach (var file in _files)
+            {
+                File.Delete(file);
+            }
+            foreach (var role in _roles)
+            {
+                await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {PgTestDb.Quote(role)}");
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- 1. the load runs as another account
+
+    /// <summary>
+    /// The load runs as the temporary role, and the role is gone afterwards. A pg_dump-style file
+    /// whose table takes a column's DEFAULT current_user for the rows COPY loads (COPY names only
+    /// id): the restored rows name a role starting vya_restore_, not the instance's account, and
+    /// that role no longer exists. What the dump gives the instance's account (OWNER TO vya_test)
+    /// and what it gives no one (a sequence without OWNER TO) both end up the instance's account's,
+    /// as does the database. Fails on today's main: the load runs as vya_test, so who = vya_test.
+    /// </summary>
+    [SkippableFact]
+    public async Task The_load_runs_as_a_temporary_role_that_is_dropped_afterwards()
+    {
+        await TestServers.RequirePostgresAsync();
+        var file = await WriteDumpAsync($"""
+            CREATE TABLE public.t (
+                id integer NOT NULL,
+                who text DEFAULT CURRENT_USER
+            );
+
+
+            ALTER TABLE public.t OWNER TO {TestServers.PgUser};
+
+            CREATE SEQUENCE public.s
+                START WITH 1
+                INCREMENT BY 1
+                NO MINVALUE
+                NO MAXVALUE
+                CACHE 1;
+
+
+            COPY public.t (id) FROM stdin;
+            1
+            2
+            3
+            \.
+
+
+            SELECT pg_catalog.setval('public.s', 3, true);
+
+
+            ALTER TABLE ONLY public.t
+                ADD CONSTRAINT t_pkey PRIMARY KEY (id);
+            """);
+        var target = _scratch.PostgresName();
+
+        var run = await RestoreAsync(await ConfigAsync(), file, target);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var who = await ListAsync(target, "SELECT DISTINCT who FROM public.t");
+        var loader = Assert.Single(who);
+        Assert.NotEqual(TestServers.PgUser, loader);
+        Assert.StartsWith("vya_restore_", loader, StringComparison.Ordinal);
+        Assert.Equal(3L, await PgTestDb.ScalarAsync(target, "SELECT count(*) FROM public.t"));
+        Assert.False(await RoleExistsAsync(loader), $"the load's role {loader} is still there after the restore");
+        await AssertNoLeftoversAsync(target);
+        Assert.Equal(
+            new[] { $"database|{TestServers.PgUser}", $"s|{TestServers.PgUser}", $"t|{TestServers.PgUser}", $"t_pkey|{TestServers.PgUser}" },
+            await ListAsync(target,
+                "SELECT 'database|' || pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database() "
+                + "UNION ALL SELECT c.relname || '|' || pg_get_userbyid(c.relowner) FROM pg_class c "
+                + "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' ORDER BY 1"));
+    }
+
+    /// <summary>
+    /// The same for genuine backups of every engine: a CHECK constraint (checked on each row COPY
+    /// loads: psql's for pg_dump, the parallel engine's own connections) and an expression index
+    /// (built after the data, and evaluated again by ANALYZE) call a function that raises when it
+    /// runs as a superuser outside the source database. The restore succeeds and the copy equals
+    /// the source. Fails on today's main: the function raises ("code of the backup ran as the
+    /// superuser vya_test") and the restore fails.
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(PgEngines.All), MemberType = typeof(PgEngines))]
+    public async Task A_genuine_backup_loads_as_no_superuser(string engine)
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source,
+            "CREATE FUNCTION public.guard(v integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN "
+            + $"IF pg_catalog.current_database() <> '{source}' AND pg_catalog.current_setting('is_superuser') = 'on' THEN "
+            + "RAISE EXCEPTION 'code of the backup ran as the superuser %', current_user; END IF; RETURN v; END $$",
+            "CREATE TABLE public.t (id integer PRIMARY KEY, v text, CONSTRAINT t_guard CHECK (public.guard(id) IS NOT NULL))",
+            "INSERT INTO public.t SELECT g, 'row ' || g FROM generate_series(1, 200) g",
+            "CREATE INDEX t_guard_idx ON public.t (public.guard(id))");
+        var before = await PgTestDb.FingerprintAsync(source);
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, engine);
+        var file = await BackupAsync(config, backupDir, source);
+        var target = _scratch.PostgresName();
+
+        var run = await RestoreAsync(config, file, target);
+
+        Assert.True(run.ExitCode == 0, $"{engine}: {run}");
+        DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), $"restored copy ({engine})");
+        await AssertNoLeftoversAsync(target);
+    }
+
+    // ---------------------------------------------------------------- 2. planted code cannot act as superuser
+
+    /// <summary>
+    /// A planted dump: a plpgsql function that creates a SUPERUSER role (or runs a shell command
+    /// through COPY ... TO PROGRAM, writing a file), called for the rows COPY loads by a CHECK constraint or a
+    /// column DEFAULT, or by an index built after the data. The load's role may do neither: the
+    /// role does not exist and the file was not written, the restore fails with one line (no stack
+    /// trace), a new target is not created and an existing one keeps its content, and neither the
+    /// load's role nor its staging database is left. Fails on today's main: the load runs as the
+    /// superuser, the function creates the role (or the file) and the restore succeeds.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("check", "role", false)]
+    [InlineData("check", "role", true)]
+    [InlineData("default", "role", false)]
+    [InlineData("default", "role", true)]
+    [InlineData("index", "role", false)]
+    [InlineData("index", "role", true)]
+    [InlineData("check", "program", true)]
+    [InlineData("default", "program", false)]
+    [InlineData("index", "program", true)]
+    public async Task Code_a_dump_defines_cannot_act_as_superuser(string where, string payload, bool existingTarget)
+    {
+        await TestServers.RequirePostgresAsync();
+        var marker = TrackRole("vt_escalated_");
+        var touched = Path.Combine(Path.GetTempPath(), $"vya-planted-{Guid.NewGuid():N}");
+        _files.Add(touched);
+        var action = payload == "role"
+            ? $"IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = '{marker}') THEN\n        EXECUTE 'CREATE ROLE {marker} SUPERUSER';\n    END IF;"
+            // A program that reads what COPY writes (touch does not: COPY may then fail on a broken pipe after it ran).
+            : $"EXECUTE 'COPY (SELECT 1) TO PROGRAM ''cat > {touched}''';";
+        // The index needs an IMMUTABLE function, and a non-volatile plpgsql function may not run
+        // CREATE ROLE or COPY itself ("not allowed in a non-volatile function"): it calls a volatile one that does.
+        var function = $"""
+            CREATE FUNCTION public.act() RETURNS void
+                LANGUAGE plpgsql
+                AS $$
+            BEGIN
+                {action}
+            END
+            $$;
+
+
+            ALTER FUNCTION public.act() OWNER TO {TestServers.PgUser};
+
+
+            CREATE FUNCTION public.planted(integer) RETURNS integer
+                LANGUAGE plpgsql IMMUTABLE
+                AS $$
+            BEGIN
+                PERFORM public.act();
+                RETURN $1;
+            END
+            $$;
+
+
+            ALTER FUNCTION public.planted(integer) OWNER TO {TestServers.PgUser};
+
+
+            """;
+        var table = where switch
+        {
+            "check" => "CREATE TABLE public.t (\n    id integer,\n    CONSTRAINT t_id_check CHECK ((public.planted(id) IS NOT NULL))\n);\n",
+            "default" => "CREATE TABLE public.t (\n    id integer,\n    tag integer DEFAULT public.planted(0)\n);\n",
+            _ => "CREATE TABLE public.t (\n    id integer\n);\n",
+        };
+        var index = where == "index" ? "\n\nCREATE INDEX t_planted_idx ON public.t USING btree (public.planted(id));\n" : "";
+        var file = await WriteDumpAsync(function + table + $"""
+
+
+            ALTER TABLE public.t OWNER TO {TestServers.PgUser};
+
+
+            COPY public.t (id) FROM stdin;
+            1
+            2
+            3
+            \.
+
+            """ + index);
+        var target = existingTarget ? await _scratch.NewPostgresDatabaseAsync() : _scratch.PostgresName();
+        DbFingerprint? before = null;
+        if (existingTarget)
+        {
+            await PgTestDb.ExecAsync(target, "CREATE TABLE precious (id int PRIMARY KEY)", "INSERT INTO precious VALUES (7)");
+            before = await PgTestDb.FingerprintAsync(target);
+        }
+
+        var run = await RestoreAsync(await ConfigAsync(), file, target);
+
+        Assert.False(await RoleExistsAsync(marker), $"the dump's {where} created the superuser role {marker}: {run}");
+        Assert.False(File.Exists(touched), $"the dump's {where} ran a shell command on the database host: {run}");
+        AssertOneLineFailure(run);
+        if (before is null)
+        {
+            Assert.False(await PgTestDb.ExistsAsync(target), $"the failed restore created {target}");
+        }
+        else
+        {
+            DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the existing target after a failed restore");
+        }
+        await AssertNoLeftoversAsync(target);
+
+        // The control: the planted code is live and the filter passes the file; trusted, it runs as the superuser.
+        var trusted = await RestoreAsync(await ConfigAsync(), file, _scratch.PostgresName(), "--trust-backup");
+        Assert.True(trusted.ExitCode == 0, trusted.ToString());
+        Assert.True(payload == "role" ? await RoleExistsAsync(marker) : File.Exists(touched), $"the planted {where} did not run under --trust-backup");
+    }
+
+    /// <summary>
+    /// The same through genuine backups of every engine (the parallel engine loads rows on its own
+    /// connections and builds indexes after them): a function that creates a SUPERUSER role when
+    /// called outside the source database, in a CHECK constraint or an index expression. The role
+    /// never exists, the restore fails in one line, the target is not created, nothing is left.
+    /// Fails on today's main: the restore runs the function as the superuser, creating the role,
+    /// and succeeds.
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(EnginesAndPlaces))]
+    public async Task Code_in_a_genuine_backup_cannot_act_as_superuser(string engine, string where)
+    {
+        await TestServers.RequirePostgresAsync();
+        var marker = TrackRole("vt_escalated_");
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source,
+            "CREATE FUNCTION public.act() RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
+            + $"IF pg_catalog.current_database() <> '{source}' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = '{marker}') THEN "
+            + $"EXECUTE 'CREATE ROLE {marker} SUPERUSER'; END IF; END $$",
+            // IMMUTABLE for the index; it calls the volatile one (a non-volatile function may not run CREATE ROLE itself).
+            "CREATE FUNCTION public.planted(v integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM public.act(); RETURN v; END $$",
+            where == "check"
+                ? "CREATE TABLE public.t (id integer PRIMARY KEY, CONSTRAINT t_planted CHECK (public.planted(id) IS NOT NULL))"
+                : "CREATE TABLE public.t (id integer PRIMARY KEY)",
+            "INSERT INTO public.t SELECT generate_series(1, 100)");
+        if (where == "index")
+        {
+            await PgTestDb.ExecAsync(source, "CREATE INDEX t_planted_idx ON public.t (public.planted(id))");
+        }
+        Assert.False(await RoleExistsAsync(marker));
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, engine);
+        var file = await BackupAsync(config, backupDir, source);
+        Assert.False(await RoleExistsAsync(marker), $"the backup ({engine}) ran the database's function");
+        var target = _scratch.PostgresName();
+
+        var run = await RestoreAsync(config, file, target);
+
+        Assert.False(await RoleExistsAsync(marker), $"the restore ({engine}) ran the backup's {where} as superuser: {run}");
+        AssertOneLineFailure(run);
+        Assert.False(await PgTestDb.ExistsAsync(target), $"the failed restore created {target}");
+        await AssertNoLeftoversAsync(target);
+
+        // The control: the planted code is live; trusted, it runs as the superuser.
+        var trusted = await RestoreAsync(config, file, _scratch.PostgresName(), "--trust-backup");
+        Assert.True(trusted.ExitCode == 0, trusted.ToString());
+        Assert.True(await RoleExistsAsync(marker), $"the planted {where} did not run under --trust-backup ({engine})");
+    }
+
+    public static TheoryData<string, string> EnginesAndPlaces()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var engine in new[] { PgEngines.Dump, PgEngines.Parallel1, PgEngines.Parallel4 })
+        {
+            data.Add(engine, "check");
+            data.Add(engine, "index");
+        }
+        return data;
+    }
+
+    // ---------------------------------------------------------------- 3. owners kept
+
+    /// <summary>
+    /// Compatibility: a plain pg_dump file with owners and privileges (the server's own pg_dump,
+    /// no --no-owner / --no-privileges) of a database where a NOLOGIN role owns a schema, a table
+    /// with rows, a sequence, a view, a function and a large object, with a GRANT and default
+    /// privileges for another role, comes back with the same owners (pg_class, pg_namespace,
+    /// pg_proc, pg_largeobject_metadata), ACLs, default privileges, rows, sequence value and large
+    /// object content; the database itself is the instance account's. Passes on today's main (the
+    /// superuser load runs OWNER TO, GRANT and ALTER DEFAULT PRIVILEGES as written); it guards that
+    /// a load as a role that may not give objects away still ends the same.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_pg_dump_file_with_owners_and_privileges_keeps_them()
+    {
+        await TestServers.RequirePostgresAsync();
+        var (owner, reader) = await CreateOwnerRolesAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await FillOwnedAsync(source, owner, reader);
+        var expected = await OwnershipAsync(source);
+        var dir = _scratch.TempDir("dump");
+        var file = Path.Combine(dir, $"{source}_20260110_020000.sql");
+        await Run.PgDumpAsync(file, "--dbname", source);
+        var text = await File.ReadAllTextAsync(file);
+        Assert.Contains("ALTER LARGE OBJECT ", text, StringComparison.Ordinal);
+        Assert.Contains($"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA s GRANT SELECT ON TABLES  TO {reader};", text, StringComparison.Ordinal);
+        var target = _scratch.PostgresName();
+
+        var run = await RestoreAsync(await ConfigAsync(), file, target);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(expected, await OwnershipAsync(target));
+        DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(source), await PgTestDb.FingerprintAsync(target), "the restored copy");
+        Assert.Equal(TestServers.PgUser,
+            await PgTestDb.ScalarAsync("postgres", "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", target));
+        await AssertNoLeftoversAsync(target);
+    }
+
+    /// <summary>
+    /// Compatibility: an instance with owners: true backs up and restores the same database with
+    /// every engine, owners, ACLs, default privileges, rows and the large object equal. Passes on
+    /// today's main.
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(PgEngines.All), MemberType = typeof(PgEngines))]
+    public async Task An_owners_instance_round_trip_keeps_owners_and_privileges(string engine)
+    {
+        await TestServers.RequirePostgresAsync();
+        var (owner, reader) = await CreateOwnerRolesAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await FillOwnedAsync(source, owner, reader);
+        var expected = await OwnershipAsync(source);
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, engine, owners: true);
+        var file = await BackupAsync(config, backupDir, source);
+        var target = _scratch.PostgresName();
+
+        var run = await RestoreAsync(config, file, target);
+
+        Assert.True(run.ExitCode == 0, $"{engine}: {run}");
+        Assert.Equal(expected, await OwnershipAsync(target));
+        DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(source), await PgTestDb.FingerprintAsync(target), $"restored copy ({engine})");
+        await AssertNoLeftoversAsync(target);
+    }
+
+    // ---------------------------------------------------------------- 4. an untrusted extension
+
+    /// <summary>
+    /// A dump that creates postgres_fdw (an untrusted extension: only a superuser may create it,
+    /// and with it a database reaches other servers): without --trust-backup the restore fails in
+    /// one line naming --trust-backup, creating nothing and leaving nothing; with --trust-backup
+    /// it loads as the instance's account and the extension and rows are there. Fails on today's
+    /// main: the first restore succeeds (the superuser creates the extension), and --trust-backup
+    /// is not an option.
+    /// </summary>
+    [SkippableFact]
+    public async Task An_untrusted_extension_needs_trust_backup()
+    {
+        await TestServers.RequirePostgresAsync();
+        await RequireExtensionAsync("postgres_fdw");
+        var file = await WriteDumpAsync("""
+            CREATE EXTENSION IF NOT EXISTS postgres_fdw WITH SCHEMA public;
+
+
+            COMMENT ON EXTENSION postgres_fdw IS 'foreign-data wrapper for remote PostgreSQL servers';
+
+
+            CREATE TABLE public.t (
+                id integer
+            );
+
+
+            COPY public.t (id) FROM stdin;
+            1
+            2
+            \.
+
+            """);
+        var config = await ConfigAsync();
+        var target = _scratch.PostgresName();
+
+        var refused = await RestoreAsync(config, file, target);
+
+        var error = AssertOneLineFailure(refused);
+        Assert.Contains("--trust-backup", error, StringComparison.Ordinal);
+        Assert.False(await PgTestDb.ExistsAsync(target), $"the refused restore created {target}");
+        await AssertNoLeftoversAsync(target);
+
+        var trusted = await RestoreAsync(config, file, target, "--trust-backup");
+
+        Assert.True(trusted.ExitCode == 0, trusted.ToString());
+        Assert.Equal(1L, await PgTestDb.ScalarAsync(target, "SELECT count(*) FROM pg_extension WHERE extname = 'postgres_fdw'"));
+        Assert.Equal(2L, await PgTestDb.ScalarAsync(target, "SELECT count(*) FROM public.t"));
+        await AssertNoLeftoversAsync(target);
+    }
+
+    // ---------------------------------------------------------------- 5. a dump that only worked as superuser
+
+    /// <summary>
+    /// A planted dump that only ever loaded through superuser rights: a CHECK constraint's function
+    /// reads pg_authid (the password hashes) for each row COPY loads. It fails in one line without
+    /// --trust-backup (the load's role may not read pg_authid), leaving no target and nothing else;
+    /// with --trust-backup it loads. Fails on today's main: the superuser load reads pg_authid and
+    /// the restore succeeds.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_dump_that_needs_superuser_rights_fails_without_trust_backup()
+    {
+        await TestServers.RequirePostgresAsync();
+        var file = await WriteDumpAsync($"""
+            CREATE FUNCTION public.peek(integer) RETURNS boolean
+                LANGUAGE plpgsql
+                AS $$
+            BEGIN
+                PERFORM count(*) FROM pg_catalog.pg_authid;
+                RETURN true;
+            END
+            $$;
+
+
+            ALTER FUNCTION public.peek(integer) OWNER TO {TestServers.PgUser};
+
+
+            CREATE TABLE public.t (
+                id integer,
+                CONSTRAINT t_peek CHECK (public.peek(id))
+            );
+
+
+            ALTER TABLE public.t OWNER TO {TestServers.PgUser};
+
+
+            COPY public.t (id) FROM stdin;
+            1
+            2
+            \.
+
+            """);
+        var config = await ConfigAsync();
+        var target = _scratch.PostgresName();
+
+        var refused = await RestoreAsync(config, file, target);
+
+        AssertOneLineFailure(refused);
+        Assert.False(await PgTestDb.ExistsAsync(target), $"the failed restore created {target}");
+        await AssertNoLeftoversAsync(target);
+
+        var trusted = await RestoreAsync(config, file, target, "--trust-backup");
+
+        Assert.True(trusted.ExitCode == 0, trusted.ToString());
+        Assert.Equal(2L, await PgTestDb.ScalarAsync(target, "SELECT count(*) FROM public.t"));
+        await AssertNoLeftoversAsync(target);
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    /// <summary>A pg_dump-style plain file (pg_dump 15's header and footer around <paramref name="body"/>), named as pg_dump files are.</summary>
+    private async Task<string> WriteDumpAsync(string body)
+    {
+        var file = Path.Combine(_scratch.TempDir("dump"), "vt_planted_20260110_020000.sql");
+        await File.WriteAllTextAsync(file, (Header + body + Footer).ReplaceLineEndings("\n"));
+        return file;
+    }
+
+    private async Task<string> ConfigAsync() => await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+
+    /// <summary>A config whose instance 2 is the PostgreSQL test server with <paramref name="engine"/> (a PgEngines name) and owners.</summary>
+    private async Task<string> ConfigAsync(string backupDir, string engine, bool owners = false)
+    {
+        var engineYaml = engine switch
+        {
+            PgEngines.Dump => "engine: dump",
+            PgEngines.Parallel1 => "engine: parallel\n    jobs: 1",
+            PgEngines.Parallel4 => "engine: parallel\n    jobs: 4",
+            _ => throw new ArgumentOutOfRangeException(nameof(engine), engine, null),
+        };
+        var path = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+        await File.WriteAllTextAsync(path, string.Create(CultureInfo.InvariantCulture, $"""
+            backup_dir: '{backupDir}'
+            compression: zstd
+            timeout_seconds: 300
+            instances:
+              - id: 2
+                name: it-pg
+                dbms: postgresql
+                host: '{TestServers.PgHost}'
+                port: {TestServers.PgPort}
+                user: '{TestServers.PgUser}'
+                password: '{TestServers.PgPassword}'
+                include: ["vt_*"]
+                globals: false
+                owners: {(owners ? "true" : "false")}
+                {engineYaml}
+
+            """));
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        return path;
+    }
+
+    /// <summary>Backs <paramref name="database"/> up through the CLI; returns the backup file.</summary>
+    private static async Task<string> BackupAsync(string config, string backupDir, string database)
+    {
+        var run = await Run.CliAsync("backup", "--instance", "2", "--database", database, "--config", config);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        return Path.Combine(backupDir, Assert.Single(Ops.DataFilesUnder(backupDir)));
+    }
+
+    private static Task<ProcessResult> RestoreAsync(string config, string file, string target, params string[] extra) =>
+        Run.CliAsync(["restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config, .. extra]);
+
+    /// <summary>A failed run: non-zero exit code, one error line, no stack trace. Returns the line.</summary>
+    private static string AssertOneLineFailure(ProcessResult run)
+    {
+        Assert.True(run.ExitCode != 0, $"the restore succeeded: {run}");
+        var error = Assert.Single(Cli.ErrorLines(run));
+        Assert.StartsWith("vya-backupdb: error: ", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", run.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.Stderr, StringComparison.Ordinal);
+        return error;
+    }
+
+    /// <summary>No load role and no staging database of <paramref name="target"/> is left on the server.</summary>
+    private static async Task AssertNoLeftoversAsync(string target)
+    {
+        const string Like = "LIKE 'vya\\_restore\\_%' AND strpos({0}, $1) > 0";
+        var roles = await ListAsync("postgres", "SELECT rolname FROM pg_roles WHERE rolname " + string.Format(CultureInfo.InvariantCulture, Like, "rolname"), target);
+        Assert.True(roles.Count == 0, $"load roles left behind: {string.Join(", ", roles)}");
+        var databases = await ListAsync("postgres", "SELECT datname FROM pg_database WHERE datname " + string.Format(CultureInfo.InvariantCulture, Like, "datname"), target);
+        Assert.True(databases.Count == 0, $"staging databases left behind: {string.Join(", ", databases)}");
+    }
+
+    private static async Task<bool> RoleExistsAsync(string role) =>
+        Convert.ToInt64(await PgTestDb.ScalarAsync("postgres", "SELECT count(*) FROM pg_roles WHERE rolname = $1", role), CultureInfo.InvariantCulture) > 0;
+
+    /// <summary>A unique role name, dropped at the end if it exists.</summary>
+    private string TrackRole(string prefix)
+    {
+        var role = prefix + Guid.NewGuid().ToString("N")[..8];
+        _roles.Add(role);
+        return role;
+    }
+
+    /// <summary>The first column of each row, as text.</summary>
+    private static async Task<List<string>> ListAsync(string database, string sql, params object[] parameters)
+    {
+        await using var connection = await PgTestDb.OpenAsync(database);
+        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = parameter });
+        }
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(reader.IsDBNull(0) ? "<null>" : Convert.ToString(reader.GetValue(0), CultureInfo.InvariantCulture)!);
+        }
+        return rows;
+    }
+
+    private static async Task RequireExtensionAsync(string name)
+    {
+        var available = Convert.ToInt64(await PgTestDb.ScalarAsync("postgres",
+            "SELECT count(*) FROM pg_available_extensions WHERE name = $1", name), CultureInfo.InvariantCulture) > 0;
+        if (!available && TestServers.IsCi)
+        {
+            throw new InvalidOperationException($"the extension {name} is not available on the PostgreSQL test server (CI=true: this fails instead of skipping)");
+        }
+        Skip.IfNot(available, $"the extension {name} is not available on the PostgreSQL test server");
+    }
+
+    /// <summary>app_owner (NOLOGIN) and app_reader, unique names, dropped at the end.</summary>
+    private async Task<(string Owner, string Reader)> CreateOwnerRolesAsync()
+    {
+        var owner = TrackRole("vt_app_owner_");
+        var reader = TrackRole("vt_app_reader_");
+        await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {owner} NOLOGIN", $"CREATE ROLE {reader}");
+        return (owner, reader);
+    }
+
+    /// <summary>
+    /// A schema s owned by <paramref name="owner"/>, with its table (rows; SELECT granted to
+    /// <paramref name="reader"/>), sequence, view and function, a large object of its own, and
+    /// default privileges for it in s.
+    /// </summary>
+    private static async Task FillOwnedAsync(string database, string owner, string reader)
+    {
+        await PgTestDb.ExecAsync(database,
+            $"CREATE SCHEMA s AUTHORIZATION {owner}",
+            "CREATE TABLE s.t (id integer PRIMARY KEY, v text)",
+            "INSERT INTO s.t SELECT g, 'row ' || g FROM generate_series(1, 20) g",
+            $"ALTER TABLE s.t OWNER TO {owner}",
+            "CREATE SEQUENCE s.q",
+            "SELECT setval('s.q', 42)",
+            $"ALTER SEQUENCE s.q OWNER TO {owner}",
+            "CREATE VIEW s.v AS SELECT id, v FROM s.t WHERE id > 10",
+            $"ALTER VIEW s.v OWNER TO {owner}",
+            "CREATE FUNCTION s.f() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
+            $"ALTER FUNCTION s.f() OWNER TO {owner}",
+            "SELECT lo_from_bytea(0, '\\x68656c6c6f206c6f'::bytea)",
+            $"DO $$ BEGIN EXECUTE format('ALTER LARGE OBJECT %s OWNER TO {owner}', (SELECT max(oid) FROM pg_largeobject_metadata)); END $$",
+            $"GRANT SELECT ON s.t TO {reader}",
+            $"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA s GRANT SELECT ON TABLES TO {reader}");
+    }
+
+    /// <summary>Owners and ACLs of schema s and what is in it, the large objects (with a digest of their content) and the default privileges.</summary>
+    private static Task<List<string>> OwnershipAsync(string database) => ListAsync(database, """
+        SELECT 'relation ' || c.relname || ' ' || c.relkind::text || ' ' || pg_get_userbyid(c.relowner) || ' ' || coalesce(c.relacl::text, '-')
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 's'
+        UNION ALL SELECT 'schema ' || nspname || ' ' || pg_get_userbyid(nspowner) || ' ' || coalesce(nspacl::text, '-')
+        FROM pg_namespace WHERE nspname = 's'
+        UNION ALL SELECT 'function ' || p.proname || ' ' || pg_get_userbyid(p.proowner) || ' ' || coalesce(p.proacl::text, '-')
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 's'
+        UNION ALL SELECT 'large object ' || oid || ' ' || pg_get_userbyid(lomowner) || ' ' || coalesce(lomacl::text, '-') || ' ' || md5(lo_get(oid))
+        FROM pg_largeobject_metadata
+        UNION ALL SELECT 'default ' || pg_get_userbyid(d.defaclrole) || ' ' || coalesce(n.nspname, '-') || ' ' || d.defaclobjtype::text || ' ' || d.defaclacl::text
+        FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+        ORDER BY 1
+        """);
+}
