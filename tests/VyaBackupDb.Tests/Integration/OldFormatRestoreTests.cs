@@ -511,7 +511,8 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
         var inserts = Path.Combine(dir, $"{source}_20260110_020000.sql");
         await Run.PgDumpAsync(inserts, "--inserts", "--use-set-session-authorization", "--dbname", source);
         var target = _scratch.PostgresName();
-        await Ops.RestoreAsync(TestServers.Postgres(), inserts, target);
+        // Trusted: SET SESSION AUTHORIZATION needs a superuser's load.
+        await Ops.RestoreAsync(TestServers.Postgres(), inserts, target, trustBackup: true);
         DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(source), await PgTestDb.FingerprintAsync(target), "restored from pg_dump --inserts");
     }
 

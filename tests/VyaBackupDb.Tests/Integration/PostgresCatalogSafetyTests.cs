@@ -101,7 +101,8 @@ public sealed class PostgresCatalogSafetyTests : IAsyncLifetime
         var file = await Ops.BackupOkAsync(instance, source, Pipeline.Compression.Zstd, _scratch.TempDir("backups"));
         var target = _scratch.PostgresName();
         var observer = new TestRestoreObserver();
-        var result = await Ops.RestoreAsync(instance, file, target, observer: observer);
+        // Trusted: postgres_fdw needs a superuser's load.
+        var result = await Ops.RestoreAsync(instance, file, target, observer: observer, trustBackup: true);
 
         Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
         Assert.Equal(0L, await PgTestDb.ScalarAsync(target,

@@ -140,11 +140,11 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
         Assert.False(await RoleExistsAsync(loader), $"the load's role {loader} is still there after the restore");
         await AssertNoLeftoversAsync(target);
         Assert.Equal(
-            new[] { $"database|{TestServers.PgUser}", $"s|{TestServers.PgUser}", $"t|{TestServers.PgUser}", $"t_pkey|{TestServers.PgUser}" },
-            await ListAsync(target,
+            new[] { $"database|{TestServers.PgUser}", $"s|{TestServers.PgUser}", $"t_pkey|{TestServers.PgUser}", $"t|{TestServers.PgUser}" },
+            (await ListAsync(target,
                 "SELECT 'database|' || pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database() "
                 + "UNION ALL SELECT c.relname || '|' || pg_get_userbyid(c.relowner) FROM pg_class c "
-                + "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' ORDER BY 1"));
+                + "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' ORDER BY 1")).Order(StringComparer.Ordinal));
     }
 
     /// <summary>

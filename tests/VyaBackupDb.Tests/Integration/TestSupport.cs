@@ -87,11 +87,12 @@ public static class Ops
     }
 
     public static Task<RestoreResult?> RestoreAsync(
-        InstanceConfig instance, string file, string? target, bool force = false, bool dryRun = false, TestRestoreObserver? observer = null)
+        InstanceConfig instance, string file, string? target, bool force = false, bool dryRun = false, TestRestoreObserver? observer = null,
+        bool trustBackup = false)
     {
         var config = TestServers.Config(Path.GetDirectoryName(file)!, instance);
         var operation = new RestoreOperation(config, observer ?? new TestRestoreObserver());
-        return operation.RunAsync(new RestoreRequest(file, instance, target, dryRun, force), CancellationToken.None);
+        return operation.RunAsync(new RestoreRequest(file, instance, target, dryRun, force, TrustBackup: trustBackup), CancellationToken.None);
     }
 
     /// <summary>

@@ -521,7 +521,7 @@ public sealed class PostgresDumpFilter
             i = state switch
             {
                 State.Gap => Gap(i, end, final),
-                State.Code => classifying || psqlTracking ? CodeWatching(i, end, final) : Code(i, end, final),
+                State.Code => Watching ? CodeWatching(i, end, final) : Code(i, end, final),
                 State.Quote => Quoted(i, end, final),
                 State.EscapeQuote => EscapeQuoted(i, end, final),
                 State.BitQuote => BitQuoted(i, end),
@@ -1170,12 +1170,15 @@ public sealed class PostgresDumpFilter
         return i + 1;
     }
 
+    /// <summary>Whether the statement's tokens are still read: to classify it, for psql's function bodies, or to hold it back.</summary>
+    private bool Watching => classifying || psqlTracking || holdBack != HoldBack.None;
+
     /// <summary>Slow path: code of a statement being classified, byte by byte, building tokens.</summary>
     private int CodeWatching(int i, int end, bool final)
     {
         while (i < end)
         {
-            if (!classifying && !psqlTracking)
+            if (!Watching)
             {
                 return i;
             }
