@@ -144,6 +144,71 @@ public sealed class PostgresDumpFilterTests
         }
     }
 
+    /// <summary>
+    /// A load as an unprivileged role: what only a superuser may run and runs no code is left out
+    /// and kept, in order, with the client encoding, standard_conforming_strings and search_path
+    /// statement the dump had set before it; every other statement passes, whatever its shape.
+    /// </summary>
+    [Fact]
+    public void Holds_back_owner_statements_for_the_instance_account()
+    {
+        const string input =
+            "SET client_encoding = 'LATIN1';\n"
+            + "SET search_path = s, pg_catalog;\n"
+            + "CREATE TABLE t (a int CHECK (a > 0));\n"
+            + "ALTER TABLE t OWNER TO app;\n"
+            + "ALTER FUNCTION public.f(a integer, OUT b text[]) OWNER TO \"App Owner\";\n"
+            + "ALTER LARGE OBJECT 16400 OWNER TO app;\n"
+            + "ALTER TABLE ONLY t ADD CONSTRAINT c CHECK (a > 1), OWNER TO app;\n"
+            + "ALTER TABLE t OWNER TO app, ADD CHECK (a > 2);\n"
+            + "SET standard_conforming_strings = off;\n"
+            + "SELECT pg_catalog.set_config('search_path', '', false);\n"
+            + "ALTER DEFAULT PRIVILEGES FOR ROLE app IN SCHEMA s GRANT SELECT ON TABLES  TO reader;\n"
+            + "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO reader;\n"
+            + "COMMENT ON EXTENSION plpgsql IS 'PL/pgSQL procedural language';\n"
+            + "COMMENT ON EXTENSION plpgsql IS 'a' || 'b';\n"
+            + "ALTER DATABASE dns_db OWNER TO app;\n";
+        foreach (var pattern in DumpFilterRunner.ReadPatterns(40))
+        {
+            var filter = new PostgresDumpFilter(Target, KnownOnPostgres17, new PostgresFilterOptions(HoldBackOwnerStatements: true));
+            var output = Encoding.UTF8.GetString(DumpFilterRunner.Run(filter.CopyAsync, Utf8(input), pattern));
+
+            Assert.Equal(
+                "SET client_encoding = 'LATIN1';\nSET search_path = s, pg_catalog;\nCREATE TABLE t (a int CHECK (a > 0));\n\n\n\n"
+                + "ALTER TABLE ONLY t ADD CONSTRAINT c CHECK (a > 1), OWNER TO app;\n"
+                + "ALTER TABLE t OWNER TO app, ADD CHECK (a > 2);\n"
+                + "SET standard_conforming_strings = off;\nSELECT pg_catalog.set_config('search_path', '', false);\n\n"
+                + "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO reader;\n\n"
+                + "COMMENT ON EXTENSION plpgsql IS 'a' || 'b';\n\n",
+                output);
+            var held = filter.HeldBack;
+            Assert.Equal(
+                [
+                    "ALTER TABLE t OWNER TO app;",
+                    "ALTER FUNCTION public.f(a integer, OUT b text[]) OWNER TO \"App Owner\";",
+                    "ALTER LARGE OBJECT 16400 OWNER TO app;",
+                    "ALTER DEFAULT PRIVILEGES FOR ROLE app IN SCHEMA s GRANT SELECT ON TABLES  TO reader;",
+                    "COMMENT ON EXTENSION plpgsql IS 'PL/pgSQL procedural language';",
+                ],
+                held.Select(h => Encoding.UTF8.GetString(h.Sql)));
+            Assert.All(held, h => Assert.Equal("latin1", h.ClientEncoding));
+            Assert.Equal([true, true, true, false, false], held.Select(h => h.StandardConformingStrings));
+            Assert.Equal(
+                ["SET search_path = s, pg_catalog;", "SET search_path = s, pg_catalog;", "SET search_path = s, pg_catalog;",
+                    "SELECT pg_catalog.set_config('search_path', '', false);", "SELECT pg_catalog.set_config('search_path', '', false);"],
+                held.Select(h => Encoding.UTF8.GetString(h.SearchPath!)));
+        }
+    }
+
+    [Fact]
+    public void Holds_back_nothing_unless_asked()
+    {
+        const string input = "ALTER TABLE t OWNER TO app;\nCOMMENT ON EXTENSION plpgsql IS 'x';\n";
+        var filter = new PostgresDumpFilter(Target, KnownOnPostgres17);
+        Assert.Equal(input, Encoding.UTF8.GetString(DumpFilterRunner.Run(filter.CopyAsync, Utf8(input), [4096])));
+        Assert.Empty(filter.HeldBack);
+    }
+
     [Fact]
     public void Filters_a_pg_dump_clean_create_if_exists_dump_for_postgres_15()
     {
