@@ -61,7 +61,7 @@ public sealed partial class PostgresEngine
             {
                 throw new OperationFailedException(
                     $"{e.Message} (the load runs as an unprivileged role, so that the backup's own code cannot act as {Instance.User}; "
-                    + $"restore with --trust-backup to load it as {Instance.User})", e);
+                    + $"give --trust-backup to load it as {Instance.User})", e);
             }
             _loadRole = null;
             await HandOverAsync(role, cancellationToken).ConfigureAwait(false);
