@@ -132,6 +132,12 @@ public sealed record InstanceConfig(
     /// </summary>
     public bool Owners { get; init; }
 
+    /// <summary>
+    /// PostgreSQL: restores load as the instance's account even when it is a superuser
+    /// (<c>trust_backups: true</c>, as <c>--trust-backup</c> on every restore and test restore).
+    /// </summary>
+    public bool TrustBackups { get; init; }
+
     /// <summary>Back up the server's roles/accounts and grants as the item <c>_globals</c> (<c>globals:</c>, default true).</summary>
     public bool Globals { get; init; } = true;
 

@@ -149,7 +149,7 @@ public static partial class ConfigLoader
         [
             "id", "name", "dbms", "host", "port", "user", "password", "password_env", "password_file", "credentials",
             "enabled", "include", "exclude", "filter", "ignore", "tools_dir", "retention", "encrypt", "storage", "maintenance_database",
-            "owners", "definer", "globals", "globals_passwords", "globals_tablespaces", "engine", "jobs", "load_data_local", "lock_wait_seconds",
+            "owners", "trust_backups", "definer", "globals", "globals_passwords", "globals_tablespaces", "engine", "jobs", "load_data_local", "lock_wait_seconds",
             "expect_every",
             .. ScheduleInstanceKeys,
         ];
@@ -530,6 +530,11 @@ public static partial class ConfigLoader
             var retention = ReadRetention(node, prefix);
             var storage = StorageNames(node, prefix, storages);
             var owners = OptionalBool(node, "owners", prefix) ?? false;
+            var trustBackups = OptionalBool(node, "trust_backups", prefix) ?? false;
+            if (dbms != Dbms.PostgreSql && Get(node, "trust_backups") is { } trustNode)
+            {
+                throw Error(trustNode, prefix + "trust_backups", "applies to postgresql instances only");
+            }
             if (owners && dbms != Dbms.PostgreSql)
             {
                 throw Error(Get(node, "owners")!, prefix + "owners", "applies to postgresql instances only");
@@ -551,6 +556,7 @@ public static partial class ConfigLoader
             {
                 Encrypt = OptionalBool(node, "encrypt", prefix) ?? false,
                 Owners = owners,
+                TrustBackups = trustBackups,
                 Definer = ReadDefiner(node, prefix, dbms),
                 Globals = OptionalBool(node, "globals", prefix) ?? true,
                 GlobalsPasswords = OptionalBool(node, "globals_passwords", prefix) ?? false,

@@ -243,7 +243,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             },
         };
         var options = new RestoreOptions(plan.Manifest?.Database ?? plan.SourceDatabase, request.Definer ?? request.Instance.Definer, request.AllowDataDirectory,
-            request.TrustBackup);
+            request.TrustBackup || request.Instance.TrustBackups);
         // Only an error reading the backup is the file's: another I/O error of the load is the client's or the load's own.
         await using var reading = new ReadWatchStream(plain);
         LoadResult result;

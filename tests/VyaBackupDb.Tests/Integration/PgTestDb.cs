@@ -22,8 +22,19 @@ public static class PgTestDb
     public static Task CreateAsync(string database) =>
         ExecAsync("postgres", $"CREATE DATABASE {Quote(database)} TEMPLATE template0 ENCODING 'UTF8'");
 
-    public static Task DropIfExistsAsync(string database) =>
-        ExecAsync("postgres", $"DROP DATABASE IF EXISTS {Quote(database)} WITH (FORCE)");
+    /// <summary>Drops the database, and a staging database's load role with it (a killed restore leaves both).</summary>
+    public static async Task DropIfExistsAsync(string database)
+    {
+        await ExecAsync("postgres", $"DROP DATABASE IF EXISTS {Quote(database)} WITH (FORCE)").ConfigureAwait(false);
+        if (database.StartsWith(Engines.RestoreStaging.StagingPrefix, StringComparison.Ordinal))
+        {
+            await ExecAsync("postgres", $"DROP ROLE IF EXISTS {Quote(database)}").ConfigureAwait(false);
+        }
+    }
+
+    public static async Task<bool> RoleExistsAsync(string role) =>
+        Convert.ToInt64(await ScalarAsync("postgres", "SELECT COUNT(*) FROM pg_roles WHERE rolname = $1", role)
+            .ConfigureAwait(false), CultureInfo.InvariantCulture) > 0;
 
     public static async Task<bool> ExistsAsync(string database) =>
         Convert.ToInt64(await ScalarAsync("postgres", "SELECT COUNT(*) FROM pg_database WHERE datname = $1", database)

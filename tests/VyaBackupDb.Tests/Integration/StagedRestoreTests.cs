@@ -58,6 +58,11 @@ public sealed class StagedRestoreTests : IAsyncLifetime
             DbFingerprint.AssertSame(before, await FingerprintAsync(dbms, target), $"the target after a SIGKILL {delay} ms into the load");
         }
         Assert.True(await ExistsAsync(dbms, staging), "a killed restore's staging database should be left for the next run to find");
+        if (dbms == Dbms.PostgreSql)
+        {
+            // Its load role too (named like it), which the next restore into the target drops.
+            Assert.True(await PgTestDb.RoleExistsAsync(staging), "the killed restore loaded as no role of its own");
+        }
 
         // A killed restore into a new name leaves nothing under that name.
         var fresh = Track(dbms, NewName(dbms));
@@ -81,6 +86,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         Assert.Contains($"removing '{staging}', left by an interrupted restore into '{target}'", timedOut.Stderr, StringComparison.Ordinal);
         DbFingerprint.AssertSame(before, await FingerprintAsync(dbms, target), "the target after a timed-out restore");
         Assert.False(await ExistsAsync(dbms, staging), "a timed-out restore left its staging database");
+        Assert.False(dbms == Dbms.PostgreSql && await PgTestDb.RoleExistsAsync(staging), "the killed or the timed-out restore's load role is left");
 
         // Two restores into one target: while one holds the target's lock (here: the test, as
         // another run would), a second is refused with the "locked" exit code and changes nothing.
@@ -97,6 +103,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         // The complete restore replaced the target with the backup, and left nothing beside it.
         DbFingerprint.AssertSame(await FingerprintAsync(dbms, source), await FingerprintAsync(dbms, target), "the target after a complete --force restore");
         Assert.False(await ExistsAsync(dbms, staging), "a complete restore left its staging database");
+        Assert.False(dbms == Dbms.PostgreSql && await PgTestDb.RoleExistsAsync(staging), "a complete restore left its load role");
         Assert.False(await ExistsAsync(dbms, Track(dbms, RestoreStaging.ReplacedName(target))), "a complete restore left the replaced database");
     }
 

@@ -88,13 +88,12 @@ public sealed partial class PostgresEngine
         var owner = (string)(await Scalar(connection,
             "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = @db", cancellationToken, database)
             .ConfigureAwait(false))!;
-        // Letters and digits: spliced into the statement as a literal (CREATE ROLE takes no parameters).
         var password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
         var name = database;
         await DropRoleIfExistsAsync(connection, name, cancellationToken).ConfigureAwait(false);
         var validUntil = DateTime.UtcNow.AddDays(7).ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture);
         await Execute(connection, $"CREATE ROLE {QuoteIdentifier(name)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS "
-            + $"PASSWORD '{password}' VALID UNTIL '{validUntil}+00'", cancellationToken).ConfigureAwait(false);
+            + $"PASSWORD '{ScramVerifier(password)}' VALID UNTIL '{validUntil}+00'", cancellationToken).ConfigureAwait(false);
         try
         {
             await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(database)} OWNER TO {QuoteIdentifier(name)}", cancellationToken).ConfigureAwait(false);
@@ -105,6 +104,21 @@ public sealed partial class PostgresEngine
             throw;
         }
         return new LoadRole(database, name, password, owner);
+    }
+
+    /// <summary>
+    /// The SCRAM-SHA-256 verifier of <paramref name="password"/>, as the server stores it: CREATE ROLE
+    /// takes it instead of the password, so that the password never reaches the server's log
+    /// (log_statement = ddl). Base64 and hex only: safe inside a literal.
+    /// </summary>
+    private static string ScramVerifier(string password)
+    {
+        const int iterations = 4096;
+        var salt = RandomNumberGenerator.GetBytes(16);
+        var salted = Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(password), salt, iterations, HashAlgorithmName.SHA256, 32);
+        var storedKey = SHA256.HashData(HMACSHA256.HashData(salted, "Client Key"u8));
+        var serverKey = HMACSHA256.HashData(salted, "Server Key"u8);
+        return $"SCRAM-SHA-256${iterations}:{Convert.ToBase64String(salt)}${Convert.ToBase64String(storedKey)}:{Convert.ToBase64String(serverKey)}";
     }
 
     /// <summary>
