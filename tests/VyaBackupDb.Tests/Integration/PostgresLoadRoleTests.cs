@@ -464,6 +464,15 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
         Assert.Equal(1L, await PgTestDb.ScalarAsync(target, "SELECT count(*) FROM pg_extension WHERE extname = 'postgres_fdw'"));
         Assert.Equal(2L, await PgTestDb.ScalarAsync(target, "SELECT count(*) FROM public.t"));
         await AssertNoLeftoversAsync(target);
+
+        // trust_backups: true on the instance does what --trust-backup does, for every restore.
+        var trustingConfig = Path.Combine(_scratch.TempDir("cfg-trusting"), "config.yaml");
+        await File.WriteAllTextAsync(trustingConfig, (await File.ReadAllTextAsync(config))
+            .Replace("dbms: postgresql\n", "dbms: postgresql\n    trust_backups: true\n", StringComparison.Ordinal));
+        var second = _scratch.PostgresName();
+        var byConfig = await RestoreAsync(trustingConfig, file, second);
+        Assert.True(byConfig.ExitCode == 0, byConfig.ToString());
+        Assert.Equal(2L, await PgTestDb.ScalarAsync(second, "SELECT count(*) FROM public.t"));
     }
 
     // ---------------------------------------------------------------- 5. a dump that only worked as superuser

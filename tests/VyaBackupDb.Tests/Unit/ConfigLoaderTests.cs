@@ -70,6 +70,9 @@ public sealed class ConfigLoaderTests
         Assert.Equal((true, false, false), (config.GetInstance(1).Globals, config.GetInstance(1).GlobalsPasswords, config.GetInstance(1).GlobalsTablespaces));
         Assert.False(config.GetInstance(2).Globals);
         Assert.Equal((true, true, true), (config.GetInstance(3).Globals, config.GetInstance(3).GlobalsPasswords, config.GetInstance(3).GlobalsTablespaces));
+        Assert.Equal((false, false), (config.GetInstance(2).TrustBackups, config.GetInstance(3).TrustBackups));
+        Assert.True(ConfigLoader.Parse("backup_dir: /b\ninstances:\n  - {id: 1, dbms: postgresql, user: u, trust_backups: true}\n", Path)
+            .GetInstance(1).TrustBackups);
         var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(
             "backup_dir: /b\ninstances:\n  - id: 1\n    dbms: mysql\n    user: vya\n    globals_tablespaces: true\n", Path));
         Assert.Contains("globals_tablespaces", error.Message, StringComparison.Ordinal);
@@ -111,6 +114,7 @@ public sealed class ConfigLoaderTests
     [InlineData("backup_dir: /b\ncompression: gzip\ncompression_level: 12\n", ":3: compression_level: 12 is outside gzip's levels 1-9")]
     [InlineData("backup_dir: /b\ncompression: zip\ncompression_level: 5\n", ":3: compression_level: is for gzip and zstd; zip has no level")]
     [InlineData("backup_dir: /b\ninstances:\n  - {id: 1, dbms: postgresql, user: u, load_data_local: false}\n", ":3: instances[0].load_data_local: applies to mysql instances only")]
+    [InlineData("backup_dir: /b\ninstances:\n  - {id: 1, dbms: mysql, user: u, trust_backups: true}\n", ":3: instances[0].trust_backups: applies to postgresql instances only")]
     [InlineData("backup_dir: /b\nconnect_timeout_seconds: -1\n", ":2: connect_timeout_seconds: must be a positive")]
     [InlineData("backup_dir: /b\nencryption:\n  recipients: [age1notakey]\n", ":3: encryption.recipients: 'age1notakey' is not an age public key")]
     [InlineData("backup_dir: /b\nencryption:\n  recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]\n  passphrase_env: P\n", ":4: encryption.passphrase_env: give recipients or a passphrase, not both")]
