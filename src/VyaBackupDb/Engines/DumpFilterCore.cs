@@ -142,6 +142,18 @@ internal sealed class FilterSink(bool holdOutput = false)
         Mode = Disposition.Pass;
     }
 
+    /// <summary>Replaces <c>[start, end)</c> of the held bytes; they stay held.</summary>
+    public void ReplaceHeld(int start, int end, ReadOnlySpan<byte> replacement)
+    {
+        var held = Pending.Span;
+        var replaced = new byte[start + replacement.Length + (held.Length - end)];
+        held[..start].CopyTo(replaced);
+        replacement.CopyTo(replaced.AsSpan(start));
+        held[end..].CopyTo(replaced.AsSpan(start + replacement.Length));
+        Pending.Clear();
+        Pending.Append(replaced);
+    }
+
     /// <summary>Back to passing bytes through (between units).</summary>
     public void EndUnit()
     {

@@ -389,6 +389,40 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Compatibility: the old tool's pg_dump --clean --create --if-exists file of a database whose
+    /// owner and a role's setting in it (ALTER ROLE ... IN DATABASE ... SET, which only a superuser
+    /// or the role's admin may run) restores with owners, the role's setting and the database's
+    /// own setting in the target. Fails without the hold-back: the load's role may not alter roles.
+    /// </summary>
+    [SkippableFact]
+    public async Task An_old_tools_create_dump_keeps_a_roles_setting_in_the_database()
+    {
+        await TestServers.RequirePostgresAsync();
+        var (owner, reader) = await CreateOwnerRolesAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await FillOwnedAsync(source, owner, reader);
+        await PgTestDb.ExecAsync("postgres", $"ALTER ROLE {reader} IN DATABASE {source} SET work_mem = '7MB'",
+            $"ALTER DATABASE {source} SET statement_timeout = '42s'");
+        var expected = await OwnershipAsync(source);
+        var file = Path.Combine(_scratch.TempDir("dump"), $"{source}_20260110_020000.sql");
+        await Run.PgDumpAsync(file, "--clean", "--create", "--if-exists", "--dbname", source);
+        Assert.Contains($"ALTER ROLE {reader} IN DATABASE {source} SET work_mem TO '7MB';", await File.ReadAllTextAsync(file), StringComparison.Ordinal);
+        var target = _scratch.PostgresName();
+
+        var run = await RestoreAsync(await ConfigAsync(), file, target);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(expected, await OwnershipAsync(target));
+        Assert.Equal(
+            [$"{reader}|work_mem=7MB", "-|statement_timeout=42s"],
+            await ListAsync("postgres",
+                "SELECT coalesce(r.rolname, '-') || '|' || array_to_string(s.setconfig, ',') FROM pg_db_role_setting s "
+                + "JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname = $1 ORDER BY 1 DESC",
+                target));
+        await AssertNoLeftoversAsync(target);
+    }
+
+    /// <summary>
     /// Compatibility: an instance with owners: true backs up and restores the same database with
     /// every engine, owners, ACLs, default privileges, rows and the large object equal. Passes on
     /// today's main.

@@ -167,7 +167,9 @@ public sealed class PostgresDumpFilterTests
             + "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO reader;\n"
             + "COMMENT ON EXTENSION plpgsql IS 'PL/pgSQL procedural language';\n"
             + "COMMENT ON EXTENSION plpgsql IS 'a' || 'b';\n"
-            + "ALTER DATABASE dns_db OWNER TO app;\n";
+            + "ALTER DATABASE dns_db OWNER TO app;\n"
+            + "ALTER ROLE app IN DATABASE dns_db SET work_mem TO '64MB';\n"
+            + "COMMENT ON DATABASE dns_db IS 'x';\n";
         foreach (var pattern in DumpFilterRunner.ReadPatterns(40))
         {
             var filter = new PostgresDumpFilter(Target, KnownOnPostgres17, new PostgresFilterOptions(HoldBackOwnerStatements: true));
@@ -179,7 +181,8 @@ public sealed class PostgresDumpFilterTests
                 + "ALTER TABLE t OWNER TO app, ADD CHECK (a > 2);\n"
                 + "SET standard_conforming_strings = off;\nSELECT pg_catalog.set_config('search_path', '', false);\n\n"
                 + "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO reader;\n\n"
-                + "COMMENT ON EXTENSION plpgsql IS 'a' || 'b';\n\n",
+                + "COMMENT ON EXTENSION plpgsql IS 'a' || 'b';\n\n\n"
+                + $"COMMENT ON DATABASE {QuotedTarget} IS 'x';\n",
                 output);
             var held = filter.HeldBack;
             Assert.Equal(
@@ -189,13 +192,15 @@ public sealed class PostgresDumpFilterTests
                     "ALTER LARGE OBJECT 16400 OWNER TO app;",
                     "ALTER DEFAULT PRIVILEGES FOR ROLE app IN SCHEMA s GRANT SELECT ON TABLES  TO reader;",
                     "COMMENT ON EXTENSION plpgsql IS 'PL/pgSQL procedural language';",
+                    $"ALTER ROLE app IN DATABASE {QuotedTarget} SET work_mem TO '64MB';",
                 ],
                 held.Select(h => Encoding.UTF8.GetString(h.Sql)));
             Assert.All(held, h => Assert.Equal("latin1", h.ClientEncoding));
-            Assert.Equal([true, true, true, false, false], held.Select(h => h.StandardConformingStrings));
+            Assert.Equal([true, true, true, false, false, false], held.Select(h => h.StandardConformingStrings));
             Assert.Equal(
                 ["SET search_path = s, pg_catalog;", "SET search_path = s, pg_catalog;", "SET search_path = s, pg_catalog;",
-                    "SELECT pg_catalog.set_config('search_path', '', false);", "SELECT pg_catalog.set_config('search_path', '', false);"],
+                    "SELECT pg_catalog.set_config('search_path', '', false);", "SELECT pg_catalog.set_config('search_path', '', false);",
+                    "SELECT pg_catalog.set_config('search_path', '', false);"],
                 held.Select(h => Encoding.UTF8.GetString(h.SearchPath!)));
         }
     }

@@ -2207,7 +2207,15 @@ public sealed class PostgresDumpFilter
                         return;
                     }
 
-                    sink.ReleaseReplacing(checked((int)start), checked((int)end), targetIdentifier);
+                    if (HoldingToEnd)
+                    {
+                        sink.ReplaceHeld(checked((int)start), checked((int)end), targetIdentifier);
+                    }
+                    else
+                    {
+                        sink.ReleaseReplacing(checked((int)start), checked((int)end), targetIdentifier);
+                    }
+
                     if (rewritingGrant)
                     {
                         step = Step.AfterGrantName;
@@ -3615,15 +3623,17 @@ public sealed class PostgresDumpFilter
         Alter,
         AlterOwner,
         DefaultPrivileges,
+        RoleInDatabase,
         Comment,
     }
 
     /// <summary>
     /// Follows an ALTER or COMMENT to its end for the shapes held back: <c>ALTER ... OWNER TO role</c>
     /// with no top-level comma (ALTER TABLE's subcommands are comma-separated; every other ALTER
-    /// takes OWNER TO alone), <c>ALTER DEFAULT PRIVILEGES FOR ROLE|USER ...</c>, and
-    /// <c>COMMENT ON EXTENSION name IS 'text'|NULL</c>. Each is catalog work only: run by the instance's
-    /// account after the load, it calls no function of the dump.
+    /// takes OWNER TO alone), <c>ALTER DEFAULT PRIVILEGES FOR ROLE|USER ...</c>, <c>ALTER ROLE name IN
+    /// DATABASE target SET ...</c> (a role's setting in the target) and <c>COMMENT ON EXTENSION name IS
+    /// 'text'|NULL</c>. Each is catalog work only: run by the instance's account after the load, it
+    /// calls no function of the dump.
     /// </summary>
     private void WatchHoldBack(TokenKind kind, ReadOnlySpan<byte> text)
     {
@@ -3632,8 +3642,11 @@ public sealed class PostgresDumpFilter
         {
             case HoldBack.Alter when index == 2:
                 holdBack = IsWord(kind, text, "DEFAULT"u8) ? HoldBack.DefaultPrivileges
-                    : IsWord(kind, text, "DATABASE"u8) || IsWord(kind, text, "ROLE"u8) || IsWord(kind, text, "USER"u8) ? HoldBack.None
+                    : IsWord(kind, text, "DATABASE"u8) ? HoldBack.None
+                    : IsWord(kind, text, "ROLE"u8) || IsWord(kind, text, "USER"u8) ? HoldBack.RoleInDatabase
                     : HoldBack.AlterOwner;
+                // The filter lets through ALTER ROLE only as pg_dump --create writes it: name IN DATABASE (the target) SET ...
+                holdBackMatched = holdBack == HoldBack.RoleInDatabase;
                 return;
             case HoldBack.DefaultPrivileges:
                 holdBackMatched = index switch
