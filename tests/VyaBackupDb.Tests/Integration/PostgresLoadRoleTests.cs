@@ -350,6 +350,42 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
         return data;
     }
 
+    /// <summary>
+    /// What the instance's account runs after the load (the held-back OWNER TO, with the dump's
+    /// last search_path statement before it) is read as the filter read it: a set_config of
+    /// search_path written while standard_conforming_strings was off, whose string read with it
+    /// on would end at its backslash and go on as statements (CREATE ROLE ... SUPERUSER, COPY ...
+    /// TO PROGRAM), is one string in the replay too. Found by a tester: the replay ran it as
+    /// the superuser, exit 0, and `verify --restore` said OK.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("restore")]
+    [InlineData("verify")]
+    public async Task The_statements_run_after_the_load_are_read_as_the_filter_read_them(string command)
+    {
+        await TestServers.RequirePostgresAsync();
+        var marker = TrackRole("vt_escalated_");
+        var file = await WriteDumpAsync($"""
+            SET standard_conforming_strings = off;
+            SELECT pg_catalog.set_config('search_path', 'x\',false);CREATE/**/ROLE/**/{marker}/**/SUPERUSER;--', false);
+            SET standard_conforming_strings = on;
+
+            CREATE TABLE public.t (a integer);
+
+            ALTER TABLE public.t OWNER TO {TestServers.PgUser};
+
+            """);
+        var config = await ConfigAsync();
+        var target = _scratch.PostgresName();
+
+        var run = command == "restore"
+            ? await RestoreAsync(config, file, target)
+            : await Run.CliAsync("verify", "--file", file, "--instance", "2", "--restore", "--config", config);
+
+        Assert.False(await RoleExistsAsync(marker), $"the replay ran the planted statement as the superuser ({command}): {run}");
+        Assert.True(run.ExitCode == 0, run.ToString());
+    }
+
     // ---------------------------------------------------------------- 3. owners kept
 
     /// <summary>

@@ -201,7 +201,9 @@ public sealed class PostgresDumpFilterTests
                 ["SET search_path = s, pg_catalog;", "SET search_path = s, pg_catalog;", "SET search_path = s, pg_catalog;",
                     "SELECT pg_catalog.set_config('search_path', '', false);", "SELECT pg_catalog.set_config('search_path', '', false);",
                     "SELECT pg_catalog.set_config('search_path', '', false);"],
-                held.Select(h => Encoding.UTF8.GetString(h.SearchPath!)));
+                held.Select(h => Encoding.UTF8.GetString(h.SearchPath!.Sql)));
+            // Each search_path statement with what the filter read it under: standard_conforming_strings went off between them.
+            Assert.Equal([true, true, true, false, false, false], held.Select(h => h.SearchPath!.StandardConformingStrings));
         }
     }
 

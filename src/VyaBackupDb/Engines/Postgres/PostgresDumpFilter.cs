@@ -20,12 +20,15 @@ namespace VyaBackupDb.Engines.Postgres;
 public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false, PostgresDumpFacts? Facts = null, bool DatabaseOwner = false,
     bool HoldBackOwnerStatements = false);
 
-/// <summary>A statement a <see cref="PostgresDumpFilter"/> held back, with what the dump had set when it came (how psql reads it).</summary>
+/// <summary>
+/// A statement a <see cref="PostgresDumpFilter"/> held back, with what the dump had set when it
+/// came: how psql reads it (the filter read it so; read otherwise, a string could end elsewhere).
+/// </summary>
 /// <param name="Sql">The statement's bytes, its <c>;</c> included.</param>
 /// <param name="ClientEncoding">The dump's last <c>SET client_encoding</c> value before it (null: none).</param>
 /// <param name="StandardConformingStrings">standard_conforming_strings as the dump had set it.</param>
-/// <param name="SearchPath">The dump's last statement setting search_path before it, whole (null: none).</param>
-public sealed record HeldBackStatement(byte[] Sql, string? ClientEncoding, bool StandardConformingStrings, byte[]? SearchPath);
+/// <param name="SearchPath">The dump's last statement setting search_path before it, with what it was read under (null: none).</param>
+public sealed record HeldBackStatement(byte[] Sql, string? ClientEncoding, bool StandardConformingStrings, HeldBackStatement? SearchPath);
 
 /// <summary>
 /// What a dump created that later statements are refused by: the relations rows must not be
@@ -242,7 +245,7 @@ public sealed class PostgresDumpFilter
     private byte ownerClause; // 1 after a top-level OWNER, 2 after its TO, 3 after the role
     private bool holdBackMatched;
     private bool capturingSearchPath;
-    private byte[]? searchPathStatement;
+    private HeldBackStatement? searchPathStatement;
     private string? clientEncoding;
     private string? pendingClientEncoding;
 
@@ -3706,7 +3709,7 @@ public sealed class PostgresDumpFilter
 
         if (capturingSearchPath)
         {
-            searchPathStatement = sink.Pending.Span.ToArray();
+            searchPathStatement = new HeldBackStatement(sink.Pending.Span.ToArray(), clientEncoding, standardStrings, null);
         }
     }
 

@@ -139,19 +139,33 @@ public sealed partial class PostgresEngine
         await Execute(connection, $"DROP OWNED BY {QuoteIdentifier(role.Name)}", cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>The held-back statements through psql as the instance's account, each under the settings the dump had set before it.</summary>
+    /// <summary>
+    /// The held-back statements as the instance's account, each under the settings the dump had set
+    /// before it, so that psql reads it as the filter did; through the filter again (a script of ours,
+    /// read as any dump: were it read otherwise, what it hid would be refused there).
+    /// </summary>
     private async Task RunHeldBackAsync(string database, List<HeldBackStatement> statements, CancellationToken cancellationToken)
     {
-        var client = await ChooseClientAsync(cancellationToken).ConfigureAwait(false);
         using var script = new MemoryStream();
-        if (PostgresDumpFilter.ClientSupportsRestrict(client.Version))
-        {
-            Write("\\restrict " + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)) + "\n");
-        }
         string? encoding = null;
         var standardStrings = true;
-        byte[]? searchPath = null;
+        HeldBackStatement? searchPath = null;
         foreach (var statement in statements)
+        {
+            // Null until the dump sets it, then never null again: a fresh session's search_path is the dump's until then.
+            if (statement.SearchPath is { } path && !ReferenceEquals(path, searchPath))
+            {
+                searchPath = path;
+                Replay(path);
+            }
+            Replay(statement);
+        }
+        script.Position = 0;
+        await RestoreAsync(database, script, new RestoreOptions(), null, cancellationToken).ConfigureAwait(false);
+
+        void Write(string text) => script.Write(Encoding.ASCII.GetBytes(text));
+
+        void Replay(HeldBackStatement statement)
         {
             if (statement.ClientEncoding != encoding)
             {
@@ -163,32 +177,9 @@ public sealed partial class PostgresEngine
                 standardStrings = statement.StandardConformingStrings;
                 Write($"SET standard_conforming_strings = {(standardStrings ? "on" : "off")};\n");
             }
-            if (!ReferenceEquals(statement.SearchPath, searchPath))
-            {
-                searchPath = statement.SearchPath;
-                if (searchPath is null)
-                {
-                    Write("RESET search_path;\n");
-                }
-                else
-                {
-                    script.Write(searchPath);
-                    Write("\n");
-                }
-            }
             script.Write(statement.Sql);
             Write("\n");
         }
-        script.Position = 0;
-        using var passFile = PassFile();
-        var environment = Environment(passFile);
-        environment["PGCLIENTENCODING"] = "SQL_ASCII";
-        environment["PGOPTIONS"] = "-c standard_conforming_strings=on";
-        await ChildProcess.RunAsync(Path.Combine(client.BinDir, "psql"),
-            ["--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1", "--set=VERBOSITY=terse", $"--dbname={ConnInfo(database)}"],
-            environment, (stdin, ct) => script.CopyToAsync(stdin, ct), null, cancellationToken).ConfigureAwait(false);
-
-        void Write(string text) => script.Write(Encoding.ASCII.GetBytes(text));
     }
 
     /// <summary>Drops the role (its sessions ended first); a role left behind cannot log in after a week, and the next restore into the target drops it.</summary>
