@@ -44,7 +44,7 @@ public sealed partial class PostgresEngine
     /// <summary>Runs <paramref name="load"/> into <paramref name="database"/> as a load role, unless the backup is trusted or the account is no superuser.</summary>
     private async Task<LoadResult> LoadAsync(string database, RestoreOptions options, Func<Task<LoadResult>> load, CancellationToken cancellationToken)
     {
-        if (options.TrustBackup || _loadRole is not null || !await IsSuperuserAsync(cancellationToken).ConfigureAwait(false))
+        if (options.TrustBackup || !await IsSuperuserAsync(cancellationToken).ConfigureAwait(false))
         {
             return await load().ConfigureAwait(false);
         }
@@ -225,7 +225,10 @@ public sealed partial class PostgresEngine
         await Execute(connection, $"DROP ROLE {QuoteIdentifier(name)}", cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>A failure the load role's missing rights explain: the server's insufficient_privilege, or psql's message of it.</summary>
+    /// <summary>
+    /// A failure the load role explains: its missing rights (the server's insufficient_privilege, or
+    /// psql's message of it), or a server that does not let it log in (pg_hba.conf).
+    /// </summary>
     private static bool IsPermissionFailure(Exception e)
     {
         for (var inner = e; inner is not null; inner = inner.InnerException)
@@ -239,6 +242,8 @@ public sealed partial class PostgresEngine
             || e.Message.Contains("must be superuser", StringComparison.Ordinal)
             || e.Message.Contains("must be owner", StringComparison.Ordinal)
             || e.Message.Contains("must be able to SET ROLE", StringComparison.Ordinal)
-            || e.Message.Contains("must be member of role", StringComparison.Ordinal);
+            || e.Message.Contains("must be member of role", StringComparison.Ordinal)
+            || e.Message.Contains("pg_hba.conf", StringComparison.Ordinal)
+            || e.Message.Contains("password authentication failed", StringComparison.Ordinal);
     }
 }
