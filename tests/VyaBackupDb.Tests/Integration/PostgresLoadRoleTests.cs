@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 
 namespace VyaBackupDb.Tests.Integration;
 
@@ -384,6 +385,38 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
 
         Assert.False(await RoleExistsAsync(marker), $"the replay ran the planted statement as the superuser ({command}): {run}");
         Assert.True(run.ExitCode == 0, run.ToString());
+    }
+
+    /// <summary>
+    /// A second set_config in one SELECT (of client_encoding, to SJIS, where 0x83 0x5C is one
+    /// character to psql) is refused: the filter read only the first, so psql read what followed
+    /// otherwise. Found by a tester: the SELECT also set search_path, so the replay after the load
+    /// ran it as the superuser before a held-back COMMENT ON EXTENSION whose E'...' string psql
+    /// then ended early: CREATE ROLE ... SUPERUSER ran, exit 0 (and without the replay, a DROP
+    /// DATABASE of another database hidden the same way ran as the loading account).
+    /// </summary>
+    [SkippableFact]
+    public async Task A_second_set_config_in_a_select_is_refused()
+    {
+        await TestServers.RequirePostgresAsync();
+        var marker = TrackRole("vt_escalated_");
+        var file = await WriteDumpAsync("""
+            SELECT pg_catalog.set_config('search_path', '', false), pg_catalog.set_config('client_encoding', 'SJIS', false);
+            CREATE TABLE public.t (a text);
+            COMMENT ON EXTENSION plpgsql IS E'\u0083\' ; CREATE ROLE MARKER SUPERUSER; -- '
+            ;
+            """.Replace("MARKER", marker, StringComparison.Ordinal));
+        // The byte 0x83 itself, not its UTF-8 form.
+        await File.WriteAllBytesAsync(file, Encoding.Latin1.GetBytes((await File.ReadAllTextAsync(file)).Replace("\\u0083", "\u0083", StringComparison.Ordinal)));
+        var target = _scratch.PostgresName();
+
+        var run = await RestoreAsync(await ConfigAsync(), file, target);
+
+        var error = AssertOneLineFailure(run);
+        Assert.Contains("set_config is not something pg_dump writes", error, StringComparison.Ordinal);
+        Assert.False(await RoleExistsAsync(marker), "the hidden CREATE ROLE ran");
+        Assert.False(await PgTestDb.ExistsAsync(target), $"the refused restore created {target}");
+        await AssertNoLeftoversAsync(target);
     }
 
     // ---------------------------------------------------------------- 3. owners kept

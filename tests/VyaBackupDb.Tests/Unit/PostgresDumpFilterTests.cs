@@ -480,6 +480,9 @@ public sealed class PostgresDumpFilterTests
         { "DO $x$ BEGIN EXECUTE 'COPY (select 1) TO PROGRAM ''id > /tmp/marker'''; END $x$;", "DO" },
         { "do $$ begin end $$", "do" },
         { "CALL public.p();", "CALL" },
+        // One call per SELECT: a second set_config (of client_encoding: SJIS) would change how psql reads what follows.
+        { "SELECT pg_catalog.set_config('search_path', '', false), pg_catalog.set_config('client_encoding', 'SJIS', false);", "SELECT ... set_config" },
+        { "SELECT pg_catalog.setval('public.s', 1, true), pg_catalog.set_config('client_encoding', 'SJIS', false);", "SELECT ... set_config" },
         { "CREATE ROLE evil SUPERUSER LOGIN PASSWORD 'x';", "CREATE ROLE" },
         { "ALTER DATABASE dns_db RENAME TO other;", "ALTER DATABASE RENAME" },
         { "ALTER DATABASE dns_db SET TABLESPACE elsewhere;", "ALTER DATABASE SET TABLESPACE" },

@@ -211,6 +211,7 @@ public sealed class PostgresDumpFilter
     private WordCheck wordCheck;
     private bool lastWasWord;
     private bool lastWordCalls;
+    private int selectCalls;
     private readonly List<string> objectWords = [];
     private readonly StringBuilder leading = new();
 
@@ -781,6 +782,7 @@ public sealed class PostgresDumpFilter
         wordCheck = WordCheck.None;
         lastWasWord = false;
         lastWordCalls = false;
+        selectCalls = 0;
         objectWords.Clear();
         leading.Clear();
         verb = Verb.Other;
@@ -2726,9 +2728,12 @@ public sealed class PostgresDumpFilter
         {
             WordCheck.Select => kind switch
             {
-                TokenKind.Word => IsNumber(text) || SelectWords.Contains(FoldIdentifier(text)) || SelectFunctions.Contains(FoldIdentifier(text)),
+                // set_config only as the first call, which the filter reads (a later one could set
+                // client_encoding to SJIS unseen); pg_dump nests only the large-object calls.
+                TokenKind.Word => IsNumber(text) || SelectWords.Contains(FoldIdentifier(text))
+                    || (SelectFunctions.Contains(FoldIdentifier(text)) && (selectCalls == 0 || !Is(text, "set_config"u8))),
                 TokenKind.Ident => false,
-                TokenKind.Punct when text[0] == '(' => lastWordCalls,
+                TokenKind.Punct when text[0] == '(' => lastWordCalls && ++selectCalls > 0,
                 _ => true,
             },
             WordCheck.InsertTarget => kind != TokenKind.Word
