@@ -407,6 +407,37 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         Assert.Equal("abc", await PgTestDb.ScalarAsync(target, "SELECT v FROM t"));
     }
 
+    /// <summary>
+    /// A LATIN1 database's settings and comment with letters beyond ASCII, set as its own sessions
+    /// set them, come back as its sessions read them: the restore applies them from a session on
+    /// the new database (from one on the UTF-8 maintenance database, search_path = "schéma" came
+    /// back as "schÃ©ma" and the restored database no longer found its tables; found by a tester).
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(PgEngines.Dump)]
+    [InlineData(PgEngines.Parallel4)]
+    public async Task A_LATIN1_Postgres_database_keeps_its_settings_and_comment_beyond_ASCII(string engine)
+    {
+        var instance = PgEngines.Instance(engine);
+        await TestServers.RequirePostgresAsync();
+        var source = _scratch.PostgresName();
+        await PgTestDb.ExecAsync("postgres", $"CREATE DATABASE {PgTestDb.Quote(source)} TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'");
+        await PgTestDb.ExecAsync(source,
+            $"ALTER DATABASE {PgTestDb.Quote(source)} SET search_path = \"schéma\", public",
+            $"COMMENT ON DATABASE {PgTestDb.Quote(source)} IS 'données été'",
+            "CREATE SCHEMA \"schéma\"", "CREATE TABLE \"schéma\".\"tâble\" (v text)", "INSERT INTO \"schéma\".\"tâble\" VALUES ('ü')");
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+
+        var target = _scratch.PostgresName();
+        var result = await Ops.RestoreAsync(instance, file, target);
+
+        Assert.True(result?.Comparison?.Matches);
+        const string Describe = "SELECT current_setting('search_path') || ' | ' || shobj_description(d.oid, 'pg_database') "
+            + "FROM pg_database d WHERE d.datname = current_database()";
+        Assert.Equal("\"schéma\", public | données été", await PgTestDb.ScalarAsync(target, Describe));
+        Assert.Equal("ü", await PgTestDb.ScalarAsync(target, "SELECT v FROM \"tâble\""));
+    }
+
     [SkippableTheory]
     [InlineData(Dbms.MySql, "collation", "latin1_swedish_ci COLLATE utf8mb4_bin", "invalid collation")]
     [InlineData(Dbms.MySql, "character_set", "klingon", "character set 'klingon' is not known")]

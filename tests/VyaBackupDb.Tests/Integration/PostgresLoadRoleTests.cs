@@ -458,10 +458,12 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// Compatibility: the old tool's pg_dump --clean --create --if-exists file of a database whose
-    /// owner and a role's setting in it (ALTER ROLE ... IN DATABASE ... SET, which only a superuser
-    /// or the role's admin may run) restores with owners, the role's setting and the database's
-    /// own setting in the target. Fails without the hold-back: the load's role may not alter roles.
+    /// Compatibility: the old tool's pg_dump --clean --create --if-exists file of a database with
+    /// what only a superuser may restore though it runs no code: a role's setting in it (ALTER ROLE
+    /// ... IN DATABASE ... SET), a superuser-only database setting (log_min_duration_statement), a
+    /// grant by a grantee WITH GRANT OPTION (pg_dump wraps it in SET SESSION AUTHORIZATION) and a
+    /// publication FOR ALL TABLES. It restores with all of them, owners and ACLs as the source's.
+    /// Each failed the restore before it was held back for the instance's account (found by a tester).
     /// </summary>
     [SkippableFact]
     public async Task An_old_tools_create_dump_keeps_a_roles_setting_in_the_database()
@@ -470,20 +472,27 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
         var (owner, reader) = await CreateOwnerRolesAsync();
         var source = await _scratch.NewPostgresDatabaseAsync();
         await FillOwnedAsync(source, owner, reader);
-        await PgTestDb.ExecAsync("postgres", $"ALTER ROLE {reader} IN DATABASE {source} SET work_mem = '7MB'",
-            $"ALTER DATABASE {source} SET statement_timeout = '42s'");
+        var other = TrackRole("vt_other_");
+        await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {other} NOLOGIN",
+            $"ALTER ROLE {reader} IN DATABASE {source} SET work_mem = '7MB'",
+            $"ALTER DATABASE {source} SET statement_timeout = '42s'", $"ALTER DATABASE {source} SET log_min_duration_statement = '1s'");
+        await PgTestDb.ExecAsync(source, $"GRANT USAGE ON SCHEMA s TO {reader}", $"GRANT SELECT ON s.t TO {reader} WITH GRANT OPTION", $"SET ROLE {reader}", $"GRANT SELECT ON s.t TO {other}",
+            "RESET ROLE", "CREATE PUBLICATION vt_pub FOR ALL TABLES");
         var expected = await OwnershipAsync(source);
         var file = Path.Combine(_scratch.TempDir("dump"), $"{source}_20260110_020000.sql");
         await Run.PgDumpAsync(file, "--clean", "--create", "--if-exists", "--dbname", source);
-        Assert.Contains($"ALTER ROLE {reader} IN DATABASE {source} SET work_mem TO '7MB';", await File.ReadAllTextAsync(file), StringComparison.Ordinal);
+        var text = await File.ReadAllTextAsync(file);
+        Assert.Contains($"ALTER ROLE {reader} IN DATABASE {source} SET work_mem TO '7MB';", text, StringComparison.Ordinal);
+        Assert.Contains($"SET SESSION AUTHORIZATION {reader};", text, StringComparison.Ordinal);
         var target = _scratch.PostgresName();
 
         var run = await RestoreAsync(await ConfigAsync(), file, target);
 
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Equal(expected, await OwnershipAsync(target));
+        Assert.Equal(1L, await PgTestDb.ScalarAsync(target, "SELECT count(*) FROM pg_publication WHERE pubname = 'vt_pub' AND puballtables"));
         Assert.Equal(
-            [$"{reader}|work_mem=7MB", "-|statement_timeout=42s"],
+            [$"{reader}|work_mem=7MB", "-|statement_timeout=42s,log_min_duration_statement=1s"],
             await ListAsync("postgres",
                 "SELECT coalesce(r.rolname, '-') || '|' || array_to_string(s.setconfig, ',') FROM pg_db_role_setting s "
                 + "JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname = $1 ORDER BY 1 DESC",

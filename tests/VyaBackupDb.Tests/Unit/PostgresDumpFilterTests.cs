@@ -207,6 +207,56 @@ public sealed class PostgresDumpFilterTests
         }
     }
 
+    /// <summary>
+    /// Also held back whole: ALTER DATABASE ... SET/OWNER TO (pointed at the target), a grant by a
+    /// grantee under pg_dump's SET SESSION AUTHORIZATION (kept with it; the SET and RESET left out)
+    /// and a publication FOR ALL TABLES; a publication of named tables passes.
+    /// </summary>
+    [Fact]
+    public void Holds_back_database_settings_grants_by_a_grantee_and_publications_of_all_tables()
+    {
+        const string input =
+            "ALTER DATABASE dns_db SET log_min_duration_statement TO '1s';\n"
+            + "ALTER DATABASE dns_db OWNER TO app;\n"
+            + "SET SESSION AUTHORIZATION reader;\n"
+            + "GRANT SELECT ON TABLE public.t TO other;\n"
+            + "RESET SESSION AUTHORIZATION;\n"
+            + "CREATE PUBLICATION p FOR ALL TABLES WITH (publish = 'insert');\n"
+            + "CREATE PUBLICATION q FOR TABLE ONLY public.t;\n"
+            + "GRANT SELECT ON TABLE public.t TO another;\n";
+        foreach (var pattern in DumpFilterRunner.ReadPatterns(40))
+        {
+            var filter = new PostgresDumpFilter(Target, KnownOnPostgres17,
+                new PostgresFilterOptions(DatabaseOwner: true, HoldBackOwnerStatements: true));
+            var output = Encoding.UTF8.GetString(DumpFilterRunner.Run(filter.CopyAsync, Utf8(input), pattern));
+
+            Assert.Equal("\n\n\n\n\n\nCREATE PUBLICATION q FOR TABLE ONLY public.t;\nGRANT SELECT ON TABLE public.t TO another;\n", output);
+            Assert.Equal(
+                [
+                    $"ALTER DATABASE {QuotedTarget} SET log_min_duration_statement TO '1s';",
+                    $"ALTER DATABASE {QuotedTarget} OWNER TO app;",
+                    "GRANT SELECT ON TABLE public.t TO other;",
+                    "CREATE PUBLICATION p FOR ALL TABLES WITH (publish = 'insert');",
+                ],
+                filter.HeldBack.Select(h => Encoding.UTF8.GetString(h.Sql)));
+            Assert.Equal(
+                [null, null, "SET SESSION AUTHORIZATION reader;", null],
+                filter.HeldBack.Select(h => h.SessionAuthorization is { } a ? Encoding.UTF8.GetString(a.Sql) : null));
+        }
+    }
+
+    /// <summary>What pg_dump --use-set-session-authorization creates under another role needs a superuser's load: refused, naming --trust-backup.</summary>
+    [Fact]
+    public void Refuses_objects_created_under_a_session_authorization_when_holding_back()
+    {
+        var filter = new PostgresDumpFilter(Target, KnownOnPostgres17, new PostgresFilterOptions(HoldBackOwnerStatements: true));
+        var (_, refusal) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync,
+            Utf8("SET SESSION AUTHORIZATION alice;\nCREATE TABLE public.t (a int);\n"), [4096]);
+        Assert.NotNull(refusal);
+        Assert.Equal("line 2: statement CREATE under SET SESSION AUTHORIZATION (pg_dump --use-set-session-authorization) sets an owner "
+            + "only a superuser's load can: give --trust-backup; refused", refusal.Message);
+    }
+
     [Fact]
     public void Holds_back_nothing_unless_asked()
     {

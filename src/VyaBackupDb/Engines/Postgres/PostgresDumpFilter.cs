@@ -28,7 +28,9 @@ public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false, Po
 /// <param name="ClientEncoding">The dump's last <c>SET client_encoding</c> value before it (null: none).</param>
 /// <param name="StandardConformingStrings">standard_conforming_strings as the dump had set it.</param>
 /// <param name="SearchPath">The dump's last statement setting search_path before it, with what it was read under (null: none).</param>
-public sealed record HeldBackStatement(byte[] Sql, string? ClientEncoding, bool StandardConformingStrings, HeldBackStatement? SearchPath);
+/// <param name="SessionAuthorization">The <c>SET SESSION AUTHORIZATION</c> it came under (pg_dump's grants by a grantee), or null.</param>
+public sealed record HeldBackStatement(byte[] Sql, string? ClientEncoding, bool StandardConformingStrings, HeldBackStatement? SearchPath,
+    HeldBackStatement? SessionAuthorization = null);
 
 /// <summary>
 /// What a dump created that later statements are refused by: the relations rows must not be
@@ -247,6 +249,7 @@ public sealed class PostgresDumpFilter
     private bool holdBackMatched;
     private bool capturingSearchPath;
     private HeldBackStatement? searchPathStatement;
+    private HeldBackStatement? sessionAuthorization; // while the dump's SET SESSION AUTHORIZATION holds
     private string? clientEncoding;
     private string? pendingClientEncoding;
 
@@ -2077,7 +2080,7 @@ public sealed class PostgresDumpFilter
 
         if (IsWord(kind, text, "OWNER"u8) && passDatabaseOwner)
         {
-            sink.ReleaseReplacing(databaseNameStart, databaseNameEnd, targetIdentifier);
+            ReleaseOrHoldBack(databaseNameStart, databaseNameEnd);
             StopClassifying();
             return;
         }
@@ -2245,7 +2248,7 @@ public sealed class PostgresDumpFilter
                     throw NotPgDump(text);
                 }
 
-                sink.ReleaseReplacing(databaseNameStart, databaseNameEnd, targetIdentifier);
+                ReleaseOrHoldBack(databaseNameStart, databaseNameEnd);
                 StopClassifying();
                 return;
             case Step.AfterGrantName:
@@ -2340,7 +2343,9 @@ public sealed class PostgresDumpFilter
             case Step.SetSession:
                 if (IsWord(kind, text, "AUTHORIZATION"u8))
                 {
-                    PassStatement(); // pg_dump --use-set-session-authorization
+                    // pg_dump's grants by a grantee (and --use-set-session-authorization): only a superuser may.
+                    holdBack = heldBack is null ? HoldBack.None : HoldBack.SessionAuthorization;
+                    PassStatement();
                     return;
                 }
 
@@ -2411,6 +2416,7 @@ public sealed class PostgresDumpFilter
             case Step.ResetSession:
                 if (IsWord(kind, text, "AUTHORIZATION"u8))
                 {
+                    holdBack = heldBack is null ? HoldBack.None : HoldBack.ResetSessionAuthorization;
                     PassStatement();
                     return;
                 }
@@ -2533,6 +2539,13 @@ public sealed class PostgresDumpFilter
             throw NotPgDump(text);
         }
 
+        if (sessionAuthorization is not null && !(Is(text, "GRANT"u8) || Is(text, "REVOKE"u8) || Is(text, "RESET"u8)))
+        {
+            throw new DumpFilterException(
+                $"line {UnitLine}: statement {Show(text)} under SET SESSION AUTHORIZATION (pg_dump --use-set-session-authorization) "
+                + "sets an owner only a superuser's load can: give --trust-backup; refused");
+        }
+
         AddLeading(text);
         if (Is(text, "DROP"u8))
         {
@@ -2558,6 +2571,11 @@ public sealed class PostgresDumpFilter
         else if (Is(text, "GRANT"u8) || Is(text, "REVOKE"u8))
         {
             step = Step.GrantScan;
+            if (sessionAuthorization is not null)
+            {
+                holdBack = HoldBack.Whole;
+                holdBackMatched = true;
+            }
         }
         else if (Is(text, "SECURITY"u8))
         {
@@ -2856,6 +2874,12 @@ public sealed class PostgresDumpFilter
             case (Verb.Create, "SUBSCRIPTION"):
                 sink.Release();
                 step = Step.SubscriptionName;
+                return;
+            case (Verb.Create, "PUBLICATION") when heldBack is not null:
+                // FOR ALL TABLES: only a superuser may (publications run no code); FOR TABLE: the tables' owner.
+                holdBack = HoldBack.Publication;
+                holdBackTokens = 1;
+                PassStatement();
                 return;
             case (Verb.Alter, "SUBSCRIPTION"):
                 AddLeading("SUBSCRIPTION"u8);
@@ -3620,6 +3644,23 @@ public sealed class PostgresDumpFilter
         StopClassifying();
     }
 
+    /// <summary>
+    /// An ALTER DATABASE pointed at the target: passed on, or with <see cref="PostgresFilterOptions.HoldBackOwnerStatements"/>
+    /// held back whole (its settings and owner are the database owner's or a superuser's to set).
+    /// </summary>
+    private void ReleaseOrHoldBack(int nameStart, int nameEnd)
+    {
+        if (heldBack is null)
+        {
+            sink.ReleaseReplacing(nameStart, nameEnd, targetIdentifier);
+            return;
+        }
+
+        sink.ReplaceHeld(nameStart, nameEnd, targetIdentifier);
+        holdBack = HoldBack.Whole;
+        holdBackMatched = true;
+    }
+
     /// <summary>The statement may be held back or records a setting the held-back ones need: held whole (up to the cap).</summary>
     private bool HoldingToEnd => holdBack != HoldBack.None || capturingSearchPath;
 
@@ -3632,6 +3673,12 @@ public sealed class PostgresDumpFilter
         AlterOwner,
         DefaultPrivileges,
         RoleInDatabase,
+        Publication,
+        SessionAuthorization,
+        ResetSessionAuthorization,
+
+        /// <summary>Held back whole, as the filter decided (ALTER DATABASE ... SET/OWNER TO, a grant under SET SESSION AUTHORIZATION).</summary>
+        Whole,
         Comment,
     }
 
@@ -3678,6 +3725,16 @@ public sealed class PostgresDumpFilter
                     : (byte)0;
                 holdBackMatched = ownerClause == 3 && !holdBackTopComma;
                 return;
+            case HoldBack.Publication:
+                holdBackMatched = index switch
+                {
+                    3 => kind is TokenKind.Word or TokenKind.Ident,
+                    4 => holdBackMatched && IsWord(kind, text, "FOR"u8),
+                    5 => holdBackMatched && IsWord(kind, text, "ALL"u8),
+                    6 => holdBackMatched && IsWord(kind, text, "TABLES"u8),
+                    _ => holdBackMatched,
+                };
+                return;
             case HoldBack.Comment:
                 holdBackMatched = index switch
                 {
@@ -3705,11 +3762,21 @@ public sealed class PostgresDumpFilter
             return;
         }
 
-        if (holdBack != HoldBack.None && holdBackMatched)
+        switch (holdBack)
         {
-            heldBack.Add(new HeldBackStatement(sink.Pending.Span.ToArray(), clientEncoding, standardStrings, searchPathStatement));
-            sink.Discard();
-            return;
+            case HoldBack.SessionAuthorization:
+                sessionAuthorization = new HeldBackStatement(sink.Pending.Span.ToArray(), clientEncoding, standardStrings, null);
+                sink.Discard();
+                return;
+            case HoldBack.ResetSessionAuthorization:
+                sessionAuthorization = null;
+                sink.Discard();
+                return;
+            case not HoldBack.None when holdBackMatched:
+                heldBack.Add(new HeldBackStatement(sink.Pending.Span.ToArray(), clientEncoding, standardStrings, searchPathStatement,
+                    sessionAuthorization));
+                sink.Discard();
+                return;
         }
 
         if (capturingSearchPath)

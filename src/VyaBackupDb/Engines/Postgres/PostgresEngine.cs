@@ -371,9 +371,13 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         await Execute(connection, create, cancellationToken).ConfigureAwait(false);
         try
         {
+            // From a session on the new database: the server stores a setting's or comment's text in
+            // that session's encoding, and the database (LATIN1, say) reads it back in its own.
+            await using var inNew = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+            await Execute(inNew, "SET standard_conforming_strings = on", cancellationToken).ConfigureAwait(false);
             foreach (var statement in after)
             {
-                await Execute(connection, statement, cancellationToken).ConfigureAwait(false);
+                await Execute(inNew, statement, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (OperationFailedException e)

@@ -158,7 +158,17 @@ public sealed partial class PostgresEngine
                 searchPath = path;
                 Replay(path);
             }
-            Replay(statement);
+            if (statement.SessionAuthorization is { } authorization)
+            {
+                // A grant by a grantee, as pg_dump writes it: as that role, then back.
+                Replay(authorization);
+                Replay(statement);
+                Write("RESET SESSION AUTHORIZATION;\n");
+            }
+            else
+            {
+                Replay(statement);
+            }
         }
         script.Position = 0;
         await RestoreAsync(database, script, new RestoreOptions(), null, cancellationToken).ConfigureAwait(false);
