@@ -419,6 +419,74 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
         await AssertNoLeftoversAsync(target);
     }
 
+    /// <summary>
+    /// What the instance's account runs after the load never reaches beyond what the load created
+    /// (found by a tester, each exit 0): a search_path SELECT replayed before the held-back
+    /// statements called the dump's own lo_create as the superuser (set_config is now its SELECT's
+    /// only call, refused otherwise); grants under SET SESSION AUTHORIZATION of a superuser gave PUBLIC pg_read_file
+    /// and pg_authid (a grantee must exist and be no superuser); an OWNER TO gave a pg_catalog
+    /// function and pg_catalog itself away (the built-in objects' owners and privileges are compared
+    /// before and after, and the restore fails naming --trust-backup). Nothing is left.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("search_path")]
+    [InlineData("grant")]
+    [InlineData("owner")]
+    public async Task What_runs_after_the_load_touches_only_what_the_load_created(string how)
+    {
+        await TestServers.RequirePostgresAsync();
+        var marker = TrackRole("vt_escalated_");
+        var nobody = TrackRole("vt_nobody_");
+        await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {nobody} NOLOGIN");
+        var body = how switch
+        {
+            "search_path" => $"""
+                CREATE SCHEMA evil;
+                CREATE FUNCTION evil.lo_create(integer) RETURNS oid
+                    LANGUAGE plpgsql
+                    AS $_$
+                BEGIN
+                  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+                    EXECUTE 'CREATE ROLE {marker} SUPERUSER';
+                  END IF;
+                  RETURN 0;
+                END
+                $_$;
+                CREATE TABLE evil.t (a integer);
+                SET search_path = evil, pg_catalog;
+                ALTER TABLE evil.t OWNER TO {TestServers.PgUser};
+                SELECT pg_catalog.set_config('search_path', '', false), lo_create(0);
+                ALTER SCHEMA evil OWNER TO {TestServers.PgUser};
+
+                """,
+            "grant" => $"""
+                CREATE TABLE public.t (a integer);
+                SET SESSION AUTHORIZATION {TestServers.PgUser};
+                GRANT ALL ON FUNCTION pg_catalog.pg_read_file(text) TO PUBLIC;
+                GRANT SELECT ON TABLE pg_catalog.pg_authid TO PUBLIC;
+                RESET SESSION AUTHORIZATION;
+
+                """,
+            _ => $"""
+                CREATE TABLE public.t (a integer);
+                ALTER FUNCTION pg_catalog.pg_read_binary_file(text) OWNER TO {nobody};
+                ALTER SCHEMA pg_catalog OWNER TO {nobody};
+
+                """,
+        };
+        var file = await WriteDumpAsync(body);
+        var target = _scratch.PostgresName();
+
+        var run = await RestoreAsync(await ConfigAsync(), file, target);
+
+        var error = AssertOneLineFailure(run);
+        // A SELECT of set_config and another call is no pg_dump's, trusted or not.
+        Assert.Contains(how == "search_path" ? "is not something pg_dump writes" : "--trust-backup", error, StringComparison.Ordinal);
+        Assert.False(await RoleExistsAsync(marker), $"the dump's function ran as the superuser ({how})");
+        Assert.False(await PgTestDb.ExistsAsync(target), $"the refused restore created {target}");
+        await AssertNoLeftoversAsync(target);
+    }
+
     // ---------------------------------------------------------------- 3. owners kept
 
     /// <summary>

@@ -245,6 +245,30 @@ public sealed class PostgresDumpFilterTests
         }
     }
 
+    /// <summary>
+    /// The role a held-back statement acts as or sets for is kept (decoded as the server reads it),
+    /// for the replay to refuse a superuser; a setting that loads a library into the target's
+    /// sessions is refused when holding back.
+    /// </summary>
+    [Fact]
+    public void Keeps_the_role_a_held_back_statement_acts_as_and_refuses_preload_libraries()
+    {
+        var filter = new PostgresDumpFilter(Target, KnownOnPostgres17, new PostgresFilterOptions(HoldBackOwnerStatements: true));
+        DumpFilterRunner.Run(filter.CopyAsync, Utf8(
+            "SET SESSION AUTHORIZATION \"Grant Or\";\nGRANT SELECT ON TABLE public.t TO x;\nRESET SESSION AUTHORIZATION;\n"
+            + "ALTER ROLE App IN DATABASE dns_db SET work_mem TO '8MB';\n"), [4096]);
+        Assert.Equal(["Grant Or", "app"], filter.HeldBack.Select(h => h.ActsAs ?? h.SessionAuthorization?.ActsAs));
+
+        foreach (var statement in new[]
+            { "ALTER DATABASE dns_db SET session_preload_libraries TO 'x';", "ALTER ROLE app IN DATABASE dns_db SET local_preload_libraries TO 'x';" })
+        {
+            var holding = new PostgresDumpFilter(Target, KnownOnPostgres17, new PostgresFilterOptions(HoldBackOwnerStatements: true));
+            var (_, refusal) = DumpFilterRunner.RunUntilRefused(holding.CopyAsync, Utf8(statement), [4096]);
+            Assert.NotNull(refusal);
+            Assert.Contains("loads a library into every session of the target", refusal.Message, StringComparison.Ordinal);
+        }
+    }
+
     /// <summary>What pg_dump --use-set-session-authorization creates under another role needs a superuser's load: refused, naming --trust-backup.</summary>
     [Fact]
     public void Refuses_objects_created_under_a_session_authorization_when_holding_back()
@@ -533,6 +557,8 @@ public sealed class PostgresDumpFilterTests
         // One call per SELECT: a second set_config (of client_encoding: SJIS) would change how psql reads what follows.
         { "SELECT pg_catalog.set_config('search_path', '', false), pg_catalog.set_config('client_encoding', 'SJIS', false);", "SELECT ... set_config" },
         { "SELECT pg_catalog.setval('public.s', 1, true), pg_catalog.set_config('client_encoding', 'SJIS', false);", "SELECT ... set_config" },
+        // Nor a call after it: replayed with the held-back statements under the search_path it sets, it could be the dump's own.
+        { "SELECT pg_catalog.set_config('search_path', '', false), lo_create(0);", "SELECT ... lo_create" },
         { "CREATE ROLE evil SUPERUSER LOGIN PASSWORD 'x';", "CREATE ROLE" },
         { "ALTER DATABASE dns_db RENAME TO other;", "ALTER DATABASE RENAME" },
         { "ALTER DATABASE dns_db SET TABLESPACE elsewhere;", "ALTER DATABASE SET TABLESPACE" },

@@ -29,8 +29,10 @@ public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false, Po
 /// <param name="StandardConformingStrings">standard_conforming_strings as the dump had set it.</param>
 /// <param name="SearchPath">The dump's last statement setting search_path before it, with what it was read under (null: none).</param>
 /// <param name="SessionAuthorization">The <c>SET SESSION AUTHORIZATION</c> it came under (pg_dump's grants by a grantee), or null.</param>
+/// <param name="ActsAs">The role it acts as or for, as the filter decoded it: a <c>SET SESSION AUTHORIZATION</c>'s, an
+/// <c>ALTER ROLE ... IN DATABASE</c>'s (null: none). The replay refuses a superuser, or a name it cannot find.</param>
 public sealed record HeldBackStatement(byte[] Sql, string? ClientEncoding, bool StandardConformingStrings, HeldBackStatement? SearchPath,
-    HeldBackStatement? SessionAuthorization = null);
+    HeldBackStatement? SessionAuthorization = null, string? ActsAs = null);
 
 /// <summary>
 /// What a dump created that later statements are refused by: the relations rows must not be
@@ -214,6 +216,7 @@ public sealed class PostgresDumpFilter
     private bool lastWasWord;
     private bool lastWordCalls;
     private int selectCalls;
+    private bool selectSetsConfig;
     private readonly List<string> objectWords = [];
     private readonly StringBuilder leading = new();
 
@@ -250,6 +253,7 @@ public sealed class PostgresDumpFilter
     private bool capturingSearchPath;
     private HeldBackStatement? searchPathStatement;
     private HeldBackStatement? sessionAuthorization; // while the dump's SET SESSION AUTHORIZATION holds
+    private string? actsAs;
     private string? clientEncoding;
     private string? pendingClientEncoding;
 
@@ -786,6 +790,7 @@ public sealed class PostgresDumpFilter
         lastWasWord = false;
         lastWordCalls = false;
         selectCalls = 0;
+        selectSetsConfig = false;
         objectWords.Clear();
         leading.Clear();
         verb = Verb.Other;
@@ -805,6 +810,7 @@ public sealed class PostgresDumpFilter
         ownerClause = 0;
         holdBackMatched = false;
         capturingSearchPath = false;
+        actsAs = null;
         pendingClientEncoding = null;
         return i;
     }
@@ -2248,6 +2254,11 @@ public sealed class PostgresDumpFilter
                     throw NotPgDump(text);
                 }
 
+                if (heldBack is not null)
+                {
+                    RefuseLibrarySetting(kind, text);
+                }
+
                 ReleaseOrHoldBack(databaseNameStart, databaseNameEnd);
                 StopClassifying();
                 return;
@@ -2345,6 +2356,7 @@ public sealed class PostgresDumpFilter
                 {
                     // pg_dump's grants by a grantee (and --use-set-session-authorization): only a superuser may.
                     holdBack = heldBack is null ? HoldBack.None : HoldBack.SessionAuthorization;
+                    holdBackTokens = 2; // AUTHORIZATION is the third token, the role the fourth
                     PassStatement();
                     return;
                 }
@@ -2746,10 +2758,12 @@ public sealed class PostgresDumpFilter
         {
             WordCheck.Select => kind switch
             {
-                // set_config only as the first call, which the filter reads (a later one could set
-                // client_encoding to SJIS unseen); pg_dump nests only the large-object calls.
+                // set_config only as the SELECT's one call, which the filter reads (a later one could set
+                // client_encoding to SJIS unseen; one after it, unqualified, could be the dump's own
+                // function when the load role's held-back statements are replayed under that search_path).
+                // pg_dump nests only the large-object calls.
                 TokenKind.Word => IsNumber(text) || SelectWords.Contains(FoldIdentifier(text))
-                    || (SelectFunctions.Contains(FoldIdentifier(text)) && (selectCalls == 0 || !Is(text, "set_config"u8))),
+                    || (SelectFunctions.Contains(FoldIdentifier(text)) && !selectSetsConfig && (selectCalls == 0 || !Is(text, "set_config"u8))),
                 TokenKind.Ident => false,
                 TokenKind.Punct when text[0] == '(' => lastWordCalls && ++selectCalls > 0,
                 _ => true,
@@ -2772,6 +2786,7 @@ public sealed class PostgresDumpFilter
 
         lastWasWord = kind == TokenKind.Word;
         lastWordCalls = wordCheck == WordCheck.Select && kind == TokenKind.Word && SelectFunctions.Contains(FoldIdentifier(text));
+        selectSetsConfig |= wordCheck == WordCheck.Select && kind == TokenKind.Word && Is(text, "set_config"u8);
         if (wordCheck == WordCheck.InsertTarget && kind == TokenKind.Word && parenDepth == 0 && Is(text, "VALUES"u8))
         {
             wordCheck = WordCheck.InsertValues;
@@ -3644,6 +3659,24 @@ public sealed class PostgresDumpFilter
         StopClassifying();
     }
 
+    /// <summary>A role name as the server reads it: unquoted folded to lower case, quoted as written.</summary>
+    private static string RoleName(TokenKind kind, ReadOnlySpan<byte> text) =>
+        kind == TokenKind.Word ? FoldIdentifier(text) : Encoding.UTF8.GetString(text);
+
+    /// <summary>
+    /// A setting the instance's account would give the target, held back, that loads a library into
+    /// every later session of it (the superuser's too): *_preload_libraries. Refused under the load role.
+    /// </summary>
+    private void RefuseLibrarySetting(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        if (kind is TokenKind.Word or TokenKind.Ident && SettingPart(kind, text).EndsWith("preload_libraries", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new DumpFilterException(
+                $"line {UnitLine}: the dump sets {Show(text)}, which loads a library into every session of the target: "
+                + "only a superuser's load sets it (give --trust-backup); refused");
+        }
+    }
+
     /// <summary>
     /// An ALTER DATABASE pointed at the target: passed on, or with <see cref="PostgresFilterOptions.HoldBackOwnerStatements"/>
     /// held back whole (its settings and owner are the database owner's or a superuser's to set).
@@ -3725,6 +3758,15 @@ public sealed class PostgresDumpFilter
                     : (byte)0;
                 holdBackMatched = ownerClause == 3 && !holdBackTopComma;
                 return;
+            case HoldBack.SessionAuthorization when index == 4:
+                actsAs = RoleName(kind, text); // SET SESSION AUTHORIZATION name
+                return;
+            case HoldBack.RoleInDatabase when index == 3:
+                actsAs = RoleName(kind, text); // ALTER ROLE name IN DATABASE db SET setting ...
+                return;
+            case HoldBack.RoleInDatabase when index == 8:
+                RefuseLibrarySetting(kind, text);
+                return;
             case HoldBack.Publication:
                 holdBackMatched = index switch
                 {
@@ -3765,7 +3807,7 @@ public sealed class PostgresDumpFilter
         switch (holdBack)
         {
             case HoldBack.SessionAuthorization:
-                sessionAuthorization = new HeldBackStatement(sink.Pending.Span.ToArray(), clientEncoding, standardStrings, null);
+                sessionAuthorization = new HeldBackStatement(sink.Pending.Span.ToArray(), clientEncoding, standardStrings, null, ActsAs: actsAs);
                 sink.Discard();
                 return;
             case HoldBack.ResetSessionAuthorization:
@@ -3774,7 +3816,7 @@ public sealed class PostgresDumpFilter
                 return;
             case not HoldBack.None when holdBackMatched:
                 heldBack.Add(new HeldBackStatement(sink.Pending.Span.ToArray(), clientEncoding, standardStrings, searchPathStatement,
-                    sessionAuthorization));
+                    sessionAuthorization, actsAs));
                 sink.Discard();
                 return;
         }

@@ -128,16 +128,78 @@ public sealed partial class PostgresEngine
     /// </summary>
     private async Task HandOverAsync(LoadRole role, CancellationToken cancellationToken)
     {
+        await using var connection = await OpenAsync(role.Database, cancellationToken).ConfigureAwait(false);
         if (role.HeldBack.Count > 0)
         {
+            await RequireOrdinaryRolesAsync(connection, role.HeldBack, cancellationToken).ConfigureAwait(false);
+            var before = await BuiltInObjectsAsync(connection, cancellationToken).ConfigureAwait(false);
             await RunHeldBackAsync(role.Database, role.HeldBack, cancellationToken).ConfigureAwait(false);
+            if (await BuiltInObjectsAsync(connection, cancellationToken).ConfigureAwait(false) != before)
+            {
+                throw new OperationFailedException(
+                    "the backup changes the owner or the privileges of a built-in object (of pg_catalog, such as a function or "
+                    + "pg_authid), which only a superuser's load does; give --trust-backup to restore it as it is");
+            }
         }
-        await using var connection = await OpenAsync(role.Database, cancellationToken).ConfigureAwait(false);
         await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(role.Database)} OWNER TO {QuoteIdentifier(role.DatabaseOwner)}", cancellationToken)
             .ConfigureAwait(false);
         await Execute(connection, $"REASSIGN OWNED BY {QuoteIdentifier(role.Name)} TO CURRENT_USER", cancellationToken).ConfigureAwait(false);
         await Execute(connection, $"DROP OWNED BY {QuoteIdentifier(role.Name)}", cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// The roles the held-back statements act as (a grant's SET SESSION AUTHORIZATION) or set for
+    /// (ALTER ROLE ... IN DATABASE) must exist and be no superuser: as a superuser, a grant could give
+    /// anyone pg_read_file or pg_authid, a role setting could change the superuser's later sessions.
+    /// </summary>
+    private static async Task RequireOrdinaryRolesAsync(NpgsqlConnection connection, List<HeldBackStatement> statements, CancellationToken cancellationToken)
+    {
+        var named = statements.Select(s => s.ActsAs ?? s.SessionAuthorization?.ActsAs).OfType<string>().Distinct(StringComparer.Ordinal).ToArray();
+        if (named.Length == 0)
+        {
+            return;
+        }
+        await using var command = new NpgsqlCommand("SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY(@roles) AND NOT rolsuper", connection);
+        command.Parameters.AddWithValue("roles", named);
+        var ordinary = new HashSet<string>(StringComparer.Ordinal);
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                ordinary.Add(reader.GetString(0));
+            }
+        }
+        if (named.FirstOrDefault(r => !ordinary.Contains(r)) is { } refused)
+        {
+            throw new OperationFailedException(
+                $"the backup acts as or sets for the role '{Catalog.DatabaseSettings.Shown(refused)}' (SET SESSION AUTHORIZATION, ALTER ROLE ... IN DATABASE), "
+                + "which is a superuser or not found; give --trust-backup to restore it as it is");
+        }
+    }
+
+    /// <summary>
+    /// The owners and privileges of the objects initdb made (oids below 16384, FirstNormalObjectId),
+    /// as one digest: a held-back statement may only touch what the load created.
+    /// </summary>
+    private static async Task<string> BuiltInObjectsAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
+        (string)(await Scalar(connection, """
+            SELECT pg_catalog.md5(pg_catalog.string_agg(x, ',' ORDER BY x)) FROM (
+              SELECT 'c' || oid || ':' || relowner || ':' || coalesce(relacl::text, '') AS x FROM pg_catalog.pg_class WHERE oid < 16384
+              UNION ALL SELECT 'a' || attrelid || '.' || attnum || ':' || attacl::text FROM pg_catalog.pg_attribute WHERE attrelid < 16384 AND attacl IS NOT NULL
+              UNION ALL SELECT 'p' || oid || ':' || proowner || ':' || coalesce(proacl::text, '') FROM pg_catalog.pg_proc WHERE oid < 16384
+              UNION ALL SELECT 'n' || oid || ':' || nspowner || ':' || coalesce(nspacl::text, '') FROM pg_catalog.pg_namespace WHERE oid < 16384
+              UNION ALL SELECT 't' || oid || ':' || typowner || ':' || coalesce(typacl::text, '') FROM pg_catalog.pg_type WHERE oid < 16384
+              UNION ALL SELECT 'l' || oid || ':' || lanowner || ':' || coalesce(lanacl::text, '') FROM pg_catalog.pg_language WHERE oid < 16384
+              UNION ALL SELECT 'o' || oid || ':' || oprowner FROM pg_catalog.pg_operator WHERE oid < 16384
+              UNION ALL SELECT 'oc' || oid || ':' || opcowner FROM pg_catalog.pg_opclass WHERE oid < 16384
+              UNION ALL SELECT 'of' || oid || ':' || opfowner FROM pg_catalog.pg_opfamily WHERE oid < 16384
+              UNION ALL SELECT 'co' || oid || ':' || collowner FROM pg_catalog.pg_collation WHERE oid < 16384
+              UNION ALL SELECT 'cv' || oid || ':' || conowner FROM pg_catalog.pg_conversion WHERE oid < 16384
+              UNION ALL SELECT 'tc' || oid || ':' || cfgowner FROM pg_catalog.pg_ts_config WHERE oid < 16384
+              UNION ALL SELECT 'td' || oid || ':' || dictowner FROM pg_catalog.pg_ts_dict WHERE oid < 16384
+              UNION ALL SELECT 'e' || oid || ':' || extowner FROM pg_catalog.pg_extension WHERE oid < 16384
+            ) s
+            """, cancellationToken).ConfigureAwait(false))!;
 
     /// <summary>
     /// The held-back statements as the instance's account, each under the settings the dump had set
