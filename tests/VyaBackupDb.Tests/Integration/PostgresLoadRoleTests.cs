@@ -432,6 +432,8 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
     [InlineData("search_path")]
     [InlineData("grant")]
     [InlineData("owner")]
+    [InlineData("definer")]
+    [InlineData("setting")]
     public async Task What_runs_after_the_load_touches_only_what_the_load_created(string how)
     {
         await TestServers.RequirePostgresAsync();
@@ -467,10 +469,22 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
                 RESET SESSION AUTHORIZATION;
 
                 """,
-            _ => $"""
+            "owner" => $"""
                 CREATE TABLE public.t (a integer);
                 ALTER FUNCTION pg_catalog.pg_read_binary_file(text) OWNER TO {nobody};
                 ALTER SCHEMA pg_catalog OWNER TO {nobody};
+
+                """,
+            // Round 4: SET x.owner TO ... read as an owner change; every DO block then ran as the bootstrap superuser.
+            "definer" => $"""
+                CREATE TABLE public.t (a integer);
+                ALTER FUNCTION pg_catalog.plpgsql_inline_handler(internal) SECURITY DEFINER SET vt.owner TO {nobody};
+
+                """,
+            // Round 4: a superuser-only setting (every session of the copy skips triggers and foreign keys).
+            _ => $"""
+                CREATE TABLE public.t (a integer);
+                ALTER DATABASE vt_planted SET session_replication_role TO replica;
 
                 """,
         };
@@ -484,6 +498,31 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
         Assert.Contains(how == "search_path" ? "is not something pg_dump writes" : "--trust-backup", error, StringComparison.Ordinal);
         Assert.False(await RoleExistsAsync(marker), $"the dump's function ran as the superuser ({how})");
         Assert.False(await PgTestDb.ExistsAsync(target), $"the refused restore created {target}");
+        await AssertNoLeftoversAsync(target);
+    }
+
+    /// <summary>
+    /// owners: true and pg_dump --create: the database's owner is the dump's (ALTER DATABASE ...
+    /// OWNER TO, held back), not the one it had before the load (found by a tester: the hand-over
+    /// set the old owner back after the replay).
+    /// </summary>
+    [SkippableFact]
+    public async Task With_owners_a_create_dumps_database_owner_is_kept()
+    {
+        await TestServers.RequirePostgresAsync();
+        var (owner, _) = await CreateOwnerRolesAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync("postgres", $"ALTER DATABASE {source} OWNER TO {owner}");
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (a int)");
+        var backupDir = _scratch.TempDir("backups");
+        var file = Path.Combine(backupDir, $"{source}_20260110_020000.sql");
+        await Run.PgDumpAsync(file, "--create", "--dbname", source);
+        var target = _scratch.PostgresName();
+
+        var run = await RestoreAsync(await ConfigAsync(backupDir, PgEngines.Dump, owners: true), file, target);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(owner, await PgTestDb.ScalarAsync("postgres", "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", target));
         await AssertNoLeftoversAsync(target);
     }
 

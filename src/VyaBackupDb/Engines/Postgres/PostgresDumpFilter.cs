@@ -247,8 +247,9 @@ public sealed class PostgresDumpFilter
     private readonly List<HeldBackStatement>? heldBack;
     private HoldBack holdBack;
     private int holdBackTokens;
-    private bool holdBackTopComma;
-    private byte ownerClause; // 1 after a top-level OWNER, 2 after its TO, 3 after the role
+    private OwnerPart ownerPart; // where an ALTER ... OWNER TO being held back is
+    private int ownerTypeEnd; // the token index ending its object type
+    private string ownerType = string.Empty;
     private bool holdBackMatched;
     private bool capturingSearchPath;
     private HeldBackStatement? searchPathStatement;
@@ -806,8 +807,8 @@ public sealed class PostgresDumpFilter
         lastWasBegin = false;
         holdBack = HoldBack.None;
         holdBackTokens = 0;
-        holdBackTopComma = false;
-        ownerClause = 0;
+        ownerPart = OwnerPart.Type;
+        ownerTypeEnd = int.MaxValue;
         holdBackMatched = false;
         capturingSearchPath = false;
         actsAs = null;
@@ -2254,11 +2255,6 @@ public sealed class PostgresDumpFilter
                     throw NotPgDump(text);
                 }
 
-                if (heldBack is not null)
-                {
-                    RefuseLibrarySetting(kind, text);
-                }
-
                 ReleaseOrHoldBack(databaseNameStart, databaseNameEnd);
                 StopClassifying();
                 return;
@@ -2865,6 +2861,12 @@ public sealed class PostgresDumpFilter
     private void OnObjectType(string type)
     {
         statementType = type;
+        if (holdBack is HoldBack.Alter or HoldBack.AlterOwner) // Alter: a one-word type, read before WatchHoldBack's second token
+        {
+            ownerTypeEnd = holdBackTokens + 1; // this token's index, given to it next by WatchHoldBack
+            ownerType = type;
+        }
+
         switch (verb, type)
         {
             case (Verb.Create, "TABLE" or "UNLOGGED TABLE"):
@@ -3664,20 +3666,6 @@ public sealed class PostgresDumpFilter
         kind == TokenKind.Word ? FoldIdentifier(text) : Encoding.UTF8.GetString(text);
 
     /// <summary>
-    /// A setting the instance's account would give the target, held back, that loads a library into
-    /// every later session of it (the superuser's too): *_preload_libraries. Refused under the load role.
-    /// </summary>
-    private void RefuseLibrarySetting(TokenKind kind, ReadOnlySpan<byte> text)
-    {
-        if (kind is TokenKind.Word or TokenKind.Ident && SettingPart(kind, text).EndsWith("preload_libraries", StringComparison.OrdinalIgnoreCase))
-        {
-            throw new DumpFilterException(
-                $"line {UnitLine}: the dump sets {Show(text)}, which loads a library into every session of the target: "
-                + "only a superuser's load sets it (give --trust-backup); refused");
-        }
-    }
-
-    /// <summary>
     /// An ALTER DATABASE pointed at the target: passed on, or with <see cref="PostgresFilterOptions.HoldBackOwnerStatements"/>
     /// held back whole (its settings and owner are the database owner's or a superuser's to set).
     /// </summary>
@@ -3717,8 +3705,7 @@ public sealed class PostgresDumpFilter
 
     /// <summary>
     /// Follows an ALTER or COMMENT to its end for the shapes held back: <c>ALTER ... OWNER TO role</c>
-    /// with no top-level comma (ALTER TABLE's subcommands are comma-separated; every other ALTER
-    /// takes OWNER TO alone), <c>ALTER DEFAULT PRIVILEGES FOR ROLE|USER ...</c>, <c>ALTER ROLE name IN
+    /// and nothing else (<see cref="NextOwnerPart"/>), <c>ALTER DEFAULT PRIVILEGES FOR ROLE|USER ...</c>, <c>ALTER ROLE name IN
     /// DATABASE target SET ...</c> (a role's setting in the target) and <c>COMMENT ON EXTENSION name IS
     /// 'text'|NULL</c>. Each is catalog work only: run by the instance's account after the load, it
     /// calls no function of the dump.
@@ -3746,26 +3733,18 @@ public sealed class PostgresDumpFilter
                 };
                 return;
             case HoldBack.AlterOwner:
-                if (parenDepth == 0 && IsPunct(kind, text, (byte)','))
+                if (index > ownerTypeEnd)
                 {
-                    holdBackTopComma = true;
+                    ownerPart = NextOwnerPart(kind, text);
+                    holdBackMatched = ownerPart == OwnerPart.Done;
                 }
 
-                ownerClause = parenDepth != 0 ? (byte)0
-                    : IsWord(kind, text, "OWNER"u8) ? (byte)1
-                    : ownerClause == 1 && IsWord(kind, text, "TO"u8) ? (byte)2
-                    : ownerClause == 2 && kind is TokenKind.Word or TokenKind.Ident ? (byte)3
-                    : (byte)0;
-                holdBackMatched = ownerClause == 3 && !holdBackTopComma;
                 return;
             case HoldBack.SessionAuthorization when index == 4:
                 actsAs = RoleName(kind, text); // SET SESSION AUTHORIZATION name
                 return;
             case HoldBack.RoleInDatabase when index == 3:
                 actsAs = RoleName(kind, text); // ALTER ROLE name IN DATABASE db SET setting ...
-                return;
-            case HoldBack.RoleInDatabase when index == 8:
-                RefuseLibrarySetting(kind, text);
                 return;
             case HoldBack.Publication:
                 holdBackMatched = index switch
@@ -3791,6 +3770,57 @@ public sealed class PostgresDumpFilter
             default:
                 return;
         }
+    }
+
+    private enum OwnerPart : byte
+    {
+        Type,
+        Name,
+        AfterName,
+        OperatorName,
+        Arguments,
+        AfterArguments,
+        UsingMethod,
+        AfterUsing,
+        To,
+        Role,
+        Done,
+        Other,
+    }
+
+    /// <summary>
+    /// ALTER &lt;type&gt; name[.name...] [(arguments)] [USING method] OWNER TO role, read after the
+    /// object type and nothing else: an operator's name may be symbols, an operator class's or
+    /// family's takes USING. A clause of another action (SECURITY DEFINER, SET x.owner TO y, a
+    /// subcommand list) is Other: such a statement is no owner change and is not held back.
+    /// </summary>
+    private OwnerPart NextOwnerPart(TokenKind kind, ReadOnlySpan<byte> text)
+    {
+        if (ownerPart == OwnerPart.Type && ownerType == "OPERATOR" && (IsWord(kind, text, "CLASS"u8) || IsWord(kind, text, "FAMILY"u8)))
+        {
+            // The object types read OPERATOR whole before its CLASS or FAMILY (an operator's name is symbols, never a word).
+            ownerType = "OPERATOR " + Encoding.ASCII.GetString(text).ToUpperInvariant();
+            return OwnerPart.Type;
+        }
+
+        var name = kind is TokenKind.Word or TokenKind.Ident;
+        var open = IsPunct(kind, text, (byte)'(');
+        return ownerPart switch
+        {
+            OwnerPart.Type or OwnerPart.Name when name => OwnerPart.AfterName,
+            OwnerPart.Type or OwnerPart.Name or OwnerPart.OperatorName when ownerType == "OPERATOR" && kind == TokenKind.Punct && !open
+                && !IsPunct(kind, text, (byte)',') => OwnerPart.OperatorName,
+            OwnerPart.OperatorName when open => OwnerPart.Arguments,
+            OwnerPart.AfterName when IsPunct(kind, text, (byte)'.') => OwnerPart.Name,
+            OwnerPart.AfterName when open => OwnerPart.Arguments,
+            OwnerPart.Arguments => IsPunct(kind, text, (byte)')') && parenDepth == 1 ? OwnerPart.AfterArguments : OwnerPart.Arguments,
+            OwnerPart.AfterName when IsWord(kind, text, "USING"u8) && ownerType is "OPERATOR CLASS" or "OPERATOR FAMILY" => OwnerPart.UsingMethod,
+            OwnerPart.UsingMethod when name => OwnerPart.AfterUsing,
+            OwnerPart.AfterName or OwnerPart.AfterArguments or OwnerPart.AfterUsing when IsWord(kind, text, "OWNER"u8) => OwnerPart.To,
+            OwnerPart.To when IsWord(kind, text, "TO"u8) => OwnerPart.Role,
+            OwnerPart.Role when name => OwnerPart.Done,
+            _ => OwnerPart.Other,
+        };
     }
 
     /// <summary>

@@ -129,6 +129,9 @@ public sealed partial class PostgresEngine
     private async Task HandOverAsync(LoadRole role, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(role.Database, cancellationToken).ConfigureAwait(false);
+        // Back to its owner first: the dump's own ALTER DATABASE ... OWNER TO (owners: true) comes after.
+        await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(role.Database)} OWNER TO {QuoteIdentifier(role.DatabaseOwner)}", cancellationToken)
+            .ConfigureAwait(false);
         if (role.HeldBack.Count > 0)
         {
             await RequireOrdinaryRolesAsync(connection, role.HeldBack, cancellationToken).ConfigureAwait(false);
@@ -137,12 +140,11 @@ public sealed partial class PostgresEngine
             if (await BuiltInObjectsAsync(connection, cancellationToken).ConfigureAwait(false) != before)
             {
                 throw new OperationFailedException(
-                    "the backup changes the owner or the privileges of a built-in object (of pg_catalog, such as a function or "
-                    + "pg_authid), which only a superuser's load does; give --trust-backup to restore it as it is");
+                    "the backup changes a built-in object (of pg_catalog, such as a function or pg_authid: its owner, privileges "
+                    + "or definition), which only a superuser's load does; give --trust-backup to restore it as it is");
             }
         }
-        await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(role.Database)} OWNER TO {QuoteIdentifier(role.DatabaseOwner)}", cancellationToken)
-            .ConfigureAwait(false);
+        await RefuseSuperuserSettingsAsync(connection, role.Database, cancellationToken).ConfigureAwait(false);
         await Execute(connection, $"REASSIGN OWNED BY {QuoteIdentifier(role.Name)} TO CURRENT_USER", cancellationToken).ConfigureAwait(false);
         await Execute(connection, $"DROP OWNED BY {QuoteIdentifier(role.Name)}", cancellationToken).ConfigureAwait(false);
     }
@@ -178,28 +180,53 @@ public sealed partial class PostgresEngine
     }
 
     /// <summary>
-    /// The owners and privileges of the objects initdb made (oids below 16384, FirstNormalObjectId),
-    /// as one digest: a held-back statement may only touch what the load created.
+    /// The objects initdb made (oids below 16384, FirstNormalObjectId), as one digest: whole rows
+    /// (a function's SECURITY DEFINER and settings too), but of relations their owner, privileges and
+    /// options, not the statistics the server keeps changing. A held-back statement may only touch
+    /// what the load created.
     /// </summary>
     private static async Task<string> BuiltInObjectsAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
         (string)(await Scalar(connection, """
             SELECT pg_catalog.md5(pg_catalog.string_agg(x, ',' ORDER BY x)) FROM (
-              SELECT 'c' || oid || ':' || relowner || ':' || coalesce(relacl::text, '') AS x FROM pg_catalog.pg_class WHERE oid < 16384
-              UNION ALL SELECT 'a' || attrelid || '.' || attnum || ':' || attacl::text FROM pg_catalog.pg_attribute WHERE attrelid < 16384 AND attacl IS NOT NULL
-              UNION ALL SELECT 'p' || oid || ':' || proowner || ':' || coalesce(proacl::text, '') FROM pg_catalog.pg_proc WHERE oid < 16384
-              UNION ALL SELECT 'n' || oid || ':' || nspowner || ':' || coalesce(nspacl::text, '') FROM pg_catalog.pg_namespace WHERE oid < 16384
-              UNION ALL SELECT 't' || oid || ':' || typowner || ':' || coalesce(typacl::text, '') FROM pg_catalog.pg_type WHERE oid < 16384
-              UNION ALL SELECT 'l' || oid || ':' || lanowner || ':' || coalesce(lanacl::text, '') FROM pg_catalog.pg_language WHERE oid < 16384
-              UNION ALL SELECT 'o' || oid || ':' || oprowner FROM pg_catalog.pg_operator WHERE oid < 16384
-              UNION ALL SELECT 'oc' || oid || ':' || opcowner FROM pg_catalog.pg_opclass WHERE oid < 16384
-              UNION ALL SELECT 'of' || oid || ':' || opfowner FROM pg_catalog.pg_opfamily WHERE oid < 16384
-              UNION ALL SELECT 'co' || oid || ':' || collowner FROM pg_catalog.pg_collation WHERE oid < 16384
-              UNION ALL SELECT 'cv' || oid || ':' || conowner FROM pg_catalog.pg_conversion WHERE oid < 16384
-              UNION ALL SELECT 'tc' || oid || ':' || cfgowner FROM pg_catalog.pg_ts_config WHERE oid < 16384
-              UNION ALL SELECT 'td' || oid || ':' || dictowner FROM pg_catalog.pg_ts_dict WHERE oid < 16384
-              UNION ALL SELECT 'e' || oid || ':' || extowner FROM pg_catalog.pg_extension WHERE oid < 16384
+              SELECT 'c' || oid || ':' || relowner || ':' || coalesce(relacl::text, '') || ':' || coalesce(reloptions::text, '')
+                || ':' || relrowsecurity || relforcerowsecurity AS x FROM pg_catalog.pg_class WHERE oid < 16384
+              UNION ALL SELECT 'a' || attrelid || '.' || attnum || ':' || coalesce(attacl::text, '') || ':' || coalesce(attoptions::text, '')
+                FROM pg_catalog.pg_attribute WHERE attrelid < 16384 AND (attacl IS NOT NULL OR attoptions IS NOT NULL)
+              UNION ALL SELECT 'p' || p::text FROM pg_catalog.pg_proc p WHERE oid < 16384
+              UNION ALL SELECT 'n' || n::text FROM pg_catalog.pg_namespace n WHERE oid < 16384 AND nspname <> 'public' -- the database's own
+              UNION ALL SELECT 't' || t::text FROM pg_catalog.pg_type t WHERE oid < 16384
+              UNION ALL SELECT 'l' || l::text FROM pg_catalog.pg_language l WHERE oid < 16384
+              UNION ALL SELECT 'o' || o::text FROM pg_catalog.pg_operator o WHERE oid < 16384
+              UNION ALL SELECT 'oc' || c::text FROM pg_catalog.pg_opclass c WHERE oid < 16384
+              UNION ALL SELECT 'of' || f::text FROM pg_catalog.pg_opfamily f WHERE oid < 16384
+              UNION ALL SELECT 'co' || c::text FROM pg_catalog.pg_collation c WHERE oid < 16384
+              UNION ALL SELECT 'cv' || c::text FROM pg_catalog.pg_conversion c WHERE oid < 16384
+              UNION ALL SELECT 'tc' || c::text FROM pg_catalog.pg_ts_config c WHERE oid < 16384
+              UNION ALL SELECT 'td' || d::text FROM pg_catalog.pg_ts_dict d WHERE oid < 16384
+              UNION ALL SELECT 'e' || e::text FROM pg_catalog.pg_extension e WHERE oid < 16384
             ) s
             """, cancellationToken).ConfigureAwait(false))!;
+
+    /// <summary>
+    /// The target's settings (its own and its roles' in it: from the manifest, or held back from
+    /// the dump) may hold only what its owner could set, and the logging ones: a superuser-only
+    /// setting (session_replication_role, which skips triggers and foreign keys for every session;
+    /// session_preload_libraries, which loads a library into each) is the superuser's to give.
+    /// </summary>
+    private static async Task RefuseSuperuserSettingsAsync(NpgsqlConnection connection, string database, CancellationToken cancellationToken)
+    {
+        if (await Scalar(connection, """
+                SELECT pg_catalog.string_agg(DISTINCT p.name, ', ' ORDER BY p.name)
+                FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) c
+                JOIN pg_catalog.pg_settings p ON p.name = pg_catalog.lower(pg_catalog.split_part(c, '=', 1))
+                WHERE s.setdatabase = (SELECT oid FROM pg_catalog.pg_database WHERE datname = @db)
+                  AND p.context = 'superuser' AND p.name NOT LIKE 'log%'
+                """, cancellationToken, database).ConfigureAwait(false) is string names)
+        {
+            throw new OperationFailedException(
+                $"the backup gives the database settings only a superuser may set ({names}); give --trust-backup to restore it as it is");
+        }
+    }
 
     /// <summary>
     /// The held-back statements as the instance's account, each under the settings the dump had set
