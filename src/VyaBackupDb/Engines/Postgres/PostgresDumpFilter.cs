@@ -15,8 +15,10 @@ namespace VyaBackupDb.Engines.Postgres;
 /// otherwise it is left out, as every other owner is by <c>--no-owner</c>.</param>
 /// <param name="HoldBackOwnerStatements">Leave out, and keep in <see cref="PostgresDumpFilter.HeldBack"/>, the statements
 /// that only a superuser (or a member of the roles they name) may run and that run no code:
-/// <c>ALTER ... OWNER TO role</c>, <c>ALTER DEFAULT PRIVILEGES FOR ROLE ...</c>, <c>COMMENT ON EXTENSION</c>.
-/// For a load as an unprivileged account, which the instance's account follows with them.</param>
+/// <c>ALTER ... OWNER TO role</c>, <c>ALTER DEFAULT PRIVILEGES FOR ROLE ...</c>, <c>ALTER DATABASE ... SET/OWNER TO</c>,
+/// <c>ALTER ROLE ... IN DATABASE ... SET</c>, a grant under <c>SET SESSION AUTHORIZATION</c>, <c>CREATE PUBLICATION ...
+/// FOR ALL TABLES</c>, <c>COMMENT ON EXTENSION</c>. For a load as an unprivileged account, which the instance's
+/// account follows with them.</param>
 public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false, PostgresDumpFacts? Facts = null, bool DatabaseOwner = false,
     bool HoldBackOwnerStatements = false);
 
@@ -2761,7 +2763,7 @@ public sealed class PostgresDumpFilter
                 TokenKind.Word => IsNumber(text) || SelectWords.Contains(FoldIdentifier(text))
                     || (SelectFunctions.Contains(FoldIdentifier(text)) && !selectSetsConfig && (selectCalls == 0 || !Is(text, "set_config"u8))),
                 TokenKind.Ident => false,
-                TokenKind.Punct when text[0] == '(' => lastWordCalls && ++selectCalls > 0,
+                TokenKind.Punct when text[0] == '(' => lastWordCalls && ++selectCalls > 0, // counts the calls
                 _ => true,
             },
             WordCheck.InsertTarget => kind != TokenKind.Word

@@ -14,9 +14,9 @@ namespace VyaBackupDb.Engines.Postgres;
 /// load runs, named like it (a later restore into the same target, under the same lock, finds a
 /// leftover of a killed run) and valid for a week at most. Every session of the load connects as
 /// it: psql, the COPY connections, index builds and ANALYZE. What only a superuser may do and runs
-/// no code (the dump's <c>OWNER TO</c>, <c>ALTER DEFAULT PRIVILEGES FOR ROLE</c>,
-/// <c>COMMENT ON EXTENSION</c>) the filter holds back; the instance's account runs it after the
-/// load, takes over what the role still owns, and drops it. <c>--trust-backup</c> loads as the
+/// no code (the dump's <c>OWNER TO</c>, ...: <see cref="PostgresFilterOptions.HoldBackOwnerStatements"/>)
+/// the filter holds back; the instance's account runs it after the load, on what the load created
+/// only, takes over what the role still owns, and drops it. <c>--trust-backup</c> loads as the
 /// instance's account, as restores did before.
 /// </summary>
 public sealed partial class PostgresEngine
@@ -122,9 +122,10 @@ public sealed partial class PostgresEngine
     }
 
     /// <summary>
-    /// After a complete load: the held-back statements run as the instance's account, the database
-    /// goes back to its owner and what the role still owns to the instance's account (as a dump
-    /// without owners belongs to the account that restores it).
+    /// After a complete load: the database goes back to its owner, the held-back statements run as
+    /// the instance's account (checked: the roles they act as, initdb's objects, the settings they
+    /// give), and what the role still owns goes to the instance's account (as a dump without owners
+    /// belongs to the account that restores it).
     /// </summary>
     private async Task HandOverAsync(LoadRole role, CancellationToken cancellationToken)
     {
