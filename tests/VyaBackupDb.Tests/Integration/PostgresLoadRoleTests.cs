@@ -434,6 +434,8 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
     [InlineData("owner")]
     [InlineData("definer")]
     [InlineData("setting")]
+    [InlineData("default privileges")]
+    [InlineData("library setting")]
     public async Task What_runs_after_the_load_touches_only_what_the_load_created(string how)
     {
         await TestServers.RequirePostgresAsync();
@@ -482,9 +484,21 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
 
                 """,
             // Round 4: a superuser-only setting (every session of the copy skips triggers and foreign keys).
-            _ => $"""
+            "setting" => $"""
                 CREATE TABLE public.t (a integer);
                 ALTER DATABASE vt_planted SET session_replication_role TO replica;
+
+                """,
+            // Round 5: the tables the superuser creates later in the copy, open to PUBLIC.
+            "default privileges" => $"""
+                CREATE TABLE public.t (a integer);
+                ALTER DEFAULT PRIVILEGES FOR ROLE {TestServers.PgUser} GRANT ALL ON TABLES TO PUBLIC;
+
+                """,
+            // Round 5: a superuser-only setting of a library this session has not loaded.
+            _ => $"""
+                CREATE TABLE public.t (a integer);
+                ALTER DATABASE vt_planted SET pg_stat_statements.track TO 'none';
 
                 """,
         };

@@ -32,7 +32,8 @@ public sealed record PostgresFilterOptions(bool RestrictMetaCommands = false, Po
 /// <param name="SearchPath">The dump's last statement setting search_path before it, with what it was read under (null: none).</param>
 /// <param name="SessionAuthorization">The <c>SET SESSION AUTHORIZATION</c> it came under (pg_dump's grants by a grantee), or null.</param>
 /// <param name="ActsAs">The role it acts as or for, as the filter decoded it: a <c>SET SESSION AUTHORIZATION</c>'s, an
-/// <c>ALTER ROLE ... IN DATABASE</c>'s (null: none). The replay refuses a superuser, or a name it cannot find.</param>
+/// <c>ALTER ROLE ... IN DATABASE</c>'s, an <c>ALTER DEFAULT PRIVILEGES FOR ROLE</c>'s (null: none). The replay refuses
+/// a superuser, or a name it cannot find.</param>
 public sealed record HeldBackStatement(byte[] Sql, string? ClientEncoding, bool StandardConformingStrings, HeldBackStatement? SearchPath,
     HeldBackStatement? SessionAuthorization = null, string? ActsAs = null);
 
@@ -3726,11 +3727,18 @@ public sealed class PostgresDumpFilter
                 holdBackMatched = holdBack == HoldBack.RoleInDatabase;
                 return;
             case HoldBack.DefaultPrivileges:
+                if (index == 6)
+                {
+                    actsAs = RoleName(kind, text); // FOR ROLE name: its future objects' privileges
+                }
+
                 holdBackMatched = index switch
                 {
                     3 => IsWord(kind, text, "PRIVILEGES"u8),
                     4 => holdBackMatched && IsWord(kind, text, "FOR"u8),
                     5 => holdBackMatched && (IsWord(kind, text, "ROLE"u8) || IsWord(kind, text, "USER"u8)),
+                    6 => holdBackMatched && kind is TokenKind.Word or TokenKind.Ident,
+                    7 => holdBackMatched && !IsPunct(kind, text, (byte)','), // one role, as pg_dump writes it
                     _ => holdBackMatched,
                 };
                 return;

@@ -152,8 +152,9 @@ public sealed partial class PostgresEngine
 
     /// <summary>
     /// The roles the held-back statements act as (a grant's SET SESSION AUTHORIZATION) or set for
-    /// (ALTER ROLE ... IN DATABASE) must exist and be no superuser: as a superuser, a grant could give
-    /// anyone pg_read_file or pg_authid, a role setting could change the superuser's later sessions.
+    /// (ALTER ROLE ... IN DATABASE, ALTER DEFAULT PRIVILEGES FOR ROLE) must exist and be no superuser:
+    /// as a superuser, a grant could give anyone pg_read_file or pg_authid, a role setting could change
+    /// the superuser's later sessions, default privileges open the tables it creates later.
     /// </summary>
     private static async Task RequireOrdinaryRolesAsync(NpgsqlConnection connection, List<HeldBackStatement> statements, CancellationToken cancellationToken)
     {
@@ -175,7 +176,8 @@ public sealed partial class PostgresEngine
         if (named.FirstOrDefault(r => !ordinary.Contains(r)) is { } refused)
         {
             throw new OperationFailedException(
-                $"the backup acts as or sets for the role '{Catalog.DatabaseSettings.Shown(refused)}' (SET SESSION AUTHORIZATION, ALTER ROLE ... IN DATABASE), "
+                $"the backup acts as or sets for the role '{Catalog.DatabaseSettings.Shown(refused)}' (SET SESSION AUTHORIZATION, "
+                + "ALTER ROLE ... IN DATABASE, ALTER DEFAULT PRIVILEGES FOR ROLE), "
                 + "which is a superuser or not found; give --trust-backup to restore it as it is");
         }
     }
@@ -212,16 +214,24 @@ public sealed partial class PostgresEngine
     /// The target's settings (its own and its roles' in it: from the manifest, or held back from
     /// the dump) may hold only what its owner could set, and the logging ones: a superuser-only
     /// setting (session_replication_role, which skips triggers and foreign keys for every session;
-    /// session_preload_libraries, which loads a library into each) is the superuser's to give.
+    /// session_preload_libraries, which loads a library into each) is the superuser's to give. So is
+    /// one of a library this session has not loaded (pg_stat_statements.track, unknown here): one
+    /// whose prefix names a library of the server's is refused; only an application's own
+    /// (myapp.tenant) is not.
     /// </summary>
     private static async Task RefuseSuperuserSettingsAsync(NpgsqlConnection connection, string database, CancellationToken cancellationToken)
     {
         if (await Scalar(connection, """
-                SELECT pg_catalog.string_agg(DISTINCT p.name, ', ' ORDER BY p.name)
-                FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) c
-                JOIN pg_catalog.pg_settings p ON p.name = pg_catalog.lower(pg_catalog.split_part(c, '=', 1))
-                WHERE s.setdatabase = (SELECT oid FROM pg_catalog.pg_database WHERE datname = @db)
-                  AND p.context = 'superuser' AND p.name NOT LIKE 'log%'
+                WITH given AS (
+                  SELECT pg_catalog.lower(pg_catalog.split_part(c, '=', 1)) AS name
+                  FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) c
+                  WHERE s.setdatabase = (SELECT oid FROM pg_catalog.pg_database WHERE datname = @db))
+                SELECT pg_catalog.string_agg(DISTINCT g.name, ', ' ORDER BY g.name)
+                FROM given g LEFT JOIN pg_catalog.pg_settings p ON p.name = g.name
+                WHERE (p.context = 'superuser' AND g.name NOT LIKE 'log%')
+                   OR (p.name IS NULL AND (g.name !~ '^[a-z_][a-z0-9_]*\.'
+                       OR (pg_catalog.pg_stat_file((SELECT setting FROM pg_catalog.pg_config WHERE name = 'PKGLIBDIR')
+                          || '/' || pg_catalog.split_part(g.name, '.', 1) || '.so', true)).size IS NOT NULL))
                 """, cancellationToken, database).ConfigureAwait(false) is string names)
         {
             throw new OperationFailedException(
