@@ -516,6 +516,36 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// The load role owns the staging database, so the dump's code may alter it where the filter
+    /// cannot see (a CHECK's function running ALTER DATABASE ... IS_TEMPLATE true and CONNECTION
+    /// LIMIT 0): the target is still no template and takes connections (found by a tester: the
+    /// copy was a template with no connections, exit 0).
+    /// </summary>
+    [SkippableFact]
+    public async Task The_target_is_no_template_whatever_the_loads_code_made_of_it()
+    {
+        await TestServers.RequirePostgresAsync();
+        var file = await WriteDumpAsync("""
+            CREATE FUNCTION public.f(i integer) RETURNS boolean LANGUAGE plpgsql AS $$
+            BEGIN EXECUTE format('ALTER DATABASE %I IS_TEMPLATE true', current_database());
+                  EXECUTE format('ALTER DATABASE %I CONNECTION LIMIT 0', current_database()); RETURN true; END $$;
+            CREATE TABLE public.t (i integer CHECK (public.f(i)));
+            COPY public.t (i) FROM stdin;
+            1
+            \.
+
+            """);
+        var target = _scratch.PostgresName();
+
+        var run = await RestoreAsync(await ConfigAsync(), file, target);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal("false|-1|true", await PgTestDb.ScalarAsync("postgres",
+            "SELECT datistemplate || '|' || datconnlimit || '|' || datallowconn FROM pg_database WHERE datname = $1", target));
+        await AssertNoLeftoversAsync(target);
+    }
+
+    /// <summary>
     /// owners: true and pg_dump --create: the database's owner is the dump's (ALTER DATABASE ...
     /// OWNER TO, held back), not the one it had before the load (found by a tester: the hand-over
     /// set the old owner back after the replay).

@@ -778,6 +778,11 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         var exists = Convert.ToInt64(await Scalar(connection, "SELECT count(*) FROM pg_database WHERE datname = @db", cancellationToken, target)
             .ConfigureAwait(false), CultureInfo.InvariantCulture) > 0;
         var replaced = options.Replaced;
+        // What the load's code could make of the staging database (its owner, during the load, may:
+        // a CHECK's function running ALTER DATABASE ... IS_TEMPLATE true), the target is not: a
+        // template no restore can replace, nor one nobody may connect to.
+        await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(staging)} WITH IS_TEMPLATE false ALLOW_CONNECTIONS true CONNECTION LIMIT -1",
+            cancellationToken).ConfigureAwait(false);
         // A rename needs the database to be free of sessions; a client connecting in between makes
         // it fail, so ending sessions (when asked) is retried a few times.
         for (var attempt = 1; ; attempt++)
