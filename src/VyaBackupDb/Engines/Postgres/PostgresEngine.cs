@@ -517,16 +517,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         {
             Role(role);
         }
-        await using var command = new NpgsqlCommand("SELECT rolname FROM pg_roles WHERE rolname = ANY(@roles)", connection);
-        command.Parameters.AddWithValue("roles", needed);
-        var found = new HashSet<string>(StringComparer.Ordinal);
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
-        {
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                found.Add(reader.GetString(0));
-            }
-        }
+        var found = await ExistingRolesAsync(connection, needed, ordinaryOnly: false, cancellationToken).ConfigureAwait(false);
         var missing = needed.Where(r => !found.Contains(r)).Order(StringComparer.Ordinal).ToList();
         if (missing.Count > 0)
         {
@@ -534,6 +525,22 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
                 $"the backup keeps owners and privileges (owners: true) but {Instance.Name} lacks the roles "
                 + $"{string.Join(", ", missing.Select(DatabaseSettings.Shown))}; create them (or restore the server's roles) first");
         }
+    }
+
+    /// <summary>Which of <paramref name="names"/> are roles of the server (with <paramref name="ordinaryOnly"/>: and no superusers).</summary>
+    private static async Task<HashSet<string>> ExistingRolesAsync(
+        NpgsqlConnection connection, string[] names, bool ordinaryOnly, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY(@roles)" + (ordinaryOnly ? " AND NOT rolsuper" : ""), connection);
+        command.Parameters.AddWithValue("roles", names);
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            found.Add(reader.GetString(0));
+        }
+        return found;
     }
 
     /// <summary>Settings whose stored value is a list of quoted elements (pg_dump's variable_is_guc_list_quote).</summary>

@@ -163,16 +163,7 @@ public sealed partial class PostgresEngine
         {
             return;
         }
-        await using var command = new NpgsqlCommand("SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY(@roles) AND NOT rolsuper", connection);
-        command.Parameters.AddWithValue("roles", named);
-        var ordinary = new HashSet<string>(StringComparer.Ordinal);
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
-        {
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                ordinary.Add(reader.GetString(0));
-            }
-        }
+        var ordinary = await ExistingRolesAsync(connection, named, ordinaryOnly: true, cancellationToken).ConfigureAwait(false);
         if (named.FirstOrDefault(r => !ordinary.Contains(r)) is { } refused)
         {
             throw new OperationFailedException(
