@@ -546,6 +546,66 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// The load's code may give the load role a password of its own (a role may change its own; the
+    /// first COPY commits it): someone who knows it logs in during the load (the second COPY's
+    /// function sleeps) and creates a table in another database whose
+    /// public schema PUBLIC may create in. After the restore the role is gone all the same, with what
+    /// it made there, and the password logs in nowhere (found by a tester: the role stayed, a LOGIN
+    /// with the planted password, and every later restore into the target failed on it).
+    /// </summary>
+    [SkippableFact]
+    public async Task A_load_role_given_a_known_password_is_dropped_with_what_it_made_elsewhere()
+    {
+        await TestServers.RequirePostgresAsync();
+        const string Known = "vt-known-password";
+        var other = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(other, "GRANT CREATE ON SCHEMA public TO PUBLIC");
+        var file = await WriteDumpAsync($"""
+            CREATE FUNCTION public.f(i integer) RETURNS boolean LANGUAGE plpgsql AS $$
+            BEGIN EXECUTE format('ALTER ROLE %I PASSWORD %L', current_user, '{Known}'); PERFORM pg_catalog.pg_sleep(i); RETURN true; END $$;
+            CREATE TABLE public.t (i integer CHECK (public.f(i)));
+            COPY public.t (i) FROM stdin;
+            0
+            \.
+
+            COPY public.t (i) FROM stdin;
+            5
+            \.
+
+            """);
+        var target = _scratch.PostgresName();
+        var role = Engines.RestoreStaging.StagingName(target);
+
+        var restore = RestoreAsync(await ConfigAsync(), file, target);
+        var builder = new Npgsql.NpgsqlConnectionStringBuilder(TestServers.PgConnectionString(other)) { Username = role, Password = Known, Pooling = false };
+        var planted = false;
+        for (var clock = System.Diagnostics.Stopwatch.StartNew(); !planted && !restore.IsCompleted && clock.Elapsed < TimeSpan.FromSeconds(30);)
+        {
+            try
+            {
+                await using var intruder = new Npgsql.NpgsqlConnection(builder.ConnectionString);
+                await intruder.OpenAsync();
+                await using var create = new Npgsql.NpgsqlCommand("CREATE TABLE public.vt_planted (a int)", intruder);
+                await create.ExecuteNonQueryAsync();
+                planted = true;
+            }
+            catch (Npgsql.PostgresException)
+            {
+                await Task.Delay(100);
+            }
+        }
+        var run = await restore;
+
+        Assert.True(planted, $"the test could not log in as the load role with the planted password: {run}");
+        Assert.False(await RoleExistsAsync(role), $"the load role is left: {run}");
+        Assert.Equal(0L, await PgTestDb.ScalarAsync(other, "SELECT count(*) FROM pg_class WHERE relname = 'vt_planted'"));
+        await AssertNoLeftoversAsync(target);
+        // A later restore into the same target is not blocked by anything left.
+        var next = await RestoreAsync(await ConfigAsync(), await WriteDumpAsync("CREATE TABLE public.u (a integer);\n"), target);
+        Assert.True(next.ExitCode == 0, next.ToString());
+    }
+
+    /// <summary>
     /// owners: true and pg_dump --create: the database's owner is the dump's (ALTER DATABASE ...
     /// OWNER TO, held back), not the one it had before the load (found by a tester: the hand-over
     /// set the old owner back after the replay).

@@ -130,6 +130,7 @@ public sealed partial class PostgresEngine
     private async Task HandOverAsync(LoadRole role, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(role.Database, cancellationToken).ConfigureAwait(false);
+        await EndLoginsAsync(connection, role.Name, cancellationToken).ConfigureAwait(false);
         // Back to its owner first: the dump's own ALTER DATABASE ... OWNER TO (owners: true) comes after.
         await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(role.Database)} OWNER TO {QuoteIdentifier(role.DatabaseOwner)}", cancellationToken)
             .ConfigureAwait(false);
@@ -283,14 +284,13 @@ public sealed partial class PostgresEngine
         }
     }
 
-    /// <summary>Drops the role (its sessions ended first); a role left behind cannot log in after a week, and the next restore into the target drops it.</summary>
+    /// <summary>Drops the role; a role left behind (the tool killed) cannot log in after a week, and the next restore into the target drops it.</summary>
     private async Task DropLoadRoleAsync(LoadRole role)
     {
         try
         {
             await using var connection = await OpenAsync(Instance.MaintenanceDatabase, CancellationToken.None).ConfigureAwait(false);
-            await Scalar(connection, "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity WHERE usename = @db",
-                CancellationToken.None, role.Name).ConfigureAwait(false);
+            await EndLoginsAsync(connection, role.Name, CancellationToken.None).ConfigureAwait(false);
             if (await Scalar(connection, "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = @db",
                     CancellationToken.None, role.Database).ConfigureAwait(false) is string owner && owner == role.Name)
             {
@@ -307,8 +307,10 @@ public sealed partial class PostgresEngine
     }
 
     /// <summary>
-    /// Drops a load role of ours. Objects it still owns can only be in its staging database: in it
-    /// (when it exists) they are dropped first, as the staging database is about to be.
+    /// Drops a load role of ours: first no more logins and no sessions (the load's code may have
+    /// given it a password someone knows: a role may change its own), then what it owns or was
+    /// granted in every database it reached (its staging database, and any other that lets PUBLIC
+    /// connect and create), then the role.
     /// </summary>
     private async Task DropRoleIfExistsAsync(NpgsqlConnection connection, string name, CancellationToken cancellationToken)
     {
@@ -317,18 +319,40 @@ public sealed partial class PostgresEngine
         {
             return;
         }
-        if (await Scalar(connection, "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = @db", cancellationToken, name)
-                .ConfigureAwait(false) is not 0L)
+        await EndLoginsAsync(connection, name, cancellationToken).ConfigureAwait(false);
+        var reached = new List<string>();
+        await using (var command = new NpgsqlCommand(
+            "SELECT DISTINCT d.datname FROM pg_catalog.pg_shdepend s JOIN pg_catalog.pg_database d ON d.oid = s.dbid "
+            + "WHERE s.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass AND s.refobjid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = @db)",
+            connection))
         {
-            await using var inDatabase = await OpenAsync(name, cancellationToken).ConfigureAwait(false);
+            command.Parameters.AddWithValue("db", name);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                reached.Add(reader.GetString(0));
+            }
+        }
+        foreach (var database in reached)
+        {
+            await using var inDatabase = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
             await Execute(inDatabase, $"DROP OWNED BY {QuoteIdentifier(name)}", cancellationToken).ConfigureAwait(false);
         }
         await Execute(connection, $"DROP ROLE {QuoteIdentifier(name)}", cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>The role may log in no more, and its sessions end.</summary>
+    private static async Task EndLoginsAsync(NpgsqlConnection connection, string name, CancellationToken cancellationToken)
+    {
+        await Execute(connection, $"ALTER ROLE {QuoteIdentifier(name)} NOLOGIN", cancellationToken).ConfigureAwait(false);
+        await Scalar(connection, "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity WHERE usename = @db",
+            cancellationToken, name).ConfigureAwait(false);
+    }
+
     /// <summary>
     /// A failure the load role explains: its missing rights (the server's insufficient_privilege, or
-    /// psql's message of it), or a server that does not let it log in (pg_hba.conf).
+    /// psql's message of it), or a server that does not let it log in (pg_hba.conf; or the backup's
+    /// code changed its password).
     /// </summary>
     private static bool IsPermissionFailure(Exception e)
     {
