@@ -553,9 +553,9 @@ public sealed class BackupInventoryTests : IAsyncLifetime
                 + "UNION ALL SELECT 'schema', pg_get_userbyid(nspowner), nspacl::text FROM pg_namespace WHERE nspname = 'app' "
                 + "UNION ALL SELECT 'function', pg_get_userbyid(proowner), proacl::text FROM pg_proc WHERE oid = 'app.f'::regproc "
                 + "UNION ALL SELECT 'default', pg_get_userbyid(defaclrole), defaclacl::text FROM pg_default_acl ORDER BY 1";
-            var expected = await PgDbRowsAsync(source, Objects);
+            var expected = await PgTestDb.RowsAsync(source, Objects);
             Assert.Equal(4, expected.Count);
-            Assert.Equal(expected, await PgDbRowsAsync(target, Objects));
+            Assert.Equal(expected, await PgTestDb.RowsAsync(target, Objects));
         }
         finally
         {
@@ -594,48 +594,12 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         var rows = new List<string>();
         while (await reader.ReadAsync())
         {
-            rows.Add(string.Join('|', Enumerable.Range(0, reader.FieldCount).Select(i => Cell(reader.GetValue(i)))));
+            rows.Add(string.Join('|', Enumerable.Range(0, reader.FieldCount).Select(i => Ops.Cell(reader.GetValue(i)))));
         }
         return rows;
     }
 
-    private static async Task<List<string>> PgRowsAsync(string sql, params object[] parameters)
-    {
-        await using var connection = await PgTestDb.OpenAsync();
-        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
-        foreach (var parameter in parameters)
-        {
-            command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = parameter });
-        }
-        await using var reader = await command.ExecuteReaderAsync();
-        var rows = new List<string>();
-        while (await reader.ReadAsync())
-        {
-            rows.Add(string.Join('|', Enumerable.Range(0, reader.FieldCount).Select(i => Cell(reader.GetValue(i)))));
-        }
-        return rows;
-    }
-
-    private static async Task<List<string>> PgDbRowsAsync(string database, string sql)
-    {
-        await using var connection = await PgTestDb.OpenAsync(database);
-        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        var rows = new List<string>();
-        while (await reader.ReadAsync())
-        {
-            rows.Add(string.Join('|', Enumerable.Range(0, reader.FieldCount).Select(i => Cell(reader.GetValue(i)))));
-        }
-        return rows;
-    }
-
-    private static string Cell(object value) => value switch
-    {
-        DBNull => "NULL",
-        byte[] bytes => Convert.ToHexString(bytes),
-        DateTime time => time.ToString("O", CultureInfo.InvariantCulture),
-        _ => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "",
-    };
+    private static Task<List<string>> PgRowsAsync(string sql, params object[] parameters) => PgTestDb.RowsAsync("postgres", sql, parameters);
 
     /// <summary>Copies a backup file with its .sha256 and manifest into <paramref name="dir"/>; returns the copy's path.</summary>
     private static string CopyBackup(string file, string dir)

@@ -32,6 +32,24 @@ public static class PgTestDb
         }
     }
 
+    /// <summary>Each row as "a|b|c" (<see cref="Ops.Cell"/>), <paramref name="parameters"/> as $1, $2, ...</summary>
+    public static async Task<List<string>> RowsAsync(string database, string sql, params object[] parameters)
+    {
+        await using var connection = await OpenAsync(database).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = parameter });
+        }
+        await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+        var rows = new List<string>();
+        while (await reader.ReadAsync().ConfigureAwait(false))
+        {
+            rows.Add(string.Join('|', Enumerable.Range(0, reader.FieldCount).Select(i => Ops.Cell(reader.GetValue(i)))));
+        }
+        return rows;
+    }
+
     public static async Task<bool> RoleExistsAsync(string role) =>
         Convert.ToInt64(await ScalarAsync("postgres", "SELECT COUNT(*) FROM pg_roles WHERE rolname = $1", role)
             .ConfigureAwait(false), CultureInfo.InvariantCulture) > 0;

@@ -133,7 +133,7 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
         var run = await RestoreAsync(await ConfigAsync(), file, target);
 
         Assert.True(run.ExitCode == 0, run.ToString());
-        var who = await ListAsync(target, "SELECT DISTINCT who FROM public.t");
+        var who = await PgTestDb.RowsAsync(target, "SELECT DISTINCT who FROM public.t");
         var loader = Assert.Single(who);
         Assert.NotEqual(TestServers.PgUser, loader);
         Assert.StartsWith("vya_restore_", loader, StringComparison.Ordinal);
@@ -142,7 +142,7 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
         await AssertNoLeftoversAsync(target);
         Assert.Equal(
             new[] { $"database|{TestServers.PgUser}", $"s|{TestServers.PgUser}", $"t_pkey|{TestServers.PgUser}", $"t|{TestServers.PgUser}" },
-            (await ListAsync(target,
+            (await PgTestDb.RowsAsync(target,
                 "SELECT 'database|' || pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database() "
                 + "UNION ALL SELECT c.relname || '|' || pg_get_userbyid(c.relowner) FROM pg_class c "
                 + "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' ORDER BY 1")).Order(StringComparer.Ordinal));
@@ -704,7 +704,7 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
         Assert.Equal(1L, await PgTestDb.ScalarAsync(target, "SELECT count(*) FROM pg_publication WHERE pubname = 'vt_pub' AND puballtables"));
         Assert.Equal(
             [$"{reader}|work_mem=7MB", "-|statement_timeout=42s,log_min_duration_statement=1s"],
-            await ListAsync("postgres",
+            await PgTestDb.RowsAsync("postgres",
                 "SELECT coalesce(r.rolname, '-') || '|' || array_to_string(s.setconfig, ',') FROM pg_db_role_setting s "
                 + "JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname = $1 ORDER BY 1 DESC",
                 target));
@@ -930,9 +930,9 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
     private static async Task AssertNoLeftoversAsync(string target)
     {
         const string Like = "LIKE 'vya\\_restore\\_%' AND strpos({0}, $1) > 0";
-        var roles = await ListAsync("postgres", "SELECT rolname FROM pg_roles WHERE rolname " + string.Format(CultureInfo.InvariantCulture, Like, "rolname"), target);
+        var roles = await PgTestDb.RowsAsync("postgres", "SELECT rolname FROM pg_roles WHERE rolname " + string.Format(CultureInfo.InvariantCulture, Like, "rolname"), target);
         Assert.True(roles.Count == 0, $"load roles left behind: {string.Join(", ", roles)}");
-        var databases = await ListAsync("postgres", "SELECT datname FROM pg_database WHERE datname " + string.Format(CultureInfo.InvariantCulture, Like, "datname"), target);
+        var databases = await PgTestDb.RowsAsync("postgres", "SELECT datname FROM pg_database WHERE datname " + string.Format(CultureInfo.InvariantCulture, Like, "datname"), target);
         Assert.True(databases.Count == 0, $"staging databases left behind: {string.Join(", ", databases)}");
     }
 
@@ -947,23 +947,6 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
         return role;
     }
 
-    /// <summary>The first column of each row, as text.</summary>
-    private static async Task<List<string>> ListAsync(string database, string sql, params object[] parameters)
-    {
-        await using var connection = await PgTestDb.OpenAsync(database);
-        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
-        foreach (var parameter in parameters)
-        {
-            command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = parameter });
-        }
-        await using var reader = await command.ExecuteReaderAsync();
-        var rows = new List<string>();
-        while (await reader.ReadAsync())
-        {
-            rows.Add(reader.IsDBNull(0) ? "<null>" : Convert.ToString(reader.GetValue(0), CultureInfo.InvariantCulture)!);
-        }
-        return rows;
-    }
 
     private static async Task RequireExtensionAsync(string name)
     {
@@ -1011,7 +994,7 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
     }
 
     /// <summary>Owners and ACLs of schema s and what is in it, the large objects (with a digest of their content) and the default privileges.</summary>
-    private static Task<List<string>> OwnershipAsync(string database) => ListAsync(database, """
+    private static Task<List<string>> OwnershipAsync(string database) => PgTestDb.RowsAsync(database, """
         SELECT 'relation ' || c.relname || ' ' || c.relkind::text || ' ' || pg_get_userbyid(c.relowner) || ' ' || coalesce(c.relacl::text, '-')
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 's'
         UNION ALL SELECT 'schema ' || nspname || ' ' || pg_get_userbyid(nspowner) || ' ' || coalesce(nspacl::text, '-')

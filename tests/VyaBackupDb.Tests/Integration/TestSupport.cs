@@ -66,6 +66,15 @@ public sealed class FixedTime(DateTimeOffset now) : TimeProvider
 /// <summary>Runs backups and restores in-process through the library, as the CLI does.</summary>
 public static class Ops
 {
+    /// <summary>A cell of a database row as the tests compare it: NULL as "NULL", binary as hex, times ISO 8601.</summary>
+    public static string Cell(object value) => value switch
+    {
+        DBNull => "NULL",
+        byte[] bytes => Convert.ToHexString(bytes),
+        DateTime time => time.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+        _ => Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? "",
+    };
+
     public static async Task<BackupItemResult> BackupAsync(
         InstanceConfig instance, string database, Compression compression, string backupDir, TimeProvider? time = null)
     {
