@@ -44,11 +44,11 @@ public sealed partial class PostgresEngine
     /// <summary>Runs <paramref name="load"/> into <paramref name="database"/> as a load role, unless the backup is trusted or the account is no superuser.</summary>
     private async Task<LoadResult> LoadAsync(string database, RestoreOptions options, Func<Task<LoadResult>> load, CancellationToken cancellationToken)
     {
-        if (options.TrustBackup || !await IsSuperuserAsync(cancellationToken).ConfigureAwait(false))
+        var role = options.TrustBackup ? null : await CreateLoadRoleAsync(database, cancellationToken).ConfigureAwait(false);
+        if (role is null)
         {
             return await load().ConfigureAwait(false);
         }
-        var role = await CreateLoadRoleAsync(database, cancellationToken).ConfigureAwait(false);
         _loadRole = role;
         try
         {
@@ -74,17 +74,18 @@ public sealed partial class PostgresEngine
         }
     }
 
-    private async Task<bool> IsSuperuserAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// The role, created with a random password, owning <paramref name="database"/> (whose owner is
+    /// remembered); null when the instance's account is no superuser (it loads as itself).
+    /// </summary>
+    private async Task<LoadRole?> CreateLoadRoleAsync(string database, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
-        return await Scalar(connection, "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user", cancellationToken)
-            .ConfigureAwait(false) is true;
-    }
-
-    /// <summary>The role, created with a random password, owning <paramref name="database"/> (whose owner is remembered).</summary>
-    private async Task<LoadRole> CreateLoadRoleAsync(string database, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
+        if (await Scalar(connection, "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user", cancellationToken)
+                .ConfigureAwait(false) is not true)
+        {
+            return null;
+        }
         var owner = (string)(await Scalar(connection,
             "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = @db", cancellationToken, database)
             .ConfigureAwait(false))!;
@@ -132,8 +133,7 @@ public sealed partial class PostgresEngine
         await using var connection = await OpenAsync(role.Database, cancellationToken).ConfigureAwait(false);
         await EndLoginsAsync(connection, role.Name, cancellationToken).ConfigureAwait(false);
         // Back to its owner first: the dump's own ALTER DATABASE ... OWNER TO (owners: true) comes after.
-        await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(role.Database)} OWNER TO {QuoteIdentifier(role.DatabaseOwner)}", cancellationToken)
-            .ConfigureAwait(false);
+        await GiveBackDatabaseAsync(connection, role, cancellationToken).ConfigureAwait(false);
         if (role.HeldBack.Count > 0)
         {
             await RequireOrdinaryRolesAsync(connection, role.HeldBack, cancellationToken).ConfigureAwait(false);
@@ -284,6 +284,9 @@ public sealed partial class PostgresEngine
         }
     }
 
+    private static Task GiveBackDatabaseAsync(NpgsqlConnection connection, LoadRole role, CancellationToken cancellationToken) =>
+        Execute(connection, $"ALTER DATABASE {QuoteIdentifier(role.Database)} OWNER TO {QuoteIdentifier(role.DatabaseOwner)}", cancellationToken);
+
     /// <summary>Drops the role; a role left behind (the tool killed) cannot log in after a week, and the next restore into the target drops it.</summary>
     private async Task DropLoadRoleAsync(LoadRole role)
     {
@@ -295,8 +298,7 @@ public sealed partial class PostgresEngine
                     CancellationToken.None, role.Database).ConfigureAwait(false) is string owner && owner == role.Name)
             {
                 // A failed load: the database (dropped next) goes back to its owner so that the role owns nothing outside it.
-                await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(role.Database)} OWNER TO {QuoteIdentifier(role.DatabaseOwner)}",
-                    CancellationToken.None).ConfigureAwait(false);
+                await GiveBackDatabaseAsync(connection, role, CancellationToken.None).ConfigureAwait(false);
             }
             await DropRoleIfExistsAsync(connection, role.Name, CancellationToken.None).ConfigureAwait(false);
         }
