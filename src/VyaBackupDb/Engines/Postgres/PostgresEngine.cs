@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 using Npgsql;
@@ -692,6 +693,9 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     {
         var binDir = (await ChooseClientAsync(cancellationToken).ConfigureAwait(false)).BinDir;
         var filter = await NewFilterAsync(database, facts, cancellationToken).ConfigureAwait(false);
+        var loadRole = LoadRoleFor(database);
+        // A name of its own for a psql of the load role, whose login window closes once it is seen logged in.
+        var applicationName = loadRole is null ? "vya-backupdb" : $"vya-backupdb load {Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}";
         using var passFile = PassFile(database);
         // No --single-transaction: the staging database is what makes a restore all-or-nothing, and
         // one transaction would need a lock per table (thousands of tables exhaust the lock table).
@@ -700,7 +704,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         string[] arguments =
         [
             "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1", "--set=VERBOSITY=terse",
-            $"--dbname={ConnInfo(database)}",
+            $"--dbname={ConnInfo(database, applicationName)}",
         ];
         // The session starts as the filter reads the dump, whatever settings the database or role
         // carry (the manifest's, an ALTER DATABASE ... SET run by an earlier file of a set) or the
@@ -708,9 +712,19 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         var environment = Environment(passFile);
         environment["PGCLIENTENCODING"] = "SQL_ASCII";
         environment["PGOPTIONS"] = "-c standard_conforming_strings=on";
-        await ChildProcess.RunAsync(Path.Combine(binDir, "psql"), arguments, environment,
-            (stdin, ct) => filter.CopyAsync(input, stdin, ct), null, cancellationToken).ConfigureAwait(false);
-        if (LoadRoleFor(database) is { } loadRole)
+        await using (var window = loadRole is null ? null : await loadRole.OpenLoginWindowAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await ChildProcess.RunAsync(Path.Combine(binDir, "psql"), arguments, environment, async (stdin, ct) =>
+            {
+                if (window is not null)
+                {
+                    await loadRole!.WaitForSessionAsync(applicationName, stdin, ct).ConfigureAwait(false);
+                    await window.CloseAsync(ct).ConfigureAwait(false);
+                }
+                await filter.CopyAsync(input, stdin, ct).ConfigureAwait(false);
+            }, null, cancellationToken).ConfigureAwait(false);
+        }
+        if (loadRole is not null)
         {
             lock (loadRole.HeldBack)
             {
@@ -945,8 +959,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     }
 
     /// <summary>A libpq connection string; values single-quoted so any database name is taken literally.</summary>
-    private string ConnInfo(string database) =>
-        $"host={ConnValue(Instance.Host)} port={Instance.Port} user={ConnValue(LoadRoleFor(database)?.Name ?? Instance.User)} dbname={ConnValue(database)} application_name=vya-backupdb";
+    private string ConnInfo(string database, string applicationName = "vya-backupdb") =>
+        $"host={ConnValue(Instance.Host)} port={Instance.Port} user={ConnValue(LoadRoleFor(database)?.Name ?? Instance.User)} dbname={ConnValue(database)} application_name={ConnValue(applicationName)}";
 
     private static string ConnValue(string value) =>
         "'" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'";
@@ -999,14 +1013,27 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         var connection = new NpgsqlConnection(builder.ConnectionString);
         try
         {
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            if (loadRole is null)
+            {
+                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await using var window = await loadRole.OpenLoginWindowAsync(cancellationToken).ConfigureAwait(false);
+                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+                await window.CloseAsync(cancellationToken).ConfigureAwait(false);
+            }
             return connection;
         }
-        catch (Exception e) when (e is NpgsqlException or PostgresException)
+        catch (Exception e)
         {
             await connection.DisposeAsync().ConfigureAwait(false);
-            throw new OperationFailedException(
-                $"cannot connect to {Instance.Name} ({Instance.Host}:{Instance.Port}) database {database} as {builder.Username}: {e.Message}", e);
+            if (e is NpgsqlException or PostgresException)
+            {
+                throw new OperationFailedException(
+                    $"cannot connect to {Instance.Name} ({Instance.Host}:{Instance.Port}) database {database} as {builder.Username}: {e.Message}", e);
+            }
+            throw;
         }
     }
 

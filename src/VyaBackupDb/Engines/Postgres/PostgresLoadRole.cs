@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using Npgsql;
@@ -12,7 +13,7 @@ namespace VyaBackupDb.Engines.Postgres;
 /// programs on its host. So when the instance's account is a superuser, the staging database is
 /// loaded by a role made for it: LOGIN and nothing else, the owner of the staging database while the
 /// load runs, named like it (a later restore into the same target, under the same lock, finds a
-/// leftover of a killed run) and valid for a week at most. Every session of the load connects as
+/// leftover of a killed run) and able to log in only while the load's own sessions log in. Every session of the load connects as
 /// it: psql, the COPY connections, index builds and ANALYZE. What only a superuser may do and runs
 /// no code (the dump's <c>OWNER TO</c>, ...: <see cref="PostgresFilterOptions.HoldBackOwnerStatements"/>)
 /// the filter holds back; the instance's account runs it after the load, on what the load created
@@ -24,8 +25,12 @@ public sealed partial class PostgresEngine
     /// <summary>The role the current load runs as, and what its filters held back (null: the instance's account loads).</summary>
     private LoadRole? _loadRole;
 
-    private sealed class LoadRole(string database, string name, string password, string databaseOwner)
+    private sealed class LoadRole(string database, string name, string password, string verifier, string databaseOwner, NpgsqlConnection control)
+        : IAsyncDisposable
     {
+        /// <summary>One login window at a time, on <see cref="control"/>.</summary>
+        private readonly SemaphoreSlim _door = new(1, 1);
+
         public string Database => database;
 
         public string Name => name;
@@ -36,6 +41,103 @@ public sealed partial class PostgresEngine
         public string DatabaseOwner => databaseOwner;
 
         public List<HeldBackStatement> HeldBack { get; } = [];
+
+        /// <summary>
+        /// Lets the role log in until the window closes: its VALID UNTIL, in the past otherwise, a
+        /// minute ahead of the server's clock (a run killed meanwhile leaves no lasting login). A role
+        /// may change its own password, never its VALID UNTIL: the backup's code could give it a
+        /// password someone knows, but nobody can log in with it but in a window, and the password
+        /// is checked before and after each (<see cref="RequireOwnPasswordAsync"/>).
+        /// </summary>
+        public async Task<LoginWindow> OpenLoginWindowAsync(CancellationToken cancellationToken)
+        {
+            await _door.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await RequireOwnPasswordAsync(cancellationToken).ConfigureAwait(false);
+                var until = (DateTime)(await Scalar(control, "SELECT pg_catalog.now() + interval '1 minute'", cancellationToken).ConfigureAwait(false))!;
+                await SetValidUntilAsync(until.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00", cancellationToken)
+                    .ConfigureAwait(false);
+                return new LoginWindow(this);
+            }
+            catch
+            {
+                _door.Release();
+                throw;
+            }
+        }
+
+        /// <summary>Waits for psql's session (named <paramref name="applicationName"/>) to be logged in.</summary>
+        public async Task WaitForSessionAsync(string applicationName, Stream psqlInput, CancellationToken cancellationToken)
+        {
+            await using var command = new NpgsqlCommand(
+                "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE usename = @role AND application_name = @application", control);
+            command.Parameters.AddWithValue("role", name);
+            command.Parameters.AddWithValue("application", applicationName);
+            for (var clock = System.Diagnostics.Stopwatch.StartNew(); ;)
+            {
+                // A blank line, which psql skips: writing it fails at once when psql has quit (it
+                // could not log in), and psql's own error then says why.
+                await psqlInput.WriteAsync("\n"u8.ToArray(), cancellationToken).ConfigureAwait(false);
+                await psqlInput.FlushAsync(cancellationToken).ConfigureAwait(false);
+                if (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is > 0L)
+                {
+                    return;
+                }
+                if (clock.Elapsed > TimeSpan.FromSeconds(30))
+                {
+                    throw new OperationFailedException($"psql did not log in to {database} as the load role within 30 s");
+                }
+                await Task.Delay(5, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        /// <summary>The role's password is still the one this run gave it (the server keeps the verifier as given).</summary>
+        public async Task RequireOwnPasswordAsync(CancellationToken cancellationToken)
+        {
+            if (await Scalar(control, "SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = @db", cancellationToken, name)
+                    .ConfigureAwait(false) as string != verifier)
+            {
+                throw new OperationFailedException(
+                    "the backup's code changed the password of the role that loads it (a role may change its own), "
+                    + "so that someone else could log in as it; refused");
+            }
+        }
+
+        private Task SetValidUntilAsync(string until, CancellationToken cancellationToken) =>
+            Execute(control, $"ALTER ROLE {QuoteIdentifier(name)} VALID UNTIL '{until}'", cancellationToken);
+
+        public async ValueTask DisposeAsync()
+        {
+            await control.DisposeAsync().ConfigureAwait(false);
+            _door.Dispose();
+        }
+
+        /// <summary>An open login window: closed once the session has logged in, or when disposed.</summary>
+        public sealed class LoginWindow(LoadRole role) : IAsyncDisposable
+        {
+            private bool _open = true;
+
+            public async Task CloseAsync(CancellationToken cancellationToken)
+            {
+                if (!_open)
+                {
+                    return;
+                }
+                _open = false;
+                try
+                {
+                    await role.SetValidUntilAsync("-infinity", cancellationToken).ConfigureAwait(false);
+                    await role.RequireOwnPasswordAsync(cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    role._door.Release();
+                }
+            }
+
+            public async ValueTask DisposeAsync() => await CloseAsync(CancellationToken.None).ConfigureAwait(false);
+        }
     }
 
     /// <summary>The role a session on <paramref name="database"/> connects as during a load, or null for the instance's account.</summary>
@@ -71,6 +173,7 @@ public sealed partial class PostgresEngine
         {
             _loadRole = null;
             await DropLoadRoleAsync(role).ConfigureAwait(false);
+            await role.DisposeAsync().ConfigureAwait(false);
         }
     }
 
@@ -80,31 +183,42 @@ public sealed partial class PostgresEngine
     /// </summary>
     private async Task<LoadRole?> CreateLoadRoleAsync(string database, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
-        if (await Scalar(connection, "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user", cancellationToken)
-                .ConfigureAwait(false) is not true)
-        {
-            return null;
-        }
-        var owner = (string)(await Scalar(connection,
-            "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = @db", cancellationToken, database)
-            .ConfigureAwait(false))!;
-        var password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
-        var name = database;
-        await DropRoleIfExistsAsync(connection, name, cancellationToken).ConfigureAwait(false);
-        var validUntil = DateTime.UtcNow.AddDays(7).ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture);
-        await Execute(connection, $"CREATE ROLE {QuoteIdentifier(name)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS "
-            + $"PASSWORD '{ScramVerifier(password)}' VALID UNTIL '{validUntil}+00'", cancellationToken).ConfigureAwait(false);
+        var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
         try
         {
-            await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(database)} OWNER TO {QuoteIdentifier(name)}", cancellationToken).ConfigureAwait(false);
+            if (await Scalar(connection, "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user", cancellationToken)
+                    .ConfigureAwait(false) is not true)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+                return null;
+            }
+            var owner = (string)(await Scalar(connection,
+                "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = @db", cancellationToken, database)
+                .ConfigureAwait(false))!;
+            var password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
+            var verifier = ScramVerifier(password);
+            var name = database;
+            await DropRoleIfExistsAsync(connection, name, cancellationToken).ConfigureAwait(false);
+            // VALID UNTIL in the past: it logs in only through a login window (LoadRole.OpenLoginWindowAsync).
+            await Execute(connection, $"CREATE ROLE {QuoteIdentifier(name)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS "
+                + $"PASSWORD '{verifier}' VALID UNTIL '-infinity'", cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(database)} OWNER TO {QuoteIdentifier(name)}", cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await DropRoleIfExistsAsync(connection, name, CancellationToken.None).ConfigureAwait(false);
+                throw;
+            }
+            // The connection stays, to open and close the role's login windows.
+            return new LoadRole(database, name, password, verifier, owner, connection);
         }
         catch
         {
-            await DropRoleIfExistsAsync(connection, name, CancellationToken.None).ConfigureAwait(false);
+            await connection.DisposeAsync().ConfigureAwait(false);
             throw;
         }
-        return new LoadRole(database, name, password, owner);
     }
 
     /// <summary>
@@ -132,6 +246,8 @@ public sealed partial class PostgresEngine
     {
         await using var connection = await OpenAsync(role.Database, cancellationToken).ConfigureAwait(false);
         await EndLoginsAsync(connection, role.Name, cancellationToken).ConfigureAwait(false);
+        // Nobody could log in with a password the load's code gave the role, but such a backup is not restored.
+        await role.RequireOwnPasswordAsync(cancellationToken).ConfigureAwait(false);
         // Back to its owner first: the dump's own ALTER DATABASE ... OWNER TO (owners: true) comes after.
         await GiveBackDatabaseAsync(connection, role, cancellationToken).ConfigureAwait(false);
         if (role.HeldBack.Count > 0)
@@ -287,7 +403,7 @@ public sealed partial class PostgresEngine
     private static Task GiveBackDatabaseAsync(NpgsqlConnection connection, LoadRole role, CancellationToken cancellationToken) =>
         Execute(connection, $"ALTER DATABASE {QuoteIdentifier(role.Database)} OWNER TO {QuoteIdentifier(role.DatabaseOwner)}", cancellationToken);
 
-    /// <summary>Drops the role; a role left behind (the tool killed) cannot log in after a week, and the next restore into the target drops it.</summary>
+    /// <summary>Drops the role; a role left behind (the tool killed) cannot log in, and the next restore into the target drops it.</summary>
     private async Task DropLoadRoleAsync(LoadRole role)
     {
         try
