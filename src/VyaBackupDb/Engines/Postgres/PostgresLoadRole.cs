@@ -92,12 +92,16 @@ public sealed partial class PostgresEngine
             }
         }
 
-        /// <summary>The role's password is still the one this run gave it (the server keeps the verifier as given).</summary>
+        /// <summary>
+        /// The role's password is still the one this run gave it (the server keeps the verifier as
+        /// given); if not, the role's sessions end at once (one may be someone's, let in by a window).
+        /// </summary>
         public async Task RequireOwnPasswordAsync(CancellationToken cancellationToken)
         {
             if (await Scalar(control, "SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = @db", cancellationToken, name)
                     .ConfigureAwait(false) as string != verifier)
             {
+                await EndLoginsAsync(control, name, CancellationToken.None).ConfigureAwait(false);
                 throw new OperationFailedException(
                     "the backup's code changed the password of the role that loads it (a role may change its own), "
                     + "so that someone else could log in as it; refused");
