@@ -101,12 +101,17 @@ public sealed partial class PostgresEngine
             if (await Scalar(control, "SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = @db", cancellationToken, name)
                     .ConfigureAwait(false) as string != verifier)
             {
+                PasswordChanged = true;
                 await EndLoginsAsync(control, name, CancellationToken.None).ConfigureAwait(false);
-                throw new OperationFailedException(
-                    "the backup's code changed the password of the role that loads it (a role may change its own), "
-                    + "so that someone else could log in as it; refused");
+                throw new OperationFailedException(PasswordChangedMessage);
             }
         }
+
+        public bool PasswordChanged { get; private set; }
+
+        public const string PasswordChangedMessage =
+            "the backup's code changed the password of the role that loads it (a role may change its own), "
+            + "so that someone else could log in as it; refused";
 
         private Task SetValidUntilAsync(string until, CancellationToken cancellationToken) =>
             Execute(control, $"ALTER ROLE {QuoteIdentifier(name)} VALID UNTIL '{until}'", cancellationToken);
@@ -162,6 +167,11 @@ public sealed partial class PostgresEngine
             try
             {
                 result = await load().ConfigureAwait(false);
+            }
+            catch (OperationFailedException e) when (role.PasswordChanged)
+            {
+                // Its sessions were ended at once: what the load's other sessions report is that, not the cause.
+                throw new OperationFailedException(LoadRole.PasswordChangedMessage, e);
             }
             catch (OperationFailedException e) when (IsPermissionFailure(e))
             {
