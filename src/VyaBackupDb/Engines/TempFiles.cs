@@ -5,7 +5,7 @@ using VyaBackupDb.Errors;
 namespace VyaBackupDb.Engines;
 
 /// <summary>
-/// Names of this tool's private temp files in $TMPDIR (credential directories, zip spools), which
+/// Names of this tool's private temp files in $TMPDIR (credential directories, spools), which
 /// carry the creating process's id, and the removal of those left by a process that is gone
 /// (SIGKILL, power loss): they may hold a password or a decrypted dump.
 /// </summary>
@@ -38,7 +38,8 @@ public static partial class TempFiles
     public static string PrefixFor(string kind) =>
         string.Create(CultureInfo.InvariantCulture, $"vya-backupdb-{kind}-{Environment.ProcessId}-");
 
-    [GeneratedRegex(@"^vya-backupdb-(secret|spool)-(?<pid>\d{1,10})-[A-Za-z0-9]+(\.zip)?$", RegexOptions.CultureInvariant)]
+    // A spool may carry a suffix (TempSpool.CreateFile: .zip, .dump, .list).
+    [GeneratedRegex(@"^vya-backupdb-(secret|spool)-(?<pid>\d{1,10})-[A-Za-z0-9]+(\.[a-z]{1,8})?$", RegexOptions.CultureInvariant)]
     private static partial Regex Current();
 
     // Before the pid was in the name: vya-backupdb-XXXXXX (mkdtemp's six characters; credentials)

@@ -21,6 +21,38 @@ public sealed class TempFileFaultTests
         Assert.Empty(Empty().Except(before));
     }
 
+    /// <summary>
+    /// Every spool a killed run leaves (the zip spool, the PostgreSQL set's post-data `.dump` and its
+    /// `.list`, plain spools) goes in the next run; a live process's stays. Found by a tester: the
+    /// `.dump` and `.list` spools of killed PostgreSQL backups, holding the schema's definitions,
+    /// piled up in TMPDIR.
+    /// </summary>
+    [Fact]
+    public void The_spools_of_a_killed_run_are_removed_whatever_their_suffix()
+    {
+        var directory = Directory.CreateTempSubdirectory("vt-tempfiles-").FullName;
+        try
+        {
+            using var gone = System.Diagnostics.Process.Start("true")!;
+            gone.WaitForExit();
+            string[] dead = [.. new[] { "", ".zip", ".dump", ".list" }.Select(suffix => Path.Combine(directory, $"vya-backupdb-spool-{gone.Id}-a1b2c3{suffix}"))];
+            var alive = Path.Combine(directory, $"vya-backupdb-spool-{Environment.ProcessId}-a1b2c3.dump");
+            foreach (var path in dead.Append(alive))
+            {
+                File.WriteAllText(path, "x");
+            }
+
+            Assert.Equal(dead.Length, TempFiles.RemoveStale(directory));
+
+            Assert.All(dead, path => Assert.False(File.Exists(path), path));
+            Assert.True(File.Exists(alive));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData("No space left on device : '/tmp/x/pgpass'", "No space left on device (/tmp/x/pgpass)")]
     [InlineData("cannot write /b/x.sql.zst: No space left on device : '/b/.x.tmp'", "cannot write /b/x.sql.zst: No space left on device (/b/.x.tmp)")]
