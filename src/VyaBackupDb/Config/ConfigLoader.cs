@@ -166,7 +166,8 @@ public static partial class ConfigLoader
             CheckKeys(root, TopKeys, "");
             var baseDir = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
             var backupDir = OptionalString(root, "backup_dir", "") ?? throw Error(root, "backup_dir", "is required");
-            backupDir = Path.GetFullPath(Path.Combine(baseDir, backupDir));
+            // "/backups/" is "/backups": one spelling of each directory (the locks tell destinations apart by it).
+            backupDir = Path.TrimEndingDirectorySeparator(Path.GetFullPath(Path.Combine(baseDir, backupDir)));
 
             var compressionText = OptionalString(root, "compression", "") ?? "zstd";
             if (!CompressionNames.TryParse(compressionText, out var compression))
@@ -378,7 +379,7 @@ public static partial class ConfigLoader
                 {
                     CheckKeys(node, LocalStorageKeys, prefix);
                     var dir = OptionalString(node, "path", prefix) ?? throw Error(node, prefix + "path", "is required");
-                    return new LocalStorageConfig(name, Path.GetFullPath(Path.Combine(baseDir, dir)));
+                    return new LocalStorageConfig(name, Path.TrimEndingDirectorySeparator(Path.GetFullPath(Path.Combine(baseDir, dir))));
                 }
                 case "s3":
                 {

@@ -28,15 +28,17 @@ public sealed record RetentionPlan(IReadOnlyList<RetentionDecision> Decisions)
 /// Decides which backups retention removes. Pure: no storage, no clock (now is a parameter).
 /// <list type="bullet">
 /// <item>Backups are counted per instance and database. Only complete backups (a readable
-/// manifest) are counted by the rules and can be removed.</item>
+/// manifest that the stored size matches) are counted by the rules and can be removed.</item>
 /// <item>Rules (restic's <c>forget</c> semantics): keep_last N keeps the N newest; keep_hourly/
 /// daily/weekly/monthly/yearly N keep the newest backup of each of the N most recent hours/UTC
 /// days/ISO weeks/months/years that have a backup (periods without one are not counted);
 /// keep_within keeps every backup at or after now minus the duration. Kept if any rule keeps it.</item>
-/// <item>The newest complete backup of each database is never removed, and neither is the newest
-/// one whose stored size matches its manifest, whatever the rules say (also with every keep_* = 0).</item>
-/// <item>Incomplete backups (no manifest: a crash before the manifest, or the old tool's files)
-/// and backups with an unreadable manifest are never removed and not counted.</item>
+/// <item>The newest complete backup of each database is never removed, whatever the rules say
+/// (also with every keep_* = 0).</item>
+/// <item>Incomplete backups (no manifest: a crash before the manifest, or the old tool's files),
+/// backups with an unreadable manifest and those whose stored size differs from their manifest
+/// (truncated or appended to: a damaged file must not take the slot of a good one) are never
+/// removed and not counted.</item>
 /// <item>Backups dated after now (the clock went back, or was wrong when they were taken) are
 /// kept, and neither counted nor taken as the newest: rules and protections apply to the rest.</item>
 /// <item>An empty policy (no rule configured) keeps everything.</item>
@@ -46,11 +48,11 @@ public static class RetentionPlanner
 {
     public const string NoPolicy = "no retention policy configured";
     public const string NewestComplete = "newest complete backup";
-    public const string NewestVerified = "newest backup whose size matches its manifest";
     public const string Beyond = "beyond every keep rule";
     public const string InFuture = "dated after now (clock went back?): never removed";
     public const string Incomplete = "incomplete (no manifest): not counted, never removed by prune";
     public const string BadManifest = "manifest unreadable or not this file's: not counted, never removed by prune";
+    public const string SizeMismatch = "stored size differs from its manifest (damaged): not counted, never removed by prune";
 
     public static RetentionPlan Plan(IReadOnlyList<BackupRef> backups, RetentionPolicy policy, DateTimeOffset now)
     {
@@ -87,6 +89,7 @@ public static class RetentionPlanner
                 : backup.TimestampUtc > nowUtc ? InFuture
                 : backup.Status == BackupStatus.Incomplete ? Incomplete
                 : backup.Status == BackupStatus.BadManifest ? BadManifest
+                : backup.Status == BackupStatus.SizeMismatch ? SizeMismatch
                 : null;
             if (fixedReason[i] is null)
             {
@@ -136,15 +139,10 @@ public static class RetentionPlanner
             }
         }
 
-        // Whatever the rules say: the newest complete backup, and the newest one whose size matches its manifest.
+        // Whatever the rules say: the newest complete backup.
         if (candidates.Count > 0 && reasons[candidates[0]].Count == 0)
         {
             reasons[candidates[0]].Add(NewestComplete);
-        }
-        var verified = candidates.FindIndex(i => newestFirst[i].Status == BackupStatus.Verified);
-        if (verified >= 0 && reasons[candidates[verified]].Count == 0)
-        {
-            reasons[candidates[verified]].Add(NewestVerified);
         }
 
         return [.. newestFirst.Select((backup, i) =>

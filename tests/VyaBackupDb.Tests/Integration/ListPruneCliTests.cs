@@ -278,6 +278,65 @@ public sealed class ListPruneCliTests : IAsyncLifetime
         Assert.DoesNotContain("error", prune.Stderr, StringComparison.OrdinalIgnoreCase);
     }
 
+    /// <summary>
+    /// Found by a tester: two truncated newer backups took keep_last's slots, and prune removed
+    /// two of the three intact ones. A backup whose size differs from its manifest is kept and not
+    /// counted, as one with a bad manifest.
+    /// </summary>
+    [Fact]
+    public async Task Prune_keeps_intact_backups_in_place_of_truncated_ones()
+    {
+        var (config, dir) = await ConfigAsync(mySqlRetention: "retention: {keep_last: 3}");
+        var intact = new[] { "20251103_020000", "20251102_020000", "20251101_020000" }.Select(t => Create(dir, _mysql, "dns_db", Utc(t))).ToList();
+        var truncated = new[] { "20251105_020000", "20251104_020000" }.Select(t => Create(dir, _mysql, "dns_db", Utc(t), recordedSize: 4096)).ToList();
+        var before = Snapshot(dir);
+
+        var prune = await Run.CliAsync("prune", "--instance", "1", "--config", config);
+
+        Assert.True(prune.ExitCode == Success, prune.ToString());
+        var left = Ops.FilesUnder(dir).Where(f => !f.EndsWith(Catalog.VerifyRecord.Suffix, StringComparison.Ordinal));
+        Assert.Equal(before.Keys.Order(StringComparer.Ordinal), left);
+        Assert.Contains($"keep         {intact[2]}  (last #3)", prune.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"keep         {truncated[0]}  (stored size differs from its manifest", prune.Stdout, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Found by a tester: a backup_dir written with a trailing slash failed every command with a
+    /// .NET stack trace; a FIFO named like a manifest hung list forever; the sweep of abandoned temp
+    /// files at each backup followed a symlink in the instance's folder and deleted another
+    /// directory's `.vya-tmp-*` file.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_slash_a_fifo_or_a_symlink_in_the_backup_folder_harms_nothing()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        var (config, dir) = await ConfigAsync(include: db);
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config)).Replace($"backup_dir: {dir}\n", $"backup_dir: {dir}/\n", StringComparison.Ordinal));
+        var instanceFolder = Path.Combine(dir, "it-mysql");
+        Directory.CreateDirectory(instanceFolder);
+        var outside = _scratch.TempDir("outside");
+        var othersTemp = Path.Combine(outside, ".vya-tmp-deadbeef0000-report.sql");
+        await File.WriteAllTextAsync(othersTemp, "another tool's");
+        File.SetLastWriteTimeUtc(othersTemp, DateTime.UtcNow.AddDays(-3));
+        Create(outside, _mysql, db, Utc("20250101_000000"));
+        File.CreateSymbolicLink(Path.Combine(instanceFolder, "latest"), Path.Combine(outside, "it-mysql"));
+        File.CreateSymbolicLink(Path.Combine(instanceFolder, "elsewhere"), outside);
+        var fifo = Path.Combine(instanceFolder, new BackupName(Utc("20250102_000000"), Dbms.MySql, db, Compression.Zstd).FileName);
+        await File.WriteAllTextAsync(fifo, "");
+        var mkfifo = await Run.ProgramAsync("mkfifo", [fifo + BackupManifest.Suffix]);
+        Assert.True(mkfifo.ExitCode == 0, mkfifo.ToString());
+
+        var backup = await Run.CliAsync("backup", "--instance", "1", "--config", config);
+        var list = await Run.CliAsync("list", "--json", "--config", config);
+
+        Assert.True(backup.ExitCode == Success, backup.ToString());
+        Assert.True(File.Exists(othersTemp), "the backup's sweep deleted a file outside the backup folder");
+        var rows = Json(list);
+        var row = Assert.Single(rows);
+        Assert.Equal(db, row.GetProperty("database").GetString());
+    }
+
     [Fact]
     public async Task Prune_without_a_policy_says_so_and_deletes_nothing()
     {

@@ -193,14 +193,23 @@ public sealed partial class RetentionPlannerTests
                 "20260112_000000 -> keep: last #1",
                 "20260111_000000 -> remove: beyond every keep rule",
             ]),
-        ["the newest complete backup has the wrong size: the newest one with the right size is kept too"] = new(
+        // Found by a tester: truncated backups took keep_last's slots and the intact ones were removed.
+        ["backups whose size differs from their manifest: never removed nor counted"] = new(
             "keep_last: 1", "20260120_000000",
             ["20260113_000000 size", "20260112_000000 size", "20260111_000000", "20260110_000000"],
             [
-                "20260113_000000 -> keep: last #1",
-                "20260112_000000 -> remove: beyond every keep rule",
-                "20260111_000000 -> keep: newest backup whose size matches its manifest",
+                "20260113_000000 -> keep: stored size differs from its manifest (damaged): not counted, never removed by prune",
+                "20260112_000000 -> keep: stored size differs from its manifest (damaged): not counted, never removed by prune",
+                "20260111_000000 -> keep: last #1",
                 "20260110_000000 -> remove: beyond every keep rule",
+            ]),
+        ["a day's newest backup has the wrong size: the day's intact one keeps the daily slot"] = new(
+            "keep_daily: 1", "20260121_000000",
+            ["20260120_140000 size", "20260120_020000", "20260119_020000"],
+            [
+                "20260120_140000 -> keep: stored size differs from its manifest (damaged): not counted, never removed by prune",
+                "20260120_020000 -> keep: daily 2026-01-20",
+                "20260119_020000 -> remove: beyond every keep rule",
             ]),
         ["clock went back: backups after now are kept and not counted; rules apply to the rest"] = new(
             "keep_last: 1", "20260110_000000",
@@ -330,8 +339,8 @@ public sealed partial class RetentionPlannerTests
 
     /// <summary>
     /// Every backup gets exactly one decision with a reason; never removed: a backup after now, an
-    /// incomplete one, one with a bad manifest, the newest complete and the newest size-verified
-    /// backup (not after now) of each instance and database.
+    /// incomplete one, one with a bad manifest or the wrong size, the newest complete backup (not
+    /// after now) of each instance and database.
     /// </summary>
     private static void AssertInvariants(IReadOnlyList<BackupRef> backups, RetentionPlan plan, DateTimeOffset now)
     {
@@ -345,22 +354,15 @@ public sealed partial class RetentionPlannerTests
             {
                 Assert.Equal([RetentionPlanner.Beyond], decision.Reasons);
                 Assert.True(decision.Backup.TimestampUtc <= now.UtcDateTime, $"removed a backup after now: {decision.Backup}");
-                Assert.True(decision.Backup.Status is BackupStatus.Verified or BackupStatus.SizeMismatch, $"removed a backup that is not complete: {decision.Backup}");
+                Assert.True(decision.Backup.Status is BackupStatus.Verified, $"removed a backup that is not complete and intact: {decision.Backup}");
             }
         }
         foreach (var group in backups.Where(b => b.TimestampUtc <= now.UtcDateTime).GroupBy(b => (b.Instance, b.Database)))
         {
             var newestFirst = group.OrderByDescending(b => b.TimestampUtc).ThenBy(b => b.Key, StringComparer.Ordinal).ToList();
-            foreach (var protectedBackup in new[]
+            if (newestFirst.FirstOrDefault(b => b.Status is BackupStatus.Verified) is { } newest)
             {
-                newestFirst.FirstOrDefault(b => b.Status is BackupStatus.Verified or BackupStatus.SizeMismatch),
-                newestFirst.FirstOrDefault(b => b.Status is BackupStatus.Verified),
-            })
-            {
-                if (protectedBackup is not null)
-                {
-                    Assert.True(plan.Decisions.Single(d => d.Backup == protectedBackup).Keep, $"removed the newest complete/verified backup {protectedBackup}");
-                }
+                Assert.True(plan.Decisions.Single(d => d.Backup == newest).Keep, $"removed the newest complete backup {newest}");
             }
         }
     }

@@ -11,7 +11,22 @@ public sealed partial class LocalStorage(string root) : IStorage
 {
     public const string TempMarker = ".vya-tmp-";
 
-    public string Root { get; } = Path.GetFullPath(root);
+    /// <summary>The directory, without a trailing separator (a configured "/backups/" is "/backups").</summary>
+    public string Root { get; } = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root));
+
+    /// <summary>
+    /// Files under a folder, in its subfolders too, but never through a symlink (another tool's link
+    /// in a backup folder leads out of it: nothing there is ours to list or sweep), and regular files
+    /// only (a FIFO named like a manifest would block its reader forever).
+    /// </summary>
+    private static IEnumerable<string> FilesUnder(string directory, string pattern) =>
+        Directory.EnumerateFiles(directory, pattern, new EnumerationOptions
+            {
+                RecurseSubdirectories = true,
+                AttributesToSkip = FileAttributes.ReparsePoint,
+                IgnoreInaccessible = false,
+            })
+            .Where(file => Sources.Files.Posix.TryLStat(file) is { IsRegular: true });
 
     public string Describe(string key) => FullPath(key);
 
@@ -43,7 +58,7 @@ public sealed partial class LocalStorage(string root) : IStorage
         {
             yield break;
         }
-        foreach (var file in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories))
+        foreach (var file in FilesUnder(directory, "*"))
         {
             cancellationToken.ThrowIfCancellationRequested();
             var key = Path.GetRelativePath(Root, file).Replace(Path.DirectorySeparatorChar, '/');
@@ -84,7 +99,7 @@ public sealed partial class LocalStorage(string root) : IStorage
         var removed = 0;
         if (Directory.Exists(directory))
         {
-            foreach (var temp in Directory.EnumerateFiles(directory, TempMarker + "*", SearchOption.AllDirectories))
+            foreach (var temp in FilesUnder(directory, TempMarker + "*"))
             {
                 if (File.GetLastWriteTimeUtc(temp) < olderThan.UtcDateTime)
                 {
@@ -123,7 +138,7 @@ public sealed partial class LocalStorage(string root) : IStorage
     {
         StorageKey.Validate(key);
         var full = Path.GetFullPath(Path.Combine(Root, key));
-        if (!full.StartsWith(Root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        if (!full.StartsWith(Path.EndsInDirectorySeparator(Root) ? Root : Root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
         {
             throw new ArgumentException($"storage key '{key}' leaves {Root}", nameof(key));
         }
