@@ -1,5 +1,6 @@
 using System.Formats.Tar;
 using System.Text;
+using VyaBackupDb.Catalog;
 using VyaBackupDb.Sources.Files;
 
 namespace VyaBackupDb.Tests.Integration;
@@ -78,6 +79,38 @@ public sealed class FilesBackupWalkTests : IAsyncLifetime
             // Directory.Delete cannot reach that deep; rm works through descriptors.
             await Run.ProgramAsync("rm", ["-rf", source]);
         }
+    }
+
+    [Fact]
+    public async Task A_symlink_whose_target_is_not_UTF8_fails_the_backup_naming_it_and_skip_unreadable_skips_it()
+    {
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "src");
+        Directory.CreateDirectory(source);
+        await File.WriteAllTextAsync(Path.Combine(source, "plain.txt"), "plain\n");
+        var link = Path.Combine(source, "link");
+        var ln = await Run.ProgramAsync("sh", ["-c", "ln -s \"$(printf 'caf\\351.txt')\" \"$1\"", "sh", link]);
+        Assert.True(ln.ExitCode == 0, ln.ToString());
+        var backups = Path.Combine(dir, "backups");
+        var config = await FileTrees.WriteConfigAsync(dir, backups, $$"""
+            - {id: 5, name: strict, dbms: files, paths: [{{FileTrees.Yaml(source)}}]}
+            - {id: 6, name: lenient, dbms: files, skip_unreadable: true, paths: [{{FileTrees.Yaml(source)}}]}
+            """);
+
+        var strict = await Run.CliAsync("backup", "--instance", "5", "--config", config);
+
+        Assert.True(strict.ExitCode == 1, strict.ToString());
+        Assert.Contains($"FAILED strict: cannot read {link}: its target is not valid UTF-8", strict.Stderr, StringComparison.Ordinal);
+        Assert.Empty(Ops.FilesUnder(Path.Combine(backups, "strict")));
+
+        var lenient = await Run.CliAsync("backup", "--instance", "6", "--config", config);
+
+        Assert.True(lenient.ExitCode == 0, lenient.ToString());
+        Assert.Contains($"{link} (unreadable (its target is not valid UTF-8): skipped)", lenient.Stderr, StringComparison.Ordinal);
+        var file = Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups)));
+        var files = BackupManifest.FromJson(await File.ReadAllBytesAsync(file + BackupManifest.Suffix)).Files!;
+        Assert.Equal(0, files.Symlinks);
+        Assert.Equal(link, Assert.Single(files.Skipped).Path);
     }
 
     /// <summary>Each entry's name and, for a regular file, its content (others: the empty string).</summary>

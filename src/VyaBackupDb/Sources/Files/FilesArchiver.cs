@@ -332,6 +332,12 @@ internal sealed class FilesArchiver
             Unreadable(path, Reason(e));
             return;
         }
+        // A pax archive holds UTF-8 text: other bytes would come back as another target.
+        if (!Utf8.IsValid(target))
+        {
+            Unreadable(path, "its target is not valid UTF-8");
+            return;
+        }
         WritePending();
         _tar.WriteSymlink(name, Encoding.UTF8.GetString(target), TarMeta.Of(stat));
         _symlinks++;
