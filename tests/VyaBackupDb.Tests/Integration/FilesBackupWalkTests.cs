@@ -113,6 +113,44 @@ public sealed class FilesBackupWalkTests : IAsyncLifetime
         Assert.Equal(link, Assert.Single(files.Skipped).Path);
     }
 
+    [Fact]
+    public async Task A_name_holding_U_FFFD_is_valid_UTF8_and_backs_up_while_a_Latin1_name_still_fails()
+    {
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "src");
+        Directory.CreateDirectory(source);
+        var replacement = Path.Combine(source, "a\uFFFDb.txt"); // bytes EF BF BD: valid UTF-8
+        await File.WriteAllTextAsync(replacement, "replacement character\n");
+        var backups = Path.Combine(dir, "backups");
+        var config = await FileTrees.WriteConfigAsync(dir, backups, $$"""
+            - {id: 5, name: names, dbms: files, paths: [{{FileTrees.Yaml(source)}}]}
+            """);
+
+        var backup = await Run.CliAsync("backup", "--instance", "5", "--config", config);
+
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        var file = Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups)));
+        var tar = await Run.ProgramAsync("sh", ["-c", "zstd -dc \"$1\" | tar -xOf - \"$2\"", "sh", file, replacement.TrimStart('/')]);
+        Assert.True(tar.ExitCode == 0, tar.ToString());
+        Assert.Equal("replacement character\n", tar.Stdout);
+
+        var latin1 = await Run.ProgramAsync("sh", ["-c", "echo x > \"$1/$(printf 'caf\\351.txt')\"", "sh", source]);
+        Assert.True(latin1.ExitCode == 0, latin1.ToString());
+        ProcessResult refused;
+        try
+        {
+            refused = await Run.CliAsync("backup", "--instance", "5", "--config", config);
+        }
+        finally
+        {
+            // .NET cannot name that file to delete it.
+            await Run.ProgramAsync("rm", ["-rf", source]);
+        }
+
+        Assert.True(refused.ExitCode == 1, refused.ToString());
+        Assert.Contains($"FAILED names: cannot read {source}/caf\uFFFD.txt: its name is not valid UTF-8", refused.Stderr, StringComparison.Ordinal);
+    }
+
     /// <summary>Each entry's name and, for a regular file, its content (others: the empty string).</summary>
     private static Dictionary<string, string> Entries(byte[] archive)
     {

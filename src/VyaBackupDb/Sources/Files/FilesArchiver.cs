@@ -205,7 +205,7 @@ internal sealed class FilesArchiver
                 {
                     continue;
                 }
-                if (text.Contains('\uFFFD', StringComparison.Ordinal))
+                if (!Utf8.IsValid(bytes))
                 {
                     Unreadable(childPath, "its name is not valid UTF-8");
                     continue;
