@@ -1,4 +1,5 @@
-using System.IO.Enumeration;
+using System.Text;
+using System.Text.Unicode;
 using VyaBackupDb.Catalog;
 using VyaBackupDb.Errors;
 
@@ -7,21 +8,15 @@ namespace VyaBackupDb.Sources.Files;
 /// <summary>
 /// Writes the tar of a files instance: each root depth first, names in byte order; entry names
 /// are the absolute paths without their leading '/' (as GNU tar writes them). Symlinks are stored
-/// as links, never followed; a file with several names is stored once, then as hard links. A file
+/// as links, never followed; a file with several names is stored once, then as hard links. Each
+/// name is looked up in the descriptor of the directory it was listed from, so a directory swapped
+/// for a symlink meanwhile never leads elsewhere (and is reported), and depth has no limit. A file
 /// is read through the descriptor it was opened with (no symlink followed, no FIFO waited for),
 /// and exactly the size its header gives is stored: a file that changes, grows, shrinks or
 /// vanishes meanwhile is noted (and reported), never presented as good.
 /// </summary>
 internal sealed class FilesArchiver
 {
-    private static readonly EnumerationOptions ListOptions = new()
-    {
-        RecurseSubdirectories = false,
-        IgnoreInaccessible = false,
-        AttributesToSkip = 0,
-        ReturnSpecialDirectories = false,
-    };
-
     private readonly FileSelection _selection;
     private readonly bool _skipUnreadable;
     private readonly TarArchiveWriter _tar;
@@ -75,10 +70,11 @@ internal sealed class FilesArchiver
 
     private void Root(string root)
     {
+        var rootName = Posix.NameBytes(root);
         FileStat stat;
         try
         {
-            stat = Posix.LStat(root);
+            stat = Posix.StatAt(Posix.CurrentDirectory, rootName, root);
         }
         catch (PosixException e)
         {
@@ -89,27 +85,32 @@ internal sealed class FilesArchiver
             _warnings.Add($"{root} (paths:) is a symlink: the link is stored, not what it points to; list its target in paths to back that up");
         }
         _segments.Clear();
-        Visit(root, root.TrimStart('/'), stat, ancestorIncluded: false);
+        Visit(Posix.CurrentDirectory, rootName, root, root.TrimStart('/'), stat, ancestorIncluded: false);
     }
 
-    private void Visit(string path, string name, FileStat stat, bool ancestorIncluded)
+    /// <summary>
+    /// Stores <paramref name="fileName"/> (NUL-terminated bytes) of the open directory
+    /// <paramref name="parent"/>: <paramref name="path"/> is for messages, <paramref name="name"/>
+    /// the entry's name in the archive.
+    /// </summary>
+    private void Visit(int parent, byte[] fileName, string path, string name, FileStat stat, bool ancestorIncluded)
     {
         _cancellationToken.ThrowIfCancellationRequested();
         var included = ancestorIncluded || _selection.Included(_segments);
         if (stat.IsDirectory)
         {
-            VisitDirectory(path, name, stat, included);
+            VisitDirectory(parent, fileName, path, name, included);
         }
         else if (!included)
         {
         }
         else if (stat.IsRegular)
         {
-            WriteRegular(path, name);
+            WriteRegular(parent, fileName, path, name);
         }
         else if (stat.IsSymlink)
         {
-            WriteSymlink(path, name, stat);
+            WriteSymlink(parent, fileName, path, name, stat);
         }
         else
         {
@@ -118,35 +119,73 @@ internal sealed class FilesArchiver
         }
     }
 
-    private void VisitDirectory(string path, string name, FileStat stat, bool included)
+    private void VisitDirectory(int parent, byte[] fileName, string path, string name, bool included)
     {
         if (!included && !_selection.MayIncludeBelow(_segments))
         {
             return;
         }
-        List<string> children;
+        DirectoryHandle directory;
         try
         {
-            children = [.. new FileSystemEnumerable<string>(path, static (ref FileSystemEntry e) => e.FileName.ToString(), ListOptions)];
+            directory = Posix.OpenDirectoryAt(parent, fileName, path);
         }
-        catch (Exception e) when (e is DirectoryNotFoundException)
+        catch (PosixException e) when (e.Errno is PosixException.ELOOP or PosixException.ENOTDIR)
+        {
+            Changed(path, "replaced by a symlink or file while being read: not stored");
+            return;
+        }
+        catch (PosixException e) when (e.IsMissing)
         {
             Changed(path, "vanished while being read");
             return;
         }
-        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        catch (PosixException e)
         {
-            Unreadable(path, e.Message);
+            Unreadable(path, Reason(e));
             return;
         }
-        children.Sort(StringComparer.Ordinal);
+        using (directory)
+        {
+            var stat = Posix.FStat(directory, path);
+            List<byte[]> children;
+            try
+            {
+                children = Posix.ReadNames(directory, path);
+            }
+            catch (PosixException e)
+            {
+                Unreadable(path, Reason(e));
+                return;
+            }
+            children.Sort(static (a, b) => a.AsSpan().SequenceCompareTo(b));
+            VisitChildren(directory, children, path, name, stat, included);
 
+            // Still the directory that was read? One swapped for another (or a symlink) meanwhile
+            // was not followed, but what is stored under its name is what it held before.
+            FileStat? now;
+            try
+            {
+                now = Posix.TryStatAt(parent, fileName, path);
+            }
+            catch (PosixException)
+            {
+                now = null;
+            }
+            if (now is not { } still || still.Device != stat.Device || still.Inode != stat.Inode)
+            {
+                Changed(path, "moved or replaced while being read: stored as it was when listed");
+            }
+        }
+    }
+
+    private void VisitChildren(DirectoryHandle directory, List<byte[]> children, string path, string name, FileStat stat, bool included)
+    {
         // The root "/" has no entry of its own (its name would be empty).
-        var meta = TarMeta.Of(stat);
         var pending = name.Length > 0;
         if (pending)
         {
-            _pending.Add((name, meta));
+            _pending.Add((name, TarMeta.Of(stat)));
         }
         var depth = _pending.Count;
         if (pending && included)
@@ -155,16 +194,18 @@ internal sealed class FilesArchiver
         }
         foreach (var child in children)
         {
-            _segments.Add(child);
+            var bytes = child.AsSpan(0, child.Length - 1);
+            var text = Encoding.UTF8.GetString(bytes); // not valid UTF-8: U+FFFD in place of bad bytes, for patterns and messages
+            _segments.Add(text);
             try
             {
-                var childPath = path == "/" ? "/" + child : path + "/" + child;
-                var childName = name.Length == 0 ? child : name + "/" + child;
+                var childPath = path == "/" ? "/" + text : path + "/" + text;
+                var childName = name.Length == 0 ? text : name + "/" + text;
                 if (_selection.Excluded(_segments))
                 {
                     continue;
                 }
-                if (child.Contains('\uFFFD', StringComparison.Ordinal))
+                if (!Utf8.IsValid(bytes))
                 {
                     Unreadable(childPath, "its name is not valid UTF-8");
                     continue;
@@ -172,7 +213,7 @@ internal sealed class FilesArchiver
                 FileStat childStat;
                 try
                 {
-                    childStat = Posix.LStat(childPath);
+                    childStat = Posix.StatAt(directory.Fd, child, childPath);
                 }
                 catch (PosixException e) when (e.IsMissing)
                 {
@@ -184,7 +225,7 @@ internal sealed class FilesArchiver
                     Unreadable(childPath, Reason(e));
                     continue;
                 }
-                Visit(childPath, childName, childStat, included);
+                Visit(directory.Fd, child, childPath, childName, childStat, included);
             }
             finally
             {
@@ -198,12 +239,12 @@ internal sealed class FilesArchiver
         }
     }
 
-    private void WriteRegular(string path, string name)
+    private void WriteRegular(int parent, byte[] fileName, string path, string name)
     {
         Microsoft.Win32.SafeHandles.SafeFileHandle handle;
         try
         {
-            handle = Posix.OpenReadNoFollow(path);
+            handle = Posix.OpenReadAt(parent, fileName, path);
         }
         catch (PosixException e) when (e.IsMissing)
         {
@@ -269,24 +310,36 @@ internal sealed class FilesArchiver
         }
     }
 
-    private void WriteSymlink(string path, string name, FileStat stat)
+    private void WriteSymlink(int parent, byte[] fileName, string path, string name, FileStat stat)
     {
-        string? target;
+        byte[] target;
         try
         {
-            target = new FileInfo(path).LinkTarget;
+            target = Posix.ReadLinkAt(parent, fileName, path);
         }
-        catch (IOException)
-        {
-            target = null;
-        }
-        if (target is null)
+        catch (PosixException e) when (e.IsMissing)
         {
             Changed(path, "vanished while being read");
             return;
         }
+        catch (PosixException e) when (e.Errno == PosixException.EINVAL)
+        {
+            Changed(path, "replaced by something other than a symlink while being read: not stored");
+            return;
+        }
+        catch (PosixException e)
+        {
+            Unreadable(path, Reason(e));
+            return;
+        }
+        // A pax archive holds UTF-8 text: other bytes would come back as another target.
+        if (!Utf8.IsValid(target))
+        {
+            Unreadable(path, "its target is not valid UTF-8");
+            return;
+        }
         WritePending();
-        _tar.WriteSymlink(name, target, TarMeta.Of(stat));
+        _tar.WriteSymlink(name, Encoding.UTF8.GetString(target), TarMeta.Of(stat));
         _symlinks++;
     }
 
