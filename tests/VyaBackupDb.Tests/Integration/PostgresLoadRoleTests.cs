@@ -618,6 +618,100 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// The load's code waits for another session's login window (the role's VALID UNTIL, which
+    /// anyone may read, in the future), then gives the role a known password, while eight clients
+    /// try to log in with it. A window holds pg_authid: the change cannot commit while the role
+    /// may log in, so nobody does; the restore fails naming the changed password and leaves no role.
+    /// Found by a tester: every client logged in, within the window.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_password_change_timed_to_a_login_window_logs_in_nowhere()
+    {
+        await TestServers.RequirePostgresAsync();
+        const string Known = "vt-known-password";
+        var other = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(other, "GRANT CREATE ON SCHEMA public TO PUBLIC");
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source,
+            "CREATE FUNCTION public.chk(i integer) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN "
+            + "IF current_user::text LIKE 'vya\\_restore\\_%' AND i = 42 THEN "
+            + "FOR n IN 1..20000 LOOP "
+            + "IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = current_user AND rolvaliduntil > pg_catalog.now()) THEN "
+            + $"EXECUTE pg_catalog.format('ALTER ROLE %I PASSWORD %L', current_user, '{Known}'); RETURN true; END IF; "
+            + "PERFORM pg_catalog.pg_sleep(0.001); END LOOP; END IF; RETURN true; END $$",
+            "CREATE TABLE public.a (i integer CHECK (public.chk(i)))",
+            "INSERT INTO public.a VALUES (42)");
+        for (var t = 1; t <= 4; t++)
+        {
+            await PgTestDb.ExecAsync(source, $"CREATE TABLE public.b{t} (id integer PRIMARY KEY, v text)",
+                $"INSERT INTO public.b{t} SELECT g, md5(g::text) FROM generate_series(1, 20000) g");
+        }
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, PgEngines.Parallel4);
+        var file = await BackupAsync(config, backupDir, source);
+        var target = _scratch.PostgresName();
+        var role = Engines.RestoreStaging.StagingName(target);
+
+        var restore = RestoreAsync(config, file, target);
+        var builder = new Npgsql.NpgsqlConnectionStringBuilder(TestServers.PgConnectionString(other)) { Username = role, Password = Known, Pooling = false };
+        var logins = 0;
+        var intruders = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+        {
+            while (!restore.IsCompleted)
+            {
+                try
+                {
+                    await using var intruder = new Npgsql.NpgsqlConnection(builder.ConnectionString);
+                    await intruder.OpenAsync();
+                    Interlocked.Increment(ref logins);
+                    await using var create = new Npgsql.NpgsqlCommand("CREATE TABLE IF NOT EXISTS public.vt_planted (a int)", intruder);
+                    await create.ExecuteNonQueryAsync();
+                }
+                catch (Npgsql.NpgsqlException)
+                {
+                }
+            }
+        })).ToList();
+        var run = await restore;
+        await Task.WhenAll(intruders);
+
+        Assert.True(logins == 0, $"{logins} logins as the load role with the password its code gave it: {run}");
+        Assert.Equal(0L, await PgTestDb.ScalarAsync(other, "SELECT count(*) FROM pg_class WHERE relname = 'vt_planted'"));
+        var error = AssertOneLineFailure(run);
+        Assert.True(error.Contains("changed the password of the role that loads it", StringComparison.Ordinal), error);
+        Assert.False(await RoleExistsAsync(role), $"the load role is left: {run}");
+        await AssertNoLeftoversAsync(target);
+    }
+
+    /// <summary>
+    /// A database set read-only by default (ALTER DATABASE ... SET default_transaction_read_only =
+    /// on), whose settings the staging database gets before the load: its genuine backup restores,
+    /// with the setting. Found by a tester: "cannot execute COMMENT in a read-only transaction",
+    /// even with --trust-backup.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(PgEngines.Dump)]
+    [InlineData(PgEngines.Parallel4)]
+    public async Task A_database_read_only_by_default_restores(string engine)
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE public.t (id integer PRIMARY KEY)", "INSERT INTO public.t SELECT generate_series(1, 10)",
+            "COMMENT ON TABLE public.t IS 'kept'", $"ALTER DATABASE {source} SET default_transaction_read_only = on");
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, engine);
+        var file = await BackupAsync(config, backupDir, source);
+        var target = _scratch.PostgresName();
+
+        var run = await RestoreAsync(config, file, target);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(10L, await PgTestDb.ScalarAsync(target, "SELECT count(*) FROM public.t"));
+        Assert.Equal("{default_transaction_read_only=on}", await PgTestDb.ScalarAsync("postgres",
+            $"SELECT s.setconfig::text FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '{target}'"));
+    }
+
+    /// <summary>
     /// owners: true and pg_dump --create: the database's owner is the dump's (ALTER DATABASE ...
     /// OWNER TO, held back), not the one it had before the load (found by a tester: the hand-over
     /// set the old owner back after the replay).

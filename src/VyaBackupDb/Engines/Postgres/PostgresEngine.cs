@@ -711,7 +711,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         // operator's locale: a client's own options come before them (and are what RESET goes back to).
         var environment = Environment(passFile);
         environment["PGCLIENTENCODING"] = "SQL_ASCII";
-        environment["PGOPTIONS"] = "-c standard_conforming_strings=on";
+        environment["PGOPTIONS"] = "-c standard_conforming_strings=on " + LoadSessionOptions;
         await using (var window = loadRole is null ? null : await loadRole.OpenLoginWindowAsync(cancellationToken).ConfigureAwait(false))
         {
             await ChildProcess.RunAsync(Path.Combine(binDir, "psql"), arguments, environment, async (stdin, ct) =>
@@ -981,6 +981,13 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         ["PGCONNECT_TIMEOUT"] = "15",
     };
 
+    /// <summary>
+    /// Given at login, over the database's settings: a backup of a database set read-only by default
+    /// (default_transaction_read_only, restored with it before the load) still loads, as pg_dumpall's
+    /// scripts turn it off.
+    /// </summary>
+    private const string LoadSessionOptions = "-c default_transaction_read_only=off";
+
     /// <param name="bufferBytes">Socket buffers of a connection that moves table data (COPY), else the driver's default.</param>
     private async Task<NpgsqlConnection> OpenAsync(string database, CancellationToken cancellationToken, string? applicationName = null, int? bufferBytes = null)
     {
@@ -1004,6 +1011,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             // never stand in for the catalog's in the tool's queries, which run as the instance's
             // (super)user; pg_dump's own scripts do the same.
             SearchPath = "pg_catalog",
+            Options = LoadSessionOptions,
         };
         if (bufferBytes is { } bytes)
         {

@@ -42,12 +42,16 @@ public sealed partial class PostgresEngine
 
         public List<HeldBackStatement> HeldBack { get; } = [];
 
+        /// <summary>While a window is open: the transaction holding pg_authid (rolled back or committed when it closes).</summary>
+        private NpgsqlTransaction? _guard;
+
         /// <summary>
         /// Lets the role log in until the window closes: its VALID UNTIL, in the past otherwise, a
         /// minute ahead of the server's clock (a run killed meanwhile leaves no lasting login). A role
         /// may change its own password, never its VALID UNTIL: the backup's code could give it a
-        /// password someone knows, but nobody can log in with it but in a window, and the password
-        /// is checked before and after each (<see cref="RequireOwnPasswordAsync"/>).
+        /// password someone knows, but not while a window is open: the window holds pg_authid in
+        /// SHARE mode, so that no ALTER ROLE commits anywhere (logins go on), and the password is
+        /// checked once that is held. A window that fails ends every session of the role.
         /// </summary>
         public async Task<LoginWindow> OpenLoginWindowAsync(CancellationToken cancellationToken)
         {
@@ -58,12 +62,60 @@ public sealed partial class PostgresEngine
                 var until = (DateTime)(await Scalar(control, "SELECT pg_catalog.now() + interval '1 minute'", cancellationToken).ConfigureAwait(false))!;
                 await SetValidUntilAsync(until.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00", cancellationToken)
                     .ConfigureAwait(false);
+                _guard = await control.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                // Briefly: while it is held, other sessions' CREATE/ALTER ROLE wait.
+                await Execute(control, "SET LOCAL lock_timeout = '1s'; LOCK TABLE pg_catalog.pg_authid IN SHARE MODE", cancellationToken)
+                    .ConfigureAwait(false);
+                // A change committed between the door opening and the lock.
+                await RequireOwnPasswordAsync(cancellationToken).ConfigureAwait(false);
                 return new LoginWindow(this);
             }
             catch
             {
+                await ShutAfterFailureAsync().ConfigureAwait(false);
                 _door.Release();
                 throw;
+            }
+        }
+
+        private async Task CloseLoginWindowAsync(CancellationToken cancellationToken)
+        {
+            try
+            {
+                await SetValidUntilAsync("-infinity", cancellationToken).ConfigureAwait(false);
+                await _guard!.CommitAsync(cancellationToken).ConfigureAwait(false);
+                await _guard.DisposeAsync().ConfigureAwait(false);
+                _guard = null;
+            }
+            catch
+            {
+                await ShutAfterFailureAsync().ConfigureAwait(false);
+                throw;
+            }
+            finally
+            {
+                _door.Release();
+            }
+        }
+
+        /// <summary>
+        /// After a window failed (the password changed, pg_authid could not be held): the role logs
+        /// in no more and every session of it ends, someone else's too. The load fails.
+        /// </summary>
+        private async Task ShutAfterFailureAsync()
+        {
+            try
+            {
+                if (_guard is { } guard)
+                {
+                    _guard = null;
+                    await guard.DisposeAsync().ConfigureAwait(false);
+                }
+                await EndLoginsAsync(control, name, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationFailedException or NpgsqlException)
+            {
+                // The load fails with the window's error; the role is dropped after it (DropLoadRoleAsync).
             }
         }
 
@@ -80,6 +132,8 @@ public sealed partial class PostgresEngine
                 // could not log in), and psql's own error then says why.
                 await psqlInput.WriteAsync("\n"u8.ToArray(), cancellationToken).ConfigureAwait(false);
                 await psqlInput.FlushAsync(cancellationToken).ConfigureAwait(false);
+                // The window's transaction would otherwise see the activity of its first look only.
+                await Execute(control, "SELECT pg_catalog.pg_stat_clear_snapshot()", cancellationToken).ConfigureAwait(false);
                 if (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is > 0L)
                 {
                     return;
@@ -92,17 +146,13 @@ public sealed partial class PostgresEngine
             }
         }
 
-        /// <summary>
-        /// The role's password is still the one this run gave it (the server keeps the verifier as
-        /// given); if not, the role's sessions end at once (one may be someone's, let in by a window).
-        /// </summary>
+        /// <summary>The role's password is still the one this run gave it (the server keeps the verifier as given).</summary>
         public async Task RequireOwnPasswordAsync(CancellationToken cancellationToken)
         {
             if (await Scalar(control, "SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = @db", cancellationToken, name)
                     .ConfigureAwait(false) as string != verifier)
             {
                 PasswordChanged = true;
-                await EndLoginsAsync(control, name, CancellationToken.None).ConfigureAwait(false);
                 throw new OperationFailedException(PasswordChangedMessage);
             }
         }
@@ -127,22 +177,14 @@ public sealed partial class PostgresEngine
         {
             private bool _open = true;
 
-            public async Task CloseAsync(CancellationToken cancellationToken)
+            public Task CloseAsync(CancellationToken cancellationToken)
             {
                 if (!_open)
                 {
-                    return;
+                    return Task.CompletedTask;
                 }
                 _open = false;
-                try
-                {
-                    await role.SetValidUntilAsync("-infinity", cancellationToken).ConfigureAwait(false);
-                    await role.RequireOwnPasswordAsync(cancellationToken).ConfigureAwait(false);
-                }
-                finally
-                {
-                    role._door.Release();
-                }
+                return role.CloseLoginWindowAsync(cancellationToken);
             }
 
             public async ValueTask DisposeAsync() => await CloseAsync(CancellationToken.None).ConfigureAwait(false);
@@ -161,6 +203,9 @@ public sealed partial class PostgresEngine
             return await load().ConfigureAwait(false);
         }
         _loadRole = role;
+        // A run stopped (its timeout, Ctrl+C) while the server runs the backup's code (a CHECK that
+        // sleeps) does not wait for that code: the role's sessions end.
+        using var stop = cancellationToken.Register(() => _ = EndSessionsAsync(role.Name));
         try
         {
             LoadResult result;
@@ -473,13 +518,49 @@ public sealed partial class PostgresEngine
         await Execute(connection, $"DROP ROLE {QuoteIdentifier(name)}", cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>The role may log in no more, and its sessions end.</summary>
+    /// <summary>
+    /// The role's sessions end and it may log in no more. Sessions first: one may hold the role's
+    /// row (an ALTER ROLE not committed), which NOLOGIN would wait for; one that logged in meanwhile
+    /// is ended after it.
+    /// </summary>
     private static async Task EndLoginsAsync(NpgsqlConnection connection, string name, CancellationToken cancellationToken)
     {
-        await Execute(connection, $"ALTER ROLE {QuoteIdentifier(name)} NOLOGIN", cancellationToken).ConfigureAwait(false);
-        await Scalar(connection, "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity WHERE usename = @db",
-            cancellationToken, name).ConfigureAwait(false);
+        for (var attempt = 1; ; attempt++)
+        {
+            await TerminateSessionsAsync(connection, name, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                await Execute(connection, $"SET LOCAL lock_timeout = '2s'; ALTER ROLE {QuoteIdentifier(name)} NOLOGIN", cancellationToken)
+                    .ConfigureAwait(false);
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                break;
+            }
+            catch (OperationFailedException e) when (attempt < 5 && e.InnerException is PostgresException { SqlState: "55P03" })
+            {
+                // A session that logged in again holds the row: ended on the next round.
+            }
+        }
+        await TerminateSessionsAsync(connection, name, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>Ends the role's sessions from a connection of its own (another may be busy).</summary>
+    private async Task EndSessionsAsync(string name)
+    {
+        try
+        {
+            await using var connection = await OpenAsync(Instance.MaintenanceDatabase, CancellationToken.None).ConfigureAwait(false);
+            await TerminateSessionsAsync(connection, name, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationFailedException or NpgsqlException)
+        {
+            // The run is stopping anyway; the role is dropped after it.
+        }
+    }
+
+    private static Task TerminateSessionsAsync(NpgsqlConnection connection, string name, CancellationToken cancellationToken) =>
+        Scalar(connection, "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity WHERE usename = @db",
+            cancellationToken, name);
 
     /// <summary>
     /// A failure the load role explains: its missing rights (the server's insufficient_privilege, or
