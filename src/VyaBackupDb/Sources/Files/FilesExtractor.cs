@@ -37,7 +37,7 @@ internal sealed class FilesExtractor
     public static EntryCounts Extract(Stream plain, string root, Action<string> warning, CancellationToken cancellationToken)
     {
         var extractor = new FilesExtractor(root, warning);
-        using var reader = new TarReader(plain, leaveOpen: true);
+        using var reader = new TarReader(new TarMetadataLimit(plain));
         while (reader.GetNextEntry(copyData: false) is { } entry)
         {
             cancellationToken.ThrowIfCancellationRequested();
