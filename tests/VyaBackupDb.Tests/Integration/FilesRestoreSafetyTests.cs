@@ -50,4 +50,57 @@ public sealed class FilesRestoreSafetyTests : IAsyncLifetime
         Assert.True(verify.ExitCode == 4, verify.ToString());
         Assert.Contains("over the limit of 1 MiB", verify.Stdout + verify.Stderr, StringComparison.Ordinal);
     }
+
+    [SkippableTheory]
+    [InlineData("writable by others")]
+    [InlineData("owned by another user")]
+    [InlineData("sticky and writable by others")]
+    public async Task A_target_another_user_can_rename_under_is_refused_before_anything_is_written(string parent)
+    {
+        Skip.If(parent == "owned by another user" && Environment.UserName != "root", "chown needs root");
+        var dir = _scratch.TempDir("unsafe");
+        var shared = Path.Combine(dir, "shared");
+        Directory.CreateDirectory(shared);
+        var target = Path.Combine(shared, "restored");
+        var archive = await SmallArchiveAsync(dir);
+        var config = await FileTrees.WriteConfigAsync(dir, Path.Combine(dir, "backups"), """
+            - {id: 1, name: restore-here, dbms: files, paths: [/nonexistent]}
+            """);
+        switch (parent)
+        {
+            case "writable by others":
+                File.SetUnixFileMode(shared, (UnixFileMode)0x1FF); // 0777
+                break;
+            case "owned by another user":
+                await Run.ProgramAsync("chown", ["1234:1234", shared]);
+                break;
+            default:
+                File.SetUnixFileMode(shared, (UnixFileMode)0x3FF); // 1777, as /tmp: others cannot rename what is not theirs
+                break;
+        }
+
+        var restore = await Run.CliAsync("restore", "--file", archive, "--instance", "1", "--target", target, "--config", config);
+
+        if (parent == "sticky and writable by others")
+        {
+            Assert.True(restore.ExitCode == 0, restore.ToString());
+            Assert.Equal("hello\n", await File.ReadAllTextAsync(Path.Combine(target, "fine", "ok.txt")));
+            return;
+        }
+        Assert.True(restore.ExitCode == 2, restore.ToString());
+        var error = Assert.Single(Cli.ErrorLines(restore));
+        Assert.Contains($"unsafe target {target}: {shared} is ", error, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(shared));
+    }
+
+    /// <summary>A tar with a directory and a file, named as a files backup.</summary>
+    private static async Task<string> SmallArchiveAsync(string dir)
+    {
+        var archive = Path.Combine(dir, "20260101_000000_files_restore-here.tar");
+        await using var file = File.Create(archive);
+        await using var tar = new TarWriter(file, TarEntryFormat.Pax);
+        await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.Directory, "fine/") { Mode = (UnixFileMode)0x1ED });
+        await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, "fine/ok.txt") { DataStream = new MemoryStream("hello\n"u8.ToArray()) });
+        return archive;
+    }
 }

@@ -207,6 +207,7 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
                 + "use --no-verify to restore it anyway");
         }
         var target = TargetPath(request.Target);
+        CheckNobodyElseCanMoveIt(target);
         return new FilesRestorePlan(location.Description, entry.Size, format, manifest, name?.TimestampUtc, target, StateOf(target));
     }
 
@@ -218,6 +219,39 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
         }
         var full = Path.GetFullPath(target).TrimEnd('/');
         return full.Length == 0 ? throw new UsageException("the target directory cannot be / (restore into a directory, then move what you need)") : full;
+    }
+
+    /// <summary>
+    /// Refuses a target under a directory another user could rename things in while the restore
+    /// writes (as systemd refuses an "unsafe path transition"): the target and each existing
+    /// directory above it, as given and with symlinks resolved, must be owned by root or this
+    /// user and not writable by group or others (unless sticky). Otherwise that user could swap
+    /// the staging directory for a symlink and the restore would write where it points.
+    /// </summary>
+    private static void CheckNobodyElseCanMoveIt(string target)
+    {
+        var existing = target;
+        while (Posix.TryLStat(existing) is null)
+        {
+            existing = Path.GetDirectoryName(existing)!; // "/" exists
+        }
+        foreach (var path in new[] { existing, Posix.RealPath(existing) })
+        {
+            for (var dir = path; dir is not null; dir = Path.GetDirectoryName(dir))
+            {
+                var stat = Posix.LStat(dir);
+                var problem = stat.IsSymlink ? null // its directory is checked, and where it leads with the resolved path
+                    : stat.Uid != 0 && stat.Uid != Posix.EffectiveUid ? $"is owned by {Posix.UserName(stat.Uid) ?? "uid " + stat.Uid}"
+                    : (stat.Permissions & 0x12) != 0 && (stat.Permissions & 0x200) == 0 ? "is writable by other users (and not sticky)"
+                    : null;
+                if (problem is not null)
+                {
+                    throw new UsageException(
+                        $"unsafe target {target}: {dir} {problem}, who could move the restore's directories and make it write elsewhere; "
+                        + "restore under directories only root or you can change");
+                }
+            }
+        }
     }
 
     private static TargetDirectoryState StateOf(string target)
