@@ -93,6 +93,54 @@ public sealed class FilesRestoreSafetyTests : IAsyncLifetime
         Assert.Empty(Directory.EnumerateFileSystemEntries(shared));
     }
 
+    /// <summary>
+    /// What a restore --force into a mount point leaves when killed while it moves entries (old
+    /// ones out into .vya-replaced-S, or the new ones in from .vya-committing-S): the next run
+    /// puts the target back in one whole state before anything else, and never deletes the only
+    /// copy of the old data. (Planted by hand: the kill itself needs a mount and strace.)
+    /// </summary>
+    [Theory]
+    [InlineData("moving the old entries out")]
+    [InlineData("moving the new entries in")]
+    public async Task A_commit_killed_half_way_is_recovered_by_the_next_run(string killedWhile)
+    {
+        var dir = _scratch.TempDir("killed-commit");
+        var target = Path.Combine(dir, "target");
+        Directory.CreateDirectory(target);
+        var archive = await SmallArchiveAsync(dir);
+        var config = await FileTrees.WriteConfigAsync(dir, Path.Combine(dir, "backups"), """
+            - {id: 1, name: restore-here, dbms: files, paths: [/nonexistent]}
+            """);
+        var replaced = Directory.CreateDirectory(Path.Combine(target, ".vya-replaced-0123456789ab")).FullName;
+        string[] expected;
+        if (killedWhile == "moving the old entries out")
+        {
+            await File.WriteAllTextAsync(Path.Combine(target, "old1"), "OLD1");
+            await File.WriteAllTextAsync(Path.Combine(replaced, "old2"), "OLD2");
+            Directory.CreateDirectory(Path.Combine(replaced, "olddir"));
+            await File.WriteAllTextAsync(Path.Combine(replaced, "olddir", "old3"), "OLD3");
+            var staging = Directory.CreateDirectory(Path.Combine(target, ".vya-restore-0123456789ab")).FullName;
+            await File.WriteAllTextAsync(Path.Combine(staging, "new1"), "NEW1");
+            expected = ["old1", "old2", "olddir", "olddir/old3"];
+        }
+        else
+        {
+            await File.WriteAllTextAsync(Path.Combine(replaced, "old1"), "OLD1");
+            await File.WriteAllTextAsync(Path.Combine(target, "new1"), "NEW1");
+            var committing = Directory.CreateDirectory(Path.Combine(target, ".vya-committing-0123456789ab")).FullName;
+            await File.WriteAllTextAsync(Path.Combine(committing, "new2"), "NEW2");
+            expected = ["new1", "new2"];
+        }
+
+        // Without --force and nobody to ask: refused, after the recovery.
+        var restore = await Run.CliAsync("restore", "--file", archive, "--instance", "1", "--target", target, "--config", config);
+
+        Assert.True(restore.ExitCode == 2, restore.ToString());
+        Assert.Contains("was interrupted while it replaced the content", restore.Stderr, StringComparison.Ordinal);
+        Assert.Equal(expected, (string[])[.. Directory.EnumerateFileSystemEntries(target, "*", SearchOption.AllDirectories)
+            .Select(e => Path.GetRelativePath(target, e)).Order(StringComparer.Ordinal)]);
+    }
+
     /// <summary>A tar with a directory and a file, named as a files backup.</summary>
     private static async Task<string> SmallArchiveAsync(string dir)
     {

@@ -53,6 +53,8 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
 {
     private const string StagingPrefix = ".vya-restore-";
     private const string ReplacedPrefix = ".vya-replaced-";
+    private const string CommittingPrefix = ".vya-committing-";
+    private const string RemovingPrefix = ".vya-removing-";
 
     public async Task<FilesRestoreResult?> RunAsync(FilesRestoreRequest request, CancellationToken cancellationToken)
     {
@@ -60,6 +62,10 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
         using var storages = new StorageSet(config);
         // A bare file name (as list shows it) is looked up in the instance's destinations.
         var location = await BackupLocations.FindAsync(request.File, request.Instance, config, storages, cancellationToken).ConfigureAwait(false);
+        if (!request.DryRun && Staging.RecoverInterruptedCommit(TargetPath(request.Target)) is { } recovered)
+        {
+            observer.Warning(recovered);
+        }
         var plan = await PlanAsync(location, request, cancellationToken).ConfigureAwait(false);
         observer.Planned(plan);
         if (!request.Verify)
@@ -361,31 +367,100 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
                 : null;
         }
 
-        /// <summary>The target is a mount point: its entries are moved (renames within it), old out, new in.</summary>
+        /// <summary>
+        /// The target is a mount point: its entries are moved (renames within it), old out into
+        /// .vya-replaced-S, then the staging directory renamed .vya-committing-S and the new ones
+        /// moved in, then .vya-replaced-S renamed .vya-removing-S (the old content is no longer
+        /// needed) and removed. Each step leaves names <see cref="RecoverInterruptedCommit"/> reads
+        /// after a SIGKILL: old entries put back, or the verified new tree's move finished.
+        /// </summary>
         private string? CommitInside()
         {
+            var suffix = System.IO.Path.GetFileName(Path)[StagingPrefix.Length..];
             string? replaced = null;
             if (_state == TargetDirectoryState.HoldsFiles)
             {
-                replaced = System.IO.Path.Combine(_target, ReplacedPrefix + RandomSuffix());
+                replaced = System.IO.Path.Combine(_target, ReplacedPrefix + suffix);
                 Directory.CreateDirectory(replaced, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-                foreach (var old in Directory.EnumerateFileSystemEntries(_target).ToList())
+                MoveEntries(_target, replaced, name => !IsOurs(name));
+            }
+            var committing = System.IO.Path.Combine(_target, CommittingPrefix + suffix);
+            Posix.Rename(Path, committing);
+            var removing = FinishCommit(_target, committing, replaced);
+            LocalStorage.SyncDirectory(_target);
+            return removing is not null && RemoveTree(removing) is { } error
+                ? $"the replaced content of {_target} could not be removed ({error}): it is in {removing}"
+                : null;
+        }
+
+        /// <summary>Moves the new entries in, then marks the old content as no longer needed; returns where it is.</summary>
+        private static string? FinishCommit(string target, string committing, string? replaced)
+        {
+            MoveEntries(committing, target, _ => true);
+            string? removing = null;
+            if (replaced is not null)
+            {
+                removing = System.IO.Path.Combine(target, RemovingPrefix + System.IO.Path.GetFileName(replaced)[ReplacedPrefix.Length..]);
+                Posix.Rename(replaced, removing);
+            }
+            Directory.Delete(committing);
+            return removing;
+        }
+
+        /// <summary>
+        /// Puts a mount-point target back in one state after a commit was killed half way (see
+        /// <see cref="CommitInside"/>): with .vya-committing-S the new tree is complete and
+        /// verified, so its move is finished; with only .vya-replaced-S the old entries are put
+        /// back. Old data is only removed once the new tree is wholly in place. Returns what was
+        /// done, or null.
+        /// </summary>
+        public static string? RecoverInterruptedCommit(string target)
+        {
+            if (Posix.TryLStat(target) is not { IsDirectory: true })
+            {
+                return null;
+            }
+            var done = new List<string>();
+            foreach (var committing in Directory.EnumerateDirectories(target, CommittingPrefix + "*").ToList())
+            {
+                var replaced = System.IO.Path.Combine(target, ReplacedPrefix + System.IO.Path.GetFileName(committing)[CommittingPrefix.Length..]);
+                FinishCommit(target, committing, Directory.Exists(replaced) ? replaced : null);
+                done.Add("finished putting the restored tree in place");
+            }
+            foreach (var replaced in Directory.EnumerateDirectories(target, ReplacedPrefix + "*").ToList())
+            {
+                MoveEntries(replaced, target, _ => true);
+                Directory.Delete(replaced);
+                RemoveTree(System.IO.Path.Combine(target, StagingPrefix + System.IO.Path.GetFileName(replaced)[ReplacedPrefix.Length..]));
+                done.Add("put its old content back");
+            }
+            foreach (var removing in Directory.EnumerateDirectories(target, RemovingPrefix + "*").ToList())
+            {
+                RemoveTree(removing);
+            }
+            if (done.Count == 0)
+            {
+                return null;
+            }
+            LocalStorage.SyncDirectory(target);
+            return $"a restore into {target} was interrupted while it replaced the content: {string.Join(", ", done.Distinct())}";
+        }
+
+        private static bool IsOurs(string name) =>
+            name.StartsWith(StagingPrefix, StringComparison.Ordinal) || name.StartsWith(ReplacedPrefix, StringComparison.Ordinal)
+            || name.StartsWith(CommittingPrefix, StringComparison.Ordinal) || name.StartsWith(RemovingPrefix, StringComparison.Ordinal);
+
+        /// <summary>Renames the entries of <paramref name="from"/> that <paramref name="which"/> accepts into <paramref name="to"/>.</summary>
+        private static void MoveEntries(string from, string to, Func<string, bool> which)
+        {
+            foreach (var entry in Directory.EnumerateFileSystemEntries(from).ToList())
+            {
+                var name = System.IO.Path.GetFileName(entry);
+                if (which(name))
                 {
-                    if (old != Path && old != replaced)
-                    {
-                        Posix.Rename(old, System.IO.Path.Combine(replaced, System.IO.Path.GetFileName(old)));
-                    }
+                    Posix.Rename(entry, System.IO.Path.Combine(to, name));
                 }
             }
-            foreach (var entry in Directory.EnumerateFileSystemEntries(Path).ToList())
-            {
-                Posix.Rename(entry, System.IO.Path.Combine(_target, System.IO.Path.GetFileName(entry)));
-            }
-            Directory.Delete(Path);
-            LocalStorage.SyncDirectory(_target);
-            return replaced is not null && RemoveTree(replaced) is { } error
-                ? $"the replaced content of {_target} could not be removed ({error}): it is in {replaced}"
-                : null;
         }
 
         /// <summary>The new directory takes the old one's mode and owner; a new one is made as mkdir would (0755).</summary>
