@@ -141,6 +141,53 @@ public sealed class FilesRestoreSafetyTests : IAsyncLifetime
             .Select(e => Path.GetRelativePath(target, e)).Order(StringComparer.Ordinal)]);
     }
 
+    /// <summary>verify checks the names with the restore's own check: what restore refuses, verify fails (exit 4).</summary>
+    [Theory]
+    [InlineData("symlink-then-file")]
+    [InlineData("hard-link-through-symlink")]
+    [InlineData("file-replacing-directory")]
+    [InlineData("name-over-255-bytes")]
+    public async Task Verify_fails_an_archive_restore_refuses(string attack)
+    {
+        var dir = _scratch.TempDir("verify-refused");
+        var archive = Path.Combine(dir, "20260101_000000_files_restore-here.tar");
+        await using (var file = File.Create(archive))
+        await using (var tar = new TarWriter(file, TarEntryFormat.Pax))
+        {
+            PaxTarEntry Data(string name) => new(TarEntryType.RegularFile, name) { DataStream = new MemoryStream("x"u8.ToArray()) };
+            switch (attack)
+            {
+                case "symlink-then-file":
+                    await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.SymbolicLink, "d") { LinkName = "/etc" });
+                    await tar.WriteEntryAsync(Data("d/planted"));
+                    break;
+                case "hard-link-through-symlink":
+                    await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.SymbolicLink, "d") { LinkName = "/etc" });
+                    await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.HardLink, "h") { LinkName = "d/passwd" });
+                    break;
+                case "file-replacing-directory":
+                    await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.Directory, "dd"));
+                    await tar.WriteEntryAsync(Data("dd"));
+                    break;
+                default:
+                    await tar.WriteEntryAsync(Data(new string('a', 300)));
+                    break;
+            }
+        }
+        var config = await FileTrees.WriteConfigAsync(dir, Path.Combine(dir, "backups"), """
+            - {id: 1, name: restore-here, dbms: files, paths: [/nonexistent]}
+            """);
+
+        var restore = await Run.CliAsync("restore", "--file", archive, "--instance", "1", "--target", Path.Combine(dir, "target"), "--config", config);
+        var verify = await Run.CliAsync("verify", "--file", archive, "--config", config);
+
+        Assert.True(restore.ExitCode == 1, restore.ToString());
+        var refusal = Assert.Single(Cli.ErrorLines(restore));
+        var reason = refusal[(refusal.IndexOf("refused: ", StringComparison.Ordinal) + 9)..refusal.IndexOf(" (nothing is ever", StringComparison.Ordinal)];
+        Assert.True(verify.ExitCode == 4, verify.ToString());
+        Assert.Contains($"a restore would refuse it: {reason}", verify.Stdout, StringComparison.Ordinal);
+    }
+
     /// <summary>A tar with a directory and a file, named as a files backup.</summary>
     private static async Task<string> SmallArchiveAsync(string dir)
     {

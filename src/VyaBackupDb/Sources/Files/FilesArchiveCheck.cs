@@ -17,6 +17,7 @@ public static class FilesArchiveCheck
         var problems = new List<string>();
         var counts = new EntryCounts();
         var refused = 0;
+        var tree = new ArchiveTree(); // the restore's own check of the names
         await using (var reader = new TarReader(new TarMetadataLimit(plain)))
         {
             while (await NextEntryAsync(reader, problems, cancellationToken).ConfigureAwait(false) is { } entry)
@@ -28,11 +29,7 @@ public static class FilesArchiveCheck
                 counts.Count(entry);
                 try
                 {
-                    ArchiveEntries.RelativePath(entry.Name);
-                    if (entry.EntryType == TarEntryType.HardLink)
-                    {
-                        ArchiveEntries.RelativePath(entry.LinkName, $"hard link '{entry.Name}' to");
-                    }
+                    tree.Admit(entry, EntryCounts.Kind(entry));
                 }
                 catch (RefusedEntryException e) when (refused++ < 10)
                 {
