@@ -188,6 +188,39 @@ public sealed class FilesRestoreSafetyTests : IAsyncLifetime
         Assert.Contains($"a restore would refuse it: {reason}", verify.Stdout, StringComparison.Ordinal);
     }
 
+    [SkippableFact]
+    public async Task A_full_target_file_system_is_named_as_such_not_as_the_backup_file()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux() && Environment.IsPrivilegedProcess, "mounting a tmpfs needs root");
+        var dir = _scratch.TempDir("target-full");
+        var small = Directory.CreateDirectory(Path.Combine(dir, "small")).FullName;
+        var archive = Path.Combine(dir, "20260101_000000_files_restore-here.tar");
+        await using (var file = File.Create(archive))
+        await using (var tar = new TarWriter(file, TarEntryFormat.Pax))
+        {
+            await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, "big") { DataStream = new MemoryStream(new byte[4 << 20]) });
+        }
+        var config = await FileTrees.WriteConfigAsync(dir, Path.Combine(dir, "backups"), """
+            - {id: 1, name: restore-here, dbms: files, paths: [/nonexistent]}
+            """);
+        var mount = await Run.ProgramAsync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", small]);
+        Skip.If(mount.ExitCode != 0, $"mount -t tmpfs failed: {mount.Stderr}");
+        try
+        {
+            var restore = await Run.CliAsync("restore", "--file", archive, "--instance", "1", "--target", Path.Combine(small, "t"), "--config", config);
+
+            Assert.True(restore.ExitCode == 1, restore.ToString());
+            var error = Assert.Single(Cli.ErrorLines(restore));
+            Assert.Contains($"the file system of {small}/t is full", error, StringComparison.Ordinal);
+            Assert.DoesNotContain("cannot read", error, StringComparison.Ordinal);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(small));
+        }
+        finally
+        {
+            await Run.ProgramAsync("umount", ["-l", small]);
+        }
+    }
+
     /// <summary>A tar with a directory and a file, named as a files backup.</summary>
     private static async Task<string> SmallArchiveAsync(string dir)
     {

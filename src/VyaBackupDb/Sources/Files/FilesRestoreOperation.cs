@@ -52,6 +52,7 @@ public interface IFilesRestoreObserver
 public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserver observer)
 {
     private const string StagingPrefix = ".vya-restore-";
+    private const int NoSpaceLeft = 28; // ENOSPC: .NET's IOException carries the errno
     private const string ReplacedPrefix = ".vya-replaced-";
     private const string CommittingPrefix = ".vya-committing-";
     private const string RemovingPrefix = ".vya-removing-";
@@ -173,6 +174,7 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
                 OperationCanceledException => $"timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)",
                 RefusedEntryException => $"refused: {e.Message} (nothing is ever written outside the target)",
                 EndOfStreamException => $"{plan.File} is truncated (it ends inside an entry)",
+                IOException { HResult: NoSpaceLeft } => $"the file system of {plan.Target} is full ({e.Message})",
                 VyaException or PosixException or UnauthorizedAccessException => e.Message,
                 _ => $"cannot read {plan.File}: {e.Message}",
             };
