@@ -1,5 +1,6 @@
 using System.Formats.Tar;
 using System.Globalization;
+using System.Text;
 using VyaBackupDb.Catalog;
 
 namespace VyaBackupDb.Sources.Files;
@@ -155,5 +156,83 @@ internal static class ArchiveEntries
             : nanos == 0 ? (-seconds, 0u)
             : (-seconds - 1, 1_000_000_000 - nanos);
         return true;
+    }
+}
+
+/// <summary>
+/// The one check of an archive's names, shared by restore (before it writes an entry) and
+/// verify: the names the archive has put so far, as a restore lays them out. An entry is refused
+/// when its name leaves the target (<see cref="ArchiveEntries.RelativePath"/>), has a component
+/// over 255 bytes, goes through an earlier symlink or file, or would replace a directory with
+/// something else; a hard link must point at an earlier file (not through a symlink).
+/// </summary>
+internal sealed class ArchiveTree
+{
+    private const int MaxNameBytes = 255;
+
+    private readonly Dictionary<string, EntryKind> _kinds = new(StringComparer.Ordinal);
+
+    /// <summary>Checks an entry and records it; returns its path relative to the target (empty: the target itself).</summary>
+    public string Admit(TarEntry entry, EntryKind kind)
+    {
+        var relative = ArchiveEntries.RelativePath(entry.Name);
+        if (kind == EntryKind.Other)
+        {
+            return relative; // not restored: it takes no name
+        }
+        CheckNameLengths(relative, entry.Name);
+        if (relative.Length == 0)
+        {
+            return kind == EntryKind.Directory ? relative
+                : throw new RefusedEntryException($"entry '{entry.Name}' would replace the target directory itself");
+        }
+        CheckWay(relative);
+        if (kind == EntryKind.Symlink && string.IsNullOrEmpty(entry.LinkName))
+        {
+            throw new RefusedEntryException($"symlink '{entry.Name}' has no target");
+        }
+        if (kind == EntryKind.HardLink)
+        {
+            var target = ArchiveEntries.RelativePath(entry.LinkName, $"hard link '{entry.Name}' to");
+            CheckWay(target);
+            if (!_kinds.TryGetValue(target, out var linked) || linked == EntryKind.Directory)
+            {
+                throw new RefusedEntryException(
+                    $"hard link '{entry.Name}' points to '{entry.LinkName}', which is not a file restored before it");
+            }
+        }
+        if (_kinds.TryGetValue(relative, out var existing) && existing == EntryKind.Directory && kind != EntryKind.Directory)
+        {
+            throw new RefusedEntryException($"'{relative}' would replace a directory");
+        }
+        for (var slash = relative.IndexOf('/'); slash >= 0; slash = relative.IndexOf('/', slash + 1))
+        {
+            _kinds.TryAdd(relative[..slash], EntryKind.Directory); // created on the way
+        }
+        _kinds[relative] = kind;
+        return relative;
+    }
+
+    /// <summary>Every directory on the way to <paramref name="relative"/> is one, or not there yet: never a symlink or a file.</summary>
+    private void CheckWay(string relative)
+    {
+        for (var slash = relative.IndexOf('/'); slash >= 0; slash = relative.IndexOf('/', slash + 1))
+        {
+            var parent = relative[..slash];
+            if (_kinds.TryGetValue(parent, out var kind) && kind != EntryKind.Directory)
+            {
+                throw new RefusedEntryException(kind == EntryKind.Symlink
+                    ? $"'{relative}' goes through the symlink '{parent}'"
+                    : $"'{relative}' goes through '{parent}', which is not a directory");
+            }
+        }
+    }
+
+    private static void CheckNameLengths(string relative, string name)
+    {
+        if (relative.Split('/').Any(segment => Encoding.UTF8.GetByteCount(segment) > MaxNameBytes))
+        {
+            throw new RefusedEntryException($"'{name}' has a name component over {MaxNameBytes} bytes, more than a file system takes");
+        }
     }
 }

@@ -17,9 +17,10 @@ public static class FilesArchiveCheck
         var problems = new List<string>();
         var counts = new EntryCounts();
         var refused = 0;
-        await using (var reader = new TarReader(plain, leaveOpen: true))
+        var tree = new ArchiveTree(); // the restore's own check of the names
+        await using (var reader = new TarReader(new TarMetadataLimit(plain)))
         {
-            while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+            while (await NextEntryAsync(reader, problems, cancellationToken).ConfigureAwait(false) is { } entry)
             {
                 if (EntryCounts.Kind(entry) == EntryKind.Ignored)
                 {
@@ -28,11 +29,7 @@ public static class FilesArchiveCheck
                 counts.Count(entry);
                 try
                 {
-                    ArchiveEntries.RelativePath(entry.Name);
-                    if (entry.EntryType == TarEntryType.HardLink)
-                    {
-                        ArchiveEntries.RelativePath(entry.LinkName, $"hard link '{entry.Name}' to");
-                    }
+                    tree.Admit(entry, EntryCounts.Kind(entry));
                 }
                 catch (RefusedEntryException e) when (refused++ < 10)
                 {
@@ -53,6 +50,20 @@ public static class FilesArchiveCheck
             problems.AddRange(counts.CompareWith(recorded));
         }
         return problems;
+    }
+
+    /// <summary>The next entry; null at the end, or (named in <paramref name="problems"/>) at a header a restore refuses to read.</summary>
+    private static async Task<TarEntry?> NextEntryAsync(TarReader reader, List<string> problems, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RefusedEntryException e)
+        {
+            problems.Add($"a restore would refuse it: {e.Message}");
+            return null;
+        }
     }
 
     /// <summary>Two zero blocks: what every complete tar ends with (then zeros to its record size).</summary>

@@ -20,7 +20,8 @@ internal sealed class FilesExtractor
     private readonly bool _setOwners = Posix.IsRoot;
     private readonly List<(string Path, int Depth, TarEntry Entry)> _directories = [];
     private readonly Action<string> _warning;
-    private string? _checkedParent;
+    private readonly ArchiveTree _tree = new();
+    private string? _createdParent;
 
     private FilesExtractor(string root, Action<string> warning)
     {
@@ -37,7 +38,7 @@ internal sealed class FilesExtractor
     public static EntryCounts Extract(Stream plain, string root, Action<string> warning, CancellationToken cancellationToken)
     {
         var extractor = new FilesExtractor(root, warning);
-        using var reader = new TarReader(plain, leaveOpen: true);
+        using var reader = new TarReader(new TarMetadataLimit(plain));
         while (reader.GetNextEntry(copyData: false) is { } entry)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -54,7 +55,8 @@ internal sealed class FilesExtractor
         {
             return;
         }
-        var relative = ArchiveEntries.RelativePath(entry.Name);
+        // The names checked as verify checks them; the staging directory is private, so what is on disk is what they say.
+        var relative = _tree.Admit(entry, kind);
         Counts.Count(entry);
         if (kind == EntryKind.Other)
         {
@@ -63,51 +65,33 @@ internal sealed class FilesExtractor
         }
         if (relative.Length == 0)
         {
-            // The target itself ("./"): it exists; its own metadata stays the target's.
-            if (kind != EntryKind.Directory)
-            {
-                throw new RefusedEntryException($"entry '{entry.Name}' would replace the target directory itself");
-            }
-            return;
+            return; // the target itself ("./"): it exists; its own metadata stays the target's
         }
         var path = _root + "/" + relative;
-        EnsureParent(relative, create: true);
+        CreateParent(relative);
         switch (kind)
         {
             case EntryKind.Directory:
-                if (!Clear(path, relative, keepDirectory: true))
+                if (!Clear(path))
                 {
                     Directory.CreateDirectory(path);
                 }
                 _directories.Add((path, relative.Count(c => c == '/'), entry));
                 break;
             case EntryKind.File:
-                Clear(path, relative, keepDirectory: false);
+                Clear(path);
                 WriteFile(entry, path);
                 break;
             case EntryKind.Symlink:
-                if (string.IsNullOrEmpty(entry.LinkName))
-                {
-                    throw new RefusedEntryException($"symlink '{entry.Name}' has no target");
-                }
-                Clear(path, relative, keepDirectory: false);
+                Clear(path);
                 File.CreateSymbolicLink(path, entry.LinkName);
                 SetOwner(entry, path, handle: null);
                 var (seconds, nanos) = ArchiveEntries.ModificationTime(entry);
                 Posix.SetTimesNoFollow(path, seconds, nanos);
                 break;
             case EntryKind.HardLink:
-                var target = ArchiveEntries.RelativePath(entry.LinkName, $"hard link '{entry.Name}' to");
-                EnsureParent(target, create: false);
-                var targetPath = _root + "/" + target;
-                var existing = target.Length == 0 ? null : Posix.TryLStat(targetPath);
-                if (existing is not { } found || found.IsDirectory)
-                {
-                    throw new RefusedEntryException(
-                        $"hard link '{entry.Name}' points to '{entry.LinkName}', which is not a file restored before it");
-                }
-                Clear(path, relative, keepDirectory: false);
-                Posix.HardLink(targetPath, path);
+                Clear(path);
+                Posix.HardLink(_root + "/" + ArchiveEntries.RelativePath(entry.LinkName), path); // link(2) links a symlink itself
                 break;
         }
     }
@@ -150,54 +134,22 @@ internal sealed class FilesExtractor
         }
     }
 
-    /// <summary>
-    /// Makes sure every directory on the way to <paramref name="relative"/> is a real directory
-    /// under the root (creating missing ones when <paramref name="create"/>); a symlink or a file
-    /// on the way refuses the entry.
-    /// </summary>
-    private void EnsureParent(string relative, bool create)
+    /// <summary>Creates the directories on the way to an entry that the archive did not list before it.</summary>
+    private void CreateParent(string relative)
     {
         var slash = relative.LastIndexOf('/');
-        if (slash < 0)
+        if (slash > 0 && relative[..slash] != _createdParent)
         {
-            return;
+            _createdParent = relative[..slash];
+            Directory.CreateDirectory(_root + "/" + _createdParent);
         }
-        var parent = relative[..slash];
-        if (parent == _checkedParent)
-        {
-            return;
-        }
-        var path = _root;
-        foreach (var segment in parent.Split('/'))
-        {
-            path += "/" + segment;
-            var stat = Posix.TryLStat(path);
-            if (stat is null && create)
-            {
-                Directory.CreateDirectory(path);
-            }
-            else if (stat is null)
-            {
-                throw new RefusedEntryException($"'{relative}' is not in the archive before the entry that needs it");
-            }
-            else if (stat.Value.IsSymlink)
-            {
-                throw new RefusedEntryException($"'{relative}' goes through the symlink '{path[(_root.Length + 1)..]}'");
-            }
-            else if (!stat.Value.IsDirectory)
-            {
-                throw new RefusedEntryException($"'{relative}' goes through '{path[(_root.Length + 1)..]}', which is not a directory");
-            }
-        }
-        // Directories stay directories (Clear refuses to replace one), so this one stays checked.
-        _checkedParent = parent;
     }
 
     /// <summary>
     /// Removes what an earlier entry put at <paramref name="path"/> (a later entry wins, as in
     /// tar), never following a symlink. True when a directory is there and is kept.
     /// </summary>
-    private static bool Clear(string path, string relative, bool keepDirectory)
+    private static bool Clear(string path)
     {
         if (Posix.TryLStat(path) is not { } stat)
         {
@@ -205,7 +157,7 @@ internal sealed class FilesExtractor
         }
         if (stat.IsDirectory)
         {
-            return keepDirectory ? true : throw new RefusedEntryException($"'{relative}' would replace a directory");
+            return true; // only a directory replaces one (ArchiveTree)
         }
         File.Delete(path); // unlink: a symlink itself, not its target
         return false;

@@ -52,7 +52,10 @@ public interface IFilesRestoreObserver
 public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserver observer)
 {
     private const string StagingPrefix = ".vya-restore-";
+    private const int NoSpaceLeft = 28; // ENOSPC: .NET's IOException carries the errno
     private const string ReplacedPrefix = ".vya-replaced-";
+    private const string CommittingPrefix = ".vya-committing-";
+    private const string RemovingPrefix = ".vya-removing-";
 
     public async Task<FilesRestoreResult?> RunAsync(FilesRestoreRequest request, CancellationToken cancellationToken)
     {
@@ -60,6 +63,10 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
         using var storages = new StorageSet(config);
         // A bare file name (as list shows it) is looked up in the instance's destinations.
         var location = await BackupLocations.FindAsync(request.File, request.Instance, config, storages, cancellationToken).ConfigureAwait(false);
+        if (!request.DryRun && Staging.RecoverInterruptedCommit(TargetPath(request.Target)) is { } recovered)
+        {
+            observer.Warning(recovered);
+        }
         var plan = await PlanAsync(location, request, cancellationToken).ConfigureAwait(false);
         observer.Planned(plan);
         if (!request.Verify)
@@ -167,6 +174,7 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
                 OperationCanceledException => $"timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)",
                 RefusedEntryException => $"refused: {e.Message} (nothing is ever written outside the target)",
                 EndOfStreamException => $"{plan.File} is truncated (it ends inside an entry)",
+                IOException { HResult: NoSpaceLeft } => $"the file system of {plan.Target} is full ({e.Message})",
                 VyaException or PosixException or UnauthorizedAccessException => e.Message,
                 _ => $"cannot read {plan.File}: {e.Message}",
             };
@@ -207,6 +215,7 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
                 + "use --no-verify to restore it anyway");
         }
         var target = TargetPath(request.Target);
+        CheckNobodyElseCanMoveIt(target);
         return new FilesRestorePlan(location.Description, entry.Size, format, manifest, name?.TimestampUtc, target, StateOf(target));
     }
 
@@ -218,6 +227,39 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
         }
         var full = Path.GetFullPath(target).TrimEnd('/');
         return full.Length == 0 ? throw new UsageException("the target directory cannot be / (restore into a directory, then move what you need)") : full;
+    }
+
+    /// <summary>
+    /// Refuses a target under a directory another user could rename things in while the restore
+    /// writes (as systemd refuses an "unsafe path transition"): the target and each existing
+    /// directory above it, as given and with symlinks resolved, must be owned by root or this
+    /// user and not writable by group or others (unless sticky). Otherwise that user could swap
+    /// the staging directory for a symlink and the restore would write where it points.
+    /// </summary>
+    private static void CheckNobodyElseCanMoveIt(string target)
+    {
+        var existing = target;
+        while (Posix.TryLStat(existing) is null)
+        {
+            existing = Path.GetDirectoryName(existing)!; // "/" exists
+        }
+        foreach (var path in new[] { existing, Posix.RealPath(existing) })
+        {
+            for (var dir = path; dir is not null; dir = Path.GetDirectoryName(dir))
+            {
+                var stat = Posix.LStat(dir);
+                var problem = stat.IsSymlink ? null // its directory is checked, and where it leads with the resolved path
+                    : stat.Uid != 0 && stat.Uid != Posix.EffectiveUid ? $"is owned by {Posix.UserName(stat.Uid) ?? "uid " + stat.Uid}"
+                    : (stat.Permissions & 0x12) != 0 && (stat.Permissions & 0x200) == 0 ? "is writable by other users (and not sticky)"
+                    : null;
+                if (problem is not null)
+                {
+                    throw new UsageException(
+                        $"unsafe target {target}: {dir} {problem}, who could move the restore's directories and make it write elsewhere; "
+                        + "restore under directories only root or you can change");
+                }
+            }
+        }
     }
 
     private static TargetDirectoryState StateOf(string target)
@@ -327,31 +369,100 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
                 : null;
         }
 
-        /// <summary>The target is a mount point: its entries are moved (renames within it), old out, new in.</summary>
+        /// <summary>
+        /// The target is a mount point: its entries are moved (renames within it), old out into
+        /// .vya-replaced-S, then the staging directory renamed .vya-committing-S and the new ones
+        /// moved in, then .vya-replaced-S renamed .vya-removing-S (the old content is no longer
+        /// needed) and removed. Each step leaves names <see cref="RecoverInterruptedCommit"/> reads
+        /// after a SIGKILL: old entries put back, or the verified new tree's move finished.
+        /// </summary>
         private string? CommitInside()
         {
+            var suffix = System.IO.Path.GetFileName(Path)[StagingPrefix.Length..];
             string? replaced = null;
             if (_state == TargetDirectoryState.HoldsFiles)
             {
-                replaced = System.IO.Path.Combine(_target, ReplacedPrefix + RandomSuffix());
+                replaced = System.IO.Path.Combine(_target, ReplacedPrefix + suffix);
                 Directory.CreateDirectory(replaced, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-                foreach (var old in Directory.EnumerateFileSystemEntries(_target).ToList())
+                MoveEntries(_target, replaced, name => !IsOurs(name));
+            }
+            var committing = System.IO.Path.Combine(_target, CommittingPrefix + suffix);
+            Posix.Rename(Path, committing);
+            var removing = FinishCommit(_target, committing, replaced);
+            LocalStorage.SyncDirectory(_target);
+            return removing is not null && RemoveTree(removing) is { } error
+                ? $"the replaced content of {_target} could not be removed ({error}): it is in {removing}"
+                : null;
+        }
+
+        /// <summary>Moves the new entries in, then marks the old content as no longer needed; returns where it is.</summary>
+        private static string? FinishCommit(string target, string committing, string? replaced)
+        {
+            MoveEntries(committing, target, _ => true);
+            string? removing = null;
+            if (replaced is not null)
+            {
+                removing = System.IO.Path.Combine(target, RemovingPrefix + System.IO.Path.GetFileName(replaced)[ReplacedPrefix.Length..]);
+                Posix.Rename(replaced, removing);
+            }
+            Directory.Delete(committing);
+            return removing;
+        }
+
+        /// <summary>
+        /// Puts a mount-point target back in one state after a commit was killed half way (see
+        /// <see cref="CommitInside"/>): with .vya-committing-S the new tree is complete and
+        /// verified, so its move is finished; with only .vya-replaced-S the old entries are put
+        /// back. Old data is only removed once the new tree is wholly in place. Returns what was
+        /// done, or null.
+        /// </summary>
+        public static string? RecoverInterruptedCommit(string target)
+        {
+            if (Posix.TryLStat(target) is not { IsDirectory: true })
+            {
+                return null;
+            }
+            var done = new List<string>();
+            foreach (var committing in Directory.EnumerateDirectories(target, CommittingPrefix + "*").ToList())
+            {
+                var replaced = System.IO.Path.Combine(target, ReplacedPrefix + System.IO.Path.GetFileName(committing)[CommittingPrefix.Length..]);
+                FinishCommit(target, committing, Directory.Exists(replaced) ? replaced : null);
+                done.Add("finished putting the restored tree in place");
+            }
+            foreach (var replaced in Directory.EnumerateDirectories(target, ReplacedPrefix + "*").ToList())
+            {
+                MoveEntries(replaced, target, _ => true);
+                Directory.Delete(replaced);
+                RemoveTree(System.IO.Path.Combine(target, StagingPrefix + System.IO.Path.GetFileName(replaced)[ReplacedPrefix.Length..]));
+                done.Add("put its old content back");
+            }
+            foreach (var removing in Directory.EnumerateDirectories(target, RemovingPrefix + "*").ToList())
+            {
+                RemoveTree(removing);
+            }
+            if (done.Count == 0)
+            {
+                return null;
+            }
+            LocalStorage.SyncDirectory(target);
+            return $"a restore into {target} was interrupted while it replaced the content: {string.Join(", ", done.Distinct())}";
+        }
+
+        private static bool IsOurs(string name) =>
+            name.StartsWith(StagingPrefix, StringComparison.Ordinal) || name.StartsWith(ReplacedPrefix, StringComparison.Ordinal)
+            || name.StartsWith(CommittingPrefix, StringComparison.Ordinal) || name.StartsWith(RemovingPrefix, StringComparison.Ordinal);
+
+        /// <summary>Renames the entries of <paramref name="from"/> that <paramref name="which"/> accepts into <paramref name="to"/>.</summary>
+        private static void MoveEntries(string from, string to, Func<string, bool> which)
+        {
+            foreach (var entry in Directory.EnumerateFileSystemEntries(from).ToList())
+            {
+                var name = System.IO.Path.GetFileName(entry);
+                if (which(name))
                 {
-                    if (old != Path && old != replaced)
-                    {
-                        Posix.Rename(old, System.IO.Path.Combine(replaced, System.IO.Path.GetFileName(old)));
-                    }
+                    Posix.Rename(entry, System.IO.Path.Combine(to, name));
                 }
             }
-            foreach (var entry in Directory.EnumerateFileSystemEntries(Path).ToList())
-            {
-                Posix.Rename(entry, System.IO.Path.Combine(_target, System.IO.Path.GetFileName(entry)));
-            }
-            Directory.Delete(Path);
-            LocalStorage.SyncDirectory(_target);
-            return replaced is not null && RemoveTree(replaced) is { } error
-                ? $"the replaced content of {_target} could not be removed ({error}): it is in {replaced}"
-                : null;
         }
 
         /// <summary>The new directory takes the old one's mode and owner; a new one is made as mkdir would (0755).</summary>

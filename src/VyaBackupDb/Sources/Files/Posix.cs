@@ -342,3 +342,33 @@ internal static partial class Posix
     [LibraryImport("libc", EntryPoint = "getgrnam_r", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int GetGrNamR(string name, IntPtr entry, IntPtr buffer, nuint size, out IntPtr result);
 }
+
+/// <summary>Calls the files restore's target check needs (kept apart: added later).</summary>
+internal static partial class Posix
+{
+    public static uint EffectiveUid => GetEuid();
+
+    /// <summary>realpath(3): the path with every symlink resolved.</summary>
+    public static string RealPath(string path)
+    {
+        var resolved = RealPathC(path, IntPtr.Zero);
+        if (resolved == IntPtr.Zero)
+        {
+            throw Error(path);
+        }
+        try
+        {
+            return Marshal.PtrToStringUTF8(resolved)!;
+        }
+        finally
+        {
+            Free(resolved);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial IntPtr RealPathC(string path, IntPtr resolved);
+
+    [LibraryImport("libc", EntryPoint = "free")]
+    private static partial void Free(IntPtr pointer);
+}

@@ -1,0 +1,175 @@
+using System.Globalization;
+using System.Text;
+
+namespace VyaBackupDb.Sources.Files;
+
+/// <summary>
+/// A tar stream passed through unchanged to a TarReader, whose 512-byte headers it follows on the
+/// way: a pax extended header or a GNU long name/link over <see cref="MaxMetadataBytes"/> is
+/// refused before the reader sees it (System.Formats.Tar reads such a block whole into memory,
+/// so a 1.5 GB one in a 48 KB compressed file took 1.6 GB). It follows the headers as the reader
+/// does: data rounded up to 512 bytes, and a pax 'size' record giving the next entry's size.
+/// </summary>
+internal sealed class TarMetadataLimit(Stream inner) : Stream
+{
+    public const int MaxMetadataBytes = 1 << 20;
+    private const int Block = 512;
+
+    private readonly byte[] _header = new byte[Block];
+    private int _headerFill;
+    private long _dataLeft;          // the current entry's data and padding still to pass
+    private MemoryStream? _pax;      // an 'x' header's records as they pass (at most MaxMetadataBytes)
+    private long _paxLeft;
+    private long? _nextSize;         // the size an 'x' header gives the entry after it
+    private int _gnuMetadata;        // L/K headers just read: an 'x' right after them is read as an entry, its 'size' not applied
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var n = inner.Read(buffer);
+        Follow(buffer[..n]);
+        return n;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var n = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        Follow(buffer.Span[..n]);
+        return n;
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    private void Follow(ReadOnlySpan<byte> bytes)
+    {
+        while (bytes.Length > 0)
+        {
+            if (_dataLeft > 0)
+            {
+                var n = (int)Math.Min(_dataLeft, bytes.Length);
+                if (_pax is not null)
+                {
+                    var take = (int)Math.Min(_paxLeft, n);
+                    _pax.Write(bytes[..take]);
+                    _paxLeft -= take;
+                    if (_paxLeft == 0)
+                    {
+                        _nextSize = PaxSize(_pax.ToArray());
+                        _pax = null;
+                    }
+                }
+                _dataLeft -= n;
+                bytes = bytes[n..];
+                continue;
+            }
+            var m = Math.Min(Block - _headerFill, bytes.Length);
+            bytes[..m].CopyTo(_header.AsSpan(_headerFill));
+            _headerFill += m;
+            bytes = bytes[m..];
+            if (_headerFill == Block)
+            {
+                _headerFill = 0;
+                OnHeader(_header);
+            }
+        }
+    }
+
+    private void OnHeader(ReadOnlySpan<byte> header)
+    {
+        var checksum = header.Slice(148, 8);
+        if (!checksum.ContainsAnyExcept((byte)0) || Number(checksum) == 0)
+        {
+            return; // an end block: the reader stops here
+        }
+        var type = (char)header[156];
+        var metadata = type is 'x' or 'g' or 'L' or 'K';
+        var size = Number(header.Slice(124, 12));
+        if (_nextSize is { } overridden && !metadata)
+        {
+            size = overridden;
+        }
+        _nextSize = null;
+        if (metadata && size > MaxMetadataBytes)
+        {
+            var what = type is 'x' or 'g' ? "pax extended header" : "GNU long name";
+            throw new RefusedEntryException($"the archive has a {what} of {size} bytes (over the limit of {MaxMetadataBytes / 1024 / 1024} MiB)");
+        }
+        _dataLeft = checked(size + Block - 1) / Block * Block;
+        if (type == 'x' && _gnuMetadata == 0 && size > 0)
+        {
+            _pax = new MemoryStream((int)size);
+            _paxLeft = size;
+        }
+        _gnuMetadata = type is 'L' or 'K' ? _gnuMetadata + 1 : 0;
+    }
+
+    /// <summary>A header's number: octal (NUL/space padded) or GNU base-256 (first byte 0x80).</summary>
+    private static long Number(ReadOnlySpan<byte> field)
+    {
+        try
+        {
+            if (field[0] == 0x80)
+            {
+                long value = 0;
+                foreach (var b in field[1..])
+                {
+                    value = checked((value << 8) | b);
+                }
+                return value;
+            }
+            var text = Encoding.ASCII.GetString(field).Trim('\0', ' ');
+            return text.Length == 0 ? 0 : Convert.ToInt64(text, 8) is var octal and >= 0 ? octal : throw new FormatException();
+        }
+        catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
+        {
+            throw new InvalidDataException("a tar header has a malformed number field", e);
+        }
+    }
+
+    /// <summary>The 'size' record of pax extended header data ("LEN size=VALUE\n" records), or null.</summary>
+    private static long? PaxSize(byte[] records)
+    {
+        long? size = null;
+        var at = 0;
+        while (at < records.Length)
+        {
+            var space = Array.IndexOf(records, (byte)' ', at);
+            if (space < 0 || !int.TryParse(Encoding.ASCII.GetString(records, at, space - at), NumberStyles.None, CultureInfo.InvariantCulture, out var length)
+                || length <= space - at || at + length > records.Length)
+            {
+                break; // malformed: the reader refuses it
+            }
+            var record = Encoding.UTF8.GetString(records, space + 1, at + length - space - 2);
+            if (record.StartsWith("size=", StringComparison.Ordinal) && record.Length > 5)
+            {
+                size = long.TryParse(record.AsSpan(5), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value >= 0
+                    ? value
+                    : throw new InvalidDataException("a pax header has a malformed 'size' record");
+            }
+            at += length;
+        }
+        return size;
+    }
+}
