@@ -141,12 +141,38 @@ public sealed class FilesRestoreSafetyTests : IAsyncLifetime
             .Select(e => Path.GetRelativePath(target, e)).Order(StringComparer.Ordinal)]);
     }
 
+    /// <summary>
+    /// A symlink in the target named like the old content of an interrupted commit (leading out
+    /// of the target) is not taken for it: the next run moves nothing in from where it points.
+    /// </summary>
+    [Fact]
+    public async Task A_symlink_named_like_an_interrupted_commit_is_not_followed()
+    {
+        var dir = _scratch.TempDir("fake-commit");
+        var target = Directory.CreateDirectory(Path.Combine(dir, "target")).FullName;
+        var outside = Directory.CreateDirectory(Path.Combine(dir, "outside")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(outside, "host-file"), "stays");
+        File.CreateSymbolicLink(Path.Combine(target, ".vya-replaced-0123456789ab"), outside);
+        var archive = await SmallArchiveAsync(dir);
+        var config = await FileTrees.WriteConfigAsync(dir, Path.Combine(dir, "backups"), """
+            - {id: 1, name: restore-here, dbms: files, paths: [/nonexistent]}
+            """);
+
+        var restore = await Run.CliAsync("restore", "--file", archive, "--instance", "1", "--target", target, "--force", "--config", config);
+
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.True(File.Exists(Path.Combine(outside, "host-file")), "the restore moved a file in from outside the target");
+        Assert.False(File.Exists(Path.Combine(target, "host-file")));
+        Assert.True(File.Exists(Path.Combine(target, "fine", "ok.txt")));
+    }
+
     /// <summary>verify checks the names with the restore's own check: what restore refuses, verify fails (exit 4).</summary>
     [Theory]
     [InlineData("symlink-then-file")]
     [InlineData("hard-link-through-symlink")]
     [InlineData("file-replacing-directory")]
     [InlineData("name-over-255-bytes")]
+    [InlineData("a-name-of-the-restores-own")]
     public async Task Verify_fails_an_archive_restore_refuses(string attack)
     {
         var dir = _scratch.TempDir("verify-refused");
@@ -164,6 +190,11 @@ public sealed class FilesRestoreSafetyTests : IAsyncLifetime
                 case "hard-link-through-symlink":
                     await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.SymbolicLink, "d") { LinkName = "/etc" });
                     await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.HardLink, "h") { LinkName = "d/passwd" });
+                    break;
+                case "a-name-of-the-restores-own":
+                    // Restored, it would be taken by the next run for an interrupted commit's old content.
+                    await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.Directory, ".vya-replaced-0123456789ab"));
+                    await tar.WriteEntryAsync(Data(".vya-replaced-0123456789ab/planted"));
                     break;
                 case "file-replacing-directory":
                     await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.Directory, "dd"));

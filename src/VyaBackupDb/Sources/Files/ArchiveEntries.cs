@@ -97,6 +97,20 @@ internal enum EntryKind
 /// <summary>How a restore reads entry names: only relative paths that stay inside the target.</summary>
 internal static class ArchiveEntries
 {
+    /// <summary>Names of the restore's own directories in the target: staging, the old content, a commit under way.</summary>
+    public const string StagingPrefix = ".vya-restore-";
+    public const string ReplacedPrefix = ".vya-replaced-";
+    public const string CommittingPrefix = ".vya-committing-";
+    public const string RemovingPrefix = ".vya-removing-";
+
+    /// <summary>
+    /// A name the restore gives its own directories: never an archive's (<see cref="ArchiveTree"/>
+    /// refuses it), so that a later run's recovery of an interrupted commit acts on its own only.
+    /// </summary>
+    public static bool IsReservedName(string name) =>
+        name.StartsWith(StagingPrefix, StringComparison.Ordinal) || name.StartsWith(ReplacedPrefix, StringComparison.Ordinal)
+        || name.StartsWith(CommittingPrefix, StringComparison.Ordinal) || name.StartsWith(RemovingPrefix, StringComparison.Ordinal);
+
     /// <summary>
     /// The entry's path relative to the target, '.' segments and repeated '/' removed (empty for
     /// the target itself). Refuses absolute names and '..' components: such a name is never
@@ -181,6 +195,10 @@ internal sealed class ArchiveTree
             return relative; // not restored: it takes no name
         }
         CheckNameLengths(relative, entry.Name);
+        if (ArchiveEntries.IsReservedName(relative.Split('/')[0]))
+        {
+            throw new RefusedEntryException($"'{entry.Name}' takes a name the restore keeps for its own directories (.vya-restore-..., .vya-replaced-...)");
+        }
         if (relative.Length == 0)
         {
             return kind == EntryKind.Directory ? relative

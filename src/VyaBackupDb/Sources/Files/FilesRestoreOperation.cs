@@ -51,11 +51,11 @@ public interface IFilesRestoreObserver
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserver observer)
 {
-    private const string StagingPrefix = ".vya-restore-";
+    private const string StagingPrefix = ArchiveEntries.StagingPrefix;
     private const int NoSpaceLeft = 28; // ENOSPC: .NET's IOException carries the errno
-    private const string ReplacedPrefix = ".vya-replaced-";
-    private const string CommittingPrefix = ".vya-committing-";
-    private const string RemovingPrefix = ".vya-removing-";
+    private const string ReplacedPrefix = ArchiveEntries.ReplacedPrefix;
+    private const string CommittingPrefix = ArchiveEntries.CommittingPrefix;
+    private const string RemovingPrefix = ArchiveEntries.RemovingPrefix;
 
     public async Task<FilesRestoreResult?> RunAsync(FilesRestoreRequest request, CancellationToken cancellationToken)
     {
@@ -63,11 +63,13 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
         using var storages = new StorageSet(config);
         // A bare file name (as list shows it) is looked up in the instance's destinations.
         var location = await BackupLocations.FindAsync(request.File, request.Instance, config, storages, cancellationToken).ConfigureAwait(false);
-        if (!request.DryRun && Staging.RecoverInterruptedCommit(TargetPath(request.Target)) is { } recovered)
+        var target = TargetPath(request.Target);
+        CheckNobodyElseCanMoveIt(target);
+        if (!request.DryRun && Staging.RecoverInterruptedCommit(target) is { } recovered)
         {
             observer.Warning(recovered);
         }
-        var plan = await PlanAsync(location, request, cancellationToken).ConfigureAwait(false);
+        var plan = await PlanAsync(location, target, request, cancellationToken).ConfigureAwait(false);
         observer.Planned(plan);
         if (!request.Verify)
         {
@@ -189,7 +191,7 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
     }
 
     /// <summary>Reads what the file is and the target's state; changes nothing.</summary>
-    private static async Task<FilesRestorePlan> PlanAsync(BackupLocation location, FilesRestoreRequest request, CancellationToken cancellationToken)
+    private static async Task<FilesRestorePlan> PlanAsync(BackupLocation location, string target, FilesRestoreRequest request, CancellationToken cancellationToken)
     {
         var entry = await location.StatAsync(cancellationToken).ConfigureAwait(false)
             ?? throw new UsageException($"backup file not found: {location.Description}");
@@ -214,8 +216,6 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
                 $"{location.FileName} does not look like a files backup (no manifest, not a backup file name, not a tar archive); "
                 + "use --no-verify to restore it anyway");
         }
-        var target = TargetPath(request.Target);
-        CheckNobodyElseCanMoveIt(target);
         return new FilesRestorePlan(location.Description, entry.Size, format, manifest, name?.TimestampUtc, target, StateOf(target));
     }
 
@@ -384,7 +384,7 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
             {
                 replaced = System.IO.Path.Combine(_target, ReplacedPrefix + suffix);
                 Directory.CreateDirectory(replaced, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-                MoveEntries(_target, replaced, name => !IsOurs(name));
+                MoveEntries(_target, replaced, name => !ArchiveEntries.IsReservedName(name));
             }
             var committing = System.IO.Path.Combine(_target, CommittingPrefix + suffix);
             Posix.Rename(Path, committing);
@@ -423,20 +423,23 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
                 return null;
             }
             var done = new List<string>();
-            foreach (var committing in Directory.EnumerateDirectories(target, CommittingPrefix + "*").ToList())
+            // Real directories only: a symlink named like ours would lead the moves out of the target.
+            List<string> Ours(string prefix) =>
+                [.. Directory.EnumerateFileSystemEntries(target, prefix + "*").Where(p => Posix.TryLStat(p) is { IsDirectory: true })];
+            foreach (var committing in Ours(CommittingPrefix))
             {
                 var replaced = System.IO.Path.Combine(target, ReplacedPrefix + System.IO.Path.GetFileName(committing)[CommittingPrefix.Length..]);
                 FinishCommit(target, committing, Directory.Exists(replaced) ? replaced : null);
                 done.Add("finished putting the restored tree in place");
             }
-            foreach (var replaced in Directory.EnumerateDirectories(target, ReplacedPrefix + "*").ToList())
+            foreach (var replaced in Ours(ReplacedPrefix))
             {
                 MoveEntries(replaced, target, _ => true);
                 Directory.Delete(replaced);
                 RemoveTree(System.IO.Path.Combine(target, StagingPrefix + System.IO.Path.GetFileName(replaced)[ReplacedPrefix.Length..]));
                 done.Add("put its old content back");
             }
-            foreach (var removing in Directory.EnumerateDirectories(target, RemovingPrefix + "*").ToList())
+            foreach (var removing in Ours(RemovingPrefix))
             {
                 RemoveTree(removing);
             }
@@ -448,9 +451,6 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
             return $"a restore into {target} was interrupted while it replaced the content: {string.Join(", ", done.Distinct())}";
         }
 
-        private static bool IsOurs(string name) =>
-            name.StartsWith(StagingPrefix, StringComparison.Ordinal) || name.StartsWith(ReplacedPrefix, StringComparison.Ordinal)
-            || name.StartsWith(CommittingPrefix, StringComparison.Ordinal) || name.StartsWith(RemovingPrefix, StringComparison.Ordinal);
 
         /// <summary>Renames the entries of <paramref name="from"/> that <paramref name="which"/> accepts into <paramref name="to"/>.</summary>
         private static void MoveEntries(string from, string to, Func<string, bool> which)
