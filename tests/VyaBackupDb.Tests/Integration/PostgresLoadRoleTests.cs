@@ -684,6 +684,36 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A parallel restore whose load runs the backup's code for minutes (a CHECK that sleeps) stops
+    /// at its timeout: the role's sessions end, the run fails in one line, nothing is left. Found by
+    /// a tester: it said "timed out after 20 s" and exited when the server's statement ended, 60 s later.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_restore_stopped_by_its_timeout_does_not_wait_for_the_loads_code()
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source,
+            "CREATE FUNCTION public.slow(i integer) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN "
+            + "IF current_user::text LIKE 'vya\\_restore\\_%' THEN PERFORM pg_catalog.pg_sleep(120); END IF; RETURN true; END $$",
+            "CREATE TABLE public.a (i integer CHECK (public.slow(i)))",
+            "INSERT INTO public.a VALUES (1)");
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, PgEngines.Parallel4, timeoutSeconds: 15);
+        var file = await BackupAsync(config, backupDir, source);
+        var target = _scratch.PostgresName();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var run = await RestoreAsync(config, file, target);
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"the restore took {clock.Elapsed} with a 15 s timeout: {run}");
+        var error = AssertOneLineFailure(run);
+        Assert.True(error.Contains("timed out", StringComparison.Ordinal), error);
+        Assert.False(await RoleExistsAsync(Engines.RestoreStaging.StagingName(target)), $"the load role is left: {run}");
+        await AssertNoLeftoversAsync(target);
+    }
+
+    /// <summary>
     /// A database set read-only by default (ALTER DATABASE ... SET default_transaction_read_only =
     /// on), whose settings the staging database gets before the load: its genuine backup restores,
     /// with the setting. Found by a tester: "cannot execute COMMENT in a read-only transaction",
@@ -975,7 +1005,7 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
     private async Task<string> ConfigAsync() => await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
 
     /// <summary>A config whose instance 2 is the PostgreSQL test server with <paramref name="engine"/> (a PgEngines name) and owners.</summary>
-    private async Task<string> ConfigAsync(string backupDir, string engine, bool owners = false)
+    private async Task<string> ConfigAsync(string backupDir, string engine, bool owners = false, int timeoutSeconds = 300)
     {
         var engineYaml = engine switch
         {
@@ -988,7 +1018,7 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
         await File.WriteAllTextAsync(path, string.Create(CultureInfo.InvariantCulture, $"""
             backup_dir: '{backupDir}'
             compression: zstd
-            timeout_seconds: 300
+            timeout_seconds: {timeoutSeconds}
             instances:
               - id: 2
                 name: it-pg

@@ -213,6 +213,11 @@ public sealed partial class PostgresEngine
             {
                 result = await load().ConfigureAwait(false);
             }
+            catch (OperationFailedException e) when (cancellationToken.IsCancellationRequested)
+            {
+                // The sessions ended by the stop: the stop is what happened.
+                throw new OperationCanceledException(e.Message, e, cancellationToken);
+            }
             catch (OperationFailedException e) when (role.PasswordChanged)
             {
                 // Its sessions were ended at once: what the load's other sessions report is that, not the cause.

@@ -120,20 +120,6 @@ internal static partial class Posix
         }
     }
 
-    /// <summary>
-    /// Opens a file to read without following a symlink and without blocking on a FIFO (the path
-    /// may have been replaced since it was listed).
-    /// </summary>
-    public static SafeFileHandle OpenReadNoFollow(string path)
-    {
-        var fd = Open(path, ONoFollow | ONonBlock | OCloExec);
-        if (fd < 0)
-        {
-            throw Error(path);
-        }
-        return new SafeFileHandle(fd, ownsHandle: true);
-    }
-
     /// <summary>Creates a hard link; a symlink as <paramref name="existing"/> is linked itself, not followed.</summary>
     public static void HardLink(string existing, string path)
     {
@@ -302,9 +288,6 @@ internal static partial class Posix
 
     [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int StatxFd(int dirfd, string path, int flags, uint mask, out StatxBuffer buffer);
-
-    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int Open(string path, int flags);
 
     [LibraryImport("libc", EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int Link(string existing, string path);

@@ -64,7 +64,10 @@ internal static partial class Posix
         return new DirectoryHandle(dir, fd);
     }
 
-    /// <summary>Opens a file in <paramref name="directory"/> to read, as <see cref="OpenReadNoFollow"/> does.</summary>
+    /// <summary>
+    /// Opens a file in <paramref name="directory"/> to read, without following a symlink and without
+    /// blocking on a FIFO (the name may have been replaced since it was listed).
+    /// </summary>
     public static SafeFileHandle OpenReadAt(int directory, byte[] name, string path)
     {
         var fd = OpenAt(directory, name, ONoFollow | ONonBlock | OCloExec);
