@@ -50,31 +50,93 @@ public sealed partial class PostgresEngine
         /// minute ahead of the server's clock (a run killed meanwhile leaves no lasting login). A role
         /// may change its own password, never its VALID UNTIL: the backup's code could give it a
         /// password someone knows, but not while a window is open: the window holds pg_authid in
-        /// SHARE mode, so that no ALTER ROLE commits anywhere (logins go on), and the password is
-        /// checked once that is held. A window that fails ends every session of the role.
+        /// SHARE ROW EXCLUSIVE mode, so that no ALTER ROLE commits anywhere (logins go on; another
+        /// restore's window waits for this one), and the password is checked once that is held. A
+        /// window opens only when no session has a role change under way (one of the load role's
+        /// own is the backup's code changing its password: refused). A window that fails ends every
+        /// session of the role.
         /// </summary>
         public async Task<LoginWindow> OpenLoginWindowAsync(CancellationToken cancellationToken)
         {
             await _door.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                await RequireOwnPasswordAsync(cancellationToken).ConfigureAwait(false);
-                var until = (DateTime)(await Scalar(control, "SELECT pg_catalog.now() + interval '1 minute'", cancellationToken).ConfigureAwait(false))!;
-                await SetValidUntilAsync(until.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00", cancellationToken)
-                    .ConfigureAwait(false);
-                _guard = await control.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                // Briefly: while it is held, other sessions' CREATE/ALTER ROLE wait.
-                await Execute(control, "SET LOCAL lock_timeout = '1s'; LOCK TABLE pg_catalog.pg_authid IN SHARE MODE", cancellationToken)
-                    .ConfigureAwait(false);
-                // A change committed between the door opening and the lock.
-                await RequireOwnPasswordAsync(cancellationToken).ConfigureAwait(false);
-                return new LoginWindow(this);
+                for (var clock = System.Diagnostics.Stopwatch.StartNew(); ;)
+                {
+                    await WaitForNoRoleChangeAsync(clock, cancellationToken).ConfigureAwait(false);
+                    await RequireOwnPasswordAsync(cancellationToken).ConfigureAwait(false);
+                    var until = (DateTime)(await Scalar(control, "SELECT pg_catalog.now() + interval '1 minute'", cancellationToken).ConfigureAwait(false))!;
+                    await SetValidUntilAsync(until.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00", cancellationToken)
+                        .ConfigureAwait(false);
+                    _guard = await control.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                    try
+                    {
+                        await Execute(control, "SET LOCAL lock_timeout = '100ms'; LOCK TABLE pg_catalog.pg_authid IN SHARE ROW EXCLUSIVE MODE",
+                            cancellationToken).ConfigureAwait(false);
+                        // A change committed between the door opening and the lock.
+                        await RequireOwnPasswordAsync(cancellationToken).ConfigureAwait(false);
+                        return new LoginWindow(this);
+                    }
+                    catch (OperationFailedException e) when (e.InnerException is PostgresException { SqlState: "55P03" })
+                    {
+                        // A role change began in the instant before the lock: the door shuts until it ends.
+                        await _guard.DisposeAsync().ConfigureAwait(false);
+                        _guard = null;
+                        await RefuseOwnRoleChangeAsync(cancellationToken).ConfigureAwait(false);
+                        await using var shut = await control.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                        await Execute(control, "SET LOCAL lock_timeout = '30s'", cancellationToken).ConfigureAwait(false);
+                        await SetValidUntilAsync("-infinity", cancellationToken).ConfigureAwait(false);
+                        await shut.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    }
+                }
             }
             catch
             {
                 await ShutAfterFailureAsync().ConfigureAwait(false);
                 _door.Release();
                 throw;
+            }
+        }
+
+        /// <summary>
+        /// Waits, the door shut, until no other session holds pg_authid for a change (a CREATE or
+        /// ALTER ROLE not committed yet, another restore's window), at most a minute from <paramref name="clock"/>'s start.
+        /// </summary>
+        private async Task WaitForNoRoleChangeAsync(System.Diagnostics.Stopwatch clock, CancellationToken cancellationToken)
+        {
+            while (await RoleChangersAsync(cancellationToken).ConfigureAwait(false) is { } changers)
+            {
+                await RefuseOwnRoleChangeAsync(cancellationToken).ConfigureAwait(false);
+                if (clock.Elapsed > TimeSpan.FromMinutes(1))
+                {
+                    throw new OperationFailedException(
+                        $"the load role could not log in: other sessions have been changing roles for over a minute ({changers}: "
+                        + "a CREATE or ALTER ROLE not committed); try again once they are done");
+                }
+                await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        /// <summary>The sessions holding pg_authid for a change, as "pid N (user)", or null when none does.</summary>
+        private async Task<string?> RoleChangersAsync(CancellationToken cancellationToken) =>
+            await Scalar(control, """
+                SELECT pg_catalog.string_agg(DISTINCT 'pid ' || l.pid || coalesce(' (' || a.usename || ')', ''), ', ')
+                FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'relation' AND l.database = 0 AND l.relation = 'pg_catalog.pg_authid'::pg_catalog.regclass
+                  AND l.mode <> 'AccessShareLock' AND l.pid <> pg_catalog.pg_backend_pid()
+                """, cancellationToken).ConfigureAwait(false) as string;
+
+        /// <summary>A session of the load role holding pg_authid for a change is the backup's code changing its password.</summary>
+        private async Task RefuseOwnRoleChangeAsync(CancellationToken cancellationToken)
+        {
+            if (await Scalar(control, """
+                    SELECT count(*) FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+                    WHERE l.locktype = 'relation' AND l.database = 0 AND l.relation = 'pg_catalog.pg_authid'::pg_catalog.regclass
+                      AND l.mode <> 'AccessShareLock' AND a.usename = @db
+                    """, cancellationToken, name).ConfigureAwait(false) is > 0L)
+            {
+                PasswordChanged = true;
+                throw new OperationFailedException(PasswordChangedMessage);
             }
         }
 
