@@ -284,7 +284,7 @@ internal sealed class FilesArchiver
                 }
                 if (first.Name is not null)
                 {
-                    Changed(path, $"shares its inode number with '{first.Name}', which changed or was replaced meanwhile: stored as a file of its own, not a hard link to it");
+                    Changed(path, $"shares its inode number with /{first.Name}, which changed or was replaced meanwhile: stored as a file of its own, not a hard link to it");
                 }
                 _firstNames[inode] = (name, before);
             }
