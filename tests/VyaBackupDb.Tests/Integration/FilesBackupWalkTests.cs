@@ -151,6 +151,47 @@ public sealed class FilesBackupWalkTests : IAsyncLifetime
         Assert.Contains($"FAILED names: cannot read {source}/caf\uFFFD.txt: its name is not valid UTF-8", refused.Stderr, StringComparison.Ordinal);
     }
 
+    [SkippableFact]
+    public async Task A_new_file_given_the_inode_number_of_a_file_deleted_during_the_walk_is_stored_with_its_own_content()
+    {
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "src");
+        Directory.CreateDirectory(source);
+        var a = Path.Combine(source, "a");
+        await File.WriteAllTextAsync(a, "OLD-A\n");
+        Posix.HardLink(a, a + "_link2"); // two links: its inode number is remembered for the links to come
+        await File.WriteAllBytesAsync(Path.Combine(source, "b_big"), new byte[3 << 20]);
+        var c = Path.Combine(source, "c");
+        await File.WriteAllTextAsync(c, "OLD-C\n");
+        var freed = Posix.TryLStat(a)!.Value.Inode;
+        var reused = false;
+        // While b_big is read (a and a_link2 are stored): a is deleted, and c replaced by a new file with two links
+        // that got a's inode number (the file system hands out the lowest free one: the others are kept until it does).
+        var output = new ActOnFirstWrite(() =>
+        {
+            File.Delete(a);
+            File.Delete(a + "_link2");
+            for (var i = 0; i < 1000 && !reused; i++)
+            {
+                var created = Path.Combine(source, $".new{i}");
+                File.WriteAllText(created, "NEW-C\n");
+                reused = Posix.TryLStat(created)!.Value.Inode == freed;
+                if (reused)
+                {
+                    Posix.HardLink(created, Path.Combine(dir, "other-link"));
+                    File.Move(created, c, overwrite: true);
+                }
+            }
+        });
+
+        var (summary, _) = FilesArchiver.Write([source], new FileSelection([], []), skipUnreadable: false, output, CancellationToken.None);
+
+        Skip.IfNot(reused, "this file system did not give the freed inode number to a new file");
+        var entries = Entries(output.ToArray());
+        Assert.Equal("NEW-C\n", entries[c.TrimStart('/')]);
+        Assert.Contains(summary.Changed, n => n.Path == c);
+    }
+
     /// <summary>Each entry's name and, for a regular file, its content (others: the empty string).</summary>
     private static Dictionary<string, string> Entries(byte[] archive)
     {

@@ -18,7 +18,7 @@ public static class FilesArchiveCheck
         var counts = new EntryCounts();
         var refused = 0;
         var tree = new ArchiveTree(); // the restore's own check of the names
-        await using (var reader = new TarReader(new TarMetadataLimit(plain)))
+        await using (var reader = new FilesArchiveReader(plain))
         {
             while (await NextEntryAsync(reader, problems, cancellationToken).ConfigureAwait(false) is { } entry)
             {
@@ -52,16 +52,21 @@ public static class FilesArchiveCheck
         return problems;
     }
 
-    /// <summary>The next entry; null at the end, or (named in <paramref name="problems"/>) at a header a restore refuses to read.</summary>
-    private static async Task<TarEntry?> NextEntryAsync(TarReader reader, List<string> problems, CancellationToken cancellationToken)
+    /// <summary>The next entry; null at the end, or (named in <paramref name="problems"/>) at a header a restore refuses or cannot read.</summary>
+    private static async Task<TarEntry?> NextEntryAsync(FilesArchiveReader reader, List<string> problems, CancellationToken cancellationToken)
     {
         try
         {
-            return await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false);
+            return await reader.NextAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (RefusedEntryException e)
         {
             problems.Add($"a restore would refuse it: {e.Message}");
+            return null;
+        }
+        catch (UnreadableArchiveException e)
+        {
+            problems.Add($"a restore cannot read it: {e.Message}");
             return null;
         }
     }

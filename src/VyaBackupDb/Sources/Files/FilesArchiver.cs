@@ -21,7 +21,7 @@ internal sealed class FilesArchiver
     private readonly bool _skipUnreadable;
     private readonly TarArchiveWriter _tar;
     private readonly CancellationToken _cancellationToken;
-    private readonly Dictionary<(ulong Device, ulong Inode), string> _firstNames = [];
+    private readonly Dictionary<(ulong Device, ulong Inode), (string Name, FileStat Stat)> _firstNames = [];
     private readonly List<(string Name, TarMeta Meta)> _pending = [];
     private readonly List<string> _segments = [];
     private readonly List<FileNote> _changed = [];
@@ -272,14 +272,21 @@ internal sealed class FilesArchiver
             var meta = TarMeta.Of(before);
             if (before.Links > 1)
             {
-                if (_firstNames.TryGetValue((before.Device, before.Inode), out var first))
+                var inode = (before.Device, before.Inode);
+                // An inode number names the stored file only while that file is unchanged: one deleted during the
+                // walk frees its number for a new file, which was stored as a link to the old name (its content lost).
+                if (_firstNames.TryGetValue(inode, out var first) && first.Stat.SameVersionAs(before))
                 {
                     WritePending();
-                    _tar.WriteHardLink(name, first, meta);
+                    _tar.WriteHardLink(name, first.Name, meta);
                     _hardLinks++;
                     return;
                 }
-                _firstNames[(before.Device, before.Inode)] = name;
+                if (first.Name is not null)
+                {
+                    Changed(path, $"shares its inode number with /{first.Name}, which changed or was replaced meanwhile: stored as a file of its own, not a hard link to it");
+                }
+                _firstNames[inode] = (name, before);
             }
             WritePending();
             long read;

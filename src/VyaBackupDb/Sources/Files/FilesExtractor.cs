@@ -38,8 +38,8 @@ internal sealed class FilesExtractor
     public static EntryCounts Extract(Stream plain, string root, Action<string> warning, CancellationToken cancellationToken)
     {
         var extractor = new FilesExtractor(root, warning);
-        using var reader = new TarReader(new TarMetadataLimit(plain));
-        while (reader.GetNextEntry(copyData: false) is { } entry)
+        using var reader = new FilesArchiveReader(plain);
+        while (reader.Next() is { } entry)
         {
             cancellationToken.ThrowIfCancellationRequested();
             extractor.Extract(entry);

@@ -163,11 +163,13 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
             }
             return new FilesRestoreResult(plan, restored, plain.Bytes, clock.Elapsed);
         }
-        catch (Exception e) when (e is VyaException or IOException or InvalidDataException or OperationCanceledException
-            or UnauthorizedAccessException or RefusedEntryException || BackupFileChecker.IsDecodeError(e))
+        catch (Exception e)
         {
+            // Whatever went wrong, the staging directory goes (a failure we do not expect is still rethrown as it is).
             var cleanup = staging.Abandon();
-            if (e is OperationCanceledException && cancellationToken.IsCancellationRequested)
+            if ((e is OperationCanceledException && cancellationToken.IsCancellationRequested)
+                || !(e is VyaException or IOException or InvalidDataException or OperationCanceledException
+                    or UnauthorizedAccessException or RefusedEntryException or UnreadableArchiveException || BackupFileChecker.IsDecodeError(e)))
             {
                 throw;
             }

@@ -35,9 +35,21 @@ internal sealed class TarMetadataLimit(Stream inner) : Stream
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
+    /// <summary>The stream under this one failed (decoding, decryption, storage): not the archive's own fault.</summary>
+    public bool StreamFailed { get; private set; }
+
     public override int Read(Span<byte> buffer)
     {
-        var n = inner.Read(buffer);
+        int n;
+        try
+        {
+            n = inner.Read(buffer);
+        }
+        catch
+        {
+            StreamFailed = true;
+            throw;
+        }
         Follow(buffer[..n]);
         return n;
     }
@@ -47,7 +59,16 @@ internal sealed class TarMetadataLimit(Stream inner) : Stream
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var n = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        int n;
+        try
+        {
+            n = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            StreamFailed = true;
+            throw;
+        }
         Follow(buffer.Span[..n]);
         return n;
     }
@@ -99,11 +120,16 @@ internal sealed class TarMetadataLimit(Stream inner) : Stream
     private void OnHeader(ReadOnlySpan<byte> header)
     {
         var checksum = header.Slice(148, 8);
-        if (!checksum.ContainsAnyExcept((byte)0) || Number(checksum) == 0)
+        if (!checksum.ContainsAnyExcept((byte)0) || Octal(checksum) == 0)
         {
             return; // an end block: the reader stops here
         }
         var type = (char)header[156];
+        if (type == 'S')
+        {
+            var name = header[..100];
+            throw Sparse($"'{Encoding.UTF8.GetString(name[..(name.IndexOf((byte)0) is var end and >= 0 ? end : name.Length)])}'");
+        }
         var metadata = type is 'x' or 'g' or 'L' or 'K';
         var size = Number(header.Slice(124, 12));
         if (_nextSize is { } overridden && !metadata)
@@ -116,7 +142,8 @@ internal sealed class TarMetadataLimit(Stream inner) : Stream
             var what = type is 'x' or 'g' ? "pax extended header" : "GNU long name";
             throw new RefusedEntryException($"the archive has a {what} of {size} bytes (over the limit of {MaxMetadataBytes / 1024 / 1024} MiB)");
         }
-        _dataLeft = checked(size + Block - 1) / Block * Block;
+        // Rounded up to whole blocks; a size near long.MaxValue (a pax record may say so) runs to the stream's end.
+        _dataLeft = size > long.MaxValue - Block ? long.MaxValue : (size + Block - 1) / Block * Block;
         if (type == 'x' && _gnuMetadata == 0 && size > 0)
         {
             _pax = new MemoryStream((int)size);
@@ -125,28 +152,47 @@ internal sealed class TarMetadataLimit(Stream inner) : Stream
         _gnuMetadata = type is 'L' or 'K' ? _gnuMetadata + 1 : 0;
     }
 
-    /// <summary>A header's number: octal (NUL/space padded) or GNU base-256 (first byte 0x80).</summary>
+    /// <summary>
+    /// The size field, read exactly as System.Formats.Tar reads it (TarHelpers.ParseNumeric):
+    /// GNU base-256 after a first byte 0x80 (0xff: negative), else octal up to the first NUL,
+    /// spaces trimmed. Read any other way ("\0" + "4000" as 2048 where the reader sees 0) the two
+    /// would lose step, and a header this stream skipped could be read whole by the reader.
+    /// </summary>
     private static long Number(ReadOnlySpan<byte> field)
     {
-        try
+        if (field[0] is 0x80 or 0xff)
         {
-            if (field[0] == 0x80)
+            if (field[0] == 0xff || field[1..^8].ContainsAnyExcept((byte)0) || (field[^8] & 0x80) != 0)
             {
-                long value = 0;
-                foreach (var b in field[1..])
-                {
-                    value = checked((value << 8) | b);
-                }
-                return value;
+                throw Malformed(); // negative or over a long: the reader refuses it too
             }
-            var text = Encoding.ASCII.GetString(field).Trim('\0', ' ');
-            return text.Length == 0 ? 0 : Convert.ToInt64(text, 8) is var octal and >= 0 ? octal : throw new FormatException();
+            return System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(field[^8..]);
         }
-        catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
-        {
-            throw new InvalidDataException("a tar header has a malformed number field", e);
-        }
+        return Octal(field);
     }
+
+    /// <summary>Octal up to the first NUL, spaces trimmed (TarHelpers.ParseOctal).</summary>
+    private static long Octal(ReadOnlySpan<byte> field)
+    {
+        var end = field.IndexOf((byte)0);
+        var digits = (end < 0 ? field : field[..end]).Trim((byte)' ');
+        long value = 0;
+        foreach (var b in digits)
+        {
+            if (b is < (byte)'0' or > (byte)'7' || value > long.MaxValue >> 3)
+            {
+                throw Malformed();
+            }
+            value = (value << 3) | (long)(b - '0');
+        }
+        return value;
+    }
+
+    /// <summary>GNU sparse entries: System.Formats.Tar reads the first as an error, later ones with their packed data as the content.</summary>
+    private static UnreadableArchiveException Sparse(string what) =>
+        new($"{what} is a GNU sparse file (tar --sparse): sparse files are not supported; make the archive without --sparse");
+
+    private static InvalidDataException Malformed() => new("a tar header has a malformed number field");
 
     /// <summary>The 'size' record of pax extended header data ("LEN size=VALUE\n" records), or null.</summary>
     private static long? PaxSize(byte[] records)
@@ -162,6 +208,10 @@ internal sealed class TarMetadataLimit(Stream inner) : Stream
                 break; // malformed: the reader refuses it
             }
             var record = Encoding.UTF8.GetString(records, space + 1, at + length - space - 2);
+            if (record.StartsWith("GNU.sparse.", StringComparison.Ordinal))
+            {
+                throw Sparse("an entry"); // GNU tar's pax sparse formats: the reader would restore the packed data as the file
+            }
             if (record.StartsWith("size=", StringComparison.Ordinal) && record.Length > 5)
             {
                 size = long.TryParse(record.AsSpan(5), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value >= 0
