@@ -173,6 +173,7 @@ public sealed class FilesRestoreSafetyTests : IAsyncLifetime
     [InlineData("file-replacing-directory")]
     [InlineData("name-over-255-bytes")]
     [InlineData("a-name-of-the-restores-own")]
+    [InlineData("hard-link-to-itself")]
     public async Task Verify_fails_an_archive_restore_refuses(string attack)
     {
         var dir = _scratch.TempDir("verify-refused");
@@ -190,6 +191,11 @@ public sealed class FilesRestoreSafetyTests : IAsyncLifetime
                 case "hard-link-through-symlink":
                     await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.SymbolicLink, "d") { LinkName = "/etc" });
                     await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.HardLink, "h") { LinkName = "d/passwd" });
+                    break;
+                case "hard-link-to-itself":
+                    // Found by a tester: verify said OK, restore failed on link(h, h) after removing h.
+                    await tar.WriteEntryAsync(Data("h"));
+                    await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.HardLink, "h") { LinkName = "h" });
                     break;
                 case "a-name-of-the-restores-own":
                     // Restored, it would be taken by the next run for an interrupted commit's old content.

@@ -213,6 +213,10 @@ internal sealed class ArchiveTree
         {
             var target = ArchiveEntries.RelativePath(entry.LinkName, $"hard link '{entry.Name}' to");
             CheckWay(target);
+            if (target == relative)
+            {
+                throw new RefusedEntryException($"hard link '{entry.Name}' points to itself");
+            }
             if (!_kinds.TryGetValue(target, out var linked) || linked == EntryKind.Directory)
             {
                 throw new RefusedEntryException(
