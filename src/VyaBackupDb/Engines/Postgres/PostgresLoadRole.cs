@@ -25,11 +25,12 @@ public sealed partial class PostgresEngine
     /// <summary>The role the current load runs as, and what its filters held back (null: the instance's account loads).</summary>
     private LoadRole? _loadRole;
 
-    private sealed class LoadRole(string database, string name, string password, string verifier, string databaseOwner, NpgsqlConnection control)
+    private sealed class LoadRole(
+        string database, string name, string password, string verifier, string databaseOwner, NpgsqlConnection control, NpgsqlConnection door)
         : IAsyncDisposable
     {
-        /// <summary>One login window at a time, on <see cref="control"/>.</summary>
-        private readonly SemaphoreSlim _door = new(1, 1);
+        /// <summary>One login window at a time, on <see cref="control"/> and <see cref="door"/>.</summary>
+        private readonly SemaphoreSlim _windows = new(1, 1);
 
         public string Database => database;
 
@@ -49,52 +50,91 @@ public sealed partial class PostgresEngine
         /// Lets the role log in until the window closes: its VALID UNTIL, in the past otherwise, a
         /// minute ahead of the server's clock (a run killed meanwhile leaves no lasting login). A role
         /// may change its own password, never its VALID UNTIL: the backup's code could give it a
-        /// password someone knows, but not while a window is open: the window holds pg_authid in
-        /// SHARE ROW EXCLUSIVE mode, so that no ALTER ROLE commits anywhere (logins go on; another
-        /// restore's window waits for this one), and the password is checked once that is held. A
-        /// window opens only when no session has a role change under way (one of the load role's
-        /// own is the backup's code changing its password: refused). A window that fails ends every
-        /// session of the role.
+        /// password someone knows, but never while a window is open: the window holds pg_authid in
+        /// SHARE ROW EXCLUSIVE mode (no ALTER ROLE commits anywhere; logins go on; another restore's
+        /// window waits), taken without a gap: <see cref="control"/> asks for it while
+        /// <see cref="door"/>'s transaction, which opens the door, holds pg_authid, so the request is
+        /// queued first and granted as the door opens, before any other change. The password is
+        /// checked under it. A window that fails ends every session of the role.
         /// </summary>
         public async Task<LoginWindow> OpenLoginWindowAsync(CancellationToken cancellationToken)
         {
-            await _door.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _windows.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
                 for (var clock = System.Diagnostics.Stopwatch.StartNew(); ;)
                 {
                     await WaitForNoRoleChangeAsync(clock, cancellationToken).ConfigureAwait(false);
                     await RequireOwnPasswordAsync(cancellationToken).ConfigureAwait(false);
-                    var until = (DateTime)(await Scalar(control, "SELECT pg_catalog.now() + interval '1 minute'", cancellationToken).ConfigureAwait(false))!;
-                    await SetValidUntilAsync(until.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00", cancellationToken)
-                        .ConfigureAwait(false);
-                    _guard = await control.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                    try
+                    if (await TryOpenDoorAsync(cancellationToken).ConfigureAwait(false))
                     {
-                        await Execute(control, "SET LOCAL lock_timeout = '100ms'; LOCK TABLE pg_catalog.pg_authid IN SHARE ROW EXCLUSIVE MODE",
-                            cancellationToken).ConfigureAwait(false);
-                        // A change committed between the door opening and the lock.
+                        // Nothing could change the password since the check above; checked again all the same.
                         await RequireOwnPasswordAsync(cancellationToken).ConfigureAwait(false);
                         return new LoginWindow(this);
                     }
-                    catch (OperationFailedException e) when (e.InnerException is PostgresException { SqlState: "55P03" })
-                    {
-                        // A role change began in the instant before the lock: the door shuts until it ends.
-                        await _guard.DisposeAsync().ConfigureAwait(false);
-                        _guard = null;
-                        await RefuseOwnRoleChangeAsync(cancellationToken).ConfigureAwait(false);
-                        await using var shut = await control.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                        await Execute(control, "SET LOCAL lock_timeout = '30s'", cancellationToken).ConfigureAwait(false);
-                        await SetValidUntilAsync("-infinity", cancellationToken).ConfigureAwait(false);
-                        await shut.CommitAsync(cancellationToken).ConfigureAwait(false);
-                    }
+                    await Task.Delay(20, cancellationToken).ConfigureAwait(false);
                 }
             }
             catch
             {
                 await ShutAfterFailureAsync().ConfigureAwait(false);
-                _door.Release();
+                _windows.Release();
                 throw;
+            }
+        }
+
+        /// <summary>
+        /// Opens the door with pg_authid held (true), or gives up when another session was granted
+        /// pg_authid for a change before the request was queued (false: nothing changed, to try again).
+        /// </summary>
+        private async Task<bool> TryOpenDoorAsync(CancellationToken cancellationToken)
+        {
+            var until = (DateTime)(await Scalar(control, "SELECT pg_catalog.now() + interval '1 minute'", cancellationToken).ConfigureAwait(false))!;
+            var pid = control.ProcessID.ToString(CultureInfo.InvariantCulture);
+            const string OnAuthId = "FROM pg_catalog.pg_locks l WHERE l.locktype = 'relation' AND l.database = 0 "
+                + "AND l.relation = 'pg_catalog.pg_authid'::pg_catalog.regclass";
+            await using var opening = await door.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            await Execute(door, $"SET LOCAL lock_timeout = '10s'; ALTER ROLE {QuoteIdentifier(name)} VALID UNTIL "
+                + $"'{until.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture)}+00'", cancellationToken).ConfigureAwait(false);
+            _guard = await control.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            using var stopLocking = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var locking = Execute(control, "SET LOCAL lock_timeout = '30s'; LOCK TABLE pg_catalog.pg_authid IN SHARE ROW EXCLUSIVE MODE",
+                stopLocking.Token);
+            var opened = false;
+            try
+            {
+                // Until the request waits behind the door's transaction: from then on any other
+                // request for pg_authid but a read queues behind it.
+                while (await Scalar(door, $"SELECT count(*) {OnAuthId} AND l.pid = {pid} AND NOT l.granted", cancellationToken)
+                        .ConfigureAwait(false) is not > 0L)
+                {
+                    if (locking.IsCompleted)
+                    {
+                        await locking.ConfigureAwait(false); // it cannot be granted before the door's transaction ends: a failure
+                    }
+                    await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+                }
+                // Granted to someone else before that (a role change, another restore's window): the door stays shut.
+                if (await Scalar(door, $"SELECT count(*) {OnAuthId} AND l.granted AND l.mode <> 'AccessShareLock' "
+                        + $"AND l.pid NOT IN ({pid}, pg_catalog.pg_backend_pid())", cancellationToken).ConfigureAwait(false) is > 0L)
+                {
+                    return false;
+                }
+                await opening.CommitAsync(cancellationToken).ConfigureAwait(false);
+                opened = true;
+                await locking.ConfigureAwait(false);
+                return true;
+            }
+            finally
+            {
+                if (!opened)
+                {
+                    // The door's transaction rolls back as it is disposed: the door never opened.
+                    await stopLocking.CancelAsync().ConfigureAwait(false);
+                    await locking.ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+                    await _guard.DisposeAsync().ConfigureAwait(false);
+                    _guard = null;
+                }
             }
         }
 
@@ -156,7 +196,7 @@ public sealed partial class PostgresEngine
             }
             finally
             {
-                _door.Release();
+                _windows.Release();
             }
         }
 
@@ -171,6 +211,17 @@ public sealed partial class PostgresEngine
                 if (_guard is { } guard)
                 {
                     _guard = null;
+                    try
+                    {
+                        // While pg_authid is held nobody else holds the role's row: the door shuts at once.
+                        await Execute(control, $"ALTER ROLE {QuoteIdentifier(name)} NOLOGIN VALID UNTIL '-infinity'", CancellationToken.None)
+                            .ConfigureAwait(false);
+                        await guard.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is OperationFailedException or NpgsqlException)
+                    {
+                        // Not held (the lock itself failed): EndLoginsAsync below shuts it.
+                    }
                     await guard.DisposeAsync().ConfigureAwait(false);
                 }
                 await EndLoginsAsync(control, name, CancellationToken.None).ConfigureAwait(false);
@@ -231,7 +282,8 @@ public sealed partial class PostgresEngine
         public async ValueTask DisposeAsync()
         {
             await control.DisposeAsync().ConfigureAwait(false);
-            _door.Dispose();
+            await door.DisposeAsync().ConfigureAwait(false);
+            _windows.Dispose();
         }
 
         /// <summary>An open login window: closed once the session has logged in, or when disposed.</summary>
@@ -310,6 +362,7 @@ public sealed partial class PostgresEngine
     private async Task<LoadRole?> CreateLoadRoleAsync(string database, CancellationToken cancellationToken)
     {
         var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
+        NpgsqlConnection? door = null;
         try
         {
             if (await Scalar(connection, "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user", cancellationToken)
@@ -321,6 +374,8 @@ public sealed partial class PostgresEngine
             var owner = (string)(await Scalar(connection,
                 "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = @db", cancellationToken, database)
                 .ConfigureAwait(false))!;
+            // A second connection, to open the role's login windows (LoadRole.OpenLoginWindowAsync).
+            door = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
             var password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
             var verifier = ScramVerifier(password);
             var name = database;
@@ -337,12 +392,16 @@ public sealed partial class PostgresEngine
                 await DropRoleIfExistsAsync(connection, name, CancellationToken.None).ConfigureAwait(false);
                 throw;
             }
-            // The connection stays, to open and close the role's login windows.
-            return new LoadRole(database, name, password, verifier, owner, connection);
+            // The connections stay, to open and close the role's login windows.
+            return new LoadRole(database, name, password, verifier, owner, connection, door);
         }
         catch
         {
             await connection.DisposeAsync().ConfigureAwait(false);
+            if (door is not null)
+            {
+                await door.DisposeAsync().ConfigureAwait(false);
+            }
             throw;
         }
     }
@@ -586,9 +645,10 @@ public sealed partial class PostgresEngine
     }
 
     /// <summary>
-    /// The role's sessions end and it may log in no more. Sessions first: one may hold the role's
-    /// row (an ALTER ROLE not committed), which NOLOGIN would wait for; one that logged in meanwhile
-    /// is ended after it.
+    /// The role's sessions end and it may log in no more (NOLOGIN, VALID UNTIL in the past).
+    /// Sessions first: one may hold the role's row (an ALTER ROLE not committed), which the ALTER
+    /// would wait for; it waits briefly, and a session that logged in again meanwhile is ended on
+    /// the next round, until the ALTER goes through.
     /// </summary>
     private static async Task EndLoginsAsync(NpgsqlConnection connection, string name, CancellationToken cancellationToken)
     {
@@ -598,12 +658,12 @@ public sealed partial class PostgresEngine
             try
             {
                 await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                await Execute(connection, $"SET LOCAL lock_timeout = '2s'; ALTER ROLE {QuoteIdentifier(name)} NOLOGIN", cancellationToken)
-                    .ConfigureAwait(false);
+                await Execute(connection, $"SET LOCAL lock_timeout = '100ms'; ALTER ROLE {QuoteIdentifier(name)} NOLOGIN VALID UNTIL '-infinity'",
+                    cancellationToken).ConfigureAwait(false);
                 await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                 break;
             }
-            catch (OperationFailedException e) when (attempt < 5 && e.InnerException is PostgresException { SqlState: "55P03" })
+            catch (OperationFailedException e) when (attempt < 50 && e.InnerException is PostgresException { SqlState: "55P03" })
             {
                 // A session that logged in again holds the row: ended on the next round.
             }
