@@ -115,7 +115,7 @@ public sealed partial class PostgresEngine
                     await Task.Delay(1, cancellationToken).ConfigureAwait(false);
                 }
                 // Granted to someone else before that (a role change, another restore's window): the door stays shut.
-                if (await Scalar(door, $"SELECT count(*) {OnAuthId} AND l.granted AND l.mode <> 'AccessShareLock' "
+                if (await Scalar(door, $"SELECT count(*) {OnAuthId} AND l.granted AND l.mode IN ({ChangeModes}) "
                         + $"AND l.pid NOT IN ({pid}, pg_catalog.pg_backend_pid())", cancellationToken).ConfigureAwait(false) is > 0L)
                 {
                     return false;
@@ -139,6 +139,13 @@ public sealed partial class PostgresEngine
         }
 
         /// <summary>
+        /// The locks on pg_authid of a session that may commit a change to it (or holds it as a
+        /// window does); not a reader's, nor autovacuum's (SHARE UPDATE EXCLUSIVE, which a window's
+        /// lock request makes it give up).
+        /// </summary>
+        private const string ChangeModes = "'RowExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'";
+
+        /// <summary>
         /// Waits, the door shut, until no other session holds pg_authid for a change (a CREATE or
         /// ALTER ROLE not committed yet, another restore's window), at most a minute from <paramref name="clock"/>'s start.
         /// </summary>
@@ -159,20 +166,20 @@ public sealed partial class PostgresEngine
 
         /// <summary>The sessions holding pg_authid for a change, as "pid N (user)", or null when none does.</summary>
         private async Task<string?> RoleChangersAsync(CancellationToken cancellationToken) =>
-            await Scalar(control, """
+            await Scalar(control, $"""
                 SELECT pg_catalog.string_agg(DISTINCT 'pid ' || l.pid || coalesce(' (' || a.usename || ')', ''), ', ')
                 FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
                 WHERE l.locktype = 'relation' AND l.database = 0 AND l.relation = 'pg_catalog.pg_authid'::pg_catalog.regclass
-                  AND l.mode <> 'AccessShareLock' AND l.pid <> pg_catalog.pg_backend_pid()
+                  AND l.mode IN ({ChangeModes}) AND l.pid <> pg_catalog.pg_backend_pid()
                 """, cancellationToken).ConfigureAwait(false) as string;
 
         /// <summary>A session of the load role holding pg_authid for a change is the backup's code changing its password.</summary>
         private async Task RefuseOwnRoleChangeAsync(CancellationToken cancellationToken)
         {
-            if (await Scalar(control, """
+            if (await Scalar(control, $"""
                     SELECT count(*) FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
                     WHERE l.locktype = 'relation' AND l.database = 0 AND l.relation = 'pg_catalog.pg_authid'::pg_catalog.regclass
-                      AND l.mode <> 'AccessShareLock' AND a.usename = @db
+                      AND l.mode IN ({ChangeModes}) AND a.usename = @db
                     """, cancellationToken, name).ConfigureAwait(false) is > 0L)
             {
                 PasswordChanged = true;
