@@ -37,21 +37,10 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             await Scalar(connection, "SHOW server_version_num", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
         _serverMajor = versionNumber / 10000;
         var version = (string?)await Scalar(connection, "SHOW server_version", cancellationToken).ConfigureAwait(false) ?? "";
-        var databases = new List<string>();
-        await using (var command = new NpgsqlCommand(
-            "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname", connection))
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
-        {
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                var name = reader.GetString(0);
-                if (!DumpEngines.IsSystemDatabase(Dbms.PostgreSql, name))
-                {
-                    databases.Add(name);
-                }
-            }
-        }
-        return new ServerInfo("PostgreSQL", version.Split(' ')[0], databases);
+        await using var command = new NpgsqlCommand(
+            "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname", connection);
+        var databases = await StringsAsync(command, cancellationToken).ConfigureAwait(false);
+        return new ServerInfo("PostgreSQL", version.Split(' ')[0], [.. databases.Where(name => !DumpEngines.IsSystemDatabase(Dbms.PostgreSql, name))]);
     }
 
     public async Task<long?> DatabaseSizeAsync(string database, CancellationToken cancellationToken)
@@ -535,13 +524,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         await using var command = new NpgsqlCommand(
             "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY(@roles)" + (ordinaryOnly ? " AND NOT rolsuper" : ""), connection);
         command.Parameters.AddWithValue("roles", names);
-        var found = new HashSet<string>(StringComparer.Ordinal);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            found.Add(reader.GetString(0));
-        }
-        return found;
+        return new HashSet<string>(await StringsAsync(command, cancellationToken).ConfigureAwait(false), StringComparer.Ordinal);
     }
 
     /// <summary>Settings whose stored value is a list of quoted elements (pg_dump's variable_is_guc_list_quote).</summary>
@@ -949,13 +932,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     private static async Task<HashSet<string>> KnownSettingsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand("SELECT name FROM pg_settings", connection);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            names.Add(reader.GetString(0));
-        }
-        return names;
+        return new HashSet<string>(await StringsAsync(command, cancellationToken).ConfigureAwait(false), StringComparer.OrdinalIgnoreCase);
     }
 
     /// <summary>A libpq connection string; values single-quoted so any database name is taken literally.</summary>
@@ -1043,6 +1020,18 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             }
             throw;
         }
+    }
+
+    /// <summary>The first column of each row <paramref name="command"/> returns.</summary>
+    private static async Task<List<string>> StringsAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        var values = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            values.Add(reader.GetString(0));
+        }
+        return values;
     }
 
     private static async Task<object?> Scalar(NpgsqlConnection connection, string sql, CancellationToken cancellationToken, string? database = null)

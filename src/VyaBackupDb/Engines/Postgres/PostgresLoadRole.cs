@@ -91,8 +91,6 @@ public sealed partial class PostgresEngine
         {
             var until = (DateTime)(await Scalar(control, "SELECT pg_catalog.now() + interval '1 minute'", cancellationToken).ConfigureAwait(false))!;
             var pid = control.ProcessID.ToString(CultureInfo.InvariantCulture);
-            const string OnAuthId = "FROM pg_catalog.pg_locks l WHERE l.locktype = 'relation' AND l.database = 0 "
-                + "AND l.relation = 'pg_catalog.pg_authid'::pg_catalog.regclass";
             await using var opening = await door.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
             await Execute(door, $"SET LOCAL lock_timeout = '10s'; ALTER ROLE {QuoteIdentifier(name)} VALID UNTIL "
                 + $"'{until.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture)}+00'", cancellationToken).ConfigureAwait(false);
@@ -105,7 +103,7 @@ public sealed partial class PostgresEngine
             {
                 // Until the request waits behind the door's transaction: from then on any other
                 // request for pg_authid but a read queues behind it.
-                while (await Scalar(door, $"SELECT count(*) {OnAuthId} AND l.pid = {pid} AND NOT l.granted", cancellationToken)
+                while (await Scalar(door, $"SELECT count(*) FROM pg_catalog.pg_locks l WHERE {OnAuthId} AND l.pid = {pid} AND NOT l.granted", cancellationToken)
                         .ConfigureAwait(false) is not > 0L)
                 {
                     if (locking.IsCompleted)
@@ -115,7 +113,7 @@ public sealed partial class PostgresEngine
                     await Task.Delay(1, cancellationToken).ConfigureAwait(false);
                 }
                 // Granted to someone else before that (a role change, another restore's window): the door stays shut.
-                if (await Scalar(door, $"SELECT count(*) {OnAuthId} AND l.granted AND l.mode IN ({ChangeModes}) "
+                if (await Scalar(door, $"SELECT count(*) FROM pg_catalog.pg_locks l WHERE {OnAuthId} AND l.granted AND l.mode IN ({ChangeModes}) "
                         + $"AND l.pid NOT IN ({pid}, pg_catalog.pg_backend_pid())", cancellationToken).ConfigureAwait(false) is > 0L)
                 {
                     return false;
@@ -145,45 +143,47 @@ public sealed partial class PostgresEngine
         /// </summary>
         private const string ChangeModes = "'RowExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'";
 
+        /// <summary>A pg_locks row (l) that is a lock on pg_authid, a shared catalog (database 0).</summary>
+        private const string OnAuthId =
+            "l.locktype = 'relation' AND l.database = 0 AND l.relation = 'pg_catalog.pg_authid'::pg_catalog.regclass";
+
         /// <summary>
         /// Waits, the door shut, until no other session holds pg_authid for a change (a CREATE or
-        /// ALTER ROLE not committed yet, another restore's window), at most a minute from <paramref name="clock"/>'s start.
+        /// ALTER ROLE not committed yet, another restore's window), at most a minute from <paramref name="clock"/>'s
+        /// start. One of the load role's own sessions doing so is the backup's code changing its password: refused.
         /// </summary>
         private async Task WaitForNoRoleChangeAsync(System.Diagnostics.Stopwatch clock, CancellationToken cancellationToken)
         {
-            while (await RoleChangersAsync(cancellationToken).ConfigureAwait(false) is { } changers)
+            await using var command = new NpgsqlCommand(
+                $"SELECT DISTINCT l.pid, a.usename FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+                + $"WHERE {OnAuthId} AND l.mode IN ({ChangeModes}) AND l.pid <> pg_catalog.pg_backend_pid()", control);
+            while (true)
             {
-                await RefuseOwnRoleChangeAsync(cancellationToken).ConfigureAwait(false);
+                var changers = new List<string>();
+                await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        var user = reader.IsDBNull(1) ? null : reader.GetString(1);
+                        if (user == name)
+                        {
+                            PasswordChanged = true;
+                            throw new OperationFailedException(PasswordChangedMessage);
+                        }
+                        changers.Add($"pid {reader.GetInt32(0)}" + (user is null ? "" : $" ({user})"));
+                    }
+                }
+                if (changers.Count == 0)
+                {
+                    return;
+                }
                 if (clock.Elapsed > TimeSpan.FromMinutes(1))
                 {
                     throw new OperationFailedException(
-                        $"the load role could not log in: other sessions have been changing roles for over a minute ({changers}: "
+                        $"the load role could not log in: other sessions have been changing roles for over a minute ({string.Join(", ", changers)}: "
                         + "a CREATE or ALTER ROLE not committed); try again once they are done");
                 }
                 await Task.Delay(20, cancellationToken).ConfigureAwait(false);
-            }
-        }
-
-        /// <summary>The sessions holding pg_authid for a change, as "pid N (user)", or null when none does.</summary>
-        private async Task<string?> RoleChangersAsync(CancellationToken cancellationToken) =>
-            await Scalar(control, $"""
-                SELECT pg_catalog.string_agg(DISTINCT 'pid ' || l.pid || coalesce(' (' || a.usename || ')', ''), ', ')
-                FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-                WHERE l.locktype = 'relation' AND l.database = 0 AND l.relation = 'pg_catalog.pg_authid'::pg_catalog.regclass
-                  AND l.mode IN ({ChangeModes}) AND l.pid <> pg_catalog.pg_backend_pid()
-                """, cancellationToken).ConfigureAwait(false) as string;
-
-        /// <summary>A session of the load role holding pg_authid for a change is the backup's code changing its password.</summary>
-        private async Task RefuseOwnRoleChangeAsync(CancellationToken cancellationToken)
-        {
-            if (await Scalar(control, $"""
-                    SELECT count(*) FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-                    WHERE l.locktype = 'relation' AND l.database = 0 AND l.relation = 'pg_catalog.pg_authid'::pg_catalog.regclass
-                      AND l.mode IN ({ChangeModes}) AND a.usename = @db
-                    """, cancellationToken, name).ConfigureAwait(false) is > 0L)
-            {
-                PasswordChanged = true;
-                throw new OperationFailedException(PasswordChangedMessage);
             }
         }
 
@@ -221,7 +221,7 @@ public sealed partial class PostgresEngine
                     try
                     {
                         // While pg_authid is held nobody else holds the role's row: the door shuts at once.
-                        await Execute(control, $"ALTER ROLE {QuoteIdentifier(name)} NOLOGIN VALID UNTIL '-infinity'", CancellationToken.None)
+                        await Execute(control, ShutStatement(name), CancellationToken.None)
                             .ConfigureAwait(false);
                         await guard.CommitAsync(CancellationToken.None).ConfigureAwait(false);
                     }
@@ -630,18 +630,14 @@ public sealed partial class PostgresEngine
             return;
         }
         await EndLoginsAsync(connection, name, cancellationToken).ConfigureAwait(false);
-        var reached = new List<string>();
+        List<string> reached;
         await using (var command = new NpgsqlCommand(
             "SELECT DISTINCT d.datname FROM pg_catalog.pg_shdepend s JOIN pg_catalog.pg_database d ON d.oid = s.dbid "
             + "WHERE s.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass AND s.refobjid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = @db)",
             connection))
         {
             command.Parameters.AddWithValue("db", name);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                reached.Add(reader.GetString(0));
-            }
+            reached = await StringsAsync(command, cancellationToken).ConfigureAwait(false);
         }
         foreach (var database in reached)
         {
@@ -665,7 +661,7 @@ public sealed partial class PostgresEngine
             try
             {
                 await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                await Execute(connection, $"SET LOCAL lock_timeout = '100ms'; ALTER ROLE {QuoteIdentifier(name)} NOLOGIN VALID UNTIL '-infinity'",
+                await Execute(connection, "SET LOCAL lock_timeout = '100ms'; " + ShutStatement(name),
                     cancellationToken).ConfigureAwait(false);
                 await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                 break;
@@ -691,6 +687,9 @@ public sealed partial class PostgresEngine
             // The run is stopping anyway; the role is dropped after it.
         }
     }
+
+    /// <summary>The role may log in no more, whatever its password.</summary>
+    private static string ShutStatement(string name) => $"ALTER ROLE {QuoteIdentifier(name)} NOLOGIN VALID UNTIL '-infinity'";
 
     private static Task TerminateSessionsAsync(NpgsqlConnection connection, string name, CancellationToken cancellationToken) =>
         Scalar(connection, "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity WHERE usename = @db",

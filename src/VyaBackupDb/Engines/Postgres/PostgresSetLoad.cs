@@ -641,7 +641,7 @@ public sealed partial class PostgresEngine
         string database, int jobs, IReadOnlyCollection<string> analyzed, bool reanalyzeExpressionIndexed,
         System.Collections.Concurrent.ConcurrentBag<string> notAnalyzed, CancellationToken cancellationToken)
     {
-        var names = new List<string>();
+        List<string> names;
         await using (var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false))
         await using (var command = new NpgsqlCommand(
             "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -651,11 +651,7 @@ public sealed partial class PostgresEngine
         {
             command.Parameters.Add(new NpgsqlParameter { Value = analyzed.ToArray() });
             command.Parameters.Add(new NpgsqlParameter { Value = reanalyzeExpressionIndexed });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                names.Add(reader.GetString(0));
-            }
+            names = await StringsAsync(command, cancellationToken).ConfigureAwait(false);
         }
         await AnalyzeTablesAsync(database, jobs, names, notAnalyzed, cancellationToken).ConfigureAwait(false);
     }
