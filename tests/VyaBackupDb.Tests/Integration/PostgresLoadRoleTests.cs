@@ -547,16 +547,19 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
 
     /// <summary>
     /// A role may change its own password: the load's code gives the load role one someone knows
-    /// (in a genuine backup of each engine, a CHECK constraint's function on one table's first row;
-    /// another table's sleeps while someone tries to log in with it and create a table in another
-    /// database whose public schema PUBLIC may create in). The role can log in only while the load's own
+    /// (in a genuine backup, a CHECK constraint's function on one table's first row; another
+    /// table's sleeps while someone tries to log in with it and create a table in another database
+    /// whose public schema PUBLIC may create in). The role can log in only while the load's own
     /// sessions log in, so nobody does; the restore fails in one line naming the changed password,
     /// the target is not created, the role is gone, and a later restore into the target works.
-    /// Found by a tester: someone logged in during the load and created the table.
+    /// Found by a tester: someone logged in during the load and created the table. The plain
+    /// engine: its one psql session loads on, so the sleep is seconds of trying; a parallel load
+    /// refuses at the next login of one of its sessions, often within
+    /// milliseconds, too soon for a fixed time of trying (it made this test flaky): the parallel
+    /// case is A_password_change_timed_to_a_login_window_logs_in_nowhere.
     /// </summary>
     [SkippableTheory]
     [InlineData(PgEngines.Dump)]
-    [InlineData(PgEngines.Parallel4)]
     public async Task A_password_the_loads_code_gives_its_role_logs_in_nowhere(string engine)
     {
         await TestServers.RequirePostgresAsync();
