@@ -764,7 +764,8 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
     /// A database set read-only by default (ALTER DATABASE ... SET default_transaction_read_only =
     /// on), whose settings the staging database gets before the load: its genuine backup restores,
     /// with the setting. Found by a tester: "cannot execute COMMENT in a read-only transaction",
-    /// even with --trust-backup.
+    /// even with --trust-backup. With it settings any owner may set whose names pg_settings spells
+    /// in mixed case (TimeZone, DateStyle), which were refused as a superuser's.
     /// </summary>
     [SkippableTheory]
     [InlineData(PgEngines.Dump)]
@@ -774,7 +775,8 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
         await TestServers.RequirePostgresAsync();
         var source = await _scratch.NewPostgresDatabaseAsync();
         await PgTestDb.ExecAsync(source, "CREATE TABLE public.t (id integer PRIMARY KEY)", "INSERT INTO public.t SELECT generate_series(1, 10)",
-            "COMMENT ON TABLE public.t IS 'kept'", $"ALTER DATABASE {source} SET default_transaction_read_only = on");
+            "COMMENT ON TABLE public.t IS 'kept'", $"ALTER DATABASE {source} SET timezone = 'Europe/Paris'",
+            $"ALTER DATABASE {source} SET DateStyle = 'SQL, DMY'", $"ALTER DATABASE {source} SET default_transaction_read_only = on");
         var backupDir = _scratch.TempDir("backups");
         var config = await ConfigAsync(backupDir, engine);
         var file = await BackupAsync(config, backupDir, source);
@@ -784,7 +786,7 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
 
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Equal(10L, await PgTestDb.ScalarAsync(target, "SELECT count(*) FROM public.t"));
-        Assert.Equal("{default_transaction_read_only=on}", await PgTestDb.ScalarAsync("postgres",
+        Assert.Equal("{TimeZone=Europe/Paris,\"DateStyle=SQL, DMY\",default_transaction_read_only=on}", await PgTestDb.ScalarAsync("postgres",
             $"SELECT s.setconfig::text FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '{target}'"));
     }
 

@@ -527,7 +527,7 @@ public sealed partial class PostgresEngine
                   FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) c
                   WHERE s.setdatabase = (SELECT oid FROM pg_catalog.pg_database WHERE datname = @db))
                 SELECT pg_catalog.string_agg(DISTINCT g.name, ', ' ORDER BY g.name)
-                FROM given g LEFT JOIN pg_catalog.pg_settings p ON p.name = g.name
+                FROM given g LEFT JOIN pg_catalog.pg_settings p ON pg_catalog.lower(p.name) = g.name
                 WHERE (p.context = 'superuser' AND g.name NOT LIKE 'log%')
                    OR (p.name IS NULL AND (g.name !~ '^[a-z_][a-z0-9_]*\.'
                        OR (pg_catalog.pg_stat_file((SELECT setting FROM pg_catalog.pg_config WHERE name = 'PKGLIBDIR')
