@@ -687,6 +687,60 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A run killed (SIGKILL) while its load role may log in (psql's start held back 3 s, so that
+    /// the window stays open) leaves that login for a few seconds at most: the role's VALID UNTIL.
+    /// Found by a tester: a window was a minute long, and a password change the load's code had
+    /// queued behind its lock committed once the killed run was gone: anyone could log in with it.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_run_killed_while_its_load_role_may_log_in_leaves_that_login_for_seconds()
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE public.t (id integer PRIMARY KEY)", "INSERT INTO public.t SELECT generate_series(1, 10)");
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, PgEngines.Dump);
+        var file = await BackupAsync(config, backupDir, source);
+        var tools = _scratch.TempDir("slow-psql");
+        var bin = Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin/";
+        await File.WriteAllTextAsync(Path.Combine(tools, "psql"), $"#!/bin/sh\nsleep 3\nexec {bin}psql \"$@\"\n");
+        await File.WriteAllTextAsync(Path.Combine(tools, "pg_dump"), $"#!/bin/sh\nexec {bin}pg_dump \"$@\"\n");
+        if (!OperatingSystem.IsWindows())
+        {
+            foreach (var tool in Directory.GetFiles(tools))
+            {
+                File.SetUnixFileMode(tool, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+        }
+        var slowConfig = await ConfigAsync(backupDir, PgEngines.Dump, toolsDir: tools);
+        var target = _scratch.PostgresName();
+        var role = Engines.RestoreStaging.StagingName(target);
+
+        double validFor;
+        using (var killed = Run.StartCli("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", slowConfig))
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (await PgTestDb.ScalarAsync("postgres", $"SELECT count(*) FROM pg_roles WHERE rolname = '{role}' AND rolvaliduntil > now()") is not 1L)
+            {
+                Assert.False(killed.HasExited, "the restore ended before its load role could log in");
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), "the load role's login window did not open within 60 s");
+                await Task.Delay(20);
+            }
+            killed.Kill();
+            await killed.WaitForExitAsync();
+            validFor = Convert.ToDouble(await PgTestDb.ScalarAsync("postgres",
+                $"SELECT extract(epoch FROM rolvaliduntil - now()) FROM pg_roles WHERE rolname = '{role}'"), CultureInfo.InvariantCulture);
+        }
+
+        Assert.True(validFor <= Engines.Postgres.PostgresEngine.LoginWindowSeconds, $"the killed run's load role may log in for {validFor:0.0} s more");
+        // The next restore into the target drops the killed run's role.
+        var next = await RestoreAsync(config, file, target);
+        Assert.True(next.ExitCode == 0, next.ToString());
+        Assert.False(await RoleExistsAsync(role), $"the killed run's load role is left: {next}");
+        await AssertNoLeftoversAsync(target);
+    }
+
+    /// <summary>
     /// Restores that run at the same time on one server (three parallel ones, twice), and one while
     /// another session has changed a role without committing for two seconds (an administrator's
     /// open ALTER ROLE): each waits for the other's login windows and all succeed. Found by a
@@ -1054,7 +1108,7 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
     private async Task<string> ConfigAsync() => await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
 
     /// <summary>A config whose instance 2 is the PostgreSQL test server with <paramref name="engine"/> (a PgEngines name) and owners.</summary>
-    private async Task<string> ConfigAsync(string backupDir, string engine, bool owners = false, int timeoutSeconds = 300)
+    private async Task<string> ConfigAsync(string backupDir, string engine, bool owners = false, int timeoutSeconds = 300, string? toolsDir = null)
     {
         var engineYaml = engine switch
         {
@@ -1079,7 +1133,7 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
                 include: ["vt_*"]
                 globals: false
                 owners: {(owners ? "true" : "false")}
-                {engineYaml}
+                {engineYaml}{(toolsDir is null ? "" : $"\n    tools_dir: '{toolsDir}'")}
 
             """));
         if (!OperatingSystem.IsWindows())

@@ -25,6 +25,12 @@ public sealed partial class PostgresEngine
     /// <summary>The role the current load runs as, and what its filters held back (null: the instance's account loads).</summary>
     private LoadRole? _loadRole;
 
+    /// <summary>
+    /// How long the load role may log in once a login window opens, if the run dies before closing
+    /// it: a login (psql's start included) must come within it on a busy machine.
+    /// </summary>
+    internal const int LoginWindowSeconds = 10;
+
     private sealed class LoadRole(
         string database, string name, string password, string verifier, string databaseOwner, NpgsqlConnection control, NpgsqlConnection door)
         : IAsyncDisposable
@@ -47,8 +53,9 @@ public sealed partial class PostgresEngine
         private NpgsqlTransaction? _guard;
 
         /// <summary>
-        /// Lets the role log in until the window closes: its VALID UNTIL, in the past otherwise, a
-        /// minute ahead of the server's clock (a run killed meanwhile leaves no lasting login). A role
+        /// Lets the role log in until the window closes: its VALID UNTIL, in the past otherwise,
+        /// <see cref="LoginWindowSeconds"/> ahead of the server's clock (a run killed meanwhile leaves a
+        /// login for those seconds at most, maybe with a password the backup's code queued). A role
         /// may change its own password, never its VALID UNTIL: the backup's code could give it a
         /// password someone knows, but never while a window is open: the window holds pg_authid in
         /// SHARE ROW EXCLUSIVE mode (no ALTER ROLE commits anywhere; logins go on; another restore's
@@ -89,7 +96,7 @@ public sealed partial class PostgresEngine
         /// </summary>
         private async Task<bool> TryOpenDoorAsync(CancellationToken cancellationToken)
         {
-            var until = (DateTime)(await Scalar(control, "SELECT pg_catalog.now() + interval '1 minute'", cancellationToken).ConfigureAwait(false))!;
+            var until = (DateTime)(await Scalar(control, $"SELECT pg_catalog.now() + interval '{LoginWindowSeconds} seconds'", cancellationToken).ConfigureAwait(false))!;
             var pid = control.ProcessID.ToString(CultureInfo.InvariantCulture);
             await using var opening = await door.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
             await Execute(door, $"SET LOCAL lock_timeout = '10s'; ALTER ROLE {QuoteIdentifier(name)} VALID UNTIL "
@@ -258,9 +265,9 @@ public sealed partial class PostgresEngine
                 {
                     return;
                 }
-                if (clock.Elapsed > TimeSpan.FromSeconds(30))
+                if (clock.Elapsed > TimeSpan.FromSeconds(LoginWindowSeconds))
                 {
-                    throw new OperationFailedException($"psql did not log in to {database} as the load role within 30 s");
+                    throw new OperationFailedException($"psql did not log in to {database} as the load role within {LoginWindowSeconds} s (its login window)");
                 }
                 await Task.Delay(5, cancellationToken).ConfigureAwait(false);
             }
