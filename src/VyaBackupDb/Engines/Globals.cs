@@ -27,20 +27,10 @@ public interface IGlobalsEngine
     string AccountName(GlobalsAccount account);
 
     /// <summary>
-    /// The statements that put an existing account in the state the backup recorded (restore
-    /// --globals --replace-existing), its grants then run on it; other accounts stay as they are.
+    /// How an account is put in place: created, or (<paramref name="exists"/>: restore --globals
+    /// --replace-existing) an existing one replaced by the recorded one; other accounts stay as they are.
     /// </summary>
-    IReadOnlyList<string> ReplaceStatements(GlobalsAccount account);
-
-    /// <summary>Removes an account this restore created (its grants failed): a re-run then creates it whole.</summary>
-    IReadOnlyList<string> DropStatements(GlobalsAccount account);
-
-    /// <summary>
-    /// Takes back what creating the account gave the restoring account, once every grant has run
-    /// (MariaDB: CREATE ROLE grants the new role to its creator WITH ADMIN OPTION, which the
-    /// restore needs to grant the role on).
-    /// </summary>
-    IReadOnlyList<string> RevokeFromCreator(GlobalsAccount created);
+    GlobalsPlan Plan(GlobalsAccount account, bool exists);
 
     /// <summary>Runs one account's statements in order; an error names the statement's failure.</summary>
     Task ExecuteAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken);
@@ -50,6 +40,21 @@ public interface IGlobalsEngine
 /// <param name="Create">Creates it and sets its attributes and settings.</param>
 /// <param name="Grants">Its privileges and memberships: run once every account exists.</param>
 public sealed record GlobalsAccount(string Key, List<string> Create, List<string> Grants);
+
+/// <summary>
+/// The statements that put one account in place, in steps; each step runs as one unit (PostgreSQL:
+/// one transaction), so a failed step of PostgreSQL changes nothing.
+/// </summary>
+/// <param name="Aside">First, for an existing account: moves it out of the way (MySQL: renamed); if it fails, nothing changed.</param>
+/// <param name="Create">Creates the account (or sets the existing one as recorded).</param>
+/// <param name="Grants">Its privileges and memberships: run once every account is created.</param>
+/// <param name="Keep">Once every account's grants ran, if this one's all succeeded (drops what Aside kept, takes back what creating it gave the creator).</param>
+/// <param name="Undo">
+/// When Create or Grants failed: puts the server back as it was before the restore (a created
+/// account removed, a replaced one back as it was); null when that cannot be done.
+/// </param>
+public sealed record GlobalsPlan(
+    IReadOnlyList<string> Aside, IReadOnlyList<string> Create, IReadOnlyList<string> Grants, IReadOnlyList<string> Keep, IReadOnlyList<string>? Undo);
 
 public sealed record GlobalsRestoreOptions(bool DryRun, bool ReplaceExisting);
 
@@ -92,8 +97,9 @@ public static class Globals
     /// Applies the accounts of a globals script: every account created first (one at a time, so
     /// that a failure names it), then every account's grants. Existing accounts are skipped unless
     /// <see cref="GlobalsRestoreOptions.ReplaceExisting"/>; the restoring account never changes.
-    /// An account this run created whose grants fail is dropped again. A dry run prints the
-    /// statements it would run and touches nothing.
+    /// An account whose statements fail is put back as it was (one this run created is dropped
+    /// again, a replaced one is the one it replaced). A dry run prints the statements it would run
+    /// and touches nothing.
     /// </summary>
     public static async Task<GlobalsRestoreResult> RestoreAsync(
         IGlobalsEngine engine, IReadOnlyList<GlobalsAccount> accounts, GlobalsRestoreOptions options, Action<string> print, Action<string> warn,
@@ -101,24 +107,21 @@ public static class Globals
     {
         var existing = await engine.ExistingAccountsAsync(cancellationToken).ConfigureAwait(false);
         var skipped = new List<string>();
-        var chosen = new List<(GlobalsAccount Account, IReadOnlyList<string> Create, bool Created)>();
+        var chosen = new List<(string Key, bool Existed, GlobalsPlan Plan)>();
         foreach (var account in accounts)
         {
+            var exists = existing.Contains(account.Key);
             if (engine.IsRestoringAccount(account))
             {
                 warn($"{account.Key} is the account this restore logs in as: left unchanged");
             }
-            else if (!existing.Contains(account.Key))
+            else if (exists && !options.ReplaceExisting)
             {
-                chosen.Add((account, account.Create, true));
-            }
-            else if (options.ReplaceExisting)
-            {
-                chosen.Add((account, engine.ReplaceStatements(account), false));
+                skipped.Add(account.Key);
             }
             else
             {
-                skipped.Add(account.Key);
+                chosen.Add((account.Key, exists, engine.Plan(account, exists)));
             }
         }
         if (skipped.Count > 0)
@@ -126,9 +129,9 @@ public static class Globals
             warn($"already on the server, skipped (--replace-existing to replace them): {string.Join(", ", skipped)}");
         }
         var failed = new Dictionary<string, string>(StringComparer.Ordinal);
-        async Task<bool> RunAsync(GlobalsAccount account, IReadOnlyList<string> statements)
+        async Task<bool> RunAsync(string key, IReadOnlyList<string> statements)
         {
-            if (failed.ContainsKey(account.Key))
+            if (failed.ContainsKey(key))
             {
                 return false;
             }
@@ -147,41 +150,59 @@ public static class Globals
             }
             catch (OperationFailedException e)
             {
-                failed[account.Key] = e.Message;
+                failed[key] = e.Message;
                 return false;
             }
         }
-        foreach (var (account, create, _) in chosen)
+        async Task UndoAsync(string key, bool existed, GlobalsPlan plan)
         {
-            await RunAsync(account, create).ConfigureAwait(false);
-        }
-        foreach (var (account, _, created) in chosen)
-        {
-            if (!failed.ContainsKey(account.Key) && !await RunAsync(account, account.Grants).ConfigureAwait(false) && created)
+            if (plan.Undo is null)
             {
-                try
+                failed[key] += "; it is left changed (it cannot be put back as it was)";
+                return;
+            }
+            try
+            {
+                await engine.ExecuteAsync(plan.Undo, cancellationToken).ConfigureAwait(false);
+                failed[key] += existed ? " (it is left as it was)" : " (it was removed again)";
+            }
+            catch (OperationFailedException e)
+            {
+                failed[key] += $"; putting it back as it was failed: {e.Message}";
+            }
+        }
+        var changed = new List<(string Key, bool Existed, GlobalsPlan Plan)>();
+        foreach (var step in chosen)
+        {
+            // A failed Aside changed nothing: there is nothing to put back.
+            if (await RunAsync(step.Key, step.Plan.Aside).ConfigureAwait(false))
+            {
+                changed.Add(step);
+                if (!await RunAsync(step.Key, step.Plan.Create).ConfigureAwait(false))
                 {
-                    await engine.ExecuteAsync(engine.DropStatements(account), cancellationToken).ConfigureAwait(false);
-                    failed[account.Key] += " (it was removed again)";
-                }
-                catch (OperationFailedException e)
-                {
-                    failed[account.Key] += $"; it is left without its grants (removing it failed: {e.Message})";
+                    await UndoAsync(step.Key, step.Existed, step.Plan).ConfigureAwait(false);
                 }
             }
         }
-        foreach (var (account, _, created) in chosen)
+        foreach (var step in changed)
         {
-            if (created)
+            if (!failed.ContainsKey(step.Key) && !await RunAsync(step.Key, step.Plan.Grants).ConfigureAwait(false))
             {
-                await RunAsync(account, engine.RevokeFromCreator(account)).ConfigureAwait(false);
+                await UndoAsync(step.Key, step.Existed, step.Plan).ConfigureAwait(false);
+            }
+        }
+        foreach (var step in changed.Where(c => !failed.ContainsKey(c.Key)))
+        {
+            if (!await RunAsync(step.Key, step.Plan.Keep).ConfigureAwait(false))
+            {
+                failed[step.Key] = $"it is restored, but what the restore left to tidy up was not: {failed[step.Key]}";
             }
         }
         foreach (var (key, why) in failed)
         {
             warn($"{key} not restored: {why}");
         }
-        var restored = chosen.Select(c => c.Account.Key).Where(k => !failed.ContainsKey(k)).ToList();
+        var restored = chosen.Select(c => c.Key).Where(k => !failed.ContainsKey(k)).ToList();
         return new GlobalsRestoreResult(restored, skipped, [.. failed.Select(f => $"{f.Key}: {f.Value}")]);
     }
 

@@ -378,7 +378,7 @@ public sealed class GlobalsTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task An_account_whose_grants_fail_is_not_left_half_made_and_comes_back_whole_once_the_cause_is_fixed()
+    public async Task An_account_whose_grants_fail_is_not_left_half_made_or_changed_and_comes_back_whole_once_the_cause_is_fixed()
     {
         var (myDatabase, pgDatabase) = (await _scratch.NewMySqlDatabaseAsync(), await _scratch.NewPostgresDatabaseAsync());
         var (user, app, group) = (_scratch.MySqlName("vt_u_"), _scratch.PostgresName("vt_app_"), _scratch.PostgresName("vt_grp_"));
@@ -414,6 +414,23 @@ public sealed class GlobalsTests : IAsyncLifetime
             Assert.Equal(1L, Convert.ToInt64(await PgTestDb.ScalarAsync("postgres",
                 "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member "
                 + "WHERE r.rolname = $1 AND u.rolname = $2", group, app), CultureInfo.InvariantCulture));
+
+            // Replacing an existing account whose grants fail again leaves it exactly as it was: its password, grants, attributes.
+            await MySqlTestDb.ExecAsync(null, $"ALTER USER '{user}'@'%' IDENTIFIED BY 'vt-kept-pw-7'");
+            await MySqlTestDb.ExecAsync(myDatabase, "DROP TABLE items");
+            await PgTestDb.ExecAsync("postgres", $"ALTER ROLE {app} CREATEDB", $"DROP ROLE {group}");
+            var myReplace = await Run.CliAsync(["--config", config, "restore", "--globals", "--file", myGlobals, "--instance", "1", "--replace-existing", .. Mine(user)]);
+            var pgReplace = await Run.CliAsync(["--config", pgConfig, "restore", "--globals", "--file", pgGlobals, "--instance", "2", "--replace-existing", .. Mine(app)]);
+            Assert.True(myReplace.ExitCode == 1, myReplace.ToString());
+            Assert.True(pgReplace.ExitCode == 1, pgReplace.ToString());
+            Assert.True((bool)(await PgTestDb.ScalarAsync("postgres", "SELECT rolcreatedb FROM pg_roles WHERE rolname = $1", app))!);
+            await OpenAsync(new MySqlConnection(new MySqlConnectionStringBuilder(TestServers.MySqlConnectionString()) { UserID = user, Password = "vt-kept-pw-7" }.ConnectionString));
+            Assert.Contains(await GrantsAsync($"'{user}'@'%'"), g => g.Contains("`items`", StringComparison.Ordinal));
+            // The old account waited under another name while the recorded one was tried: no such copy is left.
+            Assert.Equal(0L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(null,
+                "SELECT count(*) FROM mysql.user WHERE User <> @p0 AND authentication_string = (SELECT authentication_string FROM mysql.user WHERE User = @p0)", user),
+                CultureInfo.InvariantCulture));
+            Assert.Contains("(it is left as it was)", myReplace.Stderr, StringComparison.Ordinal);
         }
         finally
         {

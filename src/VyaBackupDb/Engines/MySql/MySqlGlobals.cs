@@ -284,17 +284,30 @@ public sealed partial class MySqlEngine : IGlobalsEngine
     }
 
     /// <summary>
-    /// So that it has the recorded grants and no others. A user is dropped and created again; a
-    /// role loses its own privileges (and roles) instead: dropping it would revoke it from every
-    /// account that holds it.
+    /// A replaced user is renamed aside (password, grants and roles with it) while the recorded
+    /// one is created and granted: a failure drops the new one and renames the old one back, so
+    /// it is left exactly as it was. A replaced role loses its own privileges (and roles) and gets
+    /// the recorded ones instead: dropping or renaming it would take it from every account that
+    /// holds it (and MariaDB cannot rename a role).
     /// </summary>
-    public IReadOnlyList<string> ReplaceStatements(GlobalsAccount account) => IsRole(account)
-        ? [$"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account.Key}"]
-        : [$"DROP USER IF EXISTS {account.Key}", .. account.Create];
-
-    public IReadOnlyList<string> DropStatements(GlobalsAccount account) => [IsRole(account) ? $"DROP ROLE {account.Key}" : $"DROP USER {account.Key}"];
-
-    public IReadOnlyList<string> RevokeFromCreator(GlobalsAccount created) => IsRole(created) ? [$"REVOKE {created.Key} FROM CURRENT_USER"] : [];
+    public GlobalsPlan Plan(GlobalsAccount account, bool exists)
+    {
+        if (IsRole(account))
+        {
+            return exists
+                ? new([], [$"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account.Key}"], account.Grants, [], null)
+                // MariaDB's CREATE ROLE grants the role to its creator, which the restore needs to grant it on: taken back at the end.
+                : new([], account.Create, account.Grants, [$"REVOKE {account.Key} FROM CURRENT_USER"], [$"DROP ROLE {account.Key}"]);
+        }
+        if (!exists)
+        {
+            return new([], account.Create, account.Grants, [], [$"DROP USER {account.Key}"]);
+        }
+        var tokens = GlobalsSql.Tokens(account.Key, '`');
+        var aside = $"{Quote($"vya_old_{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4))}")}@{Quote(ReadAccount(tokens, 0)!.Value.Host!)}";
+        return new([$"RENAME USER {account.Key} TO {aside}"], account.Create, account.Grants, [$"DROP USER {aside}"],
+            [$"DROP USER IF EXISTS {account.Key}", $"RENAME USER {aside} TO {account.Key}"]);
+    }
 
     private static bool IsRole(GlobalsAccount account) => GlobalsSql.Tokens(account.Create[0], '`')[1].Is("ROLE");
 

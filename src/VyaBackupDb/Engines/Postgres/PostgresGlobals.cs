@@ -133,13 +133,14 @@ public sealed partial class PostgresEngine : IGlobalsEngine
 
     public string AccountName(GlobalsAccount account) => account.Key;
 
-    /// <summary>An existing role keeps its identity (objects it owns); its attributes and settings are set as recorded.</summary>
-    public IReadOnlyList<string> ReplaceStatements(GlobalsAccount account) => account.Create[1..];
-
-    public IReadOnlyList<string> DropStatements(GlobalsAccount account) => [$"DROP ROLE {QuoteIdentifier(account.Key)}"];
-
-    /// <summary>Nothing: a superuser (what restoring roles takes) that creates a role is not made a member of it.</summary>
-    public IReadOnlyList<string> RevokeFromCreator(GlobalsAccount created) => [];
+    /// <summary>
+    /// A created role is dropped again if its grants fail. A replaced role keeps its identity
+    /// (objects it owns): its attributes, settings and grants are set as recorded in one
+    /// transaction, so that a failure leaves it as it was.
+    /// </summary>
+    public GlobalsPlan Plan(GlobalsAccount account, bool exists) => exists
+        ? new([], [], [.. account.Create[1..], .. account.Grants], [], [])
+        : new([], account.Create, account.Grants, [], [$"DROP ROLE {QuoteIdentifier(account.Key)}"]);
 
     public async Task ExecuteAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken)
     {
