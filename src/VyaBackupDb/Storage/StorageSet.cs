@@ -19,7 +19,7 @@ public sealed class StorageSet(AppConfig config) : IDisposable
     {
         if (!_open.TryGetValue(name, out var storage))
         {
-            storage = Create(config.GetStorage(name));
+            storage = Create(config.GetStorage(name), config.ConnectTimeout);
             _open[name] = storage;
         }
         return storage;
@@ -29,11 +29,12 @@ public sealed class StorageSet(AppConfig config) : IDisposable
     public IReadOnlyList<NamedStorage> For(InstanceConfig instance) =>
         [.. instance.StorageNames.Select(name => new NamedStorage(name, Get(name)))];
 
-    public static IStorage Create(StorageConfig storage) => storage switch
+    /// <param name="answerLimit">How long a remote destination may take to answer a request that sends no data (connect_timeout_seconds).</param>
+    public static IStorage Create(StorageConfig storage, TimeSpan? answerLimit = null) => storage switch
     {
         LocalStorageConfig local => new LocalStorage(local.Path),
-        S3StorageConfig s3 => new S3Storage(s3),
-        SftpStorageConfig sftp => new SftpStorage(sftp),
+        S3StorageConfig s3 => new S3Storage(s3, answerLimit),
+        SftpStorageConfig sftp => new SftpStorage(sftp, answerLimit),
         _ => throw new ArgumentOutOfRangeException(nameof(storage)),
     };
 

@@ -30,11 +30,14 @@ public sealed class S3Storage : IStorage, IDisposable
     private readonly Lazy<IAmazonS3> _lazyClient;
     private readonly string _bucket;
     private readonly string _prefix;
+    private readonly TimeSpan _answerLimit = TimeSpan.FromSeconds(30);
 
     /// <summary>Credentials are read on first use, so a missing one fails only what needs this storage.</summary>
-    public S3Storage(S3StorageConfig config)
+    /// <param name="answerLimit">How long a request that sends no data may wait for its answer (default 30 s).</param>
+    public S3Storage(S3StorageConfig config, TimeSpan? answerLimit = null)
         : this(new Lazy<IAmazonS3>(() => CreateClient(config)), config.Bucket, config.Prefix, config.PartSizeBytes)
     {
+        _answerLimit = answerLimit ?? _answerLimit;
     }
 
     /// <param name="maxParts">The part-count limit: S3's, or a small one in tests to show the parts growing.</param>
@@ -115,7 +118,7 @@ public sealed class S3Storage : IStorage, IDisposable
     public async Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken)
     {
         var objectKey = ObjectKey(key);
-        var response = await CallAsync("read", key, () => Client.GetObjectAsync(_bucket, objectKey, cancellationToken), missingIsNotFound: true)
+        var response = await CallAsync("read", key, token => Client.GetObjectAsync(_bucket, objectKey, token), cancellationToken, missingIsNotFound: true)
             .ConfigureAwait(false);
         return new ResponseStream(response);
     }
@@ -126,7 +129,7 @@ public sealed class S3Storage : IStorage, IDisposable
         try
         {
             var metadata = await CallAsync("stat", key,
-                () => Client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _bucket, Key = objectKey }, cancellationToken),
+                token => Client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _bucket, Key = objectKey }, token), cancellationToken,
                 missingIsNotFound: true).ConfigureAwait(false);
             return new StorageEntry(key, metadata.ContentLength, metadata.LastModified ?? DateTimeOffset.MinValue.UtcDateTime);
         }
@@ -142,7 +145,7 @@ public sealed class S3Storage : IStorage, IDisposable
         var request = new ListObjectsV2Request { BucketName = _bucket, Prefix = folder.Length == 0 ? null : folder };
         while (true)
         {
-            var response = await CallAsync("list", prefix, () => Client.ListObjectsV2Async(request, cancellationToken)).ConfigureAwait(false);
+            var response = await CallAsync("list", prefix, token => Client.ListObjectsV2Async(request, token), cancellationToken).ConfigureAwait(false);
             foreach (var entry in response.S3Objects ?? [])
             {
                 // Folder markers ("x/") some tools create are not objects of ours.
@@ -165,7 +168,7 @@ public sealed class S3Storage : IStorage, IDisposable
     public Task DeleteAsync(string key, CancellationToken cancellationToken)
     {
         var objectKey = ObjectKey(key);
-        return CallAsync("delete", key, () => Client.DeleteObjectAsync(_bucket, objectKey, cancellationToken));
+        return CallAsync("delete", key, token => Client.DeleteObjectAsync(_bucket, objectKey, token), cancellationToken);
     }
 
     /// <summary>One PutObject with If-None-Match: * (honoured by AWS and by Ceph RGW 16 on PutObject): 412 means it exists.</summary>
@@ -184,7 +187,7 @@ public sealed class S3Storage : IStorage, IDisposable
         };
         try
         {
-            await CallAsync("create", key, () => Client.PutObjectAsync(put, cancellationToken)).ConfigureAwait(false);
+            await CallAsync("create", key, token => Client.PutObjectAsync(put, token), cancellationToken).ConfigureAwait(false);
             return true;
         }
         catch (StorageException e) when (e.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.PreconditionFailed or HttpStatusCode.Conflict })
@@ -214,7 +217,7 @@ public sealed class S3Storage : IStorage, IDisposable
                 try
                 {
                     await CallAsync("abort an upload of", KeyOf(upload.Key),
-                        () => Client.AbortMultipartUploadAsync(_bucket, upload.Key, upload.UploadId, cancellationToken)).ConfigureAwait(false);
+                        token => Client.AbortMultipartUploadAsync(_bucket, upload.Key, upload.UploadId, token), cancellationToken).ConfigureAwait(false);
                     removed++;
                 }
                 catch (StorageException e) when (e.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.NotFound })
@@ -233,7 +236,7 @@ public sealed class S3Storage : IStorage, IDisposable
         var uploads = new List<MultipartUpload>();
         while (true)
         {
-            var response = await CallAsync("list uploads in", prefix, () => Client.ListMultipartUploadsAsync(request, cancellationToken))
+            var response = await CallAsync("list uploads in", prefix, token => Client.ListMultipartUploadsAsync(request, token), cancellationToken)
                 .ConfigureAwait(false);
             uploads.AddRange((response.MultipartUploads ?? []).Where(u => u.Key.StartsWith(folder, StringComparison.Ordinal)));
             if (response.IsTruncated != true)
@@ -246,11 +249,27 @@ public sealed class S3Storage : IStorage, IDisposable
     }
 
     /// <summary>Runs one S3 call, turning its failures into <see cref="StorageException"/> (or <see cref="FileNotFoundException"/>).</summary>
-    private async Task<T> CallAsync<T>(string what, string key, Func<Task<T>> call, bool missingIsNotFound = false)
+    /// <summary>
+    /// One request, its failures as storage faults. One that sends no data must be answered within
+    /// <see cref="_answerLimit"/> (connect_timeout_seconds), retries included: a server that takes
+    /// connections but never answers fails this destination instead of hanging the run.
+    /// </summary>
+    private async Task<T> CallAsync<T>(string what, string key, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken,
+        bool missingIsNotFound = false, bool carriesData = false)
     {
+        using var answered = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        if (!carriesData)
+        {
+            answered.CancelAfter(_answerLimit);
+        }
         try
         {
-            return await call().ConfigureAwait(false);
+            return await call(answered.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new StorageException(
+                $"S3 {what} {DescribeSafe(key)} failed: no answer within {_answerLimit.TotalSeconds:0} s (connect_timeout_seconds)", e, wholeDestination: true);
         }
         catch (AmazonS3Exception e) when (missingIsNotFound && e.StatusCode == HttpStatusCode.NotFound)
         {
@@ -389,7 +408,7 @@ public sealed class S3Storage : IStorage, IDisposable
                         UseChunkEncoding = false,
                         IfNoneMatch = "*",
                     };
-                    await _storage.CallAsync("write", _key, () => _storage.Client.PutObjectAsync(put, cancellationToken)).ConfigureAwait(false);
+                    await _storage.CallAsync("write", _key, token => _storage.Client.PutObjectAsync(put, token), cancellationToken, carriesData: true).ConfigureAwait(false);
                 }
                 else
                 {
@@ -406,7 +425,7 @@ public sealed class S3Storage : IStorage, IDisposable
                         IfNoneMatch = "*",
                     };
                     await _storage.CallAsync("complete the upload of", _key,
-                        () => _storage.Client.CompleteMultipartUploadAsync(complete, cancellationToken)).ConfigureAwait(false);
+                        token => _storage.Client.CompleteMultipartUploadAsync(complete, token), cancellationToken).ConfigureAwait(false);
                 }
             }
             catch (StorageException e) when (e.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.PreconditionFailed })
@@ -502,7 +521,7 @@ public sealed class S3Storage : IStorage, IDisposable
             {
                 var initiate = new InitiateMultipartUploadRequest { BucketName = _storage._bucket, Key = _objectKey };
                 var started = await _storage.CallAsync("start an upload of", _key,
-                    () => _storage.Client.InitiateMultipartUploadAsync(initiate, cancellationToken)).ConfigureAwait(false);
+                    token => _storage.Client.InitiateMultipartUploadAsync(initiate, token), cancellationToken).ConfigureAwait(false);
                 _uploadId = started.UploadId;
             }
             var number = _parts.Count + 1;
@@ -523,7 +542,7 @@ public sealed class S3Storage : IStorage, IDisposable
                 MD5Digest = Md5(_buffer.AsSpan(0, _length)),
                 UseChunkEncoding = false,
             };
-            var response = await _storage.CallAsync($"upload part {number} of", _key, () => _storage.Client.UploadPartAsync(part, cancellationToken))
+            var response = await _storage.CallAsync($"upload part {number} of", _key, token => _storage.Client.UploadPartAsync(part, token), cancellationToken, carriesData: true)
                 .ConfigureAwait(false);
             _parts.Add(new PartETag { PartNumber = number, ETag = response.ETag });
             _partSizes.Add(_length);

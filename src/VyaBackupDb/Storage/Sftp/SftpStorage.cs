@@ -19,13 +19,16 @@ public sealed class SftpStorage : IStorage, IDisposable
 
     private readonly SftpStorageConfig _config;
     private readonly string _root;
+    private readonly TimeSpan _connectTimeout = TimeSpan.FromSeconds(30);
     private readonly SemaphoreSlim _connectLock = new(1, 1);
     private readonly HashSet<string> _knownDirectories = new(StringComparer.Ordinal);
     private SftpClient? _client;
 
-    public SftpStorage(SftpStorageConfig config)
+    /// <param name="connectTimeout">How long connecting and logging in may wait for the server (default 30 s).</param>
+    public SftpStorage(SftpStorageConfig config, TimeSpan? connectTimeout = null)
     {
         _config = config;
+        _connectTimeout = connectTimeout ?? _connectTimeout;
         var root = config.Path.TrimEnd('/');
         _root = root.Length == 0 && config.Path.StartsWith('/') ? "/" : root;
     }
@@ -358,7 +361,7 @@ public sealed class SftpStorage : IStorage, IDisposable
         }
         return new ConnectionInfo(_config.Host, _config.Port, _config.User, [.. methods])
         {
-            Timeout = TimeSpan.FromSeconds(30),
+            Timeout = _connectTimeout,
         };
     }
 
