@@ -86,6 +86,25 @@ public static partial class ConfigLoader
         }
     }
 
+    /// <summary>The line of the first alias (<c>*name</c>) that no anchor before it defines.</summary>
+    private static long UnknownAliasLine(string yaml)
+    {
+        var anchors = new HashSet<string>(StringComparer.Ordinal);
+        var parser = new Parser(new StringReader(yaml));
+        while (parser.MoveNext())
+        {
+            switch (parser.Current)
+            {
+                case YamlDotNet.Core.Events.AnchorAlias alias when !anchors.Contains(alias.Value.Value):
+                    return alias.Start.Line;
+                case YamlDotNet.Core.Events.NodeEvent { Anchor.IsEmpty: false } node:
+                    anchors.Add(node.Anchor.Value);
+                    break;
+            }
+        }
+        return 1;
+    }
+
     public static AppConfig Parse(string yaml, string path, SecretPrompt? prompt = null)
     {
         var stream = new YamlStream();
@@ -95,7 +114,14 @@ public static partial class ConfigLoader
         }
         catch (YamlException e)
         {
-            throw new ConfigException($"{path}:{e.Start.Line}: invalid YAML: {FirstLine(e.InnerException?.Message ?? e.Message)}");
+            var cause = e.InnerException as YamlException ?? e;
+            // An alias's message quotes the text after the '*' (often a password pasted unquoted) and its line is the document's.
+            if (cause is AnchorNotFoundException)
+            {
+                throw new ConfigException($"{path}:{UnknownAliasLine(yaml)}: invalid YAML: "
+                    + "a value starting with '*' is read as an alias to an anchor that does not exist: quote the value");
+            }
+            throw new ConfigException($"{path}:{cause.Start.Line}: invalid YAML: {FirstLine(cause.Message)}");
         }
         if (stream.Documents.Count == 0)
         {

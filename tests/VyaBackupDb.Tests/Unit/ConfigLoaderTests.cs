@@ -109,6 +109,8 @@ public sealed class ConfigLoaderTests
     [InlineData("backup_dir: /b\ninstances:\n  - {id: 1, dbms: mysql, user: u, password: a, password_env: B}\n", "give only one of password")]
     [InlineData("compression: zstd\n", "backup_dir: is required")]
     [InlineData("backup_dir: [unclosed\n", "invalid YAML")]
+    [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: mysql\n    user: u\n    password: *Sup3rS3cretPw\n",
+        ":6: invalid YAML: a value starting with '*' is read as an alias to an anchor that does not exist: quote the value")]
     [InlineData("backup_dir: /b\ntimeout_seconds: 0\n", ":2: timeout_seconds: must be a positive")]
     [InlineData("backup_dir: /b\ncompression_level: 20\n", ":2: compression_level: 20 is outside zstd's levels 1-19")]
     [InlineData("backup_dir: /b\ncompression: gzip\ncompression_level: 12\n", ":3: compression_level: 12 is outside gzip's levels 1-9")]
@@ -126,6 +128,7 @@ public sealed class ConfigLoaderTests
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
         Assert.Equal(ExitCode.UsageOrConfig, error.ExitCode);
         Assert.DoesNotContain('\n', error.Message);
+        Assert.DoesNotContain("Sup3rS3cretPw", error.Message, StringComparison.Ordinal);
     }
 
     // One folder per instance name: two instances in one folder would list, and prune, each other's backups.
