@@ -153,6 +153,7 @@ internal static class ListCommand
                 BackupStatus.Verified => backup.DigestCheckedUtc is null ? "size_ok" : "verified",
                 BackupStatus.SizeMismatch => "size_mismatch",
                 BackupStatus.Incomplete => "incomplete",
+                BackupStatus.MissingData => "missing_data",
                 _ => "bad_manifest",
             },
             backup.Problem,
@@ -179,7 +180,9 @@ internal static class ListCommand
             "size_ok" => "size ok",
             "size_mismatch" => "NO: size differs from the manifest",
             "incomplete" => "incomplete (no manifest)",
-            _ => "NO: manifest unreadable",
+            "missing_data" => "NO: data file missing (only its manifest is there)",
+            // What is wrong with it: unreadable, or a manifest of another file or database.
+            _ => $"NO: {row.Problem}",
         },
         row.Storage,
     ];

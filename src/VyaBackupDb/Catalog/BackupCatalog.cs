@@ -7,9 +7,10 @@ namespace VyaBackupDb.Catalog;
 /// <summary>A data file found in storage; complete only when its manifest is there too.</summary>
 /// <param name="Modified">When the storage last saw the data file change (its own clock).</param>
 /// <param name="VerifyRecordModified">When its <see cref="VerifyRecord"/> was written (storage clock); null when there is none.</param>
+/// <param name="HasData">False for a manifest whose data file is gone (<see cref="Key"/> names the missing file; its size is 0).</param>
 public sealed record CatalogEntry(
     string Key, BackupName Name, long Size, bool HasManifest, bool HasChecksum = false,
-    DateTimeOffset Modified = default, DateTimeOffset? VerifyRecordModified = null);
+    DateTimeOffset Modified = default, DateTimeOffset? VerifyRecordModified = null, bool HasData = true);
 
 /// <summary>What a data file is, judged by its manifest (read) and its size (no digest: that is verify's job).</summary>
 public enum BackupStatus
@@ -25,6 +26,9 @@ public enum BackupStatus
 
     /// <summary>A manifest that cannot be read, or that describes another file.</summary>
     BadManifest,
+
+    /// <summary>A manifest whose data file is gone (deleted by hand, by a lifecycle rule): a lost backup.</summary>
+    MissingData,
 }
 
 /// <summary>A data file with what its manifest says.</summary>
@@ -45,7 +49,10 @@ public static class BackupCatalog
 {
     public static string InstancePrefix(InstanceConfig instance) => BackupName.Encode(instance.Name) + "/";
 
-    /// <summary>Newest first. Only exact names of this instance's folder; anything else there is left alone.</summary>
+    /// <summary>
+    /// Newest first. Only exact names of this instance's folder; anything else there is left alone.
+    /// A manifest without its data file is an entry too (<see cref="CatalogEntry.HasData"/> false): a lost backup must not vanish from view.
+    /// </summary>
     public static async Task<IReadOnlyList<CatalogEntry>> ListAsync(
         IReadOnlyStorage storage, InstanceConfig instance, CancellationToken cancellationToken)
     {
@@ -56,8 +63,11 @@ public static class BackupCatalog
             keys[entry.Key] = entry;
         }
         var entries = new List<CatalogEntry>();
-        foreach (var (key, entry) in keys)
+        foreach (var (listed, entry) in keys)
         {
+            var orphanManifest = listed.EndsWith(BackupManifest.Suffix, StringComparison.Ordinal)
+                && !keys.ContainsKey(listed[..^BackupManifest.Suffix.Length]);
+            var key = orphanManifest ? listed[..^BackupManifest.Suffix.Length] : listed;
             if (!key.StartsWith(prefix, StringComparison.Ordinal))
             {
                 continue;
@@ -68,9 +78,10 @@ public static class BackupCatalog
             {
                 continue;
             }
-            entries.Add(new CatalogEntry(key, name, entry.Size,
-                keys.ContainsKey(BackupManifest.KeyFor(key)), keys.ContainsKey(key + BackupManifest.ChecksumSuffix),
-                entry.LastModified, keys.TryGetValue(VerifyRecord.KeyFor(key), out var record) ? record.LastModified : null));
+            entries.Add(new CatalogEntry(key, name, orphanManifest ? 0 : entry.Size,
+                HasManifest: orphanManifest || keys.ContainsKey(BackupManifest.KeyFor(key)), keys.ContainsKey(key + BackupManifest.ChecksumSuffix),
+                orphanManifest ? default : entry.LastModified,
+                keys.TryGetValue(VerifyRecord.KeyFor(key), out var record) ? record.LastModified : null, HasData: !orphanManifest));
         }
         return [.. entries.OrderByDescending(e => e.Name.TimestampUtc).ThenBy(e => e.Key, StringComparer.Ordinal)];
     }
@@ -91,6 +102,11 @@ public static class BackupCatalog
                 result.Add(new CatalogBackup(instance, entry, null, BackupStatus.Incomplete, "no manifest"));
                 continue;
             }
+            if (!entry.HasData)
+            {
+                result.Add(new CatalogBackup(instance, entry, null, BackupStatus.MissingData, MissingDataProblem));
+                continue;
+            }
             BackupManifest manifest;
             try
             {
@@ -101,13 +117,7 @@ public static class BackupCatalog
                 result.Add(new CatalogBackup(instance, entry, null, BackupStatus.BadManifest, $"manifest unreadable: {e.Message}"));
                 continue;
             }
-            var fileName = StorageKey.FileName(entry.Key);
-            string? mismatch =
-                manifest.DataFile != fileName ? $"the manifest describes {manifest.DataFile}"
-                : manifest.Database != entry.Name.Database ? $"the manifest is of database '{manifest.Database}'"
-                : !DbmsNames.TryParse(manifest.Dbms, out var dbms) || dbms != instance.Dbms ? $"the manifest is of dbms '{manifest.Dbms}'"
-                : null;
-            if (mismatch is not null)
+            if (Mismatch(manifest, StorageKey.FileName(entry.Key), entry.Name, instance.Dbms) is { } mismatch)
             {
                 result.Add(new CatalogBackup(instance, entry, manifest, BackupStatus.BadManifest, mismatch));
             }
@@ -129,4 +139,17 @@ public static class BackupCatalog
         }
         return result;
     }
+
+    public const string MissingDataProblem = "the data file is missing: only its manifest is there";
+
+    /// <summary>
+    /// Why a readable manifest is not this file's (it names another file, database or dbms), or null.
+    /// A part not known (no parsed name, no dbms) is not compared.
+    /// </summary>
+    public static string? Mismatch(BackupManifest manifest, string fileName, BackupName? name, Dbms? dbms) =>
+        manifest.DataFile != fileName ? $"the manifest describes another file, {manifest.DataFile}"
+        : name is not null && manifest.Database != name.Database ? $"the manifest describes another database, '{manifest.Database}'"
+        : dbms is { } expected && (!DbmsNames.TryParse(manifest.Dbms, out var recorded) || recorded != expected)
+            ? $"the manifest describes another dbms, '{manifest.Dbms}'"
+        : null;
 }

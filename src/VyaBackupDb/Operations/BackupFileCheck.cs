@@ -81,7 +81,22 @@ public static class BackupFileChecker
         {
             throw new UsageException($"backup file not found: {location.Description}");
         }
-        var manifest = await location.LoadManifestAsync(cancellationToken).ConfigureAwait(false);
+        BackupManifest? manifest;
+        try
+        {
+            manifest = await location.LoadManifestAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (VerificationFailedException e)
+        {
+            // A manifest that was read and is damaged fails the backup; only a storage fault leaves it unchecked.
+            return new FileCheck(location.Description, null, [e.Message], notes, location);
+        }
+        var name = BackupName.TryParse(location.FileName);
+        if (manifest is not null && BackupCatalog.Mismatch(manifest, location.FileName, name, name?.Dbms) is { } mismatch)
+        {
+            // The same check as list's: a manifest of another backup vouches for nothing here.
+            return new FileCheck(location.Description, null, [mismatch], notes, location);
+        }
         // The size first (no read); then the digest, taken as the stored bytes stream through the decoder.
         var storedProblem = manifest is null ? null : SizeProblem(await location.SizeAsync(cancellationToken).ConfigureAwait(false), manifest);
         var storedChecked = storedProblem is not null;
@@ -92,7 +107,6 @@ public static class BackupFileChecker
 
         var format = await FormatOfAsync(location, cancellationToken).ConfigureAwait(false);
         var compression = format.Compression;
-        var name = BackupName.TryParse(location.FileName);
         var dbms = DbmsOf(manifest, name);
         if (format.NotAsNamed is { } notAsNamed)
         {

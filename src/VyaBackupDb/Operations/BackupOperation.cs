@@ -409,15 +409,7 @@ public sealed class BackupOperation
                 SourcePosition = details.SourcePosition,
             };
             // The manifest goes last: until it exists, the data file is not a backup.
-            try
-            {
-                await WriteManifestAsync(storage, item.Key, manifest, timeout.Token).ConfigureAwait(false);
-            }
-            catch
-            {
-                await DeleteDataQuietlyAsync(storage, item.Key).ConfigureAwait(false);
-                throw;
-            }
+            await WriteManifestOrRemoveAsync(storage, item.Key, manifest, timeout.Token).ConfigureAwait(false);
 
             // The backup is complete in the first destination; now the copies.
             var copies = new List<string>();
@@ -509,12 +501,14 @@ public sealed class BackupOperation
     /// last, since a data file without its manifest is not a backup.
     /// </summary>
     internal static async Task WriteManifestAsync(
-        IStorage storage, string key, BackupManifest manifest, CancellationToken cancellationToken, bool checksumWritten = false)
+        IStorage storage, string key, BackupManifest manifest, CancellationToken cancellationToken, bool checksumWritten = false,
+        Action? onChecksumWritten = null)
     {
         if (!checksumWritten)
         {
             await WriteSmallAsync(storage, key + BackupManifest.ChecksumSuffix, System.Text.Encoding.UTF8.GetBytes(manifest.ChecksumLine), cancellationToken)
                 .ConfigureAwait(false);
+            onChecksumWritten?.Invoke();
         }
         await WriteSmallAsync(storage, BackupManifest.KeyFor(key), manifest.ToJson(), cancellationToken).ConfigureAwait(false);
     }
@@ -548,19 +542,37 @@ public sealed class BackupOperation
             {
                 throw new VerificationFailedException($"the copy {to.Describe(key)} does not match the manifest ({problem}); the copy was removed");
             }
-            await WriteManifestAsync(to, key, manifest, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
-            await DeleteDataQuietlyAsync(to, key).ConfigureAwait(false);
+            await DeleteQuietlyAsync(to, [key]).ConfigureAwait(false);
+            throw;
+        }
+        await WriteManifestOrRemoveAsync(to, key, manifest, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <see cref="WriteManifestAsync"/> after a data file this run wrote; on failure that data file is removed, and the
+    /// .sha256 only if this run wrote it (one that was there before, whose write was refused, stays).
+    /// </summary>
+    private static async Task WriteManifestOrRemoveAsync(IStorage storage, string key, BackupManifest manifest, CancellationToken cancellationToken)
+    {
+        var checksumWritten = false;
+        try
+        {
+            await WriteManifestAsync(storage, key, manifest, cancellationToken, onChecksumWritten: () => checksumWritten = true).ConfigureAwait(false);
+        }
+        catch
+        {
+            await DeleteQuietlyAsync(storage, checksumWritten ? [key + BackupManifest.ChecksumSuffix, key] : [key]).ConfigureAwait(false);
             throw;
         }
     }
 
-    /// <summary>Removes a data file and its .sha256 after a failure; a cleanup error would hide the real one.</summary>
-    private static async Task DeleteDataQuietlyAsync(IStorage storage, string key)
+    /// <summary>Removes what a failed write left; a cleanup error would hide the real one.</summary>
+    private static async Task DeleteQuietlyAsync(IStorage storage, string[] keys)
     {
-        foreach (var file in new[] { key + BackupManifest.ChecksumSuffix, key })
+        foreach (var file in keys)
         {
             try
             {

@@ -51,6 +51,13 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
                 throw new UsageException("--from and --to name the same destination");
             }
         }
+        if (request.Instances.FirstOrDefault(i => !i.StorageNames.Contains(request.To)) is { } outside)
+        {
+            // A copy there would be a backup that list, verify, prune and status never look at.
+            throw new UsageException(
+                $"'{request.To}' is not a destination of instance {outside.Id} ({outside.Name}) (storage: {string.Join(", ", outside.StorageNames)}): "
+                + "add it to the instance's storage: to copy there");
+        }
         var results = new List<CopyResult>();
         var unreachable = new List<string>();
         var down = new HashSet<string>(StringComparer.Ordinal);
@@ -85,7 +92,8 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
                 observer.Unreachable($"storage '{request.To}' cannot be reached: {e.Message}; nothing was copied to it");
                 continue;
             }
-            var done = new HashSet<string>(present.Where(p => p.Value.IsComplete).Select(p => p.Key), StringComparer.Ordinal);
+            // Anything else there under a backup's name (damaged, a manifest alone) is a leftover: named, never overwritten.
+            var done = new HashSet<string>(present.Where(p => p.Value.Status == BackupStatus.Verified).Select(p => p.Key), StringComparer.Ordinal);
             foreach (var sourceName in sources.Where(s => !down.Contains(s)))
             {
                 var source = storages.Get(sourceName);
@@ -129,6 +137,10 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
         var key = backup.Entry.Key;
         var manifest = backup.Manifest!;
         var (source, target) = (from.Describe(key), to.Describe(key));
+        if (LeftoverProblem(to, target, leftover) is { } known)
+        {
+            return new CopyResult(instance, source, target, false, known);
+        }
         if (dryRun)
         {
             return new CopyResult(instance, source, target, Copied: false, null);
@@ -141,11 +153,6 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
             {
                 // A data file without its manifest (a copy cut off before its manifest, maybe after its .sha256):
                 // complete it if it is this backup, byte for byte; never overwrite anything.
-                if (leftover.Entry.HasManifest)
-                {
-                    return new CopyResult(instance, source, target, false,
-                        $"{target} is already there with a manifest that is not this backup's ({leftover.Problem}): remove both by hand, then copy again");
-                }
                 if (await BackupFileChecker.CheckStoredAsync(new BackupLocation(to, key), manifest, timeout.Token).ConfigureAwait(false) is { } problem)
                 {
                     return new CopyResult(instance, source, target, false,
@@ -159,6 +166,13 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
                 }
                 await BackupOperation.WriteManifestAsync(to, key, manifest, timeout.Token, checksumWritten: leftover.Entry.HasChecksum).ConfigureAwait(false);
                 return new CopyResult(instance, source, target, Copied: true, null);
+            }
+            var checksum = key + BackupManifest.ChecksumSuffix;
+            if (await to.StatAsync(checksum, timeout.Token).ConfigureAwait(false) is not null)
+            {
+                // Checked before the upload: the copy could not be completed beside it.
+                return new CopyResult(instance, source, target, false,
+                    $"{to.Describe(checksum)} is already there without its data file: remove it by hand, then copy again");
             }
             await BackupOperation.CopyAsync(from, to, key, manifest, timeout.Token).ConfigureAwait(false);
             return new CopyResult(instance, source, target, Copied: true, null);
@@ -176,6 +190,22 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
             return new CopyResult(instance, source, target, false, e.Message);
         }
     }
+
+    /// <summary>
+    /// What the catalog already tells about a leftover in --to that blocks the copy (no read needed), or null:
+    /// each is named for removal by hand, since copy never overwrites or deletes what it did not write.
+    /// </summary>
+    private static string? LeftoverProblem(IStorage to, string target, CatalogBackup? leftover) => leftover?.Status switch
+    {
+        BackupStatus.MissingData =>
+            $"{to.Describe(BackupManifest.KeyFor(leftover.Entry.Key))} is there without its data file: remove it"
+            + (leftover.Entry.HasChecksum ? " and its .sha256" : "") + " by hand, then copy again",
+        BackupStatus.SizeMismatch =>
+            $"{target} is already there and damaged ({leftover.Problem}): remove it, its manifest and .sha256 by hand, then copy again",
+        BackupStatus.BadManifest =>
+            $"{target} is already there with a manifest that is not this backup's ({leftover.Problem}): remove both by hand, then copy again",
+        _ => null,
+    };
 
     /// <summary>Whether a small object holds exactly <paramref name="expected"/> (read no further than that, plus one byte).</summary>
     private static async Task<bool> HoldsAsync(IStorage storage, string key, string expected, CancellationToken cancellationToken)

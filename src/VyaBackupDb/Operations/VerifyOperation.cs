@@ -102,13 +102,13 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
     /// </summary>
     private async Task RecordAsync(BackupLocation file, FileCheck check, CancellationToken cancellationToken)
     {
-        if (check.Manifest is not { } manifest || file.Storage is not IStorage storage)
+        if (file.Storage is not IStorage storage || (check.Ok && check.Manifest is null))
         {
             return;
         }
         try
         {
-            if (check.Ok)
+            if (check.Ok && check.Manifest is { } manifest)
             {
                 await VerifyRecord.WriteAsync(storage, file.Key, manifest, "verify", time.GetUtcNow(), replace: null, cancellationToken).ConfigureAwait(false);
             }
@@ -162,7 +162,13 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
             {
                 complete = complete.GroupBy(e => e.Name.Database, StringComparer.Ordinal).Select(g => g.First());
             }
-            files.AddRange(complete.Select(e => new BackupLocation(storage, e.Key)));
+            foreach (var lost in complete.Where(e => !e.HasData))
+            {
+                // A backup whose data file is gone: a failed check, not a skip (an alert on exit 4 must see it).
+                results.Add(new VerifyResult(new FileCheck(storage.Describe(lost.Key), null, [BackupCatalog.MissingDataProblem], []), null));
+                observer.Checked(results[^1]);
+            }
+            files.AddRange(complete.Where(e => e.HasData).Select(e => new BackupLocation(storage, e.Key)));
         }
         if (files.Count == 0 && results.Count == 0)
         {

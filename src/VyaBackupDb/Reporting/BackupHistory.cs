@@ -57,7 +57,8 @@ public static class BackupHistory
             IReadOnlyList<CatalogEntry> entries;
             try
             {
-                entries = await BackupCatalog.ListAsync(destination.Storage, instance, cancellationToken).ConfigureAwait(false);
+                // A manifest whose data file is gone is no backup to count on (list and verify name it).
+                entries = [.. (await BackupCatalog.ListAsync(destination.Storage, instance, cancellationToken).ConfigureAwait(false)).Where(e => e.HasData)];
             }
             catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
             {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
 using static VyaBackupDb.Tests.Integration.FabricatedBackups;
@@ -816,11 +817,13 @@ public sealed class OperatorFaultTests : IAsyncLifetime
                 + $"access_key_id: {TestServers.S3AccessKey}, secret_access_key: {TestServers.S3SecretKey}}}",
             _ => throw new InvalidOperationException(),
         };
-        var config = await ConfigAsync(backupDir, db, "none", topLevel: boxYaml);
+        // The backup goes to local only (box was down); copy then brings box, one of the instance's destinations, up to date.
+        var localOnly = await ConfigAsync(backupDir, db, "none", topLevel: boxYaml);
+        var config = await ConfigAsync(backupDir, db, "none", mysqlExtra: "storage: [local, box]", topLevel: boxYaml);
         var storage = Storage.StorageSet.Create(box);
         try
         {
-            var backup = await CliAsync("backup", "-i", "1", "-d", db, "--config", config);
+            var backup = await CliAsync("backup", "-i", "1", "-d", db, "--config", localOnly);
             Assert.True(backup.ExitCode == Success, backup.ToString());
             var key = Assert.Single(Ops.DataFilesUnder(backupDir));
             // What a copy cut off between its .sha256 and its manifest leaves.
@@ -860,5 +863,150 @@ public sealed class OperatorFaultTests : IAsyncLifetime
             }
             (storage as IDisposable)?.Dispose();
         }
+    }
+
+    [Theory]
+    [InlineData("stored_bytes as a string")]
+    [InlineData("a missing field")]
+    [InlineData("schema_version 99")]
+    public async Task Verify_fails_a_backup_whose_manifest_is_damaged_with_exit_4(string damage)
+    {
+        var backupDir = _scratch.TempDir("backups");
+        var key = Create(backupDir, TestServers.MySql(name: "it-mysql"), "dns_db", Utc("20260101_010000"));
+        var manifestPath = Path.Combine(backupDir, key + BackupManifest.Suffix);
+        var json = await File.ReadAllTextAsync(manifestPath);
+        var damaged = damage switch
+        {
+            "stored_bytes as a string" => Regex.Replace(json, "\"stored_bytes\": ([0-9]+)", "\"stored_bytes\": \"$1\""),
+            "a missing field" => Regex.Replace(json, "\"plain_sha256\": \"[0-9a-f]+\",\\s*", ""),
+            _ => Regex.Replace(json, "\"schema_version\": [0-9]+", "\"schema_version\": 99"),
+        };
+        Assert.NotEqual(json, damaged);
+        await File.WriteAllTextAsync(manifestPath, damaged);
+        var config = await ConfigAsync(backupDir, "dns_db", "none");
+
+        // A manifest that was read and is damaged is a failed backup (exit 4), not one that could not be checked (1).
+        foreach (var how in new[] { new[] { "--file", Path.Combine(backupDir, key) }, ["--instance", "1"] })
+        {
+            var verify = await CliAsync(["verify", .. how, "--config", config]);
+            Assert.True(verify.ExitCode == VerificationFailed, verify.ToString());
+            Assert.Contains($"FAILED {Path.Combine(backupDir, key)}: manifest", verify.Stdout, StringComparison.Ordinal);
+            Assert.Contains("1 failed", verify.Stdout, StringComparison.Ordinal);
+            Assert.DoesNotContain("VyaBackupDb.", verify.ToString(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Verify_fails_as_list_does_a_backup_whose_manifest_describes_another_file_or_database()
+    {
+        var backupDir = _scratch.TempDir("backups");
+        var key = Create(backupDir, TestServers.MySql(name: "it-mysql"), "dns_db", Utc("20260101_010000"));
+        var folder = Path.Combine(backupDir, Path.GetDirectoryName(key)!);
+        var manifest = BackupManifest.FromJson(await File.ReadAllBytesAsync(Path.Combine(backupDir, key + BackupManifest.Suffix)));
+        // An old backup copied under a newer name with its manifest; and one whose manifest says another database.
+        var otherFile = new BackupName(Utc("20261231_235959"), Dbms.MySql, "dns_db", Pipeline.Compression.None).FileName;
+        var otherDatabase = new BackupName(Utc("20261231_235958"), Dbms.MySql, "dns_db", Pipeline.Compression.None).FileName;
+        foreach (var (name, written) in new[] { (otherFile, manifest), (otherDatabase, manifest with { DataFile = otherDatabase, Database = "other_db" }) })
+        {
+            File.Copy(Path.Combine(backupDir, key), Path.Combine(folder, name));
+            await File.WriteAllBytesAsync(Path.Combine(folder, name + BackupManifest.Suffix), written.ToJson());
+        }
+        var config = await ConfigAsync(backupDir, "dns_db", "none");
+
+        var byFile = await CliAsync("verify", "--file", Path.Combine(folder, otherFile), "--config", config);
+        Assert.True(byFile.ExitCode == VerificationFailed, byFile.ToString());
+        Assert.Contains($"the manifest describes another file, {Path.GetFileName(key)}", byFile.Stdout, StringComparison.Ordinal);
+        var byDatabase = await CliAsync("verify", "--file", Path.Combine(folder, otherDatabase), "--config", config);
+        Assert.True(byDatabase.ExitCode == VerificationFailed, byDatabase.ToString());
+        Assert.Contains("the manifest describes another database, 'other_db'", byDatabase.Stdout, StringComparison.Ordinal);
+        var all = await CliAsync("verify", "--instance", "1", "--config", config);
+        Assert.True(all.ExitCode == VerificationFailed, all.ToString());
+        Assert.Contains("verify summary: 1 OK, 2 failed", all.Stdout, StringComparison.Ordinal);
+
+        // list says what is wrong, as verify does, not "unreadable".
+        var list = await CliAsync("list", "--instance", "1", "--config", config);
+        Assert.True(list.ExitCode == Success, list.ToString());
+        Assert.Contains("NO: the manifest describes another file", list.Stdout, StringComparison.Ordinal);
+        Assert.Contains("NO: the manifest describes another database", list.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("unreadable", list.Stdout, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// A copy whose data file was lost (its manifest and .sha256 left) or truncated: list shows it, verify fails it,
+    /// and copy names it for removal by hand, run after run, without uploading or deleting anything.
+    /// </summary>
+    [Fact]
+    public async Task A_lost_or_damaged_copy_is_listed_fails_verify_and_copy_names_it_touching_nothing()
+    {
+        var backupDir = _scratch.TempDir("backups");
+        var boxDir = _scratch.TempDir("box");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var lost = Create(backupDir, mysql, "dns_db", Utc("20260101_010000"));
+        var damaged = Create(backupDir, mysql, "dns_db", Utc("20260102_010000"));
+        var config = await ConfigAsync(backupDir, "dns_db", "none", mysqlExtra: "storage: [local, box]",
+            topLevel: $"  - {{name: box, type: local, path: '{boxDir}'}}");
+        var copied = await CliAsync("copy", "--to", "box", "-i", "1", "--config", config);
+        Assert.True(copied.ExitCode == Success, copied.ToString());
+        File.Delete(Path.Combine(boxDir, lost));
+        var truncated = Path.Combine(boxDir, damaged);
+        await File.WriteAllBytesAsync(truncated, (await File.ReadAllBytesAsync(truncated))[..10]);
+
+        var list = await CliAsync("list", "--instance", "1", "--json", "--config", config);
+        Assert.True(list.ExitCode == Success, list.ToString());
+        Assert.Contains("\"status\": \"missing_data\"", list.Stdout, StringComparison.Ordinal);
+        var text = await CliAsync("list", "--instance", "1", "--config", config);
+        Assert.Single(text.Stdout.Split('\n'), l => l.Contains("NO: data file missing", StringComparison.Ordinal) && l.EndsWith("box", StringComparison.Ordinal));
+        var verify = await CliAsync("verify", "--instance", "1", "--config", config);
+        Assert.True(verify.ExitCode == VerificationFailed, verify.ToString());
+        Assert.Contains($"FAILED {Path.Combine(boxDir, lost)}: the data file is missing", verify.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"FAILED {truncated}: truncated", verify.Stdout, StringComparison.Ordinal);
+        var box = Snapshot(boxDir);
+
+        for (var run = 0; run < 2; run++)
+        {
+            var copy = await CliAsync("copy", "--to", "box", "-i", "1", "--config", config);
+            Assert.True(copy.ExitCode == Failed, copy.ToString());
+            Assert.Contains("remove it and its .sha256 by hand", OneLineAbout(copy, lost + BackupManifest.Suffix), StringComparison.Ordinal);
+            Assert.Contains("damaged (", OneLineAbout(copy, $"{truncated} is already there"), StringComparison.Ordinal);
+            Assert.Contains("copy summary: 0 copied to 'box', 2 failed", copy.Stdout, StringComparison.Ordinal);
+            Assert.Equal(box, Snapshot(boxDir));
+        }
+        AssertNothingLeftInTmp();
+    }
+
+    [Fact]
+    public async Task Copy_refuses_a_destination_that_is_not_the_instance_s()
+    {
+        var backupDir = _scratch.TempDir("backups");
+        var boxDir = _scratch.TempDir("box");
+        Create(backupDir, TestServers.MySql(name: "it-mysql"), "dns_db", Utc("20260101_010000"));
+        var config = await ConfigAsync(backupDir, "dns_db", "none", topLevel: $"  - {{name: box, type: local, path: '{boxDir}'}}");
+
+        // Nothing would ever list, verify or prune a copy there.
+        var copy = await CliAsync("copy", "--to", "box", "-i", "1", "--config", config);
+
+        Assert.True(copy.ExitCode == UsageOrConfig, copy.ToString());
+        Assert.Contains("'box' is not a destination of instance 1 (it-mysql)", OneLineAbout(copy, "box"), StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(boxDir));
+    }
+
+    [Fact]
+    public async Task A_copy_refused_by_a_sha256_already_there_removes_only_what_it_wrote()
+    {
+        var backupDir = _scratch.TempDir("backups");
+        var boxDir = _scratch.TempDir("box");
+        var key = Create(backupDir, TestServers.MySql(name: "it-mysql"), "dns_db", Utc("20260101_010000"));
+        var manifest = BackupManifest.FromJson(await File.ReadAllBytesAsync(Path.Combine(backupDir, key + BackupManifest.Suffix)));
+        // A .sha256 someone else left (or wrote meanwhile) where the copy's own would go.
+        var stray = Path.Combine(boxDir, key + BackupManifest.ChecksumSuffix);
+        Directory.CreateDirectory(Path.GetDirectoryName(stray)!);
+        await File.WriteAllTextAsync(stray, "not this copy's\n");
+        var from = new Storage.Local.LocalStorage(backupDir);
+        var to = new Storage.Local.LocalStorage(boxDir);
+
+        await Assert.ThrowsAnyAsync<Exception>(() => Operations.BackupOperation.CopyAsync(from, to, key, manifest, CancellationToken.None));
+
+        Assert.Equal("not this copy's\n", await File.ReadAllTextAsync(stray));
+        Assert.False(File.Exists(Path.Combine(boxDir, key)), "the data file it uploaded is removed");
     }
 }
