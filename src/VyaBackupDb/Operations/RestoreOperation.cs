@@ -21,10 +21,11 @@ namespace VyaBackupDb.Operations;
 /// <param name="AllowDataDirectory">MySQL: tables keep the DATA / INDEX DIRECTORY they were dumped with (--allow-data-directory).</param>
 /// <param name="Jobs">Connections loading a backup set (--jobs); null: the instance's <c>jobs:</c>, else the number of cores.</param>
 /// <param name="TrustBackup">PostgreSQL: load as the instance's account even when it is a superuser (--trust-backup).</param>
+/// <param name="VerifyScratch">verify --restore: the target is its own scratch database, a name no user's target may take.</param>
 public sealed record RestoreRequest(
     string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force, bool Verify = true, BackupLocation? Location = null,
     DecryptionKeys? Keys = null, bool TerminateConnections = false, Engines.MySql.DefinerMode? Definer = null, bool EnableEvents = false,
-    int? Jobs = null, bool AllowDataDirectory = false, bool TrustBackup = false);
+    int? Jobs = null, bool AllowDataDirectory = false, bool TrustBackup = false, bool VerifyScratch = false);
 
 /// <param name="IsSet">The file is a backup set (a tar of schema, data chunks and post-data), not one dump.</param>
 public sealed record RestorePlan(
@@ -445,8 +446,8 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
 
         var target = request.Target ?? name?.Database
             ?? throw new UsageException($"cannot tell the database from the file name '{fileName}'; give --target");
-        // Before any connection: a system database, or a name the server would refuse or cut.
-        if (RestoreTarget.Problem(request.Instance, target) is { } targetProblem)
+        // Before any connection: a system database, one of the tool's own, or a name the server would refuse or cut.
+        if (RestoreTarget.Problem(request.Instance, target, request.VerifyScratch) is { } targetProblem)
         {
             throw new UsageException(targetProblem);
         }
