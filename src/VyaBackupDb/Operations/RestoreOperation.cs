@@ -192,7 +192,9 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             };
         }
 
-        // The swap is not under the load's timeout: it is short, and bounded by the engine.
+        // The swap is not under the load's timeout: it is short, and bounded by the engine. A stop
+        // (Ctrl+C, SIGTERM) fails it only while the target is unchanged: past that point each
+        // engine's swap ignores the token and finishes.
         try
         {
             foreach (var warning in await engine.SwapAsync(staging, plan.Target, new SwapOptions(request.TerminateConnections, eventsToEnable, replaced),
@@ -212,7 +214,13 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             throw new OperationFailedException($"restore of {location.FileName} into '{plan.Target}' failed: {e.Message}", e);
         }
 
-        var after = await engine.GetTargetStateAsync(plan.Target, cancellationToken).ConfigureAwait(false);
+        // The target holds the restored data: a stop that came meanwhile is too late to keep the old one.
+        if (cancellationToken.IsCancellationRequested)
+        {
+            observer.Warning($"stopped (Ctrl+C, SIGTERM) while '{plan.Target}' was being replaced: the swap was finished, "
+                + $"and '{plan.Target}' holds the restored data");
+        }
+        var after = await engine.GetTargetStateAsync(plan.Target, CancellationToken.None).ConfigureAwait(false);
         return new RestoreResult(plan, after.TableCount, plainBytes, clock.Elapsed, comparison);
     }
 
