@@ -17,6 +17,9 @@ public static class RestoreStaging
     public const string StagingPrefix = "vya_restore_";
     public const string ReplacedPrefix = "vya_replaced_";
 
+    /// <summary>verify --restore's scratch databases: the target it restores into, dropped afterwards.</summary>
+    public const string VerifyScratchPrefix = "vya_verify_";
+
     public static string StagingName(string target) => Name(StagingPrefix, target);
 
     /// <param name="number">1 for the plain name; 2, 3, ... when the ones before are taken by kept leftovers.</param>

@@ -5,14 +5,16 @@ namespace VyaBackupDb.Engines;
 
 /// <summary>
 /// Which names a restore may write into. A restore replaces its target whole, so a system database
-/// is never one (it may still be backed up); and a name the server would refuse or change is caught
-/// before anything runs, not by the server's error half way through (or, PostgreSQL, by a database
-/// silently created under a shorter name).
+/// is never one (it may still be backed up); nor is a name the tool gives its own working databases,
+/// which other restores and verifies drop or replace as theirs; and a name the server would refuse
+/// or change is caught before anything runs, not by the server's error half way through (or,
+/// PostgreSQL, by a database silently created under a shorter name).
 /// </summary>
 public static class RestoreTarget
 {
     private static readonly string[] MySqlSystem = ["mysql", "information_schema", "performance_schema", "sys"];
     private static readonly string[] PostgresSystem = ["template0", "template1", "postgres"];
+    private static readonly string[] OwnPrefixes = [RestoreStaging.StagingPrefix, RestoreStaging.ReplacedPrefix, RestoreStaging.VerifyScratchPrefix];
 
     /// <summary>MySQL/MariaDB: the longest database name, in characters.</summary>
     public const int MySqlMaxChars = 64;
@@ -21,11 +23,19 @@ public static class RestoreTarget
     public const int PostgresMaxBytes = 63;
 
     /// <summary>Why <paramref name="target"/> cannot be restored into on <paramref name="instance"/>, or null when it can.</summary>
-    public static string? Problem(InstanceConfig instance, string target)
+    /// <param name="verifyScratch">verify --restore restoring into its own scratch database (vya_verify_...).</param>
+    public static string? Problem(InstanceConfig instance, string target, bool verifyScratch = false)
     {
         if (target.Length == 0)
         {
             return "the target database name is empty";
+        }
+        // Another restore's staging or replaced database, or a verify's scratch one: theirs to drop.
+        // In any case: a MySQL server with lower_case_table_names takes 'VYA_RESTORE_x' for 'vya_restore_x'.
+        if (!verifyScratch && OwnPrefixes.FirstOrDefault(p => target.StartsWith(p, StringComparison.OrdinalIgnoreCase)) is { } prefix)
+        {
+            return $"'{target}' is a name vya-backupdb gives its own working databases ({prefix}...), which other restores and "
+                + "verifies drop or replace: a restore never writes into it; give another --target";
         }
         return instance.Dbms switch
         {

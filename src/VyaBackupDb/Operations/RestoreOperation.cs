@@ -21,10 +21,11 @@ namespace VyaBackupDb.Operations;
 /// <param name="AllowDataDirectory">MySQL: tables keep the DATA / INDEX DIRECTORY they were dumped with (--allow-data-directory).</param>
 /// <param name="Jobs">Connections loading a backup set (--jobs); null: the instance's <c>jobs:</c>, else the number of cores.</param>
 /// <param name="TrustBackup">PostgreSQL: load as the instance's account even when it is a superuser (--trust-backup).</param>
+/// <param name="VerifyScratch">verify --restore: the target is its own scratch database, a name no user's target may take.</param>
 public sealed record RestoreRequest(
     string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force, bool Verify = true, BackupLocation? Location = null,
     DecryptionKeys? Keys = null, bool TerminateConnections = false, Engines.MySql.DefinerMode? Definer = null, bool EnableEvents = false,
-    int? Jobs = null, bool AllowDataDirectory = false, bool TrustBackup = false);
+    int? Jobs = null, bool AllowDataDirectory = false, bool TrustBackup = false, bool VerifyScratch = false);
 
 /// <param name="IsSet">The file is a backup set (a tar of schema, data chunks and post-data), not one dump.</param>
 public sealed record RestorePlan(
@@ -191,7 +192,9 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             };
         }
 
-        // The swap is not under the load's timeout: it is short, and bounded by the engine.
+        // The swap is not under the load's timeout: it is short, and bounded by the engine. A stop
+        // (Ctrl+C, SIGTERM) fails it only while the target is unchanged: past that point each
+        // engine's swap ignores the token and finishes.
         try
         {
             foreach (var warning in await engine.SwapAsync(staging, plan.Target, new SwapOptions(request.TerminateConnections, eventsToEnable, replaced),
@@ -211,7 +214,13 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             throw new OperationFailedException($"restore of {location.FileName} into '{plan.Target}' failed: {e.Message}", e);
         }
 
-        var after = await engine.GetTargetStateAsync(plan.Target, cancellationToken).ConfigureAwait(false);
+        // The target holds the restored data: a stop that came meanwhile is too late to keep the old one.
+        if (cancellationToken.IsCancellationRequested)
+        {
+            observer.Warning($"stopped (Ctrl+C, SIGTERM) while '{plan.Target}' was being replaced: the swap was finished, "
+                + $"and '{plan.Target}' holds the restored data");
+        }
+        var after = await engine.GetTargetStateAsync(plan.Target, CancellationToken.None).ConfigureAwait(false);
         return new RestoreResult(plan, after.TableCount, plainBytes, clock.Elapsed, comparison);
     }
 
@@ -445,8 +454,8 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
 
         var target = request.Target ?? name?.Database
             ?? throw new UsageException($"cannot tell the database from the file name '{fileName}'; give --target");
-        // Before any connection: a system database, or a name the server would refuse or cut.
-        if (RestoreTarget.Problem(request.Instance, target) is { } targetProblem)
+        // Before any connection: a system database, one of the tool's own, or a name the server would refuse or cut.
+        if (RestoreTarget.Problem(request.Instance, target, request.VerifyScratch) is { } targetProblem)
         {
             throw new UsageException(targetProblem);
         }

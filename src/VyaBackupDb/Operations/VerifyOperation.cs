@@ -194,7 +194,8 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
         {
             var result = await new RestoreOperation(config, observer)
                 .RunAsync(new RestoreRequest(check.File, instance, scratch, DryRun: false, Force: false, Location: check.Location, Keys: keys,
-                    Definer: request.Definer, AllowDataDirectory: request.AllowDataDirectory, TrustBackup: request.TrustBackup), cancellationToken)
+                    Definer: request.Definer, AllowDataDirectory: request.AllowDataDirectory, TrustBackup: request.TrustBackup, VerifyScratch: true),
+                    cancellationToken)
                 .ConfigureAwait(false);
             return (check, result?.Comparison);
         }
@@ -219,7 +220,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
         }
     }
 
-    private const string ScratchPrefix = "vya_verify_";
+    private const string ScratchPrefix = RestoreStaging.VerifyScratchPrefix;
 
     private static readonly System.Text.RegularExpressions.Regex ScratchOrLeftover = new(
         $"^(?:{RestoreStaging.StagingPrefix}|{RestoreStaging.ReplacedPrefix})?(?:[0-9a-f]{{8}}_)?(?<scratch>{ScratchPrefix}[0-9a-f]{{16}})$",

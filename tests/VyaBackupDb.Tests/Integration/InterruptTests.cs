@@ -262,5 +262,5 @@ public sealed class InterruptTests(BigPostgresFixture big) : IClassFixture<BigPo
     }
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int SendSignal(int pid, int signal);
+    internal static extern int SendSignal(int pid, int signal);
 }

@@ -230,6 +230,38 @@ public sealed class RestoreFaultTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// Nor is a name the tool gives its own working databases: a database restored under another
+    /// target's staging name was dropped as a leftover by the next restore into that target, and a
+    /// restore --force into a running restore's staging database wrecked both.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(Dbms.MySql)]
+    [InlineData(Dbms.PostgreSql)]
+    public async Task The_tools_own_database_names_are_never_a_restore_target(Dbms dbms)
+    {
+        var mysql = dbms == Dbms.MySql;
+        await TestServers.RequireAsync(dbms);
+        var source = mysql ? await _scratch.NewMySqlDatabaseAsync() : await _scratch.NewPostgresDatabaseAsync();
+        await (mysql ? MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY)") : PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY)"));
+        var backupDir = _scratch.TempDir("backups");
+        var file = await Ops.BackupOkAsync(mysql ? TestServers.MySql() : TestServers.Postgres(), source, Compression.Gzip, backupDir);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+
+        string[] names = [RestoreStaging.StagingName(source), RestoreStaging.ReplacedName(source), RestoreStaging.ReplacedName(source, 2),
+            "vya_verify_" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8)), "VYA_Restore_x"];
+        foreach (var name in names)
+        {
+            var target = mysql ? _scratch.TrackMySql(name) : _scratch.TrackPostgres(name);
+            var run = await Run.CliAsync("restore", "-f", file, "-i", mysql ? "1" : "2", "-t", target, "--force", "--config", config);
+
+            Assert.True(run.ExitCode == UsageOrConfig, $"{target}: {run}");
+            var error = Assert.Single(Cli.ErrorLines(run));
+            Assert.Contains($"'{target}' is a name vya-backupdb gives its own working databases", error, StringComparison.Ordinal);
+            Assert.False(await (mysql ? MySqlTestDb.ExistsAsync(target) : PgTestDb.ExistsAsync(target)), $"a refused restore created '{target}'");
+        }
+    }
+
     /// <summary>The database the tool connects to (maintenance_database) is no restore's target either.</summary>
     [SkippableFact]
     public async Task Postgres_maintenance_database_is_never_a_restore_target()

@@ -522,6 +522,51 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         Assert.Equal(["big"], (await MySqlTestDb.FingerprintAsync(target)).Names("table"));
     }
 
+    /// <summary>
+    /// A stop (SIGTERM, Ctrl+C) that comes once the swap has replaced the target does not say
+    /// "nothing partial was kept": the swap is finished and the restore succeeds, saying the stop
+    /// came too late. The MySQL swap is held after its RENAME by a session that read the old
+    /// target's view (dropping it waits), so that the signal lands there.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_stop_once_the_swap_has_replaced_the_target_lets_the_restore_finish()
+    {
+        var source = await NewSourceAsync(Dbms.MySql, rows: 10);
+        var backupDir = _scratch.TempDir("backups");
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, backupDir);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE keep (id INT PRIMARY KEY)", "INSERT INTO keep VALUES (1)", "CREATE VIEW constant AS SELECT 1 AS one");
+        _scratch.TrackMySql(RestoreStaging.StagingName(target));
+        _scratch.TrackMySql(RestoreStaging.ReplacedName(target));
+        await using var reader = await MySqlTestDb.OpenAsync(target);
+        // The view names no table: its metadata lock, held to COMMIT, stops the swap only at dropping it, after the RENAME.
+        await new MySqlConnector.MySqlCommand("START TRANSACTION", reader).ExecuteNonQueryAsync();
+        await new MySqlConnector.MySqlCommand("SELECT * FROM constant", reader).ExecuteScalarAsync();
+
+        using var restore = Run.StartCli("restore", "--file", file, "--instance", Id(Dbms.MySql), "--target", target, "--force", "--config", config);
+        var clock = Stopwatch.StartNew();
+        while (Convert.ToInt32(await MySqlTestDb.ScalarAsync(null, "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+            + "WHERE INFO LIKE 'DROP VIEW%' AND STATE LIKE 'Waiting for table metadata lock%'")) == 0)
+        {
+            Assert.False(restore.HasExited, "the restore ended before its swap reached the old view");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), "the swap did not reach the old view within 60 s");
+            await Task.Delay(20);
+        }
+        Assert.Equal(0, InterruptTests.SendSignal(restore.Id, 15));
+        await Task.Delay(500);
+        await new MySqlConnector.MySqlCommand("COMMIT", reader).ExecuteNonQueryAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await restore.WaitForExitAsync(timeout.Token);
+        var output = await restore.StandardOutput.ReadToEndAsync() + await restore.StandardError.ReadToEndAsync();
+
+        Assert.True(restore.ExitCode == 0, $"exit {restore.ExitCode}: {output}");
+        Assert.Contains($"the swap was finished, and '{target}' holds the restored data", output, StringComparison.Ordinal);
+        Assert.Contains("restore summary", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("nothing partial", output, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(source), await MySqlTestDb.FingerprintAsync(target), "the target after a late stop");
+    }
+
     // ---------------------------------------------------------------- helpers
 
     private async Task<string> NewSourceAsync(Dbms dbms, int rows)
