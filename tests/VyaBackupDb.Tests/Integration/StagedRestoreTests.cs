@@ -428,12 +428,15 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     /// tables and the old ones are aside) is found before it: the restore fails with one line, the
     /// target as it was, nothing left. A view over the target's own table was created in staging
     /// while that table was there, and could not be once the RENAME had replaced it; a default over
-    /// a sequence the dump dropped could not be pointed at the target.
+    /// a sequence the dump dropped could not be pointed at the target; a view over a table the dump
+    /// dropped could not be created there.
     /// </summary>
     [SkippableTheory]
     [InlineData("CREATE TABLE t (a int);\nINSERT INTO t VALUES (5);\nCREATE VIEW v AS SELECT a FROM {target}.old;\n", "name the target database")]
     [InlineData("CREATE SEQUENCE s;\nCREATE TABLE t (a int DEFAULT nextval(`{source}`.`s`), b int);\nINSERT INTO t VALUES (1,1);\nDROP SEQUENCE s;\n",
         "the default of column `a` of table `t`")]
+    [InlineData("CREATE TABLE t (a int);\nINSERT INTO t VALUES (5);\nCREATE TABLE gone (a int);\nCREATE VIEW v AS SELECT a FROM gone;\nDROP TABLE gone;\n",
+        "view `v` cannot be read")]
     public async Task MySql_swap_fails_before_the_rename_what_it_could_not_finish_after_it(string body, string why)
     {
         await TestServers.RequireMySqlAsync();
@@ -457,6 +460,41 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         Assert.Contains("unchanged", error.Replace("not changed", "unchanged", StringComparison.Ordinal), StringComparison.Ordinal);
         Assert.False(await MySqlTestDb.ExistsAsync(_scratch.TrackMySql(RestoreStaging.ReplacedName(target))), "a failed swap left a replaced database");
         Assert.False(await MySqlTestDb.ExistsAsync(_scratch.TrackMySql(RestoreStaging.StagingName(target))), "a failed swap left the staging database");
+    }
+
+    /// <summary>
+    /// A foreign key in another database to a table of the target would move with that table (InnoDB
+    /// follows a RENAME) to the replaced database: the swap refuses before its RENAME, naming the
+    /// table that has the key, and leaves both databases as they were.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_swap_refuses_a_target_whose_tables_another_database_references()
+    {
+        var source = await NewSourceAsync(Dbms.MySql, rows: 10);
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE big (id INT PRIMARY KEY) ENGINE=InnoDB", "INSERT INTO big VALUES (1)");
+        var app = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(app, $"CREATE TABLE child (id INT PRIMARY KEY, big_id INT, FOREIGN KEY (big_id) REFERENCES {MySqlTestDb.Quote(target)}.big (id)) ENGINE=InnoDB",
+            "INSERT INTO child VALUES (1, 1)");
+        var before = await MySqlTestDb.FingerprintAsync(target);
+        try
+        {
+            var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(TestServers.MySql(), file, target, force: true));
+
+            Assert.Contains($"`{app}`.`child` of another database has a foreign key to its tables", error.Message, StringComparison.Ordinal);
+            Assert.Contains("(it is unchanged)", error.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain('\n', error.Message);
+            DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), "the target of a refused swap");
+            Assert.Equal(target, await MySqlTestDb.ScalarAsync(null,
+                "SELECT UNIQUE_CONSTRAINT_SCHEMA FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = @p0", app));
+            Assert.False(await MySqlTestDb.ExistsAsync(_scratch.TrackMySql(RestoreStaging.ReplacedName(target))), "a refused swap left a replaced database");
+        }
+        finally
+        {
+            // Before the target: a table others reference cannot be dropped.
+            await MySqlTestDb.DropIfExistsAsync(app);
+        }
     }
 
     /// <summary>

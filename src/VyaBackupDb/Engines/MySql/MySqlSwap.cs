@@ -55,6 +55,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             stagingDefaults = await DefaultsNamingAsync(staging, cancellationToken).ConfigureAwait(false);
             await CheckDefaultsAsync(stagingDefaults, cancellationToken).ConfigureAwait(false);
             await CheckDefinitionsAsync(newObjects, cancellationToken).ConfigureAwait(false);
+            await CheckViewsReadAsync(newObjects, cancellationToken).ConfigureAwait(false);
             foreach (var o in newObjects.Where(o => o.Kind is Kind.Trigger or Kind.View))
             {
                 await DropAsync(staging, o, cancellationToken).ConfigureAwait(false);
@@ -74,6 +75,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 {
                     await KillSessionsAsync(connection, target, cancellationToken).ConfigureAwait(false);
                 }
+                await CheckNoForeignKeysFromOtherDatabasesAsync(cancellationToken).ConfigureAwait(false);
                 var oldTables = await TablesAsync(target, cancellationToken).ConfigureAwait(false);
                 if (oldTables.Count > 0)
                 {
@@ -302,6 +304,45 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 throw new OperationFailedException(
                     $"{o.Kind.ToString().ToLowerInvariant()} {Q(o.Name)}: its definition in '{target}' has characters its character set {o.Charset} cannot hold");
             }
+        }
+    }
+
+    /// <summary>
+    /// Before the RENAME: each view of staging can be read. One the server cannot read (over a table
+    /// the dump dropped) it would not create in the target either. A definer that does not exist
+    /// is no such failure: the server creates the view all the same.
+    /// </summary>
+    private async Task CheckViewsReadAsync(List<SchemaObject> objects, CancellationToken cancellationToken)
+    {
+        foreach (var o in objects.Where(o => o.Kind == Kind.View))
+        {
+            try
+            {
+                await ExecuteAsync($"SELECT * FROM {Q(staging)}.{Q(o.Name)} LIMIT 0", cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationFailedException e) when (e.InnerException is MySqlException { ErrorCode: not MySqlErrorCode.NoSuchUser })
+            {
+                throw new OperationFailedException($"view {Q(o.Name)} cannot be read, so it could not be created in '{target}': {e.Message}", e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Before the RENAME: no table of another database has a foreign key to the target's tables.
+    /// InnoDB would carry it along with the old table to the replaced database, changing that other database.
+    /// </summary>
+    private async Task CheckNoForeignKeysFromOtherDatabasesAsync(CancellationToken cancellationToken)
+    {
+        var referencing = await NamesAsync(
+            "SELECT DISTINCT CONSTRAINT_SCHEMA, TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
+            + "WHERE UNIQUE_CONSTRAINT_SCHEMA = @db AND BINARY UNIQUE_CONSTRAINT_SCHEMA = @db AND BINARY CONSTRAINT_SCHEMA <> @db "
+            + "ORDER BY CONSTRAINT_SCHEMA, TABLE_NAME", target, cancellationToken).ConfigureAwait(false);
+        if (referencing.Count > 0)
+        {
+            throw new OperationFailedException(
+                $"{string.Join(", ", referencing.Select(r => $"{Q(r.Type)}.{Q(r.Name)}"))} of another database "
+                + $"{(referencing.Count == 1 ? "has a foreign key" : "have foreign keys")} to its tables, which the swap would move to the replaced database "
+                + "with the old tables; drop those keys first, or restore into another name");
         }
     }
 
