@@ -560,6 +560,58 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         Assert.Equal(["big"], (await MySqlTestDb.FingerprintAsync(target)).Names("table"));
     }
 
+    /// <summary>
+    /// A MySQL swap that fails after its RENAME (here: a session reading the old view holds it past
+    /// lock_wait_seconds, so it cannot be dropped) loses nothing of the old target: its views,
+    /// routines, triggers and events were recorded before the RENAME, in a table of the replaced
+    /// database the error names. The old tables it left aside in the target, renamed, go back
+    /// under their own names to that database with the next restore (which reads the record of
+    /// their names the RENAME moved there), not to a new one under numbers.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_swap_failing_after_its_rename_keeps_the_old_objects_and_the_next_restore_puts_the_old_tables_back_by_name()
+    {
+        var source = await NewSourceAsync(Dbms.MySql, rows: 10);
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE old (id INT PRIMARY KEY)", "INSERT INTO old VALUES (42)",
+            "CREATE TRIGGER old_trigger BEFORE INSERT ON old FOR EACH ROW SET NEW.id = NEW.id + 1",
+            "CREATE PROCEDURE old_procedure() SELECT 'old routine'", "CREATE VIEW old_view AS SELECT 1 AS one",
+            "CREATE EVENT old_event ON SCHEDULE EVERY 1 DAY DISABLE DO SELECT 1");
+        var replaced = _scratch.TrackMySql(RestoreStaging.ReplacedName(target));
+        _scratch.TrackMySql(RestoreStaging.ReplacedName(target, 2));
+        var objects = RestoreStaging.ReplacedName(target) + "_objects";
+        var instance = TestServers.MySql() with { LockWaitSeconds = 1 };
+
+        await using (var holder = await MySqlTestDb.OpenAsync(target))
+        {
+            await using var transaction = await holder.BeginTransactionAsync();
+            await using (var read = new MySqlConnector.MySqlCommand("SELECT * FROM old_view", holder, transaction))
+            {
+                await read.ExecuteScalarAsync();
+            }
+            var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(instance, file, target, force: true));
+            await transaction.RollbackAsync();
+
+            Assert.Contains($"views, routines, triggers and events are recorded, as SHOW CREATE gave them, in table `{replaced}`.`{objects}`",
+                error.Message, StringComparison.Ordinal);
+        }
+        var recorded = await MySqlTestDb.ScalarAsync(replaced,
+            $"SELECT GROUP_CONCAT(kind, ' ', name ORDER BY kind, name) FROM {MySqlTestDb.Quote(objects)}");
+        Assert.Equal("EVENT old_event,PROCEDURE old_procedure,TRIGGER old_trigger,VIEW old_view", recorded);
+        Assert.Contains("SELECT 'old routine'", (string?)await MySqlTestDb.ScalarAsync(replaced,
+            $"SELECT definition FROM {MySqlTestDb.Quote(objects)} WHERE name = 'old_procedure'"), StringComparison.Ordinal);
+
+        var observer = new TestRestoreObserver();
+        await Ops.RestoreAsync(instance, file, target, force: true, observer: observer);
+
+        Assert.Equal(42, Convert.ToInt32(await MySqlTestDb.ScalarAsync(replaced, "SELECT id FROM old")));
+        Assert.Contains(observer.Warnings, w => w.StartsWith($"the tables a killed restore into '{target}' left aside in it are back under their own names in '{replaced}' (old)",
+            StringComparison.Ordinal));
+        Assert.Equal(["big"], (await MySqlTestDb.FingerprintAsync(target)).Names("table"));
+        Assert.False(await MySqlTestDb.ExistsAsync(RestoreStaging.ReplacedName(target, 2)), "the complete restore left its own replaced database");
+    }
+
     // ---------------------------------------------------------------- helpers
 
     private async Task<string> NewSourceAsync(Dbms dbms, int rows)
