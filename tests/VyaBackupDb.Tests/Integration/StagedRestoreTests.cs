@@ -428,12 +428,15 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     /// tables and the old ones are aside) is found before it: the restore fails with one line, the
     /// target as it was, nothing left. A view over the target's own table was created in staging
     /// while that table was there, and could not be once the RENAME had replaced it; a default over
-    /// a sequence the dump dropped could not be pointed at the target.
+    /// a sequence the dump dropped could not be pointed at the target; a view over a table the dump
+    /// dropped could not be created there.
     /// </summary>
     [SkippableTheory]
     [InlineData("CREATE TABLE t (a int);\nINSERT INTO t VALUES (5);\nCREATE VIEW v AS SELECT a FROM {target}.old;\n", "name the target database")]
     [InlineData("CREATE SEQUENCE s;\nCREATE TABLE t (a int DEFAULT nextval(`{source}`.`s`), b int);\nINSERT INTO t VALUES (1,1);\nDROP SEQUENCE s;\n",
         "the default of column `a` of table `t`")]
+    [InlineData("CREATE TABLE t (a int);\nINSERT INTO t VALUES (5);\nCREATE TABLE gone (a int);\nCREATE VIEW v AS SELECT a FROM gone;\nDROP TABLE gone;\n",
+        "view `v` cannot be read")]
     public async Task MySql_swap_fails_before_the_rename_what_it_could_not_finish_after_it(string body, string why)
     {
         await TestServers.RequireMySqlAsync();
@@ -457,6 +460,41 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         Assert.Contains("unchanged", error.Replace("not changed", "unchanged", StringComparison.Ordinal), StringComparison.Ordinal);
         Assert.False(await MySqlTestDb.ExistsAsync(_scratch.TrackMySql(RestoreStaging.ReplacedName(target))), "a failed swap left a replaced database");
         Assert.False(await MySqlTestDb.ExistsAsync(_scratch.TrackMySql(RestoreStaging.StagingName(target))), "a failed swap left the staging database");
+    }
+
+    /// <summary>
+    /// A foreign key in another database to a table of the target would move with that table (InnoDB
+    /// follows a RENAME) to the replaced database: the swap refuses before its RENAME, naming the
+    /// table that has the key, and leaves both databases as they were.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_swap_refuses_a_target_whose_tables_another_database_references()
+    {
+        var source = await NewSourceAsync(Dbms.MySql, rows: 10);
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE big (id INT PRIMARY KEY) ENGINE=InnoDB", "INSERT INTO big VALUES (1)");
+        var app = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(app, $"CREATE TABLE child (id INT PRIMARY KEY, big_id INT, FOREIGN KEY (big_id) REFERENCES {MySqlTestDb.Quote(target)}.big (id)) ENGINE=InnoDB",
+            "INSERT INTO child VALUES (1, 1)");
+        var before = await MySqlTestDb.FingerprintAsync(target);
+        try
+        {
+            var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(TestServers.MySql(), file, target, force: true));
+
+            Assert.Contains($"`{app}`.`child` of another database has a foreign key to its tables", error.Message, StringComparison.Ordinal);
+            Assert.Contains("(it is unchanged)", error.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain('\n', error.Message);
+            DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), "the target of a refused swap");
+            Assert.Equal(target, await MySqlTestDb.ScalarAsync(null,
+                "SELECT UNIQUE_CONSTRAINT_SCHEMA FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = @p0", app));
+            Assert.False(await MySqlTestDb.ExistsAsync(_scratch.TrackMySql(RestoreStaging.ReplacedName(target))), "a refused swap left a replaced database");
+        }
+        finally
+        {
+            // Before the target: a table others reference cannot be dropped.
+            await MySqlTestDb.DropIfExistsAsync(app);
+        }
     }
 
     /// <summary>
@@ -565,6 +603,58 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         Assert.Contains("restore summary", output, StringComparison.Ordinal);
         Assert.DoesNotContain("nothing partial", output, StringComparison.Ordinal);
         DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(source), await MySqlTestDb.FingerprintAsync(target), "the target after a late stop");
+    }
+
+    /// <summary>
+    /// A MySQL swap that fails after its RENAME (here: a session reading the old view holds it past
+    /// lock_wait_seconds, so it cannot be dropped) loses nothing of the old target: its views,
+    /// routines, triggers and events were recorded before the RENAME, in a table of the replaced
+    /// database the error names. The old tables it left aside in the target, renamed, go back
+    /// under their own names to that database with the next restore (which reads the record of
+    /// their names the RENAME moved there), not to a new one under numbers.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_swap_failing_after_its_rename_keeps_the_old_objects_and_the_next_restore_puts_the_old_tables_back_by_name()
+    {
+        var source = await NewSourceAsync(Dbms.MySql, rows: 10);
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE old (id INT PRIMARY KEY)", "INSERT INTO old VALUES (42)",
+            "CREATE TRIGGER old_trigger BEFORE INSERT ON old FOR EACH ROW SET NEW.id = NEW.id + 1",
+            "CREATE PROCEDURE old_procedure() SELECT 'old routine'", "CREATE VIEW old_view AS SELECT 1 AS one",
+            "CREATE EVENT old_event ON SCHEDULE EVERY 1 DAY DISABLE DO SELECT 1");
+        var replaced = _scratch.TrackMySql(RestoreStaging.ReplacedName(target));
+        _scratch.TrackMySql(RestoreStaging.ReplacedName(target, 2));
+        var objects = RestoreStaging.ReplacedName(target) + "_objects";
+        var instance = TestServers.MySql() with { LockWaitSeconds = 1 };
+
+        await using (var holder = await MySqlTestDb.OpenAsync(target))
+        {
+            await using var transaction = await holder.BeginTransactionAsync();
+            await using (var read = new MySqlConnector.MySqlCommand("SELECT * FROM old_view", holder, transaction))
+            {
+                await read.ExecuteScalarAsync();
+            }
+            var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(instance, file, target, force: true));
+            await transaction.RollbackAsync();
+
+            Assert.Contains($"views, routines, triggers and events are recorded, as SHOW CREATE gave them, in table `{replaced}`.`{objects}`",
+                error.Message, StringComparison.Ordinal);
+        }
+        var recorded = await MySqlTestDb.ScalarAsync(replaced,
+            $"SELECT GROUP_CONCAT(kind, ' ', name ORDER BY kind, name) FROM {MySqlTestDb.Quote(objects)}");
+        Assert.Equal("EVENT old_event,PROCEDURE old_procedure,TRIGGER old_trigger,VIEW old_view", recorded);
+        Assert.Contains("SELECT 'old routine'", (string?)await MySqlTestDb.ScalarAsync(replaced,
+            $"SELECT definition FROM {MySqlTestDb.Quote(objects)} WHERE name = 'old_procedure'"), StringComparison.Ordinal);
+
+        var observer = new TestRestoreObserver();
+        await Ops.RestoreAsync(instance, file, target, force: true, observer: observer);
+
+        Assert.Equal(42, Convert.ToInt32(await MySqlTestDb.ScalarAsync(replaced, "SELECT id FROM old")));
+        Assert.Contains(observer.Warnings, w => w.StartsWith($"the tables a killed restore into '{target}' left aside in it are back under their own names in '{replaced}' (old)",
+            StringComparison.Ordinal));
+        Assert.Equal(["big"], (await MySqlTestDb.FingerprintAsync(target)).Names("table"));
+        Assert.False(await MySqlTestDb.ExistsAsync(RestoreStaging.ReplacedName(target, 2)), "the complete restore left its own replaced database");
     }
 
     // ---------------------------------------------------------------- helpers

@@ -10,17 +10,20 @@ namespace VyaBackupDb.Engines.MySql;
 /// the "replaced" database. A table with triggers cannot move to another database: the staging
 /// tables' triggers and views are read and dropped before, and created again in the target with
 /// the staging name pointed at it (with the routines and events); the old tables' triggers go with
-/// them aside and are dropped after. Column defaults naming the staging database (a sequence's
+/// them aside and are dropped after; the old objects' definitions, recorded before the RENAME, move
+/// with it to the "replaced" database. Column defaults naming the staging database (a sequence's
 /// nextval) are pointed at the target, as the objects are. What can be known to fail after the
 /// RENAME (a default over a sequence that is gone, a definition the target's name cannot be
-/// written into) is tried before it, so that it fails with the target unchanged.
+/// written into, a view that cannot be read, a foreign key from another database that InnoDB would
+/// carry along) is tried before it, so that it fails with the target unchanged.
 /// </summary>
 /// <remarks>
 /// Until the RENAME the target is unchanged, triggers included; after it the target holds the new
 /// tables. The server finishes a RENAME whose client died (or gives up after its 2 s attempt): a
 /// process killed while it waits leaves either the old target whole or the new tables. Killed
-/// after it, the new objects may be missing and the old tables still aside in the target, or in
-/// the "replaced" database, which later restores into the same target keep and report.
+/// after it, the new objects may be missing and the old tables still aside in the target (the
+/// next restore puts them back under their own names, from the record of them), or in the
+/// "replaced" database, which later restores into the same target keep and report.
 /// </remarks>
 /// <param name="lockWaitSeconds">How long the RENAME waits, in attempts, for sessions that hold the target's tables.</param>
 internal sealed class MySqlSwap(MySqlConnection connection, string staging, string target, int lockWaitSeconds)
@@ -29,6 +32,20 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
 
     /// <summary>What old tables are renamed within the target while the RENAME runs: the plain replaced name and a number.</summary>
     private readonly string asidePrefix = RestoreStaging.ReplacedName(target) + "_";
+
+    /// <summary>
+    /// A table recording the aside name of each old table. Created in staging and moved to the
+    /// replaced database by the RENAME itself, so that tables a killed swap left aside in the target
+    /// can be put back under their own names; moved out again by the statement that moves them out.
+    /// </summary>
+    private readonly string asideNamesTable = RestoreStaging.ReplacedName(target) + "_names";
+
+    /// <summary>
+    /// A table holding the old target's views, routines, triggers and events as SHOW CREATE gave
+    /// them. Moved to the replaced database by the RENAME, like the aside names: once the old
+    /// objects are dropped from the target, this is where they are.
+    /// </summary>
+    private readonly string oldObjectsTable = RestoreStaging.ReplacedName(target) + "_objects";
 
     /// <param name="SqlMode">The sql_mode it was created under (null for views).</param>
     /// <param name="Charset">The character_set_client it was created under: how the server read its text.</param>
@@ -44,6 +61,8 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         List<SchemaObject> newObjects;
         List<(string Table, string Column, string Default)> stagingDefaults;
         var aside = new List<(string Table, string Aside)>();
+        var homes = new Dictionary<string, (string Database, string Table)>(StringComparer.Ordinal);
+        var oldObjectCount = 0;
         bool targetExists;
         var createdTarget = false;
         (string Clause, string? Comment) options;
@@ -55,6 +74,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             stagingDefaults = await DefaultsNamingAsync(staging, cancellationToken).ConfigureAwait(false);
             await CheckDefaultsAsync(stagingDefaults, cancellationToken).ConfigureAwait(false);
             await CheckDefinitionsAsync(newObjects, cancellationToken).ConfigureAwait(false);
+            await CheckViewsReadAsync(newObjects, cancellationToken).ConfigureAwait(false);
             foreach (var o in newObjects.Where(o => o.Kind is Kind.Trigger or Kind.View))
             {
                 await DropAsync(staging, o, cancellationToken).ConfigureAwait(false);
@@ -74,12 +94,26 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 {
                     await KillSessionsAsync(connection, target, cancellationToken).ConfigureAwait(false);
                 }
+                await CheckNoForeignKeysFromOtherDatabasesAsync(cancellationToken).ConfigureAwait(false);
                 var oldTables = await TablesAsync(target, cancellationToken).ConfigureAwait(false);
-                if (oldTables.Count > 0)
+                var oldObjects = await ReadObjectsAsync(target, cancellationToken).ConfigureAwait(false);
+                oldObjectCount = oldObjects.Count;
+                if (oldTables.Count > 0 || oldObjects.Count > 0)
                 {
                     await ExecuteAsync($"CREATE DATABASE {Q(replaced)}", cancellationToken).ConfigureAwait(false);
+                }
+                if (oldObjects.Count > 0)
+                {
+                    await RecordOldObjectsAsync(oldObjects, cancellationToken).ConfigureAwait(false);
+                    renames.Add($"{Q(staging)}.{Q(oldObjectsTable)} TO {Q(replaced)}.{Q(oldObjectsTable)}");
+                }
+                if (oldTables.Count > 0)
+                {
                     aside.AddRange(AsideNames(oldTables));
+                    await RecordAsideNamesAsync(aside, cancellationToken).ConfigureAwait(false);
+                    renames.Add($"{Q(staging)}.{Q(asideNamesTable)} TO {Q(replaced)}.{Q(asideNamesTable)}");
                     renames.InsertRange(0, aside.Select(a => $"{Q(target)}.{Q(a.Table)} TO {Q(target)}.{Q(a.Aside)}"));
+                    homes = await LeftAsideHomesAsync(oldTables, cancellationToken).ConfigureAwait(false);
                 }
             }
             if (renames.Count > 0)
@@ -111,8 +145,15 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 }
                 if (aside.Count > 0)
                 {
-                    await ExecuteAsync("RENAME TABLE " + string.Join(", ", aside.Select(a => $"{Q(target)}.{Q(a.Aside)} TO {Q(replaced)}.{Q(a.Table)}")),
-                        CancellationToken.None).ConfigureAwait(false);
+                    // Tables a killed swap left aside go back under their own names to the replaced database
+                    // that recorded them. The records leave in the same statement: a later kill's aside
+                    // tables, numbered alike, must not be taken for the ones they named.
+                    var moves = aside.Select(a => $"{Q(target)}.{Q(a.Aside)} TO "
+                        + (homes.TryGetValue(a.Table, out var home) ? $"{Q(home.Database)}.{Q(home.Table)}" : $"{Q(replaced)}.{Q(a.Table)}"))
+                        .Append($"{Q(replaced)}.{Q(asideNamesTable)} TO {Q(staging)}.{Q(asideNamesTable)}")
+                        .Concat(homes.Values.Select(h => h.Database).Distinct(StringComparer.Ordinal)
+                            .Select((database, i) => $"{Q(database)}.{Q(asideNamesTable)} TO {Q(staging)}.{Q($"{asideNamesTable}_{i + 2}")}"));
+                    await ExecuteAsync("RENAME TABLE " + string.Join(", ", moves), CancellationToken.None).ConfigureAwait(false);
                     oldTablesAreIn = $"'{replaced}'";
                 }
                 await ExecuteWithCommentAsync($"ALTER DATABASE {Q(target)} {options.Clause}", options.Comment, CancellationToken.None).ConfigureAwait(false);
@@ -132,11 +173,19 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         {
             throw new OperationFailedException(
                 $"the restored tables are in '{target}' but its views, routines, triggers or events could not all be created: {e.Message}"
-                + (aside.Count > 0 ? $"; the tables it replaced are kept in {oldTablesAreIn} (later restores keep them too): drop them once you no longer need them" : ""), e);
+                + (aside.Count > 0 ? $"; the tables it replaced are kept in {oldTablesAreIn}" : "")
+                + (oldObjectCount > 0 ? $"; {(aside.Count > 0 ? "their" : "its old")} views, routines, triggers and events are recorded, as SHOW CREATE gave them, "
+                    + $"in table {Q(replaced)}.{Q(oldObjectsTable)}" : "")
+                + (aside.Count > 0 || oldObjectCount > 0 ? " (later restores keep them too): drop them once you no longer need them" : ""), e);
         }
         var warnings = new List<string>();
-        // Old tables an interrupted swap left aside in the target moved out with the rest: the only copy of what it replaced.
-        var leftAside = aside.Where(a => a.Table.StartsWith(asidePrefix, StringComparison.Ordinal)).Select(a => a.Table).ToList();
+        foreach (var home in homes.GroupBy(h => h.Value.Database, h => h.Value.Table))
+        {
+            warnings.Add($"the tables a killed restore into '{target}' left aside in it are back under their own names in '{home.Key}' "
+                + $"({string.Join(", ", home)})");
+        }
+        // Old tables an interrupted swap left aside in the target, with no record of their names, moved out with the rest: the only copy of what it replaced.
+        var leftAside = aside.Where(a => a.Table.StartsWith(asidePrefix, StringComparison.Ordinal) && !homes.ContainsKey(a.Table)).Select(a => a.Table).ToList();
         if (leftAside.Count > 0)
         {
             warnings.Add($"'{replaced}' holds the tables a failed restore into '{target}' replaced ({string.Join(", ", leftAside)}), and what this one "
@@ -200,6 +249,66 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             while (taken.Contains(name));
             yield return (table, name);
         }
+    }
+
+    /// <summary>In staging, the old target's objects as read: the RENAME moves this record to the replaced database.</summary>
+    private async Task RecordOldObjectsAsync(List<SchemaObject> objects, CancellationToken cancellationToken)
+    {
+        await ExecuteAsync($"CREATE TABLE {Q(staging)}.{Q(oldObjectsTable)} (kind VARCHAR(16) NOT NULL, name VARCHAR(64) NOT NULL, "
+            + "definition LONGTEXT NOT NULL, sql_mode TEXT, character_set_client VARCHAR(64) NOT NULL, collation_connection VARCHAR(64) NOT NULL, "
+            + "database_collation VARCHAR(64), time_zone VARCHAR(64)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", cancellationToken).ConfigureAwait(false);
+        foreach (var o in objects)
+        {
+            await using var insert = new MySqlCommand($"INSERT INTO {Q(staging)}.{Q(oldObjectsTable)} VALUES (@kind, @name, @definition, @mode, @charset, @collation, "
+                + "@databaseCollation, @zone)", connection);
+            insert.Parameters.AddWithValue("@kind", o.Kind.ToString().ToUpperInvariant());
+            insert.Parameters.AddWithValue("@name", o.Name);
+            insert.Parameters.AddWithValue("@definition", o.Create);
+            insert.Parameters.AddWithValue("@mode", o.SqlMode);
+            insert.Parameters.AddWithValue("@charset", o.Charset);
+            insert.Parameters.AddWithValue("@collation", o.Collation);
+            insert.Parameters.AddWithValue("@databaseCollation", o.DatabaseCollation);
+            insert.Parameters.AddWithValue("@zone", o.TimeZone);
+            await ExecuteCommandAsync(insert, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>In staging, the aside name of each old table: the RENAME moves this record to the replaced database.</summary>
+    private async Task RecordAsideNamesAsync(List<(string Table, string Aside)> aside, CancellationToken cancellationToken)
+    {
+        await ExecuteAsync($"CREATE TABLE {Q(staging)}.{Q(asideNamesTable)} (aside VARCHAR(64) PRIMARY KEY, original VARCHAR(64) NOT NULL) "
+            + "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", cancellationToken).ConfigureAwait(false);
+        foreach (var (table, asideName) in aside)
+        {
+            await using var insert = new MySqlCommand($"INSERT INTO {Q(staging)}.{Q(asideNamesTable)} VALUES (@aside, @original)", connection);
+            insert.Parameters.AddWithValue("@aside", asideName);
+            insert.Parameters.AddWithValue("@original", table);
+            await ExecuteCommandAsync(insert, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Where each old table a killed swap left aside in the target belongs: its own name in the
+    /// replaced database whose record of aside names lists it (unless a table there has that name).
+    /// </summary>
+    private async Task<Dictionary<string, (string Database, string Table)>> LeftAsideHomesAsync(List<string> oldTables, CancellationToken cancellationToken)
+    {
+        var homes = new Dictionary<string, (string Database, string Table)>(StringComparer.Ordinal);
+        var records = await NamesAsync("SELECT '', TABLE_SCHEMA FROM information_schema.TABLES WHERE TABLE_NAME = @db AND BINARY TABLE_NAME = @db",
+            asideNamesTable, cancellationToken).ConfigureAwait(false);
+        foreach (var (_, database) in records.Where(r => RestoreStaging.IsReplacedName(r.Name, target)))
+        {
+            var taken = new HashSet<string>(await TablesAsync(database, cancellationToken).ConfigureAwait(false), StringComparer.OrdinalIgnoreCase);
+            foreach (var (asideName, table) in await NamesAsync($"SELECT aside, original FROM {Q(database)}.{Q(asideNamesTable)}",
+                database, cancellationToken).ConfigureAwait(false))
+            {
+                if (oldTables.Contains(asideName, StringComparer.Ordinal) && taken.Add(table))
+                {
+                    homes.TryAdd(asideName, (database, table));
+                }
+            }
+        }
+        return homes;
     }
 
     /// <summary>Creates in the target routines, then views (in an order their dependencies allow), triggers and events.</summary>
@@ -302,6 +411,45 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 throw new OperationFailedException(
                     $"{o.Kind.ToString().ToLowerInvariant()} {Q(o.Name)}: its definition in '{target}' has characters its character set {o.Charset} cannot hold");
             }
+        }
+    }
+
+    /// <summary>
+    /// Before the RENAME: each view of staging can be read. One the server cannot read (over a table
+    /// the dump dropped) it would not create in the target either. A definer that does not exist
+    /// is no such failure: the server creates the view all the same.
+    /// </summary>
+    private async Task CheckViewsReadAsync(List<SchemaObject> objects, CancellationToken cancellationToken)
+    {
+        foreach (var o in objects.Where(o => o.Kind == Kind.View))
+        {
+            try
+            {
+                await ExecuteAsync($"SELECT * FROM {Q(staging)}.{Q(o.Name)} LIMIT 0", cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationFailedException e) when (e.InnerException is MySqlException { ErrorCode: not MySqlErrorCode.NoSuchUser })
+            {
+                throw new OperationFailedException($"view {Q(o.Name)} cannot be read, so it could not be created in '{target}': {e.Message}", e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Before the RENAME: no table of another database has a foreign key to the target's tables.
+    /// InnoDB would carry it along with the old table to the replaced database, changing that other database.
+    /// </summary>
+    private async Task CheckNoForeignKeysFromOtherDatabasesAsync(CancellationToken cancellationToken)
+    {
+        var referencing = await NamesAsync(
+            "SELECT DISTINCT CONSTRAINT_SCHEMA, TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
+            + "WHERE UNIQUE_CONSTRAINT_SCHEMA = @db AND BINARY UNIQUE_CONSTRAINT_SCHEMA = @db AND BINARY CONSTRAINT_SCHEMA <> @db "
+            + "ORDER BY CONSTRAINT_SCHEMA, TABLE_NAME", target, cancellationToken).ConfigureAwait(false);
+        if (referencing.Count > 0)
+        {
+            throw new OperationFailedException(
+                $"{string.Join(", ", referencing.Select(r => $"{Q(r.Type)}.{Q(r.Name)}"))} of another database "
+                + $"{(referencing.Count == 1 ? "has a foreign key" : "have foreign keys")} to its tables, which the swap would move to the replaced database "
+                + "with the old tables; drop those keys first, or restore into another name");
         }
     }
 
@@ -566,6 +714,18 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     }
 
     private Task ExecuteAsync(string sql, CancellationToken cancellationToken) => MySqlEngine.Execute(connection, sql, cancellationToken);
+
+    private static async Task ExecuteCommandAsync(MySqlCommand command, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (MySqlException e)
+        {
+            throw new OperationFailedException(e.Message, e);
+        }
+    }
 
     private static string Q(string name) => MySqlEngine.QuoteIdentifier(name);
 }
