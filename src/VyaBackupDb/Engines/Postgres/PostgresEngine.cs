@@ -806,7 +806,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
                 }
                 await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(staging)} RENAME TO {QuoteIdentifier(target)}", cancellationToken)
                     .ConfigureAwait(false);
-                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                // Not cancelled: a stop cancelling a COMMIT the server may finish anyway would report the target unchanged.
+                await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
                 break;
             }
             catch (OperationFailedException e)
