@@ -781,41 +781,11 @@ public sealed class OperatorFaultTests : IAsyncLifetime
     public async Task Copy_completes_a_copy_cut_off_before_its_manifest(string backend, bool rightChecksum)
     {
         await TestServers.RequireMySqlAsync();
-        if (backend == "sftp")
-        {
-            await TestServers.RequireSftpAsync();
-        }
-        if (backend == "s3")
-        {
-            await TestServers.RequireS3Async();
-        }
+        await RequireAsync(backend);
         var db = await _scratch.NewMySqlDatabaseAsync();
         await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)");
         var backupDir = _scratch.TempDir("backups");
-        var folder = $"itest-{Guid.NewGuid():N}";
-        StorageConfig box = backend switch
-        {
-            "local" => new LocalStorageConfig("box", _scratch.TempDir("box")),
-            "sftp" => TestServers.Sftp(folder, "box"),
-            _ => TestServers.S3($"itest/{folder}/", "box"),
-        };
-        var boxYaml = box switch
-        {
-            LocalStorageConfig local => $"  - {{name: box, type: local, path: '{local.Path}'}}",
-            SftpStorageConfig => $"""
-                  - name: box
-                    type: sftp
-                    host: 127.0.0.1
-                    port: {TestServers.SftpPort}
-                    user: {TestServers.SftpUser}
-                    private_key_file: '{TestServers.SftpKeyFile}'
-                    host_fingerprint: '{TestServers.SftpFingerprint}'
-                    path: {folder}
-                """,
-            S3StorageConfig s3 => $"  - {{name: box, type: s3, endpoint: '{s3.Endpoint}', bucket: {s3.Bucket}, prefix: '{s3.Prefix}', "
-                + $"access_key_id: {TestServers.S3AccessKey}, secret_access_key: {TestServers.S3SecretKey}}}",
-            _ => throw new InvalidOperationException(),
-        };
+        var (box, boxYaml) = Box(backend);
         var config = await ConfigAsync(backupDir, db, "none", topLevel: boxYaml);
         var storage = Storage.StorageSet.Create(box);
         try
@@ -854,11 +824,156 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         }
         finally
         {
-            await foreach (var entry in storage.ListAsync("", CancellationToken.None))
+            await EmptyAsync(storage, box);
+        }
+    }
+
+    private static async Task RequireAsync(string backend)
+    {
+        if (backend == "sftp")
+        {
+            await TestServers.RequireSftpAsync();
+        }
+        if (backend == "s3")
+        {
+            await TestServers.RequireS3Async();
+        }
+    }
+
+    /// <summary>A storage 'box' of the given backend ("local", "sftp", "s3") in a folder of its own, and its config lines.</summary>
+    private (StorageConfig Box, string Yaml) Box(string backend)
+    {
+        var folder = $"itest-{Guid.NewGuid():N}";
+        StorageConfig box = backend switch
+        {
+            "local" => new LocalStorageConfig("box", _scratch.TempDir("box")),
+            "sftp" => TestServers.Sftp(folder, "box"),
+            _ => TestServers.S3($"itest/{folder}/", "box"),
+        };
+        var yaml = box switch
+        {
+            LocalStorageConfig local => $"  - {{name: box, type: local, path: '{local.Path}'}}",
+            SftpStorageConfig => $"""
+                  - name: box
+                    type: sftp
+                    host: 127.0.0.1
+                    port: {TestServers.SftpPort}
+                    user: {TestServers.SftpUser}
+                    private_key_file: '{TestServers.SftpKeyFile}'
+                    host_fingerprint: '{TestServers.SftpFingerprint}'
+                    path: {folder}
+                """,
+            S3StorageConfig s3 => $"  - {{name: box, type: s3, endpoint: '{s3.Endpoint}', bucket: {s3.Bucket}, prefix: '{s3.Prefix}', "
+                + $"access_key_id: {TestServers.S3AccessKey}, secret_access_key: {TestServers.S3SecretKey}}}",
+            _ => throw new InvalidOperationException(),
+        };
+        return (box, yaml);
+    }
+
+    /// <summary>Removes what a test left in its 'box' (planted names too, which the storage itself passes over) and closes it.</summary>
+    private static async Task EmptyAsync(Storage.IStorage storage, StorageConfig box)
+    {
+        (storage as IDisposable)?.Dispose();
+        switch (box)
+        {
+            case LocalStorageConfig local:
+                Directory.Delete(local.Path, recursive: true);
+                break;
+            case SftpStorageConfig sftp:
+                // rm: .NET cannot name a file whose name is not UTF-8, to delete it.
+                var rm = await Run.ProgramAsync("rm", ["-rf", Path.Combine(TestServers.SftpHome, sftp.Path)]);
+                Assert.True(rm.ExitCode == 0, rm.ToString());
+                break;
+            case S3StorageConfig s3:
+                using (var client = Storage.S3.S3Storage.CreateClient(s3))
+                {
+                    var listed = await client.ListObjectsV2Async(new Amazon.S3.Model.ListObjectsV2Request { BucketName = s3.Bucket, Prefix = s3.Prefix });
+                    foreach (var entry in listed.S3Objects ?? [])
+                    {
+                        await client.DeleteObjectAsync(s3.Bucket, entry.Key);
+                    }
+                }
+                break;
+        }
+    }
+
+    /// <summary>
+    /// A file another tool put in an instance's folder, named with a backslash (and on SFTP, one whose name is not
+    /// UTF-8), a manifest beside it: list, status and verify pass over it with one warning naming it escaped,
+    /// and carry on with the real backups.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("local")]
+    [InlineData("sftp")]
+    [InlineData("s3")]
+    public async Task A_file_whose_name_no_key_can_hold_is_passed_over_with_one_warning(string backend)
+    {
+        await TestServers.RequireMySqlAsync();
+        await RequireAsync(backend);
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var (box, boxYaml) = Box(backend);
+        var config = await ConfigAsync(_scratch.TempDir("backups"), db, "none", mysqlExtra: "storage: [box]", topLevel: boxYaml);
+        var storage = Storage.StorageSet.Create(box);
+        const string planted = @"20260101_000000_mysql_x\a.sql.zst";
+        try
+        {
+            var backup = await CliAsync("backup", "-i", "1", "-d", db, "--config", config);
+            Assert.True(backup.ExitCode == Success, backup.ToString());
+            foreach (var name in new[] { planted, planted + BackupManifest.Suffix })
             {
-                await storage.DeleteAsync(entry.Key, CancellationToken.None);
+                await PlantAsync(box, "it-mysql/" + name);
             }
-            (storage as IDisposable)?.Dispose();
+            if (box is SftpStorageConfig sftp)
+            {
+                // Bytes that are not UTF-8 (0xFF) in the name: it cannot be named back.
+                var name = "20260102_000000_mysql_y\\377.sql.zst";
+                var touch = await Run.ProgramAsync("sh", ["-c", $"""cd "$1" && touch "$(printf '{name}')" "$(printf '{name}.manifest.json')" """,
+                    "sh", Path.Combine(TestServers.SftpHome, sftp.Path, "it-mysql")]);
+                Assert.True(touch.ExitCode == 0, touch.ToString());
+            }
+
+            foreach (var command in new[] { "list -i 1 --all", "status -i 1", "verify -i 1" })
+            {
+                var run = await CliAsync([.. command.Split(' '), "--config", config]);
+
+                Assert.True(run.ExitCode == Success, $"{command}: {run}");
+                Assert.DoesNotContain("Exception", run.Stdout + run.Stderr, StringComparison.Ordinal);
+                var warning = OneLineAbout(run, @"x\\a.sql.zst ");
+                Assert.StartsWith("vya-backupdb: warning: ", warning, StringComparison.Ordinal);
+                if (box is SftpStorageConfig)
+                {
+                    Assert.Contains(@"y\uFFFD.sql.zst", OneLineAbout(run, @"y\uFFFD.sql.zst "), StringComparison.Ordinal);
+                }
+            }
+            var list = await CliAsync("list", "-i", "1", "--config", config);
+            Assert.Contains(db, list.Stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await EmptyAsync(storage, box);
+        }
+    }
+
+    /// <summary>Writes a small file under a key the tool itself would refuse, as another tool could.</summary>
+    private static async Task PlantAsync(StorageConfig box, string key)
+    {
+        switch (box)
+        {
+            case LocalStorageConfig local:
+                var path = Path.Combine(local.Path, key);
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                await File.WriteAllTextAsync(path, "junk");
+                break;
+            case SftpStorageConfig sftp:
+                await File.WriteAllTextAsync(Path.Combine(TestServers.SftpHome, sftp.Path, key), "junk");
+                break;
+            case S3StorageConfig s3:
+                using (var client = Storage.S3.S3Storage.CreateClient(s3))
+                {
+                    await client.PutObjectAsync(new Amazon.S3.Model.PutObjectRequest { BucketName = s3.Bucket, Key = s3.Prefix + key, ContentBody = "junk" });
+                }
+                break;
         }
     }
 }

@@ -146,7 +146,8 @@ public sealed class S3Storage : IStorage, IDisposable
             foreach (var entry in response.S3Objects ?? [])
             {
                 // Folder markers ("x/") some tools create are not objects of ours.
-                if (entry.Key.StartsWith(folder, StringComparison.Ordinal) && !entry.Key.EndsWith('/'))
+                if (entry.Key.StartsWith(folder, StringComparison.Ordinal) && !entry.Key.EndsWith('/')
+                    && StorageKey.IsListable(KeyOf(entry.Key), $"s3://{_bucket}/{_prefix}"))
                 {
                     yield return new StorageEntry(KeyOf(entry.Key), entry.Size ?? 0, entry.LastModified ?? DateTime.MinValue);
                 }
