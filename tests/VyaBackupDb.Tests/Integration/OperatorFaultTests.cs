@@ -976,4 +976,46 @@ public sealed class OperatorFaultTests : IAsyncLifetime
                 break;
         }
     }
+
+    /// <summary>
+    /// A planted 400 MiB "lease" in an SFTP destination's lock folder, expired: the backup reads no more of it than
+    /// a lease can hold, takes it over as a damaged lease, and succeeds in little memory.
+    /// </summary>
+    [SkippableFact]
+    public async Task An_oversized_planted_lease_is_not_read_whole()
+    {
+        Skip.IfNot(File.Exists("/usr/bin/time"), "/usr/bin/time measures the run's memory");
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequireSftpAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var (box, boxYaml) = Box("sftp");
+        var config = await ConfigAsync(_scratch.TempDir("backups"), db, "none", mysqlExtra: "storage: [box]", topLevel: boxYaml);
+        var storage = Storage.StorageSet.Create(box);
+        var home = Path.Combine(TestServers.SftpHome, ((SftpStorageConfig)box).Path);
+        try
+        {
+            var lease = Path.Combine(home, Operations.StorageLock.KeyFor("it-mysql", db, 7));
+            Directory.CreateDirectory(Path.GetDirectoryName(lease)!);
+            await using (var file = File.Create(lease))
+            {
+                file.SetLength(400L << 20);
+            }
+            File.SetLastWriteTimeUtc(lease, DateTime.UtcNow.AddDays(-1));
+            var chown = await Run.ProgramAsync("chown", ["-R", TestServers.SftpUser, home]);
+            Assert.True(chown.ExitCode == 0, chown.ToString());
+
+            var (cli, arguments, environment) = Run.CliCommand(new Dictionary<string, string> { ["TMPDIR"] = _tmp },
+                "backup", "-i", "1", "-d", db, "--config", config);
+            var run = await Run.ProgramAsync("/usr/bin/time", ["-f", "maxrss_kib=%M", cli, .. arguments], environment);
+
+            Assert.True(run.ExitCode == Success, run.ToString());
+            var maxRss = long.Parse(run.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Last()["maxrss_kib=".Length..], CultureInfo.InvariantCulture);
+            Assert.True(maxRss < 300 << 10, $"the backup peaked at {maxRss >> 10} MiB:\n{run}");
+        }
+        finally
+        {
+            await EmptyAsync(storage, box);
+        }
+    }
 }
