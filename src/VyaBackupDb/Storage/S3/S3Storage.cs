@@ -134,6 +134,13 @@ public sealed class S3Storage : IStorage, IDisposable
         {
             return null;
         }
+        catch (StorageException e) when (e.InnerException is AmazonServiceException { StatusCode: HttpStatusCode.Forbidden, ErrorCode: null or "" or "Forbidden" })
+        {
+            // A refused HEAD has no body, so no reason: a one-byte GET is refused with one (a wrong secret, access denied...).
+            using var response = await CallAsync("stat", key, () => Client.GetObjectAsync(
+                new GetObjectRequest { BucketName = _bucket, Key = objectKey, ByteRange = new ByteRange(0, 0) }, cancellationToken)).ConfigureAwait(false);
+            throw;
+        }
     }
 
     public async IAsyncEnumerable<StorageEntry> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
