@@ -1018,4 +1018,22 @@ public sealed class OperatorFaultTests : IAsyncLifetime
             await EmptyAsync(storage, box);
         }
     }
+
+    /// <summary>A legal database name whose encoded file name would not fit a file system's 255 bytes: refused in one line before the dump.</summary>
+    [SkippableFact]
+    public async Task A_database_name_too_long_for_a_file_name_fails_before_the_dump_in_one_line()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = _scratch.TrackMySql(_scratch.MySqlName() + new string('é', 35));
+        await MySqlTestDb.CreateAsync(db);
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, db, "none");
+
+        var run = await CliAsync("backup", "-i", "1", "-d", db, "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.Contains("is too long for a backup file", OneLineAbout(run, db), StringComparison.Ordinal);
+        Assert.DoesNotContain("backing up", run.Stderr, StringComparison.Ordinal);
+        Assert.Empty(Ops.DataFilesUnder(backupDir));
+    }
 }
