@@ -39,6 +39,7 @@ if (parseResult.Errors.Count > 0)
 try
 {
     CommonOptions.ConfigureLogging(parseResult);
+    VyaBackupDb.Storage.StorageKey.PassedOverWarning = Output.Warning;
 }
 catch (UsageException e)
 {

@@ -15,6 +15,13 @@ public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Databa
 
     private const string TimeFormat = "yyyyMMdd_HHmmss";
 
+    /// <summary>
+    /// The longest file name a backup may have: its manifest's name, written as a temp file
+    /// (".vya-tmp-" + 12 hex + "-" + name) on a local disk or SFTP, must fit a file name's 255 bytes.
+    /// The same for S3, so that every backup can be copied to any destination.
+    /// </summary>
+    public static readonly int MaxFileNameLength = 255 - (Storage.Local.LocalStorage.TempMarker.Length + 13) - BackupManifest.Suffix.Length;
+
     // 20260113_155440_mysql_dns_db.sql.zst (ours and the old tool's current format); backup sets: 20260113_155440_mysql_dns_db.tar.zst;
     // files backups: 20260113_155440_files_etc.tar.zst
     private static readonly Regex Current = new(

@@ -185,17 +185,29 @@ public static class BackupLocations
         return new BackupLocation(storages!.Get(match.Name), CheckKey(objectKey[match.Prefix.Length..], text));
     }
 
+    /// <summary>
+    /// sftp://[USER@]HOST[:PORT]/PATH, read literally as SftpStorage.Describe prints it: a '%' is part of
+    /// the name (database names are %-encoded into file names), so nothing is decoded.
+    /// </summary>
     private static BackupLocation ResolveSftp(string text, AppConfig? config, StorageSet? storages)
     {
-        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.AbsolutePath.Length <= 1)
+        var rest = text["sftp://".Length..];
+        var slash = rest.IndexOf('/', StringComparison.Ordinal);
+        var at = slash < 0 ? -1 : rest.LastIndexOf('@', slash);
+        var hostPort = slash < 0 ? "" : rest[(at + 1)..slash];
+        var colon = hostPort.LastIndexOf(':');
+        var port = 22;
+        if (slash <= 0 || slash == rest.Length - 1 || hostPort.Length == 0
+            || (colon >= 0 && !hostPort.EndsWith(']') && !int.TryParse(hostPort[(colon + 1)..], System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out port)))
         {
             throw new UsageException($"'{text}' is not an SFTP location (sftp://[USER@]HOST[:PORT]/PATH)");
         }
-        var port = uri.IsDefaultPort || uri.Port < 0 ? 22 : uri.Port;
-        var user = uri.UserInfo.Length == 0 ? null : Uri.UnescapeDataString(uri.UserInfo);
-        var path = Uri.UnescapeDataString(uri.AbsolutePath).TrimStart('/');
+        var host = (colon >= 0 && !hostPort.EndsWith(']') ? hostPort[..colon] : hostPort).Trim('[', ']');
+        var user = at < 0 ? null : rest[..at];
+        var path = rest[(slash + 1)..].TrimStart('/');
         foreach (var sftp in (config?.StorageConfigs ?? []).OfType<SftpStorageConfig>()
-            .Where(s => string.Equals(s.Host, uri.Host, StringComparison.OrdinalIgnoreCase) && s.Port == port && (user is null || s.User == user))
+            .Where(s => string.Equals(s.Host, host, StringComparison.OrdinalIgnoreCase) && s.Port == port && (user is null || s.User == user))
             .OrderByDescending(s => s.Path.Trim('/').Length))
         {
             var root = sftp.Path.Trim('/');
@@ -209,7 +221,7 @@ public static class BackupLocations
             }
         }
         throw new UsageException(
-            $"no SFTP storage in {config?.SourcePath ?? "the config"} holds {text}: add one for {uri.Host}:{port} to its storage: section "
+            $"no SFTP storage in {config?.SourcePath ?? "the config"} holds {text}: add one for {host}:{port} to its storage: section "
             + "(its credentials and host_fingerprint are needed), or use NAME:KEY");
     }
 

@@ -334,6 +334,14 @@ public sealed class BackupOperation
         var storage = targets[0].Storage;
         var clock = Stopwatch.StartNew();
         var started = time.GetUtcNow();
+        var fileNameLength = StorageKey.FileName(item.Key).Length;
+        if (fileNameLength > BackupName.MaxFileNameLength)
+        {
+            // Said before the dump: a local or SFTP write would fail only at its end, and an S3 backup could never be copied.
+            return Failed(item, $"the name of database '{item.Database}' is too long for a backup file: its file name would be {fileNameLength} bytes, "
+                + $"at most {BackupName.MaxFileNameLength} fit (each UTF-8 byte of the name other than a-z, A-Z, 0-9, '_' and '-' is written as 3: %XX)",
+                clock.Elapsed);
+        }
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(config.Timeout);
         StorageLock? held = null;

@@ -34,6 +34,8 @@ public sealed class StorageLock : IAsyncDisposable
 
     private const string Suffix = ".lease";
 
+    private const int MaxLeaseBytes = 64 * 1024;
+
     private readonly List<BackupLock> _local = [];
     private readonly List<Lease> _leases = [];
     private readonly TimeProvider _time;
@@ -288,9 +290,11 @@ public sealed class StorageLock : IAsyncDisposable
             string text;
             try
             {
+                // A lease is a few lines: one larger (planted, damaged) is read no further and counts as unreadable.
                 await using var stream = await storage.OpenReadAsync(entry.Key, cancellationToken).ConfigureAwait(false);
-                using var reader = new StreamReader(stream, Encoding.UTF8);
-                text = await reader.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
+                var buffer = new byte[MaxLeaseBytes + 1];
+                var n = await stream.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+                text = n > MaxLeaseBytes ? "" : Encoding.UTF8.GetString(buffer, 0, n);
             }
             catch (FileNotFoundException)
             {

@@ -95,29 +95,75 @@ public interface IStorageWrite : IAsyncDisposable
 /// <summary>The rules for keys and prefixes, the same for every backend.</summary>
 public static class StorageKey
 {
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> PassedOverNames = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Where a listing's warning about a name it passes over goes (the CLI sets its warning line).
+    /// Static: listings happen deep in every operation, and each such name is told once a run.
+    /// </summary>
+    public static Action<string>? PassedOverWarning { get; set; }
+
     /// <summary>
     /// A key: non-empty '/'-separated segments, none empty, "." or "..", no backslash, no control
-    /// character. Throws <see cref="ArgumentException"/> otherwise, so no key can leave its storage.
+    /// character, no U+FFFD (what a name that is not valid UTF-8 reads as: it names no file).
+    /// Throws <see cref="ArgumentException"/> otherwise, so no key can leave its storage.
     /// </summary>
     public static string Validate(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
+        return Problem(key) is { } problem ? throw new ArgumentException($"storage key '{Escape(key)}' {problem}", nameof(key)) : key;
+    }
+
+    /// <summary>
+    /// For listings: true when a name found in a storage is a key. Anything else there (a file
+    /// another tool made, named with a backslash, a control character or bytes that are not
+    /// UTF-8) is passed over, with one warning a run naming it escaped.
+    /// </summary>
+    public static bool IsListable(string key, string where)
+    {
+        if (Problem(key) is not { } problem)
+        {
+            return true;
+        }
+        if (PassedOverNames.TryAdd(where + "\n" + key, true))
+        {
+            PassedOverWarning?.Invoke($"{where}{Escape(key)} {problem}: passed over, it is no name this tool writes or reads");
+        }
+        return false;
+    }
+
+    private static string? Problem(string key)
+    {
         if (key.Length == 0)
         {
-            throw new ArgumentException("a storage key must not be empty", nameof(key));
+            return "is empty";
         }
-        foreach (var segment in key.Split('/'))
+        if (key.Split('/').Any(segment => segment is "" or "." or ".."))
         {
-            if (segment is "" or "." or "..")
-            {
-                throw new ArgumentException($"storage key '{key}' has an empty, '.' or '..' segment", nameof(key));
-            }
+            return "has an empty, '.' or '..' segment";
         }
         if (key.Any(c => c == '\\' || char.IsControl(c)))
         {
-            throw new ArgumentException($"storage key '{key}' holds a backslash or a control character", nameof(key));
+            return "holds a backslash or a control character";
         }
-        return key;
+        if (key.Contains('\uFFFD', StringComparison.Ordinal))
+        {
+            return "is not valid UTF-8";
+        }
+        return null;
+    }
+
+    /// <summary>A name as it can be shown on one line: a backslash doubled, control characters and U+FFFD as \uXXXX.</summary>
+    public static string Escape(string name)
+    {
+        var builder = new System.Text.StringBuilder(name.Length);
+        foreach (var c in name)
+        {
+            _ = c == '\\' ? builder.Append(@"\\")
+                : char.IsControl(c) || c == '\uFFFD' ? builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"\\u{(int)c:X4}")
+                : builder.Append(c);
+        }
+        return builder.ToString();
     }
 
     /// <summary>A list prefix as a folder: "" stays "", "a/b" and "a/b/" become "a/b/".</summary>

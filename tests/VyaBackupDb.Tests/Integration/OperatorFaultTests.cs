@@ -782,41 +782,11 @@ public sealed class OperatorFaultTests : IAsyncLifetime
     public async Task Copy_completes_a_copy_cut_off_before_its_manifest(string backend, bool rightChecksum)
     {
         await TestServers.RequireMySqlAsync();
-        if (backend == "sftp")
-        {
-            await TestServers.RequireSftpAsync();
-        }
-        if (backend == "s3")
-        {
-            await TestServers.RequireS3Async();
-        }
+        await RequireAsync(backend);
         var db = await _scratch.NewMySqlDatabaseAsync();
         await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)");
         var backupDir = _scratch.TempDir("backups");
-        var folder = $"itest-{Guid.NewGuid():N}";
-        StorageConfig box = backend switch
-        {
-            "local" => new LocalStorageConfig("box", _scratch.TempDir("box")),
-            "sftp" => TestServers.Sftp(folder, "box"),
-            _ => TestServers.S3($"itest/{folder}/", "box"),
-        };
-        var boxYaml = box switch
-        {
-            LocalStorageConfig local => $"  - {{name: box, type: local, path: '{local.Path}'}}",
-            SftpStorageConfig => $"""
-                  - name: box
-                    type: sftp
-                    host: 127.0.0.1
-                    port: {TestServers.SftpPort}
-                    user: {TestServers.SftpUser}
-                    private_key_file: '{TestServers.SftpKeyFile}'
-                    host_fingerprint: '{TestServers.SftpFingerprint}'
-                    path: {folder}
-                """,
-            S3StorageConfig s3 => $"  - {{name: box, type: s3, endpoint: '{s3.Endpoint}', bucket: {s3.Bucket}, prefix: '{s3.Prefix}', "
-                + $"access_key_id: {TestServers.S3AccessKey}, secret_access_key: {TestServers.S3SecretKey}}}",
-            _ => throw new InvalidOperationException(),
-        };
+        var (box, boxYaml) = Box(backend);
         // The backup goes to local only (box was down); copy then brings box, one of the instance's destinations, up to date.
         var localOnly = await ConfigAsync(backupDir, db, "none", topLevel: boxYaml);
         var config = await ConfigAsync(backupDir, db, "none", mysqlExtra: "storage: [local, box]", topLevel: boxYaml);
@@ -857,11 +827,7 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         }
         finally
         {
-            await foreach (var entry in storage.ListAsync("", CancellationToken.None))
-            {
-                await storage.DeleteAsync(entry.Key, CancellationToken.None);
-            }
-            (storage as IDisposable)?.Dispose();
+            await EmptyAsync(storage, box);
         }
     }
 
@@ -1008,5 +974,214 @@ public sealed class OperatorFaultTests : IAsyncLifetime
 
         Assert.Equal("not this copy's\n", await File.ReadAllTextAsync(stray));
         Assert.False(File.Exists(Path.Combine(boxDir, key)), "the data file it uploaded is removed");
+    }
+
+    private static async Task RequireAsync(string backend)
+    {
+        if (backend == "sftp")
+        {
+            await TestServers.RequireSftpAsync();
+        }
+        if (backend == "s3")
+        {
+            await TestServers.RequireS3Async();
+        }
+    }
+
+    /// <summary>A storage 'box' of the given backend ("local", "sftp", "s3") in a folder of its own, and its config lines.</summary>
+    private (StorageConfig Box, string Yaml) Box(string backend)
+    {
+        var folder = $"itest-{Guid.NewGuid():N}";
+        StorageConfig box = backend switch
+        {
+            "local" => new LocalStorageConfig("box", _scratch.TempDir("box")),
+            "sftp" => TestServers.Sftp(folder, "box"),
+            _ => TestServers.S3($"itest/{folder}/", "box"),
+        };
+        var yaml = box switch
+        {
+            LocalStorageConfig local => $"  - {{name: box, type: local, path: '{local.Path}'}}",
+            SftpStorageConfig => $"""
+                  - name: box
+                    type: sftp
+                    host: 127.0.0.1
+                    port: {TestServers.SftpPort}
+                    user: {TestServers.SftpUser}
+                    private_key_file: '{TestServers.SftpKeyFile}'
+                    host_fingerprint: '{TestServers.SftpFingerprint}'
+                    path: {folder}
+                """,
+            S3StorageConfig s3 => $"  - {{name: box, type: s3, endpoint: '{s3.Endpoint}', bucket: {s3.Bucket}, prefix: '{s3.Prefix}', "
+                + $"access_key_id: {TestServers.S3AccessKey}, secret_access_key: {TestServers.S3SecretKey}}}",
+            _ => throw new InvalidOperationException(),
+        };
+        return (box, yaml);
+    }
+
+    /// <summary>Removes what a test left in its 'box' (planted names too, which the storage itself passes over) and closes it.</summary>
+    private static async Task EmptyAsync(Storage.IStorage storage, StorageConfig box)
+    {
+        (storage as IDisposable)?.Dispose();
+        switch (box)
+        {
+            case LocalStorageConfig local:
+                Directory.Delete(local.Path, recursive: true);
+                break;
+            case SftpStorageConfig sftp:
+                // rm: .NET cannot name a file whose name is not UTF-8, to delete it.
+                var rm = await Run.ProgramAsync("rm", ["-rf", Path.Combine(TestServers.SftpHome, sftp.Path)]);
+                Assert.True(rm.ExitCode == 0, rm.ToString());
+                break;
+            case S3StorageConfig s3:
+                using (var client = Storage.S3.S3Storage.CreateClient(s3))
+                {
+                    var listed = await client.ListObjectsV2Async(new Amazon.S3.Model.ListObjectsV2Request { BucketName = s3.Bucket, Prefix = s3.Prefix });
+                    foreach (var entry in listed.S3Objects ?? [])
+                    {
+                        await client.DeleteObjectAsync(s3.Bucket, entry.Key);
+                    }
+                }
+                break;
+        }
+    }
+
+    /// <summary>
+    /// A file another tool put in an instance's folder, named with a backslash (and on SFTP, one whose name is not
+    /// UTF-8), a manifest beside it: list, status and verify pass over it with one warning naming it escaped,
+    /// and carry on with the real backups.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("local")]
+    [InlineData("sftp")]
+    [InlineData("s3")]
+    public async Task A_file_whose_name_no_key_can_hold_is_passed_over_with_one_warning(string backend)
+    {
+        await TestServers.RequireMySqlAsync();
+        await RequireAsync(backend);
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var (box, boxYaml) = Box(backend);
+        var config = await ConfigAsync(_scratch.TempDir("backups"), db, "none", mysqlExtra: "storage: [box]", topLevel: boxYaml);
+        var storage = Storage.StorageSet.Create(box);
+        const string planted = @"20260101_000000_mysql_x\a.sql.zst";
+        try
+        {
+            var backup = await CliAsync("backup", "-i", "1", "-d", db, "--config", config);
+            Assert.True(backup.ExitCode == Success, backup.ToString());
+            foreach (var name in new[] { planted, planted + BackupManifest.Suffix })
+            {
+                await PlantAsync(box, "it-mysql/" + name);
+            }
+            if (box is SftpStorageConfig sftp)
+            {
+                // Bytes that are not UTF-8 (0xFF) in the name: it cannot be named back.
+                var name = "20260102_000000_mysql_y\\377.sql.zst";
+                var touch = await Run.ProgramAsync("sh", ["-c", $"""cd "$1" && touch "$(printf '{name}')" "$(printf '{name}.manifest.json')" """,
+                    "sh", Path.Combine(TestServers.SftpHome, sftp.Path, "it-mysql")]);
+                Assert.True(touch.ExitCode == 0, touch.ToString());
+            }
+
+            foreach (var command in new[] { "list -i 1 --all", "status -i 1", "verify -i 1" })
+            {
+                var run = await CliAsync([.. command.Split(' '), "--config", config]);
+
+                Assert.True(run.ExitCode == Success, $"{command}: {run}");
+                Assert.DoesNotContain("Exception", run.Stdout + run.Stderr, StringComparison.Ordinal);
+                var warning = OneLineAbout(run, @"x\\a.sql.zst ");
+                Assert.StartsWith("vya-backupdb: warning: ", warning, StringComparison.Ordinal);
+                if (box is SftpStorageConfig)
+                {
+                    Assert.Contains(@"y\uFFFD.sql.zst", OneLineAbout(run, @"y\uFFFD.sql.zst "), StringComparison.Ordinal);
+                }
+            }
+            var list = await CliAsync("list", "-i", "1", "--config", config);
+            Assert.Contains(db, list.Stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await EmptyAsync(storage, box);
+        }
+    }
+
+    /// <summary>Writes a small file under a key the tool itself would refuse, as another tool could.</summary>
+    private static async Task PlantAsync(StorageConfig box, string key)
+    {
+        switch (box)
+        {
+            case LocalStorageConfig local:
+                var path = Path.Combine(local.Path, key);
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                await File.WriteAllTextAsync(path, "junk");
+                break;
+            case SftpStorageConfig sftp:
+                await File.WriteAllTextAsync(Path.Combine(TestServers.SftpHome, sftp.Path, key), "junk");
+                break;
+            case S3StorageConfig s3:
+                using (var client = Storage.S3.S3Storage.CreateClient(s3))
+                {
+                    await client.PutObjectAsync(new Amazon.S3.Model.PutObjectRequest { BucketName = s3.Bucket, Key = s3.Prefix + key, ContentBody = "junk" });
+                }
+                break;
+        }
+    }
+
+    /// <summary>
+    /// A planted 400 MiB "lease" in an SFTP destination's lock folder, expired: the backup reads no more of it than
+    /// a lease can hold, takes it over as a damaged lease, and succeeds in little memory.
+    /// </summary>
+    [SkippableFact]
+    public async Task An_oversized_planted_lease_is_not_read_whole()
+    {
+        Skip.IfNot(File.Exists("/usr/bin/time"), "/usr/bin/time measures the run's memory");
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequireSftpAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var (box, boxYaml) = Box("sftp");
+        var config = await ConfigAsync(_scratch.TempDir("backups"), db, "none", mysqlExtra: "storage: [box]", topLevel: boxYaml);
+        var storage = Storage.StorageSet.Create(box);
+        var home = Path.Combine(TestServers.SftpHome, ((SftpStorageConfig)box).Path);
+        try
+        {
+            var lease = Path.Combine(home, Operations.StorageLock.KeyFor("it-mysql", db, 7));
+            Directory.CreateDirectory(Path.GetDirectoryName(lease)!);
+            await using (var file = File.Create(lease))
+            {
+                file.SetLength(400L << 20);
+            }
+            File.SetLastWriteTimeUtc(lease, DateTime.UtcNow.AddDays(-1));
+            var chown = await Run.ProgramAsync("chown", ["-R", TestServers.SftpUser, home]);
+            Assert.True(chown.ExitCode == 0, chown.ToString());
+
+            var (cli, arguments, environment) = Run.CliCommand(new Dictionary<string, string> { ["TMPDIR"] = _tmp },
+                "backup", "-i", "1", "-d", db, "--config", config);
+            var run = await Run.ProgramAsync("/usr/bin/time", ["-f", "maxrss_kib=%M", cli, .. arguments], environment);
+
+            Assert.True(run.ExitCode == Success, run.ToString());
+            var maxRss = long.Parse(run.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Last()["maxrss_kib=".Length..], CultureInfo.InvariantCulture);
+            Assert.True(maxRss < 300 << 10, $"the backup peaked at {maxRss >> 10} MiB:\n{run}");
+        }
+        finally
+        {
+            await EmptyAsync(storage, box);
+        }
+    }
+
+    /// <summary>A legal database name whose encoded file name would not fit a file system's 255 bytes: refused in one line before the dump.</summary>
+    [SkippableFact]
+    public async Task A_database_name_too_long_for_a_file_name_fails_before_the_dump_in_one_line()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = _scratch.TrackMySql(_scratch.MySqlName() + new string('é', 35));
+        await MySqlTestDb.CreateAsync(db);
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, db, "none");
+
+        var run = await CliAsync("backup", "-i", "1", "-d", db, "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.Contains("is too long for a backup file", OneLineAbout(run, db), StringComparison.Ordinal);
+        Assert.DoesNotContain("backing up", run.Stderr, StringComparison.Ordinal);
+        Assert.Empty(Ops.DataFilesUnder(backupDir));
     }
 }

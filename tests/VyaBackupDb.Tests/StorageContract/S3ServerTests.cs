@@ -104,7 +104,7 @@ public sealed class S3ServerTests : IAsyncLifetime
         request.Content = damaged;
     }
 
-    /// <summary>The server's refusals of a HEAD or a list come without text: the message says what they mean.</summary>
+    /// <summary>The server's refusals of a HEAD or a list come without text (a HEAD's without even a code): the message says what they mean.</summary>
     [SkippableTheory]
     [InlineData("secret", "the secret access key is wrong (SignatureDoesNotMatch)")]
     [InlineData("key id", "the access key id is not known to the server (InvalidAccessKeyId)")]
@@ -125,6 +125,13 @@ public sealed class S3ServerTests : IAsyncLifetime
 
         Assert.StartsWith("S3 list s3://", error.Message, StringComparison.Ordinal);
         Assert.EndsWith($" failed: {expected}", error.Message, StringComparison.Ordinal);
+        if (wrong != "bucket")
+        {
+            // restore and verify --file look at the file first (a HEAD): the same words.
+            var statError = await Assert.ThrowsAsync<StorageException>(() => storage.StatAsync("d/backup.sql.zst", CancellationToken.None));
+            Assert.StartsWith("S3 stat s3://", statError.Message, StringComparison.Ordinal);
+            Assert.EndsWith($" failed: {expected}", statError.Message, StringComparison.Ordinal);
+        }
     }
 
     [SkippableFact]

@@ -1,3 +1,4 @@
+using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
 using VyaBackupDb.Errors;
 using VyaBackupDb.Operations;
@@ -179,6 +180,30 @@ public sealed class StorageConfigTests
         var sftp = BackupLocations.Resolve(named.Description, config, storages);
         Assert.Same(named.Storage, sftp.Storage);
         Assert.Equal(named.Key, sftp.Key);
+    }
+
+    /// <summary>
+    /// A database name with a space, a '%' or a '#' is %-encoded into its file name: the location backup and list print
+    /// for it, in any destination, names exactly that file (never the file named by its decoded form).
+    /// </summary>
+    [Theory]
+    [InlineData("box")]
+    [InlineData("offsite")]
+    public void What_describe_prints_for_an_encoded_name_resolves_to_exactly_that_key(string storage)
+    {
+        var config = ConfigLoader.Parse(Full, Path);
+        using var storages = new StorageSet(config);
+        foreach (var database in new[] { "tr12 b", "50%off", "a#b?c" })
+        {
+            var key = $"main/20260113_155440_mysql_{BackupName.Encode(database)}.sql.zst";
+            var printed = storages.Get(storage).Describe(key);
+
+            var location = BackupLocations.Resolve(printed, config, storages);
+
+            Assert.Same(storages.Get(storage), location.Storage);
+            Assert.Equal(key, location.Key);
+            Assert.Equal(printed, location.Description);
+        }
     }
 
     [Theory]

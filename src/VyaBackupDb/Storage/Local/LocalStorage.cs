@@ -62,7 +62,7 @@ public sealed partial class LocalStorage(string root) : IStorage
         {
             cancellationToken.ThrowIfCancellationRequested();
             var key = Path.GetRelativePath(Root, file).Replace(Path.DirectorySeparatorChar, '/');
-            if (!Path.GetFileName(key).StartsWith(TempMarker, StringComparison.Ordinal))
+            if (!Path.GetFileName(key).StartsWith(TempMarker, StringComparison.Ordinal) && StorageKey.IsListable(key, Root + "/"))
             {
                 var info = new FileInfo(file);
                 yield return new StorageEntry(key, info.Length, info.LastWriteTimeUtc);

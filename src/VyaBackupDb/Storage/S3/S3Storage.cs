@@ -137,6 +137,13 @@ public sealed class S3Storage : IStorage, IDisposable
         {
             return null;
         }
+        catch (StorageException e) when (e.InnerException is AmazonServiceException { StatusCode: HttpStatusCode.Forbidden, ErrorCode: null or "" or "Forbidden" })
+        {
+            // A refused HEAD has no body, so no reason: a one-byte GET is refused with one (a wrong secret, access denied...).
+            using var response = await CallAsync("stat", key, token => Client.GetObjectAsync(
+                new GetObjectRequest { BucketName = _bucket, Key = objectKey, ByteRange = new ByteRange(0, 0) }, token), cancellationToken).ConfigureAwait(false);
+            throw;
+        }
     }
 
     public async IAsyncEnumerable<StorageEntry> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -149,7 +156,8 @@ public sealed class S3Storage : IStorage, IDisposable
             foreach (var entry in response.S3Objects ?? [])
             {
                 // Folder markers ("x/") some tools create are not objects of ours.
-                if (entry.Key.StartsWith(folder, StringComparison.Ordinal) && !entry.Key.EndsWith('/'))
+                if (entry.Key.StartsWith(folder, StringComparison.Ordinal) && !entry.Key.EndsWith('/')
+                    && StorageKey.IsListable(KeyOf(entry.Key), $"s3://{_bucket}/{_prefix}"))
                 {
                     yield return new StorageEntry(KeyOf(entry.Key), entry.Size ?? 0, entry.LastModified ?? DateTime.MinValue);
                 }

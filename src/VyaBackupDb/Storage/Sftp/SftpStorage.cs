@@ -115,7 +115,7 @@ public sealed class SftpStorage : IStorage, IDisposable
             }
             foreach (var entry in entries.OrderBy(e => e.Name, StringComparer.Ordinal))
             {
-                if (entry.Name is "." or "..")
+                if (entry.Name is "." or ".." || !StorageKey.IsListable(current + entry.Name, DescribeSafe("")))
                 {
                     continue;
                 }
