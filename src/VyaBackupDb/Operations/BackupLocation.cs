@@ -94,6 +94,7 @@ public static class BackupLocations
 {
     public static BackupLocation Resolve(string text, AppConfig? config, StorageSet? storages)
     {
+        RefusePassword(text);
         if (text.StartsWith("s3://", StringComparison.Ordinal))
         {
             return ResolveS3(text, config, storages);
@@ -163,6 +164,26 @@ public static class BackupLocations
             }
         }
         throw new UsageException($"backup file not found: {text} is neither here nor at {string.Join(", ", searched)}");
+    }
+
+    /// <summary>
+    /// A URL with USER:PASSWORD@ in it is refused without being quoted: the password would go on to
+    /// error lines and log files. A destination's credentials come from its storage: section.
+    /// </summary>
+    private static void RefusePassword(string text)
+    {
+        var scheme = text.IndexOf("://", StringComparison.Ordinal);
+        if (scheme <= 0)
+        {
+            return;
+        }
+        var authority = text[(scheme + 3)..];
+        authority = authority[..(authority.IndexOf('/', StringComparison.Ordinal) is var slash and >= 0 ? slash : authority.Length)];
+        if (authority.LastIndexOf('@') is var at and > 0 && authority[..at].Contains(':', StringComparison.Ordinal))
+        {
+            throw new UsageException($"a --file location holding a password ({text[..scheme]}://USER:PASSWORD@...) is refused and not shown: "
+                + "a destination's credentials come from its storage: section; give NAME:KEY or the location list prints");
+        }
     }
 
     private static BackupLocation ResolveS3(string text, AppConfig? config, StorageSet? storages)

@@ -215,6 +215,9 @@ public sealed class StorageConfigTests
     [InlineData("box:../etc/passwd", "does not name a file")]
     [InlineData("/nonexistent/dir/20260113_155440_mysql_db.sql", "backup file not found: /nonexistent/dir/20260113_155440_mysql_db.sql")]
     [InlineData("unknown:thing", "backup file not found: unknown:thing")]
+    [InlineData("sftp://backup:UiSecret1@sftp.example:2222/srv/backups/x.sql", "a --file location holding a password (sftp://USER:PASSWORD@...) is refused")]
+    [InlineData("s3://AK:UiSecret1@backups/nightly/x.sql", "a --file location holding a password (s3://USER:PASSWORD@...) is refused")]
+    [InlineData("http://u:UiSecret1@host/x.sql", "a --file location holding a password (http://USER:PASSWORD@...) is refused")]
     public void A_location_that_names_nothing_is_a_usage_error(string text, string expected)
     {
         var config = ConfigLoader.Parse(Full, Path);
@@ -223,6 +226,8 @@ public sealed class StorageConfigTests
         var error = Assert.Throws<UsageException>(() => BackupLocations.Resolve(text, config, storages));
 
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        // A password typed into a location is never repeated (found by a tester: quoted whole on stderr and in the log file).
+        Assert.DoesNotContain("UiSecret1", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
