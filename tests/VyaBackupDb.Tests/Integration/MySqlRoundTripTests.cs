@@ -374,4 +374,28 @@ public sealed class MySqlRoundTripTests : IAsyncLifetime
             "SELECT VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = @p0 AND TABLE_NAME = 'v_db'", target))!;
         Assert.DoesNotContain(s + ".", viewBody, StringComparison.Ordinal);
     }
+    /// <summary>
+    /// A MariaDB procedure created under sql_mode=ORACLE (declarations after AS, WHILE ... LOOP) backed up and
+    /// verified OK, yet every restore refused it: the backup must fail instead, saying why, and leave no file.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(0)]
+    [InlineData(4)]
+    public async Task A_database_with_an_oracle_mode_routine_is_not_backed_up_unrestorable(int jobs)
+    {
+        await TestServers.RequireMySqlAsync();
+        var instance = MySqlTestDb.Instance(jobs);
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source,
+            "CREATE TABLE t (id INT PRIMARY KEY)",
+            "SET sql_mode = ORACLE",
+            "CREATE PROCEDURE p_while AS i INT := 0; BEGIN WHILE i < 3 LOOP i := i + 1; END LOOP; END");
+        var backups = _scratch.TempDir("backups");
+
+        var result = await Ops.BackupAsync(instance, source, Compression.Zstd, backups);
+
+        Assert.False(result.Succeeded);
+        Assert.StartsWith("procedure p_while was created under sql_mode=ORACLE", result.Error, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFiles(backups, "*.zst", SearchOption.AllDirectories));
+    }
 }
