@@ -134,7 +134,7 @@ public static class Codec
     public static Stream Decompress(Compression compression, Stream stored) => compression switch
     {
         Compression.None => stored,
-        Compression.Gzip => new GZipStream(stored, CompressionMode.Decompress),
+        Compression.Gzip => new GzipDecodeStream(new GZipStream(stored, CompressionMode.Decompress)),
         Compression.Zstd => ZstdDecoder(stored, NativeZstd.IsAvailable),
         Compression.Zip => ZipEntryReadStream.Open(stored),
         _ => throw new ArgumentOutOfRangeException(nameof(compression)),
@@ -201,5 +201,38 @@ public static class Codec
             }
         }
         return "plain text (an uncompressed dump?)";
+    }
+}
+
+/// <summary>
+/// Reads a gzip stream, saying a damaged one is damaged: .NET reports any bad deflate data, a CRC or length
+/// mismatch at the end too, as "compressed using an unsupported compression method".
+/// </summary>
+internal sealed class GzipDecodeStream(GZipStream inner) : WrapperStream(inner)
+{
+    private const string Damaged = "the data is damaged (a CRC mismatch or a corrupt block)";
+
+    public override int Read(Span<byte> buffer)
+    {
+        try
+        {
+            return Inner.Read(buffer);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException(Damaged, e);
+        }
+    }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await Inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException(Damaged, e);
+        }
     }
 }

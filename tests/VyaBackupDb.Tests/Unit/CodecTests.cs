@@ -258,6 +258,24 @@ public sealed class CodecTests
         Assert.True(Operations.BackupFileChecker.IsDecodeError(error), $"{error.GetType().Name}: {error.Message}");
     }
 
+    /// <summary>A .sql.gz whose CRC does not match was reported as "compressed using an unsupported compression method".</summary>
+    [Fact]
+    public async Task A_gzip_file_with_a_bad_crc_is_said_to_be_damaged()
+    {
+        var stored = new MemoryStream();
+        await using (var writer = Codec.Compress(Compression.Gzip, stored, "x.sql"))
+        {
+            await writer.WriteAsync("CREATE TABLE t (id INT);\n"u8.ToArray());
+        }
+        var bytes = stored.ToArray();
+        bytes[^6] ^= 0xff; // the CRC32 in the trailer
+
+        await using var reader = Codec.Decompress(Compression.Gzip, new MemoryStream(bytes));
+        var error = await Assert.ThrowsAsync<InvalidDataException>(() => reader.CopyToAsync(Stream.Null));
+
+        Assert.Equal("the data is damaged (a CRC mismatch or a corrupt block)", error.Message);
+    }
+
     [Fact]
     public void Measuring_stream_keeps_the_tail_across_writes()
     {

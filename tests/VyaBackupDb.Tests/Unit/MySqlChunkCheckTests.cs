@@ -37,6 +37,14 @@ public sealed class MySqlChunkCheckTests
     [InlineData("INSERT INTO `t` VALUES (1),(2)")]
     [InlineData("INSERT INTO `t` VALUES ('unterminated);\n")]
     [InlineData("INSERT INTO `t` VALUES ((SELECT 1));\n")]
+    // Read apart by an INSERT and by LOAD DATA ('\%' keeps its backslash in a literal, '\N' is NULL to LOAD DATA,
+    // 1e400 is refused by an INSERT and clamped by LOAD DATA); the dump writes none of them.
+    [InlineData("INSERT INTO `t` VALUES (1,'\\%\\_');\n")]
+    [InlineData("INSERT INTO `t` VALUES (1,'\\N');\n")]
+    [InlineData("INSERT INTO `t` VALUES (1,'\\t');\n")]
+    [InlineData("INSERT INTO `t` VALUES (1e400);\n")]
+    [InlineData("INSERT INTO `t` VALUES (-1E+400);\n")]
+    [InlineData("INSERT INTO `t` VALUES (1.2.3);\n")]
     [InlineData("INSERT INTO `t` VALUES (LOAD_FILE('/etc/passwd'));\n")]
     [InlineData("INSERT INTO `t` VALUES (1) /* c */;\n")]
     [InlineData("INSERT INTO `t` VALUES (X'0G');\n")]

@@ -109,10 +109,15 @@ internal static class MySqlChunkCheck
                             i++;
                             break;
                         }
-                        // A backslash escapes the byte after it, whatever it is.
+                        // Only the escapes the dump writes: the server and LOAD DATA read others apart
+                        // ('\%' is 2 bytes to the server, '%' to LOAD DATA; '\N' is 'N' to one, NULL to the other).
                         if (i + 1 >= chunk.Length)
                         {
                             throw Refused(entry, "a string does not end", i);
+                        }
+                        if (chunk[i + 1] is not ((byte)'0' or (byte)'n' or (byte)'r' or (byte)'Z' or (byte)'\'' or (byte)'\\'))
+                        {
+                            throw Refused(entry, "a string holds an escape the dump does not write", i);
                         }
                         i += 2;
                     }
@@ -127,7 +132,14 @@ internal static class MySqlChunkCheck
                 case (>= '0' and <= '9') or '-':
                 {
                     var end = chunk[i..].IndexOfAnyExcept(NotNumber);
-                    i = end < 0 ? chunk.Length : i + end;
+                    var number = end < 0 ? chunk[i..] : chunk.Slice(i, end);
+                    // Beyond a DOUBLE's range (1e400): an INSERT refuses it, LOAD DATA would store the largest DOUBLE.
+                    if (!double.TryParse(number, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value)
+                        || double.IsInfinity(value))
+                    {
+                        throw Refused(entry, "a number is not one the dump writes", i);
+                    }
+                    i += number.Length;
                     break;
                 }
                 default:

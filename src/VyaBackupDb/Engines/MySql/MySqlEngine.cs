@@ -179,9 +179,43 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
                 transactionPrecise.Add(reader.GetString(0));
             }
         }
+        if (mariaDb)
+        {
+            await RefuseOracleModeObjectsAsync(connection, database, cancellationToken).ConfigureAwait(false);
+        }
         return new CatalogBeforeDump(engines, versioned, transactionPrecise, outside,
             await CountObjectsAsync(connection, database, cancellationToken).ConfigureAwait(false),
             await ReadSettingsAsync(connection, database, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// A routine, trigger or event created under sql_mode=ORACLE (MariaDB) has a body the restore's filter
+    /// cannot follow (AS declarations before BEGIN, WHILE ... LOOP, FOR i IN 1..3 LOOP): the restore would refuse
+    /// it, so it is the backup that fails, naming them, rather than one that can never be restored.
+    /// </summary>
+    private static async Task RefuseOracleModeObjectsAsync(MySqlConnection connection, string database, CancellationToken cancellationToken)
+    {
+        var names = new List<string>();
+        await using var command = new MySqlCommand(
+            "SELECT CONCAT(LOWER(ROUTINE_TYPE), ' ', ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = @db AND FIND_IN_SET('ORACLE', SQL_MODE) "
+            + "UNION ALL SELECT CONCAT('trigger ', TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = @db AND BINARY TRIGGER_SCHEMA = @db AND FIND_IN_SET('ORACLE', SQL_MODE) "
+            + "UNION ALL SELECT CONCAT('event ', EVENT_NAME) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @db AND BINARY EVENT_SCHEMA = @db AND FIND_IN_SET('ORACLE', SQL_MODE)",
+            connection);
+        command.Parameters.AddWithValue("@db", database);
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                names.Add(reader.GetString(0));
+            }
+        }
+        if (names.Count > 0)
+        {
+            throw new OperationFailedException(
+                $"{string.Join(", ", names.Order(StringComparer.Ordinal).Take(10))}{(names.Count > 10 ? ", ..." : "")} "
+                + $"{(names.Count == 1 ? "was" : "were")} created under sql_mode=ORACLE, whose syntax a restore cannot follow safely; not backed up "
+                + "(re-create them without ORACLE in sql_mode, or back the database up with mariadb-dump yourself)");
+        }
     }
 
     /// <summary>
