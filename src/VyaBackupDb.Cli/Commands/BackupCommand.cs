@@ -129,8 +129,14 @@ internal static class BackupCommand
                 }
                 catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !request.DryRun)
                 {
-                    // Stopped (Ctrl+C, SIGTERM): an unattended run's notifiers hear of it, then the run ends with 130.
+                    // Stopped (Ctrl+C, SIGTERM): the metrics count what finished and the database under way as failed,
+                    // an unattended run's notifiers hear of it, then the run ends with 130.
                     observer.Dispose();
+                    if (metricsPath is not null)
+                    {
+                        await reporter.WriteMetricsFileAsync(metricsPath, tracker.Interrupted(DateTime.UtcNow - startedUtc), CancellationToken.None)
+                            .ConfigureAwait(false);
+                    }
                     await reporter.NotifyInterruptedAsync(tracker, startedUtc).ConfigureAwait(false);
                     throw;
                 }

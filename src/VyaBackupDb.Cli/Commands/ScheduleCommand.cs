@@ -211,17 +211,13 @@ internal static class ScheduleCommand
                         .ConfigureAwait(false);
                 }
             }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                Interlocked.Exchange(ref _cancelled, 1);
-                Output.Error($"run of {label} cancelled; nothing partial was kept");
-                await reporter.NotifyInterruptedAsync(tracker, startedUtc).ConfigureAwait(false);
-                return;
-            }
             catch (Exception e) when (cancellationToken.IsCancellationRequested)
             {
                 Interlocked.Exchange(ref _cancelled, 1);
-                Output.Error($"run of {label} cancelled: {e.Message}");
+                Output.Error(e is OperationCanceledException ? $"run of {label} cancelled; nothing partial was kept" : $"run of {label} cancelled: {e.Message}");
+                // The metrics still count the run: what finished, and the database it was backing up as failed.
+                await WriteMetricsAsync(reporter, tracker.Interrupted(clock.Elapsed)).ConfigureAwait(false);
+                await reporter.NotifyInterruptedAsync(tracker, startedUtc).ConfigureAwait(false);
                 return;
             }
             catch (Exception e) when (e is VyaException or IOException or UnauthorizedAccessException)
@@ -243,6 +239,13 @@ internal static class ScheduleCommand
         /// A failure of either is a warning.
         /// </summary>
         private async Task ReportAsync(Reporting.RunReporter reporter, Reporting.RunOutcome outcome, CancellationToken cancellationToken)
+        {
+            await WriteMetricsAsync(reporter, outcome).ConfigureAwait(false);
+            await reporter.NotifyAsync(outcome, cancellationToken).ConfigureAwait(false);
+        }
+
+        /// <summary>The metrics (file and /metrics) after a run, when asked for; not cancelled by a stop; a failure is a warning.</summary>
+        private async Task WriteMetricsAsync(Reporting.RunReporter reporter, Reporting.RunOutcome outcome)
         {
             if (Volatile.Read(ref _metrics) is not null)
             {
@@ -266,7 +269,6 @@ internal static class ScheduleCommand
                     _reporting.Release();
                 }
             }
-            await reporter.NotifyAsync(outcome, cancellationToken).ConfigureAwait(false);
         }
 
         /// <summary>Reads back each new backup and checks it against its manifest (as `verify --file`); one that does not match fails the run.</summary>

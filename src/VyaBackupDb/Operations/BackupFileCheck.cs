@@ -88,15 +88,10 @@ public static class BackupFileChecker
         }
         catch (VerificationFailedException e)
         {
-            // A manifest that was read and is damaged fails the backup; only a storage fault leaves it unchecked.
+            // A manifest that was read and is damaged, or is another backup's, fails the backup; only a storage fault leaves it unchecked.
             return new FileCheck(location.Description, null, [e.Message], notes, location);
         }
         var name = BackupName.TryParse(location.FileName);
-        if (manifest is not null && BackupCatalog.Mismatch(manifest, location.FileName, name, name?.Dbms) is { } mismatch)
-        {
-            // The same check as list's: a manifest of another backup vouches for nothing here.
-            return new FileCheck(location.Description, null, [mismatch], notes, location);
-        }
         // The size first (no read); then the digest, taken as the stored bytes stream through the decoder.
         var storedProblem = manifest is null ? null : SizeProblem(await location.SizeAsync(cancellationToken).ConfigureAwait(false), manifest);
         var storedChecked = storedProblem is not null;

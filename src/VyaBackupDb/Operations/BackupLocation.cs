@@ -60,12 +60,17 @@ public sealed class BackupLocation(IReadOnlyStorage storage, string key)
         return await TempSpool.CopyAsync(stream, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>The manifest beside the file, null if there is none; a damaged one fails verification.</summary>
+    /// <summary>
+    /// The manifest beside the file, null if there is none. A damaged one, or one describing another
+    /// file, database or dbms (list's check, <see cref="BackupCatalog.Mismatch"/>), fails verification:
+    /// restore and verify never take another backup's manifest for this file's.
+    /// </summary>
     public async Task<BackupManifest?> LoadManifestAsync(CancellationToken cancellationToken)
     {
+        BackupManifest manifest;
         try
         {
-            return await BackupManifest.ReadAsync(Storage, ManifestKey, cancellationToken).ConfigureAwait(false);
+            manifest = await BackupManifest.ReadAsync(Storage, ManifestKey, cancellationToken).ConfigureAwait(false);
         }
         catch (FileNotFoundException)
         {
@@ -75,6 +80,12 @@ public sealed class BackupLocation(IReadOnlyStorage storage, string key)
         {
             throw new VerificationFailedException($"manifest {Storage.Describe(ManifestKey)} is unreadable: {e.Message}", e);
         }
+        var name = BackupName.TryParse(FileName);
+        if (BackupCatalog.Mismatch(manifest, FileName, name, name?.Dbms) is { } mismatch)
+        {
+            throw new VerificationFailedException($"{mismatch} (manifest {Storage.Describe(ManifestKey)})");
+        }
+        return manifest;
     }
 }
 

@@ -77,7 +77,7 @@ public sealed record RunNotification(
     {
         var items = finished.Select(Item)
             .Concat(running.Select(i => new RunItem(
-                i.Instance.Id, i.Instance.Name, i.Instance.Dbms.ToName(), i.Database, "interrupted", "the run was interrupted", 0, 0, 0, null)))
+                i.Instance.Id, i.Instance.Name, i.Instance.Dbms.ToName(), i.Database, "interrupted", RunTracker.InterruptedError, 0, 0, 0, null)))
             .ToList();
         return Create(Errors.ExitCode.Interrupted, items, startedUtc, finishedUtc, host, "interrupted: ", []);
     }

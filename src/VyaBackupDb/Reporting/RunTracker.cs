@@ -35,6 +35,20 @@ public sealed class RunTracker(IBackupObserver inner) : IBackupObserver
 
     public void Warning(string message) => inner.Warning(message);
 
+    /// <summary>
+    /// A run stopped (Ctrl+C, SIGTERM) as its metrics count it: what finished, each database under
+    /// way as failed (nothing of it was kept), exit code 130.
+    /// </summary>
+    public RunOutcome Interrupted(TimeSpan duration)
+    {
+        var (finished, running) = Snapshot();
+        var results = finished.Concat(running.Select(i => new BackupItemResult(i.Instance, i.Database, null, InterruptedError, 0, 0, duration))).ToList();
+        return new RunOutcome(new BackupReport(results, duration), Errors.ExitCode.Interrupted, []);
+    }
+
+    /// <summary>What a database whose backup was under way when the run was stopped is said to have failed with.</summary>
+    public const string InterruptedError = "the run was interrupted";
+
     /// <summary>The results so far, and the databases whose backup was under way.</summary>
     public (IReadOnlyList<BackupItemResult> Finished, IReadOnlyList<BackupItem> Running) Snapshot()
     {

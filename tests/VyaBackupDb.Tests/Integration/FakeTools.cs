@@ -118,14 +118,17 @@ public static class FakeTools
 /// </summary>
 public static class StallingTools
 {
-    public static string Create(string dir, bool postgres)
+    /// <param name="only">Stall only the dump whose arguments hold this (a database's name); the others run as they are.</param>
+    public static string Create(string dir, bool postgres, string? only = null)
     {
         var bin = postgres ? Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin" : "/usr/bin";
         var (dump, client) = postgres ? ("pg_dump", "psql") : ("mariadb-dump", "mariadb");
         // dd, not head: head may read past its count and drop the rest; dd reads exactly 4 MiB.
         const string stall = "{ dd bs=1048576 count=4 iflag=fullblock status=none; "
             + "i=0; while [ $i -lt 600 ] && kill -0 $PPID 2>/dev/null; do sleep 0.1; i=$((i+1)); done; cat; }";
-        WrappedTool.Write(dir, bin, dump, $"\"{bin}/{dump}\" \"$@\" | {stall}");
+        WrappedTool.Write(dir, bin, dump, only is null
+            ? $"\"{bin}/{dump}\" \"$@\" | {stall}"
+            : $"case \"$*\" in *'{only}'*) \"{bin}/{dump}\" \"$@\" | {stall} ;; *) exec \"{bin}/{dump}\" \"$@\" ;; esac");
         WrappedTool.Write(dir, bin, client, $"{stall} | \"{bin}/{client}\" \"$@\"");
         return dir;
     }

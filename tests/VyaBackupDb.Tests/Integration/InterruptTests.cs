@@ -112,9 +112,10 @@ public sealed class InterruptTests(BigPostgresFixture big) : IClassFixture<BigPo
         var target = _scratch.PostgresName();
         var backupFile = Path.Combine(big.BackupDir, big.Backup);
         var scratchBefore = await ScratchDatabasesAsync();
+        var metricsFile = Path.Combine(_scratch.TempDir("metrics"), "vya.prom");
         string[] arguments = operation switch
         {
-            Operation.Backup => ["backup", "-i", "2", "-d", big.Database, "--config", big.StallingConfig],
+            Operation.Backup => ["backup", "-i", "2", "-d", big.Database, "--config", big.StallingConfig, "--metrics-file", metricsFile],
             Operation.Restore => ["restore", "--file", backupFile, "-i", "2", "--target", target, "--config", big.StallingConfig],
             _ => ["verify", "--file", backupFile, "--restore", "-i", "2", "--config", big.StallingConfig],
         };
@@ -140,6 +141,14 @@ public sealed class InterruptTests(BigPostgresFixture big) : IClassFixture<BigPo
         await AssertNoNewScratchDatabaseAsync(scratchBefore);
         Assert.True(Directory.GetFileSystemEntries(tmp).Length == 0,
             $"left in TMPDIR: {string.Join(", ", Directory.GetFileSystemEntries(tmp).Select(Path.GetFileName))}");
+        if (operation == Operation.Backup)
+        {
+            // The interrupted run still reaches the metrics: its database failed, exit code 130.
+            Assert.True(File.Exists(metricsFile), $"no metrics file\n{output}");
+            var metrics = await File.ReadAllTextAsync(metricsFile);
+            Assert.Contains($"vya_backupdb_last_status{{instance_id=\"2\",instance_name=\"it-pg\",database=\"{big.Database}\"}} 0", metrics, StringComparison.Ordinal);
+            Assert.Contains("vya_backupdb_run_exit_code 130", metrics, StringComparison.Ordinal);
+        }
     }
 
     private static int CountOf(string text, string what)

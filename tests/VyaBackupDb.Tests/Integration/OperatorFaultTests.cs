@@ -897,6 +897,54 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         Assert.DoesNotContain("unreadable", list.Stdout, StringComparison.Ordinal);
     }
 
+    [SkippableFact]
+    public async Task Restore_refuses_as_verify_does_a_backup_whose_manifest_describes_another_file_or_database()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, db, "none");
+        Assert.Equal(Success, (await CliAsync("backup", "-i", "1", "-d", db, "--config", config)).ExitCode);
+        var key = Assert.Single(Ops.DataFilesUnder(backupDir));
+        var folder = Path.Combine(backupDir, Path.GetDirectoryName(key)!);
+        var manifest = BackupManifest.FromJson(await File.ReadAllBytesAsync(Path.Combine(backupDir, key + BackupManifest.Suffix)));
+        var name = BackupName.TryParse(Path.GetFileName(key))!;
+        // An old backup copied under a newer name with its manifest; and one whose manifest says another database.
+        var otherFile = (name with { TimestampUtc = name.TimestampUtc.AddDays(1) }).FileName;
+        var otherDatabase = (name with { TimestampUtc = name.TimestampUtc.AddDays(2) }).FileName;
+        foreach (var (copy, written) in new[] { (otherFile, manifest), (otherDatabase, manifest with { DataFile = otherDatabase, Database = "other_db" }) })
+        {
+            File.Copy(Path.Combine(backupDir, key), Path.Combine(folder, copy));
+            await File.WriteAllBytesAsync(Path.Combine(folder, copy + BackupManifest.Suffix), written.ToJson());
+        }
+        var before = Snapshot(backupDir);
+
+        // Refused before any database is touched, with verify's exit code; --no-verify does not let the manifest steer a restore either.
+        foreach (var (file, problem) in new[]
+        {
+            (otherFile, $"the manifest describes another file, {Path.GetFileName(key)}"),
+            (otherDatabase, "the manifest describes another database, 'other_db'"),
+        })
+        {
+            foreach (var extra in new[] { Array.Empty<string>(), ["--no-verify"] })
+            {
+                var target = _scratch.MySqlName();
+                var restore = await CliAsync(["restore", "--file", Path.Combine(folder, file), "-i", "1", "--target", target, .. extra, "--config", config]);
+                Assert.True(restore.ExitCode == VerificationFailed, restore.ToString());
+                var line = Assert.Single(StderrLines(restore));
+                Assert.StartsWith("vya-backupdb: error: ", line, StringComparison.Ordinal);
+                Assert.Contains(file, line, StringComparison.Ordinal);
+                Assert.Contains(problem, line, StringComparison.Ordinal);
+                Assert.DoesNotContain("VyaBackupDb.", line, StringComparison.Ordinal);
+                Assert.DoesNotContain("restoring", restore.Stdout, StringComparison.Ordinal);
+                Assert.False(await MySqlTestDb.ExistsAsync(target), $"{file}: '{target}' was created");
+            }
+        }
+        Assert.Equal(before, Snapshot(backupDir));
+        AssertNothingLeftInTmp();
+    }
+
     /// <summary>
     /// A copy whose data file was lost (its manifest and .sha256 left) or truncated: list shows it, verify fails it,
     /// and copy names it for removal by hand, run after run, without uploading or deleting anything.

@@ -175,13 +175,22 @@ public sealed class ScheduleCliTests : IAsyncLifetime
     public async Task Sigterm_during_a_backup_waits_the_grace_then_cancels_it_exits_130_and_leaves_no_backup()
     {
         await TestServers.RequirePostgresAsync();
-        var database = await SmallDatabaseAsync();
+        // Two databases, backed up in name order: the first is done, the second's dump stalls.
+        var stem = _scratch.PostgresName();
+        var (done, stalled) = (_scratch.TrackPostgres(stem + "_a"), _scratch.TrackPostgres(stem + "_b"));
+        foreach (var database in new[] { done, stalled })
+        {
+            await PgTestDb.CreateAsync(database);
+            await PgTestDb.ExecAsync(database, "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 10) g");
+        }
         var backups = _scratch.TempDir("backups");
         var config = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+        var metricsFile = Path.Combine(_scratch.TempDir("metrics"), "vya.prom");
         // The stalling tools hold the dump for a minute: far longer than the 3 s grace.
-        await WriteConfigAsync(config, backups, database, "* * * * * *", StallingTools.Create(_scratch.TempDir("stalling"), postgres: true), graceSeconds: 3);
-        using var service = new Service(config);
-        await service.WaitForAsync("backing up it-pg/");
+        await WriteConfigAsync(config, backups, stem + "_*", "* * * * * *",
+            StallingTools.Create(_scratch.TempDir("stalling"), postgres: true, only: stalled), graceSeconds: 3);
+        using var service = new Service(config, "--metrics-file", metricsFile);
+        await service.WaitForAsync($"backing up it-pg/{stalled}");
         await Task.Delay(500);
 
         var clock = Stopwatch.StartNew();
@@ -193,8 +202,18 @@ public sealed class ScheduleCliTests : IAsyncLifetime
         Assert.Contains("waiting up to 3 s for 1 running backup(s)", service.Output, StringComparison.Ordinal);
         Assert.Contains("vya-backupdb: error: interrupted", service.Output, StringComparison.Ordinal);
         Assert.Equal(1, service.Count("run of instance 2 (it-pg) started"));
-        // Nothing that looks like a backup, and no temp file either.
-        Assert.Empty(Ops.FilesUnder(backups));
+        // Only the finished backup: nothing of the cancelled one, and no temp file either.
+        Assert.Contains(done, Assert.Single(Ops.DataFilesUnder(backups)), StringComparison.Ordinal);
+        Assert.All(Ops.FilesUnder(backups), f => Assert.Contains(done, f, StringComparison.Ordinal));
+        // The metrics still count the cancelled run: the finished backup, the cancelled one as failed, exit code 130.
+        var metrics = await File.ReadAllTextAsync(metricsFile);
+        string Series(string name, string database) => $"vya_backupdb_{name}{{instance_id=\"2\",instance_name=\"it-pg\",database=\"{database}\"}}";
+        Assert.Contains(Series("last_status", done) + " 1", metrics, StringComparison.Ordinal);
+        Assert.Contains(Series("last_status", stalled) + " 0", metrics, StringComparison.Ordinal);
+        Assert.Contains(Series("failures_total", stalled) + " 1", metrics, StringComparison.Ordinal);
+        Assert.Contains("vya_backupdb_run_databases{result=\"ok\"} 1", metrics, StringComparison.Ordinal);
+        Assert.Contains("vya_backupdb_run_databases{result=\"failed\"} 1", metrics, StringComparison.Ordinal);
+        Assert.Contains("vya_backupdb_run_exit_code 130", metrics, StringComparison.Ordinal);
     }
 
     [SkippableFact]
