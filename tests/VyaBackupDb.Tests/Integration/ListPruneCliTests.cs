@@ -335,6 +335,17 @@ public sealed class ListPruneCliTests : IAsyncLifetime
         var rows = Json(list);
         var row = Assert.Single(rows);
         Assert.Equal(db, row.GetProperty("database").GetString());
+
+        // A FIFO given as the backup file is refused at once (found by a tester: verify and restore
+        // waited forever for a writer, deaf to SIGTERM).
+        var fifoData = Path.Combine(instanceFolder, new BackupName(Utc("20250103_000000"), Dbms.MySql, db, Compression.Zstd).FileName);
+        Assert.True((await Run.ProgramAsync("mkfifo", [fifoData])).ExitCode == 0);
+        using var verify = Run.StartCli("verify", "--file", fifoData, "--config", config);
+        using var waited = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await verify.WaitForExitAsync(waited.Token);
+        var error = await verify.StandardError.ReadToEndAsync();
+        Assert.True(verify.ExitCode is not 0, error);
+        Assert.Contains("is not a regular file (a FIFO, a socket or a device): not read", error, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -99,6 +99,17 @@ internal static partial class Posix
         return error.IsMissing ? null : throw error;
     }
 
+    /// <summary>stat (through symlinks), or null when the path does not exist.</summary>
+    public static FileStat? TryStat(string path)
+    {
+        if (Statx(AtFdCwd, path, 0, StatxBasicStats, out var buffer) == 0)
+        {
+            return buffer.ToStat();
+        }
+        var error = Error(path);
+        return error.IsMissing ? null : throw error;
+    }
+
     public static FileStat FStat(SafeFileHandle handle, string path)
     {
         var added = false;

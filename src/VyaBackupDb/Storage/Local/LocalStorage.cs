@@ -33,6 +33,11 @@ public sealed partial class LocalStorage(string root) : IStorage
     public Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken)
     {
         var path = FullPath(key);
+        // A FIFO would block the open until someone writes to it (and no stop could end the run).
+        if (Sources.Files.Posix.TryStat(path) is { IsRegular: false, IsDirectory: false })
+        {
+            throw new StorageException($"{path} is not a regular file (a FIFO, a socket or a device): not read");
+        }
         try
         {
             return Task.FromResult<Stream>(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 17, useAsync: false));
