@@ -178,7 +178,8 @@ public static class Globals
             if (await RunAsync(step.Key, step.Plan.Aside).ConfigureAwait(false))
             {
                 changed.Add(step);
-                if (!await RunAsync(step.Key, step.Plan.Create).ConfigureAwait(false))
+                // A failed CREATE made nothing: undoing it would drop an account this run did not create.
+                if (!await RunAsync(step.Key, step.Plan.Create).ConfigureAwait(false) && step.Existed)
                 {
                     await UndoAsync(step.Key, step.Existed, step.Plan).ConfigureAwait(false);
                 }

@@ -440,6 +440,27 @@ public sealed class GlobalsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task MySql_an_account_named_with_its_host_in_other_case_is_the_existing_one_and_is_kept()
+    {
+        var database = await _scratch.NewMySqlDatabaseAsync();
+        var user = _scratch.MySqlName("vt_u_");
+        try
+        {
+            await MySqlTestDb.ExecAsync(null, $"CREATE USER '{user}'@'localhost' IDENTIFIED BY 'vt-kept-pw-8'", $"GRANT SELECT ON `{database}`.* TO '{user}'@'localhost'");
+            var (config, _) = await ConfigAsync(database);
+            var file = Plant("mysql", $"-- vya-backupdb: accounts and grants of planted\n-- account: `{user}`@`LocalHost`\nCREATE USER `{user}`@`LocalHost` ACCOUNT LOCK;\n"
+                + $"GRANT USAGE ON *.* TO `{user}`@`LocalHost`;\n-- Dump completed\n");
+            var run = await CliOkAsync(["--config", config, "restore", "--globals", "--file", file, "--instance", "1", .. Mine(user)]);
+            Assert.Contains("skipped", run.Stderr, StringComparison.Ordinal);
+            Assert.Contains(await GrantsAsync($"'{user}'@'localhost'"), g => g.Contains($"`{database}`", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'localhost'");
+        }
+    }
+
+    [Fact]
     public async Task An_account_name_that_matches_nothing_in_the_backup_is_a_usage_error()
     {
         var database = await _scratch.NewPostgresDatabaseAsync();

@@ -85,6 +85,13 @@ public sealed partial class MySqlEngine : IGlobalsEngine
     private static bool IsBuiltIn(string user, string host) =>
         user is "mariadb.sys" or "PUBLIC" || user.StartsWith("mysql.", StringComparison.Ordinal) || (user == "root" && host == "localhost");
 
+    /// <summary>
+    /// How an account is named as a <see cref="GlobalsAccount.Key"/>: `user`@`host`, or `role`. The
+    /// server compares host names without case (MariaDB stores them lower case), so the key does too:
+    /// `u`@`LocalHost` is the existing `u`@`localhost`.
+    /// </summary>
+    private static string Key(string user, string? host) => host is null ? Quote(user) : $"{Quote(user)}@{Quote(host.ToLowerInvariant())}";
+
     private static string Quote(string name) => "`" + name.Replace("`", "``", StringComparison.Ordinal) + "`";
 
     private static async Task<object[]> RowAsync(MySqlConnection connection, string sql, CancellationToken cancellationToken)
@@ -125,7 +132,7 @@ public sealed partial class MySqlEngine : IGlobalsEngine
                     {
                         throw new FormatException("an \"-- account:\" line that names no account");
                     }
-                    var key = named.Host is null ? Quote(named.User) : $"{Quote(named.User)}@{Quote(named.Host)}";
+                    var key = Key(named.User, named.Host);
                     if (accounts.Any(a => a.Key == key))
                     {
                         throw new FormatException($"{GlobalsSql.Show(key)} a second time");
@@ -253,7 +260,7 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             // MariaDB roles have an empty host and are named without one.
-            existing.Add(reader.GetString(1).Length == 0 ? Quote(reader.GetString(0)) : $"{Quote(reader.GetString(0))}@{Quote(reader.GetString(1))}");
+            existing.Add(Key(reader.GetString(0), reader.GetString(1) is { Length: > 0 } host ? host : null));
         }
         return existing;
     }
