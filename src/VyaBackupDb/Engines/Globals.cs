@@ -20,6 +20,12 @@ public interface IGlobalsEngine
     /// <summary>The accounts that exist on the server now (keys as <see cref="GlobalsAccount.Key"/> spells them).</summary>
     Task<HashSet<string>> ExistingAccountsAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The existing accounts that hold every right (PostgreSQL superusers): --replace-existing leaves
+    /// them unchanged, so that a tampered file cannot set their password or attributes.
+    /// </summary>
+    Task<HashSet<string>> SuperusersAsync(CancellationToken cancellationToken);
+
     /// <summary>Whether an account is the one this instance logs in as: never created, altered or dropped.</summary>
     bool IsRestoringAccount(GlobalsAccount account);
 
@@ -106,6 +112,7 @@ public static class Globals
         CancellationToken cancellationToken)
     {
         var existing = await engine.ExistingAccountsAsync(cancellationToken).ConfigureAwait(false);
+        var superusers = await engine.SuperusersAsync(cancellationToken).ConfigureAwait(false);
         var skipped = new List<string>();
         var chosen = new List<(string Key, bool Existed, GlobalsPlan Plan)>();
         foreach (var account in accounts)
@@ -118,6 +125,10 @@ public static class Globals
             else if (exists && !options.ReplaceExisting)
             {
                 skipped.Add(account.Key);
+            }
+            else if (superusers.Contains(account.Key))
+            {
+                warn($"{account.Key} is a superuser on this server: left unchanged (change it by hand if need be)");
             }
             else
             {

@@ -461,6 +461,40 @@ public sealed class GlobalsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_servers_own_accounts_are_refused_and_an_existing_superuser_is_left_unchanged()
+    {
+        var (myDatabase, pgDatabase) = (await _scratch.NewMySqlDatabaseAsync(), await _scratch.NewPostgresDatabaseAsync());
+        var (builtIn, super) = ($"mysql.{_scratch.MySqlName("vt_")}", _scratch.PostgresName("vt_su_"));
+        try
+        {
+            // An account of the built-in mysql.* kind that this test owns: the refusal is by name, not by what the server has.
+            await MySqlTestDb.ExecAsync(null, $"CREATE USER `{builtIn}`@`localhost` ACCOUNT LOCK");
+            await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {super} SUPERUSER NOLOGIN");
+            var (config, _) = await ConfigAsync(myDatabase);
+            var (pgConfig, _) = await ConfigAsync(pgDatabase);
+            foreach (var account in new[] { "`root`@`LocalHost`", $"`{builtIn}`@`localhost`" })
+            {
+                var file = Plant("mysql", $"-- vya-backupdb: accounts and grants of planted\n-- account: {account}\nCREATE USER {account};\nGRANT USAGE ON *.* TO {account};\n-- Dump completed\n");
+                await AssertRefusedAsync(config, "1", file, 2, "--replace-existing");
+            }
+            Assert.Contains("ACCOUNT LOCK", (string)(await MySqlTestDb.ScalarAsync(null, $"SHOW CREATE USER `{builtIn}`@`localhost`"))!, StringComparison.Ordinal);
+            const string PgHead = "--\n-- PostgreSQL database cluster dump\n--\n";
+            const string PgTail = "--\n-- PostgreSQL database cluster dump complete\n--\n\n-- PostgreSQL database dump complete\n";
+            await AssertRefusedAsync(pgConfig, "2", Plant("postgresql", $"{PgHead}CREATE ROLE \"pg_vt_x\";\n{PgTail}"), 4, "--replace-existing");
+
+            var run = await CliOkAsync("--config", pgConfig, "restore", "--globals", "--replace-existing", "--instance", "2", "--file", Plant("postgresql",
+                $"{PgHead}CREATE ROLE \"{super}\";\nALTER ROLE \"{super}\" WITH NOSUPERUSER INHERIT NOCREATEROLE NOCREATEDB LOGIN PASSWORD 'vt-pw-9' NOREPLICATION NOBYPASSRLS;\n{PgTail}"));
+            Assert.Contains($"{super} is a superuser on this server: left unchanged", run.Stderr, StringComparison.Ordinal);
+            Assert.True((bool)(await PgTestDb.ScalarAsync("postgres", "SELECT rolsuper AND NOT rolcanlogin FROM pg_roles WHERE rolname = $1", super))!);
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS `{builtIn}`@`localhost`");
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {super}");
+        }
+    }
+
+    [Fact]
     public async Task An_account_name_that_matches_nothing_in_the_backup_is_a_usage_error()
     {
         var database = await _scratch.NewPostgresDatabaseAsync();

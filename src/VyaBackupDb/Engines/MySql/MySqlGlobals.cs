@@ -83,7 +83,8 @@ public sealed partial class MySqlEngine : IGlobalsEngine
 
     /// <summary>Accounts every server creates itself.</summary>
     private static bool IsBuiltIn(string user, string host) =>
-        user is "mariadb.sys" or "PUBLIC" || user.StartsWith("mysql.", StringComparison.Ordinal) || (user == "root" && host == "localhost");
+        user is "mariadb.sys" or "PUBLIC" || user.StartsWith("mysql.", StringComparison.Ordinal)
+        || (user == "root" && string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase));
 
     /// <summary>
     /// How an account is named as a <see cref="GlobalsAccount.Key"/>: `user`@`host`, or `role`. The
@@ -133,6 +134,11 @@ public sealed partial class MySqlEngine : IGlobalsEngine
                         throw new FormatException("an \"-- account:\" line that names no account");
                     }
                     var key = Key(named.User, named.Host);
+                    if (IsBuiltIn(named.User, named.Host ?? ""))
+                    {
+                        // The backup leaves these out (IsBuiltIn): only a tampered file names them.
+                        throw new FormatException($"{GlobalsSql.Show(key)} is an account of the server itself, which the globals backup never holds");
+                    }
                     if (accounts.Any(a => a.Key == key))
                     {
                         throw new FormatException($"{GlobalsSql.Show(key)} a second time");
@@ -264,6 +270,9 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         }
         return existing;
     }
+
+    /// <summary>MySQL has no superuser flag; the server's own accounts are refused in the file (<see cref="IsBuiltIn"/>).</summary>
+    public Task<HashSet<string>> SuperusersAsync(CancellationToken cancellationToken) => Task.FromResult(new HashSet<string>(StringComparer.Ordinal));
 
     /// <summary>Any account with the instance's user name, whatever its host: the login may match more than one.</summary>
     public bool IsRestoringAccount(GlobalsAccount account) => account.Key.StartsWith(Quote(Instance.User) + "@", StringComparison.Ordinal)

@@ -56,6 +56,11 @@ public sealed partial class PostgresEngine : IGlobalsEngine
                 }
                 if (At(0, "CREATE") && At(1, "ROLE") && NameAt(2) && tokens.Count == 3)
                 {
+                    if (tokens[2].Text.StartsWith("pg_", StringComparison.Ordinal))
+                    {
+                        // pg_dumpall leaves the server's predefined roles out: only a tampered file names one.
+                        throw new FormatException($"{GlobalsSql.Show(tokens[2].Text)} is a role of the server itself, which pg_dumpall --globals-only never writes");
+                    }
                     if (!accounts.TryAdd(tokens[2].Text, new GlobalsAccount(tokens[2].Text, [text], [])))
                     {
                         throw new FormatException($"CREATE ROLE {GlobalsSql.Show(tokens[2].Text)} a second time");
@@ -127,6 +132,12 @@ public sealed partial class PostgresEngine : IGlobalsEngine
     {
         await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
         return [.. (await ListAsync(connection, "SELECT rolname, 0 FROM pg_roles", cancellationToken).ConfigureAwait(false)).Select(r => r.Name)];
+    }
+
+    public async Task<HashSet<string>> SuperusersAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
+        return [.. (await ListAsync(connection, "SELECT rolname, 0 FROM pg_roles WHERE rolsuper", cancellationToken).ConfigureAwait(false)).Select(r => r.Name)];
     }
 
     public bool IsRestoringAccount(GlobalsAccount account) => account.Key == Instance.User;
