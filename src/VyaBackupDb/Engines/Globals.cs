@@ -26,6 +26,12 @@ public interface IGlobalsEngine
     /// </summary>
     Task<HashSet<string>> SuperusersAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The copies of accounts a replacement set aside that an interrupted run left on the server
+    /// (<paramref name="existing"/>), each with the account of <paramref name="accounts"/> it was if known.
+    /// </summary>
+    IReadOnlyList<string> LeftAside(HashSet<string> existing, IReadOnlyList<GlobalsAccount> accounts);
+
     /// <summary>Whether an account is the one this instance logs in as: never created, altered or dropped.</summary>
     bool IsRestoringAccount(GlobalsAccount account);
 
@@ -51,10 +57,13 @@ public sealed record GlobalsAccount(string Key, List<string> Create, List<string
 /// The statements that put one account in place, in steps; each step runs as one unit (PostgreSQL:
 /// one transaction), so a failed step of PostgreSQL changes nothing.
 /// </summary>
-/// <param name="Aside">First, for an existing account: moves it out of the way (MySQL: renamed); if it fails, nothing changed.</param>
+/// <param name="Aside">
+/// First, for an existing account: moves it out of the way (MySQL: renamed); if it fails, nothing
+/// changed. An account with an Aside is put in place whole (Aside to Keep) after the others are created.
+/// </param>
 /// <param name="Create">Creates the account (or sets the existing one as recorded).</param>
-/// <param name="Grants">Its privileges and memberships: run once every account is created.</param>
-/// <param name="Keep">Once every account's grants ran, if this one's all succeeded (drops what Aside kept, takes back what creating it gave the creator).</param>
+/// <param name="Grants">Its privileges and memberships: run once every account without an Aside is created.</param>
+/// <param name="Keep">If this one's grants succeeded (drops what Aside kept; takes back what creating it gave the creator, once every grant ran).</param>
 /// <param name="Undo">
 /// When Create or Grants failed: puts the server back as it was before the restore (a created
 /// account removed, a replaced one back as it was); null when that cannot be done.
@@ -113,6 +122,10 @@ public static class Globals
     {
         var existing = await engine.ExistingAccountsAsync(cancellationToken).ConfigureAwait(false);
         var superusers = await engine.SuperusersAsync(cancellationToken).ConfigureAwait(false);
+        if (engine.LeftAside(existing, accounts) is { Count: > 0 } leftAside)
+        {
+            warn($"left aside by an interrupted restore --globals --replace-existing, each with an account's old password and grants: {string.Join(", ", leftAside)}; rename it back or drop it by hand");
+        }
         var skipped = new List<string>();
         var chosen = new List<(string Key, bool Existed, GlobalsPlan Plan)>();
         foreach (var account in accounts)
@@ -182,33 +195,51 @@ public static class Globals
                 failed[key] += $"; putting it back as it was failed: {e.Message}";
             }
         }
-        var changed = new List<(string Key, bool Existed, GlobalsPlan Plan)>();
-        foreach (var step in chosen)
+        async Task KeepAsync(string key, GlobalsPlan plan)
         {
-            // A failed Aside changed nothing: there is nothing to put back.
-            if (await RunAsync(step.Key, step.Plan.Aside).ConfigureAwait(false))
+            if (!await RunAsync(key, plan.Keep).ConfigureAwait(false))
             {
-                changed.Add(step);
-                // A failed CREATE made nothing: undoing it would drop an account this run did not create.
-                if (!await RunAsync(step.Key, step.Plan.Create).ConfigureAwait(false) && step.Existed)
-                {
-                    await UndoAsync(step.Key, step.Existed, step.Plan).ConfigureAwait(false);
-                }
+                failed[key] = $"it is restored, but what the restore left to tidy up was not: {failed[key]}";
             }
         }
-        foreach (var step in changed)
+        // First every account the others' grants may name (roles, new accounts) is created. A failed
+        // CREATE made nothing: undoing it would drop an account this run did not create.
+        var replacedWhole = chosen.Where(c => c.Plan.Aside.Count > 0).ToList();
+        var createdFirst = chosen.Where(c => c.Plan.Aside.Count == 0).ToList();
+        foreach (var step in createdFirst)
+        {
+            if (!await RunAsync(step.Key, step.Plan.Create).ConfigureAwait(false) && step.Existed)
+            {
+                await UndoAsync(step.Key, step.Existed, step.Plan).ConfigureAwait(false);
+            }
+        }
+        foreach (var step in createdFirst)
         {
             if (!failed.ContainsKey(step.Key) && !await RunAsync(step.Key, step.Plan.Grants).ConfigureAwait(false))
             {
                 await UndoAsync(step.Key, step.Existed, step.Plan).ConfigureAwait(false);
             }
         }
-        foreach (var step in changed.Where(c => !failed.ContainsKey(c.Key)))
+        // An account set aside is put in place whole (aside, create, grants, keep) before the next
+        // one starts: a killed run leaves at most one account aside, not every one.
+        foreach (var step in replacedWhole)
         {
-            if (!await RunAsync(step.Key, step.Plan.Keep).ConfigureAwait(false))
+            // A failed Aside changed nothing: there is nothing to put back.
+            if (!await RunAsync(step.Key, step.Plan.Aside).ConfigureAwait(false))
             {
-                failed[step.Key] = $"it is restored, but what the restore left to tidy up was not: {failed[step.Key]}";
+                continue;
             }
+            if (!await RunAsync(step.Key, step.Plan.Create).ConfigureAwait(false) || !await RunAsync(step.Key, step.Plan.Grants).ConfigureAwait(false))
+            {
+                await UndoAsync(step.Key, step.Existed, step.Plan).ConfigureAwait(false);
+                continue;
+            }
+            await KeepAsync(step.Key, step.Plan).ConfigureAwait(false);
+        }
+        // Last: what creating gave the restoring account (a MariaDB role, needed to grant it on above).
+        foreach (var step in createdFirst.Where(c => !failed.ContainsKey(c.Key)))
+        {
+            await KeepAsync(step.Key, step.Plan).ConfigureAwait(false);
         }
         foreach (var (key, why) in failed)
         {

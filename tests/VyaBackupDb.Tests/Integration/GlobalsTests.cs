@@ -495,6 +495,46 @@ public sealed class GlobalsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task MySql_replacing_users_sets_aside_one_at_a_time_and_a_copy_an_interrupted_run_left_is_named()
+    {
+        var database = await _scratch.NewMySqlDatabaseAsync();
+        // Their own host: other tests' accounts, set aside or not, do not count here.
+        var (host, users) = (_scratch.MySqlName("vt_h_"), Enumerable.Range(0, 30).Select(_ => _scratch.MySqlName("vt_u_")).ToList());
+        try
+        {
+            await MySqlTestDb.ExecAsync(null, [.. users.Select(u => $"CREATE USER `{u}`@`{host}` IDENTIFIED BY 'vt-old-pw'")]);
+            var (config, _) = await ConfigAsync(database);
+            var file = Plant("mysql", "-- vya-backupdb: accounts and grants of planted\n"
+                + string.Concat(users.Select(u => $"-- account: `{u}`@`{host}`\nCREATE USER `{u}`@`{host}` ACCOUNT LOCK;\nGRANT USAGE ON *.* TO `{u}`@`{host}`;\n"))
+                + "-- Dump completed\n");
+            async Task<long> AsideAsync() => Convert.ToInt64(await MySqlTestDb.ScalarAsync(null,
+                "SELECT count(*) FROM mysql.user WHERE Host = @p0 AND User LIKE 'vya\\_old\\_%'", host), CultureInfo.InvariantCulture);
+            var restore = CliOkAsync(["--config", config, "restore", "--globals", "--replace-existing", "--file", file, "--instance", "1"]);
+            // What a kill at any moment would leave set aside (old password, grants, unlocked): one account at most.
+            var most = 0L;
+            while (!restore.IsCompleted)
+            {
+                most = Math.Max(most, await AsideAsync());
+            }
+            await restore;
+            Assert.InRange(most, 0L, 1L);
+            Assert.Equal(0L, await AsideAsync());
+
+            // As a killed run leaves it: the first user renamed aside, the recorded one not created yet.
+            var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"`{users[0]}`@`{host}`")))[..16];
+            await MySqlTestDb.ExecAsync(null, $"RENAME USER `{users[0]}`@`{host}` TO `vya_old_{hash}`@`{host}`");
+            var next = await CliOkAsync(["--config", config, "restore", "--globals", "--file", file, "--instance", "1", .. Mine(users[0])]);
+            var warning = Assert.Single(next.Stderr.Split('\n'), l => l.Contains("vya_old_", StringComparison.Ordinal));
+            Assert.Contains($"`vya_old_{hash}`@`{host}` (was `{users[0]}`@`{host}`)", warning, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, [.. users.Select(u => $"DROP USER IF EXISTS `{u}`@`{host}`"),
+                $"DROP USER IF EXISTS `vya_old_{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"`{users[0]}`@`{host}`")))[..16]}`@`{host}`"]);
+        }
+    }
+
+    [Fact]
     public async Task An_account_name_that_matches_nothing_in_the_backup_is_a_usage_error()
     {
         var database = await _scratch.NewPostgresDatabaseAsync();

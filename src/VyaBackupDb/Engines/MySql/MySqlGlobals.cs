@@ -319,11 +319,26 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         {
             return new([], account.Create, account.Grants, [], [$"DROP USER {account.Key}"]);
         }
-        var tokens = GlobalsSql.Tokens(account.Key, '`');
-        var aside = $"{Quote($"vya_old_{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4))}")}@{Quote(ReadAccount(tokens, 0)!.Value.Host!)}";
+        var aside = AsideKey(account);
         return new([$"RENAME USER {account.Key} TO {aside}"], account.Create, account.Grants, [$"DROP USER {aside}"],
             [$"DROP USER IF EXISTS {account.Key}", $"RENAME USER {aside} TO {account.Key}"]);
     }
+
+    private const string AsidePrefix = "vya_old_";
+
+    /// <summary>
+    /// Where a replaced user waits (same host): named from a hash of the account, so that a copy an
+    /// interrupted run left can be told to be that account's.
+    /// </summary>
+    private static string AsideKey(GlobalsAccount account)
+    {
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(account.Key)))[..16];
+        return Key(AsidePrefix + hash, ReadAccount(GlobalsSql.Tokens(account.Key, '`'), 0)!.Value.Host);
+    }
+
+    public IReadOnlyList<string> LeftAside(HashSet<string> existing, IReadOnlyList<GlobalsAccount> accounts) =>
+        [.. existing.Where(key => key.StartsWith(Quote(AsidePrefix)[..^1], StringComparison.Ordinal)).Order(StringComparer.Ordinal)
+            .Select(key => accounts.FirstOrDefault(a => a.Create.Count > 0 && !IsRole(a) && AsideKey(a) == key) is { } was ? $"{key} (was {was.Key})" : key)];
 
     private static bool IsRole(GlobalsAccount account) => GlobalsSql.Tokens(account.Create[0], '`')[1].Is("ROLE");
 

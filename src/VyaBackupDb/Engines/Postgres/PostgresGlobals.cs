@@ -140,6 +140,9 @@ public sealed partial class PostgresEngine : IGlobalsEngine
         return [.. (await ListAsync(connection, "SELECT rolname, 0 FROM pg_roles WHERE rolsuper", cancellationToken).ConfigureAwait(false)).Select(r => r.Name)];
     }
 
+    /// <summary>A replaced role is never set aside: it is changed in one transaction.</summary>
+    public IReadOnlyList<string> LeftAside(HashSet<string> existing, IReadOnlyList<GlobalsAccount> accounts) => [];
+
     public bool IsRestoringAccount(GlobalsAccount account) => account.Key == Instance.User;
 
     public string AccountName(GlobalsAccount account) => account.Key;
