@@ -32,6 +32,9 @@ public interface IGlobalsEngine
     /// </summary>
     IReadOnlyList<string> LeftAside(HashSet<string> existing, IReadOnlyList<GlobalsAccount> accounts);
 
+    /// <summary>What a replaced account kept that its record does not give it (said in a warning); null if nothing.</summary>
+    Task<string?> KeptBeyondRecordAsync(GlobalsAccount account, CancellationToken cancellationToken);
+
     /// <summary>Whether an account is the one this instance logs in as: never created, altered or dropped.</summary>
     bool IsRestoringAccount(GlobalsAccount account);
 
@@ -240,6 +243,13 @@ public static class Globals
         foreach (var step in createdFirst.Where(c => !failed.ContainsKey(c.Key)))
         {
             await KeepAsync(step.Key, step.Plan).ConfigureAwait(false);
+        }
+        foreach (var step in chosen.Where(c => c.Existed && !options.DryRun && !failed.ContainsKey(c.Key)))
+        {
+            if (await engine.KeptBeyondRecordAsync(accounts.First(a => a.Key == step.Key), cancellationToken).ConfigureAwait(false) is { } kept)
+            {
+                warn($"{step.Key} restored, but {kept}");
+            }
         }
         foreach (var (key, why) in failed)
         {

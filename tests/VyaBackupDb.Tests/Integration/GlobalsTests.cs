@@ -78,6 +78,7 @@ public sealed class GlobalsTests : IAsyncLifetime
         var database = await _scratch.NewPostgresDatabaseAsync();
         var app = _scratch.PostgresName("vt_app_");
         var group = _scratch.PostgresName("vt_grp_");
+        var extra = _scratch.PostgresName("vt_x_");
         try
         {
             await PgTestDb.ExecAsync("postgres",
@@ -127,14 +128,17 @@ public sealed class GlobalsTests : IAsyncLifetime
             Assert.Contains(app, again.Stderr, StringComparison.Ordinal);
 
             // --replace-existing sets the recorded settings again on a role that drifted.
-            await PgTestDb.ExecAsync("postgres", $"ALTER ROLE {app} SET work_mem = '16MB'");
-            await CliOkAsync(["--config", config, "restore", "--globals", "--file", globals, "--instance", "2", "--replace-existing", .. Mine(app, group)]);
+            // A membership the backup does not record is kept, and said so.
+            await PgTestDb.ExecAsync("postgres", $"ALTER ROLE {app} SET work_mem = '16MB'", $"CREATE ROLE {extra} NOLOGIN", $"GRANT {extra} TO {app}");
+            var replaced = await CliOkAsync(["--config", config, "restore", "--globals", "--file", globals, "--instance", "2", "--replace-existing", .. Mine(app, group)]);
             Assert.Contains("work_mem=8MB", (string[])(await PgTestDb.ScalarAsync("postgres", "SELECT rolconfig FROM pg_roles WHERE rolname = $1", app))!);
+            Assert.Contains($"{app} restored, but it is still a member of {extra}, which the backup does not record", replaced.Stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain($"{group} restored, but", replaced.Stderr, StringComparison.Ordinal);
         }
         finally
         {
             await PgTestDb.DropIfExistsAsync(database);
-            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {app}", $"DROP ROLE IF EXISTS {group}");
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {app}", $"DROP ROLE IF EXISTS {group}", $"DROP ROLE IF EXISTS {extra}");
         }
     }
 

@@ -271,6 +271,9 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         return existing;
     }
 
+    /// <summary>A replaced user is created anew and a replaced role's privileges revoked first: nothing beyond the record is known to stay.</summary>
+    public Task<string?> KeptBeyondRecordAsync(GlobalsAccount account, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
+
     /// <summary>MySQL has no superuser flag; the server's own accounts are refused in the file (<see cref="IsBuiltIn"/>).</summary>
     public Task<HashSet<string>> SuperusersAsync(CancellationToken cancellationToken) => Task.FromResult(new HashSet<string>(StringComparer.Ordinal));
 
