@@ -32,6 +32,12 @@ public interface IGlobalsEngine
     /// </summary>
     IReadOnlyList<string> LeftAside(HashSet<string> existing, IReadOnlyList<GlobalsAccount> accounts);
 
+    /// <summary>
+    /// The statement that puts back an account an interrupted run set aside (it is missing from
+    /// <paramref name="existing"/>, its set-aside copy is there); null if there is none.
+    /// </summary>
+    string? PutBack(GlobalsAccount account, HashSet<string> existing);
+
     /// <summary>What a replaced account kept that its record does not give it (said in a warning); null if nothing.</summary>
     Task<string?> KeptBeyondRecordAsync(GlobalsAccount account, CancellationToken cancellationToken);
 
@@ -124,6 +130,17 @@ public static class Globals
         CancellationToken cancellationToken)
     {
         var existing = await engine.ExistingAccountsAsync(cancellationToken).ConfigureAwait(false);
+        var putBack = options.DryRun ? [] : accounts.Where(a => !engine.IsRestoringAccount(a)).Select(a => (a.Key, Statement: engine.PutBack(a, existing)))
+            .Where(p => p.Statement is not null).ToList();
+        foreach (var (key, statement) in putBack)
+        {
+            await engine.ExecuteAsync([statement!], cancellationToken).ConfigureAwait(false);
+            warn($"{key} is put back from where an interrupted restore --globals --replace-existing had set it aside");
+        }
+        if (putBack.Count > 0)
+        {
+            existing = await engine.ExistingAccountsAsync(cancellationToken).ConfigureAwait(false);
+        }
         var superusers = await engine.SuperusersAsync(cancellationToken).ConfigureAwait(false);
         if (engine.LeftAside(existing, accounts) is { Count: > 0 } leftAside)
         {

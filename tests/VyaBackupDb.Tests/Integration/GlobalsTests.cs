@@ -526,10 +526,17 @@ public sealed class GlobalsTests : IAsyncLifetime
 
             // As a killed run leaves it: the first user renamed aside, the recorded one not created yet.
             var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"`{users[0]}`@`{host}`")))[..16];
-            await MySqlTestDb.ExecAsync(null, $"RENAME USER `{users[0]}`@`{host}` TO `vya_old_{hash}`@`{host}`");
-            var next = await CliOkAsync(["--config", config, "restore", "--globals", "--file", file, "--instance", "1", .. Mine(users[0])]);
-            var warning = Assert.Single(next.Stderr.Split('\n'), l => l.Contains("vya_old_", StringComparison.Ordinal));
+            await MySqlTestDb.ExecAsync(null, $"ALTER USER `{users[0]}`@`{host}` IDENTIFIED BY 'vt-old-pw'", $"RENAME USER `{users[0]}`@`{host}` TO `vya_old_{hash}`@`{host}`");
+            var dry = await CliOkAsync(["--config", config, "restore", "--globals", "--file", file, "--instance", "1", "--dry-run", .. Mine(users[0])]);
+            var warning = Assert.Single(dry.Stderr.Split('\n'), l => l.Contains("vya_old_", StringComparison.Ordinal));
             Assert.Contains($"`vya_old_{hash}`@`{host}` (was `{users[0]}`@`{host}`)", warning, StringComparison.Ordinal);
+            // The next run restoring that account puts it back as it was (its old password), then skips it as existing.
+            var next = await CliOkAsync(["--config", config, "restore", "--globals", "--file", file, "--instance", "1", .. Mine(users[0])]);
+            Assert.Contains("put back", next.Stderr, StringComparison.Ordinal);
+            Assert.Contains("0 restored, 1 skipped", next.Stdout, StringComparison.Ordinal);
+            Assert.Equal(0L, await AsideAsync());
+            Assert.Equal("vt-old-pw-check", await MySqlTestDb.ScalarAsync(null,
+                "SELECT IF(authentication_string = PASSWORD('vt-old-pw'), 'vt-old-pw-check', authentication_string) FROM mysql.user WHERE User = @p0 AND Host = @p1", users[0], host));
         }
         finally
         {

@@ -343,6 +343,9 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         [.. existing.Where(key => key.StartsWith(Quote(AsidePrefix)[..^1], StringComparison.Ordinal)).Order(StringComparer.Ordinal)
             .Select(key => accounts.FirstOrDefault(a => a.Create.Count > 0 && !IsRole(a) && AsideKey(a) == key) is { } was ? $"{key} (was {was.Key})" : key)];
 
+    public string? PutBack(GlobalsAccount account, HashSet<string> existing) =>
+        !IsRole(account) && !existing.Contains(account.Key) && existing.Contains(AsideKey(account)) ? $"RENAME USER {AsideKey(account)} TO {account.Key}" : null;
+
     private static bool IsRole(GlobalsAccount account) => GlobalsSql.Tokens(account.Create[0], '`')[1].Is("ROLE");
 
     public async Task ExecuteAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken)

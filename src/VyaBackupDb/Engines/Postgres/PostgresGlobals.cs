@@ -170,6 +170,8 @@ public sealed partial class PostgresEngine : IGlobalsEngine
     /// <summary>A replaced role is never set aside: it is changed in one transaction.</summary>
     public IReadOnlyList<string> LeftAside(HashSet<string> existing, IReadOnlyList<GlobalsAccount> accounts) => [];
 
+    public string? PutBack(GlobalsAccount account, HashSet<string> existing) => null;
+
     public bool IsRestoringAccount(GlobalsAccount account) => account.Key == Instance.User;
 
     public string AccountName(GlobalsAccount account) => account.Key;
