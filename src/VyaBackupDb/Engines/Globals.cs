@@ -119,10 +119,12 @@ public static class Globals
 
     /// <summary>
     /// Applies the accounts of a globals script: every account created first (one at a time, so
-    /// that a failure names it), then every account's grants. Existing accounts are skipped unless
-    /// <see cref="GlobalsRestoreOptions.ReplaceExisting"/>; the restoring account never changes.
-    /// An account whose statements fail is put back as it was (one this run created is dropped
-    /// again, a replaced one is the one it replaced). A dry run prints the statements it would run
+    /// that a failure names it), then every account's grants; an account set aside (a replaced
+    /// MySQL user) is then replaced whole, one after the other. Existing accounts are skipped unless
+    /// <see cref="GlobalsRestoreOptions.ReplaceExisting"/>; the restoring account and existing
+    /// superusers never change. An account whose statements fail is put back as it was (one this
+    /// run created is dropped again, a replaced one is the one it replaced). What an interrupted
+    /// run left aside is put back or named first. A dry run prints the statements it would run
     /// and touches nothing.
     /// </summary>
     public static async Task<GlobalsRestoreResult> RestoreAsync(
