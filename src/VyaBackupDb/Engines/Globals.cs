@@ -20,6 +20,27 @@ public interface IGlobalsEngine
     /// <summary>The accounts that exist on the server now (keys as <see cref="GlobalsAccount.Key"/> spells them).</summary>
     Task<HashSet<string>> ExistingAccountsAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The existing accounts that hold every right (PostgreSQL superusers): --replace-existing leaves
+    /// them unchanged, so that a tampered file cannot set their password or attributes.
+    /// </summary>
+    Task<HashSet<string>> SuperusersAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The copies of accounts a replacement set aside that an interrupted run left on the server
+    /// (<paramref name="existing"/>), each with the account of <paramref name="accounts"/> it was if known.
+    /// </summary>
+    IReadOnlyList<string> LeftAside(HashSet<string> existing, IReadOnlyList<GlobalsAccount> accounts);
+
+    /// <summary>
+    /// The statement that puts back an account an interrupted run set aside (it is missing from
+    /// <paramref name="existing"/>, its set-aside copy is there); null if there is none.
+    /// </summary>
+    string? PutBack(GlobalsAccount account, HashSet<string> existing);
+
+    /// <summary>What a replaced account kept that its record does not give it (said in a warning); null if nothing.</summary>
+    Task<string?> KeptBeyondRecordAsync(GlobalsAccount account, CancellationToken cancellationToken);
+
     /// <summary>Whether an account is the one this instance logs in as: never created, altered or dropped.</summary>
     bool IsRestoringAccount(GlobalsAccount account);
 
@@ -45,10 +66,13 @@ public sealed record GlobalsAccount(string Key, List<string> Create, List<string
 /// The statements that put one account in place, in steps; each step runs as one unit (PostgreSQL:
 /// one transaction), so a failed step of PostgreSQL changes nothing.
 /// </summary>
-/// <param name="Aside">First, for an existing account: moves it out of the way (MySQL: renamed); if it fails, nothing changed.</param>
+/// <param name="Aside">
+/// First, for an existing account: moves it out of the way (MySQL: renamed); if it fails, nothing
+/// changed. An account with an Aside is put in place whole (Aside to Keep) after the others are created.
+/// </param>
 /// <param name="Create">Creates the account (or sets the existing one as recorded).</param>
-/// <param name="Grants">Its privileges and memberships: run once every account is created.</param>
-/// <param name="Keep">Once every account's grants ran, if this one's all succeeded (drops what Aside kept, takes back what creating it gave the creator).</param>
+/// <param name="Grants">Its privileges and memberships: run once every account without an Aside is created.</param>
+/// <param name="Keep">If this one's grants succeeded (drops what Aside kept; takes back what creating it gave the creator, once every grant ran).</param>
 /// <param name="Undo">
 /// When Create or Grants failed: puts the server back as it was before the restore (a created
 /// account removed, a replaced one back as it was); null when that cannot be done.
@@ -95,10 +119,12 @@ public static class Globals
 
     /// <summary>
     /// Applies the accounts of a globals script: every account created first (one at a time, so
-    /// that a failure names it), then every account's grants. Existing accounts are skipped unless
-    /// <see cref="GlobalsRestoreOptions.ReplaceExisting"/>; the restoring account never changes.
-    /// An account whose statements fail is put back as it was (one this run created is dropped
-    /// again, a replaced one is the one it replaced). A dry run prints the statements it would run
+    /// that a failure names it), then every account's grants; an account set aside (a replaced
+    /// MySQL user) is then replaced whole, one after the other. Existing accounts are skipped unless
+    /// <see cref="GlobalsRestoreOptions.ReplaceExisting"/>; the restoring account and existing
+    /// superusers never change. An account whose statements fail is put back as it was (one this
+    /// run created is dropped again, a replaced one is the one it replaced). What an interrupted
+    /// run left aside is put back or named first. A dry run prints the statements it would run
     /// and touches nothing.
     /// </summary>
     public static async Task<GlobalsRestoreResult> RestoreAsync(
@@ -106,6 +132,22 @@ public static class Globals
         CancellationToken cancellationToken)
     {
         var existing = await engine.ExistingAccountsAsync(cancellationToken).ConfigureAwait(false);
+        var putBack = options.DryRun ? [] : accounts.Where(a => !engine.IsRestoringAccount(a)).Select(a => (a.Key, Statement: engine.PutBack(a, existing)))
+            .Where(p => p.Statement is not null).ToList();
+        foreach (var (key, statement) in putBack)
+        {
+            await engine.ExecuteAsync([statement!], cancellationToken).ConfigureAwait(false);
+            warn($"{key} is put back from where an interrupted restore --globals --replace-existing had set it aside");
+        }
+        if (putBack.Count > 0)
+        {
+            existing = await engine.ExistingAccountsAsync(cancellationToken).ConfigureAwait(false);
+        }
+        var superusers = await engine.SuperusersAsync(cancellationToken).ConfigureAwait(false);
+        if (engine.LeftAside(existing, accounts) is { Count: > 0 } leftAside)
+        {
+            warn($"left aside by an interrupted restore --globals --replace-existing, each with an account's old password and grants: {string.Join(", ", leftAside)}; rename it back or drop it by hand");
+        }
         var skipped = new List<string>();
         var chosen = new List<(string Key, bool Existed, GlobalsPlan Plan)>();
         foreach (var account in accounts)
@@ -118,6 +160,10 @@ public static class Globals
             else if (exists && !options.ReplaceExisting)
             {
                 skipped.Add(account.Key);
+            }
+            else if (superusers.Contains(account.Key))
+            {
+                warn($"{account.Key} is a superuser on this server: left unchanged (change it by hand if need be)");
             }
             else
             {
@@ -171,31 +217,57 @@ public static class Globals
                 failed[key] += $"; putting it back as it was failed: {e.Message}";
             }
         }
-        var changed = new List<(string Key, bool Existed, GlobalsPlan Plan)>();
-        foreach (var step in chosen)
+        async Task KeepAsync(string key, GlobalsPlan plan)
         {
-            // A failed Aside changed nothing: there is nothing to put back.
-            if (await RunAsync(step.Key, step.Plan.Aside).ConfigureAwait(false))
+            if (!await RunAsync(key, plan.Keep).ConfigureAwait(false))
             {
-                changed.Add(step);
-                if (!await RunAsync(step.Key, step.Plan.Create).ConfigureAwait(false))
-                {
-                    await UndoAsync(step.Key, step.Existed, step.Plan).ConfigureAwait(false);
-                }
+                failed[key] = $"it is restored, but what the restore left to tidy up was not: {failed[key]}";
             }
         }
-        foreach (var step in changed)
+        // First every account the others' grants may name (roles, new accounts) is created. A failed
+        // CREATE made nothing: undoing it would drop an account this run did not create.
+        var replacedWhole = chosen.Where(c => c.Plan.Aside.Count > 0).ToList();
+        var createdFirst = chosen.Where(c => c.Plan.Aside.Count == 0).ToList();
+        foreach (var step in createdFirst)
+        {
+            if (!await RunAsync(step.Key, step.Plan.Create).ConfigureAwait(false) && step.Existed)
+            {
+                await UndoAsync(step.Key, step.Existed, step.Plan).ConfigureAwait(false);
+            }
+        }
+        foreach (var step in createdFirst)
         {
             if (!failed.ContainsKey(step.Key) && !await RunAsync(step.Key, step.Plan.Grants).ConfigureAwait(false))
             {
                 await UndoAsync(step.Key, step.Existed, step.Plan).ConfigureAwait(false);
             }
         }
-        foreach (var step in changed.Where(c => !failed.ContainsKey(c.Key)))
+        // An account set aside is put in place whole (aside, create, grants, keep) before the next
+        // one starts: a killed run leaves at most one account aside, not every one.
+        foreach (var step in replacedWhole)
         {
-            if (!await RunAsync(step.Key, step.Plan.Keep).ConfigureAwait(false))
+            // A failed Aside changed nothing: there is nothing to put back.
+            if (!await RunAsync(step.Key, step.Plan.Aside).ConfigureAwait(false))
             {
-                failed[step.Key] = $"it is restored, but what the restore left to tidy up was not: {failed[step.Key]}";
+                continue;
+            }
+            if (!await RunAsync(step.Key, step.Plan.Create).ConfigureAwait(false) || !await RunAsync(step.Key, step.Plan.Grants).ConfigureAwait(false))
+            {
+                await UndoAsync(step.Key, step.Existed, step.Plan).ConfigureAwait(false);
+                continue;
+            }
+            await KeepAsync(step.Key, step.Plan).ConfigureAwait(false);
+        }
+        // Last: what creating gave the restoring account (a MariaDB role, needed to grant it on above).
+        foreach (var step in createdFirst.Where(c => !failed.ContainsKey(c.Key)))
+        {
+            await KeepAsync(step.Key, step.Plan).ConfigureAwait(false);
+        }
+        foreach (var step in chosen.Where(c => c.Existed && !options.DryRun && !failed.ContainsKey(c.Key)))
+        {
+            if (await engine.KeptBeyondRecordAsync(accounts.First(a => a.Key == step.Key), cancellationToken).ConfigureAwait(false) is { } kept)
+            {
+                warn($"{step.Key} restored, but {kept}");
             }
         }
         foreach (var (key, why) in failed)

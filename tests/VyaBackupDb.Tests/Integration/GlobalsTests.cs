@@ -78,6 +78,7 @@ public sealed class GlobalsTests : IAsyncLifetime
         var database = await _scratch.NewPostgresDatabaseAsync();
         var app = _scratch.PostgresName("vt_app_");
         var group = _scratch.PostgresName("vt_grp_");
+        var extra = _scratch.PostgresName("vt_x_");
         try
         {
             await PgTestDb.ExecAsync("postgres",
@@ -127,14 +128,17 @@ public sealed class GlobalsTests : IAsyncLifetime
             Assert.Contains(app, again.Stderr, StringComparison.Ordinal);
 
             // --replace-existing sets the recorded settings again on a role that drifted.
-            await PgTestDb.ExecAsync("postgres", $"ALTER ROLE {app} SET work_mem = '16MB'");
-            await CliOkAsync(["--config", config, "restore", "--globals", "--file", globals, "--instance", "2", "--replace-existing", .. Mine(app, group)]);
+            // A membership the backup does not record is kept, and said so.
+            await PgTestDb.ExecAsync("postgres", $"ALTER ROLE {app} SET work_mem = '16MB'", $"CREATE ROLE {extra} NOLOGIN", $"GRANT {extra} TO {app}");
+            var replaced = await CliOkAsync(["--config", config, "restore", "--globals", "--file", globals, "--instance", "2", "--replace-existing", .. Mine(app, group)]);
             Assert.Contains("work_mem=8MB", (string[])(await PgTestDb.ScalarAsync("postgres", "SELECT rolconfig FROM pg_roles WHERE rolname = $1", app))!);
+            Assert.Contains($"{app} restored, but it is still a member of {extra}, which the backup does not record", replaced.Stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain($"{group} restored, but", replaced.Stderr, StringComparison.Ordinal);
         }
         finally
         {
             await PgTestDb.DropIfExistsAsync(database);
-            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {app}", $"DROP ROLE IF EXISTS {group}");
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {app}", $"DROP ROLE IF EXISTS {group}", $"DROP ROLE IF EXISTS {extra}");
         }
     }
 
@@ -436,6 +440,108 @@ public sealed class GlobalsTests : IAsyncLifetime
         {
             await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'%'");
             await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {app}", $"DROP ROLE IF EXISTS {group}");
+        }
+    }
+
+    [Fact]
+    public async Task MySql_an_account_named_with_its_host_in_other_case_is_the_existing_one_and_is_kept()
+    {
+        var database = await _scratch.NewMySqlDatabaseAsync();
+        var user = _scratch.MySqlName("vt_u_");
+        try
+        {
+            await MySqlTestDb.ExecAsync(null, $"CREATE USER '{user}'@'localhost' IDENTIFIED BY 'vt-kept-pw-8'", $"GRANT SELECT ON `{database}`.* TO '{user}'@'localhost'");
+            var (config, _) = await ConfigAsync(database);
+            var file = Plant("mysql", $"-- vya-backupdb: accounts and grants of planted\n-- account: `{user}`@`LocalHost`\nCREATE USER `{user}`@`LocalHost` ACCOUNT LOCK;\n"
+                + $"GRANT USAGE ON *.* TO `{user}`@`LocalHost`;\n-- Dump completed\n");
+            var run = await CliOkAsync(["--config", config, "restore", "--globals", "--file", file, "--instance", "1", .. Mine(user)]);
+            Assert.Contains("skipped", run.Stderr, StringComparison.Ordinal);
+            Assert.Contains(await GrantsAsync($"'{user}'@'localhost'"), g => g.Contains($"`{database}`", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'localhost'");
+        }
+    }
+
+    [Fact]
+    public async Task The_servers_own_accounts_are_refused_and_an_existing_superuser_is_left_unchanged()
+    {
+        var (myDatabase, pgDatabase) = (await _scratch.NewMySqlDatabaseAsync(), await _scratch.NewPostgresDatabaseAsync());
+        var (builtIn, super) = ($"mysql.{_scratch.MySqlName("vt_")}", _scratch.PostgresName("vt_su_"));
+        try
+        {
+            // An account of the built-in mysql.* kind that this test owns: the refusal is by name, not by what the server has.
+            await MySqlTestDb.ExecAsync(null, $"CREATE USER `{builtIn}`@`localhost` ACCOUNT LOCK");
+            await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {super} SUPERUSER NOLOGIN");
+            var (config, _) = await ConfigAsync(myDatabase);
+            var (pgConfig, _) = await ConfigAsync(pgDatabase);
+            foreach (var account in new[] { "`root`@`LocalHost`", $"`{builtIn}`@`localhost`" })
+            {
+                var file = Plant("mysql", $"-- vya-backupdb: accounts and grants of planted\n-- account: {account}\nCREATE USER {account};\nGRANT USAGE ON *.* TO {account};\n-- Dump completed\n");
+                await AssertRefusedAsync(config, "1", file, 2, "--replace-existing");
+            }
+            Assert.Contains("ACCOUNT LOCK", (string)(await MySqlTestDb.ScalarAsync(null, $"SHOW CREATE USER `{builtIn}`@`localhost`"))!, StringComparison.Ordinal);
+            const string PgHead = "--\n-- PostgreSQL database cluster dump\n--\n";
+            const string PgTail = "--\n-- PostgreSQL database cluster dump complete\n--\n\n-- PostgreSQL database dump complete\n";
+            await AssertRefusedAsync(pgConfig, "2", Plant("postgresql", $"{PgHead}CREATE ROLE \"pg_vt_x\";\n{PgTail}"), 4, "--replace-existing");
+
+            var run = await CliOkAsync("--config", pgConfig, "restore", "--globals", "--replace-existing", "--instance", "2", "--file", Plant("postgresql",
+                $"{PgHead}CREATE ROLE \"{super}\";\nALTER ROLE \"{super}\" WITH NOSUPERUSER INHERIT NOCREATEROLE NOCREATEDB LOGIN PASSWORD 'vt-pw-9' NOREPLICATION NOBYPASSRLS;\n{PgTail}"));
+            Assert.Contains($"{super} is a superuser on this server: left unchanged", run.Stderr, StringComparison.Ordinal);
+            Assert.True((bool)(await PgTestDb.ScalarAsync("postgres", "SELECT rolsuper AND NOT rolcanlogin FROM pg_roles WHERE rolname = $1", super))!);
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS `{builtIn}`@`localhost`");
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {super}");
+        }
+    }
+
+    [Fact]
+    public async Task MySql_replacing_users_sets_aside_one_at_a_time_and_a_copy_an_interrupted_run_left_is_named()
+    {
+        var database = await _scratch.NewMySqlDatabaseAsync();
+        // Their own host: other tests' accounts, set aside or not, do not count here.
+        var (host, users) = (_scratch.MySqlName("vt_h_"), Enumerable.Range(0, 30).Select(_ => _scratch.MySqlName("vt_u_")).ToList());
+        try
+        {
+            await MySqlTestDb.ExecAsync(null, [.. users.Select(u => $"CREATE USER `{u}`@`{host}` IDENTIFIED BY 'vt-old-pw'")]);
+            var (config, _) = await ConfigAsync(database);
+            var file = Plant("mysql", "-- vya-backupdb: accounts and grants of planted\n"
+                + string.Concat(users.Select(u => $"-- account: `{u}`@`{host}`\nCREATE USER `{u}`@`{host}` ACCOUNT LOCK;\nGRANT USAGE ON *.* TO `{u}`@`{host}`;\n"))
+                + "-- Dump completed\n");
+            async Task<long> AsideAsync() => Convert.ToInt64(await MySqlTestDb.ScalarAsync(null,
+                "SELECT count(*) FROM mysql.user WHERE Host = @p0 AND User LIKE 'vya\\_old\\_%'", host), CultureInfo.InvariantCulture);
+            var restore = CliOkAsync(["--config", config, "restore", "--globals", "--replace-existing", "--file", file, "--instance", "1"]);
+            // What a kill at any moment would leave set aside (old password, grants, unlocked): one account at most.
+            var most = 0L;
+            while (!restore.IsCompleted)
+            {
+                most = Math.Max(most, await AsideAsync());
+            }
+            await restore;
+            Assert.InRange(most, 0L, 1L);
+            Assert.Equal(0L, await AsideAsync());
+
+            // As a killed run leaves it: the first user renamed aside, the recorded one not created yet.
+            var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"`{users[0]}`@`{host}`")))[..16];
+            await MySqlTestDb.ExecAsync(null, $"ALTER USER `{users[0]}`@`{host}` IDENTIFIED BY 'vt-old-pw'", $"RENAME USER `{users[0]}`@`{host}` TO `vya_old_{hash}`@`{host}`");
+            var dry = await CliOkAsync(["--config", config, "restore", "--globals", "--file", file, "--instance", "1", "--dry-run", .. Mine(users[0])]);
+            var warning = Assert.Single(dry.Stderr.Split('\n'), l => l.Contains("vya_old_", StringComparison.Ordinal));
+            Assert.Contains($"`vya_old_{hash}`@`{host}` (was `{users[0]}`@`{host}`)", warning, StringComparison.Ordinal);
+            // The next run restoring that account puts it back as it was (its old password), then skips it as existing.
+            var next = await CliOkAsync(["--config", config, "restore", "--globals", "--file", file, "--instance", "1", .. Mine(users[0])]);
+            Assert.Contains("put back", next.Stderr, StringComparison.Ordinal);
+            Assert.Contains("0 restored, 1 skipped", next.Stdout, StringComparison.Ordinal);
+            Assert.Equal(0L, await AsideAsync());
+            Assert.Equal("vt-old-pw-check", await MySqlTestDb.ScalarAsync(null,
+                "SELECT IF(authentication_string = PASSWORD('vt-old-pw'), 'vt-old-pw-check', authentication_string) FROM mysql.user WHERE User = @p0 AND Host = @p1", users[0], host));
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, [.. users.Select(u => $"DROP USER IF EXISTS `{u}`@`{host}`"),
+                $"DROP USER IF EXISTS `vya_old_{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"`{users[0]}`@`{host}`")))[..16]}`@`{host}`"]);
         }
     }
 

@@ -83,7 +83,15 @@ public sealed partial class MySqlEngine : IGlobalsEngine
 
     /// <summary>Accounts every server creates itself.</summary>
     private static bool IsBuiltIn(string user, string host) =>
-        user is "mariadb.sys" or "PUBLIC" || user.StartsWith("mysql.", StringComparison.Ordinal) || (user == "root" && host == "localhost");
+        user is "mariadb.sys" or "PUBLIC" || user.StartsWith("mysql.", StringComparison.Ordinal)
+        || (user == "root" && string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>
+    /// How an account is named as a <see cref="GlobalsAccount.Key"/>: `user`@`host`, or `role`. The
+    /// server compares host names without case (MariaDB stores them lower case), so the key does too:
+    /// `u`@`LocalHost` is the existing `u`@`localhost`.
+    /// </summary>
+    private static string Key(string user, string? host) => host is null ? Quote(user) : $"{Quote(user)}@{Quote(host.ToLowerInvariant())}";
 
     private static string Quote(string name) => "`" + name.Replace("`", "``", StringComparison.Ordinal) + "`";
 
@@ -125,7 +133,12 @@ public sealed partial class MySqlEngine : IGlobalsEngine
                     {
                         throw new FormatException("an \"-- account:\" line that names no account");
                     }
-                    var key = named.Host is null ? Quote(named.User) : $"{Quote(named.User)}@{Quote(named.Host)}";
+                    var key = Key(named.User, named.Host);
+                    if (IsBuiltIn(named.User, named.Host ?? ""))
+                    {
+                        // The backup leaves these out (IsBuiltIn): only a tampered file names them.
+                        throw new FormatException($"{GlobalsSql.Show(key)} is an account of the server itself, which the globals backup never holds");
+                    }
                     if (accounts.Any(a => a.Key == key))
                     {
                         throw new FormatException($"{GlobalsSql.Show(key)} a second time");
@@ -253,10 +266,16 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             // MariaDB roles have an empty host and are named without one.
-            existing.Add(reader.GetString(1).Length == 0 ? Quote(reader.GetString(0)) : $"{Quote(reader.GetString(0))}@{Quote(reader.GetString(1))}");
+            existing.Add(Key(reader.GetString(0), reader.GetString(1) is { Length: > 0 } host ? host : null));
         }
         return existing;
     }
+
+    /// <summary>A replaced user is created anew and a replaced role's privileges revoked first: nothing beyond the record is known to stay.</summary>
+    public Task<string?> KeptBeyondRecordAsync(GlobalsAccount account, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
+
+    /// <summary>MySQL has no superuser flag; the server's own accounts are refused in the file (<see cref="IsBuiltIn"/>).</summary>
+    public Task<HashSet<string>> SuperusersAsync(CancellationToken cancellationToken) => Task.FromResult(new HashSet<string>(StringComparer.Ordinal));
 
     /// <summary>Any account with the instance's user name, whatever its host: the login may match more than one.</summary>
     public bool IsRestoringAccount(GlobalsAccount account) => account.Key.StartsWith(Quote(Instance.User) + "@", StringComparison.Ordinal)
@@ -303,11 +322,29 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         {
             return new([], account.Create, account.Grants, [], [$"DROP USER {account.Key}"]);
         }
-        var tokens = GlobalsSql.Tokens(account.Key, '`');
-        var aside = $"{Quote($"vya_old_{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4))}")}@{Quote(ReadAccount(tokens, 0)!.Value.Host!)}";
+        var aside = AsideKey(account);
         return new([$"RENAME USER {account.Key} TO {aside}"], account.Create, account.Grants, [$"DROP USER {aside}"],
             [$"DROP USER IF EXISTS {account.Key}", $"RENAME USER {aside} TO {account.Key}"]);
     }
+
+    private const string AsidePrefix = "vya_old_";
+
+    /// <summary>
+    /// Where a replaced user waits (same host): named from a hash of the account, so that a copy an
+    /// interrupted run left can be told to be that account's.
+    /// </summary>
+    private static string AsideKey(GlobalsAccount account)
+    {
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(account.Key)))[..16];
+        return Key(AsidePrefix + hash, ReadAccount(GlobalsSql.Tokens(account.Key, '`'), 0)!.Value.Host);
+    }
+
+    public IReadOnlyList<string> LeftAside(HashSet<string> existing, IReadOnlyList<GlobalsAccount> accounts) =>
+        [.. existing.Where(key => key.StartsWith(Quote(AsidePrefix)[..^1], StringComparison.Ordinal)).Order(StringComparer.Ordinal)
+            .Select(key => accounts.FirstOrDefault(a => a.Create.Count > 0 && !IsRole(a) && AsideKey(a) == key) is { } was ? $"{key} (was {was.Key})" : key)];
+
+    public string? PutBack(GlobalsAccount account, HashSet<string> existing) =>
+        !IsRole(account) && !existing.Contains(account.Key) && existing.Contains(AsideKey(account)) ? $"RENAME USER {AsideKey(account)} TO {account.Key}" : null;
 
     private static bool IsRole(GlobalsAccount account) => GlobalsSql.Tokens(account.Create[0], '`')[1].Is("ROLE");
 

@@ -56,6 +56,11 @@ public sealed partial class PostgresEngine : IGlobalsEngine
                 }
                 if (At(0, "CREATE") && At(1, "ROLE") && NameAt(2) && tokens.Count == 3)
                 {
+                    if (tokens[2].Text.StartsWith("pg_", StringComparison.Ordinal))
+                    {
+                        // pg_dumpall leaves the server's predefined roles out: only a tampered file names one.
+                        throw new FormatException($"{GlobalsSql.Show(tokens[2].Text)} is a role of the server itself, which pg_dumpall --globals-only never writes");
+                    }
                     if (!accounts.TryAdd(tokens[2].Text, new GlobalsAccount(tokens[2].Text, [text], [])))
                     {
                         throw new FormatException($"CREATE ROLE {GlobalsSql.Show(tokens[2].Text)} a second time");
@@ -128,6 +133,44 @@ public sealed partial class PostgresEngine : IGlobalsEngine
         await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
         return [.. (await ListAsync(connection, "SELECT rolname, 0 FROM pg_roles", cancellationToken).ConfigureAwait(false)).Select(r => r.Name)];
     }
+
+    public async Task<HashSet<string>> SuperusersAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
+        return [.. (await ListAsync(connection, "SELECT rolname, 0 FROM pg_roles WHERE rolsuper", cancellationToken).ConfigureAwait(false)).Select(r => r.Name)];
+    }
+
+    /// <summary>
+    /// The memberships a replaced role holds that its recorded grants do not give: setting the role
+    /// as recorded adds memberships but revokes none (a revoke would take more than the backup says).
+    /// </summary>
+    public async Task<string?> KeptBeyondRecordAsync(GlobalsAccount account, CancellationToken cancellationToken)
+    {
+        var recorded = account.Grants.Select(g => GlobalsSql.Tokens(g, '"'))
+            .Where(tokens => !tokens.Any(t => t.Is("ON")))
+            .SelectMany(tokens => tokens.Skip(1).TakeWhile(t => !t.Is("TO")).Where(t => t.Kind == GlobalsTokenKind.Identifier).Select(t => t.Text))
+            .ToHashSet(StringComparer.Ordinal);
+        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(
+            "SELECT DISTINCT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = @role ORDER BY 1",
+            connection);
+        command.Parameters.AddWithValue("role", account.Key);
+        var kept = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (!recorded.Contains(reader.GetString(0)))
+            {
+                kept.Add(GlobalsSql.Show(reader.GetString(0)));
+            }
+        }
+        return kept.Count == 0 ? null : $"it is still a member of {string.Join(", ", kept)}, which the backup does not record (revoke by hand if it should not be)";
+    }
+
+    /// <summary>A replaced role is never set aside: it is changed in one transaction.</summary>
+    public IReadOnlyList<string> LeftAside(HashSet<string> existing, IReadOnlyList<GlobalsAccount> accounts) => [];
+
+    public string? PutBack(GlobalsAccount account, HashSet<string> existing) => null;
 
     public bool IsRestoringAccount(GlobalsAccount account) => account.Key == Instance.User;
 
