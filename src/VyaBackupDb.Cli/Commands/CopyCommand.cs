@@ -31,7 +31,7 @@ internal static class CopyCommand
             var report = await new CopyOperation(config, storages, new ConsoleCopyObserver()).RunAsync(request, cancellationToken).ConfigureAwait(false);
             var failed = report.Results.Count(r => r.Error is not null);
             Output.Line(request.DryRun
-                ? $"copy summary (dry run): {report.Results.Count} would be copied to '{request.To}'; nothing was copied"
+                ? $"copy summary (dry run): {report.Results.Count - failed} would be copied to '{request.To}', {failed} refused; nothing was copied"
                 : $"copy summary: {report.Results.Count - failed} copied to '{request.To}', {failed} failed");
             return report.ExitCode;
         }, cancellationToken));

@@ -976,6 +976,13 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         Assert.Contains($"FAILED {truncated}: truncated", verify.Stdout, StringComparison.Ordinal);
         var box = Snapshot(boxDir);
 
+        // A dry run names the same refusals and counts neither as one it would copy.
+        var dryRun = await CliAsync("copy", "--to", "box", "-i", "1", "--dry-run", "--config", config);
+        Assert.True(dryRun.ExitCode == Failed, dryRun.ToString());
+        Assert.Contains("remove it and its .sha256 by hand", OneLineAbout(dryRun, lost + BackupManifest.Suffix), StringComparison.Ordinal);
+        Assert.Contains("copy summary (dry run): 0 would be copied to 'box', 2 refused", dryRun.Stdout, StringComparison.Ordinal);
+        Assert.Equal(box, Snapshot(boxDir));
+
         for (var run = 0; run < 2; run++)
         {
             var copy = await CliAsync("copy", "--to", "box", "-i", "1", "--config", config);
