@@ -5,6 +5,7 @@ using VyaBackupDb.Engines;
 using VyaBackupDb.Errors;
 using VyaBackupDb.Pipeline;
 using VyaBackupDb.Pipeline.Age;
+using VyaBackupDb.Storage;
 
 namespace VyaBackupDb.Operations;
 
@@ -41,6 +42,33 @@ public static class BackupFileChecker
         }
         var (bytes, digest) = await DigestAsync(location, cancellationToken).ConfigureAwait(false);
         return StoredProblem(bytes, digest, manifest);
+    }
+
+    /// <summary>
+    /// What is wrong with the .sha256 beside a backup (what `sha256sum -c` checks, as the recovery docs tell operators to):
+    /// anything but exactly the manifest's checksum line (another digest, another file's name, garbage). Null when it is
+    /// the backup's own, or when there is none.
+    /// </summary>
+    public static async Task<string?> ChecksumFileProblemAsync(
+        IReadOnlyStorage storage, string key, BackupManifest manifest, CancellationToken cancellationToken)
+    {
+        var checksumKey = key + BackupManifest.ChecksumSuffix;
+        var want = System.Text.Encoding.UTF8.GetBytes(manifest.ChecksumLine);
+        // Read no further than the line, plus one byte: a longer file is not it either.
+        var buffer = new byte[want.Length + 1];
+        int read;
+        try
+        {
+            await using var stream = await storage.OpenReadAsync(checksumKey, cancellationToken).ConfigureAwait(false);
+            read = await stream.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        return buffer.AsSpan(0, read).SequenceEqual(want)
+            ? null
+            : $"{storage.Describe(checksumKey)} is not this backup's checksum line ({manifest.ChecksumLine.TrimEnd('\n')})";
     }
 
     /// <summary>What is wrong with stored bytes of this size and digest, or null when they match the manifest.</summary>
@@ -169,6 +197,11 @@ public static class BackupFileChecker
         if (storedProblem is not null)
         {
             problems.Insert(0, storedProblem);
+        }
+        if (manifest is not null
+            && await ChecksumFileProblemAsync(location.Storage, location.Key, manifest, cancellationToken).ConfigureAwait(false) is { } checksumProblem)
+        {
+            problems.Add(checksumProblem);
         }
         return new FileCheck(location.Description, manifest, problems, notes, location) { DecryptionFailed = decryptionFailed };
     }

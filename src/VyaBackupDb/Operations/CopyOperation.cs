@@ -158,11 +158,10 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
                     return new CopyResult(instance, source, target, false,
                         $"{target} is already there without a manifest, and is not this backup ({problem}): remove it by hand, then copy again");
                 }
-                var checksumKey = key + BackupManifest.ChecksumSuffix;
-                if (leftover.Entry.HasChecksum && !await HoldsAsync(to, checksumKey, manifest.ChecksumLine, timeout.Token).ConfigureAwait(false))
+                if (leftover.Entry.HasChecksum
+                    && await BackupFileChecker.ChecksumFileProblemAsync(to, key, manifest, timeout.Token).ConfigureAwait(false) is { } checksumProblem)
                 {
-                    return new CopyResult(instance, source, target, false,
-                        $"{to.Describe(checksumKey)} is already there and is not this backup's checksum line: remove it by hand, then copy again");
+                    return new CopyResult(instance, source, target, false, $"{checksumProblem}: remove it by hand, then copy again");
                 }
                 await BackupOperation.WriteManifestAsync(to, key, manifest, timeout.Token, checksumWritten: leftover.Entry.HasChecksum).ConfigureAwait(false);
                 return new CopyResult(instance, source, target, Copied: true, null);
@@ -206,14 +205,4 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
             $"{target} is already there with a manifest that is not this backup's ({leftover.Problem}): remove both by hand, then copy again",
         _ => null,
     };
-
-    /// <summary>Whether a small object holds exactly <paramref name="expected"/> (read no further than that, plus one byte).</summary>
-    private static async Task<bool> HoldsAsync(IStorage storage, string key, string expected, CancellationToken cancellationToken)
-    {
-        var want = System.Text.Encoding.UTF8.GetBytes(expected);
-        var buffer = new byte[want.Length + 1];
-        await using var stream = await storage.OpenReadAsync(key, cancellationToken).ConfigureAwait(false);
-        var read = await stream.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
-        return buffer.AsSpan(0, read).SequenceEqual(want);
-    }
 }

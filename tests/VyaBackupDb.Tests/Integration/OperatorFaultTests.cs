@@ -995,6 +995,40 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         AssertNothingLeftInTmp();
     }
 
+    /// <summary>
+    /// The .sha256 beside a backup is what `sha256sum -c` checks in a recovery: one overwritten (zeros, another file's
+    /// name, garbage) fails verify (exit 4, one line naming it), which removes its verify record, so list no longer
+    /// says "sha256 ok".
+    /// </summary>
+    [Fact]
+    public async Task A_sha256_file_that_is_not_the_backup_s_own_fails_verify_and_list()
+    {
+        var backupDir = _scratch.TempDir("backups");
+        var key = Create(backupDir, TestServers.MySql(name: "it-mysql"), "dns_db", Utc("20260101_010000"));
+        var config = await ConfigAsync(backupDir, "dns_db", "none");
+        var path = Path.Combine(backupDir, key);
+        var checksum = path + BackupManifest.ChecksumSuffix;
+        var own = await File.ReadAllTextAsync(checksum);
+        var verified = await CliAsync("verify", "--file", path, "--config", config);
+        Assert.True(verified.ExitCode == Success, verified.ToString());
+        Assert.Contains("sha256 ok", (await CliAsync("list", "-i", "1", "--config", config)).Stdout, StringComparison.Ordinal);
+
+        var fileName = Path.GetFileName(key);
+        foreach (var wrong in new[] { $"{new string('0', 64)}  {fileName}\n", own.Replace(fileName, "other.sql", StringComparison.Ordinal), "garbage\n" })
+        {
+            await File.WriteAllTextAsync(checksum, wrong);
+            foreach (var how in new[] { new[] { "--file", path }, ["--instance", "1"] })
+            {
+                var verify = await CliAsync(["verify", .. how, "--config", config]);
+                Assert.True(verify.ExitCode == VerificationFailed, verify.ToString());
+                Assert.Single(verify.Stdout.Split('\n'), l => l.StartsWith("FAILED", StringComparison.Ordinal)
+                    && l.Contains($"{checksum} is not this backup's checksum line", StringComparison.Ordinal));
+            }
+            var list = await CliAsync("list", "-i", "1", "--config", config);
+            Assert.DoesNotContain("sha256 ok", list.Stdout, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task Copy_refuses_a_destination_that_is_not_the_instance_s()
     {
