@@ -87,9 +87,8 @@ public static class BackupCatalog
     }
 
     /// <summary>
-    /// <see cref="ListAsync"/> with each manifest read and checked against its file: that it parses,
-    /// names this file, database and dbms, and that the stored size matches; and its verify record,
-    /// if any (<see cref="CatalogBackup.DigestCheckedUtc"/>). Reads no data file.
+    /// <see cref="ListAsync"/> with each manifest read and checked against its file (<see cref="ClassifyAsync"/>),
+    /// and the verify record of each intact one, if any (<see cref="CatalogBackup.DigestCheckedUtc"/>). Reads no data file.
     /// </summary>
     public static async Task<IReadOnlyList<CatalogBackup>> InspectAsync(
         IReadOnlyStorage storage, InstanceConfig instance, CancellationToken cancellationToken)
@@ -97,47 +96,56 @@ public static class BackupCatalog
         var result = new List<CatalogBackup>();
         foreach (var entry in await ListAsync(storage, instance, cancellationToken).ConfigureAwait(false))
         {
-            if (!entry.HasManifest)
-            {
-                result.Add(new CatalogBackup(instance, entry, null, BackupStatus.Incomplete, "no manifest"));
-                continue;
-            }
-            if (!entry.HasData)
-            {
-                result.Add(new CatalogBackup(instance, entry, null, BackupStatus.MissingData, MissingDataProblem));
-                continue;
-            }
-            BackupManifest manifest;
-            try
-            {
-                manifest = await BackupManifest.ReadAsync(storage, BackupManifest.KeyFor(entry.Key), cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is JsonException or IOException or InvalidDataException or UnauthorizedAccessException)
-            {
-                result.Add(new CatalogBackup(instance, entry, null, BackupStatus.BadManifest, $"manifest unreadable: {e.Message}"));
-                continue;
-            }
-            if (Mismatch(manifest, StorageKey.FileName(entry.Key), entry.Name, instance.Dbms) is { } mismatch)
-            {
-                result.Add(new CatalogBackup(instance, entry, manifest, BackupStatus.BadManifest, mismatch));
-            }
-            else if (manifest.StoredBytes != entry.Size)
-            {
-                result.Add(new CatalogBackup(instance, entry, manifest, BackupStatus.SizeMismatch,
-                    $"{entry.Size} bytes stored, the manifest recorded {manifest.StoredBytes}"));
-            }
-            else
-            {
-                var record = entry.VerifyRecordModified is not null
-                    ? await VerifyRecord.ReadAsync(storage, entry.Key, cancellationToken).ConfigureAwait(false) : null;
-                result.Add(new CatalogBackup(instance, entry, manifest, BackupStatus.Verified, null)
-                {
-                    DigestCheckedUtc = record is not null && record.Covers(manifest, entry.VerifyRecordModified!.Value, entry.Modified)
-                        ? record.CheckedUtc : null,
-                });
-            }
+            var backup = await ClassifyAsync(storage, instance, entry, cancellationToken).ConfigureAwait(false);
+            result.Add(backup.Status == BackupStatus.Verified
+                ? await WithDigestCheckAsync(storage, backup, cancellationToken).ConfigureAwait(false)
+                : backup);
         }
         return result;
+    }
+
+    /// <summary>
+    /// What one listed entry is: its manifest read and checked against its file (that it parses, names this
+    /// file, database and dbms, and that the stored size matches). Reads no data file and no verify record.
+    /// </summary>
+    public static async Task<CatalogBackup> ClassifyAsync(
+        IReadOnlyStorage storage, InstanceConfig instance, CatalogEntry entry, CancellationToken cancellationToken)
+    {
+        if (!entry.HasManifest)
+        {
+            return new CatalogBackup(instance, entry, null, BackupStatus.Incomplete, "no manifest");
+        }
+        if (!entry.HasData)
+        {
+            return new CatalogBackup(instance, entry, null, BackupStatus.MissingData, MissingDataProblem);
+        }
+        BackupManifest manifest;
+        try
+        {
+            manifest = await BackupManifest.ReadAsync(storage, BackupManifest.KeyFor(entry.Key), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is JsonException or IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            return new CatalogBackup(instance, entry, null, BackupStatus.BadManifest, $"manifest unreadable: {e.Message}");
+        }
+        return Mismatch(manifest, StorageKey.FileName(entry.Key), entry.Name, instance.Dbms) is { } mismatch
+            ? new CatalogBackup(instance, entry, manifest, BackupStatus.BadManifest, mismatch)
+            : manifest.StoredBytes != entry.Size
+                ? new CatalogBackup(instance, entry, manifest, BackupStatus.SizeMismatch, $"{entry.Size} bytes stored, the manifest recorded {manifest.StoredBytes}")
+                : new CatalogBackup(instance, entry, manifest, BackupStatus.Verified, null);
+    }
+
+    /// <summary>An intact backup with <see cref="CatalogBackup.DigestCheckedUtc"/> from its verify record, when one covers it.</summary>
+    public static async Task<CatalogBackup> WithDigestCheckAsync(IReadOnlyStorage storage, CatalogBackup backup, CancellationToken cancellationToken)
+    {
+        var entry = backup.Entry;
+        var record = entry.VerifyRecordModified is not null
+            ? await VerifyRecord.ReadAsync(storage, entry.Key, cancellationToken).ConfigureAwait(false) : null;
+        return backup with
+        {
+            DigestCheckedUtc = record is not null && record.Covers(backup.Manifest!, entry.VerifyRecordModified!.Value, entry.Modified)
+                ? record.CheckedUtc : null,
+        };
     }
 
     public const string MissingDataProblem = "the data file is missing: only its manifest is there";

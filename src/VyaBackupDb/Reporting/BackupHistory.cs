@@ -1,4 +1,3 @@
-using System.Text.Json;
 using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
 using VyaBackupDb.Errors;
@@ -14,16 +13,19 @@ public sealed record HistoryPoint(string DataFile, DateTimeOffset StartedUtc, Da
 
 /// <summary>What the storage says about one database's backups.</summary>
 /// <param name="Recent">The newest complete backups (readable manifest that matches its file), newest first.</param>
-/// <param name="Complete">How many backups have a manifest (all of them, not only <paramref name="Recent"/>).</param>
+/// <param name="Intact">How many backups are intact in at least one destination (all of them, not only <paramref name="Recent"/>):
+/// a readable manifest that describes the file, whose stored size matches it, as list and prune judge it.</param>
 /// <param name="Incomplete">Data files without a manifest (failed or killed runs, or the old tool's files).</param>
+/// <param name="Damaged">Data files whose manifest is unreadable, describes another file, database or dbms, or records another size.</param>
 /// <param name="LastVerifiedUtc">When a backup's stored bytes were last found to match its manifest (a .verify.json record that covers it).</param>
 /// <param name="LastVerifiedFile">The backup that check was of.</param>
 public sealed record DatabaseHistory(
     InstanceConfig Instance,
     string Database,
     IReadOnlyList<HistoryPoint> Recent,
-    int Complete,
+    int Intact,
     int Incomplete,
+    int Damaged,
     DateTimeOffset? LastVerifiedUtc,
     string? LastVerifiedFile)
 {
@@ -39,8 +41,9 @@ public sealed record InstanceHistory(InstanceConfig Instance, IReadOnlyList<Data
 /// <summary>
 /// Reads an instance's backup history from the manifests in its destinations: what `status` and the
 /// metrics show. Derived from the storage alone, so every runner that shares a destination sees the
-/// same. Reads at most <c>depth</c> manifests per database (a copy in a later destination is not
-/// read again), and no data file.
+/// same. Reads every manifest (to count only intact backups; a backup found intact in an earlier
+/// destination is not read again), the verify records of the newest <c>depth</c> per database,
+/// and no data file.
 /// </summary>
 public static class BackupHistory
 {
@@ -48,8 +51,9 @@ public static class BackupHistory
         InstanceConfig instance, IReadOnlyList<NamedStorage> destinations, int depth, CancellationToken cancellationToken)
     {
         var points = new Dictionary<string, Dictionary<string, HistoryPoint>>(StringComparer.Ordinal);
-        var complete = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+        var intact = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
         var incomplete = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+        var damaged = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
         var verified = new Dictionary<string, (DateTimeOffset At, string File)>(StringComparer.Ordinal);
         var errors = new List<string>();
         foreach (var destination in destinations)
@@ -69,41 +73,52 @@ public static class BackupHistory
             {
                 var database = byDatabase.Key;
                 var seen = Get(points, database);
-                Get(complete, database).UnionWith(byDatabase.Where(e => e.HasManifest).Select(e => StorageKey.FileName(e.Key)));
+                var good = Get(intact, database);
                 Get(incomplete, database).UnionWith(byDatabase.Where(e => !e.HasManifest).Select(e => StorageKey.FileName(e.Key)));
-                // Newest first (ListAsync's order): the newest few of each destination.
-                foreach (var entry in byDatabase.Where(e => e.HasManifest).Take(depth))
+                // Newest first (ListAsync's order), judged as list and prune judge them.
+                var found = new List<CatalogBackup>();
+                foreach (var entry in byDatabase.Where(e => e.HasManifest && !good.Contains(StorageKey.FileName(e.Key))))
                 {
-                    var file = StorageKey.FileName(entry.Key);
-                    if (seen.ContainsKey(file))
+                    var backup = await BackupCatalog.ClassifyAsync(destination.Storage, instance, entry, cancellationToken).ConfigureAwait(false);
+                    if (backup.Status == BackupStatus.Verified)
                     {
-                        continue;
+                        found.Add(backup);
                     }
-                    if (await ReadPointAsync(destination.Storage, entry, cancellationToken).ConfigureAwait(false) is { } point)
+                    else
                     {
-                        seen[file] = point.Point;
-                        if (point.VerifiedUtc is { } at && (!verified.TryGetValue(database, out var known) || known.At < at))
-                        {
-                            verified[database] = (at, file);
-                        }
+                        Get(damaged, database).Add(StorageKey.FileName(entry.Key));
+                    }
+                }
+                good.UnionWith(found.Select(b => StorageKey.FileName(b.Entry.Key)));
+                // The newest few of each destination, with when each was last checked.
+                foreach (var backup in found.Take(depth))
+                {
+                    var manifest = backup.Manifest!;
+                    seen[manifest.DataFile] = new HistoryPoint(manifest.DataFile, manifest.StartedUtc, manifest.FinishedUtc, manifest.StoredBytes, manifest.PlainBytes);
+                    if ((await BackupCatalog.WithDigestCheckAsync(destination.Storage, backup, cancellationToken).ConfigureAwait(false)).DigestCheckedUtc is { } at
+                        && (!verified.TryGetValue(database, out var known) || known.At < at))
+                    {
+                        verified[database] = (at, manifest.DataFile);
                     }
                 }
                 // The last check may be of an older backup than those read above.
                 if (!verified.ContainsKey(database)
-                    && byDatabase.FirstOrDefault(e => e.HasManifest && e.VerifyRecordModified is not null && !seen.ContainsKey(StorageKey.FileName(e.Key))) is { } older
-                    && await ReadPointAsync(destination.Storage, older, cancellationToken).ConfigureAwait(false) is { VerifiedUtc: { } olderAt })
+                    && found.Skip(depth).FirstOrDefault(b => b.Entry.VerifyRecordModified is not null) is { } older
+                    && (await BackupCatalog.WithDigestCheckAsync(destination.Storage, older, cancellationToken).ConfigureAwait(false)).DigestCheckedUtc is { } olderAt)
                 {
-                    verified[database] = (olderAt, StorageKey.FileName(older.Key));
+                    verified[database] = (olderAt, older.Manifest!.DataFile);
                 }
             }
         }
-        var databases = points.Keys.Union(incomplete.Keys).Order(StringComparer.Ordinal).Select(database =>
+        var databases = points.Keys.Order(StringComparer.Ordinal).Select(database =>
         {
             var recent = Get(points, database).Values.OrderByDescending(p => p.StartedUtc).ThenByDescending(p => p.DataFile, StringComparer.Ordinal)
                 .Take(depth).ToList();
             var check = verified.TryGetValue(database, out var v) ? v : ((DateTimeOffset At, string File)?)null;
-            return new DatabaseHistory(instance, database, recent, Get(complete, database).Count,
-                Get(incomplete, database).Except(Get(complete, database)).Count(), check?.At, check?.File);
+            var good = Get(intact, database);
+            var bad = Get(damaged, database).Except(good).ToHashSet(StringComparer.Ordinal);
+            return new DatabaseHistory(instance, database, recent, good.Count,
+                Get(incomplete, database).Except(good).Except(bad).Count(), bad.Count, check?.At, check?.File);
         }).ToList();
         return new InstanceHistory(instance, databases, errors);
     }
@@ -117,32 +132,5 @@ public static class BackupHistory
             map[key] = value;
         }
         return value;
-    }
-
-    /// <summary>The backup's point and, when a verify record covers it, when it was checked; null when its manifest is unreadable or not its own.</summary>
-    private static async Task<(HistoryPoint Point, DateTimeOffset? VerifiedUtc)?> ReadPointAsync(
-        IReadOnlyStorage storage, CatalogEntry entry, CancellationToken cancellationToken)
-    {
-        BackupManifest manifest;
-        try
-        {
-            manifest = await BackupManifest.ReadAsync(storage, BackupManifest.KeyFor(entry.Key), cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is JsonException or IOException or InvalidDataException or UnauthorizedAccessException)
-        {
-            return null;
-        }
-        if (manifest.DataFile != StorageKey.FileName(entry.Key) || manifest.Database != entry.Name.Database || manifest.StoredBytes != entry.Size)
-        {
-            return null;
-        }
-        DateTimeOffset? verifiedUtc = null;
-        if (entry.VerifyRecordModified is { } recordModified
-            && await VerifyRecord.ReadAsync(storage, entry.Key, cancellationToken).ConfigureAwait(false) is { } record
-            && record.Covers(manifest, recordModified, entry.Modified))
-        {
-            verifiedUtc = record.CheckedUtc;
-        }
-        return (new HistoryPoint(manifest.DataFile, manifest.StartedUtc, manifest.FinishedUtc, manifest.StoredBytes, manifest.PlainBytes), verifiedUtc);
     }
 }

@@ -9,7 +9,7 @@ namespace VyaBackupDb.Reporting;
 
 /// <summary>The metrics of one database (label values: instance id and name, database).</summary>
 /// <param name="LastSuccessUtc">From the newest complete backup in storage (any runner's).</param>
-/// <param name="Backups">Complete backups in storage.</param>
+/// <param name="Backups">Intact backups in storage (as list and prune judge them).</param>
 /// <param name="LastStatus">1 when the last run (of this runner) that backed it up succeeded, 0 when it failed; null: not known here.</param>
 /// <param name="Failures">Failed backups counted by this runner, since its metrics file (or process) began.</param>
 public sealed record DatabaseMetrics(
@@ -84,9 +84,9 @@ public static partial class Metrics
                         LastSuccessUtc = last.FinishedUtc,
                         LastSuccessDurationSeconds = Math.Round(last.Duration.TotalSeconds, 3),
                         LastSuccessSizeBytes = last.StoredBytes,
-                        Backups = database.Complete,
+                        Backups = database.Intact,
                     }
-                    : current with { Backups = database.Complete };
+                    : current with { Backups = database.Intact };
             }
             if (history.Errors.Count == 0)
             {
@@ -142,7 +142,7 @@ public static partial class Metrics
     private static readonly Family LastSuccess = new("last_success_timestamp_seconds", "gauge", "When the newest complete backup of the database finished (Unix time), from the manifests in storage.");
     private static readonly Family LastDuration = new("last_success_duration_seconds", "gauge", "How long the newest complete backup took.");
     private static readonly Family LastSize = new("last_success_size_bytes", "gauge", "Stored size of the newest complete backup.");
-    private static readonly Family BackupsCount = new("backups", "gauge", "Complete backups of the database in storage.");
+    private static readonly Family BackupsCount = new("backups", "gauge", "Intact backups of the database in storage.");
     private static readonly Family LastStatus = new("last_status", "gauge", "1 if the last backup of the database by this runner succeeded, 0 if it failed.");
     private static readonly Family LastRun = new("last_run_timestamp_seconds", "gauge", "When this runner last backed up the database (Unix time), whatever the outcome.");
     private static readonly Family Failures = new("failures_total", "counter", "Failed backups of the database counted by this runner.");

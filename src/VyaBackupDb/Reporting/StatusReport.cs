@@ -30,6 +30,7 @@ public sealed record DatabaseStatus(
     double? LastDurationSeconds,
     int Backups,
     int Incomplete,
+    int Damaged,
     DateTimeOffset? LastVerifiedUtc,
     string? LastVerifiedFile,
     bool NewestVerified,
@@ -63,7 +64,7 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
                 // Nothing could be read: not "no backup", but unknown (the error says why).
                 continue;
             }
-            var databases = history.Databases.Where(d => d.Complete > 0 || d.Incomplete > 0).ToList();
+            var databases = history.Databases.Where(d => d.Intact > 0 || d.Incomplete > 0 || d.Damaged > 0).ToList();
             if (databases.Count == 0)
             {
                 rows.Add(Row(instance, null, null, now));
@@ -93,8 +94,9 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
             overdue,
             last?.StoredBytes,
             last is null ? null : Math.Round(last.Duration.TotalSeconds, 3),
-            history?.Complete ?? 0,
+            history?.Intact ?? 0,
             history?.Incomplete ?? 0,
+            history?.Damaged ?? 0,
             history?.LastVerifiedUtc,
             history?.LastVerifiedFile,
             history?.NewestVerified ?? false,

@@ -109,6 +109,54 @@ public sealed partial class StatusTests : IAsyncLifetime
         Assert.True(calm.ExitCode == 0, calm.ToString());
     }
 
+    /// <summary>
+    /// Only intact backups count, as list and prune judge them: a manifest that is unreadable, describes another
+    /// file, or records another size is no backup (a database with nothing else has none, and is overdue), and is
+    /// shown as damaged.
+    /// </summary>
+    [Fact]
+    public async Task Status_counts_only_intact_backups_and_shows_the_damaged_ones()
+    {
+        var dir = _scratch.TempDir("status-damaged");
+        var backupDir = Path.Combine(dir, "store");
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, """
+            backup_dir: store
+            instances:
+              - id: 1
+                name: st-damaged
+                dbms: mysql
+                user: nobody
+            """);
+        var mysql = TestServers.MySql(name: "st-damaged");
+        var brokenOld = Backup(backupDir, mysql, "broken", _now.AddHours(-3), 100, 1);
+        var brokenNew = Backup(backupDir, mysql, "broken", _now.AddHours(-2), 100, 1);
+        var kept = Backup(backupDir, mysql, "mixed", _now.AddHours(-3), 100, 1);
+        var truncated = Backup(backupDir, mysql, "mixed", _now.AddHours(-2), 100, 1);
+        var garbled = Backup(backupDir, mysql, "mixed", _now.AddHours(-1), 100, 1);
+        string ManifestOf(string key) => Path.Combine(backupDir, key + BackupManifest.Suffix);
+        await File.WriteAllTextAsync(ManifestOf(brokenOld), "{\"schema_version\":1,");
+        // Another backup's manifest: it describes another file.
+        File.Copy(ManifestOf(kept), ManifestOf(brokenNew), overwrite: true);
+        await File.WriteAllBytesAsync(Path.Combine(backupDir, truncated), new byte[10]);
+        await File.WriteAllTextAsync(ManifestOf(garbled), "not json");
+
+        var run = await Run.CliAsync("status", "--json", "--config", config);
+
+        Assert.True(run.ExitCode == 8, run.ToString());
+        using var json = JsonDocument.Parse(run.Stdout);
+        var rows = json.RootElement.GetProperty("databases").EnumerateArray().ToDictionary(r => r.GetProperty("database").GetString()!);
+        Assert.Equal(0, rows["broken"].GetProperty("backups").GetInt32());
+        Assert.Equal(2, rows["broken"].GetProperty("damaged").GetInt32());
+        Assert.Equal(JsonValueKind.Null, rows["broken"].GetProperty("last_backup_utc").ValueKind);
+        Assert.True(rows["broken"].GetProperty("overdue").GetBoolean());
+        Assert.Equal(1, rows["mixed"].GetProperty("backups").GetInt32());
+        Assert.Equal(2, rows["mixed"].GetProperty("damaged").GetInt32());
+        Assert.Equal(0, rows["mixed"].GetProperty("incomplete").GetInt32());
+        var plain = await Run.CliAsync("status", "--config", config);
+        Assert.Matches(@"(?m)^st-damaged \(1\)\s+broken\s+NO BACKUP\s.*\s0 \(\+2 damaged\)", plain.Stdout);
+    }
+
     [Fact]
     public async Task Without_expect_every_the_next_backup_is_due_when_the_schedule_next_fires()
     {
