@@ -68,7 +68,7 @@ public static class BackupFileChecker
         }
         return buffer.AsSpan(0, read).SequenceEqual(want)
             ? null
-            : $"{storage.Describe(checksumKey)} is not this backup's checksum line ({manifest.ChecksumLine.TrimEnd('\n')})";
+            : $"{storage.Describe(checksumKey)} is not this backup's checksum line (the manifest's is \"{manifest.ChecksumLine.TrimEnd('\n')}\")";
     }
 
     /// <summary>What is wrong with stored bytes of this size and digest, or null when they match the manifest.</summary>
