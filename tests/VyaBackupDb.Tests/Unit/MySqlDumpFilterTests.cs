@@ -919,10 +919,10 @@ public sealed class MySqlDumpFilterTests
         {
             "DELIMITER ;;\nCREATE PROCEDURE p() BEGIN GRANT UPDATE (a) ON dns_db.t TO u; CREATE TABLE x (LIKE dns_db.t); DROP TABLE IF EXISTS dns_db.t, dns_db.u; "
                 + "SET @a = NEXTVAL(dns_db.s) + (NEXT VALUE FOR dns_db.s); INSERT INTO x SELECT 1 ON DUPLICATE KEY UPDATE dns_db.a = 1; CALL dns_db.q; "
-                + "DELETE FROM t USING t JOIN u ON t.a = u.a, dns_db.v; IF 1 THEN dns_db.q; END IF; SELECT 1 FROM t USE INDEX FOR ORDER BY (i), dns_db.w; END;;\nDELIMITER ;\n",
+                + "DELETE FROM t USING t JOIN u ON t.a = u.a, dns_db.v; IF 1 THEN dns_db.q; END IF; END;;\nDELIMITER ;\n",
             $"DELIMITER ;;\nCREATE PROCEDURE p() BEGIN GRANT UPDATE (a) ON {Quoted}.t TO u; CREATE TABLE x (LIKE {Quoted}.t); DROP TABLE IF EXISTS {Quoted}.t, {Quoted}.u; "
                 + $"SET @a = NEXTVAL({Quoted}.s) + (NEXT VALUE FOR {Quoted}.s); INSERT INTO x SELECT 1 ON DUPLICATE KEY UPDATE dns_db.a = 1; CALL {Quoted}.q; "
-                + $"DELETE FROM t USING t JOIN u ON t.a = u.a, {Quoted}.v; IF 1 THEN {Quoted}.q; END IF; SELECT 1 FROM t USE INDEX FOR ORDER BY (i), {Quoted}.w; END;;\nDELIMITER ;\n"
+                + $"DELETE FROM t USING t JOIN u ON t.a = u.a, {Quoted}.v; IF 1 THEN {Quoted}.q; END IF; END;;\nDELIMITER ;\n"
         },
         {
             "CREATE TRIGGER tr BEFORE UPDATE ON dns_db.t FOR EACH ROW SET NEW.a = (SELECT MAX(dns_db.a) FROM dns_db.t2 AS dns_db);",

@@ -44,7 +44,6 @@ internal sealed class MySqlNamePositions
     private readonly List<Level> levels = [new(Clause.Tables)];
     private int overflow;
     private byte[] previous = [];
-    private byte[] beforePrevious = [];
     private MySqlBodyBlocks.Token previousKind = MySqlBodyBlocks.Token.Punct;
 
     /// <summary>Whether a two-part name starting at the next token names a table or alias, not a database.</summary>
@@ -73,7 +72,6 @@ internal sealed class MySqlNamePositions
         }
 
         previousKind = kind;
-        beforePrevious = previous;
         previous = kind is MySqlBodyBlocks.Token.Word or MySqlBodyBlocks.Token.Punct ? text.ToArray() : [];
     }
 
@@ -151,10 +149,6 @@ internal sealed class MySqlNamePositions
         {
             // After a JOIN, its condition; otherwise a table: a trigger's, an index's, a GRANT's, DELETE ... USING's.
             levels[^1] = level.Clause == Clause.FromList && level.Joined ? level with { Condition = true } : new(Clause.FromList);
-        }
-        else if (IsWord(word, "BY"u8) && Ascii.EqualsIgnoreCase(beforePrevious, "FOR"u8))
-        {
-            // An index hint's USE INDEX FOR ORDER BY (i): the table list goes on.
         }
         else if (IsWord(word, "LIKE"u8))
         {
