@@ -331,50 +331,6 @@ public sealed class MySqlRoundTripTests : IAsyncLifetime
         Assert.Equal(3L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM v"), System.Globalization.CultureInfo.InvariantCulture));
     }
     /// <summary>
-    /// A table or alias named like its database (db wiki, table wiki): wiki.id where a column stands names the
-    /// table's column, yet the restore pointed it at the target database, so a view over it failed the restore
-    /// and a routine, trigger or event came back reading a column that does not exist. Only db.table (and
-    /// db.table.col, db.routine) name the database. Both engines.
-    /// </summary>
-    [SkippableTheory]
-    [InlineData(0)]
-    [InlineData(4)]
-    public async Task A_table_and_an_alias_named_like_the_database_come_back_as_they_were(int jobs)
-    {
-        await TestServers.RequireMySqlAsync();
-        var instance = MySqlTestDb.Instance(jobs);
-        var source = await _scratch.NewMySqlDatabaseAsync();
-        var s = MySqlTestDb.Quote(source);
-        await MySqlTestDb.ExecAsync(source,
-            $"CREATE TABLE {s} (id INT PRIMARY KEY)",
-            $"INSERT INTO {s} VALUES (1)",
-            $"CREATE TABLE t (id INT PRIMARY KEY, {s} INT)",
-            "INSERT INTO t VALUES (1, 2)",
-            "CREATE TABLE log (n INT)",
-            $"CREATE VIEW v AS SELECT {s}.id FROM {s}",
-            $"CREATE VIEW v_db AS SELECT {s}.t.id, t.{s} FROM {s}.t",
-            $"CREATE PROCEDURE p() SELECT {s}.id FROM t AS {s}",
-            $"CREATE TRIGGER tr AFTER INSERT ON log FOR EACH ROW UPDATE {s} SET {s}.id = {s}.id + NEW.n",
-            $"CREATE EVENT e ON SCHEDULE EVERY 1 DAY DISABLE DO UPDATE t SET t.{s} = (SELECT {s}.id FROM (SELECT 1 AS id) AS {s})");
-        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
-        var target = _scratch.MySqlName();
-
-        await Ops.RestoreAsync(instance, file, target);
-
-        Assert.Equal(1, Convert.ToInt32(await MySqlTestDb.ScalarAsync(target, "SELECT id FROM v"), System.Globalization.CultureInfo.InvariantCulture));
-        Assert.Equal(1, Convert.ToInt32(await MySqlTestDb.ScalarAsync(target, "CALL p()"), System.Globalization.CultureInfo.InvariantCulture));
-        await MySqlTestDb.ExecAsync(target, "INSERT INTO log VALUES (10)");
-        Assert.Equal(11, Convert.ToInt32(await MySqlTestDb.ScalarAsync(target, $"SELECT id FROM {s}"), System.Globalization.CultureInfo.InvariantCulture));
-        Assert.Equal(1, Convert.ToInt32(await MySqlTestDb.ScalarAsync(source, $"SELECT id FROM {s}"), System.Globalization.CultureInfo.InvariantCulture));
-        var eventBody = (string)(await MySqlTestDb.ScalarAsync(target,
-            "SELECT EVENT_DEFINITION FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @p0 AND EVENT_NAME = 'e'", target))!;
-        Assert.Equal($"UPDATE t SET t.{s} = (SELECT {s}.id FROM (SELECT 1 AS id) AS {s})", eventBody);
-        // The view that names the database reads the copy's tables.
-        var viewBody = (string)(await MySqlTestDb.ScalarAsync(target,
-            "SELECT VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = @p0 AND TABLE_NAME = 'v_db'", target))!;
-        Assert.DoesNotContain(s + ".", viewBody, StringComparison.Ordinal);
-    }
-    /// <summary>
     /// A MariaDB procedure created under sql_mode=ORACLE (declarations after AS, WHILE ... LOOP) backed up and
     /// verified OK, yet every restore refused it: the backup must fail instead, saying why, and leave no file.
     /// </summary>

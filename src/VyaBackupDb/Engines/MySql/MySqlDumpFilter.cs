@@ -41,9 +41,9 @@ public sealed record MySqlFilterOptions(string? SourceDatabase = null, DefinerMo
 /// until it is classified (at most 64 KiB) and needs no more memory for multi-GB dumps. Object
 /// statements are followed token by token to their end (slower, but they are a small part of a
 /// dump); only a name of the source database until the next token, or a DEFINER clause being
-/// rewritten, is held. A qualifier is a database name except in <c>x.y</c> where the server reads
-/// a column (<see cref="MySqlNamePositions"/>): there <c>x</c> is a table or alias, which may be
-/// named like the source database (<c>shop.id</c> with a table <c>shop</c>) and is kept.
+/// rewritten, is held. A name used as a qualifier is taken as a database name, so a table or
+/// alias named exactly like the source database (<c>shop.id</c> with a table <c>shop</c>) is
+/// rewritten too.
 /// </remarks>
 public sealed class MySqlDumpFilter
 {
@@ -156,10 +156,6 @@ public sealed class MySqlDumpFilter
     private bool objectIsFunction;
     private bool viewNameNext;
     private MySqlBodyBlocks? bodyBlocks;
-    private MySqlNamePositions? namePositions;
-    private bool tokenInColumnPosition;
-    private bool candidateInColumnPosition;
-    private QualifierWait qualifierWait;
     private bool triggerTableNext;
     private bool objectNameNext;
     private byte[] objectWord = [];
@@ -246,14 +242,6 @@ public sealed class MySqlDumpFilter
         String,
         Punct,
         Number,
-    }
-
-    /// <summary>A source-named x in x.y where a column stands: the server reads a table or alias, unless a third part or a call follows.</summary>
-    private enum QualifierWait : byte
-    {
-        None,
-        SecondPart,
-        AfterSecondPart,
     }
 
     private enum Step : byte
@@ -2283,11 +2271,6 @@ public sealed class MySqlDumpFilter
             FinishDefiner();
         }
 
-        if (qualifierWait != QualifierWait.None)
-        {
-            DecideQualifier(kind, buf[i], dot);
-        }
-
         if (candidatePending)
         {
             DecideCandidate(dot);
@@ -2333,23 +2316,16 @@ public sealed class MySqlDumpFilter
         }
 
         // What the server skips (a /*!NNNNN ... */ of another version) is no part of the body it reads.
-        var bodyToken = kind switch
-        {
-            // A word right after a '.' is a name to the server, even END or BEGIN.
-            TokenKind.Word => tokenIsName ? MySqlBodyBlocks.Token.Name : MySqlBodyBlocks.Token.Word,
-            TokenKind.Ident => MySqlBodyBlocks.Token.Name,
-            TokenKind.Punct => MySqlBodyBlocks.Token.Punct,
-            _ => MySqlBodyBlocks.Token.Literal,
-        };
-        if (!skippedConditional && bodyBlocks?.Accept(bodyToken, text) is { } problem)
+        if (!skippedConditional && bodyBlocks?.Accept(kind switch
+            {
+                // A word right after a '.' is a name to the server, even END or BEGIN.
+                TokenKind.Word => tokenIsName ? MySqlBodyBlocks.Token.Name : MySqlBodyBlocks.Token.Word,
+                TokenKind.Ident => MySqlBodyBlocks.Token.Name,
+                TokenKind.Punct => MySqlBodyBlocks.Token.Punct,
+                _ => MySqlBodyBlocks.Token.Literal,
+            }, text) is { } problem)
         {
             throw Refuse(problem, start);
-        }
-
-        tokenInColumnPosition = namePositions?.ColumnPosition ?? false;
-        if (!skippedConditional)
-        {
-            namePositions?.Accept(bodyToken, text);
         }
 
         if (objectHeader && kind == TokenKind.Word)
@@ -2380,7 +2356,6 @@ public sealed class MySqlDumpFilter
                 viewNameNext = Is(text, "VIEW"u8);
                 // Where the server ends the statement it is sent as: nothing may follow (see MySqlBodyBlocks).
                 bodyBlocks = new MySqlBodyBlocks(text);
-                namePositions = new MySqlNamePositions();
                 objectNameNext = true;
                 objectWord = text.ToArray();
                 eventPhase = Is(text, "EVENT"u8) ? EventPhase.Name : EventPhase.None;
@@ -2442,7 +2417,6 @@ public sealed class MySqlDumpFilter
 
         candidatePending = true;
         candidateIsReference = false;
-        candidateInColumnPosition = step == Step.Object && tokenInColumnPosition;
         candidateIsObjectName = objectNameNext && !(kind == TokenKind.Word && (Is(text, "IF"u8) || Is(text, "NOT"u8) || Is(text, "EXISTS"u8)));
         objectNameNext &= !candidateIsObjectName;
         candidateStart = start;
@@ -2511,13 +2485,11 @@ public sealed class MySqlDumpFilter
 
         if (candidateIsSource)
         {
-            if (dot && candidateInColumnPosition)
+            if (dot)
             {
-                qualifierWait = QualifierWait.SecondPart; // still held: the parts after it tell
-            }
-            else if (dot)
-            {
-                RewriteCandidate();
+                sink.ReleaseReplacing(checked((int)(candidateStart - holdStart)), checked((int)(candidateEnd - holdStart)), targetIdentifier);
+                holdStart = -1;
+                RewrittenQualifiers++;
             }
             else
             {
@@ -2550,37 +2522,6 @@ public sealed class MySqlDumpFilter
         {
             RecordOtherQualifier(candidateText.Span);
         }
-    }
-
-    /// <summary>
-    /// At the tokens after a source-named x. where a column stands: x.y names column y of table or alias x
-    /// (kept as dumped), x.y.z and x.f(...) name database x (pointed at the target, as anything else is).
-    /// </summary>
-    private void DecideQualifier(TokenKind kind, byte first, bool dot)
-    {
-        if (qualifierWait == QualifierWait.SecondPart && (kind != TokenKind.Punct || first == '*'))
-        {
-            qualifierWait = QualifierWait.AfterSecondPart;
-            return;
-        }
-
-        var database = qualifierWait == QualifierWait.SecondPart || dot || (kind == TokenKind.Punct && first == '(');
-        qualifierWait = QualifierWait.None;
-        if (database)
-        {
-            RewriteCandidate();
-        }
-        else
-        {
-            ReleaseHold();
-        }
-    }
-
-    private void RewriteCandidate()
-    {
-        sink.ReleaseReplacing(checked((int)(candidateStart - holdStart)), checked((int)(candidateEnd - holdStart)), targetIdentifier);
-        holdStart = -1;
-        RewrittenQualifiers++;
     }
 
     /// <summary>Neither the target, a trigger's rows, nor a system schema.</summary>
@@ -2743,16 +2684,10 @@ public sealed class MySqlDumpFilter
         }
 
         bodyBlocks = null;
-        namePositions = null;
 
         if (candidatePending)
         {
             DecideCandidate(dot: false);
-        }
-
-        if (qualifierWait != QualifierWait.None)
-        {
-            DecideQualifier(TokenKind.Punct, 0, dot: false); // x. ends it: a database; x.y: a column
         }
 
         if (holdStart >= 0)
