@@ -546,7 +546,29 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         var databases = (await ProbeAsync(cancellationToken).ConfigureAwait(false)).Databases;
         var others = filter.OtherDatabaseQualifiers
             .Where(q => q != database && q != filter.SourceDatabase && databases.Contains(q, StringComparer.Ordinal)).ToList();
-        return new LoadResult(filter.EndedWithCompletionTrailer, filter.EnabledEvents, others);
+        return new LoadResult(filter.EndedWithCompletionTrailer, filter.EnabledEvents, others,
+            Warnings: !rowsFollow && await TableNamedLikeSourceAsync(database, filter.SourceDatabase, cancellationToken).ConfigureAwait(false) is { } table
+                ? [$"the backup has a table named like its database ('{table}'): the filter points every {table}.x in views, triggers, routines "
+                    + $"and events at the restored database, {table}.column too, so those that read that table's columns by its name need checking"]
+                : null);
+    }
+
+    /// <summary>
+    /// A table of the loaded database named like the backup's source: the filter cannot tell its
+    /// name from the database's in source.x, and points both at the target.
+    /// </summary>
+    private async Task<string?> TableNamedLikeSourceAsync(string database, string? source, CancellationToken cancellationToken)
+    {
+        if (source is null)
+        {
+            return null;
+        }
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new MySqlCommand(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND TABLE_NAME = @source", connection);
+        command.Parameters.AddWithValue("@db", database);
+        command.Parameters.AddWithValue("@source", source);
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
     }
 
     public async Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken)
