@@ -720,7 +720,9 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
         using (var killed = Run.StartCli("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", slowConfig))
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            while (await PgTestDb.ScalarAsync("postgres", $"SELECT count(*) FROM pg_roles WHERE rolname = '{role}' AND rolvaliduntil > now()") is not 1L)
+            // psql's window: one still open 300 ms later (a connection's own window lasts milliseconds).
+            var open = $"SELECT rolvaliduntil::text FROM pg_roles WHERE rolname = '{role}' AND rolvaliduntil > now()";
+            while (await PgTestDb.ScalarAsync("postgres", open) is not string window || await DelayedAsync(300, () => PgTestDb.ScalarAsync("postgres", open)) as string != window)
             {
                 Assert.False(killed.HasExited, "the restore ended before its load role could log in");
                 Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), "the load role's login window did not open within 60 s");
@@ -1106,6 +1108,12 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
     }
 
     private async Task<string> ConfigAsync() => await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+
+    private static async Task<object?> DelayedAsync(int milliseconds, Func<Task<object?>> read)
+    {
+        await Task.Delay(milliseconds);
+        return await read();
+    }
 
     /// <summary>A config whose instance 2 is the PostgreSQL test server with <paramref name="engine"/> (a PgEngines name) and owners.</summary>
     private async Task<string> ConfigAsync(string backupDir, string engine, bool owners = false, int timeoutSeconds = 300, string? toolsDir = null)
