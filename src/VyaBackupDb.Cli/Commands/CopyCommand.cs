@@ -25,7 +25,13 @@ internal static class CopyCommand
             var config = CommonOptions.LoadConfig(parseResult);
             var databaseName = parseResult.GetValue(database);
             var instances = CommonOptions.ChooseInstances(config, parseResult.GetValue(instance), parseResult.GetValue(all), databaseName);
-            var request = new CopyRequest(instances, parseResult.GetRequiredValue(to), parseResult.GetValue(from), databaseName,
+            var destination = parseResult.GetRequiredValue(to);
+            if (parseResult.GetValue(all) && instances.Any(i => i.StorageNames.Contains(destination)))
+            {
+                // --all: the instances that have that destination (one named with --instance must have it).
+                instances = [.. instances.Where(i => i.StorageNames.Contains(destination))];
+            }
+            var request = new CopyRequest(instances, destination, parseResult.GetValue(from), databaseName,
                 parseResult.GetValue(latest), parseResult.GetValue(dryRun));
             using var storages = new StorageSet(config);
             var report = await new CopyOperation(config, storages, new ConsoleCopyObserver()).RunAsync(request, cancellationToken).ConfigureAwait(false);

@@ -1043,6 +1043,12 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         Assert.True(copy.ExitCode == UsageOrConfig, copy.ToString());
         Assert.Contains("'box' is not a destination of instance 1 (it-mysql)", OneLineAbout(copy, "box"), StringComparison.Ordinal);
         Assert.Empty(Directory.GetFileSystemEntries(boxDir));
+
+        // With --all, the instances that have it are copied (instance 2 has not): no refusal.
+        var withBox = await ConfigAsync(backupDir, "dns_db", "none", mysqlExtra: "storage: [local, box]", topLevel: $"  - {{name: box, type: local, path: '{boxDir}'}}");
+        var all = await CliAsync("copy", "--to", "box", "--all", "--config", withBox);
+        Assert.True(all.ExitCode == Success, all.ToString());
+        Assert.Contains("copy summary: 1 copied to 'box'", all.Stdout, StringComparison.Ordinal);
     }
 
     [Fact]
