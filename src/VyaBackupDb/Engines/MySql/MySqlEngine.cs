@@ -454,14 +454,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             command.Parameters.AddWithValue("@comment", comment);
         }
         command.CommandText = sql.ToString();
-        try
-        {
-            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (MySqlException e)
-        {
-            throw new OperationFailedException(e.Message, e);
-        }
+        await Execute(command, cancellationToken).ConfigureAwait(false);
 
         async Task<bool> ExistsAsync(string query, string name) =>
             Convert.ToInt64(await Scalar(connection, query, cancellationToken, name).ConfigureAwait(false), CultureInfo.InvariantCulture) > 0;
@@ -714,6 +707,12 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     internal static async Task Execute(MySqlConnection connection, string sql, CancellationToken cancellationToken)
     {
         await using var command = new MySqlCommand(sql, connection);
+        await Execute(command, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs a statement; the server's refusal becomes an <see cref="OperationFailedException"/> in its words.</summary>
+    internal static async Task Execute(MySqlCommand command, CancellationToken cancellationToken)
+    {
         try
         {
             await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);

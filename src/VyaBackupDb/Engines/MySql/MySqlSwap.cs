@@ -277,7 +277,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             insert.Parameters.AddWithValue("@collation", o.Collation);
             insert.Parameters.AddWithValue("@databaseCollation", o.DatabaseCollation);
             insert.Parameters.AddWithValue("@zone", o.TimeZone);
-            await ExecuteCommandAsync(insert, cancellationToken).ConfigureAwait(false);
+            await MySqlEngine.Execute(insert, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -291,7 +291,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             await using var insert = new MySqlCommand($"INSERT INTO {Q(staging)}.{Q(asideNamesTable)} VALUES (@aside, @original)", connection);
             insert.Parameters.AddWithValue("@aside", asideName);
             insert.Parameters.AddWithValue("@original", table);
-            await ExecuteCommandAsync(insert, cancellationToken).ConfigureAwait(false);
+            await MySqlEngine.Execute(insert, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -652,14 +652,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     {
         await using var command = new MySqlCommand(sql, connection);
         command.Parameters.AddWithValue("@comment", comment ?? "");
-        try
-        {
-            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (MySqlException e)
-        {
-            throw new OperationFailedException(e.Message, e);
-        }
+        await MySqlEngine.Execute(command, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Ends the sessions of other clients whose current database is <paramref name="database"/>.</summary>
@@ -726,18 +719,6 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     }
 
     private Task ExecuteAsync(string sql, CancellationToken cancellationToken) => MySqlEngine.Execute(connection, sql, cancellationToken);
-
-    private static async Task ExecuteCommandAsync(MySqlCommand command, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (MySqlException e)
-        {
-            throw new OperationFailedException(e.Message, e);
-        }
-    }
 
     private static string Q(string name) => MySqlEngine.QuoteIdentifier(name);
 }

@@ -89,20 +89,14 @@ internal static partial class Posix
     }
 
     /// <summary>lstat, or null when the path does not exist.</summary>
-    public static FileStat? TryLStat(string path)
-    {
-        if (Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxBasicStats, out var buffer) == 0)
-        {
-            return buffer.ToStat();
-        }
-        var error = Error(path);
-        return error.IsMissing ? null : throw error;
-    }
+    public static FileStat? TryLStat(string path) => TryStatx(path, AtSymlinkNoFollow);
 
     /// <summary>stat (through symlinks), or null when the path does not exist.</summary>
-    public static FileStat? TryStat(string path)
+    public static FileStat? TryStat(string path) => TryStatx(path, 0);
+
+    private static FileStat? TryStatx(string path, int flags)
     {
-        if (Statx(AtFdCwd, path, 0, StatxBasicStats, out var buffer) == 0)
+        if (Statx(AtFdCwd, path, flags, StatxBasicStats, out var buffer) == 0)
         {
             return buffer.ToStat();
         }
