@@ -23,6 +23,8 @@ public sealed class RemoteStorageTests : IAsyncLifetime
     private static readonly DateTimeOffset GoodTime = new(2026, 1, 13, 15, 54, 40, TimeSpan.Zero);
     private static readonly DateTimeOffset LaterTime = GoodTime.AddHours(1);
 
+    private const int StallLimitSeconds = 3;
+
     private readonly Scratch _scratch = new();
     private readonly RemoteScratch _remote = new();
 
@@ -380,8 +382,53 @@ public sealed class RemoteStorageTests : IAsyncLifetime
         DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(db), await MySqlTestDb.FingerprintAsync(target), "restored by the CLI");
     }
 
-    /// <summary>A config.yaml for the CLI: instance 1 (MariaDB, named like the in-process runs' instance) backing up to one remote storage.</summary>
-    private async Task<string> WriteConfigAsync(string backupDir, string? toolsDir, string storage)
+    /// <summary>
+    /// A destination that stops sending in the middle of a backup's file (the connection open,
+    /// nothing arriving) fails verify and restore within connect_timeout_seconds, in one line,
+    /// and the restore's target is untouched. Before, both hung for as long as the connection
+    /// stayed open (no bound on a body's reads).
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(Backend.S3)]
+    [InlineData(Backend.Sftp)]
+    public async Task A_destination_that_stops_sending_mid_file_fails_verify_and_restore_within_the_connect_timeout(Backend backend)
+    {
+        await TestServers.RequireMySqlAsync();
+        await RequireAsync(backend);
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY, b BLOB)", "INSERT INTO t SELECT seq, RANDOM_BYTES(1024) FROM seq_1_to_4000");
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE kept (id INT PRIMARY KEY)", "INSERT INTO kept VALUES (7)");
+        var targetBefore = await MySqlTestDb.FingerprintAsync(target);
+        using var proxy = new StallingProxy(backend == Backend.S3 ? TestServers.S3Port : TestServers.SftpPort);
+        var config = await WriteConfigAsync(_scratch.TempDir("backups"), null, StorageName(backend),
+            s3Port: backend == Backend.S3 ? proxy.Port : null, sftpPort: backend == Backend.Sftp ? proxy.Port : null);
+        var backup = await Run.CliAsync("backup", "-i", "1", "-d", db, "--config", config);
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        var location = System.Text.RegularExpressions.Regex.Match(backup.Stdout, @"(s3|sftp)://\S+\.sql\.zst").Value;
+        Assert.True(location.Length > 0, backup.ToString());
+        var expected = $"within {StallLimitSeconds} s (connect_timeout_seconds)";
+
+        foreach (var command in new[] { new[] { "verify", "-i", "1", "-d", db }, ["restore", "-i", "1", "--file", location, "--target", target, "--force"] })
+        {
+            proxy.StallAfter(256 * 1024);
+            var started = Stopwatch.StartNew();
+            var run = await Run.CliAsync([.. command, "--config", config]);
+
+            Assert.True(run.ExitCode == 1, run.ToString());
+            Assert.True(run.Stderr.Contains(expected, StringComparison.Ordinal), run.ToString());
+            Assert.DoesNotContain("   at ", run.ToString(), StringComparison.Ordinal);
+            Assert.InRange(started.Elapsed.TotalSeconds, 0, 8 * StallLimitSeconds + 20);
+        }
+        DbFingerprint.AssertSame(targetBefore, await MySqlTestDb.FingerprintAsync(target), "the restore's target after the stalled restore");
+    }
+
+    /// <summary>
+    /// A config.yaml for the CLI: instance 1 (MariaDB, named like the in-process runs' instance) backing up to one remote storage.
+    /// <paramref name="s3Port"/> and <paramref name="sftpPort"/> put a proxy between the CLI and the servers (and a short
+    /// connect_timeout_seconds, the limit of a silent server).
+    /// </summary>
+    private async Task<string> WriteConfigAsync(string backupDir, string? toolsDir, string storage, int? s3Port = null, int? sftpPort = null)
     {
         var s3 = S3Config;
         var sftp = SftpConfig;
@@ -389,10 +436,11 @@ public sealed class RemoteStorageTests : IAsyncLifetime
         await File.WriteAllTextAsync(path, string.Create(CultureInfo.InvariantCulture, $"""
             backup_dir: '{backupDir}'
             timeout_seconds: 300
+            connect_timeout_seconds: {((s3Port ?? sftpPort) is null ? 30 : StallLimitSeconds)}
             storage:
               - name: offsite
                 type: s3
-                endpoint: {s3.Endpoint}
+                endpoint: {(s3Port is { } proxied ? $"http://127.0.0.1:{proxied}" : s3.Endpoint)}
                 bucket: {s3.Bucket}
                 prefix: '{s3.Prefix}'
                 access_key_id: {TestServers.S3AccessKey}
@@ -401,7 +449,7 @@ public sealed class RemoteStorageTests : IAsyncLifetime
               - name: box
                 type: sftp
                 host: {sftp.Host}
-                port: {sftp.Port}
+                port: {sftpPort ?? sftp.Port}
                 user: {sftp.User}
                 private_key_file: '{TestServers.SftpKeyFile}'
                 host_fingerprint: {TestServers.SftpFingerprint}

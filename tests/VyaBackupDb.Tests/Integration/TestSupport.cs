@@ -165,20 +165,21 @@ public static class Run
         }
         using var process = Process.Start(startInfo) ?? throw new InvalidOperationException($"cannot start {file}");
         process.StandardInput.Close();
-        var stderr = process.StandardError.ReadToEndAsync();
-        string stdout;
-        if (stdoutTo is null)
-        {
-            stdout = await process.StandardOutput.ReadToEndAsync();
-        }
-        else
-        {
-            await process.StandardOutput.BaseStream.CopyToAsync(stdoutTo);
-            stdout = "";
-        }
+        // The limit counts from the start: a program that hangs with its output open fails the test instead of the suite.
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
+        string stdout;
         try
         {
+            if (stdoutTo is null)
+            {
+                stdout = await process.StandardOutput.ReadToEndAsync(timeout.Token);
+            }
+            else
+            {
+                await process.StandardOutput.BaseStream.CopyToAsync(stdoutTo, timeout.Token);
+                stdout = "";
+            }
             await process.WaitForExitAsync(timeout.Token);
         }
         catch (OperationCanceledException)

@@ -120,7 +120,7 @@ public sealed class S3Storage : IStorage, IDisposable
         var objectKey = ObjectKey(key);
         var response = await CallAsync("read", key, token => Client.GetObjectAsync(_bucket, objectKey, token), cancellationToken, missingIsNotFound: true)
             .ConfigureAwait(false);
-        return new ResponseStream(response);
+        return new SilenceLimitStream(new ResponseStream(response), _answerLimit, $"S3 read {DescribeSafe(key)} failed", response.Dispose);
     }
 
     public async Task<StorageEntry?> StatAsync(string key, CancellationToken cancellationToken)

@@ -7,7 +7,7 @@ namespace VyaBackupDb.Storage.Sftp;
 /// <see cref="StorageException"/>, an <see cref="IOException"/>, like any other I/O failure.
 /// Seeking is passed through (a zip is read in place).
 /// </summary>
-internal sealed class GuardedStream(Stream inner, string location) : Stream
+internal sealed class GuardedStream(Stream inner, string location, TimeSpan answerLimit) : Stream
 {
     public override bool CanRead => inner.CanRead;
     public override bool CanSeek => inner.CanSeek;
@@ -122,5 +122,6 @@ internal sealed class GuardedStream(Stream inner, string location) : Stream
         }
     }
 
-    private StorageException Wrap(SshException e) => new($"sftp: {location}: {e.Message}", e);
+    private StorageException Wrap(SshException e) =>
+        new($"sftp: {location}: {SftpStorage.Reason(e, answerLimit)}", e, wholeDestination: e is SshConnectionException or SshOperationTimeoutException);
 }

@@ -55,7 +55,7 @@ public sealed class SftpStorage : IStorage, IDisposable
         var path = PathOf(key);
         var stream = await CallAsync("read", key, () => client.OpenAsync(path, FileMode.Open, FileAccess.Read, cancellationToken), missingIsNotFound: true)
             .ConfigureAwait(false);
-        return new GuardedStream(stream, Describe(key));
+        return new GuardedStream(stream, Describe(key), _connectTimeout);
     }
 
     public async Task<StorageEntry?> StatAsync(string key, CancellationToken cancellationToken)
@@ -156,7 +156,7 @@ public sealed class SftpStorage : IStorage, IDisposable
             await client.DeleteFileAsync(temp, CancellationToken.None).ConfigureAwait(false);
             throw;
         }
-        return new SftpWrite(this, client, key, temp, target, new GuardedStream(stream, Describe(key)));
+        return new SftpWrite(this, client, key, temp, target, new GuardedStream(stream, Describe(key), _connectTimeout));
     }
 
     /// <summary>
@@ -305,7 +305,9 @@ public sealed class SftpStorage : IStorage, IDisposable
             }
             _client?.Dispose();
             _client = null;
-            var client = new SftpClient(ConnectionInfo());
+            // Each request (a block read or written, a listing) on a connection that stops answering fails
+            // within the limit, as the connect does: a server that hangs mid-file must not hang the run.
+            var client = new SftpClient(ConnectionInfo()) { OperationTimeout = _connectTimeout };
             string? presented = null;
             var expected = NormalizeFingerprint(_config.HostFingerprint);
             client.HostKeyReceived += (_, e) =>
@@ -385,10 +387,15 @@ public sealed class SftpStorage : IStorage, IDisposable
         catch (SshException e)
         {
             // A lost connection or a server that stopped answering is the host's; anything else (permission denied, not a directory) the path's.
-            throw new StorageException($"sftp: cannot {what} {DescribeSafe(key)}: {e.Message}", e,
+            throw new StorageException($"sftp: cannot {what} {DescribeSafe(key)}: {Reason(e, _connectTimeout)}", e,
                 wholeDestination: e is SshConnectionException or SshOperationTimeoutException);
         }
     }
+
+    /// <summary>What went wrong, in the config's words where it is a limit of ours.</summary>
+    internal static string Reason(SshException e, TimeSpan answerLimit) => e is SshOperationTimeoutException
+        ? $"no answer within {answerLimit.TotalSeconds:0} s (connect_timeout_seconds)"
+        : e.Message;
 
     private string DescribeSafe(string key) => $"sftp://{_config.User}@{HostPort}/{Join(_root, key).TrimStart('/')}";
 
