@@ -182,6 +182,36 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
         await AssertNoLeftoversAsync(target);
     }
 
+    /// <summary>
+    /// An unlogged table with a serial column: PostgreSQL 15 makes its sequence unlogged too, and
+    /// pg_dump writes CREATE UNLOGGED SEQUENCE. Both engines restore it with its rows, its
+    /// sequence's value and both unlogged. Found by a tester: the backup succeeded and every
+    /// restore refused it ("statement CREATE UNLOGGED is not something pg_dump writes").
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(PgEngines.Dump)]
+    [InlineData(PgEngines.Parallel4)]
+    public async Task An_unlogged_table_with_a_serial_column_restores(string engine)
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE UNLOGGED TABLE public.sessions (id serial PRIMARY KEY, v text)",
+            "INSERT INTO public.sessions (v) SELECT 'row ' || g FROM generate_series(1, 5) g");
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, engine);
+        var file = await BackupAsync(config, backupDir, source);
+        var target = _scratch.PostgresName();
+
+        var run = await RestoreAsync(config, file, target);
+
+        Assert.True(run.ExitCode == 0, $"{engine}: {run}");
+        Assert.Equal(5L, await PgTestDb.ScalarAsync(target, "SELECT count(*) FROM public.sessions"));
+        Assert.Equal(6L, await PgTestDb.ScalarAsync(target, "SELECT nextval('public.sessions_id_seq')"));
+        Assert.Equal(["sessions|u", "sessions_id_seq|u"], await PgTestDb.RowsAsync(target,
+            "SELECT relname || '|' || relpersistence::text FROM pg_class WHERE relname IN ('sessions', 'sessions_id_seq') ORDER BY relname COLLATE \"C\""));
+        await AssertNoLeftoversAsync(target);
+    }
+
     // ---------------------------------------------------------------- 2. planted code cannot act as superuser
 
     /// <summary>
