@@ -1127,6 +1127,44 @@ public sealed class PostgresLoadRoleTests : IAsyncLifetime
         await AssertNoLeftoversAsync(target);
     }
 
+    /// <summary>
+    /// Genuine backups that load only with a superuser's rights, refused by the server in words other
+    /// than "permission denied": a LEAKPROOF function ("only superuser can define a leakproof
+    /// function") and a materialized view over a table with FORCE ROW LEVEL SECURITY, whose policy
+    /// the load role is subject to and a superuser is not ("query would be affected by row-level
+    /// security policy"). Each fails in one line naming --trust-backup, and restores with it.
+    /// Found by a tester: the line did not say how to restore them. Fails on today's main.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("leakproof")]
+    [InlineData("force-rls")]
+    public async Task A_backup_refused_for_a_superusers_right_names_trust_backup(string what)
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, what == "leakproof"
+            ? ["CREATE FUNCTION public.leak(integer) RETURNS integer LANGUAGE sql IMMUTABLE LEAKPROOF AS 'SELECT 1'"]
+            : ["CREATE TABLE public.acct (id integer PRIMARY KEY, holder name, amount integer)",
+                $"INSERT INTO public.acct VALUES (1, '{TestServers.PgUser}', 10), (2, 'alice', 20)",
+                "ALTER TABLE public.acct ENABLE ROW LEVEL SECURITY", "ALTER TABLE public.acct FORCE ROW LEVEL SECURITY",
+                "CREATE POLICY own ON public.acct USING (holder = current_user)",
+                "CREATE MATERIALIZED VIEW public.total AS SELECT sum(amount) AS total FROM public.acct"]);
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, PgEngines.Dump);
+        var file = await BackupAsync(config, backupDir, source);
+        var target = _scratch.PostgresName();
+
+        var refused = await RestoreAsync(config, file, target);
+
+        Assert.Contains("--trust-backup", AssertOneLineFailure(refused), StringComparison.Ordinal);
+        Assert.False(await PgTestDb.ExistsAsync(target), $"the refused restore created {target}");
+        await AssertNoLeftoversAsync(target);
+
+        var trusted = await RestoreAsync(config, file, target, "--trust-backup");
+
+        Assert.True(trusted.ExitCode == 0, trusted.ToString());
+    }
+
     // ---------------------------------------------------------------- helpers
 
     /// <summary>A pg_dump-style plain file (pg_dump 15's header and footer around <paramref name="body"/>), named as pg_dump files are.</summary>

@@ -716,8 +716,11 @@ public sealed partial class PostgresEngine
                 return true;
             }
         }
+        // psql prints no SQLSTATE: its messages of insufficient_privilege (42501) are matched by their text.
         return e.Message.Contains("permission denied", StringComparison.Ordinal)
             || e.Message.Contains("must be superuser", StringComparison.Ordinal)
+            || e.Message.Contains("only superuser", StringComparison.Ordinal) // can define a leakproof function, ...
+            || e.Message.Contains("would be affected by row-level security policy", StringComparison.Ordinal) // a superuser's load bypasses it
             || e.Message.Contains("must be owner", StringComparison.Ordinal)
             || e.Message.Contains("must be able to SET ROLE", StringComparison.Ordinal)
             || e.Message.Contains("must be member of role", StringComparison.Ordinal)
