@@ -168,10 +168,11 @@ public sealed partial class PostgresEngine
                 await connection.DisposeAsync().ConfigureAwait(false);
             }
         }
+        // Before post.sql: our ALTER TABLE must not fire the event triggers it may create (which could refuse it, or record it).
+        await ResumeAutovacuumAsync(database, paused, cancellationToken).ConfigureAwait(false);
         await RestorePostAsync(database, post, options, jobs, facts, cancellationToken).ConfigureAwait(false);
         // Tables analyzed before their indexes were built lack the statistics of expression indexes.
         await AnalyzeAsync(database, jobs, analyzed, reanalyzeExpressionIndexed: keys is null, notAnalyzed, cancellationToken).ConfigureAwait(false);
-        await ResumeAutovacuumAsync(database, paused, cancellationToken).ConfigureAwait(false);
         // Complete: the set reader has checked every entry up to post.sql; the caller checks its end.
         return new LoadResult(null, [], [], loaded,
             [.. notAnalyzed.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(name =>
@@ -605,7 +606,7 @@ public sealed partial class PostgresEngine
     /// Keeps autovacuum off the tables while they are loaded (it would vacuum and analyze each one
     /// as its rows arrive, competing with the load, and ANALYZE runs at the end anyway): tables
     /// without a setting of their own get <c>autovacuum_enabled = false</c>, taken back by
-    /// <see cref="ResumeAutovacuumAsync"/> before the swap. Returns those tables (names quoted).
+    /// <see cref="ResumeAutovacuumAsync"/> once the rows and keys are in, before post.sql. Returns those tables (names quoted).
     /// </summary>
     private async Task<List<string>> PauseAutovacuumAsync(string database, CancellationToken cancellationToken)
     {
