@@ -63,17 +63,17 @@ public sealed partial class MySqlEngine
             {
                 // The schema, the triggers and the catalog are read while DDL is blocked; on MariaDB commits
                 // go on meanwhile (BACKUP STAGE BLOCK_DDL) and are blocked only while the snapshots start.
-                read = await LockForSnapshotAsync(control, workers, serverIsMariaDb, async () =>
+                read = await LockForSnapshotAsync(control, workers, serverIsMariaDb, async giveUp =>
                 {
-                    var counters = serverIsMariaDb ? await ReadCountersAsync(control, database, cancellationToken).ConfigureAwait(false) : null;
-                    var catalog = await ReadCatalogAsync(database, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
-                    var tables = await ReadSetTablesAsync(control, database, cancellationToken).ConfigureAwait(false);
+                    var counters = serverIsMariaDb ? await ReadCountersAsync(control, database, giveUp).ConfigureAwait(false) : null;
+                    var catalog = await ReadCatalogAsync(database, serverIsMariaDb, giveUp).ConfigureAwait(false);
+                    var tables = await ReadSetTablesAsync(control, database, giveUp).ConfigureAwait(false);
                     var schema = new MemoryStream();
                     var post = new MemoryStream();
                     var schemaCounter = new MySqlRowCounter(schema);
                     await Task.WhenAll(
-                        DumpPartAsync(schemaCounter, "--no-data", "--skip-triggers", "--routines", "--events"),
-                        DumpPartAsync(post, "--no-data", "--no-create-info", "--triggers")).ConfigureAwait(false);
+                        DumpPartAsync(schemaCounter, giveUp, "--no-data", "--skip-triggers", "--routines", "--events"),
+                        DumpPartAsync(post, giveUp, "--no-data", "--no-create-info", "--triggers")).ConfigureAwait(false);
                     return new SchemaRead(catalog, tables, schema, post, schemaCounter, counters);
                 }, cancellationToken).ConfigureAwait(false);
                 foreach (var worker in workers)
@@ -137,7 +137,7 @@ public sealed partial class MySqlEngine
             }
         }
 
-        async Task DumpPartAsync(Stream output, params string[] what)
+        async Task DumpPartAsync(Stream output, CancellationToken giveUp, params string[] what)
         {
             using var options = OptionFile();
             List<string> arguments =
@@ -156,7 +156,7 @@ public sealed partial class MySqlEngine
             arguments.Add("--");
             arguments.Add(database);
             var tail = new TailStream(output, 256);
-            await ChildProcess.RunAsync(tool, arguments, null, null, tail, cancellationToken).ConfigureAwait(false);
+            await ChildProcess.RunAsync(tool, arguments, null, null, tail, giveUp).ConfigureAwait(false);
             if (!tail.Contains(CompletionTrailer))
             {
                 throw new OperationFailedException($"{Path.GetFileName(tool)} exited without its completion trailer ({CompletionTrailer})");
@@ -185,9 +185,12 @@ public sealed partial class MySqlEngine
     /// MySQL's FLUSH TABLES WITH READ LOCK blocks both from the start.
     /// </summary>
     private async Task<T> LockForSnapshotAsync<T>(
-        MySqlConnection control, List<MySqlConnection> workers, bool mariaDb, Func<Task<T>> whileDdlBlocked, CancellationToken cancellationToken)
+        MySqlConnection control, List<MySqlConnection> workers, bool mariaDb, Func<CancellationToken, Task<T>> whileDdlBlocked,
+        CancellationToken cancellationToken)
+        where T : class
     {
         var waited = Stopwatch.StartNew();
+        var deadlocked = false;
         while (true)
         {
             await Execute(control, $"SET SESSION lock_wait_timeout = {LockAttemptSeconds}", cancellationToken).ConfigureAwait(false);
@@ -206,27 +209,30 @@ public sealed partial class MySqlEngine
             {
                 // What is read under the lock may wait longer than an attempt (the catalog, the tables' key ranges).
                 await Execute(control, "SET SESSION lock_wait_timeout = 300", cancellationToken).ConfigureAwait(false);
-                var read = await whileDdlBlocked().ConfigureAwait(false);
-                if (!mariaDb)
+                var read = await ReadUnlessDeadlockedAsync(whileDdlBlocked, cancellationToken).ConfigureAwait(false);
+                deadlocked |= read is null;
+                if (read is not null && !mariaDb)
                 {
                     return read;
                 }
                 await Execute(control, $"SET SESSION lock_wait_timeout = {LockAttemptSeconds}", cancellationToken).ConfigureAwait(false);
-                if (await TakeAsync("BACKUP STAGE BLOCK_COMMIT").ConfigureAwait(false))
+                if (read is not null && await TakeAsync("BACKUP STAGE BLOCK_COMMIT").ConfigureAwait(false))
                 {
                     await Execute(control, "SET SESSION lock_wait_timeout = 300", cancellationToken).ConfigureAwait(false);
                     return read;
                 }
             }
-            if (started)
+            if (started || !mariaDb && locked)
             {
                 await UnlockSnapshotAsync(control, mariaDb, cancellationToken).ConfigureAwait(false);
             }
             if (waited.Elapsed.TotalSeconds + LockAttemptSeconds > Instance.LockWaitSeconds)
             {
+                var why = deadlocked
+                    ? "a schema change kept waiting for it while the schema read waited for that change's table"
+                    : await DescribeLongestStatementsAsync(control, workers, cancellationToken).ConfigureAwait(false);
                 throw new OperationFailedException($"could not take the backup lock for a consistent snapshot within {Instance.LockWaitSeconds} s "
-                    + $"(lock_wait_seconds): {await DescribeLongestStatementsAsync(control, workers, cancellationToken).ConfigureAwait(false)}; "
-                    + "try again later, or use engine: dump, which takes no lock");
+                    + $"(lock_wait_seconds): {why}; try again later, or use engine: dump, which takes no lock");
             }
             await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
         }
@@ -249,6 +255,47 @@ public sealed partial class MySqlEngine
                     + "the parallel engine needs the RELOAD privilege (MariaDB: or BACKUP STAGE's); engine: dump does not", e);
             }
         }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="read"/> under the lock, watched on a connection of its own: another
+    /// session's DDL may hold a table's metadata lock and wait for the backup lock while the schema
+    /// read (mariadb-dump, which takes no lock_wait_timeout of ours) waits for that table, a deadlock
+    /// the server cannot see since it runs through this process; all DDL on the server would queue
+    /// behind it. Seen (both waits longer than an attempt), the read is given up (null) so that the
+    /// lock is released and the DDL goes on; the caller tries again. Seeing another account's
+    /// sessions needs the PROCESS privilege: without it the read waits as before.
+    /// </summary>
+    private async Task<T?> ReadUnlessDeadlockedAsync<T>(Func<CancellationToken, Task<T>> read, CancellationToken cancellationToken)
+        where T : class
+    {
+        using var giveUp = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        await using var watch = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var reading = read(giveUp.Token);
+        while (await Task.WhenAny(reading, Task.Delay(500, cancellationToken)).ConfigureAwait(false) != reading)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var deadlocked = await Scalar(watch, $"""
+                SELECT EXISTS (SELECT 1 FROM information_schema.PROCESSLIST WHERE TIME >= {LockAttemptSeconds}
+                    AND STATE IN ('Waiting for backup lock', 'Waiting for global read lock'))
+                  AND EXISTS (SELECT 1 FROM information_schema.PROCESSLIST WHERE TIME >= {LockAttemptSeconds}
+                    AND STATE = 'Waiting for table metadata lock' AND USER = SUBSTRING_INDEX(USER(), '@', 1))
+                """, cancellationToken).ConfigureAwait(false);
+            if (Convert.ToInt64(deadlocked, System.Globalization.CultureInfo.InvariantCulture) == 1)
+            {
+                await giveUp.CancelAsync().ConfigureAwait(false);
+                try
+                {
+                    await reading.ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is OperationCanceledException or OperationFailedException && !cancellationToken.IsCancellationRequested)
+                {
+                    // The read ends on the cancellation, as an error of its own or a cancelled wait.
+                }
+                return null;
+            }
+        }
+        return await reading.ConfigureAwait(false);
     }
 
     /// <summary>
