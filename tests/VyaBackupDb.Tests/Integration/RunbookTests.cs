@@ -44,7 +44,9 @@ public sealed class RunbookTests
         ProcessResult run;
         try
         {
-            run = await Run.ProgramAsync(Path.Combine(root, "scripts", "runbook"), [], new Dictionary<string, string> { ["VYA_CLI"] = cli });
+            // The whole runbook: tens of commands, a few minutes on a busy machine.
+            run = await Run.ProgramAsync(Path.Combine(root, "scripts", "runbook"), [], new Dictionary<string, string> { ["VYA_CLI"] = cli },
+                limitMinutes: 15);
         }
         finally
         {

@@ -146,7 +146,8 @@ public sealed record ProcessResult(int ExitCode, string Stdout, string Stderr)
 public static class Run
 {
     public static async Task<ProcessResult> ProgramAsync(
-        string file, IEnumerable<string> arguments, IDictionary<string, string>? environment = null, Stream? stdoutTo = null)
+        string file, IEnumerable<string> arguments, IDictionary<string, string>? environment = null, Stream? stdoutTo = null,
+        int limitMinutes = 3)
     {
         var startInfo = new ProcessStartInfo(file)
         {
@@ -166,7 +167,7 @@ public static class Run
         using var process = Process.Start(startInfo) ?? throw new InvalidOperationException($"cannot start {file}");
         process.StandardInput.Close();
         // The limit counts from the start: a program that hangs with its output open fails the test instead of the suite.
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(limitMinutes));
         var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
         string stdout;
         try
@@ -185,7 +186,7 @@ public static class Run
         catch (OperationCanceledException)
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{file} {string.Join(' ', startInfo.ArgumentList)} did not finish in 3 minutes");
+            throw new TimeoutException($"{file} {string.Join(' ', startInfo.ArgumentList)} did not finish in {limitMinutes} minutes");
         }
         return new ProcessResult(process.ExitCode, stdout, await stderr);
     }
