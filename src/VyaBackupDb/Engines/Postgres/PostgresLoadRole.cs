@@ -461,9 +461,58 @@ public sealed partial class PostgresEngine
                     + "or definition), which only a superuser's load does; give --trust-backup to restore it as it is");
             }
         }
+        await RefuseRowSecurityViewsAsync(connection, role.Name, cancellationToken).ConfigureAwait(false);
         await RefuseSuperuserSettingsAsync(connection, role.Database, cancellationToken).ConfigureAwait(false);
         await Execute(connection, $"REASSIGN OWNED BY {QuoteIdentifier(role.Name)} TO CURRENT_USER", cancellationToken).ConfigureAwait(false);
         await Execute(connection, $"DROP OWNED BY {QuoteIdentifier(role.Name)}", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A populated materialized view the held-back OWNER TO gave to another role, whose query reads
+    /// (itself or through views) a table whose row-level security limits the role the read is checked
+    /// as (the view's owner; through a view, that view's owner): the load refreshed it as the load role,
+    /// which owned every table then, so it holds rows its owner may not see. Refreshing it as its owner
+    /// would run the backup's query as an existing role; PostgreSQL refuses that refresh anyway under a
+    /// dump's row_security = off (pg_dump's own file fails on it). So refused.
+    /// </summary>
+    private static async Task RefuseRowSecurityViewsAsync(NpgsqlConnection connection, string loadRole, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            WITH RECURSIVE reads AS (
+              SELECT DISTINCT w.ev_class AS reader, d.refobjid AS read
+              FROM pg_catalog.pg_rewrite w JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                AND d.objid = w.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> w.ev_class
+              WHERE w.ev_type = '1'), -- the queries of views and materialized views (a table's rules may go round in a circle)
+            path AS (
+              SELECT c.oid AS view, c.oid AS rel, true AS onward, ARRAY[c.relowner] AS readers, ARRAY[c.oid] AS seen
+              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles o ON o.oid = c.relowner
+              WHERE c.relkind = 'm' AND c.relispopulated AND o.rolname <> @role
+              UNION ALL
+              -- onward through views only: another materialized view's rows are stored, not read at refresh.
+              -- A view reads as its owner; one that may be security_invoker also as the role reading it.
+              SELECT p.view, t.oid, t.relkind = 'v',
+                CASE WHEN t.relkind <> 'v' THEN p.readers
+                  WHEN pg_catalog.array_to_string(t.reloptions, ',') LIKE '%security_invoker%' THEN p.readers || t.relowner
+                  ELSE ARRAY[t.relowner] END,
+                p.seen || t.oid
+              FROM path p JOIN reads r ON r.reader = p.rel JOIN pg_catalog.pg_class t ON t.oid = r.read
+              WHERE p.onward AND t.oid <> ALL (p.seen))
+            SELECT pg_catalog.format('%s reads %s', p.view::pg_catalog.regclass, t.oid::pg_catalog.regclass)
+            FROM path p JOIN pg_catalog.pg_class t ON t.oid = p.rel
+            WHERE t.relrowsecurity AND EXISTS (
+              SELECT FROM pg_catalog.unnest(p.readers) u(reader) JOIN pg_catalog.pg_roles o ON o.oid = u.reader
+              WHERE NOT o.rolsuper AND NOT o.rolbypassrls
+                AND (t.relforcerowsecurity OR NOT pg_catalog.pg_has_role(o.oid, t.relowner, 'USAGE')))
+            ORDER BY 1 LIMIT 1
+            """, connection);
+        command.Parameters.AddWithValue("role", loadRole);
+        if (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is string found)
+        {
+            throw new OperationFailedException(
+                $"materialized view {found}, whose row-level security limits the view's owner: its rows depend on who refreshes it; "
+                + "the load role would keep rows the owner may not see, and PostgreSQL refuses to refresh it as its owner under a dump's "
+                + "row_security = off (pg_dump's own file and --trust-backup fail on it too)");
+        }
     }
 
     /// <summary>
