@@ -18,7 +18,16 @@ public sealed record TableRows(
     bool Exact,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] bool? History = null);
 
-public sealed record SequenceValue(string Name, long Value);
+/// <summary>A sequence's value (PostgreSQL: pg_sequences.last_value, 0 if never called; MariaDB: its next value).</summary>
+/// <param name="Exact">
+/// True when read off the dump itself (the value its setval sets): the restored sequence must hold
+/// exactly it. Absent in older manifests (PostgreSQL's value was read before pg_dump read the
+/// sequence) and for a sequence the dump does not set: then only a lower value is a mismatch.
+/// </param>
+public sealed record SequenceValue(
+    string Name,
+    long Value,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] bool? Exact = null);
 
 public sealed record ObjectCounts(int Views, int Routines, int Triggers, int Events);
 

@@ -337,6 +337,42 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         Assert.Empty(result!.Comparison!.Warnings);
     }
 
+    [SkippableTheory]
+    [InlineData(PgEngines.Dump)]
+    [InlineData(PgEngines.Parallel1)]
+    public async Task Postgres_a_sequence_advanced_during_the_backup_is_recorded_as_the_backup_restores_it(string engine)
+    {
+        var instance = PgEngines.Instance(engine);
+        var source = await NewPostgresAsync("CREATE SEQUENCE sq", "SELECT setval('sq', 100)", "CREATE TABLE t (id int)");
+        // A session holding t exclusively stops the backup after it read the catalog (pg_dump, or
+        // the parallel engine, waits for t's lock); the sequence moves on meanwhile, and pg_dump
+        // reads it (in no snapshot) only afterwards.
+        await using var blocker = await PgTestDb.OpenAsync(source);
+        await using var transaction = await blocker.BeginTransactionAsync();
+        await using (var command = new Npgsql.NpgsqlCommand("LOCK TABLE t IN ACCESS EXCLUSIVE MODE", blocker, transaction))
+        {
+            await command.ExecuteNonQueryAsync();
+        }
+        var backup = Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+        for (var waited = 0; (await PgRowsAsync("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'", source))[0] == "0"; waited++)
+        {
+            Assert.True(waited < 300 && !backup.IsCompleted, "the backup never waited for the lock on t");
+            await Task.Delay(50);
+        }
+        await using (var command = new Npgsql.NpgsqlCommand("SELECT setval('sq', 500)", blocker, transaction))
+        {
+            await command.ExecuteNonQueryAsync();
+        }
+        await transaction.CommitAsync();
+        var file = await backup;
+
+        Assert.Equal(500, Assert.Single(Manifest(file).Inventory.Sequences, s => s.Name == "public.sq").Value);
+        var result = await Ops.RestoreAsync(instance, file, _scratch.PostgresName());
+        Assert.True(result?.Comparison?.Matches, string.Join("; ", result?.Comparison?.Mismatches ?? []));
+        Assert.Contains("sequence public.sq: 500 in the backup, 500 restored", result!.Comparison!.Lines);
+        Assert.Empty(result.Comparison.Warnings);
+    }
+
     // ---------------------------------------------------------------- database settings
 
     [SkippableTheory]

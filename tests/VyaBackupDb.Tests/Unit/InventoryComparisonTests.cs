@@ -29,13 +29,23 @@ public sealed class InventoryComparisonTests
     }
 
     [Fact]
-    public void A_sequence_ahead_of_the_manifest_warns_and_one_behind_it_is_a_mismatch()
+    public void A_sequence_ahead_of_an_older_manifest_warns_and_one_behind_it_is_a_mismatch()
     {
-        // pg_dump reads sequences after our snapshot: a nextval in between moves them ahead, never back.
+        // Older manifests read PostgreSQL's sequences before pg_dump did: a nextval in between moved them ahead, never back.
         var ahead = InventoryComparison.Compare(Inventory(10, true, 10), Inventory(10, true, 12));
         Assert.True(ahead.Matches);
         Assert.Single(ahead.Warnings);
         Assert.False(InventoryComparison.Compare(Inventory(10, true, 10), Inventory(10, true, 9)).Matches);
+    }
+
+    [Fact]
+    public void A_sequence_read_off_the_dump_must_come_back_with_exactly_that_value()
+    {
+        var expected = Inventory(10, true, 10) with { Sequences = [new SequenceValue("public.t_id_seq", 10, Exact: true)] };
+        Assert.True(InventoryComparison.Compare(expected, Inventory(10, true, 10)).Matches);
+        var ahead = InventoryComparison.Compare(expected, Inventory(10, true, 12));
+        Assert.Equal(["sequence public.t_id_seq: 10 in the backup, 12 restored"], ahead.Mismatches);
+        Assert.False(InventoryComparison.Compare(expected, Inventory(10, true, 9)).Matches);
     }
 
     [Fact]

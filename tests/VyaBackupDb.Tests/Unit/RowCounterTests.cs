@@ -130,6 +130,12 @@ public sealed class RowCounterTests
         4	b
         \.
 
+        SELECT pg_catalog.setval('public.sq', 5400, true);
+        SELECT pg_catalog.setval('"we""ird"."it''s
+         seq"', -7, true);
+        SELECT pg_catalog.setval('public.fresh', 1, false);
+        SELECT pg_catalog.setval('public.sq', 1, true) -- not pg_dump's line
+
         --
         -- PostgreSQL database dump complete
         --
@@ -147,21 +153,39 @@ public sealed class RowCounterTests
                 [("we\"ird.sch\nema", "ta ble")] = 1,
                 [("public", "plain")] = 2,
             },
-            CountPostgres(Encoding.UTF8.GetBytes(PgDump), [int.MaxValue]).ToDictionary());
+            CountPostgres(Encoding.UTF8.GetBytes(PgDump), [int.MaxValue]).Rows.ToDictionary());
+    }
+
+    [Fact]
+    public void Postgres_reads_each_sequence_as_the_dumps_setval_leaves_it()
+    {
+        // pg_sequences.last_value after the restore: 0 (null there) for one set as never called.
+        var expected = new Dictionary<(string, string), long>
+        {
+            [("public", "sq")] = 5400,
+            [("we\"ird", "it's\n seq")] = -7,
+            [("public", "fresh")] = 0,
+        };
+        var bytes = Encoding.UTF8.GetBytes(PgDump);
+        Assert.Equal(expected, CountPostgres(bytes, [int.MaxValue]).Sequences.ToDictionary());
+        for (var at = 1; at < bytes.Length; at++)
+        {
+            Assert.Equal(expected, CountPostgres(bytes, [at, 1]).Sequences.ToDictionary());
+        }
     }
 
     [Fact]
     public void Postgres_counts_the_same_whatever_the_writes_are_cut_into()
     {
         var bytes = Encoding.UTF8.GetBytes(PgDump);
-        var whole = CountPostgres(bytes, [int.MaxValue]).ToDictionary();
+        var whole = CountPostgres(bytes, [int.MaxValue]).Rows.ToDictionary();
         foreach (var size in new[] { 1, 2, 3, 4, 5, 7, 64 })
         {
-            Assert.Equal(whole, CountPostgres(bytes, [size]).ToDictionary());
+            Assert.Equal(whole, CountPostgres(bytes, [size]).Rows.ToDictionary());
         }
         for (var at = 1; at < bytes.Length; at++)
         {
-            Assert.Equal(whole, CountPostgres(bytes, [at, int.MaxValue]).ToDictionary());
+            Assert.Equal(whole, CountPostgres(bytes, [at, int.MaxValue]).Rows.ToDictionary());
         }
     }
 
@@ -174,13 +198,14 @@ public sealed class RowCounterTests
         return (counter.Rows, counter.Sequences);
     }
 
-    private static IReadOnlyDictionary<(string Schema, string Table), long> CountPostgres(byte[] dump, int[] sizes)
+    private static (IReadOnlyDictionary<(string Schema, string Table), long> Rows, IReadOnlyDictionary<(string Schema, string Sequence), long> Sequences)
+        CountPostgres(byte[] dump, int[] sizes)
     {
         using var sink = new MemoryStream();
         using var counter = new PostgresRowCounter(sink);
         Feed(counter, dump, sizes);
         Assert.Equal(dump, sink.ToArray());
-        return counter.Rows;
+        return (counter.Rows, counter.Sequences);
     }
 
     /// <summary>Writes <paramref name="dump"/> in pieces of the given sizes (the last size repeats).</summary>

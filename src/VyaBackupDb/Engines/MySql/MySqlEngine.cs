@@ -293,7 +293,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         {
             warnings.Add($"{database}: tables dropped while the backup ran are not in it: {string.Join(", ", gone)}");
         }
-        var sequences = counter.Sequences.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => new SequenceValue(s.Key, s.Value)).ToList();
+        var sequences = counter.Sequences.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => new SequenceValue(s.Key, s.Value, Exact: true)).ToList();
         var outside = catalog.OutsideSnapshot.Where(t => counter.Rows.ContainsKey(t.Name)).ToList();
         return new DatabaseInventory(tables, sequences, catalog.Objects, outside.Count == 0 ? null : outside);
     }

@@ -123,7 +123,7 @@ public sealed partial class MySqlEngine
             var inventory = new DatabaseInventory(
                 [.. inBackup.Select(t => new TableRows(t, rows[t], catalog.Engines[t] is not { } e || !DataNotDumped.Contains(e),
                     withHistory && catalog.Versioned.Contains(t) ? true : null))],
-                [.. schemaCounter.Sequences.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => new SequenceValue(s.Key, s.Value))],
+                [.. schemaCounter.Sequences.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => new SequenceValue(s.Key, s.Value, Exact: true))],
                 catalog.Objects,
                 catalog.OutsideSnapshot.Count == 0 ? null : catalog.OutsideSnapshot);
             return new DumpDetails(Path.GetFileName(tool), toolVersion.Split('\n')[0], inventory,

@@ -66,22 +66,22 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         using var passFile = PassFile();
         var counter = new PostgresRowCounter(output);
         await RunPgDumpAsync(pgDump, DumpArguments(database, snapshot, []), Environment(passFile), counter, cancellationToken).ConfigureAwait(false);
-        var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, counter.Rows, cancellationToken).ConfigureAwait(false), sequences, objects);
+        var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, counter.Rows, cancellationToken).ConfigureAwait(false),
+            AsDumped(sequences, counter.Sequences), objects);
         await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
         return new DumpDetails("pg_dump", client.Version, inventory, _toolWarning, settings);
     }
 
     /// <summary>
     /// What a dump records of the database, read in its snapshot before pg_dump runs: the tables,
-    /// the sequences (in no snapshot: read before pg_dump reads them, so that the restored value can
-    /// only be the same or higher, the comparison's rule, never lower), the object counts and the
-    /// database's settings (and owners, with <c>owners: true</c>).
+    /// the sequences (their values are in no snapshot: <see cref="AsDumped"/> takes them from the
+    /// dump), the object counts and the database's settings (and owners, with <c>owners: true</c>).
     /// </summary>
-    private async Task<(Dictionary<long, CatalogTable> Tables, List<SequenceValue> Sequences, ObjectCounts Objects, DatabaseSettings Settings)>
+    private async Task<(Dictionary<long, CatalogTable> Tables, List<CatalogSequence> Sequences, ObjectCounts Objects, DatabaseSettings Settings)>
         ReadDumpCatalogAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         var tables = await ReadTablesAsync(connection, cancellationToken).ConfigureAwait(false);
-        var sequences = await ListSequencesAsync(connection, cancellationToken).ConfigureAwait(false);
+        var sequences = await ReadSequencesAsync(connection, cancellationToken).ConfigureAwait(false);
         var objects = await CountObjectsAsync(connection, cancellationToken).ConfigureAwait(false);
         var settings = await ReadSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
         if (Instance.Owners)
@@ -212,6 +212,38 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     }
 
     private const string UserSchemas = "NOT IN ('pg_catalog', 'information_schema') AND {0} NOT LIKE 'pg\\_toast%' AND {0} NOT LIKE 'pg\\_temp%'";
+
+    /// <summary>A sequence of the catalog, in the dump's snapshot, with its value read then.</summary>
+    /// <param name="Name">schema.sequence as quote_ident writes them (the manifest's name).</param>
+    private sealed record CatalogSequence(string Schema, string Sequence, string Name, long Value);
+
+    private static async Task<List<CatalogSequence>> ReadSequencesAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var sequences = new List<CatalogSequence>();
+        await using var command = new NpgsqlCommand(
+            "SELECT schemaname, sequencename, pg_catalog.quote_ident(schemaname) || '.' || pg_catalog.quote_ident(sequencename), coalesce(last_value, 0) "
+            + "FROM pg_sequences ORDER BY 3", connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            sequences.Add(new CatalogSequence(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
+        }
+        return sequences;
+    }
+
+    /// <summary>
+    /// The manifest's sequences: each with the value the dump's setval gives it, which is what a
+    /// restore must hold (pg_dump reads sequences after the catalog, outside any snapshot, so the
+    /// catalog's value may be behind). One the dump does not set (an extension's) keeps the
+    /// catalog's value, not marked exact.
+    /// </summary>
+    private static List<SequenceValue> AsDumped(
+        List<CatalogSequence> catalog, IReadOnlyDictionary<(string Schema, string Sequence), long> dumped) =>
+        [
+            .. catalog.Select(s => dumped.TryGetValue((s.Schema, s.Sequence), out var value)
+                ? new SequenceValue(s.Name, value, Exact: true)
+                : new SequenceValue(s.Name, s.Value)),
+        ];
 
     private static async Task<List<SequenceValue>> ListSequencesAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
         [

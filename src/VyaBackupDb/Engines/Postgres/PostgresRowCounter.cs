@@ -1,5 +1,7 @@
+using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
+using System.Text.RegularExpressions;
 using VyaBackupDb.Pipeline;
 
 namespace VyaBackupDb.Engines.Postgres;
@@ -8,6 +10,8 @@ namespace VyaBackupDb.Engines.Postgres;
 /// Passes a plain pg_dump stream through and counts the rows of each table as they go by: the
 /// lines of each <c>COPY "schema"."table" (...) FROM stdin;</c> block, up to its <c>\.</c> line.
 /// These are the rows in the backup, read in the dump's own snapshot; no extra read of the database.
+/// It also reads each <c>SELECT pg_catalog.setval('schema.sequence', n, called);</c> line: the
+/// value the backup restores (sequences are in no snapshot, so only the dump itself can say it).
 /// </summary>
 /// <remarks>
 /// In COPY's text format a row is one line (newlines in values are written as \n) and a backslash
@@ -17,15 +21,18 @@ namespace VyaBackupDb.Engines.Postgres;
 /// Something the counter misreads can only make a count differ from the restored table's, which
 /// the restore reports as a mismatch: it never hides a missing row.
 /// </remarks>
-public sealed class PostgresRowCounter(Stream inner) : ObservingStream(inner)
+public sealed partial class PostgresRowCounter(Stream inner) : ObservingStream(inner)
 {
     private enum State { LineStart, SkipLine, Header, CopyLineStart, CopyBackslash, CopyDot, CopyInLine }
 
     private static readonly byte[] Copy = "COPY "u8.ToArray();
+    private static readonly byte[] SetVal = "SELECT pg_catalog.setval("u8.ToArray();
     private const int MaxHeaderBytes = 1 << 20;
 
     private readonly Dictionary<(string Schema, string Table), long> _rows = [];
+    private readonly Dictionary<(string Schema, string Sequence), long> _sequences = [];
     private readonly List<byte> _header = [];
+    private byte[] _prefix = Copy;
     private State _state = State.LineStart;
     private int _headLength;
     private bool _headerQuoted;
@@ -34,6 +41,12 @@ public sealed class PostgresRowCounter(Stream inner) : ObservingStream(inner)
 
     /// <summary>Every table whose data the dump holds, by (schema, table) as the server names them, with its row count.</summary>
     public IReadOnlyDictionary<(string Schema, string Table), long> Rows => _rows;
+
+    /// <summary>
+    /// Every sequence the dump sets, by (schema, sequence), with the value pg_sequences.last_value
+    /// will show once restored (0 for one set as never called, where it shows null).
+    /// </summary>
+    public IReadOnlyDictionary<(string Schema, string Sequence), long> Sequences => _sequences;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first chunk: no tier-0 code
     protected override void Observe(ReadOnlySpan<byte> data)
@@ -128,12 +141,17 @@ public sealed class PostgresRowCounter(Stream inner) : ObservingStream(inner)
                     if (b == (byte)'\n')
                     {
                         _headLength = 0;
+                        break;
                     }
-                    else if (b != Copy[_headLength])
+                    if (_headLength == 0)
+                    {
+                        _prefix = b == SetVal[0] ? SetVal : Copy;
+                    }
+                    if (b != _prefix[_headLength])
                     {
                         _state = State.SkipLine;
                     }
-                    else if (++_headLength == Copy.Length)
+                    else if (++_headLength == _prefix.Length)
                     {
                         _header.Clear();
                         _headerQuoted = false;
@@ -148,7 +166,14 @@ public sealed class PostgresRowCounter(Stream inner) : ObservingStream(inner)
                     {
                         _headLength = 0;
                         _state = State.LineStart;
-                        if (ParseHeader(_header) is { } table)
+                        if (_prefix == SetVal)
+                        {
+                            if (ParseSetVal(_header) is { } set)
+                            {
+                                _sequences[(set.Schema, set.Sequence)] = set.Value;
+                            }
+                        }
+                        else if (ParseHeader(_header) is { } table)
                         {
                             _table = table;
                             _count = 0;
@@ -206,6 +231,37 @@ public sealed class PostgresRowCounter(Stream inner) : ObservingStream(inner)
         }
         return (schema, table);
     }
+
+    /// <summary>
+    /// The sequence and value of <c>'schema.sequence', n, true|false);</c> (what follows
+    /// "SELECT pg_catalog.setval(" in pg_dump's output), or null for anything else.
+    /// </summary>
+    internal static (string Schema, string Sequence, long Value)? ParseSetVal(List<byte> header)
+    {
+        var text = Encoding.UTF8.GetString([.. header]);
+        var match = SetValArguments().Match(text);
+        if (!match.Success)
+        {
+            return null;
+        }
+        // The literal holds the name as pg_dump quotes it; '' is a quote inside it.
+        var name = match.Groups["name"].Value.Replace("''", "'", StringComparison.Ordinal);
+        var at = 0;
+        if (Identifier(name, ref at) is not { } schema || at >= name.Length || name[at] != '.')
+        {
+            return null;
+        }
+        at++;
+        if (Identifier(name, ref at) is not { } sequence || at != name.Length
+            || !long.TryParse(match.Groups["value"].Value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
+        {
+            return null;
+        }
+        return (schema, sequence, match.Groups["called"].Value == "true" ? value : 0);
+    }
+
+    [GeneratedRegex(@"\A'(?<name>(?:[^']|'')*)', (?<value>-?[0-9]+), (?<called>true|false)\);\z")]
+    private static partial Regex SetValArguments();
 
     /// <summary>A double-quoted name ("" for a quote) or a bare one, as pg_dump writes them.</summary>
     private static string? Identifier(string text, ref int at)

@@ -96,12 +96,14 @@ public sealed partial class PostgresEngine
         // (sequences, large objects, extensions' configuration tables; the data of the tables copied
         // here left out, each by its exact name), which is dumped while the data is read.
         var postData = DumpPostDataAsync(pgDump, database, snapshot, connection, passFile, failed.Token);
+        // The sequences' values as the data section sets them (see AsDumped).
+        var dataCounter = new PostgresRowCounter(post);
         var postDump = Task.Run(async () =>
         {
             var archive = await postData.ConfigureAwait(false);
             await RunPgDumpAsync(pgDump,
                 DumpArguments(database, snapshot, ["--section=data", .. copyTables.Select(t => "--exclude-table-data=" + ExactPattern(t))]),
-                Environment(passFile), post, failed.Token).ConfigureAwait(false);
+                Environment(passFile), dataCounter, failed.Token).ConfigureAwait(false);
             await archive.WriteAsync(archive.Rest, post, failed.Token).ConfigureAwait(false);
         });
         _ = postDump.ContinueWith(_ => failed.Cancel(), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
@@ -124,7 +126,8 @@ public sealed partial class PostgresEngine
             post.Position = 0;
             await set.WritePostAsync(post, post.Length, cancellationToken).ConfigureAwait(false);
 
-            var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, rows, cancellationToken).ConfigureAwait(false), sequences, objects);
+            var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, rows, cancellationToken).ConfigureAwait(false),
+                AsDumped(sequences, dataCounter.Sequences), objects);
             await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
             return new DumpDetails("pg_dump+copy", client.Version, inventory, _toolWarning, settings) { SourcePosition = position };
         }
