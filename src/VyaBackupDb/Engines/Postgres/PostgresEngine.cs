@@ -246,11 +246,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         ];
 
     private static async Task<List<SequenceValue>> ListSequencesAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
-        [
-            .. (await ListAsync(connection,
-                "SELECT pg_catalog.quote_ident(schemaname) || '.' || pg_catalog.quote_ident(sequencename), coalesce(last_value, 0) FROM pg_sequences ORDER BY 1",
-                cancellationToken).ConfigureAwait(false)).Select(s => new SequenceValue(s.Name, s.Value)),
-        ];
+        [.. (await ReadSequencesAsync(connection, cancellationToken).ConfigureAwait(false)).Select(s => new SequenceValue(s.Name, s.Value))];
 
     private static async Task<ObjectCounts> CountObjectsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {

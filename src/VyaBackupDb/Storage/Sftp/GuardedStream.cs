@@ -122,6 +122,5 @@ internal sealed class GuardedStream(Stream inner, string location, TimeSpan answ
         }
     }
 
-    private StorageException Wrap(SshException e) =>
-        new($"sftp: {location}: {SftpStorage.Reason(e, answerLimit)}", e, wholeDestination: e is SshConnectionException or SshOperationTimeoutException);
+    private StorageException Wrap(SshException e) => SftpStorage.Failure($"sftp: {location}", e, answerLimit);
 }

@@ -386,16 +386,18 @@ public sealed class SftpStorage : IStorage, IDisposable
         }
         catch (SshException e)
         {
-            // A lost connection or a server that stopped answering is the host's; anything else (permission denied, not a directory) the path's.
-            throw new StorageException($"sftp: cannot {what} {DescribeSafe(key)}: {Reason(e, _connectTimeout)}", e,
-                wholeDestination: e is SshConnectionException or SshOperationTimeoutException);
+            throw Failure($"sftp: cannot {what} {DescribeSafe(key)}", e, _connectTimeout);
         }
     }
 
-    /// <summary>What went wrong, in the config's words where it is a limit of ours.</summary>
-    internal static string Reason(SshException e, TimeSpan answerLimit) => e is SshOperationTimeoutException
-        ? $"no answer within {answerLimit.TotalSeconds:0} s (connect_timeout_seconds)"
-        : e.Message;
+    /// <summary>
+    /// An SSH failure as a storage fault: what went wrong in the config's words where it is a limit of
+    /// ours; a lost connection or a server that stopped answering is the host's, anything else
+    /// (permission denied, not a directory) the path's.
+    /// </summary>
+    internal static StorageException Failure(string context, SshException e, TimeSpan answerLimit) =>
+        new($"{context}: {(e is SshOperationTimeoutException ? $"no answer within {answerLimit.TotalSeconds:0} s (connect_timeout_seconds)" : e.Message)}",
+            e, wholeDestination: e is SshConnectionException or SshOperationTimeoutException);
 
     private string DescribeSafe(string key) => $"sftp://{_config.User}@{HostPort}/{Join(_root, key).TrimStart('/')}";
 
