@@ -63,6 +63,10 @@ public static class FileTrees
         await Write(Path.Combine(root, "répertoire"), "fichier été.txt", "é\n", 0x1A4);
         await Write(root, "with space 'quote' \"double\" back\\slash", "q\n", 0x1A4);
         await Write(root, "line\nbreak", "n\n", 0x1A4);
+        // A newline in a name too long for ustar: stored in a GNU long-name header, its time to the second.
+        await Write(root, "long line\nbreak-" + new string('l', 100) + "-été", "nl\n", 0x1A4, (1_600_000_000, 0));
+        File.CreateSymbolicLink(Path.Combine(root, "link-newline"), "target\nwith a newline-" + new string('t', 100));
+        Posix.SetTimesNoFollow(Path.Combine(root, "link-newline"), 1_600_000_001, 0);
         await Write(root, "-rf", "dash\n", 0x1A4);
 
         // Read-only directory with content: a restore must write into it before making it 0555.

@@ -50,7 +50,7 @@ public sealed class FilesBackupTests : IAsyncLifetime
         var files = Assert.IsType<FilesSummary>(manifest.Files);
         Assert.Equal([source], files.Paths);
         Assert.Equal(2, files.HardLinks);
-        Assert.Equal(5, files.Symlinks);
+        Assert.Equal(6, files.Symlinks);
         Assert.False(files.ChangedDuringBackup);
         Assert.Equal(fifo, Assert.Single(files.Skipped).Path);
         Assert.Equal(before.Count(l => l.Contains(" file ", StringComparison.Ordinal)) - 2, files.Files);

@@ -1,5 +1,6 @@
 using System.Formats.Tar;
 using System.Text;
+using VyaBackupDb.Sources.Files;
 
 namespace VyaBackupDb.Tests.Integration;
 
@@ -72,6 +73,32 @@ public sealed class FilesHostileArchiveTests : IAsyncLifetime
         }
         Assert.False(File.Exists(absolute));
         Assert.Equal("secret\n", await File.ReadAllTextAsync(secret));
+    }
+
+    [Fact]
+    public async Task A_hard_link_to_a_symlink_is_a_second_symlink_that_nothing_is_written_through()
+    {
+        var dir = _scratch.TempDir("hostile");
+        var target = Path.Combine(dir, "target");
+        var outside = Path.Combine(dir, "outside");
+        Directory.CreateDirectory(outside);
+        var archive = Path.Combine(dir, "links.tar");
+        await using (var file = File.Create(archive))
+        await using (var tar = new TarWriter(file, TarEntryFormat.Pax))
+        {
+            await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.SymbolicLink, "s") { LinkName = Path.Combine(outside, "victim") });
+            await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.HardLink, "h") { LinkName = "s" });
+        }
+        var config = await FileTrees.WriteConfigAsync(dir, Path.Combine(dir, "backups"), $$"""
+            - {id: 1, name: restore-here, dbms: files, paths: [/nonexistent]}
+            """);
+
+        var restore = await Run.CliAsync("restore", "--file", archive, "--instance", "1", "--target", target, "--config", config);
+
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Equal(Path.Combine(outside, "victim"), new FileInfo(Path.Combine(target, "h")).LinkTarget);
+        Assert.Equal(Posix.LStat(Path.Combine(target, "s")).Inode, Posix.LStat(Path.Combine(target, "h")).Inode);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(outside));
     }
 
     private static List<string> Names(string dir) => [.. Directory.EnumerateFileSystemEntries(dir).Select(e => Path.GetFileName(e)).Order(StringComparer.Ordinal)];

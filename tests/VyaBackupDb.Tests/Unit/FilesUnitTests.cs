@@ -163,6 +163,37 @@ public sealed class FilesUnitTests
     }
 
     [Fact]
+    public void A_long_name_holding_a_newline_is_written_in_GNU_long_name_headers_that_TarReader_reads_back()
+    {
+        // TarReader refuses a pax record whose value holds a newline (the whole archive, not just the entry).
+        var name = "dir/line\nbreak-" + new string('x', 100) + "-été";
+        var target = "target\n" + new string('t', 120);
+        using var archive = new MemoryStream();
+        using (var tar = new TarArchiveWriter(archive))
+        {
+            var meta = new TarMeta(0x1A4, 3_000_000, 4_000_000, "owner", "group", -100_000, 250_000_000);
+            tar.WriteFile(name, meta, 2, (buffer, offset) =>
+            {
+                "ok"u8[(int)offset..].CopyTo(buffer.Span);
+                return 2 - (int)offset;
+            }, CancellationToken.None);
+            tar.WriteSymlink(name + "-link", target, meta with { MtimeSeconds = 8_600_000_000 });
+            tar.Finish();
+        }
+
+        archive.Position = 0;
+        using var reader = new TarReader(archive);
+        var file = Assert.IsType<GnuTarEntry>(reader.GetNextEntry());
+        Assert.Equal((name, 3_000_000, 4_000_000, "owner"), (file.Name, file.Uid, file.Gid, file.UserName));
+        Assert.Equal((-100_000L, 0u), ArchiveEntries.ModificationTime(file)); // the nanoseconds are not kept
+        Assert.Equal("ok", new StreamReader(file.DataStream!).ReadToEnd());
+        var link = reader.GetNextEntry()!;
+        Assert.Equal((TarEntryType.SymbolicLink, name + "-link", target), (link.EntryType, link.Name, link.LinkName));
+        Assert.Equal((8_600_000_000L, 0u), ArchiveEntries.ModificationTime(link));
+        Assert.Null(reader.GetNextEntry());
+    }
+
+    [Fact]
     public void A_file_that_ends_early_is_padded_to_its_header_size()
     {
         using var archive = new MemoryStream();

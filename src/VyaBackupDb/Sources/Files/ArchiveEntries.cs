@@ -178,7 +178,8 @@ internal static class ArchiveEntries
 /// verify: the names the archive has put so far, as a restore lays them out. An entry is refused
 /// when its name leaves the target (<see cref="ArchiveEntries.RelativePath"/>), has a component
 /// over 255 bytes, goes through an earlier symlink or file, or would replace a directory with
-/// something else; a hard link must point at an earlier file (not through a symlink).
+/// something else; a hard link must point at an earlier file or symlink (not through a symlink:
+/// link(2) on a symlink makes a second symlink, which the restore never follows).
 /// </summary>
 internal sealed class ArchiveTree
 {
@@ -220,7 +221,7 @@ internal sealed class ArchiveTree
             if (!_kinds.TryGetValue(target, out var linked) || linked == EntryKind.Directory)
             {
                 throw new RefusedEntryException(
-                    $"hard link '{entry.Name}' points to '{entry.LinkName}', which is not a file restored before it");
+                    $"hard link '{entry.Name}' points to '{entry.LinkName}', which is not a file or symlink restored before it");
             }
         }
         if (_kinds.TryGetValue(relative, out var existing) && existing == EntryKind.Directory && kind != EntryKind.Directory)

@@ -106,19 +106,39 @@ internal sealed class TarArchiveWriter : IDisposable
 
     private void WriteHeader(string name, byte type, TarMeta meta, long size, string? linkName)
     {
+        var nameBytes = Encoding.UTF8.GetBytes(name);
+        var linkBytes = linkName is null ? [] : Encoding.UTF8.GetBytes(linkName);
+        var longName = nameBytes.Length > 100 || !IsAscii(nameBytes);
+        var longLink = linkBytes.Length > 100 || !IsAscii(linkBytes);
+        // .NET's TarReader reads pax records line by line, so a record whose value holds a newline
+        // makes it refuse the whole archive; and it refuses an entry with both pax and GNU headers.
+        // Such a name goes in a GNU long-name header (GNU tar and bsdtar read it too), and the entry
+        // has no pax header: its numbers in ustar's fields (base-256 when too large), its time to the second.
+        if ((longName && name.Contains('\n', StringComparison.Ordinal)) || (longLink && linkName!.Contains('\n', StringComparison.Ordinal)))
+        {
+            if (longName)
+            {
+                WriteGnuLongName((byte)'L', nameBytes);
+            }
+            if (longLink)
+            {
+                WriteGnuLongName((byte)'K', linkBytes);
+            }
+            WriteUstar(Fallback(nameBytes, 100), type, meta, size, Fallback(linkBytes, 100),
+                Fallback(Encoding.UTF8.GetBytes(meta.UserName ?? ""), 31), Fallback(Encoding.UTF8.GetBytes(meta.GroupName ?? ""), 31), base256: true);
+            return;
+        }
+
         var pax = new List<(string Key, string Value)>();
         // A long name goes in a pax record, never in ustar's prefix field (as GNU tar does): .NET's
         // TarReader before dotnet/runtime#125344 ignores the prefix of an entry with a pax header.
-        var nameBytes = Encoding.UTF8.GetBytes(name);
         var ustarName = nameBytes;
-        if (nameBytes.Length > 100 || !IsAscii(nameBytes))
+        if (longName)
         {
             pax.Add(("path", name));
             ustarName = Fallback(nameBytes, 100);
         }
-
-        var linkBytes = linkName is null ? [] : Encoding.UTF8.GetBytes(linkName);
-        if (linkBytes.Length > 100 || !IsAscii(linkBytes))
+        if (longLink)
         {
             pax.Add(("linkpath", linkName!));
             linkBytes = Fallback(linkBytes, 100);
@@ -151,20 +171,24 @@ internal sealed class TarArchiveWriter : IDisposable
             WriteBytes(records);
             PadToBlock();
         }
-        WriteUstar(ustarName, type, meta, size > MaxOctal11 ? 0 : size, linkBytes, uname, gname);
+        WriteUstar(ustarName, type, meta, size, linkBytes, uname, gname);
     }
 
-    private void WriteUstar(byte[] name, byte type, TarMeta meta, long size, byte[] linkName, byte[]? uname = null, byte[]? gname = null)
+    /// <summary>
+    /// One ustar header. A number too large for its octal field is written as 0 (a pax record holds
+    /// it), or with <paramref name="base256"/> in GNU's base-256 form (an entry without pax header).
+    /// </summary>
+    private void WriteUstar(byte[] name, byte type, TarMeta meta, long size, byte[] linkName, byte[]? uname = null, byte[]? gname = null, bool base256 = false)
     {
         EnsureRoom(BlockSize);
         var h = _buffer.AsSpan(_used, BlockSize);
         h.Clear();
         name.CopyTo(h[..100]);
         Octal(h.Slice(100, 8), meta.Mode & 0xFFF);
-        Octal(h.Slice(108, 8), meta.Uid > MaxOctal7 ? 0 : meta.Uid);
-        Octal(h.Slice(116, 8), meta.Gid > MaxOctal7 ? 0 : meta.Gid);
-        Octal(h.Slice(124, 12), size);
-        Octal(h.Slice(136, 12), meta.MtimeSeconds is < 0 or > MaxOctal11 ? 0 : meta.MtimeSeconds);
+        Number(h.Slice(108, 8), meta.Uid, MaxOctal7, base256);
+        Number(h.Slice(116, 8), meta.Gid, MaxOctal7, base256);
+        Number(h.Slice(124, 12), size, MaxOctal11, base256);
+        Number(h.Slice(136, 12), meta.MtimeSeconds, MaxOctal11, base256);
         h[156] = type;
         linkName.CopyTo(h.Slice(157, 100));
         "ustar\0"u8.CopyTo(h.Slice(257, 6));
@@ -243,6 +267,38 @@ internal sealed class TarArchiveWriter : IDisposable
             buffer.Write(Encoding.UTF8.GetBytes($"{length.ToString(CultureInfo.InvariantCulture)} {key}={value}\n"));
         }
         return buffer.ToArray();
+    }
+
+    private static void Number(Span<byte> field, long value, long maxOctal, bool base256)
+    {
+        if (value is >= 0 && value <= maxOctal)
+        {
+            Octal(field, value);
+        }
+        else if (base256)
+        {
+            // Big-endian two's complement; the first byte's high bit marks the form (0x80 or 0xFF).
+            for (var i = field.Length - 1; i > 0; i--)
+            {
+                field[i] = (byte)value;
+                value >>= 8;
+            }
+            field[0] = value < 0 ? (byte)0xFF : (byte)0x80;
+        }
+        else
+        {
+            Octal(field, 0);
+        }
+    }
+
+    /// <summary>A GNU 'L' (name) or 'K' (link) header: the whole name, NUL-terminated, as the next entry's.</summary>
+    private void WriteGnuLongName(byte type, byte[] value)
+    {
+        var data = new byte[value.Length + 1];
+        value.CopyTo(data, 0);
+        WriteUstar("././@LongLink"u8.ToArray(), type, new TarMeta(0x1A4, 0, 0, null, null, 0, 0), data.Length, []);
+        WriteBytes(data);
+        PadToBlock();
     }
 
     private static void Octal(Span<byte> field, long value)
