@@ -77,38 +77,58 @@ public sealed class BackupLockTests : IAsyncLifetime
     /// schema read waits for that table (a tester's CREATE INDEX beside a backup): a deadlock the
     /// server cannot see, which held the backup and every DDL on the server until timeout_seconds.
     /// The backup gives way (releases its lock, the CREATE INDEX finishes), tries again and is
-    /// complete. The fake dump tool's first run reads the table once the CREATE INDEX waits for the
+    /// complete, also when its account lacks PROCESS (it cannot see the DDL's session, only its own
+    /// waiting). The fake dump tool's first run reads the table once the CREATE INDEX waits for the
     /// backup lock, so that the schema read meets it every time; the rest is the real dump tool.
     /// </summary>
-    [SkippableFact]
-    public async Task A_backup_whose_schema_read_waits_for_a_ddl_waiting_for_its_lock_gives_way_and_completes()
+    [SkippableTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_backup_whose_schema_read_waits_for_a_ddl_waiting_for_its_lock_gives_way_and_completes(bool processPrivilege)
     {
         await TestServers.RequireMySqlAsync();
         var source = await _scratch.NewMySqlDatabaseAsync();
         await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY, v INT)", "INSERT INTO t SELECT seq, seq FROM seq_1_to_1000000");
-        var tools = _scratch.TempDir("tools");
-        WrappedTool.Write(tools, "/usr/bin", "mariadb-dump", $"""
-            if mkdir '{tools}/first' 2>/dev/null; then
-              i=0
-              until /usr/bin/mariadb "$1" -N -e "SELECT 1 FROM information_schema.PROCESSLIST WHERE STATE = 'Waiting for backup lock'" | grep -q 1 || [ $i -ge 300 ]; do
-                sleep 0.1; i=$((i+1))
-              done
-              /usr/bin/mariadb "$1" -N -e 'SELECT COUNT(*) FROM `{source}`.t' > /dev/null
-            fi
-            exec /usr/bin/mariadb-dump "$@"
-            """);
-        await using var ddl = await MySqlTestDb.OpenAsync(source);
-        var createIndex = new MySqlCommand("CREATE INDEX by_v ON t (v)", ddl).ExecuteNonQueryAsync();
+        var user = "vya_bl_" + Guid.NewGuid().ToString("N")[..10];
+        await MySqlTestDb.ExecAsync(null, $"CREATE USER '{user}'@'%' IDENTIFIED BY 'backup-lock-pw'",
+            $"GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES, RELOAD{(processPrivilege ? ", PROCESS" : "")} ON *.* TO '{user}'@'%'");
+        try
+        {
+            var tools = _scratch.TempDir("tools");
+            // The wait is watched as the test's own (privileged) account; the table is read as the backup's.
+            await File.WriteAllTextAsync(Path.Combine(tools, "watch.cnf"),
+                $"[client]\nhost={TestServers.MySqlHost}\nport={TestServers.MySqlPort}\nuser={TestServers.MySqlUser}\n"
+                + $"password=\"{TestServers.MySqlPassword}\"\nprotocol=tcp\n");
+            WrappedTool.Write(tools, "/usr/bin", "mariadb-dump", $"""
+                if mkdir '{tools}/first' 2>/dev/null; then
+                  i=0
+                  until /usr/bin/mariadb --defaults-file='{tools}/watch.cnf' -N -e "SELECT 1 FROM information_schema.PROCESSLIST WHERE STATE = 'Waiting for backup lock'" | grep -q 1 || [ $i -ge 300 ]; do
+                    sleep 0.1; i=$((i+1))
+                  done
+                  /usr/bin/mariadb "$1" -N -e 'SELECT COUNT(*) FROM `{source}`.t' > /dev/null
+                fi
+                exec /usr/bin/mariadb-dump "$@"
+                """);
+            await using var ddl = await MySqlTestDb.OpenAsync(source);
+            var createIndex = new MySqlCommand("CREATE INDEX by_v ON t (v)", ddl).ExecuteNonQueryAsync();
 
-        var backup = Ops.BackupAsync(MySqlTestDb.Instance(2) with { ToolsDir = tools, LockWaitSeconds = 60 }, source, Compression.Zstd,
-            _scratch.TempDir("backups"));
-        await Task.WhenAny(backup, Task.Delay(TimeSpan.FromSeconds(90)));
+            var account = TestServers.MySql(password: "backup-lock-pw") with
+            {
+                User = user, Engine = Config.BackupEngine.Parallel, Jobs = 2, ToolsDir = tools, LockWaitSeconds = 60,
+            };
+            var backup = Ops.BackupAsync(account, source, Compression.Zstd, _scratch.TempDir("backups"));
+            await Task.WhenAny(backup, Task.Delay(TimeSpan.FromSeconds(90)));
 
-        Assert.True(backup.IsCompleted, "the backup and the CREATE INDEX still wait for each other");
-        var result = await backup;
-        Assert.True(result.Succeeded, result.Error);
-        Assert.True(createIndex.IsCompletedSuccessfully, "the backup finished before the CREATE INDEX it waited for");
-        Assert.True(Directory.Exists(Path.Combine(tools, "first")), "the fake dump tool never ran");
+            Assert.True(backup.IsCompleted, "the backup and the CREATE INDEX still wait for each other");
+            var result = await backup;
+            Assert.True(result.Succeeded, result.Error);
+            Assert.True(createIndex.IsCompletedSuccessfully, "the backup finished before the CREATE INDEX it waited for");
+            Assert.True(Directory.Exists(Path.Combine(tools, "first")), "the fake dump tool never ran");
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'%'");
+        }
     }
 
     /// <summary>

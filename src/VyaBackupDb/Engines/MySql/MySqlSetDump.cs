@@ -262,9 +262,10 @@ public sealed partial class MySqlEngine
     /// session's DDL may hold a table's metadata lock and wait for the backup lock while the schema
     /// read (mariadb-dump, which takes no lock_wait_timeout of ours) waits for that table, a deadlock
     /// the server cannot see since it runs through this process; all DDL on the server would queue
-    /// behind it. Seen (both waits longer than an attempt), the read is given up (null) so that the
-    /// lock is released and the DDL goes on; the caller tries again. Seeing another account's
-    /// sessions needs the PROCESS privilege: without it the read waits as before.
+    /// behind it. Seen (a session of our account has waited for a table's metadata lock longer than
+    /// an attempt: with DDL blocked, only a DDL can hold it up, and that DDL waits for our lock),
+    /// the read is given up (null) so that the lock is released and the DDL goes on; the caller
+    /// tries again. Only our own account's sessions are looked at: no PROCESS privilege needed.
     /// </summary>
     private async Task<T?> ReadUnlessDeadlockedAsync<T>(Func<CancellationToken, Task<T>> read, CancellationToken cancellationToken)
         where T : class
@@ -277,8 +278,6 @@ public sealed partial class MySqlEngine
             cancellationToken.ThrowIfCancellationRequested();
             var deadlocked = await Scalar(watch, $"""
                 SELECT EXISTS (SELECT 1 FROM information_schema.PROCESSLIST WHERE TIME >= {LockAttemptSeconds}
-                    AND STATE IN ('Waiting for backup lock', 'Waiting for global read lock'))
-                  AND EXISTS (SELECT 1 FROM information_schema.PROCESSLIST WHERE TIME >= {LockAttemptSeconds}
                     AND STATE = 'Waiting for table metadata lock' AND USER = SUBSTRING_INDEX(USER(), '@', 1))
                 """, cancellationToken).ConfigureAwait(false);
             if (Convert.ToInt64(deadlocked, System.Globalization.CultureInfo.InvariantCulture) == 1)
