@@ -208,6 +208,12 @@ internal sealed class TarMetadataLimit(Stream inner) : Stream
                 break; // malformed: the reader refuses it
             }
             var record = Encoding.UTF8.GetString(records, space + 1, at + length - space - 2);
+            if (record.Contains('\n', StringComparison.Ordinal))
+            {
+                // Valid pax, but System.Formats.Tar splits records at newlines and refuses the archive as damaged.
+                throw new UnreadableArchiveException($"a pax record's value holds a newline ('{record.Split('=')[0]}'), which this tar reader cannot "
+                    + "read; GNU tar can: extract the decoded archive with tar -x (docs/backup-format.md)");
+            }
             if (record.StartsWith("GNU.sparse.", StringComparison.Ordinal))
             {
                 throw Sparse("an entry"); // GNU tar's pax sparse formats: the reader would restore the packed data as the file
