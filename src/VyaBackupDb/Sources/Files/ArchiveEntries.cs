@@ -178,7 +178,8 @@ internal static class ArchiveEntries
 /// verify: the names the archive has put so far, as a restore lays them out. An entry is refused
 /// when its name leaves the target (<see cref="ArchiveEntries.RelativePath"/>), has a component
 /// over 255 bytes, goes through an earlier symlink or file, or would replace a directory with
-/// something else; a hard link must point at an earlier file (not through a symlink).
+/// something else; a hard link must point at an earlier file (not through a symlink); a
+/// symlink's target must not hold a NUL.
 /// </summary>
 internal sealed class ArchiveTree
 {
@@ -208,6 +209,10 @@ internal sealed class ArchiveTree
         if (kind == EntryKind.Symlink && string.IsNullOrEmpty(entry.LinkName))
         {
             throw new RefusedEntryException($"symlink '{entry.Name}' has no target");
+        }
+        if (kind == EntryKind.Symlink && entry.LinkName.Contains('\0', StringComparison.Ordinal))
+        {
+            throw new RefusedEntryException($"symlink '{entry.Name}' has a NUL in its target"); // the kernel would take the part before it
         }
         if (kind == EntryKind.HardLink)
         {
