@@ -159,6 +159,58 @@ public static class FileTrees
         }
     }
 
+    /// <summary>
+    /// Builds, under <paramref name="root"/>, a tree deeper than PATH_MAX (the kernel's 4096 bytes
+    /// for one path): 30 nested directories of 204-byte names (over 6000 bytes), a file 'leaf'
+    /// (0640, a time to the nanosecond), a hard link 'hard' to it and a symlink 'link' to it at the
+    /// bottom, and a read-only (0555) directory half way. Built from inside with bash (cd one
+    /// name at a time); .NET's path-based calls cannot reach that deep.
+    /// </summary>
+    public static async Task BuildDeeperThanPathMaxAsync(string root)
+    {
+        Directory.CreateDirectory(root);
+        var build = await Run.ProgramAsync("bash", ["-c", """
+            set -e
+            cd "$1"
+            y=$(printf 'y%.0s' $(seq 200))
+            for i in $(seq -w 0 29); do mkdir "d${i}_$y"; cd "d${i}_$y"; done
+            printf 'deep\n' > leaf
+            chmod 640 leaf
+            touch -d @1500000000.123456789 leaf
+            ln leaf hard
+            ln -s leaf link
+            touch -h -d @1400000000.5 link
+            for i in $(seq 15); do cd -P ..; done
+            touch -d @1300000000.25 .
+            chmod 555 .
+            """, "bash", root]);
+        Assert.True(build.ExitCode == 0, build.ToString());
+    }
+
+    /// <summary>
+    /// <see cref="Listing"/> for trees deeper than PATH_MAX (GNU find walks by descriptors): per
+    /// entry its path, type, mode, size, link target, time to the nanosecond, link count and
+    /// owner; then the SHA-256 of each file's content.
+    /// </summary>
+    public static async Task<string> DeepListingAsync(string root)
+    {
+        var list = await Run.ProgramAsync("bash", ["-c", """
+            set -e -o pipefail
+            cd "$1"
+            find . -printf '%P %y %m %s %l %T@ %n %U:%G\n' | LC_ALL=C sort
+            find . -type f -execdir sha256sum {} + | LC_ALL=C sort
+            """, "bash", root]);
+        Assert.True(list.ExitCode == 0, list.ToString());
+        return list.Stdout;
+    }
+
+    /// <summary>Removes a tree Directory.Delete cannot reach the bottom of (rm works through descriptors).</summary>
+    public static async Task RemoveDeepAsync(string root)
+    {
+        var rm = await Run.ProgramAsync("rm", ["-rf", root]);
+        Assert.True(rm.ExitCode == 0, rm.ToString());
+    }
+
     /// <summary>A files instance config for the CLI; returns its path.</summary>
     public static async Task<string> WriteConfigAsync(string dir, string backupDir, string instances, string compression = "zstd", string extra = "")
     {

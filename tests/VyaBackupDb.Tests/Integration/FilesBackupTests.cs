@@ -271,6 +271,61 @@ public sealed class FilesBackupTests : IAsyncLifetime
         Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(dir), e => Path.GetFileName(e).StartsWith(".vya-", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_tree_deeper_than_PATH_MAX_round_trips_through_backup_and_restore()
+    {
+        var dir = _scratch.TempDir("files");
+        try
+        {
+            var source = Path.Combine(dir, "src");
+            await FileTrees.BuildDeeperThanPathMaxAsync(source);
+            var before = await FileTrees.DeepListingAsync(source);
+            var backups = Path.Combine(dir, "backups");
+            var config = await FileTrees.WriteConfigAsync(dir, backups, $$"""
+                - {id: 8, name: deep, dbms: files, paths: [{{FileTrees.Yaml(source)}}]}
+                """);
+            var backup = await Run.CliAsync("backup", "--instance", "8", "--config", config);
+            Assert.True(backup.ExitCode == 0, backup.ToString());
+            var file = Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups)));
+            var target = Path.Combine(dir, "restored");
+
+            var restore = await Run.CliAsync("restore", "--file", file, "--instance", "8", "--target", target, "--config", config);
+
+            Assert.True(restore.ExitCode == 0, restore.ToString());
+            Assert.Contains("1 files (5 B), ", restore.Stdout, StringComparison.Ordinal);
+            Assert.Contains(" 1 symlinks, 1 hard links", restore.Stdout, StringComparison.Ordinal);
+            Assert.Equal(before, await FileTrees.DeepListingAsync(target + source));
+            Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(dir), e => Path.GetFileName(e).StartsWith(".vya-", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await FileTrees.RemoveDeepAsync(dir);
+        }
+    }
+
+    [Fact]
+    public async Task Restore_force_over_a_target_deeper_than_PATH_MAX_removes_the_old_tree_and_leaves_nothing_beside()
+    {
+        var (dir, config, file, before, source) = await BackedUpTreeAsync();
+        var target = Path.Combine(dir, "target");
+        try
+        {
+            await FileTrees.BuildDeeperThanPathMaxAsync(target);
+
+            var forced = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+            Assert.True(forced.ExitCode == 0, forced.ToString());
+            Assert.DoesNotContain("could not be removed", forced.Stderr, StringComparison.Ordinal);
+            Assert.Equal([source.Split('/')[1]], Directory.EnumerateFileSystemEntries(target).Select(Path.GetFileName));
+            Assert.Equal(before, FileTrees.Listing(target + source));
+            Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(dir), e => Path.GetFileName(e).StartsWith(".vya-", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await FileTrees.RemoveDeepAsync(dir);
+        }
+    }
+
     [Theory]
     [InlineData("truncated")]
     [InlineData("corrupted")]

@@ -174,6 +174,7 @@ public sealed class FilesRestoreSafetyTests : IAsyncLifetime
     [InlineData("name-over-255-bytes")]
     [InlineData("a-name-of-the-restores-own")]
     [InlineData("hard-link-to-itself")]
+    [InlineData("nul-in-symlink-target")]
     public async Task Verify_fails_an_archive_restore_refuses(string attack)
     {
         var dir = _scratch.TempDir("verify-refused");
@@ -201,6 +202,10 @@ public sealed class FilesRestoreSafetyTests : IAsyncLifetime
                     // Restored, it would be taken by the next run for an interrupted commit's old content.
                     await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.Directory, ".vya-replaced-0123456789ab"));
                     await tar.WriteEntryAsync(Data(".vya-replaced-0123456789ab/planted"));
+                    break;
+                case "nul-in-symlink-target":
+                    // Was an unhandled ArgumentException; written through a descriptor it would be cut at the NUL.
+                    await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.SymbolicLink, "l") { LinkName = "a\0/etc/passwd" });
                     break;
                 case "file-replacing-directory":
                     await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.Directory, "dd"));

@@ -179,7 +179,8 @@ internal static class ArchiveEntries
 /// when its name leaves the target (<see cref="ArchiveEntries.RelativePath"/>), has a component
 /// over 255 bytes, goes through an earlier symlink or file, or would replace a directory with
 /// something else; a hard link must point at an earlier file or symlink (not through a symlink:
-/// link(2) on a symlink makes a second symlink, which the restore never follows).
+/// link(2) on a symlink makes a second symlink, which the restore never follows); a symlink's
+/// target must not hold a NUL.
 /// </summary>
 internal sealed class ArchiveTree
 {
@@ -209,6 +210,10 @@ internal sealed class ArchiveTree
         if (kind == EntryKind.Symlink && string.IsNullOrEmpty(entry.LinkName))
         {
             throw new RefusedEntryException($"symlink '{entry.Name}' has no target");
+        }
+        if (kind == EntryKind.Symlink && entry.LinkName.Contains('\0', StringComparison.Ordinal))
+        {
+            throw new RefusedEntryException($"symlink '{entry.Name}' has a NUL in its target"); // the kernel would take the part before it
         }
         if (kind == EntryKind.HardLink)
         {

@@ -1,4 +1,5 @@
 using System.Formats.Tar;
+using Microsoft.Win32.SafeHandles;
 
 namespace VyaBackupDb.Sources.Files;
 
@@ -11,22 +12,30 @@ namespace VyaBackupDb.Sources.Files;
 /// created exclusively (O_EXCL: an existing name, a symlink included, is unlinked first, never
 /// written through). Modes, times (to the nanosecond) and, when running as root, owners (by
 /// name when the name exists here, else by number) are restored; a directory's are set last.
+/// Every entry is made by its own name in its parent directory's descriptor (a
+/// <see cref="DirectoryChain"/>), so no path has to fit in PATH_MAX.
 /// </summary>
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
-internal sealed class FilesExtractor
+internal sealed class FilesExtractor : IDisposable
 {
     private readonly byte[] _buffer = new byte[1 << 20];
     private readonly string _root;
     private readonly bool _setOwners = Posix.IsRoot;
-    private readonly List<(string Path, int Depth, TarEntry Entry)> _directories = [];
+    private readonly List<(string Relative, TarEntry Entry)> _directories = [];
     private readonly Action<string> _warning;
     private readonly ArchiveTree _tree = new();
-    private string? _createdParent;
+
+    /// <summary>Down to the current entry's parent.</summary>
+    private readonly DirectoryChain _parents;
+
+    /// <summary>Down to a hard link's target's parent (opened at the first hard link).</summary>
+    private DirectoryChain? _linkParents;
 
     private FilesExtractor(string root, Action<string> warning)
     {
         _root = root.TrimEnd('/');
         _warning = warning;
+        _parents = new DirectoryChain(_root);
     }
 
     public EntryCounts Counts { get; } = new();
@@ -37,7 +46,7 @@ internal sealed class FilesExtractor
     /// </summary>
     public static EntryCounts Extract(Stream plain, string root, Action<string> warning, CancellationToken cancellationToken)
     {
-        var extractor = new FilesExtractor(root, warning);
+        using var extractor = new FilesExtractor(root, warning);
         using var reader = new FilesArchiveReader(plain);
         while (reader.Next() is { } entry)
         {
@@ -46,6 +55,12 @@ internal sealed class FilesExtractor
         }
         extractor.FinishDirectories();
         return extractor.Counts;
+    }
+
+    public void Dispose()
+    {
+        _parents.Dispose();
+        _linkParents?.Dispose();
     }
 
     private void Extract(TarEntry entry)
@@ -68,90 +83,94 @@ internal sealed class FilesExtractor
             return; // the target itself ("./"): it exists; its own metadata stays the target's
         }
         var path = _root + "/" + relative;
-        CreateParent(relative);
+        var segments = relative.Split('/');
+        var parent = _parents.MoveTo(segments.AsSpan(0, segments.Length - 1)); // creates the directories the archive did not list before
+        var name = Posix.NameBytes(segments[^1]);
         switch (kind)
         {
             case EntryKind.Directory:
-                if (!Clear(path))
+                if (!Clear(parent, name, path))
                 {
-                    Directory.CreateDirectory(path);
+                    Posix.MakeDirectoryAt(parent, name, path);
                 }
-                _directories.Add((path, relative.Count(c => c == '/'), entry));
+                _directories.Add((relative, entry));
                 break;
             case EntryKind.File:
-                Clear(path);
-                WriteFile(entry, path);
+                Clear(parent, name, path);
+                WriteFile(entry, parent, name, path);
                 break;
             case EntryKind.Symlink:
-                Clear(path);
-                File.CreateSymbolicLink(path, entry.LinkName);
-                SetOwner(entry, path, handle: null);
+                Clear(parent, name, path);
+                Posix.SymlinkAt(entry.LinkName, parent, name, path);
+                if (_setOwners)
+                {
+                    var (uid, gid) = Owner(entry);
+                    Posix.ChownAtNoFollow(parent, name, uid, gid, path);
+                }
                 var (seconds, nanos) = ArchiveEntries.ModificationTime(entry);
-                Posix.SetTimesNoFollow(path, seconds, nanos);
+                Posix.SetTimesAtNoFollow(parent, name, seconds, nanos, path);
                 break;
             case EntryKind.HardLink:
-                Clear(path);
-                Posix.HardLink(_root + "/" + ArchiveEntries.RelativePath(entry.LinkName), path); // link(2) links a symlink itself
+                Clear(parent, name, path);
+                var target = ArchiveEntries.RelativePath(entry.LinkName).Split('/');
+                _linkParents ??= new DirectoryChain(_root);
+                var targetParent = _linkParents.MoveTo(target.AsSpan(0, target.Length - 1));
+                Posix.HardLinkAt(targetParent, Posix.NameBytes(target[^1]), parent, name, path);
                 break;
         }
     }
 
-    private void WriteFile(TarEntry entry, string path)
+    private void WriteFile(TarEntry entry, int parent, byte[] name, string path)
     {
-        var options = new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew, // O_EXCL: never through a symlink or into an existing file
-            Access = FileAccess.Write,
-            Share = FileShare.None,
-            BufferSize = 0,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        };
-        using var file = new FileStream(path, options);
+        using var file = Posix.CreateFileAt(parent, name, path);
         if (entry.DataStream is { } data)
         {
+            long written = 0;
             int n;
             while ((n = data.Read(_buffer)) > 0)
             {
-                file.Write(_buffer, 0, n);
+                RandomAccess.Write(file, _buffer.AsSpan(0, n), written);
+                written += n;
             }
         }
-        // Owner before mode: chown clears setuid and setgid.
-        SetOwner(entry, path, file.SafeFileHandle);
-        File.SetUnixFileMode(file.SafeFileHandle, (UnixFileMode)((int)entry.Mode & 0xFFF));
-        var (seconds, nanos) = ArchiveEntries.ModificationTime(entry);
-        Posix.SetTimes(file.SafeFileHandle, path, seconds, nanos);
-    }
-
-    /// <summary>Directories get their mode, owner and time after their content, deepest first (writing into one changes its time).</summary>
-    private void FinishDirectories()
-    {
-        foreach (var (path, _, entry) in _directories.OrderByDescending(d => d.Depth))
-        {
-            SetOwner(entry, path, handle: null);
-            File.SetUnixFileMode(path, (UnixFileMode)((int)entry.Mode & 0xFFF));
-            var (seconds, nanos) = ArchiveEntries.ModificationTime(entry);
-            Posix.SetTimesNoFollow(path, seconds, nanos);
-        }
-    }
-
-    /// <summary>Creates the directories on the way to an entry that the archive did not list before it.</summary>
-    private void CreateParent(string relative)
-    {
-        var slash = relative.LastIndexOf('/');
-        if (slash > 0 && relative[..slash] != _createdParent)
-        {
-            _createdParent = relative[..slash];
-            Directory.CreateDirectory(_root + "/" + _createdParent);
-        }
+        SetMetadata(entry, file, path);
     }
 
     /// <summary>
-    /// Removes what an earlier entry put at <paramref name="path"/> (a later entry wins, as in
+    /// Directories get their mode, owner and time after their content (writing into one changes
+    /// its time), each after everything below it: in descending order of their names a directory
+    /// comes after every one under it, and neighbours stay close, so the chain's common part is reused.
+    /// </summary>
+    private void FinishDirectories()
+    {
+        foreach (var (relative, entry) in _directories.OrderByDescending(d => d.Relative, StringComparer.Ordinal))
+        {
+            var fd = _parents.MoveTo(relative.Split('/'));
+            using var directory = new SafeFileHandle(fd, ownsHandle: false); // the chain closes it
+            SetMetadata(entry, directory, _root + "/" + relative);
+        }
+    }
+
+    /// <summary>Owner before mode: chown clears setuid and setgid.</summary>
+    private void SetMetadata(TarEntry entry, SafeFileHandle handle, string path)
+    {
+        if (_setOwners)
+        {
+            var (uid, gid) = Owner(entry);
+            Posix.Chown(handle, path, uid, gid);
+        }
+        File.SetUnixFileMode(handle, (UnixFileMode)((int)entry.Mode & 0xFFF));
+        var (seconds, nanos) = ArchiveEntries.ModificationTime(entry);
+        Posix.SetTimes(handle, path, seconds, nanos);
+    }
+
+    /// <summary>
+    /// Removes what an earlier entry put at <paramref name="name"/> (a later entry wins, as in
     /// tar), never following a symlink. True when a directory is there and is kept.
     /// </summary>
-    private static bool Clear(string path)
+    private static bool Clear(int parent, byte[] name, string path)
     {
-        if (Posix.TryLStat(path) is not { } stat)
+        if (Posix.TryStatAt(parent, name, path) is not { } stat)
         {
             return false;
         }
@@ -159,26 +178,75 @@ internal sealed class FilesExtractor
         {
             return true; // only a directory replaces one (ArchiveTree)
         }
-        File.Delete(path); // unlink: a symlink itself, not its target
+        Posix.UnlinkAt(parent, name, path); // a symlink itself, not its target
         return false;
     }
 
-    private void SetOwner(TarEntry entry, string path, Microsoft.Win32.SafeHandles.SafeFileHandle? handle)
+    /// <summary>By name when the name exists here, else by number (as GNU tar does).</summary>
+    private static (uint Uid, uint Gid) Owner(TarEntry entry)
     {
-        if (!_setOwners)
-        {
-            return;
-        }
         var posix = entry as PosixTarEntry;
         var uid = posix is { UserName.Length: > 0 } && Posix.UserId(posix.UserName) is { } byName ? byName : (uint)entry.Uid;
         var gid = posix is { GroupName.Length: > 0 } && Posix.GroupId(posix.GroupName) is { } groupByName ? groupByName : (uint)entry.Gid;
-        if (handle is null)
+        return (uid, gid);
+    }
+}
+
+/// <summary>
+/// The open directories from a root down to one under it, each opened by its name in the one
+/// above (O_NOFOLLOW: a symlink on the way is never followed), so that no path given to the
+/// kernel is longer than one name. Moving to another directory keeps the part in common open
+/// (archives list their entries mostly depth-first) and creates the directories that are missing.
+/// </summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+internal sealed class DirectoryChain : IDisposable
+{
+    private readonly string _rootPath;
+    private readonly int _root;
+    private readonly List<(string Name, int Fd)> _open = [];
+
+    public DirectoryChain(string root)
+    {
+        _rootPath = root;
+        _root = Posix.OpenDirectoryFdAt(Posix.CurrentDirectory, Posix.NameBytes(root), root);
+    }
+
+    /// <summary>The descriptor of the directory <paramref name="segments"/> (names from the root); open until the next move.</summary>
+    public int MoveTo(ReadOnlySpan<string> segments)
+    {
+        var common = 0;
+        while (common < _open.Count && common < segments.Length && _open[common].Name == segments[common])
         {
-            Posix.ChownNoFollow(path, uid, gid);
+            common++;
         }
-        else
+        CloseFrom(common);
+        for (var i = common; i < segments.Length; i++)
         {
-            Posix.Chown(handle, path, uid, gid);
+            var parent = i == 0 ? _root : _open[i - 1].Fd;
+            var name = Posix.NameBytes(segments[i]);
+            var path = _rootPath + "/" + string.Join('/', segments[..(i + 1)]);
+            if (Posix.TryOpenDirectoryFdAt(parent, name, path) is not { } fd)
+            {
+                Posix.MakeDirectoryAt(parent, name, path);
+                fd = Posix.OpenDirectoryFdAt(parent, name, path);
+            }
+            _open.Add((segments[i], fd));
+        }
+        return segments.Length == 0 ? _root : _open[^1].Fd;
+    }
+
+    public void Dispose()
+    {
+        CloseFrom(0);
+        Posix.CloseFd(_root);
+    }
+
+    private void CloseFrom(int depth)
+    {
+        for (var i = _open.Count - 1; i >= depth; i--)
+        {
+            Posix.CloseFd(_open[i].Fd);
+            _open.RemoveAt(i);
         }
     }
 }

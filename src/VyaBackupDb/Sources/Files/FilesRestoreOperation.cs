@@ -489,30 +489,17 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
 
         private static string RandomSuffix() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
 
-        /// <summary>Deletes a tree, never following a symlink, first making its directories writable (a restored one may be 0555); null on success.</summary>
+        /// <summary>Deletes a tree (<see cref="Posix.RemoveTree"/>); null on success, else why not.</summary>
         private static string? RemoveTree(string path)
         {
             try
             {
-                MakeWritable(path);
-                Directory.Delete(path, recursive: true);
+                Posix.RemoveTree(path);
                 return null;
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            catch (PosixException e)
             {
                 return e.Message;
-            }
-        }
-
-        private static void MakeWritable(string directory)
-        {
-            File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            foreach (var child in Directory.EnumerateDirectories(directory))
-            {
-                if (Posix.TryLStat(child) is { IsDirectory: true })
-                {
-                    MakeWritable(child);
-                }
             }
         }
     }

@@ -5,10 +5,11 @@ using Microsoft.Win32.SafeHandles;
 namespace VyaBackupDb.Sources.Files;
 
 /// <summary>
-/// The calls a backup walks its trees with: each name is looked up in the directory descriptor it
-/// was listed from (statx, openat, readlinkat on one component), so a directory swapped for a
-/// symlink mid-walk can never lead a read elsewhere, and no path has to fit in PATH_MAX. Names
-/// are the raw bytes the kernel gives, NUL-terminated.
+/// The calls a backup walks its trees with, and a restore builds and removes them with: each name
+/// is looked up in the directory descriptor it was listed from or is made in (statx, openat,
+/// readlinkat, mkdirat, unlinkat, ... on one component), so a directory swapped for a symlink
+/// mid-walk can never lead a read elsewhere, and no path has to fit in PATH_MAX. Names are the
+/// raw bytes the kernel gives, NUL-terminated.
 /// </summary>
 internal static partial class Posix
 {
@@ -18,6 +19,12 @@ internal static partial class Posix
     // O_DIRECTORY is 040000 on ARM and POWER, 0200000 elsewhere.
     private static readonly int ODirectory =
         RuntimeInformation.ProcessArchitecture is Architecture.Arm or Architecture.Arm64 or Architecture.Ppc64le ? 0x4000 : 0x10000;
+
+    // The same on every Linux architecture .NET runs on.
+    private const int OWriteOnly = 0x1;
+    private const int OCreate = 0x40;
+    private const int OExclusive = 0x80;
+    private const int AtRemoveDir = 0x200;
 
     /// <summary>struct dirent's d_name: after d_ino, d_off (both 64-bit on 64-bit systems), d_reclen and d_type.</summary>
     private static readonly int DirentNameOffset = IntPtr.Size == 8 ? 19 : 11;
@@ -141,6 +148,165 @@ internal static partial class Posix
         return buffer.ToStat();
     }
 
+    /// <summary>
+    /// Opens a directory as a descriptor to look names up from (not to list), never through a
+    /// symlink: ELOOP or ENOTDIR when the name is not a directory.
+    /// </summary>
+    public static int OpenDirectoryFdAt(int directory, byte[] name, string path)
+    {
+        var fd = OpenAt(directory, name, ODirectory | ONoFollow | OCloExec);
+        return fd >= 0 ? fd : throw Error(path);
+    }
+
+    /// <summary><see cref="OpenDirectoryFdAt"/>, or null when there is no such name.</summary>
+    public static int? TryOpenDirectoryFdAt(int directory, byte[] name, string path)
+    {
+        var fd = OpenAt(directory, name, ODirectory | ONoFollow | OCloExec);
+        if (fd >= 0)
+        {
+            return fd;
+        }
+        var error = Error(path);
+        return error.Errno == PosixException.ENOENT ? null : throw error;
+    }
+
+    public static void CloseFd(int fd) => Close(fd);
+
+    /// <summary>mkdir as Directory.CreateDirectory does: 0777 less the umask.</summary>
+    public static void MakeDirectoryAt(int directory, byte[] name, string path)
+    {
+        if (MkdirAt(directory, name, 0x1FF) != 0)
+        {
+            throw Error(path);
+        }
+    }
+
+    /// <summary>Creates a file 0600 to write, exclusively (O_EXCL: never through a symlink or into an existing file).</summary>
+    public static SafeFileHandle CreateFileAt(int directory, byte[] name, string path)
+    {
+        var fd = OpenAtCreating(directory, name, OWriteOnly | OCreate | OExclusive | ONoFollow | OCloExec, 0x180);
+        if (fd < 0)
+        {
+            throw Error(path);
+        }
+        return new SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    /// <summary>Removes a name that is not a directory (a symlink itself, not its target).</summary>
+    public static void UnlinkAt(int directory, byte[] name, string path)
+    {
+        if (UnlinkAtC(directory, name, 0) != 0)
+        {
+            throw Error(path);
+        }
+    }
+
+    public static void SymlinkAt(string target, int directory, byte[] name, string path)
+    {
+        if (SymlinkAtC(NameBytes(target), directory, name) != 0)
+        {
+            throw Error(path);
+        }
+    }
+
+    /// <summary>linkat without AT_SYMLINK_FOLLOW: a symlink as <paramref name="existingName"/> is linked itself.</summary>
+    public static void HardLinkAt(int existingDirectory, byte[] existingName, int directory, byte[] name, string path)
+    {
+        if (LinkAt(existingDirectory, existingName, directory, name, 0) != 0)
+        {
+            throw Error(path);
+        }
+    }
+
+    /// <summary>The owner of the name itself (on a symlink the link).</summary>
+    public static void ChownAtNoFollow(int directory, byte[] name, uint uid, uint gid, string path)
+    {
+        if (FChownAt(directory, name, uid, gid, AtSymlinkNoFollow) != 0)
+        {
+            throw Error(path);
+        }
+    }
+
+    /// <summary>Sets the name's modification time (and access time to the same), on a symlink the link itself.</summary>
+    public static void SetTimesAtNoFollow(int directory, byte[] name, long seconds, uint nanos, string path)
+    {
+        var times = new Timespec[] { new(seconds, nanos), new(seconds, nanos) };
+        if (UtimensAtName(directory, name, times, AtSymlinkNoFollow) != 0)
+        {
+            throw Error(path);
+        }
+    }
+
+    /// <summary>
+    /// Removes a tree by descriptors, never following a symlink and with no path longer than one
+    /// name given to the kernel (so trees of any depth go). Each directory lacking rwx for its
+    /// owner is made 0700 first (a restored one may be 0555). Iterative: a deep tree cannot
+    /// overflow the stack.
+    /// </summary>
+    public static void RemoveTree(string path)
+    {
+        var name = NameBytes(path);
+        if (!MakeWritableIfDirectory(CurrentDirectory, name, path))
+        {
+            UnlinkAt(CurrentDirectory, name, path);
+            return;
+        }
+        var open = new Stack<(DirectoryHandle Directory, byte[] Name, string Path, List<byte[]> Children)>();
+        try
+        {
+            var top = OpenDirectoryAt(CurrentDirectory, name, path);
+            open.Push((top, name, path, ReadNames(top, path)));
+            while (open.TryPeek(out var current))
+            {
+                if (current.Children.Count == 0)
+                {
+                    open.Pop();
+                    current.Directory.Dispose();
+                    var parent = open.TryPeek(out var above) ? above.Directory.Fd : CurrentDirectory;
+                    if (UnlinkAtC(parent, current.Name, AtRemoveDir) != 0)
+                    {
+                        throw Error(current.Path);
+                    }
+                    continue;
+                }
+                var child = current.Children[^1];
+                current.Children.RemoveAt(current.Children.Count - 1);
+                var childPath = current.Path + "/" + Encoding.UTF8.GetString(child.AsSpan(0, child.Length - 1));
+                if (MakeWritableIfDirectory(current.Directory.Fd, child, childPath))
+                {
+                    var directory = OpenDirectoryAt(current.Directory.Fd, child, childPath);
+                    open.Push((directory, child, childPath, ReadNames(directory, childPath)));
+                }
+                else
+                {
+                    UnlinkAt(current.Directory.Fd, child, childPath);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var (directory, _, _, _) in open)
+            {
+                directory.Dispose();
+            }
+        }
+    }
+
+    /// <summary>True when the name is a directory (then made 0700 if its owner lacks rwx); never follows a symlink.</summary>
+    private static bool MakeWritableIfDirectory(int directory, byte[] name, string path)
+    {
+        var stat = StatAt(directory, name, path);
+        if (!stat.IsDirectory)
+        {
+            return false;
+        }
+        if ((stat.Permissions & 0x1C0) != 0x1C0 && FChmodAt(directory, name, 0x1C0, AtSymlinkNoFollow) != 0)
+        {
+            throw Error(path);
+        }
+        return true;
+    }
+
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true)]
     private static partial int StatxAt(int dirfd, byte[] name, int flags, uint mask, out StatxBuffer buffer);
 
@@ -161,6 +327,30 @@ internal static partial class Posix
 
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "openat", SetLastError = true)]
+    private static partial int OpenAtCreating(int dirfd, byte[] name, int flags, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "mkdirat", SetLastError = true)]
+    private static partial int MkdirAt(int dirfd, byte[] name, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "unlinkat", SetLastError = true)]
+    private static partial int UnlinkAtC(int dirfd, byte[] name, int flags);
+
+    [LibraryImport("libc", EntryPoint = "symlinkat", SetLastError = true)]
+    private static partial int SymlinkAtC(byte[] target, int dirfd, byte[] name);
+
+    [LibraryImport("libc", EntryPoint = "linkat", SetLastError = true)]
+    private static partial int LinkAt(int existingDirfd, byte[] existingName, int dirfd, byte[] name, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fchownat", SetLastError = true)]
+    private static partial int FChownAt(int dirfd, byte[] name, uint uid, uint gid, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fchmodat", SetLastError = true)]
+    private static partial int FChmodAt(int dirfd, byte[] name, uint mode, int flags);
+
+    [LibraryImport("libc", EntryPoint = "utimensat", SetLastError = true)]
+    private static partial int UtimensAtName(int dirfd, byte[] name, Timespec[] times, int flags);
 }
 
 /// <summary>An open directory (a DIR*, and the descriptor it reads, which names inside it are looked up from).</summary>
