@@ -186,7 +186,12 @@ internal sealed class ArchiveTree
 {
     private const int MaxNameBytes = 255;
 
-    private readonly Dictionary<string, EntryKind> _kinds = new(StringComparer.Ordinal);
+    /// <summary>
+    /// The names put so far, one node per name component: checking and recording an entry takes
+    /// time and memory in proportion to its name (a planted name of 500,000 levels made a table of
+    /// every prefix quadratic in both).
+    /// </summary>
+    private readonly Node _target = new(EntryKind.Directory);
 
     /// <summary>Checks an entry and records it; returns its path relative to the target (empty: the target itself).</summary>
     public string Admit(TarEntry entry, EntryKind kind)
@@ -196,8 +201,12 @@ internal sealed class ArchiveTree
         {
             return relative; // not restored: it takes no name
         }
-        CheckNameLengths(relative, entry.Name);
-        if (ArchiveEntries.IsReservedName(relative.Split('/')[0]))
+        var segments = relative.Split('/');
+        if (segments.Any(segment => Encoding.UTF8.GetByteCount(segment) > MaxNameBytes))
+        {
+            throw new RefusedEntryException($"'{entry.Name}' has a name component over {MaxNameBytes} bytes, more than a file system takes");
+        }
+        if (ArchiveEntries.IsReservedName(segments[0]))
         {
             throw new RefusedEntryException($"'{entry.Name}' takes a name the restore keeps for its own directories (.vya-restore-..., .vya-replaced-...)");
         }
@@ -206,7 +215,7 @@ internal sealed class ArchiveTree
             return kind == EntryKind.Directory ? relative
                 : throw new RefusedEntryException($"entry '{entry.Name}' would replace the target directory itself");
         }
-        CheckWay(relative);
+        var parent = Way(segments, relative);
         if (kind == EntryKind.Symlink && string.IsNullOrEmpty(entry.LinkName))
         {
             throw new RefusedEntryException($"symlink '{entry.Name}' has no target");
@@ -218,49 +227,77 @@ internal sealed class ArchiveTree
         if (kind == EntryKind.HardLink)
         {
             var target = ArchiveEntries.RelativePath(entry.LinkName, $"hard link '{entry.Name}' to");
-            CheckWay(target);
+            var targetSegments = target.Split('/');
+            var linked = Way(targetSegments, target)?.Child(targetSegments[^1]);
             if (target == relative)
             {
                 throw new RefusedEntryException($"hard link '{entry.Name}' points to itself");
             }
-            if (!_kinds.TryGetValue(target, out var linked) || linked == EntryKind.Directory)
+            if (linked is null || linked.Kind == EntryKind.Directory)
             {
                 throw new RefusedEntryException(
                     $"hard link '{entry.Name}' points to '{entry.LinkName}', which is not a file or symlink restored before it");
             }
         }
-        if (_kinds.TryGetValue(relative, out var existing) && existing == EntryKind.Directory && kind != EntryKind.Directory)
+        var existing = parent?.Child(segments[^1]);
+        if (existing is { Kind: EntryKind.Directory } && kind != EntryKind.Directory)
         {
             throw new RefusedEntryException($"'{relative}' would replace a directory");
         }
-        for (var slash = relative.IndexOf('/'); slash >= 0; slash = relative.IndexOf('/', slash + 1))
+        var node = _target;
+        foreach (var segment in segments.AsSpan(0, segments.Length - 1))
         {
-            _kinds.TryAdd(relative[..slash], EntryKind.Directory); // created on the way
+            node = node.Child(segment) ?? node.Add(segment, EntryKind.Directory); // created on the way
         }
-        _kinds[relative] = kind;
+        if (existing is not null)
+        {
+            existing.Kind = kind; // a later entry wins, as in tar
+        }
+        else
+        {
+            node.Add(segments[^1], kind);
+        }
         return relative;
     }
 
-    /// <summary>Every directory on the way to <paramref name="relative"/> is one, or not there yet: never a symlink or a file.</summary>
-    private void CheckWay(string relative)
+    /// <summary>
+    /// Checks that every directory on the way to an entry is one, or not there yet (never a symlink
+    /// or a file); returns the node of its parent, or null when part of the way is not there yet.
+    /// </summary>
+    private Node? Way(string[] segments, string relative)
     {
-        for (var slash = relative.IndexOf('/'); slash >= 0; slash = relative.IndexOf('/', slash + 1))
+        var node = _target;
+        for (var i = 0; i < segments.Length - 1; i++)
         {
-            var parent = relative[..slash];
-            if (_kinds.TryGetValue(parent, out var kind) && kind != EntryKind.Directory)
+            if (node.Child(segments[i]) is not { } child)
             {
-                throw new RefusedEntryException(kind == EntryKind.Symlink
+                return null;
+            }
+            if (child.Kind != EntryKind.Directory)
+            {
+                var parent = string.Join('/', segments[..(i + 1)]);
+                throw new RefusedEntryException(child.Kind == EntryKind.Symlink
                     ? $"'{relative}' goes through the symlink '{parent}'"
                     : $"'{relative}' goes through '{parent}', which is not a directory");
             }
+            node = child;
         }
+        return node;
     }
 
-    private static void CheckNameLengths(string relative, string name)
+    private sealed class Node(EntryKind kind)
     {
-        if (relative.Split('/').Any(segment => Encoding.UTF8.GetByteCount(segment) > MaxNameBytes))
+        private Dictionary<string, Node>? _children;
+
+        public EntryKind Kind { get; set; } = kind;
+
+        public Node? Child(string name) => _children?.GetValueOrDefault(name);
+
+        public Node Add(string name, EntryKind kind)
         {
-            throw new RefusedEntryException($"'{name}' has a name component over {MaxNameBytes} bytes, more than a file system takes");
+            var node = new Node(kind);
+            (_children ??= new(StringComparer.Ordinal))[name] = node;
+            return node;
         }
     }
 }
