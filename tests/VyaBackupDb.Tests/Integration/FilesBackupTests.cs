@@ -303,6 +303,52 @@ public sealed class FilesBackupTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// The backup's walk recurses once per level: at 10,000 levels it overflowed its thread's stack
+    /// and killed the process (restoring such a tree takes the path of the test above, slowly: 13 s).
+    /// </summary>
+    [Fact]
+    public async Task A_tree_ten_thousand_levels_deep_backs_up_and_verifies()
+    {
+        var dir = _scratch.TempDir("files");
+        try
+        {
+            var source = Path.Combine(dir, "src");
+            Directory.CreateDirectory(source);
+            var name = Posix.NameBytes("d");
+            var fd = Posix.OpenDirectoryFdAt(Posix.CurrentDirectory, Posix.NameBytes(source), source);
+            for (var level = 0; level < 10_000; level++)
+            {
+                Posix.MakeDirectoryAt(fd, name, "d");
+                var next = Posix.OpenDirectoryFdAt(fd, name, "d");
+                Posix.CloseFd(fd);
+                fd = next;
+            }
+            using (var leaf = Posix.CreateFileAt(fd, Posix.NameBytes("leaf"), "leaf"))
+            {
+                RandomAccess.Write(leaf, "deep\n"u8, 0);
+            }
+            Posix.CloseFd(fd);
+            var backups = Path.Combine(dir, "backups");
+            var config = await FileTrees.WriteConfigAsync(dir, backups, $$"""
+                - {id: 8, name: deeper, dbms: files, paths: [{{FileTrees.Yaml(source)}}]}
+                """);
+
+            var backup = await Run.CliAsync("backup", "--instance", "8", "--config", config);
+
+            Assert.True(backup.ExitCode == 0, backup.ToString());
+            var file = Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups)));
+            var manifest = BackupManifest.FromJson(await File.ReadAllBytesAsync(file + BackupManifest.Suffix));
+            Assert.Equal((10_001L, 1L), (manifest.Files!.Directories, manifest.Files.Files));
+            var verify = await Run.CliAsync("verify", "--instance", "8", "--config", config); // reads every name back
+            Assert.True(verify.ExitCode == 0, verify.ToString());
+        }
+        finally
+        {
+            await FileTrees.RemoveDeepAsync(dir);
+        }
+    }
+
     [Fact]
     public async Task Restore_force_over_a_target_deeper_than_PATH_MAX_removes_the_old_tree_and_leaves_nothing_beside()
     {

@@ -81,7 +81,31 @@ internal static class Pipelined
         return (producer.Result, consumer.Result);
     }
 
-    /// <summary>Runs synchronous work on a thread of its own (it blocks on the pipe, and may walk deep trees).</summary>
-    public static Task<T> OnOwnThread<T>(Func<T> work, CancellationToken cancellationToken) =>
-        Task.Factory.StartNew(work, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    /// <summary>
+    /// Runs synchronous work on a thread of its own: it blocks on the pipe, and a backup's walk
+    /// recurses once per directory level (a 20,000-level tree overflowed a default stack and
+    /// killed the process); the stack is reserved, not committed, so it costs what is used.
+    /// </summary>
+    public static Task<T> OnOwnThread<T>(Func<T> work, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                done.SetResult(work());
+            }
+            catch (Exception e)
+            {
+                done.SetException(e);
+            }
+        }, maxStackSize: 512 << 20)
+        {
+            IsBackground = true,
+            Name = "vya-files",
+        };
+        thread.Start();
+        return done.Task;
+    }
 }
