@@ -6,7 +6,7 @@ using VyaBackupDb.Errors;
 // With a low open files limit (the runtime alone holds ~60 files), an error must still be said in one line:
 // open stdout and stderr, and set up the console (its first write loads an assembly), and note the limit,
 // while files can still be opened.
-_ = Console.Out;
+Console.SetOut(new StandardOutput(Console.Out));
 _ = Console.Error;
 using (var stderr = Console.OpenStandardError())
 {

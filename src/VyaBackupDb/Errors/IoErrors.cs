@@ -14,6 +14,12 @@ public static partial class IoErrors
     /// <summary>A failure to create or write a file: EFBIG (the file size limit) comes from .NET as an ArgumentOutOfRangeException.</summary>
     public static bool IsWriteFault(Exception e) => e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException;
 
+    /// <summary>
+    /// Why <paramref name="path"/> could not be opened, in words: .NET says "Access to the path is denied" for a
+    /// directory (EISDIR) too.
+    /// </summary>
+    public static string OpenFailureReason(Exception e, string path) => Directory.Exists(path) ? "it is a directory" : e.Message;
+
     /// <summary>Why a write (<see cref="IsWriteFault"/>) failed, in words.</summary>
     public static string WriteFaultReason(Exception e) => e is ArgumentOutOfRangeException ? "the file size limit (ulimit -f) is reached" : e.Message;
 
