@@ -157,6 +157,26 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Limits at which the console itself (32: stderr cannot be duplicated) or the log setup (48: Output's type
+    /// initializer cannot load an assembly) fails: still one line and exit 1 (were "Unhandled exception." with a stack
+    /// trace, exit 134).
+    /// </summary>
+    [Theory]
+    [InlineData(32)]
+    [InlineData(48)]
+    public async Task Under_an_open_files_limit_too_low_for_the_console_the_error_is_one_line(int files)
+    {
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+
+        var run = await CliUnderOpenFilesLimitAsync(files, "list", "--all", "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.DoesNotContain("   at ", run.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", run.ToString(), StringComparison.Ordinal);
+        Assert.StartsWith("vya-backupdb: error: too many open files", Assert.Single(run.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)), StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// A backup (parallel engine, --jobs 4) under a limit too low for it: every error line names the limit, none a
     /// .NET type or "Could not load file or assembly", none a config error (exit 2), no stack trace; exit 1.
     /// </summary>
