@@ -71,7 +71,7 @@ internal static class Output
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new UsageException($"--log-file {logFile}: cannot open it for appending: {e.Message}");
+            throw new UsageException($"--log-file {logFile}: cannot open it for appending: {IoErrors.OpenFailureReason(e, logFile)}");
         }
     }
 

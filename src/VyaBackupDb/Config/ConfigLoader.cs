@@ -52,7 +52,7 @@ public static partial class ConfigLoader
         // Too many open files is this host's limit, not a config error (exit 2): it goes up as it is.
         catch (Exception e) when (e is IOException or UnauthorizedAccessException && !IoErrors.IsTooManyOpenFiles(e))
         {
-            throw new ConfigException($"cannot read config file {path}: {e.Message}");
+            throw new ConfigException($"cannot read config file {path}: {IoErrors.OpenFailureReason(e, path)}");
         }
         var config = Parse(text, path, prompt);
         return config with { Warnings = [.. config.Warnings, .. PermissionWarnings(path, config)] };

@@ -92,7 +92,7 @@ public sealed class PasswordSource
             // Too many open files is this host's limit, not a config error (exit 2): it goes up as it is.
             catch (Exception e) when (e is IOException or UnauthorizedAccessException && !IoErrors.IsTooManyOpenFiles(e))
             {
-                throw new ConfigException($"{_where}: cannot read {_file}: {e.Message}");
+                throw new ConfigException($"{_where}: cannot read {_file}: {IoErrors.OpenFailureReason(e, _file)}");
             }
         }
         return null;

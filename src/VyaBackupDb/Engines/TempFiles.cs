@@ -22,7 +22,8 @@ public static partial class TempFiles
     public static TempDirectoryException Fault(Exception e)
     {
         var directory = Path.TrimEndingDirectorySeparator(Path.GetTempPath());
-        var cause = !Directory.Exists(directory) ? $"the temporary directory {directory} does not exist"
+        var cause = File.Exists(directory) ? $"the temporary directory {directory} is a file, not a directory"
+            : !Directory.Exists(directory) ? $"the temporary directory {directory} does not exist"
             : IoErrors.IsDiskFull(e) ? $"no space left in the temporary directory {directory}"
             : e is UnauthorizedAccessException ? $"the temporary directory {directory} is not writable"
             // EFBIG comes from .NET as an ArgumentOutOfRangeException.

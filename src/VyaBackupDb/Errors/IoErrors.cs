@@ -14,6 +14,12 @@ public static partial class IoErrors
     /// <summary>A failure to create or write a file: EFBIG (the file size limit) comes from .NET as an ArgumentOutOfRangeException.</summary>
     public static bool IsWriteFault(Exception e) => e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException;
 
+    /// <summary>
+    /// Why <paramref name="path"/> could not be opened, in words: .NET says "Access to the path is denied" for a
+    /// directory (EISDIR) too.
+    /// </summary>
+    public static string OpenFailureReason(Exception e, string path) => Directory.Exists(path) ? "it is a directory" : e.Message;
+
     /// <summary>Why a write (<see cref="IsWriteFault"/>) failed, in words.</summary>
     public static string WriteFaultReason(Exception e) => e is ArgumentOutOfRangeException ? "the file size limit (ulimit -f) is reached" : e.Message;
 
@@ -40,26 +46,67 @@ public static partial class IoErrors
         ((e as FileNotFoundException)?.FileName ?? (e as FileLoadException)?.FileName)?.Contains(", PublicKeyToken=", StringComparison.Ordinal) == true;
 
     /// <summary>The one line for <see cref="IsTooManyOpenFiles"/>.</summary>
+    /// <remarks>
+    /// Under a virtual memory limit (ulimit -v) the runtime fails to map an assembly as it fails to open one: the line
+    /// then names both limits.
+    /// </remarks>
     public static string TooManyOpenFiles() =>
-        _openFilesLimit is { } limit ? $"too many open files (limit {limit})" : "too many open files";
+        _memoryLimit is not (null or ulong.MaxValue) ? OutOfMemoryOrFiles()
+        : _openFilesLimit is { } limit ? $"too many open files (limit {limit})" : "too many open files";
 
     /// <summary>An error's text as shown: <see cref="TooManyOpenFiles"/> for what it says, else its message.</summary>
     public static string Describe(Exception e) => IsTooManyOpenFiles(e) ? TooManyOpenFiles() : e.Message;
 
+    /// <summary>
+    /// Out of open files or memory, however the runtime says it: EMFILE (<see cref="IsTooManyOpenFiles"/>, or the socket
+    /// engine's "EMFILE"), an <see cref="OutOfMemoryException"/> (also what the socket engine throws when it cannot set
+    /// up under a low open files limit), a native library that cannot be loaded; wrapped in a type initializer's or a
+    /// task's exception.
+    /// </summary>
+    public static bool IsOutOfResources(Exception? e)
+    {
+        if (IsTooManyOpenFiles(e))
+        {
+            return true;
+        }
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is OutOfMemoryException or DllNotFoundException || e.Message.Contains("EMFILE", StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>The one line for <see cref="IsOutOfResources"/>: which it was when that is known, else both limits.</summary>
+    public static string OutOfResources(Exception e) => IsTooManyOpenFiles(e) ? TooManyOpenFiles() : OutOfMemoryOrFiles();
+
+    private static string OutOfMemoryOrFiles()
+    {
+        static string Shown(ulong? limit) => limit is null ? "?" : limit == ulong.MaxValue ? "unlimited" : limit.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var memory = _memoryLimit is null or ulong.MaxValue ? _memoryLimit : _memoryLimit / 1024; // ulimit -v counts KiB
+        return $"out of memory or open files (ulimit -n {Shown(_openFilesLimit)}, ulimit -v {Shown(memory)}): raise the limits";
+    }
+
     private static ulong? _openFilesLimit;
+    private static ulong? _memoryLimit;
 
     /// <summary>
     /// Notes the open files limit (the soft RLIMIT_NOFILE: the .NET runtime raises it to the hard limit at startup
-    /// itself) for <see cref="TooManyOpenFiles"/>. Called at startup: once the files are all taken, even loading
-    /// libc to ask would fail.
+    /// itself) and the virtual memory limit (RLIMIT_AS) for <see cref="TooManyOpenFiles"/> and <see cref="OutOfResources"/>.
+    /// Called at startup: once the files are all taken, even loading libc to ask would fail.
     /// </summary>
-    public static void ReadOpenFilesLimit()
+    public static void ReadLimits()
     {
         if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())
         {
-            var resource = OperatingSystem.IsLinux() ? 7 : 8; // RLIMIT_NOFILE
-            _openFilesLimit = GetRLimit(resource, out var limit) == 0 ? limit.Current : null;
+            var (files, memory) = OperatingSystem.IsLinux() ? (7, 9) : (8, 5); // RLIMIT_NOFILE, RLIMIT_AS
+            _openFilesLimit = GetRLimit(files, out var limit) == 0 ? limit.Current : null;
+            _memoryLimit = GetRLimit(memory, out limit) == 0 ? limit.Current : null;
         }
+        // Loads what telling them apart needs (Win32Exception's assembly) now: a check that fails to load it is "no".
+        _ = IsOutOfResources(new IOException());
     }
 
     [StructLayout(LayoutKind.Sequential)]

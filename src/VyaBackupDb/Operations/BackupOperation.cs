@@ -25,6 +25,8 @@ public sealed record BackupItem(InstanceConfig Instance, string Database, string
     public long? ExpectedBytes { get; init; }
 }
 
+/// <param name="SetupFailure">Failed for this host's setup, not the server: a config error (2: a password_env not set, a
+/// password_file missing) or the vault (7). A run whose databases all failed so exits with that code.</param>
 public sealed record BackupItemResult(
     InstanceConfig Instance,
     string Database,
@@ -34,7 +36,7 @@ public sealed record BackupItemResult(
     long StoredBytes,
     TimeSpan Duration,
     bool Locked = false,
-    bool VaultFailed = false,
+    ExitCode? SetupFailure = null,
     IReadOnlyList<string>? Copies = null)
 {
     public bool Succeeded => Error is null;
@@ -58,7 +60,7 @@ public sealed record BackupReport(IReadOnlyList<BackupItemResult> Results, TimeS
 {
     public ExitCode ExitCode =>
         Results.Count > 0 && Results.All(r => r.Locked) ? ExitCode.Locked
-        : Results.Count > 0 && Results.All(r => r.VaultFailed) ? ExitCode.VaultError
+        : Results.Count > 0 && Results[0].SetupFailure is { } setup && Results.All(r => r.SetupFailure == setup) ? setup
         : Results.Count == 0 || Results.All(r => !r.Succeeded) ? ExitCode.Failed
         : Results.Any(r => !r.Succeeded) ? ExitCode.PartialFailure
         : ExitCode.Success;
@@ -200,7 +202,7 @@ public sealed class BackupOperation
         {
             // Ours are scrubbed already; a driver's message (DbException) is outside text.
             var message = e is VyaException or StorageException ? IoErrors.Describe(e) : Redaction.Redact(IoErrors.Describe(e));
-            Add(new BackupItemResult(instance, request.Database ?? "*", null, message, 0, 0, probeClock.Elapsed, VaultFailed: e is VaultException));
+            Add(new BackupItemResult(instance, request.Database ?? "*", null, message, 0, 0, probeClock.Elapsed, SetupFailure: SetupFailureOf(e)));
             return results;
         }
         if (targets.Count == 0)
@@ -469,7 +471,7 @@ public sealed class BackupOperation
         }
         catch (VyaException e)
         {
-            return Failed(item, e.Message, clock.Elapsed);
+            return Failed(item, e.Message, clock.Elapsed) with { SetupFailure = SetupFailureOf(e) };
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -598,6 +600,8 @@ public sealed class BackupOperation
         await write.Content.WriteAsync(content, cancellationToken).ConfigureAwait(false);
         await write.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
+
+    private static ExitCode? SetupFailureOf(Exception e) => e is ConfigException or VaultException ? ((VyaException)e).ExitCode : null;
 
     private static BackupItemResult Failed(BackupItem item, string error, TimeSpan duration) =>
         new(item.Instance, item.Database, null, error, 0, 0, duration);

@@ -157,6 +157,26 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Limits at which the console itself (32: stderr cannot be duplicated) or the log setup (48: Output's type
+    /// initializer cannot load an assembly) fails: still one line and exit 1 (were "Unhandled exception." with a stack
+    /// trace, exit 134).
+    /// </summary>
+    [Theory]
+    [InlineData(32)]
+    [InlineData(48)]
+    public async Task Under_an_open_files_limit_too_low_for_the_console_the_error_is_one_line(int files)
+    {
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+
+        var run = await CliUnderOpenFilesLimitAsync(files, "list", "--all", "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.DoesNotContain("   at ", run.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", run.ToString(), StringComparison.Ordinal);
+        Assert.StartsWith("vya-backupdb: error: too many open files", Assert.Single(run.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)), StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// A backup (parallel engine, --jobs 4) under a limit too low for it: every error line names the limit, none a
     /// .NET type or "Could not load file or assembly", none a config error (exit 2), no stack trace; exit 1.
     /// </summary>
@@ -280,7 +300,33 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
         Assert.Empty(Directory.EnumerateFileSystemEntries(tmp));
     }
 
-    /// <summary>TMPDIR that does not exist: backup and restore fail naming it, not the backup file.</summary>
+    /// <summary>
+    /// A directory given as --config or --log-file, and a standard output that is closed or full: one line naming the
+    /// cause (were .NET's "Access to the path ... is denied" and a bare "No space left on device").
+    /// </summary>
+    [Fact]
+    public async Task A_directory_for_a_file_and_an_unwritable_stdout_are_named_as_such()
+    {
+        var dir = _scratch.TempDir("cfg");
+        var config = await Cli.WriteConfigAsync(dir, _scratch.TempDir("backups"));
+
+        var configDir = await Run.CliAsync("list", "--all", "--config", dir);
+        var logDir = await Run.CliAsync("--log-file", dir, "list", "--all", "--config", config);
+        var (dotnet, args, env) = Run.CliCommand(null, "keygen");
+        var full = await Run.ProgramAsync("bash", ["-c", "exec \"$@\" >/dev/full", "bash", dotnet, .. args], env);
+        var closed = await Run.ProgramAsync("bash", ["-c", "exec \"$@\" >&-", "bash", dotnet, .. args], env);
+
+        Assert.True(configDir.ExitCode == 2, configDir.ToString());
+        Assert.Equal($"vya-backupdb: error: cannot read config file {dir}: it is a directory", configDir.Stderr.Trim());
+        Assert.True(logDir.ExitCode == 2, logDir.ToString());
+        Assert.Equal($"vya-backupdb: error: --log-file {dir}: cannot open it for appending: it is a directory", logDir.Stderr.Trim());
+        Assert.True(full.ExitCode == Failed, full.ToString());
+        Assert.Equal("vya-backupdb: error: cannot write to the standard output: No space left on device", full.Stderr.Trim());
+        Assert.True(closed.ExitCode == Failed, closed.ToString());
+        Assert.Equal("vya-backupdb: error: cannot write to the standard output: it is closed or not open for writing", closed.Stderr.Trim());
+    }
+
+    /// <summary>TMPDIR that does not exist (or is a file): backup and restore fail naming it, not the backup file.</summary>
     [SkippableFact]
     public async Task A_missing_temp_directory_is_named_in_the_error_not_the_backup_file()
     {
@@ -306,6 +352,14 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
         Assert.True(restore.ExitCode == Failed, restore.ToString());
         var error = Assert.Single(restore.Stderr.Split('\n'), l => l.Contains("error:", StringComparison.Ordinal));
         Assert.Contains($"failed: {cause}; '{db}_copy' was not created", error, StringComparison.Ordinal);
+
+        var aFile = Path.Combine(_scratch.TempDir("tmp"), "a-file");
+        await File.WriteAllTextAsync(aFile, "");
+        var fileAsTmp = await Run.CliWithEnvAsync(new Dictionary<string, string> { ["TMPDIR"] = aFile }, "backup", "-i", id, "-d", db, "--config", config);
+
+        Assert.True(fileAsTmp.ExitCode == Failed, fileAsTmp.ToString());
+        var notADirectory = Assert.Single(fileAsTmp.Stderr.Split('\n'), l => l.Contains("FAILED", StringComparison.Ordinal));
+        Assert.EndsWith($"{db}: the temporary directory {aFile} is a file, not a directory (TMPDIR)", notADirectory, StringComparison.Ordinal);
     }
 
     /// <summary>`vault set` that cannot write the vault file (here: the file size limit): an I/O error, exit 1, not a vault problem (7).</summary>

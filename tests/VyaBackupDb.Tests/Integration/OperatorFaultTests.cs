@@ -1279,4 +1279,40 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         Assert.DoesNotContain("backing up", run.Stderr, StringComparison.Ordinal);
         Assert.Empty(Ops.DataFilesUnder(backupDir));
     }
+
+    /// <summary>
+    /// A password source that cannot be used (password_env not set, password_file missing) is a config error (exit 2)
+    /// for `backup` as for `restore`, with -i and with --all when every instance failed so (were 1 and 3); with another
+    /// instance backed up, --all is a partial failure (3).
+    /// </summary>
+    [SkippableFact]
+    public async Task An_unusable_password_source_is_a_config_error_for_backup_too()
+    {
+        await TestServers.RequirePostgresAsync();
+        var pgDatabase = await _scratch.NewPostgresDatabaseAsync();
+        var backupDir = _scratch.TempDir("backups");
+        var config = await ConfigAsync(backupDir, "none", pgDatabase);
+        var missingFile = Path.Combine(_scratch.TempDir("pw"), "missing");
+        var instances = (await File.ReadAllTextAsync(config)).Split("- id: 2");
+        await File.WriteAllTextAsync(config,
+            instances[0].Replace($"password: '{TestServers.MySqlPassword}'", "password_env: NOT_SET_ANYWHERE", StringComparison.Ordinal)
+            + "- id: 2" + instances[1].Replace($"password: '{TestServers.PgPassword}'", $"password_file: '{missingFile}'", StringComparison.Ordinal));
+
+        var unsetEnv = await CliAsync("backup", "-i", "1", "--config", config);
+        var noFile = await CliAsync("backup", "-i", "2", "--config", config);
+        var all = await CliAsync("backup", "--all", "--config", config);
+
+        Assert.True(unsetEnv.ExitCode == UsageOrConfig, unsetEnv.ToString());
+        Assert.EndsWith("instances[0].password_env: environment variable NOT_SET_ANYWHERE is not set", OneLineAbout(unsetEnv, "FAILED"), StringComparison.Ordinal);
+        Assert.True(noFile.ExitCode == UsageOrConfig, noFile.ToString());
+        Assert.Contains($"instances[1].password_file: cannot read {missingFile}", OneLineAbout(noFile, "FAILED"), StringComparison.Ordinal);
+        Assert.True(all.ExitCode == UsageOrConfig, all.ToString());
+        Assert.Empty(Ops.DataFilesUnder(backupDir));
+
+        await File.WriteAllTextAsync(missingFile, TestServers.PgPassword);
+        var partial = await CliAsync("backup", "--all", "--config", config);
+
+        Assert.True(partial.ExitCode == PartialFailure, partial.ToString());
+        Assert.Single(Ops.DataFilesUnder(backupDir));
+    }
 }

@@ -1,0 +1,37 @@
+using System.Text;
+using VyaBackupDb.Errors;
+
+namespace VyaBackupDb.Cli;
+
+/// <summary>
+/// Stdout (results, tables, --json) as a writer whose failure says it is the standard output's: closed (`>&-`)
+/// or on a full disk (`>/dev/full`), .NET's own words ("Access to the path is denied", "No space left on
+/// device") name no file. What the command did stands (a backup is stored); its report is lost: exit 1.
+/// </summary>
+internal sealed class StandardOutput(TextWriter inner) : TextWriter
+{
+    public override Encoding Encoding => inner.Encoding;
+
+    public override void Write(char value) => Guard(() => inner.Write(value));
+
+    public override void Write(char[] buffer, int index, int count) => Guard(() => inner.Write(buffer, index, count));
+
+    public override void Write(string? value) => Guard(() => inner.Write(value));
+
+    public override void WriteLine(string? value) => Guard(() => inner.WriteLine(value));
+
+    public override void Flush() => Guard(inner.Flush);
+
+    private static void Guard(Action write)
+    {
+        try
+        {
+            write();
+        }
+        catch (Exception e) when (IoErrors.IsWriteFault(e) && !IoErrors.IsTooManyOpenFiles(e))
+        {
+            var reason = e is UnauthorizedAccessException ? "it is closed or not open for writing" : IoErrors.Tidy(IoErrors.WriteFaultReason(e));
+            throw new OperationFailedException($"cannot write to the standard output: {reason}", e);
+        }
+    }
+}
