@@ -59,7 +59,8 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     {
         var replaced = swapOptions.Replaced;
         List<SchemaObject> newObjects;
-        List<(string Table, string Column, string Default)> stagingDefaults;
+        List<(string Table, List<(string Column, string Default)> Columns)> stagingDefaults;
+        var oldTables = new List<string>();
         var aside = new List<(string Table, string Aside)>();
         var homes = new Dictionary<string, (string Database, string Table)>(StringComparer.Ordinal);
         var oldObjectCount = 0;
@@ -101,7 +102,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                     await KillSessionsAsync(connection, target, cancellationToken).ConfigureAwait(false);
                 }
                 await CheckNoForeignKeysFromOtherDatabasesAsync(cancellationToken).ConfigureAwait(false);
-                var oldTables = await TablesAsync(target, cancellationToken).ConfigureAwait(false);
+                oldTables = await TablesAsync(target, cancellationToken).ConfigureAwait(false);
                 var oldObjects = await ReadObjectsAsync(target, cancellationToken).ConfigureAwait(false);
                 oldObjectCount = oldObjects.Count;
                 if (oldTables.Count > 0 || oldObjects.Count > 0)
@@ -115,11 +116,21 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 }
                 if (oldTables.Count > 0)
                 {
-                    aside.AddRange(AsideNames(oldTables));
-                    await RecordAsideNamesAsync(aside, cancellationToken).ConfigureAwait(false);
-                    renames.Add($"{Q(staging)}.{Q(asideNamesTable)} TO {Q(replaced)}.{Q(asideNamesTable)}");
-                    renames.InsertRange(0, aside.Select(a => $"{Q(target)}.{Q(a.Table)} TO {Q(target)}.{Q(a.Aside)}"));
                     homes = await LeftAsideHomesAsync(oldTables, cancellationToken).ConfigureAwait(false);
+                    // A table with triggers cannot leave its database (the server refuses) before they are
+                    // dropped, after the RENAME: it goes aside within the target. The others leave for the
+                    // replaced database in the RENAME, ahead of the new tables: InnoDB names a foreign key
+                    // "database/name", and renames it with the table only when the table changes database.
+                    var withTriggers = await TablesWithTriggersAsync(target, cancellationToken).ConfigureAwait(false);
+                    await CheckAsideForeignKeysAsync(withTriggers, cancellationToken).ConfigureAwait(false);
+                    aside.AddRange(AsideNames(oldTables, oldTables.Where(withTriggers.Contains)));
+                    renames.InsertRange(0, oldTables.Where(t => !withTriggers.Contains(t)).Select(t => $"{Q(target)}.{Q(t)} TO {Home(t)}")
+                        .Concat(aside.Select(a => $"{Q(target)}.{Q(a.Table)} TO {Q(target)}.{Q(a.Aside)}")));
+                    if (aside.Count > 0)
+                    {
+                        await RecordAsideNamesAsync(aside, cancellationToken).ConfigureAwait(false);
+                        renames.Add($"{Q(staging)}.{Q(asideNamesTable)} TO {Q(replaced)}.{Q(asideNamesTable)}");
+                    }
                 }
             }
             if (renames.Count > 0)
@@ -139,7 +150,8 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         }
 
         // The target holds the new tables: the rest is done whatever the token says.
-        var oldTablesAreIn = $"'{target}', renamed '{asidePrefix}<n>'";
+        var oldTablesAreIn = $"'{replaced}'" + (aside.Count > 0 ? $", those with triggers still in '{target}', renamed '{asidePrefix}<n>'" : "");
+        var step = "the old views, routines, triggers and events could not all be dropped";
         try
         {
             if (targetExists)
@@ -149,27 +161,32 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 {
                     await DropAsync(target, o, CancellationToken.None).ConfigureAwait(false);
                 }
-                if (aside.Count > 0)
+                // Tables a killed swap left aside go back under their own names to the replaced database
+                // that recorded them. The records leave in the same statement: a later kill's aside
+                // tables, numbered alike, must not be taken for the ones they named.
+                var moves = aside.Select(a => $"{Q(target)}.{Q(a.Aside)} TO {Home(a.Table)}")
+                    .Concat(aside.Count > 0 ? [$"{Q(replaced)}.{Q(asideNamesTable)} TO {Q(staging)}.{Q(asideNamesTable)}"] : [])
+                    .Concat(homes.Values.Select(h => h.Database).Distinct(StringComparer.Ordinal)
+                        .Select((database, i) => $"{Q(database)}.{Q(asideNamesTable)} TO {Q(staging)}.{Q($"{asideNamesTable}_{i + 2}")}"))
+                    .ToList();
+                if (moves.Count > 0)
                 {
-                    // Tables a killed swap left aside go back under their own names to the replaced database
-                    // that recorded them. The records leave in the same statement: a later kill's aside
-                    // tables, numbered alike, must not be taken for the ones they named.
-                    var moves = aside.Select(a => $"{Q(target)}.{Q(a.Aside)} TO "
-                        + (homes.TryGetValue(a.Table, out var home) ? $"{Q(home.Database)}.{Q(home.Table)}" : $"{Q(replaced)}.{Q(a.Table)}"))
-                        .Append($"{Q(replaced)}.{Q(asideNamesTable)} TO {Q(staging)}.{Q(asideNamesTable)}")
-                        .Concat(homes.Values.Select(h => h.Database).Distinct(StringComparer.Ordinal)
-                            .Select((database, i) => $"{Q(database)}.{Q(asideNamesTable)} TO {Q(staging)}.{Q($"{asideNamesTable}_{i + 2}")}"));
+                    step = "the tables it replaced could not all be moved out of it";
                     await ExecuteAsync("RENAME TABLE " + string.Join(", ", moves), CancellationToken.None).ConfigureAwait(false);
                     oldTablesAreIn = $"'{replaced}'";
                 }
+                step = "its character set, collation and comment could not be set";
                 await ExecuteWithCommentAsync($"ALTER DATABASE {Q(target)} {options.Clause}", options.Comment, CancellationToken.None).ConfigureAwait(false);
             }
-            foreach (var (table, column, expression) in stagingDefaults)
+            step = "its column defaults that draw from its sequences could not all be pointed at it";
+            foreach (var (table, columns) in stagingDefaults)
             {
-                await SetDefaultAsync(target, table, column, expression.Replace(Q(staging), Q(target), StringComparison.Ordinal), CancellationToken.None)
-                    .ConfigureAwait(false);
+                await SetDefaultsAsync(target, table, [.. columns.Select(c => (c.Column, c.Default.Replace(Q(staging), Q(target), StringComparison.Ordinal)))],
+                    CancellationToken.None).ConfigureAwait(false);
             }
+            step = "its views, routines, triggers or events could not all be created";
             await CreateAllAsync(newObjects, CancellationToken.None).ConfigureAwait(false);
+            step = "its events could not all be enabled";
             foreach (var name in swapOptions.EventsToEnable)
             {
                 await ExecuteAsync($"ALTER EVENT {Q(target)}.{Q(name)} ENABLE", CancellationToken.None).ConfigureAwait(false);
@@ -178,11 +195,11 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         catch (OperationFailedException e)
         {
             throw new OperationFailedException(
-                $"the restored tables are in '{target}' but its views, routines, triggers or events could not all be created: {e.Message}"
-                + (aside.Count > 0 ? $"; the tables it replaced are kept in {oldTablesAreIn}" : "")
-                + (oldObjectCount > 0 ? $"; {(aside.Count > 0 ? "their" : "its old")} views, routines, triggers and events are recorded, as SHOW CREATE gave them, "
+                $"the restored tables are in '{target}' but {step}: {e.Message}"
+                + (oldTables.Count > 0 ? $"; the tables it replaced are kept in {oldTablesAreIn}" : "")
+                + (oldObjectCount > 0 ? $"; {(oldTables.Count > 0 ? "their" : "its old")} views, routines, triggers and events are recorded, as SHOW CREATE gave them, "
                     + $"in table {Q(replaced)}.{Q(oldObjectsTable)}" : "")
-                + (aside.Count > 0 || oldObjectCount > 0 ? " (later restores keep them too): drop them once you no longer need them" : ""), e);
+                + (oldTables.Count > 0 || oldObjectCount > 0 ? " (later restores keep them too): drop them once you no longer need them" : ""), e);
         }
         var warnings = new List<string>();
         foreach (var home in homes.GroupBy(h => h.Value.Database, h => h.Value.Table))
@@ -191,7 +208,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 + $"({string.Join(", ", home)})");
         }
         // Old tables an interrupted swap left aside in the target, with no record of their names, moved out with the rest: the only copy of what it replaced.
-        var leftAside = aside.Where(a => a.Table.StartsWith(asidePrefix, StringComparison.Ordinal) && !homes.ContainsKey(a.Table)).Select(a => a.Table).ToList();
+        var leftAside = oldTables.Where(t => t.StartsWith(asidePrefix, StringComparison.Ordinal) && !homes.ContainsKey(t)).ToList();
         if (leftAside.Count > 0)
         {
             warnings.Add($"'{replaced}' holds the tables a failed restore into '{target}' replaced ({string.Join(", ", leftAside)}), and what this one "
@@ -209,6 +226,10 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             }
         }
         return warnings;
+
+        // Where an old table of the target goes: back under its own name to the replaced database that recorded it, if a killed swap left it aside; else to this swap's.
+        string Home(string table) =>
+            homes.TryGetValue(table, out var home) ? $"{Q(home.Database)}.{Q(home.Table)}" : $"{Q(replaced)}.{Q(table)}";
     }
 
     /// <summary>
@@ -243,9 +264,10 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     /// the plain replaced name (up to 52 characters, unique to this target) and a number no
     /// table there has (one an interrupted swap left aside is moved out with the rest).
     /// </summary>
-    private IEnumerable<(string Table, string Aside)> AsideNames(List<string> tables)
+    /// <param name="oldTables">All the target's tables: no aside name is one of them.</param>
+    private IEnumerable<(string Table, string Aside)> AsideNames(List<string> oldTables, IEnumerable<string> tables)
     {
-        var taken = new HashSet<string>(tables, StringComparer.OrdinalIgnoreCase);
+        var taken = new HashSet<string>(oldTables, StringComparer.OrdinalIgnoreCase);
         var number = 0;
         foreach (var table in tables)
         {
@@ -446,16 +468,52 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         }
     }
 
+    /// <summary>The tables of <paramref name="database"/> that have triggers.</summary>
+    private async Task<HashSet<string>> TablesWithTriggersAsync(string database, CancellationToken cancellationToken) =>
+        new((await NamesAsync("SELECT '', EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = @db AND BINARY EVENT_OBJECT_SCHEMA = @db",
+            database, cancellationToken).ConfigureAwait(false)).Select(n => n.Name), StringComparer.Ordinal);
+
+    /// <summary>
+    /// Before the RENAME: no old table that goes aside within the target (it has triggers) keeps a
+    /// foreign key named as one of the new tables' (InnoDB renames a table's keys within a database
+    /// only when they carry the generated name, table_ibfk_n). The new key could not come in
+    /// beside it: the RENAME would fail.
+    /// </summary>
+    private async Task CheckAsideForeignKeysAsync(HashSet<string> withTriggers, CancellationToken cancellationToken)
+    {
+        if (withTriggers.Count == 0)
+        {
+            return;
+        }
+        var newKeys = new HashSet<string>((await NamesAsync(
+            "SELECT '', CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = @db AND BINARY CONSTRAINT_SCHEMA = @db",
+            staging, cancellationToken).ConfigureAwait(false)).Select(n => n.Name), StringComparer.OrdinalIgnoreCase);
+        var clash = (await NamesAsync(
+            "SELECT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = @db AND BINARY CONSTRAINT_SCHEMA = @db "
+            + "ORDER BY TABLE_NAME, CONSTRAINT_NAME", target, cancellationToken).ConfigureAwait(false))
+            .FirstOrDefault(k => withTriggers.Contains(k.Type) && newKeys.Contains(k.Name)
+                && !k.Name.StartsWith(k.Type + "_ibfk_", StringComparison.Ordinal));
+        if (clash != default)
+        {
+            throw new OperationFailedException(
+                $"its table {Q(clash.Type)} has triggers and a foreign key {Q(clash.Name)} named as one of the backup's: a table with triggers "
+                + "stays in its database until they are dropped, after the tables are swapped, and a foreign key name is unique within a database; "
+                + $"drop the triggers of {Q(clash.Type)} first (the backup brings its own), or restore into another name");
+        }
+    }
+
     /// <summary>
     /// Before the RENAME: no table of another database has a foreign key to the target's tables.
     /// InnoDB would carry it along with the old table to the replaced database, changing that other database.
     /// </summary>
     private async Task CheckNoForeignKeysFromOtherDatabasesAsync(CancellationToken cancellationToken)
     {
-        var referencing = await NamesAsync(
+        // Not from a replaced database of this target: an old table a killed swap moved there can reference one it left aside in the target.
+        var referencing = (await NamesAsync(
             "SELECT DISTINCT CONSTRAINT_SCHEMA, TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
             + "WHERE UNIQUE_CONSTRAINT_SCHEMA = @db AND BINARY UNIQUE_CONSTRAINT_SCHEMA = @db AND BINARY CONSTRAINT_SCHEMA <> @db "
-            + "ORDER BY CONSTRAINT_SCHEMA, TABLE_NAME", target, cancellationToken).ConfigureAwait(false);
+            + "ORDER BY CONSTRAINT_SCHEMA, TABLE_NAME", target, cancellationToken).ConfigureAwait(false))
+            .Where(r => !RestoreStaging.IsReplacedName(r.Type, target)).ToList();
         if (referencing.Count > 0)
         {
             throw new OperationFailedException(
@@ -466,27 +524,34 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     }
 
     /// <summary>
-    /// Before the RENAME: each default that names the staging database is set again, unchanged,
-    /// in staging. The server checks it as it will after the RENAME (MariaDB: that the sequence
-    /// of a nextval is there), where the same statement names the target.
+    /// Before the RENAME: the defaults that name the staging database are set again, unchanged,
+    /// in staging, by the statement that points them at the target after it. The server checks
+    /// them as it will then (MariaDB: that the sequence of a nextval is there).
     /// </summary>
-    private async Task CheckDefaultsAsync(List<(string Table, string Column, string Default)> defaults, CancellationToken cancellationToken)
+    private async Task CheckDefaultsAsync(List<(string Table, List<(string Column, string Default)> Columns)> defaults, CancellationToken cancellationToken)
     {
-        foreach (var (table, column, expression) in defaults)
+        foreach (var (table, columns) in defaults)
         {
             try
             {
-                await SetDefaultAsync(staging, table, column, expression, cancellationToken).ConfigureAwait(false);
+                await SetDefaultsAsync(staging, table, columns, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationFailedException e)
             {
-                throw new OperationFailedException($"the default of column {Q(column)} of table {Q(table)} cannot be kept: {e.Message}", e);
+                throw new OperationFailedException(
+                    $"the {(columns.Count == 1 ? "default of column" : "defaults of columns")} {string.Join(", ", columns.Select(c => Q(c.Column)))} "
+                    + $"of table {Q(table)} cannot be kept: {e.Message}", e);
             }
         }
     }
 
-    private Task SetDefaultAsync(string database, string table, string column, string expression, CancellationToken cancellationToken) =>
-        ExecuteAsync($"ALTER TABLE {Q(database)}.{Q(table)} ALTER COLUMN {Q(column)} SET DEFAULT ({expression})", cancellationToken);
+    /// <summary>
+    /// All of a table's defaults in one statement: the server opens the table to change one, and
+    /// cannot while another still names a sequence that is not where it says.
+    /// </summary>
+    private Task SetDefaultsAsync(string database, string table, List<(string Column, string Default)> columns, CancellationToken cancellationToken) =>
+        ExecuteAsync($"ALTER TABLE {Q(database)}.{Q(table)} "
+            + string.Join(", ", columns.Select(c => $"ALTER COLUMN {Q(c.Column)} SET DEFAULT ({c.Default})")), cancellationToken);
 
     /// <param name="DatabaseCollation">The target's default collation.</param>
     private sealed record SessionCharset(string Client, string Connection, string DatabaseCollation);
@@ -607,7 +672,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     /// Column defaults that name the staging database (MariaDB's nextval(`db`.`sequence`), which the dump filter
     /// points at it): RENAME TABLE keeps them, so they are pointed at the target once the tables are there.
     /// </summary>
-    private async Task<List<(string Table, string Column, string Default)>> DefaultsNamingAsync(string database, CancellationToken cancellationToken)
+    private async Task<List<(string Table, List<(string Column, string Default)> Columns)>> DefaultsNamingAsync(string database, CancellationToken cancellationToken)
     {
         await using var command = new MySqlCommand(
             // Not a view's columns: they show the defaults of the table they read.
@@ -618,12 +683,12 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         command.Parameters.AddWithValue("@db", database);
         command.Parameters.AddWithValue("@quoted", Q(database));
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        var defaults = new List<(string, string, string)>();
+        var defaults = new List<(string Table, string Column, string Default)>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             defaults.Add((reader.GetString(0), reader.GetString(1), reader.GetString(2)));
         }
-        return defaults;
+        return [.. defaults.GroupBy(d => d.Table, StringComparer.Ordinal).Select(g => (g.Key, g.Select(d => (d.Column, d.Default)).ToList()))];
     }
 
     private async Task<bool> ExistsAsync(string database, CancellationToken cancellationToken) =>
