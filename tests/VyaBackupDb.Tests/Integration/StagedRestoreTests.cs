@@ -500,6 +500,113 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Last night's backup restored with --force over the live database whose tables have named
+    /// foreign keys (InnoDB names a key "database/name": the old tables, set aside within the
+    /// target, kept the names the new tables' keys then collided with, and the swap failed). The
+    /// target ends as the backup was, keys and all; the old rows, written since, are gone with the
+    /// replaced database. In "plain" the referenced table has a trigger, so it goes aside in the
+    /// target while the table referencing it leaves for the replaced database.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("plain", Config.BackupEngine.Dump)]
+    [InlineData("plain", Config.BackupEngine.Parallel)]
+    [InlineData("self", Config.BackupEngine.Dump)]
+    [InlineData("self", Config.BackupEngine.Parallel)]
+    [InlineData("cycle", Config.BackupEngine.Dump)]
+    [InlineData("cycle", Config.BackupEngine.Parallel)]
+    public async Task MySql_force_restore_over_the_live_database_with_named_foreign_keys_brings_back_the_backup(string shape, Config.BackupEngine engine)
+    {
+        await TestServers.RequireMySqlAsync();
+        var live = await _scratch.NewMySqlDatabaseAsync();
+        string[] schema = shape switch
+        {
+            "plain" => ["CREATE TABLE p (id INT PRIMARY KEY)", "CREATE TABLE log (id INT)",
+                "CREATE TRIGGER p_ins AFTER INSERT ON p FOR EACH ROW INSERT INTO log VALUES (NEW.id)",
+                "CREATE TABLE c (id INT PRIMARY KEY, p INT, CONSTRAINT fk_c_p FOREIGN KEY (p) REFERENCES p (id))",
+                "INSERT INTO p VALUES (1)", "INSERT INTO c VALUES (1, 1)"],
+            "self" => ["CREATE TABLE tree (id INT PRIMARY KEY, parent INT, CONSTRAINT fk_parent FOREIGN KEY (parent) REFERENCES tree (id) ON DELETE CASCADE)",
+                "INSERT INTO tree VALUES (1, NULL), (2, 1)"],
+            _ => ["CREATE TABLE ca (id INT PRIMARY KEY, b_id INT)",
+                "CREATE TABLE cb (id INT PRIMARY KEY, a_id INT, CONSTRAINT fk_b_a FOREIGN KEY (a_id) REFERENCES ca (id))",
+                "ALTER TABLE ca ADD CONSTRAINT fk_a_b FOREIGN KEY (b_id) REFERENCES cb (id)",
+                "INSERT INTO ca VALUES (1, NULL)", "INSERT INTO cb VALUES (10, 1)", "UPDATE ca SET b_id = 10"],
+        };
+        await MySqlTestDb.ExecAsync(live, schema);
+        var backedUp = await MySqlTestDb.FingerprintAsync(live);
+        var keys = await ForeignKeysAsync(live);
+        var file = await Ops.BackupOkAsync(TestServers.MySql() with { Engine = engine, Jobs = 2 }, live, Compression.Zstd, _scratch.TempDir("backups"));
+        var table = shape switch { "plain" => "p", "self" => "tree", _ => "ca" };
+        await MySqlTestDb.ExecAsync(live, $"INSERT INTO {table} (id) VALUES (99)");
+        _scratch.TrackMySql(RestoreStaging.ReplacedName(live));
+
+        await Ops.RestoreAsync(TestServers.MySql(), file, live, force: true);
+
+        DbFingerprint.AssertSame(backedUp, await MySqlTestDb.FingerprintAsync(live), "the live database after restoring its backup over it");
+        Assert.Equal(keys, await ForeignKeysAsync(live));
+        Assert.False(await MySqlTestDb.ExistsAsync(RestoreStaging.ReplacedName(live)), "a complete restore left its replaced database");
+
+        static async Task<string?> ForeignKeysAsync(string database) => (string?)await MySqlTestDb.ScalarAsync(null,
+            "SELECT GROUP_CONCAT(TABLE_NAME, ' ', CONSTRAINT_NAME, ' -> ', UNIQUE_CONSTRAINT_SCHEMA, '.', REFERENCED_TABLE_NAME, ' ', DELETE_RULE "
+            + "ORDER BY TABLE_NAME, CONSTRAINT_NAME) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = @p0", database);
+    }
+
+    /// <summary>
+    /// An old table that has triggers stays in the target until they are dropped, after the
+    /// RENAME, so it keeps its foreign keys' names there: one named as a key of the backup's is
+    /// refused before the RENAME, naming the table and the key, the target as it was.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_swap_refuses_an_old_table_with_triggers_whose_foreign_key_the_backup_names_too()
+    {
+        await TestServers.RequireMySqlAsync();
+        var live = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(live, "CREATE TABLE p (id INT PRIMARY KEY)", "CREATE TABLE log (id INT)",
+            "CREATE TABLE c (id INT PRIMARY KEY, p INT, CONSTRAINT fk_c_p FOREIGN KEY (p) REFERENCES p (id))",
+            "CREATE TRIGGER c_ins AFTER INSERT ON c FOR EACH ROW INSERT INTO log VALUES (NEW.id)",
+            "INSERT INTO p VALUES (1)", "INSERT INTO c VALUES (1, 1)");
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), live, Compression.Zstd, _scratch.TempDir("backups"));
+        var before = await MySqlTestDb.FingerprintAsync(live);
+
+        var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(TestServers.MySql(), file, live, force: true));
+
+        Assert.Contains("(it is unchanged): its table `c` has triggers and a foreign key `fk_c_p` named as one of the backup's", error.Message, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(live), "the target of a refused swap");
+        Assert.False(await MySqlTestDb.ExistsAsync(_scratch.TrackMySql(RestoreStaging.ReplacedName(live))), "a refused swap left a replaced database");
+    }
+
+    /// <summary>
+    /// A table with two columns whose defaults draw from the same sequence, restored with --force
+    /// over a database holding other data: each default was pointed at the target by its own
+    /// statement after the RENAME, and the first could not open the table while the other still
+    /// named the staging database. The target is the backup's, and inserts draw from its sequence.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(Config.BackupEngine.Dump)]
+    [InlineData(Config.BackupEngine.Parallel)]
+    public async Task MySql_two_sequence_defaults_of_a_table_are_restored_over_a_database_and_inserts_work(Config.BackupEngine engine)
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE SEQUENCE s",
+            "CREATE TABLE t (id BIGINT PRIMARY KEY DEFAULT NEXTVAL(s), w BIGINT DEFAULT NEXTVAL(s))", "INSERT INTO t () VALUES ()");
+        var file = await Ops.BackupOkAsync(TestServers.MySql() with { Engine = engine, Jobs = 2 }, source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await NewTargetWithDataAsync(Dbms.MySql);
+        _scratch.TrackMySql(RestoreStaging.ReplacedName(target));
+
+        await Ops.RestoreAsync(TestServers.MySql(), file, target, force: true);
+
+        Assert.Equal("s SEQUENCE,t BASE TABLE", await MySqlTestDb.ScalarAsync(null,
+            "SELECT GROUP_CONCAT(TABLE_NAME, ' ', TABLE_TYPE ORDER BY TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @p0", target));
+        var sequence = $"nextval({MySqlTestDb.Quote(target)}.`s`)";
+        Assert.Equal($"{sequence},{sequence}", await MySqlTestDb.ScalarAsync(null,
+            "SELECT GROUP_CONCAT(COLUMN_DEFAULT ORDER BY ORDINAL_POSITION) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = @p0 AND TABLE_NAME = 't'", target));
+        await MySqlTestDb.ExecAsync(target, "INSERT INTO t () VALUES ()");
+        Assert.Equal(2, Convert.ToInt32(await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM t WHERE w IS NOT NULL")));
+        Assert.Equal(1, Convert.ToInt32(await MySqlTestDb.ScalarAsync(source, "SELECT COUNT(*) FROM t")));
+        Assert.False(await MySqlTestDb.ExistsAsync(RestoreStaging.ReplacedName(target)), "a complete restore left its replaced database");
+    }
+
+    /// <summary>
     /// A replaced database left holding tables (a swap that failed or was killed after its RENAME)
     /// is the only copy of what that restore replaced: the next restores into the same target keep
     /// it, say so each time, and move what they replace elsewhere. An empty one is removed.
@@ -559,6 +666,38 @@ public sealed class StagedRestoreTests : IAsyncLifetime
 
         Assert.Equal(42, Convert.ToInt32(await MySqlTestDb.ScalarAsync(replaced, $"SELECT id FROM {MySqlTestDb.Quote(aside)}")));
         Assert.Contains(observer.Warnings, w => w.StartsWith($"'{replaced}' holds the tables a failed restore into '{target}' replaced", StringComparison.Ordinal));
+        Assert.Equal(["big"], (await MySqlTestDb.FingerprintAsync(target)).Names("table"));
+    }
+
+    /// <summary>
+    /// A swap killed after its RENAME can leave an old table (it had triggers) aside in the target
+    /// that an old table already in the replaced database references. That key is the swap's own
+    /// doing, not another database's: the next restore is not refused for it, and puts the table
+    /// back by name beside the one referencing it.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_key_from_the_replaced_database_to_a_table_left_aside_does_not_refuse_the_next_restore()
+    {
+        var source = await NewSourceAsync(Dbms.MySql, rows: 10);
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        var replaced = _scratch.TrackMySql(RestoreStaging.ReplacedName(target));
+        _scratch.TrackMySql(RestoreStaging.ReplacedName(target, 2));
+        var aside = MySqlTestDb.Quote(RestoreStaging.ReplacedName(target) + "_1");
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE big (id INT PRIMARY KEY)", $"CREATE TABLE {aside} (id INT PRIMARY KEY)", $"INSERT INTO {aside} VALUES (1)");
+        await MySqlTestDb.CreateAsync(replaced);
+        await MySqlTestDb.ExecAsync(replaced,
+            $"CREATE TABLE c (id INT PRIMARY KEY, p INT, CONSTRAINT fk_c_p FOREIGN KEY (p) REFERENCES {MySqlTestDb.Quote(target)}.{aside} (id))",
+            "INSERT INTO c VALUES (1, 1)",
+            $"CREATE TABLE {MySqlTestDb.Quote(RestoreStaging.ReplacedName(target) + "_names")} (aside VARCHAR(64) PRIMARY KEY, original VARCHAR(64) NOT NULL)",
+            $"INSERT INTO {MySqlTestDb.Quote(RestoreStaging.ReplacedName(target) + "_names")} VALUES ('{RestoreStaging.ReplacedName(target)}_1', 'p')");
+
+        var observer = new TestRestoreObserver();
+        await Ops.RestoreAsync(TestServers.MySql(), file, target, force: true, observer: observer);
+
+        Assert.Contains($"the tables a killed restore into '{target}' left aside in it are back under their own names in '{replaced}' (p)", observer.Warnings);
+        Assert.Equal("p", await MySqlTestDb.ScalarAsync(null, "SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
+            + "WHERE CONSTRAINT_SCHEMA = @p0 AND UNIQUE_CONSTRAINT_SCHEMA = @p0", replaced));
         Assert.Equal(["big"], (await MySqlTestDb.FingerprintAsync(target)).Names("table"));
     }
 

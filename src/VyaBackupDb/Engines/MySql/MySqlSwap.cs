@@ -5,23 +5,25 @@ namespace VyaBackupDb.Engines.MySql;
 
 /// <summary>
 /// Puts a complete, checked staging database in the place of the target. MySQL cannot rename a
-/// database, so the tables move: one RENAME TABLE statement (atomic) renames the target's old
-/// tables aside, within the target, and moves the staging tables in; the old ones then move out to
-/// the "replaced" database. A table with triggers cannot move to another database: the staging
-/// tables' triggers and views are read and dropped before, and created again in the target with
-/// the staging name pointed at it (with the routines and events); the old tables' triggers go with
-/// them aside and are dropped after; the old objects' definitions, recorded before the RENAME, move
-/// with it to the "replaced" database. Column defaults naming the staging database (a sequence's
+/// database, so the tables move: one RENAME TABLE statement (atomic) moves the target's old tables
+/// out to the "replaced" database and the staging tables in. The old leave first: InnoDB names a
+/// foreign key "database/name" and renames it only with a move to another database, so the new
+/// tables' keys, named alike, can come in. A table with triggers cannot move to another database:
+/// the staging tables' triggers and views are read and dropped before, and created again in the
+/// target with the staging name pointed at it (with the routines and events); an old table with
+/// triggers is renamed aside within the target and moves out once they are dropped, after the
+/// RENAME; the old objects' definitions, recorded before the RENAME, move with it to the
+/// "replaced" database. Column defaults naming the staging database (a sequence's
 /// nextval) are pointed at the target, as the objects are. What can be known to fail after the
 /// RENAME (a default over a sequence that is gone, a definition the target's name cannot be
 /// written into, a view that cannot be read, a foreign key from another database that InnoDB would
-/// carry along) is tried before it, so that it fails with the target unchanged.
+/// carry along, an old table aside whose key a new one names too) is tried before it, so that it fails with the target unchanged.
 /// </summary>
 /// <remarks>
 /// Until the RENAME the target is unchanged, triggers included; after it the target holds the new
 /// tables. The server finishes a RENAME whose client died (or gives up after its 2 s attempt): a
 /// process killed while it waits leaves either the old target whole or the new tables. Killed
-/// after it, the new objects may be missing and the old tables still aside in the target (the
+/// after it, the new objects may be missing and the old tables with triggers still aside in the target (the
 /// next restore puts them back under their own names, from the record of them), or in the
 /// "replaced" database, which later restores into the same target keep and report.
 /// </remarks>
@@ -30,7 +32,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
 {
     private enum Kind { Function, Procedure, View, Trigger, Event }
 
-    /// <summary>What old tables are renamed within the target while the RENAME runs: the plain replaced name and a number.</summary>
+    /// <summary>What old tables with triggers are renamed within the target while the RENAME runs: the plain replaced name and a number.</summary>
     private readonly string asidePrefix = RestoreStaging.ReplacedName(target) + "_";
 
     /// <summary>
