@@ -436,6 +436,46 @@ public sealed class MySqlDumpFilterTests
         }
     }
 
+    /// <summary>
+    /// The restore's client runs with --comments, so comments reach the server. On a line with a /*! the
+    /// client takes the */ of a /* */ inside it for the /*!'s end and reads on as in a comment to the next */,
+    /// where the server (and this filter) read code: a delimiter, or a */ inside a string or # / -- comment
+    /// there, would make the client split or end its comment where the server does not.
+    /// </summary>
+    [Theory]
+    [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN /* c */ SET NEW.a = 1; END;; DROP TABLE other.o; */;;\n")]
+    [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN /* c */ SET NEW.s = '*/;; DROP TABLE other.o; -- '; END */;;\n")]
+    [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN /* c */ SET NEW.s = `*/`; END */;;\n")]
+    [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN /* c */ SET NEW.a = 1; # */;;\nEND */;;\n")]
+    [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN /* c */ SET NEW.a = /*!50003 1 */; END */;;\n")]
+    [InlineData("/* a /*! b */ DROP TABLE other.o; */;\n")]
+    [InlineData("/*!40101 SET @a = 1; /* c */ DROP TABLE other.o; */;\n")]
+    public void Refuses_a_comment_the_client_and_the_server_end_apart(string input)
+    {
+        foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db"));
+            var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, Utf8(input), pattern);
+            Assert.NotNull(e);
+            Assert.Contains("a /*!...*/ comment with a /* */ comment inside on its line", e.Message, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>Comments in object bodies as mariadb-dump writes them pass unchanged (the client then sends them too).</summary>
+    [Theory]
+    [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN /* keep ids positive */ SET NEW.id = ABS(NEW.id); SET NEW.s = 'x;; y'; END */;;\nDELIMITER ;\n")]
+    [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN\n /* c */ SET NEW.s = '*/'; -- x */\n END */;;\nDELIMITER ;\n")]
+    [InlineData("DELIMITER ;;\n/*!50106 CREATE*/ /*!50106 EVENT `ev` ON SCHEDULE EVERY 1 DAY STARTS '2026-01-01 00:00:00' ON COMPLETION NOT PRESERVE DISABLE DO BEGIN /* nightly purge */ DELETE FROM t; END */ ;;\nDELIMITER ;\n")]
+    [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`()\nBEGIN\n  /* block */\n  -- line; /* keep\n  # hash */ '\n  SELECT /* inline */ id FROM t;\nEND ;;\nDELIMITER ;\n")]
+    public void Passes_comments_in_object_bodies_unchanged(string input)
+    {
+        foreach (var pattern in DumpFilterRunner.ReadPatterns(Utf8(input).Length))
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db", KeepEventsEnabled: true));
+            Assert.Equal(input, Encoding.UTF8.GetString(DumpFilterRunner.Run(filter.CopyAsync, Utf8(input), pattern)));
+        }
+    }
+
     /// <summary>DATA / INDEX DIRECTORY (as SHOW CREATE TABLE writes them, for the table or a partition) would make the
     /// server write table files wherever the dump says: refused unless asked for, and then passed unchanged.</summary>
     [Theory]

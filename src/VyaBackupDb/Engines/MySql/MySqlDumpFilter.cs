@@ -123,6 +123,14 @@ public sealed class MySqlDumpFilter
     private bool skippedConditional;
     private readonly bool mariaDbLexer;
 
+    // The client's reading of comments (mariadb's add_line, run with --comments): a /*! on a line makes it
+    // take the next */ for that comment's end, even one that ends a plain /* */ inside it; it then reads on
+    // as if in that plain comment up to the next */, where the server reads code. clientConditionalAt: where
+    // a /*! the client still counts on the current line starts (-1: none); clientCommentSkew: between such
+    // a */ and the next one, where the client sees no delimiter and no quote.
+    private long clientConditionalAt = -1;
+    private bool clientCommentSkew;
+
     // Classification of the current statement.
     private byte[] verb = [];
     private bool nameList;
@@ -356,6 +364,8 @@ public sealed class MySqlDumpFilter
         var i = start;
         while (i < end && !needMore)
         {
+            var from = i;
+            var scanned = state;
             i = state switch
             {
                 State.Gap => Gap(i, end, final),
@@ -366,6 +376,7 @@ public sealed class MySqlDumpFilter
                 State.DelimiterLine => DelimiterLineState(i, end),
                 _ => throw new InvalidOperationException("unknown scanner state"),
             };
+            FollowClientComments(from, i, scanned);
         }
 
         if (final)
@@ -390,6 +401,33 @@ public sealed class MySqlDumpFilter
     }
 
     private int At(int index, int end) => index < end ? buf[index] : -1;
+
+    /// <summary>
+    /// After <c>buf[from..to)</c> was read in <paramref name="scanned"/>: the client forgets a /*! at the end of
+    /// its line; a */ it takes for a comment's end inside a string or a # / -- comment would end its comment
+    /// where the server's string or comment goes on, so the two would read what follows apart.
+    /// </summary>
+    private void FollowClientComments(int from, int to, State scanned)
+    {
+        if (clientConditionalAt >= 0)
+        {
+            var newline = buf.AsSpan(from, to - from).LastIndexOf((byte)'\n');
+            if (newline >= 0 && bufferBase + from + newline > clientConditionalAt)
+            {
+                clientConditionalAt = -1;
+            }
+        }
+
+        if (clientCommentSkew && scanned is State.SingleQuote or State.DoubleQuote or State.Backtick or State.LineComment or State.GapLineComment
+            && buf.AsSpan(from - 1, to - from + 1).IndexOf("*/"u8) >= 0)
+        {
+            throw ClientCommentSkew(from);
+        }
+    }
+
+    private DumpFilterException ClientCommentSkew(int i) =>
+        Refuse("a /*!...*/ comment with a /* */ comment inside on its line, after which the client reads a delimiter, quote or "
+            + "comment in code as part of that comment", bufferBase + i);
 
     private static ReadOnlySpan<byte> CompletionTrailer => "-- Dump completed"u8;
 
@@ -463,6 +501,11 @@ public sealed class MySqlDumpFilter
         }
 
         i += k;
+        if (clientCommentSkew)
+        {
+            throw ClientCommentSkew(i);
+        }
+
         switch (buf[i])
         {
             case (byte)'#':
@@ -764,6 +807,11 @@ public sealed class MySqlDumpFilter
 
     private int EndStatement(int after)
     {
+        if (clientCommentSkew)
+        {
+            throw ClientCommentSkew(after);
+        }
+
         if (step == Step.Set)
         {
             FinishSet(); // before its delimiter is passed: a refused SET never runs
@@ -959,11 +1007,17 @@ public sealed class MySqlDumpFilter
                 }
 
                 skippedConditional &= buf[i - 1] != '*'; // "*/" ends it
+                if (buf[i - 1] == '*')
+                {
+                    EndClientComment();
+                }
+
                 if (At(i + 1, end) == '*')
                 {
                     var marker = ConditionalMarkerLength(i, end);
                     if (marker > 0)
                     {
+                        OpenClientConditional(i, marker);
                         inConditional = true;
                         skippedConditional = SkippedByServer(i, end, marker);
                         return i + marker;
@@ -1240,12 +1294,18 @@ public sealed class MySqlDumpFilter
                         return NeedMore(i);
                     }
 
+                    if (buf[i - 1] == '*')
+                    {
+                        EndClientComment();
+                    }
+
                     if (At(i + 1, end) == '*')
                     {
                         var marker = ConditionalMarkerLength(i, end);
                         if (marker > 0)
                         {
                             // Executable comment: its content is code; skip the marker and the version the server reads.
+                            OpenClientConditional(i, marker);
                             inConditional = true;
                             skippedConditional = SkippedByServer(i, end, marker);
                             i += marker + VersionLength(i, end, marker);
@@ -1269,6 +1329,7 @@ public sealed class MySqlDumpFilter
                         {
                             inConditional = false;
                             skippedConditional = false;
+                            EndClientComment();
                             i += 2;
                             continue;
                         }
@@ -1534,18 +1595,56 @@ public sealed class MySqlDumpFilter
     {
         var span = buf.AsSpan(i, end - i);
         var k = span.IndexOf("*/"u8);
+        var read = k >= 0 ? k : !final && span[^1] == '*' ? span.Length - 1 : span.Length;
+        FollowClientConditionalInComment(i, read);
         if (k >= 0)
         {
             state = state == State.GapBlockComment ? State.Gap : State.Code;
+            // The client ends its comment here only if no /*! is open on the line; else it reads on as in a comment.
+            clientCommentSkew = clientConditionalAt >= 0;
+            clientConditionalAt = -1;
             return i + k + 2;
         }
 
-        if (!final && span[^1] == '*')
+        return read < span.Length ? NeedMore(i + read) : end;
+    }
+
+    /// <summary>The client also counts a /*! inside a plain comment (from two bytes back: one split over reads).</summary>
+    private void FollowClientConditionalInComment(int i, int read)
+    {
+        var text = buf.AsSpan(i - 2, read + 2);
+        var newline = text.LastIndexOf((byte)'\n');
+        var opened = text.LastIndexOf("/*!"u8);
+        if (newline >= 0)
         {
-            return NeedMore(end - 1);
+            clientConditionalAt = -1;
         }
 
-        return end;
+        if (opened > newline)
+        {
+            clientConditionalAt = bufferBase + i - 2 + opened;
+        }
+    }
+
+    /// <summary>A /*! (not /*M!, which the client reads as code) the client counts until its line ends or a */.</summary>
+    private void OpenClientConditional(int i, int marker)
+    {
+        if (clientCommentSkew)
+        {
+            throw ClientCommentSkew(i);
+        }
+
+        if (marker == 3)
+        {
+            clientConditionalAt = bufferBase + i;
+        }
+    }
+
+    /// <summary>A */ read as code: the client's /*! comment, or the comment it read on in, ends there too.</summary>
+    private void EndClientComment()
+    {
+        clientConditionalAt = -1;
+        clientCommentSkew = false;
     }
 
     // ---- tokens and classification -----------------------------------------------------------

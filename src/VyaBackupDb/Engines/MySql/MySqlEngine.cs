@@ -623,7 +623,10 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         // --binary-mode: NUL bytes and \r\n in old dumps' strings reach the server unchanged,
         // and the client's own commands (system, source, tee, ...) are not interpreted.
         // --local-infile=0: a LOAD DATA LOCAL in a planted file cannot read the host's files.
-        "--binary-mode", "--local-infile=0", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
+        // --comments: comments reach the server as dumped (without it the client strips them, and a
+        // /* */ inside mysqldump's /*!50003 ... */ cuts a trigger or event short); MySqlDumpFilter
+        // follows where this client's reading of comments and the server's differ.
+        "--binary-mode", "--comments", "--local-infile=0", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
         $"--database={database}",
     ];
 
