@@ -387,6 +387,27 @@ public sealed class MySqlRoundTripTests : IAsyncLifetime
         Assert.Contains($"('{source}')", warning, StringComparison.Ordinal);
     }
 
+    /// <summary>An alias named like the database (FROM t AS db ... db.id) is pointed at the target too: the restore warns.</summary>
+    [SkippableTheory]
+    [InlineData(0)]
+    [InlineData(4)]
+    public async Task An_alias_named_like_its_database_gets_a_warning(int jobs)
+    {
+        await TestServers.RequireMySqlAsync();
+        var instance = MySqlTestDb.Instance(jobs);
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        var s = MySqlTestDb.Quote(source);
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)",
+            $"CREATE PROCEDURE p() SELECT * FROM t AS {s} WHERE {s}.id = 1");
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+        var observer = new TestRestoreObserver();
+
+        await Ops.RestoreAsync(instance, file, _scratch.MySqlName(), observer: observer);
+
+        var warning = Assert.Single(observer.Warnings, w => w.Contains("database's name", StringComparison.Ordinal));
+        Assert.Contains($"('{source}')", warning, StringComparison.Ordinal);
+    }
+
     /// <summary>
     /// A MariaDB procedure created under sql_mode=ORACLE (declarations after AS, WHILE ... LOOP) backed up and
     /// verified OK, yet every restore refused it: the backup must fail instead, saying why, and leave no file.

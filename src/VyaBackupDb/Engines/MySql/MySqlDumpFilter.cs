@@ -173,6 +173,7 @@ public sealed class MySqlDumpFilter
     private bool afterDot;
     private bool candidatePending;
     private bool candidateIsSource;
+    private bool candidateIsName;
     private long candidateStart;
     private long candidateEnd;
     private bool tokenAfterDot;
@@ -327,6 +328,12 @@ public sealed class MySqlDumpFilter
 
     /// <summary>Qualifiers naming the source database that were pointed at the target.</summary>
     public int RewrittenQualifiers { get; private set; }
+
+    /// <summary>
+    /// The source database's name stood in a view, trigger, routine or event as a name that is no qualifier
+    /// (<c>FROM t AS shop</c>): a table or alias of that name, whose <c>shop.x</c> were pointed at the target too.
+    /// </summary>
+    public bool SourceNameOfItsOwn { get; private set; }
 
     /// <summary>
     /// After <see cref="CopyAsync"/>: other names used as qualifiers (<c>name.x</c>) in views, triggers,
@@ -2523,6 +2530,7 @@ public sealed class MySqlDumpFilter
         candidateText.Clear();
         candidateText.Append(text);
         candidateIsSource = IsSource(text);
+        candidateIsName = kind != TokenKind.String;
         if (candidateIsSource)
         {
             HoldFrom(start);
@@ -2592,6 +2600,7 @@ public sealed class MySqlDumpFilter
             }
             else
             {
+                SourceNameOfItsOwn |= candidateIsName && !candidateIsObjectName;
                 ReleaseHold();
             }
 
