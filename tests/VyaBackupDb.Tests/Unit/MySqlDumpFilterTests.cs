@@ -461,6 +461,45 @@ public sealed class MySqlDumpFilterTests
         }
     }
 
+    /// <summary>
+    /// Between statements the client run with --comments holds a /* */ comment, a line of blanks or an indented
+    /// comment in its buffer: a DELIMITER line after one is no command to it (it fails the line and goes on under the
+    /// old delimiter, or sends it to the server), where this filter would read on under the new one.
+    /// </summary>
+    [Theory]
+    [InlineData("INSERT INTO t VALUES (1);\n/* c */\nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    [InlineData("INSERT INTO t VALUES (1); /* c */\nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    [InlineData("INSERT INTO t VALUES (1);\n   \nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    [InlineData("INSERT INTO t VALUES (1);\r\n\r\nDELIMITER ;;\r\nINSERT INTO t VALUES (2);;\r\n")]
+    [InlineData("INSERT INTO t VALUES (1);\n  # c\nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    [InlineData("INSERT INTO t VALUES (1); /* x */ # c\n# d\nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    [InlineData("  \nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    public void Refuses_a_delimiter_line_the_client_takes_for_no_command(string input)
+    {
+        foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db"));
+            var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, Utf8(input), pattern);
+            Assert.NotNull(e);
+            Assert.Contains("a DELIMITER line after a /* */ comment, a line of blanks or an indented comment", e.Message, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>What the client sends alone or with the statement before it leaves its buffer empty: the DELIMITER line is its command.</summary>
+    [Theory]
+    [InlineData("INSERT INTO t VALUES (1);   \n# c\n-- d\n--\n\n  DELIMITER ;;\nINSERT INTO t VALUES (2);;\n  DELIMITER ;\n\nDELIMITER ;;\nINSERT INTO t VALUES (3);;\n")]
+    [InlineData("INSERT INTO t VALUES (1); -- c\nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    [InlineData("INSERT INTO t VALUES (1);\r\nDELIMITER ;;\r\nINSERT INTO t VALUES (2);;\r\n")]
+    [InlineData("-- MariaDB dump\n--\n\nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    public void Follows_a_delimiter_line_the_client_takes_for_its_command(string input)
+    {
+        foreach (var pattern in DumpFilterRunner.ReadPatterns(Utf8(input).Length))
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db"));
+            Assert.Equal(input, Encoding.UTF8.GetString(DumpFilterRunner.Run(filter.CopyAsync, Utf8(input), pattern)));
+        }
+    }
+
     /// <summary>Comments in object bodies as mariadb-dump writes them pass unchanged (the client then sends them too).</summary>
     [Theory]
     [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN /* keep ids positive */ SET NEW.id = ABS(NEW.id); SET NEW.s = 'x;; y'; END */;;\nDELIMITER ;\n")]

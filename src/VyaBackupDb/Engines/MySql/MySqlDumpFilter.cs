@@ -131,6 +131,14 @@ public sealed class MySqlDumpFilter
     private long clientConditionalAt = -1;
     private bool clientCommentSkew;
 
+    // Between statements the client (with --comments) keeps in its buffer a /* */ comment, a line of blanks or a
+    // comment after blanks, and sends them with the next statement; a DELIMITER line is then no command to it.
+    // It sends a # or -- comment at the start of a line alone, and blanks or such a comment after a delimiter
+    // with that statement.
+    private bool clientHoldsText;
+    private bool onDelimiterLine;
+    private bool lineHasBlanks;
+
     // Classification of the current statement.
     private byte[] verb = [];
     private bool nameList;
@@ -502,6 +510,7 @@ public sealed class MySqlDumpFilter
     {
         var k = buf.AsSpan(i, end - i).IndexOfAnyExcept(Spaces);
         gapLineStart |= buf.AsSpan(i, k < 0 ? end - i : k).Contains((byte)'\n');
+        FollowClientBlanks(buf.AsSpan(i, k < 0 ? end - i : k));
         if (k < 0)
         {
             return end;
@@ -516,6 +525,7 @@ public sealed class MySqlDumpFilter
         switch (buf[i])
         {
             case (byte)'#':
+                clientHoldsText |= !onDelimiterLine && lineHasBlanks;
                 state = State.GapLineComment;
                 return i + 1;
             case (byte)'-':
@@ -526,6 +536,7 @@ public sealed class MySqlDumpFilter
 
                 if (IsDashComment(i, end))
                 {
+                    clientHoldsText |= !onDelimiterLine && lineHasBlanks;
                     if (bufferBase + i < HeaderBytes && buf.AsSpan(i, end - i).StartsWith(HostHeader))
                     {
                         var line = buf.AsSpan(i, end - i).IndexOf((byte)'\n');
@@ -555,6 +566,7 @@ public sealed class MySqlDumpFilter
                     if (marker == 0)
                     {
                         // A plain comment or an optimizer hint: not executable here.
+                        clientHoldsText = true;
                         state = State.GapBlockComment;
                         gapLineStart = false;
                         return i + 2;
@@ -591,6 +603,13 @@ public sealed class MySqlDumpFilter
                 // The client reads a DELIMITER command only at the start of a line; elsewhere it is SQL (refused).
                 if (gapLineStart && end - i >= 9 && Ascii.EqualsIgnoreCase(buf.AsSpan(i, 9), "delimiter"u8))
                 {
+                    if (clientHoldsText)
+                    {
+                        throw Refuse("a DELIMITER line after a /* */ comment, a line of blanks or an indented comment, which the client "
+                            + "(run with --comments) holds and sends with it, so that it takes the line for no command", bufferBase + i);
+                    }
+
+                    lineHasBlanks = false; // the client reads the whole line as its command
                     delimiterLine.Clear();
                     state = State.DelimiterLine;
                     return i;
@@ -605,6 +624,25 @@ public sealed class MySqlDumpFilter
     }
 
     private static bool IsSpaceOrEnd(int c) => c == -1 || IsSpace(c);
+
+    /// <summary>Blanks between statements: a line of them (not the rest of a delimiter's line) stays in the client's buffer.</summary>
+    private void FollowClientBlanks(ReadOnlySpan<byte> blanks)
+    {
+        while (true)
+        {
+            var newline = blanks.IndexOf((byte)'\n');
+            lineHasBlanks |= !onDelimiterLine && (newline < 0 ? blanks.Length : newline) > 0;
+            if (newline < 0)
+            {
+                return;
+            }
+
+            clientHoldsText |= lineHasBlanks;
+            onDelimiterLine = false;
+            lineHasBlanks = false;
+            blanks = blanks[(newline + 1)..];
+        }
+    }
 
     /// <summary>
     /// Whether <c>buf[i..]</c> (a '-') starts a <c>-- </c> comment. The server also takes <c>--</c> before a
@@ -838,6 +876,9 @@ public sealed class MySqlDumpFilter
         sink.EndUnit();
         state = State.Gap;
         gapLineStart = false;
+        clientHoldsText = false;
+        onDelimiterLine = true;
+        lineHasBlanks = false;
         watching = false;
         rowData = false;
         step = Step.Done;
