@@ -506,6 +506,8 @@ public sealed class MySqlDumpFilterTests
     [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN\n /* c */ SET NEW.s = '*/'; -- x */\n END */;;\nDELIMITER ;\n")]
     [InlineData("DELIMITER ;;\n/*!50106 CREATE*/ /*!50106 EVENT `ev` ON SCHEDULE EVERY 1 DAY STARTS '2026-01-01 00:00:00' ON COMPLETION NOT PRESERVE DISABLE DO BEGIN /* nightly purge */ DELETE FROM t; END */ ;;\nDELIMITER ;\n")]
     [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`()\nBEGIN\n  /* block */\n  -- line; /* keep\n  # hash */ '\n  SELECT /* inline */ id FROM t;\nEND ;;\nDELIMITER ;\n")]
+    // A */ inside a string in a /*! comment, a /* inside a -- or # comment, and plain comments, which do not nest.
+    [InlineData("/*!40101 SET @saved = '*/ -- #;' */;\nINSERT INTO t VALUES (1); -- /* no comment start\nINSERT INTO t VALUES (2); # /* neither\n/* a /* b */ INSERT INTO t VALUES (3);\n")]
     public void Passes_comments_in_object_bodies_unchanged(string input)
     {
         foreach (var pattern in DumpFilterRunner.ReadPatterns(Utf8(input).Length))
