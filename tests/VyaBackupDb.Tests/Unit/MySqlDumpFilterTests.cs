@@ -436,6 +436,87 @@ public sealed class MySqlDumpFilterTests
         }
     }
 
+    /// <summary>
+    /// The restore's client runs with --comments, so comments reach the server. On a line with a /*! the
+    /// client takes the */ of a /* */ inside it for the /*!'s end and reads on as in a comment to the next */,
+    /// where the server (and this filter) read code: a delimiter, or a */ inside a string or # / -- comment
+    /// there, would make the client split or end its comment where the server does not.
+    /// </summary>
+    [Theory]
+    [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN /* c */ SET NEW.a = 1; END;; DROP TABLE other.o; */;;\n")]
+    [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN /* c */ SET NEW.s = '*/;; DROP TABLE other.o; -- '; END */;;\n")]
+    [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN /* c */ SET NEW.s = `*/`; END */;;\n")]
+    [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN /* c */ SET NEW.a = 1; # */;;\nEND */;;\n")]
+    [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN /* c */ SET NEW.a = /*!50003 1 */; END */;;\n")]
+    [InlineData("/* a /*! b */ DROP TABLE other.o; */;\n")]
+    [InlineData("/*!40101 SET @a = 1; /* c */ DROP TABLE other.o; */;\n")]
+    public void Refuses_a_comment_the_client_and_the_server_end_apart(string input)
+    {
+        foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db"));
+            var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, Utf8(input), pattern);
+            Assert.NotNull(e);
+            Assert.Contains("a /*!...*/ comment with a /* */ comment inside on its line", e.Message, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>
+    /// Between statements the client run with --comments holds a /* */ comment, a line of blanks or an indented
+    /// comment in its buffer: a DELIMITER line after one is no command to it (it fails the line and goes on under the
+    /// old delimiter, or sends it to the server), where this filter would read on under the new one.
+    /// </summary>
+    [Theory]
+    [InlineData("INSERT INTO t VALUES (1);\n/* c */\nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    [InlineData("INSERT INTO t VALUES (1); /* c */\nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    [InlineData("INSERT INTO t VALUES (1);\n   \nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    [InlineData("INSERT INTO t VALUES (1);\r\n\r\nDELIMITER ;;\r\nINSERT INTO t VALUES (2);;\r\n")]
+    [InlineData("INSERT INTO t VALUES (1);\n  # c\nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    [InlineData("INSERT INTO t VALUES (1); /* x */ # c\n# d\nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    [InlineData("  \nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    public void Refuses_a_delimiter_line_the_client_takes_for_no_command(string input)
+    {
+        foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db"));
+            var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, Utf8(input), pattern);
+            Assert.NotNull(e);
+            Assert.Contains("a DELIMITER line after a /* */ comment, a line of blanks or an indented comment", e.Message, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>What the client sends alone or with the statement before it leaves its buffer empty: the DELIMITER line is its command.</summary>
+    [Theory]
+    [InlineData("INSERT INTO t VALUES (1);   \n# c\n-- d\n--\n\n  DELIMITER ;;\nINSERT INTO t VALUES (2);;\n  DELIMITER ;\n\nDELIMITER ;;\nINSERT INTO t VALUES (3);;\n")]
+    [InlineData("INSERT INTO t VALUES (1); -- c\nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    [InlineData("INSERT INTO t VALUES (1);\r\nDELIMITER ;;\r\nINSERT INTO t VALUES (2);;\r\n")]
+    [InlineData("-- MariaDB dump\n--\n\nDELIMITER ;;\nINSERT INTO t VALUES (2);;\n")]
+    public void Follows_a_delimiter_line_the_client_takes_for_its_command(string input)
+    {
+        foreach (var pattern in DumpFilterRunner.ReadPatterns(Utf8(input).Length))
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db"));
+            Assert.Equal(input, Encoding.UTF8.GetString(DumpFilterRunner.Run(filter.CopyAsync, Utf8(input), pattern)));
+        }
+    }
+
+    /// <summary>Comments in object bodies as mariadb-dump writes them pass unchanged (the client then sends them too).</summary>
+    [Theory]
+    [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN /* keep ids positive */ SET NEW.id = ABS(NEW.id); SET NEW.s = 'x;; y'; END */;;\nDELIMITER ;\n")]
+    [InlineData("DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER tg BEFORE INSERT ON t FOR EACH ROW BEGIN\n /* c */ SET NEW.s = '*/'; -- x */\n END */;;\nDELIMITER ;\n")]
+    [InlineData("DELIMITER ;;\n/*!50106 CREATE*/ /*!50106 EVENT `ev` ON SCHEDULE EVERY 1 DAY STARTS '2026-01-01 00:00:00' ON COMPLETION NOT PRESERVE DISABLE DO BEGIN /* nightly purge */ DELETE FROM t; END */ ;;\nDELIMITER ;\n")]
+    [InlineData("DELIMITER ;;\nCREATE PROCEDURE `p`()\nBEGIN\n  /* block */\n  -- line; /* keep\n  # hash */ '\n  SELECT /* inline */ id FROM t;\nEND ;;\nDELIMITER ;\n")]
+    // A */ inside a string in a /*! comment, a /* inside a -- or # comment, and plain comments, which do not nest.
+    [InlineData("/*!40101 SET @saved = '*/ -- #;' */;\nINSERT INTO t VALUES (1); -- /* no comment start\nINSERT INTO t VALUES (2); # /* neither\n/* a /* b */ INSERT INTO t VALUES (3);\n")]
+    public void Passes_comments_in_object_bodies_unchanged(string input)
+    {
+        foreach (var pattern in DumpFilterRunner.ReadPatterns(Utf8(input).Length))
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db", KeepEventsEnabled: true));
+            Assert.Equal(input, Encoding.UTF8.GetString(DumpFilterRunner.Run(filter.CopyAsync, Utf8(input), pattern)));
+        }
+    }
+
     /// <summary>DATA / INDEX DIRECTORY (as SHOW CREATE TABLE writes them, for the table or a partition) would make the
     /// server write table files wherever the dump says: refused unless asked for, and then passed unchanged.</summary>
     [Theory]

@@ -123,6 +123,22 @@ public sealed class MySqlDumpFilter
     private bool skippedConditional;
     private readonly bool mariaDbLexer;
 
+    // The client's reading of comments (mariadb's add_line, run with --comments): a /*! on a line makes it
+    // take the next */ for that comment's end, even one that ends a plain /* */ inside it; it then reads on
+    // as if in that plain comment up to the next */, where the server reads code. clientConditionalAt: where
+    // a /*! the client still counts on the current line starts (-1: none); clientCommentSkew: between such
+    // a */ and the next one, where the client sees no delimiter and no quote.
+    private long clientConditionalAt = -1;
+    private bool clientCommentSkew;
+
+    // Between statements the client (with --comments) keeps in its buffer a /* */ comment, a line of blanks or a
+    // comment after blanks, and sends them with the next statement; a DELIMITER line is then no command to it.
+    // It sends a # or -- comment at the start of a line alone, and blanks or such a comment after a delimiter
+    // with that statement.
+    private bool clientHoldsText;
+    private bool onDelimiterLine;
+    private bool lineHasBlanks;
+
     // Classification of the current statement.
     private byte[] verb = [];
     private bool nameList;
@@ -165,6 +181,7 @@ public sealed class MySqlDumpFilter
     private bool afterDot;
     private bool candidatePending;
     private bool candidateIsSource;
+    private bool candidateIsName;
     private long candidateStart;
     private long candidateEnd;
     private bool tokenAfterDot;
@@ -321,6 +338,12 @@ public sealed class MySqlDumpFilter
     public int RewrittenQualifiers { get; private set; }
 
     /// <summary>
+    /// The source database's name stood in a view, trigger, routine or event as a name that is no qualifier
+    /// (<c>FROM t AS shop</c>): a table or alias of that name, whose <c>shop.x</c> were pointed at the target too.
+    /// </summary>
+    public bool SourceNameOfItsOwn { get; private set; }
+
+    /// <summary>
     /// After <see cref="CopyAsync"/>: other names used as qualifiers (<c>name.x</c>) in views, triggers,
     /// routines and events: databases the restored objects still use (system schemas, NEW and OLD
     /// left out). A table or alias used as a column qualifier is listed too, so a caller that
@@ -356,6 +379,8 @@ public sealed class MySqlDumpFilter
         var i = start;
         while (i < end && !needMore)
         {
+            var from = i;
+            var scanned = state;
             i = state switch
             {
                 State.Gap => Gap(i, end, final),
@@ -366,6 +391,7 @@ public sealed class MySqlDumpFilter
                 State.DelimiterLine => DelimiterLineState(i, end),
                 _ => throw new InvalidOperationException("unknown scanner state"),
             };
+            FollowClientComments(from, i, scanned);
         }
 
         if (final)
@@ -390,6 +416,33 @@ public sealed class MySqlDumpFilter
     }
 
     private int At(int index, int end) => index < end ? buf[index] : -1;
+
+    /// <summary>
+    /// After <c>buf[from..to)</c> was read in <paramref name="scanned"/>: the client forgets a /*! at the end of
+    /// its line; a */ it takes for a comment's end inside a string or a # / -- comment would end its comment
+    /// where the server's string or comment goes on, so the two would read what follows apart.
+    /// </summary>
+    private void FollowClientComments(int from, int to, State scanned)
+    {
+        if (clientConditionalAt >= 0)
+        {
+            var newline = buf.AsSpan(from, to - from).LastIndexOf((byte)'\n');
+            if (newline >= 0 && bufferBase + from + newline > clientConditionalAt)
+            {
+                clientConditionalAt = -1;
+            }
+        }
+
+        if (clientCommentSkew && scanned is State.SingleQuote or State.DoubleQuote or State.Backtick or State.LineComment or State.GapLineComment
+            && buf.AsSpan(from - 1, to - from + 1).IndexOf("*/"u8) >= 0)
+        {
+            throw ClientCommentSkew(from);
+        }
+    }
+
+    private DumpFilterException ClientCommentSkew(int i) =>
+        Refuse("a /*!...*/ comment with a /* */ comment inside on its line, after which the client reads a delimiter, quote or "
+            + "comment in code as part of that comment", bufferBase + i);
 
     private static ReadOnlySpan<byte> CompletionTrailer => "-- Dump completed"u8;
 
@@ -457,15 +510,22 @@ public sealed class MySqlDumpFilter
     {
         var k = buf.AsSpan(i, end - i).IndexOfAnyExcept(Spaces);
         gapLineStart |= buf.AsSpan(i, k < 0 ? end - i : k).Contains((byte)'\n');
+        FollowClientBlanks(buf.AsSpan(i, k < 0 ? end - i : k));
         if (k < 0)
         {
             return end;
         }
 
         i += k;
+        if (clientCommentSkew)
+        {
+            throw ClientCommentSkew(i);
+        }
+
         switch (buf[i])
         {
             case (byte)'#':
+                clientHoldsText |= !onDelimiterLine && lineHasBlanks;
                 state = State.GapLineComment;
                 return i + 1;
             case (byte)'-':
@@ -476,6 +536,7 @@ public sealed class MySqlDumpFilter
 
                 if (IsDashComment(i, end))
                 {
+                    clientHoldsText |= !onDelimiterLine && lineHasBlanks;
                     if (bufferBase + i < HeaderBytes && buf.AsSpan(i, end - i).StartsWith(HostHeader))
                     {
                         var line = buf.AsSpan(i, end - i).IndexOf((byte)'\n');
@@ -505,6 +566,7 @@ public sealed class MySqlDumpFilter
                     if (marker == 0)
                     {
                         // A plain comment or an optimizer hint: not executable here.
+                        clientHoldsText = true;
                         state = State.GapBlockComment;
                         gapLineStart = false;
                         return i + 2;
@@ -541,6 +603,13 @@ public sealed class MySqlDumpFilter
                 // The client reads a DELIMITER command only at the start of a line; elsewhere it is SQL (refused).
                 if (gapLineStart && end - i >= 9 && Ascii.EqualsIgnoreCase(buf.AsSpan(i, 9), "delimiter"u8))
                 {
+                    if (clientHoldsText)
+                    {
+                        throw Refuse("a DELIMITER line after a /* */ comment, a line of blanks or an indented comment, which the client "
+                            + "(run with --comments) holds and sends with it, so that it takes the line for no command", bufferBase + i);
+                    }
+
+                    lineHasBlanks = false; // the client reads the whole line as its command
                     delimiterLine.Clear();
                     state = State.DelimiterLine;
                     return i;
@@ -555,6 +624,25 @@ public sealed class MySqlDumpFilter
     }
 
     private static bool IsSpaceOrEnd(int c) => c == -1 || IsSpace(c);
+
+    /// <summary>Blanks between statements: a line of them (not the rest of a delimiter's line) stays in the client's buffer.</summary>
+    private void FollowClientBlanks(ReadOnlySpan<byte> blanks)
+    {
+        while (true)
+        {
+            var newline = blanks.IndexOf((byte)'\n');
+            lineHasBlanks |= !onDelimiterLine && (newline < 0 ? blanks.Length : newline) > 0;
+            if (newline < 0)
+            {
+                return;
+            }
+
+            clientHoldsText |= lineHasBlanks;
+            onDelimiterLine = false;
+            lineHasBlanks = false;
+            blanks = blanks[(newline + 1)..];
+        }
+    }
 
     /// <summary>
     /// Whether <c>buf[i..]</c> (a '-') starts a <c>-- </c> comment. The server also takes <c>--</c> before a
@@ -764,6 +852,11 @@ public sealed class MySqlDumpFilter
 
     private int EndStatement(int after)
     {
+        if (clientCommentSkew)
+        {
+            throw ClientCommentSkew(after);
+        }
+
         if (step == Step.Set)
         {
             FinishSet(); // before its delimiter is passed: a refused SET never runs
@@ -783,6 +876,9 @@ public sealed class MySqlDumpFilter
         sink.EndUnit();
         state = State.Gap;
         gapLineStart = false;
+        clientHoldsText = false;
+        onDelimiterLine = true;
+        lineHasBlanks = false;
         watching = false;
         rowData = false;
         step = Step.Done;
@@ -959,11 +1055,17 @@ public sealed class MySqlDumpFilter
                 }
 
                 skippedConditional &= buf[i - 1] != '*'; // "*/" ends it
+                if (buf[i - 1] == '*')
+                {
+                    EndClientComment();
+                }
+
                 if (At(i + 1, end) == '*')
                 {
                     var marker = ConditionalMarkerLength(i, end);
                     if (marker > 0)
                     {
+                        OpenClientConditional(i, marker);
                         inConditional = true;
                         skippedConditional = SkippedByServer(i, end, marker);
                         return i + marker;
@@ -1240,12 +1342,18 @@ public sealed class MySqlDumpFilter
                         return NeedMore(i);
                     }
 
+                    if (buf[i - 1] == '*')
+                    {
+                        EndClientComment();
+                    }
+
                     if (At(i + 1, end) == '*')
                     {
                         var marker = ConditionalMarkerLength(i, end);
                         if (marker > 0)
                         {
                             // Executable comment: its content is code; skip the marker and the version the server reads.
+                            OpenClientConditional(i, marker);
                             inConditional = true;
                             skippedConditional = SkippedByServer(i, end, marker);
                             i += marker + VersionLength(i, end, marker);
@@ -1269,6 +1377,7 @@ public sealed class MySqlDumpFilter
                         {
                             inConditional = false;
                             skippedConditional = false;
+                            EndClientComment();
                             i += 2;
                             continue;
                         }
@@ -1534,18 +1643,56 @@ public sealed class MySqlDumpFilter
     {
         var span = buf.AsSpan(i, end - i);
         var k = span.IndexOf("*/"u8);
+        var read = k >= 0 ? k : !final && span[^1] == '*' ? span.Length - 1 : span.Length;
+        FollowClientConditionalInComment(i, read);
         if (k >= 0)
         {
             state = state == State.GapBlockComment ? State.Gap : State.Code;
+            // The client ends its comment here only if no /*! is open on the line; else it reads on as in a comment.
+            clientCommentSkew = clientConditionalAt >= 0;
+            clientConditionalAt = -1;
             return i + k + 2;
         }
 
-        if (!final && span[^1] == '*')
+        return read < span.Length ? NeedMore(i + read) : end;
+    }
+
+    /// <summary>The client also counts a /*! inside a plain comment (from two bytes back: one split over reads).</summary>
+    private void FollowClientConditionalInComment(int i, int read)
+    {
+        var text = buf.AsSpan(i - 2, read + 2);
+        var newline = text.LastIndexOf((byte)'\n');
+        var opened = text.LastIndexOf("/*!"u8);
+        if (newline >= 0)
         {
-            return NeedMore(end - 1);
+            clientConditionalAt = -1;
         }
 
-        return end;
+        if (opened > newline)
+        {
+            clientConditionalAt = bufferBase + i - 2 + opened;
+        }
+    }
+
+    /// <summary>A /*! (not /*M!, which the client reads as code) the client counts until its line ends or a */.</summary>
+    private void OpenClientConditional(int i, int marker)
+    {
+        if (clientCommentSkew)
+        {
+            throw ClientCommentSkew(i);
+        }
+
+        if (marker == 3)
+        {
+            clientConditionalAt = bufferBase + i;
+        }
+    }
+
+    /// <summary>A */ read as code: the client's /*! comment, or the comment it read on in, ends there too.</summary>
+    private void EndClientComment()
+    {
+        clientConditionalAt = -1;
+        clientCommentSkew = false;
     }
 
     // ---- tokens and classification -----------------------------------------------------------
@@ -2424,6 +2571,7 @@ public sealed class MySqlDumpFilter
         candidateText.Clear();
         candidateText.Append(text);
         candidateIsSource = IsSource(text);
+        candidateIsName = kind != TokenKind.String;
         if (candidateIsSource)
         {
             HoldFrom(start);
@@ -2493,6 +2641,7 @@ public sealed class MySqlDumpFilter
             }
             else
             {
+                SourceNameOfItsOwn |= candidateIsName && !candidateIsObjectName;
                 ReleaseHold();
             }
 

@@ -539,10 +539,15 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         var databases = (await ProbeAsync(cancellationToken).ConfigureAwait(false)).Databases;
         var others = filter.OtherDatabaseQualifiers
             .Where(q => q != database && q != filter.SourceDatabase && databases.Contains(q, StringComparer.Ordinal)).ToList();
+        var table = rowsFollow ? null : await TableNamedLikeSourceAsync(database, filter.SourceDatabase, cancellationToken).ConfigureAwait(false);
         return new LoadResult(filter.EndedWithCompletionTrailer, filter.EnabledEvents, others,
-            Warnings: !rowsFollow && await TableNamedLikeSourceAsync(database, filter.SourceDatabase, cancellationToken).ConfigureAwait(false) is { } table
+            Warnings: table is not null
                 ? [$"the backup has a table named like its database ('{table}'): the filter points every {table}.x in views, triggers, routines "
                     + $"and events at the restored database, {table}.column too, so those that read that table's columns by its name need checking"]
+                : filter.SourceNameOfItsOwn && filter.RewrittenQualifiers > 0
+                ? [$"the backup's views, triggers, routines or events use its database's name ('{filter.SourceDatabase}') as a name of their own "
+                    + $"(an alias): the filter points every {filter.SourceDatabase}.x at the restored database, {filter.SourceDatabase}.column too, "
+                    + "so those that qualify columns by that name need checking"]
                 : null);
     }
 
@@ -623,7 +628,10 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         // --binary-mode: NUL bytes and \r\n in old dumps' strings reach the server unchanged,
         // and the client's own commands (system, source, tee, ...) are not interpreted.
         // --local-infile=0: a LOAD DATA LOCAL in a planted file cannot read the host's files.
-        "--binary-mode", "--local-infile=0", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
+        // --comments: comments reach the server as dumped (without it the client strips them, and a
+        // /* */ inside mysqldump's /*!50003 ... */ cuts a trigger or event short); MySqlDumpFilter
+        // follows where this client's reading of comments and the server's differ.
+        "--binary-mode", "--comments", "--local-infile=0", "--max-allowed-packet=1G", "--default-character-set=utf8mb4",
         $"--database={database}",
     ];
 

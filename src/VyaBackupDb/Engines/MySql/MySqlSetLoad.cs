@@ -122,7 +122,8 @@ public sealed partial class MySqlEngine
         var postLoad = await RestoreThroughClientAsync(database, entry.Content, options, rowsFollow: false, cancellationToken).ConfigureAwait(false);
         await entry.Content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
         return new LoadResult(null, [.. schemaLoad.EventsToEnable, .. postLoad.EventsToEnable],
-            schemaLoad.OtherDatabases.Union(postLoad.OtherDatabases, StringComparer.Ordinal).ToList(), columns is null ? null : loaded, postLoad.Warnings);
+            schemaLoad.OtherDatabases.Union(postLoad.OtherDatabases, StringComparer.Ordinal).ToList(), columns is null ? null : loaded,
+            [.. (schemaLoad.Warnings ?? []).Union(postLoad.Warnings ?? [], StringComparer.Ordinal)]);
     }
 
     /// <summary>Reads one data entry whole (its digest is checked at its end), into a buffer from the pool.</summary>
