@@ -436,6 +436,29 @@ public sealed class MySqlDumpFilterTests
         }
     }
 
+
+    /// <summary>
+    /// Under latin1 (and other one-byte sets) the server reads 0xA0 as a space: "--\xA0" starts a comment there,
+    /// and "a\xA0b" is two words, where the client and this filter read code and one word (a tester ran any
+    /// statement past the filter so). Raw bytes: the latin1 text below is written one byte per character.
+    /// </summary>
+    [Theory]
+    [InlineData("/*!40101 SET NAMES latin1 */;\nCREATE TABLE `t` (`a` int --\u00A0'\n, `b` int); INSERT INTO other.t VALUES (666); #');\n",
+        "a -- comment marker before a byte above ASCII")]
+    [InlineData("CREATE TABLE `t` (`a` int --\u00A0'\n, `b` int); INSERT INTO other.t VALUES (666); #');\n", "a -- comment marker before a byte above ASCII")]
+    [InlineData("/*!40101 SET NAMES latin1 */;\nCREATE TABLE `t` (`a` int)\u00A0ENGINE=InnoDB;\n",
+        "a byte above ASCII outside a string or quoted name under a client character set other than UTF-8")]
+    public void Refuses_a_byte_above_ASCII_that_the_server_may_read_as_a_space(string latin1, string refusal)
+    {
+        foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
+        {
+            var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db"));
+            var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, Encoding.Latin1.GetBytes(latin1), pattern);
+            Assert.NotNull(e);
+            Assert.Contains(refusal, e.Message, StringComparison.Ordinal);
+        }
+    }
+
     /// <summary>
     /// The restore's client runs with --comments, so comments reach the server. On a line with a /*! the
     /// client takes the */ of a /* */ inside it for the /*!'s end and reads on as in a comment to the next */,

@@ -646,7 +646,8 @@ public sealed class MySqlDumpFilter
 
     /// <summary>
     /// Whether <c>buf[i..]</c> (a '-') starts a <c>-- </c> comment. The server also takes <c>--</c> before a
-    /// control character for one, where the client and this filter read code: such a dump is refused.
+    /// control character for one, and before a byte above ASCII that is a space in the session's character set
+    /// (latin1's 0xA0), where the client and this filter read code: such a dump is refused.
     /// </summary>
     private bool IsDashComment(int i, int end)
     {
@@ -656,9 +657,9 @@ public sealed class MySqlDumpFilter
         }
 
         var c = At(i + 2, end);
-        if ((c is (>= 0 and < ' ') or 0x7F) && !IsSpace(c))
+        if ((c is (>= 0 and < ' ') or >= 0x7F) && !IsSpace(c))
         {
-            throw Refuse("a -- comment marker before a control character", bufferBase + i);
+            throw Refuse(c >= 0x80 ? "a -- comment marker before a byte above ASCII" : "a -- comment marker before a control character", bufferBase + i);
         }
 
         return IsSpaceOrEnd(c);
@@ -1278,6 +1279,14 @@ public sealed class MySqlDumpFilter
                     j++;
                 }
                 while (j < end && WordBytes[buf[j]] && buf[j] != delimiter[0] && (buf[j] != '.' || tokenHasAt));
+
+                if (!clientUtf8 && buf.AsSpan(i, j - i).ContainsAnyExceptInRange((byte)0, (byte)0x7F))
+                {
+                    // In latin1 and other one-byte sets the server reads some of them (0xA0, 0xFF) as spaces,
+                    // which split what this filter reads as one word.
+                    throw Refuse("a byte above ASCII outside a string or quoted name under a client character set other than UTF-8",
+                        bufferBase + i);
+                }
 
                 AppendToken(buf.AsSpan(i, j - i));
                 i = j;
