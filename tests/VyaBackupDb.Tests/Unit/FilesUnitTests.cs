@@ -209,6 +209,26 @@ public sealed class FilesUnitTests
     }
 
     [Fact]
+    public void An_archive_whose_names_imply_far_more_directories_than_it_lists_is_refused()
+    {
+        // A tester's 187 KB archive: 100,000 empty files, each under a 200-level chain of its own (6 GB to check).
+        var chain = string.Concat(Enumerable.Repeat("s/", 200));
+        var tree = new ArchiveTree();
+        var admitted = 0;
+
+        var error = Assert.Throws<RefusedEntryException>(() =>
+        {
+            for (; admitted < 100_000; admitted++)
+            {
+                tree.Admit(new PaxTarEntry(TarEntryType.RegularFile, $"e{admitted}/{chain}f"), EntryKind.File);
+            }
+        });
+
+        Assert.Contains("imply over 100000 more directories than it lists entries", error.Message, StringComparison.Ordinal);
+        Assert.InRange(admitted, 400, 600);
+    }
+
+    [Fact]
     public void A_file_that_ends_early_is_padded_to_its_header_size()
     {
         using var archive = new MemoryStream();
