@@ -256,8 +256,11 @@ internal static partial class Posix
     private static PosixException Error(string path)
     {
         var errno = Marshal.GetLastPInvokeError();
-        return new PosixException(errno, $"{path}: {Marshal.GetPInvokeErrorMessage(errno)}");
+        return new PosixException(errno, $"{Shortened(path)}: {Marshal.GetPInvokeErrorMessage(errno)}");
     }
+
+    /// <summary>A path as an error line shows it: one thousands of levels deep keeps its two ends.</summary>
+    private static string Shortened(string path) => path.Length <= 500 ? path : $"{path[..200]}...({path.Length} characters)...{path[^200..]}";
 
     [StructLayout(LayoutKind.Sequential)]
     private readonly struct Timespec(long seconds, long nanos)
