@@ -159,6 +159,26 @@ public static class FileTrees
         }
     }
 
+    /// <summary>A chain of <paramref name="levels"/> directories 'd' under <paramref name="root"/>, a file 'leaf' ("deep\n") at its end.</summary>
+    public static void BuildChain(string root, int levels)
+    {
+        Directory.CreateDirectory(root);
+        var name = Posix.NameBytes("d");
+        var fd = Posix.OpenDirectoryFdAt(Posix.CurrentDirectory, Posix.NameBytes(root), root);
+        for (var level = 0; level < levels; level++)
+        {
+            Posix.MakeDirectoryAt(fd, name, "d");
+            var next = Posix.OpenDirectoryFdAt(fd, name, "d");
+            Posix.CloseFd(fd);
+            fd = next;
+        }
+        using (var leaf = Posix.CreateFileAt(fd, Posix.NameBytes("leaf"), "leaf"))
+        {
+            RandomAccess.Write(leaf, "deep\n"u8, 0);
+        }
+        Posix.CloseFd(fd);
+    }
+
     /// <summary>
     /// Builds, under <paramref name="root"/>, a tree deeper than PATH_MAX (the kernel's 4096 bytes
     /// for one path): 30 nested directories of 204-byte names (over 6000 bytes), a file 'leaf'

@@ -314,21 +314,7 @@ public sealed class FilesBackupTests : IAsyncLifetime
         try
         {
             var source = Path.Combine(dir, "src");
-            Directory.CreateDirectory(source);
-            var name = Posix.NameBytes("d");
-            var fd = Posix.OpenDirectoryFdAt(Posix.CurrentDirectory, Posix.NameBytes(source), source);
-            for (var level = 0; level < 10_000; level++)
-            {
-                Posix.MakeDirectoryAt(fd, name, "d");
-                var next = Posix.OpenDirectoryFdAt(fd, name, "d");
-                Posix.CloseFd(fd);
-                fd = next;
-            }
-            using (var leaf = Posix.CreateFileAt(fd, Posix.NameBytes("leaf"), "leaf"))
-            {
-                RandomAccess.Write(leaf, "deep\n"u8, 0);
-            }
-            Posix.CloseFd(fd);
+            FileTrees.BuildChain(source, 10_000);
             var backups = Path.Combine(dir, "backups");
             var config = await FileTrees.WriteConfigAsync(dir, backups, $$"""
                 - {id: 8, name: deeper, dbms: files, paths: [{{FileTrees.Yaml(source)}}]}
@@ -359,6 +345,30 @@ public sealed class FilesBackupTests : IAsyncLifetime
             await FileTrees.BuildDeeperThanPathMaxAsync(target);
 
             var forced = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+            Assert.True(forced.ExitCode == 0, forced.ToString());
+            Assert.DoesNotContain("could not be removed", forced.Stderr, StringComparison.Ordinal);
+            Assert.Equal([source.Split('/')[1]], Directory.EnumerateFileSystemEntries(target).Select(Path.GetFileName));
+            Assert.Equal(before, FileTrees.Listing(target + source));
+            Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(dir), e => Path.GetFileName(e).StartsWith(".vya-", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await FileTrees.RemoveDeepAsync(dir);
+        }
+    }
+
+    /// <summary>The old tree was removed with one open file per level: deeper than the limit, it stayed.</summary>
+    [Fact]
+    public async Task Restore_force_removes_an_old_tree_deeper_than_the_open_files_limit()
+    {
+        var (dir, config, file, before, source) = await BackedUpTreeAsync();
+        var target = Path.Combine(dir, "target");
+        try
+        {
+            FileTrees.BuildChain(target, 2_000);
+
+            var forced = await Run.CliUnderOpenFilesLimitAsync(512, "restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
 
             Assert.True(forced.ExitCode == 0, forced.ToString());
             Assert.DoesNotContain("could not be removed", forced.Stderr, StringComparison.Ordinal);

@@ -148,7 +148,7 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
     {
         var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
 
-        var run = await CliUnderOpenFilesLimitAsync(64, "list", "--all", "--config", config);
+        var run = await Run.CliUnderOpenFilesLimitAsync(64, "list", "--all", "--config", config);
 
         Assert.True(run.ExitCode == Failed, run.ToString());
         Assert.DoesNotContain("Exception", run.ToString(), StringComparison.Ordinal);
@@ -168,7 +168,7 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
     {
         var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
 
-        var run = await CliUnderOpenFilesLimitAsync(files, "list", "--all", "--config", config);
+        var run = await Run.CliUnderOpenFilesLimitAsync(files, "list", "--all", "--config", config);
 
         Assert.True(run.ExitCode == Failed, run.ToString());
         Assert.DoesNotContain("   at ", run.Stderr, StringComparison.Ordinal);
@@ -204,7 +204,7 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
                 globals: false
             """);
 
-        var run = await CliUnderOpenFilesLimitAsync(100, "backup", "--all", "--jobs", "4", "--config", config);
+        var run = await Run.CliUnderOpenFilesLimitAsync(100, "backup", "--all", "--jobs", "4", "--config", config);
 
         Assert.True(run.ExitCode == Failed, run.ToString());
         Assert.DoesNotContain("Exception", run.ToString(), StringComparison.Ordinal);
@@ -213,13 +213,6 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
         Assert.NotEmpty(errors);
         Assert.All(errors, l => Assert.EndsWith("too many open files (limit 100)", l, StringComparison.Ordinal));
         Assert.Empty(Ops.DataFilesUnder(backupDir));
-    }
-
-    /// <summary>The CLI under an open files limit of <paramref name="files"/> (ulimit -n: soft and hard, so the runtime cannot raise it).</summary>
-    private static Task<ProcessResult> CliUnderOpenFilesLimitAsync(int files, params string[] arguments)
-    {
-        var (dotnet, args, env) = Run.CliCommand(null, arguments);
-        return Run.ProgramAsync("bash", ["-c", $"ulimit -n {files}; exec \"$@\"", "bash", dotnet, .. args], env);
     }
 
     /// <summary>

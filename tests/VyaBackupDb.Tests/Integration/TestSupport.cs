@@ -215,6 +215,13 @@ public static class Run
     /// <summary>Runs the built CLI (vya-backupdb.dll, copied next to the test assembly by the project reference).</summary>
     public static Task<ProcessResult> CliAsync(params string[] arguments) => CliWithEnvAsync(null, arguments);
 
+    /// <summary>The CLI under an open files limit of <paramref name="files"/> (ulimit -n: soft and hard, so the runtime cannot raise it).</summary>
+    public static Task<ProcessResult> CliUnderOpenFilesLimitAsync(int files, params string[] arguments)
+    {
+        var (dotnet, args, env) = CliCommand(null, arguments);
+        return ProgramAsync("bash", ["-c", $"ulimit -n {files}; exec \"$@\"", "bash", dotnet, .. args], env);
+    }
+
     /// <summary>The CLI with extra environment variables (e.g. its own TMPDIR, to see what it leaves there).</summary>
     public static Task<ProcessResult> CliWithEnvAsync(IDictionary<string, string>? environment, params string[] arguments)
     {

@@ -224,13 +224,20 @@ internal sealed class DirectoryChain : IDisposable
         {
             var parent = i == 0 ? _root : _open[i - 1].Fd;
             var name = Posix.NameBytes(segments[i]);
-            var path = _rootPath + "/" + string.Join('/', segments[..(i + 1)]);
-            if (Posix.TryOpenDirectoryFdAt(parent, name, path) is not { } fd)
+            try
             {
-                Posix.MakeDirectoryAt(parent, name, path);
-                fd = Posix.OpenDirectoryFdAt(parent, name, path);
+                if (Posix.TryOpenDirectoryFdAt(parent, name, segments[i]) is not { } fd)
+                {
+                    Posix.MakeDirectoryAt(parent, name, segments[i]);
+                    fd = Posix.OpenDirectoryFdAt(parent, name, segments[i]);
+                }
+                _open.Add((segments[i], fd));
             }
-            _open.Add((segments[i], fd));
+            catch (PosixException e)
+            {
+                // The whole path only for the message: built for every level, a planted name of 100,000 levels ran out of memory.
+                throw Posix.Error(e, _rootPath + "/" + string.Join('/', segments[..(i + 1)]));
+            }
         }
         return segments.Length == 0 ? _root : _open[^1].Fd;
     }

@@ -259,6 +259,10 @@ internal static partial class Posix
         return new PosixException(errno, $"{Shortened(path)}: {Marshal.GetPInvokeErrorMessage(errno)}");
     }
 
+    /// <summary><paramref name="e"/> said of <paramref name="path"/> (where the call was given one name of it).</summary>
+    public static PosixException Error(PosixException e, string path) =>
+        new(e.Errno, $"{Shortened(path)}: {Marshal.GetPInvokeErrorMessage(e.Errno)}");
+
     /// <summary>A path as an error line shows it: one thousands of levels deep keeps its two ends.</summary>
     private static string Shortened(string path) => path.Length <= 500 ? path : $"{path[..200]}...({path.Length} characters)...{path[^200..]}";
 

@@ -240,55 +240,77 @@ internal static partial class Posix
     /// <summary>
     /// Removes a tree by descriptors, never following a symlink and with no path longer than one
     /// name given to the kernel (so trees of any depth go). Each directory lacking rwx for its
-    /// owner is made 0700 first (a restored one may be 0555). Iterative: a deep tree cannot
-    /// overflow the stack.
+    /// owner is made 0700 first (a restored one may be 0555). Only the directory being emptied is
+    /// open (the way back up is its ".."), so a tree deeper than the open-files limit goes too;
+    /// iterative, so a deep tree cannot overflow the stack. The trees removed are the restore's
+    /// own, where nobody else can move a directory (the target's parents are checked).
     /// </summary>
     public static void RemoveTree(string path)
     {
-        var name = NameBytes(path);
-        if (!MakeWritableIfDirectory(CurrentDirectory, name, path))
+        var top = NameBytes(path);
+        if (!MakeWritableIfDirectory(CurrentDirectory, top, path))
         {
-            UnlinkAt(CurrentDirectory, name, path);
+            UnlinkAt(CurrentDirectory, top, path);
             return;
         }
-        var open = new Stack<(DirectoryHandle Directory, byte[] Name, string Path, List<byte[]> Children)>();
+        var levels = new List<(byte[] Name, List<byte[]> Children)>();
+        var current = OpenDirectoryAt(CurrentDirectory, top, path);
         try
         {
-            var top = OpenDirectoryAt(CurrentDirectory, name, path);
-            open.Push((top, name, path, ReadNames(top, path)));
-            while (open.TryPeek(out var current))
+            levels.Add((top, ReadNames(current, path)));
+            while (levels.Count > 0)
             {
-                if (current.Children.Count == 0)
+                var children = levels[^1].Children;
+                try
                 {
-                    open.Pop();
-                    current.Directory.Dispose();
-                    var parent = open.TryPeek(out var above) ? above.Directory.Fd : CurrentDirectory;
-                    if (UnlinkAtC(parent, current.Name, AtRemoveDir) != 0)
+                    if (children.Count > 0)
                     {
-                        throw Error(current.Path);
+                        var child = children[^1];
+                        children.RemoveAt(children.Count - 1);
+                        if (MakeWritableIfDirectory(current.Fd, child, ""))
+                        {
+                            var below = OpenDirectoryAt(current.Fd, child, "");
+                            current.Dispose();
+                            current = below;
+                            levels.Add((child, ReadNames(current, "")));
+                        }
+                        else
+                        {
+                            UnlinkAt(current.Fd, child, "");
+                        }
+                        continue;
                     }
-                    continue;
+                    var name = levels[^1].Name;
+                    if (levels.Count == 1)
+                    {
+                        current.Dispose(); // again in finally: a SafeHandle closes once
+                        UnlinkDirectoryAt(CurrentDirectory, name, path);
+                        return;
+                    }
+                    var above = OpenDirectoryAt(current.Fd, NameBytes(".."), "");
+                    current.Dispose();
+                    current = above;
+                    levels.RemoveAt(levels.Count - 1);
+                    UnlinkDirectoryAt(current.Fd, name, "");
                 }
-                var child = current.Children[^1];
-                current.Children.RemoveAt(current.Children.Count - 1);
-                var childPath = current.Path + "/" + Encoding.UTF8.GetString(child.AsSpan(0, child.Length - 1));
-                if (MakeWritableIfDirectory(current.Directory.Fd, child, childPath))
+                catch (PosixException e) when (levels.Count > 0)
                 {
-                    var directory = OpenDirectoryAt(current.Directory.Fd, child, childPath);
-                    open.Push((directory, child, childPath, ReadNames(directory, childPath)));
-                }
-                else
-                {
-                    UnlinkAt(current.Directory.Fd, child, childPath);
+                    // The path only for the message: built at every level, a deep tree's paths take memory by the square.
+                    throw Error(e, string.Join('/', levels.Select(l => Encoding.UTF8.GetString(l.Name.AsSpan(0, l.Name.Length - 1)))));
                 }
             }
         }
         finally
         {
-            foreach (var (directory, _, _, _) in open)
-            {
-                directory.Dispose();
-            }
+            current.Dispose();
+        }
+    }
+
+    private static void UnlinkDirectoryAt(int directory, byte[] name, string path)
+    {
+        if (UnlinkAtC(directory, name, AtRemoveDir) != 0)
+        {
+            throw Error(path);
         }
     }
 
