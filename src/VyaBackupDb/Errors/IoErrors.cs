@@ -89,6 +89,9 @@ public static partial class IoErrors
         return $"out of memory or open files (ulimit -n {Shown(_openFilesLimit)}, ulimit -v {Shown(memory)}): raise the limits";
     }
 
+    /// <summary>The open files limit read at startup (<see cref="ReadLimits"/>); null when not read.</summary>
+    public static ulong? OpenFilesLimit => _openFilesLimit;
+
     private static ulong? _openFilesLimit;
     private static ulong? _memoryLimit;
 

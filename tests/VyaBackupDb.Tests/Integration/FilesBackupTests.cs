@@ -358,6 +358,45 @@ public sealed class FilesBackupTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// Backup and restore hold one open file per directory level: a tree deeper than the open files
+    /// limit allows fails in one line (a restore that took every file aborted in the runtime, "Out of
+    /// memory.", exit 134, its staging directory left).
+    /// </summary>
+    [Fact]
+    public async Task A_tree_deeper_than_the_open_files_limit_allows_fails_in_one_line_and_leaves_nothing()
+    {
+        var dir = _scratch.TempDir("files");
+        try
+        {
+            var source = Path.Combine(dir, "src");
+            FileTrees.BuildChain(source, 1_000);
+            var backups = Path.Combine(dir, "backups");
+            var config = await FileTrees.WriteConfigAsync(dir, backups, $$"""
+                - {id: 8, name: chain, dbms: files, paths: [{{FileTrees.Yaml(source)}}]}
+                """);
+            var limited = await Run.CliUnderOpenFilesLimitAsync(512, "backup", "--instance", "8", "--config", config);
+            Assert.True(limited.ExitCode == 1, limited.ToString());
+            Assert.Contains("the tree is deeper than the open files limit allows (one open file per directory level; ulimit -n 512)",
+                limited.Stderr, StringComparison.Ordinal);
+            Assert.Empty(Ops.DataFilesUnder(backups));
+            var backup = await Run.CliAsync("backup", "--instance", "8", "--config", config);
+            Assert.True(backup.ExitCode == 0, backup.ToString());
+            var file = Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups)));
+
+            var restore = await Run.CliUnderOpenFilesLimitAsync(512, "restore", "--file", file, "--instance", "8", "--target", Path.Combine(dir, "t"), "--config", config);
+
+            Assert.True(restore.ExitCode == 1, restore.ToString());
+            var error = Assert.Single(Cli.ErrorLines(restore));
+            Assert.Contains("the tree is deeper than the open files limit allows", error, StringComparison.Ordinal);
+            Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(dir), e => Path.GetFileName(e) is "t" or ['.', 'v', 'y', 'a', ..]);
+        }
+        finally
+        {
+            await FileTrees.RemoveDeepAsync(dir);
+        }
+    }
+
     /// <summary>The old tree was removed with one open file per level: deeper than the limit, it stayed.</summary>
     [Fact]
     public async Task Restore_force_removes_an_old_tree_deeper_than_the_open_files_limit()

@@ -125,6 +125,10 @@ internal sealed class FilesArchiver
         {
             return;
         }
+        if (_segments.Count >= Posix.MaxOpenLevels)
+        {
+            throw new OperationFailedException(Posix.TooDeep(path).Message);
+        }
         DirectoryHandle directory;
         try
         {

@@ -224,6 +224,10 @@ internal sealed class DirectoryChain : IDisposable
         {
             var parent = i == 0 ? _root : _open[i - 1].Fd;
             var name = Posix.NameBytes(segments[i]);
+            if (i >= Posix.MaxOpenLevels)
+            {
+                throw Posix.TooDeep(_rootPath + "/" + string.Join('/', segments[..(i + 1)]));
+            }
             try
             {
                 if (Posix.TryOpenDirectoryFdAt(parent, name, segments[i]) is not { } fd)

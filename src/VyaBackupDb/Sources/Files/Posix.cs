@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
+using VyaBackupDb.Errors;
 
 namespace VyaBackupDb.Sources.Files;
 
@@ -262,6 +263,16 @@ internal static partial class Posix
     /// <summary><paramref name="e"/> said of <paramref name="path"/> (where the call was given one name of it).</summary>
     public static PosixException Error(PosixException e, string path) =>
         new(e.Errno, $"{Shortened(path)}: {Marshal.GetPInvokeErrorMessage(e.Errno)}");
+
+    /// <summary>
+    /// How many directory levels a walk may hold open (backup and restore hold one file per level): all but
+    /// 256 of the open files limit, which the runtime needs (a restore that took them all aborted, "Out of memory.").
+    /// </summary>
+    public static readonly long MaxOpenLevels = IoErrors.OpenFilesLimit is { } limit && limit < long.MaxValue ? (long)limit - 256 : long.MaxValue;
+
+    /// <summary>The error for a tree deeper than <see cref="MaxOpenLevels"/>.</summary>
+    public static PosixException TooDeep(string path) =>
+        new(24, $"{Shortened(path)}: the tree is deeper than the open files limit allows (one open file per directory level; ulimit -n {IoErrors.OpenFilesLimit})");
 
     /// <summary>A path as an error line shows it: one thousands of levels deep keeps its two ends.</summary>
     private static string Shortened(string path) => path.Length <= 500 ? path : $"{path[..200]}...({path.Length} characters)...{path[^200..]}";
