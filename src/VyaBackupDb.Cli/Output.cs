@@ -116,7 +116,7 @@ internal static class Output
 
     private static void Write(string level, string message, InstanceConfig? instance, string? database, bool logLine)
     {
-        message = IoErrors.Tidy(message);
+        message = OneLine(IoErrors.Tidy(message));
         var now = DateTime.UtcNow;
         var json = Format == LogFormat.Json || _logFile is not null
             ? JsonSerializer.Serialize(
@@ -165,6 +165,31 @@ internal static class Output
                 ? JsonSerializer.Serialize(new LogRecord(DateTime.UtcNow, "warning", warning), LogJsonContext.LogRecord)
                 : $"vya-backupdb: warning: {warning}");
         }
+    }
+
+    /// <summary>
+    /// A message as one line: what it quotes (a file name, an archive's entry) may hold a newline that would forge
+    /// a log line of its own, or an escape sequence for the terminal; such characters are shown escaped (\n, \x1b).
+    /// </summary>
+    internal static string OneLine(string message)
+    {
+        static bool IsControl(char c) => c is (< ' ' and not '\t') or '\x7f' or (>= '\x80' and <= '\x9f');
+        if (!message.Any(IsControl))
+        {
+            return message;
+        }
+        var line = new StringBuilder(message.Length + 16);
+        foreach (var c in message)
+        {
+            line.Append(c switch
+            {
+                '\n' => "\\n",
+                '\r' => "\\r",
+                _ when IsControl(c) => $"\\x{(int)c:x2}",
+                _ => c.ToString(),
+            });
+        }
+        return line.ToString();
     }
 
     private static string Stamp(DateTime utc) => utc.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);

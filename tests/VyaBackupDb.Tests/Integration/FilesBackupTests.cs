@@ -358,6 +358,32 @@ public sealed class FilesBackupTests : IAsyncLifetime
         }
     }
 
+    /// <summary>A name is quoted in a message as one line: a newline in it forged a log line of its own, an escape sequence reached the terminal.</summary>
+    [Fact]
+    public async Task A_name_with_a_newline_or_an_escape_sequence_is_quoted_on_one_line()
+    {
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "src");
+        Directory.CreateDirectory(source);
+        var fifo = Path.Combine(source, "fifo\n2026-11-28T11:00:00Z ok     FAKE: forged\u001b]0;title\u0007");
+        var mkfifo = await Run.ProgramAsync("mkfifo", [fifo]);
+        Assert.True(mkfifo.ExitCode == 0, mkfifo.ToString());
+        var log = Path.Combine(dir, "backup.log");
+        var config = await FileTrees.WriteConfigAsync(dir, Path.Combine(dir, "backups"), $$"""
+            - {id: 8, name: names, dbms: files, paths: [{{FileTrees.Yaml(source)}}]}
+            """);
+
+        var backup = await Run.CliAsync("--log-file", log, "backup", "--instance", "8", "--config", config);
+
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        foreach (var output in new[] { backup.Stderr, await File.ReadAllTextAsync(log) })
+        {
+            var line = Assert.Single(output.Split('\n'), l => l.Contains("FAKE", StringComparison.Ordinal));
+            Assert.Contains("fifo\\n2026-11-28T11:00:00Z ok     FAKE: forged\\x1b]0;title\\x07 (a FIFO: not backed up)", line, StringComparison.Ordinal);
+            Assert.DoesNotContain('\u001b', output);
+        }
+    }
+
     /// <summary>
     /// Backup and restore hold one open file per directory level: a tree deeper than the open files
     /// limit allows fails in one line (a restore that took every file aborted in the runtime, "Out of
