@@ -25,6 +25,8 @@ public sealed class FilesUnreadableArchiveTests : IAsyncLifetime
     [InlineData("old-gnu-sparse", "sparse files are not supported")]
     [InlineData("pax-gnu-sparse", "sparse files are not supported")]
     // As vya-backupdb wrote a long name holding a newline before 2026-11-28 (and GNU tar --format=posix does).
+    // GNU tar takes the pax header's name, System.Formats.Tar the long name (and the pax header for an entry).
+    [InlineData("gnu-long-name-then-pax", "is followed by a pax header, which GNU tar and this restore read as different names")]
     [InlineData("pax-newline", "a pax record's value holds a newline ('path'), which this tar reader cannot read; GNU tar can")]
     public async Task An_archive_the_tar_reader_cannot_read_fails_in_one_line_and_leaves_nothing(string archiveKind, string said)
     {
@@ -109,6 +111,13 @@ public sealed class FilesUnreadableArchiveTests : IAsyncLifetime
                 var sparse = PaxRecord("GNU.sparse.major", "1") + PaxRecord("GNU.sparse.minor", "0") + PaxRecord("GNU.sparse.realsize", "4096");
                 Entry(tar, Header("PaxHeaders/s", 'x', sparse.Length), sparse);
                 Entry(tar, Header("GNUSparseFile.0/s", '0', 1), "x");
+                break;
+            case "gnu-long-name-then-pax":
+                var longName = new string('l', 120) + "\0";
+                Entry(tar, Header("././@LongLink", 'L', longName.Length, gnu: true), longName);
+                var pax = PaxRecord("path", "from_pax_header");
+                Entry(tar, Header("PaxHeaders/plain", 'x', pax.Length), pax);
+                Entry(tar, Header("plain", '0', 1), "x");
                 break;
             case "pax-newline":
                 var path = PaxRecord("path", "line\nbreak-" + new string('x', 100));

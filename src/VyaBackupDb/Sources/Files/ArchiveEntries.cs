@@ -69,6 +69,16 @@ public sealed class EntryCounts
     public override string ToString() =>
         $"{Files} files ({TotalBytes} bytes), {Directories} directories, {Symlinks} symlinks, {HardLinks} hard links";
 
+    /// <summary>An entry kind a restore leaves out, in words (not .NET's enum names).</summary>
+    internal static string Describe(TarEntryType type) => type switch
+    {
+        TarEntryType.CharacterDevice => "a character device",
+        TarEntryType.BlockDevice => "a block device",
+        TarEntryType.Fifo => "a FIFO",
+        TarEntryType.SparseFile => "a GNU sparse file",
+        _ => $"an entry of tar type '{(char)type}'",
+    };
+
     internal static EntryKind Kind(TarEntry entry) => entry.EntryType switch
     {
         TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile => EntryKind.File,

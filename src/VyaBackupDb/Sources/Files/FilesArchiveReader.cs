@@ -31,7 +31,7 @@ internal sealed class FilesArchiveReader : IDisposable, IAsyncDisposable
     {
         try
         {
-            return _reader.GetNextEntry(copyData: false);
+            return Checked(_reader.GetNextEntry(copyData: false));
         }
         catch (Exception e) when (Unreadable(e) is { } unreadable)
         {
@@ -43,13 +43,23 @@ internal sealed class FilesArchiveReader : IDisposable, IAsyncDisposable
     {
         try
         {
-            return await _reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false);
+            return Checked(await _reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false));
         }
         catch (Exception e) when (Unreadable(e) is { } unreadable)
         {
             throw unreadable;
         }
     }
+
+    /// <summary>
+    /// A pax header comes out as an entry of its own only after a GNU long name, where GNU tar takes the pax
+    /// header's name and this reader the long name: the two would restore different trees.
+    /// </summary>
+    private static TarEntry? Checked(TarEntry? entry) =>
+        entry?.EntryType is TarEntryType.ExtendedAttributes
+            ? throw new UnreadableArchiveException($"a GNU long name ('{entry.Name[..Math.Min(entry.Name.Length, 200)]}') is followed by a pax header, "
+                + "which GNU tar and this restore read as different names; refused")
+            : entry;
 
     public void Dispose() => _reader.Dispose();
 

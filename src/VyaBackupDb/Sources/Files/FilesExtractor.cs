@@ -75,7 +75,7 @@ internal sealed class FilesExtractor : IDisposable
         Counts.Count(entry);
         if (kind == EntryKind.Other)
         {
-            _warning($"'{entry.Name}' is a {entry.EntryType} entry: not restored");
+            _warning($"'{entry.Name}' is {EntryCounts.Describe(entry.EntryType)}: not restored");
             return;
         }
         if (relative.Length == 0)
