@@ -423,6 +423,27 @@ public sealed class FilesBackupTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A restore into a mount point stages inside it: killed then, it left its staging directory
+    /// there, which a later --force restore kept beside the new content (exit 0).
+    /// </summary>
+    [Fact]
+    public async Task A_staging_directory_a_killed_restore_left_in_the_target_is_removed_by_the_next_restore()
+    {
+        var (dir, config, file, before, source) = await BackedUpTreeAsync();
+        var target = Path.Combine(dir, "target");
+        var stale = Path.Combine(target, ".vya-restore-0123456789ab");
+        Directory.CreateDirectory(Path.Combine(stale, "half"));
+        await File.WriteAllTextAsync(Path.Combine(stale, "half", "partial"), "partial\n");
+
+        var restore = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Contains("was interrupted: removed what it had staged", restore.Stderr, StringComparison.Ordinal);
+        Assert.Equal([source.Split('/')[1]], Directory.EnumerateFileSystemEntries(target).Select(Path.GetFileName));
+        Assert.Equal(before, FileTrees.Listing(target + source));
+    }
+
     /// <summary>The old tree was removed with one open file per level: deeper than the limit, it stayed.</summary>
     [Fact]
     public async Task Restore_force_removes_an_old_tree_deeper_than_the_open_files_limit()

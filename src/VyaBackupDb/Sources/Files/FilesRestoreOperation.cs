@@ -415,8 +415,8 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
         /// Puts a mount-point target back in one state after a commit was killed half way (see
         /// <see cref="CommitInside"/>): with .vya-committing-S the new tree is complete and
         /// verified, so its move is finished; with only .vya-replaced-S the old entries are put
-        /// back. Old data is only removed once the new tree is wholly in place. Returns what was
-        /// done, or null.
+        /// back. Old data is only removed once the new tree is wholly in place. A staging
+        /// directory of a restore killed before its commit is removed. Returns what was done, or null.
         /// </summary>
         public static string? RecoverInterruptedCommit(string target)
         {
@@ -445,12 +445,18 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
             {
                 RemoveTree(removing);
             }
+            // A staging directory still here was never committed (a commit renames it first): a restore killed while it staged.
+            foreach (var staging in Ours(StagingPrefix))
+            {
+                RemoveTree(staging);
+                done.Add("removed what it had staged");
+            }
             if (done.Count == 0)
             {
                 return null;
             }
             LocalStorage.SyncDirectory(target);
-            return $"a restore into {target} was interrupted while it replaced the content: {string.Join(", ", done.Distinct())}";
+            return $"a restore into {target} was interrupted: {string.Join(", ", done.Distinct())}";
         }
 
 
