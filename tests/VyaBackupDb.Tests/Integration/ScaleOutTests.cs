@@ -220,18 +220,20 @@ public sealed class ScaleOutTests : IAsyncLifetime
         var database = await SmallDatabaseAsync();
         var storage = Open(backend);
         // A short lease, renewed every 2 s, and a dump that takes 8 s: the renewal meets the rival's generation.
-        var (config, instance) = Runner(backend, [database], lease: TimeSpan.FromSeconds(6), toolsDir: SlowDumpTools.Create(_scratch.TempDir("slow-tools"), 8));
+        var tools = SlowDumpTools.Create(_scratch.TempDir("slow-tools"), 8);
+        var (config, instance) = Runner(backend, [database], lease: TimeSpan.FromSeconds(6), toolsDir: tools);
         var observer = new TestBackupObserver();
         var folder = StorageLock.FolderFor(InstanceName, database);
 
         var backup = BackupAsync(config, instance, observer);
         var clock = Stopwatch.StartNew();
-        List<string> leases;
-        while ((leases = await KeysAsync(storage, folder)).Count == 0)
+        // Once the dump runs, the lock is taken (a rival planted while it was being taken made it say "is locked").
+        while (!File.Exists(Path.Combine(tools, "started")))
         {
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "the backup never took the lock");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "the backup never started its dump");
             await Task.Delay(50);
         }
+        var leases = await KeysAsync(storage, folder);
         // Another runner thought the lease expired (a clock off, a stalled network) and took the next generation.
         var generation = long.Parse(Path.GetFileName(leases.Max(StringComparer.Ordinal))!.Split('.')[0], CultureInfo.InvariantCulture);
         await PlantLeaseAsync(storage, database, generation + 1, DateTimeOffset.UtcNow.AddMinutes(10));
