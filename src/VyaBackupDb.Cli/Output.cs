@@ -173,7 +173,7 @@ internal static class Output
     /// </summary>
     internal static string OneLine(string message)
     {
-        static bool IsControl(char c) => c is (< ' ' and not '\t') or '\x7f' or (>= '\x80' and <= '\x9f');
+        static bool IsControl(char c) => char.IsControl(c) && c != '\t';
         if (!message.Any(IsControl))
         {
             return message;

@@ -44,15 +44,15 @@ public static class FileTrees
         // Hard links: three names of one file, in different directories.
         Directory.CreateDirectory(Path.Combine(root, "sub", "deeper"));
         await Write(root, "hard-first", "shared content\n", 0x1A4, (1_500_000_000, 5));
-        Posix.HardLink(Path.Combine(root, "hard-first"), Path.Combine(root, "sub", "hard-second"));
-        Posix.HardLink(Path.Combine(root, "hard-first"), Path.Combine(root, "sub", "deeper", "hard-third"));
+        HardLink(Path.Combine(root, "hard-first"), Path.Combine(root, "sub", "hard-second"));
+        HardLink(Path.Combine(root, "hard-first"), Path.Combine(root, "sub", "deeper", "hard-third"));
 
         File.CreateSymbolicLink(Path.Combine(root, "link-relative"), "a.txt");
         File.CreateSymbolicLink(Path.Combine(root, "link-absolute"), "/etc/hostname");
         File.CreateSymbolicLink(Path.Combine(root, "link-dangling"), "does/not/exist");
         File.CreateSymbolicLink(Path.Combine(root, "link-to-dir"), "sub");
         File.CreateSymbolicLink(Path.Combine(root, "sub", "link-long-target"), "../" + string.Join('/', Enumerable.Repeat("segment-of-a-long-link-target", 6)));
-        Posix.SetTimesNoFollow(Path.Combine(root, "link-relative"), 1_234_567_890, 987_654_321);
+        SetTimesNoFollow(Path.Combine(root, "link-relative"), 1_234_567_890, 987_654_321);
 
         // Long names: a path over 255 bytes, a component of 200 bytes, and a long non-ASCII one.
         var longDir = Path.Combine(root, new string('d', 90), new string('e', 90), new string('f', 90));
@@ -66,7 +66,7 @@ public static class FileTrees
         // A newline in a name too long for ustar: stored in a GNU long-name header, its time to the second.
         await Write(root, "long line\nbreak-" + new string('l', 100) + "-été", "nl\n", 0x1A4, (1_600_000_000, 0));
         File.CreateSymbolicLink(Path.Combine(root, "link-newline"), "target\nwith a newline-" + new string('t', 100));
-        Posix.SetTimesNoFollow(Path.Combine(root, "link-newline"), 1_600_000_001, 0);
+        SetTimesNoFollow(Path.Combine(root, "link-newline"), 1_600_000_001, 0);
         await Write(root, "-rf", "dash\n", 0x1A4);
 
         // Read-only directory with content: a restore must write into it before making it 0555.
@@ -92,8 +92,8 @@ public static class FileTrees
         Assert.True(mkfifo.ExitCode == 0, mkfifo.ToString());
 
         // Directory times last: creating entries changed them.
-        Posix.SetTimesNoFollow(Path.Combine(root, "sub"), 1_111_111_111, 111);
-        Posix.SetTimesNoFollow(Path.Combine(root, "empty-dir"), 1_222_222_222, 0);
+        SetTimesNoFollow(Path.Combine(root, "sub"), 1_111_111_111, 111);
+        SetTimesNoFollow(Path.Combine(root, "empty-dir"), 1_222_222_222, 0);
         return fifo;
     }
 
@@ -155,9 +155,17 @@ public static class FileTrees
         File.SetUnixFileMode(path, (UnixFileMode)mode);
         if (time is { } t)
         {
-            Posix.SetTimesNoFollow(path, t.Seconds, t.Nanos);
+            SetTimesNoFollow(path, t.Seconds, t.Nanos);
         }
     }
+
+    /// <summary>link(2) by paths: a symlink as <paramref name="existing"/> is linked itself.</summary>
+    public static void HardLink(string existing, string path) =>
+        Posix.HardLinkAt(Posix.CurrentDirectory, Posix.NameBytes(existing), Posix.CurrentDirectory, Posix.NameBytes(path), path);
+
+    /// <summary>A path's modification and access time, on a symlink the link itself.</summary>
+    public static void SetTimesNoFollow(string path, long seconds, uint nanos) =>
+        Posix.SetTimesAtNoFollow(Posix.CurrentDirectory, Posix.NameBytes(path), seconds, nanos, path);
 
     /// <summary>A chain of <paramref name="levels"/> directories 'd' under <paramref name="root"/>, a file 'leaf' ("deep\n") at its end.</summary>
     public static void BuildChain(string root, int levels)

@@ -159,7 +159,7 @@ public sealed class FilesBackupWalkTests : IAsyncLifetime
         Directory.CreateDirectory(source);
         var a = Path.Combine(source, "a");
         await File.WriteAllTextAsync(a, "OLD-A\n");
-        Posix.HardLink(a, a + "_link2"); // two links: its inode number is remembered for the links to come
+        FileTrees.HardLink(a, a + "_link2"); // two links: its inode number is remembered for the links to come
         await File.WriteAllBytesAsync(Path.Combine(source, "b_big"), new byte[3 << 20]);
         var c = Path.Combine(source, "c");
         await File.WriteAllTextAsync(c, "OLD-C\n");
@@ -178,7 +178,7 @@ public sealed class FilesBackupWalkTests : IAsyncLifetime
                 reused = Posix.TryLStat(created)!.Value.Inode == freed;
                 if (reused)
                 {
-                    Posix.HardLink(created, Path.Combine(dir, "other-link"));
+                    FileTrees.HardLink(created, Path.Combine(dir, "other-link"));
                     File.Move(created, c, overwrite: true);
                 }
             }

@@ -126,25 +126,6 @@ internal static partial class Posix
         }
     }
 
-    /// <summary>Creates a hard link; a symlink as <paramref name="existing"/> is linked itself, not followed.</summary>
-    public static void HardLink(string existing, string path)
-    {
-        if (Link(existing, path) != 0)
-        {
-            throw Error(path);
-        }
-    }
-
-    /// <summary>Sets a path's modification time (and access time to the same), on a symlink the link itself.</summary>
-    public static void SetTimesNoFollow(string path, long seconds, uint nanos)
-    {
-        var times = new Timespec[] { new(seconds, nanos), new(seconds, nanos) };
-        if (UtimensAt(AtFdCwd, path, times, AtSymlinkNoFollow) != 0)
-        {
-            throw Error(path);
-        }
-    }
-
     public static void SetTimes(SafeFileHandle handle, string path, long seconds, uint nanos)
     {
         var times = new Timespec[] { new(seconds, nanos), new(seconds, nanos) };
@@ -311,12 +292,6 @@ internal static partial class Posix
 
     [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int StatxFd(int dirfd, string path, int flags, uint mask, out StatxBuffer buffer);
-
-    [LibraryImport("libc", EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int Link(string existing, string path);
-
-    [LibraryImport("libc", EntryPoint = "utimensat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int UtimensAt(int dirfd, string path, Timespec[] times, int flags);
 
     [LibraryImport("libc", EntryPoint = "futimens", SetLastError = true)]
     private static partial int Futimens(int fd, Timespec[] times);
