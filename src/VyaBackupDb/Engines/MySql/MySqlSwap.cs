@@ -17,13 +17,14 @@ namespace VyaBackupDb.Engines.MySql;
 /// nextval) are pointed at the target, as the objects are. What can be known to fail after the
 /// RENAME (a default over a sequence that is gone, a definition the target's name cannot be
 /// written into, a view that cannot be read, a foreign key from another database that InnoDB would
-/// carry along, an old table aside whose key a new one names too) is tried before it, so that it fails with the target unchanged.
+/// carry along) is tried before it, so that it fails with the target unchanged. A new key named as
+/// a key of an old table aside comes in under a name of the swap's and gets its own back once that table has left.
 /// </summary>
 /// <remarks>
 /// Until the RENAME the target is unchanged, triggers included; after it the target holds the new
 /// tables. The server finishes a RENAME whose client died (or gives up after its 2 s attempt): a
 /// process killed while it waits leaves either the old target whole or the new tables. Killed
-/// after it, the new objects may be missing and the old tables with triggers still aside in the target (the
+/// after it, the new objects may be missing, a new key still under the swap's name, and the old tables with triggers still aside in the target (the
 /// next restore puts them back under their own names, from the record of them), or in the
 /// "replaced" database, which later restores into the same target keep and report.
 /// </remarks>
@@ -70,6 +71,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         var createdTarget = false;
         (string Clause, string? Comment) options;
         var renames = new List<string>();
+        var renamedKeys = new List<(string Table, string Name, string Temporary)>();
         try
         {
             // Until the RENAME the target's data is untouched.
@@ -124,7 +126,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                     // replaced database in the RENAME, ahead of the new tables: InnoDB names a foreign key
                     // "database/name", and renames it with the table only when the table changes database.
                     var withTriggers = await TablesWithTriggersAsync(target, cancellationToken).ConfigureAwait(false);
-                    await CheckAsideForeignKeysAsync(withTriggers, cancellationToken).ConfigureAwait(false);
+                    renamedKeys = await RenameKeysNamedAsAsideOnesAsync(withTriggers, cancellationToken).ConfigureAwait(false);
                     aside.AddRange(AsideNames(oldTables, oldTables.Where(withTriggers.Contains)));
                     renames.InsertRange(0, oldTables.Where(t => !withTriggers.Contains(t)).Select(t => $"{Q(target)}.{Q(t)} TO {Home(t)}")
                         .Concat(aside.Select(a => $"{Q(target)}.{Q(a.Table)} TO {Q(target)}.{Q(a.Aside)}")));
@@ -185,6 +187,13 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             {
                 await SetDefaultsAsync(target, table, [.. columns.Select(c => (c.Column, c.Default.Replace(Q(staging), Q(target), StringComparison.Ordinal)))],
                     CancellationToken.None).ConfigureAwait(false);
+            }
+            // After the defaults: the server opens the table to change it, and cannot while a default names a sequence not where it says.
+            step = $"its foreign keys {string.Join(", ", renamedKeys.Select(k => Q(k.Name)))} could not all get their names back "
+                + $"(they are named {string.Join(", ", renamedKeys.Select(k => Q(k.Temporary)))})";
+            foreach (var (table, name, temporary) in renamedKeys)
+            {
+                await RenameForeignKeyAsync(target, table, temporary, name, CancellationToken.None).ConfigureAwait(false);
             }
             step = "its views, routines, triggers or events could not all be created";
             await CreateAllAsync(newObjects, CancellationToken.None).ConfigureAwait(false);
@@ -476,31 +485,64 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             database, cancellationToken).ConfigureAwait(false)).Select(n => n.Name), StringComparer.Ordinal);
 
     /// <summary>
-    /// Before the RENAME: no old table that goes aside within the target (it has triggers) keeps a
-    /// foreign key named as one of the new tables' (InnoDB renames a table's keys within a database
-    /// only when they carry the generated name, table_ibfk_n). The new key could not come in
-    /// beside it: the RENAME would fail.
+    /// Before the RENAME: a foreign key of the backup's named as one of an old table that goes aside
+    /// within the target (it has triggers) is renamed in staging, to a name of this swap's. The old
+    /// table keeps its keys' names in the target until it can leave, after the RENAME (InnoDB renames
+    /// a table's keys within a database only when they carry the generated name, table_ibfk_n), and a
+    /// key's name is unique within a database: the new key could not come in beside it. Returned, to
+    /// get their names back once the old tables have left.
     /// </summary>
-    private async Task CheckAsideForeignKeysAsync(HashSet<string> withTriggers, CancellationToken cancellationToken)
+    private async Task<List<(string Table, string Name, string Temporary)>> RenameKeysNamedAsAsideOnesAsync(
+        HashSet<string> withTriggers, CancellationToken cancellationToken)
     {
+        var renamed = new List<(string Table, string Name, string Temporary)>();
         if (withTriggers.Count == 0)
         {
-            return;
+            return renamed;
         }
-        var newKeys = new HashSet<string>((await NamesAsync(
-            "SELECT '', CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = @db AND BINARY CONSTRAINT_SCHEMA = @db",
-            staging, cancellationToken).ConfigureAwait(false)).Select(n => n.Name), StringComparer.OrdinalIgnoreCase);
-        var clash = (await NamesAsync(
-            "SELECT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = @db AND BINARY CONSTRAINT_SCHEMA = @db "
-            + "ORDER BY TABLE_NAME, CONSTRAINT_NAME", target, cancellationToken).ConfigureAwait(false))
-            .FirstOrDefault(k => withTriggers.Contains(k.Type) && newKeys.Contains(k.Name)
-                && !k.Name.StartsWith(k.Type + "_ibfk_", StringComparison.Ordinal));
-        if (clash != default)
+        var asideKeys = new HashSet<string>((await ForeignKeysAsync(target, cancellationToken).ConfigureAwait(false))
+            .Where(k => withTriggers.Contains(k.Table) && !k.Name.StartsWith(k.Table + "_ibfk_", StringComparison.Ordinal))
+            .Select(k => k.Name), StringComparer.OrdinalIgnoreCase);
+        foreach (var (table, name) in (await ForeignKeysAsync(staging, cancellationToken).ConfigureAwait(false)).Where(k => asideKeys.Contains(k.Name)))
         {
-            throw new OperationFailedException(
-                $"its table {Q(clash.Type)} has triggers and a foreign key {Q(clash.Name)} named as one of the backup's: a table with triggers "
-                + "stays in its database until they are dropped, after the tables are swapped, and a foreign key name is unique within a database; "
-                + $"drop the triggers of {Q(clash.Type)} first (the backup brings its own), or restore into another name");
+            var temporary = $"{asidePrefix}fk{renamed.Count + 1}";
+            await RenameForeignKeyAsync(staging, table, name, temporary, cancellationToken).ConfigureAwait(false);
+            renamed.Add((table, name, temporary));
+        }
+        return renamed;
+    }
+
+    private async Task<List<(string Table, string Name)>> ForeignKeysAsync(string database, CancellationToken cancellationToken) =>
+        [.. await NamesAsync("SELECT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
+            + "WHERE CONSTRAINT_SCHEMA = @db AND BINARY CONSTRAINT_SCHEMA = @db ORDER BY TABLE_NAME, CONSTRAINT_NAME", database, cancellationToken).ConfigureAwait(false)];
+
+    /// <summary>
+    /// Gives a foreign key another name, its definition as SHOW CREATE TABLE writes it (the rules as
+    /// written; the referenced table, unqualified there, is in the table's database). Without
+    /// checks the server changes only the table's definition, not its rows; the key's index keeps its name.
+    /// </summary>
+    private async Task RenameForeignKeyAsync(string database, string table, string name, string newName, CancellationToken cancellationToken)
+    {
+        string create;
+        await using (var show = new MySqlCommand($"SHOW CREATE TABLE {Q(database)}.{Q(table)}", connection))
+        await using (var reader = await show.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            create = reader.GetString(1);
+        }
+        var head = $"  CONSTRAINT {Q(name)} FOREIGN KEY ";
+        var line = create.Split('\n').SingleOrDefault(l => l.StartsWith(head, StringComparison.Ordinal))
+            ?? throw new OperationFailedException($"the definition of foreign key {Q(name)} of table {Q(table)} cannot be read from SHOW CREATE TABLE");
+        var definition = line["  CONSTRAINT ".Length..].Substring(Q(name).Length).TrimEnd(',');
+        await ExecuteAsync("SET @vya_foreign_key_checks = @@foreign_key_checks, SESSION foreign_key_checks = 0", cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await ExecuteAsync($"ALTER TABLE {Q(database)}.{Q(table)} DROP FOREIGN KEY {Q(name)}, ADD CONSTRAINT {Q(newName)}{definition}",
+                cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await ExecuteAsync("SET SESSION foreign_key_checks = @vya_foreign_key_checks", CancellationToken.None).ConfigureAwait(false);
         }
     }
 
