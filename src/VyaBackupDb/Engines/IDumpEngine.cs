@@ -107,8 +107,8 @@ public interface IDumpEngine
     /// <exception cref="Errors.LockedException">Another restore into the same target holds it.</exception>
     Task<IAsyncDisposable> LockRestoreAsync(string target, CancellationToken cancellationToken);
 
-    /// <summary>Sessions of other clients that keep <paramref name="database"/> from being replaced (0 when the engine cannot tell).</summary>
-    Task<int> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken);
+    /// <summary>Sessions of other clients that keep <paramref name="database"/> from being replaced (none when the engine cannot tell).</summary>
+    Task<BlockingSessions> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken);
 
     /// <summary>
     /// Puts the complete, checked <paramref name="staging"/> database in the place of
@@ -139,6 +139,10 @@ public sealed record LoadResult(
 
 /// <summary>A table by its unquoted names (MySQL: Schema is empty, the table's database being the restore's).</summary>
 public readonly record struct TableKey(string Schema, string Table);
+
+/// <param name="Count">Sessions of other clients on the target.</param>
+/// <param name="NotEndable">Of those, the ones this account may not end (another role's, without the right to signal it).</param>
+public sealed record BlockingSessions(int Count, int NotEndable);
 
 /// <param name="TerminateConnections">End other sessions on the target instead of failing when they block the swap.</param>
 /// <param name="EventsToEnable">MySQL events to enable once in place.</param>

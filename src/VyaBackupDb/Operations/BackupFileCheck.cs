@@ -162,7 +162,11 @@ public static class BackupFileChecker
                 // A set's completeness is its entries (read above); files backups check their own end.
                 if (!set && dbms != Dbms.Files && !trailers.Any(plain.TailContains))
                 {
-                    problems.Add("truncated: the dump ends without its completion trailer");
+                    // An old file (no manifest) named for one DBMS holding the other's complete dump.
+                    var other = dbms == Dbms.MySql ? Dbms.PostgreSql : Dbms.MySql;
+                    problems.Add(manifest is null && dbms is not null && plain.TailContains(DumpEngines.CompletionTrailer(other))
+                        ? $"its name says {dbms.Value.ToName()}, but it holds a complete {other.ToName()} dump"
+                        : "truncated: the dump ends without its completion trailer");
                 }
                 if (manifest is not null)
                 {

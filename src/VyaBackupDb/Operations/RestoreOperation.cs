@@ -102,12 +102,21 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         // One restore per target at a time; the lock is the server's, so a killed run releases it.
         await using var targetLock = await engine.LockRestoreAsync(plan.Target, cancellationToken).ConfigureAwait(false);
         var replaced = await HandleLeftoversAsync(engine, plan.Target, cancellationToken).ConfigureAwait(false);
-        if (plan.TargetState.Exists && !request.TerminateConnections
-            && await engine.CountBlockingSessionsAsync(plan.Target, cancellationToken).ConfigureAwait(false) is > 0 and var sessions)
+        if (plan.TargetState.Exists)
         {
-            throw new UsageException(
-                $"database '{plan.Target}' has {sessions} open session(s) of other clients; a restore replaces it only when they are "
-                + "closed (--terminate-connections ends them)");
+            var sessions = await engine.CountBlockingSessionsAsync(plan.Target, cancellationToken).ConfigureAwait(false);
+            if (!request.TerminateConnections && sessions.Count > 0)
+            {
+                throw new UsageException(
+                    $"database '{plan.Target}' has {sessions.Count} open session(s) of other clients; a restore replaces it only when they are "
+                    + "closed (--terminate-connections ends them)");
+            }
+            if (request.TerminateConnections && sessions.NotEndable > 0)
+            {
+                throw new UsageException(
+                    $"database '{plan.Target}' has {sessions.NotEndable} open session(s) of other roles that this account may not end "
+                    + "(it needs to be a member of their role or of pg_signal_backend; a superuser's, a superuser); close them first");
+            }
         }
 
         // The backup goes into a staging database beside the target; the target is replaced only
@@ -464,6 +473,12 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         var manifest = await location.LoadManifestAsync(cancellationToken).ConfigureAwait(false);
         var fileDbms = BackupFileChecker.DbmsOf(manifest, name)
             ?? DbmsFromContent(await ReadHeadAsync(location, format, Keys(request), cancellationToken).ConfigureAwait(false));
+        // An old file's name is all that says which DBMS made it: its header, where it has one, must agree.
+        if (manifest is null && !format.Encrypted && name is { Dbms: { } named and not Dbms.Files, Set: false }
+            && DbmsFromContent(await ReadHeadAsync(location, format, Keys(request), cancellationToken).ConfigureAwait(false)) is { } headed && headed != named)
+        {
+            throw new UsageException($"{fileName}: its name says {named.ToName()}, but it holds a {headed.ToName()} dump");
+        }
         if (format.Encrypted)
         {
             // A wrong or missing key fails here, before the target is touched.
@@ -503,12 +518,12 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
 
     private static DecryptionKeys Keys(RestoreRequest request) => request.Keys ?? DecryptionKeys.None;
 
-    /// <summary>Which DBMS wrote a dump, from its header comment; null when it does not say.</summary>
     /// <summary>A tar whose first entry is a backup set's schema.sql.</summary>
     private static bool IsSetHead(string head) =>
         head.StartsWith(Sources.Sets.BackupSet.SchemaEntry + "\0", StringComparison.Ordinal) && head.Length > 262
         && head.AsSpan(257, 5).SequenceEqual("ustar");
 
+    /// <summary>Which DBMS wrote a dump, from its header comment; null when it does not say.</summary>
     public static Dbms? DbmsFromContent(string head)
     {
         if (head.Contains("-- PostgreSQL database dump", StringComparison.Ordinal))

@@ -533,6 +533,31 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// An old tool's zip named as a PostgreSQL backup that holds a complete MySQL dump (found by a
+    /// tester: verify called it truncated, and restore began loading it into PostgreSQL): both say
+    /// what the name and the content say, restore exits 2 before any connection is used, verify 4.
+    /// </summary>
+    [SkippableFact]
+    public async Task An_old_file_named_for_one_dbms_holding_the_others_dump_is_refused_saying_so()
+    {
+        await TestServers.RequireMySqlAsync();
+        var (source, mysqlZip, _, _, _) = await MakeOldMySqlDumpAsync("zip");
+        var misnamed = Path.Combine(Path.GetDirectoryName(mysqlZip)!, $"20260113_155440_postgresql_{source}.zip");
+        File.Move(mysqlZip, misnamed);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+        var target = _scratch.PostgresName();
+
+        var restore = await Run.CliAsync("restore", "--file", misnamed, "--instance", "2", "--target", target, "--force", "--config", config);
+        var verify = await Run.CliAsync("verify", "--file", misnamed, "--config", config);
+
+        Assert.True(restore.ExitCode == 2, restore.ToString());
+        Assert.Contains("its name says postgresql, but it holds a mysql dump", Assert.Single(Cli.ErrorLines(restore)), StringComparison.Ordinal);
+        Assert.False(await TestServers.ExistsAsync(Config.Dbms.PostgreSql, target), "a refused restore created its target");
+        Assert.True(verify.ExitCode == 4, verify.ToString());
+        Assert.Contains("its name says postgresql, but it holds a complete mysql dump", verify.Stdout + verify.Stderr, StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// A dump of two databases cannot be restored into one target: the restore must fail, write
     /// into neither of the two, and leave no target behind.
     /// </summary>

@@ -337,6 +337,54 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(source), await PgTestDb.FingerprintAsync(target), "the replaced target");
     }
 
+    /// <summary>
+    /// An account that is no superuser, owning the target, in which another role owns a table this
+    /// account has no privilege on and keeps a session open (found by a tester: information_schema
+    /// hid the table, so the target was "empty" and replaced without --force; pg_stat_activity hid
+    /// the session's type, so it was neither counted nor ended, and the restore failed after the load
+    /// saying "0 open session(s)"). Each run is refused up front, the target unchanged.
+    /// </summary>
+    [SkippableFact]
+    public async Task Postgres_owner_that_is_no_superuser_sees_the_tables_and_sessions_of_other_roles_in_its_target()
+    {
+        var source = await NewSourceAsync(Dbms.PostgreSql, rows: 10);
+        var file = await Ops.BackupOkAsync(TestServers.Postgres(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var (account, other) = ($"vt_owner_{suffix}", $"vt_other_{suffix}");
+        var target = _scratch.PostgresName();
+        await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {account} LOGIN CREATEDB PASSWORD 'vt-owner-pw'", $"CREATE ROLE {other} LOGIN PASSWORD 'vt-other-pw'",
+            $"CREATE DATABASE {target} OWNER {account}");
+        try
+        {
+            await PgTestDb.ExecAsync(target, $"CREATE SCHEMA app AUTHORIZATION {other}", "CREATE TABLE app.precious (id int PRIMARY KEY)",
+                $"ALTER TABLE app.precious OWNER TO {other}", "INSERT INTO app.precious SELECT generate_series(1, 500)");
+            var before = await PgTestDb.FingerprintAsync(target);
+            var instance = TestServers.Postgres() with { User = account, Password = Config.PasswordSource.Literal("vt-owner-pw") };
+            Task<Operations.RestoreResult?> RestoreAsync(bool force, bool terminate) =>
+                new Operations.RestoreOperation(TestServers.Config(Path.GetDirectoryName(file)!, instance), new TestRestoreObserver())
+                    .RunAsync(new Operations.RestoreRequest(file, instance, target, DryRun: false, force, TerminateConnections: terminate), CancellationToken.None);
+
+            var notForced = await Assert.ThrowsAsync<Errors.UsageException>(() => RestoreAsync(force: false, terminate: false));
+            Assert.Contains("holds 1 tables", notForced.Message, StringComparison.Ordinal);
+
+            var otherSession = new Npgsql.NpgsqlConnectionStringBuilder(TestServers.PgConnectionString(target)) { Username = other, Password = "vt-other-pw" };
+            await using (var application = new Npgsql.NpgsqlConnection(otherSession.ConnectionString))
+            {
+                await application.OpenAsync();
+                var busy = await Assert.ThrowsAsync<Errors.UsageException>(() => RestoreAsync(force: true, terminate: false));
+                Assert.Contains("has 1 open session(s) of other clients", busy.Message, StringComparison.Ordinal);
+                var notEndable = await Assert.ThrowsAsync<Errors.UsageException>(() => RestoreAsync(force: true, terminate: true));
+                Assert.Contains("has 1 open session(s) of other roles that this account may not end", notEndable.Message, StringComparison.Ordinal);
+                Assert.Equal(500L, await new Npgsql.NpgsqlCommand("SELECT count(*) FROM app.precious", application).ExecuteScalarAsync());
+            }
+            DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the target of refused restores");
+        }
+        finally
+        {
+            await PgTestDb.ExecAsync("postgres", $"DROP DATABASE IF EXISTS {target} WITH (FORCE)", $"DROP ROLE {account}", $"DROP ROLE {other}");
+        }
+    }
+
     [SkippableFact]
     public async Task Postgres_maintenance_database_is_configurable()
     {
@@ -573,6 +621,43 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         static async Task<string?> ForeignKeysAsync(string database) => (string?)await MySqlTestDb.ScalarAsync(null,
             "SELECT GROUP_CONCAT(TABLE_NAME, ' ', CONSTRAINT_NAME, ' -> ', UNIQUE_CONSTRAINT_SCHEMA, '.', REFERENCED_TABLE_NAME, ' ', DELETE_RULE "
             + "ORDER BY TABLE_NAME, CONSTRAINT_NAME) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = @p0", database);
+    }
+
+    /// <summary>
+    /// The grants on routines of a database restored with --force over it (found by a tester: the swap
+    /// drops the old routines and creates the backup's, and the server deletes a routine's grants with
+    /// it, where grants on tables, kept by name, stayed). They are given back to the routines of the
+    /// same name and type; one on a routine the backup does not hold goes with it.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(Config.BackupEngine.Dump)]
+    [InlineData(Config.BackupEngine.Parallel)]
+    public async Task MySql_force_restore_keeps_the_grants_on_routines_of_the_same_name(Config.BackupEngine engine)
+    {
+        await TestServers.RequireMySqlAsync();
+        var live = await _scratch.NewMySqlDatabaseAsync();
+        var user = "vt_exec_" + Guid.NewGuid().ToString("N")[..8];
+        await MySqlTestDb.ExecAsync(live, "CREATE TABLE t (id INT PRIMARY KEY)", "CREATE FUNCTION f() RETURNS INT DETERMINISTIC RETURN 1",
+            "CREATE PROCEDURE p() SELECT 1", $"CREATE USER '{user}'@'%'", $"GRANT SELECT ON t TO '{user}'@'%'",
+            $"GRANT EXECUTE ON FUNCTION f TO '{user}'@'%'", $"GRANT EXECUTE, ALTER ROUTINE ON PROCEDURE p TO '{user}'@'%' WITH GRANT OPTION");
+        try
+        {
+            var file = await Ops.BackupOkAsync(TestServers.MySql() with { Engine = engine, Jobs = 2 }, live, Compression.Zstd, _scratch.TempDir("backups"));
+            await MySqlTestDb.ExecAsync(live, "CREATE PROCEDURE only_old() SELECT 2", $"GRANT EXECUTE ON PROCEDURE only_old TO '{user}'@'%'");
+            _scratch.TrackMySql(RestoreStaging.ReplacedName(live));
+
+            await Ops.RestoreAsync(TestServers.MySql(), file, live, force: true);
+
+            Assert.Equal("f FUNCTION Execute|p PROCEDURE Execute,Alter Routine,Grant", await MySqlTestDb.ScalarAsync(null,
+                "SELECT GROUP_CONCAT(Routine_name, ' ', Routine_type, ' ', Proc_priv ORDER BY Routine_name SEPARATOR '|') FROM mysql.procs_priv "
+                + "WHERE Db = @p0 AND User = @p1", live, user));
+            Assert.Equal(1L, Convert.ToInt64(await MySqlTestDb.ScalarAsync(null, "SELECT count(*) FROM mysql.tables_priv WHERE Db = @p0 AND User = @p1",
+                live, user), System.Globalization.CultureInfo.InvariantCulture));
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'%'");
+        }
     }
 
     /// <summary>

@@ -917,6 +917,29 @@ public sealed class MySqlDumpFilterTests
         Assert.Throws<DumpFilterException>(() => DumpFilterRunner.Run(filter.CopyAsync, input, [4096]));
     }
 
+    /// <summary>
+    /// Megabytes of comments or blank lines between statements (a tester's planted 4 MiB .sql.gz: a
+    /// thousand comment lines of a MiB each): the client, run with --comments, kept them in memory to
+    /// send with the next statement, 1 GB of it. Refused once a gap passes the cap, wherever it is;
+    /// a gap just under the cap passes.
+    /// </summary>
+    [Theory]
+    [InlineData("-- ", "\n", true)]
+    [InlineData(" -- ", "\n", true)]
+    [InlineData("", "\n", false)]
+    [InlineData("/* ", " */\n", true)]
+    public void Refuses_megabytes_of_comments_or_blanks_between_statements(string open, string close, bool comment)
+    {
+        var line = open + new string(comment ? 'x' : ' ', 64 * 1024) + close;
+        string Dump(int lines) => "-- MariaDB dump 10.19\nCREATE TABLE t (id int);\n" + string.Concat(Enumerable.Repeat(line, lines))
+            + "INSERT INTO t VALUES (1);\n-- Dump completed on 2026-11-28\n";
+
+        var e = Assert.Throws<DumpFilterException>(() => DumpFilterRunner.Run(new MySqlDumpFilter(Target).CopyAsync, Utf8(Dump(70)), [65536]));
+        Assert.Contains("more than 4 MiB of comments and blank lines between two statements at byte 46", e.Message, StringComparison.Ordinal);
+        var under = Utf8(Dump(60));
+        Assert.Equal(under, DumpFilterRunner.Run(new MySqlDumpFilter(Target).CopyAsync, under, [65536]));
+    }
+
     [Fact]
     public void Passes_a_dump_without_database_statements_byte_for_byte()
     {

@@ -48,6 +48,13 @@ public sealed record MySqlFilterOptions(string? SourceDatabase = null, DefinerMo
 public sealed class MySqlDumpFilter
 {
     private const int HoldCap = 64 * 1024;
+
+    /// <summary>
+    /// Comments and blanks between two statements: the client (with --comments) keeps some of them in
+    /// memory to send with the next statement, so a gap of gigabytes would take the host's memory. A
+    /// dump's gaps are a few lines.
+    /// </summary>
+    private const int GapCap = 4 * 1024 * 1024;
     private const int TokenCap = 1024;
     private const int SetTokenLimit = 128;
     private const int MaxVersionDigits = 10;
@@ -136,6 +143,9 @@ public sealed class MySqlDumpFilter
     // It sends a # or -- comment at the start of a line alone, and blanks or such a comment after a delimiter
     // with that statement.
     private bool clientHoldsText;
+
+    /// <summary>Where the current gap between statements started (see <see cref="GapCap"/>).</summary>
+    private long gapStart;
     private bool onDelimiterLine;
     private bool lineHasBlanks;
 
@@ -392,6 +402,10 @@ public sealed class MySqlDumpFilter
                 _ => throw new InvalidOperationException("unknown scanner state"),
             };
             FollowClientComments(from, i, scanned);
+            if (scanned is State.Gap or State.GapLineComment or State.GapBlockComment && bufferBase + i - gapStart > GapCap)
+            {
+                throw Refuse($"more than {GapCap / (1024 * 1024)} MiB of comments and blank lines between two statements", gapStart);
+            }
         }
 
         if (final)
@@ -761,6 +775,7 @@ public sealed class MySqlDumpFilter
 
         ApplyDelimiterLine();
         state = State.Gap;
+        gapStart = bufferBase + i + k;
         return i + k;
     }
 
@@ -876,6 +891,7 @@ public sealed class MySqlDumpFilter
 
         sink.EndUnit();
         state = State.Gap;
+        gapStart = bufferBase + after;
         gapLineStart = false;
         clientHoldsText = false;
         onDelimiterLine = true;

@@ -594,7 +594,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     }
 
     /// <summary>Sessions in MySQL block a swap only while they hold table locks; the swap waits for them, bounded.</summary>
-    public Task<int> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken) => Task.FromResult(0);
+    public Task<BlockingSessions> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken) => Task.FromResult(new BlockingSessions(0, 0));
 
     public async Task<IReadOnlyList<string>> SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken)
     {

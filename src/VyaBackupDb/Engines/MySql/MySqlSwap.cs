@@ -72,6 +72,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         (string Clause, string? Comment) options;
         var renames = new List<string>();
         var renamedKeys = new List<(string Table, string Name, string Temporary)>();
+        List<RoutineGrant>? routineGrants = [];
         try
         {
             // Until the RENAME the target's data is untouched.
@@ -109,6 +110,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 oldTables = await TablesAsync(target, cancellationToken).ConfigureAwait(false);
                 var oldObjects = await ReadObjectsAsync(target, cancellationToken).ConfigureAwait(false);
                 oldObjectCount = oldObjects.Count;
+                routineGrants = await RoutineGrantsAsync(cancellationToken).ConfigureAwait(false);
                 if (oldTables.Count > 0 || oldObjects.Count > 0)
                 {
                     await ExecuteAsync($"CREATE DATABASE {Q(replaced)}", cancellationToken).ConfigureAwait(false);
@@ -154,6 +156,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         }
 
         // The target holds the new tables: the rest is done whatever the token says.
+        var warnings = new List<string>();
         var oldTablesAreIn = $"'{replaced}'" + (aside.Count > 0 ? $", those with triggers still in '{target}', renamed '{asidePrefix}<n>'" : "");
         var step = "the old views, routines, triggers and events could not all be dropped";
         try
@@ -197,6 +200,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             }
             step = "its views, routines, triggers or events could not all be created";
             await CreateAllAsync(newObjects, CancellationToken.None).ConfigureAwait(false);
+            await GrantRoutinesAgainAsync(routineGrants, newObjects, warnings).ConfigureAwait(false);
             step = "its events could not all be enabled";
             foreach (var name in swapOptions.EventsToEnable)
             {
@@ -212,7 +216,6 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                     + $"in table {Q(replaced)}.{Q(oldObjectsTable)}" : "")
                 + (oldTables.Count > 0 || oldObjectCount > 0 ? " (later restores keep them too): drop them once you no longer need them" : ""), e);
         }
-        var warnings = new List<string>();
         foreach (var home in homes.GroupBy(h => h.Value.Database, h => h.Value.Table))
         {
             warnings.Add($"the tables a killed restore into '{target}' left aside in it are back under their own names in '{home.Key}' "
@@ -290,6 +293,71 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             while (taken.Contains(name));
             yield return (table, name);
         }
+    }
+
+    /// <summary>A grant on a routine of the target (a row of mysql.procs_priv); <paramref name="Privileges"/> as that table writes them.</summary>
+    private sealed record RoutineGrant(string User, string Host, string Routine, string Type, string Privileges);
+
+    /// <summary>
+    /// The grants on the target's routines. The server deletes them when the old routines are dropped,
+    /// where grants on tables and columns, kept by name, stay for the new ones; null when this account
+    /// may not read them.
+    /// </summary>
+    private async Task<List<RoutineGrant>?> RoutineGrantsAsync(CancellationToken cancellationToken)
+    {
+        var grants = new List<RoutineGrant>();
+        try
+        {
+            await using var command = new MySqlCommand(
+                "SELECT User, Host, Routine_name, Routine_type, Proc_priv FROM mysql.procs_priv WHERE Db = @db AND BINARY Db = @db", connection);
+            command.Parameters.AddWithValue("@db", target);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                grants.Add(new RoutineGrant(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4)));
+            }
+        }
+        catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.TableAccessDenied or MySqlErrorCode.DatabaseAccessDenied)
+        {
+            return null;
+        }
+        return grants;
+    }
+
+    /// <summary>
+    /// Gives the old routines' grants back to the new routines of the same name and type; one that
+    /// cannot be given (an account gone, no GRANT OPTION) is a warning: the restored data is in place.
+    /// </summary>
+    private async Task GrantRoutinesAgainAsync(List<RoutineGrant>? grants, List<SchemaObject> newObjects, List<string> warnings)
+    {
+        if (grants is null)
+        {
+            if (newObjects.Any(o => o.Kind is Kind.Function or Kind.Procedure))
+            {
+                warnings.Add($"the grants on the routines of '{target}' could not be read (no SELECT on mysql.procs_priv), so any the old routines had are gone");
+            }
+            return;
+        }
+        await SetSqlModeAsync(ShowCreateSqlMode, CancellationToken.None).ConfigureAwait(false);
+        foreach (var grant in grants.Where(g => newObjects.Any(o => o.Kind.ToString().Equals(g.Type, StringComparison.OrdinalIgnoreCase)
+            && o.Name.Equals(g.Routine, StringComparison.OrdinalIgnoreCase))))
+        {
+            var privileges = grant.Privileges.Split(',', StringSplitOptions.RemoveEmptyEntries);
+            var granted = privileges.Where(p => p != "Grant").Select(p => p.ToUpperInvariant()).DefaultIfEmpty("USAGE");
+            var account = Literal(grant.User) + (grant.Host.Length > 0 ? "@" + Literal(grant.Host) : ""); // no host: a role
+            try
+            {
+                await ExecuteAsync($"GRANT {string.Join(", ", granted)} ON {grant.Type} {Q(target)}.{Q(grant.Routine)} TO {account}"
+                    + (privileges.Contains("Grant") ? " WITH GRANT OPTION" : ""), CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (OperationFailedException e)
+            {
+                warnings.Add($"{grant.Type.ToLowerInvariant()} {Q(grant.Routine)} of '{target}' is restored without its grant to {account} ({e.Message})");
+            }
+        }
+
+        // Under sql_mode '': a backslash escapes.
+        static string Literal(string text) => "'" + text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "''", StringComparison.Ordinal) + "'";
     }
 
     /// <summary>In staging, the old target's objects as read: the RENAME moves this record to the replaced database.</summary>

@@ -286,9 +286,11 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             }
         }
         await using var target = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        // From the catalog, not information_schema, which lists only tables this account has a privilege on:
+        // the database's owner can replace it whoever owns its tables.
         var tables = await Scalar(target,
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
-            + "AND table_schema NOT IN ('pg_catalog', 'information_schema')", cancellationToken).ConfigureAwait(false);
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname "
+            + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname"), cancellationToken).ConfigureAwait(false);
         var others = await Scalar(target,
             "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm', 'S') AND n.nspname "
             + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname") + ")"
@@ -788,20 +790,34 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     /// <summary>
     /// Other clients' sessions on a database. Only client backends: an autovacuum worker visiting
     /// it (every database, every few seconds on a busy server) is stopped by the server itself
-    /// when the database is renamed or dropped; counted, it refused a restore now and then.
+    /// when the database is renamed or dropped; counted, it refused a restore now and then. A
+    /// session of a role this account may not see the details of shows no backend type, but a
+    /// user, which no background process has.
     /// </summary>
-    private const string OtherClients = "FROM pg_stat_activity WHERE datname = @db AND pid <> pg_backend_pid() AND backend_type = 'client backend'";
+    private const string OtherClients = "FROM pg_stat_activity a WHERE a.datname = @db AND a.pid <> pg_backend_pid() "
+        + "AND (a.backend_type = 'client backend' OR (a.backend_type IS NULL AND a.usesysid IS NOT NULL))";
+
+    /// <summary>
+    /// Of <see cref="OtherClients"/>, those this account may not end: a superuser ends any; another
+    /// account no superuser's, and others' only as a member of their role or of pg_signal_backend.
+    /// </summary>
+    private const string NotEndable = "AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) "
+        + "AND (coalesce((SELECT rolsuper FROM pg_roles r WHERE r.oid = a.usesysid), false) "
+        + "OR NOT (pg_has_role(a.usesysid, 'MEMBER') OR pg_has_role('pg_signal_backend', 'MEMBER')))";
 
     /// <summary>Ends the sessions of other clients on <paramref name="database"/>.</summary>
     private static Task EndSessionsAsync(NpgsqlConnection connection, string database, CancellationToken cancellationToken) =>
-        Scalar(connection, $"SELECT count(pg_terminate_backend(pid)) {OtherClients}", cancellationToken, database);
+        Scalar(connection, $"SELECT count(pg_terminate_backend(a.pid)) {OtherClients}", cancellationToken, database);
 
     /// <summary>Every other client's session on the database blocks its rename.</summary>
-    public async Task<int> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken)
+    public async Task<BlockingSessions> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
-        return Convert.ToInt32(await Scalar(connection, $"SELECT count(*) {OtherClients}", cancellationToken, database)
-            .ConfigureAwait(false), CultureInfo.InvariantCulture);
+        await using var command = new NpgsqlCommand($"SELECT count(*), count(*) FILTER (WHERE TRUE {NotEndable}) {OtherClients}", connection);
+        command.Parameters.AddWithValue("db", database);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        return new BlockingSessions(Convert.ToInt32(reader.GetInt64(0)), Convert.ToInt32(reader.GetInt64(1)));
     }
 
     public async Task<IReadOnlyList<string>> SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken)
@@ -849,7 +865,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
                 {
                     throw new OperationFailedException($"'{target}' could not be replaced (it is unchanged): {e.Message}", e);
                 }
-                var sessions = await CountBlockingSessionsAsync(target, cancellationToken).ConfigureAwait(false);
+                var sessions = (await CountBlockingSessionsAsync(target, cancellationToken).ConfigureAwait(false)).Count;
                 throw new OperationFailedException(
                     $"'{target}' has {sessions} open session(s) of other clients; it is replaced only when they are closed "
                     + "(--terminate-connections ends them); it is unchanged", e);
