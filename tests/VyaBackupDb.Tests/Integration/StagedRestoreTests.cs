@@ -624,6 +624,32 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A session holding a routine of the target in an open transaction (it read no table, so the
+    /// RENAME did not wait for it) keeps the old routine from being dropped after the swap: that step
+    /// waits in attempts (other sessions' calls go on between them) for lock_wait_seconds, then fails
+    /// naming the routine and why (a tester got only the server's "Lock wait timeout exceeded").
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_swap_waiting_for_a_routine_held_in_a_transaction_names_it()
+    {
+        await TestServers.RequireMySqlAsync();
+        var live = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(live, "CREATE TABLE t (id INT PRIMARY KEY)", "CREATE FUNCTION f() RETURNS INT DETERMINISTIC RETURN 1");
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), live, Compression.Zstd, _scratch.TempDir("backups"));
+        _scratch.TrackMySql(RestoreStaging.ReplacedName(live));
+        await using var application = await MySqlTestDb.OpenAsync(live);
+        await new MySqlConnector.MySqlCommand("START TRANSACTION", application).ExecuteNonQueryAsync();
+        await new MySqlConnector.MySqlCommand("SELECT f()", application).ExecuteScalarAsync();
+
+        var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(
+            () => Ops.RestoreAsync(TestServers.MySql() with { LockWaitSeconds = 5 }, file, live, force: true));
+
+        Assert.Contains($"the restored tables are in '{live}' but the old views, routines, triggers and events could not all be dropped: function `f`: ",
+            error.Message, StringComparison.Ordinal);
+        Assert.Contains("(a session holds it in an open transaction; waited 5 s)", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// The grants on routines of a database restored with --force over it (found by a tester: the swap
     /// drops the old routines and creates the backup's, and the server deletes a routine's grants with
     /// it, where grants on tables, kept by name, stayed). They are given back to the routines of the

@@ -152,7 +152,10 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 await ExecuteAsync($"DROP DATABASE IF EXISTS {Q(created)}", CancellationToken.None).ConfigureAwait(false);
             }
             throw new OperationFailedException(
-                $"'{target}' could not be {(createdTarget ? "created" : "replaced (it is unchanged)")}: {e.Message}", e);
+                $"'{target}' could not be {(createdTarget ? "created" : "replaced (it is unchanged)")}: {e.Message}"
+                + (e.InnerException is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout }
+                    ? $" (for {lockWaitSeconds} s other sessions held its tables, in open transactions or LOCK TABLES; "
+                        + "--terminate-connections ends those whose current database it is)" : ""), e);
         }
 
         // The target holds the new tables: the rest is done whatever the token says.
@@ -164,9 +167,20 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             if (targetExists)
             {
                 // The old objects, the triggers of the old tables aside too; then those tables can leave.
+                // A session may hold a routine or view in an open transaction (one that reads no table
+                // of the target, which the RENAME would have waited for): waited for in attempts.
                 foreach (var o in await ReadObjectsAsync(target, CancellationToken.None).ConfigureAwait(false))
                 {
-                    await DropAsync(target, o, CancellationToken.None).ConfigureAwait(false);
+                    try
+                    {
+                        await InAttemptsAsync(DropStatement(target, o), CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (OperationFailedException e)
+                    {
+                        throw new OperationFailedException($"{o.Kind.ToString().ToLowerInvariant()} {Q(o.Name)}: {e.Message}"
+                            + (e.InnerException is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout }
+                                ? $" (a session holds it in an open transaction; waited {lockWaitSeconds} s)" : ""), e);
+                    }
                 }
                 // Tables a killed swap left aside go back under their own names to the replaced database
                 // that recorded them. The records leave in the same statement: a later kill's aside
@@ -250,7 +264,16 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     /// The RENAME, in attempts of <see cref="MySqlEngine.LockAttemptSeconds"/> until lock_wait_seconds have passed.
     /// Every other query on the tables queues behind a waiting RENAME: short attempts let them through between.
     /// </summary>
-    private async Task RenameInAttemptsAsync(List<string> renames, CancellationToken cancellationToken)
+    private Task RenameInAttemptsAsync(List<string> renames, CancellationToken cancellationToken) =>
+        // Never cancelled once sent: the server's undo of a RENAME cut short over tables with
+        // triggers loses a trigger and can leave a table under its aside name (MariaDB 10.11).
+        InAttemptsAsync("RENAME TABLE " + string.Join(", ", renames), cancellationToken);
+
+    /// <summary>
+    /// <paramref name="sql"/> (never cancelled once sent), in attempts of <see cref="MySqlEngine.LockAttemptSeconds"/>
+    /// until lock_wait_seconds have passed: a statement waiting for a lock holds up every other query on what it waits for.
+    /// </summary>
+    private async Task InAttemptsAsync(string sql, CancellationToken cancellationToken)
     {
         var waited = System.Diagnostics.Stopwatch.StartNew();
         while (true)
@@ -258,9 +281,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             await ExecuteAsync($"SET SESSION lock_wait_timeout = {MySqlEngine.LockAttemptSeconds}", cancellationToken).ConfigureAwait(false);
             try
             {
-                // Never cancelled once sent: the server's undo of a RENAME cut short over tables with
-                // triggers loses a trigger and can leave a table under its aside name (MariaDB 10.11).
-                await ExecuteAsync("RENAME TABLE " + string.Join(", ", renames), CancellationToken.None).ConfigureAwait(false);
+                await ExecuteAsync(sql, CancellationToken.None).ConfigureAwait(false);
                 break;
             }
             catch (OperationFailedException e) when (e.InnerException is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout }
@@ -268,9 +289,12 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             {
                 await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
             }
+            finally
+            {
+                // What follows (the old tables out, the new objects in) may wait longer than an attempt.
+                await ExecuteAsync($"SET SESSION lock_wait_timeout = {lockWaitSeconds}", CancellationToken.None).ConfigureAwait(false);
+            }
         }
-        // What follows (the old tables out, the new objects in) may wait longer than an attempt.
-        await ExecuteAsync($"SET SESSION lock_wait_timeout = {lockWaitSeconds}", CancellationToken.None).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -772,8 +796,10 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         return objects;
     }
 
-    private async Task DropAsync(string database, SchemaObject o, CancellationToken cancellationToken) =>
-        await ExecuteAsync($"DROP {o.Kind.ToString().ToUpperInvariant()} IF EXISTS {Q(database)}.{Q(o.Name)}", cancellationToken).ConfigureAwait(false);
+    private Task DropAsync(string database, SchemaObject o, CancellationToken cancellationToken) =>
+        ExecuteAsync(DropStatement(database, o), cancellationToken);
+
+    private static string DropStatement(string database, SchemaObject o) => $"DROP {o.Kind.ToString().ToUpperInvariant()} IF EXISTS {Q(database)}.{Q(o.Name)}";
 
     /// <summary>Base tables, system-versioned tables and sequences: everything RENAME TABLE moves.</summary>
     private async Task<List<string>> TablesAsync(string database, CancellationToken cancellationToken) =>
