@@ -342,7 +342,8 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     /// account has no privilege on and keeps a session open (found by a tester: information_schema
     /// hid the table, so the target was "empty" and replaced without --force; pg_stat_activity hid
     /// the session's type, so it was neither counted nor ended, and the restore failed after the load
-    /// saying "0 open session(s)"). Each run is refused up front, the target unchanged.
+    /// saying "0 open session(s)"). Each run is refused up front, the target unchanged. An account
+    /// that may not connect to it is told so in one line.
     /// </summary>
     [SkippableFact]
     public async Task Postgres_owner_that_is_no_superuser_sees_the_tables_and_sessions_of_other_roles_in_its_target()
@@ -378,6 +379,12 @@ public sealed class StagedRestoreTests : IAsyncLifetime
                 Assert.Equal(500L, await new Npgsql.NpgsqlCommand("SELECT count(*) FROM app.precious", application).ExecuteScalarAsync());
             }
             DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the target of refused restores");
+
+            // An account that may not connect to the target is told so in one line, without the driver's appendix.
+            await PgTestDb.ExecAsync("postgres", $"REVOKE CONNECT ON DATABASE {target} FROM PUBLIC");
+            var stranger = TestServers.Postgres() with { User = other, Password = Config.PasswordSource.Literal("vt-other-pw") };
+            var denied = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(stranger, file, target, force: true));
+            Assert.EndsWith($"as {other}: permission denied for database \"{target}\"", denied.Message, StringComparison.Ordinal);
         }
         finally
         {

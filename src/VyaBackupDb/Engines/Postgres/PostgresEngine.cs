@@ -1061,7 +1061,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             if (e is NpgsqlException or PostgresException)
             {
                 throw new OperationFailedException(
-                    $"cannot connect to {Instance.Name} ({Instance.Host}:{Instance.Port}) database {database} as {builder.Username}: {e.Message}", e);
+                    $"cannot connect to {Instance.Name} ({Instance.Host}:{Instance.Port}) database {database} as {builder.Username}: {(e is PostgresException p ? p.MessageText : e.Message)}", e);
             }
             throw;
         }

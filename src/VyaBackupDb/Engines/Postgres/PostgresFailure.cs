@@ -7,13 +7,14 @@ namespace VyaBackupDb.Engines.Postgres;
 internal static class PostgresFailure
 {
     /// <summary>
-    /// The server's own message when it sent one; else what happened to the connection. A session
+    /// The server's own message when it sent one (one line); else what happened to the connection. A session
     /// ended while the server was blocked writing to us closes without a message, and the driver
     /// says only "Exception while reading from stream".
     /// </summary>
     public static string Describe(Exception e) => e switch
     {
-        PostgresException => e.Message,
+        // Its text without the driver's appendix ("DETAIL: Detail redacted ... connection string", on lines of their own).
+        PostgresException p => p.MessageText,
         NpgsqlException when e.GetBaseException() is SocketException socket =>
             $"the connection to the server broke ({socket.Message})",
         NpgsqlException when e.GetBaseException() is EndOfStreamException or IOException =>
