@@ -814,7 +814,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         var observer = new TestRestoreObserver();
         await Ops.RestoreAsync(TestServers.MySql(), file, target, force: true, observer: observer);
 
-        Assert.Contains($"the tables a killed restore into '{target}' left aside in it are back under their own names in '{replaced}' (p)", observer.Warnings);
+        Assert.Contains($"the tables an interrupted or failed restore into '{target}' left aside in it are back under their own names in '{replaced}' (p)", observer.Warnings);
         Assert.Equal("p", await MySqlTestDb.ScalarAsync(null, "SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
             + "WHERE CONSTRAINT_SCHEMA = @p0 AND UNIQUE_CONSTRAINT_SCHEMA = @p0", replaced));
         Assert.Equal(["big"], (await MySqlTestDb.FingerprintAsync(target)).Names("table"));
@@ -911,7 +911,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         await Ops.RestoreAsync(instance, file, target, force: true, observer: observer);
 
         Assert.Equal(42, Convert.ToInt32(await MySqlTestDb.ScalarAsync(replaced, "SELECT id FROM old")));
-        Assert.Contains(observer.Warnings, w => w.StartsWith($"the tables a killed restore into '{target}' left aside in it are back under their own names in '{replaced}' (old)",
+        Assert.Contains(observer.Warnings, w => w.StartsWith($"the tables an interrupted or failed restore into '{target}' left aside in it are back under their own names in '{replaced}' (old)",
             StringComparison.Ordinal));
         Assert.Equal(["big"], (await MySqlTestDb.FingerprintAsync(target)).Names("table"));
         Assert.False(await MySqlTestDb.ExistsAsync(RestoreStaging.ReplacedName(target, 2)), "the complete restore left its own replaced database");

@@ -232,7 +232,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         }
         foreach (var home in homes.GroupBy(h => h.Value.Database, h => h.Value.Table))
         {
-            warnings.Add($"the tables a killed restore into '{target}' left aside in it are back under their own names in '{home.Key}' "
+            warnings.Add($"the tables an interrupted or failed restore into '{target}' left aside in it are back under their own names in '{home.Key}' "
                 + $"({string.Join(", ", home)})");
         }
         // Old tables an interrupted swap left aside in the target, with no record of their names, moved out with the rest: the only copy of what it replaced.
