@@ -158,6 +158,49 @@ public sealed class MySqlParallelTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// An account that sees a table through database-level privileges but may not SELECT it, or only
+    /// some of its columns (a tester's least-privilege accounts): both engines backed it up without
+    /// its rows, or with one column, and said OK (the manifest even gave 0 rows as exact). The backup
+    /// fails in one line naming the table, and stores nothing.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(Config.BackupEngine.Dump, false)]
+    [InlineData(Config.BackupEngine.Dump, true)]
+    [InlineData(Config.BackupEngine.Parallel, false)]
+    [InlineData(Config.BackupEngine.Parallel, true)]
+    public async Task A_backup_by_an_account_that_may_not_read_a_table_whole_fails_naming_it(Config.BackupEngine engine, bool someColumns)
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE open_t (id INT PRIMARY KEY)", "CREATE TABLE secret (id INT PRIMARY KEY, v VARCHAR(10))",
+            "INSERT INTO secret VALUES (1, 'one'), (2, 'two')");
+        var user = "vya_ns_" + Guid.NewGuid().ToString("N")[..10];
+        await MySqlTestDb.ExecAsync(null, $"CREATE USER '{user}'@'%' IDENTIFIED BY 'no-select-pw'",
+            $"GRANT SHOW VIEW, TRIGGER, EVENT, LOCK TABLES, RELOAD, PROCESS ON *.* TO '{user}'@'%'",
+            $"GRANT SELECT ON `{source}`.open_t TO '{user}'@'%'", $"GRANT SELECT ON mysql.proc TO '{user}'@'%'");
+        if (someColumns)
+        {
+            await MySqlTestDb.ExecAsync(null, $"GRANT SELECT (id) ON `{source}`.secret TO '{user}'@'%'");
+        }
+        try
+        {
+            var account = TestServers.MySql(password: "no-select-pw") with { User = user, Engine = engine, Jobs = 2 };
+            var backupDir = _scratch.TempDir("backups");
+
+            var backup = await Ops.BackupAsync(account, source, Compression.Zstd, backupDir);
+
+            Assert.False(backup.Succeeded, "a backup without the rows of a table it may not read said OK");
+            Assert.Contains("the backup's account may not read every table whole (SELECT command denied to user", backup.Error, StringComparison.Ordinal);
+            Assert.Contains($"for table `{source}`.`secret`", backup.Error, StringComparison.Ordinal);
+            Assert.Empty(Ops.DataFilesUnder(backupDir));
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'%'");
+        }
+    }
+
+    /// <summary>
     /// Money moves between two tables while the backup runs, each transfer one transaction: the
     /// workers read the tables on different connections, and the total must still be exact.
     /// </summary>
