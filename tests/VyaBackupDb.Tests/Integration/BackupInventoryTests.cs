@@ -533,6 +533,42 @@ public sealed class BackupInventoryTests : IAsyncLifetime
 
     // ---------------------------------------------------------------- owners and grants (owners: true)
 
+    /// <summary>
+    /// A database with a subscription backed up by an account that is no superuser (pg_read_all_data):
+    /// pg_dump leaves subscriptions out for it with only a warning, and the backup said OK (a tester's
+    /// least-privilege account). It fails saying why, and stores nothing; a superuser's backup works.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(PgEngines.Dump)]
+    [InlineData(PgEngines.Parallel4)]
+    public async Task A_Postgres_backup_by_an_account_that_is_no_superuser_of_a_database_with_a_subscription_fails(string engine)
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        var reader = "vt_reader_" + Guid.NewGuid().ToString("N")[..8];
+        var subscription = "vt_sub_" + Guid.NewGuid().ToString("N")[..8];
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY)",
+            $"CREATE SUBSCRIPTION {subscription} CONNECTION 'host=127.0.0.1 dbname=none' PUBLICATION p WITH (connect = false, enabled = false, slot_name = NONE)");
+        await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {reader} LOGIN PASSWORD 'vt-reader-pw' IN ROLE pg_read_all_data");
+        try
+        {
+            var backupDir = _scratch.TempDir("backups");
+            var account = PgEngines.Instance(engine) with { User = reader, Password = Config.PasswordSource.Literal("vt-reader-pw") };
+
+            var refused = await Ops.BackupAsync(account, source, Compression.Zstd, backupDir);
+
+            Assert.False(refused.Succeeded, "a backup without the database's subscription said OK");
+            Assert.Contains("the database has 1 subscription(s), which pg_dump writes only for a superuser", refused.Error, StringComparison.Ordinal);
+            Assert.Empty(Ops.DataFilesUnder(backupDir));
+            await Ops.BackupOkAsync(PgEngines.Instance(engine), source, Compression.Zstd, backupDir);
+        }
+        finally
+        {
+            await PgTestDb.ExecAsync(source, $"DROP SUBSCRIPTION {subscription}");
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE {reader}");
+        }
+    }
+
     /// <summary>The parallel engine's keys.sql and post.sql come from pg_restore, which must keep the owners and grants too.</summary>
     [SkippableTheory]
     [InlineData(PgEngines.Dump)]

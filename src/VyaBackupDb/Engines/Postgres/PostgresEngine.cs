@@ -80,6 +80,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     private async Task<(Dictionary<long, CatalogTable> Tables, List<CatalogSequence> Sequences, ObjectCounts Objects, DatabaseSettings Settings)>
         ReadDumpCatalogAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
+        await RequireSubscriptionsDumpedAsync(connection, cancellationToken).ConfigureAwait(false);
         var tables = await ReadTablesAsync(connection, cancellationToken).ConfigureAwait(false);
         var sequences = await ReadSequencesAsync(connection, cancellationToken).ConfigureAwait(false);
         var objects = await CountObjectsAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -89,6 +90,24 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             settings = await ReadOwnersAsync(connection, settings, cancellationToken).ConfigureAwait(false);
         }
         return (tables, sequences, objects, settings);
+    }
+
+    /// <summary>
+    /// pg_dump writes a database's subscriptions only for a superuser: another account's backup left
+    /// them out with no more than a warning on pg_dump's stderr, and said OK.
+    /// </summary>
+    private static async Task RequireSubscriptionsDumpedAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        // subdbid and oid are the columns of pg_subscription anyone may read.
+        var count = Convert.ToInt64(await Scalar(connection,
+            "SELECT CASE WHEN (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN 0 ELSE "
+            + "(SELECT count(s.oid) FROM pg_catalog.pg_subscription s WHERE s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())) END",
+            cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
+        if (count > 0)
+        {
+            throw new OperationFailedException($"the database has {count} subscription(s), which pg_dump writes only for a superuser: "
+                + "back it up with a superuser account");
+        }
     }
 
     /// <summary>A table of the catalog, in the dump's snapshot.</summary>
