@@ -63,7 +63,9 @@ public static class BackupSources
             // An explicit --database is taken as asked, filters or not; it only has to exist.
             if (!server.Databases.Contains(requested, StringComparer.Ordinal))
             {
-                throw new OperationFailedException($"database '{requested}' does not exist on instance {engine.Instance.Id} ({engine.Instance.Name})");
+                // MySQL lists to an account without SHOW DATABASES only the databases it holds a privilege on.
+                throw new OperationFailedException($"database '{requested}' does not exist on instance {engine.Instance.Id} ({engine.Instance.Name})"
+                    + (engine.Instance.Dbms == Dbms.MySql ? $", or its account {engine.Instance.User} may not see it" : ""));
             }
             return [requested];
         }

@@ -201,6 +201,33 @@ public sealed class MySqlParallelTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// An account without SHOW DATABASES sees only the databases it holds a privilege on: asked for
+    /// another one, the error said it does not exist (a tester's account); it says it may not be visible.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_backup_of_a_database_its_account_cannot_see_says_so()
+    {
+        await TestServers.RequireMySqlAsync();
+        var hidden = await _scratch.NewMySqlDatabaseAsync();
+        var user = "vya_nv_" + Guid.NewGuid().ToString("N")[..10];
+        await MySqlTestDb.ExecAsync(null, $"CREATE USER '{user}'@'%' IDENTIFIED BY 'no-view-pw'");
+        try
+        {
+            var account = TestServers.MySql(password: "no-view-pw") with { User = user };
+
+            var backup = await Ops.BackupAsync(account, hidden, Compression.Zstd, _scratch.TempDir("backups"));
+
+            Assert.False(backup.Succeeded);
+            Assert.Contains($"database '{hidden}' does not exist on instance", backup.Error, StringComparison.Ordinal);
+            Assert.EndsWith($", or its account {user} may not see it", backup.Error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'%'");
+        }
+    }
+
+    /// <summary>
     /// MariaDB shows an account only the triggers of tables it holds TRIGGER on: without it both
     /// engines left the triggers out and said OK (a tester's least-privilege account). The backup
     /// fails naming a table; TRIGGER held through the account's default role is enough, and the
