@@ -43,6 +43,14 @@ public sealed record DatabaseSettings
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<DatabaseParameter>? Parameters { get; init; }
 
+    /// <summary>
+    /// PostgreSQL: the roles' <c>ALTER ROLE ... IN DATABASE ... SET</c> settings in this database.
+    /// Applied to the restored database where the role exists and the restoring account may alter
+    /// it; otherwise the restore warns and goes on.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<RoleParameter>? RoleParameters { get; init; }
+
     /// <summary>The database's comment (PostgreSQL; MariaDB 10.5+).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Comment { get; init; }
@@ -76,3 +84,6 @@ public sealed record DatabaseGrant(string Grantee, string Privilege, bool Granta
 
 /// <summary>One <c>ALTER DATABASE ... SET name = value</c>; the value as pg_db_role_setting holds it.</summary>
 public sealed record DatabaseParameter(string Name, string Value);
+
+/// <summary>One <c>ALTER ROLE role IN DATABASE ... SET name = value</c>; the value as pg_db_role_setting holds it.</summary>
+public sealed record RoleParameter(string Role, string Name, string Value);

@@ -78,9 +78,10 @@ public interface IDumpEngine
     /// Creates <paramref name="database"/> with the recorded <paramref name="settings"/> (from a
     /// manifest: untrusted, every name validated and every value quoted); null: the defaults
     /// (MySQL utf8mb4 / utf8mb4_unicode_ci, PostgreSQL UTF8 from template0). Leaves nothing behind
-    /// when a setting cannot be applied.
+    /// when a setting cannot be applied. Returns what it left out with a warning (PostgreSQL: a
+    /// role's setting in the database, for a role the server lacks or the account may not alter).
     /// </summary>
-    Task CreateDatabaseAsync(string database, DatabaseSettings? settings, CancellationToken cancellationToken);
+    Task<IReadOnlyList<string>> CreateDatabaseAsync(string database, DatabaseSettings? settings, CancellationToken cancellationToken);
 
     /// <summary>Drops a database nobody should be using (a staging or scratch database); sessions are not killed.</summary>
     Task DropDatabaseAsync(string database, CancellationToken cancellationToken);

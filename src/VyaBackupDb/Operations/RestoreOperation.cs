@@ -122,7 +122,10 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         // The backup goes into a staging database beside the target; the target is replaced only
         // once the staging database is complete and checked.
         var staging = RestoreStaging.StagingName(plan.Target);
-        await engine.CreateDatabaseAsync(staging, plan.Manifest?.Settings, cancellationToken).ConfigureAwait(false);
+        foreach (var warning in await engine.CreateDatabaseAsync(staging, plan.Manifest?.Settings, cancellationToken).ConfigureAwait(false))
+        {
+            observer.Warning(warning);
+        }
         long plainBytes;
         InventoryComparison? comparison = null;
         IReadOnlyList<string> eventsToEnable;

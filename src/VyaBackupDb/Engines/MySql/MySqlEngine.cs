@@ -496,7 +496,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             Convert.ToInt32(others, System.Globalization.CultureInfo.InvariantCulture));
     }
 
-    public async Task CreateDatabaseAsync(string database, DatabaseSettings? settings, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<string>> CreateDatabaseAsync(string database, DatabaseSettings? settings, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         var characterSet = settings?.CharacterSet;
@@ -538,6 +538,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         }
         command.CommandText = sql.ToString();
         await Execute(command, cancellationToken).ConfigureAwait(false);
+        return [];
 
         async Task<bool> ExistsAsync(string query, string name) =>
             Convert.ToInt64(await Scalar(connection, query, cancellationToken, name).ConfigureAwait(false), CultureInfo.InvariantCulture) > 0;

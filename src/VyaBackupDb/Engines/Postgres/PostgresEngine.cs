@@ -320,8 +320,9 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     /// <summary>
     /// The database's encoding, locale (provider, ICU locale and rules where the server has them),
-    /// its own <c>ALTER DATABASE ... SET</c> settings and its comment: what pg_dump writes only with
-    /// --create, which a dump that restores under any name cannot use.
+    /// its own <c>ALTER DATABASE ... SET</c> settings, its roles' <c>ALTER ROLE ... IN DATABASE ... SET</c>
+    /// settings and its comment: what pg_dump writes only with --create, which a dump that restores
+    /// under any name cannot use.
     /// </summary>
     private static async Task<DatabaseSettings> ReadSettingsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
@@ -332,34 +333,50 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             + "shobj_description(d.oid, 'pg_database'), "
             + "(SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0) "
             + "FROM pg_database d WHERE d.datname = current_database()", connection);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        string? Text(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
-        var provider = Text(3) switch
+        DatabaseSettings settings;
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
-            "i" => "icu",
-            "b" => "builtin",
-            null => null,
-            _ => "libc",
-        };
-        var parameters = reader.IsDBNull(7)
-            ? null
-            : reader.GetFieldValue<string[]>(7)
-                .Select(entry => entry.Split('=', 2))
-                .Select(pair => new DatabaseParameter(pair[0], pair.Length > 1 ? pair[1] : ""))
-                .ToList();
-        return new DatabaseSettings
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            string? Text(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
+            var provider = Text(3) switch
+            {
+                "i" => "icu",
+                "b" => "builtin",
+                null => null,
+                _ => "libc",
+            };
+            var parameters = reader.IsDBNull(7) ? [] : ParseSetConfig(reader.GetFieldValue<string[]>(7)).ToList();
+            settings = new DatabaseSettings
+            {
+                Encoding = Text(0),
+                LcCollate = Text(1),
+                LcCtype = Text(2),
+                LocaleProvider = provider,
+                Locale = provider is "icu" or "builtin" ? Text(4) : null,
+                IcuRules = provider == "icu" && Text(5) is { Length: > 0 } rules ? rules : null,
+                Parameters = parameters is { Count: > 0 } ? parameters : null,
+                Comment = Text(6),
+            };
+        }
+
+        var roleParameters = new List<RoleParameter>();
+        await using (var roles = new NpgsqlCommand(
+            "SELECT r.rolname, s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+            + "WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1", connection))
+        await using (var reader = await roles.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
-            Encoding = Text(0),
-            LcCollate = Text(1),
-            LcCtype = Text(2),
-            LocaleProvider = provider,
-            Locale = provider is "icu" or "builtin" ? Text(4) : null,
-            IcuRules = provider == "icu" && Text(5) is { Length: > 0 } rules ? rules : null,
-            Parameters = parameters is { Count: > 0 } ? parameters : null,
-            Comment = Text(6),
-        };
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var role = reader.GetString(0);
+                roleParameters.AddRange(ParseSetConfig(reader.GetFieldValue<string[]>(1)).Select(p => new RoleParameter(role, p.Name, p.Value)));
+            }
+        }
+        return settings with { RoleParameters = roleParameters.Count > 0 ? roleParameters : null };
     }
+
+    /// <summary>A pg_db_role_setting.setconfig array: "name=value" entries, the value as the server stores it.</summary>
+    private static IEnumerable<DatabaseParameter> ParseSetConfig(string[] setconfig) =>
+        setconfig.Select(entry => entry.Split('=', 2)).Select(pair => new DatabaseParameter(pair[0], pair.Length > 1 ? pair[1] : ""));
 
     /// <summary>
     /// With owners: true, the database's owner and own privileges, and every role the dump will
@@ -399,15 +416,18 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         return settings with { Owners = true, Owner = owner, Grants = grants, Roles = roles };
     }
 
-    public async Task CreateDatabaseAsync(string database, DatabaseSettings? settings, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<string>> CreateDatabaseAsync(string database, DatabaseSettings? settings, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
         // Literal() doubles quotes only: right with standard_conforming_strings, which we make sure of.
         await Execute(connection, "SET standard_conforming_strings = on", cancellationToken).ConfigureAwait(false);
         await RequireRolesAsync(connection, settings, cancellationToken).ConfigureAwait(false);
         var create = await CreateStatementAsync(connection, database, settings, cancellationToken).ConfigureAwait(false);
-        var after = await SettingStatementsAsync(connection, database, settings, cancellationToken).ConfigureAwait(false);
+        var known = await KnownSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
+        var after = SettingStatements(database, settings, known);
+        var roleSettings = await RoleSettingStatementsAsync(connection, database, settings, known, cancellationToken).ConfigureAwait(false);
         await Execute(connection, create, cancellationToken).ConfigureAwait(false);
+        var warnings = new List<string>();
         try
         {
             // From a session on the new database: the server stores a setting's or comment's text in
@@ -418,6 +438,26 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             {
                 await Execute(inNew, statement, cancellationToken).ConfigureAwait(false);
             }
+            // A role's setting needs the role on this server and the right to alter it; without
+            // them the database itself is still whole: warn and go on.
+            foreach (var (setting, statement) in roleSettings)
+            {
+                var shown = $"the backup's setting {setting.Name} = '{DatabaseSettings.Shown(setting.Value)}' for the role "
+                    + $"'{DatabaseSettings.Shown(setting.Role)}' in the database was not restored";
+                if (statement is null)
+                {
+                    warnings.Add($"{shown}: {Instance.Name} has no such role");
+                    continue;
+                }
+                try
+                {
+                    await Execute(inNew, statement, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationFailedException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.InsufficientPrivilege })
+                {
+                    warnings.Add($"{shown}: {Instance.Name}'s account may not alter the role ({e.Message})");
+                }
+            }
         }
         catch (OperationFailedException e)
         {
@@ -425,6 +465,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             await Execute(connection, $"DROP DATABASE {QuoteIdentifier(database)}", CancellationToken.None).ConfigureAwait(false);
             throw new OperationFailedException($"cannot apply the backup's settings to '{database}': {e.Message}", e);
         }
+        return warnings;
     }
 
     /// <summary>CREATE DATABASE from template0 with the recorded encoding and locale; UTF8 and the server's locale without them.</summary>
@@ -483,29 +524,12 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     }
 
     /// <summary>The database's ALTER DATABASE ... SET settings and comment, every name checked and every value a quoted literal.</summary>
-    private async Task<List<string>> SettingStatementsAsync(
-        NpgsqlConnection connection, string database, DatabaseSettings? settings, CancellationToken cancellationToken)
+    private List<string> SettingStatements(string database, DatabaseSettings? settings, HashSet<string> known)
     {
         var statements = new List<string>();
-        if (settings?.Parameters is { Count: > 0 } parameters)
+        foreach (var (name, value) in settings?.Parameters ?? [])
         {
-            var known = await KnownSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
-            foreach (var (name, value) in parameters)
-            {
-                RequireMatch("setting name", name, SettingName());
-                // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
-                if (!name.Contains('.', StringComparison.Ordinal) && !known.Contains(name))
-                {
-                    throw new OperationFailedException($"the backup's database setting '{name}' is not known to {Instance.Name}");
-                }
-                var values = QuotedListSettings.Contains(name)
-                    ? SplitSettingList(value) ?? throw new OperationFailedException(
-                        $"the backup's manifest holds an unreadable value for '{name}': '{DatabaseSettings.Shown(value)}'")
-                    : [value];
-                statements.Add($"ALTER DATABASE {QuoteIdentifier(database)} SET "
-                    + string.Join('.', name.Split('.').Select(QuoteIdentifier)) + " TO "
-                    + (values.Count == 0 ? "''" : string.Join(", ", values.Select(Literal))));
-            }
+            statements.Add($"ALTER DATABASE {QuoteIdentifier(database)} {SetClause(name, value, known)}");
         }
         if (settings?.Comment is { } comment)
         {
@@ -534,6 +558,48 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             }
         }
         return statements;
+    }
+
+    /// <summary>
+    /// The roles' ALTER ROLE ... IN DATABASE ... SET settings, checked as the database's own are;
+    /// no statement for a role this server lacks.
+    /// </summary>
+    private async Task<List<(RoleParameter Setting, string? Statement)>> RoleSettingStatementsAsync(
+        NpgsqlConnection connection, string database, DatabaseSettings? settings, HashSet<string> known, CancellationToken cancellationToken)
+    {
+        var parameters = settings?.RoleParameters ?? [];
+        if (parameters.Count == 0)
+        {
+            return [];
+        }
+        var roles = parameters.Select(p => p.Role).Distinct(StringComparer.Ordinal).ToArray();
+        foreach (var role in roles)
+        {
+            Role(role);
+        }
+        // Every setting is checked, a missing role's too: a bad manifest is refused, not warned about.
+        var clauses = parameters.Select(p => SetClause(p.Name, p.Value, known)).ToList();
+        var found = await ExistingRolesAsync(connection, roles, ordinaryOnly: false, cancellationToken).ConfigureAwait(false);
+        return [.. parameters.Select((p, i) => (p, found.Contains(p.Role)
+            ? $"ALTER ROLE {Role(p.Role)} IN DATABASE {QuoteIdentifier(database)} {clauses[i]}"
+            : (string?)null))];
+    }
+
+    /// <summary>SET name TO value from the manifest: a name this server knows (or a custom ext.name), the value quoted.</summary>
+    private string SetClause(string name, string value, HashSet<string> known)
+    {
+        RequireMatch("setting name", name, SettingName());
+        // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
+        if (!name.Contains('.', StringComparison.Ordinal) && !known.Contains(name))
+        {
+            throw new OperationFailedException($"the backup's database setting '{name}' is not known to {Instance.Name}");
+        }
+        var values = QuotedListSettings.Contains(name)
+            ? SplitSettingList(value) ?? throw new OperationFailedException(
+                $"the backup's manifest holds an unreadable value for '{name}': '{DatabaseSettings.Shown(value)}'")
+            : [value];
+        return "SET " + string.Join('.', name.Split('.').Select(QuoteIdentifier)) + " TO "
+            + (values.Count == 0 ? "''" : string.Join(", ", values.Select(Literal)));
     }
 
     /// <summary>A role name from the manifest, as an identifier.</summary>
