@@ -568,6 +568,9 @@ public sealed class BackupInventoryTests : IAsyncLifetime
     [InlineData(Dbms.PostgreSql, "parameters", "no_such_setting", "database setting 'no_such_setting' is not known")]
     [InlineData(Dbms.PostgreSql, "role_parameters", "work_mem TO 1; DROP DATABASE postgres; --", "invalid setting name")]
     [InlineData(Dbms.PostgreSql, "role_parameters", "no_such_setting", "database setting 'no_such_setting' is not known")]
+    [InlineData(Dbms.PostgreSql, "parameters", "session_preload_libraries", "setting 'session_preload_libraries' would load libraries into")]
+    [InlineData(Dbms.PostgreSql, "role_parameters", "local_preload_libraries", "setting 'local_preload_libraries' would load libraries into")]
+    [InlineData(Dbms.PostgreSql, "role_parameters", "role", "setting 'role' would load libraries into, or change the role of")]
     [InlineData(Dbms.PostgreSql, "locale_provider", "icu'", "unknown locale provider")]
     public async Task A_manifest_with_invalid_settings_is_refused_before_the_target_is_created(Dbms dbms, string field, string value, string expected)
     {

@@ -585,10 +585,23 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             : (string?)null))];
     }
 
+    /// <summary>
+    /// Settings a manifest may not give the database or a role in it: set for the restoring account
+    /// (a superuser, most often), the restore's next session on the database would load a library
+    /// the manifest names, or act as another role.
+    /// </summary>
+    private static readonly HashSet<string> SessionChangingSettings =
+        new(["session_preload_libraries", "local_preload_libraries", "role", "session_authorization"], StringComparer.OrdinalIgnoreCase);
+
     /// <summary>SET name TO value from the manifest: a name this server knows (or a custom ext.name), the value quoted.</summary>
     private string SetClause(string name, string value, HashSet<string> known)
     {
         RequireMatch("setting name", name, SettingName());
+        if (SessionChangingSettings.Contains(name))
+        {
+            throw new OperationFailedException($"the backup's setting '{name}' would load libraries into, or change the role of, "
+                + "this restore's own sessions on the database; refused (set it by hand after the restore)");
+        }
         // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
         if (!name.Contains('.', StringComparison.Ordinal) && !known.Contains(name))
         {
