@@ -529,6 +529,9 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
     /// <summary>Which DBMS wrote a dump, from its header comment; null when it does not say.</summary>
     public static Dbms? DbmsFromContent(string head)
     {
+        // The tools' header lines only: a row further down may hold any of these texts.
+        var lines = head.Split('\n');
+        head = string.Join('\n', lines.Take(4));
         if (head.Contains("-- PostgreSQL database dump", StringComparison.Ordinal))
         {
             return Dbms.PostgreSql;

@@ -359,7 +359,6 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         {
             await PgTestDb.ExecAsync(target, $"CREATE SCHEMA app AUTHORIZATION {other}", "CREATE TABLE app.precious (id int PRIMARY KEY)",
                 $"ALTER TABLE app.precious OWNER TO {other}", "INSERT INTO app.precious SELECT generate_series(1, 500)");
-            var before = await PgTestDb.FingerprintAsync(target);
             var instance = TestServers.Postgres() with { User = account, Password = Config.PasswordSource.Literal("vt-owner-pw") };
             Task<Operations.RestoreResult?> RestoreAsync(bool force, bool terminate) =>
                 new Operations.RestoreOperation(TestServers.Config(Path.GetDirectoryName(file)!, instance), new TestRestoreObserver())
@@ -367,6 +366,12 @@ public sealed class StagedRestoreTests : IAsyncLifetime
 
             var notForced = await Assert.ThrowsAsync<Errors.UsageException>(() => RestoreAsync(force: false, terminate: false));
             Assert.Contains("holds 1 tables", notForced.Message, StringComparison.Ordinal);
+            // Large objects are data too, whoever owns them (a tester's target holding only one was "empty" and replaced).
+            await PgTestDb.ExecAsync(target, "DROP SCHEMA app CASCADE", $"SET ROLE {other}", "SELECT lo_from_bytea(0, 'only this'::bytea)", "RESET ROLE");
+            var before = await PgTestDb.FingerprintAsync(target);
+            var onlyLargeObject = await Assert.ThrowsAsync<Errors.UsageException>(() => RestoreAsync(force: false, terminate: false));
+            Assert.Contains("holds 0 tables and 1 other objects", onlyLargeObject.Message, StringComparison.Ordinal);
+            Assert.Equal(1L, await PgTestDb.ScalarAsync(target, "SELECT count(*) FROM pg_largeobject_metadata"));
 
             var otherSession = new Npgsql.NpgsqlConnectionStringBuilder(TestServers.PgConnectionString(target)) { Username = other, Password = "vt-other-pw" };
             await using (var application = new Npgsql.NpgsqlConnection(otherSession.ConnectionString))
@@ -376,7 +381,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
                 Assert.Contains("has 1 open session(s) of other clients", busy.Message, StringComparison.Ordinal);
                 var notEndable = await Assert.ThrowsAsync<Errors.UsageException>(() => RestoreAsync(force: true, terminate: true));
                 Assert.Contains("has 1 open session(s) of other roles that this account may not end", notEndable.Message, StringComparison.Ordinal);
-                Assert.Equal(500L, await new Npgsql.NpgsqlCommand("SELECT count(*) FROM app.precious", application).ExecuteScalarAsync());
+                Assert.Equal(1L, await new Npgsql.NpgsqlCommand("SELECT count(*) FROM pg_largeobject_metadata", application).ExecuteScalarAsync());
             }
             DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the target of refused restores");
 
@@ -653,7 +658,52 @@ public sealed class StagedRestoreTests : IAsyncLifetime
 
         Assert.Contains($"the restored tables are in '{live}' but the old views, routines, triggers and events could not all be dropped: function `f`: ",
             error.Message, StringComparison.Ordinal);
-        Assert.Contains("(a session holds it in an open transaction; waited 5 s)", error.Message, StringComparison.Ordinal);
+        Assert.Contains("(a session holds it in an open transaction; waited up to lock_wait_seconds)", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// An account whose routine grant the swap read, dropped while the swap waits to drop the old
+    /// routine (a session holds it): giving the grant back created the account again, with no
+    /// password (a tester's finding: GRANT creates a missing account unless NO_AUTO_CREATE_USER).
+    /// The grant is a warning, and the account stays gone.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_force_restore_never_creates_an_account_dropped_while_it_ran()
+    {
+        await TestServers.RequireMySqlAsync();
+        var live = await _scratch.NewMySqlDatabaseAsync();
+        var user = "vt_gone_" + Guid.NewGuid().ToString("N")[..8];
+        await MySqlTestDb.ExecAsync(live, "CREATE TABLE t (id INT PRIMARY KEY)", "CREATE FUNCTION f() RETURNS INT DETERMINISTIC RETURN 1",
+            $"CREATE USER '{user}'@'%' IDENTIFIED BY 'vt-gone-pw'", $"GRANT EXECUTE ON FUNCTION f TO '{user}'@'%'");
+        try
+        {
+            var file = await Ops.BackupOkAsync(TestServers.MySql(), live, Compression.Zstd, _scratch.TempDir("backups"));
+            _scratch.TrackMySql(RestoreStaging.ReplacedName(live));
+            await using var application = await MySqlTestDb.OpenAsync(live);
+            await new MySqlConnector.MySqlCommand("START TRANSACTION", application).ExecuteNonQueryAsync();
+            await new MySqlConnector.MySqlCommand("SELECT f()", application).ExecuteScalarAsync();
+            var observer = new TestRestoreObserver();
+            var restore = new Operations.RestoreOperation(TestServers.Config(Path.GetDirectoryName(file)!, TestServers.MySql()), observer)
+                .RunAsync(new Operations.RestoreRequest(file, TestServers.MySql(), live, DryRun: false, Force: true), CancellationToken.None);
+
+            // Once the swap waits to drop the old f (its grants read before), the account goes.
+            for (var waited = 0; await MySqlTestDb.ScalarAsync(null,
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for stored function metadata lock'") is 0L; waited++)
+            {
+                Assert.True(waited < 600 && !restore.IsCompleted, "the swap never waited for the routine");
+                await Task.Delay(50);
+            }
+            await MySqlTestDb.ExecAsync(null, $"DROP USER '{user}'@'%'");
+            await new MySqlConnector.MySqlCommand("COMMIT", application).ExecuteNonQueryAsync();
+            await restore;
+
+            Assert.Equal(0L, await MySqlTestDb.ScalarAsync(null, "SELECT COUNT(*) FROM mysql.user WHERE User = @p0", user));
+            Assert.Contains(observer.Warnings, w => w.StartsWith($"function `f` of '{live}' is restored without its grant to '{user}'@'%'", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'%'");
+        }
     }
 
     /// <summary>

@@ -78,4 +78,18 @@ public sealed class BackupNameTests
         var name = new BackupName(new DateTime(2026, 1, 13, 15, 54, 40, DateTimeKind.Utc), Dbms.MySql, "dns_db", Compression.Zip);
         Assert.Equal("20260113_155440_mysql_dns_db.zip", name.FileName);
     }
+
+    /// <summary>
+    /// Which DBMS made an old file is read from the dump tool's header lines only: a MariaDB dump whose
+    /// row held the line "-- PostgreSQL database dump" was called a PostgreSQL dump (a tester's find).
+    /// </summary>
+    [Theory]
+    [InlineData("/*M!999999\\- enable the sandbox mode */ \n-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB\n--\n-- Host: 127.0.0.1\n"
+        + "INSERT INTO `t` VALUES (1,'\n-- PostgreSQL database dump\n');\n", Dbms.MySql)]
+    [InlineData("-- MySQL dump 10.13  Distrib 8.0.36\n", Dbms.MySql)]
+    [InlineData("--\n-- PostgreSQL database dump\n--\n\n-- Dumped from database version 15.18\n"
+        + "COPY public.t (v) FROM stdin;\n-- MariaDB dump 10.19\n", Dbms.PostgreSql)]
+    [InlineData("CREATE TABLE t (v text);\nINSERT INTO t VALUES\n('a'),\n('b');\n-- PostgreSQL database dump\n", null)]
+    public void The_dbms_of_an_old_dump_comes_from_its_header_lines(string head, Dbms? expected) =>
+        Assert.Equal(expected, VyaBackupDb.Operations.RestoreOperation.DbmsFromContent(head));
 }

@@ -154,7 +154,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             throw new OperationFailedException(
                 $"'{target}' could not be {(createdTarget ? "created" : "replaced (it is unchanged)")}: {e.Message}"
                 + (e.InnerException is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout }
-                    ? $" (for {lockWaitSeconds} s other sessions held its tables, in open transactions or LOCK TABLES; "
+                    ? " (other sessions held its tables, in open transactions or LOCK TABLES, for up to lock_wait_seconds; "
                         + "--terminate-connections ends those whose current database it is)" : ""), e);
         }
 
@@ -179,7 +179,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                     {
                         throw new OperationFailedException($"{o.Kind.ToString().ToLowerInvariant()} {Q(o.Name)}: {e.Message}"
                             + (e.InnerException is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout }
-                                ? $" (a session holds it in an open transaction; waited {lockWaitSeconds} s)" : ""), e);
+                                ? " (a session holds it in an open transaction; waited up to lock_wait_seconds)" : ""), e);
                     }
                 }
                 // Tables a killed swap left aside go back under their own names to the replaced database
@@ -362,7 +362,8 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             }
             return;
         }
-        await SetSqlModeAsync(ShowCreateSqlMode, CancellationToken.None).ConfigureAwait(false);
+        // NO_AUTO_CREATE_USER: a GRANT to an account dropped meanwhile fails (a warning) rather than create it without a password.
+        await SetSqlModeAsync("NO_AUTO_CREATE_USER", CancellationToken.None).ConfigureAwait(false);
         foreach (var grant in grants.Where(g => newObjects.Any(o => o.Kind.ToString().Equals(g.Type, StringComparison.OrdinalIgnoreCase)
             && o.Name.Equals(g.Routine, StringComparison.OrdinalIgnoreCase))))
         {
@@ -380,7 +381,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             }
         }
 
-        // Under sql_mode '': a backslash escapes.
+        // Without NO_BACKSLASH_ESCAPES in the sql_mode: a backslash escapes.
         static string Literal(string text) => "'" + text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "''", StringComparison.Ordinal) + "'";
     }
 
@@ -629,7 +630,8 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         await ExecuteAsync("SET @vya_foreign_key_checks = @@foreign_key_checks, SESSION foreign_key_checks = 0", cancellationToken).ConfigureAwait(false);
         try
         {
-            await ExecuteAsync($"ALTER TABLE {Q(database)}.{Q(table)} DROP FOREIGN KEY {Q(name)}, ADD CONSTRAINT {Q(newName)}{definition}",
+            // After the RENAME the application may hold the table: waited for in attempts, as the drops are.
+            await InAttemptsAsync($"ALTER TABLE {Q(database)}.{Q(table)} DROP FOREIGN KEY {Q(name)}, ADD CONSTRAINT {Q(newName)}{definition}",
                 cancellationToken).ConfigureAwait(false);
         }
         finally

@@ -314,7 +314,9 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm', 'S') AND n.nspname "
             + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname") + ")"
             + " + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname "
-            + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname") + ")", cancellationToken).ConfigureAwait(false);
+            + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname") + ")"
+            // Large objects are data of their own, in no table.
+            + " + (SELECT count(*) FROM pg_largeobject_metadata)", cancellationToken).ConfigureAwait(false);
         return new TargetState(true, Convert.ToInt32(tables, CultureInfo.InvariantCulture), Convert.ToInt32(others, CultureInfo.InvariantCulture));
     }
 
