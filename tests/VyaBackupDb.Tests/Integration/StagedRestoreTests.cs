@@ -639,16 +639,19 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     /// A session holding a routine of the target in an open transaction (it read no table, so the
     /// RENAME did not wait for it) keeps the old routine from being dropped after the swap: that step
     /// waits in attempts (other sessions' calls go on between them) for lock_wait_seconds, then fails
-    /// naming the routine and why (a tester got only the server's "Lock wait timeout exceeded").
+    /// naming the routine and why (a tester got only the server's "Lock wait timeout exceeded"). The
+    /// routine's grants are kept with the old objects' definitions (the server drops them with it).
     /// </summary>
     [SkippableFact]
     public async Task MySql_swap_waiting_for_a_routine_held_in_a_transaction_names_it()
     {
         await TestServers.RequireMySqlAsync();
         var live = await _scratch.NewMySqlDatabaseAsync();
+        var user = "vt_exec_" + Guid.NewGuid().ToString("N")[..8];
         await MySqlTestDb.ExecAsync(live, "CREATE TABLE t (id INT PRIMARY KEY)", "CREATE FUNCTION f() RETURNS INT DETERMINISTIC RETURN 1");
+        await MySqlTestDb.ExecAsync(null, $"CREATE USER '{user}'@'%'", $"GRANT EXECUTE ON FUNCTION `{live}`.f TO '{user}'@'%'");
         var file = await Ops.BackupOkAsync(TestServers.MySql(), live, Compression.Zstd, _scratch.TempDir("backups"));
-        _scratch.TrackMySql(RestoreStaging.ReplacedName(live));
+        var replaced = _scratch.TrackMySql(RestoreStaging.ReplacedName(live));
         await using var application = await MySqlTestDb.OpenAsync(live);
         await new MySqlConnector.MySqlCommand("START TRANSACTION", application).ExecuteNonQueryAsync();
         await new MySqlConnector.MySqlCommand("SELECT f()", application).ExecuteScalarAsync();
@@ -659,6 +662,10 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         Assert.Contains($"the restored tables are in '{live}' but the old views, routines, triggers and events could not all be dropped: function `f`: ",
             error.Message, StringComparison.Ordinal);
         Assert.Contains("(a session holds it in an open transaction; waited up to lock_wait_seconds)", error.Message, StringComparison.Ordinal);
+        // The old routine's grant, which the server drops with it, is kept with the old objects' definitions.
+        Assert.Equal($"GRANT EXECUTE ON FUNCTION `{live}`.`f` TO '{user}'@'%'", await MySqlTestDb.ScalarAsync(null,
+            $"SELECT definition FROM `{replaced}`.`{replaced}_objects` WHERE kind = 'GRANT'"));
+        await MySqlTestDb.ExecAsync(null, $"DROP USER '{user}'@'%'");
     }
 
     /// <summary>
@@ -948,7 +955,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
             var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(instance, file, target, force: true));
             await transaction.RollbackAsync();
 
-            Assert.Contains($"views, routines, triggers and events are recorded, as SHOW CREATE gave them, in table `{replaced}`.`{objects}`",
+            Assert.Contains($"views, routines (with their grants), triggers and events are recorded, as SHOW CREATE gave them, in table `{replaced}`.`{objects}`",
                 error.Message, StringComparison.Ordinal);
         }
         var recorded = await MySqlTestDb.ScalarAsync(replaced,

@@ -117,7 +117,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 }
                 if (oldObjects.Count > 0)
                 {
-                    await RecordOldObjectsAsync(oldObjects, cancellationToken).ConfigureAwait(false);
+                    await RecordOldObjectsAsync(oldObjects, routineGrants ?? [], cancellationToken).ConfigureAwait(false);
                     renames.Add($"{Q(staging)}.{Q(oldObjectsTable)} TO {Q(replaced)}.{Q(oldObjectsTable)}");
                 }
                 if (oldTables.Count > 0)
@@ -226,7 +226,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             throw new OperationFailedException(
                 $"the restored tables are in '{target}' but {step}: {e.Message}"
                 + (oldTables.Count > 0 ? $"; the tables it replaced are kept in {oldTablesAreIn}" : "")
-                + (oldObjectCount > 0 ? $"; {(oldTables.Count > 0 ? "their" : "its old")} views, routines, triggers and events are recorded, as SHOW CREATE gave them, "
+                + (oldObjectCount > 0 ? $"; {(oldTables.Count > 0 ? "their" : "its old")} views, routines (with their grants), triggers and events are recorded, as SHOW CREATE gave them, "
                     + $"in table {Q(replaced)}.{Q(oldObjectsTable)}" : "")
                 + (oldTables.Count > 0 || oldObjectCount > 0 ? " (later restores keep them too): drop them once you no longer need them" : ""), e);
         }
@@ -320,7 +320,25 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     }
 
     /// <summary>A grant on a routine of the target (a row of mysql.procs_priv); <paramref name="Privileges"/> as that table writes them.</summary>
-    private sealed record RoutineGrant(string User, string Host, string Routine, string Type, string Privileges);
+    private sealed record RoutineGrant(string User, string Host, string Routine, string Type, string Privileges)
+    {
+        /// <summary>No host: a role.</summary>
+        public string Account => Literal(User) + (Host.Length > 0 ? "@" + Literal(Host) : "");
+
+        /// <summary>The GRANT that gives it, on the routine of <paramref name="database"/>; run without NO_BACKSLASH_ESCAPES.</summary>
+        public string Statement(string database)
+        {
+            var privileges = Privileges.Split(',', StringSplitOptions.RemoveEmptyEntries);
+            var granted = privileges.Where(p => p != "Grant").Select(p => p.ToUpperInvariant()).DefaultIfEmpty("USAGE");
+            return $"GRANT {string.Join(", ", granted)} ON {Type} {Q(database)}.{Q(Routine)} TO {Account}"
+                + (privileges.Contains("Grant") ? " WITH GRANT OPTION" : "");
+        }
+
+        private static string Literal(string text) => "'" + text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "''", StringComparison.Ordinal) + "'";
+    }
+
+    /// <summary>Grants are given under it: a GRANT to an account dropped meanwhile fails rather than create it without a password.</summary>
+    private const string GrantSqlMode = "NO_AUTO_CREATE_USER";
 
     /// <summary>
     /// The grants on the target's routines. The server deletes them when the old routines are dropped,
@@ -362,47 +380,52 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             }
             return;
         }
-        // NO_AUTO_CREATE_USER: a GRANT to an account dropped meanwhile fails (a warning) rather than create it without a password.
-        await SetSqlModeAsync("NO_AUTO_CREATE_USER", CancellationToken.None).ConfigureAwait(false);
+        await SetSqlModeAsync(GrantSqlMode, CancellationToken.None).ConfigureAwait(false);
         foreach (var grant in grants.Where(g => newObjects.Any(o => o.Kind.ToString().Equals(g.Type, StringComparison.OrdinalIgnoreCase)
             && o.Name.Equals(g.Routine, StringComparison.OrdinalIgnoreCase))))
         {
-            var privileges = grant.Privileges.Split(',', StringSplitOptions.RemoveEmptyEntries);
-            var granted = privileges.Where(p => p != "Grant").Select(p => p.ToUpperInvariant()).DefaultIfEmpty("USAGE");
-            var account = Literal(grant.User) + (grant.Host.Length > 0 ? "@" + Literal(grant.Host) : ""); // no host: a role
             try
             {
-                await ExecuteAsync($"GRANT {string.Join(", ", granted)} ON {grant.Type} {Q(target)}.{Q(grant.Routine)} TO {account}"
-                    + (privileges.Contains("Grant") ? " WITH GRANT OPTION" : ""), CancellationToken.None).ConfigureAwait(false);
+                await ExecuteAsync(grant.Statement(target), CancellationToken.None).ConfigureAwait(false);
             }
             catch (OperationFailedException e)
             {
-                warnings.Add($"{grant.Type.ToLowerInvariant()} {Q(grant.Routine)} of '{target}' is restored without its grant to {account} ({e.Message})");
+                warnings.Add($"{grant.Type.ToLowerInvariant()} {Q(grant.Routine)} of '{target}' is restored without its grant to {grant.Account} ({e.Message})");
             }
         }
-
-        // Without NO_BACKSLASH_ESCAPES in the sql_mode: a backslash escapes.
-        static string Literal(string text) => "'" + text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "''", StringComparison.Ordinal) + "'";
     }
 
-    /// <summary>In staging, the old target's objects as read: the RENAME moves this record to the replaced database.</summary>
-    private async Task RecordOldObjectsAsync(List<SchemaObject> objects, CancellationToken cancellationToken)
+    /// <summary>
+    /// In staging, the old target's objects as read, and the grants on its routines (kind GRANT: the
+    /// server drops them with the routines): the RENAME moves this record to the replaced database.
+    /// </summary>
+    private async Task RecordOldObjectsAsync(List<SchemaObject> objects, List<RoutineGrant> grants, CancellationToken cancellationToken)
     {
         await ExecuteAsync($"CREATE TABLE {Q(staging)}.{Q(oldObjectsTable)} (kind VARCHAR(16) NOT NULL, name VARCHAR(64) NOT NULL, "
             + "definition LONGTEXT NOT NULL, sql_mode TEXT, character_set_client VARCHAR(64) NOT NULL, collation_connection VARCHAR(64) NOT NULL, "
             + "database_collation VARCHAR(64), time_zone VARCHAR(64)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", cancellationToken).ConfigureAwait(false);
         foreach (var o in objects)
         {
+            await InsertAsync(o.Kind.ToString().ToUpperInvariant(), o.Name, o.Create, o.SqlMode, o.Charset, o.Collation, o.DatabaseCollation, o.TimeZone)
+                .ConfigureAwait(false);
+        }
+        foreach (var grant in grants)
+        {
+            await InsertAsync("GRANT", grant.Routine, grant.Statement(target), GrantSqlMode, "utf8mb4", "utf8mb4_bin", null, null).ConfigureAwait(false);
+        }
+
+        async Task InsertAsync(string kind, string name, string definition, string? sqlMode, string charset, string collation, string? databaseCollation, string? zone)
+        {
             await using var insert = new MySqlCommand($"INSERT INTO {Q(staging)}.{Q(oldObjectsTable)} VALUES (@kind, @name, @definition, @mode, @charset, @collation, "
                 + "@databaseCollation, @zone)", connection);
-            insert.Parameters.AddWithValue("@kind", o.Kind.ToString().ToUpperInvariant());
-            insert.Parameters.AddWithValue("@name", o.Name);
-            insert.Parameters.AddWithValue("@definition", o.Create);
-            insert.Parameters.AddWithValue("@mode", o.SqlMode);
-            insert.Parameters.AddWithValue("@charset", o.Charset);
-            insert.Parameters.AddWithValue("@collation", o.Collation);
-            insert.Parameters.AddWithValue("@databaseCollation", o.DatabaseCollation);
-            insert.Parameters.AddWithValue("@zone", o.TimeZone);
+            insert.Parameters.AddWithValue("@kind", kind);
+            insert.Parameters.AddWithValue("@name", name);
+            insert.Parameters.AddWithValue("@definition", definition);
+            insert.Parameters.AddWithValue("@mode", sqlMode);
+            insert.Parameters.AddWithValue("@charset", charset);
+            insert.Parameters.AddWithValue("@collation", collation);
+            insert.Parameters.AddWithValue("@databaseCollation", databaseCollation);
+            insert.Parameters.AddWithValue("@zone", zone);
             await MySqlEngine.Execute(insert, cancellationToken).ConfigureAwait(false);
         }
     }
