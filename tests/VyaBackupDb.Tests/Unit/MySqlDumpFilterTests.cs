@@ -940,6 +940,23 @@ public sealed class MySqlDumpFilterTests
         Assert.Equal(under, DumpFilterRunner.Run(new MySqlDumpFilter(Target).CopyAsync, under, [65536]));
     }
 
+    /// <summary>
+    /// The same blanks inside a statement (a tester's 10 KB .sql.zst: 300 MiB of blanks in a
+    /// /*!40101 SET ... */, which the client held whole, 624 MB): a statement other than an INSERT's
+    /// rows is refused past 64 MiB, where an INSERT of a row that large passes.
+    /// </summary>
+    [Fact]
+    public void Refuses_a_statement_of_more_than_64_MiB_that_is_not_the_rows_of_an_insert()
+    {
+        var blanks = new string(' ', 65 * 1024 * 1024);
+        var set = Utf8($"-- MariaDB dump 10.19\n/*!40101 SET @x=1 {blanks} */;\n-- Dump completed on 2026-11-28\n");
+        var e = Assert.Throws<DumpFilterException>(() => DumpFilterRunner.Run(new MySqlDumpFilter(Target).CopyAsync, set, [1 << 20]));
+        Assert.Contains("a statement of more than 64 MiB that is not the rows of an INSERT at byte 22", e.Message, StringComparison.Ordinal);
+
+        var insert = Utf8($"-- MariaDB dump 10.19\nINSERT INTO `t` VALUES (1,'{blanks}');\n-- Dump completed on 2026-11-28\n");
+        Assert.Equal(insert.Length, DumpFilterRunner.Run(new MySqlDumpFilter(Target).CopyAsync, insert, [1 << 20]).Length);
+    }
+
     [Fact]
     public void Passes_a_dump_without_database_statements_byte_for_byte()
     {

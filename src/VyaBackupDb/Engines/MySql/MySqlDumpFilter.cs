@@ -55,6 +55,13 @@ public sealed class MySqlDumpFilter
     /// dump's gaps are a few lines.
     /// </summary>
     private const int GapCap = 4 * 1024 * 1024;
+
+    /// <summary>
+    /// A statement other than an INSERT's rows (which hold a table's largest row, however large): the
+    /// client holds a statement whole, and a dump's others are small. Blanks or comments inside one
+    /// would take the host's memory as the gaps between statements would.
+    /// </summary>
+    private const int StatementCap = 64 * 1024 * 1024;
     private const int TokenCap = 1024;
     private const int SetTokenLimit = 128;
     private const int MaxVersionDigits = 10;
@@ -402,9 +409,16 @@ public sealed class MySqlDumpFilter
                 _ => throw new InvalidOperationException("unknown scanner state"),
             };
             FollowClientComments(from, i, scanned);
-            if (scanned is State.Gap or State.GapLineComment or State.GapBlockComment && bufferBase + i - gapStart > GapCap)
+            if (scanned is State.Gap or State.GapLineComment or State.GapBlockComment or State.DelimiterLine)
             {
-                throw Refuse($"more than {GapCap / (1024 * 1024)} MiB of comments and blank lines between two statements", gapStart);
+                if (bufferBase + i - gapStart > GapCap)
+                {
+                    throw Refuse($"more than {GapCap / (1024 * 1024)} MiB of comments and blank lines between two statements", gapStart);
+                }
+            }
+            else if (!rowData && state is not (State.Gap or State.DelimiterLine) && bufferBase + i - unitStart > StatementCap)
+            {
+                throw Refuse($"a statement of more than {StatementCap / (1024 * 1024)} MiB that is not the rows of an INSERT");
             }
         }
 
