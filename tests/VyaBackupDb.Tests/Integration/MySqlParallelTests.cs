@@ -228,6 +228,43 @@ public sealed class MySqlParallelTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// More of what MariaDB hides from an account (a tester's second round): with SELECT on some tables
+    /// only, the others are not even listed; a TRIGGER granted on a database pattern is hidden by a
+    /// grant on the database's exact name (the server takes that row alone); without mysql.proc the
+    /// routines of other definers are not listed. Each backup said OK without them; each fails now.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("GRANT SELECT, SHOW VIEW, TRIGGER ON `{1}`.t1 TO {0}", "holds SELECT on some tables of")]
+    [InlineData("GRANT SELECT, SHOW VIEW, EVENT, LOCK TABLES ON `{1}`.* TO {0}; GRANT SELECT, TRIGGER ON `vt\\_%`.* TO {0}; GRANT SELECT ON mysql.proc TO {0}",
+        "has no TRIGGER privilege on table `t1`")]
+    [InlineData("GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON `{1}`.* TO {0}", "may not read mysql.proc, where MariaDB keeps routines")]
+    public async Task A_backup_by_an_account_the_server_hides_objects_from_fails(string grants, string expected)
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t1 (id INT PRIMARY KEY)", "CREATE TABLE t2 (id INT PRIMARY KEY)", "INSERT INTO t2 VALUES (1)",
+            "CREATE TRIGGER t1_ins BEFORE INSERT ON t1 FOR EACH ROW SET NEW.id = NEW.id", "CREATE PROCEDURE p() SELECT 1");
+        var user = "vya_nh_" + Guid.NewGuid().ToString("N")[..10];
+        var account = $"'{user}'@'%'";
+        await MySqlTestDb.ExecAsync(null, [$"CREATE USER {account} IDENTIFIED BY 'no-hide-pw'", $"GRANT EVENT, LOCK TABLES, RELOAD ON *.* TO {account}",
+            .. string.Format(System.Globalization.CultureInfo.InvariantCulture, grants, account, source).Split("; ")]);
+        try
+        {
+            var backupDir = _scratch.TempDir("backups");
+
+            var backup = await Ops.BackupAsync(TestServers.MySql(password: "no-hide-pw") with { User = user }, source, Compression.Zstd, backupDir);
+
+            Assert.False(backup.Succeeded, "a backup without what the server hid said OK");
+            Assert.Contains(expected, backup.Error, StringComparison.Ordinal);
+            Assert.Empty(Ops.DataFilesUnder(backupDir));
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS {account}");
+        }
+    }
+
+    /// <summary>
     /// MariaDB shows an account only the triggers of tables it holds TRIGGER on: without it both
     /// engines left the triggers out and said OK (a tester's least-privilege account). The backup
     /// fails naming a table; TRIGGER held through the account's default role is enough, and the

@@ -168,7 +168,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         await RequireReadableTablesAsync(connection, database, engines.Keys, cancellationToken).ConfigureAwait(false);
         if (mariaDb)
         {
-            await RequireTriggerPrivilegeAsync(connection, database, engines.Keys, cancellationToken).ConfigureAwait(false);
+            await RequireVisibleObjectsAsync(connection, database, engines.Keys, cancellationToken).ConfigureAwait(false);
         }
         var transactionPrecise = new HashSet<string>(StringComparer.Ordinal);
         if (mariaDb && versioned.Count > 0)
@@ -220,56 +220,37 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     }
 
     /// <summary>
-    /// The account holds TRIGGER on every table (globally, on the database, on a pattern matching it, or on
-    /// the table; its own or its roles': MariaDB's SHOW GRANTS lists the enabled roles' grants too). The
-    /// server shows an account only the triggers of tables it holds TRIGGER on: without it they were
-    /// left out of the backup without a word.
+    /// What MariaDB hides from an account is held by the backup's: SELECT on the whole database (with
+    /// SELECT on some tables only, the others, which it holds nothing on, are not even listed to it),
+    /// TRIGGER on every table (the server lists only the triggers of tables it holds TRIGGER on), and
+    /// mysql.proc (the routines it neither defined nor holds a privilege on are not listed). Without
+    /// them both engines stored the database without those tables, triggers or routines, saying OK.
     /// </summary>
-    private static async Task RequireTriggerPrivilegeAsync(MySqlConnection connection, string database, IEnumerable<string> tables, CancellationToken cancellationToken)
+    private static async Task RequireVisibleObjectsAsync(MySqlConnection connection, string database, IEnumerable<string> tables, CancellationToken cancellationToken)
     {
-        var onDatabase = false;
-        var onTables = new HashSet<string>(StringComparer.Ordinal);
-        await using (var command = new MySqlCommand("SHOW GRANTS", connection))
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        var grants = await MariaDbGrants.ReadAsync(connection, cancellationToken).ConfigureAwait(false);
+        if (!grants.OnDatabase("SELECT", database))
         {
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                var grant = TriggerGrant().Match(reader.GetString(0));
-                if (!grant.Success)
-                {
-                    continue;
-                }
-                var pattern = grant.Groups["db"].Value.Replace("``", "`", StringComparison.Ordinal);
-                if (grant.Groups["all"].Success || (DatabasePattern(pattern).IsMatch(database) && !grant.Groups["table"].Success))
-                {
-                    onDatabase = true;
-                }
-                else if (grant.Groups["table"].Success && pattern == database)
-                {
-                    onTables.Add(grant.Groups["table"].Value.Replace("``", "`", StringComparison.Ordinal));
-                }
-            }
+            throw new OperationFailedException($"the backup's account holds SELECT on some tables of {QuoteIdentifier(database)} only (or not in every "
+                + "database grant that matches its name, of which the server applies one): the server does not even list the tables it holds nothing on, "
+                + "so they would be missing from the backup; grant it SELECT on the database");
         }
-        if (!onDatabase && tables.FirstOrDefault(t => !onTables.Contains(t)) is { } missing)
+        if (!grants.OnDatabase("TRIGGER", database)
+            && tables.Except(grants.OnTables("TRIGGER", database), StringComparer.Ordinal).FirstOrDefault() is { } missing)
         {
             throw new OperationFailedException($"the backup's account has no TRIGGER privilege on table {QuoteIdentifier(missing)}: the server hides the triggers of "
                 + "such tables, so they would be missing from the backup; grant it TRIGGER on the database");
         }
-
-        // A database name pattern of a grant: % and _ match as in LIKE, a backslash escapes.
-        static System.Text.RegularExpressions.Regex DatabasePattern(string pattern) =>
-            new("^" + System.Text.RegularExpressions.Regex.Replace(pattern, @"\\(.)|%|_|[^\\%_]+", m => m.Value switch
-            {
-                "%" => ".*",
-                "_" => ".",
-                _ => System.Text.RegularExpressions.Regex.Escape(m.Groups[1].Success ? m.Groups[1].Value : m.Value),
-            }) + "$", System.Text.RegularExpressions.RegexOptions.Singleline);
+        try
+        {
+            await Execute(connection, "SELECT 1 FROM mysql.proc LIMIT 0", cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationFailedException e) when (e.InnerException is MySqlException { ErrorCode: MySqlErrorCode.TableAccessDenied or MySqlErrorCode.DatabaseAccessDenied })
+        {
+            throw new OperationFailedException("the backup's account may not read mysql.proc, where MariaDB keeps routines: the server does not list the "
+                + "routines of other definers to it, so they would be missing from the backup; grant it SELECT on mysql.proc", e);
+        }
     }
-
-    /// <summary>A line of SHOW GRANTS that gives TRIGGER (or all privileges) on *.*, a database (pattern) or a table.</summary>
-    [System.Text.RegularExpressions.GeneratedRegex(@"^GRANT (?:.*, )?(?:TRIGGER|ALL PRIVILEGES)(?:,.*)? ON (?:(?<all>\*\.\*)|`(?<db>(?:[^`]|``)*)`\.(?:\*|`(?<table>(?:[^`]|``)*)`)) TO ",
-        System.Text.RegularExpressions.RegexOptions.Singleline)]
-    private static partial System.Text.RegularExpressions.Regex TriggerGrant();
 
     /// <summary>
     /// A routine, trigger or event created under sql_mode=ORACLE (MariaDB) has a body the restore's filter
@@ -685,7 +666,8 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         await using var connection = await OpenAsync(cancellationToken, allowUserVariables: true).ConfigureAwait(false);
         // A swap blocked by another session's open transaction fails after lock_wait_seconds, target unchanged.
         await Execute(connection, $"SET SESSION lock_wait_timeout = {Instance.LockWaitSeconds}", cancellationToken).ConfigureAwait(false);
-        return await new MySqlSwap(connection, staging, target, Instance.LockWaitSeconds).RunAsync(options, cancellationToken).ConfigureAwait(false);
+        var mariaDb = await ProbeFlavorAsync(cancellationToken).ConfigureAwait(false) == "MariaDB";
+        return await new MySqlSwap(connection, staging, target, Instance.LockWaitSeconds, mariaDb).RunAsync(options, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Backtick quoting, backticks doubled: the server's rule for identifiers.</summary>

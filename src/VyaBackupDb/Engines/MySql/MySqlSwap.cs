@@ -29,7 +29,8 @@ namespace VyaBackupDb.Engines.MySql;
 /// "replaced" database, which later restores into the same target keep and report.
 /// </remarks>
 /// <param name="lockWaitSeconds">How long the RENAME waits, in attempts, for sessions that hold the target's tables.</param>
-internal sealed class MySqlSwap(MySqlConnection connection, string staging, string target, int lockWaitSeconds)
+/// <param name="mariaDb">MariaDB, whose SHOW GRANTS lists the roles' grants too: the privileges the steps after the RENAME need are checked before it.</param>
+internal sealed class MySqlSwap(MySqlConnection connection, string staging, string target, int lockWaitSeconds, bool mariaDb)
 {
     private enum Kind { Function, Procedure, View, Trigger, Event }
 
@@ -85,6 +86,10 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             {
                 await DropAsync(staging, o, cancellationToken).ConfigureAwait(false);
             }
+            if (mariaDb)
+            {
+                await RequireCreatePrivilegesAsync(newObjects, cancellationToken).ConfigureAwait(false);
+            }
             options = await DatabaseOptionsAsync(staging, cancellationToken).ConfigureAwait(false);
             var newTables = await TablesAsync(staging, cancellationToken).ConfigureAwait(false);
             // The swap's own names for old tables and its records: a backup's table so named would collide with them after the RENAME.
@@ -111,6 +116,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 var oldObjects = await ReadObjectsAsync(target, cancellationToken).ConfigureAwait(false);
                 oldObjectCount = oldObjects.Count;
                 routineGrants = await RoutineGrantsAsync(cancellationToken).ConfigureAwait(false);
+                await RequireOldObjectsVisibleAsync(oldObjects, routineGrants is not null, cancellationToken).ConfigureAwait(false);
                 if (oldTables.Count > 0 || oldObjects.Count > 0)
                 {
                     await ExecuteAsync($"CREATE DATABASE {Q(replaced)}", cancellationToken).ConfigureAwait(false);
@@ -367,6 +373,60 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     }
 
     /// <summary>
+    /// Before the RENAME: the restoring account sees every old object it must drop, and every grant the
+    /// server drops with them. The server does not list to an account the routines of other definers
+    /// it holds no privilege on (unless it reads mysql.proc), nor events without EVENT: they stayed in
+    /// the target beside the restored tables, at exit 0; routines' grants it could not read were lost.
+    /// </summary>
+    private async Task RequireOldObjectsVisibleAsync(List<SchemaObject> oldObjects, bool grantsRead, CancellationToken cancellationToken)
+    {
+        if (!grantsRead && oldObjects.Any(o => o.Kind is Kind.Function or Kind.Procedure))
+        {
+            throw new OperationFailedException("the grants on its routines cannot be read (no SELECT on mysql.procs_priv), and the server drops them with "
+                + "the old routines; grant the restoring account SELECT on mysql.procs_priv, or restore into another name");
+        }
+        if (mariaDb)
+        {
+            await RequireReadableAsync("SELECT 1 FROM mysql.proc LIMIT 0", "may not read mysql.proc, so the routines of other definers in it are not listed "
+                + "to it and would stay beside the restored tables; grant it SELECT on mysql.proc").ConfigureAwait(false);
+        }
+        await RequireReadableAsync($"SHOW EVENTS FROM {Q(target)}", "has no EVENT privilege on it, so its events are not listed to it and would stay "
+            + "beside the restored tables; grant it EVENT").ConfigureAwait(false);
+
+        async Task RequireReadableAsync(string sql, string why)
+        {
+            try
+            {
+                await ExecuteAsync(sql, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationFailedException e) when (e.InnerException is MySqlException
+                { ErrorCode: MySqlErrorCode.TableAccessDenied or MySqlErrorCode.DatabaseAccessDenied or MySqlErrorCode.SpecifiedAccessDeniedError })
+            {
+                throw new OperationFailedException($"the restoring account {why}", e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Before the RENAME: the restoring account may create in the target what the backup holds there
+    /// (it may in the staging database, whose name other grants may cover): found after it, the
+    /// target was left with the new tables and without the views, routines, triggers or events.
+    /// </summary>
+    private async Task RequireCreatePrivilegesAsync(List<SchemaObject> newObjects, CancellationToken cancellationToken)
+    {
+        var grants = await MariaDbGrants.ReadAsync(connection, cancellationToken).ConfigureAwait(false);
+        foreach (var (kind, privilege) in new[] { (Kind.Function, "CREATE ROUTINE"), (Kind.Procedure, "CREATE ROUTINE"), (Kind.View, "CREATE VIEW"),
+            (Kind.Trigger, "TRIGGER"), (Kind.Event, "EVENT") })
+        {
+            if (newObjects.Any(o => o.Kind == kind) && !grants.OnDatabase(privilege, target))
+            {
+                throw new OperationFailedException($"the restoring account holds no {privilege} privilege on it, which the backup's "
+                    + $"{kind.ToString().ToLowerInvariant()}s need; grant it {privilege} on the database");
+            }
+        }
+    }
+
+    /// <summary>
     /// Gives the old routines' grants back to the new routines of the same name and type; one that
     /// cannot be given (an account gone, no GRANT OPTION) is a warning: the restored data is in place.
     /// </summary>
@@ -374,11 +434,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     {
         if (grants is null)
         {
-            if (newObjects.Any(o => o.Kind is Kind.Function or Kind.Procedure))
-            {
-                warnings.Add($"the grants on the routines of '{target}' could not be read (no SELECT on mysql.procs_priv), so any the old routines had are gone");
-            }
-            return;
+            return; // the old target had no routines (RequireOldObjectsVisibleAsync)
         }
         await SetSqlModeAsync(GrantSqlMode, CancellationToken.None).ConfigureAwait(false);
         foreach (var grant in grants.Where(g => newObjects.Any(o => o.Kind.ToString().Equals(g.Type, StringComparison.OrdinalIgnoreCase)
