@@ -93,8 +93,8 @@ internal sealed partial class MariaDbGrants
             _ => Regex.Escape(m.Groups[1].Success ? m.Groups[1].Value : m.Value),
         }) + "$", RegexOptions.Singleline).IsMatch(database);
 
-    /// <summary>GRANT privileges ON *.*, `db`.* or `db`.`table` TO grantee (not a routine's, not a proxy's).</summary>
-    [GeneratedRegex(@"^GRANT (?<privileges>.+?) ON (?:(?<all>\*\.\*)|`(?<db>(?:[^`]|``)*)`\.(?:\*|`(?<table>(?:[^`]|``)*)`)) TO (?<grantee>`(?:[^`]|``)*`(?:@`(?:[^`]|``)*`)?)",
+    /// <summary>GRANT privileges ON *.*, `db`.* or `db`.`table` TO grantee (an account, a role, PUBLIC; not a routine's, not a proxy's).</summary>
+    [GeneratedRegex(@"^GRANT (?<privileges>.+?) ON (?:(?<all>\*\.\*)|`(?<db>(?:[^`]|``)*)`\.(?:\*|`(?<table>(?:[^`]|``)*)`)) TO (?<grantee>PUBLIC|`(?:[^`]|``)*`(?:@`(?:[^`]|``)*`)?)",
         RegexOptions.Singleline)]
     private static partial Regex GrantLine();
 }
