@@ -518,7 +518,15 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             command.Parameters.AddWithValue("@comment", comment);
         }
         command.CommandText = sql.ToString();
-        await Execute(command, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await Execute(command, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationFailedException e) when (e.InnerException is MySqlException { ErrorCode: MySqlErrorCode.DatabaseAccessDenied })
+        {
+            throw new OperationFailedException($"the account may not create database '{database}' ({e.Message}): a restore needs all privileges "
+                + @"on the databases it stages in and moves replaced tables to, `vya\_%`", e);
+        }
         return [];
 
         async Task<bool> ExistsAsync(string query, string name) =>
