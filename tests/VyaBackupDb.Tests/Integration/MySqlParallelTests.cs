@@ -172,15 +172,15 @@ public sealed class MySqlParallelTests : IAsyncLifetime
     {
         await TestServers.RequireMySqlAsync();
         var source = await _scratch.NewMySqlDatabaseAsync();
-        await MySqlTestDb.ExecAsync(source, "CREATE TABLE open_t (id INT PRIMARY KEY)", "CREATE TABLE secret (id INT PRIMARY KEY, v VARCHAR(10))",
-            "INSERT INTO secret VALUES (1, 'one'), (2, 'two')");
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE open_t (id INT PRIMARY KEY)", "CREATE TABLE closed_t (id INT PRIMARY KEY, v VARCHAR(10))",
+            "INSERT INTO closed_t VALUES (1, 'one'), (2, 'two')");
         var user = "vya_ns_" + Guid.NewGuid().ToString("N")[..10];
         await MySqlTestDb.ExecAsync(null, $"CREATE USER '{user}'@'%' IDENTIFIED BY 'no-select-pw'",
             $"GRANT SHOW VIEW, TRIGGER, EVENT, LOCK TABLES, RELOAD, PROCESS ON *.* TO '{user}'@'%'",
             $"GRANT SELECT ON `{source}`.open_t TO '{user}'@'%'", $"GRANT SELECT ON mysql.proc TO '{user}'@'%'");
         if (someColumns)
         {
-            await MySqlTestDb.ExecAsync(null, $"GRANT SELECT (id) ON `{source}`.secret TO '{user}'@'%'");
+            await MySqlTestDb.ExecAsync(null, $"GRANT SELECT (id) ON `{source}`.closed_t TO '{user}'@'%'");
         }
         try
         {
@@ -191,7 +191,7 @@ public sealed class MySqlParallelTests : IAsyncLifetime
 
             Assert.False(backup.Succeeded, "a backup without the rows of a table it may not read said OK");
             Assert.Contains("the backup's account may not read every table whole (SELECT command denied to user", backup.Error, StringComparison.Ordinal);
-            Assert.True(backup.Error!.Contains($"for table `{source}`.`secret`", StringComparison.Ordinal), backup.Error);
+            Assert.True(backup.Error!.Contains($"for table `{source}`.`closed_t`", StringComparison.Ordinal), backup.Error);
             Assert.Empty(Ops.DataFilesUnder(backupDir));
         }
         finally
