@@ -14,6 +14,9 @@ internal sealed partial class MariaDbGrants
 {
     private sealed record Grant(string Grantee, HashSet<string> Privileges, string? DatabasePattern, string? Table);
 
+    /// <summary>Runs only for an account that may read mysql.proc, where MariaDB keeps the routines (and lists to others only the ones they may use).</summary>
+    public const string ReadRoutines = "SELECT 1 FROM mysql.proc LIMIT 0";
+
     private readonly List<Grant> _grants;
 
     private MariaDbGrants(List<Grant> grants) => _grants = grants;

@@ -241,14 +241,25 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             throw new OperationFailedException($"the backup's account has no TRIGGER privilege on table {QuoteIdentifier(missing)}: the server hides the triggers of "
                 + "such tables, so they would be missing from the backup; grant it TRIGGER on the database");
         }
-        try
-        {
-            await Execute(connection, "SELECT 1 FROM mysql.proc LIMIT 0", cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationFailedException e) when (e.InnerException is MySqlException { ErrorCode: MySqlErrorCode.TableAccessDenied or MySqlErrorCode.DatabaseAccessDenied })
+        if (!await AllowedAsync(connection, MariaDbGrants.ReadRoutines, cancellationToken).ConfigureAwait(false))
         {
             throw new OperationFailedException("the backup's account may not read mysql.proc, where MariaDB keeps routines: the server does not list the "
-                + "routines of other definers to it, so they would be missing from the backup; grant it SELECT on mysql.proc", e);
+                + "routines of other definers to it, so they would be missing from the backup; grant it SELECT on mysql.proc");
+        }
+    }
+
+    /// <summary>Whether this account may run <paramref name="sql"/>: false when the server denies it access.</summary>
+    internal static async Task<bool> AllowedAsync(MySqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Execute(connection, sql, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationFailedException e) when (e.InnerException is MySqlException
+            { ErrorCode: MySqlErrorCode.TableAccessDenied or MySqlErrorCode.DatabaseAccessDenied or MySqlErrorCode.SpecifiedAccessDeniedError })
+        {
+            return false;
         }
     }
 

@@ -385,25 +385,15 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             throw new OperationFailedException("the grants on its routines cannot be read (no SELECT on mysql.procs_priv), and the server drops them with "
                 + "the old routines; grant the restoring account SELECT on mysql.procs_priv, or restore into another name");
         }
-        if (mariaDb)
+        if (mariaDb && !await MySqlEngine.AllowedAsync(connection, MariaDbGrants.ReadRoutines, cancellationToken).ConfigureAwait(false))
         {
-            await RequireReadableAsync("SELECT 1 FROM mysql.proc LIMIT 0", "may not read mysql.proc, so the routines of other definers in it are not listed "
-                + "to it and would stay beside the restored tables; grant it SELECT on mysql.proc").ConfigureAwait(false);
+            throw new OperationFailedException("the restoring account may not read mysql.proc, so the routines of other definers in it are not listed "
+                + "to it and would stay beside the restored tables; grant it SELECT on mysql.proc");
         }
-        await RequireReadableAsync($"SHOW EVENTS FROM {Q(target)}", "has no EVENT privilege on it, so its events are not listed to it and would stay "
-            + "beside the restored tables; grant it EVENT").ConfigureAwait(false);
-
-        async Task RequireReadableAsync(string sql, string why)
+        if (!await MySqlEngine.AllowedAsync(connection, $"SHOW EVENTS FROM {Q(target)}", cancellationToken).ConfigureAwait(false))
         {
-            try
-            {
-                await ExecuteAsync(sql, cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationFailedException e) when (e.InnerException is MySqlException
-                { ErrorCode: MySqlErrorCode.TableAccessDenied or MySqlErrorCode.DatabaseAccessDenied or MySqlErrorCode.SpecifiedAccessDeniedError })
-            {
-                throw new OperationFailedException($"the restoring account {why}", e);
-            }
+            throw new OperationFailedException("the restoring account has no EVENT privilege on it, so its events are not listed to it and would stay "
+                + "beside the restored tables; grant it EVENT");
         }
     }
 
@@ -705,7 +695,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         var head = $"  CONSTRAINT {Q(name)} FOREIGN KEY ";
         var line = create.Split('\n').SingleOrDefault(l => l.StartsWith(head, StringComparison.Ordinal))
             ?? throw new OperationFailedException($"the definition of foreign key {Q(name)} of table {Q(table)} cannot be read from SHOW CREATE TABLE");
-        var definition = line["  CONSTRAINT ".Length..].Substring(Q(name).Length).TrimEnd(',');
+        var definition = line[$"  CONSTRAINT {Q(name)}".Length..].TrimEnd(',');
         await ExecuteAsync("SET @vya_foreign_key_checks = @@foreign_key_checks, SESSION foreign_key_checks = 0", cancellationToken).ConfigureAwait(false);
         try
         {

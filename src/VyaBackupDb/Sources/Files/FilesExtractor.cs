@@ -226,7 +226,7 @@ internal sealed class DirectoryChain : IDisposable
             var name = Posix.NameBytes(segments[i]);
             if (i >= Posix.MaxOpenLevels)
             {
-                throw Posix.TooDeep(_rootPath + "/" + string.Join('/', segments[..(i + 1)]));
+                throw Posix.TooDeep(PathTo(segments, i));
             }
             try
             {
@@ -240,11 +240,14 @@ internal sealed class DirectoryChain : IDisposable
             catch (PosixException e)
             {
                 // The whole path only for the message: built for every level, a planted name of 100,000 levels ran out of memory.
-                throw Posix.Error(e, _rootPath + "/" + string.Join('/', segments[..(i + 1)]));
+                throw Posix.Error(e, PathTo(segments, i));
             }
         }
         return segments.Length == 0 ? _root : _open[^1].Fd;
     }
+
+    /// <summary>The path down to <paramref name="level"/>, for an error message only.</summary>
+    private string PathTo(ReadOnlySpan<string> segments, int level) => _rootPath + "/" + string.Join('/', segments[..(level + 1)]);
 
     public void Dispose()
     {
