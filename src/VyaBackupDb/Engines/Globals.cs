@@ -51,7 +51,7 @@ public interface IGlobalsEngine
     /// How an account is put in place: created, or (<paramref name="exists"/>: restore --globals
     /// --replace-existing) an existing one replaced by the recorded one; other accounts stay as they are.
     /// </summary>
-    GlobalsPlan Plan(GlobalsAccount account, bool exists);
+    Task<GlobalsPlan> PlanAsync(GlobalsAccount account, bool exists, CancellationToken cancellationToken);
 
     /// <summary>Runs one account's statements in order; an error names the statement's failure.</summary>
     Task ExecuteAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken);
@@ -75,10 +75,10 @@ public sealed record GlobalsAccount(string Key, List<string> Create, List<string
 /// <param name="Keep">If this one's grants succeeded (drops what Aside kept; takes back what creating it gave the creator, once every grant ran).</param>
 /// <param name="Undo">
 /// When Create or Grants failed: puts the server back as it was before the restore (a created
-/// account removed, a replaced one back as it was); null when that cannot be done.
+/// account removed, a replaced one back as it was).
 /// </param>
 public sealed record GlobalsPlan(
-    IReadOnlyList<string> Aside, IReadOnlyList<string> Create, IReadOnlyList<string> Grants, IReadOnlyList<string> Keep, IReadOnlyList<string>? Undo);
+    IReadOnlyList<string> Aside, IReadOnlyList<string> Create, IReadOnlyList<string> Grants, IReadOnlyList<string> Keep, IReadOnlyList<string> Undo);
 
 public sealed record GlobalsRestoreOptions(bool DryRun, bool ReplaceExisting);
 
@@ -167,7 +167,7 @@ public static class Globals
             }
             else
             {
-                chosen.Add((account.Key, exists, engine.Plan(account, exists)));
+                chosen.Add((account.Key, exists, await engine.PlanAsync(account, exists, cancellationToken).ConfigureAwait(false)));
             }
         }
         if (skipped.Count > 0)
@@ -202,11 +202,6 @@ public static class Globals
         }
         async Task UndoAsync(string key, bool existed, GlobalsPlan plan)
         {
-            if (plan.Undo is null)
-            {
-                failed[key] += "; it is left changed (it cannot be put back as it was)";
-                return;
-            }
             try
             {
                 await engine.ExecuteAsync(plan.Undo, cancellationToken).ConfigureAwait(false);

@@ -382,6 +382,36 @@ public sealed class GlobalsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task MySql_a_replaced_role_whose_recorded_grants_fail_gets_the_grants_it_had_back()
+    {
+        var database = await _scratch.NewMySqlDatabaseAsync();
+        var (role, inner) = (_scratch.MySqlName("vt_r_"), _scratch.MySqlName("vt_i_"));
+        try
+        {
+            // A grant on one table needs the table: dropped after the backup, the recorded grant fails.
+            await MySqlTestDb.ExecAsync(database, "CREATE TABLE items (id int PRIMARY KEY)");
+            await MySqlTestDb.ExecAsync(null, $"CREATE ROLE {inner}", $"CREATE ROLE {role}", $"GRANT SELECT ON `{database}`.`items` TO {role}");
+            var (config, backupDir) = await ConfigAsync(database);
+            await CliOkAsync("--config", config, "backup", "--instance", "1");
+            await MySqlTestDb.ExecAsync(null, $"GRANT INSERT ON `{database}`.* TO {role} WITH GRANT OPTION", $"GRANT {inner} TO {role}");
+            await MySqlTestDb.ExecAsync(database, "DROP TABLE items");
+            await MySqlTestDb.ExecAsync(null, $"REVOKE SELECT ON `{database}`.`items` FROM {role}");
+            var before = await GrantsAsync($"`{role}`");
+
+            var replaced = await Run.CliAsync(["--config", config, "restore", "--globals", "--file", Only(backupDir, "_mysql__globals.sql.zst"),
+                "--instance", "1", "--replace-existing", .. Mine(role)]);
+
+            Assert.True(replaced.ExitCode == 1, replaced.ToString());
+            Assert.Contains("(it is left as it was)", replaced.Stderr, StringComparison.Ordinal);
+            Assert.Equal(before.Order(StringComparer.Ordinal), (await GrantsAsync($"`{role}`")).Order(StringComparer.Ordinal));
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP ROLE IF EXISTS {role}", $"DROP ROLE IF EXISTS {inner}");
+        }
+    }
+
+    [Fact]
     public async Task An_account_whose_grants_fail_is_not_left_half_made_or_changed_and_comes_back_whole_once_the_cause_is_fixed()
     {
         var (myDatabase, pgDatabase) = (await _scratch.NewMySqlDatabaseAsync(), await _scratch.NewPostgresDatabaseAsync());

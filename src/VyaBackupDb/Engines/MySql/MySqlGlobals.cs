@@ -307,14 +307,16 @@ public sealed partial class MySqlEngine : IGlobalsEngine
     /// one is created and granted: a failure drops the new one and renames the old one back, so
     /// it is left exactly as it was. A replaced role loses its own privileges (and roles) and gets
     /// the recorded ones instead: dropping or renaming it would take it from every account that
-    /// holds it (and MariaDB cannot rename a role).
+    /// holds it (and MariaDB cannot rename a role). Its grants as they are now are read first, so
+    /// that a failure can give them back.
     /// </summary>
-    public GlobalsPlan Plan(GlobalsAccount account, bool exists)
+    public async Task<GlobalsPlan> PlanAsync(GlobalsAccount account, bool exists, CancellationToken cancellationToken)
     {
         if (IsRole(account))
         {
+            var revoke = $"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account.Key}";
             return exists
-                ? new([], [$"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account.Key}"], account.Grants, [], null)
+                ? new([], [revoke], account.Grants, [], [revoke, .. await GrantsNowAsync(account, cancellationToken).ConfigureAwait(false)])
                 // MariaDB's CREATE ROLE grants the role to its creator, which the restore needs to grant it on: taken back at the end.
                 : new([], account.Create, account.Grants, [$"REVOKE {account.Key} FROM CURRENT_USER"], [$"DROP ROLE {account.Key}"]);
         }
@@ -325,6 +327,17 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         var aside = AsideKey(account);
         return new([$"RENAME USER {account.Key} TO {aside}"], account.Create, account.Grants, [$"DROP USER {aside}"],
             [$"DROP USER IF EXISTS {account.Key}", $"RENAME USER {aside} TO {account.Key}"]);
+    }
+
+    /// <summary>
+    /// An account's own grants as the server has them now (SHOW GRANTS, read as a globals backup
+    /// reads it: the grants of roles it holds, which MariaDB lists with its own, left out).
+    /// </summary>
+    private async Task<List<string>> GrantsNowAsync(GlobalsAccount account, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var block = await AccountBlockAsync(connection, account.Key, account.Create[0], canLock: false, cancellationToken).ConfigureAwait(false);
+        return ParseGlobals(block, _ => { })[0].Grants;
     }
 
     private const string AsidePrefix = "vya_old_";

@@ -181,9 +181,9 @@ public sealed partial class PostgresEngine : IGlobalsEngine
     /// (objects it owns): its attributes, settings and grants are set as recorded in one
     /// transaction, so that a failure leaves it as it was.
     /// </summary>
-    public GlobalsPlan Plan(GlobalsAccount account, bool exists) => exists
+    public Task<GlobalsPlan> PlanAsync(GlobalsAccount account, bool exists, CancellationToken cancellationToken) => Task.FromResult<GlobalsPlan>(exists
         ? new([], [], [.. account.Create[1..], .. account.Grants], [], [])
-        : new([], account.Create, account.Grants, [], [$"DROP ROLE {QuoteIdentifier(account.Key)}"]);
+        : new([], account.Create, account.Grants, [], [$"DROP ROLE {QuoteIdentifier(account.Key)}"]));
 
     public async Task ExecuteAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken)
     {
