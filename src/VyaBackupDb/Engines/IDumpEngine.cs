@@ -148,7 +148,11 @@ public sealed record BlockingSessions(int Count, int NotEndable);
 /// <param name="TerminateConnections">End other sessions on the target instead of failing when they block the swap.</param>
 /// <param name="EventsToEnable">MySQL events to enable once in place.</param>
 /// <param name="Replaced">The database what the target held moves to (a name no kept leftover has), dropped once the swap is complete.</param>
-public sealed record SwapOptions(bool TerminateConnections, IReadOnlyList<string> EventsToEnable, string Replaced);
+/// <param name="KeepTargetAccess">
+/// PostgreSQL: the backup does not record the database's owner and privileges (no <c>owners: true</c>):
+/// a replaced target's owner, privileges and connection limit go to the restored database.
+/// </param>
+public sealed record SwapOptions(bool TerminateConnections, IReadOnlyList<string> EventsToEnable, string Replaced, bool KeepTargetAccess);
 
 public static class DumpEngines
 {

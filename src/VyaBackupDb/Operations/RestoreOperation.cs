@@ -209,7 +209,8 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         // engine's swap ignores the token and finishes.
         try
         {
-            foreach (var warning in await engine.SwapAsync(staging, plan.Target, new SwapOptions(request.TerminateConnections, eventsToEnable, replaced),
+            foreach (var warning in await engine.SwapAsync(staging, plan.Target, new SwapOptions(request.TerminateConnections, eventsToEnable, replaced,
+                KeepTargetAccess: plan.Manifest?.Settings?.Owners != true),
                 cancellationToken).ConfigureAwait(false))
             {
                 observer.Warning(warning);

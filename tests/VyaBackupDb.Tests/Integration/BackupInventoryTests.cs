@@ -522,6 +522,49 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A backup without owners: true does not say who owns the database or who may connect: a
+    /// forced restore over a database keeps the target's owner, privileges and connection limit (a
+    /// tester's report: the restored database was the restoring account's, with the defaults, so
+    /// every role could connect to a database CONNECT had been revoked on).
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(PgEngines.Dump)]
+    [InlineData(PgEngines.Parallel4)]
+    public async Task A_forced_Postgres_restore_keeps_the_targets_owner_privileges_and_connection_limit(string engine)
+    {
+        var instance = PgEngines.Instance(engine);
+        await TestServers.RequirePostgresAsync();
+        var (source, target) = (await _scratch.NewPostgresDatabaseAsync(), await _scratch.NewPostgresDatabaseAsync());
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var (owner, reader) = ("vt_own_" + suffix, "vt_rd_" + suffix);
+        await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {owner}", $"CREATE ROLE {reader}");
+        try
+        {
+            await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+            await PgTestDb.ExecAsync(target, "CREATE TABLE old (id int)");
+            await PgTestDb.ExecAsync("postgres", $"ALTER DATABASE {PgTestDb.Quote(target)} OWNER TO {owner}",
+                $"ALTER DATABASE {PgTestDb.Quote(target)} CONNECTION LIMIT 7",
+                $"REVOKE ALL ON DATABASE {PgTestDb.Quote(target)} FROM PUBLIC",
+                $"GRANT CONNECT ON DATABASE {PgTestDb.Quote(target)} TO {reader} WITH GRANT OPTION");
+            const string Access = "SELECT pg_get_userbyid(d.datdba) || ' ' || d.datconnlimit || ' ' || coalesce((SELECT string_agg("
+                + "CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_get_userbyid(a.grantee) END || ':' || a.privilege_type || ':' || a.is_grantable, ',' "
+                + "ORDER BY 1) FROM aclexplode(d.datacl) a), 'defaults') FROM pg_database d WHERE d.datname = $1";
+            var before = await PgRowsAsync(Access, target);
+            Assert.DoesNotContain("public:", before[0], StringComparison.Ordinal);
+            var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+
+            var result = await Ops.RestoreAsync(instance, file, target, force: true);
+
+            Assert.True(result?.Comparison?.Matches);
+            Assert.Equal(before, await PgRowsAsync(Access, target));
+        }
+        finally
+        {
+            await PgTestDb.ExecAsync("postgres", $"DROP DATABASE IF EXISTS {PgTestDb.Quote(target)}", $"DROP ROLE IF EXISTS {owner}", $"DROP ROLE IF EXISTS {reader}");
+        }
+    }
+
     /// <summary>A restoring account that may create databases but not alter the role: the restore goes on and warns.</summary>
     [SkippableFact]
     public async Task A_roles_setting_the_restoring_account_may_not_give_only_warns()

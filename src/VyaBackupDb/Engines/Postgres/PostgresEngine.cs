@@ -399,23 +399,41 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             + $"OR EXISTS (SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typowner = 10 AND n.nspname {userObjects}) "
             + $"OR EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspowner = 10 AND n.nspname {userObjects} AND n.nspname <> 'public')) "
             + "ORDER BY 1", cancellationToken).ConfigureAwait(false)).Select(r => r.Name).ToList();
-        var owner = (string?)await Scalar(connection, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()",
-            cancellationToken).ConfigureAwait(false);
-        List<DatabaseGrant>? grants = null;
-        if (await Scalar(connection, "SELECT datacl IS NOT NULL FROM pg_database WHERE datname = current_database()", cancellationToken)
-            .ConfigureAwait(false) is true)
+        var (owner, grants, _) = await AccessAsync(connection, connection.Database, cancellationToken).ConfigureAwait(false);
+        return settings with { Owners = true, Owner = owner, Grants = grants, Roles = roles };
+    }
+
+    /// <summary>A database's owner, its own privileges (null: the defaults) and its connection limit.</summary>
+    private static async Task<(string Owner, List<DatabaseGrant>? Grants, int ConnectionLimit)> AccessAsync(
+        NpgsqlConnection connection, string database, CancellationToken cancellationToken)
+    {
+        string owner;
+        int connectionLimit;
+        bool defaults;
+        await using (var command = new NpgsqlCommand("SELECT pg_get_userbyid(datdba), datconnlimit, datacl IS NULL FROM pg_database WHERE datname = @db", connection))
         {
-            grants = [];
-            await using var command = new NpgsqlCommand(
-                "SELECT CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_get_userbyid(a.grantee) END, a.privilege_type, a.is_grantable "
-                + "FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = current_database() ORDER BY 1, 2", connection);
+            command.Parameters.AddWithValue("db", database);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            (owner, connectionLimit, defaults) = (reader.GetString(0), reader.GetInt32(1), reader.GetBoolean(2));
+        }
+        if (defaults)
+        {
+            return (owner, null, connectionLimit);
+        }
+        var grants = new List<DatabaseGrant>();
+        await using (var command = new NpgsqlCommand(
+            "SELECT CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_get_userbyid(a.grantee) END, a.privilege_type, a.is_grantable "
+            + "FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = @db ORDER BY 1, 2", connection))
+        {
+            command.Parameters.AddWithValue("db", database);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
                 grants.Add(new DatabaseGrant(reader.GetString(0), reader.GetString(1), reader.GetBoolean(2)));
             }
         }
-        return settings with { Owners = true, Owner = owner, Grants = grants, Roles = roles };
+        return (owner, grants, connectionLimit);
     }
 
     public async Task<IReadOnlyList<string>> CreateDatabaseAsync(string database, DatabaseSettings? settings, CancellationToken cancellationToken)
@@ -537,29 +555,38 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         {
             statements.Add($"COMMENT ON DATABASE {QuoteIdentifier(database)} IS {Literal(comment)}");
         }
-        if (settings?.Owner is { } owner)
-        {
-            statements.Add($"ALTER DATABASE {QuoteIdentifier(database)} OWNER TO {Role(owner)}");
-        }
-        if (settings?.Grants is { } grants)
-        {
-            // The recorded privileges replace the defaults (PUBLIC may connect; the owner may do all).
-            statements.Add($"REVOKE ALL ON DATABASE {QuoteIdentifier(database)} FROM PUBLIC");
-            if (settings.Owner is { } databaseOwner)
-            {
-                statements.Add($"REVOKE ALL ON DATABASE {QuoteIdentifier(database)} FROM {Role(databaseOwner)}");
-            }
-            foreach (var (grantee, privilege, grantable) in grants)
-            {
-                if (privilege is not ("CONNECT" or "CREATE" or "TEMPORARY"))
-                {
-                    throw new OperationFailedException($"the backup's manifest names an invalid database privilege: '{DatabaseSettings.Shown(privilege)}'");
-                }
-                statements.Add($"GRANT {privilege} ON DATABASE {QuoteIdentifier(database)} TO "
-                    + (grantee == "public" ? "PUBLIC" : Role(grantee)) + (grantable ? " WITH GRANT OPTION" : ""));
-            }
-        }
+        statements.AddRange(AccessStatements(database, settings?.Owner, settings?.Grants));
         return statements;
+    }
+
+    /// <summary>
+    /// The database's owner, then its privileges in place of the defaults (PUBLIC may connect and
+    /// make temporary tables; the owner may do all); nothing for what is null.
+    /// </summary>
+    private static IEnumerable<string> AccessStatements(string database, string? owner, IReadOnlyList<DatabaseGrant>? grants)
+    {
+        if (owner is not null)
+        {
+            yield return $"ALTER DATABASE {QuoteIdentifier(database)} OWNER TO {Role(owner)}";
+        }
+        if (grants is null)
+        {
+            yield break;
+        }
+        yield return $"REVOKE ALL ON DATABASE {QuoteIdentifier(database)} FROM PUBLIC";
+        if (owner is not null)
+        {
+            yield return $"REVOKE ALL ON DATABASE {QuoteIdentifier(database)} FROM {Role(owner)}";
+        }
+        foreach (var (grantee, privilege, grantable) in grants)
+        {
+            if (privilege is not ("CONNECT" or "CREATE" or "TEMPORARY"))
+            {
+                throw new OperationFailedException($"the backup's manifest names an invalid database privilege: '{DatabaseSettings.Shown(privilege)}'");
+            }
+            yield return $"GRANT {privilege} ON DATABASE {QuoteIdentifier(database)} TO "
+                + (grantee == "public" ? "PUBLIC" : Role(grantee)) + (grantable ? " WITH GRANT OPTION" : "");
+        }
     }
 
     /// <summary>
@@ -943,6 +970,18 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             {
                 // One transaction: the target is the old database or the new one, never neither.
                 await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                if (exists && options.KeepTargetAccess)
+                {
+                    // The backup does not say who owns the database and who may connect to it: the
+                    // target's own stay (the defaults would let every role connect).
+                    var (owner, grants, connectionLimit) = await AccessAsync(connection, target, cancellationToken).ConfigureAwait(false);
+                    foreach (var statement in AccessStatements(staging, owner, grants))
+                    {
+                        await Execute(connection, statement, cancellationToken).ConfigureAwait(false);
+                    }
+                    await Execute(connection, FormattableString.Invariant($"ALTER DATABASE {QuoteIdentifier(staging)} CONNECTION LIMIT {connectionLimit}"),
+                        cancellationToken).ConfigureAwait(false);
+                }
                 if (exists)
                 {
                     await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(target)} RENAME TO {QuoteIdentifier(replaced)}", cancellationToken)
