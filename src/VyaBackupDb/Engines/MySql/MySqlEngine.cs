@@ -140,6 +140,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     private async Task<CatalogBeforeDump> ReadCatalogAsync(string database, bool mariaDb, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await RequireWholeSelectsAsync(connection, cancellationToken).ConfigureAwait(false);
         var engines = new Dictionary<string, string?>(StringComparer.Ordinal);
         var versioned = new HashSet<string>(StringComparer.Ordinal);
         var outside = new List<TableEngine>();
@@ -191,6 +192,22 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         return new CatalogBeforeDump(engines, versioned, transactionPrecise, outside,
             await CountObjectsAsync(connection, database, cancellationToken).ConfigureAwait(false),
             await ReadSettingsAsync(connection, database, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// The dump tool cannot set its sessions' sql_select_limit (no init command), so a server whose
+    /// sessions start with one had it write that many rows of each table, and leave out tables,
+    /// views and routines past that many, and the backup said OK.
+    /// </summary>
+    private static async Task RequireWholeSelectsAsync(MySqlConnection connection, CancellationToken cancellationToken)
+    {
+        var limit = Convert.ToUInt64(await Scalar(connection, "SELECT @@global.sql_select_limit", cancellationToken).ConfigureAwait(false),
+            CultureInfo.InvariantCulture);
+        if (limit != ulong.MaxValue)
+        {
+            throw new OperationFailedException($"the server's sessions start with sql_select_limit = {limit}: the dump tool would write at most "
+                + $"{limit} rows of each table and leave out tables, views and routines past {limit}; set it back with SET GLOBAL sql_select_limit = DEFAULT");
+        }
     }
 
     /// <summary>
@@ -735,6 +752,9 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         // statement the server refuses is not printed into the error, which may be a megabyte of rows and
         // goes to logs and notifications. loose-: a client too old to know the option goes on.
         content.Append("[mariadb-client]\nloose-skip-print-query-on-error\n");
+        // Read by the command-line clients (MariaDB's and MySQL's) that restores feed; the dump tools
+        // know no such option (see RequireWholeSelectsAsync).
+        content.Append("[mysql]\ninit-command=").Append(OptionValue(SessionDefaults)).Append('\n');
         return new SecretFile("client.cnf", content.ToString());
     }
 
@@ -745,6 +765,15 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     private static string OptionValue(string value) =>
         "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal)
             .Replace("\n", "\\n", StringComparison.Ordinal).Replace("\r", "\\r", StringComparison.Ordinal) + "\"";
+
+    /// <summary>
+    /// What every session of ours (the driver's and the client tools') sets first: a server whose
+    /// defaults say otherwise would have a restore's loads never committed (autocommit 0: rolled
+    /// back when the session closes, after the swap), a listing or a dump of every table cut to N
+    /// rows (sql_select_limit: mariadb-dump too), or long reads killed (MariaDB's max_statement_time).
+    /// </summary>
+    private const string SessionDefaults =
+        "SET SESSION autocommit = 1, sql_select_limit = 18446744073709551615 /*M!100108 , max_statement_time = 0 */";
 
     private async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken, bool allowUserVariables = false, bool loadLocalInfile = false)
     {
@@ -769,6 +798,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         try
         {
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            await Execute(connection, SessionDefaults, cancellationToken).ConfigureAwait(false);
             return connection;
         }
         catch (MySqlException e)

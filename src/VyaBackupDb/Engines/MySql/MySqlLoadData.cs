@@ -54,7 +54,10 @@ internal static class MySqlLoadData
             if (table is null)
             {
                 table = name;
-                var columns = tables[name];
+                if (!tables.TryGetValue(name, out var columns))
+                {
+                    throw Refused(entry, $"it names table '{name}', whose columns the staging database does not list");
+                }
                 // Without a column list the values are every inserted column's, in order.
                 names = listed.Count > 0 ? listed : [.. columns.Where(c => c.Inserted).Select(c => c.Name)];
                 kinds = [.. names.Select(n => columns.FirstOrDefault(c => c.Name == n)?.Kind ?? ColumnKind.Text)];

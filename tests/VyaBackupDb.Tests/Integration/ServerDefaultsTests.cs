@@ -1,0 +1,137 @@
+using System.Globalization;
+using MySqlConnector;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// A server whose defaults are not the usual ones: its sessions start with them, ours too unless
+/// we set what we rely on. The second MariaDB server's defaults are changed for the test (alone,
+/// in the runbook's collection, under the second servers' lock) and put back after.
+/// </summary>
+[Trait("Category", "Integration")]
+[Collection(nameof(RunbookTests))]
+public sealed class ServerDefaultsTests : IAsyncLifetime
+{
+    private readonly Scratch _scratch = new();
+
+    public Task InitializeAsync() => _scratch.InitializeAsync();
+
+    public Task DisposeAsync() => _scratch.DisposeAsync();
+
+    /// <summary>
+    /// autocommit 0 (a tester: a parallel restore's loads were never committed, so the restored
+    /// tables were empty after the swap, the old rows gone, exit 0) and sql_select_limit 2
+    /// (listings cut: a database or a table missing; mariadb-dump wrote 2 rows of each table and
+    /// left tables out, and the backup said OK).
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_backups_and_restores_are_whole_on_a_server_defaulting_to_no_autocommit_and_a_select_limit()
+    {
+        await TestServers.RequireSecondMySqlAsync();
+        using var second = await SecondServers.LockAsync();
+        var (source, other, target) = (_scratch.MySqlName(), _scratch.MySqlName(), _scratch.MySqlName());
+        var dir = _scratch.TempDir("server-defaults");
+        var backups = Path.Combine(dir, "backups");
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, string.Create(CultureInfo.InvariantCulture, $"""
+            backup_dir: {backups}
+            instances:
+              - id: 1
+                dbms: mysql
+                host: '{TestServers.MySqlHost}'
+                port: {TestServers.MySql2Port}
+                user: '{TestServers.MySqlUser}'
+                password: '{TestServers.MySqlPassword}'
+                include: ['{source}', '{other}']
+              - id: 2
+                dbms: mysql
+                host: '{TestServers.MySqlHost}'
+                port: {TestServers.MySql2Port}
+                user: '{TestServers.MySqlUser}'
+                password: '{TestServers.MySqlPassword}'
+                include: ['{source}']
+                engine: parallel
+                jobs: 2
+
+            """));
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        try
+        {
+            await ExecAsync(null, $"CREATE DATABASE `{source}`", $"CREATE DATABASE `{other}`", $"CREATE DATABASE `{target}`");
+            foreach (var table in new[] { "a", "b", "c" })
+            {
+                await ExecAsync(source, $"CREATE TABLE {table} (id int PRIMARY KEY)", $"INSERT INTO {table} VALUES (1), (2), (3)");
+            }
+            await ExecAsync(other, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1), (2), (3)");
+            await ExecAsync(target, "CREATE TABLE old (id int PRIMARY KEY)", "INSERT INTO old VALUES (1)");
+            try
+            {
+                await ExecAsync(null, "SET GLOBAL autocommit = 0");
+                foreach (var instance in new[] { "1", "2" })
+                {
+                    var backup = await Run.CliAsync("--config", config, "backup", "--instance", instance);
+                    Assert.True(backup.ExitCode == 0, backup.ToString());
+                    await RestoreAsync(instance);
+                }
+                // The dump tool cannot set its own limit: backups are refused, naming it; restores set theirs.
+                await ExecAsync(null, "SET GLOBAL sql_select_limit = 2");
+                var limited = await Run.CliAsync("--config", config, "backup", "--instance", "2");
+                Assert.True(limited.ExitCode == 3, limited.ToString()); // the database failed, the server's accounts (no dump tool) did not
+                Assert.Contains("sql_select_limit = 2", limited.Stdout, StringComparison.Ordinal);
+                foreach (var instance in new[] { "1", "2" })
+                {
+                    await RestoreAsync(instance);
+                }
+            }
+            finally
+            {
+                await ExecAsync(null, "SET GLOBAL autocommit = 1", "SET GLOBAL sql_select_limit = DEFAULT");
+            }
+            Assert.Single(Ops.DataFilesUnder(Path.Combine(backups, "mysql-1")), f => f.Contains($"_mysql_{other}.", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await ExecAsync(null, $"DROP DATABASE IF EXISTS `{source}`", $"DROP DATABASE IF EXISTS `{other}`", $"DROP DATABASE IF EXISTS `{target}`");
+        }
+
+        async Task RestoreAsync(string instance)
+        {
+            var file = Assert.Single(Ops.DataFilesUnder(Path.Combine(backups, $"mysql-{instance}")), f => f.Contains($"_mysql_{source}.", StringComparison.Ordinal));
+            var restore = await Run.CliAsync("--config", config, "restore", "--file", file, "--instance", instance, "--target", target, "--force");
+            Assert.True(restore.ExitCode == 0, restore.ToString());
+            await CountsAsync(instance);
+        }
+
+        async Task CountsAsync(string instance)
+        {
+            foreach (var table in new[] { "a", "b", "c" })
+            {
+                // A fresh session (the server's defaults meanwhile): only committed rows, counted in one row.
+                Assert.True(3L == Convert.ToInt64(await ScalarAsync(target, $"SELECT count(*) FROM {table}"), CultureInfo.InvariantCulture),
+                    $"instance {instance}: table {table} of the restored database does not hold the backup's 3 rows");
+            }
+        }
+    }
+
+    private static async Task ExecAsync(string? database, params string[] statements)
+    {
+        await using var connection = new MySqlConnection(TestServers.MySqlConnectionString(database, TestServers.MySql2Port));
+        await connection.OpenAsync();
+        foreach (var statement in statements)
+        {
+            await using var command = new MySqlCommand(statement, connection);
+            await command.ExecuteNonQueryAsync();
+        }
+    }
+
+    private static async Task<object?> ScalarAsync(string database, string sql)
+    {
+        await using var connection = new MySqlConnection(TestServers.MySqlConnectionString(database, TestServers.MySql2Port));
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand(sql, connection);
+        return await command.ExecuteScalarAsync();
+    }
+}
