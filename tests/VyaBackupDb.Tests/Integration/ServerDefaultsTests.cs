@@ -32,32 +32,7 @@ public sealed class ServerDefaultsTests : IAsyncLifetime
         var (source, other, target) = (_scratch.MySqlName(), _scratch.MySqlName(), _scratch.MySqlName());
         var dir = _scratch.TempDir("server-defaults");
         var backups = Path.Combine(dir, "backups");
-        var config = Path.Combine(dir, "config.yaml");
-        await File.WriteAllTextAsync(config, string.Create(CultureInfo.InvariantCulture, $"""
-            backup_dir: {backups}
-            instances:
-              - id: 1
-                dbms: mysql
-                host: '{TestServers.MySqlHost}'
-                port: {TestServers.MySql2Port}
-                user: '{TestServers.MySqlUser}'
-                password: '{TestServers.MySqlPassword}'
-                include: ['{source}', '{other}']
-              - id: 2
-                dbms: mysql
-                host: '{TestServers.MySqlHost}'
-                port: {TestServers.MySql2Port}
-                user: '{TestServers.MySqlUser}'
-                password: '{TestServers.MySqlPassword}'
-                include: ['{source}']
-                engine: parallel
-                jobs: 2
-
-            """));
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
+        var config = await ConfigAsync(dir, source, other);
         try
         {
             await ExecAsync(null, $"CREATE DATABASE `{source}`", $"CREATE DATABASE `{other}`", $"CREATE DATABASE `{target}`");
@@ -114,6 +89,87 @@ public sealed class ServerDefaultsTests : IAsyncLifetime
                     $"instance {instance}: table {table} of the restored database does not hold the backup's 3 rows");
             }
         }
+    }
+
+    /// <summary>
+    /// A target server whose max_allowed_packet is below a row of the backup closes the load's
+    /// session: the driver said "Failed to read the result set", the client "Server has gone away"
+    /// (a tester); the message now names the setting and its value.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_a_restore_onto_a_server_whose_max_allowed_packet_is_below_a_row_names_it()
+    {
+        await TestServers.RequireSecondMySqlAsync();
+        using var second = await SecondServers.LockAsync();
+        var (source, target) = (_scratch.MySqlName(), _scratch.MySqlName());
+        var dir = _scratch.TempDir("server-defaults");
+        var config = await ConfigAsync(dir, source);
+        try
+        {
+            await ExecAsync(null, $"CREATE DATABASE `{source}`");
+            await ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, b longblob)", "INSERT INTO t VALUES (1, REPEAT('x', 3000000)), (2, 'small')");
+            var failures = new List<ProcessResult>();
+            foreach (var instance in new[] { "1", "2" })
+            {
+                var backup = await Run.CliAsync("--config", config, "backup", "--instance", instance, "--database", source);
+                Assert.True(backup.ExitCode == 0, backup.ToString());
+            }
+            try
+            {
+                await ExecAsync(null, "SET GLOBAL max_allowed_packet = 1048576");
+                foreach (var instance in new[] { "1", "2" })
+                {
+                    var file = Assert.Single(Ops.DataFilesUnder(Path.Combine(dir, "backups", $"mysql-{instance}")));
+                    failures.Add(await Run.CliAsync("--config", config, "restore", "--file", file, "--instance", instance, "--target", target));
+                }
+            }
+            finally
+            {
+                await ExecAsync(null, "SET GLOBAL max_allowed_packet = DEFAULT");
+            }
+            Assert.All(failures, run =>
+            {
+                Assert.True(run.ExitCode == 1, run.ToString());
+                Assert.Contains("over its max_allowed_packet, 1048576 bytes here", run.Stderr, StringComparison.Ordinal);
+            });
+        }
+        finally
+        {
+            await ExecAsync(null, $"DROP DATABASE IF EXISTS `{source}`", $"DROP DATABASE IF EXISTS `{target}`");
+        }
+    }
+
+    /// <summary>Instance 1 (engine: dump) and 2 (engine: parallel) on the second MariaDB server, backing up <paramref name="databases"/>.</summary>
+    private static async Task<string> ConfigAsync(string dir, params string[] databases)
+    {
+        var config = Path.Combine(dir, "config.yaml");
+        var include = string.Join(", ", databases.Select(d => $"'{d}'"));
+        await File.WriteAllTextAsync(config, string.Create(CultureInfo.InvariantCulture, $"""
+            backup_dir: {Path.Combine(dir, "backups")}
+            instances:
+              - id: 1
+                dbms: mysql
+                host: '{TestServers.MySqlHost}'
+                port: {TestServers.MySql2Port}
+                user: '{TestServers.MySqlUser}'
+                password: '{TestServers.MySqlPassword}'
+                include: [{include}]
+              - id: 2
+                dbms: mysql
+                host: '{TestServers.MySqlHost}'
+                port: {TestServers.MySql2Port}
+                user: '{TestServers.MySqlUser}'
+                password: '{TestServers.MySqlPassword}'
+                include: [{include}]
+                engine: parallel
+                jobs: 2
+
+            """));
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        return config;
     }
 
     private static async Task ExecAsync(string? database, params string[] statements)

@@ -604,6 +604,26 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         await Execute(connection, $"DROP DATABASE IF EXISTS {QuoteIdentifier(database)}", cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Why a load's session was closed by the server, most often: a row or statement over its
+    /// max_allowed_packet (the driver and the client only say the connection was lost).
+    /// </summary>
+    internal async Task<string> PacketHintAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            var limit = Convert.ToInt64(await Scalar(connection, "SELECT @@global.max_allowed_packet", cancellationToken).ConfigureAwait(false),
+                CultureInfo.InvariantCulture);
+            return $" (the server closed the session, as it does when sent a row or statement over its max_allowed_packet, {limit} bytes here: "
+                + "raise it above the backup's largest row)";
+        }
+        catch (OperationFailedException)
+        {
+            return "";
+        }
+    }
+
     public Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken) =>
         RestoreThroughClientAsync(database, input, options, rowsFollow: false, cancellationToken);
 
@@ -635,6 +655,11 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             throw new OperationFailedException(
                 $"{e.Message}; a view, trigger, routine or event keeps the DEFINER it was dumped with, which only an account with "
                 + "SUPER or SET USER may create: restore with --definer strip (or definer: strip) to make the restoring account its definer", e);
+        }
+        catch (OperationFailedException e) when (e.Message.Contains("ERROR 2006", StringComparison.Ordinal)
+            || e.Message.Contains("ERROR 2013", StringComparison.Ordinal) || e.Message.Contains("ERROR 1153", StringComparison.Ordinal))
+        {
+            throw new OperationFailedException(e.Message + await PacketHintAsync(cancellationToken).ConfigureAwait(false), e);
         }
         // The filter's other qualifiers include table names and aliases (t.c): only databases count.
         var databases = (await ProbeAsync(cancellationToken).ConfigureAwait(false)).Databases;

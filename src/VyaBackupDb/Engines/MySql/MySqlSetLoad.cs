@@ -200,9 +200,10 @@ public sealed partial class MySqlEngine
         IReadOnlyDictionary<string, IReadOnlyList<MySqlLoadData.Column>> columns,
         System.Collections.Concurrent.ConcurrentDictionary<TableKey, long> loaded, TableCompletion? early, CancellationTokenSource failed)
     {
+        MySqlConnection? connection = null;
         try
         {
-            await using var connection = await OpenAsync(failed.Token, loadLocalInfile: true).ConfigureAwait(false);
+            await using var open = connection = await OpenAsync(failed.Token, loadLocalInfile: true).ConfigureAwait(false);
             await connection.ChangeDatabaseAsync(database, failed.Token).ConfigureAwait(false);
             // What each chunk's header sets, for the whole session.
             await Execute(connection, $"SET SESSION {LoaderSettings}, sql_mode = 'NO_AUTO_VALUE_ON_ZERO', time_zone = '+00:00'",
@@ -255,7 +256,8 @@ public sealed partial class MySqlEngine
             await failed.CancelAsync().ConfigureAwait(false);
             if (e is MySqlException)
             {
-                throw new OperationFailedException($"loading the data into {database}: {e.Message}", e);
+                var hint = connection?.State == System.Data.ConnectionState.Open ? "" : await PacketHintAsync(CancellationToken.None).ConfigureAwait(false);
+                throw new OperationFailedException($"loading the data into {database}: {e.Message}{hint}", e);
             }
             throw;
         }
