@@ -200,10 +200,9 @@ public sealed partial class MySqlEngine
         IReadOnlyDictionary<string, IReadOnlyList<MySqlLoadData.Column>> columns,
         System.Collections.Concurrent.ConcurrentDictionary<TableKey, long> loaded, TableCompletion? early, CancellationTokenSource failed)
     {
-        MySqlConnection? connection = null;
         try
         {
-            await using var open = connection = await OpenAsync(failed.Token, loadLocalInfile: true).ConfigureAwait(false);
+            await using var connection = await OpenAsync(failed.Token, loadLocalInfile: true).ConfigureAwait(false);
             await connection.ChangeDatabaseAsync(database, failed.Token).ConfigureAwait(false);
             // What each chunk's header sets, for the whole session.
             await Execute(connection, $"SET SESSION {LoaderSettings}, sql_mode = 'NO_AUTO_VALUE_ON_ZERO', time_zone = '+00:00'",
@@ -254,9 +253,12 @@ public sealed partial class MySqlEngine
         catch (Exception e) when (e is not OperationCanceledException || !failed.IsCancellationRequested)
         {
             await failed.CancelAsync().ConfigureAwait(false);
-            if (e is MySqlException)
+            if (e is MySqlException error)
             {
-                var hint = connection?.State == System.Data.ConnectionState.Open ? "" : await PacketHintAsync(CancellationToken.None).ConfigureAwait(false);
+                // No server error code: the session was lost, not a statement refused.
+                var hint = error.ErrorCode is MySqlErrorCode.None or MySqlErrorCode.UnableToConnectToHost or MySqlErrorCode.PacketTooLarge
+                    ? await PacketHintAsync(CancellationToken.None).ConfigureAwait(false)
+                    : "";
                 throw new OperationFailedException($"loading the data into {database}: {e.Message}{hint}", e);
             }
             throw;
