@@ -445,6 +445,35 @@ public sealed class BackupInventoryTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A database whose statements time out quickly for its applications (ALTER DATABASE ... SET
+    /// statement_timeout, given to the staging database before the load): its restore failed
+    /// "canceling statement due to statement timeout", both engines; the tool's sessions turn the
+    /// timeouts off, as pg_dump's scripts do, and the database keeps its setting.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(PgEngines.Dump)]
+    [InlineData(PgEngines.Parallel4)]
+    public async Task A_Postgres_database_whose_statements_time_out_for_its_applications_is_backed_up_and_restored(string engine)
+    {
+        var instance = PgEngines.Instance(engine);
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g",
+            "ALTER TABLE t ADD PRIMARY KEY (id)");
+        await PgTestDb.ExecAsync("postgres", $"ALTER DATABASE {PgTestDb.Quote(source)} SET statement_timeout = '1ms'",
+            $"ALTER DATABASE {PgTestDb.Quote(source)} SET lock_timeout = '1ms'");
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+
+        var target = _scratch.PostgresName();
+        var result = await Ops.RestoreAsync(instance, file, target);
+
+        Assert.True(result?.Comparison?.Matches);
+        Assert.Equal(["statement_timeout=1ms | lock_timeout=1ms"], await PgRowsAsync(
+            "SELECT array_to_string(s.setconfig, ' | ') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+            + "WHERE d.datname = $1 AND s.setrole = 0", target));
+    }
+
+    /// <summary>
     /// A LATIN1 database's settings and comment with letters beyond ASCII, set as its own sessions
     /// set them, come back as its sessions read them: the restore applies them from a session on
     /// the new database (from one on the UTF-8 maintenance database, search_path = "schéma" came

@@ -1143,11 +1143,13 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     };
 
     /// <summary>
-    /// Given at login, over the database's settings: a backup of a database set read-only by default
-    /// (default_transaction_read_only, restored with it before the load) still loads, as pg_dumpall's
-    /// scripts turn it off.
+    /// Given at login, over the server's, the database's and the role's settings (the manifest's are
+    /// given to the staging database before the load): a database set read-only by default still
+    /// loads, as pg_dumpall's scripts turn it off, and one whose statements time out after 30 s for
+    /// its applications still loads and is checked, as pg_dump's scripts turn the timeouts off.
     /// </summary>
-    private const string LoadSessionOptions = "-c default_transaction_read_only=off";
+    private const string LoadSessionOptions =
+        "-c default_transaction_read_only=off -c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0";
 
     /// <param name="bufferBytes">Socket buffers of a connection that moves table data (COPY), else the driver's default.</param>
     private async Task<NpgsqlConnection> OpenAsync(string database, CancellationToken cancellationToken, string? applicationName = null, int? bufferBytes = null)
