@@ -414,7 +414,10 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         {
             command.Parameters.AddWithValue("db", database);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                throw new OperationFailedException($"the database '{database}' no longer exists");
+            }
             (owner, connectionLimit, defaults) = (reader.GetString(0), reader.GetInt32(1), reader.GetBoolean(2));
         }
         if (defaults)
