@@ -200,17 +200,23 @@ public static class Globals
                 return false;
             }
         }
+        // Each statement on its own: one that fails (a grant on a table dropped since) does not keep the others from running.
         async Task UndoAsync(string key, bool existed, GlobalsPlan plan)
         {
-            try
+            var undone = new List<string>();
+            foreach (var statement in plan.Undo)
             {
-                await engine.ExecuteAsync(plan.Undo, cancellationToken).ConfigureAwait(false);
-                failed[key] += existed ? " (it is left as it was)" : " (it was removed again)";
+                try
+                {
+                    await engine.ExecuteAsync([statement], cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationFailedException e)
+                {
+                    undone.Add($"{statement} ({e.Message})");
+                }
             }
-            catch (OperationFailedException e)
-            {
-                failed[key] += $"; putting it back as it was failed: {e.Message}";
-            }
+            failed[key] += undone.Count == 0 ? existed ? " (it is left as it was)" : " (it was removed again)"
+                : $"; putting it back as it was, these failed: {string.Join("; ", undone)}";
         }
         async Task KeepAsync(string key, GlobalsPlan plan)
         {

@@ -314,11 +314,20 @@ public sealed partial class MySqlEngine : IGlobalsEngine
     {
         if (IsRole(account))
         {
-            var revoke = $"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account.Key}";
-            return exists
-                ? new([], [revoke], account.Grants, [], [revoke, .. await GrantsNowAsync(account, cancellationToken).ConfigureAwait(false)])
+            if (!exists)
+            {
                 // MariaDB's CREATE ROLE grants the role to its creator, which the restore needs to grant it on: taken back at the end.
-                : new([], account.Create, account.Grants, [$"REVOKE {account.Key} FROM CURRENT_USER"], [$"DROP ROLE {account.Key}"]);
+                return new([], account.Create, account.Grants, [$"REVOKE {account.Key} FROM CURRENT_USER"], [$"DROP ROLE {account.Key}"]);
+            }
+            // The roles it holds are revoked first: MariaDB's REVOKE ALL fails for a role holding
+            // a role that has a table grant. The recorded ones are granted first, so that a failure
+            // after them knows what to take back.
+            var now = await GrantsNowAsync(account, cancellationToken).ConfigureAwait(false);
+            var recorded = account.Grants.Where(g => HeldRole(g) is not null).ToList();
+            List<string> RevokeAll(IEnumerable<string> memberships) =>
+                [.. memberships.Select(g => $"REVOKE {HeldRole(g)} FROM {account.Key}"), $"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account.Key}"];
+            return new([], RevokeAll(now.Where(g => HeldRole(g) is not null)), [.. recorded, .. account.Grants.Except(recorded)], [],
+                [.. RevokeAll(recorded), .. now]);
         }
         if (!exists)
         {
@@ -338,6 +347,13 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         var block = await AccountBlockAsync(connection, account.Key, account.Create[0], canLock: false, cancellationToken).ConfigureAwait(false);
         return ParseGlobals(block, _ => { })[0].Grants;
+    }
+
+    /// <summary>The role a grant gives (GRANT `role` TO ...), quoted; null for a grant of privileges.</summary>
+    private static string? HeldRole(string grant)
+    {
+        var tokens = GlobalsSql.Tokens(grant, '`');
+        return tokens.Count > 3 && tokens[0].Is("GRANT") && tokens[1].IsName && tokens[2].Is("TO") ? Quote(tokens[1].Text) : null;
     }
 
     private const string AsidePrefix = "vya_old_";
