@@ -99,12 +99,27 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             return null;
         }
 
+        // The steps before the load change nothing the operator has: their failures say so.
+        async Task<T> BeforeLoadAsync<T>(Task<T> step)
+        {
+            try
+            {
+                return await step.ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationFailedException or DbException)
+            {
+                throw new OperationFailedException($"restore of {location.FileName} into '{plan.Target}' failed: "
+                    + (e is DbException ? "server error: " : "") + e.Message
+                    + (plan.TargetState.Exists ? $"; '{plan.Target}' was not changed" : $"; '{plan.Target}' was not created"), e);
+            }
+        }
+
         // One restore per target at a time; the lock is the server's, so a killed run releases it.
-        await using var targetLock = await engine.LockRestoreAsync(plan.Target, cancellationToken).ConfigureAwait(false);
-        var replaced = await HandleLeftoversAsync(engine, plan.Target, cancellationToken).ConfigureAwait(false);
+        await using var targetLock = await BeforeLoadAsync(engine.LockRestoreAsync(plan.Target, cancellationToken)).ConfigureAwait(false);
+        var replaced = await BeforeLoadAsync(HandleLeftoversAsync(engine, plan.Target, cancellationToken)).ConfigureAwait(false);
         if (plan.TargetState.Exists)
         {
-            var sessions = await engine.CountBlockingSessionsAsync(plan.Target, cancellationToken).ConfigureAwait(false);
+            var sessions = await BeforeLoadAsync(engine.CountBlockingSessionsAsync(plan.Target, cancellationToken)).ConfigureAwait(false);
             if (!request.TerminateConnections && sessions.Count > 0)
             {
                 throw new UsageException(
@@ -122,7 +137,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         // The backup goes into a staging database beside the target; the target is replaced only
         // once the staging database is complete and checked.
         var staging = RestoreStaging.StagingName(plan.Target);
-        foreach (var warning in await engine.CreateDatabaseAsync(staging, plan.Manifest?.Settings, cancellationToken).ConfigureAwait(false))
+        foreach (var warning in await BeforeLoadAsync(engine.CreateDatabaseAsync(staging, plan.Manifest?.Settings, cancellationToken)).ConfigureAwait(false))
         {
             observer.Warning(warning);
         }

@@ -630,6 +630,39 @@ public sealed class BackupInventoryTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A server error in the steps before the load (here the restoring role's temp_file_limit, met by
+    /// reading pg_settings) said only "53400: temporary file size exceeds ..." (a tester): it now
+    /// says which restore failed and that the target was not created.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_server_error_before_the_load_names_the_restore_and_the_targets_state()
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        var creator = "vt_creator_" + Guid.NewGuid().ToString("N")[..8];
+        var target = _scratch.PostgresName();
+        await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {creator} LOGIN CREATEDB PASSWORD 'vt-creator-pw'",
+            $"ALTER ROLE {creator} SET temp_file_limit = '64kB'", $"ALTER ROLE {creator} SET work_mem = '64kB'");
+        try
+        {
+            await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY)");
+            var file = await Ops.BackupOkAsync(TestServers.Postgres(), source, Compression.Zstd, _scratch.TempDir("backups"));
+            var account = TestServers.Postgres() with { User = creator, Password = PasswordSource.Literal("vt-creator-pw") };
+
+            var error = await Assert.ThrowsAsync<OperationFailedException>(() => Ops.RestoreAsync(account, file, target));
+
+            Assert.StartsWith($"restore of {Path.GetFileName(file)} into '{target}' failed: server error: 53400: ", error.Message, StringComparison.Ordinal);
+            Assert.EndsWith($"; '{target}' was not created", error.Message, StringComparison.Ordinal);
+            Assert.Empty(await PgRowsAsync("SELECT 1 FROM pg_database WHERE datname = $1", target));
+        }
+        finally
+        {
+            await PgTestDb.DropIfExistsAsync(target);
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {creator}");
+        }
+    }
+
     [SkippableTheory]
     [InlineData(Dbms.MySql, "collation", "latin1_swedish_ci COLLATE utf8mb4_bin", "invalid collation")]
     [InlineData(Dbms.MySql, "character_set", "klingon", "character set 'klingon' is not known")]
