@@ -227,7 +227,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 await ExecuteAsync($"ALTER EVENT {Q(target)}.{Q(name)} ENABLE", CancellationToken.None).ConfigureAwait(false);
             }
         }
-        catch (OperationFailedException e)
+        catch (Exception e) when (e is OperationFailedException or MySqlException)
         {
             throw new OperationFailedException(
                 $"the restored tables are in '{target}' but {step}: {e.Message}"
