@@ -823,7 +823,10 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         try
         {
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            await Execute(connection, SessionDefaults, cancellationToken).ConfigureAwait(false);
+            await using (var command = new MySqlCommand(SessionDefaults, connection))
+            {
+                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
             return connection;
         }
         catch (MySqlException e)
@@ -831,6 +834,11 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             await connection.DisposeAsync().ConfigureAwait(false);
             throw new OperationFailedException(
                 $"cannot connect to {Instance.Name} ({Instance.Host}:{Instance.Port}) as {Instance.User}: {e.Message}", e);
+        }
+        catch (OperationCanceledException)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
         }
     }
 
