@@ -139,6 +139,66 @@ public sealed class ServerDefaultsTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A testers' round on the source server's defaults: init_connect (run for accounts without
+    /// SUPER) setting sql_select_limit had mariadb-dump write 2 rows and 2 columns of a table, the
+    /// backup and verify saying OK; ANSI_QUOTES in the server's sql_mode had SHOW GRANTS name
+    /// everything in double quotes, and every backup failed saying the account lacked SELECT.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_backups_see_init_connect_and_read_grants_under_ANSI_QUOTES()
+    {
+        await TestServers.RequireSecondMySqlAsync();
+        using var second = await SecondServers.LockAsync();
+        var (source, account) = (_scratch.MySqlName(), _scratch.MySqlName("vt_bk_"));
+        var dir = _scratch.TempDir("server-defaults");
+        var config = await ConfigAsync(dir, source);
+        await File.AppendAllTextAsync(config, string.Create(CultureInfo.InvariantCulture, $"""
+              - id: 3
+                dbms: mysql
+                host: '{TestServers.MySqlHost}'
+                port: {TestServers.MySql2Port}
+                user: '{account}'
+                password: 'vt-bk-pw'
+
+            """));
+        var sqlMode = (string)(await ScalarAsync("mysql", "SELECT @@global.sql_mode"))!;
+        try
+        {
+            await ExecAsync(null, $"CREATE DATABASE `{source}`", $"CREATE USER '{account}'@'%' IDENTIFIED BY 'vt-bk-pw'",
+                $"GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON `{source}`.* TO '{account}'@'%'", $"GRANT SELECT ON mysql.proc TO '{account}'@'%'");
+            await ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, a int, b int, c int)", "INSERT INTO t VALUES (1, 1, 1, 1), (2, 2, 2, 2), (3, 3, 3, 3)");
+            ProcessResult limited, quoted, globals;
+            try
+            {
+                await ExecAsync(null, "SET GLOBAL init_connect = 'SET sql_select_limit = 2'");
+                limited = await Run.CliAsync("--config", config, "backup", "--instance", "3", "--database", source);
+                await ExecAsync(null, "SET GLOBAL init_connect = ''", $"SET GLOBAL sql_mode = CONCAT(@@global.sql_mode, ',ANSI_QUOTES')");
+                quoted = await Run.CliAsync("--config", config, "backup", "--instance", "3", "--database", source);
+                globals = await Run.CliAsync("--config", config, "backup", "--instance", "1", "--database", "_globals");
+            }
+            finally
+            {
+                await ExecAsync(null, "SET GLOBAL init_connect = ''", $"SET GLOBAL sql_mode = '{sqlMode}'");
+            }
+            Assert.True(limited.ExitCode == 1, limited.ToString());
+            Assert.Contains("sql_select_limit = 2", limited.Stdout, StringComparison.Ordinal);
+            Assert.True(quoted.ExitCode == 0, quoted.ToString());
+            Assert.True(globals.ExitCode == 0, globals.ToString());
+            var file = Path.Combine(dir, "backups", "mysql-3", Assert.Single(Ops.DataFilesUnder(Path.Combine(dir, "backups", "mysql-3"))));
+            var restore = await Run.CliAsync("--config", config, "restore", "--file", file, "--instance", "1", "--target", _scratch.MySqlName());
+            Assert.True(restore.ExitCode == 0, restore.ToString());
+            var dryRun = await Run.CliAsync("--config", config, "restore", "--globals", "--dry-run", "--file",
+                Assert.Single(Ops.DataFilesUnder(Path.Combine(dir, "backups", "mysql-1"))), "--instance", "1");
+            Assert.True(dryRun.ExitCode == 0, dryRun.ToString());
+            Assert.Contains($"`{account}`@`%`", dryRun.Stdout + dryRun.Stderr, StringComparison.Ordinal); // read back, in backquotes
+        }
+        finally
+        {
+            await ExecAsync(null, $"DROP DATABASE IF EXISTS `{source}`", $"DROP USER IF EXISTS '{account}'@'%'");
+        }
+    }
+
     /// <summary>Instance 1 (engine: dump) and 2 (engine: parallel) on the second MariaDB server, backing up <paramref name="databases"/>.</summary>
     private static async Task<string> ConfigAsync(string dir, params string[] databases)
     {

@@ -24,7 +24,8 @@ internal sealed partial class MariaDbGrants
     public static async Task<MariaDbGrants> ReadAsync(MySqlConnection connection, CancellationToken cancellationToken)
     {
         var grants = new List<Grant>();
-        await using var command = new MySqlCommand("SHOW GRANTS", connection);
+        // Under ANSI_QUOTES (or ORACLE) in the server's sql_mode the names come in double quotes.
+        await using var command = new MySqlCommand("SET STATEMENT sql_mode = '' FOR SHOW GRANTS", connection);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {

@@ -139,8 +139,8 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
 
     private async Task<CatalogBeforeDump> ReadCatalogAsync(string database, bool mariaDb, CancellationToken cancellationToken)
     {
+        await RequireWholeSelectsAsync(cancellationToken).ConfigureAwait(false);
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await RequireWholeSelectsAsync(connection, cancellationToken).ConfigureAwait(false);
         var engines = new Dictionary<string, string?>(StringComparer.Ordinal);
         var versioned = new HashSet<string>(StringComparer.Ordinal);
         var outside = new List<TableEngine>();
@@ -196,17 +196,20 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
 
     /// <summary>
     /// The dump tool cannot set its sessions' sql_select_limit (no init command), so a server whose
-    /// sessions start with one had it write that many rows of each table, and leave out tables,
-    /// views and routines past that many, and the backup said OK.
+    /// sessions start with one (its global default, or init_connect for accounts without SUPER) had
+    /// it write that many rows (and columns) of each table, and leave out tables, views and routines
+    /// past that many, and the backup said OK. Read from a session as the dump tool's starts.
     /// </summary>
-    private static async Task RequireWholeSelectsAsync(MySqlConnection connection, CancellationToken cancellationToken)
+    private async Task RequireWholeSelectsAsync(CancellationToken cancellationToken)
     {
-        var limit = Convert.ToUInt64(await Scalar(connection, "SELECT @@global.sql_select_limit", cancellationToken).ConfigureAwait(false),
+        await using var connection = await OpenAsync(cancellationToken, sessionDefaults: false).ConfigureAwait(false);
+        var limit = Convert.ToUInt64(await Scalar(connection, "SELECT @@session.sql_select_limit", cancellationToken).ConfigureAwait(false),
             CultureInfo.InvariantCulture);
         if (limit != ulong.MaxValue)
         {
-            throw new OperationFailedException($"the server's sessions start with sql_select_limit = {limit}: the dump tool would write at most "
-                + $"{limit} rows of each table and leave out tables, views and routines past {limit}; set it back with SET GLOBAL sql_select_limit = DEFAULT");
+            throw new OperationFailedException($"the server's sessions start with sql_select_limit = {limit} (its global default, or init_connect): "
+                + $"the dump tool would write at most {limit} rows of each table and leave out tables, views and routines past {limit}; "
+                + "set it back with SET GLOBAL sql_select_limit = DEFAULT, or out of init_connect");
         }
     }
 
@@ -800,7 +803,9 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     private const string SessionDefaults =
         "SET SESSION autocommit = 1, sql_select_limit = 18446744073709551615 /*M!100108 , max_statement_time = 0 */";
 
-    private async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken, bool allowUserVariables = false, bool loadLocalInfile = false)
+    /// <param name="sessionDefaults">Set <see cref="SessionDefaults"/> (every session of ours but the one that reads what the server's give).</param>
+    private async Task<MySqlConnection> OpenAsync(
+        CancellationToken cancellationToken, bool allowUserVariables = false, bool loadLocalInfile = false, bool sessionDefaults = true)
     {
         var builder = new MySqlConnectionStringBuilder
         {
@@ -823,8 +828,9 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         try
         {
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using (var command = new MySqlCommand(SessionDefaults, connection))
+            if (sessionDefaults)
             {
+                await using var command = new MySqlCommand(SessionDefaults, connection);
                 await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
             return connection;

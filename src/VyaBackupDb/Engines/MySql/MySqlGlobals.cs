@@ -14,7 +14,7 @@ public sealed partial class MySqlEngine : IGlobalsEngine
 
     public async Task<DumpDetails> DumpGlobalsAsync(Stream output, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken, allowUserVariables: true).ConfigureAwait(false);
+        await using var connection = await OpenGrantsReaderAsync(cancellationToken).ConfigureAwait(false);
         var version = (string?)await Scalar(connection, "SELECT VERSION()", cancellationToken).ConfigureAwait(false) ?? "";
         var mariaDb = version.Contains("MariaDB", StringComparison.OrdinalIgnoreCase);
         // ACCOUNT LOCK came with MariaDB 10.4.2 and MySQL 5.7.6.
@@ -46,6 +46,25 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         text.Append(CompletionTrailer).Append('\n');
         await output.WriteAsync(Encoding.UTF8.GetBytes(text.ToString()), cancellationToken).ConfigureAwait(false);
         return Globals.Details("SHOW GRANTS", version);
+    }
+
+    /// <summary>
+    /// A session for SHOW CREATE USER and SHOW GRANTS, whose names come in backquotes as the globals
+    /// file has them (under ANSI_QUOTES or ORACLE in the server's sql_mode they came in double quotes).
+    /// </summary>
+    private async Task<MySqlConnection> OpenGrantsReaderAsync(CancellationToken cancellationToken)
+    {
+        var connection = await OpenAsync(cancellationToken, allowUserVariables: true).ConfigureAwait(false);
+        try
+        {
+            await Execute(connection, "SET SESSION sql_mode = ''", cancellationToken).ConfigureAwait(false);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
     /// <summary>One account's "-- account:" block: how to create it (<paramref name="createRole"/> for a role), then its grants.</summary>
@@ -344,7 +363,7 @@ public sealed partial class MySqlEngine : IGlobalsEngine
     /// </summary>
     private async Task<List<string>> GrantsNowAsync(GlobalsAccount account, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var connection = await OpenGrantsReaderAsync(cancellationToken).ConfigureAwait(false);
         var block = await AccountBlockAsync(connection, account.Key, account.Create[0], canLock: false, cancellationToken).ConfigureAwait(false);
         return ParseGlobals(block, _ => { })[0].Grants;
     }
