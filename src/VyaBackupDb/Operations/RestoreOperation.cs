@@ -99,6 +99,8 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             return null;
         }
 
+        var untouched = plan.TargetState.Exists ? $"; '{plan.Target}' was not changed" : $"; '{plan.Target}' was not created";
+
         // The steps before the load change nothing the operator has: their failures say so.
         async Task<T> BeforeLoadAsync<T>(Task<T> step)
         {
@@ -109,8 +111,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             catch (Exception e) when (e is OperationFailedException or DbException)
             {
                 throw new OperationFailedException($"restore of {location.FileName} into '{plan.Target}' failed: "
-                    + (e is DbException ? "server error: " : "") + e.Message
-                    + (plan.TargetState.Exists ? $"; '{plan.Target}' was not changed" : $"; '{plan.Target}' was not created"), e);
+                    + (e is DbException ? "server error: " : "") + e.Message + untouched, e);
             }
         }
 
@@ -198,7 +199,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 e = new VerificationFailedException(problem, e);
                 reason = $"{plan.File}: {problem}";
             }
-            reason += plan.TargetState.Exists ? $"; '{plan.Target}' was not changed" : $"; '{plan.Target}' was not created";
+            reason += untouched;
             if (await TryDropAsync(engine, staging).ConfigureAwait(false) is { } dropError)
             {
                 reason += $"; the staging database '{staging}' could not be removed ({dropError}): the next restore into '{plan.Target}' removes it";
