@@ -91,6 +91,9 @@ public sealed class BackupLock : IDisposable
         _stream.Dispose();
     }
 
+    /// <summary>Frees the lock but leaves the holder file, which then names a run of this host that has ended (<see cref="TakenOverFrom"/>).</summary>
+    public void ReleaseKeepingHolder() => _stream.Dispose();
+
     private static void TryDelete(string path)
     {
         try

@@ -37,6 +37,9 @@ public sealed class StorageLock : IAsyncDisposable
     private const int MaxLeaseBytes = 64 * 1024;
 
     private readonly List<BackupLock> _local = [];
+
+    /// <summary>A lease this run created but could not delete when taking it failed half-way.</summary>
+    private bool _leaseLeftBehind;
     private readonly List<Lease> _leases = [];
     private readonly TimeProvider _time;
     private readonly TimeSpan _duration;
@@ -138,7 +141,16 @@ public sealed class StorageLock : IAsyncDisposable
                 continue;
             }
             // Another runner may have created a different number meanwhile: whoever sees another live lease backs off.
-            var after = await ReadAsync(storage, folder, cancellationToken).ConfigureAwait(false);
+            List<Lease> after;
+            try
+            {
+                after = await ReadAsync(storage, folder, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                _leaseLeftBehind |= !await DeleteQuietlyAsync(storage, mine.Key).ConfigureAwait(false);
+                throw;
+            }
             if (after.FirstOrDefault(l => l.Run != _run && !DiedHere(l) && !l.ExpiredAt(_time.GetUtcNow())) is { } rival)
             {
                 // Only if it is still ours: on a server that ignored If-None-Match the key may now hold the rival's lease.
@@ -235,31 +247,38 @@ public sealed class StorageLock : IAsyncDisposable
         await _stop.CancelAsync().ConfigureAwait(false);
         await _renewal.ConfigureAwait(false);
         _stop.Dispose();
-        await ReleaseLeasesAsync().ConfigureAwait(false);
-        foreach (var local in _local)
-        {
-            local.Dispose();
-        }
-    }
-
-    private async Task ReleaseLeasesAsync()
-    {
+        var released = !_leaseLeftBehind;
         foreach (var lease in _leases)
         {
-            await DeleteQuietlyAsync(lease.Storage, lease.Key).ConfigureAwait(false);
+            released &= await DeleteQuietlyAsync(lease.Storage, lease.Key).ConfigureAwait(false);
+        }
+        foreach (var local in _local)
+        {
+            // A lease left behind (the storage unreachable): the holder file tells this host's next run
+            // that this run has ended, so that it takes the lease over at once instead of waiting for it to expire.
+            if (released)
+            {
+                local.Dispose();
+            }
+            else
+            {
+                local.ReleaseKeepingHolder();
+            }
         }
     }
 
-    /// <summary>Best effort: a lease that cannot be deleted expires on its own.</summary>
-    private static async Task DeleteQuietlyAsync(IStorage storage, string key)
+    /// <summary>Best effort: a lease that cannot be deleted expires on its own (false then).</summary>
+    private static async Task<bool> DeleteQuietlyAsync(IStorage storage, string key)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         try
         {
             await storage.DeleteAsync(key, timeout.Token).ConfigureAwait(false);
+            return true;
         }
         catch (Exception e) when (e is IOException or TimeoutException or OperationCanceledException)
         {
+            return false;
         }
     }
 

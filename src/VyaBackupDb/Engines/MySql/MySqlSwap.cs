@@ -70,6 +70,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         var oldObjectCount = 0;
         bool targetExists;
         var createdTarget = false;
+        var renameSent = false;
         (string Clause, string? Comment) options;
         var renames = new List<string>();
         var renamedKeys = new List<(string Table, string Name, string Temporary)>();
@@ -147,15 +148,30 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             }
             if (renames.Count > 0)
             {
+                renameSent = true;
                 await RenameInAttemptsAsync(renames, cancellationToken).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (e is OperationFailedException or OperationCanceledException or MySqlException)
+        catch (Exception e) when (e is OperationFailedException or OperationCanceledException or MySqlException or InvalidOperationException)
         {
+            if (renameSent && connection.State != System.Data.ConnectionState.Open)
+            {
+                // The server may have run the RENAME and lost only its answer: nothing is dropped, as after a run killed there.
+                throw new OperationFailedException($"the connection to the server was lost during the RENAME that replaces '{target}' ({e.Message}): "
+                    + $"if it took place, '{target}' holds the restored tables and '{replaced}' the ones it replaced; if not, '{target}' is unchanged "
+                    + $"and '{staging}' holds the restored tables (the next restore into '{target}' removes it); nothing was dropped", e);
+            }
             // The empty target this swap created, and the one that was to take the old tables.
             foreach (var created in createdTarget ? [target, replaced] : new[] { replaced })
             {
-                await ExecuteAsync($"DROP DATABASE IF EXISTS {Q(created)}", CancellationToken.None).ConfigureAwait(false);
+                try
+                {
+                    await ExecuteAsync($"DROP DATABASE IF EXISTS {Q(created)}", CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception dropError) when (dropError is OperationFailedException or InvalidOperationException)
+                {
+                    // Empty; the next restore into the target removes it.
+                }
             }
             throw new OperationFailedException(
                 $"'{target}' could not be {(createdTarget ? "created" : "replaced (it is unchanged)")}: {e.Message}"
@@ -227,7 +243,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 await ExecuteAsync($"ALTER EVENT {Q(target)}.{Q(name)} ENABLE", CancellationToken.None).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (e is OperationFailedException or MySqlException)
+        catch (Exception e) when (e is OperationFailedException or MySqlException or InvalidOperationException)
         {
             throw new OperationFailedException(
                 $"the restored tables are in '{target}' but {step}: {e.Message}"
@@ -254,7 +270,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             {
                 await ExecuteAsync($"DROP DATABASE IF EXISTS {Q(leftover)}", CancellationToken.None).ConfigureAwait(false);
             }
-            catch (OperationFailedException e)
+            catch (Exception e) when (e is OperationFailedException or InvalidOperationException)
             {
                 warnings.Add($"'{leftover}' could not be dropped ({e.Message}); drop it once you no longer need it");
             }

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using Amazon.Runtime;
 using Amazon.S3;
@@ -295,6 +296,11 @@ public sealed class S3Storage : IStorage, IDisposable
         }
         catch (HttpRequestException e)
         {
+            throw new StorageException($"S3 {what} {DescribeSafe(key)} failed: {FirstLine(e.Message)}", e, wholeDestination: true);
+        }
+        catch (Exception e) when (e is SocketException || (e is IOException && e is not FileNotFoundException))
+        {
+            // The connection cut while connecting or mid-answer, which the SDK does not always wrap.
             throw new StorageException($"S3 {what} {DescribeSafe(key)} failed: {FirstLine(e.Message)}", e, wholeDestination: true);
         }
     }
