@@ -37,9 +37,6 @@ public sealed class StorageLock : IAsyncDisposable
     private const int MaxLeaseBytes = 64 * 1024;
 
     private readonly List<BackupLock> _local = [];
-
-    /// <summary>A lease this run created but could not delete when taking it failed half-way.</summary>
-    private bool _leaseLeftBehind;
     private readonly List<Lease> _leases = [];
     private readonly TimeProvider _time;
     private readonly TimeSpan _duration;
@@ -47,6 +44,9 @@ public sealed class StorageLock : IAsyncDisposable
     private readonly DateTimeOffset _started;
     private readonly CancellationTokenSource _stop = new();
     private Task _renewal = Task.CompletedTask;
+
+    /// <summary>A lease this run created but could not delete when taking it failed half-way.</summary>
+    private bool _leaseLeftBehind;
 
     private StorageLock(TimeProvider time, TimeSpan duration)
     {

@@ -298,7 +298,7 @@ public sealed class S3Storage : IStorage, IDisposable
         {
             throw new StorageException($"S3 {what} {DescribeSafe(key)} failed: {FirstLine(e.Message)}", e, wholeDestination: true);
         }
-        catch (Exception e) when (e is SocketException || (e is IOException && e is not FileNotFoundException))
+        catch (Exception e) when (e is SocketException || (e is IOException && e is not (FileNotFoundException or StorageException)))
         {
             // The connection cut while connecting or mid-answer, which the SDK does not always wrap.
             throw new StorageException($"S3 {what} {DescribeSafe(key)} failed: {FirstLine(e.Message)}", e, wholeDestination: true);
