@@ -243,9 +243,9 @@ public sealed partial class MySqlEngine : IGlobalsEngine
             {
                 throw new FormatException("GRANT to more than one account");
             }
-            if (to == 2 && tokens[1].IsName)
+            if (HeldRole(tokens) is { } held)
             {
-                heldRoles.Add(tokens[1].Text); // GRANT `role` TO ...: the holder's block lists the role's grants next
+                heldRoles.Add(held); // GRANT `role` TO ...: the holder's block lists the role's grants next
             }
             return heldRoleGrant ? StatementKind.HeldRoleGrant : StatementKind.Grant;
         }
@@ -342,10 +342,11 @@ public sealed partial class MySqlEngine : IGlobalsEngine
             // a role that has a table grant. The recorded ones are granted first, so that a failure
             // after them knows what to take back.
             var now = await GrantsNowAsync(account, cancellationToken).ConfigureAwait(false);
-            var recorded = account.Grants.Where(g => HeldRole(g) is not null).ToList();
+            string? Membership(string grant) => HeldRole(GlobalsSql.Tokens(grant, '`')) is { } role ? Quote(role) : null;
+            var recorded = account.Grants.Where(g => Membership(g) is not null).ToList();
             List<string> RevokeAll(IEnumerable<string> memberships) =>
-                [.. memberships.Select(g => $"REVOKE {HeldRole(g)} FROM {account.Key}"), $"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account.Key}"];
-            return new([], RevokeAll(now.Where(g => HeldRole(g) is not null)), [.. recorded, .. account.Grants.Except(recorded)], [],
+                [.. memberships.Select(g => $"REVOKE {Membership(g)} FROM {account.Key}"), $"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account.Key}"];
+            return new([], RevokeAll(now.Where(g => Membership(g) is not null)), [.. recorded, .. account.Grants.Except(recorded)], [],
                 [.. RevokeAll(recorded), .. now]);
         }
         if (!exists)
@@ -368,12 +369,9 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         return ParseGlobals(block, _ => { })[0].Grants;
     }
 
-    /// <summary>The role a grant gives (GRANT `role` TO ...), quoted; null for a grant of privileges.</summary>
-    private static string? HeldRole(string grant)
-    {
-        var tokens = GlobalsSql.Tokens(grant, '`');
-        return tokens.Count > 3 && tokens[0].Is("GRANT") && tokens[1].IsName && tokens[2].Is("TO") ? Quote(tokens[1].Text) : null;
-    }
+    /// <summary>The role a grant gives (GRANT `role` TO ...); null for a grant of privileges.</summary>
+    private static string? HeldRole(List<GlobalsToken> tokens) =>
+        tokens.Count > 3 && tokens[0].Is("GRANT") && tokens[1].IsName && tokens[2].Is("TO") ? tokens[1].Text : null;
 
     private const string AsidePrefix = "vya_old_";
 
