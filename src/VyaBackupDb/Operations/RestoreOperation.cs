@@ -179,8 +179,9 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             }
             eventsToEnable = request.EnableEvents ? load.Result.EventsToEnable : [];
         }
+        // InvalidOperationException: a driver's connection that broke ("Connection is not open").
         catch (Exception error) when (error is VyaException or IOException or InvalidDataException or OperationCanceledException or DbException
-            || BackupFileChecker.IsDecodeError(error))
+            or InvalidOperationException || BackupFileChecker.IsDecodeError(error))
         {
             var e = error;
             var reason = e switch
@@ -189,7 +190,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                     $"timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)",
                 OperationCanceledException => "interrupted",
                 VyaException => e.Message,
-                DbException => $"server error: {e.Message}",
+                DbException or InvalidOperationException => $"server error: {e.Message}",
                 _ => $"cannot read {plan.File}: {e.Message}",
             };
             if (request.Verify && plan.Manifest is not null && e is not (OperationCanceledException or LockedException)
@@ -254,7 +255,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         {
             tables = (await engine.GetTargetStateAsync(plan.Target, CancellationToken.None).ConfigureAwait(false)).TableCount;
         }
-        catch (Exception e) when (e is VyaException or DbException)
+        catch (Exception e) when (e is VyaException or DbException or InvalidOperationException)
         {
             // Only the summary's count: the restore itself is done.
             observer.Warning($"'{plan.Target}' holds the restored data, but its tables could not be counted afterwards: {e.Message}");
@@ -412,7 +413,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             await engine.DropDatabaseAsync(staging, CancellationToken.None).ConfigureAwait(false);
             return null;
         }
-        catch (Exception e) when (e is VyaException or DbException or IOException)
+        catch (Exception e) when (e is VyaException or DbException or IOException or InvalidOperationException)
         {
             return e.Message;
         }

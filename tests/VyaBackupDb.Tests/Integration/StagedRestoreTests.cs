@@ -260,6 +260,78 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         Assert.False(await ExistsAsync(dbms, staging), "the failed restore left its staging database");
     }
 
+    /// <summary>
+    /// The connection of a PostgreSQL swap is reset on its COMMIT: after the server ran it (only the
+    /// answer is lost), the restore finds out and finishes (the target restored, the old database
+    /// dropped, exit 0); before (the server never got it), the target is unchanged and the error says so.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_postgres_swap_whose_commit_loses_its_connection_reports_what_the_server_did(bool serverGotTheCommit)
+    {
+        var source = await NewSourceAsync(Dbms.PostgreSql, rows: 1000);
+        var backupDir = _scratch.TempDir("backups");
+        var file = await Ops.BackupOkAsync(Instance(Dbms.PostgreSql), source, Compression.Zstd, backupDir);
+        using var proxy = new CuttingProxy(TestServers.PgPort, after: "RENAME TO", on: "COMMIT", serverGetsIt: serverGotTheCommit);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+            .Replace($"port: {TestServers.PgPort}", $"port: {proxy.Port}", StringComparison.Ordinal));
+        var target = await NewTargetWithDataAsync(Dbms.PostgreSql);
+        var before = await PgTestDb.FingerprintAsync(target);
+        var replaced = Track(Dbms.PostgreSql, RestoreStaging.ReplacedName(target));
+        var staging = Track(Dbms.PostgreSql, RestoreStaging.StagingName(target));
+
+        var restore = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+        Assert.Equal(1, proxy.Cuts);
+        if (serverGotTheCommit)
+        {
+            Assert.True(restore.ExitCode == 0, restore.ToString());
+            Assert.Empty(Cli.ErrorLines(restore));
+            DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(source), await PgTestDb.FingerprintAsync(target), "the restored target");
+            Assert.False(await ExistsAsync(Dbms.PostgreSql, replaced), "the replaced database was left");
+        }
+        else
+        {
+            Assert.True(restore.ExitCode == Failed, restore.ToString());
+            Assert.Contains($"'{target}' could not be replaced (it is unchanged)", Assert.Single(Cli.ErrorLines(restore)), StringComparison.Ordinal);
+            DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the target whose swap never committed");
+            Assert.False(await ExistsAsync(Dbms.PostgreSql, staging), "the failed restore left its staging database");
+        }
+    }
+
+    /// <summary>
+    /// The connection that opens and closes the load role's login windows is reset as it closes the
+    /// first: the restore says which restore failed and that the target is unchanged (it said only
+    /// "Connection is not open", from the cleanup on the broken connection).
+    /// </summary>
+    [SkippableFact]
+    public async Task A_postgres_restore_whose_login_window_connection_is_cut_says_the_target_is_unchanged()
+    {
+        var source = await NewSourceAsync(Dbms.PostgreSql, rows: 1000);
+        var backupDir = _scratch.TempDir("backups");
+        var file = await Ops.BackupOkAsync(Instance(Dbms.PostgreSql), source, Compression.Zstd, backupDir);
+        using var proxy = new CuttingProxy(TestServers.PgPort, after: "LOCK TABLE pg_catalog.pg_authid", on: "VALID UNTIL '-infinity'", serverGetsIt: false);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+            .Replace($"port: {TestServers.PgPort}", $"port: {proxy.Port}", StringComparison.Ordinal));
+        var target = await NewTargetWithDataAsync(Dbms.PostgreSql);
+        var before = await PgTestDb.FingerprintAsync(target);
+        var staging = Track(Dbms.PostgreSql, RestoreStaging.StagingName(target));
+
+        var restore = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+        Assert.Equal(1, proxy.Cuts);
+        Assert.True(restore.ExitCode == Failed, restore.ToString());
+        var error = Assert.Single(Cli.ErrorLines(restore));
+        Assert.StartsWith($"restore of {Path.GetFileName(file)} into '{target}' failed: ", error.Replace("vya-backupdb: error: ", "", StringComparison.Ordinal),
+            StringComparison.Ordinal);
+        Assert.Contains($"'{target}' was not changed", error, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the target of the failed restore");
+        Assert.False(await ExistsAsync(Dbms.PostgreSql, staging), "the failed restore left its staging database");
+    }
+
     /// <summary>Ends the client's session loading <paramref name="database"/> (on PostgreSQL: once it copies rows); whether it found one before <paramref name="until"/>.</summary>
     private static async Task<bool> KillLoadingConnectionAsync(Dbms dbms, string database, Task until)
     {

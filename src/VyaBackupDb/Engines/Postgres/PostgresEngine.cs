@@ -797,11 +797,11 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         // Only ever a database of ours (staging, scratch): a session still on it is a psql whose
         // vya-backupdb was killed. Ended by hand rather than WITH (FORCE), which PostgreSQL 12 lacks.
         await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
-        await EndSessionsAsync(connection, database, cancellationToken).ConfigureAwait(false);
         // DROP DATABASE waits for a checkpoint, which on a busy server takes longer than the driver's 30 s.
         await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {QuoteIdentifier(database)}", connection) { CommandTimeout = DropTimeoutSeconds };
         try
         {
+            await EndSessionsAsync(connection, database, cancellationToken).ConfigureAwait(false);
             // A template cannot be dropped; one of ours is a template only by what a restore loaded into it.
             if (await Scalar(connection, "SELECT datistemplate FROM pg_catalog.pg_database WHERE datname = @db", cancellationToken, database)
                 .ConfigureAwait(false) is true)
@@ -823,6 +823,11 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         catch (NpgsqlException e)
         {
             throw new OperationFailedException($"dropping '{database}': {PostgresFailure.Describe(e)}", e);
+        }
+        catch (InvalidOperationException e)
+        {
+            // The connection broke in an earlier statement ("Connection is not open").
+            throw new OperationFailedException($"dropping '{database}': {e.Message}", e);
         }
     }
 
@@ -952,66 +957,89 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     public async Task<IReadOnlyList<string>> SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
-        var exists = Convert.ToInt64(await Scalar(connection, "SELECT count(*) FROM pg_database WHERE datname = @db", cancellationToken, target)
-            .ConfigureAwait(false), CultureInfo.InvariantCulture) > 0;
         var replaced = options.Replaced;
-        // What the load's code could make of the staging database (its owner, during the load, may:
-        // a CHECK's function running ALTER DATABASE ... IS_TEMPLATE true), the target is not: a
-        // template no restore can replace, nor one nobody may connect to.
-        await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(staging)} WITH IS_TEMPLATE false ALLOW_CONNECTIONS true CONNECTION LIMIT -1",
-            cancellationToken).ConfigureAwait(false);
-        // A rename needs the database to be free of sessions; a client connecting in between makes
-        // it fail, so ending sessions (when asked) is retried a few times.
-        for (var attempt = 1; ; attempt++)
+        var exists = false;
+        var committing = false;
+        var busy = false;
+        var backend = 0;
+        try
         {
-            if (exists && options.TerminateConnections)
+            await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
+            backend = connection.ProcessID;
+            exists = Convert.ToInt64(await Scalar(connection, "SELECT count(*) FROM pg_database WHERE datname = @db", cancellationToken, target)
+                .ConfigureAwait(false), CultureInfo.InvariantCulture) > 0;
+            // What the load's code could make of the staging database (its owner, during the load, may:
+            // a CHECK's function running ALTER DATABASE ... IS_TEMPLATE true), the target is not: a
+            // template no restore can replace, nor one nobody may connect to.
+            await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(staging)} WITH IS_TEMPLATE false ALLOW_CONNECTIONS true CONNECTION LIMIT -1",
+                cancellationToken).ConfigureAwait(false);
+            // A rename needs the database to be free of sessions; a client connecting in between makes
+            // it fail, so ending sessions (when asked) is retried a few times.
+            for (var attempt = 1; ; attempt++)
             {
-                await EndSessionsAsync(connection, target, cancellationToken).ConfigureAwait(false);
-            }
-            try
-            {
-                // One transaction: the target is the old database or the new one, never neither.
-                await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                if (exists && options.KeepTargetAccess)
+                if (exists && options.TerminateConnections)
                 {
-                    // The backup does not say who owns the database and who may connect to it: the
-                    // target's own stay (the defaults would let every role connect).
-                    var (owner, grants, connectionLimit) = await AccessAsync(connection, target, cancellationToken).ConfigureAwait(false);
-                    foreach (var statement in AccessStatements(staging, owner, grants))
+                    await EndSessionsAsync(connection, target, cancellationToken).ConfigureAwait(false);
+                }
+                try
+                {
+                    // One transaction: the target is the old database or the new one, never neither.
+                    await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                    if (exists && options.KeepTargetAccess)
                     {
-                        await Execute(connection, statement, cancellationToken).ConfigureAwait(false);
+                        // The backup does not say who owns the database and who may connect to it: the
+                        // target's own stay (the defaults would let every role connect).
+                        var (owner, grants, connectionLimit) = await AccessAsync(connection, target, cancellationToken).ConfigureAwait(false);
+                        foreach (var statement in AccessStatements(staging, owner, grants))
+                        {
+                            await Execute(connection, statement, cancellationToken).ConfigureAwait(false);
+                        }
+                        await Execute(connection, FormattableString.Invariant($"ALTER DATABASE {QuoteIdentifier(staging)} CONNECTION LIMIT {connectionLimit}"),
+                            cancellationToken).ConfigureAwait(false);
                     }
-                    await Execute(connection, FormattableString.Invariant($"ALTER DATABASE {QuoteIdentifier(staging)} CONNECTION LIMIT {connectionLimit}"),
-                        cancellationToken).ConfigureAwait(false);
-                }
-                if (exists)
-                {
-                    await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(target)} RENAME TO {QuoteIdentifier(replaced)}", cancellationToken)
+                    if (exists)
+                    {
+                        await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(target)} RENAME TO {QuoteIdentifier(replaced)}", cancellationToken)
+                            .ConfigureAwait(false);
+                    }
+                    await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(staging)} RENAME TO {QuoteIdentifier(target)}", cancellationToken)
                         .ConfigureAwait(false);
+                    committing = true;
+                    // Not cancelled: a stop cancelling a COMMIT the server may finish anyway would report the target unchanged.
+                    await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+                    break;
                 }
-                await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(staging)} RENAME TO {QuoteIdentifier(target)}", cancellationToken)
-                    .ConfigureAwait(false);
-                // Not cancelled: a stop cancelling a COMMIT the server may finish anyway would report the target unchanged.
-                await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
-                break;
+                catch (OperationFailedException e) when (!committing && e.InnerException is PostgresException { SqlState: "55006" })
+                {
+                    if (options.TerminateConnections && attempt < 3)
+                    {
+                        continue;
+                    }
+                    var sessions = (await CountBlockingSessionsAsync(target, cancellationToken).ConfigureAwait(false)).Count;
+                    busy = true;
+                    throw new OperationFailedException(
+                        $"'{target}' has {sessions} open session(s) of other clients; it is replaced only when they are closed "
+                        + "(--terminate-connections ends them); it is unchanged", e);
+                }
             }
-            catch (OperationFailedException e)
+        }
+        catch (Exception e) when (committing && e is NpgsqlException and not PostgresException or InvalidOperationException)
+        {
+            // The connection broke: the server may have committed and lost only the answer: what it did decides what is said and done.
+            switch (await RenamedAsync(backend, staging, exists ? replaced : target).ConfigureAwait(false))
             {
-                var busy = e.InnerException is PostgresException { SqlState: "55006" };
-                if (busy && options.TerminateConnections && attempt < 3)
-                {
-                    continue;
-                }
-                if (!busy)
-                {
-                    throw new OperationFailedException($"'{target}' could not be replaced (it is unchanged): {e.Message}", e);
-                }
-                var sessions = (await CountBlockingSessionsAsync(target, cancellationToken).ConfigureAwait(false)).Count;
-                throw new OperationFailedException(
-                    $"'{target}' has {sessions} open session(s) of other clients; it is replaced only when they are closed "
-                    + "(--terminate-connections ends them); it is unchanged", e);
+                case null:
+                    throw new OperationFailedException($"the connection to the server was lost during the COMMIT that replaces '{target}' ({e.Message}): "
+                        + $"if it took place, '{target}' holds the restored data" + (exists ? $" and '{replaced}' the database it replaced" : "")
+                        + $"; if not, '{target}' is {(exists ? "unchanged" : "not created")}", e);
+                case false:
+                    throw new OperationFailedException(
+                        $"'{target}' could not be {(exists ? "replaced (it is unchanged)" : "created")}: the connection was lost during its COMMIT ({e.Message})", e);
             }
+        }
+        catch (Exception e) when (!busy && e is OperationFailedException or NpgsqlException or InvalidOperationException)
+        {
+            throw new OperationFailedException($"'{target}' could not be {(exists ? "replaced (it is unchanged)" : "created")}: {e.Message}", e);
         }
         if (!exists)
         {
@@ -1025,6 +1053,41 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         catch (OperationFailedException e)
         {
             return [$"the replaced database '{replaced}' could not be dropped ({e.Message}); drop it once you no longer need it"];
+        }
+    }
+
+    /// <summary>
+    /// Whether the swap whose COMMIT lost its connection took place: once its server session
+    /// <paramref name="backend"/> has ended, the staging database is gone and <paramref name="renamedTo"/>
+    /// exists, or the reverse. Null when that cannot be told (no connection, the session lingers).
+    /// </summary>
+    private async Task<bool?> RenamedAsync(int backend, string staging, string renamedTo)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await using var connection = await OpenAsync(Instance.MaintenanceDatabase, timeout.Token).ConfigureAwait(false);
+            while (Convert.ToInt64(await Scalar(connection, FormattableString.Invariant(
+                $"SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE pid = {backend}"), timeout.Token).ConfigureAwait(false), CultureInfo.InvariantCulture) > 0)
+            {
+                await Task.Delay(100, timeout.Token).ConfigureAwait(false);
+            }
+            await using var command = new NpgsqlCommand(
+                "SELECT count(*) FILTER (WHERE datname = @staging), count(*) FILTER (WHERE datname = @renamed) FROM pg_catalog.pg_database", connection);
+            command.Parameters.AddWithValue("staging", staging);
+            command.Parameters.AddWithValue("renamed", renamedTo);
+            await using var reader = await command.ExecuteReaderAsync(timeout.Token).ConfigureAwait(false);
+            await reader.ReadAsync(timeout.Token).ConfigureAwait(false);
+            return (reader.GetInt64(0), reader.GetInt64(1)) switch
+            {
+                (0, 1) => true,
+                (1, 0) => false,
+                _ => null,
+            };
+        }
+        catch (Exception e) when (e is OperationFailedException or NpgsqlException or InvalidOperationException or OperationCanceledException)
+        {
+            return null;
         }
     }
 

@@ -232,7 +232,7 @@ public sealed partial class PostgresEngine
                             .ConfigureAwait(false);
                         await guard.CommitAsync(CancellationToken.None).ConfigureAwait(false);
                     }
-                    catch (Exception e) when (e is OperationFailedException or NpgsqlException)
+                    catch (Exception e) when (e is OperationFailedException or NpgsqlException or InvalidOperationException)
                     {
                         // Not held (the lock itself failed): EndLoginsAsync below shuts it.
                     }
@@ -240,7 +240,7 @@ public sealed partial class PostgresEngine
                 }
                 await EndLoginsAsync(control, name, CancellationToken.None).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is OperationFailedException or NpgsqlException)
+            catch (Exception e) when (e is OperationFailedException or NpgsqlException or InvalidOperationException)
             {
                 // The load fails with the window's error; the role is dropped after it (DropLoadRoleAsync).
             }

@@ -1,0 +1,157 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace VyaBackupDb.Tests.Integration;
+
+/// <summary>
+/// A TCP proxy in front of a real server that resets the one connection whose client sends
+/// <c>on</c> after it has sent <c>after</c> (e.g. the COMMIT of a transaction that renamed a
+/// database): either before passing that message on (the server never gets it) or after the
+/// server had time to run it, without passing its answer back (the client never learns it ran).
+/// Every other connection, before and after, passes untouched.
+/// </summary>
+public sealed class CuttingProxy : IDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly int _upstreamPort;
+    private readonly byte[] _after;
+    private readonly byte[] _on;
+    private readonly bool _serverGetsIt;
+    private readonly List<Socket> _sockets = [];
+    private readonly CancellationTokenSource _stop = new();
+    private int _cuts;
+
+    public CuttingProxy(int upstreamPort, string after, string on, bool serverGetsIt)
+    {
+        _upstreamPort = upstreamPort;
+        _after = Encoding.UTF8.GetBytes(after);
+        _on = Encoding.UTF8.GetBytes(on);
+        _serverGetsIt = serverGetsIt;
+        _listener.Start();
+        Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
+        _ = Task.Run(AcceptAsync);
+    }
+
+    public int Port { get; }
+
+    /// <summary>How many connections were cut.</summary>
+    public int Cuts => Volatile.Read(ref _cuts);
+
+    private sealed class Pair(Socket client, Socket server)
+    {
+        public Socket Client { get; } = client;
+        public Socket Server { get; } = server;
+        public bool SawAfter { get; set; }
+        public volatile bool Cut;
+    }
+
+    private async Task AcceptAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                var client = await _listener.AcceptSocketAsync(_stop.Token);
+                var server = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                await server.ConnectAsync(IPAddress.Loopback, _upstreamPort, _stop.Token);
+                lock (_sockets)
+                {
+                    _sockets.Add(client);
+                    _sockets.Add(server);
+                }
+                var pair = new Pair(client, server);
+                _ = ClientToServerAsync(pair);
+                _ = ServerToClientAsync(pair);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    private async Task ClientToServerAsync(Pair pair)
+    {
+        var buffer = new byte[64 * 1024];
+        try
+        {
+            while (true)
+            {
+                var read = await pair.Client.ReceiveAsync(buffer, _stop.Token);
+                if (read == 0)
+                {
+                    pair.Server.Shutdown(SocketShutdown.Send);
+                    return;
+                }
+                var chunk = buffer.AsSpan(0, read);
+                if (pair.SawAfter && chunk.IndexOf(_on) >= 0)
+                {
+                    pair.Cut = true;
+                    Interlocked.Increment(ref _cuts);
+                    if (_serverGetsIt)
+                    {
+                        await pair.Server.SendAsync(buffer.AsMemory(0, read), _stop.Token);
+                        await Task.Delay(500, _stop.Token);
+                    }
+                    Reset(pair.Server);
+                    Reset(pair.Client);
+                    return;
+                }
+                pair.SawAfter |= chunk.IndexOf(_after) >= 0;
+                await pair.Server.SendAsync(buffer.AsMemory(0, read), _stop.Token);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    private async Task ServerToClientAsync(Pair pair)
+    {
+        var buffer = new byte[64 * 1024];
+        try
+        {
+            while (true)
+            {
+                var read = await pair.Server.ReceiveAsync(buffer, _stop.Token);
+                if (read == 0)
+                {
+                    pair.Client.Shutdown(SocketShutdown.Send);
+                    return;
+                }
+                if (pair.Cut)
+                {
+                    return;
+                }
+                await pair.Client.SendAsync(buffer.AsMemory(0, read), _stop.Token);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>Closes with a reset (RST), as a dropped link or a firewall does.</summary>
+    private static void Reset(Socket socket)
+    {
+        try
+        {
+            socket.LingerState = new LingerOption(true, 0);
+            socket.Close();
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+        lock (_sockets)
+        {
+            _sockets.ForEach(s => s.Dispose());
+        }
+        _stop.Dispose();
+    }
+}
