@@ -24,7 +24,7 @@ public enum BackupStatus
     /// <summary>No manifest: a crash before the manifest was written, or a file of the old tool. Not a backup.</summary>
     Incomplete,
 
-    /// <summary>A manifest that cannot be read, or that describes another file.</summary>
+    /// <summary>A manifest that is not valid, or that describes another file.</summary>
     BadManifest,
 
     /// <summary>A manifest whose data file is gone (deleted by hand, by a lifecycle rule): a lost backup.</summary>
@@ -107,6 +107,8 @@ public static class BackupCatalog
     /// <summary>
     /// What one listed entry is: its manifest read and checked against its file (that it parses, names this
     /// file, database and dbms, and that the stored size matches). Reads no data file and no verify record.
+    /// A manifest the storage fails to read (a cut connection, permission denied) says nothing about the
+    /// backup: that is thrown, a storage fault as the listing's would be.
     /// </summary>
     public static async Task<CatalogBackup> ClassifyAsync(
         IReadOnlyStorage storage, InstanceConfig instance, CatalogEntry entry, CancellationToken cancellationToken)
@@ -124,9 +126,14 @@ public static class BackupCatalog
         {
             manifest = await BackupManifest.ReadAsync(storage, BackupManifest.KeyFor(entry.Key), cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is JsonException or IOException or InvalidDataException or UnauthorizedAccessException)
+        catch (Exception e) when (e is JsonException or InvalidDataException)
         {
             return new CatalogBackup(instance, entry, null, BackupStatus.BadManifest, $"manifest unreadable: {e.Message}");
+        }
+        catch (FileNotFoundException)
+        {
+            // Deleted since it was listed (a prune, a lifecycle rule): its data file alone is left.
+            return new CatalogBackup(instance, entry, null, BackupStatus.Incomplete, "no manifest");
         }
         return Mismatch(manifest, StorageKey.FileName(entry.Key), entry.Name, instance.Dbms) is { } mismatch
             ? new CatalogBackup(instance, entry, manifest, BackupStatus.BadManifest, mismatch)

@@ -69,45 +69,53 @@ public static class BackupHistory
                 errors.Add($"storage '{destination.Name}' cannot be listed: {IoErrors.Describe(e)}");
                 continue;
             }
-            foreach (var byDatabase in entries.GroupBy(e => e.Name.Database, StringComparer.Ordinal))
+            try
             {
-                var database = byDatabase.Key;
-                var seen = Get(points, database);
-                var good = Get(intact, database);
-                Get(incomplete, database).UnionWith(byDatabase.Where(e => !e.HasManifest).Select(e => StorageKey.FileName(e.Key)));
-                // Newest first (ListAsync's order), judged as list and prune judge them.
-                var found = new List<CatalogBackup>();
-                foreach (var entry in byDatabase.Where(e => e.HasManifest && !good.Contains(StorageKey.FileName(e.Key))))
+                foreach (var byDatabase in entries.GroupBy(e => e.Name.Database, StringComparer.Ordinal))
                 {
-                    var backup = await BackupCatalog.ClassifyAsync(destination.Storage, instance, entry, cancellationToken).ConfigureAwait(false);
-                    if (backup.Status == BackupStatus.Verified)
+                    var database = byDatabase.Key;
+                    var seen = Get(points, database);
+                    var good = Get(intact, database);
+                    Get(incomplete, database).UnionWith(byDatabase.Where(e => !e.HasManifest).Select(e => StorageKey.FileName(e.Key)));
+                    // Newest first (ListAsync's order), judged as list and prune judge them.
+                    var found = new List<CatalogBackup>();
+                    foreach (var entry in byDatabase.Where(e => e.HasManifest && !good.Contains(StorageKey.FileName(e.Key))))
                     {
-                        found.Add(backup);
+                        var backup = await BackupCatalog.ClassifyAsync(destination.Storage, instance, entry, cancellationToken).ConfigureAwait(false);
+                        if (backup.Status == BackupStatus.Verified)
+                        {
+                            found.Add(backup);
+                        }
+                        else
+                        {
+                            Get(damaged, database).Add(StorageKey.FileName(entry.Key));
+                        }
                     }
-                    else
+                    good.UnionWith(found.Select(b => StorageKey.FileName(b.Entry.Key)));
+                    // The newest few of each destination, with when each was last checked.
+                    foreach (var backup in found.Take(depth))
                     {
-                        Get(damaged, database).Add(StorageKey.FileName(entry.Key));
+                        var manifest = backup.Manifest!;
+                        seen[manifest.DataFile] = new HistoryPoint(manifest.DataFile, manifest.StartedUtc, manifest.FinishedUtc, manifest.StoredBytes, manifest.PlainBytes);
+                        if ((await BackupCatalog.WithDigestCheckAsync(destination.Storage, backup, cancellationToken).ConfigureAwait(false)).DigestCheckedUtc is { } at
+                            && (!verified.TryGetValue(database, out var known) || known.At < at))
+                        {
+                            verified[database] = (at, manifest.DataFile);
+                        }
+                    }
+                    // The last check may be of an older backup than those read above.
+                    if (!verified.ContainsKey(database)
+                        && found.Skip(depth).FirstOrDefault(b => b.Entry.VerifyRecordModified is not null) is { } older
+                        && (await BackupCatalog.WithDigestCheckAsync(destination.Storage, older, cancellationToken).ConfigureAwait(false)).DigestCheckedUtc is { } olderAt)
+                    {
+                        verified[database] = (olderAt, older.Manifest!.DataFile);
                     }
                 }
-                good.UnionWith(found.Select(b => StorageKey.FileName(b.Entry.Key)));
-                // The newest few of each destination, with when each was last checked.
-                foreach (var backup in found.Take(depth))
-                {
-                    var manifest = backup.Manifest!;
-                    seen[manifest.DataFile] = new HistoryPoint(manifest.DataFile, manifest.StartedUtc, manifest.FinishedUtc, manifest.StoredBytes, manifest.PlainBytes);
-                    if ((await BackupCatalog.WithDigestCheckAsync(destination.Storage, backup, cancellationToken).ConfigureAwait(false)).DigestCheckedUtc is { } at
-                        && (!verified.TryGetValue(database, out var known) || known.At < at))
-                    {
-                        verified[database] = (at, manifest.DataFile);
-                    }
-                }
-                // The last check may be of an older backup than those read above.
-                if (!verified.ContainsKey(database)
-                    && found.Skip(depth).FirstOrDefault(b => b.Entry.VerifyRecordModified is not null) is { } older
-                    && (await BackupCatalog.WithDigestCheckAsync(destination.Storage, older, cancellationToken).ConfigureAwait(false)).DigestCheckedUtc is { } olderAt)
-                {
-                    verified[database] = (olderAt, older.Manifest!.DataFile);
-                }
+            }
+            catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
+            {
+                // A manifest that could not be read (a cut connection): what the destination holds is not known.
+                errors.Add($"storage '{destination.Name}' cannot be read: {IoErrors.Describe(e)}");
             }
         }
         var databases = points.Keys.Order(StringComparer.Ordinal).Select(database =>

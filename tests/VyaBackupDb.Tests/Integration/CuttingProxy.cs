@@ -5,27 +5,27 @@ using System.Text;
 namespace VyaBackupDb.Tests.Integration;
 
 /// <summary>
-/// A TCP proxy in front of a real server that resets the one connection whose client sends
+/// A TCP proxy in front of a real server that resets each connection whose client sends
 /// <c>on</c> after it has sent <c>after</c> (e.g. the COMMIT of a transaction that renamed a
-/// database): either before passing that message on (the server never gets it) or after the
-/// server had time to run it, without passing its answer back (the client never learns it ran).
-/// Every other connection, before and after, passes untouched.
+/// database; with no <c>after</c>, any request holding <c>on</c>): either before passing that
+/// message on (the server never gets it) or after the server had time to run it, without passing
+/// its answer back (the client never learns it ran). Every other connection passes untouched.
 /// </summary>
 public sealed class CuttingProxy : IDisposable
 {
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     private readonly int _upstreamPort;
-    private readonly byte[] _after;
+    private readonly byte[]? _after;
     private readonly byte[] _on;
     private readonly bool _serverGetsIt;
     private readonly List<Socket> _sockets = [];
     private readonly CancellationTokenSource _stop = new();
     private int _cuts;
 
-    public CuttingProxy(int upstreamPort, string after, string on, bool serverGetsIt)
+    public CuttingProxy(int upstreamPort, string? after, string on, bool serverGetsIt)
     {
         _upstreamPort = upstreamPort;
-        _after = Encoding.UTF8.GetBytes(after);
+        _after = after is null ? null : Encoding.UTF8.GetBytes(after);
         _on = Encoding.UTF8.GetBytes(on);
         _serverGetsIt = serverGetsIt;
         _listener.Start();
@@ -60,7 +60,7 @@ public sealed class CuttingProxy : IDisposable
                     _sockets.Add(client);
                     _sockets.Add(server);
                 }
-                var pair = new Pair(client, server);
+                var pair = new Pair(client, server) { SawAfter = _after is null };
                 _ = ClientToServerAsync(pair);
                 _ = ServerToClientAsync(pair);
             }
@@ -97,7 +97,7 @@ public sealed class CuttingProxy : IDisposable
                     Reset(pair.Client);
                     return;
                 }
-                pair.SawAfter |= chunk.IndexOf(_after) >= 0;
+                pair.SawAfter |= _after is not null && chunk.IndexOf(_after) >= 0;
                 await pair.Server.SendAsync(buffer.AsMemory(0, read), _stop.Token);
             }
         }

@@ -424,6 +424,37 @@ public sealed class RemoteStorageTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// S3 connections cut as a manifest is asked for (a network fault, not a bad backup): `list` and
+    /// `copy` fail, exit 1, saying the storage could not be read. Before, list showed the good backup
+    /// as "NO: manifest unreadable" (exit 0) and copy skipped it: "0 copied, 0 failed", exit 0.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_manifest_read_cut_by_the_network_fails_list_and_copy_instead_of_calling_the_backup_bad()
+    {
+        await TestServers.RequireMySqlAsync();
+        await RequireAsync(Backend.S3);
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var backupDir = _scratch.TempDir("backups");
+        var direct = await WriteConfigAsync(backupDir, null, "offsite");
+        var backup = await Run.CliAsync("backup", "-i", "1", "-d", db, "--config", direct);
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        using var proxy = new CuttingProxy(TestServers.S3Port, after: null, on: ".manifest.json HTTP/1.1", serverGetsIt: false);
+        var cut = await WriteConfigAsync(backupDir, null, "offsite, local", s3Port: proxy.Port);
+
+        var list = await Run.CliAsync("list", "-i", "1", "-d", db, "--config", cut);
+        var copy = await Run.CliAsync("copy", "-i", "1", "-d", db, "--from", "offsite", "--to", "local", "--config", cut);
+
+        Assert.True(proxy.Cuts > 0);
+        Assert.True(list.ExitCode == 1, list.ToString());
+        Assert.Contains("storage 'offsite' cannot be listed", Assert.Single(Cli.ErrorLines(list)), StringComparison.Ordinal);
+        Assert.DoesNotContain("NO:", list.Stdout, StringComparison.Ordinal);
+        Assert.True(copy.ExitCode == 1, copy.ToString());
+        Assert.Contains("storage 'offsite' cannot be reached", copy.Stderr, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(backupDir, "*.sql.zst*", SearchOption.AllDirectories));
+    }
+
+    /// <summary>
     /// A config.yaml for the CLI: instance 1 (MariaDB, named like the in-process runs' instance) backing up to one remote storage.
     /// <paramref name="s3Port"/> and <paramref name="sftpPort"/> put a proxy between the CLI and the servers (and a short
     /// connect_timeout_seconds, the limit of a silent server).
