@@ -202,7 +202,8 @@ internal static partial class CommonOptions
             Output.Error("interrupted; nothing partial was kept");
             return (int)ExitCode.Interrupted;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or System.Data.Common.DbException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or System.Data.Common.DbException
+            or System.Net.Sockets.SocketException)
         {
             // The message alone: one plain line, no .NET type names; it is a library's or server's text.
             Output.Error(e is StorageException ? e.Message : Redaction.Redact(e.Message));

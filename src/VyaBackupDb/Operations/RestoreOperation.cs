@@ -179,9 +179,9 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             }
             eventsToEnable = request.EnableEvents ? load.Result.EventsToEnable : [];
         }
-        // InvalidOperationException: a driver's connection that broke ("Connection is not open").
+        // InvalidOperationException, SocketException: a driver's connection that broke ("Connection is not open", a reset).
         catch (Exception error) when (error is VyaException or IOException or InvalidDataException or OperationCanceledException or DbException
-            or InvalidOperationException || BackupFileChecker.IsDecodeError(error))
+            or InvalidOperationException or System.Net.Sockets.SocketException || BackupFileChecker.IsDecodeError(error))
         {
             var e = error;
             var reason = e switch
@@ -190,7 +190,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                     $"timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)",
                 OperationCanceledException => "interrupted",
                 VyaException => e.Message,
-                DbException or InvalidOperationException => $"server error: {e.Message}",
+                DbException or InvalidOperationException or System.Net.Sockets.SocketException => $"server error: {e.Message}",
                 _ => $"cannot read {plan.File}: {e.Message}",
             };
             if (request.Verify && plan.Manifest is not null && e is not (OperationCanceledException or LockedException)
@@ -233,7 +233,8 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 observer.Warning(warning);
             }
         }
-        catch (Exception e) when (e is VyaException or DbException or OperationCanceledException)
+        catch (Exception e) when (e is VyaException or DbException or OperationCanceledException or InvalidOperationException or IOException
+            or System.Net.Sockets.SocketException)
         {
             await TryDropAsync(engine, staging).ConfigureAwait(false);
             if (e is OperationCanceledException)
@@ -255,7 +256,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         {
             tables = (await engine.GetTargetStateAsync(plan.Target, CancellationToken.None).ConfigureAwait(false)).TableCount;
         }
-        catch (Exception e) when (e is VyaException or DbException or InvalidOperationException)
+        catch (Exception e) when (e is VyaException or DbException or InvalidOperationException or IOException or System.Net.Sockets.SocketException)
         {
             // Only the summary's count: the restore itself is done.
             observer.Warning($"'{plan.Target}' holds the restored data, but its tables could not be counted afterwards: {e.Message}");

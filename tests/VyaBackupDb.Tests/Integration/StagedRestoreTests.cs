@@ -302,6 +302,37 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A MySQL swap whose connection is reset after its RENAME, as it turns to the target to create
+    /// the backup's views (the driver's end-of-stream error, not a server error): the error says the
+    /// restored tables are in the target and where the old ones are kept. It said only "An incomplete
+    /// response was received from the server".
+    /// </summary>
+    [SkippableFact]
+    public async Task A_mysql_swap_whose_connection_is_reset_after_its_rename_says_where_the_old_tables_are()
+    {
+        var source = await NewSourceAsync(Dbms.MySql, rows: 10);
+        var backupDir = _scratch.TempDir("backups");
+        var file = await Ops.BackupOkAsync(Instance(Dbms.MySql), source, Compression.Zstd, backupDir);
+        var target = await NewTargetWithDataAsync(Dbms.MySql);
+        var replaced = Track(Dbms.MySql, RestoreStaging.ReplacedName(target));
+        Track(Dbms.MySql, RestoreStaging.StagingName(target));
+        // COM_INIT_DB (0x02) of the target, the packet's sequence number 0 before it.
+        using var proxy = new CuttingProxy(TestServers.MySqlPort, after: "RENAME TABLE", on: "\0\u0002" + target, serverGetsIt: false);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+            .Replace($"port: {TestServers.MySqlPort}", $"port: {proxy.Port}", StringComparison.Ordinal));
+
+        var restore = await Run.CliAsync("restore", "--file", file, "--instance", "1", "--target", target, "--force", "--config", config);
+
+        Assert.Equal(1, proxy.Cuts);
+        Assert.True(restore.ExitCode == Failed, restore.ToString());
+        var error = Assert.Single(Cli.ErrorLines(restore));
+        Assert.Contains($"the restored tables are in '{target}'", error, StringComparison.Ordinal);
+        Assert.Contains($"the tables it replaced are kept in '{replaced}'", error, StringComparison.Ordinal);
+        Assert.Equal("2", Convert.ToString(await MySqlTestDb.ScalarAsync(replaced, "SELECT COUNT(*) FROM keep"), System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>
     /// The connection that opens and closes the load role's login windows is reset as it closes the
     /// first: the restore says which restore failed and that the target is unchanged (it said only
     /// "Connection is not open", from the cleanup on the broken connection).

@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using MySqlConnector;
 using VyaBackupDb.Errors;
 
@@ -152,7 +153,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 await RenameInAttemptsAsync(renames, cancellationToken).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (e is OperationFailedException or OperationCanceledException or MySqlException or InvalidOperationException)
+        catch (Exception e) when (e is OperationFailedException or OperationCanceledException || IsSessionFault(e))
         {
             if (renameSent && connection.State != System.Data.ConnectionState.Open)
             {
@@ -168,7 +169,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 {
                     await ExecuteAsync($"DROP DATABASE IF EXISTS {Q(created)}", CancellationToken.None).ConfigureAwait(false);
                 }
-                catch (Exception dropError) when (dropError is OperationFailedException or InvalidOperationException)
+                catch (Exception dropError) when (dropError is OperationFailedException || IsSessionFault(dropError))
                 {
                     // Empty; the next restore into the target removes it.
                 }
@@ -243,7 +244,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 await ExecuteAsync($"ALTER EVENT {Q(target)}.{Q(name)} ENABLE", CancellationToken.None).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (e is OperationFailedException or MySqlException or InvalidOperationException)
+        catch (Exception e) when (e is OperationFailedException || IsSessionFault(e))
         {
             throw new OperationFailedException(
                 $"the restored tables are in '{target}' but {step}: {e.Message}"
@@ -270,7 +271,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             {
                 await ExecuteAsync($"DROP DATABASE IF EXISTS {Q(leftover)}", CancellationToken.None).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is OperationFailedException or InvalidOperationException)
+            catch (Exception e) when (e is OperationFailedException || IsSessionFault(e))
             {
                 warnings.Add($"'{leftover}' could not be dropped ({e.Message}); drop it once you no longer need it");
             }
@@ -281,6 +282,12 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         string Home(string table) =>
             homes.TryGetValue(table, out var home) ? $"{Q(home.Database)}.{Q(home.Table)}" : $"{Q(replaced)}.{Q(table)}";
     }
+
+    /// <summary>
+    /// What the driver throws for the server's errors and a lost session: some calls (ChangeDatabase)
+    /// let the socket's own error through, a reset as SocketException, an end of stream as IOException.
+    /// </summary>
+    private static bool IsSessionFault(Exception e) => e is MySqlException or InvalidOperationException or IOException or SocketException;
 
     /// <summary>
     /// The RENAME, in attempts of <see cref="MySqlEngine.LockAttemptSeconds"/> until lock_wait_seconds have passed.
