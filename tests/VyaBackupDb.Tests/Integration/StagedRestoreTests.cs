@@ -302,6 +302,35 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A PostgreSQL swap whose connection is reset at its first query (before it knows whether the
+    /// target exists) says the target was not changed; it said "'x' could not be created" of a target
+    /// that was there.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_postgres_swap_cut_before_it_reads_the_target_says_it_was_not_changed()
+    {
+        var source = await NewSourceAsync(Dbms.PostgreSql, rows: 10);
+        var backupDir = _scratch.TempDir("backups");
+        var file = await Ops.BackupOkAsync(Instance(Dbms.PostgreSql), source, Compression.Zstd, backupDir);
+        using var proxy = new CuttingProxy(TestServers.PgPort, after: null, on: "SELECT count(*) FROM pg_database WHERE datname", serverGetsIt: false);
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+            .Replace($"port: {TestServers.PgPort}", $"port: {proxy.Port}", StringComparison.Ordinal));
+        var target = await NewTargetWithDataAsync(Dbms.PostgreSql);
+        var before = await PgTestDb.FingerprintAsync(target);
+        Track(Dbms.PostgreSql, RestoreStaging.StagingName(target));
+
+        var restore = await Run.CliAsync("restore", "--file", file, "--instance", "2", "--target", target, "--force", "--config", config);
+
+        Assert.Equal(1, proxy.Cuts);
+        Assert.True(restore.ExitCode == Failed, restore.ToString());
+        var error = Assert.Single(Cli.ErrorLines(restore));
+        Assert.Contains($"'{target}' was not changed", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("could not be created", error, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the target whose swap was cut");
+    }
+
+    /// <summary>
     /// A MySQL swap whose connection is reset after its RENAME, as it turns to the target to create
     /// the backup's views (the driver's end-of-stream error, not a server error): the error says the
     /// restored tables are in the target and where the old ones are kept. It said only "An incomplete

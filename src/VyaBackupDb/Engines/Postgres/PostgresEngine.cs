@@ -958,6 +958,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     public async Task<IReadOnlyList<string>> SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken)
     {
         var replaced = options.Replaced;
+        bool? found = null;     // whether the target exists, once read
         var exists = false;
         var committing = false;
         var busy = false;
@@ -966,7 +967,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         {
             await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
             backend = connection.ProcessID;
-            exists = Convert.ToInt64(await Scalar(connection, "SELECT count(*) FROM pg_database WHERE datname = @db", cancellationToken, target)
+            found = exists = Convert.ToInt64(await Scalar(connection, "SELECT count(*) FROM pg_database WHERE datname = @db", cancellationToken, target)
                 .ConfigureAwait(false), CultureInfo.InvariantCulture) > 0;
             // What the load's code could make of the staging database (its owner, during the load, may:
             // a CHECK's function running ALTER DATABASE ... IS_TEMPLATE true), the target is not: a
@@ -1034,12 +1035,12 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
                         + $"; if not, '{target}' is {(exists ? "unchanged" : "not created")}", e);
                 case false:
                     throw new OperationFailedException(
-                        $"'{target}' could not be {(exists ? "replaced (it is unchanged)" : "created")}: the connection was lost during its COMMIT ({e.Message})", e);
+                        $"{NotDone()}: the connection was lost during its COMMIT ({e.Message})", e);
             }
         }
         catch (Exception e) when (!busy && e is OperationFailedException or NpgsqlException or InvalidOperationException)
         {
-            throw new OperationFailedException($"'{target}' could not be {(exists ? "replaced (it is unchanged)" : "created")}: {e.Message}", e);
+            throw new OperationFailedException($"{NotDone()}: {e.Message}", e);
         }
         if (!exists)
         {
@@ -1054,6 +1055,13 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         {
             return [$"the replaced database '{replaced}' could not be dropped ({e.Message}); drop it once you no longer need it"];
         }
+
+        string NotDone() => found switch
+        {
+            true => $"'{target}' could not be replaced (it is unchanged)",
+            false => $"'{target}' could not be created",
+            null => $"'{target}' was not changed",
+        };
     }
 
     /// <summary>
