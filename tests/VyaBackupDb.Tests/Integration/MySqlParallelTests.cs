@@ -514,8 +514,9 @@ public sealed class MySqlParallelTests : IAsyncLifetime
     /// Names that differ only in case are different tables and databases on Linux, but
     /// information_schema compares them without case: the backup read every column of `Users`
     /// for `users` too (a chunk its INSERT path and the standard tools could not load), and a
-    /// swap took the triggers and events of `DB` for those of `db`. Both engines, both load paths;
-    /// the database whose name differs only in case is left as it was.
+    /// swap took the triggers and events of `DB` for those of `db`; and the columns of `DB`.`users`
+    /// were read with those of `db`.`users` (a backup that said OK and could not be restored). Both
+    /// engines, both load paths; the database whose name differs only in case is left as it was.
     /// </summary>
     [SkippableTheory]
     [InlineData(Config.BackupEngine.Parallel, true)]
@@ -531,6 +532,11 @@ public sealed class MySqlParallelTests : IAsyncLifetime
             "INSERT INTO Users VALUES (1, 'alice'), (2, 'bob')",
             "INSERT INTO users (uid, amount, note) VALUES (10, 500, 'n1'), (20, 700, 'n2')",
             "CREATE TRIGGER users_note BEFORE INSERT ON users FOR EACH ROW SET NEW.note = UPPER(NEW.note)");
+        // The source's name in upper case: another database, whose tables of the same names have other columns.
+        var sourceUpper = _scratch.TrackMySql(source.ToUpperInvariant());
+        await MySqlTestDb.ExecAsync(null, $"CREATE DATABASE {MySqlTestDb.Quote(sourceUpper)}");
+        await MySqlTestDb.ExecAsync(sourceUpper, "CREATE TABLE users (a INT PRIMARY KEY, b INT, c INT, d INT, e INT)", "INSERT INTO users VALUES (1, 2, 3, 4, 5)",
+            "CREATE TABLE Users (z INT PRIMARY KEY)");
         var before = await MySqlTestDb.FingerprintAsync(source);
         var instance = MySqlTestDb.Instance(4) with { Engine = engine, LoadDataLocal = !inserts };
         var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));

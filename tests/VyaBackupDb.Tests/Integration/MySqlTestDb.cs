@@ -98,7 +98,7 @@ public static class MySqlTestDb
             "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.ORDINAL_POSITION, c.COLUMN_TYPE, c.IS_NULLABLE, IFNULL(c.COLUMN_DEFAULT, '<none>'), "
             + "IFNULL(c.COLLATION_NAME, '-'), c.EXTRA, c.COLUMN_KEY "
             + "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
-            + "ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND BINARY t.TABLE_NAME = c.TABLE_NAME "
+            + "ON BINARY t.TABLE_SCHEMA = c.TABLE_SCHEMA AND BINARY t.TABLE_NAME = c.TABLE_NAME "
             + "WHERE c.TABLE_SCHEMA = @p0 AND t.TABLE_TYPE = 'BASE TABLE' ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION", database))
         {
             lines.Add($"column {row[0]}.{row[1]}: #{row[2]} {row[3]} null={row[4]} default={row[5]} collation={row[6]} extra={row[7]} key={row[8]}");

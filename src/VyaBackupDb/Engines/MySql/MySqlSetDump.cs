@@ -430,7 +430,7 @@ public sealed partial class MySqlEngine
         var tables = new Dictionary<string, SetTable>(StringComparer.Ordinal);
         await using (var command = new MySqlCommand(
             "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.EXTRA, IFNULL(c.GENERATION_EXPRESSION, ''), IFNULL(t.DATA_LENGTH, 0), "
-            + "IFNULL(c.CHARACTER_SET_NAME, '') FROM information_schema.COLUMNS c JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND BINARY t.TABLE_NAME = c.TABLE_NAME "
+            + "IFNULL(c.CHARACTER_SET_NAME, '') FROM information_schema.COLUMNS c JOIN information_schema.TABLES t ON BINARY t.TABLE_SCHEMA = c.TABLE_SCHEMA AND BINARY t.TABLE_NAME = c.TABLE_NAME "
             + "WHERE c.TABLE_SCHEMA = @db AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION", connection))
         {
             command.Parameters.AddWithValue("@db", database);
@@ -469,7 +469,7 @@ public sealed partial class MySqlEngine
         }
         await using (var command = new MySqlCommand(
             "SELECT MIN(s.TABLE_NAME), MIN(s.COLUMN_NAME) FROM information_schema.STATISTICS s JOIN information_schema.COLUMNS c "
-            + "ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND BINARY c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME "
+            + "ON BINARY c.TABLE_SCHEMA = s.TABLE_SCHEMA AND BINARY c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME "
             + "WHERE s.TABLE_SCHEMA = @db AND s.INDEX_NAME = 'PRIMARY' "
             + "GROUP BY BINARY s.TABLE_NAME HAVING COUNT(*) = 1 AND MIN(c.DATA_TYPE) IN ('tinyint', 'smallint', 'mediumint', 'int', 'bigint')", connection))
         {

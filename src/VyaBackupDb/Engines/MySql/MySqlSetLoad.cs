@@ -278,7 +278,7 @@ public sealed partial class MySqlEngine
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new MySqlCommand(
             "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.EXTRA, IFNULL(c.GENERATION_EXPRESSION, '') FROM information_schema.COLUMNS c "
-            + "JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND BINARY t.TABLE_NAME = c.TABLE_NAME "
+            + "JOIN information_schema.TABLES t ON BINARY t.TABLE_SCHEMA = c.TABLE_SCHEMA AND BINARY t.TABLE_NAME = c.TABLE_NAME "
             + "WHERE c.TABLE_SCHEMA = @db AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION", connection);
         command.Parameters.AddWithValue("@db", database);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -334,7 +334,7 @@ public sealed partial class MySqlEngine
         var indexes = new Dictionary<string, List<(string Name, bool Plain)>>(StringComparer.Ordinal);
         await using (var command = new MySqlCommand(
             "SELECT MIN(s.TABLE_NAME), s.INDEX_NAME, MIN(s.NON_UNIQUE) = 1 AND MIN(s.INDEX_TYPE) = 'BTREE' AND MAX(s.INDEX_TYPE) = 'BTREE' "
-            + "FROM information_schema.STATISTICS s JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = s.TABLE_SCHEMA AND BINARY t.TABLE_NAME = s.TABLE_NAME "
+            + "FROM information_schema.STATISTICS s JOIN information_schema.TABLES t ON BINARY t.TABLE_SCHEMA = s.TABLE_SCHEMA AND BINARY t.TABLE_NAME = s.TABLE_NAME "
             + "WHERE s.TABLE_SCHEMA = @db AND t.ENGINE = 'InnoDB' AND s.INDEX_NAME <> 'PRIMARY' "
             + "AND s.TABLE_NAME NOT IN (SELECT TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = @db) "
             + "AND s.TABLE_NAME NOT IN (SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = @db) "

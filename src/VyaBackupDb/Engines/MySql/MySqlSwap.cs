@@ -909,7 +909,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         await using var command = new MySqlCommand(
             // Not a view's columns: they show the defaults of the table they read.
             "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_DEFAULT FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
-            + "ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
+            + "ON BINARY t.TABLE_SCHEMA = c.TABLE_SCHEMA AND BINARY t.TABLE_NAME = c.TABLE_NAME "
             + "WHERE c.TABLE_SCHEMA = @db AND t.TABLE_TYPE <> 'VIEW' AND LOCATE(@quoted, c.COLUMN_DEFAULT) > 0",
             connection);
         command.Parameters.AddWithValue("@db", database);
