@@ -63,25 +63,30 @@ public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Databa
 
         var current = Current.Match(stem);
         if (current.Success && TryTime(current.Groups["time"].Value, out var time)
-            && TryDecode(current.Groups["db"].Value, out var database)
             && DbmsNames.TryParse(current.Groups["dbms"].Value, out var dbms)
             && (tar || dbms != Config.Dbms.Files))
         {
-            return new BackupName(time, dbms, database, compression.Value, encrypted, Set: tar && dbms != Config.Dbms.Files);
+            return new BackupName(time, dbms, NameIn(current.Groups["db"].Value), compression.Value, encrypted, Set: tar && dbms != Config.Dbms.Files);
         }
         if (tar)
         {
             return null;
         }
 
+        // Only the old tool wrote this format, and it wrote names as they are.
         var legacy = Legacy.Match(stem);
-        if (legacy.Success && TryTime(legacy.Groups["time"].Value, out time)
-            && TryDecode(legacy.Groups["db"].Value, out database))
+        if (legacy.Success && TryTime(legacy.Groups["time"].Value, out time))
         {
-            return new BackupName(time, null, database, compression.Value, encrypted);
+            return new BackupName(time, null, legacy.Groups["db"].Value, compression.Value, encrypted);
         }
         return null;
     }
+
+    /// <summary>
+    /// The database a file name's part names: decoded when it is exactly what <see cref="Encode"/> writes (this
+    /// tool's names), else taken as it is: the old tool wrote names unencoded, so its "a%41" is database "a%41", not "aA".
+    /// </summary>
+    private static string NameIn(string text) => TryDecode(text, out var decoded) && Encode(decoded) == text ? decoded : text;
 
     private static bool TryTime(string text, out DateTime time) =>
         DateTime.TryParseExact(text, TimeFormat, CultureInfo.InvariantCulture,
@@ -110,7 +115,7 @@ public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Databa
         return builder.ToString();
     }
 
-    public static bool TryDecode(string encoded, out string name)
+    private static bool TryDecode(string encoded, out string name)
     {
         name = "";
         if (encoded.Length == 0)

@@ -12,6 +12,10 @@ public sealed class BackupNameTests
     [InlineData("20260113_155440_postgresql_shop.sql", "shop", Dbms.PostgreSql, Compression.None)]
     [InlineData("20260113_155440_postgresql_my.db.sql.gz", "my.db", Dbms.PostgreSql, Compression.Gzip)]
     [InlineData("20260113_155440_mysql_a%60b.sql.zst", "a`b", Dbms.MySql, Compression.Zstd)]
+    // The old tool wrote names as they are: a '%' that is not how this tool encodes a name is the name's own.
+    [InlineData("20260113_155440_mysql_lp%41.zip", "lp%41", Dbms.MySql, Compression.Zip)]
+    [InlineData("20260113_155440_mysql_lp%zz.zip", "lp%zz", Dbms.MySql, Compression.Zip)]
+    [InlineData("20260113_155440_mysql_100%.sql.gz", "100%", Dbms.MySql, Compression.Gzip)]
     public void Parses_the_current_format(string fileName, string database, Dbms dbms, Compression compression)
     {
         var name = BackupName.TryParse(fileName);
@@ -24,6 +28,8 @@ public sealed class BackupNameTests
     [InlineData("dns_db_20260110_020000.sql.gz", "dns_db", Compression.Gzip)]
     [InlineData("dns_db_20260110_020000.sql", "dns_db", Compression.None)]
     [InlineData("a_b_c_20260110_020000.zip", "a_b_c", Compression.Zip)]
+    [InlineData("lp%41_20260110_020000.sql.gz", "lp%41", Compression.Gzip)]
+    [InlineData("a%60b_20260110_020000.sql.gz", "a%60b", Compression.Gzip)]
     public void Parses_the_old_format_without_a_dbms(string fileName, string database, Compression compression)
     {
         var name = BackupName.TryParse(fileName);
