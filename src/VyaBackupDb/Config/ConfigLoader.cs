@@ -551,8 +551,8 @@ public static partial class ConfigLoader
                 password = ReadPassword(node, prefix, baseDir, vault);
             }
             var enabled = OptionalBool(node, "enabled", prefix) ?? true;
-            var include = StringList(node, "include", prefix) ?? StringList(node, "filter", prefix) ?? ["*"];
-            var exclude = StringList(node, "exclude", prefix) ?? StringList(node, "ignore", prefix) ?? [];
+            var include = DatabasePatterns(node, "include", prefix) ?? DatabasePatterns(node, "filter", prefix) ?? ["*"];
+            var exclude = DatabasePatterns(node, "exclude", prefix) ?? DatabasePatterns(node, "ignore", prefix) ?? [];
             var toolsDir = OptionalString(node, "tools_dir", prefix);
             var retention = ReadRetention(node, prefix);
             var storage = StorageNames(node, prefix, storages);
@@ -868,6 +868,17 @@ public static partial class ConfigLoader
                 "false" or "no" or "off" => false,
                 _ => throw new ConfigException($"{path}:{Line(Get(node, key)!)}: {prefix}{key}: '{text}' is not true or false"),
             };
+        }
+
+        private List<string>? DatabasePatterns(YamlMappingNode node, string key, string prefix)
+        {
+            var patterns = StringList(node, key, prefix);
+            if (patterns?.Select(p => (Pattern: p, Problem: Operations.DatabaseSelector.GlobProblem(p))).FirstOrDefault(p => p.Problem is not null)
+                is { Problem: { } problem } bad)
+            {
+                throw new ConfigException($"{path}:{Line(Get(node, key)!)}: {prefix}{key}: '{bad.Pattern}' is not a valid pattern: {problem}");
+            }
+            return patterns;
         }
 
         private List<string>? StringList(YamlMappingNode node, string key, string prefix)

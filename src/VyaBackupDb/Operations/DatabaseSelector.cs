@@ -16,7 +16,23 @@ public static class DatabaseSelector
             .ToList();
 
     /// <summary>Shell-style glob: * any run, ? one character, [abc] a set; the whole name must match.</summary>
-    public static bool GlobMatches(string pattern, string name)
+    public static bool GlobMatches(string pattern, string name) => GlobRegex(pattern).IsMatch(name);
+
+    /// <summary>Why the pattern cannot be used (a reversed range, an empty set), or null: the config's check.</summary>
+    public static string? GlobProblem(string pattern)
+    {
+        try
+        {
+            GlobRegex(pattern);
+            return null;
+        }
+        catch (RegexParseException e)
+        {
+            return e.Error == RegexParseError.ReversedCharacterRange ? "a range in its [...] set is reversed" : "its [...] set is not valid";
+        }
+    }
+
+    private static Regex GlobRegex(string pattern)
     {
         var regex = new StringBuilder("^");
         for (var i = 0; i < pattern.Length; i++)
@@ -28,7 +44,8 @@ public static class DatabaseSelector
                     regex.Append(".*");
                     break;
                 case '?':
-                    regex.Append('.');
+                    // One character, also one outside the BMP (two UTF-16 units).
+                    regex.Append(@"(?:[\uD800-\uDBFF][\uDC00-\uDFFF]|.)");
                     break;
                 case '[' when pattern.IndexOf(']', i + 1) is var end and > 0:
                     var set = pattern[(i + 1)..end];
@@ -40,7 +57,8 @@ public static class DatabaseSelector
                     break;
             }
         }
-        regex.Append('$');
-        return Regex.IsMatch(name, regex.ToString(), RegexOptions.Singleline | RegexOptions.CultureInvariant);
+        // \z, not $: $ also matches before a final newline, and a name may end in one.
+        regex.Append(@"\z");
+        return new Regex(regex.ToString(), RegexOptions.Singleline | RegexOptions.CultureInvariant);
     }
 }

@@ -18,8 +18,31 @@ public sealed class DatabaseSelectorTests
     [InlineData("db[!12]", "db2", false)]
     [InlineData("a.b", "axb", false)]
     [InlineData("tmp_*", "TMP_x", false)]
+    [InlineData("db", "db\n", false)]
+    [InlineData("db*", "db\n", true)]
+    [InlineData("q?", "q\U0001F600", true)]
+    [InlineData("q?", "q\u00e9", true)]
     public void Globs_match_whole_names(string pattern, string name, bool matches) =>
         Assert.Equal(matches, DatabaseSelector.GlobMatches(pattern, name));
+
+    /// <summary>A pattern no name could match sensibly is the config's error (it crashed a backup run with a stack trace).</summary>
+    [Theory]
+    [InlineData("db_[z-a]*", "a range in its [...] set is reversed")]
+    [InlineData("[]", "its [...] set is not valid")]
+    [InlineData("db_[!]x", "its [...] set is not valid")]
+    public void A_pattern_with_a_bad_set_is_a_config_error(string pattern, string problem)
+    {
+        var error = Assert.Throws<VyaBackupDb.Errors.ConfigException>(() => ConfigLoader.Parse($"""
+            backup_dir: /var/backups/vya
+            instances:
+              - id: 1
+                name: main
+                dbms: postgresql
+                user: vya
+                exclude: ["{pattern}"]
+            """, "/etc/vya/config.yaml"));
+        Assert.Equal($"/etc/vya/config.yaml:7: instances[0].exclude: '{pattern}' is not a valid pattern: {problem}", error.Message);
+    }
 
     [Fact]
     public void System_databases_are_never_selected_even_by_star()
