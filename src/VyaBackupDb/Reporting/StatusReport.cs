@@ -69,14 +69,23 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
             {
                 rows.Add(Row(instance, null, null, now));
             }
+            foreach (var future in databases.SelectMany(d => d.Recent).Where(p => p.FinishedUtc > now + ClockSkew))
+            {
+                errors.Add($"instance {instance.Id} ({instance.Name}): {future.DataFile} is dated {future.FinishedUtc:yyyy-MM-dd HH:mm} UTC, "
+                    + "after now (a clock that was ahead?): not taken as the last backup");
+            }
             rows.AddRange(databases.Select(d => Row(instance, d.Database, d, now)));
         }
         return new StatusReport(now, Environment.MachineName, rows, errors);
     }
 
+    /// <summary>How far a backup's time may be ahead of this host's clock (another runner's clock) and still count.</summary>
+    private static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(5);
+
     private static DatabaseStatus Row(InstanceConfig instance, string? database, DatabaseHistory? history, DateTimeOffset now)
     {
-        var last = history?.Last;
+        // A backup dated after now would hide for as long that none was taken since.
+        var last = history?.Recent.FirstOrDefault(p => p.FinishedUtc <= now + ClockSkew);
         DateTimeOffset? due = last is null ? null : NextDue(instance, last.FinishedUtc);
         var every = due is { } next ? next - last!.FinishedUtc : Interval(instance, now);
         // A run takes time and a schedule drifts: overdue only a quarter of the interval after it was due.

@@ -110,6 +110,38 @@ public sealed partial class StatusTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A backup dated after now (taken while a clock was ahead) is not the last backup: the database whose
+    /// real last backup is two days old is overdue, and the future file is named. It hid it (age negative, "ok").
+    /// </summary>
+    [Fact]
+    public async Task A_backup_dated_after_now_does_not_hide_an_overdue_database()
+    {
+        var dir = _scratch.TempDir("status-future");
+        var backupDir = Path.Combine(dir, "store");
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, """
+            backup_dir: store
+            instances:
+              - id: 1
+                name: st-future
+                dbms: mysql
+                user: nobody
+            """);
+        var mysql = TestServers.MySql(name: "st-future");
+        Backup(backupDir, mysql, "app", _now.AddDays(-2), 100, 1);
+        var future = Backup(backupDir, mysql, "app", _now.AddDays(180), 100, 1);
+
+        var run = await Run.CliAsync("status", "--json", "--config", config);
+
+        Assert.True(run.ExitCode == 8, run.ToString());
+        using var json = JsonDocument.Parse(run.Stdout);
+        var app = Assert.Single(json.RootElement.GetProperty("databases").EnumerateArray());
+        Assert.True(app.GetProperty("overdue").GetBoolean());
+        Assert.InRange(app.GetProperty("age_seconds").GetDouble(), 2 * 86400 - 60, 2 * 86400 + 300);
+        Assert.Contains(Path.GetFileName(future), Assert.Single(json.RootElement.GetProperty("errors").EnumerateArray()).GetString(), StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// Only intact backups count, as list and prune judge them: a manifest that is unreadable, describes another
     /// file, or records another size is no backup (a database with nothing else has none, and is overdue), and is
     /// shown as damaged.
