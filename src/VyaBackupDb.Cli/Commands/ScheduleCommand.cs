@@ -309,6 +309,9 @@ internal static class ScheduleCommand
                 + $"({instance.Schedule.Expression}, {zone.Id})");
         }
 
+        public void ClockWentBack(DateTimeOffset from, DateTimeOffset to) =>
+            Output.Warning($"the clock went back from {Utc(from)} to {Utc(to)}: the next runs are computed again from it");
+
         public void Skipped(InstanceConfig instance, DateTimeOffset due, DateTimeOffset runningSince) =>
             Output.Warning($"skipped the run of instance {instance.Id} ({instance.Name}) due at {Utc(due)}: "
                 + $"its previous run, started at {Utc(runningSince)}, is still going");

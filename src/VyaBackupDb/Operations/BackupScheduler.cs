@@ -13,6 +13,9 @@ public interface IScheduleObserver
 
     /// <summary>A run ended with an error of its own (a bug, not a failed backup: the run reports those).</summary>
     void RunFailed(InstanceConfig instance, Exception error);
+
+    /// <summary>The clock went back from <paramref name="from"/> to <paramref name="to"/>: the due times are computed again from it.</summary>
+    void ClockWentBack(DateTimeOffset from, DateTimeOffset to);
 }
 
 /// <summary>
@@ -29,6 +32,7 @@ public sealed class BackupScheduler(TimeProvider time, Func<InstanceConfig, Canc
     private static readonly TimeSpan MaxWait = TimeSpan.FromMinutes(1);
 
     private readonly Lock _gate = new();
+    private DateTimeOffset? _lastLook;
     private readonly CancellationTokenSource _abort = new();
     private readonly Dictionary<int, Job> _jobs = [];
     private readonly Dictionary<int, (Task Task, DateTimeOffset Since)> _running = [];
@@ -101,6 +105,20 @@ public sealed class BackupScheduler(TimeProvider time, Func<InstanceConfig, Canc
             lock (_gate)
             {
                 var now = time.GetUtcNow();
+                if (_lastLook is { } last && now < last - MaxWait)
+                {
+                    // Due times computed before the clock was set back would come only once it catches up (days, months).
+                    observer.ClockWentBack(last, now);
+                    foreach (var job in _jobs.Values)
+                    {
+                        job.Due = job.Instance.Schedule!.NextAfter(now);
+                        if (job.Due is { } next)
+                        {
+                            observer.Next(job.Instance, next);
+                        }
+                    }
+                }
+                _lastLook = now;
                 foreach (var job in _jobs.Values)
                 {
                     if (job.Due is not { } due || due > now)

@@ -40,6 +40,20 @@ public sealed class ScheduleTests
         public void Skipped(InstanceConfig instance, DateTimeOffset due, DateTimeOffset runningSince) => Skips.Enqueue((instance.Id, due, runningSince));
 
         public void RunFailed(InstanceConfig instance, Exception error) => throw new InvalidOperationException("a run failed", error);
+
+        public ConcurrentQueue<(DateTimeOffset From, DateTimeOffset To)> ClockSteps { get; } = new();
+
+        public void ClockWentBack(DateTimeOffset from, DateTimeOffset to) => ClockSteps.Enqueue((from, to));
+    }
+
+    /// <summary>A fake clock whose wall time can be set back (NTP stepping it, a VM restored) while its timers go on.</summary>
+    private sealed class SteppingClock(DateTimeOffset start) : FakeTimeProvider(start)
+    {
+        private TimeSpan _back;
+
+        public void StepBack(TimeSpan by) => _back += by;
+
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() - _back;
     }
 
     /// <summary>A fake clock's timers fire on Advance, but the loop's continuation runs on the thread pool: wait for what it does.</summary>
@@ -89,6 +103,39 @@ public sealed class ScheduleTests
         await stop.CancelAsync();
         await loop;
         Assert.Empty(recorder.Skips);
+    }
+
+    /// <summary>
+    /// The clock set back by 30 days: the due times are computed again from it (and that is logged), so the
+    /// hourly job runs within the hour. It ran nothing until the clock caught up with the old due time.
+    /// </summary>
+    [Fact]
+    public async Task A_clock_set_back_gets_the_due_times_computed_again()
+    {
+        var time = new SteppingClock(Start);
+        var runs = new ConcurrentQueue<DateTimeOffset>();
+        var recorder = new Recorder();
+        using var scheduler = new BackupScheduler(time, (_, _) =>
+        {
+            runs.Enqueue(time.GetUtcNow());
+            return Task.CompletedTask;
+        }, recorder);
+        scheduler.Load(Config("schedule: \"0 * * * *\"").Instances);
+        using var stop = new CancellationTokenSource();
+        var loop = scheduler.RunAsync(stop.Token);
+        time.Advance(TimeSpan.FromMinutes(30));
+        await EventuallyAsync(() => runs.Count == 1, "the run due at 00:00");
+
+        time.StepBack(TimeSpan.FromDays(30));
+        time.Advance(TimeSpan.FromMinutes(1));
+        await EventuallyAsync(() => !recorder.ClockSteps.IsEmpty, "the clock step noticed");
+        time.Advance(TimeSpan.FromMinutes(59));
+        await EventuallyAsync(() => runs.Count == 2, "the hourly run after the clock was set back");
+
+        Assert.Equal(Start.AddMinutes(31).AddDays(-30), recorder.ClockSteps.Single().To);
+        Assert.Equal(Start.AddMinutes(90).AddDays(-30), runs.Last());
+        await stop.CancelAsync();
+        await loop;
     }
 
     [Fact]
