@@ -16,14 +16,14 @@ public static class DatabaseSelector
             .ToList();
 
     /// <summary>Shell-style glob: * any run, ? one character, [abc] a set; the whole name must match.</summary>
-    public static bool GlobMatches(string pattern, string name) => GlobRegex(pattern).IsMatch(name);
+    public static bool GlobMatches(string pattern, string name) => Regex.IsMatch(name, GlobRegex(pattern), GlobOptions);
 
     /// <summary>Why the pattern cannot be used (a reversed range, an empty set), or null: the config's check.</summary>
     public static string? GlobProblem(string pattern)
     {
         try
         {
-            GlobRegex(pattern);
+            _ = new Regex(GlobRegex(pattern), GlobOptions);
             return null;
         }
         catch (RegexParseException e)
@@ -32,7 +32,9 @@ public static class DatabaseSelector
         }
     }
 
-    private static Regex GlobRegex(string pattern)
+    private const RegexOptions GlobOptions = RegexOptions.Singleline | RegexOptions.CultureInvariant;
+
+    private static string GlobRegex(string pattern)
     {
         var regex = new StringBuilder("^");
         for (var i = 0; i < pattern.Length; i++)
@@ -59,6 +61,6 @@ public static class DatabaseSelector
         }
         // \z, not $: $ also matches before a final newline, and a name may end in one.
         regex.Append(@"\z");
-        return new Regex(regex.ToString(), RegexOptions.Singleline | RegexOptions.CultureInvariant);
+        return regex.ToString();
     }
 }

@@ -274,9 +274,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         var backupDir = _scratch.TempDir("backups");
         var file = await Ops.BackupOkAsync(Instance(Dbms.PostgreSql), source, Compression.Zstd, backupDir);
         using var proxy = new CuttingProxy(TestServers.PgPort, after: "RENAME TO", on: "COMMIT", serverGetsIt: serverGotTheCommit);
-        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
-        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
-            .Replace($"port: {TestServers.PgPort}", $"port: {proxy.Port}", StringComparison.Ordinal));
+        var config = await ConfigThroughAsync(Dbms.PostgreSql, backupDir, proxy.Port);
         var target = await NewTargetWithDataAsync(Dbms.PostgreSql);
         var before = await PgTestDb.FingerprintAsync(target);
         var replaced = Track(Dbms.PostgreSql, RestoreStaging.ReplacedName(target));
@@ -313,9 +311,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         var backupDir = _scratch.TempDir("backups");
         var file = await Ops.BackupOkAsync(Instance(Dbms.PostgreSql), source, Compression.Zstd, backupDir);
         using var proxy = new CuttingProxy(TestServers.PgPort, after: null, on: "SELECT count(*) FROM pg_database WHERE datname", serverGetsIt: false);
-        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
-        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
-            .Replace($"port: {TestServers.PgPort}", $"port: {proxy.Port}", StringComparison.Ordinal));
+        var config = await ConfigThroughAsync(Dbms.PostgreSql, backupDir, proxy.Port);
         var target = await NewTargetWithDataAsync(Dbms.PostgreSql);
         var before = await PgTestDb.FingerprintAsync(target);
         Track(Dbms.PostgreSql, RestoreStaging.StagingName(target));
@@ -347,9 +343,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         Track(Dbms.MySql, RestoreStaging.StagingName(target));
         // COM_INIT_DB (0x02) of the target, the packet's sequence number 0 before it.
         using var proxy = new CuttingProxy(TestServers.MySqlPort, after: "RENAME TABLE", on: "\0\u0002" + target, serverGetsIt: false);
-        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
-        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
-            .Replace($"port: {TestServers.MySqlPort}", $"port: {proxy.Port}", StringComparison.Ordinal));
+        var config = await ConfigThroughAsync(Dbms.MySql, backupDir, proxy.Port);
 
         var restore = await Run.CliAsync("restore", "--file", file, "--instance", "1", "--target", target, "--force", "--config", config);
 
@@ -373,9 +367,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         var backupDir = _scratch.TempDir("backups");
         var file = await Ops.BackupOkAsync(Instance(Dbms.PostgreSql), source, Compression.Zstd, backupDir);
         using var proxy = new CuttingProxy(TestServers.PgPort, after: "LOCK TABLE pg_catalog.pg_authid", on: "VALID UNTIL '-infinity'", serverGetsIt: false);
-        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
-        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
-            .Replace($"port: {TestServers.PgPort}", $"port: {proxy.Port}", StringComparison.Ordinal));
+        var config = await ConfigThroughAsync(Dbms.PostgreSql, backupDir, proxy.Port);
         var target = await NewTargetWithDataAsync(Dbms.PostgreSql);
         var before = await PgTestDb.FingerprintAsync(target);
         var staging = Track(Dbms.PostgreSql, RestoreStaging.StagingName(target));
@@ -390,6 +382,15 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         Assert.Contains($"'{target}' was not changed", error, StringComparison.Ordinal);
         DbFingerprint.AssertSame(before, await PgTestDb.FingerprintAsync(target), "the target of the failed restore");
         Assert.False(await ExistsAsync(Dbms.PostgreSql, staging), "the failed restore left its staging database");
+    }
+
+    /// <summary>A config whose instance of <paramref name="dbms"/> reaches its server through a proxy on <paramref name="proxyPort"/>.</summary>
+    private async Task<string> ConfigThroughAsync(Dbms dbms, string backupDir, int proxyPort)
+    {
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+        var port = dbms == Dbms.MySql ? TestServers.MySqlPort : TestServers.PgPort;
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config)).Replace($"port: {port}", $"port: {proxyPort}", StringComparison.Ordinal));
+        return config;
     }
 
     /// <summary>Ends the client's session loading <paramref name="database"/> (on PostgreSQL: once it copies rows); whether it found one before <paramref name="until"/>.</summary>

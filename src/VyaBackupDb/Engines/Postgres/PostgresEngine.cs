@@ -1026,7 +1026,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         }
         catch (Exception e) when (committing && e is NpgsqlException and not PostgresException or InvalidOperationException)
         {
-            // The connection broke: the server may have committed and lost only the answer: what it did decides what is said and done.
+            // The connection broke, and the server may have committed and lost only the answer: what it did decides what is said and done.
             switch (await RenamedAsync(backend, staging, exists ? replaced : target).ConfigureAwait(false))
             {
                 case null:
