@@ -8,8 +8,8 @@ namespace VyaBackupDb.Tests.Integration;
 /// A TCP proxy in front of a real server that resets each connection whose client sends
 /// <c>on</c> after it has sent <c>after</c> (e.g. the COMMIT of a transaction that renamed a
 /// database; with no <c>after</c>, any request holding <c>on</c>): either before passing that
-/// message on (the server never gets it) or after the server had time to run it, without passing
-/// its answer back (the client never learns it ran). Every other connection passes untouched.
+/// message on (the server never gets it) or once the server has answered it, without passing
+/// that answer back (the client never learns it ran). Every other connection passes untouched.
 /// </summary>
 public sealed class CuttingProxy : IDisposable
 {
@@ -44,6 +44,9 @@ public sealed class CuttingProxy : IDisposable
         public Socket Server { get; } = server;
         public bool SawAfter { get; set; }
         public volatile bool Cut;
+
+        /// <summary>The server answered the message the cut is on (it ran it): the answer is held back.</summary>
+        public TaskCompletionSource Answered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     private async Task AcceptAsync()
@@ -91,7 +94,7 @@ public sealed class CuttingProxy : IDisposable
                     if (_serverGetsIt)
                     {
                         await pair.Server.SendAsync(buffer.AsMemory(0, read), _stop.Token);
-                        await Task.Delay(500, _stop.Token);
+                        await pair.Answered.Task.WaitAsync(TimeSpan.FromSeconds(60), _stop.Token);
                     }
                     Reset(pair.Server);
                     Reset(pair.Client);
@@ -121,6 +124,7 @@ public sealed class CuttingProxy : IDisposable
                 }
                 if (pair.Cut)
                 {
+                    pair.Answered.TrySetResult();
                     return;
                 }
                 await pair.Client.SendAsync(buffer.AsMemory(0, read), _stop.Token);
