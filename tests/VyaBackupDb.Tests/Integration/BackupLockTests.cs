@@ -463,6 +463,55 @@ public sealed class BackupLockTests : IAsyncLifetime
         Assert.Equal(2L, Convert.ToInt64(await PgTestDb.ScalarAsync(source, "SELECT count(*) FROM t"), System.Globalization.CultureInfo.InvariantCulture));
     }
 
+    /// <summary>
+    /// A session holds t1 exclusively when the backup starts: the backup takes its snapshot and waits
+    /// for t1. The session then truncates and refills t2, or rewrites it (ALTER TABLE ... TYPE), and
+    /// commits. Neither is MVCC-safe: the snapshot saw t2 empty, and the backup stored it so, with a
+    /// manifest that agreed and exit 0. Now the backup sees t2's file changed under its snapshot (or t2
+    /// dropped, or its name another table's) and takes another: what it stores is the database as the
+    /// session left it.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(PgEngines.Dump, "TRUNCATE t2; INSERT INTO t2 SELECT g, g * 2 FROM generate_series(1, 300) g")]
+    [InlineData(PgEngines.Parallel4, "TRUNCATE t2; INSERT INTO t2 SELECT g, g * 2 FROM generate_series(1, 300) g")]
+    [InlineData(PgEngines.Dump, "ALTER TABLE t2 ALTER COLUMN v TYPE bigint")]
+    [InlineData(PgEngines.Parallel4, "ALTER TABLE t2 ALTER COLUMN v TYPE bigint")]
+    [InlineData(PgEngines.Parallel4, "DROP TABLE t2")]
+    [InlineData(PgEngines.Parallel4, "ALTER TABLE t2 RENAME TO t3; CREATE TABLE t2 (id int)")]
+    public async Task A_postgres_backup_waiting_for_a_lock_stores_a_table_truncated_or_rewritten_meanwhile_whole(string engine, string change)
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t1 (id int PRIMARY KEY)", "INSERT INTO t1 VALUES (1)",
+            "CREATE TABLE t2 (id int PRIMARY KEY, v int)", "INSERT INTO t2 SELECT g, g FROM generate_series(1, 1000) g");
+        var backupDir = _scratch.TempDir("backups");
+        await using var holder = await PgTestDb.OpenAsync(source);
+        await using var transaction = await holder.BeginTransactionAsync();
+        await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE t1 IN ACCESS EXCLUSIVE MODE", holder, transaction))
+        {
+            await lockTable.ExecuteNonQueryAsync();
+        }
+
+        var backup = Ops.BackupAsync(PgEngines.Instance(engine) with { LockWaitSeconds = 60 }, source, Compression.Zstd, backupDir);
+        var waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()";
+        while (Convert.ToInt64(await PgTestDb.ScalarAsync(source, waiting), CultureInfo.InvariantCulture) == 0 && !backup.IsCompleted)
+        {
+            await Task.Delay(20);
+        }
+        Assert.False(backup.IsCompleted, $"the backup did not wait for t1: {(backup.IsCompleted ? backup.Result.Error : "")}");
+        await using (var command = new Npgsql.NpgsqlCommand(change, holder, transaction))
+        {
+            await command.ExecuteNonQueryAsync();
+        }
+        await transaction.CommitAsync();
+        var result = await backup.WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(result.Succeeded, result.Error);
+        var target = _scratch.PostgresName();
+        Assert.NotNull(await Ops.RestoreAsync(PgEngines.Instance(engine), result.Location!, target));
+        DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(source), await PgTestDb.FingerprintAsync(target), "restored after the change");
+    }
+
     /// <summary>Reads table t in a transaction left open: the session holds the table (its metadata lock) until the transaction ends.</summary>
     private static async Task<MySqlTransaction> HoldTableAsync(MySqlConnection holder)
     {

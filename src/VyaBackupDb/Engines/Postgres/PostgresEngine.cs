@@ -58,14 +58,14 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         // One snapshot for the catalog and pg_dump (--snapshot): the tables listed are the tables
         // dumped, and the rows counted from the dump's COPY blocks are the rows of that snapshot.
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
-        await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken)
-            .ConfigureAwait(false);
-        var snapshot = (string)(await Scalar(connection, "SELECT pg_export_snapshot()", cancellationToken).ConfigureAwait(false))!;
+        await ExecuteAsync(connection, SessionSettings, cancellationToken).ConfigureAwait(false);
+        var taken = await TakeSnapshotAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var transaction = taken.Transaction;
         var (tables, sequences, objects, settings) = await ReadDumpCatalogAsync(connection, cancellationToken).ConfigureAwait(false);
 
         using var passFile = PassFile();
         var counter = new PostgresRowCounter(output);
-        await RunPgDumpAsync(pgDump, DumpArguments(database, snapshot, []), Environment(passFile), counter, cancellationToken).ConfigureAwait(false);
+        await RunPgDumpAsync(pgDump, DumpArguments(database, taken.Name, []), Environment(passFile), counter, cancellationToken).ConfigureAwait(false);
         var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, counter.Rows, cancellationToken).ConfigureAwait(false),
             AsDumped(sequences, counter.Sequences), objects);
         await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);

@@ -53,35 +53,11 @@ public sealed partial class PostgresEngine
         var client = await ChooseClientAsync(cancellationToken).ConfigureAwait(false);
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
         await ExecuteAsync(connection, SessionSettings, cancellationToken).ConfigureAwait(false);
-        await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken)
-            .ConfigureAwait(false);
-        // The snapshot every reader and both pg_dump runs share, and where it stands in the WAL:
-        // read just after it was taken, so every transaction it sees committed before that position.
-        string snapshot;
-        string? position;
-        await using (var command = new NpgsqlCommand(
-            "SELECT pg_catalog.pg_export_snapshot(), CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() "
-            + "ELSE pg_catalog.pg_current_wal_lsn() END::text", connection))
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
-        {
-            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-            snapshot = reader.GetString(0);
-            position = reader.IsDBNull(1) ? null : reader.GetString(1);
-        }
-        if (!SnapshotName().IsMatch(snapshot))
-        {
-            throw new OperationFailedException($"the server exported an unexpected snapshot name '{snapshot}'");
-        }
+        // The snapshot every reader and both pg_dump runs share.
+        var taken = await TakeSnapshotAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var transaction = taken.Transaction;
+        var (snapshot, copyTables) = (taken.Name, taken.Tables);
         var (tables, sequences, objects, settings) = await ReadDumpCatalogAsync(connection, cancellationToken).ConfigureAwait(false);
-        // The tables' sizes and their share locks wait for a session that holds one exclusively (ALTER TABLE,
-        // VACUUM FULL, ...) for lock_wait_seconds at most. The locks are held to the end: a TRUNCATE or DROP
-        // after the snapshot would otherwise empty a table for it.
-        var copyTables = await WithLockTimeoutAsync(connection, Instance.LockWaitSeconds, async () =>
-        {
-            var found = await ReadCopyTablesAsync(connection, cancellationToken).ConfigureAwait(false);
-            await LockAsync(connection, found, cancellationToken).ConfigureAwait(false);
-            return found;
-        }, cancellationToken).ConfigureAwait(false);
 
         using var passFile = PassFile();
         var pgDump = Path.Combine(client.BinDir, "pg_dump");
@@ -129,7 +105,7 @@ public sealed partial class PostgresEngine
             var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, rows, cancellationToken).ConfigureAwait(false),
                 AsDumped(sequences, dataCounter.Sequences), objects);
             await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
-            return new DumpDetails("pg_dump+copy", client.Version, inventory, _toolWarning, settings) { SourcePosition = position };
+            return new DumpDetails("pg_dump+copy", client.Version, inventory, _toolWarning, settings) { SourcePosition = taken.Position };
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && postDump.IsFaulted)
         {
@@ -279,6 +255,94 @@ public sealed partial class PostgresEngine
     [GeneratedRegex(@"^[0-9A-Fa-f-]{1,64}\z")]
     private static partial Regex SnapshotName();
 
+    /// <summary>A backup's snapshot (see <see cref="TakeSnapshotAsync"/>) and where it stands in the WAL.</summary>
+    private sealed record BackupSnapshot(NpgsqlTransaction Transaction, string Name, string? Position, List<CopyTable> Tables);
+
+    /// <summary>How many snapshots a backup takes before it gives up on tables truncated or rewritten under it.</summary>
+    private const int SnapshotAttempts = 3;
+
+    /// <summary>
+    /// Exports the snapshot a backup reads, in a repeatable-read transaction on <paramref name="connection"/>,
+    /// and share-locks its tables to the transaction's end, waiting lock_wait_seconds at most for a session
+    /// that holds one exclusively. TRUNCATE and the commands that rewrite a table (ALTER TABLE ... TYPE,
+    /// VACUUM FULL, CLUSTER) are not MVCC-safe: one committed between the snapshot and the lock shows the
+    /// table empty to the snapshot. Such a table has another file (relfilenode) than the snapshot's catalog
+    /// says, or is not the table its name now locks: the snapshot is then taken again.
+    /// </summary>
+    private async Task<BackupSnapshot> TakeSnapshotAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken)
+                .ConfigureAwait(false);
+            string? changed;
+            try
+            {
+                // Where the snapshot stands in the WAL is read just after it was taken, so every transaction
+                // it sees committed before that position.
+                string snapshot;
+                string? position;
+                await using (var command = new NpgsqlCommand(
+                    "SELECT pg_catalog.pg_export_snapshot(), CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() "
+                    + "ELSE pg_catalog.pg_current_wal_lsn() END::text", connection))
+                await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+                    snapshot = reader.GetString(0);
+                    position = reader.IsDBNull(1) ? null : reader.GetString(1);
+                }
+                if (!SnapshotName().IsMatch(snapshot))
+                {
+                    throw new OperationFailedException($"the server exported an unexpected snapshot name '{snapshot}'");
+                }
+                var tables = await WithLockTimeoutAsync(connection, Instance.LockWaitSeconds, async () =>
+                {
+                    var found = await ReadCopyTablesAsync(connection, cancellationToken).ConfigureAwait(false);
+                    await LockAsync(connection, found, cancellationToken).ConfigureAwait(false);
+                    return found;
+                }, cancellationToken).ConfigureAwait(false);
+                changed = await ChangedSinceSnapshotAsync(connection, tables, cancellationToken).ConfigureAwait(false);
+                if (changed is null)
+                {
+                    return new BackupSnapshot(transaction, snapshot, position, tables);
+                }
+            }
+            // A table dropped or renamed since the snapshot: its name locks nothing.
+            catch (OperationFailedException e) when ((e.InnerException as PostgresException)?.SqlState == PostgresErrorCodes.UndefinedTable)
+            {
+                changed = e.Message;
+            }
+            catch
+            {
+                await transaction.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+            await transaction.DisposeAsync().ConfigureAwait(false);
+            if (attempt == SnapshotAttempts)
+            {
+                throw new OperationFailedException($"tables were truncated, rewritten or dropped after each of the backup's {SnapshotAttempts} snapshots "
+                    + $"(last: {changed}), which would have shown them empty; nothing was stored: try again when no TRUNCATE, ALTER TABLE or VACUUM FULL runs");
+            }
+        }
+    }
+
+    /// <summary>
+    /// The first of <paramref name="tables"/> (read in the snapshot) whose file is not the snapshot's, or
+    /// that this session does not hold locked (its name now another table's); null if none.
+    /// </summary>
+    private static async Task<string?> ChangedSinceSnapshotAsync(NpgsqlConnection connection, List<CopyTable> tables, CancellationToken cancellationToken)
+    {
+        // pg_class read by a query is the snapshot's; pg_relation_filenode reads the server's current
+        // catalog, which the lock brought up to date.
+        await using var command = new NpgsqlCommand(
+            "SELECT c.oid::bigint FROM pg_catalog.pg_class c WHERE c.oid::bigint = ANY($1) "
+            + "AND (pg_catalog.pg_relation_filenode(c.oid) IS DISTINCT FROM c.relfilenode OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l "
+            + "WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation' AND l.relation = c.oid AND l.granted)) LIMIT 1", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = tables.Select(t => t.Oid).ToArray() });
+        var oid = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+        return oid is long changed ? "table " + tables.First(t => t.Oid == changed).Name : null;
+    }
+
     /// <summary>
     /// The tables whose rows are copied: ordinary tables (leaf partitions included, each with its own
     /// rows) that are not an extension's (pg_dump writes what an extension's configuration tables
@@ -291,7 +355,7 @@ public sealed partial class PostgresEngine
             "SELECT c.oid::bigint, n.nspname, c.relname, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), "
             + "coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a "
             + $"WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped{generated}), '{{}}'), "
-            + "pg_catalog.pg_relation_size(c.oid) "
+            + "coalesce(pg_catalog.pg_relation_size(c.oid), 0) "
             + "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             + "WHERE c.relkind = 'r' AND n.nspname " + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname")
             + " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e')";
