@@ -493,12 +493,7 @@ public sealed class BackupLockTests : IAsyncLifetime
         }
 
         var backup = Ops.BackupAsync(PgEngines.Instance(engine) with { LockWaitSeconds = 60 }, source, Compression.Zstd, backupDir);
-        var waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()";
-        while (Convert.ToInt64(await PgTestDb.ScalarAsync(source, waiting), CultureInfo.InvariantCulture) == 0 && !backup.IsCompleted)
-        {
-            await Task.Delay(20);
-        }
-        Assert.False(backup.IsCompleted, $"the backup did not wait for t1: {(backup.IsCompleted ? backup.Result.Error : "")}");
+        Assert.True(await WaitForLockWaitAsync(source, backup), $"the backup did not wait for t1: {(backup.IsCompleted ? backup.Result.Error : "")}");
         await using (var command = new Npgsql.NpgsqlCommand(change, holder, transaction))
         {
             await command.ExecuteNonQueryAsync();
@@ -510,6 +505,54 @@ public sealed class BackupLockTests : IAsyncLifetime
         var target = _scratch.PostgresName();
         Assert.NotNull(await Ops.RestoreAsync(PgEngines.Instance(engine), result.Location!, target));
         DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(source), await PgTestDb.FingerprintAsync(target), "restored after the change");
+    }
+
+    /// <summary>
+    /// The session of the test above truncates t2 while the backup waits, each time the backup has
+    /// taken a new snapshot: after three the backup gives up with one line and stores nothing.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_postgres_backup_whose_tables_are_truncated_under_each_snapshot_gives_up_clearly()
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t1 (id int PRIMARY KEY)", "CREATE TABLE t2 (id int PRIMARY KEY)",
+            "INSERT INTO t2 SELECT generate_series(1, 100)");
+        var backupDir = _scratch.TempDir("backups");
+        await using var holder = await PgTestDb.OpenAsync(source);
+        var transaction = await holder.BeginTransactionAsync();
+        await new Npgsql.NpgsqlCommand("LOCK TABLE t1 IN ACCESS EXCLUSIVE MODE", holder, transaction).ExecuteNonQueryAsync();
+
+        var backup = Ops.BackupAsync(PgEngines.Instance(PgEngines.Parallel4) with { LockWaitSeconds = 60 }, source, Compression.Zstd, backupDir);
+        // The backup may wait more than once in one attempt (its size read lets go of t1): the session
+        // truncates t2 at each wait, and every attempt waits at least once.
+        for (var round = 1; round <= 20 && await WaitForLockWaitAsync(source, backup); round++)
+        {
+            await new Npgsql.NpgsqlCommand("TRUNCATE t2; INSERT INTO t2 SELECT generate_series(1, 100)", holder, transaction).ExecuteNonQueryAsync();
+            await transaction.CommitAsync();
+            await transaction.DisposeAsync();
+            // Granted once the backup has let go of t1, to take its next snapshot or to give up.
+            transaction = await holder.BeginTransactionAsync();
+            await new Npgsql.NpgsqlCommand("LOCK TABLE t1 IN ACCESS EXCLUSIVE MODE", holder, transaction).ExecuteNonQueryAsync();
+        }
+        var failed = await backup.WaitAsync(TimeSpan.FromSeconds(60));
+        await transaction.CommitAsync();
+
+        Assert.False(failed.Succeeded, "a backup went on with a table truncated under each of its snapshots");
+        Assert.Contains("truncated, rewritten or dropped after each of the backup's 3 snapshots (last: table public.t2)", failed.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', failed.Error!);
+        Assert.Empty(Ops.DataFilesUnder(backupDir));
+    }
+
+    /// <summary>Waits until a session other than the caller's waits for a lock on the database (the backup): false if the backup ended first.</summary>
+    private static async Task<bool> WaitForLockWaitAsync(string database, Task<VyaBackupDb.Operations.BackupItemResult> backup)
+    {
+        var waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()";
+        while (Convert.ToInt64(await PgTestDb.ScalarAsync(database, waiting), CultureInfo.InvariantCulture) == 0 && !backup.IsCompleted)
+        {
+            await Task.Delay(20);
+        }
+        return !backup.IsCompleted;
     }
 
     /// <summary>Reads table t in a transaction left open: the session holds the table (its metadata lock) until the transaction ends.</summary>
