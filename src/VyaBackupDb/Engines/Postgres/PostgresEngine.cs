@@ -859,7 +859,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         // operator's locale: a client's own options come before them (and are what RESET goes back to).
         var environment = Environment(passFile);
         environment["PGCLIENTENCODING"] = "SQL_ASCII";
-        environment["PGOPTIONS"] = "-c standard_conforming_strings=on " + LoadSessionOptions;
+        environment["PGOPTIONS"] = "-c standard_conforming_strings=on " + environment["PGOPTIONS"];
         await using (var window = loadRole is null ? null : await loadRole.OpenLoginWindowAsync(cancellationToken).ConfigureAwait(false))
         {
             await ChildProcess.RunAsync(Path.Combine(binDir, "psql"), arguments, environment, async (stdin, ct) =>
@@ -1214,6 +1214,9 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         // Plain, stable messages whatever the operator's locale.
         ["LC_MESSAGES"] = "C",
         ["PGCONNECT_TIMEOUT"] = "15",
+        // At login, as the tool's own sessions: pg_dump turns the timeouts off only after its first
+        // statements, which a database's statement_timeout of 1 ms could cancel.
+        ["PGOPTIONS"] = LoadSessionOptions,
     };
 
     /// <summary>
