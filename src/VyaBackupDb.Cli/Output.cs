@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Spectre.Console;
+using Spectre.Console.Rendering;
 using VyaBackupDb.Config;
 using VyaBackupDb.Errors;
 
@@ -75,9 +77,17 @@ internal static class Output
         }
     }
 
-    public static void Line(string text)
+    /// <summary>A line of results on stdout, shown as <see cref="OneLine"/> shows it.</summary>
+    public static void Line(string text) => WriteOut(OneLine(IoErrors.Tidy(text)));
+
+    /// <summary>A JSON document on stdout (--json): its strings are escaped by JSON's rules, its lines are its own.</summary>
+    public static void Json(string document) => WriteOut(IoErrors.Tidy(document));
+
+    /// <summary>A line on stdout exactly as given: a password asked for.</summary>
+    public static void Verbatim(string text) => WriteOut(text);
+
+    private static void WriteOut(string text)
     {
-        text = IoErrors.Tidy(text);
         lock (WriteLock)
         {
             EraseLive();
@@ -109,7 +119,7 @@ internal static class Output
         lock (WriteLock)
         {
             EraseLive();
-            _live = lines;
+            _live = [.. lines.Select(OneLine)];
             DrawLive();
         }
     }
@@ -168,13 +178,15 @@ internal static class Output
     }
 
     /// <summary>
-    /// A message as one line: what it quotes (a file name, an archive's entry) may hold a newline that would forge
-    /// a log line of its own, or an escape sequence for the terminal; such characters are shown escaped (\n, \x1b).
+    /// A message as one line: what it quotes (a file name, an archive's entry, a database's name) may hold a
+    /// newline that would forge a line of its own, an escape sequence for the terminal, or a bidirectional
+    /// control that shows the rest of the line reversed; such characters are shown escaped (\n, \x1b, \u202e).
     /// </summary>
     internal static string OneLine(string message)
     {
         static bool IsControl(char c) => char.IsControl(c) && c != '\t';
-        if (!message.Any(IsControl))
+        static bool IsBidiControl(char c) => c is '\u061c' or '\u200e' or '\u200f' or (>= '\u202a' and <= '\u202e') or (>= '\u2066' and <= '\u2069');
+        if (!message.Any(c => IsControl(c) || IsBidiControl(c)))
         {
             return message;
         }
@@ -186,10 +198,47 @@ internal static class Output
                 '\n' => "\\n",
                 '\r' => "\\r",
                 _ when IsControl(c) => $"\\x{(int)c:x2}",
+                _ when IsBidiControl(c) => $"\\u{(int)c:x4}",
                 _ => c.ToString(),
             });
         }
         return line.ToString();
+    }
+
+    /// <summary>
+    /// A table on stdout: boxed on a terminal, else aligned columns two spaces apart (pipes, cron mail). Cells are
+    /// shown as <see cref="OneLine"/> shows them; <paramref name="style"/> of a cell by its row and column.
+    /// </summary>
+    public static void Table(string[] headers, IReadOnlyList<string[]> rows, Func<int, int, Style>? style = null)
+    {
+        var cells = rows.Select(row => row.Select(OneLine).ToArray()).ToList();
+        if (Console.IsOutputRedirected)
+        {
+            var lines = cells.Prepend(headers).ToList();
+            var widths = Enumerable.Range(0, headers.Length).Select(i => lines.Max(l => l[i].Length)).ToArray();
+            foreach (var line in lines)
+            {
+                Line(string.Join("  ", line.Select((cell, i) => i == line.Length - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd());
+            }
+            return;
+        }
+        var table = new Table().Border(TableBorder.Rounded);
+        foreach (var header in headers)
+        {
+            table.AddColumn(new TableColumn(new Text(header)));
+        }
+        for (var r = 0; r < cells.Count; r++)
+        {
+            var row = r;
+            // Text, not markup: a database name may hold '[' and ']'.
+            table.AddRow(cells[row].Select((c, column) => (IRenderable)new Text(c, style?.Invoke(row, column) ?? Style.Plain)));
+        }
+        lock (WriteLock)
+        {
+            EraseLive();
+            AnsiConsole.Write(table);
+            DrawLive();
+        }
     }
 
     private static string Stamp(DateTime utc) => utc.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);

@@ -234,30 +234,7 @@ internal static class BackupResults
     {
         if (report.Results.Count > 0)
         {
-            var rows = report.Results.Select(Cells).ToList();
-            if (!Console.IsOutputRedirected)
-            {
-                var table = new Table().Border(TableBorder.Rounded);
-                foreach (var header in Headers)
-                {
-                    table.AddColumn(new TableColumn(new Text(header)));
-                }
-                foreach (var row in rows)
-                {
-                    // Text, not markup: a database name may hold '[' and ']'.
-                    table.AddRow(row.Select(c => (IRenderable)new Text(c)));
-                }
-                AnsiConsole.Write(table);
-            }
-            else
-            {
-                var lines = rows.Prepend(Headers).ToList();
-                var widths = Enumerable.Range(0, Headers.Length).Select(i => lines.Max(l => l[i].Length)).ToArray();
-                foreach (var line in lines)
-                {
-                    Output.Line(string.Join("  ", line.Select((cell, i) => i == line.Length - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd());
-                }
-            }
+            Output.Table(Headers, [.. report.Results.Select(Cells)]);
         }
         var succeeded = report.Results.Count(r => r.Succeeded);
         var failed = report.Results.Count - succeeded;
@@ -293,7 +270,7 @@ internal static class BackupResults
             report.Results.Count(r => !r.Succeeded),
             report.Results.Sum(r => r.StoredBytes),
             results);
-        Output.Line(JsonSerializer.Serialize(document, JsonContext.BackupRunJson));
+        Output.Json(JsonSerializer.Serialize(document, JsonContext.BackupRunJson));
     }
 
     private static BackupResultJson Json(BackupItemResult r) => new(

@@ -112,20 +112,16 @@ internal static class ListCommand
 
             if (parseResult.GetValue(json))
             {
-                Output.Line(JsonSerializer.Serialize(rows, ListJson.Default.ListListedBackup));
+                Output.Json(JsonSerializer.Serialize(rows, ListJson.Default.ListListedBackup));
             }
             else if (rows.Count == 0)
             {
                 Output.Line((includeIncomplete ? "no backups found" : "no backups found (--all also lists incomplete ones)")
                     + (failures == 0 ? "" : " in the destinations that could be listed"));
             }
-            else if (!Console.IsOutputRedirected)
-            {
-                PrintTable(rows);
-            }
             else
             {
-                PrintPlain(rows);
+                Output.Table(Headers, [.. rows.Select(Cells)]);
             }
             // The lines above named each destination or folder that could not be listed.
             return failures > 0 ? Errors.ExitCode.Failed : Errors.ExitCode.Success;
@@ -186,30 +182,4 @@ internal static class ListCommand
         },
         row.Storage,
     ];
-
-    private static void PrintTable(List<ListedBackup> rows)
-    {
-        var table = new Table().Border(TableBorder.Rounded);
-        foreach (var header in Headers)
-        {
-            table.AddColumn(new TableColumn(new Text(header)));
-        }
-        foreach (var row in rows)
-        {
-            // Text, not markup: a database name may hold '[' and ']'.
-            table.AddRow(Cells(row).Select(c => (IRenderable)new Text(c)));
-        }
-        AnsiConsole.Write(table);
-    }
-
-    /// <summary>Aligned columns, two spaces apart, for pipes and cron mail.</summary>
-    private static void PrintPlain(List<ListedBackup> rows)
-    {
-        var lines = rows.Select(Cells).Prepend(Headers).ToList();
-        var widths = Enumerable.Range(0, Headers.Length).Select(i => lines.Max(l => l[i].Length)).ToArray();
-        foreach (var line in lines)
-        {
-            Output.Line(string.Join("  ", line.Select((cell, i) => i == line.Length - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd());
-        }
-    }
 }

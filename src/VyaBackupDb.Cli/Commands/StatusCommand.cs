@@ -51,15 +51,13 @@ internal static class StatusCommand
             }
             if (parseResult.GetValue(json))
             {
-                Output.Line(Encoding.UTF8.GetString(report.ToJson()));
-            }
-            else if (!Console.IsOutputRedirected)
-            {
-                PrintTable(report);
+                Output.Json(Encoding.UTF8.GetString(report.ToJson()));
             }
             else
             {
-                PrintPlain(report);
+                // The status column in red for a database overdue.
+                Output.Table(Headers, [.. report.Databases.Select(Cells)],
+                    (row, column) => column == 2 && report.Databases[row].Overdue ? new Style(Color.Red) : Style.Plain);
             }
             if (!parseResult.GetValue(json))
             {
@@ -103,33 +101,5 @@ internal static class StatusCommand
         const string blocks = "▁▂▃▄▅▆▇█";
         var max = list.Max();
         return max <= 0 ? new string(blocks[0], list.Count) : new string([.. list.Select(v => blocks[(int)Math.Round(v / max * (blocks.Length - 1))])]);
-    }
-
-    private static void PrintTable(StatusReport report)
-    {
-        var table = new Table().Border(TableBorder.Rounded);
-        foreach (var header in Headers)
-        {
-            table.AddColumn(new TableColumn(new Text(header)));
-        }
-        foreach (var row in report.Databases)
-        {
-            var cells = Cells(row);
-            var style = row.Overdue ? new Style(Color.Red) : Style.Plain;
-            // Text, not markup: a database name may hold '[' and ']'.
-            table.AddRow(cells.Select((c, i) => (IRenderable)new Text(c, i == 2 ? style : Style.Plain)));
-        }
-        AnsiConsole.Write(table);
-    }
-
-    /// <summary>Aligned columns, two spaces apart, for pipes and cron mail.</summary>
-    private static void PrintPlain(StatusReport report)
-    {
-        var lines = report.Databases.Select(Cells).Prepend(Headers).ToList();
-        var widths = Enumerable.Range(0, Headers.Length).Select(i => lines.Max(l => l[i].Length)).ToArray();
-        foreach (var line in lines)
-        {
-            Output.Line(string.Join("  ", line.Select((cell, i) => i == line.Length - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd());
-        }
     }
 }

@@ -58,7 +58,7 @@ internal static class VaultCommand
             Output.Line($"user: {entry.User ?? ""}");
             if (parseResult.GetValue(showPassword))
             {
-                Output.Line($"password: {entry.Password}");
+                Output.Verbatim($"password: {entry.Password}");
             }
             return Task.FromResult(ExitCode.Success);
         }));

@@ -181,6 +181,32 @@ public sealed class ListPruneCliTests : IAsyncLifetime
         Assert.DoesNotContain("incomplete", complete.Stdout, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Found by testers: a database named with a newline, an escape sequence or U+202E (which shows the rest of
+    /// the line reversed) was printed raw in list, the prune plan and status, forging lines of their own. They
+    /// are shown escaped, as the log lines show them.
+    /// </summary>
+    [Fact]
+    public async Task Names_with_control_characters_are_shown_escaped_in_list_prune_and_status()
+    {
+        var (config, dir) = await ConfigAsync(retention: "retention: {keep_last: 1}");
+        const string name = "x\nOK  \u001b[2Jy\u202ez";
+        Create(dir, _mysql, name, Utc("20260113_155440"));
+        Create(dir, _mysql, name, Utc("20260112_155440"));
+
+        foreach (var command in new[] { new[] { "list" }, ["prune", "--instance", "1", "--dry-run"], ["status"] })
+        {
+            var run = await Run.CliAsync([.. command, "--config", config]);
+
+            // status: 8, the backups are old.
+            Assert.True(run.ExitCode is Success or 8, run.ToString());
+            Assert.Contains("x\\nOK  \\x1b[2Jy\\u202ez", run.Stdout, StringComparison.Ordinal);
+            Assert.DoesNotContain(run.Stdout.Split('\n'), line => line.StartsWith("OK", StringComparison.Ordinal));
+            Assert.DoesNotContain('\u001b', run.Stdout);
+            Assert.DoesNotContain('\u202e', run.Stdout);
+        }
+    }
+
     [Fact]
     public async Task A_damaged_manifest_is_described_by_its_fields_without_dotnet_type_names()
     {
