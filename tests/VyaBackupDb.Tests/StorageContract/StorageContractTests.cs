@@ -183,7 +183,8 @@ public abstract class StorageContractTests : IAsyncLifetime
         await using (var second = await storage.CreateAsync("o/file", CancellationToken.None))
         {
             await second.Content.WriteAsync(Bytes(7000, 5));
-            await Assert.ThrowsAnyAsync<IOException>(() => second.CommitAsync(CancellationToken.None));
+            var failure = await Assert.ThrowsAnyAsync<IOException>(() => second.CommitAsync(CancellationToken.None));
+            Assert.Equal($"{storage.Describe("o/file")} already exists; not overwritten", failure.Message);
         }
 
         Assert.Equal(original, await ReadAsync(storage, "o/file"));

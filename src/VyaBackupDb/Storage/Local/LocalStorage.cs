@@ -174,7 +174,15 @@ public sealed partial class LocalStorage(string root) : IStorage
             await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
             _file.Flush(flushToDisk: true);
             await _file.DisposeAsync().ConfigureAwait(false);
-            File.Move(tempPath, targetPath, overwrite: false);
+            try
+            {
+                File.Move(tempPath, targetPath, overwrite: false);
+            }
+            // Two backups under one name: a clock set back onto seconds an earlier backup used.
+            catch (IOException e) when (File.Exists(targetPath))
+            {
+                throw new StorageException($"{targetPath} already exists; not overwritten", e);
+            }
             _committed = true;
             SyncDirectory(Path.GetDirectoryName(targetPath)!);
         }
