@@ -555,6 +555,50 @@ public sealed class BackupLockTests : IAsyncLifetime
         return !backup.IsCompleted;
     }
 
+    /// <summary>
+    /// Found by a tester: mariadb-dump's --single-transaction does not isolate DDL. A table altered in place
+    /// (ALGORITHM=INSTANT or INPLACE) after the dump's snapshot is read with its new columns and its rows of
+    /// before, without an error: a migration that moved a column left it in neither table, and the backup
+    /// said OK. The backup now compares the database's columns before and after the dump and fails.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_mysql_dump_engine_backup_fails_when_a_column_changes_while_it_dumps()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        // a: more than the pipes hold, so that the dump waits in it with its snapshot taken; b: dumped after it.
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE a (id int PRIMARY KEY, v varchar(200))",
+            "INSERT INTO a SELECT seq, REPEAT('x', 200) FROM seq_1_to_20000",
+            "CREATE TABLE b (id int PRIMARY KEY, c int, d int)", "INSERT INTO b VALUES (1, 10, 100)");
+        var tools = _scratch.TempDir("tools");
+        var go = Path.Combine(tools, "go");
+        // The dump's output held back until the test says go.
+        WrappedTool.Write(tools, "/usr/bin", "mariadb-dump",
+            $"\"/usr/bin/mariadb-dump\" \"$@\" | {{ while [ ! -f '{go}' ]; do sleep 0.05; done; cat; }}");
+        var backupDir = _scratch.TempDir("backups");
+        var backup = Ops.BackupAsync(TestServers.MySql() with { ToolsDir = tools }, source, Compression.Zstd, backupDir);
+        var readingA = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT /*!40001 SQL_NO_CACHE */ % FROM `a`' AND DB = @p0";
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (Convert.ToInt64(await MySqlTestDb.ScalarAsync(null, readingA, source), CultureInfo.InvariantCulture) == 0 && !backup.IsCompleted
+            && clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            await Task.Delay(20);
+        }
+        var waiting = !backup.IsCompleted && clock.Elapsed < TimeSpan.FromSeconds(60);
+        if (waiting)
+        {
+            await MySqlTestDb.ExecAsync(source, "ALTER TABLE b DROP COLUMN c, ALGORITHM=INSTANT");
+        }
+        await File.WriteAllTextAsync(go, "");
+        Assert.True(waiting, $"the dump did not wait in table a: {(backup.IsCompleted ? backup.Result.Error : "")}");
+        var failed = await backup.WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.False(failed.Succeeded, "a backup during which a column was dropped said OK");
+        Assert.Contains($"the columns of '{source}' changed while it was dumped (ALTER TABLE)", failed.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', failed.Error!);
+        Assert.Empty(Ops.DataFilesUnder(backupDir));
+    }
+
     /// <summary>Reads table t in a transaction left open: the session holds the table (its metadata lock) until the transaction ends.</summary>
     private static async Task<MySqlTransaction> HoldTableAsync(MySqlConnection holder)
     {

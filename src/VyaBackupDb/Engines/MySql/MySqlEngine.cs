@@ -101,11 +101,47 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         arguments.Add("--");
         arguments.Add(database);
         var counter = new MySqlRowCounter(output);
+        var columns = await ColumnsDigestAsync(database, cancellationToken).ConfigureAwait(false);
         await ChildProcess.RunAsync(tool, arguments, null, null, counter, cancellationToken).ConfigureAwait(false);
+        if (await ColumnsDigestAsync(database, cancellationToken).ConfigureAwait(false) != columns)
+        {
+            throw new OperationFailedException($"the columns of '{database}' changed while it was dumped (ALTER TABLE): the dump's snapshot "
+                + "does not hold back schema changes, so a table could be in it with its rows of before and its columns of after; "
+                + "nothing was stored: back it up again when no schema change runs");
+        }
 
         var inventory = Reconcile(database, catalog, counter, withHistory, warnings);
         return new DumpDetails(Path.GetFileName(tool), toolVersion.Split('\n')[0], inventory,
             warnings.Count == 0 ? null : string.Join("; ", warnings), catalog.Settings);
+    }
+
+    /// <summary>
+    /// A digest of the database's columns (of tables and views: name, position, type, nullability, default,
+    /// extra, generation), read before and after the dump. --single-transaction does not isolate DDL: a table
+    /// altered in place (ALGORITHM=INSTANT or INPLACE) after the dump's snapshot is read with its new columns
+    /// and its rows of before, a column dropped gone and one added at its default, and no error.
+    /// </summary>
+    private async Task<string> ColumnsDigestAsync(string database, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new MySqlCommand(
+            "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, GENERATION_EXPRESSION "
+            + "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = @db AND BINARY TABLE_SCHEMA = @db "
+            + "ORDER BY BINARY TABLE_NAME, ORDINAL_POSITION", connection);
+        command.Parameters.AddWithValue("@db", database);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        using var digest = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            for (var i = 0; i < reader.FieldCount; i++)
+            {
+                // Each field length-prefixed (NULL as -1): no two column lists give the same bytes.
+                var field = reader.IsDBNull(i) ? null : Encoding.UTF8.GetBytes(Convert.ToString(reader.GetValue(i), CultureInfo.InvariantCulture)!);
+                digest.AppendData(BitConverter.GetBytes(field?.Length ?? -1));
+                digest.AppendData(field ?? []);
+            }
+        }
+        return Convert.ToHexString(digest.GetHashAndReset());
     }
 
     /// <summary>MariaDB prints a FLOAT without a scale with 6 significant digits, and so does its dump: these columns (table.column).</summary>
