@@ -508,6 +508,38 @@ public sealed class BackupLockTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// engine: dump lets its own locks go once it has checked its snapshot, before pg_dump locks the tables:
+    /// a table truncated in between is read empty by pg_dump, and the backup, checking the tables again
+    /// once pg_dump is done, fails with one line and stores nothing.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_postgres_dump_engine_backup_fails_when_a_table_is_truncated_before_pg_dump_locks_it()
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t2 (id int PRIMARY KEY, v int)", "INSERT INTO t2 SELECT g, g FROM generate_series(1, 1000) g");
+        // pg_dump starts 2 s late, once the backup has taken and checked its snapshot.
+        var tools = SlowDumpTools.Create(_scratch.TempDir("tools"), 2);
+        var started = Path.Combine(tools, "started");
+        var backupDir = _scratch.TempDir("backups");
+
+        var backup = Ops.BackupAsync(PgEngines.Instance(PgEngines.Dump) with { ToolsDir = tools }, source, Compression.Zstd, backupDir);
+        while (!File.Exists(started) && !backup.IsCompleted)
+        {
+            await Task.Delay(10);
+        }
+        Assert.True(File.Exists(started), $"the backup ended before pg_dump started: {(backup.IsCompleted ? backup.Result.Error : "")}");
+        await PgTestDb.ExecAsync(source, "SET lock_timeout = '10s'", "BEGIN", "TRUNCATE t2", "INSERT INTO t2 SELECT g, g FROM generate_series(1, 10) g", "COMMIT");
+        var failed = await backup.WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.False(failed.Succeeded, "a backup whose table was truncated before pg_dump locked it said OK");
+        Assert.Contains("table public.t2 was truncated, rewritten or dropped (TRUNCATE, ALTER TABLE, VACUUM FULL) after the backup's snapshot",
+            failed.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', failed.Error!);
+        Assert.Empty(Ops.DataFilesUnder(backupDir));
+    }
+
+    /// <summary>
     /// The session of the test above truncates t2 while the backup waits, each time the backup has
     /// taken a new snapshot: after three the backup gives up with one line and stores nothing.
     /// </summary>

@@ -59,13 +59,14 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         // dumped, and the rows counted from the dump's COPY blocks are the rows of that snapshot.
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
         await ExecuteAsync(connection, SessionSettings, cancellationToken).ConfigureAwait(false);
-        var taken = await TakeSnapshotAsync(connection, cancellationToken).ConfigureAwait(false);
+        var taken = await TakeSnapshotAsync(connection, holdLocks: false, cancellationToken).ConfigureAwait(false);
         await using var transaction = taken.Transaction;
         var (tables, sequences, objects, settings) = await ReadDumpCatalogAsync(connection, cancellationToken).ConfigureAwait(false);
 
         using var passFile = PassFile();
         var counter = new PostgresRowCounter(output);
         await RunPgDumpAsync(pgDump, DumpArguments(database, taken.Name, []), Environment(passFile), counter, cancellationToken).ConfigureAwait(false);
+        await RequireUnchangedSinceSnapshotAsync(connection, database, taken.Tables, cancellationToken).ConfigureAwait(false);
         var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, counter.Rows, cancellationToken).ConfigureAwait(false),
             AsDumped(sequences, counter.Sequences), objects);
         await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);

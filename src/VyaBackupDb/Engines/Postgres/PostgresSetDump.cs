@@ -54,7 +54,7 @@ public sealed partial class PostgresEngine
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
         await ExecuteAsync(connection, SessionSettings, cancellationToken).ConfigureAwait(false);
         // The snapshot every reader and both pg_dump runs share.
-        var taken = await TakeSnapshotAsync(connection, cancellationToken).ConfigureAwait(false);
+        var taken = await TakeSnapshotAsync(connection, holdLocks: true, cancellationToken).ConfigureAwait(false);
         await using var transaction = taken.Transaction;
         var (snapshot, copyTables) = (taken.Name, taken.Tables);
         var (tables, sequences, objects, settings) = await ReadDumpCatalogAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -263,13 +263,19 @@ public sealed partial class PostgresEngine
 
     /// <summary>
     /// Exports the snapshot a backup reads, in a repeatable-read transaction on <paramref name="connection"/>,
-    /// and share-locks its tables to the transaction's end, waiting lock_wait_seconds at most for a session
-    /// that holds one exclusively. TRUNCATE and the commands that rewrite a table (ALTER TABLE ... TYPE,
-    /// VACUUM FULL, CLUSTER) are not MVCC-safe: one committed between the snapshot and the lock shows the
-    /// table empty to the snapshot. Such a table has another file (relfilenode) than the snapshot's catalog
-    /// says, or is not the table its name now locks: the snapshot is then taken again.
+    /// and share-locks its tables, waiting lock_wait_seconds at most for a session that holds one
+    /// exclusively. TRUNCATE and the commands that rewrite a table (ALTER TABLE ... TYPE, VACUUM FULL,
+    /// CLUSTER) are not MVCC-safe: one committed between the snapshot and the lock shows the table empty to
+    /// the snapshot. Such a table has another file (relfilenode) than the snapshot's catalog says, or is
+    /// not the table its name now locks: the snapshot is then taken again.
     /// </summary>
-    private async Task<BackupSnapshot> TakeSnapshotAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    /// <param name="holdLocks">
+    /// Hold the locks to the transaction's end (engine: parallel, whose readers lock each table only as they
+    /// come to it). Else they are let go once checked (engine: dump): pg_dump takes its own, and ours would
+    /// double what the server's lock table must hold and keep pg_dump's waiting behind any ALTER queued
+    /// behind them; <see cref="RequireUnchangedSinceSnapshotAsync"/> then checks the tables after pg_dump.
+    /// </param>
+    private async Task<BackupSnapshot> TakeSnapshotAsync(NpgsqlConnection connection, bool holdLocks, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -295,15 +301,26 @@ public sealed partial class PostgresEngine
                 {
                     throw new OperationFailedException($"the server exported an unexpected snapshot name '{snapshot}'");
                 }
+                if (!holdLocks)
+                {
+                    await ExecuteAsync(connection, "SAVEPOINT locks", cancellationToken).ConfigureAwait(false);
+                }
                 var tables = await WithLockTimeoutAsync(connection, Instance.LockWaitSeconds, async () =>
                 {
                     var found = await ReadCopyTablesAsync(connection, cancellationToken).ConfigureAwait(false);
                     await LockAsync(connection, found, cancellationToken).ConfigureAwait(false);
                     return found;
                 }, cancellationToken).ConfigureAwait(false);
-                changed = await ChangedSinceSnapshotAsync(connection, tables, cancellationToken).ConfigureAwait(false);
+                // Locking them brought this session's view of the current catalog up to date.
+                changed = await NotLockedAsync(connection, tables, cancellationToken).ConfigureAwait(false)
+                    ?? await ChangedSinceSnapshotAsync(connection, connection, tables, cancellationToken).ConfigureAwait(false);
                 if (changed is null)
                 {
+                    if (!holdLocks)
+                    {
+                        // Locks taken in a savepoint go with it.
+                        await ExecuteAsync(connection, "ROLLBACK TO SAVEPOINT locks", cancellationToken).ConfigureAwait(false);
+                    }
                     return new BackupSnapshot(transaction, snapshot, position, tables);
                 }
             }
@@ -327,20 +344,61 @@ public sealed partial class PostgresEngine
     }
 
     /// <summary>
-    /// The first of <paramref name="tables"/> (read in the snapshot) whose file is not the snapshot's, or
-    /// that this session does not hold locked (its name now another table's); null if none.
+    /// engine: dump, once pg_dump is done: a table truncated or rewritten after the snapshot, before pg_dump
+    /// had locked it (which no lock of ours held back, see <see cref="TakeSnapshotAsync"/>), was read empty.
     /// </summary>
-    private static async Task<string?> ChangedSinceSnapshotAsync(NpgsqlConnection connection, List<CopyTable> tables, CancellationToken cancellationToken)
+    private async Task RequireUnchangedSinceSnapshotAsync(
+        NpgsqlConnection connection, string database, List<CopyTable> tables, CancellationToken cancellationToken)
     {
-        // pg_class read by a query is the snapshot's; pg_relation_filenode reads the server's current
-        // catalog, which the lock brought up to date.
+        // A new session reads the current catalog.
+        await using var current = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        if (await ChangedSinceSnapshotAsync(connection, current, tables, cancellationToken).ConfigureAwait(false) is { } changed)
+        {
+            throw new OperationFailedException($"{changed} was truncated, rewritten or dropped (TRUNCATE, ALTER TABLE, VACUUM FULL) after the "
+                + "backup's snapshot, before pg_dump could lock it, so it could be in the dump empty; nothing was stored: run the backup again");
+        }
+    }
+
+    /// <summary>
+    /// The first of <paramref name="tables"/> whose file (relfilenode) in the catalog of the snapshot (on
+    /// <paramref name="snapshot"/>) is not its file now, as <paramref name="current"/> reads it (a session
+    /// whose view of the current catalog is up to date); null if none.
+    /// </summary>
+    private static async Task<string?> ChangedSinceSnapshotAsync(
+        NpgsqlConnection snapshot, NpgsqlConnection current, List<CopyTable> tables, CancellationToken cancellationToken)
+    {
+        // pg_class read by a query is the snapshot's; pg_relation_filenode reads the server's current catalog.
+        var then = await FilesAsync(snapshot, "c.relfilenode", tables, cancellationToken).ConfigureAwait(false);
+        var now = await FilesAsync(current, "pg_catalog.pg_relation_filenode(c.oid)", tables, cancellationToken).ConfigureAwait(false);
+        return tables.FirstOrDefault(t => !now.TryGetValue(t.Oid, out var file) || file != then[t.Oid]) is { } changed
+            ? "table " + changed.Name : null;
+    }
+
+    /// <summary>Each table's file as <paramref name="file"/> (an expression on pg_class c) gives it; a table gone is left out.</summary>
+    private static async Task<Dictionary<long, long?>> FilesAsync(
+        NpgsqlConnection connection, string file, List<CopyTable> tables, CancellationToken cancellationToken)
+    {
         await using var command = new NpgsqlCommand(
-            "SELECT c.oid::bigint FROM pg_catalog.pg_class c WHERE c.oid::bigint = ANY($1) "
-            + "AND (pg_catalog.pg_relation_filenode(c.oid) IS DISTINCT FROM c.relfilenode OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l "
-            + "WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation' AND l.relation = c.oid AND l.granted)) LIMIT 1", connection);
+            $"SELECT c.oid::bigint, {file}::bigint FROM pg_catalog.pg_class c WHERE c.oid::bigint = ANY($1)", connection);
         command.Parameters.Add(new NpgsqlParameter { Value = tables.Select(t => t.Oid).ToArray() });
-        var oid = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-        return oid is long changed ? "table " + tables.First(t => t.Oid == changed).Name : null;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var files = new Dictionary<long, long?>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            files[reader.GetInt64(0)] = reader.IsDBNull(1) ? null : reader.GetInt64(1);
+        }
+        return files;
+    }
+
+    /// <summary>The first of <paramref name="tables"/> this session does not hold locked (its name now another table's), or null.</summary>
+    private static async Task<string?> NotLockedAsync(NpgsqlConnection connection, List<CopyTable> tables, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            "SELECT t.oid FROM unnest($1) AS t(oid) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = pg_catalog.pg_backend_pid() "
+            + "AND l.locktype = 'relation' AND l.relation::bigint = t.oid AND l.granted) LIMIT 1", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = tables.Select(t => t.Oid).ToArray() });
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long oid
+            ? "table " + tables.First(t => t.Oid == oid).Name : null;
     }
 
     /// <summary>
