@@ -101,11 +101,12 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         arguments.Add("--");
         arguments.Add(database);
         var counter = new MySqlRowCounter(output);
-        var columns = await ColumnsDigestAsync(database, cancellationToken).ConfigureAwait(false);
+        var schema = await SchemaStateAsync(database, null, cancellationToken).ConfigureAwait(false);
         await ChildProcess.RunAsync(tool, arguments, null, null, counter, cancellationToken).ConfigureAwait(false);
-        if (await ColumnsDigestAsync(database, cancellationToken).ConfigureAwait(false) != columns)
+        if (await SchemaStateAsync(database, schema.Time, cancellationToken).ConfigureAwait(false) is var after
+            && (after.Columns != schema.Columns || after.AlteredSince > 0))
         {
-            throw new OperationFailedException($"the columns of '{database}' changed while it was dumped (ALTER TABLE): the dump's snapshot "
+            throw new OperationFailedException($"the tables of '{database}' changed while it was dumped (ALTER TABLE): the dump's snapshot "
                 + "does not hold back schema changes, so a table could be in it with its rows of before and its columns of after; "
                 + "nothing was stored: back it up again when no schema change runs");
         }
@@ -116,14 +117,23 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     }
 
     /// <summary>
-    /// A digest of the database's columns (of tables and views: name, position, type, nullability, default,
-    /// extra, generation), read before and after the dump. --single-transaction does not isolate DDL: a table
-    /// altered in place (ALGORITHM=INSTANT or INPLACE) after the dump's snapshot is read with its new columns
-    /// and its rows of before, a column dropped gone and one added at its default, and no error.
+    /// What the dump checks of the database's tables before and after: --single-transaction does not
+    /// isolate DDL, and a table altered in place (ALGORITHM=INSTANT or INPLACE) after the dump's snapshot
+    /// is read with its new columns and its rows of before (a column dropped gone, one added at its
+    /// default), without an error. <c>Columns</c>: a digest of every column (name, position, type,
+    /// nullability, default, extra, generation). <c>AlteredSince</c>: how many tables were created or
+    /// altered after the second <paramref name="since"/> (MariaDB sets CREATE_TIME at every ALTER, so
+    /// this sees a column dropped and added back, which the digest cannot). <c>Time</c>: the server's now.
     /// </summary>
-    private async Task<string> ColumnsDigestAsync(string database, CancellationToken cancellationToken)
+    private async Task<(string Columns, long AlteredSince, long Time)> SchemaStateAsync(string database, long? since, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var time = Convert.ToInt64(await Scalar(connection, "SELECT UNIX_TIMESTAMP()", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
+        var altered = since is { } start
+            ? Convert.ToInt64(await Scalar(connection, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND BINARY TABLE_SCHEMA = @db "
+                + string.Create(CultureInfo.InvariantCulture, $"AND UNIX_TIMESTAMP(CREATE_TIME) > {start}"), cancellationToken, database).ConfigureAwait(false),
+                CultureInfo.InvariantCulture)
+            : 0;
         await using var command = new MySqlCommand(
             "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, GENERATION_EXPRESSION "
             + "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = @db AND BINARY TABLE_SCHEMA = @db "
@@ -141,7 +151,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
                 digest.AppendData(field ?? []);
             }
         }
-        return Convert.ToHexString(digest.GetHashAndReset());
+        return (Convert.ToHexString(digest.GetHashAndReset()), altered, time);
     }
 
     /// <summary>MariaDB prints a FLOAT without a scale with 6 significant digits, and so does its dump: these columns (table.column).</summary>
