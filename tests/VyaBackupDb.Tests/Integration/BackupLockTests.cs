@@ -591,9 +591,9 @@ public sealed class BackupLockTests : IAsyncLifetime
     /// Found by a tester: mariadb-dump's --single-transaction does not isolate DDL. A table altered in place
     /// (ALGORITHM=INSTANT or INPLACE) after the dump's snapshot is read with its new columns and its rows of
     /// before, without an error: a migration that moved a column left it in neither table, and the backup
-    /// said OK. The backup now compares the database's columns before and after the dump, and looks for a
-    /// table altered since it started (a column dropped and added back leaves the columns as they were, and
-    /// the column's rows at its default), and fails.
+    /// said OK. The backup now compares the database's columns and its tables' CREATE_TIME before and after
+    /// the dump (a column dropped and added back leaves the columns as they were, and the column's rows at
+    /// its default), and fails.
     /// </summary>
     [SkippableTheory]
     [InlineData("ALTER TABLE b DROP COLUMN c, ALGORITHM=INSTANT")]
@@ -623,7 +623,7 @@ public sealed class BackupLockTests : IAsyncLifetime
         var waiting = !backup.IsCompleted && clock.Elapsed < TimeSpan.FromSeconds(60);
         if (waiting)
         {
-            // In a later second than the backup's start (the server's clock counts whole seconds).
+            // In a later second than the backup's first look (CREATE_TIME counts whole seconds).
             await Task.Delay(1100);
             await MySqlTestDb.ExecAsync(source, change.Split("; "));
         }

@@ -101,10 +101,9 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         arguments.Add("--");
         arguments.Add(database);
         var counter = new MySqlRowCounter(output);
-        var schema = await SchemaStateAsync(database, null, cancellationToken).ConfigureAwait(false);
+        var schema = await SchemaDigestAsync(database, cancellationToken).ConfigureAwait(false);
         await ChildProcess.RunAsync(tool, arguments, null, null, counter, cancellationToken).ConfigureAwait(false);
-        if (await SchemaStateAsync(database, schema.Time, cancellationToken).ConfigureAwait(false) is var after
-            && (after.Columns != schema.Columns || after.AlteredSince > 0))
+        if (await SchemaDigestAsync(database, cancellationToken).ConfigureAwait(false) != schema)
         {
             throw new OperationFailedException($"the tables of '{database}' changed while it was dumped (ALTER TABLE): the dump's snapshot "
                 + "does not hold back schema changes, so a table could be in it with its rows of before and its columns of after; "
@@ -117,26 +116,21 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     }
 
     /// <summary>
-    /// What the dump checks of the database's tables before and after: --single-transaction does not
+    /// A digest of the database's tables, read before and after the dump: --single-transaction does not
     /// isolate DDL, and a table altered in place (ALGORITHM=INSTANT or INPLACE) after the dump's snapshot
     /// is read with its new columns and its rows of before (a column dropped gone, one added at its
-    /// default), without an error. <c>Columns</c>: a digest of every column (name, position, type,
-    /// nullability, default, extra, generation). <c>AlteredSince</c>: how many tables were created or
-    /// altered after the second <paramref name="since"/> (MariaDB sets CREATE_TIME at every ALTER, so
-    /// this sees a column dropped and added back, which the digest cannot). <c>Time</c>: the server's now.
+    /// default), without an error. Every column (name, position, type, nullability, default, extra,
+    /// generation), and each table's CREATE_TIME, which MariaDB sets at every ALTER: a column dropped and
+    /// added back leaves the columns as they were.
     /// </summary>
-    private async Task<(string Columns, long AlteredSince, long Time)> SchemaStateAsync(string database, long? since, CancellationToken cancellationToken)
+    private async Task<string> SchemaDigestAsync(string database, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        var time = Convert.ToInt64(await Scalar(connection, "SELECT UNIX_TIMESTAMP()", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
-        var altered = since is { } start
-            ? Convert.ToInt64(await Scalar(connection, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND BINARY TABLE_SCHEMA = @db "
-                + string.Create(CultureInfo.InvariantCulture, $"AND UNIX_TIMESTAMP(CREATE_TIME) > {start}"), cancellationToken, database).ConfigureAwait(false),
-                CultureInfo.InvariantCulture)
-            : 0;
         await using var command = new MySqlCommand(
             "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, GENERATION_EXPRESSION "
             + "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = @db AND BINARY TABLE_SCHEMA = @db "
+            + "UNION ALL SELECT TABLE_NAME, NULL, NULL, NULL, NULL, NULL, NULL, CREATE_TIME "
+            + "FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND BINARY TABLE_SCHEMA = @db "
             + "ORDER BY BINARY TABLE_NAME, ORDINAL_POSITION", connection);
         command.Parameters.AddWithValue("@db", database);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -151,7 +145,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
                 digest.AppendData(field ?? []);
             }
         }
-        return (Convert.ToHexString(digest.GetHashAndReset()), altered, time);
+        return Convert.ToHexString(digest.GetHashAndReset());
     }
 
     /// <summary>MariaDB prints a FLOAT without a scale with 6 significant digits, and so does its dump: these columns (table.column).</summary>
