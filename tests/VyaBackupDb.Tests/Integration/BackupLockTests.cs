@@ -478,12 +478,19 @@ public sealed class BackupLockTests : IAsyncLifetime
     [InlineData(PgEngines.Parallel4, "ALTER TABLE t2 ALTER COLUMN v TYPE bigint")]
     [InlineData(PgEngines.Parallel4, "DROP TABLE t2")]
     [InlineData(PgEngines.Parallel4, "ALTER TABLE t2 RENAME TO t3; CREATE TABLE t2 (id int)")]
+    [InlineData(PgEngines.Dump, Swap.Tables)]
+    [InlineData(PgEngines.Parallel4, Swap.Tables)]
+    [InlineData(PgEngines.Dump, Swap.Functions)]
+    [InlineData(PgEngines.Parallel4, Swap.Functions)]
+    [InlineData(PgEngines.Dump, Swap.Columns)]
+    [InlineData(PgEngines.Parallel4, Swap.Columns)]
     public async Task A_postgres_backup_waiting_for_a_lock_stores_a_table_truncated_or_rewritten_meanwhile_whole(string engine, string change)
     {
         await TestServers.RequirePostgresAsync();
         var source = await _scratch.NewPostgresDatabaseAsync();
         await PgTestDb.ExecAsync(source, "CREATE TABLE t1 (id int PRIMARY KEY)", "INSERT INTO t1 VALUES (1)",
             "CREATE TABLE t2 (id int PRIMARY KEY, v int)", "INSERT INTO t2 SELECT g, g FROM generate_series(1, 1000) g");
+        await PgTestDb.ExecAsync(source, Swap.Objects);
         var backupDir = _scratch.TempDir("backups");
         await using var holder = await PgTestDb.OpenAsync(source);
         await using var transaction = await holder.BeginTransactionAsync();
@@ -505,6 +512,61 @@ public sealed class BackupLockTests : IAsyncLifetime
         var target = _scratch.PostgresName();
         Assert.NotNull(await Ops.RestoreAsync(PgEngines.Instance(engine), result.Location!, target));
         DbFingerprint.AssertSame(await PgTestDb.FingerprintAsync(source), await PgTestDb.FingerprintAsync(target), "restored after the change");
+    }
+
+    /// <summary>
+    /// Names swapped in one transaction (tables, functions, columns): COPY, pg_dump's locks and the definitions
+    /// it prints (a view's call) find them by name in the current catalog, while reading rows and catalog in the
+    /// snapshot. Found by a tester: each stored a state the source never had (a's rows as b's, the view calling
+    /// the other function), with exit 0.
+    /// </summary>
+    private static class Swap
+    {
+        public const string Objects = "CREATE TABLE a (v text); INSERT INTO a VALUES ('a1'), ('a2'); CREATE TABLE b (v text); INSERT INTO b VALUES ('b1'); "
+            + "CREATE TABLE c (x int, y int); INSERT INTO c VALUES (1, 2); "
+            + "CREATE FUNCTION plus(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + 1'; "
+            + "CREATE FUNCTION minus(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 - 1'; CREATE VIEW called AS SELECT plus(id) AS x FROM t1";
+
+        public const string Tables = "INSERT INTO b VALUES ('b2'); ALTER TABLE a RENAME TO swapped; ALTER TABLE b RENAME TO a; ALTER TABLE swapped RENAME TO b";
+
+        public const string Functions = "ALTER FUNCTION plus(int) RENAME TO swapped; ALTER FUNCTION minus(int) RENAME TO plus; ALTER FUNCTION swapped(int) RENAME TO minus";
+
+        public const string Columns = "ALTER TABLE c RENAME x TO swapped; ALTER TABLE c RENAME y TO x; ALTER TABLE c RENAME swapped TO y";
+    }
+
+    /// <summary>
+    /// A blue/green swap of two schemas while the backup runs, once it holds its locks (a schema renamed
+    /// takes no lock on its tables): found by a tester, the parallel engine stored live.t with green.t's
+    /// rows and green.t with live.t's, exit 0. The backup now fails with one line and stores nothing.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(PgEngines.Dump)]
+    [InlineData(PgEngines.Parallel4)]
+    public async Task A_postgres_backup_fails_when_schemas_are_swapped_while_it_runs(string engine)
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(source, "CREATE SCHEMA live", "CREATE TABLE live.t (id int PRIMARY KEY)", "INSERT INTO live.t SELECT generate_series(1, 100)",
+            "CREATE SCHEMA green", "CREATE TABLE green.t (id int PRIMARY KEY)", "INSERT INTO green.t VALUES (1)");
+        // pg_dump starts 2 s late, once the backup has taken and checked its snapshot (and, parallel, holds its locks).
+        var tools = SlowDumpTools.Create(_scratch.TempDir("tools"), 2);
+        var started = Path.Combine(tools, "started");
+        var backupDir = _scratch.TempDir("backups");
+
+        var backup = Ops.BackupAsync(PgEngines.Instance(engine) with { ToolsDir = tools }, source, Compression.Zstd, backupDir);
+        while (!File.Exists(started) && !backup.IsCompleted)
+        {
+            await Task.Delay(10);
+        }
+        Assert.True(File.Exists(started), $"the backup ended before pg_dump started: {(backup.IsCompleted ? backup.Result.Error : "")}");
+        await PgTestDb.ExecAsync(source, "BEGIN", "ALTER SCHEMA live RENAME TO swapped", "ALTER SCHEMA green RENAME TO live",
+            "ALTER SCHEMA swapped RENAME TO green", "COMMIT");
+        var failed = await backup.WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.False(failed.Succeeded, "a backup whose schemas were swapped under it said OK");
+        Assert.Contains("schema live was renamed green (ALTER ... RENAME) after the backup's snapshot", failed.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', failed.Error!);
+        Assert.Empty(Ops.DataFilesUnder(backupDir));
     }
 
     /// <summary>
@@ -571,7 +633,7 @@ public sealed class BackupLockTests : IAsyncLifetime
         await transaction.CommitAsync();
 
         Assert.False(failed.Succeeded, "a backup went on with a table truncated under each of its snapshots");
-        Assert.Contains("truncated, rewritten or dropped after each of the backup's 3 snapshots (last: table public.t2)", failed.Error, StringComparison.Ordinal);
+        Assert.Contains("changed under each of the backup's 3 snapshots (last: table public.t2 was truncated, rewritten or dropped", failed.Error, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', failed.Error!);
         Assert.Empty(Ops.DataFilesUnder(backupDir));
     }

@@ -59,7 +59,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         // dumped, and the rows counted from the dump's COPY blocks are the rows of that snapshot.
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
         await ExecuteAsync(connection, SessionSettings, cancellationToken).ConfigureAwait(false);
-        var taken = await TakeSnapshotAsync(connection, holdLocks: false, cancellationToken).ConfigureAwait(false);
+        var taken = await TakeSnapshotAsync(connection, database, holdLocks: false, cancellationToken).ConfigureAwait(false);
         await using var transaction = taken.Transaction;
         var (tables, sequences, objects, settings) = await ReadDumpCatalogAsync(connection, cancellationToken).ConfigureAwait(false);
 

@@ -54,7 +54,7 @@ public sealed partial class PostgresEngine
         await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
         await ExecuteAsync(connection, SessionSettings, cancellationToken).ConfigureAwait(false);
         // The snapshot every reader and both pg_dump runs share.
-        var taken = await TakeSnapshotAsync(connection, holdLocks: true, cancellationToken).ConfigureAwait(false);
+        var taken = await TakeSnapshotAsync(connection, database, holdLocks: true, cancellationToken).ConfigureAwait(false);
         await using var transaction = taken.Transaction;
         var (snapshot, copyTables) = (taken.Name, taken.Tables);
         var (tables, sequences, objects, settings) = await ReadDumpCatalogAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -99,6 +99,7 @@ public sealed partial class PostgresEngine
 
             var rows = await CopyAllAsync(database, snapshot, copyTables, set, jobs, failed).ConfigureAwait(false);
             await postDump.ConfigureAwait(false);
+            await RequireUnchangedSinceSnapshotAsync(connection, database, copyTables, cancellationToken).ConfigureAwait(false);
             post.Position = 0;
             await set.WritePostAsync(post, post.Length, cancellationToken).ConfigureAwait(false);
 
@@ -258,25 +259,33 @@ public sealed partial class PostgresEngine
     /// <summary>A backup's snapshot (see <see cref="TakeSnapshotAsync"/>) and where it stands in the WAL.</summary>
     private sealed record BackupSnapshot(NpgsqlTransaction Transaction, string Name, string? Position, List<CopyTable> Tables);
 
-    /// <summary>How many snapshots a backup takes before it gives up on tables truncated or rewritten under it.</summary>
+    /// <summary>How many snapshots a backup takes before it gives up on tables changed under it.</summary>
     private const int SnapshotAttempts = 3;
 
     /// <summary>
     /// Exports the snapshot a backup reads, in a repeatable-read transaction on <paramref name="connection"/>,
     /// and share-locks its tables, waiting lock_wait_seconds at most for a session that holds one
-    /// exclusively. TRUNCATE and the commands that rewrite a table (ALTER TABLE ... TYPE, VACUUM FULL,
-    /// CLUSTER) are not MVCC-safe: one committed between the snapshot and the lock shows the table empty to
-    /// the snapshot. Such a table has another file (relfilenode) than the snapshot's catalog says, or is
-    /// not the table its name now locks: the snapshot is then taken again.
+    /// exclusively. Two kinds of change committed between the snapshot and the locks would make the
+    /// backup wrong, and make it take the snapshot again:
+    /// TRUNCATE and the commands that rewrite a table (ALTER TABLE ... TYPE, VACUUM FULL, CLUSTER) are
+    /// not MVCC-safe: they show the table empty to the snapshot (its file, relfilenode, is not the one
+    /// the snapshot's catalog says, or its name now locks another table).
+    /// A rename: COPY, pg_dump's locks and the definitions it prints (pg_get_viewdef and its kin) find
+    /// tables, schemas and functions by their current names, rows and catalog in the snapshot.
     /// </summary>
     /// <param name="holdLocks">
     /// Hold the locks to the transaction's end (engine: parallel, whose readers lock each table only as they
     /// come to it). Else they are let go once checked (engine: dump): pg_dump takes its own, and ours would
     /// double what the server's lock table must hold and keep pg_dump's waiting behind any ALTER queued
-    /// behind them; <see cref="RequireUnchangedSinceSnapshotAsync"/> then checks the tables after pg_dump.
+    /// behind them. Both engines end with <see cref="RequireUnchangedSinceSnapshotAsync"/>: a schema or
+    /// function renamed takes no lock on a table.
     /// </param>
-    private async Task<BackupSnapshot> TakeSnapshotAsync(NpgsqlConnection connection, bool holdLocks, CancellationToken cancellationToken)
+    private async Task<BackupSnapshot> TakeSnapshotAsync(
+        NpgsqlConnection connection, string database, bool holdLocks, CancellationToken cancellationToken)
     {
+        // A session outside the snapshot, which reads the current catalog.
+        await using var current = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        await ExecuteAsync(current, SessionSettings, cancellationToken).ConfigureAwait(false);
         for (var attempt = 1; ; attempt++)
         {
             var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken)
@@ -311,9 +320,8 @@ public sealed partial class PostgresEngine
                     await LockAsync(connection, found, cancellationToken).ConfigureAwait(false);
                     return found;
                 }, cancellationToken).ConfigureAwait(false);
-                // Locking them brought this session's view of the current catalog up to date.
                 changed = await NotLockedAsync(connection, tables, cancellationToken).ConfigureAwait(false)
-                    ?? await ChangedSinceSnapshotAsync(connection, connection, tables, cancellationToken).ConfigureAwait(false);
+                    ?? await ChangedSinceSnapshotAsync(connection, current, tables, cancellationToken).ConfigureAwait(false);
                 if (changed is null)
                 {
                     if (!holdLocks)
@@ -337,41 +345,47 @@ public sealed partial class PostgresEngine
             await transaction.DisposeAsync().ConfigureAwait(false);
             if (attempt == SnapshotAttempts)
             {
-                throw new OperationFailedException($"tables were truncated, rewritten or dropped after each of the backup's {SnapshotAttempts} snapshots "
-                    + $"(last: {changed}), which would have shown them empty; nothing was stored: try again when no TRUNCATE, ALTER TABLE or VACUUM FULL runs");
+                throw new OperationFailedException($"the database changed under each of the backup's {SnapshotAttempts} snapshots "
+                    + $"(last: {changed}); nothing was stored: try again when no TRUNCATE, ALTER or VACUUM FULL runs");
             }
         }
     }
 
     /// <summary>
-    /// engine: dump, once pg_dump is done: a table truncated or rewritten after the snapshot, before pg_dump
-    /// had locked it (which no lock of ours held back, see <see cref="TakeSnapshotAsync"/>), was read empty.
+    /// Once the data is read: a change the locks did not hold off (see <see cref="TakeSnapshotAsync"/>) fails the
+    /// backup. engine: dump let its locks go before pg_dump took its own; neither engine's locks hold off a
+    /// schema or a function renamed.
     /// </summary>
     private async Task RequireUnchangedSinceSnapshotAsync(
         NpgsqlConnection connection, string database, List<CopyTable> tables, CancellationToken cancellationToken)
     {
-        // A new session reads the current catalog.
         await using var current = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        await ExecuteAsync(current, SessionSettings, cancellationToken).ConfigureAwait(false);
         if (await ChangedSinceSnapshotAsync(connection, current, tables, cancellationToken).ConfigureAwait(false) is { } changed)
         {
-            throw new OperationFailedException($"{changed} was truncated, rewritten or dropped (TRUNCATE, ALTER TABLE, VACUUM FULL) after the "
-                + "backup's snapshot, before pg_dump could lock it, so it could be in the dump empty; nothing was stored: run the backup again");
+            throw new OperationFailedException($"{changed} after the backup's snapshot, while the backup ran, so the dump could hold it "
+                + "wrongly; nothing was stored: run the backup again");
         }
     }
 
     /// <summary>
-    /// The first of <paramref name="tables"/> whose file (relfilenode) in the catalog of the snapshot (on
-    /// <paramref name="snapshot"/>) is not its file now, as <paramref name="current"/> reads it (a session
-    /// whose view of the current catalog is up to date); null if none.
+    /// What changed since the snapshot (on <paramref name="snapshot"/>) as <paramref name="current"/> (a
+    /// session whose view of the current catalog is up to date) sees it, in words; null if nothing did.
     /// </summary>
     private static async Task<string?> ChangedSinceSnapshotAsync(
+        NpgsqlConnection snapshot, NpgsqlConnection current, List<CopyTable> tables, CancellationToken cancellationToken) =>
+        await FileChangedAsync(snapshot, current, tables, cancellationToken).ConfigureAwait(false)
+            ?? await RenamedAsync(snapshot, current, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>The first of <paramref name="tables"/> whose file (relfilenode) in the snapshot's catalog is not its file now.</summary>
+    private static async Task<string?> FileChangedAsync(
         NpgsqlConnection snapshot, NpgsqlConnection current, List<CopyTable> tables, CancellationToken cancellationToken)
     {
         // pg_class read by a query is the snapshot's; pg_relation_filenode reads the server's current catalog.
         var then = await FilesAsync(snapshot, "c.relfilenode", tables, cancellationToken).ConfigureAwait(false);
         var now = await FilesAsync(current, "pg_catalog.pg_relation_filenode(c.oid)", tables, cancellationToken).ConfigureAwait(false);
         return tables.FirstOrDefault(t => !now.TryGetValue(t.Oid, out var file) || file != then[t.Oid]) is { } changed
-            ? "table " + changed.Name : null;
+            ? $"table {changed.Name} was truncated, rewritten or dropped (TRUNCATE, ALTER TABLE, VACUUM FULL)" : null;
     }
 
     /// <summary>Each table's file as <paramref name="file"/> (an expression on pg_class c) gives it; a table gone is left out.</summary>
@@ -388,6 +402,58 @@ public sealed partial class PostgresEngine
             files[reader.GetInt64(0)] = reader.IsDBNull(1) ? null : reader.GetInt64(1);
         }
         return files;
+    }
+
+    /// <summary>
+    /// The names of the database's own schemas, relations, columns, functions and types, by oid (and column
+    /// number), each qualified by its schema's name, schemas first.
+    /// </summary>
+    private static readonly string NamesSql = string.Format(CultureInfo.InvariantCulture,
+        "SELECT 1, 'schema', n.oid::bigint, 0, pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_namespace n WHERE n.nspname {0} "
+        + "UNION ALL SELECT 2, 'relation', c.oid::bigint, 0, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "
+        + "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname {0} "
+        + "UNION ALL SELECT 3, 'column', c.oid::bigint, a.attnum::integer, "
+        + "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) || '.' || pg_catalog.quote_ident(a.attname) "
+        + "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        + "WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname {0} "
+        + "UNION ALL SELECT 4, 'function', p.oid::bigint, 0, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) "
+        + "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname {0} "
+        + "UNION ALL SELECT 5, 'type', t.oid::bigint, 0, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname) "
+        + "FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname {0} "
+        + "ORDER BY 1, 3, 4",
+        string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname"));
+
+    /// <summary>
+    /// The first object (schemas first) whose name in the snapshot's catalog is not its name now; objects
+    /// created or dropped since are not renames (pg_dump and COPY read the snapshot's list, and fail on one gone).
+    /// </summary>
+    private static async Task<string?> RenamedAsync(NpgsqlConnection snapshot, NpgsqlConnection current, CancellationToken cancellationToken)
+    {
+        var then = new Dictionary<(string Kind, long Oid, int Number), string>();
+        await foreach (var (key, name) in NamesAsync(snapshot, cancellationToken).ConfigureAwait(false))
+        {
+            then[key] = name;
+        }
+        string? renamed = null;
+        await foreach (var (key, name) in NamesAsync(current, cancellationToken).ConfigureAwait(false))
+        {
+            if (renamed is null && then.TryGetValue(key, out var was) && was != name)
+            {
+                renamed = $"{key.Kind} {was} was renamed {name} (ALTER ... RENAME)";
+            }
+        }
+        return renamed;
+    }
+
+    private static async IAsyncEnumerable<((string Kind, long Oid, int Number) Key, string Name)> NamesAsync(
+        NpgsqlConnection connection, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(NamesSql, connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            yield return ((reader.GetString(1), reader.GetInt64(2), reader.GetInt32(3)), reader.GetString(4));
+        }
     }
 
     /// <summary>The first of <paramref name="tables"/> this session does not hold locked (its name now another table's), or null.</summary>
