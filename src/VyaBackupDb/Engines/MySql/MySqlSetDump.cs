@@ -75,7 +75,7 @@ public sealed partial class MySqlEngine
                         DumpPartAsync(schemaCounter, giveUp, "--no-data", "--skip-triggers", "--routines", "--events"),
                         DumpPartAsync(post, giveUp, "--no-data", "--no-create-info", "--triggers")).ConfigureAwait(false);
                     return new SchemaRead(catalog, tables, schema, post, schemaCounter, counters);
-                }, read => StartSnapshotsAsync(workers, database,
+                }, (read, snapshots) => OpenTablesAsync(snapshots ? workers : workers[..1], snapshots, database,
                     [.. read.Tables.Keys.Where(t => read.Catalog.Engines.GetValueOrDefault(t) is not { } engine || !DataNotDumped.Contains(engine))],
                     cancellationToken), cancellationToken).ConfigureAwait(false);
                 position = await ReadSourcePositionAsync(control, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
@@ -176,7 +176,9 @@ public sealed partial class MySqlEngine
     /// <summary>
     /// Takes the backup lock in attempts of <see cref="LockAttemptSeconds"/> until the instance's
     /// lock_wait_seconds have passed, runs <paramref name="whileDdlBlocked"/> under it, then
-    /// <paramref name="startSnapshots"/> with commits blocked too (false: try again). A waiting
+    /// <paramref name="openTables"/> (see <see cref="OpenTablesAsync"/>; false: try again): on MariaDB
+    /// first without snapshots, so that a table another session holds fails the attempt before commits
+    /// are blocked, then, commits blocked too, in the snapshots. A waiting
     /// lock request holds up other sessions' DDL (BACKUP STAGE) or writes (FLUSH TABLES WITH READ
     /// LOCK) behind it: with short attempts, a long statement or a LOCK TABLES elsewhere stalls the
     /// server for one attempt at most, never for the whole wait. MariaDB blocks DDL first
@@ -185,7 +187,7 @@ public sealed partial class MySqlEngine
     /// </summary>
     private async Task<T> LockForSnapshotAsync<T>(
         MySqlConnection control, List<MySqlConnection> workers, bool mariaDb, Func<CancellationToken, Task<T>> whileDdlBlocked,
-        Func<T, Task<bool>> startSnapshots, CancellationToken cancellationToken)
+        Func<T, bool, Task<bool>> openTables, CancellationToken cancellationToken)
         where T : class
     {
         var waited = Stopwatch.StartNew();
@@ -210,15 +212,16 @@ public sealed partial class MySqlEngine
                 await Execute(control, "SET SESSION lock_wait_timeout = 300", cancellationToken).ConfigureAwait(false);
                 var read = await ReadUnlessDeadlockedAsync(whileDdlBlocked, cancellationToken).ConfigureAwait(false);
                 deadlocked |= read is null;
-                if (read is not null && !mariaDb && await startSnapshots(read).ConfigureAwait(false))
+                if (read is not null && !mariaDb && await openTables(read, true).ConfigureAwait(false))
                 {
                     return read;
                 }
                 await Execute(control, $"SET SESSION lock_wait_timeout = {LockAttemptSeconds}", cancellationToken).ConfigureAwait(false);
-                if (read is not null && mariaDb && await TakeAsync("BACKUP STAGE BLOCK_COMMIT").ConfigureAwait(false))
+                if (read is not null && mariaDb && await openTables(read, false).ConfigureAwait(false)
+                    && await TakeAsync("BACKUP STAGE BLOCK_COMMIT").ConfigureAwait(false))
                 {
                     await Execute(control, "SET SESSION lock_wait_timeout = 300", cancellationToken).ConfigureAwait(false);
-                    if (await startSnapshots(read).ConfigureAwait(false))
+                    if (await openTables(read, true).ConfigureAwait(false))
                     {
                         return read;
                     }
@@ -260,23 +263,25 @@ public sealed partial class MySqlEngine
     }
 
     /// <summary>
-    /// Starts each reader's snapshot and has it open every table it may read (a shared metadata lock,
-    /// held to its transaction's end), under the backup lock. DDL after the snapshots would be read
+    /// With <paramref name="snapshots"/>, starts each reader's snapshot and has it open every table it
+    /// may read (a shared metadata lock, held to its transaction's end), under the backup lock; else
+    /// only checks that they can be opened. DDL after the snapshots would be read
     /// wrongly, with no error: a table renamed (RENAME TABLE swaps) or altered in place (ALTER TABLE
     /// ... INSTANT) shows its rows of before under its new name or columns, a partition exchanged
     /// (EXCHANGE PARTITION) the other table's rows. It now waits for the backup's end. Every reader
     /// holds every table: a DDL waiting for one would hold up another's first read of that table.
-    /// False (the readers' transactions ended) when a table could not be opened within an attempt:
-    /// another session holds it (LOCK TABLES ... WRITE), and commits wait meanwhile.
+    /// False (the transactions ended) when a table could not be opened within an attempt: another
+    /// session holds it (LOCK TABLES ... WRITE).
     /// </summary>
-    private static async Task<bool> StartSnapshotsAsync(
-        List<MySqlConnection> workers, string database, List<string> tables, CancellationToken cancellationToken)
+    private static async Task<bool> OpenTablesAsync(
+        List<MySqlConnection> workers, bool snapshots, string database, List<string> tables, CancellationToken cancellationToken)
     {
         var batches = tables.Select(t => $"SELECT 1 FROM {QuoteIdentifier(database)}.{QuoteIdentifier(t)} LIMIT 0;")
             .Chunk(500).Select(batch => string.Concat(batch)).ToList();
         foreach (var worker in workers)
         {
-            await Execute(worker, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", cancellationToken).ConfigureAwait(false);
+            await Execute(worker, snapshots ? "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY" : "START TRANSACTION READ ONLY",
+                cancellationToken).ConfigureAwait(false);
         }
         try
         {
@@ -287,7 +292,8 @@ public sealed partial class MySqlEngine
                 {
                     await Execute(worker, batch, cancellationToken).ConfigureAwait(false);
                 }
-                await Execute(worker, "SET SESSION lock_wait_timeout = DEFAULT", cancellationToken).ConfigureAwait(false);
+                await Execute(worker, snapshots ? "SET SESSION lock_wait_timeout = DEFAULT" : "ROLLBACK; SET SESSION lock_wait_timeout = DEFAULT",
+                    cancellationToken).ConfigureAwait(false);
             })).ConfigureAwait(false);
             return true;
         }
