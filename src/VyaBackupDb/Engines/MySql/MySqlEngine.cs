@@ -82,6 +82,8 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             arguments.Add("--column-statistics=0");
         }
 
+        // Read first: whatever changes after it, the counts below included, is seen after the dump.
+        var schema = await SchemaDigestAsync(database, cancellationToken).ConfigureAwait(false);
         // The catalog just before the dump: which tables there are and their engines (mysqldump's
         // snapshot cannot be shared). The rows are counted from the dump itself, as it streams.
         var catalog = await ReadCatalogAsync(database, serverIsMariaDb, cancellationToken).ConfigureAwait(false);
@@ -101,13 +103,12 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         arguments.Add("--");
         arguments.Add(database);
         var counter = new MySqlRowCounter(output);
-        var schema = await SchemaDigestAsync(database, cancellationToken).ConfigureAwait(false);
         await ChildProcess.RunAsync(tool, arguments, null, null, counter, cancellationToken).ConfigureAwait(false);
         if (await SchemaDigestAsync(database, cancellationToken).ConfigureAwait(false) != schema)
         {
-            throw new OperationFailedException($"the tables of '{database}' changed while it was dumped (ALTER TABLE): the dump's snapshot "
-                + "does not hold back schema changes, so a table could be in it with its rows of before and its columns of after; "
-                + "nothing was stored: back it up again when no schema change runs");
+            throw new OperationFailedException($"the schema of '{database}' changed while it was dumped (ALTER TABLE, or a view, routine, "
+                + "trigger or event created, changed or dropped): the dump's snapshot does not hold back schema changes, so a table could be "
+                + "in it with its rows of before and its columns of after; nothing was stored: back it up again when no schema change runs");
         }
 
         var inventory = Reconcile(database, catalog, counter, withHistory, warnings);
@@ -116,22 +117,33 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     }
 
     /// <summary>
-    /// A digest of the database's tables, read before and after the dump: --single-transaction does not
-    /// isolate DDL, and a table altered in place (ALGORITHM=INSTANT or INPLACE) after the dump's snapshot
-    /// is read with its new columns and its rows of before (a column dropped gone, one added at its
-    /// default), without an error. Every column (name, position, type, nullability, default, extra,
-    /// generation), and each table's CREATE_TIME, which MariaDB sets at every ALTER: a column dropped and
-    /// added back leaves the columns as they were.
+    /// A digest of the database's schema, read before and after the dump: --single-transaction does not
+    /// isolate DDL. A table altered in place (ALGORITHM=INSTANT or INPLACE) after the dump's snapshot is
+    /// read with its new columns and its rows of before (a column dropped gone, one added at its
+    /// default), without an error; views, routines, triggers and events are dumped as they are when the
+    /// dump comes to them, so that one created meanwhile is in the dump but not in the counts taken
+    /// before (and every restore's check would fail). Every column (name, position, type, nullability,
+    /// default, extra, generation), each table's CREATE_TIME, which MariaDB sets at every ALTER (a
+    /// column dropped and added back leaves the columns as they were), and each view's, routine's,
+    /// trigger's and event's definition and times.
     /// </summary>
     private async Task<string> SchemaDigestAsync(string database, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new MySqlCommand(
-            "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, GENERATION_EXPRESSION "
+            "SELECT 'column', TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, GENERATION_EXPRESSION "
             + "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = @db AND BINARY TABLE_SCHEMA = @db "
-            + "UNION ALL SELECT TABLE_NAME, NULL, NULL, NULL, NULL, NULL, NULL, CREATE_TIME "
+            + "UNION ALL SELECT 'table', TABLE_NAME, NULL, NULL, NULL, NULL, NULL, NULL, CREATE_TIME "
             + "FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND BINARY TABLE_SCHEMA = @db "
-            + "ORDER BY BINARY TABLE_NAME, ORDINAL_POSITION", connection);
+            + "UNION ALL SELECT 'view', TABLE_NAME, NULL, NULL, MD5(VIEW_DEFINITION), NULL, NULL, NULL, NULL "
+            + "FROM information_schema.VIEWS WHERE TABLE_SCHEMA = @db AND BINARY TABLE_SCHEMA = @db "
+            + "UNION ALL SELECT 'routine', ROUTINE_NAME, ROUTINE_TYPE, NULL, MD5(ROUTINE_DEFINITION), NULL, CREATED, LAST_ALTERED, NULL "
+            + "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = @db AND BINARY ROUTINE_SCHEMA = @db "
+            + "UNION ALL SELECT 'trigger', TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_ORDER, MD5(ACTION_STATEMENT), NULL, CREATED, NULL, NULL "
+            + "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = @db AND BINARY TRIGGER_SCHEMA = @db "
+            + "UNION ALL SELECT 'event', EVENT_NAME, STATUS, NULL, MD5(EVENT_DEFINITION), NULL, CREATED, LAST_ALTERED, NULL "
+            + "FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @db AND BINARY EVENT_SCHEMA = @db "
+            + "ORDER BY 1, BINARY 2, BINARY 3, 4", connection);
         command.Parameters.AddWithValue("@db", database);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         using var digest = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
