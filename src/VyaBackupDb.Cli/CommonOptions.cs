@@ -111,8 +111,13 @@ internal static partial class CommonOptions
         var typed = ParseFailure().Match(message);
         if (typed.Success)
         {
-            var kind = typed.Groups["type"].Value.Contains("Int", StringComparison.Ordinal) ? "a whole number" : "a valid value";
-            return $"{typed.Groups["option"].Value}: '{typed.Groups["value"].Value}' is not {kind}";
+            var (option, value) = (typed.Groups["option"].Value, typed.Groups["value"].Value);
+            if (!typed.Groups["type"].Value.Contains("Int", StringComparison.Ordinal))
+            {
+                return $"{option}: '{value}' is not a valid value";
+            }
+            return System.Numerics.BigInteger.TryParse(value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out _)
+                ? $"{option}: '{value}' is out of range" : $"{option}: '{value}' is not a whole number";
         }
         return message;
     }

@@ -853,7 +853,9 @@ public static partial class ConfigLoader
             }
             if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
             {
-                throw new ConfigException($"{path}:{Line(Get(node, key)!)}: {prefix}{key}: '{text}' is not a whole number");
+                var why = System.Numerics.BigInteger.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var number)
+                    ? $"is too {(number.Sign < 0 ? "small" : "large")} (from {int.MinValue} to {int.MaxValue})" : "is not a whole number";
+                throw new ConfigException($"{path}:{Line(Get(node, key)!)}: {prefix}{key}: '{text}' {why}");
             }
             return value;
         }

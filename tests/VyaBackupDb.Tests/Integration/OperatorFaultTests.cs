@@ -618,6 +618,7 @@ public sealed class OperatorFaultTests : IAsyncLifetime
 
     [Theory]
     [InlineData("list --instance abc", "--instance: 'abc' is not a whole number")]
+    [InlineData("list --instance 99999999999", "--instance: '99999999999' is out of range")]
     [InlineData("frobnicate", "Unrecognized command or argument 'frobnicate'")]
     [InlineData("", "no command given")]
     [InlineData("vault", "'vault' needs a subcommand")]
