@@ -747,6 +747,48 @@ public sealed class BackupLockTests : IAsyncLifetime
         DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), "restored from a backup during which DDL was issued");
     }
 
+    /// <summary>
+    /// An ALTER TABLE asked for while a parallel backup holds its lock (here, while its schema dump is held
+    /// up) waits for the lock, then for the backup's readers, which hold the table; a session that does not
+    /// hold it queues behind the ALTER. The backup planning the key ranges of a large table was such a
+    /// session: it waited for the ALTER, which waited for the backup.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_parallel_mysql_backup_is_not_held_up_by_an_alter_that_waits_for_it()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE big (id int PRIMARY KEY, v varchar(200))",
+            "INSERT INTO big SELECT seq, REPEAT('x', 200) FROM seq_1_to_20000", "ANALYZE TABLE big");
+        var before = await MySqlTestDb.FingerprintAsync(source);
+        var tools = HoldingDumpTools.Create(_scratch.TempDir("tools"), 3);
+        var dumped = Path.Combine(tools, "dumped");
+        var previous = VyaBackupDb.Engines.MySql.MySqlEngine.SetRangeBytes;
+        // big is read in key ranges.
+        VyaBackupDb.Engines.MySql.MySqlEngine.SetRangeBytes = 1 << 20;
+        try
+        {
+            var backup = Ops.BackupAsync(MySqlTestDb.Instance(2) with { ToolsDir = tools }, source, Compression.Zstd, _scratch.TempDir("backups"));
+            while (!File.Exists(dumped) && !backup.IsCompleted)
+            {
+                await Task.Delay(10);
+            }
+            Assert.True(File.Exists(dumped), $"the backup ended before its schema was dumped: {(backup.IsCompleted ? backup.Result.Error : "")}");
+            var alter = MySqlTestDb.ExecAsync(source, "SET SESSION lock_wait_timeout = 120", "ALTER TABLE big ADD COLUMN added int");
+            var result = await backup.WaitAsync(TimeSpan.FromSeconds(60));
+            await alter.WaitAsync(TimeSpan.FromSeconds(30));
+
+            Assert.True(result.Succeeded, result.Error);
+            var target = _scratch.MySqlName();
+            await Ops.RestoreAsync(MySqlTestDb.Instance(2), result.Location!, target);
+            DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), "restored from a backup that an ALTER waited for");
+        }
+        finally
+        {
+            VyaBackupDb.Engines.MySql.MySqlEngine.SetRangeBytes = previous;
+        }
+    }
+
     /// <summary>Reads table t in a transaction left open: the session holds the table (its metadata lock) until the transaction ends.</summary>
     private static async Task<MySqlTransaction> HoldTableAsync(MySqlConnection holder)
     {

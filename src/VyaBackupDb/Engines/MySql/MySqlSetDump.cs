@@ -19,8 +19,8 @@ public sealed partial class MySqlEngine
     /// </summary>
     internal const int SetChunkBytes = (7 << 20) - (64 << 10);
 
-    /// <summary>A table with a single-column integer primary key is read in key ranges of about this size (by the catalog's estimate).</summary>
-    internal const long SetRangeBytes = 64L << 20;
+    /// <summary>A table with a single-column integer primary key is read in key ranges of about this size (by the catalog's estimate); tests lower it.</summary>
+    internal static long SetRangeBytes { get; set; } = 64L << 20;
 
     /// <summary>One table, or one primary-key range of one, read by one connection.</summary>
     private sealed record SetWorkItem(string Table, MySqlTableReader Reader, string? Where);
@@ -111,7 +111,7 @@ public sealed partial class MySqlEngine
                     continue;
                 }
                 var history = withHistory && catalog.Versioned.Contains(name);
-                items.Add((await PlanTableAsync(control, database, table, history, jobs, cancellationToken).ConfigureAwait(false), table.DataBytes));
+                items.Add((await PlanTableAsync(workers[0], database, table, history, jobs, cancellationToken).ConfigureAwait(false), table.DataBytes));
             }
             await ReadTablesAsync(database, set, workers, ReadOrder.Of(items, jobs), rows, cancellationToken).ConfigureAwait(false);
 
@@ -537,8 +537,12 @@ public sealed partial class MySqlEngine
     }
 
     /// <summary>A table as one work item, or, when it is large and has an integer key, as key ranges that together cover every value.</summary>
+    /// <remarks>
+    /// On a reader's connection, in its snapshot: it holds the table (see <see cref="OpenTablesAsync"/>), where
+    /// another session would wait behind a DDL that waits for the backup.
+    /// </remarks>
     private static async Task<List<SetWorkItem>> PlanTableAsync(
-        MySqlConnection control, string database, SetTable table, bool history, int jobs, CancellationToken cancellationToken)
+        MySqlConnection connection, string database, SetTable table, bool history, int jobs, CancellationToken cancellationToken)
     {
         var reader = history
             ? new MySqlTableReader(table.Name,
@@ -552,14 +556,13 @@ public sealed partial class MySqlEngine
         }
         var quotedKey = QuoteIdentifier(key);
         await using var command = new MySqlCommand(
-            $"SELECT MIN({quotedKey}), MAX({quotedKey}) FROM {QuoteIdentifier(database)}.{QuoteIdentifier(table.Name)}", control);
+            $"SELECT MIN({quotedKey}), MAX({quotedKey}) FROM {QuoteIdentifier(database)}.{QuoteIdentifier(table.Name)}", connection);
         await using var result = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         if (!await result.ReadAsync(cancellationToken).ConfigureAwait(false) || result.IsDBNull(0))
         {
             return [new SetWorkItem(table.Name, reader, null)];
         }
-        // The bounds come from outside the snapshot: the first and last ranges are open, so rows
-        // beyond them are read all the same.
+        // The first and last ranges are open: every key value is in one of them.
         var low = Convert.ToDecimal(result.GetValue(0), CultureInfo.InvariantCulture);
         var high = Convert.ToDecimal(result.GetValue(1), CultureInfo.InvariantCulture);
         var step = Math.Ceiling((high - low + 1) / pieces);
