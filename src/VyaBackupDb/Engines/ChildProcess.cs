@@ -187,12 +187,17 @@ public static class ChildProcess
         _ => "",
     };
 
-    /// <summary>The child's stderr as one line: the last few non-empty lines joined, bounded in length.</summary>
-    private static string SummarizeStderr(string stderr)
+    /// <summary>
+    /// The child's stderr as one line, bounded in length: from its last line that says error, three lines (a
+    /// query's text and pg_dump's detail may follow it), else the last three.
+    /// </summary>
+    internal static string SummarizeStderr(string stderr)
     {
         var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var error = Array.FindLastIndex(lines, line => line.Contains("error", StringComparison.OrdinalIgnoreCase));
+        var kept = error < 0 ? lines.TakeLast(3) : lines.Skip(error).Take(3);
         // A tool may echo what it was given (a bad option-file line, say): never a password.
-        var text = Redaction.Redact(string.Join(" | ", lines.TakeLast(3)));
+        var text = Redaction.Redact(string.Join(" | ", kept));
         return text.Length > 600 ? "..." + text[^600..] : text;
     }
 

@@ -484,6 +484,18 @@ public sealed class BackupLockTests : IAsyncLifetime
     [InlineData(PgEngines.Parallel4, Swap.Functions)]
     [InlineData(PgEngines.Dump, Swap.Columns)]
     [InlineData(PgEngines.Parallel4, Swap.Columns)]
+    [InlineData(PgEngines.Dump, Swap.EnumValue)]
+    [InlineData(PgEngines.Parallel4, Swap.EnumValue)]
+    [InlineData(PgEngines.Dump, Swap.CompositeType)]
+    [InlineData(PgEngines.Parallel4, Swap.CompositeType)]
+    [InlineData(PgEngines.Dump, Swap.ColumnAddedBack)]
+    [InlineData(PgEngines.Parallel4, Swap.ColumnAddedBack)]
+    [InlineData(PgEngines.Dump, Swap.IndexRecreated)]
+    [InlineData(PgEngines.Parallel4, Swap.IndexRecreated)]
+    [InlineData(PgEngines.Dump, Swap.TriggerDropped)]
+    [InlineData(PgEngines.Parallel4, Swap.TriggerDropped)]
+    [InlineData(PgEngines.Dump, Swap.FunctionReplaced)]
+    [InlineData(PgEngines.Parallel4, Swap.FunctionReplaced)]
     public async Task A_postgres_backup_waiting_for_a_lock_stores_a_table_truncated_or_rewritten_meanwhile_whole(string engine, string change)
     {
         await TestServers.RequirePostgresAsync();
@@ -515,39 +527,76 @@ public sealed class BackupLockTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// Names swapped in one transaction (tables, functions, columns): COPY, pg_dump's locks and the definitions
-    /// it prints (a view's call) find them by name in the current catalog, while reading rows and catalog in the
-    /// snapshot. Found by a tester: each stored a state the source never had (a's rows as b's, the view calling
-    /// the other function), with exit 0.
+    /// Objects changed in one transaction: names swapped (tables, functions, columns, an enum's value), a type,
+    /// a column, an index, a trigger or a function changed. COPY and pg_dump read rows and catalog in the snapshot,
+    /// but find tables by their current names, print values by their types' current definitions, and take
+    /// definitions (an index's, a view's call, a function's defaults) from the current catalog. Found by testers:
+    /// each stored a state the source never had (a's rows as b's, the view calling the other function), with exit 0.
     /// </summary>
     private static class Swap
     {
         public const string Objects = "CREATE TABLE a (v text); INSERT INTO a VALUES ('a1'), ('a2'); CREATE TABLE b (v text); INSERT INTO b VALUES ('b1'); "
             + "CREATE TABLE c (x int, y int); INSERT INTO c VALUES (1, 2); "
             + "CREATE FUNCTION plus(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + 1'; "
-            + "CREATE FUNCTION minus(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 - 1'; CREATE VIEW called AS SELECT plus(id) AS x FROM t1";
+            + "CREATE FUNCTION minus(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 - 1'; CREATE VIEW called AS SELECT plus(id) AS x FROM t1; "
+            + "CREATE TYPE mood AS ENUM ('sad', 'ok'); CREATE TABLE moods (v mood); INSERT INTO moods VALUES ('sad'); "
+            + "CREATE TYPE comp AS (a int, b int); CREATE TABLE z (c comp); INSERT INTO z VALUES (ROW(1, 10)); "
+            + "CREATE TABLE r (id int, c int); INSERT INTO r VALUES (1, 1), (2, 2); "
+            + "CREATE TABLE s (id int, v int); INSERT INTO s VALUES (1, 1); CREATE INDEX s_v ON s (v); "
+            + "CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'; "
+            + "CREATE TRIGGER s_noop BEFORE INSERT ON s FOR EACH ROW EXECUTE FUNCTION noop(); "
+            + "CREATE FUNCTION fb(x int DEFAULT 1) RETURNS int LANGUAGE plpgsql AS 'BEGIN RETURN x + 1; END'";
 
         public const string Tables = "INSERT INTO b VALUES ('b2'); ALTER TABLE a RENAME TO swapped; ALTER TABLE b RENAME TO a; ALTER TABLE swapped RENAME TO b";
 
         public const string Functions = "ALTER FUNCTION plus(int) RENAME TO swapped; ALTER FUNCTION minus(int) RENAME TO plus; ALTER FUNCTION swapped(int) RENAME TO minus";
 
         public const string Columns = "ALTER TABLE c RENAME x TO swapped; ALTER TABLE c RENAME y TO x; ALTER TABLE c RENAME swapped TO y";
+
+        /// <summary>COPY writes an enum value by its current name, the schema by the snapshot's: the restore failed.</summary>
+        public const string EnumValue = "ALTER TYPE mood RENAME VALUE 'sad' TO 'blue'";
+
+        // Found by a tester, each stored wrongly with exit 0 (or a restore that failed its check).
+
+        /// <summary>COPY printed z's values by comp's new attributes, under the old ones.</summary>
+        public const string CompositeType = "ALTER TYPE comp DROP ATTRIBUTE a; ALTER TYPE comp ADD ATTRIBUTE a2 int";
+
+        /// <summary>Row 1 back from before the change, with c's values from after it.</summary>
+        public const string ColumnAddedBack = "DELETE FROM r WHERE id = 1; ALTER TABLE r DROP COLUMN c; ALTER TABLE r ADD COLUMN c int DEFAULT 42";
+
+        /// <summary>pg_dump asked for the definition of an index gone: the backup had none.</summary>
+        public const string IndexRecreated = "DROP INDEX s_v; CREATE INDEX s_v ON s (v)";
+
+        /// <summary>The trigger was counted but not dumped: every restore failed its check.</summary>
+        public const string TriggerDropped = "DROP TRIGGER s_noop ON s";
+
+        /// <summary>The old body with the new default.</summary>
+        public const string FunctionReplaced = "CREATE OR REPLACE FUNCTION fb(x int DEFAULT 100) RETURNS int LANGUAGE plpgsql AS 'BEGIN RETURN x + 2; END'";
     }
 
     /// <summary>
-    /// A blue/green swap of two schemas while the backup runs, once it holds its locks (a schema renamed
-    /// takes no lock on its tables): found by a tester, the parallel engine stored live.t with green.t's
-    /// rows and green.t with live.t's, exit 0. The backup now fails with one line and stores nothing.
+    /// A change while the backup runs, once it holds its locks, that takes no lock on a table: a blue/green
+    /// swap of two schemas (found by a tester: the parallel engine stored live.t with green.t's rows and
+    /// green.t with live.t's, exit 0), a function replaced; with engine: dump, whose locks are let go before
+    /// pg_dump's, an index re-created (a tester's: the backup had none). The backup fails with one line and
+    /// stores nothing.
     /// </summary>
     [SkippableTheory]
-    [InlineData(PgEngines.Dump)]
-    [InlineData(PgEngines.Parallel4)]
-    public async Task A_postgres_backup_fails_when_schemas_are_swapped_while_it_runs(string engine)
+    [InlineData(PgEngines.Dump, "ALTER SCHEMA live RENAME TO swapped; ALTER SCHEMA green RENAME TO live; ALTER SCHEMA swapped RENAME TO green",
+        "schema live was renamed green (ALTER ... RENAME)")]
+    [InlineData(PgEngines.Parallel4, "ALTER SCHEMA live RENAME TO swapped; ALTER SCHEMA green RENAME TO live; ALTER SCHEMA swapped RENAME TO green",
+        "schema live was renamed green (ALTER ... RENAME)")]
+    [InlineData(PgEngines.Parallel4, "CREATE OR REPLACE FUNCTION live.f() RETURNS int LANGUAGE sql AS 'SELECT 2'",
+        "function live.f was changed (ALTER, CREATE OR REPLACE, GRANT, ...)")]
+    [InlineData(PgEngines.Dump, "DROP INDEX live.t_v; CREATE INDEX t_v ON live.t (v)", "index live.t_v was dropped")]
+    public async Task A_postgres_backup_fails_when_the_schema_changes_while_it_runs(string engine, string change, string said)
     {
         await TestServers.RequirePostgresAsync();
         var source = await _scratch.NewPostgresDatabaseAsync();
-        await PgTestDb.ExecAsync(source, "CREATE SCHEMA live", "CREATE TABLE live.t (id int PRIMARY KEY)", "INSERT INTO live.t SELECT generate_series(1, 100)",
-            "CREATE SCHEMA green", "CREATE TABLE green.t (id int PRIMARY KEY)", "INSERT INTO green.t VALUES (1)");
+        await PgTestDb.ExecAsync(source, "CREATE SCHEMA live", "CREATE TABLE live.t (id int PRIMARY KEY, v int)",
+            "INSERT INTO live.t SELECT g, g FROM generate_series(1, 100) g", "CREATE INDEX t_v ON live.t (v)",
+            "CREATE FUNCTION live.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            "CREATE SCHEMA green", "CREATE TABLE green.t (id int PRIMARY KEY, v int)", "INSERT INTO green.t VALUES (1, 1)");
         // pg_dump starts 2 s late, once the backup has taken and checked its snapshot (and, parallel, holds its locks).
         var tools = SlowDumpTools.Create(_scratch.TempDir("tools"), 2);
         var started = Path.Combine(tools, "started");
@@ -559,12 +608,11 @@ public sealed class BackupLockTests : IAsyncLifetime
             await Task.Delay(10);
         }
         Assert.True(File.Exists(started), $"the backup ended before pg_dump started: {(backup.IsCompleted ? backup.Result.Error : "")}");
-        await PgTestDb.ExecAsync(source, "BEGIN", "ALTER SCHEMA live RENAME TO swapped", "ALTER SCHEMA green RENAME TO live",
-            "ALTER SCHEMA swapped RENAME TO green", "COMMIT");
+        await PgTestDb.ExecAsync(source, ["BEGIN", .. change.Split("; "), "COMMIT"]);
         var failed = await backup.WaitAsync(TimeSpan.FromSeconds(60));
 
-        Assert.False(failed.Succeeded, "a backup whose schemas were swapped under it said OK");
-        Assert.Contains("schema live was renamed green (ALTER ... RENAME) after the backup's snapshot", failed.Error, StringComparison.Ordinal);
+        Assert.False(failed.Succeeded, "a backup whose schema changed under it said OK");
+        Assert.Contains(said + " after the backup's snapshot", failed.Error, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', failed.Error!);
         Assert.Empty(Ops.DataFilesUnder(backupDir));
     }

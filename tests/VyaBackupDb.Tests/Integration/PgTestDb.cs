@@ -101,7 +101,7 @@ public static class PgTestDb
     /// <summary>
     /// Every user table's rows hashed from their text form (exact for every type: bytea as hex,
     /// floats with full precision), plus columns, indexes, functions, triggers, views, sequences
-    /// with their current values, and enum types with their labels in order.
+    /// with their current values, enum types with their labels in order, and composite types with their attributes.
     /// </summary>
     public static async Task<DbFingerprint> FingerprintAsync(string database)
     {
@@ -126,7 +126,9 @@ public static class PgTestDb
         }
 
         await foreach (var row in QueryAsync(connection,
-            "SELECT c.table_schema, c.table_name, c.column_name, c.ordinal_position, c.data_type, c.udt_name, c.is_nullable, "
+            // The column's place among the table's columns, not its number: a column dropped leaves a gap no restore keeps.
+            "SELECT c.table_schema, c.table_name, c.column_name, "
+            + "row_number() OVER (PARTITION BY c.table_schema, c.table_name ORDER BY c.ordinal_position), c.data_type, c.udt_name, c.is_nullable, "
             + "coalesce(c.column_default, '<none>'), coalesce(c.character_maximum_length::text, '') "
             + "FROM information_schema.columns c JOIN information_schema.tables t USING (table_schema, table_name) "
             + $"WHERE t.table_type = 'BASE TABLE' AND {Where("c.table_schema")}"))
@@ -169,6 +171,14 @@ public static class PgTestDb
             + $"WHERE {Where("n.nspname")} GROUP BY n.nspname, t.typname"))
         {
             lines.Add($"enum {row[0]}.{row[1]}: {row[2]}");
+        }
+        await foreach (var row in QueryAsync(connection,
+            "SELECT n.nspname, t.typname, string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ',' ORDER BY a.attnum) FROM pg_type t "
+            + "JOIN pg_class c ON c.oid = t.typrelid JOIN pg_namespace n ON n.oid = t.typnamespace "
+            + "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+            + $"WHERE c.relkind = 'c' AND {Where("n.nspname")} GROUP BY n.nspname, t.typname"))
+        {
+            lines.Add($"composite type {row[0]}.{row[1]}: {row[2]}");
         }
         return new DbFingerprint(lines);
     }

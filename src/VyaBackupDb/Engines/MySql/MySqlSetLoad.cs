@@ -227,20 +227,7 @@ public sealed partial class MySqlEngine
                     await Execute(connection, $"SET SESSION system_versioning_insert_history = {(plan.History ? 1 : 0)}", failed.Token).ConfigureAwait(false);
                     history = plan.History;
                 }
-                var loader = new MySqlBulkLoader(connection)
-                {
-                    TableName = QuoteIdentifier(plan.Table),
-                    CharacterSet = "utf8mb4",
-                    Local = true,
-                    Timeout = 0, // bounded by the run's timeout (the token), not the driver's 30 s
-                    FieldTerminator = "\t",
-                    LineTerminator = "\n",
-                    EscapeCharacter = '\\',
-                    SourceStream = new MemoryStream(input.Buffer, 0, input.Length, writable: false),
-                };
-                loader.Columns.AddRange(plan.Columns);
-                loader.Expressions.AddRange(plan.Expressions);
-                var rows = await loader.LoadAsync(failed.Token).ConfigureAwait(false);
+                var rows = await LoadChunkAsync(connection, plan, input, failed.Token).ConfigureAwait(false);
                 if (rows != plan.Rows)
                 {
                     throw new OperationFailedException(
@@ -262,6 +249,42 @@ public sealed partial class MySqlEngine
                 throw new OperationFailedException($"loading the data into {database}: {e.Message}{hint}", e);
             }
             throw;
+        }
+    }
+
+    /// <summary>How many times a chunk is loaded before a deadlock fails the restore.</summary>
+    private const int DeadlockAttempts = 5;
+
+    /// <summary>
+    /// Loads one chunk by LOAD DATA LOCAL, again when InnoDB picked it as a deadlock's victim (loaders
+    /// filling the same empty table take its lock in bulk-insert mode): the statement, its own
+    /// transaction, was rolled back whole, so loaded again its rows are in once.
+    /// </summary>
+    private static async Task<int> LoadChunkAsync(MySqlConnection connection, MySqlLoadData.Plan plan, ChunkBuffer input, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var loader = new MySqlBulkLoader(connection)
+            {
+                TableName = QuoteIdentifier(plan.Table),
+                CharacterSet = "utf8mb4",
+                Local = true,
+                Timeout = 0, // bounded by the run's timeout (the token), not the driver's 30 s
+                FieldTerminator = "\t",
+                LineTerminator = "\n",
+                EscapeCharacter = '\\',
+                SourceStream = new MemoryStream(input.Buffer, 0, input.Length, writable: false),
+            };
+            loader.Columns.AddRange(plan.Columns);
+            loader.Expressions.AddRange(plan.Expressions);
+            try
+            {
+                return await loader.LoadAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.LockDeadlock && attempt < DeadlockAttempts)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(50 * attempt), cancellationToken).ConfigureAwait(false);
+            }
         }
     }
 

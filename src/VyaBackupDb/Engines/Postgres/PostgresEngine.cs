@@ -66,7 +66,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         using var passFile = PassFile();
         var counter = new PostgresRowCounter(output);
         await RunPgDumpAsync(pgDump, DumpArguments(database, taken.Name, []), Environment(passFile), counter, cancellationToken).ConfigureAwait(false);
-        await RequireUnchangedSinceSnapshotAsync(connection, database, taken.Tables, cancellationToken).ConfigureAwait(false);
+        await RequireUnchangedSinceSnapshotAsync(connection, database, cancellationToken).ConfigureAwait(false);
         var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, counter.Rows, cancellationToken).ConfigureAwait(false),
             AsDumped(sequences, counter.Sequences), objects);
         await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
@@ -946,14 +946,29 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         Scalar(connection, $"SELECT count(pg_terminate_backend(a.pid)) {OtherClients}", cancellationToken, database);
 
     /// <summary>Every other client's session on the database blocks its rename.</summary>
+    /// <remarks>
+    /// A session that is closing is given a second to go: a client's (or this restore's own look at the
+    /// database) stays in pg_stat_activity until its server process has exited, which a loaded server is slow at.
+    /// </remarks>
     public async Task<BlockingSessions> CountBlockingSessionsAsync(string database, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
-        await using var command = new NpgsqlCommand($"SELECT count(*), count(*) FILTER (WHERE TRUE {NotEndable}) {OtherClients}", connection);
-        command.Parameters.AddWithValue("db", database);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        return new BlockingSessions(Convert.ToInt32(reader.GetInt64(0)), Convert.ToInt32(reader.GetInt64(1)));
+        for (var attempt = 1; ; attempt++)
+        {
+            BlockingSessions sessions;
+            await using (var command = new NpgsqlCommand($"SELECT count(*), count(*) FILTER (WHERE TRUE {NotEndable}) {OtherClients}", connection))
+            {
+                command.Parameters.AddWithValue("db", database);
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+                sessions = new BlockingSessions(Convert.ToInt32(reader.GetInt64(0)), Convert.ToInt32(reader.GetInt64(1)));
+            }
+            if (sessions.Count == 0 || attempt == 10)
+            {
+                return sessions;
+            }
+            await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     public async Task<IReadOnlyList<string>> SwapAsync(string staging, string target, SwapOptions options, CancellationToken cancellationToken)

@@ -99,7 +99,7 @@ public sealed partial class PostgresEngine
 
             var rows = await CopyAllAsync(database, snapshot, copyTables, set, jobs, failed).ConfigureAwait(false);
             await postDump.ConfigureAwait(false);
-            await RequireUnchangedSinceSnapshotAsync(connection, database, copyTables, cancellationToken).ConfigureAwait(false);
+            await RequireUnchangedSinceSnapshotAsync(connection, database, cancellationToken).ConfigureAwait(false);
             post.Position = 0;
             await set.WritePostAsync(post, post.Length, cancellationToken).ConfigureAwait(false);
 
@@ -265,20 +265,22 @@ public sealed partial class PostgresEngine
     /// <summary>
     /// Exports the snapshot a backup reads, in a repeatable-read transaction on <paramref name="connection"/>,
     /// and share-locks its tables, waiting lock_wait_seconds at most for a session that holds one
-    /// exclusively. Two kinds of change committed between the snapshot and the locks would make the
-    /// backup wrong, and make it take the snapshot again:
-    /// TRUNCATE and the commands that rewrite a table (ALTER TABLE ... TYPE, VACUUM FULL, CLUSTER) are
-    /// not MVCC-safe: they show the table empty to the snapshot (its file, relfilenode, is not the one
-    /// the snapshot's catalog says, or its name now locks another table).
-    /// A rename: COPY, pg_dump's locks and the definitions it prints (pg_get_viewdef and its kin) find
-    /// tables, schemas and functions by their current names, rows and catalog in the snapshot.
+    /// exclusively. pg_dump and COPY read rows and catalog in the snapshot, but much of what they write
+    /// comes from the current catalog: the table a name stands for, how a row's values are printed
+    /// (a column's or a composite type's current definition, an enum value's current name), and the
+    /// definitions pg_dump asks the server for (pg_get_indexdef, pg_get_viewdef, pg_get_triggerdef, a
+    /// function's defaults, a default's sequence). TRUNCATE and table rewrites (ALTER TABLE ... TYPE,
+    /// VACUUM FULL, CLUSTER) are not MVCC-safe either: they show the table empty to the snapshot. So
+    /// an object of the snapshot changed, renamed or dropped since it was taken, as a session outside it
+    /// sees once the locks are held, makes the backup take the snapshot again.
     /// </summary>
     /// <param name="holdLocks">
     /// Hold the locks to the transaction's end (engine: parallel, whose readers lock each table only as they
     /// come to it). Else they are let go once checked (engine: dump): pg_dump takes its own, and ours would
     /// double what the server's lock table must hold and keep pg_dump's waiting behind any ALTER queued
-    /// behind them. Both engines end with <see cref="RequireUnchangedSinceSnapshotAsync"/>: a schema or
-    /// function renamed takes no lock on a table.
+    /// behind them. Both engines end with <see cref="RequireUnchangedSinceSnapshotAsync"/>: most DDL
+    /// (a function or a type changed, a schema renamed, an index re-created) takes no lock a table's
+    /// share lock holds off.
     /// </param>
     private async Task<BackupSnapshot> TakeSnapshotAsync(
         NpgsqlConnection connection, string database, bool holdLocks, CancellationToken cancellationToken)
@@ -320,8 +322,7 @@ public sealed partial class PostgresEngine
                     await LockAsync(connection, found, cancellationToken).ConfigureAwait(false);
                     return found;
                 }, cancellationToken).ConfigureAwait(false);
-                changed = await NotLockedAsync(connection, tables, cancellationToken).ConfigureAwait(false)
-                    ?? await ChangedSinceSnapshotAsync(connection, current, tables, cancellationToken).ConfigureAwait(false);
+                changed = await ChangedSinceSnapshotAsync(connection, current, cancellationToken).ConfigureAwait(false);
                 if (changed is null)
                 {
                     if (!holdLocks)
@@ -346,22 +347,20 @@ public sealed partial class PostgresEngine
             if (attempt == SnapshotAttempts)
             {
                 throw new OperationFailedException($"the database changed under each of the backup's {SnapshotAttempts} snapshots "
-                    + $"(last: {changed}); nothing was stored: try again when no TRUNCATE, ALTER or VACUUM FULL runs");
+                    + $"(last: {changed}); nothing was stored: try again when no schema change, TRUNCATE or VACUUM FULL runs");
             }
         }
     }
 
     /// <summary>
     /// Once the data is read: a change the locks did not hold off (see <see cref="TakeSnapshotAsync"/>) fails the
-    /// backup. engine: dump let its locks go before pg_dump took its own; neither engine's locks hold off a
-    /// schema or a function renamed.
+    /// backup. engine: dump let its locks go before pg_dump took its own.
     /// </summary>
-    private async Task RequireUnchangedSinceSnapshotAsync(
-        NpgsqlConnection connection, string database, List<CopyTable> tables, CancellationToken cancellationToken)
+    private async Task RequireUnchangedSinceSnapshotAsync(NpgsqlConnection connection, string database, CancellationToken cancellationToken)
     {
         await using var current = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
         await ExecuteAsync(current, SessionSettings, cancellationToken).ConfigureAwait(false);
-        if (await ChangedSinceSnapshotAsync(connection, current, tables, cancellationToken).ConfigureAwait(false) is { } changed)
+        if (await ChangedSinceSnapshotAsync(connection, current, cancellationToken).ConfigureAwait(false) is { } changed)
         {
             throw new OperationFailedException($"{changed} after the backup's snapshot, while the backup ran, so the dump could hold it "
                 + "wrongly; nothing was stored: run the backup again");
@@ -369,102 +368,105 @@ public sealed partial class PostgresEngine
     }
 
     /// <summary>
-    /// What changed since the snapshot (on <paramref name="snapshot"/>) as <paramref name="current"/> (a
-    /// session whose view of the current catalog is up to date) sees it, in words; null if nothing did.
+    /// The catalog rows that define the database's own objects, each with its version (xmin: a row changed
+    /// is a new row version), its object's name and, for a relation, its file. Rows only in-place updates
+    /// touch (statistics, VACUUM's bookkeeping, an index's creation) keep their version.
     /// </summary>
-    private static async Task<string?> ChangedSinceSnapshotAsync(
-        NpgsqlConnection snapshot, NpgsqlConnection current, List<CopyTable> tables, CancellationToken cancellationToken) =>
-        await FileChangedAsync(snapshot, current, tables, cancellationToken).ConfigureAwait(false)
-            ?? await RenamedAsync(snapshot, current, cancellationToken).ConfigureAwait(false);
-
-    /// <summary>The first of <paramref name="tables"/> whose file (relfilenode) in the snapshot's catalog is not its file now.</summary>
-    private static async Task<string?> FileChangedAsync(
-        NpgsqlConnection snapshot, NpgsqlConnection current, List<CopyTable> tables, CancellationToken cancellationToken)
+    /// <remarks>Columns: rank (the catalog, schemas first), kind, oid, number (a column's), version, name, file.</remarks>
+    private string CatalogRowsSql()
     {
-        // pg_class read by a query is the snapshot's; pg_relation_filenode reads the server's current catalog.
-        var then = await FilesAsync(snapshot, "c.relfilenode", tables, cancellationToken).ConfigureAwait(false);
-        var now = await FilesAsync(current, "pg_catalog.pg_relation_filenode(c.oid)", tables, cancellationToken).ConfigureAwait(false);
-        return tables.FirstOrDefault(t => !now.TryGetValue(t.Oid, out var file) || file != then[t.Oid]) is { } changed
-            ? $"table {changed.Name} was truncated, rewritten or dropped (TRUNCATE, ALTER TABLE, VACUUM FULL)" : null;
+        const string Relation = "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)";
+        const string Of = "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname {0}";
+        var sql = new List<string>
+        {
+            "SELECT 1, 'schema', n.oid::bigint, 0, n.xmin::text, pg_catalog.quote_ident(n.nspname), NULL::bigint FROM pg_catalog.pg_namespace n WHERE n.nspname {0}",
+            "SELECT 2, CASE WHEN c.relkind IN ('r', 'p') THEN 'table' WHEN c.relkind = 'v' THEN 'view' WHEN c.relkind = 'm' THEN 'materialized view' "
+                + "WHEN c.relkind = 'S' THEN 'sequence' WHEN c.relkind IN ('i', 'I') THEN 'index' WHEN c.relkind = 'c' THEN 'type' ELSE 'relation' END, "
+                // An index's own row changes with its file (REINDEX), which pg_dump, asking for its definition, does not mind.
+                + $"c.oid::bigint, 0, CASE WHEN c.relkind IN ('i', 'I') THEN '' ELSE c.xmin::text END, {Relation}, "
+                + $"CASE WHEN c.relkind IN ('i', 'I') THEN NULL ELSE c.relfilenode::bigint END FROM pg_catalog.pg_class c {Of}",
+            $"SELECT 3, 'column', a.attrelid::bigint, a.attnum::integer, a.xmin::text, {Relation} || '.' || pg_catalog.quote_ident(a.attname), NULL "
+                + $"FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid {Of} AND a.attnum > 0",
+            $"SELECT 4, 'default of column', d.oid::bigint, 0, d.xmin::text, {Relation} || '.' || pg_catalog.quote_ident(a.attname), NULL "
+                + "FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
+                + $"JOIN pg_catalog.pg_class c ON c.oid = d.adrelid {Of}",
+            $"SELECT 5, 'index', i.indexrelid::bigint, 0, i.xmin::text, {Relation}, NULL FROM pg_catalog.pg_index i "
+                + $"JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid {Of}",
+            "SELECT 6, 'constraint', o.oid::bigint, 0, o.xmin::text, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.conname), NULL "
+                + "FROM pg_catalog.pg_constraint o JOIN pg_catalog.pg_namespace n ON n.oid = o.connamespace WHERE n.nspname {0}",
+            $"SELECT 7, 'trigger', t.oid::bigint, 0, t.xmin::text, pg_catalog.quote_ident(t.tgname) || ' on ' || {Relation}, NULL "
+                + $"FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid {Of}",
+            $"SELECT 8, 'rule', r.oid::bigint, 0, r.xmin::text, pg_catalog.quote_ident(r.rulename) || ' on ' || {Relation}, NULL "
+                + $"FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class {Of}",
+            $"SELECT 9, 'policy', p.oid::bigint, 0, p.xmin::text, pg_catalog.quote_ident(p.polname) || ' on ' || {Relation}, NULL "
+                + $"FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid {Of}",
+            "SELECT 10, 'function', p.oid::bigint, 0, p.xmin::text, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname), NULL "
+                + "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname {0}",
+            "SELECT 11, 'type', t.oid::bigint, 0, t.xmin::text, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname), NULL "
+                + "FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname {0}",
+            "SELECT 12, 'enum value', e.oid::bigint, 0, e.xmin::text, "
+                + "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname) || '.' || pg_catalog.quote_literal(e.enumlabel), NULL "
+                + "FROM pg_catalog.pg_enum e JOIN pg_catalog.pg_type t ON t.oid = e.enumtypid JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
+                + "WHERE n.nspname {0}",
+        };
+        if (_serverMajor >= 10)
+        {
+            sql.Add($"SELECT 13, 'sequence', q.seqrelid::bigint, 0, q.xmin::text, {Relation}, NULL FROM pg_catalog.pg_sequence q "
+                + $"JOIN pg_catalog.pg_class c ON c.oid = q.seqrelid {Of}");
+            sql.Add("SELECT 14, 'statistics', x.oid::bigint, 0, x.xmin::text, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(x.stxname), NULL "
+                + "FROM pg_catalog.pg_statistic_ext x JOIN pg_catalog.pg_namespace n ON n.oid = x.stxnamespace WHERE n.nspname {0}");
+        }
+        return string.Format(CultureInfo.InvariantCulture, string.Join(" UNION ALL ", sql) + " ORDER BY 1, 3, 4",
+            string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname"));
     }
 
-    /// <summary>Each table's file as <paramref name="file"/> (an expression on pg_class c) gives it; a table gone is left out.</summary>
-    private static async Task<Dictionary<long, long?>> FilesAsync(
-        NpgsqlConnection connection, string file, List<CopyTable> tables, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(
-            $"SELECT c.oid::bigint, {file}::bigint FROM pg_catalog.pg_class c WHERE c.oid::bigint = ANY($1)", connection);
-        command.Parameters.Add(new NpgsqlParameter { Value = tables.Select(t => t.Oid).ToArray() });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        var files = new Dictionary<long, long?>();
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            files[reader.GetInt64(0)] = reader.IsDBNull(1) ? null : reader.GetInt64(1);
-        }
-        return files;
-    }
+    /// <summary>A catalog row of <see cref="CatalogRowsSql"/>.</summary>
+    private sealed record CatalogRow(string Kind, string Version, string Name, long? File);
 
     /// <summary>
-    /// The names of the database's own schemas, relations, columns, functions and types, by oid (and column
-    /// number), each qualified by its schema's name, schemas first.
+    /// The first object of the snapshot (on <paramref name="snapshot"/>) changed, renamed or dropped since, as
+    /// <paramref name="current"/> (a session outside it) sees it, in words; null if none. Objects created since are
+    /// not in the snapshot, and nothing of the backup reads them.
     /// </summary>
-    private static readonly string NamesSql = string.Format(CultureInfo.InvariantCulture,
-        "SELECT 1, 'schema', n.oid::bigint, 0, pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_namespace n WHERE n.nspname {0} "
-        + "UNION ALL SELECT 2, 'relation', c.oid::bigint, 0, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "
-        + "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname {0} "
-        + "UNION ALL SELECT 3, 'column', c.oid::bigint, a.attnum::integer, "
-        + "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) || '.' || pg_catalog.quote_ident(a.attname) "
-        + "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-        + "WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname {0} "
-        + "UNION ALL SELECT 4, 'function', p.oid::bigint, 0, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) "
-        + "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname {0} "
-        + "UNION ALL SELECT 5, 'type', t.oid::bigint, 0, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname) "
-        + "FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname {0} "
-        + "ORDER BY 1, 3, 4",
-        string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname"));
-
-    /// <summary>
-    /// The first object (schemas first) whose name in the snapshot's catalog is not its name now; objects
-    /// created or dropped since are not renames (pg_dump and COPY read the snapshot's list, and fail on one gone).
-    /// </summary>
-    private static async Task<string?> RenamedAsync(NpgsqlConnection snapshot, NpgsqlConnection current, CancellationToken cancellationToken)
+    private async Task<string?> ChangedSinceSnapshotAsync(NpgsqlConnection snapshot, NpgsqlConnection current, CancellationToken cancellationToken)
     {
-        var then = new Dictionary<(string Kind, long Oid, int Number), string>();
-        await foreach (var (key, name) in NamesAsync(snapshot, cancellationToken).ConfigureAwait(false))
+        var now = new Dictionary<(int Rank, long Oid, int Number), CatalogRow>();
+        await foreach (var (key, row) in CatalogRowsAsync(current, cancellationToken).ConfigureAwait(false))
         {
-            then[key] = name;
+            now[key] = row;
         }
-        string? renamed = null;
-        await foreach (var (key, name) in NamesAsync(current, cancellationToken).ConfigureAwait(false))
+        await foreach (var (key, then) in CatalogRowsAsync(snapshot, cancellationToken).ConfigureAwait(false))
         {
-            if (renamed is null && then.TryGetValue(key, out var was) && was != name)
+            if (!now.TryGetValue(key, out var row))
             {
-                renamed = $"{key.Kind} {was} was renamed {name} (ALTER ... RENAME)";
+                return $"{then.Kind} {then.Name} was dropped";
+            }
+            if (row.Name != then.Name)
+            {
+                return $"{then.Kind} {then.Name} was renamed {row.Name} (ALTER ... RENAME)";
+            }
+            if (row.File != then.File)
+            {
+                return $"{then.Kind} {then.Name} was truncated, rewritten or dropped (TRUNCATE, ALTER TABLE, VACUUM FULL)";
+            }
+            if (row.Version != then.Version)
+            {
+                return $"{then.Kind} {then.Name} was changed (ALTER, CREATE OR REPLACE, GRANT, ...)";
             }
         }
-        return renamed;
+        return null;
     }
 
-    private static async IAsyncEnumerable<((string Kind, long Oid, int Number) Key, string Name)> NamesAsync(
+    private async IAsyncEnumerable<((int Rank, long Oid, int Number) Key, CatalogRow Row)> CatalogRowsAsync(
         NpgsqlConnection connection, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(NamesSql, connection);
+        await using var command = new NpgsqlCommand(CatalogRowsSql(), connection);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            yield return ((reader.GetString(1), reader.GetInt64(2), reader.GetInt32(3)), reader.GetString(4));
+            yield return ((reader.GetInt32(0), reader.GetInt64(2), reader.GetInt32(3)),
+                new CatalogRow(reader.GetString(1), reader.GetString(4), reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetInt64(6)));
         }
-    }
-
-    /// <summary>The first of <paramref name="tables"/> this session does not hold locked (its name now another table's), or null.</summary>
-    private static async Task<string?> NotLockedAsync(NpgsqlConnection connection, List<CopyTable> tables, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(
-            "SELECT t.oid FROM unnest($1) AS t(oid) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = pg_catalog.pg_backend_pid() "
-            + "AND l.locktype = 'relation' AND l.relation::bigint = t.oid AND l.granted) LIMIT 1", connection);
-        command.Parameters.Add(new NpgsqlParameter { Value = tables.Select(t => t.Oid).ToArray() });
-        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long oid
-            ? "table " + tables.First(t => t.Oid == oid).Name : null;
     }
 
     /// <summary>
