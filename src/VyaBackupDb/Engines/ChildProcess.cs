@@ -188,14 +188,14 @@ public static class ChildProcess
     };
 
     /// <summary>
-    /// The child's stderr as one line, bounded in length: from its last line that says error, three lines (a
-    /// query's text and pg_dump's detail may follow it), else the last three.
+    /// The child's stderr as one line, bounded in length: its last three lines, after its last line that says
+    /// error when that comes before them (pg_dump follows its error with the query's text and a detail).
     /// </summary>
     internal static string SummarizeStderr(string stderr)
     {
         var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var error = Array.FindLastIndex(lines, line => line.Contains("error", StringComparison.OrdinalIgnoreCase));
-        var kept = error < 0 ? lines.TakeLast(3) : lines.Skip(error).Take(3);
+        string[] kept = error >= 0 && error < lines.Length - 3 ? [lines[error], .. lines[^3..]] : [.. lines.TakeLast(3)];
         // A tool may echo what it was given (a bad option-file line, say): never a password.
         var text = Redaction.Redact(string.Join(" | ", kept));
         return text.Length > 600 ? "..." + text[^600..] : text;
