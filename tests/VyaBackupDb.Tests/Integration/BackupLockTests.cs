@@ -496,6 +496,8 @@ public sealed class BackupLockTests : IAsyncLifetime
     [InlineData(PgEngines.Parallel4, Swap.TriggerDropped)]
     [InlineData(PgEngines.Dump, Swap.FunctionReplaced)]
     [InlineData(PgEngines.Parallel4, Swap.FunctionReplaced)]
+    [InlineData(PgEngines.Dump, Swap.TextSearchConfigurations)]
+    [InlineData(PgEngines.Parallel4, Swap.TextSearchConfigurations)]
     public async Task A_postgres_backup_waiting_for_a_lock_stores_a_table_truncated_or_rewritten_meanwhile_whole(string engine, string change)
     {
         await TestServers.RequirePostgresAsync();
@@ -545,7 +547,10 @@ public sealed class BackupLockTests : IAsyncLifetime
             + "CREATE TABLE s (id int, v int); INSERT INTO s VALUES (1, 1); CREATE INDEX s_v ON s (v); "
             + "CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'; "
             + "CREATE TRIGGER s_noop BEFORE INSERT ON s FOR EACH ROW EXECUTE FUNCTION noop(); "
-            + "CREATE FUNCTION fb(x int DEFAULT 1) RETURNS int LANGUAGE plpgsql AS 'BEGIN RETURN x + 1; END'";
+            + "CREATE FUNCTION fb(x int DEFAULT 1) RETURNS int LANGUAGE plpgsql AS 'BEGIN RETURN x + 1; END'; "
+            + "CREATE TEXT SEARCH CONFIGURATION cfg_a (COPY = english); CREATE TEXT SEARCH CONFIGURATION cfg_b (COPY = simple); "
+            + "CREATE TABLE docs (body text, tsv tsvector GENERATED ALWAYS AS (to_tsvector('public.cfg_a'::regconfig, body)) STORED); "
+            + "INSERT INTO docs (body) VALUES ('the dogs running')";
 
         public const string Tables = "INSERT INTO b VALUES ('b2'); ALTER TABLE a RENAME TO swapped; ALTER TABLE b RENAME TO a; ALTER TABLE swapped RENAME TO b";
 
@@ -569,6 +574,10 @@ public sealed class BackupLockTests : IAsyncLifetime
 
         /// <summary>The trigger was counted but not dumped: every restore failed its check.</summary>
         public const string TriggerDropped = "DROP TRIGGER s_noop ON s";
+
+        /// <summary>pg_dump printed the generated column with the current names: the restore computed it with the other configuration.</summary>
+        public const string TextSearchConfigurations = "ALTER TEXT SEARCH CONFIGURATION cfg_a RENAME TO cfg_tmp; "
+            + "ALTER TEXT SEARCH CONFIGURATION cfg_b RENAME TO cfg_a; ALTER TEXT SEARCH CONFIGURATION cfg_tmp RENAME TO cfg_b";
 
         /// <summary>The old body with the new default.</summary>
         public const string FunctionReplaced = "CREATE OR REPLACE FUNCTION fb(x int DEFAULT 100) RETURNS int LANGUAGE plpgsql AS 'BEGIN RETURN x + 2; END'";

@@ -369,7 +369,7 @@ public sealed partial class PostgresEngine
 
     /// <summary>
     /// The catalog rows that define the database's own objects, each with its version (xmin: a row changed
-    /// is a new row version), its object's name and, for a relation, its file. Rows only in-place updates
+    /// is a new row version), its object's name and, for a relation, its file; and the roles' names. Rows only in-place updates
     /// touch (statistics, VACUUM's bookkeeping, an index's creation) keep their version.
     /// </summary>
     /// <remarks>Columns: rank (the catalog, schemas first), kind, oid, number (a column's), version, name, file.</remarks>
@@ -409,6 +409,26 @@ public sealed partial class PostgresEngine
                 + "FROM pg_catalog.pg_enum e JOIN pg_catalog.pg_type t ON t.oid = e.enumtypid JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
                 + "WHERE n.nspname {0}",
         };
+        // Named in expressions and definitions (a generated column's text search configuration, a view's
+        // collation or operator, an index's operator class), and roles named in grants and policies.
+        foreach (var (rank, kind, catalog, prefix, name, schema) in new[]
+        {
+            (15, "text search configuration", "pg_ts_config", "x", "cfgname", "cfgnamespace"),
+            (16, "text search dictionary", "pg_ts_dict", "x", "dictname", "dictnamespace"),
+            (17, "collation", "pg_collation", "x", "collname", "collnamespace"),
+            (18, "operator", "pg_operator", "x", "oprname", "oprnamespace"),
+            (19, "operator class", "pg_opclass", "x", "opcname", "opcnamespace"),
+            (20, "operator family", "pg_opfamily", "x", "opfname", "opfnamespace"),
+        })
+        {
+            sql.Add($"SELECT {rank}, '{kind}', {prefix}.oid::bigint, 0, {prefix}.xmin::text, "
+                + $"pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident({prefix}.{name}), NULL "
+                + $"FROM pg_catalog.{catalog} {prefix} JOIN pg_catalog.pg_namespace n ON n.oid = {prefix}.{schema} WHERE n.nspname {{0}}");
+        }
+        sql.Add("SELECT 21, 'text search mapping', m.mapcfg::bigint, m.maptokentype * 1000 + m.mapseqno, m.xmin::text, "
+            + "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(x.cfgname), NULL FROM pg_catalog.pg_ts_config_map m "
+            + "JOIN pg_catalog.pg_ts_config x ON x.oid = m.mapcfg JOIN pg_catalog.pg_namespace n ON n.oid = x.cfgnamespace WHERE n.nspname {0}");
+        sql.Add("SELECT 22, 'role', r.oid::bigint, 0, '', pg_catalog.quote_ident(r.rolname), NULL FROM pg_catalog.pg_roles r");
         if (_serverMajor >= 10)
         {
             sql.Add($"SELECT 13, 'sequence', q.seqrelid::bigint, 0, q.xmin::text, {Relation}, NULL FROM pg_catalog.pg_sequence q "
