@@ -125,7 +125,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     /// before (and every restore's check would fail). Every column (name, position, type, nullability,
     /// default, extra, generation), each table's CREATE_TIME, which MariaDB sets at every ALTER (a
     /// column dropped and added back leaves the columns as they were), and each view's, routine's,
-    /// trigger's and event's definition and times.
+    /// trigger's and event's definition and times (a view's security, definer and character set too).
     /// </summary>
     private async Task<string> SchemaDigestAsync(string database, CancellationToken cancellationToken)
     {
@@ -135,7 +135,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             + "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = @db AND BINARY TABLE_SCHEMA = @db "
             + "UNION ALL SELECT 'table', TABLE_NAME, NULL, NULL, NULL, NULL, NULL, NULL, CREATE_TIME "
             + "FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db AND BINARY TABLE_SCHEMA = @db "
-            + "UNION ALL SELECT 'view', TABLE_NAME, NULL, NULL, MD5(VIEW_DEFINITION), NULL, NULL, NULL, NULL "
+            + "UNION ALL SELECT 'view', TABLE_NAME, SECURITY_TYPE, NULL, MD5(VIEW_DEFINITION), DEFINER, CHECK_OPTION, CHARACTER_SET_CLIENT, COLLATION_CONNECTION "
             + "FROM information_schema.VIEWS WHERE TABLE_SCHEMA = @db AND BINARY TABLE_SCHEMA = @db "
             + "UNION ALL SELECT 'routine', ROUTINE_NAME, ROUTINE_TYPE, NULL, MD5(ROUTINE_DEFINITION), NULL, CREATED, LAST_ALTERED, NULL "
             + "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = @db AND BINARY ROUTINE_SCHEMA = @db "

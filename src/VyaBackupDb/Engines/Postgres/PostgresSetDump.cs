@@ -428,7 +428,7 @@ public sealed partial class PostgresEngine
         sql.Add("SELECT 21, 'text search mapping', m.mapcfg::bigint, m.maptokentype * 1000 + m.mapseqno, m.xmin::text, "
             + "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(x.cfgname), NULL FROM pg_catalog.pg_ts_config_map m "
             + "JOIN pg_catalog.pg_ts_config x ON x.oid = m.mapcfg JOIN pg_catalog.pg_namespace n ON n.oid = x.cfgnamespace WHERE n.nspname {0}");
-        sql.Add("SELECT 22, 'role', r.oid::bigint, 0, '', pg_catalog.quote_ident(r.rolname), NULL FROM pg_catalog.pg_roles r");
+        sql.Add($"SELECT {RoleRank}, 'role', r.oid::bigint, 0, '', pg_catalog.quote_ident(r.rolname), NULL FROM pg_catalog.pg_roles r");
         if (_serverMajor >= 10)
         {
             sql.Add($"SELECT 13, 'sequence', q.seqrelid::bigint, 0, q.xmin::text, {Relation}, NULL FROM pg_catalog.pg_sequence q "
@@ -439,6 +439,8 @@ public sealed partial class PostgresEngine
         return string.Format(CultureInfo.InvariantCulture, string.Join(" UNION ALL ", sql) + " ORDER BY 1, 3, 4",
             string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname"));
     }
+
+    private const int RoleRank = 22;
 
     /// <summary>A catalog row of <see cref="CatalogRowsSql"/>.</summary>
     private sealed record CatalogRow(string Kind, string Version, string Name, long? File);
@@ -459,6 +461,12 @@ public sealed partial class PostgresEngine
         {
             if (!now.TryGetValue(key, out var row))
             {
+                // Roles are the server's: others come and go (a restore's own), and one still named by an
+                // object of the database cannot be dropped without changing that object.
+                if (key.Rank == RoleRank)
+                {
+                    continue;
+                }
                 return $"{then.Kind} {then.Name} was dropped";
             }
             if (row.Name != then.Name)
