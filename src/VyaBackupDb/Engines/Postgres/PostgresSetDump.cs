@@ -392,49 +392,45 @@ public sealed partial class PostgresEngine
                 + $"JOIN pg_catalog.pg_class c ON c.oid = d.adrelid {Of}",
             $"SELECT 5, 'index', i.indexrelid::bigint, 0, i.xmin::text, {Relation}, NULL FROM pg_catalog.pg_index i "
                 + $"JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid {Of}",
-            "SELECT 6, 'constraint', o.oid::bigint, 0, o.xmin::text, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.conname), NULL "
-                + "FROM pg_catalog.pg_constraint o JOIN pg_catalog.pg_namespace n ON n.oid = o.connamespace WHERE n.nspname {0}",
             $"SELECT 7, 'trigger', t.oid::bigint, 0, t.xmin::text, pg_catalog.quote_ident(t.tgname) || ' on ' || {Relation}, NULL "
                 + $"FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid {Of}",
             $"SELECT 8, 'rule', r.oid::bigint, 0, r.xmin::text, pg_catalog.quote_ident(r.rulename) || ' on ' || {Relation}, NULL "
                 + $"FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class {Of}",
             $"SELECT 9, 'policy', p.oid::bigint, 0, p.xmin::text, pg_catalog.quote_ident(p.polname) || ' on ' || {Relation}, NULL "
                 + $"FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid {Of}",
-            "SELECT 10, 'function', p.oid::bigint, 0, p.xmin::text, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname), NULL "
-                + "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname {0}",
-            "SELECT 11, 'type', t.oid::bigint, 0, t.xmin::text, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname), NULL "
-                + "FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname {0}",
             "SELECT 12, 'enum value', e.oid::bigint, 0, e.xmin::text, "
                 + "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname) || '.' || pg_catalog.quote_literal(e.enumlabel), NULL "
                 + "FROM pg_catalog.pg_enum e JOIN pg_catalog.pg_type t ON t.oid = e.enumtypid JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
                 + "WHERE n.nspname {0}",
         };
-        // Named in expressions and definitions (a generated column's text search configuration, a view's
-        // collation or operator, an index's operator class), and roles named in grants and policies.
-        foreach (var (rank, kind, catalog, prefix, name, schema) in new[]
+        // Objects of a schema, by name: the text search configurations, collations, operators and operator
+        // classes are named in expressions and definitions (a generated column's, a view's, an index's).
+        foreach (var (rank, kind, catalog, name, schema) in new[]
         {
-            (15, "text search configuration", "pg_ts_config", "x", "cfgname", "cfgnamespace"),
-            (16, "text search dictionary", "pg_ts_dict", "x", "dictname", "dictnamespace"),
-            (17, "collation", "pg_collation", "x", "collname", "collnamespace"),
-            (18, "operator", "pg_operator", "x", "oprname", "oprnamespace"),
-            (19, "operator class", "pg_opclass", "x", "opcname", "opcnamespace"),
-            (20, "operator family", "pg_opfamily", "x", "opfname", "opfnamespace"),
-        })
+            (6, "constraint", "pg_constraint", "conname", "connamespace"),
+            (10, "function", "pg_proc", "proname", "pronamespace"),
+            (11, "type", "pg_type", "typname", "typnamespace"),
+            (14, "statistics", "pg_statistic_ext", "stxname", "stxnamespace"),
+            (15, "text search configuration", "pg_ts_config", "cfgname", "cfgnamespace"),
+            (16, "text search dictionary", "pg_ts_dict", "dictname", "dictnamespace"),
+            (17, "collation", "pg_collation", "collname", "collnamespace"),
+            (18, "operator", "pg_operator", "oprname", "oprnamespace"),
+            (19, "operator class", "pg_opclass", "opcname", "opcnamespace"),
+            (20, "operator family", "pg_opfamily", "opfname", "opfnamespace"),
+        }.Where(o => o.Item3 != "pg_statistic_ext" || _serverMajor >= 10)) // PostgreSQL 10+
         {
-            sql.Add($"SELECT {rank}, '{kind}', {prefix}.oid::bigint, 0, {prefix}.xmin::text, "
-                + $"pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident({prefix}.{name}), NULL "
-                + $"FROM pg_catalog.{catalog} {prefix} JOIN pg_catalog.pg_namespace n ON n.oid = {prefix}.{schema} WHERE n.nspname {{0}}");
+            sql.Add($"SELECT {rank}, '{kind}', x.oid::bigint, 0, x.xmin::text, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(x.{name}), NULL "
+                + $"FROM pg_catalog.{catalog} x JOIN pg_catalog.pg_namespace n ON n.oid = x.{schema} WHERE n.nspname {{0}}");
         }
         sql.Add("SELECT 21, 'text search mapping', m.mapcfg::bigint, m.maptokentype * 1000 + m.mapseqno, m.xmin::text, "
             + "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(x.cfgname), NULL FROM pg_catalog.pg_ts_config_map m "
             + "JOIN pg_catalog.pg_ts_config x ON x.oid = m.mapcfg JOIN pg_catalog.pg_namespace n ON n.oid = x.cfgnamespace WHERE n.nspname {0}");
+        // Roles are named in grants and policies.
         sql.Add($"SELECT {RoleRank}, 'role', r.oid::bigint, 0, '', pg_catalog.quote_ident(r.rolname), NULL FROM pg_catalog.pg_roles r");
         if (_serverMajor >= 10)
         {
             sql.Add($"SELECT 13, 'sequence', q.seqrelid::bigint, 0, q.xmin::text, {Relation}, NULL FROM pg_catalog.pg_sequence q "
                 + $"JOIN pg_catalog.pg_class c ON c.oid = q.seqrelid {Of}");
-            sql.Add("SELECT 14, 'statistics', x.oid::bigint, 0, x.xmin::text, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(x.stxname), NULL "
-                + "FROM pg_catalog.pg_statistic_ext x JOIN pg_catalog.pg_namespace n ON n.oid = x.stxnamespace WHERE n.nspname {0}");
         }
         return string.Format(CultureInfo.InvariantCulture, string.Join(" UNION ALL ", sql) + " ORDER BY 1, 3, 4",
             string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname"));
