@@ -130,7 +130,7 @@ public sealed class InterruptTests(BigPostgresFixture big) : IClassFixture<BigPo
             _ => "test restore of",
         };
 
-        var (exitCode, output) = await InterruptAsync(arguments, terminal, marker, tmp);
+        var (exitCode, output) = await InterruptAsync(arguments, terminal, output => output.Contains(marker, StringComparison.Ordinal), tmp);
 
         Assert.True(exitCode == Interrupted, $"exit {exitCode}\n{output}");
         Assert.Equal(1, CountOf(output, "vya-backupdb: error: interrupted"));
@@ -162,11 +162,58 @@ public sealed class InterruptTests(BigPostgresFixture big) : IClassFixture<BigPo
     }
 
     /// <summary>
-    /// Runs the CLI; once <paramref name="marker"/> shows in its output, waits a second and
-    /// interrupts it: on a terminal by typing Ctrl+C into script's pty (SIGINT to the foreground
-    /// process group), off it by kill -INT to the CLI alone. Returns its exit code and all its output.
+    /// SIGTERM while a parallel MariaDB backup reads the schema under the backup lock (the schema dump held
+    /// up): exit 130 at once with one "interrupted" line, the dump tools stopped and their option files
+    /// (the password) gone from TMPDIR by then, the server's DDL no longer held up. Before, the read went on
+    /// unwatched: dump tools outlived the tool with their option files, or the exit waited 30 s with the lock held.
     /// </summary>
-    private static async Task<(int ExitCode, string Output)> InterruptAsync(string[] arguments, bool terminal, string marker, string tmp)
+    [SkippableFact]
+    public async Task Sigterm_while_a_parallel_mysql_backup_reads_the_schema_stops_its_dump_tools_and_the_lock()
+    {
+        await TestServers.RequireMySqlAsync();
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var tools = _scratch.TempDir("tools");
+        var pids = _scratch.TempDir("pids");
+        // Each dump tool notes its pid and holds still, without watching its parent: one left behind lives on.
+        WrappedTool.Write(tools, "/usr/bin", "mariadb-dump", $"touch '{pids}'/$$; sleep 30; exec /usr/bin/mariadb-dump \"$@\"");
+        WrappedTool.Write(tools, "/usr/bin", "mariadb", "exec /usr/bin/mariadb \"$@\"");
+        var config = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+        await File.WriteAllTextAsync(config, $"""
+            backup_dir: '{_scratch.TempDir("backups")}'
+            instances:
+              - id: 1
+                dbms: mysql
+                engine: parallel
+                host: '{TestServers.MySqlHost}'
+                port: {TestServers.MySqlPort}
+                user: '{TestServers.MySqlUser}'
+                password: '{TestServers.MySqlPassword}'
+                tools_dir: '{tools}'
+                globals: false
+            """);
+        var tmp = _scratch.TempDir("tmpdir");
+
+        var clock = Stopwatch.StartNew();
+        var (exitCode, output) = await InterruptAsync(["backup", "-i", "1", "-d", db, "--jobs", "2", "--config", config], terminal: false,
+            _ => Directory.GetFiles(pids).Length >= 2, tmp, signal: 15);
+
+        Assert.True(exitCode == Interrupted, $"exit {exitCode} after {clock.Elapsed}\n{output}");
+        Assert.Equal(1, CountOf(output, "vya-backupdb: error: interrupted"));
+        Assert.True(Directory.GetFileSystemEntries(tmp).Length == 0,
+            $"left in TMPDIR: {string.Join(", ", Directory.GetFileSystemEntries(tmp).Select(Path.GetFileName))}");
+        var alive = Directory.GetFiles(pids).Select(Path.GetFileName).Where(pid => Directory.Exists($"/proc/{pid}")).ToList();
+        Assert.True(alive.Count == 0, $"dump tools left running: {string.Join(", ", alive)}");
+        await MySqlTestDb.ExecAsync(db, "SET SESSION lock_wait_timeout = 5", "CREATE TABLE after_the_backup (id INT)");
+    }
+
+    /// <summary>
+    /// Runs the CLI; once <paramref name="ready"/> says so of its output, waits a second and
+    /// interrupts it: on a terminal by typing Ctrl+C into script's pty (SIGINT to the foreground
+    /// process group), off it by sending <paramref name="signal"/> to the CLI alone. Returns its exit code and all its output.
+    /// </summary>
+    private static async Task<(int ExitCode, string Output)> InterruptAsync(
+        string[] arguments, bool terminal, Func<string, bool> ready, string tmp, int signal = 2)
     {
         var (file, args, env) = Run.CliCommand(new Dictionary<string, string> { ["TMPDIR"] = tmp }, arguments);
         var startInfo = terminal
@@ -185,10 +232,10 @@ public sealed class InterruptTests(BigPostgresFixture big) : IClassFixture<BigPo
         var stdout = PumpAsync(process.StandardOutput, output);
         var stderr = PumpAsync(process.StandardError, output);
         var clock = Stopwatch.StartNew();
-        while (!Contains(output, marker))
+        while (!ready(Text(output)))
         {
             Assert.True(!process.HasExited && clock.Elapsed < TimeSpan.FromMinutes(2),
-                $"'{marker}' never showed (exit {(process.HasExited ? process.ExitCode : "-")}):\n{Text(output)}");
+                $"the work never showed it was under way (exit {(process.HasExited ? process.ExitCode : "-")}):\n{Text(output)}");
             await Task.Delay(50);
         }
         await Task.Delay(1000);
@@ -200,7 +247,7 @@ public sealed class InterruptTests(BigPostgresFixture big) : IClassFixture<BigPo
         }
         else
         {
-            Assert.Equal(0, SendSignal(process.Id, 2));
+            Assert.Equal(0, SendSignal(process.Id, signal));
         }
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         try
@@ -236,8 +283,6 @@ public sealed class InterruptTests(BigPostgresFixture big) : IClassFixture<BigPo
             return output.ToString();
         }
     }
-
-    private static bool Contains(StringBuilder output, string what) => Text(output).Contains(what, StringComparison.Ordinal);
 
     private static string Quote(string argument) => "'" + argument.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 

@@ -233,9 +233,9 @@ public sealed partial class MySqlEngine
             }
             if (waited.Elapsed.TotalSeconds + LockAttemptSeconds > Instance.LockWaitSeconds)
             {
-                var why = deadlocked
-                    ? "a schema change kept waiting for it while the schema read waited for that change's table"
-                    : await DescribeLongestStatementsAsync(control, workers, cancellationToken).ConfigureAwait(false);
+                var why = (deadlocked ? "the schema read kept waiting for a table behind a schema change (ALTER, RENAME, DROP) "
+                    + "that waits for this backup or for another session; " : "")
+                    + await DescribeLongestStatementsAsync(control, workers, cancellationToken).ConfigureAwait(false);
                 throw new OperationFailedException($"could not take the backup lock for a consistent snapshot within {Instance.LockWaitSeconds} s "
                     + $"(lock_wait_seconds): {why}; try again later, or use engine: dump, which takes no lock");
             }
@@ -323,28 +323,45 @@ public sealed partial class MySqlEngine
         using var giveUp = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         await using var watch = await OpenAsync(cancellationToken).ConfigureAwait(false);
         var reading = read(giveUp.Token);
-        while (await Task.WhenAny(reading, Task.Delay(500, cancellationToken)).ConfigureAwait(false) != reading)
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var deadlocked = await Scalar(watch, $"""
-                SELECT EXISTS (SELECT 1 FROM information_schema.PROCESSLIST WHERE TIME >= {LockAttemptSeconds}
-                    AND STATE = 'Waiting for table metadata lock' AND USER = SUBSTRING_INDEX(USER(), '@', 1))
-                """, cancellationToken).ConfigureAwait(false);
-            if (Convert.ToInt64(deadlocked, System.Globalization.CultureInfo.InvariantCulture) == 1)
+            while (await Task.WhenAny(reading, Task.Delay(500, cancellationToken)).ConfigureAwait(false) != reading)
             {
-                await giveUp.CancelAsync().ConfigureAwait(false);
-                try
+                cancellationToken.ThrowIfCancellationRequested();
+                var deadlocked = await Scalar(watch, $"""
+                    SELECT EXISTS (SELECT 1 FROM information_schema.PROCESSLIST WHERE TIME >= {LockAttemptSeconds}
+                        AND STATE = 'Waiting for table metadata lock' AND USER = SUBSTRING_INDEX(USER(), '@', 1))
+                    """, cancellationToken).ConfigureAwait(false);
+                if (Convert.ToInt64(deadlocked, System.Globalization.CultureInfo.InvariantCulture) == 1)
                 {
-                    await reading.ConfigureAwait(false);
+                    await StopReadingAsync().ConfigureAwait(false);
+                    cancellationToken.ThrowIfCancellationRequested();
+                    return null;
                 }
-                catch (Exception e) when (e is OperationCanceledException or OperationFailedException && !cancellationToken.IsCancellationRequested)
-                {
-                    // The read ends on the cancellation, as an error of its own or a cancelled wait.
-                }
-                return null;
             }
         }
+        catch (Exception)
+        {
+            // Interrupted (SIGTERM) or the watch failed: the read stops before the caller closes the
+            // connection it uses and the lock goes, and its dump tools are killed and their option files
+            // removed before this process may exit.
+            await StopReadingAsync().ConfigureAwait(false);
+            throw;
+        }
         return await reading.ConfigureAwait(false);
+
+        async Task StopReadingAsync()
+        {
+            await giveUp.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await reading.ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or OperationFailedException)
+            {
+                // The read ends on the cancellation, as an error of its own or a cancelled wait.
+            }
+        }
     }
 
     /// <summary>
