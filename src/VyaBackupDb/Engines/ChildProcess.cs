@@ -69,7 +69,9 @@ public static class ChildProcess
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            throw new OperationFailedException($"cannot start {file}: {e.Message}", e);
+            // .NET's text names the working directory too; the errno's own says why.
+            throw new HostFaultException($"cannot start {file}: "
+                + (IoErrors.IsTooManyOpenFiles(e) ? IoErrors.TooManyOpenFiles() : new System.ComponentModel.Win32Exception(e.NativeErrorCode).Message), e);
         }
 
         var stderr = DrainStderrAsync(process.StandardError.BaseStream);

@@ -19,7 +19,7 @@ public static partial class TempFiles
     /// The failure to make or write a temp file (<see cref="IoErrors.IsWriteFault"/>), worded as the temp directory's (missing, not
     /// writable, full), so that it is not taken for a fault of the backup being read or written.
     /// </summary>
-    public static TempDirectoryException Fault(Exception e)
+    public static HostFaultException Fault(Exception e)
     {
         var directory = Path.TrimEndingDirectorySeparator(Path.GetTempPath());
         var cause = File.Exists(directory) ? $"the temporary directory {directory} is a file, not a directory"
@@ -29,7 +29,7 @@ public static partial class TempFiles
             // EFBIG comes from .NET as an ArgumentOutOfRangeException.
             : e is ArgumentOutOfRangeException ? $"a temporary file in {directory} would be larger than the file size limit (ulimit -f) allows"
             : $"cannot write in the temporary directory {directory}: {IoErrors.Tidy(e.Message)}";
-        return new TempDirectoryException($"{cause} (TMPDIR)", e);
+        return new HostFaultException($"{cause} (TMPDIR)", e);
     }
 
     /// <summary>What older versions created without a pid: removed once a day old.</summary>

@@ -34,4 +34,7 @@ public static class ToolLocator
         }
         return null;
     }
+
+    /// <summary>", which does not exist" for a tools_dir that is not there; else nothing.</summary>
+    public static string Missing(string toolsDir) => Directory.Exists(toolsDir) ? "" : ", which does not exist";
 }

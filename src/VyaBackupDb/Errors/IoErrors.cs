@@ -126,9 +126,15 @@ public static partial class IoErrors
     [GeneratedRegex(@" : '(?<path>[^'\n]*)'", RegexOptions.CultureInvariant)]
     private static partial Regex DotNetPathSuffix();
 
+    // .NET's own text for ENOENT, which it gives on a read and on a create refused (a folder that takes no new files, /proc).
+    [GeneratedRegex(@"Could not find (?:file|a part of the path) '(?<path>[^'\n]*)'\.?", RegexOptions.CultureInvariant)]
+    private static partial Regex DotNetNotFound();
+
     /// <summary>
     /// A message as it is printed: .NET's "No space left on device : '/x'" reads
-    /// "No space left on device (/x)". The one place this is done: where lines go out (Output).
+    /// "No space left on device (/x)", its "Could not find file '/x'." the system's "No such file or
+    /// directory (/x)". The one place this is done: where lines go out (Output).
     /// </summary>
-    public static string Tidy(string message) => DotNetPathSuffix().Replace(message, " (${path})");
+    public static string Tidy(string message) =>
+        DotNetNotFound().Replace(DotNetPathSuffix().Replace(message, " (${path})"), "No such file or directory (${path})");
 }

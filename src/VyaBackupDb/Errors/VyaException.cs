@@ -32,7 +32,9 @@ public sealed class LockedException(string message) : VyaException(message, Exit
 public sealed class VaultException(string message, Exception? inner = null) : VyaException(message, ExitCode.VaultError, inner);
 
 /// <summary>
-/// A temp file of this host (in TMPDIR: credential files, spools) could not be made or written: the
-/// temp directory is missing, not writable or full. An I/O error here, never a fault of the backup.
+/// This host or the server could not do the work, whatever the backup holds: a temp file (in TMPDIR:
+/// credential files, spools) could not be made or written, a client tool could not be started, a
+/// restore could not create or lock its database. Never a fault of the backup: verify says it was
+/// not checked and keeps its earlier record.
 /// </summary>
-public sealed class TempDirectoryException(string message, Exception? inner = null) : VyaException(message, ExitCode.Failed, inner);
+public sealed class HostFaultException(string message, Exception? inner = null) : VyaException(message, ExitCode.Failed, inner);

@@ -101,16 +101,17 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
 
         var untouched = plan.TargetState.Exists ? $"; '{plan.Target}' was not changed" : $"; '{plan.Target}' was not created";
 
-        // The steps before the load change nothing the operator has: their failures say so.
+        // The steps before the load change nothing the operator has: their failures say so. The backup's
+        // content plays no part in them: a verify that fails here did not check it.
         async Task<T> BeforeLoadAsync<T>(Task<T> step)
         {
             try
             {
                 return await step.ConfigureAwait(false);
             }
-            catch (Exception e) when (e is OperationFailedException or DbException)
+            catch (Exception e) when (e is OperationFailedException or HostFaultException or DbException)
             {
-                throw new OperationFailedException($"restore of {location.FileName} into '{plan.Target}' failed: "
+                throw new HostFaultException($"restore of {location.FileName} into '{plan.Target}' failed: "
                     + (e is DbException ? "server error: " : "") + e.Message + untouched, e);
             }
         }
@@ -215,8 +216,8 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 VerificationFailedException => new VerificationFailedException(message, e),
                 AgeException age => new AgeException(message, age.ExitCode),
                 LockedException => new LockedException(message),
-                // This host's temp directory, not the backup: a verify must not call the backup bad for it.
-                TempDirectoryException => new TempDirectoryException(message, e),
+                // This host's temp directory or tools, not the backup: a verify must not call the backup bad for it.
+                HostFaultException => new HostFaultException(message, e),
                 _ => new OperationFailedException(message, e),
             };
         }

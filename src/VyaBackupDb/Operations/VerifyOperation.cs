@@ -45,14 +45,15 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
             {
                 check = await BackupFileChecker.CheckAsync(file, keys, cancellationToken).ConfigureAwait(false);
             }
-            catch (TempDirectoryException e)
+            catch (HostFaultException e)
             {
                 Unchecked(file, e, results);
                 continue;
             }
-            catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken) && e is not UsageException)
+            catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken) && e is not (UsageException or ConfigException or VaultException))
             {
-                // Its storage failed (down, refused): that file is unchecked, the others go on.
+                // Its storage failed (down, refused): that file is unchecked, the others go on. A config or vault
+                // error (the decryption passphrase's variable unset) is the run's, with its own exit code.
                 results.Add(new VerifyResult(new FileCheck(file.Description, null, [$"cannot be read: {e.Message}"], [], file) { Unreachable = true }, null));
                 observer.Checked(results[^1]);
                 continue;
@@ -73,7 +74,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
                 {
                     (check, comparison) = await TestRestoreAsync(check, request, keys, cancellationToken).ConfigureAwait(false);
                 }
-                catch (TempDirectoryException e)
+                catch (HostFaultException e)
                 {
                     Unchecked(file, e, results);
                     continue;
@@ -90,7 +91,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
     /// A file this host could not check (its temp directory missing or full): not a bad backup, so
     /// the file's earlier verify record stays.
     /// </summary>
-    private void Unchecked(BackupLocation file, TempDirectoryException e, List<VerifyResult> results)
+    private void Unchecked(BackupLocation file, HostFaultException e, List<VerifyResult> results)
     {
         results.Add(new VerifyResult(new FileCheck(file.Description, null, [$"not checked: {e.Message}"], [], file) { Unreachable = true }, null));
         observer.Checked(results[^1]);
@@ -199,7 +200,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
                 .ConfigureAwait(false);
             return (check, result?.Comparison);
         }
-        catch (VyaException e) when (e is not UsageException and not TempDirectoryException)
+        catch (VyaException e) when (e is not UsageException and not HostFaultException)
         {
             return (check with { Problems = [.. check.Problems, $"test restore failed: {e.Message}"] }, null);
         }

@@ -12,8 +12,8 @@ public sealed record StatusPoint(DateTimeOffset TimeUtc, long SizeBytes, double 
 /// One database in `status` (its --json shape: snake_case names, stable). <see cref="Database"/> is
 /// null for an instance that has no backup at all.
 /// </summary>
-/// <param name="ExpectedEverySeconds">The interval its backups are expected at (expect_every:, else a day).</param>
-/// <param name="DueUtc">When the next backup is due; overdue from a quarter of the interval after that.</param>
+/// <param name="ExpectedEverySeconds">The interval its backups are expected at (expect_every:, else the schedule's period, else a day).</param>
+/// <param name="DueUtc">When the next backup is due; overdue from a quarter of the interval, plus the last backup's duration, after that.</param>
 /// <param name="History">The last backups, oldest first (the charts' points).</param>
 public sealed record DatabaseStatus(
     int InstanceId,
@@ -87,9 +87,11 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
         // A backup dated after now would hide for as long that none was taken since.
         var last = history?.Recent.FirstOrDefault(p => p.FinishedUtc <= now + ClockSkew);
         DateTimeOffset? due = last is null ? null : NextDue(instance, last.FinishedUtc);
-        var every = due is { } next ? next - last!.FinishedUtc : Interval(instance, now);
-        // A run takes time and a schedule drifts: overdue only a quarter of the interval after it was due.
-        var overdue = instance.Enabled && (last is null || now > due!.Value + (due.Value - last.FinishedUtc) / 4);
+        // The schedule's period from when the next one is due (not the time left since the last one ended).
+        var every = Interval(instance, due ?? now);
+        // A schedule drifts and the due run takes time (as long as the last one, say): overdue only a quarter of the
+        // interval, plus that, after it was due.
+        var overdue = instance.Enabled && (last is null || now > due!.Value + every / 4 + last.Duration);
         return new DatabaseStatus(
             instance.Id,
             instance.Name,
@@ -120,8 +122,8 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
         instance.ExpectEvery is { } every ? last + every
         : instance.Schedule?.NextAfter(last) ?? last + DefaultExpectEvery;
 
-    /// <summary>The expected interval of an instance without a backup yet.</summary>
-    private static TimeSpan Interval(InstanceConfig instance, DateTimeOffset now) => NextDue(instance, now) - now;
+    /// <summary>The expected interval from <paramref name="from"/>: expect_every, or the schedule's next period.</summary>
+    private static TimeSpan Interval(InstanceConfig instance, DateTimeOffset from) => NextDue(instance, from) - from;
 
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, StatusJson.Default.StatusReport);
 }

@@ -61,6 +61,11 @@ public static class BackupSources
                 return [requested];
             }
             // An explicit --database is taken as asked, filters or not; it only has to exist.
+            if (DumpEngines.IsSystemDatabase(engine.Instance.Dbms, requested))
+            {
+                throw new OperationFailedException($"'{requested}' is a system database of the server, which vya-backupdb never backs up "
+                    + $"(accounts, roles and grants are the '{Globals.ItemName}' item: --database {Globals.ItemName}, or globals: true)");
+            }
             if (!server.Databases.Contains(requested, StringComparer.Ordinal))
             {
                 // MySQL lists to an account without SHOW DATABASES only the databases it holds a privilege on.

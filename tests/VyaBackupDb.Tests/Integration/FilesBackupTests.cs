@@ -222,12 +222,16 @@ public sealed class FilesBackupTests : IAsyncLifetime
                 await File.WriteAllTextAsync(Path.Combine(root, path), path);
             }
         }
+        // A third path with nothing include names: left out, and said so (include applies below every path).
+        var third = Path.Combine(dir, "three");
+        Directory.CreateDirectory(Path.Combine(third, "sites"));
+        await File.WriteAllTextAsync(Path.Combine(third, "sites", "default"), "x");
         var backups = Path.Combine(dir, "backups");
         var config = await FileTrees.WriteConfigAsync(dir, backups, $"""
             - id: 8
               name: selected
               dbms: files
-              paths: [{FileTrees.Yaml(first)}, {FileTrees.Yaml(second)}]
+              paths: [{FileTrees.Yaml(first)}, {FileTrees.Yaml(second)}, {FileTrees.Yaml(third)}]
               include: ["conf/**", "logs", "data/**"]
               exclude: ["**/*.tmp", "data/cache"]
             """);
@@ -235,6 +239,8 @@ public sealed class FilesBackupTests : IAsyncLifetime
         var backup = await Run.CliAsync("backup", "--instance", "8", "--config", config);
 
         Assert.True(backup.ExitCode == 0, backup.ToString());
+        Assert.Contains($"{third} (paths:): nothing in it matches include: it is not in the backup", backup.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain($"{first} (paths:)", backup.Stderr, StringComparison.Ordinal);
         var target = Path.Combine(dir, "restored");
         var restore = await Run.CliAsync("restore", "--file", Path.Combine(backups, Ops.DataFilesUnder(backups)[0]), "--instance", "8",
             "--target", target, "--config", config);

@@ -300,6 +300,106 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         AssertNothingLeftInTmp();
     }
 
+    /// <summary>
+    /// verify --restore by an account that may not create a database: the backup could not be checked (exit 1, "could
+    /// not be checked"), which is not a bad backup (exit 4), and the record of the verify that passed before it stays.
+    /// The decryption passphrase's variable unset is a config error, exit 2, as for restore. Before: both exit 4 or 1,
+    /// the first deleting the record.
+    /// </summary>
+    [SkippableFact]
+    public async Task Verify_that_this_host_or_server_keeps_from_checking_a_backup_says_so_and_keeps_its_record()
+    {
+        await TestServers.RequirePostgresAsync();
+        var db = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync(db, "CREATE TABLE t (id int)", "INSERT INTO t VALUES (1)");
+        var role = _scratch.PostgresName("vt_nocreate_");
+        await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {role} LOGIN NOCREATEDB PASSWORD 'vt-nocreate-pw'");
+        try
+        {
+            var backups = _scratch.TempDir("backups");
+            string Config(string user, string password) => $"""
+                backup_dir: '{backups}'
+                encryption:
+                  passphrase_env: VT_VERIFY_PASSPHRASE
+                instances:
+                  - id: 2
+                    name: it-pg
+                    dbms: postgresql
+                    host: '{TestServers.PgHost}'
+                    port: {TestServers.PgPort}
+                    user: '{user}'
+                    password: '{password}'
+                    globals: false
+                    encrypt: true
+                """;
+            var config = Path.Combine(_scratch.TempDir("cfg"), "config.yaml");
+            await File.WriteAllTextAsync(config, Config(TestServers.PgUser, TestServers.PgPassword));
+            var limited = Path.Combine(_scratch.TempDir("cfg-nocreate"), "config.yaml");
+            await File.WriteAllTextAsync(limited, Config(role, "vt-nocreate-pw"));
+            var passphrase = new Dictionary<string, string> { ["TMPDIR"] = _tmp, ["VT_VERIFY_PASSPHRASE"] = "vt verify passphrase" };
+            var backup = await Run.CliWithEnvAsync(passphrase, "backup", "-i", "2", "-d", db, "--config", config);
+            Assert.True(backup.ExitCode == Success, backup.ToString());
+            var file = Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups)));
+            var passed = await Run.CliWithEnvAsync(passphrase, "verify", "--file", file, "--config", config);
+            Assert.True(passed.ExitCode == Success, passed.ToString());
+            var record = await File.ReadAllBytesAsync(file + VerifyRecord.Suffix);
+
+            var notChecked = await Run.CliWithEnvAsync(passphrase, "verify", "--file", file, "--restore", "--config", limited);
+
+            Assert.True(notChecked.ExitCode == Failed, notChecked.ToString());
+            Assert.Contains("not checked: ", notChecked.Stderr, StringComparison.Ordinal);
+            Assert.Contains("permission denied to create database", notChecked.Stderr, StringComparison.Ordinal);
+            Assert.Contains("0 OK, 0 failed, 1 could not be checked", notChecked.ToString(), StringComparison.Ordinal);
+            Assert.Equal(record, await File.ReadAllBytesAsync(file + VerifyRecord.Suffix));
+
+            var noPassphrase = await CliAsync("verify", "--file", file, "--config", config);
+
+            Assert.True(noPassphrase.ExitCode == 2, noPassphrase.ToString());
+            Assert.Contains("encryption.passphrase_env: environment variable VT_VERIFY_PASSPHRASE is not set", noPassphrase.Stderr, StringComparison.Ordinal);
+            Assert.Equal(record, await File.ReadAllBytesAsync(file + VerifyRecord.Suffix));
+            AssertNothingLeftInTmp();
+        }
+        finally
+        {
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {role}");
+        }
+    }
+
+    /// <summary>A system database asked for by name is refused as one (it was "does not exist, or its account may not see it").</summary>
+    [SkippableTheory]
+    [InlineData("1", "mysql")]
+    [InlineData("2", "template1")]
+    public async Task A_system_database_asked_for_by_name_is_refused_as_one(string instance, string database)
+    {
+        await (instance == "1" ? TestServers.RequireMySqlAsync() : TestServers.RequirePostgresAsync());
+        var backups = _scratch.TempDir("backups");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backups);
+
+        var run = await CliAsync("backup", "-i", instance, "-d", database, "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.Contains($"'{database}' is a system database of the server, which vya-backupdb never backs up", run.Stderr, StringComparison.Ordinal);
+        Assert.Empty(Ops.DataFilesUnder(backups));
+    }
+
+    /// <summary>A tools_dir that does not exist is named as such (it said "none found; install ... or set tools_dir").</summary>
+    [SkippableTheory]
+    [InlineData("1")]
+    [InlineData("2")]
+    public async Task A_tools_dir_that_does_not_exist_is_named_in_the_error(string instance)
+    {
+        await (instance == "1" ? TestServers.RequireMySqlAsync() : TestServers.RequirePostgresAsync());
+        var db = instance == "1" ? await _scratch.NewMySqlDatabaseAsync() : await _scratch.NewPostgresDatabaseAsync();
+        var missing = Path.Combine(_scratch.TempDir("tools"), "not-there");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"), toolsDir: missing);
+
+        var run = await CliAsync("backup", "-i", instance, "-d", db, "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.Contains($"tools_dir {missing}, which does not exist", run.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("set tools_dir", run.Stderr, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Prune_trusts_a_verify_only_while_the_file_is_unchanged_since()
     {

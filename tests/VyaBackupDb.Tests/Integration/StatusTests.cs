@@ -195,7 +195,8 @@ public sealed partial class StatusTests : IAsyncLifetime
         var dir = _scratch.TempDir("status-cron");
         var backupDir = Path.Combine(dir, "store");
         var config = Path.Combine(dir, "config.yaml");
-        // Daily at a time 12 h from now: a backup 3 h old is due in 12 h. Hourly: due 2 h ago.
+        // Daily at a time 12 h from now: a backup 3 h old is due in 12 h. Hourly: due 2 h ago. Hourly with 50-minute
+        // runs, the last ended 58 min ago: its next one was due at most 58 min ago, and is still running (not overdue).
         var daily = _now.AddHours(12);
         await File.WriteAllTextAsync(config, $"""
             backup_dir: store
@@ -210,9 +211,15 @@ public sealed partial class StatusTests : IAsyncLifetime
                 dbms: mysql
                 user: nobody
                 schedule: "0 * * * *"
+              - id: 3
+                name: cron-slow
+                dbms: mysql
+                user: nobody
+                schedule: "0 * * * *"
             """);
         Backup(backupDir, TestServers.MySql(name: "cron-daily"), "db", _now.AddHours(-3), 100, 1);
         Backup(backupDir, TestServers.MySql(name: "cron-hourly"), "db", _now.AddHours(-3), 100, 1);
+        Backup(backupDir, TestServers.MySql(id: 3, name: "cron-slow"), "db", _now.AddMinutes(-58), 100, 50 * 60);
 
         var run = await Run.CliAsync("status", "--json", "--config", config);
 
@@ -220,9 +227,10 @@ public sealed partial class StatusTests : IAsyncLifetime
         using var json = JsonDocument.Parse(run.Stdout);
         var rows = json.RootElement.GetProperty("databases").EnumerateArray().ToDictionary(r => r.GetProperty("instance").GetString()!);
         Assert.False(rows["cron-daily"].GetProperty("overdue").GetBoolean());
-        Assert.InRange(rows["cron-daily"].GetProperty("expected_every_seconds").GetDouble(), (15 * 3600) - 120, (15 * 3600) + 60);
+        Assert.Equal(24 * 3600, rows["cron-daily"].GetProperty("expected_every_seconds").GetDouble());
         Assert.True(rows["cron-hourly"].GetProperty("overdue").GetBoolean());
-        Assert.InRange(rows["cron-hourly"].GetProperty("expected_every_seconds").GetDouble(), 1, 3600);
+        Assert.Equal(3600, rows["cron-hourly"].GetProperty("expected_every_seconds").GetDouble());
+        Assert.False(rows["cron-slow"].GetProperty("overdue").GetBoolean());
     }
 
     [Fact]

@@ -56,6 +56,8 @@ public sealed class TempFileFaultTests
     [Theory]
     [InlineData("No space left on device : '/tmp/x/pgpass'", "No space left on device (/tmp/x/pgpass)")]
     [InlineData("cannot write /b/x.sql.zst: No space left on device : '/b/.x.tmp'", "cannot write /b/x.sql.zst: No space left on device (/b/.x.tmp)")]
+    [InlineData("cannot read config file c.yaml: Could not find a part of the path '/x/c.yaml'.", "cannot read config file c.yaml: No such file or directory (/x/c.yaml)")]
+    [InlineData("Could not find file '/proc/k.txt'.", "No such file or directory (/proc/k.txt)")]
     [InlineData("disk full", "disk full")]
     public void Dotnet_path_suffixes_read_as_a_path_in_parentheses(string message, string printed) =>
         Assert.Equal(printed, IoErrors.Tidy(message));

@@ -798,7 +798,8 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     private string FindTool(string[] names) =>
         ToolLocator.Find(Instance.ToolsDir, names)
         ?? throw new OperationFailedException(
-            $"none of {string.Join(", ", names)} found in {Instance.ToolsDir ?? "PATH"}; install mariadb-client or mysql-client");
+            $"none of {string.Join(", ", names)} found in "
+            + (Instance.ToolsDir is { } dir ? $"tools_dir {dir}{ToolLocator.Missing(dir)}" : "PATH; install mariadb-client or mysql-client"));
 
     /// <summary>The command-line client of the server's flavor, which every restore feeds.</summary>
     private async Task<string> ClientToolAsync(CancellationToken cancellationToken) =>

@@ -357,7 +357,7 @@ public sealed partial class MySqlEngine
             {
                 await reading.ConfigureAwait(false);
             }
-            catch (Exception e) when (e is OperationCanceledException or OperationFailedException)
+            catch (Exception e) when (e is OperationCanceledException or VyaException)
             {
                 // The read ends on the cancellation, as an error of its own or a cancelled wait.
             }

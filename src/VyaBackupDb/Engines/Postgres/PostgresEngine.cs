@@ -1162,8 +1162,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         }
         var found = candidates.Count == 0 ? "none found" : "found " + string.Join(", ", candidates.Select(c => c.Major).Distinct());
         throw new OperationFailedException(
-            $"server {Instance.Name} runs PostgreSQL {server} but pg_dump {server} or newer is needed ({found}); "
-            + $"install postgresql-client-{server} or set tools_dir");
+            $"server {Instance.Name} runs PostgreSQL {server} but pg_dump {server} or newer is needed ({found}"
+            + (Instance.ToolsDir is { } toolsDir ? $" in tools_dir {toolsDir}{ToolLocator.Missing(toolsDir)})" : $"); install postgresql-client-{server} or set tools_dir"));
     }
 
     /// <summary>Where client tools may be; Debian's directory of the server's major first, so that the usual case asks one pg_dump its version.</summary>

@@ -121,7 +121,7 @@ public sealed partial class PostgresEngine
             {
                 await postDump.ConfigureAwait(false);
             }
-            catch (Exception e) when (e is OperationFailedException or OperationCanceledException or IOException)
+            catch (Exception e) when (e is VyaException or OperationCanceledException or IOException)
             {
                 // The first failure is the one reported.
             }

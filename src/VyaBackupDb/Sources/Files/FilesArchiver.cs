@@ -85,7 +85,13 @@ internal sealed class FilesArchiver
             _warnings.Add($"{root} (paths:) is a symlink: the link is stored, not what it points to; list its target in paths to back that up");
         }
         _segments.Clear();
+        var stored = _files + _directories + _symlinks + _hardLinks;
         Visit(Posix.CurrentDirectory, rootName, root, root.TrimStart('/'), stat, ancestorIncluded: false);
+        if (_selection.HasInclude && _files + _directories + _symlinks + _hardLinks == stored)
+        {
+            // include applies below every path: one whose tree matches none of it is left out whole.
+            _warnings.Add($"{root} (paths:): nothing in it matches include: it is not in the backup");
+        }
     }
 
     /// <summary>

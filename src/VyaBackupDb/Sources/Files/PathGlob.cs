@@ -188,6 +188,9 @@ internal sealed class FileSelection(IReadOnlyList<string> include, IReadOnlyList
     /// <summary>Left out, with everything under it when it is a directory.</summary>
     public bool Excluded(IReadOnlyList<string> path) => path.Count > 0 && _exclude.Any(g => g.Matches(path));
 
+    /// <summary>Only what matches include is taken.</summary>
+    public bool HasInclude => _include.Length > 0;
+
     /// <summary>Taken, with everything under it when it is a directory.</summary>
     public bool Included(IReadOnlyList<string> path) => _include.Length == 0 || _include.Any(g => g.Matches(path));
 
