@@ -14,7 +14,7 @@ internal static class RestoreCommand
     {
         var file = new Option<string>("--file", "-f")
         {
-            Description = "The backup to restore: a path, STORAGE:KEY (a storage named in the config; local = backup_dir), s3://BUCKET/KEY or sftp://HOST/PATH",
+            Description = "The backup to restore: a path, STORAGE:KEY (a storage named in the config; local = backup_dir), s3://BUCKET/KEY or sftp://[USER@]HOST[:PORT]/PATH (port 22 unless given)",
             Required = true,
         };
         var instance = new Option<int>("--instance", "-i") { Description = "Restore into this instance (its id in the config)", Required = true };

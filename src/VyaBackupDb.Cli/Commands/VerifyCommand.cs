@@ -10,7 +10,7 @@ internal static class VerifyCommand
     {
         var file = new Option<string?>("--file", "-f")
         {
-            Description = "Verify this backup: a path, STORAGE:KEY (a storage named in the config; local = backup_dir), s3://BUCKET/KEY or sftp://HOST/PATH",
+            Description = "Verify this backup: a path, STORAGE:KEY (a storage named in the config; local = backup_dir), s3://BUCKET/KEY or sftp://[USER@]HOST[:PORT]/PATH (port 22 unless given)",
         };
         var instance = new Option<int?>("--instance", "-i")
         {

@@ -519,7 +519,7 @@ public static partial class ConfigLoader
             var dbmsText = OptionalString(node, "dbms", prefix) ?? throw Error(node, prefix + "dbms", "is required");
             if (!DbmsNames.TryParse(dbmsText, out var dbms))
             {
-                throw Error(Get(node, "dbms")!, prefix + "dbms", $"'{dbmsText}' is not one of mysql, postgresql");
+                throw Error(Get(node, "dbms")!, prefix + "dbms", $"'{dbmsText}' is not one of mysql, postgresql, files");
             }
 
             var name = OptionalString(node, "name", prefix) ?? $"{dbms.ToName()}-{id}";

@@ -154,14 +154,17 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
                 observer.Checked(results[^1]);
                 continue;
             }
-            foreach (var incomplete in entries.Where(e => !e.HasManifest))
-            {
-                observer.Skipped(storage.Describe(incomplete.Key), "incomplete: no manifest, not a backup");
-            }
             var complete = entries.Where(e => e.HasManifest);
             if (request.Latest)
             {
                 complete = complete.GroupBy(e => e.Name.Database, StringComparer.Ordinal).Select(g => g.First());
+            }
+            // With --latest, only what is newer than a database's latest backup is worth a word (a run under way or failed).
+            var latest = request.Latest ? complete.ToDictionary(e => e.Name.Database, e => e.Name.TimestampUtc, StringComparer.Ordinal) : null;
+            foreach (var incomplete in entries.Where(e => !e.HasManifest
+                && (latest is null || !latest.TryGetValue(e.Name.Database, out var newest) || e.Name.TimestampUtc > newest)))
+            {
+                observer.Skipped(storage.Describe(incomplete.Key), "incomplete: no manifest, not a backup");
             }
             foreach (var lost in complete.Where(e => !e.HasData))
             {

@@ -226,8 +226,11 @@ public sealed class IntegrityTests : IAsyncLifetime
         var config = await ConfigAsync(backupDir);
         var good = await Ops.BackupAsync(instance, source, Compression.Zstd, backupDir, new FixedTime(OlderTime));
         var orphan = await Ops.BackupAsync(instance, source, Compression.Zstd, backupDir, new FixedTime(NewerTime));
-        Assert.True(good.Succeeded && orphan.Succeeded, $"{good.Error} {orphan.Error}");
+        // One older than the good one too: --latest does not speak of it (it is not the latest of anything).
+        var stale = await Ops.BackupAsync(instance, source, Compression.Zstd, backupDir, new FixedTime(OlderTime.AddHours(-1)));
+        Assert.True(good.Succeeded && orphan.Succeeded && stale.Succeeded, $"{good.Error} {orphan.Error} {stale.Error}");
         File.Delete(orphan.Location + BackupManifest.Suffix);
+        File.Delete(stale.Location + BackupManifest.Suffix);
 
         var all = await Run.CliAsync("verify", "--instance", Id(dbms), "--config", config);
         var latest = await Run.CliAsync("verify", "--instance", Id(dbms), "--database", source, "--latest", "--config", config);
@@ -240,10 +243,12 @@ public sealed class IntegrityTests : IAsyncLifetime
             Assert.DoesNotContain($"OK     {orphan.Location}", run.Stdout, StringComparison.Ordinal);
             Assert.Contains("verify summary: 1 OK, 0 failed", run.Stdout, StringComparison.Ordinal);
         }
+        Assert.Contains($"SKIP   {stale.Location}: incomplete", all.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain(stale.Location!, latest.Stdout, StringComparison.Ordinal);
         // What restore-by-name and retention will go by: the file without a manifest is not complete.
         var entries = await BackupCatalog.ListAsync(new Storage.Local.LocalStorage(backupDir), instance, CancellationToken.None);
         Assert.Equal(
-            [(Path.GetFileName(orphan.Location!), false), (Path.GetFileName(good.Location!), true)],
+            [(Path.GetFileName(orphan.Location!), false), (Path.GetFileName(good.Location!), true), (Path.GetFileName(stale.Location!), false)],
             entries.Select(e => (Path.GetFileName(e.Key), e.HasManifest)));
     }
 
