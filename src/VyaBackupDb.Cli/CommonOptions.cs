@@ -38,11 +38,6 @@ internal static partial class CommonOptions
     public static void ConfigureLogging(ParseResult parseResult) =>
         Output.Configure(parseResult.GetValue(LogFormat) == "json" ? Cli.LogFormat.Json : Cli.LogFormat.Text, parseResult.GetValue(LogFile));
 
-    /// <summary>Loads the config (vault passphrase prompted for on a terminal, if needed) and prints its warnings.</summary>
-    /// <summary>
-    /// The instances a command acts on: --instance ID (even if disabled, with a warning) or
-    /// --all (every enabled one); exactly one of them, and --database only with --instance.
-    /// </summary>
     /// <summary>--jobs N (backup and restore): connections of a parallel engine (engine: parallel).</summary>
     public static Option<int?> JobsOption()
     {
@@ -60,6 +55,10 @@ internal static partial class CommonOptions
         return option;
     }
 
+    /// <summary>
+    /// The instances a command acts on: --instance ID (even if disabled, with a warning) or
+    /// --all (every enabled one); exactly one of them, and --database only with --instance.
+    /// </summary>
     public static List<InstanceConfig> ChooseInstances(AppConfig config, int? instanceId, bool all, string? database)
     {
         if (instanceId is not null && all)
@@ -125,6 +124,7 @@ internal static partial class CommonOptions
     [System.Text.RegularExpressions.GeneratedRegex(@"^Cannot parse argument '(?<value>.*)' for option '(?<option>[^']*)' as expected type '(?<type>[^']*)'")]
     private static partial System.Text.RegularExpressions.Regex ParseFailure();
 
+    /// <summary>Loads the config (vault passphrase prompted for on a terminal, if needed) and prints its warnings.</summary>
     public static AppConfig LoadConfig(ParseResult parseResult)
     {
         var config = ConfigLoader.Load(ConfigLoader.ResolvePath(parseResult.GetValue(Config)), ReadSecret);

@@ -55,8 +55,16 @@ static async Task<int> RunAsync(string[] args)
     var parseResult = root.Parse(args);
     if (parseResult.Errors.Count > 0)
     {
-        // One line, usage exit code; --help shows the rest.
-        await Console.Error.WriteLineAsync($"vya-backupdb: error: {CommonOptions.DescribeParseErrors(parseResult, root)} (see vya-backupdb --help)");
+        // One line, usage exit code; --help shows the rest. In the log's format when that much could be read.
+        try
+        {
+            CommonOptions.ConfigureLogging(parseResult);
+        }
+        catch (Exception e) when (e is UsageException or InvalidOperationException)
+        {
+            // The log options are among what is wrong: plain text.
+        }
+        Output.Error($"{CommonOptions.DescribeParseErrors(parseResult, root)} (see vya-backupdb --help)");
         return (int)ExitCode.UsageOrConfig;
     }
     try

@@ -214,20 +214,23 @@ public sealed class FleetTests : IAsyncLifetime
         Assert.DoesNotContain("mute-s3-secret", backup.ToString() + list, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task Errors_of_any_command_go_to_the_log_file_in_json()
+    /// <summary>Also a command line that does not parse (--instance abc): it was plain text.</summary>
+    [Theory]
+    [InlineData("42", "instance 42")]
+    [InlineData("abc", "--instance: 'abc' is not a whole number")]
+    public async Task Errors_of_any_command_go_to_the_log_file_in_json(string instance, string expected)
     {
         var logFile = Path.Combine(_scratch.TempDir("logs"), "errors.log");
         var config = await WriteConfigAsync(_scratch.TempDir("backups"), "vt_unused", "vt_unused");
 
-        var run = await Run.CliAsync("list", "--instance", "42", "--config", config, "--log-format", "json", "--log-file", logFile);
+        var run = await Run.CliAsync("list", "--instance", instance, "--config", config, "--log-format", "json", "--log-file", logFile);
 
         Assert.True(run.ExitCode == 2, run.ToString());
         var line = Assert.Single(await File.ReadAllLinesAsync(logFile));
         Assert.Equal(line, run.Stderr.Trim());
         var record = JsonDocument.Parse(line).RootElement;
         Assert.Equal("error", record.GetProperty("level").GetString());
-        Assert.Contains("instance 42", record.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Contains(expected, record.GetProperty("message").GetString(), StringComparison.Ordinal);
     }
 
     /// <summary>A config of the two test servers (each backing up exactly its one database) and the given dead instances.</summary>
