@@ -10,22 +10,26 @@ namespace VyaBackupDb.Operations;
 /// holder dies, so a lock left by a dead process is simply taken over (with a warning naming it).
 /// A ".holder" file beside it names the holder (pid, host, run id, start time) for the "locked" message;
 /// it is separate because the locked file cannot be read while another process holds it. Found
-/// beside a free lock, it names a run that died holding the lock (<see cref="TakenOverFrom"/>).
+/// beside a free lock, it names a run that died holding the lock, and the runs it knew had ended
+/// (<see cref="EndedRuns"/>).
 /// </summary>
 public sealed class BackupLock : IDisposable
 {
     private readonly FileStream _stream;
     private readonly string _path;
 
-    private BackupLock(FileStream stream, string path, string? takenOverFrom)
+    private BackupLock(FileStream stream, string path, IReadOnlySet<string> endedRuns)
     {
         _stream = stream;
         _path = path;
-        TakenOverFrom = takenOverFrom;
+        EndedRuns = endedRuns;
     }
 
-    /// <summary>The run id of the dead run of this host whose lock this was (from its holder file), or null.</summary>
-    public string? TakenOverFrom { get; }
+    /// <summary>
+    /// The run ids of this host's runs that held this lock and ended without releasing it (from the holder
+    /// file): the dead run, and those it knew of (it may have ended before taking over their leases).
+    /// </summary>
+    public IReadOnlySet<string> EndedRuns { get; }
 
     // What .NET reports when the file is locked by another open file: errno EWOULDBLOCK on
     // Linux (flock), ERROR_SHARING_VIOLATION on Windows.
@@ -53,19 +57,22 @@ public sealed class BackupLock : IDisposable
                 $"instance {instanceName} database '{database}' is being backed up by another run ({holder}); lock {path}");
         }
         var holderPath = HolderPath(path);
-        string? takenOverFrom = null;
+        var ended = new HashSet<string>(StringComparer.Ordinal);
         if (File.Exists(holderPath))
         {
             var dead = Fields(File.ReadAllText(holderPath));
             // Only a holder of this host is known dead by the free flock: a backup_dir shared over NFS with
             // host-local flocks (local_lock=flock) may show another host's live holder.
-            takenOverFrom = dead.GetValueOrDefault("host") == Environment.MachineName && dead.GetValueOrDefault("run") is { Length: > 0 } deadRun
-                ? deadRun
-                : null;
+            if (dead.GetValueOrDefault("host") == Environment.MachineName && dead.GetValueOrDefault("run") is { Length: > 0 } deadRun)
+            {
+                ended.Add(deadRun);
+                ended.UnionWith(dead.GetValueOrDefault("ended", "").Split(',', StringSplitOptions.RemoveEmptyEntries));
+            }
             warn($"took over the lock of instance {instanceName} database '{database}' left by a run that ended without releasing it "
                 + $"({Describe(dead)})");
         }
-        var text = $"pid={Environment.ProcessId}\nhost={Environment.MachineName}\nrun={run}\nstarted={time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture)}\n";
+        var text = $"pid={Environment.ProcessId}\nhost={Environment.MachineName}\nrun={run}\nstarted={time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture)}\n"
+            + (ended.Count > 0 ? $"ended={string.Join(',', ended)}\n" : "");
         try
         {
             File.WriteAllText(holderPath, text);
@@ -81,7 +88,7 @@ public sealed class BackupLock : IDisposable
             }
             throw new OperationFailedException($"cannot write the lock file {holderPath}: {IoErrors.WriteFaultReason(e)}", e);
         }
-        return new BackupLock(stream, path, takenOverFrom);
+        return new BackupLock(stream, path, ended);
     }
 
     public void Dispose()
@@ -91,7 +98,7 @@ public sealed class BackupLock : IDisposable
         _stream.Dispose();
     }
 
-    /// <summary>Frees the lock but leaves the holder file, which then names a run of this host that has ended (<see cref="TakenOverFrom"/>).</summary>
+    /// <summary>Frees the lock but leaves the holder file, which then names this run, and those it knew had ended, as ended (<see cref="EndedRuns"/>).</summary>
     public void ReleaseKeepingHolder() => _stream.Dispose();
 
     private static void TryDelete(string path)

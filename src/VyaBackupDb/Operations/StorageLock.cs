@@ -22,7 +22,7 @@ namespace VyaBackupDb.Operations;
 /// one number, and only one gets it. A lease whose expiry has passed belongs to a dead (or cut off)
 /// runner and is taken over with a warning. So is, at once, a live lease of the run whose local lock
 /// (<see cref="BackupLock"/>, same run id) this run just took over: the kernel freed that flock, so that run
-/// is dead, and nobody else may take a lease it holds. A runner that cannot renew (its number was taken, or the
+/// is dead, and nobody else may take a lease it holds (nor one of the runs it knew had ended: <see cref="BackupLock.EndedRuns"/>). A runner that cannot renew (its number was taken, or the
 /// storage stayed unreachable until expiry) has lost the lock: <see cref="Lost"/> says why and the backup is
 /// cancelled (nothing half-written: the manifest is still written last). Hosts' clocks must agree to well
 /// within a lease (NTP), since each compares the expiry written by another with its own clock.
@@ -47,6 +47,9 @@ public sealed class StorageLock : IAsyncDisposable
 
     /// <summary>A lease this run created but could not delete when taking it failed half-way.</summary>
     private bool _leaseLeftBehind;
+
+    /// <summary>Every lock taken: the leases of the dead runs this one took over are gone.</summary>
+    private bool _acquired;
 
     private StorageLock(TimeProvider time, TimeSpan duration)
     {
@@ -113,6 +116,7 @@ public sealed class StorageLock : IAsyncDisposable
             await held.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+        held._acquired = true;
         if (held._leases.Count > 0)
         {
             held._renewal = held.RenewAsync(onLost);
@@ -125,7 +129,7 @@ public sealed class StorageLock : IAsyncDisposable
         var folder = FolderFor(instanceName, database);
         var what = $"instance {instanceName} database '{database}'";
         // A lease of a run that died holding this host's lock: nobody else may take it, so it is dead too.
-        bool DiedHere(Lease lease) => _local.Any(local => local.TakenOverFrom == lease.Run);
+        bool DiedHere(Lease lease) => _local.Any(local => local.EndedRuns.Contains(lease.Run));
         for (var attempt = 0; attempt < 4; attempt++)
         {
             var now = _time.GetUtcNow();
@@ -247,15 +251,16 @@ public sealed class StorageLock : IAsyncDisposable
         await _stop.CancelAsync().ConfigureAwait(false);
         await _renewal.ConfigureAwait(false);
         _stop.Dispose();
-        var released = !_leaseLeftBehind;
+        // Stopped before it took over a dead run's leases: the next run must still know that run ended.
+        var released = !_leaseLeftBehind && (_acquired || _local.All(local => local.EndedRuns.Count == 0));
         foreach (var lease in _leases)
         {
             released &= await DeleteQuietlyAsync(lease.Storage, lease.Key).ConfigureAwait(false);
         }
         foreach (var local in _local)
         {
-            // A lease left behind (the storage unreachable): the holder file tells this host's next run
-            // that this run has ended, so that it takes the lease over at once instead of waiting for it to expire.
+            // A lease left behind (the storage unreachable), or a dead run's not yet taken over: the holder file tells this
+            // host's next run which runs have ended, so that it takes their leases over at once instead of waiting for them to expire.
             if (released)
             {
                 local.Dispose();

@@ -282,8 +282,18 @@ public sealed class ScaleOutTests : IAsyncLifetime
         Assert.Equal([StorageLock.KeyFor(InstanceName, database, 1)], await KeysAsync(storage, folder));
         await storage.DeleteAsync(StorageLock.KeyFor(InstanceName, database, 1), CancellationToken.None);
 
-        // Killed, its lease left as it was: the next run takes it over at once, and says whose it was.
+        // Killed, its lease left as it was: the next run takes it over at once, and says whose it was. Also when a run
+        // in between took the local lock over and ended before the lease (here locked out by a run elsewhere, which
+        // then ends): it forgot the dead run, whose lease was then waited out (exit 5 for up to its 10 minutes).
         var dead = await KillWhileItHoldsTheLeaseAsync(slow, database, storage, folder);
+        var deadLease = Assert.Single(await KeysAsync(storage, folder));
+        var elsewhere = StorageLock.KeyFor(InstanceName, database, 7);
+        await PlantLeaseAsync(storage, database, 7, DateTimeOffset.UtcNow.AddMinutes(10));
+        var between = await Run.CliAsync("backup", "-i", "2", "-d", database, "--config", quick);
+        Assert.True(between.ExitCode == 5, between.ToString());
+        Assert.Contains("pid 4242 on dead-host", between.Stderr, StringComparison.Ordinal);
+        await storage.DeleteAsync(elsewhere, CancellationToken.None);
+        Assert.Equal([deadLease], await KeysAsync(storage, folder));
         var next = await Run.CliAsync("backup", "-i", "2", "-d", database, "--config", quick);
         Assert.True(next.ExitCode == 0, next.ToString());
         var warning = Assert.Single(next.Stderr.Split('\n'), l => l.Contains("warning:", StringComparison.Ordinal)
