@@ -51,6 +51,9 @@ public sealed class StorageLock : IAsyncDisposable
     /// <summary>Every lock taken: the leases of the dead runs this one took over are gone.</summary>
     private bool _acquired;
 
+    /// <summary>The run's stop (SIGTERM, Ctrl+C): cleanup after it is kept short.</summary>
+    private CancellationToken _stopping;
+
     private StorageLock(TimeProvider time, TimeSpan duration)
     {
         _time = time;
@@ -79,7 +82,7 @@ public sealed class StorageLock : IAsyncDisposable
         Action<string> warn, CancellationTokenSource onLost, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(lease, TimeSpan.FromSeconds(3));
-        var held = new StorageLock(time, lease);
+        var held = new StorageLock(time, lease) { _stopping = cancellationToken };
         try
         {
             var backupDirRoot = Path.GetFullPath(backupDir);
@@ -272,10 +275,14 @@ public sealed class StorageLock : IAsyncDisposable
         }
     }
 
-    /// <summary>Best effort: a lease that cannot be deleted expires on its own (false then).</summary>
-    private static async Task<bool> DeleteQuietlyAsync(IStorage storage, string key)
+    /// <summary>
+    /// Best effort: a lease that cannot be deleted expires on its own (false then; this host's next run takes it
+    /// over at once). Once the run is stopped (SIGTERM), only briefly: a server that does not answer must not hold
+    /// up the exit (Ceph's RGW was seen to leave a delete unanswered after a listing cut off by the stop).
+    /// </summary>
+    private async Task<bool> DeleteQuietlyAsync(IStorage storage, string key)
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(_stopping.IsCancellationRequested ? 3 : 30));
         try
         {
             await storage.DeleteAsync(key, timeout.Token).ConfigureAwait(false);
