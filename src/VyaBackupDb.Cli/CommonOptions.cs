@@ -172,6 +172,7 @@ internal static partial class CommonOptions
     /// the body ends with is an interruption (exit 130), also a tool's own error about the same signal.</param>
     public static async Task<int> RunAsync(Func<Task<ExitCode>> body, CancellationToken cancellationToken = default)
     {
+        Interruption.Begin();
         // Credential files and spools of runs that were killed (SIGKILL) hold secrets: gone at the next run.
         TempFiles.RemoveStale();
         try

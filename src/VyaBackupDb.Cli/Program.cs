@@ -5,6 +5,8 @@ using VyaBackupDb.Cli;
 using VyaBackupDb.Cli.Commands;
 using VyaBackupDb.Errors;
 
+Interruption.Register();
+
 // Out of open files or memory (ulimit -n, ulimit -v), wherever it shows: one line and exit 1, no stack trace. Also on a
 // thread of its own (a timer, the thread pool), where the runtime would print the trace and abort (exit 134).
 AppDomain.CurrentDomain.UnhandledException += (_, e) =>
@@ -25,6 +27,7 @@ catch (Exception e) when (IoErrors.IsOutOfResources(e))
 
 static async Task<int> RunAsync(string[] args)
 {
+
     // With a low open files limit (the runtime alone holds ~60 files), an error must still be said in one line:
     // open stdout and stderr, set up the console (its first write loads an assembly) and Output (its JSON setup
     // loads another), and note the limits, while files can still be opened.
@@ -78,18 +81,18 @@ static async Task<int> RunAsync(string[] args)
         return (int)ExitCode.UsageOrConfig;
     }
     // On Ctrl+C / SIGTERM the running command is cancelled: it kills its child, removes temp files
-    // and credential files, and may drop a half-restored database. Give that time to finish.
+    // and credential files, and may drop a half-restored database (see Interruption).
     // `schedule` handles its signals itself (a grace period for the running backup, SIGHUP reloads).
-    var service = parseResult.CommandResult.Command.Name == "schedule";
+    Interruption.CommandHandlesSignals = parseResult.CommandResult.Command.Name == "schedule";
     var invocation = new InvocationConfiguration
     {
-        ProcessTerminationTimeout = service ? null : TimeSpan.FromSeconds(30),
+        ProcessTerminationTimeout = null,
         // What escapes a command comes here: out of resources is one line (above); anything else (a bug) keeps its trace.
         EnableDefaultExceptionHandler = false,
     };
     try
     {
-        return await parseResult.InvokeAsync(invocation);
+        return await parseResult.InvokeAsync(invocation, Interruption.Token);
     }
     catch (Exception e) when (!IoErrors.IsOutOfResources(e))
     {
@@ -113,4 +116,59 @@ static int OutOfResources(Exception e)
         // Nowhere left to say it: the exit code still does.
     }
     return (int)ExitCode.Failed;
+}
+
+/// <summary>
+/// SIGTERM and SIGINT, from the start of the process. Before a command has begun (<see cref="CommonOptions.RunAsync"/>)
+/// nothing is done yet: one "interrupted" line and exit 130, as a stop later gives (the runtime's default is a silent
+/// 143). Then the command's token (<see cref="Token"/>) is cancelled: it kills its children, removes its temp and
+/// credential files, drops what it half made, and exits 130; if that takes longer than <see cref="Cleanup"/>, the process
+/// ends with 128 + the signal. A command that handles signals itself (schedule) is left to.
+/// </summary>
+internal static class Interruption
+{
+    private static readonly TimeSpan Cleanup = TimeSpan.FromSeconds(30);
+
+    private static readonly CancellationTokenSource Stopping = new();
+
+    private static readonly List<System.Runtime.InteropServices.PosixSignalRegistration> Registrations = [];
+
+    private static int _begun;
+
+    public static CancellationToken Token => Stopping.Token;
+
+    public static bool CommandHandlesSignals { get; set; }
+
+    public static void Register()
+    {
+        foreach (var signal in new[] { System.Runtime.InteropServices.PosixSignal.SIGTERM, System.Runtime.InteropServices.PosixSignal.SIGINT })
+        {
+            Registrations.Add(System.Runtime.InteropServices.PosixSignalRegistration.Create(signal, Stop));
+        }
+    }
+
+    /// <summary>A command begins: from now on a stop cancels it.</summary>
+    public static void Begin() => Interlocked.Exchange(ref _begun, 1);
+
+    private static void Stop(System.Runtime.InteropServices.PosixSignalContext context)
+    {
+        if (Volatile.Read(ref _begun) == 0)
+        {
+            context.Cancel = true;
+            Console.Error.WriteLine("vya-backupdb: error: interrupted before it began; nothing was done");
+            Environment.Exit((int)ExitCode.Interrupted);
+        }
+        if (CommandHandlesSignals)
+        {
+            return;
+        }
+        context.Cancel = true;
+        if (Stopping.IsCancellationRequested)
+        {
+            return;
+        }
+        var status = context.Signal == System.Runtime.InteropServices.PosixSignal.SIGTERM ? 128 + 15 : 128 + 2;
+        _ = Task.Delay(Cleanup).ContinueWith(_ => Environment.Exit(status), TaskScheduler.Default);
+        Stopping.Cancel();
+    }
 }
