@@ -48,6 +48,11 @@ public static partial class TempFiles
     [GeneratedRegex(@"^vya-backupdb-([A-Za-z0-9]{6}|spool-[0-9a-f]{32}\.zip)$", RegexOptions.CultureInvariant)]
     private static partial Regex Legacy();
 
+    // The .NET runtime's own per-process debugger pipes and diagnostics socket, which a process killed (SIGKILL) leaves:
+    // a dead process's are of no use to anyone (a live one with the same pid, reused, has another key in the name).
+    [GeneratedRegex(@"^(clr-debug-pipe-(?<pid>\d{1,10})-\d+-(in|out)|dotnet-diagnostic-(?<pid>\d{1,10})-\d+-socket)$", RegexOptions.CultureInvariant)]
+    private static partial Regex Runtime();
+
     /// <summary>What a credential directory holds (the engines' option file and PGPASSFILE): nothing else is ours to delete.</summary>
     private static readonly string[] SecretFileNames = ["client.cnf", "pgpass"];
 
@@ -69,7 +74,7 @@ public static partial class TempFiles
 
     /// <summary>
     /// Removes the temp entries of processes that no longer run (and those of older versions once
-    /// a day old) from <paramref name="tempDirectory"/> (default: $TMPDIR). Never follows a
+    /// a day old), and the .NET runtime's pipes and socket a killed process left, from <paramref name="tempDirectory"/> (default: $TMPDIR). Never follows a
     /// symlink; an entry it may not remove (another user's) is left. Returns how many it removed.
     /// </summary>
     public static int RemoveStale(string? tempDirectory = null, DateTimeOffset? now = null)
@@ -80,7 +85,9 @@ public static partial class TempFiles
         IEnumerable<FileSystemInfo> entries;
         try
         {
-            entries = new DirectoryInfo(directory).EnumerateFileSystemInfos("vya-backupdb-*").ToList();
+            var folder = new DirectoryInfo(directory);
+            entries = [.. folder.EnumerateFileSystemInfos("vya-backupdb-*"), .. folder.EnumerateFileSystemInfos("clr-debug-pipe-*"),
+                .. folder.EnumerateFileSystemInfos("dotnet-diagnostic-*")];
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -88,7 +95,7 @@ public static partial class TempFiles
         }
         foreach (var entry in entries)
         {
-            var current = Current().Match(entry.Name);
+            var current = Current().Match(entry.Name) is { Success: true } ours ? ours : Runtime().Match(entry.Name);
             var stale = current.Success
                 ? int.TryParse(current.Groups["pid"].Value, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && !IsRunning(pid)
                 : IsLegacyStale(entry, cutoff);

@@ -101,8 +101,8 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
 
         var untouched = plan.TargetState.Exists ? $"; '{plan.Target}' was not changed" : $"; '{plan.Target}' was not created";
 
-        // The steps before the load change nothing the operator has: their failures say so. The backup's
-        // content plays no part in them: a verify that fails here did not check it.
+        // The steps before the load change nothing the operator has: their failures say so (and stay this host's, not
+        // the backup's, when they were: a verify then did not check the backup).
         async Task<T> BeforeLoadAsync<T>(Task<T> step)
         {
             try
@@ -111,8 +111,8 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             }
             catch (Exception e) when (e is OperationFailedException or HostFaultException or DbException)
             {
-                throw new HostFaultException($"restore of {location.FileName} into '{plan.Target}' failed: "
-                    + (e is DbException ? "server error: " : "") + e.Message + untouched, e);
+                var message = $"restore of {location.FileName} into '{plan.Target}' failed: " + (e is DbException ? "server error: " : "") + e.Message + untouched;
+                throw e is HostFaultException ? new HostFaultException(message, e) : new OperationFailedException(message, e);
             }
         }
 

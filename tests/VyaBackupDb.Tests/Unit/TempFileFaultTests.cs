@@ -22,6 +22,43 @@ public sealed class TempFileFaultTests
     }
 
     /// <summary>
+    /// The .NET runtime's debugger pipes (FIFOs) and diagnostics socket that a killed run (SIGKILL) leaves in TMPDIR go
+    /// in the next run; a live process's stay, and so do names that only look alike. Found by a tester: they piled up.
+    /// </summary>
+    [SkippableFact]
+    public void The_runtime_pipes_of_a_killed_process_are_removed()
+    {
+        Skip.IfNot(File.Exists("/usr/bin/mkfifo"), "no mkfifo");
+        var directory = Directory.CreateTempSubdirectory("vt-tempfiles-").FullName;
+        try
+        {
+            using var gone = System.Diagnostics.Process.Start("true")!;
+            gone.WaitForExit();
+            string[] dead = [.. new[] { $"clr-debug-pipe-{gone.Id}-12345-in", $"clr-debug-pipe-{gone.Id}-12345-out", $"dotnet-diagnostic-{gone.Id}-12345-socket" }
+                .Select(name => Path.Combine(directory, name))];
+            string[] kept = [.. new[] { $"clr-debug-pipe-{Environment.ProcessId}-12345-in", $"clr-debug-pipe-{gone.Id}-notes.txt", $"dotnet-diagnostic-{gone.Id}" }
+                .Select(name => Path.Combine(directory, name))];
+            using (var mkfifo = System.Diagnostics.Process.Start("/usr/bin/mkfifo", [.. dead.Take(2), kept[0]])!)
+            {
+                mkfifo.WaitForExit();
+            }
+            foreach (var path in dead.Skip(2).Concat(kept.Skip(1)))
+            {
+                File.WriteAllText(path, "x");
+            }
+
+            Assert.Equal(dead.Length, TempFiles.RemoveStale(directory));
+
+            Assert.All(dead, path => Assert.False(Path.Exists(path), path));
+            Assert.All(kept, path => Assert.True(Path.Exists(path), path));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>
     /// Every spool a killed run leaves (the zip spool, the PostgreSQL set's post-data `.dump` and its
     /// `.list`, plain spools) goes in the next run; a live process's stays. Found by a tester: the
     /// `.dump` and `.list` spools of killed PostgreSQL backups, holding the schema's definitions,

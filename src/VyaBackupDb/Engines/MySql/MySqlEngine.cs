@@ -607,7 +607,8 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         }
         catch (OperationFailedException e) when (e.InnerException is MySqlException { ErrorCode: MySqlErrorCode.DatabaseAccessDenied })
         {
-            throw new OperationFailedException($"the account may not create database '{database}' ({e.Message}): a restore needs all privileges "
+            // The account's, not the backup's: a verify did not check the backup.
+            throw new HostFaultException($"the account may not create database '{database}' ({e.Message}): a restore needs all privileges "
                 + @"on the databases it stages in and moves replaced tables to, `vya\_%`", e);
         }
         return [];

@@ -450,7 +450,15 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         var known = await KnownSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
         var after = SettingStatements(database, settings, known);
         var roleSettings = await RoleSettingStatementsAsync(connection, database, settings, known, cancellationToken).ConfigureAwait(false);
-        await Execute(connection, create, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await Execute(connection, create, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationFailedException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.InsufficientPrivilege })
+        {
+            // The account's, not the backup's: a verify did not check the backup.
+            throw new HostFaultException($"the account may not create database '{database}' ({e.Message}): a restore needs CREATEDB", e);
+        }
         var warnings = new List<string>();
         try
         {
