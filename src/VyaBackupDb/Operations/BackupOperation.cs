@@ -425,7 +425,14 @@ public sealed class BackupOperation
             var copies = new List<string>();
             var copyErrors = down.Select(d => $"not copied to '{d.Name}': {d.Reason}").ToList();
             var failedDestinations = down.Select(d => d.Name).ToList();
-            foreach (var target in targets.Skip(1))
+            BackupItemResult Result() => new(item.Instance, item.Database, item.Location,
+                copyErrors.Count == 0 ? null : $"backed up to {item.Location}, but {string.Join("; ", copyErrors)}", plain.Bytes, stored.Bytes, clock.Elapsed,
+                Copies: copies.Count == 0 ? null : copies)
+            {
+                FailedDestinations = failedDestinations,
+                Destinations = [targets[0].Name, .. targets.Skip(1).Select(t => t.Name).Where(n => !failedDestinations.Contains(n))],
+            };
+            foreach (var (target, index) in targets.Skip(1).Select((t, i) => (t, i)))
             {
                 try
                 {
@@ -437,19 +444,23 @@ public sealed class BackupOperation
                     copyErrors.Add($"the copy to '{target.Name}' timed out after {config.Timeout.TotalSeconds:0} s (timeout_seconds)");
                     failedDestinations.Add(target.Name);
                 }
-                catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
+                catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken) || cancellationToken.IsCancellationRequested)
                 {
+                    if (cancellationToken.IsCancellationRequested)
+                    {
+                        // Stopped while copying: the backup is complete where it was written, and is kept; the run
+                        // says so (and which copies were not made) before it ends as interrupted.
+                        var notMade = targets.Skip(1 + index).Select(t => t.Name).ToList();
+                        copyErrors.Add($"interrupted before the copies to {string.Join(", ", notMade.Select(n => $"'{n}'"))} were made");
+                        failedDestinations.AddRange(notMade);
+                        observer.Finished(Result());
+                        throw;
+                    }
                     copyErrors.Add($"the copy to '{target.Name}' failed: {e.Message}");
                     failedDestinations.Add(target.Name);
                 }
             }
-            var error = copyErrors.Count == 0 ? null : $"backed up to {item.Location}, but {string.Join("; ", copyErrors)}";
-            return new BackupItemResult(item.Instance, item.Database, item.Location, error, plain.Bytes, stored.Bytes, clock.Elapsed,
-                Copies: copies.Count == 0 ? null : copies)
-            {
-                FailedDestinations = failedDestinations,
-                Destinations = [targets[0].Name, .. targets.Skip(1).Select(t => t.Name).Where(n => !failedDestinations.Contains(n))],
-            };
+            return Result();
         }
         catch (Exception e) when (cancellationToken.IsCancellationRequested && e is not OperationCanceledException)
         {
