@@ -131,6 +131,7 @@ internal static class Interruption
 
     private static readonly CancellationTokenSource Stopping = new();
 
+    // Held for the process's life: a registration collected is unregistered.
     private static readonly List<System.Runtime.InteropServices.PosixSignalRegistration> Registrations = [];
 
     private static int _begun;
