@@ -56,6 +56,8 @@ internal static class ScheduleCommand
         private BackupScheduler _scheduler = null!;
         private int _signals;
 
+        private string? _cancelledBy;
+
         /// <summary>1 once a run was cancelled while it worked (not while it reported): the service then exits 130.</summary>
         private int _cancelled;
 
@@ -100,13 +102,13 @@ internal static class ScheduleCommand
                 if (await Task.WhenAny(idle, Task.Delay(Grace)).ConfigureAwait(false) != idle)
                 {
                     Output.Log("schedule: the grace period is over: cancelling the running backup(s)");
-                    Cancel();
+                    Cancel("at the end of the grace period");
                 }
                 await idle.ConfigureAwait(false);
             }
             if (Volatile.Read(ref _cancelled) != 0)
             {
-                Output.Error("interrupted: the running backup was cancelled at the end of the grace period; nothing partial was kept");
+                Output.Error($"interrupted: the running backup was cancelled {Volatile.Read(ref _cancelledBy) ?? "as the schedule stopped"}; nothing partial was kept");
                 return ExitCode.Interrupted;
             }
             Output.Log("schedule: stopped");
@@ -126,12 +128,17 @@ internal static class ScheduleCommand
             else
             {
                 Output.Log($"schedule: {context.Signal} again: cancelling the running backup(s) now");
-                Cancel();
+                Cancel($"by a second {context.Signal}");
             }
         }
 
         /// <summary>Cancels the running runs: one still backing up (or verifying, pruning) is interrupted, one reporting gives its message up.</summary>
-        private void Cancel() => _scheduler.Abort();
+        /// <param name="how">What cancelled them, for the last line (the first cause counts).</param>
+        private void Cancel(string how)
+        {
+            Interlocked.CompareExchange(ref _cancelledBy, how, null);
+            _scheduler.Abort();
+        }
 
         /// <summary>SIGHUP: the new config replaces the old one only if it loads and schedules something; runs in progress go on.</summary>
         private void Reload(string path)

@@ -171,9 +171,13 @@ public sealed class ScheduleCliTests : IAsyncLifetime
         SetMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 
-    [SkippableFact]
-    public async Task Sigterm_during_a_backup_waits_the_grace_then_cancels_it_exits_130_and_leaves_no_backup()
+    /// <param name="secondSignal">A second SIGTERM within a long grace cancels at once, and the last line says which (it named the grace).</param>
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Sigterm_during_a_backup_waits_the_grace_then_cancels_it_exits_130_and_leaves_no_backup(bool secondSignal)
     {
+        var grace = secondSignal ? 60 : 3;
         await TestServers.RequirePostgresAsync();
         // Two databases, backed up in name order: the first is done, the second's dump stalls.
         var stem = _scratch.PostgresName();
@@ -188,19 +192,25 @@ public sealed class ScheduleCliTests : IAsyncLifetime
         var metricsFile = Path.Combine(_scratch.TempDir("metrics"), "vya.prom");
         // The stalling tools hold the dump for a minute: far longer than the 3 s grace.
         await WriteConfigAsync(config, backups, stem + "_*", "* * * * * *",
-            StallingTools.Create(_scratch.TempDir("stalling"), postgres: true, only: stalled), graceSeconds: 3);
+            StallingTools.Create(_scratch.TempDir("stalling"), postgres: true, only: stalled), graceSeconds: grace);
         using var service = new Service(config, "--metrics-file", metricsFile);
         await service.WaitForAsync($"backing up it-pg/{stalled}");
         await Task.Delay(500);
 
         var clock = Stopwatch.StartNew();
         service.Signal(Sigterm);
+        if (secondSignal)
+        {
+            await service.WaitForAsync("waiting up to 60 s");
+            service.Signal(Sigterm);
+        }
         var exit = await service.ExitAsync();
 
         Assert.True(exit == 130, $"exit {exit}:\n{service.Output}");
-        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(20));
-        Assert.Contains("waiting up to 3 s for 1 running backup(s)", service.Output, StringComparison.Ordinal);
-        Assert.Contains("vya-backupdb: error: interrupted", service.Output, StringComparison.Ordinal);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(secondSignal ? 0 : 3), TimeSpan.FromSeconds(20));
+        Assert.Contains($"waiting up to {grace} s for 1 running backup(s)", service.Output, StringComparison.Ordinal);
+        Assert.Contains("vya-backupdb: error: interrupted: the running backup was cancelled "
+            + (secondSignal ? "by a second SIGTERM" : "at the end of the grace period"), service.Output, StringComparison.Ordinal);
         Assert.Equal(1, service.Count("run of instance 2 (it-pg) started"));
         // Only the finished backup: nothing of the cancelled one, and no temp file either.
         Assert.Contains(done, Assert.Single(Ops.DataFilesUnder(backups)), StringComparison.Ordinal);
