@@ -29,6 +29,9 @@ internal sealed class FilesArchiver
     private readonly List<string> _warnings = [];
     private long _files, _directories, _symlinks, _hardLinks, _bytes, _changedCount, _skippedCount;
 
+    /// <summary>Entries written so far, of every kind.</summary>
+    private long Stored => _files + _directories + _symlinks + _hardLinks;
+
     private FilesArchiver(FileSelection selection, bool skipUnreadable, TarArchiveWriter tar, CancellationToken cancellationToken)
     {
         _selection = selection;
@@ -85,9 +88,9 @@ internal sealed class FilesArchiver
             _warnings.Add($"{root} (paths:) is a symlink: the link is stored, not what it points to; list its target in paths to back that up");
         }
         _segments.Clear();
-        var stored = _files + _directories + _symlinks + _hardLinks;
+        var storedBefore = Stored;
         Visit(Posix.CurrentDirectory, rootName, root, root.TrimStart('/'), stat, ancestorIncluded: false);
-        if (_selection.HasInclude && _files + _directories + _symlinks + _hardLinks == stored)
+        if (_selection.HasInclude && Stored == storedBefore)
         {
             // include applies below every path: one whose tree matches none of it is left out whole.
             _warnings.Add($"{root} (paths:): nothing in it matches include: it is not in the backup");
