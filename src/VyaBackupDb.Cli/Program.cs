@@ -1,37 +1,41 @@
 using System.CommandLine;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 using VyaBackupDb.Cli;
 using VyaBackupDb.Cli.Commands;
 using VyaBackupDb.Errors;
 
-Interruption.Register();
-
-// Out of open files or memory (ulimit -n, ulimit -v), wherever it shows: one line and exit 1, no stack trace. Also on a
-// thread of its own (a timer, the thread pool), where the runtime would print the trace and abort (exit 134).
-AppDomain.CurrentDomain.UnhandledException += (_, e) =>
-{
-    if (e.ExceptionObject is Exception exception && IoErrors.IsOutOfResources(exception))
-    {
-        Environment.Exit(OutOfResources(exception));
-    }
-};
+// With a low open files limit (the runtime alone holds ~60 files) every first use of an assembly or a file can fail,
+// the handlers of such a failure included: what they need is loaded first, and this method names nothing outside
+// the runtime's core library and this assembly, so that it can always say one line.
 try
 {
-    return await RunAsync(args);
+    StartUp();
 }
-catch (Exception e) when (IoErrors.IsOutOfResources(e))
+catch (Exception e)
 {
-    return OutOfResources(e);
+    return StartUpFailed(e);
 }
+return await RunAsync(args);
 
-static async Task<int> RunAsync(string[] args)
+// Loads what the out-of-resources handlers use (our library, Win32Exception's assembly, libc) and notes the limits;
+// takes the signals (Interruption); opens stdout and stderr and sets up the console (its first write loads an
+// assembly) and Output (its JSON setup loads another), while files can still be opened.
+[MethodImpl(MethodImplOptions.NoInlining)]
+static void StartUp()
 {
-
-    // With a low open files limit (the runtime alone holds ~60 files), an error must still be said in one line:
-    // open stdout and stderr, set up the console (its first write loads an assembly) and Output (its JSON setup
-    // loads another), and note the limits, while files can still be opened.
     IoErrors.ReadLimits();
+    // Out of open files or memory (ulimit -n, ulimit -v), wherever it shows: one line and exit 1, no stack trace. Also on
+    // a thread of its own (a timer, the thread pool), where the runtime would print the trace and abort (exit 134).
+    AppDomain.CurrentDomain.UnhandledException += (_, e) =>
+    {
+        if (e.ExceptionObject is Exception exception && IoErrors.IsOutOfResources(exception))
+        {
+            Environment.Exit(OutOfResources(exception));
+        }
+    };
+    Interruption.Register();
     Console.SetOut(new StandardOutput(Console.Out));
     _ = Console.Error;
     using (var stderr = Console.OpenStandardError())
@@ -39,7 +43,39 @@ static async Task<int> RunAsync(string[] args)
         stderr.Write([]);
     }
     _ = Output.IsTerminal;
+}
 
+// What fails at startup is a limit (see StartUp), said without a trace; the library may be what could not be loaded.
+static int StartUpFailed(Exception e)
+{
+    try
+    {
+        return OutOfResourcesOrBug(e);
+    }
+    catch (Exception)
+    {
+        return Say("too many open files or out of memory (ulimit -n, ulimit -v): raise the limits");
+    }
+}
+
+[MethodImpl(MethodImplOptions.NoInlining)]
+static int OutOfResourcesOrBug(Exception e) =>
+    IoErrors.IsOutOfResources(e) ? OutOfResources(e) : Say($"Unhandled exception: {e}");
+
+static async Task<int> RunAsync(string[] args)
+{
+    try
+    {
+        return await RunCommandAsync(args);
+    }
+    catch (Exception e) when (IoErrors.IsOutOfResources(e))
+    {
+        return OutOfResources(e);
+    }
+}
+
+static async Task<int> RunCommandAsync(string[] args)
+{
     var root = new RootCommand("vya-backupdb: back up and restore MySQL/MariaDB and PostgreSQL databases.");
     root.Add(CommonOptions.Config);
     root.Add(CommonOptions.LogFormat);
@@ -101,11 +137,13 @@ static async Task<int> RunAsync(string[] args)
     }
 }
 
-// Straight to file descriptor 2: Console.Error, Output (its type may have failed to set up) or a dup of the
-// descriptor may be what ran out.
-static int OutOfResources(Exception e)
+static int OutOfResources(Exception e) => Say(IoErrors.OutOfResources(e));
+
+// One error line and exit 1, straight to file descriptor 2: Console.Error, Output (its type may have failed to set up)
+// or a dup of the descriptor may be what ran out.
+static int Say(string error)
 {
-    var line = Encoding.UTF8.GetBytes($"vya-backupdb: error: {IoErrors.OutOfResources(e)}\n");
+    var line = Encoding.UTF8.GetBytes($"vya-backupdb: error: {error}\n");
     try
     {
         using var stderr = new FileStream(new SafeFileHandle(2, ownsHandle: false), FileAccess.Write, bufferSize: 0);

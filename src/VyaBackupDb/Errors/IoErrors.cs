@@ -108,7 +108,7 @@ public static partial class IoErrors
             _openFilesLimit = GetRLimit(files, out var limit) == 0 ? limit.Current : null;
             _memoryLimit = GetRLimit(memory, out limit) == 0 ? limit.Current : null;
         }
-        // Loads what telling them apart needs (Win32Exception's assembly) now: a check that fails to load it is "no".
+        // Loads what telling them apart needs (Win32Exception's assembly) now: later, loading it could be what fails.
         _ = IsOutOfResources(new IOException());
     }
 
