@@ -21,7 +21,8 @@ internal sealed class FilesExtractor : IDisposable
     private readonly byte[] _buffer = new byte[1 << 20];
     private readonly string _root;
     private readonly bool _setOwners = Posix.IsRoot;
-    private readonly List<(string Relative, TarEntry Entry)> _directories = [];
+    /// <summary>The directories made, with what is set on them at the end: not their entries (about 1 KB each).</summary>
+    private readonly List<(string Relative, Metadata Metadata)> _directories = [];
     private readonly Action<string> _warning;
     private readonly ArchiveTree _tree = new();
 
@@ -93,7 +94,7 @@ internal sealed class FilesExtractor : IDisposable
                 {
                     Posix.MakeDirectoryAt(parent, name, path);
                 }
-                _directories.Add((relative, entry));
+                _directories.Add((relative, MetadataOf(entry)));
                 break;
             case EntryKind.File:
                 Clear(parent, name, path);
@@ -133,7 +134,7 @@ internal sealed class FilesExtractor : IDisposable
                 written += n;
             }
         }
-        SetMetadata(entry, file, path);
+        SetMetadata(MetadataOf(entry), file, path);
     }
 
     /// <summary>
@@ -143,25 +144,32 @@ internal sealed class FilesExtractor : IDisposable
     /// </summary>
     private void FinishDirectories()
     {
-        foreach (var (relative, entry) in _directories.OrderByDescending(d => d.Relative, StringComparer.Ordinal))
+        foreach (var (relative, metadata) in _directories.OrderByDescending(d => d.Relative, StringComparer.Ordinal))
         {
             var fd = _parents.MoveTo(relative.Split('/'));
             using var directory = new SafeFileHandle(fd, ownsHandle: false); // the chain closes it
-            SetMetadata(entry, directory, _root + "/" + relative);
+            SetMetadata(metadata, directory, _root + "/" + relative);
         }
     }
 
-    /// <summary>Owner before mode: chown clears setuid and setgid.</summary>
-    private void SetMetadata(TarEntry entry, SafeFileHandle handle, string path)
+    /// <summary>What is restored of an entry besides its content; the owner only when running as root.</summary>
+    private readonly record struct Metadata(UnixFileMode Mode, long Seconds, uint Nanos, (uint Uid, uint Gid)? Owner);
+
+    private Metadata MetadataOf(TarEntry entry)
     {
-        if (_setOwners)
+        var (seconds, nanos) = ArchiveEntries.ModificationTime(entry);
+        return new Metadata((UnixFileMode)((int)entry.Mode & 0xFFF), seconds, nanos, _setOwners ? Owner(entry) : null);
+    }
+
+    /// <summary>Owner before mode: chown clears setuid and setgid.</summary>
+    private static void SetMetadata(Metadata metadata, SafeFileHandle handle, string path)
+    {
+        if (metadata.Owner is var (uid, gid))
         {
-            var (uid, gid) = Owner(entry);
             Posix.Chown(handle, path, uid, gid);
         }
-        File.SetUnixFileMode(handle, (UnixFileMode)((int)entry.Mode & 0xFFF));
-        var (seconds, nanos) = ArchiveEntries.ModificationTime(entry);
-        Posix.SetTimes(handle, path, seconds, nanos);
+        File.SetUnixFileMode(handle, metadata.Mode);
+        Posix.SetTimes(handle, path, metadata.Seconds, metadata.Nanos);
     }
 
     /// <summary>
