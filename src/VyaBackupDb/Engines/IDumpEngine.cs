@@ -152,7 +152,11 @@ public sealed record BlockingSessions(int Count, int NotEndable);
 /// PostgreSQL: the backup does not record the database's owner and privileges (no <c>owners: true</c>):
 /// a replaced target's owner, privileges and connection limit go to the restored database.
 /// </param>
-public sealed record SwapOptions(bool TerminateConnections, IReadOnlyList<string> EventsToEnable, string Replaced, bool KeepTargetAccess);
+/// <param name="ReplaceData">
+/// The target may hold data (--force, or the operator confirmed). Without it the target is replaced only if it still
+/// holds none when the swap begins: another client may have filled it (or, PostgreSQL, created it) since the plan.
+/// </param>
+public sealed record SwapOptions(bool TerminateConnections, IReadOnlyList<string> EventsToEnable, string Replaced, bool KeepTargetAccess, bool ReplaceData);
 
 public static class DumpEngines
 {

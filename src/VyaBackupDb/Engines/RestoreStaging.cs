@@ -35,6 +35,14 @@ public static class RestoreStaging
                 System.Globalization.CultureInfo.InvariantCulture, out var number) && number > 1);
     }
 
+    /// <summary>
+    /// Why a target planned as empty or missing is not replaced without --force: another client put data in it (or,
+    /// PostgreSQL, created it with data) while the restore loaded.
+    /// </summary>
+    public static string FilledMeanwhile(string target, int tables, int otherObjects) =>
+        $"while the restore loaded, another client put {tables} table(s) and {otherObjects} other object(s) in '{target}', "
+        + "which was empty or missing when the restore began; without --force a restore replaces only a database that holds nothing";
+
     /// <summary>A key for the server's named/advisory lock on restores into <paramref name="target"/>.</summary>
     public static byte[] LockKey(string target) => SHA256.HashData(Encoding.UTF8.GetBytes("vya-backupdb restore\n" + target));
 

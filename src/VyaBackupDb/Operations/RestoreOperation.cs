@@ -228,7 +228,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         try
         {
             foreach (var warning in await engine.SwapAsync(staging, plan.Target, new SwapOptions(request.TerminateConnections, eventsToEnable, replaced,
-                KeepTargetAccess: plan.Manifest?.Settings?.Owners != true),
+                KeepTargetAccess: plan.Manifest?.Settings?.Owners != true, ReplaceData: request.Force || replacing),
                 cancellationToken).ConfigureAwait(false))
             {
                 observer.Warning(warning);

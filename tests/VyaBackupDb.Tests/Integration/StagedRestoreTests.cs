@@ -1191,6 +1191,127 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     }
 
     /// <summary>A tools_dir whose restore client sleeps 5 s before it runs the real one.</summary>
+    /// <summary>
+    /// A restore without --force into a target that was empty (MySQL) or missing (PostgreSQL) when it began, which
+    /// another client fills while the load runs (found by a tester: the restore replaced it, exit 0, and the other
+    /// client's table was gone). The swap looks again: the restore fails saying why, the other client's table and
+    /// rows stay, nothing of the restore's is left.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(Dbms.MySql)]
+    [InlineData(Dbms.PostgreSql)]
+    public async Task A_restore_without_force_leaves_a_target_another_client_filled_while_it_loaded(Dbms dbms)
+    {
+        var source = await NewSourceAsync(dbms, rows: 10);
+        var file = await Ops.BackupOkAsync(Instance(dbms), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var tools = HeldClientTools(dbms);
+        var target = Track(dbms, NewName(dbms));
+        if (dbms == Dbms.MySql)
+        {
+            await MySqlTestDb.ExecAsync(null, $"CREATE DATABASE {MySqlTestDb.Quote(target)}");
+        }
+
+        var restore = Ops.RestoreAsync(Instance(dbms) with { ToolsDir = tools }, file, target, force: false);
+        while (!File.Exists(Path.Combine(tools, "loading")) && !restore.IsCompleted)
+        {
+            await Task.Delay(20);
+        }
+        Assert.False(restore.IsCompleted, $"the restore ended before its load: {restore.Exception?.GetBaseException().Message}");
+        if (dbms == Dbms.MySql)
+        {
+            await MySqlTestDb.ExecAsync(target, "CREATE TABLE precious (id INT PRIMARY KEY)", "INSERT INTO precious VALUES (1), (2), (3)");
+        }
+        else
+        {
+            await PgTestDb.ExecAsync("postgres", $"CREATE DATABASE \"{target}\"");
+            await PgTestDb.ExecAsync(target, "CREATE TABLE precious (id int PRIMARY KEY)", "INSERT INTO precious VALUES (1), (2), (3)");
+        }
+        await File.WriteAllTextAsync(Path.Combine(tools, "go"), "");
+
+        var failed = await Assert.ThrowsAsync<VyaBackupDb.Errors.OperationFailedException>(() => restore);
+        Assert.Contains("another client put 1 table(s)", failed.Message, StringComparison.Ordinal);
+        Assert.Contains("without --force", failed.Message, StringComparison.Ordinal);
+        var rows = dbms == Dbms.MySql
+            ? await MySqlTestDb.ScalarAsync(target, "SELECT COUNT(*) FROM precious")
+            : await PgTestDb.ScalarAsync(target, "SELECT count(*) FROM precious");
+        Assert.Equal(3L, Convert.ToInt64(rows, System.Globalization.CultureInfo.InvariantCulture));
+        Assert.False(await ExistsAsync(dbms, Track(dbms, RestoreStaging.StagingName(target))), "the refused restore left its staging database");
+        Assert.False(await ExistsAsync(dbms, Track(dbms, RestoreStaging.ReplacedName(target))), "the refused restore left a replaced database");
+    }
+
+    /// <summary>
+    /// A killed restore's staging database that holds a subscription (restored from a backup with --trust-backup) is
+    /// removed by the next restore into the target: before, DROP DATABASE refused ("being used by logical replication
+    /// subscription") and every later restore into that target failed (found by a tester).
+    /// </summary>
+    [SkippableFact]
+    public async Task A_leftover_staging_database_holding_a_subscription_is_removed_by_the_next_restore()
+    {
+        var source = await NewSourceAsync(Dbms.PostgreSql, rows: 10);
+        var file = await Ops.BackupOkAsync(Instance(Dbms.PostgreSql), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = Track(Dbms.PostgreSql, NewName(Dbms.PostgreSql));
+        var staging = Track(Dbms.PostgreSql, RestoreStaging.StagingName(target));
+        await PgTestDb.ExecAsync("postgres", $"CREATE DATABASE \"{staging}\"");
+        // As pg_dump writes a subscription: not connected, so nothing happens on the (missing) publisher.
+        await PgTestDb.ExecAsync(staging, "CREATE SUBSCRIPTION leftover_sub CONNECTION 'host=127.0.0.1 port=1 dbname=nowhere' PUBLICATION p "
+            + "WITH (connect = false, slot_name = 'leftover_slot')");
+        var observer = new TestRestoreObserver();
+
+        var result = await Ops.RestoreAsync(Instance(Dbms.PostgreSql), file, target, observer: observer);
+
+        Assert.NotNull(result);
+        Assert.Contains(observer.Warnings, w => w.Contains($"removing '{staging}'", StringComparison.Ordinal));
+        Assert.False(await ExistsAsync(Dbms.PostgreSql, staging), "the leftover staging database is still there");
+        DbFingerprint.AssertSame(await FingerprintAsync(Dbms.PostgreSql, source), await FingerprintAsync(Dbms.PostgreSql, target), "the restore after the leftover");
+    }
+
+    /// <summary>
+    /// Another client's session on the staging database (a monitoring agent's) keeps it from being renamed: the error
+    /// names the staging database and its session, not "0 open session(s)" of the target (found by a tester).
+    /// </summary>
+    [SkippableFact]
+    public async Task A_session_on_the_staging_database_is_named_when_it_keeps_the_swap_from_happening()
+    {
+        var source = await NewSourceAsync(Dbms.PostgreSql, rows: 10);
+        var file = await Ops.BackupOkAsync(Instance(Dbms.PostgreSql), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var tools = HeldClientTools(Dbms.PostgreSql);
+        var target = await NewTargetWithDataAsync(Dbms.PostgreSql);
+        var before = await FingerprintAsync(Dbms.PostgreSql, target);
+        var staging = Track(Dbms.PostgreSql, RestoreStaging.StagingName(target));
+
+        var restore = Ops.RestoreAsync(Instance(Dbms.PostgreSql) with { ToolsDir = tools }, file, target, force: true);
+        while (!File.Exists(Path.Combine(tools, "loading")) && !restore.IsCompleted)
+        {
+            await Task.Delay(20);
+        }
+        Assert.False(restore.IsCompleted, $"the restore ended before its load: {restore.Exception?.GetBaseException().Message}");
+        VyaBackupDb.Errors.OperationFailedException failed;
+        await using (var agent = await PgTestDb.OpenAsync(staging))
+        {
+            await File.WriteAllTextAsync(Path.Combine(tools, "go"), "");
+            failed = await Assert.ThrowsAsync<VyaBackupDb.Errors.OperationFailedException>(() => restore);
+        }
+
+        Assert.Contains($"the restore's staging database '{staging}' has 1 open session(s) of other clients", failed.Message, StringComparison.Ordinal);
+        Assert.Contains($"'{target}' is unchanged", failed.Message, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(before, await FingerprintAsync(Dbms.PostgreSql, target), "the target whose staging database was in use");
+    }
+
+    /// <summary>Client tools whose restore client creates the file <c>loading</c>, then waits for the file <c>go</c> (60 s at most).</summary>
+    private string HeldClientTools(Dbms dbms)
+    {
+        var dir = _scratch.TempDir("held-tools");
+        var bin = dbms == Dbms.MySql ? "/usr/bin" : Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin";
+        var client = dbms == Dbms.MySql ? "mariadb" : "psql";
+        WrappedTool.Write(dir, bin, client, $"touch '{dir}/loading'\ni=0; while [ ! -e '{dir}/go' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n"
+            + $"exec \"{bin}/{client}\" \"$@\"");
+        foreach (var tool in dbms == Dbms.MySql ? ["mariadb-dump"] : new[] { "pg_dump", "pg_restore" })
+        {
+            WrappedTool.Write(dir, bin, tool, $"exec \"{bin}/{tool}\" \"$@\"");
+        }
+        return dir;
+    }
+
     private string SlowClientTools(Dbms dbms)
     {
         var dir = _scratch.TempDir("slow-tools");

@@ -116,6 +116,10 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
                 await CheckNoForeignKeysFromOtherDatabasesAsync(cancellationToken).ConfigureAwait(false);
                 oldTables = await TablesAsync(target, cancellationToken).ConfigureAwait(false);
                 var oldObjects = await ReadObjectsAsync(target, cancellationToken).ConfigureAwait(false);
+                if (!swapOptions.ReplaceData && (oldTables.Count > 0 || oldObjects.Count > 0))
+                {
+                    throw new OperationFailedException(RestoreStaging.FilledMeanwhile(target, oldTables.Count, oldObjects.Count));
+                }
                 oldObjectCount = oldObjects.Count;
                 routineGrants = await RoutineGrantsAsync(cancellationToken).ConfigureAwait(false);
                 await RequireOldObjectsVisibleAsync(oldObjects, routineGrants is not null, cancellationToken).ConfigureAwait(false);

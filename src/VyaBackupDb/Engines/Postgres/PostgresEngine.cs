@@ -810,6 +810,10 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {QuoteIdentifier(database)}", connection) { CommandTimeout = DropTimeoutSeconds };
         try
         {
+            if (!database.StartsWith(RestoreStaging.ReplacedPrefix, StringComparison.Ordinal))
+            {
+                await DropSubscriptionsAsync(connection, database, cancellationToken).ConfigureAwait(false);
+            }
             await EndSessionsAsync(connection, database, cancellationToken).ConfigureAwait(false);
             // A template cannot be dropped; one of ours is a template only by what a restore loaded into it.
             if (await Scalar(connection, "SELECT datistemplate FROM pg_catalog.pg_database WHERE datname = @db", cancellationToken, database)
@@ -841,6 +845,40 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     }
 
     private const int DropTimeoutSeconds = 600;
+
+    /// <summary>
+    /// A database with a subscription cannot be dropped. In a staging or scratch database one comes from the backup
+    /// (pg_dump creates it with connect = false, so it has no slot of its own on the publisher): it is dropped without
+    /// contacting the publisher. Not in a replaced database, whose subscription was a live one: the database is kept.
+    /// </summary>
+    private async Task DropSubscriptionsAsync(NpgsqlConnection connection, string database, CancellationToken cancellationToken)
+    {
+        var names = new List<string>();
+        await using (var command = new NpgsqlCommand(
+            "SELECT s.subname FROM pg_catalog.pg_subscription s JOIN pg_catalog.pg_database d ON d.oid = s.subdbid WHERE d.datname = @db", connection))
+        {
+            command.Parameters.AddWithValue("db", database);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                names.Add(reader.GetString(0));
+            }
+        }
+        if (names.Count == 0)
+        {
+            return;
+        }
+        // A subscription is named within the database it belongs to.
+        await using var inside = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        foreach (var name in names.Select(QuoteIdentifier))
+        {
+            foreach (var statement in (string[])[$"ALTER SUBSCRIPTION {name} DISABLE", $"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)", $"DROP SUBSCRIPTION {name}"])
+            {
+                await using var command = new NpgsqlCommand(statement, inside);
+                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
 
     public Task<LoadResult> RestoreAsync(string database, Stream input, RestoreOptions options, CancellationToken cancellationToken) =>
         LoadAsync(database, options, () => RestoreAsync(database, input, options, null, cancellationToken), cancellationToken);
@@ -993,6 +1031,16 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             backend = connection.ProcessID;
             found = exists = Convert.ToInt64(await Scalar(connection, "SELECT count(*) FROM pg_database WHERE datname = @db", cancellationToken, target)
                 .ConfigureAwait(false), CultureInfo.InvariantCulture) > 0;
+            if (exists && !options.ReplaceData)
+            {
+                var state = await GetTargetStateAsync(target, cancellationToken).ConfigureAwait(false);
+                if (state.HoldsData)
+                {
+                    throw new OperationFailedException(RestoreStaging.FilledMeanwhile(target, state.TableCount, state.OtherObjects));
+                }
+                // Our own look at it is given the time to close: a session on it keeps it from being renamed.
+                await CountBlockingSessionsAsync(target, cancellationToken).ConfigureAwait(false);
+            }
             // What the load's code could make of the staging database (its owner, during the load, may:
             // a CHECK's function running ALTER DATABASE ... IS_TEMPLATE true), the target is not: a
             // template no restore can replace, nor one nobody may connect to.
@@ -1002,9 +1050,13 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             // it fail, so ending sessions (when asked) is retried a few times.
             for (var attempt = 1; ; attempt++)
             {
-                if (exists && options.TerminateConnections)
+                if (options.TerminateConnections)
                 {
-                    await EndSessionsAsync(connection, target, cancellationToken).ConfigureAwait(false);
+                    if (exists)
+                    {
+                        await EndSessionsAsync(connection, target, cancellationToken).ConfigureAwait(false);
+                    }
+                    await EndSessionsAsync(connection, staging, cancellationToken).ConfigureAwait(false);
                 }
                 try
                 {
@@ -1040,11 +1092,19 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
                     {
                         continue;
                     }
-                    var sessions = (await CountBlockingSessionsAsync(target, cancellationToken).ConfigureAwait(false)).Count;
+                    var onTarget = exists ? (await CountBlockingSessionsAsync(target, cancellationToken).ConfigureAwait(false)).Count : 0;
+                    var onStaging = (await CountBlockingSessionsAsync(staging, cancellationToken).ConfigureAwait(false)).Count;
                     busy = true;
-                    throw new OperationFailedException(
-                        $"'{target}' has {sessions} open session(s) of other clients; it is replaced only when they are closed "
-                        + "(--terminate-connections ends them); it is unchanged", e);
+                    throw new OperationFailedException(onTarget == 0 && onStaging > 0
+                        ? $"the restore's staging database '{staging}' has {onStaging} open session(s) of other clients, which keep it from being "
+                            + $"renamed '{target}' (--terminate-connections ends them); '{target}' is {(exists ? "unchanged" : "not created")}"
+                        : $"'{target}' has {onTarget} open session(s) of other clients; it is replaced only when they are closed "
+                            + "(--terminate-connections ends them); it is unchanged", e);
+                }
+                catch (OperationFailedException e) when (!committing && e.InnerException is PostgresException { SqlState: "42P04" or "23505" })
+                {
+                    // Missing when the swap looked, created by another client before the rename.
+                    throw new OperationFailedException($"another client created '{target}' while the restore was putting it in place", e);
                 }
             }
         }
