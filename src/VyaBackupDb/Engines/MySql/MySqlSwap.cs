@@ -647,7 +647,9 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     /// <summary>
     /// Before the RENAME: each view of staging can be read. One the server cannot read (over a table
     /// the dump dropped) it would not create in the target either. A definer that does not exist
-    /// is no such failure: the server creates the view all the same.
+    /// is no such failure: the server creates the view all the same. SHOW COLUMNS opens the view
+    /// without running it: even a SELECT ... LIMIT 0 runs the stored functions it calls, code of the
+    /// backup's that would run as this account (a planted one emptied another database's table).
     /// </summary>
     private async Task CheckViewsReadAsync(List<SchemaObject> objects, CancellationToken cancellationToken)
     {
@@ -655,7 +657,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
         {
             try
             {
-                await ExecuteAsync($"SELECT * FROM {Q(staging)}.{Q(o.Name)} LIMIT 0", cancellationToken).ConfigureAwait(false);
+                await ExecuteAsync($"SHOW COLUMNS FROM {Q(staging)}.{Q(o.Name)}", cancellationToken).ConfigureAwait(false);
             }
             catch (OperationFailedException e) when (e.InnerException is MySqlException m)
             {
