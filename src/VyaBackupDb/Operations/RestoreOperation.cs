@@ -139,7 +139,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         // The backup goes into a staging database beside the target; the target is replaced only
         // once the staging database is complete and checked.
         var staging = RestoreStaging.StagingName(plan.Target);
-        foreach (var warning in await BeforeLoadAsync(engine.CreateDatabaseAsync(staging, plan.Manifest?.Settings, cancellationToken)).ConfigureAwait(false))
+        foreach (var warning in await BeforeLoadAsync(engine.CreateDatabaseAsync(staging, plan.Manifest?.Settings, request.TrustBackup || instance.TrustBackups, cancellationToken)).ConfigureAwait(false))
         {
             observer.Warning(warning);
         }

@@ -505,6 +505,35 @@ public sealed class BackupInventoryTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A search_path that puts pg_catalog after another schema, for the database or a role in it, would make every
+    /// session there (a superuser's too) take the backup's functions and operators for built-in ones: a tester's
+    /// planted manifest had a superuser's next query run COPY ... TO PROGRAM. Refused before anything is created,
+    /// unless --trust-backup.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_search_path_putting_pg_catalog_after_other_schemas_needs_trust_backup(bool forRole)
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = await _scratch.NewPostgresDatabaseAsync();
+        await PgTestDb.ExecAsync("postgres", forRole
+            ? $"ALTER ROLE {PgTestDb.Quote(TestServers.PgUser)} IN DATABASE {PgTestDb.Quote(source)} SET search_path = public, pg_catalog"
+            : $"ALTER DATABASE {PgTestDb.Quote(source)} SET search_path = public, pg_catalog");
+        await PgTestDb.ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var file = await Ops.BackupOkAsync(TestServers.Postgres(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = _scratch.PostgresName();
+
+        var refused = await Assert.ThrowsAsync<OperationFailedException>(() => Ops.RestoreAsync(TestServers.Postgres(), file, target));
+
+        Assert.Contains("search_path = 'public, pg_catalog' puts pg_catalog after other schemas", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("--trust-backup", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(0L, await PgTestDb.ScalarAsync("postgres", $"SELECT count(*) FROM pg_database WHERE datname = '{target}'"));
+        var trusted = await Ops.RestoreAsync(TestServers.Postgres(), file, target, trustBackup: true);
+        Assert.True(trusted?.Comparison?.Matches);
+    }
+
+    /// <summary>
     /// A role's <c>ALTER ROLE ... IN DATABASE ... SET</c> in the database survives a restore --force
     /// over it: the restore's database is a new one, and the replaced one took the role's settings
     /// with it (a tester's report: silently lost, both engines). A role the target server lacks

@@ -560,7 +560,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             Convert.ToInt32(others, System.Globalization.CultureInfo.InvariantCulture));
     }
 
-    public async Task<IReadOnlyList<string>> CreateDatabaseAsync(string database, DatabaseSettings? settings, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<string>> CreateDatabaseAsync(string database, DatabaseSettings? settings, bool trustBackup, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         var characterSet = settings?.CharacterSet;

@@ -440,7 +440,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         return (owner, grants, connectionLimit);
     }
 
-    public async Task<IReadOnlyList<string>> CreateDatabaseAsync(string database, DatabaseSettings? settings, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<string>> CreateDatabaseAsync(string database, DatabaseSettings? settings, bool trustBackup, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(Instance.MaintenanceDatabase, cancellationToken).ConfigureAwait(false);
         // Literal() doubles quotes only: right with standard_conforming_strings, which we make sure of.
@@ -450,6 +450,10 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         var known = await KnownSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
         var after = SettingStatements(database, settings, known);
         var roleSettings = await RoleSettingStatementsAsync(connection, database, settings, known, cancellationToken).ConfigureAwait(false);
+        if (!trustBackup)
+        {
+            RequireCatalogFirst(settings);
+        }
         try
         {
             await Execute(connection, create, cancellationToken).ConfigureAwait(false);
@@ -694,6 +698,27 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY(@roles)" + (ordinaryOnly ? " AND NOT rolsuper" : ""), connection);
         command.Parameters.AddWithValue("roles", names);
         return new HashSet<string>(await StringsAsync(command, cancellationToken).ConfigureAwait(false), StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// A search_path (the database's or a role's in it) that names pg_catalog after another schema makes every session
+    /// in the database, a superuser's too, take the backup's functions and operators for the built-in ones: refused
+    /// unless the backup is trusted. Not naming pg_catalog at all is safe: the server then searches it first.
+    /// </summary>
+    private static void RequireCatalogFirst(DatabaseSettings? settings)
+    {
+        var searchPaths = (settings?.Parameters ?? []).Select(p => (p.Name, p.Value))
+            .Concat((settings?.RoleParameters ?? []).Select(p => (p.Name, p.Value)))
+            .Where(p => p.Name.Equals("search_path", StringComparison.OrdinalIgnoreCase));
+        foreach (var (_, value) in searchPaths)
+        {
+            if (SplitSettingList(value)?.FindIndex(s => s.Equals("pg_catalog", StringComparison.OrdinalIgnoreCase)) > 0)
+            {
+                throw new OperationFailedException($"the backup's setting search_path = '{DatabaseSettings.Shown(value)}' puts pg_catalog after "
+                    + "other schemas: every session in the database, a superuser's too, would take the backup's functions and operators "
+                    + "for built-in ones; give --trust-backup to restore it as it is");
+            }
+        }
     }
 
     /// <summary>Settings whose stored value is a list of quoted elements (pg_dump's variable_is_guc_list_quote).</summary>
