@@ -181,8 +181,8 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             throw new OperationFailedException(
                 $"'{target}' could not be {(createdTarget ? "created" : "replaced (it is unchanged)")}: {e.Message}"
                 + (e.InnerException is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout }
-                    ? " (other sessions held its tables, in open transactions or LOCK TABLES, for up to lock_wait_seconds; "
-                        + "--terminate-connections ends those whose current database it is)" : ""), e);
+                    ? $" (other sessions held its tables or those of '{staging}', in open transactions or LOCK TABLES, for up to "
+                        + "lock_wait_seconds; --terminate-connections ends those whose current database is the target)" : ""), e);
         }
 
         // The target holds the new tables: the rest is done whatever the token says.
