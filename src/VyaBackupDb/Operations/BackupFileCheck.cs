@@ -160,11 +160,12 @@ public static class BackupFileChecker
                     ? [DumpEngines.CompletionTrailer(known)]
                     : new[] { DumpEngines.CompletionTrailer(Dbms.MySql), DumpEngines.CompletionTrailer(Dbms.PostgreSql) };
                 // A set's completeness is its entries (read above); files backups check their own end.
-                if (!set && dbms != Dbms.Files && !trailers.Any(plain.TailContains))
+                if (!set && dbms != Dbms.Files && !trailers.Any(plain.EndsWithTrailer))
                 {
                     // An old file (no manifest) named for one DBMS holding the other's complete dump.
                     var other = dbms == Dbms.MySql ? Dbms.PostgreSql : Dbms.MySql;
-                    problems.Add(manifest is null && dbms is not null && plain.TailContains(DumpEngines.CompletionTrailer(other))
+                    problems.Add(trailers.Any(plain.TailContains) ? "statements follow the dump's completion trailer: something was added after it"
+                        : manifest is null && dbms is not null && plain.EndsWithTrailer(DumpEngines.CompletionTrailer(other))
                         ? $"its name says {dbms.Value.ToName()}, but it holds a complete {other.ToName()} dump"
                         : "truncated: the dump ends without its completion trailer");
                 }

@@ -289,7 +289,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             {
                 if (request.Verify)
                 {
-                    CheckCompleteDump(m, m.TailContains(trailer), trailer, plan);
+                    CheckCompleteDump(m, plan.IsSet ? m.TailContains(trailer) : m.EndsWithTrailer(trailer), trailer, plan);
                 }
             },
         };

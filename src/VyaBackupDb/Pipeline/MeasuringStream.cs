@@ -38,6 +38,33 @@ public sealed class MeasuringStream(Stream inner, bool leaveOpen = false) : Obse
     /// <summary>True when <paramref name="marker"/> occurs in <see cref="Tail"/>.</summary>
     public bool TailContains(string marker) => Tail.IndexOf(System.Text.Encoding.ASCII.GetBytes(marker)) >= 0;
 
+    /// <summary>
+    /// True when the data ends with <paramref name="trailer"/>'s line, followed only by what a dump tool writes after
+    /// its completion trailer: blank lines, <c>--</c> comments and psql's <c>\unrestrict</c> (pg_dump's last line). A
+    /// statement added after the trailer makes it false, as the restore's statement filter refuses such a dump.
+    /// </summary>
+    public bool EndsWithTrailer(string trailer)
+    {
+        var at = Tail.LastIndexOf(System.Text.Encoding.ASCII.GetBytes(trailer));
+        if (at < 0)
+        {
+            return false;
+        }
+        var rest = Tail[(at + trailer.Length)..];
+        var end = rest.IndexOf((byte)'\n');
+        for (rest = end < 0 ? [] : rest[(end + 1)..]; rest.Length > 0;)
+        {
+            end = rest.IndexOf((byte)'\n');
+            var line = (end < 0 ? rest : rest[..end]).Trim(" \t\r"u8);
+            if (line.Length > 0 && !line.StartsWith("--"u8) && !line.StartsWith("\\unrestrict "u8))
+            {
+                return false;
+            }
+            rest = end < 0 ? [] : rest[(end + 1)..];
+        }
+        return true;
+    }
+
     public override int Read(Span<byte> buffer)
     {
         var n = Inner.Read(buffer);

@@ -214,6 +214,37 @@ public sealed class IntegrityTests : IAsyncLifetime
         Assert.False(await ExistsAsync(dbms, target), $"a restore of a cut file left the target '{target}'");
     }
 
+    /// <summary>
+    /// An old tool's file (no manifest) with a statement after the dump's completion trailer: restore refused it, but
+    /// verify looked for the trailer near the end only and said OK (a tester's). Both now refuse it.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(Dbms.MySql)]
+    [InlineData(Dbms.PostgreSql)]
+    public async Task A_statement_after_the_completion_trailer_fails_verify_as_it_fails_restore(Dbms dbms)
+    {
+        var (instance, source) = await NewSourceAsync(dbms);
+        var original = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
+        var config = await ConfigAsync(_scratch.TempDir("store"));
+        var planted = Path.Combine(_scratch.TempDir("old"), $"{source}_20260110_020000.sql.gz");
+        await using (var file = File.Create(planted))
+        await using (var gzip = new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionLevel.Fastest))
+        {
+            gzip.Write(Decode(original));
+            gzip.Write("DROP TABLE t;\n"u8);
+        }
+        var target = NewName(dbms);
+
+        var verify = await Run.CliAsync("verify", "--file", planted, "--config", config);
+        var restore = await Run.CliAsync("restore", "--file", planted, "--instance", Id(dbms), "--target", target, "--config", config);
+
+        Assert.True(verify.ExitCode == VerificationFailed, verify.ToString());
+        Assert.Contains("statements follow the dump's completion trailer", verify.Stdout, StringComparison.Ordinal);
+        Assert.True(restore.ExitCode == Failed, restore.ToString());
+        Assert.Contains("something was added after it", Assert.Single(Cli.ErrorLines(restore)), StringComparison.Ordinal);
+        Assert.False(await ExistsAsync(dbms, target), "a refused restore left its target");
+    }
+
     // ---------------------------------------------------------------- 3. manifest deleted
 
     [SkippableTheory]

@@ -289,4 +289,25 @@ public sealed class CodecTests
         measured.Write(new byte[5000]);
         Assert.False(measured.TailContains("-- Dump completed"));
     }
+
+    /// <summary>
+    /// What the dump tools write after their trailers (pg_dump: comment lines and \unrestrict) ends a dump; a
+    /// statement after the trailer does not (verify said OK for such a file, which restore refuses; a tester's).
+    /// </summary>
+    [Theory]
+    [InlineData("-- Dump completed on 2026-01-13 10:00:00\n", "-- Dump completed", true)]
+    [InlineData("-- Dump completed on 2026-01-13 10:00:00", "-- Dump completed", true)]
+    [InlineData("--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict 1UbIazREW4mP\n\n", "-- PostgreSQL database dump complete", true)]
+    [InlineData("-- Dump completed on 2026-01-13\n  \r\n-- a comment\n", "-- Dump completed", true)]
+    [InlineData("-- Dump completed on 2026-01-13\nDROP TABLE t;\n", "-- Dump completed", false)]
+    [InlineData("-- Dump completed on 2026-01-13\n\n/*!40000 DROP TABLE t */;", "-- Dump completed", false)]
+    [InlineData("-- PostgreSQL database dump complete\n--\n\\! touch /tmp/x\n", "-- PostgreSQL database dump complete", false)]
+    [InlineData("INSERT INTO t VALUES (1);\n", "-- Dump completed", false)]
+    public void A_dump_ends_with_its_trailer_only_when_nothing_but_comments_follow_it(string end, string trailer, bool ends)
+    {
+        using var measured = new MeasuringStream(new MemoryStream());
+        measured.Write(new byte[10_000]);
+        measured.Write(System.Text.Encoding.ASCII.GetBytes(end));
+        Assert.Equal(ends, measured.EndsWithTrailer(trailer));
+    }
 }
