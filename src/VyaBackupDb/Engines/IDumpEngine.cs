@@ -81,6 +81,7 @@ public interface IDumpEngine
     /// when a setting cannot be applied. Returns what it left out with a warning (PostgreSQL: a
     /// role's setting in the database, for a role the server lacks or the account may not alter).
     /// </summary>
+    /// <param name="trustBackup">--trust-backup: PostgreSQL then takes a search_path that puts pg_catalog after other schemas.</param>
     Task<IReadOnlyList<string>> CreateDatabaseAsync(string database, DatabaseSettings? settings, bool trustBackup, CancellationToken cancellationToken);
 
     /// <summary>Drops a database nobody should be using (a staging or scratch database); sessions are not killed.</summary>

@@ -629,7 +629,7 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
         "a SET sql_mode to a value this check cannot read")]
     [InlineData("CREATE TABLE `x` (`a` int) AUTO_INCREMENT=1.SELECT `id` AS `b` FROM `{other}`.`o`;\n", "a CREATE TABLE ... SELECT statement")]
     // The server skips a comment of a later version: the statement it reads is the INSERT, not the DROP.
-    [InlineData("/*!999999 DROP TABLE x */ INSERT INTO `{other}`.`o` SELECT 43;\n", "on a table of another database")]
+    [InlineData("/*!999999 DROP TABLE x */ INSERT INTO `{other}`.`o` SELECT 43;\n", "on a table or other object of another database")]
     // The server reads @@global . x and @@session/**/.x as a scope and its variable: a general log written on the server,
     // ANSI_QUOTES on (then "a\" ends a name where the client reads on in a string).
     [InlineData("SET @@global . general_log_file = '{marker}';\nSET @@global/**/.general_log = 1;\nCREATE TABLE `x` (`a` int);\nSET @@GLOBAL .general_log = 0;\n",

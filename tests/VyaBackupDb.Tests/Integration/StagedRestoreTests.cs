@@ -1217,7 +1217,6 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         return pg;
     }
 
-    /// <summary>A tools_dir whose restore client sleeps 5 s before it runs the real one.</summary>
     /// <summary>
     /// A restore without --force into a target that was empty (MySQL) or missing (PostgreSQL) when it began, which
     /// another client fills while the load runs (found by a tester: the restore replaced it, exit 0, and the other
@@ -1239,11 +1238,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         }
 
         var restore = Ops.RestoreAsync(Instance(dbms) with { ToolsDir = tools }, file, target, force: false);
-        while (!File.Exists(Path.Combine(tools, "loading")) && !restore.IsCompleted)
-        {
-            await Task.Delay(20);
-        }
-        Assert.False(restore.IsCompleted, $"the restore ended before its load: {restore.Exception?.GetBaseException().Message}");
+        await WaitForHeldLoadAsync(tools, restore);
         if (dbms == Dbms.MySql)
         {
             await MySqlTestDb.ExecAsync(target, "CREATE TABLE precious (id INT PRIMARY KEY)", "INSERT INTO precious VALUES (1), (2), (3)");
@@ -1307,11 +1302,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         var staging = Track(Dbms.PostgreSql, RestoreStaging.StagingName(target));
 
         var restore = Ops.RestoreAsync(Instance(Dbms.PostgreSql) with { ToolsDir = tools }, file, target, force: true);
-        while (!File.Exists(Path.Combine(tools, "loading")) && !restore.IsCompleted)
-        {
-            await Task.Delay(20);
-        }
-        Assert.False(restore.IsCompleted, $"the restore ended before its load: {restore.Exception?.GetBaseException().Message}");
+        await WaitForHeldLoadAsync(tools, restore);
         VyaBackupDb.Errors.OperationFailedException failed;
         await using (var agent = await PgTestDb.OpenAsync(staging))
         {
@@ -1322,6 +1313,16 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         Assert.Contains($"the restore's staging database '{staging}' has 1 open session(s) of other clients", failed.Message, StringComparison.Ordinal);
         Assert.Contains($"'{target}' is unchanged", failed.Message, StringComparison.Ordinal);
         DbFingerprint.AssertSame(before, await FingerprintAsync(Dbms.PostgreSql, target), "the target whose staging database was in use");
+    }
+
+    /// <summary>Until the restore's client of <see cref="HeldClientTools"/> has started and waits.</summary>
+    private static async Task WaitForHeldLoadAsync(string tools, Task restore)
+    {
+        while (!File.Exists(Path.Combine(tools, "loading")) && !restore.IsCompleted)
+        {
+            await Task.Delay(20);
+        }
+        Assert.False(restore.IsCompleted, $"the restore ended before its load: {restore.Exception?.GetBaseException().Message}");
     }
 
     /// <summary>Client tools whose restore client creates the file <c>loading</c>, then waits for the file <c>go</c> (60 s at most).</summary>
@@ -1339,6 +1340,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         return dir;
     }
 
+    /// <summary>A tools_dir whose restore client sleeps 5 s before it runs the real one.</summary>
     private string SlowClientTools(Dbms dbms)
     {
         var dir = _scratch.TempDir("slow-tools");

@@ -2325,7 +2325,7 @@ public sealed class MySqlDumpFilter
     }
 
     private DumpFilterException OtherDatabase(ReadOnlySpan<byte> name) =>
-        Refuse($"{A(verb)} statement on a table of another database ({Printable(name)}…)");
+        Refuse($"{A(verb)} statement on a table or other object of another database ({Printable(name)}…)");
 
     private DumpFilterException ClientCommand(int i, int end) =>
         Refuse(At(i + 1, end) is > ' ' and < 127 and var c ? $"a client command (\\{(char)c})" : "a client command (\\)", bufferBase + i);
