@@ -25,7 +25,11 @@ namespace VyaBackupDb.Operations;
 public sealed record RestoreRequest(
     string File, InstanceConfig Instance, string? Target, bool DryRun, bool Force, bool Verify = true, BackupLocation? Location = null,
     DecryptionKeys? Keys = null, bool TerminateConnections = false, Engines.MySql.DefinerMode? Definer = null, bool EnableEvents = false,
-    int? Jobs = null, bool AllowDataDirectory = false, bool TrustBackup = false, bool VerifyScratch = false);
+    int? Jobs = null, bool AllowDataDirectory = false, bool TrustBackup = false, bool VerifyScratch = false)
+{
+    /// <summary>The backup is trusted: --trust-backup, or the instance's <c>trust_backups: true</c>.</summary>
+    public bool Trusted => TrustBackup || Instance.TrustBackups;
+}
 
 /// <param name="IsSet">The file is a backup set (a tar of schema, data chunks and post-data), not one dump.</param>
 public sealed record RestorePlan(
@@ -139,7 +143,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         // The backup goes into a staging database beside the target; the target is replaced only
         // once the staging database is complete and checked.
         var staging = RestoreStaging.StagingName(plan.Target);
-        foreach (var warning in await BeforeLoadAsync(engine.CreateDatabaseAsync(staging, plan.Manifest?.Settings, request.TrustBackup || instance.TrustBackups, cancellationToken)).ConfigureAwait(false))
+        foreach (var warning in await BeforeLoadAsync(engine.CreateDatabaseAsync(staging, plan.Manifest?.Settings, request.Trusted, cancellationToken)).ConfigureAwait(false))
         {
             observer.Warning(warning);
         }
@@ -294,7 +298,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             },
         };
         var options = new RestoreOptions(plan.Manifest?.Database ?? plan.SourceDatabase, request.Definer ?? request.Instance.Definer, request.AllowDataDirectory,
-            request.TrustBackup || request.Instance.TrustBackups);
+            request.Trusted);
         // Only an error reading the backup is the file's: another I/O error of the load is the client's or the load's own.
         await using var reading = new ReadWatchStream(plain);
         LoadResult result;
