@@ -14,6 +14,7 @@ internal static partial class NativeZstd
 
     // zstd.h: ZSTD_cParameter and ZSTD_EndDirective.
     public const int LevelParameter = 100;
+    public const int MinMatchParameter = 105;
     public const int ChecksumParameter = 201;
     public const int WorkersParameter = 400;
     public const int JobSizeParameter = 401;

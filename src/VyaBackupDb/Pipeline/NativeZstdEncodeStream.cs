@@ -12,7 +12,7 @@ internal sealed class NativeZstdEncodeStream : WriteOnlyStream
     private readonly byte[] _output = ArrayPool<byte>.Shared.Rent((int)NativeZstd.ZSTD_CStreamOutSize());
     private IntPtr _context;
 
-    public NativeZstdEncodeStream(Stream stored, int level, int workers, int jobBytes)
+    public NativeZstdEncodeStream(Stream stored, int level, int workers, int jobBytes, int? minMatch = null)
     {
         _stored = stored;
         _context = NativeZstd.ZSTD_createCCtx();
@@ -22,6 +22,10 @@ internal sealed class NativeZstdEncodeStream : WriteOnlyStream
         }
         Check(NativeZstd.ZSTD_CCtx_setParameter(_context, NativeZstd.LevelParameter, level));
         Check(NativeZstd.ZSTD_CCtx_setParameter(_context, NativeZstd.ChecksumParameter, 1));
+        if (minMatch is { } bytes)
+        {
+            Check(NativeZstd.ZSTD_CCtx_setParameter(_context, NativeZstd.MinMatchParameter, bytes));
+        }
         // A library built without threads refuses workers and compresses on the writing thread.
         if (!NativeZstd.IsError(NativeZstd.ZSTD_CCtx_setParameter(_context, NativeZstd.WorkersParameter, workers)))
         {

@@ -147,6 +147,48 @@ public sealed class CodecTests
         Assert.Equal(plain, decoded.ToArray());
     }
 
+    /// <summary>
+    /// Rows of random digit groups (sysbench's): zstd's level 3 alone takes short matches that cost more
+    /// than the digits; the default leaves them to the literal coder, and gzip -6 must not beat it by much.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task The_default_zstd_compresses_random_digit_rows_smaller_than_level_3_alone(bool native)
+    {
+        var random = new Random(7);
+        var rows = new System.Text.StringBuilder();
+        for (var i = 0; i < 40_000; i++)
+        {
+            rows.Append($"({i},{random.Next(1_000_000)},'");
+            rows.AppendJoin('-', Enumerable.Range(0, 10).Select(_ => random.NextInt64(10_000_000_000, 99_999_999_999)));
+            rows.Append("'),");
+        }
+        var plain = System.Text.Encoding.ASCII.GetBytes(rows.ToString());
+
+        async Task<byte[]> CompressAsync(Func<Stream, Stream> writerFor)
+        {
+            using var stored = new MemoryStream();
+            await using (var writer = writerFor(stored))
+            {
+                await writer.WriteAsync(plain);
+            }
+            return stored.ToArray();
+        }
+
+        var byDefault = await CompressAsync(stored => native
+            ? Codec.Compress(Compression.Zstd, stored, "x")
+            : Codec.ZstdWithChecksum(stored, 3, native: false, minMatch: 7));
+        var level3 = await CompressAsync(stored => Codec.ZstdWithChecksum(stored, 3, native));
+        var gzip6 = await CompressAsync(stored => Codec.Compress(Compression.Gzip, stored, "x", 6));
+        Assert.True(byDefault.Length < level3.Length * 0.95, $"default {byDefault.Length} bytes, level 3 {level3.Length}");
+        Assert.True(byDefault.Length < gzip6.Length * 1.02, $"default {byDefault.Length} bytes, gzip -6 {gzip6.Length}");
+        await using var reader = Codec.ZstdDecoder(new MemoryStream(byDefault), native);
+        using var decoded = new MemoryStream();
+        await reader.CopyToAsync(decoded);
+        Assert.Equal(plain, decoded.ToArray());
+    }
+
     /// <summary>Both decoders (libzstd's and the port's) read every frame of a stream, in reads of any size, and nothing after the last.</summary>
     [Theory]
     [InlineData(true)]
