@@ -60,36 +60,55 @@ internal static class BackupCommand
                 using var disposeAfter = interrupted;
                 using var working = workingRegistration;
                 var asJson = parseResult.GetValue(json);
-                if (parseResult.GetValue(parallel) < 1)
+                var startedUtc = DateTime.UtcNow;
+                (AppConfig, List<InstanceConfig>, BackupRequest, string?) Prepare()
                 {
-                    throw new UsageException("--parallel: give 1 or more");
-                }
-                if (asJson && parseResult.GetValue(prune))
-                {
-                    throw new UsageException("--json and --prune: the JSON document is the backup's alone; run 'vya-backupdb prune' after it");
-                }
-                var config = CommonOptions.LoadConfig(parseResult);
-                var databaseName = parseResult.GetValue(database);
-                var instances = ChooseInstances(config, parseResult.GetValue(instance) ?? [], parseResult.GetValue(all), databaseName);
+                    if (parseResult.GetValue(parallel) < 1)
+                    {
+                        throw new UsageException("--parallel: give 1 or more");
+                    }
+                    if (asJson && parseResult.GetValue(prune))
+                    {
+                        throw new UsageException("--json and --prune: the JSON document is the backup's alone; run 'vya-backupdb prune' after it");
+                    }
+                    var config = CommonOptions.LoadConfig(parseResult);
+                    var databaseName = parseResult.GetValue(database);
+                    var instances = ChooseInstances(config, parseResult.GetValue(instance) ?? [], parseResult.GetValue(all), databaseName);
 
-                var codec = ChooseCompression(parseResult, compression, config);
-                var request = new BackupRequest(instances, databaseName, codec, parseResult.GetValue(dryRun), parseResult.GetValue(encrypt),
-                    parseResult.GetValue(jobs), parseResult.GetValue(parallel));
-                if ((request.Encrypt || instances.Any(i => i.Encrypt)) && !config.Encryption.CanEncrypt)
-                {
-                    throw new UsageException($"encryption asked for, but {config.SourcePath} has no encryption: recipients or passphrase");
+                    var codec = ChooseCompression(parseResult, compression, config);
+                    var request = new BackupRequest(instances, databaseName, codec, parseResult.GetValue(dryRun), parseResult.GetValue(encrypt),
+                        parseResult.GetValue(jobs), parseResult.GetValue(parallel));
+                    if ((request.Encrypt || instances.Any(i => i.Encrypt)) && !config.Encryption.CanEncrypt)
+                    {
+                        throw new UsageException($"encryption asked for, but {config.SourcePath} has no encryption: recipients or passphrase");
+                    }
+                    var metricsPath = parseResult.GetValue(metricsFile);
+                    if (metricsPath is not null && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(metricsPath))))
+                    {
+                        throw new UsageException($"--metrics-file {metricsPath}: its directory does not exist");
+                    }
+                    return (config, instances, request, metricsPath);
                 }
-                var metricsPath = parseResult.GetValue(metricsFile);
-                if (metricsPath is not null && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(metricsPath))))
+
+                AppConfig config;
+                List<InstanceConfig> instances;
+                BackupRequest request;
+                string? metricsPath;
+                try
                 {
-                    throw new UsageException($"--metrics-file {metricsPath}: its directory does not exist");
+                    (config, instances, request, metricsPath) = Prepare();
+                }
+                catch (VyaException e) when (asJson)
+                {
+                    // A script reading stdout gets a document for a run that did not start too.
+                    BackupResults.PrintJsonNotStarted(e, parseResult.GetValue(parallel), startedUtc);
+                    throw;
                 }
                 var observer = new ConsoleBackupObserver { Json = asJson };
                 var tracker = new Reporting.RunTracker(observer);
                 using var storages = new Storage.StorageSet(config);
                 var operation = new BackupOperation(config, storages, TimeProvider.System, tracker);
                 var reporter = new Reporting.RunReporter(config, storages.For, TimeProvider.System, Output.Warning);
-                var startedUtc = DateTime.UtcNow;
                 Reporting.RunOutcome outcome;
                 try
                 {

@@ -25,6 +25,7 @@ internal sealed record BackupRunJson(
     int Succeeded,
     int Failed,
     long Bytes,
+    string? Error,
     List<BackupResultJson> Results);
 
 /// <param name="Status">ok | failed | locked | not_copied (backed up, but not to every destination) | planned (--dry-run).</param>
@@ -269,7 +270,16 @@ internal static class BackupResults
             report.Results.Count(r => r.Succeeded),
             report.Results.Count(r => !r.Succeeded),
             report.Results.Sum(r => r.StoredBytes),
+            null,
             results);
+        Output.Json(JsonSerializer.Serialize(document, JsonContext.BackupRunJson));
+    }
+
+    /// <summary>The document of a run that did not start (a usage or config error): no results, the error.</summary>
+    public static void PrintJsonNotStarted(VyaException error, int parallel, DateTime startedUtc)
+    {
+        var document = new BackupRunJson(BackupReport.StatusName(error.ExitCode), (int)error.ExitCode, startedUtc, DateTime.UtcNow, 0, parallel, 0, 0, 0,
+            error.Message, []);
         Output.Json(JsonSerializer.Serialize(document, JsonContext.BackupRunJson));
     }
 

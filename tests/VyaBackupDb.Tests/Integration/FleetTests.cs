@@ -233,6 +233,29 @@ public sealed class FleetTests : IAsyncLifetime
         Assert.Contains(expected, record.GetProperty("message").GetString(), StringComparison.Ordinal);
     }
 
+    /// <summary>A script reading `backup --json` gets a document when the run cannot start as well (it got nothing).</summary>
+    [Theory]
+    [InlineData("broken", "invalid YAML")]
+    [InlineData("42", "instance 42 is not defined")]
+    public async Task Backup_json_prints_a_document_for_a_run_that_cannot_start(string fault, string expected)
+    {
+        var config = await WriteConfigAsync(_scratch.TempDir("backups"), "vt_unused", "vt_unused");
+        if (fault == "broken")
+        {
+            await File.AppendAllTextAsync(config, "instances: [\n");
+        }
+
+        var run = await Run.CliAsync("backup", "--instance", fault == "broken" ? "1" : fault, "--json", "--config", config);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        var document = JsonDocument.Parse(run.Stdout).RootElement;
+        Assert.Equal("failed", document.GetProperty("status").GetString());
+        Assert.Equal(2, document.GetProperty("exit_code").GetInt32());
+        Assert.Contains(expected, document.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Empty(document.GetProperty("results").EnumerateArray());
+        Assert.Contains(expected, Assert.Single(run.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)), StringComparison.Ordinal);
+    }
+
     /// <summary>A config of the two test servers (each backing up exactly its one database) and the given dead instances.</summary>
     private async Task<string> WriteConfigAsync(
         string backupDir, string mysqlDb, string pgDb, string[]? dead = null, string? mysqlTools = null, string? pgTools = null)
