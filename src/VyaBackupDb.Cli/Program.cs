@@ -178,11 +178,20 @@ internal static class Interruption
 
     public static bool CommandHandlesSignals { get; set; }
 
+    /// <summary>SIGXFSZ (Linux's number): a write past `ulimit -f`.</summary>
+    private const System.Runtime.InteropServices.PosixSignal FileSizeLimit = (System.Runtime.InteropServices.PosixSignal)25;
+
     public static void Register()
     {
         foreach (var signal in new[] { System.Runtime.InteropServices.PosixSignal.SIGTERM, System.Runtime.InteropServices.PosixSignal.SIGINT })
         {
             Registrations.Add(System.Runtime.InteropServices.PosixSignalRegistration.Create(signal, Stop));
+        }
+        // Its default kills the process at once (no line, files and locks left behind); taken, the write fails
+        // instead (EFBIG, "File too large") and is reported and cleaned up as a full disk is.
+        if (OperatingSystem.IsLinux())
+        {
+            Registrations.Add(System.Runtime.InteropServices.PosixSignalRegistration.Create(FileSizeLimit, context => context.Cancel = true));
         }
     }
 

@@ -291,17 +291,20 @@ public static partial class ConfigLoader
                 ConnectTimeout = TimeSpan.FromSeconds(connectTimeoutSeconds),
                 CompressionLevel = compressionLevel,
                 TimeZone = timeZone,
-                LockLease = TimeSpan.FromSeconds(Seconds(root, "lock_lease_seconds", (int)Operations.StorageLock.DefaultLease.TotalSeconds, min: 30)),
+                LockLease = TimeSpan.FromSeconds(Seconds(root, "lock_lease_seconds", (int)Operations.StorageLock.DefaultLease.TotalSeconds, min: 30,
+                    max: (int)Operations.StorageLock.MaxLease.TotalSeconds)),
                 StopGrace = TimeSpan.FromSeconds(Seconds(root, "stop_grace_seconds", 60, min: 0)),
                 Notifiers = ReadNotifiers(root, baseDir, vault),
             };
         }
 
-        /// <summary>A number of seconds (a top-level key), at least <paramref name="min"/>.</summary>
-        private int Seconds(YamlMappingNode root, string key, int fallback, int min)
+        /// <summary>A number of seconds (a top-level key), at least <paramref name="min"/> and at most <paramref name="max"/>.</summary>
+        private int Seconds(YamlMappingNode root, string key, int fallback, int min, int max = int.MaxValue)
         {
             var value = OptionalInt(root, key, "") ?? fallback;
-            return value >= min ? value : throw Error(Get(root, key)!, key, $"{value} is less than {min} seconds");
+            return value < min ? throw Error(Get(root, key)!, key, $"{value} is less than {min} seconds")
+                : value > max ? throw Error(Get(root, key)!, key, $"{value} is more than {max} seconds")
+                : value;
         }
 
         /// <summary>An IANA time zone name (Europe/Paris, UTC), checked now so that a typo is not found at 2 a.m.</summary>

@@ -32,6 +32,9 @@ public sealed class StorageLock : IAsyncDisposable
     /// <summary>Default lease: long enough to ride out a storage hiccup, short enough that a dead runner's lock clears soon.</summary>
     public static readonly TimeSpan DefaultLease = TimeSpan.FromMinutes(10);
 
+    /// <summary>The longest lease lock_lease_seconds may give.</summary>
+    public static readonly TimeSpan MaxLease = TimeSpan.FromDays(1);
+
     private const string Suffix = ".lease";
 
     private const int MaxLeaseBytes = 64 * 1024;
@@ -143,7 +146,19 @@ public sealed class StorageLock : IAsyncDisposable
             }
             var generation = found.Count == 0 ? 1 : found.Max(l => l.Generation) + 1;
             var mine = new Lease(storage, KeyFor(instanceName, database, generation), generation, _run, "this run", now + _duration);
-            if (!await storage.TryCreateExclusiveAsync(mine.Key, Owner(mine.Expires), cancellationToken).ConfigureAwait(false))
+            bool created;
+            try
+            {
+                created = await storage.TryCreateExclusiveAsync(mine.Key, Owner(mine.Expires), cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                // Unanswered: the lease may have been created. Another run's lease of that number must not be
+                // deleted, so it is left to expire, and this host's next run told to take it over at once.
+                _leaseLeftBehind = true;
+                throw;
+            }
+            if (!created)
             {
                 continue;
             }
@@ -352,10 +367,12 @@ public sealed class StorageLock : IAsyncDisposable
                 .Where(parts => parts.Length == 2)
                 .GroupBy(parts => parts[0], StringComparer.Ordinal)
                 .ToDictionary(g => g.Key, g => g.First()[1], StringComparer.Ordinal);
+            var written = new DateTimeOffset(entry.LastModified.UtcDateTime, TimeSpan.Zero);
+            // An expiry beyond the longest lease there can be (planted, or a clock far ahead) would lock the database out until then.
             var expires = fields.TryGetValue("expires", out var e)
                 && DateTimeOffset.TryParse(e, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
-                    ? parsed
-                    : new DateTimeOffset(entry.LastModified.UtcDateTime, TimeSpan.Zero) + duration;
+                    ? (parsed < written + MaxLease ? parsed : written + MaxLease)
+                    : written + duration;
             var holder = $"pid {fields.GetValueOrDefault("pid", "?")} on {fields.GetValueOrDefault("host", "?")}, run {fields.GetValueOrDefault("run", "?")}, "
                 + $"since {fields.GetValueOrDefault("started", "?")}";
             return new Lease(storage, entry.Key, generation, fields.GetValueOrDefault("run", ""), holder, expires);

@@ -20,11 +20,17 @@ public sealed class CuttingProxy : IDisposable
     private readonly bool _serverGetsIt;
     private readonly List<Socket> _sockets = [];
     private readonly CancellationTokenSource _stop = new();
+    private readonly byte[] _startingWith;
+    private readonly int _maxCuts;
     private int _cuts;
 
-    public CuttingProxy(int upstreamPort, string? after, string on, bool serverGetsIt)
+    /// <param name="startingWith">Only a message that starts with this is cut (an HTTP method: "PUT ").</param>
+    /// <param name="maxCuts">Cut this many connections, then let everything pass (a fault that happens once).</param>
+    public CuttingProxy(int upstreamPort, string? after, string on, bool serverGetsIt, string startingWith = "", int maxCuts = int.MaxValue)
     {
         _upstreamPort = upstreamPort;
+        _startingWith = Encoding.UTF8.GetBytes(startingWith);
+        _maxCuts = maxCuts;
         _after = after is null ? null : Encoding.UTF8.GetBytes(after);
         _on = Encoding.UTF8.GetBytes(on);
         _serverGetsIt = serverGetsIt;
@@ -36,7 +42,7 @@ public sealed class CuttingProxy : IDisposable
     public int Port { get; }
 
     /// <summary>How many connections were cut.</summary>
-    public int Cuts => Volatile.Read(ref _cuts);
+    public int Cuts => Math.Min(Volatile.Read(ref _cuts), _maxCuts);
 
     private sealed class Pair(Socket client, Socket server)
     {
@@ -87,14 +93,24 @@ public sealed class CuttingProxy : IDisposable
                     return;
                 }
                 var chunk = buffer.AsSpan(0, read);
-                if (pair.SawAfter && chunk.IndexOf(_on) >= 0)
+                if (pair.SawAfter && chunk.IndexOf(_on) >= 0 && chunk.StartsWith(_startingWith) && Interlocked.Increment(ref _cuts) <= _maxCuts)
                 {
                     pair.Cut = true;
-                    Interlocked.Increment(ref _cuts);
                     if (_serverGetsIt)
                     {
+                        // The rest of the message too (an HTTP body sent after "100 Continue"), until the server answers.
                         await pair.Server.SendAsync(buffer.AsMemory(0, read), _stop.Token);
-                        await pair.Answered.Task.WaitAsync(TimeSpan.FromSeconds(60), _stop.Token);
+                        var answered = pair.Answered.Task.WaitAsync(TimeSpan.FromSeconds(60), _stop.Token);
+                        while (true)
+                        {
+                            var more = pair.Client.ReceiveAsync(buffer, _stop.Token).AsTask();
+                            if (await Task.WhenAny(more, answered) == answered || await more == 0)
+                            {
+                                break;
+                            }
+                            await pair.Server.SendAsync(buffer.AsMemory(0, more.Result), _stop.Token);
+                        }
+                        await answered;
                     }
                     Reset(pair.Server);
                     Reset(pair.Client);
@@ -122,7 +138,7 @@ public sealed class CuttingProxy : IDisposable
                     pair.Client.Shutdown(SocketShutdown.Send);
                     return;
                 }
-                if (pair.Cut)
+                if (pair.Cut && !buffer.AsSpan(0, read).StartsWith("HTTP/1.1 100 "u8))
                 {
                     pair.Answered.TrySetResult();
                     return;

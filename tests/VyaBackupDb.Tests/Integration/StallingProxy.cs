@@ -15,6 +15,7 @@ public sealed class StallingProxy : IDisposable
     private readonly List<Socket> _sockets = [];
     private readonly CancellationTokenSource _stop = new();
     private long _budget = long.MaxValue;
+    private long _uploadLimit = long.MaxValue;
 
     public StallingProxy(int upstreamPort)
     {
@@ -28,6 +29,19 @@ public sealed class StallingProxy : IDisposable
 
     /// <summary>From now on, the server's next <paramref name="bytes"/> (over all connections) pass, then nothing more.</summary>
     public void StallAfter(long bytes) => Interlocked.Exchange(ref _budget, bytes);
+
+    /// <summary>
+    /// A connection whose client has sent more than <paramref name="bytes"/> falls silent both ways (it stays open);
+    /// the others, and new ones, pass: a link that hangs in the middle of an upload.
+    /// </summary>
+    public void StallEachConnectionAfterUpload(long bytes) => Interlocked.Exchange(ref _uploadLimit, bytes);
+
+    /// <summary>What the two directions of one connection share.</summary>
+    private sealed class Link
+    {
+        public long Uploaded;
+        public volatile bool Stalled;
+    }
 
     private async Task AcceptAsync()
     {
@@ -43,8 +57,9 @@ public sealed class StallingProxy : IDisposable
                     _sockets.Add(client);
                     _sockets.Add(server);
                 }
-                _ = PumpAsync(client, server, counted: false);
-                _ = PumpAsync(server, client, counted: true);
+                var link = new Link();
+                _ = PumpAsync(client, server, counted: false, link);
+                _ = PumpAsync(server, client, counted: true, link);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
@@ -52,7 +67,7 @@ public sealed class StallingProxy : IDisposable
         }
     }
 
-    private async Task PumpAsync(Socket from, Socket to, bool counted)
+    private async Task PumpAsync(Socket from, Socket to, bool counted, Link link)
     {
         var buffer = new byte[16 * 1024];
         try
@@ -64,6 +79,14 @@ public sealed class StallingProxy : IDisposable
                 {
                     to.Shutdown(SocketShutdown.Send);
                     return;
+                }
+                if (!counted && (link.Uploaded += read) > Interlocked.Read(ref _uploadLimit))
+                {
+                    link.Stalled = true;
+                }
+                if (link.Stalled)
+                {
+                    await Task.Delay(Timeout.Infinite, _stop.Token);
                 }
                 var pass = read;
                 if (counted)

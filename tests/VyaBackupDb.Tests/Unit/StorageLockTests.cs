@@ -95,4 +95,29 @@ public sealed class StorageLockTests : IDisposable
         Assert.Null(held.Lost);
         Assert.False(lost.IsCancellationRequested);
     }
+    /// <summary>
+    /// A lease that claims to run until 2099 (planted, or written by a clock far ahead) holds the database for the longest
+    /// lease there can be from when it was written, not until then (tr71: locked out until 2099).
+    /// </summary>
+    [Fact]
+    public async Task A_lease_expiring_in_2099_holds_for_a_day_from_when_it_was_written()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 11, 29, 10, 0, 0, TimeSpan.Zero));
+        var storage = new MemoryStorage(time);
+        await storage.TryCreateExclusiveAsync(StorageLock.KeyFor("main", "shop", 1),
+            "host=elsewhere\npid=7\nrun=planted\nstarted=2026-11-29T10:00:00Z\nexpires=2099-01-01T00:00:00Z\n"u8.ToArray(), CancellationToken.None);
+        using var lost = new CancellationTokenSource();
+
+        time.Advance(TimeSpan.FromHours(23));
+        var locked = await Assert.ThrowsAsync<LockedException>(() =>
+            StorageLock.AcquireAsync(HostDir(), "main", "shop", [storage], StorageLock.DefaultLease, time, _ => { }, lost, CancellationToken.None));
+        Assert.Contains("or at 2026-11-30T10:00:00Z if it died", locked.Message, StringComparison.Ordinal);
+
+        time.Advance(TimeSpan.FromHours(1));
+        var warnings = new List<string>();
+        await using var held = await StorageLock.AcquireAsync(HostDir(), "main", "shop", [storage], StorageLock.DefaultLease, time, warnings.Add, lost,
+            CancellationToken.None);
+        Assert.Contains("took over the lock", Assert.Single(warnings), StringComparison.Ordinal);
+        Assert.Equal([StorageLock.KeyFor("main", "shop", 2)], await KeysAsync(storage));
+    }
 }

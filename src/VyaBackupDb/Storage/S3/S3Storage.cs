@@ -33,6 +33,9 @@ public sealed class S3Storage : IStorage, IDisposable
     private readonly string _prefix;
     private readonly TimeSpan _answerLimit = TimeSpan.FromSeconds(30);
 
+    /// <summary>A body this small (a manifest, a digest) is sent well within the answer limit on any link: its request is held to it.</summary>
+    private const int SmallBodyBytes = 1 << 20;
+
     /// <summary>Credentials are read on first use, so a missing one fails only what needs this storage.</summary>
     /// <param name="answerLimit">How long a request that sends no data may wait for its answer (default 30 s).</param>
     public S3Storage(S3StorageConfig config, TimeSpan? answerLimit = null)
@@ -200,6 +203,35 @@ public sealed class S3Storage : IStorage, IDisposable
             return true;
         }
         catch (StorageException e) when (e.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.PreconditionFailed or HttpStatusCode.Conflict })
+        {
+            return await HoldsExactlyAsync(key, content, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Whether the object holds exactly <paramref name="content"/>. Asked after a conditional create was refused:
+    /// the SDK retries a request whose answer was lost, and the retry is refused because the first attempt
+    /// created the object. Then it is this write's own, not another run's.
+    /// </summary>
+    private async Task<bool> HoldsExactlyAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var stream = await OpenReadAsync(key, cancellationToken).ConfigureAwait(false);
+            var buffer = new byte[Math.Min(content.Length + 1, 1 << 20)];
+            var offset = 0;
+            int n;
+            while ((n = await stream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                if (n > content.Length - offset || !buffer.AsSpan(0, n).SequenceEqual(content.Span.Slice(offset, n)))
+                {
+                    return false;
+                }
+                offset += n;
+            }
+            return offset == content.Length;
+        }
+        catch (FileNotFoundException)
         {
             return false;
         }
@@ -422,7 +454,8 @@ public sealed class S3Storage : IStorage, IDisposable
                         UseChunkEncoding = false,
                         IfNoneMatch = "*",
                     };
-                    await _storage.CallAsync("write", _key, token => _storage.Client.PutObjectAsync(put, token), cancellationToken, carriesData: true).ConfigureAwait(false);
+                    await _storage.CallAsync("write", _key, token => _storage.Client.PutObjectAsync(put, token), cancellationToken,
+                        carriesData: _length > SmallBodyBytes).ConfigureAwait(false);
                 }
                 else
                 {
@@ -444,8 +477,12 @@ public sealed class S3Storage : IStorage, IDisposable
             }
             catch (StorageException e) when (e.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.PreconditionFailed })
             {
-                // Created meanwhile by someone else: theirs stays, this upload is aborted on dispose.
-                throw AlreadyExists(e.InnerException);
+                // Created meanwhile by someone else: theirs stays, this upload is aborted on dispose. Unless the
+                // object is this very write, a PutObject the SDK sent again after its answer was lost.
+                if (_uploadId is not null || !await _storage.HoldsExactlyAsync(_key, _buffer.AsMemory(0, _length), cancellationToken).ConfigureAwait(false))
+                {
+                    throw AlreadyExists(e.InnerException);
+                }
             }
             _done = true;
             _buffer = [];

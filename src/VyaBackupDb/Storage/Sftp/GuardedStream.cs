@@ -5,9 +5,10 @@ namespace VyaBackupDb.Storage.Sftp;
 /// <summary>
 /// An SFTP file stream whose SSH failures (a dropped connection, a server error) surface as
 /// <see cref="StorageException"/>, an <see cref="IOException"/>, like any other I/O failure.
-/// Seeking is passed through (a zip is read in place).
+/// Seeking is passed through (a zip is read in place). A request left unanswered calls
+/// <paramref name="abandonConnection"/>.
 /// </summary>
-internal sealed class GuardedStream(Stream inner, string location, TimeSpan answerLimit) : Stream
+internal sealed class GuardedStream(Stream inner, string location, TimeSpan answerLimit, Action abandonConnection) : Stream
 {
     public override bool CanRead => inner.CanRead;
     public override bool CanSeek => inner.CanSeek;
@@ -122,5 +123,12 @@ internal sealed class GuardedStream(Stream inner, string location, TimeSpan answ
         }
     }
 
-    private StorageException Wrap(SshException e) => SftpStorage.Failure($"sftp: {location}", e, answerLimit);
+    private StorageException Wrap(SshException e)
+    {
+        if (e is SshOperationTimeoutException)
+        {
+            abandonConnection();
+        }
+        return SftpStorage.Failure($"sftp: {location}", e, answerLimit);
+    }
 }

@@ -55,7 +55,7 @@ public sealed class SftpStorage : IStorage, IDisposable
         var path = PathOf(key);
         var stream = await CallAsync("read", key, () => client.OpenAsync(path, FileMode.Open, FileAccess.Read, cancellationToken), missingIsNotFound: true)
             .ConfigureAwait(false);
-        return new GuardedStream(stream, Describe(key), _connectTimeout);
+        return new GuardedStream(stream, Describe(key), _connectTimeout, Abandon);
     }
 
     public async Task<StorageEntry?> StatAsync(string key, CancellationToken cancellationToken)
@@ -156,7 +156,7 @@ public sealed class SftpStorage : IStorage, IDisposable
             await client.DeleteFileAsync(temp, CancellationToken.None).ConfigureAwait(false);
             throw;
         }
-        return new SftpWrite(this, client, key, temp, target, new GuardedStream(stream, Describe(key), _connectTimeout));
+        return new SftpWrite(this, key, temp, target, new GuardedStream(stream, Describe(key), _connectTimeout, Abandon));
     }
 
     /// <summary>
@@ -386,8 +386,21 @@ public sealed class SftpStorage : IStorage, IDisposable
         }
         catch (SshException e)
         {
+            if (e is SshOperationTimeoutException)
+            {
+                Abandon();
+            }
             throw Failure($"sftp: cannot {what} {DescribeSafe(key)}", e, _connectTimeout);
         }
+    }
+
+    /// <summary>
+    /// Gives up the connection after a request went unanswered: the requests after it (closing the file,
+    /// deleting the temp file, releasing the lock) connect anew instead of each waiting out the limit again.
+    /// </summary>
+    private void Abandon()
+    {
+        Interlocked.Exchange(ref _client, null)?.Dispose();
     }
 
     /// <summary>
@@ -407,7 +420,7 @@ public sealed class SftpStorage : IStorage, IDisposable
         _connectLock.Dispose();
     }
 
-    private sealed class SftpWrite(SftpStorage storage, SftpClient client, string key, string tempPath, string targetPath, Stream stream)
+    private sealed class SftpWrite(SftpStorage storage, string key, string tempPath, string targetPath, Stream stream)
         : IStorageWrite
     {
         private bool _closed;
@@ -424,6 +437,7 @@ public sealed class SftpStorage : IStorage, IDisposable
             {
                 throw new StorageException($"{storage.Describe(key)} already exists; not overwritten");
             }
+            var client = await storage.ConnectAsync(cancellationToken).ConfigureAwait(false);
             try
             {
                 // posix-rename@openssh.com replaces atomically; plain SFTP rename is the fallback.
@@ -435,6 +449,10 @@ public sealed class SftpStorage : IStorage, IDisposable
             }
             catch (SshException e)
             {
+                if (e is SshOperationTimeoutException)
+                {
+                    storage.Abandon();
+                }
                 throw new StorageException($"sftp: cannot rename the temp file to {storage.Describe(key)}: {e.Message}", e);
             }
             _committed = true;
@@ -456,16 +474,16 @@ public sealed class SftpStorage : IStorage, IDisposable
             }
             catch (Exception e) when (e is SshException or IOException or ObjectDisposedException or InvalidOperationException)
             {
-                // The connection may be gone: the temp file is swept by a later run.
+                // The connection may be gone: the temp file is deleted over a new one.
             }
             try
             {
-                if (client.IsConnected)
-                {
-                    await client.DeleteFileAsync(tempPath, CancellationToken.None).ConfigureAwait(false);
-                }
+                // A new connection if the write's was lost or given up; if none can be had, a later run's sweep deletes the file.
+                using var limit = new CancellationTokenSource(storage._connectTimeout);
+                var client = await storage.ConnectAsync(limit.Token).ConfigureAwait(false);
+                await client.DeleteFileAsync(tempPath, limit.Token).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is SshException or IOException or ObjectDisposedException or InvalidOperationException)
+            catch (Exception e) when (e is SshException or IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
             {
             }
         }
