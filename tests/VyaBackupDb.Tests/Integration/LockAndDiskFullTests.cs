@@ -117,6 +117,36 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
         Assert.Empty(Ops.FilesUnder(backupDir));
     }
 
+    /// <summary>
+    /// A files restore under a file size limit smaller than a file it restores (tr72: killed by SIGXFSZ, exit 153, no line,
+    /// the staging directory left beside the target): one line naming the limit, exit 1, no target, nothing beside it.
+    /// </summary>
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task A_file_size_limit_fails_a_files_restore_in_one_line_and_leaves_nothing()
+    {
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "source");
+        Directory.CreateDirectory(source);
+        await File.WriteAllBytesAsync(Path.Combine(source, "big.bin"), System.Security.Cryptography.RandomNumberGenerator.GetBytes(3 << 20));
+        var backups = Path.Combine(dir, "backups");
+        var config = await FileTrees.WriteConfigAsync(dir, backups, $$"""
+            - {id: 4, name: data, dbms: files, paths: [{{FileTrees.Yaml(source)}}]}
+            """);
+        var backup = await Run.CliAsync("backup", "--instance", "4", "--config", config);
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        var file = Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups)));
+        var restoreDir = _scratch.TempDir("restore");
+        var target = Path.Combine(restoreDir, "restored");
+
+        var run = await CliUnderFileSizeLimitAsync(1024, null, "restore", "--instance", "4", "--file", file, "--target", target, "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.DoesNotContain("   at ", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains("the file size limit (ulimit -f) allows", Assert.Single(Cli.ErrorLines(run)), StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(restoreDir));
+    }
+
     /// <summary>`backup` that cannot even write its lock's holder file (ulimit -f 0): the database fails in one line, exit 1, no holder left.</summary>
     [SkippableFact]
     public async Task A_lock_holder_file_that_cannot_be_written_fails_the_backup_in_one_line()

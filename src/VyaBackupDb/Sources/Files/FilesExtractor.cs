@@ -130,7 +130,15 @@ internal sealed class FilesExtractor : IDisposable
             int n;
             while ((n = data.Read(_buffer)) > 0)
             {
-                RandomAccess.Write(file, _buffer.AsSpan(0, n), written);
+                try
+                {
+                    RandomAccess.Write(file, _buffer.AsSpan(0, n), written);
+                }
+                catch (ArgumentOutOfRangeException e)
+                {
+                    // EFBIG, which .NET reports as an argument out of range.
+                    throw new Errors.OperationFailedException($"cannot write {path}: the file would be larger than the file system or the file size limit (ulimit -f) allows", e);
+                }
                 written += n;
             }
         }
