@@ -33,7 +33,7 @@ public sealed class BackupLock : IDisposable
 
     // What .NET reports when the file is locked by another open file: errno EWOULDBLOCK on
     // Linux (flock), ERROR_SHARING_VIOLATION on Windows.
-    private static bool IsLockedByOther(IOException e) => e.HResult is 11 or unchecked((int)0x80070020);
+    internal static bool IsLockedByOther(IOException e) => e.HResult is 11 or unchecked((int)0x80070020);
 
     private static string HolderPath(string lockPath) => lockPath + ".holder";
 

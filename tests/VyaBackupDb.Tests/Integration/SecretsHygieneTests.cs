@@ -288,6 +288,26 @@ public sealed class SecretsHygieneTests : IAsyncLifetime
         }
     }
 
+    /// <summary>Six `vault set` at once, each of its own entry (tr73: every one said stored, exit 0, and one entry was kept): all are kept.</summary>
+    [Fact]
+    public async Task Vault_sets_run_at_the_same_time_keep_every_entry()
+    {
+        var dir = _scratch.TempDir("vault");
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, $"backup_dir: '{Path.Combine(dir, "backups")}'\ninstances: []\n");
+        var cli = new HygieneCli(_scratch.TempDir("tmp"), new() { [CredentialVault.KeyEnvVar] = Marker() });
+        var seed = await cli.RunAsync("seed\n", "vault", "set", "seed", "--password-stdin", "--config", config);
+        Assert.True(seed.ExitCode == Success, seed.ToString());
+
+        var sets = await Task.WhenAll(Enumerable.Range(1, 6)
+            .Select(i => cli.RunAsync($"pw{i}\n", "vault", "set", $"e{i}", "--password-stdin", "--config", config)));
+
+        Assert.All(sets, set => Assert.True(set.ExitCode == Success, set.ToString()));
+        var list = await cli.RunAsync(null, "vault", "list", "--config", config);
+        Assert.Equal(["e1", "e2", "e3", "e4", "e5", "e6", "seed"],
+            list.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => line.Split(' ')[0]).Order(StringComparer.Ordinal));
+    }
+
     [SkippableTheory]
     [InlineData(false)]
     [InlineData(true)]

@@ -90,11 +90,48 @@ public sealed partial class CredentialVault(string path, string? keyFile = null,
     {
         lock (_lock)
         {
+            using var held = LockFile();
+            _entries = null;
             var entries = Exists ? new Dictionary<string, VaultEntry>(Read(), StringComparer.Ordinal) : new(StringComparer.Ordinal);
             var passphrase = Passphrase(creating: !Exists);
             change(entries);
             VaultFile.Write(Path, entries, passphrase, Kdf);
             _entries = entries;
+        }
+    }
+
+    /// <summary>
+    /// The vault's lock file (`vault.enc.lock`), held while a change reads and writes the vault: two `vault set` at once
+    /// would each write back what it read, and the last one would drop the other's entry. An flock, which the kernel
+    /// frees if this process dies; another command's change takes milliseconds, so this one waits for it.
+    /// </summary>
+    private FileStream LockFile()
+    {
+        var path = Path + ".lock";
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
+                if (!OperatingSystem.IsWindows())
+                {
+                    options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+                }
+                return new FileStream(path, options);
+            }
+            catch (IOException e) when (Operations.BackupLock.IsLockedByOther(e) && waited.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                Thread.Sleep(20);
+            }
+            catch (IOException e) when (Operations.BackupLock.IsLockedByOther(e))
+            {
+                throw new OperationFailedException($"vault {Path} is being changed by another command for 30 s ({path}); try again", e);
+            }
+            catch (Exception e) when (IoErrors.IsWriteFault(e))
+            {
+                throw new OperationFailedException($"cannot write vault {Path}: {IoErrors.WriteFaultReason(e)} ({path})", e);
+            }
         }
     }
 
