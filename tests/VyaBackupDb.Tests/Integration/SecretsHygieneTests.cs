@@ -288,6 +288,28 @@ public sealed class SecretsHygieneTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A PostgreSQL password with a line break: the tool logs in with it, but pg_dump's password file cannot hold it
+    /// (tr73: "password authentication failed", blaming the password). The backup says why, in one line, without it.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_postgres_password_with_a_line_break_fails_the_backup_saying_why()
+    {
+        await RequireAsync(postgres: true);
+        var (user, password) = await MarkerUserAsync(postgres: true, "\nsecond-line");
+        var source = await SourceDatabaseAsync(postgres: true);
+        var (config, backupDir) = await ConfigAsync(postgres: true, $"    user: '{user}'\n    password_env: VYA_HYGIENE_PW");
+        var cli = new HygieneCli(_scratch.TempDir("tmp"), new() { ["VYA_HYGIENE_PW"] = password });
+
+        var backup = await cli.RunAsync(null, "backup", "-i", "1", "-d", source, "--config", config);
+
+        Assert.True(backup.ExitCode == Failed, backup.ToString());
+        var failed = Assert.Single(backup.Stderr.Split('\n'), l => l.Contains("FAILED", StringComparison.Ordinal));
+        Assert.Contains("the password of instance hygiene holds a line break", failed, StringComparison.Ordinal);
+        AssertNoMarker(backup, "the backup", password.Split('\n'));
+        Assert.Empty(Ops.DataFilesUnder(backupDir));
+    }
+
     /// <summary>Six `vault set` at once, each of its own entry (tr73: every one said stored, exit 0, and one entry was kept): all are kept.</summary>
     [Fact]
     public async Task Vault_sets_run_at_the_same_time_keep_every_entry()

@@ -1313,6 +1313,13 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     private SecretFile PassFile(string? database = null)
     {
         var password = (database is null ? null : LoadRoleFor(database)?.Password) ?? Instance.Password.Resolve() ?? "";
+        if (password.AsSpan().ContainsAny('\n', '\r'))
+        {
+            // libpq's password file holds one entry per line, with no way to write a line break in one.
+            throw new OperationFailedException(
+                $"the password of instance {Instance.Name} holds a line break, which cannot be given to pg_dump, pg_restore or psql "
+                + "(their password file has one entry per line): change the password");
+        }
         var escaped = password.Replace("\\", "\\\\", StringComparison.Ordinal).Replace(":", "\\:", StringComparison.Ordinal);
         return new SecretFile("pgpass", $"*:*:*:*:{escaped}\n");
     }
