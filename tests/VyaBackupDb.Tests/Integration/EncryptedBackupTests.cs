@@ -79,6 +79,11 @@ public sealed class EncryptedBackupTests : IAsyncLifetime
 
         var verifyWrong = await Run.CliAsync("verify", "--file", encrypted, "--identity", otherKey, "--config", config);
         Assert.True(verifyWrong.ExitCode == 6, verifyWrong.ToString());
+
+        // A directory given as the identity (tr73: .NET's "Access to the path is denied").
+        var verifyDirectory = await Run.CliAsync("verify", "--file", encrypted, "--identity", dir, "--config", config);
+        Assert.True(verifyDirectory.ExitCode == 1, verifyDirectory.ToString());
+        Assert.EndsWith($"cannot read the age identity file {dir}: it is a directory", Assert.Single(Cli.ErrorLines(verifyDirectory)), StringComparison.Ordinal);
     }
 
     [SkippableTheory]

@@ -57,6 +57,11 @@ public sealed class AgeIdentity
         {
             throw new AgeException($"age identity file {path} does not exist", ExitCode.UsageOrConfig);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // .NET says "access denied" for a directory.
+            throw new AgeException($"cannot read the age identity file {path}: {IoErrors.OpenFailureReason(e, path)}", ExitCode.UsageOrConfig);
+        }
         return ParseKeyFile(text, path);
     }
 
