@@ -718,7 +718,11 @@ public sealed class OldFormatRestoreTests : IAsyncLifetime
 
         Assert.True(allowed.ExitCode == 0, allowed.ToString());
         DbFingerprint.AssertSame(await MySqlTestDb.FingerprintAsync(source), await MySqlTestDb.FingerprintAsync(target), "the restored target");
-        // InnoDB keeps the file in a folder named after the database it was created in (the restore's staging one).
+        // InnoDB keeps the file in a folder named after the database it was created in (the restore's staging one),
+        // and the table's link file in that database's folder, which then cannot be dropped before the table.
         Assert.Single(Directory.EnumerateFiles(tableFiles, "t.ibd", SearchOption.AllDirectories));
+        var kept = Assert.Single(allowed.Stderr.Split('\n'), l => l.Contains("could not be dropped", StringComparison.Ordinal));
+        Assert.Contains("keeps its link file there); leave it while such a table exists", kept, StringComparison.Ordinal);
+        _scratch.TrackMySql(System.Text.RegularExpressions.Regex.Match(kept, "'(vya_restore_[^']+)'").Groups[1].Value);
     }
 }

@@ -275,6 +275,12 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             {
                 await ExecuteAsync($"DROP DATABASE IF EXISTS {Q(leftover)}", CancellationToken.None).ConfigureAwait(false);
             }
+            catch (Exception e) when (e is OperationFailedException { InnerException: MySqlException { Number: 1010 } } && leftover == staging)
+            {
+                // "Directory not empty": InnoDB keeps a DATA DIRECTORY table's link file (.isl) in the folder of the database it was created in.
+                warnings.Add($"'{leftover}' could not be dropped: the server keeps files in its folder (a table restored with DATA DIRECTORY "
+                    + "keeps its link file there); leave it while such a table exists, and drop it after");
+            }
             catch (Exception e) when (e is OperationFailedException || IsSessionFault(e))
             {
                 warnings.Add($"'{leftover}' could not be dropped ({e.Message}); drop it once you no longer need it");
