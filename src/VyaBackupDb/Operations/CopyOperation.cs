@@ -141,10 +141,8 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
         {
             return new CopyResult(instance, source, target, false, known);
         }
-        if (dryRun)
-        {
-            return new CopyResult(instance, source, target, Copied: false, null);
-        }
+        // A dry run reads what a copy would (a leftover, a .sha256 there), to name the same refusals.
+        var wouldCopy = new CopyResult(instance, source, target, Copied: false, null);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(config.Timeout);
         try
@@ -163,6 +161,10 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
                 {
                     return new CopyResult(instance, source, target, false, $"{checksumProblem}: remove it by hand, then copy again");
                 }
+                if (dryRun)
+                {
+                    return wouldCopy;
+                }
                 await BackupOperation.WriteManifestAsync(to, key, manifest, timeout.Token, checksumWritten: leftover.Entry.HasChecksum).ConfigureAwait(false);
                 return new CopyResult(instance, source, target, Copied: true, null);
             }
@@ -172,6 +174,10 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
                 // Checked before the upload: the copy could not be completed beside it.
                 return new CopyResult(instance, source, target, false,
                     $"{to.Describe(checksum)} is already there without its data file: remove it by hand, then copy again");
+            }
+            if (dryRun)
+            {
+                return wouldCopy;
             }
             await BackupOperation.CopyAsync(from, to, key, manifest, timeout.Token).ConfigureAwait(false);
             return new CopyResult(instance, source, target, Copied: true, null);

@@ -1097,6 +1097,40 @@ public sealed class OperatorFaultTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// In --to, a data file under a backup's name that is not that backup (no manifest), and a .sha256 without its data
+    /// file: the dry run names both refusals, as the copy does (tr75: "2 would be copied", exit 0; the copy refused both).
+    /// </summary>
+    [Fact]
+    public async Task A_copy_dry_run_names_a_foreign_data_file_and_a_lone_sha256_as_the_copy_does()
+    {
+        var backupDir = _scratch.TempDir("backups");
+        var boxDir = _scratch.TempDir("box");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var foreign = Create(backupDir, mysql, "dns_db", Utc("20260101_010000"));
+        var lone = Create(backupDir, mysql, "dns_db", Utc("20260102_010000"));
+        var config = await ConfigAsync(backupDir, "dns_db", "none", mysqlExtra: "storage: [local, box]",
+            topLevel: $"  - {{name: box, type: local, path: '{boxDir}'}}");
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(boxDir, foreign))!);
+        await File.WriteAllTextAsync(Path.Combine(boxDir, foreign), "not it");
+        File.Copy(Path.Combine(backupDir, lone + BackupManifest.ChecksumSuffix), Path.Combine(boxDir, lone + BackupManifest.ChecksumSuffix));
+        var box = Snapshot(boxDir);
+
+        var dryRun = await CliAsync("copy", "--to", "box", "-i", "1", "--dry-run", "--config", config);
+        var copy = await CliAsync("copy", "--to", "box", "-i", "1", "--config", config);
+
+        Assert.True(dryRun.ExitCode == Failed, dryRun.ToString());
+        Assert.Contains("copy summary (dry run): 0 would be copied to 'box', 2 refused", dryRun.Stdout, StringComparison.Ordinal);
+        Assert.True(copy.ExitCode == Failed, copy.ToString());
+        foreach (var run in new[] { dryRun, copy })
+        {
+            Assert.Contains("without a manifest, and is not this backup", OneLineAbout(run, $"{Path.Combine(boxDir, foreign)} is already there"),
+                StringComparison.Ordinal);
+            Assert.Contains("without its data file: remove it by hand", OneLineAbout(run, lone + BackupManifest.ChecksumSuffix), StringComparison.Ordinal);
+        }
+        Assert.Equal(box, Snapshot(boxDir));
+    }
+
+    /// <summary>
     /// The .sha256 beside a backup is what `sha256sum -c` checks in a recovery: one overwritten (zeros, another file's
     /// name, garbage) fails verify (exit 4, one line naming it), which removes its verify record, so list no longer
     /// says "sha256 ok".
