@@ -17,7 +17,7 @@ public sealed record HistoryPoint(string DataFile, DateTimeOffset StartedUtc, Da
 /// a readable manifest that describes the file, whose stored size matches it, as list and prune judge it.</param>
 /// <param name="Incomplete">Data files without a manifest (failed or killed runs, or the old tool's files).</param>
 /// <param name="Damaged">Data files whose manifest is unreadable, describes another file, database or dbms, or records another size.</param>
-/// <param name="LastVerifiedUtc">When a backup's stored bytes were last found to match its manifest (a .verify.json record that covers it).</param>
+/// <param name="LastVerifiedUtc">When the newest backup that has been checked was found to match its manifest (a .verify.json record that covers it).</param>
 /// <param name="LastVerifiedFile">The backup that check was of.</param>
 public sealed record DatabaseHistory(
     InstanceConfig Instance,
@@ -54,7 +54,7 @@ public static class BackupHistory
         var intact = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
         var incomplete = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
         var damaged = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
-        var verified = new Dictionary<string, (DateTimeOffset At, string File)>(StringComparer.Ordinal);
+        var verified = new Dictionary<string, (DateTimeOffset At, string File, DateTimeOffset Started)>(StringComparer.Ordinal);
         var errors = new List<string>();
         foreach (var destination in destinations)
         {
@@ -97,10 +97,12 @@ public static class BackupHistory
                     {
                         var manifest = backup.Manifest!;
                         seen[manifest.DataFile] = new HistoryPoint(manifest.DataFile, manifest.StartedUtc, manifest.FinishedUtc, manifest.StoredBytes, manifest.PlainBytes);
+                        // The check of the newest backup checked, not the latest check: verify goes newest first, so an older
+                        // backup is checked after the newest one, which is still verified.
                         if ((await BackupCatalog.WithDigestCheckAsync(destination.Storage, backup, cancellationToken).ConfigureAwait(false)).DigestCheckedUtc is { } at
-                            && (!verified.TryGetValue(database, out var known) || known.At < at))
+                            && (!verified.TryGetValue(database, out var known) || (known.Started, known.At).CompareTo((manifest.StartedUtc, at)) < 0))
                         {
-                            verified[database] = (at, manifest.DataFile);
+                            verified[database] = (at, manifest.DataFile, manifest.StartedUtc);
                         }
                     }
                     // The last check may be of an older backup than those read above.
@@ -108,7 +110,7 @@ public static class BackupHistory
                         && found.Skip(depth).FirstOrDefault(b => b.Entry.VerifyRecordModified is not null) is { } older
                         && (await BackupCatalog.WithDigestCheckAsync(destination.Storage, older, cancellationToken).ConfigureAwait(false)).DigestCheckedUtc is { } olderAt)
                     {
-                        verified[database] = (olderAt, older.Manifest!.DataFile);
+                        verified[database] = (olderAt, older.Manifest!.DataFile, older.Manifest.StartedUtc);
                     }
                 }
             }
@@ -122,7 +124,7 @@ public static class BackupHistory
         {
             var recent = Get(points, database).Values.OrderByDescending(p => p.StartedUtc).ThenByDescending(p => p.DataFile, StringComparer.Ordinal)
                 .Take(depth).ToList();
-            var check = verified.TryGetValue(database, out var v) ? v : ((DateTimeOffset At, string File)?)null;
+            var check = verified.TryGetValue(database, out var v) ? v : ((DateTimeOffset At, string File, DateTimeOffset Started)?)null;
             var good = Get(intact, database);
             var bad = Get(damaged, database).Except(good).ToHashSet(StringComparer.Ordinal);
             return new DatabaseHistory(instance, database, recent, good.Count,

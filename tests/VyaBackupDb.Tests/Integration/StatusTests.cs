@@ -67,6 +67,27 @@ public sealed partial class StatusTests : IAsyncLifetime
         return (config, backupDir);
     }
 
+    /// <summary>
+    /// verify checks the newest backup first, then the older ones: the newest is still verified (tr75: status said
+    /// "(older)" and newest_verified false after `verify --instance`, as an older backup's check was the last one).
+    /// </summary>
+    [Fact]
+    public async Task Status_calls_the_newest_backup_verified_after_older_ones_are_checked_too()
+    {
+        var (config, backupDir) = await FleetAsync();
+        var storage = new LocalStorage(backupDir);
+        var fresh = Ops.DataFilesUnder(backupDir).Where(f => f.Contains("_fresh.", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
+        await VerifyRecord.WriteAsync(storage, fresh[0], await BackupManifest.ReadAsync(storage, BackupManifest.KeyFor(fresh[0]), CancellationToken.None),
+            "verify", DateTimeOffset.UtcNow.AddSeconds(1), replace: null, CancellationToken.None);
+
+        var run = await Run.CliAsync("status", "--json", "--config", config);
+
+        using var json = JsonDocument.Parse(run.Stdout);
+        var row = json.RootElement.GetProperty("databases").EnumerateArray().First(r => r.GetProperty("database").GetString() == "fresh");
+        Assert.True(row.GetProperty("newest_verified").GetBoolean(), run.Stdout);
+        Assert.Equal(Path.GetFileName(fresh[^1]), row.GetProperty("last_verified_file").GetString());
+    }
+
     [Fact]
     public async Task Status_reports_what_is_overdue_with_trends_and_the_last_verify_and_exits_8()
     {
