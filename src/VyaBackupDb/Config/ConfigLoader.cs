@@ -857,7 +857,7 @@ public static partial class ConfigLoader
             if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
             {
                 var why = System.Numerics.BigInteger.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var number)
-                    ? $"is too {(number.Sign < 0 ? "small" : "large")} (from {int.MinValue} to {int.MaxValue})" : "is not a whole number";
+                    ? (number.Sign < 0 ? $"is too small (at least {int.MinValue})" : $"is too large (at most {int.MaxValue})") : "is not a whole number";
                 throw new ConfigException($"{path}:{Line(Get(node, key)!)}: {prefix}{key}: '{text}' {why}");
             }
             return value;

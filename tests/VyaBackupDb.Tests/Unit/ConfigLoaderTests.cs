@@ -105,7 +105,7 @@ public sealed class ConfigLoaderTests
     [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: mysql\n    user: u\n    pasword: x\n", ":6: instances[0].pasword: unknown key")]
     [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: mysql\n    user: u\n    port: http\n", ":6: instances[0].port: 'http' is not a whole number")]
     [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: mysql\n    user: u\n    lock_wait_seconds: 99999999999\n",
-        ":6: instances[0].lock_wait_seconds: '99999999999' is too large (from -2147483648 to 2147483647)")]
+        ":6: instances[0].lock_wait_seconds: '99999999999' is too large (at most 2147483647)")]
     [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: mysql\n", "instances[0].user: is required")]
     [InlineData("backup_dir: /b\ninstances:\n  - {id: 1, dbms: mysql, user: u}\n  - {id: 1, dbms: mysql, user: v}\n", ":4: instances[1].id: id 1 is used twice")]
     [InlineData("backup_dir: /b\ninstances:\n  - {id: 1, dbms: mysql, user: u, password: a, password_env: B}\n", "give only one of password")]
