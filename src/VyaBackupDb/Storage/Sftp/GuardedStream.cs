@@ -5,8 +5,8 @@ namespace VyaBackupDb.Storage.Sftp;
 /// <summary>
 /// An SFTP file stream whose SSH failures (a dropped connection, a server error) surface as
 /// <see cref="StorageException"/>, an <see cref="IOException"/>, like any other I/O failure.
-/// Seeking is passed through (a zip is read in place). A request left unanswered calls
-/// <paramref name="abandonConnection"/>.
+/// Seeking is passed through (a zip is read in place). A connection cut, or a request left unanswered,
+/// calls <paramref name="abandonConnection"/>.
 /// </summary>
 internal sealed class GuardedStream(Stream inner, string location, TimeSpan answerLimit, Action abandonConnection) : Stream
 {
@@ -125,7 +125,7 @@ internal sealed class GuardedStream(Stream inner, string location, TimeSpan answ
 
     private StorageException Wrap(SshException e)
     {
-        if (e is SshOperationTimeoutException)
+        if (SftpStorage.IsConnectionLost(e))
         {
             abandonConnection();
         }

@@ -138,8 +138,20 @@ public sealed class SftpStorage : IStorage, IDisposable
         await CreateDirectoriesAsync(client, target[..Math.Max(0, target.LastIndexOf('/'))], cancellationToken).ConfigureAwait(false);
         var directory = target[..(target.LastIndexOf('/') + 1)];
         var temp = directory + TempMarker + Guid.NewGuid().ToString("N")[..12] + "-" + StorageKey.FileName(key);
-        var stream = await CallAsync("create a temp file for", key,
-            () => client.OpenAsync(temp, FileMode.CreateNew, FileAccess.Write, cancellationToken)).ConfigureAwait(false);
+        SftpFileStream opened;
+        try
+        {
+            opened = await CallAsync("create a temp file for", key, () => client.OpenAsync(temp, FileMode.CreateNew, FileAccess.Write, cancellationToken))
+                .ConfigureAwait(false);
+        }
+        catch (StorageException e) when (e.InnerException is SshException lost && IsConnectionLost(lost))
+        {
+            // The server may have created it before the answer was lost.
+            await DeleteTempQuietlyAsync(temp).ConfigureAwait(false);
+            throw;
+        }
+        var stream = new GuardedStream(opened, Describe(key), _connectTimeout, Abandon);
+        var write = new SftpWrite(this, key, temp, target, stream);
         try
         {
             // A backup holds a whole database: 0600 before any byte is written (the server's
@@ -152,11 +164,10 @@ public sealed class SftpStorage : IStorage, IDisposable
         }
         catch
         {
-            await stream.DisposeAsync().ConfigureAwait(false);
-            await client.DeleteFileAsync(temp, CancellationToken.None).ConfigureAwait(false);
+            await write.DisposeAsync().ConfigureAwait(false);
             throw;
         }
-        return new SftpWrite(this, key, temp, target, new GuardedStream(stream, Describe(key), _connectTimeout, Abandon));
+        return write;
     }
 
     /// <summary>
@@ -182,13 +193,9 @@ public sealed class SftpStorage : IStorage, IDisposable
             }
             throw new StorageException($"sftp: cannot create {DescribeSafe(key)}: {e.Message}", e);
         }
-        await using (stream.ConfigureAwait(false))
+        await using (var guarded = new GuardedStream(stream, Describe(key), _connectTimeout, Abandon))
         {
-            await CallAsync("write", key, async () =>
-            {
-                await stream.WriteAsync(content, cancellationToken).ConfigureAwait(false);
-                return true;
-            }).ConfigureAwait(false);
+            await guarded.WriteAsync(content, cancellationToken).ConfigureAwait(false);
         }
         return true;
     }
@@ -386,7 +393,7 @@ public sealed class SftpStorage : IStorage, IDisposable
         }
         catch (SshException e)
         {
-            if (e is SshOperationTimeoutException)
+            if (IsConnectionLost(e))
             {
                 Abandon();
             }
@@ -395,8 +402,37 @@ public sealed class SftpStorage : IStorage, IDisposable
     }
 
     /// <summary>
-    /// Gives up the connection after a request went unanswered: the requests after it (closing the file,
-    /// deleting the temp file, releasing the lock) connect anew instead of each waiting out the limit again.
+    /// Best effort: deletes a temp file of ours, over a new connection if the write's was lost (or is found lost now);
+    /// if none can be had, a later run's sweep deletes the file.
+    /// </summary>
+    private async Task DeleteTempQuietlyAsync(string tempPath)
+    {
+        using var limit = new CancellationTokenSource(_connectTimeout);
+        for (var attempt = 1; attempt <= 2; attempt++)
+        {
+            try
+            {
+                var client = await ConnectAsync(limit.Token).ConfigureAwait(false);
+                await client.DeleteFileAsync(tempPath, limit.Token).ConfigureAwait(false);
+                return;
+            }
+            catch (SshException e) when (attempt == 1 && IsConnectionLost(e))
+            {
+                Abandon();
+            }
+            catch (Exception e) when (e is SshException or IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>The connection is gone (cut) or left a request unanswered: it is given up (<see cref="Abandon"/>).</summary>
+    internal static bool IsConnectionLost(SshException e) => e is SshConnectionException or SshOperationTimeoutException;
+
+    /// <summary>
+    /// Gives up the connection after it was cut or a request went unanswered: the requests after it (closing the
+    /// file, deleting the temp file, releasing the lock) connect anew instead of each failing or waiting out the limit.
     /// </summary>
     private void Abandon()
     {
@@ -449,11 +485,11 @@ public sealed class SftpStorage : IStorage, IDisposable
             }
             catch (SshException e)
             {
-                if (e is SshOperationTimeoutException)
+                if (IsConnectionLost(e))
                 {
                     storage.Abandon();
                 }
-                throw new StorageException($"sftp: cannot rename the temp file to {storage.Describe(key)}: {e.Message}", e);
+                throw Failure($"sftp: cannot rename the temp file to {storage.Describe(key)}", e, storage._connectTimeout);
             }
             _committed = true;
         }
@@ -476,16 +512,7 @@ public sealed class SftpStorage : IStorage, IDisposable
             {
                 // The connection may be gone: the temp file is deleted over a new one.
             }
-            try
-            {
-                // A new connection if the write's was lost or given up; if none can be had, a later run's sweep deletes the file.
-                using var limit = new CancellationTokenSource(storage._connectTimeout);
-                var client = await storage.ConnectAsync(limit.Token).ConfigureAwait(false);
-                await client.DeleteFileAsync(tempPath, limit.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is SshException or IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
-            {
-            }
+            await storage.DeleteTempQuietlyAsync(tempPath).ConfigureAwait(false);
         }
     }
 }
