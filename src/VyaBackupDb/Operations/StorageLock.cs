@@ -48,8 +48,11 @@ public sealed class StorageLock : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task _renewal = Task.CompletedTask;
 
-    /// <summary>A lease this run created but could not delete when taking it failed half-way.</summary>
+    /// <summary>A lease this run created (or may have) and could not delete: this host's next run must take it over at once.</summary>
     private bool _leaseLeftBehind;
+
+    /// <summary>Where a lease left behind is said.</summary>
+    private Action<string> _warn = _ => { };
 
     /// <summary>Every lock taken: the leases of the dead runs this one took over are gone.</summary>
     private bool _acquired;
@@ -85,7 +88,7 @@ public sealed class StorageLock : IAsyncDisposable
         Action<string> warn, CancellationTokenSource onLost, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(lease, TimeSpan.FromSeconds(3));
-        var held = new StorageLock(time, lease) { _stopping = cancellationToken };
+        var held = new StorageLock(time, lease) { _stopping = cancellationToken, _warn = warn };
         try
         {
             var backupDirRoot = Path.GetFullPath(backupDir);
@@ -222,17 +225,23 @@ public sealed class StorageLock : IAsyncDisposable
                     bool created;
                     try
                     {
-                        // Not cancelled by the release: a create cut off midway could leave a lease nobody deletes.
-                        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-                        created = await old.Storage.TryCreateExclusiveAsync(next.Key, Owner(next.Expires), limit.Token).ConfigureAwait(false);
+                        // Not cancelled by the release: a create cut off midway could leave a lease nobody deletes. Waited
+                        // for no longer than the lease lasts (a storage that stops answering may not heed the token).
+                        var left = old.Expires - now;
+                        using var limit = new CancellationTokenSource(left < TimeSpan.FromSeconds(30) ? left.Duration() : TimeSpan.FromSeconds(30));
+                        created = await old.Storage.TryCreateExclusiveAsync(next.Key, Owner(next.Expires), limit.Token).WaitAsync(limit.Token)
+                            .ConfigureAwait(false);
                     }
                     catch (Exception e) when (e is IOException or TimeoutException or OperationCanceledException)
                     {
+                        // The create may have been made and left: this host's next run takes it over.
+                        _leaseLeftBehind = true;
                         if (_time.GetUtcNow() < old.Expires)
                         {
                             continue;  // Tried again at the next round, while the lease lasts.
                         }
-                        LoseLock($"the lock's lease in {old.Storage.Describe(old.Key)} could not be renewed before it expired: {e.Message}", onLost);
+                        LoseLock($"the lock's lease in {old.Storage.Describe(old.Key)} could not be renewed before it expired: "
+                            + (e is OperationCanceledException ? "the storage did not answer in time" : e.Message), onLost);
                         return;
                     }
                     if (!created)
@@ -241,7 +250,10 @@ public sealed class StorageLock : IAsyncDisposable
                         return;
                     }
                     _leases[i] = next;
-                    await DeleteQuietlyAsync(old.Storage, old.Key).ConfigureAwait(false);
+                    if (!await DeleteQuietlyAsync(old.Storage, old.Key).ConfigureAwait(false))
+                    {
+                        LeftBehind(old);
+                    }
                 }
             }
         }
@@ -273,7 +285,11 @@ public sealed class StorageLock : IAsyncDisposable
         var released = !_leaseLeftBehind && (_acquired || _local.All(local => local.EndedRuns.Count == 0));
         foreach (var lease in _leases)
         {
-            released &= await DeleteQuietlyAsync(lease.Storage, lease.Key).ConfigureAwait(false);
+            if (!await DeleteQuietlyAsync(lease.Storage, lease.Key).ConfigureAwait(false))
+            {
+                LeftBehind(lease);
+                released = false;
+            }
         }
         foreach (var local in _local)
         {
@@ -288,6 +304,14 @@ public sealed class StorageLock : IAsyncDisposable
                 local.ReleaseKeepingHolder();
             }
         }
+    }
+
+    /// <summary>A lease of this run that could not be deleted: said, and this host's next run told to take it over at once.</summary>
+    private void LeftBehind(Lease lease)
+    {
+        _leaseLeftBehind = true;
+        _warn($"the lock's lease {lease.Storage.Describe(lease.Key)} could not be deleted: other hosts' runs wait for it until "
+            + $"{Time(lease.Expires)}; this host's next run takes it over at once");
     }
 
     /// <summary>
