@@ -138,7 +138,10 @@ public sealed class VaultTests : IDisposable
 
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
         Assert.Equal(["a", "b"], new CredentialVault(path, WriteKeyFile()).Read().Keys.Order());
-        Assert.Equal(["vault.enc", "vault.key"], _dir.GetFiles().Select(f => f.Name).Order());
+        // No temp file; the lock file that changes hold stays, empty and private.
+        Assert.Equal(["vault.enc", "vault.enc.lock", "vault.key"], _dir.GetFiles().Select(f => f.Name).Order());
+        Assert.Equal(0, new FileInfo(path + ".lock").Length);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path + ".lock"));
     }
 
     [Fact]

@@ -216,21 +216,24 @@ public sealed class SftpStorage : IStorage, IDisposable
                 continue;
             }
             var current = path;
-            var exists = await CallAsync("check", directory, () => client.ExistsAsync(current, cancellationToken)).ConfigureAwait(false);
-            if (!exists)
+            try
             {
-                try
+                if (!await client.ExistsAsync(current, cancellationToken).ConfigureAwait(false))
                 {
                     await client.CreateDirectoryAsync(current, cancellationToken).ConfigureAwait(false);
                 }
-                catch (SshException) when (client.Exists(current))
+            }
+            catch (SshException e) when (!IsConnectionLost(e) && client.Exists(current))
+            {
+                // Created meanwhile by another run.
+            }
+            catch (SshException e)
+            {
+                if (IsConnectionLost(e))
                 {
-                    // Created meanwhile by another run.
+                    Abandon();
                 }
-                catch (SshException e)
-                {
-                    throw new StorageException($"sftp: cannot create directory {current} on {HostPort}: {e.Message}", e);
-                }
+                throw Failure($"sftp: cannot create directory {current} on {HostPort}", e, _connectTimeout);
             }
             _knownDirectories.Add(current);
         }
