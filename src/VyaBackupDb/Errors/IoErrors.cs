@@ -20,6 +20,9 @@ public static partial class IoErrors
     /// </summary>
     public static string OpenFailureReason(Exception e, string path) => Directory.Exists(path) ? "it is a directory" : e.Message;
 
+    /// <summary>EFBIG, which .NET reports as an <see cref="ArgumentOutOfRangeException"/> from a write.</summary>
+    public const string FileTooLarge = "the file would be larger than the file system or the file size limit (ulimit -f) allows";
+
     /// <summary>Why a write (<see cref="IsWriteFault"/>) failed, in words.</summary>
     public static string WriteFaultReason(Exception e) => e is ArgumentOutOfRangeException ? "the file size limit (ulimit -f) is reached" : e.Message;
 

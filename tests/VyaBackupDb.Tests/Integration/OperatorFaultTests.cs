@@ -1046,6 +1046,19 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         AssertNothingLeftInTmp();
     }
 
+    /// <summary>Two backups of dns_db (2026-01-01 and -02) in backup_dir, and an empty local destination 'box' beside it.</summary>
+    private async Task<(string BackupDir, string BoxDir, string First, string Second, string Config)> TwoBackupsAndABoxAsync()
+    {
+        var backupDir = _scratch.TempDir("backups");
+        var boxDir = _scratch.TempDir("box");
+        var mysql = TestServers.MySql(name: "it-mysql");
+        var first = Create(backupDir, mysql, "dns_db", Utc("20260101_010000"));
+        var second = Create(backupDir, mysql, "dns_db", Utc("20260102_010000"));
+        var config = await ConfigAsync(backupDir, "dns_db", "none", mysqlExtra: "storage: [local, box]",
+            topLevel: $"  - {{name: box, type: local, path: '{boxDir}'}}");
+        return (backupDir, boxDir, first, second, config);
+    }
+
     /// <summary>
     /// A copy whose data file was lost (its manifest and .sha256 left) or truncated: list shows it, verify fails it,
     /// and copy names it for removal by hand, run after run, without uploading or deleting anything.
@@ -1053,13 +1066,7 @@ public sealed class OperatorFaultTests : IAsyncLifetime
     [Fact]
     public async Task A_lost_or_damaged_copy_is_listed_fails_verify_and_copy_names_it_touching_nothing()
     {
-        var backupDir = _scratch.TempDir("backups");
-        var boxDir = _scratch.TempDir("box");
-        var mysql = TestServers.MySql(name: "it-mysql");
-        var lost = Create(backupDir, mysql, "dns_db", Utc("20260101_010000"));
-        var damaged = Create(backupDir, mysql, "dns_db", Utc("20260102_010000"));
-        var config = await ConfigAsync(backupDir, "dns_db", "none", mysqlExtra: "storage: [local, box]",
-            topLevel: $"  - {{name: box, type: local, path: '{boxDir}'}}");
+        var (_, boxDir, lost, damaged, config) = await TwoBackupsAndABoxAsync();
         var copied = await CliAsync("copy", "--to", "box", "-i", "1", "--config", config);
         Assert.True(copied.ExitCode == Success, copied.ToString());
         File.Delete(Path.Combine(boxDir, lost));
@@ -1103,13 +1110,7 @@ public sealed class OperatorFaultTests : IAsyncLifetime
     [Fact]
     public async Task A_copy_dry_run_names_a_foreign_data_file_and_a_lone_sha256_as_the_copy_does()
     {
-        var backupDir = _scratch.TempDir("backups");
-        var boxDir = _scratch.TempDir("box");
-        var mysql = TestServers.MySql(name: "it-mysql");
-        var foreign = Create(backupDir, mysql, "dns_db", Utc("20260101_010000"));
-        var lone = Create(backupDir, mysql, "dns_db", Utc("20260102_010000"));
-        var config = await ConfigAsync(backupDir, "dns_db", "none", mysqlExtra: "storage: [local, box]",
-            topLevel: $"  - {{name: box, type: local, path: '{boxDir}'}}");
+        var (backupDir, boxDir, foreign, lone, config) = await TwoBackupsAndABoxAsync();
         Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(boxDir, foreign))!);
         await File.WriteAllTextAsync(Path.Combine(boxDir, foreign), "not it");
         File.Copy(Path.Combine(backupDir, lone + BackupManifest.ChecksumSuffix), Path.Combine(boxDir, lone + BackupManifest.ChecksumSuffix));

@@ -136,8 +136,7 @@ internal sealed class FilesExtractor : IDisposable
                 }
                 catch (ArgumentOutOfRangeException e)
                 {
-                    // EFBIG, which .NET reports as an argument out of range.
-                    throw new Errors.OperationFailedException($"cannot write {path}: the file would be larger than the file system or the file size limit (ulimit -f) allows", e);
+                    throw new Errors.OperationFailedException($"cannot write {path}: {Errors.IoErrors.FileTooLarge}", e);
                 }
                 written += n;
             }

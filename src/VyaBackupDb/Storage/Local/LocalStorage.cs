@@ -286,7 +286,7 @@ public sealed partial class LocalStorage(string root) : IStorage
         }
 
         private static IOException TooLarge(ArgumentOutOfRangeException e) =>
-            new("the file would be larger than the file system or the file size limit (ulimit -f) allows", e);
+            new(Errors.IoErrors.FileTooLarge, e);
     }
 
     /// <summary>fsync a directory, so a rename in it survives a crash.</summary>

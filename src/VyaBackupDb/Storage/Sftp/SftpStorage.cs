@@ -229,11 +229,7 @@ public sealed class SftpStorage : IStorage, IDisposable
             }
             catch (SshException e)
             {
-                if (IsConnectionLost(e))
-                {
-                    Abandon();
-                }
-                throw Failure($"sftp: cannot create directory {current} on {HostPort}", e, _connectTimeout);
+                throw Fail($"sftp: cannot create directory {current} on {HostPort}", e);
             }
             _knownDirectories.Add(current);
         }
@@ -396,12 +392,18 @@ public sealed class SftpStorage : IStorage, IDisposable
         }
         catch (SshException e)
         {
-            if (IsConnectionLost(e))
-            {
-                Abandon();
-            }
-            throw Failure($"sftp: cannot {what} {DescribeSafe(key)}", e, _connectTimeout);
+            throw Fail($"sftp: cannot {what} {DescribeSafe(key)}", e);
         }
+    }
+
+    /// <summary><see cref="Failure"/>, the connection given up first if it is lost (<see cref="Abandon"/>).</summary>
+    private StorageException Fail(string context, SshException e)
+    {
+        if (IsConnectionLost(e))
+        {
+            Abandon();
+        }
+        return Failure(context, e, _connectTimeout);
     }
 
     /// <summary>
@@ -488,11 +490,7 @@ public sealed class SftpStorage : IStorage, IDisposable
             }
             catch (SshException e)
             {
-                if (IsConnectionLost(e))
-                {
-                    storage.Abandon();
-                }
-                throw Failure($"sftp: cannot rename the temp file to {storage.Describe(key)}", e, storage._connectTimeout);
+                throw storage.Fail($"sftp: cannot rename the temp file to {storage.Describe(key)}", e);
             }
             _committed = true;
         }
