@@ -57,16 +57,17 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
         // One snapshot for the catalog and pg_dump (--snapshot): the tables listed are the tables
         // dumped, and the rows counted from the dump's COPY blocks are the rows of that snapshot.
-        await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
-        await ExecuteAsync(connection, SessionSettings, cancellationToken).ConfigureAwait(false);
-        var taken = await TakeSnapshotAsync(connection, database, holdLocks: false, cancellationToken).ConfigureAwait(false);
+        var sessions = await OpenSessionsAsync(database, 2, [SessionSettings], cancellationToken).ConfigureAwait(false);
+        await using var connection = sessions[0];
+        await using var current = sessions[1];
+        var taken = await TakeSnapshotAsync(connection, current, holdLocks: false, cancellationToken).ConfigureAwait(false);
         await using var transaction = taken.Transaction;
         var (tables, sequences, objects, settings) = await ReadDumpCatalogAsync(connection, cancellationToken).ConfigureAwait(false);
 
         using var passFile = PassFile();
         var counter = new PostgresRowCounter(output);
         await RunPgDumpAsync(pgDump, DumpArguments(database, taken.Name, []), Environment(passFile), counter, cancellationToken).ConfigureAwait(false);
-        await RequireUnchangedSinceSnapshotAsync(connection, database, cancellationToken).ConfigureAwait(false);
+        await RequireUnchangedSinceSnapshotAsync(connection, current, cancellationToken).ConfigureAwait(false);
         var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, counter.Rows, cancellationToken).ConfigureAwait(false),
             AsDumped(sequences, counter.Sequences), objects);
         await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);

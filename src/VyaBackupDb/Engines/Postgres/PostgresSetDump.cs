@@ -51,17 +51,25 @@ public sealed partial class PostgresEngine
     {
         jobs = Math.Max(1, jobs);
         var client = await ChooseClientAsync(cancellationToken).ConfigureAwait(false);
-        await using var connection = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
-        await ExecuteAsync(connection, SessionSettings, cancellationToken).ConfigureAwait(false);
+        var sessions = await OpenSessionsAsync(database, 2, [SessionSettings], cancellationToken).ConfigureAwait(false);
+        await using var connection = sessions[0];
+        await using var current = sessions[1];
         // The snapshot every reader and both pg_dump runs share.
-        var taken = await TakeSnapshotAsync(connection, database, holdLocks: true, cancellationToken).ConfigureAwait(false);
+        var taken = await TakeSnapshotAsync(connection, current, holdLocks: true, cancellationToken).ConfigureAwait(false);
         await using var transaction = taken.Transaction;
         var (snapshot, copyTables) = (taken.Name, taken.Tables);
         var (tables, sequences, objects, settings) = await ReadDumpCatalogAsync(connection, cancellationToken).ConfigureAwait(false);
+        var blockSize = Convert.ToInt64(await Scalar(connection, "SELECT current_setting('block_size')::bigint", cancellationToken).ConfigureAwait(false),
+            CultureInfo.InvariantCulture);
 
         using var passFile = PassFile();
         var pgDump = Path.Combine(client.BinDir, "pg_dump");
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        // The readers log in while pg_dump writes the schema. Every one imports the snapshot before any reads: the
+        // exporting transaction is open until all have.
+        var readers = OpenSessionsAsync(database, Math.Min(jobs, copyTables.Count),
+            [SessionSettings, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", $"SET TRANSACTION SNAPSHOT '{snapshot}'"], failed.Token,
+            CopyBufferBytes);
         // Spooled: a set entry's size must be known before it is stored.
         await using var schema = Pipeline.TempSpool.CreateFile();
         await using var keys = Pipeline.TempSpool.CreateFile();
@@ -97,9 +105,9 @@ public sealed partial class PostgresEngine
                 await set.WriteKeysAsync(keys, keys.Length, failed.Token).ConfigureAwait(false);
             }
 
-            var rows = await CopyAllAsync(database, snapshot, copyTables, set, jobs, failed).ConfigureAwait(false);
+            var rows = await CopyAllAsync(await readers.ConfigureAwait(false), copyTables, blockSize, set, jobs, failed).ConfigureAwait(false);
             await postDump.ConfigureAwait(false);
-            await RequireUnchangedSinceSnapshotAsync(connection, database, cancellationToken).ConfigureAwait(false);
+            await RequireUnchangedSinceSnapshotAsync(connection, current, cancellationToken).ConfigureAwait(false);
             post.Position = 0;
             await set.WritePostAsync(post, post.Length, cancellationToken).ConfigureAwait(false);
 
@@ -133,6 +141,7 @@ public sealed partial class PostgresEngine
             {
                 await postData.Result.DisposeAsync().ConfigureAwait(false);
             }
+            await CloseAllAsync(readers).ConfigureAwait(false);
         }
     }
 
@@ -271,8 +280,8 @@ public sealed partial class PostgresEngine
     /// definitions pg_dump asks the server for (pg_get_indexdef, pg_get_viewdef, pg_get_triggerdef, a
     /// function's defaults, a default's sequence). TRUNCATE and table rewrites (ALTER TABLE ... TYPE,
     /// VACUUM FULL, CLUSTER) are not MVCC-safe either: they show the table empty to the snapshot. So
-    /// an object of the snapshot changed, renamed or dropped since it was taken, as a session outside it
-    /// sees once the locks are held, makes the backup take the snapshot again.
+    /// an object of the snapshot changed, renamed or dropped since it was taken, as <paramref name="current"/>
+    /// (a session outside it) sees once the locks are held, makes the backup take the snapshot again.
     /// </summary>
     /// <param name="holdLocks">
     /// Hold the locks to the transaction's end (engine: parallel, whose readers lock each table only as they
@@ -283,11 +292,8 @@ public sealed partial class PostgresEngine
     /// share lock holds off.
     /// </param>
     private async Task<BackupSnapshot> TakeSnapshotAsync(
-        NpgsqlConnection connection, string database, bool holdLocks, CancellationToken cancellationToken)
+        NpgsqlConnection connection, NpgsqlConnection current, bool holdLocks, CancellationToken cancellationToken)
     {
-        // A session outside the snapshot, which reads the current catalog.
-        await using var current = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
-        await ExecuteAsync(current, SessionSettings, cancellationToken).ConfigureAwait(false);
         for (var attempt = 1; ; attempt++)
         {
             var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken)
@@ -356,10 +362,8 @@ public sealed partial class PostgresEngine
     /// Once the data is read: a change the locks did not hold off (see <see cref="TakeSnapshotAsync"/>) fails the
     /// backup. engine: dump let its locks go before pg_dump took its own.
     /// </summary>
-    private async Task RequireUnchangedSinceSnapshotAsync(NpgsqlConnection connection, string database, CancellationToken cancellationToken)
+    private async Task RequireUnchangedSinceSnapshotAsync(NpgsqlConnection connection, NpgsqlConnection current, CancellationToken cancellationToken)
     {
-        await using var current = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
-        await ExecuteAsync(current, SessionSettings, cancellationToken).ConfigureAwait(false);
         if (await ChangedSinceSnapshotAsync(connection, current, cancellationToken).ConfigureAwait(false) is { } changed)
         {
             throw new OperationFailedException($"{changed} after the backup's snapshot, while the backup ran, so the dump could hold it "
@@ -594,56 +598,78 @@ public sealed partial class PostgresEngine
     }
 
     /// <summary>
-    /// Reads every table on <paramref name="jobs"/> connections that import the snapshot and writes
-    /// the chunks into the set; returns the rows written per table. The first failure cancels the rest.
+    /// Reads every table on the <paramref name="readers"/> (in the snapshot) and writes the chunks into the set;
+    /// returns the rows written per table. The first failure cancels the rest.
     /// </summary>
     private async Task<Dictionary<(string Schema, string Table), long>> CopyAllAsync(
-        string database, string snapshot, List<CopyTable> tables, BackupSetWriter set, int jobs, CancellationTokenSource failed)
+        NpgsqlConnection[] readers, List<CopyTable> tables, long blockSize, BackupSetWriter set, int jobs, CancellationTokenSource failed)
     {
         var rows = new ConcurrentDictionary<(string Schema, string Table), long>();
         foreach (var table in tables)
         {
             rows[(table.Schema, table.Table)] = 0;
         }
-        var blockSize = 8192L;
         var queue = Channel.CreateUnbounded<CopyPiece>();
-        var workers = new List<Task>();
-        var connections = new List<NpgsqlConnection>();
+        foreach (var piece in Plan(tables, jobs, blockSize))
+        {
+            queue.Writer.TryWrite(piece);
+        }
+        queue.Writer.Complete();
+        await FirstFailureAsync([.. readers.Select(reader => Task.Run(() => ReadPiecesAsync(reader, queue.Reader, set, rows, failed.Token)))], failed)
+            .ConfigureAwait(false);
+        return new Dictionary<(string, string), long>(rows);
+    }
+
+    /// <summary>
+    /// Logs in <paramref name="count"/> sessions at once (each login is a process on the server and a few round trips)
+    /// and runs <paramref name="setup"/> on each, one statement after the other; on a failure, closes those that opened.
+    /// </summary>
+    private async Task<NpgsqlConnection[]> OpenSessionsAsync(
+        string database, int count, string[] setup, CancellationToken cancellationToken, int? bufferBytes = null)
+    {
+        var opening = Enumerable.Range(0, count).Select(_ => Task.Run(async () =>
+        {
+            var session = await OpenAsync(database, cancellationToken, bufferBytes: bufferBytes).ConfigureAwait(false);
+            try
+            {
+                foreach (var statement in setup)
+                {
+                    await ExecuteAsync(session, statement, cancellationToken).ConfigureAwait(false);
+                }
+                return session;
+            }
+            catch
+            {
+                await session.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+        }, CancellationToken.None)).ToList();
         try
         {
-            // Every reader imports the snapshot before any reads: the exporting transaction is open until all have.
-            for (var i = 0; i < Math.Min(jobs, Math.Max(1, tables.Count)); i++)
-            {
-                var reader = await OpenAsync(database, failed.Token, bufferBytes: CopyBufferBytes).ConfigureAwait(false);
-                connections.Add(reader);
-                await ExecuteAsync(reader, SessionSettings, failed.Token).ConfigureAwait(false);
-                await ExecuteAsync(reader, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", failed.Token).ConfigureAwait(false);
-                await ExecuteAsync(reader, $"SET TRANSACTION SNAPSHOT '{snapshot}'", failed.Token).ConfigureAwait(false);
-                if (i == 0)
-                {
-                    blockSize = Convert.ToInt64(await Scalar(reader, "SELECT current_setting('block_size')::bigint", failed.Token).ConfigureAwait(false),
-                        CultureInfo.InvariantCulture);
-                }
-            }
-            foreach (var piece in Plan(tables, jobs, blockSize))
-            {
-                queue.Writer.TryWrite(piece);
-            }
-            queue.Writer.Complete();
-            foreach (var reader in connections)
-            {
-                workers.Add(Task.Run(() => ReadPiecesAsync(reader, queue.Reader, set, rows, failed.Token)));
-            }
-            await FirstFailureAsync(workers, failed).ConfigureAwait(false);
+            return await Task.WhenAll(opening).ConfigureAwait(false);
         }
-        finally
+        catch
         {
-            foreach (var reader in connections)
-            {
-                await reader.DisposeAsync().ConfigureAwait(false);
-            }
+            await CloseAllAsync(Task.FromResult(opening.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result).ToArray())).ConfigureAwait(false);
+            throw;
         }
-        return new Dictionary<(string, string), long>(rows);
+    }
+
+    /// <summary>Closes the sessions <paramref name="opening"/> opened, if it did (its failure was reported where it was awaited).</summary>
+    private static async Task CloseAllAsync(Task<NpgsqlConnection[]> opening)
+    {
+        try
+        {
+            await opening.ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            return;
+        }
+        foreach (var session in opening.Result)
+        {
+            await session.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     /// <summary>Waits for all; on the first failure cancels the others and throws that failure (not the cancellations it caused).</summary>
