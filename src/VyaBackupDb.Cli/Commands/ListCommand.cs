@@ -146,13 +146,13 @@ internal static class ListCommand
             backup.DigestCheckedUtc is not null,
             backup.Status switch
             {
-                BackupStatus.Verified => backup.DigestCheckedUtc is null ? "size_ok" : "verified",
+                BackupStatus.Verified => backup.DigestCheckedUtc is not null ? "verified" : backup.VerifyFailure is not null ? "verify_failed" : "size_ok",
                 BackupStatus.SizeMismatch => "size_mismatch",
                 BackupStatus.Incomplete => "incomplete",
                 BackupStatus.MissingData => "missing_data",
                 _ => "bad_manifest",
             },
-            backup.Problem,
+            backup.Problem ?? backup.VerifyFailure,
             storage,
             entry.Key,
             location,

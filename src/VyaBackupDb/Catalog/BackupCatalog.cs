@@ -42,6 +42,9 @@ public sealed record CatalogBackup(InstanceConfig Instance, CatalogEntry Entry, 
     /// newer than the file); null when only the size is known to match.
     /// </summary>
     public DateTimeOffset? DigestCheckedUtc { get; init; }
+
+    /// <summary>What verify found wrong with the file as it is now, and when (a failed check's <see cref="VerifyRecord"/>); null if nothing.</summary>
+    public string? VerifyFailure { get; init; }
 }
 
 /// <summary>Finds an instance's backups: files in its folder whose names parse as backup names.</summary>
@@ -142,7 +145,7 @@ public static class BackupCatalog
                 : new CatalogBackup(instance, entry, manifest, BackupStatus.Verified, null);
     }
 
-    /// <summary>An intact backup with <see cref="CatalogBackup.DigestCheckedUtc"/> from its verify record, when one covers it.</summary>
+    /// <summary>An intact backup with <see cref="CatalogBackup.DigestCheckedUtc"/> or <see cref="CatalogBackup.VerifyFailure"/> from its verify record, when it is about the file as it is.</summary>
     public static async Task<CatalogBackup> WithDigestCheckAsync(IReadOnlyStorage storage, CatalogBackup backup, CancellationToken cancellationToken)
     {
         var entry = backup.Entry;
@@ -152,6 +155,9 @@ public static class BackupCatalog
         {
             DigestCheckedUtc = record is not null && record.Covers(backup.Manifest!, entry.VerifyRecordModified!.Value, entry.Modified)
                 ? record.CheckedUtc : null,
+            VerifyFailure = record is not null && record.Condemns(backup.Manifest!, entry.VerifyRecordModified!.Value, entry.Modified)
+                ? $"verify found: {record.Failure} ({record.CheckedUtc.UtcDateTime.ToString("yyyy-MM-dd HH:mm", System.Globalization.CultureInfo.InvariantCulture)} UTC)"
+                : null,
         };
     }
 

@@ -10,7 +10,8 @@ namespace VyaBackupDb.Catalog;
 /// that passed, in the same destination as the file it is about (each copy has its own). It
 /// counts only while it is newer than the data file (in that storage's own clock: a file changed
 /// since is checked again) and names the manifest's digest (a record of another file with the same
-/// name does not count).
+/// name does not count). `verify` also records a check of the file that failed (<see cref="Failure"/>),
+/// so that `list` says what it found until the file changes or is checked again.
 /// </summary>
 public sealed record VerifyRecord
 {
@@ -25,6 +26,15 @@ public sealed record VerifyRecord
     public required string CheckedBy { get; init; }
     public required string ToolVersion { get; init; }
 
+    /// <summary>
+    /// What the check found wrong with the file; null when it passed. A failed check's <see cref="StoredSha256"/> is
+    /// empty, so that no build (earlier ones know no failures) takes it for a pass; <see cref="ManifestSha256"/> names
+    /// the manifest it was checked against.
+    /// </summary>
+    public string? Failure { get; init; }
+
+    public string? ManifestSha256 { get; init; }
+
     public static string KeyFor(string dataKey) => dataKey + Suffix;
 
     /// <summary>
@@ -33,7 +43,12 @@ public sealed record VerifyRecord
     /// are the storage's times).
     /// </summary>
     public bool Covers(BackupManifest manifest, DateTimeOffset recordModified, DateTimeOffset dataModified) =>
-        DataFile == manifest.DataFile && StoredBytes == manifest.StoredBytes && StoredSha256 == manifest.StoredSha256
+        Failure is null && DataFile == manifest.DataFile && StoredBytes == manifest.StoredBytes && StoredSha256 == manifest.StoredSha256
+        && recordModified > dataModified;
+
+    /// <summary>Whether the record is of a failed check of the file as it is now, against this manifest.</summary>
+    public bool Condemns(BackupManifest manifest, DateTimeOffset recordModified, DateTimeOffset dataModified) =>
+        Failure is not null && DataFile == manifest.DataFile && StoredBytes == manifest.StoredBytes && ManifestSha256 == manifest.StoredSha256
         && recordModified > dataModified;
 
     /// <summary>The record, or null when it is missing or unreadable (then it vouches for nothing).</summary>
@@ -52,19 +67,24 @@ public sealed record VerifyRecord
         }
     }
 
-    /// <summary>Writes the record of a check that passed just now; <paramref name="replace"/>: there is one already (null: look).</summary>
+    /// <summary>
+    /// Writes the record of a check made just now, which passed (<paramref name="failure"/> null) or found that;
+    /// <paramref name="replace"/>: there is one already (null: look).
+    /// </summary>
     public static async Task WriteAsync(
         IStorage storage, string dataKey, BackupManifest manifest, string checkedBy, DateTimeOffset now, bool? replace,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, string? failure = null)
     {
         var record = new VerifyRecord
         {
             DataFile = manifest.DataFile,
             StoredBytes = manifest.StoredBytes,
-            StoredSha256 = manifest.StoredSha256,
+            StoredSha256 = failure is null ? manifest.StoredSha256 : "",
             CheckedUtc = now,
             CheckedBy = checkedBy,
             ToolVersion = ToolInfo.Version,
+            Failure = failure,
+            ManifestSha256 = failure is null ? null : manifest.StoredSha256,
         };
         var key = KeyFor(dataKey);
         // Writes never overwrite: the old record goes first (without one, the next prune just checks again).
@@ -79,6 +99,7 @@ public sealed record VerifyRecord
     }
 }
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(VerifyRecord))]
 internal sealed partial class VerifyRecordJson : JsonSerializerContext;

@@ -124,6 +124,11 @@ public static class BackupLocations
                 return new BackupLocation(storages.Get(name), CheckKey(key, text));
             }
         }
+        if (text.Length == 0)
+        {
+            // A script's "$(newest ...)" that found nothing.
+            throw new UsageException("no backup file named (--file is empty)");
+        }
         if (!File.Exists(text))
         {
             throw new UsageException($"backup file not found: {text}");

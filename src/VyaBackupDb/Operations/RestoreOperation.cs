@@ -183,6 +183,13 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 observer.Warning($"the restored views, triggers, routines or events still name the database '{other}'");
             }
             eventsToEnable = request.EnableEvents ? load.Result.EventsToEnable : [];
+            if (!request.EnableEvents && load.Result.EventsToEnable.Count > 0)
+            {
+                // Said, so that a server rebuilt from its backups does not go without its scheduled jobs unnoticed.
+                observer.Warning($"{load.Result.EventsToEnable.Count} event(s) enabled in the backup are restored disabled "
+                    + $"({string.Join(", ", load.Result.EventsToEnable.Take(5))}{(load.Result.EventsToEnable.Count > 5 ? ", ..." : "")}): "
+                    + "restore with --enable-events to run them, or ALTER EVENT ... ENABLE");
+            }
         }
         // InvalidOperationException, SocketException: a driver's connection that broke ("Connection is not open", a reset).
         catch (Exception error) when (error is VyaException or IOException or InvalidDataException or OperationCanceledException or DbException

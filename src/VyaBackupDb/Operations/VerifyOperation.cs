@@ -59,6 +59,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
                 continue;
             }
             InventoryComparison? comparison = null;
+            var fileCheck = check;
             if (request.Restore && check.Ok && check.Manifest?.Files is not null)
             {
                 check = check with { Notes = [.. check.Notes, "a files backup has no test restore: every entry was read and checked instead"] };
@@ -80,7 +81,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
                     continue;
                 }
             }
-            await RecordAsync(file, check, cancellationToken).ConfigureAwait(false);
+            await RecordAsync(file, check, fileCheck, cancellationToken).ConfigureAwait(false);
             results.Add(new VerifyResult(check, comparison));
             observer.Checked(results[^1]);
         }
@@ -99,9 +100,11 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
 
     /// <summary>
     /// Records a passed digest check beside the manifest (what prune trusts instead of reading the
-    /// file again); a failed one removes an earlier record. Not being able to write it is a warning.
+    /// file again), and what a failed check of the file itself (<paramref name="fileCheck"/>: digests, decoding,
+    /// trailer) found, for list to show; any other failure (a test restore's, a decryption's: the key may be
+    /// the wrong one) removes an earlier record. Not being able to write it is a warning.
     /// </summary>
-    private async Task RecordAsync(BackupLocation file, FileCheck check, CancellationToken cancellationToken)
+    private async Task RecordAsync(BackupLocation file, FileCheck check, FileCheck fileCheck, CancellationToken cancellationToken)
     {
         if (file.Storage is not IStorage storage || (check.Ok && check.Manifest is null))
         {
@@ -112,6 +115,11 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
             if (check.Ok && check.Manifest is { } manifest)
             {
                 await VerifyRecord.WriteAsync(storage, file.Key, manifest, "verify", time.GetUtcNow(), replace: null, cancellationToken).ConfigureAwait(false);
+            }
+            else if (!fileCheck.Ok && !fileCheck.DecryptionFailed && fileCheck.Manifest is { } checkedAgainst)
+            {
+                await VerifyRecord.WriteAsync(storage, file.Key, checkedAgainst, "verify", time.GetUtcNow(), replace: null, cancellationToken,
+                    failure: string.Join("; ", fileCheck.Problems)).ConfigureAwait(false);
             }
             else
             {

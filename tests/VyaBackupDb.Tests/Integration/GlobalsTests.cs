@@ -1,6 +1,7 @@
 using System.Globalization;
 using MySqlConnector;
 using Npgsql;
+using VyaBackupDb.Engines;
 
 namespace VyaBackupDb.Tests.Integration;
 
@@ -139,6 +140,42 @@ public sealed class GlobalsTests : IAsyncLifetime
         {
             await PgTestDb.DropIfExistsAsync(database);
             await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {app}", $"DROP ROLE IF EXISTS {group}", $"DROP ROLE IF EXISTS {extra}");
+        }
+    }
+
+    [Fact]
+    public async Task Postgres_a_restores_temporary_role_caught_by_the_globals_backup_is_left_out()
+    {
+        var database = await _scratch.NewPostgresDatabaseAsync();
+        var app = _scratch.PostgresName("vt_app_");
+        // Named and made as a restore makes its load role (named after its staging database), and granted to app,
+        // as a _globals backup taken while that restore ran records it.
+        var loadRole = _scratch.PostgresName(RestoreStaging.StagingPrefix);
+        try
+        {
+            await PgTestDb.ExecAsync("postgres",
+                $"CREATE ROLE {app} LOGIN PASSWORD 'app-pw-1'",
+                $"CREATE ROLE {loadRole} LOGIN PASSWORD 'load-pw' VALID UNTIL '-infinity'",
+                $"GRANT {loadRole} TO {app}");
+            var (config, backupDir) = await ConfigAsync(database);
+            await CliOkAsync("--config", config, "backup", "--instance", "2");
+            var globals = Only(backupDir, "_postgresql__globals.sql.zst");
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE {app}", $"DROP ROLE {loadRole}");
+
+            var dry = await CliOkAsync("--config", config, "restore", "--globals", "--file", globals, "--instance", "2", "--dry-run");
+            Assert.Contains($"CREATE ROLE \"{app}\";", dry.Stdout, StringComparison.Ordinal);
+            Assert.DoesNotContain(loadRole, dry.Stdout, StringComparison.Ordinal);
+            Assert.Contains($"left out {loadRole}: a restore's temporary role", dry.Stderr, StringComparison.Ordinal);
+
+            // app comes back whole, without the grant of the role that is left out.
+            await CliOkAsync(["--config", config, "restore", "--globals", "--file", globals, "--instance", "2", .. Mine(app)]);
+            Assert.True(await PgRoleExistsAsync(app));
+            Assert.False(await PgRoleExistsAsync(loadRole));
+        }
+        finally
+        {
+            await PgTestDb.DropIfExistsAsync(database);
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {app}", $"DROP ROLE IF EXISTS {loadRole}");
         }
     }
 

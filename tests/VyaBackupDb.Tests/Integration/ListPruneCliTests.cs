@@ -153,6 +153,38 @@ public sealed class ListPruneCliTests : IAsyncLifetime
                 checkedRow.GetProperty("digest_checked_utc").ValueKind));
     }
 
+    /// <summary>
+    /// Found by a tester following the runbook: after verify found a file damaged, list went on saying "size ok"
+    /// (nobody read it), and the runbook's newest-first choice took it. What verify found is shown until the file
+    /// changes (or a later check passes).
+    /// </summary>
+    [Fact]
+    public async Task List_shows_what_verify_found_wrong_with_a_file_until_it_changes()
+    {
+        var (config, dir) = await ConfigAsync();
+        var key = Create(dir, _mysql, "dns_db", Utc("20260113_155440"));
+        var path = Path.Combine(dir, key);
+        var original = await File.ReadAllBytesAsync(path);
+        var damaged = original.ToArray();
+        damaged[damaged.Length / 2] ^= 0x55;
+        await File.WriteAllBytesAsync(path, damaged);
+
+        var verify = await Run.CliAsync("verify", "--file", "local:" + key, "--config", config);
+        var row = Assert.Single(Json(await Run.CliAsync("list", "--json", "--config", config)));
+        var text = await Run.CliAsync("list", "--config", config);
+
+        Assert.True(verify.ExitCode == 4, verify.ToString());
+        Assert.Equal((false, "verify_failed"), (row.GetProperty("verified").GetBoolean(), row.GetProperty("status").GetString()));
+        Assert.StartsWith("verify found: ", row.GetProperty("problem").GetString(), StringComparison.Ordinal);
+        Assert.Contains("SHA-256", row.GetProperty("problem").GetString(), StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("NO: verify found: ", text.Stdout, StringComparison.Ordinal);
+
+        // Put right (fetched again from another copy): nothing is known of it any more, only its size.
+        await File.WriteAllBytesAsync(path, original);
+        File.SetLastWriteTimeUtc(path, DateTime.UtcNow.AddSeconds(1));
+        Assert.Equal("size_ok", Assert.Single(Json(await Run.CliAsync("list", "--json", "--config", config))).GetProperty("status").GetString());
+    }
+
     [Fact]
     public async Task List_prints_aligned_plain_text_when_not_on_a_terminal()
     {

@@ -616,7 +616,8 @@ public sealed class StagedRestoreTests : IAsyncLifetime
             "CREATE VIEW old_view AS SELECT id FROM old_table",
             "CREATE FUNCTION old_function() RETURNS INT DETERMINISTIC RETURN 1");
 
-        await Ops.RestoreAsync(TestServers.MySql(), file, target, force: true);
+        var observer = new TestRestoreObserver();
+        await Ops.RestoreAsync(TestServers.MySql(), file, target, force: true, observer: observer);
 
         var restored = await MySqlTestDb.FingerprintAsync(target);
         Assert.Equal(["audit", "t"], restored.Names("table"));
@@ -630,6 +631,8 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         Assert.Equal(2, Convert.ToInt32(await MySqlTestDb.ScalarAsync(source, "SELECT COUNT(*) FROM t")));
         // A copy runs no scheduled jobs unless asked to.
         Assert.Equal("DISABLED", await EventStatusAsync(target));
+        Assert.Contains(observer.Warnings, w => w.StartsWith("1 event(s) enabled in the backup are restored disabled (nightly): restore with --enable-events",
+            StringComparison.Ordinal));
         Assert.False(await MySqlTestDb.ExistsAsync(_scratch.TrackMySql(RestoreStaging.ReplacedName(target))));
 
         var enabled = _scratch.MySqlName();

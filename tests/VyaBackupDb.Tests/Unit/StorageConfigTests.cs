@@ -215,6 +215,7 @@ public sealed class StorageConfigTests
     [InlineData("box:../etc/passwd", "does not name a file")]
     [InlineData("/nonexistent/dir/20260113_155440_mysql_db.sql", "backup file not found: /nonexistent/dir/20260113_155440_mysql_db.sql")]
     [InlineData("unknown:thing", "backup file not found: unknown:thing")]
+    [InlineData("", "no backup file named (--file is empty)")]
     [InlineData("sftp://backup:UiSecret1@sftp.example:2222/srv/backups/x.sql", "a --file location holding a password (sftp://USER:PASSWORD@...) is refused")]
     [InlineData("s3://AK:UiSecret1@backups/nightly/x.sql", "a --file location holding a password (s3://USER:PASSWORD@...) is refused")]
     [InlineData("http://u:UiSecret1@host/x.sql", "a --file location holding a password (http://USER:PASSWORD@...) is refused")]

@@ -34,6 +34,7 @@ public sealed partial class PostgresEngine : IGlobalsEngine
     {
         var accounts = new Dictionary<string, GlobalsAccount>(StringComparer.Ordinal);
         var tablespaces = new List<string>();
+        var loadRoles = new List<string>();
         foreach (var (line, text) in Globals.Statements(script))
         {
             try
@@ -65,6 +66,10 @@ public sealed partial class PostgresEngine : IGlobalsEngine
                     {
                         throw new FormatException($"CREATE ROLE {GlobalsSql.Show(tokens[2].Text)} a second time");
                     }
+                    if (IsLoadRole(tokens[2].Text))
+                    {
+                        loadRoles.Add(tokens[2].Text);
+                    }
                 }
                 else if (At(0, "ALTER") && At(1, "ROLE") && (At(3, "WITH") || At(3, "SET") || (At(3, "IN") && At(4, "DATABASE") && NameAt(5) && At(6, "SET"))))
                 {
@@ -86,7 +91,11 @@ public sealed partial class PostgresEngine : IGlobalsEngine
                     {
                         throw new FormatException("GRANT to more than one role");
                     }
-                    Of(to + 1).Grants.Add(text);
+                    var grantee = Of(to + 1);
+                    if (!tokens[1..to].Any(t => t.Kind == GlobalsTokenKind.Identifier && IsLoadRole(t.Text)))
+                    {
+                        grantee.Grants.Add(text);
+                    }
                 }
                 else
                 {
@@ -98,12 +107,23 @@ public sealed partial class PostgresEngine : IGlobalsEngine
                 throw new DumpFilterException($"line {line}: {e.Message}; refused");
             }
         }
+        foreach (var role in loadRoles)
+        {
+            accounts.Remove(role);
+        }
+        if (loadRoles.Count > 0)
+        {
+            warn($"left out {string.Join(", ", loadRoles.Select(GlobalsSql.Show))}: a restore's temporary role, which this backup caught while that restore ran");
+        }
         if (tablespaces.Count > 0)
         {
             warn($"tablespaces are not restored (create them by hand): {string.Join(", ", tablespaces.Distinct(StringComparer.Ordinal).Select(GlobalsSql.Show))}");
         }
         return [.. accounts.Values];
     }
+
+    /// <summary>A restore's temporary role, named as its staging database (see CreateLoadRoleAsync): never an account to restore.</summary>
+    private static bool IsLoadRole(string role) => role.StartsWith(RestoreStaging.StagingPrefix, StringComparison.Ordinal);
 
     /// <summary>What a GRANT gives: roles ("a", "b") or privileges on a parameter (PostgreSQL 15+).</summary>
     private static bool IsGrantOf(List<GlobalsToken> granted)
