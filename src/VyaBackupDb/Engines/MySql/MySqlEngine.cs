@@ -836,7 +836,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         content.Append("[mariadb-client]\nloose-skip-print-query-on-error\n");
         // Read by the command-line clients (MariaDB's and MySQL's) that restores feed; the dump tools
         // know no such option (see RequireWholeSelectsAsync).
-        content.Append("[mysql]\ninit-command=").Append(OptionValue(SessionDefaults)).Append('\n');
+        content.Append("[mysql]\ninit-command=").Append(OptionValue($"{SessionDefaults} {NoCheckConstraints}")).Append('\n');
         return new SecretFile("client.cnf", content.ToString());
     }
 
@@ -856,6 +856,13 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     /// </summary>
     private const string SessionDefaults =
         "SET SESSION autocommit = 1, sql_select_limit = 18446744073709551615 /*M!100108 , max_statement_time = 0 */";
+
+    /// <summary>
+    /// A restore's sessions load rows as the source held them, and MariaDB keeps rows a CHECK constraint added later
+    /// (under check_constraint_checks = 0) refuses: those are checked no more than foreign keys are. MySQL knows no such
+    /// setting (the comment is MariaDB's alone).
+    /// </summary>
+    private const string NoCheckConstraints = "/*M!100201 , check_constraint_checks = 0 */";
 
     /// <param name="sessionDefaults">Set <see cref="SessionDefaults"/> (every session of ours but the one that reads what the server's give).</param>
     private async Task<MySqlConnection> OpenAsync(

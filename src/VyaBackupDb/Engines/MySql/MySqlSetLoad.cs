@@ -14,8 +14,10 @@ public sealed partial class MySqlEngine
     /// that loader commits, and a commit waits out any other session's commit block (another backup's
     /// BACKUP STAGE BLOCK_COMMIT, FLUSH TABLES WITH READ LOCK): the table's other loaders wait on the
     /// lock as long as the commit waits on the block (lock_wait_timeout), not innodb_lock_wait_timeout's 50 s.
+    /// MariaDB's CHECK constraints are not checked (<see cref="NoCheckConstraints"/>).
     /// </summary>
-    private const string LoaderSettings = "foreign_key_checks = 0, unique_checks = 0, innodb_lock_wait_timeout = @@SESSION.lock_wait_timeout";
+    private const string LoaderSettings =
+        $"foreign_key_checks = 0, unique_checks = 0 {NoCheckConstraints}, innodb_lock_wait_timeout = @@SESSION.lock_wait_timeout";
 
     /// <summary>One data chunk read out of the set (a pooled buffer), waiting for a loader.</summary>
     private sealed record LoadChunk(string Entry, byte[] Buffer, int Length);
@@ -349,7 +351,8 @@ public sealed partial class MySqlEngine
     /// are all plain (non-unique B-tree) and that take no part in a foreign key: InnoDB builds an
     /// index from sorted data after the load much faster than it maintains it row by row. Tables
     /// with a unique, full-text or spatial index keep theirs (the table's index order, and so its
-    /// SHOW CREATE TABLE, stays the same).
+    /// SHOW CREATE TABLE, stays the same); so do tables whose AUTO_INCREMENT column does not lead their
+    /// primary key (an index it leads must stay: InnoDB refuses the table without one).
     /// </summary>
     private async Task<List<DeferredIndexes>> DeferIndexesAsync(string database, CancellationToken cancellationToken)
     {
@@ -361,6 +364,9 @@ public sealed partial class MySqlEngine
             + "WHERE s.TABLE_SCHEMA = @db AND t.ENGINE = 'InnoDB' AND s.INDEX_NAME <> 'PRIMARY' "
             + "AND s.TABLE_NAME NOT IN (SELECT TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = @db) "
             + "AND s.TABLE_NAME NOT IN (SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = @db) "
+            + "AND s.TABLE_NAME NOT IN (SELECT c.TABLE_NAME FROM information_schema.COLUMNS c WHERE c.TABLE_SCHEMA = @db AND c.EXTRA LIKE '%auto_increment%' "
+            + "AND NOT EXISTS (SELECT 1 FROM information_schema.STATISTICS p WHERE p.TABLE_SCHEMA = @db AND BINARY p.TABLE_NAME = BINARY c.TABLE_NAME "
+            + "AND p.INDEX_NAME = 'PRIMARY' AND p.SEQ_IN_INDEX = 1 AND p.COLUMN_NAME = c.COLUMN_NAME)) "
             + "GROUP BY BINARY s.TABLE_NAME, s.INDEX_NAME", connection))
         {
             command.Parameters.AddWithValue("@db", database);
