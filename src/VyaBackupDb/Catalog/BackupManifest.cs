@@ -29,7 +29,18 @@ public sealed record SequenceValue(
     long Value,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] bool? Exact = null);
 
-public sealed record ObjectCounts(int Views, int Routines, int Triggers, int Events);
+/// <param name="ExtensionViews">
+/// PostgreSQL: how many of the views belong to extensions (and <paramref name="ExtensionRoutines"/>, of the routines).
+/// pg_dump writes CREATE EXTENSION without a version, so the restoring server installs its default one, which
+/// may make more or fewer: only the others are compared. Absent in older manifests and for MySQL.
+/// </param>
+public sealed record ObjectCounts(
+    int Views,
+    int Routines,
+    int Triggers,
+    int Events,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? ExtensionViews = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? ExtensionRoutines = null);
 
 /// <summary>A table and its storage engine.</summary>
 public sealed record TableEngine(string Name, string Engine);

@@ -50,11 +50,15 @@ public sealed record InventoryComparison(IReadOnlyList<string> Lines, IReadOnlyL
             }
         }
 
-        Check("views", expected.Objects.Views, actual.Objects.Views);
-        Check("routines", expected.Objects.Routines, actual.Objects.Routines);
+        // Those an extension made are the restoring server's version's (see ObjectCounts): left out when the manifest says how many.
+        var extensions = expected.Objects.ExtensionRoutines is not null && actual.Objects.ExtensionRoutines is not null;
+        Check("views", Own(expected.Objects.Views, expected.Objects.ExtensionViews), Own(actual.Objects.Views, actual.Objects.ExtensionViews));
+        Check("routines", Own(expected.Objects.Routines, expected.Objects.ExtensionRoutines), Own(actual.Objects.Routines, actual.Objects.ExtensionRoutines));
         Check("triggers", expected.Objects.Triggers, actual.Objects.Triggers);
         Check("events", expected.Objects.Events, actual.Objects.Events);
         return new InventoryComparison(lines, mismatches, warnings);
+
+        int Own(int all, int? extensionOwned) => extensions ? all - (extensionOwned ?? 0) : all;
 
         void Check(string what, int inBackup, int restoredCount)
         {

@@ -271,16 +271,23 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     private static async Task<ObjectCounts> CountObjectsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
+        const string Views = "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND n.nspname ";
+        const string Routines = "FROM pg_proc c JOIN pg_namespace n ON n.oid = c.pronamespace WHERE n.nspname ";
         return new ObjectCounts(
-            Views: await CountAsync("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND n.nspname "
-                + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname")).ConfigureAwait(false),
-            Routines: await CountAsync("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname "
-                + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname")).ConfigureAwait(false),
-            Triggers: await CountAsync("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal").ConfigureAwait(false),
-            Events: 0);
+            Views: await CountAsync(Views, "").ConfigureAwait(false),
+            Routines: await CountAsync(Routines, "").ConfigureAwait(false),
+            Triggers: Convert.ToInt32(await Scalar(connection, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal", cancellationToken)
+                .ConfigureAwait(false), CultureInfo.InvariantCulture),
+            Events: 0,
+            ExtensionViews: await CountAsync(Views, InExtension("pg_class")).ConfigureAwait(false),
+            ExtensionRoutines: await CountAsync(Routines, InExtension("pg_proc")).ConfigureAwait(false));
 
-        async Task<int> CountAsync(string sql) =>
-            Convert.ToInt32(await Scalar(connection, sql, cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
+        async Task<int> CountAsync(string from, string condition) => Convert.ToInt32(await Scalar(connection,
+            "SELECT count(*) " + from + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname") + condition, cancellationToken)
+            .ConfigureAwait(false), CultureInfo.InvariantCulture);
+
+        static string InExtension(string catalog) =>
+            $" AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass AND d.objid = c.oid AND d.deptype = 'e')";
     }
 
     private static async Task<List<(string Name, long Value)>> ListAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
