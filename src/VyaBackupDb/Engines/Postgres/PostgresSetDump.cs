@@ -111,10 +111,11 @@ public sealed partial class PostgresEngine
             post.Position = 0;
             await set.WritePostAsync(post, post.Length, cancellationToken).ConfigureAwait(false);
 
-            var inventory = new DatabaseInventory(await CountRowsAsync(connection, tables, rows, cancellationToken).ConfigureAwait(false),
+            var inventory = new DatabaseInventory(await BackupRowsAsync(connection, tables, rows, cancellationToken).ConfigureAwait(false),
                 AsDumped(sequences, dataCounter.Sequences), objects);
+            var warning = await WarningsAsync(connection, inventory, cancellationToken).ConfigureAwait(false);
             await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
-            return new DumpDetails("pg_dump+copy", client.Version, inventory, _toolWarning, settings) { SourcePosition = taken.Position };
+            return new DumpDetails("pg_dump+copy", client.Version, inventory, warning, settings) { SourcePosition = taken.Position };
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && postDump.IsFaulted)
         {
