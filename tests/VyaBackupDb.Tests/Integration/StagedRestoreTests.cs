@@ -607,6 +607,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
             "CREATE VIEW vv AS SELECT id FROM v",
             "CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2",
             $"CREATE PROCEDURE add_row(IN i INT) INSERT INTO {source}.t VALUES (i, {q}.twice(i))",
+            "SET NAMES latin1",
             $"CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM {q}.audit");
         var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
         var target = await _scratch.NewMySqlDatabaseAsync();
@@ -641,6 +642,12 @@ public sealed class StagedRestoreTests : IAsyncLifetime
             .RunAsync(new Operations.RestoreRequest(file, TestServers.MySql(), enabled, DryRun: false, Force: false, EnableEvents: true), CancellationToken.None);
         Assert.Equal("ENABLED", await EventStatusAsync(enabled));
         Assert.Equal("ENABLED", await EventStatusAsync(source));
+        // Enabled under the character set it was created under (found by a tester: ALTER EVENT relabelled it utf8mb4).
+        foreach (var database in new[] { source, enabled })
+        {
+            Assert.Equal("latin1", await MySqlTestDb.ScalarAsync(null,
+                "SELECT CHARACTER_SET_CLIENT FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @p0 AND EVENT_NAME = 'nightly'", database));
+        }
 
         static async Task<string?> EventStatusAsync(string database) => (string?)await MySqlTestDb.ScalarAsync(null,
             "SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @p0 AND EVENT_NAME = 'nightly'", database);

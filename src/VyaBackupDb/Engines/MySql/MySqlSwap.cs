@@ -243,9 +243,15 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             await CreateAllAsync(newObjects, CancellationToken.None).ConfigureAwait(false);
             await GrantRoutinesAgainAsync(routineGrants, newObjects, warnings).ConfigureAwait(false);
             step = "its events could not all be enabled";
+            var session = await CharsetAsync(CancellationToken.None).ConfigureAwait(false);
             foreach (var name in swapOptions.EventsToEnable)
             {
-                await ExecuteAsync($"ALTER EVENT {Q(target)}.{Q(name)} ENABLE", CancellationToken.None).ConfigureAwait(false);
+                // Under the event's own settings: ALTER EVENT records the session's character set, which would
+                // relabel the event's text (its latin1 bytes read as utf8mb4 by the next dump).
+                var ev = newObjects.FirstOrDefault(o => o.Kind == Kind.Event && string.Equals(o.Name, name, StringComparison.OrdinalIgnoreCase));
+                await (ev is null
+                    ? ExecuteAsync($"ALTER EVENT {Q(target)}.{Q(name)} ENABLE", CancellationToken.None)
+                    : CreateAsync(ev, session, CancellationToken.None, $"ALTER EVENT {Q(ev.Name)} ENABLE")).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is OperationFailedException || IsSessionFault(e))
@@ -579,7 +585,8 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     }
 
     /// <param name="session">The session's own character set and collations, set back after each object.</param>
-    private async Task CreateAsync(SchemaObject o, SessionCharset session, CancellationToken cancellationToken)
+    /// <summary>Creates <paramref name="o"/> in the target (or runs <paramref name="statement"/> on it) under the settings it was created under.</summary>
+    private async Task CreateAsync(SchemaObject o, SessionCharset session, CancellationToken cancellationToken, string? statement = null)
     {
         await SetSqlModeAsync(o.SqlMode ?? ShowCreateSqlMode, cancellationToken).ConfigureAwait(false);
         if (o.TimeZone is not null)
@@ -588,7 +595,7 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             zone.Parameters.AddWithValue("@zone", o.TimeZone);
             await zone.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
-        var sql = Definition(o);
+        var sql = statement ?? Definition(o);
         try
         {
             // The character set and collation it was created under decide what its literals are and
