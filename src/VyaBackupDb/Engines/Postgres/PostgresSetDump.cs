@@ -65,11 +65,6 @@ public sealed partial class PostgresEngine
         using var passFile = PassFile();
         var pgDump = Path.Combine(client.BinDir, "pg_dump");
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        // The readers log in while pg_dump writes the schema. Every one imports the snapshot before any reads: the
-        // exporting transaction is open until all have.
-        var readers = OpenSessionsAsync(database, Math.Min(jobs, copyTables.Count),
-            [SessionSettings, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", $"SET TRANSACTION SNAPSHOT '{snapshot}'"], failed.Token,
-            CopyBufferBytes);
         // Spooled: a set entry's size must be known before it is stored.
         await using var schema = Pipeline.TempSpool.CreateFile();
         await using var keys = Pipeline.TempSpool.CreateFile();
@@ -91,6 +86,11 @@ public sealed partial class PostgresEngine
             await archive.WriteAsync(archive.Rest, post, failed.Token).ConfigureAwait(false);
         });
         _ = postDump.ContinueWith(_ => failed.Cancel(), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        // The readers log in while pg_dump writes the schema. Every one imports the snapshot before any reads: the
+        // exporting transaction is open until all have.
+        var readers = OpenSessionsAsync(database, Math.Min(jobs, copyTables.Count),
+            [SessionSettings, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", $"SET TRANSACTION SNAPSHOT '{snapshot}'"], failed.Token,
+            CopyBufferBytes);
         try
         {
             await RunPgDumpAsync(pgDump, DumpArguments(database, snapshot, ["--section=pre-data"]), Environment(passFile), schema, failed.Token)
