@@ -106,7 +106,9 @@ public sealed class WholeServerRestoreTests : IAsyncLifetime
 
             // The runbook's order on MySQL/MariaDB: the databases first, as a grant on one table needs its table.
             await CliOkAsync("--config", newServer, "restore", "--file", Only(backupDir, $"_mysql_{database}.sql.zst"), "--instance", "1");
-            await CliOkAsync("--config", newServer, "restore", "--globals", "--file", Only(backupDir, "_mysql__globals.sql.zst"), "--instance", "1");
+            // --account: the shared test server holds other tests' accounts meanwhile, whose grants name databases not restored here.
+            await CliOkAsync("--config", newServer, "restore", "--globals", "--file", Only(backupDir, "_mysql__globals.sql.zst"), "--instance", "1",
+                "--account", user, "--account", role);
 
             var login = new MySqlConnectionStringBuilder(TestServers.MySqlConnectionString(database, TestServers.MySql2Port)) { UserID = user, Password = "app-pw-4" };
             await using var connection = new MySqlConnection(login.ConnectionString);
@@ -122,8 +124,8 @@ public sealed class WholeServerRestoreTests : IAsyncLifetime
         }
         finally
         {
-            await SecondServers.ResetMySqlAsync();
             await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'%'", $"DROP ROLE IF EXISTS {role}");
+            await SecondServers.ResetMySqlAsync();
         }
     }
 
