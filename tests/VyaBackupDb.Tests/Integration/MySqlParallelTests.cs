@@ -567,7 +567,7 @@ public sealed class MySqlParallelTests : IAsyncLifetime
     [InlineData(Config.BackupEngine.Parallel, false)]
     [InlineData(Config.BackupEngine.Parallel, true)]
     [InlineData(Config.BackupEngine.Dump, false)]
-    public async Task Auto_increment_columns_outside_the_primary_key_and_rows_a_later_check_refuses_come_back(Config.BackupEngine engine, bool inserts)
+    public async Task Auto_increment_columns_outside_the_primary_key_or_past_2_63_and_rows_a_later_check_refuses_come_back(Config.BackupEngine engine, bool inserts)
     {
         await TestServers.RequireMySqlAsync();
         var source = await _scratch.NewMySqlDatabaseAsync();
@@ -579,7 +579,10 @@ public sealed class MySqlParallelTests : IAsyncLifetime
             "CREATE TABLE checked (a INT)",
             "INSERT INTO checked VALUES (-1), (1)",
             "SET SESSION check_constraint_checks = 0",
-            "ALTER TABLE checked ADD CONSTRAINT pos CHECK (a > 0)");
+            "ALTER TABLE checked ADD CONSTRAINT pos CHECK (a > 0)",
+            // Above a signed 64-bit number (the parallel backup failed with a stack trace, and the instance's other databases with it).
+            "CREATE TABLE huge (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT = 9223372036854775808",
+            "INSERT INTO huge VALUES (NULL)");
         var before = await MySqlTestDb.FingerprintAsync(source);
         var instance = MySqlTestDb.Instance(4) with { Engine = engine, LoadDataLocal = !inserts };
         var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, _scratch.TempDir("backups"));
@@ -593,6 +596,8 @@ public sealed class MySqlParallelTests : IAsyncLifetime
         await MySqlTestDb.ExecAsync(target, "INSERT INTO coded (code) VALUES ('d')", "INSERT INTO unkeyed (a) VALUES (3)");
         Assert.Equal(4, Convert.ToInt32(await MySqlTestDb.ScalarAsync(target, "SELECT id FROM coded WHERE code = 'd'"), CultureInfo.InvariantCulture));
         Assert.Equal(3, Convert.ToInt32(await MySqlTestDb.ScalarAsync(target, "SELECT id FROM unkeyed WHERE a = 3"), CultureInfo.InvariantCulture));
+        await MySqlTestDb.ExecAsync(target, "INSERT INTO huge VALUES (NULL)");
+        Assert.Equal(9223372036854775809UL, Convert.ToUInt64(await MySqlTestDb.ScalarAsync(target, "SELECT MAX(id) FROM huge"), CultureInfo.InvariantCulture));
     }
 
     [SkippableFact]

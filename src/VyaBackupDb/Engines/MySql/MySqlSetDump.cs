@@ -171,7 +171,7 @@ public sealed partial class MySqlEngine
     /// <summary>What the backup reads while DDL is blocked: the catalog, the tables, the schema and triggers, and (MariaDB) the counters they were read at.</summary>
     private sealed record SchemaRead(
         CatalogBeforeDump Catalog, Dictionary<string, SetTable> Tables, MemoryStream Schema, MemoryStream Post,
-        MySqlRowCounter SchemaCounter, Dictionary<(bool Sequence, string Name), long>? Counters);
+        MySqlRowCounter SchemaCounter, Dictionary<(bool Sequence, string Name), decimal>? Counters);
 
     /// <summary>
     /// Takes the backup lock in attempts of <see cref="LockAttemptSeconds"/> until the instance's
@@ -367,12 +367,13 @@ public sealed partial class MySqlEngine
     /// <summary>
     /// Each table's AUTO_INCREMENT and each sequence's next value (what mariadb-dump writes into the
     /// schema). DDL is blocked, so they only grow: read before the schema is dumped and again once
-    /// the snapshots have started, an unchanged one is what the schema holds.
+    /// the snapshots have started, an unchanged one is what the schema holds. Decimal: an AUTO_INCREMENT is
+    /// unsigned, up to 2^64 - 1.
     /// </summary>
-    private static async Task<Dictionary<(bool Sequence, string Name), long>> ReadCountersAsync(
+    private static async Task<Dictionary<(bool Sequence, string Name), decimal>> ReadCountersAsync(
         MySqlConnection control, string database, CancellationToken cancellationToken)
     {
-        var counters = new Dictionary<(bool Sequence, string Name), long>();
+        var counters = new Dictionary<(bool Sequence, string Name), decimal>();
         var sequences = new List<string>();
         await using (var command = new MySqlCommand(
             "SELECT TABLE_NAME, TABLE_TYPE, AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = @db "
@@ -388,13 +389,13 @@ public sealed partial class MySqlEngine
                 }
                 else
                 {
-                    counters[(false, reader.GetString(0))] = Convert.ToInt64(reader.GetValue(2), CultureInfo.InvariantCulture);
+                    counters[(false, reader.GetString(0))] = Convert.ToDecimal(reader.GetValue(2), CultureInfo.InvariantCulture);
                 }
             }
         }
         foreach (var sequence in sequences)
         {
-            counters[(true, sequence)] = Convert.ToInt64(await Scalar(control,
+            counters[(true, sequence)] = Convert.ToDecimal(await Scalar(control,
                 $"SELECT next_not_cached_value FROM {QuoteIdentifier(database)}.{QuoteIdentifier(sequence)}", cancellationToken).ConfigureAwait(false),
                 CultureInfo.InvariantCulture);
         }
@@ -407,7 +408,7 @@ public sealed partial class MySqlEngine
     /// already gave) and a sequence's next value (which rows of the snapshot may have used).
     /// </summary>
     private static async Task WriteCounterChangesAsync(
-        Stream schema, Dictionary<(bool Sequence, string Name), long> before, Dictionary<(bool Sequence, string Name), long> after,
+        Stream schema, Dictionary<(bool Sequence, string Name), decimal> before, Dictionary<(bool Sequence, string Name), decimal> after,
         CancellationToken cancellationToken)
     {
         var changes = new StringBuilder();
