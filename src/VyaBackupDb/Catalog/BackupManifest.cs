@@ -30,9 +30,10 @@ public sealed record SequenceValue(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] bool? Exact = null);
 
 /// <param name="ExtensionViews">
-/// PostgreSQL: how many of the views belong to extensions (and <paramref name="ExtensionRoutines"/>, of the routines).
-/// pg_dump writes CREATE EXTENSION without a version, so the restoring server installs its default one, which
-/// may make more or fewer: only the others are compared. Absent in older manifests and for MySQL.
+/// PostgreSQL: how many of the views belong to extensions (and <paramref name="ExtensionRoutines"/>, of the routines),
+/// and the extensions' versions (<paramref name="Extensions"/>: "name version, ..."). pg_dump writes CREATE EXTENSION
+/// without a version, so the restoring server installs its default one, which may make more or fewer: where a
+/// version differs, only the others are compared. Absent in older manifests and for MySQL.
 /// </param>
 public sealed record ObjectCounts(
     int Views,
@@ -40,7 +41,8 @@ public sealed record ObjectCounts(
     int Triggers,
     int Events,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? ExtensionViews = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? ExtensionRoutines = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? ExtensionRoutines = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Extensions = null);
 
 /// <summary>A table and its storage engine.</summary>
 public sealed record TableEngine(string Name, string Engine);

@@ -335,7 +335,7 @@ public sealed class IntegrityTests : IAsyncLifetime
             manifest.Inventory.Tables);
         Assert.Equal(2000, manifest.Inventory.Tables[0].Rows);
         Assert.Equal(dbms == Dbms.PostgreSql
-            ? new ObjectCounts(Views: 1, Routines: 1, Triggers: 1, Events: 0, ExtensionViews: 0, ExtensionRoutines: 0)
+            ? new ObjectCounts(Views: 1, Routines: 1, Triggers: 1, Events: 0, ExtensionViews: 0, ExtensionRoutines: 0, Extensions: "plpgsql 1.0")
             : new ObjectCounts(Views: 1, Routines: 1, Triggers: 1, Events: 0), manifest.Inventory.Objects);
         if (dbms == Dbms.PostgreSql)
         {

@@ -342,7 +342,10 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
                 .ConfigureAwait(false), CultureInfo.InvariantCulture),
             Events: 0,
             ExtensionViews: await CountAsync(Views, InExtension("pg_class")).ConfigureAwait(false),
-            ExtensionRoutines: await CountAsync(Routines, InExtension("pg_proc")).ConfigureAwait(false));
+            ExtensionRoutines: await CountAsync(Routines, InExtension("pg_proc")).ConfigureAwait(false),
+            Extensions: (string?)await Scalar(connection,
+                "SELECT coalesce(string_agg(extname || ' ' || extversion, ', ' ORDER BY extname), '') FROM pg_catalog.pg_extension", cancellationToken)
+                .ConfigureAwait(false));
 
         async Task<int> CountAsync(string from, string condition) => Convert.ToInt32(await Scalar(connection,
             "SELECT count(*) " + from + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname") + condition, cancellationToken)
