@@ -188,7 +188,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 // Said, so that a server rebuilt from its backups does not go without its scheduled jobs unnoticed.
                 observer.Warning($"{load.Result.EventsToEnable.Count} event(s) enabled in the backup are restored disabled "
                     + $"({string.Join(", ", load.Result.EventsToEnable.Take(5))}{(load.Result.EventsToEnable.Count > 5 ? ", ..." : "")}): "
-                    + "restore with --enable-events to run them, or ALTER EVENT ... ENABLE");
+                    + "restore with --enable-events to run them, or ALTER DEFINER = <its definer> EVENT ... ENABLE (without DEFINER, whoever runs it becomes the definer)");
             }
         }
         // InvalidOperationException, SocketException: a driver's connection that broke ("Connection is not open", a reset).

@@ -608,7 +608,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
             "CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2",
             $"CREATE PROCEDURE add_row(IN i INT) INSERT INTO {source}.t VALUES (i, {q}.twice(i))",
             "SET NAMES latin1",
-            $"CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM {q}.audit");
+            $"CREATE DEFINER = 'vt_event_owner'@'%' EVENT nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM {q}.audit");
         var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
         var target = await _scratch.NewMySqlDatabaseAsync();
         await MySqlTestDb.ExecAsync(target,
@@ -643,10 +643,11 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         Assert.Equal("ENABLED", await EventStatusAsync(enabled));
         Assert.Equal("ENABLED", await EventStatusAsync(source));
         // Enabled under the character set it was created under (found by a tester: ALTER EVENT relabelled it utf8mb4).
+        // ... and as its definer (found by a tester: ALTER EVENT made the restoring account the definer).
         foreach (var database in new[] { source, enabled })
         {
-            Assert.Equal("latin1", await MySqlTestDb.ScalarAsync(null,
-                "SELECT CHARACTER_SET_CLIENT FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @p0 AND EVENT_NAME = 'nightly'", database));
+            Assert.Equal("latin1 vt_event_owner@%", await MySqlTestDb.ScalarAsync(null,
+                "SELECT CONCAT(CHARACTER_SET_CLIENT, ' ', DEFINER) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @p0 AND EVENT_NAME = 'nightly'", database));
         }
 
         static async Task<string?> EventStatusAsync(string database) => (string?)await MySqlTestDb.ScalarAsync(null,

@@ -31,7 +31,7 @@ namespace VyaBackupDb.Engines.MySql;
 /// </remarks>
 /// <param name="lockWaitSeconds">How long the RENAME waits, in attempts, for sessions that hold the target's tables.</param>
 /// <param name="mariaDb">MariaDB, whose SHOW GRANTS lists the roles' grants too: the privileges the steps after the RENAME need are checked before it.</param>
-internal sealed class MySqlSwap(MySqlConnection connection, string staging, string target, int lockWaitSeconds, bool mariaDb)
+internal sealed partial class MySqlSwap(MySqlConnection connection, string staging, string target, int lockWaitSeconds, bool mariaDb)
 {
     private enum Kind { Function, Procedure, View, Trigger, Event }
 
@@ -246,12 +246,15 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
             var session = await CharsetAsync(CancellationToken.None).ConfigureAwait(false);
             foreach (var name in swapOptions.EventsToEnable)
             {
-                // Under the event's own settings: ALTER EVENT records the session's character set, which would
-                // relabel the event's text (its latin1 bytes read as utf8mb4 by the next dump).
+                // Under the event's own settings and naming its own definer: ALTER EVENT records the session's character
+                // set (which would relabel the event's text) and makes whoever runs it the definer (the event would run
+                // with the restoring account's rights).
                 var ev = newObjects.FirstOrDefault(o => o.Kind == Kind.Event && string.Equals(o.Name, name, StringComparison.OrdinalIgnoreCase));
                 await (ev is null
                     ? ExecuteAsync($"ALTER EVENT {Q(target)}.{Q(name)} ENABLE", CancellationToken.None)
-                    : CreateAsync(ev, session, CancellationToken.None, $"ALTER EVENT {Q(ev.Name)} ENABLE")).ConfigureAwait(false);
+                    : CreateAsync(ev, session, CancellationToken.None,
+                        $"ALTER {(EventDefiner().Match(ev.Create) is { Success: true } definer ? $"DEFINER = {definer.Groups[1].Value} " : "")}"
+                        + $"EVENT {Q(ev.Name)} ENABLE")).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is OperationFailedException || IsSessionFault(e))
@@ -1035,6 +1038,10 @@ internal sealed class MySqlSwap(MySqlConnection connection, string staging, stri
     }
 
     private Task ExecuteAsync(string sql, CancellationToken cancellationToken) => MySqlEngine.Execute(connection, sql, cancellationToken);
+
+    /// <summary>The definer SHOW CREATE EVENT writes: CREATE DEFINER=`user`@`host` EVENT ...</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"\ACREATE DEFINER=(`(?:[^`]|``)*`@`(?:[^`]|``)*`) EVENT ")]
+    private static partial System.Text.RegularExpressions.Regex EventDefiner();
 
     private static string Q(string name) => MySqlEngine.QuoteIdentifier(name);
 }
