@@ -5,12 +5,17 @@ using VyaBackupDb.Engines;
 
 namespace VyaBackupDb.Operations;
 
-/// <summary>Which databases of an instance a backup without --database takes: include/exclude globs, never system databases.</summary>
+/// <summary>
+/// Which databases of an instance a backup without --database takes: include/exclude globs, never system databases,
+/// nor the ones a restore or a verify --restore is loading while it runs (half loaded, and gone when it ends).
+/// </summary>
 public static class DatabaseSelector
 {
     public static IReadOnlyList<string> Select(InstanceConfig instance, IEnumerable<string> databases) =>
         databases
             .Where(db => !DumpEngines.IsSystemDatabase(instance.Dbms, db))
+            .Where(db => !db.StartsWith(RestoreStaging.StagingPrefix, StringComparison.Ordinal)
+                && !db.StartsWith(RestoreStaging.VerifyScratchPrefix, StringComparison.Ordinal))
             .Where(db => instance.Include.Any(p => GlobMatches(p, db)))
             .Where(db => !instance.Exclude.Any(p => GlobMatches(p, db)))
             .ToList();

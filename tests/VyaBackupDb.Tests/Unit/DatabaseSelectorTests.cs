@@ -54,6 +54,16 @@ public sealed class DatabaseSelectorTests
         Assert.Equal(["postgres", "shop"], pg);
     }
 
+    /// <summary>Found by a tester: a nightly glob backup during a restore backed up its half-loaded staging database (or failed on it once gone).</summary>
+    [Fact]
+    public void Databases_a_restore_or_verify_is_loading_are_never_selected_by_a_glob()
+    {
+        var selected = DatabaseSelector.Select(Instance(Dbms.PostgreSql, ["*"], []),
+            ["shop", "vya_restore_5dc0fa40_shop", "vya_verify_1a2b3c4d_shop", "vya_replaced_5dc0fa40_shop"]);
+        // What a failed swap replaced is kept, the only copy of it: backed up as any database.
+        Assert.Equal(["shop", "vya_replaced_5dc0fa40_shop"], selected);
+    }
+
     [Fact]
     public void Exclude_wins_over_include()
     {
