@@ -146,13 +146,14 @@ internal static class ListCommand
             backup.DigestCheckedUtc is not null,
             backup.Status switch
             {
-                BackupStatus.Verified => backup.DigestCheckedUtc is not null ? "verified" : backup.VerifyFailure is not null ? "verify_failed" : "size_ok",
+                BackupStatus.Verified => backup.DigestCheckedUtc is null ? "size_ok" : "verified",
+                BackupStatus.VerifyFailed => "verify_failed",
                 BackupStatus.SizeMismatch => "size_mismatch",
                 BackupStatus.Incomplete => "incomplete",
                 BackupStatus.MissingData => "missing_data",
                 _ => "bad_manifest",
             },
-            backup.Problem ?? backup.VerifyFailure,
+            backup.Problem,
             storage,
             entry.Key,
             location,

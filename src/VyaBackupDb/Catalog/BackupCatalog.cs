@@ -21,6 +21,9 @@ public enum BackupStatus
     /// <summary>A readable manifest, but the stored size differs from it (truncated or appended to).</summary>
     SizeMismatch,
 
+    /// <summary>As <see cref="Verified"/> by its size, but verify read the file as it is now and found it damaged (a <see cref="VerifyRecord"/> of a failed check).</summary>
+    VerifyFailed,
+
     /// <summary>No manifest: a crash before the manifest was written, or a file of the old tool. Not a backup.</summary>
     Incomplete,
 
@@ -35,16 +38,13 @@ public enum BackupStatus
 public sealed record CatalogBackup(InstanceConfig Instance, CatalogEntry Entry, BackupManifest? Manifest, BackupStatus Status, string? Problem)
 {
     /// <summary>Has a readable manifest of its own: a backup, as far as retention counts.</summary>
-    public bool IsComplete => Status is BackupStatus.Verified or BackupStatus.SizeMismatch;
+    public bool IsComplete => Status is BackupStatus.Verified or BackupStatus.SizeMismatch or BackupStatus.VerifyFailed;
 
     /// <summary>
     /// When its stored SHA-256 was last found to match the manifest (a <see cref="VerifyRecord"/>
     /// newer than the file); null when only the size is known to match.
     /// </summary>
     public DateTimeOffset? DigestCheckedUtc { get; init; }
-
-    /// <summary>What verify found wrong with the file as it is now, and when (a failed check's <see cref="VerifyRecord"/>); null if nothing.</summary>
-    public string? VerifyFailure { get; init; }
 }
 
 /// <summary>Finds an instance's backups: files in its folder whose names parse as backup names.</summary>
@@ -145,19 +145,27 @@ public static class BackupCatalog
                 : new CatalogBackup(instance, entry, manifest, BackupStatus.Verified, null);
     }
 
-    /// <summary>An intact backup with <see cref="CatalogBackup.DigestCheckedUtc"/> or <see cref="CatalogBackup.VerifyFailure"/> from its verify record, when it is about the file as it is.</summary>
+    /// <summary>
+    /// An intact backup with <see cref="CatalogBackup.DigestCheckedUtc"/> from its verify record, when one covers it; or
+    /// <see cref="BackupStatus.VerifyFailed"/>, saying what and when, when the record is of a failed check of the file as it is.
+    /// </summary>
     public static async Task<CatalogBackup> WithDigestCheckAsync(IReadOnlyStorage storage, CatalogBackup backup, CancellationToken cancellationToken)
     {
         var entry = backup.Entry;
         var record = entry.VerifyRecordModified is not null
             ? await VerifyRecord.ReadAsync(storage, entry.Key, cancellationToken).ConfigureAwait(false) : null;
+        if (record is not null && record.Condemns(backup.Manifest!, entry.VerifyRecordModified!.Value, entry.Modified))
+        {
+            return backup with
+            {
+                Status = BackupStatus.VerifyFailed,
+                Problem = $"verify found: {record.Failure} ({record.CheckedUtc.UtcDateTime.ToString("yyyy-MM-dd HH:mm", System.Globalization.CultureInfo.InvariantCulture)} UTC)",
+            };
+        }
         return backup with
         {
             DigestCheckedUtc = record is not null && record.Covers(backup.Manifest!, entry.VerifyRecordModified!.Value, entry.Modified)
                 ? record.CheckedUtc : null,
-            VerifyFailure = record is not null && record.Condemns(backup.Manifest!, entry.VerifyRecordModified!.Value, entry.Modified)
-                ? $"verify found: {record.Failure} ({record.CheckedUtc.UtcDateTime.ToString("yyyy-MM-dd HH:mm", System.Globalization.CultureInfo.InvariantCulture)} UTC)"
-                : null,
         };
     }
 

@@ -33,6 +33,22 @@ public sealed record StoredFormat(Compression Compression, bool Encrypted, strin
 /// </summary>
 public static class BackupFileChecker
 {
+    /// <summary>
+    /// Whether the file is still as <paramref name="before"/> (its size and time when a check began): only then may the
+    /// check be recorded beside it. Not knowing (a storage that does not answer) is a no.
+    /// </summary>
+    public static async Task<bool> UnchangedAsync(BackupLocation location, StorageEntry? before, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return before is not null && await location.Storage.StatAsync(location.Key, cancellationToken).ConfigureAwait(false) == before;
+        }
+        catch (Exception e) when (Storage.StorageSet.IsStorageFault(e, cancellationToken))
+        {
+            return false;
+        }
+    }
+
     /// <summary>Reads the stored file once: a problem (size or digest differs from the manifest), or null.</summary>
     public static async Task<string?> CheckStoredAsync(BackupLocation location, BackupManifest manifest, CancellationToken cancellationToken)
     {

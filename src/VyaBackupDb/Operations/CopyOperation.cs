@@ -205,7 +205,7 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
         BackupStatus.MissingData =>
             $"{to.Describe(BackupManifest.KeyFor(leftover.Entry.Key))} is there without its data file: remove it"
             + (leftover.Entry.HasChecksum ? " and its .sha256" : "") + " by hand, then copy again",
-        BackupStatus.SizeMismatch =>
+        BackupStatus.SizeMismatch or BackupStatus.VerifyFailed =>
             $"{target} is already there and damaged ({leftover.Problem}): remove it, its manifest and .sha256 by hand, then copy again",
         BackupStatus.BadManifest =>
             $"{target} is already there with a manifest that is not this backup's ({leftover.Problem}): remove both by hand, then copy again",

@@ -200,9 +200,12 @@ public sealed class PruneOperation(
             return new PruneCheck(database, key, "its digest would be checked before anything is deleted", Holds: false);
         }
         string? problem;
+        StorageEntry? before;
+        var location = new BackupLocation(storage, key);
         try
         {
-            problem = await BackupFileChecker.CheckStoredAsync(new BackupLocation(storage, key), backup.Manifest!, cancellationToken).ConfigureAwait(false);
+            before = await storage.StatAsync(key, cancellationToken).ConfigureAwait(false);
+            problem = await BackupFileChecker.CheckStoredAsync(location, backup.Manifest!, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
         {
@@ -212,6 +215,11 @@ public sealed class PruneOperation(
         {
             return new PruneCheck(database, key, $"its newest kept backup {storage.Describe(key)} does not match its manifest ({problem}); nothing of it was deleted",
                 Holds: true, DigestMismatch: true);
+        }
+        if (!await BackupFileChecker.UnchangedAsync(location, before, cancellationToken).ConfigureAwait(false))
+        {
+            return new PruneCheck(database, key, $"its newest kept backup {storage.Describe(key)} changed while it was checked; nothing of it was deleted",
+                Holds: true);
         }
         try
         {

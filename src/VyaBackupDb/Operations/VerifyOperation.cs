@@ -41,8 +41,10 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
         foreach (var file in await FilesAsync(request, storages, results, cancellationToken).ConfigureAwait(false))
         {
             FileCheck check;
+            StorageEntry? before;
             try
             {
+                before = await file.Storage.StatAsync(file.Key, cancellationToken).ConfigureAwait(false);
                 check = await BackupFileChecker.CheckAsync(file, keys, cancellationToken).ConfigureAwait(false);
             }
             catch (HostFaultException e)
@@ -81,7 +83,15 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
                     continue;
                 }
             }
-            await RecordAsync(file, check, fileCheck, cancellationToken).ConfigureAwait(false);
+            if (await BackupFileChecker.UnchangedAsync(file, before, cancellationToken).ConfigureAwait(false))
+            {
+                await RecordAsync(file, check, fileCheck, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                // What was read is not the file as it is now: a record would vouch for (or condemn) bytes nobody read.
+                check = check with { Notes = [.. check.Notes, "the file changed while it was checked: the check is not recorded (check it again)"] };
+            }
             results.Add(new VerifyResult(check, comparison));
             observer.Checked(results[^1]);
         }

@@ -82,6 +82,11 @@ public static class BackupHistory
                     foreach (var entry in byDatabase.Where(e => e.HasManifest && !good.Contains(StorageKey.FileName(e.Key))))
                     {
                         var backup = await BackupCatalog.ClassifyAsync(destination.Storage, instance, entry, cancellationToken).ConfigureAwait(false);
+                        if (backup.Status == BackupStatus.Verified && entry.VerifyRecordModified is not null)
+                        {
+                            // One verify found damaged is no backup either.
+                            backup = await BackupCatalog.WithDigestCheckAsync(destination.Storage, backup, cancellationToken).ConfigureAwait(false);
+                        }
                         if (backup.Status == BackupStatus.Verified)
                         {
                             found.Add(backup);

@@ -53,6 +53,7 @@ public static class RetentionPlanner
     public const string Incomplete = "incomplete (no manifest): not counted, never removed by prune";
     public const string BadManifest = "manifest unreadable or not this file's: not counted, never removed by prune";
     public const string SizeMismatch = "stored size differs from its manifest (damaged): not counted, never removed by prune";
+    public const string VerifyFailed = "verify found its file damaged: not counted, never removed by prune";
     public const string MissingData = "data file missing, only its manifest is there: not counted, never removed by prune";
 
     public static RetentionPlan Plan(IReadOnlyList<BackupRef> backups, RetentionPolicy policy, DateTimeOffset now)
@@ -91,6 +92,7 @@ public static class RetentionPlanner
                 : backup.Status == BackupStatus.Incomplete ? Incomplete
                 : backup.Status == BackupStatus.BadManifest ? BadManifest
                 : backup.Status == BackupStatus.SizeMismatch ? SizeMismatch
+                : backup.Status == BackupStatus.VerifyFailed ? VerifyFailed
                 : backup.Status == BackupStatus.MissingData ? MissingData
                 : null;
             if (fixedReason[i] is null)

@@ -359,6 +359,34 @@ public sealed class ListPruneCliTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Found by a tester: a backup verify had found damaged (same size, other bytes) still took a keep_last slot, and
+    /// prune removed an intact one; status counted it as a good backup. It is kept and not counted, as a truncated one.
+    /// </summary>
+    [Fact]
+    public async Task A_backup_verify_found_damaged_takes_no_keep_slot_and_status_counts_it_damaged()
+    {
+        var (config, dir) = await ConfigAsync(mySqlRetention: "retention: {keep_last: 2}");
+        var oldest = Create(dir, _mysql, "dns_db", Utc("20251101_020000"));
+        var damaged = Create(dir, _mysql, "dns_db", Utc("20251102_020000"));
+        Create(dir, _mysql, "dns_db", Utc("20251103_020000"));
+        var path = Path.Combine(dir, damaged);
+        var bytes = await File.ReadAllBytesAsync(path);
+        bytes[bytes.Length / 2] ^= 0x55;
+        await File.WriteAllBytesAsync(path, bytes);
+        var verify = await Run.CliAsync("verify", "--file", "local:" + damaged, "--config", config);
+        Assert.True(verify.ExitCode == 4, verify.ToString());
+
+        var status = await Run.CliAsync("status", "--json", "--config", config);
+        var prune = await Run.CliAsync("prune", "--instance", "1", "--config", config);
+
+        Assert.True(prune.ExitCode == Success, prune.ToString());
+        Assert.True(File.Exists(Path.Combine(dir, oldest)), prune.ToString());
+        Assert.Contains($"keep         {damaged}  (verify found its file damaged", prune.Stdout, StringComparison.Ordinal);
+        Assert.Contains("\"damaged\": 1", status.Stdout, StringComparison.Ordinal);
+        Assert.Contains("\"backups\": 2", status.Stdout, StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// Found by a tester: a backup_dir written with a trailing slash failed every command with a
     /// .NET stack trace; a FIFO named like a manifest hung list forever; the sweep of abandoned temp
     /// files at each backup followed a symlink in the instance's folder and deleted another
