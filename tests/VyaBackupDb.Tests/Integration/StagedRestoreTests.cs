@@ -655,6 +655,33 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Found by a tester: an event whose non-ASCII name was written under latin1 comes back under another name, and
+    /// --enable-events then failed after the RENAME (the target replaced, its old tables aside). It is refused before.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_enable_events_refuses_before_the_swap_an_event_the_copy_holds_under_another_name()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source,
+            "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)",
+            "SET NAMES latin1",
+            "CREATE EVENT `év` ON SCHEDULE EVERY 1 DAY DO DELETE FROM t");
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE old_table (id INT PRIMARY KEY)", "INSERT INTO old_table VALUES (7)");
+        var before = await MySqlTestDb.FingerprintAsync(target);
+        var config = TestServers.Config(Path.GetDirectoryName(file)!, TestServers.MySql());
+
+        var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => new Operations.RestoreOperation(config, new TestRestoreObserver())
+            .RunAsync(new Operations.RestoreRequest(file, TestServers.MySql(), target, DryRun: false, Force: true, EnableEvents: true), CancellationToken.None));
+
+        Assert.Contains("is not in the restored copy under that name", error.Message, StringComparison.Ordinal);
+        DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), "the target after the refused restore");
+        Assert.False(await MySqlTestDb.ExistsAsync(_scratch.TrackMySql(RestoreStaging.ReplacedName(target))));
+    }
+
+    /// <summary>
     /// What the MySQL swap would fail at after its RENAME (when the target already holds the new
     /// tables and the old ones are aside) is found before it: the restore fails with one line, the
     /// target as it was, nothing left. A view over the target's own table was created in staging

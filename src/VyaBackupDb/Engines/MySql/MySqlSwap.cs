@@ -84,6 +84,12 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
             await CheckDefaultsAsync(stagingDefaults, cancellationToken).ConfigureAwait(false);
             await CheckDefinitionsAsync(newObjects, cancellationToken).ConfigureAwait(false);
             await CheckViewsReadAsync(newObjects, cancellationToken).ConfigureAwait(false);
+            if (swapOptions.EventsToEnable.FirstOrDefault(name => EventNamed(newObjects, name) is null) is { } lost)
+            {
+                // Its name read in another character set when the dump was loaded: it could not be enabled after the RENAME.
+                throw new OperationFailedException($"the backup's event {Q(lost)} is not in the restored copy under that name (created under "
+                    + "another client character set?), so it cannot be enabled; nothing was changed: restore without --enable-events");
+            }
             foreach (var o in newObjects.Where(o => o.Kind is Kind.Trigger or Kind.View))
             {
                 await DropAsync(staging, o, cancellationToken).ConfigureAwait(false);
@@ -249,12 +255,10 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
                 // Under the event's own settings and naming its own definer: ALTER EVENT records the session's character
                 // set (which would relabel the event's text) and makes whoever runs it the definer (the event would run
                 // with the restoring account's rights).
-                var ev = newObjects.FirstOrDefault(o => o.Kind == Kind.Event && string.Equals(o.Name, name, StringComparison.OrdinalIgnoreCase));
-                await (ev is null
-                    ? ExecuteAsync($"ALTER EVENT {Q(target)}.{Q(name)} ENABLE", CancellationToken.None)
-                    : CreateAsync(ev, session, CancellationToken.None,
-                        $"ALTER {(EventDefiner().Match(ev.Create) is { Success: true } definer ? $"DEFINER = {definer.Groups[1].Value} " : "")}"
-                        + $"EVENT {Q(ev.Name)} ENABLE")).ConfigureAwait(false);
+                var ev = EventNamed(newObjects, name)!;
+                await CreateAsync(ev, session, CancellationToken.None,
+                    $"ALTER {(EventDefiner().Match(ev.Create) is { Success: true } definer ? $"DEFINER = {definer.Groups[1].Value} " : "")}"
+                    + $"EVENT {Q(ev.Name)} ENABLE").ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is OperationFailedException || IsSessionFault(e))
@@ -1038,6 +1042,10 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
     }
 
     private Task ExecuteAsync(string sql, CancellationToken cancellationToken) => MySqlEngine.Execute(connection, sql, cancellationToken);
+
+    /// <summary>The event of <paramref name="objects"/> named <paramref name="name"/> (event names compare without case), or null.</summary>
+    private static SchemaObject? EventNamed(List<SchemaObject> objects, string name) =>
+        objects.FirstOrDefault(o => o.Kind == Kind.Event && string.Equals(o.Name, name, StringComparison.OrdinalIgnoreCase));
 
     /// <summary>The definer SHOW CREATE EVENT writes: CREATE DEFINER=`user`@`host` EVENT ...</summary>
     [System.Text.RegularExpressions.GeneratedRegex(@"\ACREATE DEFINER=(`(?:[^`]|``)*`@`(?:[^`]|``)*`) EVENT ")]
