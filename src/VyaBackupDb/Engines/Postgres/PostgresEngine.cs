@@ -143,7 +143,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             _toolWarning,
             leftOut.Count == 0 ? null : $"the rows of {string.Join(", ", leftOut)} are not in the backup: pg_dump leaves an extension's tables "
                 + "to CREATE EXTENSION, and writes rows only of its configuration tables; a table added to it (ALTER EXTENSION ... ADD TABLE) "
-                + "is lost: take it out of the extension (ALTER EXTENSION ... DROP TABLE) to back it up",
+                + "is lost, and a restore of this backup refused as missing it (unless --no-verify): take it out of the extension "
+                + "(ALTER EXTENSION ... DROP TABLE) to back it up",
         ];
         return warnings.Any(w => w is not null) ? string.Join("; ", warnings.OfType<string>()) : null;
     }
