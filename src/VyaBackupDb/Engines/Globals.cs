@@ -60,7 +60,11 @@ public interface IGlobalsEngine
 /// <param name="Key">The account as the server names it (a PostgreSQL role name; MySQL `user`@`host` or `role`).</param>
 /// <param name="Create">Creates it and sets its attributes and settings.</param>
 /// <param name="Grants">Its privileges and memberships: run once every account exists.</param>
-public sealed record GlobalsAccount(string Key, List<string> Create, List<string> Grants);
+public sealed record GlobalsAccount(string Key, List<string> Create, List<string> Grants)
+{
+    /// <summary>A MariaDB role the backup shows the instance's own account holding WITH ADMIN OPTION: creating it leaves it so.</summary>
+    public bool AdministeredByRestorer { get; init; }
+}
 
 /// <summary>
 /// The statements that put one account in place, in steps; each step runs as one unit (PostgreSQL:

@@ -179,6 +179,34 @@ public sealed class GlobalsTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// Found by a tester: MariaDB gives a role to the account that creates it WITH ADMIN OPTION, and restore --globals took
+    /// it back, so that no account could grant the role any more (nor restore an account holding it). Where the backup
+    /// shows the instance's account holding it so, it keeps it.
+    /// </summary>
+    [Fact]
+    public async Task MySql_a_role_the_instance_account_administered_can_still_be_granted_after_the_restore()
+    {
+        var database = await _scratch.NewMySqlDatabaseAsync();
+        var (role, user) = (_scratch.MySqlName("vt_r_"), _scratch.MySqlName("vt_u_"));
+        try
+        {
+            await MySqlTestDb.ExecAsync(null, $"CREATE ROLE {role}", $"CREATE USER '{user}'@'%' IDENTIFIED BY 'app-pw-5'");
+            var (config, backupDir) = await ConfigAsync(database);
+            await CliOkAsync("--config", config, "backup", "--instance", "1");
+            await MySqlTestDb.ExecAsync(null, $"DROP ROLE {role}");
+
+            await CliOkAsync(["--config", config, "restore", "--globals", "--file", Only(backupDir, "_mysql__globals.sql.zst"), "--instance", "1", .. Mine(role)]);
+
+            // As on the server backed up, the instance's account grants the role.
+            await MySqlTestDb.ExecAsync(null, $"GRANT {role} TO '{user}'@'%'");
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'%'", $"DROP ROLE IF EXISTS {role}");
+        }
+    }
+
     [Fact]
     public async Task MySql_accounts_roles_and_grants_come_back_and_the_app_reads_its_table()
     {

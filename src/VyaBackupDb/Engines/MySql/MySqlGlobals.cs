@@ -186,7 +186,13 @@ public sealed partial class MySqlEngine : IGlobalsEngine
             }
         }
         EndBlock();
-        return accounts;
+        // The roles the instance's account administers on the server backed up (MariaDB gives its creator a role WITH
+        // ADMIN OPTION): taken back after creating one, no account could grant it any more.
+        var administered = accounts.Where(IsRestoringAccount)
+            .SelectMany(a => a.Grants.Select(g => GlobalsSql.Tokens(g, '`')))
+            .Where(tokens => tokens.Any(t => t.Is("ADMIN")))
+            .Select(HeldRole).OfType<string>().Select(Quote).ToHashSet(StringComparer.Ordinal);
+        return [.. accounts.Select(a => administered.Contains(a.Key) ? a with { AdministeredByRestorer = true } : a)];
     }
 
     private enum StatementKind
@@ -335,8 +341,10 @@ public sealed partial class MySqlEngine : IGlobalsEngine
         {
             if (!exists)
             {
-                // MariaDB's CREATE ROLE grants the role to its creator, which the restore needs to grant it on: taken back at the end.
-                return new([], account.Create, account.Grants, [$"REVOKE {account.Key} FROM CURRENT_USER"], [$"DROP ROLE {account.Key}"]);
+                // MariaDB's CREATE ROLE grants the role to its creator, which the restore needs to grant it on: taken back at the end,
+                // unless the instance's account held it so on the server backed up.
+                return new([], account.Create, account.Grants, account.AdministeredByRestorer ? [] : [$"REVOKE {account.Key} FROM CURRENT_USER"],
+                    [$"DROP ROLE {account.Key}"]);
             }
             // The roles it holds are revoked first: MariaDB's REVOKE ALL fails for a role holding
             // a role that has a table grant. The recorded ones are granted first, so that a failure
