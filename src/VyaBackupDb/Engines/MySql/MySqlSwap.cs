@@ -591,8 +591,8 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
         }
     }
 
-    /// <param name="session">The session's own character set and collations, set back after each object.</param>
     /// <summary>Creates <paramref name="o"/> in the target (or runs <paramref name="statement"/> on it) under the settings it was created under.</summary>
+    /// <param name="session">The session's own character set and collations, set back after each object.</param>
     private async Task CreateAsync(SchemaObject o, SessionCharset session, CancellationToken cancellationToken, string? statement = null)
     {
         await SetSqlModeAsync(o.SqlMode ?? ShowCreateSqlMode, cancellationToken).ConfigureAwait(false);
