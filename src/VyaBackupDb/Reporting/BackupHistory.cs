@@ -82,9 +82,9 @@ public static class BackupHistory
                     foreach (var entry in byDatabase.Where(e => e.HasManifest && !good.Contains(StorageKey.FileName(e.Key))))
                     {
                         var backup = await BackupCatalog.ClassifyAsync(destination.Storage, instance, entry, cancellationToken).ConfigureAwait(false);
-                        if (backup.Status == BackupStatus.Verified && entry.VerifyRecordModified is not null)
+                        if (backup.Status == BackupStatus.Verified)
                         {
-                            // One verify found damaged is no backup either.
+                            // When it was last checked (read off its record, if it has one); one verify found damaged is no backup either.
                             backup = await BackupCatalog.WithDigestCheckAsync(destination.Storage, backup, cancellationToken).ConfigureAwait(false);
                         }
                         if (backup.Status == BackupStatus.Verified)
@@ -104,7 +104,7 @@ public static class BackupHistory
                         seen[manifest.DataFile] = new HistoryPoint(manifest.DataFile, manifest.StartedUtc, manifest.FinishedUtc, manifest.StoredBytes, manifest.PlainBytes);
                         // The check of the newest backup checked, not the latest check: verify goes newest first, so an older
                         // backup is checked after the newest one, which is still verified.
-                        if ((await BackupCatalog.WithDigestCheckAsync(destination.Storage, backup, cancellationToken).ConfigureAwait(false)).DigestCheckedUtc is { } at
+                        if (backup.DigestCheckedUtc is { } at
                             && (!verified.TryGetValue(database, out var known) || (known.Started, known.At).CompareTo((manifest.StartedUtc, at)) < 0))
                         {
                             verified[database] = (at, manifest.DataFile, manifest.StartedUtc);
@@ -113,7 +113,7 @@ public static class BackupHistory
                     // The last check may be of an older backup than those read above.
                     if (!verified.ContainsKey(database)
                         && found.Skip(depth).FirstOrDefault(b => b.Entry.VerifyRecordModified is not null) is { } older
-                        && (await BackupCatalog.WithDigestCheckAsync(destination.Storage, older, cancellationToken).ConfigureAwait(false)).DigestCheckedUtc is { } olderAt)
+                        && older.DigestCheckedUtc is { } olderAt)
                     {
                         verified[database] = (olderAt, older.Manifest!.DataFile, older.Manifest.StartedUtc);
                     }

@@ -334,26 +334,31 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
 
     private static async Task<ObjectCounts> CountObjectsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        const string Views = "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND n.nspname ";
-        const string Routines = "FROM pg_proc c JOIN pg_namespace n ON n.oid = c.pronamespace WHERE n.nspname ";
+        var views = await CountAsync("pg_class", "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND n.nspname ")
+            .ConfigureAwait(false);
+        var routines = await CountAsync("pg_proc", "FROM pg_proc c JOIN pg_namespace n ON n.oid = c.pronamespace WHERE n.nspname ").ConfigureAwait(false);
         return new ObjectCounts(
-            Views: await CountAsync(Views, "").ConfigureAwait(false),
-            Routines: await CountAsync(Routines, "").ConfigureAwait(false),
+            Views: views.All,
+            Routines: routines.All,
             Triggers: Convert.ToInt32(await Scalar(connection, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal", cancellationToken)
                 .ConfigureAwait(false), CultureInfo.InvariantCulture),
             Events: 0,
-            ExtensionViews: await CountAsync(Views, InExtension("pg_class")).ConfigureAwait(false),
-            ExtensionRoutines: await CountAsync(Routines, InExtension("pg_proc")).ConfigureAwait(false),
+            ExtensionViews: views.OfExtensions,
+            ExtensionRoutines: routines.OfExtensions,
             Extensions: (string?)await Scalar(connection,
                 "SELECT coalesce(string_agg(extname || ' ' || extversion, ', ' ORDER BY extname), '') FROM pg_catalog.pg_extension", cancellationToken)
                 .ConfigureAwait(false));
 
-        async Task<int> CountAsync(string from, string condition) => Convert.ToInt32(await Scalar(connection,
-            "SELECT count(*) " + from + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname") + condition, cancellationToken)
-            .ConfigureAwait(false), CultureInfo.InvariantCulture);
-
-        static string InExtension(string catalog) =>
-            $" AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass AND d.objid = c.oid AND d.deptype = 'e')";
+        // All of them, and those that belong to an extension, in one read.
+        async Task<(int All, int OfExtensions)> CountAsync(string catalog, string from)
+        {
+            await using var command = new NpgsqlCommand(
+                $"SELECT count(*), count(CASE WHEN EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass AND d.objid = c.oid "
+                + "AND d.deptype = 'e') THEN 1 END) " + from + string.Format(CultureInfo.InvariantCulture, UserSchemas, "n.nspname"), connection);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            return (Convert.ToInt32(reader.GetInt64(0)), Convert.ToInt32(reader.GetInt64(1)));
+        }
     }
 
     private static async Task<List<(string Name, long Value)>> ListAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)

@@ -651,7 +651,10 @@ public sealed partial class PostgresEngine
         }
         catch
         {
-            await CloseAllAsync(Task.FromResult(opening.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result).ToArray())).ConfigureAwait(false);
+            foreach (var opened in opening.Where(t => t.IsCompletedSuccessfully))
+            {
+                await opened.Result.DisposeAsync().ConfigureAwait(false);
+            }
             throw;
         }
     }
