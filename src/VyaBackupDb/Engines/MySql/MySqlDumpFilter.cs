@@ -121,8 +121,8 @@ public sealed class MySqlDumpFilter
     private readonly long serverVersion;
     private SqlModeFlags sqlMode;
 
-    // Whether the client character set is a UTF-8 one, as this filter decodes names (the restore's client starts with utf8mb4).
-    private bool clientUtf8 = true;
+    // The client character set: names are decoded as UTF-8 (the restore's client starts with utf8mb4).
+    private ClientCharset clientCharset = ClientCharset.Utf8;
     private bool started;
 
     // Scanner position; buf/segment/bufferBase describe the chunk being scanned.
@@ -207,6 +207,8 @@ public sealed class MySqlDumpFilter
     private long definerStart;
     private long definerEnd;
     private EventPhase eventPhase;
+    private bool eventCommentNext;
+    private bool eventNameRecoded;
     private string? eventName;
     private bool? eventEnabled;
 
@@ -223,7 +225,7 @@ public sealed class MySqlDumpFilter
     private bool setCollate;
     private bool setCharacterNext;
     private bool setAfterIf;
-    private bool setClientUtf8;
+    private ClientCharset setClientCharset;
     private readonly List<(string Name, SetValue Value)> setUserVariables = [];
 
     /// <param name="targetDatabase">The database the dump is restored into.</param>
@@ -320,6 +322,14 @@ public sealed class MySqlDumpFilter
         AfterCurrentUser,
         Parenthesis,
         Done,
+    }
+
+    /// <summary>The client character sets this filter tells apart.</summary>
+    private enum ClientCharset : byte
+    {
+        Other,
+        Utf8,
+        Latin1,
     }
 
     private enum EventPhase : byte
@@ -1310,7 +1320,7 @@ public sealed class MySqlDumpFilter
                 }
                 while (j < end && WordBytes[buf[j]] && buf[j] != delimiter[0] && (buf[j] != '.' || tokenHasAt));
 
-                if (!clientUtf8 && buf.AsSpan(i, j - i).ContainsAnyExceptInRange((byte)0, (byte)0x7F))
+                if (clientCharset != ClientCharset.Utf8 && buf.AsSpan(i, j - i).ContainsAnyExceptInRange((byte)0, (byte)0x7F))
                 {
                     // In latin1 and other one-byte sets the server reads some of them (0xA0, 0xFF) as spaces,
                     // which split what this filter reads as one word.
@@ -2023,11 +2033,7 @@ public sealed class MySqlDumpFilter
                     throw OtherDatabase(text);
                 }
 
-                tableName = DatabaseNames.Decode(text);
-                if (afterName is Step.InsertColumns or Step.CreateTableBody)
-                {
-                    RequireComparableName(text);
-                }
+                tableName = afterName is Step.InsertColumns or Step.CreateTableBody ? ComparableName(text) : DatabaseNames.Decode(text);
 
                 if (afterName == Step.InsertColumns)
                 {
@@ -2472,7 +2478,9 @@ public sealed class MySqlDumpFilter
     /// </summary>
     private int RewindSplitName(int i)
     {
-        if (tokenKind is not (TokenKind.Word or TokenKind.Ident or TokenKind.String) || (tokenKind == TokenKind.String && !tokenDoubleQuoted))
+        // An event's comment too: it may be rewritten whole (RecodeEventText).
+        if (tokenKind is not (TokenKind.Word or TokenKind.Ident or TokenKind.String)
+            || (tokenKind == TokenKind.String && !tokenDoubleQuoted && !eventCommentNext))
         {
             return i;
         }
@@ -2484,7 +2492,7 @@ public sealed class MySqlDumpFilter
         }
 
         tokenKind = TokenKind.None;
-        if (state is State.Backtick or State.DoubleQuote)
+        if (state is State.Backtick or State.DoubleQuote or State.SingleQuote)
         {
             state = State.Code;
         }
@@ -2563,8 +2571,7 @@ public sealed class MySqlDumpFilter
             }
             else if (triggerTableNext && IsName(kind))
             {
-                RequireComparableName(text);
-                triggerTables.Add(DatabaseNames.Decode(text));
+                triggerTables.Add(ComparableName(text));
             }
         }
 
@@ -2577,8 +2584,7 @@ public sealed class MySqlDumpFilter
             }
             else if (IsName(kind))
             {
-                RequireComparableName(text);
-                viewTables.Add(DatabaseNames.Decode(text));
+                viewTables.Add(ComparableName(text));
             }
         }
 
@@ -2793,6 +2799,11 @@ public sealed class MySqlDumpFilter
                 {
                     eventName = DatabaseNames.Decode(text);
                     eventPhase = EventPhase.AfterName;
+                    if (kind == TokenKind.Ident && RecodeEventText(start, end))
+                    {
+                        eventNameRecoded = true;
+                        return true;
+                    }
                 }
 
                 return false; // the name may be a qualifier itself
@@ -2800,11 +2811,25 @@ public sealed class MySqlDumpFilter
                 eventPhase = kind == TokenKind.Punct && text[0] == '.' ? EventPhase.Name : EventPhase.Header;
                 if (eventPhase == EventPhase.Name)
                 {
+                    if (eventNameRecoded)
+                    {
+                        throw new DumpFilterException($"the dump names {Printable(Encoding.UTF8.GetBytes(eventName!))} at byte {unitStart} as a database under a client character set "
+                            + "other than UTF-8: the server reads its bytes above ASCII as other characters than this check does; refused");
+                    }
+
                     return true;
                 }
 
                 goto case EventPhase.Header;
             case EventPhase.Header:
+                if (eventCommentNext && kind == TokenKind.String)
+                {
+                    eventCommentNext = false;
+                    RecodeEventText(start, end);
+                    return true;
+                }
+
+                eventCommentNext = kind == TokenKind.Word && Is(text, "COMMENT"u8);
                 if (kind != TokenKind.Word)
                 {
                     return false;
@@ -2850,6 +2875,30 @@ public sealed class MySqlDumpFilter
         }
     }
 
+    /// <summary>
+    /// An event's name or comment under latin1: SHOW CREATE EVENT writes them in UTF-8 but its body as created, and
+    /// mariadb-dump sets the character set the event was created under before it, so the server would read them as
+    /// other letters (`év` would be created as `Ã©v`). Written in latin1, they come back as they were.
+    /// </summary>
+    /// <returns>Whether the token was rewritten (not if it is ASCII, not UTF-8, or not whole in this read).</returns>
+    private bool RecodeEventText(long start, long end)
+    {
+        var first = start - bufferBase;
+        if (clientCharset != ClientCharset.Latin1 || first < segment)
+        {
+            return false;
+        }
+
+        var written = buf.AsSpan((int)first, (int)(end - start));
+        if (!written.ContainsAnyExceptInRange((byte)0, (byte)0x7F) || MySqlLatin1.FromUtf8(written) is not { } latin1)
+        {
+            return false;
+        }
+
+        ReplaceToken(start, end, latin1);
+        return true;
+    }
+
     private void RecordEnabledEvent()
     {
         if (eventName is not null && enabledEvents.Count < MaxReported)
@@ -2892,6 +2941,8 @@ public sealed class MySqlDumpFilter
         objectNameNext = false;
         candidateIsObjectName = false;
         eventPhase = EventPhase.None;
+        eventCommentNext = false;
+        eventNameRecoded = false;
         eventName = null;
         eventEnabled = null;
         afterDot = false;
@@ -2919,10 +2970,10 @@ public sealed class MySqlDumpFilter
 
     /// <summary>What a SET value means to the server's reading: the sql_mode flags it gives (null: not
     /// known), whether it names a client character set read as this filter reads (false: not known), and
-    /// whether that one is UTF-8, as this filter decodes names.</summary>
-    private readonly record struct SetValue(SqlModeFlags? SqlMode, bool ReadableCharset, bool Utf8Charset)
+    /// which one it is (UTF-8, as this filter decodes names, or latin1).</summary>
+    private readonly record struct SetValue(SqlModeFlags? SqlMode, bool ReadableCharset, ClientCharset Charset)
     {
-        public static SetValue Unknown => new(null, false, false);
+        public static SetValue Unknown => new(null, false, ClientCharset.Other);
     }
 
     /// <remarks>The server reads every value of a SET before it assigns any (<c>SET @c = 'latin1', NAMES @c</c> reads
@@ -2930,7 +2981,7 @@ public sealed class MySqlDumpFilter
     private void BeginSet()
     {
         setMode = sqlMode;
-        setClientUtf8 = clientUtf8;
+        setClientCharset = clientCharset;
         setUserVariables.Clear();
         ResetAssignment();
     }
@@ -3196,8 +3247,8 @@ public sealed class MySqlDumpFilter
 
         if (text.StartsWith("@@"u8))
         {
-            return IsSessionVariable(text, "sql_mode"u8) ? new SetValue(sqlMode, false, false)
-                : IsSessionVariable(text, "character_set_client"u8) ? new SetValue(null, true, clientUtf8) // never one refused
+            return IsSessionVariable(text, "sql_mode"u8) ? new SetValue(sqlMode, false, ClientCharset.Other)
+                : IsSessionVariable(text, "character_set_client"u8) ? new SetValue(null, true, clientCharset) // never one refused
                 : SetValue.Unknown;
         }
 
@@ -3208,7 +3259,7 @@ public sealed class MySqlDumpFilter
 
         if (Is(text, "DEFAULT"u8))
         {
-            return new SetValue(serverSqlMode, false, false); // the server's global sql_mode, as the session started
+            return new SetValue(serverSqlMode, false, ClientCharset.Other); // the server's global sql_mode, as the session started
         }
 
         return IsDigit(text[0]) ? SetValue.Unknown : Named(text);
@@ -3217,7 +3268,10 @@ public sealed class MySqlDumpFilter
     private static SetValue Named(ReadOnlySpan<byte> text)
     {
         var name = text.Trim((byte)' ');
-        return new(SqlModeOf(text), IsReadableCharset(name), Is(name, "utf8"u8) || Is(name, "utf8mb3"u8) || Is(name, "utf8mb4"u8));
+        return new(SqlModeOf(text), IsReadableCharset(name),
+            Is(name, "utf8"u8) || Is(name, "utf8mb3"u8) || Is(name, "utf8mb4"u8) ? ClientCharset.Utf8
+            : Is(name, "latin1"u8) ? ClientCharset.Latin1
+            : ClientCharset.Other);
     }
 
     /// <summary>The flags of an sql_mode list; ANSI and the other combination modes include ANSI_QUOTES.</summary>
@@ -3269,7 +3323,7 @@ public sealed class MySqlDumpFilter
                     + $"at byte {unitStart}: in big5, cp932, gbk, sjis and gb18030 a multi-byte character can end in a backslash, "
                     + "which this check would take for an escape where the server does not, and in swe7 ASCII bytes are other letters; refused");
             case SetTarget.Charset:
-                setClientUtf8 = value.Utf8Charset;
+                setClientCharset = value.Charset;
                 break;
             case SetTarget.UserVariable when setVariable is not null:
                 setUserVariables.Add((setVariable, value));
@@ -3283,7 +3337,7 @@ public sealed class MySqlDumpFilter
     {
         ApplyAssignment();
         sqlMode = setMode;
-        clientUtf8 = setClientUtf8;
+        clientCharset = setClientCharset;
         foreach (var (name, value) in setUserVariables)
         {
             if (userVariables.Count < MaxUserVariables || userVariables.ContainsKey(name))
@@ -3298,13 +3352,28 @@ public sealed class MySqlDumpFilter
     }
 
     /// <summary>
-    /// A name this filter records or compares (a database, a table rows go into, a trigger's or view's, a qualifier):
-    /// it decodes names as UTF-8, so under another client character set one with bytes above ASCII is refused (in
-    /// latin1 the table `\xE4` is the `\xC3\xA4` of utf8mb4; this filter would see two tables where the server sees one).
+    /// A name this filter compares with others (a table rows go into, a trigger's or view's): read as the server reads
+    /// it, in UTF-8 or latin1 (the table `\xE4` of latin1 is the `\xC3\xA4` of utf8mb4); under another client
+    /// character set one with bytes above ASCII is refused (this filter would see two tables where the server sees one).
+    /// </summary>
+    private string ComparableName(ReadOnlySpan<byte> name)
+    {
+        if (clientCharset == ClientCharset.Latin1)
+        {
+            return MySqlLatin1.ToText(name);
+        }
+
+        RequireComparableName(name);
+        return DatabaseNames.Decode(name);
+    }
+
+    /// <summary>
+    /// A name this filter compares as UTF-8 bytes or writes back (a database, a qualifier): under another client
+    /// character set one with bytes above ASCII is refused.
     /// </summary>
     private void RequireComparableName(ReadOnlySpan<byte> name)
     {
-        if (!clientUtf8 && name.ContainsAnyExceptInRange((byte)0, (byte)0x7F))
+        if (clientCharset != ClientCharset.Utf8 && name.ContainsAnyExceptInRange((byte)0, (byte)0x7F))
         {
             throw new DumpFilterException(
                 $"the dump names {Printable(name)} at byte {unitStart} under a client character set other than UTF-8: "

@@ -1035,10 +1035,50 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
         }
         var text = Column(textColumn)
             ?? throw new OperationFailedException($"cannot read the definition of {kind.ToString().ToLowerInvariant()} {Q(name)} (missing privilege?)");
-        return new SchemaObject(kind, name, text, Column("sql_mode"),
-            Column("character_set_client") ?? throw new OperationFailedException($"{sql}: no character_set_client returned"),
+        var charset = Column("character_set_client") ?? throw new OperationFailedException($"{sql}: no character_set_client returned");
+        if (kind == Kind.Event && charset.Equals("latin1", StringComparison.OrdinalIgnoreCase))
+        {
+            text = EventAsCreated(text, name);
+        }
+        return new SchemaObject(kind, name, text, Column("sql_mode"), charset,
             Column("collation_connection") ?? throw new OperationFailedException($"{sql}: no collation_connection returned"),
             Column("Database Collation"), Column("time_zone"));
+    }
+
+    /// <summary>
+    /// SHOW CREATE EVENT of an event created under latin1 writes its name and comment (kept in UTF-8) into a latin1
+    /// text (see <see cref="MySqlLatin1"/>): they read as other letters here (`Ã©v`), and created so they would stay so.
+    /// </summary>
+    private static string EventAsCreated(string text, string name)
+    {
+        var mangledName = MySqlLatin1.ToText(System.Text.Encoding.UTF8.GetBytes(name));
+        var header = $" EVENT {Q(mangledName)} ";
+        var at = text.IndexOf(header, StringComparison.Ordinal);
+        if (at < 0)
+        {
+            return text;
+        }
+        text = string.Concat(text.AsSpan(0, at), $" EVENT {Q(name)} ", text.AsSpan(at + header.Length));
+        // The comment, if the header has one (before the body's DO; the body is as created).
+        var comment = text.IndexOf(" COMMENT '", at, StringComparison.Ordinal);
+        var body = text.IndexOf(" DO ", at, StringComparison.Ordinal);
+        if (comment < 0 || (body >= 0 && body < comment))
+        {
+            return text;
+        }
+        var start = comment + " COMMENT '".Length;
+        var end = start;
+        while (end < text.Length && text[end] != '\'')
+        {
+            end += text[end] == '\\' ? 2 : 1;
+        }
+        if (end + 1 < text.Length && text[end + 1] == '\'')
+        {
+            return text; // a doubled quote: SHOW CREATE writes \' instead, so this is not its comment
+        }
+        return end < text.Length && MySqlLatin1.Unmangle(text[start..end]) is { } asCreated
+            ? string.Concat(text.AsSpan(0, start), asCreated, text.AsSpan(end))
+            : text;
     }
 
     private Task ExecuteAsync(string sql, CancellationToken cancellationToken) => MySqlEngine.Execute(connection, sql, cancellationToken);
