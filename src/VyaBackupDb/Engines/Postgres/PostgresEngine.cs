@@ -289,10 +289,35 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
                 own[(table.Schema, table.Table)] = loaded;
             }
         }
+        await using var unforced = await LiftForcedRowSecurityAsync(connection, cancellationToken).ConfigureAwait(false);
         var rows = await CountRowsAsync(connection, tables, own, cancellationToken).ConfigureAwait(false);
         return new DatabaseInventory(rows,
             await ListSequencesAsync(connection, cancellationToken).ConfigureAwait(false),
             await CountObjectsAsync(connection, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// A table that forces row security on its owner shows a restoring account that is not a superuser (its owner, or
+    /// a member of it) only the rows its policies let through, and its count would not be the backup's: the force is
+    /// lifted in a transaction that is rolled back when the returned one is disposed (null: no such table).
+    /// </summary>
+    private static async Task<NpgsqlTransaction?> LiftForcedRowSecurityAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var query = new NpgsqlCommand(
+            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c "
+            + "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relforcerowsecurity AND c.relrowsecurity "
+            + "AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user)", connection);
+        var forced = await StringsAsync(query, cancellationToken).ConfigureAwait(false);
+        if (forced.Count == 0)
+        {
+            return null;
+        }
+        var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var table in forced)
+        {
+            await Execute(connection, $"ALTER TABLE ONLY {table} NO FORCE ROW LEVEL SECURITY", cancellationToken).ConfigureAwait(false);
+        }
+        return transaction;
     }
 
     private const string UserSchemas = "NOT IN ('pg_catalog', 'information_schema') AND {0} NOT LIKE 'pg\\_toast%' AND {0} NOT LIKE 'pg\\_temp%'";
