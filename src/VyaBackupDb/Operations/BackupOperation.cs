@@ -213,6 +213,20 @@ public sealed class BackupOperation
                 0, 0, probeClock.Elapsed) { FailedDestinations = [.. down.Select(d => d.Name)] });
             return results;
         }
+        if (request.Database is null)
+        {
+            foreach (var missing in DatabaseSelector.Missing(instance, server.Databases))
+            {
+                // A failure, not a warning: the database named is not backed up.
+                var why = $"named in include: {DatabaseSelector.NotFound(instance, missing)}";
+                if (request.DryRun)
+                {
+                    observer.Warning($"instance {instance.Id} ({instance.Name}): {why}");
+                    continue;
+                }
+                Add(new BackupItemResult(instance, missing, null, why, 0, 0, TimeSpan.Zero));
+            }
+        }
         if (databases.Count == 0)
         {
             observer.Warning($"instance {instance.Id} ({instance.Name}): no database matches include/exclude");

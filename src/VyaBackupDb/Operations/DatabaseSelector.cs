@@ -20,6 +20,24 @@ public static class DatabaseSelector
             .Where(db => !instance.Exclude.Any(p => GlobMatches(p, db)))
             .ToList();
 
+    /// <summary>
+    /// The include entries that name one database (no wildcard) the server does not list, and exclude does not leave
+    /// out: a database dropped, renamed or mistyped, or one the account may no longer see, which would otherwise drop
+    /// out of every night's backup without a word.
+    /// </summary>
+    public static IReadOnlyList<string> Missing(InstanceConfig instance, IReadOnlyList<string> databases) =>
+        instance.Dbms == Dbms.Files ? [] : instance.Include
+            .Where(p => p.IndexOfAny(['*', '?', '[']) < 0 && p != Globals.ItemName)
+            .Where(p => !databases.Contains(p, StringComparer.Ordinal) && !instance.Exclude.Any(e => GlobMatches(e, p)))
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
+
+    /// <summary>Why a database asked for by name is not backed up.</summary>
+    public static string NotFound(InstanceConfig instance, string database) =>
+        // MySQL lists to an account without SHOW DATABASES only the databases it holds a privilege on.
+        $"database '{database}' does not exist on instance {instance.Id} ({instance.Name})"
+        + (instance.Dbms == Dbms.MySql ? $", or its account {instance.User} may not see it" : "");
+
     /// <summary>Shell-style glob: * any run, ? one character, [abc] a set; the whole name must match.</summary>
     public static bool GlobMatches(string pattern, string name) => Regex.IsMatch(name, GlobRegex(pattern), GlobOptions);
 

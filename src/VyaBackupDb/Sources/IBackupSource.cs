@@ -68,9 +68,7 @@ public static class BackupSources
             }
             if (!server.Databases.Contains(requested, StringComparer.Ordinal))
             {
-                // MySQL lists to an account without SHOW DATABASES only the databases it holds a privilege on.
-                throw new OperationFailedException($"database '{requested}' does not exist on instance {engine.Instance.Id} ({engine.Instance.Name})"
-                    + (engine.Instance.Dbms == Dbms.MySql ? $", or its account {engine.Instance.User} may not see it" : ""));
+                throw new OperationFailedException(DatabaseSelector.NotFound(engine.Instance, requested));
             }
             return [requested];
         }
