@@ -948,7 +948,8 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     /// A restoring account that cannot see or create everything the swap must drop or create in the
     /// target (a tester's least-privilege accounts): an old event or another definer's routine it was
     /// not shown stayed beside the restored tables at exit 0; routine grants it could not read were
-    /// lost; a missing CREATE ROUTINE was found after the RENAME, the target half swapped. Each is
+    /// lost; a missing CREATE ROUTINE was found after the RENAME, the target half swapped; without GRANT OPTION the
+    /// grants on the old routines were lost with them, with a warning (a tester's account with ALL on the target). Each is
     /// refused before the RENAME, naming the privilege, the target unchanged; without rights on the
     /// staging databases, before anything is created, saying what to grant.
     /// </summary>
@@ -958,6 +959,8 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     [InlineData("REVOKE EVENT ON `{1}`.* FROM {0}", "the restoring account has no EVENT privilege on it")]
     [InlineData("REVOKE CREATE ROUTINE ON `{1}`.* FROM {0}", "the restoring account holds no CREATE ROUTINE privilege on it, which the backup's functions need")]
     [InlineData("REVOKE ALL ON `vya\\_%`.* FROM {0}", "the account may not create database 'vya_restore_")]
+    [InlineData("DO 1", "the grants on its routines (function `f` to {0}) are dropped with the old routines and the restoring account could not "
+        + "give them again: grant it GRANT OPTION on the database")]
     public async Task MySql_swap_by_an_account_that_cannot_see_or_create_every_object_is_refused_before_it(string revoke, string expected)
     {
         await TestServers.RequireMySqlAsync();
@@ -969,7 +972,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         try
         {
             await MySqlTestDb.ExecAsync(live, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)",
-                $"CREATE DEFINER = {account} FUNCTION f() RETURNS INT DETERMINISTIC RETURN 1");
+                $"CREATE DEFINER = {account} FUNCTION f() RETURNS INT DETERMINISTIC RETURN 1", $"GRANT EXECUTE ON FUNCTION f TO {account}");
             var file = await Ops.BackupOkAsync(TestServers.MySql(), live, Compression.Zstd, _scratch.TempDir("backups"));
             await MySqlTestDb.ExecAsync(live, "INSERT INTO t VALUES (2)", "CREATE EVENT old_ev ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM t");
             await MySqlTestDb.ExecAsync(null, string.Format(System.Globalization.CultureInfo.InvariantCulture, revoke, account, live));
@@ -981,7 +984,7 @@ public sealed class StagedRestoreTests : IAsyncLifetime
             Assert.Equal(Errors.ExitCode.Failed, error.ExitCode);
 
             Assert.Contains(expected.StartsWith("the account may not create", StringComparison.Ordinal) ? expected
-                : $"'{live}' could not be replaced (it is unchanged): {expected}", error.Message, StringComparison.Ordinal);
+                : $"'{live}' could not be replaced (it is unchanged): {string.Format(System.Globalization.CultureInfo.InvariantCulture, expected, account)}", error.Message, StringComparison.Ordinal);
             DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(live), "the target of a refused swap");
             Assert.False(await MySqlTestDb.ExistsAsync(_scratch.TrackMySql(RestoreStaging.ReplacedName(live))), "a refused swap left a replaced database");
         }

@@ -17,6 +17,9 @@ internal sealed partial class MariaDbGrants
     /// <summary>Runs only for an account that may read mysql.proc, where MariaDB keeps the routines (and lists to others only the ones they may use).</summary>
     public const string ReadRoutines = "SELECT 1 FROM mysql.proc LIMIT 0";
 
+    /// <summary>What a grant line ending in WITH GRANT OPTION holds besides its privileges (ALL PRIVILEGES does not hold it).</summary>
+    public const string GrantOption = "GRANT OPTION";
+
     private readonly List<Grant> _grants;
 
     private MariaDbGrants(List<Grant> grants) => _grants = grants;
@@ -29,10 +32,16 @@ internal sealed partial class MariaDbGrants
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            var line = GrantLine().Match(reader.GetString(0));
+            var text = reader.GetString(0);
+            var line = GrantLine().Match(text);
             if (line.Success)
             {
-                grants.Add(new Grant(line.Groups["grantee"].Value, Privileges(line.Groups["privileges"].Value),
+                var privileges = Privileges(line.Groups["privileges"].Value);
+                if (text.EndsWith(" WITH GRANT OPTION", StringComparison.Ordinal))
+                {
+                    privileges.Add(GrantOption);
+                }
+                grants.Add(new Grant(line.Groups["grantee"].Value, privileges,
                     line.Groups["all"].Success ? null : Unquote(line.Groups["db"].Value),
                     line.Groups["table"].Success ? Unquote(line.Groups["table"].Value) : null));
             }
@@ -55,7 +64,8 @@ internal sealed partial class MariaDbGrants
     public HashSet<string> OnTables(string privilege, string database) =>
         new(_grants.Where(g => g.Table is not null && g.DatabasePattern == database && Holds(g, privilege)).Select(g => g.Table!), StringComparer.Ordinal);
 
-    private static bool Holds(Grant grant, string privilege) => grant.Privileges.Contains(privilege) || grant.Privileges.Contains("ALL PRIVILEGES");
+    private static bool Holds(Grant grant, string privilege) =>
+        grant.Privileges.Contains(privilege) || (privilege != GrantOption && grant.Privileges.Contains("ALL PRIVILEGES"));
 
     /// <summary>The privileges of a grant line, but column-level ones (SELECT (`a`, `b`)), which hold on no whole table.</summary>
     private static HashSet<string> Privileges(string list)

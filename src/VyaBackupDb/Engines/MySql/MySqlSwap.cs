@@ -129,6 +129,10 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
                 oldObjectCount = oldObjects.Count;
                 routineGrants = await RoutineGrantsAsync(cancellationToken).ConfigureAwait(false);
                 await RequireOldObjectsVisibleAsync(oldObjects, routineGrants is not null, cancellationToken).ConfigureAwait(false);
+                if (mariaDb)
+                {
+                    await RequireGrantPrivilegesAsync(RegrantedOf(routineGrants, newObjects), cancellationToken).ConfigureAwait(false);
+                }
                 if (oldTables.Count > 0 || oldObjects.Count > 0)
                 {
                     await ExecuteAsync($"CREATE DATABASE {Q(replaced)}", cancellationToken).ConfigureAwait(false);
@@ -462,6 +466,33 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
         }
     }
 
+    /// <summary>The grants on old routines that go to the new routines of the same name and type.</summary>
+    private static List<RoutineGrant> RegrantedOf(List<RoutineGrant>? grants, List<SchemaObject> newObjects) =>
+        [.. (grants ?? []).Where(g => newObjects.Any(o => o.Kind.ToString().Equals(g.Type, StringComparison.OrdinalIgnoreCase)
+            && o.Name.Equals(g.Routine, StringComparison.OrdinalIgnoreCase)))];
+
+    /// <summary>
+    /// Before the RENAME: the restoring account may give the old routines' grants again (GRANT OPTION and the
+    /// privileges granted, on the target). The server drops them with the old routines: found after it, they were lost.
+    /// </summary>
+    private async Task RequireGrantPrivilegesAsync(List<RoutineGrant> regranted, CancellationToken cancellationToken)
+    {
+        if (regranted.Count == 0)
+        {
+            return;
+        }
+        var needed = regranted.SelectMany(g => g.Privileges.Split(',', StringSplitOptions.RemoveEmptyEntries))
+            .Select(p => p == "Grant" ? MariaDbGrants.GrantOption : p.ToUpperInvariant()).Append(MariaDbGrants.GrantOption).ToHashSet();
+        var grants = await MariaDbGrants.ReadAsync(connection, cancellationToken).ConfigureAwait(false);
+        if (needed.Where(p => !grants.OnDatabase(p, target)).Order(StringComparer.Ordinal).ToList() is { Count: > 0 } missing)
+        {
+            var first = regranted[0];
+            throw new OperationFailedException($"the grants on its routines ({first.Type.ToLowerInvariant()} {Q(first.Routine)} to {first.Account}"
+                + $"{(regranted.Count > 1 ? ", ..." : "")}) are dropped with the old routines and the restoring account could not give them again: "
+                + $"grant it {string.Join(", ", missing)} on the database, or restore into another name");
+        }
+    }
+
     /// <summary>
     /// Gives the old routines' grants back to the new routines of the same name and type; one that
     /// cannot be given (an account gone, no GRANT OPTION) is a warning: the restored data is in place.
@@ -473,8 +504,7 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
             return; // the old target had no routines (RequireOldObjectsVisibleAsync)
         }
         await SetSqlModeAsync(GrantSqlMode, CancellationToken.None).ConfigureAwait(false);
-        foreach (var grant in grants.Where(g => newObjects.Any(o => o.Kind.ToString().Equals(g.Type, StringComparison.OrdinalIgnoreCase)
-            && o.Name.Equals(g.Routine, StringComparison.OrdinalIgnoreCase))))
+        foreach (var grant in RegrantedOf(grants, newObjects))
         {
             try
             {
