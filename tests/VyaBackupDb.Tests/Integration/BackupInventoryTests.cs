@@ -694,6 +694,47 @@ public sealed class BackupInventoryTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Found by a tester: a restoring account that is a member of the backup's owner role without its privileges
+    /// (NOINHERIT) gave the staging database to that role, could not load into it, and could not drop it: the next
+    /// restore into the target failed on it too. Refused before anything is created.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_member_of_the_owner_without_its_privileges_is_refused_before_anything_is_created()
+    {
+        await TestServers.RequirePostgresAsync();
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var owner = "vt_owner_" + suffix;
+        var restorer = "vt_noinherit_" + suffix;
+        var source = _scratch.PostgresName();
+        var target = _scratch.PostgresName();
+        await PgTestDb.ExecAsync("postgres", $"CREATE ROLE {owner}", $"CREATE ROLE {restorer} LOGIN CREATEDB NOINHERIT PASSWORD 'vt-ni-pw' IN ROLE {owner}",
+            $"CREATE DATABASE {PgTestDb.Quote(source)} OWNER {owner}");
+        try
+        {
+            await PgTestDb.ExecAsync(source, $"SET ROLE {owner}", "CREATE TABLE t (id int)", "INSERT INTO t VALUES (1), (2)");
+            var file = await Ops.BackupOkAsync(TestServers.Postgres() with { Owners = true }, source, Compression.Zstd, _scratch.TempDir("backups"));
+            var account = TestServers.Postgres() with { User = restorer, Password = PasswordSource.Literal("vt-ni-pw") };
+
+            for (var attempt = 0; attempt < 2; attempt++)
+            {
+                var error = await Assert.ThrowsAsync<OperationFailedException>(() => Ops.RestoreAsync(account, file, target));
+                Assert.Contains($"owned by {owner}, of which the restoring account is a member without its privileges (NOINHERIT)",
+                    error.Message, StringComparison.Ordinal);
+            }
+            Assert.Empty(await PgRowsAsync("SELECT datname FROM pg_database WHERE datname LIKE '%' || $1", target));
+        }
+        finally
+        {
+            await PgTestDb.DropIfExistsAsync(source);
+            foreach (var left in await PgRowsAsync("SELECT datname FROM pg_database WHERE datname LIKE '%' || $1", target))
+            {
+                await PgTestDb.DropIfExistsAsync(left);
+            }
+            await PgTestDb.ExecAsync("postgres", $"DROP ROLE IF EXISTS {restorer}", $"DROP ROLE IF EXISTS {owner}");
+        }
+    }
+
+    /// <summary>
     /// A server error in the steps before the load (here the restoring role's temp_file_limit, met by
     /// reading pg_settings) said only "53400: temporary file size exceeds ..." (a tester): it now
     /// says which restore failed and that the target was not created.

@@ -792,6 +792,19 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
                 $"the backup keeps owners and privileges (owners: true) but {Instance.Name} lacks the roles "
                 + $"{string.Join(", ", missing.Select(DatabaseSettings.Shown))}; create them (or restore the server's roles) first");
         }
+        if (settings?.Owner is { } databaseOwner)
+        {
+            // A member without the role's privileges may give it the staging database, and then neither load into it nor drop it.
+            await using var command = new NpgsqlCommand(
+                "SELECT pg_catalog.pg_has_role(@owner, 'MEMBER') AND NOT pg_catalog.pg_has_role(@owner, 'USAGE')", connection);
+            command.Parameters.AddWithValue("owner", databaseOwner);
+            if (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true)
+            {
+                throw new OperationFailedException($"the backup's databases and objects are owned by {DatabaseSettings.Shown(databaseOwner)}, "
+                    + $"of which the restoring account is a member without its privileges (NOINHERIT); let it inherit them, "
+                    + "or restore as a superuser");
+            }
+        }
     }
 
     /// <summary>Which of <paramref name="names"/> are roles of the server (with <paramref name="ordinaryOnly"/>: and no superusers).</summary>
