@@ -199,6 +199,34 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         Assert.Equal([Path.GetFileName(locked)], Ops.DataFilesUnder(folder));
     }
 
+    /// <summary>
+    /// Found by a tester: an instance folder that is a file, not a directory, was found only when the dump was written
+    /// (.NET's "The file ... already exists"), and the backup failed though the next destination was fine. It is found
+    /// when the folder is listed, and the next destination takes the dump.
+    /// </summary>
+    [SkippableFact]
+    public async Task An_instance_folder_that_is_a_file_fails_that_destination_and_the_next_takes_the_dump()
+    {
+        await TestServers.RequireMySqlAsync();
+        await TestServers.RequirePostgresAsync();
+        var mysqlDb = await _scratch.NewMySqlDatabaseAsync();
+        var pgDb = await _scratch.NewPostgresDatabaseAsync();
+        var backupDir = _scratch.TempDir("backups");
+        var nas = _scratch.TempDir("nas");
+        var config = await ConfigAsync(backupDir, mysqlDb, pgDb, pgExtra: "storage: [local, nas]",
+            topLevel: $"  - name: nas\n    type: local\n    path: '{nas}'");
+        var inTheWay = Path.Combine(backupDir, "it-pg");
+        await File.WriteAllTextAsync(inTheWay, "not a folder");
+
+        var backup = await CliAsync("backup", "-i", "2", "--config", config);
+
+        Assert.True(backup.ExitCode == Failed, backup.ToString()); // its one database is not on every destination
+        Assert.Contains($"{inTheWay} is not a directory", OneLineAbout(backup, "not copied"), StringComparison.Ordinal);
+        Assert.DoesNotContain("already exists", backup.Stderr + backup.Stdout, StringComparison.Ordinal);
+        Assert.Single(Ops.DataFilesUnder(Path.Combine(nas, "it-pg")));
+        Assert.Equal("not a folder", await File.ReadAllTextAsync(inTheWay));
+    }
+
     [SkippableFact]
     public async Task With_every_destination_down_the_backup_fails_in_one_line_and_writes_nothing()
     {

@@ -61,7 +61,7 @@ public sealed partial class LocalStorage(string root) : IStorage
         var directory = folder.Length == 0 ? Root : FullPath(folder.TrimEnd('/'));
         if (!Directory.Exists(directory))
         {
-            yield break;
+            yield break; // a key is no folder (as in S3)
         }
         foreach (var file in FilesUnder(directory, "*"))
         {
@@ -75,11 +75,29 @@ public sealed partial class LocalStorage(string root) : IStorage
         }
     }
 
+    /// <summary>
+    /// Whether a folder to write in is there; something else in its place (a file, say) is a fault of this destination,
+    /// found by the backup's sweep before a dump is written (it said only .NET's "already exists" when the backup was written).
+    /// </summary>
+    private static bool IsFolder(string directory)
+    {
+        if (Directory.Exists(directory))
+        {
+            return true;
+        }
+        return Sources.Files.Posix.TryLStat(directory) is null
+            ? false
+            : throw new StorageException($"{directory} is not a directory (a file or something else is there)");
+    }
+
     public Task<IStorageWrite> CreateAsync(string key, CancellationToken cancellationToken)
     {
         var target = FullPath(key);
         var directory = Path.GetDirectoryName(target)!;
-        Directory.CreateDirectory(directory);
+        if (!IsFolder(directory))
+        {
+            Directory.CreateDirectory(directory);
+        }
         var temp = Path.Combine(directory, TempMarker + Guid.NewGuid().ToString("N")[..12] + "-" + Path.GetFileName(target));
         return Task.FromResult<IStorageWrite>(new LocalWrite(temp, target));
     }
@@ -102,7 +120,7 @@ public sealed partial class LocalStorage(string root) : IStorage
         var folder = StorageKey.Folder(prefix);
         var directory = folder.Length == 0 ? Root : FullPath(folder.TrimEnd('/'));
         var removed = 0;
-        if (Directory.Exists(directory))
+        if (IsFolder(directory))
         {
             foreach (var temp in FilesUnder(directory, TempMarker + "*"))
             {
