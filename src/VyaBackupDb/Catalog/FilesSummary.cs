@@ -41,6 +41,12 @@ public sealed record FilesSummary
     /// <summary>What was not backed up: unreadable (skip_unreadable), sockets, FIFOs, devices (the first <see cref="MaxNotes"/>).</summary>
     public IReadOnlyList<FileNote> Skipped { get; init; } = [];
 
+    /// <summary>What verify and restore say of a backup some file changed in while it was read (the backup warned), or null.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string? ChangedNote => ChangedCount == 0 ? null
+        : $"{ChangedCount} file(s) changed or vanished while the backup read them, so it is not one moment of the tree "
+            + $"({string.Join(", ", Changed.Take(3).Select(c => c.Path))}{(ChangedCount > 3 ? ", ..." : "")}; all are listed in its manifest)";
+
     /// <summary>Entries of the archive: every file, directory, symlink and hard link.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public long Entries => Files + Directories + Symlinks + HardLinks;

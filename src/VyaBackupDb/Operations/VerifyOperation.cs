@@ -61,6 +61,10 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
                 continue;
             }
             InventoryComparison? comparison = null;
+            if (check.Manifest?.Files?.ChangedNote is { } changed)
+            {
+                check = check with { Notes = [.. check.Notes, changed] };
+            }
             var fileCheck = check;
             if (request.Restore && check.Ok && check.Manifest?.Files is not null)
             {

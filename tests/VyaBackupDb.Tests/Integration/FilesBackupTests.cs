@@ -174,6 +174,15 @@ public sealed class FilesBackupTests : IAsyncLifetime
         Assert.True(files.ChangedDuringBackup);
         Assert.Equal(growing, Assert.Single(files.Changed).Path);
         Assert.Contains("\"changed_during_backup\": true", await File.ReadAllTextAsync(file + BackupManifest.Suffix), StringComparison.Ordinal);
+
+        // Found by a tester: only the backup's warning said so; verify and restore now say it too.
+        var note = $"1 file(s) changed or vanished while the backup read them, so it is not one moment of the tree ({growing}; ";
+        var verify = await Run.CliAsync("verify", "--instance", "4", "--config", config);
+        Assert.True(verify.ExitCode == 0, verify.ToString());
+        Assert.Contains(note, verify.Stdout + verify.Stderr, StringComparison.Ordinal);
+        var restore = await Run.CliAsync("restore", "--file", file, "--instance", "4", "--target", Path.Combine(dir, "restored"), "--config", config);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Contains(note, restore.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -79,6 +79,10 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
         {
             observer.Warning($"no manifest beside {location.FileName}: no digest was recorded; the archive is read but not checked against one");
         }
+        if (plan.Manifest?.Files?.ChangedNote is { } changed)
+        {
+            observer.Warning(changed);
+        }
         if (plan.TargetState == TargetDirectoryState.HoldsFiles && !request.Force && !request.DryRun
             && !observer.Confirm($"{plan.Target} is not empty. Replace its content with the backup's?"))
         {
