@@ -312,6 +312,22 @@ public static class BackupFileChecker
     }
 
     /// <summary>
+    /// After a restore failed reading it: why the stored file does not match its manifest (size, digest), or null; a
+    /// read error is not this file's fault. The damage, not what it made a decoder or client say, is the failure.
+    /// </summary>
+    public static async Task<string?> DamageAsync(BackupLocation location, BackupManifest manifest)
+    {
+        try
+        {
+            return await CheckStoredAsync(location, manifest, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is VyaException or IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
     /// A failure to decode the stored bytes, as opposed to a failure to reach them (a missing file,
     /// a storage that cannot be reached: <see cref="Storage.StorageException"/>).
     /// </summary>

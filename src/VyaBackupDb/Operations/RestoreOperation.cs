@@ -206,7 +206,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 _ => $"cannot read {plan.File}: {e.Message}",
             };
             if (request.Verify && plan.Manifest is not null && e is not (OperationCanceledException or LockedException)
-                && await DamageAsync(location, plan.Manifest).ConfigureAwait(false) is { } problem)
+                && await BackupFileChecker.DamageAsync(location, plan.Manifest).ConfigureAwait(false) is { } problem)
             {
                 // The file is damaged: that, not what it made the client or decoder say, is the failure.
                 e = new VerificationFailedException(problem, e);
@@ -404,19 +404,6 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         measured is null
             ? BackupFileChecker.CheckStoredAsync(location, manifest, cancellationToken)
             : BackupFileChecker.StoredProblemAsync(measured, manifest, cancellationToken);
-
-    /// <summary>Why the stored file does not match its manifest (size, digest), or null; a read error is not this file's fault.</summary>
-    private static async Task<string?> DamageAsync(BackupLocation location, BackupManifest manifest)
-    {
-        try
-        {
-            return await BackupFileChecker.CheckStoredAsync(location, manifest, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is VyaException or IOException)
-        {
-            return null;
-        }
-    }
 
     /// <summary>Drops the staging database after a failure; returns why it could not, or null.</summary>
     private static async Task<string?> TryDropAsync(IDumpEngine engine, string staging)

@@ -186,8 +186,15 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
                 VyaException or PosixException or UnauthorizedAccessException => e.Message,
                 _ => $"cannot read {plan.File}: {e.Message}",
             };
+            var failure = e;
+            if (request.Verify && plan.Manifest is { } manifest && BackupFileChecker.IsDecodeError(e)
+                && await BackupFileChecker.DamageAsync(location, manifest).ConfigureAwait(false) is { } damage)
+            {
+                failure = new VerificationFailedException(damage, e);
+                reason = $"{plan.File}: {damage}";
+            }
             var message = $"restore of {location.FileName} into {plan.Target} failed: {reason}; {plan.Target} was not changed{cleanup}";
-            throw e switch
+            throw failure switch
             {
                 VerificationFailedException => new VerificationFailedException(message, e),
                 AgeException age => new AgeException(message, age.ExitCode),
