@@ -901,7 +901,8 @@ public static partial class ConfigLoader
                     {
                         if (item is not YamlScalarNode { Value: { Length: > 0 } text })
                         {
-                            throw new ConfigException($"{path}:{Line(item)}: {prefix}{key}: expected a list of text patterns");
+                            throw new ConfigException($"{path}:{Line(item)}: {prefix}{key}: "
+                                + (item is YamlScalarNode ? "an empty entry" : "expected a list of text patterns"));
                         }
                         list.Add(text);
                     }

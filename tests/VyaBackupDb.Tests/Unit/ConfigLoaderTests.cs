@@ -120,6 +120,7 @@ public sealed class ConfigLoaderTests
     [InlineData("backup_dir: /b\ninstances:\n  - {id: 1, dbms: postgresql, user: u, load_data_local: false}\n", ":3: instances[0].load_data_local: applies to mysql instances only")]
     [InlineData("backup_dir: /b\ninstances:\n  - {id: 1, dbms: mysql, user: u, trust_backups: true}\n", ":3: instances[0].trust_backups: applies to postgresql instances only")]
     [InlineData("backup_dir: /b\nconnect_timeout_seconds: -1\n", ":2: connect_timeout_seconds: must be a positive")]
+    [InlineData("backup_dir: /b\nencryption:\n  recipients: [\"\"]\n", ":3: encryption.recipients: an empty entry")]
     [InlineData("backup_dir: /b\nencryption:\n  recipients: [age1notakey]\n", ":3: encryption.recipients: 'age1notakey' is not an age public key")]
     [InlineData("backup_dir: /b\nencryption:\n  recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]\n  passphrase_env: P\n", ":4: encryption.passphrase_env: give recipients or a passphrase, not both")]
     [InlineData("backup_dir: /b\nencryption:\n  recipient: x\n", ":3: encryption.recipient: unknown key")]
