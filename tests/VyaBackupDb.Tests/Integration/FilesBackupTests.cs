@@ -185,6 +185,43 @@ public sealed class FilesBackupTests : IAsyncLifetime
         Assert.Contains(note, restore.Stderr, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Found by a tester: a sparse file (a VM image, lastlog) came back fully allocated, and a restore could fill the
+    /// disk that held it. Runs of zeros come back as holes; the content and length are the same.
+    /// </summary>
+    [Fact]
+    public async Task A_sparse_file_comes_back_sparse_with_the_same_content()
+    {
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "images");
+        Directory.CreateDirectory(source);
+        var image = Path.Combine(source, "disk.img");
+        await using (var file = new FileStream(image, FileMode.CreateNew))
+        {
+            await file.WriteAsync("head"u8.ToArray());
+            file.Seek(200L << 20, SeekOrigin.Begin);
+            await file.WriteAsync(Enumerable.Range(0, 3000).Select(i => (byte)(i % 251 + 1)).ToArray());
+            file.SetLength(400L << 20); // ends in a hole too
+        }
+        var backups = Path.Combine(dir, "backups");
+        var config = await FileTrees.WriteConfigAsync(dir, backups, $$"""
+            - {id: 4, name: images, dbms: files, paths: [{{FileTrees.Yaml(source)}}]}
+            """);
+        var target = Path.Combine(dir, "restored");
+
+        var backup = await Run.CliAsync("backup", "--instance", "4", "--config", config);
+        var restore = await Run.CliAsync("restore", "--file", Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups))),
+            "--instance", "4", "--target", target, "--config", config);
+
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        var restored = target + image;
+        Assert.Equal(400L << 20, new FileInfo(restored).Length);
+        Assert.Equal(Ops.Sha256(image), Ops.Sha256(restored));
+        var blocks = await Run.ProgramAsync("stat", ["-c", "%b", restored]);
+        Assert.True(long.Parse(blocks.Stdout.Trim(), System.Globalization.CultureInfo.InvariantCulture) * 512 < 1 << 20, $"allocated: {blocks.Stdout} blocks");
+    }
+
     [Fact]
     public async Task An_unreadable_file_fails_the_backup_naming_it_and_skip_unreadable_skips_it_and_says_so()
     {

@@ -121,6 +121,13 @@ internal sealed class FilesExtractor : IDisposable
         }
     }
 
+    /// <summary>Runs of zeros this long or longer are left as holes, not written.</summary>
+    private const int HoleBlock = 64 * 1024;
+
+    /// <summary>
+    /// Writes the content, leaving its runs of zeros as holes (as <c>cp --sparse=auto</c>): a sparse file (a VM image,
+    /// lastlog) takes no more room than it did, where written whole it could fill the disk. The content is the same.
+    /// </summary>
     private void WriteFile(TarEntry entry, int parent, byte[] name, string path)
     {
         using var file = Posix.CreateFileAt(parent, name, path);
@@ -128,20 +135,49 @@ internal sealed class FilesExtractor : IDisposable
         {
             long written = 0;
             int n;
-            while ((n = data.Read(_buffer)) > 0)
+            try
             {
-                try
+                while ((n = data.Read(_buffer)) > 0)
                 {
-                    RandomAccess.Write(file, _buffer.AsSpan(0, n), written);
+                    WriteLeavingHoles(file, _buffer.AsSpan(0, n), written);
+                    written += n;
                 }
-                catch (ArgumentOutOfRangeException e)
-                {
-                    throw new Errors.OperationFailedException($"cannot write {path}: {Errors.IoErrors.FileTooLarge}", e);
-                }
-                written += n;
+                // A file that ends in a hole still has its length.
+                RandomAccess.SetLength(file, written);
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                throw new Errors.OperationFailedException($"cannot write {path}: {Errors.IoErrors.FileTooLarge}", e);
             }
         }
         SetMetadata(MetadataOf(entry), file, path);
+    }
+
+    /// <summary>Writes <paramref name="chunk"/> at <paramref name="offset"/>, each run of its blocks that are not all zeros at once.</summary>
+    private static void WriteLeavingHoles(SafeFileHandle file, ReadOnlySpan<byte> chunk, long offset)
+    {
+        var run = -1; // where the run of blocks to write starts
+        for (var at = 0; ; at += HoleBlock)
+        {
+            var zeros = at < chunk.Length && !chunk.Slice(at, Math.Min(HoleBlock, chunk.Length - at)).ContainsAnyExcept((byte)0);
+            if (at >= chunk.Length || zeros)
+            {
+                if (run >= 0)
+                {
+                    var end = Math.Min(at, chunk.Length);
+                    RandomAccess.Write(file, chunk[run..end], offset + run);
+                    run = -1;
+                }
+                if (at >= chunk.Length)
+                {
+                    return;
+                }
+            }
+            else if (run < 0)
+            {
+                run = at;
+            }
+        }
     }
 
     /// <summary>
