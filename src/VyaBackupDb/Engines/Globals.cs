@@ -275,10 +275,7 @@ public static class Globals
                 warn($"{step.Key} restored, but {kept}");
             }
         }
-        foreach (var (key, why) in failed)
-        {
-            warn($"{key} not restored: {why}");
-        }
+        // The failures are the run's error (one line at its end), not said twice.
         var restored = chosen.Select(c => c.Key).Where(k => !failed.ContainsKey(k)).ToList();
         return new GlobalsRestoreResult(restored, skipped, [.. failed.Select(f => $"{f.Key}: {f.Value}")]);
     }

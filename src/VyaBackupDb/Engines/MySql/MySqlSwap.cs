@@ -1064,7 +1064,9 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
                 : reader.GetValue(i) is byte[] bytes ? System.Text.Encoding.UTF8.GetString(bytes) : Convert.ToString(reader.GetValue(i), System.Globalization.CultureInfo.InvariantCulture);
         }
         var text = Column(textColumn)
-            ?? throw new OperationFailedException($"cannot read the definition of {kind.ToString().ToLowerInvariant()} {Q(name)} (missing privilege?)");
+            ?? throw new OperationFailedException($"cannot read the definition of {kind.ToString().ToLowerInvariant()} {Q(name)}: the restoring account "
+                + (kind is Kind.Function or Kind.Procedure ? "needs SELECT on mysql.proc (MariaDB) or SHOW_ROUTINE (MySQL) to read other definers' routines"
+                    : "lacks a privilege on it (SHOW VIEW, TRIGGER or EVENT)"));
         var charset = Column("character_set_client") ?? throw new OperationFailedException($"{sql}: no character_set_client returned");
         if (kind == Kind.Event && charset.Equals("latin1", StringComparison.OrdinalIgnoreCase))
         {
