@@ -73,20 +73,22 @@ public static partial class Metrics
             var history = await BackupHistory.ReadAsync(instance, destinations(instance), depth: 1, cancellationToken).ConfigureAwait(false);
             foreach (var error in history.Errors)
             {
-                warning($"metrics: instance {instance.Id} ({instance.Name}): {error}; its last values are kept");
+                warning($"metrics: instance {instance.Id} ({instance.Name}): {error}; its backups there are not counted (each count keeps its last value where that is higher)");
             }
             foreach (var database in history.Databases)
             {
                 var current = byKey.GetValueOrDefault((instance.Name, database.Database)) ?? new DatabaseMetrics(instance.Id, instance.Name, database.Database);
+                // With a destination not read, the count is of the others only: the last one stands where it is higher.
+                var backups = history.Errors.Count > 0 ? Math.Max(current.Backups ?? 0, database.Intact) : database.Intact;
                 byKey[(instance.Name, database.Database)] = database.Last is { } last
                     ? current with
                     {
                         LastSuccessUtc = last.FinishedUtc,
                         LastSuccessDurationSeconds = Math.Round(last.Duration.TotalSeconds, 3),
                         LastSuccessSizeBytes = last.StoredBytes,
-                        Backups = database.Intact,
+                        Backups = backups,
                     }
-                    : current with { Backups = database.Intact };
+                    : current with { Backups = backups };
             }
             if (history.Errors.Count == 0)
             {
