@@ -601,6 +601,14 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
             command.Parameters.AddWithValue("@comment", comment);
         }
         command.CommandText = sql.ToString();
+        if ((await ServerAsync(cancellationToken).ConfigureAwait(false)).Flavor == "MariaDB"
+            && await MariaDbGrants.ReadAsync(connection, cancellationToken).ConfigureAwait(false) is var grants
+            && grants.OnDatabase("CREATE", database) && !grants.OnDatabase("DROP", database))
+        {
+            // It could be created and loaded, and then not removed: every later restore into the target failed on it.
+            throw new HostFaultException($"the account may not drop database '{database}' once it is done with it: a restore needs all privileges "
+                + @"on the databases it stages in and moves replaced tables to, `vya\_%`");
+        }
         try
         {
             await Execute(command, cancellationToken).ConfigureAwait(false);

@@ -132,6 +132,10 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
                 if (mariaDb)
                 {
                     await RequireGrantPrivilegesAsync(RegrantedOf(routineGrants, newObjects), cancellationToken).ConfigureAwait(false);
+                    if (oldTables.Count > 0 || oldObjects.Count > 0)
+                    {
+                        await RequireReplacedPrivilegesAsync(replaced, cancellationToken).ConfigureAwait(false);
+                    }
                 }
                 if (oldTables.Count > 0 || oldObjects.Count > 0)
                 {
@@ -463,6 +467,24 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
                 throw new OperationFailedException($"the restoring account holds no {privilege} privilege on it, which the backup's "
                     + $"{kind.ToString().ToLowerInvariant()}s need; grant it {privilege} on the database");
             }
+        }
+    }
+
+    /// <summary>
+    /// Before the RENAME: the restoring account may move the old tables into the replaced database and out of the target
+    /// (a table with triggers goes aside within the target first), and drop the swap's own records there. Found after
+    /// it, the target was left with the new tables and without its views, routines and triggers.
+    /// </summary>
+    private async Task RequireReplacedPrivilegesAsync(string replaced, CancellationToken cancellationToken)
+    {
+        var grants = await MariaDbGrants.ReadAsync(connection, cancellationToken).ConfigureAwait(false);
+        var missing = new[] { "CREATE", "DROP", "ALTER", "INSERT" }.Select(p => (Privilege: p, Database: replaced))
+            .Concat(new[] { "DROP", "ALTER" }.Select(p => (Privilege: p, Database: target)))
+            .Where(m => !grants.OnDatabase(m.Privilege, m.Database)).ToList();
+        if (missing.Count > 0)
+        {
+            throw new OperationFailedException($"the restoring account may not move the old tables aside (it lacks "
+                + $"{string.Join(", ", missing.Select(m => $"{m.Privilege} on '{m.Database}'"))}); grant it all privileges on the target and on `vya\\_%`");
         }
     }
 
