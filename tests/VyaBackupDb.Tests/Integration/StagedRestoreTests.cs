@@ -655,9 +655,10 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// Found by a tester: an event created under latin1 with a name or comment above ASCII came back under another
+    /// Found by testers: an event created under latin1 with a name or comment above ASCII came back under another
     /// name, with another comment (the server writes them in UTF-8 into the event's latin1 text, mariadb-dump and SHOW
-    /// CREATE alike), and --enable-events could not enable it. Both engines.
+    /// CREATE alike), and --enable-events could not enable it; a trigger's or event's definer above ASCII came back as
+    /// an account that does not exist (the copy's table took no rows). Both engines.
     /// </summary>
     [SkippableTheory]
     [InlineData(Config.BackupEngine.Dump)]
@@ -666,24 +667,39 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     {
         await TestServers.RequireMySqlAsync();
         var source = await _scratch.NewMySqlDatabaseAsync();
-        await MySqlTestDb.ExecAsync(source,
-            "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)",
-            "SET NAMES latin1",
-            "CREATE EVENT `év` ON SCHEDULE EVERY 1 DAY COMMENT 'à côté' DO DELETE FROM t WHERE id = 'é'");
-        var server = TestServers.MySql() with { Engine = engine };
-        var file = await Ops.BackupOkAsync(server, source, Compression.Zstd, _scratch.TempDir("backups"));
-        var target = await _scratch.NewMySqlDatabaseAsync();
-        await MySqlTestDb.ExecAsync(target, "CREATE TABLE old_table (id INT PRIMARY KEY)");
-        var config = TestServers.Config(Path.GetDirectoryName(file)!, server);
+        var definer = $"'vt_dé_{Guid.NewGuid().ToString("N")[..6]}'@'%'";
+        try
+        {
+            await MySqlTestDb.ExecAsync(source,
+                "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)",
+                "SET NAMES latin1",
+                $"CREATE USER {definer}", $"GRANT ALL ON *.* TO {definer}",
+                "CREATE EVENT `év` ON SCHEDULE EVERY 1 DAY COMMENT 'à côté, l''été' DO DELETE FROM t WHERE id = 'é'",
+                $"CREATE DEFINER = {definer} EVENT e2 ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM t WHERE id = 'é'",
+                $"CREATE DEFINER = {definer} TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.id = NEW.id + LENGTH('é')");
+            var server = TestServers.MySql() with { Engine = engine };
+            var file = await Ops.BackupOkAsync(server, source, Compression.Zstd, _scratch.TempDir("backups"));
+            var target = await _scratch.NewMySqlDatabaseAsync();
+            await MySqlTestDb.ExecAsync(target, "CREATE TABLE old_table (id INT PRIMARY KEY)");
+            var config = TestServers.Config(Path.GetDirectoryName(file)!, server);
 
-        await new Operations.RestoreOperation(config, new TestRestoreObserver())
-            .RunAsync(new Operations.RestoreRequest(file, server, target, DryRun: false, Force: true, EnableEvents: true), CancellationToken.None);
+            await new Operations.RestoreOperation(config, new TestRestoreObserver())
+                .RunAsync(new Operations.RestoreRequest(file, server, target, DryRun: false, Force: true, EnableEvents: true), CancellationToken.None);
 
-        var events = "SELECT CONCAT_WS(' | ', HEX(EVENT_NAME), HEX(EVENT_COMMENT), HEX(EVENT_DEFINITION), CHARACTER_SET_CLIENT, STATUS) "
-            + "FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @p0";
-        var expected = (string?)await MySqlTestDb.ScalarAsync(null, events, source);
-        Assert.Contains(" | latin1 | ENABLED", expected, StringComparison.Ordinal);
-        Assert.Equal(expected, (string?)await MySqlTestDb.ScalarAsync(null, events, target));
+            var objects = "SELECT GROUP_CONCAT(x ORDER BY x SEPARATOR '; ') FROM ("
+                + "SELECT CONCAT_WS(' | ', HEX(EVENT_NAME), HEX(EVENT_COMMENT), HEX(EVENT_DEFINITION), HEX(DEFINER), CHARACTER_SET_CLIENT, STATUS) x "
+                + "FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @p0 UNION ALL SELECT CONCAT_WS(' | ', TRIGGER_NAME, HEX(DEFINER), "
+                + "HEX(ACTION_STATEMENT), CHARACTER_SET_CLIENT) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = @p0) o";
+            var expected = (string?)await MySqlTestDb.ScalarAsync(null, objects, source);
+            Assert.Contains(" | latin1 | ENABLED", expected, StringComparison.Ordinal);
+            Assert.Equal(expected, (string?)await MySqlTestDb.ScalarAsync(null, objects, target));
+            // The trigger's definer is an account that exists: the copy's table takes rows.
+            await MySqlTestDb.ExecAsync(target, "INSERT INTO t VALUES (2)");
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, "SET NAMES latin1", $"DROP USER IF EXISTS {definer}");
+        }
     }
 
     /// <summary>

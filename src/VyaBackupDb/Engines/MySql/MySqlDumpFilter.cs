@@ -2478,7 +2478,7 @@ public sealed class MySqlDumpFilter
     /// </summary>
     private int RewindSplitName(int i)
     {
-        // An event's comment too: it may be rewritten whole (RecodeEventText).
+        // An event's comment too: it may be rewritten whole (RecodeUtf8UnderLatin1).
         if (tokenKind is not (TokenKind.Word or TokenKind.Ident or TokenKind.String)
             || (tokenKind == TokenKind.String && !tokenDoubleQuoted && !eventCommentNext))
         {
@@ -2505,7 +2505,7 @@ public sealed class MySqlDumpFilter
     {
         if (definerPhase != DefinerPhase.None)
         {
-            DefinerToken(kind, text, end);
+            DefinerToken(kind, text, start, end);
             return;
         }
 
@@ -2747,8 +2747,15 @@ public sealed class MySqlDumpFilter
         _ => false,
     };
 
-    private void DefinerToken(TokenKind kind, ReadOnlySpan<byte> text, long end)
+    private void DefinerToken(TokenKind kind, ReadOnlySpan<byte> text, long start, long end)
     {
+        if (definerPhase is DefinerPhase.User or DefinerPhase.Host && kind is TokenKind.Ident or TokenKind.String && options.Definer == DefinerMode.Keep)
+        {
+            // A trigger's or event's definer is written in UTF-8 under latin1 (a routine's or view's as created, which is
+            // not UTF-8 unless its account's name reads as mojibake).
+            RecodeUtf8UnderLatin1(start, end);
+        }
+
         definerEnd = end;
         definerPhase = definerPhase switch
         {
@@ -2799,7 +2806,7 @@ public sealed class MySqlDumpFilter
                 {
                     eventName = DatabaseNames.Decode(text);
                     eventPhase = EventPhase.AfterName;
-                    if (kind == TokenKind.Ident && RecodeEventText(start, end))
+                    if (kind == TokenKind.Ident && RecodeUtf8UnderLatin1(start, end))
                     {
                         eventNameRecoded = true;
                         return true;
@@ -2825,7 +2832,7 @@ public sealed class MySqlDumpFilter
                 if (eventCommentNext && kind == TokenKind.String)
                 {
                     eventCommentNext = false;
-                    RecodeEventText(start, end);
+                    RecodeUtf8UnderLatin1(start, end);
                     return true;
                 }
 
@@ -2876,12 +2883,12 @@ public sealed class MySqlDumpFilter
     }
 
     /// <summary>
-    /// An event's name or comment under latin1: SHOW CREATE EVENT writes them in UTF-8 but its body as created, and
-    /// mariadb-dump sets the character set the event was created under before it, so the server would read them as
-    /// other letters (`év` would be created as `Ã©v`). Written in latin1, they come back as they were.
+    /// An event's name or comment, or a trigger's or event's definer, under latin1: SHOW CREATE writes them in UTF-8 but
+    /// the body as created, and mariadb-dump sets the character set the object was created under before it, so the
+    /// server would read them as other letters (`év` would be created as `Ã©v`). Written in latin1, they come back as they were.
     /// </summary>
     /// <returns>Whether the token was rewritten (not if it is ASCII, not UTF-8, or not whole in this read).</returns>
-    private bool RecodeEventText(long start, long end)
+    private bool RecodeUtf8UnderLatin1(long start, long end)
     {
         var first = start - bufferBase;
         if (clientCharset != ClientCharset.Latin1 || first < segment)

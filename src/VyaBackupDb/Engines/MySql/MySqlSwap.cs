@@ -1090,9 +1090,9 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
                 + (kind is Kind.Function or Kind.Procedure ? "needs SELECT on mysql.proc (MariaDB) or SHOW_ROUTINE (MySQL) to read other definers' routines"
                     : "lacks a privilege on it (SHOW VIEW, TRIGGER or EVENT)"));
         var charset = Column("character_set_client") ?? throw new OperationFailedException($"{sql}: no character_set_client returned");
-        if (kind == Kind.Event && charset.Equals("latin1", StringComparison.OrdinalIgnoreCase))
+        if (kind is Kind.Event or Kind.Trigger && charset.Equals("latin1", StringComparison.OrdinalIgnoreCase))
         {
-            text = EventAsCreated(text, name);
+            text = AsCreatedUnderLatin1(kind, text, name);
         }
         return new SchemaObject(kind, name, text, Column("sql_mode"), charset,
             Column("collation_connection") ?? throw new OperationFailedException($"{sql}: no collation_connection returned"),
@@ -1100,13 +1100,27 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
     }
 
     /// <summary>
-    /// SHOW CREATE EVENT of an event created under latin1 writes its name and comment (kept in UTF-8) into a latin1
-    /// text (see <see cref="MySqlLatin1"/>): they read as other letters here (`Ã©v`), and created so they would stay so.
+    /// SHOW CREATE of a trigger or event created under latin1 writes its definer, and an event's name and comment, (kept
+    /// in UTF-8) into a latin1 text (see <see cref="MySqlLatin1"/>): they read as other letters here (`Ã©v`), and
+    /// created so they would stay so.
     /// </summary>
-    private static string EventAsCreated(string text, string name)
+    private static string AsCreatedUnderLatin1(Kind kind, string text, string name)
     {
-        var mangledName = MySqlLatin1.ToText(System.Text.Encoding.UTF8.GetBytes(name));
-        var header = $" EVENT {Q(mangledName)} ";
+        if (LatinDefiner().Match(text) is { Success: true } definer)
+        {
+            foreach (var part in new[] { definer.Groups["host"], definer.Groups["user"] }) // the later one first: indexes stay right
+            {
+                if (MySqlLatin1.Unmangle(part.Value) is { } asCreated)
+                {
+                    text = string.Concat(text.AsSpan(0, part.Index), asCreated, text.AsSpan(part.Index + part.Length));
+                }
+            }
+        }
+        if (kind != Kind.Event)
+        {
+            return text;
+        }
+        var header = $" EVENT {Q(MySqlLatin1.ToText(System.Text.Encoding.UTF8.GetBytes(name)))} ";
         var at = text.IndexOf(header, StringComparison.Ordinal);
         if (at < 0)
         {
@@ -1122,18 +1136,18 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
         }
         var start = comment + " COMMENT '".Length;
         var end = start;
-        while (end < text.Length && text[end] != '\'')
+        while (end < text.Length && !(text[end] == '\'' && (end + 1 == text.Length || text[end + 1] != '\'')))
         {
-            end += text[end] == '\\' ? 2 : 1;
+            end += text[end] is '\\' or '\'' ? 2 : 1; // an escape, or a doubled quote
         }
-        if (end + 1 < text.Length && text[end + 1] == '\'')
-        {
-            return text; // a doubled quote: SHOW CREATE writes \' instead, so this is not its comment
-        }
-        return end < text.Length && MySqlLatin1.Unmangle(text[start..end]) is { } asCreated
-            ? string.Concat(text.AsSpan(0, start), asCreated, text.AsSpan(end))
+        return end < text.Length && MySqlLatin1.Unmangle(text[start..end]) is { } asCreatedComment
+            ? string.Concat(text.AsSpan(0, start), asCreatedComment, text.AsSpan(end))
             : text;
     }
+
+    /// <summary>The definer SHOW CREATE writes first: CREATE DEFINER=`user`@`host` ...</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"\ACREATE DEFINER=`(?<user>(?:[^`]|``)*)`@`(?<host>(?:[^`]|``)*)` ")]
+    private static partial System.Text.RegularExpressions.Regex LatinDefiner();
 
     private Task ExecuteAsync(string sql, CancellationToken cancellationToken) => MySqlEngine.Execute(connection, sql, cancellationToken);
 
