@@ -151,10 +151,15 @@ internal static class BackupCommand
                     // Stopped (Ctrl+C, SIGTERM): the metrics count what finished and the database under way as failed,
                     // an unattended run's notifiers hear of it, then the run ends with 130.
                     observer.Dispose();
+                    var stopped = tracker.Interrupted(DateTime.UtcNow - startedUtc);
+                    if (asJson)
+                    {
+                        // A script reading the document gets one, saying what finished (it got nothing).
+                        BackupResults.PrintJson(stopped.Backup, [], instances, request.Parallel, startedUtc, stopped.ExitCode);
+                    }
                     if (metricsPath is not null)
                     {
-                        await reporter.WriteMetricsFileAsync(metricsPath, tracker.Interrupted(DateTime.UtcNow - startedUtc), CancellationToken.None)
-                            .ConfigureAwait(false);
+                        await reporter.WriteMetricsFileAsync(metricsPath, stopped, CancellationToken.None).ConfigureAwait(false);
                     }
                     await reporter.NotifyInterruptedAsync(tracker, startedUtc).ConfigureAwait(false);
                     throw;

@@ -250,8 +250,10 @@ internal static class BackupResults
         }
     }
 
+    /// <param name="stopped">The run was stopped (Ctrl+C, SIGTERM): its code, whatever its results.</param>
     public static void PrintJson(
-        BackupReport report, IReadOnlyList<BackupItem> planned, IReadOnlyList<InstanceConfig> instances, int parallel, DateTime startedUtc)
+        BackupReport report, IReadOnlyList<BackupItem> planned, IReadOnlyList<InstanceConfig> instances, int parallel, DateTime startedUtc,
+        ExitCode? stopped = null)
     {
         var results = report.Results.Select(Json)
             .Concat(planned.Select(p => new BackupResultJson(p.Instance.Id, p.Instance.Name, p.Instance.Dbms.ToName(), p.Database, "planned", null,
@@ -259,7 +261,7 @@ internal static class BackupResults
             // A dry run's failures (probes) and plans, in the run's order.
             .OrderBy(r => instances.ToList().FindIndex(i => i.Id == r.InstanceId))
             .ToList();
-        var code = planned.Count > 0 && report.Results.Count == 0 ? ExitCode.Success : report.ExitCode;
+        var code = stopped ?? (planned.Count > 0 && report.Results.Count == 0 ? ExitCode.Success : report.ExitCode);
         var document = new BackupRunJson(
             BackupReport.StatusName(code),
             (int)code,

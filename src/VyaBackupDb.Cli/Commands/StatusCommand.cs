@@ -43,7 +43,7 @@ internal static class StatusCommand
                 .ConfigureAwait(false);
             foreach (var error in report.Errors)
             {
-                Output.Error(error + "; its backups are not counted");
+                Output.Error(error);
             }
             if (htmlPath is not null)
             {

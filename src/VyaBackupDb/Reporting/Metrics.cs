@@ -70,7 +70,8 @@ public static partial class Metrics
         }
         foreach (var instance in instances)
         {
-            var history = await BackupHistory.ReadAsync(instance, destinations(instance), depth: 1, cancellationToken).ConfigureAwait(false);
+            // A few: the newest not dated after now is the last success (as status takes it).
+            var history = await BackupHistory.ReadAsync(instance, destinations(instance), depth: 3, cancellationToken).ConfigureAwait(false);
             foreach (var error in history.Errors)
             {
                 warning($"metrics: instance {instance.Id} ({instance.Name}): {error}; its backups there are not counted (each count keeps its last value where that is higher)");
@@ -80,7 +81,11 @@ public static partial class Metrics
                 var current = byKey.GetValueOrDefault((instance.Name, database.Database)) ?? new DatabaseMetrics(instance.Id, instance.Name, database.Database);
                 // With a destination not read, the count is of the others only: the last one stands where it is higher.
                 var backups = history.Errors.Count > 0 ? Math.Max(current.Backups ?? 0, database.Intact) : database.Intact;
-                byKey[(instance.Name, database.Database)] = database.Last is { } last
+                foreach (var future in StatusReport.FutureBackups(database, now))
+                {
+                    warning($"metrics: instance {instance.Id} ({instance.Name}): {StatusReport.FromTheFuture(future)}");
+                }
+                byKey[(instance.Name, database.Database)] = StatusReport.LastBackup(database, now) is { } last
                     ? current with
                     {
                         LastSuccessUtc = last.FinishedUtc,
@@ -102,7 +107,8 @@ public static partial class Metrics
         var lastRun = previous.LastRun;
         if (run?.Backup is { } report)
         {
-            foreach (var result in report.Results)
+            // A database another runner was backing up (locked) is that runner's to report: no failure of this one.
+            foreach (var result in report.Results.Where(r => !r.Locked))
             {
                 var name = result.Instance.Name;
                 List<(string, string)> keys = result.Database == "*"

@@ -58,7 +58,7 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
         {
             var targets = destinations(instance);
             var history = await BackupHistory.ReadAsync(instance, targets, depth, cancellationToken).ConfigureAwait(false);
-            errors.AddRange(history.Errors.Select(e => $"instance {instance.Id} ({instance.Name}): {e}"));
+            errors.AddRange(history.Errors.Select(e => $"instance {instance.Id} ({instance.Name}): {e.TrimEnd('.')}; its backups there are not counted"));
             if (history.Errors.Count == targets.Count)
             {
                 // Nothing could be read: not "no backup", but unknown (the error says why).
@@ -69,10 +69,9 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
             {
                 rows.Add(Row(instance, null, null, now));
             }
-            foreach (var future in databases.SelectMany(d => d.Recent).Where(p => p.FinishedUtc > now + ClockSkew))
+            foreach (var future in databases.SelectMany(d => FutureBackups(d, now)))
             {
-                errors.Add($"instance {instance.Id} ({instance.Name}): {future.DataFile} is dated {future.FinishedUtc:yyyy-MM-dd HH:mm} UTC, "
-                    + "after now (a clock that was ahead?): not taken as the last backup");
+                errors.Add($"instance {instance.Id} ({instance.Name}): {FromTheFuture(future)}");
             }
             rows.AddRange(databases.Select(d => Row(instance, d.Database, d, now)));
         }
@@ -82,16 +81,37 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
     /// <summary>How far a backup's time may be ahead of this host's clock (another runner's clock) and still count.</summary>
     private static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// The newest backup of <paramref name="history"/> not dated after now (status and metrics alike): one dated after
+    /// now would hide, for as long, that none was taken since.
+    /// </summary>
+    public static HistoryPoint? LastBackup(DatabaseHistory? history, DateTimeOffset now) =>
+        history?.Recent.FirstOrDefault(p => p.FinishedUtc <= now + ClockSkew);
+
+    /// <summary>The backups of <paramref name="history"/> dated after now, newest first.</summary>
+    public static IEnumerable<HistoryPoint> FutureBackups(DatabaseHistory history, DateTimeOffset now) =>
+        history.Recent.Where(p => p.FinishedUtc > now + ClockSkew);
+
+    /// <summary>
+    /// Whether the instance still backs up <paramref name="database"/>: one its include/exclude now leave out (dropped
+    /// and excluded, say) shows its old backups but is never overdue (it was, for as long as prune kept its newest).
+    /// </summary>
+    private static bool Expected(InstanceConfig instance, string? database) =>
+        database is null || instance.Dbms == Dbms.Files
+        || (database == Engines.Globals.ItemName ? instance.Globals : Operations.DatabaseSelector.Select(instance, [database]).Count > 0);
+
+    public static string FromTheFuture(HistoryPoint backup) =>
+        $"{backup.DataFile} is dated {backup.FinishedUtc:yyyy-MM-dd HH:mm} UTC, after now (a clock that was ahead?): not taken as the last backup";
+
     private static DatabaseStatus Row(InstanceConfig instance, string? database, DatabaseHistory? history, DateTimeOffset now)
     {
-        // A backup dated after now would hide for as long that none was taken since.
-        var last = history?.Recent.FirstOrDefault(p => p.FinishedUtc <= now + ClockSkew);
+        var last = LastBackup(history, now);
         DateTimeOffset? due = last is null ? null : NextDue(instance, last.FinishedUtc);
         // The schedule's period from when the next one is due (not the time left since the last one ended).
         var every = Interval(instance, due ?? now);
         // A schedule drifts and the due run takes time (as long as the last one, say): overdue only a quarter of the
         // interval, plus that, after it was due.
-        var overdue = instance.Enabled && (last is null || now > due!.Value + every / 4 + last.Duration);
+        var overdue = instance.Enabled && Expected(instance, database) && (last is null || now > due!.Value + every / 4 + last.Duration);
         return new DatabaseStatus(
             instance.Id,
             instance.Name,

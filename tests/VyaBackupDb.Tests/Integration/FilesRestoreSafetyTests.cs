@@ -240,7 +240,7 @@ public sealed class FilesRestoreSafetyTests : IAsyncLifetime
         await using (var file = File.Create(archive))
         await using (var tar = new TarWriter(file, TarEntryFormat.Pax))
         {
-            await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, "big") { DataStream = new MemoryStream(new byte[4 << 20]) });
+            await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, "big") { DataStream = new MemoryStream(Enumerable.Repeat((byte)'x', 4 << 20).ToArray()) }); // zeros would be a hole
         }
         var config = await FileTrees.WriteConfigAsync(dir, Path.Combine(dir, "backups"), """
             - {id: 1, name: restore-here, dbms: files, paths: [/nonexistent]}

@@ -115,7 +115,8 @@ public sealed class InterruptTests(BigPostgresFixture big) : IClassFixture<BigPo
         var metricsFile = Path.Combine(_scratch.TempDir("metrics"), "vya.prom");
         string[] arguments = operation switch
         {
-            Operation.Backup => ["backup", "-i", "2", "-d", big.Database, "--config", big.StallingConfig, "--metrics-file", metricsFile],
+            Operation.Backup => ["backup", "-i", "2", "-d", big.Database, "--config", big.StallingConfig, "--metrics-file", metricsFile,
+                .. (terminal ? Array.Empty<string>() : ["--json"])],
             Operation.Restore => ["restore", "--file", backupFile, "-i", "2", "--target", target, "--config", big.StallingConfig],
             _ => ["verify", "--file", backupFile, "--restore", "-i", "2", "--config", big.StallingConfig],
         };
@@ -148,6 +149,12 @@ public sealed class InterruptTests(BigPostgresFixture big) : IClassFixture<BigPo
             var metrics = await File.ReadAllTextAsync(metricsFile);
             Assert.Contains($"vya_backupdb_last_status{{instance_id=\"2\",instance_name=\"it-pg\",database=\"{big.Database}\"}} 0", metrics, StringComparison.Ordinal);
             Assert.Contains("vya_backupdb_run_exit_code 130", metrics, StringComparison.Ordinal);
+            if (!terminal)
+            {
+                // Found by a tester: --json printed nothing; a script reading it gets the document, saying so.
+                Assert.Matches("\"status\":\\s*\"interrupted\"", output);
+                Assert.Matches("\"exit_code\":\\s*130", output);
+            }
         }
     }
 

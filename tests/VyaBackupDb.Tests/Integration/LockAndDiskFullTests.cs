@@ -470,9 +470,10 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
         var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir, toolsDir: tools);
         var holder = BackupLock.PathFor(backupDir, instanceName, db) + ".holder";
 
+        var metrics = Path.Combine(_scratch.TempDir("metrics"), "vya.prom");
         var first = Run.CliAsync("backup", "--instance", id, "--database", db, "--config", config);
         var pid = await WaitForHolderPidAsync(holder, first);
-        var second = await Run.CliAsync("backup", "--instance", id, "--database", db, "--config", config);
+        var second = await Run.CliAsync("backup", "--instance", id, "--database", db, "--config", config, "--metrics-file", metrics);
         Assert.False(first.IsCompleted, "the first backup ended before the second one was refused: the fake dump is too fast for this test");
         var firstRun = await first;
 
@@ -480,6 +481,11 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
         var failed = Assert.Single(second.Stderr.Split('\n'), l => l.Contains("FAILED", StringComparison.Ordinal));
         Assert.Contains("is being backed up by another run", failed, StringComparison.Ordinal);
         Assert.Contains($"pid {pid} on {Environment.MachineName}", failed, StringComparison.Ordinal);
+        // Found by a tester: the other run's backup counted as this runner's failure, and `last_status == 0` alerts fired.
+        var text = await File.ReadAllTextAsync(metrics);
+        Assert.DoesNotContain("vya_backupdb_last_status{", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("vya_backupdb_failures_total{", text, StringComparison.Ordinal);
+        Assert.Contains("vya_backupdb_run_exit_code 5", text, StringComparison.Ordinal);
         Assert.True(firstRun.ExitCode == Success, firstRun.ToString());
         Assert.Contains("1 succeeded, 0 failed", firstRun.Stdout, StringComparison.Ordinal);
         // One backup (the first's, whole), its manifest and checksum; the lock is gone with its holder.

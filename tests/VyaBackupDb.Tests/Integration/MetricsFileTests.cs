@@ -89,10 +89,17 @@ public sealed partial class MetricsFileTests : IAsyncLifetime
                 StringComparison.Ordinal)
             .Replace("include: [\"vt_*\"]\n    globals: false\n  - id: 2", "include: [\"vt_*\"]\n    globals: false\n    storage: [local, dead]\n  - id: 2",
                 StringComparison.Ordinal));
+        // Found by a tester too: a backup dated after now (a runner whose clock was ahead) was taken as the last success,
+        // and the staleness alert could not fire until that date. As in status, it is not, and a warning names it.
+        FabricatedBackups.Create(backupDir, TestServers.MySql(name: "it-mysql"), mysqlDb, new DateTime(2099, 12, 31, 0, 0, 0, DateTimeKind.Utc));
         var fourth = await Run.CliAsync("backup", "--instance", "2", "--database", pgDb, "--config", config, "--metrics-file", file);
         Assert.True(fourth.ExitCode == 0, fourth.ToString());
         Assert.Contains("storage 'dead' cannot be listed", fourth.Stderr, StringComparison.Ordinal);
-        Assert.Equal(2, PromText.Parse(await File.ReadAllTextAsync(file)).Value("vya_backupdb_backups", mysqlLabels));
+        Assert.Contains("is dated 2099-12-31", fourth.Stderr, StringComparison.Ordinal);
+        var afterFourth = PromText.Parse(await File.ReadAllTextAsync(file));
+        Assert.Equal(2, afterFourth.Value("vya_backupdb_backups", mysqlLabels));
+        Assert.Equal(new DateTimeOffset(elsewhere, TimeSpan.Zero).AddSeconds(1).ToUnixTimeSeconds(),
+            afterFourth.Value("vya_backupdb_last_success_timestamp_seconds", mysqlLabels));
 
         // Written whole, by rename: no temp file left beside it.
         Assert.Equal(new[] { "vya-backupdb.prom" }, Directory.EnumerateFileSystemEntries(metricsDir).Select(Path.GetFileName));

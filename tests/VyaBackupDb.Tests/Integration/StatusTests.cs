@@ -163,6 +163,38 @@ public sealed partial class StatusTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Found by a tester: a database dropped and excluded on purpose stayed overdue for as long as prune kept its
+    /// newest backup (never): status still shows it, but not as overdue. One its include still selects stays overdue.
+    /// </summary>
+    [Fact]
+    public async Task A_database_left_out_by_include_or_exclude_is_shown_but_never_overdue()
+    {
+        var dir = _scratch.TempDir("status-excluded");
+        var backupDir = Path.Combine(dir, "store");
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, """
+            backup_dir: store
+            instances:
+              - id: 1
+                name: st-ex
+                dbms: mysql
+                user: nobody
+                exclude: [retired]
+            """);
+        var mysql = TestServers.MySql(name: "st-ex");
+        Backup(backupDir, mysql, "retired", _now.AddDays(-3), 100, 1);
+        Backup(backupDir, mysql, "app", _now.AddDays(-3), 100, 1);
+
+        var run = await Run.CliAsync("status", "--json", "--config", config);
+
+        Assert.True(run.ExitCode == 8, run.ToString());
+        using var json = JsonDocument.Parse(run.Stdout);
+        var rows = json.RootElement.GetProperty("databases").EnumerateArray()
+            .ToDictionary(d => d.GetProperty("database").GetString()!, d => d.GetProperty("overdue").GetBoolean());
+        Assert.Equal(new Dictionary<string, bool> { ["app"] = true, ["retired"] = false }, rows);
+    }
+
+    /// <summary>
     /// Only intact backups count, as list and prune judge them: a manifest that is unreadable, describes another
     /// file, or records another size is no backup (a database with nothing else has none, and is overdue), and is
     /// shown as damaged.
