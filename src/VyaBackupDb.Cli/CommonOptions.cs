@@ -125,6 +125,23 @@ internal static partial class CommonOptions
     private static partial System.Text.RegularExpressions.Regex ParseFailure();
 
     /// <summary>Loads the config (vault passphrase prompted for on a terminal, if needed) and prints its warnings.</summary>
+    /// <summary>A file an option names for output (--metrics-file, --html): its directory must exist and it must be no directory.</summary>
+    public static void RequireOutputFile(string option, string? path)
+    {
+        if (path is null)
+        {
+            return;
+        }
+        if (Directory.Exists(path))
+        {
+            throw new UsageException($"{option} {path}: is a directory (name a file in it)");
+        }
+        if (!Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(path))))
+        {
+            throw new UsageException($"{option} {path}: its directory does not exist");
+        }
+    }
+
     public static AppConfig LoadConfig(ParseResult parseResult)
     {
         var config = ConfigLoader.Load(ConfigLoader.ResolvePath(parseResult.GetValue(Config)), ReadSecret);

@@ -83,10 +83,7 @@ internal static class BackupCommand
                         throw new UsageException($"encryption asked for, but {config.SourcePath} has no encryption: recipients or passphrase");
                     }
                     var metricsPath = parseResult.GetValue(metricsFile);
-                    if (metricsPath is not null && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(metricsPath))))
-                    {
-                        throw new UsageException($"--metrics-file {metricsPath}: its directory does not exist");
-                    }
+                    CommonOptions.RequireOutputFile("--metrics-file", metricsPath);
                     return (config, instances, request, metricsPath);
                 }
 

@@ -70,10 +70,7 @@ internal static class ScheduleCommand
             {
                 throw new UsageException($"no enabled instance{(chosen.Length > 0 ? " of those chosen" : "")} has a schedule: in {_config.SourcePath}");
             }
-            if (metricsFile is not null && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(metricsFile))))
-            {
-                throw new UsageException($"--metrics-file {metricsFile}: its directory does not exist");
-            }
+            CommonOptions.RequireOutputFile("--metrics-file", metricsFile);
             if (metricsFile is not null || metricsListen is not null)
             {
                 // What the storage holds now (every runner's backups), and this runner's counters from the previous file.

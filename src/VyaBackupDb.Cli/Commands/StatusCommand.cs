@@ -33,10 +33,7 @@ internal static class StatusCommand
                 throw new UsageException("--last: give a number between 1 and 1000");
             }
             var htmlPath = parseResult.GetValue(html);
-            if (htmlPath is not null && !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(htmlPath))))
-            {
-                throw new UsageException($"--html {htmlPath}: its directory does not exist");
-            }
+            CommonOptions.RequireOutputFile("--html", htmlPath);
             IReadOnlyList<InstanceConfig> instances = parseResult.GetValue(instance) is { } id ? [config.GetInstance(id)] : config.Instances;
             using var storages = new StorageSet(config);
             var report = await StatusReport.BuildAsync(instances, storages.For, depth, TimeProvider.System.GetUtcNow(), cancellationToken)

@@ -440,6 +440,25 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         Assert.EndsWith($"_{db}.sql.zst", written, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Found by a tester: --metrics-file or --html naming a directory said .NET's "Access to the path ... is denied"
+    /// (as root), and the backup's metrics went stale at exit 0. Refused before anything runs, saying what it is.
+    /// </summary>
+    [Theory]
+    [InlineData("status", "--html")]
+    [InlineData("backup", "--metrics-file")]
+    public async Task An_output_file_option_naming_a_directory_is_refused_as_one(string command, string option)
+    {
+        var directory = _scratch.TempDir("out");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+
+        var run = await CliAsync(command == "backup" ? ["backup", "--all", "--dry-run", option, directory, "--config", config]
+            : [command, option, directory, "--config", config]);
+
+        Assert.True(run.ExitCode == UsageOrConfig, run.ToString());
+        Assert.Contains($"{option} {directory}: is a directory", Assert.Single(StderrLines(run)), StringComparison.Ordinal);
+    }
+
     /// <summary>A tools_dir that does not exist is named as such (it said "none found; install ... or set tools_dir").</summary>
     [SkippableTheory]
     [InlineData("1")]
