@@ -79,7 +79,10 @@ public static class BackupHistory
                     Get(incomplete, database).UnionWith(byDatabase.Where(e => !e.HasManifest).Select(e => StorageKey.FileName(e.Key)));
                     // Newest first (ListAsync's order), judged as list and prune judge them.
                     var found = new List<CatalogBackup>();
-                    foreach (var entry in byDatabase.Where(e => e.HasManifest && !good.Contains(StorageKey.FileName(e.Key))))
+                    // The newest is read again where it has a verify record: a check of this copy (verify --file s3:...) counts too.
+                    var newest = byDatabase.FirstOrDefault(e => e.HasManifest);
+                    foreach (var entry in byDatabase.Where(e => e.HasManifest
+                        && (!good.Contains(StorageKey.FileName(e.Key)) || (e == newest && e.VerifyRecordModified is not null))))
                     {
                         var backup = await BackupCatalog.ClassifyAsync(destination.Storage, instance, entry, cancellationToken).ConfigureAwait(false);
                         if (backup.Status == BackupStatus.Verified)

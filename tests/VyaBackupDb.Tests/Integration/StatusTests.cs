@@ -195,6 +195,47 @@ public sealed partial class StatusTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Found by a tester: a check of a backup's copy on a later destination (`verify --file s3:...`) was never read, as
+    /// the copy was not read again once found intact in the first: status said "never" verified. It counts now.
+    /// </summary>
+    [Fact]
+    public async Task A_verify_of_the_newest_backups_copy_on_a_later_destination_counts()
+    {
+        var dir = _scratch.TempDir("status-copy-verified");
+        var backupDir = Path.Combine(dir, "store");
+        var nasDir = Path.Combine(dir, "nas");
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, """
+            backup_dir: store
+            storage:
+              - name: nas
+                type: local
+                path: nas
+            instances:
+              - id: 1
+                name: st-copy
+                dbms: mysql
+                user: nobody
+                storage: [local, nas]
+            """);
+        var mysql = TestServers.MySql(name: "st-copy");
+        var finished = _now.AddHours(-2);
+        var key = Backup(backupDir, mysql, "app", finished, 100, 1);
+        Assert.Equal(key, Backup(nasDir, mysql, "app", finished, 100, 1));
+        var nas = new LocalStorage(nasDir);
+        await VerifyRecord.WriteAsync(nas, key, await BackupManifest.ReadAsync(nas, BackupManifest.KeyFor(key), CancellationToken.None),
+            "verify", DateTimeOffset.UtcNow, replace: null, CancellationToken.None);
+
+        var run = await Run.CliAsync("status", "--json", "--config", config);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        using var json = JsonDocument.Parse(run.Stdout);
+        var app = Assert.Single(json.RootElement.GetProperty("databases").EnumerateArray());
+        Assert.True(app.GetProperty("newest_verified").GetBoolean(), run.Stdout);
+        Assert.Equal(1, app.GetProperty("backups").GetInt32());
+    }
+
+    /// <summary>
     /// Only intact backups count, as list and prune judge them: a manifest that is unreadable, describes another
     /// file, or records another size is no backup (a database with nothing else has none, and is overdue), and is
     /// shown as damaged.
