@@ -183,6 +183,10 @@ public static class BackupFileChecker
                     problems.Add(trailers.Any(plain.TailContains) ? "statements follow the dump's completion trailer: something was added after it"
                         : manifest is null && dbms is not null && plain.EndsWithTrailer(DumpEngines.CompletionTrailer(other))
                         ? $"its name says {dbms.Value.ToName()}, but it holds a complete {other.ToName()} dump"
+                        : manifest is null && dbms is null
+                        // Renamed, and its manifest left behind: what it is cannot be told (a files backup reads as a cut dump).
+                        ? "no manifest beside it and a name that is no backup's (YYYYMMDD_HHMMSS_<dbms>_<name>): read as a dump, it ends "
+                            + "without a completion trailer; give it back its name (a files backup's has _files_)"
                         : "truncated: the dump ends without its completion trailer");
                 }
                 if (manifest is not null)

@@ -501,6 +501,24 @@ public sealed class FilesBackupTests : IAsyncLifetime
         Assert.Equal(before, FileTrees.Listing(target + source));
     }
 
+    /// <summary>
+    /// Found by a tester: a files backup copied under another name without its manifest was called "truncated: the dump
+    /// ends without its completion trailer" (read as a dump). What it can be told is that it cannot be told what it is.
+    /// </summary>
+    [Fact]
+    public async Task A_renamed_backup_without_its_manifest_is_named_as_such_not_as_truncated()
+    {
+        var (dir, config, file, _, _) = await BackedUpTreeAsync();
+        var renamed = Path.Combine(dir, "app-files-monday.tar.zst");
+        File.Copy(file, renamed);
+
+        var verify = await Run.CliAsync("verify", "--file", renamed, "--config", config);
+
+        Assert.True(verify.ExitCode == 4, verify.ToString());
+        Assert.Contains("a name that is no backup's", verify.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("truncated", verify.Stdout, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("truncated")]
     [InlineData("corrupted")]
