@@ -967,8 +967,8 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     /// lost; a missing CREATE ROUTINE was found after the RENAME, the target half swapped; without GRANT OPTION the
     /// grants on the old routines were lost with them, with a warning (a tester's account with ALL on the target); without
     /// DROP on the replaced database the old tables could not be moved aside after the RENAME (the target was left with
-    /// the new tables and no views, routines or triggers), and without DROP on the staging database it stayed, failing
-    /// every later restore (testers' accounts). Each is
+    /// the new tables and no views, routines or triggers), nor without ALTER ROUTINE the old routines be dropped, and
+    /// without DROP on the staging database it stayed, failing every later restore (testers' accounts). Each is
     /// refused before the RENAME, naming the privilege, the target unchanged; without rights on the
     /// staging databases, before anything is created, saying what to grant.
     /// </summary>
@@ -982,7 +982,9 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         + "give them again: grant it GRANT OPTION on the database")]
     [InlineData("REVOKE DROP ON `vya\\_%`.* FROM {0}", "the account may not drop database 'vya_restore_")]
     [InlineData("REVOKE ALL ON `vya\\_%`.* FROM {0}; GRANT ALL ON `vya\\_restore%`.* TO {0}; GRANT CREATE, INSERT, ALTER ON `vya\\_replaced%`.* TO {0}; GRANT GRANT OPTION ON `{1}`.* TO {0}",
-        "the restoring account may not move the old tables aside (it lacks DROP on 'vya_replaced_")]
+        "the restoring account may not move the old tables and objects aside (it lacks DROP on 'vya_replaced_")]
+    [InlineData("REVOKE ALTER ROUTINE ON `{1}`.* FROM {0}; GRANT GRANT OPTION ON `{1}`.* TO {0}",
+        "the restoring account may not move the old tables and objects aside (it lacks ALTER ROUTINE on function `f`)")]
     public async Task MySql_swap_by_an_account_that_cannot_see_or_create_every_object_is_refused_before_it(string revoke, string expected)
     {
         await TestServers.RequireMySqlAsync();

@@ -22,17 +22,31 @@ internal sealed partial class MariaDbGrants
 
     private readonly List<Grant> _grants;
 
-    private MariaDbGrants(List<Grant> grants) => _grants = grants;
+    /// <summary>Grants on one routine: its privileges, its kind (FUNCTION, PROCEDURE), database and name.</summary>
+    private readonly List<(HashSet<string> Privileges, string Kind, string Database, string Name)> _routineGrants;
+
+    private MariaDbGrants(List<Grant> grants, List<(HashSet<string>, string, string, string)> routineGrants)
+    {
+        _grants = grants;
+        _routineGrants = routineGrants;
+    }
 
     public static async Task<MariaDbGrants> ReadAsync(MySqlConnection connection, CancellationToken cancellationToken)
     {
         var grants = new List<Grant>();
+        var routineGrants = new List<(HashSet<string>, string, string, string)>();
         // Under ANSI_QUOTES (or ORACLE) in the server's sql_mode the names come in double quotes.
         await using var command = new MySqlCommand("SET STATEMENT sql_mode = '' FOR SHOW GRANTS", connection);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             var text = reader.GetString(0);
+            if (RoutineGrantLine().Match(text) is { Success: true } routine)
+            {
+                routineGrants.Add((Privileges(routine.Groups["privileges"].Value), routine.Groups["kind"].Value,
+                    Unquote(routine.Groups["db"].Value), Unquote(routine.Groups["name"].Value)));
+                continue;
+            }
             var line = GrantLine().Match(text);
             if (line.Success)
             {
@@ -46,7 +60,7 @@ internal sealed partial class MariaDbGrants
                     line.Groups["table"].Success ? Unquote(line.Groups["table"].Value) : null));
             }
         }
-        return new MariaDbGrants(grants);
+        return new MariaDbGrants(grants, routineGrants);
     }
 
     /// <summary>
@@ -59,6 +73,12 @@ internal sealed partial class MariaDbGrants
             var rows = grantee.Where(g => g.DatabasePattern is not null && Matches(g.DatabasePattern, database)).ToList();
             return grantee.Any(g => g.DatabasePattern is null && Holds(g, privilege)) || (rows.Count > 0 && rows.All(g => Holds(g, privilege)));
         });
+
+    /// <summary>Whether <paramref name="privilege"/> is held on one routine: on its database (as <see cref="OnDatabase"/>) or on it alone.</summary>
+    public bool OnRoutine(string privilege, string database, string kind, string name) =>
+        OnDatabase(privilege, database)
+        || _routineGrants.Any(g => g.Privileges.Contains(privilege) && g.Kind.Equals(kind, StringComparison.OrdinalIgnoreCase)
+            && g.Database == database && g.Name.Equals(name, StringComparison.OrdinalIgnoreCase));
 
     /// <summary>The tables of <paramref name="database"/> that <paramref name="privilege"/> is held on by a table-level grant.</summary>
     public HashSet<string> OnTables(string privilege, string database) =>
@@ -111,4 +131,8 @@ internal sealed partial class MariaDbGrants
     [GeneratedRegex(@"^GRANT (?<privileges>.+?) ON (?:(?<all>\*\.\*)|`(?<db>(?:[^`]|``)*)`\.(?:\*|`(?<table>(?:[^`]|``)*)`)) TO (?<grantee>PUBLIC|`(?:[^`]|``)*`(?:@`(?:[^`]|``)*`)?)",
         RegexOptions.Singleline)]
     private static partial Regex GrantLine();
+
+    /// <summary>GRANT privileges ON FUNCTION|PROCEDURE `db`.`name` TO grantee.</summary>
+    [GeneratedRegex(@"^GRANT (?<privileges>.+?) ON (?<kind>FUNCTION|PROCEDURE) `(?<db>(?:[^`]|``)*)`\.`(?<name>(?:[^`]|``)*)` TO ", RegexOptions.Singleline)]
+    private static partial Regex RoutineGrantLine();
 }

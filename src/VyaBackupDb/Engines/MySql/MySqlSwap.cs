@@ -134,7 +134,7 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
                     await RequireGrantPrivilegesAsync(RegrantedOf(routineGrants, newObjects), cancellationToken).ConfigureAwait(false);
                     if (oldTables.Count > 0 || oldObjects.Count > 0)
                     {
-                        await RequireReplacedPrivilegesAsync(replaced, cancellationToken).ConfigureAwait(false);
+                        await RequireReplacedPrivilegesAsync(replaced, oldObjects, cancellationToken).ConfigureAwait(false);
                     }
                 }
                 if (oldTables.Count > 0 || oldObjects.Count > 0)
@@ -475,16 +475,19 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
     /// (a table with triggers goes aside within the target first), and drop the swap's own records there. Found after
     /// it, the target was left with the new tables and without its views, routines and triggers.
     /// </summary>
-    private async Task RequireReplacedPrivilegesAsync(string replaced, CancellationToken cancellationToken)
+    private async Task RequireReplacedPrivilegesAsync(string replaced, List<SchemaObject> oldObjects, CancellationToken cancellationToken)
     {
         var grants = await MariaDbGrants.ReadAsync(connection, cancellationToken).ConfigureAwait(false);
-        var missing = new[] { "CREATE", "DROP", "ALTER", "INSERT" }.Select(p => (Privilege: p, Database: replaced))
-            .Concat(new[] { "DROP", "ALTER" }.Select(p => (Privilege: p, Database: target)))
-            .Where(m => !grants.OnDatabase(m.Privilege, m.Database)).ToList();
+        var missing = new[] { "CREATE", "DROP", "ALTER", "INSERT" }.Select(p => (Privilege: p, On: $"'{replaced}'", Held: grants.OnDatabase(p, replaced)))
+            .Concat(new[] { "DROP", "ALTER" }.Select(p => (Privilege: p, On: $"'{target}'", Held: grants.OnDatabase(p, target))))
+            // An old routine is dropped with ALTER ROUTINE (its creator holds that on it alone).
+            .Concat(oldObjects.Where(o => o.Kind is Kind.Function or Kind.Procedure).Select(o => (Privilege: "ALTER ROUTINE",
+                On: $"{o.Kind.ToString().ToLowerInvariant()} {Q(o.Name)}", Held: grants.OnRoutine("ALTER ROUTINE", target, o.Kind.ToString(), o.Name))))
+            .Where(m => !m.Held).ToList();
         if (missing.Count > 0)
         {
-            throw new OperationFailedException($"the restoring account may not move the old tables aside (it lacks "
-                + $"{string.Join(", ", missing.Select(m => $"{m.Privilege} on '{m.Database}'"))}); grant it all privileges on the target and on `vya\\_%`");
+            throw new OperationFailedException($"the restoring account may not move the old tables and objects aside (it lacks "
+                + $"{string.Join(", ", missing.Select(m => $"{m.Privilege} on {m.On}"))}); grant it all privileges on the target and on `vya\\_%`");
         }
     }
 
