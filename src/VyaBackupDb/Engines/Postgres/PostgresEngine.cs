@@ -409,7 +409,17 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
                 return new TargetState(false, 0);
             }
         }
-        await using var target = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        NpgsqlConnection target;
+        try
+        {
+            target = await OpenAsync(database, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationFailedException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.InvalidCatalogName })
+        {
+            // Dropped in between (a killed restore's DROP DATABASE still running on the server): gone.
+            return new TargetState(false, 0);
+        }
+        await using var _ = target;
         // From the catalog, not information_schema, which lists only tables this account has a privilege on:
         // the database's owner can replace it whoever owns its tables.
         var tables = await Scalar(target,
