@@ -138,9 +138,16 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
                 }
             }
         }
+        // pg_dump writes a user mapping's options (a remote password, say) only where this account may read them.
+        var unreadMappings = Convert.ToInt64(await Scalar(connection,
+            "SELECT CASE WHEN (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN 0 ELSE "
+            + "(SELECT count(*) FROM pg_catalog.pg_user_mappings WHERE umoptions IS NULL) END", cancellationToken).ConfigureAwait(false),
+            CultureInfo.InvariantCulture);
         string?[] warnings =
         [
             _toolWarning,
+            unreadMappings == 0 ? null : $"{unreadMappings} user mapping(s) whose options (a remote user or password) this account may not "
+                + "read, or that have none: the backup holds them without options; back up as a superuser to keep them",
             leftOut.Count == 0 ? null : $"the rows of {string.Join(", ", leftOut)} are not in the backup: pg_dump leaves an extension's tables "
                 + "to CREATE EXTENSION, and writes rows only of its configuration tables; a table added to it (ALTER EXTENSION ... ADD TABLE) "
                 + "is lost, and a restore of this backup refused as missing it (unless --no-verify): take it out of the extension "
