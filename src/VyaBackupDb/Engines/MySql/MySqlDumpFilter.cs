@@ -2820,8 +2820,9 @@ public sealed class MySqlDumpFilter
                 {
                     if (eventNameRecoded)
                     {
-                        throw new DumpFilterException($"the dump names {Printable(Encoding.UTF8.GetBytes(eventName!))} at byte {unitStart} as a database under a client character set "
-                            + "other than UTF-8: the server reads its bytes above ASCII as other characters than this check does; refused");
+                        throw new DumpFilterException($"the dump names {Printable(Encoding.UTF8.GetBytes(eventName!))} at byte {unitStart} as a "
+                            + "database under a client character set other than UTF-8: the server reads its bytes above ASCII as other characters "
+                            + "than this check does; refused");
                     }
 
                     return true;

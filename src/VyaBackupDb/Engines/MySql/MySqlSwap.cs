@@ -265,7 +265,7 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
                 // with the restoring account's rights).
                 var ev = EventNamed(newObjects, name)!;
                 await CreateAsync(ev, session, CancellationToken.None,
-                    $"ALTER {(EventDefiner().Match(ev.Create) is { Success: true } definer ? $"DEFINER = {definer.Groups[1].Value} " : "")}"
+                    $"ALTER {(ShownDefiner().Match(ev.Create) is { Success: true } definer ? $"DEFINER = {definer.Groups["definer"].Value} " : "")}"
                     + $"EVENT {Q(ev.Name)} ENABLE").ConfigureAwait(false);
             }
         }
@@ -1109,7 +1109,7 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
     /// </summary>
     private static string AsCreatedUnderLatin1(Kind kind, string text, string name)
     {
-        if (LatinDefiner().Match(text) is { Success: true } definer)
+        if (ShownDefiner().Match(text) is { Success: true } definer)
         {
             foreach (var part in new[] { definer.Groups["host"], definer.Groups["user"] }) // the later one first: indexes stay right
             {
@@ -1148,19 +1148,15 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
             : text;
     }
 
-    /// <summary>The definer SHOW CREATE writes first: CREATE DEFINER=`user`@`host` ...</summary>
-    [System.Text.RegularExpressions.GeneratedRegex(@"\ACREATE DEFINER=`(?<user>(?:[^`]|``)*)`@`(?<host>(?:[^`]|``)*)` ")]
-    private static partial System.Text.RegularExpressions.Regex LatinDefiner();
+    /// <summary>The definer SHOW CREATE TRIGGER and EVENT write first: CREATE DEFINER=`user`@`host` ...</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"\ACREATE DEFINER=(?<definer>`(?<user>(?:[^`]|``)*)`@`(?<host>(?:[^`]|``)*)`) ")]
+    private static partial System.Text.RegularExpressions.Regex ShownDefiner();
 
     private Task ExecuteAsync(string sql, CancellationToken cancellationToken) => MySqlEngine.Execute(connection, sql, cancellationToken);
 
     /// <summary>The event of <paramref name="objects"/> named <paramref name="name"/> (event names compare without case), or null.</summary>
     private static SchemaObject? EventNamed(List<SchemaObject> objects, string name) =>
         objects.FirstOrDefault(o => o.Kind == Kind.Event && string.Equals(o.Name, name, StringComparison.OrdinalIgnoreCase));
-
-    /// <summary>The definer SHOW CREATE EVENT writes: CREATE DEFINER=`user`@`host` EVENT ...</summary>
-    [System.Text.RegularExpressions.GeneratedRegex(@"\ACREATE DEFINER=(`(?:[^`]|``)*`@`(?:[^`]|``)*`) EVENT ")]
-    private static partial System.Text.RegularExpressions.Regex EventDefiner();
 
     private static string Q(string name) => MySqlEngine.QuoteIdentifier(name);
 }
