@@ -818,7 +818,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             if (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true)
             {
                 throw new OperationFailedException($"the backup's databases and objects are owned by {DatabaseSettings.Shown(databaseOwner)}, "
-                    + $"of which the restoring account is a member without its privileges (NOINHERIT); let it inherit them, "
+                    + "of which the restoring account is a member without its privileges (NOINHERIT); let it inherit them, "
                     + "or restore as a superuser");
             }
         }
