@@ -84,7 +84,7 @@ public sealed partial class MetricsFileTests : IAsyncLifetime
         File.Delete(Path.Combine(backupDir, backupFile));
         var yaml = await File.ReadAllTextAsync(config);
         await File.WriteAllTextAsync(config, yaml
-            .Replace("timeout_seconds: 300\n", $"timeout_seconds: 300\nstorage:\n  - name: dead\n    type: sftp\n    host: 127.0.0.1\n    port: {DeadPort()}\n"
+            .Replace("timeout_seconds: 300\n", $"timeout_seconds: 300\nstorage:\n  - name: dead\n    type: sftp\n    host: 127.0.0.1\n    port: {Ops.DeadPort()}\n"
                 + "    user: nobody\n    password: unused-sftp-pw\n    host_fingerprint: SHA256:T1xBiwSzij0MU+GuugxdpklHowP/H4tDAN5It89LR20\n    path: backups\n",
                 StringComparison.Ordinal)
             .Replace("include: [\"vt_*\"]\n    globals: false\n  - id: 2", "include: [\"vt_*\"]\n    globals: false\n    storage: [local, dead]\n  - id: 2",
@@ -103,14 +103,6 @@ public sealed partial class MetricsFileTests : IAsyncLifetime
 
         // Written whole, by rename: no temp file left beside it.
         Assert.Equal(new[] { "vya-backupdb.prom" }, Directory.EnumerateFileSystemEntries(metricsDir).Select(Path.GetFileName));
-    }
-
-    /// <summary>A loopback port nothing listens on (bound, then closed).</summary>
-    private static int DeadPort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static string Labels(string id, string instance, string database) =>

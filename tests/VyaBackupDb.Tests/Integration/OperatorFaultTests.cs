@@ -64,7 +64,7 @@ public sealed class OperatorFaultTests : IAsyncLifetime
               - name: vault
                 type: sftp
                 host: 127.0.0.1
-                port: {DeadPort()}
+                port: {Ops.DeadPort()}
                 user: nobody
                 password: unused-sftp-pw
                 host_fingerprint: SHA256:T1xBiwSzij0MU+GuugxdpklHowP/H4tDAN5It89LR20
@@ -99,14 +99,6 @@ public sealed class OperatorFaultTests : IAsyncLifetime
             File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         }
         return path;
-    }
-
-    /// <summary>A loopback port nothing listens on (bound, then closed).</summary>
-    private static int DeadPort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     [SkippableFact]
@@ -866,7 +858,7 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         var config = await ConfigAsync(backupDir, db, "pgdb", mysqlExtra: "retention: {keep_last: 1}", pgExtra: "retention: {keep_last: 1}");
         // The PostgreSQL server of instance 2 is down for good.
         await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
-            .Replace($"port: {TestServers.PgPort}", $"port: {DeadPort()}", StringComparison.Ordinal));
+            .Replace($"port: {TestServers.PgPort}", $"port: {Ops.DeadPort()}", StringComparison.Ordinal));
         var pgBefore = Snapshot(backupDir).Where(f => f.Key.StartsWith("it-pg/", StringComparison.Ordinal)).ToDictionary();
 
         var run = await CliAsync("backup", "--all", "--prune", "--config", config);
@@ -904,7 +896,7 @@ public sealed class OperatorFaultTests : IAsyncLifetime
             """;
         var config = await ConfigAsync(backupDir, db, "none", mysqlExtra: "storage: [local, box]", topLevel: box);
         var down = await ConfigAsync(backupDir, db, "none", mysqlExtra: "storage: [local, box]",
-            topLevel: box.Replace($"port: {TestServers.SftpPort}", $"port: {DeadPort()}", StringComparison.Ordinal));
+            topLevel: box.Replace($"port: {TestServers.SftpPort}", $"port: {Ops.DeadPort()}", StringComparison.Ordinal));
         var home = Path.Combine(TestServers.SftpHome, folder);
         try
         {

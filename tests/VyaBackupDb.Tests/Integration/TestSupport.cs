@@ -66,6 +66,14 @@ public sealed class FixedTime(DateTimeOffset now) : TimeProvider
 /// <summary>Runs backups and restores in-process through the library, as the CLI does.</summary>
 public static class Ops
 {
+    /// <summary>A loopback port nothing listens on (bound, then closed).</summary>
+    public static int DeadPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
     /// <summary>A cell of a database row as the tests compare it: NULL as "NULL", binary as hex, times ISO 8601.</summary>
     public static string Cell(object value) => value switch
     {
