@@ -93,8 +93,9 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
             return null;
         }
         var keys = request.Keys ?? DecryptionKeys.None;
-        // A zip is read by seeking: its stored digest cannot be taken on the way, so it is checked first.
-        var zipped = plan.Format.Compression == Compression.Zip && !plan.Format.Encrypted;
+        // A zip is read by seeking (an encrypted one is decrypted into a spool first, which ends the stored stream): its
+        // stored digest cannot be taken on the way, so it is checked first.
+        var zipped = plan.Format.Compression == Compression.Zip;
         if (zipped && request.Verify && plan.Manifest is { } zipManifest
             && await BackupFileChecker.CheckStoredAsync(location, zipManifest, cancellationToken).ConfigureAwait(false) is { } problem)
         {
