@@ -121,11 +121,11 @@ internal sealed class FilesExtractor : IDisposable
         }
     }
 
-    /// <summary>Runs of zeros this long or longer are left as holes, not written.</summary>
-    private const int HoleBlock = 64 * 1024;
+    /// <summary>A file system block: a block of the file (at a multiple of this offset) that is all zeros is left as a hole.</summary>
+    private const int HoleBlock = 4096;
 
     /// <summary>
-    /// Writes the content, leaving its runs of zeros as holes (as <c>cp --sparse=auto</c>): a sparse file (a VM image,
+    /// Writes the content, leaving its blocks of zeros as holes (as <c>cp --sparse=auto</c>): a sparse file (a VM image,
     /// lastlog) takes no more room than it did, where written whole it could fill the disk. The content is the same.
     /// </summary>
     private void WriteFile(TarEntry entry, int parent, byte[] name, string path)
@@ -153,22 +153,26 @@ internal sealed class FilesExtractor : IDisposable
         SetMetadata(MetadataOf(entry), file, path);
     }
 
-    /// <summary>Writes <paramref name="chunk"/> at <paramref name="offset"/>, each run of its blocks that are not all zeros at once.</summary>
+    /// <summary>
+    /// Writes <paramref name="chunk"/> at <paramref name="offset"/>, each run of its blocks that are not all zeros at once;
+    /// blocks are the file's (from multiples of <see cref="HoleBlock"/>), wherever the chunk starts.
+    /// </summary>
     private static void WriteLeavingHoles(SafeFileHandle file, ReadOnlySpan<byte> chunk, long offset)
     {
         var run = -1; // where the run of blocks to write starts
-        for (var at = 0; ; at += HoleBlock)
+        var at = 0;
+        while (true)
         {
-            var zeros = at < chunk.Length && !chunk.Slice(at, Math.Min(HoleBlock, chunk.Length - at)).ContainsAnyExcept((byte)0);
-            if (at >= chunk.Length || zeros)
+            var length = at < chunk.Length ? Math.Min(HoleBlock - (int)((offset + at) % HoleBlock), chunk.Length - at) : 0;
+            var zeros = length > 0 && !chunk.Slice(at, length).ContainsAnyExcept((byte)0);
+            if (length == 0 || zeros)
             {
                 if (run >= 0)
                 {
-                    var end = Math.Min(at, chunk.Length);
-                    RandomAccess.Write(file, chunk[run..end], offset + run);
+                    RandomAccess.Write(file, chunk[run..at], offset + run);
                     run = -1;
                 }
-                if (at >= chunk.Length)
+                if (length == 0)
                 {
                     return;
                 }
@@ -177,6 +181,7 @@ internal sealed class FilesExtractor : IDisposable
             {
                 run = at;
             }
+            at += length;
         }
     }
 
