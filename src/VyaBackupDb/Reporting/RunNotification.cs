@@ -102,10 +102,10 @@ public sealed record RunNotification(
         var failed = items.Count - succeeded;
         host ??= Environment.MachineName;
         var failedNames = items.Where(i => i.Status != "ok").Select(i => Label(i)).ToList();
-        var text = string.Create(CultureInfo.InvariantCulture,
+        var text = OneLine(string.Create(CultureInfo.InvariantCulture,
             $"vya-backupdb on {host}: {prefix}{succeeded} backed up, {failed} failed")
             + (failedNames.Count == 0 ? "" : " (" + string.Join(", ", failedNames.Take(10)) + (failedNames.Count > 10 ? ", ..." : "") + ")")
-            + string.Concat(problems.Select(p => "; " + p));
+            + string.Concat(problems.Select(p => "; " + p)));
         return new RunNotification(
             "vya-backupdb",
             ToolInfo.Version,
@@ -120,6 +120,27 @@ public sealed record RunNotification(
             items.Sum(i => i.Bytes),
             text,
             items);
+    }
+
+    /// <summary>
+    /// The summary on one line, its control characters escaped (\n): a database named with a line break would otherwise
+    /// add a line of its own choosing to what a chat shows ("ALL BACKED UP").
+    /// </summary>
+    private static string OneLine(string text)
+    {
+        var line = new System.Text.StringBuilder(text.Length);
+        foreach (var c in text)
+        {
+            _ = c switch
+            {
+                '\n' => line.Append("\\n"),
+                '\r' => line.Append("\\r"),
+                '\t' => line.Append("\\t"),
+                _ when char.IsControl(c) => line.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:x4}"),
+                _ => line.Append(c),
+            };
+        }
+        return line.ToString();
     }
 
     /// <summary>instance/database ("*" when the instance failed before its databases were known).</summary>

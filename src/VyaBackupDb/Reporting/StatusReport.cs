@@ -111,7 +111,9 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
         var every = Interval(instance, due ?? now);
         // A schedule drifts and the due run takes time (as long as the last one, say): overdue only a quarter of the
         // interval, plus that, after it was due.
-        var overdue = instance.Enabled && Expected(instance, database) && (last is null || now > due!.Value + every / 4 + last.Duration);
+        // The last one's duration at most an interval: a start stamped by a clock that was behind made it a month long.
+        var overdue = instance.Enabled && Expected(instance, database)
+            && (last is null || now > due!.Value + every / 4 + (last.Duration < every ? last.Duration : every));
         return new DatabaseStatus(
             instance.Id,
             instance.Name,

@@ -236,6 +236,33 @@ public sealed partial class StatusTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Found by a tester: status waited the last backup's duration on top of the margin, with no bound, and a start
+    /// stamped by a clock that was behind made a 3-day-old daily backup "30 d" long and not overdue. At most an interval.
+    /// </summary>
+    [Fact]
+    public async Task A_backup_recorded_as_taking_a_month_does_not_hide_an_overdue_database()
+    {
+        var dir = _scratch.TempDir("status-long");
+        var backupDir = Path.Combine(dir, "store");
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, """
+            backup_dir: store
+            instances:
+              - id: 1
+                name: st-long
+                dbms: mysql
+                user: nobody
+            """);
+        Backup(backupDir, TestServers.MySql(name: "st-long"), "app", _now.AddDays(-3), 100, 30 * 86400);
+
+        var run = await Run.CliAsync("status", "--json", "--config", config);
+
+        Assert.True(run.ExitCode == 8, run.ToString());
+        using var json = JsonDocument.Parse(run.Stdout);
+        Assert.True(Assert.Single(json.RootElement.GetProperty("databases").EnumerateArray()).GetProperty("overdue").GetBoolean());
+    }
+
+    /// <summary>
     /// Only intact backups count, as list and prune judge them: a manifest that is unreadable, describes another
     /// file, or records another size is no backup (a database with nothing else has none, and is overdue), and is
     /// shown as damaged.

@@ -155,4 +155,18 @@ public sealed class NotifyConfigTests
         Assert.False(success.Wanted(NotifyOn.Failure));
         Assert.True(success.Wanted(NotifyOn.Always));
     }
+
+    /// <summary>Found by a tester: a database named with a line break put a line of its choosing into the chat's summary.</summary>
+    [Fact]
+    public void A_run_message_summary_stays_on_one_line()
+    {
+        var instance = new InstanceConfig(1, "main", Dbms.MySql, "h", 3306, "u", PasswordSource.None, true, ["*"], [], null);
+        var report = new BackupReport([new BackupItemResult(instance, "ev\nALL 5 BACKED UP, 0 FAILED", null, "failed", 0, 0, TimeSpan.FromSeconds(1))],
+            TimeSpan.FromSeconds(1));
+
+        var message = RunNotification.From(report, DateTimeOffset.UnixEpoch, "db-host");
+
+        Assert.Equal("vya-backupdb on db-host: 0 backed up, 1 failed (main/ev\\nALL 5 BACKED UP, 0 FAILED)", message.Text);
+        Assert.Equal("ev\nALL 5 BACKED UP, 0 FAILED", Assert.Single(message.Results).Database);
+    }
 }
