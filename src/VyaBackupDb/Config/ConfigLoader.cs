@@ -347,6 +347,11 @@ public static partial class ConfigLoader
                 throw Error(Get(node, "schedule")!, prefix + "schedule",
                     $"'{text}' is not a cron expression (minute hour day-of-month month day-of-week, e.g. \"0 2 * * *\", or @daily): {FirstLine(e.Message)}");
             }
+            if (cron.GetNextOccurrence(DateTime.UtcNow) is null)
+            {
+                // Accepted, the service ran for ever and backed nothing up.
+                throw Error(Get(node, "schedule")!, prefix + "schedule", $"'{text}' never fires (a day no month has, such as the 31st of February)");
+            }
             return new ScheduleConfig(text, cron, zone ?? defaultZone, verify ?? false, prune ?? false);
         }
 

@@ -236,6 +236,7 @@ public sealed class ScheduleTests
     [Theory]
     [InlineData("schedule: \"0 25 * * *\"", "", "config.yaml:8: instances[0].schedule: '0 25 * * *' is not a cron expression")]
     [InlineData("schedule: \"0 2 * *\"", "", "instances[0].schedule: '0 2 * *' is not a cron expression")]
+    [InlineData("schedule: \"0 2 31 2 *\"", "", "instances[0].schedule: '0 2 31 2 *' never fires")]
     [InlineData("schedule: \"0 2 * * *\"\n    schedule_time_zone: Mars/Olympus", "", "instances[0].schedule_time_zone: 'Mars/Olympus' is not a time zone")]
     [InlineData("schedule_prune: true", "", "instances[0].schedule_prune: needs a schedule:")]
     [InlineData("", "time_zone: Europe/Pariss", "config.yaml:2: time_zone: 'Europe/Pariss' is not a time zone")]
