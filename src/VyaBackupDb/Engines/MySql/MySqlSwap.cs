@@ -94,9 +94,11 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
             {
                 await DropAsync(staging, o, cancellationToken).ConfigureAwait(false);
             }
-            if (mariaDb)
+            // What MariaDB's swap needs is checked against the account's grants, read once.
+            var grants = mariaDb ? await MariaDbGrants.ReadAsync(connection, cancellationToken).ConfigureAwait(false) : null;
+            if (grants is not null)
             {
-                await RequireCreatePrivilegesAsync(newObjects, cancellationToken).ConfigureAwait(false);
+                RequireCreatePrivileges(grants, newObjects);
             }
             options = await DatabaseOptionsAsync(staging, cancellationToken).ConfigureAwait(false);
             var newTables = await TablesAsync(staging, cancellationToken).ConfigureAwait(false);
@@ -129,12 +131,12 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
                 oldObjectCount = oldObjects.Count;
                 routineGrants = await RoutineGrantsAsync(cancellationToken).ConfigureAwait(false);
                 await RequireOldObjectsVisibleAsync(oldObjects, routineGrants is not null, cancellationToken).ConfigureAwait(false);
-                if (mariaDb)
+                if (grants is not null)
                 {
-                    await RequireGrantPrivilegesAsync(RegrantedOf(routineGrants, newObjects), cancellationToken).ConfigureAwait(false);
+                    RequireGrantPrivileges(grants, RegrantedOf(routineGrants, newObjects));
                     if (oldTables.Count > 0 || oldObjects.Count > 0)
                     {
-                        await RequireReplacedPrivilegesAsync(replaced, oldObjects, cancellationToken).ConfigureAwait(false);
+                        RequireReplacedPrivileges(grants, replaced, oldObjects);
                     }
                 }
                 if (oldTables.Count > 0 || oldObjects.Count > 0)
@@ -456,9 +458,8 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
     /// (it may in the staging database, whose name other grants may cover): found after it, the
     /// target was left with the new tables and without the views, routines, triggers or events.
     /// </summary>
-    private async Task RequireCreatePrivilegesAsync(List<SchemaObject> newObjects, CancellationToken cancellationToken)
+    private void RequireCreatePrivileges(MariaDbGrants grants, List<SchemaObject> newObjects)
     {
-        var grants = await MariaDbGrants.ReadAsync(connection, cancellationToken).ConfigureAwait(false);
         foreach (var (kind, privilege) in new[] { (Kind.Function, "CREATE ROUTINE"), (Kind.Procedure, "CREATE ROUTINE"), (Kind.View, "CREATE VIEW"),
             (Kind.Trigger, "TRIGGER"), (Kind.Event, "EVENT") })
         {
@@ -475,9 +476,8 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
     /// (a table with triggers goes aside within the target first), and drop the swap's own records there. Found after
     /// it, the target was left with the new tables and without its views, routines and triggers.
     /// </summary>
-    private async Task RequireReplacedPrivilegesAsync(string replaced, List<SchemaObject> oldObjects, CancellationToken cancellationToken)
+    private void RequireReplacedPrivileges(MariaDbGrants grants, string replaced, List<SchemaObject> oldObjects)
     {
-        var grants = await MariaDbGrants.ReadAsync(connection, cancellationToken).ConfigureAwait(false);
         var missing = new[] { "CREATE", "DROP", "ALTER", "INSERT" }.Select(p => (Privilege: p, On: $"'{replaced}'", Held: grants.OnDatabase(p, replaced)))
             .Concat(new[] { "DROP", "ALTER" }.Select(p => (Privilege: p, On: $"'{target}'", Held: grants.OnDatabase(p, target))))
             // An old routine is dropped with ALTER ROUTINE (its creator holds that on it alone).
@@ -500,7 +500,7 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
     /// Before the RENAME: the restoring account may give the old routines' grants again (GRANT OPTION and the
     /// privileges granted, on the target). The server drops them with the old routines: found after it, they were lost.
     /// </summary>
-    private async Task RequireGrantPrivilegesAsync(List<RoutineGrant> regranted, CancellationToken cancellationToken)
+    private void RequireGrantPrivileges(MariaDbGrants grants, List<RoutineGrant> regranted)
     {
         if (regranted.Count == 0)
         {
@@ -508,7 +508,6 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
         }
         var needed = regranted.SelectMany(g => g.Privileges.Split(',', StringSplitOptions.RemoveEmptyEntries))
             .Select(p => p == "Grant" ? MariaDbGrants.GrantOption : p.ToUpperInvariant()).Append(MariaDbGrants.GrantOption).ToHashSet();
-        var grants = await MariaDbGrants.ReadAsync(connection, cancellationToken).ConfigureAwait(false);
         if (needed.Where(p => !grants.OnDatabase(p, target)).Order(StringComparer.Ordinal).ToList() is { Count: > 0 } missing)
         {
             var first = regranted[0];
