@@ -29,6 +29,16 @@ public sealed partial class StatusTests : IAsyncLifetime
         return FabricatedBackups.Create(backupDir, instance, database, stamp.AddSeconds(-seconds), size: size, duration: TimeSpan.FromSeconds(seconds));
     }
 
+    /// <summary>A config of one MySQL instance named <paramref name="name"/> (its backup_dir: store), with more of its keys and top-level ones.</summary>
+    private async Task<(string Config, string BackupDir)> OneInstanceAsync(string name, string instanceKeys = "", string topLevel = "")
+    {
+        var dir = _scratch.TempDir("status-" + name);
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, "backup_dir: store\n" + topLevel
+            + $"instances:\n  - id: 1\n    name: {name}\n    dbms: mysql\n    user: nobody\n" + instanceKeys);
+        return (config, Path.Combine(dir, "store"));
+    }
+
     private async Task<(string Config, string BackupDir)> FleetAsync()
     {
         var dir = _scratch.TempDir("status-cfg");
@@ -137,17 +147,7 @@ public sealed partial class StatusTests : IAsyncLifetime
     [Fact]
     public async Task A_backup_dated_after_now_does_not_hide_an_overdue_database()
     {
-        var dir = _scratch.TempDir("status-future");
-        var backupDir = Path.Combine(dir, "store");
-        var config = Path.Combine(dir, "config.yaml");
-        await File.WriteAllTextAsync(config, """
-            backup_dir: store
-            instances:
-              - id: 1
-                name: st-future
-                dbms: mysql
-                user: nobody
-            """);
+        var (config, backupDir) = await OneInstanceAsync("st-future");
         var mysql = TestServers.MySql(name: "st-future");
         Backup(backupDir, mysql, "app", _now.AddDays(-2), 100, 1);
         var future = Backup(backupDir, mysql, "app", _now.AddDays(180), 100, 1);
@@ -169,18 +169,7 @@ public sealed partial class StatusTests : IAsyncLifetime
     [Fact]
     public async Task A_database_left_out_by_include_or_exclude_is_shown_but_never_overdue()
     {
-        var dir = _scratch.TempDir("status-excluded");
-        var backupDir = Path.Combine(dir, "store");
-        var config = Path.Combine(dir, "config.yaml");
-        await File.WriteAllTextAsync(config, """
-            backup_dir: store
-            instances:
-              - id: 1
-                name: st-ex
-                dbms: mysql
-                user: nobody
-                exclude: [retired]
-            """);
+        var (config, backupDir) = await OneInstanceAsync("st-ex", "    exclude: [retired]\n");
         var mysql = TestServers.MySql(name: "st-ex");
         Backup(backupDir, mysql, "retired", _now.AddDays(-3), 100, 1);
         Backup(backupDir, mysql, "app", _now.AddDays(-3), 100, 1);
@@ -201,23 +190,9 @@ public sealed partial class StatusTests : IAsyncLifetime
     [Fact]
     public async Task A_verify_of_the_newest_backups_copy_on_a_later_destination_counts()
     {
-        var dir = _scratch.TempDir("status-copy-verified");
-        var backupDir = Path.Combine(dir, "store");
-        var nasDir = Path.Combine(dir, "nas");
-        var config = Path.Combine(dir, "config.yaml");
-        await File.WriteAllTextAsync(config, """
-            backup_dir: store
-            storage:
-              - name: nas
-                type: local
-                path: nas
-            instances:
-              - id: 1
-                name: st-copy
-                dbms: mysql
-                user: nobody
-                storage: [local, nas]
-            """);
+        var (config, backupDir) = await OneInstanceAsync("st-copy", "    storage: [local, nas]\n",
+            "storage:\n  - name: nas\n    type: local\n    path: nas\n");
+        var nasDir = Path.Combine(Path.GetDirectoryName(config)!, "nas");
         var mysql = TestServers.MySql(name: "st-copy");
         var finished = _now.AddHours(-2);
         var key = Backup(backupDir, mysql, "app", finished, 100, 1);
@@ -242,17 +217,7 @@ public sealed partial class StatusTests : IAsyncLifetime
     [Fact]
     public async Task A_backup_recorded_as_taking_a_month_does_not_hide_an_overdue_database()
     {
-        var dir = _scratch.TempDir("status-long");
-        var backupDir = Path.Combine(dir, "store");
-        var config = Path.Combine(dir, "config.yaml");
-        await File.WriteAllTextAsync(config, """
-            backup_dir: store
-            instances:
-              - id: 1
-                name: st-long
-                dbms: mysql
-                user: nobody
-            """);
+        var (config, backupDir) = await OneInstanceAsync("st-long");
         Backup(backupDir, TestServers.MySql(name: "st-long"), "app", _now.AddDays(-3), 100, 30 * 86400);
 
         var run = await Run.CliAsync("status", "--json", "--config", config);
