@@ -308,6 +308,25 @@ public sealed class FilesBackupTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_selection_that_leaves_nothing_fails_the_backup_instead_of_storing_an_empty_archive()
+    {
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "app");
+        Directory.CreateDirectory(Path.Combine(source, "conf"));
+        await File.WriteAllTextAsync(Path.Combine(source, "conf", "app.conf"), "x");
+        var backups = Path.Combine(dir, "backups");
+        var config = await FileTrees.WriteConfigAsync(dir, backups, $$"""
+            - {id: 9, name: mistyped, dbms: files, include: ["config/**"], paths: [{{FileTrees.Yaml(source)}}]}
+            """);
+
+        var backup = await Run.CliAsync("backup", "--instance", "9", "--config", config);
+
+        Assert.True(backup.ExitCode == 1, backup.ToString());
+        Assert.Contains($"nothing to back up: {source} (paths:): nothing in it matches include", backup.Stderr, StringComparison.Ordinal);
+        Assert.Empty(Directory.Exists(backups) ? Ops.DataFilesUnder(backups) : []);
+    }
+
+    [Fact]
     public async Task Restore_refuses_a_directory_that_is_not_empty_and_with_force_replaces_its_content()
     {
         var (dir, config, file, before, source) = await BackedUpTreeAsync();

@@ -54,6 +54,12 @@ internal sealed class FilesArchiver
         {
             archiver.Root(root);
         }
+        if (archiver.Stored == 0)
+        {
+            // An archive of nothing would be stored and listed as a good backup of the instance.
+            var reasons = archiver._warnings.Concat(archiver._skipped.Take(3).Select(n => $"{n.Path} ({n.Reason})"));
+            throw new OperationFailedException("nothing to back up: " + string.Join("; ", reasons.DefaultIfEmpty("paths: hold nothing")));
+        }
         tar.Finish();
         var summary = new FilesSummary
         {
