@@ -4,7 +4,11 @@ using VyaBackupDb.Config;
 namespace VyaBackupDb.Engines;
 
 /// <summary>What probing a server found.</summary>
-public sealed record ServerInfo(string Flavor, string Version, IReadOnlyList<string> Databases);
+public sealed record ServerInfo(string Flavor, string Version, IReadOnlyList<string> Databases)
+{
+    /// <summary>Databases the server has but no one may connect to (PostgreSQL's ALLOW_CONNECTIONS false): never backed up.</summary>
+    public IReadOnlyList<string> Closed { get; init; } = [];
+}
 
 /// <summary>The tool that wrote a dump, and what the database held when it was dumped.</summary>
 /// <param name="Warning">Something the operator should know about how the dump was made (e.g. a newer client than the server).</param>

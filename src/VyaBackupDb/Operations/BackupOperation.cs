@@ -215,16 +215,22 @@ public sealed class BackupOperation
         }
         if (request.Database is null)
         {
-            foreach (var missing in DatabaseSelector.Missing(instance, server.Databases))
+            var missing = DatabaseSelector.Missing(instance, server.Databases);
+            foreach (var database in missing)
             {
                 // A failure, not a warning: the database named is not backed up.
-                var why = $"named in include: {DatabaseSelector.NotFound(instance, missing)}";
+                var why = $"named in include: {DatabaseSelector.NotFound(instance, server, database)}";
                 if (request.DryRun)
                 {
                     observer.Warning($"instance {instance.Id} ({instance.Name}): {why}");
                     continue;
                 }
-                Add(new BackupItemResult(instance, missing, null, why, 0, 0, TimeSpan.Zero));
+                Add(new BackupItemResult(instance, database, null, why, 0, 0, TimeSpan.Zero));
+            }
+            foreach (var closed in DatabaseSelector.Select(instance, server.Closed).Except(missing, StringComparer.Ordinal))
+            {
+                // Matched by a wildcard: said every run, as the operator may have closed it on purpose.
+                observer.Warning($"instance {instance.Id} ({instance.Name}): {DatabaseSelector.Closed(closed)}");
             }
         }
         if (databases.Count == 0)

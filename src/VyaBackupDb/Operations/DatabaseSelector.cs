@@ -33,7 +33,15 @@ public static class DatabaseSelector
             .ToList();
 
     /// <summary>Why a database asked for by name is not backed up.</summary>
-    public static string NotFound(InstanceConfig instance, string database) =>
+    public static string NotFound(InstanceConfig instance, ServerInfo server, string database) =>
+        server.Closed.Contains(database, StringComparer.Ordinal) ? Closed(database) : DoesNotExist(instance, database);
+
+    /// <summary>Why a database the server has is not backed up: pg_dump cannot connect to it either.</summary>
+    public static string Closed(string database) =>
+        $"database '{database}' does not accept connections (ALLOW_CONNECTIONS false): it cannot be backed up; "
+        + "ALTER DATABASE ... ALLOW_CONNECTIONS true to back it up, or exclude it";
+
+    private static string DoesNotExist(InstanceConfig instance, string database) =>
         // MySQL lists to an account without SHOW DATABASES only the databases it holds a privilege on.
         $"database '{database}' does not exist on instance {instance.Id} ({instance.Name})"
         + (instance.Dbms == Dbms.MySql ? $", or its account {instance.User} may not see it" : "");

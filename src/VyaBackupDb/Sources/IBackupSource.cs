@@ -68,7 +68,7 @@ public static class BackupSources
             }
             if (!server.Databases.Contains(requested, StringComparer.Ordinal))
             {
-                throw new OperationFailedException(DatabaseSelector.NotFound(engine.Instance, requested));
+                throw new OperationFailedException(DatabaseSelector.NotFound(engine.Instance, server, requested));
             }
             return [requested];
         }

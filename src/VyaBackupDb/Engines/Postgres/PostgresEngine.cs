@@ -37,10 +37,15 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             await Scalar(connection, "SHOW server_version_num", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
         _serverMajor = versionNumber / 10000;
         var version = (string?)await Scalar(connection, "SHOW server_version", cancellationToken).ConfigureAwait(false) ?? "";
-        await using var command = new NpgsqlCommand(
-            "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname", connection);
+        // Templates of the operator's own are databases like any other (pg_dumpall takes them too).
+        await using var command = new NpgsqlCommand("SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname", connection);
         var databases = await StringsAsync(command, cancellationToken).ConfigureAwait(false);
-        return new ServerInfo("PostgreSQL", version.Split(' ')[0], [.. databases.Where(name => !DumpEngines.IsSystemDatabase(Dbms.PostgreSql, name))]);
+        await using var closedCommand = new NpgsqlCommand("SELECT datname FROM pg_database WHERE NOT datallowconn ORDER BY datname", connection);
+        var closed = await StringsAsync(closedCommand, cancellationToken).ConfigureAwait(false);
+        return new ServerInfo("PostgreSQL", version.Split(' ')[0], [.. databases.Where(name => !DumpEngines.IsSystemDatabase(Dbms.PostgreSql, name))])
+        {
+            Closed = [.. closed.Where(name => !DumpEngines.IsSystemDatabase(Dbms.PostgreSql, name))],
+        };
     }
 
     public async Task<long?> DatabaseSizeAsync(string database, CancellationToken cancellationToken)
