@@ -519,6 +519,37 @@ public sealed class RemoteStorageTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// An S3 link that hangs in the middle of an upload (tr90: a full store): the backup fails within a few answer limits,
+    /// leaves no upload behind, and the next backup runs. Before, a request sending more than 1 MiB (a part, a backup
+    /// in one PutObject) had no limit but the SDK's five minutes per attempt, five attempts.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(4_000)] // one PutObject
+    [InlineData(12_000)] // parts of 5 MiB
+    public async Task An_s3_upload_that_hangs_fails_within_the_limit_and_leaves_no_upload(int rows)
+    {
+        await TestServers.RequireMySqlAsync();
+        await RequireAsync(Backend.S3);
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY, b BLOB)", $"INSERT INTO t SELECT seq, RANDOM_BYTES(1024) FROM seq_1_to_{rows}");
+        using var proxy = new StallingProxy(TestServers.S3Port);
+        proxy.StallEachConnectionAfterUpload(2 << 20);
+        var config = await WriteConfigAsync(_scratch.TempDir("backups"), null, "offsite", s3Port: proxy.Port);
+
+        var started = Stopwatch.StartNew();
+        var backup = await Run.CliAsync("backup", "-i", "1", "-d", db, "--config", config);
+        var took = started.Elapsed;
+        proxy.StallEachConnectionAfterUpload(long.MaxValue);
+        var again = await Run.CliAsync("backup", "-i", "1", "-d", db, "--config", config);
+
+        Assert.True(backup.ExitCode == 1, backup.ToString());
+        Assert.Contains($"no answer within {StallLimitSeconds} s (connect_timeout_seconds)", backup.ToString(), StringComparison.Ordinal);
+        Assert.InRange(took.TotalSeconds, 0, 3 * StallLimitSeconds + 15);
+        Assert.Empty(await LeftoversAsync(Open(Backend.S3)));
+        Assert.True(again.ExitCode == 0, again.ToString());
+    }
+
+    /// <summary>
     /// A config.yaml for the CLI: instance 1 (MariaDB, named like the in-process runs' instance) backing up to one remote storage.
     /// <paramref name="s3Port"/> and <paramref name="sftpPort"/> put a proxy between the CLI and the servers (and a short
     /// connect_timeout_seconds, the limit of a silent server).

@@ -33,11 +33,8 @@ public sealed class S3Storage : IStorage, IDisposable
     private readonly string _prefix;
     private readonly TimeSpan _answerLimit = TimeSpan.FromSeconds(30);
 
-    /// <summary>A body this small (a manifest, a digest) is sent well within the answer limit on any link: its request is held to it.</summary>
-    private const int SmallBodyBytes = 1 << 20;
-
     /// <summary>Credentials are read on first use, so a missing one fails only what needs this storage.</summary>
-    /// <param name="answerLimit">How long a request that sends no data may wait for its answer (default 30 s).</param>
+    /// <param name="answerLimit">How long a request may wait for its answer, or one sending data since the connection last took some (default 30 s).</param>
     public S3Storage(S3StorageConfig config, TimeSpan? answerLimit = null)
         : this(new Lazy<IAmazonS3>(() => CreateClient(config)), config.Bucket, config.Prefix, config.PartSizeBytes)
     {
@@ -175,7 +172,7 @@ public sealed class S3Storage : IStorage, IDisposable
     }
 
     public Task<IStorageWrite> CreateAsync(string key, CancellationToken cancellationToken) =>
-        Task.FromResult<IStorageWrite>(new S3Write(this, key));
+        Task.FromResult<IStorageWrite>(new S3Write(this, key, cancellationToken));
 
     public Task DeleteAsync(string key, CancellationToken cancellationToken)
     {
@@ -289,19 +286,21 @@ public sealed class S3Storage : IStorage, IDisposable
         }
     }
 
-    /// <summary>Runs one S3 call, turning its failures into <see cref="StorageException"/> (or <see cref="FileNotFoundException"/>).</summary>
     /// <summary>
-    /// One request, its failures as storage faults. One that sends no data must be answered within
-    /// <see cref="_answerLimit"/> (connect_timeout_seconds), retries included: a server that takes
-    /// connections but never answers fails this destination instead of hanging the run.
+    /// One request, its failures as storage faults. It must be answered within <see cref="_answerLimit"/>
+    /// (connect_timeout_seconds), retries included, counted for one that sends data from the last piece of
+    /// its <paramref name="body"/> the connection took: a server that takes connections (or data) but never
+    /// answers fails this destination instead of hanging the run, and a slow link that keeps taking data is
+    /// never cut off.
     /// </summary>
     private async Task<T> CallAsync<T>(string what, string key, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken,
-        bool missingIsNotFound = false, bool carriesData = false)
+        bool missingIsNotFound = false, RequestBody? body = null)
     {
         using var answered = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        if (!carriesData)
+        answered.CancelAfter(_answerLimit);
+        if (body is not null)
         {
-            answered.CancelAfter(_answerLimit);
+            body.Taken = () => answered.CancelAfter(_answerLimit);
         }
         try
         {
@@ -334,6 +333,35 @@ public sealed class S3Storage : IStorage, IDisposable
         {
             // The connection cut while connecting or mid-answer, which the SDK does not always wrap.
             throw new StorageException($"S3 {what} {DescribeSafe(key)} failed: {FirstLine(e.Message)}", e, wholeDestination: true);
+        }
+        finally
+        {
+            if (body is not null)
+            {
+                body.Taken = null;
+            }
+        }
+    }
+
+    /// <summary>A request's data; each read of it (the connection taking more) calls <see cref="Taken"/>.</summary>
+    private sealed class RequestBody(byte[] buffer, int count) : MemoryStream(buffer, 0, count, writable: false)
+    {
+        public Action? Taken { get; set; }
+
+        public override int Read(byte[] buffer, int offset, int count) => Took(base.Read(buffer, offset, count));
+
+        public override int Read(Span<byte> buffer) => Took(base.Read(buffer));
+
+        public override async Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            Took(await base.ReadAsync(buffer, offset, count, cancellationToken).ConfigureAwait(false));
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            Took(await base.ReadAsync(buffer, cancellationToken).ConfigureAwait(false));
+
+        private int Took(int read)
+        {
+            Taken?.Invoke();
+            return read;
         }
     }
 
@@ -406,9 +434,13 @@ public sealed class S3Storage : IStorage, IDisposable
         private string? _uploadId;
         private bool _done;
 
-        internal S3Write(S3Storage storage, string key)
+        /// <summary>The run's: a part sent from a synchronous write (a codec's Dispose) stops with it too.</summary>
+        private readonly CancellationToken _cancellation;
+
+        internal S3Write(S3Storage storage, string key, CancellationToken cancellation)
         {
             _storage = storage;
+            _cancellation = cancellation;
             _key = key;
             _objectKey = storage.ObjectKey(key);
             _content = new PartStream(this);
@@ -443,7 +475,7 @@ public sealed class S3Storage : IStorage, IDisposable
             {
                 if (_uploadId is null)
                 {
-                    using var body = new MemoryStream(_buffer, 0, _length, writable: false);
+                    using var body = new RequestBody(_buffer, _length);
                     var put = new PutObjectRequest
                     {
                         BucketName = _storage._bucket,
@@ -454,8 +486,8 @@ public sealed class S3Storage : IStorage, IDisposable
                         UseChunkEncoding = false,
                         IfNoneMatch = "*",
                     };
-                    await _storage.CallAsync("write", _key, token => _storage.Client.PutObjectAsync(put, token), cancellationToken,
-                        carriesData: _length > SmallBodyBytes).ConfigureAwait(false);
+                    await _storage.CallAsync("write", _key, token => _storage.Client.PutObjectAsync(put, token), cancellationToken, body: body)
+                        .ConfigureAwait(false);
                 }
                 else
                 {
@@ -534,7 +566,7 @@ public sealed class S3Storage : IStorage, IDisposable
             {
                 if (MakeRoom())
                 {
-                    SendPartAsync(CancellationToken.None).GetAwaiter().GetResult();
+                    SendPartAsync(_cancellation).GetAwaiter().GetResult();
                     continue;
                 }
                 data = data[Append(data)..];
@@ -581,7 +613,7 @@ public sealed class S3Storage : IStorage, IDisposable
                 throw new StorageException(
                     $"S3 upload of {_storage.Describe(_key)} failed: more than {_storage.PartLimit} parts ({_sent} bytes sent), too large for one object");
             }
-            using var body = new MemoryStream(_buffer, 0, _length, writable: false);
+            using var body = new RequestBody(_buffer, _length);
             var part = new UploadPartRequest
             {
                 BucketName = _storage._bucket,
@@ -593,7 +625,7 @@ public sealed class S3Storage : IStorage, IDisposable
                 MD5Digest = Md5(_buffer.AsSpan(0, _length)),
                 UseChunkEncoding = false,
             };
-            var response = await _storage.CallAsync($"upload part {number} of", _key, token => _storage.Client.UploadPartAsync(part, token), cancellationToken, carriesData: true)
+            var response = await _storage.CallAsync($"upload part {number} of", _key, token => _storage.Client.UploadPartAsync(part, token), cancellationToken, body: body)
                 .ConfigureAwait(false);
             _parts.Add(new PartETag { PartNumber = number, ETag = response.ETag });
             _partSizes.Add(_length);
