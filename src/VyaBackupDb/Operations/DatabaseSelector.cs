@@ -26,9 +26,13 @@ public static class DatabaseSelector
     /// out of every night's backup without a word.
     /// </summary>
     public static IReadOnlyList<string> Missing(InstanceConfig instance, IReadOnlyList<string> databases) =>
+        [.. Named(instance).Where(name => !databases.Contains(name, StringComparer.Ordinal))];
+
+    /// <summary>The databases include names one by one (no wildcard) and exclude does not leave out.</summary>
+    public static IReadOnlyList<string> Named(InstanceConfig instance) =>
         instance.Dbms == Dbms.Files ? [] : instance.Include
             .Where(p => p.IndexOfAny(['*', '?', '[']) < 0 && p != Globals.ItemName)
-            .Where(p => !databases.Contains(p, StringComparer.Ordinal) && !instance.Exclude.Any(e => GlobMatches(e, p)))
+            .Where(p => !instance.Exclude.Any(e => GlobMatches(e, p)))
             .Distinct(StringComparer.Ordinal)
             .ToList();
 

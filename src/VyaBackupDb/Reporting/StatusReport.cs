@@ -65,7 +65,9 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
                 continue;
             }
             var databases = history.Databases.Where(d => d.Intact > 0 || d.Incomplete > 0 || d.Damaged > 0).ToList();
-            if (databases.Count == 0)
+            // A database include names that has no backup yet (mistyped, never there): its own row, overdue.
+            var neverBackedUp = Operations.DatabaseSelector.Named(instance).Except(databases.Select(d => d.Database), StringComparer.Ordinal).ToList();
+            if (databases.Count == 0 && neverBackedUp.Count == 0)
             {
                 rows.Add(Row(instance, null, null, now));
             }
@@ -74,6 +76,7 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
                 errors.Add($"instance {instance.Id} ({instance.Name}): {FromTheFuture(future)}");
             }
             rows.AddRange(databases.Select(d => Row(instance, d.Database, d, now)));
+            rows.AddRange(neverBackedUp.Select(name => Row(instance, name, null, now)));
         }
         return new StatusReport(now, Environment.MachineName, rows, errors);
     }

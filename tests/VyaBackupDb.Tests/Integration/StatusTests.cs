@@ -184,6 +184,27 @@ public sealed partial class StatusTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Found by a tester: a database include names one by one that was never backed up (mistyped, never there) did not
+    /// show in status at all: the nights' failures were invisible there. It has its row, NO BACKUP, overdue.
+    /// </summary>
+    [Fact]
+    public async Task A_database_named_in_include_without_a_backup_shows_as_no_backup()
+    {
+        var (config, backupDir) = await OneInstanceAsync("st-named", "    include: [app, billing, old, 'tmp_*']\n    exclude: [old]\n");
+        Backup(backupDir, TestServers.MySql(name: "st-named"), "app", _now.AddHours(-2), 100, 1);
+
+        var json = await Run.CliAsync("status", "--json", "--config", config);
+        var plain = await Run.CliAsync("status", "--config", config);
+
+        Assert.True(json.ExitCode == 8, json.ToString());
+        using var document = JsonDocument.Parse(json.Stdout);
+        var rows = document.RootElement.GetProperty("databases").EnumerateArray()
+            .ToDictionary(d => d.GetProperty("database").GetString()!, d => d.GetProperty("overdue").GetBoolean());
+        Assert.Equal(new Dictionary<string, bool> { ["app"] = false, ["billing"] = true }, rows);
+        Assert.Matches(@"(?m)^st-named \(1\)\s+billing\s+NO BACKUP\s", plain.Stdout);
+    }
+
+    /// <summary>
     /// Found by a tester: a check of a backup's copy on a later destination (`verify --file s3:...`) was never read, as
     /// the copy was not read again once found intact in the first: status said "never" verified. It counts now.
     /// </summary>
