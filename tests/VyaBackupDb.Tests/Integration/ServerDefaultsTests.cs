@@ -199,6 +199,100 @@ public sealed class ServerDefaultsTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A testers' round on server settings: EMPTY_STRING_IS_NULL in the server's sql_mode crashed the parallel backup
+    /// and restore with a .NET stack trace (a catalog query's '' read as NULL), and sql_quote_show_create = OFF had
+    /// SHOW GRANTS name everything unquoted, so both engines refused saying the account lacked privileges it held.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_backups_and_restores_work_under_EMPTY_STRING_IS_NULL_and_sql_quote_show_create_off()
+    {
+        await TestServers.RequireSecondMySqlAsync();
+        using var second = await SecondServers.LockAsync();
+        var source = _scratch.MySqlName();
+        var dir = _scratch.TempDir("server-defaults");
+        var config = await ConfigAsync(dir, source);
+        var targets = new List<string>();
+        var sqlMode = (string)(await ScalarAsync("mysql", "SELECT @@global.sql_mode"))!;
+        try
+        {
+            await ExecAsync(null, $"CREATE DATABASE `{source}`");
+            await ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, v varchar(10) NULL, w varchar(10) NOT NULL DEFAULT '')",
+                "INSERT INTO t VALUES (1, '', ''), (2, NULL, 'x'), (3, 'y', '')");
+            foreach (var setting in new[] { "SET GLOBAL sql_mode = CONCAT(@@global.sql_mode, ',EMPTY_STRING_IS_NULL')", "SET GLOBAL sql_quote_show_create = 0" })
+            {
+                try
+                {
+                    await ExecAsync(null, setting);
+                    foreach (var instance in new[] { "1", "2" })
+                    {
+                        var backups = Path.Combine(dir, "backups", $"mysql-{instance}");
+                        if (Directory.Exists(backups))
+                        {
+                            Directory.Delete(backups, recursive: true);
+                        }
+                        var backup = await Run.CliAsync("--config", config, "backup", "--instance", instance, "--database", source);
+                        Assert.True(backup.ExitCode == 0, $"{setting}: {backup}");
+                        var target = _scratch.MySqlName();
+                        targets.Add(target);
+                        var restore = await Run.CliAsync("--config", config, "restore", "--file", Assert.Single(Ops.DataFilesUnder(backups)),
+                            "--instance", instance, "--target", target);
+                        Assert.True(restore.ExitCode == 0, $"{setting}: {restore}");
+                        Assert.Equal("1:[] 2:NULL 3:[y]|1:[] 2:[x] 3:[]", await ScalarAsync(target,
+                            "SELECT CONCAT(GROUP_CONCAT(id, ':', IFNULL(CONCAT('[', v, ']'), 'NULL') ORDER BY id SEPARATOR ' '), '|', "
+                            + "GROUP_CONCAT(id, ':', CONCAT('[', w, ']') ORDER BY id SEPARATOR ' ')) FROM t"));
+                    }
+                }
+                finally
+                {
+                    await ExecAsync(null, $"SET GLOBAL sql_mode = '{sqlMode}'", "SET GLOBAL sql_quote_show_create = 1");
+                }
+            }
+        }
+        finally
+        {
+            await ExecAsync(null, [$"DROP DATABASE IF EXISTS `{source}`", .. targets.Select(t => $"DROP DATABASE IF EXISTS `{t}`")]);
+        }
+    }
+
+    /// <summary>
+    /// A tester: engine: parallel reads every value through a CAST, which the server gives as NULL (a warning only) when
+    /// it is longer than max_allowed_packet: a blob over 16 MiB at the default was backed up as NULL, and the backup,
+    /// verify and restore said OK. The backup fails now, naming the setting.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_a_parallel_backup_of_a_value_over_max_allowed_packet_fails_naming_it()
+    {
+        await TestServers.RequireSecondMySqlAsync();
+        using var second = await SecondServers.LockAsync();
+        var source = _scratch.MySqlName();
+        var dir = _scratch.TempDir("server-defaults");
+        var config = await ConfigAsync(dir, source);
+        try
+        {
+            await ExecAsync(null, $"CREATE DATABASE `{source}`");
+            await ExecAsync(source, "CREATE TABLE t (id int PRIMARY KEY, b longblob, c longtext CHARACTER SET latin1)",
+                "INSERT INTO t VALUES (1, REPEAT('x', 3000000), 'small'), (2, 'small', REPEAT('y', 3000000))");
+            ProcessResult backup;
+            try
+            {
+                await ExecAsync(null, "SET GLOBAL max_allowed_packet = 2097152");
+                backup = await Run.CliAsync("--config", config, "backup", "--instance", "2", "--database", source);
+            }
+            finally
+            {
+                await ExecAsync(null, "SET GLOBAL max_allowed_packet = DEFAULT");
+            }
+            Assert.True(backup.ExitCode == 1, backup.ToString());
+            Assert.Contains("is larger than the server's max_allowed_packet (2097152 bytes)", backup.ToString(), StringComparison.Ordinal);
+            Assert.Empty(Ops.DataFilesUnder(Path.Combine(dir, "backups")));
+        }
+        finally
+        {
+            await ExecAsync(null, $"DROP DATABASE IF EXISTS `{source}`");
+        }
+    }
+
     /// <summary>Instance 1 (engine: dump) and 2 (engine: parallel) on the second MariaDB server, backing up <paramref name="databases"/>.</summary>
     private static async Task<string> ConfigAsync(string dir, params string[] databases)
     {

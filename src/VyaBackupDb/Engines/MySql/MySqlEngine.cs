@@ -860,10 +860,14 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     /// What every session of ours (the driver's and the client tools') sets first: a server whose
     /// defaults say otherwise would have a restore's loads never committed (autocommit 0: rolled
     /// back when the session closes, after the swap), a listing or a dump of every table cut to N
-    /// rows (sql_select_limit: mariadb-dump too), or long reads killed (MariaDB's max_statement_time).
+    /// rows (sql_select_limit: mariadb-dump too), or long reads killed (MariaDB's max_statement_time). Our queries read
+    /// names as SHOW GRANTS and SHOW CREATE quote them (sql_quote_show_create), and take '' for a string, not for NULL
+    /// (MariaDB's EMPTY_STRING_IS_NULL).
     /// </summary>
     private const string SessionDefaults =
-        "SET SESSION autocommit = 1, sql_select_limit = 18446744073709551615 /*M!100108 , max_statement_time = 0 */";
+        "SET SESSION autocommit = 1, sql_select_limit = 18446744073709551615, sql_quote_show_create = 1, "
+        + "sql_mode = TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',EMPTY_STRING_IS_NULL,', ',')) "
+        + "/*M!100108 , max_statement_time = 0 */";
 
     /// <summary>
     /// A restore's sessions load rows as the source held them, and MariaDB keeps rows a CHECK constraint added later
@@ -871,6 +875,9 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     /// setting (the comment is MariaDB's alone).
     /// </summary>
     private const string NoCheckConstraints = "/*M!100201 , check_constraint_checks = 0 */";
+
+    /// <summary>ER_MUST_CHANGE_PASSWORD: "You must SET PASSWORD before executing this statement".</summary>
+    private const int MustChangePassword = 1820;
 
     /// <param name="sessionDefaults">Set <see cref="SessionDefaults"/> (every session of ours but the one that reads what the server's give).</param>
     private async Task<MySqlConnection> OpenAsync(
@@ -897,18 +904,17 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         try
         {
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            if (sessionDefaults)
-            {
-                await using var command = new MySqlCommand(SessionDefaults, connection);
-                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            }
+            // A statement in any case: an account whose password expired is refused at its first one.
+            await using var command = new MySqlCommand(sessionDefaults ? SessionDefaults : "DO 0", connection);
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             return connection;
         }
         catch (MySqlException e)
         {
             await connection.DisposeAsync().ConfigureAwait(false);
             throw new OperationFailedException(
-                $"cannot connect to {Instance.Name} ({Instance.Host}:{Instance.Port}) as {Instance.User}: {e.Message}", e);
+                $"cannot connect to {Instance.Name} ({Instance.Host}:{Instance.Port}) as {Instance.User}: {e.Message}"
+                + (e.Number == MustChangePassword ? " (its password has expired: set a new one, ALTER USER ... IDENTIFIED BY)" : ""), e);
         }
         catch (OperationCanceledException)
         {
