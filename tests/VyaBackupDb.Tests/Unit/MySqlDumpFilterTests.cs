@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.RegularExpressions;
 using VyaBackupDb.Engines;
 using VyaBackupDb.Engines.MySql;
 using VyaBackupDb.Errors;
@@ -740,12 +741,15 @@ public sealed class MySqlDumpFilterTests
     }
 
     /// <summary>
-    /// Under a client character set other than UTF-8 or latin1 the server reads a name's bytes above ASCII as other
-    /// characters than this filter can: a name it records or compares with such a byte is refused, and under latin1 one
+    /// Under a client character set other than UTF-8 or a one-byte set it reads (latin1, cp1251, ...) the server reads a
+    /// name's bytes above ASCII as other characters than this filter can: a name it records or compares with such a byte
+    /// is refused, as is one with a byte that is no character of its one-byte set (cp1251's 0x98), and under latin1 one
     /// it compares as UTF-8 bytes or writes back (a database, a qualifier). {E4} stands for the byte 0xE4.
     /// </summary>
     [Theory]
-    [InlineData("SET CHARACTER SET cp1251;\nCREATE VIEW `{E4}` AS SELECT 1;\n")]
+    [InlineData("SET CHARACTER SET armscii8;\nCREATE VIEW `{E4}` AS SELECT 1;\n")]
+    [InlineData("SET CHARACTER SET cp1251;\nCREATE VIEW `{98}` AS SELECT 1;\n")]
+    [InlineData("SET NAMES greek;\nCREATE VIEW `{D2}` AS SELECT 1;\n")]
     [InlineData("SET @c = 'latin1';\nSET character_set_client = @c;\nCREATE VIEW v AS SELECT a FROM `{E4}`.t;\n")]
     [InlineData("SET NAMES binary;\nCREATE VIEW v AS SELECT a FROM `ä`.t;\n")]
     [InlineData("/*!40101 SET NAMES latin1 */;\nUSE `{E4}`;\n")]
@@ -754,16 +758,17 @@ public sealed class MySqlDumpFilterTests
         foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
         {
             var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db"));
-            var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, Latin1Byte(input), pattern);
+            var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, WithBytes(input), pattern);
             Assert.NotNull(e);
             Assert.Contains("under a client character set other than UTF-8", e.Message, StringComparison.Ordinal);
         }
     }
 
     /// <summary>
-    /// Under latin1 a name is read as the server reads it (the table `\xE4` of latin1 is the `ä` of utf8mb4): rows into
-    /// a table with a trigger or into a view are refused whichever set named it, and such names pass otherwise (a view
-    /// named so was refused, and with it every restore of its backup).
+    /// Under latin1, cp1251, koi8r and the other one-byte sets a name is read as the server reads it (the table `\xE4`
+    /// of latin1 is the `ä` of utf8mb4, of cp1251 the `д`): rows into a table with a trigger or into a view are refused
+    /// whichever set named it, and such names pass otherwise (a view named so was refused, and with it every restore of
+    /// its backup: under latin1 once, under cp1251, koi8r or greek until they were read as latin1 is).
     /// </summary>
     [Theory]
     [InlineData("SET NAMES latin1;\nCREATE TABLE `{E4}` (a int);\nDELIMITER ;;\nCREATE TRIGGER tr BEFORE INSERT ON `{E4}` FOR EACH ROW INSERT INTO other.o VALUES (77) ;;\nDELIMITER ;\nSET NAMES utf8mb4;\nINSERT INTO `ä` VALUES (1);\n",
@@ -772,16 +777,22 @@ public sealed class MySqlDumpFilterTests
         "an INSERT into a view (vä)")]
     [InlineData("CREATE TABLE `ä` (a int);\nSET character_set_client = latin1;\nDELIMITER ;;\nCREATE TRIGGER tr BEFORE INSERT ON `{E4}` FOR EACH ROW SET @a = 1 ;;\nDELIMITER ;\n", null)]
     [InlineData("SET NAMES latin1;\nCREATE VIEW `v{E4}` AS SELECT 1 AS a;\nINSERT INTO `{E4}` VALUES (1);\n", null)]
-    public void Reads_latin1_names_as_the_server_does(string input, string? refusal)
+    [InlineData("SET NAMES cp1251;\nCREATE TABLE `{E4}` (a int);\nDELIMITER ;;\nCREATE TRIGGER tr BEFORE INSERT ON `{E4}` FOR EACH ROW INSERT INTO other.o VALUES (77) ;;\nDELIMITER ;\nSET NAMES utf8mb4;\nINSERT INTO `д` VALUES (1);\n",
+        "an INSERT into a table whose trigger the dump created first (д)")]
+    [InlineData("SET character_set_client = koi8r;\nCREATE VIEW `v{C4}` AS SELECT 1 AS a;\nSET character_set_client = utf8mb4;\nINSERT INTO `vд` VALUES (1);\n",
+        "an INSERT into a view (vд)")]
+    [InlineData("CREATE TABLE `д` (a int);\nSET character_set_client = cp1251;\nDELIMITER ;;\nCREATE TRIGGER tr BEFORE INSERT ON `{E4}` FOR EACH ROW SET @a = 1 ;;\nDELIMITER ;\n", null)]
+    [InlineData("SET NAMES greek;\nCREATE VIEW `v{E4}` AS SELECT 1 AS a;\nINSERT INTO `{E4}` VALUES (1);\n", null)]
+    public void Reads_one_byte_sets_names_as_the_server_does(string input, string? refusal)
     {
         foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
         {
             var filter = new MySqlDumpFilter(Target);
-            var (output, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, Latin1Byte(input), pattern);
+            var (output, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, WithBytes(input), pattern);
             if (refusal is null)
             {
                 Assert.Null(e);
-                Assert.Equal(Latin1Byte(input), output);
+                Assert.Equal(WithBytes(input), output);
             }
             else
             {
@@ -791,25 +802,34 @@ public sealed class MySqlDumpFilterTests
     }
 
     /// <summary>
-    /// SHOW CREATE EVENT, and so mariadb-dump, writes an event's name and comment in UTF-8 into the latin1 text of an
-    /// event created under latin1: written so, the event came back as `Ã¤v`. They are rewritten in latin1; its body,
-    /// which is latin1 already, and the same text under utf8mb4 pass unchanged. {E4} stands for the byte 0xE4.
+    /// SHOW CREATE EVENT, and so mariadb-dump, writes an event's name and comment, and a trigger's or event's definer,
+    /// in UTF-8 into the text of an object created under a one-byte set: written so, the event came back as `Ã¤v` under
+    /// latin1, as other letters under koi8r, and under cp1251 and greek, where its UTF-8 bytes hold one that is no
+    /// character of the set (0x98 of `И`, 0xA4 of `Τ`), not at all. They are rewritten in that set; the body, which is
+    /// in it already ({E4}, a letter in each), and the same text under utf8mb4 pass unchanged. {E4} stands for the byte 0xE4.
     /// </summary>
-    [Fact]
-    public void Writes_a_latin1_events_name_and_comment_in_latin1()
+    [Theory]
+    [InlineData("latin1", "äv", "ä\\'s", "vt_dé", "{E4}v", "{E4}\\'s", "vt_d{E9}")]
+    [InlineData("cp1251", "Иван", "Тест, \\'И\\'", "vt_Ив", "{C8}{E2}{E0}{ED}", "{D2}{E5}{F1}{F2}, \\'{C8}\\'", "vt_{C8}{E2}")]
+    [InlineData("koi8r", "Иван", "Тест", "vt_дв", "{E9}{D7}{C1}{CE}", "{F4}{C5}{D3}{D4}", "vt_{C4}{D7}")]
+    [InlineData("greek", "Τάξη", "Καλημέρα", "vt_αβ", "{D4}{DC}{EE}{E7}", "{CA}{E1}{EB}{E7}{EC}{DD}{F1}{E1}", "vt_{E1}{E2}")]
+    public void Writes_a_one_byte_sets_events_name_comment_and_definer_in_that_set(string charset, string name, string comment, string definer,
+        string nameBytes, string commentBytes, string definerBytes)
     {
-        const string Event = "/*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `{name}` ON SCHEDULE EVERY 1 DAY "
-            + "STARTS '2031-01-01 00:00:00' ON COMPLETION NOT PRESERVE DISABLE COMMENT '{comment}' DO SET @a = '{E4}' */ ;;\n";
-        string Dump(string charset, string name, string comment) =>
-            $"DELIMITER ;;\n/*!50003 SET character_set_client  = {charset} */ ;;\n"
-            + Event.Replace("{name}", name, StringComparison.Ordinal).Replace("{comment}", comment, StringComparison.Ordinal)
+        const string Event = "/*!50106 CREATE*/ /*!50117 DEFINER=`{definer}`@`localhost`*/ /*!50106 EVENT `{name}` ON SCHEDULE EVERY 1 DAY "
+            + "STARTS '2031-01-01 00:00:00' ON COMPLETION NOT PRESERVE DISABLE COMMENT '{comment}' DO SET @a = '{E4}' */ ;;\n"
+            + "/*!50003 CREATE*/ /*!50017 DEFINER=`{definer}`@`%`*/ /*!50003 TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @a = '{E4}' */;;\n";
+        string Dump(string set, string n, string c, string d) =>
+            $"DELIMITER ;;\n/*!50003 SET character_set_client  = {set} */ ;;\n"
+            + Event.Replace("{name}", n, StringComparison.Ordinal).Replace("{comment}", c, StringComparison.Ordinal)
+                .Replace("{definer}", d, StringComparison.Ordinal)
             + "/*!50003 SET character_set_client  = utf8mb4 */ ;;\nDELIMITER ;\n";
         foreach (var pattern in new[] { new[] { 1 }, [7], [4096] })
         {
             var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(KeepEventsEnabled: true));
-            Assert.Equal(Latin1Byte(Dump("latin1", "{E4}v", "{E4}\\'s")),
-                DumpFilterRunner.Run(filter.CopyAsync, Latin1Byte(Dump("latin1", "äv", "ä\\'s")), pattern));
-            var utf8 = Latin1Byte(Dump("utf8mb4", "äv", "ä\\'s"));
+            Assert.Equal(WithBytes(Dump(charset, nameBytes, commentBytes, definerBytes)),
+                DumpFilterRunner.Run(filter.CopyAsync, WithBytes(Dump(charset, name, comment, definer)), pattern));
+            var utf8 = WithBytes(Dump("utf8mb4", name, comment, definer));
             Assert.Equal(utf8, DumpFilterRunner.Run(new MySqlDumpFilter(Target).CopyAsync, utf8, pattern));
         }
     }
@@ -843,16 +863,14 @@ public sealed class MySqlDumpFilterTests
         foreach (var pattern in new[] { new[] { 1 }, [3], [4096] })
         {
             var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db", Definer: DefinerMode.Keep));
-            Assert.Equal(Latin1Byte(expected), DumpFilterRunner.Run(filter.CopyAsync, Latin1Byte(input), pattern));
+            Assert.Equal(WithBytes(expected), DumpFilterRunner.Run(filter.CopyAsync, WithBytes(input), pattern));
         }
     }
 
-    /// <summary>UTF-8 bytes of <paramref name="text"/>, each "{E4}" in it the single byte 0xE4 (latin1's ä).</summary>
-    private static byte[] Latin1Byte(string text)
-    {
-        var parts = text.Split("{E4}");
-        return [.. parts.SelectMany((part, k) => k == 0 ? Utf8(part) : [0xE4, .. Utf8(part)])];
-    }
+    /// <summary>UTF-8 bytes of <paramref name="text"/>, each "{E4}" in it the single byte 0xE4 (latin1's ä), and so
+    /// for any two hex digits in braces.</summary>
+    private static byte[] WithBytes(string text) =>
+        [.. Regex.Split(text, @"\{([0-9A-F]{2})\}").SelectMany((part, k) => k % 2 == 0 ? Utf8(part) : [Convert.ToByte(part, 16)])];
 
     /// <summary>
     /// A conditional comment of a later version than the server's is a plain comment to it (a quote in

@@ -324,12 +324,15 @@ public sealed class MySqlDumpFilter
         Done,
     }
 
-    /// <summary>The client character sets this filter tells apart.</summary>
-    private enum ClientCharset : byte
+    /// <summary>
+    /// A client character set as this filter tells them apart: UTF-8, one of the one-byte sets it reads as the server
+    /// does (<see cref="SingleByte"/>), or another.
+    /// </summary>
+    private readonly record struct ClientCharset(bool IsUtf8, MySqlSingleByteCharset? SingleByte)
     {
-        Other,
-        Utf8,
-        Latin1,
+        public static ClientCharset Utf8 => new(true, null);
+
+        public static ClientCharset Other => default;
     }
 
     private enum EventPhase : byte
@@ -1320,7 +1323,7 @@ public sealed class MySqlDumpFilter
                 }
                 while (j < end && WordBytes[buf[j]] && buf[j] != delimiter[0] && (buf[j] != '.' || tokenHasAt));
 
-                if (clientCharset != ClientCharset.Utf8 && buf.AsSpan(i, j - i).ContainsAnyExceptInRange((byte)0, (byte)0x7F))
+                if (!clientCharset.IsUtf8 && buf.AsSpan(i, j - i).ContainsAnyExceptInRange((byte)0, (byte)0x7F))
                 {
                     // In latin1 and other one-byte sets the server reads some of them (0xA0, 0xFF) as spaces,
                     // which split what this filter reads as one word.
@@ -2478,7 +2481,7 @@ public sealed class MySqlDumpFilter
     /// </summary>
     private int RewindSplitName(int i)
     {
-        // An event's comment too: it may be rewritten whole (RecodeUtf8UnderLatin1).
+        // An event's comment too: it may be rewritten whole (RecodeUtf8UnderSingleByte).
         if (tokenKind is not (TokenKind.Word or TokenKind.Ident or TokenKind.String)
             || (tokenKind == TokenKind.String && !tokenDoubleQuoted && !eventCommentNext))
         {
@@ -2751,9 +2754,9 @@ public sealed class MySqlDumpFilter
     {
         if (definerPhase is DefinerPhase.User or DefinerPhase.Host && kind is TokenKind.Ident or TokenKind.String && options.Definer == DefinerMode.Keep)
         {
-            // A trigger's or event's definer is written in UTF-8 under latin1 (a routine's or view's as created, which is
-            // not UTF-8 unless its account's name reads as mojibake).
-            RecodeUtf8UnderLatin1(start, end);
+            // A trigger's or event's definer is written in UTF-8 under a one-byte set (a routine's or view's as created,
+            // which is not UTF-8 unless its account's name reads as mojibake).
+            RecodeUtf8UnderSingleByte(start, end);
         }
 
         definerEnd = end;
@@ -2806,7 +2809,7 @@ public sealed class MySqlDumpFilter
                 {
                     eventName = DatabaseNames.Decode(text);
                     eventPhase = EventPhase.AfterName;
-                    if (kind == TokenKind.Ident && RecodeUtf8UnderLatin1(start, end))
+                    if (kind == TokenKind.Ident && RecodeUtf8UnderSingleByte(start, end))
                     {
                         eventNameRecoded = true;
                         return true;
@@ -2833,7 +2836,7 @@ public sealed class MySqlDumpFilter
                 if (eventCommentNext && kind == TokenKind.String)
                 {
                     eventCommentNext = false;
-                    RecodeUtf8UnderLatin1(start, end);
+                    RecodeUtf8UnderSingleByte(start, end);
                     return true;
                 }
 
@@ -2884,26 +2887,28 @@ public sealed class MySqlDumpFilter
     }
 
     /// <summary>
-    /// An event's name or comment, or a trigger's or event's definer, under latin1: SHOW CREATE writes them in UTF-8 but
-    /// the body as created, and mariadb-dump sets the character set the object was created under before it, so the
-    /// server would read them as other letters (`év` would be created as `Ã©v`). Written in latin1, they come back as they were.
+    /// An event's name or comment, or a trigger's or event's definer, under a one-byte set such as latin1 or cp1251:
+    /// SHOW CREATE writes them in UTF-8 but the body as created, and mariadb-dump sets the character set the object was
+    /// created under before it, so the server would read them as other letters (`év` would be created as `Ã©v`; cp1251's
+    /// `И`, 0xD0 0x98, is no text at all there). Written in that set, they come back as they were.
     /// </summary>
-    /// <returns>Whether the token was rewritten (not if it is ASCII, not UTF-8, or not whole in this read).</returns>
-    private bool RecodeUtf8UnderLatin1(long start, long end)
+    /// <returns>Whether the token was rewritten (not if it is ASCII, not UTF-8, holds a character the set has not, or
+    /// is not whole in this read).</returns>
+    private bool RecodeUtf8UnderSingleByte(long start, long end)
     {
         var first = start - bufferBase;
-        if (clientCharset != ClientCharset.Latin1 || first < segment)
+        if (clientCharset.SingleByte is not { } set || first < segment)
         {
             return false;
         }
 
         var written = buf.AsSpan((int)first, (int)(end - start));
-        if (!written.ContainsAnyExceptInRange((byte)0, (byte)0x7F) || MySqlLatin1.FromUtf8(written) is not { } latin1)
+        if (!written.ContainsAnyExceptInRange((byte)0, (byte)0x7F) || set.FromUtf8(written) is not { } recoded)
         {
             return false;
         }
 
-        ReplaceToken(start, end, latin1);
+        ReplaceToken(start, end, recoded);
         return true;
     }
 
@@ -2978,7 +2983,7 @@ public sealed class MySqlDumpFilter
 
     /// <summary>What a SET value means to the server's reading: the sql_mode flags it gives (null: not
     /// known), whether it names a client character set read as this filter reads (false: not known), and
-    /// which one it is (UTF-8, as this filter decodes names, or latin1).</summary>
+    /// which one it is (UTF-8, as this filter decodes names, or a one-byte set it reads).</summary>
     private readonly record struct SetValue(SqlModeFlags? SqlMode, bool ReadableCharset, ClientCharset Charset)
     {
         public static SetValue Unknown => new(null, false, ClientCharset.Other);
@@ -3278,8 +3283,7 @@ public sealed class MySqlDumpFilter
         var name = text.Trim((byte)' ');
         return new(SqlModeOf(text), IsReadableCharset(name),
             Is(name, "utf8"u8) || Is(name, "utf8mb3"u8) || Is(name, "utf8mb4"u8) ? ClientCharset.Utf8
-            : Is(name, "latin1"u8) ? ClientCharset.Latin1
-            : ClientCharset.Other);
+            : new ClientCharset(false, MySqlSingleByteCharset.Named(Encoding.UTF8.GetString(name))));
     }
 
     /// <summary>The flags of an sql_mode list; ANSI and the other combination modes include ANSI_QUOTES.</summary>
@@ -3361,14 +3365,15 @@ public sealed class MySqlDumpFilter
 
     /// <summary>
     /// A name this filter compares with others (a table rows go into, a trigger's or view's): read as the server reads
-    /// it, in UTF-8 or latin1 (the table `\xE4` of latin1 is the `\xC3\xA4` of utf8mb4); under another client
-    /// character set one with bytes above ASCII is refused (this filter would see two tables where the server sees one).
+    /// it, in UTF-8 or a one-byte set such as latin1 (the table `\xE4` of latin1 is the `\xC3\xA4` of utf8mb4); under
+    /// another client character set, or with a byte that is no character of its one-byte set, one with bytes above
+    /// ASCII is refused (this filter would see two tables where the server sees one).
     /// </summary>
     private string ComparableName(ReadOnlySpan<byte> name)
     {
-        if (clientCharset == ClientCharset.Latin1)
+        if (clientCharset.SingleByte?.ToText(name) is { } text)
         {
-            return MySqlLatin1.ToText(name);
+            return text;
         }
 
         RequireComparableName(name);
@@ -3381,7 +3386,7 @@ public sealed class MySqlDumpFilter
     /// </summary>
     private void RequireComparableName(ReadOnlySpan<byte> name)
     {
-        if (clientCharset != ClientCharset.Utf8 && name.ContainsAnyExceptInRange((byte)0, (byte)0x7F))
+        if (!clientCharset.IsUtf8 && name.ContainsAnyExceptInRange((byte)0, (byte)0x7F))
         {
             throw new DumpFilterException(
                 $"the dump names {Printable(name)} at byte {unitStart} under a client character set other than UTF-8: "

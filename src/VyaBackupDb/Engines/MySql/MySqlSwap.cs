@@ -1075,6 +1075,18 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
     private async Task<SchemaObject> ShowCreateAsync(Kind kind, string database, string name, string textColumn, CancellationToken cancellationToken)
     {
         var sql = $"SHOW CREATE {kind.ToString().ToUpperInvariant()} {Q(database)}.{Q(name)}";
+        var shown = await ShowCreateTextAsync(kind, sql, name, textColumn, cancellationToken).ConfigureAwait(false);
+        if (kind is Kind.Event or Kind.Trigger && MySqlSingleByteCharset.Named(shown.Charset) is { } set)
+        {
+            var bytes = await ShowCreateBytesAsync(sql, textColumn, cancellationToken).ConfigureAwait(false);
+            return shown with { Create = AsCreatedUnder(set, kind, bytes, name) ?? shown.Create };
+        }
+        return shown;
+    }
+
+    /// <summary>SHOW CREATE as this session reads it (its text converted to UTF-8).</summary>
+    private async Task<SchemaObject> ShowCreateTextAsync(Kind kind, string sql, string name, string textColumn, CancellationToken cancellationToken)
+    {
         await using var command = new MySqlCommand(sql, connection);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -1092,59 +1104,83 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
                 + (kind is Kind.Function or Kind.Procedure ? "needs SELECT on mysql.proc (MariaDB) or SHOW_ROUTINE (MySQL) to read other definers' routines"
                     : "lacks a privilege on it (SHOW VIEW, TRIGGER or EVENT)"));
         var charset = Column("character_set_client") ?? throw new OperationFailedException($"{sql}: no character_set_client returned");
-        if (kind is Kind.Event or Kind.Trigger && charset.Equals("latin1", StringComparison.OrdinalIgnoreCase))
-        {
-            text = AsCreatedUnderLatin1(kind, text, name);
-        }
         return new SchemaObject(kind, name, text, Column("sql_mode"), charset,
             Column("collation_connection") ?? throw new OperationFailedException($"{sql}: no collation_connection returned"),
             Column("Database Collation"), Column("time_zone"));
     }
 
     /// <summary>
-    /// SHOW CREATE of a trigger or event created under latin1 writes its definer, and an event's name and comment, (kept
-    /// in UTF-8) into a latin1 text (see <see cref="MySqlLatin1"/>): they read as other letters here (`Ã©v`), and
-    /// created so they would stay so.
+    /// SHOW CREATE's text as the server keeps it (character_set_results binary): converted to this session's UTF-8, a
+    /// byte that is no character of the object's set would read as '?' (cp1251's 0x98, which UTF-8 writes in `И`).
     /// </summary>
-    private static string AsCreatedUnderLatin1(Kind kind, string text, string name)
+    private async Task<byte[]> ShowCreateBytesAsync(string sql, string textColumn, CancellationToken cancellationToken)
     {
-        if (ShownDefiner().Match(text) is { Success: true } definer)
+        await ExecuteAsync("SET @vya_results = @@character_set_results, character_set_results = binary", cancellationToken).ConfigureAwait(false);
+        try
         {
-            foreach (var part in new[] { definer.Groups["host"], definer.Groups["user"] }) // the later one first: indexes stay right
+            await using var command = new MySqlCommand(sql, connection);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) && reader.GetValue(reader.GetOrdinal(textColumn)) is byte[] bytes ? bytes
+                : throw new OperationFailedException($"{sql}: no definition returned");
+        }
+        finally
+        {
+            await ExecuteAsync("SET character_set_results = @vya_results", CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// SHOW CREATE of a trigger or event created under a one-byte set (latin1, cp1251, ...) writes its definer, and an
+    /// event's name and comment, (kept in UTF-8) into a text of that set (see <see cref="MySqlSingleByteCharset"/>):
+    /// read in the set, they are other letters (`Ã©v`), and would be created so. Here the bytes <paramref name="shown"/>
+    /// are read as the server wrote them: those parts in UTF-8, the rest in <paramref name="set"/>.
+    /// </summary>
+    /// <returns>The text as created, or null if a byte outside those parts is no character of the set.</returns>
+    private static string? AsCreatedUnder(MySqlSingleByteCharset set, Kind kind, byte[] shown, string name)
+    {
+        // The parts are found on the byteText, a char each: ASCII is ASCII in UTF-8 and these sets alike.
+        var byteText = System.Text.Encoding.Latin1.GetString(shown);
+        var inUtf8 = new List<Range>();
+        if (ShownDefiner().Match(byteText) is { Success: true } definer)
+        {
+            inUtf8.AddRange(new[] { definer.Groups["user"], definer.Groups["host"] }.Select(part => new Range(part.Index, part.Index + part.Length)));
+        }
+        var header = $" EVENT {Q(System.Text.Encoding.Latin1.GetString(System.Text.Encoding.UTF8.GetBytes(name)))} ";
+        var at = kind == Kind.Event ? byteText.IndexOf(header, StringComparison.Ordinal) : -1;
+        if (at >= 0)
+        {
+            inUtf8.Add(new Range(at + " EVENT ".Length, at + header.Length - 1));
+            // The comment, if the header has one (before the body's DO; the body is as created).
+            var comment = byteText.IndexOf(" COMMENT '", at, StringComparison.Ordinal);
+            var body = byteText.IndexOf(" DO ", at, StringComparison.Ordinal);
+            if (comment >= 0 && (body < 0 || comment < body))
             {
-                if (MySqlLatin1.Unmangle(part.Value) is { } asCreated)
+                var start = comment + " COMMENT '".Length;
+                var end = start;
+                while (end < byteText.Length && !(byteText[end] == '\'' && (end + 1 == byteText.Length || byteText[end + 1] != '\'')))
                 {
-                    text = string.Concat(text.AsSpan(0, part.Index), asCreated, text.AsSpan(part.Index + part.Length));
+                    end += byteText[end] is '\\' or '\'' ? 2 : 1; // an escape, or a doubled quote
+                }
+                if (end < byteText.Length)
+                {
+                    inUtf8.Add(new Range(start, end));
                 }
             }
         }
-        if (kind != Kind.Event)
+        var text = new System.Text.StringBuilder();
+        var from = 0;
+        foreach (var part in inUtf8) // in the order they stand
         {
-            return text;
+            var written = shown.AsSpan(part);
+            if (set.ToText(shown.AsSpan(from..part.Start.Value)) is not { } before
+                || (MySqlSingleByteCharset.Utf8Text(written) ?? set.ToText(written)) is not { } asCreated)
+            {
+                return null;
+            }
+            text.Append(before).Append(asCreated);
+            from = part.End.Value;
         }
-        var header = $" EVENT {Q(MySqlLatin1.ToText(System.Text.Encoding.UTF8.GetBytes(name)))} ";
-        var at = text.IndexOf(header, StringComparison.Ordinal);
-        if (at < 0)
-        {
-            return text;
-        }
-        text = string.Concat(text.AsSpan(0, at), $" EVENT {Q(name)} ", text.AsSpan(at + header.Length));
-        // The comment, if the header has one (before the body's DO; the body is as created).
-        var comment = text.IndexOf(" COMMENT '", at, StringComparison.Ordinal);
-        var body = text.IndexOf(" DO ", at, StringComparison.Ordinal);
-        if (comment < 0 || (body >= 0 && body < comment))
-        {
-            return text;
-        }
-        var start = comment + " COMMENT '".Length;
-        var end = start;
-        while (end < text.Length && !(text[end] == '\'' && (end + 1 == text.Length || text[end + 1] != '\'')))
-        {
-            end += text[end] is '\\' or '\'' ? 2 : 1; // an escape, or a doubled quote
-        }
-        return end < text.Length && MySqlLatin1.Unmangle(text[start..end]) is { } asCreatedComment
-            ? string.Concat(text.AsSpan(0, start), asCreatedComment, text.AsSpan(end))
-            : text;
+        return set.ToText(shown.AsSpan(from)) is { } rest ? text.Append(rest).ToString() : null;
     }
 
     /// <summary>The definer SHOW CREATE TRIGGER and EVENT write first: CREATE DEFINER=`user`@`host` ...</summary>
