@@ -724,6 +724,30 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         }
     }
 
+    /// <summary>A tester: an account whose password expired failed with the server's words alone, naming neither instance nor account.</summary>
+    [SkippableFact]
+    public async Task An_expired_mysql_password_is_named_as_such_with_the_instance_and_account()
+    {
+        await TestServers.RequireMySqlAsync();
+        var user = "vya_ex_" + Guid.NewGuid().ToString("N")[..10];
+        await MySqlTestDb.ExecAsync(null, $"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'vt-ex-pw' PASSWORD EXPIRE", $"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'127.0.0.1'");
+        try
+        {
+            var config = await ConfigAsync(_scratch.TempDir("backups"), "none", "none");
+            await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+                .Replace($"user: {TestServers.MySqlUser}\n    password: '{TestServers.MySqlPassword}'", $"user: {user}\n    password: 'vt-ex-pw'", StringComparison.Ordinal));
+
+            var run = await CliAsync("backup", "-i", "1", "--config", config);
+
+            Assert.True(run.ExitCode == Failed, run.ToString());
+            Assert.Contains($"as {user}: You must SET PASSWORD before executing this statement (its password has expired", run.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{user}'@'127.0.0.1'");
+        }
+    }
+
     [SkippableFact]
     public async Task Dump_tools_get_only_the_environment_they_need()
     {

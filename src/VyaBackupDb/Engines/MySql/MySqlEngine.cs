@@ -904,9 +904,14 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         try
         {
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            // A statement in any case: an account whose password expired is refused at its first one.
-            await using var command = new MySqlCommand(sessionDefaults ? SessionDefaults : "DO 0", connection);
-            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            if (sessionDefaults)
+            {
+                await using var command = new MySqlCommand(SessionDefaults, connection);
+                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+            // An account whose password expired logs in, and is refused at its first statement but SET.
+            await using var probe = new MySqlCommand("DO 0", connection);
+            await probe.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             return connection;
         }
         catch (MySqlException e)
