@@ -226,10 +226,10 @@ internal static partial class CommonOptions
             return (int)ExitCode.Interrupted;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or System.Data.Common.DbException
-            or System.Net.Sockets.SocketException)
+            or System.Net.Sockets.SocketException or System.Text.DecoderFallbackException)
         {
             // The message alone: one plain line, no .NET type names; it is a library's or server's text.
-            Output.Error(e is StorageException ? e.Message : Redaction.Redact(e.Message));
+            Output.Error(e is StorageException ? e.Message : Redaction.Redact(IoErrors.Describe(e)));
             return (int)ExitCode.Failed;
         }
     }

@@ -57,8 +57,18 @@ public static partial class IoErrors
         _memoryLimit is not (null or ulong.MaxValue) ? OutOfMemoryOrFiles()
         : _openFilesLimit is { } limit ? $"too many open files (limit {limit})" : "too many open files";
 
-    /// <summary>An error's text as shown: <see cref="TooManyOpenFiles"/> for what it says, else its message.</summary>
-    public static string Describe(Exception e) => IsTooManyOpenFiles(e) ? TooManyOpenFiles() : e.Message;
+    /// <summary>An error's text as shown: <see cref="TooManyOpenFiles"/> for what it says, <see cref="NotUtf8"/>, else its message.</summary>
+    public static string Describe(Exception e) =>
+        IsTooManyOpenFiles(e) ? TooManyOpenFiles() : e is System.Text.DecoderFallbackException text ? NotUtf8(text) : e.Message;
+
+    /// <summary>
+    /// A server's text the driver cannot read as UTF-8: PostgreSQL keeps names, comments and settings of its shared
+    /// catalog in the bytes of the database they were written from, and a LATIN1 or SQL_ASCII database writes others.
+    /// </summary>
+    public static string NotUtf8(System.Text.DecoderFallbackException e) =>
+        "the server sent text that is not valid UTF-8"
+        + (e.BytesUnknown is { Length: > 0 } bytes ? $" (bytes {Convert.ToHexString(bytes)})" : "")
+        + ": a name, comment or setting written from a database in another encoding (LATIN1, SQL_ASCII); rename or rewrite it in UTF-8";
 
     /// <summary>
     /// Out of open files or memory, however the runtime says it: EMFILE (<see cref="IsTooManyOpenFiles"/>, or the socket

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Diagnostics;
+using System.Text;
 using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
 using VyaBackupDb.Engines;
@@ -198,7 +199,7 @@ public sealed class BackupOperation
                 (targets, down) = await ReachAsync(instance, targets, cancellationToken).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (e is VyaException or IOException or UnauthorizedAccessException or DbException)
+        catch (Exception e) when (e is VyaException or IOException or UnauthorizedAccessException or DbException or DecoderFallbackException)
         {
             // Ours are scrubbed already; a driver's message (DbException) is outside text.
             var message = e is VyaException or StorageException ? IoErrors.Describe(e) : Redaction.Redact(IoErrors.Describe(e));
@@ -512,6 +513,10 @@ public sealed class BackupOperation
         {
             // The server failed a query of ours (counting rows, probing): this database only.
             return Failed(item, $"server error: {Redaction.Redact(e.Message)}", clock.Elapsed);
+        }
+        catch (DecoderFallbackException e)
+        {
+            return Failed(item, IoErrors.NotUtf8(e), clock.Elapsed);
         }
     }
 

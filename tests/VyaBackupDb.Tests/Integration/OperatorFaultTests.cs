@@ -482,6 +482,35 @@ public sealed class OperatorFaultTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Found by a tester: a database comment written from a LATIN1 database (PostgreSQL keeps the bytes of the session's
+    /// database in its shared catalog) is not UTF-8: the whole run ended in a .NET stack trace, the databases after it
+    /// not backed up. That database fails, in one line; the others are backed up.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_postgres_comment_that_is_not_utf8_fails_its_database_only()
+    {
+        await TestServers.RequirePostgresAsync();
+        // Not vt_*: other tests' wildcard backups would read the comment while it exists.
+        var prefix = _scratch.PostgresName("vx_");
+        var (bad, good, latin1) = (_scratch.PostgresName(prefix + "_a_"), _scratch.PostgresName(prefix + "_b_"), _scratch.PostgresName(prefix + "_l1_"));
+        await PgTestDb.CreateAsync(bad);
+        await PgTestDb.CreateAsync(good);
+        await PgTestDb.ExecAsync("postgres", $"CREATE DATABASE {latin1} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+        await PgTestDb.ExecAsync(latin1, $"COMMENT ON DATABASE {bad} IS 'café'");
+        var backups = _scratch.TempDir("backups");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backups);
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config))
+            .Replace("include: [\"vt_*\"]", $"include: ['{bad}', '{good}']", StringComparison.Ordinal));
+
+        var run = await CliAsync("backup", "-i", "2", "--config", config);
+
+        Assert.True(run.ExitCode == 3, run.ToString()); // partial
+        Assert.Contains("the server sent text that is not valid UTF-8 (bytes E9)", run.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.ToString(), StringComparison.Ordinal);
+        Assert.EndsWith($"_{good}.sql.zst", Assert.Single(Ops.DataFilesUnder(backups)), StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// Found by a tester: --metrics-file or --html naming a directory said .NET's "Access to the path ... is denied"
     /// (as root), and the backup's metrics went stale at exit 0. Refused before anything runs, saying what it is.
     /// </summary>
