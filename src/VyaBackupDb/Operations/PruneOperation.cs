@@ -232,7 +232,7 @@ public sealed class PruneOperation(
         return new PruneCheck(database, key, "digest checked now", Holds: false);
     }
 
-    /// <summary>Manifest first, then .sha256, then data; not cancelled halfway (a half-deleted backup helps nobody).</summary>
+    /// <summary>Manifest first, then .sha256, data and verify record; not cancelled halfway (a half-deleted backup helps nobody).</summary>
     private static async Task<PruneDeletion> DeleteAsync(IStorage storage, CatalogBackup backup, RetentionDecision decision)
     {
         var key = backup.Entry.Key;
@@ -251,11 +251,10 @@ public sealed class PruneOperation(
             {
                 await storage.DeleteAsync(key + BackupManifest.ChecksumSuffix, CancellationToken.None).ConfigureAwait(false);
             }
-            if (backup.Entry.VerifyRecordModified is not null)
-            {
-                await storage.DeleteAsync(VerifyRecord.KeyFor(key), CancellationToken.None).ConfigureAwait(false);
-            }
             await storage.DeleteAsync(key, CancellationToken.None).ConfigureAwait(false);
+            // Last, and whether listed or not: a verify of another run may have written it meanwhile (it deletes a
+            // record it finds written after its backup was gone).
+            await storage.DeleteAsync(VerifyRecord.KeyFor(key), CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -45,6 +45,11 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
             try
             {
                 before = await file.Storage.StatAsync(file.Key, cancellationToken).ConfigureAwait(false);
+                if (before is null && request.File is null)
+                {
+                    observer.Skipped(file.Description, "removed since it was listed (pruned by another run?): not checked");
+                    continue;
+                }
                 check = await BackupFileChecker.CheckAsync(file, keys, cancellationToken).ConfigureAwait(false);
             }
             catch (HostFaultException e)
@@ -137,6 +142,12 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
             }
             else
             {
+                await storage.DeleteAsync(VerifyRecord.KeyFor(file.Key), cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            if (await storage.StatAsync(file.Key, cancellationToken).ConfigureAwait(false) is null)
+            {
+                // Pruned (by another run) while it was checked: a record without its backup would stay for ever.
                 await storage.DeleteAsync(VerifyRecord.KeyFor(file.Key), cancellationToken).ConfigureAwait(false);
             }
         }
