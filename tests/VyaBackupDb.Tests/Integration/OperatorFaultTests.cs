@@ -511,6 +511,25 @@ public sealed class OperatorFaultTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Found by a tester: an EUC_JP database's NEC extension codes came back as their JIS equivalents (through UTF-8, as
+    /// pg_dump -E UTF8 does), backup and verify OK. A backup of a database in such an encoding says so on every run.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_postgres_backup_of_an_euc_jp_database_warns_that_some_codes_come_back_as_others()
+    {
+        await TestServers.RequirePostgresAsync();
+        var db = _scratch.PostgresName();
+        await PgTestDb.ExecAsync("postgres", $"CREATE DATABASE {db} ENCODING 'EUC_JP' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+        await PgTestDb.ExecAsync(db, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, '≒')");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), _scratch.TempDir("backups"));
+
+        var run = await CliAsync("backup", "-i", "2", "-d", db, "--config", config);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("the database's encoding EUC_JP is backed up through UTF-8, and NEC and IBM extension codes", run.Stderr, StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// Found by a tester: --metrics-file or --html naming a directory said .NET's "Access to the path ... is denied"
     /// (as root), and the backup's metrics went stale at exit 0. Refused before anything runs, saying what it is.
     /// </summary>

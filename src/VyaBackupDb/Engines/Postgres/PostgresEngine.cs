@@ -75,7 +75,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         await RequireUnchangedSinceSnapshotAsync(connection, current, cancellationToken).ConfigureAwait(false);
         var inventory = new DatabaseInventory(await BackupRowsAsync(connection, tables, counter.Rows, cancellationToken).ConfigureAwait(false),
             AsDumped(sequences, counter.Sequences), objects);
-        var warning = await WarningsAsync(connection, inventory, cancellationToken).ConfigureAwait(false);
+        var warning = await WarningsAsync(connection, inventory, settings.Encoding, cancellationToken).ConfigureAwait(false);
         await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
         return new DumpDetails("pg_dump", client.Version, inventory, warning, settings);
     }
@@ -119,7 +119,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     }
 
     /// <summary>What a backup says besides its result: the client tool's, and the extensions' tables pg_dump leaves out.</summary>
-    private async Task<string?> WarningsAsync(NpgsqlConnection connection, DatabaseInventory inventory, CancellationToken cancellationToken)
+    private async Task<string?> WarningsAsync(NpgsqlConnection connection, DatabaseInventory inventory, string? encoding, CancellationToken cancellationToken)
     {
         var withRows = inventory.Tables.Where(t => t.Rows > 0).Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
         // An extension's tables are CREATE EXTENSION's to make, and pg_dump writes only what its configuration tables
@@ -151,6 +151,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         string?[] warnings =
         [
             _toolWarning,
+            LossyThroughUtf8(encoding),
             unreadMappings == 0 ? null : $"{unreadMappings} user mapping(s) whose options (a remote user or password) this account may not "
                 + "read, or that have none: the backup holds them without options; back up as a superuser to keep them",
             leftOut.Count == 0 ? null : $"the rows of {string.Join(", ", leftOut)} are not in the backup: pg_dump leaves an extension's tables "
@@ -160,6 +161,21 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         ];
         return warnings.Any(w => w is not null) ? string.Join("; ", warnings.OfType<string>()) : null;
     }
+
+    /// <summary>
+    /// A backup reads the database as UTF-8 (pg_dump -E UTF8, COPY through the driver), and a restore writes that back:
+    /// exact for every encoding but these, where two codes stand for one character and come back as one of them.
+    /// </summary>
+    private static string? LossyThroughUtf8(string? encoding) => encoding switch
+    {
+        "EUC_JP" => "NEC and IBM extension codes (0xADF0 comes back as 0xA2E2)",
+        "EUC_JIS_2004" => "a few two-code sequences (0xA9DC 0xABDC comes back as 0xABC4)",
+        "EUC_TW" => "the 4-byte codes of plane 1 (0x8EA1A4A1 comes back as 0xA4A1)",
+        _ => null,
+    } is { } codes
+        ? $"the database's encoding {encoding} is backed up through UTF-8, and {codes} return as the other code of the same character "
+            + "(a unique key holding both fails the restore); keep such values in bytea, or use pg_dump in the database's own encoding"
+        : null;
 
     /// <summary>A table of the catalog, in the dump's snapshot.</summary>
     /// <param name="Name">schema.table as quote_ident writes them (the manifest's name).</param>

@@ -113,7 +113,7 @@ public sealed partial class PostgresEngine
 
             var inventory = new DatabaseInventory(await BackupRowsAsync(connection, tables, rows, cancellationToken).ConfigureAwait(false),
                 AsDumped(sequences, dataCounter.Sequences), objects);
-            var warning = await WarningsAsync(connection, inventory, cancellationToken).ConfigureAwait(false);
+            var warning = await WarningsAsync(connection, inventory, settings.Encoding, cancellationToken).ConfigureAwait(false);
             await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
             return new DumpDetails("pg_dump+copy", client.Version, inventory, warning, settings) { SourcePosition = taken.Position };
         }
