@@ -71,7 +71,7 @@ public sealed class BackupLock : IDisposable
             warn($"took over the lock of instance {instanceName} database '{database}' left by a run that ended without releasing it "
                 + $"({Describe(dead)})");
         }
-        var text = $"pid={Environment.ProcessId}\nhost={Environment.MachineName}\nrun={run}\nstarted={time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture)}\n"
+        var text = $"pid={Environment.ProcessId}\nhost={Environment.MachineName}\nrun={run}\nstarted={time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)}\n"
             + (ended.Count > 0 ? $"ended={string.Join(',', ended)}\n" : "");
         try
         {

@@ -397,8 +397,10 @@ public sealed class StorageLock : IAsyncDisposable
                 && DateTimeOffset.TryParse(e, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
                     ? (parsed < written + MaxLease ? parsed : written + MaxLease)
                     : written + duration;
-            var holder = $"pid {fields.GetValueOrDefault("pid", "?")} on {fields.GetValueOrDefault("host", "?")}, run {fields.GetValueOrDefault("run", "?")}, "
-                + $"since {fields.GetValueOrDefault("started", "?")}";
+            var holder = fields.ContainsKey("run")
+                ? $"pid {fields.GetValueOrDefault("pid", "?")} on {fields.GetValueOrDefault("host", "?")}, run {fields["run"]}, "
+                    + $"since {fields.GetValueOrDefault("started", "?")}"
+                : $"a lease that cannot be read as one (empty, damaged or over {MaxLeaseBytes} bytes), written {Time(written)}: held for a lease from then";
             return new Lease(storage, entry.Key, generation, fields.GetValueOrDefault("run", ""), holder, expires);
         }
     }

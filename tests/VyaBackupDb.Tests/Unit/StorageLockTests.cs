@@ -120,4 +120,21 @@ public sealed class StorageLockTests : IDisposable
         Assert.Contains("took over the lock", Assert.Single(warnings), StringComparison.Ordinal);
         Assert.Equal([StorageLock.KeyFor("main", "shop", 2)], await KeysAsync(storage));
     }
+
+    /// <summary>A lease that cannot be read as one is named as such (a tester: "another run (pid ? on ?, run ?, since ?)").</summary>
+    [Fact]
+    public async Task A_lease_that_cannot_be_read_is_named_as_such_while_it_holds()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 11, 29, 10, 0, 0, TimeSpan.Zero));
+        var storage = new MemoryStorage(time);
+        await storage.TryCreateExclusiveAsync(StorageLock.KeyFor("main", "shop", 1), "garbage"u8.ToArray(), CancellationToken.None);
+        using var lost = new CancellationTokenSource();
+
+        var locked = await Assert.ThrowsAsync<LockedException>(() =>
+            StorageLock.AcquireAsync(HostDir(), "main", "shop", [storage], StorageLock.DefaultLease, time, _ => { }, lost, CancellationToken.None));
+
+        Assert.Contains("(a lease that cannot be read as one (empty, damaged or over 65536 bytes), written 2026-11-29T10:00:00Z: held for a lease from then)",
+            locked.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("pid ?", locked.Message, StringComparison.Ordinal);
+    }
 }
