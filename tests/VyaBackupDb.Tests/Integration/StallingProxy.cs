@@ -16,6 +16,7 @@ public sealed class StallingProxy : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private long _budget = long.MaxValue;
     private long _uploadLimit = long.MaxValue;
+    private int _uploadRate;
 
     public StallingProxy(int upstreamPort)
     {
@@ -35,6 +36,9 @@ public sealed class StallingProxy : IDisposable
     /// the others, and new ones, pass: a link that hangs in the middle of an upload.
     /// </summary>
     public void StallEachConnectionAfterUpload(long bytes) => Interlocked.Exchange(ref _uploadLimit, bytes);
+
+    /// <summary>From now on, what clients send passes at about <paramref name="bytesPerSecond"/> per connection: a slow link.</summary>
+    public void ThrottleUploads(int bytesPerSecond) => Interlocked.Exchange(ref _uploadRate, bytesPerSecond);
 
     /// <summary>What the two directions of one connection share.</summary>
     private sealed class Link
@@ -97,6 +101,10 @@ public sealed class StallingProxy : IDisposable
                 if (pass > 0)
                 {
                     await to.SendAsync(buffer.AsMemory(0, pass), _stop.Token);
+                }
+                if (!counted && Volatile.Read(ref _uploadRate) is > 0 and var rate)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds((double)read / rate), _stop.Token);
                 }
                 if (pass < read)
                 {

@@ -289,9 +289,10 @@ public sealed class S3Storage : IStorage, IDisposable
     /// <summary>
     /// One request, its failures as storage faults. It must be answered within <see cref="_answerLimit"/>
     /// (connect_timeout_seconds), retries included, counted for one that sends data from the last piece of
-    /// its <paramref name="body"/> the connection took: a server that takes connections (or data) but never
-    /// answers fails this destination instead of hanging the run, and a slow link that keeps taking data is
-    /// never cut off.
+    /// its <paramref name="body"/> the connection took (from the last, four times that: what the socket's
+    /// buffers hold, up to a few MB, still has to cross the link): a server that takes connections (or data)
+    /// but never answers fails this destination instead of hanging the run, and a slow link that keeps taking
+    /// data is not cut off.
     /// </summary>
     private async Task<T> CallAsync<T>(string what, string key, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken,
         bool missingIsNotFound = false, RequestBody? body = null)
@@ -300,7 +301,7 @@ public sealed class S3Storage : IStorage, IDisposable
         answered.CancelAfter(_answerLimit);
         if (body is not null)
         {
-            body.Taken = () => answered.CancelAfter(_answerLimit);
+            body.Taken = all => answered.CancelAfter(all ? 4 * _answerLimit : _answerLimit);
         }
         try
         {
@@ -343,10 +344,10 @@ public sealed class S3Storage : IStorage, IDisposable
         }
     }
 
-    /// <summary>A request's data; each read of it (the connection taking more) calls <see cref="Taken"/>.</summary>
+    /// <summary>A request's data; each read of it (the connection taking more) calls <see cref="Taken"/>: true once all is read.</summary>
     private sealed class RequestBody(byte[] buffer, int count) : MemoryStream(buffer, 0, count, writable: false)
     {
-        public Action? Taken { get; set; }
+        public Action<bool>? Taken { get; set; }
 
         public override int Read(byte[] buffer, int offset, int count) => Took(base.Read(buffer, offset, count));
 
@@ -360,7 +361,7 @@ public sealed class S3Storage : IStorage, IDisposable
 
         private int Took(int read)
         {
-            Taken?.Invoke();
+            Taken?.Invoke(Position == Length);
             return read;
         }
     }
