@@ -36,9 +36,11 @@ internal static class CopyCommand
             using var storages = new StorageSet(config);
             var report = await new CopyOperation(config, storages, new ConsoleCopyObserver()).RunAsync(request, cancellationToken).ConfigureAwait(false);
             var failed = report.Results.Count(r => r.Error is not null);
+            var leftToOthers = report.Results.Count(r => r.LeftToAnother is not null);
+            var others = leftToOthers == 0 ? "" : $", {leftToOthers} left to another run";
             Output.Line(request.DryRun
-                ? $"copy summary (dry run): {report.Results.Count - failed} would be copied to '{request.To}', {failed} refused; nothing was copied"
-                : $"copy summary: {report.Results.Count - failed} copied to '{request.To}', {failed} failed");
+                ? $"copy summary (dry run): {report.Results.Count - failed - leftToOthers} would be copied to '{request.To}'{others}, {failed} refused; nothing was copied"
+                : $"copy summary: {report.Results.Count - failed - leftToOthers} copied to '{request.To}'{others}, {failed} failed");
             return report.ExitCode;
         }, cancellationToken));
         return command;
@@ -51,6 +53,10 @@ internal static class CopyCommand
             if (result.Error is not null)
             {
                 Output.Error($"{result.Source} was not copied: {result.Error}");
+            }
+            else if (result.LeftToAnother is { } why)
+            {
+                Output.Line($"not copied {result.Source}: {why}");
             }
             else
             {

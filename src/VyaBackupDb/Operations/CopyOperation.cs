@@ -13,8 +13,10 @@ public sealed record CopyRequest(
 /// <summary>
 /// One backup: copied (or would be), already there, or failed. <paramref name="Error"/> null: fine.
 /// <paramref name="Mismatch"/>: the source did not match its manifest (a verification failure).
+/// <paramref name="LeftToAnother"/>: not copied, and no failure: another run was writing it there (why).
 /// </summary>
-public sealed record CopyResult(InstanceConfig Instance, string Source, string Target, bool Copied, string? Error, bool Mismatch = false);
+public sealed record CopyResult(
+    InstanceConfig Instance, string Source, string Target, bool Copied, string? Error, bool Mismatch = false, string? LeftToAnother = null);
 
 public sealed record CopyReport(IReadOnlyList<CopyResult> Results, IReadOnlyList<string> Unreachable)
 {
@@ -131,6 +133,39 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
     }
 
     private async Task<CopyResult> CopyOneAsync(
+        InstanceConfig instance, IStorage from, IStorage to, CatalogBackup backup, CatalogBackup? leftover, bool dryRun,
+        CancellationToken cancellationToken)
+    {
+        var result = await CopyOrRefuseAsync(instance, from, to, backup, leftover, dryRun, cancellationToken).ConfigureAwait(false);
+        if (result.Error is null || result.Mismatch || LeftoverProblem(to, result.Target, leftover) is not null || cancellationToken.IsCancellationRequested)
+        {
+            return result;
+        }
+        // What blocked it may be another run's copy there, half written or finished since the listing: not a
+        // leftover to remove by hand (a backup run copying to its other destinations holds the database's lock there).
+        try
+        {
+            var key = backup.Entry.Key;
+            if (await to.StatAsync(BackupManifest.KeyFor(key), cancellationToken).ConfigureAwait(false) is not null
+                && (await new BackupLocation(to, key).LoadManifestAsync(cancellationToken).ConfigureAwait(false))?.StoredSha256 == backup.Manifest!.StoredSha256
+                && (await to.StatAsync(key, cancellationToken).ConfigureAwait(false))?.Size == backup.Manifest.StoredBytes)
+            {
+                return result with { Error = null, LeftToAnother = "another run copied it there meanwhile" };
+            }
+            if (to is not Storage.Local.LocalStorage
+                && await StorageLock.HolderAsync(to, instance.Name, backup.Entry.Name.Database, config.LockLease, DateTimeOffset.UtcNow, cancellationToken)
+                    .ConfigureAwait(false) is { } holder)
+            {
+                return result with { Error = null, LeftToAnother = $"another run is writing this database's backups there now ({holder}); copy again once it ends" };
+            }
+        }
+        catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken) || e is VerificationFailedException)
+        {
+        }
+        return result;
+    }
+
+    private async Task<CopyResult> CopyOrRefuseAsync(
         InstanceConfig instance, IStorage from, IStorage to, CatalogBackup backup, CatalogBackup? leftover, bool dryRun,
         CancellationToken cancellationToken)
     {

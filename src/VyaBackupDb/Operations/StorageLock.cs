@@ -340,8 +340,17 @@ public sealed class StorageLock : IAsyncDisposable
 
     private static string Time(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
+    /// <summary>Who holds the lock of <paramref name="database"/> in <paramref name="storage"/> now (a live lease), or null.</summary>
+    public static async Task<string?> HolderAsync(
+        IStorage storage, string instanceName, string database, TimeSpan lease, DateTimeOffset now, CancellationToken cancellationToken) =>
+        (await ReadAsync(storage, FolderFor(instanceName, database), lease, cancellationToken).ConfigureAwait(false))
+            .FirstOrDefault(l => !l.ExpiredAt(now))?.Holder;
+
+    private Task<List<Lease>> ReadAsync(IStorage storage, string folder, CancellationToken cancellationToken) =>
+        ReadAsync(storage, folder, _duration, cancellationToken);
+
     /// <summary>Every lease object in a folder, read. One that vanished meanwhile is left out.</summary>
-    private async Task<List<Lease>> ReadAsync(IStorage storage, string folder, CancellationToken cancellationToken)
+    private static async Task<List<Lease>> ReadAsync(IStorage storage, string folder, TimeSpan duration, CancellationToken cancellationToken)
     {
         var leases = new List<Lease>();
         var entries = new List<StorageEntry>();
@@ -370,7 +379,7 @@ public sealed class StorageLock : IAsyncDisposable
             {
                 continue;
             }
-            leases.Add(Lease.Parse(storage, entry, generation, text, _duration));
+            leases.Add(Lease.Parse(storage, entry, generation, text, duration));
         }
         return leases;
     }

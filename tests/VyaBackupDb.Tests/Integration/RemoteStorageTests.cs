@@ -570,6 +570,43 @@ public sealed class RemoteStorageTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A tester: `copy --to` while another run's backup was copying the same backup there found its .sha256 without the
+    /// data, and told the operator to remove it by hand (exit 1). With that run's lease live in --to, the backup is left
+    /// to it (exit 0); without one, the refusal stands.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_copy_leaves_a_backup_another_run_is_writing_there_to_it()
+    {
+        await TestServers.RequireMySqlAsync();
+        await RequireAsync(Backend.S3);
+        var db = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)");
+        var backupDir = _scratch.TempDir("backups");
+        var backup = await Run.CliAsync("backup", "-i", "1", "-d", db, "--config", await WriteConfigAsync(backupDir, null, "local"));
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        var file = Path.GetFileName(Ops.DataFilesUnder(backupDir).Single());
+        var s3 = Open(Backend.S3);
+        var key = $"test-mysql/{file}";
+        Assert.True(await s3.TryCreateExclusiveAsync(key + BackupManifest.ChecksumSuffix,
+            await File.ReadAllBytesAsync(Path.Combine(backupDir, "test-mysql", file + BackupManifest.ChecksumSuffix)), CancellationToken.None));
+        var lease = StorageLock.KeyFor("test-mysql", db, 1);
+        Assert.True(await s3.TryCreateExclusiveAsync(lease, System.Text.Encoding.UTF8.GetBytes(
+            $"host=elsewhere\npid=7\nrun=other\nstarted={DateTime.UtcNow:yyyy-MM-dd'T'HH:mm:ss'Z'}\nexpires={DateTime.UtcNow.AddMinutes(10):yyyy-MM-dd'T'HH:mm:ss'Z'}\n"),
+            CancellationToken.None));
+        var config = await WriteConfigAsync(backupDir, null, "local, offsite");
+
+        var busy = await Run.CliAsync("copy", "--to", "offsite", "-i", "1", "--config", config);
+        await s3.DeleteAsync(lease, CancellationToken.None);
+        var refused = await Run.CliAsync("copy", "--to", "offsite", "-i", "1", "--config", config);
+
+        Assert.True(busy.ExitCode == 0, busy.ToString());
+        Assert.Contains("another run is writing this database's backups there now (pid 7 on elsewhere", busy.Stdout, StringComparison.Ordinal);
+        Assert.Contains("copy summary: 0 copied to 'offsite', 1 left to another run, 0 failed", busy.Stdout, StringComparison.Ordinal);
+        Assert.True(refused.ExitCode == 1, refused.ToString());
+        Assert.Contains("without its data file: remove it by hand", refused.Stderr, StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// A config.yaml for the CLI: instance 1 (MariaDB, named like the in-process runs' instance) backing up to one remote storage.
     /// <paramref name="s3Port"/> and <paramref name="sftpPort"/> put a proxy between the CLI and the servers (and a short
     /// connect_timeout_seconds, the limit of a silent server).
