@@ -389,7 +389,7 @@ public sealed class BackupOperation
                 details = await engine.DumpAsync(item.Database, plain, timeout.Token).ConfigureAwait(false);
                 if (details.Warning is { } warning)
                 {
-                    observer.Warning(warning);
+                    observer.Warning($"{item.Instance.Name}/{item.Database}: {warning}");
                 }
                 var set = engine.WritesSet(item.Database);
                 if (!plain.TailContains(set ? Sources.Sets.BackupSet.EndOfArchive : engine.CompletionTrailer))

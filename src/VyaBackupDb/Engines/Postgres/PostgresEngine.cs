@@ -1258,6 +1258,12 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
                     {
                         await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(target)} RENAME TO {QuoteIdentifier(replaced)}", cancellationToken)
                             .ConfigureAwait(false);
+                        // Kept if this run is killed before dropping it: a template would refuse the operator's DROP DATABASE.
+                        if (await Scalar(connection, "SELECT datistemplate FROM pg_catalog.pg_database WHERE datname = @db", cancellationToken, replaced)
+                            .ConfigureAwait(false) is true)
+                        {
+                            await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(replaced)} IS_TEMPLATE false", cancellationToken).ConfigureAwait(false);
+                        }
                     }
                     await Execute(connection, $"ALTER DATABASE {QuoteIdentifier(staging)} RENAME TO {QuoteIdentifier(target)}", cancellationToken)
                         .ConfigureAwait(false);

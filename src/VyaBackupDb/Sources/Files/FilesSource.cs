@@ -54,12 +54,12 @@ public sealed class FilesSource(InstanceConfig instance) : IBackupSource
         var parts = new List<string>(warnings);
         if (summary.ChangedCount > 0)
         {
-            parts.Add($"{instance.Name}: {summary.ChangedCount} file(s) changed or vanished while being read (the manifest flags this backup): "
+            parts.Add($"{summary.ChangedCount} file(s) changed or vanished while being read (the manifest flags this backup): "
                 + Names(summary.Changed, summary.ChangedCount));
         }
         if (summary.SkippedCount > 0)
         {
-            parts.Add($"{instance.Name}: {summary.SkippedCount} not backed up: " + Names(summary.Skipped, summary.SkippedCount));
+            parts.Add($"{summary.SkippedCount} not backed up: " + Names(summary.Skipped, summary.SkippedCount));
         }
         return parts.Count == 0 ? null : string.Join("; ", parts);
     }
