@@ -526,7 +526,7 @@ public sealed class OperatorFaultTests : IAsyncLifetime
         var run = await CliAsync("backup", "-i", "2", "-d", db, "--config", config);
 
         Assert.True(run.ExitCode == 0, run.ToString());
-        Assert.Contains("the database's encoding EUC_JP is backed up through UTF-8, and NEC and IBM extension codes", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"/{db}: the database's encoding EUC_JP is backed up through UTF-8, and NEC and IBM extension codes", run.Stderr, StringComparison.Ordinal);
     }
 
     /// <summary>
