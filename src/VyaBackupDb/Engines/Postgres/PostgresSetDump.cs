@@ -430,8 +430,10 @@ public sealed partial class PostgresEngine
         sql.Add("SELECT 21, 'text search mapping', m.mapcfg::bigint, m.maptokentype * 1000 + m.mapseqno, m.xmin::text, "
             + "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(x.cfgname), NULL FROM pg_catalog.pg_ts_config_map m "
             + "JOIN pg_catalog.pg_ts_config x ON x.oid = m.mapcfg JOIN pg_catalog.pg_namespace n ON n.oid = x.cfgnamespace WHERE n.nspname {0}");
-        // Roles are named in grants and policies.
-        sql.Add($"SELECT {RoleRank}, 'role', r.oid::bigint, 0, '', pg_catalog.quote_ident(r.rolname), NULL FROM pg_catalog.pg_roles r");
+        // Roles are named in grants and policies. Their names are the server's, in the bytes of the database they were
+        // created from (not always UTF-8): read as bytes, so that one unreadable role fails no database's backup.
+        sql.Add($"SELECT {RoleRank}, 'role', r.oid::bigint, 0, '', pg_catalog.encode(pg_catalog.textsend(pg_catalog.quote_ident(r.rolname)), 'base64'), NULL "
+            + "FROM pg_catalog.pg_roles r");
         if (_serverMajor >= 10)
         {
             sql.Add($"SELECT 13, 'sequence', q.seqrelid::bigint, 0, q.xmin::text, {Relation}, NULL FROM pg_catalog.pg_sequence q "
@@ -442,6 +444,19 @@ public sealed partial class PostgresEngine
     }
 
     private const int RoleRank = 22;
+
+    /// <summary>A role's name as text; one that is not UTF-8 with its bytes above ASCII as \xNN (for messages).</summary>
+    private static string RoleName(byte[] bytes)
+    {
+        try
+        {
+            return new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(bytes);
+        }
+        catch (DecoderFallbackException)
+        {
+            return string.Concat(bytes.Select(b => b < 0x80 ? ((char)b).ToString() : $"\\x{b:X2}"));
+        }
+    }
 
     /// <summary>A catalog row of <see cref="CatalogRowsSql"/>.</summary>
     private sealed record CatalogRow(string Kind, string Version, string Name, long? File);
@@ -493,8 +508,10 @@ public sealed partial class PostgresEngine
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            yield return ((reader.GetInt32(0), reader.GetInt64(2), reader.GetInt32(3)),
-                new CatalogRow(reader.GetString(1), reader.GetString(4), reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetInt64(6)));
+            var rank = reader.GetInt32(0);
+            var name = rank == RoleRank ? RoleName(Convert.FromBase64String(reader.GetString(5))) : reader.GetString(5);
+            yield return ((rank, reader.GetInt64(2), reader.GetInt32(3)),
+                new CatalogRow(reader.GetString(1), reader.GetString(4), name, reader.IsDBNull(6) ? null : reader.GetInt64(6)));
         }
     }
 
