@@ -741,6 +741,73 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Found by a tester: a routine, trigger or event created under cp1251 and NO_BACKSLASH_ESCAPES with a byte above
+    /// ASCII came back with each backslash doubled (CALL p() gave 645C5CE9, the trigger's definer an account that does
+    /// not exist: inserts failed), and a trigger's definer written under ANSI_QUOTES ("u"@"h") came back as other letters.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(Config.BackupEngine.Dump)]
+    [InlineData(Config.BackupEngine.Parallel)]
+    public async Task MySql_one_byte_set_objects_under_no_backslash_escapes_or_ansi_quotes_come_back_as_they_were(Config.BackupEngine engine)
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        var suffix = Guid.NewGuid().ToString("N")[..6];
+        var (backslashUser, ansiUser) = ($"vt_b\\й_{suffix}", $"vt_aй_{suffix}");
+        try
+        {
+            await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY)", "CREATE TABLE log (who VARCHAR(200))",
+                $"CREATE USER '{backslashUser.Replace("\\", "\\\\", StringComparison.Ordinal)}'@'%'",
+                $"GRANT ALL ON *.* TO '{backslashUser.Replace("\\", "\\\\", StringComparison.Ordinal)}'@'%'",
+                $"CREATE USER '{ansiUser}'@'%'", $"GRANT ALL ON *.* TO '{ansiUser}'@'%'");
+            await using (var connection = new MySqlConnector.MySqlConnection(
+                new MySqlConnector.MySqlConnectionStringBuilder(TestServers.MySqlConnectionString(source)) { AllowUserVariables = true }.ConnectionString))
+            {
+                await connection.OpenAsync();
+                // Each statement as a cp1251 client sends it; a hex literal, which no sql_mode reads otherwise.
+                foreach (var sql in new[]
+                {
+                    "SET sql_mode = 'NO_BACKSLASH_ESCAPES'",
+                    "CREATE PROCEDURE p() SELECT HEX('d\\й') AS h",
+                    $"CREATE DEFINER = '{backslashUser}'@'%' TRIGGER `g\\й` AFTER INSERT ON t FOR EACH ROW INSERT INTO log VALUES (CURRENT_USER())",
+                    $"CREATE DEFINER = '{backslashUser}'@'%' EVENT `e\\й` ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM t",
+                    "SET sql_mode = 'ANSI_QUOTES'",
+                    $"CREATE DEFINER = '{ansiUser}'@'%' TRIGGER g2 BEFORE INSERT ON t FOR EACH ROW SET NEW.id = NEW.id",
+                })
+                {
+                    foreach (var step in new[] { $"SET @vt_sql = CONVERT(CONVERT(_utf8mb4 X'{Convert.ToHexString(System.Text.Encoding.UTF8.GetBytes(sql))}' USING cp1251) USING binary)",
+                        "SET NAMES cp1251", "PREPARE vt_s FROM @vt_sql", "EXECUTE vt_s", "DEALLOCATE PREPARE vt_s", "SET NAMES utf8mb4" })
+                    {
+                        await using var command = new MySqlConnector.MySqlCommand(step, connection);
+                        await command.ExecuteNonQueryAsync();
+                    }
+                }
+            }
+            var server = TestServers.MySql() with { Engine = engine };
+            var file = await Ops.BackupOkAsync(server, source, Compression.Zstd, _scratch.TempDir("backups"));
+            var target = _scratch.MySqlName();
+            await new Operations.RestoreOperation(TestServers.Config(Path.GetDirectoryName(file)!, server), new TestRestoreObserver())
+                .RunAsync(new Operations.RestoreRequest(file, server, target, DryRun: false, Force: false), CancellationToken.None);
+
+            var objects = "SELECT GROUP_CONCAT(x ORDER BY x SEPARATOR '; ') FROM ("
+                + "SELECT CONCAT_WS(' | ', HEX(EVENT_NAME), HEX(DEFINER), HEX(EVENT_DEFINITION), SQL_MODE) x FROM information_schema.EVENTS WHERE EVENT_SCHEMA = @p0 "
+                + "UNION ALL SELECT CONCAT_WS(' | ', HEX(TRIGGER_NAME), HEX(DEFINER), HEX(ACTION_STATEMENT), SQL_MODE) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = @p0 "
+                + "UNION ALL SELECT CONCAT_WS(' | ', HEX(ROUTINE_NAME), HEX(DEFINER), HEX(ROUTINE_DEFINITION), SQL_MODE) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = @p0) o";
+            var expected = (string?)await MySqlTestDb.ScalarAsync(null, objects, source);
+            Assert.Contains(Convert.ToHexString(System.Text.Encoding.UTF8.GetBytes(backslashUser + "@%")), expected, StringComparison.Ordinal);
+            Assert.Contains(Convert.ToHexString(System.Text.Encoding.UTF8.GetBytes(ansiUser + "@%")), expected, StringComparison.Ordinal);
+            Assert.Equal(expected, (string?)await MySqlTestDb.ScalarAsync(null, objects, target));
+            Assert.Equal("645CE9", (string?)await MySqlTestDb.ScalarAsync(target, "CALL p()")); // 'd\й' in cp1251
+            // Both triggers' definers are accounts that exist: the copy's table takes rows.
+            await MySqlTestDb.ExecAsync(target, "INSERT INTO t VALUES (2)");
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS '{backslashUser.Replace("\\", "\\\\", StringComparison.Ordinal)}'@'%', '{ansiUser}'@'%'");
+        }
+    }
+
+    /// <summary>
     /// Found by a tester: an event whose non-ASCII name was written under a one-byte set the restore does not read
     /// (cp1251 then, keybcs2 now, which .NET has no code page for) comes back under another name, and --enable-events
     /// then failed after the RENAME (the target replaced, its old tables aside). It is refused before.

@@ -894,9 +894,10 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
         {
             // Still on this session's UTF-8; binary, so that PREPARE takes the bytes as they are
             // (CheckDefinitionsAsync made sure before the RENAME that the set holds them all).
-            await using var text = new MySqlCommand($"SET @vya_definition = CONVERT(CONVERT(@text USING {Q(charset)}) USING binary)", connection);
-            text.Parameters.AddWithValue("@text", sql);
-            await text.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            // A hex literal, not a parameter: sql_mode is already the object's, and the connector would escape a
+            // backslash in a parameter (\\) even under NO_BACKSLASH_ESCAPES, which reads that as two.
+            await ExecuteAsync($"SET @vya_definition = CONVERT(CONVERT(_utf8mb4 X'{Convert.ToHexString(System.Text.Encoding.UTF8.GetBytes(sql))}' "
+                + $"USING {Q(charset)}) USING binary)", cancellationToken).ConfigureAwait(false);
         }
         await SetCharsetAsync(charset, collation, cancellationToken).ConfigureAwait(false);
         try
@@ -1183,8 +1184,9 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
         return set.ToText(shown.AsSpan(from)) is { } rest ? text.Append(rest).ToString() : null;
     }
 
-    /// <summary>The definer SHOW CREATE TRIGGER and EVENT write first: CREATE DEFINER=`user`@`host` ...</summary>
-    [System.Text.RegularExpressions.GeneratedRegex(@"\ACREATE DEFINER=(?<definer>`(?<user>(?:[^`]|``)*)`@`(?<host>(?:[^`]|``)*)`) ")]
+    /// <summary>The definer SHOW CREATE TRIGGER and EVENT write first: CREATE DEFINER=`user`@`host` ...; a trigger
+    /// created under ANSI_QUOTES keeps it as "user"@"host" (then left in UTF-8 it came back as another, missing, account).</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"\ACREATE DEFINER=(?<definer>(?<q>[`""])(?<user>(?:(?!\k<q>)[\s\S]|\k<q>\k<q>)*)\k<q>@\k<q>(?<host>(?:(?!\k<q>)[\s\S]|\k<q>\k<q>)*)\k<q>) ")]
     private static partial System.Text.RegularExpressions.Regex ShownDefiner();
 
     private Task ExecuteAsync(string sql, CancellationToken cancellationToken) => MySqlEngine.Execute(connection, sql, cancellationToken);
