@@ -8,6 +8,9 @@ public sealed record ServerInfo(string Flavor, string Version, IReadOnlyList<str
 {
     /// <summary>Databases the server has but no one may connect to (PostgreSQL's ALLOW_CONNECTIONS false): never backed up.</summary>
     public IReadOnlyList<string> Closed { get; init; } = [];
+
+    /// <summary>Databases whose names are not UTF-8 (PostgreSQL: created from a database in another encoding), bytes above ASCII as \xNN: never backed up.</summary>
+    public IReadOnlyList<string> Unreadable { get; init; } = [];
 }
 
 /// <summary>The tool that wrote a dump, and what the database held when it was dumped.</summary>

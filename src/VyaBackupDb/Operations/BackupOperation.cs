@@ -233,6 +233,11 @@ public sealed class BackupOperation
                 // Matched by a wildcard: said every run, as the operator may have closed it on purpose.
                 observer.Warning($"instance {instance.Id} ({instance.Name}): {DatabaseSelector.Closed(closed)}");
             }
+            foreach (var unreadable in server.Unreadable)
+            {
+                observer.Warning($"instance {instance.Id} ({instance.Name}): database '{unreadable}' has a name that is not UTF-8 (created from a "
+                    + "database in another encoding): it cannot be backed up; rename it (ALTER DATABASE ... RENAME TO, from a database of that encoding)");
+            }
         }
         if (databases.Count == 0)
         {

@@ -37,15 +37,27 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             await Scalar(connection, "SHOW server_version_num", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
         _serverMajor = versionNumber / 10000;
         var version = (string?)await Scalar(connection, "SHOW server_version", cancellationToken).ConfigureAwait(false) ?? "";
-        // Templates of the operator's own are databases like any other (pg_dumpall takes them too).
-        await using var command = new NpgsqlCommand("SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname", connection);
-        var databases = await StringsAsync(command, cancellationToken).ConfigureAwait(false);
-        await using var closedCommand = new NpgsqlCommand("SELECT datname FROM pg_database WHERE NOT datallowconn ORDER BY datname", connection);
-        var closed = await StringsAsync(closedCommand, cancellationToken).ConfigureAwait(false);
-        return new ServerInfo("PostgreSQL", version.Split(' ')[0], [.. databases.Where(name => !DumpEngines.IsSystemDatabase(Dbms.PostgreSql, name))])
+        // Templates of the operator's own are databases like any other (pg_dumpall takes them too). Names are read as
+        // bytes: one created from a database in another encoding is not UTF-8, and must not fail the whole listing.
+        var (databases, closed, unreadable) = (new List<string>(), new List<string>(), new List<string>());
+        await using (var command = new NpgsqlCommand(
+            "SELECT pg_catalog.encode(pg_catalog.textsend(datname::text), 'base64'), datallowconn FROM pg_catalog.pg_database ORDER BY datname", connection))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
-            Closed = [.. closed.Where(name => !DumpEngines.IsSystemDatabase(Dbms.PostgreSql, name))],
-        };
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var bytes = Convert.FromBase64String(reader.GetString(0));
+                if (Utf8Text(bytes) is not { } name)
+                {
+                    unreadable.Add(NameOf(bytes));
+                }
+                else if (!DumpEngines.IsSystemDatabase(Dbms.PostgreSql, name))
+                {
+                    (reader.GetBoolean(1) ? databases : closed).Add(name);
+                }
+            }
+        }
+        return new ServerInfo("PostgreSQL", version.Split(' ')[0], databases) { Closed = closed, Unreadable = unreadable };
     }
 
     public async Task<long?> DatabaseSizeAsync(string database, CancellationToken cancellationToken)

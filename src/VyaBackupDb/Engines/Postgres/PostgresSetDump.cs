@@ -445,18 +445,23 @@ public sealed partial class PostgresEngine
 
     private const int RoleRank = 22;
 
-    /// <summary>A role's name as text; one that is not UTF-8 with its bytes above ASCII as \xNN (for messages).</summary>
-    private static string RoleName(byte[] bytes)
+    /// <summary>A name the server sent as bytes, as text; one that is not UTF-8 with its bytes above ASCII as \xNN.</summary>
+    private static string NameOf(byte[] bytes) =>
+        Utf8Text(bytes) ?? string.Concat(bytes.Select(b => b < 0x80 ? ((char)b).ToString() : $"\\x{b:X2}"));
+
+    private static string? Utf8Text(byte[] bytes)
     {
         try
         {
-            return new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(bytes);
+            return StrictUtf8.GetString(bytes);
         }
         catch (DecoderFallbackException)
         {
-            return string.Concat(bytes.Select(b => b < 0x80 ? ((char)b).ToString() : $"\\x{b:X2}"));
+            return null;
         }
     }
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>A catalog row of <see cref="CatalogRowsSql"/>.</summary>
     private sealed record CatalogRow(string Kind, string Version, string Name, long? File);
@@ -509,7 +514,7 @@ public sealed partial class PostgresEngine
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             var rank = reader.GetInt32(0);
-            var name = rank == RoleRank ? RoleName(Convert.FromBase64String(reader.GetString(5))) : reader.GetString(5);
+            var name = rank == RoleRank ? NameOf(Convert.FromBase64String(reader.GetString(5))) : reader.GetString(5);
             yield return ((rank, reader.GetInt64(2), reader.GetInt32(3)),
                 new CatalogRow(reader.GetString(1), reader.GetString(4), name, reader.IsDBNull(6) ? null : reader.GetInt64(6)));
         }
