@@ -1080,9 +1080,53 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
         if (kind is Kind.Event or Kind.Trigger && MySqlSingleByteCharset.Named(shown.Charset) is { } set)
         {
             var bytes = await ShowCreateBytesAsync(sql, textColumn, cancellationToken).ConfigureAwait(false);
-            return shown with { Create = AsCreatedUnder(set, kind, bytes, name) ?? shown.Create };
+            shown = shown with { Create = AsCreatedUnder(set, kind, bytes, name) ?? shown.Create };
         }
-        return shown;
+        return kind == Kind.Event ? shown with { Create = CommentUnderSqlMode(shown.Create, name, shown.SqlMode) } : shown;
+    }
+
+    /// <summary>
+    /// SHOW CREATE EVENT writes the comment with backslash escapes (\\, \n, \r, \0) whatever the event's sql_mode: under
+    /// NO_BACKSLASH_ESCAPES, which it is created under again, they would be read as written (each backslash doubled
+    /// once more). There they are undone; the rest, and the comment under other modes, is as shown.
+    /// </summary>
+    private static string CommentUnderSqlMode(string create, string name, string? sqlMode)
+    {
+        var header = $" EVENT {Q(name)} ";
+        var at = create.IndexOf(header, StringComparison.Ordinal);
+        if (sqlMode?.Contains("NO_BACKSLASH_ESCAPES", StringComparison.OrdinalIgnoreCase) != true || at < 0)
+        {
+            return create;
+        }
+        var comment = create.IndexOf(" COMMENT '", at + header.Length - 1, StringComparison.Ordinal);
+        var body = create.IndexOf(" DO ", at + header.Length - 1, StringComparison.Ordinal);
+        if (comment < 0 || (body >= 0 && body < comment))
+        {
+            return create;
+        }
+        var start = comment + " COMMENT '".Length;
+        var text = new System.Text.StringBuilder(create, 0, start, create.Length);
+        for (var i = start; i < create.Length; i++)
+        {
+            if (create[i] == '\\' && i + 1 < create.Length)
+            {
+                text.Append(create[++i] switch { 'n' => '\n', 'r' => '\r', '0' => '\0', var c => c });
+            }
+            else if (create[i] == '\'' && i + 1 < create.Length && create[i + 1] == '\'')
+            {
+                text.Append("''");
+                i++;
+            }
+            else if (create[i] == '\'')
+            {
+                return text.Append(create, i, create.Length - i).ToString();
+            }
+            else
+            {
+                text.Append(create[i]);
+            }
+        }
+        return create; // no end: as shown
     }
 
     /// <summary>SHOW CREATE as this session reads it (its text converted to UTF-8).</summary>
