@@ -136,13 +136,29 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
         InstanceConfig instance, IStorage from, IStorage to, CatalogBackup backup, CatalogBackup? leftover, bool dryRun,
         CancellationToken cancellationToken)
     {
+        var (source, target) = (from.Describe(backup.Entry.Key), to.Describe(backup.Entry.Key));
+        try
+        {
+            // A backup run holds its database's lock in each of its destinations while it writes and copies there: two
+            // writers of one key on an S3 server that completes an upload over an object (Ceph) lost the backup's data.
+            if (LeftoverProblem(to, target, leftover) is null && to is not Storage.Local.LocalStorage
+                && await StorageLock.HolderAsync(to, instance.Name, backup.Entry.Name.Database, config.LockLease, DateTimeOffset.UtcNow, cancellationToken)
+                    .ConfigureAwait(false) is { } holder)
+            {
+                return new CopyResult(instance, source, target, false, null,
+                    LeftToAnother: $"another run is writing this database's backups there now ({holder}); copy again once it ends");
+            }
+        }
+        catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
+        {
+            return new CopyResult(instance, source, target, false, e.Message);
+        }
         var result = await CopyOrRefuseAsync(instance, from, to, backup, leftover, dryRun, cancellationToken).ConfigureAwait(false);
         if (result.Error is null || result.Mismatch || LeftoverProblem(to, result.Target, leftover) is not null || cancellationToken.IsCancellationRequested)
         {
             return result;
         }
-        // What blocked it may be another run's copy there, half written or finished since the listing: not a
-        // leftover to remove by hand (a backup run copying to its other destinations holds the database's lock there).
+        // What blocked it may be another run's copy there, finished since the listing: not a leftover to remove by hand.
         try
         {
             var key = backup.Entry.Key;
@@ -151,12 +167,6 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
                 && (await to.StatAsync(key, cancellationToken).ConfigureAwait(false))?.Size == backup.Manifest.StoredBytes)
             {
                 return result with { Error = null, LeftToAnother = "another run copied it there meanwhile" };
-            }
-            if (to is not Storage.Local.LocalStorage
-                && await StorageLock.HolderAsync(to, instance.Name, backup.Entry.Name.Database, config.LockLease, DateTimeOffset.UtcNow, cancellationToken)
-                    .ConfigureAwait(false) is { } holder)
-            {
-                return result with { Error = null, LeftToAnother = $"another run is writing this database's backups there now ({holder}); copy again once it ends" };
             }
         }
         catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken) || e is VerificationFailedException)
