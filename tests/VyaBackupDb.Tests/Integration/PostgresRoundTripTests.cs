@@ -170,7 +170,7 @@ public sealed class PostgresRoundTripTests : IAsyncLifetime
 
         Assert.True(Assert.Single(report.Results).Succeeded);
         var warning = Assert.Single(observer.Warnings, w => w.Contains("are not in the backup", StringComparison.Ordinal));
-        Assert.StartsWith("the rows of public.member_t (extension citext) are not in the backup", warning, StringComparison.Ordinal);
+        Assert.StartsWith($"{instance.Name}/{source}: the rows of public.member_t (extension citext) are not in the backup", warning, StringComparison.Ordinal);
         Assert.Contains("ALTER EXTENSION ... DROP TABLE", warning, StringComparison.Ordinal);
     }
 

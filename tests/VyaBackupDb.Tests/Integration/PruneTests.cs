@@ -87,6 +87,9 @@ public sealed class PruneTests : IAsyncLifetime
 
     private static IEnumerable<string> FilesOf(string key) => [BackupManifest.KeyFor(key), key + BackupManifest.ChecksumSuffix, key];
 
+    /// <summary>What prune deletes of a backup, in order: its verify record last, whether there or not (another run's verify may write one meanwhile).</summary>
+    private static IEnumerable<string> DeletedOf(string key) => [.. FilesOf(key), VerifyRecord.KeyFor(key)];
+
     private static async Task<(PruneReport Report, TestPruneObserver Observer)> PruneAsync(
         string backupDir, IStorage storage, bool dryRun, params PruneTarget[] targets)
     {
@@ -108,13 +111,13 @@ public sealed class PruneTests : IAsyncLifetime
         Assert.Equal(ExitCode.Success, report.ExitCode);
         // keep_last 2 per database: dns_db Jan 11..9 and dns_db2 Jan 10 go, in plan order, each manifest first.
         string[] removed = [dnsDb[2], dnsDb[3], dnsDb[4], dnsDb2[2]];
-        Assert.Equal(removed.SelectMany(FilesOf), storage.Deleted);
+        Assert.Equal(removed.SelectMany(DeletedOf), storage.Deleted);
         var after = Snapshot(dir);
         // Besides: the record of the digest check of each database's newest backup, made before anything was deleted.
         Assert.Equal(new[] { VerifyRecord.KeyFor(dnsDb[0]), VerifyRecord.KeyFor(dnsDb2[0]) }.Order(StringComparer.Ordinal),
             after.Keys.Where(k => k.EndsWith(VerifyRecord.Suffix, StringComparison.Ordinal)).Order(StringComparer.Ordinal));
         after = after.Where(f => !f.Key.EndsWith(VerifyRecord.Suffix, StringComparison.Ordinal)).ToDictionary();
-        Assert.Equal(before.Keys.Except(removed.SelectMany(FilesOf)).Order(StringComparer.Ordinal), after.Keys);
+        Assert.Equal(before.Keys.Except(removed.SelectMany(DeletedOf)).Order(StringComparer.Ordinal), after.Keys);
         Assert.All(after, f => Assert.Equal(before[f.Key], f.Value));
         Assert.All(untouchable, f => Assert.True(after.ContainsKey(f), $"prune touched {f}"));
 
@@ -193,7 +196,7 @@ public sealed class PruneTests : IAsyncLifetime
 
         await PruneAsync(dir, storage, dryRun: false, new PruneTarget(_mysql, new HashSet<string>(StringComparer.Ordinal) { "dns_db2" }));
 
-        Assert.Equal(FilesOf(dnsDb2[2]), storage.Deleted);
+        Assert.Equal(DeletedOf(dnsDb2[2]), storage.Deleted);
         Assert.All(dnsDb, k => Assert.Contains(k, Ops.FilesUnder(dir)));
     }
 
@@ -210,7 +213,7 @@ public sealed class PruneTests : IAsyncLifetime
         var failed = Assert.Single(report.Results.Single().Deletions, d => d.Error is not null);
         Assert.Equal(dnsDb[3], failed.Decision.Backup.Key);
         Assert.Contains("the backup is unchanged", failed.Error, StringComparison.Ordinal);
-        Assert.Equal(FilesOf(dnsDb[2]).Concat(FilesOf(dnsDb[4])), storage.Deleted);
+        Assert.Equal(DeletedOf(dnsDb[2]).Concat(DeletedOf(dnsDb[4])), storage.Deleted);
         Assert.All(FilesOf(dnsDb[3]), f => Assert.Contains(f, Ops.FilesUnder(dir)));
     }
 
@@ -247,7 +250,7 @@ public sealed class PruneTests : IAsyncLifetime
 
         await PruneAsync(dir, storage, dryRun: false, new PruneTarget(instance));
 
-        Assert.Equal(FilesOf(older), storage.Deleted);
+        Assert.Equal(DeletedOf(older), storage.Deleted);
         Assert.Contains(good, Ops.FilesUnder(dir));
         Assert.Contains(truncated, Ops.FilesUnder(dir));
     }

@@ -523,11 +523,10 @@ public sealed class RemoteStorageTests : IAsyncLifetime
     /// leaves no upload behind, and the next backup runs. Before, a request sending more than 1 MiB (a part, a backup
     /// in one PutObject) had no limit but the SDK's five minutes per attempt, five attempts.
     /// </summary>
-    [SkippableTheory]
-    [InlineData(4_000)] // one PutObject
-    [InlineData(12_000)] // parts of 5 MiB
-    public async Task An_s3_upload_that_hangs_fails_within_the_limit_and_leaves_no_upload(int rows)
+    [SkippableFact]
+    public async Task An_s3_upload_that_hangs_fails_within_the_limit_and_leaves_no_upload()
     {
+        const int rows = 12_000; // parts of 5 MiB (a backup in one PutObject sends its data the same way)
         await TestServers.RequireMySqlAsync();
         await RequireAsync(Backend.S3);
         var db = await _scratch.NewMySqlDatabaseAsync();
@@ -559,7 +558,7 @@ public sealed class RemoteStorageTests : IAsyncLifetime
         await TestServers.RequireMySqlAsync();
         await RequireAsync(Backend.S3);
         var db = await _scratch.NewMySqlDatabaseAsync();
-        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY, b BLOB)", "INSERT INTO t SELECT seq, RANDOM_BYTES(1024) FROM seq_1_to_12000");
+        await MySqlTestDb.ExecAsync(db, "CREATE TABLE t (id INT PRIMARY KEY, b BLOB)", "INSERT INTO t SELECT seq, RANDOM_BYTES(1024) FROM seq_1_to_8000");
         using var proxy = new StallingProxy(TestServers.S3Port);
         proxy.ThrottleUploads(1 << 20);
         var config = await WriteConfigAsync(_scratch.TempDir("backups"), null, "offsite", s3Port: proxy.Port);
