@@ -145,14 +145,8 @@ public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Databa
                 i = end - 1;
             }
         }
-        try
-        {
-            name = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes.ToArray());
-            return true;
-        }
-        catch (DecoderFallbackException)
-        {
-            return false;
-        }
+        var decoded = StrictUtf8.Decode(bytes.ToArray());
+        name = decoded ?? "";
+        return decoded is not null;
     }
 }

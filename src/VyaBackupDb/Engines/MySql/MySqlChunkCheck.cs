@@ -197,14 +197,7 @@ internal static class MySqlChunkCheck
         {
             throw Refused(entry, "a name is empty or too long", i);
         }
-        try
-        {
-            return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString([.. name]);
-        }
-        catch (DecoderFallbackException)
-        {
-            throw Refused(entry, "a name is not UTF-8", i);
-        }
+        return StrictUtf8.Decode([.. name]) ?? throw Refused(entry, "a name is not UTF-8", i);
     }
 
     private static int At(ReadOnlySpan<byte> chunk, int i) => i < chunk.Length ? chunk[i] : -1;

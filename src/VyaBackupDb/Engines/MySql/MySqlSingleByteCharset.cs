@@ -19,8 +19,6 @@ internal sealed class MySqlSingleByteCharset
     /// <summary>Stands in <see cref="high"/> for a byte the server reads as no character (converting it, it writes '?').</summary>
     private const char NoCharacter = '\uFFFF';
 
-    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
-
     /// <summary>
     /// Each set's code page, and the bytes MariaDB reads otherwise than .NET does (compared byte by byte with
     /// <c>CONVERT(CONVERT(UNHEX('98') USING cp1251) USING utf8mb4)</c> on MariaDB 10.11; a test keeps them so).
@@ -118,20 +116,7 @@ internal sealed class MySqlSingleByteCharset
     }
 
     /// <summary>UTF-8 text in this set, or null if it is not UTF-8 or holds a character the set has not.</summary>
-    public byte[]? FromUtf8(ReadOnlySpan<byte> utf8) => Utf8Text(utf8) is { } text ? FromText(text) : null;
-
-    /// <summary>UTF-8 bytes as text, or null if they are not UTF-8.</summary>
-    public static string? Utf8Text(ReadOnlySpan<byte> utf8)
-    {
-        try
-        {
-            return StrictUtf8.GetString(utf8);
-        }
-        catch (DecoderFallbackException)
-        {
-            return null;
-        }
-    }
+    public byte[]? FromUtf8(ReadOnlySpan<byte> utf8) => StrictUtf8.Decode(utf8) is { } text ? FromText(text) : null;
 
     private static MySqlSingleByteCharset Set(string name, int codePage, byte[]? none = null, (byte Byte, char Char)[]? other = null)
     {

@@ -1218,7 +1218,7 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
         {
             var written = shown.AsSpan(part);
             if (set.ToText(shown.AsSpan(from..part.Start.Value)) is not { } before
-                || (MySqlSingleByteCharset.Utf8Text(written) ?? set.ToText(written)) is not { } asCreated)
+                || (StrictUtf8.Decode(written) ?? set.ToText(written)) is not { } asCreated)
             {
                 return null;
             }

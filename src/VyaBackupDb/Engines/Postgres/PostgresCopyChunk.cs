@@ -55,12 +55,7 @@ public static class PostgresCopyChunk
     /// </summary>
     public static Target? Parse(ReadOnlySpan<byte> line)
     {
-        string text;
-        try
-        {
-            text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(line);
-        }
-        catch (DecoderFallbackException)
+        if (StrictUtf8.Decode(line) is not { } text)
         {
             return null;
         }

@@ -47,7 +47,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
                 var bytes = Convert.FromBase64String(reader.GetString(0));
-                if (Utf8Text(bytes) is not { } name)
+                if (StrictUtf8.Decode(bytes) is not { } name)
                 {
                     unreadable.Add(NameOf(bytes));
                 }

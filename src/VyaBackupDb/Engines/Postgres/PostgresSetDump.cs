@@ -447,21 +447,7 @@ public sealed partial class PostgresEngine
 
     /// <summary>A name the server sent as bytes, as text; one that is not UTF-8 with its bytes above ASCII as \xNN.</summary>
     private static string NameOf(byte[] bytes) =>
-        Utf8Text(bytes) ?? string.Concat(bytes.Select(b => b < 0x80 ? ((char)b).ToString() : $"\\x{b:X2}"));
-
-    private static string? Utf8Text(byte[] bytes)
-    {
-        try
-        {
-            return StrictUtf8.GetString(bytes);
-        }
-        catch (DecoderFallbackException)
-        {
-            return null;
-        }
-    }
-
-    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+        StrictUtf8.Decode(bytes) ?? string.Concat(bytes.Select(b => b < 0x80 ? ((char)b).ToString() : $"\\x{b:X2}"));
 
     /// <summary>A catalog row of <see cref="CatalogRowsSql"/>.</summary>
     private sealed record CatalogRow(string Kind, string Version, string Name, long? File);
