@@ -137,11 +137,12 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
         CancellationToken cancellationToken)
     {
         var (source, target) = (from.Describe(backup.Entry.Key), to.Describe(backup.Entry.Key));
+        var knownLeftover = LeftoverProblem(to, target, leftover) is not null;
         try
         {
             // A backup run holds its database's lock in each of its destinations while it writes and copies there: two
             // writers of one key on an S3 server that completes an upload over an object (Ceph) lost the backup's data.
-            if (LeftoverProblem(to, target, leftover) is null && to is not Storage.Local.LocalStorage
+            if (!knownLeftover && to is not Storage.Local.LocalStorage
                 && await StorageLock.HolderAsync(to, instance.Name, backup.Entry.Name.Database, config.LockLease, DateTimeOffset.UtcNow, cancellationToken)
                     .ConfigureAwait(false) is { } holder)
             {
@@ -154,7 +155,7 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
             return new CopyResult(instance, source, target, false, e.Message);
         }
         var result = await CopyOrRefuseAsync(instance, from, to, backup, leftover, dryRun, cancellationToken).ConfigureAwait(false);
-        if (result.Error is null || result.Mismatch || LeftoverProblem(to, result.Target, leftover) is not null || cancellationToken.IsCancellationRequested)
+        if (result.Error is null || result.Mismatch || knownLeftover || cancellationToken.IsCancellationRequested)
         {
             return result;
         }
