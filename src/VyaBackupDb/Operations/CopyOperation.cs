@@ -96,6 +96,8 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
             }
             // Anything else there under a backup's name (damaged, a manifest alone) is a leftover: named, never overwritten.
             var done = new HashSet<string>(present.Where(p => p.Value.Status == BackupStatus.Verified).Select(p => p.Key), StringComparer.Ordinal);
+            // Backups a source holds damaged: named unless another source had them whole.
+            var damaged = new Dictionary<string, CopyResult>(StringComparer.Ordinal);
             foreach (var sourceName in sources.Where(s => !down.Contains(s)))
             {
                 var source = storages.Get(sourceName);
@@ -103,7 +105,7 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
                 try
                 {
                     backups = (await BackupCatalog.InspectAsync(source, instance, cancellationToken).ConfigureAwait(false))
-                        .Where(b => b.Status == BackupStatus.Verified && (request.Database is null || b.Entry.Name.Database == request.Database));
+                        .Where(b => b.Status != BackupStatus.Incomplete && (request.Database is null || b.Entry.Name.Database == request.Database));
                 }
                 catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
                 {
@@ -114,10 +116,18 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
                 }
                 if (request.Latest)
                 {
-                    backups = backups.GroupBy(b => b.Entry.Name.Database, StringComparer.Ordinal).Select(g => g.First());
+                    // The newest whole backup of each database, and any damaged one newer than it.
+                    backups = backups.GroupBy(b => b.Entry.Name.Database, StringComparer.Ordinal)
+                        .SelectMany(g => g.TakeWhile(b => b.Status != BackupStatus.Verified).Concat(g.Where(b => b.Status == BackupStatus.Verified).Take(1)));
                 }
                 foreach (var backup in backups.ToList())
                 {
+                    if (backup.Status != BackupStatus.Verified)
+                    {
+                        damaged.TryAdd(backup.Entry.Key, new CopyResult(instance, source.Describe(backup.Entry.Key), to.Describe(backup.Entry.Key), false,
+                            $"it is damaged there ({backup.Problem}), and no other destination holds it whole", Mismatch: true));
+                        continue;
+                    }
                     if (!done.Add(backup.Entry.Key))
                     {
                         continue;
@@ -127,6 +137,11 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
                     results.Add(result);
                     observer.Copied(result, request.DryRun);
                 }
+            }
+            foreach (var result in damaged.Where(d => !done.Contains(d.Key)).Select(d => d.Value))
+            {
+                results.Add(result);
+                observer.Copied(result, request.DryRun);
             }
         }
         return new CopyReport(results, unreachable);

@@ -1294,6 +1294,29 @@ public sealed class OperatorFaultTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A backup damaged in the source (truncated there) is not copied, and says so with exit code 4, as verify would;
+    /// the whole one beside it is copied (tr95: copy skipped it without a word, exit 0). With --latest, the damaged
+    /// newest is named and the newest whole one copied.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_backup_damaged_in_the_source_is_named_and_not_copied(bool latest)
+    {
+        var (backupDir, boxDir, whole, damaged, config) = await TwoBackupsAndABoxAsync();
+        var truncated = Path.Combine(backupDir, damaged);
+        await File.WriteAllBytesAsync(truncated, (await File.ReadAllBytesAsync(truncated))[..10]);
+
+        var copy = await CliAsync([.. new[] { "copy", "--to", "box", "-i", "1", "--config", config }, .. latest ? ["--latest"] : Array.Empty<string>()]);
+
+        Assert.True(copy.ExitCode == VerificationFailed, copy.ToString());
+        Assert.Contains($"{truncated} was not copied: it is damaged there (", copy.Stderr, StringComparison.Ordinal);
+        Assert.Contains("copy summary: 1 copied to 'box', 1 failed", copy.Stdout, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(boxDir, whole + BackupManifest.Suffix)), copy.ToString());
+        Assert.False(File.Exists(Path.Combine(boxDir, damaged)), copy.ToString());
+    }
+
+    /// <summary>
     /// In --to, a data file under a backup's name that is not that backup (no manifest), and a .sha256 without its data
     /// file: the dry run names both refusals, as the copy does (tr75: "2 would be copied", exit 0; the copy refused both).
     /// </summary>
