@@ -85,6 +85,15 @@ public sealed record BackupManifest
     public string Format { get; init; } = "sql";
     public required string Compression { get; init; }
     public string? Encryption { get; init; }
+
+    /// <summary>
+    /// The age recipients (public keys) an encrypted backup was made for, or "passphrase": after a key rotation, which
+    /// key decrypts it. Null in backups of earlier builds.
+    /// </summary>
+    public IReadOnlyList<string>? EncryptedTo { get; init; }
+
+    /// <summary>What a failed decryption adds to its message: whose key it needs, if the manifest says.</summary>
+    public string DecryptionHint => EncryptedTo is { Count: > 0 } to ? $"; it was encrypted to {string.Join(", ", to)}" : "";
     public required DateTimeOffset StartedUtc { get; init; }
     public required DateTimeOffset FinishedUtc { get; init; }
     public required long PlainBytes { get; init; }

@@ -44,6 +44,12 @@ public sealed record BackupName(DateTime TimestampUtc, Dbms? Dbms, string Databa
 
     private string Stem => $"{TimestampUtc.ToString(TimeFormat, CultureInfo.InvariantCulture)}_{Dbms!.Value.ToName()}_{Encode(Database)}";
 
+    /// <summary>
+    /// A key of this tool's backup up to its extension, with the dot ("main/20260113_155440_mysql_dns_db."): what every
+    /// backup of that database at that second starts with (the name is encoded: it holds no dot).
+    /// </summary>
+    public static string KeyStem(string key) => key[..(key.IndexOf('.', key.LastIndexOf('/') + 1) + 1)];
+
     /// <summary>Parses either format; null when the name is not a backup file name.</summary>
     public static BackupName? TryParse(string fileName)
     {

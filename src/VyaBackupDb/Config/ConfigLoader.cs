@@ -127,6 +127,12 @@ public static partial class ConfigLoader
         {
             throw new ConfigException($"{path}: the config file is empty");
         }
+        if (stream.Documents.Count > 1)
+        {
+            // Files joined with `cat`, each starting with ---: only the first would be read, the rest never backed up.
+            throw new ConfigException($"{path}:{stream.Documents[1].RootNode.Start.Line}: a second YAML document (after ---): "
+                + "a config is one document; join the parts under one instances: list");
+        }
         var reader = new Reader(path, prompt);
         var root = reader.Mapping(stream.Documents[0].RootNode, "top level");
         return reader.ReadConfig(root);
@@ -253,6 +259,7 @@ public static partial class ConfigLoader
             }
 
             var timeZone = ReadTimeZone(root, "time_zone", "") ?? TimeZoneInfo.Utc;
+            var encryption = ReadEncryption(root, baseDir, out var canEncrypt);
             var instances = new List<InstanceConfig>();
             if (Get(root, "instances") is { } instancesNode)
             {
@@ -265,6 +272,20 @@ public static partial class ConfigLoader
                     var instanceNode = Mapping(sequence.Children[i], $"instances[{i}]");
                     var instance = ReadInstance(instanceNode, $"instances[{i}].", baseDir, vault, storages);
                     instance = instance with { Schedule = ReadSchedule(instanceNode, $"instances[{i}].", timeZone) };
+                    var places = instance.StorageNames
+                        .Select(n => (Name: n, Place: n == StorageConfig.LocalName ? backupDir : storages.First(s => s.Name == n).Place)).ToList();
+                    if (places.GroupBy(p => p.Place).FirstOrDefault(g => g.Count() > 1) is { } samePlace)
+                    {
+                        // Each backup would be listed, counted and kept twice, and its copy there would fail.
+                        throw Error(Get(instanceNode, "storage")!, $"instances[{i}].storage",
+                            $"'{samePlace.First().Name}' and '{samePlace.Last().Name}' are the same place ({samePlace.Key}): name it once");
+                    }
+                    if (instance.Encrypt && !canEncrypt)
+                    {
+                        // Said by every command, not only by the backup that would fail on it.
+                        throw Error(Get(instanceNode, "encrypt")!, $"instances[{i}].encrypt",
+                            "is true, but the config has no encryption: section with recipients or a passphrase");
+                    }
                     if (instances.Any(x => x.Id == instance.Id))
                     {
                         throw new ConfigException($"{path}:{Line(sequence.Children[i])}: instances[{i}].id: id {instance.Id} is used twice");
@@ -287,7 +308,7 @@ public static partial class ConfigLoader
             return new AppConfig(path, backupDir, compression, TimeSpan.FromSeconds(timeoutSeconds), instances, retention, storages)
             {
                 Vault = vault,
-                Encryption = ReadEncryption(root, baseDir),
+                Encryption = encryption,
                 ConnectTimeout = TimeSpan.FromSeconds(connectTimeoutSeconds),
                 CompressionLevel = compressionLevel,
                 TimeZone = timeZone,
@@ -356,8 +377,10 @@ public static partial class ConfigLoader
         }
 
         /// <summary>The encryption: section: age recipients or one passphrase to encrypt; identity files (and the passphrase) to decrypt.</summary>
-        private EncryptionSettings ReadEncryption(YamlMappingNode root, string baseDir)
+        /// <param name="canEncrypt">Whether the section names recipients or a passphrase (read only when a backup needs it).</param>
+        private EncryptionSettings ReadEncryption(YamlMappingNode root, string baseDir, out bool canEncrypt)
         {
+            canEncrypt = false;
             if (Get(root, "encryption") is not { } node)
             {
                 return EncryptionSettings.None;
@@ -389,6 +412,7 @@ public static partial class ConfigLoader
             var passphrase = passphraseEnv is not null ? PasswordSource.FromEnv(passphraseEnv, where)
                 : passphraseFile is not null ? PasswordSource.FromFile(Path.GetFullPath(Path.Combine(baseDir, passphraseFile)), where)
                 : PasswordSource.None;
+            canEncrypt = recipients.Count > 0 || (passphraseEnv ?? passphraseFile) is not null;
             var identities = (StringList(section, "identity_files", "encryption.") ?? [])
                 .Select(file => Path.GetFullPath(Path.Combine(baseDir, file))).ToList();
             return new EncryptionSettings(recipients, passphrase.Resolve, identities);

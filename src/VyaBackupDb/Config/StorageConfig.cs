@@ -7,12 +7,17 @@ public abstract record StorageConfig(string Name)
     public const string LocalName = "local";
 
     public abstract string Type { get; }
+
+    /// <summary>Where its backups are, the same for two names of one place (a trailing '/', a host's case).</summary>
+    public abstract string Place { get; }
 }
 
 /// <summary>A directory on this machine (or a mounted one).</summary>
 public sealed record LocalStorageConfig(string Name, string Path) : StorageConfig(Name)
 {
     public override string Type => "local";
+
+    public override string Place => Path;
 }
 
 /// <summary>An S3-compatible bucket.</summary>
@@ -32,6 +37,8 @@ public sealed record S3StorageConfig(
     public const int DefaultPartSizeBytes = 16 * 1024 * 1024;
 
     public override string Type => "s3";
+
+    public override string Place => $"s3 {(Endpoint is null ? Region : new Uri(Endpoint).AbsoluteUri.TrimEnd('/'))} {Bucket}/{Prefix}";
 }
 
 /// <summary>A directory on an SFTP server.</summary>
@@ -49,4 +56,6 @@ public sealed record SftpStorageConfig(
     string Path) : StorageConfig(Name)
 {
     public override string Type => "sftp";
+
+    public override string Place => $"sftp {User}@{Host.ToLowerInvariant()}:{Port} {Path.TrimEnd('/')}";
 }

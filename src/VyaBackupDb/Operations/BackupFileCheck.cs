@@ -206,7 +206,7 @@ public static class BackupFileChecker
             }
             catch (AgeException e) when (e.ExitCode == ExitCode.DecryptionFailed)
             {
-                problems.Add($"cannot decrypt: {e.Message}");
+                problems.Add($"cannot decrypt: {e.Message}{manifest?.DecryptionHint}");
                 decryptionFailed = true;
             }
             catch (Exception e) when (IsDecodeError(e))

@@ -429,6 +429,7 @@ public sealed class BackupOperation
                 DumpToolVersion = details.ToolVersion,
                 Compression = compression.ToName(),
                 Encryption = encrypt ? EncryptionSettings.AgeName : null,
+                EncryptedTo = !encrypt ? null : config.Encryption.Recipients.Count > 0 ? [.. config.Encryption.Recipients.Select(r => r.ToString())] : ["passphrase"],
                 StartedUtc = started,
                 FinishedUtc = time.GetUtcNow(),
                 PlainBytes = plain.Bytes,
@@ -527,16 +528,16 @@ public sealed class BackupOperation
 
     /// <summary>
     /// Names are to the second: a backup of the same database taken in the same second as the
-    /// previous one (both run one after the other, under the lock) waits for the next second
-    /// rather than collide with it. A clock that does not move gives up after a few tries, and the
-    /// commit then refuses to overwrite.
+    /// previous one (both run one after the other, under the lock), whatever its compression or
+    /// encryption, waits for the next second rather than share its time: list, prune and the
+    /// --latest options would take either for the newer (prune once kept the older). A clock that
+    /// does not move gives up after a few tries, and the commit then refuses to overwrite.
     /// </summary>
     private async Task<BackupItem> UnusedNameAsync(BackupItem item, IStorage storage, Func<BackupItem> replan, CancellationToken cancellationToken)
     {
         for (var attempt = 0; attempt < 3; attempt++)
         {
-            if (await storage.StatAsync(item.Key, cancellationToken).ConfigureAwait(false) is null
-                && await storage.StatAsync(BackupManifest.KeyFor(item.Key), cancellationToken).ConfigureAwait(false) is null)
+            if (!await storage.AnyKeyStartingWithAsync(BackupName.KeyStem(item.Key), cancellationToken).ConfigureAwait(false))
             {
                 return item;
             }

@@ -225,7 +225,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             throw e switch
             {
                 VerificationFailedException => new VerificationFailedException(message, e),
-                AgeException age => new AgeException(message, age.ExitCode),
+                AgeException age => new AgeException(message + plan.Manifest?.DecryptionHint, age.ExitCode),
                 LockedException => new LockedException(message),
                 // This host's temp directory or tools, not the backup: a verify must not call the backup bad for it.
                 HostFaultException => new HostFaultException(message, e),

@@ -37,6 +37,23 @@ public interface IReadOnlyStorage
         }
         return null;
     }
+
+    /// <summary>
+    /// Whether a committed key starts with <paramref name="keyPrefix"/>: a folder and the start of a file name in it
+    /// ("main/20260113_155440_mysql_dns_db.").
+    /// </summary>
+    async Task<bool> AnyKeyStartingWithAsync(string keyPrefix, CancellationToken cancellationToken)
+    {
+        var slash = keyPrefix.LastIndexOf('/');
+        await foreach (var entry in ListAsync(slash < 0 ? "" : keyPrefix[..slash], cancellationToken).ConfigureAwait(false))
+        {
+            if (entry.Key.StartsWith(keyPrefix, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
 }
 
 /// <summary>

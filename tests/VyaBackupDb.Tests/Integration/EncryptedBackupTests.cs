@@ -36,7 +36,9 @@ public sealed class EncryptedBackupTests : IAsyncLifetime
         var file = Assert.Single(Ops.DataFilesUnder(Path.Combine(dir, "backups")));
         file = Path.Combine(dir, "backups", file);
         Assert.EndsWith(".age", file, StringComparison.Ordinal);
-        Assert.Equal("age", BackupManifest.FromJson(await File.ReadAllBytesAsync(file + BackupManifest.Suffix)).Encryption);
+        var manifest = BackupManifest.FromJson(await File.ReadAllBytesAsync(file + BackupManifest.Suffix));
+        Assert.Equal("age", manifest.Encryption);
+        Assert.Equal([PublicKey(keyFile)], manifest.EncryptedTo);
         var stored = await File.ReadAllBytesAsync(file);
         Assert.True(stored.AsSpan().IndexOf("CREATE TABLE"u8) < 0, "plaintext on disk"); // the codec alone would not hide it for zip
 
@@ -45,6 +47,11 @@ public sealed class EncryptedBackupTests : IAsyncLifetime
         var age = await AgeTool.RunAsync("age", ["-d", "-i", keyFile, "-o", decrypted, file]);
         Assert.True(age.ExitCode == 0, age.ToString());
         Assert.Equal(compression == "zip" ? Compression.Zip : Compression.Zstd, Codec.Sniff((await File.ReadAllBytesAsync(decrypted)).AsSpan(0, 4)));
+
+        // After a key rotation: the failure names the key the backup needs (tr98: "not encrypted to the given identity").
+        var rotated = await Run.CliAsync("verify", "--file", file, "--identity", await KeygenAsync(dir, "new.txt"), "--config", config);
+        Assert.True(rotated.ExitCode == 6, rotated.ToString());
+        Assert.Contains($"it was encrypted to {PublicKey(keyFile)}", rotated.Stdout + rotated.Stderr, StringComparison.Ordinal);
 
         var copy = Track(dbms);
         var restore = await Run.CliAsync("restore", "--file", file, "--instance", instance, "--target", copy, "--identity", keyFile, "--config", config);

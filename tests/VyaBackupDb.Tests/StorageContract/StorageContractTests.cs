@@ -146,6 +146,22 @@ public abstract class StorageContractTests : IAsyncLifetime
         Assert.Empty(await KeysAsync(storage, "nothing/here"));
     }
 
+    /// <summary>What a backup asks before it takes a second: is any backup of its database there at that second.</summary>
+    [SkippableFact]
+    public async Task A_key_start_is_found_only_in_its_folder_and_only_when_committed()
+    {
+        var storage = await StorageAsync();
+        await PutAsync(storage, "a/b/20260101_000000_mysql_db.sql.gz", [1]);
+        await PutAsync(storage, "a/x/20260101_000001_mysql_db.sql", [1]);
+        await using var uncommitted = await storage.CreateAsync("a/b/20260101_000001_mysql_db.sql.zst", CancellationToken.None);
+        await uncommitted.Content.WriteAsync(new byte[] { 1 });
+
+        Assert.True(await storage.AnyKeyStartingWithAsync("a/b/20260101_000000_mysql_db.", CancellationToken.None));
+        Assert.False(await storage.AnyKeyStartingWithAsync("a/b/20260101_000001_mysql_db.", CancellationToken.None));
+        Assert.False(await storage.AnyKeyStartingWithAsync("a/b/20260101_000000_mysql_db2.", CancellationToken.None));
+        Assert.False(await storage.AnyKeyStartingWithAsync("a/20260101_000000_mysql_db.", CancellationToken.None));
+    }
+
     [SkippableFact]
     public async Task Delete_removes_the_key_and_a_missing_key_is_no_error()
     {

@@ -124,6 +124,14 @@ public sealed class ConfigLoaderTests
     [InlineData("backup_dir: /b\nencryption:\n  recipients: [age1notakey]\n", ":3: encryption.recipients: 'age1notakey' is not an age public key")]
     [InlineData("backup_dir: /b\nencryption:\n  recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]\n  passphrase_env: P\n", ":4: encryption.passphrase_env: give recipients or a passphrase, not both")]
     [InlineData("backup_dir: /b\nencryption:\n  recipient: x\n", ":3: encryption.recipient: unknown key")]
+    [InlineData("backup_dir: /b\nstorage: [{name: nas, type: local, path: /b/}]\ninstances:\n  - {id: 1, dbms: mysql, user: u, storage: [local, nas]}\n",
+        ":4: instances[0].storage: 'local' and 'nas' are the same place (/b): name it once")]
+    [InlineData("backup_dir: /b\nstorage:\n  - {name: a, type: s3, endpoint: 'http://h:1', bucket: k, prefix: p, access_key_id: x, secret_access_key: y}\n"
+        + "  - {name: b, type: s3, endpoint: 'http://H:1/', bucket: k, prefix: p/, access_key_id: x, secret_access_key: y}\n"
+        + "instances:\n  - {id: 1, dbms: mysql, user: u, storage: [a, b]}\n", ":6: instances[0].storage: 'a' and 'b' are the same place")]
+    [InlineData("backup_dir: /b\ninstances:\n  - {id: 1, dbms: mysql, user: u}\n---\ninstances:\n  - {id: 2, dbms: mysql, user: v}\n", ":5: a second YAML document")]
+    [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: mysql\n    user: u\n    encrypt: true\n", ":6: instances[0].encrypt: is true, but the config has no encryption:")]
+    [InlineData("backup_dir: /b\nencryption:\n  identity_files: [k]\ninstances:\n  - {id: 1, dbms: files, paths: [/x], encrypt: true}\n", ":5: instances[0].encrypt: is true")]
     public void Errors_name_the_file_line_and_key(string yaml, string expected)
     {
         var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, Path));

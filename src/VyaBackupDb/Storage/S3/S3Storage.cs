@@ -147,9 +147,22 @@ public sealed class S3Storage : IStorage, IDisposable
         }
     }
 
-    public async IAsyncEnumerable<StorageEntry> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public IAsyncEnumerable<StorageEntry> ListAsync(string prefix, CancellationToken cancellationToken) =>
+        ListObjectsAsync(_prefix + StorageKey.Folder(prefix), prefix, cancellationToken);
+
+    /// <summary>Lists only the keys that start so (one request), not the whole folder.</summary>
+    public async Task<bool> AnyKeyStartingWithAsync(string keyPrefix, CancellationToken cancellationToken)
     {
-        var folder = _prefix + StorageKey.Folder(prefix);
+        await foreach (var _ in ListObjectsAsync(_prefix + keyPrefix, keyPrefix, cancellationToken).ConfigureAwait(false))
+        {
+            return true;
+        }
+        return false;
+    }
+
+    /// <param name="folder">The object keys' start: the prefix, then a folder with its '/' or the start of a key.</param>
+    private async IAsyncEnumerable<StorageEntry> ListObjectsAsync(string folder, string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
         var request = new ListObjectsV2Request { BucketName = _bucket, Prefix = folder.Length == 0 ? null : folder };
         while (true)
         {
