@@ -760,8 +760,24 @@ public sealed class MySqlDumpFilterTests
             var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db"));
             var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, WithBytes(input), pattern);
             Assert.NotNull(e);
-            Assert.Contains("under a client character set other than UTF-8", e.Message, StringComparison.Ordinal);
+            Assert.Contains("client character set", e.Message, StringComparison.Ordinal);
         }
+    }
+
+    /// <summary>
+    /// A refused name is shown as its set reads it, or its bytes in hex, and the refusal says it is a database or
+    /// qualifier (tr94: every letter above ASCII was a `?`, and the reason named only the set).
+    /// </summary>
+    [Theory]
+    [InlineData("SET NAMES latin1;\nCREATE VIEW v AS SELECT a FROM `caf{E9}`.t;\n", "the dump names café at byte", "under client character set latin1")]
+    [InlineData("SET NAMES armscii8;\nCREATE VIEW v AS SELECT a FROM `caf{E9}`.t;\n", "the dump names caf\\xE9 at byte", "as a database or the qualifier of an object")]
+    public void A_refused_name_is_shown_as_the_server_reads_it(string input, string shown, string why)
+    {
+        var filter = new MySqlDumpFilter(Target, new MySqlFilterOptions(SourceDatabase: "dns_db"));
+        var (_, e) = DumpFilterRunner.RunUntilRefused(filter.CopyAsync, WithBytes(input), [4096]);
+        Assert.NotNull(e);
+        Assert.Contains(shown, e.Message, StringComparison.Ordinal);
+        Assert.Contains(why, e.Message, StringComparison.Ordinal);
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 using System.Text;
 
 namespace VyaBackupDb.Engines.MySql;
@@ -2357,12 +2358,23 @@ public sealed class MySqlDumpFilter
 
     private string ShownTable => Printable(Encoding.UTF8.GetBytes(tableName));
 
+    /// <summary>
+    /// Up to 32 characters for a message: UTF-8 letters as they are, any other byte in hex (`\xE9`), and a control
+    /// character or space as `?`, so that a line stays one line.
+    /// </summary>
     private static string Printable(ReadOnlySpan<byte> text)
     {
         var shown = new StringBuilder();
-        foreach (var b in text[..Math.Min(text.Length, 32)])
+        for (var (i, characters) = (0, 0); i < text.Length && characters < 32; characters++)
         {
-            shown.Append(b is > (byte)' ' and < 127 ? (char)b : '?');
+            if (Rune.DecodeFromUtf8(text[i..], out var rune, out var length) != OperationStatus.Done)
+            {
+                shown.Append(CultureInfo.InvariantCulture, $"\\x{text[i]:X2}");
+                i++;
+                continue;
+            }
+            shown.Append(Rune.IsControl(rune) || Rune.IsWhiteSpace(rune) ? "?" : rune.ToString());
+            i += length;
         }
 
         return shown.ToString();
@@ -3388,9 +3400,12 @@ public sealed class MySqlDumpFilter
     {
         if (!clientCharset.IsUtf8 && name.ContainsAnyExceptInRange((byte)0, (byte)0x7F))
         {
+            var (shown, set) = clientCharset.SingleByte is { } singleByte && singleByte.ToText(name) is { } text
+                ? (Printable(Encoding.UTF8.GetBytes(text)), $"client character set {singleByte.Name}")
+                : (Printable(name), "a client character set other than UTF-8");
             throw new DumpFilterException(
-                $"the dump names {Printable(name)} at byte {unitStart} under a client character set other than UTF-8: "
-                + "the server reads its bytes above ASCII as other characters than this check does; refused");
+                $"the dump names {shown} at byte {unitStart}, as a database or the qualifier of an object, under {set}: "
+                + "the server reads such a name's bytes above ASCII as other characters than this check does; refused");
         }
     }
 
