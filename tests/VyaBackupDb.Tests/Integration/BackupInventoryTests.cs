@@ -505,6 +505,25 @@ public sealed class BackupInventoryTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// An enum label the server cannot convert to UTF-8 (WIN1252's unassigned 0x81) fails the backup saying so; it said
+    /// "cannot connect": the driver read every type of the database as it connected (tr92).
+    /// </summary>
+    [SkippableFact]
+    public async Task An_enum_label_with_no_UTF8_equivalent_fails_the_backup_naming_the_conversion_not_the_connection()
+    {
+        await TestServers.RequirePostgresAsync();
+        var source = _scratch.PostgresName();
+        await PgTestDb.ExecAsync("postgres", $"CREATE DATABASE {PgTestDb.Quote(source)} TEMPLATE template0 ENCODING 'WIN1252' LC_COLLATE 'C' LC_CTYPE 'C'");
+        await PgTestDb.ExecAsync(source, "DO $$ BEGIN EXECUTE format('CREATE TYPE e AS ENUM (%L)', 'a' || convert_from('\\x81'::bytea, 'WIN1252')); END $$");
+
+        var result = await Ops.BackupAsync(TestServers.Postgres(), source, Compression.Zstd, _scratch.TempDir("backups"));
+
+        Assert.False(result.Succeeded);
+        Assert.Contains("has no equivalent in encoding \"UTF8\"", result.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("cannot connect", result.Error, StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// A search_path that puts pg_catalog after another schema, for the database or a role in it, would make every
     /// session there (a superuser's too) take the backup's functions and operators for built-in ones: a tester's
     /// planted manifest had a superuser's next query run COPY ... TO PROGRAM. Refused before anything is created,

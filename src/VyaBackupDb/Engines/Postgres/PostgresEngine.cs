@@ -1517,6 +1517,17 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     private const string LoadSessionOptions =
         "-c default_transaction_read_only=off -c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0";
 
+    /// <summary>One per connection string, as the driver keeps for `new NpgsqlConnection(...)` (no pool: each opens its own).</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, NpgsqlDataSource> DataSources = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The driver's built-in types serve every query the tool runs (table data moves as COPY text): no query of the
+    /// database's own types when a connection opens, which also failed, as "cannot connect", on an enum label the
+    /// server cannot convert to UTF-8.
+    /// </summary>
+    private static NpgsqlDataSource WithoutTypeLoading(string connectionString) =>
+        new NpgsqlDataSourceBuilder(connectionString).ConfigureTypeLoading(types => types.EnableTypeLoading(false)).Build();
+
     /// <param name="bufferBytes">Socket buffers of a connection that moves table data (COPY), else the driver's default.</param>
     private async Task<NpgsqlConnection> OpenAsync(string database, CancellationToken cancellationToken, string? applicationName = null, int? bufferBytes = null)
     {
@@ -1547,7 +1558,7 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             builder.ReadBufferSize = bytes;
             builder.WriteBufferSize = bytes;
         }
-        var connection = new NpgsqlConnection(builder.ConnectionString);
+        var connection = DataSources.GetOrAdd(builder.ConnectionString, WithoutTypeLoading).CreateConnection();
         try
         {
             if (loadRole is null)
