@@ -37,7 +37,7 @@ static void StartUp()
     };
     Interruption.Register();
     Console.SetOut(new StandardOutput(Console.Out));
-    _ = Console.Error;
+    Console.SetError(new StandardError(Console.Error));
     using (var stderr = Console.OpenStandardError())
     {
         stderr.Write([]);

@@ -35,3 +35,42 @@ internal sealed class StandardOutput(TextWriter inner) : TextWriter
         }
     }
 }
+
+/// <summary>
+/// Stderr (log lines, warnings, errors) as a writer that never fails the command: closed (`2>&-`), on a full disk
+/// (a cron job's `2>>/var/log/...`), its lines are lost from the first failed write on, and the command goes on
+/// as it would have: a prune that stopped at its first "deleted" line, or a restore that took the failed write for
+/// its backup file's, did harm. The exit code still says how the run went; --log-file keeps its own copy.
+/// </summary>
+internal sealed class StandardError(TextWriter inner) : TextWriter
+{
+    private bool _lost;
+
+    public override Encoding Encoding => inner.Encoding;
+
+    public override void Write(char value) => Guard(() => inner.Write(value));
+
+    public override void Write(char[] buffer, int index, int count) => Guard(() => inner.Write(buffer, index, count));
+
+    public override void Write(string? value) => Guard(() => inner.Write(value));
+
+    public override void WriteLine(string? value) => Guard(() => inner.WriteLine(value));
+
+    public override void Flush() => Guard(inner.Flush);
+
+    private void Guard(Action write)
+    {
+        if (_lost)
+        {
+            return;
+        }
+        try
+        {
+            write();
+        }
+        catch (Exception e) when (IoErrors.IsWriteFault(e))
+        {
+            _lost = true;
+        }
+    }
+}

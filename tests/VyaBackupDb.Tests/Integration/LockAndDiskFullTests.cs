@@ -5,6 +5,8 @@ using VyaBackupDb.Config;
 using VyaBackupDb.Operations;
 using VyaBackupDb.Pipeline;
 
+using static VyaBackupDb.Tests.Integration.FabricatedBackups;
+
 namespace VyaBackupDb.Tests.Integration;
 
 /// <summary>
@@ -351,6 +353,42 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
         Assert.Equal("vya-backupdb: error: cannot write to the standard output: No space left on device", full.Stderr.Trim());
         Assert.True(closed.ExitCode == Failed, closed.ToString());
         Assert.Equal("vya-backupdb: error: cannot write to the standard output: it is closed or not open for writing", closed.Stderr.Trim());
+    }
+
+    /// <summary>
+    /// A standard error on a full disk (a cron job's `2>>/var/log/...` when /var/log is full): the log lines are lost and
+    /// each command does what it would have (tr97: backup, schedule and usage errors ended in a .NET trace, exit 134;
+    /// prune deleted one backup, then died at its first "deleted" line; verify --restore called a good backup FAILED,
+    /// exit 4, the failed write taken for its file's, and removed its verify record).
+    /// </summary>
+    [SkippableFact]
+    public async Task A_full_standard_error_loses_the_log_lines_and_nothing_else()
+    {
+        var (db, _, id) = await NewDatabaseAsync(Dbms.PostgreSql);
+        var backupDir = _scratch.TempDir("backups");
+        var config = await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir);
+        await File.AppendAllTextAsync(config, "retention:\n  keep_last: 1\n");
+        var instance = TestServers.Postgres(id: 2, name: "it-pg");
+        var old = new[] { Utc("20250101_010000"), Utc("20250102_010000"), Utc("20250103_010000") }.Select(t => Create(backupDir, instance, "vt_old", t)).ToList();
+        async Task<ProcessResult> StderrFullAsync(params string[] arguments)
+        {
+            var (dotnet, args, env) = Run.CliCommand(null, arguments);
+            return await Run.ProgramAsync("bash", ["-c", "exec \"$@\" 2>/dev/full", "bash", dotnet, .. args], env);
+        }
+
+        var backup = await StderrFullAsync("backup", "-i", id, "-d", db, "--config", config);
+        var file = Path.Combine(backupDir, Assert.Single(Ops.DataFilesUnder(backupDir), f => f.Contains(db, StringComparison.Ordinal)));
+        var verify = await StderrFullAsync("verify", "--file", file, "--restore", "-i", id, "--config", config);
+        var prune = await StderrFullAsync("prune", "-i", id, "--config", config);
+        var usage = await StderrFullAsync("copy", "--to", "nowhere", "-i", id, "--config", config);
+
+        Assert.True(backup.ExitCode == Success, backup.ToString());
+        Assert.True(verify.ExitCode == Success, verify.ToString());
+        Assert.Contains("OK", verify.Stdout, StringComparison.Ordinal);
+        Assert.True(File.Exists(file + ".verify.json"), "no verify record");
+        Assert.True(prune.ExitCode == Success, prune.ToString());
+        Assert.Equal([old[2]], old.Where(key => File.Exists(Path.Combine(backupDir, key))));
+        Assert.True(usage.ExitCode == 2, usage.ToString());
     }
 
     /// <summary>TMPDIR that does not exist (or is a file): backup and restore fail naming it, not the backup file.</summary>
