@@ -1,6 +1,8 @@
 using System.Globalization;
+using System.Text;
 using VyaBackupDb.Catalog;
 using VyaBackupDb.Errors;
+using VyaBackupDb.Storage.Local;
 
 namespace VyaBackupDb.Operations;
 
@@ -44,11 +46,11 @@ public sealed class BackupLock : IDisposable
     public static BackupLock Acquire(string backupDir, string instanceName, string database, string run, TimeProvider time, Action<string> warn)
     {
         var path = PathFor(backupDir, instanceName, database);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        LocalStorage.CreatePrivateFolder(Path.GetDirectoryName(path)!);
         FileStream stream;
         try
         {
-            stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            stream = new FileStream(path, PrivateFile(FileMode.OpenOrCreate, FileShare.None));
         }
         catch (IOException e) when (IsLockedByOther(e))
         {
@@ -56,6 +58,7 @@ public sealed class BackupLock : IDisposable
             throw new LockedException(
                 $"instance {instanceName} database '{database}' is being backed up by another run ({holder}); lock {path}");
         }
+        TightenMode(stream);
         var holderPath = HolderPath(path);
         var ended = new HashSet<string>(StringComparer.Ordinal);
         if (File.Exists(holderPath))
@@ -75,7 +78,8 @@ public sealed class BackupLock : IDisposable
             + (ended.Count > 0 ? $"ended={string.Join(',', ended)}\n" : "");
         try
         {
-            File.WriteAllText(holderPath, text);
+            using var holder = new FileStream(holderPath, PrivateFile(FileMode.Create, FileShare.Read));
+            holder.Write(Encoding.UTF8.GetBytes(text));
         }
         catch (Exception e) when (IoErrors.IsWriteFault(e))
         {
@@ -100,6 +104,36 @@ public sealed class BackupLock : IDisposable
 
     /// <summary>Frees the lock but leaves the holder file, which then names this run, and those it knew had ended, as ended (<see cref="EndedRuns"/>).</summary>
     public void ReleaseKeepingHolder() => _stream.Dispose();
+
+    /// <summary>
+    /// 0600 whatever the umask: any user who can open a lock file can flock it and fail our backups ("locked").
+    /// </summary>
+    private static FileStreamOptions PrivateFile(FileMode mode, FileShare share)
+    {
+        var options = new FileStreamOptions { Mode = mode, Access = FileAccess.ReadWrite, Share = share };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        return options;
+    }
+
+    /// <summary>A lock file an earlier version created at the umask's 0644 is made 0600 (if it is ours: another user's stays).</summary>
+    private static void TightenMode(FileStream stream)
+    {
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        if (OperatingSystem.IsWindows() || File.GetUnixFileMode(stream.SafeFileHandle) == Private)
+        {
+            return;
+        }
+        try
+        {
+            File.SetUnixFileMode(stream.SafeFileHandle, Private);
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
 
     private static void TryDelete(string path)
     {

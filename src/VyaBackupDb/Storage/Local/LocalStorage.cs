@@ -168,6 +168,25 @@ public sealed partial class LocalStorage(string root) : IStorage
         return full;
     }
 
+    /// <summary>
+    /// Creates a folder and its missing parents 0700 (less the umask): backups, locks and leases are no other user's
+    /// to list, delete or hold (the umask's 0755, or 0777 under umask 000, let them).
+    /// </summary>
+    public static void CreatePrivateFolder(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(path);
+            return;
+        }
+        // .NET gives the mode to the last folder only, its parents get the umask's.
+        if (Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(path)) is { Length: > 0 } parent && !Directory.Exists(parent))
+        {
+            CreatePrivateFolder(parent);
+        }
+        Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
+
     /// <summary>A backup holds a whole database: created 0600 (the rename keeps the mode), not at the umask's 0644.</summary>
     private static FileStreamOptions PrivateFile()
     {
