@@ -35,8 +35,11 @@ internal static partial class CommonOptions
     }
 
     /// <summary>Sets up logging from --log-format and --log-file, before any command runs.</summary>
-    public static void ConfigureLogging(ParseResult parseResult) =>
+    public static void ConfigureLogging(ParseResult parseResult)
+    {
+        RequireOutputFile("--log-file", parseResult.GetValue(LogFile), appended: true);
         Output.Configure(parseResult.GetValue(LogFormat) == "json" ? Cli.LogFormat.Json : Cli.LogFormat.Text, parseResult.GetValue(LogFile));
+    }
 
     /// <summary>--jobs N (backup and restore): connections of a parallel engine (engine: parallel).</summary>
     public static Option<int?> JobsOption()
@@ -45,15 +48,22 @@ internal static partial class CommonOptions
         {
             Description = $"Connections a parallel backup or restore uses (engine: parallel; default: the instance's jobs:, else one per core up to 8, here {ConfigLoader.DefaultJobs})",
         };
-        option.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<int?>() is < 1 or > ConfigLoader.MaxJobs)
-            {
-                result.AddError($"--jobs must be between 1 and {ConfigLoader.MaxJobs}");
-            }
-        });
+        RequireWholeNumber(option, 1, ConfigLoader.MaxJobs);
         return option;
     }
+
+    /// <summary>
+    /// An option's value a whole number in [min, max], said in one line: read from its token, since the typed value of
+    /// one that did not parse ("1.5", "abc") cannot be asked for (that threw, a .NET trace and exit 134).
+    /// </summary>
+    public static void RequireWholeNumber(Option option, int min, int max) => option.Validators.Add(result =>
+    {
+        if (result.Tokens.Count > 0 && !(int.TryParse(result.Tokens[^1].Value, System.Globalization.NumberStyles.AllowLeadingSign,
+                System.Globalization.CultureInfo.InvariantCulture, out var value) && value >= min && value <= max))
+        {
+            result.AddError($"{option.Name} must be a whole number between {min} and {max}");
+        }
+    });
 
     /// <summary>
     /// The instances a command acts on: --instance ID (even if disabled, with a warning) or
@@ -124,13 +134,17 @@ internal static partial class CommonOptions
     [System.Text.RegularExpressions.GeneratedRegex(@"^Cannot parse argument '(?<value>.*)' for option '(?<option>[^']*)' as expected type '(?<type>[^']*)'")]
     private static partial System.Text.RegularExpressions.Regex ParseFailure();
 
-    /// <summary>Loads the config (vault passphrase prompted for on a terminal, if needed) and prints its warnings.</summary>
-    /// <summary>A file an option names for output (--metrics-file, --html): its directory must exist and it must be no directory.</summary>
-    public static void RequireOutputFile(string option, string? path)
+    /// <summary>A file an option names for output (--metrics-file, --html, --log-file): in a directory that exists, and a file.</summary>
+    /// <param name="appended">Written to at its end (--log-file), not replaced: a device (/dev/null) will do.</param>
+    public static void RequireOutputFile(string option, string? path, bool appended = false)
     {
         if (path is null)
         {
             return;
+        }
+        if (path.Length == 0)
+        {
+            throw new UsageException($"{option}: an empty file name");
         }
         if (Directory.Exists(path))
         {
@@ -140,8 +154,15 @@ internal static partial class CommonOptions
         {
             throw new UsageException($"{option} {path}: its directory does not exist");
         }
+        // Never a FIFO (the write waits for a reader for ever; /dev/stdout is one under a pipe), and a file replaced whole
+        // (renamed over its path) never a device: as root, --metrics-file /dev/null made the host's /dev/null a file.
+        if (IoErrors.SpecialFileKind(path) is { } kind && !(appended && kind == "a device"))
+        {
+            throw new UsageException($"{option} {path}: is {kind}, not a regular file: name a file");
+        }
     }
 
+    /// <summary>Loads the config (vault passphrase prompted for on a terminal, if needed) and prints its warnings.</summary>
     public static AppConfig LoadConfig(ParseResult parseResult)
     {
         var config = ConfigLoader.Load(ConfigLoader.ResolvePath(parseResult.GetValue(Config)), ReadSecret);

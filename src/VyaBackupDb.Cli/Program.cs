@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Runtime.CompilerServices;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
@@ -91,7 +92,13 @@ static async Task<int> RunCommandAsync(string[] args)
     root.Add(ScheduleCommand.Create());
     root.Add(StatusCommand.Create());
 
-    var parseResult = root.Parse(args);
+    // No response files: "@file" would be replaced by the file's words (a password file's line shown in an error).
+    var parseResult = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
+    if (parseResult.Errors.Count == 0 && OptionTakenAsValue(parseResult, root) is { } taken)
+    {
+        Output.Error($"{taken} (see vya-backupdb --help)");
+        return (int)ExitCode.UsageOrConfig;
+    }
     if (parseResult.Errors.Count > 0)
     {
         // One line, usage exit code; --help shows the rest. In the log's format when that much could be read.
@@ -135,6 +142,17 @@ static async Task<int> RunCommandAsync(string[] args)
         await Console.Error.WriteLineAsync($"Unhandled exception: {e}");
         return (int)ExitCode.Failed;
     }
+}
+
+// `--target --dry-run`: the option given no value took the next option for it (a real restore ran, into a database
+// named --dry-run). A value that is one of the command's options is refused.
+static string? OptionTakenAsValue(ParseResult parseResult, RootCommand root)
+{
+    var options = parseResult.CommandResult.Command.Options.Concat(root.Options).SelectMany(o => o.Aliases.Append(o.Name)).ToHashSet(StringComparer.Ordinal);
+    return parseResult.CommandResult.Children.OfType<OptionResult>()
+        .SelectMany(option => option.Tokens.Where(t => t.Type == TokenType.Argument && options.Contains(t.Value))
+            .Select(t => $"{option.Option.Name} needs a value: '{t.Value}' is an option"))
+        .FirstOrDefault();
 }
 
 static int OutOfResources(Exception e) => Say(IoErrors.OutOfResources(e));

@@ -28,6 +28,10 @@ internal static class KeygenCommand
                 await Console.Error.WriteLineAsync($"Public key: {identity.Recipient}").ConfigureAwait(false);
                 return ExitCode.Success;
             }
+            if (path.Length == 0)
+            {
+                throw new UsageException("--output: an empty file name");
+            }
             if (File.Exists(path) || Directory.Exists(path))
             {
                 throw new UsageException($"{path} already exists; keygen never overwrites a key file");

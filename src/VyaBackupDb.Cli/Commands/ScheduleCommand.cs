@@ -28,6 +28,7 @@ internal static class ScheduleCommand
         {
             Description = "After SIGTERM/SIGINT, how long a running backup may go on before it is cancelled (default: the config's stop_grace_seconds, 60)",
         };
+        CommonOptions.RequireWholeNumber(grace, 0, 86400);
         var metricsFile = new Option<string?>("--metrics-file")
         {
             Description = "After each run, write Prometheus metrics to this file (textfile collector format, replaced atomically)",
@@ -74,7 +75,7 @@ internal static class ScheduleCommand
             if (metricsFile is not null || metricsListen is not null)
             {
                 // What the storage holds now (every runner's backups), and this runner's counters from the previous file.
-                var previous = metricsFile is null ? null : await Reporting.Metrics.ReadFileAsync(metricsFile, CancellationToken.None).ConfigureAwait(false);
+                var previous = metricsFile is null ? null : Reporting.Metrics.ReadFile(metricsFile);
                 using var storages = new StorageSet(_config);
                 _metrics = await new Reporting.RunReporter(_config, storages.For, TimeProvider.System, Output.Warning)
                     .CollectMetricsAsync(null, previous, CancellationToken.None).ConfigureAwait(false);
@@ -112,7 +113,7 @@ internal static class ScheduleCommand
             return ExitCode.Success;
         }
 
-        private TimeSpan Grace => graceSeconds is { } seconds ? TimeSpan.FromSeconds(Math.Max(0, seconds)) : _config.StopGrace;
+        private TimeSpan Grace => graceSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : _config.StopGrace;
 
         private void Stop(PosixSignalContext context)
         {

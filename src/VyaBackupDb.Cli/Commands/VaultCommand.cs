@@ -112,7 +112,15 @@ internal static class VaultCommand
     /// <summary>All of stdin, less one trailing newline (echo and here-strings add one).</summary>
     private static string ReadPasswordFromStdin()
     {
-        var text = Console.In.ReadToEnd();
+        string text;
+        try
+        {
+            text = BoundedRead.Text(Console.OpenStandardInput(), "a password", 64 * 1024);
+        }
+        catch (IOException e)
+        {
+            throw new UsageException($"--password-stdin: {e.Message}");
+        }
         text = text.EndsWith("\r\n", StringComparison.Ordinal) ? text[..^2] : text.EndsWith('\n') ? text[..^1] : text;
         return text.Length > 0 ? text : throw new UsageException("--password-stdin: stdin gave an empty password");
     }

@@ -47,7 +47,7 @@ public static partial class ConfigLoader
         string text;
         try
         {
-            text = File.ReadAllText(path);
+            text = BoundedRead.Text(path, "a config file");
         }
         // Too many open files is this host's limit, not a config error (exit 2): it goes up as it is.
         catch (Exception e) when (e is IOException or UnauthorizedAccessException && !IoErrors.IsTooManyOpenFiles(e))

@@ -87,7 +87,7 @@ public sealed class PasswordSource
         {
             try
             {
-                return File.ReadAllText(_file).TrimEnd('\r', '\n');
+                return BoundedRead.Text(_file, "a password file", 64 * 1024).TrimEnd('\r', '\n');
             }
             // Too many open files is this host's limit, not a config error (exit 2): it goes up as it is.
             catch (Exception e) when (e is IOException or UnauthorizedAccessException && !IoErrors.IsTooManyOpenFiles(e))

@@ -37,6 +37,16 @@ public static class RestoreTarget
             return $"'{target}' is a name vya-backupdb gives its own working databases ({prefix}...), which other restores and "
                 + "verifies drop or replace: a restore never writes into it; give another --target";
         }
+        if (target == Globals.ItemName)
+        {
+            // A database so named would be in no backup: `--database _globals` is the accounts item.
+            return $"'{target}' is the name of an instance's users, roles and grants in its backups, never of a database: give another --target";
+        }
+        if (target.Contains('\uFFFD', StringComparison.Ordinal))
+        {
+            // What the command line holds for bytes that are not UTF-8: two such names would be one database.
+            return $"'{target}' has bytes that are not UTF-8 (shown as \uFFFD): give the name in UTF-8";
+        }
         return instance.Dbms switch
         {
             Dbms.MySql => MySqlProblem(target),

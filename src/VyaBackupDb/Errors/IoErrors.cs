@@ -14,6 +14,15 @@ public static partial class IoErrors
     /// <summary>A failure to create or write a file: EFBIG (the file size limit) comes from .NET as an ArgumentOutOfRangeException.</summary>
     public static bool IsWriteFault(Exception e) => e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException;
 
+    /// <summary>What the path (or what a link there names) is when it is neither a regular file nor a directory ("a FIFO"), else null.</summary>
+    public static string? SpecialFileKind(string path) => Sources.Files.Posix.TryStat(path)?.Type switch
+    {
+        0x1000 => "a FIFO",
+        0x2000 or 0x6000 => "a device",
+        0xC000 => "a socket",
+        _ => null,
+    };
+
     /// <summary>
     /// Why <paramref name="path"/> could not be opened, in words: .NET says "Access to the path is denied" for a
     /// directory (EISDIR) too.

@@ -300,11 +300,11 @@ public static partial class Metrics
     }
 
     /// <summary>The previous metrics file; empty when there is none yet.</summary>
-    public static async Task<MetricsSnapshot> ReadFileAsync(string path, CancellationToken cancellationToken)
+    public static MetricsSnapshot ReadFile(string path)
     {
         try
         {
-            return Parse(await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false));
+            return Parse(BoundedRead.Text(path, "a metrics file"));
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {

@@ -57,7 +57,7 @@ public sealed class RunReporter(AppConfig config, Func<InstanceConfig, IReadOnly
     {
         try
         {
-            var previous = await Metrics.ReadFileAsync(path, cancellationToken).ConfigureAwait(false);
+            var previous = Metrics.ReadFile(path);
             var snapshot = await CollectMetricsAsync(outcome, previous, cancellationToken).ConfigureAwait(false);
             await Metrics.WriteFileAsync(path, Metrics.Render(snapshot), cancellationToken).ConfigureAwait(false);
         }

@@ -36,6 +36,73 @@ public sealed class CliTests : IAsyncLifetime
         return (await Cli.WriteConfigAsync(_scratch.TempDir("cfg"), backupDir, mySqlPassword, pgPassword), backupDir);
     }
 
+    /// <summary>
+    /// Values a script passes wrong (tr99): each is one line and exit 2, nothing created. Were: `--target --dry-run` a real
+    /// restore into a database named --dry-run; `--jobs 1.5` and an empty --log-file a .NET trace, exit 134; `_globals`
+    /// a database in no backup; /dev/zero as --config 4 GB of memory, then "out of memory".
+    /// </summary>
+    [Theory]
+    [InlineData("restore --file {backup} -i 2 --target --dry-run", "--target needs a value: '--dry-run' is an option")]
+    [InlineData("restore --file {backup} -i 2 --target _globals", "'_globals' is the name of an instance's users, roles and grants")]
+    [InlineData("backup -i 1 --jobs 1.5", "--jobs must be a whole number between 1 and 64")]
+    [InlineData("schedule --grace-seconds -5", "--grace-seconds must be a whole number between 0 and 86400")]
+    [InlineData("--log-file {empty} list --all", "--log-file: an empty file name")]
+    [InlineData("status --html {fifo}", "is a FIFO, not a regular file")]
+    [InlineData("list --all --config /dev/zero", "it is larger than 4096 KiB: not a config file")]
+    public async Task A_wrong_value_is_one_line_and_exit_2_and_creates_nothing(string arguments, string expected)
+    {
+        var (config, _) = await ConfigAsync();
+        var dir = _scratch.TempDir("args");
+        var backup = Path.Combine(dir, "20260113_155440_postgresql_x.sql");
+        await File.WriteAllTextAsync(backup, "-- PostgreSQL database dump complete\n");
+        var fifo = Path.Combine(dir, "fifo");
+        Assert.Equal(0, (await Run.ProgramAsync("mkfifo", [fifo])).ExitCode);
+        var words = arguments.Replace("{backup}", backup, StringComparison.Ordinal).Replace("{fifo}", fifo, StringComparison.Ordinal).Split(' ')
+            .Select(w => w == "{empty}" ? "" : w).ToArray();
+
+        var run = await Run.CliAsync([.. words, .. words.Contains("--config") ? Array.Empty<string>() : ["--config", config]]);
+
+        Assert.True(run.ExitCode == UsageOrConfig, run.ToString());
+        AssertOneErrorLine(run, expected);
+        Assert.Equal(["args.fifo", "x.sql"], Directory.GetFileSystemEntries(dir).Select(e => e == fifo ? "args.fifo" : Path.GetFileName(e)[^5..]).Order());
+    }
+
+    /// <summary>
+    /// `@file` is a value like any other, not a response file whose words replace it (tr99: `list -d @password-file`
+    /// showed the password in an error line, and `-d @/etc/shadow` a line of it).
+    /// </summary>
+    [Fact]
+    public async Task An_argument_starting_with_at_is_taken_as_it_is()
+    {
+        var (config, _) = await ConfigAsync();
+        var secret = Path.Combine(_scratch.TempDir("args"), "pw");
+        await File.WriteAllTextAsync(secret, "S3cret-in-a-file\n");
+
+        var run = await Run.CliAsync("list", "@" + secret, "--config", config);
+
+        Assert.True(run.ExitCode == UsageOrConfig, run.ToString());
+        AssertOneErrorLine(run, $"'@{secret}'");
+        Assert.DoesNotContain("S3cret-in-a-file", run.ToString(), StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// A metrics file that is a device is refused before anything runs (tr99: as root, `--metrics-file /dev/null` would
+    /// have replaced the host's /dev/null with a file; shown here on a device node of the test's own).
+    /// </summary>
+    [SkippableFact]
+    public async Task A_device_given_as_the_metrics_file_is_refused_and_left_as_it_is()
+    {
+        var (config, _) = await ConfigAsync();
+        var device = Path.Combine(_scratch.TempDir("dev"), "null");
+        Skip.If((await Run.ProgramAsync("mknod", [device, "c", "1", "3"])).ExitCode != 0, "mknod needs root");
+
+        var run = await Run.CliAsync("backup", "-i", "1", "-d", "vt_none", "--metrics-file", device, "--config", config);
+
+        Assert.True(run.ExitCode == UsageOrConfig, run.ToString());
+        AssertOneErrorLine(run, $"--metrics-file {device}: is a device, not a regular file");
+        Assert.Equal(0x2000, Convert.ToInt32((await Run.ProgramAsync("stat", ["-c", "%f", device])).Stdout.Trim(), 16) & 0xF000);
+    }
+
     [Fact]
     public async Task Backup_with_both_instance_and_all_is_a_usage_error()
     {

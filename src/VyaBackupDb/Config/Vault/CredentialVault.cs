@@ -178,7 +178,7 @@ public sealed partial class CredentialVault(string path, string? keyFile = null,
         string text;
         try
         {
-            text = File.ReadAllText(file).TrimEnd('\r', '\n');
+            text = BoundedRead.Text(file, "a vault key file", 64 * 1024).TrimEnd('\r', '\n');
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -51,7 +51,7 @@ public sealed class AgeIdentity
         string text;
         try
         {
-            text = File.ReadAllText(path);
+            text = BoundedRead.Text(path, "an age identity file");
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
