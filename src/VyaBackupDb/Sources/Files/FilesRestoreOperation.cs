@@ -334,7 +334,7 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
         public static Staging Create(string target, TargetDirectoryState state)
         {
             var parent = System.IO.Path.GetDirectoryName(target)!;
-            Directory.CreateDirectory(parent);
+            LocalStorage.CreatePrivateFolder(parent);
             var inside = state != TargetDirectoryState.Missing && Posix.LStat(target).Device != Posix.LStat(parent).Device;
             var path = System.IO.Path.Combine(inside ? target : parent, StagingPrefix + RandomSuffix());
             // Private while it is built: nobody else can enter it or change it under the restore.

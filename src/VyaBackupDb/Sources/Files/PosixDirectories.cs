@@ -172,10 +172,13 @@ internal static partial class Posix
 
     public static void CloseFd(int fd) => Close(fd);
 
-    /// <summary>mkdir as Directory.CreateDirectory does: 0777 less the umask.</summary>
+    /// <summary>
+    /// mkdir 0700: a directory of the archive gets its recorded mode once filled; one it does not hold
+    /// (a parent of a restored path) stays private, not the umask's 0777 under umask 000.
+    /// </summary>
     public static void MakeDirectoryAt(int directory, byte[] name, string path)
     {
-        if (MkdirAt(directory, name, 0x1FF) != 0)
+        if (MkdirAt(directory, name, 0x1C0) != 0)
         {
             throw Error(path);
         }

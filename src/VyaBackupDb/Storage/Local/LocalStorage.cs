@@ -96,7 +96,7 @@ public sealed partial class LocalStorage(string root) : IStorage
         var directory = Path.GetDirectoryName(target)!;
         if (!IsFolder(directory))
         {
-            Directory.CreateDirectory(directory);
+            CreatePrivateFolder(directory);
         }
         var temp = Path.Combine(directory, TempMarker + Guid.NewGuid().ToString("N")[..12] + "-" + Path.GetFileName(target));
         return Task.FromResult<IStorageWrite>(new LocalWrite(temp, target));
@@ -138,7 +138,7 @@ public sealed partial class LocalStorage(string root) : IStorage
     public async Task<bool> TryCreateExclusiveAsync(string key, byte[] content, CancellationToken cancellationToken)
     {
         var path = FullPath(key);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        CreatePrivateFolder(Path.GetDirectoryName(path)!);
         FileStream file;
         try
         {
