@@ -42,6 +42,9 @@ public static class ChildProcess
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
+            // Not ours, which may have been deleted under us (pg_dumpall then fails: "could not identify current directory");
+            // every path a child is given is absolute.
+            WorkingDirectory = "/",
         };
         foreach (var argument in arguments)
         {

@@ -239,7 +239,16 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
         {
             throw new UsageException("the target directory is empty");
         }
-        var full = Path.GetFullPath(target).TrimEnd('/');
+        string full;
+        try
+        {
+            full = Path.GetFullPath(target).TrimEnd('/');
+        }
+        // getcwd fails once the working directory is deleted, and .NET's text names no path.
+        catch (IOException) when (!Path.IsPathRooted(target))
+        {
+            throw new UsageException($"--target {target} is relative to the working directory, which no longer exists: give an absolute path");
+        }
         return full.Length == 0 ? throw new UsageException("the target directory cannot be / (restore into a directory, then move what you need)") : full;
     }
 
