@@ -83,14 +83,15 @@ internal static class ListCommand
                     catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
                     {
                         failures++;
+                        // The reason last: .NET's texts end in a full stop.
                         if (StorageSet.IsDestinationDown(e))
                         {
                             down.Add(name);
-                            Output.Error($"storage '{name}' cannot be listed: {IoErrors.Describe(e)}; its backups are not shown");
+                            Output.Error($"storage '{name}' cannot be listed, its backups are not shown: {IoErrors.Describe(e)}");
                         }
                         else
                         {
-                            Output.Error($"instance {inst.Id} ({inst.Name}): storage '{name}' cannot be listed: {IoErrors.Describe(e)}; its backups there are not shown");
+                            Output.Error($"instance {inst.Id} ({inst.Name}): storage '{name}' cannot be listed, its backups there are not shown: {IoErrors.Describe(e)}");
                         }
                         continue;
                     }

@@ -33,7 +33,13 @@ public static partial class IoErrors
     public const string FileTooLarge = "the file would be larger than the file system or the file size limit (ulimit -f) allows";
 
     /// <summary>Why a write (<see cref="IsWriteFault"/>) failed, in words.</summary>
-    public static string WriteFaultReason(Exception e) => e is ArgumentOutOfRangeException ? "the file size limit (ulimit -f) is reached" : e.Message;
+    public static string WriteFaultReason(Exception e) => e switch
+    {
+        ArgumentOutOfRangeException => "the file size limit (ulimit -f) is reached",
+        // .NET's text names the path again, which the caller's line names already.
+        UnauthorizedAccessException => "permission denied",
+        _ => e.Message,
+    };
 
     /// <summary>
     /// EMFILE (this process is at its open files limit) or ENFILE (the system's), here or under a wrapper:

@@ -46,10 +46,10 @@ public sealed class BackupLock : IDisposable
     public static BackupLock Acquire(string backupDir, string instanceName, string database, string run, TimeProvider time, Action<string> warn)
     {
         var path = PathFor(backupDir, instanceName, database);
-        LocalStorage.CreatePrivateFolder(Path.GetDirectoryName(path)!);
         FileStream stream;
         try
         {
+            LocalStorage.CreatePrivateFolder(Path.GetDirectoryName(path)!);
             stream = new FileStream(path, PrivateFile(FileMode.OpenOrCreate, FileShare.None));
         }
         catch (IOException e) when (IsLockedByOther(e))
@@ -57,6 +57,11 @@ public sealed class BackupLock : IDisposable
             var holder = ReadHolder(path);
             throw new LockedException(
                 $"instance {instanceName} database '{database}' is being backed up by another run ({holder}); lock {path}");
+        }
+        // Its own line: the caller's would name the backup file (a user who may not write in backup_dir).
+        catch (Exception e) when (IoErrors.IsWriteFault(e) && !IoErrors.IsTooManyOpenFiles(e))
+        {
+            throw new OperationFailedException($"cannot write the lock file {path}: {WriteFaultReason(e, path)}", e);
         }
         TightenMode(stream);
         var holderPath = HolderPath(path);
@@ -90,7 +95,7 @@ public sealed class BackupLock : IDisposable
             {
                 throw;
             }
-            throw new OperationFailedException($"cannot write the lock file {holderPath}: {IoErrors.WriteFaultReason(e)}", e);
+            throw new OperationFailedException($"cannot write the lock file {holderPath}: {WriteFaultReason(e, holderPath)}", e);
         }
         return new BackupLock(stream, path, ended);
     }
@@ -134,6 +139,10 @@ public sealed class BackupLock : IDisposable
         {
         }
     }
+
+    /// <summary>.NET says "Access to the path is denied" for a directory too.</summary>
+    private static string WriteFaultReason(Exception e, string path) =>
+        Directory.Exists(path) ? "it is a directory" : IoErrors.WriteFaultReason(e);
 
     private static void TryDelete(string path)
     {

@@ -169,6 +169,41 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
         Assert.Empty(Ops.DataFilesUnder(backupDir));
     }
 
+    /// <summary>
+    /// Found by a tester: a user who may not write in backup_dir was told "cannot write BACKUP FILE: Access to the path
+    /// 'LOCK FILE' is denied.", naming the backup file though the lock file was refused.
+    /// </summary>
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task A_lock_file_that_may_not_be_created_is_named_in_the_failure()
+    {
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "tree");
+        Directory.CreateDirectory(source);
+        await File.WriteAllTextAsync(Path.Combine(source, "a"), "hi");
+        var backupDir = Path.Combine(dir, "backups");
+        Directory.CreateDirectory(backupDir);
+        var config = await FileTrees.WriteConfigAsync(dir, backupDir, $"""
+            - id: 7
+              name: app
+              dbms: files
+              paths: [{FileTrees.Yaml(source)}]
+            """);
+        File.SetUnixFileMode(backupDir, (UnixFileMode)Convert.ToInt32("555", 8));
+        try
+        {
+            var run = await Run.CliWithoutReadOverrideAsync("backup", "--instance", "7", "--config", config);
+
+            Assert.True(run.ExitCode == Failed, run.ToString());
+            var failed = Assert.Single(run.Stderr.Split('\n'), l => l.Contains("FAILED", StringComparison.Ordinal));
+            Assert.EndsWith($"FAILED app: cannot write the lock file {BackupLock.PathFor(backupDir, "app", "app")}: permission denied", failed, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.SetUnixFileMode(backupDir, (UnixFileMode)Convert.ToInt32("755", 8));
+        }
+    }
+
     // ---------------------------------------------------------------- the open files limit
 
     /// <summary>
