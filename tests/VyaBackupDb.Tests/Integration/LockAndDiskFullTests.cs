@@ -383,7 +383,7 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
         Assert.True(configDir.ExitCode == 2, configDir.ToString());
         Assert.Equal($"vya-backupdb: error: cannot read config file {dir}: it is a directory", configDir.Stderr.Trim());
         Assert.True(logDir.ExitCode == 2, logDir.ToString());
-        Assert.Equal($"vya-backupdb: error: --log-file {dir}: cannot open it for appending: it is a directory", logDir.Stderr.Trim());
+        Assert.Equal($"vya-backupdb: error: --log-file {dir}: is a directory (name a file in it)", logDir.Stderr.Trim());
         Assert.True(full.ExitCode == Failed, full.ToString());
         Assert.Equal("vya-backupdb: error: cannot write to the standard output: No space left on device", full.Stderr.Trim());
         Assert.True(closed.ExitCode == Failed, closed.ToString());
