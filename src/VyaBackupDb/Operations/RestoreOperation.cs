@@ -225,7 +225,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             throw e switch
             {
                 VerificationFailedException => new VerificationFailedException(message, e),
-                AgeException age => new AgeException(message + plan.Manifest?.DecryptionHint, age.ExitCode),
+                AgeException age => new AgeException(message, age.ExitCode),
                 LockedException => new LockedException(message),
                 // This host's temp directory or tools, not the backup: a verify must not call the backup bad for it.
                 HostFaultException => new HostFaultException(message, e),
@@ -513,8 +513,15 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         if (format.Encrypted)
         {
             // A wrong or missing key fails here, before the target is touched.
-            await BackupChain.CheckKeysAsync(await location.OpenReadAsync(cancellationToken).ConfigureAwait(false), Keys(request), cancellationToken)
-                .ConfigureAwait(false);
+            try
+            {
+                await BackupChain.CheckKeysAsync(await location.OpenReadAsync(cancellationToken).ConfigureAwait(false), Keys(request), cancellationToken)
+                    .ConfigureAwait(false);
+            }
+            catch (AgeException e) when (manifest is not null)
+            {
+                throw new AgeException(e.Message + manifest.DecryptionHint, e.ExitCode);
+            }
         }
         var instance = request.Instance;
         if (fileDbms is { } dbms && dbms != instance.Dbms)

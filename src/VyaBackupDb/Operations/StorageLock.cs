@@ -111,7 +111,8 @@ public sealed class StorageLock : IAsyncDisposable
                         held._leases.Add(await held.TakeAsync(storage, instanceName, database, warn, cancellationToken).ConfigureAwait(false));
                     }
                 }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException
+                // A local lock file that cannot be written comes as one line of its own (OperationFailedException).
+                catch (Exception e) when ((e is IOException or UnauthorizedAccessException || e.InnerException is IOException or UnauthorizedAccessException)
                     && storage != destinations[0] && !cancellationToken.IsCancellationRequested)
                 {
                     // A copy's destination failing now fails its copy (reported there), not the backup; the copy never overwrites.

@@ -49,9 +49,13 @@ public sealed class EncryptedBackupTests : IAsyncLifetime
         Assert.Equal(compression == "zip" ? Compression.Zip : Compression.Zstd, Codec.Sniff((await File.ReadAllBytesAsync(decrypted)).AsSpan(0, 4)));
 
         // After a key rotation: the failure names the key the backup needs (tr98: "not encrypted to the given identity").
-        var rotated = await Run.CliAsync("verify", "--file", file, "--identity", await KeygenAsync(dir, "new.txt"), "--config", config);
+        var newKey = await KeygenAsync(dir, "new.txt");
+        var rotated = await Run.CliAsync("verify", "--file", file, "--identity", newKey, "--config", config);
         Assert.True(rotated.ExitCode == 6, rotated.ToString());
-        Assert.Contains($"it was encrypted to {PublicKey(keyFile)}", rotated.Stdout + rotated.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"it was encrypted to {PublicKey(keyFile)}", rotated.Stdout, StringComparison.Ordinal);
+        var restoreRotated = await Run.CliAsync("restore", "--file", file, "--instance", instance, "--target", Track(dbms), "--identity", newKey, "--config", config);
+        Assert.True(restoreRotated.ExitCode == 6, restoreRotated.ToString());
+        Assert.EndsWith($"it was encrypted to {PublicKey(keyFile)}", Assert.Single(Cli.ErrorLines(restoreRotated)), StringComparison.Ordinal);
 
         var copy = Track(dbms);
         var restore = await Run.CliAsync("restore", "--file", file, "--instance", instance, "--target", copy, "--identity", keyFile, "--config", config);

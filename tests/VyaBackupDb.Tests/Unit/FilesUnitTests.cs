@@ -55,6 +55,7 @@ public sealed class FilesUnitTests
     {
         var config = ConfigLoader.Parse("""
             backup_dir: /var/backups
+            encryption: {passphrase_env: BACKUP_PASSPHRASE}
             instances:
               - id: 4
                 dbms: files

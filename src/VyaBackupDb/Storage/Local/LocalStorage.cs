@@ -180,7 +180,8 @@ public sealed partial class LocalStorage(string root) : IStorage
             return;
         }
         // .NET gives the mode to the last folder only, its parents get the umask's.
-        if (Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(path)) is { Length: > 0 } parent && !Directory.Exists(parent))
+        // A parent that is a file is left to fail the mkdir below, which names the whole path (ENOTDIR).
+        if (Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(path)) is { Length: > 0 } parent && !Path.Exists(parent))
         {
             CreatePrivateFolder(parent);
         }
