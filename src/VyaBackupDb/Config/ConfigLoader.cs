@@ -583,6 +583,14 @@ public static partial class ConfigLoader
                 password = ReadPassword(node, prefix, baseDir, vault);
             }
             var enabled = OptionalBool(node, "enabled", prefix) ?? true;
+            // The old tool's names, or ours: not both (one would be ignored).
+            foreach (var (key, oldKey) in new[] { ("include", "filter"), ("exclude", "ignore") })
+            {
+                if (Get(node, key) is not null && Get(node, oldKey) is { } both)
+                {
+                    throw Error(both, prefix + oldKey, $"is the old name of {key}: give one of them");
+                }
+            }
             var include = DatabasePatterns(node, "include", prefix) ?? DatabasePatterns(node, "filter", prefix) ?? ["*"];
             var exclude = DatabasePatterns(node, "exclude", prefix) ?? DatabasePatterns(node, "ignore", prefix) ?? [];
             var toolsDir = OptionalString(node, "tools_dir", prefix);
@@ -597,6 +605,10 @@ public static partial class ConfigLoader
             if (owners && dbms != Dbms.PostgreSql)
             {
                 throw Error(Get(node, "owners")!, prefix + "owners", "applies to postgresql instances only");
+            }
+            if (dbms != Dbms.PostgreSql && Get(node, "maintenance_database") is { } maintenanceNode)
+            {
+                throw Error(maintenanceNode, prefix + "maintenance_database", "applies to postgresql instances only");
             }
             if (dbms != Dbms.PostgreSql && Get(node, "globals_tablespaces") is { } tablespacesNode)
             {

@@ -119,6 +119,8 @@ public sealed class ConfigLoaderTests
     [InlineData("backup_dir: /b\ncompression: zip\ncompression_level: 5\n", ":3: compression_level: is for gzip and zstd; zip has no level")]
     [InlineData("backup_dir: /b\ninstances:\n  - {id: 1, dbms: postgresql, user: u, load_data_local: false}\n", ":3: instances[0].load_data_local: applies to mysql instances only")]
     [InlineData("backup_dir: /b\ninstances:\n  - {id: 1, dbms: mysql, user: u, trust_backups: true}\n", ":3: instances[0].trust_backups: applies to postgresql instances only")]
+    [InlineData("backup_dir: /b\ninstances:\n  - {id: 1, dbms: mysql, user: u, maintenance_database: x}\n", ":3: instances[0].maintenance_database: applies to postgresql instances only")]
+    [InlineData("backup_dir: /b\ninstances:\n  - id: 1\n    dbms: mysql\n    user: u\n    include: [a]\n    filter: [b]\n", ":7: instances[0].filter: is the old name of include: give one of them")]
     [InlineData("backup_dir: /b\nconnect_timeout_seconds: -1\n", ":2: connect_timeout_seconds: must be a positive")]
     [InlineData("backup_dir: /b\nencryption:\n  recipients: [\"\"]\n", ":3: encryption.recipients: an empty entry")]
     [InlineData("backup_dir: /b\nencryption:\n  recipients: [age1notakey]\n", ":3: encryption.recipients: 'age1notakey' is not an age public key")]

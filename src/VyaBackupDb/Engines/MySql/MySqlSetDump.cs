@@ -194,7 +194,9 @@ public sealed partial class MySqlEngine
         var deadlocked = false;
         while (true)
         {
-            await Execute(control, $"SET SESSION lock_wait_timeout = {LockAttemptSeconds}", cancellationToken).ConfigureAwait(false);
+            // The last attempt takes what is left of lock_wait_seconds (it gave up up to an attempt early).
+            var attempt = Math.Clamp((int)Math.Ceiling(Instance.LockWaitSeconds - waited.Elapsed.TotalSeconds), 1, LockAttemptSeconds);
+            await Execute(control, $"SET SESSION lock_wait_timeout = {attempt}", cancellationToken).ConfigureAwait(false);
             var started = false;
             bool locked;
             if (mariaDb)
@@ -231,7 +233,8 @@ public sealed partial class MySqlEngine
             {
                 await UnlockSnapshotAsync(control, mariaDb, cancellationToken).ConfigureAwait(false);
             }
-            if (waited.Elapsed.TotalSeconds + LockAttemptSeconds > Instance.LockWaitSeconds)
+            var left = Instance.LockWaitSeconds - waited.Elapsed.TotalSeconds;
+            if (left <= 0)
             {
                 var why = (deadlocked ? "the schema read kept waiting for a table behind a schema change (ALTER, RENAME, DROP) "
                     + "that waits for this backup or for another session; " : "")
@@ -239,7 +242,7 @@ public sealed partial class MySqlEngine
                 throw new OperationFailedException($"could not take the backup lock for a consistent snapshot within {Instance.LockWaitSeconds} s "
                     + $"(lock_wait_seconds): {why}; try again later, or use engine: dump, which takes no lock");
             }
-            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+            await Task.Delay(TimeSpan.FromSeconds(Math.Min(1, left / 2)), cancellationToken).ConfigureAwait(false);
         }
 
         // True once taken; false when it waited out the attempt (another session holds it up).
