@@ -1,5 +1,6 @@
 using System.Formats.Tar;
 using System.Text;
+using VyaBackupDb.Sources.Files;
 
 namespace VyaBackupDb.Tests.Integration;
 
@@ -260,6 +261,90 @@ public sealed class FilesRestoreSafetyTests : IAsyncLifetime
         finally
         {
             await Run.ProgramAsync("umount", ["-l", small]);
+        }
+    }
+
+    /// <summary>
+    /// Found by a tester: --force into a directory holding a mount point moved the old content,
+    /// mount included, aside and removed it recursively: the files on the mounted file system were
+    /// deleted (exit 0). Now refused before anything is touched, into a plain directory or a mount point.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_target_holding_a_mount_point_is_refused_before_anything_is_touched(bool targetIsMountPoint)
+    {
+        Skip.IfNot(OperatingSystem.IsLinux() && Environment.IsPrivilegedProcess, "mounting a tmpfs needs root");
+        var dir = _scratch.TempDir("nested-mount");
+        var target = Directory.CreateDirectory(Path.Combine(dir, "target")).FullName;
+        var archive = await SmallArchiveAsync(dir);
+        var config = await FileTrees.WriteConfigAsync(dir, Path.Combine(dir, "backups"), """
+            - {id: 1, name: restore-here, dbms: files, paths: [/nonexistent]}
+            """);
+        var uploads = Path.Combine(target, "uploads");
+        try
+        {
+            foreach (var point in targetIsMountPoint ? [target, uploads] : new[] { uploads })
+            {
+                Directory.CreateDirectory(point);
+                var mount = await Run.ProgramAsync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", point]);
+                Skip.If(mount.ExitCode != 0, $"mount -t tmpfs failed: {mount.Stderr}");
+            }
+            await File.WriteAllTextAsync(Path.Combine(target, "old"), "OLD");
+            await File.WriteAllTextAsync(Path.Combine(uploads, "user_data"), "precious");
+
+            var restore = await Run.CliAsync("restore", "--file", archive, "--instance", "1", "--target", target, "--force", "--config", config);
+
+            Assert.True(restore.ExitCode == 2, restore.ToString());
+            var error = Assert.Single(Cli.ErrorLines(restore));
+            Assert.Contains($"--target {target} holds a mount point ({uploads}): unmount it first, or restore elsewhere", error, StringComparison.Ordinal);
+            Assert.Equal("precious", await File.ReadAllTextAsync(Path.Combine(uploads, "user_data")));
+            Assert.Equal(["old", "uploads", "uploads/user_data"], (string[])[.. Directory.EnumerateFileSystemEntries(target, "*", SearchOption.AllDirectories)
+                .Select(e => Path.GetRelativePath(target, e)).Order(StringComparer.Ordinal)]);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(dir, ".vya-*"));
+        }
+        finally
+        {
+            await UnmountAllUnderAsync(dir);
+        }
+    }
+
+    /// <summary>Defense in depth behind the refusal above: removing a restore's own tree never crosses into another file system.</summary>
+    [SkippableFact]
+    public async Task Removing_a_tree_stops_at_a_mount_point_and_touches_nothing_on_it()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux() && Environment.IsPrivilegedProcess, "mounting a tmpfs needs root");
+        var dir = _scratch.TempDir("remove-mount");
+        var tree = Directory.CreateDirectory(Path.Combine(dir, "tree")).FullName;
+        var mountPoint = Directory.CreateDirectory(Path.Combine(tree, "a", "mnt")).FullName;
+        var mount = await Run.ProgramAsync("mount", ["-t", "tmpfs", "-o", "size=1m,mode=0555", "tmpfs", mountPoint]);
+        Skip.If(mount.ExitCode != 0, $"mount -t tmpfs failed: {mount.Stderr}");
+        try
+        {
+            File.SetUnixFileMode(mountPoint, (UnixFileMode)0x1FF);
+            await File.WriteAllTextAsync(Path.Combine(mountPoint, "user_data"), "precious");
+            File.SetUnixFileMode(mountPoint, (UnixFileMode)0x16D); // 0555: a removal would chmod it to get in
+
+            var e = Assert.Throws<PosixException>(() => Posix.RemoveTree(tree));
+
+            Assert.Contains($"{tree}/a/mnt is a mount point (another file system): not removed", e.Message, StringComparison.Ordinal);
+            Assert.Equal("precious", await File.ReadAllTextAsync(Path.Combine(mountPoint, "user_data")));
+            Assert.Equal(0x16D, Posix.LStat(mountPoint).Permissions);
+        }
+        finally
+        {
+            await UnmountAllUnderAsync(dir);
+        }
+    }
+
+    /// <summary>Whatever is mounted below <paramref name="dir"/>, also where a faulty restore moved a mount, deepest first.</summary>
+    private static async Task UnmountAllUnderAsync(string dir)
+    {
+        var points = (await File.ReadAllLinesAsync("/proc/self/mounts")).Select(line => line.Split(' ')[1])
+            .Where(point => point.StartsWith(dir + "/", StringComparison.Ordinal)).OrderByDescending(point => point.Length, Comparer<int>.Default);
+        foreach (var point in points)
+        {
+            await Run.ProgramAsync("umount", ["-l", point]);
         }
     }
 

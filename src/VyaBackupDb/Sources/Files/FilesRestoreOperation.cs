@@ -65,6 +65,11 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
         var location = await BackupLocations.FindAsync(request.File, request.Instance, config, storages, cancellationToken).ConfigureAwait(false);
         var target = TargetPath(request.Target);
         CheckNobodyElseCanMoveIt(target);
+        // Its content would be moved aside and removed: what is mounted below is another file system's, never the restore's.
+        if (Posix.TryLStat(target) is { IsDirectory: true } && Posix.FindOtherFileSystem(target) is { } mount)
+        {
+            throw new UsageException($"--target {target} holds a mount point ({mount}): unmount it first, or restore elsewhere");
+        }
         if (!request.DryRun && Staging.RecoverInterruptedCommit(target) is { } recovered)
         {
             observer.Warning(recovered);

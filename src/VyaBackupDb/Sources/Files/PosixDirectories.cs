@@ -241,16 +241,94 @@ internal static partial class Posix
     }
 
     /// <summary>
+    /// The first name below <paramref name="path"/> (a directory) on another file system than it (a
+    /// mount point), or null. Never follows a symlink nor enters another file system; a directory
+    /// this user may not read or search is passed over (<see cref="RemoveTree"/> still stops at a
+    /// boundary there). As <see cref="RemoveTree"/>, only one directory is open (the way back up is
+    /// its ".."), so a tree of any depth is checked.
+    /// </summary>
+    public static string? FindOtherFileSystem(string path)
+    {
+        var top = NameBytes(path);
+        var device = StatAt(CurrentDirectory, top, path).Device;
+        var levels = new List<(byte[] Name, List<byte[]> Children)>();
+        var current = OpenDirectoryAt(CurrentDirectory, top, path);
+        try
+        {
+            levels.Add((top, ReadNames(current, path)));
+            while (true)
+            {
+                var children = levels[^1].Children;
+                if (children.Count == 0)
+                {
+                    levels.RemoveAt(levels.Count - 1);
+                    if (levels.Count == 0)
+                    {
+                        return null;
+                    }
+                    var above = OpenDirectoryAt(current.Fd, NameBytes(".."), path);
+                    current.Dispose();
+                    current = above;
+                    continue;
+                }
+                var child = children[^1];
+                children.RemoveAt(children.Count - 1);
+                var stat = TryStatAt(current.Fd, child, path);
+                if (stat is { } found && found.Device != device)
+                {
+                    // Built only here: at every level, a deep tree's paths would take memory by the square.
+                    return string.Join('/', levels.Skip(1).Select(l => l.Name).Append(child)
+                        .Select(n => Encoding.UTF8.GetString(n.AsSpan(0, n.Length - 1))).Prepend(path));
+                }
+                if (stat is not { IsDirectory: true } || TryEnter(current.Fd, child) is not { } below)
+                {
+                    continue;
+                }
+                current.Dispose();
+                current = below;
+                levels.Add((child, ReadNames(current, path)));
+            }
+        }
+        finally
+        {
+            current.Dispose();
+        }
+    }
+
+    /// <summary>A directory opened to walk it, or null when this user may not read it or search it (then it cannot be left by its "..").</summary>
+    private static DirectoryHandle? TryEnter(int directory, byte[] name)
+    {
+        DirectoryHandle handle;
+        try
+        {
+            handle = OpenDirectoryAt(directory, name, "");
+        }
+        catch (PosixException e) when (e.IsPermission || e.IsMissing)
+        {
+            return null;
+        }
+        if (StatxAt(handle.Fd, NameBytes(".."), AtSymlinkNoFollow, StatxBasicStats, out _) == 0)
+        {
+            return handle;
+        }
+        handle.Dispose();
+        return null;
+    }
+
+    /// <summary>
     /// Removes a tree by descriptors, never following a symlink and with no path longer than one
     /// name given to the kernel (so trees of any depth go). Each directory lacking rwx for its
     /// owner is made 0700 first (a restored one may be 0555). Only the directory being emptied is
     /// open (the way back up is its ".."), so a tree deeper than the open-files limit goes too;
     /// iterative, so a deep tree cannot overflow the stack. The trees removed are the restore's
-    /// own, where nobody else can move a directory (the target's parents are checked).
+    /// own, where nobody else can move a directory (the target's parents are checked). Nothing on
+    /// another file system than <paramref name="path"/> is touched (a mount point in the tree):
+    /// the removal stops there, naming it.
     /// </summary>
     public static void RemoveTree(string path)
     {
         var top = NameBytes(path);
+        var device = StatAt(CurrentDirectory, top, path).Device;
         if (!MakeWritableIfDirectory(CurrentDirectory, top, path))
         {
             UnlinkAt(CurrentDirectory, top, path);
@@ -270,6 +348,12 @@ internal static partial class Posix
                     {
                         var child = children[^1];
                         children.RemoveAt(children.Count - 1);
+                        if (StatAt(current.Fd, child, "").Device != device)
+                        {
+                            // Checked before any chmod, unlink or descent: another file system's files are not the restore's to remove.
+                            var where = string.Join('/', levels.Select(l => l.Name).Append(child).Select(n => Encoding.UTF8.GetString(n.AsSpan(0, n.Length - 1))));
+                            throw new PosixException(PosixException.EXDEV, $"{Shortened(where)} is a mount point (another file system): not removed, nor anything on it");
+                        }
                         if (MakeWritableIfDirectory(current.Fd, child, ""))
                         {
                             var below = OpenDirectoryAt(current.Fd, child, "");
@@ -296,7 +380,7 @@ internal static partial class Posix
                     levels.RemoveAt(levels.Count - 1);
                     UnlinkDirectoryAt(current.Fd, name, "");
                 }
-                catch (PosixException e) when (levels.Count > 0)
+                catch (PosixException e) when (levels.Count > 0 && e.Errno != PosixException.EXDEV)
                 {
                     // The path only for the message: built at every level, a deep tree's paths take memory by the square.
                     throw Error(e, string.Join('/', levels.Select(l => Encoding.UTF8.GetString(l.Name.AsSpan(0, l.Name.Length - 1)))));
