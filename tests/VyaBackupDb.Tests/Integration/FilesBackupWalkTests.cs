@@ -49,6 +49,58 @@ public sealed class FilesBackupWalkTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_directory_moved_into_one_already_listed_is_missing_but_that_directory_is_named_as_changed()
+    {
+        var dir = _scratch.TempDir("files");
+        var tree = Path.Combine(dir, "tree");
+        var a = Path.Combine(tree, "a");
+        var sub = Path.Combine(tree, "z", "sub");
+        Directory.CreateDirectory(a);
+        Directory.CreateDirectory(sub);
+        await File.WriteAllBytesAsync(Path.Combine(a, "big"), new byte[3 << 20]);
+        await File.WriteAllTextAsync(Path.Combine(sub, "precious"), "precious\n");
+        // While a/big is read (a listed, z not yet): z/sub is moved into a, where the walk will not look again.
+        var output = new ActOnFirstWrite(() =>
+        {
+            Thread.Sleep(20); // a later clock tick than a's listing: older kernels stamp times at the tick
+            Directory.Move(sub, Path.Combine(a, "sub"));
+        });
+
+        var (summary, _) = FilesArchiver.Write([tree], new FileSelection([], []), skipUnreadable: false, output, CancellationToken.None);
+
+        Assert.DoesNotContain(Entries(output.ToArray()).Keys, n => n.EndsWith("/precious", StringComparison.Ordinal));
+        Assert.True(summary.ChangedDuringBackup);
+        Assert.Contains(summary.Changed, n => n.Path == a && n.Reason.StartsWith("changed while being read", StringComparison.Ordinal));
+    }
+
+    [SkippableFact]
+    public async Task Entries_swapped_while_their_directory_is_walked_name_it_as_changed()
+    {
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "src");
+        Directory.CreateDirectory(Path.Combine(source, "d"));
+        await File.WriteAllBytesAsync(Path.Combine(source, "a_big"), new byte[3 << 20]);
+        await File.WriteAllTextAsync(Path.Combine(source, "e"), "E\n");
+        await File.WriteAllTextAsync(Path.Combine(source, "d", "inside"), "inside\n");
+        File.CreateSymbolicLink(Path.Combine(source, "l"), "/etc");
+        var mkfifo = await Run.ProgramAsync("mkfifo", [Path.Combine(source, "s")]);
+        Assert.True(mkfifo.ExitCode == 0, mkfifo.ToString());
+        var exchanged = false;
+        // While a_big is read: the file and the FIFO swap names, and so do the directory and the symlink.
+        var output = new ActOnFirstWrite(() =>
+        {
+            Thread.Sleep(20); // a later clock tick than the listing: older kernels stamp times at the tick
+            exchanged = Posix.TryExchange(Path.Combine(source, "e"), Path.Combine(source, "s"))
+                && Posix.TryExchange(Path.Combine(source, "d"), Path.Combine(source, "l"));
+        });
+
+        var (summary, _) = FilesArchiver.Write([source], new FileSelection([], []), skipUnreadable: false, output, CancellationToken.None);
+
+        Skip.IfNot(exchanged, "this file system cannot swap names (RENAME_EXCHANGE)");
+        Assert.Contains(summary.Changed, n => n.Path == source && n.Reason.StartsWith("changed while being read", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_tree_deeper_than_PATH_MAX_backs_up_and_GNU_tar_reads_it()
     {
         var dir = _scratch.TempDir("files");

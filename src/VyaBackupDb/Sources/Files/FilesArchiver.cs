@@ -180,8 +180,9 @@ internal sealed class FilesArchiver
             children.Sort(static (a, b) => a.AsSpan().SequenceCompareTo(b));
             VisitChildren(directory, children, path, name, stat, included);
 
-            // Still the directory that was read? One swapped for another (or a symlink) meanwhile
-            // was not followed, but what is stored under its name is what it held before.
+            // Still the directory that was listed, and as listed? One swapped for another (or a symlink)
+            // meanwhile was not followed, but what is stored under its name is what it held before; and
+            // an entry moved into it after its listing is in no backup (GNU tar's "file changed as we read it").
             FileStat? now;
             try
             {
@@ -194,6 +195,10 @@ internal sealed class FilesArchiver
             if (now is not { } still || still.Device != stat.Device || still.Inode != stat.Inode)
             {
                 Changed(path, "moved or replaced while being read: stored as it was when listed");
+            }
+            else if (!still.SameVersionAs(stat))
+            {
+                Changed(path, "changed while being read: what was moved or added into it meanwhile is not in the backup");
             }
         }
     }
