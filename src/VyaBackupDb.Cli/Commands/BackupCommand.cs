@@ -74,6 +74,11 @@ internal static class BackupCommand
                     var config = CommonOptions.LoadConfig(parseResult);
                     var databaseName = parseResult.GetValue(database);
                     var instances = ChooseInstances(config, parseResult.GetValue(instance) ?? [], parseResult.GetValue(all), databaseName);
+                    if (databaseName is not null && instances.FirstOrDefault(i => i.Dbms == Dbms.Files) is { } files)
+                    {
+                        // Said before anything runs, as a usage error: not a failed backup in the report, metrics and notifications.
+                        throw new UsageException($"instance {files.Id} ({files.Name}) backs up files: --database does not apply to it");
+                    }
 
                     var codec = ChooseCompression(parseResult, compression, config);
                     var request = new BackupRequest(instances, databaseName, codec, parseResult.GetValue(dryRun), parseResult.GetValue(encrypt),

@@ -262,7 +262,7 @@ internal static class ScheduleCommand
                     Volatile.Write(ref _metrics, snapshot);
                     if (metricsFile is not null)
                     {
-                        await Reporting.Metrics.WriteFileAsync(metricsFile, Reporting.Metrics.Render(snapshot), CancellationToken.None).ConfigureAwait(false);
+                        await Reporting.ReportFile.WriteAsync(metricsFile, Reporting.Metrics.Render(snapshot), CancellationToken.None).ConfigureAwait(false);
                     }
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)

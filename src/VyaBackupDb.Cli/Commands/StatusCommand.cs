@@ -44,16 +44,7 @@ internal static class StatusCommand
             }
             if (htmlPath is not null)
             {
-                var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-                if (!OperatingSystem.IsWindows())
-                {
-                    // For a web server's user to read, as --metrics-file for the collector's; 0666 under umask 000 let anyone change it.
-                    options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
-                }
-                await using (var page = new FileStream(htmlPath, options))
-                {
-                    await page.WriteAsync(Encoding.UTF8.GetBytes(StatusHtml.Render(report)), cancellationToken).ConfigureAwait(false);
-                }
+                await ReportFile.WriteAsync(htmlPath, StatusHtml.Render(report), cancellationToken).ConfigureAwait(false);
             }
             if (parseResult.GetValue(json))
             {

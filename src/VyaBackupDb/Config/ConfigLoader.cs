@@ -30,9 +30,10 @@ public static partial class ConfigLoader
     /// <summary>--config, else $VYA_BACKUPDB_CONFIG, else ./config.yaml.</summary>
     public static string ResolvePath(string? fromCommandLine)
     {
-        if (!string.IsNullOrEmpty(fromCommandLine))
+        if (fromCommandLine is not null)
         {
-            return fromCommandLine;
+            // Empty: a script's unset variable (--config "$CFG"); falling back would run another config.
+            return fromCommandLine.Length > 0 ? fromCommandLine : throw new UsageException("--config: an empty file name");
         }
         var fromEnv = Environment.GetEnvironmentVariable(EnvVar);
         return string.IsNullOrEmpty(fromEnv) ? DefaultPath : fromEnv;
@@ -273,12 +274,12 @@ public static partial class ConfigLoader
                     var instance = ReadInstance(instanceNode, $"instances[{i}].", baseDir, vault, storages);
                     instance = instance with { Schedule = ReadSchedule(instanceNode, $"instances[{i}].", timeZone) };
                     var places = instance.StorageNames
-                        .Select(n => (Name: n, Place: n == StorageConfig.LocalName ? backupDir : storages.First(s => s.Name == n).Place)).ToList();
+                        .Select(n => (Name: n, Place: n == StorageConfig.LocalName ? LocalStorageConfig.PlaceOf(backupDir) : storages.First(s => s.Name == n).Place)).ToList();
                     if (places.GroupBy(p => p.Place).FirstOrDefault(g => g.Count() > 1) is { } samePlace)
                     {
                         // Each backup would be listed, counted and kept twice, and its copy there would fail.
                         throw Error(Get(instanceNode, "storage")!, $"instances[{i}].storage",
-                            $"'{samePlace.First().Name}' and '{samePlace.Last().Name}' are the same place ({samePlace.Key}): name it once");
+                            $"'{samePlace.First().Name}' and '{samePlace.Last().Name}' are the same place: name it once");
                     }
                     if (instance.Encrypt && !canEncrypt)
                     {

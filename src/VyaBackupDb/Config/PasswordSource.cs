@@ -87,6 +87,11 @@ public sealed class PasswordSource
         {
             try
             {
+                // A FIFO no one writes to would hold the run at its open for ever.
+                if (IoErrors.SpecialFileKind(_file) == "a FIFO")
+                {
+                    throw new ConfigException($"{_where}: {_file} is a FIFO, not a file");
+                }
                 return BoundedRead.Text(_file, "a password file", 64 * 1024).TrimEnd('\r', '\n');
             }
             // Too many open files is this host's limit, not a config error (exit 2): it goes up as it is.

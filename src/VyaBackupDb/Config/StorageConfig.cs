@@ -17,7 +17,11 @@ public sealed record LocalStorageConfig(string Name, string Path) : StorageConfi
 {
     public override string Type => "local";
 
-    public override string Place => Path;
+    public override string Place => PlaceOf(Path);
+
+    /// <summary>A folder that is there by its identity (a symbolic link to it is the same place), else by its path.</summary>
+    public static string PlaceOf(string path) =>
+        Sources.Files.Posix.TryStat(path) is { IsDirectory: true } folder ? $"folder {folder.Device}:{folder.Inode}" : path;
 }
 
 /// <summary>An S3-compatible bucket.</summary>
@@ -57,5 +61,7 @@ public sealed record SftpStorageConfig(
 {
     public override string Type => "sftp";
 
-    public override string Place => $"sftp {User}@{Host.ToLowerInvariant()}:{Port} {Path.TrimEnd('/')}";
+    // "./x", "x/", "x/y/.." and "x" are one folder (relative ones start at the login folder).
+    public override string Place =>
+        $"sftp {User}@{Host.ToLowerInvariant()}:{Port} {(Path.StartsWith('/') ? "" : "~")}{System.IO.Path.GetFullPath(Path, "/").TrimEnd('/')}";
 }

@@ -39,6 +39,10 @@ public sealed class EncryptionSettings(
     /// <summary>What decrypts: the configured identity files plus <paramref name="extraIdentityFile"/> (--identity), and the passphrase.</summary>
     public DecryptionKeys KeysFor(string? extraIdentityFile)
     {
+        if (extraIdentityFile is { Length: 0 })
+        {
+            throw new UsageException("--identity: an empty file name");
+        }
         var files = extraIdentityFile is null ? IdentityFiles : [extraIdentityFile, .. IdentityFiles];
         return new DecryptionKeys(() => [.. files.SelectMany(AgeIdentity.ReadKeyFile)], Passphrase);
     }

@@ -211,37 +211,6 @@ public static partial class Metrics
     private static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);
 
     /// <summary>
-    /// Writes the text atomically: a temp file in the same directory (which a textfile collector
-    /// ignores: it reads *.prom only), flushed to disk, then renamed over the file.
-    /// </summary>
-    public static async Task WriteFileAsync(string path, string text, CancellationToken cancellationToken)
-    {
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full) ?? ".";
-        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.Asynchronous))
-            {
-                await stream.WriteAsync(Encoding.UTF8.GetBytes(text), cancellationToken).ConfigureAwait(false);
-                await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
-                stream.Flush(flushToDisk: true);
-            }
-            if (!OperatingSystem.IsWindows())
-            {
-                // Readable by the collector (node_exporter runs as its own user); nothing in it is secret.
-                File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
-    }
-
-    /// <summary>
     /// The series of a metrics file this tool wrote (the previous run's), to carry the last status and
     /// failure counters over; a missing or foreign file gives an empty snapshot, lines it does not know are ignored.
     /// </summary>

@@ -59,7 +59,7 @@ public sealed class RunReporter(AppConfig config, Func<InstanceConfig, IReadOnly
         {
             var previous = Metrics.ReadFile(path);
             var snapshot = await CollectMetricsAsync(outcome, previous, cancellationToken).ConfigureAwait(false);
-            await Metrics.WriteFileAsync(path, Metrics.Render(snapshot), cancellationToken).ConfigureAwait(false);
+            await ReportFile.WriteAsync(path, Metrics.Render(snapshot), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

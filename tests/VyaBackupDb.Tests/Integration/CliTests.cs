@@ -49,6 +49,8 @@ public sealed class CliTests : IAsyncLifetime
     [InlineData("--log-file {empty} list --all", "--log-file: an empty file name")]
     [InlineData("status --html {fifo}", "is a FIFO, not a regular file")]
     [InlineData("list --all --config /dev/zero", "it is larger than 4096 KiB: not a config file")]
+    [InlineData("list --all --config {empty}", "--config: an empty file name")]
+    [InlineData("verify --file {backup} --identity {empty}", "--identity: an empty file name")]
     public async Task A_wrong_value_is_one_line_and_exit_2_and_creates_nothing(string arguments, string expected)
     {
         var (config, _) = await ConfigAsync();
@@ -65,6 +67,24 @@ public sealed class CliTests : IAsyncLifetime
         Assert.True(run.ExitCode == UsageOrConfig, run.ToString());
         AssertOneErrorLine(run, expected);
         Assert.Equal(["args.fifo", "x.sql"], Directory.GetFileSystemEntries(dir).Select(e => e == fifo ? "args.fifo" : Path.GetFileName(e)[^5..]).Order());
+    }
+
+    /// <summary>A metrics file that is a symbolic link is written where it points; the link stays (tr102: it became a file).</summary>
+    [Fact]
+    public async Task A_metrics_file_that_is_a_link_is_written_through_it()
+    {
+        var (config, _) = await ConfigAsync();
+        var dir = _scratch.TempDir("metrics");
+        var target = Path.Combine(dir, "real.prom");
+        await File.WriteAllTextAsync(target, "");
+        var link = Path.Combine(dir, "link.prom");
+        File.CreateSymbolicLink(link, target);
+
+        var run = await Run.CliAsync("backup", "-i", "1", "-d", "vt_none", "--metrics-file", link, "--config", config);
+
+        Assert.True(run.ExitCode == Failed, run.ToString());
+        Assert.Equal(target, new FileInfo(link).LinkTarget);
+        Assert.Contains("vya_backupdb_", await File.ReadAllTextAsync(target), StringComparison.Ordinal);
     }
 
     /// <summary>

@@ -78,6 +78,24 @@ public sealed class ConfigLoaderTests
         Assert.Contains("globals_tablespaces", error.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>A local destination that is a link to backup_dir is the same place (tr102: every backup failed as "locked" by itself).</summary>
+    [Fact]
+    public void A_destination_linked_to_backup_dir_is_the_same_place()
+    {
+        var dir = Directory.CreateTempSubdirectory("vya-place-").FullName;
+        try
+        {
+            File.CreateSymbolicLink(System.IO.Path.Combine(dir, "link"), dir);
+            var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(
+                $"backup_dir: {dir}\nstorage: [{{name: nas, type: local, path: {dir}/link}}]\ninstances:\n  - {{id: 1, dbms: mysql, user: u, storage: [local, nas]}}\n", Path));
+            Assert.Contains("'local' and 'nas' are the same place", error.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Fact]
     public void Defaults_to_zstd_and_one_hour()
     {
@@ -127,7 +145,10 @@ public sealed class ConfigLoaderTests
     [InlineData("backup_dir: /b\nencryption:\n  recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]\n  passphrase_env: P\n", ":4: encryption.passphrase_env: give recipients or a passphrase, not both")]
     [InlineData("backup_dir: /b\nencryption:\n  recipient: x\n", ":3: encryption.recipient: unknown key")]
     [InlineData("backup_dir: /b\nstorage: [{name: nas, type: local, path: /b/}]\ninstances:\n  - {id: 1, dbms: mysql, user: u, storage: [local, nas]}\n",
-        ":4: instances[0].storage: 'local' and 'nas' are the same place (/b): name it once")]
+        ":4: instances[0].storage: 'local' and 'nas' are the same place: name it once")]
+    [InlineData("backup_dir: /b\nstorage:\n  - {name: a, type: sftp, host: h, user: u, password: p, host_fingerprint: 'SHA256:T1xBiwSzij0MU+GuugxdpklHowP/H4tDAN5It89LR20', path: './d'}\n"
+        + "  - {name: b, type: sftp, host: H, user: u, password: p, host_fingerprint: 'SHA256:T1xBiwSzij0MU+GuugxdpklHowP/H4tDAN5It89LR20', path: 'd/e/..'}\n"
+        + "instances:\n  - {id: 1, dbms: mysql, user: u, storage: [a, b]}\n", ":6: instances[0].storage: 'a' and 'b' are the same place")]
     [InlineData("backup_dir: /b\nstorage:\n  - {name: a, type: s3, endpoint: 'http://h:1', bucket: k, prefix: p, access_key_id: x, secret_access_key: y}\n"
         + "  - {name: b, type: s3, endpoint: 'http://H:1/', bucket: k, prefix: p/, access_key_id: x, secret_access_key: y}\n"
         + "instances:\n  - {id: 1, dbms: mysql, user: u, storage: [a, b]}\n", ":6: instances[0].storage: 'a' and 'b' are the same place")]
