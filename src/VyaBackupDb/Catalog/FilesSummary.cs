@@ -41,6 +41,12 @@ public sealed record FilesSummary
     /// <summary>What was not backed up: unreadable (skip_unreadable), sockets, FIFOs, devices (the first <see cref="MaxNotes"/>).</summary>
     public IReadOnlyList<FileNote> Skipped { get; init; } = [];
 
+    /// <summary>
+    /// Files and directories with POSIX ACLs or extended attributes (besides an SELinux label), which
+    /// the archive does not hold; with an ACL, the group bits stored are the owning group's.
+    /// </summary>
+    public long XattrsNotKept { get; init; }
+
     /// <summary>What verify and restore say of a backup some file changed in while it was read (the backup warned), or null.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public string? ChangedNote => ChangedCount == 0 ? null

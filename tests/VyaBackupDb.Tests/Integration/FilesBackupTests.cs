@@ -230,6 +230,43 @@ public sealed class FilesBackupTests : IAsyncLifetime
         Assert.True(blocks[1] <= blocks[0], $"allocated: {blocks[0]} blocks in the source, {blocks[1]} restored");
     }
 
+    [SkippableFact]
+    public async Task ACLs_and_extended_attributes_are_named_in_one_warning_and_an_ACL_mask_never_widens_the_owning_group_on_restore()
+    {
+        Skip.IfNot(File.Exists("/usr/bin/setfacl") && File.Exists("/usr/bin/setfattr"), "no setfacl or setfattr");
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "src");
+        var acl = Path.Combine(source, "acl");
+        var shared = Path.Combine(source, "shared");
+        var xattr = Path.Combine(source, "xattr");
+        Directory.CreateDirectory(shared);
+        await File.WriteAllTextAsync(acl, "secret\n");
+        await File.WriteAllTextAsync(xattr, "noted\n");
+        await File.WriteAllTextAsync(Path.Combine(source, "plain"), "plain\n");
+        File.SetUnixFileMode(acl, (UnixFileMode)0x1A0); // 0640: the owning group reads only
+        File.SetUnixFileMode(shared, (UnixFileMode)0x1E8); // 0750
+        // Another user may write: the ACL's mask becomes rw(x), and the mode's group bits show the mask.
+        var set = await Run.ProgramAsync("sh", ["-c", "setfacl -m u:12345:rw \"$1\" && setfacl -m u:12345:rwx \"$2\" && setfattr -n user.note -v hello \"$3\"", "sh", acl, shared, xattr]);
+        Skip.IfNot(set.ExitCode == 0, "this file system keeps no ACLs or user extended attributes: " + set.Stderr);
+        Assert.Equal((UnixFileMode)0x1B0, File.GetUnixFileMode(acl)); // 0660
+        var backups = Path.Combine(dir, "backups");
+        var config = await FileTrees.WriteConfigAsync(dir, backups, $$"""
+            - {id: 5, name: acl, dbms: files, paths: [{{FileTrees.Yaml(source)}}]}
+            """);
+
+        var backup = await Run.CliAsync("backup", "--instance", "5", "--config", config);
+
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        Assert.Contains($"3 file(s) or directories have ACLs or extended attributes, which a backup does not keep: {acl}, {shared}, {xattr}", backup.Stderr, StringComparison.Ordinal);
+        var file = Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups)));
+        Assert.Equal(3, BackupManifest.FromJson(await File.ReadAllBytesAsync(file + BackupManifest.Suffix)).Files!.XattrsNotKept);
+        var target = Path.Combine(dir, "restored");
+        var restore = await Run.CliAsync("restore", "--file", file, "--instance", "5", "--target", target, "--config", config);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Equal((UnixFileMode)0x1A0, File.GetUnixFileMode(target + acl));
+        Assert.Equal((UnixFileMode)0x1E8, File.GetUnixFileMode(target + shared));
+    }
+
     [Fact]
     public async Task An_unreadable_file_fails_the_backup_naming_it_and_skip_unreadable_skips_it_and_says_so()
     {

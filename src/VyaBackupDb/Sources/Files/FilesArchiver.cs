@@ -27,7 +27,8 @@ internal sealed class FilesArchiver
     private readonly List<FileNote> _changed = [];
     private readonly List<FileNote> _skipped = [];
     private readonly List<string> _warnings = [];
-    private long _files, _directories, _symlinks, _hardLinks, _bytes, _changedCount, _skippedCount;
+    private readonly List<string> _withAttributes = [];
+    private long _files, _directories, _symlinks, _hardLinks, _bytes, _changedCount, _skippedCount, _withAttributesCount;
 
     /// <summary>Entries written so far, of every kind.</summary>
     private long Stored => _files + _directories + _symlinks + _hardLinks;
@@ -61,6 +62,11 @@ internal sealed class FilesArchiver
             throw new OperationFailedException("nothing to back up: " + string.Join("; ", reasons.DefaultIfEmpty("paths: hold nothing")));
         }
         tar.Finish();
+        if (archiver._withAttributesCount > 0)
+        {
+            archiver._warnings.Add($"{archiver._withAttributesCount} file(s) or directories have ACLs or extended attributes, which a backup does not keep: "
+                + string.Join(", ", archiver._withAttributes) + (archiver._withAttributesCount > archiver._withAttributes.Count ? ", ..." : ""));
+        }
         var summary = new FilesSummary
         {
             Paths = roots,
@@ -73,6 +79,7 @@ internal sealed class FilesArchiver
             Changed = archiver._changed,
             SkippedCount = archiver._skippedCount,
             Skipped = archiver._skipped,
+            XattrsNotKept = archiver._withAttributesCount,
         };
         return (summary, archiver._warnings);
     }
@@ -167,6 +174,10 @@ internal sealed class FilesArchiver
         using (directory)
         {
             var stat = Posix.FStat(directory, path);
+            if (Kept(() => Posix.ExtendedAttributesOf(directory, path), stat, path) is not { } kept)
+            {
+                return;
+            }
             List<byte[]> children;
             try
             {
@@ -178,7 +189,7 @@ internal sealed class FilesArchiver
                 return;
             }
             children.Sort(static (a, b) => a.AsSpan().SequenceCompareTo(b));
-            VisitChildren(directory, children, path, name, stat, included);
+            VisitChildren(directory, children, path, name, kept, included);
 
             // Still the directory that was listed, and as listed? One swapped for another (or a symlink)
             // meanwhile was not followed, but what is stored under its name is what it held before; and
@@ -293,7 +304,11 @@ internal sealed class FilesArchiver
                 Changed(path, "replaced by something other than a file while being read: not stored");
                 return;
             }
-            var meta = TarMeta.Of(before);
+            if (Kept(() => Posix.ExtendedAttributesOf(handle, path), before, path) is not { } kept)
+            {
+                return;
+            }
+            var meta = TarMeta.Of(kept);
             if (before.Links > 1)
             {
                 var inode = (before.Device, before.Inode);
@@ -383,6 +398,36 @@ internal sealed class FilesArchiver
             _directories++;
         }
         _pending.Clear();
+    }
+
+    /// <summary>
+    /// <paramref name="stat"/> as stored, or null when its extended attributes cannot be read (then
+    /// skipped as unreadable). tar keeps no ACL or extended attribute: they are counted for a warning.
+    /// With an access ACL the mode's group bits are the ACL's mask, which may exceed what the owning
+    /// group has (group::): they are narrowed to it, so a restore never gives that group more.
+    /// </summary>
+    private FileStat? Kept(Func<ExtendedAttributes> read, FileStat stat, string path)
+    {
+        ExtendedAttributes attributes;
+        try
+        {
+            attributes = read();
+        }
+        catch (PosixException e)
+        {
+            Unreadable(path, Reason(e));
+            return null;
+        }
+        if (!attributes.Any)
+        {
+            return stat;
+        }
+        _withAttributesCount++;
+        if (_withAttributes.Count < 3)
+        {
+            _withAttributes.Add(path);
+        }
+        return attributes.AclGroup is { } group ? stat with { Mode = stat.Mode & ~((~(uint)group & 7) << 3) } : stat;
     }
 
     private void Unreadable(string path, string reason)

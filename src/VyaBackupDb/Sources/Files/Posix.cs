@@ -45,6 +45,8 @@ internal sealed class PosixException(int errno, string message) : IOException(me
     public const int EBUSY = 16;
     public const int ENOSYS = 38;
     public const int ERANGE = 34;
+    public const int ENODATA = 61;
+    public const int ENOTSUP = 95;
 
     public int Errno { get; } = errno;
 
@@ -322,6 +324,115 @@ internal static partial class Posix
 
     [LibraryImport("libc", EntryPoint = "getgrnam_r", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int GetGrNamR(string name, IntPtr entry, IntPtr buffer, nuint size, out IntPtr result);
+}
+
+/// <summary>What of a file's extended attributes a tar without them leaves out.</summary>
+/// <param name="Any">It has extended attributes (ACLs are kept as system.posix_acl_*) besides its SELinux label.</param>
+/// <param name="AclGroup">With an access ACL: the permissions (rwx, 0-7) of its owning-group entry (group::).</param>
+internal readonly record struct ExtendedAttributes(bool Any, int? AclGroup)
+{
+    public static readonly ExtendedAttributes None = new(false, null);
+}
+
+/// <summary>Extended attributes and POSIX ACLs, read to say what a backup does not keep.</summary>
+internal static partial class Posix
+{
+    private const string AccessAcl = "system.posix_acl_access";
+
+    // The SELinux label is set again by the policy (restorecon): on such hosts every file has one.
+    private const string SelinuxLabel = "security.selinux";
+
+    public static ExtendedAttributes ExtendedAttributesOf(SafeFileHandle handle, string path)
+    {
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            return ExtendedAttributesOf((int)handle.DangerousGetHandle(), path);
+        }
+        finally
+        {
+            if (added)
+            {
+                handle.DangerousRelease();
+            }
+        }
+    }
+
+    public static ExtendedAttributes ExtendedAttributesOf(DirectoryHandle directory, string path) => ExtendedAttributesOf(directory.Fd, path);
+
+    private static ExtendedAttributes ExtendedAttributesOf(int fd, string path)
+    {
+        var names = ReadAttribute(buffer => FListXattr(fd, buffer, (nuint)(buffer?.Length ?? 0)), path);
+        if (names is null || names.Length == 0)
+        {
+            return ExtendedAttributes.None;
+        }
+        var list = System.Text.Encoding.UTF8.GetString(names).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        if (list.All(n => n == SelinuxLabel))
+        {
+            return ExtendedAttributes.None;
+        }
+        if (!list.Contains(AccessAcl))
+        {
+            return new(true, null);
+        }
+        var acl = ReadAttribute(buffer => FGetXattr(fd, AccessAcl, buffer, (nuint)(buffer?.Length ?? 0)), path);
+        return new(true, acl is null ? null : AclGroupObject(acl));
+    }
+
+    /// <summary>
+    /// The owning group's permissions in an ACL as the kernel stores it: a 4-byte version, then
+    /// 8-byte entries {u16 tag, u16 perm, u32 id}, little-endian; tag 0x04 is GROUP_OBJ.
+    /// </summary>
+    private static int? AclGroupObject(byte[] acl)
+    {
+        for (var at = 4; at + 8 <= acl.Length; at += 8)
+        {
+            if (System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(acl.AsSpan(at)) == 0x04)
+            {
+                return System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(acl.AsSpan(at + 2)) & 7;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Reads a value of variable length: <paramref name="call"/> with null gives its size, with a
+    /// buffer fills it (again if it grew meanwhile). Null when the file system keeps no extended
+    /// attributes or the attribute is gone.
+    /// </summary>
+    private static byte[]? ReadAttribute(Func<byte[]?, nint> call, string path)
+    {
+        while (true)
+        {
+            var length = call(null);
+            if (length == 0)
+            {
+                return [];
+            }
+            if (length > 0)
+            {
+                var buffer = new byte[length];
+                length = call(buffer);
+                if (length >= 0)
+                {
+                    return buffer[..(int)length];
+                }
+            }
+            var error = Error(path);
+            if (error.Errno != PosixException.ERANGE)
+            {
+                return error.Errno is PosixException.ENOTSUP or PosixException.ENODATA ? null : throw error;
+            }
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "flistxattr", SetLastError = true)]
+    private static partial nint FListXattr(int fd, byte[]? list, nuint size);
+
+    [LibraryImport("libc", EntryPoint = "fgetxattr", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial nint FGetXattr(int fd, string name, byte[]? value, nuint size);
 }
 
 /// <summary>Calls the files restore's target check needs (kept apart: added later).</summary>
