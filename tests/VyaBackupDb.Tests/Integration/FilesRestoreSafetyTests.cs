@@ -337,6 +337,161 @@ public sealed class FilesRestoreSafetyTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// Found by a tester: into a mount point, entries are committed by moving them, and a directory
+    /// moves to another parent only when writable. A user's --force restore of a backup holding a
+    /// 0555 directory moved the old entries out, failed to move that one in, and left the target
+    /// empty, the old entries in .vya-replaced-*, saying it was not changed; every later restore
+    /// failed the same way. The user's own read-only directories (new and old) now move.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_users_restore_with_read_only_directories_commits_into_a_mount_point()
+    {
+        var (dir, target, config) = await MountPointTargetOfAUserAsync("ro-commit");
+        try
+        {
+            var archive = Path.Combine(dir, "20260101_000000_files_restore-here.tar");
+            await using (var file = File.Create(archive))
+            await using (var tar = new TarWriter(file, TarEntryFormat.Pax))
+            {
+                await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.Directory, "ro/") { Mode = (UnixFileMode)0x16D }); // 0555
+                await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, "ro/f") { DataStream = new MemoryStream("new\n"u8.ToArray()) });
+                await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.Directory, "rw/") { Mode = (UnixFileMode)0x1ED });
+            }
+            await File.WriteAllTextAsync(Path.Combine(target, "a_file"), "A");
+            Directory.CreateDirectory(Path.Combine(target, "old_ro"));
+            await File.WriteAllTextAsync(Path.Combine(target, "old_ro", "f"), "old");
+            File.SetUnixFileMode(Path.Combine(target, "old_ro"), (UnixFileMode)0x16D);
+            await File.WriteAllTextAsync(Path.Combine(target, "z_file"), "Z");
+            await Run.ProgramAsync("chown", ["-R", $"{User}:{User}", dir]);
+
+            var restore = await CliAsUserAsync("restore", "--file", archive, "--instance", "1", "--target", target, "--force", "--config", config);
+
+            Assert.True(restore.ExitCode == 0, restore.ToString());
+            Assert.Equal(["ro", "ro/f", "rw"], Entries(target));
+            Assert.Equal(0x16D, Posix.LStat(Path.Combine(target, "ro")).Permissions);
+        }
+        finally
+        {
+            await UnmountAllUnderAsync(dir);
+        }
+    }
+
+    /// <summary>
+    /// Found by a tester: a --force restore into a mount point whose old content holds an entry the
+    /// user may not move (another user's directory) failed saying the target was not changed, with
+    /// old entries moved before it left in .vya-replaced-*. Every move made is now undone.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_mount_point_commit_that_cannot_move_an_old_entry_leaves_the_target_as_it_was()
+    {
+        var (dir, target, config) = await MountPointTargetOfAUserAsync("old-stuck");
+        try
+        {
+            var archive = await SmallArchiveAsync(dir);
+            // Several on either side of the one that cannot move: tmpfs lists the newest first.
+            await File.WriteAllTextAsync(Path.Combine(target, "a_file"), "A");
+            Directory.CreateDirectory(Path.Combine(target, "b_dir"));
+            await File.WriteAllTextAsync(Path.Combine(target, "b_dir", "f"), "B");
+            await Run.ProgramAsync("chown", ["-R", $"{User}:{User}", dir]);
+            Directory.CreateDirectory(Path.Combine(target, "rootdir")); // root's: its ".." cannot be changed by the user
+            await File.WriteAllTextAsync(Path.Combine(target, "rootdir", "file"), "R");
+            await File.WriteAllTextAsync(Path.Combine(target, "y_file"), "Y");
+            Directory.CreateDirectory(Path.Combine(target, "z_dir"));
+            await Run.ProgramAsync("chown", [$"{User}:{User}", Path.Combine(target, "y_file"), Path.Combine(target, "z_dir")]);
+            string[] before = ["a_file", "b_dir", "b_dir/f", "rootdir", "rootdir/file", "y_file", "z_dir"];
+
+            var restore = await CliAsUserAsync("restore", "--file", archive, "--instance", "1", "--target", target, "--force", "--config", config);
+
+            Assert.True(restore.ExitCode == 1, restore.ToString());
+            var error = Assert.Single(Cli.ErrorLines(restore));
+            Assert.Contains($"cannot move {target}/rootdir to {target}/.vya-replaced-", error, StringComparison.Ordinal);
+            Assert.EndsWith($"{target} was not changed", error, StringComparison.Ordinal);
+            Assert.Equal(before, Entries(target));
+            Assert.Equal("B", await File.ReadAllTextAsync(Path.Combine(target, "b_dir", "f")));
+        }
+        finally
+        {
+            await UnmountAllUnderAsync(dir);
+        }
+    }
+
+    /// <summary>
+    /// The same when a new entry cannot be moved in (here another user's directory, for root without
+    /// CAP_DAC_OVERRIDE): the new entries moved in go back out, the old ones back in.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_mount_point_commit_that_cannot_move_a_new_entry_in_leaves_the_target_as_it_was()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux() && Environment.IsPrivilegedProcess, "mounting a tmpfs needs root");
+        var dir = _scratch.TempDir("new-stuck");
+        var target = Directory.CreateDirectory(Path.Combine(dir, "target")).FullName;
+        var config = await FileTrees.WriteConfigAsync(dir, Path.Combine(dir, "backups"), """
+            - {id: 1, name: restore-here, dbms: files, paths: [/nonexistent]}
+            """);
+        var mount = await Run.ProgramAsync("mount", ["-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", target]);
+        Skip.If(mount.ExitCode != 0, $"mount -t tmpfs failed: {mount.Stderr}");
+        try
+        {
+            var archive = Path.Combine(dir, "20260101_000000_files_restore-here.tar");
+            await using (var file = File.Create(archive))
+            await using (var tar = new TarWriter(file, TarEntryFormat.Pax))
+            {
+                PaxTarEntry Data(string name) => new(TarEntryType.RegularFile, name) { DataStream = new MemoryStream("new"u8.ToArray()) };
+                await tar.WriteEntryAsync(Data("a_new"));
+                await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.Directory, "m_theirs/") { Mode = (UnixFileMode)0x1ED, Uid = User, Gid = User });
+                await tar.WriteEntryAsync(Data("z_new"));
+            }
+            await File.WriteAllTextAsync(Path.Combine(target, "a_old"), "A");
+            Directory.CreateDirectory(Path.Combine(target, "m_old"));
+            await File.WriteAllTextAsync(Path.Combine(target, "m_old", "f"), "M");
+            await File.WriteAllTextAsync(Path.Combine(target, "z_old"), "Z");
+            string[] before = ["a_old", "m_old", "m_old/f", "z_old"];
+
+            var restore = await Run.CliWithoutReadOverrideAsync("restore", "--file", archive, "--instance", "1", "--target", target, "--force", "--config", config);
+
+            Assert.True(restore.ExitCode == 1, restore.ToString());
+            var error = Assert.Single(Cli.ErrorLines(restore));
+            Assert.Contains($"{target}/.vya-committing-", error, StringComparison.Ordinal);
+            Assert.Contains("/m_theirs to ", error, StringComparison.Ordinal);
+            Assert.EndsWith($"{target} was not changed", error, StringComparison.Ordinal);
+            Assert.Equal(before, Entries(target));
+        }
+        finally
+        {
+            await UnmountAllUnderAsync(dir);
+        }
+    }
+
+    /// <summary>The unprivileged user the tests that need one run the CLI as.</summary>
+    private const int User = 1234;
+
+    /// <summary>The CLI as <see cref="User"/> (setpriv: no capabilities, no supplementary groups).</summary>
+    private static Task<ProcessResult> CliAsUserAsync(params string[] arguments)
+    {
+        var (file, args, env) = Run.CliCommand(null, arguments);
+        return Run.ProgramAsync("setpriv", [$"--reuid={User}", $"--regid={User}", "--clear-groups", file, .. args], env);
+    }
+
+    /// <summary>A scratch directory of <see cref="User"/>'s, with a tmpfs of theirs as the target (skips when not root).</summary>
+    private async Task<(string Dir, string Target, string Config)> MountPointTargetOfAUserAsync(string label)
+    {
+        Skip.IfNot(OperatingSystem.IsLinux() && Environment.IsPrivilegedProcess, "mounting a tmpfs and changing user need root");
+        var dir = _scratch.TempDir(label);
+        var target = Directory.CreateDirectory(Path.Combine(dir, "target")).FullName;
+        var config = await FileTrees.WriteConfigAsync(dir, Path.Combine(dir, "backups"), """
+            - {id: 1, name: restore-here, dbms: files, paths: [/nonexistent]}
+            """);
+        var mount = await Run.ProgramAsync("mount", ["-t", "tmpfs", "-o", $"size=4m,mode=0755,uid={User},gid={User}", "tmpfs", target]);
+        Skip.If(mount.ExitCode != 0, $"mount -t tmpfs failed: {mount.Stderr}");
+        return (dir, target, config);
+    }
+
+    /// <summary>What a directory holds, as sorted relative paths.</summary>
+    private static string[] Entries(string directory) =>
+        [.. Directory.EnumerateFileSystemEntries(directory, "*", SearchOption.AllDirectories)
+            .Select(e => Path.GetRelativePath(directory, e)).Order(StringComparer.Ordinal)];
+
     /// <summary>Whatever is mounted below <paramref name="dir"/>, also where a faulty restore moved a mount, deepest first.</summary>
     private static async Task UnmountAllUnderAsync(string dir)
     {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using VyaBackupDb.Catalog;
 using VyaBackupDb.Config;
@@ -173,6 +174,11 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
             }
             return new FilesRestoreResult(plan, restored, plain.Bytes, clock.Elapsed);
         }
+        catch (NotRolledBackException e)
+        {
+            // The target is part way: what is where is in the message, and the names there are the next run's to recover.
+            throw new OperationFailedException($"restore of {location.FileName} into {plan.Target} failed: {e.Message}", e);
+        }
         catch (Exception e)
         {
             // Whatever went wrong, the staging directory goes (a failure we do not expect is still rethrown as it is).
@@ -323,6 +329,9 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
         }
     }
 
+    /// <summary>A mount-point commit failed and could not be undone: the target is not as it was.</summary>
+    private sealed class NotRolledBackException(string message, Exception inner) : IOException(message, inner);
+
     /// <summary>
     /// The private directory a restore builds its tree in: beside the target (same file system, so
     /// a rename puts it in place), or inside the target when the target is a mount point.
@@ -402,25 +411,75 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
         /// .vya-replaced-S, then the staging directory renamed .vya-committing-S and the new ones
         /// moved in, then .vya-replaced-S renamed .vya-removing-S (the old content is no longer
         /// needed) and removed. Each step leaves names <see cref="RecoverInterruptedCommit"/> reads
-        /// after a SIGKILL: old entries put back, or the verified new tree's move finished.
+        /// after a SIGKILL: old entries put back, or the verified new tree's move finished. A move
+        /// that fails is undone (<see cref="RollBack"/>): the target is as it was.
         /// </summary>
         private string? CommitInside()
         {
             var suffix = System.IO.Path.GetFileName(Path)[StagingPrefix.Length..];
-            string? replaced = null;
-            if (_state == TargetDirectoryState.HoldsFiles)
-            {
-                replaced = System.IO.Path.Combine(_target, ReplacedPrefix + suffix);
-                Directory.CreateDirectory(replaced, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-                MoveEntries(_target, replaced, name => !ArchiveEntries.IsReservedName(name));
-            }
+            var replaced = System.IO.Path.Combine(_target, ReplacedPrefix + suffix);
             var committing = System.IO.Path.Combine(_target, CommittingPrefix + suffix);
-            Posix.Rename(Path, committing);
-            var removing = FinishCommit(_target, committing, replaced);
-            LocalStorage.SyncDirectory(_target);
+            try
+            {
+                if (_state == TargetDirectoryState.HoldsFiles)
+                {
+                    Directory.CreateDirectory(replaced, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                    MoveEntries(_target, replaced, name => !ArchiveEntries.IsReservedName(name));
+                }
+                Posix.Rename(Path, committing);
+                MoveEntries(committing, _target, _ => true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                RollBack(committing, replaced, e);
+                throw;
+            }
+            string? removing;
+            try
+            {
+                removing = FinishCommit(_target, committing, _state == TargetDirectoryState.HoldsFiles ? replaced : null);
+                LocalStorage.SyncDirectory(_target);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The new tree is in place: only the commit's own names are left, which the next run tidies up.
+                return $"the restored tree is in place, but {_target} could not be tidied up ({e.Message}); the next restore into it does that";
+            }
             return removing is not null && RemoveTree(removing) is { } error
                 ? $"the replaced content of {_target} could not be removed ({error}): it is in {removing}"
                 : null;
+        }
+
+        /// <summary>
+        /// Undoes a mount-point commit that failed half way: the new entries moved in go back into the
+        /// staging directory (its name again, for <see cref="Abandon"/>), the old ones back in place.
+        /// Each is a move just made the other way. If that fails too, says where the old entries are.
+        /// </summary>
+        private void RollBack(string committing, string replaced, Exception failure)
+        {
+            try
+            {
+                if (Posix.TryLStat(committing) is { IsDirectory: true })
+                {
+                    MoveEntries(_target, committing, name => !ArchiveEntries.IsReservedName(name));
+                    // Named a staging directory again: after a kill from here on, the next run puts the old entries back.
+                    Posix.Rename(committing, Path);
+                }
+                if (Posix.TryLStat(replaced) is { IsDirectory: true })
+                {
+                    MoveEntries(replaced, _target, _ => true);
+                    Directory.Delete(replaced);
+                }
+                LocalStorage.SyncDirectory(_target);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                var where = _state == TargetDirectoryState.HoldsFiles ? $" (what is missing of its old entries is in {replaced})" : "";
+                throw new NotRolledBackException(
+                    $"{failure.Message}; undoing it failed too ({e.Message}): {_target} is part way{where}, "
+                    + "and the next restore into it (not --dry-run) puts it back in one state",
+                    failure);
+            }
         }
 
         /// <summary>Moves the new entries in, then marks the old content as no longer needed; returns where it is.</summary>
@@ -486,15 +545,42 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
         }
 
 
-        /// <summary>Renames the entries of <paramref name="from"/> that <paramref name="which"/> accepts into <paramref name="to"/>.</summary>
+        /// <summary>
+        /// Renames the entries of <paramref name="from"/> that <paramref name="which"/> accepts into
+        /// <paramref name="to"/>. A directory moves to another parent only when writable (its ".."
+        /// changes): one of this user's that is not (a restored 0555 one) is made so for the move.
+        /// </summary>
         private static void MoveEntries(string from, string to, Func<string, bool> which)
         {
             foreach (var entry in Directory.EnumerateFileSystemEntries(from).ToList())
             {
                 var name = System.IO.Path.GetFileName(entry);
-                if (which(name))
+                if (!which(name))
                 {
-                    Posix.Rename(entry, System.IO.Path.Combine(to, name));
+                    continue;
+                }
+                var moved = System.IO.Path.Combine(to, name);
+                var stat = Posix.LStat(entry);
+                var readOnly = stat.IsDirectory && stat.Uid == Posix.EffectiveUid && (stat.Permissions & 0x80) == 0;
+                if (readOnly)
+                {
+                    File.SetUnixFileMode(entry, (UnixFileMode)(stat.Permissions | 0x80));
+                }
+                try
+                {
+                    Posix.Rename(entry, moved);
+                }
+                catch (PosixException e)
+                {
+                    if (readOnly)
+                    {
+                        File.SetUnixFileMode(entry, (UnixFileMode)stat.Permissions);
+                    }
+                    throw new PosixException(e.Errno, $"cannot move {entry} to {to}: {Marshal.GetPInvokeErrorMessage(e.Errno)}");
+                }
+                if (readOnly)
+                {
+                    File.SetUnixFileMode(moved, (UnixFileMode)stat.Permissions);
                 }
             }
         }
