@@ -463,6 +463,43 @@ public sealed class FilesRestoreSafetyTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// Found by a tester: a user's restore into their own directory under one they may not write
+    /// failed with .NET's "Access to the path '.../.vya-restore-...' is denied.", naming a directory
+    /// they never asked for. The line now says why the parent must be writable, and that the target
+    /// was not changed.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("an empty directory of theirs")]
+    [InlineData("missing")]
+    public async Task A_users_restore_under_a_folder_they_cannot_write_says_it_must_be_writable(string target)
+    {
+        Skip.IfNot(OperatingSystem.IsLinux() && Environment.IsPrivilegedProcess, "changing user needs root");
+        var dir = _scratch.TempDir("parent-not-writable");
+        File.SetUnixFileMode(dir, (UnixFileMode)0x1ED); // root's 0755: the user may enter, not write
+        var archive = await SmallArchiveAsync(dir);
+        var config = await FileTrees.WriteConfigAsync(dir, Path.Combine(dir, "backups"), """
+            - {id: 1, name: restore-here, dbms: files, paths: [/nonexistent]}
+            """);
+        var path = Path.Combine(dir, "target");
+        if (target != "missing")
+        {
+            Directory.CreateDirectory(path);
+            await Run.ProgramAsync("chown", [$"{User}:{User}", path]);
+        }
+        await Run.ProgramAsync("chmod", ["a+r", archive, config]);
+
+        var restore = await CliAsUserAsync("restore", "--file", archive, "--instance", "1", "--target", path, "--config", config);
+
+        Assert.True(restore.ExitCode == 1, restore.ToString());
+        var error = Assert.Single(Cli.ErrorLines(restore));
+        Assert.EndsWith(
+            $"failed: cannot create its staging directory in {dir} (permission denied): a restore is built beside the target, "
+            + $"so {dir} must be writable by you; {path} was not changed", error, StringComparison.Ordinal);
+        Assert.Equal(target == "missing" ? [] : ["target"], Directory.EnumerateFileSystemEntries(dir, "t*").Select(Path.GetFileName));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir, ".vya-*"));
+    }
+
     /// <summary>The unprivileged user the tests that need one run the CLI as.</summary>
     private const int User = 1234;
 

@@ -110,7 +110,15 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(config.Timeout);
-        var staging = Staging.Create(plan.Target, plan.TargetState);
+        Staging staging;
+        try
+        {
+            staging = Staging.Create(plan.Target, plan.TargetState);
+        }
+        catch (OperationFailedException e)
+        {
+            throw new OperationFailedException($"restore of {location.FileName} into {plan.Target} failed: {e.Message}; {plan.Target} was not changed", e);
+        }
         try
         {
             await using var opened = await BackupFileChecker.OpenStoredAsync(location, plan.Format, timeout.Token).ConfigureAwait(false);
@@ -357,11 +365,22 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
         public static Staging Create(string target, TargetDirectoryState state)
         {
             var parent = System.IO.Path.GetDirectoryName(target)!;
-            LocalStorage.CreatePrivateFolder(parent);
             var inside = state != TargetDirectoryState.Missing && Posix.LStat(target).Device != Posix.LStat(parent).Device;
-            var path = System.IO.Path.Combine(inside ? target : parent, StagingPrefix + RandomSuffix());
-            // Private while it is built: nobody else can enter it or change it under the restore.
-            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var home = inside ? target : parent;
+            var path = System.IO.Path.Combine(home, StagingPrefix + RandomSuffix());
+            try
+            {
+                LocalStorage.CreatePrivateFolder(parent);
+                // Private while it is built: nobody else can enter it or change it under the restore.
+                Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // .NET's text names only the staging directory, which the user never asked for.
+                throw new OperationFailedException(
+                    $"cannot create its staging directory in {home} ({IoErrors.WriteFaultReason(e)}): a restore is built "
+                    + $"{(inside ? "inside the target, as it is a mount point" : "beside the target")}, so {home} must be writable by you", e);
+            }
             return new Staging(target, state, inside, path);
         }
 
