@@ -111,8 +111,9 @@ public sealed class StorageLock : IAsyncDisposable
                         held._leases.Add(await held.TakeAsync(storage, instanceName, database, warn, cancellationToken).ConfigureAwait(false));
                     }
                 }
-                // A local lock file that cannot be written comes as one line of its own (OperationFailedException).
-                catch (Exception e) when ((e is IOException or UnauthorizedAccessException || e.InnerException is IOException or UnauthorizedAccessException)
+                // A local lock file that cannot be written comes as a line of its own: BackupLock's OperationFailedException.
+                catch (Exception e) when ((e is IOException or UnauthorizedAccessException
+                        || e is OperationFailedException { InnerException: IOException or UnauthorizedAccessException })
                     && storage != destinations[0] && !cancellationToken.IsCancellationRequested)
                 {
                     // A copy's destination failing now fails its copy (reported there), not the backup; the copy never overwrites.
