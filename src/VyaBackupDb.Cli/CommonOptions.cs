@@ -66,6 +66,19 @@ internal static partial class CommonOptions
     });
 
     /// <summary>
+    /// Options given on the command line that this run would ignore are a usage error: `--target` with `--globals`
+    /// restored into nothing the user named, without a word.
+    /// </summary>
+    /// <param name="why">The rest of the line after the option's name, e.g. "does not apply with --globals".</param>
+    public static void RefuseGiven(ParseResult parseResult, string why, params Option[] options)
+    {
+        if (options.FirstOrDefault(o => parseResult.GetResult(o) is { Implicit: false }) is { } given)
+        {
+            throw new UsageException($"{given.Name} {why}");
+        }
+    }
+
+    /// <summary>
     /// The instances a command acts on: --instance ID (even if disabled, with a warning) or
     /// --all (every enabled one); exactly one of them, and --database only with --instance.
     /// </summary>

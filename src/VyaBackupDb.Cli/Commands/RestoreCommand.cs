@@ -64,6 +64,8 @@ internal static class RestoreCommand
             var config = CommonOptions.LoadConfig(parseResult);
             if (!OperatingSystem.IsWindows() && config.GetInstance(parseResult.GetValue(instance)) is { Dbms: Dbms.Files } files)
             {
+                CommonOptions.RefuseGiven(parseResult, "does not apply to a files instance",
+                    terminate, definer, allowDataDirectory, trustBackup, enableEvents, globals, replaceExisting, account, jobs);
                 return await FilesRestore.RunAsync(config, files, parseResult.GetRequiredValue(file), parseResult.GetValue(target),
                     parseResult.GetValue(dryRun), parseResult.GetValue(force), !parseResult.GetValue(noVerify),
                     config.Encryption.KeysFor(parseResult.GetValue(identity)), cancellationToken).ConfigureAwait(false);
@@ -71,10 +73,13 @@ internal static class RestoreCommand
             var into = config.GetInstance(parseResult.GetValue(instance));
             if (parseResult.GetValue(globals))
             {
+                CommonOptions.RefuseGiven(parseResult, "does not apply with --globals (a users/roles/grants restore has no target database; --replace-existing replaces accounts)",
+                    target, force, terminate, definer, allowDataDirectory, trustBackup, enableEvents, jobs);
                 return await GlobalsRestore.RunAsync(config, into, parseResult.GetRequiredValue(file), parseResult.GetValue(dryRun),
                     parseResult.GetValue(replaceExisting), parseResult.GetValue(account) ?? [], !parseResult.GetValue(noVerify), config.Encryption.KeysFor(parseResult.GetValue(identity)),
                     cancellationToken).ConfigureAwait(false);
             }
+            CommonOptions.RefuseGiven(parseResult, "needs --globals", replaceExisting, account);
             if (Catalog.BackupName.TryParse(Path.GetFileName(parseResult.GetRequiredValue(file))) is { Database: Engines.Globals.ItemName })
             {
                 throw new UsageException("this is a backup of users, roles and grants: restore it with --globals");

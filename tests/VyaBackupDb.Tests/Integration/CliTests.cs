@@ -39,11 +39,14 @@ public sealed class CliTests : IAsyncLifetime
     /// <summary>
     /// Values a script passes wrong (tr99): each is one line and exit 2, nothing created. Were: `--target --dry-run` a real
     /// restore into a database named --dry-run; `--jobs 1.5` and an empty --log-file a .NET trace, exit 134; `_globals`
-    /// a database in no backup; /dev/zero as --config 4 GB of memory, then "out of memory".
+    /// a database in no backup; /dev/zero as --config 4 GB of memory, then "out of memory"; --target with --globals and
+    /// --account without it ignored.
     /// </summary>
     [Theory]
     [InlineData("restore --file {backup} -i 2 --target --dry-run", "--target needs a value: '--dry-run' is an option")]
     [InlineData("restore --file {backup} -i 2 --target _globals", "'_globals' is the name of an instance's users, roles and grants")]
+    [InlineData("restore --file {backup} -i 2 --globals --target x", "--target does not apply with --globals")]
+    [InlineData("restore --file {backup} -i 2 --account app", "--account needs --globals")]
     [InlineData("backup -i 1 --jobs 1.5", "--jobs must be a whole number between 1 and 64")]
     [InlineData("schedule --grace-seconds -5", "--grace-seconds must be a whole number between 0 and 86400")]
     [InlineData("--log-file {empty} list --all", "--log-file: an empty file name")]
