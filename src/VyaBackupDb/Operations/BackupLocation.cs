@@ -30,10 +30,14 @@ public sealed class BackupLocation(IReadOnlyStorage storage, string key)
 
     public override string ToString() => Description;
 
-    /// <summary>A file on this machine.</summary>
+    /// <summary>A file on this machine; a symbolic link is taken as the file it leads to (its size, its manifest beside it).</summary>
     public static BackupLocation LocalFile(string path)
     {
         var full = Path.GetFullPath(path);
+        if (File.ResolveLinkTarget(full, returnFinalTarget: true) is { } target)
+        {
+            full = target.FullName;
+        }
         return new BackupLocation(new LocalStorage(Path.GetDirectoryName(full)!), Path.GetFileName(full));
     }
 
@@ -128,6 +132,10 @@ public static class BackupLocations
         {
             // A script's "$(newest ...)" that found nothing.
             throw new UsageException("no backup file named (--file is empty)");
+        }
+        if (Directory.Exists(text))
+        {
+            throw new UsageException($"{text} is a folder: --file names one backup file (list shows them)");
         }
         if (!File.Exists(text))
         {

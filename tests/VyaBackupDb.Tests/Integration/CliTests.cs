@@ -40,13 +40,14 @@ public sealed class CliTests : IAsyncLifetime
     /// Values a script passes wrong (tr99): each is one line and exit 2, nothing created. Were: `--target --dry-run` a real
     /// restore into a database named --dry-run; `--jobs 1.5` and an empty --log-file a .NET trace, exit 134; `_globals`
     /// a database in no backup; /dev/zero as --config 4 GB of memory, then "out of memory"; --target with --globals and
-    /// --account without it ignored.
+    /// --account without it ignored; a folder as --file "not found".
     /// </summary>
     [Theory]
     [InlineData("restore --file {backup} -i 2 --target --dry-run", "--target needs a value: '--dry-run' is an option")]
     [InlineData("restore --file {backup} -i 2 --target _globals", "'_globals' is the name of an instance's users, roles and grants")]
     [InlineData("restore --file {backup} -i 2 --globals --target x", "--target does not apply with --globals")]
     [InlineData("restore --file {backup} -i 2 --account app", "--account needs --globals")]
+    [InlineData("restore --file {folder} -i 2", "is a folder: --file names one backup file")]
     [InlineData("backup -i 1 --jobs 1.5", "--jobs must be a whole number between 1 and 64")]
     [InlineData("schedule --grace-seconds -5", "--grace-seconds must be a whole number between 0 and 86400")]
     [InlineData("--log-file {empty} list --all", "--log-file: an empty file name")]
@@ -62,7 +63,7 @@ public sealed class CliTests : IAsyncLifetime
         await File.WriteAllTextAsync(backup, "-- PostgreSQL database dump complete\n");
         var fifo = Path.Combine(dir, "fifo");
         Assert.Equal(0, (await Run.ProgramAsync("mkfifo", [fifo])).ExitCode);
-        var words = arguments.Replace("{backup}", backup, StringComparison.Ordinal).Replace("{fifo}", fifo, StringComparison.Ordinal).Split(' ')
+        var words = arguments.Replace("{backup}", backup, StringComparison.Ordinal).Replace("{fifo}", fifo, StringComparison.Ordinal).Replace("{folder}", dir, StringComparison.Ordinal).Split(' ')
             .Select(w => w == "{empty}" ? "" : w).ToArray();
 
         var run = await Run.CliAsync([.. words, .. words.Contains("--config") ? Array.Empty<string>() : ["--config", config]]);
@@ -223,6 +224,14 @@ public sealed class CliTests : IAsyncLifetime
         Assert.Contains($"postgresql backup of '{source}'", run.Stdout, StringComparison.Ordinal);
         Assert.Contains($"into '{target}' on instance 2 (it-pg); target will be created", run.Stdout, StringComparison.Ordinal);
         Assert.False(await PgTestDb.ExistsAsync(target), "a dry run created the target database");
+
+        // A link to the backup is the backup (tr99: the plan showed the link's size, and no manifest was found beside it).
+        var link = Path.Combine(_scratch.TempDir("links"), "latest.sql.gz");
+        File.CreateSymbolicLink(link, file);
+        var viaLink = await Run.CliAsync("restore", "-f", link, "-i", "2", "-t", target, "--dry-run", "--config", config);
+        Assert.True(viaLink.ExitCode == Success, viaLink.ToString());
+        Assert.Contains($"would restore {file} (", viaLink.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("no manifest", viaLink.Stderr, StringComparison.Ordinal);
     }
 
     [SkippableFact]
