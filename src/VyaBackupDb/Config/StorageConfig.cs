@@ -61,6 +61,22 @@ public sealed record SftpStorageConfig(
 {
     public override string Type => "sftp";
 
+    /// <summary>
+    /// The folder as the storage uses and prints it: "./x/", "x//y" written "x", "x/y"; "/" alone, or "" for the login
+    /// folder. A ".." is left as written (the server resolves it).
+    /// </summary>
+    public string Root
+    {
+        get
+        {
+            var folder = string.Join('/', Path.Split('/').Where(part => part is not ("" or ".")));
+            return Path.StartsWith('/') ? "/" + folder : folder;
+        }
+    }
+
+    /// <summary>Relative to the login folder (no leading '/'): printed as sftp://HOST/~/PATH, as curl and OpenSSH read it.</summary>
+    public bool IsRelative => !Path.StartsWith('/');
+
     // "./x", "x/", "x/y/.." and "x" are one folder (relative ones start at the login folder).
     public override string Place =>
         $"sftp {User}@{Host.ToLowerInvariant()}:{Port} {(Path.StartsWith('/') ? "" : "~")}{System.IO.Path.GetFullPath(Path, "/").TrimEnd('/')}";

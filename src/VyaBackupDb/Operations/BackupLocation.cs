@@ -231,7 +231,7 @@ public static class BackupLocations
     }
 
     /// <summary>
-    /// sftp://[USER@]HOST[:PORT]/PATH, read literally as SftpStorage.Describe prints it: a '%' is part of
+    /// sftp://[USER@]HOST[:PORT]/[~/]PATH, read literally as SftpStorage.Describe prints it: a '%' is part of
     /// the name (database names are %-encoded into file names), so nothing is decoded.
     /// </summary>
     private static BackupLocation ResolveSftp(string text, AppConfig? config, StorageSet? storages)
@@ -250,12 +250,14 @@ public static class BackupLocations
         }
         var host = (colon >= 0 && !hostPort.EndsWith(']') ? hostPort[..colon] : hostPort).Trim('[', ']');
         var user = at < 0 ? null : rest[..at];
+        // "~/" (as Describe prints a folder relative to the login folder) or not: both name the folder the config gives.
         var path = rest[(slash + 1)..].TrimStart('/');
+        path = path.StartsWith("~/", StringComparison.Ordinal) ? path[2..].TrimStart('/') : path;
         foreach (var sftp in (config?.StorageConfigs ?? []).OfType<SftpStorageConfig>()
             .Where(s => string.Equals(s.Host, host, StringComparison.OrdinalIgnoreCase) && s.Port == port && (user is null || s.User == user))
             .OrderByDescending(s => s.Path.Trim('/').Length))
         {
-            var root = sftp.Path.Trim('/');
+            var root = sftp.Root.TrimStart('/');
             if (root.Length == 0)
             {
                 return new BackupLocation(storages!.Get(sftp.Name), CheckKey(path, text));

@@ -139,7 +139,7 @@ public sealed class RemoteStorageTests : IAsyncLifetime
         var result = await BackupAsync(config, instance, source, Compression.Gzip);
 
         Assert.True(result.Succeeded, result.Error);
-        Assert.StartsWith($"sftp://{TestServers.SftpUser}@127.0.0.1:{TestServers.SftpPort}/{_remote.SftpFolder}/test-pg/", result.Location, StringComparison.Ordinal);
+        Assert.StartsWith($"sftp://{TestServers.SftpUser}@127.0.0.1:{TestServers.SftpPort}/~/{_remote.SftpFolder}/test-pg/", result.Location, StringComparison.Ordinal);
         var onServer = Ops.FilesUnder(Path.Combine(TestServers.SftpHome, _remote.SftpFolder));
         var file = Assert.Single(Ops.DataFilesUnder(Path.Combine(TestServers.SftpHome, _remote.SftpFolder)));
         Assert.Equal(3, onServer.Count);

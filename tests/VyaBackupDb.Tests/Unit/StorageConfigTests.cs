@@ -183,6 +183,32 @@ public sealed class StorageConfigTests
     }
 
     /// <summary>
+    /// A folder relative to the login folder is printed with "~/" (tr100: `path: ./tr100` printed as the absolute
+    /// sftp://HOST/./tr100/..., which --file then refused), written without "./" or doubled slashes, and what is printed
+    /// resolves back; the form without "~/" that earlier versions printed still does.
+    /// </summary>
+    [Theory]
+    [InlineData("./tr100/sub/", "sftp://backup@sftp.example:2222/~/tr100/sub/main/x.sql")]
+    [InlineData("tr100//sub", "sftp://backup@sftp.example:2222/~/tr100/sub/main/x.sql")]
+    [InlineData(".", "sftp://backup@sftp.example:2222/~/main/x.sql")]
+    [InlineData("/srv//backups/./", "sftp://backup@sftp.example:2222/srv/backups/main/x.sql")]
+    public void An_sftp_folder_is_printed_as_one_location_that_resolves_back(string folder, string expected)
+    {
+        var config = ConfigLoader.Parse(
+            $"backup_dir: /b\nstorage:\n  - name: box\n    type: sftp\n    host: sftp.example\n    port: 2222\n    user: backup\n"
+            + $"    password: pw\n    host_fingerprint: {Fingerprint}\n    path: \"{folder}\"\n", Path);
+        using var storages = new StorageSet(config);
+
+        Assert.Equal(expected, storages.Get("box").Describe("main/x.sql"));
+        foreach (var printed in new[] { expected, expected.Replace("/~/", "/", StringComparison.Ordinal) })
+        {
+            var location = BackupLocations.Resolve(printed, config, storages);
+            Assert.Same(storages.Get("box"), location.Storage);
+            Assert.Equal("main/x.sql", location.Key);
+        }
+    }
+
+    /// <summary>
     /// A database name with a space, a '%' or a '#' is %-encoded into its file name: the location backup and list print
     /// for it, in any destination, names exactly that file (never the file named by its decoded form).
     /// </summary>

@@ -29,11 +29,13 @@ public sealed class SftpStorage : IStorage, IDisposable
     {
         _config = config;
         _connectTimeout = connectTimeout ?? _connectTimeout;
-        var root = config.Path.TrimEnd('/');
-        _root = root.Length == 0 && config.Path.StartsWith('/') ? "/" : root;
+        _root = config.Root;
     }
 
-    public string Describe(string key) => $"sftp://{_config.User}@{HostPort}/{PathOf(key).TrimStart('/')}";
+    public string Describe(string key) => Url(PathOf(key));
+
+    /// <summary>sftp://USER@HOST[:PORT]/PATH for an absolute path, sftp://USER@HOST[:PORT]/~/PATH for one in the login folder.</summary>
+    private string Url(string path) => $"sftp://{_config.User}@{HostPort}/{(_config.IsRelative ? "~/" : "")}{path.TrimStart('/')}";
 
     private string HostPort => _config.Port == 22 ? _config.Host : $"{_config.Host}:{_config.Port}";
 
@@ -453,7 +455,7 @@ public sealed class SftpStorage : IStorage, IDisposable
         new($"{context}: {(e is SshOperationTimeoutException ? $"no answer within {answerLimit.TotalSeconds:0} s (connect_timeout_seconds)" : e.Message)}",
             e, wholeDestination: e is SshConnectionException or SshOperationTimeoutException);
 
-    private string DescribeSafe(string key) => $"sftp://{_config.User}@{HostPort}/{Join(_root, key).TrimStart('/')}";
+    private string DescribeSafe(string key) => Url(Join(_root, key));
 
     public void Dispose()
     {
