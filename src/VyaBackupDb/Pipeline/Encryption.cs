@@ -43,8 +43,30 @@ public sealed class EncryptionSettings(
         {
             throw new UsageException("--identity: an empty file name");
         }
-        var files = extraIdentityFile is null ? IdentityFiles : [extraIdentityFile, .. IdentityFiles];
-        return new DecryptionKeys(() => [.. files.SelectMany(AgeIdentity.ReadKeyFile)], Passphrase);
+        return new DecryptionKeys(() => ReadIdentities(extraIdentityFile), Passphrase);
+    }
+
+    /// <summary>
+    /// The --identity file's keys and the configured files'. A configured file that does not exist is passed over
+    /// while another key is there: on a host rebuilt after a disaster the config names the old host's key file, and
+    /// --identity gives the key kept elsewhere (tr103: the missing file failed every restore).
+    /// </summary>
+    private List<AgeIdentity> ReadIdentities(string? extraIdentityFile)
+    {
+        var identities = extraIdentityFile is null ? [] : AgeIdentity.ReadKeyFile(extraIdentityFile).ToList();
+        AgeException? missing = null;
+        foreach (var file in IdentityFiles)
+        {
+            try
+            {
+                identities.AddRange(AgeIdentity.ReadKeyFile(file));
+            }
+            catch (AgeException e) when (!File.Exists(file) && !Directory.Exists(file))
+            {
+                missing ??= e;
+            }
+        }
+        return missing is not null && identities.Count == 0 && Passphrase() is null ? throw missing : identities;
     }
 }
 

@@ -57,6 +57,15 @@ public sealed class EncryptedBackupTests : IAsyncLifetime
         Assert.True(restoreRotated.ExitCode == 6, restoreRotated.ToString());
         Assert.EndsWith($"it was encrypted to {PublicKey(keyFile)}", Assert.Single(Cli.ErrorLines(restoreRotated)), StringComparison.Ordinal);
 
+        // On a rebuilt host the config names the lost host's key file: --identity decrypts (tr103: "does not exist", exit 1).
+        var rebuilt = Path.Combine(dir, "rebuilt.yml");
+        await File.WriteAllTextAsync(rebuilt, await File.ReadAllTextAsync(config) + $"  identity_files: [\"{Path.Combine(dir, "lost", "key.txt")}\"]\n");
+        var verifyRebuilt = await Run.CliAsync("verify", "--file", file, "--identity", keyFile, "--config", rebuilt);
+        Assert.True(verifyRebuilt.ExitCode == 0, verifyRebuilt.ToString());
+        var verifyNoKey = await Run.CliAsync("verify", "--file", file, "--config", rebuilt);
+        Assert.True(verifyNoKey.ExitCode == 1, verifyNoKey.ToString());
+        Assert.Contains($"age identity file {Path.Combine(dir, "lost", "key.txt")} does not exist", verifyNoKey.ToString(), StringComparison.Ordinal);
+
         var copy = Track(dbms);
         var restore = await Run.CliAsync("restore", "--file", file, "--instance", instance, "--target", copy, "--identity", keyFile, "--config", config);
         Assert.True(restore.ExitCode == 0, restore.ToString());
