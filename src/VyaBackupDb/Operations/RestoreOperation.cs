@@ -294,6 +294,9 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             // used (and the stored file to its own at the end): a digest of the whole plain stream,
             // known only after the last entry ran, would check the same bytes again.
             Hashing = !(plan.IsSet && request.Verify && plan.Manifest?.Entries is not null),
+            ExpectedBytes = request.Verify ? plan.Manifest?.PlainBytes : null,
+            BeyondExpected = m => new VerificationFailedException(
+                $"{plan.File}: the decoded dump runs past the {plan.Manifest!.PlainBytes} bytes its manifest records"),
             // Runs before the client sees the end of its input, so that a truncated dump is
             // reported as such rather than by the client's complaint about a cut statement.
             AtEndOfInput = m =>

@@ -35,6 +35,16 @@ public sealed class MeasuringStream(Stream inner, bool leaveOpen = false) : Obse
     /// </summary>
     public Action<MeasuringStream>? AtEndOfInput { get; init; }
 
+    /// <summary>
+    /// A byte count the input may not pass (a manifest's plain_bytes): a read past it throws what
+    /// <see cref="BeyondExpected"/> makes, before the reader gets those bytes. A planted file that decodes to far more
+    /// than its manifest says (a compression bomb) fails there, not after filling the server's or the host's disk.
+    /// </summary>
+    public long? ExpectedBytes { get; init; }
+
+    /// <summary>The exception for a read past <see cref="ExpectedBytes"/>.</summary>
+    public Func<MeasuringStream, Exception>? BeyondExpected { get; init; }
+
     /// <summary>True when <paramref name="marker"/> occurs in <see cref="Tail"/>.</summary>
     public bool TailContains(string marker) => Tail.IndexOf(System.Text.Encoding.ASCII.GetBytes(marker)) >= 0;
 
@@ -69,6 +79,10 @@ public sealed class MeasuringStream(Stream inner, bool leaveOpen = false) : Obse
     {
         var n = Inner.Read(buffer);
         Observe(buffer[..n]);
+        if (Bytes > ExpectedBytes && BeyondExpected is not null)
+        {
+            throw BeyondExpected(this);
+        }
         if (n == 0 && buffer.Length > 0)
         {
             AtEndOfInput?.Invoke(this);
@@ -80,6 +94,10 @@ public sealed class MeasuringStream(Stream inner, bool leaveOpen = false) : Obse
     {
         var n = await Inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
         Observe(buffer.Span[..n]);
+        if (Bytes > ExpectedBytes && BeyondExpected is not null)
+        {
+            throw BeyondExpected(this);
+        }
         if (n == 0 && buffer.Length > 0)
         {
             AtEndOfInput?.Invoke(this);

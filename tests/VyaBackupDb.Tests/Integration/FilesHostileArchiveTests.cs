@@ -101,6 +101,44 @@ public sealed class FilesHostileArchiveTests : IAsyncLifetime
         Assert.Empty(Directory.EnumerateFileSystemEntries(outside));
     }
 
+    /// <summary>
+    /// A planted archive whose manifest was rewritten to match its stored bytes but that decodes to far more than the
+    /// manifest's plain_bytes (a compression bomb: 64 MiB of zeros in a few KiB) stops there, not once the whole file is
+    /// written (tr105: 500 MB written into the staging directory from 16 KB, then refused at the end).
+    /// </summary>
+    [Fact]
+    public async Task An_archive_decoding_past_its_manifests_size_stops_there_and_changes_nothing()
+    {
+        var dir = _scratch.TempDir("bomb");
+        var tree = Path.Combine(dir, "tree");
+        Directory.CreateDirectory(tree);
+        await File.WriteAllTextAsync(Path.Combine(tree, "small.txt"), "small\n");
+        var backupDir = Path.Combine(dir, "backups");
+        var config = await FileTrees.WriteConfigAsync(dir, backupDir, $"- {{id: 1, name: tree, dbms: files, paths: [{FileTrees.Yaml(tree)}]}}");
+        var backup = await Run.CliAsync("backup", "--instance", "1", "--config", config);
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        var file = Path.Combine(backupDir, Assert.Single(Ops.DataFilesUnder(backupDir)));
+        await using (var stored = File.Create(file))
+        await using (var zstd = VyaBackupDb.Pipeline.Codec.Compress(VyaBackupDb.Pipeline.Compression.Zstd, stored, "", null))
+        await using (var tar = new TarWriter(zstd, TarEntryFormat.Pax))
+        {
+            await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, tree.TrimStart('/') + "/small.txt") { DataStream = new MemoryStream(new byte[64 << 20]) });
+        }
+        var manifestPath = file + VyaBackupDb.Catalog.BackupManifest.Suffix;
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(manifestPath))!;
+        manifest["stored_bytes"] = new FileInfo(file).Length;
+        manifest["stored_sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(await File.ReadAllBytesAsync(file)));
+        await File.WriteAllTextAsync(manifestPath, manifest.ToJsonString());
+        var target = Path.Combine(dir, "work", "target");
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+
+        var restore = await Run.CliAsync("restore", "--file", file, "--instance", "1", "--target", target, "--config", config);
+
+        Assert.True(restore.ExitCode == 4, restore.ToString());
+        Assert.Contains($"the decoded archive runs past the {manifest["plain_bytes"]} bytes its manifest records", Assert.Single(Cli.ErrorLines(restore)), StringComparison.Ordinal);
+        Assert.Empty(Names(Path.GetDirectoryName(target)!));
+    }
+
     private static List<string> Names(string dir) => [.. Directory.EnumerateFileSystemEntries(dir).Select(e => Path.GetFileName(e)).Order(StringComparer.Ordinal)];
 
     /// <summary>Each attack after a harmless directory and file, so that extraction is under way when it comes.</summary>

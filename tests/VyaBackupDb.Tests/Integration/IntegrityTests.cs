@@ -251,6 +251,39 @@ public sealed class IntegrityTests : IAsyncLifetime
         Assert.False(await ExistsAsync(dbms, target), "a refused restore left its target");
     }
 
+    /// <summary>
+    /// A planted file whose manifest was rewritten to match it (stored size and digest) but that decodes to far more than
+    /// the manifest's plain_bytes: the restore stops as soon as the decoded dump runs past them (tr105: a few hundred KB
+    /// of zstd loaded millions of rows into the staging database, for minutes, before the digest at the end refused it).
+    /// </summary>
+    [SkippableFact]
+    public async Task A_dump_decoding_past_its_manifests_size_is_refused_as_soon_as_it_does()
+    {
+        var (instance, source) = await NewSourceAsync(Dbms.PostgreSql);
+        var backupDir = _scratch.TempDir("backups");
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, backupDir);
+        var original = Decode(file);
+        // 8 MiB of comment lines before the dump: the manifest's plain_bytes end inside them.
+        var padding = System.Text.Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("-- " + new string('x', 1020) + "\n", 8192)));
+        await using (var stored = File.Create(file))
+        await using (var zstd = Codec.Compress(Compression.Zstd, stored, "", null))
+        {
+            zstd.Write(padding);
+            zstd.Write(original);
+        }
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(file + BackupManifest.Suffix))!;
+        manifest["stored_bytes"] = new FileInfo(file).Length;
+        manifest["stored_sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(await File.ReadAllBytesAsync(file)));
+        await File.WriteAllTextAsync(file + BackupManifest.Suffix, manifest.ToJsonString());
+        var target = NewName(Dbms.PostgreSql);
+
+        var restore = await Run.CliAsync("restore", "--file", file, "--instance", Id(Dbms.PostgreSql), "--target", target, "--config", await ConfigAsync(backupDir));
+
+        Assert.True(restore.ExitCode == VerificationFailed, restore.ToString());
+        Assert.Contains($"the decoded dump runs past the {original.Length} bytes its manifest records", Assert.Single(Cli.ErrorLines(restore)), StringComparison.Ordinal);
+        Assert.False(await ExistsAsync(Dbms.PostgreSql, target), "a refused restore left its target");
+    }
+
     // ---------------------------------------------------------------- 3. manifest deleted
 
     [SkippableTheory]

@@ -126,7 +126,12 @@ public sealed class FilesRestoreOperation(AppConfig config, IFilesRestoreObserve
             observer.Started(plan.FileBytes, zipped && opened.CanSeek ? () => opened.Position : () => stored.Bytes);
             var decoded = await BackupChain.OpenReadAsync(zipped ? opened : stored, plan.Format.Compression, plan.Format.Encrypted, keys, timeout.Token)
                 .ConfigureAwait(false);
-            await using var plain = new MeasuringStream(decoded);
+            await using var plain = new MeasuringStream(decoded)
+            {
+                ExpectedBytes = request.Verify ? plan.Manifest?.PlainBytes : null,
+                BeyondExpected = m => new VerificationFailedException(
+                    $"{plan.File}: the decoded archive runs past the {plan.Manifest!.PlainBytes} bytes its manifest records"),
+            };
             // Decoding (and its digests) on one side, writing files on the other, at the same time.
             var (_, restored) = await Pipelined.RunAsync(
                 async (tar, token) =>
