@@ -155,8 +155,8 @@ public static class BackupLocations
     /// What the user gave to --file, resolved: a bare backup file name (as `list` shows it) that is
     /// not a file in the current directory is looked up in the instance's folder of each of the
     /// instance's destinations, in order (no <paramref name="instance"/>: of every instance of
-    /// its dbms); anything else as <see cref="Resolve"/> does. A destination that cannot be
-    /// reached is passed over.
+    /// its dbms): the first copy with its manifest beside it, else the first found. Anything else
+    /// as <see cref="Resolve"/> does. A destination that cannot be reached is passed over.
     /// </summary>
     public static async Task<BackupLocation> FindAsync(
         string text, InstanceConfig? instance, AppConfig config, StorageSet storages, CancellationToken cancellationToken)
@@ -168,6 +168,7 @@ public static class BackupLocations
         }
         var instances = instance is not null ? [instance] : config.Instances.Where(i => name.Dbms is null || i.Dbms == name.Dbms).ToList();
         var searched = new List<string>();
+        BackupLocation? withoutManifest = null;
         foreach (var candidate in instances)
         {
             foreach (var (storageName, storage) in storages.For(candidate))
@@ -176,10 +177,17 @@ public static class BackupLocations
                 searched.Add(storage.Describe(key));
                 try
                 {
-                    if (await storage.StatAsync(key, cancellationToken).ConfigureAwait(false) is not null)
+                    if (await storage.StatAsync(key, cancellationToken).ConfigureAwait(false) is null)
                     {
-                        return new BackupLocation(storage, key);
+                        continue;
                     }
+                    var found = new BackupLocation(storage, key);
+                    // A copy with its manifest (digests, counts) before one without, whose checks are the trailer alone (tr103).
+                    if (await storage.StatAsync(found.ManifestKey, cancellationToken).ConfigureAwait(false) is not null)
+                    {
+                        return found;
+                    }
+                    withoutManifest ??= found;
                 }
                 catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
                 {
@@ -187,7 +195,8 @@ public static class BackupLocations
                 }
             }
         }
-        throw new UsageException($"backup file not found: {text} is neither here nor at {string.Join(", ", searched)}");
+        return withoutManifest
+            ?? throw new UsageException($"backup file not found: {text} is neither here nor at {string.Join(", ", searched)}");
     }
 
     /// <summary>

@@ -387,6 +387,34 @@ public sealed class FilesBackupTests : IAsyncLifetime
         Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(dir), e => Path.GetFileName(e).StartsWith(".vya-", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// A bare file name held by two destinations is taken from the first that has its manifest beside it (tr103: the
+    /// first destination's copy without one was restored, checked by its end-of-archive blocks alone).
+    /// </summary>
+    [Fact]
+    public async Task A_bare_file_name_is_restored_from_the_copy_that_has_its_manifest()
+    {
+        var dir = _scratch.TempDir("files");
+        var source = Path.Combine(dir, "src");
+        Directory.CreateDirectory(source);
+        await File.WriteAllTextAsync(Path.Combine(source, "a.txt"), "a\n");
+        var backups = Path.Combine(dir, "backups");
+        var nas = Path.Combine(dir, "nas");
+        var config = await FileTrees.WriteConfigAsync(dir, backups,
+            $"- {{id: 1, name: tree, dbms: files, paths: [{FileTrees.Yaml(source)}], storage: [local, nas]}}",
+            extra: $"storage:\n  - {{name: nas, type: local, path: {FileTrees.Yaml(nas)}}}");
+        var backup = await Run.CliAsync("backup", "--instance", "1", "--config", config);
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        var file = Path.Combine(backups, Assert.Single(Ops.DataFilesUnder(backups)));
+        File.Delete(file + VyaBackupDb.Catalog.BackupManifest.Suffix);
+
+        var plan = await Run.CliAsync("restore", "--file", Path.GetFileName(file), "--instance", "1", "--target", Path.Combine(dir, "target"), "--dry-run", "--config", config);
+
+        Assert.True(plan.ExitCode == 0, plan.ToString());
+        Assert.Contains($"would restore {Path.Combine(nas, "tree", Path.GetFileName(file))} (", plan.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("no manifest", plan.Stderr, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_tree_deeper_than_PATH_MAX_round_trips_through_backup_and_restore()
     {
