@@ -92,6 +92,14 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
                     continue;
                 }
             }
+            if (!check.Ok && await GoneAsync(file, cancellationToken).ConfigureAwait(false))
+            {
+                // Removed while it was checked (another run's prune, tr104): not a damaged backup (exit 4), an unchecked one.
+                results.Add(new VerifyResult(new FileCheck(file.Description, null,
+                    ["not checked: it was removed while it was checked (by another run's prune?)"], [], file) { Unreachable = true }, null));
+                observer.Checked(results[^1]);
+                continue;
+            }
             if (await BackupFileChecker.UnchangedAsync(file, before, cancellationToken).ConfigureAwait(false))
             {
                 await RecordAsync(file, check, fileCheck, cancellationToken).ConfigureAwait(false);
@@ -105,6 +113,18 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
             observer.Checked(results[^1]);
         }
         return results;
+    }
+
+    private static async Task<bool> GoneAsync(BackupLocation file, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await file.StatAsync(cancellationToken).ConfigureAwait(false) is null;
+        }
+        catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
+        {
+            return false;
+        }
     }
 
     /// <summary>

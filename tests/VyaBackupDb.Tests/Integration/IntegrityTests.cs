@@ -411,6 +411,58 @@ public sealed class IntegrityTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A backup pruned by another run between verify's digest pass and its test restore is an unchecked one (exit 1),
+    /// not a damaged one (tr104: FAILED, exit 4, a corruption alarm for a backup removed on purpose).
+    /// </summary>
+    [SkippableFact]
+    public async Task Verify_restore_of_a_backup_removed_meanwhile_says_it_was_not_checked()
+    {
+        var (instance, source) = await NewSourceAsync(Dbms.PostgreSql);
+        var backupDir = _scratch.TempDir("backups");
+        var config = ConfigLoader.Load(await ConfigAsync(backupDir));
+        var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, backupDir);
+
+        var results = await new Operations.VerifyOperation(config, new PruningObserver(file))
+            .RunAsync(new Operations.VerifyRequest(file, null, null, Latest: false, Restore: true), CancellationToken.None);
+
+        var check = Assert.Single(results).Check;
+        Assert.True(check.Unreachable, string.Join("; ", check.Problems));
+        Assert.Equal(["not checked: it was removed while it was checked (by another run's prune?)"], check.Problems);
+    }
+
+    /// <summary>Deletes the backup (and its manifest) once the test restore has planned, as a concurrent prune would.</summary>
+    private sealed class PruningObserver(string file) : Operations.IVerifyObserver
+    {
+        public void Planned(Operations.RestorePlan plan)
+        {
+            File.Delete(file);
+            File.Delete(file + BackupManifest.Suffix);
+        }
+
+        public bool Confirm(string question) => false;
+
+        public void Started(long fileBytes, Func<long> fileBytesRead)
+        {
+        }
+
+        public void Compared(Operations.InventoryComparison comparison)
+        {
+        }
+
+        public void Warning(string message)
+        {
+        }
+
+        public void Checked(Operations.VerifyResult result)
+        {
+        }
+
+        public void Skipped(string file, string reason)
+        {
+        }
+    }
+
     [SkippableFact]
     public async Task Verify_restore_fails_naming_the_table_when_the_manifest_row_count_is_wrong_and_leaves_no_scratch_database()
     {
