@@ -1322,7 +1322,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         }
         catch (Exception e) when (!busy && e is OperationFailedException or NpgsqlException or InvalidOperationException)
         {
-            throw new OperationFailedException($"{NotDone()}: {e.Message}", e);
+            // Interrupted (Ctrl+C, SIGTERM): the driver's words are .NET's "A task was canceled."; the run says "interrupted".
+            throw new OperationFailedException(cancellationToken.IsCancellationRequested ? NotDone() : $"{NotDone()}: {e.Message}", e);
         }
         if (!exists)
         {
