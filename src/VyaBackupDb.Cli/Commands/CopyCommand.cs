@@ -65,5 +65,7 @@ internal static class CopyCommand
         }
 
         public void Unreachable(string message) => Output.Error(message);
+
+        public void Warning(string message) => Output.Warning(message);
     }
 }

@@ -32,6 +32,9 @@ public interface ICopyObserver
 
     /// <summary>A storage that could not be reached or listed: what needs it is skipped, the rest goes on.</summary>
     void Unreachable(string message);
+
+    /// <summary>Said, and the copy goes on (a dead run's lock taken over).</summary>
+    void Warning(string message);
 }
 
 /// <summary>
@@ -159,7 +162,8 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
             // writers of one key on an S3 server that completes an upload over an object (Ceph) lost the backup's data.
             if (!knownLeftover && to is not Storage.Local.LocalStorage
                 && await StorageLock.HolderAsync(to, instance.Name, backup.Entry.Name.Database, config.LockLease, DateTimeOffset.UtcNow, cancellationToken)
-                    .ConfigureAwait(false) is { } holder)
+                    .ConfigureAwait(false) is { } holder
+                && (dryRun || !await TakeOverAsync(instance, to, backup.Entry.Name.Database, cancellationToken).ConfigureAwait(false)))
             {
                 return new CopyResult(instance, source, target, false, null,
                     LeftToAnother: $"another run is writing this database's backups there now ({holder}); copy again once it ends");
@@ -189,6 +193,27 @@ public sealed class CopyOperation(AppConfig config, StorageSet storages, ICopyOb
         {
         }
         return result;
+    }
+
+    /// <summary>
+    /// Takes the database's lock as a backup run does and lets it go at once: true when the live lease found there was
+    /// of a run that ended on this host (taken over, with backup's warning), false when another run holds it. Not
+    /// held for the copy: that would lock out the database's next backups, which write other keys.
+    /// </summary>
+    private async Task<bool> TakeOverAsync(InstanceConfig instance, IStorage to, string database, CancellationToken cancellationToken)
+    {
+        using var onLost = new CancellationTokenSource();
+        try
+        {
+            var held = await StorageLock.AcquireAsync(config.BackupDir, instance.Name, database, [to], config.LockLease, TimeProvider.System,
+                observer.Warning, onLost, cancellationToken).ConfigureAwait(false);
+            await held.DisposeAsync().ConfigureAwait(false);
+            return true;
+        }
+        catch (LockedException)
+        {
+            return false;
+        }
     }
 
     private async Task<CopyResult> CopyOrRefuseAsync(

@@ -95,7 +95,8 @@ public sealed class ScaleOutTests : IAsyncLifetime
     }
 
     /// <summary>The YAML of a runner's config, for runs of the CLI; runners given the same <paramref name="backupDir"/> are on one host.</summary>
-    private async Task<string> WriteConfigAsync(string database, string? toolsDir, Backend backend = Backend.S3, string? backupDir = null)
+    private async Task<string> WriteConfigAsync(
+        string database, string? toolsDir, Backend backend = Backend.S3, string? backupDir = null, string destinations = "shared")
     {
         var dir = _scratch.TempDir("cfg");
         var path = Path.Combine(dir, "config.yaml");
@@ -134,7 +135,7 @@ public sealed class ScaleOutTests : IAsyncLifetime
                 password: '{TestServers.PgPassword}'
                 include: ['{database}']
                 globals: false
-                storage: [shared]{tools}
+                storage: [{destinations}]{tools}
 
             """));
         SetMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
@@ -300,6 +301,39 @@ public sealed class ScaleOutTests : IAsyncLifetime
             && l.Contains(storage.Describe(folder), StringComparison.Ordinal));
         Assert.Contains($"pid {dead} on {Environment.MachineName}", warning, StringComparison.Ordinal);
         Assert.Contains("at once", warning, StringComparison.Ordinal);
+        Assert.Contains("ended on this host without releasing it", warning, StringComparison.Ordinal);
+        Assert.Empty(await KeysAsync(storage, folder));
+        Assert.Single(await KeysAsync(storage, InstanceName), k => k.EndsWith(BackupManifest.Suffix, StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// A tester (tr104): a backup to [local, s3] SIGKILLed before its S3 copy left its lease live there, and `copy --to s3`
+    /// right after said another run was writing there (naming the dead pid), copied nothing and exited 0, for the whole
+    /// lease. The lease of a run that ended on this host is taken over at once, as by a backup, and the copy made.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_copy_takes_over_at_once_the_lease_of_a_run_killed_on_this_host_and_copies()
+    {
+        await TestServers.RequirePostgresAsync();
+        await RequireAsync(Backend.S3);
+        var database = await SmallDatabaseAsync();
+        var backupDir = _scratch.TempDir("runner-backups");
+        var local = await WriteConfigAsync(database, toolsDir: null, Backend.S3, backupDir, "local");
+        var slow = await WriteConfigAsync(database, SlowDumpTools.Create(_scratch.TempDir("slow-tools"), 60), Backend.S3, backupDir, "local, shared");
+        var both = await WriteConfigAsync(database, toolsDir: null, Backend.S3, backupDir, "local, shared");
+        var storage = Open(Backend.S3);
+        var folder = StorageLock.FolderFor(InstanceName, database);
+        var backup = await Run.CliAsync("backup", "-i", "2", "-d", database, "--config", local);
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        var dead = await KillWhileItHoldsTheLeaseAsync(slow, database, storage, folder);
+
+        var copy = await Run.CliAsync("copy", "--to", "shared", "-i", "2", "--config", both);
+
+        Assert.True(copy.ExitCode == 0, copy.ToString());
+        Assert.True(copy.Stdout.Contains("copy summary: 1 copied to 'shared', 0 failed", StringComparison.Ordinal), copy.ToString());
+        var warning = Assert.Single(copy.Stderr.Split('\n'), l => l.Contains("warning:", StringComparison.Ordinal)
+            && l.Contains(storage.Describe(folder), StringComparison.Ordinal));
+        Assert.Contains($"pid {dead} on {Environment.MachineName}", warning, StringComparison.Ordinal);
         Assert.Contains("ended on this host without releasing it", warning, StringComparison.Ordinal);
         Assert.Empty(await KeysAsync(storage, folder));
         Assert.Single(await KeysAsync(storage, InstanceName), k => k.EndsWith(BackupManifest.Suffix, StringComparison.Ordinal));
