@@ -52,6 +52,151 @@ internal sealed class ChunkedStream(byte[] data, IReadOnlyList<int> sizes) : Str
     public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
 
+/// <summary>
+/// A read-only stream of pieces, each repeated a number of times, made as it is read: a dump of hundreds
+/// of MiB (a statement just over a size cap) without holding it in memory.
+/// </summary>
+internal sealed class RepeatedPiecesStream(params (string Piece, long Times)[] pieces) : Stream
+{
+    private readonly (byte[] Piece, long Times)[] parts = [.. pieces.Select(p => (Encoding.UTF8.GetBytes(p.Piece), p.Times))];
+    private int part;
+    private long repeat;
+    private int offset;
+
+    /// <summary>All bytes the stream gives.</summary>
+    public long Total => parts.Sum(p => p.Piece.LongLength * p.Times);
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position
+    {
+        get => throw new NotSupportedException();
+        set => throw new NotSupportedException();
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var n = 0;
+        while (n < buffer.Length && part < parts.Length)
+        {
+            var (piece, times) = parts[part];
+            if (repeat >= times || piece.Length == 0)
+            {
+                part++;
+                repeat = 0;
+                continue;
+            }
+
+            if (piece.Length == 1)
+            {
+                var run = (int)Math.Min(times - repeat, buffer.Length - n);
+                buffer.Slice(n, run).Fill(piece[0]);
+                n += run;
+                repeat += run;
+                continue;
+            }
+
+            var take = Math.Min(piece.Length - offset, buffer.Length - n);
+            piece.AsSpan(offset, take).CopyTo(buffer[n..]);
+            n += take;
+            offset += take;
+            if (offset == piece.Length)
+            {
+                offset = 0;
+                repeat++;
+            }
+        }
+
+        return n;
+    }
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult(Read(buffer.Span));
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        Task.FromResult(Read(buffer.AsSpan(offset, count)));
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
+
+/// <summary>A write-only stream that counts what it is given and keeps only its last bytes.</summary>
+internal sealed class TailStream : Stream
+{
+    private const int Keep = 256;
+    private readonly List<byte> tail = [];
+
+    /// <summary>Bytes written.</summary>
+    public long Written { get; private set; }
+
+    /// <summary>The last bytes written (at most 256), as Latin-1 text.</summary>
+    public string Tail => Encoding.Latin1.GetString(tail.ToArray());
+
+    public override bool CanRead => false;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => true;
+
+    public override long Length => Written;
+
+    public override long Position
+    {
+        get => Written;
+        set => throw new NotSupportedException();
+    }
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        Written += buffer.Length;
+        var last = buffer[Math.Max(0, buffer.Length - Keep)..];
+        tail.AddRange(last);
+        if (tail.Count > Keep)
+        {
+            tail.RemoveRange(0, tail.Count - Keep);
+        }
+    }
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        Write(buffer.Span);
+        return ValueTask.CompletedTask;
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+    {
+        Write(buffer.AsSpan(offset, count));
+        return Task.CompletedTask;
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+}
+
 /// <summary>One piece of a test dump: what goes in and what must come out for it.</summary>
 internal sealed record DumpPart(byte[] Input, byte[] Output)
 {
@@ -124,6 +269,23 @@ internal static class DumpFilterRunner
         catch (DumpFilterException e)
         {
             return (output.ToArray(), e);
+        }
+    }
+
+    /// <summary>Runs a generated dump until the end or a refusal: what was written by then (counted, its last bytes kept), and the refusal.</summary>
+    public static (TailStream Output, DumpFilterException? Refusal) RunGenerated(
+        Func<Stream, Stream, CancellationToken, Task> copy, params (string Piece, long Times)[] pieces)
+    {
+        using var source = new RepeatedPiecesStream(pieces);
+        var output = new TailStream();
+        try
+        {
+            copy(source, output, CancellationToken.None).GetAwaiter().GetResult();
+            return (output, null);
+        }
+        catch (DumpFilterException e)
+        {
+            return (output, e);
         }
     }
 

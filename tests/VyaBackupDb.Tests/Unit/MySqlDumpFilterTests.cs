@@ -1043,6 +1043,48 @@ public sealed class MySqlDumpFilterTests
         Assert.Equal(insert.Length, DumpFilterRunner.Run(new MySqlDumpFilter(Target).CopyAsync, insert, [1 << 20]).Length);
     }
 
+    /// <summary>
+    /// tr105: one INSERT of a 1.5 GB string (6.5 MB gzipped) passed the filter, and the client (run with
+    /// --max-allowed-packet=1G) held 2.4 GB of it before the server refused it, over its max_allowed_packet. An
+    /// INSERT longer than the server's max_allowed_packet is refused before its end reaches the client; one as
+    /// long passes, as do INSERTs longer together.
+    /// </summary>
+    [Fact]
+    public void Refuses_an_insert_longer_than_the_servers_max_allowed_packet()
+    {
+        const long packet = 4 * 1024 * 1024;
+        const string head = "-- MariaDB dump 10.19\n";
+        const string open = "INSERT INTO `t` VALUES (1,'";
+        const string trailer = "-- Dump completed on 2026-11-28\n";
+        Func<Stream, Stream, CancellationToken, Task> Filter() => new MySqlDumpFilter(Target, new MySqlFilterOptions(MaxAllowedPacket: packet)).CopyAsync;
+
+        var (output, refusal) = DumpFilterRunner.RunGenerated(Filter(), (head, 1), (open, 1), ("A", packet - open.Length), ("');\n", 1), (trailer, 1));
+        Assert.NotNull(refusal);
+        Assert.Equal("the dump holds an INSERT longer than the server's max_allowed_packet (4194304 bytes) at byte 22, which the server "
+            + "would refuse (raise max_allowed_packet above the backup's largest row); refused", refusal.Message);
+        Assert.True(output.Written < head.Length + packet, $"{output.Written} bytes written: the statement's end among them");
+
+        // As long as max_allowed_packet to its ';', and twice that in two INSERTs: passed whole.
+        var fits = new (string, long)[] { (head, 1), (open, 1), ("A", packet - open.Length - 2), ("')", 1), (";\n", 1),
+            (open, 1), ("A", packet - open.Length - 2), ("');\n", 1), (trailer, 1) };
+        (output, refusal) = DumpFilterRunner.RunGenerated(Filter(), fits);
+        Assert.Null(refusal);
+        Assert.Equal(new RepeatedPiecesStream(fits).Total, output.Written);
+    }
+
+    /// <summary>Without the server's max_allowed_packet: an INSERT over 1 GiB (the largest there is, the client's too) is refused.</summary>
+    [Fact]
+    public void Refuses_an_insert_of_more_than_1_GiB_without_the_servers_max_allowed_packet()
+    {
+        const string open = "INSERT INTO `t` VALUES (1,'";
+        var (output, refusal) = DumpFilterRunner.RunGenerated(new MySqlDumpFilter(Target).CopyAsync, ("-- MariaDB dump 10.19\n", 1), (open, 1),
+            ("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", (1L << 30) / 64), ("');\n", 1));
+        Assert.NotNull(refusal);
+        Assert.Equal("the dump holds an INSERT longer than 1 GiB (the largest max_allowed_packet there is) at byte 22, which no server takes; refused",
+            refusal.Message);
+        Assert.True(output.Written < 22 + (1L << 30));
+    }
+
     [Fact]
     public void Passes_a_dump_without_database_statements_byte_for_byte()
     {

@@ -1332,4 +1332,89 @@ public sealed class PostgresDumpFilterTests
                 """),
         ];
     }
+
+    // ---- what psql holds in memory (tr105) ----------------------------------------------------------
+
+    private const long Cap = 64L * 1024 * 1024;
+
+    private static Func<Stream, Stream, CancellationToken, Task> NewFilter() => new PostgresDumpFilter(Target, KnownOnPostgres15).CopyAsync;
+
+    private const string CapHead = "--\n-- PostgreSQL database dump\n--\n\nSET standard_conforming_strings = on;\n\n";
+    private const string CapTrailer = "\n--\n-- PostgreSQL database dump complete\n--\n\n";
+
+    /// <summary>
+    /// tr105: an old-tool dump holding <c>COMMENT ON TABLE ... IS '900 MB of A'</c> (3.7 MB gzipped) passed the filter,
+    /// and psql, which holds a statement whole, grew to 5 GB before the server refused it. A statement of more than
+    /// 64 MiB is refused before its end reaches psql (which is then stopped, never having run it); one of 64 MiB passes.
+    /// </summary>
+    [Fact]
+    public void Refuses_a_statement_of_more_than_64_MiB()
+    {
+        const string open = "COMMENT ON TABLE \"public\".\"t\" IS '";
+        const string close = "';\n";
+        var (output, refusal) = DumpFilterRunner.RunGenerated(NewFilter(), (CapHead, 1), (open, 1), ("A", Cap - open.Length), (close, 1), (CapTrailer, 1));
+        Assert.NotNull(refusal);
+        Assert.Equal("line 7: a statement of more than 64 MiB (psql would hold it whole in memory; only COPY data may be longer); refused", refusal.Message);
+        Assert.True(output.Written <= CapHead.Length + Cap, $"{output.Written} bytes written: the statement's closing quote among them");
+
+        // 64 MiB to its ';' (the ';' and the line break after it aside) passes whole.
+        var fits = new (string, long)[] { (CapHead, 1), (open, 1), ("A", Cap - open.Length - 1), ("'", 1), (";\n", 1), (CapTrailer, 1) };
+        (output, refusal) = DumpFilterRunner.RunGenerated(NewFilter(), fits);
+        Assert.Null(refusal);
+        Assert.Equal(new RepeatedPiecesStream(fits).Total, output.Written);
+        Assert.EndsWith(CapTrailer, output.Tail, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// psql holds a block comment between statements with the next statement, and a comment line whole: more than
+    /// 64 MiB of comments and blank lines between two statements is refused too.
+    /// </summary>
+    [Theory]
+    [InlineData("/* ", " */\n")]
+    [InlineData("-- ", "\n")]
+    public void Refuses_more_than_64_MiB_of_comments_between_statements(string open, string close)
+    {
+        var (_, refusal) = DumpFilterRunner.RunGenerated(NewFilter(), (CapHead, 1), ("CREATE TABLE public.t (id integer);\n", 1), (open, 1),
+            ("x", Cap), (close, 1), ("CREATE TABLE public.u (id integer);\n", 1), (CapTrailer, 1));
+        Assert.NotNull(refusal);
+        Assert.Equal("line 8: more than 64 MiB of comments and blank lines between two statements; refused", refusal.Message);
+    }
+
+    /// <summary>
+    /// What may be large stays unlimited: COPY data (psql streams it; many lines or one line of 100 MiB, with
+    /// statements before and after), a large object as pg_dump writes it (many lowrite() calls, 96 MiB in all),
+    /// and an INSERT of pg_dump --inserts below 64 MiB.
+    /// </summary>
+    [Theory]
+    [InlineData("copy lines")]
+    [InlineData("copy line")]
+    [InlineData("large object")]
+    [InlineData("insert")]
+    public void Passes_large_copy_data_large_objects_and_rows_under_the_cap(string what)
+    {
+        var pieces = new List<(string, long)> { (CapHead, 1), ("CREATE TABLE public.t (id integer, v text);\n\n", 1) };
+        switch (what)
+        {
+            case "copy lines":
+                pieces.AddRange([("COPY public.t (id, v) FROM stdin;\n", 1), ("1\t" + new string('x', 1021) + "\n", 100 * 1024), ("\\.\n", 1)]);
+                break;
+            case "copy line":
+                pieces.AddRange([("COPY public.t (id, v) FROM stdin;\n1\t", 1), ("x", 100L * 1024 * 1024), ("\n\\.\n", 1)]);
+                break;
+            case "large object":
+                pieces.AddRange([("BEGIN;\nSELECT pg_catalog.lo_open('16385', 131072);\n", 1),
+                    ("SELECT pg_catalog.lowrite(0, '\\x" + new string('4', 32 * 1024) + "');\n", 3 * 1024),
+                    ("SELECT pg_catalog.lo_close(0);\nCOMMIT;\n", 1)]);
+                break;
+            default:
+                pieces.AddRange([("INSERT INTO public.t VALUES (1, '", 1), ("x", Cap - 1024), ("');\n", 1)]);
+                break;
+        }
+
+        pieces.AddRange([("\nCREATE TABLE public.u (id integer);\n", 1), (CapTrailer, 1)]);
+        var (output, refusal) = DumpFilterRunner.RunGenerated(NewFilter(), [.. pieces]);
+        Assert.Null(refusal);
+        Assert.Equal(new RepeatedPiecesStream([.. pieces]).Total, output.Written);
+        Assert.EndsWith(CapTrailer, output.Tail, StringComparison.Ordinal);
+    }
 }

@@ -18,8 +18,11 @@ namespace VyaBackupDb.Engines.MySql;
 /// <param name="Server">The server's flavor and version: which <c>/*!NNNNN ... */</c> comments it skips.</param>
 /// <param name="AllowDataDirectory">Let <c>CREATE TABLE ... DATA DIRECTORY / INDEX DIRECTORY</c> through: the server
 /// then creates the table's files in the directory the dump names, outside its data directory.</param>
+/// <param name="MaxAllowedPacket">The server's max_allowed_packet: an INSERT longer than it is refused (the server
+/// would refuse it, after the client had held it whole). Null: 1 GiB, the largest there is.</param>
 public sealed record MySqlFilterOptions(string? SourceDatabase = null, DefinerMode Definer = DefinerMode.Keep, bool KeepEventsEnabled = false,
-    string? ServerSqlMode = null, bool RowsFollow = false, ServerInfo? Server = null, bool AllowDataDirectory = false);
+    string? ServerSqlMode = null, bool RowsFollow = false, ServerInfo? Server = null, bool AllowDataDirectory = false,
+    long? MaxAllowedPacket = null);
 
 /// <summary>
 /// Filters a plain mysqldump / mariadb-dump file on its way into the <c>mysql</c>/<c>mariadb</c>
@@ -63,6 +66,12 @@ public sealed class MySqlDumpFilter
     /// would take the host's memory as the gaps between statements would.
     /// </summary>
     private const int StatementCap = 64 * 1024 * 1024;
+
+    /// <summary>
+    /// An INSERT's rows without <see cref="MySqlFilterOptions.MaxAllowedPacket"/>: the largest max_allowed_packet
+    /// there is (the client, too, runs with 1G). Longer, the client would hold it whole for the server to refuse.
+    /// </summary>
+    private const long LargestPacket = 1024L * 1024 * 1024;
     private const int TokenCap = 1024;
     private const int SetTokenLimit = 128;
     private const int MaxVersionDigits = 10;
@@ -89,6 +98,7 @@ public sealed class MySqlDumpFilter
 
     private readonly byte[] targetIdentifier;
     private readonly MySqlFilterOptions options;
+    private readonly long rowStatementCap;
     private readonly HashSet<string> otherQualifiers = new(StringComparer.Ordinal);
     private readonly List<string> enabledEvents = [];
     private readonly ByteBuffer candidateText = new(64);
@@ -242,6 +252,7 @@ public sealed class MySqlDumpFilter
         ArgumentNullException.ThrowIfNull(options);
         ArgumentException.ThrowIfNullOrEmpty(targetDatabase);
         this.options = options;
+        rowStatementCap = Math.Min(options.MaxAllowedPacket ?? LargestPacket, LargestPacket);
         serverSqlMode = SqlModeOf(Encoding.UTF8.GetBytes(options.ServerSqlMode ?? ""));
         serverVersion = options.Server is { } server ? VersionNumber(server.Version) : 0;
         mariaDbLexer = options.Server is not { } known || known.Flavor == "MariaDB";
@@ -433,6 +444,14 @@ public sealed class MySqlDumpFilter
             else if (!rowData && state is not (State.Gap or State.DelimiterLine) && bufferBase + i - unitStart > StatementCap)
             {
                 throw Refuse($"a statement of more than {StatementCap / (1024 * 1024)} MiB that is not the rows of an INSERT");
+            }
+            else if (rowData && state is not (State.Gap or State.DelimiterLine) && bufferBase + i - unitStart > rowStatementCap)
+            {
+                throw new DumpFilterException(options.MaxAllowedPacket is { } packet
+                    ? $"the dump holds an INSERT longer than the server's max_allowed_packet ({packet} bytes) at byte {unitStart}, "
+                        + "which the server would refuse (raise max_allowed_packet above the backup's largest row); refused"
+                    : $"the dump holds an INSERT longer than 1 GiB (the largest max_allowed_packet there is) at byte {unitStart}, "
+                        + "which no server takes; refused");
             }
         }
 

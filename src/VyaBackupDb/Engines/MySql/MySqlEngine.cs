@@ -16,6 +16,9 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
     /// <summary>The sql_mode a new session starts with (a set's schema.sql and post.sql both need it).</summary>
     private string? _sessionSqlMode;
 
+    /// <summary>The server's max_allowed_packet, read with <see cref="_sessionSqlMode"/>.</summary>
+    private long _maxAllowedPacket;
+
     public InstanceConfig Instance { get; } = instance;
 
     public string CompletionTrailer => DumpEngines.CompletionTrailer(Dbms.MySql);
@@ -699,15 +702,18 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         var arguments = ClientArguments(optionFile, database);
         // Events are created disabled in the staging database, so that none runs there; the swap
         // enables the ones asked for once they are in place. The filter reads the dump as the server
-        // will, from the sql_mode the client's session starts with.
+        // will, from the sql_mode the client's session starts with, and refuses an INSERT longer than the
+        // server's max_allowed_packet (which the server would refuse only after the client had held it whole).
         if (_sessionSqlMode is null)
         {
             await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             _sessionSqlMode = (string)(await Scalar(connection, "SELECT @@SESSION.sql_mode", cancellationToken).ConfigureAwait(false))!;
+            _maxAllowedPacket = Convert.ToInt64(await Scalar(connection, "SELECT @@GLOBAL.max_allowed_packet", cancellationToken).ConfigureAwait(false),
+                CultureInfo.InvariantCulture);
         }
         var filter = new MySqlDumpFilter(database,
             new MySqlFilterOptions(options.SourceDatabase, options.Definer, KeepEventsEnabled: false, ServerSqlMode: _sessionSqlMode, RowsFollow: rowsFollow,
-                AllowDataDirectory: options.AllowDataDirectory,
+                AllowDataDirectory: options.AllowDataDirectory, MaxAllowedPacket: _maxAllowedPacket,
                 Server: await ServerAsync(cancellationToken).ConfigureAwait(false)));
         try
         {

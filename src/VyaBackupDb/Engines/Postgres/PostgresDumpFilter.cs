@@ -109,11 +109,20 @@ public sealed class PostgresDumpFacts
 /// what follows) pass only as pg_dump sets them: <c>SET</c> to on/off, to a server encoding, each a
 /// plain word or '...' string (never SET LOCAL, DEFAULT, set_config of the former, nor anything
 /// else the filter could read otherwise than psql). The filter streams and holds at most 64 KiB of a statement's
-/// beginning.</para>
+/// beginning. psql holds a statement whole: one over 64 MiB (COPY data aside, which it streams), or more than
+/// 64 MiB of comments and blank lines between two, is refused before its end reaches psql.</para>
 /// </remarks>
 public sealed class PostgresDumpFilter
 {
     private const int HoldCap = 64 * 1024;
+
+    /// <summary>
+    /// A statement, and the comments and blanks between two: psql holds a statement whole before it sends
+    /// it (a block comment before one with it, and a line whole), several times its size (a 900 MB string
+    /// took it 5 GB). A dump's are small: COPY data, which psql streams, may be any size, and pg_dump
+    /// writes a large object as many small lowrite() calls.
+    /// </summary>
+    private const int StatementCap = 64 * 1024 * 1024;
     private const int TokenCap = 1024;
     private const int MaxDollarTag = 256;
     private const int GrantTokenLimit = 64;
@@ -163,6 +172,7 @@ public sealed class PostgresDumpFilter
     private long consumedTotal;
     private bool needMore;
     private long unitStart;
+    private long gapStart; // where the comments and blanks since the last statement (or COPY data) started
     private long unitLineKnown; // 0 until counted (lazily: counting every statement's start costs)
     private bool standardStrings = true;
     private int commentDepth;
@@ -550,6 +560,7 @@ public sealed class PostgresDumpFilter
                 State.CopyData => CopyData(i, end, final),
                 _ => throw new InvalidOperationException("unknown scanner state"),
             };
+            CheckHeldByPsql(i);
         }
 
         if (final)
@@ -569,6 +580,31 @@ public sealed class PostgresDumpFilter
     {
         needMore = true;
         return i;
+    }
+
+    /// <summary>Refuses a statement, or the comments and blanks between two, longer than <see cref="StatementCap"/> (COPY data aside).</summary>
+    private void CheckHeldByPsql(int i)
+    {
+        switch (state)
+        {
+            case State.CopyData:
+                return;
+            case State.Gap or State.GapLineComment or State.GapBlockComment or State.Meta or State.CopyLineRest:
+                if (bufferBase + i - gapStart > StatementCap)
+                {
+                    throw Refuse(i, $"more than {StatementCap / (1024 * 1024)} MiB of comments and blank lines between two statements");
+                }
+
+                return;
+            default:
+                if (bufferBase + i - unitStart > StatementCap)
+                {
+                    throw new DumpFilterException($"line {UnitLine}: a statement of more than {StatementCap / (1024 * 1024)} MiB " +
+                        "(psql would hold it whole in memory; only COPY data may be longer); refused");
+                }
+
+                return;
+        }
     }
 
     private int At(int index, int end) => index < end ? buf[index] : -1;
@@ -829,6 +865,7 @@ public sealed class PostgresDumpFilter
 
         statementsSinceMark++;
         lineBreakSinceStatement = false;
+        gapStart = bufferBase + after;
         Commit(after);
         if (sink.Mode == Disposition.Hold)
         {
@@ -1870,6 +1907,7 @@ public sealed class PostgresDumpFilter
                         if (terminator > 0)
                         {
                             state = State.Gap;
+                            gapStart = bufferBase + i + terminator;
                             newlines += terminator - 2 - (c == '\r' ? 1 : 0);
                             return i + terminator;
                         }
