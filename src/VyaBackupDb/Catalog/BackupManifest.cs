@@ -76,6 +76,13 @@ public sealed record BackupManifest
     public required string DataFile { get; init; }
     public required int InstanceId { get; init; }
     public required string InstanceName { get; init; }
+
+    /// <summary>
+    /// The server the instance named (host:port as configured; null for a files instance and in manifests before
+    /// 2026-11-30): with the instance id, what tells a backup of another server in an instance's folder (names swapped).
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Server { get; init; }
     public required string Dbms { get; init; }
     public required string ServerFlavor { get; init; }
     public required string ServerVersion { get; init; }

@@ -117,6 +117,9 @@ public sealed record InstanceConfig(
     /// <summary>Encrypt this instance's backups by default (<c>encrypt: true</c>; <c>backup --encrypt</c> does it for one run).</summary>
     public bool Encrypt { get; init; }
 
+    /// <summary>The server as a manifest records it: host:port; null for a files instance.</summary>
+    public string? Server => Dbms == Dbms.Files ? null : $"{Host}:{Port.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
     /// <summary>A files instance's directories (absolute, normalised); include/exclude match paths relative to each.</summary>
     public IReadOnlyList<string> Paths { get; init; } = [];
 

@@ -421,6 +421,7 @@ public sealed class BackupOperation
                 DataFile = StorageKey.FileName(item.Key),
                 InstanceId = item.Instance.Id,
                 InstanceName = item.Instance.Name,
+                Server = item.Instance.Server,
                 Dbms = item.Instance.Dbms.ToName(),
                 ServerFlavor = server.Flavor,
                 ServerVersion = server.Version,

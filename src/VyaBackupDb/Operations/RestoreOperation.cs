@@ -90,6 +90,10 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         {
             observer.Warning($"no manifest beside {location.FileName}: no digest was recorded; checking the completion trailer only");
         }
+        if (OtherServersBackup(location, plan.Manifest, instance) is { } otherServers)
+        {
+            observer.Warning(otherServers);
+        }
 
         var replacing = plan.TargetState.HoldsData;
         if (replacing && !request.Force && !request.DryRun
@@ -467,6 +471,18 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
         }
         return RestoreStaging.ReplacedName(target, number);
     }
+
+    /// <summary>
+    /// A backup in this instance's own folder that another instance made, of another server: after two instances swapped
+    /// names (the folder is the name), each lists the other's backups as its own (tr98). Another id on the same server is
+    /// a renumbering; the same id on another server a move: neither is said.
+    /// </summary>
+    private static string? OtherServersBackup(BackupLocation location, BackupManifest? manifest, InstanceConfig instance) =>
+        manifest is { Server: { } server } && manifest.InstanceId != instance.Id && server != instance.Server
+            && location.Key.StartsWith(BackupCatalog.InstancePrefix(instance), StringComparison.Ordinal)
+            ? $"{location.FileName} is in the folder of instance {instance.Id} ({instance.Name}) but was made by instance {manifest.InstanceId} "
+                + $"({manifest.InstanceName}) of {server}, not of {instance.Server}: it holds that server's data (were instance names swapped?)"
+            : null;
 
     private static void CheckCompleteDump(MeasuringStream plain, bool endsWithTrailer, string trailer, RestorePlan plan)
     {

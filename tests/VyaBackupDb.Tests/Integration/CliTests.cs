@@ -232,6 +232,17 @@ public sealed class CliTests : IAsyncLifetime
         Assert.True(viaLink.ExitCode == Success, viaLink.ToString());
         Assert.Contains($"would restore {file} (", viaLink.Stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("no manifest", viaLink.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("instance names swapped", run.Stderr + viaLink.Stderr, StringComparison.Ordinal);
+
+        // Another server's instance now has the name, so the folder, that instance 2 had (tr98: names swapped; a
+        // restore of "its" latest backup took the other server's data without a word).
+        var yaml = (await File.ReadAllTextAsync(config)).Replace("name: it-pg", "name: it-pg-was", StringComparison.Ordinal);
+        await File.WriteAllTextAsync(config, yaml + $"  - {{id: 3, name: it-pg, dbms: postgresql, host: localhost, port: {TestServers.PgPort}, "
+            + $"user: {TestServers.PgUser}, password: '{TestServers.PgPassword}'}}\n");
+        var swapped = await Run.CliAsync("restore", "-f", Path.GetFileName(file), "-i", "3", "-t", target, "--dry-run", "--config", config);
+        Assert.True(swapped.ExitCode == Success, swapped.ToString());
+        Assert.Contains($"is in the folder of instance 3 (it-pg) but was made by instance 2 (it-pg) of {TestServers.PgHost}:{TestServers.PgPort}, "
+            + $"not of localhost:{TestServers.PgPort}: it holds that server's data (were instance names swapped?)", swapped.Stderr, StringComparison.Ordinal);
     }
 
     [SkippableFact]
