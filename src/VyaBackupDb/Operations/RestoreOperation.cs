@@ -209,6 +209,12 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
                 DbException or InvalidOperationException or System.Net.Sockets.SocketException => $"server error: {e.Message}",
                 _ => $"cannot read {plan.File}: {e.Message}",
             };
+            if (request.Verify && plan.IsSet && e is InvalidDataException)
+            {
+                // A set's entries held to its manifest's list (order, sizes, digests): a mismatch is the backup's, as a dump's digest is (tr106).
+                e = new VerificationFailedException(e.Message, e);
+                reason = $"{plan.File}: {e.Message}";
+            }
             if (request.Verify && plan.Manifest is not null && e is not (OperationCanceledException or LockedException)
                 && await BackupFileChecker.DamageAsync(location, plan.Manifest).ConfigureAwait(false) is { } problem)
             {

@@ -92,9 +92,10 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
                     continue;
                 }
             }
-            if (!check.Ok && await GoneAsync(file, cancellationToken).ConfigureAwait(false))
+            if (await GoneAsync(file, cancellationToken).ConfigureAwait(false))
             {
-                // Removed while it was checked (another run's prune, tr104): not a damaged backup (exit 4), an unchecked one.
+                // Removed while it was checked (another run's prune, tr104): not a damaged backup (exit 4), an unchecked one;
+                // nor a good one, though S3 may serve an object it is sending after its delete (tr106).
                 results.Add(new VerifyResult(new FileCheck(file.Description, null,
                     ["not checked: it was removed while it was checked (by another run's prune?)"], [], file) { Unreachable = true }, null));
                 observer.Checked(results[^1]);

@@ -40,7 +40,7 @@ public sealed class CliTests : IAsyncLifetime
     /// Values a script passes wrong (tr99): each is one line and exit 2, nothing created. Were: `--target --dry-run` a real
     /// restore into a database named --dry-run; `--jobs 1.5` and an empty --log-file a .NET trace, exit 134; `_globals`
     /// a database in no backup; /dev/zero as --config 4 GB of memory, then "out of memory"; --target with --globals and
-    /// --account without it ignored; a folder as --file "not found".
+    /// --account without it ignored; a folder as --file "not found"; a missing globals file .NET's "No such file or directory", exit 1.
     /// </summary>
     [Theory]
     [InlineData("restore --file {backup} -i 2 --target --dry-run", "--target needs a value: '--dry-run' is an option")]
@@ -48,6 +48,7 @@ public sealed class CliTests : IAsyncLifetime
     [InlineData("restore --file {backup} -i 2 --globals --target x", "--target does not apply with --globals")]
     [InlineData("restore --file {backup} -i 2 --account app", "--account needs --globals")]
     [InlineData("restore --file {folder} -i 2", "is a folder: --file names one backup file")]
+    [InlineData("restore --file local:it-pg/20260101_000000_postgresql__globals.sql.zst -i 2 --globals", "backup file not found: ")]
     [InlineData("backup -i 1 --jobs 1.5", "--jobs must be a whole number between 1 and 64")]
     [InlineData("schedule --grace-seconds -5", "--grace-seconds must be a whole number between 0 and 86400")]
     [InlineData("--log-file {empty} list --all", "--log-file: an empty file name")]
@@ -71,6 +72,29 @@ public sealed class CliTests : IAsyncLifetime
         Assert.True(run.ExitCode == UsageOrConfig, run.ToString());
         AssertOneErrorLine(run, expected);
         Assert.Equal(["args.fifo", "x.sql"], Directory.GetFileSystemEntries(dir).Select(e => e == fifo ? "args.fifo" : Path.GetFileName(e)[^5..]).Order());
+    }
+
+    /// <summary>
+    /// A planted globals backup that decodes to more than its manifest's plain_bytes stops there, exit 4 (tr106: it was
+    /// read whole into memory, a 27 KB file decoding to 300 MB took 1.3 GB, before the digest refused it).
+    /// </summary>
+    [Fact]
+    public async Task A_globals_backup_decoding_past_its_manifests_size_is_refused_there()
+    {
+        var (config, backupDir) = await ConfigAsync();
+        var key = FabricatedBackups.Create(backupDir, TestServers.Postgres(name: "it-pg"), "_globals", FabricatedBackups.Utc("20260101_000000"));
+        var file = Path.Combine(backupDir, key);
+        var recorded = new FileInfo(file).Length;
+        await File.WriteAllTextAsync(file, string.Concat(Enumerable.Repeat("-- " + new string('x', 1020) + "\n", 8192)));
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(file + VyaBackupDb.Catalog.BackupManifest.Suffix))!;
+        manifest["stored_bytes"] = new FileInfo(file).Length;
+        manifest["stored_sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(await File.ReadAllBytesAsync(file)));
+        await File.WriteAllTextAsync(file + VyaBackupDb.Catalog.BackupManifest.Suffix, manifest.ToJsonString());
+
+        var run = await Run.CliAsync("restore", "--globals", "--file", "local:" + key, "-i", "2", "--dry-run", "--config", config);
+
+        Assert.True(run.ExitCode == 4, run.ToString());
+        AssertOneErrorLine(run, $"decodes past the {recorded} bytes its manifest records; nothing was applied");
     }
 
     /// <summary>A metrics file that is a symbolic link is written where it points; the link stays (tr102: it became a file).</summary>

@@ -413,17 +413,20 @@ public sealed class IntegrityTests : IAsyncLifetime
 
     /// <summary>
     /// A backup pruned by another run between verify's digest pass and its test restore is an unchecked one (exit 1),
-    /// not a damaged one (tr104: FAILED, exit 4, a corruption alarm for a backup removed on purpose).
+    /// not a damaged one (tr104: FAILED, exit 4, a corruption alarm for a backup removed on purpose); nor a good one when
+    /// it was removed after the test restore had read it (tr106: S3 served the deleted object, and verify said OK).
     /// </summary>
-    [SkippableFact]
-    public async Task Verify_restore_of_a_backup_removed_meanwhile_says_it_was_not_checked()
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Verify_restore_of_a_backup_removed_meanwhile_says_it_was_not_checked(bool afterTheTestRestore)
     {
         var (instance, source) = await NewSourceAsync(Dbms.PostgreSql);
         var backupDir = _scratch.TempDir("backups");
         var config = ConfigLoader.Load(await ConfigAsync(backupDir));
         var file = await Ops.BackupOkAsync(instance, source, Compression.Zstd, backupDir);
 
-        var results = await new Operations.VerifyOperation(config, new PruningObserver(file))
+        var results = await new Operations.VerifyOperation(config, new PruningObserver(file, afterTheTestRestore))
             .RunAsync(new Operations.VerifyRequest(file, null, null, Latest: false, Restore: true), CancellationToken.None);
 
         var check = Assert.Single(results).Check;
@@ -431,13 +434,15 @@ public sealed class IntegrityTests : IAsyncLifetime
         Assert.Equal(["not checked: it was removed while it was checked (by another run's prune?)"], check.Problems);
     }
 
-    /// <summary>Deletes the backup (and its manifest) once the test restore has planned, as a concurrent prune would.</summary>
-    private sealed class PruningObserver(string file) : Operations.IVerifyObserver
+    /// <summary>Deletes the backup (and its manifest) once the test restore has planned, or compared, as a concurrent prune would.</summary>
+    private sealed class PruningObserver(string file, bool afterTheTestRestore) : Operations.IVerifyObserver
     {
         public void Planned(Operations.RestorePlan plan)
         {
-            File.Delete(file);
-            File.Delete(file + BackupManifest.Suffix);
+            if (!afterTheTestRestore)
+            {
+                Prune();
+            }
         }
 
         public bool Confirm(string question) => false;
@@ -448,6 +453,16 @@ public sealed class IntegrityTests : IAsyncLifetime
 
         public void Compared(Operations.InventoryComparison comparison)
         {
+            if (afterTheTestRestore)
+            {
+                Prune();
+            }
+        }
+
+        private void Prune()
+        {
+            File.Delete(file);
+            File.Delete(file + BackupManifest.Suffix);
         }
 
         public void Warning(string message)

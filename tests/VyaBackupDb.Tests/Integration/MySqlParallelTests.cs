@@ -474,6 +474,28 @@ public sealed class MySqlParallelTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A set whose data entry differs from its manifest's list, the stored digest made to match: a failed verification
+    /// (exit 4), as a dump's digest mismatch is, not "cannot read" (exit 1) (tr106).
+    /// </summary>
+    [SkippableFact]
+    public async Task A_set_entry_that_differs_from_its_manifests_list_fails_verification()
+    {
+        await TestServers.RequireMySqlAsync();
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", "INSERT INTO t VALUES (1, 'one')");
+        var file = await Ops.BackupOkAsync(MySqlTestDb.Instance(2), source, Compression.None, _scratch.TempDir("backups"));
+        var chunk = Encoding.UTF8.GetString(Engines.MySql.MySqlTableReader.ChunkHeader) + "INSERT INTO `t` VALUES (1,'one'),(2,'two'),(3,'three');\n";
+        await ReplaceDataAsync(file, "t", Encoding.UTF8.GetBytes(chunk), keepListedEntries: true);
+        var target = _scratch.MySqlName();
+
+        var error = await Assert.ThrowsAsync<Errors.VerificationFailedException>(() => Ops.RestoreAsync(MySqlTestDb.Instance(2), file, target));
+
+        Assert.Contains("data/000001.sql", error.Message, StringComparison.Ordinal);
+        Assert.Contains("its manifest", error.Message, StringComparison.Ordinal);
+        Assert.False(await MySqlTestDb.ExistsAsync(target), "a refused restore left its target behind");
+    }
+
+    /// <summary>
     /// A set's schema.sql planted with what makes its rows go elsewhere as they load, digests made
     /// to match: a trigger (the set's own come after the rows, in post.sql) that writes into another
     /// database, or a MERGE table over another database's table that a chunk fills. Refused on both
@@ -705,7 +727,8 @@ public sealed class MySqlParallelTests : IAsyncLifetime
     /// Rewrites an uncompressed backup set so that its one data chunk is <paramref name="content"/> (and its
     /// schema.sql what <paramref name="editSchema"/> makes of it), manifest and .sha256 to match.
     /// </summary>
-    private static async Task ReplaceDataAsync(string file, string table, byte[] content, Func<string, string>? editSchema = null)
+    /// <param name="keepListedEntries">The manifest keeps its list of entries (the stored digest still made to match).</param>
+    private static async Task ReplaceDataAsync(string file, string table, byte[] content, Func<string, string>? editSchema = null, bool keepListedEntries = false)
     {
         byte[] schema, post;
         await using (var input = File.OpenRead(file))
@@ -733,9 +756,10 @@ public sealed class MySqlParallelTests : IAsyncLifetime
         }
         var sha = Ops.Sha256(file);
         var length = new FileInfo(file).Length;
-        var manifest = BackupManifest.FromJson(await File.ReadAllBytesAsync(file + BackupManifest.Suffix)) with
+        var recorded = BackupManifest.FromJson(await File.ReadAllBytesAsync(file + BackupManifest.Suffix));
+        var manifest = recorded with
         {
-            Entries = entries, PlainBytes = length, StoredBytes = length, PlainSha256 = sha, StoredSha256 = sha,
+            Entries = keepListedEntries ? recorded.Entries : entries, PlainBytes = length, StoredBytes = length, PlainSha256 = sha, StoredSha256 = sha,
         };
         await File.WriteAllBytesAsync(file + BackupManifest.Suffix, manifest.ToJson());
         await File.WriteAllTextAsync(file + BackupManifest.ChecksumSuffix, manifest.ChecksumLine);
