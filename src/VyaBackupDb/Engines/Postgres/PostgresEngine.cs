@@ -600,6 +600,8 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
         // Literal() doubles quotes only: right with standard_conforming_strings, which we make sure of.
         await Execute(connection, "SET standard_conforming_strings = on", cancellationToken).ConfigureAwait(false);
         await RequireRolesAsync(connection, settings, cancellationToken).ConfigureAwait(false);
+        var (warnings, kept) = SetAsideSessionChanging(settings);
+        settings = kept;
         var create = await CreateStatementAsync(connection, database, settings, cancellationToken).ConfigureAwait(false);
         var known = await KnownSettingsAsync(connection, cancellationToken).ConfigureAwait(false);
         var after = SettingStatements(database, settings, known);
@@ -617,7 +619,6 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
             // The account's, not the backup's: a verify did not check the backup.
             throw new HostFaultException($"the account may not create database '{database}' ({e.Message}): a restore needs CREATEDB", e);
         }
-        var warnings = new List<string>();
         try
         {
             // From a session on the new database: the server stores a setting's or comment's text in
@@ -792,15 +793,39 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     private static readonly HashSet<string> SessionChangingSettings =
         new(["session_preload_libraries", "local_preload_libraries", "role", "session_authorization"], StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// The settings without <see cref="SessionChangingSettings"/>, and a warning for each left out: the database is
+    /// restored and the setting is the operator's to set again (tr108: a database whose sessions SET role was backed
+    /// up, and every restore of it refused).
+    /// </summary>
+    private static (List<string> Warnings, DatabaseSettings? Kept) SetAsideSessionChanging(DatabaseSettings? settings)
+    {
+        if (settings is null)
+        {
+            return ([], null);
+        }
+        const string why = "was not restored: it would change the role of, or load libraries into, every session on the database "
+            + "(this restore's too); set it by hand once you have checked it";
+        var warnings = new List<string>();
+        foreach (var (name, value) in (settings.Parameters ?? []).Where(p => SessionChangingSettings.Contains(p.Name)))
+        {
+            warnings.Add($"the backup's setting {name} = '{DatabaseSettings.Shown(value)}' of the database {why}");
+        }
+        foreach (var (role, name, value) in (settings.RoleParameters ?? []).Where(p => SessionChangingSettings.Contains(p.Name)))
+        {
+            warnings.Add($"the backup's setting {name} = '{DatabaseSettings.Shown(value)}' for the role '{DatabaseSettings.Shown(role)}' in the database {why}");
+        }
+        return (warnings, warnings.Count == 0 ? settings : settings with
+        {
+            Parameters = [.. (settings.Parameters ?? []).Where(p => !SessionChangingSettings.Contains(p.Name))],
+            RoleParameters = [.. (settings.RoleParameters ?? []).Where(p => !SessionChangingSettings.Contains(p.Name))],
+        });
+    }
+
     /// <summary>SET name TO value from the manifest: a name this server knows (or a custom ext.name), the value quoted.</summary>
     private string SetClause(string name, string value, HashSet<string> known)
     {
         RequireMatch("setting name", name, SettingName());
-        if (SessionChangingSettings.Contains(name))
-        {
-            throw new OperationFailedException($"the backup's setting '{name}' would load libraries into, or change the role of, "
-                + "this restore's own sessions on the database; refused (set it by hand after the restore)");
-        }
         // A custom setting ("ext.name") is accepted by any server; others must exist on this one.
         if (!name.Contains('.', StringComparison.Ordinal) && !known.Contains(name))
         {
@@ -1513,10 +1538,12 @@ public sealed partial class PostgresEngine(InstanceConfig instance) : IDumpEngin
     /// Given at login, over the server's, the database's and the role's settings (the manifest's are
     /// given to the staging database before the load): a database set read-only by default still
     /// loads, as pg_dumpall's scripts turn it off, and one whose statements time out after 30 s for
-    /// its applications still loads and is checked, as pg_dump's scripts turn the timeouts off.
+    /// its applications still loads and is checked, as pg_dump's scripts turn the timeouts off. `role=none`: a
+    /// database or role whose sessions `SET role` to another (`ALTER DATABASE ... SET role`) is read and loaded as
+    /// the account that logged in, not as that role (tr108: "permission denied for table t" failed its backups).
     /// </summary>
     private const string LoadSessionOptions =
-        "-c default_transaction_read_only=off -c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0";
+        "-c default_transaction_read_only=off -c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c role=none";
 
     /// <summary>One per connection string, as the driver keeps for `new NpgsqlConnection(...)` (no pool: each opens its own).</summary>
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, NpgsqlDataSource> DataSources = new(StringComparer.Ordinal);
