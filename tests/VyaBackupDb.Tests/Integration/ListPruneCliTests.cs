@@ -512,6 +512,21 @@ public sealed class ListPruneCliTests : IAsyncLifetime
         Assert.NotEqual(firstGood, newest);
     }
 
+    /// <summary>A file where an instance's folder should be fails that instance (tr107: list, verify and status called it empty, exit 0).</summary>
+    [Fact]
+    public async Task A_file_where_the_instance_folder_should_be_fails_that_instance()
+    {
+        var (config, dir) = await ConfigAsync();
+        Create(dir, _pg, "app", Utc("20250113_155440"));
+        await File.WriteAllTextAsync(Path.Combine(dir, "it-mysql"), "not a folder\n");
+
+        var list = await Run.CliAsync("list", "--config", config);
+
+        Assert.True(list.ExitCode == Failed, list.ToString());
+        AssertOneErrorLine(list, "instance 1 (it-mysql)", $"{Path.Combine(dir, "it-mysql")} is not a directory");
+        Assert.Contains("app", list.Stdout, StringComparison.Ordinal);
+    }
+
     /// <summary>
     /// One instance's folder that cannot be listed (no read permission, as any user but root meets it)
     /// fails that instance only: the other instance's backups on the same destination are listed and pruned.

@@ -59,9 +59,11 @@ public sealed partial class LocalStorage(string root) : IStorage
         await Task.CompletedTask.ConfigureAwait(false);
         var folder = StorageKey.Folder(prefix);
         var directory = folder.Length == 0 ? Root : FullPath(folder.TrimEnd('/'));
-        if (!Directory.Exists(directory))
+        // Missing: nothing there yet (as in S3). A file where the folder should be is said (tr107: verify and status
+        // called such a destination empty and OK).
+        if (!IsFolder(directory))
         {
-            yield break; // a key is no folder (as in S3)
+            yield break;
         }
         foreach (var file in FilesUnder(directory, "*"))
         {
