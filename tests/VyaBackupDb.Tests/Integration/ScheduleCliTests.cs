@@ -267,8 +267,11 @@ public sealed class ScheduleCliTests : IAsyncLifetime
         service.Signal(Sigterm);
 
         Assert.True(await service.ExitAsync() == 0, service.Output);
-        var warning = Assert.Single(service.Output.Split('\n'), l => l.Contains("warning:", StringComparison.Ordinal));
-        Assert.Contains("--log-file: No space left on device (/dev/full); no longer writing to it", warning, StringComparison.Ordinal);
+        // A run longer than the 2 s between due times (a busy machine) skips the next one, with its own warning.
+        var warnings = service.Output.Split('\n')
+            .Where(l => l.Contains("warning:", StringComparison.Ordinal) && !l.Contains("warning: skipped the run of", StringComparison.Ordinal)).ToList();
+        Assert.True(warnings.Count == 1, service.Output);
+        Assert.Contains("--log-file: No space left on device (/dev/full); no longer writing to it", warnings[0], StringComparison.Ordinal);
         Assert.DoesNotContain("Exception", service.Output, StringComparison.Ordinal);
         Assert.Equal(service.Count("ok     it-pg/"), Ops.DataFilesUnder(backups).Count);
     }

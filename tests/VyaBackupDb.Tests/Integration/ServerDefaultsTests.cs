@@ -130,7 +130,8 @@ public sealed class ServerDefaultsTests : IAsyncLifetime
             Assert.All(failures, run =>
             {
                 Assert.True(run.ExitCode == 1, run.ToString());
-                Assert.Contains("over its max_allowed_packet, 1048576 bytes here", run.Stderr, StringComparison.Ordinal);
+                // The dump engine's INSERT is refused before the client holds it (tr105); the parallel engine's row by the server.
+                Assert.Matches(@"(over its max_allowed_packet, 1048576 bytes here|longer than the server's max_allowed_packet \(1048576 bytes\))", run.Stderr);
             });
         }
         finally

@@ -56,7 +56,7 @@ internal sealed class ChunkedStream(byte[] data, IReadOnlyList<int> sizes) : Str
 /// A read-only stream of pieces, each repeated a number of times, made as it is read: a dump of hundreds
 /// of MiB (a statement just over a size cap) without holding it in memory.
 /// </summary>
-internal sealed class RepeatedPiecesStream(params (string Piece, long Times)[] pieces) : Stream
+internal sealed class RepeatedPiecesStream(params (string Piece, long Times)[] pieces) : VyaBackupDb.Pipeline.ReadOnlyStream
 {
     private readonly (byte[] Piece, long Times)[] parts = [.. pieces.Select(p => (Encoding.UTF8.GetBytes(p.Piece), p.Times))];
     private int part;
@@ -65,22 +65,6 @@ internal sealed class RepeatedPiecesStream(params (string Piece, long Times)[] p
 
     /// <summary>All bytes the stream gives.</summary>
     public long Total => parts.Sum(p => p.Piece.LongLength * p.Times);
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -120,23 +104,10 @@ internal sealed class RepeatedPiecesStream(params (string Piece, long Times)[] p
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
         ValueTask.FromResult(Read(buffer.Span));
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        Task.FromResult(Read(buffer.AsSpan(offset, count)));
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
 
 /// <summary>A write-only stream that counts what it is given and keeps only its last bytes.</summary>
-internal sealed class TailStream : Stream
+internal sealed class TailStream : VyaBackupDb.Pipeline.WriteOnlyStream
 {
     private const int Keep = 256;
     private readonly List<byte> tail = [];
@@ -146,22 +117,6 @@ internal sealed class TailStream : Stream
 
     /// <summary>The last bytes written (at most 256), as Latin-1 text.</summary>
     public string Tail => Encoding.Latin1.GetString(tail.ToArray());
-
-    public override bool CanRead => false;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => true;
-
-    public override long Length => Written;
-
-    public override long Position
-    {
-        get => Written;
-        set => throw new NotSupportedException();
-    }
-
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
@@ -180,21 +135,9 @@ internal sealed class TailStream : Stream
         return ValueTask.CompletedTask;
     }
 
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-    {
-        Write(buffer.AsSpan(offset, count));
-        return Task.CompletedTask;
-    }
-
     public override void Flush()
     {
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 }
 
 /// <summary>One piece of a test dump: what goes in and what must come out for it.</summary>
