@@ -258,11 +258,22 @@ internal static class ScheduleCommand
                 await _reporting.WaitAsync(CancellationToken.None).ConfigureAwait(false);
                 try
                 {
-                    var snapshot = await reporter.CollectMetricsAsync(outcome, _metrics, CancellationToken.None).ConfigureAwait(false);
-                    Volatile.Write(ref _metrics, snapshot);
-                    if (metricsFile is not null)
+                    async Task<Reporting.MetricsSnapshot> Collect(Reporting.MetricsSnapshot? previous)
                     {
-                        await Reporting.ReportFile.WriteAsync(metricsFile, Reporting.Metrics.Render(snapshot), CancellationToken.None).ConfigureAwait(false);
+                        var snapshot = await reporter.CollectMetricsAsync(outcome, previous, CancellationToken.None).ConfigureAwait(false);
+                        Volatile.Write(ref _metrics, snapshot);
+                        return snapshot;
+                    }
+                    if (metricsFile is null)
+                    {
+                        await Collect(_metrics).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        // From the file, under its lock: a `backup` sharing it may have written its runs there since (tr107: they were
+                        // dropped). Without a file, from memory.
+                        await Reporting.Metrics.UpdateFileAsync(metricsFile, previous => Collect(previous ?? _metrics), CancellationToken.None)
+                            .ConfigureAwait(false);
                     }
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -268,8 +268,8 @@ public static partial class Metrics
         static DateTimeOffset FromUnix(double seconds) => DateTimeOffset.FromUnixTimeMilliseconds((long)Math.Round(seconds * 1000));
     }
 
-    /// <summary>The previous metrics file; empty when there is none yet.</summary>
-    public static MetricsSnapshot ReadFile(string path)
+    /// <summary>The previous metrics file; null when there is none yet.</summary>
+    public static MetricsSnapshot? ReadFile(string path)
     {
         try
         {
@@ -277,7 +277,27 @@ public static partial class Metrics
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            return MetricsSnapshot.Empty;
+            return null;
+        }
+    }
+
+    /// <summary>How long an update of the metrics file waits for another run's (which reads the storage meanwhile).</summary>
+    private static readonly TimeSpan FileLockWait = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Updates the metrics file: under its lock (<see cref="ReportFile.LockAsync"/>), reads it (null: no file yet), makes
+    /// the new snapshot with <paramref name="update"/> and writes it. Runs that share the file (of other instances, a
+    /// `backup` beside `schedule`) each keep what the others wrote: without the lock, the last to rename dropped
+    /// another's result read before it was written (tr107: a failure's last_status 0 and failures_total).
+    /// </summary>
+    public static async Task<MetricsSnapshot> UpdateFileAsync(
+        string path, Func<MetricsSnapshot?, Task<MetricsSnapshot>> update, CancellationToken cancellationToken)
+    {
+        using (await ReportFile.LockAsync(path, FileLockWait, cancellationToken).ConfigureAwait(false))
+        {
+            var snapshot = await update(ReadFile(path)).ConfigureAwait(false);
+            await ReportFile.WriteAsync(path, Render(snapshot), cancellationToken).ConfigureAwait(false);
+            return snapshot;
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 
 namespace VyaBackupDb.Reporting;
@@ -13,7 +14,7 @@ public static class ReportFile
     /// </summary>
     public static async Task WriteAsync(string path, string text, CancellationToken cancellationToken)
     {
-        var full = new FileInfo(path).LinkTarget is not null ? File.ResolveLinkTarget(path, returnFinalTarget: true)!.FullName : Path.GetFullPath(path);
+        var full = Resolve(path);
         var dir = Path.GetDirectoryName(full) ?? ".";
         var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
@@ -36,4 +37,42 @@ public static class ReportFile
             throw;
         }
     }
+
+    /// <summary>
+    /// Takes the lock of the report at <paramref name="path"/>: an flock on <c>.NAME.lock</c> beside it (beside the file a
+    /// link leads to), which the kernel frees if this process dies. Held from reading the report to its rename, it keeps
+    /// two runs that update one file from each dropping what the other wrote since it read it. Another holder is waited
+    /// for up to <paramref name="limit"/> (it reads the storage meanwhile); then an <see cref="IOException"/> says so.
+    /// The lock file stays: deleting it while held would let two runs lock two different files.
+    /// </summary>
+    public static async Task<IDisposable> LockAsync(string path, TimeSpan limit, CancellationToken cancellationToken)
+    {
+        var full = Resolve(path);
+        var lockPath = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.lock");
+        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+        }
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return new FileStream(lockPath, options);
+            }
+            catch (IOException e) when (Operations.BackupLock.IsLockedByOther(e) && waited.Elapsed < limit)
+            {
+                await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException e) when (Operations.BackupLock.IsLockedByOther(e))
+            {
+                throw new IOException($"another run has held its lock {lockPath} for {limit.TotalMinutes:0} min", e);
+            }
+        }
+    }
+
+    /// <summary>The file the report goes to: a symbolic link's target.</summary>
+    private static string Resolve(string path) =>
+        new FileInfo(path).LinkTarget is not null ? File.ResolveLinkTarget(path, returnFinalTarget: true)!.FullName : Path.GetFullPath(path);
 }

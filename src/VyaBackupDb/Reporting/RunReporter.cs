@@ -57,9 +57,8 @@ public sealed class RunReporter(AppConfig config, Func<InstanceConfig, IReadOnly
     {
         try
         {
-            var previous = Metrics.ReadFile(path);
-            var snapshot = await CollectMetricsAsync(outcome, previous, cancellationToken).ConfigureAwait(false);
-            await ReportFile.WriteAsync(path, Metrics.Render(snapshot), cancellationToken).ConfigureAwait(false);
+            await Metrics.UpdateFileAsync(path, previous => CollectMetricsAsync(outcome, previous, cancellationToken), cancellationToken)
+                .ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -101,8 +101,53 @@ public sealed partial class MetricsFileTests : IAsyncLifetime
         Assert.Equal(new DateTimeOffset(elsewhere, TimeSpan.Zero).AddSeconds(1).ToUnixTimeSeconds(),
             afterFourth.Value("vya_backupdb_last_success_timestamp_seconds", mysqlLabels));
 
-        // Written whole, by rename: no temp file left beside it.
-        Assert.Equal(new[] { "vya-backupdb.prom" }, Directory.EnumerateFileSystemEntries(metricsDir).Select(Path.GetFileName));
+        // Written whole, by rename: no temp file left beside it (its lock file stays).
+        Assert.Equal(new[] { ".vya-backupdb.prom.lock", "vya-backupdb.prom" },
+            Directory.EnumerateFileSystemEntries(metricsDir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    /// <summary>
+    /// Found by a tester (tr107): two runs sharing the file each read it, updated it and renamed theirs over it, and the
+    /// last one dropped what the other had written meanwhile (a failed backup's last_status 0 and failures_total: the
+    /// alert never fired). The test is the other run: it holds the file's lock from reading the file (none yet) to
+    /// writing its result; the run under test waits for it, then reads that and adds its own.
+    /// </summary>
+    [Fact]
+    public async Task A_run_waits_for_another_run_updating_the_file_and_keeps_what_it_wrote()
+    {
+        var dir = _scratch.TempDir("metrics-lock");
+        var source = Path.Combine(dir, "src");
+        Directory.CreateDirectory(source);
+        await File.WriteAllTextAsync(Path.Combine(source, "f"), "x\n");
+        // Instance 1 fails: its include matches nothing.
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, $$"""
+            backup_dir: backups
+            instances:
+              - {id: 1, name: failing, dbms: files, include: ["nothing/**"], paths: ['{{source}}']}
+              - {id: 2, name: other, dbms: files, paths: ['{{source}}']}
+            """);
+        var metricsDir = _scratch.TempDir("metrics-lock-out");
+        var file = Path.Combine(metricsDir, "vya.prom");
+        var others = new Reporting.DatabaseMetrics(2, "other", "other", LastStatus: 0, LastRunUtc: DateTimeOffset.UtcNow, Failures: 1);
+
+        Task<ProcessResult> run;
+        using (new FileStream(Path.Combine(metricsDir, ".vya.prom.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        {
+            run = Run.CliAsync("backup", "--instance", "1", "--config", config, "--metrics-file", file);
+            // Time for the run to end and write the file, had it not waited.
+            await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(5)));
+            await File.WriteAllTextAsync(file, Reporting.Metrics.Render(new Reporting.MetricsSnapshot([others], null)));
+        }
+        var result = await run;
+
+        Assert.True(result.ExitCode == 1, result.ToString());
+        var prom = PromText.Parse(await File.ReadAllTextAsync(file));
+        Assert.Equal(0, prom.Value("vya_backupdb_last_status", Labels("2", "other", "other")));
+        Assert.Equal(1, prom.Value("vya_backupdb_failures_total", Labels("2", "other", "other")));
+        Assert.Equal(0, prom.Value("vya_backupdb_last_status", Labels("1", "failing", "failing")));
+        Assert.Equal(1, prom.Value("vya_backupdb_failures_total", Labels("1", "failing", "failing")));
+        Assert.Equal(1, prom.Value("vya_backupdb_runs_total", ""));
     }
 
     private static string Labels(string id, string instance, string database) =>

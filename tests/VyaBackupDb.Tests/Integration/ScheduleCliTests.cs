@@ -373,6 +373,42 @@ public sealed class ScheduleCliTests : IAsyncLifetime
         Assert.Contains(series, await File.ReadAllTextAsync(metricsFile), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Found by a tester (tr107): schedule wrote its metrics file from what it held in memory, and dropped what a `backup`
+    /// sharing the file had written there (a failed backup's last_status 0 and failures_total). It reads the file, under its lock.
+    /// </summary>
+    [Fact]
+    public async Task Schedule_keeps_what_a_backup_sharing_its_metrics_file_wrote_there()
+    {
+        var dir = _scratch.TempDir("sched-shared");
+        var source = Path.Combine(dir, "src");
+        Directory.CreateDirectory(source);
+        await File.WriteAllTextAsync(Path.Combine(source, "f"), "x\n");
+        // Instance 1, backed up by hand, fails: its include matches nothing.
+        var config = Path.Combine(dir, "config.yaml");
+        await File.WriteAllTextAsync(config, $$"""
+            backup_dir: backups
+            instances:
+              - {id: 1, name: failing, dbms: files, include: ["nothing/**"], paths: ['{{source}}']}
+              - {id: 2, name: other, dbms: files, schedule: "* * * * * *", paths: ['{{source}}']}
+            """);
+        var metricsFile = Path.Combine(_scratch.TempDir("metrics"), "vya.prom");
+        using var service = new Service(config, "--metrics-file", metricsFile);
+        // A run starts only when the previous one is over, its metrics included.
+        await service.WaitForAsync("run of instance 2 (other) started", 2);
+
+        var backup = await Run.CliAsync("backup", "--instance", "1", "--config", config, "--metrics-file", metricsFile);
+        Assert.True(backup.ExitCode == 1, backup.ToString());
+        await service.WaitForAsync("run of instance 2 (other) started", service.Count("run of instance 2 (other) started") + 2);
+
+        var metrics = await File.ReadAllTextAsync(metricsFile);
+        Assert.Contains("vya_backupdb_last_status{instance_id=\"1\",instance_name=\"failing\",database=\"failing\"} 0", metrics, StringComparison.Ordinal);
+        Assert.Contains("vya_backupdb_failures_total{instance_id=\"1\",instance_name=\"failing\",database=\"failing\"} 1", metrics, StringComparison.Ordinal);
+        Assert.Contains("vya_backupdb_last_status{instance_id=\"2\",instance_name=\"other\",database=\"other\"} 1", metrics, StringComparison.Ordinal);
+        service.Signal(Sigterm);
+        Assert.Equal(0, await service.ExitAsync());
+    }
+
     /// <summary>schedule_prune that cannot delete a backup: the run's message (on: failure) and its metrics say the run failed, and why.</summary>
     [SkippableFact]
     public async Task A_scheduled_prune_that_fails_is_in_the_runs_message_and_metrics()
