@@ -920,6 +920,58 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// The same, restored by an account holding the restoring privileges README lists and nothing on the other
+    /// database (tr108): the server hid that database's key from it in REFERENTIAL_CONSTRAINTS, and the swap moved the
+    /// key to the replaced database, exit 0. Read from InnoDB's own list (PROCESS), the swap refuses; without PROCESS,
+    /// it refuses saying so. Either way both databases are as they were.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(true, "`{app}`.`child` of another database has a foreign key to its tables")]
+    [InlineData(false, "the swap cannot see every foreign key of another database's tables to its tables, which it would move to the "
+        + "replaced database: the restoring account needs the PROCESS privilege")]
+    public async Task MySql_swap_refuses_over_a_foreign_key_the_restoring_account_cannot_see(bool process, string expected)
+    {
+        await TestServers.RequireMySqlAsync();
+        var target = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(target, "CREATE TABLE parent (id INT PRIMARY KEY) ENGINE=InnoDB", "INSERT INTO parent VALUES (1), (2)");
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), target, Compression.Zstd, _scratch.TempDir("backups"));
+        var app = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(app, $"CREATE TABLE child (id INT PRIMARY KEY, pid INT, CONSTRAINT fk_other FOREIGN KEY (pid) "
+            + $"REFERENCES {MySqlTestDb.Quote(target)}.parent (id)) ENGINE=InnoDB", "INSERT INTO child VALUES (1, 1)");
+        var user = "vt_fk_" + Guid.NewGuid().ToString("N")[..8];
+        var account = $"'{user}'@'%'";
+        var grants = new List<string> { $"CREATE USER {account} IDENTIFIED BY 'vt-fk-pw'", $"GRANT ALL ON `{target}`.* TO {account} WITH GRANT OPTION",
+            $"GRANT ALL ON `vya\\_%`.* TO {account}", $"GRANT SELECT ON mysql.proc TO {account}", $"GRANT SELECT ON mysql.procs_priv TO {account}" };
+        if (process)
+        {
+            grants.Add($"GRANT PROCESS ON *.* TO {account}");
+        }
+        await MySqlTestDb.ExecAsync(null, [.. grants]);
+        var before = await MySqlTestDb.FingerprintAsync(target);
+        var replaced = _scratch.TrackMySql(RestoreStaging.ReplacedName(target));
+        try
+        {
+            var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(
+                () => Ops.RestoreAsync(TestServers.MySql(password: "vt-fk-pw") with { User = user }, file, target, force: true));
+
+            Assert.Equal(Errors.ExitCode.Failed, error.ExitCode);
+            Assert.Contains($"'{target}' could not be replaced (it is unchanged): {expected.Replace("{app}", app, StringComparison.Ordinal)}",
+                error.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain('\n', error.Message);
+            DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(target), "the target of a refused swap");
+            Assert.Equal(target, await MySqlTestDb.ScalarAsync(null,
+                "SELECT UNIQUE_CONSTRAINT_SCHEMA FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = @p0", app));
+            Assert.False(await MySqlTestDb.ExistsAsync(replaced), "a refused swap left a replaced database");
+        }
+        finally
+        {
+            await MySqlTestDb.ExecAsync(null, $"DROP USER IF EXISTS {account}");
+            // Before the target: a table others reference cannot be dropped.
+            await MySqlTestDb.DropIfExistsAsync(app);
+        }
+    }
+
+    /// <summary>
     /// Last night's backup restored with --force over the live database whose tables have named
     /// foreign keys (InnoDB names a key "database/name": the old tables, set aside within the
     /// target, kept the names the new tables' keys then collided with, and the swap failed). The
@@ -1105,7 +1157,8 @@ public sealed class StagedRestoreTests : IAsyncLifetime
         var user = "vt_rs_" + Guid.NewGuid().ToString("N")[..8];
         var account = $"'{user}'@'%'";
         await MySqlTestDb.ExecAsync(null, $"CREATE USER {account} IDENTIFIED BY 'vt-rs-pw'", $"GRANT ALL ON `vya\\_%`.* TO {account}",
-            $"GRANT ALL ON `{live}`.* TO {account}", $"GRANT SELECT ON mysql.proc TO {account}", $"GRANT SELECT ON mysql.procs_priv TO {account}");
+            $"GRANT ALL ON `{live}`.* TO {account}", $"GRANT SELECT ON mysql.proc TO {account}", $"GRANT SELECT ON mysql.procs_priv TO {account}",
+            $"GRANT PROCESS ON *.* TO {account}");
         try
         {
             await MySqlTestDb.ExecAsync(live, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)",

@@ -121,12 +121,15 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
                 {
                     await KillSessionsAsync(connection, target, cancellationToken).ConfigureAwait(false);
                 }
-                await CheckNoForeignKeysFromOtherDatabasesAsync(cancellationToken).ConfigureAwait(false);
                 oldTables = await TablesAsync(target, cancellationToken).ConfigureAwait(false);
                 var oldObjects = await ReadObjectsAsync(target, cancellationToken).ConfigureAwait(false);
                 if (!swapOptions.ReplaceData && (oldTables.Count > 0 || oldObjects.Count > 0))
                 {
                     throw new OperationFailedException(RestoreStaging.FilledMeanwhile(target, oldTables.Count, oldObjects.Count));
+                }
+                if (oldTables.Count > 0)
+                {
+                    await CheckNoForeignKeysFromOtherDatabasesAsync(cancellationToken).ConfigureAwait(false);
                 }
                 oldObjectCount = oldObjects.Count;
                 routineGrants = await RoutineGrantsAsync(cancellationToken).ConfigureAwait(false);
@@ -815,15 +818,34 @@ internal sealed partial class MySqlSwap(MySqlConnection connection, string stagi
     /// <summary>
     /// Before the RENAME: no table of another database has a foreign key to the target's tables.
     /// InnoDB would carry it along with the old table to the replaced database, changing that other database.
+    /// Read from InnoDB's own list (PROCESS privilege): REFERENTIAL_CONSTRAINTS hides the keys of tables the
+    /// account holds nothing on. The list names tables "database/table" as their files are named (`my-db`
+    /// is my@002ddb): the server's filename character set encodes and decodes them.
     /// </summary>
     private async Task CheckNoForeignKeysFromOtherDatabasesAsync(CancellationToken cancellationToken)
     {
+        var list = mariaDb ? "INNODB_SYS_FOREIGN" : "INNODB_FOREIGN";
+        const string Encoded = "CONVERT(CONVERT(@db USING filename) USING binary)";
+        static string Decoded(int part) => $"CONVERT(CONVERT(CONVERT(SUBSTRING_INDEX(FOR_NAME, '/', {part}) USING binary) USING filename) USING utf8mb4)";
+        List<(string Type, string Name)> keys;
+        try
+        {
+            keys = await NamesAsync($"SELECT DISTINCT {Decoded(1)}, {Decoded(-1)} FROM information_schema.{list} "
+                + $"WHERE BINARY SUBSTRING_INDEX(REF_NAME, '/', 1) = {Encoded} AND BINARY SUBSTRING_INDEX(FOR_NAME, '/', 1) <> {Encoded} ORDER BY 1, 2",
+                target, cancellationToken).ConfigureAwait(false);
+        }
+        catch (MySqlException e)
+        {
+            // Not read: a key the swap would carry along may be there.
+            throw new OperationFailedException(e.ErrorCode == MySqlErrorCode.SpecifiedAccessDeniedError
+                ? "the swap cannot see every foreign key of another database's tables to its tables, which it would move to the replaced "
+                    + $"database: the restoring account needs the PROCESS privilege to read them (information_schema.{list}); "
+                    + "grant it PROCESS, or restore into another name"
+                : $"InnoDB's list of foreign keys (information_schema.{list}) could not be read, to make sure no table of another database "
+                    + $"has one to its tables: {e.Message}", e);
+        }
         // Not from a replaced database of this target: an old table a killed swap moved there can reference one it left aside in the target.
-        var referencing = (await NamesAsync(
-            "SELECT DISTINCT CONSTRAINT_SCHEMA, TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
-            + "WHERE UNIQUE_CONSTRAINT_SCHEMA = @db AND BINARY UNIQUE_CONSTRAINT_SCHEMA = @db AND BINARY CONSTRAINT_SCHEMA <> @db "
-            + "ORDER BY CONSTRAINT_SCHEMA, TABLE_NAME", target, cancellationToken).ConfigureAwait(false))
-            .Where(r => !RestoreStaging.IsReplacedName(r.Type, target)).ToList();
+        var referencing = keys.Where(r => !RestoreStaging.IsReplacedName(r.Type, target)).ToList();
         if (referencing.Count > 0)
         {
             throw new OperationFailedException(
