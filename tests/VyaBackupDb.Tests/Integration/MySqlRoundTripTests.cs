@@ -413,4 +413,31 @@ public sealed class MySqlRoundTripTests : IAsyncLifetime
         Assert.StartsWith("procedure p_while was created under sql_mode=ORACLE", result.Error, StringComparison.Ordinal);
         Assert.Empty(Directory.EnumerateFiles(backups, "*.zst", SearchOption.AllDirectories));
     }
+
+    /// <summary>
+    /// A table whose default draws from another database's sequence, or a MERGE table over another database's
+    /// table, backed up OK, yet every restore refused it (tr108). The backup fails instead, naming the table and
+    /// that database, and stores nothing, as for sql_mode=ORACLE; a default over the database's own sequence is no such table.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(0, "CREATE TABLE orders (id INT PRIMARY KEY DEFAULT NEXTVAL({other}.ids), v INT)", "orders")]
+    [InlineData(4, "CREATE TABLE orders (id INT PRIMARY KEY DEFAULT NEXTVAL({other}.ids), v INT)", "orders")]
+    [InlineData(0, "CREATE TABLE m (id INT) ENGINE=MRG_MyISAM UNION=({other}.part) INSERT_METHOD=LAST", "m")]
+    public async Task A_database_with_a_table_over_another_database_is_not_backed_up_unrestorable(int jobs, string create, string table)
+    {
+        await TestServers.RequireMySqlAsync();
+        var other = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(other, "CREATE SEQUENCE ids", "CREATE TABLE part (id INT) ENGINE=MyISAM");
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE SEQUENCE own", "CREATE TABLE numbered (id INT PRIMARY KEY DEFAULT NEXTVAL(own))",
+            create.Replace("{other}", MySqlTestDb.Quote(other), StringComparison.Ordinal));
+        var backups = _scratch.TempDir("backups");
+
+        var result = await Ops.BackupAsync(MySqlTestDb.Instance(jobs), source, Compression.Zstd, backups);
+
+        Assert.False(result.Succeeded);
+        Assert.StartsWith($"table {table} draws a column default from, or is a MERGE table over, another database ({other}), which a restore refuses",
+            result.Error, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFiles(backups, "*.zst", SearchOption.AllDirectories));
+    }
 }

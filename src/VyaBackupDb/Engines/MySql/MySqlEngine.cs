@@ -244,6 +244,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         {
             await RefuseOracleModeObjectsAsync(connection, database, cancellationToken).ConfigureAwait(false);
         }
+        await RefuseTablesOverOtherDatabasesAsync(connection, database, cancellationToken).ConfigureAwait(false);
         return new CatalogBeforeDump(engines, versioned, transactionPrecise, outside,
             await CountObjectsAsync(connection, database, cancellationToken).ConfigureAwait(false),
             await ReadSettingsAsync(connection, database, cancellationToken).ConfigureAwait(false));
@@ -365,6 +366,111 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
                 $"{string.Join(", ", names.Order(StringComparer.Ordinal).Take(10))}{(names.Count > 10 ? ", ..." : "")} "
                 + $"{(names.Count == 1 ? "was" : "were")} created under sql_mode=ORACLE, whose syntax a restore cannot follow safely; not backed up "
                 + "(re-create them without ORACLE in sql_mode, or back the database up with mariadb-dump yourself)");
+        }
+    }
+
+    /// <summary>
+    /// A table whose column default draws from another database's sequence, or a MERGE table over
+    /// another database's tables: the restore's filter refuses it (the copy would write there), so it
+    /// is the backup that fails, naming them, as for sql_mode=ORACLE, rather than one no restore takes.
+    /// </summary>
+    private static async Task RefuseTablesOverOtherDatabasesAsync(MySqlConnection connection, string database, CancellationToken cancellationToken)
+    {
+        // The server writes a default's sequence qualified, nextval(`db`.`s`), as the dump will; a MERGE table's UNION is in its SHOW CREATE TABLE only.
+        var definitions = new List<(string Table, string? Text)>();
+        await using (var command = new MySqlCommand(
+            "SELECT TABLE_NAME, COLUMN_DEFAULT FROM information_schema.COLUMNS "
+            + "WHERE TABLE_SCHEMA = @db AND BINARY TABLE_SCHEMA = @db AND COLUMN_DEFAULT LIKE '%.%' "
+            + "UNION ALL SELECT TABLE_NAME, NULL FROM information_schema.TABLES "
+            + "WHERE TABLE_SCHEMA = @db AND BINARY TABLE_SCHEMA = @db AND ENGINE IN ('MRG_MyISAM', 'MRG_ISAM')", connection))
+        {
+            command.Parameters.AddWithValue("@db", database);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                definitions.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1)));
+            }
+        }
+        var tables = new SortedSet<string>(StringComparer.Ordinal);
+        var others = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var (table, text) in definitions)
+        {
+            var definition = text;
+            if (definition is null)
+            {
+                await using var show = new MySqlCommand($"SHOW CREATE TABLE {QuoteIdentifier(database)}.{QuoteIdentifier(table)}", connection);
+                await using var reader = await show.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                definition = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? reader.GetString(1) : "";
+            }
+            // As the restore's filter: its own database is the target's, a system schema's name no other database.
+            foreach (var other in QualifiersOf(definition).Where(q => q != database && !IsSystemQualifier(q)))
+            {
+                tables.Add(table);
+                others.Add(other);
+            }
+        }
+        if (tables.Count > 0)
+        {
+            throw new OperationFailedException(
+                $"{string.Join(", ", tables.Take(10).Select(t => $"table {t}"))}{(tables.Count > 10 ? ", ..." : "")} "
+                + $"{(tables.Count == 1 ? "draws a column default from, or is a MERGE table over," : "draw column defaults from, or are MERGE tables over,")} "
+                + $"another database ({string.Join(", ", others.Take(10))}), which a restore refuses (the copy would write there); not backed up "
+                + "(make them use this database's own sequences and tables, or back the database up with mariadb-dump yourself)");
+        }
+
+        static bool IsSystemQualifier(string name) =>
+            name is "mysql" or "sys" || name.Equals("NEW", StringComparison.OrdinalIgnoreCase) || name.Equals("OLD", StringComparison.OrdinalIgnoreCase)
+            || name.Equals("information_schema", StringComparison.OrdinalIgnoreCase) || name.Equals("performance_schema", StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>The quoted names a definition, as the server writes it, has before a '.' (`db`.`s`); strings skipped.</summary>
+    internal static IEnumerable<string> QualifiersOf(string text)
+    {
+        var i = 0;
+        while (i < text.Length)
+        {
+            var c = text[i++];
+            if (c == '\'')
+            {
+                // The server writes a quote in a string as '' and a backslash as \\.
+                while (i < text.Length)
+                {
+                    var s = text[i++];
+                    if (s == '\\')
+                    {
+                        i++;
+                    }
+                    else if (s == '\'')
+                    {
+                        if (i == text.Length || text[i] != '\'')
+                        {
+                            break;
+                        }
+                        i++;
+                    }
+                }
+            }
+            else if (c is '`' or '"')
+            {
+                var name = new System.Text.StringBuilder();
+                while (i < text.Length)
+                {
+                    var n = text[i++];
+                    if (n == c)
+                    {
+                        if (i == text.Length || text[i] != c)
+                        {
+                            break;
+                        }
+                        i++;
+                    }
+                    name.Append(n);
+                }
+                if (i < text.Length && text[i] == '.')
+                {
+                    yield return name.ToString();
+                }
+            }
         }
     }
 
