@@ -133,8 +133,9 @@ public interface IDumpEngine
 /// <param name="Definer">MySQL: what happens to DEFINER clauses.</param>
 /// <param name="AllowDataDirectory">MySQL: tables are created with the DATA / INDEX DIRECTORY the dump names (otherwise refused).</param>
 /// <param name="TrustBackup">PostgreSQL: load as the instance's account even when it is a superuser (the backup's code then runs with its rights).</param>
+/// <param name="Target">The database the restore creates or replaces (not the staging one): MySQL names it among the other databases whenever the backup does, missing or not.</param>
 public sealed record RestoreOptions(string? SourceDatabase = null, MySql.DefinerMode Definer = MySql.DefinerMode.Keep, bool AllowDataDirectory = false,
-    bool TrustBackup = false);
+    bool TrustBackup = false, string? Target = null);
 
 /// <summary>What the restore client was fed, as the statement filter saw it.</summary>
 /// <param name="EndedWithTrailer">Whether the dump ended with its completion trailer, as the filter parsed it (null: the engine cannot tell).</param>

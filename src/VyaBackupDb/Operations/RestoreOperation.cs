@@ -173,10 +173,10 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             }
             if (load.Result.OtherDatabases.Contains(plan.Target, StringComparer.Ordinal))
             {
-                // The swap replaces the very tables they would read (MySQL): refused while nothing has changed.
+                // They would use the restored tables, not that database's (MySQL), the target missing too: refused while nothing has changed.
                 throw new OperationFailedException(
                     $"the backup's views, triggers, routines or events name the target database '{plan.Target}' itself, "
-                    + "whose tables the restore replaces; refused");
+                    + $"whose tables the restore {(plan.TargetState.Exists ? "replaces" : "creates")}; refused");
             }
             foreach (var warning in load.Result.Warnings ?? [])
             {
@@ -318,7 +318,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             },
         };
         var options = new RestoreOptions(plan.Manifest?.Database ?? plan.SourceDatabase, request.Definer ?? request.Instance.Definer, request.AllowDataDirectory,
-            request.Trusted);
+            request.Trusted, plan.Target);
         // Only an error reading the backup is the file's: another I/O error of the load is the client's or the load's own.
         await using var reading = new ReadWatchStream(plain);
         LoadResult result;

@@ -885,6 +885,56 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A backup whose trigger writes into another database, restored into a target of that database's name that
+    /// does not exist (tr108): the copy's trigger would write into the copy's own table, and the restore went through
+    /// without a word, where one into an existing target is refused. It is refused the same way; nothing is created.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_restore_refuses_a_missing_target_the_backup_names()
+    {
+        await TestServers.RequireMySqlAsync();
+        var other = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(other, "CREATE TABLE audit (msg VARCHAR(50))");
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE orders (id INT PRIMARY KEY)", "INSERT INTO orders VALUES (1)",
+            $"CREATE TRIGGER tg AFTER INSERT ON orders FOR EACH ROW INSERT INTO {MySqlTestDb.Quote(other)}.audit VALUES (CONCAT('order ', NEW.id))");
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        await MySqlTestDb.DropIfExistsAsync(other);
+
+        var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(TestServers.MySql(), file, other));
+
+        Assert.Equal(Errors.ExitCode.Failed, error.ExitCode);
+        Assert.Contains($"name the target database '{other}' itself, whose tables the restore creates; refused", error.Message, StringComparison.Ordinal);
+        Assert.False(await MySqlTestDb.ExistsAsync(other), "a refused restore created its target");
+        Assert.False(await MySqlTestDb.ExistsAsync(_scratch.TrackMySql(RestoreStaging.StagingName(other))), "a refused restore left its staging database");
+    }
+
+    /// <summary>
+    /// A copy whose trigger writes into a database this server does not have (a new server, databases restored in
+    /// another order; tr108): other databases were named only when the server had them, and the restore said nothing.
+    /// It names that one; a table's alias used as a qualifier (a.id) is no database.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_restore_warns_of_a_database_the_copy_names_that_the_server_lacks()
+    {
+        await TestServers.RequireMySqlAsync();
+        var audit = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(audit, "CREATE TABLE log (msg VARCHAR(50))");
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source, "CREATE TABLE t (id INT)", "INSERT INTO t VALUES (1)",
+            $"CREATE TRIGGER tg AFTER INSERT ON t FOR EACH ROW INSERT INTO {MySqlTestDb.Quote(audit)}.log VALUES ('x')",
+            "CREATE PROCEDURE p() SELECT a.id FROM t AS a");
+        var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+        await MySqlTestDb.DropIfExistsAsync(audit);
+        var observer = new TestRestoreObserver();
+
+        await Ops.RestoreAsync(TestServers.MySql(), file, _scratch.MySqlName(), observer: observer);
+
+        var warning = Assert.Single(observer.Warnings, w => w.Contains("still name the database", StringComparison.Ordinal));
+        Assert.EndsWith($"still name the database '{audit}'", warning, StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// A foreign key in another database to a table of the target would move with that table (InnoDB
     /// follows a RENAME) to the replaced database: the swap refuses before its RENAME, naming the
     /// table that has the key, and leaves both databases as they were.

@@ -1204,6 +1204,24 @@ public sealed class MySqlDumpFilterTests
         Assert.Equal(1, filter.RewrittenQualifiers);
     }
 
+    /// <summary>
+    /// Of the other qualifiers, which name databases whether the server has them or not (tr108: one it lacked went
+    /// unnamed): a name only ever before a '.', or a foreign key's; not a table or alias, which also stands alone.
+    /// </summary>
+    [Fact]
+    public void Tells_databases_from_tables_and_aliases_among_other_qualifiers()
+    {
+        var input = Utf8("""
+            CREATE TABLE child (id int, pid int, CONSTRAINT fk FOREIGN KEY (pid) REFERENCES `parents`.`p` (id));
+            DELIMITER ;;
+            CREATE TRIGGER tg AFTER INSERT ON t FOR EACH ROW BEGIN INSERT INTO audit.log SELECT a.id, t.id, x.y.z FROM t AS a, other.t2 WHERE parents = 1; END;;
+            DELIMITER ;
+            """);
+        var filter = AssertFilters(input, input, Target, null, 0);
+        Assert.Equal(["a", "audit", "other", "parents", "t", "x"], filter.OtherDatabaseQualifiers.Order(StringComparer.Ordinal));
+        Assert.Equal(["audit", "other", "parents", "x"], filter.DatabaseQualifiers.Order(StringComparer.Ordinal));
+    }
+
     [Fact]
     public void Leaves_qualifiers_alone_when_restoring_under_the_same_name()
     {

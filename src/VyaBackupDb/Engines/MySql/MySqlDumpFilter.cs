@@ -79,6 +79,7 @@ public sealed class MySqlDumpFilter
     private const int MaxDelimiterLength = 15;
     private const int MaxUserVariables = 256;
     private const int MaxReported = 1000;
+    private const int MaxPlainNames = 100_000;
     private const int MaxRewind = 256;
     private const int MaxRowWord = 64;
     private const int MaxNumber = 256;
@@ -100,6 +101,8 @@ public sealed class MySqlDumpFilter
     private readonly MySqlFilterOptions options;
     private readonly long rowStatementCap;
     private readonly HashSet<string> otherQualifiers = new(StringComparer.Ordinal);
+    private readonly HashSet<string> plainNames = new(StringComparer.Ordinal);
+    private readonly HashSet<string> referencedDatabases = new(StringComparer.Ordinal);
     private readonly List<string> enabledEvents = [];
     private readonly ByteBuffer candidateText = new(64);
     private readonly byte[] targetBytes;
@@ -392,6 +395,15 @@ public sealed class MySqlDumpFilter
     /// warns keeps only the names of databases its server has.
     /// </summary>
     public IReadOnlyCollection<string> OtherDatabaseQualifiers => otherQualifiers;
+
+    /// <summary>
+    /// Of <see cref="OtherDatabaseQualifiers"/>, those used as databases are used: the database of a
+    /// foreign key's table, or a name the views, triggers, routines and events use only before a '.'
+    /// (a table or alias also stands alone somewhere: FROM t, t AS a, db.t). Databases the server lacks,
+    /// or hides from the account, are named by these.
+    /// </summary>
+    public IReadOnlyCollection<string> DatabaseQualifiers =>
+        [.. otherQualifiers.Where(q => referencedDatabases.Contains(q) || !plainNames.Contains(q))];
 
     /// <summary>
     /// After <see cref="CopyAsync"/>: events that were enabled in the dump, in dump order. They are
@@ -2638,6 +2650,11 @@ public sealed class MySqlDumpFilter
             || (kind == TokenKind.Word && text[0] != '@');
         if (!name || tokenAfterDot || tokenOverflow)
         {
+            if (name && tokenAfterDot && !tokenOverflow)
+            {
+                RecordPlainName(text);
+            }
+
             return false;
         }
 
@@ -2732,7 +2749,13 @@ public sealed class MySqlDumpFilter
             throw Refuse($"a CREATE {Words(objectWord)} statement of an object in another database ({Printable(candidateText.Span)})");
         }
 
-        if (!dot || !IsOtherDatabase(candidateText.Span))
+        if (!dot)
+        {
+            RecordPlainName(candidateText.Span);
+            return;
+        }
+
+        if (!IsOtherDatabase(candidateText.Span))
         {
             return;
         }
@@ -2749,6 +2772,10 @@ public sealed class MySqlDumpFilter
         if (otherQualifiers.Count < MaxReported)
         {
             RecordOtherQualifier(candidateText.Span);
+            if (candidateIsReference)
+            {
+                Record(referencedDatabases, candidateText.Span);
+            }
         }
     }
 
@@ -2757,15 +2784,26 @@ public sealed class MySqlDumpFilter
         !(name.SequenceEqual(targetBytes) || Is(name, "NEW"u8) || Is(name, "OLD"u8) || Is(name, "information_schema"u8)
             || Is(name, "performance_schema"u8) || name.SequenceEqual("mysql"u8) || name.SequenceEqual("sys"u8));
 
-    private void RecordOtherQualifier(ReadOnlySpan<byte> name)
-    {
+    private void RecordOtherQualifier(ReadOnlySpan<byte> name) => Record(otherQualifiers, name);
 
+    /// <summary>A name not before a '.' in a view, trigger, routine or event (a table's columns are no such names).</summary>
+    private void RecordPlainName(ReadOnlySpan<byte> name)
+    {
+        // Past the cap, names are no longer told from databases: a warning may name a table too.
+        if (step == Step.Object && plainNames.Count < MaxPlainNames)
+        {
+            Record(plainNames, name);
+        }
+    }
+
+    private static void Record(HashSet<string> names, ReadOnlySpan<byte> name)
+    {
         Span<char> chars = stackalloc char[TokenCap];
         var text = chars[..Encoding.UTF8.GetChars(name, chars)];
-        var lookup = otherQualifiers.GetAlternateLookup<ReadOnlySpan<char>>();
+        var lookup = names.GetAlternateLookup<ReadOnlySpan<char>>();
         if (!lookup.Contains(text))
         {
-            otherQualifiers.Add(text.ToString());
+            names.Add(text.ToString());
         }
     }
 

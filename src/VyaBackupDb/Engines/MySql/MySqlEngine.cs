@@ -837,10 +837,13 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
         {
             throw new OperationFailedException(e.Message + await PacketHintAsync(cancellationToken).ConfigureAwait(false), e);
         }
-        // The filter's other qualifiers include table names and aliases (t.c): only databases count.
+        // The filter's other qualifiers include table names and aliases (t.c): only databases count, whether
+        // this server has them or not (a copy's trigger may write into one missing here), and the target always.
         var databases = (await ProbeAsync(cancellationToken).ConfigureAwait(false)).Databases;
+        var usedAsDatabases = filter.DatabaseQualifiers;
         var others = filter.OtherDatabaseQualifiers
-            .Where(q => q != database && q != filter.SourceDatabase && databases.Contains(q, StringComparer.Ordinal)).ToList();
+            .Where(q => q != database && q != filter.SourceDatabase
+                && (q == options.Target || databases.Contains(q, StringComparer.Ordinal) || usedAsDatabases.Contains(q))).ToList();
         var table = rowsFollow ? null : await TableNamedLikeSourceAsync(database, filter.SourceDatabase, cancellationToken).ConfigureAwait(false);
         return new LoadResult(filter.EndedWithCompletionTrailer, filter.EnabledEvents, others,
             Warnings: table is not null
