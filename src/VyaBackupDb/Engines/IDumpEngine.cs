@@ -140,7 +140,7 @@ public sealed record RestoreOptions(string? SourceDatabase = null, MySql.Definer
 /// <summary>What the restore client was fed, as the statement filter saw it.</summary>
 /// <param name="EndedWithTrailer">Whether the dump ended with its completion trailer, as the filter parsed it (null: the engine cannot tell).</param>
 /// <param name="EventsToEnable">MySQL events restored disabled that were enabled in the dump.</param>
-/// <param name="OtherDatabases">Databases other than the source still named by views, triggers, routines or events.</param>
+/// <param name="OtherDatabases">Databases other than the source still named by views, triggers, routines, events or foreign keys.</param>
 /// <param name="LoadedRows">A backup set's load: the rows loaded into each table all of whose chunks the driver loaded and counted.</param>
 /// <param name="Warnings">What the restore left undone that the operator may want to do (a table not analyzed).</param>
 public sealed record LoadResult(

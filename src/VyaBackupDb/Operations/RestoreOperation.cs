@@ -175,7 +175,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             {
                 // They would use the restored tables, not that database's (MySQL), the target missing too: refused while nothing has changed.
                 throw new OperationFailedException(
-                    $"the backup's views, triggers, routines or events name the target database '{plan.Target}' itself, "
+                    $"the backup's views, triggers, routines, events or foreign keys name the target database '{plan.Target}' itself, "
                     + $"whose tables the restore {(plan.TargetState.Exists ? "replaces" : "creates")}; refused");
             }
             foreach (var warning in load.Result.Warnings ?? [])
@@ -184,7 +184,7 @@ public sealed class RestoreOperation(AppConfig config, IRestoreObserver observer
             }
             foreach (var other in load.Result.OtherDatabases)
             {
-                observer.Warning($"the restored views, triggers, routines or events still name the database '{other}'");
+                observer.Warning($"the restored views, triggers, routines, events or foreign keys still name the database '{other}'");
             }
             eventsToEnable = request.EnableEvents ? load.Result.EventsToEnable : [];
             if (!request.EnableEvents && load.Result.EventsToEnable.Count > 0)

@@ -935,6 +935,37 @@ public sealed class StagedRestoreTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A backup whose only reference to another database is a foreign key, restored over that database (tr108): the
+    /// refusal said the backup's views, triggers, routines or events named it. It names foreign keys too.
+    /// </summary>
+    [SkippableFact]
+    public async Task MySql_refusal_of_a_backup_naming_its_target_says_foreign_keys()
+    {
+        await TestServers.RequireMySqlAsync();
+        var other = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(other, "CREATE TABLE parent (id INT PRIMARY KEY)", "INSERT INTO parent VALUES (1)");
+        var source = await _scratch.NewMySqlDatabaseAsync();
+        await MySqlTestDb.ExecAsync(source,
+            $"CREATE TABLE child (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES {MySqlTestDb.Quote(other)}.parent (id))", "INSERT INTO child VALUES (1, 1)");
+        try
+        {
+            var file = await Ops.BackupOkAsync(TestServers.MySql(), source, Compression.Zstd, _scratch.TempDir("backups"));
+            var before = await MySqlTestDb.FingerprintAsync(other);
+
+            var error = await Assert.ThrowsAsync<Errors.OperationFailedException>(() => Ops.RestoreAsync(TestServers.MySql(), file, other, force: true));
+
+            Assert.Contains($"the backup's views, triggers, routines, events or foreign keys name the target database '{other}' itself, "
+                + "whose tables the restore replaces; refused", error.Message, StringComparison.Ordinal);
+            DbFingerprint.AssertSame(before, await MySqlTestDb.FingerprintAsync(other), "the target of a refused restore");
+        }
+        finally
+        {
+            // Before the other database: a table others reference cannot be dropped.
+            await MySqlTestDb.DropIfExistsAsync(source);
+        }
+    }
+
+    /// <summary>
     /// A foreign key in another database to a table of the target would move with that table (InnoDB
     /// follows a RENAME) to the replaced database: the swap refuses before its RENAME, naming the
     /// table that has the key, and leaves both databases as they were.
