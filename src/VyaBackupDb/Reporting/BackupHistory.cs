@@ -16,7 +16,8 @@ public sealed record HistoryPoint(string DataFile, DateTimeOffset StartedUtc, Da
 /// <param name="Intact">How many backups are intact in at least one destination (all of them, not only <paramref name="Recent"/>):
 /// a readable manifest that describes the file, whose stored size matches it, as list and prune judge it.</param>
 /// <param name="Incomplete">Data files without a manifest (failed or killed runs, or the old tool's files).</param>
-/// <param name="Damaged">Data files whose manifest is unreadable, describes another file, database or dbms, or records another size.</param>
+/// <param name="Damaged">Data files whose manifest is unreadable, describes another file, database or dbms, or records another size,
+/// manifests whose data file is missing, and files verify found damaged.</param>
 /// <param name="LastVerifiedUtc">When the newest backup that has been checked was found to match its manifest (a .verify.json record that covers it).</param>
 /// <param name="LastVerifiedFile">The backup that check was of.</param>
 public sealed record DatabaseHistory(
@@ -61,8 +62,7 @@ public static class BackupHistory
             IReadOnlyList<CatalogEntry> entries;
             try
             {
-                // A manifest whose data file is gone is no backup to count on (list and verify name it).
-                entries = [.. (await BackupCatalog.ListAsync(destination.Storage, instance, cancellationToken).ConfigureAwait(false)).Where(e => e.HasData)];
+                entries = await BackupCatalog.ListAsync(destination.Storage, instance, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
             {
@@ -77,10 +77,11 @@ public static class BackupHistory
                     var seen = Get(points, database);
                     var good = Get(intact, database);
                     Get(incomplete, database).UnionWith(byDatabase.Where(e => !e.HasManifest).Select(e => StorageKey.FileName(e.Key)));
-                    // Newest first (ListAsync's order), judged as list and prune judge them.
+                    // Newest first (ListAsync's order), judged as list and prune judge them; a manifest whose data file is gone
+                    // is damaged (tr107: it vanished from status, a database whose only backup it was too).
                     var found = new List<CatalogBackup>();
                     // The newest is read again where it has a verify record: a check of this copy (verify --file s3:...) counts too.
-                    var newest = byDatabase.FirstOrDefault(e => e.HasManifest);
+                    var newest = byDatabase.FirstOrDefault(e => e.HasManifest && e.HasData);
                     foreach (var entry in byDatabase.Where(e => e.HasManifest
                         && (!good.Contains(StorageKey.FileName(e.Key)) || (e == newest && e.VerifyRecordModified is not null))))
                     {

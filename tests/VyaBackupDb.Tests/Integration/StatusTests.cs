@@ -296,6 +296,36 @@ public sealed partial class StatusTests : IAsyncLifetime
         Assert.Matches(@"(?m)^st-damaged \(1\)\s+broken\s+NO BACKUP\s.*\s0 \(\+2 damaged\)", plain.Stdout);
     }
 
+    /// <summary>
+    /// Found by a tester (tr107): with a pattern in include, a database whose only backup lost its data file (its
+    /// manifest left) vanished from status: "nothing overdue", exit 0, while list and verify said the file was missing.
+    /// Its lost copy is damaged, and it has no backup: overdue, as when include names it.
+    /// </summary>
+    [Fact]
+    public async Task A_database_whose_only_backup_lost_its_data_file_has_no_backup_with_a_pattern_in_include()
+    {
+        var (config, backupDir) = await OneInstanceAsync("st-glob", "    include: ['app*']\n");
+        var mysql = TestServers.MySql(name: "st-glob");
+        var lost = Backup(backupDir, mysql, "app_a", _now.AddHours(-2), 100, 1);
+        Backup(backupDir, mysql, "app_b", _now.AddHours(-2), 100, 1);
+        File.Delete(Path.Combine(backupDir, lost));
+
+        var json = await Run.CliAsync("status", "--json", "--config", config);
+        var plain = await Run.CliAsync("status", "--config", config);
+
+        Assert.True(json.ExitCode == 8, json.ToString());
+        using var document = JsonDocument.Parse(json.Stdout);
+        var rows = document.RootElement.GetProperty("databases").EnumerateArray().ToDictionary(r => r.GetProperty("database").GetString()!);
+        Assert.Equal(new[] { "app_a", "app_b" }, rows.Keys.Order(StringComparer.Ordinal));
+        Assert.True(rows["app_a"].GetProperty("overdue").GetBoolean());
+        Assert.Equal(0, rows["app_a"].GetProperty("backups").GetInt32());
+        Assert.Equal(1, rows["app_a"].GetProperty("damaged").GetInt32());
+        Assert.False(rows["app_b"].GetProperty("overdue").GetBoolean());
+        Assert.True(plain.ExitCode == 8, plain.ToString());
+        Assert.Matches(@"(?m)^st-glob \(1\)\s+app_a\s+NO BACKUP\s.*\s0 \(\+1 damaged\)", plain.Stdout);
+        Assert.Contains("1 overdue: st-glob/app_a", plain.Stdout, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Without_expect_every_the_next_backup_is_due_when_the_schedule_next_fires()
     {
