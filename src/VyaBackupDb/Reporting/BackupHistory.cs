@@ -16,8 +16,8 @@ public sealed record HistoryPoint(string DataFile, DateTimeOffset StartedUtc, Da
 /// <param name="Intact">How many backups are intact in at least one destination (all of them, not only <paramref name="Recent"/>):
 /// a readable manifest that describes the file, whose stored size matches it, as list and prune judge it.</param>
 /// <param name="Incomplete">Data files without a manifest (failed or killed runs, or the old tool's files).</param>
-/// <param name="Damaged">Data files whose manifest is unreadable, describes another file, database or dbms, or records another size,
-/// manifests whose data file is missing, and files verify found damaged.</param>
+/// <param name="Damaged">Copies, one per destination, whose manifest is unreadable, describes another file, database or dbms, or
+/// records another size, whose data file is missing, or that verify found damaged: also those of a backup intact in another destination.</param>
 /// <param name="LastVerifiedUtc">When the newest backup that has been checked was found to match its manifest (a .verify.json record that covers it).</param>
 /// <param name="LastVerifiedFile">The backup that check was of.</param>
 public sealed record DatabaseHistory(
@@ -42,9 +42,8 @@ public sealed record InstanceHistory(InstanceConfig Instance, IReadOnlyList<Data
 /// <summary>
 /// Reads an instance's backup history from the manifests in its destinations: what `status` and the
 /// metrics show. Derived from the storage alone, so every runner that shares a destination sees the
-/// same. Reads every manifest (to count only intact backups; a backup found intact in an earlier
-/// destination is not read again), the verify records of the newest <c>depth</c> per database,
-/// and no data file.
+/// same. Reads every manifest (to count only intact backups; a copy of a backup found intact in an
+/// earlier destination only where the listing shows it may differ) with its verify record, and no data file.
 /// </summary>
 public static class BackupHistory
 {
@@ -52,9 +51,11 @@ public static class BackupHistory
         InstanceConfig instance, IReadOnlyList<NamedStorage> destinations, int depth, CancellationToken cancellationToken)
     {
         var points = new Dictionary<string, Dictionary<string, HistoryPoint>>(StringComparer.Ordinal);
-        var intact = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+        // File name → stored size of the backups found intact.
+        var intact = new Dictionary<string, Dictionary<string, long>>(StringComparer.Ordinal);
         var incomplete = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
-        var damaged = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+        // The file name of each damaged copy (one per destination).
+        var damaged = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         var verified = new Dictionary<string, (DateTimeOffset At, string File, DateTimeOffset Started)>(StringComparer.Ordinal);
         var errors = new List<string>();
         foreach (var destination in destinations)
@@ -78,12 +79,9 @@ public static class BackupHistory
                     var good = Get(intact, database);
                     Get(incomplete, database).UnionWith(byDatabase.Where(e => !e.HasManifest).Select(e => StorageKey.FileName(e.Key)));
                     // Newest first (ListAsync's order), judged as list and prune judge them; a manifest whose data file is gone
-                    // is damaged (tr107: it vanished from status, a database whose only backup it was too).
+                    // is a damaged copy (tr107: it vanished from status, a database whose only backup it was too).
                     var found = new List<CatalogBackup>();
-                    // The newest is read again where it has a verify record: a check of this copy (verify --file s3:...) counts too.
-                    var newest = byDatabase.FirstOrDefault(e => e.HasManifest && e.HasData);
-                    foreach (var entry in byDatabase.Where(e => e.HasManifest
-                        && (!good.Contains(StorageKey.FileName(e.Key)) || (e == newest && e.VerifyRecordModified is not null))))
+                    foreach (var entry in byDatabase.Where(e => e.HasManifest && !SameAsIntact(e, good)))
                     {
                         var backup = await BackupCatalog.ClassifyAsync(destination.Storage, instance, entry, cancellationToken).ConfigureAwait(false);
                         if (backup.Status == BackupStatus.Verified)
@@ -100,7 +98,10 @@ public static class BackupHistory
                             Get(damaged, database).Add(StorageKey.FileName(entry.Key));
                         }
                     }
-                    good.UnionWith(found.Select(b => StorageKey.FileName(b.Entry.Key)));
+                    foreach (var backup in found)
+                    {
+                        good.TryAdd(StorageKey.FileName(backup.Entry.Key), backup.Manifest!.StoredBytes);
+                    }
                     // The newest few of each destination, with when each was last checked.
                     foreach (var backup in found.Take(depth))
                     {
@@ -135,12 +136,21 @@ public static class BackupHistory
                 .Take(depth).ToList();
             var check = verified.TryGetValue(database, out var v) ? v : ((DateTimeOffset At, string File, DateTimeOffset Started)?)null;
             var good = Get(intact, database);
-            var bad = Get(damaged, database).Except(good).ToHashSet(StringComparer.Ordinal);
+            var bad = Get(damaged, database);
+            // A damaged copy counts even where another destination holds the backup intact (tr107: verify FAILED two copies
+            // of three, status said damaged 0); the backup counts too, so the database has a backup.
             return new DatabaseHistory(instance, database, recent, good.Count,
-                Get(incomplete, database).Except(good).Except(bad).Count(), bad.Count, check?.At, check?.File);
+                Get(incomplete, database).Except(good.Keys).Except(bad).Count(), bad.Count, check?.At, check?.File);
         }).ToList();
         return new InstanceHistory(instance, databases, errors);
     }
+
+    /// <summary>
+    /// A copy of a backup found intact in an earlier destination, which the listing shows is the same: not read again.
+    /// One of another size, without its data file or with a verify record (a check of this copy, failed or passed) is.
+    /// </summary>
+    private static bool SameAsIntact(CatalogEntry entry, Dictionary<string, long> intact) =>
+        intact.TryGetValue(StorageKey.FileName(entry.Key), out var size) && entry.HasData && entry.Size == size && entry.VerifyRecordModified is null;
 
     private static TValue Get<TValue>(Dictionary<string, TValue> map, string key)
         where TValue : new()

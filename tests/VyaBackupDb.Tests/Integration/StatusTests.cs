@@ -326,6 +326,48 @@ public sealed partial class StatusTests : IAsyncLifetime
         Assert.Contains("1 overdue: st-glob/app_a", plain.Stdout, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Found by a tester (tr107): verify FAILED a backup's local copy (a byte flipped) and its copy on nas2 (the data file
+    /// gone), both beside an intact one on nas, and status said ok, damaged 0: a damaged file intact elsewhere was not
+    /// counted. Each damaged copy is; the backup counts too (the database is not "no backup"), and the exit code stays 0.
+    /// An older backup truncated on nas (another size than the intact local copy) is read there again, and counted.
+    /// </summary>
+    [Fact]
+    public async Task Each_damaged_copy_counts_also_beside_an_intact_copy_in_another_destination()
+    {
+        var (config, backupDir) = await OneInstanceAsync("st-copies", "    storage: [local, nas, nas2]\n",
+            "storage:\n  - name: nas\n    type: local\n    path: nas\n  - name: nas2\n    type: local\n    path: nas2\n");
+        var nasDir = Path.Combine(Path.GetDirectoryName(config)!, "nas");
+        var nas2Dir = Path.Combine(Path.GetDirectoryName(config)!, "nas2");
+        var mysql = TestServers.MySql(name: "st-copies");
+        string older = "", newest = "";
+        foreach (var dir in new[] { backupDir, nasDir, nas2Dir })
+        {
+            older = Backup(dir, mysql, "app", _now.AddHours(-26), 100, 1);
+            newest = Backup(dir, mysql, "app", _now.AddHours(-2), 100, 1);
+        }
+        // local: verify found the newest damaged (its record is newer than the file); nas2: its data file is gone; nas: the older one truncated.
+        var local = new LocalStorage(backupDir);
+        File.SetLastWriteTimeUtc(Path.Combine(backupDir, newest), _now.AddHours(-2));
+        await VerifyRecord.WriteAsync(local, newest, await BackupManifest.ReadAsync(local, BackupManifest.KeyFor(newest), CancellationToken.None),
+            "verify", DateTimeOffset.UtcNow, replace: null, CancellationToken.None, failure: "digest mismatch");
+        File.Delete(Path.Combine(nas2Dir, newest));
+        await File.WriteAllBytesAsync(Path.Combine(nasDir, older), new byte[10]);
+
+        var json = await Run.CliAsync("status", "--json", "--config", config);
+        var plain = await Run.CliAsync("status", "--config", config);
+
+        Assert.True(json.ExitCode == 0, json.ToString());
+        using var document = JsonDocument.Parse(json.Stdout);
+        var app = Assert.Single(document.RootElement.GetProperty("databases").EnumerateArray());
+        Assert.Equal(2, app.GetProperty("backups").GetInt32());
+        Assert.Equal(3, app.GetProperty("damaged").GetInt32());
+        Assert.False(app.GetProperty("overdue").GetBoolean());
+        Assert.InRange(app.GetProperty("age_seconds").GetDouble(), 2 * 3600 - 5, 2 * 3600 + 120);
+        Assert.True(plain.ExitCode == 0, plain.ToString());
+        Assert.Matches(@"(?m)^st-copies \(1\)\s+app\s+ok\s.*\s2 \(\+3 damaged\)", plain.Stdout);
+    }
+
     [Fact]
     public async Task Without_expect_every_the_next_backup_is_due_when_the_schedule_next_fires()
     {
