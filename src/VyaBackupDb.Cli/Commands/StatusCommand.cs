@@ -80,8 +80,7 @@ internal static class StatusCommand
         StatusHtml.Age(row.ExpectedEverySeconds),
         row.LastSizeBytes is { } size ? $"{Output.Size(size)} {Trend(row.History.Select(p => (double)p.SizeBytes))}" : "",
         row.LastDurationSeconds is { } seconds ? $"{StatusHtml.Age(seconds)} {Trend(row.History.Select(p => p.DurationSeconds))}" : "",
-        row.Backups.ToString(CultureInfo.InvariantCulture) + (row.Incomplete > 0 ? $" (+{row.Incomplete} incomplete)" : "")
-            + (row.Damaged > 0 ? $" (+{row.Damaged} damaged)" : ""),
+        StatusHtml.Backups(row),
         row.LastVerifiedUtc is { } verified
             ? verified.UtcDateTime.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture) + (row.NewestVerified ? " (newest)" : " (older)")
             : "never",

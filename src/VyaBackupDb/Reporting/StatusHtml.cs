@@ -67,7 +67,7 @@ public static class StatusHtml
                 .Append(E(row.AgeSeconds is { } age ? Age(age) : "")).Append("</td><td class=\"num\">").Append(E(Age(row.ExpectedEverySeconds)))
                 .Append("</td><td class=\"num\">").Append(E(row.LastSizeBytes is { } size ? Size(size) : "")).Append("</td><td class=\"num\">")
                 .Append(E(row.LastDurationSeconds is { } seconds ? Age(seconds) : "")).Append("</td><td class=\"num\">")
-                .Append(row.Backups.ToString(CultureInfo.InvariantCulture)).Append("</td><td>")
+                .Append(E(Backups(row))).Append("</td><td>")
                 .Append(E(row.LastVerifiedUtc is { } verified ? Time(verified) + (row.NewestVerified ? " (newest)" : "") : "never")).Append("</td></tr>\n");
         }
         html.Append("</tbody>\n</table>\n<div class=\"cards\">\n");
@@ -121,6 +121,11 @@ public static class StatusHtml
         !row.Enabled ? "<span class=\"badge off\">disabled</span>"
         : row.Overdue ? $"<span class=\"badge overdue\">{(row.LastBackupUtc is null ? "no backup" : "overdue")}</span>"
         : "<span class=\"badge ok\">ok</span>";
+
+    /// <summary>The intact backups, and the files that are not (the text table's and the page's alike).</summary>
+    public static string Backups(DatabaseStatus row) =>
+        row.Backups.ToString(CultureInfo.InvariantCulture) + (row.Incomplete > 0 ? $" (+{row.Incomplete} incomplete)" : "")
+        + (row.Damaged > 0 ? $" (+{row.Damaged} damaged)" : "");
 
     private static string E(string text) => WebUtility.HtmlEncode(text);
 

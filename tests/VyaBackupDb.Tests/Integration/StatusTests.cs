@@ -368,6 +368,25 @@ public sealed partial class StatusTests : IAsyncLifetime
         Assert.Matches(@"(?m)^st-copies \(1\)\s+app\s+ok\s.*\s2 \(\+3 damaged\)", plain.Stdout);
     }
 
+    /// <summary>Found by a tester (tr107): the page showed "1" where the text showed "1 (+1 incomplete) (+1 damaged)".</summary>
+    [Fact]
+    public async Task The_html_page_shows_the_incomplete_and_damaged_files_as_the_text_does()
+    {
+        var (config, backupDir) = await OneInstanceAsync("st-page");
+        var mysql = TestServers.MySql(name: "st-page");
+        Backup(backupDir, mysql, "app", _now.AddHours(-3), 100, 1);
+        var garbled = Backup(backupDir, mysql, "app", _now.AddHours(-2), 100, 1);
+        await File.WriteAllTextAsync(Path.Combine(backupDir, garbled + BackupManifest.Suffix), "not json");
+        FabricatedBackups.Create(backupDir, mysql, "app", _now.AddHours(-1).AddTicks(-(_now.Ticks % TimeSpan.TicksPerSecond)), manifest: false);
+        var page = Path.Combine(_scratch.TempDir("status-page"), "status.html");
+
+        var run = await Run.CliAsync("status", "--html", page, "--config", config);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Matches(@"(?m)^st-page \(1\)\s+app\s+ok\s.*\s1 \(\+1 incomplete\) \(\+1 damaged\)", run.Stdout);
+        Assert.Contains("<td class=\"num\">1 (+1 incomplete) (+1 damaged)</td>", await File.ReadAllTextAsync(page), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Without_expect_every_the_next_backup_is_due_when_the_schedule_next_fires()
     {
