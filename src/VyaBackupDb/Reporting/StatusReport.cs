@@ -110,8 +110,9 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
     {
         var last = LastBackup(history, now);
         DateTimeOffset? due = last is null ? null : NextDue(instance, last.FinishedUtc);
-        // The schedule's period from when the next one is due (not the time left since the last one ended).
-        var every = Interval(instance, due ?? now);
+        // The schedule's period from when the next one is due (not the time left since the last one ended); without a
+        // backup, from the next run (tr107: it was the time left until then, changing with each call).
+        var every = Interval(instance, due ?? NextDue(instance, now));
         // A schedule drifts and the due run takes time (as long as the last one, say): overdue only a quarter of the
         // interval, plus that, after it was due.
         // The last one's duration at most an interval: a start stamped by a clock that was behind made it a month long.

@@ -387,6 +387,25 @@ public sealed partial class StatusTests : IAsyncLifetime
         Assert.Contains("<td class=\"num\">1 (+1 incomplete) (+1 damaged)</td>", await File.ReadAllTextAsync(page), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Found by a tester (tr107): for a scheduled instance with no backup yet, the expected interval was the time left until
+    /// the next run, a different number at each call. It is the schedule's period.
+    /// </summary>
+    [Fact]
+    public async Task An_instance_with_no_backup_is_expected_at_its_schedules_period()
+    {
+        var (config, _) = await OneInstanceAsync("st-new", "    schedule: \"0 3 * * *\"\n");
+
+        var json = await Run.CliAsync("status", "--json", "--config", config);
+        var plain = await Run.CliAsync("status", "--config", config);
+
+        Assert.True(json.ExitCode == 8, json.ToString());
+        using var document = JsonDocument.Parse(json.Stdout);
+        var row = Assert.Single(document.RootElement.GetProperty("databases").EnumerateArray());
+        Assert.Equal(86400, row.GetProperty("expected_every_seconds").GetDouble());
+        Assert.Matches(@"(?m)^st-new \(1\)\s+\(no backup\)\s+NO BACKUP\s+never\s+24 h\s", plain.Stdout);
+    }
+
     [Fact]
     public async Task Without_expect_every_the_next_backup_is_due_when_the_schedule_next_fires()
     {
