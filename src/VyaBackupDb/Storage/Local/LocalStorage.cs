@@ -59,9 +59,9 @@ public sealed partial class LocalStorage(string root) : IStorage
         await Task.CompletedTask.ConfigureAwait(false);
         var folder = StorageKey.Folder(prefix);
         var directory = folder.Length == 0 ? Root : FullPath(folder.TrimEnd('/'));
-        // Missing: nothing there yet (as in S3). A file where the folder should be is said (tr107: verify and status
-        // called such a destination empty and OK).
-        if (!IsFolder(directory))
+        // Missing: nothing there yet, and a key is no folder (as in S3). But a file where a folder asked for with its '/'
+        // (an instance's) should be is said (tr107: verify and status called such a destination empty and OK).
+        if (prefix.EndsWith('/') ? !IsFolder(directory) : !Directory.Exists(directory))
         {
             yield break;
         }
