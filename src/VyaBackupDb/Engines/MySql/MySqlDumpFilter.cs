@@ -2780,9 +2780,12 @@ public sealed class MySqlDumpFilter
     }
 
     /// <summary>Neither the target, a trigger's rows, nor a system schema.</summary>
-    private bool IsOtherDatabase(ReadOnlySpan<byte> name) =>
-        !(name.SequenceEqual(targetBytes) || Is(name, "NEW"u8) || Is(name, "OLD"u8) || Is(name, "information_schema"u8)
-            || Is(name, "performance_schema"u8) || name.SequenceEqual("mysql"u8) || name.SequenceEqual("sys"u8));
+    private bool IsOtherDatabase(ReadOnlySpan<byte> name) => !(name.SequenceEqual(targetBytes) || IsRowsOrSystemSchema(name));
+
+    /// <summary>A trigger's rows (NEW., OLD.) or a system schema: a qualifier that names no other database (the backup's check too).</summary>
+    internal static bool IsRowsOrSystemSchema(ReadOnlySpan<byte> name) =>
+        Is(name, "NEW"u8) || Is(name, "OLD"u8) || Is(name, "information_schema"u8) || Is(name, "performance_schema"u8)
+        || name.SequenceEqual("mysql"u8) || name.SequenceEqual("sys"u8);
 
     private void RecordOtherQualifier(ReadOnlySpan<byte> name) => Record(otherQualifiers, name);
 

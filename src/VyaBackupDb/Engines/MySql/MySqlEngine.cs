@@ -403,7 +403,7 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
                 definition = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? reader.GetString(1) : "";
             }
             // As the restore's filter: its own database is the target's, a system schema's name no other database.
-            foreach (var other in QualifiersOf(definition).Where(q => q != database && !IsSystemQualifier(q)))
+            foreach (var other in QualifiersOf(definition).Where(q => q != database && !MySqlDumpFilter.IsRowsOrSystemSchema(Encoding.UTF8.GetBytes(q))))
             {
                 tables.Add(table);
                 others.Add(other);
@@ -417,10 +417,6 @@ public sealed partial class MySqlEngine(InstanceConfig instance) : IDumpEngine
                 + $"another database ({string.Join(", ", others.Take(10))}), which a restore refuses (the copy would write there); not backed up "
                 + "(make them use this database's own sequences and tables, or back the database up with mariadb-dump yourself)");
         }
-
-        static bool IsSystemQualifier(string name) =>
-            name is "mysql" or "sys" || name.Equals("NEW", StringComparison.OrdinalIgnoreCase) || name.Equals("OLD", StringComparison.OrdinalIgnoreCase)
-            || name.Equals("information_schema", StringComparison.OrdinalIgnoreCase) || name.Equals("performance_schema", StringComparison.OrdinalIgnoreCase);
     }
 
     /// <summary>The quoted names a definition, as the server writes it, has before a '.' (`db`.`s`); strings skipped.</summary>
