@@ -92,7 +92,9 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
                     continue;
                 }
             }
-            if (await GoneAsync(file, cancellationToken).ConfigureAwait(false))
+            // One look at the file after its check: gone, or as it was when it was read.
+            var (gone, unchanged) = await LookAgainAsync(file, before, cancellationToken).ConfigureAwait(false);
+            if (gone)
             {
                 // Removed while it was checked (another run's prune, tr104): not a damaged backup (exit 4), an unchecked one;
                 // nor a good one, though S3 may serve an object it is sending after its delete (tr106).
@@ -101,7 +103,7 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
                 observer.Checked(results[^1]);
                 continue;
             }
-            if (await BackupFileChecker.UnchangedAsync(file, before, cancellationToken).ConfigureAwait(false))
+            if (unchanged)
             {
                 await RecordAsync(file, check, fileCheck, cancellationToken).ConfigureAwait(false);
             }
@@ -116,15 +118,17 @@ public sealed class VerifyOperation(AppConfig config, IVerifyObserver observer, 
         return results;
     }
 
-    private static async Task<bool> GoneAsync(BackupLocation file, CancellationToken cancellationToken)
+    /// <summary>Whether the file is gone now, or the same as <paramref name="before"/>; neither when it cannot be looked at.</summary>
+    private static async Task<(bool Gone, bool Unchanged)> LookAgainAsync(BackupLocation file, StorageEntry? before, CancellationToken cancellationToken)
     {
         try
         {
-            return await file.StatAsync(cancellationToken).ConfigureAwait(false) is null;
+            var now = await file.StatAsync(cancellationToken).ConfigureAwait(false);
+            return (now is null, before is not null && now == before);
         }
         catch (Exception e) when (StorageSet.IsStorageFault(e, cancellationToken))
         {
-            return false;
+            return (false, false);
         }
     }
 
