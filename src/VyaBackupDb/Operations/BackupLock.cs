@@ -113,7 +113,7 @@ public sealed class BackupLock : IDisposable
     /// <summary>
     /// 0600 whatever the umask: any user who can open a lock file can flock it and fail our backups ("locked").
     /// </summary>
-    private static FileStreamOptions PrivateFile(FileMode mode, FileShare share)
+    internal static FileStreamOptions PrivateFile(FileMode mode, FileShare share)
     {
         var options = new FileStreamOptions { Mode = mode, Access = FileAccess.ReadWrite, Share = share };
         if (!OperatingSystem.IsWindows())
@@ -124,7 +124,7 @@ public sealed class BackupLock : IDisposable
     }
 
     /// <summary>A lock file an earlier version created at the umask's 0644 is made 0600 (if it is ours: another user's stays).</summary>
-    private static void TightenMode(FileStream stream)
+    internal static void TightenMode(FileStream stream)
     {
         const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         if (OperatingSystem.IsWindows() || File.GetUnixFileMode(stream.SafeFileHandle) == Private)

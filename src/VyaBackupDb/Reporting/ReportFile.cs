@@ -49,17 +49,16 @@ public static class ReportFile
     {
         var full = Resolve(path);
         var lockPath = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.lock");
-        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
-        }
+        // 0600, as a backup's lock: any user who could open it could flock it and hold every run's update back.
+        var options = Operations.BackupLock.PrivateFile(FileMode.OpenOrCreate, FileShare.None);
         var waited = Stopwatch.StartNew();
         while (true)
         {
             try
             {
-                return new FileStream(lockPath, options);
+                var stream = new FileStream(lockPath, options);
+                Operations.BackupLock.TightenMode(stream);
+                return stream;
             }
             catch (IOException e) when (Operations.BackupLock.IsLockedByOther(e) && waited.Elapsed < limit)
             {
