@@ -11,7 +11,7 @@ public enum FakeDump
     KilledMidStream,
     /// <summary>Writes a little, then hangs (a child `sleep` holds its stdout open); its own pid and the sleep's go to pids.</summary>
     Hangs,
-    /// <summary>Writes a small but complete dump slowly: 3 s pass before the completion trailer; exits 0.</summary>
+    /// <summary>Writes a small but complete dump slowly: 3 s pass before the completion trailer, and more while a file <c>hold</c> is in the tools dir (60 s at most); exits 0.</summary>
     SlowButComplete,
     /// <summary>Writes ~12 MB of dump (enough for parts of an upload to leave), then hangs like <see cref="Hangs"/>.</summary>
     StallsMidStream,
@@ -58,6 +58,7 @@ public static class FakeTools
             FakeDump.SlowButComplete => $"""
                 echo "CREATE TABLE slow_t (id INT);"
                 sleep 3
+                i=0; while [ -e "$here/hold" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
                 printf '%b' '{trailer}'
                 exit 0
                 """,

@@ -544,10 +544,14 @@ public sealed class LockAndDiskFullTests : IAsyncLifetime
         var holder = BackupLock.PathFor(backupDir, instanceName, db) + ".holder";
 
         var metrics = Path.Combine(_scratch.TempDir("metrics"), "vya.prom");
+        // The first run's dump waits while this file is there: on a busy machine the second run took longer than its 3 s.
+        var hold = Path.Combine(tools, "hold");
+        await File.WriteAllTextAsync(hold, "");
         var first = Run.CliAsync("backup", "--instance", id, "--database", db, "--config", config);
         var pid = await WaitForHolderPidAsync(holder, first);
         var second = await Run.CliAsync("backup", "--instance", id, "--database", db, "--config", config, "--metrics-file", metrics);
         Assert.False(first.IsCompleted, "the first backup ended before the second one was refused: the fake dump is too fast for this test");
+        File.Delete(hold);
         var firstRun = await first;
 
         Assert.True(second.ExitCode == Locked, second.ToString());
