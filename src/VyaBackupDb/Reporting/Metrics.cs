@@ -12,6 +12,7 @@ namespace VyaBackupDb.Reporting;
 /// <param name="Backups">Intact backups in storage (as list and prune judge them).</param>
 /// <param name="LastStatus">1 when the last run (of this runner) that backed it up succeeded, 0 when it failed; null: not known here.</param>
 /// <param name="Failures">Failed backups counted by this runner, since its metrics file (or process) began.</param>
+/// <param name="OverdueFromUtc">From when it is overdue, as status judges it (the Unix epoch: no backup); null: never (disabled, no longer selected).</param>
 public sealed record DatabaseMetrics(
     int InstanceId,
     string Instance,
@@ -22,7 +23,8 @@ public sealed record DatabaseMetrics(
     int? Backups = null,
     int? LastStatus = null,
     DateTimeOffset? LastRunUtc = null,
-    long Failures = 0);
+    long Failures = 0,
+    DateTimeOffset? OverdueFromUtc = null);
 
 /// <summary>The totals of the last run.</summary>
 public sealed record RunMetrics(DateTimeOffset FinishedUtc, double DurationSeconds, int Succeeded, int Failed, long SizeBytes, int ExitCode, long Runs);
@@ -85,26 +87,53 @@ public static partial class Metrics
                 {
                     warning($"metrics: instance {instance.Id} ({instance.Name}): {StatusReport.FromTheFuture(future)}");
                 }
-                byKey[(instance.Name, database.Database)] = StatusReport.LastBackup(database, now) is { } last
+                var last = StatusReport.LastBackup(database, now);
+                byKey[(instance.Name, database.Database)] = last is not null
                     ? current with
                     {
                         LastSuccessUtc = last.FinishedUtc,
                         LastSuccessDurationSeconds = Math.Round(last.Duration.TotalSeconds, 3),
                         LastSuccessSizeBytes = last.StoredBytes,
                         Backups = backups,
+                        OverdueFromUtc = StatusReport.OverdueFrom(instance, database.Database, last),
                     }
+                    // Only damaged or incomplete copies: no last success (tr107: a damaged backup's stood), as in status.
+                    : history.Errors.Count == 0 ? NoBackup(current, instance)
                     : current with { Backups = backups };
             }
             if (history.Errors.Count == 0)
             {
-                // Every destination was read: what is not there any more has no last success.
+                // Every destination was read: what is not there any more has no last success, and a database include
+                // names, or a files instance, that has never been backed up has its series too, overdue (tr107: an
+                // instance no run ever backed up had none, and no alert could fire).
+                IReadOnlyList<string> expected = !instance.Enabled ? []
+                    : instance.Dbms == Dbms.Files ? [instance.Name]
+                    : DatabaseSelector.Named(instance) is { Count: > 0 } named ? named
+                    : byKey.Keys.Any(k => k.Instance == instance.Name) ? [] : ["*"];
+                foreach (var name in expected.Where(n => !byKey.ContainsKey((instance.Name, n))))
+                {
+                    byKey[(instance.Name, name)] = new DatabaseMetrics(instance.Id, instance.Name, name);
+                }
                 foreach (var key in byKey.Keys.Where(k => k.Instance == instance.Name && history.Databases.All(d => d.Database != k.Database)).ToList())
                 {
-                    byKey[key] = byKey[key] with { LastSuccessUtc = null, LastSuccessDurationSeconds = null, LastSuccessSizeBytes = null, Backups = 0 };
+                    byKey[key] = NoBackup(byKey[key], instance);
                 }
             }
         }
         var lastRun = previous.LastRun;
+
+        // "*" stands for an instance's databases before any is known: overdue only while none is.
+        DatabaseMetrics NoBackup(DatabaseMetrics current, InstanceConfig instance) => current with
+        {
+            LastSuccessUtc = null,
+            LastSuccessDurationSeconds = null,
+            LastSuccessSizeBytes = null,
+            Backups = 0,
+            OverdueFromUtc = current.Database == "*" && byKey.Keys.Any(k => k.Instance == instance.Name && k.Database != "*")
+                ? null
+                : StatusReport.OverdueFrom(instance, current.Database == "*" ? null : current.Database, last: null),
+        };
+
         if (run?.Backup is { } report)
         {
             // A database another runner was backing up (locked) is that runner's to report: no failure of this one.
@@ -154,6 +183,7 @@ public static partial class Metrics
     private static readonly Family LastStatus = new("last_status", "gauge", "1 if the last backup of the database by this runner succeeded, 0 if it failed.");
     private static readonly Family LastRun = new("last_run_timestamp_seconds", "gauge", "When this runner last backed up the database (Unix time), whatever the outcome.");
     private static readonly Family Failures = new("failures_total", "counter", "Failed backups of the database counted by this runner.");
+    private static readonly Family OverdueFrom = new("overdue_timestamp_seconds", "gauge", "From when the database is overdue, as status judges it (Unix time; 0: it has no backup). None for a disabled instance.");
     private static readonly Family RunTime = new("run_timestamp_seconds", "gauge", "When the last backup run finished (Unix time).");
     private static readonly Family RunDuration = new("run_duration_seconds", "gauge", "How long the last backup run took.");
     private static readonly Family RunDatabases = new("run_databases", "gauge", "Databases of the last backup run, by result (ok, failed).");
@@ -188,6 +218,7 @@ public static partial class Metrics
         Write(LastStatus, databases, Db, d => d.LastStatus);
         Write(LastRun, databases, Db, d => d.LastRunUtc?.ToUnixTimeMilliseconds() / 1000.0);
         Write(Failures, databases, Db, d => d.Failures);
+        Write(OverdueFrom, databases, Db, d => d.OverdueFromUtc?.ToUnixTimeMilliseconds() / 1000.0);
         if (snapshot.LastRun is { } run)
         {
             RunMetrics[] one = [run];
@@ -245,6 +276,7 @@ public static partial class Metrics
                     var n when n == Prefix + LastDuration.Name => current with { LastSuccessDurationSeconds = value },
                     var n when n == Prefix + LastSize.Name => current with { LastSuccessSizeBytes = (long)value },
                     var n when n == Prefix + BackupsCount.Name => current with { Backups = (int)value },
+                    var n when n == Prefix + OverdueFrom.Name => current with { OverdueFromUtc = FromUnix(value) },
                     _ => current,
                 };
             }

@@ -106,6 +106,28 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
     public static string FromTheFuture(HistoryPoint backup) =>
         $"{backup.DataFile} is dated {backup.FinishedUtc:yyyy-MM-dd HH:mm} UTC, after now (a clock that was ahead?): not taken as the last backup";
 
+    /// <summary>
+    /// From when the database is overdue (the Unix epoch: it has no backup, so it is already); null when it never is
+    /// (its instance disabled, or it is no longer selected). Status and the metrics alike.
+    /// </summary>
+    public static DateTimeOffset? OverdueFrom(InstanceConfig instance, string? database, HistoryPoint? last)
+    {
+        if (!instance.Enabled || !Expected(instance, database))
+        {
+            return null;
+        }
+        if (last is null)
+        {
+            return DateTimeOffset.UnixEpoch;
+        }
+        var due = NextDue(instance, last.FinishedUtc);
+        var every = Interval(instance, due);
+        // A schedule drifts and the due run takes time (as long as the last one, say): overdue only a quarter of the
+        // interval, plus that, after it was due.
+        // The last one's duration at most an interval: a start stamped by a clock that was behind made it a month long.
+        return due + every / 4 + (last.Duration < every ? last.Duration : every);
+    }
+
     private static DatabaseStatus Row(InstanceConfig instance, string? database, DatabaseHistory? history, DateTimeOffset now)
     {
         var last = LastBackup(history, now);
@@ -113,11 +135,7 @@ public sealed record StatusReport(DateTimeOffset GeneratedUtc, string Host, IRea
         // The schedule's period from when the next one is due (not the time left since the last one ended); without a
         // backup, from the next run (tr107: it was the time left until then, changing with each call).
         var every = Interval(instance, due ?? NextDue(instance, now));
-        // A schedule drifts and the due run takes time (as long as the last one, say): overdue only a quarter of the
-        // interval, plus that, after it was due.
-        // The last one's duration at most an interval: a start stamped by a clock that was behind made it a month long.
-        var overdue = instance.Enabled && Expected(instance, database)
-            && (last is null || now > due!.Value + every / 4 + (last.Duration < every ? last.Duration : every));
+        var overdue = now > OverdueFrom(instance, database, last);
         return new DatabaseStatus(
             instance.Id,
             instance.Name,

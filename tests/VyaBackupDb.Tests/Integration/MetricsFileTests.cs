@@ -217,7 +217,7 @@ public static partial class PromText
         .. new[]
         {
             "backups", "failures_total", "last_run_timestamp_seconds", "last_status", "last_success_duration_seconds",
-            "last_success_size_bytes", "last_success_timestamp_seconds", "run_databases", "run_duration_seconds", "run_exit_code",
+            "last_success_size_bytes", "last_success_timestamp_seconds", "overdue_timestamp_seconds", "run_databases", "run_duration_seconds", "run_exit_code",
             "run_size_bytes", "run_timestamp_seconds", "runs_total",
         }.Select(n => "vya_backupdb_" + n).Order(StringComparer.Ordinal),
     ];

@@ -98,6 +98,61 @@ public sealed partial class StatusTests : IAsyncLifetime
         Assert.Equal(Path.GetFileName(fresh[^1]), row.GetProperty("last_verified_file").GetString());
     }
 
+    /// <summary>
+    /// Found by a tester (tr107): the README's alert on the last success's age fired for a disabled instance and for a
+    /// weekly one that status called ok, and could not fire for an instance never backed up (no series) or for a
+    /// database whose only backup was damaged (its last success stayed in the file). The metrics say from when each
+    /// database is overdue, as status judges it, and the alert compares that with the time.
+    /// </summary>
+    [Fact]
+    public async Task The_metrics_say_from_when_each_database_is_overdue_as_status_does()
+    {
+        var (config, backupDir) = await FleetAsync();
+        var source = _scratch.TempDir("status-files");
+        await File.WriteAllTextAsync(Path.Combine(source, "f"), "x\n");
+        await File.AppendAllTextAsync(config, $$"""
+
+              - {id: 4, name: st-weekly, dbms: files, paths: ['{{source}}'], expect_every: 7d}
+              - {id: 5, name: st-never, dbms: files, paths: ['{{source}}']}
+
+            """);
+        var broken = Backup(backupDir, TestServers.MySql(name: "st-mysql"), "broken", _now.AddHours(-2), 1000, 10);
+        File.WriteAllText(Path.Combine(backupDir, broken), "cut");
+        var metrics = Path.Combine(_scratch.TempDir("status-metrics"), "vya.prom");
+
+        var backup = await Run.CliAsync("backup", "--instance", "4", "--config", config, "--metrics-file", metrics);
+        var status = await Run.CliAsync("status", "--json", "--config", config);
+
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        var prom = PromText.Parse(await File.ReadAllTextAsync(metrics));
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        using var json = JsonDocument.Parse(status.Stdout);
+        var rows = json.RootElement.GetProperty("databases").EnumerateArray().ToList();
+        Assert.Equal(7, rows.Count);
+        foreach (var row in rows)
+        {
+            // An instance without any backup is one row in status; in the metrics, its files or all its databases ("*").
+            var database = row.GetProperty("database").GetString()
+                ?? (row.GetProperty("dbms").GetString() == "files" ? row.GetProperty("instance").GetString() : "*");
+            var labels = $"{{database=\"{database}\",instance_id=\"{row.GetProperty("instance_id").GetInt32()}\","
+                + $"instance_name=\"{row.GetProperty("instance").GetString()}\"}}";
+            if (!row.GetProperty("enabled").GetBoolean())
+            {
+                Assert.False(prom.Has("vya_backupdb_overdue_timestamp_seconds", labels), labels);
+                continue;
+            }
+            var overdueFrom = prom.Value("vya_backupdb_overdue_timestamp_seconds", labels);
+            Assert.True(row.GetProperty("overdue").GetBoolean() == now > overdueFrom, $"{labels}: overdue from {overdueFrom}, now {now}\n{status.Stdout}");
+            Assert.Equal(row.GetProperty("backups").GetInt32() > 0, prom.Has("vya_backupdb_last_success_timestamp_seconds", labels));
+        }
+        // Each case above is there: the weekly one not overdue for a week, the never backed up and the damaged overdue.
+        Assert.InRange(prom.Value("vya_backupdb_overdue_timestamp_seconds", "{database=\"st-weekly\",instance_id=\"4\",instance_name=\"st-weekly\"}"),
+            now + (7 * 86400), now + (9 * 86400));
+        Assert.Equal(0, prom.Value("vya_backupdb_overdue_timestamp_seconds", "{database=\"st-never\",instance_id=\"5\",instance_name=\"st-never\"}"));
+        Assert.Equal(0, prom.Value("vya_backupdb_overdue_timestamp_seconds", "{database=\"broken\",instance_id=\"1\",instance_name=\"st-mysql\"}"));
+        Assert.Equal(0, prom.Value("vya_backupdb_overdue_timestamp_seconds", "{database=\"*\",instance_id=\"2\",instance_name=\"st-pg\"}"));
+    }
+
     [Fact]
     public async Task Status_reports_what_is_overdue_with_trends_and_the_last_verify_and_exits_8()
     {
