@@ -636,9 +636,8 @@ public sealed class RemoteStorageTests : IAsyncLifetime
     /// <summary>Starts the CLI without waiting for it (to interrupt or kill it); its output is captured when <paramref name="redirect"/>.</summary>
     private static Process StartCli(bool redirect, params string[] arguments)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "vya-backupdb.dll");
-        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
-        var start = new ProcessStartInfo(dotnet)
+        var dll = Run.CliDll;
+        var start = new ProcessStartInfo(Run.Dotnet)
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = redirect,

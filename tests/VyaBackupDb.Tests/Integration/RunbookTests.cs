@@ -34,8 +34,7 @@ public sealed class RunbookTests
 
         // The CLI these tests run (already built), not the checkout's launcher (which would build its own).
         var cli = Path.Combine(Directory.CreateTempSubdirectory("vya-itest-runbook-").FullName, "vya-backupdb");
-        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
-        await File.WriteAllTextAsync(cli, $"#!/bin/sh\nexec '{dotnet}' '{Path.Combine(AppContext.BaseDirectory, "vya-backupdb.dll")}' \"$@\"\n");
+        await File.WriteAllTextAsync(cli, $"#!/bin/sh\nexec '{Run.Dotnet}' '{Run.CliDll}' \"$@\"\n");
         if (!OperatingSystem.IsWindows())
         {
             File.SetUnixFileMode(cli, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);

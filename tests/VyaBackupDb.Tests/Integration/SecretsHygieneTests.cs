@@ -482,9 +482,8 @@ public sealed class SecretsHygieneTests : IAsyncLifetime
 
         private Process Start(string? stdin, string[] arguments)
         {
-            var dll = Path.Combine(AppContext.BaseDirectory, "vya-backupdb.dll");
-            var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
-            var startInfo = new ProcessStartInfo(dotnet)
+            var dll = Run.CliDll;
+            var startInfo = new ProcessStartInfo(Run.Dotnet)
             {
                 RedirectStandardInput = true,
                 RedirectStandardOutput = true,
