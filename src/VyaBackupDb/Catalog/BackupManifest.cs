@@ -150,6 +150,10 @@ public sealed record BackupManifest
         {
             throw new JsonException($"manifest schema version {manifest.SchemaVersion} is not supported (this tool reads {SqlSchemaVersion} to {CurrentSchemaVersion})");
         }
+        if (manifest.PlainBytes < 0 || manifest.StoredBytes < 0)
+        {
+            throw new JsonException("a size (plain_bytes, stored_bytes) is negative");
+        }
         if ((manifest.Format == Sources.Sets.BackupSet.Format) != (manifest.Entries is not null))
         {
             throw new JsonException("a backup set's manifest lists its entries, and only a backup set's does");

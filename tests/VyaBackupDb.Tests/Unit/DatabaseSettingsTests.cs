@@ -36,6 +36,23 @@ public sealed class DatabaseSettingsTests
         Assert.DoesNotContain("\"history\"", Encoding.UTF8.GetString(manifest.ToJson()), StringComparison.Ordinal);
     }
 
+    /// <summary>Found by a tester (tr106): a planted manifest's plain_bytes -1 was taken as a size (every read went past it).</summary>
+    [Theory]
+    [InlineData("\"plain_bytes\": -1, \"stored_bytes\": 1")]
+    [InlineData("\"plain_bytes\": 1, \"stored_bytes\": -5")]
+    public void A_manifest_with_a_negative_size_is_damaged(string sizes)
+    {
+        var json = """
+            {"schema_version": 1, "tool_version": "0.1.0", "data_file": "f.sql", "instance_id": 1, "instance_name": "i", "dbms": "mysql",
+             "server_flavor": "MariaDB", "server_version": "10.11", "database": "d", "dump_tool": "mariadb-dump", "dump_tool_version": "x",
+             "compression": "none", "started_utc": "2026-01-13T15:54:40Z", "finished_utc": "2026-01-13T15:54:41Z", SIZES,
+             "plain_sha256": "a", "stored_sha256": "a",
+             "inventory": {"tables": [], "sequences": [], "objects": {"views": 0, "routines": 0, "triggers": 0, "events": 0}}}
+            """.Replace("SIZES", sizes, StringComparison.Ordinal);
+        var e = Assert.Throws<System.Text.Json.JsonException>(() => BackupManifest.FromJson(Encoding.UTF8.GetBytes(json)));
+        Assert.Equal("a size (plain_bytes, stored_bytes) is negative", e.Message);
+    }
+
     [Fact]
     public void Owners_is_read_for_postgresql_and_refused_for_mysql_naming_the_line()
     {
