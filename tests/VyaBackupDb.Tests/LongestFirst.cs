@@ -11,17 +11,19 @@ namespace VyaBackupDb.Tests;
 /// </summary>
 public sealed class LongestFirst : ITestCollectionOrderer
 {
+    /// <summary>Classes, and the named collections whose classes run one after another (<see cref="Integration.VerifyScratch"/>: three).</summary>
     private static readonly string[] Longest =
     [
-        "PostgresLoadRoleTests", "StagedRestoreTests", "PostgresSetTests", "HostileNameTests", "BackupInventoryTests",
-        "OperatorFaultTests", "PostgresLockTests", "RemoteStorageTests", "IntegrityTests", "SecretsHygieneTests",
+        Integration.VerifyScratch.Name, "PostgresLoadRoleTests", "PostgresSetTests", "HostileNameTests", "BackupInventoryTests",
+        "OperatorFaultTests", "PostgresLockTests", "RemoteStorageTests", "SecretsHygieneTests",
         "OldFormatRestoreTests", "GlobalsTests", "PostgresRoundTripTests", "FilesBackupTests", "RestoreFaultTests",
         "MySqlParallelTests", "ScheduleCliTests", "LockAndDiskFullTests",
     ];
 
     public IEnumerable<ITestCollection> OrderTestCollections(IEnumerable<ITestCollection> testCollections) =>
         testCollections
-            .OrderBy(collection => Array.FindIndex(Longest, name => collection.DisplayName.EndsWith("." + name, StringComparison.Ordinal)) is var i and >= 0
+            .OrderBy(collection => Array.FindIndex(Longest, name => collection.DisplayName == name
+                    || collection.DisplayName.EndsWith("." + name, StringComparison.Ordinal)) is var i and >= 0
                 ? i
                 : Longest.Length)
             .ThenBy(collection => collection.DisplayName, StringComparer.Ordinal);
