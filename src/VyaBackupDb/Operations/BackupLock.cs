@@ -50,7 +50,7 @@ public sealed class BackupLock : IDisposable
         try
         {
             LocalStorage.CreatePrivateFolder(Path.GetDirectoryName(path)!);
-            stream = new FileStream(path, PrivateFile(FileMode.OpenOrCreate, FileShare.None));
+            stream = OpenLockFile(path);
         }
         catch (IOException e) when (IsLockedByOther(e))
         {
@@ -63,7 +63,6 @@ public sealed class BackupLock : IDisposable
         {
             throw new OperationFailedException($"cannot write the lock file {path}: {WriteFaultReason(e, path)}", e);
         }
-        TightenMode(stream);
         var holderPath = HolderPath(path);
         var ended = new HashSet<string>(StringComparer.Ordinal);
         if (File.Exists(holderPath))
@@ -113,7 +112,18 @@ public sealed class BackupLock : IDisposable
     /// <summary>
     /// 0600 whatever the umask: any user who can open a lock file can flock it and fail our backups ("locked").
     /// </summary>
-    internal static FileStreamOptions PrivateFile(FileMode mode, FileShare share)
+    /// <summary>
+    /// Opens, creating it if need be, and flocks a lock file (here, and the metrics file's): 0600, an older one made so.
+    /// Throws what <see cref="IsLockedByOther"/> recognizes when another process holds it.
+    /// </summary>
+    internal static FileStream OpenLockFile(string path)
+    {
+        var stream = new FileStream(path, PrivateFile(FileMode.OpenOrCreate, FileShare.None));
+        TightenMode(stream);
+        return stream;
+    }
+
+    private static FileStreamOptions PrivateFile(FileMode mode, FileShare share)
     {
         var options = new FileStreamOptions { Mode = mode, Access = FileAccess.ReadWrite, Share = share };
         if (!OperatingSystem.IsWindows())
@@ -124,7 +134,7 @@ public sealed class BackupLock : IDisposable
     }
 
     /// <summary>A lock file an earlier version created at the umask's 0644 is made 0600 (if it is ours: another user's stays).</summary>
-    internal static void TightenMode(FileStream stream)
+    private static void TightenMode(FileStream stream)
     {
         const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         if (OperatingSystem.IsWindows() || File.GetUnixFileMode(stream.SafeFileHandle) == Private)

@@ -49,16 +49,13 @@ public static class ReportFile
     {
         var full = Resolve(path);
         var lockPath = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.lock");
-        // 0600, as a backup's lock: any user who could open it could flock it and hold every run's update back.
-        var options = Operations.BackupLock.PrivateFile(FileMode.OpenOrCreate, FileShare.None);
         var waited = Stopwatch.StartNew();
         while (true)
         {
             try
             {
-                var stream = new FileStream(lockPath, options);
-                Operations.BackupLock.TightenMode(stream);
-                return stream;
+                // 0600, as a backup's lock: any user who could open it could flock it and hold every run's update back.
+                return Operations.BackupLock.OpenLockFile(lockPath);
             }
             catch (IOException e) when (Operations.BackupLock.IsLockedByOther(e) && waited.Elapsed < limit)
             {
